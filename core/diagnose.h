@@ -1,0 +1,18 @@
+#ifndef ROPEFOLD_CORE_DIAGNOSE_H
+#define ROPEFOLD_CORE_DIAGNOSE_H
+
+#include "core/fold.h"
+#include "core/layer.h"
+#include "core/report.h"
+
+/* Fill rep->diag from the matrices a plan applies: orthogonality defect,
+ * commutators per head and frequency pair, Q/K, GQA and V/O mismatches,
+ * biases left behind, QK-norm weights split within pairs. */
+RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
+		       const FoldPlan *plan, InvReport *rep);
+
+/* Write rep->explanation: plain words on where and why each level breaks
+ * (or holds against the prediction), from verdicts and diagnostics. */
+void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep);
+
+#endif

@@ -1,0 +1,77 @@
+#ifndef ROPEFOLD_CORE_FOLD_H
+#define ROPEFOLD_CORE_FOLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/layer.h"
+#include "core/rotation.h"
+#include "core/status.h"
+
+/* The parts of the block a fold rotates (SPEC 2.1). */
+enum {
+	PART_Q = 1u << 0,
+	PART_K = 1u << 1,
+	PART_V = 1u << 2,
+	PART_O = 1u << 3,
+	PART_ALL = 0xfu
+};
+
+/* The theorem's assumptions; a set bit in FoldConfig.dropped drops one. */
+typedef enum {
+	ASSUME_ORTHOGONAL = 1u << 0,
+	ASSUME_COMMUTES = 1u << 1,
+	ASSUME_SHARED_QK = 1u << 2,
+	ASSUME_PER_HEAD = 1u << 3,
+	ASSUME_GQA_CONSISTENT = 1u << 4,
+	ASSUME_V_SAME = 1u << 5,
+	ASSUME_BIAS = 1u << 6
+} Assumption;
+
+#define ASSUME_COUNT 7
+
+typedef struct {
+	unsigned rotate;      /* PART_* bits */
+	unsigned dropped;     /* Assumption bits */
+	RotKind kind;         /* R_q, R_k kind when commutes is dropped */
+	bool permute_heads;   /* also rotate the kv groups' order */
+	uint64_t seed;        /* draws of every rotation */
+} FoldConfig;
+
+/* The default: rotate Q K V O, every assumption held, Haar kind. */
+FoldConfig fold_config_default(void);
+
+/* What a fold does to each head: the matrices actually applied, identity
+ * where a part is not rotated. */
+typedef struct {
+	size_t n_heads, n_kv_heads, head_dim;
+	double *rq;      /* H x d x d: query head h rows become rq_h W_q,h */
+	double *rk;      /* G x d x d: kv head g rows of W_k become rk_g W_k,g */
+	double *rv;      /* G x d x d: kv head g rows of W_v become rv_g W_v,g */
+	double *ro;      /* H x d x d: O column block h becomes W_o,h ro_h^T */
+	size_t *perm;    /* G: folded group g holds original group perm[g] */
+	bool rotate_bias;
+} FoldPlan;
+
+/* Draw the rotations of a configuration for a layer. */
+RfStatus fold_plan_build(const Layer *l, const FoldConfig *cfg, FoldPlan *plan);
+/* Release a plan. */
+void fold_plan_free(FoldPlan *plan);
+
+/* dst = src with the plan folded in (dst is allocated here). */
+RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst);
+
+/* Assumption names: "orthogonal", "commutes", ... (NULL past the end). */
+const char *fold_assumption_name(unsigned index);
+/* The bit of a name, or 0 when unknown. */
+unsigned fold_assumption_parse(const char *name);
+/* Parse a comma-separated list of names into bits (0 on success; *bad
+ * points at the first unknown name). "none" is the empty list. */
+int fold_drop_parse(const char *list, unsigned *bits, const char **bad);
+/* Parse "qkvo", "qk", "none", ... into PART_* bits (0 on success). */
+int fold_rotate_parse(const char *s, unsigned *bits);
+/* Format PART_* bits as "qkvo" letters, or "none". */
+void fold_rotate_format(unsigned bits, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,43 @@
+#ifndef ROPEFOLD_CORE_INV_H
+#define ROPEFOLD_CORE_INV_H
+
+#include <stddef.h>
+
+#include "core/fold.h"
+#include "core/layer.h"
+#include "core/report.h"
+#include "core/status.h"
+
+/* What an evaluation compares on. */
+typedef struct {
+	size_t seq;           /* T */
+	Precision precision;
+	double tol;           /* <= 0: levels_default_tol(precision) */
+} EvalOptions;
+
+/* An evaluation session over one original layer and one input: it keeps
+ * what a toggle does not change, so the TUI re-evaluates cheaply.
+ * Call sequence: inv_session_new, then inv_session_evaluate any number of
+ * times with any FoldConfig, then inv_session_free. The layer and x must
+ * outlive the session. */
+typedef struct InvSession InvSession;
+
+/* Start a session on layer l with input x (opt->seq x D, row-major). */
+RfStatus inv_session_new(const Layer *l, const double *x,
+			 const EvalOptions *opt, InvSession **out);
+/* Fold by cfg, evaluate both sides, compare, diagnose, explain. rep is
+ * initialised here; release it with report_done(). */
+RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
+			      InvReport *rep);
+/* The folded layer of the last evaluation (NULL before one). */
+const Layer *inv_session_folded(const InvSession *s);
+/* The plan of the last evaluation (NULL before one). */
+const FoldPlan *inv_session_plan(const InvSession *s);
+/* End a session. */
+void inv_session_free(InvSession *s);
+
+/* One-shot evaluation: a session for a single configuration. */
+RfStatus inv_evaluate(const Layer *l, const double *x, const EvalOptions *opt,
+		      const FoldConfig *cfg, InvReport *rep);
+
+#endif

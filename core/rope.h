@@ -1,0 +1,61 @@
+#ifndef ROPEFOLD_CORE_ROPE_H
+#define ROPEFOLD_CORE_ROPE_H
+
+#include <stddef.h>
+
+#include "core/layer.h"
+#include "core/status.h"
+
+/* Coordinates (a, b) of RoPE pair i in a head of rotary dim r:
+ * interleaved (2i, 2i+1), half-split (i, i + r/2). */
+void rope_pair_coords(RopeLayout layout, size_t rotary_dim, size_t i,
+		      size_t *a, size_t *b);
+
+/* The r/2 angular frequencies w_i = theta^(-2i/r), after the scaling rule
+ * (HF transformers' rope utilities: linear, NTK-aware, YaRN, llama3). */
+RfStatus rope_frequencies(const RopeSpec *spec, double *freqs);
+
+/* The factor YaRN applies to cos and sin (1 for other rules). */
+double rope_attention_factor(const RopeSpec *spec);
+
+/* cos/sin of p * w_i for positions 0..seq-1, built once per evaluation. */
+typedef struct {
+	size_t seq;
+	size_t npairs;
+	RopeLayout layout;
+	size_t rotary_dim;
+	double *freqs;   /* npairs */
+	double *cos;     /* seq x npairs, already times the attention factor */
+	double *sin;     /* seq x npairs */
+	float *cos_f;    /* float copies for float32 evaluation */
+	float *sin_f;
+} RopeTable;
+
+/* Build the tables for positions 0..seq-1. */
+RfStatus rope_table_init(RopeTable *t, const RopeSpec *spec, size_t seq);
+/* Release the tables. */
+void rope_table_done(RopeTable *t);
+
+/* Rotate every head of every row in place: x is T x (nheads*head_dim) with
+ * leading dimension ld; row t is at position t. */
+void rope_apply_rows(const RopeTable *t, size_t T, size_t nheads,
+		     size_t head_dim, double *x, size_t ld);
+/* The same in float. */
+void rope_apply_rows_f(const RopeTable *t, size_t T, size_t nheads,
+		       size_t head_dim, float *x, size_t ld);
+
+/* The d x d matrix Theta_p (row-major) for real position p. */
+void rope_theta_matrix(const double *freqs, RopeLayout layout,
+		       size_t rotary_dim, size_t head_dim, double p,
+		       double *out);
+
+/* Name of a layout ("half" or "interleaved"), and its parser (0 on success). */
+const char *rope_layout_name(RopeLayout layout);
+int rope_layout_parse(const char *s, RopeLayout *out);
+
+/* Parse "none", "linear:F", "ntk:F", "yarn:F", "llama3:F" (0 on success). */
+int rope_scaling_parse(const char *s, RopeScaling *out);
+/* Format a scaling rule as the parser reads it. */
+void rope_scaling_format(const RopeScaling *s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,133 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/inv.h"
+#include "core/levels.h"
+#include "data/default_model.h"
+#include "tui/cli_check.h"
+#include "tui/report_text.h"
+
+int workload_build(const RunOptions *o, bool use_default, Workload *w,
+		   char *err, size_t errlen)
+{
+	memset(w, 0, sizeof *w);
+	w->seq = o->seq;
+	w->layer_index = o->layer;
+	if (o->model_path) {
+		snprintf(err, errlen, "--model: loading checkpoints is not supported yet");
+		return 2;
+	}
+	if (use_default) {
+		if (default_model_load(&w->layer, err, errlen) != 0)
+			return 2;
+		opts_apply_rope(o, &w->layer.rope);
+		snprintf(w->source, sizeof w->source, "default");
+		w->default_model = true;
+	} else {
+		RopeSpec rope = o->rope;
+		if (layer_random(&w->layer, &o->shape, &rope, o->with_bias, o->seed) != RF_OK) {
+			snprintf(err, errlen, "--d-model: cannot allocate a layer of this size");
+			return 2;
+		}
+		snprintf(w->source, sizeof w->source, "random");
+	}
+	const char *why;
+	if (rope_spec_check(&w->layer.rope, w->layer.shape.head_dim, &why) != RF_OK) {
+		snprintf(err, errlen, "--rotary-dim/--rope-theta: %s", why);
+		workload_done(w);
+		return 2;
+	}
+	if (o->input == INPUT_EMBED) {
+		snprintf(err, errlen, "--input: 'embed' needs --model with token embeddings");
+		workload_done(w);
+		return 2;
+	}
+	size_t D = w->layer.shape.d_model;
+	w->x = malloc(w->seq * D * sizeof(double));
+	if (!w->x) {
+		snprintf(err, errlen, "--seq: cannot allocate %zu x %zu activations", w->seq, D);
+		workload_done(w);
+		return 2;
+	}
+	layer_random_input(o->seed, w->seq, D, w->x);
+	return 0;
+}
+
+void workload_done(Workload *w)
+{
+	layer_free(&w->layer);
+	free(w->x);
+	w->x = NULL;
+}
+
+ReportContext workload_context(const Workload *w, const RunOptions *o)
+{
+	ReportContext c;
+	c.source = w->source;
+	c.layer_index = w->layer_index;
+	c.seq = w->seq;
+	c.seed = o->seed;
+	c.input = o->input == INPUT_EMBED ? "embed" : "random";
+	return c;
+}
+
+static void check_help(void)
+{
+	printf("usage: ropefold check [model options] [fold options] [--json]\n\n"
+	       "Fold rotations into one attention layer and report whether the score,\n"
+	       "single-head block and residual multi-head levels stay invariant.\n"
+	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
+	       "2: bad usage or input.\n\n");
+	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
+}
+
+int cli_check(int argc, char **argv, bool use_default)
+{
+	RunOptions o;
+	char err[512];
+	opts_defaults(&o);
+	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, &o,
+		       err, sizeof err)) {
+		fprintf(stderr, "ropefold check: %s\n", err);
+		return 2;
+	}
+	if (o.help) {
+		check_help();
+		return 0;
+	}
+	if (o.n_positional) {
+		fprintf(stderr, "ropefold check: %s: unexpected argument\n", o.positional[0]);
+		return 2;
+	}
+	Workload w;
+	if (workload_build(&o, use_default, &w, err, sizeof err)) {
+		fprintf(stderr, "ropefold check: %s\n", err);
+		return 2;
+	}
+	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
+	InvReport rep;
+	RfStatus st = inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
+	if (st != RF_OK) {
+		fprintf(stderr, "ropefold check: evaluation failed: %s\n", rf_status_str(st));
+		workload_done(&w);
+		return 2;
+	}
+	ReportContext ctx = workload_context(&w, &o);
+	if (o.json) {
+		json_t *doc = report_to_json(&rep, &w.layer, &o.fold, &ctx);
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, color);
+	}
+	int rc = report_ok(&rep) ? 0 : 1;
+	report_done(&rep);
+	workload_done(&w);
+	return rc;
+}

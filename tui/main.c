@@ -1,0 +1,49 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tui/cli_check.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ropefold [MODE] [options]\n\n"
+		"Fold RoPE-commuting rotations into an attention layer and watch the\n"
+		"score, single-head block and residual multi-head levels stay exact.\n\n"
+		"modes:\n"
+		"  (none)    the TUI on the built-in default layer (a check report\n"
+		"            when standard output is not a terminal)\n"
+		"  tui       the TUI on a random or loaded layer\n"
+		"  check     one evaluation, printed as a table or JSON\n"
+		"  fold      write a folded checkpoint\n"
+		"  verify    decide whether checkpoint B is an exact fold of A\n"
+		"  info      what a checkpoint holds\n"
+		"  bench     timed evaluation with GFLOP/s\n\n"
+		"'ropefold MODE --help' lists a mode's flags. '--version' prints the\n"
+		"version.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		/* No terminal: print the check report instead of hanging. */
+		return cli_check(0, argv + 1, true);
+	}
+	const char *mode = argv[1];
+	if (!strcmp(mode, "--version") || !strcmp(mode, "-V")) {
+		printf("ropefold %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (!strcmp(mode, "--help") || !strcmp(mode, "-h") || !strcmp(mode, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(mode, "check"))
+		return cli_check(argc - 2, argv + 2, false);
+	if (mode[0] == '-')
+		return cli_check(argc - 1, argv + 1, false);
+	fprintf(stderr, "ropefold: %s: unknown mode (see ropefold --help)\n", mode);
+	return 2;
+}

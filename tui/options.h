@@ -1,0 +1,68 @@
+#ifndef ROPEFOLD_TUI_OPTIONS_H
+#define ROPEFOLD_TUI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/fold.h"
+#include "core/layer.h"
+#include "core/report.h"
+
+/* Which flag groups a mode accepts. */
+enum {
+	OPT_MODEL = 1u << 0,   /* --model --layer --d-model ... --input */
+	OPT_FOLD = 1u << 1,    /* --rotate --drop --kind --permute-heads */
+	OPT_EVAL = 1u << 2,    /* --precision --tol */
+	OPT_JSON = 1u << 3,    /* --json */
+	OPT_BENCH = 1u << 4,   /* --repeat */
+	OPT_FOLDIO = 1u << 5   /* --out --layers --dtype --force --undo */
+};
+
+typedef enum { INPUT_RANDOM = 0, INPUT_EMBED = 1 } InputKind;
+
+/* Everything the command line says, shared by check, tui, fold, bench. */
+typedef struct {
+	const char *model_path;   /* NULL: a random layer */
+	size_t layer;
+	LayerShape shape;         /* random layer shape */
+	size_t seq;
+	uint64_t seed;
+	/* RoPE: a loaded layer reads these from its file unless set */
+	bool layout_set, rotary_set, theta_set, scaling_set;
+	RopeSpec rope;
+	bool with_bias;
+	InputKind input;
+	const char *tokens;       /* --tokens 1,5,9 */
+	Precision precision;
+	double tol;               /* 0 = default of the precision */
+	FoldConfig fold;
+	bool json;
+	size_t repeat;            /* bench */
+	const char *out;          /* fold */
+	const char *layers;       /* fold/verify: all, N, N..M */
+	const char *dtype;        /* fold: keep, f32 */
+	const char *undo;         /* fold: sidecar */
+	bool force;
+	bool help;
+	const char *positional[4];
+	size_t n_positional;
+} RunOptions;
+
+/* Defaults of SPEC 2.5. */
+void opts_defaults(RunOptions *o);
+
+/* Parse argv[0..argc-1] (the mode's arguments, without the mode name).
+ * Only the flag groups in accept are known. On error returns -1 and
+ * writes one line naming the flag into err. */
+int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
+	       char *err, size_t errlen);
+
+/* Apply the RoPE flags that were set onto a spec read from a file. */
+void opts_apply_rope(const RunOptions *o, RopeSpec *rope);
+
+/* Print the flag groups of accept, with their defaults, to a stream
+ * given as FILE * (void * keeps stdio out of this header). */
+void opts_print_help(void *stream, unsigned accept);
+
+#endif
