@@ -1,0 +1,531 @@
+#include "config.h"
+
+#include "core/attention.h"
+#include "core/diagnose.h"
+#include "core/inv.h"
+#include "core/levels.h"
+#include "core/rope.h"
+#include "core/rotation.h"
+#include "tests/testutil.h"
+
+/* One layer configuration under test. */
+typedef struct {
+	size_t D, H, G, d, r, T;
+	RopeLayout layout;
+	bool bias;
+	Precision prec;
+} Case;
+
+static const Case MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
+static const Case GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
+static const Case PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
+
+static void make_layer(const Case *c, uint64_t seed, Layer *l)
+{
+	LayerShape s = {c->D, c->H, c->G, c->d};
+	RopeSpec r = rope_spec_default(c->d);
+	r.layout = c->layout;
+	r.rotary_dim = c->r;
+	assert_int_equal(layer_random(l, &s, &r, c->bias, seed), RF_OK);
+}
+
+/* Evaluate cfg on a fresh layer and input of the case. */
+static void run_case(const Case *c, const FoldConfig *cfg, InvReport *rep)
+{
+	Layer l;
+	make_layer(c, 17, &l);
+	double *x = malloc(c->T * c->D * sizeof(double));
+	layer_random_input(17, c->T, c->D, x);
+	EvalOptions eo = {.seq = c->T, .precision = c->prec, .tol = 0};
+	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
+	free(x);
+	layer_free(&l);
+}
+
+static FoldConfig cfg_with(unsigned rotate, unsigned dropped)
+{
+	FoldConfig c = fold_config_default();
+	c.rotate = rotate;
+	c.dropped = dropped;
+	return c;
+}
+
+/* The verdicts must follow the predictions for a generic random layer. */
+static void expect_levels(const InvReport *rep, bool s, bool h, bool r,
+			  const char *what)
+{
+	bool want[3] = {s, h, r};
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		if (rep->level[i].holds != want[i])
+			fail_msg("%s: %s level %s (rel err %.3g), expected it to %s", what,
+				 level_name((LevelId)i), rep->level[i].holds ? "holds" : "breaks",
+				 rep->level[i].max_rel_err, want[i] ? "hold" : "break");
+}
+
+static void expect_guaranteed(const InvReport *rep, bool s, bool h, bool r,
+			      const char *what)
+{
+	bool want[3] = {s, h, r};
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		if (rep->level[i].guaranteed != want[i])
+			fail_msg("%s: %s level guaranteed=%d, expected %d", what,
+				 level_name((LevelId)i), rep->level[i].guaranteed, want[i]);
+}
+
+/* ---- everything held ------------------------------------------------------ */
+
+static void check_all_hold(const Case *c, const char *what)
+{
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	InvReport rep;
+	run_case(c, &cfg, &rep);
+	expect_guaranteed(&rep, true, true, true, what);
+	expect_levels(&rep, true, true, true, what);
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		assert_le(rep.level[i].max_rel_err, 1e-12);
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+}
+
+static void test_all_held_mha(void **state)
+{
+	(void)state;
+	check_all_hold(&MHA, "MHA");
+}
+
+static void test_all_held_gqa_bias(void **state)
+{
+	(void)state;
+	check_all_hold(&GQA, "GQA with biases");
+}
+
+static void test_all_held_partial_rotary(void **state)
+{
+	(void)state;
+	check_all_hold(&PARTIAL, "partial rotary");
+	Case c = PARTIAL;
+	c.layout = ROPE_INTERLEAVED;
+	c.r = 2;
+	check_all_hold(&c, "one rotary pair");
+}
+
+/* ---- each assumption dropped ------------------------------------------- */
+
+/* For a GQA layer with biases every assumption matters. Expected verdicts
+ * per dropped assumption (score, head, residual). */
+static void test_each_assumption(void **state)
+{
+	(void)state;
+	static const struct {
+		unsigned drop;
+		bool s, h, r;
+	} rows[] = {
+		{ASSUME_ORTHOGONAL, false, false, false},
+		{ASSUME_COMMUTES, false, false, false},
+		{ASSUME_SHARED_QK, false, false, false},
+		{ASSUME_PER_HEAD, true, true, true},
+		{ASSUME_GQA_CONSISTENT, false, false, false},
+		{ASSUME_V_SAME, true, true, true},
+		{ASSUME_BIAS, false, false, false},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		FoldConfig cfg = cfg_with(PART_ALL, rows[i].drop);
+		InvReport rep;
+		char what[64];
+		snprintf(what, sizeof what, "drop %s", fold_assumption_name(i));
+		run_case(&GQA, &cfg, &rep);
+		expect_guaranteed(&rep, rows[i].s, rows[i].h, rows[i].r, what);
+		expect_levels(&rep, rows[i].s, rows[i].h, rows[i].r, what);
+		report_done(&rep);
+	}
+}
+
+/* Under MHA, gqa-consistent and bias (no biases) have no effect. */
+static void test_assumptions_without_effect(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT | ASSUME_BIAS);
+	InvReport rep;
+	run_case(&MHA, &cfg, &rep);
+	expect_guaranteed(&rep, true, true, true, "MHA, no bias");
+	expect_levels(&rep, true, true, true, "MHA, no bias");
+	report_done(&rep);
+}
+
+/* Every kind of non-commuting R breaks all three levels. */
+static void test_every_kind_breaks(void **state)
+{
+	(void)state;
+	for (int k = ROT_HAAR; k < ROT_KIND_COUNT; k++) {
+		FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+		cfg.kind = (RotKind)k;
+		InvReport rep;
+		run_case(&GQA, &cfg, &rep);
+		expect_guaranteed(&rep, false, false, false, rotation_kind_name((RotKind)k));
+		expect_levels(&rep, false, false, false, rotation_kind_name((RotKind)k));
+		report_done(&rep);
+	}
+}
+
+/* ---- the 16 rotate sets ------------------------------------------------ */
+
+static void test_all_rotate_sets(void **state)
+{
+	(void)state;
+	const Case *cases[] = {&MHA, &GQA, &PARTIAL};
+	for (size_t ci = 0; ci < 3; ci++)
+		for (unsigned set = 0; set < 16; set++) {
+			bool q = set & PART_Q, k = set & PART_K;
+			bool v = set & PART_V, o = set & PART_O;
+			bool S = q == k, VO = v == o;
+			FoldConfig cfg = cfg_with(set, 0);
+			InvReport rep;
+			char what[64], letters[8];
+			fold_rotate_format(set, letters, sizeof letters);
+			snprintf(what, sizeof what, "case %zu rotate %s", ci, letters);
+			run_case(cases[ci], &cfg, &rep);
+			expect_guaranteed(&rep, S, S && VO, S && VO, what);
+			expect_levels(&rep, S, S && VO, S && VO, what);
+			report_done(&rep);
+		}
+}
+
+/* ---- facts worth showing -------------------------------------------------- */
+
+/* A shared non-commuting orthogonal R leaves the diagonal m = n exact and
+ * breaks every other offset. */
+static void test_diagonal_survives(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	InvReport rep;
+	run_case(&MHA, &cfg, &rep);
+	assert_le(rep.by_offset[0], 1e-12 * rep.level[LEVEL_SCORE].ref_max);
+	for (size_t off = 1; off < rep.seq; off++)
+		assert_gt(rep.by_offset[off], 1e-6 * rep.level[LEVEL_SCORE].ref_max);
+	assert_true(rep.level[LEVEL_SCORE].worst_m != rep.level[LEVEL_SCORE].worst_n);
+	assert_non_null(strstr(rep.explanation, "diagonal"));
+	assert_non_null(strstr(rep.explanation, "mixes"));
+	report_done(&rep);
+}
+
+/* Permuting heads: head-wise comparisons break, the residual does not. */
+static void test_permute_heads(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	cfg.permute_heads = true;
+	InvReport rep;
+	run_case(&GQA, &cfg, &rep);
+	expect_guaranteed(&rep, false, false, true, "permute-heads");
+	expect_levels(&rep, false, false, true, "permute-heads");
+	assert_le(rep.level[LEVEL_RESIDUAL].max_rel_err, 1e-12);
+	assert_true(rep.diag.heads_permuted);
+	assert_non_null(strstr(rep.explanation, "permuted"));
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+}
+
+/* T = 1: only the diagonal is compared, so any orthogonal R holds at all
+ * levels; the report says the level holds without a guarantee. */
+static void test_single_token(void **state)
+{
+	(void)state;
+	Case c = GQA;
+	c.T = 1;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	InvReport rep;
+	run_case(&c, &cfg, &rep);
+	expect_guaranteed(&rep, false, false, false, "T=1");
+	expect_levels(&rep, true, true, true, "T=1");
+	assert_non_null(strstr(rep.explanation, "holds although"));
+	report_done(&rep);
+}
+
+/* V needs no commutation: a Haar R_v absorbed by O is exact. */
+static void test_v_needs_no_commutation(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_V | PART_O, ASSUME_V_SAME | ASSUME_COMMUTES);
+	InvReport rep;
+	run_case(&GQA, &cfg, &rep);
+	expect_levels(&rep, true, true, true, "rotate vo, Haar");
+	report_done(&rep);
+}
+
+/* Rotating V without O breaks the head level, and the explanation says O. */
+static void test_o_must_absorb(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_Q | PART_K | PART_V, 0);
+	InvReport rep;
+	run_case(&MHA, &cfg, &rep);
+	expect_levels(&rep, true, false, false, "rotate qkv");
+	assert_non_null(strstr(rep.explanation, "O does not absorb"));
+	/* not guaranteed, so no bug: exit status 0 */
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+}
+
+/* float32 shows its roundoff floor: far above float64's, within 1e-3. */
+static void test_float32_floor(void **state)
+{
+	(void)state;
+	Case c = GQA;
+	c.prec = PREC_F32;
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	InvReport rep;
+	run_case(&c, &cfg, &rep);
+	expect_levels(&rep, true, true, true, "f32");
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		assert_gt(rep.level[i].max_rel_err, 1e-9);
+		assert_le(rep.level[i].max_rel_err, 1e-4);
+		assert_le(rep.level[i].eps_units, 1000);
+	}
+	assert_close(rep.tol, 1e-3, 0);
+	report_done(&rep);
+}
+
+/* Reproducible: the same seed gives the same errors to the last bit. */
+static void test_reproducible(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	InvReport a, b;
+	run_case(&GQA, &cfg, &a);
+	run_case(&GQA, &cfg, &b);
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		assert_true(a.level[i].max_abs_err == b.level[i].max_abs_err);
+	report_done(&a);
+	report_done(&b);
+}
+
+/* The one-side forward pass agrees with the comparison's residual. */
+static void test_forward_matches(void **state)
+{
+	(void)state;
+	const Case *c = &GQA;
+	Layer l, f;
+	make_layer(c, 3, &l);
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldPlan plan;
+	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
+	assert_int_equal(fold_apply(&l, &plan, &f), RF_OK);
+	size_t T = c->T, D = c->D;
+	double *x = malloc(T * D * sizeof(double));
+	double *ya = malloc(T * D * sizeof(double)), *yb = malloc(T * D * sizeof(double));
+	double *sa = malloc(T * T * sizeof(double)), *sb = malloc(T * T * sizeof(double));
+	layer_random_input(3, T, D, x);
+	RopeTable tab;
+	rope_table_init(&tab, &l.rope, T);
+	attention_forward(&l, x, T, &tab, ya, 1, sa);
+	attention_forward(&f, x, T, &tab, yb, 1, sb);
+	assert_le(tu_max_diff(ya, yb, T * D), 1e-12);
+	assert_le(tu_max_diff(sa, sb, T * T), 1e-12);
+	/* the folded weights really changed */
+	assert_gt(tu_max_diff(l.wq, f.wq, 10), 1e-3);
+	free(x); free(ya); free(yb); free(sa); free(sb);
+	rope_table_done(&tab);
+	fold_plan_free(&plan);
+	layer_free(&l);
+	layer_free(&f);
+}
+
+/* ---- QK-norm ----------------------------------------------------------- */
+
+static void run_qk_norm(bool split, InvReport *rep)
+{
+	Case c = MHA;
+	Layer l;
+	make_layer(&c, 5, &l);
+	l.q_norm = malloc(c.d * sizeof(double));
+	l.k_norm = malloc(c.d * sizeof(double));
+	l.qk_norm_per_head = true;
+	Rng rng;
+	rng_seed(&rng, 1, 9);
+	for (size_t i = 0; i < c.d / 2; i++) {
+		size_t a, b;
+		rope_pair_coords(c.layout, c.r, i, &a, &b);
+		l.q_norm[a] = l.q_norm[b] = 0.5 + rng_uniform(&rng);
+		l.k_norm[a] = l.k_norm[b] = 0.5 + rng_uniform(&rng);
+		if (split)
+			l.q_norm[b] += 0.5;
+	}
+	double *x = malloc(c.T * c.D * sizeof(double));
+	layer_random_input(5, c.T, c.D, x);
+	EvalOptions eo = {.seq = c.T, .precision = PREC_F64};
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
+	free(x);
+	layer_free(&l);
+}
+
+static void test_qk_norm_pairs(void **state)
+{
+	(void)state;
+	InvReport rep;
+	run_qk_norm(false, &rep);
+	expect_guaranteed(&rep, true, true, true, "QK-norm equal in pairs");
+	expect_levels(&rep, true, true, true, "QK-norm equal in pairs");
+	report_done(&rep);
+	run_qk_norm(true, &rep);
+	expect_guaranteed(&rep, false, false, false, "QK-norm split");
+	expect_levels(&rep, false, false, false, "QK-norm split");
+	assert_gt(rep.diag.qk_norm_pair_defect, 0.4);
+	assert_non_null(strstr(rep.explanation, "QK-norm"));
+	report_done(&rep);
+}
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+/* A rotation mixing only the two slowest pairs: the commutator is tiny and
+ * the break offset is about 1 / |w_i - w_j|, far beyond T. */
+static void test_slow_pair_mixing(void **state)
+{
+	(void)state;
+	Case c = MHA;
+	Layer l;
+	make_layer(&c, 2, &l);
+	size_t d = c.d, np = c.r / 2;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldPlan plan;
+	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
+	/* R: identity except a 45-degree turn of pair np-2 into pair np-1,
+	 * the same on both coordinates (so each block is conformal). */
+	double *R = plan.rq;
+	memset(R, 0, d * d * sizeof(double));
+	for (size_t i = 0; i < d; i++)
+		R[i * d + i] = 1;
+	size_t a1, b1, a2, b2;
+	rope_pair_coords(c.layout, c.r, np - 2, &a1, &b1);
+	rope_pair_coords(c.layout, c.r, np - 1, &a2, &b2);
+	double s = sqrt(0.5);
+	R[a1 * d + a1] = s; R[a1 * d + a2] = -s;
+	R[a2 * d + a1] = s; R[a2 * d + a2] = s;
+	R[b1 * d + b1] = s; R[b1 * d + b2] = -s;
+	R[b2 * d + b1] = s; R[b2 * d + b2] = s;
+	for (size_t h = 1; h < c.H; h++)
+		memcpy(plan.rq + h * d * d, R, d * d * sizeof(double));
+	for (size_t g = 0; g < c.G; g++)
+		memcpy(plan.rk + g * d * d, R, d * d * sizeof(double));
+	InvReport rep;
+	assert_int_equal(report_init(&rep, c.T, c.H, c.G, d, c.r), RF_OK);
+	assert_int_equal(diagnose_plan(&l, &cfg, &plan, &rep), RF_OK);
+	double f[8];
+	rope_frequencies(&l.rope, f);
+	double want = ceil(1.0 / fabs(f[np - 2] - f[np - 1]));
+	assert_close((double)rep.diag.break_offset, want, 1.0);
+	assert_gt((double)rep.diag.break_offset, 1000);
+	assert_int_equal(rep.diag.mix_head, 0);
+	assert_int_equal(rep.diag.mix_i, np - 2);
+	assert_int_equal(rep.diag.mix_j, np - 1);
+	assert_le(rep.diag.comm_q[0], 1e-3);
+	assert_gt(rep.diag.comm_q[0], 1e-6);
+	report_done(&rep);
+	fold_plan_free(&plan);
+	layer_free(&l);
+}
+
+/* The diagnostics name the right cause for each broken configuration. */
+static void test_diagnostics_name_causes(void **state)
+{
+	(void)state;
+	InvReport rep;
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_SHARED_QK);
+	run_case(&GQA, &cfg, &rep);
+	assert_gt(rep.diag.qk_mismatch, 0.1);
+	assert_non_null(strstr(rep.explanation, "Q and K are rotated differently"));
+	report_done(&rep);
+
+	cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT);
+	run_case(&GQA, &cfg, &rep);
+	assert_gt(rep.diag.gqa_mismatch, 0.1);
+	assert_non_null(strstr(rep.explanation, "kv group"));
+	report_done(&rep);
+
+	cfg = cfg_with(PART_ALL, ASSUME_ORTHOGONAL);
+	run_case(&GQA, &cfg, &rep);
+	assert_gt(rep.diag.ortho_defect, 0.1);
+	assert_gt(rep.diag.vo_mismatch, 0.1);
+	assert_non_null(strstr(rep.explanation, "not orthogonal"));
+	report_done(&rep);
+
+	cfg = cfg_with(PART_ALL, ASSUME_BIAS);
+	run_case(&GQA, &cfg, &rep);
+	assert_true(rep.diag.qk_bias_unrotated);
+	assert_true(rep.diag.v_bias_unrotated);
+	assert_non_null(strstr(rep.explanation, "biases"));
+	report_done(&rep);
+
+	cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	cfg.kind = ROT_PAIR_REFLECT;
+	run_case(&GQA, &cfg, &rep);
+	assert_non_null(strstr(rep.explanation, "not a rotation"));
+	report_done(&rep);
+
+	cfg = cfg_with(PART_ALL, 0);
+	run_case(&GQA, &cfg, &rep);
+	assert_le(rep.diag.comm_max, 1e-12);
+	assert_le(rep.diag.ortho_defect, 1e-12);
+	assert_le(rep.diag.vo_mismatch, 1e-12);
+	assert_int_equal(rep.diag.break_offset, 0);
+	report_done(&rep);
+}
+
+/* The prediction rules, straight from SPEC 2.2, over every rotate set and
+ * every single dropped assumption on a GQA layer with biases. */
+static void test_prediction_table(void **state)
+{
+	(void)state;
+	Layer l;
+	make_layer(&GQA, 1, &l);
+	for (unsigned set = 0; set < 16; set++)
+		for (unsigned a = 0; a <= ASSUME_COUNT; a++)
+			for (int perm = 0; perm < 2; perm++) {
+				unsigned drop = a < ASSUME_COUNT ? 1u << a : 0;
+				FoldConfig cfg = cfg_with(set, drop);
+				cfg.permute_heads = perm;
+				bool q = set & PART_Q, k = set & PART_K;
+				bool v = set & PART_V, o = set & PART_O;
+				bool S = q == k;
+				if (S && q)
+					S = !(drop & (ASSUME_ORTHOGONAL | ASSUME_COMMUTES |
+						      ASSUME_SHARED_QK | ASSUME_GQA_CONSISTENT |
+						      ASSUME_BIAS));
+				bool VO = v == o;
+				if (VO && v)
+					VO = !(drop & (ASSUME_ORTHOGONAL | ASSUME_BIAS));
+				bool g[3];
+				levels_predict(&l, &cfg, g);
+				assert_int_equal(g[LEVEL_SCORE], S && !perm);
+				assert_int_equal(g[LEVEL_HEAD], S && !perm && VO);
+				assert_int_equal(g[LEVEL_RESIDUAL], S && VO);
+			}
+	layer_free(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_all_held_mha),
+		cmocka_unit_test(test_all_held_gqa_bias),
+		cmocka_unit_test(test_all_held_partial_rotary),
+		cmocka_unit_test(test_each_assumption),
+		cmocka_unit_test(test_assumptions_without_effect),
+		cmocka_unit_test(test_every_kind_breaks),
+		cmocka_unit_test(test_all_rotate_sets),
+		cmocka_unit_test(test_diagonal_survives),
+		cmocka_unit_test(test_permute_heads),
+		cmocka_unit_test(test_single_token),
+		cmocka_unit_test(test_v_needs_no_commutation),
+		cmocka_unit_test(test_o_must_absorb),
+		cmocka_unit_test(test_float32_floor),
+		cmocka_unit_test(test_reproducible),
+		cmocka_unit_test(test_forward_matches),
+		cmocka_unit_test(test_qk_norm_pairs),
+		cmocka_unit_test(test_slow_pair_mixing),
+		cmocka_unit_test(test_diagnostics_name_causes),
+		cmocka_unit_test(test_prediction_table),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
