@@ -339,8 +339,8 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 	/* The hypothesis fails but the break is too slow to show at this T. */
 	bool qk_rot = (cfg->rotate & PART_Q) && (cfg->rotate & PART_K);
 	if (ls->holds && qk_rot && dg->mix_norm > DIAG_ZERO && dg->break_offset)
-		say(&t, " Hypothesis fails (R mixes frequencies) but the break is too small "
-			"to show at T = %zu; it would appear near offset %zu.",
+		say(&t, " R mixes frequencies, but too slowly to show at T = %zu: "
+			"hypothesis fails; the break would appear near offset %zu.",
 		    rep->seq, dg->break_offset);
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
