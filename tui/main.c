@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tui/cli_check.h"
+#include "tui/options.h"
 
 static void usage(FILE *f)
 {
@@ -22,7 +23,9 @@ static void usage(FILE *f)
 		"  info      what a checkpoint holds\n"
 		"  bench     timed evaluation with GFLOP/s\n\n"
 		"'ropefold MODE --help' lists a mode's flags. '--version' prints the\n"
-		"version.\n");
+		"version.\n\n"
+		"flags of check and tui (fold and bench take the same):\n");
+	opts_print_help(f, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
 }
 
 int main(int argc, char **argv)
