@@ -43,6 +43,11 @@ typedef struct Model Model;
 
 /* Open a checkpoint file or folder (format detected from its content). */
 int model_open(const char *path, Model **out, char *err, size_t errlen);
+/* Open a checkpoint held in memory (p stays alive until model_close): GGUF
+ * or llama2.c, or safetensors with the text of its config.json. name is
+ * used in messages. For tests and fuzzing. */
+int model_open_memory(const void *p, size_t n, const char *config_json, const char *name,
+		      Model **out, char *err, size_t errlen);
 /* What the checkpoint holds. */
 const ModelInfo *model_info(const Model *m);
 /* Read layer i into a float64 Layer (allocated here; layer_free it). */

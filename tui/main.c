@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tui/cli_check.h"
+#include "tui/cli_info.h"
 #include "tui/options.h"
 
 static void usage(FILE *f)
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "check"))
 		return cli_check(argc - 2, argv + 2, false);
+	if (!strcmp(mode, "info"))
+		return cli_info(argc - 2, argv + 2);
 	if (mode[0] == '-')
 		return cli_check(argc - 1, argv + 1, false);
 	fprintf(stderr, "ropefold: %s: unknown mode (see ropefold --help)\n", mode);

@@ -1,0 +1,510 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/reader.h"
+
+/* GGUF v2/v3: "GGUF", u32 version, u64 tensor count, u64 metadata count,
+ * the metadata key/values, the tensor infos (name, n_dims, dims ne0 first,
+ * ggml type, offset), padding to general.alignment, then the data. */
+
+enum {
+	GV_U8 = 0, GV_I8, GV_U16, GV_I16, GV_U32, GV_I32, GV_F32, GV_BOOL,
+	GV_STRING, GV_ARRAY, GV_U64, GV_I64, GV_F64, GV_NTYPES
+};
+
+/* Counts beyond these are refused before any loop runs over them. */
+#define GGUF_MAX_TENSORS ((uint64_t)1 << 20)
+#define GGUF_MAX_KV ((uint64_t)1 << 20)
+#define GGUF_MAX_NAME ((uint64_t)1 << 16)
+#define GGUF_MAX_DEPTH 3
+
+/* A bounds-checked cursor over the mapped file. */
+typedef struct {
+	const unsigned char *p;
+	size_t n, pos;
+	const char *file;
+	char *err;
+	size_t errlen;
+	int failed;
+} Cur;
+
+static void cur_fail(Cur *c, const char *what)
+{
+	if (!c->failed)
+		snprintf(c->err, c->errlen, "%s: offset %zu: %s", c->file, c->pos, what);
+	c->failed = 1;
+}
+
+static bool cur_need(Cur *c, size_t k)
+{
+	if (c->failed)
+		return false;
+	if (k > c->n - c->pos) {
+		cur_fail(c, "truncated (runs past the end of the file)");
+		return false;
+	}
+	return true;
+}
+
+static uint64_t cur_uint(Cur *c, size_t k)
+{
+	if (!cur_need(c, k))
+		return 0;
+	uint64_t v = 0;
+	for (size_t i = k; i-- > 0;)
+		v = v << 8 | c->p[c->pos + i];
+	c->pos += k;
+	return v;
+}
+
+/* A GGUF string: u64 length, bytes. Returns a pointer into the map. */
+static const char *cur_str(Cur *c, size_t *len, uint64_t maxlen)
+{
+	size_t at = c->pos;
+	uint64_t l = cur_uint(c, 8);
+	if (c->failed)
+		return NULL;
+	if (l > maxlen || l > c->n - c->pos) {
+		c->pos = at;
+		cur_fail(c, "string length past the end of the file or absurd");
+		return NULL;
+	}
+	const char *s = (const char *)c->p + c->pos;
+	c->pos += (size_t)l;
+	*len = (size_t)l;
+	return s;
+}
+
+static const size_t gv_size[GV_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+/* One metadata value as the families need it. */
+typedef struct {
+	const char *key;
+	size_t keylen;
+	unsigned type;
+	size_t at;          /* offset of the value */
+	unsigned arr_type;  /* arrays: element type and count */
+	uint64_t arr_n;
+} Kv;
+
+/* Skip one value of type t, checking every length. */
+static void skip_value(Cur *c, unsigned t, int depth)
+{
+	if (t >= GV_NTYPES) {
+		cur_fail(c, "unknown metadata value type");
+		return;
+	}
+	if (t == GV_STRING) {
+		size_t l;
+		cur_str(c, &l, UINT64_MAX);
+		return;
+	}
+	if (t != GV_ARRAY) {
+		if (cur_need(c, gv_size[t]))
+			c->pos += gv_size[t];
+		return;
+	}
+	if (depth >= GGUF_MAX_DEPTH) {
+		cur_fail(c, "arrays nested too deep");
+		return;
+	}
+	unsigned et = (unsigned)cur_uint(c, 4);
+	uint64_t n = cur_uint(c, 8);
+	if (c->failed)
+		return;
+	if (et >= GV_NTYPES) {
+		c->pos -= 12;
+		cur_fail(c, "unknown array element type");
+		return;
+	}
+	/* Every element takes at least one byte (strings 8): a count the rest
+	 * of the file cannot hold is refused before looping. */
+	size_t minsz = et == GV_STRING || et == GV_ARRAY ? 8 : gv_size[et];
+	if (n > (c->n - c->pos) / minsz) {
+		c->pos -= 8;
+		cur_fail(c, "array count past the end of the file");
+		return;
+	}
+	if (et != GV_STRING && et != GV_ARRAY) {
+		c->pos += (size_t)n * minsz;
+		return;
+	}
+	for (uint64_t i = 0; i < n && !c->failed; i++)
+		skip_value(c, et, depth + 1);
+}
+
+/* ggml types that convert, plus the rest with their block geometry so
+ * that byte ranges of unsupported tensors are still checked. */
+static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *bytes,
+			   const char **name)
+{
+	static const struct {
+		unsigned id;
+		const char *name;
+		TensorDtype dt;
+		size_t blk, bytes;
+	} tab[] = {
+		{0, "F32", TDT_F32, 1, 4},              {1, "F16", TDT_F16, 1, 2},
+		{2, "Q4_0", TDT_Q4_0, 32, 18},          {3, "Q4_1", TDT_UNSUPPORTED, 32, 20},
+		{6, "Q5_0", TDT_UNSUPPORTED, 32, 22},   {7, "Q5_1", TDT_UNSUPPORTED, 32, 24},
+		{8, "Q8_0", TDT_Q8_0, 32, 34},          {9, "Q8_1", TDT_UNSUPPORTED, 32, 36},
+		{10, "Q2_K", TDT_UNSUPPORTED, 256, 84}, {11, "Q3_K", TDT_UNSUPPORTED, 256, 110},
+		{12, "Q4_K", TDT_UNSUPPORTED, 256, 144}, {13, "Q5_K", TDT_UNSUPPORTED, 256, 176},
+		{14, "Q6_K", TDT_UNSUPPORTED, 256, 210}, {15, "Q8_K", TDT_UNSUPPORTED, 256, 292},
+		{24, "I8", TDT_UNSUPPORTED, 1, 1},      {25, "I16", TDT_UNSUPPORTED, 1, 2},
+		{26, "I32", TDT_UNSUPPORTED, 1, 4},     {27, "I64", TDT_UNSUPPORTED, 1, 8},
+		{28, "F64", TDT_F64, 1, 8},             {30, "BF16", TDT_BF16, 1, 2},
+	};
+	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+		if (tab[i].id == t) {
+			*dt = tab[i].dt;
+			*blk = tab[i].blk;
+			*bytes = tab[i].bytes;
+			*name = tab[i].name;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool gguf_sniff(const unsigned char *p, size_t n)
+{
+	return n >= 4 && !memcmp(p, "GGUF", 4);
+}
+
+static const Kv *kv_find(const Kv *kv, size_t nkv, const char *arch, const char *suffix)
+{
+	char key[160];
+	if (arch)
+		snprintf(key, sizeof key, "%s.%s", arch, suffix);
+	else
+		snprintf(key, sizeof key, "%s", suffix);
+	size_t kl = strlen(key);
+	for (size_t i = 0; i < nkv; i++)
+		if (kv[i].keylen == kl && !memcmp(kv[i].key, key, kl))
+			return &kv[i];
+	return NULL;
+}
+
+/* A scalar value as double; arrays give their first element. */
+static bool kv_number(const Cur *c, const Kv *k, double *out)
+{
+	unsigned t = k->type;
+	size_t at = k->at;
+	if (t == GV_ARRAY) {
+		if (k->arr_n == 0)
+			return false;
+		t = k->arr_type;
+		at += 12;
+	}
+	if (t >= GV_NTYPES || t == GV_STRING || t == GV_ARRAY || t == GV_BOOL)
+		return false;
+	Cur r = *c;
+	r.pos = at;
+	uint64_t u = cur_uint(&r, gv_size[t]);
+	if (r.failed)
+		return false;
+	switch (t) {
+	case GV_I8: *out = (int8_t)u; break;
+	case GV_I16: *out = (int16_t)u; break;
+	case GV_I32: *out = (int32_t)u; break;
+	case GV_I64: *out = (double)(int64_t)u; break;
+	case GV_F32: {
+		uint32_t b = (uint32_t)u;
+		float f;
+		memcpy(&f, &b, sizeof f);
+		*out = f;
+		break;
+	}
+	case GV_F64: memcpy(out, &u, sizeof *out); break;
+	default: *out = (double)u; break;
+	}
+	return isfinite(*out);
+}
+
+static bool kv_string(const Cur *c, const Kv *k, char *buf, size_t len)
+{
+	if (k->type != GV_STRING)
+		return false;
+	Cur r = *c;
+	r.pos = k->at;
+	size_t l;
+	const char *s = cur_str(&r, &l, UINT64_MAX);
+	if (!s)
+		return false;
+	snprintf(buf, len, "%.*s", (int)(l < len ? l : len - 1), s);
+	return true;
+}
+
+/* A size from arch.suffix; 0 when absent. -1 when present but not a
+ * sensible count. */
+static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+		   const char *suffix, size_t *out, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(kv, nkv, arch, suffix);
+	double v;
+	*out = 0;
+	if (!k)
+		return 0;
+	if (!kv_number(c, k, &v) || v < 0 || v > 1e12 || v != floor(v)) {
+		snprintf(err, errlen, "%s: metadata %s.%s: not a count", c->file, arch, suffix);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+/* llama.cpp's rope type per architecture: these are NEOX (half-split);
+ * the rest (llama and kin) are NORM (interleaved). */
+static bool arch_is_neox(const char *arch)
+{
+	static const char *neox[] = {
+		"falcon", "grok", "dbrx", "bert", "nomic-bert", "jina-bert-v2", "stablelm",
+		"bitnet", "qwen", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe", "olmo2",
+		"olmoe", "phi2", "phi3", "phimoe", "plamo", "codeshell", "orion", "gemma",
+		"gemma2", "gemma3", "starcoder2", "openelm", "gptneox", "exaone", "minicpm3",
+		"nemotron", "granitehybrid", "hunyuan-moe", "ernie4_5", "smallthinker",
+	};
+	for (size_t i = 0; i < sizeof neox / sizeof neox[0]; i++)
+		if (!strcmp(arch, neox[i]))
+			return true;
+	return false;
+}
+
+static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, char *err,
+			size_t errlen)
+{
+	const Kv *a = kv_find(kv, nkv, NULL, "general.architecture");
+	if (!a || !kv_string(c, a, hp->arch, sizeof hp->arch)) {
+		snprintf(err, errlen, "%s: metadata general.architecture missing", c->file);
+		return -1;
+	}
+	const char *ar = hp->arch;
+	snprintf(hp->source, sizeof hp->source, "GGUF metadata");
+	struct {
+		const char *suffix;
+		size_t *out;
+	} sizes[] = {
+		{"block_count", &hp->n_layers},
+		{"embedding_length", &hp->d_model},
+		{"attention.head_count", &hp->n_heads},
+		{"attention.head_count_kv", &hp->n_kv_heads},
+		{"attention.key_length", &hp->head_dim},
+		{"rope.dimension_count", &hp->rotary_dim},
+		{"vocab_size", &hp->vocab},
+	};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		if (kv_size(c, kv, nkv, ar, sizes[i].suffix, sizes[i].out, err, errlen))
+			return -1;
+	const char *need[] = {"block_count", "embedding_length", "attention.head_count"};
+	size_t *needv[] = {&hp->n_layers, &hp->d_model, &hp->n_heads};
+	for (size_t i = 0; i < 3; i++) {
+		if (!*needv[i]) {
+			snprintf(err, errlen, "%s: metadata %s.%s missing", c->file, ar, need[i]);
+			return -1;
+		}
+	}
+	const Kv *k;
+	double v;
+	hp->theta = 10000.0;  /* llama.cpp's default when freq_base is absent */
+	if ((k = kv_find(kv, nkv, ar, "rope.freq_base")) && kv_number(c, k, &v))
+		hp->theta = v;
+	if ((k = kv_find(kv, nkv, ar, "attention.layer_norm_rms_epsilon")) && kv_number(c, k, &v))
+		hp->norm_eps = v;
+	else if ((k = kv_find(kv, nkv, ar, "attention.layer_norm_epsilon")) && kv_number(c, k, &v))
+		hp->norm_eps = v;
+	hp->qk_norm_eps = hp->norm_eps;
+	char ty[32] = "";
+	double factor = 0, orig = 0;
+	if ((k = kv_find(kv, nkv, ar, "rope.scaling.type")))
+		kv_string(c, k, ty, sizeof ty);
+	if ((k = kv_find(kv, nkv, ar, "rope.scaling.factor")))
+		kv_number(c, k, &factor);
+	if ((k = kv_find(kv, nkv, ar, "rope.scaling.original_context_length")))
+		kv_number(c, k, &orig);
+	if ((k = kv_find(kv, nkv, ar, "rope.scale_linear")) && kv_number(c, k, &v) && v != 1.0) {
+		snprintf(ty, sizeof ty, "linear");
+		factor = v;
+	}
+	if (ty[0] && strcmp(ty, "none") && factor > 0 && factor != 1.0) {
+		if (!strcmp(ty, "linear")) {
+			hp->scaling.kind = ROPE_SCALING_LINEAR;
+		} else if (!strcmp(ty, "yarn")) {
+			hp->scaling.kind = ROPE_SCALING_YARN;
+		} else {
+			snprintf(err, errlen, "%s: metadata %s.rope.scaling.type '%s' is not "
+				 "supported (linear, yarn)", c->file, ar, ty);
+			return -1;
+		}
+		hp->scaling.factor = factor;
+		hp->scaling.original_max_pos = orig;
+	}
+	if ((k = kv_find(kv, nkv, ar, "attention.query_pre_attn_scalar")) && kv_number(c, k, &v))
+		hp->query_pre_attn_scalar = v;
+	hp->layout_set = true;
+	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
+	if (!strncmp(ar, "gemma", 5))
+		hp->embed_scale_sqrt_d = true;  /* norms are stored as 1 + w already */
+	return 0;
+}
+
+#define FAIL(msg)                          \
+	do {                               \
+		cur_fail(&c, msg);         \
+		goto fail;                 \
+	} while (0)
+
+static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
+		      size_t errlen)
+{
+	Cur c = {f->p, f->n, 0, f->path, err, errlen, 0};
+	Kv *kv = NULL;
+	size_t first = tt->n;
+	if (f->n < 4 || memcmp(f->p, "GGUF", 4)) {
+		snprintf(err, errlen, "%s: offset 0: bad magic (not GGUF)", f->path);
+		return -1;
+	}
+	c.pos = 4;
+	uint32_t version = (uint32_t)cur_uint(&c, 4);
+	if (!c.failed && version != 2 && version != 3) {
+		c.pos = 4;
+		FAIL("unsupported GGUF version (2 and 3 are read)");
+	}
+	size_t at_counts = c.pos;
+	uint64_t ntensors = cur_uint(&c, 8);
+	uint64_t nkv = cur_uint(&c, 8);
+	if (c.failed)
+		goto fail;
+	if (ntensors > GGUF_MAX_TENSORS || ntensors > (f->n - c.pos) / 24) {
+		c.pos = at_counts;
+		FAIL("tensor count absurd or past the end of the file");
+	}
+	if (nkv > GGUF_MAX_KV || nkv > (f->n - c.pos) / 13) {
+		c.pos = at_counts + 8;
+		FAIL("metadata count absurd or past the end of the file");
+	}
+	kv = calloc(nkv ? (size_t)nkv : 1, sizeof *kv);
+	if (!kv)
+		FAIL("out of memory");
+	size_t alignment = 32;
+	for (size_t i = 0; i < nkv; i++) {
+		kv[i].key = cur_str(&c, &kv[i].keylen, GGUF_MAX_NAME);
+		kv[i].type = (unsigned)cur_uint(&c, 4);
+		kv[i].at = c.pos;
+		if (c.failed)
+			goto fail;
+		if (kv[i].type == GV_ARRAY && cur_need(&c, 12)) {
+			Cur r = c;
+			kv[i].arr_type = (unsigned)cur_uint(&r, 4);
+			kv[i].arr_n = cur_uint(&r, 8);
+		}
+		skip_value(&c, kv[i].type, 0);
+		if (c.failed)
+			goto fail;
+		if (kv[i].keylen == 17 && !memcmp(kv[i].key, "general.alignment", 17)) {
+			double v;
+			if (!kv_number(&c, &kv[i], &v) || v < 1 || v > 65536 ||
+			    ((size_t)v & ((size_t)v - 1))) {
+				c.pos = kv[i].at;
+				FAIL("general.alignment must be a power of two up to 65536");
+			}
+			alignment = (size_t)v;
+		}
+	}
+	for (size_t i = 0; i < ntensors; i++) {
+		size_t at = c.pos, nl;
+		const char *nm = cur_str(&c, &nl, GGUF_MAX_NAME);
+		uint32_t nd = (uint32_t)cur_uint(&c, 4);
+		if (c.failed)
+			goto fail;
+		if (nd == 0 || nd > TENSOR_MAX_DIMS) {
+			c.pos -= 4;
+			FAIL("tensor with 0 or more than 4 dimensions");
+		}
+		size_t ne[TENSOR_MAX_DIMS], nelem = 1;
+		for (uint32_t j = 0; j < nd; j++) {
+			uint64_t d = cur_uint(&c, 8);
+			if (c.failed)
+				goto fail;
+			if (d == 0 || d > (uint64_t)1 << 40 || !size_mul(nelem, (size_t)d, &nelem)) {
+				c.pos -= 8;
+				FAIL("tensor dimension zero, absurd or overflowing");
+			}
+			ne[j] = (size_t)d;
+		}
+		unsigned ty = (unsigned)cur_uint(&c, 4);
+		uint64_t off = cur_uint(&c, 8);
+		if (c.failed)
+			goto fail;
+		TensorDtype dt;
+		size_t blk, bsz, nbytes;
+		const char *tname;
+		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
+			c.pos -= 12;
+			FAIL("unknown tensor type");
+		}
+		if (ne[0] % blk || !size_mul(nelem / blk, bsz, &nbytes)) {
+			c.pos = at;
+			FAIL("tensor row length not a multiple of its block size");
+		}
+		TensorRef *t = tensor_table_add(tt, nm, nl);
+		if (!t)
+			FAIL("out of memory");
+		t->dtype = dt;
+		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", tname);
+		t->ndim = nd;
+		for (uint32_t j = 0; j < nd; j++)
+			t->shape[j] = ne[nd - 1 - j];   /* ne0 is the innermost */
+		t->nelem = nelem;
+		t->nbytes = nbytes;
+		t->offset = (size_t)(off > SIZE_MAX ? SIZE_MAX : off);
+		t->file = f->path;
+		if (off % alignment) {
+			snprintf(err, errlen, "%s: tensor %s: data offset %llu not a multiple of "
+				 "the alignment %zu", f->path, t->name, (unsigned long long)off,
+				 alignment);
+			goto fail_quiet;
+		}
+	}
+	size_t data_start = c.pos;
+	if (data_start % alignment)
+		data_start += alignment - data_start % alignment;
+	if (data_start > f->n && ntensors) {
+		FAIL("data section starts past the end of the file");
+	}
+	for (size_t i = first; i < tt->n; i++) {
+		TensorRef *t = &tt->v[i];
+		size_t abs, end;
+		if (!size_add(data_start, t->offset, &abs) || !size_add(abs, t->nbytes, &end) ||
+		    end > f->n) {
+			snprintf(err, errlen, "%s: tensor %s: data at offset %zu + %zu bytes runs past "
+				 "the end of the file (%zu bytes)", f->path, t->name, t->offset,
+				 t->nbytes, f->n);
+			goto fail_quiet;
+		}
+		t->offset = abs;
+		t->data = f->p + abs;
+	}
+	if (read_hparams(&c, kv, (size_t)nkv, hp, err, errlen))
+		goto fail_quiet;
+	if (tensor_table_find(tt, "rope_freqs.weight"))
+		hp->llama3_freqs_tensor = true;
+	free(kv);
+	return 0;
+fail:
+	(void)0;
+fail_quiet:
+	free(kv);
+	return -1;
+}
+
+const ReaderOps reader_gguf = {
+	.name = "gguf",
+	.format = MODEL_FMT_GGUF,
+	.sniff = gguf_sniff,
+	.parse = gguf_parse,
+};

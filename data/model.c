@@ -1,0 +1,649 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/families.h"
+#include "data/hfconfig.h"
+#include "data/model.h"
+#include "data/reader.h"
+
+struct Model {
+	char path[4096];
+	MappedFile *files;        /* every mapped file (shards) */
+	size_t nfiles;
+	TensorTable tt;
+	Hparams hp;
+	Family fam;
+	ModelInfo info;
+	const TensorRef *embed;   /* token embeddings, or NULL */
+};
+
+/* The tensors of one layer, found and shape-checked but not yet read. */
+typedef struct {
+	const TensorRef *q, *k, *v, *qkv, *o;
+	const TensorRef *bq, *bk, *bv, *bqkv, *bo;
+	const TensorRef *q_norm, *k_norm, *norm, *norm_bias;
+} LayerTensors;
+
+const char *model_format_name(ModelFormat f)
+{
+	switch (f) {
+	case MODEL_FMT_SAFETENSORS: return "safetensors";
+	case MODEL_FMT_GGUF: return "gguf";
+	case MODEL_FMT_LLAMA2C: return "llama2c";
+	}
+	return "?";
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static int add_file(Model *m, const char *path, char *err, size_t errlen)
+{
+	MappedFile *v = realloc(m->files, (m->nfiles + 1) * sizeof *v);
+	if (!v) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	m->files = v;
+	if (mapfile_open(&m->files[m->nfiles], path, err, errlen))
+		return -1;
+	m->nfiles++;
+	return 0;
+}
+
+static bool is_file(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), k = strlen(suf);
+	return n >= k && !strcmp(s + n - k, suf);
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == path)
+		snprintf(dir, len, "/");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Map and parse every shard a model.safetensors.index.json names. */
+static int open_index(Model *m, const char *dir, const char *index, char *err,
+		      size_t errlen)
+{
+	json_error_t je;
+	json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", index, je.line, je.text);
+		return -1;
+	}
+	int rc = -1;
+	json_t *wm = json_object_get(root, "weight_map");
+	if (!json_is_object(wm) || json_object_size(wm) == 0) {
+		snprintf(err, errlen, "%s: no weight_map", index);
+		goto out;
+	}
+	const char *key;
+	json_t *val;
+	/* Each shard once, in order of first mention. */
+	json_object_foreach(wm, key, val) {
+		if (!json_is_string(val)) {
+			snprintf(err, errlen, "%s: weight_map entry %s is not a file name", index, key);
+			goto out;
+		}
+		const char *shard = json_string_value(val);
+		if (!shard[0] || shard[0] == '/' || strstr(shard, "..")) {
+			snprintf(err, errlen, "%s: weight_map entry %s: refusing shard path '%s'",
+				 index, key, shard);
+			goto out;
+		}
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, shard);
+		bool seen = false;
+		for (size_t i = 0; i < m->nfiles && !seen; i++)
+			seen = !strcmp(m->files[i].path, path);
+		if (seen)
+			continue;
+		if (add_file(m, path, err, errlen) ||
+		    reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen))
+			goto out;
+	}
+	json_object_foreach(wm, key, val) {
+		if (!tensor_table_find(&m->tt, key)) {
+			snprintf(err, errlen, "%s: tensor %s is listed in weight_map but not in shard %s",
+				 index, key, json_string_value(val));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* An HF folder: the index if there is one, else model.safetensors, else
+ * every *.safetensors file in name order. */
+static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+	if (is_file(p))
+		return open_index(m, dir, p, err, errlen);
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	if (is_file(p))
+		return add_file(m, p, err, errlen) ||
+		       reader_safetensors.parse(&m->files[0], &m->tt, &m->hp, err, errlen) ? -1 : 0;
+	DIR *d = opendir(dir);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char **names = NULL;
+	size_t n = 0;
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!has_suffix(e->d_name, ".safetensors"))
+			continue;
+		char **v = realloc(names, (n + 1) * sizeof *v);
+		if (!v || !(v[n] = strdup(e->d_name))) {
+			names = v ? v : names;
+			rc = -1;
+			snprintf(err, errlen, "%s: out of memory", dir);
+			break;
+		}
+		names = v;
+		n++;
+	}
+	closedir(d);
+	if (!rc && n == 0) {
+		snprintf(err, errlen, "%s: no model.safetensors, index or *.safetensors file in "
+			 "this folder", dir);
+		rc = -1;
+	}
+	if (!rc)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+		rc = add_file(m, p, err, errlen) ||
+		     reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen)
+			     ? -1 : 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/* ---- per-layer tensors --------------------------------------------------------- */
+
+/* Check t against shape [a] (b == 0) or [a, b]. */
+static int check_shape(const Model *m, const TensorRef *t, size_t a, size_t b, char *err,
+		       size_t errlen)
+{
+	bool ok = b ? (t->ndim == 2 && t->shape[0] == a && t->shape[1] == b)
+		    : (t->ndim == 1 && t->shape[0] == a);
+	if (!ok) {
+		char got[96];
+		tensor_shape_str(t, got, sizeof got);
+		if (b)
+			snprintf(err, errlen, "%s: tensor %s: shape %s, but %s gives [%zu, %zu]",
+				 t->file, t->name, got, m->hp.source, a, b);
+		else
+			snprintf(err, errlen, "%s: tensor %s: shape %s, but %s gives [%zu]", t->file,
+				 t->name, got, m->hp.source, a);
+		return -1;
+	}
+	if (t->dtype == TDT_UNSUPPORTED) {
+		snprintf(err, errlen, "%s: tensor %s: dtype %s is not supported (F64, F32, F16, "
+			 "BF16, Q8_0, Q4_0)", t->file, t->name, t->dtype_name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Find the tensor of a suffix in layer i; required ones must exist. */
+static int find_tensor(const Model *m, size_t i, const char *suffix, bool required,
+		       const TensorRef **out, char *err, size_t errlen)
+{
+	char nm[320];
+	*out = NULL;
+	family_tensor_name(&m->fam, i, suffix, nm, sizeof nm);
+	if (nm[0])
+		*out = tensor_table_find(&m->tt, nm);
+	if (!*out && required) {
+		snprintf(err, errlen, "%s: layer %zu: tensor %s is missing", m->path, i, nm);
+		return -1;
+	}
+	return 0;
+}
+
+static int layer_tensors(const Model *m, size_t i, LayerTensors *lt, char *err,
+			 size_t errlen)
+{
+	const FamilyNames *fn = m->fam.names;
+	const LayerShape *s = &m->fam.shape;
+	size_t D = s->d_model, H = s->n_heads, G = s->n_kv_heads, d = s->head_dim;
+	size_t Hd = H * d, Gd = G * d;
+	memset(lt, 0, sizeof *lt);
+	if (i >= m->fam.n_layers) {
+		snprintf(err, errlen, "%s: layer %zu: the model has %zu layers (0..%zu)", m->path, i,
+			 m->fam.n_layers, m->fam.n_layers - 1);
+		return -1;
+	}
+	bool fused = m->fam.qkv_kind != QKV_SPLIT;
+	int bad = 0;
+	if (fused) {
+		bad |= find_tensor(m, i, fn->qkv, true, &lt->qkv, err, errlen);
+		bad = bad || find_tensor(m, i, fn->bqkv, false, &lt->bqkv, err, errlen);
+	} else {
+		bad |= find_tensor(m, i, fn->q, true, &lt->q, err, errlen);
+		bad = bad || find_tensor(m, i, fn->k, true, &lt->k, err, errlen);
+		bad = bad || find_tensor(m, i, fn->v, true, &lt->v, err, errlen);
+		bad = bad || find_tensor(m, i, fn->bq, false, &lt->bq, err, errlen);
+		bad = bad || find_tensor(m, i, fn->bk, false, &lt->bk, err, errlen);
+		bad = bad || find_tensor(m, i, fn->bv, false, &lt->bv, err, errlen);
+	}
+	bad = bad || find_tensor(m, i, fn->o, true, &lt->o, err, errlen);
+	bad = bad || find_tensor(m, i, fn->bo, false, &lt->bo, err, errlen);
+	bad = bad || find_tensor(m, i, fn->q_norm, false, &lt->q_norm, err, errlen);
+	bad = bad || find_tensor(m, i, fn->k_norm, false, &lt->k_norm, err, errlen);
+	bad = bad || find_tensor(m, i, fn->attn_norm, false, &lt->norm, err, errlen);
+	bad = bad || find_tensor(m, i, fn->attn_norm_bias, false, &lt->norm_bias, err, errlen);
+	if (bad)
+		return -1;
+	if (fused) {
+		size_t rows = m->fam.qkv_kind == QKV_FUSED_PER_HEAD ? 3 * Hd : Hd + 2 * Gd;
+		if (check_shape(m, lt->qkv, rows, D, err, errlen) ||
+		    (lt->bqkv && check_shape(m, lt->bqkv, rows, 0, err, errlen)))
+			return -1;
+	} else if (check_shape(m, lt->q, Hd, D, err, errlen) ||
+		   check_shape(m, lt->k, Gd, D, err, errlen) ||
+		   check_shape(m, lt->v, Gd, D, err, errlen) ||
+		   (lt->bq && check_shape(m, lt->bq, Hd, 0, err, errlen)) ||
+		   (lt->bk && check_shape(m, lt->bk, Gd, 0, err, errlen)) ||
+		   (lt->bv && check_shape(m, lt->bv, Gd, 0, err, errlen))) {
+		return -1;
+	}
+	if (check_shape(m, lt->o, D, Hd, err, errlen) ||
+	    (lt->bo && check_shape(m, lt->bo, D, 0, err, errlen)) ||
+	    (lt->norm && check_shape(m, lt->norm, D, 0, err, errlen)) ||
+	    (lt->norm_bias && check_shape(m, lt->norm_bias, D, 0, err, errlen)))
+		return -1;
+	if (!lt->q_norm != !lt->k_norm) {
+		snprintf(err, errlen, "%s: layer %zu: QK-norm on only one of q and k", m->path, i);
+		return -1;
+	}
+	if (lt->q_norm) {
+		/* Per head (Qwen3: d entries) or over all heads (OLMo2: H*d). */
+		bool per_head = lt->q_norm->ndim == 1 && lt->q_norm->shape[0] == d;
+		if (check_shape(m, lt->q_norm, per_head ? d : Hd, 0, err, errlen) ||
+		    check_shape(m, lt->k_norm, per_head ? d : Gd, 0, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- open ------------------------------------------------------------------- */
+
+static void fill_info(Model *m, const LayerTensors *lt)
+{
+	ModelInfo *in = &m->info;
+	const Family *f = &m->fam;
+	memset(in, 0, sizeof *in);
+	snprintf(in->arch, sizeof in->arch, "%s", m->hp.arch[0] ? m->hp.arch : f->names->name);
+	in->n_layers = f->n_layers;
+	in->shape = f->shape;
+	in->rope = f->rope;
+	in->vocab = m->embed ? m->embed->shape[0] : 0;
+	in->biases = lt->bq || lt->bk || lt->bv || lt->bqkv;
+	in->o_bias = lt->bo != NULL;
+	in->qk_norm = lt->q_norm != NULL;
+	in->fused_qkv = lt->qkv != NULL;
+	const TensorRef *q = lt->qkv ? lt->qkv : lt->q;
+	snprintf(in->dtype, sizeof in->dtype, "%s", q->dtype_name);
+	snprintf(in->tensor_q, sizeof in->tensor_q, "%s", q->name);
+	snprintf(in->tensor_k, sizeof in->tensor_k, "%s", lt->qkv ? lt->qkv->name : lt->k->name);
+	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", lt->qkv ? lt->qkv->name : lt->v->name);
+	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
+}
+
+/* Parse the mapped files (already in m) and resolve the family. */
+static int model_finish(Model *m, char *err, size_t errlen)
+{
+	if (family_resolve(&m->tt, &m->hp, m->path, &m->fam, err, errlen))
+		return -1;
+	LayerTensors lt;
+	if (layer_tensors(m, 0, &lt, err, errlen))
+		return -1;
+	const TensorRef *last;
+	if (find_tensor(m, m->fam.n_layers - 1, lt.qkv ? m->fam.names->qkv : m->fam.names->q,
+			true, &last, err, errlen))
+		return -1;
+	char nm[320];
+	snprintf(nm, sizeof nm, "%s%s", m->fam.prefix, m->fam.names->embed);
+	m->embed = tensor_table_find(&m->tt, nm);
+	if (m->embed && check_shape(m, m->embed, m->embed->ndim == 2 ? m->embed->shape[0] : 0,
+				    m->fam.shape.d_model, err, errlen))
+		return -1;
+	fill_info(m, &lt);
+	return 0;
+}
+
+static int open_file(Model *m, const char *path, char *err, size_t errlen)
+{
+	char dir[4096];
+	dir_of(path, dir, sizeof dir);
+	if (has_suffix(path, ".json")) {
+		/* A shard index given directly. */
+		char cfg[4200];
+		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+		m->info.format = MODEL_FMT_SAFETENSORS;
+		if (hfconfig_read(cfg, &m->hp, err, errlen))
+			return -1;
+		return open_index(m, dir, path, err, errlen);
+	}
+	if (add_file(m, path, err, errlen))
+		return -1;
+	const MappedFile *f = &m->files[0];
+	const ReaderOps *ops[] = {&reader_gguf, &reader_safetensors, &reader_llama2c};
+	const ReaderOps *r = NULL;
+	for (size_t i = 0; i < 3 && !r; i++)
+		if (ops[i]->sniff(f->p, f->n))
+			r = ops[i];
+	if (r == &reader_safetensors) {
+		char cfg[4200];
+		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+		if (!is_file(cfg)) {
+			snprintf(err, errlen, "%s: no config.json beside this safetensors file (the "
+				 "head counts come from it)", path);
+			return -1;
+		}
+		if (hfconfig_read(cfg, &m->hp, err, errlen))
+			return -1;
+	}
+	return r->parse(f, &m->tt, &m->hp, err, errlen);
+}
+
+int model_open(const char *path, Model **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	Model *m = calloc(1, sizeof *m);
+	if (!m) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	snprintf(m->path, sizeof m->path, "%s", path);
+	struct stat st;
+	int rc;
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	} else if (S_ISDIR(st.st_mode)) {
+		char cfg[4200];
+		snprintf(cfg, sizeof cfg, "%s/config.json", path);
+		m->info.format = MODEL_FMT_SAFETENSORS;
+		if (!is_file(cfg)) {
+			snprintf(err, errlen, "%s: folder without config.json", path);
+			rc = -1;
+		} else {
+			rc = hfconfig_read(cfg, &m->hp, err, errlen) ||
+			     open_folder(m, path, err, errlen) ? -1 : 0;
+		}
+	} else {
+		rc = open_file(m, path, err, errlen);
+	}
+	if (!rc && m->nfiles) {
+		ModelFormat fmt = MODEL_FMT_SAFETENSORS;
+		if (reader_gguf.sniff(m->files[0].p, m->files[0].n))
+			fmt = MODEL_FMT_GGUF;
+		else if (!reader_safetensors.sniff(m->files[0].p, m->files[0].n))
+			fmt = MODEL_FMT_LLAMA2C;
+		rc = model_finish(m, err, errlen);
+		m->info.format = fmt;
+	}
+	if (rc) {
+		model_close(m);
+		return -1;
+	}
+	*out = m;
+	return 0;
+}
+
+int model_open_memory(const void *p, size_t n, const char *config_json, const char *name,
+		      Model **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	Model *m = calloc(1, sizeof *m);
+	MappedFile *f = calloc(1, sizeof *f);
+	if (!m || !f || mapfile_wrap(f, name, p, n)) {
+		free(m);
+		free(f);
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	snprintf(m->path, sizeof m->path, "%s", name);
+	m->files = f;
+	m->nfiles = 1;
+	if (n == 0) {
+		snprintf(err, errlen, "%s: empty file", name);
+		model_close(m);
+		return -1;
+	}
+	const ReaderOps *ops[] = {&reader_gguf, &reader_safetensors, &reader_llama2c};
+	const ReaderOps *r = NULL;
+	for (size_t i = 0; i < 3 && !r; i++)
+		if (ops[i]->sniff(f->p, f->n))
+			r = ops[i];
+	if (r == &reader_safetensors &&
+	    (!config_json ||
+	     hfconfig_read_string(config_json, strlen(config_json), "config.json", &m->hp, err,
+				  errlen))) {
+		if (!config_json)
+			snprintf(err, errlen, "%s: safetensors needs a config.json", name);
+		model_close(m);
+		return -1;
+	}
+	if (r->parse(f, &m->tt, &m->hp, err, errlen) || model_finish(m, err, errlen)) {
+		model_close(m);
+		return -1;
+	}
+	m->info.format = r->format;
+	*out = m;
+	return 0;
+}
+
+const ModelInfo *model_info(const Model *m)
+{
+	return &m->info;
+}
+
+void model_close(Model *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nfiles; i++)
+		mapfile_close(&m->files[i]);
+	free(m->files);
+	tensor_table_free(&m->tt);
+	free(m);
+}
+
+/* ---- loading --------------------------------------------------------------- */
+
+/* Convert elements [first, first + n) of t into out; a failure names t. */
+static int read_range(const TensorRef *t, size_t first, size_t n, double *out, char *err,
+		      size_t errlen)
+{
+	if (!tensor_read(t, first, n, out)) {
+		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
+			 t->file, t->name, first, first + n, t->dtype_name);
+		return -1;
+	}
+	return 0;
+}
+
+static double *alloc_read(const TensorRef *t, char *err, size_t errlen)
+{
+	double *v = malloc(t->nelem * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "%s: tensor %s: out of memory", t->file, t->name);
+		return NULL;
+	}
+	if (read_range(t, 0, t->nelem, v, err, errlen)) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* GPT-NeoX: split per-head [q_h; k_h; v_h] rows (each d x cols) into q, k, v. */
+static int read_per_head(const TensorRef *t, size_t H, size_t d, size_t cols, double *q,
+			 double *k, double *v, char *err, size_t errlen)
+{
+	double *dst[3] = {q, k, v};
+	for (size_t h = 0; h < H; h++)
+		for (size_t j = 0; j < 3; j++)
+			if (read_range(t, (h * 3 + j) * d * cols, d * cols, dst[j] + h * d * cols,
+				       err, errlen))
+				return -1;
+	return 0;
+}
+
+static int load_tensors(const Model *m, const LayerTensors *lt, Layer *l, char *err,
+			size_t errlen)
+{
+	const LayerShape *s = &l->shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	if (m->fam.qkv_kind == QKV_FUSED_PER_HEAD) {
+		if (read_per_head(lt->qkv, s->n_heads, s->head_dim, D, l->wq, l->wk, l->wv, err,
+				  errlen) ||
+		    (lt->bqkv && read_per_head(lt->bqkv, s->n_heads, s->head_dim, 1, l->bq, l->bk,
+					       l->bv, err, errlen)))
+			return -1;
+	} else if (lt->qkv) {
+		if (read_range(lt->qkv, 0, Hd * D, l->wq, err, errlen) ||
+		    read_range(lt->qkv, Hd * D, Gd * D, l->wk, err, errlen) ||
+		    read_range(lt->qkv, (Hd + Gd) * D, Gd * D, l->wv, err, errlen))
+			return -1;
+		if (lt->bqkv && (read_range(lt->bqkv, 0, Hd, l->bq, err, errlen) ||
+				 read_range(lt->bqkv, Hd, Gd, l->bk, err, errlen) ||
+				 read_range(lt->bqkv, Hd + Gd, Gd, l->bv, err, errlen)))
+			return -1;
+	} else {
+		if (read_range(lt->q, 0, Hd * D, l->wq, err, errlen) ||
+		    read_range(lt->k, 0, Gd * D, l->wk, err, errlen) ||
+		    read_range(lt->v, 0, Gd * D, l->wv, err, errlen) ||
+		    (lt->bq && read_range(lt->bq, 0, Hd, l->bq, err, errlen)) ||
+		    (lt->bk && read_range(lt->bk, 0, Gd, l->bk, err, errlen)) ||
+		    (lt->bv && read_range(lt->bv, 0, Gd, l->bv, err, errlen)))
+			return -1;
+	}
+	if (read_range(lt->o, 0, D * Hd, l->wo, err, errlen) ||
+	    (lt->bo && read_range(lt->bo, 0, D, l->bo, err, errlen)) ||
+	    (lt->norm && read_range(lt->norm, 0, D, l->attn_norm, err, errlen)))
+		return -1;
+	if (lt->norm_bias && !(l->attn_norm_bias = alloc_read(lt->norm_bias, err, errlen)))
+		return -1;
+	if (lt->q_norm) {
+		l->qk_norm_per_head = lt->q_norm->nelem == s->head_dim;
+		if (!(l->q_norm = alloc_read(lt->q_norm, err, errlen)) ||
+		    !(l->k_norm = alloc_read(lt->k_norm, err, errlen)))
+			return -1;
+	}
+	if (m->fam.norm_plus_one) {
+		/* Gemma's RMSNorm multiplies by (1 + w): keep the effective weight. */
+		for (size_t i = 0; l->attn_norm && i < D; i++)
+			l->attn_norm[i] += 1.0;
+		for (size_t i = 0; l->q_norm && i < lt->q_norm->nelem; i++)
+			l->q_norm[i] += 1.0;
+		for (size_t i = 0; l->k_norm && i < lt->k_norm->nelem; i++)
+			l->k_norm[i] += 1.0;
+	}
+	return 0;
+}
+
+int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
+{
+	LayerTensors lt;
+	memset(out, 0, sizeof *out);
+	if (layer_tensors(m, i, &lt, err, errlen))
+		return -1;
+	unsigned flags = 0;
+	if (lt.bq || lt.bk || lt.bv || lt.bqkv)
+		flags |= LAYER_WITH_QKV_BIAS;
+	if (lt.bo)
+		flags |= LAYER_WITH_O_BIAS;
+	if (lt.norm)
+		flags |= LAYER_WITH_ATTN_NORM;
+	if (layer_alloc(out, &m->fam.shape, flags) != RF_OK) {
+		snprintf(err, errlen, "%s: layer %zu: out of memory", m->path, i);
+		return -1;
+	}
+	out->rope = family_layer_rope(&m->fam, i);
+	out->score_scale = m->fam.score_scale;
+	out->norm_eps = m->fam.norm_eps;
+	out->qk_norm_eps = m->fam.qk_norm_eps;
+	out->attn_norm_kind = m->fam.norm_kind;
+	if (load_tensors(m, &lt, out, err, errlen)) {
+		layer_free(out);
+		return -1;
+	}
+	const char *bad;
+	if (!layer_is_finite(out, &bad)) {
+		snprintf(err, errlen, "%s: layer %zu: NaN or Inf in the %s", m->path, i, bad);
+		layer_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int model_load_embeddings(Model *m, const size_t *tokens, size_t n, double *out, char *err,
+			  size_t errlen)
+{
+	const TensorRef *e = m->embed;
+	size_t D = m->fam.shape.d_model;
+	if (!e) {
+		snprintf(err, errlen, "%s: no token embeddings (%s%s)", m->path, m->fam.prefix,
+			 m->fam.names->embed);
+		return -1;
+	}
+	double scale = m->fam.embed_scale_sqrt_d ? sqrt((double)D) : 1.0;
+	for (size_t t = 0; t < n; t++) {
+		if (tokens[t] >= e->shape[0]) {
+			snprintf(err, errlen, "%s: token id %zu is out of range (vocab %zu)", m->path,
+				 tokens[t], e->shape[0]);
+			return -1;
+		}
+		if (read_range(e, tokens[t] * D, D, out + t * D, err, errlen))
+			return -1;
+		for (size_t j = 0; j < D; j++) {
+			if (!isfinite(out[t * D + j])) {
+				snprintf(err, errlen, "%s: tensor %s: NaN or Inf in row %zu", e->file,
+					 e->name, tokens[t]);
+				return -1;
+			}
+			out[t * D + j] *= scale;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,64 @@
+#ifndef ROPEFOLD_DATA_READER_H
+#define ROPEFOLD_DATA_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/layer.h"
+#include "data/mapfile.h"
+#include "data/model.h"
+#include "data/tensor.h"
+
+/* What a file says about the model, before the family rules apply.
+ * Zero means "not stated"; families.c fills the defaults. */
+typedef struct {
+	char arch[64];             /* GGUF general.architecture, config model_type */
+	char source[64];           /* where these came from: "config.json", "GGUF metadata" */
+	size_t n_layers;
+	size_t d_model;
+	size_t n_heads;
+	size_t n_kv_heads;
+	size_t head_dim;           /* explicit head dim (Gemma, GGUF key_length) */
+	size_t vocab;
+	size_t rotary_dim;         /* explicit (GGUF rope.dimension_count) */
+	double partial_rotary;     /* fraction of head_dim (Phi-3, NeoX rotary_pct) */
+	double theta;              /* 0: 10000 */
+	double theta_local;        /* Gemma 3 sliding-window layers, 0 = none */
+	size_t sliding_pattern;    /* Gemma 3: layer i global when (i+1) % n == 0 */
+	bool layout_set;           /* the format fixes the layout */
+	RopeLayout layout;
+	RopeScaling scaling;
+	double norm_eps;
+	double qk_norm_eps;
+	double query_pre_attn_scalar;  /* Gemma 2/3 score scale, 0 = none */
+	bool norm_plus_one;        /* stored norm weight w means 1 + w (HF Gemma) */
+	bool embed_scale_sqrt_d;   /* embeddings times sqrt(D) (Gemma) */
+	bool llama3_freqs_tensor;  /* GGUF rope_freqs present (not applied) */
+} Hparams;
+
+/* One checkpoint format, ncdu dir_output style. model.c calls, per file:
+ *
+ *   1. sniff(first bytes)        does this content look like the format?
+ *   2. parse(file, tt, hp, err)  read the header of one mapped file: append
+ *                                its tensors to tt (every byte range checked
+ *                                against the file size) and fill what the
+ *                                file says about the model into hp.
+ *
+ * Sharded checkpoints call parse once per shard on the same table. After
+ * the last parse, model.c resolves the family (families.c) from tt and hp;
+ * tensors are converted to double only when a layer is loaded
+ * (tensor_read). Readers keep no state of their own: everything lives in
+ * the mapping, tt and hp, so there is nothing to close. */
+typedef struct {
+	const char *name;
+	ModelFormat format;
+	bool (*sniff)(const unsigned char *p, size_t n);
+	int (*parse)(const MappedFile *f, TensorTable *tt, Hparams *hp,
+		     char *err, size_t errlen);
+} ReaderOps;
+
+extern const ReaderOps reader_safetensors;
+extern const ReaderOps reader_gguf;
+extern const ReaderOps reader_llama2c;
+
+#endif

@@ -1,0 +1,172 @@
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "data/reader.h"
+
+/* safetensors: an 8-byte little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ * "__metadata__": {...}}, then the byte buffer the offsets point into. */
+
+/* Headers beyond this are refused as absurd (real ones are a few MB). */
+#define ST_MAX_HEADER ((size_t)100 << 20)
+
+static bool st_sniff(const unsigned char *p, size_t n)
+{
+	if (n < 9)
+		return false;
+	uint64_t len = 0;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | p[i];
+	return len >= 2 && p[8] == '{';
+}
+
+static const struct {
+	const char *name;
+	TensorDtype dtype;
+	size_t size;    /* bytes per element, for the unsupported ones */
+} st_dtypes[] = {
+	{"F64", TDT_F64, 8},          {"F32", TDT_F32, 4},
+	{"F16", TDT_F16, 2},          {"BF16", TDT_BF16, 2},
+	{"I64", TDT_UNSUPPORTED, 8},  {"U64", TDT_UNSUPPORTED, 8},
+	{"I32", TDT_UNSUPPORTED, 4},  {"U32", TDT_UNSUPPORTED, 4},
+	{"I16", TDT_UNSUPPORTED, 2},  {"U16", TDT_UNSUPPORTED, 2},
+	{"I8", TDT_UNSUPPORTED, 1},   {"U8", TDT_UNSUPPORTED, 1},
+	{"BOOL", TDT_UNSUPPORTED, 1}, {"F8_E4M3", TDT_UNSUPPORTED, 1},
+	{"F8_E5M2", TDT_UNSUPPORTED, 1},
+};
+
+/* A non-negative JSON integer as size_t. */
+static bool json_size(const json_t *j, size_t *out)
+{
+	if (!json_is_integer(j))
+		return false;
+	json_int_t v = json_integer_value(j);
+	if (v < 0 || (unsigned long long)v > (unsigned long long)SIZE_MAX)
+		return false;
+	*out = (size_t)v;
+	return true;
+}
+
+#define FAIL(...)                                          \
+	do {                                               \
+		snprintf(err, errlen, __VA_ARGS__);        \
+		goto fail;                                 \
+	} while (0)
+
+/* Parse one tensor entry of the header. */
+static int st_entry(const MappedFile *f, TensorTable *tt, const char *key,
+		    json_t *val, size_t base, size_t buflen, char *err, size_t errlen)
+{
+	json_t *dt = json_object_get(val, "dtype");
+	json_t *shape = json_object_get(val, "shape");
+	json_t *offs = json_object_get(val, "data_offsets");
+	if (!json_is_object(val) || !json_is_string(dt) || !json_is_array(shape) ||
+	    !json_is_array(offs) || json_array_size(offs) != 2) {
+		snprintf(err, errlen, "%s: tensor %s: header entry needs dtype, shape "
+			 "and data_offsets [begin, end]", f->path, key);
+		return -1;
+	}
+	const char *dts = json_string_value(dt);
+	size_t k, ndt = sizeof st_dtypes / sizeof st_dtypes[0];
+	for (k = 0; k < ndt; k++)
+		if (!strcmp(dts, st_dtypes[k].name))
+			break;
+	if (k == ndt) {
+		snprintf(err, errlen, "%s: tensor %s: unknown dtype '%.20s'", f->path, key, dts);
+		return -1;
+	}
+	size_t nd = json_array_size(shape);
+	if (nd > TENSOR_MAX_DIMS) {
+		snprintf(err, errlen, "%s: tensor %s: %zu dimensions (at most %d supported)",
+			 f->path, key, nd, TENSOR_MAX_DIMS);
+		return -1;
+	}
+	size_t dims[TENSOR_MAX_DIMS], nelem = 1;
+	for (size_t i = 0; i < nd; i++) {
+		if (!json_size(json_array_get(shape, i), &dims[i]) ||
+		    !size_mul(nelem, dims[i], &nelem)) {
+			snprintf(err, errlen, "%s: tensor %s: bad shape", f->path, key);
+			return -1;
+		}
+	}
+	size_t b, e, need;
+	if (!json_size(json_array_get(offs, 0), &b) || !json_size(json_array_get(offs, 1), &e) ||
+	    b > e) {
+		snprintf(err, errlen, "%s: tensor %s: bad data_offsets", f->path, key);
+		return -1;
+	}
+	if (e > buflen) {
+		snprintf(err, errlen, "%s: tensor %s: data_offsets end %zu past the end of the "
+			 "data (%zu bytes at offset %zu)", f->path, key, e, buflen, base);
+		return -1;
+	}
+	if (!size_mul(nelem, st_dtypes[k].size, &need) || need != e - b) {
+		snprintf(err, errlen, "%s: tensor %s: shape and dtype %s need %zu bytes, "
+			 "data_offsets give %zu", f->path, key, dts,
+			 size_mul(nelem, st_dtypes[k].size, &need) ? need : SIZE_MAX, e - b);
+		return -1;
+	}
+	TensorRef *t = tensor_table_add(tt, key, strlen(key));
+	if (!t) {
+		snprintf(err, errlen, "%s: out of memory", f->path);
+		return -1;
+	}
+	t->dtype = st_dtypes[k].dtype;
+	snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dts);
+	t->ndim = nd;
+	memcpy(t->shape, dims, nd * sizeof dims[0]);
+	t->nelem = nelem;
+	t->offset = base + b;
+	t->data = f->p + base + b;
+	t->nbytes = e - b;
+	t->file = f->path;
+	return 0;
+}
+
+static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
+		    size_t errlen)
+{
+	json_t *root = NULL;
+	(void)hp;
+	if (f->n < 8)
+		FAIL("%s: truncated: %zu bytes, a safetensors header length needs 8", f->path, f->n);
+	uint64_t len = 0;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | f->p[i];
+	if (len > ST_MAX_HEADER)
+		FAIL("%s: offset 0: header length %llu is absurd (limit %zu)", f->path,
+		     (unsigned long long)len, ST_MAX_HEADER);
+	if (len > f->n - 8)
+		FAIL("%s: offset 0: header length %llu runs past the end of the file (%zu bytes)",
+		     f->path, (unsigned long long)len, f->n);
+	json_error_t je;
+	root = json_loadb((const char *)f->p + 8, (size_t)len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		FAIL("%s: offset %d: header is not JSON: %s", f->path, 8 + je.position, je.text);
+	if (!json_is_object(root))
+		FAIL("%s: offset 8: header is not a JSON object", f->path);
+	size_t base = 8 + (size_t)len, buflen = f->n - base;
+	const char *key;
+	json_t *val;
+	json_object_foreach(root, key, val) {
+		if (!strcmp(key, "__metadata__"))
+			continue;
+		if (st_entry(f, tt, key, val, base, buflen, err, errlen))
+			goto fail;
+	}
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	return -1;
+}
+
+const ReaderOps reader_safetensors = {
+	.name = "safetensors",
+	.format = MODEL_FMT_SAFETENSORS,
+	.sniff = st_sniff,
+	.parse = st_parse,
+};

@@ -1,0 +1,181 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/tensor.h"
+
+size_t tensor_dtype_block(TensorDtype t)
+{
+	return (t == TDT_Q8_0 || t == TDT_Q4_0) ? 32 : 1;
+}
+
+bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
+{
+	switch (t) {
+	case TDT_F64:
+		return size_mul(n, 8, bytes);
+	case TDT_F32:
+		return size_mul(n, 4, bytes);
+	case TDT_F16:
+	case TDT_BF16:
+		return size_mul(n, 2, bytes);
+	case TDT_Q8_0:
+		if (n % 32)
+			return false;
+		return size_mul(n / 32, 34, bytes);
+	case TDT_Q4_0:
+		if (n % 32)
+			return false;
+		return size_mul(n / 32, 18, bytes);
+	case TDT_UNSUPPORTED:
+		break;
+	}
+	return false;
+}
+
+TensorRef *tensor_table_add(TensorTable *tt, const char *name, size_t namelen)
+{
+	if (tt->n == tt->cap) {
+		size_t cap = tt->cap ? 2 * tt->cap : 64;
+		TensorRef *v = realloc(tt->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		tt->v = v;
+		tt->cap = cap;
+	}
+	char *nm = malloc(namelen + 1);
+	if (!nm)
+		return NULL;
+	memcpy(nm, name, namelen);
+	nm[namelen] = '\0';
+	TensorRef *t = &tt->v[tt->n++];
+	memset(t, 0, sizeof *t);
+	t->name = nm;
+	return t;
+}
+
+const TensorRef *tensor_table_find(const TensorTable *tt, const char *name)
+{
+	for (size_t i = 0; i < tt->n; i++)
+		if (!strcmp(tt->v[i].name, name))
+			return &tt->v[i];
+	return NULL;
+}
+
+void tensor_table_free(TensorTable *tt)
+{
+	for (size_t i = 0; i < tt->n; i++)
+		free(tt->v[i].name);
+	free(tt->v);
+	memset(tt, 0, sizeof *tt);
+}
+
+double tensor_f16_to_double(uint16_t h)
+{
+	int sign = (h >> 15) & 1;
+	int e = (h >> 10) & 0x1f;
+	int m = h & 0x3ff;
+	double v;
+	if (e == 0)
+		v = ldexp((double)m, -24);                 /* zero or subnormal */
+	else if (e == 31)
+		v = m ? NAN : INFINITY;
+	else
+		v = ldexp((double)(m | 0x400), e - 25);
+	return sign ? -v : v;
+}
+
+double tensor_bf16_to_double(uint16_t b)
+{
+	uint32_t u = (uint32_t)b << 16;
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return (double)f;
+}
+
+/* Little-endian loads that do not care about alignment. */
+static uint16_t ld16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t ld32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t ld64(const unsigned char *p)
+{
+	return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
+}
+
+/* Element j of a 32-element quantized block. */
+static double block_elem(TensorDtype t, const unsigned char *blk, size_t j)
+{
+	double d = tensor_f16_to_double(ld16(blk));
+	if (t == TDT_Q8_0)
+		return d * (double)(int8_t)blk[2 + j];
+	unsigned q = j < 16 ? (blk[2 + j] & 0x0f) : (blk[2 + j - 16] >> 4);
+	return d * ((double)q - 8.0);
+}
+
+bool tensor_read(const TensorRef *t, size_t first, size_t n, double *out)
+{
+	size_t end;
+	if (!size_add(first, n, &end) || end > t->nelem)
+		return false;
+	const unsigned char *p = t->data;
+	switch (t->dtype) {
+	case TDT_F64:
+		for (size_t i = 0; i < n; i++) {
+			uint64_t u = ld64(p + 8 * (first + i));
+			memcpy(&out[i], &u, sizeof u);
+		}
+		return true;
+	case TDT_F32:
+		for (size_t i = 0; i < n; i++) {
+			uint32_t u = ld32(p + 4 * (first + i));
+			float f;
+			memcpy(&f, &u, sizeof f);
+			out[i] = f;
+		}
+		return true;
+	case TDT_F16:
+		for (size_t i = 0; i < n; i++)
+			out[i] = tensor_f16_to_double(ld16(p + 2 * (first + i)));
+		return true;
+	case TDT_BF16:
+		for (size_t i = 0; i < n; i++)
+			out[i] = tensor_bf16_to_double(ld16(p + 2 * (first + i)));
+		return true;
+	case TDT_Q8_0:
+	case TDT_Q4_0: {
+		size_t bsz = t->dtype == TDT_Q8_0 ? 34 : 18;
+		for (size_t i = 0; i < n; i++) {
+			size_t e = first + i;
+			out[i] = block_elem(t->dtype, p + (e / 32) * bsz, e % 32);
+		}
+		return true;
+	}
+	case TDT_UNSUPPORTED:
+		break;
+	}
+	return false;
+}
+
+void tensor_shape_str(const TensorRef *t, char *buf, size_t len)
+{
+	size_t k = 0;
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	k += (size_t)snprintf(buf + k, len - k, "[");
+	for (size_t i = 0; i < t->ndim && k < len; i++)
+		k += (size_t)snprintf(buf + k, len - k, "%s%zu", i ? ", " : "", t->shape[i]);
+	if (k < len)
+		snprintf(buf + k, len - k, "]");
+}

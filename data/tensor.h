@@ -1,0 +1,77 @@
+#ifndef ROPEFOLD_DATA_TENSOR_H
+#define ROPEFOLD_DATA_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Element types a checkpoint may store. Only the first group converts to
+ * double; the others are known so that their byte ranges can be checked. */
+typedef enum {
+	TDT_F64 = 0,
+	TDT_F32,
+	TDT_F16,
+	TDT_BF16,
+	TDT_Q8_0,          /* GGUF: blocks of 32, f16 scale + 32 int8 */
+	TDT_Q4_0,          /* GGUF: blocks of 32, f16 scale + 16 bytes of nibbles */
+	TDT_UNSUPPORTED    /* known storage type that does not convert */
+} TensorDtype;
+
+#define TENSOR_MAX_DIMS 4
+
+/* One tensor inside a mapped file: nothing is copied until it is read. */
+typedef struct {
+	char *name;                      /* owned */
+	TensorDtype dtype;
+	char dtype_name[16];             /* as the file spells it: "BF16", "Q8_0" */
+	size_t ndim;
+	size_t shape[TENSOR_MAX_DIMS];   /* row-major: shape[0] outermost */
+	size_t nelem;
+	const unsigned char *data;       /* inside the mapping, nbytes long */
+	size_t nbytes;
+	size_t offset;                   /* absolute byte offset in its file */
+	const char *file;                /* the file holding it (not owned) */
+} TensorRef;
+
+/* All tensors of a checkpoint (of every shard). */
+typedef struct {
+	TensorRef *v;
+	size_t n, cap;
+} TensorTable;
+
+/* Overflow-checked size arithmetic: false when the result does not fit. */
+static inline bool size_mul(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool size_add(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_add_overflow(a, b, out);
+}
+
+/* Bytes of n elements of a dtype (n a multiple of the block size for the
+ * quantized ones); false on overflow or a partial block. */
+bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes);
+/* Elements per block (32 for Q8_0/Q4_0, else 1). */
+size_t tensor_dtype_block(TensorDtype t);
+
+/* Append a tensor (name copied); returns the new entry or NULL (no memory). */
+TensorRef *tensor_table_add(TensorTable *tt, const char *name, size_t namelen);
+/* The tensor of that exact name, or NULL. */
+const TensorRef *tensor_table_find(const TensorTable *tt, const char *name);
+/* Release names and the array. */
+void tensor_table_free(TensorTable *tt);
+
+/* Convert elements [first, first + n) of t to double. Returns false when the
+ * range is outside the tensor or the dtype does not convert. Exact for every
+ * convertible dtype. */
+bool tensor_read(const TensorRef *t, size_t first, size_t n, double *out);
+
+/* IEEE half and bfloat16 bit patterns to double (exact). */
+double tensor_f16_to_double(uint16_t h);
+double tensor_bf16_to_double(uint16_t b);
+
+/* "[a, b]" into buf. */
+void tensor_shape_str(const TensorRef *t, char *buf, size_t len);
+
+#endif
