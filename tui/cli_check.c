@@ -7,9 +7,91 @@
 
 #include "core/inv.h"
 #include "core/levels.h"
+#include "core/rng.h"
 #include "data/default_model.h"
+#include "data/model.h"
 #include "tui/cli_check.h"
 #include "tui/report_text.h"
+
+/* The token ids of --input embed: --tokens, or a seeded sequence of
+ * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
+static int embed_tokens(const RunOptions *o, size_t vocab, size_t *tokens, size_t *n,
+			char *err, size_t errlen)
+{
+	*n = 0;
+	if (!o->tokens) {
+		Rng rng;
+		rng_seed(&rng, o->seed, 3);
+		for (size_t t = 0; t < o->seq; t++)
+			tokens[(*n)++] = (size_t)(rng_next(&rng) % vocab);
+		return 0;
+	}
+	for (const char *p = o->tokens; *p;) {
+		char *end;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (end == p || *n >= LAYER_MAX_SEQ) {
+			snprintf(err, errlen, "--tokens: '%s' is not a list of up to %zu token ids",
+				 o->tokens, LAYER_MAX_SEQ);
+			return -1;
+		}
+		if (v >= vocab) {
+			snprintf(err, errlen, "--tokens: token id %llu is out of range (vocab %zu)", v,
+				 vocab);
+			return -1;
+		}
+		tokens[(*n)++] = (size_t)v;
+		p = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* Load layer o->layer of a checkpoint, and with --input embed its token
+ * embeddings through the layer's input norm into w->x. */
+static int workload_load(const RunOptions *o, const char *path, Workload *w,
+			 char *err, size_t errlen)
+{
+	Model *m;
+	if (model_open(path, &m, err, errlen))
+		return -1;
+	const ModelInfo *in = model_info(m);
+	int rc = -1;
+	size_t *tokens = NULL;
+	double *emb = NULL;
+	if (o->layer >= in->n_layers) {
+		snprintf(err, errlen, "--layer: %s has %zu layers (0..%zu), not layer %zu", path,
+			 in->n_layers, in->n_layers - 1, o->layer);
+		goto out;
+	}
+	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
+		goto out;
+	opts_apply_rope(o, &w->layer.rope);
+	if (o->input == INPUT_EMBED) {
+		size_t D = in->shape.d_model, n;
+		if (!in->vocab) {
+			snprintf(err, errlen, "--input: %s has no token embeddings", path);
+			goto out;
+		}
+		tokens = malloc(LAYER_MAX_SEQ * sizeof *tokens);
+		if (!tokens || embed_tokens(o, in->vocab, tokens, &n, err, errlen))
+			goto out;
+		emb = malloc(n * D * sizeof(double));
+		w->x = malloc(n * D * sizeof(double));
+		if (!emb || !w->x) {
+			snprintf(err, errlen, "--seq: cannot allocate %zu x %zu activations", n, D);
+			goto out;
+		}
+		if (model_load_embeddings(m, tokens, n, emb, err, errlen))
+			goto out;
+		layer_input_norm(&w->layer, emb, n, w->x);
+		w->seq = n;
+	}
+	rc = 0;
+out:
+	free(tokens);
+	free(emb);
+	model_close(m);
+	return rc;
+}
 
 int workload_build(const RunOptions *o, bool use_default, Workload *w,
 		   char *err, size_t errlen)
@@ -17,16 +99,17 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 	memset(w, 0, sizeof *w);
 	w->seq = o->seq;
 	w->layer_index = o->layer;
-	if (o->model_path) {
-		snprintf(err, errlen, "--model: loading checkpoints is not supported yet");
-		return 2;
-	}
-	if (use_default) {
-		if (default_model_load(&w->layer, err, errlen) != 0)
+	if (o->model_path || use_default) {
+		char dpath[4096];
+		const char *path = o->model_path;
+		if (!path && default_model_path(dpath, sizeof dpath, err, errlen))
 			return 2;
-		opts_apply_rope(o, &w->layer.rope);
-		snprintf(w->source, sizeof w->source, "default");
-		w->default_model = true;
+		if (workload_load(o, path ? path : dpath, w, err, errlen)) {
+			workload_done(w);
+			return 2;
+		}
+		snprintf(w->source, sizeof w->source, "%s", path ? path : "default");
+		w->default_model = !path;
 	} else {
 		RopeSpec rope = o->rope;
 		if (layer_random(&w->layer, &o->shape, &rope, o->with_bias, o->seed) != RF_OK) {
@@ -41,11 +124,13 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 		workload_done(w);
 		return 2;
 	}
-	if (o->input == INPUT_EMBED) {
+	if (o->input == INPUT_EMBED && !w->x) {
 		snprintf(err, errlen, "--input: 'embed' needs --model with token embeddings");
 		workload_done(w);
 		return 2;
 	}
+	if (w->x)
+		return 0;
 	size_t D = w->layer.shape.d_model;
 	w->x = malloc(w->seq * D * sizeof(double));
 	if (!w->x) {
