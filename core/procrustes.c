@@ -1,0 +1,170 @@
+#include "config.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/procrustes.h"
+
+/* R = U V^T from the SVD of the d x d matrix M (destroyed). */
+static RfStatus polar_factor(double *M, size_t d, double *R)
+{
+	double *s = malloc(d * sizeof(double));
+	double *U = malloc(d * d * sizeof(double));
+	double *VT = malloc(d * d * sizeof(double));
+	RfStatus st = RF_OK;
+	if (!s || !U || !VT) {
+		st = RF_ERR_NOMEM;
+		goto out;
+	}
+	lapack_int n = (lapack_int)d;
+	if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'A', n, n, M, n, s, U, n, VT, n)) {
+		st = RF_ERR_LAPACK;
+		goto out;
+	}
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, U,
+		    n, VT, n, 0.0, R, n);
+out:
+	free(s);
+	free(U);
+	free(VT);
+	return st;
+}
+
+static bool all_finite(const double *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			return false;
+	return true;
+}
+
+RfStatus procrustes_rotation(const double *A, size_t lda, const double *B,
+			     size_t ldb, size_t d, size_t n, double *R)
+{
+	double *M = malloc(d * d * sizeof(double));
+	if (!M)
+		return RF_ERR_NOMEM;
+	/* M = B A^T (d x d). */
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d,
+		    (int)n, 1.0, B, (int)ldb, A, (int)lda, 0.0, M, (int)d);
+	RfStatus st = all_finite(M, d * d) ? polar_factor(M, d, R) : RF_ERR_NUMERIC;
+	free(M);
+	return st;
+}
+
+RfStatus procrustes_rotation_cols(const double *A, size_t lda,
+				  const double *B, size_t ldb, size_t n,
+				  size_t d, double *R)
+{
+	double *M = malloc(d * d * sizeof(double));
+	if (!M)
+		return RF_ERR_NOMEM;
+	/* ||A R^T - B|| = ||R A^T - B^T||: M = B^T A (d x d). */
+	cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d,
+		    (int)n, 1.0, B, (int)ldb, A, (int)lda, 0.0, M, (int)d);
+	RfStatus st = all_finite(M, d * d) ? polar_factor(M, d, R) : RF_ERR_NUMERIC;
+	free(M);
+	return st;
+}
+
+RfStatus procrustes_least_squares(const double *A, size_t lda,
+				  const double *B, size_t ldb, size_t d,
+				  size_t n, double *M)
+{
+	double *Gm = malloc(d * d * sizeof(double));
+	lapack_int *ipiv = malloc(d * sizeof(lapack_int));
+	if (!Gm || !ipiv) {
+		free(Gm);
+		free(ipiv);
+		return RF_ERR_NOMEM;
+	}
+	/* Gm = A A^T (symmetric); solve Gm X = A B^T, then M = X^T. */
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d,
+		    (int)n, 1.0, A, (int)lda, A, (int)lda, 0.0, Gm, (int)d);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d,
+		    (int)n, 1.0, A, (int)lda, B, (int)ldb, 0.0, M, (int)d);
+	RfStatus st = RF_OK;
+	if (!all_finite(Gm, d * d) || !all_finite(M, d * d))
+		st = RF_ERR_NUMERIC;
+	else if (LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)d, (lapack_int)d,
+			       Gm, (lapack_int)d, ipiv, M, (lapack_int)d))
+		st = RF_ERR_NUMERIC;
+	if (st == RF_OK)
+		for (size_t i = 0; i < d; i++)
+			for (size_t j = i + 1; j < d; j++) {
+				double t = M[i * d + j];
+				M[i * d + j] = M[j * d + i];
+				M[j * d + i] = t;
+			}
+	free(Gm);
+	free(ipiv);
+	return st;
+}
+
+double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
+			   size_t ldy, size_t rows, size_t cols)
+{
+	double dn = 0, yn = 0, dm = 0, ym = 0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++) {
+			double y = Y[i * ldy + j], e = X[i * ldx + j] - y;
+			if (e != e)
+				return INFINITY;
+			dn += e * e;
+			yn += y * y;
+			if (fabs(e) > dm)
+				dm = fabs(e);
+			if (fabs(y) > ym)
+				ym = fabs(y);
+		}
+	if (dn == 0)
+		return 0;
+	if (yn == 0)
+		return INFINITY;
+	double fr = sqrt(dn / yn), mr = dm / ym;
+	return fr > mr ? fr : mr;
+}
+
+RfStatus procrustes_singular_values(const double *A, size_t lda, size_t d,
+				    size_t n, double *s)
+{
+	double *Gm = malloc(d * d * sizeof(double));
+	if (!Gm)
+		return RF_ERR_NOMEM;
+	/* Eigenvalues of A A^T are the squared singular values. */
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d,
+		    (int)n, 1.0, A, (int)lda, A, (int)lda, 0.0, Gm, (int)d);
+	RfStatus st = RF_OK;
+	if (!all_finite(Gm, d * d) ||
+	    LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)d, Gm,
+			  (lapack_int)d, s))
+		st = RF_ERR_NUMERIC;
+	if (st == RF_OK)
+		for (size_t i = 0; i < d / 2; i++) {
+			double t = s[i];
+			s[i] = s[d - 1 - i];
+			s[d - 1 - i] = t;
+		}
+	if (st == RF_OK)
+		for (size_t i = 0; i < d; i++)
+			s[i] = s[i] > 0 ? sqrt(s[i]) : 0;
+	free(Gm);
+	return st;
+}
+
+double procrustes_ortho_defect(const double *R, size_t d)
+{
+	double s = 0;
+	for (size_t i = 0; i < d; i++)
+		for (size_t j = 0; j < d; j++) {
+			double v = i == j ? -1.0 : 0.0;
+			for (size_t k = 0; k < d; k++)
+				v += R[k * d + i] * R[k * d + j];
+			s += v * v;
+		}
+	return sqrt(s);
+}

@@ -1,0 +1,39 @@
+#ifndef ROPEFOLD_CORE_PROCRUSTES_H
+#define ROPEFOLD_CORE_PROCRUSTES_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+/* Orthogonal Procrustes: the orthogonal R (d x d) minimising
+ * ||R A - B||_F for A, B of d rows and n columns (row-major, leading
+ * dimensions lda, ldb): R = U V^T from the SVD B A^T = U S V^T. */
+RfStatus procrustes_rotation(const double *A, size_t lda, const double *B,
+			     size_t ldb, size_t d, size_t n, double *R);
+
+/* Least squares: the general M (d x d) minimising ||M A - B||_F, i.e.
+ * M = B A^T (A A^T)^-1 (RF_ERR_NUMERIC when A A^T is singular). */
+RfStatus procrustes_least_squares(const double *A, size_t lda,
+				  const double *B, size_t ldb, size_t d,
+				  size_t n, double *M);
+
+/* The same fits for column blocks: R minimising ||A R^T - B|| for A, B of
+ * n rows and d columns (W_o column blocks). */
+RfStatus procrustes_rotation_cols(const double *A, size_t lda,
+				  const double *B, size_t ldb, size_t n,
+				  size_t d, double *R);
+
+/* Relative difference of X (rows x cols, ldx) against reference Y (ldy):
+ * the larger of ||X - Y||_F / ||Y||_F and max|X - Y| / max|Y|. Zero when
+ * equal; huge when Y is zero and X is not. */
+double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
+			   size_t ldy, size_t rows, size_t cols);
+
+/* Singular values (descending, d of them) of a d x n block (d <= n). */
+RfStatus procrustes_singular_values(const double *A, size_t lda, size_t d,
+				    size_t n, double *s);
+
+/* ||R^T R - I||_F of a d x d matrix. */
+double procrustes_ortho_defect(const double *R, size_t d);
+
+#endif

@@ -1,0 +1,112 @@
+#ifndef ROPEFOLD_CORE_VERIFY_H
+#define ROPEFOLD_CORE_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/commutant.h"
+#include "core/fold.h"
+#include "core/layer.h"
+#include "core/report.h"
+#include "core/status.h"
+
+/* Deciding whether layer B is an exact fold of layer A (SPEC 2, `verify`):
+ * per kv group, orthogonal Procrustes recovers R_k from W_k and R_v from
+ * W_v; R_k must commute with RoPE in A's layout and explain W_q of every
+ * query head of the group and the q/k biases; R_v must explain W_v (and
+ * b_v) and the column blocks of W_o. kv groups (with their query heads)
+ * may be permuted, and B may be in the other RoPE layout (a format
+ * conversion moved its Q/K rows). Everything is judged up to the rounding
+ * of the stored dtype, relative to each tensor block's own norm. */
+
+/* How B relates to A, most specific first. */
+typedef enum {
+	VERIFY_REL_IDENTICAL = 0,   /* bit for bit */
+	VERIFY_REL_ROUNDING,        /* equal up to the dtype's rounding */
+	VERIFY_REL_COMMUTING_FOLD,  /* rotations folded in */
+	VERIFY_REL_HEADS_PERMUTED,  /* kv groups reordered (maybe rotated) */
+	VERIFY_REL_LAYOUT,          /* the layout conversion (maybe more) */
+	VERIFY_REL_NONE             /* not equivalent */
+} VerifyRelation;
+
+/* Why B is not equivalent (the first break). */
+typedef enum {
+	VERIFY_WHY_NONE = 0,
+	VERIFY_WHY_SHAPE,           /* shapes or RoPE settings differ */
+	VERIFY_WHY_MIXES_PAIRS,     /* the Q/K rotation mixes frequency pairs */
+	VERIFY_WHY_REFLECTION,      /* a reflection inside a pair */
+	VERIFY_WHY_NOT_ORTHOGONAL,  /* a linear map, but not orthogonal */
+	VERIFY_WHY_QK_DIFFER,       /* Q and K folded differently */
+	VERIFY_WHY_GQA_DIFFER,      /* query heads of one group folded apart */
+	VERIFY_WHY_BIAS,            /* a bias left behind by its weights */
+	VERIFY_WHY_QK_NORM,         /* a QK-norm weight the rotation breaks */
+	VERIFY_WHY_O_NOT_ABSORBING, /* W_o does not absorb V's rotation */
+	VERIFY_WHY_CONV_MISSED_K,   /* layout conversion left K unpermuted */
+	VERIFY_WHY_CONV_MISSED_QK,  /* layout changed, rows not permuted */
+	VERIFY_WHY_CONV_K_HEADS,    /* K permuted with H instead of G */
+	VERIFY_WHY_CONV_UNLABELLED, /* rows permuted, RoPE layout unchanged */
+	VERIFY_WHY_UNEXPLAINED      /* a difference no rotation explains */
+} VerifyWhy;
+
+/* What verify_layers() is told. */
+typedef struct {
+	double unit_roundoff;  /* of the coarser stored dtype of A and B:
+				* 2^-8 bf16, 2^-11 f16, 2^-24 f32, 2^-53 f64;
+				* 0 = f64 */
+	double tol;            /* relative tolerance; <= 0: 3u + 1e-12 */
+} VerifyOptions;
+
+/* The verdict on one layer. */
+typedef struct {
+	bool equivalent;
+	VerifyRelation relation;
+	bool rotated;            /* some recovered R is not the identity */
+	bool heads_permuted;
+	bool layout_converted;   /* B is in the other RoPE layout */
+	bool rounded;            /* equal only up to the tolerance */
+	bool vo_not_orthogonal;  /* V/O explained by an invertible map */
+	char relation_text[512]; /* plain words */
+	double tol;
+	double max_err;          /* worst relative error under the relation */
+
+	/* The first break (why != NONE). */
+	VerifyWhy why;
+	LevelId level;           /* score (Q/K), head (V/O), residual (b_o) */
+	size_t group;            /* kv group of B; SIZE_MAX: layer-wide */
+	size_t head;             /* query head of B; SIZE_MAX: none */
+	char tensor[16];         /* "W_q", "W_k", "b_k", "W_v", "W_o", ... */
+	double err;              /* relative error at the break */
+	CommutantInfo comm;      /* for MIXES_PAIRS / REFLECTION */
+	char why_text[1024];     /* plain words */
+
+	/* Recovered relation (A indexing, like FoldPlan): fold_apply(A, plan)
+	 * reproduces B (after the layout conversion, when there is one).
+	 * rk/rv are always filled; rq/ro per query head. */
+	FoldPlan plan;
+	size_t npairs;
+	bool *commuting;         /* G: R_k of A's group g commutes with RoPE */
+	double *angles;          /* G x npairs: pair angles of R_k (A groups) */
+} VerifyVerdict;
+
+/* Decide whether b is an exact fold of a and fill v (release it with
+ * verify_verdict_free, also after an error). */
+RfStatus verify_layers(const Layer *a, const Layer *b,
+		       const VerifyOptions *opt, VerifyVerdict *v);
+/* Release a verdict. */
+void verify_verdict_free(VerifyVerdict *v);
+
+/* The three-level evaluation of SPEC 2.2 comparing a and b directly on
+ * input x (T x D): b is first brought into a's RoPE layout (an exact row
+ * permutation) when the verdict found a conversion; the levels are judged
+ * at tol (<= 0: the precision's default, widened for the dtype's
+ * rounding); head level is not expected to hold when heads are permuted.
+ * rep is initialised here (report_done it). */
+RfStatus verify_confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
+			const double *x, size_t T, Precision prec, double tol,
+			InvReport *rep);
+
+/* Short names: "identical", "commuting fold", ... and "mixes-pairs", ... */
+const char *verify_relation_name(VerifyRelation r);
+const char *verify_why_name(VerifyWhy w);
+
+#endif

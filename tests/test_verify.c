@@ -1,0 +1,640 @@
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include "core/dtype.h"
+#include "core/fold.h"
+#include "core/layout_perm.h"
+#include "core/plan_ops.h"
+#include "core/rope.h"
+#include "core/verify.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+typedef struct {
+	size_t D, H, G, d, r;
+	RopeLayout layout;
+	bool bias;
+} Shape;
+
+static const Shape shapes[] = {
+	{32, 4, 4, 8, 8, ROPE_HALF, false},         /* MHA */
+	{48, 8, 4, 16, 16, ROPE_INTERLEAVED, true}, /* GQA, biases */
+	{40, 6, 2, 12, 8, ROPE_HALF, true},         /* GQA, partial rotary */
+	{32, 4, 1, 8, 8, ROPE_INTERLEAVED, false},  /* MQA */
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+static void make_layer(const Shape *s, uint64_t seed, Layer *l)
+{
+	LayerShape sh = {s->D, s->H, s->G, s->d};
+	RopeSpec rope = rope_spec_default(s->d);
+	rope.layout = s->layout;
+	rope.rotary_dim = s->r;
+	assert_int_equal(layer_random(l, &sh, &rope, s->bias, seed), RF_OK);
+}
+
+/* Fold a by a configuration; the plan is returned too when wanted. */
+static void fold_by(const Layer *a, const FoldConfig *cfg, Layer *b,
+		    FoldPlan *plan_out)
+{
+	FoldPlan plan;
+	assert_int_equal(fold_plan_build(a, cfg, &plan), RF_OK);
+	assert_int_equal(fold_apply(a, &plan, b), RF_OK);
+	if (plan_out)
+		*plan_out = plan;
+	else
+		fold_plan_free(&plan);
+}
+
+static void verify(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
+{
+	VerifyOptions o = {u, 0};
+	assert_int_equal(verify_layers(a, b, &o, v), RF_OK);
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	if (!strstr(hay, needle))
+		fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
+}
+
+static void assert_not_equivalent(const VerifyVerdict *v, VerifyWhy why)
+{
+	if (v->equivalent || v->why != why)
+		fail_msg("expected break %s, got equivalent=%d why=%s: %s",
+			 verify_why_name(why), v->equivalent, verify_why_name(v->why),
+			 v->why_text);
+}
+
+static void confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
+		    InvReport *rep)
+{
+	size_t T = 24;
+	double *x = malloc(T * a->shape.d_model * sizeof(double));
+	layer_random_input(5, T, a->shape.d_model, x);
+	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, 0, rep), RF_OK);
+	free(x);
+}
+
+/* ---- equivalent folds --------------------------------------------------- */
+
+static void test_identical(void **state)
+{
+	(void)state;
+	Layer a, b;
+	make_layer(&shapes[1], 1, &a);
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	VerifyVerdict v;
+	verify(&a, &b, 0, &v);
+	assert_true(v.equivalent);
+	assert_int_equal(v.relation, VERIFY_REL_IDENTICAL);
+	assert_string_equal(v.relation_text, "identical");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+}
+
+static void test_commuting_fold_recovered(void **state)
+{
+	(void)state;
+	for (size_t s = 0; s < NSHAPES; s++) {
+		Layer a, b;
+		FoldPlan plan;
+		make_layer(&shapes[s], 10 + s, &a);
+		FoldConfig cfg = fold_config_default();
+		cfg.seed = 3 + s;
+		fold_by(&a, &cfg, &b, &plan);
+		VerifyVerdict v;
+		verify(&a, &b, 0, &v);
+		if (!v.equivalent)
+			fail_msg("shape %zu: %s", s, v.why_text);
+		assert_int_equal(v.relation, VERIFY_REL_COMMUTING_FOLD);
+		assert_string_equal(v.relation_text, "commuting fold");
+		size_t d = a.shape.head_dim, dd = d * d;
+		for (size_t g = 0; g < a.shape.n_kv_heads; g++) {
+			assert_true(v.commuting[g]);
+			assert_le(tu_max_diff(v.plan.rk + g * dd, plan.rk + g * dd, dd), 1e-10);
+			assert_le(tu_max_diff(v.plan.rv + g * dd, plan.rv + g * dd, dd), 1e-10);
+			/* Angles as the plan's commuting rotation has them. */
+			for (size_t i = 0; i < v.npairs; i++) {
+				double want = rotation_pair_angle(plan.rk + g * dd, a.rope.layout,
+								  a.rope.rotary_dim, d, i);
+				assert_close(v.angles[g * v.npairs + i], want, 1e-10);
+			}
+		}
+		for (size_t h = 0; h < a.shape.n_heads; h++)
+			assert_le(tu_max_diff(v.plan.rq + h * dd, plan.rq + h * dd, dd), 1e-10);
+		InvReport rep;
+		confirm(&a, &b, &v, &rep);
+		assert_true(report_ok(&rep));
+		for (int lv = 0; lv < LEVEL_COUNT; lv++)
+			assert_true(rep.level[lv].holds);
+		report_done(&rep);
+		verify_verdict_free(&v);
+		fold_plan_free(&plan);
+		layer_free(&a);
+		layer_free(&b);
+	}
+}
+
+static void test_permute_heads(void **state)
+{
+	(void)state;
+	Layer a, b;
+	FoldPlan plan;
+	make_layer(&shapes[1], 2, &a);
+	FoldConfig cfg = fold_config_default();
+	cfg.permute_heads = true;
+	fold_by(&a, &cfg, &b, &plan);
+	VerifyVerdict v;
+	verify(&a, &b, 0, &v);
+	if (!v.equivalent)
+		fail_msg("%s", v.why_text);
+	assert_true(v.heads_permuted);
+	assert_int_equal(v.relation, VERIFY_REL_HEADS_PERMUTED);
+	for (size_t g = 0; g < a.shape.n_kv_heads; g++)
+		assert_int_equal(v.plan.perm[g], plan.perm[g]);
+	assert_contains(v.relation_text, "commuting fold with heads permuted as [1 2 3 0]");
+	/* The recovered plan reproduces B. */
+	Layer c;
+	assert_int_equal(fold_apply(&a, &v.plan, &c), RF_OK);
+	assert_le(tu_max_diff(c.wo, b.wo, a.shape.d_model * a.shape.n_heads * a.shape.head_dim), 1e-12);
+	layer_free(&c);
+	InvReport rep;
+	confirm(&a, &b, &v, &rep);
+	assert_true(rep.level[LEVEL_RESIDUAL].holds);
+	assert_false(rep.level[LEVEL_HEAD].holds);  /* heads moved */
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+	verify_verdict_free(&v);
+	fold_plan_free(&plan);
+	layer_free(&a);
+	layer_free(&b);
+}
+
+/* ---- dropped assumptions ------------------------------------------------ */
+
+static void run_drop(const Shape *s, unsigned drop, RotKind kind, unsigned rotate,
+		     VerifyVerdict *v, Layer *a, Layer *b)
+{
+	make_layer(s, 7, a);
+	FoldConfig cfg = fold_config_default();
+	cfg.dropped = drop;
+	cfg.kind = kind;
+	cfg.rotate = rotate;
+	fold_by(a, &cfg, b, NULL);
+	verify(a, b, 0, v);
+}
+
+static void test_drop_commutes(void **state)
+{
+	(void)state;
+	Layer a, b;
+	VerifyVerdict v;
+	for (size_t s = 0; s < NSHAPES; s++) {
+		run_drop(&shapes[s], ASSUME_COMMUTES, ROT_HAAR, PART_ALL, &v, &a, &b);
+		assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+		assert_int_equal(v.level, LEVEL_SCORE);
+		assert_int_equal(v.group, 0);
+		assert_contains(v.why_text, "mixes frequency pairs");
+		assert_true(v.comm.n_mixed > 0);
+		InvReport rep;
+		confirm(&a, &b, &v, &rep);
+		assert_false(rep.level[LEVEL_SCORE].holds);
+		report_done(&rep);
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+	}
+	/* pair-swap mixes pair 0 with pair 1 (and 2 with 3, ...). */
+	run_drop(&shapes[1], ASSUME_COMMUTES, ROT_PAIR_SWAP, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+	bool found01 = false;
+	for (size_t k = 0; k < v.comm.n_mixed; k++)
+		if (v.comm.mixed[k][0] == 0 && v.comm.mixed[k][1] == 1)
+			found01 = true;
+	assert_true(found01);
+	assert_int_equal(v.comm.n_mixed_total, 4);  /* 8 pairs: (0,1) .. (6,7) */
+	assert_contains(v.why_text, "pair 0 (w = 1) with pair 1");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* pair-reflect: a reflection in every pair. */
+	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_PAIR_REFLECT, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_REFLECTION);
+	assert_int_equal(v.comm.n_reflect_total, 4);
+	assert_contains(v.why_text, "reflection inside pair 0");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* layout-mismatch: commuting, in the other layout. */
+	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_LAYOUT_MISMATCH, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+	assert_contains(v.why_text, "would commute in the interleaved layout");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+}
+
+static void test_drop_others(void **state)
+{
+	(void)state;
+	Layer a, b;
+	VerifyVerdict v;
+	/* shared-qk: Q and K folded differently. */
+	run_drop(&shapes[1], ASSUME_SHARED_QK, ROT_HAAR, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_QK_DIFFER);
+	assert_int_equal(v.head, 0);
+	assert_string_equal(v.tensor, "W_q");
+	assert_contains(v.why_text, "Q and K are folded differently");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* gqa-consistent: the second query head of group 0 differs. */
+	run_drop(&shapes[1], ASSUME_GQA_CONSISTENT, ROT_HAAR, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_GQA_DIFFER);
+	assert_int_equal(v.head, 1);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* rotate qkv without o. */
+	run_drop(&shapes[2], 0, ROT_HAAR, PART_Q | PART_K | PART_V, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
+	assert_int_equal(v.level, LEVEL_HEAD);
+	assert_int_equal(v.head, 0);
+	assert_contains(v.why_text, "O does not absorb V's rotation");
+	InvReport rep;
+	confirm(&a, &b, &v, &rep);
+	assert_true(rep.level[LEVEL_SCORE].holds);
+	assert_false(rep.level[LEVEL_HEAD].holds);
+	report_done(&rep);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* o without v: O absorbs a rotation V does not carry. */
+	run_drop(&shapes[0], 0, ROT_HAAR, PART_Q | PART_K | PART_O, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* bias left behind. */
+	run_drop(&shapes[1], ASSUME_BIAS, ROT_HAAR, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
+	assert_string_equal(v.tensor, "b_k");
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* not orthogonal. */
+	run_drop(&shapes[0], ASSUME_ORTHOGONAL, ROT_HAAR, PART_ALL, &v, &a, &b);
+	assert_not_equivalent(&v, VERIFY_WHY_NOT_ORTHOGONAL);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+	/* v-same dropped is still an exact fold (V needs no commutation). */
+	run_drop(&shapes[1], ASSUME_V_SAME | ASSUME_PER_HEAD, ROT_HAAR, PART_ALL, &v, &a, &b);
+	if (!v.equivalent)
+		fail_msg("%s", v.why_text);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+}
+
+/* ---- tampering ---------------------------------------------------------- */
+
+static void test_tamper(void **state)
+{
+	(void)state;
+	const Shape *s = &shapes[1];  /* H 8, G 4, d 16, D 48 */
+	size_t D = s->D, d = s->d, Hd = s->H * s->d;
+	struct { const char *tensor; size_t head, group; LevelId lv; } cases[] = {
+		{"W_q", 5, 2, LEVEL_SCORE},
+		{"W_k", 2, 1, LEVEL_SCORE},
+		{"W_v", 6, 3, LEVEL_HEAD},
+		{"W_o", 3, 1, LEVEL_HEAD},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		Layer a, b;
+		make_layer(s, 4, &a);
+		FoldConfig cfg = fold_config_default();
+		fold_by(&a, &cfg, &b, NULL);
+		const char *t = cases[i].tensor;
+		if (!strcmp(t, "W_q"))
+			b.wq[(cases[i].head * d + 3) * D + 7] += 1e-3;
+		else if (!strcmp(t, "W_k"))
+			b.wk[(cases[i].group * d + 1) * D + 2] += 1e-3;
+		else if (!strcmp(t, "W_v"))
+			b.wv[(cases[i].group * d + 5) * D + 9] += 1e-3;
+		else
+			b.wo[11 * Hd + cases[i].head * d + 4] += 1e-3;
+		VerifyVerdict v;
+		verify(&a, &b, 0, &v);
+		assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+		assert_string_equal(v.tensor, t);
+		assert_int_equal(v.group, cases[i].group);
+		assert_int_equal(v.level, cases[i].lv);
+		if (!strcmp(t, "W_q") || !strcmp(t, "W_o"))
+			assert_int_equal(v.head, cases[i].head);
+		assert_contains(v.why_text, "no rotation explains");
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+	}
+	/* b_o and a shape change. */
+	Layer a, b;
+	make_layer(&shapes[1], 4, &a);
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	b.bo[3] += 0.5;
+	VerifyVerdict v;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+	assert_string_equal(v.tensor, "b_o");
+	assert_int_equal(v.level, LEVEL_RESIDUAL);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	Layer c;
+	make_layer(&shapes[0], 4, &c);
+	verify(&a, &c, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&c);
+}
+
+/* ---- layout conversions ------------------------------------------------- */
+
+static void test_layout_perm_llama_cpp(void **state)
+{
+	(void)state;
+	/* llama.cpp permute(w, n_head): half-split (j, j + d/2) -> (2j, 2j+1). */
+	size_t src[16];
+	layout_perm_rows(ROPE_HALF, ROPE_INTERLEAVED, 2, 8, 8, src);
+	const size_t want[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
+	for (size_t i = 0; i < 16; i++)
+		assert_int_equal(src[i], want[i]);
+	size_t inv[16], back[16];
+	layout_perm_invert(src, 16, inv);
+	layout_perm_rows(ROPE_INTERLEAVED, ROPE_HALF, 2, 8, 8, back);
+	for (size_t i = 0; i < 16; i++)
+		assert_int_equal(back[i], inv[i]);
+}
+
+static void test_layout_conversion(void **state)
+{
+	(void)state;
+	for (size_t s = 0; s < NSHAPES; s++) {
+		Layer a, b;
+		make_layer(&shapes[s], 20 + s, &a);
+		RopeLayout other = a.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
+		assert_int_equal(layout_convert(&a, other, &b), RF_OK);
+		VerifyVerdict v;
+		verify(&a, &b, 0, &v);
+		if (!v.equivalent)
+			fail_msg("shape %zu: %s", s, v.why_text);
+		assert_int_equal(v.relation, VERIFY_REL_LAYOUT);
+		assert_contains(v.relation_text, "same model up to the layout conversion");
+		assert_false(v.rotated);
+		InvReport rep;
+		confirm(&a, &b, &v, &rep);
+		assert_true(report_ok(&rep));
+		report_done(&rep);
+		verify_verdict_free(&v);
+		/* A fold, then the conversion. */
+		Layer f, fb;
+		FoldConfig cfg = fold_config_default();
+		fold_by(&a, &cfg, &f, NULL);
+		assert_int_equal(layout_convert(&f, other, &fb), RF_OK);
+		verify(&a, &fb, 0, &v);
+		assert_true(v.equivalent);
+		assert_contains(v.relation_text, "combined with a commuting fold");
+		verify_verdict_free(&v);
+		layer_free(&f);
+		layer_free(&fb);
+		layer_free(&a);
+		layer_free(&b);
+	}
+}
+
+static void test_broken_conversions(void **state)
+{
+	(void)state;
+	const Shape *s = &shapes[1];  /* GQA, H 8, G 4, d 16 */
+	Layer hf, a, b;
+	VerifyVerdict v;
+	Shape sh = *s;
+	sh.layout = ROPE_HALF;
+	make_layer(&sh, 30, &hf);
+	size_t nk = sh.G * sh.d * sh.D;
+	/* K left unpermuted. */
+	assert_int_equal(layout_convert(&hf, ROPE_INTERLEAVED, &b), RF_OK);
+	memcpy(b.wk, hf.wk, nk * sizeof(double));
+	memcpy(b.bk, hf.bk, sh.G * sh.d * sizeof(double));
+	verify(&hf, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_CONV_MISSED_K);
+	assert_contains(v.why_text, "missed K");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* K permuted with n_head = H. */
+	assert_int_equal(layout_convert(&hf, ROPE_INTERLEAVED, &b), RF_OK);
+	assert_int_equal(layout_convert_k_wrong_heads(&hf, ROPE_HALF, &a), RF_OK);
+	memcpy(b.wk, a.wk, nk * sizeof(double));
+	memcpy(b.bk, a.bk, sh.G * sh.d * sizeof(double));
+	layer_free(&a);
+	verify(&hf, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_CONV_K_HEADS);
+	assert_contains(v.why_text, "query head count (8) instead of the kv head count (4)");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* Neither permuted, layout relabelled. */
+	assert_int_equal(layer_copy(&b, &hf), RF_OK);
+	b.rope.layout = ROPE_INTERLEAVED;
+	verify(&hf, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_CONV_MISSED_QK);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* Rows permuted, label left as it was. */
+	assert_int_equal(layout_convert(&hf, ROPE_INTERLEAVED, &b), RF_OK);
+	b.rope.layout = ROPE_HALF;
+	verify(&hf, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_CONV_UNLABELLED);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	layer_free(&hf);
+}
+
+/* ---- rounding ----------------------------------------------------------- */
+
+static void round_layer(Layer *l, StoreDtype t)
+{
+	size_t D = l->shape.d_model, H = l->shape.n_heads;
+	size_t G = l->shape.n_kv_heads, d = l->shape.head_dim;
+	dtype_round(t, l->wq, H * d * D);
+	dtype_round(t, l->wk, G * d * D);
+	dtype_round(t, l->wv, G * d * D);
+	dtype_round(t, l->wo, D * H * d);
+	if (l->bq) {
+		dtype_round(t, l->bq, H * d);
+		dtype_round(t, l->bk, G * d);
+		dtype_round(t, l->bv, G * d);
+	}
+	if (l->bo)
+		dtype_round(t, l->bo, D);
+}
+
+static void test_dtype_round(void **state)
+{
+	(void)state;
+	double v[] = {1.0 + 0x1p-8, 1.0 + 3 * 0x1p-8, -1.0 - 0x1p-9, 0x1p-130, 3.0e38, 0x1p-135};
+	dtype_round(STORE_BF16, v, 6);
+	assert_true(v[0] == 1.0);               /* tie to even */
+	assert_true(v[1] == 1.0 + 0x1p-6);      /* tie to even, upwards */
+	assert_true(v[2] == -1.0);
+	assert_true(v[3] == 0x1p-130);          /* subnormal, representable */
+	assert_true(v[5] == 0.0);               /* below half the least subnormal */
+	assert_true(isfinite(v[4]) && fabs(v[4] - 3.0e38) <= 3.0e38 * 0x1p-8);
+	double h[] = {65520.0, 65519.0, 0x1p-25, 0x1.8p-24};
+	dtype_round(STORE_F16, h, 4);
+	assert_true(isinf(h[0]));
+	assert_true(h[1] == 65504.0);
+	assert_true(h[2] == 0.0);               /* tie to even at the bottom */
+	assert_true(h[3] == 0x1p-23);
+	double f = 1.0 + 0x1p-30;
+	dtype_round(STORE_F32, &f, 1);
+	assert_true(f == 1.0);
+	assert_close(dtype_unit_roundoff(STORE_BF16), 0x1p-8, 0);
+	assert_string_equal(dtype_name_of_roundoff(0x1p-8), "bf16");
+	assert_string_equal(dtype_name_of_roundoff(0x1p-24), "f32");
+}
+
+static void test_bf16_rounding(void **state)
+{
+	(void)state;
+	Layer a, b;
+	make_layer(&shapes[2], 40, &a);
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	round_layer(&b, STORE_BF16);
+	VerifyVerdict v;
+	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
+	if (!v.equivalent)
+		fail_msg("%s", v.why_text);
+	assert_int_equal(v.relation, VERIFY_REL_ROUNDING);
+	assert_string_equal(v.relation_text, "equal up to bf16 rounding");
+	verify_verdict_free(&v);
+	/* At float64's roundoff the same copy is not equal. */
+	verify(&a, &b, 0, &v);
+	assert_false(v.equivalent);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* A bf16 checkpoint folded and stored back in bf16. */
+	round_layer(&a, STORE_BF16);
+	FoldConfig cfg = fold_config_default();
+	fold_by(&a, &cfg, &b, NULL);
+	round_layer(&b, STORE_BF16);
+	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
+	if (!v.equivalent)
+		fail_msg("%s", v.why_text);
+	assert_true(v.rotated);
+	assert_contains(v.relation_text, "commuting fold");
+	InvReport rep;
+	confirm(&a, &b, &v, &rep);
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+	verify_verdict_free(&v);
+	/* A Haar fold is still refused at bf16 tolerance. */
+	layer_free(&b);
+	cfg.dropped = ASSUME_COMMUTES;
+	fold_by(&a, &cfg, &b, NULL);
+	round_layer(&b, STORE_BF16);
+	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
+	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+}
+
+/* ---- undo and descriptions ---------------------------------------------- */
+
+static void test_plan_inverse(void **state)
+{
+	(void)state;
+	Layer a, b, c;
+	FoldPlan plan, inv;
+	make_layer(&shapes[1], 50, &a);
+	FoldConfig cfg = fold_config_default();
+	cfg.permute_heads = true;
+	cfg.dropped = ASSUME_V_SAME;
+	fold_by(&a, &cfg, &b, &plan);
+	assert_int_equal(plan_inverse(&plan, &inv), RF_OK);
+	assert_int_equal(fold_apply(&b, &inv, &c), RF_OK);
+	size_t D = a.shape.d_model, H = a.shape.n_heads, G = a.shape.n_kv_heads;
+	size_t d = a.shape.head_dim;
+	assert_le(tu_max_diff(c.wq, a.wq, H * d * D), 1e-13);
+	assert_le(tu_max_diff(c.wk, a.wk, G * d * D), 1e-13);
+	assert_le(tu_max_diff(c.wv, a.wv, G * d * D), 1e-13);
+	assert_le(tu_max_diff(c.wo, a.wo, D * H * d), 1e-13);
+	assert_le(tu_max_diff(c.bk, a.bk, G * d), 1e-13);
+	layer_free(&b);
+	layer_free(&c);
+	/* Bit for bit: a bf16 original, the fold kept in f32, undone, rounded
+	 * back to bf16. */
+	round_layer(&a, STORE_BF16);
+	assert_int_equal(fold_apply(&a, &plan, &b), RF_OK);
+	round_layer(&b, STORE_F32);
+	assert_int_equal(fold_apply(&b, &inv, &c), RF_OK);
+	round_layer(&c, STORE_BF16);
+	assert_memory_equal(c.wq, a.wq, H * d * D * sizeof(double));
+	assert_memory_equal(c.wk, a.wk, G * d * D * sizeof(double));
+	assert_memory_equal(c.wv, a.wv, G * d * D * sizeof(double));
+	assert_memory_equal(c.wo, a.wo, D * H * d * sizeof(double));
+	fold_plan_free(&plan);
+	fold_plan_free(&inv);
+	layer_free(&a);
+	layer_free(&b);
+	layer_free(&c);
+}
+
+static void test_rotation_desc(void **state)
+{
+	(void)state;
+	RopeSpec rope = rope_spec_default(12);
+	rope.rotary_dim = 8;
+	Rng rng;
+	rng_seed(&rng, 9, 0);
+	double R[144], R2[144];
+	assert_int_equal(rotation_make(ROT_COMMUTING, &rope, 12, &rng, R), RF_OK);
+	RotationDesc desc;
+	assert_int_equal(plan_describe_rotation(R, &rope, 12, 1e-12, &desc), RF_OK);
+	assert_true(desc.commuting);
+	assert_non_null(desc.angles);
+	assert_non_null(desc.tail);
+	plan_build_rotation(&desc, &rope, 12, R2);
+	assert_le(tu_max_diff(R, R2, 144), 1e-15);
+	plan_desc_free(&desc);
+	assert_int_equal(rotation_make(ROT_HAAR, &rope, 12, &rng, R), RF_OK);
+	assert_int_equal(plan_describe_rotation(R, &rope, 12, 1e-12, &desc), RF_OK);
+	assert_false(desc.commuting);
+	assert_non_null(desc.matrix);
+	plan_build_rotation(&desc, &rope, 12, R2);
+	assert_le(tu_max_diff(R, R2, 144), 0);
+	plan_desc_free(&desc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_identical),
+		cmocka_unit_test(test_commuting_fold_recovered),
+		cmocka_unit_test(test_permute_heads),
+		cmocka_unit_test(test_drop_commutes),
+		cmocka_unit_test(test_drop_others),
+		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_layout_perm_llama_cpp),
+		cmocka_unit_test(test_layout_conversion),
+		cmocka_unit_test(test_broken_conversions),
+		cmocka_unit_test(test_dtype_round),
+		cmocka_unit_test(test_bf16_rounding),
+		cmocka_unit_test(test_plan_inverse),
+		cmocka_unit_test(test_rotation_desc),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
