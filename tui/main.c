@@ -6,6 +6,7 @@
 
 #include "tui/cli_check.h"
 #include "tui/cli_info.h"
+#include "tui/cli_verify.h"
 #include "tui/options.h"
 
 static void usage(FILE *f)
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
 		return cli_check(argc - 2, argv + 2, false);
 	if (!strcmp(mode, "info"))
 		return cli_info(argc - 2, argv + 2);
+	if (!strcmp(mode, "verify"))
+		return cli_verify(argc - 2, argv + 2);
 	if (mode[0] == '-')
 		return cli_check(argc - 1, argv + 1, false);
 	fprintf(stderr, "ropefold: %s: unknown mode (see ropefold --help)\n", mode);

@@ -1,0 +1,339 @@
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/levels.h"
+#include "core/rope.h"
+#include "core/verify.h"
+#include "data/model.h"
+#include "tui/cli_verify.h"
+#include "tui/options.h"
+
+static void verify_help(void)
+{
+	printf("usage: ropefold verify A B [--layers all|N|N..M] [--json] [--tol X]\n\n"
+	       "Decide, layer by layer, whether checkpoint B computes the same residual\n"
+	       "attention block as checkpoint A: per kv group, recover the Q/K rotation\n"
+	       "from W_k and the V/O rotation from W_v (orthogonal Procrustes), check that\n"
+	       "the Q/K one commutes with RoPE and explains W_q and the biases, that W_o\n"
+	       "absorbs the V one, allow kv groups to be permuted and B to be in the other\n"
+	       "RoPE layout (a format conversion), all up to the stored dtype's rounding;\n"
+	       "then confirm with the three-level evaluation. When B is not a fold, name\n"
+	       "the first layer, head, level and reason.\n"
+	       "--tol sets the relative tolerance of the weight checks (default 3 units\n"
+	       "of roundoff of the coarser dtype); --precision the confirmation's.\n"
+	       "Exit 0 when B is equivalent in every chosen layer, 1 when not, 2 on bad\n"
+	       "input.\n\n");
+	opts_print_help(stdout, OPT_JSON | OPT_EVAL);
+	printf("  --layers all|N|N..M   layers to verify (default all)\n");
+}
+
+int cli_parse_layers(const char *s, size_t n_layers, size_t *lo, size_t *hi,
+		     char *err, size_t errlen)
+{
+	if (!s || !strcmp(s, "all")) {
+		*lo = 0;
+		*hi = n_layers ? n_layers - 1 : 0;
+		if (!n_layers) {
+			snprintf(err, errlen, "--layers: the checkpoint has no layers");
+			return -1;
+		}
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 10), b = a;
+	if (end == s || s[0] == '-' || errno)
+		goto bad;
+	if (!strncmp(end, "..", 2)) {
+		const char *t = end + 2;
+		if (!*t || *t == '-')
+			goto bad;
+		b = strtoull(t, &end, 10);
+		if (end == t || errno)
+			goto bad;
+	}
+	if (*end)
+		goto bad;
+	if (a > b || b >= n_layers) {
+		snprintf(err, errlen, "--layers: '%s' is outside layers 0..%zu", s,
+			 n_layers ? n_layers - 1 : 0);
+		return -1;
+	}
+	*lo = (size_t)a;
+	*hi = (size_t)b;
+	return 0;
+bad:
+	snprintf(err, errlen, "--layers: '%s' is not all, N or N..M", s);
+	return -1;
+}
+
+double cli_dtype_roundoff(const char *dtype)
+{
+	if (!strcasecmp(dtype, "F64"))
+		return dtype_unit_roundoff(STORE_F64);
+	if (!strcasecmp(dtype, "F32"))
+		return dtype_unit_roundoff(STORE_F32);
+	if (!strcasecmp(dtype, "F16"))
+		return dtype_unit_roundoff(STORE_F16);
+	/* BF16, and 8-bit block quantizations at about the same step. */
+	return dtype_unit_roundoff(STORE_BF16);
+}
+
+/* Progress on a terminal: layer i of n, rate, time left. */
+static void progress(bool tty, size_t done, size_t total, double t0)
+{
+	if (!tty)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double el = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+	double rate = el > 0 ? (double)done / el : 0;
+	double left = rate > 0 ? (double)(total - done) / rate : 0;
+	fprintf(stderr, "\rverify: layer %zu of %zu, %.1f layers/s, %.0fs left   ",
+		done, total, rate, left);
+	if (done == total)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static json_t *levels_json(const InvReport *rep)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		const LevelResult *L = &rep->level[i];
+		json_object_set_new(o, level_name((LevelId)i),
+				    json_pack("{s:b, s:b, s:f, s:f}", "expected", L->guaranteed,
+					      "holds", L->holds, "max_abs_err",
+					      isfinite(L->max_abs_err) ? L->max_abs_err : -1.0,
+					      "max_rel_err",
+					      isfinite(L->max_rel_err) ? L->max_rel_err : -1.0));
+	}
+	return o;
+}
+
+static json_t *break_json(const VerifyVerdict *v, size_t layer)
+{
+	if (v->equivalent)
+		return json_null();
+	json_t *b = json_pack("{s:I, s:s, s:s, s:s, s:s}", "layer", (json_int_t)layer,
+			      "why", verify_why_name(v->why), "level", level_name(v->level),
+			      "tensor", v->tensor, "explanation", v->why_text);
+	json_object_set_new(b, "group", v->group == SIZE_MAX ? json_null()
+							     : json_integer((json_int_t)v->group));
+	json_object_set_new(b, "head", v->head == SIZE_MAX ? json_null()
+							   : json_integer((json_int_t)v->head));
+	if (v->why == VERIFY_WHY_MIXES_PAIRS) {
+		json_t *pairs = json_array();
+		for (size_t k = 0; k < v->comm.n_mixed; k++)
+			json_array_append_new(pairs, json_pack("[I, I]",
+							       (json_int_t)v->comm.mixed[k][0],
+							       (json_int_t)v->comm.mixed[k][1]));
+		json_object_set_new(b, "mixed_pairs", pairs);
+	}
+	return b;
+}
+
+static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep)
+{
+	json_t *perm = json_array(), *rot = json_array();
+	for (size_t g = 0; v->plan.perm && g < v->plan.n_kv_heads; g++) {
+		json_array_append_new(perm, json_integer((json_int_t)v->plan.perm[g]));
+		json_t *angles = json_array();
+		if (v->commuting[g])
+			for (size_t p = 0; p < v->npairs; p++)
+				json_array_append_new(angles,
+						      json_real(v->angles[g * v->npairs + p]));
+		json_array_append_new(rot, json_pack("{s:I, s:b, s:o}", "group",
+						     (json_int_t)g, "commuting",
+						     v->commuting[g], "angles", angles));
+	}
+	json_t *o = json_pack("{s:I, s:b, s:s, s:s, s:b, s:b, s:b, s:f, s:f}", "layer",
+			      (json_int_t)i, "equivalent", v->equivalent, "relation",
+			      verify_relation_name(v->relation), "description",
+			      v->relation_text, "rotated", v->rotated, "heads_permuted",
+			      v->heads_permuted, "layout_converted", v->layout_converted,
+			      "max_rel_err", isfinite(v->max_err) ? v->max_err : -1.0, "tol",
+			      v->tol);
+	json_object_set_new(o, "heads_permutation", perm);
+	json_object_set_new(o, "rotations", rot);
+	json_object_set_new(o, "levels", rep ? levels_json(rep) : json_null());
+	json_object_set_new(o, "break", break_json(v, i));
+	return o;
+}
+
+static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
+{
+	if (v->equivalent) {
+		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g)", i,
+		       v->relation_text, v->max_err, v->tol);
+	} else {
+		printf("layer %zu: NOT equivalent at the %s level", i, level_name(v->level));
+		if (v->group != SIZE_MAX)
+			printf(", kv group %zu", v->group);
+		if (v->head != SIZE_MAX)
+			printf(", query head %zu", v->head);
+		if (v->tensor[0])
+			printf(", %s", v->tensor);
+		printf("\n  %s", v->why_text);
+	}
+	if (rep) {
+		printf("\n  levels:");
+		for (int l = 0; l < LEVEL_COUNT; l++)
+			printf(" %s %s (%.2g)%s", level_name((LevelId)l),
+			       rep->level[l].holds ? "holds" : "breaks",
+			       rep->level[l].max_rel_err, l + 1 < LEVEL_COUNT ? "," : "");
+		if (v->equivalent && !report_ok(rep))
+			printf("\n  warning: the weights say equivalent but the evaluation "
+			       "breaks: a bug in the inputs or the tool");
+	}
+	printf("\n");
+}
+
+int cli_verify(int argc, char **argv)
+{
+	RunOptions o;
+	char err[768];
+	opts_defaults(&o);
+	if (opts_parse(argc, argv, OPT_JSON | OPT_EVAL | OPT_FOLDIO, &o, err, sizeof err)) {
+		fprintf(stderr, "ropefold verify: %s\n", err);
+		return 2;
+	}
+	if (o.help) {
+		verify_help();
+		return 0;
+	}
+	if (o.out || o.dtype || o.undo || o.force) {
+		fprintf(stderr, "ropefold verify: --out, --dtype, --undo and --force belong to fold\n");
+		return 2;
+	}
+	if (o.n_positional != 2) {
+		fprintf(stderr, "ropefold verify: give two checkpoints A and B\n");
+		return 2;
+	}
+	Model *ma = NULL, *mb = NULL;
+	int rc = 2;
+	if (model_open(o.positional[0], &ma, err, sizeof err) ||
+	    model_open(o.positional[1], &mb, err, sizeof err)) {
+		fprintf(stderr, "ropefold verify: %s\n", err);
+		goto out;
+	}
+	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
+	if (ia->n_layers != ib->n_layers) {
+		fprintf(stderr, "ropefold verify: %s has %zu layers, %s has %zu\n",
+			o.positional[0], ia->n_layers, o.positional[1], ib->n_layers);
+		goto out;
+	}
+	size_t lo, hi;
+	if (cli_parse_layers(o.layers, ia->n_layers, &lo, &hi, err, sizeof err)) {
+		fprintf(stderr, "ropefold verify: %s\n", err);
+		goto out;
+	}
+	double ua = cli_dtype_roundoff(ia->dtype), ub = cli_dtype_roundoff(ib->dtype);
+	VerifyOptions vo = {ua > ub ? ua : ub, o.tol};
+	size_t T = o.seq, D = ia->shape.d_model;
+	double *x = malloc(T * D * sizeof(double));
+	if (!x) {
+		fprintf(stderr, "ropefold verify: out of memory\n");
+		goto out;
+	}
+	layer_random_input(o.seed, T, D, x);
+	json_t *doc = o.json ? json_object() : NULL, *arr = o.json ? json_array() : NULL;
+	json_t *first = NULL;
+	bool all_eq = true, tty = isatty(2);
+	double t0 = now();
+	rc = 0;
+	for (size_t i = lo; i <= hi; i++) {
+		Layer a, b;
+		if (model_load_layer(ma, i, &a, err, sizeof err)) {
+			fprintf(stderr, "ropefold verify: %s\n", err);
+			rc = 2;
+			break;
+		}
+		if (model_load_layer(mb, i, &b, err, sizeof err)) {
+			fprintf(stderr, "ropefold verify: %s\n", err);
+			layer_free(&a);
+			rc = 2;
+			break;
+		}
+		VerifyVerdict v;
+		InvReport rep;
+		bool have_rep = false;
+		RfStatus st = verify_layers(&a, &b, &vo, &v);
+		if (st == RF_OK && v.why != VERIFY_WHY_SHAPE) {
+			st = verify_confirm(&a, &b, &v, x, T, o.precision,
+					    0, &rep);
+			have_rep = st == RF_OK;
+		}
+		if (st != RF_OK) {
+			fprintf(stderr, "ropefold verify: layer %zu: %s\n", i, rf_status_str(st));
+			verify_verdict_free(&v);
+			layer_free(&a);
+			layer_free(&b);
+			rc = 2;
+			break;
+		}
+		if (!v.equivalent && all_eq) {
+			all_eq = false;
+			if (doc)
+				first = break_json(&v, i);
+		}
+		if (tty)
+			fputs("\r\033[K", stderr);
+		if (doc)
+			json_array_append_new(arr, layer_json(i, &v, have_rep ? &rep : NULL));
+		else
+			layer_text(i, &v, have_rep ? &rep : NULL);
+		fflush(stdout);
+		if (have_rep)
+			report_done(&rep);
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+		progress(tty, i - lo + 1, hi - lo + 1, t0);
+	}
+	if (rc == 0)
+		rc = all_eq ? 0 : 1;
+	if (doc) {
+		if (rc != 2) {
+			json_object_set_new(doc, "a", json_string(o.positional[0]));
+			json_object_set_new(doc, "b", json_string(o.positional[1]));
+			json_object_set_new(doc, "equivalent", json_boolean(all_eq));
+			json_object_set_new(doc, "first_break", first ? first : json_null());
+			json_object_set_new(doc, "layers", arr);
+			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+			fputc('\n', stdout);
+		} else {
+			json_decref(arr);
+			json_decref(first);
+		}
+		json_decref(doc);
+	} else if (rc != 2) {
+		printf("%s\n", all_eq ? "B is equivalent to A in every chosen layer"
+				      : "B is NOT equivalent to A");
+	}
+	free(x);
+out:
+	if (ma)
+		model_close(ma);
+	if (mb)
+		model_close(mb);
+	return rc;
+}
