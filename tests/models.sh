@@ -1,0 +1,127 @@
+#!/bin/sh
+# End-to-end tests of `ropefold info` and `check --model` on checkpoint
+# files: crafted bad files (exit 2, one stderr line naming the file), the
+# built-in default, the regression inputs in tests/bad/, and the shared real
+# checkpoints ($SRCDIR/../shared/models or $ROPEFOLD_SHARED_MODELS) when
+# present: info and check on every file and every layer, and --drop commutes
+# breaks the score level. Prints TAP.
+: "${ROPEFOLD:=./ropefold}"
+: "${SRCDIR:=.}"
+n=0
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; }
+skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+
+# run WANT DESC ARGS...: compare the exit status.
+run() {
+	want=$1; shift; what=$1; shift
+	"$ROPEFOLD" "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
+	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/err" | head -5; fi
+}
+# bad FILE TEXT: info FILE exits 2 with one stderr line naming FILE and TEXT.
+bad() {
+	"$ROPEFOLD" info "$1" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	lines=$(wc -l <"$tmp/err")
+	if [ "$got" -eq 2 ] && [ "$lines" -eq 1 ] && grep -qF "$1" "$tmp/err" &&
+	   grep -qF -- "$2" "$tmp/err" && [ ! -s "$tmp/out" ]; then
+		ok "bad file rejected: $2"
+	else
+		notok "bad file $1: exit $got, $lines stderr lines, wanted '$2'"
+		sed 's/^/# /' "$tmp/err"
+	fi
+}
+# json_get FILE EXPR: a python expression over the document d.
+json_get() {
+	python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null
+}
+
+# ---- crafted bad files -------------------------------------------------------
+: >"$tmp/empty.gguf"
+bad "$tmp/empty.gguf" "empty file"
+printf 'GGUF\001\000\000\000' >"$tmp/v1.gguf"
+bad "$tmp/v1.gguf" "offset 4: unsupported GGUF version"
+printf 'GGUF\003\000\000\000\377\377\377\377\377\377\377\177\000\000\000\000\000\000\000\000' >"$tmp/count.gguf"
+bad "$tmp/count.gguf" "tensor count"
+mkdir "$tmp/hf"
+printf '{"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1}' >"$tmp/hf/config.json"
+printf '\377\000\000\000\000\000\000\000{"a":' >"$tmp/hf/model.safetensors"
+bad "$tmp/hf/model.safetensors" "runs past the end"
+printf '\005\000\000\000\000\000\000\000{"a":' >"$tmp/hf/model.safetensors"
+bad "$tmp/hf" "not JSON"
+printf '\020\000\000\000\000\000\000\000\000\000\000\000\377\377\377\377\000\000\000\000\000\000\000\000\000\000\000\000' >"$tmp/l2c.bin"
+bad "$tmp/l2c.bin" "not a positive size"
+printf 'hello\n' >"$tmp/text.txt"
+bad "$tmp/text.txt" "too short"
+bad "$tmp/nonexistent.gguf" "No such file"
+
+# ---- usage and the built-in default ------------------------------------------
+run 0 "info --help" info --help
+grep -q "usage: ropefold info" "$tmp/out" && ok "info --help prints usage" || notok "info --help prints usage"
+run 2 "info without a path" info
+run 2 "info with an unknown flag" info --frobnicate x
+def="$SRCDIR/data/default-model"
+run 0 "info on the default model" info "$def"
+run 0 "info --json on the default model" info --json "$def"
+if command -v python3 >/dev/null 2>&1; then
+	got=$(json_get "$tmp/out" "d['format'], d['heads'], d['kv_heads'], d['head_dim'], d['rope']['layout']")
+	[ "$got" = "safetensors 4 2 16 half" ] && ok "default model JSON: $got" ||
+		notok "default model JSON: '$got'"
+else
+	skip "default model JSON" "no python3"
+fi
+run 0 "ropefold with no arguments (no terminal) checks the default" 
+run 0 "check --input embed on the default model" check --model "$def" --input embed
+run 0 "check --input embed --tokens" check --model "$def" --input embed --tokens 1,5,9,127
+run 2 "token id out of range" check --model "$def" --input embed --tokens 1,128
+grep -q "out of range" "$tmp/err" && ok "token error names the range" || notok "token error names the range"
+run 2 "--layer past the last layer" check --model "$def" --layer 2
+grep -q -- "--layer: .* has 2 layers" "$tmp/err" && ok "--layer error names the count" ||
+	notok "--layer error names the count"
+run 2 "--input embed without a model" check --input embed
+
+# ---- regression inputs kept from fuzzing -------------------------------------
+for f in "$SRCDIR"/tests/bad/*; do
+	[ -f "$f" ] || continue
+	"$ROPEFOLD" info "$f" >/dev/null 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq 0 ] || [ "$got" -eq 2 ]; then ok "regression input $(basename "$f") (exit $got)"
+	else notok "regression input $(basename "$f"): exit $got"; fi
+done
+
+# ---- the shared real checkpoints ---------------------------------------------
+models=${ROPEFOLD_SHARED_MODELS:-$SRCDIR/../shared/models}
+if [ ! -d "$models" ]; then
+	skip "shared checkpoints" "$models not found"
+	echo "1..$n"
+	exit 0
+fi
+for f in stories260K.bin stories260K.gguf tiny_llama_hf tiny_llama_hf/model.safetensors; do
+	p="$models/$f"
+	run 0 "info $f" info "$p"
+	run 0 "info --json $f" info --json "$p"
+	layers=$(json_get "$tmp/out" "d['layers']")
+	case $f in
+	stories*) want="interleaved 5 8 4 8" ;;
+	*) want="half 2 4 2 24" ;;
+	esac
+	got=$(json_get "$tmp/out" "d['rope']['layout'], d['layers'], d['heads'], d['kv_heads'], d['head_dim']")
+	[ "$got" = "$want" ] && ok "$f: $got" || notok "$f: '$got', expected '$want'"
+	l=0
+	while [ "$l" -lt "${layers:-0}" ]; do
+		run 0 "check --model $f --layer $l: all three levels hold" check --model "$p" --layer "$l"
+		l=$((l + 1))
+	done
+	run 0 "check --model $f --input embed" check --model "$p" --layer 1 --input embed
+	run 0 "check --model $f --drop commutes --json" check --model "$p" --drop commutes --json
+	got=$(json_get "$tmp/out" "d['levels']['score']['holds']")
+	[ "$got" = "False" ] && ok "$f: --drop commutes breaks the score level" ||
+		notok "$f: --drop commutes: score holds = '$got'"
+done
+run 2 "--layer 5 of stories260K" check --model "$models/stories260K.gguf" --layer 5
+echo "1..$n"

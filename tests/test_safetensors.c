@@ -1,0 +1,539 @@
+#include "config.h"
+
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+#include "data/model.h"
+#include "tests/ckpt_fixtures.h"
+
+/* safetensors reader: single files with config.json beside them, HF
+ * folders, sharded folders, every dtype, the HF families, bad input. */
+
+static const LayerShape SHAPE = {32, 4, 2, 8};
+enum { VOCAB = 40, NL = 2 };
+
+typedef struct {
+	char *dir;
+	Layer ref[NL];
+	double emb[VOCAB * 32];
+} Fx;
+
+static int fx_setup(void **state)
+{
+	Fx *f = calloc(1, sizeof *f);
+	f->dir = fx_tmpdir();
+	assert_non_null(f->dir);
+	for (size_t i = 0; i < NL; i++)
+		fx_layer(&f->ref[i], &SHAPE, false, 11 + i);
+	for (size_t i = 0; i < VOCAB * 32; i++)
+		f->emb[i] = (float)(0.01 * (double)((i * 37) % 101) - 0.5);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	Fx *f = *state;
+	fx_rmtree(f->dir);
+	free(f->dir);
+	for (size_t i = 0; i < NL; i++)
+		layer_free(&f->ref[i]);
+	free(f);
+	return 0;
+}
+
+/* Write model.safetensors + config.json into f->dir from tensors. */
+static void write_folder(Fx *f, const FxTensor *t, size_t nt, const char *config)
+{
+	FxBuf b = {0};
+	fx_safetensors(&b, t, nt);
+	assert_int_equal(fx_write(f->dir, "model.safetensors", b.p, b.n), 0);
+	fx_free(&b);
+	assert_int_equal(fx_write(f->dir, "config.json", config, strlen(config)), 0);
+}
+
+static void write_llama(Fx *f, const char *dtype, const char *extra)
+{
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", dtype, t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, extra);
+	write_folder(f, t, nt, cfg);
+}
+
+static Model *open_ok(const char *path)
+{
+	Model *m = NULL;
+	char err[512] = "";
+	if (model_open(path, &m, err, sizeof err))
+		fail_msg("model_open(%s): %s", path, err);
+	return m;
+}
+
+/* model_open must fail with an error mentioning want. */
+static void open_fails(const char *path, const char *want)
+{
+	Model *m = NULL;
+	char err[512] = "";
+	if (model_open(path, &m, err, sizeof err) == 0) {
+		model_close(m);
+		fail_msg("model_open(%s) accepted a bad checkpoint (wanted '%s')", path, want);
+	}
+	if (!strstr(err, want))
+		fail_msg("error '%s' does not mention '%s'", err, want);
+	assert_null(m);
+	assert_null(strchr(err, '\n'));
+}
+
+static void assert_layer_equal(const Layer *a, const Layer *b)
+{
+	size_t D = a->shape.d_model, Hd = a->shape.n_heads * a->shape.head_dim;
+	size_t Gd = a->shape.n_kv_heads * a->shape.head_dim;
+	assert_int_equal(a->shape.n_heads, b->shape.n_heads);
+	assert_int_equal(a->shape.n_kv_heads, b->shape.n_kv_heads);
+	assert_true(tu_max_diff(a->wq, b->wq, Hd * D) == 0);
+	assert_true(tu_max_diff(a->wk, b->wk, Gd * D) == 0);
+	assert_true(tu_max_diff(a->wv, b->wv, Gd * D) == 0);
+	assert_true(tu_max_diff(a->wo, b->wo, D * Hd) == 0);
+	if (b->attn_norm) {
+		assert_non_null(a->attn_norm);
+		assert_true(tu_max_diff(a->attn_norm, b->attn_norm, D) == 0);
+	}
+}
+
+static void test_folder_f32(void **state)
+{
+	Fx *f = *state;
+	write_llama(f, "F32", "");
+	Model *m = open_ok(f->dir);
+	const ModelInfo *in = model_info(m);
+	assert_int_equal(in->format, MODEL_FMT_SAFETENSORS);
+	assert_string_equal(in->arch, "llama");
+	assert_int_equal(in->n_layers, NL);
+	assert_int_equal(in->shape.d_model, 32);
+	assert_int_equal(in->shape.n_kv_heads, 2);
+	assert_int_equal(in->rope.layout, ROPE_HALF);
+	assert_int_equal(in->vocab, VOCAB);
+	assert_string_equal(in->dtype, "F32");
+	assert_string_equal(in->tensor_q, "model.layers.0.self_attn.q_proj.weight");
+	assert_false(in->biases);
+	for (size_t i = 0; i < NL; i++) {
+		Layer l;
+		char err[256];
+		assert_int_equal(model_load_layer(m, i, &l, err, sizeof err), 0);
+		assert_layer_equal(&l, &f->ref[i]);
+		assert_close(l.norm_eps, 1e-6, 0);
+		layer_free(&l);
+	}
+	size_t tok[3] = {0, 7, VOCAB - 1};
+	double e[3 * 32];
+	char err[256];
+	assert_int_equal(model_load_embeddings(m, tok, 3, e, err, sizeof err), 0);
+	assert_true(tu_max_diff(e + 32, f->emb + 7 * 32, 32) == 0);
+	tok[1] = VOCAB;
+	assert_int_not_equal(model_load_embeddings(m, tok, 3, e, err, sizeof err), 0);
+	assert_non_null(strstr(err, "out of range"));
+	Layer l;
+	assert_int_not_equal(model_load_layer(m, NL, &l, err, sizeof err), 0);
+	assert_non_null(strstr(err, "layers"));
+	model_close(m);
+	/* The file itself, with config.json beside it. */
+	char p[4200];
+	snprintf(p, sizeof p, "%s/model.safetensors", f->dir);
+	m = open_ok(p);
+	assert_int_equal(model_info(m)->n_layers, NL);
+	model_close(m);
+}
+
+/* Every float dtype converts exactly. */
+static void test_dtypes_exact(void **state)
+{
+	Fx *f = *state;
+	const char *dts[] = {"F64", "F16", "BF16"};
+	for (size_t k = 0; k < 3; k++) {
+		Layer ref[NL];
+		for (size_t i = 0; i < NL; i++) {
+			layer_copy(&ref[i], &f->ref[i]);
+			size_t D = 32, n = D * D;
+			double *t[] = {ref[i].wq, ref[i].wo, ref[i].attn_norm};
+			size_t nn[] = {n, n, D};
+			for (size_t j = 0; j < 3; j++) {
+				if (k == 1)
+					fx_round_f16(t[j], nn[j]);
+				if (k == 2)
+					fx_round_bf16(t[j], nn[j]);
+			}
+			if (k == 1) {
+				fx_round_f16(ref[i].wk, 16 * D);
+				fx_round_f16(ref[i].wv, 16 * D);
+			}
+			if (k == 2) {
+				fx_round_bf16(ref[i].wk, 16 * D);
+				fx_round_bf16(ref[i].wv, 16 * D);
+			}
+		}
+		FxTensor t[64];
+		size_t nt = fx_llama_tensors(ref, NL, f->emb, VOCAB, "hf", dts[k], t);
+		char cfg[1024];
+		fx_hf_config(cfg, sizeof cfg, "mistral", &SHAPE, NL, VOCAB, "");
+		write_folder(f, t, nt, cfg);
+		Model *m = open_ok(f->dir);
+		assert_string_equal(model_info(m)->dtype, dts[k]);
+		Layer l;
+		char err[256];
+		assert_int_equal(model_load_layer(m, 1, &l, err, sizeof err), 0);
+		assert_layer_equal(&l, &ref[1]);
+		layer_free(&l);
+		model_close(m);
+		for (size_t i = 0; i < NL; i++)
+			layer_free(&ref[i]);
+	}
+}
+
+/* Two shards and the index; a tensor listed but absent is an error. */
+static void test_sharded(void **state)
+{
+	Fx *f = *state;
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "BF16", t);
+	/* BF16 of the F32 reference is not exact: round the reference. */
+	Layer ref;
+	layer_copy(&ref, &f->ref[1]);
+	fx_round_bf16(ref.wq, 32 * 32);
+	fx_round_bf16(ref.wk, 16 * 32);
+	fx_round_bf16(ref.wv, 16 * 32);
+	fx_round_bf16(ref.wo, 32 * 32);
+	fx_round_bf16(ref.attn_norm, 32);
+	size_t half = nt / 2;
+	FxBuf a = {0}, b = {0};
+	fx_safetensors(&a, t, half);
+	fx_safetensors(&b, t + half, nt - half);
+	fx_write(f->dir, "model-00001-of-00002.safetensors", a.p, a.n);
+	fx_write(f->dir, "model-00002-of-00002.safetensors", b.p, b.n);
+	fx_free(&a);
+	fx_free(&b);
+	char idx[8192];
+	size_t k = (size_t)snprintf(idx, sizeof idx, "{\"metadata\": {}, \"weight_map\": {");
+	for (size_t i = 0; i < nt; i++)
+		k += (size_t)snprintf(idx + k, sizeof idx - k, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",
+				      i ? ", " : "", t[i].name, i < half ? 1 : 2);
+	snprintf(idx + k, sizeof idx - k, "}}");
+	fx_write(f->dir, "model.safetensors.index.json", idx, strlen(idx));
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	fx_write(f->dir, "config.json", cfg, strlen(cfg));
+	Model *m = open_ok(f->dir);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 1, &l, err, sizeof err), 0);
+	assert_layer_equal(&l, &ref);
+	layer_free(&l);
+	model_close(m);
+	layer_free(&ref);
+	/* An index naming a tensor no shard has. */
+	char bad[8300];
+	snprintf(bad, sizeof bad, "%.*s, \"ghost.weight\": \"model-00001-of-00002.safetensors\"}}",
+		 (int)(strlen(idx) - 2), idx);
+	fx_write(f->dir, "model.safetensors.index.json", bad, strlen(bad));
+	open_fails(f->dir, "ghost.weight");
+	/* A shard path escaping the folder. */
+	snprintf(bad, sizeof bad, "{\"weight_map\": {\"a\": \"../x.safetensors\"}}");
+	fx_write(f->dir, "model.safetensors.index.json", bad, strlen(bad));
+	open_fails(f->dir, "refusing");
+	char p[4200];
+	snprintf(p, sizeof p, "%s/model.safetensors.index.json", f->dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", f->dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", f->dir);
+	unlink(p);
+}
+
+/* Scaling rules from config.json. */
+static void test_rope_scaling(void **state)
+{
+	Fx *f = *state;
+	static const struct {
+		const char *extra;
+		RopeScalingKind kind;
+		double factor;
+	} c[] = {
+		{", \"rope_theta\": 500000, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, "
+		 "\"low_freq_factor\": 1, \"high_freq_factor\": 4, \"original_max_position_embeddings\": 8192}",
+		 ROPE_SCALING_LLAMA3, 8},
+		{", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}", ROPE_SCALING_LINEAR, 2},
+		{", \"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 4}", ROPE_SCALING_NTK, 4},
+		{", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 32768}",
+		 ROPE_SCALING_YARN, 4},
+	};
+	for (size_t i = 0; i < 4; i++) {
+		write_llama(f, "F32", c[i].extra);
+		Model *m = open_ok(f->dir);
+		const ModelInfo *in = model_info(m);
+		assert_int_equal(in->rope.scaling.kind, c[i].kind);
+		assert_close(in->rope.scaling.factor, c[i].factor, 0);
+		if (i == 0) {
+			assert_close(in->rope.theta, 500000, 0);
+			assert_close(in->rope.scaling.original_max_pos, 8192, 0);
+			assert_close(in->rope.scaling.high_freq_factor, 4, 0);
+		}
+		if (i == 3)
+			assert_close(in->rope.scaling.original_max_pos, 32768, 0);
+		model_close(m);
+	}
+	write_llama(f, "F32", ", \"rope_scaling\": {\"type\": \"longrope\", \"factor\": 4}");
+	open_fails(f->dir, "longrope");
+}
+
+/* Qwen2 biases, Qwen3 per-head QK-norm, OLMo2 full QK-norm, Gemma. */
+static void test_families(void **state)
+{
+	Fx *f = *state;
+	Layer ref;
+	fx_layer(&ref, &SHAPE, true, 5);
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(&ref, 1, NULL, 0, "hf", "F32", t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "qwen2", &SHAPE, 1, VOCAB, ", \"rope_theta\": 1000000.0");
+	write_folder(f, t, nt, cfg);
+	Model *m = open_ok(f->dir);
+	assert_true(model_info(m)->biases);
+	assert_int_equal(model_info(m)->vocab, 0);
+	assert_close(model_info(m)->rope.theta, 1e6, 0);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_non_null(l.bq);
+	assert_true(tu_max_diff(l.bq, ref.bq, 32) == 0);
+	assert_true(tu_max_diff(l.bk, ref.bk, 16) == 0);
+	assert_true(tu_max_diff(l.bv, ref.bv, 16) == 0);
+	layer_free(&l);
+	model_close(m);
+
+	/* QK-norm per head (Qwen3, d entries) and over all heads (OLMo2). */
+	double qn[32], kn[16];
+	for (size_t i = 0; i < 32; i++)
+		qn[i] = 1.0 + 0.125 * (double)(i % 5);
+	for (size_t i = 0; i < 16; i++)
+		kn[i] = 0.5 + 0.25 * (double)(i % 3);
+	for (int olmo = 0; olmo < 2; olmo++) {
+		size_t n = nt;
+		t[n++] = (FxTensor){"model.layers.0.self_attn.q_norm.weight", "F32", 1,
+				    {olmo ? 32u : 8u, 0, 0, 0}, qn};
+		t[n++] = (FxTensor){"model.layers.0.self_attn.k_norm.weight", "F32", 1,
+				    {olmo ? 16u : 8u, 0, 0, 0}, kn};
+		fx_hf_config(cfg, sizeof cfg, olmo ? "olmo2" : "qwen3", &SHAPE, 1, VOCAB, "");
+		write_folder(f, t, n, cfg);
+		m = open_ok(f->dir);
+		assert_true(model_info(m)->qk_norm);
+		assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+		assert_int_equal(l.qk_norm_per_head, !olmo);
+		assert_true(tu_max_diff(l.q_norm, qn, olmo ? 32 : 8) == 0);
+		assert_true(tu_max_diff(l.k_norm, kn, olmo ? 16 : 8) == 0);
+		layer_free(&l);
+		model_close(m);
+	}
+
+	/* Gemma: norm weight stored as w means 1 + w; score scale from
+	 * query_pre_attn_scalar; embeddings times sqrt(D). */
+	nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	fx_hf_config(cfg, sizeof cfg, "gemma2", &SHAPE, NL, VOCAB, ", \"query_pre_attn_scalar\": 64");
+	write_folder(f, t, nt, cfg);
+	m = open_ok(f->dir);
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_close(l.attn_norm[3], 1.0 + f->ref[0].attn_norm[3], 0);
+	assert_close(l.score_scale, 0.125, 0);
+	size_t tok = 2;
+	double e[32];
+	assert_int_equal(model_load_embeddings(m, &tok, 1, e, err, sizeof err), 0);
+	assert_close(e[5], f->emb[2 * 32 + 5] * sqrt(32.0), 1e-15);
+	layer_free(&l);
+	model_close(m);
+	layer_free(&ref);
+}
+
+/* Phi-3 fused qkv_proj with partial rotary; GPT-NeoX per-head fused
+ * query_key_value with rotary_pct, LayerNorm with bias, dense bias. */
+static void test_fused(void **state)
+{
+	Fx *f = *state;
+	LayerShape s = {32, 4, 4, 8};
+	Layer ref;
+	fx_layer(&ref, &s, true, 21);
+	size_t D = 32, Hd = 32;
+	double qkv[3 * 32 * 32], bqkv[96], nb[32];
+	/* Phi-3 order: [q; k; v]. */
+	memcpy(qkv, ref.wq, Hd * D * sizeof(double));
+	memcpy(qkv + Hd * D, ref.wk, Hd * D * sizeof(double));
+	memcpy(qkv + 2 * Hd * D, ref.wv, Hd * D * sizeof(double));
+	FxTensor t[8] = {
+		{"model.layers.0.self_attn.qkv_proj.weight", "F32", 2, {96, 32, 0, 0}, qkv},
+		{"model.layers.0.self_attn.o_proj.weight", "F32", 2, {32, 32, 0, 0}, ref.wo},
+		{"model.layers.0.input_layernorm.weight", "F32", 1, {32, 0, 0, 0}, ref.attn_norm},
+	};
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "phi3", &s, 1, VOCAB, ", \"partial_rotary_factor\": 0.5");
+	write_folder(f, t, 3, cfg);
+	Model *m = open_ok(f->dir);
+	assert_true(model_info(m)->fused_qkv);
+	assert_int_equal(model_info(m)->rope.rotary_dim, 4);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_layer_equal(&l, &ref);
+	layer_free(&l);
+	model_close(m);
+
+	/* NeoX: per head h rows [q_h; k_h; v_h]. */
+	for (size_t h = 0; h < 4; h++)
+		for (size_t j = 0; j < 3; j++) {
+			const double *src[3] = {ref.wq, ref.wk, ref.wv};
+			const double *bsrc[3] = {ref.bq, ref.bk, ref.bv};
+			memcpy(qkv + (h * 3 + j) * 8 * D, src[j] + h * 8 * D, 8 * D * sizeof(double));
+			memcpy(bqkv + (h * 3 + j) * 8, bsrc[j] + h * 8, 8 * sizeof(double));
+		}
+	for (size_t i = 0; i < 32; i++)
+		nb[i] = 0.03125 * (double)i;
+	FxTensor u[6] = {
+		{"gpt_neox.layers.0.attention.query_key_value.weight", "F32", 2, {96, 32, 0, 0}, qkv},
+		{"gpt_neox.layers.0.attention.query_key_value.bias", "F32", 1, {96, 0, 0, 0}, bqkv},
+		{"gpt_neox.layers.0.attention.dense.weight", "F32", 2, {32, 32, 0, 0}, ref.wo},
+		{"gpt_neox.layers.0.attention.dense.bias", "F32", 1, {32, 0, 0, 0}, ref.bo},
+		{"gpt_neox.layers.0.input_layernorm.weight", "F32", 1, {32, 0, 0, 0}, ref.attn_norm},
+		{"gpt_neox.layers.0.input_layernorm.bias", "F32", 1, {32, 0, 0, 0}, nb},
+	};
+	snprintf(cfg, sizeof cfg, "{\"model_type\": \"gpt_neox\", \"hidden_size\": 32, "
+		 "\"num_attention_heads\": 4, \"num_hidden_layers\": 1, \"rotary_pct\": 0.25, "
+		 "\"rotary_emb_base\": 10000, \"layer_norm_eps\": 1e-5}");
+	write_folder(f, u, 6, cfg);
+	m = open_ok(f->dir);
+	const ModelInfo *in = model_info(m);
+	assert_int_equal(in->rope.rotary_dim, 2);
+	assert_int_equal(in->rope.layout, ROPE_HALF);
+	assert_true(in->biases);
+	assert_true(in->o_bias);
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_layer_equal(&l, &ref);
+	assert_true(tu_max_diff(l.bk, ref.bk, 32) == 0);
+	assert_true(tu_max_diff(l.bo, ref.bo, 32) == 0);
+	assert_int_equal(l.attn_norm_kind, NORM_LAYER);
+	assert_true(tu_max_diff(l.attn_norm_bias, nb, 32) == 0);
+	layer_free(&l);
+	model_close(m);
+	layer_free(&ref);
+}
+
+/* Raw bytes as model.safetensors beside a good config.json. */
+static void write_raw(Fx *f, const void *p, size_t n)
+{
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	fx_write(f->dir, "config.json", cfg, strlen(cfg));
+	fx_write(f->dir, "model.safetensors", p, n);
+}
+
+static void raw_header(Fx *f, const char *json, size_t extra_data, uint64_t claimed)
+{
+	FxBuf b = {0};
+	fx_u64(&b, claimed ? claimed : strlen(json));
+	fx_put(&b, json, strlen(json));
+	for (size_t i = 0; i < extra_data; i++)
+		fx_put(&b, "\0", 1);
+	write_raw(f, b.p, b.n);
+	fx_free(&b);
+}
+
+static void test_bad_input(void **state)
+{
+	Fx *f = *state;
+	write_raw(f, "", 0);
+	open_fails(f->dir, "empty file");
+	raw_header(f, "{\"a\": 1}", 0, 1000);
+	open_fails(f->dir, "past the end");
+	raw_header(f, "{\"a\": 1}", 0, (uint64_t)1 << 40);
+	open_fails(f->dir, "absurd");
+	raw_header(f, "{not json at all}", 0, 0);
+	open_fails(f->dir, "not JSON");
+	raw_header(f, "{\"w\": {\"dtype\": \"Q3\", \"shape\": [2], \"data_offsets\": [0, 2]}}", 2, 0);
+	open_fails(f->dir, "unknown dtype 'Q3'");
+	raw_header(f, "{\"w\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 8]}}", 8, 0);
+	open_fails(f->dir, "need 12 bytes");
+	raw_header(f, "{\"w\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", 8, 0);
+	open_fails(f->dir, "past the end");
+	raw_header(f, "{\"w\": {\"dtype\": \"F32\", \"shape\": [4000000000, 4000000000, 4000000000], "
+		   "\"data_offsets\": [0, 16]}}", 16, 0);
+	open_fails(f->dir, "bad shape");
+	raw_header(f, "{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4, 0);
+	open_fails(f->dir, "bad shape");
+	raw_header(f, "[1, 2]", 0, 0);
+	open_fails(f->dir, "not a JSON object");
+	FxBuf tr = {0};
+	fx_put(&tr, "\x10\0\0", 3);
+	write_raw(f, tr.p, tr.n);
+	fx_free(&tr);
+	open_fails(f->dir, "safetensors");  /* too short for any header */
+
+	/* A good file with one tensor's shape disagreeing with config.json. */
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	LayerShape wrong = {32, 8, 2, 4};
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &wrong, NL, VOCAB, "");
+	write_folder(f, t, nt, cfg);
+	open_fails(f->dir, "k_proj.weight: shape [16, 32], but config.json gives [8, 32]");
+	/* Missing config keys, bad JSON in config.json, no config.json. */
+	write_folder(f, t, nt, "{\"hidden_size\": 32, \"num_hidden_layers\": 2}");
+	open_fails(f->dir, "missing or bad key 'num_attention_heads'");
+	write_folder(f, t, nt, "{\"hidden_size\": 32,");
+	open_fails(f->dir, "config.json");
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, 3, VOCAB, "");
+	write_folder(f, t, nt, cfg);
+	open_fails(f->dir, "model.layers.2.self_attn.q_proj.weight is missing");
+	char p[4200];
+	snprintf(p, sizeof p, "%s/config.json", f->dir);
+	unlink(p);
+	open_fails(f->dir, "without config.json");
+	snprintf(p, sizeof p, "%s/model.safetensors", f->dir);
+	open_fails(p, "no config.json beside");
+
+	/* Unknown family: the message lists what was found. */
+	double w[4] = {1, 2, 3, 4};
+	FxTensor odd[1] = {{"transformer.h.0.attn.c_attn.weight", "F32", 2, {2, 2, 0, 0}, w}};
+	fx_hf_config(cfg, sizeof cfg, "gpt2", &SHAPE, NL, VOCAB, "");
+	write_folder(f, odd, 1, cfg);
+	open_fails(f->dir, "unknown model family (arch 'gpt2')");
+	open_fails(f->dir, "transformer.h.0.attn.c_attn.weight");
+
+	/* NaN in the chosen layer: open works, load names the tensor. */
+	Layer bad;
+	layer_copy(&bad, &f->ref[1]);
+	bad.wv[7] = NAN;
+	Layer pair[2] = {f->ref[0], bad};
+	nt = fx_llama_tensors(pair, NL, f->emb, VOCAB, "hf", "F32", t);
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	write_folder(f, t, nt, cfg);
+	Model *m = open_ok(f->dir);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	layer_free(&l);
+	assert_int_not_equal(model_load_layer(m, 1, &l, err, sizeof err), 0);
+	assert_non_null(strstr(err, "layer 1: NaN or Inf in the v weight"));
+	model_close(m);
+	layer_free(&bad);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_folder_f32, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dtypes_exact, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sharded, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_rope_scaling, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_families, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_fused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
