@@ -82,8 +82,8 @@ static int l2c_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *er
 		int32_t v = i == 5 && h[i] < 0 && h[i] != INT32_MIN ? -h[i] : h[i];
 		if (v <= 0 || v > L2C_MAX) {
 			snprintf(err, errlen, "%s: offset %d: llama2.c header %s = %d is not a "
-				 "positive size (or the file is not a checkpoint)", f->path, 4 * i,
-				 names[i], (int)h[i]);
+				 "positive size up to %d (or the file is not a checkpoint)", f->path,
+				 4 * i, names[i], (int)h[i], (int)L2C_MAX);
 			return -1;
 		}
 	}

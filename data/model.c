@@ -12,6 +12,7 @@
 #include "data/families.h"
 #include "data/hfconfig.h"
 #include "data/model.h"
+#include "data/model_tensors.h"
 #include "data/reader.h"
 
 struct Model {
@@ -370,6 +371,9 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < 3 && !r; i++)
 		if (ops[i]->sniff(f->p, f->n))
 			r = ops[i];
+	/* The header first, so that a broken file is named as such. */
+	if (r->parse(f, &m->tt, &m->hp, err, errlen))
+		return -1;
 	if (r == &reader_safetensors) {
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
@@ -381,7 +385,7 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 		if (hfconfig_read(cfg, &m->hp, err, errlen))
 			return -1;
 	}
-	return r->parse(f, &m->tt, &m->hp, err, errlen);
+	return 0;
 }
 
 int model_open(const char *path, Model **out, char *err, size_t errlen)
@@ -475,6 +479,16 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 const ModelInfo *model_info(const Model *m)
 {
 	return &m->info;
+}
+
+const TensorTable *model_tensor_table(const Model *m)
+{
+	return &m->tt;
+}
+
+const Family *model_family(const Model *m)
+{
+	return &m->fam;
 }
 
 void model_close(Model *m)

@@ -343,19 +343,21 @@ size_t fx_llama_tensors(const Layer *layers, size_t nl, const double *emb, size_
 		en = "model.embed_tokens.weight";
 	}
 	size_t n = 0;
+	/* Vectors stay F32 in quantized files, as llama.cpp writes them. */
+	const char *vdt = dtype[0] == 'Q' ? "F32" : dtype;
 	if (emb)
 		out[n++] = (FxTensor){en, dtype, 2, {vocab, D, 0, 0}, emb};
 	for (size_t i = 0; i < nl; i++) {
 		const Layer *l = &layers[i];
-		out[n++] = (FxTensor){pool_name(pre, i, sn), dtype, 1, {D, 0, 0, 0}, l->attn_norm};
+		out[n++] = (FxTensor){pool_name(pre, i, sn), vdt, 1, {D, 0, 0, 0}, l->attn_norm};
 		out[n++] = (FxTensor){pool_name(pre, i, sq), dtype, 2, {Hd, D, 0, 0}, l->wq};
 		out[n++] = (FxTensor){pool_name(pre, i, sk), dtype, 2, {Gd, D, 0, 0}, l->wk};
 		out[n++] = (FxTensor){pool_name(pre, i, sv), dtype, 2, {Gd, D, 0, 0}, l->wv};
 		out[n++] = (FxTensor){pool_name(pre, i, so), dtype, 2, {D, Hd, 0, 0}, l->wo};
 		if (l->bq && bq) {
-			out[n++] = (FxTensor){pool_name(pre, i, bq), dtype, 1, {Hd, 0, 0, 0}, l->bq};
-			out[n++] = (FxTensor){pool_name(pre, i, bk), dtype, 1, {Gd, 0, 0, 0}, l->bk};
-			out[n++] = (FxTensor){pool_name(pre, i, bv), dtype, 1, {Gd, 0, 0, 0}, l->bv};
+			out[n++] = (FxTensor){pool_name(pre, i, bq), vdt, 1, {Hd, 0, 0, 0}, l->bq};
+			out[n++] = (FxTensor){pool_name(pre, i, bk), vdt, 1, {Gd, 0, 0, 0}, l->bk};
+			out[n++] = (FxTensor){pool_name(pre, i, bv), vdt, 1, {Gd, 0, 0, 0}, l->bv};
 		}
 	}
 	return n;

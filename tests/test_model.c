@@ -131,7 +131,7 @@ static void test_bad_regressions(void **state)
 	struct dirent *e;
 	size_t n = 0;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.' || strstr(e->d_name, ".md"))
 			continue;
 		char p[8400], err[512];
 		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
