@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tui/cli_check.h"
+#include "tui/cli_tui.h"
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
@@ -33,7 +34,9 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		/* No terminal: print the check report instead of hanging. */
+		/* The explorer on a terminal; else the check report. */
+		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+			return cli_tui_default();
 		return cli_check(0, argv + 1, true);
 	}
 	const char *mode = argv[1];
@@ -47,6 +50,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "check"))
 		return cli_check(argc - 2, argv + 2, false);
+	if (!strcmp(mode, "tui"))
+		return cli_tui(argc - 2, argv + 2, false);
+	if (!strcmp(mode, "tour"))
+		return cli_tui(argc - 2, argv + 2, true);
 	if (!strcmp(mode, "info"))
 		return cli_info(argc - 2, argv + 2);
 	if (!strcmp(mode, "verify"))

@@ -1,0 +1,334 @@
+#include "config.h"
+
+#include "tests/testutil.h"
+
+#include "core/fold.h"
+#include "core/rotation.h"
+#include "tui/commands.h"
+#include "tui/tour.h"
+
+/* The explorer's ':' commands and toggles are pure functions of the
+ * settings: each test runs command strings and checks the fields. */
+
+static TuiSettings fresh(void)
+{
+	RunOptions o;
+	TuiSettings s;
+	opts_defaults(&o);
+	commands_settings_init(&s, &o, true);
+	return s;
+}
+
+static unsigned run(TuiSettings *s, const char *line, char *msg)
+{
+	return commands_run(s, line, msg, 512);
+}
+
+static void test_rotate(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(s.opts.fold.rotate, PART_ALL);
+	assert_int_equal(run(&s, "rotate qk", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.rotate, PART_Q | PART_K);
+	assert_string_equal(msg, "rotate qk");
+	assert_int_equal(run(&s, ":rotate vo", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.rotate, PART_V | PART_O);
+	assert_int_equal(run(&s, "  rotate   none  ", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.rotate, 0);
+	/* a bad set leaves the settings untouched */
+	assert_int_equal(run(&s, "rotate qx", msg), CMD_ERROR);
+	assert_int_equal(s.opts.fold.rotate, 0);
+	assert_non_null(strstr(msg, "rotate"));
+	assert_int_equal(run(&s, "rotate", msg), CMD_ERROR);
+}
+
+static void test_drop_hold(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(run(&s, "drop commutes", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.dropped, ASSUME_COMMUTES);
+	assert_int_equal(run(&s, "drop bias,per-head", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.dropped, ASSUME_COMMUTES | ASSUME_BIAS | ASSUME_PER_HEAD);
+	assert_int_equal(run(&s, "hold commutes", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.dropped, ASSUME_BIAS | ASSUME_PER_HEAD);
+	assert_int_equal(run(&s, "hold all", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.dropped, 0);
+	assert_int_equal(run(&s, "drop all", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.dropped, (1u << ASSUME_COUNT) - 1);
+	assert_int_equal(run(&s, "hold all", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "drop nonsense", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "nonsense"));
+	assert_int_equal(s.opts.fold.dropped, 0);
+	assert_int_equal(run(&s, "drop", msg), CMD_ERROR);
+}
+
+static void test_toggle(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(run(&s, "toggle commutes", msg), CMD_CHANGED);
+	assert_true(s.opts.fold.dropped & ASSUME_COMMUTES);
+	assert_false(commands_toggle_on(&s, TOGGLE_ASSUME0 + 1));
+	assert_int_equal(run(&s, "toggle commutes", msg), CMD_CHANGED);
+	assert_false(s.opts.fold.dropped & ASSUME_COMMUTES);
+	assert_int_equal(run(&s, "toggle o", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.rotate, PART_Q | PART_K | PART_V);
+	assert_int_equal(run(&s, "toggle permute-heads", msg), CMD_CHANGED);
+	assert_true(s.opts.fold.permute_heads);
+	/* a toggle name alone flips it too */
+	assert_int_equal(run(&s, "gqa-consistent", msg), CMD_CHANGED);
+	assert_true(s.opts.fold.dropped & ASSUME_GQA_CONSISTENT);
+	assert_int_equal(run(&s, "toggle nope", msg), CMD_ERROR);
+	/* every toggle flips by name and flips back (or cycles) */
+	for (int t = 0; t < TOGGLE_COUNT; t++) {
+		TuiSettings a = fresh();
+		const char *name = commands_toggle_name((ToggleId)t);
+		assert_int_equal(commands_toggle_parse(name), t);
+		unsigned b = commands_toggle_flip(&a, (ToggleId)t, msg, sizeof msg);
+		assert_int_equal(b, CMD_CHANGED);
+		TuiSettings d = fresh();
+		assert_true(memcmp(&a.opts.fold, &d.opts.fold, sizeof a.opts.fold) ||
+			    a.opts.rope.layout != d.opts.rope.layout ||
+			    a.opts.precision != d.opts.precision);
+	}
+}
+
+static void test_kind_rope_precision(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(run(&s, "kind hadamard", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.kind, ROT_HADAMARD);
+	assert_int_equal(run(&s, "kind commuting", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "kind spin", msg), CMD_ERROR);
+	assert_int_equal(s.opts.fold.kind, ROT_HADAMARD);
+	/* cycling the kind never lands on the held kind */
+	for (int i = 0; i < 12; i++) {
+		commands_toggle_flip(&s, TOGGLE_KIND, msg, sizeof msg);
+		assert_int_not_equal(s.opts.fold.kind, ROT_COMMUTING);
+	}
+	assert_int_equal(run(&s, "rope interleaved", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.rope.layout, ROPE_INTERLEAVED);
+	assert_true(s.opts.layout_set);
+	assert_int_equal(run(&s, "rope sideways", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "rope"));
+	assert_null(strstr(msg, "--rope"));
+	assert_int_equal(run(&s, "precision f32", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.precision, PREC_F32);
+	assert_string_equal(commands_toggle_value(&s, TOGGLE_PRECISION), "f32");
+	assert_int_equal(run(&s, "precision f16", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "tol 1e-6", msg), CMD_CHANGED);
+	assert_close(s.opts.tol, 1e-6, 0);
+	assert_int_equal(run(&s, "set tol 1e-9", msg), CMD_CHANGED);
+	assert_close(s.opts.tol, 1e-9, 0);
+	assert_int_equal(run(&s, "tol -1", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "tol default", msg), CMD_CHANGED);
+	assert_close(s.opts.tol, 0, 0);
+	assert_int_equal(run(&s, "permute-heads on", msg), CMD_CHANGED);
+	assert_true(s.opts.fold.permute_heads);
+	assert_int_equal(run(&s, "permute-heads off", msg), CMD_CHANGED);
+	assert_false(s.opts.fold.permute_heads);
+	assert_int_equal(run(&s, "permute-heads maybe", msg), CMD_ERROR);
+}
+
+static void test_shape(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(s.source, SOURCE_DEFAULT);
+	assert_int_equal(run(&s, "heads 8", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.shape.n_heads, 8);
+	/* changing the shape leaves the built-in layer for a random one */
+	assert_int_equal(s.source, SOURCE_RANDOM);
+	assert_int_equal(run(&s, "kv-heads 2", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.shape.n_kv_heads, 2);
+	assert_int_equal(run(&s, "heads 7", msg), CMD_ERROR);
+	assert_int_equal(s.opts.shape.n_heads, 8);
+	assert_non_null(strstr(msg, "divisible"));
+	assert_int_equal(run(&s, "head-dim 15", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "head-dim 32", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.shape.head_dim, 32);
+	assert_int_equal(s.opts.rope.rotary_dim, 32);
+	assert_int_equal(run(&s, "d-model 128", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.shape.d_model, 128);
+	assert_int_equal(run(&s, "seq 128", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.seq, 128);
+	assert_int_equal(run(&s, "seq 0", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "seq abc", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "seq", msg), CMD_ERROR);
+	assert_int_equal(s.opts.seq, 128);
+	assert_int_equal(run(&s, "seed 7", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.seed, 7);
+	assert_int_equal(s.opts.fold.seed, 7);
+	assert_int_equal(run(&s, "with-bias on", msg), CMD_CHANGED);
+	assert_true(s.opts.with_bias);
+}
+
+static void test_load_layer(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(run(&s, "layer 3", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "load /some/where/model.gguf", msg), CMD_CHANGED);
+	assert_int_equal(s.source, SOURCE_FILE);
+	assert_string_equal(s.model_path, "/some/where/model.gguf");
+	RunOptions o;
+	commands_settings_options(&s, &o);
+	assert_string_equal(o.model_path, "/some/where/model.gguf");
+	assert_int_equal(run(&s, "layer 3", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.layer, 3);
+	assert_int_equal(run(&s, "layer x", msg), CMD_ERROR);
+	/* a loaded layer's shape is the file's */
+	assert_int_equal(run(&s, "heads 8", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "load random", msg), CMD_CHANGED);
+	assert_int_equal(s.source, SOURCE_RANDOM);
+	commands_settings_options(&s, &o);
+	assert_null(o.model_path);
+	assert_int_equal(run(&s, "load default", msg), CMD_CHANGED);
+	assert_int_equal(s.source, SOURCE_DEFAULT);
+	assert_int_equal(run(&s, "load", msg), CMD_ERROR);
+}
+
+static void test_view_head_misc(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(run(&s, "view offset", msg), CMD_REDRAW);
+	assert_int_equal(s.view, VIEW_OFFSET);
+	assert_int_equal(run(&s, "view pairs", msg), CMD_REDRAW);
+	assert_int_equal(s.view, VIEW_PAIRS);
+	assert_int_equal(run(&s, "view nowhere", msg), CMD_ERROR);
+	assert_int_equal(s.view, VIEW_PAIRS);
+	assert_int_equal(run(&s, "head 3", msg), CMD_REDRAW);
+	assert_int_equal(s.head, 3);
+	assert_int_equal(run(&s, "head -1", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "quit", msg), CMD_QUIT);
+	assert_int_equal(run(&s, "q", msg), CMD_QUIT);
+	assert_int_equal(run(&s, "help", msg), CMD_HELP);
+	assert_int_equal(run(&s, "tour", msg), CMD_TOUR);
+	assert_int_equal(run(&s, "quit now", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "", msg), 0);
+	assert_int_equal(run(&s, "   ", msg), 0);
+	assert_int_equal(run(&s, "frobnicate 3", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "frobnicate"));
+	assert_int_equal(run(&s, "export out.safetensors", msg), CMD_ERROR);
+	run(&s, "drop commutes", msg);
+	run(&s, "rotate qk", msg);
+	assert_int_equal(run(&s, "reset", msg), CMD_CHANGED);
+	FoldConfig d = fold_config_default();
+	assert_int_equal(s.opts.fold.rotate, d.rotate);
+	assert_int_equal(s.opts.fold.dropped, 0);
+}
+
+/* Garbage never crashes and never changes anything. */
+static void test_garbage(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"rotate qkvoq", "drop ,,,", "seq 99999999999999999999", "heads 0",
+		"kv-heads 9", "tol nan", "tol inf", "seed -3", "head 99999999999",
+		"rope", "kind", "view", "toggle", "set", "layer", "theta -1",
+		"scaling warp:2", "rotary-dim 3", "\x01\x02", ":::", "set set set",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		TuiSettings s = fresh(), before = s;
+		char msg[512];
+		unsigned b = run(&s, bad[i], msg);
+		assert_true(b & CMD_ERROR);
+		assert_true(msg[0] != 0);
+		assert_memory_equal(&s, &before, sizeof s);
+	}
+	/* a line longer than any buffer */
+	char big[4096];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_true(run(&s, big, msg) & CMD_ERROR);
+}
+
+static bool has(const char *const *list, const char *w)
+{
+	for (; list && *list; list++)
+		if (!strcmp(*list, w))
+			return true;
+	return false;
+}
+
+static void test_completion(void **state)
+{
+	(void)state;
+	assert_true(has(commands_completions("", 0), "rotate"));
+	assert_true(has(commands_completions("ro", 0), "rope"));
+	assert_true(has(commands_completions("drop ", 5), "commutes"));
+	assert_true(has(commands_completions("drop bias,", 10), "gqa-consistent"));
+	assert_true(has(commands_completions("hold ", 5), "v-same"));
+	assert_true(has(commands_completions("toggle ", 7), "permute-heads"));
+	assert_true(has(commands_completions("kind ", 5), "hadamard"));
+	assert_true(has(commands_completions("rope ", 5), "interleaved"));
+	assert_true(has(commands_completions("view ", 5), "heatmap"));
+	assert_true(has(commands_completions("set ", 4), "tol"));
+	assert_true(has(commands_completions("set precision ", 14), "f32"));
+	/* a path after :load goes to filename completion */
+	assert_null(commands_completions("load ", 5));
+	/* every command name listed in help runs (or fails with a message) */
+	const char *const *h = commands_help_lines();
+	assert_non_null(h[0]);
+	for (size_t i = 0; h[i]; i += 2)
+		assert_non_null(h[i + 1]);
+}
+
+/* Every tour step's commands run cleanly, in order, from any state. */
+static void test_tour_commands(void **state)
+{
+	(void)state;
+	assert_true(tour_count() >= 8);
+	TuiSettings s = fresh();
+	for (size_t i = 0; i < tour_count(); i++) {
+		const TourStep *t = tour_step(i);
+		assert_non_null(t->title);
+		assert_non_null(t->text);
+		for (size_t k = 0; t->commands[k]; k++) {
+			char msg[512];
+			unsigned b = run(&s, t->commands[k], msg);
+			if (b & CMD_ERROR)
+				fail_msg("tour step %zu: '%s': %s", i, t->commands[k], msg);
+		}
+	}
+	assert_null(tour_step(tour_count()));
+	/* the drop-commutes step leaves exactly commutes dropped */
+	TuiSettings a = fresh();
+	const TourStep *t = tour_step(2);
+	for (size_t k = 0; t->commands[k]; k++) {
+		char msg[512];
+		run(&a, t->commands[k], msg);
+	}
+	assert_int_equal(a.opts.fold.dropped, ASSUME_COMMUTES);
+	assert_int_equal(a.opts.fold.rotate, PART_ALL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rotate),
+		cmocka_unit_test(test_drop_hold),
+		cmocka_unit_test(test_toggle),
+		cmocka_unit_test(test_kind_rope_precision),
+		cmocka_unit_test(test_shape),
+		cmocka_unit_test(test_load_layer),
+		cmocka_unit_test(test_view_head_misc),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_completion),
+		cmocka_unit_test(test_tour_commands),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,209 @@
+#!/bin/sh
+# End-to-end tests of the explorer: the real binary driven in tmux (a
+# private server, a fixed size), the screen read back with capture-pane and
+# polled with a timeout. TAP output; exit 77 when tmux is missing.
+
+if ! command -v tmux >/dev/null 2>&1; then
+	echo "1..0 # SKIP tmux is not installed"
+	exit 77
+fi
+ROPEFOLD=${ROPEFOLD:-./ropefold}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-tui.XXXXXX")
+TM="tmux -L ropefold-test-$$ -f /dev/null"
+cleanup() {
+	$TM kill-server >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+export XDG_STATE_HOME="$WORK/state"
+LOC=C.UTF-8
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	sed 's/^/#   |/' "$WORK/screen"
+}
+capture() { $TM capture-pane -p -t rf >"$WORK/screen" 2>/dev/null || : >"$WORK/screen"; }
+# wait_for ERE [tenths]: poll the screen until it matches (default 10 s)
+wait_for() {
+	i=0
+	while [ "$i" -lt "${2:-100}" ]; do
+		capture
+		grep -Eq -- "$1" "$WORK/screen" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+check() { if wait_for "$2" "$3"; then ok "$1"; else not_ok "$1"; fi; }
+check_not() { capture; if grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; fi; }
+keys() { $TM send-keys -t rf "$@"; }
+# start CMD...: a new 80x24 session running CMD, then the exit status and
+# the terminal modes once it ends
+start() {
+	$TM kill-session -t rf >/dev/null 2>&1
+	$TM new-session -d -s rf -x 80 -y 24 \
+		"cd '$WORK' && env TERM=xterm-256color LANG=$LOC LC_ALL=$LOC $* ; echo \"EXIT=\$?\"; stty -a | tr ' ;' '\n\n' | grep -Ex -- '-?(icanon|echo)' | tr '\n' ' '; echo; sleep 600"
+}
+# the exit and the terminal back in normal mode
+check_restored() {
+	check "$1: exits with status $2" "EXIT=$2"
+	check "$1: line editing and echo are back" "^icanon echo"
+	if [ "$($TM display -p -t rf '#{alternate_on}')" = 0 ]; then
+		ok "$1: alternate screen left"
+	else
+		not_ok "$1: alternate screen left"
+	fi
+}
+
+# ---- the default screen --------------------------------------------------
+start "'$ROPEFOLD' tui --seq 32 --seed 1"
+check "default screen: score level holds" "score +yes +. holds"
+check "default screen: head level holds" "head +yes +. holds"
+check "default screen: residual level holds" "residual +yes +. holds"
+check "default screen: toggles and function bar" "commutes.*levels|Help.*Quit"
+
+# ---- commands --------------------------------------------------------------
+keys ':drop commutes' Enter
+check ":drop commutes: the score level breaks" "score +no +. breaks"
+check ":drop commutes: the toggle shows it dropped" "c \[ \] commutes"
+keys ':rotate vo' Enter
+check ":rotate vo: the score level holds again" "score +yes +. holds"
+check ":rotate vo: the residual level holds" "residual +yes +. holds"
+keys ':frobnicate 3' Enter
+check "a bad command: a message in the status line" "frobnicate: unknown command"
+keys ':heads 7' Enter
+check "a bad value: the flag's message" "heads: 7 is not divisible"
+check "and the explorer is still alive" "residual +yes"
+keys ':hold al' Tab
+check "Tab completes an argument" ":hold all"
+keys Enter ':rotate qkvo' Enter
+check "keys: back to everything held" "score +yes +. holds"
+keys c
+check "key c drops commutes" "score +no +. breaks"
+keys c
+check "key c holds it again" "score +yes +. holds"
+keys k k k Space
+check "arrows and space flip the selected toggle" "3 \[ \] rotate V"
+keys Space 0
+
+# ---- views -----------------------------------------------------------------
+keys 6
+check "view 6: error by offset" "by offset m - n"
+keys 7
+check "view 7: per-head bars" "head-level relative error per query head"
+keys 8
+check "view 8: commutator map" "frequency pair"
+keys 9
+check "view 9: layer info" "rotary dim 16 of 16"
+keys ':view heatmap' Enter
+check ":view heatmap" "m down, n across"
+keys l
+check "l selects the next head" "head 1/4"
+keys ?
+check "? opens the help generated from the key table" "hold/drop commutes"
+keys x
+check "any key closes the help" "m down, n across"
+
+# ---- resize ----------------------------------------------------------------
+$TM resize-window -t rf -x 100 -y 30
+check "a resize redraws at the new size" "^.{99}┐$"
+$TM resize-window -t rf -x 60 -y 20
+check "below 80x24: terminal too small" "terminal too small: 60x20"
+$TM resize-window -t rf -x 80 -y 24
+check "back to 80x24: the levels again" "score +yes"
+
+# ---- quit ------------------------------------------------------------------
+keys q
+check_restored "q" 0
+if grep -q "drop commutes" "$XDG_STATE_HOME/ropefold/history" 2>/dev/null; then
+	ok "history kept in XDG_STATE_HOME/ropefold/history"
+else
+	not_ok "history kept in XDG_STATE_HOME/ropefold/history"
+fi
+
+# ---- history across runs, Ctrl-C --------------------------------------------
+start "'$ROPEFOLD' tui"
+check "second run starts" "score +yes"
+keys : Up
+check "Up recalls the last command of the previous run" "^:view heatmap"
+keys Escape
+check "Esc cancels the prompt" "Help"
+keys C-c
+check_restored "Ctrl-C" 0
+
+# ---- SIGTERM -----------------------------------------------------------------
+start "sh -c 'echo \$\$ >pid; exec \"$ROPEFOLD\" tui'"
+check "started for SIGTERM" "score +yes"
+kill -TERM "$(cat "$WORK/pid")"
+check_restored "SIGTERM" 143
+
+# ---- the tour ----------------------------------------------------------------
+start "'$ROPEFOLD' tour"
+check "tour: first stop" "tour 1/10"
+check "tour: everything holds" "residual +yes +. holds"
+keys Space
+check "tour: Q K V without O: score holds" "score +yes +. holds"
+check "tour: Q K V without O: head breaks" "head +no +. breaks"
+keys Space
+check "tour: drop commutes: score breaks" "score +no +. breaks"
+keys Space Space
+check "tour: V and O with any rotation hold" "residual +yes +. holds"
+keys Space Space
+check "tour: per-head R_h under GQA breaks scores" "tour 7/10"
+check "tour: ... the score level" "score +no +. breaks"
+keys Space
+check "tour: permute-heads: residual holds" "residual +yes +. holds"
+check "tour: permute-heads: head breaks" "head +no +. breaks"
+keys Space
+check "tour: float32 holds" "f32 tol 1e-03"
+keys Space
+check "tour: the last stop" "End of the tour"
+keys Space
+check "tour: Space at the end leaves the tour" "tour finished"
+keys q
+check_restored "tour q" 0
+
+# ---- monochrome, ASCII ---------------------------------------------------------
+start "env NO_COLOR=1 '$ROPEFOLD' tui --drop commutes"
+check "NO_COLOR: the heatmap legend shades with characters" "\.\. < 1e-14"
+keys q
+check "NO_COLOR: exits" "EXIT=0"
+LOC=C
+start "'$ROPEFOLD' tui"
+check "C locale: ASCII frames and glyphs" "^\+- fold -+\+\+- levels"
+check "C locale: ASCII verdicts" "score +yes +\+ holds"
+keys q
+check "C locale: exits" "EXIT=0"
+LOC=C.UTF-8
+
+# ---- no terminal -----------------------------------------------------------------
+out=$("$ROPEFOLD" </dev/null 2>&1)
+rc=$?
+if [ "$rc" = 0 ] && echo "$out" | grep -Eq "^score +guaranteed +holds"; then
+	ok "no terminal: ropefold prints the check report"
+else
+	echo "$out" >"$WORK/screen"
+	not_ok "no terminal: ropefold prints the check report (rc $rc)"
+fi
+"$ROPEFOLD" tui </dev/null >"$WORK/screen" 2>&1
+rc=$?
+if [ "$rc" = 2 ] && grep -q "needs a terminal" "$WORK/screen"; then
+	ok "no terminal: ropefold tui refuses with exit 2"
+else
+	not_ok "no terminal: ropefold tui refuses with exit 2 (rc $rc)"
+fi
+start "'$ROPEFOLD' tui --load nowhere"
+check "a bad flag: one line, exit 2, no screen taken" "unknown flag"
+check "... exit 2" "EXIT=2"
+start "'$ROPEFOLD'"
+check "ropefold with no arguments on a terminal opens the explorer" "default layer"
+keys q
+check "... and q leaves it" "EXIT=0"
+
+echo "1..$n"
+[ "$failed" = 0 ]

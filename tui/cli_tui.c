@@ -1,0 +1,66 @@
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "tui/app.h"
+#include "tui/cli_tui.h"
+#include "tui/options.h"
+
+static void tui_help(bool tour)
+{
+	if (tour)
+		printf("usage: ropefold tour [model options]\n\n"
+		       "The classroom tour: the explorer steps through the canonical cases of\n"
+		       "the theorem (everything held; Q, K, V without O; dropping commutes;\n"
+		       "V and O with any rotation; GQA; permuted heads; float32), one short\n"
+		       "explanation each. Space advances, p goes back, Esc leaves the tour.\n\n");
+	else
+		printf("usage: ropefold tui [model options] [fold options]\n\n"
+		       "The interactive explorer: toggle the theorem's assumptions and watch\n"
+		       "the score, single-head and residual levels live. Keys: arrows or hjkl\n"
+		       "move, Space flips, the digits and letters shown on screen are\n"
+		       "shortcuts, Tab switches views, ':' opens the command line, '?' help,\n"
+		       "q quits. Needs a terminal of at least 80x24.\n\n"
+		       "The command line keeps its history in $XDG_STATE_HOME/ropefold/history\n"
+		       "(~/.local/state/ropefold/history when XDG_STATE_HOME is unset).\n"
+		       "NO_COLOR set: monochrome.\n\n");
+	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_EVAL);
+}
+
+int cli_tui(int argc, char **argv, bool tour)
+{
+	const char *mode = tour ? "tour" : "tui";
+	RunOptions o;
+	char err[512];
+	opts_defaults(&o);
+	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+		fprintf(stderr, "ropefold %s: %s\n", mode, err);
+		return 2;
+	}
+	if (o.help) {
+		tui_help(tour);
+		return 0;
+	}
+	if (o.n_positional) {
+		fprintf(stderr, "ropefold %s: %s: unexpected argument\n", mode, o.positional[0]);
+		return 2;
+	}
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "ropefold %s: needs a terminal (use 'ropefold check' in scripts)\n",
+			mode);
+		return 2;
+	}
+	setlocale(LC_ALL, "");
+	/* `ropefold tour` shows the canonical cases on the built-in layer. */
+	return app_run(&o, tour && !o.model_path, tour);
+}
+
+int cli_tui_default(void)
+{
+	RunOptions o;
+	opts_defaults(&o);
+	setlocale(LC_ALL, "");
+	return app_run(&o, true, false);
+}

@@ -1,0 +1,652 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/fold.h"
+#include "core/rope.h"
+#include "core/rotation.h"
+#include "tui/commands.h"
+
+/* ======================================================================
+ * Settings
+ * ====================================================================== */
+
+void commands_settings_init(TuiSettings *s, const RunOptions *o,
+			    bool use_default)
+{
+	memset(s, 0, sizeof *s);
+	s->opts = *o;
+	s->opts.model_path = NULL;
+	if (o->model_path) {
+		s->source = SOURCE_FILE;
+		snprintf(s->model_path, sizeof s->model_path, "%s", o->model_path);
+	} else {
+		s->source = use_default ? SOURCE_DEFAULT : SOURCE_RANDOM;
+	}
+	/* Positional arguments point into argv: they do not belong here. */
+	s->opts.n_positional = 0;
+	s->view = VIEW_HEATMAP;
+}
+
+void commands_settings_options(const TuiSettings *s, RunOptions *out)
+{
+	*out = s->opts;
+	out->model_path = s->source == SOURCE_FILE ? s->model_path : NULL;
+}
+
+/* ======================================================================
+ * Toggles
+ * ====================================================================== */
+
+static const char *const toggle_names[TOGGLE_COUNT + 1] = {
+	"q", "k", "v", "o",
+	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
+	"v-same", "bias",
+	"permute-heads", "kind", "rope", "precision", NULL
+};
+
+static const char *const toggle_labels[TOGGLE_COUNT] = {
+	"rotate Q", "rotate K", "rotate V", "rotate O",
+	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
+	"v-same", "bias",
+	"permute-heads", "kind", "rope", "precision",
+};
+
+const char *commands_toggle_name(ToggleId t)
+{
+	return (unsigned)t < TOGGLE_COUNT ? toggle_names[t] : "?";
+}
+
+const char *commands_toggle_label(ToggleId t)
+{
+	return (unsigned)t < TOGGLE_COUNT ? toggle_labels[t] : "?";
+}
+
+int commands_toggle_parse(const char *name)
+{
+	for (int i = 0; i < TOGGLE_COUNT; i++)
+		if (!strcasecmp(name, toggle_names[i]))
+			return i;
+	return -1;
+}
+
+bool commands_toggle_on(const TuiSettings *s, ToggleId t)
+{
+	const FoldConfig *f = &s->opts.fold;
+	if (t <= TOGGLE_O)
+		return f->rotate & (1u << t);
+	if (t < TOGGLE_PERMUTE)
+		return !(f->dropped & (1u << (t - TOGGLE_ASSUME0)));
+	if (t == TOGGLE_PERMUTE)
+		return f->permute_heads;
+	return false;
+}
+
+const char *commands_toggle_value(const TuiSettings *s, ToggleId t)
+{
+	switch (t) {
+	case TOGGLE_KIND:
+		return rotation_kind_name(s->opts.fold.kind);
+	case TOGGLE_ROPE:
+		return rope_layout_name(s->opts.rope.layout);
+	case TOGGLE_PRECISION:
+		return s->opts.precision == PREC_F32 ? "f32" : "f64";
+	default:
+		return NULL;
+	}
+}
+
+unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
+			      size_t msglen)
+{
+	FoldConfig *f = &s->opts.fold;
+	if ((unsigned)t >= TOGGLE_COUNT) {
+		snprintf(msg, msglen, "toggle: no such toggle");
+		return CMD_ERROR;
+	}
+	if (t <= TOGGLE_O) {
+		f->rotate ^= 1u << t;
+		char buf[8];
+		fold_rotate_format(f->rotate, buf, sizeof buf);
+		snprintf(msg, msglen, "rotate %s", buf);
+	} else if (t < TOGGLE_PERMUTE) {
+		f->dropped ^= 1u << (t - TOGGLE_ASSUME0);
+		snprintf(msg, msglen, "%s %s", commands_toggle_on(s, t) ? "hold" : "drop",
+			 toggle_names[t]);
+	} else if (t == TOGGLE_PERMUTE) {
+		f->permute_heads = !f->permute_heads;
+		snprintf(msg, msglen, "permute-heads %s", f->permute_heads ? "on" : "off");
+	} else if (t == TOGGLE_KIND) {
+		int k = (int)f->kind + 1;
+		if (k >= ROT_KIND_COUNT || k <= ROT_COMMUTING)
+			k = ROT_HAAR;
+		f->kind = (RotKind)k;
+		snprintf(msg, msglen, "kind %s%s", rotation_kind_name(f->kind),
+			 (f->dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
+	} else if (t == TOGGLE_ROPE) {
+		s->opts.rope.layout = s->opts.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
+		s->opts.layout_set = true;
+		snprintf(msg, msglen, "rope %s", rope_layout_name(s->opts.rope.layout));
+	} else {
+		s->opts.precision = s->opts.precision == PREC_F32 ? PREC_F64 : PREC_F32;
+		snprintf(msg, msglen, "precision %s", commands_toggle_value(s, t));
+	}
+	return CMD_CHANGED;
+}
+
+/* ======================================================================
+ * Views
+ * ====================================================================== */
+
+static const char *const view_names[VIEW_COUNT] = {
+	"heatmap", "offset", "heads", "pairs", "info",
+};
+
+const char *commands_view_name(ViewId v)
+{
+	return (unsigned)v < VIEW_COUNT ? view_names[v] : "?";
+}
+
+int commands_view_parse(const char *name)
+{
+	for (int i = 0; i < VIEW_COUNT; i++)
+		if (!strcasecmp(name, view_names[i]))
+			return i;
+	return -1;
+}
+
+/* ======================================================================
+ * Commands
+ * ====================================================================== */
+
+typedef unsigned (*CmdFn)(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen);
+
+typedef struct {
+	const char *name;
+	const char *meta;     /* argument, or NULL */
+	const char *help;
+	CmdFn fn;
+	const char *flag;     /* the shared flag this command sets, if any */
+} CmdDef;
+
+#define ERR(...)                                          \
+	do {                                              \
+		snprintf(msg, msglen, __VA_ARGS__);       \
+		return CMD_ERROR;                         \
+	} while (0)
+
+/* Shape and RoPE go through the same parser as the command line flags, so
+ * the values accepted and the messages are the same. */
+static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
+			    const char *arg, char *msg, size_t msglen)
+{
+	RunOptions o = s->opts;
+	char err[512];
+	char argbuf[256];
+	snprintf(argbuf, sizeof argbuf, "%s", arg);
+	char *argv[2] = {(char *)flag, argbuf};
+	if (opts_parse(2, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+		/* "--heads: ..." reads "heads: ..." on the command line. */
+		const char *e = err;
+		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')
+			snprintf(msg, msglen, "%s%s", cmd, e + strlen(flag));
+		else
+			snprintf(msg, msglen, "%s: %s", cmd, e[0] == '-' && e[1] == '-' ? e + 2 : e);
+		return CMD_ERROR;
+	}
+	o.n_positional = 0;
+	o.model_path = NULL;
+	s->opts = o;
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen);
+
+static bool is_shape_cmd(const char *cmd)
+{
+	return !strcmp(cmd, "heads") || !strcmp(cmd, "kv-heads") ||
+	       !strcmp(cmd, "head-dim") || !strcmp(cmd, "d-model") ||
+	       !strcmp(cmd, "with-bias");
+}
+
+static int parse_onoff(const char *arg, bool cur, bool *out)
+{
+	if (!*arg || !strcasecmp(arg, "toggle"))
+		*out = !cur;
+	else if (!strcasecmp(arg, "on") || !strcasecmp(arg, "yes") || !strcmp(arg, "1") ||
+		 !strcasecmp(arg, "true"))
+		*out = true;
+	else if (!strcasecmp(arg, "off") || !strcasecmp(arg, "no") || !strcmp(arg, "0") ||
+		 !strcasecmp(arg, "false"))
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static unsigned cmd_rotate(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	unsigned bits;
+	if (!*arg)
+		ERR("%s: which parts? letters of qkvo, or none", cmd);
+	if (!strcasecmp(arg, "all"))
+		bits = PART_ALL;
+	else if (fold_rotate_parse(arg, &bits))
+		ERR("%s: '%s' is not a set of the letters q, k, v, o or 'none'", cmd, arg);
+	s->opts.fold.rotate = bits;
+	char buf[8];
+	fold_rotate_format(bits, buf, sizeof buf);
+	snprintf(msg, msglen, "rotate %s", buf);
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_drop_hold(TuiSettings *s, const char *cmd, const char *arg,
+			      char *msg, size_t msglen)
+{
+	unsigned bits;
+	const char *bad = NULL;
+	if (!*arg)
+		ERR("%s: which assumptions? e.g. '%s commutes' (or 'all')", cmd, cmd);
+	if (!strcasecmp(arg, "all"))
+		bits = (1u << ASSUME_COUNT) - 1;
+	else if (fold_drop_parse(arg, &bits, &bad))
+		ERR("%s: unknown assumption '%s' (known: orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias)",
+		    cmd, bad ? bad : arg);
+	if (!strcmp(cmd, "drop"))
+		s->opts.fold.dropped |= bits;
+	else
+		s->opts.fold.dropped &= ~bits;
+	char list[160] = "";
+	for (unsigned i = 0; i < ASSUME_COUNT; i++)
+		if (s->opts.fold.dropped & (1u << i)) {
+			if (*list)
+				strncat(list, ",", sizeof list - strlen(list) - 1);
+			strncat(list, fold_assumption_name(i), sizeof list - strlen(list) - 1);
+		}
+	snprintf(msg, msglen, "dropped: %s", *list ? list : "none");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_toggle(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	int t = commands_toggle_parse(arg);
+	if (t < 0)
+		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision)",
+		    cmd, arg);
+	return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
+}
+
+static unsigned cmd_kind(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	RotKind k;
+	if (rotation_kind_parse(arg, &k) || k == ROT_COMMUTING)
+		ERR("%s: '%s' is not haar, hadamard, pair-swap, pair-reflect or layout-mismatch",
+		    cmd, arg);
+	s->opts.fold.kind = k;
+	snprintf(msg, msglen, "kind %s%s", rotation_kind_name(k),
+		 (s->opts.fold.dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_permute(TuiSettings *s, const char *cmd, const char *arg,
+			    char *msg, size_t msglen)
+{
+	bool v;
+	if (parse_onoff(arg, s->opts.fold.permute_heads, &v))
+		ERR("%s: '%s' is not on or off", cmd, arg);
+	s->opts.fold.permute_heads = v;
+	snprintf(msg, msglen, "permute-heads %s", v ? "on" : "off");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_with_bias(TuiSettings *s, const char *cmd, const char *arg,
+			      char *msg, size_t msglen)
+{
+	bool v;
+	if (parse_onoff(arg, s->opts.with_bias, &v))
+		ERR("%s: '%s' is not on or off", cmd, arg);
+	if (s->source == SOURCE_FILE)
+		ERR("%s: the layer comes from %s; ':load random' first", cmd, s->model_path);
+	s->opts.with_bias = v;
+	s->source = SOURCE_RANDOM;
+	snprintf(msg, msglen, "random layer %s biases", v ? "with" : "without");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_tol(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	if (!strcasecmp(arg, "default")) {
+		s->opts.tol = 0;
+		snprintf(msg, msglen, "tolerance: the precision's default");
+		return CMD_CHANGED;
+	}
+	unsigned r = cmd_flag(s, cmd, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		snprintf(msg, msglen, "tolerance %g", s->opts.tol);
+	return r;
+}
+
+static unsigned cmd_load(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	if (!*arg)
+		ERR("%s: which checkpoint? ':load PATH' (or 'default', 'random')", cmd);
+	if (!strcmp(arg, "default")) {
+		s->source = SOURCE_DEFAULT;
+		s->model_path[0] = 0;
+	} else if (!strcmp(arg, "random")) {
+		s->source = SOURCE_RANDOM;
+		s->model_path[0] = 0;
+	} else {
+		if (strlen(arg) >= sizeof s->model_path)
+			ERR("%s: path too long", cmd);
+		s->source = SOURCE_FILE;
+		snprintf(s->model_path, sizeof s->model_path, "%s", arg);
+		s->opts.layer = 0;
+	}
+	snprintf(msg, msglen, "loading %s", arg);
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_layer(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	if (s->source != SOURCE_FILE)
+		ERR("%s: no checkpoint loaded (':load PATH' first)", cmd);
+	unsigned r = cmd_flag(s, cmd, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		snprintf(msg, msglen, "layer %zu", s->opts.layer);
+	return r;
+}
+
+static unsigned cmd_view(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	int v = commands_view_parse(arg);
+	if (v < 0)
+		ERR("%s: '%s' is not heatmap, offset, heads, pairs or info", cmd, arg);
+	s->view = (ViewId)v;
+	snprintf(msg, msglen, "view %s", view_names[v]);
+	return CMD_REDRAW;
+}
+
+static unsigned cmd_head(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	char *end;
+	if (!*arg || !isdigit((unsigned char)*arg))
+		ERR("%s: '%s' is not a head index", cmd, arg);
+	unsigned long v = strtoul(arg, &end, 10);
+	if (*end || v >= LAYER_MAX_HEADS)
+		ERR("%s: '%s' is not a head index", cmd, arg);
+	s->head = v;
+	snprintf(msg, msglen, "head %lu", v);
+	return CMD_REDRAW;
+}
+
+static unsigned cmd_reset(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	(void)cmd;
+	(void)arg;
+	uint64_t seed = s->opts.fold.seed;
+	s->opts.fold = fold_config_default();
+	s->opts.fold.seed = seed;
+	snprintf(msg, msglen, "fold reset: rotate qkvo, every assumption held");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_simple(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	(void)s;
+	if (*arg)
+		ERR("%s: takes no argument", cmd);
+	msg[0] = 0;
+	if (!strcmp(cmd, "quit") || !strcmp(cmd, "q"))
+		return CMD_QUIT;
+	if (!strcmp(cmd, "help"))
+		return CMD_HELP;
+	return CMD_TOUR;
+}
+
+static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	(void)s;
+	(void)arg;
+	ERR("%s: not available in the explorer yet; use 'ropefold fold --model IN --out OUT'", cmd);
+}
+
+static unsigned cmd_set(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	(void)cmd;
+	if (!*arg)
+		ERR("set: which setting? e.g. 'set tol 1e-9'");
+	return commands_run(s, arg, msg, msglen);
+}
+
+static const CmdDef cmds[] = {
+	{"rotate", "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL},
+	{"drop", "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL},
+	{"hold", "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL},
+	{"toggle", "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision", cmd_toggle, NULL},
+	{"kind", "K", "R_q/R_k kind when commutes is dropped: haar hadamard pair-swap pair-reflect layout-mismatch", cmd_kind, NULL},
+	{"permute-heads", "on|off", "also permute the kv groups with their heads", cmd_permute, NULL},
+	{"reset", NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL},
+	{"rope", "half|interleaved", "RoPE pair layout", cmd_flag, "--rope"},
+	{"rotary-dim", "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim"},
+	{"theta", "X", "RoPE base theta", cmd_flag, "--rope-theta"},
+	{"scaling", "RULE", "frequency scaling: none linear:F ntk:F yarn:F llama3:F", cmd_flag, "--rope-scaling"},
+	{"seq", "N", "sequence length T", cmd_flag, "--seq"},
+	{"seed", "N", "seed of the layer, input and rotations", cmd_flag, "--seed"},
+	{"heads", "N", "random layer: query heads H", cmd_flag, "--heads"},
+	{"kv-heads", "N", "random layer: key/value heads G", cmd_flag, "--kv-heads"},
+	{"head-dim", "N", "random layer: head dim d (even)", cmd_flag, "--head-dim"},
+	{"d-model", "N", "random layer: model width D", cmd_flag, "--d-model"},
+	{"with-bias", "on|off", "random layer: q/k/v/o biases", cmd_with_bias, NULL},
+	{"precision", "f64|f32", "compute precision", cmd_flag, "--precision"},
+	{"tol", "X", "relative tolerance (or default)", cmd_tol, "--tol"},
+	{"load", "PATH", "load a checkpoint (or default, random)", cmd_load, NULL},
+	{"layer", "N", "layer of the loaded checkpoint", cmd_layer, "--layer"},
+	{"export", "PATH", "write the folded layer (not available yet)", cmd_export, NULL},
+	{"view", "NAME", "main view: heatmap offset heads pairs info", cmd_view, NULL},
+	{"head", "N", "select a query head", cmd_head, NULL},
+	{"set", "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL},
+	{"tour", NULL, "the classroom tour", cmd_simple, NULL},
+	{"help", NULL, "the help screen", cmd_simple, NULL},
+	{"quit", NULL, "leave", cmd_simple, NULL},
+};
+
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+static const CmdDef *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	if (!strcmp(name, "q") || !strcmp(name, "exit"))
+		return find_cmd("quit");
+	if (!strcmp(name, "?") || !strcmp(name, "h"))
+		return find_cmd("help");
+	if (!strcmp(name, "rope-theta"))
+		return find_cmd("theta");
+	if (!strcmp(name, "rope-scaling"))
+		return find_cmd("scaling");
+	return NULL;
+}
+
+static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	const CmdDef *d = find_cmd(cmd);
+	if (!d || !d->flag)
+		ERR("%s: internal: no flag", cmd);
+	if (!*arg)
+		ERR("%s: missing value (%s)", cmd, d->meta);
+	LayerSource src = s->source;
+	if (is_shape_cmd(cmd)) {
+		if (src == SOURCE_FILE)
+			ERR("%s: the layer comes from %s; ':load random' first", cmd, s->model_path);
+		src = SOURCE_RANDOM;
+	}
+	unsigned r = set_by_flag(s, cmd, d->flag, arg, msg, msglen);
+	if (r & CMD_ERROR)
+		return r;
+	bool switched = s->source != src;
+	s->source = src;
+	snprintf(msg, msglen, "%s %s%s", cmd, arg,
+		 switched ? " (now a random layer)" : "");
+	return r;
+}
+
+unsigned commands_run(TuiSettings *s, const char *line, char *msg,
+		      size_t msglen)
+{
+	char buf[1200];
+	msg[0] = 0;
+	while (isspace((unsigned char)*line))
+		line++;
+	if (*line == ':')
+		line++;
+	while (isspace((unsigned char)*line))
+		line++;
+	if (!*line) {
+		return 0;
+	}
+	if (strlen(line) >= sizeof buf)
+		ERR("command too long");
+	snprintf(buf, sizeof buf, "%s", line);
+	/* trim the end */
+	size_t n = strlen(buf);
+	while (n && isspace((unsigned char)buf[n - 1]))
+		buf[--n] = 0;
+	char *cmd = buf;
+	char *arg = cmd;
+	while (*arg && !isspace((unsigned char)*arg))
+		arg++;
+	if (*arg) {
+		*arg++ = 0;
+		while (isspace((unsigned char)*arg))
+			arg++;
+	}
+	for (char *p = cmd; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	const CmdDef *d = find_cmd(cmd);
+	if (!d) {
+		/* A toggle name alone flips it: ':commutes', ':q' is quit. */
+		int t = commands_toggle_parse(cmd);
+		if (t >= 0 && !*arg)
+			return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
+		ERR("%s: unknown command (':help' lists them)", cmd);
+	}
+	/* Run on a copy so a failure leaves the settings untouched. */
+	TuiSettings tmp = *s;
+	unsigned r = d->fn(&tmp, d->name, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		*s = tmp;
+	return r;
+}
+
+/* ======================================================================
+ * Completion and help
+ * ====================================================================== */
+
+static const char *cmd_words[NCMDS + 1];
+static const char *const assume_words[] = {
+	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
+	"v-same", "bias", "all", NULL};
+static const char *const kind_words[] = {
+	"haar", "hadamard", "pair-swap", "pair-reflect", "layout-mismatch", NULL};
+static const char *const onoff_words[] = {"on", "off", NULL};
+static const char *const rope_words[] = {"half", "interleaved", NULL};
+static const char *const prec_words[] = {"f64", "f32", NULL};
+static const char *const view_words[] = {
+	"heatmap", "offset", "heads", "pairs", "info", NULL};
+static const char *const rotate_words[] = {
+	"qkvo", "qkv", "qk", "vo", "none", NULL};
+static const char *const scaling_words[] = {
+	"none", "linear:", "ntk:", "yarn:", "llama3:", NULL};
+static const char *const tol_words[] = {"default", "1e-9", "1e-3", NULL};
+static const char *const empty_words[] = {NULL};
+
+const char *const *commands_completions(const char *line, size_t start)
+{
+	if (!cmd_words[0])
+		for (size_t i = 0; i < NCMDS; i++)
+			cmd_words[i] = cmds[i].name;
+	char first[64] = "";
+	size_t i = 0;
+	while (i < start && isspace((unsigned char)line[i]))
+		i++;
+	if (i < start && line[i] == ':')
+		i++;
+	/* skip "set" */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t j = i;
+		while (j < start && !isspace((unsigned char)line[j]))
+			j++;
+		if (j >= start)
+			break;  /* the word being completed is the command */
+		size_t len = j - i < sizeof first - 1 ? j - i : sizeof first - 1;
+		memcpy(first, line + i, len);
+		first[len] = 0;
+		i = j;
+		while (i < start && isspace((unsigned char)line[i]))
+			i++;
+		if (strcmp(first, "set"))
+			break;
+		first[0] = 0;
+	}
+	if (!first[0])
+		return cmd_words;
+	if (!strcmp(first, "drop") || !strcmp(first, "hold"))
+		return assume_words;
+	if (!strcmp(first, "toggle"))
+		return toggle_names;
+	if (!strcmp(first, "kind"))
+		return kind_words;
+	if (!strcmp(first, "permute-heads") || !strcmp(first, "with-bias"))
+		return onoff_words;
+	if (!strcmp(first, "rope"))
+		return rope_words;
+	if (!strcmp(first, "precision"))
+		return prec_words;
+	if (!strcmp(first, "view"))
+		return view_words;
+	if (!strcmp(first, "rotate"))
+		return rotate_words;
+	if (!strcmp(first, "scaling"))
+		return scaling_words;
+	if (!strcmp(first, "tol"))
+		return tol_words;
+	if (!strcmp(first, "load") || !strcmp(first, "export"))
+		return NULL;  /* a file path */
+	return empty_words;
+}
+
+const char *const *commands_help_lines(void)
+{
+	static char lines[NCMDS][64];
+	static const char *out[2 * NCMDS + 2];
+	if (!out[0]) {
+		for (size_t i = 0; i < NCMDS; i++) {
+			snprintf(lines[i], sizeof lines[i], ":%s%s%s", cmds[i].name,
+				 cmds[i].meta ? " " : "", cmds[i].meta ? cmds[i].meta : "");
+			out[2 * i] = lines[i];
+			out[2 * i + 1] = cmds[i].help;
+		}
+	}
+	return out;
+}
