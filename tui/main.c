@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tui/cli_check.h"
+#include "tui/cli_fold.h"
 #include "tui/cli_tui.h"
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 		return cli_info(argc - 2, argv + 2);
 	if (!strcmp(mode, "verify"))
 		return cli_verify(argc - 2, argv + 2);
+	if (!strcmp(mode, "fold"))
+		return cli_fold(argc - 2, argv + 2);
 	if (mode[0] == '-')
 		return cli_check(argc - 1, argv + 1, false);
 	fprintf(stderr, "ropefold: %s: unknown mode (see ropefold --help)\n", mode);

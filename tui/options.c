@@ -88,7 +88,7 @@ static const FlagDef flags[] = {
 	{"--repeat", OPT_BENCH, true, "N", "timed runs after a warm-up (default 5)"},
 	{"--out", OPT_FOLDIO, true, "PATH", "output checkpoint"},
 	{"--layers", OPT_FOLDIO, true, "all|N|N..M", "layers to fold or verify (default all)"},
-	{"--dtype", OPT_FOLDIO, true, "keep|f32", "stored dtype of folded tensors (default keep)"},
+	{"--dtype", OPT_FOLDIO, true, "keep|f32|f64", "stored dtype of folded tensors (default keep)"},
 	{"--undo", OPT_FOLDIO, true, "SIDECAR", "undo the fold recorded in a sidecar JSON"},
 	{"--force", OPT_FOLDIO, false, NULL, "overwrite an existing output"},
 	{"--help", ~0u, false, NULL, "this help"},
@@ -210,8 +210,8 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 			FAIL("--layers: empty value");
 		o->layers = v;
 	} else if (!strcmp(f, "--dtype")) {
-		if (strcmp(v, "keep") && strcmp(v, "f32"))
-			FAIL("--dtype: '%s' is not 'keep' or 'f32'", v);
+		if (strcmp(v, "keep") && strcmp(v, "f32") && strcmp(v, "f64"))
+			FAIL("--dtype: '%s' is not 'keep', 'f32' or 'f64'", v);
 		o->dtype = v;
 	} else if (!strcmp(f, "--undo")) {
 		if (!*v)

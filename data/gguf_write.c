@@ -1,0 +1,154 @@
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/writer_impl.h"
+
+/* GGUF laid out again: the header (metadata, tensor infos) keeps its size;
+ * only each tensor info's ggml type and data offset change. Offsets stay
+ * multiples of general.alignment (32 when absent). The reader checked the
+ * file already; this walk still checks every length it follows. */
+
+enum { GV_STRING = 8, GV_ARRAY = 9, GV_NTYPES = 13 };
+static const size_t gv_size[GV_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+typedef struct {
+	const unsigned char *p;
+	size_t n, pos;
+	int bad;
+} Walk;
+
+static uint64_t rd(Walk *w, size_t k)
+{
+	if (w->bad || k > w->n - w->pos) {
+		w->bad = 1;
+		return 0;
+	}
+	uint64_t v = 0;
+	for (size_t i = k; i-- > 0;)
+		v = v << 8 | w->p[w->pos + i];
+	w->pos += k;
+	return v;
+}
+
+static void skip(Walk *w, uint64_t k)
+{
+	if (w->bad || k > w->n - w->pos)
+		w->bad = 1;
+	else
+		w->pos += (size_t)k;
+}
+
+static void skip_value(Walk *w, unsigned t, int depth)
+{
+	if (t >= GV_NTYPES || depth > 3) {
+		w->bad = 1;
+	} else if (t == GV_STRING) {
+		skip(w, rd(w, 8));
+	} else if (t != GV_ARRAY) {
+		skip(w, gv_size[t]);
+	} else {
+		unsigned et = (unsigned)rd(w, 4);
+		uint64_t n = rd(w, 8);
+		if (et < GV_NTYPES && et != GV_STRING && et != GV_ARRAY) {
+			if (n > (w->n - w->pos) / gv_size[et])
+				w->bad = 1;
+			else
+				skip(w, n * gv_size[et]);
+		} else {
+			for (uint64_t i = 0; i < n && !w->bad; i++)
+				skip_value(w, et, depth + 1);
+		}
+	}
+}
+
+int gguf_write_prepare(WFile *f, char *err, size_t errlen)
+{
+	Walk w = {f->in.p, f->in.n, 4, 0};
+	rd(&w, 4);
+	uint64_t nt = rd(&w, 8), nkv = rd(&w, 8);
+	size_t align = 32;
+	for (uint64_t i = 0; i < nkv && !w.bad; i++) {
+		uint64_t kl = rd(&w, 8);
+		size_t key = w.pos;
+		skip(&w, kl);
+		unsigned t = (unsigned)rd(&w, 4);
+		if (!w.bad && kl == 17 && !memcmp(w.p + key, "general.alignment", 17) &&
+		    t < GV_NTYPES && t != GV_STRING && t != GV_ARRAY) {
+			Walk r = w;
+			uint64_t v = rd(&r, gv_size[t]);
+			if (v >= 1 && v <= 65536 && !(v & (v - 1)))
+				align = (size_t)v;
+		}
+		skip_value(&w, t, 0);
+	}
+	for (uint64_t i = 0; i < nt && !w.bad; i++) {
+		uint64_t nl = rd(&w, 8);
+		size_t name = w.pos;
+		skip(&w, nl);
+		uint32_t nd = (uint32_t)rd(&w, 4);
+		if (nd > 4)
+			w.bad = 1;
+		skip(&w, (uint64_t)nd * 8);
+		size_t info = w.pos;
+		skip(&w, 12);
+		for (size_t k = 0; k < f->nseg && !w.bad; k++) {
+			const char *tn = f->seg[k].t->name;
+			if (strlen(tn) == nl && !memcmp(w.p + name, tn, nl))
+				f->seg[k].info_pos = info;
+		}
+	}
+	if (w.bad) {
+		snprintf(err, errlen, "%s: offset %zu: GGUF header ends early", f->in_path, w.pos);
+		return -1;
+	}
+	for (size_t k = 0; k < f->nseg; k++) {
+		if (!f->seg[k].info_pos) {
+			snprintf(err, errlen, "%s: tensor %s: no tensor info", f->in_path,
+				 f->seg[k].t->name);
+			return -1;
+		}
+	}
+	f->align = align;
+	f->data_in = w.pos % align ? w.pos + align - w.pos % align : w.pos;
+	if (f->data_in > f->in.n)
+		f->data_in = f->in.n;
+	return 0;
+}
+
+static uint32_t ggml_type(TensorDtype t)
+{
+	switch (t) {
+	case TDT_F64: return 28;
+	case TDT_F16: return 1;
+	case TDT_BF16: return 30;
+	default: return 0;
+	}
+}
+
+static void put_le(unsigned char *p, uint64_t v, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+int gguf_write_header(WFile *f, char *err, size_t errlen)
+{
+	f->header = malloc(f->data_in ? f->data_in : 1);
+	if (!f->header) {
+		snprintf(err, errlen, "%s: out of memory", f->in_path);
+		return -1;
+	}
+	memcpy(f->header, f->in.p, f->data_in);
+	for (size_t k = 0; k < f->nseg; k++) {
+		const WSeg *s = &f->seg[k];
+		if (s->replace)
+			put_le(f->header + s->info_pos, ggml_type(s->out_dtype), 4);
+		put_le(f->header + s->info_pos + 4, s->out_off, 8);
+	}
+	f->data_out = f->data_in;
+	return 0;
+}

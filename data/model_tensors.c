@@ -1,0 +1,103 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "data/model_tensors.h"
+
+const char *model_tensor_label(AttnTensor a)
+{
+	static const char *names[ATT_COUNT] = {"W_q", "W_k", "W_v", "W_qkv", "W_o",
+					       "b_q", "b_k", "b_v", "b_qkv", "b_o"};
+	return a < ATT_COUNT ? names[a] : "?";
+}
+
+bool model_tensor_folded(AttnTensor a)
+{
+	return a != ATT_BO && a < ATT_COUNT;
+}
+
+int model_layer_tensors(const Model *m, size_t i, LayerTensorRefs *out, char *err,
+			size_t errlen)
+{
+	const Family *f = model_family(m);
+	const TensorTable *tt = model_tensor_table(m);
+	const FamilyNames *fn = f->names;
+	const char *suffix[ATT_COUNT] = {fn->q, fn->k, fn->v, fn->qkv, fn->o,
+					 fn->bq, fn->bk, fn->bv, fn->bqkv, fn->bo};
+	bool fused = f->qkv_kind != QKV_SPLIT;
+	memset(out, 0, sizeof *out);
+	out->qkv_kind = f->qkv_kind;
+	if (i >= f->n_layers) {
+		snprintf(err, errlen, "layer %zu: the model has %zu layers", i, f->n_layers);
+		return -1;
+	}
+	for (int a = 0; a < ATT_COUNT; a++) {
+		bool is_fused = a == ATT_QKV || a == ATT_BQKV;
+		bool is_split = a == ATT_Q || a == ATT_K || a == ATT_V || a == ATT_BQ ||
+				a == ATT_BK || a == ATT_BV;
+		if ((fused && is_split) || (!fused && is_fused))
+			continue;
+		char nm[320];
+		family_tensor_name(f, i, suffix[a], nm, sizeof nm);
+		if (nm[0])
+			out->t[a] = tensor_table_find(tt, nm);
+	}
+	bool ok = out->t[ATT_O] && (fused ? out->t[ATT_QKV] != NULL
+					  : out->t[ATT_Q] && out->t[ATT_K] && out->t[ATT_V]);
+	if (!ok) {
+		snprintf(err, errlen, "layer %zu: attention tensors missing", i);
+		return -1;
+	}
+	return 0;
+}
+
+/* Rows [q; k; v] (QKV_FUSED) or per head [q_h; k_h; v_h] of cols each. */
+static void pack_fused(QkvKind kind, const LayerShape *s, size_t cols, const double *q,
+		       const double *k, const double *v, double *out)
+{
+	size_t d = s->head_dim, Hd = s->n_heads * d, Gd = s->n_kv_heads * d;
+	if (kind == QKV_FUSED_PER_HEAD) {
+		const double *src[3] = {q, k, v};
+		for (size_t h = 0; h < s->n_heads; h++)
+			for (size_t j = 0; j < 3; j++)
+				memcpy(out + (h * 3 + j) * d * cols, src[j] + h * d * cols,
+				       d * cols * sizeof(double));
+		return;
+	}
+	memcpy(out, q, Hd * cols * sizeof(double));
+	memcpy(out + Hd * cols, k, Gd * cols * sizeof(double));
+	memcpy(out + (Hd + Gd) * cols, v, Gd * cols * sizeof(double));
+}
+
+int model_tensor_pack(const Layer *l, QkvKind kind, AttnTensor a, double *out)
+{
+	const LayerShape *s = &l->shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	const double *src = NULL;
+	size_t n = 0;
+	switch (a) {
+	case ATT_Q: src = l->wq; n = Hd * D; break;
+	case ATT_K: src = l->wk; n = Gd * D; break;
+	case ATT_V: src = l->wv; n = Gd * D; break;
+	case ATT_O: src = l->wo; n = D * Hd; break;
+	case ATT_BQ: src = l->bq; n = Hd; break;
+	case ATT_BK: src = l->bk; n = Gd; break;
+	case ATT_BV: src = l->bv; n = Gd; break;
+	case ATT_BO: src = l->bo; n = D; break;
+	case ATT_QKV:
+		pack_fused(kind, s, D, l->wq, l->wk, l->wv, out);
+		return 0;
+	case ATT_BQKV:
+		if (!l->bq || !l->bk || !l->bv)
+			return -1;
+		pack_fused(kind, s, 1, l->bq, l->bk, l->bv, out);
+		return 0;
+	case ATT_COUNT:
+		break;
+	}
+	if (!src)
+		return -1;
+	memcpy(out, src, n * sizeof(double));
+	return 0;
+}

@@ -1,0 +1,85 @@
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/writer.h"
+#include "data/writer_impl.h"
+
+/* safetensors laid out again: the header JSON keeps every entry and its
+ * order, with the dtype and data_offsets of each tensor updated; the data
+ * section stays unaligned (offsets are relative to it), the header is
+ * padded with spaces to a multiple of 8 bytes as the reference writer
+ * does. */
+
+static size_t header_len(const WFile *f)
+{
+	size_t len = 0;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | f->in.p[i];
+	return len;
+}
+
+int st_write_prepare(WFile *f, char *err, size_t errlen)
+{
+	if (f->in.n < 8 || header_len(f) > f->in.n - 8) {
+		snprintf(err, errlen, "%s: offset 0: bad header length", f->in_path);
+		return -1;
+	}
+	f->data_in = 8 + header_len(f);
+	f->align = 1;
+	return 0;
+}
+
+int st_write_header(WFile *f, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *root = json_loadb((const char *)f->in.p + 8, header_len(f), 0, &je);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(err, errlen, "%s: offset 8: header is not a JSON object", f->in_path);
+		return -1;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < f->nseg && !rc; i++) {
+		const WSeg *s = &f->seg[i];
+		json_t *e = json_object_get(root, s->t->name);
+		if (!json_is_object(e)) {
+			snprintf(err, errlen, "%s: tensor %s: missing from the header", f->in_path,
+				 s->t->name);
+			rc = -1;
+			break;
+		}
+		const char *dt = s->replace ? writer_dtype_name(s->out_dtype) : NULL;
+		if (dt)
+			rc |= json_object_set_new(e, "dtype", json_string(dt));
+		rc |= json_object_set_new(e, "data_offsets",
+					  json_pack("[I, I]", (json_int_t)s->out_off,
+						    (json_int_t)(s->out_off + s->out_len)));
+		if (rc)
+			snprintf(err, errlen, "%s: out of memory", f->in_path);
+	}
+	char *text = rc ? NULL : json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text) {
+		if (!rc)
+			snprintf(err, errlen, "%s: out of memory", f->in_path);
+		return -1;
+	}
+	size_t n = strlen(text), padded = (n + 7) / 8 * 8;
+	f->header = malloc(8 + padded);
+	if (!f->header) {
+		free(text);
+		snprintf(err, errlen, "%s: out of memory", f->in_path);
+		return -1;
+	}
+	for (int i = 0; i < 8; i++)
+		f->header[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+	memcpy(f->header + 8, text, n);
+	memset(f->header + 8 + n, ' ', padded - n);
+	f->data_out = 8 + padded;
+	free(text);
+	return 0;
+}

@@ -1,0 +1,80 @@
+#ifndef ROPEFOLD_DATA_SIDECAR_H
+#define ROPEFOLD_DATA_SIDECAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/fold.h"
+#include "core/layer.h"
+
+/* The small JSON written beside a folded checkpoint: what was folded and
+ * how, so that the fold can be reproduced or undone (`fold --undo`).
+ *
+ *   {"tool": "ropefold", "version": "0.1", "kind": "fold" | "undo",
+ *    "input": PATH, "output": PATH, "format": "gguf", "undo_of": PATH|null,
+ *    "seed": N, "dtype": "keep"|"f32",
+ *    "fold": {"rotate": "qkvo", "drop": [...], "kind": "haar",
+ *             "permute_heads": false},
+ *    "shape": {"d_model", "n_heads", "n_kv_heads", "head_dim"},
+ *    "rope": {"layout": "half"|"interleaved", "rotary_dim": r},
+ *    "layers": [{"layer": i, "seed": s, "rotate_bias": true,
+ *                "permutation": [perm of kv groups],
+ *                "rotations": {"q": [H], "k": [G], "v": [G], "o": [H]},
+ *                "tensors": [{"name", "dtype_in", "dtype_out"}],
+ *                "max_rel_rounding": x}, ...]}
+ *
+ * Each rotation is {"angles": [r/2 pair angles], "tail": [[...]]} when it
+ * commutes with RoPE (tail: the (d-r) x (d-r) block on the non-rotary
+ * coordinates, absent when r = d), else {"matrix": [[d x d]]}. The plan
+ * arrays follow FoldPlan: folded kv group g holds original group
+ * permutation[g]; q/o rotations are per original query head. */
+
+typedef struct Sidecar Sidecar;
+
+/* What the head of a sidecar records. */
+typedef struct {
+	const char *version;
+	const char *input, *output, *format;
+	const char *undo_of;        /* the sidecar undone, or NULL */
+	const char *dtype;          /* "keep", "f32" */
+	uint64_t seed;
+	const FoldConfig *fold;
+	LayerShape shape;
+	RopeSpec rope;
+} SidecarHead;
+
+/* Start a sidecar (NULL when out of memory). */
+Sidecar *sidecar_new(const SidecarHead *h);
+/* Append layer i folded with plan (rotations described under rope). */
+int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *plan,
+		      const RopeSpec *rope, double max_rel_rounding);
+/* Record a rewritten tensor of the last layer added. */
+int sidecar_add_tensor(Sidecar *s, const char *name, const char *dtype_in,
+		       const char *dtype_out);
+/* Set max_rel_rounding of the last layer added. */
+void sidecar_set_rounding(Sidecar *s, double max_rel_rounding);
+/* The JSON text (free it). */
+char *sidecar_dump(const Sidecar *s);
+/* Release. */
+void sidecar_free(Sidecar *s);
+
+/* Read a sidecar and check it against a model's shape (rotations are
+ * rebuilt in the RoPE layout and rotary dim the sidecar records). */
+int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char *err,
+		 size_t errlen);
+/* Layers recorded. */
+size_t sidecar_layer_count(const Sidecar *s);
+/* The plan of the k-th recorded layer (its layer index in *layer). */
+int sidecar_layer_plan(const Sidecar *s, size_t k, size_t *layer, FoldPlan *plan,
+		       char *err, size_t errlen);
+/* dtype_in recorded for tensor name in the k-th layer, or NULL. */
+const char *sidecar_tensor_dtype_in(const Sidecar *s, size_t k, const char *name);
+/* The recorded seed, fold configuration and format. */
+uint64_t sidecar_seed(const Sidecar *s);
+const char *sidecar_format(const Sidecar *s);
+
+/* A distinct seed per layer, derived from the base seed (63 bits). */
+uint64_t sidecar_layer_seed(uint64_t base, size_t layer);
+
+#endif

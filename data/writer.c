@@ -1,0 +1,1036 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "data/model_tensors.h"
+#include "data/writer.h"
+#include "data/writer_impl.h"
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+/* A file copied unchanged (config.json, tokenizer files, ...). */
+typedef struct {
+	char *src, *final_path, *tmp_path;
+} AuxFile;
+
+struct Writer {
+	const Model *model;
+	char out[PATH_MAX];
+	char sidecar[PATH_MAX + 16];
+	char sidecar_tmp[PATH_MAX + 32];
+	bool folder;              /* HF folder in, folder out */
+	char in_dir[PATH_MAX];    /* folder mode: the input folder */
+	char tmp_dir[PATH_MAX + 32];  /* folder mode: the temporary folder */
+	bool force, started, committed;
+	WFile *files;
+	size_t nfiles;
+	AuxFile *aux;
+	size_t naux;
+	Writer *next;             /* the list the signal handler walks */
+};
+
+static Writer *live_writers;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void dir_name(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == path)
+		snprintf(dir, len, "/");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* out without trailing slashes (a folder may be given as "out/"). */
+static void strip_slashes(char *p)
+{
+	size_t n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+}
+
+static bool same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+const char *writer_dtype_name(TensorDtype t)
+{
+	switch (t) {
+	case TDT_F64: return "F64";
+	case TDT_F32: return "F32";
+	case TDT_F16: return "F16";
+	case TDT_BF16: return "BF16";
+	default: return NULL;
+	}
+}
+
+int writer_dtype_parse(const char *s, TensorDtype *out)
+{
+	static const TensorDtype all[] = {TDT_F64, TDT_F32, TDT_F16, TDT_BF16};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		if (!strcasecmp(s, writer_dtype_name(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static StoreDtype store_of(TensorDtype t)
+{
+	switch (t) {
+	case TDT_F64: return STORE_F64;
+	case TDT_F16: return STORE_F16;
+	case TDT_BF16: return STORE_BF16;
+	default: return STORE_F32;
+	}
+}
+
+/* IEEE half bits of a double already representable as a half. */
+static uint16_t half_bits(double v)
+{
+	uint16_t sign = signbit(v) ? 0x8000 : 0;
+	double a = fabs(v);
+	if (a == 0)
+		return sign;
+	if (isinf(a))
+		return sign | 0x7c00;
+	if (isnan(a))
+		return 0x7e00;
+	int e;
+	frexp(a, &e);  /* a = m 2^e, m in [0.5, 1) */
+	if (e - 1 < -14)
+		return sign | (uint16_t)ldexp(a, 24);   /* subnormal: a / 2^-24 */
+	uint16_t mant = (uint16_t)(ldexp(a, -(e - 1)) * 1024.0 - 1024.0);
+	return sign | (uint16_t)((e - 1 + 15) << 10) | mant;
+}
+
+/* Little-endian bytes of n values already rounded to dtype t. */
+static void encode(TensorDtype t, const double *v, size_t n, unsigned char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t u = 0;
+		size_t k = 0;
+		if (t == TDT_F64) {
+			memcpy(&u, &v[i], 8);
+			k = 8;
+		} else if (t == TDT_F32 || t == TDT_BF16) {
+			float f = (float)v[i];
+			uint32_t b;
+			memcpy(&b, &f, 4);
+			u = t == TDT_F32 ? b : b >> 16;
+			k = t == TDT_F32 ? 4 : 2;
+		} else {
+			u = half_bits(v[i]);
+			k = 2;
+		}
+		for (size_t j = 0; j < k; j++)
+			out[i * k + j] = (unsigned char)(u >> (8 * j));
+	}
+}
+
+static int write_all(int fd, const void *p, size_t n, size_t at, const char *path,
+		     char *err, size_t errlen)
+{
+	const unsigned char *b = p;
+	while (n) {
+		ssize_t k = pwrite(fd, b, n, (off_t)at);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			snprintf(err, errlen, "%s: write at offset %zu: %s", path, at,
+				 k < 0 ? strerror(errno) : "no progress");
+			return -1;
+		}
+		b += k;
+		n -= (size_t)k;
+		at += (size_t)k;
+	}
+	return 0;
+}
+
+/* Copy [from, to) of the input fd to the output at out_at. */
+static int copy_range(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
+		      const char *out_path, size_t out_at, unsigned char *buf, char *err,
+		      size_t errlen)
+{
+	while (from < to) {
+		size_t n = to - from < COPY_CHUNK ? to - from : COPY_CHUNK;
+		ssize_t k = pread(in_fd, buf, n, (off_t)from);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			snprintf(err, errlen, "%s: read at offset %zu: %s", in_path, from,
+				 k < 0 ? strerror(errno) : "file shrank while copying");
+			return -1;
+		}
+		if (write_all(out_fd, buf, (size_t)k, out_at, out_path, err, errlen))
+			return -1;
+		from += (size_t)k;
+		out_at += (size_t)k;
+	}
+	return 0;
+}
+
+static int open_input(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* A whole file copied into an already created temporary. */
+static int copy_file(const char *src, int out_fd, const char *out_path, char *err,
+		     size_t errlen)
+{
+	int in = open_input(src, err, errlen);
+	if (in < 0)
+		return -1;
+	struct stat st;
+	unsigned char *buf = malloc(COPY_CHUNK);
+	int rc = -1;
+	if (!buf)
+		snprintf(err, errlen, "%s: out of memory", src);
+	else if (fstat(in, &st))
+		snprintf(err, errlen, "%s: %s", src, strerror(errno));
+	else
+		rc = copy_range(in, src, 0, (size_t)st.st_size, out_fd, out_path, 0, buf, err,
+				errlen);
+	free(buf);
+	close(in);
+	return rc;
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	bool eq = fa && fb;
+	while (eq) {
+		int ca = getc(fa), cb = getc(fb);
+		if (ca != cb)
+			eq = false;
+		if (ca == EOF || cb == EOF)
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return eq;
+}
+
+/* A temporary file beside final (folder mode: inside the temp folder, under
+ * its final name). Returns the fd; *tmp is owned by the caller. */
+static int make_temp(const Writer *w, const char *final_path, char **tmp, char *err,
+		     size_t errlen)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	int fd;
+	if (w->folder) {
+		snprintf(path, sizeof path, "%s/%s", w->tmp_dir, base_name(final_path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	} else {
+		dir_name(final_path, dir, sizeof dir);
+		snprintf(path, sizeof path, "%s/.%s.tmp-XXXXXX", dir, base_name(final_path));
+		fd = mkstemp(path);
+		if (fd >= 0)
+			fchmod(fd, 0644);
+	}
+	if (fd < 0) {
+		dir_name(final_path, dir, sizeof dir);
+		snprintf(err, errlen, "%s: cannot create a temporary file in %s: %s", final_path,
+			 w->folder ? w->tmp_dir : dir, strerror(errno));
+		return -1;
+	}
+	*tmp = strdup(path);
+	if (!*tmp) {
+		close(fd);
+		unlink(path);
+		snprintf(err, errlen, "%s: out of memory", final_path);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- writer_new: the path rules ------------------------------------------- */
+
+/* Refuse an out that is (or holds) one of the input's files. */
+static int check_not_input(const Writer *w, const char *in_path, char *err, size_t errlen)
+{
+	struct stat so, si;
+	if (stat(w->out, &so) != 0)
+		return 0;
+	if (stat(in_path, &si) == 0 && same_inode(&so, &si)) {
+		snprintf(err, errlen, "%s: is the input checkpoint; refusing to overwrite it",
+			 w->out);
+		return -1;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		if (stat(w->files[i].in_path, &si) == 0 && same_inode(&so, &si)) {
+			snprintf(err, errlen, "%s: is a file of the input checkpoint (%s); refusing "
+				 "to overwrite it", w->out, w->files[i].in_path);
+			return -1;
+		}
+	}
+	/* A folder OUT that holds the input would be replaced with it. */
+	char ro[PATH_MAX], ri[PATH_MAX];
+	if (S_ISDIR(so.st_mode) && realpath(w->out, ro) && realpath(in_path, ri)) {
+		size_t n = strlen(ro);
+		if (!strncmp(ri, ro, n) && (ri[n] == '/' || n == 1)) {
+			snprintf(err, errlen, "%s: holds the input checkpoint %s; refusing to "
+				 "replace it", w->out, in_path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+/* --force replaces a file with a file, and a checkpoint folder (config.json,
+ * no subfolders) with a folder; anything else is refused. */
+static int check_replaceable(const Writer *w, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(w->out, &st) != 0)
+		return 0;
+	if (!w->folder) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "%s: is a folder; the output of a single-file "
+				 "checkpoint is a file", w->out);
+			return -1;
+		}
+		return 0;
+	}
+	char cfg[PATH_MAX + 16];
+	snprintf(cfg, sizeof cfg, "%s/config.json", w->out);
+	bool ok = S_ISDIR(st.st_mode) && exists(cfg);
+	DIR *d = ok ? opendir(w->out) : NULL;
+	struct dirent *e;
+	while (d && ok && (e = readdir(d))) {
+		char p[2 * PATH_MAX];
+		snprintf(p, sizeof p, "%s/%s", w->out, e->d_name);
+		struct stat s2;
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    (lstat(p, &s2) || !S_ISREG(s2.st_mode)))
+			ok = false;
+	}
+	if (d)
+		closedir(d);
+	if (!ok) {
+		snprintf(err, errlen, "%s: exists and is not a checkpoint folder (config.json "
+			 "and files only); refusing to replace it", w->out);
+		return -1;
+	}
+	return 0;
+}
+
+
+/* The input's files, each once, in the order of the tensor table. */
+static int collect_files(Writer *w, char *err, size_t errlen)
+{
+	const TensorTable *tt = model_tensor_table(w->model);
+	ModelFormat fmt = model_info(w->model)->format;
+	w->files = calloc(tt->n ? tt->n : 1, sizeof *w->files);
+	if (!w->files) {
+		snprintf(err, errlen, "%s: out of memory", w->out);
+		return -1;
+	}
+	for (size_t i = 0; i < tt->n; i++) {
+		const char *f = tt->v[i].file;
+		bool seen = false;
+		for (size_t j = 0; j < w->nfiles && !seen; j++)
+			seen = !strcmp(w->files[j].in_path, f);
+		if (seen)
+			continue;
+		WFile *wf = &w->files[w->nfiles++];
+		wf->in_path = f;
+		wf->fd = -1;
+		wf->format = fmt;
+		char p[2 * PATH_MAX];
+		if (w->folder)
+			snprintf(p, sizeof p, "%s/%s", w->out, base_name(f));
+		else
+			snprintf(p, sizeof p, "%s", w->out);
+		if (!(wf->final_path = strdup(p))) {
+			snprintf(err, errlen, "%s: out of memory", w->out);
+			return -1;
+		}
+	}
+	if (!w->folder && w->nfiles != 1) {
+		snprintf(err, errlen, "%s: %zu files: give the folder of a sharded checkpoint",
+			 w->out, w->nfiles);
+		return -1;
+	}
+	return 0;
+}
+
+static int add_aux(Writer *w, const char *src, const char *final_path, char *err,
+		   size_t errlen)
+{
+	AuxFile *v = realloc(w->aux, (w->naux + 1) * sizeof *v);
+	if (!v) {
+		snprintf(err, errlen, "%s: out of memory", src);
+		return -1;
+	}
+	w->aux = v;
+	AuxFile *a = &w->aux[w->naux];
+	memset(a, 0, sizeof *a);
+	a->src = strdup(src);
+	a->final_path = strdup(final_path);
+	if (!a->src || !a->final_path) {
+		free(a->src);
+		free(a->final_path);
+		snprintf(err, errlen, "%s: out of memory", src);
+		return -1;
+	}
+	w->naux++;
+	return 0;
+}
+
+/* Folder mode: every other regular file of the input folder is copied. */
+static int collect_aux_folder(Writer *w, char *err, size_t errlen)
+{
+	DIR *d = opendir(w->in_dir);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", w->in_dir, strerror(errno));
+		return -1;
+	}
+	struct dirent *e;
+	int rc = 0;
+	while (!rc && (e = readdir(d))) {
+		char src[2 * PATH_MAX], dst[2 * PATH_MAX];
+		snprintf(src, sizeof src, "%s/%s", w->in_dir, e->d_name);
+		struct stat st;
+		if (e->d_name[0] == '.' || stat(src, &st) || !S_ISREG(st.st_mode) ||
+		    !strcmp(e->d_name, "fold.json"))
+			continue;
+		bool rewritten = false;
+		for (size_t i = 0; i < w->nfiles && !rewritten; i++)
+			rewritten = !strcmp(base_name(w->files[i].in_path), e->d_name);
+		if (rewritten)
+			continue;
+		snprintf(dst, sizeof dst, "%s/%s", w->out, e->d_name);
+		rc = add_aux(w, src, dst, err, errlen);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* A single safetensors file: its config.json goes beside OUT. */
+static int collect_aux_config(Writer *w, const char *in_path, char *err, size_t errlen)
+{
+	char din[PATH_MAX], dout[PATH_MAX], src[PATH_MAX + 16], dst[PATH_MAX + 16];
+	dir_name(in_path, din, sizeof din);
+	dir_name(w->out, dout, sizeof dout);
+	snprintf(src, sizeof src, "%s/config.json", din);
+	snprintf(dst, sizeof dst, "%s/config.json", dout);
+	struct stat a, b;
+	if (stat(src, &a) != 0)
+		return 0;
+	if (stat(dst, &b) == 0) {
+		if (same_inode(&a, &b) || files_equal(src, dst))
+			return 0;
+		if (!w->force) {
+			snprintf(err, errlen, "%s: exists and differs from %s (use --force to "
+				 "replace it)", dst, src);
+			return -1;
+		}
+	}
+	return add_aux(w, src, dst, err, errlen);
+}
+
+int writer_new(const Model *m, const char *in_path, const char *out_path, bool force,
+	       Writer **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	Writer *w = calloc(1, sizeof *w);
+	if (!w) {
+		snprintf(err, errlen, "%s: out of memory", out_path);
+		return -1;
+	}
+	w->model = m;
+	w->force = force;
+	if (!out_path[0] || strlen(out_path) >= sizeof w->out - 16) {
+		snprintf(err, errlen, "--out: empty or too long path");
+		goto fail;
+	}
+	snprintf(w->out, sizeof w->out, "%s", out_path);
+	strip_slashes(w->out);
+	struct stat st;
+	if (stat(in_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		w->folder = true;
+		snprintf(w->in_dir, sizeof w->in_dir, "%s", in_path);
+		strip_slashes(w->in_dir);
+	} else if (strlen(in_path) > 5 && !strcmp(in_path + strlen(in_path) - 5, ".json")) {
+		snprintf(err, errlen, "%s: give the checkpoint's folder rather than its index",
+			 in_path);
+		goto fail;
+	}
+	if (w->folder)
+		snprintf(w->sidecar, sizeof w->sidecar, "%s/fold.json", w->out);
+	else
+		snprintf(w->sidecar, sizeof w->sidecar, "%s.fold.json", w->out);
+	if (collect_files(w, err, errlen) || check_not_input(w, in_path, err, errlen))
+		goto fail;
+	if (!force && exists(w->out)) {
+		snprintf(err, errlen, "%s: exists (use --force to replace it)", w->out);
+		goto fail;
+	}
+	if (exists(w->out) && check_replaceable(w, err, errlen))
+		goto fail;
+	if (!force && !w->folder && exists(w->sidecar)) {
+		snprintf(err, errlen, "%s: exists (use --force to replace it)", w->sidecar);
+		goto fail;
+	}
+	if (w->folder ? collect_aux_folder(w, err, errlen)
+	    : (model_info(m)->format == MODEL_FMT_SAFETENSORS &&
+	       collect_aux_config(w, in_path, err, errlen)))
+		goto fail;
+	for (size_t i = 0; i < w->nfiles; i++) {
+		const TensorTable *tt = model_tensor_table(m);
+		WFile *f = &w->files[i];
+		for (size_t k = 0; k < tt->n; k++)
+			f->nseg += !strcmp(tt->v[k].file, f->in_path);
+		f->seg = calloc(f->nseg ? f->nseg : 1, sizeof *f->seg);
+		if (!f->seg) {
+			snprintf(err, errlen, "%s: out of memory", f->in_path);
+			goto fail;
+		}
+		size_t n = 0;
+		for (size_t k = 0; k < tt->n; k++) {
+			const TensorRef *t = &tt->v[k];
+			if (strcmp(t->file, f->in_path))
+				continue;
+			WSeg *s = &f->seg[n++];
+			s->t = t;
+			s->in_off = t->offset;
+			s->in_end = t->offset + t->nbytes;
+			s->out_len = t->nbytes;
+			s->out_dtype = t->dtype;
+		}
+	}
+	*out = w;
+	return 0;
+fail:
+	writer_free(w);
+	return -1;
+}
+
+const char *writer_sidecar_path(const Writer *w)
+{
+	return w->sidecar;
+}
+
+static WSeg *find_seg(Writer *w, const TensorRef *t, WFile **file)
+{
+	for (size_t i = 0; i < w->nfiles; i++) {
+		for (size_t k = 0; k < w->files[i].nseg; k++) {
+			if (w->files[i].seg[k].t == t) {
+				if (file)
+					*file = &w->files[i];
+				return &w->files[i].seg[k];
+			}
+		}
+	}
+	return NULL;
+}
+
+int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
+		   size_t errlen)
+{
+	WSeg *s = find_seg(w, t, NULL);
+	if (!s || w->started) {
+		snprintf(err, errlen, "%s: tensor %s: not part of this checkpoint", w->out,
+			 t->name);
+		return -1;
+	}
+	if (!writer_dtype_name(dtype)) {
+		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s (F64, F32, F16, BF16)",
+			 t->file, t->name, t->dtype_name);
+		return -1;
+	}
+	if (w->files[0].format == MODEL_FMT_LLAMA2C && dtype != TDT_F32) {
+		snprintf(err, errlen, "%s: tensor %s: llama2.c files hold only F32", t->file,
+			 t->name);
+		return -1;
+	}
+	s->replace = true;
+	s->out_dtype = dtype;
+	if (!tensor_dtype_bytes(dtype, t->nelem, &s->out_len)) {
+		snprintf(err, errlen, "%s: tensor %s: too large", t->file, t->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- writer_start: layout and copy ---------------------------------------- */
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const WSeg *x = a, *y = b;
+	return x->in_off < y->in_off ? -1 : x->in_off > y->in_off;
+}
+
+static size_t align_up(size_t v, size_t a)
+{
+	return a > 1 && v % a ? v + a - v % a : v;
+}
+
+/* Out offsets relative to the data section: tensors keep their order and
+ * the gaps between them; a resized tensor is followed by zero padding to
+ * the alignment instead of its old gap. Returns the data section's size. */
+static size_t layout_relative(WFile *f)
+{
+	size_t in = 0, out = 0, data_len = f->in.n - f->data_in;
+	for (size_t i = 0; i < f->nseg; i++) {
+		WSeg *s = &f->seg[i];
+		size_t rel = s->in_off - f->data_in;
+		out += rel - in;
+		s->out_off = out;
+		if (s->out_len == s->in_end - s->in_off) {
+			out += s->out_len;
+			in = s->in_end - f->data_in;
+			continue;
+		}
+		out = align_up(out + s->out_len, f->align);
+		in = i + 1 < f->nseg ? f->seg[i + 1].in_off - f->data_in
+				     : align_up(s->in_end - f->data_in, f->align);
+		if (in > data_len)
+			in = data_len;
+	}
+	return out + (data_len - in);
+}
+
+static int check_overlaps(const WFile *f, char *err, size_t errlen)
+{
+	for (size_t i = 0; i + 1 < f->nseg; i++) {
+		const WSeg *a = &f->seg[i], *b = &f->seg[i + 1];
+		if (b->in_off < a->in_end && (a->replace || b->replace || f->resized)) {
+			snprintf(err, errlen, "%s: tensors %s and %s share bytes; cannot rewrite "
+				 "one of them", f->in_path, a->t->name, b->t->name);
+			return -1;
+		}
+	}
+	if (f->nseg && f->seg[0].in_off < f->data_in) {
+		snprintf(err, errlen, "%s: tensor %s lies inside the header", f->in_path,
+			 f->seg[0].t->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy the input to the output, leaving room for the replaced tensors. */
+static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size_t errlen)
+{
+	if (write_all(f->fd, f->header, f->data_out, 0, f->tmp_path, err, errlen))
+		return -1;
+	size_t in = f->data_in, out = f->data_out;
+	for (size_t i = 0; i < f->nseg; i++) {
+		WSeg *s = &f->seg[i];
+		if (copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, out, buf, err,
+			       errlen))
+			return -1;
+		out = s->out_off;
+		if (s->out_len == s->in_end - s->in_off) {
+			in = s->in_off;
+			continue;
+		}
+		/* Replaced and resized: leave room (filled by writer_put). */
+		in = i + 1 < f->nseg ? f->seg[i + 1].in_off
+				     : f->data_in + align_up(s->in_end - f->data_in, f->align);
+		if (in > f->in.n)
+			in = f->in.n;
+		out = f->data_out + align_up(s->out_off - f->data_out + s->out_len, f->align);
+	}
+	if (copy_range(in_fd, f->in_path, in, f->in.n, f->fd, f->tmp_path, out, buf, err,
+		       errlen))
+		return -1;
+	size_t end = out + (f->in.n - in);
+	if (ftruncate(f->fd, (off_t)end)) {
+		snprintf(err, errlen, "%s: %s", f->tmp_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen)
+{
+	if (mapfile_open(&f->in, f->in_path, err, errlen))
+		return -1;
+	qsort(f->seg, f->nseg, sizeof *f->seg, cmp_seg);
+	for (size_t i = 0; i < f->nseg; i++)
+		if (f->seg[i].out_len != f->seg[i].in_end - f->seg[i].in_off)
+			f->resized = true;
+	if (check_overlaps(f, err, errlen))
+		return -1;
+	if (f->resized) {
+		int rc = f->format == MODEL_FMT_GGUF ? gguf_write_prepare(f, err, errlen)
+						     : st_write_prepare(f, err, errlen);
+		if (rc || check_overlaps(f, err, errlen))
+			return -1;
+		layout_relative(f);
+		rc = f->format == MODEL_FMT_GGUF ? gguf_write_header(f, err, errlen)
+						 : st_write_header(f, err, errlen);
+		if (rc)
+			return -1;
+		for (size_t i = 0; i < f->nseg; i++)
+			f->seg[i].out_off += f->data_out;
+	} else {
+		for (size_t i = 0; i < f->nseg; i++)
+			f->seg[i].out_off = f->seg[i].in_off;
+	}
+	f->fd = make_temp(w, f->final_path, &f->tmp_path, err, errlen);
+	if (f->fd < 0)
+		return -1;
+	int in_fd = open_input(f->in_path, err, errlen);
+	if (in_fd < 0)
+		return -1;
+	int rc = f->resized ? copy_resized(f, in_fd, buf, err, errlen)
+			    : copy_range(in_fd, f->in_path, 0, f->in.n, f->fd, f->tmp_path, 0,
+					 buf, err, errlen);
+	close(in_fd);
+	/* The header is no longer needed; the mapping is (checks only). */
+	return rc;
+}
+
+int writer_start(Writer *w, char *err, size_t errlen)
+{
+	if (w->started) {
+		snprintf(err, errlen, "%s: already started", w->out);
+		return -1;
+	}
+	w->started = true;
+	w->next = live_writers;
+	live_writers = w;
+	if (w->folder) {
+		char dir[PATH_MAX];
+		dir_name(w->out, dir, sizeof dir);
+		int k = snprintf(w->tmp_dir, sizeof w->tmp_dir, "%s/.%s.tmp-XXXXXX", dir,
+				 base_name(w->out));
+		if (k < 0 || (size_t)k >= sizeof w->tmp_dir || !mkdtemp(w->tmp_dir)) {
+			snprintf(err, errlen, "%s: cannot create a temporary folder in %s: %s",
+				 w->out, dir, strerror(errno));
+			w->tmp_dir[0] = '\0';
+			return -1;
+		}
+		chmod(w->tmp_dir, 0755);
+	}
+	unsigned char *buf = malloc(COPY_CHUNK);
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", w->out);
+		return -1;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < w->nfiles && !rc; i++)
+		rc = start_file(w, &w->files[i], buf, err, errlen);
+	for (size_t i = 0; i < w->naux && !rc; i++) {
+		AuxFile *a = &w->aux[i];
+		int fd = make_temp(w, a->final_path, &a->tmp_path, err, errlen);
+		if (fd < 0) {
+			rc = -1;
+			break;
+		}
+		rc = copy_file(a->src, fd, a->tmp_path, err, errlen);
+		if (!rc && fsync(fd)) {
+			snprintf(err, errlen, "%s: fsync: %s", a->tmp_path, strerror(errno));
+			rc = -1;
+		}
+		close(fd);
+	}
+	free(buf);
+	return rc;
+}
+
+/* ---- writer_put ------------------------------------------------------------- */
+
+int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
+	       char *err, size_t errlen)
+{
+	WFile *f = NULL;
+	WSeg *s = find_seg(w, t, &f);
+	if (!s || !s->replace || f->fd < 0) {
+		snprintf(err, errlen, "%s: tensor %s: not marked for replacement", w->out,
+			 t->name);
+		return -1;
+	}
+	size_t n = t->nelem, esz = s->out_len / (n ? n : 1);
+	double *v = malloc((n ? n : 1) * sizeof(double));
+	unsigned char *b = malloc(s->out_len ? s->out_len : 1);
+	if (!v || !b) {
+		free(v);
+		free(b);
+		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+		return -1;
+	}
+	memcpy(v, values, n * sizeof(double));
+	dtype_round(store_of(s->out_dtype), v, n);
+	WriterRounding rr = {0, 0};
+	for (size_t i = 0; i < n; i++) {
+		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
+		if (!(e <= rr.max_abs_err))
+			rr.max_abs_err = e;
+		if (a > rr.max_abs)
+			rr.max_abs = a;
+	}
+	(void)esz;
+	encode(s->out_dtype, v, n, b);
+	int rc = write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
+	free(v);
+	free(b);
+	if (!rc && r)
+		*r = rr;
+	if (!rc && !isfinite(rr.max_abs_err)) {
+		snprintf(err, errlen, "%s: tensor %s: a rotated value overflows %s", w->out,
+			 t->name, writer_dtype_name(s->out_dtype));
+		return -1;
+	}
+	return rc;
+}
+
+/* ---- commit and cleanup ---------------------------------------------------- */
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Remove a folder and the regular files in it (an old OUT under --force). */
+static void remove_folder(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char p[2 * PATH_MAX];
+			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+			struct stat st;
+			if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+				remove_folder(p);
+			else
+				unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static int write_sidecar(Writer *w, const char *text, char *err, size_t errlen)
+{
+	char *tmp = NULL;
+	int fd = make_temp(w, w->sidecar, &tmp, err, errlen);
+	if (fd < 0)
+		return -1;
+	snprintf(w->sidecar_tmp, sizeof w->sidecar_tmp, "%s", tmp);
+	free(tmp);
+	int rc = write_all(fd, text, strlen(text), 0, w->sidecar_tmp, err, errlen);
+	if (!rc && fsync(fd)) {
+		snprintf(err, errlen, "%s: fsync: %s", w->sidecar_tmp, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Test hook: fail just before the renames (an interrupted commit). */
+static bool fail_before_rename(void)
+{
+	const char *e = getenv("ROPEFOLD_TEST_FAIL");
+	return e && !strcmp(e, "commit");
+}
+
+static int commit_folder(Writer *w, char *err, size_t errlen)
+{
+	char parent[PATH_MAX];
+	dir_name(w->out, parent, sizeof parent);
+	if (fsync_dir(w->tmp_dir)) {
+		snprintf(err, errlen, "%s: fsync: %s", w->tmp_dir, strerror(errno));
+		return -1;
+	}
+	if (rename(w->tmp_dir, w->out) == 0) {
+		w->tmp_dir[0] = '\0';
+	} else if ((errno == ENOTEMPTY || errno == EEXIST || errno == EISDIR ||
+		    errno == ENOTDIR) && w->force) {
+		/* Swap the old OUT out of the way, then remove it. */
+		char old[PATH_MAX + 32];
+		int k = snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", parent, base_name(w->out));
+		if (k < 0 || (size_t)k >= sizeof old || !mkdtemp(old) || rmdir(old) || rename(w->out, old) ||
+		    rename(w->tmp_dir, w->out)) {
+			snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(errno));
+			return -1;
+		}
+		w->tmp_dir[0] = '\0';
+		struct stat st;
+		if (lstat(old, &st) == 0 && S_ISDIR(st.st_mode))
+			remove_folder(old);
+		else
+			unlink(old);
+	} else {
+		snprintf(err, errlen, "%s: cannot rename %s into place: %s", w->out, w->tmp_dir,
+			 strerror(errno));
+		return -1;
+	}
+	fsync_dir(parent);
+	return 0;
+}
+
+/* Rename a temporary file over final; an existing folder there is removed
+ * first (only reached under --force). */
+static int rename_file(const char *tmp, const char *final_path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(final_path, &st) == 0 && S_ISDIR(st.st_mode))
+		remove_folder(final_path);
+	if (rename(tmp, final_path)) {
+		snprintf(err, errlen, "%s: cannot rename into place: %s", final_path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
+{
+	if (!w->started) {
+		snprintf(err, errlen, "%s: not started", w->out);
+		return -1;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		WFile *f = &w->files[i];
+		if (fsync(f->fd)) {
+			snprintf(err, errlen, "%s: fsync: %s", f->tmp_path, strerror(errno));
+			return -1;
+		}
+		close(f->fd);
+		f->fd = -1;
+	}
+	if (sidecar && write_sidecar(w, sidecar, err, errlen))
+		return -1;
+	if (fail_before_rename()) {
+		snprintf(err, errlen, "%s: test failure injected before the rename", w->out);
+		return -1;
+	}
+	if (w->folder) {
+		if (commit_folder(w, err, errlen))
+			return -1;
+		w->committed = true;
+		return 0;
+	}
+	/* Aux files (config.json) and the sidecar first: an OUT that exists is
+	 * complete. */
+	char dir[PATH_MAX];
+	dir_name(w->out, dir, sizeof dir);
+	for (size_t i = 0; i < w->naux; i++) {
+		if (rename_file(w->aux[i].tmp_path, w->aux[i].final_path, err, errlen))
+			return -1;
+		free(w->aux[i].tmp_path);
+		w->aux[i].tmp_path = NULL;
+	}
+	if (sidecar) {
+		if (rename_file(w->sidecar_tmp, w->sidecar, err, errlen))
+			return -1;
+		w->sidecar_tmp[0] = '\0';
+	}
+	WFile *f = &w->files[0];
+	if (rename_file(f->tmp_path, f->final_path, err, errlen)) {
+		if (sidecar)
+			unlink(w->sidecar);
+		return -1;
+	}
+	free(f->tmp_path);
+	f->tmp_path = NULL;
+	fsync_dir(dir);
+	w->committed = true;
+	return 0;
+}
+
+static void remove_temps(Writer *w)
+{
+	for (size_t i = 0; i < w->nfiles; i++)
+		if (w->files[i].tmp_path)
+			unlink(w->files[i].tmp_path);
+	for (size_t i = 0; i < w->naux; i++)
+		if (w->aux[i].tmp_path)
+			unlink(w->aux[i].tmp_path);
+	if (w->sidecar_tmp[0])
+		unlink(w->sidecar_tmp);
+	if (w->tmp_dir[0])
+		rmdir(w->tmp_dir);
+}
+
+void writer_cleanup_signal(void)
+{
+	for (Writer *w = live_writers; w; w = w->next)
+		if (!w->committed)
+			remove_temps(w);
+}
+
+void writer_free(Writer *w)
+{
+	if (!w)
+		return;
+	for (Writer **p = &live_writers; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		WFile *f = &w->files[i];
+		if (f->fd >= 0)
+			close(f->fd);
+	}
+	if (!w->committed)
+		remove_temps(w);
+	for (size_t i = 0; i < w->nfiles; i++) {
+		WFile *f = &w->files[i];
+		free(f->final_path);
+		free(f->tmp_path);
+		free(f->header);
+		free(f->seg);
+		if (f->in.path)
+			mapfile_close(&f->in);
+	}
+	for (size_t i = 0; i < w->naux; i++) {
+		free(w->aux[i].src);
+		free(w->aux[i].final_path);
+		free(w->aux[i].tmp_path);
+	}
+	free(w->aux);
+	free(w->files);
+	free(w);
+}

@@ -1,0 +1,66 @@
+#ifndef ROPEFOLD_DATA_WRITER_H
+#define ROPEFOLD_DATA_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "data/model.h"
+#include "data/tensor.h"
+
+/* Writing a checkpoint: a copy of an open model's files (same format) in
+ * which some tensors are replaced, written atomically. Everything not
+ * replaced is copied byte for byte; a replaced tensor may change its dtype
+ * (F64, F32, F16, BF16), and the file is then laid out again (safetensors
+ * header offsets, GGUF tensor infos with their alignment).
+ *
+ * Call sequence:
+ *   writer_new          check the paths (OUT is not the input, does not
+ *                       exist unless force, ...)
+ *   writer_replace      for every tensor to be replaced, with its new dtype
+ *   writer_start        temporary file (or folder) in OUT's folder, every
+ *                       byte copied, room left for the replaced tensors
+ *   writer_put          the values of each replaced tensor, any order
+ *   writer_commit       sidecar text, fsync, rename into place
+ *   writer_free         removes the temporaries unless committed
+ * Every function that can fail returns 0, or -1 with one line in err.
+ *
+ * A single file (GGUF, llama2.c, safetensors) becomes the file OUT; a
+ * safetensors file's config.json is copied beside OUT. An HF folder
+ * becomes the folder OUT with every file of the input folder, and the
+ * sidecar inside it as fold.json; else the sidecar is OUT.fold.json. */
+
+typedef struct Writer Writer;
+
+/* What re-storing one tensor did. */
+typedef struct {
+	double max_abs_err;   /* max |stored - given| */
+	double max_abs;       /* max |given| */
+} WriterRounding;
+
+/* Prepare writing a folded copy of m (opened from in_path) to out_path. */
+int writer_new(const Model *m, const char *in_path, const char *out_path, bool force,
+	       Writer **out, char *err, size_t errlen);
+/* Replace tensor t (of m) with values stored as dtype (F64/F32/F16/BF16). */
+int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
+		   size_t errlen);
+/* Create the temporaries and copy every byte that is not replaced. */
+int writer_start(Writer *w, char *err, size_t errlen);
+/* Store t->nelem values of a replaced tensor (rounded to its dtype). */
+int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
+	       char *err, size_t errlen);
+/* Write the sidecar text, fsync and rename everything into place. */
+int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen);
+/* Release; removes the temporaries when not committed. */
+void writer_free(Writer *w);
+
+/* Where the sidecar goes (valid after writer_new). */
+const char *writer_sidecar_path(const Writer *w);
+/* Remove every temporary of the writers alive now: async-signal-safe,
+ * for a signal handler. */
+void writer_cleanup_signal(void);
+/* "F32" ... for the dtypes a writer stores; NULL for the others. */
+const char *writer_dtype_name(TensorDtype t);
+/* Parse "F64", "F32", "F16", "BF16" (any case); -1 when not one of them. */
+int writer_dtype_parse(const char *s, TensorDtype *out);
+
+#endif

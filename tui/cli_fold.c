@@ -1,0 +1,441 @@
+#include "config.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/fold.h"
+#include "core/plan_ops.h"
+#include "data/model.h"
+#include "data/model_tensors.h"
+#include "data/sidecar.h"
+#include "data/writer.h"
+#include "tui/cli_fold.h"
+#include "tui/cli_verify.h"
+#include "tui/options.h"
+
+static void fold_help(void)
+{
+	printf("usage: ropefold fold --model IN --out OUT [fold options] [--layers all|N|N..M]\n"
+	       "                     [--dtype keep|f32|f64] [--force] [--json]\n"
+	       "       ropefold fold --model FOLDED --out OUT --undo SIDECAR [--force]\n\n"
+	       "Write a copy of checkpoint IN (same format: an HF folder, a safetensors\n"
+	       "file with its config.json, GGUF, llama2.c) with the fold of the fold\n"
+	       "options baked into every chosen layer; every other byte is copied. The\n"
+	       "default is the commuting per-kv-group fold with every assumption held,\n"
+	       "drawn from --seed (layer i uses a seed derived from it, recorded).\n"
+	       "Rotated tensors are stored in their own dtype (rounded; the relative\n"
+	       "error is reported), or as F32 / F64 with --dtype f32 / f64 (GGUF and\n"
+	       "safetensors; llama2.c holds F32 only).\n"
+	       "A sidecar JSON (OUT.fold.json, or fold.json inside an output folder)\n"
+	       "records the seed and every rotation; --undo SIDECAR applies the inverse\n"
+	       "and stores each tensor back in the dtype it had before the fold: bit for\n"
+	       "bit when the fold was stored wider than the original (bf16 with --dtype\n"
+	       "f32, f32 with --dtype f64); a fold re-stored in the original's own dtype\n"
+	       "comes back within a unit of roundoff, not bit for bit (rounding the\n"
+	       "rotated weights loses information).\n"
+	       "Writing is atomic (a temporary in OUT's folder, fsync, rename). OUT may\n"
+	       "not be the input; an existing OUT is refused unless --force.\n"
+	       "Exit 0 on success, 2 on bad usage or input.\n\n");
+	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_FOLDIO | OPT_JSON);
+}
+
+/* ---- signals: no temporaries left behind ----------------------------------- */
+
+static void on_signal(int sig)
+{
+	writer_cleanup_signal();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Test hook: ROPEFOLD_TEST_FAIL=layer:N fails after N layers are written,
+ * kill:N kills the process there (nothing cleans up). */
+static int test_hook(size_t written, char *err, size_t errlen)
+{
+	const char *e = getenv("ROPEFOLD_TEST_FAIL");
+	if (!e)
+		return 0;
+	unsigned long n;
+	if (sscanf(e, "layer:%lu", &n) == 1 && written == n) {
+		snprintf(err, errlen, "test failure injected after %zu layers", written);
+		return -1;
+	}
+	if (sscanf(e, "kill:%lu", &n) == 1 && written == n)
+		raise(SIGKILL);
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(bool tty, size_t done, size_t total, double t0)
+{
+	if (!tty)
+		return;
+	double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+	double left = rate > 0 ? (double)(total - done) / rate : 0;
+	fprintf(stderr, "\rfold: layer %zu of %zu, %.1f layers/s, %.0fs left   ", done, total,
+		rate, left);
+	if (done == total)
+		fputs("\r\033[K", stderr);
+	fflush(stderr);
+}
+
+/* ---- the fold --------------------------------------------------------------- */
+
+/* Everything one run needs. */
+typedef struct {
+	RunOptions o;
+	Model *m;
+	Writer *w;
+	Sidecar *undo;        /* the sidecar undone, or NULL */
+	Sidecar *record;      /* the sidecar written */
+	size_t *layers;       /* the layers to rewrite, in order */
+	size_t nlayers;
+	size_t *undo_index;   /* per layer: its entry in the undone sidecar */
+	double *rel;          /* per layer: max relative rounding error */
+	uint64_t *seeds;      /* per layer */
+	double max_rel, unit;
+	char err[1024];
+} FoldRun;
+
+/* The dtype tensor t of the k-th layer is stored in. */
+static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, TensorDtype *dt)
+{
+	if (r->undo) {
+		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
+		if (in && !writer_dtype_parse(in, dt))
+			return 0;
+	}
+	if (r->o.dtype && strcmp(r->o.dtype, "keep")) {
+		*dt = !strcmp(r->o.dtype, "f64") ? TDT_F64 : TDT_F32;
+		return 0;
+	}
+	*dt = t->dtype;
+	if (writer_dtype_name(t->dtype))
+		return 0;
+	snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: rotated weights cannot be "
+		 "re-stored in a block quantization; use --dtype f32", t->file, t->name,
+		 t->dtype_name);
+	return -1;
+}
+
+static StoreDtype store_of(TensorDtype t)
+{
+	return t == TDT_F64 ? STORE_F64 : t == TDT_F16 ? STORE_F16
+		: t == TDT_BF16 ? STORE_BF16 : STORE_F32;
+}
+
+/* Mark every tensor a fold changes in the chosen layers. */
+static int mark_tensors(FoldRun *r)
+{
+	r->unit = 0;
+	for (size_t k = 0; k < r->nlayers; k++) {
+		LayerTensorRefs lt;
+		if (model_layer_tensors(r->m, r->layers[k], &lt, r->err, sizeof r->err))
+			return -1;
+		for (int a = 0; a < ATT_COUNT; a++) {
+			TensorDtype dt;
+			if (!lt.t[a] || !model_tensor_folded((AttnTensor)a))
+				continue;
+			if (out_dtype(r, k, lt.t[a], &dt) ||
+			    writer_replace(r->w, lt.t[a], dt, r->err, sizeof r->err))
+				return -1;
+			double u = dtype_unit_roundoff(store_of(dt));
+			if (u > r->unit)
+				r->unit = u;
+		}
+	}
+	return 0;
+}
+
+/* The plan of the k-th layer: drawn, or the inverse of the recorded one. */
+static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
+{
+	if (r->undo) {
+		FoldPlan p;
+		size_t li;
+		if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &p, r->err, sizeof r->err))
+			return -1;
+		RfStatus st = plan_inverse(&p, plan);
+		fold_plan_free(&p);
+		if (st != RF_OK) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot invert the recorded "
+				 "rotations: %s", r->o.undo, li, rf_status_str(st));
+			return -1;
+		}
+		r->seeds[k] = 0;
+		return 0;
+	}
+	FoldConfig cfg = r->o.fold;
+	cfg.seed = r->seeds[k] = sidecar_layer_seed(r->o.seed, r->layers[k]);
+	RfStatus st = fold_plan_build(a, &cfg, plan);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->o.model_path, r->layers[k],
+			 rf_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+/* Load, fold and store the k-th layer. */
+static int fold_layer(FoldRun *r, size_t k)
+{
+	size_t i = r->layers[k];
+	Layer a, b;
+	FoldPlan plan;
+	LayerTensorRefs lt;
+	memset(&b, 0, sizeof b);
+	memset(&plan, 0, sizeof plan);
+	if (model_load_layer(r->m, i, &a, r->err, sizeof r->err))
+		return -1;
+	int rc = -1;
+	if (!r->undo)
+		opts_apply_rope(&r->o, &a.rope);
+	if (layer_plan(r, k, &a, &plan) ||
+	    model_layer_tensors(r->m, i, &lt, r->err, sizeof r->err))
+		goto out;
+	RfStatus st = fold_apply(&a, &plan, &b);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->o.model_path, i,
+			 rf_status_str(st));
+		goto out;
+	}
+	if (sidecar_add_layer(r->record, i, r->seeds[k], &plan, &a.rope, 0) != 0) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot record the rotations",
+			 r->o.out, i);
+		goto out;
+	}
+	double rel = 0;
+	for (int t = 0; t < ATT_COUNT; t++) {
+		const TensorRef *tr = lt.t[t];
+		if (!tr || !model_tensor_folded((AttnTensor)t))
+			continue;
+		double *v = malloc(tr->nelem * sizeof(double));
+		WriterRounding wr;
+		if (!v) {
+			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
+			goto out;
+		}
+		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
+			  writer_put(r->w, tr, v, &wr, r->err, sizeof r->err);
+		free(v);
+		if (bad)
+			goto out;
+		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
+		if (e > rel)
+			rel = e;
+		TensorDtype dt;
+		out_dtype(r, k, tr, &dt);
+		sidecar_add_tensor(r->record, tr->name, tr->dtype_name, writer_dtype_name(dt));
+	}
+	sidecar_set_rounding(r->record, rel);
+	r->rel[k] = rel;
+	if (rel > r->max_rel)
+		r->max_rel = rel;
+	rc = 0;
+out:
+	fold_plan_free(&plan);
+	layer_free(&a);
+	layer_free(&b);
+	return rc;
+}
+
+/* The layers to rewrite: --layers, or those the undone sidecar records. */
+static int choose_layers(FoldRun *r)
+{
+	const ModelInfo *in = model_info(r->m);
+	if (r->undo) {
+		size_t n = sidecar_layer_count(r->undo);
+		r->layers = calloc(n ? n : 1, sizeof *r->layers);
+		r->undo_index = calloc(n ? n : 1, sizeof *r->undo_index);
+		if (!r->layers || !r->undo_index)
+			goto nomem;
+		for (size_t k = 0; k < n; k++) {
+			FoldPlan p;
+			size_t li;
+			if (sidecar_layer_plan(r->undo, k, &li, &p, r->err, sizeof r->err))
+				return -1;
+			fold_plan_free(&p);
+			if (li >= in->n_layers) {
+				snprintf(r->err, sizeof r->err, "%s: layer %zu: the checkpoint has %zu "
+					 "layers", r->o.undo, li, in->n_layers);
+				return -1;
+			}
+			for (size_t j = 0; j < r->nlayers; j++) {
+				if (r->layers[j] == li) {
+					snprintf(r->err, sizeof r->err, "%s: layer %zu recorded twice",
+						 r->o.undo, li);
+					return -1;
+				}
+			}
+			r->undo_index[r->nlayers] = k;
+			r->layers[r->nlayers++] = li;
+		}
+	} else {
+		size_t lo, hi;
+		if (cli_parse_layers(r->o.layers, in->n_layers, &lo, &hi, r->err, sizeof r->err))
+			return -1;
+		r->layers = calloc(hi - lo + 1, sizeof *r->layers);
+		if (!r->layers)
+			goto nomem;
+		for (size_t i = lo; i <= hi; i++)
+			r->layers[r->nlayers++] = i;
+	}
+	r->rel = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->rel);
+	r->seeds = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->seeds);
+	if (!r->rel || !r->seeds)
+		goto nomem;
+	return 0;
+nomem:
+	snprintf(r->err, sizeof r->err, "out of memory");
+	return -1;
+}
+
+static void print_summary(const FoldRun *r)
+{
+	const char *dt = dtype_name_of_roundoff(r->unit);
+	if (r->o.json) {
+		json_t *layers = json_array();
+		for (size_t k = 0; k < r->nlayers; k++)
+			json_array_append_new(layers, json_pack("{s:I, s:I, s:f}", "layer",
+								(json_int_t)r->layers[k], "seed",
+								(json_int_t)r->seeds[k],
+								"max_rel_rounding", r->rel[k]));
+		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:f, s:f, s:o}",
+					"input", r->o.model_path, "output", r->o.out, "sidecar",
+					writer_sidecar_path(r->w), "format",
+					model_format_name(model_info(r->m)->format), "undo",
+					r->undo != NULL, "layers_folded", (json_int_t)r->nlayers,
+					"stored_dtype", dt, "max_rel_rounding", r->max_rel,
+					"eps_units", r->unit > 0 ? r->max_rel / r->unit : 0.0,
+					"layers", layers);
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+					JSON_REAL_PRECISION(17));
+		fputc('\n', stdout);
+		json_decref(doc);
+		return;
+	}
+	printf("%s %zu layer%s of %s (%s) into %s\n", r->undo ? "undid the fold of" : "folded",
+	       r->nlayers, r->nlayers == 1 ? "" : "s", r->o.model_path,
+	       model_format_name(model_info(r->m)->format), r->o.out);
+	for (size_t k = 0; k < r->nlayers; k++)
+		printf("  layer %zu: seed %llu, relative rounding error %.3g\n", r->layers[k],
+		       (unsigned long long)r->seeds[k], r->rel[k]);
+	printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n", r->max_rel,
+	       r->unit > 0 ? r->max_rel / r->unit : 0.0, dt);
+	printf("sidecar %s\n", writer_sidecar_path(r->w));
+}
+
+static void fold_run_done(FoldRun *r)
+{
+	writer_free(r->w);
+	sidecar_free(r->undo);
+	sidecar_free(r->record);
+	if (r->m)
+		model_close(r->m);
+	free(r->layers);
+	free(r->undo_index);
+	free(r->rel);
+	free(r->seeds);
+}
+
+static int run(FoldRun *r)
+{
+	RunOptions *o = &r->o;
+	if (model_open(o->model_path, &r->m, r->err, sizeof r->err))
+		return -1;
+	const ModelInfo *in = model_info(r->m);
+	if (o->undo && sidecar_load(o->undo, &in->shape, &r->undo, r->err, sizeof r->err))
+		return -1;
+	if (choose_layers(r) ||
+	    writer_new(r->m, o->model_path, o->out, o->force, &r->w, r->err, sizeof r->err) ||
+	    mark_tensors(r))
+		return -1;
+	SidecarHead h = {PACKAGE_VERSION, o->model_path, o->out,
+			 model_format_name(in->format), o->undo, o->dtype ? o->dtype : "keep",
+			 o->seed, &o->fold, in->shape, in->rope};
+	if (!o->undo)
+		opts_apply_rope(o, &h.rope);
+	if (!(r->record = sidecar_new(&h))) {
+		snprintf(r->err, sizeof r->err, "out of memory");
+		return -1;
+	}
+	if (writer_start(r->w, r->err, sizeof r->err))
+		return -1;
+	bool tty = isatty(2);
+	double t0 = now();
+	for (size_t k = 0; k < r->nlayers; k++) {
+		if (fold_layer(r, k) || test_hook(k + 1, r->err, sizeof r->err))
+			return -1;
+		progress(tty, k + 1, r->nlayers, t0);
+	}
+	char *text = sidecar_dump(r->record);
+	if (!text) {
+		snprintf(r->err, sizeof r->err, "out of memory");
+		return -1;
+	}
+	int rc = writer_commit(r->w, text, r->err, sizeof r->err);
+	free(text);
+	return rc;
+}
+
+int cli_fold(int argc, char **argv)
+{
+	FoldRun r;
+	memset(&r, 0, sizeof r);
+	opts_defaults(&r.o);
+	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_FOLDIO | OPT_JSON, &r.o, r.err,
+		       sizeof r.err)) {
+		fprintf(stderr, "ropefold fold: %s\n", r.err);
+		return 2;
+	}
+	if (r.o.help) {
+		fold_help();
+		return 0;
+	}
+	const char *bad = !r.o.model_path ? "--model IN is required (a checkpoint to fold)"
+			: !r.o.out ? "--out OUT is required"
+			: r.o.n_positional ? "unexpected argument"
+			: r.o.undo && r.o.layers ? "--layers: with --undo the sidecar names the layers"
+			: NULL;
+	if (bad) {
+		fprintf(stderr, "ropefold fold: %s%s%s\n", bad, r.o.n_positional ? " " : "",
+			r.o.n_positional ? r.o.positional[0] : "");
+		return 2;
+	}
+	install_signals();
+	int rc = run(&r) ? 2 : 0;
+	if (rc) {
+		if (isatty(2))
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "ropefold fold: %s\n", r.err);
+	} else {
+		print_summary(&r);
+	}
+	fold_run_done(&r);
+	return rc;
+}
