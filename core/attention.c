@@ -3,46 +3,167 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/attention.h"
+#include "core/parallel.h"
+#include "core/workspace.h"
+
+/* Blocking of the engine (see attention_impl.h). */
+#define PROJ_CHUNK 2048   /* output columns of one projection task */
+#define CONV_ROWS 1024    /* float: weight rows converted per product */
+#define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
+#define SCORE_BLOCK 128   /* causal row block of scores and contexts */
+#define OUT_TB 256        /* output tile: tokens */
+#define OUT_DC 256        /* output tile: model coordinates */
 
 /* ======================= float64 ======================================= */
 #define REAL double
 #define REAL_IS_DOUBLE 1
 #define GEMM cblas_dgemm
-#define ROPE_ROWS rope_apply_rows
 #define FN(name) name##_f64
 #include "core/attention_impl.h"
 #undef REAL
 #undef REAL_IS_DOUBLE
 #undef GEMM
-#undef ROPE_ROWS
 #undef FN
+#undef VEC4
+#undef V4_LOAD
+#undef V4_ABS
+#undef V4_MAX
+#undef V4_ADD_TO
 
 /* ======================= float32 ======================================= */
 #define REAL float
 #define REAL_IS_DOUBLE 0
 #define GEMM cblas_sgemm
-#define ROPE_ROWS rope_apply_rows_f
 #define FN(name) name##_f32
 #include "core/attention_impl.h"
 #undef REAL
 #undef REAL_IS_DOUBLE
 #undef GEMM
-#undef ROPE_ROWS
 #undef FN
+
+struct AttnEngine {
+	Precision prec;
+	struct Engine_f64 *e64;
+	struct Engine_f32 *e32;
+	size_t threads;
+};
+
+RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
+			      Precision prec, const RopeTable *rope,
+			      size_t threads, size_t cache_bytes,
+			      AttnEngine **out)
+{
+	*out = NULL;
+	if (T == 0 || rope->seq < T)
+		return RF_ERR_ARG;
+	AttnEngine *e = calloc(1, sizeof *e);
+	if (!e)
+		return RF_ERR_NOMEM;
+	e->prec = prec;
+	e->threads = threads ? threads : parallel_default_threads();
+	RfStatus st = prec == PREC_F32
+		? engine_new_f32(a, x, T, rope, e->threads, cache_bytes, &e->e32)
+		: engine_new_f64(a, x, T, rope, e->threads, cache_bytes, &e->e64);
+	if (st != RF_OK) {
+		free(e);
+		return st;
+	}
+	*out = e;
+	return RF_OK;
+}
+
+RfStatus attention_engine_run(AttnEngine *e, const Layer *b,
+			      const FoldChanges *c, InvReport *rep)
+{
+	return e->prec == PREC_F32 ? engine_run_f32(e->e32, b, c, rep)
+				   : engine_run_f64(e->e64, b, c, rep);
+}
+
+void attention_engine_reset(AttnEngine *e)
+{
+	if (e->e64)
+		e->e64->orig_ready = e->e64->results_valid = false;
+	if (e->e32)
+		e->e32->orig_ready = e->e32->results_valid = false;
+}
+
+double attention_engine_flops(const AttnEngine *e)
+{
+	return e->e64 ? e->e64->flops : e->e32 ? e->e32->flops : 0;
+}
+
+size_t attention_engine_threads(const AttnEngine *e)
+{
+	return e->threads;
+}
+
+void attention_engine_free(AttnEngine *e)
+{
+	if (!e)
+		return;
+	engine_free_f64(e->e64);
+	engine_free_f32(e->e32);
+	free(e);
+}
+
+/* Per side: the projections x W_q^T, x W_k^T, x W_v^T (2 T D (H+2G) d);
+ * per head the causal score and context blocks (row block i of size b
+ * against its first (i+1) b keys: 2 b (i+1) b d each); every head's
+ * output O_h = C_h W_o,h^T (2 T d D). Both sides, so twice that. */
+double attention_cold_flops(const LayerShape *s, size_t T)
+{
+	double D = (double)s->d_model, H = (double)s->n_heads;
+	double G = (double)s->n_kv_heads, d = (double)s->head_dim;
+	double proj = 2.0 * (double)T * D * (H + 2.0 * G) * d;
+	double causal = 0;
+	for (size_t r0 = 0; r0 < T; r0 += SCORE_BLOCK) {
+		size_t r1 = r0 + SCORE_BLOCK < T ? r0 + SCORE_BLOCK : T;
+		causal += 2.0 * (double)(r1 - r0) * (double)r1 * d;
+	}
+	double heads = H * 2.0 * causal;           /* scores and contexts */
+	double out = H * 2.0 * (double)T * d * D;  /* O_h of every head */
+	return 2.0 * (proj + heads + out);
+}
 
 RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
 			   size_t T, Precision prec, const RopeTable *rope,
 			   InvReport *rep)
 {
-	if (T == 0 || rope->seq < T)
-		return RF_ERR_ARG;
-	if (prec == PREC_F32)
-		return compare_f32(a, b, x, T, rope, rep);
-	return compare_f64(a, b, x, T, rope, rep);
+	AttnEngine *e;
+	FoldChanges c;
+	RfStatus st = fold_changes_init(&c, a->shape.n_heads, a->shape.n_kv_heads);
+	if (st != RF_OK)
+		return st;
+	st = attention_engine_new(a, x, T, prec, rope, 0, 0, &e);
+	if (st == RF_OK) {
+		st = attention_engine_run(e, b, &c, rep);
+		attention_engine_free(e);
+	}
+	fold_changes_done(&c);
+	return st;
+}
+
+/* ======================= one side, plainly ============================= */
+
+/* RMS-normalise groups of each row (per head when per_head). */
+static void plain_qk_norm(double *x, size_t T, size_t nheads, size_t d,
+			  const double *w, bool per_head, double eps)
+{
+	size_t n = per_head ? d : nheads * d, groups = per_head ? nheads : 1;
+	for (size_t t = 0; t < T; t++)
+		for (size_t g = 0; g < groups; g++) {
+			double *v = x + t * nheads * d + g * n, ss = 0.0;
+			for (size_t i = 0; i < n; i++)
+				ss += v[i] * v[i];
+			double inv = 1.0 / sqrt(ss / (double)n + eps);
+			for (size_t i = 0; i < n; i++)
+				v[i] = v[i] * inv * w[i];
+		}
 }
 
 RfStatus attention_forward(const Layer *l, const double *x, size_t T,
@@ -50,28 +171,63 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			   double *scores)
 {
 	size_t D = l->shape.d_model, H = l->shape.n_heads;
-	size_t G = l->shape.n_kv_heads, d = l->shape.head_dim;
-	Weights_f64 w;
-	weights_init_f64(&w, l);
-	size_t nq = T * H * d, nk = T * G * d, TT = T * T, TD = T * D;
-	double *buf = malloc((nq + 2 * nk + TT + T * d + TD) * sizeof(double));
+	size_t G = l->shape.n_kv_heads, d = l->shape.head_dim, hpg = H / G;
+	size_t nq = H * d, nk = G * d;
+	if (T == 0 || rope->seq < T)
+		return RF_ERR_ARG;
+	double *buf = malloc((T * nq + 2 * T * nk + T * T + T * nq) * sizeof(double));
 	if (!buf)
 		return RF_ERR_NOMEM;
-	double *q = buf, *k = q + nq, *v = k + nk, *S = v + nk, *C = S + TT;
-	double *O = C + T * d;
-	project_f64(l, &w, x, T, rope, q, k, v);
-	for (size_t i = 0; i < TD; i++)
-		y[i] = x[i] + (w.bo ? w.bo[i % D] : 0.0);
-	for (size_t hh = 0; hh < H; hh++) {
-		scores_f64(l, q, k, T, hh, S);
-		if (scores && hh == h)
-			for (size_t m = 0; m < T; m++)
-				for (size_t n = 0; n < T; n++)
-					scores[m * T + n] = n <= m ? S[m * T + n] : 0.0;
-		head_output_f64(l, &w, v, T, hh, S, C, O);
-		for (size_t i = 0; i < TD; i++)
-			y[i] += O[i];
+	double *q = buf, *k = q + T * nq, *v = k + T * nk, *S = v + T * nk;
+	double *C = S + T * T;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nq,
+		    (int)D, 1, x, (int)D, l->wq, (int)D, 0, q, (int)nq);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
+		    (int)D, 1, x, (int)D, l->wk, (int)D, 0, k, (int)nk);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
+		    (int)D, 1, x, (int)D, l->wv, (int)D, 0, v, (int)nk);
+	for (size_t t = 0; t < T; t++) {
+		for (size_t i = 0; l->bq && i < nq; i++)
+			q[t * nq + i] += l->bq[i];
+		for (size_t i = 0; l->bk && i < nk; i++)
+			k[t * nk + i] += l->bk[i];
+		for (size_t i = 0; l->bv && i < nk; i++)
+			v[t * nk + i] += l->bv[i];
 	}
+	if (l->q_norm)
+		plain_qk_norm(q, T, H, d, l->q_norm, l->qk_norm_per_head, l->qk_norm_eps);
+	if (l->k_norm)
+		plain_qk_norm(k, T, G, d, l->k_norm, l->qk_norm_per_head, l->qk_norm_eps);
+	rope_apply_rows(rope, T, H, d, q, nq);
+	rope_apply_rows(rope, T, G, d, k, nk);
+	double scale = layer_score_scale(l);
+	for (size_t hh = 0; hh < H; hh++) {
+		size_t g = hh / hpg;
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T,
+			    (int)d, scale, q + hh * d, (int)nq, k + g * d, (int)nk,
+			    0, S, (int)T);
+		for (size_t m = 0; m < T; m++) {
+			double *row = S + m * T, mx = row[0], sum = 0;
+			if (scores && hh == h)
+				for (size_t n = 0; n < T; n++)
+					scores[m * T + n] = n <= m ? row[n] : 0.0;
+			for (size_t n = 1; n <= m; n++)
+				mx = row[n] > mx ? row[n] : mx;
+			for (size_t n = 0; n <= m; n++)
+				sum += row[n] = exp(row[n] - mx);
+			for (size_t n = 0; n < T; n++)
+				row[n] = n <= m ? row[n] / sum : 0.0;
+		}
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d,
+			    (int)T, 1, S, (int)T, v + g * d, (int)nk, 0, C + hh * d,
+			    (int)nq);
+	}
+	/* y = x + concat_h(C_h) W_o^T + b_o */
+	for (size_t t = 0; t < T; t++)
+		for (size_t c = 0; c < D; c++)
+			y[t * D + c] = x[t * D + c] + (l->bo ? l->bo[c] : 0.0);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)D,
+		    (int)nq, 1, C, (int)nq, l->wo, (int)nq, 1, y, (int)D);
 	free(buf);
 	return RF_OK;
 }

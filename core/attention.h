@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/refold.h"
 #include "core/report.h"
 #include "core/rope.h"
 #include "core/status.h"
@@ -23,5 +24,38 @@ RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
 RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			   const RopeTable *rope, double *y, size_t h,
 			   double *scores);
+
+/* The engine behind attention_compare, for repeated comparisons of one
+ * original layer a on one input x against folded layers that change a
+ * little at a time (the TUI's toggles). It keeps the original side's
+ * projections, contexts, attention update and, within cache_bytes, its
+ * per-head outputs O_h; and the folded side's per-head results of the
+ * heads a run's FoldChanges leave untouched. Buffers are allocated once
+ * here. a, x and rope must outlive the engine; use from one thread at a
+ * time (it starts and joins its own worker threads inside a run). */
+typedef struct AttnEngine AttnEngine;
+
+/* Start an engine; threads 0 means parallel_default_threads(). */
+RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
+			      Precision prec, const RopeTable *rope,
+			      size_t threads, size_t cache_bytes,
+			      AttnEngine **out);
+/* Compare a with b, recomputing what c flags (the first run, and the
+ * first after a reset, recompute everything). Fills the error fields of
+ * rep as attention_compare() does. */
+RfStatus attention_engine_run(AttnEngine *e, const Layer *b,
+			      const FoldChanges *c, InvReport *rep);
+/* Forget every cached result (keeps the buffers). */
+void attention_engine_reset(AttnEngine *e);
+/* Floating-point operations (2mnk per matrix product) of the last run. */
+double attention_engine_flops(const AttnEngine *e);
+/* The worker threads an engine uses. */
+size_t attention_engine_threads(const AttnEngine *e);
+/* End an engine. */
+void attention_engine_free(AttnEngine *e);
+
+/* The products of one full comparison of a layer shape at T tokens (what
+ * a first run performs), in floating-point operations. */
+double attention_cold_flops(const LayerShape *s, size_t T);
 
 #endif

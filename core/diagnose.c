@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,15 +13,16 @@
 /* Below this, a Frobenius norm of an O(1) matrix is roundoff. */
 #define DIAG_ZERO 1e-10
 
-/* ||A^T B - I||_F for d x d matrices. */
-static double gram_defect(const double *A, const double *B, size_t d)
+/* ||A^T B - I||_F for d x d matrices (work: d x d). */
+static double gram_defect(const double *A, const double *B, size_t d,
+			  double *work)
 {
+	cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d,
+		    (int)d, 1.0, A, (int)d, B, (int)d, 0.0, work, (int)d);
 	double s = 0;
 	for (size_t i = 0; i < d; i++)
 		for (size_t j = 0; j < d; j++) {
-			double v = (i == j) ? -1.0 : 0.0;
-			for (size_t k = 0; k < d; k++)
-				v += A[k * d + i] * B[k * d + j];
+			double v = work[i * d + j] - (i == j ? 1.0 : 0.0);
 			s += v * v;
 		}
 	return sqrt(s);
@@ -52,15 +54,12 @@ static double commutator(const double *R, const double *Th, size_t d,
 			 double *work)
 {
 	double s = 0;
-	for (size_t i = 0; i < d; i++)
-		for (size_t j = 0; j < d; j++) {
-			double v = 0;
-			for (size_t k = 0; k < d; k++)
-				v += R[i * d + k] * Th[k * d + j] -
-				     Th[i * d + k] * R[k * d + j];
-			work[i * d + j] = v;
-			s += v * v;
-		}
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d,
+		    (int)d, 1.0, R, (int)d, Th, (int)d, 0.0, work, (int)d);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d,
+		    (int)d, -1.0, Th, (int)d, R, (int)d, 1.0, work, (int)d);
+	for (size_t i = 0; i < d * d; i++)
+		s += work[i] * work[i];
 	if (map) {
 		memset(map, 0, ms * ms * sizeof(double));
 		for (size_t i = 0; i < d; i++)
@@ -113,7 +112,7 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 	for (size_t s = 0; s < 3; s++)
 		for (size_t i = 0; i < sets[s].n; i++) {
 			const double *R = sets[s].R + i * dd;
-			double od = gram_defect(R, R, d);
+			double od = gram_defect(R, R, d, work);
 			if (od > dg->ortho_defect) {
 				dg->ortho_defect = od;
 				dg->ortho_part = sets[s].part;
@@ -166,7 +165,7 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 			dg->gqa_mismatch = v;
 			dg->gqa_mismatch_head = h;
 		}
-		v = gram_defect(plan->ro + h * dd, plan->rv + g * dd, d);
+		v = gram_defect(plan->ro + h * dd, plan->rv + g * dd, d, work);
 		if (v > dg->vo_mismatch) {
 			dg->vo_mismatch = v;
 			dg->vo_mismatch_head = h;

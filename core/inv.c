@@ -7,20 +7,32 @@
 #include "core/diagnose.h"
 #include "core/inv.h"
 #include "core/levels.h"
+#include "core/parallel.h"
+#include "core/refold.h"
 #include "core/rope.h"
+
+/* The original side's per-head outputs are cached when they fit in this
+ * many times the layer's float64 weights (a Llama-3-8B layer at T = 512
+ * needs 1.6x); otherwise as many heads as fit. */
+#define INV_OUTPUT_CACHE_FACTOR 2
 
 struct InvSession {
 	const Layer *orig;
 	const double *x;
 	EvalOptions opt;
 	RopeTable rope;
-	Layer folded;
-	FoldPlan plan;
-	bool have_fold;
+	Layer folded;         /* persistent: refolded block by block */
+	bool folded_alloc;
+	FoldPlan plan;        /* of the last evaluation */
+	bool have_fold;       /* plan and folded are valid */
+	FoldChanges changes;
+	AttnEngine *engine;
+	double flops;
 };
 
-RfStatus inv_session_new(const Layer *l, const double *x,
-			 const EvalOptions *opt, InvSession **out)
+static RfStatus session_new(const Layer *l, const double *x,
+			    const EvalOptions *opt, size_t cache_bytes,
+			    InvSession **out)
 {
 	*out = NULL;
 	if (opt->seq == 0 || opt->seq > LAYER_MAX_SEQ)
@@ -36,22 +48,38 @@ RfStatus inv_session_new(const Layer *l, const double *x,
 	s->opt = *opt;
 	if (!(s->opt.tol > 0))
 		s->opt.tol = levels_default_tol(opt->precision);
+	if (!s->opt.threads)
+		s->opt.threads = parallel_default_threads();
 	RfStatus st = rope_table_init(&s->rope, &l->rope, opt->seq);
+	if (st == RF_OK)
+		st = fold_changes_init(&s->changes, l->shape.n_heads,
+				       l->shape.n_kv_heads);
+	if (st == RF_OK)
+		st = attention_engine_new(l, x, opt->seq, opt->precision, &s->rope,
+					  s->opt.threads,
+					  cache_bytes, &s->engine);
 	if (st != RF_OK) {
-		free(s);
+		inv_session_free(s);
 		return st;
 	}
 	*out = s;
 	return RF_OK;
 }
 
-static void drop_fold(InvSession *s)
+RfStatus inv_session_new(const Layer *l, const double *x,
+			 const EvalOptions *opt, InvSession **out)
+{
+	return session_new(l, x, opt, INV_OUTPUT_CACHE_FACTOR * layer_bytes(l),
+			   out);
+}
+
+void inv_session_reset(InvSession *s)
 {
 	if (s->have_fold) {
-		layer_free(&s->folded);
 		fold_plan_free(&s->plan);
 		s->have_fold = false;
 	}
+	attention_engine_reset(s->engine);
 }
 
 RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
@@ -64,20 +92,36 @@ RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 	if (st != RF_OK)
 		return st;
 	rep->precision = s->opt.precision;
-	drop_fold(s);
-	st = fold_plan_build(l, cfg, &s->plan);
+	s->flops = 0;
+	FoldPlan plan;
+	st = fold_plan_build(l, cfg, &plan);
 	if (st != RF_OK)
 		goto fail;
-	st = fold_apply(l, &s->plan, &s->folded);
+	if (!s->folded_alloc) {
+		st = refold_layer_alloc(&s->folded, l);
+		if (st != RF_OK) {
+			fold_plan_free(&plan);
+			goto fail;
+		}
+		s->folded_alloc = true;
+	}
+	/* Only the blocks whose rotations changed are refolded. */
+	fold_changes_diff(&s->changes, l, &plan, s->have_fold ? &s->plan : NULL);
+	if (s->have_fold)
+		fold_plan_free(&s->plan);
+	s->plan = plan;
+	s->have_fold = false;  /* until the fold below completes */
+	st = refold_apply(l, &s->plan, &s->changes, &s->folded, s->opt.threads);
 	if (st != RF_OK) {
 		fold_plan_free(&s->plan);
 		goto fail;
 	}
 	s->have_fold = true;
-	st = attention_compare(l, &s->folded, s->x, s->opt.seq,
-			       s->opt.precision, &s->rope, rep);
+	s->flops += refold_flops(l, &s->changes);
+	st = attention_engine_run(s->engine, &s->folded, &s->changes, rep);
 	if (st != RF_OK)
 		goto fail;
+	s->flops += attention_engine_flops(s->engine);
 	st = diagnose_plan(l, cfg, &s->plan, rep);
 	if (st != RF_OK)
 		goto fail;
@@ -85,6 +129,8 @@ RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 	diagnose_explain(l, cfg, rep);
 	return RF_OK;
 fail:
+	/* Start over cleanly next time. */
+	attention_engine_reset(s->engine);
 	report_done(rep);
 	return st;
 }
@@ -99,11 +145,26 @@ const FoldPlan *inv_session_plan(const InvSession *s)
 	return s->have_fold ? &s->plan : NULL;
 }
 
+double inv_session_flops(const InvSession *s)
+{
+	return s->flops;
+}
+
+size_t inv_session_threads(const InvSession *s)
+{
+	return s->opt.threads;
+}
+
 void inv_session_free(InvSession *s)
 {
 	if (!s)
 		return;
-	drop_fold(s);
+	if (s->have_fold)
+		fold_plan_free(&s->plan);
+	if (s->folded_alloc)
+		refold_layer_free(&s->folded);
+	attention_engine_free(s->engine);
+	fold_changes_done(&s->changes);
 	rope_table_done(&s->rope);
 	free(s);
 }
@@ -112,7 +173,8 @@ RfStatus inv_evaluate(const Layer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep)
 {
 	InvSession *s;
-	RfStatus st = inv_session_new(l, x, opt, &s);
+	/* One evaluation: nothing to reuse, so no output cache. */
+	RfStatus st = session_new(l, x, opt, 0, &s);
 	if (st != RF_OK)
 		return st;
 	st = inv_session_evaluate(s, cfg, rep);

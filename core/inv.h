@@ -13,13 +13,15 @@ typedef struct {
 	size_t seq;           /* T */
 	Precision precision;
 	double tol;           /* <= 0: levels_default_tol(precision) */
+	size_t threads;       /* worker threads; 0: parallel_default_threads() */
 } EvalOptions;
 
 /* An evaluation session over one original layer and one input: it keeps
  * what a toggle does not change, so the TUI re-evaluates cheaply.
  * Call sequence: inv_session_new, then inv_session_evaluate any number of
  * times with any FoldConfig, then inv_session_free. The layer and x must
- * outlive the session. */
+ * outlive the session. A session holds no global state: use it from one
+ * thread at a time (any thread; evaluations start their own workers). */
 typedef struct InvSession InvSession;
 
 /* Start a session on layer l with input x (opt->seq x D, row-major). */
@@ -35,6 +37,14 @@ const Layer *inv_session_folded(const InvSession *s);
 const FoldPlan *inv_session_plan(const InvSession *s);
 /* End a session. */
 void inv_session_free(InvSession *s);
+/* Forget every cached result, so the next evaluation starts cold (the
+ * buffers stay allocated). */
+void inv_session_reset(InvSession *s);
+/* Floating-point operations of the last evaluation's matrix products
+ * (folding and both sides' attention, 2mnk each). */
+double inv_session_flops(const InvSession *s);
+/* The worker threads a session's evaluations use. */
+size_t inv_session_threads(const InvSession *s);
 
 /* One-shot evaluation: a session for a single configuration. */
 RfStatus inv_evaluate(const Layer *l, const double *x, const EvalOptions *opt,

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tui/cli_bench.h"
 #include "tui/cli_check.h"
 #include "tui/cli_fold.h"
 #include "tui/cli_tui.h"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
 		return cli_verify(argc - 2, argv + 2);
 	if (!strcmp(mode, "fold"))
 		return cli_fold(argc - 2, argv + 2);
+	if (!strcmp(mode, "bench"))
+		return cli_bench(argc - 2, argv + 2);
 	if (mode[0] == '-')
 		return cli_check(argc - 1, argv + 1, false);
 	fprintf(stderr, "ropefold: %s: unknown mode (see ropefold --help)\n", mode);
