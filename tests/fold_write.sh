@@ -1,0 +1,123 @@
+#!/bin/sh
+# End-to-end tests of `ropefold fold` on the shared real checkpoints: fold
+# then verify in every format, --undo, dropped assumptions and permuted
+# heads named by verify, --json, an interrupted write, refused outputs.
+# Prints TAP; skips (exit 77) without ../shared/models.
+: "${ROPEFOLD:=./ropefold}"
+: "${SRCDIR:=.}"
+M="$SRCDIR/../shared/models"
+if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ] || [ ! -d "$M/tiny_llama_hf" ]; then
+	echo "1..0 # SKIP no shared models at $M (stories260K.bin, stories260K.gguf, tiny_llama_hf/)"
+	exit 77
+fi
+n=0
+fails=0
+tmp=$(mktemp -d) || exit 99
+trap 'rm -rf "$tmp"' EXIT
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
+# run WANT DESCRIPTION MODE ARGS...: ropefold MODE, compare the exit status.
+run() {
+	want=$1; shift; what=$1; shift
+	"$ROPEFOLD" "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
+	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/out" "$tmp/err"; fi
+}
+has() {
+	if grep -q -- "$1" "$tmp/out"; then ok "$2"
+	else notok "$2: no '$1' in the output"; sed 's/^/# /' "$tmp/out"; fi
+}
+same() {
+	if cmp -s "$1" "$2"; then ok "$3"; else notok "$3: $1 and $2 differ"; fi
+}
+absent() {
+	if [ ! -e "$1" ]; then ok "$2"; else notok "$2: $1 exists"; fi
+}
+one_line() {
+	if [ "$(wc -l <"$tmp/err")" -eq 1 ]; then ok "$1: one line on stderr"
+	else notok "$1: stderr is not one line"; sed 's/^/# /' "$tmp/err"; fi
+}
+
+# ---- fold then verify, every format ---------------------------------------
+for src in stories260K.bin stories260K.gguf tiny_llama_hf; do
+	out="$tmp/f-$src"
+	run 0 "fold $src" fold --model "$M/$src" --out "$out" --seed 7
+	has "max relative rounding error" "$src: rounding error reported"
+	run 0 "verify $src against its fold" verify "$M/$src" "$out"
+	has "commuting fold" "$src: verify names a commuting fold"
+done
+[ -f "$tmp/f-stories260K.bin.fold.json" ] && ok "sidecar beside a file" || notok "sidecar beside a file"
+[ -f "$tmp/f-tiny_llama_hf/fold.json" ] && ok "sidecar inside a folder" || notok "sidecar inside a folder"
+same "$M/tiny_llama_hf/config.json" "$tmp/f-tiny_llama_hf/config.json" "config.json copied"
+same "$M/tiny_llama_hf/golden_meta.txt" "$tmp/f-tiny_llama_hf/golden_meta.txt" "other files copied"
+
+# ---- --undo ------------------------------------------------------------------
+run 0 "undo the llama2.c fold" fold --model "$tmp/f-stories260K.bin" --out "$tmp/u.bin" \
+	--undo "$tmp/f-stories260K.bin.fold.json"
+run 0 "the undone llama2.c file verifies" verify "$M/stories260K.bin" "$tmp/u.bin"
+has "equal up to f32 rounding\|identical" "llama2.c undo: equal up to f32 rounding (F32 only)"
+run 0 "fold the GGUF into F64" fold --model "$M/stories260K.gguf" --out "$tmp/g64.gguf" --dtype f64
+run 0 "undo the F64 fold" fold --model "$tmp/g64.gguf" --out "$tmp/gu.gguf" --undo "$tmp/g64.gguf.fold.json"
+same "$M/stories260K.gguf" "$tmp/gu.gguf" "f32 GGUF restored bit for bit"
+run 0 "fold the bf16 HF folder into F32" fold --model "$M/tiny_llama_hf" --out "$tmp/h32" --dtype f32
+run 0 "verify the F32 fold" verify "$M/tiny_llama_hf" "$tmp/h32"
+has "commuting fold" "F32 fold of bf16 is a commuting fold"
+run 0 "undo it" fold --model "$tmp/h32" --out "$tmp/hu" --undo "$tmp/h32/fold.json"
+same "$M/tiny_llama_hf/model.safetensors" "$tmp/hu/model.safetensors" "bf16 folder restored bit for bit"
+mkdir -p "$tmp/single"
+run 0 "single safetensors file with its config.json" fold --model "$M/tiny_llama_hf/model.safetensors" \
+	--out "$tmp/single/m.safetensors" --layers 1
+same "$M/tiny_llama_hf/config.json" "$tmp/single/config.json" "config.json beside the output file"
+run 0 "verify the single file" verify "$M/tiny_llama_hf/model.safetensors" "$tmp/single/m.safetensors"
+has "layer 0: identical" "--layers 1 leaves layer 0 identical"
+
+# ---- broken folds, named by verify -------------------------------------------
+run 0 "fold with --drop commutes" fold --model "$M/stories260K.gguf" --out "$tmp/d.gguf" --drop commutes
+run 1 "verify rejects it" verify "$M/stories260K.gguf" "$tmp/d.gguf"
+has "mixes frequency pairs" "verify names mixed pairs"
+run 0 "fold with --permute-heads" fold --model "$M/stories260K.bin" --out "$tmp/p.bin" --permute-heads
+run 0 "verify accepts permuted heads" verify "$M/stories260K.bin" "$tmp/p.bin"
+has "heads permuted" "verify names heads permuted"
+run 0 "undo the permuted fold" fold --model "$tmp/p.bin" --out "$tmp/pu.bin" --undo "$tmp/p.bin.fold.json"
+run 0 "the undone permuted fold verifies" verify "$M/stories260K.bin" "$tmp/pu.bin"
+if grep -q "heads permuted" "$tmp/out"; then notok "undo restored the head order"; else ok "undo restored the head order"; fi
+
+# ---- --json ---------------------------------------------------------------------
+run 0 "--json summary" fold --model "$M/stories260K.gguf" --out "$tmp/j.gguf" --layers 2..3 --json
+has '"layers_folded": 2' "JSON counts the layers"
+has '"sidecar": ' "JSON names the sidecar"
+if command -v python3 >/dev/null 2>&1; then
+	if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["max_rel_rounding"] < 1e-6' "$tmp/out"; then
+		ok "JSON parses, rounding error below 1e-6"
+	else notok "JSON summary"; fi
+	if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); l=d["layers"][0]; assert len(l["rotations"]["k"])==4 and len(l["rotations"]["k"][0]["angles"])==4 and l["layer"]==2' "$tmp/j.gguf.fold.json"; then
+		ok "sidecar records angles per pair for each kv group"
+	else notok "sidecar content"; fi
+fi
+
+# ---- interrupted writes, refused outputs --------------------------------------
+mkdir "$tmp/kill"
+ROPEFOLD_TEST_FAIL=kill:2 "$ROPEFOLD" fold --model "$M/stories260K.bin" --out "$tmp/kill/k.bin" >/dev/null 2>&1
+absent "$tmp/kill/k.bin" "a killed write leaves no OUT"
+absent "$tmp/kill/k.bin.fold.json" "a killed write leaves no sidecar"
+ROPEFOLD_TEST_FAIL=kill:1 "$ROPEFOLD" fold --model "$M/tiny_llama_hf" --out "$tmp/kill/hf" >/dev/null 2>&1
+absent "$tmp/kill/hf" "a killed folder write leaves no OUT"
+mkdir "$tmp/fail"
+ROPEFOLD_TEST_FAIL=layer:3 "$ROPEFOLD" fold --model "$M/stories260K.gguf" --out "$tmp/fail/x.gguf" >/dev/null 2>&1
+if [ $? -eq 2 ] && [ -z "$(ls -A "$tmp/fail")" ]; then ok "a failed write exits 2 and cleans up"
+else notok "a failed write"; ls -A "$tmp/fail" | sed 's/^/# /'; fi
+run 2 "an existing OUT is refused" fold --model "$M/stories260K.bin" --out "$tmp/p.bin"
+one_line "existing OUT"
+run 0 "--force replaces it" fold --model "$M/stories260K.bin" --out "$tmp/p.bin" --force
+run 2 "OUT = IN is refused" fold --model "$M/stories260K.bin" --out "$M/stories260K.bin" --force
+run 2 "an unwritable OUT" fold --model "$M/stories260K.bin" --out /proc/ropefold-out.bin
+one_line "unwritable OUT"
+run 2 "F64 in a llama2.c file" fold --model "$M/stories260K.bin" --out "$tmp/x.bin" --dtype f64
+run 2 "--layers out of range" fold --model "$M/stories260K.bin" --out "$tmp/x.bin" --layers 9
+run 2 "a sidecar of another model" fold --model "$M/tiny_llama_hf" --out "$tmp/x" \
+	--undo "$tmp/p.bin.fold.json"
+absent "$tmp/x" "nothing written on bad input"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,567 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+#include "core/verify.h"
+#include "data/model.h"
+#include "data/model_tensors.h"
+#include "tests/ckpt_fixtures.h"
+#include "tui/cli_fold.h"
+#include "tui/cli_verify.h"
+
+/* ropefold fold on checkpoints of every format written here from seeded
+ * layers: the fold verifies as a commuting fold of its input, every byte
+ * outside the rewritten tensors is unchanged, --undo restores the input
+ * (bit for bit when the fold was stored wider than the original), the
+ * fused layouts are written back through the inverse of the reader's
+ * split, and the path rules hold (exit 2, nothing left behind). */
+
+#define NL 2
+
+/* snprintf into an array, failing the test when the path does not fit. */
+#define PJ(buf, ...)                                                         \
+	do {                                                                 \
+		if (snprintf(buf, sizeof buf, __VA_ARGS__) >= (int)sizeof buf) \
+			fail_msg("path too long");                           \
+	} while (0)
+
+typedef struct {
+	char *dir;
+	char in[4300], out[4300], undo[4300];
+} Fx;
+
+static int setup(void **state)
+{
+	Fx *f = calloc(1, sizeof *f);
+	f->dir = fx_tmpdir();
+	if (!f->dir)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	Fx *f = *state;
+	fx_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Run ropefold fold with stdout silenced; returns the exit status. */
+static int run_fold(const char *a0, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = a0; a && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	fflush(stdout);
+	int saved = dup(1), null = open("/dev/null", O_WRONLY);
+	dup2(null, 1);
+	close(null);
+	int rc = cli_fold(argc, argv);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	return rc;
+}
+
+static Model *open_ok(const char *path)
+{
+	Model *m;
+	char err[512];
+	if (model_open(path, &m, err, sizeof err))
+		fail_msg("%s", err);
+	return m;
+}
+
+/* Every layer of b against a: the relation verify names. */
+static void assert_relation(const char *pa, const char *pb, VerifyRelation want_rel,
+			    size_t only_layer)
+{
+	Model *ma = open_ok(pa), *mb = open_ok(pb);
+	double ua = cli_dtype_roundoff(model_info(ma)->dtype);
+	double ub = cli_dtype_roundoff(model_info(mb)->dtype);
+	VerifyOptions vo = {ua > ub ? ua : ub, 0};
+	char err[512];
+	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {
+		Layer a, b;
+		if (model_load_layer(ma, i, &a, err, sizeof err) ||
+		    model_load_layer(mb, i, &b, err, sizeof err))
+			fail_msg("%s", err);
+		VerifyVerdict v;
+		assert_int_equal(verify_layers(&a, &b, &vo, &v), RF_OK);
+		if (!v.equivalent)
+			fail_msg("%s layer %zu: not equivalent: %s", pb, i, v.why_text);
+		VerifyRelation want = only_layer == SIZE_MAX || only_layer == i
+					      ? want_rel : VERIFY_REL_IDENTICAL;
+		if (v.relation != want)
+			fail_msg("%s layer %zu: relation %s, expected %s (%s)", pb, i,
+				 verify_relation_name(v.relation), verify_relation_name(want),
+				 v.relation_text);
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+	}
+	model_close(ma);
+	model_close(mb);
+}
+
+/* Tensors other than the rewritten ones hold the same values. */
+static void assert_others_equal(const char *pa, const char *pb)
+{
+	Model *ma = open_ok(pa), *mb = open_ok(pb);
+	const TensorTable *ta = model_tensor_table(ma), *tb = model_tensor_table(mb);
+	size_t kept = 0;
+	assert_int_equal(ta->n, tb->n);
+	for (size_t i = 0; i < ta->n; i++) {
+		const TensorRef *x = &ta->v[i], *y = tensor_table_find(tb, x->name);
+		assert_non_null(y);
+		bool attn = strstr(x->name, "attn_q") || strstr(x->name, "attn_k.") ||
+			    strstr(x->name, "attn_v") || strstr(x->name, "attn_output.weight") ||
+			    strstr(x->name, "q_proj") || strstr(x->name, "k_proj") ||
+			    strstr(x->name, "v_proj") || strstr(x->name, "o_proj.weight") ||
+			    strstr(x->name, "qkv") || strstr(x->name, "query_key_value") ||
+			    strstr(x->name, "dense.weight") || strstr(x->name, ".wq.") ||
+			    strstr(x->name, ".wk.") || strstr(x->name, ".wv.") ||
+			    strstr(x->name, ".wo.");
+		if (attn)
+			continue;
+		assert_int_equal(x->nbytes, y->nbytes);
+		if (memcmp(x->data, y->data, x->nbytes))
+			fail_msg("%s: tensor %s changed", pb, x->name);
+		kept++;
+	}
+	assert_true(kept > 0);
+	model_close(ma);
+	model_close(mb);
+}
+
+static bool same_bytes(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	bool eq = fa && fb;
+	while (eq) {
+		int x = getc(fa), y = getc(fb);
+		eq = x == y;
+		if (x == EOF)
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return eq;
+}
+
+/* Entries of the folder (dot files too), for "nothing left behind". */
+static size_t count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	size_t n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static bool exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static const LayerShape shape = {32, 4, 2, 8};
+
+static void make_layers(Layer *l, bool bias, bool bf16)
+{
+	for (size_t i = 0; i < NL; i++) {
+		fx_layer(&l[i], &shape, bias, 40 + i);
+		if (bf16) {
+			size_t D = 32, Hd = 32, Gd = 16;
+			fx_round_bf16(l[i].wq, Hd * D);
+			fx_round_bf16(l[i].wk, Gd * D);
+			fx_round_bf16(l[i].wv, Gd * D);
+			fx_round_bf16(l[i].wo, D * Hd);
+			fx_round_bf16(l[i].attn_norm, D);
+			if (bias) {
+				fx_round_bf16(l[i].bq, Hd);
+				fx_round_bf16(l[i].bk, Gd);
+				fx_round_bf16(l[i].bv, Gd);
+			}
+		}
+	}
+}
+
+static void free_layers(Layer *l)
+{
+	for (size_t i = 0; i < NL; i++)
+		layer_free(&l[i]);
+}
+
+static void write_gguf(Fx *f, const char *name, const char *dtype)
+{
+	Layer l[NL];
+	make_layers(l, false, false);
+	double emb[8 * 32];
+	for (size_t i = 0; i < 8 * 32; i++)
+		emb[i] = (double)((int)(i % 13) - 6) / 8.0;
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, NL, emb, 8, "gguf", dtype, t);
+	FxKv kv[] = {{"general.architecture", 's', "llama", 0},
+		     {"llama.block_count", 'u', NULL, NL},
+		     {"llama.embedding_length", 'u', NULL, 32},
+		     {"llama.attention.head_count", 'u', NULL, 4},
+		     {"llama.attention.head_count_kv", 'u', NULL, 2}};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, kv, 5, t, nt, 32);
+	fx_write(f->dir, name, b.p, b.n);
+	fx_free(&b);
+	free_layers(l);
+	PJ(f->in, "%s/%s", f->dir, name);
+}
+
+static void write_hf(Fx *f, const char *sub, const char *dtype, bool bias)
+{
+	Layer l[NL];
+	make_layers(l, bias, !strcmp(dtype, "BF16"));
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", dtype, t);
+	char dir[4300], cfg[1024];
+	PJ(dir, "%s/%s", f->dir, sub);
+	mkdir(dir, 0755);
+	fx_hf_config(cfg, sizeof cfg, bias ? "qwen2" : "llama", &shape, NL, 8, "");
+	fx_write(dir, "config.json", cfg, strlen(cfg));
+	fx_write(dir, "tokenizer.json", "{}", 2);
+	FxBuf b = {0};
+	fx_safetensors(&b, t, nt);
+	fx_write(dir, "model.safetensors", b.p, b.n);
+	fx_free(&b);
+	free_layers(l);
+	PJ(f->in, "%s", dir);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* GGUF F32: fold, verify, untouched tensors, undo through --dtype f64. */
+static void test_gguf(void **state)
+{
+	Fx *f = *state;
+	write_gguf(f, "m.gguf", "F32");
+	PJ(f->out, "%s/folded.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+	char sc[4500];
+	PJ(sc, "%s.fold.json", f->out);
+	assert_true(exists(sc));
+	/* Kept in F32 the undo is exact only up to f32 rounding. */
+	PJ(f->undo, "%s/undone.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
+	assert_relation(f->in, f->undo, VERIFY_REL_ROUNDING, SIZE_MAX);
+	/* Stored as F64 (the file laid out again), the undo is bit for bit. */
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f64", "--force",
+				  NULL), 0);
+	Model *m = open_ok(f->out);
+	assert_string_equal(model_info(m)->dtype, "F64");
+	model_close(m);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, "--force",
+				  NULL), 0);
+	assert_true(same_bytes(f->in, f->undo));
+}
+
+/* GGUF F16 (narrow) and Q8_0 (refused unless --dtype f32). */
+static void test_gguf_narrow(void **state)
+{
+	Fx *f = *state;
+	write_gguf(f, "h.gguf", "F16");
+	PJ(f->out, "%s/h-folded.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	write_gguf(f, "q.gguf", "Q8_0");
+	PJ(f->out, "%s/q-folded.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
+	assert_false(exists(f->out));
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+}
+
+/* llama2.c: F32 only; --layers picks one layer. */
+static void test_llama2c(void **state)
+{
+	Fx *f = *state;
+	int32_t h[7] = {32, 24, NL, 4, 2, 8, 4};
+	FxBuf b = {0};
+	fx_llama2c(&b, h);
+	/* The fixture's values are too regular for verify's Procrustes (W_v
+	 * of low rank): seeded attention weights instead. */
+	Layer l[NL];
+	make_layers(l, false, false);
+	size_t D = 32, Gd = 16, at = 28 + 4 * (8 * D + NL * D);
+	for (int part = 0; part < 4; part++) {
+		for (size_t i = 0; i < NL; i++) {
+			const double *src[4] = {l[i].wq, l[i].wk, l[i].wv, l[i].wo};
+			size_t n = part == 1 || part == 2 ? Gd * D : D * D;
+			for (size_t k = 0; k < n; k++) {
+				float v = (float)src[part][k];
+				memcpy(b.p + at + 4 * k, &v, 4);
+			}
+			at += 4 * n;
+		}
+	}
+	free_layers(l);
+	fx_write(f->dir, "m.bin", b.p, b.n);
+	fx_free(&b);
+	PJ(f->in, "%s/m.bin", f->dir);
+	PJ(f->out, "%s/folded.bin", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--layers", "1", NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, 1);
+	assert_others_equal(f->in, f->out);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f64", "--force",
+				  NULL), 2);
+}
+
+/* HF folders: BF16 with --dtype f32 undoes bit for bit; Qwen2 biases. */
+static void test_hf_folder(void **state)
+{
+	Fx *f = *state;
+	write_hf(f, "hf", "BF16", false);
+	PJ(f->out, "%s/hf-folded", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+	char p[4500], q[4500], sc[4500];
+	PJ(p, "%s/tokenizer.json", f->out);
+	assert_true(exists(p));
+	PJ(sc, "%s/fold.json", f->out);
+	assert_true(exists(sc));
+	PJ(f->undo, "%s/hf-undone", f->dir);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
+	PJ(p, "%s/model.safetensors", f->in);
+	PJ(q, "%s/model.safetensors", f->undo);
+	assert_true(same_bytes(p, q));
+
+	write_hf(f, "qwen", "F32", true);
+	PJ(f->out, "%s/qwen-folded", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+	Model *m = open_ok(f->out);
+	assert_true(model_info(m)->biases);
+	model_close(m);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+}
+
+/* A single safetensors file: its config.json goes beside OUT. */
+static void test_single_file(void **state)
+{
+	Fx *f = *state;
+	write_hf(f, "single", "F32", false);
+	char in[4500], outdir[4500];
+	PJ(in, "%s/model.safetensors", f->in);
+	PJ(outdir, "%s/elsewhere", f->dir);
+	mkdir(outdir, 0755);
+	PJ(f->out, "%s/folded.safetensors", outdir);
+	assert_int_equal(run_fold("--model", in, "--out", f->out, NULL), 0);
+	assert_relation(in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	/* Beside the input too (config.json already there). */
+	PJ(f->out, "%s/folded.safetensors", f->in);
+	assert_int_equal(run_fold("--model", in, "--out", f->out, "--dtype", "f64", NULL), 0);
+	assert_relation(in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+}
+
+/* Fused layouts: the values put back are exactly what the reader split. */
+static void assert_pack_inverse(const char *path)
+{
+	Model *m = open_ok(path);
+	char err[512];
+	for (size_t i = 0; i < model_info(m)->n_layers; i++) {
+		Layer l;
+		LayerTensorRefs lt;
+		if (model_load_layer(m, i, &l, err, sizeof err) ||
+		    model_layer_tensors(m, i, &lt, err, sizeof err))
+			fail_msg("%s", err);
+		for (int a = 0; a < ATT_COUNT; a++) {
+			const TensorRef *t = lt.t[a];
+			if (!t)
+				continue;
+			double *want = malloc(t->nelem * sizeof(double));
+			double *got = malloc(t->nelem * sizeof(double));
+			assert_true(tensor_read(t, 0, t->nelem, want));
+			assert_int_equal(model_tensor_pack(&l, lt.qkv_kind, (AttnTensor)a, got), 0);
+			if (memcmp(want, got, t->nelem * sizeof(double)))
+				fail_msg("%s: %s of layer %zu does not pack back", path,
+					 model_tensor_label((AttnTensor)a), i);
+			free(want);
+			free(got);
+		}
+		layer_free(&l);
+	}
+	model_close(m);
+}
+
+static void write_fused(Fx *f, const char *sub, bool neox)
+{
+	LayerShape s = {32, 4, 4, 8};
+	Layer ref;
+	fx_layer(&ref, &s, true, 21);
+	size_t D = 32, Hd = 32;
+	static double qkv[3 * 32 * 32], bqkv[96], nb[32];
+	const double *src[3] = {ref.wq, ref.wk, ref.wv}, *bsrc[3] = {ref.bq, ref.bk, ref.bv};
+	for (size_t h = 0; h < 4; h++) {
+		for (size_t j = 0; j < 3; j++) {
+			size_t at = neox ? (h * 3 + j) * 8 : j * Hd + h * 8;
+			memcpy(qkv + at * D, src[j] + h * 8 * D, 8 * D * sizeof(double));
+			memcpy(bqkv + at, bsrc[j] + h * 8, 8 * sizeof(double));
+		}
+	}
+	for (size_t i = 0; i < 32; i++)
+		nb[i] = 0.03125 * (double)i;
+	char dir[4200], cfg[1024];
+	PJ(dir, "%s/%s", f->dir, sub);
+	mkdir(dir, 0755);
+	FxTensor t[6];
+	size_t nt;
+	if (neox) {
+		FxTensor u[6] = {
+			{"gpt_neox.layers.0.attention.query_key_value.weight", "F32", 2,
+			 {96, 32, 0, 0}, qkv},
+			{"gpt_neox.layers.0.attention.query_key_value.bias", "F32", 1, {96, 0, 0, 0},
+			 bqkv},
+			{"gpt_neox.layers.0.attention.dense.weight", "F32", 2, {32, 32, 0, 0}, ref.wo},
+			{"gpt_neox.layers.0.attention.dense.bias", "F32", 1, {32, 0, 0, 0}, ref.bo},
+			{"gpt_neox.layers.0.input_layernorm.weight", "F32", 1, {32, 0, 0, 0},
+			 ref.attn_norm},
+			{"gpt_neox.layers.0.input_layernorm.bias", "F32", 1, {32, 0, 0, 0}, nb},
+		};
+		memcpy(t, u, sizeof u);
+		nt = 6;
+		PJ(cfg, "{\"model_type\": \"gpt_neox\", \"hidden_size\": 32, "
+			 "\"num_attention_heads\": 4, \"num_hidden_layers\": 1, \"rotary_pct\": 0.5, "
+			 "\"rotary_emb_base\": 10000, \"layer_norm_eps\": 1e-5}");
+	} else {
+		FxTensor u[3] = {
+			{"model.layers.0.self_attn.qkv_proj.weight", "F32", 2, {96, 32, 0, 0}, qkv},
+			{"model.layers.0.self_attn.o_proj.weight", "F32", 2, {32, 32, 0, 0}, ref.wo},
+			{"model.layers.0.input_layernorm.weight", "F32", 1, {32, 0, 0, 0},
+			 ref.attn_norm},
+		};
+		memcpy(t, u, sizeof u);
+		nt = 3;
+		fx_hf_config(cfg, sizeof cfg, "phi3", &s, 1, 8, ", \"partial_rotary_factor\": 0.5");
+	}
+	fx_write(dir, "config.json", cfg, strlen(cfg));
+	FxBuf b = {0};
+	fx_safetensors(&b, t, nt);
+	fx_write(dir, "model.safetensors", b.p, b.n);
+	fx_free(&b);
+	layer_free(&ref);
+	PJ(f->in, "%s", dir);
+}
+
+static void test_fused(void **state)
+{
+	Fx *f = *state;
+	const char *subs[2] = {"phi3", "neox"};
+	for (int k = 0; k < 2; k++) {
+		write_fused(f, subs[k], k == 1);
+		assert_pack_inverse(f->in);
+		PJ(f->out, "%s/%s-folded", f->dir, subs[k]);
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+		assert_pack_inverse(f->out);
+		assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+		assert_others_equal(f->in, f->out);
+		/* Partial rotary: the non-rotary block is Haar, recorded as a
+		 * tail matrix; undo through F64 is bit for bit. */
+		char sc[4500], p[4500], q[4500];
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f64",
+					  "--force", NULL), 0);
+		PJ(sc, "%s/fold.json", f->out);
+		PJ(f->undo, "%s/%s-undone", f->dir, subs[k]);
+		assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL),
+				 0);
+		PJ(p, "%s/model.safetensors", f->in);
+		PJ(q, "%s/model.safetensors", f->undo);
+		assert_true(same_bytes(p, q));
+	}
+}
+
+/* Path rules: same file, existing OUT, unwritable target, failures. */
+static void test_refusals(void **state)
+{
+	Fx *f = *state;
+	write_gguf(f, "r.gguf", "F32");
+	char hard[4300];
+	PJ(hard, "%s/hardlink.gguf", f->dir);
+	assert_int_equal(link(f->in, hard), 0);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->in, "--force", NULL), 2);
+	assert_int_equal(run_fold("--model", f->in, "--out", hard, "--force", NULL), 2);
+	assert_int_equal(run_fold("--model", f->in, "--out", "/proc/ropefold.gguf", NULL), 2);
+	assert_int_equal(run_fold("--model", f->in, NULL), 2);
+	assert_int_equal(run_fold("--out", "x.gguf", NULL), 2);
+	PJ(f->out, "%s/sub", f->dir);
+	mkdir(f->out, 0755);
+	PJ(f->out, "%s/sub/out.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--force", NULL), 0);
+	/* A folder where a file goes is refused even with --force. */
+	PJ(f->out, "%s/sub", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--force", NULL), 2);
+
+	/* Injected failures: no OUT and no temporary left. */
+	char dir[4300];
+	PJ(dir, "%s/fail", f->dir);
+	mkdir(dir, 0755);
+	PJ(f->out, "%s/out.gguf", dir);
+	const char *modes[] = {"layer:1", "commit"};
+	for (int k = 0; k < 2; k++) {
+		setenv("ROPEFOLD_TEST_FAIL", modes[k], 1);
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
+		unsetenv("ROPEFOLD_TEST_FAIL");
+		assert_false(exists(f->out));
+		assert_int_equal(count_entries(dir), 0);
+	}
+	write_hf(f, "hf-fail", "F32", false);
+	PJ(f->out, "%s/hf-out", dir);
+	setenv("ROPEFOLD_TEST_FAIL", "layer:1", 1);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
+	unsetenv("ROPEFOLD_TEST_FAIL");
+	assert_int_equal(count_entries(dir), 0);
+	/* An undo sidecar of another shape is bad input. */
+	char sc[4500];
+	PJ(sc, "%s/bad.json", f->dir);
+	fx_write(f->dir, "bad.json", "{\"tool\": \"ropefold\"}", 20);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--undo", sc, NULL), 2);
+	assert_false(exists(f->out));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gguf),
+		cmocka_unit_test(test_gguf_narrow),
+		cmocka_unit_test(test_llama2c),
+		cmocka_unit_test(test_hf_folder),
+		cmocka_unit_test(test_single_file),
+		cmocka_unit_test(test_fused),
+		cmocka_unit_test(test_refusals),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
