@@ -220,7 +220,11 @@ static void test_view_head_misc(void **state)
 	assert_int_equal(run(&s, "   ", msg), 0);
 	assert_int_equal(run(&s, "frobnicate 3", msg), CMD_ERROR);
 	assert_non_null(strstr(msg, "frobnicate"));
-	assert_int_equal(run(&s, "export out.safetensors", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "export out.safetensors", msg), CMD_EXPORT);
+	assert_string_equal(s.action_path, "out.safetensors");
+	assert_int_equal(run(&s, "verify other", msg), CMD_VERIFY);
+	assert_string_equal(s.action_path, "other");
+	assert_int_equal(run(&s, "export", msg), CMD_ERROR);
 	run(&s, "drop commutes", msg);
 	run(&s, "rotate qk", msg);
 	assert_int_equal(run(&s, "reset", msg), CMD_CHANGED);

@@ -13,6 +13,7 @@
 #include "tests/ckpt_fixtures.h"
 #include "tui/cli_fold.h"
 #include "tui/cli_verify.h"
+#include "tui/fold_actions.h"
 
 /* ropefold fold on checkpoints of every format written here from seeded
  * layers: the fold verifies as a commuting fold of its input, every byte
@@ -552,6 +553,60 @@ static void test_refusals(void **state)
 	assert_false(exists(f->out));
 }
 
+/* The explorer's :export and :verify. */
+static void test_tui_actions(void **state)
+{
+	Fx *f = *state;
+	write_hf(f, "tui", "F32", false);
+	TuiSettings s;
+	memset(&s, 0, sizeof s);
+	opts_defaults(&s.opts);
+	s.source = SOURCE_FILE;
+	PJ(s.model_path, "%s", f->in);
+	s.opts.layer = 1;
+	s.opts.fold.seed = 5;
+	char msg[1024], out[4400];
+	PJ(out, "%s/tui-export", f->dir);
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
+	assert_non_null(strstr(msg, "exported layer 1"));
+	assert_relation(f->in, out, VERIFY_REL_COMMUTING_FOLD, 1);
+	/* The rotations are the ones the explorer shows (seed 5 itself). */
+	Model *ma = open_ok(f->in), *mb = open_ok(out);
+	Layer a, b, c;
+	FoldPlan plan;
+	char err[512];
+	if (model_load_layer(ma, 1, &a, err, sizeof err) ||
+	    model_load_layer(mb, 1, &b, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(fold_plan_build(&a, &s.opts.fold, &plan), RF_OK);
+	assert_int_equal(fold_apply(&a, &plan, &c), RF_OK);
+	assert_le(tu_max_diff(b.wq, c.wq, 32 * 32), 1e-6);
+	assert_le(tu_max_diff(b.wo, c.wo, 32 * 32), 1e-6);
+	fold_plan_free(&plan);
+	layer_free(&a);
+	layer_free(&b);
+	layer_free(&c);
+	model_close(ma);
+	model_close(mb);
+	/* An existing output is refused. */
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), -1);
+	assert_non_null(strstr(msg, "exists"));
+	FoldBreak br;
+	assert_int_equal(fold_action_verify(&s, out, &br, msg, sizeof msg), 0);
+	assert_true(br.equivalent);
+	/* A broken fold: the first break is layer 1. */
+	s.opts.fold.dropped = ASSUME_COMMUTES;
+	PJ(out, "%s/tui-broken", f->dir);
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
+	assert_int_equal(fold_action_verify(&s, out, &br, msg, sizeof msg), 0);
+	assert_false(br.equivalent);
+	assert_int_equal(br.layer, 1);
+	assert_non_null(strstr(msg, "layer 1"));
+	assert_int_equal(fold_action_verify(&s, "/nonexistent", &br, msg, sizeof msg), -1);
+	s.source = SOURCE_RANDOM;
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_single_file),
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_tui_actions),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

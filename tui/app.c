@@ -17,6 +17,7 @@
 #include "tui/cmdline.h"
 #include "tui/colors.h"
 #include "tui/commands.h"
+#include "tui/fold_actions.h"
 #include "tui/keys.h"
 #include "tui/tour.h"
 #include "tui/views/panels.h"
@@ -270,6 +271,25 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 	}
 	if (bits & CMD_TOUR)
 		tour_goto(a, 0);
+	if (bits & CMD_EXPORT) {
+		char m[512];
+		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
+		set_status(a, rc != 0, m);
+	}
+	if (bits & CMD_VERIFY) {
+		char m[512];
+		FoldBreak br;
+		int rc = fold_action_verify(&a->set, a->set.action_path, &br, m, sizeof m);
+		set_status(a, rc != 0 || !br.equivalent, m);
+		if (rc == 0 && !br.equivalent) {
+			/* Jump to the first break. */
+			a->set.head = br.head;
+			if (a->set.source == SOURCE_FILE && a->set.opts.layer != br.layer) {
+				a->set.opts.layer = br.layer;
+				submit(a);
+			}
+		}
+	}
 }
 
 static void on_prompt_done(const char *line, void *ctx)

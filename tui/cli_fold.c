@@ -119,6 +119,8 @@ typedef struct {
 	double *rel;          /* per layer: max relative rounding error */
 	uint64_t *seeds;      /* per layer */
 	double max_rel, unit;
+	bool progress;        /* on stderr when it is a terminal */
+	bool seed_as_is;      /* every layer drawn from o.fold.seed itself */
 	char err[1024];
 } FoldRun;
 
@@ -191,7 +193,8 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 		return 0;
 	}
 	FoldConfig cfg = r->o.fold;
-	cfg.seed = r->seeds[k] = sidecar_layer_seed(r->o.seed, r->layers[k]);
+	cfg.seed = r->seeds[k] = r->seed_as_is ? r->o.fold.seed
+					       : sidecar_layer_seed(r->o.seed, r->layers[k]);
 	RfStatus st = fold_plan_build(a, &cfg, plan);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->o.model_path, r->layers[k],
@@ -386,7 +389,7 @@ static int run(FoldRun *r)
 	}
 	if (writer_start(r->w, r->err, sizeof r->err))
 		return -1;
-	bool tty = isatty(2);
+	bool tty = r->progress && isatty(2);
 	double t0 = now();
 	for (size_t k = 0; k < r->nlayers; k++) {
 		if (fold_layer(r, k) || test_hook(k + 1, r->err, sizeof r->err))
@@ -400,6 +403,33 @@ static int run(FoldRun *r)
 	}
 	int rc = writer_commit(r->w, text, r->err, sizeof r->err);
 	free(text);
+	return rc;
+}
+
+int cli_fold_write(const RunOptions *o, const FoldWriteOptions *wo, FoldOutcome *res,
+		   char *err, size_t errlen)
+{
+	FoldRun r;
+	memset(&r, 0, sizeof r);
+	r.o = *o;
+	r.progress = wo && wo->progress;
+	r.seed_as_is = wo && wo->seed_as_is;
+	memset(res, 0, sizeof *res);
+	int rc = 0;
+	if (!o->model_path || !o->out) {
+		snprintf(r.err, sizeof r.err, "a checkpoint and an output path are needed");
+		rc = -1;
+	} else {
+		rc = run(&r);
+	}
+	if (rc) {
+		snprintf(err, errlen, "%s", r.err);
+	} else {
+		res->layers = r.nlayers;
+		res->max_rel_rounding = r.max_rel;
+		snprintf(res->sidecar, sizeof res->sidecar, "%s", writer_sidecar_path(r.w));
+	}
+	fold_run_done(&r);
 	return rc;
 }
 
@@ -428,6 +458,7 @@ int cli_fold(int argc, char **argv)
 		return 2;
 	}
 	install_signals();
+	r.progress = true;
 	int rc = run(&r) ? 2 : 0;
 	if (rc) {
 		if (isatty(2))

@@ -420,12 +420,19 @@ static unsigned cmd_simple(TuiSettings *s, const char *cmd, const char *arg,
 	return CMD_TOUR;
 }
 
+/* :export PATH and :verify PATH: the caller does the work. */
 static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
 			   char *msg, size_t msglen)
 {
-	(void)s;
-	(void)arg;
-	ERR("%s: not available in the explorer yet; use 'ropefold fold --model IN --out OUT'", cmd);
+	if (!*arg)
+		ERR("%s: which file? ':%s PATH'", cmd, cmd);
+	if (strlen(arg) >= sizeof s->action_path)
+		ERR("%s: path too long", cmd);
+	if (s->source == SOURCE_RANDOM)
+		ERR("%s: a random layer has no checkpoint; ':load PATH' first", cmd);
+	snprintf(s->action_path, sizeof s->action_path, "%s", arg);
+	snprintf(msg, msglen, "%s %s", cmd, arg);
+	return strcmp(cmd, "verify") ? CMD_EXPORT : CMD_VERIFY;
 }
 
 static unsigned cmd_set(TuiSettings *s, const char *cmd, const char *arg,
@@ -460,7 +467,8 @@ static const CmdDef cmds[] = {
 	{"tol", "X", "relative tolerance (or default)", cmd_tol, "--tol"},
 	{"load", "PATH", "load a checkpoint (or default, random)", cmd_load, NULL},
 	{"layer", "N", "layer of the loaded checkpoint", cmd_layer, "--layer"},
-	{"export", "PATH", "write the folded layer (not available yet)", cmd_export, NULL},
+	{"export", "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL},
+	{"verify", "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL},
 	{"view", "NAME", "main view: heatmap offset heads pairs info", cmd_view, NULL},
 	{"head", "N", "select a query head", cmd_head, NULL},
 	{"set", "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL},
@@ -631,7 +639,7 @@ const char *const *commands_completions(const char *line, size_t start)
 		return scaling_words;
 	if (!strcmp(first, "tol"))
 		return tol_words;
-	if (!strcmp(first, "load") || !strcmp(first, "export"))
+	if (!strcmp(first, "load") || !strcmp(first, "export") || !strcmp(first, "verify"))
 		return NULL;  /* a file path */
 	return empty_words;
 }

@@ -30,6 +30,7 @@ typedef struct {
 				   * opts.model_path is not used: see below */
 	LayerSource source;
 	char model_path[1024];    /* SOURCE_FILE: the checkpoint */
+	char action_path[1024];   /* CMD_EXPORT / CMD_VERIFY: the other file */
 	ViewId view;
 	size_t head;              /* selected query head (clamped on draw) */
 } TuiSettings;
@@ -41,7 +42,9 @@ enum {
 	CMD_QUIT = 1u << 2,
 	CMD_HELP = 1u << 3,     /* open the help screen */
 	CMD_TOUR = 1u << 4,     /* start the tour */
-	CMD_ERROR = 1u << 5     /* msg holds the reason; settings unchanged */
+	CMD_ERROR = 1u << 5,    /* msg holds the reason; settings unchanged */
+	CMD_EXPORT = 1u << 6,   /* write action_path (tui/fold_actions.h) */
+	CMD_VERIFY = 1u << 7    /* verify action_path against the checkpoint */
 };
 
 /* Fresh settings: the built-in default layer (use_default) or a random

@@ -1,0 +1,122 @@
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/verify.h"
+#include "data/default_model.h"
+#include "data/model.h"
+#include "tui/cli_fold.h"
+#include "tui/cli_verify.h"
+#include "tui/fold_actions.h"
+
+/* The checkpoint the explorer shows: the loaded one or the default. */
+static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, size_t len,
+			   char *msg, size_t msglen)
+{
+	if (s->source == SOURCE_FILE) {
+		snprintf(buf, len, "%s", s->model_path);
+		return 0;
+	}
+	if (s->source == SOURCE_DEFAULT) {
+		char err[512];
+		if (default_model_path(buf, len, err, sizeof err)) {
+			snprintf(msg, msglen, "%s: %s", what, err);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(msg, msglen, "%s: a random layer has no checkpoint; ':load PATH' first", what);
+	return -1;
+}
+
+int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t msglen)
+{
+	char model[4096], layers[32], err[1024];
+	if (checkpoint_path(s, "export", model, sizeof model, msg, msglen))
+		return -1;
+	RunOptions o;
+	commands_settings_options(s, &o);
+	o.model_path = model;
+	o.out = path;
+	snprintf(layers, sizeof layers, "%zu", s->source == SOURCE_FILE ? s->opts.layer : 0);
+	o.layers = layers;
+	o.dtype = "keep";
+	o.undo = NULL;
+	o.force = false;
+	FoldWriteOptions wo = {false, true};
+	FoldOutcome res;
+	if (cli_fold_write(&o, &wo, &res, err, sizeof err)) {
+		snprintf(msg, msglen, "export: %s", err);
+		return -1;
+	}
+	snprintf(msg, msglen, "exported layer %s folded to %s (rounding %.2g); sidecar %s",
+		 layers, path, res.max_rel_rounding, res.sidecar);
+	return 0;
+}
+
+int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, char *msg,
+		       size_t msglen)
+{
+	char model[4096], err[1024];
+	memset(out, 0, sizeof *out);
+	if (checkpoint_path(s, "verify", model, sizeof model, msg, msglen))
+		return -1;
+	Model *ma = NULL, *mb = NULL;
+	int rc = -1;
+	if (model_open(model, &ma, err, sizeof err) || model_open(path, &mb, err, sizeof err)) {
+		snprintf(msg, msglen, "verify: %s", err);
+		goto done;
+	}
+	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
+	if (ia->n_layers != ib->n_layers) {
+		snprintf(msg, msglen, "verify: %s has %zu layers, %s has %zu", model, ia->n_layers,
+			 path, ib->n_layers);
+		goto done;
+	}
+	double ua = cli_dtype_roundoff(ia->dtype), ub = cli_dtype_roundoff(ib->dtype);
+	VerifyOptions vo = {ua > ub ? ua : ub, 0};
+	out->equivalent = true;
+	for (size_t i = 0; i < ia->n_layers && out->equivalent; i++) {
+		Layer a, b;
+		if (model_load_layer(ma, i, &a, err, sizeof err)) {
+			snprintf(msg, msglen, "verify: %s", err);
+			goto done;
+		}
+		if (model_load_layer(mb, i, &b, err, sizeof err)) {
+			snprintf(msg, msglen, "verify: %s", err);
+			layer_free(&a);
+			goto done;
+		}
+		VerifyVerdict v;
+		RfStatus st = verify_layers(&a, &b, &vo, &v);
+		if (st != RF_OK) {
+			snprintf(msg, msglen, "verify: layer %zu: %s", i, rf_status_str(st));
+		} else if (!v.equivalent) {
+			out->equivalent = false;
+			out->layer = i;
+			out->head = v.head != SIZE_MAX ? v.head
+				  : v.group != SIZE_MAX ? v.group * (a.shape.n_heads / a.shape.n_kv_heads)
+				  : 0;
+			snprintf(msg, msglen, "verify: first break at layer %zu, head %zu, %s level%s%s: %s",
+				 i, out->head, level_name(v.level), v.tensor[0] ? ", " : "",
+				 v.tensor, v.why_text);
+		}
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+		if (st != RF_OK)
+			goto done;
+	}
+	if (out->equivalent)
+		snprintf(msg, msglen, "verify: %s is an exact fold of %s in all %zu layers", path,
+			 model, ia->n_layers);
+	rc = 0;
+done:
+	if (ma)
+		model_close(ma);
+	if (mb)
+		model_close(mb);
+	return rc;
+}
