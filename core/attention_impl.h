@@ -414,8 +414,8 @@ static void FN(post_part)(const struct FN(Engine) *e, const Layer *l,
 				for (size_t h = 0; h < nheads; h++)
 					if (flag[h])
 						FN(norm_group)(row + h * d, d, norm, l->qk_norm_eps);
-			} else {
-				/* a whole-row norm: the caller flags every head */
+			} else if (flag[0]) {
+				/* a whole-row norm: every head is flagged or none */
 				FN(norm_group)(row, ld, norm, l->qk_norm_eps);
 			}
 		}

@@ -1,0 +1,252 @@
+#include "config.h"
+
+#include "core/attention.h"
+#include "core/inv.h"
+#include "core/refold.h"
+#include "tests/testutil.h"
+
+/* A session's toggles reuse cached work; every evaluation must still be
+ * exactly what a fresh evaluation of the same configuration reports. */
+
+typedef struct {
+	size_t D, H, G, d, r, T;
+	bool bias;
+	Precision prec;
+} Shape;
+
+static const Shape GQA = {64, 6, 2, 16, 16, 37, true, PREC_F64};
+
+static void make(const Shape *s, Layer *l, double **x)
+{
+	LayerShape sh = {s->D, s->H, s->G, s->d};
+	RopeSpec r = rope_spec_default(s->d);
+	r.rotary_dim = s->r;
+	assert_int_equal(layer_random(l, &sh, &r, s->bias, 23), RF_OK);
+	*x = malloc(s->T * s->D * sizeof(double));
+	layer_random_input(23, s->T, s->D, *x);
+}
+
+static void same_array(const double *a, const double *b, size_t n, const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			fail_msg("%s[%zu]: %.17g != %.17g", what, i, a[i], b[i]);
+}
+
+/* Two reports must agree to the last bit, field by field. */
+static void same_report(const InvReport *a, const InvReport *b, const char *what)
+{
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		const LevelResult *x = &a->level[i], *y = &b->level[i];
+		if (x->max_abs_err != y->max_abs_err || x->ref_max != y->ref_max ||
+		    x->holds != y->holds || x->guaranteed != y->guaranteed ||
+		    x->worst_head != y->worst_head || x->worst_m != y->worst_m ||
+		    x->worst_n != y->worst_n || x->worst_coord != y->worst_coord)
+			fail_msg("%s: %s level differs (%.17g vs %.17g, worst %zu/%zu/%zu/%zu "
+				 "vs %zu/%zu/%zu/%zu)", what, level_name((LevelId)i),
+				 x->max_abs_err, y->max_abs_err, x->worst_head, x->worst_m,
+				 x->worst_n, x->worst_coord, y->worst_head, y->worst_m,
+				 y->worst_n, y->worst_coord);
+	}
+	same_array(a->by_offset, b->by_offset, a->seq, "by_offset");
+	same_array(a->by_offset_ref, b->by_offset_ref, a->seq, "by_offset_ref");
+	same_array(a->head_rel_err, b->head_rel_err, a->n_heads, "head_rel_err");
+	same_array(a->score_rel_err, b->score_rel_err, a->n_heads, "score_rel_err");
+	same_array(a->heat, b->heat, a->n_heads * a->heat_bins * a->heat_bins, "heat");
+	assert_string_equal(a->explanation, b->explanation);
+}
+
+static FoldConfig cfg_drop(unsigned drop)
+{
+	FoldConfig c = fold_config_default();
+	c.dropped = drop;
+	return c;
+}
+
+/* A walk through toggles as a user makes them in the TUI. */
+static void walk(const Shape *s, size_t threads)
+{
+	Layer l;
+	double *x;
+	make(s, &l, &x);
+	FoldConfig steps[14];
+	size_t n = 0;
+	steps[n++] = cfg_drop(0);
+	steps[n++] = cfg_drop(ASSUME_V_SAME);
+	steps[n++] = cfg_drop(0);
+	steps[n++] = cfg_drop(ASSUME_SHARED_QK);
+	steps[n++] = cfg_drop(ASSUME_SHARED_QK | ASSUME_V_SAME);
+	steps[n++] = cfg_drop(ASSUME_COMMUTES);
+	steps[n++] = cfg_drop(ASSUME_GQA_CONSISTENT);
+	steps[n++] = cfg_drop(ASSUME_BIAS);
+	steps[n++] = cfg_drop(ASSUME_ORTHOGONAL);
+	steps[n] = cfg_drop(0);
+	steps[n++].permute_heads = true;
+	steps[n] = cfg_drop(0);
+	steps[n++].rotate = PART_Q | PART_K | PART_V;
+	steps[n] = cfg_drop(0);
+	steps[n++].rotate = PART_V | PART_O;
+	steps[n] = cfg_drop(0);
+	steps[n++].rotate = 0;
+	steps[n++] = cfg_drop(ASSUME_PER_HEAD);
+	EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = threads};
+	InvSession *ses;
+	assert_int_equal(inv_session_new(&l, x, &eo, &ses), RF_OK);
+	for (size_t i = 0; i < n; i++) {
+		InvReport a, b;
+		char what[64];
+		snprintf(what, sizeof what, "step %zu (threads %zu)", i, threads);
+		assert_int_equal(inv_session_evaluate(ses, &steps[i], &a), RF_OK);
+		EvalOptions fresh = eo;
+		fresh.threads = 1;
+		assert_int_equal(inv_evaluate(&l, x, &fresh, &steps[i], &b), RF_OK);
+		same_report(&a, &b, what);
+		/* the folded layer is the one fold_apply builds */
+		FoldPlan plan;
+		Layer f;
+		assert_int_equal(fold_plan_build(&l, &steps[i], &plan), RF_OK);
+		assert_int_equal(fold_apply(&l, &plan, &f), RF_OK);
+		const Layer *g = inv_session_folded(ses);
+		assert_non_null(g);
+		size_t D = s->D, H = s->H, G = s->G, d = s->d;
+		assert_true(tu_max_diff(f.wq, g->wq, H * d * D) <= 1e-15);
+		assert_true(tu_max_diff(f.wk, g->wk, G * d * D) <= 1e-15);
+		assert_true(tu_max_diff(f.wv, g->wv, G * d * D) <= 1e-15);
+		assert_true(tu_max_diff(f.wo, g->wo, D * H * d) <= 1e-15);
+		assert_true(tu_max_diff(f.bq, g->bq, H * d) <= 1e-15);
+		layer_free(&f);
+		fold_plan_free(&plan);
+		report_done(&a);
+		report_done(&b);
+	}
+	/* reset: the next evaluation is cold and still the same */
+	inv_session_reset(ses);
+	InvReport a, b;
+	assert_int_equal(inv_session_evaluate(ses, &steps[1], &a), RF_OK);
+	assert_int_equal(inv_evaluate(&l, x, &eo, &steps[1], &b), RF_OK);
+	same_report(&a, &b, "after reset");
+	assert_true(inv_session_flops(ses) > 0);
+	report_done(&a);
+	report_done(&b);
+	inv_session_free(ses);
+	free(x);
+	layer_free(&l);
+}
+
+static void test_toggles_f64(void **state)
+{
+	(void)state;
+	walk(&GQA, 1);
+	walk(&GQA, 3);
+}
+
+static void test_toggles_f32(void **state)
+{
+	(void)state;
+	Shape s = GQA;
+	s.prec = PREC_F32;
+	walk(&s, 2);
+}
+
+/* A whole-row QK-norm mixes every head: a toggle of some heads must still
+ * recompute all of them. */
+static void test_toggles_layer_qk_norm(void **state)
+{
+	(void)state;
+	Shape s = GQA;
+	Layer l;
+	double *x;
+	make(&s, &l, &x);
+	l.q_norm = malloc(s.H * s.d * sizeof(double));
+	l.k_norm = malloc(s.G * s.d * sizeof(double));
+	l.qk_norm_per_head = false;
+	l.qk_norm_eps = 1e-6;
+	for (size_t i = 0; i < s.H * s.d; i++)
+		l.q_norm[i] = 1.0 + 0.01 * (double)(i % 3);
+	for (size_t i = 0; i < s.G * s.d; i++)
+		l.k_norm[i] = 1.0;
+	EvalOptions eo = {.seq = s.T, .precision = PREC_F64, .threads = 2};
+	InvSession *ses;
+	assert_int_equal(inv_session_new(&l, x, &eo, &ses), RF_OK);
+	unsigned drops[] = {0, ASSUME_GQA_CONSISTENT, 0, ASSUME_SHARED_QK};
+	for (size_t i = 0; i < 4; i++) {
+		FoldConfig c = cfg_drop(drops[i]);
+		InvReport a, b;
+		assert_int_equal(inv_session_evaluate(ses, &c, &a), RF_OK);
+		assert_int_equal(inv_evaluate(&l, x, &eo, &c, &b), RF_OK);
+		same_report(&a, &b, "layer QK-norm");
+		report_done(&a);
+		report_done(&b);
+	}
+	inv_session_free(ses);
+	free(x);
+	layer_free(&l);
+}
+
+/* With the original's per-head outputs cached for none, some or all
+ * heads, the engine reports the same. */
+static void test_output_cache_sizes(void **state)
+{
+	(void)state;
+	Shape s = GQA;
+	Layer l;
+	double *x;
+	make(&s, &l, &x);
+	RopeTable rope;
+	assert_int_equal(rope_table_init(&rope, &l.rope, s.T), RF_OK);
+	FoldConfig c0 = cfg_drop(0), c1 = cfg_drop(ASSUME_V_SAME);
+	FoldPlan p0, p1;
+	Layer f0, f1;
+	assert_int_equal(fold_plan_build(&l, &c0, &p0), RF_OK);
+	assert_int_equal(fold_plan_build(&l, &c1, &p1), RF_OK);
+	assert_int_equal(fold_apply(&l, &p0, &f0), RF_OK);
+	assert_int_equal(fold_apply(&l, &p1, &f1), RF_OK);
+	FoldChanges ch;
+	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
+	size_t head_bytes = s.T * s.D * sizeof(double);
+	size_t budgets[] = {0, head_bytes, 4 * head_bytes, 100 * head_bytes};
+	InvReport ref[2];
+	for (size_t bi = 0; bi < 4; bi++) {
+		AttnEngine *e;
+		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2,
+						      budgets[bi], &e), RF_OK);
+		for (int k = 0; k < 2; k++) {
+			InvReport r;
+			assert_int_equal(report_init(&r, s.T, s.H, s.G, s.d, s.r), RF_OK);
+			fold_changes_diff(&ch, &l, k ? &p1 : &p0, k ? &p0 : NULL);
+			assert_int_equal(attention_engine_run(e, k ? &f1 : &f0, &ch, &r), RF_OK);
+			if (bi == 0)
+				ref[k] = r;
+			else {
+				same_array(&r.level[0].max_abs_err, &ref[k].level[0].max_abs_err, 1, "score");
+				same_array(&r.level[1].max_abs_err, &ref[k].level[1].max_abs_err, 1, "head");
+				same_array(&r.level[2].max_abs_err, &ref[k].level[2].max_abs_err, 1, "resid");
+				same_array(r.head_rel_err, ref[k].head_rel_err, s.H, "head_rel_err");
+				assert_int_equal(r.level[1].worst_coord, ref[k].level[1].worst_coord);
+				report_done(&r);
+			}
+		}
+		attention_engine_free(e);
+	}
+	report_done(&ref[0]);
+	report_done(&ref[1]);
+	fold_changes_done(&ch);
+	fold_plan_free(&p0);
+	fold_plan_free(&p1);
+	layer_free(&f0);
+	layer_free(&f1);
+	rope_table_done(&rope);
+	free(x);
+	layer_free(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_toggles_f64),
+		cmocka_unit_test(test_toggles_f32),
+		cmocka_unit_test(test_toggles_layer_qk_norm),
+		cmocka_unit_test(test_output_cache_sizes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
