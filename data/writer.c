@@ -781,7 +781,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 			 t->name);
 		return -1;
 	}
-	size_t n = t->nelem, esz = s->out_len / (n ? n : 1);
+	size_t n = t->nelem;
 	double *v = malloc((n ? n : 1) * sizeof(double));
 	unsigned char *b = malloc(s->out_len ? s->out_len : 1);
 	if (!v || !b) {
@@ -800,7 +800,6 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		if (a > rr.max_abs)
 			rr.max_abs = a;
 	}
-	(void)esz;
 	encode(s->out_dtype, v, n, b);
 	int rc = write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
 	free(v);

@@ -369,6 +369,54 @@ static void test_hf_folder(void **state)
 	assert_others_equal(f->in, f->out);
 }
 
+/* A sharded HF folder with its index: every shard rewritten, the index
+ * copied, undo through F32 bit for bit. */
+static void test_sharded(void **state)
+{
+	Fx *f = *state;
+	Layer l[NL];
+	make_layers(l, false, true);
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", "BF16", t);
+	char dir[4400], cfg[1024], idx[4096];
+	PJ(dir, "%s/sharded", f->dir);
+	mkdir(dir, 0755);
+	fx_hf_config(cfg, sizeof cfg, "llama", &shape, NL, 8, "");
+	fx_write(dir, "config.json", cfg, strlen(cfg));
+	size_t half = nt / 2, k = 0;
+	k += (size_t)snprintf(idx + k, sizeof idx - k, "{\"weight_map\": {");
+	for (int sh = 0; sh < 2; sh++) {
+		const char *fn = sh ? "model-00002-of-00002.safetensors"
+				    : "model-00001-of-00002.safetensors";
+		size_t a = sh ? half : 0, n = sh ? nt - half : half;
+		FxBuf b = {0};
+		fx_safetensors(&b, t + a, n);
+		fx_write(dir, fn, b.p, b.n);
+		fx_free(&b);
+		for (size_t i = a; i < a + n; i++)
+			k += (size_t)snprintf(idx + k, sizeof idx - k, "%s\"%s\": \"%s\"",
+					      i ? ", " : "", t[i].name, fn);
+	}
+	snprintf(idx + k, sizeof idx - k, "}}");
+	fx_write(dir, "model.safetensors.index.json", idx, strlen(idx));
+	free_layers(l);
+	PJ(f->out, "%s/sharded-folded", f->dir);
+	assert_int_equal(run_fold("--model", dir, "--out", f->out, "--dtype", "f32", NULL), 0);
+	assert_relation(dir, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(dir, f->out);
+	char sc[4500], p[4500], q[4500];
+	PJ(sc, "%s/fold.json", f->out);
+	PJ(f->undo, "%s/sharded-undone", f->dir);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
+	const char *files[3] = {"model-00001-of-00002.safetensors",
+				"model-00002-of-00002.safetensors", "model.safetensors.index.json"};
+	for (int i = 0; i < 3; i++) {
+		PJ(p, "%s/%s", dir, files[i]);
+		PJ(q, "%s/%s", f->undo, files[i]);
+		assert_true(same_bytes(p, q));
+	}
+}
+
 /* A single safetensors file: its config.json goes beside OUT. */
 static void test_single_file(void **state)
 {
@@ -614,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_gguf_narrow),
 		cmocka_unit_test(test_llama2c),
 		cmocka_unit_test(test_hf_folder),
+		cmocka_unit_test(test_sharded),
 		cmocka_unit_test(test_single_file),
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_refusals),
