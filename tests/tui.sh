@@ -12,6 +12,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-tui.XXXXXX")
 TM="tmux -L ropefold-test-$$ -f /dev/null"
 cleanup() {
 	$TM kill-server >/dev/null 2>&1
+	rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/ropefold-test-$$"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -87,6 +88,13 @@ keys c
 check "key c drops commutes" "score +no +. breaks"
 keys c
 check "key c holds it again" "score +yes +. holds"
+# a mouse click (SGR report, 1-based x;y) on the commutes toggle
+click() { $TM send-keys -t rf -l "$(printf '\033[<0;%d;%dM\033[<0;%d;%dm' "$1" "$2" "$1" "$2")"; }
+click 6 10
+check "a click on a toggle flips it" "c \[ \] commutes"
+check "... and the score level breaks" "score +no +. breaks"
+click 6 10
+check "a second click flips it back" "score +yes +. holds"
 keys k k k Space
 check "arrows and space flip the selected toggle" "3 \[ \] rotate V"
 keys Space 0

@@ -27,9 +27,14 @@ static void heatmap_draw(const ViewContext *c)
 		draw_text(w, 2, 0, 0, "(no room for the heatmap)");
 		return;
 	}
-	int R = (int)B < rows ? (int)B : rows;
-	int cw = 2 * (int)B <= avail ? 2 : 1;
-	int C = (int)B < avail / cw ? (int)B : avail / cw;
+	/* A square grid of S x S cells, each a block of bins; a cell on the
+	 * diagonal shows the m = n bins only, so the diagonal's survival is
+	 * not hidden by its off-diagonal neighbours. */
+	int S = (int)B < rows ? (int)B : rows;
+	if (S > avail)
+		S = avail;
+	int cw = 2 * S <= avail ? 2 : 1;
+	int R = S, C = S;
 	const double *heat = rep->heat + c->head * B * B;
 	for (int i = 0; i < R; i++) {
 		size_t b0 = (size_t)i * B / (size_t)R, b1 = (size_t)(i + 1) * B / (size_t)R;
@@ -38,6 +43,8 @@ static void heatmap_draw(const ViewContext *c)
 			double v = -1;
 			for (size_t bi = b0; bi < b1; bi++)
 				for (size_t bj = c0; bj < c1; bj++) {
+					if (i == j && bi != bj)
+						continue;
 					double e = heat[bi * B + bj];
 					if (e >= 0 && e > v)
 						v = e;

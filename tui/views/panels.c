@@ -111,7 +111,7 @@ void panels_tour(WINDOW *w, const TourStep *step, size_t i, size_t n,
 	int y = 1;
 	y += draw_wrap(w, y, 2, maxx - 4, 3, A_BOLD, step->title);
 	y++;
-	char rot[8], fold[200], drop[160] = "";
+	char rot[8], fold[256], drop[160] = "";
 	fold_rotate_format(s->opts.fold.rotate, rot, sizeof rot);
 	for (unsigned k = 0; k < ASSUME_COUNT; k++)
 		if (s->opts.fold.dropped & (1u << k)) {
