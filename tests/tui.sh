@@ -168,7 +168,7 @@ keys Space
 check "tour: permute-heads: residual holds" "residual +yes +. holds"
 check "tour: permute-heads: head breaks" "head +no +. breaks"
 keys Space
-check "tour: float32 holds" "f32 tol 1e-03"
+check "tour: float32 holds" "levels: f32, tol 1e-03"
 keys Space
 check "tour: the last stop" "End of the tour"
 keys Space

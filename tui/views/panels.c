@@ -49,10 +49,9 @@ void panels_title(WINDOW *w, const EvalResult *r, bool computing)
 			base = base && base[1] ? base + 1 : li->source;
 			snprintf(src, sizeof src, "%.60s #%zu", base, li->layer_index);
 		}
-		draw_textf(w, 0, x, a, " %s  D=%zu H=%zu G=%zu d=%zu  T=%zu  %s  %s tol %.0e",
+		draw_textf(w, 0, x, a, " %s  D=%zu H=%zu G=%zu d=%zu  T=%zu  %s",
 			   src, li->shape.d_model, li->shape.n_heads, li->shape.n_kv_heads,
-			   li->shape.head_dim, li->seq, rope_layout_name(li->rope.layout),
-			   r->rep.precision == PREC_F32 ? "f32" : "f64", r->rep.tol);
+			   li->shape.head_dim, li->seq, rope_layout_name(li->rope.layout));
 	}
 	if (computing) {
 		int maxx = getmaxx(w);
@@ -143,10 +142,15 @@ static void worst_str(const InvReport *rep, LevelId id, char *buf, size_t n)
 
 void panels_levels(WINDOW *w, const EvalResult *r)
 {
-	box_title(w, "levels");
-	if (!r)
+	if (!r) {
+		box_title(w, "levels");
 		return;
+	}
 	const InvReport *rep = &r->rep;
+	char title[64];
+	snprintf(title, sizeof title, "levels: %s, tol %.0e",
+		 rep->precision == PREC_F32 ? "f32" : "f64", rep->tol);
+	box_title(w, title);
 	int maxx = getmaxx(w);
 	bool wide = maxx >= 70;
 	draw_textf(w, 1, 2, colors_attr(CLR_DIM), "%-9s%-*s%-9s%-9s%-8s%s", "level",
