@@ -9,6 +9,7 @@
 
 #include "core/attention.h"
 #include "core/parallel.h"
+#include "core/timer.h"
 #include "core/workspace.h"
 
 /* Blocking of the engine (see attention_impl.h). */
@@ -95,6 +96,13 @@ void attention_engine_reset(AttnEngine *e)
 double attention_engine_flops(const AttnEngine *e)
 {
 	return e->e64 ? e->e64->flops : e->e32 ? e->e32->flops : 0;
+}
+
+void attention_engine_seconds(const AttnEngine *e, double sec[ATTN_PHASE_COUNT])
+{
+	const double *s = e->e64 ? e->e64->sec : e->e32->sec;
+	for (int i = 0; i < ATTN_PHASE_COUNT; i++)
+		sec[i] = s[i];
 }
 
 size_t attention_engine_threads(const AttnEngine *e)

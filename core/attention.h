@@ -49,6 +49,16 @@ RfStatus attention_engine_run(AttnEngine *e, const Layer *b,
 void attention_engine_reset(AttnEngine *e);
 /* Floating-point operations (2mnk per matrix product) of the last run. */
 double attention_engine_flops(const AttnEngine *e);
+/* The parts of a run, timed apart. */
+typedef enum {
+	ATTN_PHASE_PROJ,    /* q, k, v projections of both sides */
+	ATTN_PHASE_POST,    /* bias, QK-norm, RoPE */
+	ATTN_PHASE_HEADS,   /* scores, their comparison, softmax, contexts */
+	ATTN_PHASE_OUT,     /* per-head outputs, their comparison, residual */
+	ATTN_PHASE_COUNT
+} AttnPhase;
+/* Wall-clock seconds of each part of the last run. */
+void attention_engine_seconds(const AttnEngine *e, double sec[ATTN_PHASE_COUNT]);
 /* The worker threads an engine uses. */
 size_t attention_engine_threads(const AttnEngine *e);
 /* End an engine. */

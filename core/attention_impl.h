@@ -81,6 +81,7 @@ struct FN(Engine) {
 	size_t *heads;              /* H: the heads of phase S */
 	size_t n_heads_run;
 	double flops;
+	double sec[ATTN_PHASE_COUNT];  /* wall-clock seconds of the last run */
 	/* for the f32 weight conversion of phase P */
 	const double *conv_src[2][3];
 };
@@ -728,7 +729,12 @@ static void FN(out_tile)(struct FN(Engine) *e, FN(Worker) *w, size_t tile)
 
 /* ======================= the run ========================================= */
 
-typedef enum { FN(PH_PROJ), FN(PH_POST), FN(PH_HEADS), FN(PH_OUT) } FN(Phase);
+typedef enum {
+	FN(PH_PROJ) = ATTN_PHASE_PROJ,
+	FN(PH_POST) = ATTN_PHASE_POST,
+	FN(PH_HEADS) = ATTN_PHASE_HEADS,
+	FN(PH_OUT) = ATTN_PHASE_OUT
+} FN(Phase);
 
 typedef struct {
 	struct FN(Engine) *e;
@@ -805,7 +811,10 @@ static RfStatus FN(phase)(struct FN(Engine) *e, FN(Phase) ph, size_t ntasks)
 	FN(Job) j = {e, ph};
 	task_queue_init(&e->queue, ntasks);
 	size_t nw = e->nworkers < ntasks ? e->nworkers : ntasks;
-	return parallel_run(nw, FN(worker_main), &j);
+	double t0 = timer_now();
+	RfStatus st = parallel_run(nw, FN(worker_main), &j);
+	e->sec[ph] += timer_now() - t0;
+	return st;
 }
 
 /* Decide what this run recomputes from what changed in the folded layer. */
@@ -845,6 +854,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 	RfStatus st = RF_OK;
 	e->b = b;
 	e->flops = 0;
+	for (int i = 0; i < ATTN_PHASE_COUNT; i++)
+		e->sec[i] = 0;
 	for (size_t i = 0; i < e->nworkers; i++)
 		e->w[i].flops = 0;
 	FN(plan_run)(e, c);

@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "core/refold.h"
 #include "core/rope.h"
+#include "core/timer.h"
 
 /* The original side's per-head outputs are cached when they fit in this
  * many times the layer's float64 weights (a Llama-3-8B layer at T = 512
@@ -28,6 +29,7 @@ struct InvSession {
 	FoldChanges changes;
 	AttnEngine *engine;
 	double flops;
+	double sec[INV_PHASE_COUNT];  /* of the last evaluation */
 };
 
 static RfStatus session_new(const Layer *l, const double *x,
@@ -93,6 +95,9 @@ RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 		return st;
 	rep->precision = s->opt.precision;
 	s->flops = 0;
+	for (int i = 0; i < INV_PHASE_COUNT; i++)
+		s->sec[i] = 0;
+	double t0 = timer_now(), t1;
 	FoldPlan plan;
 	st = fold_plan_build(l, cfg, &plan);
 	if (st != RF_OK)
@@ -118,15 +123,30 @@ RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 	}
 	s->have_fold = true;
 	s->flops += refold_flops(l, &s->changes);
+	t1 = timer_now();
+	s->sec[INV_PHASE_FOLD] = t1 - t0;
 	st = attention_engine_run(s->engine, &s->folded, &s->changes, rep);
 	if (st != RF_OK)
 		goto fail;
 	s->flops += attention_engine_flops(s->engine);
+	double es[ATTN_PHASE_COUNT];
+	attention_engine_seconds(s->engine, es);
+	s->sec[INV_PHASE_PROJ] = es[ATTN_PHASE_PROJ];
+	s->sec[INV_PHASE_POST] = es[ATTN_PHASE_POST];
+	s->sec[INV_PHASE_HEADS] = es[ATTN_PHASE_HEADS];
+	s->sec[INV_PHASE_OUT] = es[ATTN_PHASE_OUT];
+	double t2 = timer_now();
 	st = diagnose_plan(l, cfg, &s->plan, rep);
 	if (st != RF_OK)
 		goto fail;
 	levels_judge(rep, l, cfg, s->opt.tol);
 	diagnose_explain(l, cfg, rep);
+	double t3 = timer_now();
+	s->sec[INV_PHASE_DIAG] = t3 - t2;
+	double known = 0;
+	for (int i = 0; i < INV_PHASE_OTHER; i++)
+		known += s->sec[i];
+	s->sec[INV_PHASE_OTHER] = t3 - t0 - known;
 	return RF_OK;
 fail:
 	/* Start over cleanly next time. */
@@ -148,6 +168,20 @@ const FoldPlan *inv_session_plan(const InvSession *s)
 double inv_session_flops(const InvSession *s)
 {
 	return s->flops;
+}
+
+const char *inv_phase_name(InvPhase p)
+{
+	static const char *const names[INV_PHASE_COUNT] = {
+		"fold", "proj", "rope", "scores", "out", "diag", "other",
+	};
+	return (unsigned)p < INV_PHASE_COUNT ? names[p] : "?";
+}
+
+void inv_session_phase_seconds(const InvSession *s, double sec[INV_PHASE_COUNT])
+{
+	for (int i = 0; i < INV_PHASE_COUNT; i++)
+		sec[i] = s->sec[i];
 }
 
 size_t inv_session_threads(const InvSession *s)

@@ -43,6 +43,21 @@ void inv_session_reset(InvSession *s);
 /* Floating-point operations of the last evaluation's matrix products
  * (folding and both sides' attention, 2mnk each). */
 double inv_session_flops(const InvSession *s);
+/* The parts of an evaluation, timed apart (wall clock). */
+typedef enum {
+	INV_PHASE_FOLD,     /* rotations drawn, weights folded */
+	INV_PHASE_PROJ,     /* q, k, v projections of both sides */
+	INV_PHASE_POST,     /* bias, QK-norm, RoPE */
+	INV_PHASE_HEADS,    /* scores and their comparison, softmax, contexts */
+	INV_PHASE_OUT,      /* per-head outputs and their comparison, residual */
+	INV_PHASE_DIAG,     /* diagnostics, verdicts, explanation */
+	INV_PHASE_OTHER,    /* the rest: setup, merges, the report */
+	INV_PHASE_COUNT
+} InvPhase;
+/* A short name of a phase ("fold", "proj", ...). */
+const char *inv_phase_name(InvPhase p);
+/* Seconds of each phase of the last evaluation; they sum to its time. */
+void inv_session_phase_seconds(const InvSession *s, double sec[INV_PHASE_COUNT]);
 /* The worker threads a session's evaluations use. */
 size_t inv_session_threads(const InvSession *s);
 

@@ -86,13 +86,14 @@ static double gemm_rate(bool single, size_t n)
 
 typedef struct {
 	double seconds, gflop;
+	double phase[INV_PHASE_COUNT];  /* seconds by phase */
 	int rc;  /* 0 ok, else the failing status */
 } Timed;
 
 static Timed timed_eval(InvSession *s, const FoldConfig *cfg, bool reset)
 {
 	InvReport rep;
-	Timed r = {0, 0, 0};
+	Timed r = {0};
 	if (reset)
 		inv_session_reset(s);
 	double t = now_seconds();
@@ -103,6 +104,7 @@ static Timed timed_eval(InvSession *s, const FoldConfig *cfg, bool reset)
 		return r;
 	}
 	r.gflop = inv_session_flops(s) * 1e-9;
+	inv_session_phase_seconds(s, r.phase);
 	report_done(&rep);
 	return r;
 }
@@ -189,18 +191,24 @@ int cli_bench(int argc, char **argv)
 	FoldConfig tog = cfg, reb = cfg;
 	tog.dropped ^= ASSUME_V_SAME;
 	reb.dropped ^= ASSUME_COMMUTES;
-	double *ct = calloc(n, sizeof *ct);
+	double *ct = calloc(n * (1 + INV_PHASE_COUNT), sizeof *ct);
+	double *pt = ct ? ct + n : NULL;  /* INV_PHASE_COUNT x n */
 	int rc = ct ? 0 : -1;
 	Timed first = timed_eval(s, &cfg, false);
 	rc = rc ? rc : first.rc;
-	Timed cold = {0, 0, 0};
+	Timed cold = {0};
 	timed_eval(s, &cfg, true);  /* warm-up */
 	for (size_t i = 0; i < n && !rc; i++) {
 		cold = timed_eval(s, &cfg, true);
 		rc = cold.rc;
 		ct[i] = cold.seconds;
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			pt[(size_t)p * n + i] = cold.phase[p];
 	}
 	double cold_s = rc ? 0 : median(ct, n);
+	double phase_s[INV_PHASE_COUNT] = {0};
+	for (int p = 0; p < INV_PHASE_COUNT && !rc; p++)
+		phase_s[p] = median(pt + (size_t)p * n, n);
 	double tog_s = 0, tog_g = 0, reb_s = 0, reb_g = 0;
 	if (!rc)
 		rc = run_alternating(s, &cfg, &tog, n, &tog_s, &tog_g);
@@ -243,6 +251,11 @@ int cli_bench(int argc, char **argv)
 			"peak_rss_mb", rss_mb, "layer_mb", layer_mb,
 			"rss_ratio", rss_mb / layer_mb,
 			"repeat", (json_int_t)n, "gemm_n", (json_int_t)BENCH_GEMM_N);
+		json_t *ph = json_object();
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			json_object_set_new(ph, inv_phase_name((InvPhase)p),
+					    json_real(phase_s[p]));
+		json_object_set_new(j, "cold_phase_seconds", ph);
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
 		fputc('\n', stdout);
 		json_decref(j);
@@ -258,6 +271,10 @@ int cli_bench(int argc, char **argv)
 		printf("  cold               %7.3f s  %8.2f GFLOP  %6.1f GFLOP/s  %3.0f%% of %s\n",
 		       cold_s, cold.gflop, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0,
 		       f32 ? "sgemm" : "dgemm");
+		printf("  cold by phase     ");
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			printf(" %s %.3f", inv_phase_name((InvPhase)p), phase_s[p]);
+		printf(" s (medians)\n");
 		printf("  toggle (v-same)    %7.3f s  %8.2f GFLOP  %.2f of cold\n", tog_s,
 		       tog_g, tog_s / cold_s);
 		printf("  rebuild (commutes) %7.3f s  %8.2f GFLOP  %.2f of cold\n", reb_s,
