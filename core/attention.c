@@ -14,11 +14,12 @@
 
 /* Blocking of the engine (see attention_impl.h). */
 #define PROJ_CHUNK 2048   /* output columns of one projection task */
-#define CONV_ROWS 1024    /* float: weight rows converted per product */
+#define FOLD_COLS 512     /* folded weight rows of one projection task */
+#define CONV_CHUNK ((size_t)1 << 20)  /* float: entries of one conversion */
 #define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
 #define SCORE_BLOCK 128   /* causal row block of scores and contexts */
-#define OUT_TB 256        /* output tile: tokens */
-#define OUT_DC 256        /* output tile: model coordinates */
+#define OUT_TB 128        /* outputs: tokens of one product */
+#define OUT_NC 512        /* outputs: model coordinates of one task */
 
 /* ======================= float64 ======================================= */
 #define REAL double
@@ -78,11 +79,12 @@ RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 	return RF_OK;
 }
 
-RfStatus attention_engine_run(AttnEngine *e, const Layer *b,
-			      const FoldChanges *c, InvReport *rep)
+RfStatus attention_engine_run(AttnEngine *e, const Layer *src,
+			      const FoldPlan *plan, const FoldChanges *c,
+			      InvReport *rep)
 {
-	return e->prec == PREC_F32 ? engine_run_f32(e->e32, b, c, rep)
-				   : engine_run_f64(e->e64, b, c, rep);
+	return e->prec == PREC_F32 ? engine_run_f32(e->e32, src, plan, c, rep)
+				   : engine_run_f64(e->e64, src, plan, c, rep);
 }
 
 void attention_engine_reset(AttnEngine *e)
@@ -122,7 +124,9 @@ void attention_engine_free(AttnEngine *e)
 /* Per side: the projections x W_q^T, x W_k^T, x W_v^T (2 T D (H+2G) d);
  * per head the causal score and context blocks (row block i of size b
  * against its first (i+1) b keys: 2 b (i+1) b d each); every head's
- * output O_h = C_h W_o,h^T (2 T d D). Both sides, so twice that. */
+ * output O_h = C_h W_o,h^T (2 T d D). Both sides, so twice that; and the
+ * fold of every block, R W_q,h, R W_k,g, R W_v,g, W_o,h R^T (2 d d D
+ * each). */
 double attention_cold_flops(const LayerShape *s, size_t T)
 {
 	double D = (double)s->d_model, H = (double)s->n_heads;
@@ -135,7 +139,8 @@ double attention_cold_flops(const LayerShape *s, size_t T)
 	}
 	double heads = H * 2.0 * causal;           /* scores and contexts */
 	double out = H * 2.0 * (double)T * d * D;  /* O_h of every head */
-	return 2.0 * (proj + heads + out);
+	double fold = 2.0 * d * d * D * (2.0 * H + 2.0 * G);
+	return 2.0 * (proj + heads + out) + fold;
 }
 
 RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
@@ -149,7 +154,7 @@ RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
 		return st;
 	st = attention_engine_new(a, x, T, prec, rope, 0, 0, &e);
 	if (st == RF_OK) {
-		st = attention_engine_run(e, b, &c, rep);
+		st = attention_engine_run(e, b, NULL, &c, rep);
 		attention_engine_free(e);
 	}
 	fold_changes_done(&c);

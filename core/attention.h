@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "core/fold.h"
 #include "core/layer.h"
 #include "core/refold.h"
 #include "core/report.h"
@@ -26,13 +27,16 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			   double *scores);
 
 /* The engine behind attention_compare, for repeated comparisons of one
- * original layer a on one input x against folded layers that change a
- * little at a time (the TUI's toggles). It keeps the original side's
- * projections, contexts, attention update and, within cache_bytes, its
- * per-head outputs O_h; and the folded side's per-head results of the
- * heads a run's FoldChanges leave untouched. Buffers are allocated once
- * here. a, x and rope must outlive the engine; use from one thread at a
- * time (it starts and joins its own worker threads inside a run). */
+ * original layer a on one input x against its folds, which change a
+ * little at a time (the TUI's toggles). The folded side is src (usually a
+ * itself) with a FoldPlan's rotations folded in by the engine, head by
+ * head into small scratch blocks, so no folded copy of the layer is ever
+ * built. It keeps the original side's projections, contexts, attention
+ * update and, within cache_bytes, its per-head outputs O_h; and the
+ * folded side's per-head results of the heads a run's FoldChanges leave
+ * untouched. Buffers are allocated once here. a, x and rope must outlive
+ * the engine; use from one thread at a time (it starts and joins its own
+ * worker threads inside a run). */
 typedef struct AttnEngine AttnEngine;
 
 /* Start an engine; threads 0 means parallel_default_threads(). */
@@ -40,17 +44,22 @@ RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 			      Precision prec, const RopeTable *rope,
 			      size_t threads, size_t cache_bytes,
 			      AttnEngine **out);
-/* Compare a with b, recomputing what c flags (the first run, and the
- * first after a reset, recompute everything). Fills the error fields of
- * rep as attention_compare() does. */
-RfStatus attention_engine_run(AttnEngine *e, const Layer *b,
-			      const FoldChanges *c, InvReport *rep);
+/* Compare a with src folded by plan (plan NULL: src as it is), in the
+ * engine's precision (float32 folds in float32), recomputing what c
+ * flags (the first run, and the first after a reset, recompute
+ * everything). Fills the error fields of rep as attention_compare()
+ * does. src must have a's shape. */
+RfStatus attention_engine_run(AttnEngine *e, const Layer *src,
+			      const FoldPlan *plan, const FoldChanges *c,
+			      InvReport *rep);
 /* Forget every cached result (keeps the buffers). */
 void attention_engine_reset(AttnEngine *e);
-/* Floating-point operations (2mnk per matrix product) of the last run. */
+/* Floating-point operations (2mnk per matrix product, the folding
+ * included) of the last run. */
 double attention_engine_flops(const AttnEngine *e);
 /* The parts of a run, timed apart. */
 typedef enum {
+	ATTN_PHASE_FOLD,    /* folding (and float: converting) the weights */
 	ATTN_PHASE_PROJ,    /* q, k, v projections of both sides */
 	ATTN_PHASE_POST,    /* bias, QK-norm, RoPE */
 	ATTN_PHASE_HEADS,   /* scores, their comparison, softmax, contexts */
@@ -64,8 +73,8 @@ size_t attention_engine_threads(const AttnEngine *e);
 /* End an engine. */
 void attention_engine_free(AttnEngine *e);
 
-/* The products of one full comparison of a layer shape at T tokens (what
- * a first run performs), in floating-point operations. */
+/* The products of one full fold and comparison of a layer shape at T
+ * tokens (what a first run performs), in floating-point operations. */
 double attention_cold_flops(const LayerShape *s, size_t T);
 
 #endif

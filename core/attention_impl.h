@@ -1,18 +1,26 @@
 /* The evaluation engine, written once for both precisions. Included by
  * attention.c with REAL, REAL_IS_DOUBLE, GEMM and FN(name) defined.
  *
- * One run compares the original layer a with a folded layer b on x:
+ * One run compares the original layer a with its fold: the layer src
+ * (usually a itself) with a FoldPlan's rotations folded in, head by head,
+ * into small scratch blocks, so the folded side is evaluated from folded
+ * weights as a runtime would, without a second copy of the layer:
  *
- *   P  projections     q, k, v of both sides: x W^T as a few wide GEMMs
- *                      (column chunks shared out to the workers), then
- *                      bias, QK-norm and RoPE from the tables, row blocks.
+ *   C  float only, cold runs: a's weights converted to float once.
+ *   P  projections     q, k, v of both sides. The original's as a few
+ *                      wide GEMMs x W^T; the folded side's per chunk of
+ *                      heads: W'_h = R_h W_h into the worker's scratch,
+ *                      then x W'^T. Then bias, QK-norm and RoPE from the
+ *                      tables, row blocks.
  *   S  heads           per query head, on one worker: scores of both sides
  *                      (causal row blocks only), the score comparison, the
  *                      fused mask + softmax, and the contexts C_h = P v_g.
- *   O  output tiles    per (token block x output block) tile, on one
- *                      worker: every head's O_h = C_h W_o,h^T of both sides
- *                      for the tile, compared while in cache and summed
- *                      into the attention update U = sum_h O_h, then the
+ *   O  outputs         per block of model coordinates (all tokens), on one
+ *                      worker, head after head: the folded block
+ *                      W'_o,h^T = R_o,h W_o,h^T of those coordinates, both
+ *                      sides' O_h = C_h W_o,h^T, compared while in cache
+ *                      and summed into the attention update U = sum_h O_h
+ *                      (in head order, whatever the threads), then the
  *                      residual y = x + U + b_o compared. U is not a second
  *                      output projection: it is the sum the head level
  *                      computes anyway.
@@ -22,18 +30,17 @@
  * folded side's projections, contexts and per-head results of the heads a
  * toggle did not touch. */
 
-/* Per-worker scratch. */
+/* Per-worker scratch: one arena, carved differently by each phase. */
 typedef struct {
-	REAL *sa, *sb;          /* T x T scores of one head, both sides */
-	REAL *oa, *ob;          /* TB x DC output tiles */
-	REAL *ua, *ub;          /* TB x DC attention update tiles */
-	REAL *wconv;            /* CONV_ROWS x D converted weights (float) */
+	REAL *arena;            /* arena_n entries */
+	size_t arena_n;
 	double *boref;          /* T: the original's max |score| by offset */
 	double *h_err, *h_ref;  /* H: head-level partials of this worker */
 	size_t *h_idx;          /* H: m * D + c of the worker's worst */
 	double r_err, r_ref;    /* residual partials */
 	size_t r_idx;
 	double flops;
+	double fold_sec;        /* seconds spent folding in this phase */
 } FN(Worker);
 
 /* Small tensors of one side in the compute precision. */
@@ -41,16 +48,30 @@ typedef struct {
 	REAL *bq, *bk, *bv, *bo, *qn, *kn;
 } FN(Small);
 
+/* A float conversion task: n entries. */
+typedef struct {
+	const double *src;
+	REAL *dst;
+	size_t n;
+} FN(ConvTask);
+
 struct FN(Engine) {
 	const Layer *a;
 	const RopeTable *rope;
 	size_t T, D, H, G, d, hpg, nq, nk, B, nworkers;
-	size_t tb, dc;              /* output tile */
+	size_t tb, nc;              /* outputs: token chunk, coordinate block */
+	size_t fold_heads;          /* heads folded per projection task */
 	const REAL *x;              /* T x D input (float: own copy) */
 	REAL *x_own;
-	const REAL *wo_a, *wo_b;    /* D x (H*d) in the compute precision */
-	REAL *wo_a_own, *wo_b_own;  /* float copies */
+	/* the weights in the compute precision: W_q (H*d x D), W_k, W_v
+	 * (G*d x D), W_o (D x H*d) */
+	const REAL *wa[4];          /* of a (float: own copies, wa_own) */
+	REAL *wa_own[4];
+	const REAL *ws[4];          /* of this run's src */
+	REAL *ws_own[4];            /* float copies when src is not a */
+	size_t wsize[4];            /* entries of each */
 	FN(Small) sm_a, sm_b;
+	double *small64;            /* nq + 2 nk: folded biases in double */
 	REAL *qa, *ka, *va;         /* T x nq, T x nk, T x nk (after RoPE) */
 	REAL *qb, *kb, *vb;
 	REAL *ca, *cb;              /* T x nq contexts */
@@ -71,25 +92,26 @@ struct FN(Engine) {
 	bool orig_ready;            /* the original side's caches are valid */
 	bool results_valid;         /* the per-head results are valid */
 	/* this run's plan */
-	const Layer *b;
+	const Layer *b;             /* src: the folded side's shape, norms, b_o */
+	const FoldPlan *plan;       /* NULL: src as it is */
 	bool *q_chg, *k_chg, *v_chg, *o_chg;   /* projections (H, G, G), W_o (H) */
 	bool *s_chg, *c_chg;                   /* scores, contexts (H) */
 	TaskQueue queue;
 	struct FN(ProjTask) *ptask;
 	size_t n_ptask, max_ptask;
-	size_t n_tiles_r, n_tiles_c;
+	FN(ConvTask) *ctask;
+	size_t n_ctask, max_ctask;
+	size_t n_cblocks;           /* output coordinate blocks */
 	size_t *heads;              /* H: the heads of phase S */
 	size_t n_heads_run;
 	double flops;
 	double sec[ATTN_PHASE_COUNT];  /* wall-clock seconds of the last run */
-	/* for the f32 weight conversion of phase P */
-	const double *conv_src[2][3];
 };
 
 typedef struct FN(ProjTask) {
 	int side;                   /* 0: original, 1: folded */
-	int part;                   /* 0 q, 1 k, 2 v, 3: convert W_o block */
-	size_t col0, ncols;         /* output columns (part 3: head index) */
+	int part;                   /* 0 q, 1 k, 2 v */
+	size_t h0, nh;              /* heads (part 0) or kv groups h0 .. h0+nh-1 */
 } FN(ProjTask);
 
 static void *FN(zalloc)(size_t n, size_t size, bool *ok)
@@ -106,14 +128,27 @@ static size_t FN(proj_bytes)(const struct FN(Engine) *e, size_t cols)
 	return e->T * cols * sizeof(REAL);
 }
 
+/* Entries of a worker's arena: the largest of the phases' carvings. */
+static size_t FN(arena_entries)(const struct FN(Engine) *e)
+{
+	size_t T = e->T, D = e->D, d = e->d, nc = e->nc, tb = e->tb;
+	size_t proj = e->fold_heads * d * D + d * d;
+	size_t heads = 2 * T * T;
+	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
+	size_t n = proj > heads ? proj : heads;
+	return n > out ? n : out;
+}
+
 static void FN(engine_free)(struct FN(Engine) *e)
 {
 	if (!e)
 		return;
-	size_t T = e->T, D = e->D, H = e->H, TT = T * T;
+	size_t T = e->T, D = e->D, H = e->H;
 	ws_free(e->x_own, T * D * sizeof(REAL));
-	ws_free(e->wo_a_own, D * e->nq * sizeof(REAL));
-	ws_free(e->wo_b_own, D * e->nq * sizeof(REAL));
+	for (int i = 0; i < 4; i++) {
+		ws_free(e->wa_own[i], e->wsize[i] * sizeof(REAL));
+		ws_free(e->ws_own[i], e->wsize[i] * sizeof(REAL));
+	}
 	FN(Small) *sm[2] = {&e->sm_a, &e->sm_b};
 	for (int s = 0; s < 2; s++) {
 		ws_free(sm[s]->bq, e->nq * sizeof(REAL));
@@ -123,6 +158,7 @@ static void FN(engine_free)(struct FN(Engine) *e)
 		ws_free(sm[s]->qn, e->nq * sizeof(REAL));
 		ws_free(sm[s]->kn, e->nk * sizeof(REAL));
 	}
+	free(e->small64);
 	ws_free(e->qa, FN(proj_bytes)(e, e->nq));
 	ws_free(e->ka, FN(proj_bytes)(e, e->nk));
 	ws_free(e->va, FN(proj_bytes)(e, e->nk));
@@ -134,16 +170,9 @@ static void FN(engine_free)(struct FN(Engine) *e)
 	ws_free(e->ua, T * D * sizeof(REAL));
 	ws_free(e->ocache, e->n_ocache * T * D * sizeof(REAL));
 	if (e->w) {
-		size_t tile = e->tb * e->dc;
 		for (size_t i = 0; i < e->nworkers; i++) {
 			FN(Worker) *w = &e->w[i];
-			ws_free(w->sa, TT * sizeof(REAL));
-			ws_free(w->sb, TT * sizeof(REAL));
-			ws_free(w->oa, tile * sizeof(REAL));
-			ws_free(w->ob, tile * sizeof(REAL));
-			ws_free(w->ua, tile * sizeof(REAL));
-			ws_free(w->ub, tile * sizeof(REAL));
-			ws_free(w->wconv, (REAL_IS_DOUBLE ? 1 : CONV_ROWS * D) * sizeof(REAL));
+			ws_free(w->arena, w->arena_n * sizeof(REAL));
 			free(w->h_err);
 			free(w->h_ref);
 			free(w->h_idx);
@@ -159,8 +188,19 @@ static void FN(engine_free)(struct FN(Engine) *e)
 	free(e->q_chg); free(e->k_chg); free(e->v_chg); free(e->o_chg);
 	free(e->s_chg); free(e->c_chg);
 	free(e->ptask);
+	free(e->ctask);
 	free(e->heads);
 	free(e);
+}
+
+/* The coordinate block of the output phase: at most OUT_NC, and small
+ * enough that every worker gets at least two blocks. */
+static size_t FN(pick_nc)(size_t D, size_t nworkers)
+{
+	size_t nc = D < OUT_NC ? D : OUT_NC;
+	while (nc > 64 && (D + nc - 1) / nc < 2 * nworkers)
+		nc /= 2;
+	return nc;
 }
 
 static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
@@ -183,21 +223,25 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->B = T < 64 ? T : 64;
 	e->nworkers = nworkers ? nworkers : 1;
 	e->tb = T < OUT_TB ? T : OUT_TB;
-	e->dc = D < OUT_DC ? D : OUT_DC;
-	size_t nq = e->nq, nk = e->nk, TT = T * T;
+	e->nc = FN(pick_nc)(D, e->nworkers);
+	e->fold_heads = FOLD_COLS / d ? FOLD_COLS / d : 1;
+	size_t nq = e->nq, nk = e->nk;
+	e->wsize[0] = nq * D;
+	e->wsize[1] = e->wsize[2] = nk * D;
+	e->wsize[3] = D * nq;
 #if REAL_IS_DOUBLE
 	e->x = x64;
-	e->wo_a = a->wo;
+	e->wa[0] = a->wq; e->wa[1] = a->wk; e->wa[2] = a->wv; e->wa[3] = a->wo;
 #else
 	e->x_own = FN(zalloc)(T * D, sizeof(REAL), &ok);
-	e->wo_a_own = FN(zalloc)(D * nq, sizeof(REAL), &ok);
-	e->wo_b_own = FN(zalloc)(D * nq, sizeof(REAL), &ok);
 	if (ok)
 		for (size_t i = 0; i < T * D; i++)
 			e->x_own[i] = (REAL)x64[i];
 	e->x = e->x_own;
-	e->wo_a = e->wo_a_own;
-	e->wo_b = e->wo_b_own;
+	for (int i = 0; i < 4; i++) {
+		e->wa_own[i] = FN(zalloc)(e->wsize[i], sizeof(REAL), &ok);
+		e->wa[i] = e->wa_own[i];
+	}
 #endif
 	FN(Small) *sm[2] = {&e->sm_a, &e->sm_b};
 	for (int s = 0; s < 2; s++) {
@@ -208,6 +252,9 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 		sm[s]->qn = FN(zalloc)(nq, sizeof(REAL), &ok);
 		sm[s]->kn = FN(zalloc)(nk, sizeof(REAL), &ok);
 	}
+	e->small64 = calloc(2 * nq + 3 * nk, sizeof(double));
+	if (!e->small64)
+		ok = false;
 	e->qa = FN(zalloc)(T, nq * sizeof(REAL), &ok);
 	e->ka = FN(zalloc)(T, nk * sizeof(REAL), &ok);
 	e->va = FN(zalloc)(T, nk * sizeof(REAL), &ok);
@@ -230,21 +277,16 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->w = calloc(e->nworkers, sizeof(FN(Worker)));
 	if (!e->w)
 		ok = false;
-	size_t tile = e->tb * e->dc;
+	size_t arena = FN(arena_entries)(e);
 	for (size_t i = 0; ok && i < e->nworkers; i++) {
 		FN(Worker) *w = &e->w[i];
-		w->sa = FN(zalloc)(TT, sizeof(REAL), &ok);
-		w->sb = FN(zalloc)(TT, sizeof(REAL), &ok);
-		w->oa = FN(zalloc)(tile, sizeof(REAL), &ok);
-		w->ob = FN(zalloc)(tile, sizeof(REAL), &ok);
-		w->ua = FN(zalloc)(tile, sizeof(REAL), &ok);
-		w->ub = FN(zalloc)(tile, sizeof(REAL), &ok);
-		w->wconv = FN(zalloc)(REAL_IS_DOUBLE ? 1 : CONV_ROWS * D, sizeof(REAL), &ok);
+		w->arena = ws_alloc(arena * sizeof(REAL));
+		w->arena_n = arena;
 		w->h_err = calloc(H, sizeof(double));
 		w->h_ref = calloc(H, sizeof(double));
 		w->h_idx = calloc(H, sizeof(size_t));
 		w->boref = calloc(T, sizeof(double));
-		if (!w->h_err || !w->h_ref || !w->h_idx || !w->boref)
+		if (!w->arena || !w->h_err || !w->h_ref || !w->h_idx || !w->boref)
 			ok = false;
 	}
 	e->s_err = calloc(H, sizeof(double));
@@ -264,13 +306,16 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->k_chg = calloc(G, sizeof(bool));
 	e->v_chg = calloc(G, sizeof(bool));
 	e->heads = calloc(H, sizeof(size_t));
-	/* projection tasks: chunks of both sides, plus the W_o blocks */
-	e->max_ptask = 2 * (H + 2 * G) + 2 * H + 8;  /* at most one per head */
+	/* projection tasks: at most one per head or group and side */
+	e->max_ptask = 2 * (H + 2 * G) + 8;
 	e->ptask = calloc(e->max_ptask, sizeof(FN(ProjTask)));
+	/* conversion tasks: chunks of the 4 weights of both layers */
+	e->max_ctask = 2 * (4 + (nq * D + 2 * nk * D + D * nq) / CONV_CHUNK) + 8;
+	e->ctask = calloc(e->max_ctask, sizeof(FN(ConvTask)));
 	if (!e->s_err || !e->s_ref || !e->s_m || !e->s_n || !e->byoff_ref ||
 	    !e->h_err || !e->h_ref || !e->h_idx || !e->q_chg || !e->o_chg ||
 	    !e->s_chg || !e->c_chg || !e->k_chg || !e->v_chg || !e->heads ||
-	    !e->ptask)
+	    !e->ptask || !e->ctask)
 		ok = false;
 	if (!ok) {
 		FN(engine_free)(e);
@@ -280,13 +325,25 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	return RF_OK;
 }
 
-/* ======================= phase P: projections ============================ */
+/* ======================= phase C and P: weights, projections ============= */
 
 static void FN(convert)(REAL *dst, const double *src, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dst[i] = (REAL)src[i];
 }
+
+#if !REAL_IS_DOUBLE
+/* Queue the float conversion of n entries in chunks. */
+static void FN(add_conv)(struct FN(Engine) *e, const double *src, REAL *dst,
+			 size_t n)
+{
+	for (size_t i = 0; i < n; i += CONV_CHUNK)
+		if (e->n_ctask < e->max_ctask)
+			e->ctask[e->n_ctask++] = (FN(ConvTask)){
+				src + i, dst + i, n - i < CONV_CHUNK ? n - i : CONV_CHUNK};
+}
+#endif
 
 /* Fill a side's small tensors in the compute precision. */
 static void FN(small_fill)(FN(Small) *sm, const Layer *l, size_t nq, size_t nk,
@@ -300,18 +357,87 @@ static void FN(small_fill)(FN(Small) *sm, const Layer *l, size_t nq, size_t nk,
 	if (l->k_norm) FN(convert)(sm->kn, l->k_norm, l->qk_norm_per_head ? d : nk);
 }
 
-static void FN(add_ptask)(struct FN(Engine) *e, int side, int part, size_t c0,
-			  size_t n)
+/* The original head of folded query head h, and of folded kv group g. */
+static size_t FN(src_head)(const struct FN(Engine) *e, size_t h)
 {
-	if (e->n_ptask < e->max_ptask)
-		e->ptask[e->n_ptask++] = (FN(ProjTask)){side, part, c0, n};
+	if (!e->plan)
+		return h;
+	return e->plan->perm[h / e->hpg] * e->hpg + h % e->hpg;
 }
 
-/* Chunks of the flagged heads (width d each) of one projection. */
-static void FN(plan_part)(struct FN(Engine) *e, int side, int part,
-			  const bool *flag, size_t nheads)
+static size_t FN(src_group)(const struct FN(Engine) *e, size_t g)
 {
-	size_t d = e->d, chunk = PROJ_CHUNK / d;
+	return e->plan ? e->plan->perm[g] : g;
+}
+
+/* out (d) = R in when rotating, else a copy (as fold_apply does). */
+static void FN(fold_vec)(const double *R, const double *in, double *out,
+			 size_t d, bool rotate)
+{
+	if (rotate)
+		cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, R,
+			    (int)d, in, 1, 0.0, out, 1);
+	else
+		memcpy(out, in, d * sizeof(double));
+}
+
+/* The folded side's small tensors: biases rotated (in double, as
+ * fold_apply does) and moved with their heads, layer-wide QK-norm
+ * weights moved with their heads. */
+static void FN(small_fold)(struct FN(Engine) *e)
+{
+	const Layer *l = e->b;
+	const FoldPlan *p = e->plan;
+	size_t d = e->d, dd = d * d, H = e->H, G = e->G, nq = e->nq, nk = e->nk;
+	if (!p) {
+		FN(small_fill)(&e->sm_b, l, nq, nk, e->D, d);
+		return;
+	}
+	double *bq = e->small64, *bk = bq + nq, *bv = bk + nk;
+	double *qn = bv + nk, *kn = qn + nq;
+	for (size_t h = 0; h < H; h++) {
+		size_t oh = FN(src_head)(e, h);
+		if (l->bq)
+			FN(fold_vec)(p->rq + oh * dd, l->bq + oh * d, bq + h * d, d,
+				     p->rotate_bias);
+		if (l->q_norm && !l->qk_norm_per_head)
+			memcpy(qn + h * d, l->q_norm + oh * d, d * sizeof(double));
+	}
+	for (size_t g = 0; g < G; g++) {
+		size_t og = FN(src_group)(e, g);
+		if (l->bk)
+			FN(fold_vec)(p->rk + og * dd, l->bk + og * d, bk + g * d, d,
+				     p->rotate_bias);
+		if (l->bv)
+			FN(fold_vec)(p->rv + og * dd, l->bv + og * d, bv + g * d, d,
+				     p->rotate_bias);
+		if (l->k_norm && !l->qk_norm_per_head)
+			memcpy(kn + g * d, l->k_norm + og * d, d * sizeof(double));
+	}
+	FN(Small) *sm = &e->sm_b;
+	if (l->bq) FN(convert)(sm->bq, bq, nq);
+	if (l->bk) FN(convert)(sm->bk, bk, nk);
+	if (l->bv) FN(convert)(sm->bv, bv, nk);
+	if (l->bo) FN(convert)(sm->bo, l->bo, e->D);
+	if (l->q_norm)
+		FN(convert)(sm->qn, l->qk_norm_per_head ? l->q_norm : qn,
+			    l->qk_norm_per_head ? d : nq);
+	if (l->k_norm)
+		FN(convert)(sm->kn, l->qk_norm_per_head ? l->k_norm : kn,
+			    l->qk_norm_per_head ? d : nk);
+}
+
+static void FN(add_ptask)(struct FN(Engine) *e, int side, int part, size_t h0,
+			  size_t nh)
+{
+	if (e->n_ptask < e->max_ptask)
+		e->ptask[e->n_ptask++] = (FN(ProjTask)){side, part, h0, nh};
+}
+
+/* Chunks of at most chunk flagged heads of one projection. */
+static void FN(plan_part)(struct FN(Engine) *e, int side, int part,
+			  const bool *flag, size_t nheads, size_t chunk)
+{
 	if (chunk == 0)
 		chunk = 1;
 	for (size_t h = 0; h < nheads;) {
@@ -322,42 +448,63 @@ static void FN(plan_part)(struct FN(Engine) *e, int side, int part,
 		size_t end = h;
 		while (end < nheads && flag[end] && end - h < chunk)
 			end++;
-		FN(add_ptask)(e, side, part, h * d, (end - h) * d);
+		FN(add_ptask)(e, side, part, h, end - h);
 		h = end;
 	}
+}
+
+/* R (d x d) of the plan in the compute precision: the plan's own matrix
+ * in float64, a float copy in scratch in float32. */
+static const REAL *FN(rot)(const double *R, size_t d, REAL *scratch)
+{
+#if REAL_IS_DOUBLE
+	(void)d;
+	(void)scratch;
+	return R;
+#else
+	FN(convert)(scratch, R, d * d);
+	return scratch;
+#endif
+}
+
+/* The rotation of folded head (part 0) or group (parts 1, 2) i. */
+static const double *FN(plan_rot)(const struct FN(Engine) *e, int part, size_t i)
+{
+	size_t dd = e->d * e->d;
+	if (part == 0)
+		return e->plan->rq + FN(src_head)(e, i) * dd;
+	return (part == 1 ? e->plan->rk : e->plan->rv) + FN(src_group)(e, i) * dd;
 }
 
 static void FN(proj_task)(struct FN(Engine) *e, FN(Worker) *w,
 			  const FN(ProjTask) *t)
 {
-	size_t T = e->T, D = e->D, d = e->d, H = e->H;
-	const Layer *l = t->side ? e->b : e->a;
-	if (t->part == 3) {
-		/* float: convert W_o's column block h of the folded layer */
-		REAL *dst = (REAL *)(t->side ? e->wo_b : e->wo_a);
-		size_t h = t->col0, ld = H * d;
-		for (size_t r = 0; r < D; r++)
-			FN(convert)(dst + r * ld + h * d, l->wo + r * ld + h * d, d);
-		return;
+	size_t T = e->T, D = e->D, d = e->d, dD = d * D;
+	int p = t->part;
+	const REAL *W = (t->side ? e->ws : e->wa)[p];
+	REAL *out = t->side ? (p == 0 ? e->qb : p == 1 ? e->kb : e->vb)
+			    : (p == 0 ? e->qa : p == 1 ? e->ka : e->va);
+	size_t ld = p == 0 ? e->nq : e->nk, ncols = t->nh * d;
+	const REAL *Wp = W + t->h0 * dD;
+	if (t->side && e->plan) {
+		/* W'_i = R_i W_src(i), d x D each, into the worker's scratch */
+		double t0 = timer_now();
+		REAL *wf = w->arena, *rf = wf + e->fold_heads * dD;
+		for (size_t j = 0; j < t->nh; j++) {
+			size_t i = t->h0 + j;
+			size_t si = p == 0 ? FN(src_head)(e, i) : FN(src_group)(e, i);
+			const REAL *R = FN(rot)(FN(plan_rot)(e, p, i), d, rf);
+			GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)D,
+			     (int)d, 1, R, (int)d, W + si * dD, (int)D, 0, wf + j * dD,
+			     (int)D);
+		}
+		w->flops += 2.0 * (double)(t->nh * d) * (double)d * (double)D;
+		w->fold_sec += timer_now() - t0;
+		Wp = wf;
 	}
-	const double *W = t->part == 0 ? l->wq : t->part == 1 ? l->wk : l->wv;
-	REAL *out = t->side ? (t->part == 0 ? e->qb : t->part == 1 ? e->kb : e->vb)
-			    : (t->part == 0 ? e->qa : t->part == 1 ? e->ka : e->va);
-	size_t ld = t->part == 0 ? e->nq : e->nk;
-#if REAL_IS_DOUBLE
-	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)t->ncols,
-	     (int)D, 1, e->x, (int)D, W + t->col0 * D, (int)D, 0,
-	     out + t->col0, (int)ld);
-#else
-	for (size_t c = 0; c < t->ncols; c += CONV_ROWS) {
-		size_t n = t->ncols - c < CONV_ROWS ? t->ncols - c : CONV_ROWS;
-		FN(convert)(w->wconv, W + (t->col0 + c) * D, n * D);
-		GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n,
-		     (int)D, 1, e->x, (int)D, w->wconv, (int)D, 0,
-		     out + t->col0 + c, (int)ld);
-	}
-#endif
-	w->flops += 2.0 * (double)T * (double)t->ncols * (double)D;
+	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)ncols,
+	     (int)D, 1, e->x, (int)D, Wp, (int)D, 0, out + t->h0 * d, (int)ld);
+	w->flops += 2.0 * (double)T * (double)ncols * (double)D;
 }
 
 /* RMS-normalise groups of n entries of a row, times weight wt. */
@@ -533,7 +680,7 @@ static void FN(score_ref_offsets)(const struct FN(Engine) *e, const REAL *Sa,
 		}
 }
 
-/* ======================= phase O: output tiles =========================== */
+/* ======================= phase O: outputs ================================ */
 
 /* The hot loops of the comparison, four entries at a time with GCC/clang
  * vector extensions (and an AVX2 clone picked at load time on x86-64).
@@ -639,81 +786,109 @@ static size_t FN(diff_find)(const REAL *a, const REAL *b, size_t n, double targe
 	return 0;
 }
 
-/* O (nr x nc, ld ldo) = C[r0.., head h] W_o,h[c0..]^T. */
-static void FN(head_tile)(const struct FN(Engine) *e, FN(Worker) *w,
-			  const REAL *C, const REAL *wo, size_t h, size_t r0,
-			  size_t nr, size_t c0, size_t nc, REAL *O, size_t ldo)
+/* Compare one head's outputs on rows r0 .. r0+nr-1 of a coordinate block
+ * (oa with leading dimension lda, ob with nc), add them into the update
+ * blocks ua, ub (T x nc), and keep the worker's worst. */
+static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
+			    size_t r0, size_t nr, size_t c0, size_t nc,
+			    const REAL *oa, size_t lda, const REAL *ob,
+			    REAL *ua, REAL *ub, bool first)
 {
-	size_t d = e->d, nq = e->nq;
-	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nc, (int)d,
-	     1, C + r0 * nq + h * d, (int)nq, wo + c0 * nq + h * d, (int)nq, 0,
-	     O, (int)ldo);
-	w->flops += 2.0 * (double)nr * (double)nc * (double)d;
+	size_t D = e->D;
+	double err = w->h_err[h], ref = w->h_ref[h];
+	size_t idx = w->h_idx[h];
+	for (size_t i = 0; i < nr; i++) {
+		const REAL *ra = oa + i * lda, *rb = ob + i * nc;
+		double row_err = FN(diff_max_add)(ra, rb, ub + (r0 + i) * nc, nc);
+		if (row_err > 0 && row_err >= err) {
+			size_t at = (r0 + i) * D + c0 + FN(diff_find)(ra, rb, nc, row_err);
+			if (row_err > err || at < idx) {
+				err = row_err;
+				idx = at;
+			}
+		}
+		if (first) {
+			double rv = FN(abs_max_add)(ra, ua + (r0 + i) * nc, nc);
+			if (rv > ref)
+				ref = rv;
+		}
+	}
+	w->h_err[h] = err;
+	w->h_ref[h] = ref;
+	w->h_idx[h] = idx;
 }
 
-static void FN(out_tile)(struct FN(Engine) *e, FN(Worker) *w, size_t tile)
+/* Coordinates c0 .. c0+nc-1 of every token: each head's outputs of both
+ * sides, compared and summed in head order, then the residual. */
+static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 {
-	size_t T = e->T, D = e->D, H = e->H;
-	size_t r0 = (tile / e->n_tiles_c) * e->tb, c0 = (tile % e->n_tiles_c) * e->dc;
-	size_t nr = T - r0 < e->tb ? T - r0 : e->tb;
-	size_t nc = D - c0 < e->dc ? D - c0 : e->dc;
+	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq, tb = e->tb;
+	size_t c0 = blk * e->nc, nc = D - c0 < e->nc ? D - c0 : e->nc;
 	bool first = !e->orig_ready;
-	REAL *ua = w->ua, *ub = w->ub;
-	for (size_t i = 0; i < nr * nc; i++)
-		ua[i] = ub[i] = 0;
+	/* arena: W'_o block (d x nc), O tiles (tb x nc) of both sides, the
+	 * update blocks (T x nc) of both sides, a float rotation (d x d) */
+	REAL *wt = w->arena, *oa_t = wt + d * nc, *ob_t = oa_t + tb * nc;
+	REAL *ua = ob_t + tb * nc, *ub = ua + T * nc, *rf = ub + T * nc;
+	const REAL *woa = e->wa[3], *wob = e->ws[3];
+	if (first)
+		memset(ua, 0, T * nc * sizeof(REAL));
+	memset(ub, 0, T * nc * sizeof(REAL));
 	for (size_t h = 0; h < H; h++) {
-		const REAL *oa;
-		size_t lda;
-		if (h < e->n_ocache) {
-			REAL *slot = e->ocache + h * T * D + r0 * D + c0;
-			if (first)
-				FN(head_tile)(e, w, e->ca, e->wo_a, h, r0, nr, c0, nc, slot, D);
-			oa = slot;
-			lda = D;
-		} else {
-			FN(head_tile)(e, w, e->ca, e->wo_a, h, r0, nr, c0, nc, w->oa, nc);
-			oa = w->oa;
-			lda = nc;
+		size_t oh = FN(src_head)(e, h);
+		if (e->plan) {
+			/* W'_o,h^T for these coordinates: R_o W_o,oh[c0.., :]^T */
+			double t0 = timer_now();
+			const REAL *R = FN(rot)(e->plan->ro + oh * d * d, d, rf);
+			GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)nc,
+			     (int)d, 1, R, (int)d, wob + c0 * nq + oh * d, (int)nq, 0,
+			     wt, (int)nc);
+			w->flops += 2.0 * (double)d * (double)d * (double)nc;
+			w->fold_sec += timer_now() - t0;
 		}
-		FN(head_tile)(e, w, e->cb, e->wo_b, h, r0, nr, c0, nc, w->ob, nc);
-		double err = w->h_err[h], ref = w->h_ref[h];
-		size_t idx = w->h_idx[h];
-		for (size_t i = 0; i < nr; i++) {
-			const REAL *ra = oa + i * lda, *rb = w->ob + i * nc;
-			double row_err = FN(diff_max_add)(ra, rb, ub + i * nc, nc);
-			if (row_err > 0 && row_err >= err) {
-				size_t at = (r0 + i) * D + c0 +
-					    FN(diff_find)(ra, rb, nc, row_err);
-				if (row_err > err || at < idx) {
-					err = row_err;
-					idx = at;
-				}
+		for (size_t r0 = 0; r0 < T; r0 += tb) {
+			size_t nr = T - r0 < tb ? T - r0 : tb;
+			const REAL *oa;
+			size_t lda;
+			bool fresh = first || h >= e->n_ocache;
+			if (h < e->n_ocache) {
+				oa = e->ocache + h * T * D + r0 * D + c0;
+				lda = D;
+			} else {
+				oa = oa_t;
+				lda = nc;
 			}
-			if (first) {
-				double rv = FN(abs_max_add)(ra, ua + i * nc, nc);
-				if (rv > ref)
-					ref = rv;
+			if (fresh) {
+				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nc,
+				     (int)d, 1, e->ca + r0 * nq + h * d, (int)nq,
+				     woa + c0 * nq + h * d, (int)nq, 0, (REAL *)oa, (int)lda);
+				w->flops += 2.0 * (double)nr * (double)nc * (double)d;
 			}
+			if (e->plan)
+				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+				     (int)nc, (int)d, 1, e->cb + r0 * nq + h * d, (int)nq,
+				     wt, (int)nc, 0, ob_t, (int)nc);
+			else
+				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr,
+				     (int)nc, (int)d, 1, e->cb + r0 * nq + h * d, (int)nq,
+				     wob + c0 * nq + h * d, (int)nq, 0, ob_t, (int)nc);
+			w->flops += 2.0 * (double)nr * (double)nc * (double)d;
+			FN(out_compare)(e, w, h, r0, nr, c0, nc, oa, lda, ob_t, ua, ub,
+					first);
 		}
-		w->h_err[h] = err;
-		w->h_ref[h] = ref;
-		w->h_idx[h] = idx;
 	}
 	/* residual: y = x + U + b_o on both sides; reference is U alone */
 	const REAL *boa = e->a->bo ? e->sm_a.bo : NULL;
 	const REAL *bob = e->b->bo ? e->sm_b.bo : NULL;
-	for (size_t i = 0; i < nr; i++) {
-		size_t t = r0 + i;
+	for (size_t t = 0; t < T; t++) {
 		REAL *uc = e->ua + t * D + c0;
-		const REAL *uai = ua + i * nc;
+		const REAL *uat = ua + t * nc;
 		if (first)
-			for (size_t j = 0; j < nc; j++)
-				uc[j] = uai[j];
-		const REAL *xr = e->x + t * D + c0, *ubi = ub + i * nc;
+			memcpy(uc, uat, nc * sizeof(REAL));
+		const REAL *xr = e->x + t * D + c0, *ubt = ub + t * nc;
 		for (size_t j = 0; j < nc; j++) {
 			size_t c = c0 + j;
 			REAL ya = xr[j] + uc[j] + (boa ? boa[c] : 0);
-			REAL yb = xr[j] + ubi[j] + (bob ? bob[c] : 0);
+			REAL yb = xr[j] + ubt[j] + (bob ? bob[c] : 0);
 			double ev = fabs((double)ya - (double)yb);
 			double rv = fabs((double)uc[j]);
 			size_t at = t * D + c;
@@ -730,6 +905,7 @@ static void FN(out_tile)(struct FN(Engine) *e, FN(Worker) *w, size_t tile)
 /* ======================= the run ========================================= */
 
 typedef enum {
+	FN(PH_CONV) = ATTN_PHASE_FOLD,  /* float: counted with the fold */
 	FN(PH_PROJ) = ATTN_PHASE_PROJ,
 	FN(PH_POST) = ATTN_PHASE_POST,
 	FN(PH_HEADS) = ATTN_PHASE_HEADS,
@@ -766,16 +942,17 @@ static void FN(head_task)(struct FN(Engine) *e, FN(Worker) *w, size_t h)
 	REAL scale = (REAL)layer_score_scale(e->a);
 	bool first = !e->orig_ready;
 	bool cmp = e->s_chg[h];
+	REAL *sa = w->arena, *sb = sa + e->T * e->T;  /* T x T each */
 	if (first || cmp)
-		FN(scores)(e, w, e->qa, e->ka, h, scale, w->sa);
-	FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), w->sb);
+		FN(scores)(e, w, e->qa, e->ka, h, scale, sa);
+	FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), sb);
 	if (cmp)
-		FN(score_compare)(e, h, w->sa, w->sb, first);
+		FN(score_compare)(e, h, sa, sb, first);
 	if (first)
-		FN(score_ref_offsets)(e, w->sa, w->boref);
+		FN(score_ref_offsets)(e, sa, w->boref);
 	if (first)
-		FN(softmax_context)(e, w, w->sa, e->va, h, e->ca);
-	FN(softmax_context)(e, w, w->sb, e->vb, h, e->cb);
+		FN(softmax_context)(e, w, sa, e->va, h, e->ca);
+	FN(softmax_context)(e, w, sb, e->vb, h, e->cb);
 }
 
 static void FN(worker_main)(void *ctx, size_t wi)
@@ -785,6 +962,11 @@ static void FN(worker_main)(void *ctx, size_t wi)
 	FN(Worker) *w = &e->w[wi];
 	for (size_t t; (t = task_queue_next(&e->queue)) != (size_t)-1;) {
 		switch (j->phase) {
+		case FN(PH_CONV): {
+			const FN(ConvTask) *c = &e->ctask[t];
+			FN(convert)(c->dst, c->src, c->n);
+			break;
+		}
 		case FN(PH_PROJ):
 			FN(proj_task)(e, w, &e->ptask[t]);
 			break;
@@ -798,7 +980,7 @@ static void FN(worker_main)(void *ctx, size_t wi)
 			FN(head_task)(e, w, e->heads[t]);
 			break;
 		case FN(PH_OUT):
-			FN(out_tile)(e, w, t);
+			FN(out_block)(e, w, t);
 			break;
 		}
 	}
@@ -811,9 +993,20 @@ static RfStatus FN(phase)(struct FN(Engine) *e, FN(Phase) ph, size_t ntasks)
 	FN(Job) j = {e, ph};
 	task_queue_init(&e->queue, ntasks);
 	size_t nw = e->nworkers < ntasks ? e->nworkers : ntasks;
+	for (size_t i = 0; i < e->nworkers; i++)
+		e->w[i].fold_sec = 0;
 	double t0 = timer_now();
 	RfStatus st = parallel_run(nw, FN(worker_main), &j);
-	e->sec[ph] += timer_now() - t0;
+	double sec = timer_now() - t0, fold = 0;
+	/* the folding inside a phase is reported as the fold's, by the
+	 * workers' average share */
+	for (size_t i = 0; i < e->nworkers; i++)
+		fold += e->w[i].fold_sec;
+	fold /= (double)nw;
+	if (fold > sec)
+		fold = sec;
+	e->sec[ph] += sec - fold;
+	e->sec[ATTN_PHASE_FOLD] += fold;
 	return st;
 }
 
@@ -848,11 +1041,13 @@ static void FN(plan_run)(struct FN(Engine) *e, const FoldChanges *c)
 }
 
 static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
-			       const FoldChanges *c, InvReport *rep)
+			       const FoldPlan *plan, const FoldChanges *c,
+			       InvReport *rep)
 {
 	size_t T = e->T, D = e->D, H = e->H, G = e->G, B = e->B;
 	RfStatus st = RF_OK;
 	e->b = b;
+	e->plan = plan;
 	e->flops = 0;
 	for (int i = 0; i < ATTN_PHASE_COUNT; i++)
 		e->sec[i] = 0;
@@ -862,31 +1057,53 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 	bool first = !e->orig_ready;
 	int saved = parallel_blas_single();
 
+	/* ---- C: the weights in the compute precision ---------------------- */
+	const double *wsrc[4] = {b->wq, b->wk, b->wv, b->wo};
+	e->n_ctask = 0;
+#if REAL_IS_DOUBLE
+	for (int i = 0; i < 4; i++)
+		e->ws[i] = wsrc[i];
+#else
+	if (first) {
+		const double *wa64[4] = {e->a->wq, e->a->wk, e->a->wv, e->a->wo};
+		for (int i = 0; i < 4; i++)
+			FN(add_conv)(e, wa64[i], e->wa_own[i], e->wsize[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		if (b == e->a) {
+			e->ws[i] = e->wa[i];
+			continue;
+		}
+		/* another layer than a (a one-shot comparison): its own copy */
+		if (!e->ws_own[i])
+			e->ws_own[i] = ws_alloc(e->wsize[i] * sizeof(REAL));
+		if (!e->ws_own[i])
+			st = RF_ERR_NOMEM;
+		else
+			FN(add_conv)(e, wsrc[i], e->ws_own[i], e->wsize[i]);
+		e->ws[i] = e->ws_own[i];
+	}
+#endif
+	if (st == RF_OK)
+		st = FN(phase)(e, FN(PH_CONV), e->n_ctask);
+
 	/* ---- P: projections -------------------------------------------- */
-	FN(small_fill)(&e->sm_b, b, e->nq, e->nk, D, e->d);
+	FN(small_fold)(e);
 	e->n_ptask = 0;
 	if (first) {
 		FN(small_fill)(&e->sm_a, e->a, e->nq, e->nk, D, e->d);
 		bool *t = e->s_chg;  /* scratch: all true on a first run */
-		FN(plan_part)(e, 0, 0, t, H);
-		FN(plan_part)(e, 0, 1, t, G);
-		FN(plan_part)(e, 0, 2, t, G);
-#if !REAL_IS_DOUBLE
-		for (size_t h = 0; h < H; h++)
-			FN(add_ptask)(e, 0, 3, h, 0);
-#endif
+		size_t wide = PROJ_CHUNK / e->d;
+		FN(plan_part)(e, 0, 0, t, H, wide);
+		FN(plan_part)(e, 0, 1, t, G, wide);
+		FN(plan_part)(e, 0, 2, t, G, wide);
 	}
-	FN(plan_part)(e, 1, 0, e->q_chg, H);
-	FN(plan_part)(e, 1, 1, e->k_chg, G);
-	FN(plan_part)(e, 1, 2, e->v_chg, G);
-#if REAL_IS_DOUBLE
-	e->wo_b = b->wo;
-#else
-	for (size_t h = 0; h < H; h++)
-		if (e->o_chg[h])
-			FN(add_ptask)(e, 1, 3, h, 0);
-#endif
-	st = FN(phase)(e, FN(PH_PROJ), e->n_ptask);
+	size_t chunk = plan ? e->fold_heads : PROJ_CHUNK / e->d;
+	FN(plan_part)(e, 1, 0, e->q_chg, H, chunk);
+	FN(plan_part)(e, 1, 1, e->k_chg, G, chunk);
+	FN(plan_part)(e, 1, 2, e->v_chg, G, chunk);
+	if (st == RF_OK)
+		st = FN(phase)(e, FN(PH_PROJ), e->n_ptask);
 	bool any_post = first;
 	for (size_t h = 0; h < H; h++)
 		any_post |= e->q_chg[h];
@@ -934,9 +1151,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 			w->r_err = w->r_ref = 0;
 			w->r_idx = 0;
 		}
-		e->n_tiles_r = (T + e->tb - 1) / e->tb;
-		e->n_tiles_c = (D + e->dc - 1) / e->dc;
-		st = FN(phase)(e, FN(PH_OUT), e->n_tiles_r * e->n_tiles_c);
+		e->n_cblocks = (D + e->nc - 1) / e->nc;
+		st = FN(phase)(e, FN(PH_OUT), e->n_cblocks);
 		if (st == RF_OK) {
 			/* merge the workers' partials: max, then first location */
 			for (size_t h = 0; h < H; h++) {

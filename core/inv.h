@@ -31,8 +31,12 @@ RfStatus inv_session_new(const Layer *l, const double *x,
  * initialised here; release it with report_done(). */
 RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 			      InvReport *rep);
-/* The folded layer of the last evaluation (NULL before one). */
-const Layer *inv_session_folded(const InvSession *s);
+/* The folded layer of the last evaluation (NULL before one, or when out
+ * of memory). Evaluations never build it (they fold head by head into
+ * scratch): it is built here on first use after an evaluation, in float64,
+ * and stays allocated until the session ends. Valid until the next
+ * evaluation. */
+const Layer *inv_session_folded(InvSession *s);
 /* The plan of the last evaluation (NULL before one). */
 const FoldPlan *inv_session_plan(const InvSession *s);
 /* End a session. */
