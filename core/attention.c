@@ -18,8 +18,12 @@
 #define CONV_CHUNK ((size_t)1 << 20)  /* float: entries of one conversion */
 #define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
 #define SCORE_BLOCK 128   /* causal row block of scores and contexts */
-#define OUT_TB 128        /* outputs: tokens of one product */
-#define OUT_NC 512        /* outputs: model coordinates of one task */
+#ifndef OUT_TB
+#define OUT_TB 512        /* outputs: tokens of one product */
+#endif
+#ifndef OUT_NC
+#define OUT_NC 1024       /* outputs: model coordinates of one task */
+#endif
 
 /* ======================= float64 ======================================= */
 #define REAL double

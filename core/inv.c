@@ -89,8 +89,23 @@ void inv_session_reset(InvSession *s)
 	attention_engine_reset(s->engine);
 }
 
+static RfStatus session_evaluate(InvSession *s, const FoldConfig *cfg,
+				 InvReport *rep);
+
 RfStatus inv_session_evaluate(InvSession *s, const FoldConfig *cfg,
 			      InvReport *rep)
+{
+	/* BLAS single-threaded for the whole evaluation, the rotations and
+	 * diagnostics included: its own threads would otherwise spin on the
+	 * cores our workers use. */
+	int saved = parallel_blas_single();
+	RfStatus st = session_evaluate(s, cfg, rep);
+	parallel_blas_restore(saved);
+	return st;
+}
+
+static RfStatus session_evaluate(InvSession *s, const FoldConfig *cfg,
+				 InvReport *rep)
 {
 	const Layer *l = s->orig;
 	RfStatus st = report_init(rep, s->opt.seq, l->shape.n_heads,

@@ -125,13 +125,15 @@ static void bench_help(void)
 /* Median seconds of n evaluations alternating between two configs. */
 static int run_alternating(InvSession *s, const FoldConfig *c0,
 			   const FoldConfig *c1, size_t n, double *sec,
-			   double *gflop)
+			   double *gflop, double phase[INV_PHASE_COUNT])
 {
+	double *pt = calloc(n * INV_PHASE_COUNT, sizeof *pt);
 	double *t = calloc(n, sizeof *t);
 	double *g = calloc(n, sizeof *g);
-	if (!t || !g) {
+	if (!t || !g || !pt) {
 		free(t);
 		free(g);
+		free(pt);
 		return -1;
 	}
 	Timed w = timed_eval(s, c0, false);  /* warm-up: state at c0 */
@@ -141,9 +143,14 @@ static int run_alternating(InvSession *s, const FoldConfig *c0,
 		rc = r.rc;
 		t[i] = r.seconds;
 		g[i] = r.gflop;
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			pt[(size_t)p * n + i] = r.phase[p];
 	}
 	*sec = median(t, n);
 	*gflop = median(g, n);
+	for (int p = 0; p < INV_PHASE_COUNT; p++)
+		phase[p] = median(pt + (size_t)p * n, n);
+	free(pt);
 	free(t);
 	free(g);
 	return rc;
@@ -210,10 +217,11 @@ int cli_bench(int argc, char **argv)
 	for (int p = 0; p < INV_PHASE_COUNT && !rc; p++)
 		phase_s[p] = median(pt + (size_t)p * n, n);
 	double tog_s = 0, tog_g = 0, reb_s = 0, reb_g = 0;
+	double tog_ph[INV_PHASE_COUNT] = {0}, reb_ph[INV_PHASE_COUNT];
 	if (!rc)
-		rc = run_alternating(s, &cfg, &tog, n, &tog_s, &tog_g);
+		rc = run_alternating(s, &cfg, &tog, n, &tog_s, &tog_g, tog_ph);
 	if (!rc)
-		rc = run_alternating(s, &cfg, &reb, n, &reb_s, &reb_g);
+		rc = run_alternating(s, &cfg, &reb, n, &reb_s, &reb_g, reb_ph);
 	size_t threads = inv_session_threads(s);
 	inv_session_free(s);
 	free(ct);
@@ -256,6 +264,11 @@ int cli_bench(int argc, char **argv)
 			json_object_set_new(ph, inv_phase_name((InvPhase)p),
 					    json_real(phase_s[p]));
 		json_object_set_new(j, "cold_phase_seconds", ph);
+		ph = json_object();
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			json_object_set_new(ph, inv_phase_name((InvPhase)p),
+					    json_real(tog_ph[p]));
+		json_object_set_new(j, "toggle_phase_seconds", ph);
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
 		fputc('\n', stdout);
 		json_decref(j);
@@ -275,6 +288,10 @@ int cli_bench(int argc, char **argv)
 		for (int p = 0; p < INV_PHASE_COUNT; p++)
 			printf(" %s %.3f", inv_phase_name((InvPhase)p), phase_s[p]);
 		printf(" s (medians)\n");
+		printf("  toggle by phase   ");
+		for (int p = 0; p < INV_PHASE_COUNT; p++)
+			printf(" %s %.3f", inv_phase_name((InvPhase)p), tog_ph[p]);
+		printf(" s\n");
 		printf("  toggle (v-same)    %7.3f s  %8.2f GFLOP  %.2f of cold\n", tog_s,
 		       tog_g, tog_s / cold_s);
 		printf("  rebuild (commutes) %7.3f s  %8.2f GFLOP  %.2f of cold\n", reb_s,
