@@ -16,6 +16,7 @@
 #define PROJ_CHUNK 2048   /* output columns of one projection task */
 #define FOLD_COLS 512     /* folded weight rows of one projection task */
 #define CONV_CHUNK ((size_t)1 << 20)  /* float: entries of one conversion */
+#define VLANES 4          /* entries per vector step of the compare loops */
 #define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
 #define SCORE_BLOCK 128   /* causal row block of scores and contexts */
 #ifndef OUT_TB

@@ -134,7 +134,7 @@ static size_t FN(arena_entries)(const struct FN(Engine) *e)
 	size_t T = e->T, D = e->D, d = e->d, nc = e->nc, tb = e->tb;
 	size_t proj = e->fold_heads * d * D + d * d;
 	size_t heads = 2 * T * T;
-	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
+	size_t out = 2 * d * nc + 2 * tb * nc + 2 * T * nc + d * d;
 	size_t n = proj > heads ? proj : heads;
 	return n > out ? n : out;
 }
@@ -682,14 +682,15 @@ static void FN(score_ref_offsets)(const struct FN(Engine) *e, const REAL *Sa,
 
 /* ======================= phase O: outputs ================================ */
 
-/* The hot loops of the comparison, four entries at a time with GCC/clang
- * vector extensions (and an AVX2 clone picked at load time on x86-64).
+/* The hot loops of the comparison, VLANES entries at a time with GCC/clang
+ * vector extensions (and AVX-512 and AVX2 clones picked at load time on
+ * x86-64).
  * Differences are taken in double, where the difference of two floats is
  * exact, and a NaN never wins a max: the same results as plain loops. */
 #if defined(__GNUC__)
-typedef REAL FN(V4) __attribute__((vector_size(4 * sizeof(REAL))));
-typedef double FN(V4d) __attribute__((vector_size(32)));
-typedef long long FN(V4m) __attribute__((vector_size(32)));
+typedef REAL FN(V4) __attribute__((vector_size(VLANES * sizeof(REAL))));
+typedef double FN(V4d) __attribute__((vector_size(VLANES * 8)));
+typedef long long FN(V4m) __attribute__((vector_size(VLANES * 8)));
 #define VEC4 1
 #define V4_LOAD(dst, p)                                                  \
 	do {                                                             \
@@ -697,8 +698,7 @@ typedef long long FN(V4m) __attribute__((vector_size(32)));
 		memcpy(&t_, (p), sizeof t_);                             \
 		dst = __builtin_convertvector(t_, FN(V4d));              \
 	} while (0)
-#define V4_ABS(v) ((FN(V4d))((FN(V4m))(v) & (FN(V4m)){INT64_MAX, INT64_MAX, \
-							INT64_MAX, INT64_MAX}))
+#define V4_ABS(v) ((FN(V4d))((FN(V4m))(v) & ((FN(V4m)){0} + INT64_MAX)))
 #define V4_MAX(m, e)                                                     \
 	do {                                                             \
 		FN(V4m) gt_ = (e) > (m);                                 \
@@ -727,8 +727,8 @@ static double FN(diff_max_add)(const REAL *a, const REAL *b, REAL *u, size_t n)
 	double m = 0;
 	size_t j = 0;
 #ifdef VEC4
-	FN(V4d) vm = {0, 0, 0, 0};
-	for (; j + 4 <= n; j += 4) {
+	FN(V4d) vm = {0};
+	for (; j + VLANES <= n; j += VLANES) {
 		FN(V4d) x, y;
 		V4_LOAD(x, a + j);
 		V4_LOAD(y, b + j);
@@ -736,7 +736,7 @@ static double FN(diff_max_add)(const REAL *a, const REAL *b, REAL *u, size_t n)
 		V4_MAX(vm, e);
 		V4_ADD_TO(u + j, b + j);
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < VLANES; i++)
 		if (vm[i] > m)
 			m = vm[i];
 #endif
@@ -756,15 +756,15 @@ static double FN(abs_max_add)(const REAL *a, REAL *u, size_t n)
 	double m = 0;
 	size_t j = 0;
 #ifdef VEC4
-	FN(V4d) vm = {0, 0, 0, 0};
-	for (; j + 4 <= n; j += 4) {
+	FN(V4d) vm = {0};
+	for (; j + VLANES <= n; j += VLANES) {
 		FN(V4d) x;
 		V4_LOAD(x, a + j);
 		FN(V4d) e = V4_ABS(x);
 		V4_MAX(vm, e);
 		V4_ADD_TO(u + j, a + j);
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < VLANES; i++)
 		if (vm[i] > m)
 			m = vm[i];
 #endif
@@ -825,9 +825,11 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq, tb = e->tb;
 	size_t c0 = blk * e->nc, nc = D - c0 < e->nc ? D - c0 : e->nc;
 	bool first = !e->orig_ready;
-	/* arena: W'_o block (d x nc), O tiles (tb x nc) of both sides, the
-	 * update blocks (T x nc) of both sides, a float rotation (d x d) */
-	REAL *wt = w->arena, *oa_t = wt + d * nc, *ob_t = oa_t + tb * nc;
+	/* arena: W'_o,h^T and W_o,h^T blocks (d x nc), O tiles (tb x nc) of
+	 * both sides, the update blocks (T x nc) of both sides, a float
+	 * rotation (d x d) */
+	REAL *wt = w->arena, *wta = wt + d * nc, *oa_t = wta + d * nc;
+	REAL *ob_t = oa_t + tb * nc;
 	REAL *ua = ob_t + tb * nc, *ub = ua + T * nc, *rf = ub + T * nc;
 	const REAL *woa = e->wa[3], *wob = e->ws[3];
 	if (first)
@@ -845,22 +847,23 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 			w->flops += 2.0 * (double)d * (double)d * (double)nc;
 			w->fold_sec += timer_now() - t0;
 		}
+		bool fresh = first || h >= e->n_ocache;
+		if (fresh)
+			/* W_o,h^T for these coordinates, so both sides' products
+			 * read their weights the same way */
+			for (size_t i = 0; i < d; i++)
+				for (size_t j = 0; j < nc; j++)
+					wta[i * nc + j] = woa[(c0 + j) * nq + h * d + i];
 		for (size_t r0 = 0; r0 < T; r0 += tb) {
 			size_t nr = T - r0 < tb ? T - r0 : tb;
-			const REAL *oa;
-			size_t lda;
-			bool fresh = first || h >= e->n_ocache;
-			if (h < e->n_ocache) {
-				oa = e->ocache + h * T * D + r0 * D + c0;
-				lda = D;
-			} else {
-				oa = oa_t;
-				lda = nc;
-			}
+			/* cached O_h: the block of coordinates c0.. is T x nc,
+			 * contiguous, at h T D + c0 T */
+			REAL *oa = h < e->n_ocache
+				? e->ocache + h * T * D + c0 * T + r0 * nc : oa_t;
 			if (fresh) {
-				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)nc,
-				     (int)d, 1, e->ca + r0 * nq + h * d, (int)nq,
-				     woa + c0 * nq + h * d, (int)nq, 0, (REAL *)oa, (int)lda);
+				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+				     (int)nc, (int)d, 1, e->ca + r0 * nq + h * d, (int)nq,
+				     wta, (int)nc, 0, oa, (int)nc);
 				w->flops += 2.0 * (double)nr * (double)nc * (double)d;
 			}
 			if (e->plan)
@@ -872,7 +875,7 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 				     (int)nc, (int)d, 1, e->cb + r0 * nq + h * d, (int)nq,
 				     wob + c0 * nq + h * d, (int)nq, 0, ob_t, (int)nc);
 			w->flops += 2.0 * (double)nr * (double)nc * (double)d;
-			FN(out_compare)(e, w, h, r0, nr, c0, nc, oa, lda, ob_t, ua, ub,
+			FN(out_compare)(e, w, h, r0, nr, c0, nc, oa, nc, ob_t, ua, ub,
 					first);
 		}
 	}
