@@ -574,6 +574,46 @@ static void FN(post_part)(const struct FN(Engine) *e, const Layer *l,
 	}
 }
 
+/* ======================= vector helpers ================================== */
+
+/* The hot loops of the comparison, VLANES entries at a time with GCC/clang
+ * vector extensions (and AVX-512 and AVX2 clones picked at load time on
+ * x86-64).
+ * Differences are taken in double, where the difference of two floats is
+ * exact, and a NaN never wins a max: the same results as plain loops. */
+#if defined(__GNUC__)
+typedef REAL FN(V4) __attribute__((vector_size(VLANES * sizeof(REAL))));
+typedef double FN(V4d) __attribute__((vector_size(VLANES * 8)));
+typedef long long FN(V4m) __attribute__((vector_size(VLANES * 8)));
+#define VEC4 1
+#define V4_LOAD(dst, p)                                                  \
+	do {                                                             \
+		FN(V4) t_;                                               \
+		memcpy(&t_, (p), sizeof t_);                             \
+		dst = __builtin_convertvector(t_, FN(V4d));              \
+	} while (0)
+#define V4_ABS(v) ((FN(V4d))((FN(V4m))(v) & ((FN(V4m)){0} + INT64_MAX)))
+#define V4_MAX(m, e)                                                     \
+	do {                                                             \
+		FN(V4m) gt_ = (e) > (m);                                 \
+		m = (FN(V4d))(((FN(V4m))(e) & gt_) | ((FN(V4m))(m) & ~gt_)); \
+	} while (0)
+#define V4_ADD_TO(u, b)                                                  \
+	do {                                                             \
+		FN(V4) x_, y_;                                           \
+		memcpy(&x_, (u), sizeof x_);                             \
+		memcpy(&y_, (b), sizeof y_);                             \
+		x_ += y_;                                                \
+		memcpy((u), &x_, sizeof x_);                             \
+	} while (0)
+#if defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
+#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef HOT_CLONES
+#define HOT_CLONES
+#endif
+
 /* ======================= phase S: heads ================================== */
 
 /* S[r0:r1, 0:r1] = scale q_h k_g^T for causal row blocks. */
@@ -590,6 +630,86 @@ static void FN(scores)(const struct FN(Engine) *e, FN(Worker) *w,
 	}
 }
 
+#ifdef VEC4
+/* exp(x), VLANES at a time: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite),
+ * exp(r) by its degree-13 Taylor polynomial (truncation below 1e-17
+ * relative, so within an ulp or two of exp()), times 2^k from the
+ * exponent bits; 0 below -708, where exp() is subnormal or zero. */
+static inline void FN(vexp)(FN(V4d) *xp)
+{
+	FN(V4d) x = *xp;
+	const double shift = 6755399441055744.0;  /* 1.5 * 2^52: rounds to int */
+	FN(V4m) under = x < -708.0;
+	FN(V4d) lo = (FN(V4d)){0} - 708.0;
+	x = (FN(V4d))(((FN(V4m))x & ~under) | ((FN(V4m))lo & under));
+	FN(V4d) kd = x * 1.44269504088896338700 + shift;
+	FN(V4m) ki = (FN(V4m))kd - (FN(V4m))((FN(V4d)){0} + shift);
+	kd -= shift;
+	FN(V4d) r = x - kd * 6.93147180369123816490e-01;
+	r = r - kd * 1.90821492927058770002e-10;
+	FN(V4d) p = (FN(V4d)){0} + 1.0 / 6227020800.0;
+	p = p * r + 1.0 / 479001600.0;
+	p = p * r + 1.0 / 39916800.0;
+	p = p * r + 1.0 / 3628800.0;
+	p = p * r + 1.0 / 362880.0;
+	p = p * r + 1.0 / 40320.0;
+	p = p * r + 1.0 / 5040.0;
+	p = p * r + 1.0 / 720.0;
+	p = p * r + 1.0 / 120.0;
+	p = p * r + 1.0 / 24.0;
+	p = p * r + 1.0 / 6.0;
+	p = p * r + 0.5;
+	p = p * r + 1.0;
+	p = p * r + 1.0;
+	FN(V4d) scale = (FN(V4d))((ki + 1023) << 52);
+	*xp = (FN(V4d))((FN(V4m))(p * scale) & ~under);
+}
+#endif
+
+/* Row softmax over its n first entries in place, max subtracted. */
+HOT_CLONES
+static void FN(softmax_row)(REAL *row, size_t n)
+{
+	REAL mx = row[0];
+	for (size_t j = 1; j < n; j++)
+		if (row[j] > mx)
+			mx = row[j];
+	double sum = 0;
+	size_t j = 0;
+#ifdef VEC4
+	FN(V4d) vs = {0};
+	for (; j + VLANES <= n; j += VLANES) {
+		FN(V4) t;
+		memcpy(&t, row + j, sizeof t);
+		t -= mx;
+		FN(V4d) x = __builtin_convertvector(t, FN(V4d));
+		FN(vexp)(&x);
+		vs += x;
+		t = __builtin_convertvector(x, FN(V4));
+		memcpy(row + j, &t, sizeof t);
+	}
+	if (j < n) {
+		FN(V4d) x;
+		for (size_t i = 0; i < VLANES; i++)  /* past the end: exp -> 0 */
+			x[i] = j + i < n ? (double)(row[j + i] - mx) : -1000.0;
+		FN(vexp)(&x);
+		vs += x;
+		for (size_t i = 0; j + i < n; i++)
+			row[j + i] = (REAL)x[i];
+	}
+	for (size_t i = 0; i < VLANES; i++)
+		sum += vs[i];
+#else
+	for (; j < n; j++) {
+		row[j] = (REAL)exp((double)(row[j] - mx));
+		sum += row[j];
+	}
+#endif
+	REAL inv = (REAL)(1 / sum);
+	for (j = 0; j < n; j++)
+		row[j] *= inv;
+}
+
 /* Causal softmax of S in place (row m over n <= m, max subtracted, zeros
  * to the end of its row block), then C_h = P v_g, causal row blocks. */
 static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
@@ -600,18 +720,7 @@ static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
 		size_t r1 = r0 + SCORE_BLOCK < T ? r0 + SCORE_BLOCK : T;
 		for (size_t m = r0; m < r1; m++) {
 			REAL *row = S + m * T;
-			REAL mx = row[0];
-			for (size_t n = 1; n <= m; n++)
-				if (row[n] > mx)
-					mx = row[n];
-			REAL sum = 0;
-			for (size_t n = 0; n <= m; n++) {
-				row[n] = (REAL)exp((double)(row[n] - mx));
-				sum += row[n];
-			}
-			REAL inv = 1 / sum;
-			for (size_t n = 0; n <= m; n++)
-				row[n] *= inv;
+			FN(softmax_row)(row, m + 1);
 			for (size_t n = m + 1; n < r1; n++)
 				row[n] = 0;
 		}
@@ -682,43 +791,6 @@ static void FN(score_ref_offsets)(const struct FN(Engine) *e, const REAL *Sa,
 
 /* ======================= phase O: outputs ================================ */
 
-/* The hot loops of the comparison, VLANES entries at a time with GCC/clang
- * vector extensions (and AVX-512 and AVX2 clones picked at load time on
- * x86-64).
- * Differences are taken in double, where the difference of two floats is
- * exact, and a NaN never wins a max: the same results as plain loops. */
-#if defined(__GNUC__)
-typedef REAL FN(V4) __attribute__((vector_size(VLANES * sizeof(REAL))));
-typedef double FN(V4d) __attribute__((vector_size(VLANES * 8)));
-typedef long long FN(V4m) __attribute__((vector_size(VLANES * 8)));
-#define VEC4 1
-#define V4_LOAD(dst, p)                                                  \
-	do {                                                             \
-		FN(V4) t_;                                               \
-		memcpy(&t_, (p), sizeof t_);                             \
-		dst = __builtin_convertvector(t_, FN(V4d));              \
-	} while (0)
-#define V4_ABS(v) ((FN(V4d))((FN(V4m))(v) & ((FN(V4m)){0} + INT64_MAX)))
-#define V4_MAX(m, e)                                                     \
-	do {                                                             \
-		FN(V4m) gt_ = (e) > (m);                                 \
-		m = (FN(V4d))(((FN(V4m))(e) & gt_) | ((FN(V4m))(m) & ~gt_)); \
-	} while (0)
-#define V4_ADD_TO(u, b)                                                  \
-	do {                                                             \
-		FN(V4) x_, y_;                                           \
-		memcpy(&x_, (u), sizeof x_);                             \
-		memcpy(&y_, (b), sizeof y_);                             \
-		x_ += y_;                                                \
-		memcpy((u), &x_, sizeof x_);                             \
-	} while (0)
-#if defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
-#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef HOT_CLONES
-#define HOT_CLONES
-#endif
 
 /* max_j |a_j - b_j| over n entries, and u_j += b_j. */
 HOT_CLONES
