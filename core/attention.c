@@ -20,7 +20,7 @@
 #define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
 #define SCORE_BLOCK 128   /* causal row block of scores and contexts */
 #ifndef OUT_TB
-#define OUT_TB 512        /* outputs: tokens of one product */
+#define OUT_TB 256        /* outputs: tokens of one product */
 #endif
 #ifndef OUT_NC
 #define OUT_NC 1024       /* outputs: model coordinates of one task */

@@ -821,10 +821,13 @@ static double FN(diff_max_add)(const REAL *a, const REAL *b, REAL *u, size_t n)
 	return m;
 }
 
-/* max_j |a_j| over n entries, and u_j += a_j. */
+/* max_j |a_j| over n entries, u_j += a_j, and (when c is not NULL)
+ * c_j = a_j. */
 HOT_CLONES
-static double FN(abs_max_add)(const REAL *a, REAL *u, size_t n)
+static double FN(abs_max_add)(const REAL *a, REAL *u, REAL *c, size_t n)
 {
+	if (c)
+		memcpy(c, a, n * sizeof(REAL));
 	double m = 0;
 	size_t j = 0;
 #ifdef VEC4
@@ -860,11 +863,12 @@ static size_t FN(diff_find)(const REAL *a, const REAL *b, size_t n, double targe
 
 /* Compare one head's outputs on rows r0 .. r0+nr-1 of a coordinate block
  * (oa with leading dimension lda, ob with nc), add them into the update
- * blocks ua, ub (T x nc), and keep the worker's worst. */
+ * blocks ua, ub (T x nc), and keep the worker's worst; on a first run,
+ * copy oa to store (nr x nc) when not NULL, while it is in cache. */
 static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 			    size_t r0, size_t nr, size_t c0, size_t nc,
 			    const REAL *oa, size_t lda, const REAL *ob,
-			    REAL *ua, REAL *ub, bool first)
+			    REAL *ua, REAL *ub, bool first, REAL *store)
 {
 	size_t D = e->D;
 	double err = w->h_err[h], ref = w->h_ref[h];
@@ -880,7 +884,8 @@ static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 			}
 		}
 		if (first) {
-			double rv = FN(abs_max_add)(ra, ua + (r0 + i) * nc, nc);
+			double rv = FN(abs_max_add)(ra, ua + (r0 + i) * nc,
+						    store ? store + i * nc : NULL, nc);
 			if (rv > ref)
 				ref = rv;
 		}
@@ -923,15 +928,20 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 		if (fresh)
 			/* W_o,h^T for these coordinates, so both sides' products
 			 * read their weights the same way */
-			for (size_t i = 0; i < d; i++)
-				for (size_t j = 0; j < nc; j++)
-					wta[i * nc + j] = woa[(c0 + j) * nq + h * d + i];
+			for (size_t j = 0; j < nc; j++) {
+				const REAL *src = woa + (c0 + j) * nq + h * d;
+				for (size_t i = 0; i < d; i++)
+					wta[i * nc + j] = src[i];
+			}
 		for (size_t r0 = 0; r0 < T; r0 += tb) {
 			size_t nr = T - r0 < tb ? T - r0 : tb;
 			/* cached O_h: the block of coordinates c0.. is T x nc,
 			 * contiguous, at h T D + c0 T */
-			REAL *oa = h < e->n_ocache
-				? e->ocache + h * T * D + c0 * T + r0 * nc : oa_t;
+			REAL *slot = h < e->n_ocache
+				? e->ocache + h * T * D + c0 * T + r0 * nc : NULL;
+			/* a first run multiplies into the scratch tile, in cache,
+			 * and the compare copies it to the slot */
+			REAL *oa = fresh || !slot ? oa_t : slot;
 			if (fresh) {
 				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
 				     (int)nc, (int)d, 1, e->ca + r0 * nq + h * d, (int)nq,
@@ -948,7 +958,7 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 				     wob + c0 * nq + h * d, (int)nq, 0, ob_t, (int)nc);
 			w->flops += 2.0 * (double)nr * (double)nc * (double)d;
 			FN(out_compare)(e, w, h, r0, nr, c0, nc, oa, nc, ob_t, ua, ub,
-					first);
+					first, fresh ? slot : NULL);
 		}
 	}
 	/* residual: y = x + U + b_o on both sides; reference is U alone */
