@@ -25,8 +25,9 @@
  *           output recomputed; Q, K and the scores are reused).
  *   rebuild the same for commutes: every rotation changes, so the whole
  *           folded side is recomputed (the original side stays cached).
- * GFLOP counts the matrix products a cold evaluation performs, 2mnk
- * each (see attention_cold_flops and refold_flops). */
+ * GFLOP counts the matrix products an evaluation performs, 2mnk each,
+ * the folding of the weights included (see attention_cold_flops). The
+ * cold time is also given by phase (inv_session_phase_seconds). */
 
 #define BENCH_GEMM_N 2048
 
