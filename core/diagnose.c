@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/diagnose.h"
+#include "core/parallel.h"
 #include "core/rope.h"
 
 /* Below this, a Frobenius norm of an O(1) matrix is roundoff. */
@@ -85,34 +86,91 @@ static size_t break_offset_of(const double *freqs, size_t np, size_t i, size_t j
 	return n > 1e15 ? (size_t)1e15 : (size_t)n;
 }
 
+/* The products of the diagnosis, per rotation: independent of each other,
+ * so they are spread over workers; the maxima are taken afterwards in
+ * index order, as a serial loop would. */
+typedef struct {
+	const Layer *l;
+	const FoldPlan *plan;
+	Diagnostics *dg;
+	const double *Th;
+	double *work;           /* nworkers x d x d */
+	double *od;             /* H + 2G: ortho defects of R_q, R_k, R_v */
+	double *vo;             /* H: ||R_o^T R_v - I|| per query head */
+	TaskQueue queue;        /* H head tasks, then G group tasks */
+} DiagJob;
+
+static void diag_worker(void *ctx, size_t wi)
+{
+	DiagJob *j = ctx;
+	const Layer *l = j->l;
+	const FoldPlan *plan = j->plan;
+	Diagnostics *dg = j->dg;
+	size_t H = l->shape.n_heads, G = l->shape.n_kv_heads;
+	size_t d = l->shape.head_dim, dd = d * d, hpg = H / G, ms = dg->map_size;
+	double *work = j->work + wi * dd;
+	for (size_t t; (t = task_queue_next(&j->queue)) != (size_t)-1;) {
+		if (t < H) {
+			size_t h = t, g = h / hpg;
+			const double *R = plan->rq + h * dd;
+			j->od[h] = gram_defect(R, R, d, work);
+			dg->comm_q[h] = commutator(R, j->Th, d, &l->rope, ms,
+						   dg->pair_map + h * ms * ms, work);
+			j->vo[h] = gram_defect(plan->ro + h * dd, plan->rv + g * dd, d,
+					       work);
+		} else {
+			size_t g = t - H;
+			const double *Rk = plan->rk + g * dd, *Rv = plan->rv + g * dd;
+			j->od[H + g] = gram_defect(Rk, Rk, d, work);
+			j->od[H + G + g] = gram_defect(Rv, Rv, d, work);
+			dg->comm_k[g] = commutator(Rk, j->Th, d, &l->rope, ms, NULL,
+						   work);
+		}
+	}
+}
+
 RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 		       const FoldPlan *plan, InvReport *rep)
+{
+	return diagnose_plan_threads(l, cfg, plan, 1, rep);
+}
+
+RfStatus diagnose_plan_threads(const Layer *l, const FoldConfig *cfg,
+			       const FoldPlan *plan, size_t threads,
+			       InvReport *rep)
 {
 	Diagnostics *dg = &rep->diag;
 	size_t H = l->shape.n_heads, G = l->shape.n_kv_heads;
 	size_t d = l->shape.head_dim, dd = d * d, hpg = H / G;
 	size_t np = dg->npairs, ms = dg->map_size;
-	double *Th = malloc(dd * sizeof(double));
-	double *work = malloc(dd * sizeof(double));
-	if (!Th || !work) {
-		free(Th);
-		free(work);
+	size_t nw = threads ? threads : 1;
+	if (nw > H + G)
+		nw = H + G;
+	/* one block: Th (d x d), the workers' d x d scratch, od, vo */
+	double *Th = malloc((dd * (1 + nw) + 2 * H + 2 * G) * sizeof(double));
+	if (!Th)
 		return RF_ERR_NOMEM;
-	}
+	DiagJob job = {l, plan, dg, Th, Th + dd, Th + dd * (1 + nw), NULL, {0}};
+	job.vo = job.od + H + 2 * G;
 	rope_frequencies(&l->rope, dg->freqs);
 	rope_theta_matrix(dg->freqs, l->rope.layout, l->rope.rotary_dim, d, 1.0, Th);
+	task_queue_init(&job.queue, H + G);
+	RfStatus st = parallel_run(nw, diag_worker, &job);
+	if (st != RF_OK) {
+		free(Th);
+		return st;
+	}
 
 	dg->ortho_defect = 0;
 	dg->comm_max = 0;
 	dg->mix_norm = 0;
 	dg->break_offset = 0;
-	struct { const double *R; size_t n; char part; } sets[] = {
-		{plan->rq, H, 'q'}, {plan->rk, G, 'k'}, {plan->rv, G, 'v'},
+	struct { size_t base, n; char part; } sets[] = {
+		{0, H, 'q'}, {H, G, 'k'}, {H + G, G, 'v'},
 	};
 	for (size_t s = 0; s < 3; s++)
 		for (size_t i = 0; i < sets[s].n; i++) {
-			const double *R = sets[s].R + i * dd;
-			double od = gram_defect(R, R, d, work);
+			double od = job.od[sets[s].base + i];
 			if (od > dg->ortho_defect) {
 				dg->ortho_defect = od;
 				dg->ortho_part = sets[s].part;
@@ -120,9 +178,7 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 			}
 		}
 	for (size_t h = 0; h < H; h++) {
-		double *map = dg->pair_map + h * ms * ms;
-		dg->comm_q[h] = commutator(plan->rq + h * dd, Th, d, &l->rope, ms,
-					   map, work);
+		const double *map = dg->pair_map + h * ms * ms;
 		if (dg->comm_q[h] > dg->comm_max)
 			dg->comm_max = dg->comm_q[h];
 		for (size_t i = 0; i < ms; i++)
@@ -147,8 +203,6 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 			}
 	}
 	for (size_t g = 0; g < G; g++) {
-		dg->comm_k[g] = commutator(plan->rk + g * dd, Th, d, &l->rope, ms,
-					   NULL, work);
 		if (dg->comm_k[g] > dg->comm_max)
 			dg->comm_max = dg->comm_k[g];
 	}
@@ -165,7 +219,7 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 			dg->gqa_mismatch = v;
 			dg->gqa_mismatch_head = h;
 		}
-		v = gram_defect(plan->ro + h * dd, plan->rv + g * dd, d, work);
+		v = job.vo[h];
 		if (v > dg->vo_mismatch) {
 			dg->vo_mismatch = v;
 			dg->vo_mismatch_head = h;
@@ -196,7 +250,6 @@ RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 		if (plan->perm[g] != g)
 			dg->heads_permuted = true;
 	free(Th);
-	free(work);
 	return RF_OK;
 }
 

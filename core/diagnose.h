@@ -11,6 +11,12 @@
 RfStatus diagnose_plan(const Layer *l, const FoldConfig *cfg,
 		       const FoldPlan *plan, InvReport *rep);
 
+/* The same, with the per-rotation products spread over threads workers
+ * (the results do not depend on threads). */
+RfStatus diagnose_plan_threads(const Layer *l, const FoldConfig *cfg,
+			       const FoldPlan *plan, size_t threads,
+			       InvReport *rep);
+
 /* Write rep->explanation: plain words on where and why each level breaks
  * (or holds against the prediction), from verdicts and diagnostics. */
 void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep);

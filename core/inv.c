@@ -146,7 +146,7 @@ static RfStatus session_evaluate(InvSession *s, const FoldConfig *cfg,
 	s->sec[INV_PHASE_HEADS] = es[ATTN_PHASE_HEADS];
 	s->sec[INV_PHASE_OUT] = es[ATTN_PHASE_OUT];
 	double t2 = timer_now();
-	st = diagnose_plan(l, cfg, &s->plan, rep);
+	st = diagnose_plan_threads(l, cfg, &s->plan, s->opt.threads, rep);
 	if (st != RF_OK)
 		goto fail;
 	levels_judge(rep, l, cfg, s->opt.tol);
