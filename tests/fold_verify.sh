@@ -2,13 +2,13 @@
 # End-to-end tests of `ropefold verify` on the shared real checkpoints:
 # identical files across formats, a tampered copy located to its layer,
 # head and tensor, --layers ranges, --json, bad input. Prints TAP; skips
-# (exit 77) without ../shared/models.
+# without ../shared/models.
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
 M="$SRCDIR/../shared/models"
 if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ]; then
 	echo "1..0 # SKIP no shared models at $M"
-	exit 77
+	exit 0
 fi
 n=0
 fails=0

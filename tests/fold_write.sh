@@ -2,13 +2,13 @@
 # End-to-end tests of `ropefold fold` on the shared real checkpoints: fold
 # then verify in every format, --undo, dropped assumptions and permuted
 # heads named by verify, --json, an interrupted write, refused outputs.
-# Prints TAP; skips (exit 77) without ../shared/models.
+# Prints TAP; skips without ../shared/models.
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
 M="$SRCDIR/../shared/models"
 if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ] || [ ! -d "$M/tiny_llama_hf" ]; then
 	echo "1..0 # SKIP no shared models at $M (stories260K.bin, stories260K.gguf, tiny_llama_hf/)"
-	exit 77
+	exit 0
 fi
 n=0
 fails=0

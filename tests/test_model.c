@@ -127,7 +127,7 @@ static void test_bad_regressions(void **state)
 	snprintf(dir, sizeof dir, "%s/tests/bad", srcdir());
 	DIR *d = opendir(dir);
 	if (!d)
-		skip();
+		fail_msg("%s: the regression inputs are missing", dir);
 	struct dirent *e;
 	size_t n = 0;
 	while ((e = readdir(d))) {
@@ -241,5 +241,15 @@ int main(void)
 		cmocka_unit_test(test_shared_stories),
 		cmocka_unit_test(test_shared_hf),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* cmocka 1.1.5 reports a skip() as "not ok ... # SKIP", which the TAP
+	 * driver counts as a failure: leave the shared-model cases out of the
+	 * plan instead, and say so. */
+	char buf[4096];
+	size_t n = sizeof tests / sizeof tests[0];
+	if (!shared_models(buf, sizeof buf)) {
+		printf("# shared models not found: skipping test_shared_stories and "
+		       "test_shared_hf\n");
+		n -= 2;
+	}
+	return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
 }
