@@ -134,7 +134,7 @@ static size_t FN(arena_entries)(const struct FN(Engine) *e)
 	size_t T = e->T, D = e->D, d = e->d, nc = e->nc, tb = e->tb;
 	size_t proj = e->fold_heads * d * D + d * d;
 	size_t heads = 2 * T * T;
-	size_t out = 2 * d * nc + 2 * tb * nc + 2 * T * nc + d * d;
+	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
 	size_t n = proj > heads ? proj : heads;
 	return n > out ? n : out;
 }
@@ -923,10 +923,10 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq, tb = e->tb;
 	size_t c0 = blk * e->nc, nc = D - c0 < e->nc ? D - c0 : e->nc;
 	bool first = !e->orig_ready;
-	/* arena: W'_o,h^T and W_o,h^T blocks (d x nc), O tiles (tb x nc) of
-	 * both sides, the update blocks (T x nc) of both sides, a float
-	 * rotation (d x d) */
-	REAL *wt = w->arena, *wta = wt + d * nc, *oa_t = wta + d * nc;
+	/* arena: the W'_o,h^T block (d x nc), O tiles (tb x nc) of both
+	 * sides, the update blocks (T x nc) of both sides, a float rotation
+	 * (d x d) */
+	REAL *wt = w->arena, *oa_t = wt + d * nc;
 	REAL *ob_t = oa_t + tb * nc;
 	REAL *ua = ob_t + tb * nc, *ub = ua + T * nc, *rf = ub + T * nc;
 	const REAL *woa = e->wa[3], *wob = e->ws[3];
@@ -946,14 +946,6 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 			w->fold_sec += timer_now() - t0;
 		}
 		bool fresh = first || h >= e->n_ocache;
-		if (fresh)
-			/* W_o,h^T for these coordinates, so both sides' products
-			 * read their weights the same way */
-			for (size_t j = 0; j < nc; j++) {
-				const REAL *src = woa + (c0 + j) * nq + h * d;
-				for (size_t i = 0; i < d; i++)
-					wta[i * nc + j] = src[i];
-			}
 		for (size_t r0 = 0; r0 < T; r0 += tb) {
 			size_t nr = T - r0 < tb ? T - r0 : tb;
 			/* cached O_h: the block of coordinates c0.. is T x nc,
@@ -964,9 +956,11 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 			 * and the compare copies it to the slot */
 			REAL *oa = fresh || !slot ? oa_t : slot;
 			if (fresh) {
-				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr,
+				/* O_h = C_h W_o,h^T straight from W_o's rows: no
+				 * transposed copy of the block */
+				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr,
 				     (int)nc, (int)d, 1, e->ca + r0 * nq + h * d, (int)nq,
-				     wta, (int)nc, 0, oa, (int)nc);
+				     woa + c0 * nq + h * d, (int)nq, 0, oa, (int)nc);
 				w->flops += 2.0 * (double)nr * (double)nc * (double)d;
 			}
 			if (e->plan)
