@@ -13,6 +13,7 @@
 #include "data/hfconfig.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
+#include "data/path.h"
 #include "data/reader.h"
 
 struct Model {
@@ -63,23 +64,6 @@ static bool is_file(const char *p)
 {
 	struct stat st;
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static bool has_suffix(const char *s, const char *suf)
-{
-	size_t n = strlen(s), k = strlen(suf);
-	return n >= k && !strcmp(s + n - k, suf);
-}
-
-static void dir_of(const char *path, char *dir, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, len, ".");
-	else if (slash == path)
-		snprintf(dir, len, "/");
-	else
-		snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
 /* Map and parse every shard a model.safetensors.index.json names. */
@@ -163,7 +147,7 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 	int rc = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		if (!has_suffix(e->d_name, ".safetensors"))
+		if (!path_has_suffix(e->d_name, ".safetensors"))
 			continue;
 		char **v = realloc(names, (n + 1) * sizeof *v);
 		if (!v || !(v[n] = strdup(e->d_name))) {
@@ -353,8 +337,8 @@ static int model_finish(Model *m, char *err, size_t errlen)
 static int open_file(Model *m, const char *path, char *err, size_t errlen)
 {
 	char dir[4096];
-	dir_of(path, dir, sizeof dir);
-	if (has_suffix(path, ".json")) {
+	path_dirname(path, dir, sizeof dir);
+	if (path_has_suffix(path, ".json")) {
 		/* A shard index given directly. */
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", dir);

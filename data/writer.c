@@ -15,6 +15,7 @@
 
 #include "core/dtype.h"
 #include "data/model_tensors.h"
+#include "data/path.h"
 #include "data/writer.h"
 #include "data/writer_impl.h"
 
@@ -44,17 +45,6 @@ struct Writer {
 static Writer *live_writers;
 
 /* ---- small helpers -------------------------------------------------------- */
-
-static void dir_name(const char *path, char *dir, size_t len)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, len, ".");
-	else if (slash == path)
-		snprintf(dir, len, "/");
-	else
-		snprintf(dir, len, "%.*s", (int)(slash - path), path);
-}
 
 static const char *base_name(const char *path)
 {
@@ -253,14 +243,14 @@ static int make_temp(const Writer *w, const char *final_path, char **tmp, char *
 		snprintf(path, sizeof path, "%s/%s", w->tmp_dir, base_name(final_path));
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	} else {
-		dir_name(final_path, dir, sizeof dir);
+		path_dirname(final_path, dir, sizeof dir);
 		snprintf(path, sizeof path, "%s/.%s.tmp-XXXXXX", dir, base_name(final_path));
 		fd = mkstemp(path);
 		if (fd >= 0)
 			fchmod(fd, 0644);
 	}
 	if (fd < 0) {
-		dir_name(final_path, dir, sizeof dir);
+		path_dirname(final_path, dir, sizeof dir);
 		snprintf(err, errlen, "%s: cannot create a temporary file in %s: %s", final_path,
 			 w->folder ? w->tmp_dir : dir, strerror(errno));
 		return -1;
@@ -448,8 +438,8 @@ static int collect_aux_folder(Writer *w, char *err, size_t errlen)
 static int collect_aux_config(Writer *w, const char *in_path, char *err, size_t errlen)
 {
 	char din[PATH_MAX], dout[PATH_MAX], src[PATH_MAX + 16], dst[PATH_MAX + 16];
-	dir_name(in_path, din, sizeof din);
-	dir_name(w->out, dout, sizeof dout);
+	path_dirname(in_path, din, sizeof din);
+	path_dirname(w->out, dout, sizeof dout);
 	snprintf(src, sizeof src, "%s/config.json", din);
 	snprintf(dst, sizeof dst, "%s/config.json", dout);
 	struct stat a, b;
@@ -732,7 +722,7 @@ int writer_start(Writer *w, char *err, size_t errlen)
 	live_writers = w;
 	if (w->folder) {
 		char dir[PATH_MAX];
-		dir_name(w->out, dir, sizeof dir);
+		path_dirname(w->out, dir, sizeof dir);
 		int k = snprintf(w->tmp_dir, sizeof w->tmp_dir, "%s/.%s.tmp-XXXXXX", dir,
 				 base_name(w->out));
 		if (k < 0 || (size_t)k >= sizeof w->tmp_dir || !mkdtemp(w->tmp_dir)) {
@@ -875,7 +865,7 @@ static bool fail_before_rename(void)
 static int commit_folder(Writer *w, char *err, size_t errlen)
 {
 	char parent[PATH_MAX];
-	dir_name(w->out, parent, sizeof parent);
+	path_dirname(w->out, parent, sizeof parent);
 	if (fsync_dir(w->tmp_dir)) {
 		snprintf(err, errlen, "%s: fsync: %s", w->tmp_dir, strerror(errno));
 		return -1;
@@ -952,7 +942,7 @@ int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 	/* Aux files (config.json) and the sidecar first: an OUT that exists is
 	 * complete. */
 	char dir[PATH_MAX];
-	dir_name(w->out, dir, sizeof dir);
+	path_dirname(w->out, dir, sizeof dir);
 	for (size_t i = 0; i < w->naux; i++) {
 		if (rename_file(w->aux[i].tmp_path, w->aux[i].final_path, err, errlen))
 			return -1;
