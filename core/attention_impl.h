@@ -842,34 +842,45 @@ static void FN(stream_copy)(REAL *c, const REAL *a, size_t n)
 		memcpy(c + j, a + j, (n - j) * sizeof(REAL));
 }
 
-/* max_j |a_j| over n entries, u_j += a_j, and (when c is not NULL)
- * c_j = a_j. */
+/* A first run's compare in one pass: max_j |a_j - b_j| (returned) and
+ * max_j |a_j| (*ref) over n entries, ub_j += b_j and ua_j += a_j. */
 HOT_CLONES
-static double FN(abs_max_add)(const REAL *a, REAL *u, REAL *c, size_t n)
+static double FN(diff_ref_add)(const REAL *a, const REAL *b, REAL *ua,
+			       REAL *ub, size_t n, double *ref)
 {
-	if (c)
-		FN(stream_copy)(c, a, n);
-	double m = 0;
+	double m = 0, r = 0;
 	size_t j = 0;
 #ifdef VEC4
-	FN(V4d) vm = {0};
+	FN(V4d) vm = {0}, vr = {0};
 	for (; j + VLANES <= n; j += VLANES) {
-		FN(V4d) x;
+		FN(V4d) x, y;
 		V4_LOAD(x, a + j);
-		FN(V4d) e = V4_ABS(x);
+		V4_LOAD(y, b + j);
+		FN(V4d) e = V4_ABS(x - y);
 		V4_MAX(vm, e);
-		V4_ADD_TO(u + j, a + j);
+		FN(V4d) f = V4_ABS(x);
+		V4_MAX(vr, f);
+		V4_ADD_TO(ub + j, b + j);
+		V4_ADD_TO(ua + j, a + j);
 	}
-	for (int i = 0; i < VLANES; i++)
+	for (int i = 0; i < VLANES; i++) {
 		if (vm[i] > m)
 			m = vm[i];
+		if (vr[i] > r)
+			r = vr[i];
+	}
 #endif
 	for (; j < n; j++) {
+		double ev = fabs((double)a[j] - (double)b[j]);
 		double rv = fabs((double)a[j]);
-		if (rv > m)
-			m = rv;
-		u[j] += a[j];
+		if (ev > m)
+			m = ev;
+		if (rv > r)
+			r = rv;
+		ub[j] += b[j];
+		ua[j] += a[j];
 	}
+	*ref = r;
 	return m;
 }
 
@@ -896,19 +907,24 @@ static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 	size_t idx = w->h_idx[h];
 	for (size_t i = 0; i < nr; i++) {
 		const REAL *ra = oa + i * lda, *rb = ob + i * nc;
-		double row_err = FN(diff_max_add)(ra, rb, ub + (r0 + i) * nc, nc);
+		double row_err, rv = 0;
+		if (first) {
+			/* one pass over the row; the cache copy while it is in L1 */
+			row_err = FN(diff_ref_add)(ra, rb, ua + (r0 + i) * nc,
+						   ub + (r0 + i) * nc, nc, &rv);
+			if (store)
+				FN(stream_copy)(store + i * nc, ra, nc);
+			if (rv > ref)
+				ref = rv;
+		} else {
+			row_err = FN(diff_max_add)(ra, rb, ub + (r0 + i) * nc, nc);
+		}
 		if (row_err > 0 && row_err >= err) {
 			size_t at = (r0 + i) * D + c0 + FN(diff_find)(ra, rb, nc, row_err);
 			if (row_err > err || at < idx) {
 				err = row_err;
 				idx = at;
 			}
-		}
-		if (first) {
-			double rv = FN(abs_max_add)(ra, ua + (r0 + i) * nc,
-						    store ? store + i * nc : NULL, nc);
-			if (rv > ref)
-				ref = rv;
 		}
 	}
 	w->h_err[h] = err;
