@@ -78,6 +78,8 @@ struct FN(Engine) {
 	REAL *ua;                   /* T x D: U of the original */
 	REAL *ocache;               /* n_ocache x T x D: O_h of the original */
 	size_t n_ocache;
+	REAL *pcache;               /* H x T x T: the folded side's P_h (causal
+				     * row blocks), NULL when the budget is short */
 	FN(Worker) *w;
 	/* per-head results, kept for heads a toggle does not touch */
 	double *s_err, *s_ref;      /* H */
@@ -169,6 +171,7 @@ static void FN(engine_free)(struct FN(Engine) *e)
 	ws_free(e->cb, FN(proj_bytes)(e, e->nq));
 	ws_free(e->ua, T * D * sizeof(REAL));
 	ws_free(e->ocache, e->n_ocache * T * D * sizeof(REAL));
+	ws_free(e->pcache, H * T * T * sizeof(REAL));
 	if (e->w) {
 		for (size_t i = 0; i < e->nworkers; i++) {
 			FN(Worker) *w = &e->w[i];
@@ -274,6 +277,12 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 		if (!e->ocache)
 			e->n_ocache = 0;  /* no cache: recompute instead */
 	}
+	/* With every O_h cached, the folded side's attention probabilities
+	 * too, when the budget holds them: a toggle that changes only V
+	 * then reuses them. */
+	size_t pbytes = H * T * T * sizeof(REAL);
+	if (e->n_ocache == H && ocache_bytes - H * per_head >= pbytes)
+		e->pcache = ws_alloc(pbytes);  /* NULL: recompute instead */
 	e->w = calloc(e->nworkers, sizeof(FN(Worker)));
 	if (!e->w)
 		ok = false;
@@ -713,12 +722,13 @@ static void FN(softmax_row)(REAL *row, size_t n)
 /* Causal softmax of S in place (row m over n <= m, max subtracted, zeros
  * to the end of its row block), then C_h = P v_g, causal row blocks. */
 static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
-				REAL *S, const REAL *v, size_t h, REAL *C)
+				REAL *S, const REAL *v, size_t h, REAL *C,
+				bool softmax)
 {
 	size_t T = e->T, d = e->d, g = h / e->hpg;
 	for (size_t r0 = 0; r0 < T; r0 += SCORE_BLOCK) {
 		size_t r1 = r0 + SCORE_BLOCK < T ? r0 + SCORE_BLOCK : T;
-		for (size_t m = r0; m < r1; m++) {
+		for (size_t m = r0; softmax && m < r1; m++) {
 			REAL *row = S + m * T;
 			FN(softmax_row)(row, m + 1);
 			for (size_t n = m + 1; n < r1; n++)
@@ -1062,17 +1072,22 @@ static void FN(head_task)(struct FN(Engine) *e, FN(Worker) *w, size_t h)
 	REAL scale = (REAL)layer_score_scale(e->a);
 	bool first = !e->orig_ready;
 	bool cmp = e->s_chg[h];
-	REAL *sa = w->arena, *sb = sa + e->T * e->T;  /* T x T each */
+	size_t TT = e->T * e->T;
+	/* T x T each; the folded side's in its cache slot when there is one */
+	REAL *sa = w->arena, *sb = e->pcache ? e->pcache + h * TT : sa + TT;
+	/* the cached P_h is current when the scores did not change */
+	bool reuse = e->pcache && !first && !cmp;
 	if (first || cmp)
 		FN(scores)(e, w, e->qa, e->ka, h, scale, sa);
-	FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), sb);
+	if (!reuse)
+		FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), sb);
 	if (cmp)
 		FN(score_compare)(e, h, sa, sb, first);
 	if (first)
 		FN(score_ref_offsets)(e, sa, w->boref);
 	if (first)
-		FN(softmax_context)(e, w, sa, e->va, h, e->ca);
-	FN(softmax_context)(e, w, sb, e->vb, h, e->cb);
+		FN(softmax_context)(e, w, sa, e->va, h, e->ca, true);
+	FN(softmax_context)(e, w, sb, e->vb, h, e->cb, !reuse);
 }
 
 static void FN(worker_main)(void *ctx, size_t wi)

@@ -14,10 +14,11 @@
 
 /* The original side's per-head outputs are cached when they fit in this
  * many times the layer's float64 weights (a Llama-3-8B layer at T = 512
- * needs 1.6x); otherwise as many heads as fit. With the layer, the input,
- * the projections and contexts of both sides, the session's peak stays
- * near three times the layer. */
-#define INV_OUTPUT_CACHE_FACTOR 1.6
+ * needs 1.6x), and then the folded side's attention probabilities too
+ * (0.2x more there); otherwise as many heads' outputs as fit. With the
+ * layer, the input, the projections and contexts of both sides, the
+ * session's peak stays near three times the layer. */
+#define INV_OUTPUT_CACHE_FACTOR 1.8
 
 struct InvSession {
 	const Layer *orig;
