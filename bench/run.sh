@@ -33,7 +33,7 @@ for size in small medium 8b; do
 		printf '%-7s %-26s %-4s %8.3f %8.3f %8.2f %7.1f %8.1f %5.0f%% %6.2f\n' "$size" \
 			"D$D H$H G$G d$d T$T" "$prec" "$(field cold_seconds "$j")" \
 			"$(field toggle_seconds "$j")" "$(field gflop "$j")" "$(field gflops "$j")" \
-			"$peak" "$(echo "$(field peak_share "$j") * 100" | bc -l)" \
+			"$peak" "$(awk -v s="$(field peak_share "$j")" 'BEGIN { print s * 100 }')" \
 			"$(field toggle_ratio "$j")"
 		if [ "$size" = 8b ]; then
 			eval "cold_$prec=$(field cold_seconds "$j")"
@@ -41,12 +41,12 @@ for size in small medium 8b; do
 		fi
 	done
 done
-printf 'float32/float64 cold (8b): %.2f\n' "$(echo "$cold_f32 / $cold_f64" | bc -l)"
+printf 'float32/float64 cold (8b): %.2f\n' "$(awk -v a="$cold_f32" -v b="$cold_f64" 'BEGIN { print a / b }')"
 printf 'peak memory (8b, f64): %.0f MB, %.1fx the layer weights and input\n' "$rss" "$rssr"
 if [ -x "$PY" ] && "$PY" -c 'import numpy' 2>/dev/null; then
 	np=$("$PY" "$HERE/numpy_check.py" --repeat "$REPEAT" --json | sed -n 's/.*"seconds": \([0-9.e+-]*\).*/\1/p')
 	printf 'numpy check (8b, f64): %.3f s; ropefold cold / numpy = %.2f\n' "$np" \
-		"$(echo "$cold_f64 / $np" | bc -l)"
+		"$(awk -v a="$cold_f64" -v b="$np" 'BEGIN { print a / b }')"
 else
 	echo "numpy check: skipped (no python3-numpy)"
 fi

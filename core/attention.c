@@ -17,7 +17,9 @@
 
 /* Blocking of the engine (see attention_impl.h). */
 #define PROJ_CHUNK 2048   /* output columns of one projection task */
+#ifndef FOLD_COLS
 #define FOLD_COLS 512     /* folded weight rows of one projection task */
+#endif
 #define CONV_CHUNK ((size_t)1 << 20)  /* float: entries of one conversion */
 #define VLANES 4          /* entries per vector step of the compare loops */
 #define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
