@@ -8,17 +8,6 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 
-/* Group of coordinate c: its pair index, or npairs for non-rotary. */
-static size_t coord_group(const RopeSpec *rope, size_t c)
-{
-	size_t r = rope->rotary_dim;
-	if (c >= r)
-		return r / 2;
-	if (rope->layout == ROPE_INTERLEAVED)
-		return c / 2;
-	return c < r / 2 ? c : c - r / 2;
-}
-
 /* Frequencies this close count as one (pairs that may mix). */
 static bool same_freq(const double *freqs, size_t np, size_t i, size_t j)
 {
@@ -45,7 +34,8 @@ void commutant_project(const double *R, const RopeSpec *rope,
 	size_t r = rope->rotary_dim, np = r / 2;
 	for (size_t i = 0; i < d; i++)
 		for (size_t j = 0; j < d; j++) {
-			size_t gi = coord_group(rope, i), gj = coord_group(rope, j);
+			size_t gi = rope_coord_pair(rope->layout, rope->rotary_dim, i);
+			size_t gj = rope_coord_pair(rope->layout, rope->rotary_dim, j);
 			P[i * d + j] = same_freq(freqs, np, gi, gj) ? R[i * d + j] : 0.0;
 		}
 	/* Pair blocks (also across pairs of one frequency): keep the complex
@@ -86,7 +76,8 @@ RfStatus commutant_analyse(const double *R, const RopeSpec *rope,
 		return RF_ERR_NOMEM;
 	for (size_t i = 0; i < d; i++)
 		for (size_t j = 0; j < d; j++) {
-			size_t a = coord_group(rope, i), b = coord_group(rope, j);
+			size_t a = rope_coord_pair(rope->layout, rope->rotary_dim, i);
+			size_t b = rope_coord_pair(rope->layout, rope->rotary_dim, j);
 			bn[a * ng + b] += R[i * d + j] * R[i * d + j];
 		}
 	double s = 0;

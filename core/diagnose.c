@@ -37,17 +37,6 @@ static double diff_norm(const double *A, const double *B, size_t d)
 	return sqrt(s);
 }
 
-/* Group of coordinate c: its pair index, or npairs for non-rotary. */
-static size_t coord_group(const RopeSpec *rope, size_t c)
-{
-	size_t r = rope->rotary_dim;
-	if (c >= r)
-		return r / 2;
-	if (rope->layout == ROPE_INTERLEAVED)
-		return c / 2;
-	return c < r / 2 ? c : c - r / 2;
-}
-
 /* The commutator K = R Th - Th R of R with Theta_1; its Frobenius norm,
  * and the block norms (map_size x map_size) into map when not NULL. */
 static double commutator(const double *R, const double *Th, size_t d,
@@ -65,7 +54,8 @@ static double commutator(const double *R, const double *Th, size_t d,
 		memset(map, 0, ms * ms * sizeof(double));
 		for (size_t i = 0; i < d; i++)
 			for (size_t j = 0; j < d; j++) {
-				size_t gi = coord_group(rope, i), gj = coord_group(rope, j);
+				size_t gi = rope_coord_pair(rope->layout, rope->rotary_dim, i);
+				size_t gj = rope_coord_pair(rope->layout, rope->rotary_dim, j);
 				map[gi * ms + gj] += work[i * d + j] * work[i * d + j];
 			}
 		for (size_t i = 0; i < ms * ms; i++)

@@ -202,9 +202,18 @@ void rope_apply_rows_f(const RopeTable *t, size_t T, size_t nheads,
 	ROPE_APPLY_BODY(float, cos_f, sin_f)
 }
 
-void rope_theta_matrix(const double *freqs, RopeLayout layout,
-		       size_t rotary_dim, size_t head_dim, double p,
-		       double *out)
+size_t rope_coord_pair(RopeLayout layout, size_t rotary_dim, size_t c)
+{
+	size_t r = rotary_dim;
+	if (c >= r)
+		return r / 2;
+	if (layout == ROPE_INTERLEAVED)
+		return c / 2;
+	return c < r / 2 ? c : c - r / 2;
+}
+
+void rope_pair_rotation(RopeLayout layout, size_t rotary_dim, size_t head_dim,
+			double scale, const double *angles, double *out)
 {
 	size_t d = head_dim;
 	memset(out, 0, d * d * sizeof(double));
@@ -213,12 +222,19 @@ void rope_theta_matrix(const double *freqs, RopeLayout layout,
 	for (size_t i = 0; i < rotary_dim / 2; i++) {
 		size_t a, b;
 		rope_pair_coords(layout, rotary_dim, i, &a, &b);
-		double c = cos(p * freqs[i]), s = sin(p * freqs[i]);
+		double c = cos(scale * angles[i]), s = sin(scale * angles[i]);
 		out[a * d + a] = c;
 		out[a * d + b] = -s;
 		out[b * d + a] = s;
 		out[b * d + b] = c;
 	}
+}
+
+void rope_theta_matrix(const double *freqs, RopeLayout layout,
+		       size_t rotary_dim, size_t head_dim, double p,
+		       double *out)
+{
+	rope_pair_rotation(layout, rotary_dim, head_dim, p, freqs, out);
 }
 
 const char *rope_layout_name(RopeLayout layout)

@@ -44,6 +44,15 @@ void rope_apply_rows(const RopeTable *t, size_t T, size_t nheads,
 void rope_apply_rows_f(const RopeTable *t, size_t T, size_t nheads,
 		       size_t head_dim, float *x, size_t ld);
 
+/* The pair index of coordinate c (rope_pair_coords inverted), or r/2 for
+ * a coordinate past the rotary dim. */
+size_t rope_coord_pair(RopeLayout layout, size_t rotary_dim, size_t c);
+
+/* The d x d block rotation (row-major) turning pair i by scale * angles[i]
+ * and leaving coordinates past the rotary dim alone. */
+void rope_pair_rotation(RopeLayout layout, size_t rotary_dim, size_t head_dim,
+			double scale, const double *angles, double *out);
+
 /* The d x d matrix Theta_p (row-major) for real position p. */
 void rope_theta_matrix(const double *freqs, RopeLayout layout,
 		       size_t rotary_dim, size_t head_dim, double p,

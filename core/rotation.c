@@ -63,19 +63,7 @@ RfStatus rotation_haar(size_t n, Rng *rng, double *Q)
 void rotation_commuting(RopeLayout layout, size_t rotary_dim, size_t head_dim,
 			const double *angles, double *R)
 {
-	size_t d = head_dim;
-	memset(R, 0, d * d * sizeof(double));
-	for (size_t i = rotary_dim; i < d; i++)
-		R[i * d + i] = 1.0;
-	for (size_t i = 0; i < rotary_dim / 2; i++) {
-		size_t a, b;
-		rope_pair_coords(layout, rotary_dim, i, &a, &b);
-		double c = cos(angles[i]), s = sin(angles[i]);
-		R[a * d + a] = c;
-		R[a * d + b] = -s;
-		R[b * d + a] = s;
-		R[b * d + b] = c;
-	}
+	rope_pair_rotation(layout, rotary_dim, head_dim, 1.0, angles, R);
 }
 
 /* A Haar block on the non-rotary coordinates r..d-1. */

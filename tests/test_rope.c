@@ -90,6 +90,15 @@ static void test_pair_coords(void **state)
 	rope_pair_coords(ROPE_HALF, 8, 0, &a, &b);
 	assert_int_equal(a, 0);
 	assert_int_equal(b, 4);
+	/* rope_coord_pair inverts it; past the rotary dim is pair r/2 */
+	for (int layout = 0; layout < 2; layout++) {
+		for (size_t i = 0; i < 4; i++) {
+			rope_pair_coords((RopeLayout)layout, 8, i, &a, &b);
+			assert_int_equal(rope_coord_pair((RopeLayout)layout, 8, a), i);
+			assert_int_equal(rope_coord_pair((RopeLayout)layout, 8, b), i);
+		}
+		assert_int_equal(rope_coord_pair((RopeLayout)layout, 8, 9), 4);
+	}
 }
 
 /* Theta_m^T Theta_n = Theta_(n-m), and Theta is orthogonal. */
