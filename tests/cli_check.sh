@@ -2,21 +2,10 @@
 # End-to-end tests of `ropefold check`: exit codes, JSON keys, bad flags.
 # Prints TAP. Needs $ROPEFOLD (set by make check); jq when present.
 : "${ROPEFOLD:=./ropefold}"
-n=0
-fails=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
+. "${SRCDIR:-.}/tests/tap.sh"
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-# expect STATUS DESCRIPTION ARGS...: run check, compare the exit status.
-expect() {
-	want=$1; shift; what=$1; shift
-	"$ROPEFOLD" check "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
-	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/err"; fi
-}
+# expect STATUS DESCRIPTION ARGS...: ropefold check ARGS, compare the exit status.
+expect() { want=$1; what=$2; shift 2; run "$want" "$what" check "$@"; }
 # bad ARGS...: exit 2, exactly one stderr line naming the flag ($1).
 bad() {
 	flag=$1

@@ -10,26 +10,15 @@ if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ]; then
 	echo "1..0 # SKIP no shared models at $M"
 	exit 0
 fi
-n=0
-fails=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-# run WANT DESCRIPTION ARGS...: ropefold verify, compare the exit status.
-run() {
-	want=$1; shift; what=$1; shift
-	"$ROPEFOLD" verify "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
-	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/out" "$tmp/err"; fi
-}
+. "${SRCDIR:-.}/tests/tap.sh"
+# verify WANT DESCRIPTION ARGS...: ropefold verify ARGS, compare the exit status.
+verify() { want=$1; what=$2; shift 2; run "$want" "$what" verify "$@"; }
 has() {
 	if grep -q -- "$1" "$tmp/out"; then ok "$2"
 	else notok "$2: no '$1' in the output"; sed 's/^/# /' "$tmp/out"; fi
 }
 
-run 0 "llama2.c .bin and its GGUF are the same model" "$M/stories260K.bin" "$M/stories260K.gguf"
+verify 0 "llama2.c .bin and its GGUF are the same model" "$M/stories260K.bin" "$M/stories260K.gguf"
 has "layer 4: identical" "every layer reported identical"
 has "residual holds" "three-level confirmation printed"
 
@@ -38,14 +27,14 @@ has "residual holds" "three-level confirmation printed"
 cp "$M/stories260K.bin" "$tmp/tampered.bin"
 off=$((28 + 4 * (512 * 64 + 5 * 64 + 2 * 64 * 64 + 17 * 64 + 5)))
 printf '\000\000\000\077' | dd of="$tmp/tampered.bin" bs=1 seek=$off conv=notrunc 2>/dev/null
-run 1 "a tampered W_q entry is not a fold" "$M/stories260K.bin" "$tmp/tampered.bin"
+verify 1 "a tampered W_q entry is not a fold" "$M/stories260K.bin" "$tmp/tampered.bin"
 has "layer 2: NOT equivalent at the score level, kv group 1, query head 2, W_q" \
 	"the break is located to layer 2, query head 2, W_q"
 has "no rotation explains" "the reason is a difference no rotation explains"
 has "layer 1: identical" "layers before the break still verify"
-run 0 "--layers 0..1 stops before the tampered layer" --layers 0..1 "$M/stories260K.bin" "$tmp/tampered.bin"
-run 1 "--layers 2 picks the tampered layer" --layers 2 "$M/stories260K.bin" "$tmp/tampered.bin"
-run 1 "--json on the tampered copy" --json "$M/stories260K.bin" "$tmp/tampered.bin"
+verify 0 "--layers 0..1 stops before the tampered layer" --layers 0..1 "$M/stories260K.bin" "$tmp/tampered.bin"
+verify 1 "--layers 2 picks the tampered layer" --layers 2 "$M/stories260K.bin" "$tmp/tampered.bin"
+verify 1 "--json on the tampered copy" --json "$M/stories260K.bin" "$tmp/tampered.bin"
 has '"why": "unexplained"' "JSON names the reason"
 has '"first_break": {' "JSON has the first break"
 if command -v jq >/dev/null 2>&1; then
@@ -56,24 +45,24 @@ if command -v jq >/dev/null 2>&1; then
 	fi
 fi
 if [ -d "$M/tiny_llama_hf" ]; then
-	run 0 "an HF folder against itself" --layers 1 "$M/tiny_llama_hf" "$M/tiny_llama_hf"
+	verify 0 "an HF folder against itself" --layers 1 "$M/tiny_llama_hf" "$M/tiny_llama_hf"
 	has "identical" "identical HF layer"
-	run 2 "different shapes are bad input (layer counts differ)" "$M/tiny_llama_hf" "$M/stories260K.bin"
+	verify 2 "different shapes are bad input (layer counts differ)" "$M/tiny_llama_hf" "$M/stories260K.bin"
 fi
 
 # Bad usage and input: exit 2, one line on stderr.
-run 2 "one checkpoint only" "$M/stories260K.bin"
-run 2 "--layers out of range" --layers 9 "$M/stories260K.bin" "$M/stories260K.gguf"
-run 2 "--layers malformed" --layers 3..1 "$M/stories260K.bin" "$M/stories260K.gguf"
-run 2 "missing file" "$M/stories260K.bin" "$tmp/nope.bin"
+verify 2 "one checkpoint only" "$M/stories260K.bin"
+verify 2 "--layers out of range" --layers 9 "$M/stories260K.bin" "$M/stories260K.gguf"
+verify 2 "--layers malformed" --layers 3..1 "$M/stories260K.bin" "$M/stories260K.gguf"
+verify 2 "missing file" "$M/stories260K.bin" "$tmp/nope.bin"
 if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "nope.bin" "$tmp/err"; then
 	ok "missing file: one stderr line naming it"
 else
 	notok "missing file message"; sed 's/^/# /' "$tmp/err"
 fi
 head -c 100 "$M/stories260K.bin" >"$tmp/short.bin"
-run 2 "truncated file" "$M/stories260K.bin" "$tmp/short.bin"
-run 2 "--out belongs to fold" --out x "$M/stories260K.bin" "$M/stories260K.gguf"
+verify 2 "truncated file" "$M/stories260K.bin" "$tmp/short.bin"
+verify 2 "--out belongs to fold" --out x "$M/stories260K.bin" "$M/stories260K.gguf"
 
 echo "1..$n"
 [ "$fails" -eq 0 ]

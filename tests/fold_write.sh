@@ -10,20 +10,7 @@ if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ] || [ ! -d "$M
 	echo "1..0 # SKIP no shared models at $M (stories260K.bin, stories260K.gguf, tiny_llama_hf/)"
 	exit 0
 fi
-n=0
-fails=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
-# run WANT DESCRIPTION MODE ARGS...: ropefold MODE, compare the exit status.
-run() {
-	want=$1; shift; what=$1; shift
-	"$ROPEFOLD" "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
-	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/out" "$tmp/err"; fi
-}
+. "${SRCDIR:-.}/tests/tap.sh"
 has() {
 	if grep -q -- "$1" "$tmp/out"; then ok "$2"
 	else notok "$2: no '$1' in the output"; sed 's/^/# /' "$tmp/out"; fi

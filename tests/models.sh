@@ -7,22 +7,8 @@
 # breaks the score level. Prints TAP.
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
-n=0
-tmp=$(mktemp -d) || exit 99
-trap 'rm -rf "$tmp"' EXIT
+. "$SRCDIR/tests/tap.sh"
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-
-# run WANT DESC ARGS...: compare the exit status.
-run() {
-	want=$1; shift; what=$1; shift
-	"$ROPEFOLD" "$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$what (exit $got)"
-	else notok "$what: exit $got, expected $want"; sed 's/^/# /' "$tmp/err" | head -5; fi
-}
 # bad FILE TEXT: info FILE exits 2 with one stderr line naming FILE and TEXT.
 bad() {
 	"$ROPEFOLD" info "$1" >"$tmp/out" 2>"$tmp/err"
@@ -126,3 +112,4 @@ for f in stories260K.bin stories260K.gguf tiny_llama_hf tiny_llama_hf/model.safe
 done
 run 2 "--layer 5 of stories260K" check --model "$models/stories260K.gguf" --layer 5
 echo "1..$n"
+[ "$fails" -eq 0 ]
