@@ -214,6 +214,34 @@ void inv_session_phase_seconds(const InvSession *s, double sec[INV_PHASE_COUNT])
 		sec[i] = s->sec[i];
 }
 
+double inv_session_bytes_quadratic(const LayerShape *s, size_t T,
+				   Precision prec, size_t threads)
+{
+	double R = prec == PREC_F32 ? 4.0 : 8.0, t = (double)T;
+	if (!threads)
+		threads = parallel_default_threads();
+	(void)s;
+	/* both sides' scores of one head per worker */
+	return (double)threads * 2.0 * t * t * R;
+}
+
+double inv_session_bytes(const LayerShape *s, size_t T, Precision prec,
+			 size_t threads)
+{
+	double R = prec == PREC_F32 ? 4.0 : 8.0, t = (double)T;
+	double D = (double)s->d_model, H = (double)s->n_heads;
+	double G = (double)s->n_kv_heads, d = (double)s->head_dim;
+	double layer = (2.0 * H * d * D + 2.0 * G * d * D) * 8.0;
+	double nq = H * d, nk = G * d;
+	/* the original, the output caches, a folded copy if asked for, and
+	 * float copies of the weights in float32 */
+	double weights = layer * (1.0 + INV_OUTPUT_CACHE_FACTOR + 1.0) +
+			 (prec == PREC_F32 ? layer : 0.0);
+	/* q, k, v and contexts of both sides, x and the update */
+	double acts = t * (2.0 * (nq + 2.0 * nk) + 2.0 * nq + 3.0 * D) * R;
+	return weights + acts + inv_session_bytes_quadratic(s, T, prec, threads);
+}
+
 size_t inv_session_threads(const InvSession *s)
 {
 	return s->opt.threads;

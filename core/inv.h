@@ -65,6 +65,16 @@ void inv_session_phase_seconds(const InvSession *s, double sec[INV_PHASE_COUNT])
 /* The worker threads a session's evaluations use. */
 size_t inv_session_threads(const InvSession *s);
 
+/* About how many bytes a session on this shape and T holds at its peak
+ * (the original layer, the caches, the projections and every worker's
+ * T x T scores, and a lazily built folded layer), so a front end can
+ * refuse a request the machine cannot hold before it starts. */
+double inv_session_bytes(const LayerShape *s, size_t T, Precision prec,
+			 size_t threads);
+/* The T x T share of inv_session_bytes(): what grows with T squared. */
+double inv_session_bytes_quadratic(const LayerShape *s, size_t T,
+				   Precision prec, size_t threads);
+
 /* One-shot evaluation: a session for a single configuration. */
 RfStatus inv_evaluate(const Layer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep);

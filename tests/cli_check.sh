@@ -20,7 +20,7 @@ bad() {
 	fi
 }
 
-echo "1..56"
+echo "1..58"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -88,6 +88,15 @@ bad --input somewhere
 bad --frobnicate
 bad --d-model 131072 --heads 4096 --head-dim 4096
 bad --seq
+# Requests past physical memory are refused up front (machines under 60 GiB).
+mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null)
+if [ -n "$mem_kb" ] && [ "$mem_kb" -lt 62914560 ]; then
+	bad --seq 65536
+	bad --d-model 131072 --heads 128 --head-dim 128
+else
+	skip "--seq 65536 refused" "this machine has 60 GiB or more"
+	skip "--d-model 131072 refused" "this machine has 60 GiB or more"
+fi
 
 "$ROPEFOLD" --version >"$tmp/out" 2>&1 && grep -q '^ropefold ' "$tmp/out" && ok "--version" || notok "--version"
 "$ROPEFOLD" check --help >"$tmp/out" 2>&1 && grep -q -- '--permute-heads' "$tmp/out" &&

@@ -45,6 +45,28 @@ static int embed_tokens(const RunOptions *o, size_t vocab, size_t *tokens, size_
 	return 0;
 }
 
+/* Refuse, before anything is allocated, an evaluation this machine cannot
+ * hold: past physical memory the kernel would kill the process midway. The
+ * flag named is --seq when the T x T buffers are most of it. */
+static int check_fits(const RunOptions *o, const LayerShape *s, size_t T,
+		      const char *what, char *err, size_t errlen)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return 0;
+	double have = (double)pages * (double)page;
+	double need = inv_session_bytes(s, T, o->precision, 0);
+	if (need <= 0.9 * have)
+		return 0;
+	bool by_seq = inv_session_bytes_quadratic(s, T, o->precision, 0) > need / 2;
+	snprintf(err, errlen,
+		 "%s: an evaluation of %s with T = %zu needs about %.1f GiB, more "
+		 "than this machine's %.1f GiB of memory", by_seq ? "--seq" : what,
+		 by_seq ? "this layer" : "a layer this size", T, need / 1073741824.0,
+		 have / 1073741824.0);
+	return -1;
+}
+
 /* Load layer o->layer of a checkpoint, and with --input embed its token
  * embeddings through the layer's input norm into w->x. */
 static int workload_load(const RunOptions *o, const char *path, Workload *w,
@@ -62,6 +84,9 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 			 in->n_layers, in->n_layers - 1, o->layer);
 		goto out;
 	}
+	if (check_fits(o, &in->shape, o->input == INPUT_EMBED && o->tokens ? 1 : o->seq,
+		       "--model", err, errlen))
+		goto out;
 	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
 		goto out;
 	opts_apply_rope(o, &w->layer.rope);
@@ -84,6 +109,8 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 			goto out;
 		layer_input_norm(&w->layer, emb, n, w->x);
 		w->seq = n;
+		if (check_fits(o, &in->shape, n, "--tokens", err, errlen))
+			goto out;
 	}
 	rc = 0;
 out:
@@ -112,6 +139,8 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 		w->default_model = !path;
 	} else {
 		RopeSpec rope = o->rope;
+		if (check_fits(o, &o->shape, o->seq, "--d-model", err, errlen))
+			return 2;
 		if (layer_random(&w->layer, &o->shape, &rope, o->with_bias, o->seed) != RF_OK) {
 			snprintf(err, errlen, "--d-model: cannot allocate a layer of this size");
 			return 2;
