@@ -12,7 +12,7 @@ static int parse(RunOptions *o, char *err, size_t n, const char *args)
 	for (char *t = strtok(buf, " "); t && argc < 64; t = strtok(NULL, " "))
 		argv[argc++] = t;
 	opts_defaults(o);
-	return opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, o, err, n);
+	return opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, o, err, n);
 }
 
 static void test_defaults(void **state)
@@ -130,6 +130,19 @@ static void test_mode_groups(void **state)
 	assert_int_equal(parse(&o, err, sizeof err, "--out x"), -1);
 	assert_non_null(strstr(err, "--out"));
 	assert_int_equal(parse(&o, err, sizeof err, "--repeat 3"), -1);
+	/* fold reads its shape from the checkpoint: the random-layer flags
+	 * are unknown there rather than silently ignored */
+	char *argv[] = {"--d-model", "32"};
+	opts_defaults(&o);
+	assert_int_equal(opts_parse(2, argv, OPT_MODEL | OPT_FOLD | OPT_FOLDIO, &o, err,
+				    sizeof err), -1);
+	assert_non_null(strstr(err, "--d-model"));
+	char *argv2[] = {"--seq", "8"};
+	assert_int_equal(opts_parse(2, argv2, OPT_MODEL | OPT_FOLD | OPT_FOLDIO, &o, err,
+				    sizeof err), -1);
+	char *argv3[] = {"--rope", "half", "--seed", "3"};
+	assert_int_equal(opts_parse(4, argv3, OPT_MODEL | OPT_FOLD | OPT_FOLDIO, &o, err,
+				    sizeof err), 0);
 }
 
 int main(void)

@@ -120,7 +120,7 @@ static void bench_help(void)
 	       "GFLOP of the matrix products, GFLOP/s, and the machine's own GEMM rate\n"
 	       "measured first. Example, a Llama-3-8B-shaped layer:\n"
 	       "  ropefold bench --d-model 4096 --heads 32 --kv-heads 8 --head-dim 128 --seq 512\n\n");
-	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH);
 }
 
 /* Median seconds of n evaluations alternating between two configs. */
@@ -162,7 +162,7 @@ int cli_bench(int argc, char **argv)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH,
 		       &o, err, sizeof err)) {
 		fprintf(stderr, "ropefold bench: %s\n", err);
 		return 2;

@@ -196,7 +196,7 @@ static void check_help(void)
 	       "single-head block and residual multi-head levels stay invariant.\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
-	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
 }
 
 int cli_check(int argc, char **argv, bool use_default)
@@ -204,7 +204,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, &o,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, &o,
 		       err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;

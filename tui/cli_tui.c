@@ -26,7 +26,7 @@ static void tui_help(bool tour)
 		       "The command line keeps its history in $XDG_STATE_HOME/ropefold/history\n"
 		       "(~/.local/state/ropefold/history when XDG_STATE_HOME is unset).\n"
 		       "NO_COLOR set: monochrome.\n\n");
-	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_EVAL);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL);
 }
 
 int cli_tui(int argc, char **argv, bool tour)
@@ -35,7 +35,7 @@ int cli_tui(int argc, char **argv, bool tour)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
 		fprintf(stderr, "ropefold %s: %s\n", mode, err);
 		return 2;
 	}

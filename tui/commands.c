@@ -190,7 +190,7 @@ static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
 	char argbuf[256];
 	snprintf(argbuf, sizeof argbuf, "%s", arg);
 	char *argv[2] = {(char *)flag, argbuf};
-	if (opts_parse(2, argv, OPT_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+	if (opts_parse(2, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
 		/* "--heads: ..." reads "heads: ..." on the command line. */
 		const char *e = err;
 		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')

@@ -30,7 +30,7 @@ static void usage(FILE *f)
 		"'ropefold MODE --help' lists a mode's flags. '--version' prints the\n"
 		"version.\n\n"
 		"flags of check and tui (fold and bench take the same):\n");
-	opts_print_help(f, OPT_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
+	opts_print_help(f, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
 }
 
 int main(int argc, char **argv)

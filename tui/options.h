@@ -11,12 +11,14 @@
 
 /* Which flag groups a mode accepts. */
 enum {
-	OPT_MODEL = 1u << 0,   /* --model --layer --d-model ... --input */
+	OPT_MODEL = 1u << 0,   /* --model --seed and the RoPE flags */
 	OPT_FOLD = 1u << 1,    /* --rotate --drop --kind --permute-heads */
 	OPT_EVAL = 1u << 2,    /* --precision --tol */
 	OPT_JSON = 1u << 3,    /* --json */
 	OPT_BENCH = 1u << 4,   /* --repeat */
-	OPT_FOLDIO = 1u << 5   /* --out --layers --dtype --force --undo */
+	OPT_FOLDIO = 1u << 5,  /* --out --layers --dtype --force --undo */
+	OPT_LAYER = 1u << 6,   /* --layer, the random shape, --seq, --input */
+	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
 typedef enum { INPUT_RANDOM = 0, INPUT_EMBED = 1 } InputKind;
