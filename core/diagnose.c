@@ -283,6 +283,11 @@ static void why_scores(Text *t, const Layer *l, const FoldConfig *cfg,
 	}
 	if (!rq)
 		return;
+	if (cfg->layout_set && cfg->layout != l->rope.layout)
+		say(t, " The fold was built for the %s layout, but this layer's RoPE "
+		       "pairs are %s (what its runtime applies): in these pairs the "
+		       "rotation mixes frequencies.", rope_layout_name(cfg->layout),
+		    rope_layout_name(l->rope.layout));
 	if (dg->ortho_defect > DIAG_ZERO && dg->ortho_part != 'v')
 		say(t, " R_%c of head %zu is not orthogonal (||R^T R - I|| = %.3g).",
 		    dg->ortho_part, dg->ortho_head, dg->ortho_defect);
@@ -384,13 +389,26 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 		say(&t, " R mixes frequencies, but too slowly to show at T = %zu: "
 			"hypothesis fails; the break would appear near offset %zu.",
 		    rep->seq, dg->break_offset);
+	/* One sentence for every guaranteed level that breaks. */
+	char bug[64] = "";
+	double bug_err = 0;
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
-		if (L->guaranteed && !L->holds)
-			say(&t, " BUG: the theorem guarantees the %s level but it breaks "
-				"(relative error %.3g > tolerance %.3g): the inputs or the "
-				"tool are wrong.", level_name((LevelId)i), L->max_rel_err, rep->tol);
-		else if (!L->guaranteed && L->holds && cfg->rotate)
+		if (!L->guaranteed || L->holds)
+			continue;
+		size_t n = strlen(bug);
+		snprintf(bug + n, sizeof bug - n, "%s%s", n ? ", " : "", level_name((LevelId)i));
+		if (L->max_rel_err > bug_err || !isfinite(L->max_rel_err))
+			bug_err = L->max_rel_err;
+	}
+	if (*bug)
+		say(&t, " BUG: the theorem guarantees the %s level%s, but %s (relative "
+			"error up to %.3g > tolerance %.3g): the inputs or the tool are wrong.",
+		    bug, strchr(bug, ',') ? "s" : "", strchr(bug, ',') ? "they break" : "it breaks",
+		    bug_err, rep->tol);
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		const LevelResult *L = &rep->level[i];
+		if (!L->guaranteed && L->holds && cfg->rotate)
 			say(&t, " The %s level holds although the theorem does not "
 				"guarantee it%s.", level_name((LevelId)i),
 			    rep->seq == 1 ? " (T = 1: only offset 0 is compared)" : "");

@@ -125,10 +125,13 @@ static void set_identity(double *R, size_t d)
 static RfStatus draw_qk(const Layer *l, const FoldConfig *cfg, Rng *rng,
 			double *R)
 {
+	RopeSpec rope = l->rope;
+	if (cfg->layout_set)
+		rope.layout = cfg->layout;
 	RotKind kind = (cfg->dropped & ASSUME_COMMUTES) ? cfg->kind : ROT_COMMUTING;
-	RfStatus st = rotation_make(kind, &l->rope, l->shape.head_dim, rng, R);
+	RfStatus st = rotation_make(kind, &rope, l->shape.head_dim, rng, R);
 	if (st == RF_OK && (cfg->dropped & ASSUME_ORTHOGONAL))
-		rotation_scale_pairs(&l->rope, l->shape.head_dim, rng, R);
+		rotation_scale_pairs(&rope, l->shape.head_dim, rng, R);
 	return st;
 }
 

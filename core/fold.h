@@ -37,6 +37,11 @@ typedef struct {
 	RotKind kind;         /* R_q, R_k kind when commutes is dropped */
 	bool permute_heads;   /* also rotate the kv groups' order */
 	uint64_t seed;        /* draws of every rotation */
+	bool layout_set;      /* build R_q, R_k for `layout` rather than for
+			       * the layer's own RoPE layout (a checkpoint
+			       * whose layout the user overrides: the fold is
+			       * then built for the wrong layout) */
+	RopeLayout layout;
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */

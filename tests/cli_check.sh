@@ -20,7 +20,7 @@ bad() {
 	fi
 }
 
-echo "1..58"
+echo "1..62"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -32,6 +32,23 @@ expect 0 "every rope scaling" --rope-scaling yarn:4
 expect 0 "llama3 scaling" --rope-scaling llama3:8 --rope-theta 500000
 # A tolerance below the float32 roundoff floor: guaranteed levels break.
 expect 1 "float32 with a float64 tolerance breaks a guaranteed level" --precision f32 --tol 1e-12
+
+# --rope on a checkpoint keeps the checkpoint's own layout for the
+# evaluation and builds the fold for the named one.
+dm="${SRCDIR:-.}/data/default-model"
+expect 0 "a checkpoint with its own layout named" --model "$dm" --rope half
+expect 1 "a checkpoint's fold built for the wrong layout breaks" --model "$dm" --rope interleaved
+if grep -q "built for the interleaved layout" "$tmp/out" && grep -q "^rope    half" "$tmp/out"; then
+	ok "the table names the fold's layout and keeps the checkpoint's"
+else
+	notok "the table names the fold's layout and keeps the checkpoint's"; sed 's/^/# /' "$tmp/out"
+fi
+if "$ROPEFOLD" check --json --model "$dm" --rope interleaved 2>/dev/null |
+	grep -q '"layout": "interleaved"'; then
+	ok "json: fold.layout"
+else
+	notok "json: fold.layout"
+fi
 
 # JSON: the keys of SPEC 2.5.
 if "$ROPEFOLD" check --json --drop commutes >"$tmp/j.json" 2>"$tmp/err"; then

@@ -286,6 +286,26 @@ static void test_float32_floor(void **state)
 	report_done(&rep);
 }
 
+/* A fold built for the other layout (a checkpoint whose --rope is
+ * overridden) breaks every level; built for the layer's own, it holds. */
+static void test_fold_layout_override(void **state)
+{
+	(void)state;
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	cfg.layout_set = true;
+	cfg.layout = GQA.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
+	InvReport rep;
+	run_case(&GQA, &cfg, &rep);
+	expect_levels(&rep, false, false, false, "fold for the other layout");
+	assert_gt(rep.diag.comm_max, 0.1);
+	assert_non_null(strstr(rep.explanation, "built for the"));
+	report_done(&rep);
+	cfg.layout = GQA.layout;
+	run_case(&GQA, &cfg, &rep);
+	expect_levels(&rep, true, true, true, "fold for its own layout");
+	report_done(&rep);
+}
+
 /* Reproducible: the same seed gives the same errors to the last bit. */
 static void test_reproducible(void **state)
 {
@@ -520,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_v_needs_no_commutation),
 		cmocka_unit_test(test_o_must_absorb),
 		cmocka_unit_test(test_float32_floor),
+		cmocka_unit_test(test_fold_layout_override),
 		cmocka_unit_test(test_reproducible),
 		cmocka_unit_test(test_forward_matches),
 		cmocka_unit_test(test_qk_norm_pairs),

@@ -196,6 +196,7 @@ int cli_bench(int argc, char **argv)
 	}
 	size_t n = o.repeat;
 	FoldConfig cfg = o.fold;
+	workload_fold_config(&w, &cfg);
 	FoldConfig tog = cfg, reb = cfg;
 	tog.dropped ^= ASSUME_V_SAME;
 	reb.dropped ^= ASSUME_COMMUTES;

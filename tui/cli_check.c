@@ -89,7 +89,15 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 		goto out;
 	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
 		goto out;
+	/* The checkpoint's layout is what its runtime applies: --rope does not
+	 * change it but says which layout to build the fold for. */
+	RopeLayout own = w->layer.rope.layout;
 	opts_apply_rope(o, &w->layer.rope);
+	w->layer.rope.layout = own;
+	if (o->layout_set && o->rope.layout != own) {
+		w->fold_layout_set = true;
+		w->fold_layout = o->rope.layout;
+	}
 	if (o->input == INPUT_EMBED) {
 		size_t D = in->shape.d_model, n;
 		if (!in->vocab) {
@@ -178,6 +186,13 @@ void workload_done(Workload *w)
 	w->x = NULL;
 }
 
+void workload_fold_config(const Workload *w, FoldConfig *cfg)
+{
+	cfg->layout_set = w->fold_layout_set;
+	if (w->fold_layout_set)
+		cfg->layout = w->fold_layout;
+}
+
 ReportContext workload_context(const Workload *w, const RunOptions *o)
 {
 	ReportContext c;
@@ -224,6 +239,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	}
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
 	InvReport rep;
+	workload_fold_config(&w, &o.fold);
 	RfStatus st = inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
 	if (st != RF_OK) {
 		fprintf(stderr, "ropefold check: evaluation failed: %s\n", rf_status_str(st));

@@ -13,6 +13,10 @@ typedef struct {
 	char source[512];     /* "random", "default" or the path */
 	size_t layer_index;
 	bool default_model;
+	/* --rope on a checkpoint: its runtime's layout stays the layer's, and
+	 * the fold is built for this one (a wrong one shows as a break) */
+	bool fold_layout_set;
+	RopeLayout fold_layout;
 } Workload;
 
 /* Build the workload the options describe: a random layer, the built-in
@@ -22,6 +26,8 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 		   char *err, size_t errlen);
 /* Release a workload. */
 void workload_done(Workload *w);
+/* Point cfg at the layout a --rope override on a checkpoint asked for. */
+void workload_fold_config(const Workload *w, FoldConfig *cfg);
 /* The report context of a workload. */
 ReportContext workload_context(const Workload *w, const RunOptions *o);
 

@@ -132,6 +132,8 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(fold, "drop", drop);
 	json_object_set_new(fold, "kind", json_string(rotation_kind_name(cfg->kind)));
 	json_object_set_new(fold, "permute_heads", json_boolean(cfg->permute_heads));
+	json_object_set_new(fold, "layout", json_string(rope_layout_name(
+				    cfg->layout_set ? cfg->layout : l->rope.layout)));
 
 	json_t *levels = json_object();
 	for (int i = 0; i < LEVEL_COUNT; i++)

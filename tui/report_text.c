@@ -71,10 +71,13 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		rope_layout_name(l->rope.layout), l->rope.rotary_dim, l->rope.theta,
 		scal, (l->bq || l->bk || l->bv || l->bo) ? ", biases" : "",
 		(l->q_norm || l->k_norm) ? ", QK-norm" : "");
-	fprintf(f, "fold    rotate %s, drop %s, kind %s%s\n", rot,
+	fprintf(f, "fold    rotate %s, drop %s, kind %s%s", rot,
 		*drop ? drop : "none",
 		(cfg->dropped & ASSUME_COMMUTES) ? rotation_kind_name(cfg->kind) : "commuting",
 		cfg->permute_heads ? ", heads permuted" : "");
+	if (cfg->layout_set && cfg->layout != l->rope.layout)
+		fprintf(f, ", built for the %s layout", rope_layout_name(cfg->layout));
+	fputc('\n', f);
 	fprintf(f, "eval    %s, tolerance %.3g (relative)\n\n",
 		rep->precision == PREC_F32 ? "float32" : "float64", rep->tol);
 	fprintf(f, "%-9s %-12s %-7s %-10s %-10s %-10s %s\n", "level", "prediction",

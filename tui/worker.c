@@ -137,7 +137,9 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		}
 	}
 	w->built_for = *s;
-	RfStatus st = inv_session_evaluate(w->session, &s->opts.fold, &r->rep);
+	FoldConfig cfg = s->opts.fold;
+	workload_fold_config(&w->wl, &cfg);
+	RfStatus st = inv_session_evaluate(w->session, &cfg, &r->rep);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "evaluation failed: %s", rf_status_str(st));
 		r->status = 2;
