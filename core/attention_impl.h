@@ -379,17 +379,6 @@ static size_t FN(src_group)(const struct FN(Engine) *e, size_t g)
 	return e->plan ? e->plan->perm[g] : g;
 }
 
-/* out (d) = R in when rotating, else a copy (as fold_apply does). */
-static void FN(fold_vec)(const double *R, const double *in, double *out,
-			 size_t d, bool rotate)
-{
-	if (rotate)
-		cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, R,
-			    (int)d, in, 1, 0.0, out, 1);
-	else
-		memcpy(out, in, d * sizeof(double));
-}
-
 /* The folded side's small tensors: biases rotated (in double, as
  * fold_apply does) and moved with their heads, layer-wide QK-norm
  * weights moved with their heads. */
@@ -407,7 +396,7 @@ static void FN(small_fold)(struct FN(Engine) *e)
 	for (size_t h = 0; h < H; h++) {
 		size_t oh = FN(src_head)(e, h);
 		if (l->bq)
-			FN(fold_vec)(p->rq + oh * dd, l->bq + oh * d, bq + h * d, d,
+			fold_bias(p->rq + oh * dd, l->bq + oh * d, bq + h * d, d,
 				     p->rotate_bias);
 		if (l->q_norm && !l->qk_norm_per_head)
 			memcpy(qn + h * d, l->q_norm + oh * d, d * sizeof(double));
@@ -415,10 +404,10 @@ static void FN(small_fold)(struct FN(Engine) *e)
 	for (size_t g = 0; g < G; g++) {
 		size_t og = FN(src_group)(e, g);
 		if (l->bk)
-			FN(fold_vec)(p->rk + og * dd, l->bk + og * d, bk + g * d, d,
+			fold_bias(p->rk + og * dd, l->bk + og * d, bk + g * d, d,
 				     p->rotate_bias);
 		if (l->bv)
-			FN(fold_vec)(p->rv + og * dd, l->bv + og * d, bv + g * d, d,
+			fold_bias(p->rv + og * dd, l->bv + og * d, bv + g * d, d,
 				     p->rotate_bias);
 		if (l->k_norm && !l->qk_norm_per_head)
 			memcpy(kn + g * d, l->k_norm + og * d, d * sizeof(double));

@@ -252,11 +252,14 @@ static void rotate_rows(const double *R, const double *in, double *out,
 		    (int)d, 1.0, R, (int)d, in, (int)D, 0.0, out, (int)D);
 }
 
-static void rotate_vec(const double *R, const double *in, double *out,
-		       size_t d)
+void fold_bias(const double *R, const double *in, double *out, size_t d,
+	       bool rotate)
 {
-	cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, R, (int)d,
-		    in, 1, 0.0, out, 1);
+	if (rotate)
+		cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, R,
+			    (int)d, in, 1, 0.0, out, 1);
+	else
+		memcpy(out, in, d * sizeof(double));
 }
 
 RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst)
@@ -271,27 +274,18 @@ RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst)
 		size_t og = plan->perm[g];
 		rotate_rows(plan->rk + og * dd, src->wk + og * dD, dst->wk + g * dD, d, D);
 		rotate_rows(plan->rv + og * dd, src->wv + og * dD, dst->wv + g * dD, d, D);
-		if (src->bk) {
-			if (plan->rotate_bias)
-				rotate_vec(plan->rk + og * dd, src->bk + og * d, dst->bk + g * d, d);
-			else
-				memcpy(dst->bk + g * d, src->bk + og * d, d * sizeof(double));
-		}
-		if (src->bv) {
-			if (plan->rotate_bias)
-				rotate_vec(plan->rv + og * dd, src->bv + og * d, dst->bv + g * d, d);
-			else
-				memcpy(dst->bv + g * d, src->bv + og * d, d * sizeof(double));
-		}
+		if (src->bk)
+			fold_bias(plan->rk + og * dd, src->bk + og * d, dst->bk + g * d, d,
+				  plan->rotate_bias);
+		if (src->bv)
+			fold_bias(plan->rv + og * dd, src->bv + og * d, dst->bv + g * d, d,
+				  plan->rotate_bias);
 		for (size_t j = 0; j < hpg; j++) {
 			size_t h = g * hpg + j, oh = og * hpg + j;
 			rotate_rows(plan->rq + oh * dd, src->wq + oh * dD, dst->wq + h * dD, d, D);
-			if (src->bq) {
-				if (plan->rotate_bias)
-					rotate_vec(plan->rq + oh * dd, src->bq + oh * d, dst->bq + h * d, d);
-				else
-					memcpy(dst->bq + h * d, src->bq + oh * d, d * sizeof(double));
-			}
+			if (src->bq)
+				fold_bias(plan->rq + oh * dd, src->bq + oh * d, dst->bq + h * d,
+					  d, plan->rotate_bias);
 			/* W_o,h' = W_o,oh ro^T: D x d times (d x d)^T. */
 			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D,
 				    (int)d, (int)d, 1.0, src->wo + oh * d, (int)(H * d),

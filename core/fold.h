@@ -64,6 +64,11 @@ RfStatus fold_plan_build(const Layer *l, const FoldConfig *cfg, FoldPlan *plan);
 /* Release a plan. */
 void fold_plan_free(FoldPlan *plan);
 
+/* out (d) = R in when rotate, else a copy of in: one bias vector as a
+ * fold treats it (the engine, refold and fold_apply all go through it). */
+void fold_bias(const double *R, const double *in, double *out, size_t d,
+	       bool rotate);
+
 /* dst = src with the plan folded in (dst is allocated here). */
 RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst);
 

@@ -156,17 +156,6 @@ static void rotate_rows(const double *R, const double *in, double *out,
 		    (int)d, 1.0, R, (int)d, in, (int)D, 0.0, out, (int)D);
 }
 
-/* out (d) = R in, or a copy when the bias stays as it was. */
-static void fold_bias(const double *R, const double *in, double *out,
-		      size_t d, bool rotate)
-{
-	if (rotate)
-		cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)d, 1.0, R,
-			    (int)d, in, 1, 0.0, out, 1);
-	else
-		memcpy(out, in, d * sizeof(double));
-}
-
 static void refold_task(RefoldJob *j, size_t task)
 {
 	const Layer *src = j->src;
