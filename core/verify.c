@@ -118,6 +118,17 @@ static void note_direct(Ctx *c, double e)
 		c->direct = e;
 }
 
+/* A bias R should explain (d entries): its error under R, and in *left
+ * whether B kept A's bias as it was (left behind while the weights turned). */
+static double bias_err(Ctx *c, const double *R, const double *a,
+		       const double *b, bool *left)
+{
+	double plain = procrustes_rel_diff(a, c->d, b, c->d, 1, c->d);
+	note_direct(c, plain);
+	*left = plain <= c->tol;
+	return vec_err(c, R, a, b);
+}
+
 static void note_err(Ctx *c, double e)
 {
 	if (e > c->v->max_err)
@@ -363,11 +374,9 @@ static RfStatus check_qk(Ctx *c, size_t gb, size_t ga, bool *ok)
 	v->commuting[ga] = true;
 	commutant_angles(Rk, &a->rope, d, v->angles + ga * c->np);
 	if (a->bk) {
-		double e = vec_err(c, Rk, a->bk + ga * d, b->bk + gb * d);
-		note_direct(c, procrustes_rel_diff(a->bk + ga * d, d, b->bk + gb * d, d, 1, d));
+		bool left;
+		double e = bias_err(c, Rk, a->bk + ga * d, b->bk + gb * d, &left);
 		if (e > c->tol) {
-			bool left = procrustes_rel_diff(a->bk + ga * d, d, b->bk + gb * d,
-							d, 1, d) <= c->tol;
 			set_break(v, left ? VERIFY_WHY_BIAS : VERIFY_WHY_UNEXPLAINED,
 				  LEVEL_SCORE, gb, gb * c->hpg, "b_k", e,
 				  left ? "kv group %zu (%s): b_k was left as it was "
@@ -427,14 +436,12 @@ static RfStatus check_qk(Ctx *c, size_t gb, size_t ga, bool *ok)
 		note_err(c, eq);
 		if (a->bq) {
 			const double *qa = a->bq + ha * d, *qb = b->bq + hb * d;
-			double e = vec_err(c, Rk, qa, qb);
-			double plain = procrustes_rel_diff(qa, d, qb, d, 1, d);
-			note_direct(c, plain);
+			bool left;
+			double e = bias_err(c, Rk, qa, qb, &left);
 			if (e > c->tol) {
-				set_break(v, plain <= c->tol ? VERIFY_WHY_BIAS
-							     : VERIFY_WHY_UNEXPLAINED,
+				set_break(v, left ? VERIFY_WHY_BIAS : VERIFY_WHY_UNEXPLAINED,
 					  LEVEL_SCORE, gb, hb, "b_q", e,
-					  plain <= c->tol
+					  left
 						  ? "query head %zu: b_q was left as it was "
 						    "while W_q was rotated"
 						  : "query head %zu: b_q differs in a way the "
@@ -513,13 +520,12 @@ static RfStatus check_vo(Ctx *c, size_t gb, size_t ga, bool *ok)
 	note_err(c, ev);
 	if (a->bv) {
 		const double *va = a->bv + ga * d, *vb = b->bv + gb * d;
-		double e = vec_err(c, Rv, va, vb);
-		double plain = procrustes_rel_diff(va, d, vb, d, 1, d);
-		note_direct(c, plain);
+		bool left;
+		double e = bias_err(c, Rv, va, vb, &left);
 		if (e > c->tol) {
-			set_break(v, plain <= c->tol ? VERIFY_WHY_BIAS : VERIFY_WHY_UNEXPLAINED,
+			set_break(v, left ? VERIFY_WHY_BIAS : VERIFY_WHY_UNEXPLAINED,
 				  LEVEL_HEAD, gb, gb * c->hpg, "b_v", e,
-				  plain <= c->tol
+				  left
 					  ? "kv group %zu (%s): b_v was left as it was while "
 					    "W_v was rotated"
 					  : "kv group %zu (%s): b_v differs in a way the "
