@@ -30,6 +30,27 @@
 #ifndef OUT_NC
 #define OUT_NC 1024       /* outputs: model coordinates of one task */
 #endif
+/* fused outputs: columns whose panels (both sides) fit a core's L2 */
+#ifndef OUTK_SUB_BYTES
+#define OUTK_SUB_BYTES 2048
+#endif
+#define OUTK_SUB (OUTK_SUB_BYTES / sizeof(REAL))
+
+/* Whether the engine computes its per-head outputs with the fused
+ * AVX-512 kernel: when the CPU has it, unless ROPEFOLD_KERNEL=blas asks
+ * for the library-GEMM path (the tests compare the two). */
+bool attention_kernel_fused(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	const char *k = getenv("ROPEFOLD_KERNEL");
+	if (k && strcmp(k, "blas") == 0)
+		return false;
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+	return false;
+#endif
+}
 
 /* ======================= float64 ======================================= */
 #define REAL double
@@ -41,6 +62,9 @@
 #undef REAL_IS_DOUBLE
 #undef GEMM
 #undef FN
+#undef OUTK_ABSMASK
+#undef VZ_FMA
+#undef VZ_STREAM
 #undef VEC4
 #undef V4_LOAD
 #undef V4_ABS

@@ -1,6 +1,7 @@
 #ifndef ROPEFOLD_CORE_ATTENTION_H
 #define ROPEFOLD_CORE_ATTENTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/fold.h"
@@ -72,6 +73,11 @@ void attention_engine_seconds(const AttnEngine *e, double sec[ATTN_PHASE_COUNT])
 size_t attention_engine_threads(const AttnEngine *e);
 /* End an engine. */
 void attention_engine_free(AttnEngine *e);
+
+/* Whether engines compute per-head outputs with the fused AVX-512 kernel
+ * (else with library GEMMs); ROPEFOLD_KERNEL=blas in the environment
+ * turns it off. */
+bool attention_kernel_fused(void);
 
 /* The products of one full fold and comparison of a layer shape at T
  * tokens (what a first run performs), in floating-point operations. */

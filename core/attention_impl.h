@@ -34,7 +34,9 @@
 typedef struct {
 	REAL *arena;            /* arena_n entries */
 	size_t arena_n;
-	double *boref;          /* T: the original's max |score| by offset */
+	double *boref;          /* T: the original's max |score| by offset,
+				 * reversed (index T-1-offset) */
+	double *evrow;          /* T: one row's score errors */
 	double *h_err, *h_ref;  /* H: head-level partials of this worker */
 	size_t *h_idx;          /* H: m * D + c of the worker's worst */
 	double r_err, r_ref;    /* residual partials */
@@ -75,6 +77,9 @@ struct FN(Engine) {
 	REAL *qa, *ka, *va;         /* T x nq, T x nk, T x nk (after RoPE) */
 	REAL *qb, *kb, *vb;
 	REAL *ca, *cb;              /* T x nq contexts */
+	bool outk;                  /* outputs by the fused kernel */
+	REAL *cpa, *cpb;            /* H x rows x d: contexts packed for it */
+	size_t cp_rows;
 	REAL *ua;                   /* T x D: U of the original */
 	REAL *ocache;               /* n_ocache x T x D: O_h of the original */
 	size_t n_ocache;
@@ -116,6 +121,8 @@ typedef struct FN(ProjTask) {
 	size_t h0, nh;              /* heads (part 0) or kv groups h0 .. h0+nh-1 */
 } FN(ProjTask);
 
+#include "core/outk_impl.h"
+
 static void *FN(zalloc)(size_t n, size_t size, bool *ok)
 {
 	void *p = ws_calloc(n * size > 0 ? n * size : 1);
@@ -137,6 +144,10 @@ static size_t FN(arena_entries)(const struct FN(Engine) *e)
 	size_t proj = e->fold_heads * d * D + d * d;
 	size_t heads = 2 * T * T;
 	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
+	if (e->outk) {
+		size_t k = d * nc + 2 * d * OUTK_SUB + 2 * T * nc + d * d;
+		out = out > k ? out : k;
+	}
 	size_t n = proj > heads ? proj : heads;
 	return n > out ? n : out;
 }
@@ -169,6 +180,8 @@ static void FN(engine_free)(struct FN(Engine) *e)
 	ws_free(e->vb, FN(proj_bytes)(e, e->nk));
 	ws_free(e->ca, FN(proj_bytes)(e, e->nq));
 	ws_free(e->cb, FN(proj_bytes)(e, e->nq));
+	ws_free(e->cpa, H * e->cp_rows * e->d * sizeof(REAL));
+	ws_free(e->cpb, H * e->cp_rows * e->d * sizeof(REAL));
 	ws_free(e->ua, T * D * sizeof(REAL));
 	ws_free(e->ocache, e->n_ocache * T * D * sizeof(REAL));
 	ws_free(e->pcache, H * T * T * sizeof(REAL));
@@ -180,6 +193,7 @@ static void FN(engine_free)(struct FN(Engine) *e)
 			free(w->h_ref);
 			free(w->h_idx);
 			free(w->boref);
+			free(w->evrow);
 		}
 		free(e->w);
 	}
@@ -266,6 +280,14 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->vb = FN(zalloc)(T, nk * sizeof(REAL), &ok);
 	e->ca = FN(zalloc)(T, nq * sizeof(REAL), &ok);
 	e->cb = FN(zalloc)(T, nq * sizeof(REAL), &ok);
+#ifdef OUTK
+	e->outk = attention_kernel_fused();
+	if (e->outk) {
+		e->cp_rows = FN(outk_rows)(T);
+		e->cpa = FN(zalloc)(H * e->cp_rows, d * sizeof(REAL), &ok);
+		e->cpb = FN(zalloc)(H * e->cp_rows, d * sizeof(REAL), &ok);
+	}
+#endif
 	e->ua = FN(zalloc)(T * D, sizeof(REAL), &ok);
 	/* As many heads' O_h as the budget holds. */
 	size_t per_head = T * D * sizeof(REAL);
@@ -295,7 +317,9 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 		w->h_ref = calloc(H, sizeof(double));
 		w->h_idx = calloc(H, sizeof(size_t));
 		w->boref = calloc(T, sizeof(double));
-		if (!w->arena || !w->h_err || !w->h_ref || !w->h_idx || !w->boref)
+		w->evrow = calloc(T, sizeof(double));
+		if (!w->arena || !w->h_err || !w->h_ref || !w->h_idx || !w->boref ||
+		    !w->evrow)
 			ok = false;
 	}
 	e->s_err = calloc(H, sizeof(double));
@@ -730,14 +754,83 @@ static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
 	}
 }
 
+/* ev_j = |a_j - b_j| and br_j = max(br_j, ev_j) over n entries; returns
+ * max_j ev_j. */
+HOT_CLONES
+static double FN(row_diff)(const REAL *a, const REAL *b, size_t n, double *ev,
+			   double *br)
+{
+	double m = 0;
+	size_t j = 0;
+#ifdef VEC4
+	FN(V4d) vm = {0};
+	for (; j + VLANES <= n; j += VLANES) {
+		FN(V4d) x, y, o;
+		V4_LOAD(x, a + j);
+		V4_LOAD(y, b + j);
+		FN(V4d) e = V4_ABS(x - y);
+		V4_MAX(vm, e);
+		memcpy(ev + j, &e, sizeof e);
+		memcpy(&o, br + j, sizeof o);
+		V4_MAX(o, e);
+		memcpy(br + j, &o, sizeof o);
+	}
+	for (int i = 0; i < VLANES; i++)
+		if (vm[i] > m)
+			m = vm[i];
+#endif
+	for (; j < n; j++) {
+		double e = fabs((double)a[j] - (double)b[j]);
+		ev[j] = e;
+		if (e > m)
+			m = e;
+		if (e > br[j])
+			br[j] = e;
+	}
+	return m;
+}
+
+/* br_j = max(br_j, |a_j|) over n entries; returns max_j |a_j|. */
+HOT_CLONES
+static double FN(row_ref)(const REAL *a, size_t n, double *br)
+{
+	double m = 0;
+	size_t j = 0;
+#ifdef VEC4
+	FN(V4d) vm = {0};
+	for (; j + VLANES <= n; j += VLANES) {
+		FN(V4d) x, o;
+		V4_LOAD(x, a + j);
+		FN(V4d) e = V4_ABS(x);
+		V4_MAX(vm, e);
+		memcpy(&o, br + j, sizeof o);
+		V4_MAX(o, e);
+		memcpy(br + j, &o, sizeof o);
+	}
+	for (int i = 0; i < VLANES; i++)
+		if (vm[i] > m)
+			m = vm[i];
+#endif
+	for (; j < n; j++) {
+		double e = fabs((double)a[j]);
+		if (e > m)
+			m = e;
+		if (e > br[j])
+			br[j] = e;
+	}
+	return m;
+}
+
 /* Compare head h's scores: per-head max error and its first location, the
  * error by offset, the heat bins; and, the first time, the original's
- * magnitudes. */
-static void FN(score_compare)(struct FN(Engine) *e, size_t h, const REAL *Sa,
-			      const REAL *Sb, bool with_ref)
+ * magnitudes, by offset into the worker's boref. Row m's offsets m - n
+ * run backwards, so both by-offset arrays are kept reversed (index
+ * T-1-offset) while rows are swept: each row is then one forward run. */
+static void FN(score_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
+			      const REAL *Sa, const REAL *Sb, bool with_ref)
 {
 	size_t T = e->T, B = e->B;
-	double *byoff = e->byoff + h * T;
+	double *byoff = e->byoff + h * T, *ev = w->evrow;
 	double *heat = e->heat + h * B * B;
 	double err = 0, ref = 0;
 	size_t wm = 0, wn = 0;
@@ -748,44 +841,45 @@ static void FN(score_compare)(struct FN(Engine) *e, size_t h, const REAL *Sa,
 	for (size_t m = 0; m < T; m++) {
 		const REAL *ra = Sa + m * T, *rb = Sb + m * T;
 		double *hrow = heat + (m * B / T) * B;
-		for (size_t n = 0; n <= m; n++) {
-			double ev = fabs((double)ra[n] - (double)rb[n]);
-			size_t off = m - n, bi = n * B / T;
-			if (ev > err) {
-				err = ev;
-				wm = m;
-				wn = n;
-			}
-			if (ev > byoff[off])
-				byoff[off] = ev;
-			if (ev > hrow[bi])
-				hrow[bi] = ev;
+		size_t n = m + 1;
+		double rmax = FN(row_diff)(ra, rb, n, ev, byoff + (T - 1 - m));
+		if (rmax > err) {
+			size_t j = 0;
+			while (j < n && ev[j] != rmax)
+				j++;
+			err = rmax;
+			wm = m;
+			wn = j;
 		}
-		if (with_ref)
-			for (size_t n = 0; n <= m; n++) {
-				double rv = fabs((double)ra[n]);
-				if (rv > ref)
-					ref = rv;
-			}
+		/* key n falls in bin n B / T: bin b holds keys
+		 * ceil(b T / B) .. ceil((b+1) T / B) - 1 */
+		for (size_t b = 0; b < B; b++) {
+			size_t lo = (b * T + B - 1) / B, hi = ((b + 1) * T + B - 1) / B;
+			if (lo >= n)
+				break;
+			if (hi > n)
+				hi = n;
+			double bm = hrow[b];
+			for (size_t j = lo; j < hi; j++)
+				bm = ev[j] > bm ? ev[j] : bm;
+			hrow[b] = bm;
+		}
+		if (with_ref) {
+			double rv = FN(row_ref)(ra, n, w->boref + (T - 1 - m));
+			if (rv > ref)
+				ref = rv;
+		}
+	}
+	for (size_t i = 0, j = T - 1; i < j; i++, j--) {
+		double t = byoff[i];
+		byoff[i] = byoff[j];
+		byoff[j] = t;
 	}
 	e->s_err[h] = err;
 	e->s_m[h] = wm;
 	e->s_n[h] = wn;
 	if (with_ref)
 		e->s_ref[h] = ref;
-}
-
-/* The original's score magnitude by offset (over every head). */
-static void FN(score_ref_offsets)(const struct FN(Engine) *e, const REAL *Sa,
-				  double *byoff_ref)
-{
-	size_t T = e->T;
-	for (size_t m = 0; m < T; m++)
-		for (size_t n = 0; n <= m; n++) {
-			double rv = fabs((double)Sa[m * T + n]);
-			if (rv > byoff_ref[m - n])
-				byoff_ref[m - n] = rv;
-		}
 }
 
 /* ======================= phase O: outputs ================================ */
@@ -933,6 +1027,9 @@ static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 
 /* Coordinates c0 .. c0+nc-1 of every token: each head's outputs of both
  * sides, compared and summed in head order, then the residual. */
+static void FN(out_residual)(struct FN(Engine) *e, FN(Worker) *w, size_t c0,
+			     size_t nc, const REAL *ua, const REAL *ub, bool first);
+
 static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 {
 	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq, tb = e->tb;
@@ -991,7 +1088,16 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 					first, fresh ? slot : NULL);
 		}
 	}
-	/* residual: y = x + U + b_o on both sides; reference is U alone */
+	FN(out_residual)(e, w, c0, nc, ua, ub, first);
+}
+
+/* The residual y = x + U + b_o of both sides on coordinates c0 .. c0+nc-1
+ * (update blocks ua, ub: T x nc; on a first run ua becomes the cached
+ * U); the reference is U alone. */
+static void FN(out_residual)(struct FN(Engine) *e, FN(Worker) *w, size_t c0,
+			     size_t nc, const REAL *ua, const REAL *ub, bool first)
+{
+	size_t T = e->T, D = e->D;
 	const REAL *boa = e->a->bo ? e->sm_a.bo : NULL;
 	const REAL *bob = e->b->bo ? e->sm_b.bo : NULL;
 	for (size_t t = 0; t < T; t++) {
@@ -1020,6 +1126,66 @@ static void FN(out_block)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 		_mm_sfence();  /* the cache's streaming stores are done */
 #endif
 }
+
+#ifdef OUTK
+/* out_block by the fused kernel: per head, per column sub-block, both
+ * sides' W_o panels packed (the folded side's from its fold, as in
+ * out_block), then every token's tiles compared and summed in registers. */
+static void FN(out_block_k)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
+{
+	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq;
+	size_t c0 = blk * e->nc, nc = D - c0 < e->nc ? D - c0 : e->nc;
+	size_t cp = e->cp_rows * d;
+	bool first = !e->orig_ready;
+	/* arena: the W'_o,h^T block (d x nc), both sides' panels of a
+	 * sub-block (d x OUTK_SUB each), the update blocks (T x nc), a float
+	 * rotation (d x d) */
+	REAL *wt = w->arena, *pa = wt + d * nc, *pb = pa + d * OUTK_SUB;
+	REAL *ua = pb + d * OUTK_SUB, *ub = ua + T * nc, *rf = ub + T * nc;
+	const REAL *woa = e->wa[3], *wob = e->ws[3];
+	if (first)
+		memset(ua, 0, T * nc * sizeof(REAL));
+	memset(ub, 0, T * nc * sizeof(REAL));
+	for (size_t h = 0; h < H; h++) {
+		size_t oh = FN(src_head)(e, h);
+		if (e->plan) {
+			double t0 = timer_now();
+			const REAL *R = FN(rot)(e->plan->ro + oh * d * d, d, rf);
+			GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)nc,
+			     (int)d, 1, R, (int)d, wob + c0 * nq + oh * d, (int)nq, 0,
+			     wt, (int)nc);
+			w->flops += 2.0 * (double)d * (double)d * (double)nc;
+			w->fold_sec += timer_now() - t0;
+		}
+		bool fresh = first || h >= e->n_ocache;
+		REAL *slot = h < e->n_ocache ? e->ocache + h * T * D + c0 * T : NULL;
+		FN(OutkHead) s = {
+			.T = T, .D = D, .nc = nc, .c0 = c0, .first = first,
+			.ua = ua, .ub = ub, .store = fresh ? slot : NULL,
+			.cached = fresh ? NULL : slot,
+			.err = w->h_err[h], .ref = w->h_ref[h], .idx = w->h_idx[h],
+		};
+		for (size_t j0 = 0; j0 < nc; j0 += OUTK_SUB) {
+			size_t n = nc - j0 < OUTK_SUB ? nc - j0 : OUTK_SUB;
+			if (fresh)
+				FN(outk_pack_rows)(pa, woa + (c0 + j0) * nq + h * d, nq,
+						   n, d);
+			if (e->plan)
+				FN(outk_pack_cols)(pb, wt + j0, nc, n, d);
+			else
+				FN(outk_pack_rows)(pb, wob + (c0 + j0) * nq + h * d, nq,
+						   n, d);
+			FN(outk_head_cols)(&s, e->cpa + h * cp, e->cpb + h * cp, pa,
+					   pb, j0, n, d);
+		}
+		w->flops += 2.0 * (double)T * (double)nc * (double)d * (fresh ? 2 : 1);
+		w->h_err[h] = s.err;
+		w->h_ref[h] = s.ref;
+		w->h_idx[h] = s.idx;
+	}
+	FN(out_residual)(e, w, c0, nc, ua, ub, first);
+}
+#endif
 
 /* ======================= the run ========================================= */
 
@@ -1071,12 +1237,20 @@ static void FN(head_task)(struct FN(Engine) *e, FN(Worker) *w, size_t h)
 	if (!reuse)
 		FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), sb);
 	if (cmp)
-		FN(score_compare)(e, h, sa, sb, first);
-	if (first)
-		FN(score_ref_offsets)(e, sa, w->boref);
+		FN(score_compare)(e, w, h, sa, sb, first);
 	if (first)
 		FN(softmax_context)(e, w, sa, e->va, h, e->ca, true);
 	FN(softmax_context)(e, w, sb, e->vb, h, e->cb, !reuse);
+#ifdef OUTK
+	if (e->outk) {
+		size_t cp = e->cp_rows * e->d;
+		if (first)
+			FN(outk_pack_ctx)(e->cpa + h * cp, e->ca + h * e->d, e->nq,
+					  e->T, e->d);
+		FN(outk_pack_ctx)(e->cpb + h * cp, e->cb + h * e->d, e->nq, e->T,
+				  e->d);
+	}
+#endif
 }
 
 static void FN(worker_main)(void *ctx, size_t wi)
@@ -1104,6 +1278,12 @@ static void FN(worker_main)(void *ctx, size_t wi)
 			FN(head_task)(e, w, e->heads[t]);
 			break;
 		case FN(PH_OUT):
+#ifdef OUTK
+			if (e->outk) {
+				FN(out_block_k)(e, w, t);
+				break;
+			}
+#endif
 			FN(out_block)(e, w, t);
 			break;
 		}
@@ -1254,8 +1434,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 		for (size_t i = 0; i < T; i++) {
 			double m = 0;
 			for (size_t k = 0; k < e->nworkers; k++)
-				if (e->w[k].boref[i] > m)
-					m = e->w[k].boref[i];
+				if (e->w[k].boref[T - 1 - i] > m)
+					m = e->w[k].boref[T - 1 - i];
 			e->byoff_ref[i] = m;
 		}
 	}

@@ -289,6 +289,88 @@ static void test_engine_folds_like_fold_apply(void **state)
 	layer_free(&l);
 }
 
+/* Two reports of the same evaluation by different product orders: every
+ * error within tol of the level's reference, references within tol, the
+ * same verdicts, and the same worst place wherever a level really breaks. */
+static void near_report(const InvReport *a, const InvReport *b, double tol,
+			const char *what)
+{
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		const LevelResult *x = &a->level[i], *y = &b->level[i];
+		double ref = x->ref_max > 0 ? x->ref_max : 1;
+		if (fabs(x->max_abs_err - y->max_abs_err) > tol * ref ||
+		    fabs(x->ref_max - y->ref_max) > tol * ref || x->holds != y->holds)
+			fail_msg("%s: %s level: %.17g vs %.17g (ref %.17g vs %.17g)", what,
+				 level_name((LevelId)i), x->max_abs_err, y->max_abs_err,
+				 x->ref_max, y->ref_max);
+		/* two heads whose worst errors tie to rounding (already
+		 * checked equal within tol) may swap places */
+		bool tie = i == LEVEL_HEAD && x->worst_head != y->worst_head;
+		if (x->max_abs_err > 1e-3 * ref && !tie &&
+		    (x->worst_head != y->worst_head || x->worst_m != y->worst_m ||
+		     x->worst_n != y->worst_n || x->worst_coord != y->worst_coord))
+			fail_msg("%s: %s level breaks at %zu/%zu/%zu/%zu vs %zu/%zu/%zu/%zu",
+				 what, level_name((LevelId)i), x->worst_head, x->worst_m,
+				 x->worst_n, x->worst_coord, y->worst_head, y->worst_m,
+				 y->worst_n, y->worst_coord);
+	}
+	for (size_t h = 0; h < a->n_heads; h++)
+		if (fabs(a->head_rel_err[h] - b->head_rel_err[h]) > tol)
+			fail_msg("%s: head %zu: %.17g vs %.17g", what, h,
+				 a->head_rel_err[h], b->head_rel_err[h]);
+	same_array(a->score_rel_err, b->score_rel_err, a->n_heads, "score_rel_err");
+}
+
+/* The fused output kernel (where the CPU has it) and the library-GEMM path
+ * report the same evaluations, toggles included, on shapes whose tokens
+ * and coordinates leave partial tiles and panels. */
+static void test_fused_kernel_matches_gemm(void **state)
+{
+	(void)state;
+	if (!attention_kernel_fused())
+		print_message("no AVX-512 here: both runs take the GEMM path\n");
+	const Shape shapes[] = {
+		GQA,
+		{100, 5, 5, 20, 20, 13, false, PREC_F64},
+		{72, 4, 2, 8, 8, 9, true, PREC_F32},
+		{200, 8, 2, 24, 16, 70, true, PREC_F64},
+	};
+	unsigned drops[] = {0, ASSUME_COMMUTES, ASSUME_V_SAME, ASSUME_PER_HEAD,
+			    ASSUME_ORTHOGONAL, 0};
+	for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+		const Shape *s = &shapes[si];
+		Layer l;
+		double *x;
+		make(s, &l, &x);
+		EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = 2};
+		InvSession *ses[2];
+		assert_int_equal(setenv("ROPEFOLD_KERNEL", "blas", 1), 0);
+		assert_int_equal(inv_session_new(&l, x, &eo, &ses[0]), RF_OK);
+		assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+		assert_int_equal(inv_session_new(&l, x, &eo, &ses[1]), RF_OK);
+		double tol = s->prec == PREC_F32 ? 1e-5 : 1e-13;
+		for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+			FoldConfig c = cfg_drop(drops[i]);
+			c.permute_heads = i == 5;
+			InvReport r[2];
+			for (int k = 0; k < 2; k++)
+				assert_int_equal(inv_session_evaluate(ses[k], &c, &r[k]), RF_OK);
+			char what[64];
+			snprintf(what, sizeof what, "shape %zu step %zu", si, i);
+			near_report(&r[0], &r[1], tol, what);
+			if (drops[i] == ASSUME_COMMUTES)  /* a real break was compared */
+				assert_true(r[0].level[LEVEL_HEAD].max_abs_err >
+					    1e-3 * r[0].level[LEVEL_HEAD].ref_max);
+			report_done(&r[0]);
+			report_done(&r[1]);
+		}
+		inv_session_free(ses[0]);
+		inv_session_free(ses[1]);
+		free(x);
+		layer_free(&l);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_toggles_layer_qk_norm),
 		cmocka_unit_test(test_output_cache_sizes),
 		cmocka_unit_test(test_engine_folds_like_fold_apply),
+		cmocka_unit_test(test_fused_kernel_matches_gemm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

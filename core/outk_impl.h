@@ -1,0 +1,329 @@
+/* The output phase's fused kernel, written once for both precisions and
+ * included by attention_impl.h (REAL, FN, the engine and worker types).
+ *
+ * O_h = C_h W_o,h^T has an inner dimension of one head (d = 128 in most
+ * models), where a library GEMM spends a third of its time packing and
+ * writing T x nc products that the comparison then reads back. Here both
+ * sides' products of a 4-token by 2-vector tile are accumulated in
+ * registers (AVX-512: 16 of them) and compared, summed into the
+ * attention updates and stored to the output cache straight from there:
+ * no product tile ever goes through memory. Contexts come packed four
+ * tokens interleaved by phase S; W_o blocks are packed into column panels
+ * here, one column sub-block (both sides' panels fit in L2) at a time.
+ *
+ * Compiled for AVX-512 with a target attribute and chosen at run time
+ * (attention_kernel_avx512); elsewhere the engine keeps the GEMM path. */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define OUTK 1
+#define OUTK_TARGET __attribute__((target("avx512f,avx512dq,fma")))
+#define OUTK_VL (64 / (int)sizeof(REAL))   /* entries of one vector */
+#define OUTK_PW (2 * OUTK_VL)              /* columns of one panel */
+#define OUTK_MR 4                          /* tokens of one A micro-panel */
+
+typedef REAL FN(VZ) __attribute__((vector_size(64)));
+#if REAL_IS_DOUBLE
+typedef long long FN(VZi) __attribute__((vector_size(64)));
+#define OUTK_ABSMASK INT64_MAX
+#else
+typedef int FN(VZi) __attribute__((vector_size(64)));
+#define OUTK_ABSMASK INT32_MAX
+#endif
+
+#define VZ_ABS(v) ((FN(VZ))((FN(VZi))(v) & ((FN(VZi)){0} + OUTK_ABSMASK)))
+#define VZ_MAX(m, e)                                                     \
+	do {                                                             \
+		FN(VZi) gt_ = (e) > (m);                                 \
+		m = (FN(VZ))(((FN(VZi))(e) & gt_) | ((FN(VZi))(m) & ~gt_)); \
+	} while (0)
+#define VZ_LOAD(dst, p) memcpy(&(dst), (p), sizeof(FN(VZ)))
+/* acc += a x, fused (ISO C mode does not contract a * x + acc) */
+#if REAL_IS_DOUBLE
+#define VZ_STREAM(p, v) _mm512_stream_pd((p), (__m512d)(v))
+#define VZ_FMA(acc, a, x) \
+	(acc = (FN(VZ))_mm512_fmadd_pd(_mm512_set1_pd(a), (__m512d)(x), (__m512d)(acc)))
+#else
+#define VZ_STREAM(p, v) _mm512_stream_ps((p), (__m512)(v))
+#define VZ_FMA(acc, a, x) \
+	(acc = (FN(VZ))_mm512_fmadd_ps(_mm512_set1_ps(a), (__m512)(x), (__m512)(acc)))
+#endif
+#define VZ_STORE(p, src) memcpy((p), &(src), sizeof(FN(VZ)))
+
+/* Rows of a packed context buffer: T rounded up to two micro-panels. */
+static size_t FN(outk_rows)(size_t T)
+{
+	return (T + 2 * OUTK_MR - 1) / (2 * OUTK_MR) * (2 * OUTK_MR);
+}
+
+/* Pack C_h (T x d, leading dimension ld) four tokens interleaved:
+ * dst[(m/4) d 4 + k 4 + m%4] = C_h[m][k], zero past T. Plain C: phase S
+ * calls it on every machine, while the rows are in cache. */
+static void FN(outk_pack_ctx)(REAL *dst, const REAL *c, size_t ld, size_t T,
+			      size_t d)
+{
+	size_t rows = FN(outk_rows)(T);
+	for (size_t m0 = 0; m0 < rows; m0 += OUTK_MR) {
+		REAL *o = dst + m0 * d;
+		for (size_t i = 0; i < OUTK_MR; i++) {
+			size_t m = m0 + i;
+			const REAL *src = c + m * ld;
+			if (m < T)
+				for (size_t k = 0; k < d; k++)
+					o[k * OUTK_MR + i] = src[k];
+			else
+				for (size_t k = 0; k < d; k++)
+					o[k * OUTK_MR + i] = 0;
+		}
+	}
+}
+
+/* Panels of columns [j0, j0+n) of B^T where B is row-major with rows
+ * j (ld ldb), d entries from column k0: dst[p][k][PW]; zero past n. */
+OUTK_TARGET
+static void FN(outk_pack_rows)(REAL *dst, const REAL *b, size_t ldb, size_t n,
+			       size_t d)
+{
+	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
+		REAL *o = dst + p0 * d;
+		size_t pn = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+		for (size_t j = 0; j < (size_t)OUTK_PW; j++) {
+			if (j < pn) {
+				const REAL *src = b + (p0 + j) * ldb;
+				for (size_t k = 0; k < d; k++)
+					o[k * OUTK_PW + j] = src[k];
+			} else {
+				for (size_t k = 0; k < d; k++)
+					o[k * OUTK_PW + j] = 0;
+			}
+		}
+	}
+}
+
+/* Panels of columns [0, n) of a row-major d x n block (ld ldb). */
+OUTK_TARGET
+static void FN(outk_pack_cols)(REAL *dst, const REAL *b, size_t ldb, size_t n,
+			       size_t d)
+{
+	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
+		REAL *o = dst + p0 * d;
+		size_t pn = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+		for (size_t k = 0; k < d; k++) {
+			memcpy(o + k * OUTK_PW, b + k * ldb + p0, pn * sizeof(REAL));
+			for (size_t j = pn; j < (size_t)OUTK_PW; j++)
+				o[k * OUTK_PW + j] = 0;
+		}
+	}
+}
+
+/* Both sides' 4 x PW tile: oa = A_a B_a, ob = A_b B_b over d. */
+OUTK_TARGET
+static void FN(outk_tile2)(const REAL *aa, const REAL *ab, const REAL *ba,
+			   const REAL *bb, size_t d, FN(VZ) oa[8], FN(VZ) ob[8])
+{
+	FN(VZ) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+	FN(VZ) a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+	FN(VZ) b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+	FN(VZ) b4 = {0}, b5 = {0}, b6 = {0}, b7 = {0};
+	for (size_t k = 0; k < d; k++) {
+		FN(VZ) x0, x1, y0, y1;
+		VZ_LOAD(x0, ba + k * OUTK_PW);
+		VZ_LOAD(x1, ba + k * OUTK_PW + OUTK_VL);
+		VZ_LOAD(y0, bb + k * OUTK_PW);
+		VZ_LOAD(y1, bb + k * OUTK_PW + OUTK_VL);
+		const REAL *p = aa + k * OUTK_MR, *q = ab + k * OUTK_MR;
+		VZ_FMA(a0, p[0], x0); VZ_FMA(a1, p[0], x1);
+		VZ_FMA(a2, p[1], x0); VZ_FMA(a3, p[1], x1);
+		VZ_FMA(a4, p[2], x0); VZ_FMA(a5, p[2], x1);
+		VZ_FMA(a6, p[3], x0); VZ_FMA(a7, p[3], x1);
+		VZ_FMA(b0, q[0], y0); VZ_FMA(b1, q[0], y1);
+		VZ_FMA(b2, q[1], y0); VZ_FMA(b3, q[1], y1);
+		VZ_FMA(b4, q[2], y0); VZ_FMA(b5, q[2], y1);
+		VZ_FMA(b6, q[3], y0); VZ_FMA(b7, q[3], y1);
+	}
+	oa[0] = a0; oa[1] = a1; oa[2] = a2; oa[3] = a3;
+	oa[4] = a4; oa[5] = a5; oa[6] = a6; oa[7] = a7;
+	ob[0] = b0; ob[1] = b1; ob[2] = b2; ob[3] = b3;
+	ob[4] = b4; ob[5] = b5; ob[6] = b6; ob[7] = b7;
+}
+
+/* One side's 8 x PW tile (two micro-panels a0, a1): o = A B over d. */
+OUTK_TARGET
+static void FN(outk_tile1)(const REAL *a0p, const REAL *a1p, const REAL *b,
+			   size_t d, FN(VZ) o[16])
+{
+	FN(VZ) c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+	FN(VZ) c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
+	FN(VZ) c8 = {0}, c9 = {0}, c10 = {0}, c11 = {0};
+	FN(VZ) c12 = {0}, c13 = {0}, c14 = {0}, c15 = {0};
+	for (size_t k = 0; k < d; k++) {
+		FN(VZ) x0, x1;
+		VZ_LOAD(x0, b + k * OUTK_PW);
+		VZ_LOAD(x1, b + k * OUTK_PW + OUTK_VL);
+		const REAL *p = a0p + k * OUTK_MR, *q = a1p + k * OUTK_MR;
+		VZ_FMA(c0, p[0], x0); VZ_FMA(c1, p[0], x1);
+		VZ_FMA(c2, p[1], x0); VZ_FMA(c3, p[1], x1);
+		VZ_FMA(c4, p[2], x0); VZ_FMA(c5, p[2], x1);
+		VZ_FMA(c6, p[3], x0); VZ_FMA(c7, p[3], x1);
+		VZ_FMA(c8, q[0], x0); VZ_FMA(c9, q[0], x1);
+		VZ_FMA(c10, q[1], x0); VZ_FMA(c11, q[1], x1);
+		VZ_FMA(c12, q[2], x0); VZ_FMA(c13, q[2], x1);
+		VZ_FMA(c14, q[3], x0); VZ_FMA(c15, q[3], x1);
+	}
+	o[0] = c0; o[1] = c1; o[2] = c2; o[3] = c3;
+	o[4] = c4; o[5] = c5; o[6] = c6; o[7] = c7;
+	o[8] = c8; o[9] = c9; o[10] = c10; o[11] = c11;
+	o[12] = c12; o[13] = c13; o[14] = c14; o[15] = c15;
+}
+
+/* Where the tile's largest |oa - ob| (== mx) first occurs, as m D + c. */
+static size_t FN(outk_find)(const REAL *oa, const REAL *ob, size_t rows,
+			    size_t cols, size_t m0, size_t c0, size_t D,
+			    double mx)
+{
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++) {
+			size_t at = i * OUTK_PW + j;
+			REAL e = oa[at] - ob[at];  /* as the vectors did */
+			if (fabs((double)e) == mx)
+				return (m0 + i) * D + c0 + j;
+		}
+	return m0 * D + c0;
+}
+
+/* What one head of one coordinate block does with a finished tile. */
+typedef struct {
+	size_t T, D, nc;           /* the block: columns c0 .. c0+nc-1 */
+	size_t c0;
+	bool first;                /* sum the original too, keep its max */
+	REAL *ua, *ub;             /* T x nc update blocks */
+	REAL *store;               /* T x nc cache slot to fill, or NULL */
+	const REAL *cached;        /* T x nc cached O_a to read, or NULL */
+	double err, ref;           /* this head's worst so far */
+	size_t idx;
+} FN(OutkHead);
+
+/* Tile rows m0 .. m0+rows-1, block columns j0 .. j0+cols-1 (cols <= PW):
+ * compare, sum, store. ob holds rows x PW entries, row-major, and so
+ * does oa unless the original comes from the cache (s->cached). */
+OUTK_TARGET
+static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
+			    size_t m0, size_t rows, size_t j0, size_t cols)
+{
+	size_t nc = s->nc;
+	FN(VZ) em = {0}, rm = {0};
+	if (s->cached && cols < (size_t)OUTK_PW)
+		for (size_t i = 0; i < rows; i++)
+			memcpy((REAL *)oa + i * OUTK_PW,
+			       s->cached + (m0 + i) * nc + j0, cols * sizeof(REAL));
+	if (cols == (size_t)OUTK_PW) {
+		for (size_t i = 0; i < rows; i++) {
+			size_t off = (m0 + i) * nc + j0;
+			for (int v = 0; v < 2; v++) {
+				FN(VZ) a, b = ob[2 * i + v], u;
+				if (s->cached)
+					VZ_LOAD(a, s->cached + off + v * OUTK_VL);
+				else
+					a = oa[2 * i + v];
+				FN(VZ) e = VZ_ABS(a - b);
+				VZ_MAX(em, e);
+				VZ_LOAD(u, s->ub + off + v * OUTK_VL);
+				u += b;
+				VZ_STORE(s->ub + off + v * OUTK_VL, u);
+				if (s->first) {
+					FN(VZ) r = VZ_ABS(a);
+					VZ_MAX(rm, r);
+					VZ_LOAD(u, s->ua + off + v * OUTK_VL);
+					u += a;
+					VZ_STORE(s->ua + off + v * OUTK_VL, u);
+				}
+				if (s->store) {
+					/* around the caches: read by later runs only */
+					REAL *at = s->store + off + v * OUTK_VL;
+					if ((uintptr_t)at % 64 == 0)
+						VZ_STREAM(at, a);
+					else
+						VZ_STORE(at, a);
+				}
+			}
+		}
+	} else {
+		const REAL *pa = (const REAL *)oa, *pb = (const REAL *)ob;
+		for (size_t i = 0; i < rows; i++) {
+			size_t off = (m0 + i) * nc + j0;
+			for (size_t j = 0; j < cols; j++) {
+				REAL a = pa[i * OUTK_PW + j], b = pb[i * OUTK_PW + j];
+				REAL e = a - b;
+				e = e < 0 ? -e : e;
+				if (e > em[0])
+					em[0] = e;
+				s->ub[off + j] += b;
+				if (s->first) {
+					REAL r = a < 0 ? -a : a;
+					if (r > rm[0])
+						rm[0] = r;
+					s->ua[off + j] += a;
+				}
+				if (s->store)
+					s->store[off + j] = a;
+			}
+		}
+	}
+	double mx = 0, rx = 0;
+	for (int l = 0; l < OUTK_VL; l++) {
+		if ((double)em[l] > mx)
+			mx = (double)em[l];
+		if ((double)rm[l] > rx)
+			rx = (double)rm[l];
+	}
+	if (rx > s->ref)
+		s->ref = rx;
+	if (mx > 0 && mx >= s->err) {
+		if (s->cached && cols == (size_t)OUTK_PW)
+			for (size_t i = 0; i < rows; i++)
+				memcpy((REAL *)oa + i * OUTK_PW,
+				       s->cached + (m0 + i) * nc + j0,
+				       cols * sizeof(REAL));
+		size_t at = FN(outk_find)((const REAL *)oa, (const REAL *)ob, rows,
+					  cols, m0, s->c0 + j0, s->D, mx);
+		if (mx > s->err || at < s->idx) {
+			s->err = mx;
+			s->idx = at;
+		}
+	}
+}
+
+/* One head over columns [j0, j0+n) of the block, rows 0 .. T-1:
+ * pa, pb the packed contexts, ba, bb the packed panels (ba unused when
+ * the original comes from the cache). */
+OUTK_TARGET
+static void FN(outk_head_cols)(FN(OutkHead) *s, const REAL *pa, const REAL *pb,
+			       const REAL *ba, const REAL *bb, size_t j0,
+			       size_t n, size_t d)
+{
+	size_t T = s->T;
+	FN(VZ) oa[16], ob[16];
+	if (s->cached) {
+		/* the original's tile from the cache, the folded side's
+		 * eight tokens at a time */
+		for (size_t m0 = 0; m0 < T; m0 += 2 * OUTK_MR) {
+			size_t rows = T - m0 < 2 * OUTK_MR ? T - m0 : 2 * OUTK_MR;
+			const REAL *a0 = pb + m0 * d, *a1 = a0 + OUTK_MR * d;
+			for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
+				size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+				FN(outk_tile1)(a0, a1, bb + p0 * d, d, ob);
+				FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
+			}
+		}
+		return;
+	}
+	for (size_t m0 = 0; m0 < T; m0 += OUTK_MR) {
+		size_t rows = T - m0 < OUTK_MR ? T - m0 : OUTK_MR;
+		for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
+			size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+			FN(outk_tile2)(pa + m0 * d, pb + m0 * d, ba + p0 * d,
+				       bb + p0 * d, d, oa, ob);
+			FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
+		}
+	}
+}
+#endif /* x86-64 */
