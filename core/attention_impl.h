@@ -145,7 +145,8 @@ static size_t FN(arena_entries)(const struct FN(Engine) *e)
 	size_t heads = 2 * T * T;
 	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
 	if (e->outk) {
-		size_t k = d * nc + 2 * d * OUTK_SUB + 2 * T * nc + d * d;
+		size_t k = 3 * d * OUTK_SUB + 2 * T * nc + d * d +
+			   FN(outk_rows)(d) * d;
 		out = out > k ? out : k;
 	}
 	size_t n = proj > heads ? proj : heads;
@@ -1129,35 +1130,32 @@ static void FN(out_residual)(struct FN(Engine) *e, FN(Worker) *w, size_t c0,
 
 #ifdef OUTK
 /* out_block by the fused kernel: per head, per column sub-block, both
- * sides' W_o panels packed (the folded side's from its fold, as in
- * out_block), then every token's tiles compared and summed in registers. */
+ * sides' W_o panels (the folded side's folded into panel form straight
+ * from the source head's: R_o W_o,src^T), then every token's tiles
+ * compared and summed in registers. */
 static void FN(out_block_k)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 {
 	size_t T = e->T, D = e->D, H = e->H, d = e->d, nq = e->nq;
 	size_t c0 = blk * e->nc, nc = D - c0 < e->nc ? D - c0 : e->nc;
 	size_t cp = e->cp_rows * d;
 	bool first = !e->orig_ready;
-	/* arena: the W'_o,h^T block (d x nc), both sides' panels of a
-	 * sub-block (d x OUTK_SUB each), the update blocks (T x nc), a float
-	 * rotation (d x d) */
-	REAL *wt = w->arena, *pa = wt + d * nc, *pb = pa + d * OUTK_SUB;
-	REAL *ua = pb + d * OUTK_SUB, *ub = ua + T * nc, *rf = ub + T * nc;
+	/* arena: panels of a sub-block (d x OUTK_SUB each) of the original,
+	 * the folded side and the folded side's source, the update blocks
+	 * (T x nc), a float rotation (d x d) and R packed (rows(d) x d) */
+	REAL *pa = w->arena, *pb = pa + d * OUTK_SUB, *ps = pb + d * OUTK_SUB;
+	REAL *ua = ps + d * OUTK_SUB, *ub = ua + T * nc, *rf = ub + T * nc;
+	REAL *rp = rf + d * d;
 	const REAL *woa = e->wa[3], *wob = e->ws[3];
 	if (first)
 		memset(ua, 0, T * nc * sizeof(REAL));
 	memset(ub, 0, T * nc * sizeof(REAL));
 	for (size_t h = 0; h < H; h++) {
 		size_t oh = FN(src_head)(e, h);
-		if (e->plan) {
-			double t0 = timer_now();
-			const REAL *R = FN(rot)(e->plan->ro + oh * d * d, d, rf);
-			GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)nc,
-			     (int)d, 1, R, (int)d, wob + c0 * nq + oh * d, (int)nq, 0,
-			     wt, (int)nc);
-			w->flops += 2.0 * (double)d * (double)d * (double)nc;
-			w->fold_sec += timer_now() - t0;
-		}
 		bool fresh = first || h >= e->n_ocache;
+		if (e->plan) {
+			const REAL *R = FN(rot)(e->plan->ro + oh * d * d, d, rf);
+			FN(outk_pack_ctx)(rp, R, d, d, d);
+		}
 		REAL *slot = h < e->n_ocache ? e->ocache + h * T * D + c0 * T : NULL;
 		FN(OutkHead) s = {
 			.T = T, .D = D, .nc = nc, .c0 = c0, .first = first,
@@ -1170,13 +1168,22 @@ static void FN(out_block_k)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 			if (fresh)
 				FN(outk_pack_rows)(pa, woa + (c0 + j0) * nq + h * d, nq,
 						   n, d);
-			if (e->plan)
-				FN(outk_pack_cols)(pb, wt + j0, nc, n, d);
-			else
-				FN(outk_pack_rows)(pb, wob + (c0 + j0) * nq + h * d, nq,
+			/* the folded side's source panels: the original's when
+			 * they are the same weights */
+			const REAL *src = pa;
+			if (!fresh || wob != woa || oh != h) {
+				FN(outk_pack_rows)(ps, wob + (c0 + j0) * nq + oh * d, nq,
 						   n, d);
+				src = ps;
+			}
+			if (e->plan) {
+				double t0 = timer_now();
+				FN(outk_fold_panels)(pb, rp, src, n, d);
+				w->flops += 2.0 * (double)d * (double)d * (double)n;
+				w->fold_sec += timer_now() - t0;
+			}
 			FN(outk_head_cols)(&s, e->cpa + h * cp, e->cpb + h * cp, pa,
-					   pb, j0, n, d);
+					   e->plan ? pb : src, j0, n, d);
 		}
 		w->flops += 2.0 * (double)T * (double)nc * (double)d * (fresh ? 2 : 1);
 		w->h_err[h] = s.err;

@@ -99,22 +99,6 @@ static void FN(outk_pack_rows)(REAL *dst, const REAL *b, size_t ldb, size_t n,
 	}
 }
 
-/* Panels of columns [0, n) of a row-major d x n block (ld ldb). */
-OUTK_TARGET
-static void FN(outk_pack_cols)(REAL *dst, const REAL *b, size_t ldb, size_t n,
-			       size_t d)
-{
-	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
-		REAL *o = dst + p0 * d;
-		size_t pn = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
-		for (size_t k = 0; k < d; k++) {
-			memcpy(o + k * OUTK_PW, b + k * ldb + p0, pn * sizeof(REAL));
-			for (size_t j = pn; j < (size_t)OUTK_PW; j++)
-				o[k * OUTK_PW + j] = 0;
-		}
-	}
-}
-
 /* Both sides' 4 x PW tile: oa = A_a B_a, ob = A_b B_b over d. */
 OUTK_TARGET
 static void FN(outk_tile2)(const REAL *aa, const REAL *ab, const REAL *ba,
@@ -173,6 +157,27 @@ static void FN(outk_tile1)(const REAL *a0p, const REAL *a1p, const REAL *b,
 	o[4] = c4; o[5] = c5; o[6] = c6; o[7] = c7;
 	o[8] = c8; o[9] = c9; o[10] = c10; o[11] = c11;
 	o[12] = c12; o[13] = c13; o[14] = c14; o[15] = c15;
+}
+
+/* The folded side's panels of a sub-block: pb = R src, where src holds
+ * the source head's W_o panels (columns of W_o,src^T) and rp is R packed
+ * like a context (four rows interleaved, rows padded to eight). */
+OUTK_TARGET
+static void FN(outk_fold_panels)(REAL *pb, const REAL *rp, const REAL *src,
+				 size_t n, size_t d)
+{
+	FN(VZ) o[16];
+	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW)
+		for (size_t k0 = 0; k0 < d; k0 += 2 * OUTK_MR) {
+			FN(outk_tile1)(rp + k0 * d, rp + (k0 + OUTK_MR) * d,
+				       src + p0 * d, d, o);
+			size_t rows = d - k0 < 2 * OUTK_MR ? d - k0 : 2 * OUTK_MR;
+			for (size_t i = 0; i < rows; i++) {
+				REAL *row = pb + p0 * d + (k0 + i) * OUTK_PW;
+				VZ_STORE(row, o[2 * i]);
+				VZ_STORE(row + OUTK_VL, o[2 * i + 1]);
+			}
+		}
 }
 
 /* Where the tile's largest |oa - ob| (== mx) first occurs, as m D + c. */
