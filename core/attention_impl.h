@@ -142,7 +142,7 @@ static size_t FN(arena_entries)(const struct FN(Engine) *e)
 {
 	size_t T = e->T, D = e->D, d = e->d, nc = e->nc, tb = e->tb;
 	size_t proj = e->fold_heads * d * D + d * d;
-	size_t heads = 2 * T * T;
+	size_t heads = 2 * T * T + (e->outk ? T * d : 0);
 	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
 	if (e->outk) {
 		size_t k = 3 * d * OUTK_SUB + 2 * T * nc + d * d +
@@ -279,16 +279,19 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->qb = FN(zalloc)(T, nq * sizeof(REAL), &ok);
 	e->kb = FN(zalloc)(T, nk * sizeof(REAL), &ok);
 	e->vb = FN(zalloc)(T, nk * sizeof(REAL), &ok);
-	e->ca = FN(zalloc)(T, nq * sizeof(REAL), &ok);
-	e->cb = FN(zalloc)(T, nq * sizeof(REAL), &ok);
 #ifdef OUTK
 	e->outk = attention_kernel_fused();
 	if (e->outk) {
+		/* the kernel reads the contexts packed, and only so */
 		e->cp_rows = FN(outk_rows)(T);
 		e->cpa = FN(zalloc)(H * e->cp_rows, d * sizeof(REAL), &ok);
 		e->cpb = FN(zalloc)(H * e->cp_rows, d * sizeof(REAL), &ok);
 	}
 #endif
+	if (!e->outk) {
+		e->ca = FN(zalloc)(T, nq * sizeof(REAL), &ok);
+		e->cb = FN(zalloc)(T, nq * sizeof(REAL), &ok);
+	}
 	e->ua = FN(zalloc)(T * D, sizeof(REAL), &ok);
 	/* As many heads' O_h as the budget holds. */
 	size_t per_head = T * D * sizeof(REAL);
@@ -734,10 +737,11 @@ static void FN(softmax_row)(REAL *row, size_t n)
 }
 
 /* Causal softmax of S in place (row m over n <= m, max subtracted, zeros
- * to the end of its row block), then C_h = P v_g, causal row blocks. */
+ * to the end of its row block), then C_h = P v_g (T x d, leading
+ * dimension ldc), causal row blocks. */
 static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
 				REAL *S, const REAL *v, size_t h, REAL *C,
-				bool softmax)
+				size_t ldc, bool softmax)
 {
 	size_t T = e->T, d = e->d, g = h / e->hpg;
 	for (size_t r0 = 0; r0 < T; r0 += SCORE_BLOCK) {
@@ -750,7 +754,7 @@ static void FN(softmax_context)(const struct FN(Engine) *e, FN(Worker) *w,
 		}
 		GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0),
 		     (int)d, (int)r1, 1, S + r0 * T, (int)T, v + g * d, (int)e->nk,
-		     0, C + r0 * e->nq + h * d, (int)e->nq);
+		     0, C + r0 * ldc, (int)ldc);
 		w->flops += 2.0 * (double)(r1 - r0) * (double)r1 * (double)d;
 	}
 }
@@ -1245,19 +1249,25 @@ static void FN(head_task)(struct FN(Engine) *e, FN(Worker) *w, size_t h)
 		FN(scores)(e, w, e->qb, e->kb, h, (REAL)layer_score_scale(e->b), sb);
 	if (cmp)
 		FN(score_compare)(e, w, h, sa, sb, first);
-	if (first)
-		FN(softmax_context)(e, w, sa, e->va, h, e->ca, true);
-	FN(softmax_context)(e, w, sb, e->vb, h, e->cb, !reuse);
 #ifdef OUTK
 	if (e->outk) {
-		size_t cp = e->cp_rows * e->d;
-		if (first)
-			FN(outk_pack_ctx)(e->cpa + h * cp, e->ca + h * e->d, e->nq,
-					  e->T, e->d);
-		FN(outk_pack_ctx)(e->cpb + h * cp, e->cb + h * e->d, e->nq, e->T,
-				  e->d);
+		/* C_h into scratch after the scores, then packed for the
+		 * output kernel: no T x nq context buffers */
+		size_t d = e->d, cp = e->cp_rows * d;
+		REAL *ch = w->arena + 2 * TT;
+		if (first) {
+			FN(softmax_context)(e, w, sa, e->va, h, ch, d, true);
+			FN(outk_pack_ctx)(e->cpa + h * cp, ch, d, e->T, d);
+		}
+		FN(softmax_context)(e, w, sb, e->vb, h, ch, d, !reuse);
+		FN(outk_pack_ctx)(e->cpb + h * cp, ch, d, e->T, d);
+		return;
 	}
 #endif
+	if (first)
+		FN(softmax_context)(e, w, sa, e->va, h, e->ca + h * e->d, e->nq,
+				    true);
+	FN(softmax_context)(e, w, sb, e->vb, h, e->cb + h * e->d, e->nq, !reuse);
 }
 
 static void FN(worker_main)(void *ctx, size_t wi)

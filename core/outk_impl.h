@@ -297,6 +297,28 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 	}
 }
 
+/* Ask for a tile's rows of the update blocks (and of the cached O_a)
+ * while the tile is computed: they come from L3, one head later. */
+OUTK_TARGET
+static void FN(outk_prefetch)(const FN(OutkHead) *s, size_t m0, size_t rows,
+			      size_t j)
+{
+	for (size_t i = 0; i < rows; i++) {
+		size_t off = (m0 + i) * s->nc + j;
+		_mm_prefetch((const char *)(s->ub + off), _MM_HINT_T0);
+		_mm_prefetch((const char *)(s->ub + off + OUTK_VL), _MM_HINT_T0);
+		if (s->first) {
+			_mm_prefetch((const char *)(s->ua + off), _MM_HINT_T0);
+			_mm_prefetch((const char *)(s->ua + off + OUTK_VL), _MM_HINT_T0);
+		}
+		if (s->cached) {
+			_mm_prefetch((const char *)(s->cached + off), _MM_HINT_T0);
+			_mm_prefetch((const char *)(s->cached + off + OUTK_VL),
+				     _MM_HINT_T0);
+		}
+	}
+}
+
 /* One head over columns [j0, j0+n) of the block, rows 0 .. T-1:
  * pa, pb the packed contexts, ba, bb the packed panels (ba unused when
  * the original comes from the cache). */
@@ -315,6 +337,7 @@ static void FN(outk_head_cols)(FN(OutkHead) *s, const REAL *pa, const REAL *pb,
 			const REAL *a0 = pb + m0 * d, *a1 = a0 + OUTK_MR * d;
 			for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
 				size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+				FN(outk_prefetch)(s, m0, rows, j0 + p0);
 				FN(outk_tile1)(a0, a1, bb + p0 * d, d, ob);
 				FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
 			}
@@ -325,6 +348,7 @@ static void FN(outk_head_cols)(FN(OutkHead) *s, const REAL *pa, const REAL *pb,
 		size_t rows = T - m0 < OUTK_MR ? T - m0 : OUTK_MR;
 		for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
 			size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+			FN(outk_prefetch)(s, m0, rows, j0 + p0);
 			FN(outk_tile2)(pa + m0 * d, pb + m0 * d, ba + p0 * d,
 				       bb + p0 * d, d, oa, ob);
 			FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
