@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 
 #include "core/layer.h"
 #include "core/rng.h"
@@ -57,9 +59,24 @@ RopeSpec rope_spec_default(size_t head_dim)
 	return r;
 }
 
+/* n zeroed doubles. Big weight matrices are read in strided blocks by
+ * the engine, so they are advised onto huge pages (fewer TLB misses, and
+ * a cheaper first touch); calloc'ed big blocks are fresh mappings, not
+ * yet touched, so the advice takes effect when they are filled. */
 static double *zalloc(size_t n)
 {
-	return calloc(n ? n : 1, sizeof(double));
+	double *p = calloc(n ? n : 1, sizeof(double));
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = (uintptr_t)1 << 21;
+	size_t bytes = n * sizeof(double);
+	if (p && bytes >= 2 * huge) {
+		uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+		uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+		if (hi > lo)
+			madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+	}
+#endif
+	return p;
 }
 
 RfStatus layer_alloc(Layer *l, const LayerShape *s, unsigned flags)

@@ -77,6 +77,44 @@ static void FN(outk_pack_ctx)(REAL *dst, const REAL *c, size_t ld, size_t T,
 	}
 }
 
+#if REAL_IS_DOUBLE
+/* Eight rows of 8 doubles in, their eight columns out: row j of the
+ * block is src + j ld, column k goes to dst + k ldd. */
+OUTK_TARGET
+static inline void FN(outk_t8x8)(double *dst, size_t ldd, const double *src,
+				 size_t ld)
+{
+	__m512d r0 = _mm512_loadu_pd(src), r1 = _mm512_loadu_pd(src + ld);
+	__m512d r2 = _mm512_loadu_pd(src + 2 * ld), r3 = _mm512_loadu_pd(src + 3 * ld);
+	__m512d r4 = _mm512_loadu_pd(src + 4 * ld), r5 = _mm512_loadu_pd(src + 5 * ld);
+	__m512d r6 = _mm512_loadu_pd(src + 6 * ld), r7 = _mm512_loadu_pd(src + 7 * ld);
+	__m512d t0 = _mm512_unpacklo_pd(r0, r1), t1 = _mm512_unpackhi_pd(r0, r1);
+	__m512d t2 = _mm512_unpacklo_pd(r2, r3), t3 = _mm512_unpackhi_pd(r2, r3);
+	__m512d t4 = _mm512_unpacklo_pd(r4, r5), t5 = _mm512_unpackhi_pd(r4, r5);
+	__m512d t6 = _mm512_unpacklo_pd(r6, r7), t7 = _mm512_unpackhi_pd(r6, r7);
+	const __m512i lo2 = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+	const __m512i hi2 = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+	__m512d u0 = _mm512_permutex2var_pd(t0, lo2, t2);
+	__m512d u1 = _mm512_permutex2var_pd(t0, hi2, t2);
+	__m512d u2 = _mm512_permutex2var_pd(t1, lo2, t3);
+	__m512d u3 = _mm512_permutex2var_pd(t1, hi2, t3);
+	__m512d u4 = _mm512_permutex2var_pd(t4, lo2, t6);
+	__m512d u5 = _mm512_permutex2var_pd(t4, hi2, t6);
+	__m512d u6 = _mm512_permutex2var_pd(t5, lo2, t7);
+	__m512d u7 = _mm512_permutex2var_pd(t5, hi2, t7);
+	const __m512i lo4 = _mm512_set_epi64(11, 10, 9, 8, 3, 2, 1, 0);
+	const __m512i hi4 = _mm512_set_epi64(15, 14, 13, 12, 7, 6, 5, 4);
+	_mm512_storeu_pd(dst, _mm512_permutex2var_pd(u0, lo4, u4));
+	_mm512_storeu_pd(dst + ldd, _mm512_permutex2var_pd(u2, lo4, u6));
+	_mm512_storeu_pd(dst + 2 * ldd, _mm512_permutex2var_pd(u1, lo4, u5));
+	_mm512_storeu_pd(dst + 3 * ldd, _mm512_permutex2var_pd(u3, lo4, u7));
+	_mm512_storeu_pd(dst + 4 * ldd, _mm512_permutex2var_pd(u0, hi4, u4));
+	_mm512_storeu_pd(dst + 5 * ldd, _mm512_permutex2var_pd(u2, hi4, u6));
+	_mm512_storeu_pd(dst + 6 * ldd, _mm512_permutex2var_pd(u1, hi4, u5));
+	_mm512_storeu_pd(dst + 7 * ldd, _mm512_permutex2var_pd(u3, hi4, u7));
+}
+#endif
+
 /* Panels of columns [j0, j0+n) of B^T where B is row-major with rows
  * j (ld ldb), d entries from column k0: dst[p][k][PW]; zero past n. */
 OUTK_TARGET
@@ -86,6 +124,16 @@ static void FN(outk_pack_rows)(REAL *dst, const REAL *b, size_t ldb, size_t n,
 	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
 		REAL *o = dst + p0 * d;
 		size_t pn = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+#if REAL_IS_DOUBLE
+		if (pn == (size_t)OUTK_PW && d % 8 == 0) {
+			/* whole panel: 8 x 8 blocks through registers */
+			for (size_t j0 = 0; j0 < (size_t)OUTK_PW; j0 += 8)
+				for (size_t k0 = 0; k0 < d; k0 += 8)
+					FN(outk_t8x8)(o + k0 * OUTK_PW + j0, OUTK_PW,
+						      b + (p0 + j0) * ldb + k0, ldb);
+			continue;
+		}
+#endif
 		for (size_t j = 0; j < (size_t)OUTK_PW; j++) {
 			if (j < pn) {
 				const REAL *src = b + (p0 + j) * ldb;
