@@ -193,6 +193,36 @@ keys q
 check "C locale: exits" "EXIT=0"
 LOC=C.UTF-8
 
+# ---- a Llama-3-8B-shaped layer stays responsive ---------------------------------
+# Dropping commutes re-evaluates the whole folded side (~0.5 s here, far more
+# under the sanitizers); the view key sent with it must be served while
+# that runs, with the computing mark up, and the result must then arrive.
+start "'$ROPEFOLD' tui --d-model 4096 --heads 32 --kv-heads 8 --head-dim 128 --seq 512"
+check "8B layer: the first evaluation arrives" "residual +yes +. holds" 1200
+keys c 7
+# served while computing: some screen shows both the mark and the new view
+served=no
+i=0
+while [ "$i" -lt 100 ]; do
+	capture
+	if grep -q "computing" "$WORK/screen"; then
+		grep -q "head-level relative error" "$WORK/screen" && served=yes && break
+	elif grep -q "head-level relative error" "$WORK/screen"; then
+		break  # the view came, but only after the evaluation
+	fi
+	sleep 0.05
+	i=$((i + 1))
+done
+if [ "$served" = yes ]; then
+	ok "8B layer: a view switch is served while the toggle computes"
+else
+	not_ok "8B layer: a view switch is served while the toggle computes"
+fi
+check "8B layer: the toggle's result arrives" "score +no +. breaks" 600
+check_not "8B layer: ... and the computing mark goes" "computing"
+keys q
+check "8B layer: exits" "EXIT=0" 100
+
 # ---- no terminal -----------------------------------------------------------------
 out=$("$ROPEFOLD" </dev/null 2>&1)
 rc=$?
