@@ -13,6 +13,7 @@
 #include "core/layout_perm.h"
 #include "core/levels.h"
 #include "core/procrustes.h"
+#include "core/rng.h"
 #include "core/rope.h"
 #include "core/verify.h"
 
@@ -1037,6 +1038,7 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 	verdict_reset(v);
 	double u = opt && opt->unit_roundoff > 0 ? opt->unit_roundoff : 0x1p-53;
 	v->tol = opt && opt->tol > 0 ? opt->tol : 3.0 * u + 1e-12;
+	v->unit_roundoff = u;
 	if (layer_shape_check(&a->shape, NULL) != RF_OK ||
 	    rope_spec_check(&a->rope, a->shape.head_dim, NULL) != RF_OK)
 		return RF_ERR_ARG;
@@ -1080,7 +1082,42 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 
 /* ======================= the three levels =============================== */
 
-RfStatus verify_confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
+/* The relative error, level by level, that storing a's weights in a
+ * dtype of unit roundoff u causes by itself: a against a copy whose every
+ * weight moved by a random relative amount of at most u (deterministic). */
+static RfStatus rounding_noise(const Layer *a, double u, const double *x,
+			       size_t T, Precision prec, const RopeTable *rope,
+			       double noise[LEVEL_COUNT])
+{
+	Layer p;
+	RfStatus st = layer_copy(&p, a);
+	if (st != RF_OK)
+		return st;
+	size_t D = a->shape.d_model, d = a->shape.head_dim;
+	size_t nq = a->shape.n_heads * d, nk = a->shape.n_kv_heads * d;
+	double *w[4] = {p.wq, p.wk, p.wv, p.wo};
+	size_t n[4] = {nq * D, nk * D, nk * D, D * nq};
+	Rng rng;
+	rng_seed(&rng, 0x5eed, 7);
+	for (int i = 0; i < 4; i++)
+		for (size_t j = 0; j < n[i]; j++)
+			w[i][j] *= 1.0 + u * (2.0 * rng_uniform(&rng) - 1.0);
+	InvReport r;
+	st = report_init(&r, T, a->shape.n_heads, a->shape.n_kv_heads, d,
+			 a->rope.rotary_dim);
+	if (st == RF_OK) {
+		st = attention_compare(a, &p, x, T, prec, rope, &r);
+		for (int l = 0; st == RF_OK && l < LEVEL_COUNT; l++)
+			noise[l] = r.level[l].ref_max > 0
+				? r.level[l].max_abs_err / r.level[l].ref_max
+				: r.level[l].max_abs_err;
+		report_done(&r);
+	}
+	layer_free(&p);
+	return st;
+}
+
+RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec, double tol,
 			InvReport *rep)
 {
@@ -1102,21 +1139,27 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
 	rep->precision = prec;
 	RopeTable rope;
 	st = rope_table_init(&rope, &a->rope, T);
+	double noise[LEVEL_COUNT] = {0};
 	if (st == RF_OK) {
 		st = attention_compare(a, bc, x, T, prec, &rope, rep);
+		/* a dtype coarser than float64 moves the outputs by far more
+		 * than the compute precision: measure by how much */
+		if (st == RF_OK && !(tol > 0) && v->unit_roundoff > 0x1p-50)
+			st = rounding_noise(a, v->unit_roundoff, x, T, prec, &rope,
+					    noise);
 		rope_table_done(&rope);
 	}
 	if (st != RF_OK) {
 		report_done(rep);
 		goto out;
 	}
-	/* Dtype rounding moves the outputs by a few times the weights'
-	 * relative error: widen the tolerance to match. */
 	if (!(tol > 0)) {
 		tol = levels_default_tol(prec);
-		if (32.0 * v->tol > tol)
-			tol = 32.0 * v->tol;
+		for (int l = 0; l < LEVEL_COUNT; l++)
+			if (4.0 * noise[l] > tol)
+				tol = 4.0 * noise[l];
 	}
+	v->confirm_tol = tol;
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = v->heads_permuted;
 	levels_judge(rep, a, &cfg, tol);

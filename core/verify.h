@@ -66,7 +66,9 @@ typedef struct {
 	bool rounded;            /* equal only up to the tolerance */
 	bool vo_not_orthogonal;  /* V/O explained by an invertible map */
 	char relation_text[512]; /* plain words */
-	double tol;
+	double tol;              /* of the weight checks */
+	double unit_roundoff;    /* of the coarser stored dtype */
+	double confirm_tol;      /* of verify_confirm's levels (set there) */
 	double max_err;          /* worst relative error under the relation */
 
 	/* The first break (why != NONE). */
@@ -98,10 +100,13 @@ void verify_verdict_free(VerifyVerdict *v);
 /* The three-level evaluation of SPEC 2.2 comparing a and b directly on
  * input x (T x D): b is first brought into a's RoPE layout (an exact row
  * permutation) when the verdict found a conversion; the levels are judged
- * at tol (<= 0: the precision's default, widened for the dtype's
- * rounding); head level is not expected to hold when heads are permuted.
- * rep is initialised here (report_done it). */
-RfStatus verify_confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
+ * at tol (<= 0: the precision's default, or, when the stored dtype is
+ * coarser than float64, four times the error its rounding alone causes:
+ * a against a with every weight moved by up to the unit roundoff); the
+ * tolerance used goes to v->confirm_tol. The head level is not expected
+ * to hold when heads are permuted. rep is initialised here (report_done
+ * it). */
+RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec, double tol,
 			InvReport *rep);
 

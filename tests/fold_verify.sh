@@ -47,7 +47,21 @@ fi
 if [ -d "$M/tiny_llama_hf" ]; then
 	verify 0 "an HF folder against itself" --layers 1 "$M/tiny_llama_hf" "$M/tiny_llama_hf"
 	has "identical" "identical HF layer"
-	verify 2 "different shapes are bad input (layer counts differ)" "$M/tiny_llama_hf" "$M/stories260K.bin"
+	verify 1 "different layer counts: not a fold" "$M/tiny_llama_hf" "$M/stories260K.bin"
+	has "has 2 layers" "the layer counts are named"
+	verify 1 "--layers 0 compares a layer both have: different shapes" --layers 0 \
+		"$M/tiny_llama_hf" "$M/stories260K.bin"
+	has "differ in shape" "the shape difference is named"
+	# A fold whose Q/K rotation does not commute, stored in float64 from a
+	# bfloat16 original: the dtype's rounding must not pass its 10% breaks
+	# off as holding.
+	"$ROPEFOLD" fold --model "$M/tiny_llama_hf" --out "$tmp/nc" --drop commutes \
+		--dtype f64 >/dev/null 2>&1
+	verify 1 "a non-commuting fold from bfloat16 is not a fold" "$M/tiny_llama_hf" "$tmp/nc"
+	has "levels (tolerance 0.0[0-9]*):.*head breaks" "its head level breaks at the bfloat16 tolerance"
+	"$ROPEFOLD" fold --model "$M/tiny_llama_hf" --out "$tmp/okbf" >/dev/null 2>&1
+	verify 0 "a commuting fold stored in bfloat16 is a fold" "$M/tiny_llama_hf" "$tmp/okbf"
+	has "score holds.*head holds.*residual holds" "its levels hold within bfloat16 rounding"
 fi
 
 # Bad usage and input: exit 2, one line on stderr.

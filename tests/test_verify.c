@@ -67,7 +67,7 @@ static void assert_not_equivalent(const VerifyVerdict *v, VerifyWhy why)
 			 v->why_text);
 }
 
-static void confirm(const Layer *a, const Layer *b, const VerifyVerdict *v,
+static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		    InvReport *rep)
 {
 	size_t T = 24;

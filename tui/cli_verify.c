@@ -30,12 +30,20 @@ static void verify_help(void)
 	       "RoPE layout (a format conversion), all up to the stored dtype's rounding;\n"
 	       "then confirm with the three-level evaluation. When B is not a fold, name\n"
 	       "the first layer, head, level and reason.\n"
-	       "--tol sets the relative tolerance of the weight checks (default 3 units\n"
-	       "of roundoff of the coarser dtype); --precision the confirmation's.\n"
+	       "The confirming evaluation judges its levels at the compute precision's\n"
+	       "tolerance, or, for a dtype coarser than float64, at four times the error\n"
+	       "that dtype's rounding alone causes (A against A with every weight moved\n"
+	       "by up to its unit roundoff); both tolerances are printed.\n"
 	       "Exit 0 when B is equivalent in every chosen layer, 1 when not, 2 on bad\n"
-	       "input.\n\n");
-	opts_print_help(stdout, OPT_JSON | OPT_EVAL);
-	printf("  --layers all|N|N..M   layers to verify (default all)\n");
+	       "input.\n\n"
+	       "  --layers all|N|N..M      layers to verify (default all)\n"
+	       "  --tol X                  relative tolerance of the weight checks (default\n"
+	       "                           3 units of roundoff of the coarser stored dtype:\n"
+	       "                           1.2e-2 bf16, 1.5e-3 f16, 1.8e-7 f32, 3.3e-16 f64)\n"
+	       "  --precision f64|f32      compute precision of the confirming evaluation\n"
+	       "                           (default f64)\n"
+	       "  --json                   one JSON document on stdout\n"
+	       "  --help                   this help\n");
 }
 
 int cli_parse_layers(const char *s, size_t n_layers, size_t *lo, size_t *hi,
@@ -175,6 +183,7 @@ static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep
 	json_object_set_new(o, "heads_permutation", perm);
 	json_object_set_new(o, "rotations", rot);
 	json_object_set_new(o, "levels", rep ? levels_json(rep) : json_null());
+	json_object_set_new(o, "levels_tol", rep ? json_real(v->confirm_tol) : json_null());
 	json_object_set_new(o, "break", break_json(v, i));
 	return o;
 }
@@ -195,7 +204,7 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 		printf("\n  %s", v->why_text);
 	}
 	if (rep) {
-		printf("\n  levels:");
+		printf("\n  levels (tolerance %.2g):", v->confirm_tol);
 		for (int l = 0; l < LEVEL_COUNT; l++)
 			printf(" %s %s (%.2g)%s", level_name((LevelId)l),
 			       rep->level[l].holds ? "holds" : "breaks",
@@ -236,13 +245,30 @@ int cli_verify(int argc, char **argv)
 		goto out;
 	}
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
-	if (ia->n_layers != ib->n_layers) {
-		fprintf(stderr, "ropefold verify: %s has %zu layers, %s has %zu\n",
-			o.positional[0], ia->n_layers, o.positional[1], ib->n_layers);
+	bool chosen = o.layers && strcmp(o.layers, "all") != 0;
+	if (ia->n_layers != ib->n_layers && !chosen) {
+		/* two valid checkpoints, one not a fold of the other: exit 1 */
+		char why[256];
+		snprintf(why, sizeof why, "%s has %zu layers, %s has %zu", o.positional[0],
+			 ia->n_layers, o.positional[1], ib->n_layers);
+		if (o.json) {
+			json_t *doc = json_pack("{s:s, s:s, s:b, s:{s:n, s:s, s:s}, s:[]}", "a",
+						o.positional[0], "b", o.positional[1],
+						"equivalent", 0, "first_break", "layer", "why",
+						"layers", "explanation", why, "layers");
+			json_dumpf(doc, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(doc);
+		} else {
+			printf("%s (--layers picks layers both have)\nB is NOT equivalent to A\n",
+			       why);
+		}
+		rc = 1;
 		goto out;
 	}
 	size_t lo, hi;
-	if (cli_parse_layers(o.layers, ia->n_layers, &lo, &hi, err, sizeof err)) {
+	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
+	if (cli_parse_layers(o.layers, common, &lo, &hi, err, sizeof err)) {
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
