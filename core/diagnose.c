@@ -335,6 +335,9 @@ static void why_vo(Text *t, const Layer *l, const FoldConfig *cfg,
 	(void)l;
 }
 
+/* Beyond this many units of epsilon an error is no longer roundoff. */
+#define DIAG_ROUNDOFF_EPS 1e4
+
 static const char *verdict(const LevelResult *L)
 {
 	return L->holds ? "holds" : "breaks";
@@ -352,11 +355,26 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 	if (ls->holds && lh->holds && lr->holds) {
 		if (cfg->rotate == 0)
 			say(&t, "Nothing is rotated: the folded layer is the original.");
-		else
-			say(&t, "All three levels hold: the fold is an exact rewrite "
-				"(max relative error %.2g, %.1f eps).",
-			    lr->max_rel_err > lh->max_rel_err ? lr->max_rel_err : lh->max_rel_err,
-			    lr->eps_units > lh->eps_units ? lr->eps_units : lh->eps_units);
+		else {
+			/* the worst of the three levels; "exact" only while that
+			 * is plausibly roundoff (a raised --tol can let more hold) */
+			double rel = ls->max_rel_err, eps = ls->eps_units;
+			if (lh->max_rel_err > rel)
+				rel = lh->max_rel_err;
+			if (lr->max_rel_err > rel)
+				rel = lr->max_rel_err;
+			if (lh->eps_units > eps)
+				eps = lh->eps_units;
+			if (lr->eps_units > eps)
+				eps = lr->eps_units;
+			if (eps <= DIAG_ROUNDOFF_EPS)
+				say(&t, "All three levels hold: the fold is an exact rewrite "
+					"(max relative error %.2g, %.1f eps).", rel, eps);
+			else
+				say(&t, "All three levels hold within the tolerance %.2g, but "
+					"not to roundoff (max relative error %.2g, %.3g eps): "
+					"equal only up to that tolerance.", rep->tol, rel, eps);
+		}
 	} else {
 		say(&t, "Score %s, head %s, residual %s.", verdict(ls), verdict(lh),
 		    verdict(lr));

@@ -242,6 +242,41 @@ static void test_single_token(void **state)
 	report_done(&rep);
 }
 
+/* Only roundoff is called exact: with a tolerance raised far above it, a
+ * non-commuting fold holds at every level but is not called exact, and
+ * the worst error quoted is the worst of the three levels. */
+static void test_raised_tolerance_not_exact(void **state)
+{
+	(void)state;
+	InvReport rep;
+	FoldConfig exact = fold_config_default();
+	run_case(&GQA, &exact, &rep);
+	assert_non_null(strstr(rep.explanation, "exact rewrite"));
+	report_done(&rep);
+
+	Layer l;
+	make_layer(&GQA, 17, &l);
+	double *x = malloc(GQA.T * GQA.D * sizeof(double));
+	layer_random_input(17, GQA.T, GQA.D, x);
+	EvalOptions eo = {.seq = GQA.T, .precision = PREC_F64, .tol = 100};
+	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, &rep), RF_OK);
+	expect_levels(&rep, true, true, true, "tol 100");
+	assert_null(strstr(rep.explanation, "exact rewrite"));
+	assert_non_null(strstr(rep.explanation, "not to roundoff"));
+	char want[64];
+	double worst = rep.level[LEVEL_SCORE].max_rel_err;
+	for (int i = 1; i < LEVEL_COUNT; i++)
+		if (rep.level[i].max_rel_err > worst)
+			worst = rep.level[i].max_rel_err;
+	snprintf(want, sizeof want, "max relative error %.2g,", worst);
+	if (!strstr(rep.explanation, want))
+		fail_msg("'%s' not in: %s", want, rep.explanation);
+	report_done(&rep);
+	free(x);
+	layer_free(&l);
+}
+
 /* V needs no commutation: a Haar R_v absorbed by O is exact. */
 static void test_v_needs_no_commutation(void **state)
 {
@@ -537,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_diagonal_survives),
 		cmocka_unit_test(test_permute_heads),
 		cmocka_unit_test(test_single_token),
+		cmocka_unit_test(test_raised_tolerance_not_exact),
 		cmocka_unit_test(test_v_needs_no_commutation),
 		cmocka_unit_test(test_o_must_absorb),
 		cmocka_unit_test(test_float32_floor),
