@@ -398,7 +398,9 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 		    lh->worst_head, lh->worst_m, lh->worst_coord);
 		why_vo(&t, l, cfg, rep);
 	}
-	if (!lr->holds && ls->holds) {
+	/* the residual's reason, unless the head level just gave it */
+	bool vo_told = ls->holds && !lh->holds && !dg->heads_permuted;
+	if (!lr->holds && ls->holds && !vo_told) {
 		why_vo(&t, l, cfg, rep);
 	}
 	/* The hypothesis fails but the break is too slow to show at this T. */
