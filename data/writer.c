@@ -39,6 +39,11 @@ struct Writer {
 	size_t nfiles;
 	AuxFile *aux;
 	size_t naux;
+	/* folder mode: subfolders made inside tmp_dir for shards such as
+	 * "sub/a.safetensors", parents before children; capacity fixed in
+	 * writer_start so that the signal handler never sees a realloc */
+	char **subdirs;
+	size_t nsubdirs, cap_subdirs;
 	Writer *next;             /* the list the signal handler walks */
 };
 
@@ -232,16 +237,72 @@ static bool files_equal(const char *a, const char *b)
 	return eq;
 }
 
-/* A temporary file beside final (folder mode: inside the temp folder, under
- * its final name). Returns the fd; *tmp is owned by the caller. */
-static int make_temp(const Writer *w, const char *final_path, char **tmp, char *err,
+/* Folder mode: final_path relative to OUT ("a.safetensors",
+ * "sub/a.safetensors"); every final path there is OUT "/" REL. */
+static const char *out_rel(const Writer *w, const char *final_path)
+{
+	return final_path + strlen(w->out) + 1;
+}
+
+/* One folder inside the temporary folder, recorded before it is made so
+ * that the cleanup (signal handler included) removes it. An existing
+ * folder (made for an earlier shard) is fine. */
+static int make_subdir(Writer *w, const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		errno = ENOTDIR;
+		return -1;
+	}
+	char *copy = w->nsubdirs < w->cap_subdirs ? strdup(path) : NULL;
+	if (!copy) {
+		errno = ENOMEM;
+		return -1;
+	}
+	w->subdirs[w->nsubdirs++] = copy;
+	if (mkdir(path, 0755)) {
+		int e = errno;
+		free(w->subdirs[--w->nsubdirs]);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Folder mode: the parent folders of path (tmp_dir "/" rel) inside the
+ * temporary folder. */
+static int make_subdirs(Writer *w, char *path, char *err, size_t errlen)
+{
+	for (char *s = path + strlen(w->tmp_dir) + 1; (s = strchr(s, '/')); *s++ = '/') {
+		*s = '\0';
+		if (make_subdir(w, path)) {
+			snprintf(err, errlen, "%s: cannot create the folder %s: %s", w->out, path,
+				 strerror(errno));
+			*s = '/';
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A temporary file beside final (folder mode: inside the temp folder, at
+ * its path relative to OUT). Returns the fd; *tmp is owned by the caller. */
+static int make_temp(Writer *w, const char *final_path, char **tmp, char *err,
 		     size_t errlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 64];
+	char dir[PATH_MAX], path[2 * PATH_MAX + 64];
 	int fd;
 	if (w->folder) {
-		snprintf(path, sizeof path, "%s/%s", w->tmp_dir, base_name(final_path));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		int k = snprintf(path, sizeof path, "%s/%s", w->tmp_dir, out_rel(w, final_path));
+		if (k < 0 || (size_t)k >= sizeof path) {
+			snprintf(err, errlen, "%s: path too long", final_path);
+			return -1;
+		}
+		if (make_subdirs(w, path, err, errlen))
+			return -1;
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	} else {
 		path_dirname(final_path, dir, sizeof dir);
 		snprintf(path, sizeof path, "%s/.%s.tmp-XXXXXX", dir, base_name(final_path));
@@ -267,6 +328,16 @@ static int make_temp(const Writer *w, const char *final_path, char **tmp, char *
 
 /* ---- writer_new: the path rules ------------------------------------------- */
 
+/* path (resolved) is the folder real or lies inside it. */
+static bool path_inside(const char *path, const char *real)
+{
+	char rp[PATH_MAX];
+	if (!realpath(path, rp))
+		return false;
+	size_t n = strlen(real);
+	return !strncmp(rp, real, n) && (rp[n] == '/' || rp[n] == '\0' || n == 1);
+}
+
 /* Refuse an out that is (or holds) one of the input's files. */
 static int check_not_input(const Writer *w, const char *in_path, char *err, size_t errlen)
 {
@@ -285,13 +356,22 @@ static int check_not_input(const Writer *w, const char *in_path, char *err, size
 			return -1;
 		}
 	}
-	/* A folder OUT that holds the input would be replaced with it. */
-	char ro[PATH_MAX], ri[PATH_MAX];
-	if (S_ISDIR(so.st_mode) && realpath(w->out, ro) && realpath(in_path, ri)) {
-		size_t n = strlen(ro);
-		if (!strncmp(ri, ro, n) && (ri[n] == '/' || n == 1)) {
-			snprintf(err, errlen, "%s: holds the input checkpoint %s; refusing to "
-				 "replace it", w->out, in_path);
+	/* A folder OUT that holds the input, or one of its shards (an index's
+	 * "sub/a.safetensors" with OUT = IN/sub), would be replaced with it. */
+	char ro[PATH_MAX];
+	if (!S_ISDIR(so.st_mode) || !realpath(w->out, ro))
+		return 0;
+	if (path_inside(in_path, ro)) {
+		snprintf(err, errlen, "%s: holds the input checkpoint %s; refusing to replace it",
+			 w->out, in_path);
+		return -1;
+	}
+	for (size_t i = 0; i < w->nfiles; i++) {
+		char dir[PATH_MAX];
+		path_dirname(w->files[i].in_path, dir, sizeof dir);
+		if (path_inside(dir, ro) || path_inside(w->files[i].in_path, ro)) {
+			snprintf(err, errlen, "%s: holds %s of the input checkpoint; refusing to "
+				 "replace it", w->out, w->files[i].in_path);
 			return -1;
 		}
 	}
@@ -304,8 +384,42 @@ static bool exists(const char *p)
 	return lstat(p, &st) == 0;
 }
 
+/* A folder holding only regular files and folders, at most depth deep. */
+static bool plain_tree(const char *dir, int depth)
+{
+	DIR *d = depth > 0 ? opendir(dir) : NULL;
+	bool ok = d != NULL;
+	struct dirent *e;
+	while (d && ok && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char p[2 * PATH_MAX];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		struct stat st;
+		ok = lstat(p, &st) == 0 &&
+		     (S_ISREG(st.st_mode) || (S_ISDIR(st.st_mode) && plain_tree(p, depth - 1)));
+	}
+	if (d)
+		closedir(d);
+	return ok;
+}
+
+/* Folder mode: name is the first folder of some shard's output path (an
+ * earlier fold of the same checkpoint wrote it). */
+static bool is_shard_folder(const Writer *w, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < w->nfiles; i++) {
+		const char *rel = out_rel(w, w->files[i].final_path);
+		if (!strncmp(rel, name, n) && rel[n] == '/')
+			return true;
+	}
+	return false;
+}
+
 /* --force replaces a file with a file, and a checkpoint folder (config.json,
- * no subfolders) with a folder; anything else is refused. */
+ * files, and the subfolders this checkpoint's shards go to, holding files
+ * only) with a folder; anything else is refused. */
 static int check_replaceable(const Writer *w, char *err, size_t errlen)
 {
 	struct stat st;
@@ -328,9 +442,11 @@ static int check_replaceable(const Writer *w, char *err, size_t errlen)
 		char p[2 * PATH_MAX];
 		snprintf(p, sizeof p, "%s/%s", w->out, e->d_name);
 		struct stat s2;
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    (lstat(p, &s2) || !S_ISREG(s2.st_mode)))
-			ok = false;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		ok = lstat(p, &s2) == 0 &&
+		     (S_ISREG(s2.st_mode) || (S_ISDIR(s2.st_mode) && is_shard_folder(w, e->d_name) &&
+					      plain_tree(p, 16)));
 	}
 	if (d)
 		closedir(d);
@@ -342,6 +458,78 @@ static int check_replaceable(const Writer *w, char *err, size_t errlen)
 	return 0;
 }
 
+/* Folder mode: where the input file `file` goes, relative to OUT: its
+ * path inside the input folder ("sub/a.safetensors" for a shard the index
+ * puts in a subfolder), with empty and "." components dropped. A path
+ * outside the input folder or with a ".." component is refused, so that
+ * nothing is ever written outside OUT. */
+static int shard_rel(const Writer *w, const char *file, char *rel, size_t len, char *err,
+		     size_t errlen)
+{
+	const char *r = NULL;
+	size_t n = strlen(w->in_dir);
+	if (n && !strncmp(file, w->in_dir, n) && (file[n] == '/' || w->in_dir[n - 1] == '/'))
+		r = file + n;
+	char real[PATH_MAX];
+	if (!r && realpath(w->in_dir, real)) {
+		n = strlen(real);
+		if (n && !strncmp(file, real, n) && (file[n] == '/' || real[n - 1] == '/'))
+			r = file + n;
+	}
+	if (!r) {
+		snprintf(err, errlen, "%s: is not inside the input folder %s", file, w->in_dir);
+		return -1;
+	}
+	size_t k = 0;
+	rel[0] = '\0';
+	while (*r) {
+		while (*r == '/')
+			r++;
+		size_t c = strcspn(r, "/");
+		if (c == 0 || (c == 1 && r[0] == '.')) {
+			r += c;
+			continue;
+		}
+		if (c == 2 && r[0] == '.' && r[1] == '.') {
+			snprintf(err, errlen, "%s: refusing a shard path with '..'", file);
+			return -1;
+		}
+		if (k + (k > 0) + c >= len) {
+			snprintf(err, errlen, "%s: path too long", file);
+			return -1;
+		}
+		if (k)
+			rel[k++] = '/';
+		memcpy(rel + k, r, c);
+		k += c;
+		rel[k] = '\0';
+		r += c;
+	}
+	if (!k) {
+		snprintf(err, errlen, "%s: not a file inside the input folder %s", file, w->in_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Folder mode: two input files that would land on one output path (the
+ * index naming a shard twice as "a" and "./a"), or on the sidecar. */
+static int check_distinct(const Writer *w, const WFile *f, char *err, size_t errlen)
+{
+	for (const WFile *g = w->files; g < f; g++) {
+		if (!strcmp(g->final_path, f->final_path)) {
+			snprintf(err, errlen, "%s and %s: the same output file %s", g->in_path,
+				 f->in_path, f->final_path);
+			return -1;
+		}
+	}
+	if (!strcmp(f->final_path, w->sidecar)) {
+		snprintf(err, errlen, "%s: its output %s is where the sidecar goes", f->in_path,
+			 f->final_path);
+		return -1;
+	}
+	return 0;
+}
 
 /* The input's files, each once, in the order of the tensor table. */
 static int collect_files(Writer *w, char *err, size_t errlen)
@@ -364,15 +552,20 @@ static int collect_files(Writer *w, char *err, size_t errlen)
 		wf->in_path = f;
 		wf->fd = -1;
 		wf->format = fmt;
-		char p[2 * PATH_MAX];
-		if (w->folder)
-			snprintf(p, sizeof p, "%s/%s", w->out, base_name(f));
-		else
+		char p[2 * PATH_MAX], rel[PATH_MAX];
+		if (w->folder) {
+			if (shard_rel(w, f, rel, sizeof rel, err, errlen))
+				return -1;
+			snprintf(p, sizeof p, "%s/%s", w->out, rel);
+		} else {
 			snprintf(p, sizeof p, "%s", w->out);
+		}
 		if (!(wf->final_path = strdup(p))) {
 			snprintf(err, errlen, "%s: out of memory", w->out);
 			return -1;
 		}
+		if (w->folder && check_distinct(w, wf, err, errlen))
+			return -1;
 	}
 	if (!w->folder && w->nfiles != 1) {
 		snprintf(err, errlen, "%s: %zu files: give the folder of a sharded checkpoint",
@@ -424,7 +617,7 @@ static int collect_aux_folder(Writer *w, char *err, size_t errlen)
 			continue;
 		bool rewritten = false;
 		for (size_t i = 0; i < w->nfiles && !rewritten; i++)
-			rewritten = !strcmp(base_name(w->files[i].in_path), e->d_name);
+			rewritten = !strcmp(out_rel(w, w->files[i].final_path), e->d_name);
 		if (rewritten)
 			continue;
 		snprintf(dst, sizeof dst, "%s/%s", w->out, e->d_name);
@@ -732,6 +925,16 @@ int writer_start(Writer *w, char *err, size_t errlen)
 			return -1;
 		}
 		chmod(w->tmp_dir, 0755);
+		/* At most one subfolder per '/' of the shards' relative paths. */
+		for (size_t i = 0; i < w->nfiles; i++)
+			for (const char *c = out_rel(w, w->files[i].final_path); *c; c++)
+				w->cap_subdirs += *c == '/';
+		w->subdirs = calloc(w->cap_subdirs ? w->cap_subdirs : 1, sizeof *w->subdirs);
+		if (!w->subdirs) {
+			w->cap_subdirs = 0;
+			snprintf(err, errlen, "%s: out of memory", w->out);
+			return -1;
+		}
 	}
 	unsigned char *buf = malloc(COPY_CHUNK);
 	if (!buf) {
@@ -866,6 +1069,12 @@ static int commit_folder(Writer *w, char *err, size_t errlen)
 {
 	char parent[PATH_MAX];
 	path_dirname(w->out, parent, sizeof parent);
+	for (size_t i = 0; i < w->nsubdirs; i++) {
+		if (fsync_dir(w->subdirs[i])) {
+			snprintf(err, errlen, "%s: fsync: %s", w->subdirs[i], strerror(errno));
+			return -1;
+		}
+	}
 	if (fsync_dir(w->tmp_dir)) {
 		snprintf(err, errlen, "%s: fsync: %s", w->tmp_dir, strerror(errno));
 		return -1;
@@ -877,9 +1086,16 @@ static int commit_folder(Writer *w, char *err, size_t errlen)
 		/* Swap the old OUT out of the way, then remove it. */
 		char old[PATH_MAX + 32];
 		int k = snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", parent, base_name(w->out));
-		if (k < 0 || (size_t)k >= sizeof old || !mkdtemp(old) || rmdir(old) || rename(w->out, old) ||
-		    rename(w->tmp_dir, w->out)) {
+		if (k < 0 || (size_t)k >= sizeof old || !mkdtemp(old) || rmdir(old) ||
+		    rename(w->out, old)) {
 			snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(errno));
+			return -1;
+		}
+		if (rename(w->tmp_dir, w->out)) {
+			/* Put the old OUT back: nothing changed. */
+			int e = errno;
+			rename(old, w->out);
+			snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(e));
 			return -1;
 		}
 		w->tmp_dir[0] = '\0';
@@ -977,8 +1193,12 @@ static void remove_temps(Writer *w)
 			unlink(w->aux[i].tmp_path);
 	if (w->sidecar_tmp[0])
 		unlink(w->sidecar_tmp);
-	if (w->tmp_dir[0])
+	if (w->tmp_dir[0]) {
+		/* Children were made after their parents. */
+		for (size_t i = w->nsubdirs; i-- > 0;)
+			rmdir(w->subdirs[i]);
 		rmdir(w->tmp_dir);
+	}
 }
 
 void writer_cleanup_signal(void)
@@ -1019,6 +1239,9 @@ void writer_free(Writer *w)
 		free(w->aux[i].final_path);
 		free(w->aux[i].tmp_path);
 	}
+	for (size_t i = 0; i < w->nsubdirs; i++)
+		free(w->subdirs[i]);
+	free(w->subdirs);
 	free(w->aux);
 	free(w->files);
 	free(w);

@@ -26,8 +26,10 @@
  *
  * A single file (GGUF, llama2.c, safetensors) becomes the file OUT; a
  * safetensors file's config.json is copied beside OUT. An HF folder
- * becomes the folder OUT with every file of the input folder, and the
- * sidecar inside it as fold.json; else the sidecar is OUT.fold.json. */
+ * becomes the folder OUT with every file of the input folder, each shard
+ * at its path relative to the input folder (an index's "sub/a.safetensors"
+ * in OUT/sub/), and the sidecar inside it as fold.json; else the sidecar
+ * is OUT.fold.json. */
 
 typedef struct Writer Writer;
 

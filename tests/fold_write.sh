@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end tests of `ropefold fold` on the shared real checkpoints: fold
 # then verify in every format, --undo, dropped assumptions and permuted
-# heads named by verify, --json, an interrupted write, refused outputs.
+# heads named by verify, --json, shards in a subfolder, an interrupted
+# write, refused outputs.
 # Prints TAP; skips without ../shared/models.
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
@@ -58,6 +59,32 @@ run 0 "single safetensors file with its config.json" fold --model "$M/tiny_llama
 same "$M/tiny_llama_hf/config.json" "$tmp/single/config.json" "config.json beside the output file"
 run 0 "verify the single file" verify "$M/tiny_llama_hf/model.safetensors" "$tmp/single/m.safetensors"
 has "layer 0: identical" "--layers 1 leaves layer 0 identical"
+
+# ---- shards in a subfolder: OUT mirrors the index's relative paths ----------
+mkdir -p "$tmp/subin/sub"
+cp "$M/tiny_llama_hf/config.json" "$tmp/subin/"
+cp "$M/tiny_llama_hf/model.safetensors" "$tmp/subin/sub/"
+# The index lists every tensor of the shard (names from its header).
+st="$M/tiny_llama_hf/model.safetensors"
+hlen=$(od -An -t u8 -N8 "$st" | tr -d ' ')
+head -c $((8 + hlen)) "$st" | tail -c "$hlen" | grep -o '"[^"]*":{"dtype"' |
+	sed 's/^\("[^"]*"\).*/\1: "sub\/model.safetensors"/' | paste -sd, - |
+	sed 's/^/{"weight_map": {/; s/$/}}/' >"$tmp/subin/model.safetensors.index.json"
+run 0 "fold a folder whose index puts the shard in sub/" fold --model "$tmp/subin" --out "$tmp/subout"
+[ -f "$tmp/subout/sub/model.safetensors" ] && ok "the shard written to OUT/sub/" \
+	|| notok "the shard written to OUT/sub/"
+absent "$tmp/subout/model.safetensors" "the shard not flattened into OUT"
+run 0 "info reads the folded folder" info "$tmp/subout"
+run 0 "check runs on the folded folder" check --model "$tmp/subout"
+run 0 "verify the subfolder fold" verify "$tmp/subin" "$tmp/subout"
+has "B is equivalent to A in every chosen layer" "the subfolder fold is equivalent"
+mkdir "$tmp/subfail"
+ROPEFOLD_TEST_FAIL=kill:1 "$ROPEFOLD" fold --model "$tmp/subin" --out "$tmp/subfail/o" >/dev/null 2>&1
+absent "$tmp/subfail/o" "a killed subfolder write leaves no OUT"
+mkdir "$tmp/subfail2"
+ROPEFOLD_TEST_FAIL=commit "$ROPEFOLD" fold --model "$tmp/subin" --out "$tmp/subfail2/o" >/dev/null 2>&1
+if [ $? -eq 2 ] && [ -z "$(ls -A "$tmp/subfail2")" ]; then ok "a failed subfolder write exits 2 and cleans up"
+else notok "a failed subfolder write"; ls -A "$tmp/subfail2" | sed 's/^/# /'; fi
 
 # ---- broken folds, named by verify -------------------------------------------
 run 0 "fold with --drop commutes" fold --model "$M/stories260K.gguf" --out "$tmp/d.gguf" --drop commutes

@@ -11,7 +11,9 @@
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "tests/ckpt_fixtures.h"
+#include "tui/cli_check.h"
 #include "tui/cli_fold.h"
+#include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/fold_actions.h"
 
@@ -55,26 +57,62 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Run ropefold fold with stdout silenced; returns the exit status. */
-static int run_fold(const char *a0, ...)
+/* Run a mode (fold, info, verify, ...) with stdout sent to capture;
+ * returns the exit status. */
+static int run_v(int (*mode)(int, char **), const char *capture, const char *a0, va_list ap)
 {
 	char *argv[32];
 	int argc = 0;
-	va_list ap;
-	va_start(ap, a0);
 	for (const char *a = a0; a && argc < 31; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;
-	va_end(ap);
 	argv[argc] = NULL;
 	fflush(stdout);
-	int saved = dup(1), null = open("/dev/null", O_WRONLY);
-	dup2(null, 1);
-	close(null);
-	int rc = cli_fold(argc, argv);
+	int saved = dup(1), out = open(capture, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(out >= 0);
+	dup2(out, 1);
+	close(out);
+	int rc = mode(argc, argv);
 	fflush(stdout);
 	dup2(saved, 1);
 	close(saved);
 	return rc;
+}
+
+/* Run ropefold fold with stdout silenced; returns the exit status. */
+static int run_fold(const char *a0, ...)
+{
+	va_list ap;
+	va_start(ap, a0);
+	int rc = run_v(cli_fold, "/dev/null", a0, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Run a mode with its stdout in the file capture. */
+static int run_mode(int (*mode)(int, char **), const char *capture, const char *a0, ...)
+{
+	va_list ap;
+	va_start(ap, a0);
+	int rc = run_v(mode, capture, a0, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int check_mode(int argc, char **argv)
+{
+	return cli_check(argc, argv, false);
+}
+
+/* The file holds the text s. */
+static bool file_has(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "rb");
+	static char buf[1 << 16];
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, s) != NULL;
 }
 
 static Model *open_ok(const char *path)
@@ -369,37 +407,55 @@ static void test_hf_folder(void **state)
 	assert_others_equal(f->in, f->out);
 }
 
+/* A BF16 HF folder f->dir/sub whose index puts the first half of the
+ * tensors in shard[0] and the rest in shard[1] (paths as the index writes
+ * them, "sub/a.safetensors" made in its subfolder). */
+static void write_sharded(Fx *f, const char *sub, const char *const shard[2])
+{
+	Layer l[NL];
+	make_layers(l, false, true);
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", "BF16", t);
+	char dir[4300], cfg[1024], idx[4096], p[4500];
+	PJ(dir, "%s/%s", f->dir, sub);
+	mkdir(dir, 0755);
+	fx_hf_config(cfg, sizeof cfg, "llama", &shape, NL, 8, "");
+	fx_write(dir, "config.json", cfg, strlen(cfg));
+	fx_write(dir, "tokenizer.json", "{}", 2);
+	size_t half = nt / 2, k = 0;
+	k += (size_t)snprintf(idx + k, sizeof idx - k, "{\"weight_map\": {");
+	for (int sh = 0; sh < 2; sh++) {
+		PJ(p, "%s/%s", dir, shard[sh]);
+		for (char *c = p + strlen(dir) + 1; (c = strchr(c, '/')); *c++ = '/') {
+			*c = '\0';
+			mkdir(p, 0755);
+		}
+		size_t a = sh ? half : 0, n = sh ? nt - half : half;
+		FxBuf b = {0};
+		fx_safetensors(&b, t + a, n);
+		assert_int_equal(fx_write(dir, shard[sh], b.p, b.n), 0);
+		fx_free(&b);
+		for (size_t i = a; i < a + n; i++)
+			k += (size_t)snprintf(idx + k, sizeof idx - k, "%s\"%s\": \"%s\"",
+					      i ? ", " : "", t[i].name, shard[sh]);
+	}
+	snprintf(idx + k, sizeof idx - k, "}}");
+	fx_write(dir, "model.safetensors.index.json", idx, strlen(idx));
+	free_layers(l);
+	PJ(f->in, "%s", dir);
+}
+
 /* A sharded HF folder with its index: every shard rewritten, the index
  * copied, undo through F32 bit for bit. */
 static void test_sharded(void **state)
 {
 	Fx *f = *state;
-	Layer l[NL];
-	make_layers(l, false, true);
-	FxTensor t[32];
-	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", "BF16", t);
-	char dir[4400], cfg[1024], idx[4096];
-	PJ(dir, "%s/sharded", f->dir);
-	mkdir(dir, 0755);
-	fx_hf_config(cfg, sizeof cfg, "llama", &shape, NL, 8, "");
-	fx_write(dir, "config.json", cfg, strlen(cfg));
-	size_t half = nt / 2, k = 0;
-	k += (size_t)snprintf(idx + k, sizeof idx - k, "{\"weight_map\": {");
-	for (int sh = 0; sh < 2; sh++) {
-		const char *fn = sh ? "model-00002-of-00002.safetensors"
-				    : "model-00001-of-00002.safetensors";
-		size_t a = sh ? half : 0, n = sh ? nt - half : half;
-		FxBuf b = {0};
-		fx_safetensors(&b, t + a, n);
-		fx_write(dir, fn, b.p, b.n);
-		fx_free(&b);
-		for (size_t i = a; i < a + n; i++)
-			k += (size_t)snprintf(idx + k, sizeof idx - k, "%s\"%s\": \"%s\"",
-					      i ? ", " : "", t[i].name, fn);
-	}
-	snprintf(idx + k, sizeof idx - k, "}}");
-	fx_write(dir, "model.safetensors.index.json", idx, strlen(idx));
-	free_layers(l);
+	const char *const files[3] = {"model-00001-of-00002.safetensors",
+				      "model-00002-of-00002.safetensors",
+				      "model.safetensors.index.json"};
+	write_sharded(f, "sharded", files);
+	char dir[4300];
+	PJ(dir, "%s", f->in);
 	PJ(f->out, "%s/sharded-folded", f->dir);
 	assert_int_equal(run_fold("--model", dir, "--out", f->out, "--dtype", "f32", NULL), 0);
 	assert_relation(dir, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
@@ -408,13 +464,98 @@ static void test_sharded(void **state)
 	PJ(sc, "%s/fold.json", f->out);
 	PJ(f->undo, "%s/sharded-undone", f->dir);
 	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
-	const char *files[3] = {"model-00001-of-00002.safetensors",
-				"model-00002-of-00002.safetensors", "model.safetensors.index.json"};
 	for (int i = 0; i < 3; i++) {
 		PJ(p, "%s/%s", dir, files[i]);
 		PJ(q, "%s/%s", f->undo, files[i]);
 		assert_true(same_bytes(p, q));
 	}
+}
+
+/* Shards the index puts in subfolders: OUT mirrors the input's relative
+ * paths (not flattened, so the copied index still names them), and two
+ * shards with one base name in two folders are both written. The output
+ * passes info, check and verify; --force replaces it; undo restores every
+ * shard bit for bit at its path. */
+static void test_shard_subfolders(void **state)
+{
+	Fx *f = *state;
+	static const char *const cases[2][2] = {
+		{"sub/a.safetensors", "./sub//b.safetensors"},
+		{"a/x.safetensors", "b/x.safetensors"},
+	};
+	static const char *const norm[2][2] = {
+		{"sub/a.safetensors", "sub/b.safetensors"},
+		{"a/x.safetensors", "b/x.safetensors"},
+	};
+	for (int c = 0; c < 2; c++) {
+		char sub[64], p[4500], q[4500], sc[4500], log[4500];
+		snprintf(sub, sizeof sub, "subshards%d", c);
+		write_sharded(f, sub, cases[c]);
+		PJ(f->out, "%s/%s-folded", f->dir, sub);
+		PJ(log, "%s/log.txt", f->dir);
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", NULL),
+				 0);
+		for (int k = 0; k < 2; k++) {
+			PJ(p, "%s/%s", f->out, norm[c][k]);
+			assert_true(exists(p));
+			PJ(p, "%s/%s", f->out, strrchr(norm[c][k], '/') + 1);
+			assert_false(exists(p));
+		}
+		PJ(p, "%s/tokenizer.json", f->out);
+		assert_true(exists(p));
+		PJ(p, "%s/model.safetensors.index.json", f->in);
+		PJ(q, "%s/model.safetensors.index.json", f->out);
+		assert_true(same_bytes(p, q));
+		assert_int_equal(run_mode(cli_info, log, f->out, NULL), 0);
+		assert_true(file_has(log, "layers"));
+		assert_int_equal(run_mode(check_mode, log, "--model", f->out, NULL), 0);
+		assert_int_equal(run_mode(cli_verify, log, f->in, f->out, NULL), 0);
+		assert_true(file_has(log, "B is equivalent to A in every chosen layer"));
+		assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+		assert_others_equal(f->in, f->out);
+		/* A second fold replaces the first, subfolders included. */
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
+		assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32",
+					  "--seed", "9", "--force", NULL), 0);
+		assert_int_equal(run_mode(cli_verify, log, f->in, f->out, NULL), 0);
+		PJ(sc, "%s/fold.json", f->out);
+		PJ(f->undo, "%s/%s-undone", f->dir, sub);
+		assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL),
+				 0);
+		for (int k = 0; k < 2; k++) {
+			PJ(p, "%s/%s", f->in, norm[c][k]);
+			PJ(q, "%s/%s", f->undo, norm[c][k]);
+			assert_true(same_bytes(p, q));
+		}
+	}
+}
+
+/* --force does not replace a folder OUT with a subfolder no shard goes
+ * to, nor the folder the input's shards are in. */
+static void test_shard_subfolder_force(void **state)
+{
+	Fx *f = *state;
+	static const char *const shards[2] = {"sub/a.safetensors", "sub/b.safetensors"};
+	write_sharded(f, "forced", shards);
+	char p[4500];
+	PJ(f->out, "%s/forced-out", f->dir);
+	mkdir(f->out, 0755);
+	fx_write(f->out, "config.json", "{}", 2);
+	PJ(p, "%s/other", f->out);
+	mkdir(p, 0755);
+	fx_write(p, "keep.txt", "x", 1);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--force", NULL), 2);
+	PJ(p, "%s/other/keep.txt", f->out);
+	assert_true(exists(p));
+	/* OUT = the input's shard folder (a checkpoint folder by the look of
+	 * it): replacing it would delete the shards being read. */
+	PJ(f->out, "%s/sub", f->in);
+	fx_write(f->out, "config.json", "{}", 2);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--force", NULL), 2);
+	PJ(p, "%s/sub/a.safetensors", f->in);
+	assert_true(exists(p));
+	Model *m = open_ok(f->in);
+	model_close(m);
 }
 
 /* A single safetensors file: its config.json goes beside OUT. */
@@ -593,6 +734,37 @@ static void test_refusals(void **state)
 	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
 	unsetenv("ROPEFOLD_TEST_FAIL");
 	assert_int_equal(count_entries(dir), 0);
+	/* Shards in subfolders: no subfolder or temporary left either, and
+	 * an OUT already there (--force) is left as it was. */
+	static const char *const shards[2] = {"a/x.safetensors", "b/c/x.safetensors"};
+	char in[4300], p[4500];
+	write_sharded(f, "sub-fail", shards);
+	PJ(in, "%s", f->in);
+	for (int k = 0; k < 2; k++) {
+		setenv("ROPEFOLD_TEST_FAIL", modes[k], 1);
+		assert_int_equal(run_fold("--model", in, "--out", f->out, NULL), 2);
+		unsetenv("ROPEFOLD_TEST_FAIL");
+		assert_int_equal(count_entries(dir), 0);
+	}
+	assert_int_equal(run_fold("--model", in, "--out", f->out, "--seed", "3", NULL), 0);
+	PJ(p, "%s/b/c/x.safetensors", f->out);
+	char keep[4500];
+	PJ(keep, "%s/kept.safetensors", f->dir);
+	assert_int_equal(link(p, keep), 0);
+	for (int k = 0; k < 2; k++) {
+		setenv("ROPEFOLD_TEST_FAIL", modes[k], 1);
+		assert_int_equal(run_fold("--model", in, "--out", f->out, "--force", NULL), 2);
+		unsetenv("ROPEFOLD_TEST_FAIL");
+		assert_int_equal(count_entries(dir), 1);
+		assert_true(same_bytes(p, keep));
+		struct stat a, b;
+		assert_int_equal(stat(p, &a), 0);
+		assert_int_equal(stat(keep, &b), 0);
+		assert_true(a.st_ino == b.st_ino);
+	}
+	fx_rmtree(f->out);
+	unlink(keep);
+	PJ(f->in, "%s", in);
 	/* An undo sidecar of another shape is bad input. */
 	char sc[4500];
 	PJ(sc, "%s/bad.json", f->dir);
@@ -663,6 +835,8 @@ int main(void)
 		cmocka_unit_test(test_llama2c),
 		cmocka_unit_test(test_hf_folder),
 		cmocka_unit_test(test_sharded),
+		cmocka_unit_test(test_shard_subfolders),
+		cmocka_unit_test(test_shard_subfolder_force),
 		cmocka_unit_test(test_single_file),
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_refusals),
