@@ -7,6 +7,7 @@
 
 #include "core/fold.h"
 #include "core/rng.h"
+#include "core/rope.h"
 
 static const char *const assumption_names[ASSUME_COUNT] = {
 	"orthogonal", "commutes", "shared-qk", "per-head",
@@ -121,18 +122,110 @@ static void set_identity(double *R, size_t d)
 }
 
 /* One draw of a Q/K rotation: commuting when the hypothesis holds,
- * otherwise the configured kind; scaled when orthogonality is dropped. */
+ * otherwise the configured kind; scaled when orthogonality is dropped.
+ * pin (r/2 pair flags, then a flag for the non-rotary block), when given,
+ * holds those pairs of a commuting draw to 0 or pi (qk_norm_exact). */
 static RfStatus draw_qk(const Layer *l, const FoldConfig *cfg, Rng *rng,
-			double *R)
+			const unsigned char *pin, double *R)
 {
 	RopeSpec rope = l->rope;
 	if (cfg->layout_set)
 		rope.layout = cfg->layout;
 	RotKind kind = (cfg->dropped & ASSUME_COMMUTES) ? cfg->kind : ROT_COMMUTING;
 	RfStatus st = rotation_make(kind, &rope, l->shape.head_dim, rng, R);
+	if (st == RF_OK && pin && kind == ROT_COMMUTING)
+		rotation_pin_pairs(rope.layout, rope.rotary_dim, l->shape.head_dim, pin,
+				   pin[rope.rotary_dim / 2], R);
 	if (st == RF_OK && (cfg->dropped & ASSUME_ORTHOGONAL))
 		rotation_scale_pairs(&rope, l->shape.head_dim, rng, R);
 	return st;
+}
+
+/* ---- QK-norm pins ---------------------------------------------------------
+ * A learned QK-norm multiplies q (k) by diag(w) after R, so the fold is
+ * exact only when R commutes with diag(w): a commuting rotation does on a
+ * pair whose two weights are equal, and otherwise only at angle 0 or pi;
+ * a block on the non-rotary coordinates does when w is constant there,
+ * and otherwise a diagonal of signs still does. */
+
+/* OR into pin (r/2 + 1) the pairs and the tail where w (d) varies. */
+static void pin_weight(const double *w, RopeLayout layout, size_t r, size_t d,
+		       unsigned char *pin)
+{
+	size_t np = r / 2;
+	for (size_t i = 0; i < np; i++) {
+		size_t a, b;
+		rope_pair_coords(layout, r, i, &a, &b);
+		if (w[a] != w[b])
+			pin[i] = 1;
+	}
+	for (size_t j = r + 1; j < d; j++)
+		if (w[j] != w[r])
+			pin[np] = 1;
+}
+
+/* The pins of every kv group (G x (r/2 + 1), one row per group), from the
+ * q-norm weights of its query heads and the k-norm weight of the group;
+ * the union over groups when one R serves the whole layer. Returns NULL
+ * when nothing needs pinning (*st RF_OK) or on failure (*st set). */
+static unsigned char *qk_norm_pins(const Layer *l, const FoldConfig *cfg,
+				   RfStatus *st)
+{
+	*st = RF_OK;
+	if (!cfg->qk_norm_exact || (cfg->dropped & ASSUME_COMMUTES) ||
+	    !(cfg->rotate & (PART_Q | PART_K)) || (!l->q_norm && !l->k_norm))
+		return NULL;
+	size_t G = l->shape.n_kv_heads, hpg = layer_group_size(l);
+	size_t d = l->shape.head_dim, r = l->rope.rotary_dim, n = r / 2 + 1;
+	RopeLayout layout = cfg->layout_set ? cfg->layout : l->rope.layout;
+	unsigned char *pins = calloc(G * n, 1);
+	if (!pins) {
+		*st = RF_ERR_NOMEM;
+		return NULL;
+	}
+	bool any = false;
+	for (size_t g = 0; g < G; g++) {
+		unsigned char *p = pins + g * n;
+		for (size_t j = 0; l->q_norm && j < hpg; j++)
+			pin_weight(l->q_norm + (l->qk_norm_per_head ? 0 : (g * hpg + j) * d),
+				   layout, r, d, p);
+		if (l->k_norm)
+			pin_weight(l->k_norm + (l->qk_norm_per_head ? 0 : g * d), layout, r,
+				   d, p);
+		for (size_t i = 0; i < n; i++)
+			any = any || p[i];
+	}
+	if (!any) {
+		free(pins);
+		return NULL;
+	}
+	if (cfg->dropped & ASSUME_PER_HEAD) {
+		for (size_t g = 1; g < G; g++)
+			for (size_t i = 0; i < n; i++)
+				pins[i] |= pins[g * n + i];
+		for (size_t g = 1; g < G; g++)
+			memcpy(pins + g * n, pins, n);
+	}
+	return pins;
+}
+
+/* What the pins hold, for the plan: distinct pairs, and any tail. */
+static void count_pins(const unsigned char *pins, size_t G, size_t np,
+		       FoldPlan *plan)
+{
+	plan->qk_norm_pinned = 0;
+	plan->qk_norm_tail_pinned = false;
+	if (!pins)
+		return;
+	for (size_t i = 0; i <= np; i++) {
+		bool on = false;
+		for (size_t g = 0; g < G; g++)
+			on = on || pins[g * (np + 1) + i];
+		if (i < np)
+			plan->qk_norm_pinned += on;
+		else
+			plan->qk_norm_tail_pinned = on;
+	}
 }
 
 /* An independent V rotation: Haar (V needs no commutation). */
@@ -147,11 +240,13 @@ static RfStatus draw_v(const Layer *l, const FoldConfig *cfg, Rng *rng,
 
 /* Draw the raw rotations: rq per query head, rk and rv per kv group.
  * Separate generator streams keep, say, R_q unchanged when v-same flips. */
-static RfStatus draw_all(const Layer *l, const FoldConfig *cfg, double *rq,
-			 double *rk, double *rv)
+static RfStatus draw_all(const Layer *l, const FoldConfig *cfg,
+			 const unsigned char *pins, double *rq, double *rk,
+			 double *rv)
 {
 	size_t H = l->shape.n_heads, G = l->shape.n_kv_heads;
 	size_t d = l->shape.head_dim, dd = d * d, hpg = H / G;
+	size_t np1 = l->rope.rotary_dim / 2 + 1;
 	bool per_head = !(cfg->dropped & ASSUME_PER_HEAD);
 	bool gqa = !(cfg->dropped & ASSUME_GQA_CONSISTENT);
 	Rng rq_rng, rk_rng, rv_rng;
@@ -164,8 +259,9 @@ static RfStatus draw_all(const Layer *l, const FoldConfig *cfg, double *rq,
 	 * when the GQA consistency is dropped. */
 	for (size_t g = 0; g < G && st == RF_OK; g++) {
 		double *first = rq + g * hpg * dd;
+		const unsigned char *pin = pins ? pins + g * np1 : NULL;
 		if (per_head || g == 0)
-			st = draw_qk(l, cfg, &rq_rng, first);
+			st = draw_qk(l, cfg, &rq_rng, pin, first);
 		else
 			memcpy(first, rq, dd * sizeof(double));
 		for (size_t j = 1; j < hpg && st == RF_OK; j++) {
@@ -173,7 +269,7 @@ static RfStatus draw_all(const Layer *l, const FoldConfig *cfg, double *rq,
 			if (gqa)
 				memcpy(Rh, first, dd * sizeof(double));
 			else
-				st = draw_qk(l, cfg, &rq_rng, Rh);
+				st = draw_qk(l, cfg, &rq_rng, pin, Rh);
 		}
 	}
 	/* K: the group's first query head's R, or an independent draw. */
@@ -182,7 +278,7 @@ static RfStatus draw_all(const Layer *l, const FoldConfig *cfg, double *rq,
 		if (!(cfg->dropped & ASSUME_SHARED_QK))
 			memcpy(Rk, rq + g * hpg * dd, dd * sizeof(double));
 		else if (per_head || g == 0)
-			st = draw_qk(l, cfg, &rk_rng, Rk);
+			st = draw_qk(l, cfg, &rk_rng, pins ? pins + g * np1 : NULL, Rk);
 		else
 			memcpy(Rk, rk, dd * sizeof(double));
 	}
@@ -217,7 +313,12 @@ RfStatus fold_plan_build(const Layer *l, const FoldConfig *cfg, FoldPlan *plan)
 		fold_plan_free(plan);
 		return RF_ERR_NOMEM;
 	}
-	RfStatus st = draw_all(l, cfg, plan->rq, plan->rk, plan->rv);
+	RfStatus st;
+	unsigned char *pins = qk_norm_pins(l, cfg, &st);
+	if (st == RF_OK)
+		st = draw_all(l, cfg, pins, plan->rq, plan->rk, plan->rv);
+	count_pins(pins, G, l->rope.rotary_dim / 2, plan);
+	free(pins);
 	if (st != RF_OK) {
 		fold_plan_free(plan);
 		return st;

@@ -42,6 +42,13 @@ typedef struct {
 			       * whose layout the user overrides: the fold is
 			       * then built for the wrong layout) */
 	RopeLayout layout;
+	bool qk_norm_exact;   /* hold R_q, R_k to angle 0 or pi on every pair
+			       * where the layer's learned QK-norm weight
+			       * differs (and to sign flips on a non-rotary
+			       * block where it varies): the only commuting
+			       * rotations the norm commutes with, so the fold
+			       * stays exact (SPEC 1). Off: arbitrary angles,
+			       * what the theorem alone predicts (check, tui) */
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */
@@ -57,6 +64,10 @@ typedef struct {
 	double *ro;      /* H x d x d: O column block h becomes W_o,h ro_h^T */
 	size_t *perm;    /* G: folded group g holds original group perm[g] */
 	bool rotate_bias;
+	size_t qk_norm_pinned;     /* qk_norm_exact: RoPE pairs (distinct pair
+				    * indices) held to 0 or pi in some group */
+	bool qk_norm_tail_pinned;  /* qk_norm_exact: some group's non-rotary
+				    * block held to sign flips */
 } FoldPlan;
 
 /* Draw the rotations of a configuration for a layer. */

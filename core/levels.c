@@ -43,7 +43,7 @@ void levels_predict(const Layer *l, const FoldConfig *cfg,
 		    (!(drop & ASSUME_GQA_CONSISTENT) ||
 		     l->shape.n_heads == l->shape.n_kv_heads) &&
 		    (!(drop & ASSUME_BIAS) || !qk_bias) &&
-		    !levels_qk_norm_splits_pairs(l);
+		    (cfg->qk_norm_exact || !levels_qk_norm_splits_pairs(l));
 	}
 	bool VO = (rv == ro);
 	if (VO && rv)

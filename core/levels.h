@@ -8,7 +8,9 @@
 #include "core/report.h"
 
 /* The prediction rules of SPEC 2.2, exactly as written: which levels the
- * theorem guarantees for this layer and fold configuration. */
+ * theorem guarantees for this layer and fold configuration. A QK-norm
+ * weight that differs within a pair does not count against a config with
+ * qk_norm_exact: its fold keeps to the angles that commute with it. */
 void levels_predict(const Layer *l, const FoldConfig *cfg,
 		    bool guaranteed[LEVEL_COUNT]);
 

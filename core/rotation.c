@@ -186,6 +186,33 @@ RfStatus rotation_make(RotKind kind, const RopeSpec *rope, size_t head_dim,
 	}
 }
 
+void rotation_pin_pairs(RopeLayout layout, size_t rotary_dim, size_t head_dim,
+			const unsigned char *pinned, bool pin_tail, double *R)
+{
+	size_t d = head_dim, r = rotary_dim;
+	for (size_t i = 0; pinned && i < r / 2; i++) {
+		if (!pinned[i])
+			continue;
+		size_t a, b;
+		rope_pair_coords(layout, r, i, &a, &b);
+		/* [[c, -s], [s, c]] becomes sign(c) I: written, not computed
+		 * from cos(pi), so the block is exactly +-1 and 0. */
+		double v = R[a * d + a] < 0 ? -1.0 : 1.0;
+		R[a * d + a] = v;
+		R[b * d + b] = v;
+		R[a * d + b] = 0.0;
+		R[b * d + a] = 0.0;
+	}
+	if (!pin_tail)
+		return;
+	for (size_t i = r; i < d; i++) {
+		double v = R[i * d + i] < 0 ? -1.0 : 1.0;
+		for (size_t j = r; j < d; j++)
+			R[i * d + j] = 0.0;
+		R[i * d + i] = v;
+	}
+}
+
 /* A scale in [0.5, 0.8] or [1.25, 2]: far enough from 1 to show. */
 static double draw_scale(Rng *rng)
 {

@@ -1,6 +1,7 @@
 #ifndef ROPEFOLD_CORE_ROTATION_H
 #define ROPEFOLD_CORE_ROTATION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/layer.h"
@@ -30,6 +31,14 @@ RfStatus rotation_haar(size_t n, Rng *rng, double *Q);
  * coordinates >= rotary_dim get the identity. */
 void rotation_commuting(RopeLayout layout, size_t rotary_dim, size_t head_dim,
 			const double *angles, double *R);
+
+/* Hold pair i of a commuting rotation R (d x d) to angle 0 or pi, the one
+ * nearer its own angle, for every i with pinned[i] set (pinned: r/2 flags),
+ * and when pin_tail its non-rotary block to the diagonal of signs of that
+ * block's diagonal. What is left commutes with any diagonal weight whose
+ * pinned pairs (and non-rotary coordinates) differ: a learned QK-norm. */
+void rotation_pin_pairs(RopeLayout layout, size_t rotary_dim, size_t head_dim,
+			const unsigned char *pinned, bool pin_tail, double *R);
 
 /* Left-multiply R by a positive scale per pair (and per coordinate pair of
  * the non-rotary block), drawn away from 1: still commuting, no longer

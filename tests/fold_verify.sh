@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end tests of `ropefold verify` on the shared real checkpoints:
 # identical files across formats, a tampered copy located to its layer,
-# head and tensor, --layers ranges, --json, bad input. Prints TAP; skips
+# head and tensor, --layers ranges, --json, folds of QK-norm copies, bad
+# input. Prints TAP; skips
 # without ../shared/models.
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
@@ -62,6 +63,79 @@ if [ -d "$M/tiny_llama_hf" ]; then
 	"$ROPEFOLD" fold --model "$M/tiny_llama_hf" --out "$tmp/okbf" >/dev/null 2>&1
 	verify 0 "a commuting fold stored in bfloat16 is a fold" "$M/tiny_llama_hf" "$tmp/okbf"
 	has "score holds.*head holds.*residual holds" "its levels hold within bfloat16 rounding"
+fi
+
+# ---- learned QK-norm weights that differ within RoPE pairs ----------------
+# Qwen3 (one q_norm / k_norm of head_dim entries) and OLMo2 (weights over
+# all heads) copies of tiny_llama_hf, and a partial-rotary Qwen3 whose
+# k_norm also varies on the non-rotary coordinates. Only angles 0 and pi
+# commute with such a weight, so fold must keep to them there: verify
+# then finds an exact fold, and fold says so in one stderr line.
+# mkqk MODE OUT: write the copy (bf16 weights 1 + k/16, exact in bf16).
+mkqk() {
+	"$PY" - "$M/tiny_llama_hf" "$2" "$1" <<'PYEOF'
+import json, os, struct, sys
+src, out, mode = sys.argv[1:4]
+raw = open(src + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+cfg = json.load(open(src + "/config.json"))
+H, G = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+d = cfg["hidden_size"] // H
+cfg["model_type"] = "olmo2" if mode == "olmo2" else "qwen3"
+cfg["head_dim"] = d
+if mode == "partial":
+    cfg["partial_rotary_factor"] = 0.5
+extra = b""
+for l in range(cfg["num_hidden_layers"]):
+    for t, nh in (("q", H), ("k", G)):
+        cnt = nh * d if mode == "olmo2" else d
+        w = [1.0 + ((7 * i + 3 * l + (t == "k")) % 11) / 16.0 for i in range(cnt)]
+        b = b"".join(struct.pack("<f", x)[2:] for x in w)
+        hdr["model.layers.%d.self_attn.%s_norm.weight" % (l, t)] = {
+            "dtype": "BF16", "shape": [cnt],
+            "data_offsets": [len(data) + len(extra), len(data) + len(extra) + len(b)]}
+        extra += b
+h = json.dumps(hdr, separators=(",", ":")).encode()
+h += b" " * (-len(h) % 8)
+os.makedirs(out)
+open(out + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data + extra)
+json.dump(cfg, open(out + "/config.json", "w"))
+PYEOF
+}
+note="QK-norm weights differ within .* RoPE pairs in 2 layers: those pairs turn by 0 or pi only"
+PY=${PYTHON:-python3}
+if [ -d "$M/tiny_llama_hf" ] && "$PY" -c 'import json, struct' 2>/dev/null; then
+	for mode in qwen3 olmo2 partial; do
+		if mkqk "$mode" "$tmp/qk-$mode"; then ok "$mode: QK-norm copy written"
+		else notok "$mode: QK-norm copy written"; continue; fi
+		run 0 "$mode: fold" fold --model "$tmp/qk-$mode" --out "$tmp/qkf-$mode" --dtype f32
+		if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^ropefold fold: $note" "$tmp/err"; then
+			ok "$mode: one stderr line names the pairs held to 0 or pi"
+		else
+			notok "$mode: QK-norm note"; sed 's/^/# /' "$tmp/err"
+		fi
+		verify 0 "$mode: the fold is exact" "$tmp/qk-$mode" "$tmp/qkf-$mode"
+		has "B is equivalent to A" "$mode: verify finds it equivalent"
+		if grep -q "q-norm\|k-norm" "$tmp/out"; then notok "$mode: no QK-norm break"
+		else ok "$mode: no QK-norm break"; fi
+		run 0 "$mode: undo" fold --model "$tmp/qkf-$mode" --out "$tmp/qku-$mode" \
+			--undo "$tmp/qkf-$mode/fold.json"
+		if cmp -s "$tmp/qk-$mode/model.safetensors" "$tmp/qku-$mode/model.safetensors"; then
+			ok "$mode: undo restores bf16 bit for bit"
+		else notok "$mode: undo restores bf16 bit for bit"; fi
+	done
+	run 0 "partial: fold in the file's own dtype" fold --model "$tmp/qk-partial" \
+		--out "$tmp/qkp" --seed 3
+	if grep -q "non-rotary coordinates only flip signs" "$tmp/err"; then
+		ok "partial: the non-rotary block is named"
+	else notok "partial: the non-rotary block is named"; sed 's/^/# /' "$tmp/err"; fi
+	verify 0 "partial: bf16 fold verifies" "$tmp/qk-partial" "$tmp/qkp"
+	run 0 "no QK-norm: fold" fold --model "$M/tiny_llama_hf" --out "$tmp/plain"
+	if [ -s "$tmp/err" ]; then notok "no QK-norm: nothing on stderr"; sed 's/^/# /' "$tmp/err"
+	else ok "no QK-norm: nothing on stderr"; fi
+else
+	skip "QK-norm folds" "no python3 or no tiny_llama_hf to craft them from"
 fi
 
 # Bad usage and input: exit 2, one line on stderr.

@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include "core/attention.h"
+#include "core/fold.h"
+#include "core/inv.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tests/testutil.h"
@@ -136,6 +139,258 @@ static void test_reproducible(void **state)
 	assert_memory_equal(A, B, sizeof A);
 }
 
+/* ---- QK-norm pins ---------------------------------------------------------- */
+
+/* Pinned pairs become exactly +-I (the sign of the drawn cosine), the
+ * others keep their angles, a pinned tail becomes its diagonal's signs. */
+static void test_pin_pairs(void **state)
+{
+	(void)state;
+	enum { D = 14, R = 10, NP = R / 2 };
+	const unsigned char pin[NP] = {0, 1, 1, 0, 1};
+	for (int layout = 0; layout < 2; layout++) {
+		double A[D * D], B[D * D];
+		Rng rng;
+		rng_seed(&rng, 3, (uint64_t)layout);
+		RopeSpec s = spec_of((RopeLayout)layout, D, R);
+		assert_int_equal(rotation_make(ROT_COMMUTING, &s, D, &rng, A), RF_OK);
+		memcpy(B, A, sizeof A);
+		rotation_pin_pairs(s.layout, R, D, pin, true, B);
+		for (size_t i = 0; i < NP; i++) {
+			size_t a, b;
+			rope_pair_coords(s.layout, R, i, &a, &b);
+			if (!pin[i]) {
+				assert_true(A[a * D + a] == B[a * D + a] && A[a * D + b] == B[a * D + b] &&
+					    A[b * D + a] == B[b * D + a] && A[b * D + b] == B[b * D + b]);
+				continue;
+			}
+			double v = A[a * D + a] < 0 ? -1.0 : 1.0;
+			assert_true(B[a * D + a] == v && B[b * D + b] == v);
+			assert_true(B[a * D + b] == 0.0 && B[b * D + a] == 0.0);
+		}
+		for (size_t i = R; i < D; i++)
+			for (size_t j = R; j < D; j++) {
+				double want = i != j ? 0.0 : A[i * D + i] < 0 ? -1.0 : 1.0;
+				assert_true(B[i * D + j] == want);
+			}
+		assert_true(commutator(B, &s, D) < 1e-14);
+		assert_true(tu_ortho_defect(B, D) < 1e-14);
+	}
+}
+
+/* A layer with learned QK-norm weights that differ in chosen pairs. */
+typedef struct {
+	size_t D, H, G, d, r;
+	RopeLayout layout;
+	bool per_head;            /* d entries shared by heads, else H*d, G*d */
+	size_t q_head, q_pair;    /* q-norm of this head differs in this pair */
+	size_t k_group, k_pair;   /* k-norm of this group differs in this pair */
+	bool k_tail;              /* k-norm varies on the non-rotary coordinates */
+} QkCase;
+
+static void make_qk_layer(const QkCase *c, bool split, Layer *l)
+{
+	LayerShape s = {c->D, c->H, c->G, c->d};
+	RopeSpec r = spec_of(c->layout, c->d, c->r);
+	assert_int_equal(layer_random(l, &s, &r, true, 23), RF_OK);
+	size_t nq = c->per_head ? c->d : c->H * c->d, nk = c->per_head ? c->d : c->G * c->d;
+	l->q_norm = malloc(nq * sizeof(double));
+	l->k_norm = malloc(nk * sizeof(double));
+	l->qk_norm_per_head = c->per_head;
+	l->qk_norm_eps = 1e-6;
+	/* Equal within every pair: weight 1 + pair / 8 (+ a head offset). */
+	for (size_t k = 0; k < nq + nk; k++) {
+		size_t n = k < nq ? k : k - nq, j = n % c->d;
+		size_t pair = c->r ? rope_coord_pair(c->layout, c->r, j) : 0;
+		double w = 1.0 + 0.125 * (double)pair + 0.01 * (double)(n / c->d);
+		if (k < nq)
+			l->q_norm[n] = w;
+		else
+			l->k_norm[n] = w;
+	}
+	if (!split)
+		return;
+	size_t a, b;
+	rope_pair_coords(c->layout, c->r, c->q_pair, &a, &b);
+	l->q_norm[(c->per_head ? 0 : c->q_head * c->d) + b] += 0.5;
+	rope_pair_coords(c->layout, c->r, c->k_pair, &a, &b);
+	l->k_norm[(c->per_head ? 0 : c->k_group * c->d) + a] -= 0.25;
+	if (c->k_tail)
+		l->k_norm[(c->per_head ? 0 : c->k_group * c->d) + c->d - 1] += 0.375;
+}
+
+/* Whether group g's rotations must hold pair i (the case's splits). */
+static bool case_pins(const QkCase *c, size_t g, size_t i, bool one_r)
+{
+	size_t hpg = c->H / c->G;
+	bool q = i == c->q_pair && (c->per_head || one_r || c->q_head / hpg == g);
+	bool k = i == c->k_pair && (c->per_head || one_r || c->k_group == g);
+	return q || k;
+}
+
+/* One pair block of R (d x d) against the unrestricted draw R0: held to
+ * +-I with R0's cosine sign when pinned, else bit for bit R0's. Returns
+ * true when the block turns by a visible angle (not 0, not pi). */
+static bool check_block(const double *R, const double *R0, const QkCase *c, size_t i,
+			bool pinned)
+{
+	size_t d = c->d, a, b;
+	rope_pair_coords(c->layout, c->r, i, &a, &b);
+	if (pinned) {
+		double v = R0[a * d + a] < 0 ? -1.0 : 1.0;
+		if (!(R[a * d + a] == v && R[b * d + b] == v && R[a * d + b] == 0.0 &&
+		      R[b * d + a] == 0.0))
+			fail_msg("pair %zu: not held to %g I: [[%g, %g], [%g, %g]]", i, v,
+				 R[a * d + a], R[a * d + b], R[b * d + a], R[b * d + b]);
+		return false;
+	}
+	if (!(R[a * d + a] == R0[a * d + a] && R[b * d + a] == R0[b * d + a] &&
+	      R[a * d + b] == R0[a * d + b] && R[b * d + b] == R0[b * d + b]))
+		fail_msg("pair %zu: its angle changed although its weights are equal", i);
+	return fabs(R[b * d + a]) > 1e-3;
+}
+
+/* Every level of cfg's fold, two ways: the engine (inv_evaluate) and
+ * attention_compare on the fold_apply'ed layer. Returns the worst
+ * relative error. */
+static double fold_error(const Layer *l, const FoldConfig *cfg)
+{
+	enum { T = 12 };
+	size_t D = l->shape.d_model;
+	double *x = malloc(T * D * sizeof(double));
+	layer_random_input(9, T, D, x);
+	EvalOptions eo = {.seq = T, .precision = PREC_F64, .tol = 0};
+	InvReport rep;
+	assert_int_equal(inv_evaluate(l, x, &eo, cfg, &rep), RF_OK);
+	double worst = 0;
+	for (int k = 0; k < LEVEL_COUNT; k++)
+		if (rep.level[k].max_rel_err > worst)
+			worst = rep.level[k].max_rel_err;
+	report_done(&rep);
+	FoldPlan plan;
+	Layer f;
+	RopeTable rt;
+	assert_int_equal(fold_plan_build(l, cfg, &plan), RF_OK);
+	assert_int_equal(fold_apply(l, &plan, &f), RF_OK);
+	assert_int_equal(rope_table_init(&rt, &l->rope, T), RF_OK);
+	assert_int_equal(report_init(&rep, T, l->shape.n_heads, l->shape.n_kv_heads,
+				     l->shape.head_dim, l->rope.rotary_dim), RF_OK);
+	assert_int_equal(attention_compare(l, &f, x, T, PREC_F64, &rt, &rep), RF_OK);
+	for (int k = 0; k < LEVEL_COUNT; k++) {
+		const LevelResult *L = &rep.level[k];
+		double e = L->ref_max > 0 ? L->max_abs_err / L->ref_max : L->max_abs_err;
+		if (e > worst)
+			worst = e;
+	}
+	report_done(&rep);
+	rope_table_done(&rt);
+	layer_free(&f);
+	fold_plan_free(&plan);
+	free(x);
+	return worst;
+}
+
+static void check_qk_case(const QkCase *c, unsigned dropped)
+{
+	Layer l;
+	make_qk_layer(c, true, &l);
+	size_t H = c->H, G = c->G, d = c->d, dd = d * d, hpg = H / G, np = c->r / 2;
+	bool one_r = dropped & ASSUME_PER_HEAD;
+	FoldConfig cfg = fold_config_default(), free_cfg;
+	cfg.seed = 31;
+	cfg.dropped = dropped;
+	free_cfg = cfg;
+	cfg.qk_norm_exact = true;
+	FoldPlan p, p0;
+	assert_int_equal(fold_plan_build(&l, &cfg, &p), RF_OK);
+	assert_int_equal(fold_plan_build(&l, &free_cfg, &p0), RF_OK);
+	size_t visible = 0, want_pinned = 0;
+	for (size_t i = 0; i < np; i++) {
+		bool any = false;
+		for (size_t g = 0; g < G; g++) {
+			bool pin = case_pins(c, g, i, one_r);
+			any = any || pin;
+			for (size_t j = 0; j < hpg; j++)
+				visible += check_block(p.rq + (g * hpg + j) * dd,
+						       p0.rq + (g * hpg + j) * dd, c, i, pin);
+			check_block(p.rk + g * dd, p0.rk + g * dd, c, i, pin);
+		}
+		want_pinned += any;
+	}
+	assert_int_equal(p.qk_norm_pinned, want_pinned);
+	assert_int_equal(p0.qk_norm_pinned, 0);
+	assert_true(visible >= H);          /* the other pairs turn freely */
+	/* The non-rotary block: sign flips where the k-norm varies there. */
+	assert_int_equal(p.qk_norm_tail_pinned, c->k_tail);
+	for (size_t g = 0; g < G && c->r < d; g++) {
+		bool pinned = c->k_tail && (c->per_head || one_r || g == c->k_group);
+		const double *R = p.rk + g * dd;
+		for (size_t i = c->r; i < d; i++)
+			for (size_t j = c->r; j < d; j++) {
+				bool diag = i == j && fabs(R[i * d + j]) == 1.0;
+				if (pinned && !(diag || (i != j && R[i * d + j] == 0.0)))
+					fail_msg("group %zu: the non-rotary block is not a diagonal "
+						 "of signs", g);
+				if (!pinned && R[i * d + j] != p0.rk[g * dd + i * d + j])
+					fail_msg("group %zu: the non-rotary block changed", g);
+			}
+	}
+	/* V keeps carrying the group's Q rotation (v-same), O absorbs it. */
+	if (!(dropped & ASSUME_V_SAME))
+		for (size_t g = 0; g < G; g++)
+			assert_memory_equal(p.rv + g * dd, p.rq + g * hpg * dd, dd * sizeof(double));
+	fold_plan_free(&p);
+	fold_plan_free(&p0);
+	/* Exact with the pins, every level; broken without them. */
+	assert_le(fold_error(&l, &cfg), 1e-13);
+	assert_gt(fold_error(&l, &free_cfg), 1e-3);
+	layer_free(&l);
+	/* Weights equal within every pair: nothing pinned, the same draw. */
+	make_qk_layer(c, false, &l);
+	assert_int_equal(fold_plan_build(&l, &cfg, &p), RF_OK);
+	assert_int_equal(fold_plan_build(&l, &free_cfg, &p0), RF_OK);
+	assert_int_equal(p.qk_norm_pinned, 0);
+	assert_false(p.qk_norm_tail_pinned);
+	assert_memory_equal(p.rq, p0.rq, H * dd * sizeof(double));
+	assert_memory_equal(p.rk, p0.rk, G * dd * sizeof(double));
+	fold_plan_free(&p);
+	fold_plan_free(&p0);
+	assert_le(fold_error(&l, &free_cfg), 1e-13);
+	layer_free(&l);
+}
+
+/* Qwen3-style: one q-norm and one k-norm weight of d entries for all
+ * heads, GQA, half-split pairs. */
+static void test_qk_norm_exact_per_head(void **state)
+{
+	(void)state;
+	QkCase c = {48, 4, 2, 16, 16, ROPE_HALF, true, 0, 2, 0, 5, false};
+	check_qk_case(&c, 0);
+	check_qk_case(&c, ASSUME_V_SAME);
+}
+
+/* OLMo2-style: weights over all heads (H*d, G*d), interleaved pairs: each
+ * group holds only the pairs its own heads' weights split. */
+static void test_qk_norm_exact_layer_wide(void **state)
+{
+	(void)state;
+	QkCase c = {64, 6, 2, 16, 16, ROPE_INTERLEAVED, false, 4, 3, 0, 6, false};
+	check_qk_case(&c, 0);
+	check_qk_case(&c, ASSUME_PER_HEAD);     /* one R: the union of the pins */
+}
+
+/* Partial rotary: a k-norm that varies on the non-rotary coordinates
+ * turns the Haar block there into sign flips. */
+static void test_qk_norm_exact_partial(void **state)
+{
+	(void)state;
+	QkCase c = {40, 4, 2, 20, 12, ROPE_HALF, false, 1, 4, 1, 1, true};
+	check_qk_case(&c, 0);
+	QkCase p = c;
+	p.per_head = true;
+	check_qk_case(&p, 0);
+}
+
 static void test_kind_names(void **state)
 {
 	(void)state;
@@ -158,6 +413,10 @@ int main(void)
 		cmocka_unit_test(test_pair_angles),
 		cmocka_unit_test(test_reproducible),
 		cmocka_unit_test(test_kind_names),
+		cmocka_unit_test(test_pin_pairs),
+		cmocka_unit_test(test_qk_norm_exact_per_head),
+		cmocka_unit_test(test_qk_norm_exact_layer_wide),
+		cmocka_unit_test(test_qk_norm_exact_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

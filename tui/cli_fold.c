@@ -31,6 +31,10 @@ static void fold_help(void)
 	       "options baked into every chosen layer; every other byte is copied. The\n"
 	       "default is the commuting per-kv-group fold with every assumption held,\n"
 	       "drawn from --seed (layer i uses a seed derived from it, recorded).\n"
+	       "Where a layer's learned QK-norm weight (Qwen3, OLMo2) differs within a\n"
+	       "RoPE pair, R_q and R_k turn that pair by 0 or pi only, the angles that\n"
+	       "commute with the norm, so the rewrite stays exact; one line on stderr\n"
+	       "says how many pairs.\n"
 	       "Rotated tensors are stored in their own dtype (rounded; the relative\n"
 	       "error is reported), or as F32 / F64 with --dtype f32 / f64 (GGUF and\n"
 	       "safetensors; llama2.c holds F32 only).\n"
@@ -121,6 +125,10 @@ typedef struct {
 	double max_rel, unit;
 	bool progress;        /* on stderr when it is a terminal */
 	bool seed_as_is;      /* every layer drawn from o.fold.seed itself */
+	size_t qk_pairs;      /* RoPE pairs held to 0 or pi for a QK-norm,
+			       * summed over layers (o.fold.qk_norm_exact) */
+	size_t qk_layers;     /* layers with such pairs or a held tail */
+	bool qk_tail;         /* some non-rotary block held to sign flips */
 	char err[1024];
 } FoldRun;
 
@@ -201,6 +209,9 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 			 rf_status_str(st));
 		return -1;
 	}
+	r->qk_pairs += plan->qk_norm_pinned;
+	r->qk_layers += plan->qk_norm_pinned || plan->qk_norm_tail_pinned;
+	r->qk_tail = r->qk_tail || plan->qk_norm_tail_pinned;
 	return 0;
 }
 
@@ -328,13 +339,15 @@ static void print_summary(const FoldRun *r)
 								(json_int_t)r->layers[k], "seed",
 								(json_int_t)r->seeds[k],
 								"max_rel_rounding", r->rel[k]));
-		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:f, s:f, s:o}",
+		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:f, s:f, s:I, "
+					"s:o}",
 					"input", r->o.model_path, "output", r->o.out, "sidecar",
 					writer_sidecar_path(r->w), "format",
 					model_format_name(model_info(r->m)->format), "undo",
 					r->undo != NULL, "layers_folded", (json_int_t)r->nlayers,
 					"stored_dtype", dt, "max_rel_rounding", r->max_rel,
 					"eps_units", r->unit > 0 ? r->max_rel / r->unit : 0.0,
+					"qk_norm_pinned_pairs", (json_int_t)r->qk_pairs,
 					"layers", layers);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
 					JSON_REAL_PRECISION(17));
@@ -351,6 +364,24 @@ static void print_summary(const FoldRun *r)
 	printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n", r->max_rel,
 	       r->unit > 0 ? r->max_rel / r->unit : 0.0, dt);
 	printf("sidecar %s\n", writer_sidecar_path(r->w));
+}
+
+/* The one line that says a learned QK-norm limited some angles (SPEC 1:
+ * only 0 and pi commute with a weight that differs within a pair). */
+static void note_qk_norm(const FoldRun *r)
+{
+	if (!r->qk_layers)
+		return;
+	const char *ls = r->qk_layers == 1 ? "" : "s";
+	if (r->qk_pairs)
+		fprintf(stderr, "ropefold fold: QK-norm weights differ within %zu RoPE pair%s "
+			"in %zu layer%s: those pairs turn by 0 or pi only%s (still an exact "
+			"rewrite)\n", r->qk_pairs, r->qk_pairs == 1 ? "" : "s", r->qk_layers, ls,
+			r->qk_tail ? ", and the non-rotary coordinates only flip signs" : "");
+	else
+		fprintf(stderr, "ropefold fold: QK-norm weights vary on the non-rotary "
+			"coordinates in %zu layer%s: those only flip signs (still an exact "
+			"rewrite)\n", r->qk_layers, ls);
 }
 
 static void fold_run_done(FoldRun *r)
@@ -459,12 +490,17 @@ int cli_fold(int argc, char **argv)
 	}
 	install_signals();
 	r.progress = true;
+	/* A written fold is an exact rewrite: angles a learned QK-norm does
+	 * not commute with are left out. (check and the explorer draw
+	 * arbitrary angles, what the theorem alone predicts.) */
+	r.o.fold.qk_norm_exact = true;
 	int rc = run(&r) ? 2 : 0;
 	if (rc) {
 		if (isatty(2))
 			fputs("\r\033[K", stderr);
 		fprintf(stderr, "ropefold fold: %s\n", r.err);
 	} else {
+		note_qk_norm(&r);
 		print_summary(&r);
 	}
 	fold_run_done(&r);
