@@ -1,5 +1,6 @@
 #!/bin/sh
-# End-to-end tests of `ropefold check`: exit codes, JSON keys, bad flags.
+# End-to-end tests of `ropefold check`: exit codes, JSON keys, bad flags;
+# and the flag rules every mode shares (tests/test_options.c has the rest).
 # Prints TAP. Needs $ROPEFOLD (set by make check); jq when present.
 : "${ROPEFOLD:=./ropefold}"
 . "${SRCDIR:-.}/tests/tap.sh"
@@ -20,7 +21,7 @@ bad() {
 	fi
 }
 
-echo "1..62"
+echo "1..96"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -113,6 +114,100 @@ if [ -n "$mem_kb" ] && [ "$mem_kb" -lt 62914560 ]; then
 else
 	skip "--seq 65536 refused" "this machine has 60 GiB or more"
 	skip "--d-model 131072 refused" "this machine has 60 GiB or more"
+fi
+
+# badin MODE FLAG WHY ARGS...: ropefold MODE ARGS exits 2, prints nothing
+# on stdout and exactly one stderr line that names FLAG first and says WHY.
+badin() {
+	mode=$1; flag=$2; why=$3; shift 3
+	"$ROPEFOLD" "$mode" "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	lines=$(wc -l <"$tmp/err")
+	if [ "$got" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- "^ropefold $mode: $flag:" "$tmp/err" &&
+	   grep -q -- "$why" "$tmp/err" && [ ! -s "$tmp/out" ]; then
+		ok "$mode refuses $flag ($why): $*"
+	else
+		notok "$mode refuses $flag ($why): $* (exit $got, $lines stderr lines)"
+		sed 's/^/# /' "$tmp/err"
+	fi
+}
+
+# A checkpoint has its own shape: the random-layer flags are refused, and
+# the error names the flag given, not a default (--kv-heads 4).
+badin check --heads "not with --model" --model "$dm" --heads 2
+badin check --d-model "not with --model" --model "$dm" --d-model 32 --with-bias
+badin check --with-bias "not with --model" --with-bias --model "$dm"
+badin bench --heads "not with --model" --model "$dm" --heads 2 --repeat 1
+badin tui --kv-heads "not with --model" --model "$dm" --kv-heads 1
+M="${SRCDIR:-.}/../shared/models"
+if [ -d "$M/tiny_llama_hf" ]; then
+	badin check --heads "not with --model" --model "$M/tiny_llama_hf" --heads 2
+else
+	skip "check --model tiny_llama_hf --heads 2 refused" "no ../shared/models"
+fi
+badin check --heads "kv heads" --heads 2
+badin check --layer "give --model" --layer 1
+badin tui --layer "give --model" --layer 1
+# --tokens: implies --input embed, T is their count; a --seq that
+# disagrees or an explicit --input random is refused.
+badin check --seq "ids of --tokens" --model "$dm" --tokens 1,2 --seq 5
+badin check --tokens "not with --input random" --model "$dm" --tokens 1,2 --input random
+badin check --tokens "give --model" --tokens 1,2
+if "$ROPEFOLD" check --json --model "$dm" --tokens 3,1,4 >"$tmp/j.json" 2>"$tmp/err" &&
+   grep -q '"input": "embed"' "$tmp/j.json" && grep -q '"seq": 3' "$tmp/j.json"; then
+	ok "--tokens alone: input embed, T = 3"
+else
+	notok "--tokens alone: input embed, T = 3"; sed 's/^/# /' "$tmp/err"
+fi
+# Repeats: --drop adds up, any flag with a value is given once.
+if "$ROPEFOLD" check --json --drop orthogonal --drop bias >"$tmp/j.json" 2>"$tmp/err" &&
+   tr -d ' \n' <"$tmp/j.json" | grep -q '"drop":\["orthogonal","bias"\]'; then
+	ok "--drop repeated: the lists add up"
+else
+	notok "--drop repeated: the lists add up"; sed 's/^/# /' "$tmp/err"
+fi
+badin check --seq "given twice" --seq 3 --seq 5
+badin check --rotate "given twice" --rotate qk --rotate vo
+# fold: --layer N is --layers N; the evaluation and random-layer flags say why.
+run 0 "fold --layer 1" fold --model "$dm" --out "$tmp/f1" --layer 1 --json
+if tr -d ' \n' <"$tmp/out" | grep -q '"layers_folded":1,' &&
+   tr -d ' \n' <"$tmp/out" | grep -q '"layers":\[{"layer":1,'; then
+	ok "fold --layer 1 folds layer 1 only"
+else
+	notok "fold --layer 1 folds layer 1 only"; sed 's/^/# /' "$tmp/out"
+fi
+badin fold --layer "give one of them" --model "$dm" --out "$tmp/f2" --layer 1 --layers 0
+badin fold --seq "evaluates nothing" --model "$dm" --out "$tmp/f2" --seq 3
+badin fold --tol "evaluates nothing" --model "$dm" --out "$tmp/f2" --tol 1e-3
+badin fold --heads "shape of a random layer" --model "$dm" --out "$tmp/f2" --heads 2
+badin fold --seed "not with --undo" --model "$tmp/f1" --out "$tmp/f2" --undo "$tmp/f1/fold.json" --seed 3
+[ ! -e "$tmp/f2" ] && ok "no output after a refused fold" || notok "no output after a refused fold"
+badin tour --model "the tour sets this" --model "$dm"
+
+# Every mode's --help, with the defaults that hold for that mode.
+for mode in check tui tour fold info bench; do
+	if "$ROPEFOLD" "$mode" --help >"$tmp/h_$mode" 2>"$tmp/err" && grep -q '^usage: ropefold '"$mode" "$tmp/h_$mode"; then
+		ok "$mode --help"
+	else
+		notok "$mode --help"
+	fi
+done
+if grep -q -- '--model PATH .*(required)' "$tmp/h_fold" && ! grep -q 'random layer' "$tmp/h_fold" &&
+   grep -q -- '--layer N' "$tmp/h_fold"; then
+	ok "fold --help: --model is required, --layer listed, no random layer"
+else
+	notok "fold --help: --model is required, --layer listed, no random layer"
+fi
+if grep -q -- '--model PATH .*default: a random layer' "$tmp/h_check" &&
+   grep -q 'given once' "$tmp/h_check" && grep -q -- '--tokens.*implies --input embed' "$tmp/h_check"; then
+	ok "check --help: random layer by default, the repeat and --tokens rules"
+else
+	notok "check --help: random layer by default, the repeat and --tokens rules"
+fi
+if grep -q -- '--seq N' "$tmp/h_tour" && ! grep -q -- '--model' "$tmp/h_tour"; then
+	ok "tour --help lists the flags the tour keeps"
+else
+	notok "tour --help lists the flags the tour keeps"
 fi
 
 "$ROPEFOLD" --version >"$tmp/out" 2>&1 && grep -q '^ropefold ' "$tmp/out" && ok "--version" || notok "--version"

@@ -3,16 +3,48 @@
 #include "tui/options.h"
 #include "tests/testutil.h"
 
-static int parse(RunOptions *o, char *err, size_t n, const char *args)
+#define CHECK_FLAGS (OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON)
+#define FOLD_FLAGS (OPT_MODEL | OPT_FOLD | OPT_FOLDIO | OPT_JSON)
+
+/* Parse args (split at spaces) onto o as it is, with the groups accept. */
+static int parse_onto(RunOptions *o, char *err, size_t n, unsigned accept, const char *args)
 {
-	static char buf[512]; /* the options keep pointers into argv */
+	static char bufs[4][512]; /* the options keep pointers into argv */
+	static int next;
+	char *buf = bufs[next++ % 4];
 	char *argv[64];
 	int argc = 0;
-	snprintf(buf, sizeof buf, "%s", args);
+	snprintf(buf, sizeof bufs[0], "%s", args);
 	for (char *t = strtok(buf, " "); t && argc < 64; t = strtok(NULL, " "))
 		argv[argc++] = t;
+	return opts_parse(argc, argv, accept, o, err, n);
+}
+
+/* Parse args from the defaults, with the groups accept. */
+static int parse_as(RunOptions *o, char *err, size_t n, unsigned accept, const char *args)
+{
 	opts_defaults(o);
-	return opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, o, err, n);
+	return parse_onto(o, err, n, accept, args);
+}
+
+/* Parse args as check does. */
+static int parse(RunOptions *o, char *err, size_t n, const char *args)
+{
+	return parse_as(o, err, n, CHECK_FLAGS, args);
+}
+
+/* args is refused: -1 and one line that names flag and contains why. */
+static void refused(unsigned accept, const char *args, const char *flag, const char *why)
+{
+	RunOptions o;
+	char err[512] = "";
+	if (parse_as(&o, err, sizeof err, accept, args) != -1)
+		fail_msg("'%s' was accepted", args);
+	if (strncmp(err, flag, strlen(flag)) || err[strlen(flag)] != ':')
+		fail_msg("'%s': error '%s' does not start with %s", args, err, flag);
+	if (why && !strstr(err, why))
+		fail_msg("'%s': error '%s' does not say '%s'", args, err, why);
+	assert_null(strchr(err, '\n'));
 }
 
 static void test_defaults(void **state)
@@ -145,6 +177,188 @@ static void test_mode_groups(void **state)
 				    sizeof err), 0);
 }
 
+/* With a checkpoint the random layer's shape flags are refused, whatever
+ * their order, and the error names the flag given (not a default). */
+static void test_model_refuses_shape(void **state)
+{
+	(void)state;
+	const char *why = "not with --model";
+	refused(CHECK_FLAGS, "--model m --heads 2", "--heads", why);
+	refused(CHECK_FLAGS, "--heads 2 --model m", "--heads", why);
+	refused(CHECK_FLAGS, "--model m --d-model 32 --with-bias", "--d-model", why);
+	refused(CHECK_FLAGS, "--model m --with-bias", "--with-bias", why);
+	refused(CHECK_FLAGS, "--model m --kv-heads 1", "--kv-heads", why);
+	refused(CHECK_FLAGS, "--model=m --head-dim 8", "--head-dim", why);
+	/* the flags a checkpoint does take */
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse(&o, err, sizeof err,
+			       "--model m --layer 1 --seq 8 --seed 2 --rope interleaved "
+			       "--rotary-dim 64 --rope-theta 5e5 --precision f32"), 0);
+	assert_int_equal(o.layer, 1);
+	assert_int_equal(o.rope.rotary_dim, 64);  /* checked against the file later */
+	/* a random layer: the message names what the user gave */
+	refused(CHECK_FLAGS, "--heads 2", "--heads", "--kv-heads");
+	refused(CHECK_FLAGS, "--kv-heads 8", "--kv-heads", "query heads");
+	refused(CHECK_FLAGS, "--kv-heads 3", "--kv-heads", "does not divide");
+}
+
+/* --tokens implies --input embed and sets T; a disagreeing --seq, an
+ * explicit --input random and a random layer are refused. */
+static void test_tokens(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse(&o, err, sizeof err, "--model m --tokens 1,5,9"), 0);
+	assert_int_equal(o.input, INPUT_EMBED);
+	assert_int_equal(o.seq, 3);
+	assert_int_equal(parse(&o, err, sizeof err, "--tokens 1,5 --seq 2 --model m --input embed"), 0);
+	assert_int_equal(o.seq, 2);
+	refused(CHECK_FLAGS, "--model m --tokens 1,2 --seq 5", "--seq", "--tokens");
+	refused(CHECK_FLAGS, "--seq 5 --model m --tokens 1,2", "--seq", "--tokens");
+	refused(CHECK_FLAGS, "--model m --tokens 1,2 --input random", "--tokens", "--input random");
+	refused(CHECK_FLAGS, "--tokens 1,2", "--tokens", "--model");
+	static const char *const bad[] = {"1,,2", ",1", "1,", "1;2", "99999999999", "4294967296"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char args[64];
+		snprintf(args, sizeof args, "--model m --tokens %s", bad[i]);
+		refused(CHECK_FLAGS, args, "--tokens", NULL);
+	}
+	/* --input embed without --tokens: a seeded sequence of --seq ids */
+	assert_int_equal(parse(&o, err, sizeof err, "--model m --input embed --seq 7"), 0);
+	assert_int_equal(o.seq, 7);
+	assert_null(o.tokens);
+}
+
+/* A flag with a value is given once; --drop lists add up; switches may
+ * repeat. */
+static void test_repeats(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse(&o, err, sizeof err, "--drop orthogonal --drop bias"), 0);
+	assert_int_equal(o.fold.dropped, ASSUME_ORTHOGONAL | ASSUME_BIAS);
+	assert_int_equal(parse(&o, err, sizeof err, "--drop commutes --drop=v-same,commutes --drop none"), 0);
+	assert_int_equal(o.fold.dropped, ASSUME_COMMUTES | ASSUME_V_SAME);
+	assert_int_equal(parse(&o, err, sizeof err, "--json --json --with-bias --with-bias"), 0);
+	assert_true(o.json && o.with_bias);
+	refused(CHECK_FLAGS, "--seq 3 --seq 5", "--seq", "given twice");
+	refused(CHECK_FLAGS, "--seq 3 --seq=3", "--seq", "given twice");
+	refused(CHECK_FLAGS, "--rotate qk --rotate vo", "--rotate", "given twice");
+	refused(CHECK_FLAGS, "--seed 1 --heads 8 --seed 2", "--seed", "given twice");
+	refused(CHECK_FLAGS, "--model a --model b", "--model", "given twice");
+	refused(CHECK_FLAGS, "--precision f32 --precision f64", "--precision", "given twice");
+	refused(CHECK_FLAGS, "--kind hadamard --drop commutes --kind haar", "--kind", "given twice");
+	refused(FOLD_FLAGS, "--out a --out b", "--out", "given twice");
+	/* the explorer parses one flag at a time onto its settings: that is
+	 * not a repeat, and a shape is checked against the current one */
+	opts_defaults(&o);
+	assert_int_equal(parse_onto(&o, err, sizeof err, CHECK_FLAGS & ~OPT_JSON, "--seq 3"), 0);
+	assert_int_equal(parse_onto(&o, err, sizeof err, CHECK_FLAGS & ~OPT_JSON, "--seq 5"), 0);
+	assert_int_equal(o.seq, 5);
+	assert_int_equal(parse_onto(&o, err, sizeof err, CHECK_FLAGS & ~OPT_JSON, "--heads 8"), 0);
+	assert_int_equal(parse_onto(&o, err, sizeof err, CHECK_FLAGS & ~OPT_JSON, "--kv-heads 2"), 0);
+	assert_int_equal(parse_onto(&o, err, sizeof err, CHECK_FLAGS & ~OPT_JSON, "--heads 7"), -1);
+	assert_non_null(strstr(err, "--heads"));
+	assert_true(opts_given(&o, "--seq"));
+	assert_false(opts_given(&o, "--tol"));
+}
+
+/* fold: --layer N is --layers N; the evaluation and random-layer flags
+ * are refused with the reason; --undo takes no fold flags. */
+static void test_fold_flags(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse_as(&o, err, sizeof err, FOLD_FLAGS, "--model m --out x --layer 2"), 0);
+	assert_non_null(o.layers);
+	assert_string_equal(o.layers, "2");
+	assert_int_equal(parse_as(&o, err, sizeof err, FOLD_FLAGS, "--layer=0 --model m"), 0);
+	assert_string_equal(o.layers, "0");
+	assert_int_equal(parse_as(&o, err, sizeof err, FOLD_FLAGS, "--layers 1..3"), 0);
+	assert_string_equal(o.layers, "1..3");
+	refused(FOLD_FLAGS, "--layer 2 --layers 1..3", "--layer", "--layers");
+	refused(FOLD_FLAGS, "--layer x", "--layer", NULL);
+	refused(FOLD_FLAGS, "--model m --seq 8", "--seq", "evaluates nothing");
+	refused(FOLD_FLAGS, "--precision f32", "--precision", "evaluates nothing");
+	refused(FOLD_FLAGS, "--tol 1e-3", "--tol", "evaluates nothing");
+	refused(FOLD_FLAGS, "--tokens 1,2", "--tokens", "evaluates nothing");
+	refused(FOLD_FLAGS, "--heads 2", "--heads", "shape of a random layer");
+	refused(FOLD_FLAGS, "--with-bias", "--with-bias", "shape of a random layer");
+	refused(FOLD_FLAGS, "--model m --undo s --seed 3", "--seed", "--undo");
+	refused(FOLD_FLAGS, "--model m --undo s --drop bias", "--drop", "--undo");
+	refused(FOLD_FLAGS, "--layers 2 --undo s", "--layers", "--undo");
+	refused(FOLD_FLAGS, "--undo s --layer 2", "--layer", "--undo");
+	assert_int_equal(parse_as(&o, err, sizeof err, FOLD_FLAGS,
+				  "--model m --out o --undo s --dtype f32 --force --json"), 0);
+	/* check names --layer for its one layer */
+	refused(CHECK_FLAGS, "--layers 2", "--layers", "--layer N");
+	refused(CHECK_FLAGS, "--frobnicate", "--frobnicate", "unknown flag");
+}
+
+/* --layer needs a checkpoint in the modes whose layer is otherwise random. */
+static void test_check_random(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse(&o, err, sizeof err, "--layer 1"), 0);
+	assert_int_equal(opts_check_random(&o, err, sizeof err), -1);
+	assert_non_null(strstr(err, "--layer"));
+	assert_non_null(strstr(err, "--model"));
+	assert_int_equal(parse(&o, err, sizeof err, "--layer 0"), 0);
+	assert_int_equal(opts_check_random(&o, err, sizeof err), -1);
+	assert_int_equal(parse(&o, err, sizeof err, "--model m --layer 1"), 0);
+	assert_int_equal(opts_check_random(&o, err, sizeof err), 0);
+	assert_int_equal(parse(&o, err, sizeof err, "--seq 4"), 0);
+	assert_int_equal(opts_check_random(&o, err, sizeof err), 0);
+}
+
+/* The tour keeps --seq and --seed only; --help answers any line. */
+static void test_tour_and_help(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[256];
+	assert_int_equal(parse_as(&o, err, sizeof err, OPT_TOUR, "--seq 16 --seed 4"), 0);
+	assert_int_equal(o.seq, 16);
+	refused(OPT_TOUR, "--model m", "--model", "tour");
+	refused(OPT_TOUR, "--heads 8", "--heads", "tour");
+	refused(OPT_TOUR, "--drop commutes", "--drop", "tour");
+	assert_int_equal(parse(&o, err, sizeof err, "--model m --heads 2 --help"), 0);
+	assert_true(o.help);
+}
+
+/* The help of each mode: fold's --model is required, check's defaults to
+ * a random layer; the repeat rule is stated. */
+static void test_help_texts(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	opts_print_help(f, FOLD_FLAGS);
+	fclose(f);
+	assert_non_null(strstr(text, "fold, a file or folder (required)"));
+	assert_null(strstr(text, "random layer"));
+	assert_null(strstr(text, "--seq"));
+	assert_non_null(strstr(text, "--layer N"));
+	assert_non_null(strstr(text, "given once"));
+	free(text);
+	f = open_memstream(&text, &len);
+	opts_print_help(f, CHECK_FLAGS);
+	fclose(f);
+	assert_non_null(strstr(text, "(default: a random layer)"));
+	assert_non_null(strstr(text, "implies --input embed"));
+	assert_non_null(strstr(text, "repeated"));
+	assert_null(strstr(text, "--layers"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +366,13 @@ int main(void)
 		cmocka_unit_test(test_good_values),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_mode_groups),
+		cmocka_unit_test(test_model_refuses_shape),
+		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_repeats),
+		cmocka_unit_test(test_fold_flags),
+		cmocka_unit_test(test_check_random),
+		cmocka_unit_test(test_tour_and_help),
+		cmocka_unit_test(test_help_texts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,7 +176,8 @@ int cli_bench(int argc, char **argv)
 		return 2;
 	}
 	Workload w;
-	if (workload_build(&o, false, &w, err, sizeof err)) {
+	if (opts_check_random(&o, err, sizeof err) ||
+	    workload_build(&o, false, &w, err, sizeof err)) {
 		fprintf(stderr, "ropefold bench: %s\n", err);
 		return 2;
 	}

@@ -209,6 +209,8 @@ static void check_help(void)
 	printf("usage: ropefold check [model options] [fold options] [--json]\n\n"
 	       "Fold rotations into one attention layer and report whether the score,\n"
 	       "single-head block and residual multi-head levels stay invariant.\n"
+	       "The layer is random (shaped by the 'random layer only' flags) or,\n"
+	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
@@ -233,7 +235,8 @@ int cli_check(int argc, char **argv, bool use_default)
 		return 2;
 	}
 	Workload w;
-	if (workload_build(&o, use_default, &w, err, sizeof err)) {
+	if ((!use_default && opts_check_random(&o, err, sizeof err)) ||
+	    workload_build(&o, use_default, &w, err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
 	}

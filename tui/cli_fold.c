@@ -24,7 +24,7 @@
 static void fold_help(void)
 {
 	printf("usage: ropefold fold --model IN --out OUT [fold options] [--layers all|N|N..M]\n"
-	       "                     [--dtype keep|f32|f64] [--force] [--json]\n"
+	       "                     [--layer N] [--dtype keep|f32|f64] [--force] [--json]\n"
 	       "       ropefold fold --model FOLDED --out OUT --undo SIDECAR [--force]\n\n"
 	       "Write a copy of checkpoint IN (same format: an HF folder, a safetensors\n"
 	       "file with its config.json, GGUF, llama2.c) with the fold of the fold\n"

@@ -11,11 +11,13 @@
 static void tui_help(bool tour)
 {
 	if (tour)
-		printf("usage: ropefold tour [model options]\n\n"
+		printf("usage: ropefold tour [--seq N] [--seed N]\n\n"
 		       "The classroom tour: the explorer steps through the canonical cases of\n"
 		       "the theorem (everything held; Q, K, V without O; dropping commutes;\n"
 		       "V and O with any rotation; GQA; permuted heads; float32), one short\n"
-		       "explanation each. Space advances, p goes back, Esc leaves the tour.\n\n");
+		       "explanation each. Space advances, p goes back, Esc leaves the tour.\n"
+		       "Each stop sets its own layer (the built-in one, or a random GQA\n"
+		       "layer), fold and precision; the tour keeps only these flags:\n\n");
 	else
 		printf("usage: ropefold tui [model options] [fold options]\n\n"
 		       "The interactive explorer: toggle the theorem's assumptions and watch\n"
@@ -26,7 +28,7 @@ static void tui_help(bool tour)
 		       "The command line keeps its history in $XDG_STATE_HOME/ropefold/history\n"
 		       "(~/.local/state/ropefold/history when XDG_STATE_HOME is unset).\n"
 		       "NO_COLOR set: monochrome.\n\n");
-	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL);
+	opts_print_help(stdout, tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL);
 }
 
 int cli_tui(int argc, char **argv, bool tour)
@@ -35,7 +37,9 @@ int cli_tui(int argc, char **argv, bool tour)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+	unsigned accept = tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL;
+	if (opts_parse(argc, argv, accept, &o, err, sizeof err) ||
+	    (!o.help && !tour && opts_check_random(&o, err, sizeof err))) {
 		fprintf(stderr, "ropefold %s: %s\n", mode, err);
 		return 2;
 	}

@@ -29,7 +29,8 @@ static void usage(FILE *f)
 		"  bench     timed evaluation with GFLOP/s\n\n"
 		"'ropefold MODE --help' lists a mode's flags. '--version' prints the\n"
 		"version.\n\n"
-		"flags of check and tui (fold and bench take the same):\n");
+		"flags of check and tui (bench takes the same; fold takes --model,\n"
+		"--layer, --seed, the RoPE and the fold flags):\n");
 	opts_print_help(f, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
 }
 

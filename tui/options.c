@@ -54,47 +54,98 @@ static int parse_double(const char *s, double *out)
 	return 0;
 }
 
+/* What a flag is about, for the message when a mode refuses it. */
+typedef enum {
+	CAT_OTHER = 0,
+	CAT_SHAPE,  /* shapes a random layer only: refused with a checkpoint */
+	CAT_EVAL,   /* sets the evaluation: refused by modes that evaluate nothing */
+} FlagCat;
+
+/* Count the ids of a --tokens list: digits separated by single commas,
+ * each id below 2^32. */
+static int count_tokens(const char *s, size_t *n)
+{
+	*n = 0;
+	for (const char *p = s;;) {
+		size_t digits = 0;
+		unsigned long long v = 0;
+		for (; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 12)
+				v = v * 10 + (unsigned long long)(*p - '0');
+		if (!digits || digits > 10 || v > UINT32_MAX)
+			return -1;
+		(*n)++;
+		if (!*p)
+			return 0;
+		if (*p++ != ',')
+			return -1;
+	}
+}
+
 typedef struct {
 	const char *name;
 	unsigned group;
 	bool takes_value;
+	FlagCat cat;
 	const char *meta;
 	const char *help;
+	const char *fold_help;  /* the help in fold, when it differs (or NULL) */
 } FlagDef;
 
 static const FlagDef flags[] = {
-	{"--model", OPT_MODEL, true, "PATH", "checkpoint file or folder (default: a random layer)"},
-	{"--layer", OPT_LAYER, true, "N", "layer of the checkpoint (default 0)"},
-	{"--d-model", OPT_LAYER, true, "N", "random layer: model width D (default 64)"},
-	{"--heads", OPT_LAYER, true, "N", "random layer: query heads H (default 4)"},
-	{"--kv-heads", OPT_LAYER, true, "N", "random layer: key/value heads G (default 4)"},
-	{"--head-dim", OPT_LAYER, true, "N", "random layer: head dim d, even (default 16)"},
-	{"--seq", OPT_LAYER, true, "N", "sequence length T (default 32)"},
-	{"--seed", OPT_MODEL, true, "N", "seed of the layer, input and rotations (default 1)"},
-	{"--rope", OPT_MODEL, true, "interleaved|half", "RoPE pair layout (default half; a checkpoint's own)"},
-	{"--rotary-dim", OPT_MODEL, true, "N", "rotary dim r <= d, even (default head dim)"},
-	{"--rope-theta", OPT_MODEL, true, "X", "RoPE base theta (default 10000)"},
-	{"--rope-scaling", OPT_MODEL, true, "none|linear:F|ntk:F|yarn:F|llama3:F", "frequency scaling (default none)"},
-	{"--with-bias", OPT_LAYER, false, NULL, "random layer: give it q/k/v/o biases"},
-	{"--input", OPT_LAYER, true, "random|embed", "activations: N(0,1) rows or token embeddings (default random)"},
-	{"--tokens", OPT_LAYER, true, "LIST", "token ids for --input embed, comma-separated"},
-	{"--precision", OPT_EVAL, true, "f64|f32", "compute precision (default f64)"},
-	{"--tol", OPT_EVAL, true, "X", "relative tolerance (default 1e-9 in f64, 1e-3 in f32)"},
-	{"--rotate", OPT_FOLD, true, "SET", "rotated parts: letters of qkvo, or none (default qkvo)"},
-	{"--drop", OPT_FOLD, true, "LIST", "assumptions to drop: orthogonal,commutes,shared-qk,per-head,gqa-consistent,v-same,bias (default none)"},
-	{"--kind", OPT_FOLD, true, "K", "R_q/R_k kind when commutes is dropped: haar, hadamard, pair-swap, pair-reflect, layout-mismatch (default haar)"},
-	{"--permute-heads", OPT_FOLD, false, NULL, "also permute the kv groups with their query heads"},
-	{"--json", OPT_JSON, false, NULL, "one JSON document on stdout"},
-	{"--repeat", OPT_BENCH, true, "N", "timed runs after a warm-up (default 5)"},
-	{"--out", OPT_FOLDIO, true, "PATH", "output checkpoint"},
-	{"--layers", OPT_FOLDIO, true, "all|N|N..M", "layers to fold or verify (default all)"},
-	{"--dtype", OPT_FOLDIO, true, "keep|f32|f64", "stored dtype of folded tensors (default keep)"},
-	{"--undo", OPT_FOLDIO, true, "SIDECAR", "undo the fold recorded in a sidecar JSON"},
-	{"--force", OPT_FOLDIO, false, NULL, "overwrite an existing output"},
-	{"--help", ~0u, false, NULL, "this help"},
+	{"--model", OPT_MODEL, true, CAT_OTHER, "PATH",
+	 "checkpoint file or folder (default: a random layer)",
+	 "the checkpoint to fold, a file or folder (required)"},
+	{"--layer", OPT_LAYER | OPT_FOLDIO, true, CAT_OTHER, "N",
+	 "layer of the checkpoint (default 0; needs --model)",
+	 "fold only layer N: the same as --layers N"},
+	{"--d-model", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: model width D (default 64)", NULL},
+	{"--heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: query heads H (default 4)", NULL},
+	{"--kv-heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: key/value heads G (default 4)", NULL},
+	{"--head-dim", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: head dim d, even (default 16)", NULL},
+	{"--seq", OPT_LAYER | OPT_TOUR, true, CAT_EVAL, "N",
+	 "sequence length T (default 32)", NULL},
+	{"--seed", OPT_MODEL | OPT_TOUR, true, CAT_OTHER, "N",
+	 "seed of the layer, input and rotations (default 1)",
+	 "seed of the rotations; layer i uses one derived from it (default 1)"},
+	{"--rope", OPT_MODEL, true, CAT_OTHER, "interleaved|half",
+	 "RoPE pair layout; on a checkpoint, the layout the fold is built for (default half; a checkpoint's own)",
+	 "the RoPE pair layout the fold is built for (default: the checkpoint's own)"},
+	{"--rotary-dim", OPT_MODEL, true, CAT_OTHER, "N",
+	 "rotary dim r <= d, even (default: the head dim; a checkpoint's own)",
+	 "rotary dim r <= d, even (default: the checkpoint's own)"},
+	{"--rope-theta", OPT_MODEL, true, CAT_OTHER, "X",
+	 "RoPE base theta (default 10000; a checkpoint's own)",
+	 "RoPE base theta (default: the checkpoint's own)"},
+	{"--rope-scaling", OPT_MODEL, true, CAT_OTHER, "none|linear:F|ntk:F|yarn:F|llama3:F",
+	 "frequency scaling (default none; a checkpoint's own)",
+	 "frequency scaling (default: the checkpoint's own)"},
+	{"--with-bias", OPT_LAYER, false, CAT_SHAPE, NULL, "random layer only: give it q/k/v/o biases", NULL},
+	{"--input", OPT_LAYER, true, CAT_EVAL, "random|embed",
+	 "activations: N(0,1) rows or a checkpoint's token embeddings (default random; embed with --tokens)", NULL},
+	{"--tokens", OPT_LAYER, true, CAT_EVAL, "LIST",
+	 "token ids of the input, comma-separated: implies --input embed, T = their count", NULL},
+	{"--precision", OPT_EVAL, true, CAT_EVAL, "f64|f32", "compute precision (default f64)", NULL},
+	{"--tol", OPT_EVAL, true, CAT_EVAL, "X", "relative tolerance (default 1e-9 in f64, 1e-3 in f32)", NULL},
+	{"--rotate", OPT_FOLD, true, CAT_OTHER, "SET", "rotated parts: letters of qkvo, or none (default qkvo)", NULL},
+	{"--drop", OPT_FOLD, true, CAT_OTHER, "LIST",
+	 "assumptions to drop: orthogonal,commutes,shared-qk,per-head,gqa-consistent,v-same,bias (default none; repeats add up)", NULL},
+	{"--kind", OPT_FOLD, true, CAT_OTHER, "K",
+	 "R_q/R_k kind, used only when commutes is dropped: haar, hadamard, pair-swap, pair-reflect, layout-mismatch (default haar)", NULL},
+	{"--permute-heads", OPT_FOLD, false, CAT_OTHER, NULL, "also permute the kv groups with their query heads", NULL},
+	{"--json", OPT_JSON, false, CAT_OTHER, NULL, "one JSON document on stdout", NULL},
+	{"--repeat", OPT_BENCH, true, CAT_EVAL, "N", "timed runs after a warm-up (default 5)", NULL},
+	{"--out", OPT_FOLDIO, true, CAT_OTHER, "PATH", "output checkpoint", "output checkpoint (required)"},
+	{"--layers", OPT_FOLDIO, true, CAT_OTHER, "all|N|N..M", "layers to fold or verify (default all)",
+	 "layers to fold (default all)"},
+	{"--dtype", OPT_FOLDIO, true, CAT_OTHER, "keep|f32|f64", "stored dtype of folded tensors (default keep)", NULL},
+	{"--undo", OPT_FOLDIO, true, CAT_OTHER, "SIDECAR", "undo the fold recorded in a sidecar JSON", NULL},
+	{"--force", OPT_FOLDIO, false, CAT_OTHER, NULL, "overwrite an existing output", NULL},
+	{"--help", ~0u, false, CAT_OTHER, NULL, "this help", NULL},
 };
 
 #define NFLAGS (sizeof flags / sizeof flags[0])
+_Static_assert(NFLAGS <= 64, "RunOptions.given has one bit per flag");
 
 static const FlagDef *find_flag(const char *name, size_t len)
 {
@@ -102,6 +153,42 @@ static const FlagDef *find_flag(const char *name, size_t len)
 		if (strlen(flags[i].name) == len && !strncmp(flags[i].name, name, len))
 			return &flags[i];
 	return NULL;
+}
+
+/* The table index of a flag that exists. */
+static size_t flag_index(const char *name)
+{
+	return (size_t)(find_flag(name, strlen(name)) - flags);
+}
+
+static uint64_t flag_bit(const char *name)
+{
+	return (uint64_t)1 << flag_index(name);
+}
+
+bool opts_given(const RunOptions *o, const char *flag)
+{
+	const FlagDef *fd = find_flag(flag, strlen(flag));
+	return fd && (o->given & ((uint64_t)1 << (fd - flags)));
+}
+
+/* Why a mode that does not take fd refuses it. The modes are told apart
+ * by their flag groups: fold takes --model but not the random layer, the
+ * tour only OPT_TOUR. */
+static const char *refusal(const FlagDef *fd, unsigned accept)
+{
+	bool fold = (accept & OPT_MODEL) && (accept & OPT_FOLDIO) && !(accept & OPT_LAYER);
+	if (accept == OPT_TOUR)
+		return "the tour sets this itself at each stop (ropefold tui takes it)";
+	if (fd->cat == CAT_SHAPE)
+		return fold ? "sets the shape of a random layer; fold reads the shape from the checkpoint"
+			    : "sets the shape of a random layer, which this mode does not use";
+	if (fd->cat == CAT_EVAL && !(accept & OPT_EVAL))
+		return fold ? "fold writes weights; it evaluates nothing (ropefold check evaluates a fold)"
+			    : "this mode evaluates nothing";
+	if (!strcmp(fd->name, "--layers") && (accept & OPT_LAYER))
+		return "picks the layers fold and verify rewrite or compare; this mode takes one layer: --layer N";
+	return "not a flag of this mode (see --help)";
 }
 
 #define FAIL(...)                                        \
@@ -170,12 +257,12 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 		else
 			FAIL("--input: '%s' is not 'random' or 'embed'", v);
 	} else if (!strcmp(f, "--tokens")) {
-		const char *p = v;
-		if (!*p)
+		if (!*v)
 			FAIL("--tokens: empty list");
-		for (; *p; p++)
-			if ((*p < '0' || *p > '9') && *p != ',')
-				FAIL("--tokens: '%s' is not a comma-separated list of token ids", v);
+		if (count_tokens(v, &n))
+			FAIL("--tokens: '%s' is not a comma-separated list of token ids", v);
+		if (n > LAYER_MAX_SEQ)
+			FAIL("--tokens: %zu ids, more than the %zu a sequence may hold", n, LAYER_MAX_SEQ);
 		o->tokens = v;
 	} else if (!strcmp(f, "--precision")) {
 		if (!strcmp(v, "f64") || !strcmp(v, "float64"))
@@ -193,8 +280,10 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 			FAIL("--rotate: '%s' is not a set of the letters q, k, v, o (each once) or 'none'", v);
 	} else if (!strcmp(f, "--drop")) {
 		const char *bad = NULL;
-		if (fold_drop_parse(v, &o->fold.dropped, &bad))
+		unsigned bits;
+		if (fold_drop_parse(v, &bits, &bad))
 			FAIL("--drop: unknown assumption in '%s' (known: orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias)", v);
+		o->fold.dropped |= bits;  /* repeated --drop lists add up */
 	} else if (!strcmp(f, "--kind")) {
 		if (rotation_kind_parse(v, &o->fold.kind) || o->fold.kind == ROT_COMMUTING)
 			FAIL("--kind: '%s' is not haar, hadamard, pair-swap, pair-reflect or layout-mismatch", v);
@@ -221,10 +310,90 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 	return 0;
 }
 
+/* The first flag of mask in argv order (order[] holds table indices). */
+static const char *first_of(const unsigned char *order, size_t n, uint64_t mask)
+{
+	for (size_t i = 0; i < n; i++)
+		if (mask & ((uint64_t)1 << order[i]))
+			return flags[order[i]].name;
+	return NULL;
+}
+
+/* The rules between flags, on what this argv gave (seen). */
+static int check_cross(RunOptions *o, unsigned accept, uint64_t seen,
+		       const unsigned char *order, size_t norder,
+		       const char *const *value, char *err, size_t errlen)
+{
+	uint64_t shape = 0;
+	for (size_t i = 0; i < NFLAGS; i++)
+		if (flags[i].cat == CAT_SHAPE)
+			shape |= (uint64_t)1 << i;
+	const char *f = first_of(order, norder, seen & shape);
+	if (o->model_path && f)
+		FAIL("%s: sets the shape of a random layer; not with --model (the checkpoint has its own)", f);
+	/* fold --undo: the sidecar says which fold, on which layers */
+	if (seen & flag_bit("--undo")) {
+		uint64_t fold = flag_bit("--layer") | flag_bit("--layers");
+		for (size_t i = 0; i < NFLAGS; i++)
+			if ((flags[i].group & (OPT_FOLD | OPT_MODEL)) && strcmp(flags[i].name, "--model") &&
+			    strcmp(flags[i].name, "--help"))
+				fold |= (uint64_t)1 << i;
+		if ((f = first_of(order, norder, seen & fold)))
+			FAIL("%s: not with --undo (the sidecar records the fold and its layers)", f);
+	}
+	/* fold and verify: --layer N is --layers N */
+	uint64_t layer = flag_bit("--layer"), layers = flag_bit("--layers");
+	if ((seen & layer) && (accept & OPT_FOLDIO) && !(accept & OPT_LAYER)) {
+		if (seen & layers)
+			FAIL("--layer: the one-layer form of --layers; give one of them");
+		o->layers = value[flag_index("--layer")];
+	}
+	if (seen & flag_bit("--tokens")) {
+		size_t n = 0;
+		count_tokens(o->tokens, &n);
+		if ((seen & flag_bit("--input")) && o->input != INPUT_EMBED)
+			FAIL("--tokens: token ids give an embedded input (--input embed); not with --input random");
+		if ((seen & flag_bit("--seq")) && o->seq != n)
+			FAIL("--seq: %zu disagrees with the %zu ids of --tokens (T is their count; leave --seq out)",
+			     o->seq, n);
+		if (!o->model_path)
+			FAIL("--tokens: token ids pick a checkpoint's embeddings; give --model");
+		o->input = INPUT_EMBED;
+		o->seq = n;
+	}
+	if (!o->rotary_set)
+		o->rope.rotary_dim = o->shape.head_dim;
+	if (o->model_path)
+		return 0;
+	/* The random layer's shape. Name the flag this argv gave. */
+	size_t H = o->shape.n_heads, G = o->shape.n_kv_heads;
+	bool h_set = seen & flag_bit("--heads"), g_set = seen & flag_bit("--kv-heads");
+	if (G > H && h_set && !g_set)
+		FAIL("--heads: %zu query heads cannot share %zu kv heads (--kv-heads); give --kv-heads too",
+		     H, G);
+	if (G > H && g_set && !h_set)
+		FAIL("--kv-heads: %zu is more than the %zu query heads (--heads)", G, H);
+	if (G > H)
+		FAIL("--kv-heads: %zu is more than --heads %zu", G, H);
+	if (H % G && g_set && !h_set)
+		FAIL("--kv-heads: %zu does not divide the %zu query heads (--heads)", G, H);
+	if (H % G)
+		FAIL("--heads: %zu is not divisible by --kv-heads %zu", H, G);
+	if (o->rotary_set && o->rope.rotary_dim > o->shape.head_dim)
+		FAIL("--rotary-dim: %zu exceeds the head dim %zu", o->rope.rotary_dim, o->shape.head_dim);
+	const char *why;
+	if (layer_shape_check(&o->shape, &why) != RF_OK)
+		FAIL("--d-model/--heads/--head-dim: %s", why);
+	return 0;
+}
+
 int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 	       char *err, size_t errlen)
 {
-	bool head_dim_set = false;
+	uint64_t seen = 0;                 /* flags of this argv */
+	const char *value[NFLAGS] = {0};   /* their values */
+	unsigned char order[NFLAGS];       /* table indices, first-given order */
+	size_t norder = 0;
 	err[0] = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -239,8 +408,12 @@ int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 		const char *eq = strchr(a, '=');
 		size_t len = eq ? (size_t)(eq - a) : strlen(a);
 		const FlagDef *fd = find_flag(a, len);
-		if (!fd || !(fd->group & accept))
-			FAIL("%.*s: unknown flag for this mode (see --help)", (int)len, a);
+		if (!fd)
+			FAIL("%.*s: unknown flag (see --help)", (int)len, a);
+		if (!(fd->group & accept))
+			FAIL("%s: %s", fd->name, refusal(fd, accept));
+		size_t idx = (size_t)(fd - flags);
+		uint64_t bit = (uint64_t)1 << idx;
 		if (!fd->takes_value) {
 			if (eq)
 				FAIL("%s: takes no value", fd->name);
@@ -254,34 +427,40 @@ int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 				o->force = true;
 			else if (!strcmp(fd->name, "--help"))
 				o->help = true;
-			continue;
-		}
-		const char *v;
-		if (eq) {
-			v = eq + 1;
 		} else {
-			if (i + 1 >= argc)
-				FAIL("%s: missing value (%s)", fd->name, fd->meta);
-			v = argv[++i];
+			const char *v;
+			if (eq) {
+				v = eq + 1;
+			} else {
+				if (i + 1 >= argc)
+					FAIL("%s: missing value (%s)", fd->name, fd->meta);
+				v = argv[++i];
+			}
+			/* One rule for every flag with a value: once, or refused
+			 * (a silent last-wins hides typos in long command lines).
+			 * --drop is a list: repeats add up. */
+			if ((seen & bit) && strcmp(fd->name, "--drop"))
+				FAIL("%s: given twice ('%s', then '%s'); give it once%s", fd->name,
+				     value[idx], v,
+				     !strcmp(fd->name, "--rotate") ? " with the whole set" : "");
+			if (set_flag(o, fd->name, v, err, errlen))
+				return -1;
+			value[idx] = v;
 		}
-		if (set_flag(o, fd->name, v, err, errlen))
-			return -1;
-		if (!strcmp(fd->name, "--head-dim"))
-			head_dim_set = true;
+		if (!(seen & bit))
+			order[norder++] = (unsigned char)idx;
+		seen |= bit;
 	}
-	/* Cross-flag checks on the random layer's shape. */
-	if (o->shape.n_kv_heads > o->shape.n_heads)
-		FAIL("--kv-heads: %zu is more than --heads %zu", o->shape.n_kv_heads, o->shape.n_heads);
-	if (o->shape.n_heads % o->shape.n_kv_heads)
-		FAIL("--heads: %zu is not divisible by --kv-heads %zu", o->shape.n_heads, o->shape.n_kv_heads);
-	if (!o->rotary_set)
-		o->rope.rotary_dim = o->shape.head_dim;
-	else if (!o->model_path && o->rope.rotary_dim > o->shape.head_dim)
-		FAIL("--rotary-dim: %zu exceeds the head dim %zu", o->rope.rotary_dim, o->shape.head_dim);
-	const char *why;
-	if (!o->model_path && layer_shape_check(&o->shape, &why) != RF_OK)
-		FAIL("--d-model/--heads/--head-dim: %s", why);
-	(void)head_dim_set;
+	o->given |= seen;
+	if (o->help)
+		return 0;  /* --help skips the rules between flags */
+	return check_cross(o, accept, seen, order, norder, value, err, errlen);
+}
+
+int opts_check_random(const RunOptions *o, char *err, size_t errlen)
+{
+	if (!o->model_path && opts_given(o, "--layer"))
+		FAIL("--layer: picks a layer of a checkpoint; a random layer has just one (give --model)");
 	return 0;
 }
 
@@ -300,15 +479,22 @@ void opts_apply_rope(const RunOptions *o, RopeSpec *rope)
 void opts_print_help(void *stream, unsigned accept)
 {
 	FILE *f = stream;
+	bool any_value = false;
 	for (size_t i = 0; i < NFLAGS; i++) {
 		if (!(flags[i].group & accept))
 			continue;
+		const char *help = (accept & OPT_FOLDIO) && flags[i].fold_help ? flags[i].fold_help
+										  : flags[i].help;
 		char left[64];
 		snprintf(left, sizeof left, "%s%s%s", flags[i].name,
 			 flags[i].meta ? " " : "", flags[i].meta ? flags[i].meta : "");
 		if (strlen(left) > 24)
-			fprintf(f, "  %s\n  %-24s %s\n", left, "", flags[i].help);
+			fprintf(f, "  %s\n  %-24s %s\n", left, "", help);
 		else
-			fprintf(f, "  %-24s %s\n", left, flags[i].help);
+			fprintf(f, "  %-24s %s\n", left, help);
+		any_value |= flags[i].takes_value;
 	}
+	if (any_value)
+		fprintf(f, "\nA flag that takes a value is given once%s.\n",
+			(accept & OPT_FOLD) ? "; --drop lists add up when repeated" : "");
 }

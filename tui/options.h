@@ -16,8 +16,10 @@ enum {
 	OPT_EVAL = 1u << 2,    /* --precision --tol */
 	OPT_JSON = 1u << 3,    /* --json */
 	OPT_BENCH = 1u << 4,   /* --repeat */
-	OPT_FOLDIO = 1u << 5,  /* --out --layers --dtype --force --undo */
+	OPT_FOLDIO = 1u << 5,  /* --out --layers --dtype --force --undo, and
+				  --layer as the one-layer form of --layers */
 	OPT_LAYER = 1u << 6,   /* --layer, the random shape, --seq, --input */
+	OPT_TOUR = 1u << 7,    /* the few flags the tour keeps: --seq --seed */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -47,6 +49,7 @@ typedef struct {
 	const char *undo;         /* fold: sidecar */
 	bool force;
 	bool help;
+	uint64_t given;           /* bit i: the i-th flag of the table was given */
 	const char *positional[4];
 	size_t n_positional;
 } RunOptions;
@@ -56,9 +59,21 @@ void opts_defaults(RunOptions *o);
 
 /* Parse argv[0..argc-1] (the mode's arguments, without the mode name).
  * Only the flag groups in accept are known. On error returns -1 and
- * writes one line naming the flag into err. */
+ * writes one line naming the flag into err. The rules, for every mode:
+ * a flag that takes a value is given once (a repeat is refused), except
+ * --drop, whose lists add up; the random-shape flags are refused with
+ * --model; --tokens implies --input embed and sets T to their count;
+ * --undo takes no fold flags. The cross-flag rules look only at the
+ * flags of this argv, so a caller may parse one flag onto earlier state. */
 int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 	       char *err, size_t errlen);
+
+/* Whether flag (e.g. "--layer") was given in any parse into o. */
+bool opts_given(const RunOptions *o, const char *flag);
+
+/* For a mode whose layer is random without --model: refuse --layer
+ * there (a random layer has one). -1 with one line in err. */
+int opts_check_random(const RunOptions *o, char *err, size_t errlen);
 
 /* Apply the RoPE flags that were set onto a spec read from a file. */
 void opts_apply_rope(const RunOptions *o, RopeSpec *rope);
