@@ -36,6 +36,43 @@ bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
 	return false;
 }
 
+/* FNV-1a over the name. */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* Put entry i into the index (which has a free slot). */
+static void index_put(TensorTable *tt, size_t i)
+{
+	size_t mask = tt->nslot - 1, k = name_hash(tt->v[i].name) & mask;
+	while (tt->slot[k])
+		k = (k + 1) & mask;
+	tt->slot[k] = i + 1;
+}
+
+/* Keep the index at most half full: false when out of memory. */
+static bool index_grow(TensorTable *tt, size_t n)
+{
+	if (n * 2 <= tt->nslot)
+		return true;
+	size_t ns = tt->nslot ? tt->nslot : 128;
+	while (n * 2 > ns)
+		ns *= 2;
+	size_t *slot = calloc(ns, sizeof *slot);
+	if (!slot)
+		return false;
+	free(tt->slot);
+	tt->slot = slot;
+	tt->nslot = ns;
+	for (size_t i = 0; i < tt->n; i++)
+		index_put(tt, i);
+	return true;
+}
+
 TensorRef *tensor_table_add(TensorTable *tt, const char *name, size_t namelen)
 {
 	if (tt->n == tt->cap) {
@@ -46,22 +83,28 @@ TensorRef *tensor_table_add(TensorTable *tt, const char *name, size_t namelen)
 		tt->v = v;
 		tt->cap = cap;
 	}
+	if (!index_grow(tt, tt->n + 1))
+		return NULL;
 	char *nm = malloc(namelen + 1);
 	if (!nm)
 		return NULL;
 	memcpy(nm, name, namelen);
 	nm[namelen] = '\0';
-	TensorRef *t = &tt->v[tt->n++];
+	TensorRef *t = &tt->v[tt->n];
 	memset(t, 0, sizeof *t);
 	t->name = nm;
+	index_put(tt, tt->n++);
 	return t;
 }
 
 const TensorRef *tensor_table_find(const TensorTable *tt, const char *name)
 {
-	for (size_t i = 0; i < tt->n; i++)
-		if (!strcmp(tt->v[i].name, name))
-			return &tt->v[i];
+	if (!tt->nslot)
+		return NULL;
+	size_t mask = tt->nslot - 1;
+	for (size_t k = name_hash(name) & mask; tt->slot[k]; k = (k + 1) & mask)
+		if (!strcmp(tt->v[tt->slot[k] - 1].name, name))
+			return &tt->v[tt->slot[k] - 1];
 	return NULL;
 }
 
@@ -70,6 +113,7 @@ void tensor_table_free(TensorTable *tt)
 	for (size_t i = 0; i < tt->n; i++)
 		free(tt->v[i].name);
 	free(tt->v);
+	free(tt->slot);
 	memset(tt, 0, sizeof *tt);
 }
 

@@ -33,10 +33,14 @@ typedef struct {
 	const char *file;                /* the file holding it (not owned) */
 } TensorRef;
 
-/* All tensors of a checkpoint (of every shard). */
+/* All tensors of a checkpoint (of every shard), with a hash index on the
+ * names so that lookups stay O(1) for checkpoints of many thousand
+ * tensors (MoE experts). Zero-initialise before the first add. */
 typedef struct {
 	TensorRef *v;
 	size_t n, cap;
+	size_t *slot;     /* nslot entries (a power of two): index into v + 1, 0 = free */
+	size_t nslot;
 } TensorTable;
 
 /* Overflow-checked size arithmetic: false when the result does not fit. */
@@ -55,11 +59,12 @@ bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes);
 /* Elements per block (32 for Q8_0/Q4_0, else 1). */
 size_t tensor_dtype_block(TensorDtype t);
 
-/* Append a tensor (name copied); returns the new entry or NULL (no memory). */
+/* Append a tensor (name copied); returns the new entry or NULL (no memory).
+ * Callers check tensor_table_find first: names are meant to be unique. */
 TensorRef *tensor_table_add(TensorTable *tt, const char *name, size_t namelen);
-/* The tensor of that exact name, or NULL. */
+/* The tensor of that exact name (the first added), or NULL. */
 const TensorRef *tensor_table_find(const TensorTable *tt, const char *name);
-/* Release names and the array. */
+/* Release names, the array and the index. */
 void tensor_table_free(TensorTable *tt);
 
 /* Convert elements [first, first + n) of t to double. Returns false when the
