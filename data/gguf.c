@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,12 +80,52 @@ static const char *cur_str(Cur *c, size_t *len, uint64_t maxlen)
 	return s;
 }
 
+/* Well-formed UTF-8 without NUL bytes: what GGUF promises for strings,
+ * and what names need to be printed, compared as C strings and written
+ * into JSON reports. Overlong forms and surrogates are refused. */
+static bool gguf_text_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		size_t k;
+		unsigned min;
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1, min = 0x80, c &= 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2, min = 0x800, c &= 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3, min = 0x10000, c &= 0x07;
+		else
+			return false;
+		if (k > n - i - 1)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			c = c << 6 | (p[i + j] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 static const size_t gv_size[GV_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 /* One metadata value as the families need it. */
 typedef struct {
 	const char *key;
 	size_t keylen;
+	size_t kat;         /* offset of the entry (its key) */
 	unsigned type;
 	size_t at;          /* offset of the value */
 	unsigned arr_type;  /* arrays: element type and count */
@@ -190,7 +231,9 @@ static const Kv *kv_find(const Kv *kv, size_t nkv, const char *arch, const char 
 	return NULL;
 }
 
-/* A scalar value as double; arrays give their first element. */
+/* A scalar value as double; arrays give their first element. False when
+ * the value is not a number (string, bool, empty array); the number may
+ * still be NaN or infinite. */
 static bool kv_number(const Cur *c, const Kv *k, double *out)
 {
 	unsigned t = k->type;
@@ -223,25 +266,71 @@ static bool kv_number(const Cur *c, const Kv *k, double *out)
 	case GV_F64: memcpy(out, &u, sizeof *out); break;
 	default: *out = (double)u; break;
 	}
-	return isfinite(*out);
+	return true;
 }
 
-static bool kv_string(const Cur *c, const Kv *k, char *buf, size_t len)
+static const char *gv_name(unsigned t)
+{
+	static const char *names[GV_NTYPES] = {"uint8", "int8", "uint16", "int16", "uint32",
+					       "int32", "float32", "bool", "string", "array",
+					       "uint64", "int64", "float64"};
+	return t < GV_NTYPES ? names[t] : "unknown";
+}
+
+/* "FILE: offset N: metadata KEY: bad value ..." for the entry k. */
+static int kv_bad(const Cur *c, const Kv *k, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int kv_bad(const Cur *c, const Kv *k, char *err, size_t errlen, const char *fmt, ...)
+{
+	char why[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s: offset %zu: metadata %.*s: bad value %s", c->file, k->kat,
+		 (int)k->keylen, k->key, why);
+	return -1;
+}
+
+/* A string value into buf (well-formed UTF-8, no NUL, fits); -1 with err
+ * otherwise. */
+static int kv_string(const Cur *c, const Kv *k, char *buf, size_t len, char *err,
+		     size_t errlen)
 {
 	if (k->type != GV_STRING)
-		return false;
+		return kv_bad(c, k, err, errlen, "type %s (must be a string)", gv_name(k->type));
 	Cur r = *c;
 	r.pos = k->at;
 	size_t l;
 	const char *s = cur_str(&r, &l, UINT64_MAX);
-	if (!s)
-		return false;
-	snprintf(buf, len, "%.*s", (int)(l < len ? l : len - 1), s);
-	return true;
+	if (!s || !gguf_text_ok(s, l))
+		return kv_bad(c, k, err, errlen, "(not UTF-8 text, or a NUL byte in it)");
+	if (l >= len)
+		return kv_bad(c, k, err, errlen, "(%zu bytes, at most %zu)", l, len - 1);
+	memcpy(buf, s, l);
+	buf[l] = '\0';
+	return 0;
 }
 
-/* A size from arch.suffix; 0 when absent. -1 when present but not a
- * sensible count. */
+/* A positive finite number from arch.suffix: 0 and *out untouched when
+ * absent, -1 with err when present but not such a number. */
+static int kv_positive(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+		       const char *suffix, double *out, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(kv, nkv, arch, suffix);
+	double v;
+	if (!k)
+		return 0;
+	if (!kv_number(c, k, &v))
+		return kv_bad(c, k, err, errlen, "type %s (must be a number)", gv_name(k->type));
+	if (!isfinite(v) || v <= 0)
+		return kv_bad(c, k, err, errlen, "%g (must be a positive finite number)", v);
+	*out = v;
+	return 0;
+}
+
+/* A count from arch.suffix: 0 and *out = 0 when absent, -1 when present
+ * but not a positive whole number. */
 static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 		   const char *suffix, size_t *out, char *err, size_t errlen)
 {
@@ -250,10 +339,10 @@ static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 	*out = 0;
 	if (!k)
 		return 0;
-	if (!kv_number(c, k, &v) || v < 0 || v > 1e12 || v != floor(v)) {
-		snprintf(err, errlen, "%s: metadata %s.%s: not a count", c->file, arch, suffix);
-		return -1;
-	}
+	if (!kv_number(c, k, &v))
+		return kv_bad(c, k, err, errlen, "type %s (must be a count)", gv_name(k->type));
+	if (!isfinite(v) || v < 1 || v > 1e12 || v != floor(v))
+		return kv_bad(c, k, err, errlen, "%g (must be a positive whole number)", v);
 	*out = (size_t)v;
 	return 0;
 }
@@ -275,14 +364,56 @@ static bool arch_is_neox(const char *arch)
 	return false;
 }
 
+/* The rope scaling keys: type (string), factor, original context length,
+ * and the older scale_linear. A present key with a wrong type or a
+ * non-positive value is an error, not a silent default. */
+static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, Hparams *hp,
+			char *err, size_t errlen)
+{
+	const Kv *k;
+	char ty[64] = "";
+	double factor = 0, orig = 0, lin = 0;
+	if ((k = kv_find(kv, nkv, ar, "rope.scaling.type")) &&
+	    kv_string(c, k, ty, sizeof ty, err, errlen))
+		return -1;
+	if (kv_positive(c, kv, nkv, ar, "rope.scaling.factor", &factor, err, errlen) ||
+	    kv_positive(c, kv, nkv, ar, "rope.scaling.original_context_length", &orig, err,
+			errlen) ||
+	    kv_positive(c, kv, nkv, ar, "rope.scale_linear", &lin, err, errlen))
+		return -1;
+	if (lin > 0 && lin != 1.0) {
+		snprintf(ty, sizeof ty, "linear");
+		factor = lin;
+	}
+	if (ty[0] && strcmp(ty, "none") && factor > 0 && factor != 1.0) {
+		if (!strcmp(ty, "linear")) {
+			hp->scaling.kind = ROPE_SCALING_LINEAR;
+		} else if (!strcmp(ty, "yarn")) {
+			hp->scaling.kind = ROPE_SCALING_YARN;
+		} else {
+			k = kv_find(kv, nkv, ar, "rope.scaling.type");
+			snprintf(err, errlen, "%s: offset %zu: metadata %s.rope.scaling.type '%s' is "
+				 "not supported (linear, yarn)", c->file, k ? k->kat : 0, ar, ty);
+			return -1;
+		}
+		hp->scaling.factor = factor;
+		hp->scaling.original_max_pos = orig;
+	}
+	return 0;
+}
+
 static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, char *err,
 			size_t errlen)
 {
 	const Kv *a = kv_find(kv, nkv, NULL, "general.architecture");
-	if (!a || !kv_string(c, a, hp->arch, sizeof hp->arch)) {
+	if (!a) {
 		snprintf(err, errlen, "%s: metadata general.architecture missing", c->file);
 		return -1;
 	}
+	if (kv_string(c, a, hp->arch, sizeof hp->arch, err, errlen))
+		return -1;
+	if (!hp->arch[0])
+		return kv_bad(c, a, err, errlen, "'' (an empty architecture name)");
 	const char *ar = hp->arch;
 	snprintf(hp->source, sizeof hp->source, "GGUF metadata");
 	struct {
@@ -308,48 +439,103 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 			return -1;
 		}
 	}
-	const Kv *k;
-	double v;
 	hp->theta = 10000.0;  /* llama.cpp's default when freq_base is absent */
-	if ((k = kv_find(kv, nkv, ar, "rope.freq_base")) && kv_number(c, k, &v))
-		hp->theta = v;
-	if ((k = kv_find(kv, nkv, ar, "attention.layer_norm_rms_epsilon")) && kv_number(c, k, &v))
-		hp->norm_eps = v;
-	else if ((k = kv_find(kv, nkv, ar, "attention.layer_norm_epsilon")) && kv_number(c, k, &v))
-		hp->norm_eps = v;
+	if (kv_positive(c, kv, nkv, ar, "rope.freq_base", &hp->theta, err, errlen) ||
+	    kv_positive(c, kv, nkv, ar, "attention.layer_norm_rms_epsilon", &hp->norm_eps, err,
+			errlen))
+		return -1;
+	double eps = 0;
+	if (kv_positive(c, kv, nkv, ar, "attention.layer_norm_epsilon", &eps, err, errlen))
+		return -1;
+	if (!(hp->norm_eps > 0))
+		hp->norm_eps = eps;
 	hp->qk_norm_eps = hp->norm_eps;
-	char ty[32] = "";
-	double factor = 0, orig = 0;
-	if ((k = kv_find(kv, nkv, ar, "rope.scaling.type")))
-		kv_string(c, k, ty, sizeof ty);
-	if ((k = kv_find(kv, nkv, ar, "rope.scaling.factor")))
-		kv_number(c, k, &factor);
-	if ((k = kv_find(kv, nkv, ar, "rope.scaling.original_context_length")))
-		kv_number(c, k, &orig);
-	if ((k = kv_find(kv, nkv, ar, "rope.scale_linear")) && kv_number(c, k, &v) && v != 1.0) {
-		snprintf(ty, sizeof ty, "linear");
-		factor = v;
-	}
-	if (ty[0] && strcmp(ty, "none") && factor > 0 && factor != 1.0) {
-		if (!strcmp(ty, "linear")) {
-			hp->scaling.kind = ROPE_SCALING_LINEAR;
-		} else if (!strcmp(ty, "yarn")) {
-			hp->scaling.kind = ROPE_SCALING_YARN;
-		} else {
-			snprintf(err, errlen, "%s: metadata %s.rope.scaling.type '%s' is not "
-				 "supported (linear, yarn)", c->file, ar, ty);
-			return -1;
-		}
-		hp->scaling.factor = factor;
-		hp->scaling.original_max_pos = orig;
-	}
-	if ((k = kv_find(kv, nkv, ar, "attention.query_pre_attn_scalar")) && kv_number(c, k, &v))
-		hp->query_pre_attn_scalar = v;
+	if (read_scaling(c, kv, nkv, ar, hp, err, errlen) ||
+	    kv_positive(c, kv, nkv, ar, "attention.query_pre_attn_scalar",
+			&hp->query_pre_attn_scalar, err, errlen))
+		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
 	if (!strncmp(ar, "gemma", 5))
 		hp->embed_scale_sqrt_d = true;  /* norms are stored as 1 + w already */
 	return 0;
+}
+
+static int kv_cmp(const void *pa, const void *pb)
+{
+	const Kv *a = *(const Kv *const *)pa, *b = *(const Kv *const *)pb;
+	size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
+	int d = memcmp(a->key, b->key, n);
+	if (d)
+		return d;
+	if (a->keylen != b->keylen)
+		return a->keylen < b->keylen ? -1 : 1;
+	return a->kat < b->kat ? -1 : a->kat > b->kat;
+}
+
+/* Every metadata key once: a repeated key (which one would llama.cpp
+ * use?) is refused at the offset of its second entry. */
+static int kv_check_unique(const Cur *c, const Kv *kv, size_t nkv)
+{
+	if (nkv < 2)
+		return 0;
+	const Kv **s = malloc(nkv * sizeof *s);
+	if (!s) {
+		snprintf(c->err, c->errlen, "%s: out of memory", c->file);
+		return -1;
+	}
+	for (size_t i = 0; i < nkv; i++)
+		s[i] = &kv[i];
+	qsort(s, nkv, sizeof *s, kv_cmp);
+	int rc = 0;
+	for (size_t i = 1; i < nkv && !rc; i++) {
+		if (s[i]->keylen == s[i - 1]->keylen &&
+		    !memcmp(s[i]->key, s[i - 1]->key, s[i]->keylen)) {
+			snprintf(c->err, c->errlen, "%s: offset %zu: duplicate key %.*s (first at "
+				 "offset %zu)", c->file, s[i]->kat, (int)s[i]->keylen, s[i]->key,
+				 s[i - 1]->kat);
+			rc = -1;
+		}
+	}
+	free(s);
+	return rc;
+}
+
+static int ref_cmp(const void *pa, const void *pb)
+{
+	const TensorRef *a = *(const TensorRef *const *)pa, *b = *(const TensorRef *const *)pb;
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	return a->nbytes < b->nbytes ? -1 : a->nbytes > b->nbytes;
+}
+
+/* No two tensors of tt->v[first..] share a byte (a fold would rewrite
+ * one through the other). Gaps are fine: alignment padding. */
+static int gguf_check_overlap(const MappedFile *f, const TensorTable *tt, size_t first,
+			      char *err, size_t errlen)
+{
+	size_t n = tt->n - first;
+	if (n < 2)
+		return 0;
+	const TensorRef **s = malloc(n * sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "%s: out of memory", f->path);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		s[i] = &tt->v[first + i];
+	qsort(s, n, sizeof *s, ref_cmp);
+	int rc = 0;
+	for (size_t i = 1; i < n && !rc; i++) {
+		if (s[i]->offset < s[i - 1]->offset + s[i - 1]->nbytes) {
+			snprintf(err, errlen, "%s: tensors %s and %s overlap (data at offsets %zu "
+				 "and %zu, %zu and %zu bytes)", f->path, s[i - 1]->name, s[i]->name,
+				 s[i - 1]->offset, s[i]->offset, s[i - 1]->nbytes, s[i]->nbytes);
+			rc = -1;
+		}
+	}
+	free(s);
+	return rc;
 }
 
 #define FAIL(msg)                          \
@@ -392,7 +578,12 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 		FAIL("out of memory");
 	size_t alignment = 32;
 	for (size_t i = 0; i < nkv; i++) {
+		kv[i].kat = c.pos;
 		kv[i].key = cur_str(&c, &kv[i].keylen, GGUF_MAX_NAME);
+		if (!c.failed && !gguf_text_ok(kv[i].key, kv[i].keylen)) {
+			c.pos = kv[i].kat;
+			FAIL("metadata key is not UTF-8 text or holds a NUL byte");
+		}
 		kv[i].type = (unsigned)cur_uint(&c, 4);
 		kv[i].at = c.pos;
 		if (c.failed)
@@ -407,17 +598,23 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 			goto fail;
 		if (kv[i].keylen == 17 && !memcmp(kv[i].key, "general.alignment", 17)) {
 			double v;
-			if (!kv_number(&c, &kv[i], &v) || v < 1 || v > 65536 ||
+			if (!kv_number(&c, &kv[i], &v) || !(v >= 1 && v <= 65536) || v != floor(v) ||
 			    ((size_t)v & ((size_t)v - 1))) {
-				c.pos = kv[i].at;
+				c.pos = kv[i].kat;
 				FAIL("general.alignment must be a power of two up to 65536");
 			}
 			alignment = (size_t)v;
 		}
 	}
+	if (kv_check_unique(&c, kv, (size_t)nkv))
+		goto fail_quiet;
 	for (size_t i = 0; i < ntensors; i++) {
 		size_t at = c.pos, nl;
 		const char *nm = cur_str(&c, &nl, GGUF_MAX_NAME);
+		if (!c.failed && !gguf_text_ok(nm, nl)) {
+			c.pos = at;
+			FAIL("tensor name is not UTF-8 text or holds a NUL byte");
+		}
 		uint32_t nd = (uint32_t)cur_uint(&c, 4);
 		if (c.failed)
 			goto fail;
@@ -454,6 +651,12 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 		TensorRef *t = tensor_table_add(tt, nm, nl);
 		if (!t)
 			FAIL("out of memory");
+		if (tensor_table_find(tt, t->name) != t) {
+			/* The find returns the first entry of that name. */
+			snprintf(err, errlen, "%s: offset %zu: duplicate tensor %s", f->path, at,
+				 t->name);
+			goto fail_quiet;
+		}
 		t->dtype = dt;
 		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", tname);
 		t->ndim = nd;
@@ -489,6 +692,8 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 		t->offset = abs;
 		t->data = f->p + abs;
 	}
+	if (gguf_check_overlap(f, tt, first, err, errlen))
+		goto fail_quiet;
 	if (read_hparams(&c, kv, (size_t)nkv, hp, err, errlen))
 		goto fail_quiet;
 	if (tensor_table_find(tt, "rope_freqs.weight"))

@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,15 +22,50 @@ static int get_size(json_t *c, const char *key, size_t *out)
 	return 0;
 }
 
-/* A number key (integer or real), or 0 when absent. -1 when malformed. */
-static int get_num(json_t *c, const char *key, double *out)
+static const char *json_type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: return "object";
+	case JSON_ARRAY: return "array";
+	case JSON_STRING: return "string";
+	case JSON_INTEGER: return "integer";
+	case JSON_REAL: return "real";
+	case JSON_TRUE:
+	case JSON_FALSE: return "boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+/* What a number key must hold when it is present. */
+typedef enum {
+	NUM_POSITIVE,     /* > 0: bases, epsilons, factors, lengths */
+	NUM_FRACTION      /* in (0, 1]: partial rotary */
+} NumRule;
+
+/* A number key: 0 with *out untouched when absent or null, 0 with *out
+ * set when it holds a finite number obeying rule, else -1 with
+ * "PATH: PREFIXKEY: bad value ..." in err (a present key is never
+ * silently replaced by its default). */
+static int get_num(json_t *c, const char *key, NumRule rule, double *out, const char *path,
+		   const char *prefix, char *err, size_t errlen)
 {
 	json_t *j = json_object_get(c, key);
 	if (!j || json_is_null(j))
 		return 0;
-	if (!json_is_number(j) || !isfinite(json_number_value(j)))
+	if (!json_is_number(j)) {
+		snprintf(err, errlen, "%s: %s%s: bad value of type %s (must be a number)", path,
+			 prefix, key, json_type_name(j));
 		return -1;
-	*out = json_number_value(j);
+	}
+	double v = json_number_value(j);
+	bool ok = isfinite(v) && v > 0 && (rule != NUM_FRACTION || v <= 1);
+	if (!ok) {
+		snprintf(err, errlen, "%s: %s%s: bad value %g (must be %s)", path, prefix, key, v,
+			 rule == NUM_FRACTION ? "in (0, 1]" : "a positive number");
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -66,15 +102,26 @@ static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
 			 "(linear, dynamic, yarn, llama3)", path, ty);
 		return -1;
 	}
-	int bad = get_num(rs, "factor", &s->factor);
-	bad |= get_num(rs, "original_max_position_embeddings", &s->original_max_pos);
-	bad |= get_num(rs, "low_freq_factor", &s->low_freq_factor);
-	bad |= get_num(rs, "high_freq_factor", &s->high_freq_factor);
-	bad |= get_num(rs, "beta_fast", &s->beta_fast);
-	bad |= get_num(rs, "beta_slow", &s->beta_slow);
-	bad |= get_num(rs, "attention_factor", &s->attention_factor);
-	if (bad || !(s->factor > 0)) {
+	static const char *keys[] = {"factor", "original_max_position_embeddings",
+				     "low_freq_factor", "high_freq_factor", "beta_fast",
+				     "beta_slow", "attention_factor"};
+	double *outs[] = {&s->factor, &s->original_max_pos, &s->low_freq_factor,
+			  &s->high_freq_factor, &s->beta_fast, &s->beta_slow,
+			  &s->attention_factor};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (get_num(rs, keys[i], NUM_POSITIVE, outs[i], path, "rope_scaling.", err, errlen))
+			return -1;
+	if (!(s->factor > 0)) {
 		snprintf(err, errlen, "%s: rope_scaling needs a positive numeric factor", path);
+		return -1;
+	}
+	/* llama3 blends between the two wavelengths old/low and old/high
+	 * (defaults 1 and 4): HF requires high > low. */
+	double lf = s->low_freq_factor > 0 ? s->low_freq_factor : 1.0;
+	double hf = s->high_freq_factor > 0 ? s->high_freq_factor : 4.0;
+	if (s->kind == ROPE_SCALING_LLAMA3 && !(hf > lf)) {
+		snprintf(err, errlen, "%s: rope_scaling.high_freq_factor: bad value %g (must exceed "
+			 "low_freq_factor %g)", path, hf, lf);
 		return -1;
 	}
 	return 0;
@@ -118,28 +165,28 @@ static int hfconfig_from_json(json_t *root, const char *path, Hparams *hp, char 
 			goto out;
 		}
 	}
-	static const char *nums[] = {"rope_theta", "rotary_emb_base", "partial_rotary_factor",
-				     "rotary_pct", "rms_norm_eps", "layer_norm_eps",
-				     "layer_norm_epsilon", "query_pre_attn_scalar",
-				     "rope_local_base_freq"};
+	/* Every one of these, when present, must hold a sensible number:
+	 * 0 below means absent, and the family defaults apply. */
+	static const struct {
+		const char *key;
+		NumRule rule;
+	} nums[] = {
+		{"rope_theta", NUM_POSITIVE},           {"rotary_emb_base", NUM_POSITIVE},
+		{"partial_rotary_factor", NUM_FRACTION}, {"rotary_pct", NUM_FRACTION},
+		{"rms_norm_eps", NUM_POSITIVE},         {"layer_norm_eps", NUM_POSITIVE},
+		{"layer_norm_epsilon", NUM_POSITIVE},   {"query_pre_attn_scalar", NUM_POSITIVE},
+		{"rope_local_base_freq", NUM_POSITIVE},
+	};
 	double v[9] = {0};
-	for (size_t i = 0; i < 9; i++) {
-		if (get_num(c, nums[i], &v[i])) {
-			snprintf(err, errlen, "%s: bad value of key '%s'", path, nums[i]);
+	for (size_t i = 0; i < 9; i++)
+		if (get_num(c, nums[i].key, nums[i].rule, &v[i], path, "", err, errlen))
 			goto out;
-		}
-	}
 	hp->theta = v[0] > 0 ? v[0] : v[1];
 	hp->partial_rotary = v[2] > 0 ? v[2] : v[3];
 	hp->norm_eps = v[4] > 0 ? v[4] : v[5] > 0 ? v[5] : v[6];
 	hp->qk_norm_eps = hp->norm_eps;
 	hp->query_pre_attn_scalar = v[7];
 	hp->theta_local = v[8];
-	if (hp->partial_rotary < 0 || hp->partial_rotary > 1) {
-		snprintf(err, errlen, "%s: partial rotary fraction %g is not in (0, 1]", path,
-			 hp->partial_rotary);
-		goto out;
-	}
 	if (read_scaling(json_object_get(c, "rope_scaling"), path, hp, err, errlen))
 		goto out;
 	/* HF applies rotate_half in every family: pairs (i, i + r/2). */

@@ -18,6 +18,7 @@
 
 struct Model {
 	char path[4096];
+	ModelFormat format;       /* of the reader that parsed the files */
 	MappedFile *files;        /* every mapped file (shards) */
 	size_t nfiles;
 	TensorTable tt;
@@ -107,10 +108,27 @@ static int open_index(Model *m, const char *dir, const char *index, char *err,
 		    reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen))
 			goto out;
 	}
+	/* The index and the shards must agree both ways: every listed tensor
+	 * in the shard the index names, every tensor of a shard listed. */
 	json_object_foreach(wm, key, val) {
-		if (!tensor_table_find(&m->tt, key)) {
+		const TensorRef *t = tensor_table_find(&m->tt, key);
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s", dir, json_string_value(val));
+		if (!t) {
 			snprintf(err, errlen, "%s: tensor %s is listed in weight_map but not in shard %s",
 				 index, key, json_string_value(val));
+			goto out;
+		}
+		if (strcmp(t->file, path)) {
+			snprintf(err, errlen, "%s: tensor %s is listed in weight_map under shard %s, "
+				 "but it is in %s", index, key, json_string_value(val), t->file);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < m->tt.n; i++) {
+		if (!json_object_get(wm, m->tt.v[i].name)) {
+			snprintf(err, errlen, "%s: tensor %s of shard %s is not listed in weight_map",
+				 index, m->tt.v[i].name, m->tt.v[i].file);
 			goto out;
 		}
 	}
@@ -317,13 +335,15 @@ static int model_finish(Model *m, char *err, size_t errlen)
 {
 	if (family_resolve(&m->tt, &m->hp, m->path, &m->fam, err, errlen))
 		return -1;
-	LayerTensors lt;
+	/* Every layer's attention tensors, found and shape-checked now (names
+	 * and header shapes only, nothing is read), so that info, check and
+	 * fold refuse a checkpoint missing a tensor in any layer alike. */
+	LayerTensors lt, li;
 	if (layer_tensors(m, 0, &lt, err, errlen))
 		return -1;
-	const TensorRef *last;
-	if (find_tensor(m, m->fam.n_layers - 1, lt.qkv ? m->fam.names->qkv : m->fam.names->q,
-			true, &last, err, errlen))
-		return -1;
+	for (size_t i = 1; i < m->fam.n_layers; i++)
+		if (layer_tensors(m, i, &li, err, errlen))
+			return -1;
 	char nm[320];
 	snprintf(nm, sizeof nm, "%s%s", m->fam.prefix, m->fam.names->embed);
 	m->embed = tensor_table_find(&m->tt, nm);
@@ -331,6 +351,20 @@ static int model_finish(Model *m, char *err, size_t errlen)
 				    m->fam.shape.d_model, err, errlen))
 		return -1;
 	fill_info(m, &lt);
+	return 0;
+}
+
+/* The whole-file checks of the reader that parsed the files. */
+static int verify_files(const Model *m, char *err, size_t errlen)
+{
+	const ReaderOps *ops[] = {&reader_safetensors, &reader_gguf, &reader_llama2c};
+	for (size_t k = 0; k < 3; k++) {
+		if (ops[k]->format != m->format || !ops[k]->verify)
+			continue;
+		for (size_t i = 0; i < m->nfiles; i++)
+			if (ops[k]->verify(&m->files[i], &m->tt, err, errlen))
+				return -1;
+	}
 	return 0;
 }
 
@@ -342,7 +376,7 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 		/* A shard index given directly. */
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-		m->info.format = MODEL_FMT_SAFETENSORS;
+		m->format = MODEL_FMT_SAFETENSORS;
 		if (hfconfig_read(cfg, &m->hp, err, errlen))
 			return -1;
 		return open_index(m, dir, path, err, errlen);
@@ -350,11 +384,15 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	if (add_file(m, path, err, errlen))
 		return -1;
 	const MappedFile *f = &m->files[0];
-	const ReaderOps *ops[] = {&reader_gguf, &reader_safetensors, &reader_llama2c};
-	const ReaderOps *r = NULL;
-	for (size_t i = 0; i < 3 && !r; i++)
-		if (ops[i]->sniff(f->p, f->n))
-			r = ops[i];
+	/* The content decides; a file named *.safetensors that is not GGUF is
+	 * read as safetensors even when its header is broken, so that the
+	 * message is about its header and not about llama2.c. */
+	const ReaderOps *r = &reader_llama2c;
+	if (reader_gguf.sniff(f->p, f->n))
+		r = &reader_gguf;
+	else if (reader_safetensors.sniff(f->p, f->n) || path_has_suffix(path, ".safetensors"))
+		r = &reader_safetensors;
+	m->format = r->format;
 	/* The header first, so that a broken file is named as such. */
 	if (r->parse(f, &m->tt, &m->hp, err, errlen))
 		return -1;
@@ -389,7 +427,7 @@ int model_open(const char *path, Model **out, char *err, size_t errlen)
 	} else if (S_ISDIR(st.st_mode)) {
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", path);
-		m->info.format = MODEL_FMT_SAFETENSORS;
+		m->format = MODEL_FMT_SAFETENSORS;
 		if (!is_file(cfg)) {
 			snprintf(err, errlen, "%s: folder without config.json", path);
 			rc = -1;
@@ -401,13 +439,10 @@ int model_open(const char *path, Model **out, char *err, size_t errlen)
 		rc = open_file(m, path, err, errlen);
 	}
 	if (!rc && m->nfiles) {
-		ModelFormat fmt = MODEL_FMT_SAFETENSORS;
-		if (reader_gguf.sniff(m->files[0].p, m->files[0].n))
-			fmt = MODEL_FMT_GGUF;
-		else if (!reader_safetensors.sniff(m->files[0].p, m->files[0].n))
-			fmt = MODEL_FMT_LLAMA2C;
-		rc = model_finish(m, err, errlen);
-		m->info.format = fmt;
+		/* The format of the reader that parsed the files, not a second
+		 * guess from their first bytes. */
+		rc = model_finish(m, err, errlen) || verify_files(m, err, errlen) ? -1 : 0;
+		m->info.format = m->format;
 	}
 	if (rc) {
 		model_close(m);
@@ -437,11 +472,13 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 		model_close(m);
 		return -1;
 	}
-	const ReaderOps *ops[] = {&reader_gguf, &reader_safetensors, &reader_llama2c};
-	const ReaderOps *r = NULL;
-	for (size_t i = 0; i < 3 && !r; i++)
-		if (ops[i]->sniff(f->p, f->n))
-			r = ops[i];
+	/* As model_open: GGUF by its magic; with a config.json the bytes are
+	 * safetensors (as a file of that name would be), else llama2.c. */
+	const ReaderOps *r = &reader_llama2c;
+	if (reader_gguf.sniff(f->p, f->n))
+		r = &reader_gguf;
+	else if (config_json || reader_safetensors.sniff(f->p, f->n))
+		r = &reader_safetensors;
 	if (r == &reader_safetensors &&
 	    (!config_json ||
 	     hfconfig_read_string(config_json, strlen(config_json), "config.json", &m->hp, err,
@@ -451,7 +488,9 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 		model_close(m);
 		return -1;
 	}
-	if (r->parse(f, &m->tt, &m->hp, err, errlen) || model_finish(m, err, errlen)) {
+	m->format = r->format;
+	if (r->parse(f, &m->tt, &m->hp, err, errlen) || model_finish(m, err, errlen) ||
+	    verify_files(m, err, errlen)) {
 		model_close(m);
 		return -1;
 	}
@@ -473,6 +512,11 @@ const TensorTable *model_tensor_table(const Model *m)
 const Family *model_family(const Model *m)
 {
 	return &m->fam;
+}
+
+const char *model_path(const Model *m)
+{
+	return m->path;
 }
 
 void model_close(Model *m)

@@ -29,7 +29,8 @@ int model_layer_tensors(const Model *m, size_t i, LayerTensorRefs *out, char *er
 	memset(out, 0, sizeof *out);
 	out->qkv_kind = f->qkv_kind;
 	if (i >= f->n_layers) {
-		snprintf(err, errlen, "layer %zu: the model has %zu layers", i, f->n_layers);
+		snprintf(err, errlen, "%s: layer %zu: the model has %zu layers", model_path(m), i,
+			 f->n_layers);
 		return -1;
 	}
 	for (int a = 0; a < ATT_COUNT; a++) {
@@ -42,12 +43,14 @@ int model_layer_tensors(const Model *m, size_t i, LayerTensorRefs *out, char *er
 		family_tensor_name(f, i, suffix[a], nm, sizeof nm);
 		if (nm[0])
 			out->t[a] = tensor_table_find(tt, nm);
-	}
-	bool ok = out->t[ATT_O] && (fused ? out->t[ATT_QKV] != NULL
-					  : out->t[ATT_Q] && out->t[ATT_K] && out->t[ATT_V]);
-	if (!ok) {
-		snprintf(err, errlen, "layer %zu: attention tensors missing", i);
-		return -1;
+		/* model_open checked every layer; this only guards misuse. */
+		bool required = a == ATT_O || (fused ? a == ATT_QKV
+						     : a == ATT_Q || a == ATT_K || a == ATT_V);
+		if (required && !out->t[a]) {
+			snprintf(err, errlen, "%s: layer %zu: tensor %s is missing", model_path(m), i,
+				 nm);
+			return -1;
+		}
 	}
 	return 0;
 }

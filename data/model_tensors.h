@@ -30,12 +30,14 @@ typedef struct {
 	QkvKind qkv_kind;                /* how q, k, v are stored */
 } LayerTensorRefs;
 
-/* The reader's tensor table and resolved family (defined in model.c). */
+/* The reader's tensor table, resolved family and the path it was opened
+ * from (defined in model.c). */
 const TensorTable *model_tensor_table(const Model *m);
 const Family *model_family(const Model *m);
+const char *model_path(const Model *m);
 
-/* The attention tensors of layer i (their shapes were checked by the
- * reader when the layer was loaded; call model_load_layer first). */
+/* The attention tensors of layer i (model_open found and shape-checked
+ * those of every layer; a missing one is named in err all the same). */
 int model_layer_tensors(const Model *m, size_t i, LayerTensorRefs *out, char *err,
 			size_t errlen);
 

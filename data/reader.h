@@ -41,13 +41,19 @@ typedef struct {
  *   1. sniff(first bytes)        does this content look like the format?
  *   2. parse(file, tt, hp, err)  read the header of one mapped file: append
  *                                its tensors to tt (every byte range checked
- *                                against the file size) and fill what the
- *                                file says about the model into hp.
+ *                                against the file size, no name twice in
+ *                                tt) and fill what the file says about the
+ *                                model into hp; a present key with a bad
+ *                                value is an error, never a default.
+ *   3. verify(file, tt, err)     optional: whole-file consistency, once the
+ *                                family and every layer's tensors were
+ *                                found (safetensors: the tensors tile the
+ *                                data buffer exactly).
  *
  * Sharded checkpoints call parse once per shard on the same table. After
- * the last parse, model.c resolves the family (families.c) from tt and hp;
- * tensors are converted to double only when a layer is loaded
- * (tensor_read). Readers keep no state of their own: everything lives in
+ * the last parse, model.c resolves the family (families.c) from tt and hp
+ * and checks every layer's attention tensors (names and shapes); tensors
+ * are converted to double only when a layer is loaded (tensor_read). Readers keep no state of their own: everything lives in
  * the mapping, tt and hp, so there is nothing to close. */
 typedef struct {
 	const char *name;
@@ -55,6 +61,7 @@ typedef struct {
 	bool (*sniff)(const unsigned char *p, size_t n);
 	int (*parse)(const MappedFile *f, TensorTable *tt, Hparams *hp,
 		     char *err, size_t errlen);
+	int (*verify)(const MappedFile *f, const TensorTable *tt, char *err, size_t errlen);
 } ReaderOps;
 
 extern const ReaderOps reader_safetensors;

@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data/reader.h"
@@ -13,14 +14,39 @@
 /* Headers beyond this are refused as absurd (real ones are a few MB). */
 #define ST_MAX_HEADER ((size_t)100 << 20)
 
-static bool st_sniff(const unsigned char *p, size_t n)
+/* JSON whitespace. */
+static bool st_space(unsigned char c)
 {
-	if (n < 9)
-		return false;
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The 8-byte little-endian header length. */
+static uint64_t st_header_len(const unsigned char *p)
+{
 	uint64_t len = 0;
 	for (int i = 7; i >= 0; i--)
 		len = len << 8 | p[i];
-	return len >= 2 && p[8] == '{';
+	return len;
+}
+
+/* A header length that fits the file, and header bytes that open a JSON
+ * object after optional whitespace (which JSON allows). A llama2.c file
+ * cannot pass: its first 8 bytes are dim and hidden_dim, so the "length"
+ * is at least 2^32 times hidden_dim, far beyond its size. Files named
+ * *.safetensors and the files of an HF folder are read as safetensors
+ * whatever this says (model.c), so that a broken one gets a safetensors
+ * message. */
+static bool st_sniff(const unsigned char *p, size_t n)
+{
+	if (n < 10)
+		return false;
+	uint64_t len = st_header_len(p);
+	if (len < 2 || len > n - 8)
+		return false;
+	size_t i = 8, end = 8 + (size_t)len;
+	while (i < end && st_space(p[i]))
+		i++;
+	return i < end && p[i] == '{';
 }
 
 static const struct {
@@ -109,6 +135,14 @@ static int st_entry(const MappedFile *f, TensorTable *tt, const char *key,
 			 size_mul(nelem, st_dtypes[k].size, &need) ? need : SIZE_MAX, e - b);
 		return -1;
 	}
+	const TensorRef *dup = tensor_table_find(tt, key);
+	if (dup) {
+		/* One header cannot repeat a name (the JSON parser refuses
+		 * duplicate keys), so this is a second shard. */
+		snprintf(err, errlen, "%s: duplicate tensor %s (also in %s)", f->path, key,
+			 dup->file);
+		return -1;
+	}
 	TensorRef *t = tensor_table_add(tt, key, strlen(key));
 	if (!t) {
 		snprintf(err, errlen, "%s: out of memory", f->path);
@@ -126,6 +160,67 @@ static int st_entry(const MappedFile *f, TensorTable *tt, const char *key,
 	return 0;
 }
 
+/* One tensor's data range, relative to the data buffer. */
+typedef struct {
+	size_t b, e;
+	const TensorRef *t;
+} StRange;
+
+static int st_range_cmp(const void *pa, const void *pb)
+{
+	const StRange *a = pa, *b = pb;
+	if (a->b != b->b)
+		return a->b < b->b ? -1 : 1;
+	return a->e < b->e ? -1 : a->e > b->e;
+}
+
+/* The tensors of f (parsed, so its header length is sound) must tile its
+ * data buffer exactly, as the reference safetensors library requires: no
+ * two share a byte, no byte is left over (a hole or trailing bytes mean a
+ * wrong header length or a corrupt header). Run after the family and the
+ * layers were checked, so that a tensor deleted from a header is reported
+ * as missing rather than as the hole it leaves. */
+static int st_verify(const MappedFile *f, const TensorTable *tt, char *err, size_t errlen)
+{
+	size_t base = 8 + (size_t)st_header_len(f->p), buflen = f->n - base, n = 0;
+	StRange *r = malloc((tt->n ? tt->n : 1) * sizeof *r);
+	if (!r) {
+		snprintf(err, errlen, "%s: out of memory", f->path);
+		return -1;
+	}
+	for (size_t i = 0; i < tt->n; i++) {
+		const TensorRef *t = &tt->v[i];
+		if (t->file == f->path)
+			r[n++] = (StRange){t->offset - base, t->offset - base + t->nbytes, t};
+	}
+	qsort(r, n, sizeof *r, st_range_cmp);
+	size_t at = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (r[i].b < at) {
+			snprintf(err, errlen, "%s: tensors %s and %s overlap (data_offsets [%zu, %zu] "
+				 "and [%zu, %zu])", f->path, r[i - 1].t->name, r[i].t->name,
+				 r[i - 1].b, r[i - 1].e, r[i].b, r[i].e);
+			rc = -1;
+		} else if (r[i].b > at) {
+			snprintf(err, errlen, "%s: offset %zu: %zu byte%s before tensor %s not "
+				 "covered by any tensor (data_offsets start at %zu, not %zu)", f->path,
+				 base + at, r[i].b - at, r[i].b - at == 1 ? "" : "s", r[i].t->name,
+				 r[i].b, at);
+			rc = -1;
+		}
+		at = r[i].e;
+	}
+	if (!rc && at != buflen) {
+		snprintf(err, errlen, "%s: offset %zu: %zu byte%s after the last tensor's data not "
+			 "covered by any tensor (wrong header length or corrupt header)", f->path,
+			 base + at, buflen - at, buflen - at == 1 ? "" : "s");
+		rc = -1;
+	}
+	free(r);
+	return rc;
+}
+
 static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
 		    size_t errlen)
 {
@@ -133,15 +228,23 @@ static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err
 	(void)hp;
 	if (f->n < 8)
 		FAIL("%s: truncated: %zu bytes, a safetensors header length needs 8", f->path, f->n);
-	uint64_t len = 0;
-	for (int i = 7; i >= 0; i--)
-		len = len << 8 | f->p[i];
+	uint64_t len = st_header_len(f->p);
 	if (len > ST_MAX_HEADER)
 		FAIL("%s: offset 0: header length %llu is absurd (limit %zu)", f->path,
 		     (unsigned long long)len, ST_MAX_HEADER);
 	if (len > f->n - 8)
 		FAIL("%s: offset 0: header length %llu runs past the end of the file (%zu bytes)",
 		     f->path, (unsigned long long)len, f->n);
+	if (len < 2)
+		FAIL("%s: offset 0: header length %llu is too short for a JSON object", f->path,
+		     (unsigned long long)len);
+	/* JSON allows whitespace before the object; anything else there is
+	 * not a safetensors header (an array, a string, a number). */
+	size_t at = 8;
+	while (at < 8 + (size_t)len && st_space(f->p[at]))
+		at++;
+	if (at == 8 + (size_t)len || f->p[at] != '{')
+		FAIL("%s: offset %zu: header is not a JSON object", f->path, at);
 	json_error_t je;
 	root = json_loadb((const char *)f->p + 8, (size_t)len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
@@ -169,4 +272,5 @@ const ReaderOps reader_safetensors = {
 	.format = MODEL_FMT_SAFETENSORS,
 	.sniff = st_sniff,
 	.parse = st_parse,
+	.verify = st_verify,
 };

@@ -81,6 +81,63 @@ for f in "$SRCDIR"/tests/bad/*; do
 	else notok "regression input $(basename "$f"): exit $got"; fi
 done
 
+# ---- the readers agree across commands -----------------------------------------
+# le64 N: N as 8 little-endian bytes.
+le64() {
+	v=$1 i=0 s=
+	while [ "$i" -lt 8 ]; do
+		s="$s$(printf '\\%03o' $((v % 256)))"
+		v=$((v / 256)) i=$((i + 1))
+	done
+	printf "$s"
+}
+# st_folder DIR LEAD SKIP: a 2-layer F32 HF folder (D 8, 2 heads, head dim 4,
+# zero weights) whose header starts with LEAD and lacks tensor SKIP.
+st_folder() {
+	mkdir -p "$1"
+	printf '{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 2}' >"$1/config.json"
+	h= at=0
+	for l in 0 1; do
+		for p in q k v o; do
+			name=model.layers.$l.self_attn.${p}_proj.weight
+			[ "$name" = "$3" ] && continue
+			h="$h${h:+,}\"$name\":{\"dtype\":\"F32\",\"shape\":[8,8],\"data_offsets\":[$at,$((at + 256))]}"
+			at=$((at + 256))
+		done
+	done
+	h="$2{$h}"
+	{ le64 ${#h}; printf '%s' "$h"; head -c "$at" /dev/zero; } >"$1/model.safetensors"
+}
+st_folder "$tmp/ws" "   " ""
+run 0 "info on a safetensors header with leading whitespace" info "$tmp/ws"
+grep -q "^format *safetensors" "$tmp/out" && ok "leading whitespace: format safetensors" ||
+	notok "leading whitespace: format $(grep format "$tmp/out")"
+run 0 "info on that file itself" info "$tmp/ws/model.safetensors"
+grep -q "^format *safetensors" "$tmp/out" && ok "the file itself: format safetensors" ||
+	notok "the file itself: format $(grep format "$tmp/out")"
+# one_line WHAT TEXT: the last run printed one stderr line with TEXT.
+one_line() {
+	if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -qF -- "$2" "$tmp/err"; then ok "$1"
+	else notok "$1: wanted one line with '$2'"; sed 's/^/# /' "$tmp/err"; fi
+}
+st_folder "$tmp/miss" "" model.layers.1.self_attn.v_proj.weight
+miss_msg="$tmp/miss: layer 1: tensor model.layers.1.self_attn.v_proj.weight is missing"
+run 2 "info: a later layer's tensor missing" info "$tmp/miss"
+one_line "info names the file and the tensor" "$miss_msg"
+run 2 "check: a later layer's tensor missing" check --model "$tmp/miss"
+one_line "check names the file and the tensor" "$miss_msg"
+run 2 "fold: a later layer's tensor missing" fold --model "$tmp/miss" --out "$tmp/miss-out"
+one_line "fold names the file and the tensor" "$miss_msg"
+[ ! -e "$tmp/miss-out" ] && ok "fold wrote nothing" || notok "fold left $tmp/miss-out"
+# A GGUF whose tensor name is not UTF-8: info and info --json refuse it alike.
+{ printf 'GGUF\003\000\000\000'; le64 1; le64 1; le64 20; printf 'general.architecture'
+  printf '\010\000\000\000'; le64 5; printf 'llama'; le64 2; printf '\377x'
+  printf '\001\000\000\000'; le64 4; printf '\000\000\000\000'; le64 0; } >"$tmp/name.gguf"
+run 2 "info: a tensor name that is not UTF-8" info "$tmp/name.gguf"
+one_line "info names the offset" "$tmp/name.gguf: offset 69: tensor name is not UTF-8"
+run 2 "info --json: a tensor name that is not UTF-8" info --json "$tmp/name.gguf"
+one_line "info --json names the offset" "$tmp/name.gguf: offset 69: tensor name is not UTF-8"
+
 # ---- the shared real checkpoints ---------------------------------------------
 models=${ROPEFOLD_SHARED_MODELS:-$SRCDIR/../shared/models}
 if [ ! -d "$models" ]; then

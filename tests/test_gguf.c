@@ -341,6 +341,225 @@ static void test_bad_input(void **state)
 	fx_free(&b);
 }
 
+/* The llama fixture (no biases) with extra metadata kv[base..nkv). */
+static void llama_gguf(FxBuf *b, const FxKv *kv, size_t nkv, const FxTensor *t, size_t nt)
+{
+	memset(b, 0, sizeof *b);
+	fx_gguf(b, 3, kv, nkv, t, nt, 0);
+}
+
+static size_t llama_tensors(FxTensor *t)
+{
+	size_t nt = fx_llama_tensors(ref, NL, emb, VOCAB, "gguf", "F32", t), k = 0;
+	for (size_t i = 0; i < nt; i++)
+		if (!strstr(t[i].name, ".bias"))
+			t[k++] = t[i];
+	return k;
+}
+
+/* Offset of the length prefix of the first string s in the buffer. */
+static size_t str_at(const FxBuf *b, const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 8; i + n <= b->n; i++)
+		if (!memcmp(b->p + i, s, n) && b->p[i - 8] == n)
+			return i - 8;
+	fail_msg("'%s' not in the file", s);
+	return 0;
+}
+
+/* A metadata key present with a wrong type or a bad value is an error
+ * naming the key and the offset of its entry, never a silent default. */
+static void test_metadata_values(void **state)
+{
+	(void)state;
+	FxTensor t[64];
+	size_t nt = llama_tensors(t);
+	static const struct {
+		FxKv kv;
+		const char *want;
+	} bad[] = {
+		{{"llama.rope.freq_base", 'f', NULL, NAN}, "llama.rope.freq_base: bad value nan"},
+		{{"llama.rope.freq_base", 'f', NULL, INFINITY}, "llama.rope.freq_base: bad value inf"},
+		{{"llama.rope.freq_base", 'f', NULL, -1e4}, "llama.rope.freq_base: bad value -10000"},
+		{{"llama.rope.freq_base", 'f', NULL, 0}, "llama.rope.freq_base: bad value 0"},
+		{{"llama.rope.freq_base", 's', "10000", 0},
+		 "llama.rope.freq_base: bad value type string (must be a number)"},
+		{{"llama.rope.scaling.factor", 'f', NULL, -2}, "llama.rope.scaling.factor: bad value -2"},
+		{{"llama.rope.scale_linear", 'f', NULL, 0}, "llama.rope.scale_linear: bad value 0"},
+		{{"llama.rope.scale_linear", 'f', NULL, -3}, "llama.rope.scale_linear: bad value -3"},
+		{{"llama.rope.scaling.type", 'u', NULL, 5},
+		 "llama.rope.scaling.type: bad value type uint32 (must be a string)"},
+		{{"llama.attention.key_length", 'u', NULL, 0}, "llama.attention.key_length: bad value 0"},
+		{{"llama.attention.layer_norm_rms_epsilon", 'f', NULL, NAN},
+		 "llama.attention.layer_norm_rms_epsilon: bad value nan"},
+		{{"llama.attention.layer_norm_rms_epsilon", 'f', NULL, -1e-5},
+		 "llama.attention.layer_norm_rms_epsilon: bad value -1e-05"},
+		{{"llama.attention.layer_norm_epsilon", 'f', NULL, 0},
+		 "llama.attention.layer_norm_epsilon: bad value 0"},
+		{{"llama.vocab_size", 'f', NULL, 40.5}, "llama.vocab_size: bad value 40.5"},
+		{{"llama.rope.scaling.original_context_length", 'f', NULL, -1},
+		 "llama.rope.scaling.original_context_length: bad value -1"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		FxKv kv[16];
+		char keys[8][64];
+		size_t nkv = base_kv(kv, "llama", keys);
+		kv[nkv++] = bad[i].kv;
+		FxBuf b;
+		llama_gguf(&b, kv, nkv, t, nt);
+		char want[256];
+		snprintf(want, sizeof want, "test.gguf: offset %zu: metadata %s", str_at(&b, bad[i].kv.key),
+			 bad[i].want);
+		mem_fails(b.p, b.n, want);
+		fx_free(&b);
+	}
+	/* rope.dimension_count 0 (the fixture states 8). */
+	FxKv kv[16];
+	char keys[8][64];
+	size_t nkv = base_kv(kv, "llama", keys);
+	kv[5].num = 0;
+	FxBuf b;
+	llama_gguf(&b, kv, nkv, t, nt);
+	mem_fails(b.p, b.n, "metadata llama.rope.dimension_count: bad value 0");
+	fx_free(&b);
+	/* Good values are taken, absent ones keep the defaults. */
+	nkv = base_kv(kv, "llama", keys);
+	kv[nkv++] = (FxKv){"llama.rope.scale_linear", 'f', NULL, 2};
+	kv[nkv++] = (FxKv){"llama.attention.layer_norm_epsilon", 'f', NULL, 0.25};
+	llama_gguf(&b, kv, nkv, t, nt);
+	Model *m = open_mem(&b);
+	assert_int_equal(model_info(m)->rope.scaling.kind, ROPE_SCALING_LINEAR);
+	assert_close(model_info(m)->rope.scaling.factor, 2, 0);
+	assert_close(model_info(m)->rope.theta, 10000, 0);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_close(l.norm_eps, 0.25, 0);
+	layer_free(&l);
+	model_close(m);
+	fx_free(&b);
+}
+
+/* A key or a tensor name twice is refused (which one would count?), with
+ * the offset of the second entry. */
+static void test_duplicates(void **state)
+{
+	(void)state;
+	FxTensor t[64];
+	size_t nt = llama_tensors(t);
+	const char *keys2[] = {"general.architecture", "llama.block_count"};
+	for (size_t i = 0; i < 2; i++) {
+		FxKv kv[16];
+		char keys[8][64];
+		size_t nkv = base_kv(kv, "llama", keys);
+		kv[nkv++] = (FxKv){"general.name", 's', "x", 0};
+		kv[nkv++] = i ? (FxKv){keys2[i], 'u', NULL, 9} : (FxKv){keys2[i], 's', "qwen3", 0};
+		FxBuf b;
+		llama_gguf(&b, kv, nkv, t, nt);
+		size_t first = str_at(&b, keys2[i]), second = 0;
+		for (size_t k = b.n - 8; k > first; k--)
+			if (!memcmp(b.p + k, keys2[i], strlen(keys2[i]))) {
+				second = k - 8;
+				break;
+			}
+		char want[256];
+		snprintf(want, sizeof want, "test.gguf: offset %zu: duplicate key %s (first at offset %zu)",
+			 second, keys2[i], first);
+		mem_fails(b.p, b.n, want);
+		fx_free(&b);
+	}
+	FxKv kv[16];
+	char keys[8][64];
+	size_t nkv = base_kv(kv, "llama", keys);
+	t[nt] = t[2];
+	FxBuf b;
+	llama_gguf(&b, kv, nkv, t, nt + 1);
+	char want[256];
+	size_t at = 0;
+	for (size_t k = b.n - 8; k > 0 && !at; k--)
+		if (!memcmp(b.p + k, t[2].name, strlen(t[2].name)) && b.p[k - 8] == strlen(t[2].name))
+			at = k - 8;
+	snprintf(want, sizeof want, "test.gguf: offset %zu: duplicate tensor %s", at, t[2].name);
+	mem_fails(b.p, b.n, want);
+	fx_free(&b);
+}
+
+/* Names must be UTF-8 without NUL bytes (they are printed, compared as C
+ * strings and written into JSON reports): so the tensor names, the keys
+ * and the architecture. Such a file is refused by info and info --json
+ * alike. */
+static void test_names(void **state)
+{
+	(void)state;
+	FxTensor t[64];
+	size_t nt = llama_tensors(t);
+	FxKv kv[16];
+	char keys[8][64];
+	size_t nkv = base_kv(kv, "llama", keys);
+	t[nt] = (FxTensor){"junk.\xff\xfe", "F32", 1, {4, 0, 0, 0}, emb};
+	FxBuf b;
+	llama_gguf(&b, kv, nkv, t, nt + 1);
+	char want[256];
+	snprintf(want, sizeof want, "offset %zu: tensor name is not UTF-8 text or holds a NUL byte",
+		 str_at(&b, "junk.\xff\xfe"));
+	mem_fails(b.p, b.n, want);
+	fx_free(&b);
+	/* A NUL inside a name: "junk.Z" with Z zeroed (it once read as "junk."). */
+	t[nt] = (FxTensor){"blk.0.attn_q.weightZ", "F32", 1, {4, 0, 0, 0}, emb};
+	llama_gguf(&b, kv, nkv, t, nt + 1);
+	size_t at = str_at(&b, "blk.0.attn_q.weightZ");
+	b.p[at + 8 + 19] = 0;
+	snprintf(want, sizeof want, "offset %zu: tensor name is not UTF-8 text or holds a NUL byte", at);
+	mem_fails(b.p, b.n, want);
+	fx_free(&b);
+	/* Keys, and the architecture value. */
+	kv[nkv] = (FxKv){"general.\xc0\xafname", 's', "x", 0};   /* overlong '/' */
+	llama_gguf(&b, kv, nkv + 1, t, nt);
+	mem_fails(b.p, b.n, "metadata key is not UTF-8 text or holds a NUL byte");
+	fx_free(&b);
+	kv[0].s = "llamaZ";
+	llama_gguf(&b, kv, nkv, t, nt);
+	at = str_at(&b, "general.architecture");
+	b.p[at + 8 + 20 + 4 + 8 + 5] = 0;
+	snprintf(want, sizeof want, "offset %zu: metadata general.architecture: bad value (not UTF-8",
+		 at);
+	mem_fails(b.p, b.n, want);
+	fx_free(&b);
+	/* Well-formed multi-byte UTF-8 is fine. */
+	kv[0].s = "llama";
+	t[nt] = (FxTensor){"junk.\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "F32", 1, {32, 0, 0, 0}, emb};
+	llama_gguf(&b, kv, nkv, t, nt + 1);
+	model_close(open_mem(&b));
+	fx_free(&b);
+}
+
+/* A later layer's missing tensor is refused when the file opens, naming
+ * the file and the tensor; two tensors sharing bytes are refused too. */
+static void test_layers_and_overlap(void **state)
+{
+	(void)state;
+	FxTensor t[64], u[64];
+	size_t nt = llama_tensors(t), k = 0;
+	for (size_t i = 0; i < nt; i++)
+		if (strcmp(t[i].name, "blk.1.attn_v.weight"))
+			u[k++] = t[i];
+	FxKv kv[16];
+	char keys[8][64];
+	size_t nkv = base_kv(kv, "llama", keys);
+	FxBuf b;
+	llama_gguf(&b, kv, nkv, u, k);
+	mem_fails(b.p, b.n, "test.gguf: layer 1: tensor blk.1.attn_v.weight is missing");
+	fx_free(&b);
+	/* blk.0.attn_k.weight's offset set to blk.0.attn_q.weight's. */
+	llama_gguf(&b, kv, nkv, t, nt);
+	size_t q = str_at(&b, "blk.0.attn_q.weight") + 8 + 19 + 4 + 16 + 4;
+	size_t kk = str_at(&b, "blk.0.attn_k.weight") + 8 + 19 + 4 + 16 + 4;
+	memcpy(b.p + kk, b.p + q, 8);
+	mem_fails(b.p, b.n, "tensors blk.0.attn_k.weight and blk.0.attn_q.weight overlap");
+	fx_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +567,10 @@ int main(void)
 		cmocka_unit_test(test_qwen2_v2),
 		cmocka_unit_test(test_dtypes_fused),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_metadata_values),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_layers_and_overlap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -94,6 +94,25 @@ static void test_detect_from_content(void **state)
 	free(dir);
 }
 
+/* In memory, a config.json means safetensors (as a *.safetensors name
+ * does on disk): a broken header gets a safetensors message, not a
+ * llama2.c one; without it the same bytes go to the llama2.c reader. */
+static void test_memory_format(void **state)
+{
+	(void)state;
+	static const unsigned char zero_len[16] = {0, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
+	const char *cfg = "{\"hidden_size\": 8, \"num_attention_heads\": 2, "
+			  "\"num_hidden_layers\": 1}";
+	Model *m;
+	char err[512];
+	assert_int_not_equal(model_open_memory(zero_len, sizeof zero_len, cfg, "w", &m, err,
+					       sizeof err), 0);
+	assert_non_null(strstr(err, "w: offset 0: header length 0 is too short for a JSON object"));
+	assert_int_not_equal(model_open_memory(zero_len, sizeof zero_len, NULL, "w", &m, err,
+					       sizeof err), 0);
+	assert_non_null(strstr(err, "llama2.c"));
+}
+
 static void test_default_model(void **state)
 {
 	(void)state;
@@ -236,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_detect_from_content),
+		cmocka_unit_test(test_memory_format),
 		cmocka_unit_test(test_default_model),
 		cmocka_unit_test(test_bad_regressions),
 		cmocka_unit_test(test_shared_stories),

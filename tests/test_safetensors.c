@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "tests/testutil.h"
@@ -524,6 +526,345 @@ static void test_bad_input(void **state)
 	layer_free(&bad);
 }
 
+/* The header and data buffer of a safetensors file as JSON and bytes. */
+typedef struct {
+	json_t *hdr;
+	const unsigned char *data;
+	size_t n;
+} StParts;
+
+static StParts st_split(const FxBuf *b)
+{
+	StParts s;
+	uint64_t len = 0;
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | b->p[i];
+	json_error_t je;
+	s.hdr = json_loadb((const char *)b->p + 8, (size_t)len, 0, &je);
+	assert_non_null(s.hdr);
+	s.data = b->p + 8 + len;
+	s.n = b->n - 8 - (size_t)len;
+	return s;
+}
+
+/* model.safetensors from a header, lead (written before the JSON text
+ * and counted in the length), trail (after it, counted only when
+ * count_trail) and data; config.json for the llama fixture beside it. */
+static void st_join(Fx *f, json_t *hdr, const char *lead, const char *trail, bool count_trail,
+		    const unsigned char *data, size_t n)
+{
+	char *text = json_dumps(hdr, JSON_COMPACT);
+	size_t hl = strlen(lead) + strlen(text) + (count_trail ? strlen(trail) : 0);
+	FxBuf b = {0};
+	fx_u64(&b, hl);
+	fx_put(&b, lead, strlen(lead));
+	fx_put(&b, text, strlen(text));
+	fx_put(&b, trail, strlen(trail));
+	fx_put(&b, data, n);
+	write_raw(f, b.p, b.n);
+	fx_free(&b);
+	free(text);
+}
+
+/* The good llama fixture as split parts (caller frees hdr and buf). */
+static StParts llama_parts(Fx *f, FxBuf *buf)
+{
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	memset(buf, 0, sizeof *buf);
+	fx_safetensors(buf, t, nt);
+	return st_split(buf);
+}
+
+/* Opening the folder and the file itself must fail alike. */
+static void both_fail(Fx *f, const char *want)
+{
+	char p[4200];
+	open_fails(f->dir, want);
+	snprintf(p, sizeof p, "%s/model.safetensors", f->dir);
+	open_fails(p, want);
+	Model *m = NULL;
+	char err[512];
+	assert_int_not_equal(model_open(p, &m, err, sizeof err), 0);
+	if (strstr(err, "llama2.c"))
+		fail_msg("a safetensors file judged as llama2.c: %s", err);
+}
+
+/* JSON may start with whitespace: such a header is still safetensors, in
+ * a folder, as the file itself and under any name. A header that is not
+ * an object, or too short for one, gets a safetensors message for the
+ * folder and the file alike (it once fell through to the llama2.c reader,
+ * or was reported as format llama2c). */
+static void test_header_start(void **state)
+{
+	Fx *f = *state;
+	FxBuf buf;
+	StParts s = llama_parts(f, &buf);
+	st_join(f, s.hdr, " \n\t ", "", false, s.data, s.n);
+	Model *m = open_ok(f->dir);
+	assert_int_equal(model_info(m)->format, MODEL_FMT_SAFETENSORS);
+	assert_int_equal(model_info(m)->n_layers, NL);
+	model_close(m);
+	char p[4200], q[4200];
+	snprintf(p, sizeof p, "%s/model.safetensors", f->dir);
+	m = open_ok(p);
+	assert_int_equal(model_info(m)->format, MODEL_FMT_SAFETENSORS);
+	model_close(m);
+	snprintf(q, sizeof q, "%s/weights.bin", f->dir);
+	assert_int_equal(rename(p, q), 0);
+	m = open_ok(q);
+	assert_int_equal(model_info(m)->format, MODEL_FMT_SAFETENSORS);
+	model_close(m);
+	unlink(q);
+	json_decref(s.hdr);
+	fx_free(&buf);
+
+	static const struct {
+		const char *hdr, *want;
+	} bad[] = {
+		{"[1,2]", "model.safetensors: offset 8: header is not a JSON object"},
+		{"\"abc\"", "offset 8: header is not a JSON object"},
+		{"null", "offset 8: header is not a JSON object"},
+		{"12345678", "offset 8: header is not a JSON object"},
+		{"  [{}]", "offset 10: header is not a JSON object"},
+		{"        ", "offset 16: header is not a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		raw_header(f, bad[i].hdr, 16, 0);
+		both_fail(f, bad[i].want);
+	}
+	/* Header lengths 0 and 1 (the byte after it a '{' or not). */
+	FxBuf b = {0};
+	fx_u64(&b, 0);
+	fx_put(&b, "{\"a\": 1}", 8);
+	write_raw(f, b.p, b.n);
+	both_fail(f, "offset 0: header length 0 is too short for a JSON object");
+	b.p[0] = 1;
+	write_raw(f, b.p, b.n);
+	both_fail(f, "offset 0: header length 1 is too short for a JSON object");
+	fx_free(&b);
+}
+
+/* The tensors must tile the data buffer exactly: overlaps (naming both),
+ * holes, trailing bytes and a header length one short are refused with
+ * the offset; a tensor deleted from the header is reported as missing. */
+static void test_data_cover(void **state)
+{
+	Fx *f = *state;
+	FxBuf buf;
+	StParts s = llama_parts(f, &buf);
+	const char *Q = "model.layers.0.self_attn.q_proj.weight";
+	const char *K = "model.layers.0.self_attn.k_proj.weight";
+	/* The untouched parts read back. */
+	st_join(f, s.hdr, "", "", false, s.data, s.n);
+	model_close(open_ok(f->dir));
+
+	/* k_proj pointed at q_proj's bytes (sizes still agree with shapes). */
+	json_t *h = json_deep_copy(s.hdr);
+	json_t *qo = json_object_get(json_object_get(h, Q), "data_offsets");
+	json_t *ko = json_object_get(json_object_get(h, K), "data_offsets");
+	json_int_t qb = json_integer_value(json_array_get(qo, 0));
+	json_int_t kn = json_integer_value(json_array_get(ko, 1)) -
+			json_integer_value(json_array_get(ko, 0));
+	json_array_set_new(ko, 0, json_integer(qb));
+	json_array_set_new(ko, 1, json_integer(qb + kn));
+	st_join(f, h, "", "", false, s.data, s.n);
+	both_fail(f, "tensors model.layers.0.self_attn.k_proj.weight and "
+		  "model.layers.0.self_attn.q_proj.weight overlap");
+	json_decref(h);
+
+	/* Trailing bytes. */
+	unsigned char *more = calloc(s.n + 4, 1);
+	memcpy(more, s.data, s.n);
+	st_join(f, s.hdr, "", "", false, more, s.n + 4);
+	char want[256];
+	char *text = json_dumps(s.hdr, JSON_COMPACT);
+	size_t end = 8 + strlen(text) + s.n;
+	snprintf(want, sizeof want, "offset %zu: 4 bytes after the last tensor's data not covered",
+		 end);
+	both_fail(f, want);
+	/* A header length one short: its last byte (a space) becomes the
+	 * first data byte and every tensor reads one byte early. */
+	st_join(f, s.hdr, "", " ", false, s.data, s.n);
+	snprintf(want, sizeof want, "offset %zu: 1 byte after the last tensor's data not covered",
+		 end);
+	both_fail(f, want);
+	free(text);
+	free(more);
+
+	/* A hole: the (optional) layer-0 norm taken out of the header. */
+	h = json_deep_copy(s.hdr);
+	json_object_del(h, "model.layers.0.input_layernorm.weight");
+	st_join(f, h, "", "", false, s.data, s.n);
+	both_fail(f, "128 bytes before tensor model.layers.0.self_attn.q_proj.weight not covered");
+	json_decref(h);
+
+	/* A required tensor taken out of a later layer's header entry: the
+	 * missing tensor is named, not the hole it leaves. */
+	h = json_deep_copy(s.hdr);
+	json_object_del(h, "model.layers.1.self_attn.v_proj.weight");
+	st_join(f, h, "", "", false, s.data, s.n);
+	both_fail(f, "layer 1: tensor model.layers.1.self_attn.v_proj.weight is missing");
+	json_decref(h);
+	json_decref(s.hdr);
+	fx_free(&buf);
+}
+
+/* Every layer is checked when the checkpoint opens (names and shapes, no
+ * data read), so info, check and fold refuse a later layer's missing or
+ * misshapen tensor alike, naming the file and the tensor. */
+static void test_later_layers(void **state)
+{
+	Fx *f = *state;
+	FxTensor t[64], u[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t), k = 0;
+	for (size_t i = 0; i < nt; i++)
+		if (strcmp(t[i].name, "model.layers.1.self_attn.v_proj.weight"))
+			u[k++] = t[i];
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	write_folder(f, u, k, cfg);
+	char want[4400];
+	snprintf(want, sizeof want, "%s: layer 1: tensor model.layers.1.self_attn.v_proj.weight "
+		 "is missing", f->dir);
+	open_fails(f->dir, want);
+	/* Layer 1's o_proj transposed. */
+	memcpy(u, t, nt * sizeof t[0]);
+	for (size_t i = 0; i < nt; i++)
+		if (!strcmp(u[i].name, "model.layers.1.self_attn.o_proj.weight"))
+			u[i].shape[0] = 16, u[i].shape[1] = 64;
+	write_folder(f, u, nt, cfg);
+	open_fails(f->dir, "model.layers.1.self_attn.o_proj.weight: shape [16, 64]");
+}
+
+/* Index text for tensors t[0..nt): t[i] in shard[i] (NULL: unlisted). */
+static void write_index(Fx *f, const FxTensor *t, size_t nt, const char *const *shard)
+{
+	json_t *wm = json_object();
+	for (size_t i = 0; i < nt; i++)
+		if (shard[i])
+			json_object_set_new(wm, t[i].name, json_string(shard[i]));
+	json_t *root = json_pack("{s:{}, s:o}", "metadata", "weight_map", wm);
+	char *text = json_dumps(root, JSON_COMPACT);
+	fx_write(f->dir, "model.safetensors.index.json", text, strlen(text));
+	free(text);
+	json_decref(root);
+}
+
+/* A tensor in two shards (with or without an index) is refused, as are an
+ * index naming the wrong shard and a shard tensor the index omits. */
+static void test_shards_agree(void **state)
+{
+	Fx *f = *state;
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	fx_write(f->dir, "config.json", cfg, strlen(cfg));
+	static const char *A = "model-00001-of-00002.safetensors";
+	static const char *B = "model-00002-of-00002.safetensors";
+	size_t half = nt / 2;
+	/* Shard B also holds shard A's first attention tensor (t[2], q_proj
+	 * of layer 0). */
+	FxTensor tb[64];
+	memcpy(tb, t + half, (nt - half) * sizeof t[0]);
+	tb[nt - half] = t[2];
+	assert_string_equal(t[2].name, "model.layers.0.self_attn.q_proj.weight");
+	FxBuf a = {0}, b = {0}, b2 = {0};
+	fx_safetensors(&a, t, half);
+	fx_safetensors(&b, t + half, nt - half);
+	fx_safetensors(&b2, tb, nt - half + 1);
+	fx_write(f->dir, A, a.p, a.n);
+	fx_write(f->dir, B, b2.p, b2.n);
+	char want[4400];
+	snprintf(want, sizeof want, "%s/%s: duplicate tensor %s (also in %s/%s)", f->dir, B,
+		 t[2].name, f->dir, A);
+	open_fails(f->dir, want);   /* no index: every *.safetensors */
+	const char *sh[64];
+	for (size_t i = 0; i < nt; i++)
+		sh[i] = i < half ? A : B;
+	write_index(f, t, nt, sh);
+	open_fails(f->dir, want);
+	/* The plain split reads; then the index disagrees with the shards. */
+	fx_write(f->dir, B, b.p, b.n);
+	model_close(open_ok(f->dir));
+	sh[2] = B;
+	write_index(f, t, nt, sh);
+	snprintf(want, sizeof want, "model.safetensors.index.json: tensor %s is listed in "
+		 "weight_map under shard %s, but it is in %s/%s", t[2].name, B, f->dir, A);
+	open_fails(f->dir, want);
+	sh[2] = NULL;
+	write_index(f, t, nt, sh);
+	snprintf(want, sizeof want, "model.safetensors.index.json: tensor %s of shard %s/%s is "
+		 "not listed in weight_map", t[2].name, f->dir, A);
+	open_fails(f->dir, want);
+	char p[4200];
+	const char *gone[] = {"model.safetensors.index.json", A, B};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/%s", f->dir, gone[i]);
+		unlink(p);
+	}
+	fx_free(&a);
+	fx_free(&b);
+	fx_free(&b2);
+}
+
+/* A config key that is present with a bad value or type is an error
+ * naming the key, never replaced by the default; absent and null keys
+ * keep the defaults. */
+static void test_config_values(void **state)
+{
+	Fx *f = *state;
+	static const struct {
+		const char *extra, *want;
+	} bad[] = {
+		{", \"rope_theta\": -5", "config.json: rope_theta: bad value -5"},
+		{", \"rope_theta\": 0", "config.json: rope_theta: bad value 0"},
+		{", \"rope_theta\": \"1e4\"", "rope_theta: bad value of type string"},
+		{", \"rotary_emb_base\": -1", "rotary_emb_base: bad value -1"},
+		{", \"partial_rotary_factor\": -0.5", "partial_rotary_factor: bad value -0.5 (must be in (0, 1])"},
+		{", \"partial_rotary_factor\": 1.5", "partial_rotary_factor: bad value 1.5"},
+		{", \"rotary_pct\": 0", "rotary_pct: bad value 0"},
+		{", \"layer_norm_eps\": -1", "layer_norm_eps: bad value -1"},
+		{", \"query_pre_attn_scalar\": 0", "query_pre_attn_scalar: bad value 0"},
+		{", \"rope_local_base_freq\": -10000", "rope_local_base_freq: bad value -10000"},
+		{", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 4, "
+		 "\"high_freq_factor\": 1}", "rope_scaling.high_freq_factor: bad value 1"},
+		{", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, "
+		 "\"original_max_position_embeddings\": 0}",
+		 "rope_scaling.original_max_position_embeddings: bad value 0"},
+		{", \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4, \"beta_fast\": -32}",
+		 "rope_scaling.beta_fast: bad value -32"},
+		{", \"rope_scaling\": {\"type\": \"linear\", \"factor\": -2}",
+		 "rope_scaling.factor: bad value -2"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_llama(f, "F32", bad[i].extra);
+		open_fails(f->dir, bad[i].want);
+	}
+	/* rms_norm_eps itself (the fixture's config sets it to 1e-6). */
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	const char *cfg = "{\"model_type\": \"llama\", \"hidden_size\": 32, "
+			  "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+			  "\"num_hidden_layers\": 2, \"rms_norm_eps\": -1}";
+	write_folder(f, t, nt, cfg);
+	open_fails(f->dir, "rms_norm_eps: bad value -1");
+	/* Absent or null: the defaults. */
+	cfg = "{\"model_type\": \"llama\", \"hidden_size\": 32, \"num_attention_heads\": 4, "
+	      "\"num_key_value_heads\": 2, \"num_hidden_layers\": 2, \"rope_theta\": null}";
+	write_folder(f, t, nt, cfg);
+	Model *m = open_ok(f->dir);
+	assert_close(model_info(m)->rope.theta, 10000, 0);
+	assert_int_equal(model_info(m)->rope.rotary_dim, 8);
+	Layer l;
+	char err[256];
+	assert_int_equal(model_load_layer(m, 0, &l, err, sizeof err), 0);
+	assert_close(l.norm_eps, 1e-5, 0);
+	layer_free(&l);
+	model_close(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +875,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_families, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_header_start, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_data_cover, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_later_layers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_shards_agree, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_config_values, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
