@@ -1162,6 +1162,8 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 	v->confirm_tol = tol;
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = v->heads_permuted;
+	/* B may be a fold that kept QK-norm-split pairs to 0 or pi */
+	cfg.qk_norm_exact = true;
 	levels_judge(rep, a, &cfg, tol);
 out:
 	if (bc != b)

@@ -434,6 +434,50 @@ static void test_qk_norm_pairs(void **state)
 	report_done(&rep);
 }
 
+/* Partial rotary: a commuting R may turn the non-rotary coordinates by
+ * any orthogonal block, so a QK-norm weight that varies there (while equal
+ * within every pair) breaks the scores too, and the score level is not
+ * guaranteed; a constant tail is fine. */
+static void run_qk_norm_tail(bool vary, InvReport *rep)
+{
+	Case c = PARTIAL;
+	Layer l;
+	make_layer(&c, 5, &l);
+	l.q_norm = malloc(c.d * sizeof(double));
+	l.k_norm = malloc(c.d * sizeof(double));
+	l.qk_norm_per_head = true;
+	for (size_t j = 0; j < c.d; j++)
+		l.q_norm[j] = l.k_norm[j] = 1.0;
+	for (size_t i = 0; i < c.r / 2; i++) {
+		size_t a, b;
+		rope_pair_coords(c.layout, c.r, i, &a, &b);
+		l.q_norm[a] = l.q_norm[b] = 0.7 + 0.05 * (double)i;
+	}
+	if (vary)
+		l.q_norm[c.d - 1] = 1.6;  /* a non-rotary coordinate */
+	double *x = malloc(c.T * c.D * sizeof(double));
+	layer_random_input(5, c.T, c.D, x);
+	EvalOptions eo = {.seq = c.T, .precision = PREC_F64};
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
+	free(x);
+	layer_free(&l);
+}
+
+static void test_qk_norm_nonrotary(void **state)
+{
+	(void)state;
+	InvReport rep;
+	run_qk_norm_tail(false, &rep);
+	expect_guaranteed(&rep, true, true, true, "QK-norm constant tail");
+	expect_levels(&rep, true, true, true, "QK-norm constant tail");
+	report_done(&rep);
+	run_qk_norm_tail(true, &rep);
+	expect_guaranteed(&rep, false, false, false, "QK-norm varying tail");
+	expect_levels(&rep, false, false, false, "QK-norm varying tail");
+	report_done(&rep);
+}
+
 /* ---- diagnostics ------------------------------------------------------- */
 
 /* A rotation mixing only the two slowest pairs: the commutator is tiny and
@@ -583,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_reproducible),
 		cmocka_unit_test(test_forward_matches),
 		cmocka_unit_test(test_qk_norm_pairs),
+		cmocka_unit_test(test_qk_norm_nonrotary),
 		cmocka_unit_test(test_slow_pair_mixing),
 		cmocka_unit_test(test_diagnostics_name_causes),
 		cmocka_unit_test(test_prediction_table),

@@ -45,6 +45,9 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	o.dtype = "keep";
 	o.undo = NULL;
 	o.force = false;
+	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
+	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
+	o.fold.qk_norm_exact = true;
 	FoldWriteOptions wo = {false, true};
 	FoldOutcome res;
 	if (cli_fold_write(&o, &wo, &res, err, sizeof err)) {
