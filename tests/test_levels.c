@@ -391,31 +391,42 @@ static void test_forward_matches(void **state)
 
 /* ---- QK-norm ----------------------------------------------------------- */
 
+/* Evaluate the default fold on the case's layer with per-head QK-norm
+ * weights qn, kn (d each). */
+static void run_with_norms(const Case *c, const double *qn, const double *kn,
+			   InvReport *rep)
+{
+	Layer l;
+	make_layer(c, 5, &l);
+	l.q_norm = malloc(c->d * sizeof(double));
+	l.k_norm = malloc(c->d * sizeof(double));
+	memcpy(l.q_norm, qn, c->d * sizeof(double));
+	memcpy(l.k_norm, kn, c->d * sizeof(double));
+	l.qk_norm_per_head = true;
+	double *x = malloc(c->T * c->D * sizeof(double));
+	layer_random_input(5, c->T, c->D, x);
+	EvalOptions eo = {.seq = c->T, .precision = PREC_F64};
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
+	free(x);
+	layer_free(&l);
+}
+
 static void run_qk_norm(bool split, InvReport *rep)
 {
 	Case c = MHA;
-	Layer l;
-	make_layer(&c, 5, &l);
-	l.q_norm = malloc(c.d * sizeof(double));
-	l.k_norm = malloc(c.d * sizeof(double));
-	l.qk_norm_per_head = true;
+	double qn[64], kn[64];
 	Rng rng;
 	rng_seed(&rng, 1, 9);
 	for (size_t i = 0; i < c.d / 2; i++) {
 		size_t a, b;
 		rope_pair_coords(c.layout, c.r, i, &a, &b);
-		l.q_norm[a] = l.q_norm[b] = 0.5 + rng_uniform(&rng);
-		l.k_norm[a] = l.k_norm[b] = 0.5 + rng_uniform(&rng);
+		qn[a] = qn[b] = 0.5 + rng_uniform(&rng);
+		kn[a] = kn[b] = 0.5 + rng_uniform(&rng);
 		if (split)
-			l.q_norm[b] += 0.5;
+			qn[b] += 0.5;
 	}
-	double *x = malloc(c.T * c.D * sizeof(double));
-	layer_random_input(5, c.T, c.D, x);
-	EvalOptions eo = {.seq = c.T, .precision = PREC_F64};
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
-	free(x);
-	layer_free(&l);
+	run_with_norms(&c, qn, kn, rep);
 }
 
 static void test_qk_norm_pairs(void **state)
@@ -441,27 +452,17 @@ static void test_qk_norm_pairs(void **state)
 static void run_qk_norm_tail(bool vary, InvReport *rep)
 {
 	Case c = PARTIAL;
-	Layer l;
-	make_layer(&c, 5, &l);
-	l.q_norm = malloc(c.d * sizeof(double));
-	l.k_norm = malloc(c.d * sizeof(double));
-	l.qk_norm_per_head = true;
+	double qn[64], kn[64];
 	for (size_t j = 0; j < c.d; j++)
-		l.q_norm[j] = l.k_norm[j] = 1.0;
+		qn[j] = kn[j] = 1.0;
 	for (size_t i = 0; i < c.r / 2; i++) {
 		size_t a, b;
 		rope_pair_coords(c.layout, c.r, i, &a, &b);
-		l.q_norm[a] = l.q_norm[b] = 0.7 + 0.05 * (double)i;
+		qn[a] = qn[b] = 0.7 + 0.05 * (double)i;
 	}
 	if (vary)
-		l.q_norm[c.d - 1] = 1.6;  /* a non-rotary coordinate */
-	double *x = malloc(c.T * c.D * sizeof(double));
-	layer_random_input(5, c.T, c.D, x);
-	EvalOptions eo = {.seq = c.T, .precision = PREC_F64};
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
-	free(x);
-	layer_free(&l);
+		qn[c.d - 1] = 1.6;  /* a non-rotary coordinate */
+	run_with_norms(&c, qn, kn, rep);
 }
 
 static void test_qk_norm_nonrotary(void **state)
