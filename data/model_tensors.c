@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data/model_tensors.h"
@@ -52,6 +53,46 @@ int model_layer_tensors(const Model *m, size_t i, LayerTensorRefs *out, char *er
 			return -1;
 		}
 	}
+	char nm[320];
+	family_tensor_name(f, i, fn->q_norm, nm, sizeof nm);
+	out->q_norm = nm[0] ? tensor_table_find(tt, nm) : NULL;
+	family_tensor_name(f, i, fn->k_norm, nm, sizeof nm);
+	out->k_norm = nm[0] ? tensor_table_find(tt, nm) : NULL;
+	/* model_open's test: per head when q_norm has head_dim entries. */
+	out->qk_norm_all_heads = out->q_norm && out->k_norm &&
+				 out->q_norm->nelem != f->shape.head_dim;
+	return 0;
+}
+
+int model_norm_permute(const TensorRef *t, size_t hpg, size_t head_dim, size_t n_groups,
+		       const size_t *perm, double *out, char *err, size_t errlen)
+{
+	size_t slot = hpg * head_dim;
+	if (!slot || t->nelem / slot != n_groups || t->nelem % slot) {
+		snprintf(err, errlen, "%s: tensor %s: %zu values are not %zu kv groups of %zu",
+			 t->file, t->name, t->nelem, n_groups, slot);
+		return -1;
+	}
+	double *v = malloc(t->nelem * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "%s: out of memory", t->name);
+		return -1;
+	}
+	if (!tensor_read(t, 0, t->nelem, v)) {
+		snprintf(err, errlen, "%s: tensor %s: cannot read its values", t->file, t->name);
+		free(v);
+		return -1;
+	}
+	for (size_t g = 0; g < n_groups; g++) {
+		if (perm[g] >= n_groups) {
+			snprintf(err, errlen, "%s: group %zu comes from group %zu of %zu", t->name, g,
+				 perm[g], n_groups);
+			free(v);
+			return -1;
+		}
+		memcpy(out + g * slot, v + perm[g] * slot, slot * sizeof(double));
+	}
+	free(v);
 	return 0;
 }
 

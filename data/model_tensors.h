@@ -28,6 +28,10 @@ typedef enum {
 typedef struct {
 	const TensorRef *t[ATT_COUNT];   /* NULL when the layer has none */
 	QkvKind qkv_kind;                /* how q, k, v are stored */
+	const TensorRef *q_norm, *k_norm;  /* QK-norm weights, or NULL */
+	bool qk_norm_all_heads;          /* q_norm H*d, k_norm G*d (OLMo2):
+					  * they move when a fold reorders the
+					  * kv groups; per head (d, Qwen3) not */
 } LayerTensorRefs;
 
 /* The reader's tensor table, resolved family and the path it was opened
@@ -50,6 +54,16 @@ bool model_tensor_folded(AttnTensor a);
  * fused [q; k; v] rows, GPT-NeoX per head [q_h; k_h; v_h]. Returns -1 when
  * the layer lacks the tensor. */
 int model_tensor_pack(const Layer *l, QkvKind kind, AttnTensor a, double *out);
+
+/* The stored values of a QK-norm weight over all heads, t (q_norm: H*d,
+ * hpg = H/G; k_norm: G*d, hpg = 1), with its heads in the order a fold
+ * with kv-group permutation perm (G entries, FoldPlan's: folded group g
+ * holds original group perm[g]) gives them: out (t->nelem) slot
+ * (g*hpg + j) = stored slot (perm[g]*hpg + j), head_dim values each. The
+ * values are read as the file stores them (w - 1 for a Gemma-style "+1"
+ * norm included), so the reorder is exact in any convention. */
+int model_norm_permute(const TensorRef *t, size_t hpg, size_t head_dim, size_t n_groups,
+		       const size_t *perm, double *out, char *err, size_t errlen);
 
 /* Short names: "W_q", "W_qkv", "b_k", ... */
 const char *model_tensor_label(AttnTensor a);

@@ -70,7 +70,9 @@ fi
 # all heads) copies of tiny_llama_hf, and a partial-rotary Qwen3 whose
 # k_norm also varies on the non-rotary coordinates. Only angles 0 and pi
 # commute with such a weight, so fold must keep to them there: verify
-# then finds an exact fold, and fold says so in one stderr line.
+# then finds an exact fold, and fold says so in one stderr line. With
+# --permute-heads, OLMo2's weights move with their heads (and back on
+# --undo).
 # mkqk MODE OUT: write the copy (bf16 weights 1 + k/16, exact in bf16).
 mkqk() {
 	"$PY" - "$M/tiny_llama_hf" "$2" "$1" <<'PYEOF'
@@ -124,6 +126,22 @@ if [ -d "$M/tiny_llama_hf" ] && "$PY" -c 'import json, struct' 2>/dev/null; then
 		if cmp -s "$tmp/qk-$mode/model.safetensors" "$tmp/qku-$mode/model.safetensors"; then
 			ok "$mode: undo restores bf16 bit for bit"
 		else notok "$mode: undo restores bf16 bit for bit"; fi
+		# Heads reordered: OLMo2's weights over all heads move with their
+		# heads (written and recorded); Qwen3's per-head ones stay.
+		run 0 "$mode: fold --permute-heads" fold --model "$tmp/qk-$mode" \
+			--out "$tmp/qkh-$mode" --permute-heads --seed 7 --dtype f32
+		verify 0 "$mode: the permuted fold is exact" "$tmp/qk-$mode" "$tmp/qkh-$mode"
+		has "heads permuted as \[1 0\]" "$mode: verify finds the heads permuted"
+		has "B is equivalent to A" "$mode: verify finds the permuted fold equivalent"
+		if [ "$mode" = olmo2 ]; then want=2; else want=0; fi
+		got=$(grep -c '"model.layers.1.self_attn.[qk]_norm.weight"' "$tmp/qkh-$mode/fold.json")
+		if [ "$got" -eq "$want" ]; then ok "$mode: the sidecar records $want QK-norm tensors"
+		else notok "$mode: the sidecar records $got QK-norm tensors of layer 1, not $want"; fi
+		run 0 "$mode: undo the permuted fold" fold --model "$tmp/qkh-$mode" \
+			--out "$tmp/qkhu-$mode" --undo "$tmp/qkh-$mode/fold.json"
+		if cmp -s "$tmp/qk-$mode/model.safetensors" "$tmp/qkhu-$mode/model.safetensors"; then
+			ok "$mode: undo of the permuted fold restores bf16 bit for bit"
+		else notok "$mode: undo of the permuted fold restores bf16 bit for bit"; fi
 	done
 	run 0 "partial: fold in the file's own dtype" fold --model "$tmp/qk-partial" \
 		--out "$tmp/qkp" --seed 3

@@ -692,6 +692,135 @@ static void test_fused(void **state)
 	}
 }
 
+/* ---- QK-norm weights over all heads (OLMo2) --------------------------------- */
+
+/* Every layer of b is equivalent to a, and some has its heads permuted. */
+static void assert_heads_permuted(const char *pa, const char *pb)
+{
+	Model *ma = open_ok(pa), *mb = open_ok(pb);
+	VerifyOptions vo = {cli_dtype_roundoff(model_info(ma)->dtype), 0};
+	char err[512];
+	size_t permuted = 0;
+	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {
+		Layer a, b;
+		if (model_load_layer(ma, i, &a, err, sizeof err) ||
+		    model_load_layer(mb, i, &b, err, sizeof err))
+			fail_msg("%s", err);
+		assert_false(a.qk_norm_per_head);
+		VerifyVerdict v;
+		assert_int_equal(verify_layers(&a, &b, &vo, &v), RF_OK);
+		if (!v.equivalent)
+			fail_msg("%s layer %zu: not equivalent: %s", pb, i, v.why_text);
+		permuted += v.heads_permuted;
+		verify_verdict_free(&v);
+		layer_free(&a);
+		layer_free(&b);
+	}
+	assert_true(permuted > 0);
+	model_close(ma);
+	model_close(mb);
+}
+
+/* QK-norm tensors over all heads (H*d, G*d) for each layer of make_layers,
+ * one value per head so that a reorder shows: q_norm[l] then k_norm[l]
+ * in qk (NL x (H + G) x d), named in GGUF or HF style into t. */
+static size_t add_norms(FxTensor *t, size_t nt, const char *scheme, const double *qv,
+			const double *kv, double *qk)
+{
+	static char names[2 * NL][96];
+	size_t H = shape.n_heads, G = shape.n_kv_heads, d = shape.head_dim;
+	bool gguf = !strcmp(scheme, "gguf");
+	for (size_t l = 0; l < NL; l++) {
+		double *q = qk + l * (H + G) * d, *k = q + H * d;
+		for (size_t i = 0; i < (H + G) * d; i++)
+			q[i] = i < H * d ? qv[i / d] : kv[(i - H * d) / d];
+		for (int w = 0; w < 2; w++) {
+			char *nm = names[2 * l + (size_t)w];
+			snprintf(nm, 96, gguf ? "blk.%zu.attn_%c_norm.weight"
+					      : "model.layers.%zu.self_attn.%c_norm.weight",
+				 l, w ? 'k' : 'q');
+			t[nt++] = (FxTensor){nm, "F32", 1, {w ? G * d : H * d, 0, 0, 0}, w ? k : q};
+		}
+	}
+	return nt;
+}
+
+/* OLMo2-style QK-norm weights over all heads move with their heads under
+ * --permute-heads: the written checkpoint verifies (heads permuted), and
+ * --undo puts them back bit for bit. A GGUF file, and an HF folder of a
+ * family that stores w - 1 (Gemma's "+1" norm) with a stored value so
+ * small that 1 + w rounds to 1 in double: only a reorder of the stored
+ * values, not of the loaded weights, undoes it bit for bit. */
+static void test_qk_norm_all_heads(void **state)
+{
+	Fx *f = *state;
+	Layer l[NL];
+	static double qk[NL * 6 * 8];
+	FxTensor t[48];
+	char sc[4500], p[4500], q[4500];
+	make_layers(l, false, false);
+	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "gguf", "F32", t);
+	const double qv[4] = {1.25, 0.75, 1.5, 0.5}, kv[2] = {0.625, 1.375};
+	nt = add_norms(t, nt, "gguf", qv, kv, qk);
+	FxKv kvs[] = {{"general.architecture", 's', "olmo2", 0},
+		      {"olmo2.block_count", 'u', NULL, NL},
+		      {"olmo2.embedding_length", 'u', NULL, 32},
+		      {"olmo2.attention.head_count", 'u', NULL, 4},
+		      {"olmo2.attention.head_count_kv", 'u', NULL, 2}};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, kvs, 5, t, nt, 32);
+	fx_write(f->dir, "olmo2.gguf", b.p, b.n);
+	fx_free(&b);
+	PJ(f->in, "%s/olmo2.gguf", f->dir);
+	PJ(f->out, "%s/olmo2-folded.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--permute-heads", "--seed",
+				  "5", "--dtype", "f64", NULL), 0);
+	assert_heads_permuted(f->in, f->out);
+	PJ(sc, "%s.fold.json", f->out);
+	assert_true(file_has(sc, "blk.1.attn_k_norm.weight"));
+	PJ(f->undo, "%s/olmo2-undone.gguf", f->dir);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
+	assert_true(same_bytes(f->in, f->undo));
+
+	/* Gemma-style: stored w - 1; 2^-100 + 1 == 1 in double. */
+	nt = fx_llama_tensors(l, NL, NULL, 0, "hf", "F32", t);
+	const double gq[4] = {ldexp(1, -100), 0.25, -0.5, 0.125}, gk[2] = {0.375, ldexp(1, -100)};
+	nt = add_norms(t, nt, "hf", gq, gk, qk);
+	char dir[4300], cfg[1024];
+	PJ(dir, "%s/gemma", f->dir);
+	mkdir(dir, 0755);
+	fx_hf_config(cfg, sizeof cfg, "gemma", &shape, NL, 8, "");
+	fx_write(dir, "config.json", cfg, strlen(cfg));
+	fx_safetensors(&b, t, nt);
+	fx_write(dir, "model.safetensors", b.p, b.n);
+	fx_free(&b);
+	free_layers(l);
+	Model *m = open_ok(dir);
+	Layer g;
+	char err[512];
+	if (model_load_layer(m, 0, &g, err, sizeof err))
+		fail_msg("%s", err);
+	assert_true(g.q_norm[0] == 1.0 && g.q_norm[8] == 1.25);
+	layer_free(&g);
+	model_close(m);
+	PJ(f->out, "%s/gemma-folded", f->dir);
+	assert_int_equal(run_fold("--model", dir, "--out", f->out, "--permute-heads", "--seed",
+				  "5", "--dtype", "f64", NULL), 0);
+	assert_heads_permuted(dir, f->out);
+	PJ(sc, "%s/fold.json", f->out);
+	PJ(f->undo, "%s/gemma-undone", f->dir);
+	assert_int_equal(run_fold("--model", f->out, "--out", f->undo, "--undo", sc, NULL), 0);
+	PJ(p, "%s/model.safetensors", dir);
+	PJ(q, "%s/model.safetensors", f->undo);
+	assert_true(same_bytes(p, q));
+	/* Without --permute-heads the norms stay as they are. */
+	PJ(f->out, "%s/gemma-kept", f->dir);
+	assert_int_equal(run_fold("--model", dir, "--out", f->out, NULL), 0);
+	PJ(sc, "%s/fold.json", f->out);
+	assert_false(file_has(sc, "q_norm"));
+	assert_relation(dir, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+}
+
 /* Path rules: same file, existing OUT, unwritable target, failures. */
 static void test_refusals(void **state)
 {
@@ -839,6 +968,7 @@ int main(void)
 		cmocka_unit_test(test_shard_subfolder_force),
 		cmocka_unit_test(test_single_file),
 		cmocka_unit_test(test_fused),
+		cmocka_unit_test(test_qk_norm_all_heads),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_tui_actions),
 	};

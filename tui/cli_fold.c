@@ -34,7 +34,8 @@ static void fold_help(void)
 	       "Where a layer's learned QK-norm weight (Qwen3, OLMo2) differs within a\n"
 	       "RoPE pair, R_q and R_k turn that pair by 0 or pi only, the angles that\n"
 	       "commute with the norm, so the rewrite stays exact; one line on stderr\n"
-	       "says how many pairs.\n"
+	       "says how many pairs. With --permute-heads, QK-norm weights over all\n"
+	       "heads (OLMo2) are written in the new head order (and put back by --undo).\n"
 	       "Rotated tensors are stored in their own dtype (rounded; the relative\n"
 	       "error is reported), or as F32 / F64 with --dtype f32 / f64 (GGUF and\n"
 	       "safetensors; llama2.c holds F32 only).\n"
@@ -159,6 +160,28 @@ static StoreDtype store_of(TensorDtype t)
 		: t == TDT_BF16 ? STORE_BF16 : STORE_F32;
 }
 
+/* Whether the k-th layer's QK-norm weight t (over all heads) is rewritten:
+ * it moves with its heads when the fold reorders the kv groups, and an
+ * undo moves it back when the fold recorded it (a sidecar that does not
+ * name it left it in place). It keeps its own dtype: nothing rounds it. */
+static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
+		       const TensorRef *t, TensorDtype *dt)
+{
+	if (!t || !lt->qk_norm_all_heads)
+		return false;
+	const char *in = NULL;
+	if (r->undo) {
+		in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
+		if (!in)
+			return false;
+	} else if (!r->o.fold.permute_heads || model_info(r->m)->shape.n_kv_heads < 2) {
+		return false;
+	}
+	if (!in || writer_dtype_parse(in, dt))
+		*dt = t->dtype;
+	return true;
+}
+
 /* Mark every tensor a fold changes in the chosen layers. */
 static int mark_tensors(FoldRun *r)
 {
@@ -178,6 +201,47 @@ static int mark_tensors(FoldRun *r)
 			if (u > r->unit)
 				r->unit = u;
 		}
+		for (int q = 0; q < 2; q++) {
+			const TensorRef *t = q ? lt.k_norm : lt.q_norm;
+			TensorDtype dt;
+			if (!norm_moves(r, k, &lt, t, &dt))
+				continue;
+			if (!writer_dtype_name(dt)) {
+				snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: its heads cannot be "
+					 "reordered in a block quantization", t->file, t->name,
+					 t->dtype_name);
+				return -1;
+			}
+			if (writer_replace(r->w, t, dt, r->err, sizeof r->err))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Store the k-th layer's QK-norm weights over all heads in the order plan
+ * gives the heads (core's fold_apply moves them so in memory). */
+static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const FoldPlan *plan)
+{
+	const LayerShape *s = &model_info(r->m)->shape;
+	for (int q = 0; q < 2; q++) {
+		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
+		TensorDtype dt;
+		WriterRounding wr;
+		if (!norm_moves(r, k, lt, t, &dt))
+			continue;
+		double *v = malloc(t->nelem * sizeof(double));
+		if (!v) {
+			snprintf(r->err, sizeof r->err, "%s: out of memory", t->name);
+			return -1;
+		}
+		int bad = model_norm_permute(t, q ? 1 : s->n_heads / s->n_kv_heads, s->head_dim,
+					     s->n_kv_heads, plan->perm, v, r->err, sizeof r->err) ||
+			  writer_put(r->w, t, v, &wr, r->err, sizeof r->err);
+		free(v);
+		if (bad)
+			return -1;
+		sidecar_add_tensor(r->record, t->name, t->dtype_name, writer_dtype_name(dt));
 	}
 	return 0;
 }
@@ -266,6 +330,8 @@ static int fold_layer(FoldRun *r, size_t k)
 		out_dtype(r, k, tr, &dt);
 		sidecar_add_tensor(r->record, tr->name, tr->dtype_name, writer_dtype_name(dt));
 	}
+	if (put_norms(r, k, &lt, &plan))
+		goto out;
 	sidecar_set_rounding(r->record, rel);
 	r->rel[k] = rel;
 	if (rel > r->max_rel)
