@@ -385,8 +385,8 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 		    ls->worst_head, ls->worst_m, ls->worst_n, off);
 		if (rep->by_offset_ref[0] > 0 &&
 		    rep->by_offset[0] <= rep->tol * ls->ref_max && rep->seq > 1)
-			say(&t, " The diagonal m = n survives (Theta_0 = I); the error grows "
-				"with the offset m - n.");
+			say(&t, " The diagonal m = n survives (Theta_0 = I); off it the "
+				"error depends on the offset m - n.");
 		why_scores(&t, l, cfg, rep);
 	}
 	if (dg->heads_permuted && !(ls->holds && lh->holds))

@@ -56,7 +56,10 @@ void levels_predict(const Layer *l, const FoldConfig *cfg,
 		    (!(drop & ASSUME_GQA_CONSISTENT) ||
 		     l->shape.n_heads == l->shape.n_kv_heads) &&
 		    (!(drop & ASSUME_BIAS) || !qk_bias) &&
-		    (cfg->qk_norm_exact || !levels_qk_norm_splits_pairs(l));
+		    (cfg->qk_norm_exact || !levels_qk_norm_splits_pairs(l)) &&
+		    /* R_q, R_k built for the other layout commute with the
+		     * wrong pairs */
+		    (!cfg->layout_set || cfg->layout == l->rope.layout);
 	}
 	bool VO = (rv == ro);
 	if (VO && rv)

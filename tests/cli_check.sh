@@ -21,7 +21,7 @@ bad() {
 	fi
 }
 
-echo "1..96"
+echo "1..97"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -38,7 +38,14 @@ expect 1 "float32 with a float64 tolerance breaks a guaranteed level" --precisio
 # evaluation and builds the fold for the named one.
 dm="${SRCDIR:-.}/data/default-model"
 expect 0 "a checkpoint with its own layout named" --model "$dm" --rope half
-expect 1 "a checkpoint's fold built for the wrong layout breaks" --model "$dm" --rope interleaved
+# the runtime's RoPE pairs are not the ones R commutes with: no guarantee,
+# so a break, but not a bug (exit 0)
+expect 0 "a checkpoint's fold built for the wrong layout: not guaranteed" --model "$dm" --rope interleaved
+if grep -Eq "^score +not guar\. +breaks" "$tmp/out" && ! grep -q "BUG" "$tmp/out"; then
+	ok "... its score level breaks, predicted so"
+else
+	notok "... its score level breaks, predicted so"; sed 's/^/# /' "$tmp/out"
+fi
 if grep -q "built for the interleaved layout" "$tmp/out" && grep -q "^rope    half" "$tmp/out"; then
 	ok "the table names the fold's layout and keeps the checkpoint's"
 else

@@ -22,9 +22,10 @@ static const TourStep steps[] = {
 	 "with RoPE. On the diagonal m = n the rotations cancel (Theta_0 = I), "
 	 "so the heatmap stays dark there; off it the score error appears.",
 	 CMDS("load default", "reset", "drop commutes", "view heatmap")},
-	{"... and the error grows with the offset",
-	 "The same fold, seen by relative offset m - n: zero offset is exact, "
-	 "and the error rises as R Theta_(n-m) and Theta_(n-m) R drift apart.",
+	{"... and the error lives off the diagonal",
+	 "The same fold, seen by relative offset m - n: zero offset is exact; "
+	 "within the first offsets the error rises as R Theta_(n-m) and "
+	 "Theta_(n-m) R drift apart, then stays at the scale of the scores.",
 	 CMDS("load default", "reset", "drop commutes", "view offset")},
 	{"V and O need no RoPE hypothesis",
 	 "Rotate only V and O, with the same non-commuting rotation. Still "
