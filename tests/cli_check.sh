@@ -146,11 +146,11 @@ badin check --d-model "not with --model" --model "$dm" --d-model 32 --with-bias
 badin check --with-bias "not with --model" --with-bias --model "$dm"
 badin bench --heads "not with --model" --model "$dm" --heads 2 --repeat 1
 badin tui --kv-heads "not with --model" --model "$dm" --kv-heads 1
-M="${SRCDIR:-.}/../shared/models"
+M=${ROPEFOLD_SHARED_MODELS:-${SRCDIR:-.}/../shared/models}
 if [ -d "$M/tiny_llama_hf" ]; then
 	badin check --heads "not with --model" --model "$M/tiny_llama_hf" --heads 2
 else
-	skip "check --model tiny_llama_hf --heads 2 refused" "no ../shared/models"
+	skip "check --model tiny_llama_hf --heads 2 refused" "no shared models at $M"
 fi
 badin check --heads "kv heads" --heads 2
 badin check --layer "give --model" --layer 1

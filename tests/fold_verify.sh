@@ -2,11 +2,11 @@
 # End-to-end tests of `ropefold verify` on the shared real checkpoints:
 # identical files across formats, a tampered copy located to its layer,
 # head and tensor, --layers ranges, --json, folds of QK-norm copies, bad
-# input. Prints TAP; skips
-# without ../shared/models.
+# input. Prints TAP; skips without the shared checkpoints
+# ($ROPEFOLD_SHARED_MODELS, else $SRCDIR/../shared/models).
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
-M="$SRCDIR/../shared/models"
+M=${ROPEFOLD_SHARED_MODELS:-$SRCDIR/../shared/models}
 if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ]; then
 	echo "1..0 # SKIP no shared models at $M"
 	exit 0

@@ -3,10 +3,11 @@
 # then verify in every format, --undo, dropped assumptions and permuted
 # heads named by verify, --json, shards in a subfolder, an interrupted
 # write, refused outputs.
-# Prints TAP; skips without ../shared/models.
+# Prints TAP; skips without the shared checkpoints ($ROPEFOLD_SHARED_MODELS,
+# else $SRCDIR/../shared/models).
 : "${ROPEFOLD:=./ropefold}"
 : "${SRCDIR:=.}"
-M="$SRCDIR/../shared/models"
+M=${ROPEFOLD_SHARED_MODELS:-$SRCDIR/../shared/models}
 if [ ! -f "$M/stories260K.bin" ] || [ ! -f "$M/stories260K.gguf" ] || [ ! -d "$M/tiny_llama_hf" ]; then
 	echo "1..0 # SKIP no shared models at $M (stories260K.bin, stories260K.gguf, tiny_llama_hf/)"
 	exit 0

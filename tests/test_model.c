@@ -267,8 +267,9 @@ int main(void)
 	char buf[4096];
 	size_t n = sizeof tests / sizeof tests[0];
 	if (!shared_models(buf, sizeof buf)) {
-		printf("# shared models not found: skipping test_shared_stories and "
-		       "test_shared_hf\n");
+		printf("# no shared models at %s ($ROPEFOLD_SHARED_MODELS, else "
+		       "$SRCDIR/../shared/models): skipping test_shared_stories and "
+		       "test_shared_hf\n", buf);
 		n -= 2;
 	}
 	return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
