@@ -30,11 +30,18 @@ if [ -n "$missing" ]; then
 fi
 
 # A top-level folder named core/ collides with autoconf's 'rm -f core':
-# always build out of tree.
-[ -x configure ] || ./autogen.sh >/dev/null
+# always build out of tree (configure still says it cannot remove the
+# build's own core/ folder: harmless, so its chatter goes to a log that is
+# shown only when a step fails).
+log=$(mktemp "${TMPDIR:-/tmp}/ropefold-setup.XXXXXX")
+trap 'rm -f "$log"' EXIT
+quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "setup: '$*' failed" >&2; exit 1; }; }
+[ -x configure ] || quiet ./autogen.sh
 mkdir -p build
 cd build
-[ -f Makefile ] || ../configure -q
+[ -f Makefile ] || quiet ../configure -q
 make -j"$(nproc)" >/dev/null
 echo "setup: built $(pwd)/ropefold"
+rm -f "$log"
+trap - EXIT
 [ "${1:-}" = "--no-run" ] || exec ./ropefold
