@@ -22,6 +22,7 @@ static void usage(FILE *f)
 		"  (none)    the TUI on the built-in default layer (a check report\n"
 		"            when standard output is not a terminal)\n"
 		"  tui       the TUI on a random or loaded layer\n"
+		"  tour      the classroom tour of the canonical cases in the TUI\n"
 		"  check     one evaluation, printed as a table or JSON\n"
 		"  fold      write a folded checkpoint\n"
 		"  verify    decide whether checkpoint B is an exact fold of A\n"
