@@ -176,8 +176,22 @@ static void test_load_layer(void **state)
 	(void)state;
 	TuiSettings s = fresh();
 	char msg[512];
-	assert_int_equal(run(&s, "layer 3", msg), CMD_ERROR);
+	/* the built-in default model is a checkpoint: its layers are there */
+	assert_int_equal(s.source, SOURCE_DEFAULT);
+	assert_int_equal(run(&s, "layer 1", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.layer, 1);
+	assert_int_equal(s.source, SOURCE_DEFAULT);
+	assert_string_equal(msg, "layer 1");
+	/* a random layer has none */
+	assert_int_equal(run(&s, "load random", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.layer, 0);
+	assert_int_equal(run(&s, "layer 1", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "random layer"));
+	assert_int_equal(s.opts.layer, 0);
+	assert_int_equal(run(&s, "load default", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "layer 1", msg), CMD_CHANGED);
 	assert_int_equal(run(&s, "load /some/where/model.gguf", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.layer, 0);
 	assert_int_equal(s.source, SOURCE_FILE);
 	assert_string_equal(s.model_path, "/some/where/model.gguf");
 	RunOptions o;
@@ -192,9 +206,15 @@ static void test_load_layer(void **state)
 	assert_int_equal(s.source, SOURCE_RANDOM);
 	commands_settings_options(&s, &o);
 	assert_null(o.model_path);
+	assert_int_equal(run(&s, "layer 1", msg), CMD_ERROR);
 	assert_int_equal(run(&s, "load default", msg), CMD_CHANGED);
 	assert_int_equal(s.source, SOURCE_DEFAULT);
 	assert_int_equal(run(&s, "load", msg), CMD_ERROR);
+	/* loading the default starts at its first layer */
+	assert_int_equal(run(&s, "load /some/where/model.gguf", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "layer 3", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "load default", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.layer, 0);
 }
 
 static void test_view_head_misc(void **state)

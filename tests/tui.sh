@@ -243,9 +243,27 @@ start "'$ROPEFOLD' tui --load nowhere"
 check "a bad flag: one line, exit 2, no screen taken" "unknown flag"
 check "... exit 2" "EXIT=2"
 start "'$ROPEFOLD'"
-check "ropefold with no arguments on a terminal opens the explorer" "default layer"
+check "ropefold with no arguments on a terminal opens the explorer" "default layer 0 "
+# the built-in default model is a checkpoint of two layers: :layer reloads
+keys ':layer 1' Enter
+check ":layer 1 on the default model: the header shows layer 1" "default layer 1 "
+check ":layer 1 on the default model: its levels arrive" "residual +yes +. holds"
+check_not ":layer 1 on the default model: not refused" "no checkpoint|:load PATH"
+keys 9
+check ":layer 1 on the default model: the info view names layer 1" "default model, layer 1"
+keys ':layer 2' Enter
+check ":layer 2 on the default model: out of range, said so" "has 2 layers"
+check "... and the explorer stays on layer 1" "default layer 1 "
+keys ':export out-default' Enter
+check ":export on the default model writes the layer shown" "exported layer 1 folded"
 keys q
 check "... and q leaves it" "EXIT=0"
+if "$ROPEFOLD" verify "${SRCDIR:-.}/data/default-model" "$WORK/out-default" >"$WORK/screen" 2>&1 &&
+	grep -q "^layer 0: identical" "$WORK/screen" && grep -q "^layer 1: commuting fold" "$WORK/screen"; then
+	ok ":export from layer 1 of the default model folds layer 1 only"
+else
+	not_ok ":export from layer 1 of the default model folds layer 1 only"
+fi
 
 echo "1..$n"
 [ "$failed" = 0 ]

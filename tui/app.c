@@ -284,7 +284,7 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 		if (rc == 0 && !br.equivalent) {
 			/* Jump to the first break. */
 			a->set.head = br.head;
-			if (a->set.source == SOURCE_FILE && a->set.opts.layer != br.layer) {
+			if (a->set.source != SOURCE_RANDOM && a->set.opts.layer != br.layer) {
 				a->set.opts.layer = br.layer;
 				submit(a);
 			}

@@ -344,9 +344,11 @@ static unsigned cmd_load(TuiSettings *s, const char *cmd, const char *arg,
 	if (!strcmp(arg, "default")) {
 		s->source = SOURCE_DEFAULT;
 		s->model_path[0] = 0;
+		s->opts.layer = 0;
 	} else if (!strcmp(arg, "random")) {
 		s->source = SOURCE_RANDOM;
 		s->model_path[0] = 0;
+		s->opts.layer = 0;
 	} else {
 		if (strlen(arg) >= sizeof s->model_path)
 			ERR("%s: path too long", cmd);
@@ -361,8 +363,10 @@ static unsigned cmd_load(TuiSettings *s, const char *cmd, const char *arg,
 static unsigned cmd_layer(TuiSettings *s, const char *cmd, const char *arg,
 			  char *msg, size_t msglen)
 {
-	if (s->source != SOURCE_FILE)
-		ERR("%s: no checkpoint loaded (':load PATH' first)", cmd);
+	/* The built-in default model is a checkpoint too: any of its layers. */
+	if (s->source == SOURCE_RANDOM)
+		ERR("%s: a random layer has no checkpoint; ':load PATH' or ':load default' first",
+		    cmd);
 	unsigned r = cmd_flag(s, cmd, arg, msg, msglen);
 	if (!(r & CMD_ERROR))
 		snprintf(msg, msglen, "layer %zu", s->opts.layer);
@@ -466,7 +470,7 @@ static const CmdDef cmds[] = {
 	{"precision", "f64|f32", "compute precision", cmd_flag, "--precision"},
 	{"tol", "X", "relative tolerance (or default)", cmd_tol, "--tol"},
 	{"load", "PATH", "load a checkpoint (or default, random)", cmd_load, NULL},
-	{"layer", "N", "layer of the loaded checkpoint", cmd_layer, "--layer"},
+	{"layer", "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer"},
 	{"export", "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL},
 	{"verify", "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL},
 	{"view", "NAME", "main view: heatmap offset heads pairs info", cmd_view, NULL},

@@ -40,7 +40,7 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	commands_settings_options(s, &o);
 	o.model_path = model;
 	o.out = path;
-	snprintf(layers, sizeof layers, "%zu", s->source == SOURCE_FILE ? s->opts.layer : 0);
+	snprintf(layers, sizeof layers, "%zu", s->opts.layer);
 	o.layers = layers;
 	o.dtype = "keep";
 	o.undo = NULL;

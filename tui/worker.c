@@ -57,8 +57,9 @@ static bool same_workload(const TuiSettings *a, const TuiSettings *b)
 	const RunOptions *x = &a->opts, *y = &b->opts;
 	if (a->source != b->source)
 		return false;
-	if (a->source == SOURCE_FILE &&
-	    (strcmp(a->model_path, b->model_path) || x->layer != y->layer))
+	if (a->source == SOURCE_FILE && strcmp(a->model_path, b->model_path))
+		return false;
+	if (a->source != SOURCE_RANDOM && x->layer != y->layer)
 		return false;
 	if (a->source == SOURCE_RANDOM &&
 	    (memcmp(&x->shape, &y->shape, sizeof x->shape) || x->with_bias != y->with_bias))

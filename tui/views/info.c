@@ -25,8 +25,10 @@ static void info_draw(const ViewContext *c)
 	int y = 0;
 	int k = colors_attr(CLR_PANEL);
 	draw_text(w, y, 0, k, "layer");
-	if (!strcmp(li->source, "default") || !strcmp(li->source, "random"))
-		draw_textf(w, y++, 10, 0, "%s layer", li->source);
+	if (!strcmp(li->source, "random"))
+		draw_text(w, y++, 10, 0, "random layer");
+	else if (!strcmp(li->source, "default"))
+		draw_textf(w, y++, 10, 0, "the built-in default model, layer %zu", li->layer_index);
 	else
 		draw_textf(w, y++, 10, 0, "%s, layer %zu", li->source, li->layer_index);
 	draw_textf(w, y++, 10, 0, "D=%zu  H=%zu  G=%zu (%zu per group)  d=%zu  %.1f MiB f64",

@@ -42,8 +42,10 @@ void panels_title(WINDOW *w, const EvalResult *r, bool computing)
 	if (r) {
 		const LayerInfo *li = &r->info;
 		char src[96];
-		if (!strcmp(li->source, "default") || !strcmp(li->source, "random"))
-			snprintf(src, sizeof src, "%.8s layer", li->source);
+		if (!strcmp(li->source, "random"))
+			snprintf(src, sizeof src, "random layer");
+		else if (!strcmp(li->source, "default"))
+			snprintf(src, sizeof src, "default layer %zu", li->layer_index);
 		else {
 			const char *base = strrchr(li->source, '/');
 			base = base && base[1] ? base + 1 : li->source;
