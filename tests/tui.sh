@@ -121,6 +121,43 @@ check "? opens the help generated from the key table" "hold/drop commutes"
 keys x
 check "any key closes the help" "m down, n across"
 
+# ---- the help at 80 columns: long lines wrap, the whole text scrolls --------
+# scroll_to ERE: j down the help until the screen matches (at most 150 lines)
+scroll_to() {
+	lines=0  # not i: wait_for counts with that
+	while [ "$lines" -lt 150 ]; do
+		wait_for "$1" 3 && return 0
+		keys j
+		lines=$((lines + 1))
+	done
+	return 1
+}
+keys ?
+check "help: the first screen, scroll position shown" " 1-21 of [0-9]+ "
+if scroll_to "^│ {28}permute-heads, kind, rope, precision +│$"; then
+	ok "help at 80 columns: a long command line ends on a line under its description"
+else
+	not_ok "help at 80 columns: a long command line ends on a line under its description"
+fi
+if scroll_to "^│ {28}hadamard pair-swap pair-reflect layout-mismatch +│$"; then
+	ok "help at 80 columns: ... every word of it is there"
+else
+	not_ok "help at 80 columns: ... every word of it is there"
+fi
+check_not "help at 80 columns: no line runs into the frame" "^│.*[^│]$"
+keys G
+check "help: G scrolls to the end" "^│ {9}where the theorem promises nothing\. +│$"
+check "help: ... the last line is the last of the text" "-([0-9]+) of \1 "
+total=$(grep -Eo -- "-[0-9]+ of [0-9]+ " "$WORK/screen" | sed 's/.* of //; s/ //g')
+keys j j j
+check "help: scrolling past the end stays at the end" " $((total - 20))-$total of $total "
+keys k
+check "help: ... and one line back up moves at once" " $((total - 21))-$((total - 1)) of $total "
+keys g
+check "help: g back to the top" " 1-21 of "
+keys x
+check "help: closed again" "m down, n across"
+
 # ---- resize ----------------------------------------------------------------
 $TM resize-window -t rf -x 100 -y 30
 check "a resize redraws at the new size" "^.{99}┐$"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <langinfo.h>
+#include <limits.h>
 #include <locale.h>
 #include <poll.h>
 #include <signal.h>
@@ -382,11 +383,13 @@ static void draw_all(App *a)
 		if (all[i] != a->w_status)
 			wnoutrefresh(all[i]);
 	if (a->help) {
-		panels_help(a->w_help, a->help_scroll);
+		/* over the status line too: its last row shows where one is */
+		panels_help(a->w_help, &a->help_scroll);
 		wnoutrefresh(a->w_help);
+	} else {
+		/* Last, so the cursor lands on the command line. */
+		wnoutrefresh(a->w_status);
 	}
-	/* Last, so the cursor lands on the command line. */
-	wnoutrefresh(a->w_status);
 	doupdate();
 }
 
@@ -543,12 +546,14 @@ static void on_key(App *a, int ch)
 			a->help_scroll += rows;
 		else if (ch == KEY_PPAGE)
 			a->help_scroll -= rows;
+		else if (ch == KEY_HOME || ch == 'g')
+			a->help_scroll = 0;
+		else if (ch == KEY_END || ch == 'G')
+			a->help_scroll = INT_MAX / 2;  /* the draw clamps it to the end */
 		else
 			a->help = false;
 		if (a->help_scroll < 0)
 			a->help_scroll = 0;
-		const char **unused = NULL;
-		(void)unused;
 		return;
 	}
 	if (a->small) {

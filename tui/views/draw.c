@@ -17,6 +17,28 @@ size_t draw_width(const char *s)
 	return n;
 }
 
+size_t draw_wrap_span(const char *s, int cols, const char **next)
+{
+	const char *p = s, *brk = NULL;
+	int used = 0;
+	while (*p) {
+		/* a space after a word: the line may end here */
+		if (*p == ' ' && p > s && p[-1] != ' ')
+			brk = p;
+		if (used == cols)
+			break;
+		p++;
+		while (((unsigned char)*p & 0xc0) == 0x80)
+			p++;
+		used++;
+	}
+	const char *end = !*p || !brk ? p : brk;
+	*next = end;
+	while (**next == ' ')
+		(*next)++;
+	return (size_t)(end - s);
+}
+
 int draw_text(WINDOW *w, int y, int x, int attr, const char *s)
 {
 	int maxy, maxx;

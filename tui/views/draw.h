@@ -18,6 +18,11 @@ int draw_textf(WINDOW *w, int y, int x, int attr, const char *fmt, ...)
  * last line ends in an ellipsis when text is left over. Returns lines. */
 int draw_wrap(WINDOW *w, int y, int x, int cols, int maxlines, int attr,
 	      const char *s);
+/* Where to break s for a line of cols columns (cols >= 1): the bytes of
+ * the words that fit, or of the first cols characters when the first word
+ * alone is longer. *next is set past the break and the spaces after it
+ * (at the end of s when everything fits). */
+size_t draw_wrap_span(const char *s, int cols, const char **next);
 /* Columns s takes (one per UTF-8 character). */
 size_t draw_width(const char *s);
 

@@ -244,28 +244,40 @@ void panels_bar(WINDOW *w, bool prompt, const char *matches)
 	}
 }
 
-/* The help text as lines (built once). */
-static int help_lines(const char ***out)
+/* One paragraph of the help: wrapped to the window's width, its
+ * continuation lines indented by hang columns (under the description). */
+typedef struct {
+	const char *text;
+	int hang;
+} HelpLine;
+
+#define HELP_MAX 256
+#define KEY_COL 19   /* "  " + 16 columns of key names + " " */
+#define CMD_COL 27   /* "  " + 24 columns of command + " " */
+
+/* The help text as paragraphs (built once). */
+static int help_lines(const HelpLine **out)
 {
-	static const char *lines[256];
-	static char store[256][128];
+	static HelpLine lines[HELP_MAX];
+	static char store[HELP_MAX][256];
 	static int n;
 	if (n) {
 		*out = lines;
 		return n;
 	}
-#define ADD(...)                                                          \
+#define ADD(h, ...)                                                       \
 	do {                                                              \
-		if (n < 256) {                                            \
+		if (n < HELP_MAX) {                                       \
 			snprintf(store[n], sizeof store[n], __VA_ARGS__); \
-			lines[n] = store[n];                              \
+			lines[n].text = store[n];                         \
+			lines[n].hang = (h);                              \
 			n++;                                              \
 		}                                                         \
 	} while (0)
-	ADD("ropefold: fold RoPE-commuting rotations into attention and watch the");
-	ADD("three invariance levels (score, single head, residual) live.");
-	ADD("%s", "");
-	ADD("KEYS");
+	ADD(0, "ropefold: fold RoPE-commuting rotations into attention and watch the "
+	       "three invariance levels (score, single head, residual) live.");
+	ADD(0, "%s", "");
+	ADD(0, "KEYS");
 	size_t nk;
 	const KeyDef *t = keys_table(&nk);
 	for (size_t i = 0; i < nk; i++) {
@@ -283,47 +295,78 @@ static int help_lines(const char ***out)
 					strncat(names, " ", sizeof names - strlen(names) - 1);
 				strncat(names, t[j].name, sizeof names - strlen(names) - 1);
 			}
-		ADD("  %-16s %s", names, t[i].help);
+		ADD(KEY_COL, "  %-16s %s", names, t[i].help);
 	}
-	ADD("  %-16s %s", "mouse", "click a toggle to flip it, a tab to switch views");
-	ADD("%s", "");
-	ADD("VIEWS");
+	ADD(KEY_COL, "  %-16s %s", "mouse", "click a toggle to flip it, a tab to switch views");
+	ADD(0, "%s", "");
+	ADD(0, "VIEWS");
 	for (int v = 0; v < VIEW_COUNT; v++)
-		ADD("  %-16s %s", views_get((ViewId)v)->name, views_get((ViewId)v)->help);
-	ADD("%s", "");
-	ADD("COMMANDS (after ':'; Tab completes, history is kept across runs)");
+		ADD(KEY_COL, "  %-16s %s", views_get((ViewId)v)->name, views_get((ViewId)v)->help);
+	ADD(0, "%s", "");
+	ADD(0, "COMMANDS (after ':'; Tab completes, history is kept across runs)");
 	const char *const *c = commands_help_lines();
 	for (size_t i = 0; c[i]; i += 2)
-		ADD("  %-24s %s", c[i], c[i + 1]);
-	ADD("%s", "");
-	ADD("COLORS  green holds; red: a guaranteed level breaks (a bug);");
-	ADD("        yellow: breaks where the theorem promises nothing.");
+		ADD(CMD_COL, "  %-24s %s", c[i], c[i + 1]);
+	ADD(0, "%s", "");
+	ADD(8, "COLORS  green holds; red: a guaranteed level breaks (a bug); "
+	       "yellow: breaks where the theorem promises nothing.");
 #undef ADD
 	*out = lines;
 	return n;
 }
 
-int panels_help(WINDOW *w, int scroll)
+/* Wrap the help to cols columns and draw the screen lines first..first+rows-1
+ * at row 1 of w (w NULL: only count). Returns the number of screen lines. */
+static int help_layout(WINDOW *w, int cols, int first, int rows)
 {
-	const char **lines;
+	const HelpLine *lines;
 	int n = help_lines(&lines);
+	int total = 0;
+	for (int i = 0; i < n; i++) {
+		const char *s = lines[i].text;
+		int hang = lines[i].hang;
+		if (cols - hang < 16)
+			hang = 0;
+		bool head = s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+		bool cont = false;
+		do {
+			int x = cont ? hang : 0;
+			const char *next;
+			size_t len = draw_wrap_span(s, cols - x, &next);
+			if (w && total >= first && total < first + rows) {
+				char buf[256];
+				if (len >= sizeof buf)
+					len = sizeof buf - 1;
+				memcpy(buf, s, len);
+				buf[len] = 0;
+				int a = head && !cont ? colors_attr(CLR_PANEL) : 0;
+				draw_text(w, 1 + total - first, 2 + x, a, buf);
+			}
+			total++;
+			s = next;
+			cont = true;
+		} while (*s);
+	}
+	return total;
+}
+
+int panels_help(WINDOW *w, int *scroll)
+{
 	int maxy = getmaxy(w), maxx = getmaxx(w);
 	werase(w);
 	box_title(w, "help");
-	int rows = maxy - 2;
-	if (scroll > n - rows)
-		scroll = n - rows;
-	if (scroll < 0)
-		scroll = 0;
-	for (int i = 0; i < rows && scroll + i < n; i++) {
-		const char *l = lines[scroll + i];
-		int a = (l[0] >= 'A' && l[0] <= 'Z' && l[1] >= 'A' && l[1] <= 'Z') ? colors_attr(CLR_PANEL) : 0;
-		draw_text(w, 1 + i, 2, a, l);
-	}
+	int rows = maxy - 2, cols = maxx - 4;
+	if (rows < 1 || cols < 1)
+		return 0;
+	int n = help_layout(NULL, cols, 0, 0);
+	if (*scroll > n - rows)
+		*scroll = n - rows;
+	if (*scroll < 0)
+		*scroll = 0;
+	help_layout(w, cols, *scroll, rows);
 	draw_textf(w, maxy - 1, 2, colors_attr(CLR_DIM),
-		   " Up/Down scroll  any other key closes  %d-%d of %d ", scroll + 1,
-		   scroll + rows < n ? scroll + rows : n, n);
-	(void)maxx;
+		   " Up/Down PgUp/PgDn Home/End scroll  any other key closes  %d-%d of %d ",
+		   *scroll + 1, *scroll + rows < n ? *scroll + rows : n, n);
 	return n;
 }
 

@@ -30,9 +30,11 @@ void panels_view_frame(WINDOW *w, ViewId cur, int tab_x[VIEW_COUNT + 1]);
 void panels_status(WINDOW *w, const char *msg, bool error, const EvalResult *r);
 /* The function bar from the key table, or the prompt's hints. */
 void panels_bar(WINDOW *w, bool prompt, const char *matches);
-/* The help screen, from the key table and the command table, scrolled by
- * scroll lines; returns the total number of lines. */
-int panels_help(WINDOW *w, int scroll);
+/* The help screen, from the key table and the command table, wrapped to
+ * the window's width and scrolled by *scroll screen lines (clamped here to
+ * what the text needs, so the caller may overshoot); returns the number of
+ * screen lines the help takes. */
+int panels_help(WINDOW *w, int *scroll);
 /* The screen shown below 80x24. */
 void panels_too_small(WINDOW *w);
 
