@@ -44,16 +44,42 @@ same "$M/tiny_llama_hf/golden_meta.txt" "$tmp/f-tiny_llama_hf/golden_meta.txt" "
 # ---- --undo ------------------------------------------------------------------
 run 0 "undo the llama2.c fold" fold --model "$tmp/f-stories260K.bin" --out "$tmp/u.bin" \
 	--undo "$tmp/f-stories260K.bin.fold.json"
+# an undo says what it did: the layers with the seeds the sidecar recorded,
+# and no rounding figure where it cannot know (kept in F32, it rounds again)
+seed4=$(tr -d ' \n' <"$tmp/f-stories260K.bin.fold.json" | grep -o '"layer":4,"seed":[0-9]*' |
+	sed 's/.*://')
+has "undid the fold of layer 4 (seed $seed4): within f32 rounding" "llama2.c undo: layer and recorded seed named"
+has "restored within the stored dtype's rounding (f32)" "llama2.c undo: within f32 rounding, no misleading figure"
+if grep -q "seed 0\|relative rounding error\|): bit for bit" "$tmp/out"; then
+	notok "llama2.c undo: no seed 0, no rounding figure, no bit-for-bit claim"; sed 's/^/# /' "$tmp/out"
+else ok "llama2.c undo: no seed 0, no rounding figure, no bit-for-bit claim"; fi
+absent "$tmp/u.bin.fold.json" "no sidecar beside an undo's output"
 run 0 "the undone llama2.c file verifies" verify "$M/stories260K.bin" "$tmp/u.bin"
 has "equal up to f32 rounding\|identical" "llama2.c undo: equal up to f32 rounding (F32 only)"
 run 0 "fold the GGUF into F64" fold --model "$M/stories260K.gguf" --out "$tmp/g64.gguf" --dtype f64
+seed0=$(sed -n 's/^  layer 0: seed \([0-9]*\),.*/\1/p' "$tmp/out")
 run 0 "undo the F64 fold" fold --model "$tmp/g64.gguf" --out "$tmp/gu.gguf" --undo "$tmp/g64.gguf.fold.json"
 same "$M/stories260K.gguf" "$tmp/gu.gguf" "f32 GGUF restored bit for bit"
+has "undid the fold of layer 0 (seed $seed0): bit for bit" "F64 undo: layer 0 with its recorded seed, bit for bit"
+has "restored bit for bit" "F64 undo: says bit for bit"
+absent "$tmp/gu.gguf.fold.json" "no sidecar beside the undone GGUF"
 run 0 "fold the bf16 HF folder into F32" fold --model "$M/tiny_llama_hf" --out "$tmp/h32" --dtype f32
 run 0 "verify the F32 fold" verify "$M/tiny_llama_hf" "$tmp/h32"
 has "commuting fold" "F32 fold of bf16 is a commuting fold"
 run 0 "undo it" fold --model "$tmp/h32" --out "$tmp/hu" --undo "$tmp/h32/fold.json"
 same "$M/tiny_llama_hf/model.safetensors" "$tmp/hu/model.safetensors" "bf16 folder restored bit for bit"
+has "restored bit for bit" "bf16 undo: says bit for bit, not a rounding error"
+absent "$tmp/hu/fold.json" "no fold.json inside the undone folder"
+if command -v python3 >/dev/null 2>&1; then
+	run 0 "undo --json" fold --model "$tmp/h32" --out "$tmp/hu" --undo "$tmp/h32/fold.json" --force --json
+	if python3 -c 'import json,sys
+u=json.load(open(sys.argv[1])); f=json.load(open(sys.argv[2]))
+assert u["undo"] and u["sidecar"] is None and u["bit_for_bit"] and u["max_rel_rounding"] == 0
+assert [l["seed"] for l in u["layers"]] == [l["seed"] for l in f["layers"]]
+assert all(l["bit_for_bit"] and l["max_rel_rounding"] == 0 for l in u["layers"])' "$tmp/out" "$tmp/h32/fold.json"; then
+		ok "undo --json: recorded seeds, bit for bit, no sidecar"
+	else notok "undo --json"; sed 's/^/# /' "$tmp/out"; fi
+fi
 mkdir -p "$tmp/single"
 run 0 "single safetensors file with its config.json" fold --model "$M/tiny_llama_hf/model.safetensors" \
 	--out "$tmp/single/m.safetensors" --layers 1

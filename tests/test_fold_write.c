@@ -2,12 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/testutil.h"
 
 #include "core/verify.h"
+#include "data/default_model.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "tests/ckpt_fixtures.h"
@@ -902,6 +904,181 @@ static void test_refusals(void **state)
 	assert_false(exists(f->out));
 }
 
+/* A JSON file (the test fails when it does not parse). */
+static json_t *load_json(const char *path)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+	if (!j)
+		fail_msg("%s: %s", path, je.text);
+	return j;
+}
+
+/* Copy a file. */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+	assert_non_null(a);
+	assert_non_null(b);
+	int c;
+	while ((c = getc(a)) != EOF)
+		putc(c, b);
+	fclose(a);
+	assert_int_equal(fclose(b), 0);
+}
+
+/* Check an undo's --json summary against the fold's: the seeds the
+ * sidecar recorded, no sidecar, and bit for bit only as claimed. */
+static void assert_undo_json(const char *path, json_t *fold, bool exact)
+{
+	json_t *u = load_json(path);
+	assert_true(json_is_true(json_object_get(u, "undo")));
+	assert_true(json_is_null(json_object_get(u, "sidecar")));
+	assert_int_equal(json_is_true(json_object_get(u, "bit_for_bit")), exact);
+	json_t *mr = json_object_get(u, "max_rel_rounding");
+	/* 0 when restored bit for bit; otherwise unknown, not a number */
+	if (exact)
+		assert_true(json_is_number(mr) && json_number_value(mr) == 0);
+	else
+		assert_true(json_is_null(mr));
+	json_t *ul = json_object_get(u, "layers"), *fl = json_object_get(fold, "layers");
+	assert_int_equal(json_array_size(ul), NL);
+	assert_int_equal(json_array_size(fl), NL);
+	for (size_t i = 0; i < NL; i++) {
+		json_t *a = json_array_get(ul, i), *b = json_array_get(fl, i);
+		json_int_t seed = json_integer_value(json_object_get(b, "seed"));
+		assert_true(seed != 0);
+		assert_int_equal(json_integer_value(json_object_get(a, "layer")),
+				 json_integer_value(json_object_get(b, "layer")));
+		assert_int_equal(json_integer_value(json_object_get(a, "seed")), seed);
+		assert_int_equal(json_is_true(json_object_get(a, "bit_for_bit")), exact);
+	}
+	json_decref(u);
+}
+
+/* What an undo says: the layers it undid with the seeds the sidecar
+ * recorded, "bit for bit" only when the restored tensors provably are the
+ * original's stored values (and then they are), no rounding figure it
+ * cannot know, and no sidecar in its output (which is the original). */
+static void test_undo_report(void **state)
+{
+	Fx *f = *state;
+	write_gguf(f, "m.gguf", "F32");
+	char sc[4500], cap[4500], foldj[4500], line[256];
+	PJ(cap, "%s/report.txt", f->dir);
+	PJ(foldj, "%s/fold.json.out", f->dir);
+
+	/* Kept in F32: the undo rounds again, so it cannot claim bit for bit. */
+	PJ(f->out, "%s/kept.gguf", f->dir);
+	assert_int_equal(run_mode(cli_fold, foldj, "--model", f->in, "--out", f->out, "--json",
+				  NULL), 0);
+	json_t *fold = load_json(foldj);
+	/* fold's own summary keeps its keys */
+	assert_true(json_is_string(json_object_get(fold, "sidecar")));
+	assert_true(json_is_number(json_object_get(fold, "max_rel_rounding")));
+	assert_null(json_object_get(fold, "bit_for_bit"));
+	PJ(sc, "%s.fold.json", f->out);
+	PJ(f->undo, "%s/kept-undone.gguf", f->dir);
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", f->undo, "--undo", sc,
+				  NULL), 0);
+	json_int_t seed0 = json_integer_value(json_object_get(json_array_get(
+		json_object_get(fold, "layers"), 0), "seed"));
+	PJ(line, "undid the fold of layer 0 (seed %lld): within f32 rounding", (long long)seed0);
+	assert_true(file_has(cap, line));
+	assert_true(file_has(cap, "restored within the stored dtype's rounding (f32)"));
+	assert_false(file_has(cap, "seed 0"));
+	assert_false(file_has(cap, "relative rounding error"));
+	assert_false(file_has(cap, "): bit for bit"));
+	assert_true(file_has(cap, "no sidecar written"));
+	char usc[4600];
+	PJ(usc, "%s.fold.json", f->undo);
+	assert_false(exists(usc));
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", f->undo, "--undo", sc,
+				  "--force", "--json", NULL), 0);
+	assert_undo_json(cap, fold, false);
+	json_decref(fold);
+
+	/* Stored as F64: restored bit for bit, and said so. */
+	PJ(f->out, "%s/wide.gguf", f->dir);
+	assert_int_equal(run_mode(cli_fold, foldj, "--model", f->in, "--out", f->out, "--dtype",
+				  "f64", "--json", NULL), 0);
+	fold = load_json(foldj);
+	PJ(sc, "%s.fold.json", f->out);
+	PJ(f->undo, "%s/wide-undone.gguf", f->dir);
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", f->undo, "--undo", sc,
+				  NULL), 0);
+	assert_true(same_bytes(f->in, f->undo));
+	seed0 = json_integer_value(json_object_get(json_array_get(
+		json_object_get(fold, "layers"), 0), "seed"));
+	PJ(line, "undid the fold of layer 0 (seed %lld): bit for bit", (long long)seed0);
+	assert_true(file_has(cap, line));
+	assert_true(file_has(cap, "restored bit for bit"));
+	assert_false(file_has(cap, "relative rounding error"));
+	PJ(usc, "%s.fold.json", f->undo);
+	assert_false(exists(usc));
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", f->undo, "--undo", sc,
+				  "--force", "--json", NULL), 0);
+	assert_undo_json(cap, fold, true);
+	json_decref(fold);
+
+	/* An undo over an earlier fold's OUT (--force) takes that OUT's
+	 * sidecar away: OUT is the original now. */
+	PJ(usc, "%s/kept.gguf.fold.json", f->dir);
+	char kept[4500];
+	PJ(kept, "%s/kept.gguf", f->dir);
+	assert_true(exists(usc));
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", kept, "--undo", sc,
+				  "--force", "--json", NULL), 0);
+	assert_false(exists(usc));
+	assert_true(same_bytes(f->in, kept));
+	json_t *u = load_json(cap);
+	assert_string_equal(json_string_value(json_object_get(u, "removed_sidecar")), usc);
+	json_decref(u);
+	/* ... but never the sidecar the undo reads. */
+	char copy[4500];
+	PJ(copy, "%s/wide-copy.gguf", f->dir);
+	copy_file(f->out, copy);
+	assert_int_equal(run_fold("--model", copy, "--out", f->out, "--undo", sc, "--force", NULL),
+			 0);
+	assert_true(exists(sc));
+	assert_true(same_bytes(f->in, f->out));
+
+	/* An HF folder: no fold.json in the undone folder. */
+	write_hf(f, "hfu", "BF16", false);
+	PJ(f->out, "%s/hfu-folded", f->dir);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", NULL), 0);
+	PJ(sc, "%s/fold.json", f->out);
+	PJ(f->undo, "%s/hfu-undone", f->dir);
+	assert_int_equal(run_mode(cli_fold, cap, "--model", f->out, "--out", f->undo, "--undo", sc,
+				  NULL), 0);
+	assert_true(file_has(cap, "restored bit for bit"));
+	PJ(usc, "%s/fold.json", f->undo);
+	assert_false(exists(usc));
+	char p[4500], q[4500];
+	PJ(p, "%s/model.safetensors", f->in);
+	PJ(q, "%s/model.safetensors", f->undo);
+	assert_true(same_bytes(p, q));
+}
+
+/* The explorer's :export on the built-in default model folds the layer
+ * shown, as for a loaded checkpoint. */
+static void test_tui_export_default(void **state)
+{
+	Fx *f = *state;
+	TuiSettings s;
+	memset(&s, 0, sizeof s);
+	opts_defaults(&s.opts);
+	s.source = SOURCE_DEFAULT;
+	s.opts.layer = 1;
+	char msg[1024], out[4400], model[4096], err[512];
+	if (default_model_path(model, sizeof model, err, sizeof err))
+		fail_msg("%s", err);
+	PJ(out, "%s/default-export", f->dir);
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
+	assert_non_null(strstr(msg, "exported layer 1"));
+	assert_relation(model, out, VERIFY_REL_COMMUTING_FOLD, 1);
+}
+
 /* The explorer's :export and :verify. */
 static void test_tui_actions(void **state)
 {
@@ -970,7 +1147,9 @@ int main(void)
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_qk_norm_all_heads),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_undo_report),
 		cmocka_unit_test(test_tui_actions),
+		cmocka_unit_test(test_tui_export_default),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,11 +42,15 @@ static void fold_help(void)
 	       "safetensors; llama2.c holds F32 only).\n"
 	       "A sidecar JSON (OUT.fold.json, or fold.json inside an output folder)\n"
 	       "records the seed and every rotation; --undo SIDECAR applies the inverse\n"
-	       "and stores each tensor back in the dtype it had before the fold: bit for\n"
-	       "bit when the fold was stored wider than the original (bf16 with --dtype\n"
-	       "f32, f32 with --dtype f64); a fold re-stored in the original's own dtype\n"
-	       "comes back within a unit of roundoff, not bit for bit (rounding the\n"
-	       "rotated weights loses information).\n"
+	       "and stores each tensor back in the dtype it had before the fold: as a\n"
+	       "rule bit for bit when the fold was stored wider than the original (bf16\n"
+	       "with --dtype f32, f32 with --dtype f64); a fold re-stored in the\n"
+	       "original's own dtype comes back within a unit of roundoff, not bit for\n"
+	       "bit (rounding the rotated weights loses information). An undo reports\n"
+	       "each layer with the seed its sidecar recorded, \"bit for bit\" where it\n"
+	       "can prove the stored values are the original's, else \"within the stored\n"
+	       "dtype's rounding\"; it writes no sidecar (its output is the original\n"
+	       "checkpoint) and, over an earlier OUT, removes that OUT's OUT.fold.json.\n"
 	       "Writing is atomic (a temporary in OUT's folder, fsync, rename). OUT may\n"
 	       "not be the input; an existing OUT is refused unless --force.\n"
 	       "Exit 0 on success, 2 on bad usage or input.\n\n");
@@ -122,7 +127,11 @@ typedef struct {
 	size_t nlayers;
 	size_t *undo_index;   /* per layer: its entry in the undone sidecar */
 	double *rel;          /* per layer: max relative rounding error */
-	uint64_t *seeds;      /* per layer */
+	uint64_t *seeds;      /* per layer: drawn, or (undo) as recorded */
+	bool *exact;          /* undo, per layer: provably bit for bit */
+	bool *seed_known;     /* undo, per layer: the sidecar records a seed */
+	bool all_exact;       /* undo: every layer provably bit for bit */
+	bool stale_removed;   /* undo: an old OUT.fold.json was removed */
 	double max_rel, unit;
 	bool progress;        /* on stderr when it is a terminal */
 	bool seed_as_is;      /* every layer drawn from o.fold.seed itself */
@@ -261,7 +270,6 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 				 "rotations: %s", r->o.undo, li, rf_status_str(st));
 			return -1;
 		}
-		r->seeds[k] = 0;
 		return 0;
 	}
 	FoldConfig cfg = r->o.fold;
@@ -277,6 +285,195 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 	r->qk_layers += plan->qk_norm_pinned || plan->qk_norm_tail_pinned;
 	r->qk_tail = r->qk_tail || plan->qk_norm_tail_pinned;
 	return 0;
+}
+
+/* ---- undo: is the restored checkpoint provably the original? ------------- */
+
+/* The gaps from g, a value of storage type t, to its neighbours above
+ * and below (subnormals kept; a power of two has half the gap below it
+ * in magnitude). */
+static void grid_gaps(StoreDtype t, double g, double *up, double *dn)
+{
+	int p = t == STORE_F64 ? 53 : t == STORE_F32 ? 24 : t == STORE_F16 ? 11 : 8;
+	int emin = t == STORE_F64 ? -1022 : t == STORE_F16 ? -14 : -126;
+	double a = fabs(g);
+	if (a == 0) {
+		*up = *dn = ldexp(1.0, emin - p + 1);
+		return;
+	}
+	int e = ilogb(a);
+	if (e < emin)
+		e = emin;
+	double away = ldexp(1.0, e - p + 1);
+	double toward = a == ldexp(1.0, e) && e > emin ? away / 2 : away;
+	*up = g > 0 ? away : toward;
+	*dn = g > 0 ? toward : away;
+}
+
+/* The four float storage types, which the certificate below knows. */
+static bool float_dtype(TensorDtype t)
+{
+	return t == TDT_F64 || t == TDT_F32 || t == TDT_F16 || t == TDT_BF16;
+}
+
+/* A copy of a plan with every rotation entry replaced by its magnitude:
+ * folding a non-negative layer with it gives |R| x, the bound on how a
+ * fold spreads errors x. */
+static int plan_abs(const FoldPlan *p, FoldPlan *out)
+{
+	size_t H = p->n_heads, G = p->n_kv_heads, dd = p->head_dim * p->head_dim;
+	*out = *p;
+	out->rq = malloc(H * dd * sizeof(double));
+	out->rk = malloc(G * dd * sizeof(double));
+	out->rv = malloc(G * dd * sizeof(double));
+	out->ro = malloc(H * dd * sizeof(double));
+	out->perm = malloc(G * sizeof(size_t));
+	if (!out->rq || !out->rk || !out->rv || !out->ro || !out->perm) {
+		fold_plan_free(out);
+		return -1;
+	}
+	for (size_t i = 0; i < H * dd; i++) {
+		out->rq[i] = fabs(p->rq[i]);
+		out->ro[i] = fabs(p->ro[i]);
+	}
+	for (size_t i = 0; i < G * dd; i++) {
+		out->rk[i] = fabs(p->rk[i]);
+		out->rv[i] = fabs(p->rv[i]);
+	}
+	memcpy(out->perm, p->perm, G * sizeof(size_t));
+	return 0;
+}
+
+/* The arrays of a layer a fold rewrites, with their lengths. */
+static size_t folded_arrays(Layer *l, double *arr[7], size_t len[7])
+{
+	const LayerShape *s = &l->shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	double *a[7] = {l->wq, l->wk, l->wv, l->wo, l->bq, l->bk, l->bv};
+	size_t n[7] = {Hd * D, Gd * D, Gd * D, D * Hd, Hd, Gd, Gd};
+	size_t m = 0;
+	for (int i = 0; i < 7; i++)
+		if (a[i]) {
+			arr[m] = a[i];
+			len[m++] = n[i];
+		}
+	return m;
+}
+
+/* Whether the undo of the k-th layer provably gives back, bit for bit, the
+ * values stored before the fold. The folded values f are the original o
+ * rotated (f = R o in float64) and rounded to the folded dtype; the undo
+ * computes v = R^-1 f in float64 and rounds it to o's dtype. Each f is off
+ * by at most half its spacing plus the fold's float64 error, so
+ * |v - o| <= B = |R^-1| (that error) + the undo's float64 error,
+ * elementwise. Where [v - B, v + B] holds a single value of o's dtype,
+ * that value is o and rounding v stores it. A value too close to zero for
+ * its spacing to outgrow B (the rotation spreads a head's errors over its
+ * coordinates) leaves the tensor unproven, though it usually comes back
+ * exact; a fold kept in the original's own dtype never proves out. a is
+ * the folded layer, b = v, inv the undo's plan. Returns -1 on no memory. */
+static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
+		      const FoldPlan *inv, const LayerTensorRefs *lt, bool *exact)
+{
+	*exact = false;
+	/* the coarsest folded dtype bounds the folded values' rounding */
+	StoreDtype tout = STORE_F64;
+	for (int t = 0; t < ATT_COUNT; t++) {
+		const TensorRef *tr = lt->t[t];
+		if (!tr || !model_tensor_folded((AttnTensor)t))
+			continue;
+		if (!float_dtype(tr->dtype))
+			return 0;
+		if (dtype_unit_roundoff(store_of(tr->dtype)) > dtype_unit_roundoff(tout))
+			tout = store_of(tr->dtype);
+	}
+	FoldPlan fwd, absf, absi;
+	Layer vabs, rv, e, bound;
+	size_t li;
+	memset(&fwd, 0, sizeof fwd);
+	memset(&absf, 0, sizeof absf);
+	memset(&absi, 0, sizeof absi);
+	memset(&vabs, 0, sizeof vabs);
+	memset(&rv, 0, sizeof rv);
+	memset(&e, 0, sizeof e);
+	memset(&bound, 0, sizeof bound);
+	int rc = -1;
+	double *vt = NULL, *bt = NULL;
+	if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &fwd, r->err, sizeof r->err))
+		return -1;
+	if (plan_abs(&fwd, &absf) || plan_abs(inv, &absi) || layer_copy(&vabs, b) != RF_OK ||
+	    layer_copy(&e, a) != RF_OK)
+		goto nomem;
+	double *arr[7], *earr[7], *farr[7];
+	size_t len[7];
+	size_t m = folded_arrays(&vabs, arr, len);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < len[i]; j++)
+			arr[i][j] = fabs(arr[i][j]);
+	/* |R| |v|: what the fold's float64 products summed (|o| ~ |v|) */
+	if (fold_apply(&vabs, &absf, &rv) != RF_OK)
+		goto nomem;
+	/* a dot product of d terms is off by d u of its absolute terms; twice
+	 * that, and twice |R| |v| for |R| |o| */
+	double gam = 2.0 * (double)(a->shape.head_dim + 2) * ldexp(1.0, -53);
+	folded_arrays(&e, earr, len);
+	folded_arrays(&rv, farr, len);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < len[i]; j++) {
+			double f = earr[i][j], up, dn;
+			grid_gaps(tout, f, &up, &dn);
+			earr[i][j] = (up > dn ? up : dn) / 2 + gam * (2 * farr[i][j] + fabs(f));
+		}
+	if (fold_apply(&e, &absi, &bound) != RF_OK)
+		goto nomem;
+	*exact = true;
+	for (int t = 0; t < ATT_COUNT && *exact; t++) {
+		const TensorRef *tr = lt->t[t];
+		if (!tr || !model_tensor_folded((AttnTensor)t))
+			continue;
+		TensorDtype dt, want;
+		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], tr->name);
+		if (out_dtype(r, k, tr, &dt) || !in || writer_dtype_parse(in, &want) || want != dt ||
+		    !float_dtype(dt)) {
+			*exact = false;
+			break;
+		}
+		free(vt);
+		free(bt);
+		vt = malloc(tr->nelem * sizeof(double));
+		bt = malloc(tr->nelem * sizeof(double));
+		if (!vt || !bt)
+			goto nomem;
+		if (model_tensor_pack(b, lt->qkv_kind, (AttnTensor)t, vt) ||
+		    model_tensor_pack(&bound, lt->qkv_kind, (AttnTensor)t, bt)) {
+			*exact = false;
+			break;
+		}
+		StoreDtype tin = store_of(dt);
+		for (size_t j = 0; j < tr->nelem && *exact; j++) {
+			double v = vt[j], g = v, up, dn;
+			dtype_round(tin, &g, 1);
+			double bj = bt[j] * (1 + 1e-6), dx = v - g;
+			grid_gaps(tin, g, &up, &dn);
+			*exact = isfinite(g) && isfinite(bj) && fabs(dx) <= bj &&
+				 up - dx > bj && dn + dx > bj;
+		}
+	}
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(r->err, sizeof r->err, "layer %zu: out of memory", r->layers[k]);
+out:
+	free(vt);
+	free(bt);
+	fold_plan_free(&fwd);
+	fold_plan_free(&absf);
+	fold_plan_free(&absi);
+	layer_free(&vabs);
+	layer_free(&rv);
+	layer_free(&e);
+	layer_free(&bound);
+	return rc;
 }
 
 /* Load, fold and store the k-th layer. */
@@ -332,6 +529,11 @@ static int fold_layer(FoldRun *r, size_t k)
 	}
 	if (put_norms(r, k, &lt, &plan))
 		goto out;
+	if (r->undo) {
+		if (undo_exact(r, k, &a, &b, &plan, &lt, &r->exact[k]))
+			goto out;
+		r->all_exact = r->all_exact && r->exact[k];
+	}
 	sidecar_set_rounding(r->record, rel);
 	r->rel[k] = rel;
 	if (rel > r->max_rel)
@@ -342,6 +544,21 @@ out:
 	layer_free(&a);
 	layer_free(&b);
 	return rc;
+}
+
+/* The seed the undone sidecar records for each layer (sidecar_load keeps
+ * the rotations, which is all an undo needs; the seed is for the report). */
+static void undo_seeds(FoldRun *r)
+{
+	json_t *root = json_load_file(r->o.undo, 0, NULL);
+	json_t *layers = json_object_get(root, "layers");
+	for (size_t k = 0; k < r->nlayers; k++) {
+		json_t *l = json_array_get(layers, r->undo_index[k]);
+		json_t *sd = json_object_get(l, "seed");
+		r->seed_known[k] = json_is_integer(sd);
+		r->seeds[k] = (uint64_t)json_integer_value(sd);
+	}
+	json_decref(root);
 }
 
 /* The layers to rewrite: --layers, or those the undone sidecar records. */
@@ -387,49 +604,100 @@ static int choose_layers(FoldRun *r)
 	}
 	r->rel = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->rel);
 	r->seeds = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->seeds);
-	if (!r->rel || !r->seeds)
+	r->exact = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->exact);
+	r->seed_known = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->seed_known);
+	if (!r->rel || !r->seeds || !r->exact || !r->seed_known)
 		goto nomem;
+	if (r->undo)
+		undo_seeds(r);
+	r->all_exact = r->undo != NULL;
 	return 0;
 nomem:
 	snprintf(r->err, sizeof r->err, "out of memory");
 	return -1;
 }
 
+/* A number, or JSON null when undo cannot know it. */
+static json_t *json_known(bool known, double v)
+{
+	return known ? json_real(v) : json_null();
+}
+
+static void print_json(const FoldRun *r, const char *dt)
+{
+	bool undo = r->undo != NULL;
+	json_t *layers = json_array();
+	for (size_t k = 0; k < r->nlayers; k++) {
+		json_t *l = json_pack("{s:I}", "layer", (json_int_t)r->layers[k]);
+		/* an undo reports the seed the sidecar recorded, and rounding
+		 * only where it is known: 0 when restored bit for bit */
+		json_object_set_new(l, "seed", !undo || r->seed_known[k]
+						 ? json_integer((json_int_t)r->seeds[k]) : json_null());
+		json_object_set_new(l, "max_rel_rounding",
+				    undo ? json_known(r->exact[k], 0) : json_real(r->rel[k]));
+		if (undo)
+			json_object_set_new(l, "bit_for_bit", json_boolean(r->exact[k]));
+		json_array_append_new(layers, l);
+	}
+	json_t *doc = json_pack("{s:s, s:s, s:o, s:s, s:b, s:I, s:s, s:o, s:o}",
+				"input", r->o.model_path, "output", r->o.out, "sidecar",
+				undo ? json_null() : json_string(writer_sidecar_path(r->w)),
+				"format", model_format_name(model_info(r->m)->format), "undo", undo,
+				"layers_folded", (json_int_t)r->nlayers, "stored_dtype", dt,
+				"max_rel_rounding",
+				undo ? json_known(r->all_exact, 0) : json_real(r->max_rel),
+				"eps_units",
+				undo ? json_known(r->all_exact, 0)
+				     : json_real(r->unit > 0 ? r->max_rel / r->unit : 0.0));
+	if (undo) {
+		json_object_set_new(doc, "bit_for_bit", json_boolean(r->all_exact));
+		json_object_set_new(doc, "removed_sidecar", r->stale_removed
+				    ? json_string(writer_sidecar_path(r->w)) : json_null());
+	}
+	json_object_set_new(doc, "qk_norm_pinned_pairs", json_integer((json_int_t)r->qk_pairs));
+	json_object_set_new(doc, "layers", layers);
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	fputc('\n', stdout);
+	json_decref(doc);
+}
+
 static void print_summary(const FoldRun *r)
 {
 	const char *dt = dtype_name_of_roundoff(r->unit);
 	if (r->o.json) {
-		json_t *layers = json_array();
-		for (size_t k = 0; k < r->nlayers; k++)
-			json_array_append_new(layers, json_pack("{s:I, s:I, s:f}", "layer",
-								(json_int_t)r->layers[k], "seed",
-								(json_int_t)r->seeds[k],
-								"max_rel_rounding", r->rel[k]));
-		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:f, s:f, s:I, "
-					"s:o}",
-					"input", r->o.model_path, "output", r->o.out, "sidecar",
-					writer_sidecar_path(r->w), "format",
-					model_format_name(model_info(r->m)->format), "undo",
-					r->undo != NULL, "layers_folded", (json_int_t)r->nlayers,
-					"stored_dtype", dt, "max_rel_rounding", r->max_rel,
-					"eps_units", r->unit > 0 ? r->max_rel / r->unit : 0.0,
-					"qk_norm_pinned_pairs", (json_int_t)r->qk_pairs,
-					"layers", layers);
-		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-					JSON_REAL_PRECISION(17));
-		fputc('\n', stdout);
-		json_decref(doc);
+		print_json(r, dt);
 		return;
 	}
 	printf("%s %zu layer%s of %s (%s) into %s\n", r->undo ? "undid the fold of" : "folded",
 	       r->nlayers, r->nlayers == 1 ? "" : "s", r->o.model_path,
 	       model_format_name(model_info(r->m)->format), r->o.out);
-	for (size_t k = 0; k < r->nlayers; k++)
-		printf("  layer %zu: seed %llu, relative rounding error %.3g\n", r->layers[k],
-		       (unsigned long long)r->seeds[k], r->rel[k]);
-	printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n", r->max_rel,
-	       r->unit > 0 ? r->max_rel / r->unit : 0.0, dt);
-	printf("sidecar %s\n", writer_sidecar_path(r->w));
+	if (!r->undo) {
+		for (size_t k = 0; k < r->nlayers; k++)
+			printf("  layer %zu: seed %llu, relative rounding error %.3g\n",
+			       r->layers[k], (unsigned long long)r->seeds[k], r->rel[k]);
+		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
+		       r->max_rel, r->unit > 0 ? r->max_rel / r->unit : 0.0, dt);
+		printf("sidecar %s\n", writer_sidecar_path(r->w));
+		return;
+	}
+	for (size_t k = 0; k < r->nlayers; k++) {
+		char seed[32] = "seed not recorded";
+		if (r->seed_known[k])
+			snprintf(seed, sizeof seed, "seed %llu", (unsigned long long)r->seeds[k]);
+		printf("  undid the fold of layer %zu (%s): %s%s%s\n", r->layers[k], seed,
+		       r->exact[k] ? "bit for bit" : "within ", r->exact[k] ? "" : dt,
+		       r->exact[k] ? "" : " rounding");
+	}
+	if (r->all_exact)
+		printf("restored bit for bit: every rewritten tensor holds the values stored "
+		       "before the fold\n");
+	else
+		printf("restored within the stored dtype's rounding (%s), not provably bit for "
+		       "bit\n", dt);
+	printf("no sidecar written: an undo's output is the original checkpoint\n");
+	if (r->stale_removed)
+		printf("removed %s, the sidecar of the OUT this replaced\n",
+		       writer_sidecar_path(r->w));
 }
 
 /* The one line that says a learned QK-norm limited some angles (SPEC 1:
@@ -461,6 +729,22 @@ static void fold_run_done(FoldRun *r)
 	free(r->undo_index);
 	free(r->rel);
 	free(r->seeds);
+	free(r->exact);
+	free(r->seed_known);
+}
+
+/* An undo written over an earlier OUT (--force) leaves no sidecar of that
+ * OUT beside it: OUT is now the original. (A folder OUT is replaced whole;
+ * the sidecar given to --undo itself is left alone.) */
+static void remove_stale_sidecar(FoldRun *r)
+{
+	const char *sc = writer_sidecar_path(r->w);
+	struct stat a, b;
+	if (stat(sc, &a) != 0 || !S_ISREG(a.st_mode))
+		return;
+	if (stat(r->o.undo, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return;
+	r->stale_removed = unlink(sc) == 0;
 }
 
 static int run(FoldRun *r)
@@ -493,13 +777,17 @@ static int run(FoldRun *r)
 			return -1;
 		progress(tty, k + 1, r->nlayers, t0);
 	}
-	char *text = sidecar_dump(r->record);
-	if (!text) {
+	/* An undo's output is the original checkpoint: no sidecar, which
+	 * would describe the inverse fold and invite an undo of the undo. */
+	char *text = r->undo ? NULL : sidecar_dump(r->record);
+	if (!r->undo && !text) {
 		snprintf(r->err, sizeof r->err, "out of memory");
 		return -1;
 	}
 	int rc = writer_commit(r->w, text, r->err, sizeof r->err);
 	free(text);
+	if (!rc && r->undo)
+		remove_stale_sidecar(r);
 	return rc;
 }
 
@@ -524,7 +812,8 @@ int cli_fold_write(const RunOptions *o, const FoldWriteOptions *wo, FoldOutcome 
 	} else {
 		res->layers = r.nlayers;
 		res->max_rel_rounding = r.max_rel;
-		snprintf(res->sidecar, sizeof res->sidecar, "%s", writer_sidecar_path(r.w));
+		snprintf(res->sidecar, sizeof res->sidecar, "%s",
+			 r.undo ? "" : writer_sidecar_path(r.w));
 	}
 	fold_run_done(&r);
 	return rc;
