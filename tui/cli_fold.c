@@ -401,10 +401,10 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 	double *vt = NULL, *bt = NULL;
 	if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &fwd, r->err, sizeof r->err))
 		return -1;
-	if (plan_abs(&fwd, &absf) || plan_abs(inv, &absi) || layer_copy(&vabs, b) != RF_OK ||
-	    layer_copy(&e, a) != RF_OK)
+	/* (each layer copy is freed once used: at most two live at a time) */
+	if (plan_abs(&fwd, &absf) || plan_abs(inv, &absi) || layer_copy(&vabs, b) != RF_OK)
 		goto nomem;
-	double *arr[7], *earr[7], *farr[7];
+	double *arr[7], *farr[7];
 	size_t len[7];
 	size_t m = folded_arrays(&vabs, arr, len);
 	for (size_t i = 0; i < m; i++)
@@ -413,19 +413,24 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 	/* |R| |v|: what the fold's float64 products summed (|o| ~ |v|) */
 	if (fold_apply(&vabs, &absf, &rv) != RF_OK)
 		goto nomem;
+	layer_free(&vabs);
+	if (layer_copy(&e, a) != RF_OK)
+		goto nomem;
 	/* a dot product of d terms is off by d u of its absolute terms; twice
 	 * that, and twice |R| |v| for |R| |o| */
 	double gam = 2.0 * (double)(a->shape.head_dim + 2) * ldexp(1.0, -53);
-	folded_arrays(&e, earr, len);
+	folded_arrays(&e, arr, len);
 	folded_arrays(&rv, farr, len);
 	for (size_t i = 0; i < m; i++)
 		for (size_t j = 0; j < len[i]; j++) {
-			double f = earr[i][j], up, dn;
+			double f = arr[i][j], up, dn;
 			grid_gaps(tout, f, &up, &dn);
-			earr[i][j] = (up > dn ? up : dn) / 2 + gam * (2 * farr[i][j] + fabs(f));
+			arr[i][j] = (up > dn ? up : dn) / 2 + gam * (2 * farr[i][j] + fabs(f));
 		}
+	layer_free(&rv);
 	if (fold_apply(&e, &absi, &bound) != RF_OK)
 		goto nomem;
+	layer_free(&e);
 	*exact = true;
 	for (int t = 0; t < ATT_COUNT && *exact; t++) {
 		const TensorRef *tr = lt->t[t];
