@@ -292,8 +292,10 @@ static void test_fold_flags(void **state)
 	refused(FOLD_FLAGS, "--model m --undo s --drop bias", "--drop", "--undo");
 	refused(FOLD_FLAGS, "--layers 2 --undo s", "--layers", "--undo");
 	refused(FOLD_FLAGS, "--undo s --layer 2", "--layer", "--undo");
+	/* undo restores the dtypes the sidecar records */
+	refused(FOLD_FLAGS, "--model m --out o --undo s --dtype f32", "--dtype", "--undo");
 	assert_int_equal(parse_as(&o, err, sizeof err, FOLD_FLAGS,
-				  "--model m --out o --undo s --dtype f32 --force --json"), 0);
+				  "--model m --out o --undo s --force --json"), 0);
 	/* check names --layer for its one layer */
 	refused(CHECK_FLAGS, "--layers 2", "--layers", "--layer N");
 	refused(CHECK_FLAGS, "--frobnicate", "--frobnicate", "unknown flag");

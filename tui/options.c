@@ -333,13 +333,15 @@ static int check_cross(RunOptions *o, unsigned accept, uint64_t seen,
 		FAIL("%s: sets the shape of a random layer; not with --model (the checkpoint has its own)", f);
 	/* fold --undo: the sidecar says which fold, on which layers */
 	if (seen & flag_bit("--undo")) {
-		uint64_t fold = flag_bit("--layer") | flag_bit("--layers");
+		uint64_t fold = flag_bit("--layer") | flag_bit("--layers") |
+				flag_bit("--dtype");  /* undo restores the original dtypes */
 		for (size_t i = 0; i < NFLAGS; i++)
 			if ((flags[i].group & (OPT_FOLD | OPT_MODEL)) && strcmp(flags[i].name, "--model") &&
 			    strcmp(flags[i].name, "--help"))
 				fold |= (uint64_t)1 << i;
 		if ((f = first_of(order, norder, seen & fold)))
-			FAIL("%s: not with --undo (the sidecar records the fold and its layers)", f);
+			FAIL("%s: not with --undo (the sidecar records the fold, its layers "
+			     "and the original dtypes)", f);
 	}
 	/* fold and verify: --layer N is --layers N */
 	uint64_t layer = flag_bit("--layer"), layers = flag_bit("--layers");
