@@ -289,7 +289,7 @@ check_not ":layer 1 on the default model: not refused" "no checkpoint|:load PATH
 keys 9
 check ":layer 1 on the default model: the info view names layer 1" "default model, layer 1"
 keys ':layer 2' Enter
-check ":layer 2 on the default model: out of range, said so" "has 2 layers"
+check ":layer 2 on the default model: out of range, said so" "--layer: layer 2 is out of range"
 check "... and the explorer stays on layer 1" "default layer 1 "
 keys ':export out-default' Enter
 check ":export on the default model writes the layer shown" "exported layer 1 folded"

@@ -80,8 +80,9 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 	size_t *tokens = NULL;
 	double *emb = NULL;
 	if (o->layer >= in->n_layers) {
-		snprintf(err, errlen, "--layer: %s has %zu layers (0..%zu), not layer %zu", path,
-			 in->n_layers, in->n_layers - 1, o->layer);
+		/* the point first: the explorer's status line may cut the path */
+		snprintf(err, errlen, "--layer: layer %zu is out of range: %s has %zu layers (0..%zu)",
+			 o->layer, path, in->n_layers, in->n_layers - 1);
 		goto out;
 	}
 	if (check_fits(o, &in->shape, o->input == INPUT_EMBED && o->tokens ? 1 : o->seq,
