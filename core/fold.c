@@ -148,20 +148,27 @@ static RfStatus draw_qk(const Layer *l, const FoldConfig *cfg, Rng *rng,
  * a block on the non-rotary coordinates does when w is constant there,
  * and otherwise a diagonal of signs still does. */
 
-/* OR into pin (r/2 + 1) the pairs and the tail where w (d) varies. */
-static void pin_weight(const double *w, RopeLayout layout, size_t r, size_t d,
-		       unsigned char *pin)
+bool fold_norm_pins(const double *w, RopeLayout layout, size_t r, size_t d,
+		    unsigned char *pin)
 {
 	size_t np = r / 2;
+	bool any = false;
 	for (size_t i = 0; i < np; i++) {
 		size_t a, b;
 		rope_pair_coords(layout, r, i, &a, &b);
-		if (w[a] != w[b])
-			pin[i] = 1;
+		if (w[a] != w[b]) {
+			any = true;
+			if (pin)
+				pin[i] = 1;
+		}
 	}
 	for (size_t j = r + 1; j < d; j++)
-		if (w[j] != w[r])
-			pin[np] = 1;
+		if (w[j] != w[r]) {
+			any = true;
+			if (pin)
+				pin[np] = 1;
+		}
+	return any;
 }
 
 /* The pins of every kv group (G x (r/2 + 1), one row per group), from the
@@ -187,10 +194,10 @@ static unsigned char *qk_norm_pins(const Layer *l, const FoldConfig *cfg,
 	for (size_t g = 0; g < G; g++) {
 		unsigned char *p = pins + g * n;
 		for (size_t j = 0; l->q_norm && j < hpg; j++)
-			pin_weight(l->q_norm + (l->qk_norm_per_head ? 0 : (g * hpg + j) * d),
+			fold_norm_pins(l->q_norm + (l->qk_norm_per_head ? 0 : (g * hpg + j) * d),
 				   layout, r, d, p);
 		if (l->k_norm)
-			pin_weight(l->k_norm + (l->qk_norm_per_head ? 0 : g * d), layout, r,
+			fold_norm_pins(l->k_norm + (l->qk_norm_per_head ? 0 : g * d), layout, r,
 				   d, p);
 		for (size_t i = 0; i < n; i++)
 			any = any || p[i];

@@ -80,6 +80,13 @@ void fold_plan_free(FoldPlan *plan);
 void fold_bias(const double *R, const double *in, double *out, size_t d,
 	       bool rotate);
 
+/* Whether one head's QK-norm weight w (d entries) keeps a commuting
+ * rotation from commuting with diag(w): w differs within a RoPE pair (of
+ * rotary dim r, in layout), or varies over the non-rotary coordinates.
+ * When pin is not NULL (r/2 + 1 flags) the offending pairs, and the
+ * non-rotary block at index r/2, are also ORed into it. */
+bool fold_norm_pins(const double *w, RopeLayout layout, size_t r, size_t d,
+		    unsigned char *pin);
 /* dst = src with the plan folded in (dst is allocated here). */
 RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst);
 

@@ -2,35 +2,19 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdint.h>
 
 #include "core/levels.h"
-#include "core/rope.h"
 
-/* Whether a norm weight w (n = heads x d) differs within a RoPE pair, or
- * across the non-rotary coordinates (which a commuting R may mix with any
- * orthogonal block) of a head. */
+/* Whether any head of a norm weight w (n = heads x d) keeps the layer's
+ * commuting rotations from commuting with it (fold_norm_pins). */
 static bool splits(const double *w, size_t n, const Layer *l)
 {
-	size_t d = l->shape.head_dim, r = l->rope.rotary_dim;
+	size_t d = l->shape.head_dim;
 	if (!w)
 		return false;
-	for (size_t base = 0; base + d <= n; base += d) {
-		size_t tail = SIZE_MAX;  /* first non-rotary coordinate seen */
-		for (size_t i = 0; i < r / 2; i++) {
-			size_t a, b;
-			rope_pair_coords(l->rope.layout, r, i, &a, &b);
-			if (w[base + a] != w[base + b])
-				return true;
-		}
-		/* the pairs cover coordinates 0 .. r-1 in both layouts */
-		for (size_t j = r; j < d; j++) {
-			if (tail == SIZE_MAX)
-				tail = j;
-			else if (w[base + j] != w[base + tail])
-				return true;
-		}
-	}
+	for (size_t base = 0; base + d <= n; base += d)
+		if (fold_norm_pins(w + base, l->rope.layout, l->rope.rotary_dim, d, NULL))
+			return true;
 	return false;
 }
 
