@@ -841,7 +841,6 @@ int cli_fold(int argc, char **argv)
 	const char *bad = !r.o.model_path ? "--model IN is required (a checkpoint to fold)"
 			: !r.o.out ? "--out OUT is required"
 			: r.o.n_positional ? "unexpected argument"
-			: r.o.undo && r.o.layers ? "--layers: with --undo the sidecar names the layers"
 			: NULL;
 	if (bad) {
 		fprintf(stderr, "ropefold fold: %s%s%s\n", bad, r.o.n_positional ? " " : "",
