@@ -405,6 +405,16 @@ def layer_windows(cfg, family):
     return [cfg.get("sliding_window") if t == "sliding_attention" else None for t in types]
 
 
+def partial_rotary(cfg, legacy_key=None):
+    """The rotary fraction: top-level (v4), inside rope_parameters (v5), or a
+    family's own key (NeoX's rotary_pct)."""
+    for value in (cfg.get(legacy_key) if legacy_key else None, cfg.get("partial_rotary_factor"),
+                  (cfg.get("rope_parameters") or {}).get("partial_rotary_factor")):
+        if value is not None:
+            return value
+    return 1.0
+
+
 def head_dims(cfg):
     H = cfg["num_attention_heads"]
     return H, cfg.get("num_key_value_heads") or H, cfg.get("head_dim") or cfg["hidden_size"] // H
@@ -548,8 +558,7 @@ def plan_gemma3(m):
 def plan_phi3(m):
     cfg = m.config
     _, _, hd = head_dims(cfg)
-    plan_decoder(m, fused="phi3", mlp="gate_up",
-                 rotary_dim=int(hd * cfg.get("partial_rotary_factor", 1.0)))
+    plan_decoder(m, fused="phi3", mlp="gate_up", rotary_dim=int(hd * partial_rotary(cfg)))
 
 
 def softmax_topk_moe(cfg, p, *, gate, experts, names, normalize, shared=None):
@@ -596,7 +605,7 @@ def plan_gpt_neox(m):
     H = cfg["num_attention_heads"]
     hd = cfg["hidden_size"] // H
     eps = cfg.get("layer_norm_eps", 1e-5)
-    pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", 1.0))
+    pct = partial_rotary(cfg, "rotary_pct")
     theta = cfg.get("rotary_emb_base", cfg.get("rope_theta", 10000.0))
     if cfg.get("rope_parameters"):
         theta = cfg["rope_parameters"].get("rope_theta", theta)

@@ -54,10 +54,10 @@ TOKENS = [int(t) for t in np.random.default_rng(7).integers(3, 96, 24)]
 
 # ---- ground truth: the shared checkpoints ------------------------------------
 
-def shared_models():
-    d = os.environ.get("ROPEFOLD_SHARED_MODELS") or os.path.join(
-        os.environ.get("SRCDIR", os.path.join(HERE, "..")), "..", "shared", "models")
-    return d if os.path.isdir(d) else None
+def shared_models_folder():
+    """$ROPEFOLD_SHARED_MODELS, else ../shared/models beside the clone's top."""
+    return os.environ.get("ROPEFOLD_SHARED_MODELS") or os.path.normpath(os.path.join(
+        os.environ.get("SRCDIR", os.path.join(HERE, "..")), "..", "shared", "models"))
 
 
 def check_golden_logits(models):
@@ -175,6 +175,28 @@ def check_mrope():
     c = rf.forward(model(cfg, tensors), TOKENS, positions=jump)
     check("M-RoPE: a shift of all positions changes nothing; a jump in the height "
           "section's positions changes the logits", rel(b, a) < 1e-12 and rel(c, a) > 1e-3)
+
+
+def check_v5_rope_parameters():
+    """transformers v5 writes rope_parameters (theta inside, per layer type for
+    Gemma 3) instead of rope_theta / rope_scaling: the same model."""
+    for family in ("llama-yarn", "phi3-longrope", "gemma3"):
+        cfg, t = fixture(family)
+        v5 = dict(cfg)
+        theta, scaling = v5.pop("rope_theta"), v5.pop("rope_scaling") or {}
+        params = dict(scaling, rope_theta=theta)
+        params.setdefault("rope_type", params.pop("type", "default"))
+        if family == "gemma3":
+            params = {"full_attention": params,
+                      "sliding_attention": {"rope_type": "default",
+                                            "rope_theta": v5.pop("rope_local_base_freq")}}
+        if family == "phi3-longrope":
+            params["partial_rotary_factor"] = v5.pop("partial_rotary_factor")
+        v5["rope_parameters"] = params
+        a = rf.forward(model(cfg, t), TOKENS)
+        b = rf.forward(model(v5, t), TOKENS)
+        check("%s: v5 rope_parameters equal v4 rope_theta/rope_scaling" % family,
+              np.array_equal(a, b))
 
 
 # ---- attention: windows, GQA, soft-capping -----------------------------------
@@ -509,19 +531,51 @@ def check_fixture_files():
               "lm_head.weight" not in names and rf.load_model(tied).head == "model.embed_tokens.weight")
 
 
+def check_cli():
+    """The command lines the C tests will run: generator, then reference."""
+    import subprocess
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        d = os.path.join(tmp, "m")
+        gen = subprocess.run([py, os.path.join(HERE, "family_fixtures.py"), "--family", "qwen3",
+                              "--out", d, "--seed", "1"], capture_output=True, text=True)
+        ids = ",".join(map(str, TOKENS[:10]))
+        out64, out32 = os.path.join(tmp, "ref.npy"), os.path.join(tmp, "ref32.npy")
+        runs = [subprocess.run([py, os.path.join(HERE, "reference_forward.py"), d, "--tokens", ids,
+                                "--out", out] + extra, capture_output=True, text=True)
+                for out, extra in ((out64, []), (out32, ["--f32"]))]
+        ok = gen.returncode == 0 and all(r.returncode == 0 for r in runs)
+        if ok:
+            a, b = np.load(out64), np.load(out32)
+            want = rf.forward(rf.load_model(d), TOKENS[:10])
+            ok = (a.dtype == np.float64 and b.dtype == np.float32 and a.shape == (10, 128)
+                  and np.array_equal(a, want) and np.array_equal(b, want.astype(np.float32)))
+        check("CLI: family_fixtures.py --out DIR, reference_forward.py DIR --tokens --out [--f32]", ok)
+        bad = subprocess.run([py, os.path.join(HERE, "reference_forward.py"), d, "--tokens", "1,999",
+                              "--out", os.path.join(tmp, "bad.npy")], capture_output=True, text=True)
+        check("CLI: an id out of range exits 2 with one line and writes nothing",
+              bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+              and not os.path.exists(os.path.join(tmp, "bad.npy")), bad.stderr.strip())
+        helps = [subprocess.run([py, os.path.join(HERE, f), "--help"], capture_output=True,
+                                text=True).stdout for f in ("family_fixtures.py", "reference_forward.py")]
+        check("CLI: --help lists every family", all(n in helps[0] for n in ff.FAMILIES) and all(
+            k in helps[1] for k in rf.FAMILY_PLANS if k != "llama2c"))
+
+
 def main():
-    models = shared_models()
-    if models and os.path.exists(os.path.join(models, "tiny_llama_hf", "config.json")):
+    models = shared_models_folder()
+    if os.path.exists(os.path.join(models, "tiny_llama_hf", "config.json")):
         check_golden_logits(models)
     else:
-        skip("tiny_llama_hf golden logits", "shared models not found")
-    if models and os.path.exists(os.path.join(models, "stories260K.bin")):
+        skip("tiny_llama_hf golden logits", "no tiny_llama_hf in %s" % models)
+    if os.path.exists(os.path.join(models, "stories260K.bin")):
         check_stories(models)
         check_stories_rope_tables(models)
     else:
-        skip("stories260K greedy text", "shared models not found")
+        skip("stories260K greedy text", "no stories260K.bin in %s" % models)
     check_rope_scalings()
     check_mrope()
+    check_v5_rope_parameters()
     check_sliding_window()
     check_gqa()
     check_softcap()
@@ -535,6 +589,7 @@ def main():
     check_deepseek_routers()
     check_mla()
     check_fixture_files()
+    check_cli()
     print("1..%d" % len(results))
     return 0 if all(r[0] for r in results) else 1
 
