@@ -360,12 +360,12 @@ def family_of(config):
                      % (kind, ", ".join(sorted(FAMILY_PLANS))))
 
 
-def rope_settings(cfg, layer_type=None):
+def rope_settings(cfg, layer_type="full_attention"):
     """(theta, scaling dict or None): the v4 keys rope_theta / rope_scaling, or
     v5's rope_parameters (per layer type where Gemma 3 splits them)."""
     params = cfg.get("rope_parameters")
     if params:
-        if layer_type and layer_type in params:
+        if layer_type in params:
             params = params[layer_type]
         params = dict(params)
         theta = params.pop("rope_theta", 10000.0)
@@ -541,18 +541,16 @@ def gemma3_local_rope(cfg, hd):
 
 
 def plan_gemma3(m):
+    """Gemma 2's layer with (1 + w) q/k norms per head; sliding layers take the
+    local RoPE, global ones rope_theta with rope_scaling."""
     plan_gemma2(m)
     cfg = m.config
-    H, G, hd = head_dims(cfg)
-    windows = layer_windows(cfg, m.family)
-    for l, layer in enumerate(m.layers):
+    _, _, hd = head_dims(cfg)
+    for layer in m.layers:
         a = layer["attn"]
         a["qk_norm"] = {"over": "head", "kind": "rms1p", "eps": cfg.get("rms_norm_eps", 1e-6)}
-        if windows[l]:
+        if a["window"]:
             a["rope"] = gemma3_local_rope(cfg, hd)
-        elif cfg.get("rope_parameters") and "full_attention" in cfg["rope_parameters"]:
-            theta, scaling = rope_settings(cfg, "full_attention")
-            a["rope"] = rope_spec(cfg, hd, theta=theta, scaling=scaling)
 
 
 def plan_phi3(m):
