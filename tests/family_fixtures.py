@@ -194,10 +194,12 @@ def fam_mistral(ck, tied):
 # ---- Qwen2, Qwen3, Qwen2-VL --------------------------------------------------
 
 def qwen_config(arch, model_type, D, L, H, G, inter, V, window_layers=None, window=8):
-    """Qwen's sliding-window keys; layer_types written out as newer HF does."""
+    """Qwen's sliding-window keys; layer_types written out as newer HF does.
+    Without window_layers the window stays written but disabled, as in the
+    Qwen2 family's real configs (use_sliding_window false decides)."""
     cfg = base_config(arch, model_type, D, L, H, G, inter, V)
     sliding = window_layers is not None
-    cfg.update({"use_sliding_window": sliding, "sliding_window": window if sliding else None,
+    cfg.update({"use_sliding_window": sliding, "sliding_window": window,
                 "max_window_layers": window_layers if sliding else L})
     cfg["layer_types"] = ["sliding_attention" if sliding and l >= window_layers
                           else "full_attention" for l in range(L)]
@@ -229,7 +231,7 @@ def fam_qwen2_swa(ck, tied):
 def fam_qwen3(ck, tied):
     # head_dim 32 with 4 heads: H*hd = 128 differs from the width 64
     D, L, H, G, hd, inter, V = 64, 2, 4, 2, 32, 96, 128
-    cfg = qwen_config("Qwen3ForCausalLM", "qwen3", D, L, H, G, inter, V)
+    cfg = qwen_config("Qwen3ForCausalLM", "qwen3", D, L, H, G, inter, V, window=None)
     cfg.update({"head_dim": hd, "attention_bias": False})
     ck.embedding("model.embed_tokens.weight", V, D)
     for l in range(L):
@@ -296,7 +298,7 @@ def fam_qwen2_moe(ck, tied):
 def fam_qwen3_moe(ck, tied):
     D, L, H, G, hd, inter, V = 64, 2, 4, 2, 32, 96, 128
     E, K, moe_inter = 8, 3, 32
-    cfg = qwen_config("Qwen3MoeForCausalLM", "qwen3_moe", D, L, H, G, inter, V)
+    cfg = qwen_config("Qwen3MoeForCausalLM", "qwen3_moe", D, L, H, G, inter, V, window=None)
     cfg.update({"head_dim": hd, "attention_bias": False, "decoder_sparse_step": 1,
                 "moe_intermediate_size": moe_inter, "num_experts_per_tok": K,
                 "num_experts": E, "norm_topk_prob": True, "output_router_logits": False,
@@ -433,13 +435,13 @@ def fam_gemma3_pattern(ck, tied):
 
 # ---- Phi-3 -------------------------------------------------------------------
 
-def phi3_like(ck, tied, rope_scaling=None, original_max=4096, max_pos=4096):
+def phi3_like(ck, tied, rope_scaling=None, original_max=4096, max_pos=4096, window=None):
     D, L, H, G, inter, V = 64, 2, 4, 2, 96, 128
     hd = D // H
     cfg = base_config("Phi3ForCausalLM", "phi3", D, L, H, G, inter, V, max_pos)
     cfg.update({"resid_pdrop": 0.0, "embd_pdrop": 0.0, "original_max_position_embeddings":
                 original_max, "rope_scaling": rope_scaling, "partial_rotary_factor": 0.5,
-                "sliding_window": None, "pad_token_id": 0, "eos_token_id": 2,
+                "sliding_window": window, "pad_token_id": 0, "eos_token_id": 2,
                 "rms_norm_eps": 1e-5})
     ck.embedding("model.embed_tokens.weight", V, D)
     for l in range(L):
@@ -455,7 +457,8 @@ def phi3_like(ck, tied, rope_scaling=None, original_max=4096, max_pos=4096):
 
 
 def fam_phi3(ck, tied):
-    return phi3_like(ck, tied)
+    # Phi-3-mini applies its sliding_window (2047 there) on every layer
+    return phi3_like(ck, tied, window=12)
 
 
 def fam_phi3_longrope(ck, tied):
@@ -582,7 +585,7 @@ FAMILIES = {
     "llama-dynamic": (fam_llama_dynamic, False, "Llama with dynamic NTK past max_position 16"),
     "llama-yarn": (fam_llama_yarn, False, "Llama with yarn rope_scaling"),
     "mistral": (fam_mistral, False, "Mistral: sliding_window 8 on every layer"),
-    "qwen2": (fam_qwen2, True, "Qwen2: q/k/v biases, tied head"),
+    "qwen2": (fam_qwen2, True, "Qwen2: q/k/v biases, tied head, sliding_window written but disabled"),
     "qwen2-swa": (fam_qwen2_swa, False, "Qwen2 with sliding window from layer 1"),
     "qwen3": (fam_qwen3, False, "Qwen3: per-head q_norm/k_norm, head_dim 32 != D/H"),
     "qwen2-moe": (fam_qwen2_moe, False, "Qwen2-MoE: 8 experts top-2, shared expert with sigmoid gate, dense layer 0"),
@@ -593,7 +596,7 @@ FAMILIES = {
     "gemma2": (fam_gemma2, True, "Gemma2: sandwich norms, both softcaps, query_pre_attn_scalar, alternating windows"),
     "gemma3": (fam_gemma3, True, "Gemma3 text: q/k norms, local/global rope bases, layer_types, linear scaling on global"),
     "gemma3-pattern": (fam_gemma3_pattern, True, "Gemma3 text with sliding_window_pattern and no layer_types"),
-    "phi3": (fam_phi3, False, "Phi-3: fused qkv_proj/gate_up_proj, partial_rotary_factor 0.5"),
+    "phi3": (fam_phi3, False, "Phi-3: fused qkv_proj/gate_up_proj, partial_rotary_factor 0.5, sliding_window 12"),
     "phi3-longrope": (fam_phi3_longrope, False, "Phi-3 with longrope (switch at original_max_position_embeddings 16)"),
     "gpt-neox": (fam_gpt_neox, False, "GPT-NeoX/Pythia: fused per-head QKV, LayerNorm+bias, GELU, rotary_pct 0.25, parallel residual"),
     "gpt-neox-sequential": (fam_gpt_neox_sequential, False, "GPT-NeoX with use_parallel_residual false"),

@@ -218,6 +218,23 @@ def check_sliding_window():
           np.array_equal(full, wide) and rel(a, full) > 1e-3)
 
 
+def check_disabled_window():
+    """Qwen2's real configs write a sliding_window with use_sliding_window
+    false: no window, with or without layer_types; Phi-3's window applies."""
+    cfg, t = fixture("qwen2")
+    a = rf.forward(model(cfg, t), TOKENS)
+    b = rf.forward(model(dict(cfg, sliding_window=None), t), TOKENS)
+    old = {k: v for k, v in cfg.items() if k != "layer_types"}
+    c = rf.forward(model(old, t), TOKENS)
+    d = rf.forward(model(dict(old, use_sliding_window=True, max_window_layers=0), t), TOKENS)
+    check("Qwen2: sliding_window with use_sliding_window false is no window; true is",
+          np.array_equal(a, b) and np.array_equal(a, c) and rel(d, a) > 1e-3)
+    cfg, t = fixture("phi3")
+    a = rf.forward(model(cfg, t), TOKENS)
+    b = rf.forward(model(dict(cfg, sliding_window=None), t), TOKENS)
+    check("Phi-3: its sliding_window 12 applies on every layer", rel(a, b) > 1e-3)
+
+
 def check_gqa():
     """Repeating each kv head H/G times (HF's repeat_kv) gives the same model."""
     cfg, tensors = fixture("llama")
@@ -309,8 +326,8 @@ def check_phi3_fused():
             split[p + "gate_proj.weight"], split[p + "up_proj.weight"] = v[:I], v[I:]
         else:
             split[k] = v
-    llama = dict(cfg, model_type="llama")
-    ml = model(llama, split)
+    mistral = dict(cfg, model_type="mistral")        # Llama's layer with Phi-3's window
+    ml = model(mistral, split)
     for layer in ml.layers:
         layer["attn"]["rope"]["dim"] = int(hd * cfg["partial_rotary_factor"])
     a = rf.forward(model(cfg, tensors), TOKENS)
@@ -577,6 +594,7 @@ def main():
     check_mrope()
     check_v5_rope_parameters()
     check_sliding_window()
+    check_disabled_window()
     check_gqa()
     check_softcap()
     check_gemma2_as_gemma()
