@@ -329,6 +329,7 @@ class Model:
     """The weights (in the compute dtype) and the family's plan of the forward."""
 
     def __init__(self, config, tensors, dtypes, dtype=np.float64, embed_scale="hf"):
+        config, tensors, dtypes = flatten_text_model(config, tensors, dtypes)
         self.config = config
         self.dtype = dtype
         self.tensors = {k: v.astype(dtype) for k, v in tensors.items()}
@@ -350,6 +351,22 @@ class Model:
         y = x @ self.w(name + ".weight").T
         b = self.opt(name + ".bias")
         return y if b is None else y + b
+
+
+def flatten_text_model(config, tensors, dtypes):
+    """Qwen2-VL as newer transformers save it: the text keys nested under
+    text_config, the text tensors under model.language_model. Read as the
+    flat layout of the Hub's checkpoints (model.layers.N..., keys on top)."""
+    if config.get("model_type") != "qwen2_vl":
+        return config, tensors, dtypes
+    if "text_config" in config:
+        config = dict(config, **{k: v for k, v in config["text_config"].items()
+                                 if k != "model_type"})
+    prefix = "model.language_model."
+    rename = {k: "model." + k[len(prefix):] for k in tensors if k.startswith(prefix)}
+    tensors = {rename.get(k, k): v for k, v in tensors.items()}
+    dtypes = {rename.get(k, k): v for k, v in dtypes.items()}
+    return config, tensors, dtypes
 
 
 def family_of(config):

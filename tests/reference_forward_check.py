@@ -169,6 +169,14 @@ def check_mrope():
     check("M-RoPE with equal text positions equals plain RoPE (Qwen2-VL = Qwen2)",
           np.array_equal(a, b))
     T = len(TOKENS)
+    text_keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                 "intermediate_size", "rope_scaling", "rope_theta", "vocab_size")
+    nested = {k: v for k, v in cfg.items() if k not in text_keys}
+    nested["text_config"] = {k: cfg[k] for k in text_keys}
+    renamed = {k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
+               for k, v in tensors.items()}
+    check("Qwen2-VL saved with text_config and model.language_model.* reads the same",
+          np.array_equal(rf.forward(model(nested, renamed), TOKENS), a))
     shift = np.stack([np.arange(T)] * 3) + 5
     jump = np.stack([np.arange(T), np.arange(T) + 5 * (np.arange(T) >= T // 2), np.arange(T)])
     b = rf.forward(model(cfg, tensors), TOKENS, positions=shift)
