@@ -1051,7 +1051,7 @@ def main(argv):
     try:
         m = load_model(args.model, dtype, args.embed_scale)
         logits = forward(m, args.tokens)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, IndexError, struct.error) as e:
         print("reference_forward.py: %s: %s" % (args.model, e), file=sys.stderr)
         return 2
     if args.out:
