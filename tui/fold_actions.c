@@ -48,7 +48,7 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
 	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
 	o.fold.qk_norm_exact = true;
-	FoldWriteOptions wo = {false, true};
+	FoldWriteOptions wo = {false, true, NULL};
 	FoldOutcome res;
 	if (cli_fold_write(&o, &wo, &res, err, sizeof err)) {
 		snprintf(msg, msglen, "export: %s", err);
