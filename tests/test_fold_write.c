@@ -1131,7 +1131,7 @@ static void test_tui_actions(void **state)
 	PJ(s.model_path, "%s", f->in);
 	s.opts.layer = 1;
 	s.opts.fold.seed = 5;
-	char msg[1024], out[4400];
+	char msg[1024], out[4400], sc[4500];
 	PJ(out, "%s/tui-export", f->dir);
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
 	assert_non_null(strstr(msg, "exported layer 1"));
@@ -1154,9 +1154,22 @@ static void test_tui_actions(void **state)
 	layer_free(&c);
 	model_close(ma);
 	model_close(mb);
-	/* An existing output is refused. */
+	/* An existing output is refused, offering what the explorer can do
+	 * (:export!, not a flag it has no way to give); :export! replaces it. */
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), -1);
 	assert_non_null(strstr(msg, "exists"));
+	assert_non_null(strstr(msg, "':export! "));
+	assert_null(strstr(msg, "--force"));
+	s.action_force = true;
+	s.opts.fold.seed = 6;
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
+	s.action_force = false;
+	PJ(sc, "%s/fold.json", out);
+	json_t *j = load_json(sc);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(
+		json_object_get(j, "layers"), 0), "seed")), 6);
+	json_decref(j);
+	s.opts.fold.seed = 5;
 	FoldBreak br;
 	assert_int_equal(fold_action_verify(&s, out, &br, msg, sizeof msg), 0);
 	assert_true(br.equivalent);
