@@ -405,10 +405,11 @@ static int check_outputs(const Writer *w, char *err, size_t errlen)
 			 w->out, held);
 		return -1;
 	}
+	if (refuse_input(w, w->out, "", err, errlen))
+		return -1;
 	if (w->folder)
 		return 0;  /* every other output lies inside OUT */
-	if (refuse_input(w, w->out, "", err, errlen) ||
-	    (w->opt.sidecar && refuse_input(w, w->sidecar, "the sidecar's path, ", err, errlen)))
+	if (w->opt.sidecar && refuse_input(w, w->sidecar, "the sidecar's path, ", err, errlen))
 		return -1;
 	for (size_t i = 0; i < w->naux; i++)
 		if (refuse_input(w, w->aux[i].final_path, "", err, errlen))

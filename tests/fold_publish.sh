@@ -91,6 +91,8 @@ done
 fresh "$A"
 run 2 "a folder OUT that holds the input" fold --model "$A" --out "$A/sub/.." --force
 same "$D/model.safetensors" "$A/model.safetensors" "the input is untouched"
+run 2 "a folder's OUT that is its config.json" fold --model "$A" --out "$A/config.json" --force
+has_err "is a file this run reads" "... is named as such"
 mkdir "$tmp/u"
 run 0 "fold for the undo cases" fold --model "$IN" --out "$tmp/u/f.safetensors" --seed 1
 cp "$tmp/u/f.safetensors.fold.json" "$tmp/sidecar-copy.json"
