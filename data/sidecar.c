@@ -1,14 +1,19 @@
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/plan_ops.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "data/checksum.h"
 #include "data/sidecar.h"
 
 /* A rotation rebuilt from its angles matches the drawn one to roundoff;
@@ -20,6 +25,7 @@ struct Sidecar {
 	json_t *layers;       /* the "layers" array (borrowed from root) */
 	LayerShape shape;
 	RopeSpec rope;
+	bool checksums;       /* the tensors carry checksum_in/out */
 };
 
 uint64_t sidecar_layer_seed(uint64_t base, size_t layer)
@@ -72,6 +78,8 @@ Sidecar *sidecar_new(const SidecarHead *h)
 	}
 	json_object_set_new(s->root, "undo_of", h->undo_of ? json_string(h->undo_of)
 							   : json_null());
+	json_object_set_new(s->root, "checksum", json_string(CHECKSUM_NAME));
+	s->checksums = true;
 	json_object_set(s->root, "layers", s->layers);
 	json_decref(s->layers);
 	return s;
@@ -124,6 +132,99 @@ static json_t *rotations_json(const double *R, size_t n, const RopeSpec *rope, s
 	return a;
 }
 
+/* ---- the plan's checksum ---------------------------------------------------- */
+
+/* Feed a JSON value: a type tag, then integers as int64 and reals by
+ * their IEEE bits (8 little-endian bytes), strings with their length,
+ * arrays in order and objects by sorted key. A real is written with 17
+ * significant digits, which read back to the same bits, so the writer and
+ * a later reader feed the same bytes. */
+static void feed_u64(Checksum *c, uint64_t u)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(u >> (8 * i));
+	checksum_update(c, b, 8);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void feed_json(Checksum *c, json_t *v);
+
+static void feed_object(Checksum *c, json_t *o)
+{
+	size_t n = json_object_size(o), i = 0;
+	const char **keys = malloc((n ? n : 1) * sizeof *keys);
+	const char *key;
+	json_t *val;
+	if (!keys) {
+		feed_u64(c, UINT64_MAX);  /* out of memory: a checksum nothing matches */
+		return;
+	}
+	json_object_foreach(o, key, val)
+		keys[i++] = key;
+	qsort(keys, n, sizeof *keys, cmp_key);
+	feed_u64(c, n);
+	for (i = 0; i < n; i++) {
+		feed_u64(c, strlen(keys[i]));
+		checksum_update(c, keys[i], strlen(keys[i]));
+		feed_json(c, json_object_get(o, keys[i]));
+	}
+	free(keys);
+}
+
+static void feed_json(Checksum *c, json_t *v)
+{
+	unsigned char tag = (unsigned char)json_typeof(v);
+	checksum_update(c, &tag, 1);
+	if (json_is_integer(v)) {
+		feed_u64(c, (uint64_t)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		double d = json_real_value(v);
+		uint64_t u;
+		memcpy(&u, &d, 8);
+		feed_u64(c, u);
+	} else if (json_is_string(v)) {
+		feed_u64(c, json_string_length(v));
+		checksum_update(c, json_string_value(v), json_string_length(v));
+	} else if (json_is_array(v)) {
+		feed_u64(c, json_array_size(v));
+		for (size_t i = 0; i < json_array_size(v); i++)
+			feed_json(c, json_array_get(v, i));
+	} else if (json_is_object(v)) {
+		feed_object(c, v);
+	}
+}
+
+/* The checksum of what a layer entry says about the fold itself: its
+ * index, seed, rotate_bias, permutation and rotations (not its tensors,
+ * which carry their own, nor the rounding figure). */
+static uint64_t plan_checksum(json_t *l)
+{
+	static const char *const keys[] = {"layer", "seed", "rotate_bias", "permutation",
+					   "rotations"};
+	Checksum c;
+	checksum_init(&c);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(l, keys[i]);
+		unsigned char present = v != NULL;
+		checksum_update(&c, &present, 1);
+		if (v)
+			feed_json(&c, v);
+	}
+	return checksum_final(&c);
+}
+
+static void set_plan_checksum(json_t *l)
+{
+	char hex[17];
+	checksum_format(plan_checksum(l), hex);
+	json_object_set_new(l, "checksum", json_string(hex));
+}
+
 int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *plan,
 		      const RopeSpec *rope, double max_rel_rounding)
 {
@@ -146,18 +247,25 @@ int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *p
 			      plan->rotate_bias, "permutation", perm, "rotations", "q", rq, "k",
 			      rk, "v", rv, "o", ro, "tensors", "max_rel_rounding",
 			      isfinite(max_rel_rounding) ? max_rel_rounding : -1.0);
-	return l ? json_array_append_new(s->layers, l) : -1;
+	if (!l)
+		return -1;
+	set_plan_checksum(l);
+	return json_array_append_new(s->layers, l);
 }
 
-int sidecar_add_tensor(Sidecar *s, const char *name, const char *dtype_in,
-		       const char *dtype_out)
+int sidecar_add_tensor(Sidecar *s, const SidecarTensor *t)
 {
 	size_t n = json_array_size(s->layers);
-	json_t *t = n ? json_object_get(json_array_get(s->layers, n - 1), "tensors") : NULL;
-	if (!t)
+	json_t *a = n ? json_object_get(json_array_get(s->layers, n - 1), "tensors") : NULL;
+	if (!a)
 		return -1;
-	return json_array_append_new(t, json_pack("{s:s, s:s, s:s}", "name", name, "dtype_in",
-						  dtype_in, "dtype_out", dtype_out));
+	char in[17], out[17];
+	checksum_format(t->sum_in, in);
+	checksum_format(t->sum_out, out);
+	return json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", t->name,
+						  "dtype_in", t->dtype_in, "dtype_out",
+						  t->dtype_out, "checksum_in", in, "checksum_out",
+						  out));
 }
 
 void sidecar_set_rounding(Sidecar *s, double max_rel_rounding)
@@ -253,16 +361,134 @@ static bool read_rotations(json_t *a, size_t n, const RopeSpec *rope, size_t d, 
 	return true;
 }
 
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+	     : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
+}
+
+/* The JSON of path. What cannot be a sidecar is refused before it is
+ * read: a path that does not open, a FIFO (reading it would wait for a
+ * writer), a device or a folder. */
+static json_t *load_json(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: is %s, not a sidecar file", path, file_kind(st.st_mode));
+		close(fd);
+		return NULL;
+	}
+	json_error_t je;
+	json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+	close(fd);
+	if (!root)
+		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
+	return root;
+}
+
+/* One entry of a layer's "tensors": its names, and both checksums when
+ * the sidecar records them. */
+static bool tensor_entry_ok(json_t *e, bool checksums)
+{
+	uint64_t h;
+	const char *keys[] = {"name", "dtype_in", "dtype_out"};
+	for (int i = 0; i < 3; i++)
+		if (!json_is_string(json_object_get(e, keys[i])))
+			return false;
+	return !checksums ||
+	       (json_is_string(json_object_get(e, "checksum_in")) &&
+		json_is_string(json_object_get(e, "checksum_out")) &&
+		!checksum_parse(json_string_value(json_object_get(e, "checksum_in")), &h) &&
+		!checksum_parse(json_string_value(json_object_get(e, "checksum_out")), &h));
+}
+
+/* Every layer's tensor list: well formed, each name once. */
+static int check_tensor_lists(json_t *layers, bool checksums, const char *path, char *err,
+			      size_t errlen)
+{
+	for (size_t k = 0; k < json_array_size(layers); k++) {
+		json_t *t = json_object_get(json_array_get(layers, k), "tensors");
+		if (!t && !checksums)
+			continue;
+		if (!json_is_array(t)) {
+			snprintf(err, errlen, "%s: layers[%zu]: no tensor list", path, k);
+			return -1;
+		}
+		for (size_t i = 0; i < json_array_size(t); i++) {
+			json_t *e = json_array_get(t, i);
+			if (!tensor_entry_ok(e, checksums)) {
+				snprintf(err, errlen, "%s: layers[%zu].tensors[%zu]: needs name, "
+					 "dtype_in, dtype_out%s", path, k, i,
+					 checksums ? " and two checksums of 16 hex digits" : "");
+				return -1;
+			}
+			const char *n = json_string_value(json_object_get(e, "name"));
+			for (size_t j = 0; j < i; j++) {
+				json_t *o = json_object_get(json_array_get(t, j), "name");
+				if (!strcmp(json_string_value(o), n)) {
+					snprintf(err, errlen, "%s: layers[%zu]: tensor %s recorded twice",
+						 path, k, n);
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* Every layer's plan against its recorded checksum: a sidecar whose
+ * rotations were edited is refused. */
+static int check_plan_checksums(json_t *layers, const char *path, char *err, size_t errlen)
+{
+	for (size_t k = 0; k < json_array_size(layers); k++) {
+		json_t *l = json_array_get(layers, k);
+		const char *rec = json_string_value(json_object_get(l, "checksum"));
+		uint64_t want;
+		if (!rec || checksum_parse(rec, &want)) {
+			snprintf(err, errlen, "%s: layers[%zu]: no checksum of 16 hex digits", path, k);
+			return -1;
+		}
+		if (plan_checksum(l) != want) {
+			snprintf(err, errlen, "%s: layers[%zu]: the recorded rotations do not match "
+				 "their checksum (the sidecar was changed after it was written)", path,
+				 k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The "checksum" key: absent in an older sidecar, else the one we know. */
+static int read_checksum_kind(json_t *root, bool *checksums, const char *path, char *err,
+			      size_t errlen)
+{
+	json_t *c = json_object_get(root, "checksum");
+	*checksums = c != NULL;
+	if (c && (!json_is_string(c) || strcmp(json_string_value(c), CHECKSUM_NAME))) {
+		snprintf(err, errlen, "%s: checksums of an unknown kind (this ropefold writes "
+			 "and reads %s)", path, CHECKSUM_NAME);
+		return -1;
+	}
+	return 0;
+}
+
 int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char *err,
 		 size_t errlen)
 {
 	*out = NULL;
-	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
+	json_t *root = load_json(path, err, errlen);
+	if (!root)
 		return -1;
-	}
 	json_t *sh = json_object_get(root, "shape"), *rp = json_object_get(root, "rope");
 	json_t *layers = json_object_get(root, "layers");
 	const char *tool = json_string_value(json_object_get(root, "tool"));
@@ -271,6 +497,18 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 	if (!ok) {
 		snprintf(err, errlen, "%s: not a ropefold fold sidecar (needs tool, shape, rope, "
 			 "layers)", path);
+		json_decref(root);
+		return -1;
+	}
+	if (json_array_size(layers) == 0) {
+		snprintf(err, errlen, "%s: records no layers; nothing to undo", path);
+		json_decref(root);
+		return -1;
+	}
+	bool checksums;
+	if (read_checksum_kind(root, &checksums, path, err, errlen) ||
+	    check_tensor_lists(layers, checksums, path, err, errlen) ||
+	    (checksums && check_plan_checksums(layers, path, err, errlen))) {
 		json_decref(root);
 		return -1;
 	}
@@ -300,6 +538,7 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 	}
 	sc->root = root;
 	sc->layers = layers;
+	sc->checksums = checksums;
 	sc->shape = s;
 	sc->rope = rope_spec_default(s.head_dim);
 	sc->rope.layout = lay;
@@ -311,6 +550,54 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 size_t sidecar_layer_count(const Sidecar *s)
 {
 	return json_array_size(s->layers);
+}
+
+bool sidecar_has_checksums(const Sidecar *s)
+{
+	return s->checksums;
+}
+
+static void tensor_of(json_t *e, SidecarTensor *out)
+{
+	out->name = json_string_value(json_object_get(e, "name"));
+	out->dtype_in = json_string_value(json_object_get(e, "dtype_in"));
+	out->dtype_out = json_string_value(json_object_get(e, "dtype_out"));
+	out->sum_in = out->sum_out = 0;
+	json_t *a = json_object_get(e, "checksum_in"), *b = json_object_get(e, "checksum_out");
+	if (a && b) {
+		checksum_parse(json_string_value(a), &out->sum_in);
+		checksum_parse(json_string_value(b), &out->sum_out);
+	}
+}
+
+size_t sidecar_tensor_count(const Sidecar *s, size_t k)
+{
+	return json_array_size(json_object_get(json_array_get(s->layers, k), "tensors"));
+}
+
+void sidecar_tensor_get(const Sidecar *s, size_t k, size_t i, SidecarTensor *out)
+{
+	tensor_of(json_array_get(json_object_get(json_array_get(s->layers, k), "tensors"), i),
+		  out);
+}
+
+int sidecar_tensor_find(const Sidecar *s, size_t k, const char *name, SidecarTensor *out)
+{
+	for (size_t i = 0; i < sidecar_tensor_count(s, k); i++) {
+		sidecar_tensor_get(s, k, i, out);
+		if (!strcmp(out->name, name))
+			return 0;
+	}
+	return -1;
+}
+
+bool sidecar_layer_seed_of(const Sidecar *s, size_t k, uint64_t *seed)
+{
+	json_t *v = json_object_get(json_array_get(s->layers, k), "seed");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*seed = (uint64_t)json_integer_value(v);
+	return true;
 }
 
 uint64_t sidecar_seed(const Sidecar *s)
@@ -374,12 +661,6 @@ int sidecar_layer_plan(const Sidecar *s, size_t k, size_t *layer, FoldPlan *plan
 
 const char *sidecar_tensor_dtype_in(const Sidecar *s, size_t k, const char *name)
 {
-	json_t *t = json_object_get(json_array_get(s->layers, k), "tensors");
-	for (size_t i = 0; i < json_array_size(t); i++) {
-		json_t *e = json_array_get(t, i);
-		const char *n = json_string_value(json_object_get(e, "name"));
-		if (n && !strcmp(n, name))
-			return json_string_value(json_object_get(e, "dtype_in"));
-	}
-	return NULL;
+	SidecarTensor t;
+	return sidecar_tensor_find(s, k, name, &t) ? NULL : t.dtype_in;
 }

@@ -13,7 +13,7 @@
  *
  *   {"tool": "ropefold", "version": "0.1", "kind": "fold" | "undo",
  *    "input": PATH, "output": PATH, "format": "gguf", "undo_of": PATH|null,
- *    "seed": N, "dtype": "keep"|"f32",
+ *    "seed": N, "dtype": "keep"|"f32", "checksum": "siphash-2-4",
  *    "fold": {"rotate": "qkvo", "drop": [...], "kind": "haar",
  *             "permute_heads": false},
  *    "shape": {"d_model", "n_heads", "n_kv_heads", "head_dim"},
@@ -21,14 +21,25 @@
  *    "layers": [{"layer": i, "seed": s, "rotate_bias": true,
  *                "permutation": [perm of kv groups],
  *                "rotations": {"q": [H], "k": [G], "v": [G], "o": [H]},
- *                "tensors": [{"name", "dtype_in", "dtype_out"}],
- *                "max_rel_rounding": x}, ...]}
+ *                "tensors": [{"name", "dtype_in", "dtype_out",
+ *                             "checksum_in", "checksum_out"}],
+ *                "max_rel_rounding": x, "checksum": C}, ...]}
  *
  * Each rotation is {"angles": [r/2 pair angles], "tail": [[...]]} when it
  * commutes with RoPE (tail: the (d-r) x (d-r) block on the non-rotary
  * coordinates, absent when r = d), else {"matrix": [[d x d]]}. The plan
  * arrays follow FoldPlan: folded kv group g holds original group
- * permutation[g]; q/o rotations are per original query head. */
+ * permutation[g]; q/o rotations are per original query head.
+ *
+ * checksum_in and checksum_out (data/checksum.h, 16 hex digits) are of a
+ * rewritten tensor's stored bytes in the input and as written to the
+ * output: an undo checks the folded file against checksum_out before it
+ * starts and its result against checksum_in. A layer's "checksum" C is of
+ * its layer, seed, rotate_bias, permutation and rotations as the JSON
+ * holds them (every number by its bits), so that a sidecar whose
+ * rotations were edited is refused when it loads. A sidecar without the
+ * "checksum" key was written by an older ropefold: it loads, and
+ * sidecar_has_checksums() says that nothing can be checked. */
 
 typedef struct Sidecar Sidecar;
 
@@ -49,9 +60,15 @@ Sidecar *sidecar_new(const SidecarHead *h);
 /* Append layer i folded with plan (rotations described under rope). */
 int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *plan,
 		      const RopeSpec *rope, double max_rel_rounding);
+/* What the sidecar records of one rewritten tensor. */
+typedef struct {
+	const char *name;
+	const char *dtype_in, *dtype_out;   /* "F32", "BF16", ... */
+	uint64_t sum_in, sum_out;           /* checksums of the stored bytes */
+} SidecarTensor;
+
 /* Record a rewritten tensor of the last layer added. */
-int sidecar_add_tensor(Sidecar *s, const char *name, const char *dtype_in,
-		       const char *dtype_out);
+int sidecar_add_tensor(Sidecar *s, const SidecarTensor *t);
 /* Set max_rel_rounding of the last layer added. */
 void sidecar_set_rounding(Sidecar *s, double max_rel_rounding);
 /* The JSON text (free it). */
@@ -60,11 +77,24 @@ char *sidecar_dump(const Sidecar *s);
 void sidecar_free(Sidecar *s);
 
 /* Read a sidecar and check it against a model's shape (rotations are
- * rebuilt in the RoPE layout and rotary dim the sidecar records). */
+ * rebuilt in the RoPE layout and rotary dim the sidecar records). Refused:
+ * a path that cannot be opened or is not a regular file, JSON that is not
+ * a ropefold sidecar, no layers, a tensor entry without its names or
+ * (when the sidecar has checksums) without both checksums. */
 int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char *err,
 		 size_t errlen);
-/* Layers recorded. */
+/* Layers recorded (at least one once loaded). */
 size_t sidecar_layer_count(const Sidecar *s);
+/* True when the sidecar records checksums (written by this version). */
+bool sidecar_has_checksums(const Sidecar *s);
+/* Tensors recorded for the k-th layer, and the i-th of them (its checksums
+ * 0 when the sidecar has none). */
+size_t sidecar_tensor_count(const Sidecar *s, size_t k);
+void sidecar_tensor_get(const Sidecar *s, size_t k, size_t i, SidecarTensor *out);
+/* The entry for tensor name in the k-th layer: 0, or -1 when not recorded. */
+int sidecar_tensor_find(const Sidecar *s, size_t k, const char *name, SidecarTensor *out);
+/* The seed recorded for the k-th layer: false when none is. */
+bool sidecar_layer_seed_of(const Sidecar *s, size_t k, uint64_t *seed);
 /* The plan of the k-th recorded layer (its layer index in *layer). */
 int sidecar_layer_plan(const Sidecar *s, size_t k, size_t *layer, FoldPlan *plan,
 		       char *err, size_t errlen);

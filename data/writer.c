@@ -11,11 +11,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "data/checksum.h"
+#include "data/fileset.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
+#include "data/publish.h"
 #include "data/writer.h"
 #include "data/writer_impl.h"
 
@@ -24,16 +28,26 @@
 /* A file copied unchanged (config.json, tokenizer files, ...). */
 typedef struct {
 	char *src, *final_path, *tmp_path;
+	ino_t ino;                /* of the temporary */
+	bool published;           /* renamed into place by this commit */
 } AuxFile;
 
 struct Writer {
 	const Model *model;
+	WriterOptions opt;        /* also_read, replace_hint: borrowed;
+				   * opt.force is also force below */
 	char out[PATH_MAX];
 	char sidecar[PATH_MAX + 16];
-	char sidecar_tmp[PATH_MAX + 32];
+	char sidecar_tmp[PATH_MAX + 48];
+	ino_t sidecar_ino;
+	bool sidecar_published;   /* renamed into place by this commit */
+	FileSet inputs;           /* every file the run reads */
+	bool config_differs;      /* single safetensors: OUT's config.json exists
+				   * and is not the input's */
+	size_t stale_removed;
 	bool folder;              /* HF folder in, folder out */
 	char in_dir[PATH_MAX];    /* folder mode: the input folder */
-	char tmp_dir[PATH_MAX + 32];  /* folder mode: the temporary folder */
+	char tmp_dir[PATH_MAX + 48];  /* folder mode: the temporary folder */
 	bool force, started, committed;
 	WFile *files;
 	size_t nfiles;
@@ -305,7 +319,12 @@ static int make_temp(Writer *w, const char *final_path, char **tmp, char *err,
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	} else {
 		path_dirname(final_path, dir, sizeof dir);
-		snprintf(path, sizeof path, "%s/.%s.tmp-XXXXXX", dir, base_name(final_path));
+		if (publish_temp_prefix(path, sizeof path - 8, dir, base_name(final_path),
+					(long)getpid())) {
+			snprintf(err, errlen, "%s: path too long", final_path);
+			return -1;
+		}
+		strcat(path, "XXXXXX");
 		fd = mkstemp(path);
 		if (fd >= 0)
 			fchmod(fd, 0644);
@@ -328,53 +347,73 @@ static int make_temp(Writer *w, const char *final_path, char **tmp, char *err,
 
 /* ---- writer_new: the path rules ------------------------------------------- */
 
-/* path (resolved) is the folder real or lies inside it. */
-static bool path_inside(const char *path, const char *real)
+/* " (HINT)" appended to a message about an output that exists. */
+static void add_hint(const Writer *w, char *err, size_t errlen)
 {
-	char rp[PATH_MAX];
-	if (!realpath(path, rp))
-		return false;
-	size_t n = strlen(real);
-	return !strncmp(rp, real, n) && (rp[n] == '/' || rp[n] == '\0' || n == 1);
+	size_t n = strlen(err);
+	if (w->opt.replace_hint && n < errlen)
+		snprintf(err + n, errlen - n, " (%s)", w->opt.replace_hint);
 }
 
-/* Refuse an out that is (or holds) one of the input's files. */
-static int check_not_input(const Writer *w, const char *in_path, char *err, size_t errlen)
+/* Every file the run reads: the checkpoint's files, the files copied
+ * beside them, a single safetensors file's config.json (read even when it
+ * is not copied), and the caller's (the --undo sidecar). */
+static int collect_inputs(Writer *w, const char *in_path, char *err, size_t errlen)
 {
-	struct stat so, si;
-	if (stat(w->out, &so) != 0)
+	int rc = 0;
+	for (size_t i = 0; i < w->nfiles && !rc; i++)
+		rc = fileset_add(&w->inputs, w->files[i].in_path);
+	for (size_t i = 0; i < w->naux && !rc; i++)
+		rc = fileset_add(&w->inputs, w->aux[i].src);
+	if (!w->folder && !rc) {
+		char din[PATH_MAX], cfg[PATH_MAX + 16];
+		path_dirname(in_path, din, sizeof din);
+		snprintf(cfg, sizeof cfg, "%s/config.json", din);
+		rc = fileset_add(&w->inputs, cfg);
+	}
+	if (w->opt.also_read && !rc)
+		rc = fileset_add(&w->inputs, w->opt.also_read);
+	if (rc)
+		snprintf(err, errlen, "%s: out of memory", w->out);
+	return rc;
+}
+
+/* An output path that is one of the files the run reads. */
+static int refuse_input(const Writer *w, const char *out, const char *what, char *err,
+			size_t errlen)
+{
+	const char *in = fileset_which(&w->inputs, out);
+	if (!in)
 		return 0;
-	if (stat(in_path, &si) == 0 && same_inode(&so, &si)) {
-		snprintf(err, errlen, "%s: is the input checkpoint; refusing to overwrite it",
-			 w->out);
+	if (!strcmp(in, out))
+		snprintf(err, errlen, "%s: %sis a file this run reads; refusing to replace it", out,
+			 what);
+	else
+		snprintf(err, errlen, "%s: %sis %s (the same file), which this run reads; refusing "
+			 "to replace it", out, what, in);
+	return -1;
+}
+
+/* No output replaces a file the run reads, by any path: OUT itself, a
+ * folder OUT holding one, the sidecar beside OUT, an aux file beside OUT
+ * (other than its own source, which is then not copied). */
+static int check_outputs(const Writer *w, char *err, size_t errlen)
+{
+	const char *held = fileset_inside(&w->inputs, w->out);
+	if (held) {
+		snprintf(err, errlen, "%s: holds %s, which this run reads; refusing to replace it",
+			 w->out, held);
 		return -1;
 	}
-	for (size_t i = 0; i < w->nfiles; i++) {
-		if (stat(w->files[i].in_path, &si) == 0 && same_inode(&so, &si)) {
-			snprintf(err, errlen, "%s: is a file of the input checkpoint (%s); refusing "
-				 "to overwrite it", w->out, w->files[i].in_path);
-			return -1;
-		}
-	}
-	/* A folder OUT that holds the input, or one of its shards (an index's
-	 * "sub/a.safetensors" with OUT = IN/sub), would be replaced with it. */
-	char ro[PATH_MAX];
-	if (!S_ISDIR(so.st_mode) || !realpath(w->out, ro))
-		return 0;
-	if (path_inside(in_path, ro)) {
-		snprintf(err, errlen, "%s: holds the input checkpoint %s; refusing to replace it",
-			 w->out, in_path);
+	if (refuse_input(w, w->out, "", err, errlen))
 		return -1;
-	}
-	for (size_t i = 0; i < w->nfiles; i++) {
-		char dir[PATH_MAX];
-		path_dirname(w->files[i].in_path, dir, sizeof dir);
-		if (path_inside(dir, ro) || path_inside(w->files[i].in_path, ro)) {
-			snprintf(err, errlen, "%s: holds %s of the input checkpoint; refusing to "
-				 "replace it", w->out, w->files[i].in_path);
+	if (w->folder)
+		return 0;  /* every other output lies inside OUT */
+	if (w->opt.sidecar && refuse_input(w, w->sidecar, "the sidecar's path, ", err, errlen))
+		return -1;
+	for (size_t i = 0; i < w->naux; i++)
+		if (refuse_input(w, w->aux[i].final_path, "", err, errlen))
 			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -641,17 +680,60 @@ static int collect_aux_config(Writer *w, const char *in_path, char *err, size_t 
 	if (stat(dst, &b) == 0) {
 		if (same_inode(&a, &b) || files_equal(src, dst))
 			return 0;
-		if (!w->force) {
-			snprintf(err, errlen, "%s: exists and differs from %s (use --force to "
-				 "replace it)", dst, src);
-			return -1;
-		}
+		w->config_differs = true;  /* refused below unless force */
 	}
 	return add_aux(w, src, dst, err, errlen);
 }
 
-int writer_new(const Model *m, const char *in_path, const char *out_path, bool force,
-	       Writer **out, char *err, size_t errlen)
+/* An output that exists, refused unless force (OUT, its sidecar, the
+ * config.json beside it). */
+static int check_existing(Writer *w, char *err, size_t errlen)
+{
+	bool force = w->force;
+	if (!force && exists(w->out)) {
+		snprintf(err, errlen, "%s: exists", w->out);
+		add_hint(w, err, errlen);
+		return -1;
+	}
+	if (exists(w->out) && check_replaceable(w, err, errlen))
+		return -1;
+	if (!force && !w->folder && exists(w->sidecar)) {
+		snprintf(err, errlen, "%s: exists", w->sidecar);
+		add_hint(w, err, errlen);
+		return -1;
+	}
+	if (!force && w->config_differs) {
+		const AuxFile *a = &w->aux[w->naux - 1];
+		snprintf(err, errlen, "%s: exists and differs from %s", a->final_path, a->src);
+		add_hint(w, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+/* OUT as given: a trailing slash (or a last component "." or "..") names a
+ * folder, which the output of a single-file checkpoint cannot be (cp
+ * refuses to create a file "newdir/" too). */
+static int set_out(Writer *w, const char *out_path, char *err, size_t errlen)
+{
+	if (!out_path[0] || strlen(out_path) >= sizeof w->out - 16) {
+		snprintf(err, errlen, "--out: empty or too long path");
+		return -1;
+	}
+	snprintf(w->out, sizeof w->out, "%s", out_path);
+	const char *last = base_name(out_path);
+	if (!w->folder && (!last[0] || !strcmp(last, ".") || !strcmp(last, ".."))) {
+		snprintf(err, errlen, "%s: %s names a folder; the output of a single-file "
+			 "checkpoint is a file (give its name)", out_path,
+			 last[0] ? "a last component . or .." : "a trailing slash");
+		return -1;
+	}
+	strip_slashes(w->out);
+	return 0;
+}
+
+int writer_new(const Model *m, const char *in_path, const char *out_path,
+	       const WriterOptions *o, Writer **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	Writer *w = calloc(1, sizeof *w);
@@ -660,13 +742,8 @@ int writer_new(const Model *m, const char *in_path, const char *out_path, bool f
 		return -1;
 	}
 	w->model = m;
-	w->force = force;
-	if (!out_path[0] || strlen(out_path) >= sizeof w->out - 16) {
-		snprintf(err, errlen, "--out: empty or too long path");
-		goto fail;
-	}
-	snprintf(w->out, sizeof w->out, "%s", out_path);
-	strip_slashes(w->out);
+	w->opt = *o;
+	w->force = o->force;
 	struct stat st;
 	if (stat(in_path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		w->folder = true;
@@ -677,25 +754,18 @@ int writer_new(const Model *m, const char *in_path, const char *out_path, bool f
 			 in_path);
 		goto fail;
 	}
+	if (set_out(w, out_path, err, errlen))
+		goto fail;
 	if (w->folder)
 		snprintf(w->sidecar, sizeof w->sidecar, "%s/fold.json", w->out);
 	else
 		snprintf(w->sidecar, sizeof w->sidecar, "%s.fold.json", w->out);
-	if (collect_files(w, err, errlen) || check_not_input(w, in_path, err, errlen))
-		goto fail;
-	if (!force && exists(w->out)) {
-		snprintf(err, errlen, "%s: exists (use --force to replace it)", w->out);
-		goto fail;
-	}
-	if (exists(w->out) && check_replaceable(w, err, errlen))
-		goto fail;
-	if (!force && !w->folder && exists(w->sidecar)) {
-		snprintf(err, errlen, "%s: exists (use --force to replace it)", w->sidecar);
-		goto fail;
-	}
-	if (w->folder ? collect_aux_folder(w, err, errlen)
-	    : (model_info(m)->format == MODEL_FMT_SAFETENSORS &&
-	       collect_aux_config(w, in_path, err, errlen)))
+	if (collect_files(w, err, errlen) ||
+	    (w->folder ? collect_aux_folder(w, err, errlen)
+	     : (model_info(m)->format == MODEL_FMT_SAFETENSORS &&
+		collect_aux_config(w, in_path, err, errlen))) ||
+	    collect_inputs(w, in_path, err, errlen) || check_outputs(w, err, errlen) ||
+	    check_existing(w, err, errlen))
 		goto fail;
 	for (size_t i = 0; i < w->nfiles; i++) {
 		const TensorTable *tt = model_tensor_table(m);
@@ -904,6 +974,32 @@ static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 	return rc;
 }
 
+/* The temporaries of earlier runs to OUT that died (SIGKILL, a crash, a
+ * power cut): of OUT itself, and of a single file's sidecar and aux files
+ * (in folder mode those lie inside OUT's temporary folder). */
+static void remove_stale(Writer *w)
+{
+	char dir[PATH_MAX];
+	time_t now = time(NULL);
+	path_dirname(w->out, dir, sizeof dir);
+	w->stale_removed += publish_remove_stale(dir, base_name(w->out), now,
+						 WRITER_STALE_SECONDS);
+	if (w->folder)
+		return;
+	w->stale_removed += publish_remove_stale(dir, base_name(w->sidecar), now,
+						 WRITER_STALE_SECONDS);
+	for (size_t i = 0; i < w->naux; i++) {
+		path_dirname(w->aux[i].final_path, dir, sizeof dir);
+		w->stale_removed += publish_remove_stale(dir, base_name(w->aux[i].final_path), now,
+							 WRITER_STALE_SECONDS);
+	}
+}
+
+size_t writer_stale_removed(const Writer *w)
+{
+	return w->stale_removed;
+}
+
 int writer_start(Writer *w, char *err, size_t errlen)
 {
 	if (w->started) {
@@ -911,14 +1007,17 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		return -1;
 	}
 	w->started = true;
+	remove_stale(w);
 	w->next = live_writers;
 	live_writers = w;
 	if (w->folder) {
 		char dir[PATH_MAX];
 		path_dirname(w->out, dir, sizeof dir);
-		int k = snprintf(w->tmp_dir, sizeof w->tmp_dir, "%s/.%s.tmp-XXXXXX", dir,
-				 base_name(w->out));
-		if (k < 0 || (size_t)k >= sizeof w->tmp_dir || !mkdtemp(w->tmp_dir)) {
+		int bad = publish_temp_prefix(w->tmp_dir, sizeof w->tmp_dir - 8, dir,
+					      base_name(w->out), (long)getpid());
+		if (!bad)
+			strcat(w->tmp_dir, "XXXXXX");
+		if (bad || !mkdtemp(w->tmp_dir)) {
 			snprintf(err, errlen, "%s: cannot create a temporary folder in %s: %s",
 				 w->out, dir, strerror(errno));
 			w->tmp_dir[0] = '\0';
@@ -951,6 +1050,8 @@ int writer_start(Writer *w, char *err, size_t errlen)
 			rc = -1;
 			break;
 		}
+		struct stat st;
+		a->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
 		rc = copy_file(a->src, fd, a->tmp_path, err, errlen);
 		if (!rc && fsync(fd)) {
 			snprintf(err, errlen, "%s: fsync: %s", a->tmp_path, strerror(errno));
@@ -985,7 +1086,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	}
 	memcpy(v, values, n * sizeof(double));
 	dtype_round(store_of(s->out_dtype), v, n);
-	WriterRounding rr = {0, 0};
+	WriterRounding rr = {0, 0, 0};
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
 		if (!(e <= rr.max_abs_err))
@@ -994,6 +1095,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 			rr.max_abs = a;
 	}
 	encode(s->out_dtype, v, n, b);
+	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
 	free(v);
 	free(b);
@@ -1019,28 +1121,6 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Remove a folder and the regular files in it (an old OUT under --force). */
-static void remove_folder(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char p[2 * PATH_MAX];
-			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-			struct stat st;
-			if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-				remove_folder(p);
-			else
-				unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static int write_sidecar(Writer *w, const char *text, char *err, size_t errlen)
 {
 	char *tmp = NULL;
@@ -1049,6 +1129,8 @@ static int write_sidecar(Writer *w, const char *text, char *err, size_t errlen)
 		return -1;
 	snprintf(w->sidecar_tmp, sizeof w->sidecar_tmp, "%s", tmp);
 	free(tmp);
+	struct stat st;
+	w->sidecar_ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
 	int rc = write_all(fd, text, strlen(text), 0, w->sidecar_tmp, err, errlen);
 	if (!rc && fsync(fd)) {
 		snprintf(err, errlen, "%s: fsync: %s", w->sidecar_tmp, strerror(errno));
@@ -1058,11 +1140,44 @@ static int write_sidecar(Writer *w, const char *text, char *err, size_t errlen)
 	return rc;
 }
 
-/* Test hook: fail just before the renames (an interrupted commit). */
-static bool fail_before_rename(void)
+/* The message for an output that could not be put in place. */
+static void publish_error(const Writer *w, const char *final_path, int e, char *err,
+			  size_t errlen)
 {
-	const char *e = getenv("ROPEFOLD_TEST_FAIL");
-	return e && !strcmp(e, "commit");
+	if (e == EEXIST || e == ENOTEMPTY) {
+		snprintf(err, errlen, "%s: was created meanwhile (by another run?); not replaced",
+			 final_path);
+		add_hint(w, err, errlen);
+	} else {
+		snprintf(err, errlen, "%s: cannot rename into place: %s", final_path, strerror(e));
+	}
+}
+
+/* Swap the old OUT folder out of the way, put the new one in its place,
+ * remove the old (force only). */
+static int replace_folder(Writer *w, const char *parent, char *err, size_t errlen)
+{
+	char old[PATH_MAX + 32];
+	int k = snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", parent, base_name(w->out));
+	if (k < 0 || (size_t)k >= sizeof old || !mkdtemp(old) || rmdir(old) ||
+	    rename(w->out, old)) {
+		snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(errno));
+		return -1;
+	}
+	if (rename(w->tmp_dir, w->out)) {
+		/* Put the old OUT back: nothing changed. */
+		int e = errno;
+		rename(old, w->out);
+		snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(e));
+		return -1;
+	}
+	w->tmp_dir[0] = '\0';
+	struct stat st;
+	if (lstat(old, &st) == 0 && S_ISDIR(st.st_mode))
+		publish_remove_tree(old);
+	else
+		unlink(old);
+	return 0;
 }
 
 static int commit_folder(Writer *w, char *err, size_t errlen)
@@ -1079,52 +1194,102 @@ static int commit_folder(Writer *w, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: fsync: %s", w->tmp_dir, strerror(errno));
 		return -1;
 	}
-	if (rename(w->tmp_dir, w->out) == 0) {
+	if (publish_rename(w->tmp_dir, w->out, false, true) == 0) {
 		w->tmp_dir[0] = '\0';
-	} else if ((errno == ENOTEMPTY || errno == EEXIST || errno == EISDIR ||
-		    errno == ENOTDIR) && w->force) {
-		/* Swap the old OUT out of the way, then remove it. */
-		char old[PATH_MAX + 32];
-		int k = snprintf(old, sizeof old, "%s/.%s.old-XXXXXX", parent, base_name(w->out));
-		if (k < 0 || (size_t)k >= sizeof old || !mkdtemp(old) || rmdir(old) ||
-		    rename(w->out, old)) {
-			snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(errno));
+	} else if (w->force && (errno == ENOTEMPTY || errno == EEXIST || errno == EISDIR ||
+				errno == ENOTDIR)) {
+		if (replace_folder(w, parent, err, errlen))
 			return -1;
-		}
-		if (rename(w->tmp_dir, w->out)) {
-			/* Put the old OUT back: nothing changed. */
-			int e = errno;
-			rename(old, w->out);
-			snprintf(err, errlen, "%s: cannot replace: %s", w->out, strerror(e));
-			return -1;
-		}
-		w->tmp_dir[0] = '\0';
-		struct stat st;
-		if (lstat(old, &st) == 0 && S_ISDIR(st.st_mode))
-			remove_folder(old);
-		else
-			unlink(old);
 	} else {
-		snprintf(err, errlen, "%s: cannot rename %s into place: %s", w->out, w->tmp_dir,
-			 strerror(errno));
+		publish_error(w, w->out, errno, err, errlen);
 		return -1;
 	}
 	fsync_dir(parent);
 	return 0;
 }
 
-/* Rename a temporary file over final; an existing folder there is removed
- * first (only reached under --force). */
-static int rename_file(const char *tmp, const char *final_path, char *err, size_t errlen)
+/* Put a temporary file in place as final_path. Without force nothing
+ * there is replaced, not even a file another run made after writer_new
+ * looked. Under force an existing folder there is removed first.
+ * *created says that final_path did not exist before. */
+static int publish_file(const Writer *w, const char *tmp, const char *final_path,
+			bool *created, char *err, size_t errlen)
 {
 	struct stat st;
-	if (lstat(final_path, &st) == 0 && S_ISDIR(st.st_mode))
-		remove_folder(final_path);
-	if (rename(tmp, final_path)) {
-		snprintf(err, errlen, "%s: cannot rename into place: %s", final_path,
-			 strerror(errno));
+	bool existed = lstat(final_path, &st) == 0;
+	if (w->force && existed && S_ISDIR(st.st_mode))
+		publish_remove_tree(final_path);
+	if (publish_rename(tmp, final_path, w->force, false) != 0) {
+		publish_error(w, final_path, errno, err, errlen);
 		return -1;
 	}
+	*created = !existed || !w->force;
+	return 0;
+}
+
+/* An aux file (config.json beside OUT) in place. Another run that put the
+ * same bytes there meanwhile is fine: this run's copy is dropped. */
+static int publish_aux(Writer *w, AuxFile *a, char *err, size_t errlen)
+{
+	bool created;
+	if (publish_file(w, a->tmp_path, a->final_path, &created, err, errlen)) {
+		if (w->force || !files_equal(a->tmp_path, a->final_path))
+			return -1;
+		unlink(a->tmp_path);
+		created = false;
+	}
+	a->published = created;
+	free(a->tmp_path);
+	a->tmp_path = NULL;
+	return 0;
+}
+
+/* Take back what this commit published when a later step fails: the
+ * sidecar (it must not describe a file it is not about) and the aux files
+ * it created, each only while it is still the file this run wrote.
+ * Async-signal-safe (lstat, unlink). */
+static void unpublish(Writer *w)
+{
+	struct stat st;
+	for (size_t i = 0; i < w->naux; i++) {
+		AuxFile *a = &w->aux[i];
+		if (a->published && lstat(a->final_path, &st) == 0 && st.st_ino == a->ino)
+			unlink(a->final_path);
+		a->published = false;
+	}
+	if (w->sidecar_published && lstat(w->sidecar, &st) == 0 && st.st_ino == w->sidecar_ino)
+		unlink(w->sidecar);
+	w->sidecar_published = false;
+}
+
+/* Single file: the sidecar first (of two runs to one OUT, the one whose
+ * sidecar lands first goes on), then the aux files, then OUT: an OUT that
+ * exists is complete. */
+static int commit_file(Writer *w, bool sidecar, char *err, size_t errlen)
+{
+	bool created;
+	if (sidecar) {
+		if (publish_file(w, w->sidecar_tmp, w->sidecar, &created, err, errlen))
+			return -1;
+		w->sidecar_tmp[0] = '\0';
+		w->sidecar_published = true;
+	}
+	for (size_t i = 0; i < w->naux; i++) {
+		if (publish_aux(w, &w->aux[i], err, errlen)) {
+			unpublish(w);
+			return -1;
+		}
+	}
+	WFile *f = &w->files[0];
+	if (publish_file(w, f->tmp_path, f->final_path, &created, err, errlen)) {
+		unpublish(w);
+		return -1;
+	}
+	free(f->tmp_path);
+	f->tmp_path = NULL;
+	char dir[PATH_MAX];
+	path_dirname(w->out, dir, sizeof dir);
+	fsync_dir(dir);
 	return 0;
 }
 
@@ -1145,42 +1310,17 @@ int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 	}
 	if (sidecar && write_sidecar(w, sidecar, err, errlen))
 		return -1;
-	if (fail_before_rename()) {
-		snprintf(err, errlen, "%s: test failure injected before the rename", w->out);
+	if (w->opt.before_publish && w->opt.before_publish(w->opt.hook_ctx, err, errlen))
 		return -1;
-	}
-	if (w->folder) {
-		if (commit_folder(w, err, errlen))
-			return -1;
+	int rc = w->folder ? commit_folder(w, err, errlen)
+			   : commit_file(w, sidecar != NULL, err, errlen);
+	if (!rc) {
 		w->committed = true;
-		return 0;
+		for (size_t i = 0; i < w->naux; i++)
+			w->aux[i].published = false;
+		w->sidecar_published = false;
 	}
-	/* Aux files (config.json) and the sidecar first: an OUT that exists is
-	 * complete. */
-	char dir[PATH_MAX];
-	path_dirname(w->out, dir, sizeof dir);
-	for (size_t i = 0; i < w->naux; i++) {
-		if (rename_file(w->aux[i].tmp_path, w->aux[i].final_path, err, errlen))
-			return -1;
-		free(w->aux[i].tmp_path);
-		w->aux[i].tmp_path = NULL;
-	}
-	if (sidecar) {
-		if (rename_file(w->sidecar_tmp, w->sidecar, err, errlen))
-			return -1;
-		w->sidecar_tmp[0] = '\0';
-	}
-	WFile *f = &w->files[0];
-	if (rename_file(f->tmp_path, f->final_path, err, errlen)) {
-		if (sidecar)
-			unlink(w->sidecar);
-		return -1;
-	}
-	free(f->tmp_path);
-	f->tmp_path = NULL;
-	fsync_dir(dir);
-	w->committed = true;
-	return 0;
+	return rc;
 }
 
 static void remove_temps(Writer *w)
@@ -1203,9 +1343,12 @@ static void remove_temps(Writer *w)
 
 void writer_cleanup_signal(void)
 {
-	for (Writer *w = live_writers; w; w = w->next)
-		if (!w->committed)
+	for (Writer *w = live_writers; w; w = w->next) {
+		if (!w->committed) {
 			remove_temps(w);
+			unpublish(w);
+		}
+	}
 }
 
 void writer_free(Writer *w)
@@ -1244,5 +1387,6 @@ void writer_free(Writer *w)
 	free(w->subdirs);
 	free(w->aux);
 	free(w->files);
+	fileset_free(&w->inputs);
 	free(w);
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "data/model.h"
 #include "data/tensor.h"
@@ -14,11 +15,12 @@
  * header offsets, GGUF tensor infos with their alignment).
  *
  * Call sequence:
- *   writer_new          check the paths (OUT is not the input, does not
- *                       exist unless force, ...)
+ *   writer_new          check the paths (OUT is none of the files the run
+ *                       reads, does not exist unless force, ...)
  *   writer_replace      for every tensor to be replaced, with its new dtype
- *   writer_start        temporary file (or folder) in OUT's folder, every
- *                       byte copied, room left for the replaced tensors
+ *   writer_start        stale temporaries of OUT removed; a temporary
+ *                       file (or folder) in OUT's folder, every byte
+ *                       copied, room left for the replaced tensors
  *   writer_put          the values of each replaced tensor, any order
  *   writer_commit       sidecar text, fsync, rename into place
  *   writer_free         removes the temporaries unless committed
@@ -29,19 +31,51 @@
  * becomes the folder OUT with every file of the input folder, each shard
  * at its path relative to the input folder (an index's "sub/a.safetensors"
  * in OUT/sub/), and the sidecar inside it as fold.json; else the sidecar
- * is OUT.fold.json. */
+ * is OUT.fold.json.
+ *
+ * Publishing: without force nothing that exists is ever replaced, even when
+ * another run creates it after writer_new looked (renameat2 with
+ * RENAME_NOREPLACE, else link + unlink): the sidecar goes first, then the
+ * aux files, then OUT, and a failure takes back what this run published.
+ * A temporary is named .NAME.tmp-PID-XXXXXX after the file it becomes and
+ * the process writing it; writer_start removes those of OUT's names whose
+ * process is gone and which have not changed for WRITER_STALE_SECONDS (a
+ * run killed by SIGKILL leaves its temporary behind). */
 
 typedef struct Writer Writer;
+
+/* A temporary of a process that is gone, unchanged for this long, is
+ * stale (the age guards against a process this one cannot see: another
+ * machine or PID namespace sharing the folder). */
+#define WRITER_STALE_SECONDS 600
+
+/* How a writer publishes its output. */
+typedef struct {
+	bool force;                  /* replace an existing OUT, its sidecar, aux files */
+	bool sidecar;                /* a sidecar will be written (OUT.fold.json may
+				      * then not be one of the files the run reads) */
+	const char *also_read;       /* another file the run reads (the --undo
+				      * sidecar), or NULL */
+	const char *replace_hint;    /* how the user asks for force, added to the
+				      * messages about an existing output ("use
+				      * --force to replace it"), or NULL */
+	/* Called once every temporary is complete, before anything is
+	 * published: -1 (with a line in err) fails the commit. For tests
+	 * (an interrupted or paused commit); NULL for none. */
+	int (*before_publish)(void *ctx, char *err, size_t errlen);
+	void *hook_ctx;
+} WriterOptions;
 
 /* What re-storing one tensor did. */
 typedef struct {
 	double max_abs_err;   /* max |stored - given| */
 	double max_abs;       /* max |given| */
+	uint64_t checksum;    /* of the bytes stored (data/checksum.h) */
 } WriterRounding;
 
 /* Prepare writing a folded copy of m (opened from in_path) to out_path. */
-int writer_new(const Model *m, const char *in_path, const char *out_path, bool force,
-	       Writer **out, char *err, size_t errlen);
+int writer_new(const Model *m, const char *in_path, const char *out_path,
+	       const WriterOptions *o, Writer **out, char *err, size_t errlen);
 /* Replace tensor t (of m) with values stored as dtype (F64/F32/F16/BF16). */
 int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
 		   size_t errlen);
@@ -57,6 +91,8 @@ void writer_free(Writer *w);
 
 /* Where the sidecar goes (valid after writer_new). */
 const char *writer_sidecar_path(const Writer *w);
+/* Stale temporaries writer_start removed. */
+size_t writer_stale_removed(const Writer *w);
 /* Remove every temporary of the writers alive now: async-signal-safe,
  * for a signal handler. */
 void writer_cleanup_signal(void);

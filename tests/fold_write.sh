@@ -58,6 +58,15 @@ run 0 "the undone llama2.c file verifies" verify "$M/stories260K.bin" "$tmp/u.bi
 has "equal up to f32 rounding\|identical" "llama2.c undo: equal up to f32 rounding (F32 only)"
 run 0 "fold the GGUF into F64" fold --model "$M/stories260K.gguf" --out "$tmp/g64.gguf" --dtype f64
 seed0=$(sed -n 's/^  layer 0: seed \([0-9]*\),.*/\1/p' "$tmp/out")
+# llama.cpp's CPU backend has no F64 matrix product: it loads the file and
+# then fails, so fold says so (and --help does)
+if [ "$(grep -c "F64 weights, which GGUF runtimes (llama.cpp) cannot run" "$tmp/err")" -eq 1 ]; then
+	ok "F64 GGUF: one stderr line says runtimes cannot run it"
+else notok "F64 GGUF: one stderr line says runtimes cannot run it"; sed 's/^/# /' "$tmp/err"; fi
+run 0 "fold --help" fold --help
+has "cannot run F64 GGUF" "fold --help warns about F64 GGUF"
+run 0 "fold the GGUF into F32" fold --model "$M/stories260K.gguf" --out "$tmp/g32.gguf" --dtype f32
+if grep -q "F64" "$tmp/err"; then notok "no F64 note for F32"; else ok "no F64 note for F32"; fi
 run 0 "undo the F64 fold" fold --model "$tmp/g64.gguf" --out "$tmp/gu.gguf" --undo "$tmp/g64.gguf.fold.json"
 same "$M/stories260K.gguf" "$tmp/gu.gguf" "f32 GGUF restored bit for bit"
 has "undid the fold of layer 0 (seed $seed0): bit for bit" "F64 undo: layer 0 with its recorded seed, bit for bit"
@@ -156,6 +165,12 @@ run 2 "an unwritable OUT" fold --model "$M/stories260K.bin" --out /proc/ropefold
 one_line "unwritable OUT"
 run 2 "F64 in a llama2.c file" fold --model "$M/stories260K.bin" --out "$tmp/x.bin" --dtype f64
 run 2 "--layers out of range" fold --model "$M/stories260K.bin" --out "$tmp/x.bin" --layers 9
+run 0 "fold with --seed 1" fold --model "$M/stories260K.bin" --out "$tmp/s1.bin" --seed 1
+run 0 "fold with --seed 2" fold --model "$M/stories260K.bin" --out "$tmp/s2.bin" --seed 2
+run 2 "undo with the other seed's sidecar" fold --model "$tmp/s1.bin" --undo "$tmp/s2.bin.fold.json" \
+	--out "$tmp/s-undone.bin"
+one_line "the other seed's sidecar"
+absent "$tmp/s-undone.bin" "nothing written for the other seed's sidecar"
 run 2 "a sidecar of another model" fold --model "$M/tiny_llama_hf" --out "$tmp/x" \
 	--undo "$tmp/p.bin.fold.json"
 absent "$tmp/x" "nothing written on bad input"

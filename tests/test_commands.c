@@ -242,6 +242,15 @@ static void test_view_head_misc(void **state)
 	assert_non_null(strstr(msg, "frobnicate"));
 	assert_int_equal(run(&s, "export out.safetensors", msg), CMD_EXPORT);
 	assert_string_equal(s.action_path, "out.safetensors");
+	assert_false(s.action_force);
+	/* :export! replaces an existing file; a plain :export after it does not */
+	assert_int_equal(run(&s, "export! again.safetensors", msg), CMD_EXPORT);
+	assert_string_equal(s.action_path, "again.safetensors");
+	assert_true(s.action_force);
+	assert_int_equal(run(&s, "export out.safetensors", msg), CMD_EXPORT);
+	assert_false(s.action_force);
+	assert_int_equal(run(&s, "export!", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "export! PATH"));
 	assert_int_equal(run(&s, "verify other", msg), CMD_VERIFY);
 	assert_string_equal(s.action_path, "other");
 	assert_int_equal(run(&s, "export", msg), CMD_ERROR);
@@ -304,11 +313,17 @@ static void test_completion(void **state)
 	assert_true(has(commands_completions("set precision ", 14), "f32"));
 	/* a path after :load goes to filename completion */
 	assert_null(commands_completions("load ", 5));
+	assert_null(commands_completions("export! ", 8));
+	assert_true(has(commands_completions("exp", 0), "export!"));
 	/* every command name listed in help runs (or fails with a message) */
 	const char *const *h = commands_help_lines();
 	assert_non_null(h[0]);
-	for (size_t i = 0; h[i]; i += 2)
+	bool bang = false;
+	for (size_t i = 0; h[i]; i += 2) {
 		assert_non_null(h[i + 1]);
+		bang = bang || !strcmp(h[i], ":export! PATH");
+	}
+	assert_true(bang);
 }
 
 /* Every tour step's commands run cleanly, in order, from any state. */

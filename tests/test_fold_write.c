@@ -12,6 +12,7 @@
 #include "data/default_model.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
+#include "data/writer.h"
 #include "tests/ckpt_fixtures.h"
 #include "tui/cli_check.h"
 #include "tui/cli_fold.h"
@@ -904,6 +905,43 @@ static void test_refusals(void **state)
 	assert_false(exists(f->out));
 }
 
+/* writer_new on its own: OUT's sidecar path may not be a file the run
+ * reads when a sidecar is written (an undo writes none, and may name its
+ * own sidecar so), OUT may not reach an input through a symlink, and a
+ * trailing slash on a single file's OUT is refused. */
+static void test_writer_paths(void **state)
+{
+	Fx *f = *state;
+	write_gguf(f, "w.gguf", "F32");
+	Model *m = open_ok(f->in);
+	char sc[4500], link[4500], err[1024];
+	Writer *w = NULL;
+	PJ(f->out, "%s/w-out.gguf", f->dir);
+	PJ(sc, "%s.fold.json", f->out);
+	fx_write(f->dir, "w-out.gguf.fold.json", "{}", 2);
+	WriterOptions o = {true, true, sc, NULL, NULL, NULL};
+	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
+	assert_null(w);
+	assert_non_null(strstr(err, "sidecar's path"));
+	o.sidecar = false;
+	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), 0);
+	writer_free(w);
+	PJ(link, "%s/w-link.gguf", f->dir);
+	assert_int_equal(symlink(f->in, link), 0);
+	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "which this run reads"));
+	PJ(link, "%s/newdir/", f->dir);
+	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "trailing slash"));
+	/* Without force the hint given is the caller's. */
+	o.force = false;
+	o.replace_hint = "say please";
+	fx_write(f->dir, "w-out.gguf", "x", 1);
+	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "exists (say please)"));
+	model_close(m);
+}
+
 /* A JSON file (the test fails when it does not parse). */
 static json_t *load_json(const char *path)
 {
@@ -934,6 +972,8 @@ static void assert_undo_json(const char *path, json_t *fold, bool exact)
 	json_t *u = load_json(path);
 	assert_true(json_is_true(json_object_get(u, "undo")));
 	assert_true(json_is_null(json_object_get(u, "sidecar")));
+	/* the sidecar had checksums: checked, and bit for bit decided by them */
+	assert_true(json_is_true(json_object_get(u, "checksums")));
 	assert_int_equal(json_is_true(json_object_get(u, "bit_for_bit")), exact);
 	json_t *mr = json_object_get(u, "max_rel_rounding");
 	/* 0 when restored bit for bit; otherwise unknown, not a number */
@@ -1091,7 +1131,7 @@ static void test_tui_actions(void **state)
 	PJ(s.model_path, "%s", f->in);
 	s.opts.layer = 1;
 	s.opts.fold.seed = 5;
-	char msg[1024], out[4400];
+	char msg[1024], out[4400], sc[4500];
 	PJ(out, "%s/tui-export", f->dir);
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
 	assert_non_null(strstr(msg, "exported layer 1"));
@@ -1114,9 +1154,22 @@ static void test_tui_actions(void **state)
 	layer_free(&c);
 	model_close(ma);
 	model_close(mb);
-	/* An existing output is refused. */
+	/* An existing output is refused, offering what the explorer can do
+	 * (:export!, not a flag it has no way to give); :export! replaces it. */
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), -1);
 	assert_non_null(strstr(msg, "exists"));
+	assert_non_null(strstr(msg, "':export! "));
+	assert_null(strstr(msg, "--force"));
+	s.action_force = true;
+	s.opts.fold.seed = 6;
+	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
+	s.action_force = false;
+	PJ(sc, "%s/fold.json", out);
+	json_t *j = load_json(sc);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(
+		json_object_get(j, "layers"), 0), "seed")), 6);
+	json_decref(j);
+	s.opts.fold.seed = 5;
 	FoldBreak br;
 	assert_int_equal(fold_action_verify(&s, out, &br, msg, sizeof msg), 0);
 	assert_true(br.equivalent);
@@ -1147,6 +1200,7 @@ int main(void)
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_qk_norm_all_heads),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_writer_paths),
 		cmocka_unit_test(test_undo_report),
 		cmocka_unit_test(test_tui_actions),
 		cmocka_unit_test(test_tui_export_default),

@@ -293,6 +293,12 @@ check ":layer 2 on the default model: out of range, said so" "--layer: layer 2 i
 check "... and the explorer stays on layer 1" "default layer 1 "
 keys ':export out-default' Enter
 check ":export on the default model writes the layer shown" "exported layer 1 folded"
+# onto an existing path: refused, offering what the explorer can give
+keys ':export out-default' Enter
+check ":export onto an existing path names :export!" "exists \(':export! out-default' replaces it\)"
+check_not "... and no flag the explorer has no way to give" "--force"
+keys ':export! out-default' Enter
+check ":export! replaces it" "exported layer 1 folded"
 keys q
 check "... and q leaves it" "EXIT=0"
 if "$ROPEFOLD" verify "${SRCDIR:-.}/data/default-model" "$WORK/out-default" >"$WORK/screen" 2>&1 &&

@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/fold.h"
 #include "core/plan_ops.h"
+#include "data/checksum.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/sidecar.h"
@@ -39,20 +40,25 @@ static void fold_help(void)
 	       "heads (OLMo2) are written in the new head order (and put back by --undo).\n"
 	       "Rotated tensors are stored in their own dtype (rounded; the relative\n"
 	       "error is reported), or as F32 / F64 with --dtype f32 / f64 (GGUF and\n"
-	       "safetensors; llama2.c holds F32 only).\n"
+	       "safetensors; llama2.c holds F32 only). Runtimes cannot run F64 GGUF\n"
+	       "weights (llama.cpp has no F64 matrix product): F64 is for an exact undo.\n"
 	       "A sidecar JSON (OUT.fold.json, or fold.json inside an output folder)\n"
-	       "records the seed and every rotation; --undo SIDECAR applies the inverse\n"
-	       "and stores each tensor back in the dtype it had before the fold: as a\n"
+	       "records the seed, every rotation and checksums (SipHash-2-4) of each\n"
+	       "rewritten tensor's bytes before and after. --undo SIDECAR refuses a\n"
+	       "file the sidecar does not describe, applies the inverse and stores\n"
+	       "each tensor back in the dtype it had before the fold: as a\n"
 	       "rule bit for bit when the fold was stored wider than the original (bf16\n"
 	       "with --dtype f32, f32 with --dtype f64); a fold re-stored in the\n"
 	       "original's own dtype comes back within a unit of roundoff, not bit for\n"
 	       "bit (rounding the rotated weights loses information). An undo reports\n"
-	       "each layer with the seed its sidecar recorded, \"bit for bit\" where it\n"
-	       "can prove the stored values are the original's, else \"within the stored\n"
+	       "each layer with the seed its sidecar recorded, \"bit for bit\" where the\n"
+	       "restored bytes have the original's checksums, else \"within the stored\n"
 	       "dtype's rounding\"; it writes no sidecar (its output is the original\n"
 	       "checkpoint) and, over an earlier OUT, removes that OUT's OUT.fold.json.\n"
 	       "Writing is atomic (a temporary in OUT's folder, fsync, rename). OUT may\n"
-	       "not be the input; an existing OUT is refused unless --force.\n"
+	       "not be any file the run reads (by any path); an existing OUT is refused\n"
+	       "unless --force, also one another run creates meanwhile. OUT with a\n"
+	       "trailing slash names a folder: only for an HF folder checkpoint.\n"
 	       "Exit 0 on success, 2 on bad usage or input.\n\n");
 	opts_print_help(stdout, OPT_MODEL | OPT_FOLD | OPT_FOLDIO | OPT_JSON);
 }
@@ -66,19 +72,38 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+/* The signals whose default action ends the process: the temporaries
+ * (and anything this commit published) go first, then the signal takes
+ * its course. SIGXFSZ (a file size limit) is ignored instead, so that the
+ * write fails with EFBIG and the run stops with one line and exit 2.
+ * SIGKILL cannot be caught: the next fold to the same OUT removes the
+ * temporary it leaves (data/writer.h). */
+static const struct {
+	int sig;
+	bool ignore;
+} fold_signals[] = {
+	{SIGINT, false},  {SIGTERM, false}, {SIGHUP, false},    {SIGQUIT, false},
+	{SIGPIPE, false}, {SIGALRM, false}, {SIGUSR1, false},   {SIGUSR2, false},
+	{SIGXCPU, false}, {SIGXFSZ, true},  {SIGVTALRM, false}, {SIGPROF, false},
+};
+
 static void install_signals(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	for (size_t i = 0; i < sizeof fold_signals / sizeof fold_signals[0]; i++)
+		sigaddset(&sa.sa_mask, fold_signals[i].sig);
+	for (size_t i = 0; i < sizeof fold_signals / sizeof fold_signals[0]; i++) {
+		sa.sa_handler = fold_signals[i].ignore ? SIG_IGN : on_signal;
+		sigaction(fold_signals[i].sig, &sa, NULL);
+	}
 }
 
-/* Test hook: ROPEFOLD_TEST_FAIL=layer:N fails after N layers are written,
- * kill:N kills the process there (nothing cleans up). */
+/* ---- test hooks (ROPEFOLD_TEST_FAIL) ------------------------------------------ */
+
+/* layer:N fails after N layers are written, kill:N kills the process
+ * there (nothing cleans up). */
 static int test_hook(size_t written, char *err, size_t errlen)
 {
 	const char *e = getenv("ROPEFOLD_TEST_FAIL");
@@ -92,6 +117,34 @@ static int test_hook(size_t written, char *err, size_t errlen)
 	if (sscanf(e, "kill:%lu", &n) == 1 && written == n)
 		raise(SIGKILL);
 	return 0;
+}
+
+/* Once every temporary is written, before anything is published: commit
+ * fails there (an interrupted commit); pause:FILE creates FILE.paused and
+ * waits until FILE exists (at most a minute), so that a test can run a
+ * second fold to the same OUT, or send a signal, at exactly that point. */
+static int test_before_publish(void *ctx, char *err, size_t errlen)
+{
+	const char *e = ctx;
+	if (!strcmp(e, "commit")) {
+		snprintf(err, errlen, "test failure injected before the rename");
+		return -1;
+	}
+	if (strncmp(e, "pause:", 6))
+		return 0;
+	char mark[4200];
+	snprintf(mark, sizeof mark, "%s.paused", e + 6);
+	FILE *f = fopen(mark, "w");
+	if (f)
+		fclose(f);
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	for (int i = 0; i < 6000; i++) {
+		if (access(e + 6, F_OK) == 0)
+			return 0;
+		nanosleep(&tick, NULL);
+	}
+	snprintf(err, errlen, "test pause: %s did not appear", e + 6);
+	return -1;
 }
 
 static double now(void)
@@ -139,6 +192,10 @@ typedef struct {
 			       * summed over layers (o.fold.qk_norm_exact) */
 	size_t qk_layers;     /* layers with such pairs or a held tail */
 	bool qk_tail;         /* some non-rotary block held to sign flips */
+	bool checked;         /* undo: the sidecar has checksums, so it was
+			       * checked against the folded file and "bit for
+			       * bit" is proven by them */
+	const char *replace_hint;  /* how this front end asks for force */
 	char err[1024];
 } FoldRun;
 
@@ -191,46 +248,159 @@ static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
 	return true;
 }
 
+/* A tensor the k-th layer rewrites, and the dtype it is stored in. */
+typedef struct {
+	const TensorRef *t;
+	TensorDtype dt;
+	int q_norm;           /* -1 attention tensor, 0 q_norm, 1 k_norm */
+} Rewrite;
+
+enum { MAX_REWRITES = ATT_COUNT + 2 };
+
+/* The tensors the k-th layer rewrites: the folded attention tensors, and
+ * the QK-norm weights that move with their heads. */
+static int layer_rewrites(FoldRun *r, size_t k, const LayerTensorRefs *lt, Rewrite *out,
+			  size_t *n)
+{
+	*n = 0;
+	for (int a = 0; a < ATT_COUNT; a++) {
+		if (!lt->t[a] || !model_tensor_folded((AttnTensor)a))
+			continue;
+		out[*n] = (Rewrite){lt->t[a], TDT_F32, -1};
+		if (out_dtype(r, k, lt->t[a], &out[*n].dt))
+			return -1;
+		++*n;
+	}
+	for (int q = 0; q < 2; q++) {
+		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
+		TensorDtype dt;
+		if (!norm_moves(r, k, lt, t, &dt))
+			continue;
+		if (!writer_dtype_name(dt)) {
+			snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: its heads cannot be "
+				 "reordered in a block quantization", t->file, t->name, t->dtype_name);
+			return -1;
+		}
+		out[(*n)++] = (Rewrite){t, dt, q};
+	}
+	return 0;
+}
+
 /* Mark every tensor a fold changes in the chosen layers. */
 static int mark_tensors(FoldRun *r)
 {
 	r->unit = 0;
 	for (size_t k = 0; k < r->nlayers; k++) {
 		LayerTensorRefs lt;
-		if (model_layer_tensors(r->m, r->layers[k], &lt, r->err, sizeof r->err))
+		Rewrite rw[MAX_REWRITES];
+		size_t n;
+		if (model_layer_tensors(r->m, r->layers[k], &lt, r->err, sizeof r->err) ||
+		    layer_rewrites(r, k, &lt, rw, &n))
 			return -1;
-		for (int a = 0; a < ATT_COUNT; a++) {
-			TensorDtype dt;
-			if (!lt.t[a] || !model_tensor_folded((AttnTensor)a))
-				continue;
-			if (out_dtype(r, k, lt.t[a], &dt) ||
-			    writer_replace(r->w, lt.t[a], dt, r->err, sizeof r->err))
+		for (size_t i = 0; i < n; i++) {
+			if (writer_replace(r->w, rw[i].t, rw[i].dt, r->err, sizeof r->err))
 				return -1;
-			double u = dtype_unit_roundoff(store_of(dt));
-			if (u > r->unit)
+			double u = dtype_unit_roundoff(store_of(rw[i].dt));
+			if (rw[i].q_norm < 0 && u > r->unit)
 				r->unit = u;
 		}
-		for (int q = 0; q < 2; q++) {
-			const TensorRef *t = q ? lt.k_norm : lt.q_norm;
-			TensorDtype dt;
-			if (!norm_moves(r, k, &lt, t, &dt))
-				continue;
-			if (!writer_dtype_name(dt)) {
-				snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: its heads cannot be "
-					 "reordered in a block quantization", t->file, t->name,
-					 t->dtype_name);
-				return -1;
-			}
-			if (writer_replace(r->w, t, dt, r->err, sizeof r->err))
-				return -1;
+	}
+	return 0;
+}
+
+/* ---- undo: does the sidecar describe the folded file? ----------------------- */
+
+/* The k-th layer's rewritten tensors against what the sidecar recorded:
+ * each recorded, each holding the bytes the fold wrote (checksum_out),
+ * and nothing recorded that the layer does not have. */
+static int check_undo_layer(FoldRun *r, size_t k)
+{
+	LayerTensorRefs lt;
+	Rewrite rw[MAX_REWRITES];
+	size_t n, li = r->layers[k], idx = r->undo_index[k];
+	if (model_layer_tensors(r->m, li, &lt, r->err, sizeof r->err) ||
+	    layer_rewrites(r, k, &lt, rw, &n))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		SidecarTensor st;
+		uint64_t h;
+		char got[17], want[17];
+		if (sidecar_tensor_find(r->undo, idx, rw[i].t->name, &st)) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records no tensor %s, which "
+				 "the fold rewrites; not the sidecar of %s", r->o.undo, li,
+				 rw[i].t->name, r->o.model_path);
+			return -1;
 		}
+		if (checksum_tensor(rw[i].t, &h, r->err, sizeof r->err))
+			return -1;
+		if (h != st.sum_out) {
+			checksum_format(h, got);
+			checksum_format(st.sum_out, want);
+			snprintf(r->err, sizeof r->err, "%s: tensor %s (layer %zu) is not what %s "
+				 "recorded (checksum %s, recorded %s): the sidecar belongs to another "
+				 "file", rw[i].t->file, rw[i].t->name, li, r->o.undo, got, want);
+			return -1;
+		}
+	}
+	for (size_t j = 0; j < sidecar_tensor_count(r->undo, idx); j++) {
+		SidecarTensor st;
+		bool found = false;
+		sidecar_tensor_get(r->undo, idx, j, &st);
+		for (size_t i = 0; i < n && !found; i++)
+			found = !strcmp(rw[i].t->name, st.name);
+		if (!found) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records tensor %s, which %s "
+				 "does not rewrite there; not its sidecar", r->o.undo, li, st.name,
+				 r->o.model_path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Refuse a sidecar that does not describe the folded checkpoint (older
+ * sidecars without checksums cannot be checked: r->checked says so). */
+static int check_undo_input(FoldRun *r)
+{
+	r->checked = sidecar_has_checksums(r->undo);
+	for (size_t k = 0; r->checked && k < r->nlayers; k++)
+		if (check_undo_layer(r, k))
+			return -1;
+	return 0;
+}
+
+/* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
+ * fold records it in the sidecar with the checksums of its stored bytes
+ * before and after; an undo compares the bytes it wrote with those the
+ * sidecar recorded of the original (*same stays true while they agree). */
+static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, TensorDtype dt,
+			const double *v, WriterRounding *wr, bool *same)
+{
+	uint64_t before = 0;
+	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
+		return -1;
+	if (writer_put(r->w, t, v, wr, r->err, sizeof r->err))
+		return -1;
+	if (r->undo) {
+		SidecarTensor st;
+		*same = *same && !sidecar_tensor_find(r->undo, r->undo_index[k], t->name, &st) &&
+			st.sum_in == wr->checksum;
+		return 0;
+	}
+	SidecarTensor rec = {t->name, t->dtype_name, writer_dtype_name(dt), before,
+			     wr->checksum};
+	if (sidecar_add_tensor(r->record, &rec)) {
+		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->o.out,
+			 t->name);
+		return -1;
 	}
 	return 0;
 }
 
 /* Store the k-th layer's QK-norm weights over all heads in the order plan
  * gives the heads (core's fold_apply moves them so in memory). */
-static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const FoldPlan *plan)
+static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const FoldPlan *plan,
+		     bool *same)
 {
 	const LayerShape *s = &model_info(r->m)->shape;
 	for (int q = 0; q < 2; q++) {
@@ -246,11 +416,10 @@ static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const Fold
 		}
 		int bad = model_norm_permute(t, q ? 1 : s->n_heads / s->n_kv_heads, s->head_dim,
 					     s->n_kv_heads, plan->perm, v, r->err, sizeof r->err) ||
-			  writer_put(r->w, t, v, &wr, r->err, sizeof r->err);
+			  store_tensor(r, k, t, dt, v, &wr, same);
 		free(v);
 		if (bad)
 			return -1;
-		sidecar_add_tensor(r->record, t->name, t->dtype_name, writer_dtype_name(dt));
 	}
 	return 0;
 }
@@ -510,31 +679,33 @@ static int fold_layer(FoldRun *r, size_t k)
 		goto out;
 	}
 	double rel = 0;
+	bool same = true;   /* undo: every tensor written is the original's */
 	for (int t = 0; t < ATT_COUNT; t++) {
 		const TensorRef *tr = lt.t[t];
 		if (!tr || !model_tensor_folded((AttnTensor)t))
 			continue;
 		double *v = malloc(tr->nelem * sizeof(double));
 		WriterRounding wr;
+		TensorDtype dt;
 		if (!v) {
 			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
 			goto out;
 		}
 		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
-			  writer_put(r->w, tr, v, &wr, r->err, sizeof r->err);
+			  out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, v, &wr, &same);
 		free(v);
 		if (bad)
 			goto out;
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
 		if (e > rel)
 			rel = e;
-		TensorDtype dt;
-		out_dtype(r, k, tr, &dt);
-		sidecar_add_tensor(r->record, tr->name, tr->dtype_name, writer_dtype_name(dt));
 	}
-	if (put_norms(r, k, &lt, &plan))
+	if (put_norms(r, k, &lt, &plan, &same))
 		goto out;
-	if (r->undo) {
+	if (r->undo && r->checked) {
+		r->exact[k] = same;   /* proven either way by the checksums */
+		r->all_exact = r->all_exact && same;
+	} else if (r->undo) {
 		if (undo_exact(r, k, &a, &b, &plan, &lt, &r->exact[k]))
 			goto out;
 		r->all_exact = r->all_exact && r->exact[k];
@@ -551,19 +722,11 @@ out:
 	return rc;
 }
 
-/* The seed the undone sidecar records for each layer (sidecar_load keeps
- * the rotations, which is all an undo needs; the seed is for the report). */
+/* The seed the undone sidecar records for each layer (for the report). */
 static void undo_seeds(FoldRun *r)
 {
-	json_t *root = json_load_file(r->o.undo, 0, NULL);
-	json_t *layers = json_object_get(root, "layers");
-	for (size_t k = 0; k < r->nlayers; k++) {
-		json_t *l = json_array_get(layers, r->undo_index[k]);
-		json_t *sd = json_object_get(l, "seed");
-		r->seed_known[k] = json_is_integer(sd);
-		r->seeds[k] = (uint64_t)json_integer_value(sd);
-	}
-	json_decref(root);
+	for (size_t k = 0; k < r->nlayers; k++)
+		r->seed_known[k] = sidecar_layer_seed_of(r->undo, r->undo_index[k], &r->seeds[k]);
 }
 
 /* The layers to rewrite: --layers, or those the undone sidecar records. */
@@ -656,6 +819,7 @@ static void print_json(const FoldRun *r, const char *dt)
 				     : json_real(r->unit > 0 ? r->max_rel / r->unit : 0.0));
 	if (undo) {
 		json_object_set_new(doc, "bit_for_bit", json_boolean(r->all_exact));
+		json_object_set_new(doc, "checksums", json_boolean(r->checked));
 		json_object_set_new(doc, "removed_sidecar", r->stale_removed
 				    ? json_string(writer_sidecar_path(r->w)) : json_null());
 	}
@@ -693,12 +857,19 @@ static void print_summary(const FoldRun *r)
 		       r->exact[k] ? "bit for bit" : "within ", r->exact[k] ? "" : dt,
 		       r->exact[k] ? "" : " rounding");
 	}
-	if (r->all_exact)
+	if (r->all_exact && r->checked)
 		printf("restored bit for bit: every rewritten tensor holds the values stored "
-		       "before the fold\n");
+		       "before the fold (its checksum is the original's)\n");
+	else if (r->all_exact)
+		printf("restored bit for bit: every rewritten tensor holds the values stored "
+		       "before the fold (by the rounding bound; no checksums recorded)\n");
+	else if (r->checked)
+		printf("restored within the stored dtype's rounding (%s), not bit for bit (the "
+		       "checksums differ from the original's)\n", dt);
 	else
 		printf("restored within the stored dtype's rounding (%s), not provably bit for "
-		       "bit\n", dt);
+		       "bit, if the sidecar belongs to %s (it records no checksums to check "
+		       "that)\n", dt, r->o.model_path);
 	printf("no sidecar written: an undo's output is the original checkpoint\n");
 	if (r->stale_removed)
 		printf("removed %s, the sidecar of the OUT this replaced\n",
@@ -721,6 +892,23 @@ static void note_qk_norm(const FoldRun *r)
 		fprintf(stderr, "ropefold fold: QK-norm weights vary on the non-rotary "
 			"coordinates in %zu layer%s: those only flip signs (still an exact "
 			"rewrite)\n", r->qk_layers, ls);
+}
+
+/* One stderr line each: what a user should know about what was written. */
+static void print_notes(const FoldRun *r)
+{
+	size_t stale = writer_stale_removed(r->w);
+	if (stale)
+		fprintf(stderr, "ropefold fold: removed %zu stale temporar%s of %s left by a fold "
+			"whose process is gone\n", stale, stale == 1 ? "y" : "ies", r->o.out);
+	if (r->undo && !r->checked)
+		fprintf(stderr, "ropefold fold: note: %s records no checksums (written by an older "
+			"ropefold): nothing checked that it belongs to %s, and \"bit for bit\" "
+			"below rests on the rounding bound alone\n", r->o.undo, r->o.model_path);
+	if (!r->undo && r->o.dtype && !strcmp(r->o.dtype, "f64") &&
+	    model_info(r->m)->format == MODEL_FMT_GGUF)
+		fprintf(stderr, "ropefold fold: note: %s holds F64 weights, which GGUF runtimes "
+			"(llama.cpp) cannot run; F64 is for an exact --undo\n", r->o.out);
 }
 
 static void fold_run_done(FoldRun *r)
@@ -752,17 +940,40 @@ static void remove_stale_sidecar(FoldRun *r)
 	r->stale_removed = unlink(sc) == 0;
 }
 
+/* The sidecar to undo: loaded for this checkpoint's shape and format. */
+static int load_undo(FoldRun *r)
+{
+	const ModelInfo *in = model_info(r->m);
+	if (sidecar_load(r->o.undo, &in->shape, &r->undo, r->err, sizeof r->err))
+		return -1;
+	const char *f = sidecar_format(r->undo), *g = model_format_name(in->format);
+	if (strcmp(f, "?") && strcmp(f, g)) {
+		snprintf(r->err, sizeof r->err, "%s: records a fold of a %s checkpoint; %s is %s",
+			 r->o.undo, f, r->o.model_path, g);
+		return -1;
+	}
+	return 0;
+}
+
+/* The writer, with the test hook of ROPEFOLD_TEST_FAIL when it is set. */
+static int open_writer(FoldRun *r)
+{
+	const char *hook = getenv("ROPEFOLD_TEST_FAIL");
+	WriterOptions wo = {r->o.force, !r->o.undo, r->o.undo, r->replace_hint,
+			    hook ? test_before_publish : NULL, (void *)hook};
+	return writer_new(r->m, r->o.model_path, r->o.out, &wo, &r->w, r->err, sizeof r->err);
+}
+
 static int run(FoldRun *r)
 {
 	RunOptions *o = &r->o;
 	if (model_open(o->model_path, &r->m, r->err, sizeof r->err))
 		return -1;
 	const ModelInfo *in = model_info(r->m);
-	if (o->undo && sidecar_load(o->undo, &in->shape, &r->undo, r->err, sizeof r->err))
+	if (o->undo && load_undo(r))
 		return -1;
-	if (choose_layers(r) ||
-	    writer_new(r->m, o->model_path, o->out, o->force, &r->w, r->err, sizeof r->err) ||
-	    mark_tensors(r))
+	if (choose_layers(r) || open_writer(r) || mark_tensors(r) ||
+	    (r->undo && check_undo_input(r)))
 		return -1;
 	SidecarHead h = {PACKAGE_VERSION, o->model_path, o->out,
 			 model_format_name(in->format), o->undo, o->dtype ? o->dtype : "keep",
@@ -804,6 +1015,7 @@ int cli_fold_write(const RunOptions *o, const FoldWriteOptions *wo, FoldOutcome 
 	r.o = *o;
 	r.progress = wo && wo->progress;
 	r.seed_as_is = wo && wo->seed_as_is;
+	r.replace_hint = wo ? wo->replace_hint : NULL;
 	memset(res, 0, sizeof *res);
 	int rc = 0;
 	if (!o->model_path || !o->out) {
@@ -849,6 +1061,7 @@ int cli_fold(int argc, char **argv)
 	}
 	install_signals();
 	r.progress = true;
+	r.replace_hint = "use --force to replace it";
 	/* A written fold is an exact rewrite: angles a learned QK-norm does
 	 * not commute with are left out. (check and the explorer draw
 	 * arbitrary angles, what the theorem alone predicts.) */
@@ -860,6 +1073,7 @@ int cli_fold(int argc, char **argv)
 		fprintf(stderr, "ropefold fold: %s\n", r.err);
 	} else {
 		note_qk_norm(&r);
+		print_notes(&r);
 		print_summary(&r);
 	}
 	fold_run_done(&r);

@@ -24,6 +24,9 @@ typedef struct {
 	bool progress;     /* on stderr when it is a terminal */
 	bool seed_as_is;   /* draw every layer from o->fold.seed itself (the
 			    * explorer's rotations), not a per-layer seed */
+	const char *replace_hint;  /* how the caller asks to replace an existing
+				    * output, for the message that refuses
+				    * one ("':export! PATH' replaces it") */
 } FoldWriteOptions;
 
 /* Write the folded checkpoint o describes (model_path, out, fold, seed,

@@ -424,7 +424,8 @@ static unsigned cmd_simple(TuiSettings *s, const char *cmd, const char *arg,
 	return CMD_TOUR;
 }
 
-/* :export PATH and :verify PATH: the caller does the work. */
+/* :export PATH, :export! PATH (replacing PATH) and :verify PATH: the
+ * caller does the work. */
 static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
 			   char *msg, size_t msglen)
 {
@@ -435,6 +436,7 @@ static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
 	if (s->source == SOURCE_RANDOM)
 		ERR("%s: a random layer has no checkpoint; ':load PATH' first", cmd);
 	snprintf(s->action_path, sizeof s->action_path, "%s", arg);
+	s->action_force = !strcmp(cmd, "export!");
 	snprintf(msg, msglen, "%s %s", cmd, arg);
 	return strcmp(cmd, "verify") ? CMD_EXPORT : CMD_VERIFY;
 }
@@ -472,6 +474,7 @@ static const CmdDef cmds[] = {
 	{"load", "PATH", "load a checkpoint (or default, random)", cmd_load, NULL},
 	{"layer", "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer"},
 	{"export", "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL},
+	{"export!", "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL},
 	{"verify", "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL},
 	{"view", "NAME", "main view: heatmap offset heads pairs info", cmd_view, NULL},
 	{"head", "N", "select a query head", cmd_head, NULL},
@@ -643,7 +646,8 @@ const char *const *commands_completions(const char *line, size_t start)
 		return scaling_words;
 	if (!strcmp(first, "tol"))
 		return tol_words;
-	if (!strcmp(first, "load") || !strcmp(first, "export") || !strcmp(first, "verify"))
+	if (!strcmp(first, "load") || !strcmp(first, "export") || !strcmp(first, "export!") ||
+	    !strcmp(first, "verify"))
 		return NULL;  /* a file path */
 	return empty_words;
 }

@@ -31,6 +31,7 @@ typedef struct {
 	LayerSource source;
 	char model_path[1024];    /* SOURCE_FILE: the checkpoint */
 	char action_path[1024];   /* CMD_EXPORT / CMD_VERIFY: the other file */
+	bool action_force;        /* CMD_EXPORT: replace it (:export!) */
 	ViewId view;
 	size_t head;              /* selected query head (clamped on draw) */
 } TuiSettings;

@@ -44,11 +44,13 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	o.layers = layers;
 	o.dtype = "keep";
 	o.undo = NULL;
-	o.force = false;
+	o.force = s->action_force;
 	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
 	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
 	o.fold.qk_norm_exact = true;
-	FoldWriteOptions wo = {false, true};
+	char hint[1100];
+	snprintf(hint, sizeof hint, "':export! %s' replaces it", path);
+	FoldWriteOptions wo = {false, true, hint};
 	FoldOutcome res;
 	if (cli_fold_write(&o, &wo, &res, err, sizeof err)) {
 		snprintf(msg, msglen, "export: %s", err);

@@ -13,7 +13,8 @@
 /* :export PATH: the explorer's checkpoint (loaded, or the built-in
  * default) with the current fold configuration baked into the current
  * layer, exactly the rotations the explorer shows, written to path with
- * its sidecar. 0, or -1; msg holds one line either way. */
+ * its sidecar; an existing path is replaced only when s->action_force
+ * (:export!). 0, or -1; msg holds one line either way. */
 int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t msglen);
 
 /* Where :verify found the first break. */
