@@ -129,8 +129,9 @@ static json_t *levels_json(const InvReport *rep)
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
 		json_object_set_new(o, level_name((LevelId)i),
-				    json_pack("{s:b, s:b, s:f, s:f}", "expected", L->guaranteed,
-					      "holds", L->holds, "max_abs_err",
+				    json_pack("{s:b, s:b, s:b, s:f, s:f}", "expected", L->guaranteed,
+					      "holds", L->holds, "overflow", L->overflow != 0,
+					      "max_abs_err",
 					      isfinite(L->max_abs_err) ? L->max_abs_err : -1.0,
 					      "max_rel_err",
 					      isfinite(L->max_rel_err) ? L->max_rel_err : -1.0));
@@ -206,11 +207,24 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 	}
 	if (rep) {
 		printf("\n  levels (tolerance %.2g):", v->confirm_tol);
-		for (int l = 0; l < LEVEL_COUNT; l++)
-			printf(" %s %s (%.2g)%s", level_name((LevelId)l),
-			       rep->level[l].holds ? "holds" : "breaks",
-			       rep->level[l].max_rel_err, l + 1 < LEVEL_COUNT ? "," : "");
-		if (v->equivalent && !report_ok(rep))
+		bool ovf = false;
+		for (int l = 0; l < LEVEL_COUNT; l++) {
+			const LevelResult *L = &rep->level[l];
+			ovf |= L->overflow != 0;
+			if (L->overflow)
+				printf(" %s overflows%s", level_name((LevelId)l),
+				       l + 1 < LEVEL_COUNT ? "," : "");
+			else
+				printf(" %s %s (%.2g)%s", level_name((LevelId)l),
+				       L->holds ? "holds" : "breaks", L->max_rel_err,
+				       l + 1 < LEVEL_COUNT ? "," : "");
+		}
+		if (v->equivalent && !report_ok(rep) && ovf)
+			printf("\n  warning: the weights say equivalent, but the evaluation "
+			       "overflows %s and cannot confirm it%s",
+			       rep->precision == PREC_F32 ? "float32" : "float64",
+			       rep->precision == PREC_F32 ? " (use --precision f64)" : "");
+		else if (v->equivalent && !report_ok(rep))
 			printf("\n  warning: the weights say equivalent but the evaluation "
 			       "breaks: a bug in the inputs or the tool");
 	}
@@ -309,8 +323,14 @@ int cli_verify(int argc, char **argv)
 					    0, &rep);
 			have_rep = st == RF_OK;
 		}
-		if (st != RF_OK) {
+		if (st == RF_ERR_NUMERIC) {
+			/* the readers refuse NaN and Inf: products overflowed */
+			fprintf(stderr, "ropefold verify: layer %zu: the weights are too large "
+				"to compare: their products overflow float64\n", i);
+		} else if (st != RF_OK) {
 			fprintf(stderr, "ropefold verify: layer %zu: %s\n", i, rf_status_str(st));
+		}
+		if (st != RF_OK) {
 			verify_verdict_free(&v);
 			layer_free(&a);
 			layer_free(&b);
