@@ -284,6 +284,46 @@ else
 	notok "tour --help lists the flags the tour keeps"
 fi
 
+# A terminal that cannot address the cursor (TERM=dumb) or that terminfo
+# does not know: the explorer refuses in one line, exit 2, the terminal as
+# it was; ropefold with no arguments prints the check report instead. Run
+# on a pseudo-terminal by script(1), bounded by a timeout.
+# onpty CMD: run CMD on a pty; its output with EXIT= and the stty modes after.
+onpty() {
+	timeout 30 script -qec "$1; echo EXIT=\$?; stty -a | tr ' ;' '\n\n' |
+		grep -Ex -- '-?(icanon|echo)' | tr '\n' ' '; echo" /dev/null </dev/null 2>&1 |
+		tr -d '\r' >"$tmp/pty"
+}
+if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1 &&
+   script -qec true /dev/null </dev/null >/dev/null 2>&1; then
+	for t in dumb unknown-term; do
+		for mode in tui tour; do
+			onpty "env TERM=$t '$ROPEFOLD' $mode"
+			if grep -q "^EXIT=2$" "$tmp/pty" && grep -q "^icanon echo" "$tmp/pty" &&
+			   [ "$(grep -c "^ropefold $mode: " "$tmp/pty")" -eq 1 ] &&
+			   grep -q "^ropefold $mode: .*TERM=$t.*use 'ropefold check'" "$tmp/pty" &&
+			   [ "$(wc -l <"$tmp/pty")" -eq 3 ]; then
+				ok "TERM=$t: $mode refuses in one line, exit 2, terminal modes kept"
+			else
+				notok "TERM=$t: $mode refuses in one line, exit 2, terminal modes kept"
+				sed 's/^/# /' "$tmp/pty" | head -10
+			fi
+		done
+	done
+	onpty "env TERM=dumb '$ROPEFOLD'"
+	if grep -q "^EXIT=0$" "$tmp/pty" && grep -q "^icanon echo" "$tmp/pty" &&
+	   grep -q "^ropefold: this terminal (TERM=dumb) cannot move the cursor.*check report instead" "$tmp/pty" &&
+	   grep -Eq "^residual +guaranteed +holds " "$tmp/pty" && ! grep -q "$(printf '\033')" "$tmp/pty"; then
+		ok "TERM=dumb: ropefold with no arguments prints the check report, no escapes"
+	else
+		notok "TERM=dumb: ropefold with no arguments prints the check report, no escapes"
+		sed 's/^/# /' "$tmp/pty" | head -10
+	fi
+else
+	i=0
+	while [ $i -lt 5 ]; do skip "TERM=dumb" "no script(1) or timeout(1)"; i=$((i + 1)); done
+fi
+
 "$ROPEFOLD" --version >"$tmp/out" 2>&1 && grep -q '^ropefold ' "$tmp/out" && ok "--version" || notok "--version"
 "$ROPEFOLD" check --help >"$tmp/out" 2>&1 && grep -q -- '--permute-heads' "$tmp/out" &&
 	grep -q -- 'default' "$tmp/out" && ok "check --help lists flags" || notok "check --help"

@@ -12,6 +12,7 @@
 #include "data/model.h"
 #include "tui/cli_check.h"
 #include "tui/report_text.h"
+#include "tui/terminal.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -257,8 +258,7 @@ int cli_check(int argc, char **argv, bool use_default)
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
-		bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, color);
+		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;
 	report_done(&rep);
