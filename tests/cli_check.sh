@@ -189,6 +189,19 @@ badin fold --heads "shape of a random layer" --model "$dm" --out "$tmp/f2" --hea
 badin fold --seed "not with --undo" --model "$tmp/f1" --out "$tmp/f2" --undo "$tmp/f1/fold.json" --seed 3
 [ ! -e "$tmp/f2" ] && ok "no output after a refused fold" || notok "no output after a refused fold"
 badin tour --model "the tour sets this" --model "$dm"
+# The rope-scaling factor's real range, the same for every rule; the
+# rotary dim against a checkpoint's head dim; --layer named as given.
+for r in linear ntk yarn llama3; do
+	badin check --rope-scaling "F must be a decimal number from 1 to 1e6" --rope-scaling "$r:1e308"
+done
+badin check --rope-scaling "from 1 to 1e6" --rope-scaling ntk:0.5
+badin tui --rope-scaling "from 1 to 1e6" --rope-scaling yarn:0x10
+badin check --rotary-dim "32 exceeds the head dim 16 of" --model "$dm" --rotary-dim 32
+badin fold --rotary-dim "32 exceeds the head dim 16 of" --model "$dm" --out "$tmp/f3" --rotary-dim 32
+badin fold --layer "'5' is outside the layers 0..1" --model "$dm" --out "$tmp/f3" --layer 5
+badin fold --layers "runs backwards" --model "$dm" --out "$tmp/f3" --layers 1..0
+badin verify --layers "is not all, N or N..M" "$dm" "$dm" --layers " 1"
+[ ! -e "$tmp/f3" ] && ok "no output after the refused folds" || notok "no output after the refused folds"
 
 # Overflow: values past the compute precision are a verdict of their own,
 # never "holds, rel err 0" or a NaN. Checkpoints crafted by tests/craft_ckpt

@@ -159,7 +159,10 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 	}
 	const char *why;
 	if (rope_spec_check(&w->layer.rope, w->layer.shape.head_dim, &why) != RF_OK) {
-		snprintf(err, errlen, "--rotary-dim/--rope-theta: %s", why);
+		/* the flags were checked one by one: what is left is how
+		 * --rotary-dim meets the checkpoint's head dim */
+		if (!opts_check_rope(o, w->layer.shape.head_dim, w->source, err, errlen))
+			snprintf(err, errlen, "%s: %s", w->source, why);
 		workload_done(w);
 		return 2;
 	}
