@@ -372,7 +372,7 @@ static void test_stated_bounds(void **state)
 		const char *good, *bad, *flag, *says;
 	} b[] = {
 		{"--rope-theta 1e12", "--rope-theta 1.000001e12", "--rope-theta", "at most 1e12"},
-		{"--rope-theta 1e-300", "--rope-theta 0", "--rope-theta", "above 0"},
+		{"--rope-theta 1e-320", "--rope-theta 0", "--rope-theta", "above 0"},
 		{"--tol 999999", "--tol 1e6", "--tol", "below 1e6"},
 		{"--rope-scaling yarn:1", "--rope-scaling yarn:0.999", "--rope-scaling", "from 1 to 1e6"},
 		{"--rope-scaling ntk:1e6", "--rope-scaling ntk:1000001", "--rope-scaling", "from 1 to 1e6"},

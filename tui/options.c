@@ -42,15 +42,15 @@ static int parse_size(const char *s, size_t lo, size_t hi, size_t *out)
 }
 
 /* Strict decimal number: all of s, no leading space, hex, inf or nan
- * (strtod would take them), finite. */
+ * (strtod would take them), finite. An underflow is its value (a tiny
+ * number or 0: the caller's range decides), not an error. */
 static int parse_double(const char *s, double *out)
 {
 	char *end;
 	if (!s || !*s || !strchr("0123456789.+-", *s) || strpbrk(s, "xX"))
 		return -1;
-	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || *end || !isfinite(v))
+	if (*end || !isfinite(v))
 		return -1;
 	*out = v;
 	return 0;
