@@ -99,7 +99,10 @@ typedef struct {
 	size_t lo, hi;
 } FlagDef;
 
-/* Bounds of the flags whose values are not table ranges. */
+/* Bounds of the flags whose values are not table ranges. The rules of
+ * --rope-theta, --tol and --rope-scaling spell theirs (and rope.h's
+ * ROPE_SCALING_FACTOR_*) in words; tests/test_options.c holds each rule
+ * to the bound the parser keeps. */
 #define OPT_MAX_LAYER ((size_t)1 << 20)
 #define OPT_MAX_THETA 1e12
 #define OPT_MAX_TOL 1e6
