@@ -39,8 +39,10 @@ typedef struct {
 	double *evrow;          /* T: one row's score errors */
 	double *h_err, *h_ref;  /* H: head-level partials of this worker */
 	size_t *h_idx;          /* H: m * D + c of the worker's worst */
+	unsigned *h_ovf;        /* H: OVERFLOW_* bits there (error +Inf) */
 	double r_err, r_ref;    /* residual partials */
 	size_t r_idx;
+	unsigned r_ovf;
 	double flops;
 	double fold_sec;        /* seconds spent folding in this phase */
 } FN(Worker);
@@ -89,13 +91,16 @@ struct FN(Engine) {
 	/* per-head results, kept for heads a toggle does not touch */
 	double *s_err, *s_ref;      /* H */
 	size_t *s_m, *s_n;          /* H */
+	unsigned *s_ovf;            /* H: OVERFLOW_* bits at (s_m, s_n) */
 	double *byoff;              /* H x T */
 	double *byoff_ref;          /* T: max |score| of the original */
 	double *heat;               /* H x B x B */
 	double *h_err, *h_ref;      /* H */
 	size_t *h_idx;              /* H */
+	unsigned *h_ovf;            /* H */
 	double r_err, r_ref;
 	size_t r_idx;
+	unsigned r_ovf;
 	bool orig_ready;            /* the original side's caches are valid */
 	bool results_valid;         /* the per-head results are valid */
 	/* this run's plan */
@@ -120,6 +125,25 @@ typedef struct FN(ProjTask) {
 	int part;                   /* 0 q, 1 k, 2 v */
 	size_t h0, nh;              /* heads (part 0) or kv groups h0 .. h0+nh-1 */
 } FN(ProjTask);
+
+/* |a - b| as the comparisons take it: a NaN difference (a side
+ * overflowed: Inf - Inf, 0 Inf, or a NaN carried along) counts as an
+ * infinite error, so an overflow wins every max and the first place it
+ * wins names it. */
+static inline double FN(err_of)(double a, double b)
+{
+	double e = fabs(a - b);
+	return e == e ? e : INFINITY;
+}
+
+/* Where a compared pair is not finite: OVERFLOW_* bits, for an error that
+ * err_of made +Inf. */
+static unsigned FN(ovf_side)(double a, double b)
+{
+	unsigned s = (isfinite(a) ? 0 : OVERFLOW_ORIGINAL) |
+		     (isfinite(b) ? 0 : OVERFLOW_FOLDED);
+	return s ? s : OVERFLOW_DIFFERENCE;
+}
 
 #include "core/outk_impl.h"
 
@@ -193,16 +217,17 @@ static void FN(engine_free)(struct FN(Engine) *e)
 			free(w->h_err);
 			free(w->h_ref);
 			free(w->h_idx);
+			free(w->h_ovf);
 			free(w->boref);
 			free(w->evrow);
 		}
 		free(e->w);
 	}
-	free(e->s_err); free(e->s_ref); free(e->s_m); free(e->s_n);
+	free(e->s_err); free(e->s_ref); free(e->s_m); free(e->s_n); free(e->s_ovf);
 	ws_free(e->byoff, H * T * sizeof(double));
 	free(e->byoff_ref);
 	ws_free(e->heat, H * e->B * e->B * sizeof(double));
-	free(e->h_err); free(e->h_ref); free(e->h_idx);
+	free(e->h_err); free(e->h_ref); free(e->h_idx); free(e->h_ovf);
 	free(e->q_chg); free(e->k_chg); free(e->v_chg); free(e->o_chg);
 	free(e->s_chg); free(e->c_chg);
 	free(e->ptask);
@@ -320,22 +345,25 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 		w->h_err = calloc(H, sizeof(double));
 		w->h_ref = calloc(H, sizeof(double));
 		w->h_idx = calloc(H, sizeof(size_t));
+		w->h_ovf = calloc(H, sizeof(unsigned));
 		w->boref = calloc(T, sizeof(double));
 		w->evrow = calloc(T, sizeof(double));
-		if (!w->arena || !w->h_err || !w->h_ref || !w->h_idx || !w->boref ||
-		    !w->evrow)
+		if (!w->arena || !w->h_err || !w->h_ref || !w->h_idx || !w->h_ovf ||
+		    !w->boref || !w->evrow)
 			ok = false;
 	}
 	e->s_err = calloc(H, sizeof(double));
 	e->s_ref = calloc(H, sizeof(double));
 	e->s_m = calloc(H, sizeof(size_t));
 	e->s_n = calloc(H, sizeof(size_t));
+	e->s_ovf = calloc(H, sizeof(unsigned));
 	e->byoff = FN(zalloc)(H * T, sizeof(double), &ok);
 	e->byoff_ref = calloc(T, sizeof(double));
 	e->heat = FN(zalloc)(H * e->B * e->B, sizeof(double), &ok);
 	e->h_err = calloc(H, sizeof(double));
 	e->h_ref = calloc(H, sizeof(double));
 	e->h_idx = calloc(H, sizeof(size_t));
+	e->h_ovf = calloc(H, sizeof(unsigned));
 	e->q_chg = calloc(H, sizeof(bool));
 	e->o_chg = calloc(H, sizeof(bool));
 	e->s_chg = calloc(H, sizeof(bool));
@@ -349,8 +377,9 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	/* conversion tasks: chunks of the 4 weights of both layers */
 	e->max_ctask = 2 * (4 + (nq * D + 2 * nk * D + D * nq) / CONV_CHUNK) + 8;
 	e->ctask = calloc(e->max_ctask, sizeof(FN(ConvTask)));
-	if (!e->s_err || !e->s_ref || !e->s_m || !e->s_n || !e->byoff_ref ||
-	    !e->h_err || !e->h_ref || !e->h_idx || !e->q_chg || !e->o_chg ||
+	if (!e->s_err || !e->s_ref || !e->s_m || !e->s_n || !e->s_ovf ||
+	    !e->byoff_ref || !e->h_err || !e->h_ref || !e->h_idx || !e->h_ovf ||
+	    !e->q_chg || !e->o_chg ||
 	    !e->s_chg || !e->c_chg || !e->k_chg || !e->v_chg || !e->heads ||
 	    !e->ptask || !e->ctask)
 		ok = false;
@@ -606,7 +635,8 @@ static void FN(post_part)(const struct FN(Engine) *e, const Layer *l,
  * vector extensions (and AVX-512 and AVX2 clones picked at load time on
  * x86-64).
  * Differences are taken in double, where the difference of two floats is
- * exact, and a NaN never wins a max: the same results as plain loops. */
+ * exact, and taken as err_of does (a NaN is +Inf): the same results as
+ * plain loops. */
 #if defined(__GNUC__)
 typedef REAL FN(V4) __attribute__((vector_size(VLANES * sizeof(REAL))));
 typedef double FN(V4d) __attribute__((vector_size(VLANES * 8)));
@@ -638,6 +668,16 @@ typedef long long FN(V4m) __attribute__((vector_size(VLANES * 8)));
 #endif
 #ifndef HOT_CLONES
 #define HOT_CLONES
+#endif
+
+#ifdef VEC4
+/* err_of, VLANES at a time: NaN lanes of *e become +Inf. */
+static inline void FN(v4_nan_inf)(FN(V4d) *e)
+{
+	FN(V4m) num = *e == *e;
+	FN(V4d) inf = (FN(V4d)){0} + INFINITY;
+	*e = (FN(V4d))(((FN(V4m))*e & num) | ((FN(V4m))inf & ~num));
+}
 #endif
 
 /* ======================= phase S: heads ================================== */
@@ -774,6 +814,7 @@ static double FN(row_diff)(const REAL *a, const REAL *b, size_t n, double *ev,
 		V4_LOAD(x, a + j);
 		V4_LOAD(y, b + j);
 		FN(V4d) e = V4_ABS(x - y);
+		FN(v4_nan_inf)(&e);
 		V4_MAX(vm, e);
 		memcpy(ev + j, &e, sizeof e);
 		memcpy(&o, br + j, sizeof o);
@@ -785,7 +826,7 @@ static double FN(row_diff)(const REAL *a, const REAL *b, size_t n, double *ev,
 			m = vm[i];
 #endif
 	for (; j < n; j++) {
-		double e = fabs((double)a[j] - (double)b[j]);
+		double e = FN(err_of)((double)a[j], (double)b[j]);
 		ev[j] = e;
 		if (e > m)
 			m = e;
@@ -839,6 +880,7 @@ static void FN(score_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 	double *heat = e->heat + h * B * B;
 	double err = 0, ref = 0;
 	size_t wm = 0, wn = 0;
+	unsigned ovf = 0;
 	for (size_t i = 0; i < T; i++)
 		byoff[i] = 0;
 	for (size_t i = 0; i < B * B; i++)
@@ -855,6 +897,9 @@ static void FN(score_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 			err = rmax;
 			wm = m;
 			wn = j;
+			/* the first non-finite score of the head, row-major */
+			if (isinf(err) && j < n)
+				ovf = FN(ovf_side)((double)ra[j], (double)rb[j]);
 		}
 		/* key n falls in bin n B / T: bin b holds keys
 		 * ceil(b T / B) .. ceil((b+1) T / B) - 1 */
@@ -883,6 +928,7 @@ static void FN(score_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 	e->s_err[h] = err;
 	e->s_m[h] = wm;
 	e->s_n[h] = wn;
+	e->s_ovf[h] = ovf;
 	if (with_ref)
 		e->s_ref[h] = ref;
 }
@@ -903,6 +949,7 @@ static double FN(diff_max_add)(const REAL *a, const REAL *b, REAL *u, size_t n)
 		V4_LOAD(x, a + j);
 		V4_LOAD(y, b + j);
 		FN(V4d) e = V4_ABS(x - y);
+		FN(v4_nan_inf)(&e);
 		V4_MAX(vm, e);
 		V4_ADD_TO(u + j, b + j);
 	}
@@ -911,7 +958,7 @@ static double FN(diff_max_add)(const REAL *a, const REAL *b, REAL *u, size_t n)
 			m = vm[i];
 #endif
 	for (; j < n; j++) {
-		double ev = fabs((double)a[j] - (double)b[j]);
+		double ev = FN(err_of)((double)a[j], (double)b[j]);
 		if (ev > m)
 			m = ev;
 		u[j] += b[j];
@@ -955,6 +1002,7 @@ static double FN(diff_ref_add)(const REAL *a, const REAL *b, REAL *ua,
 		V4_LOAD(x, a + j);
 		V4_LOAD(y, b + j);
 		FN(V4d) e = V4_ABS(x - y);
+		FN(v4_nan_inf)(&e);
 		V4_MAX(vm, e);
 		FN(V4d) f = V4_ABS(x);
 		V4_MAX(vr, f);
@@ -969,7 +1017,7 @@ static double FN(diff_ref_add)(const REAL *a, const REAL *b, REAL *ua,
 	}
 #endif
 	for (; j < n; j++) {
-		double ev = fabs((double)a[j] - (double)b[j]);
+		double ev = FN(err_of)((double)a[j], (double)b[j]);
 		double rv = fabs((double)a[j]);
 		if (ev > m)
 			m = ev;
@@ -982,11 +1030,11 @@ static double FN(diff_ref_add)(const REAL *a, const REAL *b, REAL *ua,
 	return m;
 }
 
-/* The first j with |a_j - b_j| == target. */
+/* The first j with err_of(a_j, b_j) == target. */
 static size_t FN(diff_find)(const REAL *a, const REAL *b, size_t n, double target)
 {
 	for (size_t j = 0; j < n; j++)
-		if (fabs((double)a[j] - (double)b[j]) == target)
+		if (FN(err_of)((double)a[j], (double)b[j]) == target)
 			return j;
 	return 0;
 }
@@ -1003,6 +1051,7 @@ static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 	size_t D = e->D;
 	double err = w->h_err[h], ref = w->h_ref[h];
 	size_t idx = w->h_idx[h];
+	unsigned ovf = w->h_ovf[h];
 	for (size_t i = 0; i < nr; i++) {
 		const REAL *ra = oa + i * lda, *rb = ob + i * nc;
 		double row_err, rv = 0;
@@ -1018,16 +1067,19 @@ static void FN(out_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 			row_err = FN(diff_max_add)(ra, rb, ub + (r0 + i) * nc, nc);
 		}
 		if (row_err > 0 && row_err >= err) {
-			size_t at = (r0 + i) * D + c0 + FN(diff_find)(ra, rb, nc, row_err);
+			size_t j = FN(diff_find)(ra, rb, nc, row_err);
+			size_t at = (r0 + i) * D + c0 + j;
 			if (row_err > err || at < idx) {
 				err = row_err;
 				idx = at;
+				ovf = isinf(err) ? FN(ovf_side)(ra[j], rb[j]) : 0;
 			}
 		}
 	}
 	w->h_err[h] = err;
 	w->h_ref[h] = ref;
 	w->h_idx[h] = idx;
+	w->h_ovf[h] = ovf;
 }
 
 /* Coordinates c0 .. c0+nc-1 of every token: each head's outputs of both
@@ -1115,7 +1167,7 @@ static void FN(out_residual)(struct FN(Engine) *e, FN(Worker) *w, size_t c0,
 			size_t c = c0 + j;
 			REAL ya = xr[j] + uc[j] + (boa ? boa[c] : 0);
 			REAL yb = xr[j] + ubt[j] + (bob ? bob[c] : 0);
-			double ev = fabs((double)ya - (double)yb);
+			double ev = FN(err_of)((double)ya, (double)yb);
 			double rv = fabs((double)uc[j]);
 			size_t at = t * D + c;
 			if (rv > w->r_ref)
@@ -1123,6 +1175,7 @@ static void FN(out_residual)(struct FN(Engine) *e, FN(Worker) *w, size_t c0,
 			if (ev > w->r_err || (ev == w->r_err && ev > 0 && at < w->r_idx)) {
 				w->r_err = ev;
 				w->r_idx = at;
+				w->r_ovf = isinf(ev) ? FN(ovf_side)(ya, yb) : 0;
 			}
 		}
 	}
@@ -1166,6 +1219,7 @@ static void FN(out_block_k)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 			.ua = ua, .ub = ub, .store = fresh ? slot : NULL,
 			.cached = fresh ? NULL : slot,
 			.err = w->h_err[h], .ref = w->h_ref[h], .idx = w->h_idx[h],
+			.ovf = w->h_ovf[h],
 		};
 		for (size_t j0 = 0; j0 < nc; j0 += OUTK_SUB) {
 			size_t n = nc - j0 < OUTK_SUB ? nc - j0 : OUTK_SUB;
@@ -1193,6 +1247,7 @@ static void FN(out_block_k)(struct FN(Engine) *e, FN(Worker) *w, size_t blk)
 		w->h_err[h] = s.err;
 		w->h_ref[h] = s.ref;
 		w->h_idx[h] = s.idx;
+		w->h_ovf[h] = s.ovf;
 	}
 	FN(out_residual)(e, w, c0, nc, ua, ub, first);
 }
@@ -1468,9 +1523,11 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 				w->h_err[h] = 0;
 				w->h_idx[h] = 0;
 				w->h_ref[h] = 0;
+				w->h_ovf[h] = 0;
 			}
 			w->r_err = w->r_ref = 0;
 			w->r_idx = 0;
+			w->r_ovf = 0;
 		}
 		e->n_cblocks = (D + e->nc - 1) / e->nc;
 		st = FN(phase)(e, FN(PH_OUT), e->n_cblocks);
@@ -1479,28 +1536,33 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 			for (size_t h = 0; h < H; h++) {
 				double err = 0, ref = 0;
 				size_t idx = 0;
+				unsigned ovf = 0;
 				for (size_t i = 0; i < e->nworkers; i++) {
 					FN(Worker) *w = &e->w[i];
 					if (w->h_err[h] > err ||
 					    (w->h_err[h] == err && err > 0 && w->h_idx[h] < idx)) {
 						err = w->h_err[h];
 						idx = w->h_idx[h];
+						ovf = w->h_ovf[h];
 					}
 					if (w->h_ref[h] > ref)
 						ref = w->h_ref[h];
 				}
 				e->h_err[h] = err;
 				e->h_idx[h] = idx;
+				e->h_ovf[h] = ovf;
 				if (first)
 					e->h_ref[h] = ref;
 			}
 			double err = 0, ref = 0;
 			size_t idx = 0;
+			unsigned ovf = 0;
 			for (size_t i = 0; i < e->nworkers; i++) {
 				FN(Worker) *w = &e->w[i];
 				if (w->r_err > err || (w->r_err == err && err > 0 && w->r_idx < idx)) {
 					err = w->r_err;
 					idx = w->r_idx;
+					ovf = w->r_ovf;
 				}
 				if (w->r_ref > ref)
 					ref = w->r_ref;
@@ -1508,6 +1570,7 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 			e->r_err = err;
 			e->r_idx = idx;
 			e->r_ref = ref;
+			e->r_ovf = ovf;
 		}
 	}
 	parallel_blas_restore(saved);
@@ -1547,8 +1610,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 		for (size_t i = 0; i < T; i++)
 			if (bo[i] > rep->by_offset[i])
 				rep->by_offset[i] = bo[i];
-		rep->score_rel_err[h] = e->s_ref[h] > 0 ? e->s_err[h] / e->s_ref[h]
-							: e->s_err[h];
+		rep->score_rel_err[h] = e->s_ref[h] > 0 && !isinf(e->s_err[h])
+			? e->s_err[h] / e->s_ref[h] : e->s_err[h];
 		if (e->h_err[h] > lh->max_abs_err) {
 			lh->max_abs_err = e->h_err[h];
 			lh->worst_head = h;
@@ -1557,8 +1620,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 		}
 		if (e->h_ref[h] > lh->ref_max)
 			lh->ref_max = e->h_ref[h];
-		rep->head_rel_err[h] = e->h_ref[h] > 0 ? e->h_err[h] / e->h_ref[h]
-						       : e->h_err[h];
+		rep->head_rel_err[h] = e->h_ref[h] > 0 && !isinf(e->h_err[h])
+			? e->h_err[h] / e->h_ref[h] : e->h_err[h];
 	}
 	if (rep->heat_bins == B)
 		memcpy(rep->heat, e->heat, H * B * B * sizeof(double));
@@ -1566,5 +1629,9 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 	lr->ref_max = e->r_ref;
 	lr->worst_m = e->r_idx / D;
 	lr->worst_coord = e->r_idx % D;
+	/* an infinite error is an overflow; the worst location is its first */
+	ls->overflow = isinf(ls->max_abs_err) ? e->s_ovf[ls->worst_head] : 0;
+	lh->overflow = isinf(lh->max_abs_err) ? e->h_ovf[lh->worst_head] : 0;
+	lr->overflow = isinf(lr->max_abs_err) ? e->r_ovf : 0;
 	return RF_OK;
 }

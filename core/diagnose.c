@@ -340,7 +340,73 @@ static void why_vo(Text *t, const Layer *l, const FoldConfig *cfg,
 
 static const char *verdict(const LevelResult *L)
 {
-	return L->holds ? "holds" : "breaks";
+	return L->overflow ? "overflows" : L->holds ? "holds" : "breaks";
+}
+
+/* Where a level's first overflow is, in words. */
+static void overflow_place(const LevelResult *L, LevelId id, char *buf, size_t n)
+{
+	if (id == LEVEL_SCORE)
+		snprintf(buf, n, "head %zu, (m, n) = (%zu, %zu)", L->worst_head,
+			 L->worst_m, L->worst_n);
+	else if (id == LEVEL_HEAD)
+		snprintf(buf, n, "head %zu, token %zu, coordinate %zu", L->worst_head,
+			 L->worst_m, L->worst_coord);
+	else
+		snprintf(buf, n, "token %zu, coordinate %zu", L->worst_m, L->worst_coord);
+}
+
+static const char *overflow_side(unsigned bits)
+{
+	if ((bits & OVERFLOW_ORIGINAL) && (bits & OVERFLOW_FOLDED))
+		return "on both sides";
+	if (bits & OVERFLOW_ORIGINAL)
+		return "on the original side";
+	if (bits & OVERFLOW_FOLDED)
+		return "on the folded side";
+	return "in the difference of the two sides";
+}
+
+/* Where the first (weakest) overflowing level overflows, which levels
+ * follow, and what to do: a float32 overflow goes away in float64. */
+static void why_overflow(Text *t, const InvReport *rep)
+{
+	int first = -1;
+	bool guaranteed = false;
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		if (rep->level[i].overflow) {
+			if (first < 0)
+				first = i;
+			guaranteed |= rep->level[i].guaranteed;
+		}
+	if (first < 0)
+		return;
+	const LevelResult *L = &rep->level[first];
+	static const char *const subject[LEVEL_COUNT] = {
+		"The scores overflow", "The head outputs overflow", "The residual overflows"};
+	static const char *const follows[LEVEL_COUNT] = {
+		"the scores", "the head outputs", "the residual"};
+	char at[96];
+	overflow_place(L, (LevelId)first, at, sizeof at);
+	bool f32 = rep->precision == PREC_F32;
+	/* the way out first: the explorer shows two lines of this */
+	say(t, "%s%s %s at %s (%s): %s.", t->len ? " " : "", subject[first],
+	    f32 ? "float32" : "float64", at, overflow_side(L->overflow),
+	    f32 ? "use --precision f64" : "the layer's values are too large for float64");
+	int more = 0;
+	for (int i = first + 1; i < LEVEL_COUNT; i++)
+		if (rep->level[i].overflow)
+			say(t, "%s %s", more++ ? " and" : i == LEVEL_RESIDUAL ? " So does" : " So do",
+			    follows[i]);
+	if (more)
+		say(t, ".");
+	if (f32)
+		say(t, " Float32 cannot hold these values, so %s.",
+		    guaranteed ? "what the theorem guarantees cannot be confirmed here"
+			       : "this comparison shows nothing");
+	else
+		say(t, " %s.", guaranteed ? "What the theorem guarantees cannot be confirmed here"
+					  : "This comparison shows nothing");
 }
 
 void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
@@ -352,6 +418,7 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 	const Diagnostics *dg = &rep->diag;
 	rep->explanation[0] = 0;
 
+	bool ovf = ls->overflow || lh->overflow || lr->overflow;
 	if (ls->holds && lh->holds && lr->holds) {
 		if (cfg->rotate == 0)
 			say(&t, "Nothing is rotated: the folded layer is the original.");
@@ -375,11 +442,12 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 					"not to roundoff (max relative error %.2g, %.3g eps): "
 					"equal only up to that tolerance.", rep->tol, rel, eps);
 		}
-	} else {
+	} else if (!(ls->overflow && lh->overflow && lr->overflow)) {
 		say(&t, "Score %s, head %s, residual %s.", verdict(ls), verdict(lh),
 		    verdict(lr));
 	}
-	if (!ls->holds) {
+	why_overflow(&t, rep);
+	if (!ls->holds && !ls->overflow) {
 		size_t off = ls->worst_m - ls->worst_n;
 		say(&t, " Scores break worst at head %zu, (m, n) = (%zu, %zu), offset %zu.",
 		    ls->worst_head, ls->worst_m, ls->worst_n, off);
@@ -389,18 +457,18 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 				"error depends on the offset m - n.");
 		why_scores(&t, l, cfg, rep);
 	}
-	if (dg->heads_permuted && !(ls->holds && lh->holds))
+	if (dg->heads_permuted && !ovf && !(ls->holds && lh->holds))
 		say(&t, " The fold permuted the kv groups (with their query heads): "
 			"head-by-head comparisons differ%s.",
 		    lr->holds ? ", but the residual block sums over heads and does not" : "");
-	if (ls->holds && !lh->holds && !dg->heads_permuted) {
+	if (ls->holds && !lh->holds && !lh->overflow && !dg->heads_permuted) {
 		say(&t, " Head outputs break worst at head %zu, token %zu, coordinate %zu.",
 		    lh->worst_head, lh->worst_m, lh->worst_coord);
 		why_vo(&t, l, cfg, rep);
 	}
 	/* the residual's reason, unless the head level just gave it */
-	bool vo_told = ls->holds && !lh->holds && !dg->heads_permuted;
-	if (!lr->holds && ls->holds && !vo_told) {
+	bool vo_told = ls->holds && !lh->holds && !lh->overflow && !dg->heads_permuted;
+	if (!lr->holds && !lr->overflow && ls->holds && !vo_told) {
 		why_vo(&t, l, cfg, rep);
 	}
 	/* The hypothesis fails but the break is too slow to show at this T. */
@@ -414,7 +482,7 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 	double bug_err = 0;
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
-		if (!L->guaranteed || L->holds)
+		if (!L->guaranteed || L->holds || L->overflow)
 			continue;
 		size_t n = strlen(bug);
 		snprintf(bug + n, sizeof bug - n, "%s%s", n ? ", " : "", level_name((LevelId)i));

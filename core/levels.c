@@ -69,6 +69,14 @@ void levels_judge(InvReport *rep, const Layer *l, const FoldConfig *cfg,
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		LevelResult *L = &rep->level[i];
 		L->guaranteed = g[i];
+		if (isinf(L->max_abs_err) && !L->overflow)
+			L->overflow = OVERFLOW_DIFFERENCE;
+		if (L->overflow) {
+			/* not a size of error: a verdict of its own */
+			L->max_abs_err = L->max_rel_err = L->eps_units = INFINITY;
+			L->holds = false;
+			continue;
+		}
 		L->max_rel_err = L->ref_max > 0 ? L->max_abs_err / L->ref_max
 						: L->max_abs_err;
 		L->eps_units = L->max_rel_err / rep->eps;

@@ -21,7 +21,9 @@ bool levels_qk_norm_splits_pairs(const Layer *l);
 double levels_default_tol(Precision prec);
 
 /* Turn the raw errors in rep into relative errors, epsilon units and
- * verdicts against tol, and set the predictions. */
+ * verdicts against tol, and set the predictions. A level whose values
+ * overflowed (an infinite error) neither holds nor breaks: overflow is
+ * set, holds false, and its errors +Inf. */
 void levels_judge(InvReport *rep, const Layer *l, const FoldConfig *cfg,
 		  double tol);
 

@@ -49,6 +49,16 @@ typedef int FN(VZi) __attribute__((vector_size(64)));
 #endif
 #define VZ_STORE(p, src) memcpy((p), &(src), sizeof(FN(VZ)))
 
+/* NaN lanes of an error vector become +Inf: an overflowed side wins every
+ * max (as err_of does in the plain loops). */
+OUTK_TARGET
+static inline FN(VZ) FN(vz_nan_inf)(FN(VZ) e)
+{
+	FN(VZi) num = e == e;
+	FN(VZ) inf = (FN(VZ)){0} + (REAL)INFINITY;
+	return (FN(VZ))(((FN(VZi))e & num) | ((FN(VZi))inf & ~num));
+}
+
 /* Rows of a packed context buffer: T rounded up to two micro-panels. */
 static size_t FN(outk_rows)(size_t T)
 {
@@ -228,17 +238,42 @@ static void FN(outk_fold_panels)(REAL *pb, const REAL *rp, const REAL *src,
 		}
 }
 
-/* Where the tile's largest |oa - ob| (== mx) first occurs, as m D + c. */
+/* Where the tile's largest |oa - ob| (== *mx) first occurs, as m D + c;
+ * *ovf: its OVERFLOW_* bits when *mx is +Inf, else 0. An infinite *mx is
+ * taken again in double, as the plain loops take every difference (two
+ * large finite floats may differ by more than FLT_MAX): *mx may come back
+ * smaller. */
 static size_t FN(outk_find)(const REAL *oa, const REAL *ob, size_t rows,
 			    size_t cols, size_t m0, size_t c0, size_t D,
-			    double mx)
+			    double *mx, unsigned *ovf)
 {
+	bool exact = isinf(*mx);
+	*ovf = 0;
+	if (exact) {
+		double m = 0;
+		for (size_t i = 0; i < rows; i++)
+			for (size_t j = 0; j < cols; j++) {
+				size_t at = i * OUTK_PW + j;
+				double v = FN(err_of)((double)oa[at], (double)ob[at]);
+				m = v > m ? v : m;
+			}
+		*mx = m;
+	}
 	for (size_t i = 0; i < rows; i++)
 		for (size_t j = 0; j < cols; j++) {
 			size_t at = i * OUTK_PW + j;
-			REAL e = oa[at] - ob[at];  /* as the vectors did */
-			if (fabs((double)e) == mx)
+			double v;
+			if (exact) {
+				v = FN(err_of)((double)oa[at], (double)ob[at]);
+			} else {
+				REAL e = oa[at] - ob[at];  /* as the vectors did */
+				v = fabs((double)e);
+			}
+			if (v == *mx) {
+				if (isinf(v))
+					*ovf = FN(ovf_side)((double)oa[at], (double)ob[at]);
 				return (m0 + i) * D + c0 + j;
+			}
 		}
 	return m0 * D + c0;
 }
@@ -253,6 +288,7 @@ typedef struct {
 	const REAL *cached;        /* T x nc cached O_a to read, or NULL */
 	double err, ref;           /* this head's worst so far */
 	size_t idx;
+	unsigned ovf;              /* OVERFLOW_* bits at idx (err +Inf) */
 } FN(OutkHead);
 
 /* Tile rows m0 .. m0+rows-1, block columns j0 .. j0+cols-1 (cols <= PW):
@@ -277,7 +313,7 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 					VZ_LOAD(a, s->cached + off + v * OUTK_VL);
 				else
 					a = oa[2 * i + v];
-				FN(VZ) e = VZ_ABS(a - b);
+				FN(VZ) e = FN(vz_nan_inf)(VZ_ABS(a - b));
 				VZ_MAX(em, e);
 				VZ_LOAD(u, s->ub + off + v * OUTK_VL);
 				u += b;
@@ -307,6 +343,8 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 				REAL a = pa[i * OUTK_PW + j], b = pb[i * OUTK_PW + j];
 				REAL e = a - b;
 				e = e < 0 ? -e : e;
+				if (e != e)
+					e = (REAL)INFINITY;
 				if (e > em[0])
 					em[0] = e;
 				s->ub[off + j] += b;
@@ -336,11 +374,13 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 				memcpy((REAL *)oa + i * OUTK_PW,
 				       s->cached + (m0 + i) * nc + j0,
 				       cols * sizeof(REAL));
+		unsigned ovf;
 		size_t at = FN(outk_find)((const REAL *)oa, (const REAL *)ob, rows,
-					  cols, m0, s->c0 + j0, s->D, mx);
-		if (mx > s->err || at < s->idx) {
+					  cols, m0, s->c0 + j0, s->D, &mx, &ovf);
+		if (mx > s->err || (mx == s->err && mx > 0 && at < s->idx)) {
 			s->err = mx;
 			s->idx = at;
+			s->ovf = ovf;
 		}
 	}
 }

@@ -16,11 +16,23 @@ typedef enum {
 
 typedef enum { PREC_F64 = 0, PREC_F32 = 1 } Precision;
 
+/* Where a compared value was not a finite number (bits of
+ * LevelResult.overflow): the arithmetic overflowed, since the readers
+ * refuse NaN and Inf weights. */
+enum {
+	OVERFLOW_ORIGINAL = 1u,   /* the original side's value */
+	OVERFLOW_FOLDED = 2u,     /* the folded side's value */
+	OVERFLOW_DIFFERENCE = 4u, /* both finite, their difference not */
+};
+
 /* One level's verdict and errors (SPEC 2.2). */
 typedef struct {
 	bool guaranteed;       /* the prediction rules say it must hold */
-	bool holds;            /* max_rel_err <= tolerance */
-	double max_abs_err;
+	bool holds;            /* max_rel_err <= tolerance, and no overflow */
+	unsigned overflow;     /* OVERFLOW_* bits of the first non-finite
+				* value (the worst location then names it;
+				* the errors mean nothing); 0: all finite */
+	double max_abs_err;    /* +Inf when overflow is set */
 	double max_rel_err;    /* max|diff| / max|reference| */
 	double ref_max;        /* max|reference| */
 	double eps_units;      /* max_rel_err / machine epsilon */

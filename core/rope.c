@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,17 @@ int rope_layout_parse(const char *s, RopeLayout *out)
 	return -1;
 }
 
+/* A decimal number, all of s: no leading space, hex, inf or nan (strtod
+ * would take them). */
+static bool decimal(const char *s, double *out)
+{
+	char *end;
+	if (!strchr("0123456789.+-", *s) || !*s || strpbrk(s, "xX"))
+		return false;
+	*out = strtod(s, &end);
+	return *end == 0 && isfinite(*out);
+}
+
 int rope_scaling_parse(const char *s, RopeScaling *out)
 {
 	static const struct {
@@ -274,10 +286,10 @@ int rope_scaling_parse(const char *s, RopeScaling *out)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (strlen(names[i].name) != len || strncmp(s, names[i].name, len))
 			continue;
-		char *end;
-		double f = strtod(colon + 1, &end);
-		if (end == colon + 1 || *end || !isfinite(f) || f <= 0.0 || f > 1e6)
-			return -1;
+		double f;
+		if (!decimal(colon + 1, &f) || !(f >= ROPE_SCALING_FACTOR_MIN) ||
+		    f > ROPE_SCALING_FACTOR_MAX)
+			return -2;
 		out->kind = names[i].kind;
 		out->factor = f;
 		return 0;

@@ -62,7 +62,18 @@ void rope_theta_matrix(const double *freqs, RopeLayout layout,
 const char *rope_layout_name(RopeLayout layout);
 int rope_layout_parse(const char *s, RopeLayout *out);
 
-/* Parse "none", "linear:F", "ntk:F", "yarn:F", "llama3:F" (0 on success). */
+/* The range of a scaling factor F, every rule alike: F >= 1, as HF's
+ * rope utilities require (F = 1 changes nothing; below 1 the rules have
+ * no published meaning, and NTK's base F^(r/(r-2)) theta can underflow to
+ * 0, which makes every frequency infinite); at most 1e6, a million times
+ * the trained context (published models use 2 to 64), so that NTK's
+ * stretched base stays finite for every theta up to 1e12. */
+#define ROPE_SCALING_FACTOR_MIN 1.0
+#define ROPE_SCALING_FACTOR_MAX 1e6
+
+/* Parse "none", "linear:F", "ntk:F", "yarn:F", "llama3:F", F a decimal
+ * number in [ROPE_SCALING_FACTOR_MIN, ROPE_SCALING_FACTOR_MAX]: 0 on
+ * success, -1 when s is not of that form, -2 when only F is bad. */
 int rope_scaling_parse(const char *s, RopeScaling *out);
 /* Format a scaling rule as the parser reads it. */
 void rope_scaling_format(const RopeScaling *s, char *buf, size_t len);

@@ -1155,8 +1155,8 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 	}
 	if (!(tol > 0)) {
 		tol = levels_default_tol(prec);
-		for (int l = 0; l < LEVEL_COUNT; l++)
-			if (4.0 * noise[l] > tol)
+		for (int l = 0; l < LEVEL_COUNT; l++)  /* an overflow is no noise */
+			if (isfinite(noise[l]) && 4.0 * noise[l] > tol)
 				tol = 4.0 * noise[l];
 	}
 	v->confirm_tol = tol;

@@ -21,7 +21,6 @@ bad() {
 	fi
 }
 
-echo "1..97"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -190,6 +189,87 @@ badin fold --heads "shape of a random layer" --model "$dm" --out "$tmp/f2" --hea
 badin fold --seed "not with --undo" --model "$tmp/f1" --out "$tmp/f2" --undo "$tmp/f1/fold.json" --seed 3
 [ ! -e "$tmp/f2" ] && ok "no output after a refused fold" || notok "no output after a refused fold"
 badin tour --model "the tour sets this" --model "$dm"
+# The rope-scaling factor's real range, the same for every rule; the
+# rotary dim against a checkpoint's head dim; --layer named as given.
+for r in linear ntk yarn llama3; do
+	badin check --rope-scaling "F must be a decimal number from 1 to 1e6" --rope-scaling "$r:1e308"
+done
+badin check --rope-scaling "from 1 to 1e6" --rope-scaling ntk:0.5
+badin tui --rope-scaling "from 1 to 1e6" --rope-scaling yarn:0x10
+badin check --rotary-dim "32 exceeds the head dim 16 of" --model "$dm" --rotary-dim 32
+badin fold --rotary-dim "32 exceeds the head dim 16 of" --model "$dm" --out "$tmp/f3" --rotary-dim 32
+badin fold --layer "'5' is outside the layers 0..1" --model "$dm" --out "$tmp/f3" --layer 5
+badin fold --layers "runs backwards" --model "$dm" --out "$tmp/f3" --layers 1..0
+badin verify --layers "is not all, N or N..M" "$dm" "$dm" --layers " 1"
+[ ! -e "$tmp/f3" ] && ok "no output after the refused folds" || notok "no output after the refused folds"
+
+# Overflow: values past the compute precision are a verdict of their own,
+# never "holds, rel err 0" or a NaN. Checkpoints crafted by tests/craft_ckpt
+# (the largest |q| and |k| weights given; 0: as seeded).
+craft="${BUILDDIR:-.}/tests/craft_ckpt"
+"$craft" "$tmp/q3e38" F32 3e38 0 && "$craft" "$tmp/qk1e19" F32 1e19 1e19 &&
+	"$craft" "$tmp/qk1e160" F64 1e160 1e160 || echo "# craft_ckpt failed" >&2
+# overflows WHAT STATUS PREC ARGS...: check ARGS exits STATUS with all three
+# levels "overflow", no NaN or Inf anywhere, no BUG line, and the sentence
+# naming the precision and the first place.
+overflows() {
+	what=$1; want=$2; prec=$3; shift 3
+	"$ROPEFOLD" check "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	rows=$(grep -Ec "^(score|head|residual) +(guaranteed|not guar\.) +overflow +- +- +- " "$tmp/out")
+	if [ "$got" -eq "$want" ] && [ "$rows" -eq 3 ] && ! grep -Eqiw "nan|inf" "$tmp/out" &&
+	   ! grep -q "BUG" "$tmp/out" && tr '\n' ' ' <"$tmp/out" |
+	   grep -q "The scores overflow $prec at head 0, (m, n) = (0, 0)" && [ ! -s "$tmp/err" ]; then
+		ok "overflow: $what (exit $got)"
+	else
+		notok "overflow: $what (exit $got, $rows overflow rows)"; sed 's/^/# /' "$tmp/out" "$tmp/err"
+	fi
+}
+overflows "q weights of 3e38 in float32" 1 float32 --model "$tmp/q3e38" --precision f32
+tr '\n' ' ' <"$tmp/out" | grep -q "use --precision f64" && ok "overflow: ... says to use --precision f64" ||
+	notok "overflow: ... says to use --precision f64"
+ROPEFOLD_KERNEL=blas overflows "... on the BLAS output path too" 1 float32 --model "$tmp/q3e38" --precision f32
+overflows "q/k weights of 1e19 in float32 (was -nan)" 1 float32 --model "$tmp/qk1e19" --precision f32
+overflows "not guaranteed: overflow, exit 0" 0 float32 --model "$tmp/q3e38" --precision f32 --drop commutes
+overflows "q/k weights of 1e160 in float64" 1 float64 --model "$tmp/qk1e160"
+for m in q3e38 qk1e19; do
+	expect 0 "$m in float64 holds" --model "$tmp/$m"
+	if [ "$(grep -Ec "^(score|head|residual) +guaranteed +holds " "$tmp/out")" -eq 3 ]; then
+		ok "... all three levels hold"
+	else
+		notok "... all three levels hold"; sed 's/^/# /' "$tmp/out"
+	fi
+done
+if command -v jq >/dev/null 2>&1; then
+	"$ROPEFOLD" check --json --model "$tmp/q3e38" --precision f32 >"$tmp/j.json" 2>/dev/null
+	if jq -e '.levels | (.score, .head, .residual) | .overflow == true and .holds == false
+		and .max_abs_err == null and .max_rel_err == null and .eps_units == null' \
+		"$tmp/j.json" >/dev/null 2>&1 &&
+	   jq -e '.levels.score.overflow_side == "both" and .levels.score.worst.m == 0 and
+		(.levels.score.by_offset | all(. == null)) and .ok == false' "$tmp/j.json" >/dev/null 2>&1; then
+		ok "json: overflow true, holds false, null errors, the side and the place"
+	else
+		notok "json: overflow true, holds false, null errors, the side and the place"
+		sed 's/^/# /' "$tmp/j.json" | head -40
+	fi
+	"$ROPEFOLD" check --json >"$tmp/j.json" 2>/dev/null
+	if jq -e '.levels | (.score, .head, .residual) | .overflow == false and .overflow_side == null' \
+		"$tmp/j.json" >/dev/null 2>&1; then
+		ok "json: overflow false and overflow_side null where all is finite"
+	else
+		notok "json: overflow false and overflow_side null where all is finite"
+	fi
+else
+	skip "json: overflow keys" "jq not installed"
+	skip "json: overflow keys where all is finite" "jq not installed"
+fi
+run 0 "verify of an overflowing layer with itself" verify "$tmp/q3e38" "$tmp/q3e38" --precision f32
+if grep -q "score overflows, head overflows, residual overflows" "$tmp/out" &&
+   grep -q "overflows float32 and cannot confirm it" "$tmp/out" && ! grep -Eqiw "nan|inf" "$tmp/out"; then
+	ok "verify: the levels overflow, said so, no NaN"
+else
+	notok "verify: the levels overflow, said so, no NaN"; sed 's/^/# /' "$tmp/out"
+fi
 
 # Every mode's --help, with the defaults that hold for that mode.
 for mode in check tui tour fold info bench; do
@@ -217,6 +297,46 @@ else
 	notok "tour --help lists the flags the tour keeps"
 fi
 
+# A terminal that cannot address the cursor (TERM=dumb) or that terminfo
+# does not know: the explorer refuses in one line, exit 2, the terminal as
+# it was; ropefold with no arguments prints the check report instead. Run
+# on a pseudo-terminal by script(1), bounded by a timeout.
+# onpty CMD: run CMD on a pty; its output with EXIT= and the stty modes after.
+onpty() {
+	timeout 30 script -qec "$1; echo EXIT=\$?; stty -a | tr ' ;' '\n\n' |
+		grep -Ex -- '-?(icanon|echo)' | tr '\n' ' '; echo" /dev/null </dev/null 2>&1 |
+		tr -d '\r' >"$tmp/pty"
+}
+if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1 &&
+   script -qec true /dev/null </dev/null >/dev/null 2>&1; then
+	for t in dumb unknown-term; do
+		for mode in tui tour; do
+			onpty "env TERM=$t '$ROPEFOLD' $mode"
+			if grep -q "^EXIT=2$" "$tmp/pty" && grep -q "^icanon echo" "$tmp/pty" &&
+			   [ "$(grep -c "^ropefold $mode: " "$tmp/pty")" -eq 1 ] &&
+			   grep -q "^ropefold $mode: .*TERM=$t.*use 'ropefold check'" "$tmp/pty" &&
+			   [ "$(wc -l <"$tmp/pty")" -eq 3 ]; then
+				ok "TERM=$t: $mode refuses in one line, exit 2, terminal modes kept"
+			else
+				notok "TERM=$t: $mode refuses in one line, exit 2, terminal modes kept"
+				sed 's/^/# /' "$tmp/pty" | head -10
+			fi
+		done
+	done
+	onpty "env TERM=dumb '$ROPEFOLD'"
+	if grep -q "^EXIT=0$" "$tmp/pty" && grep -q "^icanon echo" "$tmp/pty" &&
+	   grep -q "^ropefold: this terminal (TERM=dumb) cannot move the cursor.*check report instead" "$tmp/pty" &&
+	   grep -Eq "^residual +guaranteed +holds " "$tmp/pty" && ! grep -q "$(printf '\033')" "$tmp/pty"; then
+		ok "TERM=dumb: ropefold with no arguments prints the check report, no escapes"
+	else
+		notok "TERM=dumb: ropefold with no arguments prints the check report, no escapes"
+		sed 's/^/# /' "$tmp/pty" | head -10
+	fi
+else
+	i=0
+	while [ $i -lt 5 ]; do skip "TERM=dumb" "no script(1) or timeout(1)"; i=$((i + 1)); done
+fi
+
 "$ROPEFOLD" --version >"$tmp/out" 2>&1 && grep -q '^ropefold ' "$tmp/out" && ok "--version" || notok "--version"
 "$ROPEFOLD" check --help >"$tmp/out" 2>&1 && grep -q -- '--permute-heads' "$tmp/out" &&
 	grep -q -- 'default' "$tmp/out" && ok "check --help lists flags" || notok "check --help"
@@ -225,4 +345,5 @@ fi
 [ $rc -eq 0 ] && grep -q 'residual' "$tmp/out" && ok "no args on a non-terminal prints a check report" ||
 	notok "no args on a non-terminal (exit $rc)"
 
+echo "1..$n"
 [ "$fails" -eq 0 ]

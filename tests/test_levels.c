@@ -612,6 +612,114 @@ static void test_prediction_table(void **state)
 	layer_free(&l);
 }
 
+/* ---- overflow --------------------------------------------------------------
+ * Values past the compute precision are a verdict of their own: never
+ * "holds", never a NaN error; the exit status follows the guarantee. */
+
+/* Evaluate cfg on the MHA case with W_q, W_k scaled by sqk and W_v by sv. */
+static void run_scaled(Precision prec, double sqk, double sv, const FoldConfig *cfg,
+		       InvReport *rep)
+{
+	Case c = MHA;
+	c.prec = prec;
+	Layer l;
+	make_layer(&c, 17, &l);
+	size_t nq = c.H * c.d * c.D, nk = c.G * c.d * c.D;
+	for (size_t i = 0; i < nq; i++)
+		l.wq[i] *= sqk;
+	for (size_t i = 0; i < nk; i++) {
+		l.wk[i] *= sqk;
+		l.wv[i] *= sv;
+	}
+	double *x = malloc(c.T * c.D * sizeof(double));
+	layer_random_input(17, c.T, c.D, x);
+	EvalOptions eo = {.seq = c.T, .precision = prec, .tol = 0};
+	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
+	free(x);
+	layer_free(&l);
+}
+
+static void expect_overflows(const InvReport *rep, bool s, bool h, bool r,
+			     const char *what)
+{
+	bool want[3] = {s, h, r};
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		const LevelResult *L = &rep->level[i];
+		if ((L->overflow != 0) != want[i] || (want[i] && (L->holds || !isinf(L->max_rel_err))))
+			fail_msg("%s: %s level overflow %u holds %d rel err %.3g, expected "
+				 "overflow %d", what, level_name((LevelId)i), L->overflow,
+				 L->holds, L->max_rel_err, want[i]);
+	}
+}
+
+static void test_overflow_verdicts(void **state)
+{
+	(void)state;
+	FoldConfig all = cfg_with(PART_ALL, 0);
+	FoldConfig nc = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	InvReport rep;
+	/* scores near 1e40: past float32 on both sides, everything after
+	 * them too; a guaranteed level affected: not ok */
+	run_scaled(PREC_F32, 1e20, 1, &all, &rep);
+	expect_overflows(&rep, true, true, true, "f32 scores");
+	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_ORIGINAL | OVERFLOW_FOLDED);
+	assert_false(report_ok(&rep));
+	report_done(&rep);
+	/* the same layer in float64: exact */
+	run_scaled(PREC_F64, 1e20, 1, &all, &rep);
+	expect_overflows(&rep, false, false, false, "f64 scores");
+	expect_levels(&rep, true, true, true, "f64 scores");
+	report_done(&rep);
+	/* nothing guaranteed: an overflow, but no failure */
+	run_scaled(PREC_F32, 1e20, 1, &nc, &rep);
+	expect_guaranteed(&rep, false, false, false, "f32 scores, commutes dropped");
+	expect_overflows(&rep, true, true, true, "f32 scores, commutes dropped");
+	assert_true(report_ok(&rep));
+	report_done(&rep);
+	/* v past float32: the scores hold, the outputs overflow */
+	run_scaled(PREC_F32, 1, 1e39, &all, &rep);
+	expect_overflows(&rep, false, true, true, "f32 values");
+	expect_levels(&rep, true, false, false, "f32 values");
+	assert_false(report_ok(&rep));
+	report_done(&rep);
+	/* float64 has its limit too */
+	run_scaled(PREC_F64, 1e160, 1, &all, &rep);
+	expect_overflows(&rep, true, true, true, "f64 scores near 1e320");
+	assert_false(report_ok(&rep));
+	report_done(&rep);
+}
+
+/* levels_judge on raw errors: an infinite error is an overflow (of the
+ * difference, when the engine named no side), whatever the tolerance. */
+static void test_overflow_judged(void **state)
+{
+	(void)state;
+	Layer l;
+	make_layer(&MHA, 1, &l);
+	InvReport rep;
+	assert_int_equal(report_init(&rep, 4, MHA.H, MHA.G, MHA.d, MHA.r), RF_OK);
+	rep.level[LEVEL_SCORE].max_abs_err = INFINITY;
+	rep.level[LEVEL_SCORE].ref_max = 1;
+	rep.level[LEVEL_HEAD].max_abs_err = INFINITY;
+	rep.level[LEVEL_HEAD].ref_max = INFINITY;
+	rep.level[LEVEL_HEAD].overflow = OVERFLOW_FOLDED;
+	rep.level[LEVEL_RESIDUAL].max_abs_err = 1e-300;
+	rep.level[LEVEL_RESIDUAL].ref_max = 1;
+	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	levels_judge(&rep, &l, &cfg, 1e6);
+	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_DIFFERENCE);
+	assert_int_equal(rep.level[LEVEL_HEAD].overflow, OVERFLOW_FOLDED);
+	assert_int_equal(rep.level[LEVEL_RESIDUAL].overflow, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_false(rep.level[i].holds);
+		assert_true(isinf(rep.level[i].max_rel_err) && isinf(rep.level[i].eps_units));
+	}
+	assert_true(rep.level[LEVEL_RESIDUAL].holds);
+	assert_false(report_ok(&rep));
+	report_done(&rep);
+	layer_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -637,6 +745,8 @@ int main(void)
 		cmocka_unit_test(test_slow_pair_mixing),
 		cmocka_unit_test(test_diagnostics_name_causes),
 		cmocka_unit_test(test_prediction_table),
+		cmocka_unit_test(test_overflow_verdicts),
+		cmocka_unit_test(test_overflow_judged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -361,6 +361,53 @@ static void test_help_texts(void **state)
 	free(text);
 }
 
+/* The bounds the messages state are the bounds the parser keeps: both
+ * ends of every range taken, one step past each refused with the rule. */
+static void test_stated_bounds(void **state)
+{
+	(void)state;
+	RunOptions o;
+	char err[512];
+	static const struct {
+		const char *good, *bad, *flag, *says;
+	} b[] = {
+		{"--rope-theta 1e12", "--rope-theta 1.000001e12", "--rope-theta", "at most 1e12"},
+		{"--rope-theta 1e-320", "--rope-theta 0", "--rope-theta", "above 0"},
+		{"--tol 999999", "--tol 1e6", "--tol", "below 1e6"},
+		{"--rope-scaling yarn:1", "--rope-scaling yarn:0.999", "--rope-scaling", "from 1 to 1e6"},
+		{"--rope-scaling ntk:1e6", "--rope-scaling ntk:1000001", "--rope-scaling", "from 1 to 1e6"},
+		{"--rope-scaling linear:4", "--rope-scaling yarn:1e308", "--rope-scaling", "from 1 to 1e6"},
+		{"--layer 1048576", "--layer 1048577", "--layer", "from 0 to 1048576"},
+		{"--seed 18446744073709551615", "--seed 18446744073709551616", "--seed",
+		 "from 0 to 18446744073709551615"},
+		{"--seq 65536", "--seq 65537", "--seq", "from 1 to 65536"},
+		{"--rotary-dim 0", "--rotary-dim 4098", "--rotary-dim", "from 0 to 4096"},
+		{"--model m --tokens 4294967295", "--tokens 4294967296", "--tokens", "from 0 to 4294967295"},
+		{"--rope-theta 500000", "--rope-theta 0x10", "--rope-theta", "decimal"},
+		{"--tol 1e-3", "--tol 1e-3x", "--tol", "decimal"},
+		{"--drop commutes", "--drop", "--drop", "missing value (LIST: a comma-separated"},
+		{"--seq 3", "--seq", "--seq", "missing value (N: a length from 1 to 65536)"},
+	};
+	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+		if (parse(&o, err, sizeof err, b[i].good) != 0)
+			fail_msg("'%s' refused: %s", b[i].good, err);
+		if (parse(&o, err, sizeof err, b[i].bad) != -1)
+			fail_msg("'%s' accepted", b[i].bad);
+		if (strncmp(err, b[i].flag, strlen(b[i].flag)) || !strstr(err, b[i].says))
+			fail_msg("'%s': '%s' does not start with %s and say '%s'", b[i].bad, err,
+				 b[i].flag, b[i].says);
+	}
+	/* a leading space and an empty list are not values (split at spaces
+	 * here, so through argv) */
+	char *lead[] = {"--rope-theta", " 5"};
+	opts_defaults(&o);
+	assert_int_equal(opts_parse(2, lead, CHECK_FLAGS, &o, err, sizeof err), -1);
+	char *empty[] = {"--drop", ""};
+	opts_defaults(&o);
+	assert_int_equal(opts_parse(2, empty, CHECK_FLAGS, &o, err, sizeof err), -1);
+	assert_non_null(strstr(err, "--drop: empty list"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_check_random),
 		cmocka_unit_test(test_tour_and_help),
 		cmocka_unit_test(test_help_texts),
+		cmocka_unit_test(test_stated_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,10 +200,22 @@ static void test_parsers(void **state)
 	assert_string_equal(buf, "yarn:4");
 	assert_int_equal(rope_scaling_parse("llama3:8", &s), 0);
 	assert_int_equal(rope_scaling_parse("linear", &s), -1);
-	assert_int_equal(rope_scaling_parse("linear:0", &s), -1);
-	assert_int_equal(rope_scaling_parse("linear:-2", &s), -1);
-	assert_int_equal(rope_scaling_parse("linear:x", &s), -1);
 	assert_int_equal(rope_scaling_parse("cubic:2", &s), -1);
+	/* F from 1 (HF's rules) to 1e6, both ends included, in decimal */
+	assert_int_equal(rope_scaling_parse("linear:1", &s), 0);
+	assert_int_equal(rope_scaling_parse("ntk:1e6", &s), 0);
+	assert_int_equal(rope_scaling_parse("ntk:1000001", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn:1e308", &s), -2);
+	assert_int_equal(rope_scaling_parse("llama3:0.999", &s), -2);
+	assert_int_equal(rope_scaling_parse("linear:0", &s), -2);
+	assert_int_equal(rope_scaling_parse("linear:-2", &s), -2);
+	assert_int_equal(rope_scaling_parse("linear:x", &s), -2);
+	assert_int_equal(rope_scaling_parse("linear:", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn:0x10", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn: 4", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn:4 ", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn:inf", &s), -2);
+	assert_int_equal(rope_scaling_parse("yarn:nan", &s), -2);
 	assert_int_equal(rope_layout_parse("half", &l), 0);
 	assert_int_equal(l, ROPE_HALF);
 	assert_int_equal(rope_layout_parse("interleaved", &l), 0);

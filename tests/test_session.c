@@ -2,6 +2,7 @@
 
 #include "core/attention.h"
 #include "core/inv.h"
+#include "core/levels.h"
 #include "core/refold.h"
 #include "tests/testutil.h"
 
@@ -371,6 +372,189 @@ static void test_fused_kernel_matches_gemm(void **state)
 	}
 }
 
+/* ---- overflow -------------------------------------------------------------
+ * A compared value that is not a finite number is a verdict of its own
+ * (LevelResult.overflow), never a silent "holds": NaN must not vanish from
+ * a max. Both kernel paths, both precisions; the expected places follow
+ * from where the crafted weights put Inf, the sides from which layer has
+ * them. */
+
+/* Compare a with b by kernel k ("blas" or the default) and judge. */
+static void compare_by(const char *k, const Layer *a, const Layer *b,
+		       const double *x, size_t T, Precision prec, InvReport *rep)
+{
+	RopeTable rope;
+	assert_int_equal(rope_table_init(&rope, &a->rope, T), RF_OK);
+	assert_int_equal(report_init(rep, T, a->shape.n_heads, a->shape.n_kv_heads,
+				     a->shape.head_dim, a->rope.rotary_dim), RF_OK);
+	rep->precision = prec;
+	if (k)
+		assert_int_equal(setenv("ROPEFOLD_KERNEL", k, 1), 0);
+	assert_int_equal(attention_compare(a, b, x, T, prec, &rope, rep), RF_OK);
+	assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+	FoldConfig cfg = fold_config_default();
+	levels_judge(rep, a, &cfg, levels_default_tol(prec));
+	rope_table_done(&rope);
+}
+
+static void expect_overflow(const InvReport *rep, LevelId id, unsigned side,
+			    size_t head, size_t m, size_t n_or_coord, const char *what)
+{
+	const LevelResult *L = &rep->level[id];
+	size_t got = id == LEVEL_SCORE ? L->worst_n : L->worst_coord;
+	if (L->overflow != side || L->holds || !isinf(L->max_rel_err) ||
+	    (id != LEVEL_RESIDUAL && L->worst_head != head) || L->worst_m != m ||
+	    got != n_or_coord)
+		fail_msg("%s: %s level overflow %u at head %zu (%zu, %zu), holds %d; "
+			 "expected overflow %u at head %zu (%zu, %zu)", what,
+			 level_name(id), L->overflow, L->worst_head, L->worst_m, got,
+			 L->holds, side, head, m, n_or_coord);
+}
+
+static void expect_finite(const InvReport *rep, LevelId id, bool holds,
+			  const char *what)
+{
+	const LevelResult *L = &rep->level[id];
+	if (L->overflow || L->holds != holds || !isfinite(L->max_rel_err))
+		fail_msg("%s: %s level overflow %u, holds %d, rel err %.3g; expected "
+			 "finite and holds %d", what, level_name(id), L->overflow,
+			 L->holds, L->max_rel_err, holds);
+}
+
+static void test_overflow_is_a_verdict(void **state)
+{
+	(void)state;
+	const Shape s = {72, 4, 2, 8, 8, 9, true, PREC_F64};
+	const char *kernels[2] = {"blas", NULL};
+	size_t D = s.D, nq = s.H * s.d, nk = s.G * s.d, c = 37;
+	for (int ki = 0; ki < 2; ki++) {
+		const char *kn = kernels[ki] ? kernels[ki] : "fused";
+		char what[96];
+		Layer a, b;
+		double *x;
+		InvReport r;
+		/* Q and K times 1e20: every score near 1e40, beyond float32,
+		 * on both sides; all that follows is NaN. float64 holds it. */
+		make(&s, &a, &x);
+		for (size_t i = 0; i < nq * D; i++)
+			a.wq[i] *= 1e20;
+		for (size_t i = 0; i < nk * D; i++)
+			a.wk[i] *= 1e20;
+		snprintf(what, sizeof what, "%s: scores past float32", kn);
+		compare_by(kernels[ki], &a, &a, x, s.T, PREC_F32, &r);
+		unsigned both = OVERFLOW_ORIGINAL | OVERFLOW_FOLDED;
+		expect_overflow(&r, LEVEL_SCORE, both, 0, 0, 0, what);
+		expect_overflow(&r, LEVEL_HEAD, both, 0, 0, 0, what);
+		expect_overflow(&r, LEVEL_RESIDUAL, both, 0, 0, 0, what);
+		assert_false(report_ok(&r));
+		report_done(&r);
+		compare_by(kernels[ki], &a, &a, x, s.T, PREC_F64, &r);
+		for (int i = 0; i < LEVEL_COUNT; i++)
+			expect_finite(&r, (LevelId)i, true, "scores past float32, in float64");
+		report_done(&r);
+		/* ... and times 1e160 more, past float64 too */
+		for (size_t i = 0; i < nq * D; i++)
+			a.wq[i] *= 1e140;
+		for (size_t i = 0; i < nk * D; i++)
+			a.wk[i] *= 1e140;
+		snprintf(what, sizeof what, "%s: scores past float64", kn);
+		compare_by(kernels[ki], &a, &a, x, s.T, PREC_F64, &r);
+		expect_overflow(&r, LEVEL_SCORE, both, 0, 0, 0, what);
+		expect_overflow(&r, LEVEL_RESIDUAL, both, 0, 0, 0, what);
+		report_done(&r);
+		layer_free(&a);
+		free(x);
+
+		/* Only the folded side: b's row c of W_o is 1e39, Inf as a
+		 * float, so every head's O_h is non-finite in coordinate c
+		 * from token 0 on; scores are untouched. */
+		make(&s, &a, &x);
+		assert_int_equal(layer_copy(&b, &a), RF_OK);
+		for (size_t j = 0; j < nq; j++)
+			b.wo[c * nq + j] = 1e39;
+		snprintf(what, sizeof what, "%s: folded outputs past float32", kn);
+		compare_by(kernels[ki], &a, &b, x, s.T, PREC_F32, &r);
+		expect_finite(&r, LEVEL_SCORE, true, what);
+		expect_overflow(&r, LEVEL_HEAD, OVERFLOW_FOLDED, 0, 0, c, what);
+		expect_overflow(&r, LEVEL_RESIDUAL, OVERFLOW_FOLDED, 0, 0, c, what);
+		report_done(&r);
+		compare_by(kernels[ki], &a, &b, x, s.T, PREC_F64, &r);
+		expect_finite(&r, LEVEL_HEAD, false, "folded outputs past float32, in float64");
+		report_done(&r);
+
+		/* The difference alone: v_0 = 1.5 from its bias, so head 0's
+		 * coordinate c is 1.5 t on one side and -1.5 t on the other.
+		 * t = 1e308: both finite in float64, their difference not.
+		 * t = 2e38 in float32: both finite, the difference too in
+		 * double, as the comparison takes it on both paths. */
+		for (size_t j = 0; j < D; j++)
+			a.wv[j] = 0;
+		a.bv[0] = 1.5;
+		for (size_t j = 0; j < nq; j++)
+			a.wo[c * nq + j] = 0;
+		layer_free(&b);
+		for (int pi = 0; pi < 2; pi++) {
+			double t = pi ? 2e38 : 1e308;
+			a.wo[c * nq] = t;
+			assert_int_equal(layer_copy(&b, &a), RF_OK);
+			b.wo[c * nq] = -t;
+			Precision p = pi ? PREC_F32 : PREC_F64;
+			snprintf(what, sizeof what, "%s: a difference past %s", kn,
+				 pi ? "float32" : "float64");
+			compare_by(kernels[ki], &a, &b, x, s.T, p, &r);
+			if (p == PREC_F64) {
+				expect_overflow(&r, LEVEL_HEAD, OVERFLOW_DIFFERENCE, 0, 0, c, what);
+				expect_overflow(&r, LEVEL_RESIDUAL, OVERFLOW_DIFFERENCE, 0, 0, c,
+						what);
+			} else {
+				expect_finite(&r, LEVEL_HEAD, false, what);
+				assert_gt(r.level[LEVEL_HEAD].max_abs_err, 3.4e38);
+			}
+			report_done(&r);
+			layer_free(&b);
+		}
+		layer_free(&a);
+		free(x);
+	}
+}
+
+/* The explorer's session keeps per-head results a toggle does not touch:
+ * an overflow found once stays reported while those heads are reused. */
+static void test_overflow_survives_toggles(void **state)
+{
+	(void)state;
+	const Shape s = {72, 4, 2, 8, 8, 9, true, PREC_F32};
+	Layer l;
+	double *x;
+	make(&s, &l, &x);
+	for (size_t i = 0; i < s.H * s.d * s.D; i++)
+		l.wq[i] *= 1e20;
+	for (size_t i = 0; i < s.G * s.d * s.D; i++)
+		l.wk[i] *= 1e20;
+	EvalOptions eo = {.seq = s.T, .precision = PREC_F32, .threads = 2};
+	InvSession *ses;
+	assert_int_equal(inv_session_new(&l, x, &eo, &ses), RF_OK);
+	unsigned drops[] = {0, ASSUME_V_SAME, 0, ASSUME_COMMUTES};
+	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+		FoldConfig c = cfg_drop(drops[i]);
+		InvReport a, b;
+		assert_int_equal(inv_session_evaluate(ses, &c, &a), RF_OK);
+		EvalOptions fresh = eo;
+		fresh.threads = 1;
+		assert_int_equal(inv_evaluate(&l, x, &fresh, &c, &b), RF_OK);
+		for (int k = 0; k < LEVEL_COUNT; k++) {
+			assert_true(a.level[k].overflow != 0);
+			assert_int_equal(a.level[k].overflow, b.level[k].overflow);
+		}
+		same_report(&a, &b, "overflow toggles");
+		report_done(&a);
+		report_done(&b);
+	}
+	inv_session_free(ses);
+	free(x);
+	layer_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +564,8 @@ int main(void)
 		cmocka_unit_test(test_output_cache_sizes),
 		cmocka_unit_test(test_engine_folds_like_fold_apply),
 		cmocka_unit_test(test_fused_kernel_matches_gemm),
+		cmocka_unit_test(test_overflow_is_a_verdict),
+		cmocka_unit_test(test_overflow_survives_toggles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,6 +260,23 @@ check_not "8B layer: ... and the computing mark goes" "computing"
 keys q
 check "8B layer: exits" "EXIT=0" 100
 
+# ---- overflow: a verdict of its own in the levels panel ---------------------------
+if "${BUILDDIR:-.}/tests/craft_ckpt" "$WORK/q3e38" F32 3e38 0; then
+	start "'$ROPEFOLD' tui --model q3e38 --precision f32"
+	check "float32 overflow: the score level says overflow" "score +yes +overflow +- +- +h0 \(0,0\)"
+	check "float32 overflow: ... and the residual" "residual +yes +overflow +- +- +t0 c0"
+	check "float32 overflow: the why names float32 and the way out" "overflow float32 at head 0"
+	check_not "float32 overflow: no nan or inf on the screen" "[^a-z](nan|inf)[^a-z]"
+	keys f
+	check "f to float64: the levels hold" "score +yes +. holds"
+	keys f 7
+	check "per-head bars: overflow, not nan" "overflow +score overflow"
+	keys q
+	check "float32 overflow: exits" "EXIT=0"
+else
+	not_ok "craft_ckpt wrote the overflowing checkpoint"
+fi
+
 # ---- no terminal -----------------------------------------------------------------
 out=$("$ROPEFOLD" </dev/null 2>&1)
 rc=$?

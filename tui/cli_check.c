@@ -12,6 +12,7 @@
 #include "data/model.h"
 #include "tui/cli_check.h"
 #include "tui/report_text.h"
+#include "tui/terminal.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -158,7 +159,10 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 	}
 	const char *why;
 	if (rope_spec_check(&w->layer.rope, w->layer.shape.head_dim, &why) != RF_OK) {
-		snprintf(err, errlen, "--rotary-dim/--rope-theta: %s", why);
+		/* the flags were checked one by one: what is left is how
+		 * --rotary-dim meets the checkpoint's head dim */
+		if (!opts_check_rope(o, w->layer.shape.head_dim, w->source, err, errlen))
+			snprintf(err, errlen, "%s: %s", w->source, why);
 		workload_done(w);
 		return 2;
 	}
@@ -257,8 +261,7 @@ int cli_check(int argc, char **argv, bool use_default)
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
-		bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, color);
+		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;
 	report_done(&rep);

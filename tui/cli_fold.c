@@ -762,7 +762,8 @@ static int choose_layers(FoldRun *r)
 		}
 	} else {
 		size_t lo, hi;
-		if (cli_parse_layers(r->o.layers, in->n_layers, &lo, &hi, r->err, sizeof r->err))
+		if (cli_parse_layers(r->o.layers_flag, r->o.layers, in->n_layers, &lo, &hi, r->err,
+				     sizeof r->err))
 			return -1;
 		r->layers = calloc(hi - lo + 1, sizeof *r->layers);
 		if (!r->layers)
@@ -970,6 +971,8 @@ static int run(FoldRun *r)
 	if (model_open(o->model_path, &r->m, r->err, sizeof r->err))
 		return -1;
 	const ModelInfo *in = model_info(r->m);
+	if (!o->undo && opts_check_rope(o, in->shape.head_dim, o->model_path, r->err, sizeof r->err))
+		return -1;
 	if (o->undo && load_undo(r))
 		return -1;
 	if (choose_layers(r) || open_writer(r) || mark_tensors(r) ||

@@ -7,6 +7,7 @@
 #include "tui/app.h"
 #include "tui/cli_tui.h"
 #include "tui/options.h"
+#include "tui/terminal.h"
 
 static void tui_help(bool tour)
 {
@@ -54,6 +55,10 @@ int cli_tui(int argc, char **argv, bool tour)
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "ropefold %s: needs a terminal (use 'ropefold check' in scripts)\n",
 			mode);
+		return 2;
+	}
+	if (terminal_check(err, sizeof err)) {
+		fprintf(stderr, "ropefold %s: %s (use 'ropefold check' for a report)\n", mode, err);
 		return 2;
 	}
 	setlocale(LC_ALL, "");

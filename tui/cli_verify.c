@@ -36,8 +36,8 @@ static void verify_help(void)
 	       "by up to its unit roundoff); both tolerances are printed.\n"
 	       "Exit 0 when B is equivalent in every chosen layer, 1 when not, 2 on bad\n"
 	       "input.\n\n"
-	       "  --layers all|N|N..M      layers to verify (default all; --layer N is\n"
-	       "                           the same as --layers N)\n"
+	       "  --layers all|N|N..M      layers to verify (default all)\n"
+	       "  --layer N                the same as --layers N\n"
 	       "  --tol X                  relative tolerance of the weight checks (default\n"
 	       "                           3 units of roundoff of the coarser stored dtype:\n"
 	       "                           1.2e-2 bf16, 1.5e-3 f16, 1.8e-7 f32, 3.3e-16 f64)\n"
@@ -47,44 +47,55 @@ static void verify_help(void)
 	       "  --help                   this help\n");
 }
 
-int cli_parse_layers(const char *s, size_t n_layers, size_t *lo, size_t *hi,
-		     char *err, size_t errlen)
+/* A layer index: digits only (no sign, space or hex), below 2^64. */
+static const char *layer_index(const char *s, unsigned long long *v)
 {
+	const char *p = s;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == s)
+		return NULL;
+	errno = 0;
+	*v = strtoull(s, NULL, 10);
+	return errno ? NULL : p;
+}
+
+int cli_parse_layers(const char *flag, const char *s, size_t n_layers, size_t *lo,
+		     size_t *hi, char *err, size_t errlen)
+{
+	if (!flag)
+		flag = "--layers";
+	if (!n_layers) {
+		snprintf(err, errlen, "%s: the checkpoint has no layers", flag);
+		return -1;
+	}
 	if (!s || !strcmp(s, "all")) {
 		*lo = 0;
-		*hi = n_layers ? n_layers - 1 : 0;
-		if (!n_layers) {
-			snprintf(err, errlen, "--layers: the checkpoint has no layers");
-			return -1;
-		}
+		*hi = n_layers - 1;
 		return 0;
 	}
-	char *end;
-	errno = 0;
-	unsigned long long a = strtoull(s, &end, 10), b = a;
-	if (end == s || s[0] == '-' || errno)
-		goto bad;
-	if (!strncmp(end, "..", 2)) {
-		const char *t = end + 2;
-		if (!*t || *t == '-')
-			goto bad;
-		b = strtoull(t, &end, 10);
-		if (end == t || errno)
-			goto bad;
+	unsigned long long a, b;
+	const char *end = layer_index(s, &a);
+	b = a;
+	if (end && !strncmp(end, "..", 2))
+		end = layer_index(end + 2, &b);
+	if (!end || *end) {
+		snprintf(err, errlen, "%s: '%s' is not all, N or N..M (layer indices, N <= M)",
+			 flag, s);
+		return -1;
 	}
-	if (*end)
-		goto bad;
-	if (a > b || b >= n_layers) {
-		snprintf(err, errlen, "--layers: '%s' is outside layers 0..%zu", s,
-			 n_layers ? n_layers - 1 : 0);
+	if (a > b) {
+		snprintf(err, errlen, "%s: '%s' runs backwards: N..M needs N <= M", flag, s);
+		return -1;
+	}
+	if (b >= n_layers) {
+		snprintf(err, errlen, "%s: '%s' is outside the layers 0..%zu of the checkpoint",
+			 flag, s, n_layers - 1);
 		return -1;
 	}
 	*lo = (size_t)a;
 	*hi = (size_t)b;
 	return 0;
-bad:
-	snprintf(err, errlen, "--layers: '%s' is not all, N or N..M", s);
-	return -1;
 }
 
 double cli_dtype_roundoff(const char *dtype)
@@ -129,8 +140,9 @@ static json_t *levels_json(const InvReport *rep)
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
 		json_object_set_new(o, level_name((LevelId)i),
-				    json_pack("{s:b, s:b, s:f, s:f}", "expected", L->guaranteed,
-					      "holds", L->holds, "max_abs_err",
+				    json_pack("{s:b, s:b, s:b, s:f, s:f}", "expected", L->guaranteed,
+					      "holds", L->holds, "overflow", L->overflow != 0,
+					      "max_abs_err",
 					      isfinite(L->max_abs_err) ? L->max_abs_err : -1.0,
 					      "max_rel_err",
 					      isfinite(L->max_rel_err) ? L->max_rel_err : -1.0));
@@ -206,11 +218,24 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 	}
 	if (rep) {
 		printf("\n  levels (tolerance %.2g):", v->confirm_tol);
-		for (int l = 0; l < LEVEL_COUNT; l++)
-			printf(" %s %s (%.2g)%s", level_name((LevelId)l),
-			       rep->level[l].holds ? "holds" : "breaks",
-			       rep->level[l].max_rel_err, l + 1 < LEVEL_COUNT ? "," : "");
-		if (v->equivalent && !report_ok(rep))
+		bool ovf = false;
+		for (int l = 0; l < LEVEL_COUNT; l++) {
+			const LevelResult *L = &rep->level[l];
+			ovf |= L->overflow != 0;
+			if (L->overflow)
+				printf(" %s overflows%s", level_name((LevelId)l),
+				       l + 1 < LEVEL_COUNT ? "," : "");
+			else
+				printf(" %s %s (%.2g)%s", level_name((LevelId)l),
+				       L->holds ? "holds" : "breaks", L->max_rel_err,
+				       l + 1 < LEVEL_COUNT ? "," : "");
+		}
+		if (v->equivalent && !report_ok(rep) && ovf)
+			printf("\n  warning: the weights say equivalent, but the evaluation "
+			       "overflows %s and cannot confirm it%s",
+			       rep->precision == PREC_F32 ? "float32" : "float64",
+			       rep->precision == PREC_F32 ? " (use --precision f64)" : "");
+		else if (v->equivalent && !report_ok(rep))
 			printf("\n  warning: the weights say equivalent but the evaluation "
 			       "breaks: a bug in the inputs or the tool");
 	}
@@ -269,7 +294,7 @@ int cli_verify(int argc, char **argv)
 	}
 	size_t lo, hi;
 	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
-	if (cli_parse_layers(o.layers, common, &lo, &hi, err, sizeof err)) {
+	if (cli_parse_layers(o.layers_flag, o.layers, common, &lo, &hi, err, sizeof err)) {
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
@@ -309,8 +334,14 @@ int cli_verify(int argc, char **argv)
 					    0, &rep);
 			have_rep = st == RF_OK;
 		}
-		if (st != RF_OK) {
+		if (st == RF_ERR_NUMERIC) {
+			/* the readers refuse NaN and Inf: products overflowed */
+			fprintf(stderr, "ropefold verify: layer %zu: the weights are too large "
+				"to compare: their products overflow float64\n", i);
+		} else if (st != RF_OK) {
 			fprintf(stderr, "ropefold verify: layer %zu: %s\n", i, rf_status_str(st));
+		}
+		if (st != RF_OK) {
 			verify_verdict_free(&v);
 			layer_free(&a);
 			layer_free(&b);

@@ -8,10 +8,12 @@
  * chosen layer, 1 not, 2 bad usage or input. */
 int cli_verify(int argc, char **argv);
 
-/* Parse --layers ("all", "N", "N..M", inclusive) against a layer count
- * into [*lo, *hi]; -1 with a message in err when out of range. */
-int cli_parse_layers(const char *s, size_t n_layers, size_t *lo, size_t *hi,
-		     char *err, size_t errlen);
+/* Parse --layers ("all", "N", "N..M", inclusive; NULL: all) against a
+ * layer count into [*lo, *hi]; -1 with a message in err, which names
+ * flag (the one the value came from; NULL: --layers), when s is not of
+ * that form or out of range. */
+int cli_parse_layers(const char *flag, const char *s, size_t n_layers, size_t *lo,
+		     size_t *hi, char *err, size_t errlen);
 
 /* Unit roundoff of a checkpoint dtype name ("F32", "BF16", "Q8_0", ...). */
 double cli_dtype_roundoff(const char *dtype);

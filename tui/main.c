@@ -11,6 +11,7 @@
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
+#include "tui/terminal.h"
 
 static void usage(FILE *f)
 {
@@ -38,9 +39,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		/* The explorer on a terminal; else the check report. */
-		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-			return cli_tui_default();
+		/* The explorer on a terminal that can show it; else the check
+		 * report (said so on a terminal that cannot). */
+		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+			char err[256];
+			if (!terminal_check(err, sizeof err))
+				return cli_tui_default();
+			fprintf(stderr, "ropefold: %s; the check report instead:\n", err);
+		}
 		return cli_check(0, argv + 1, true);
 	}
 	const char *mode = argv[1];

@@ -41,14 +41,16 @@ static int parse_size(const char *s, size_t lo, size_t hi, size_t *out)
 	return 0;
 }
 
+/* Strict decimal number: all of s, no leading space, hex, inf or nan
+ * (strtod would take them), finite. An underflow is its value (a tiny
+ * number or 0: the caller's range decides), not an error. */
 static int parse_double(const char *s, double *out)
 {
 	char *end;
-	if (!s || !*s)
+	if (!s || !*s || !strchr("0123456789.+-", *s) || strpbrk(s, "xX"))
 		return -1;
-	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || *end || !isfinite(v))
+	if (*end || !isfinite(v))
 		return -1;
 	*out = v;
 	return 0;
@@ -90,58 +92,71 @@ typedef struct {
 	const char *meta;
 	const char *help;
 	const char *fold_help;  /* the help in fold, when it differs (or NULL) */
+	/* What a value must be, for every message about it: the whole rule,
+	 * or, for a whole number (hi > 0), its noun, "from lo to hi" added
+	 * (the parser takes the same lo and hi). */
+	const char *rule;
+	size_t lo, hi;
 } FlagDef;
+
+/* Bounds of the flags whose values are not table ranges. The rules of
+ * --rope-theta, --tol and --rope-scaling spell theirs (and rope.h's
+ * ROPE_SCALING_FACTOR_*) in words; tests/test_options.c holds each rule
+ * to the bound the parser keeps. */
+#define OPT_MAX_LAYER ((size_t)1 << 20)
+#define OPT_MAX_THETA 1e12
+#define OPT_MAX_TOL 1e6
 
 static const FlagDef flags[] = {
 	{"--model", OPT_MODEL, true, CAT_OTHER, "PATH",
 	 "checkpoint file or folder (default: a random layer)",
-	 "the checkpoint to fold, a file or folder (required)"},
+	 "the checkpoint to fold, a file or folder (required)", "a path to a checkpoint file or folder", 0, 0},
 	{"--layer", OPT_LAYER | OPT_FOLDIO, true, CAT_OTHER, "N",
 	 "layer of the checkpoint (default 0; needs --model)",
-	 "fold only layer N: the same as --layers N"},
-	{"--d-model", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: model width D (default 64)", NULL},
-	{"--heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: query heads H (default 4)", NULL},
-	{"--kv-heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: key/value heads G (default 4)", NULL},
-	{"--head-dim", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: head dim d, even (default 16)", NULL},
+	 "fold only layer N: the same as --layers N", "a layer index", 0, OPT_MAX_LAYER},
+	{"--d-model", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: model width D (default 64)", NULL, "a size", 1, LAYER_MAX_DIM},
+	{"--heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: query heads H (default 4)", NULL, "a count", 1, LAYER_MAX_HEADS},
+	{"--kv-heads", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: key/value heads G (default 4)", NULL, "a count", 1, LAYER_MAX_HEADS},
+	{"--head-dim", OPT_LAYER, true, CAT_SHAPE, "N", "random layer only: head dim d, even (default 16)", NULL, "an even size", 2, LAYER_MAX_HEAD_DIM},
 	{"--seq", OPT_LAYER | OPT_TOUR, true, CAT_EVAL, "N",
-	 "sequence length T (default 32)", NULL},
+	 "sequence length T (default 32)", NULL, "a length", 1, LAYER_MAX_SEQ},
 	{"--seed", OPT_MODEL | OPT_TOUR, true, CAT_OTHER, "N",
 	 "seed of the layer, input and rotations (default 1)",
-	 "seed of the rotations; layer i uses one derived from it (default 1)"},
+	 "seed of the rotations; layer i uses one derived from it (default 1)", "a whole number", 0, SIZE_MAX},
 	{"--rope", OPT_MODEL, true, CAT_OTHER, "interleaved|half",
 	 "RoPE pair layout; on a checkpoint, the layout the fold is built for (default half; a checkpoint's own)",
-	 "the RoPE pair layout the fold is built for (default: the checkpoint's own)"},
+	 "the RoPE pair layout the fold is built for (default: the checkpoint's own)", "'interleaved' or 'half'", 0, 0},
 	{"--rotary-dim", OPT_MODEL, true, CAT_OTHER, "N",
 	 "rotary dim r <= d, even (default: the head dim; a checkpoint's own)",
-	 "rotary dim r <= d, even (default: the checkpoint's own)"},
+	 "rotary dim r <= d, even (default: the checkpoint's own)", "an even size", 0, LAYER_MAX_HEAD_DIM},
 	{"--rope-theta", OPT_MODEL, true, CAT_OTHER, "X",
 	 "RoPE base theta (default 10000; a checkpoint's own)",
-	 "RoPE base theta (default: the checkpoint's own)"},
+	 "RoPE base theta (default: the checkpoint's own)", "a decimal number above 0 and at most 1e12", 0, 0},
 	{"--rope-scaling", OPT_MODEL, true, CAT_OTHER, "none|linear:F|ntk:F|yarn:F|llama3:F",
 	 "frequency scaling (default none; a checkpoint's own)",
-	 "frequency scaling (default: the checkpoint's own)"},
-	{"--with-bias", OPT_LAYER, false, CAT_SHAPE, NULL, "random layer only: give it q/k/v/o biases", NULL},
+	 "frequency scaling (default: the checkpoint's own)", "none, or RULE:F with RULE linear, ntk, yarn or llama3 and F a decimal number from 1 to 1e6", 0, 0},
+	{"--with-bias", OPT_LAYER, false, CAT_SHAPE, NULL, "random layer only: give it q/k/v/o biases", NULL, NULL, 0, 0},
 	{"--input", OPT_LAYER, true, CAT_EVAL, "random|embed",
-	 "activations: N(0,1) rows or a checkpoint's token embeddings (default random; embed with --tokens)", NULL},
+	 "activations: N(0,1) rows or a checkpoint's token embeddings (default random; embed with --tokens)", NULL, "'random' or 'embed'", 0, 0},
 	{"--tokens", OPT_LAYER, true, CAT_EVAL, "LIST",
-	 "token ids of the input, comma-separated: implies --input embed, T = their count", NULL},
-	{"--precision", OPT_EVAL, true, CAT_EVAL, "f64|f32", "compute precision (default f64)", NULL},
-	{"--tol", OPT_EVAL, true, CAT_EVAL, "X", "relative tolerance (default 1e-9 in f64, 1e-3 in f32)", NULL},
-	{"--rotate", OPT_FOLD, true, CAT_OTHER, "SET", "rotated parts: letters of qkvo, or none (default qkvo)", NULL},
+	 "token ids of the input, comma-separated: implies --input embed, T = their count", NULL, "a comma-separated list of token ids, each a whole number from 0 to 4294967295", 0, 0},
+	{"--precision", OPT_EVAL, true, CAT_EVAL, "f64|f32", "compute precision (default f64)", NULL, "'f64' or 'f32'", 0, 0},
+	{"--tol", OPT_EVAL, true, CAT_EVAL, "X", "relative tolerance (default 1e-9 in f64, 1e-3 in f32)", NULL, "a decimal number above 0 and below 1e6", 0, 0},
+	{"--rotate", OPT_FOLD, true, CAT_OTHER, "SET", "rotated parts: letters of qkvo, or none (default qkvo)", NULL, "a set of the letters q, k, v, o (each once) or 'none'", 0, 0},
 	{"--drop", OPT_FOLD, true, CAT_OTHER, "LIST",
-	 "assumptions to drop: orthogonal,commutes,shared-qk,per-head,gqa-consistent,v-same,bias (default none; repeats add up)", NULL},
+	 "assumptions to drop: orthogonal,commutes,shared-qk,per-head,gqa-consistent,v-same,bias (default none; repeats add up)", NULL, "a comma-separated list of orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias", 0, 0},
 	{"--kind", OPT_FOLD, true, CAT_OTHER, "K",
-	 "R_q/R_k kind, used only when commutes is dropped: haar, hadamard, pair-swap, pair-reflect, layout-mismatch (default haar)", NULL},
-	{"--permute-heads", OPT_FOLD, false, CAT_OTHER, NULL, "also permute the kv groups with their query heads", NULL},
-	{"--json", OPT_JSON, false, CAT_OTHER, NULL, "one JSON document on stdout", NULL},
-	{"--repeat", OPT_BENCH, true, CAT_EVAL, "N", "timed runs after a warm-up (default 5)", NULL},
-	{"--out", OPT_FOLDIO, true, CAT_OTHER, "PATH", "output checkpoint", "output checkpoint (required)"},
+	 "R_q/R_k kind, used only when commutes is dropped: haar, hadamard, pair-swap, pair-reflect, layout-mismatch (default haar)", NULL, "haar, hadamard, pair-swap, pair-reflect or layout-mismatch", 0, 0},
+	{"--permute-heads", OPT_FOLD, false, CAT_OTHER, NULL, "also permute the kv groups with their query heads", NULL, NULL, 0, 0},
+	{"--json", OPT_JSON, false, CAT_OTHER, NULL, "one JSON document on stdout", NULL, NULL, 0, 0},
+	{"--repeat", OPT_BENCH, true, CAT_EVAL, "N", "timed runs after a warm-up (default 5)", NULL, "a count", 1, 1000},
+	{"--out", OPT_FOLDIO, true, CAT_OTHER, "PATH", "output checkpoint", "output checkpoint (required)", "a path for the output checkpoint", 0, 0},
 	{"--layers", OPT_FOLDIO, true, CAT_OTHER, "all|N|N..M", "layers to fold or verify (default all)",
-	 "layers to fold (default all)"},
-	{"--dtype", OPT_FOLDIO, true, CAT_OTHER, "keep|f32|f64", "stored dtype of folded tensors (default keep)", NULL},
-	{"--undo", OPT_FOLDIO, true, CAT_OTHER, "SIDECAR", "undo the fold recorded in a sidecar JSON", NULL},
-	{"--force", OPT_FOLDIO, false, CAT_OTHER, NULL, "overwrite an existing output", NULL},
-	{"--help", ~0u, false, CAT_OTHER, NULL, "this help", NULL},
+	 "layers to fold (default all)", "all, N or N..M (layer indices, N <= M)", 0, 0},
+	{"--dtype", OPT_FOLDIO, true, CAT_OTHER, "keep|f32|f64", "stored dtype of folded tensors (default keep)", NULL, "'keep', 'f32' or 'f64'", 0, 0},
+	{"--undo", OPT_FOLDIO, true, CAT_OTHER, "SIDECAR", "undo the fold recorded in a sidecar JSON", NULL, "a path to a sidecar JSON", 0, 0},
+	{"--force", OPT_FOLDIO, false, CAT_OTHER, NULL, "overwrite an existing output", NULL, NULL, 0, 0},
+	{"--help", ~0u, false, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0},
 };
 
 #define NFLAGS (sizeof flags / sizeof flags[0])
@@ -197,57 +212,83 @@ static const char *refusal(const FlagDef *fd, unsigned accept)
 		return -1;                               \
 	} while (0)
 
+/* A flag's rule in words (FlagDef.rule), into buf. */
+static const char *rule_text(const FlagDef *fd, char *buf, size_t n)
+{
+	if (fd->hi)
+		snprintf(buf, n, "%s from %zu to %zu", fd->rule, fd->lo, fd->hi);
+	else
+		snprintf(buf, n, "%s", fd->rule ? fd->rule : "a value");
+	return buf;
+}
+
+/* The one message of a value that breaks fd's rule: -1. */
+static int bad_value(const FlagDef *fd, const char *v, char *err, size_t errlen)
+{
+	char rule[256];
+	snprintf(err, errlen, "%s: '%s' is not %s", fd->name, v, rule_text(fd, rule, sizeof rule));
+	return -1;
+}
+
+/* A whole number within fd's range into *out, or the message. */
+static int whole(const FlagDef *fd, const char *v, size_t *out, char *err, size_t errlen)
+{
+	return parse_size(v, fd->lo, fd->hi, out) ? bad_value(fd, v, err, errlen) : 0;
+}
+
 /* Set one flag's value; returns -1 with err filled on a bad value. */
-static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
+static int set_flag(RunOptions *o, const FlagDef *fd, const char *v, char *err,
 		    size_t errlen)
 {
+	const char *f = fd->name;
 	size_t n;
 	double x;
+	char rule[256];
 	if (!strcmp(f, "--model")) {
 		if (!*v)
-			FAIL("--model: empty path");
+			FAIL("--model: empty path (%s)", rule_text(fd, rule, sizeof rule));
 		o->model_path = v;
 	} else if (!strcmp(f, "--layer")) {
-		if (parse_size(v, 0, 1u << 20, &o->layer))
-			FAIL("--layer: '%s' is not a layer index (0 or more)", v);
+		return whole(fd, v, &o->layer, err, errlen);
 	} else if (!strcmp(f, "--d-model")) {
-		if (parse_size(v, 1, LAYER_MAX_DIM, &o->shape.d_model))
-			FAIL("--d-model: '%s' is not a size from 1 to %zu", v, LAYER_MAX_DIM);
+		return whole(fd, v, &o->shape.d_model, err, errlen);
 	} else if (!strcmp(f, "--heads")) {
-		if (parse_size(v, 1, LAYER_MAX_HEADS, &o->shape.n_heads))
-			FAIL("--heads: '%s' is not a count from 1 to %zu", v, LAYER_MAX_HEADS);
+		return whole(fd, v, &o->shape.n_heads, err, errlen);
 	} else if (!strcmp(f, "--kv-heads")) {
-		if (parse_size(v, 1, LAYER_MAX_HEADS, &o->shape.n_kv_heads))
-			FAIL("--kv-heads: '%s' is not a count from 1 to %zu", v, LAYER_MAX_HEADS);
+		return whole(fd, v, &o->shape.n_kv_heads, err, errlen);
 	} else if (!strcmp(f, "--head-dim")) {
-		if (parse_size(v, 2, LAYER_MAX_HEAD_DIM, &n) || n % 2)
-			FAIL("--head-dim: '%s' is not an even size from 2 to %zu", v, LAYER_MAX_HEAD_DIM);
+		if (whole(fd, v, &n, err, errlen) || (n % 2 && bad_value(fd, v, err, errlen)))
+			return -1;
 		o->shape.head_dim = n;
 	} else if (!strcmp(f, "--seq")) {
-		if (parse_size(v, 1, LAYER_MAX_SEQ, &o->seq))
-			FAIL("--seq: '%s' is not a length from 1 to %zu", v, LAYER_MAX_SEQ);
+		return whole(fd, v, &o->seq, err, errlen);
 	} else if (!strcmp(f, "--seed")) {
-		if (parse_size(v, 0, SIZE_MAX, &n))
-			FAIL("--seed: '%s' is not a non-negative integer", v);
+		if (whole(fd, v, &n, err, errlen))
+			return -1;
 		o->seed = n;
 		o->fold.seed = n;
 	} else if (!strcmp(f, "--rope")) {
 		if (rope_layout_parse(v, &o->rope.layout))
-			FAIL("--rope: '%s' is not 'interleaved' or 'half'", v);
+			return bad_value(fd, v, err, errlen);
 		o->layout_set = true;
 	} else if (!strcmp(f, "--rotary-dim")) {
-		if (parse_size(v, 0, LAYER_MAX_HEAD_DIM, &n) || n % 2)
-			FAIL("--rotary-dim: '%s' is not an even size up to the head dim", v);
+		if (whole(fd, v, &n, err, errlen) || (n % 2 && bad_value(fd, v, err, errlen)))
+			return -1;
 		o->rope.rotary_dim = n;
 		o->rotary_set = true;
 	} else if (!strcmp(f, "--rope-theta")) {
-		if (parse_double(v, &x) || !(x > 0) || x > 1e12)
-			FAIL("--rope-theta: '%s' is not a positive number up to 1e12", v);
+		if (parse_double(v, &x) || !(x > 0) || x > OPT_MAX_THETA)
+			return bad_value(fd, v, err, errlen);
 		o->rope.theta = x;
 		o->theta_set = true;
 	} else if (!strcmp(f, "--rope-scaling")) {
-		if (rope_scaling_parse(v, &o->rope.scaling))
-			FAIL("--rope-scaling: '%s' is not none, linear:F, ntk:F, yarn:F or llama3:F with F > 0", v);
+		int r = rope_scaling_parse(v, &o->rope.scaling);
+		if (r == -2)  /* the rule is right, its factor not */
+			FAIL("--rope-scaling: '%s': F must be a decimal number from 1 to 1e6 "
+			     "(F >= 1 as in HF's rules; at most a million times the trained "
+			     "context)", v);
+		if (r)
+			return bad_value(fd, v, err, errlen);
 		o->scaling_set = true;
 	} else if (!strcmp(f, "--input")) {
 		if (!strcmp(v, "random"))
@@ -255,12 +296,12 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 		else if (!strcmp(v, "embed"))
 			o->input = INPUT_EMBED;
 		else
-			FAIL("--input: '%s' is not 'random' or 'embed'", v);
+			return bad_value(fd, v, err, errlen);
 	} else if (!strcmp(f, "--tokens")) {
 		if (!*v)
-			FAIL("--tokens: empty list");
+			FAIL("--tokens: empty list (%s)", rule_text(fd, rule, sizeof rule));
 		if (count_tokens(v, &n))
-			FAIL("--tokens: '%s' is not a comma-separated list of token ids", v);
+			return bad_value(fd, v, err, errlen);
 		if (n > LAYER_MAX_SEQ)
 			FAIL("--tokens: %zu ids, more than the %zu a sequence may hold", n, LAYER_MAX_SEQ);
 		o->tokens = v;
@@ -270,41 +311,43 @@ static int set_flag(RunOptions *o, const char *f, const char *v, char *err,
 		else if (!strcmp(v, "f32") || !strcmp(v, "float32"))
 			o->precision = PREC_F32;
 		else
-			FAIL("--precision: '%s' is not 'f64' or 'f32'", v);
+			return bad_value(fd, v, err, errlen);
 	} else if (!strcmp(f, "--tol")) {
-		if (parse_double(v, &x) || !(x > 0) || x >= 1e6)
-			FAIL("--tol: '%s' is not a positive number", v);
+		if (parse_double(v, &x) || !(x > 0) || x >= OPT_MAX_TOL)
+			return bad_value(fd, v, err, errlen);
 		o->tol = x;
 	} else if (!strcmp(f, "--rotate")) {
 		if (fold_rotate_parse(v, &o->fold.rotate))
-			FAIL("--rotate: '%s' is not a set of the letters q, k, v, o (each once) or 'none'", v);
+			return bad_value(fd, v, err, errlen);
 	} else if (!strcmp(f, "--drop")) {
 		const char *bad = NULL;
 		unsigned bits;
+		if (!*v)
+			FAIL("--drop: empty list (%s)", rule_text(fd, rule, sizeof rule));
 		if (fold_drop_parse(v, &bits, &bad))
-			FAIL("--drop: unknown assumption in '%s' (known: orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias)", v);
+			FAIL("--drop: unknown assumption in '%s' (%s)", v, rule_text(fd, rule, sizeof rule));
 		o->fold.dropped |= bits;  /* repeated --drop lists add up */
 	} else if (!strcmp(f, "--kind")) {
 		if (rotation_kind_parse(v, &o->fold.kind) || o->fold.kind == ROT_COMMUTING)
-			FAIL("--kind: '%s' is not haar, hadamard, pair-swap, pair-reflect or layout-mismatch", v);
+			return bad_value(fd, v, err, errlen);
 	} else if (!strcmp(f, "--repeat")) {
-		if (parse_size(v, 1, 1000, &o->repeat))
-			FAIL("--repeat: '%s' is not a count from 1 to 1000", v);
+		return whole(fd, v, &o->repeat, err, errlen);
 	} else if (!strcmp(f, "--out")) {
 		if (!*v)
-			FAIL("--out: empty path");
+			FAIL("--out: empty path (%s)", rule_text(fd, rule, sizeof rule));
 		o->out = v;
 	} else if (!strcmp(f, "--layers")) {
 		if (!*v)
-			FAIL("--layers: empty value");
+			FAIL("--layers: empty value (%s)", rule_text(fd, rule, sizeof rule));
 		o->layers = v;
+		o->layers_flag = "--layers";
 	} else if (!strcmp(f, "--dtype")) {
 		if (strcmp(v, "keep") && strcmp(v, "f32") && strcmp(v, "f64"))
-			FAIL("--dtype: '%s' is not 'keep', 'f32' or 'f64'", v);
+			return bad_value(fd, v, err, errlen);
 		o->dtype = v;
 	} else if (!strcmp(f, "--undo")) {
 		if (!*v)
-			FAIL("--undo: empty path");
+			FAIL("--undo: empty path (%s)", rule_text(fd, rule, sizeof rule));
 		o->undo = v;
 	}
 	return 0;
@@ -349,6 +392,7 @@ static int check_cross(RunOptions *o, unsigned accept, uint64_t seen,
 		if (seen & layers)
 			FAIL("--layer: the one-layer form of --layers; give one of them");
 		o->layers = value[flag_index("--layer")];
+		o->layers_flag = "--layer";
 	}
 	if (seen & flag_bit("--tokens")) {
 		size_t n = 0;
@@ -434,8 +478,10 @@ int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 			if (eq) {
 				v = eq + 1;
 			} else {
+				char rule[256];
 				if (i + 1 >= argc)
-					FAIL("%s: missing value (%s)", fd->name, fd->meta);
+					FAIL("%s: missing value (%s: %s)", fd->name, fd->meta,
+					     rule_text(fd, rule, sizeof rule));
 				v = argv[++i];
 			}
 			/* One rule for every flag with a value: once, or refused
@@ -445,7 +491,7 @@ int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 				FAIL("%s: given twice ('%s', then '%s'); give it once%s", fd->name,
 				     value[idx], v,
 				     !strcmp(fd->name, "--rotate") ? " with the whole set" : "");
-			if (set_flag(o, fd->name, v, err, errlen))
+			if (set_flag(o, fd, v, err, errlen))
 				return -1;
 			value[idx] = v;
 		}
@@ -463,6 +509,15 @@ int opts_check_random(const RunOptions *o, char *err, size_t errlen)
 {
 	if (!o->model_path && opts_given(o, "--layer"))
 		FAIL("--layer: picks a layer of a checkpoint; a random layer has just one (give --model)");
+	return 0;
+}
+
+int opts_check_rope(const RunOptions *o, size_t head_dim, const char *source,
+		    char *err, size_t errlen)
+{
+	if (o->rotary_set && o->rope.rotary_dim > head_dim)
+		FAIL("--rotary-dim: %zu exceeds the head dim %zu of %s", o->rope.rotary_dim,
+		     head_dim, source);
 	return 0;
 }
 

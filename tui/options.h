@@ -45,6 +45,8 @@ typedef struct {
 	size_t repeat;            /* bench */
 	const char *out;          /* fold */
 	const char *layers;       /* fold/verify: all, N, N..M */
+	const char *layers_flag;  /* the flag that gave it: --layers, or
+				   * --layer (its one-layer form) */
 	const char *dtype;        /* fold: keep, f32 */
 	const char *undo;         /* fold: sidecar */
 	bool force;
@@ -74,6 +76,11 @@ bool opts_given(const RunOptions *o, const char *flag);
 /* For a mode whose layer is random without --model: refuse --layer
  * there (a random layer has one). -1 with one line in err. */
 int opts_check_random(const RunOptions *o, char *err, size_t errlen);
+
+/* The RoPE flags against a checkpoint's head dim (source names it): -1
+ * with one line in err when --rotary-dim exceeds it. */
+int opts_check_rope(const RunOptions *o, size_t head_dim, const char *source,
+		    char *err, size_t errlen);
 
 /* Apply the RoPE flags that were set onto a spec read from a file. */
 void opts_apply_rope(const RunOptions *o, RopeSpec *rope);

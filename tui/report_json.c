@@ -12,6 +12,21 @@ static json_t *num(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* Which side an overflow is on: "original", "folded", "both",
+ * "difference" (both finite, their difference not); null when none. */
+static json_t *overflow_side(unsigned bits)
+{
+	if (!bits)
+		return json_null();
+	if ((bits & OVERFLOW_ORIGINAL) && (bits & OVERFLOW_FOLDED))
+		return json_string("both");
+	if (bits & OVERFLOW_ORIGINAL)
+		return json_string("original");
+	if (bits & OVERFLOW_FOLDED)
+		return json_string("folded");
+	return json_string("difference");
+}
+
 static json_t *level_json(const InvReport *rep, LevelId id)
 {
 	const LevelResult *L = &rep->level[id];
@@ -31,6 +46,9 @@ static json_t *level_json(const InvReport *rep, LevelId id)
 	json_t *o = json_object();
 	json_object_set_new(o, "guaranteed", json_boolean(L->guaranteed));
 	json_object_set_new(o, "holds", json_boolean(L->holds));
+	/* an overflow: the errors are null, worst is its first place */
+	json_object_set_new(o, "overflow", json_boolean(L->overflow));
+	json_object_set_new(o, "overflow_side", overflow_side(L->overflow));
 	json_object_set_new(o, "max_abs_err", num(L->max_abs_err));
 	json_object_set_new(o, "max_rel_err", num(L->max_rel_err));
 	json_object_set_new(o, "eps_units", num(L->eps_units));

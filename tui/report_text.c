@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/rope.h"
@@ -23,6 +24,25 @@ static void worst_str(const InvReport *rep, LevelId id, char *buf, size_t n)
 			 L->worst_m, L->worst_coord);
 	else
 		snprintf(buf, n, "token %zu, coord %zu", L->worst_m, L->worst_coord);
+}
+
+/* A number of the table: "overflow" where it is not finite. */
+static const char *num_str(double v, char *buf, size_t n)
+{
+	if (isfinite(v))
+		snprintf(buf, n, "%.3g", v);
+	else
+		snprintf(buf, n, "overflow");
+	return buf;
+}
+
+/* One entry of the by-offset sample. */
+static void print_offset(FILE *f, size_t o, double v)
+{
+	if (isfinite(v))
+		fprintf(f, "  %zu:%.2g", o, v);
+	else
+		fprintf(f, "  %zu:overflow", o);
 }
 
 /* Wrap text at width columns with an indent. */
@@ -80,28 +100,42 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 	fputc('\n', f);
 	fprintf(f, "eval    %s, tolerance %.3g (relative)\n\n",
 		rep->precision == PREC_F32 ? "float32" : "float64", rep->tol);
-	fprintf(f, "%-9s %-12s %-7s %-10s %-10s %-10s %s\n", "level", "prediction",
+	fprintf(f, "%-9s %-12s %-8s %-10s %-10s %-10s %s\n", "level", "prediction",
 		"verdict", "abs err", "rel err", "eps units", "worst at");
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
-		char worst[64];
+		char worst[64], a[16], r[16], e[16];
 		worst_str(rep, (LevelId)i, worst, sizeof worst);
 		const char *vc = "";
 		if (color)
 			vc = L->holds ? C_GREEN : (L->guaranteed ? C_RED : C_YELLOW);
-		fprintf(f, "%-9s %-12s %s%-7s%s %-10.3g %-10.3g %-10.3g %s\n",
+		/* an overflow has no error to show; worst names its first place */
+		bool ovf = L->overflow;
+		fprintf(f, "%-9s %-12s %s%-8s%s %-10s %-10s %-10s %s\n",
 			level_name((LevelId)i),
 			L->guaranteed ? "guaranteed" : "not guar.", vc,
-			L->holds ? "holds" : "breaks", color ? C_RESET : "",
-			L->max_abs_err, L->max_rel_err, L->eps_units, worst);
+			ovf ? "overflow" : L->holds ? "holds" : "breaks",
+			color ? C_RESET : "",
+			ovf ? "-" : num_str(L->max_abs_err, a, sizeof a),
+			ovf ? "-" : num_str(L->max_rel_err, r, sizeof r),
+			ovf ? "-" : num_str(L->eps_units, e, sizeof e), worst);
 	}
 	/* Score error by offset: a short sample, log-spaced. */
 	fprintf(f, "\nscore error by offset m-n:");
-	size_t shown = 0;
-	for (size_t o = 0; o < rep->seq && shown < 8; o = o ? o * 2 : 1, shown++)
-		fprintf(f, "  %zu:%.2g", o, rep->by_offset[o]);
-	if (rep->seq > 1)
-		fprintf(f, "  %zu:%.2g", rep->seq - 1, rep->by_offset[rep->seq - 1]);
+	bool all_ovf = rep->seq > 0;
+	for (size_t o = 0; o < rep->seq; o++)
+		all_ovf &= !isfinite(rep->by_offset[o]);
+	if (all_ovf) {
+		fprintf(f, "  overflow at every offset");
+	} else {
+		size_t shown = 0, last = 0;
+		for (size_t o = 0; o < rep->seq && shown < 8; o = o ? o * 2 : 1, shown++) {
+			print_offset(f, o, rep->by_offset[o]);
+			last = o;
+		}
+		if (rep->seq > 1 && last != rep->seq - 1)
+			print_offset(f, rep->seq - 1, rep->by_offset[rep->seq - 1]);
+	}
 	fprintf(f, "\n\n%s", color ? C_DIM : "");
 	print_wrapped(f, rep->explanation, 78, "");
 	if (color)

@@ -137,7 +137,7 @@ void draw_fmt_err(double v, char *buf, size_t n)
 	if (v == 0)
 		snprintf(buf, n, "0");
 	else if (!isfinite(v))
-		snprintf(buf, n, "%s", isnan(v) ? "nan" : "inf");
+		snprintf(buf, n, "overflow");  /* the engine's only non-finite */
 	else if (fabs(v) >= 0.01 && fabs(v) < 1000)
 		snprintf(buf, n, "%.3g", v);
 	else
@@ -154,6 +154,8 @@ int draw_heat_bucket(double rel, double eps)
 {
 	if (rel < 0 || isnan(rel))
 		return -1;
+	if (isinf(rel))  /* an overflow: the worst color */
+		return HEAT_LEVELS - 1;
 	double lo, step;
 	scale(eps, &lo, &step);
 	if (rel == 0)

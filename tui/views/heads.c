@@ -11,6 +11,8 @@ static int bar_len(double rel, double lo, int n)
 {
 	if (!(rel > 0))
 		return 0;
+	if (isinf(rel))  /* an overflow: the whole bar */
+		return n;
 	double f = (log10(rel) - lo) / (0 - lo);
 	int k = (int)ceil(f * n);
 	return k < 1 ? 1 : (k > n ? n : k);

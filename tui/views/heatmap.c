@@ -49,7 +49,8 @@ static void heatmap_draw(const ViewContext *c)
 					if (e >= 0 && e > v)
 						v = e;
 				}
-			int k = v < 0 ? -1 : draw_heat_bucket(v / ref, rep->eps);
+			/* Inf: an overflow, the worst color whatever ref is */
+			int k = v < 0 ? -1 : draw_heat_bucket(isinf(v) ? v : v / ref, rep->eps);
 			draw_heat_cell(w, top + i, left + j * cw, k, cw);
 		}
 	}

@@ -43,9 +43,11 @@ static void offset_draw(const ViewContext *c)
 		for (size_t o = o0; o < o1; o++)
 			if (rep->by_offset[o] > v)
 				v = rep->by_offset[o];
-		double rel = v / ref;
+		double rel = isinf(v) ? v : v / ref;  /* Inf: an overflow */
 		int height = 0;
-		if (rel > 0) {
+		if (isinf(rel)) {  /* an overflow: the whole column */
+			height = ph;
+		} else if (rel > 0) {
 			double lv = log10(rel);
 			height = (int)ceil((lv - lo) / span);
 			if (height > ph)

@@ -162,8 +162,13 @@ void panels_levels(WINDOW *w, const EvalResult *r)
 		const LevelResult *L = &rep->level[i];
 		int y = 2 + i;
 		char rel[16], eps[16], worst[48];
+		/* an overflow has no error to show; worst names its first place */
 		draw_fmt_err(L->max_rel_err, rel, sizeof rel);
 		snprintf(eps, sizeof eps, "%.2g", L->eps_units);
+		if (L->overflow) {
+			snprintf(rel, sizeof rel, "-");
+			snprintf(eps, sizeof eps, "-");
+		}
 		worst_str(rep, (LevelId)i, worst, sizeof worst);
 		draw_textf(w, y, 2, A_BOLD, "%-9s", level_name((LevelId)i));
 		draw_textf(w, y, 11, 0, "%s", wide ? (L->guaranteed ? "guaranteed" : "not guaranteed")
@@ -171,8 +176,12 @@ void panels_levels(WINDOW *w, const EvalResult *r)
 		int va = L->holds ? colors_attr(CLR_HOLDS)
 				  : (L->guaranteed ? colors_attr(CLR_BREAKS) : colors_attr(CLR_EXPECTED));
 		int x = 11 + (wide ? 16 : 6);
-		draw_textf(w, y, x, va, "%s %s", colors_glyph(L->holds ? GLYPH_HOLDS : GLYPH_BREAKS),
-			   L->holds ? "holds" : "breaks");
+		if (L->overflow)  /* a verdict of its own, the column's width */
+			draw_text(w, y, x, va, "overflow");
+		else
+			draw_textf(w, y, x, va, "%s %s",
+				   colors_glyph(L->holds ? GLYPH_HOLDS : GLYPH_BREAKS),
+				   L->holds ? "holds" : "breaks");
 		draw_textf(w, y, x + 9, 0, "%-9s%-8s", rel, eps);
 		draw_text(w, y, x + 26, colors_attr(CLR_DIM), worst);
 	}
