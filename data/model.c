@@ -19,7 +19,8 @@
 struct Model {
 	char path[4096];
 	ModelFormat format;       /* of the reader that parsed the files */
-	MappedFile *files;        /* every mapped file (shards) */
+	InFile **files;           /* every open file (shards); each allocated on
+				   * its own, as tensors point at them */
 	size_t nfiles;
 	TensorTable tt;
 	Hparams hp;
@@ -49,16 +50,29 @@ const char *model_format_name(ModelFormat f)
 
 static int add_file(Model *m, const char *path, char *err, size_t errlen)
 {
-	MappedFile *v = realloc(m->files, (m->nfiles + 1) * sizeof *v);
+	InFile **v = realloc(m->files, (m->nfiles + 1) * sizeof *v);
 	if (!v) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 	m->files = v;
-	if (mapfile_open(&m->files[m->nfiles], path, err, errlen))
+	InFile *f = malloc(sizeof *f);
+	if (!f) {
+		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
-	m->nfiles++;
+	}
+	if (infile_open(f, path, err, errlen)) {
+		free(f);
+		return -1;
+	}
+	m->files[m->nfiles++] = f;
 	return 0;
+}
+
+/* The last file added. */
+static const InFile *last_file(const Model *m)
+{
+	return m->files[m->nfiles - 1];
 }
 
 static bool is_file(const char *p)
@@ -67,7 +81,7 @@ static bool is_file(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Map and parse every shard a model.safetensors.index.json names. */
+/* Open and parse every shard a model.safetensors.index.json names. */
 static int open_index(Model *m, const char *dir, const char *index, char *err,
 		      size_t errlen)
 {
@@ -101,11 +115,11 @@ static int open_index(Model *m, const char *dir, const char *index, char *err,
 		snprintf(path, sizeof path, "%s/%s", dir, shard);
 		bool seen = false;
 		for (size_t i = 0; i < m->nfiles && !seen; i++)
-			seen = !strcmp(m->files[i].path, path);
+			seen = !strcmp(m->files[i]->path, path);
 		if (seen)
 			continue;
 		if (add_file(m, path, err, errlen) ||
-		    reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen))
+		    reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen))
 			goto out;
 	}
 	/* The index and the shards must agree both ways: every listed tensor
@@ -154,7 +168,7 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 	snprintf(p, sizeof p, "%s/model.safetensors", dir);
 	if (is_file(p))
 		return add_file(m, p, err, errlen) ||
-		       reader_safetensors.parse(&m->files[0], &m->tt, &m->hp, err, errlen) ? -1 : 0;
+		       reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen) ? -1 : 0;
 	DIR *d = opendir(dir);
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -188,8 +202,7 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 	for (size_t i = 0; i < n && !rc; i++) {
 		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
 		rc = add_file(m, p, err, errlen) ||
-		     reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen)
-			     ? -1 : 0;
+		     reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen) ? -1 : 0;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -330,7 +343,7 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
 }
 
-/* Parse the mapped files (already in m) and resolve the family. */
+/* Resolve the family of the parsed files (already in m) and check it. */
 static int model_finish(Model *m, char *err, size_t errlen)
 {
 	if (family_resolve(&m->tt, &m->hp, m->path, &m->fam, err, errlen))
@@ -362,7 +375,7 @@ static int verify_files(const Model *m, char *err, size_t errlen)
 		if (ops[k]->format != m->format || !ops[k]->verify)
 			continue;
 		for (size_t i = 0; i < m->nfiles; i++)
-			if (ops[k]->verify(&m->files[i], &m->tt, err, errlen))
+			if (ops[k]->verify(m->files[i], &m->tt, err, errlen))
 				return -1;
 	}
 	return 0;
@@ -383,14 +396,19 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	}
 	if (add_file(m, path, err, errlen))
 		return -1;
-	const MappedFile *f = &m->files[0];
+	const InFile *f = m->files[0];
+	unsigned char head[READER_SNIFF_BYTES];
+	size_t nhead = f->n < sizeof head ? f->n : sizeof head;
+	if (infile_read(f, 0, head, nhead, err, errlen))
+		return -1;
 	/* The content decides; a file named *.safetensors that is not GGUF is
 	 * read as safetensors even when its header is broken, so that the
 	 * message is about its header and not about llama2.c. */
 	const ReaderOps *r = &reader_llama2c;
-	if (reader_gguf.sniff(f->p, f->n))
+	if (reader_gguf.sniff(head, nhead, f->n))
 		r = &reader_gguf;
-	else if (reader_safetensors.sniff(f->p, f->n) || path_has_suffix(path, ".safetensors"))
+	else if (reader_safetensors.sniff(head, nhead, f->n) ||
+		 path_has_suffix(path, ".safetensors"))
 		r = &reader_safetensors;
 	m->format = r->format;
 	/* The header first, so that a broken file is named as such. */
@@ -457,15 +475,18 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 {
 	*out = NULL;
 	Model *m = calloc(1, sizeof *m);
-	MappedFile *f = calloc(1, sizeof *f);
-	if (!m || !f || mapfile_wrap(f, name, p, n)) {
+	InFile **files = calloc(1, sizeof *files);
+	InFile *f = calloc(1, sizeof *f);
+	if (!m || !files || !f || infile_wrap(f, name, p, n)) {
 		free(m);
+		free(files);
 		free(f);
 		snprintf(err, errlen, "%s: out of memory", name);
 		return -1;
 	}
 	snprintf(m->path, sizeof m->path, "%s", name);
-	m->files = f;
+	files[0] = f;
+	m->files = files;
 	m->nfiles = 1;
 	if (n == 0) {
 		snprintf(err, errlen, "%s: empty file", name);
@@ -474,10 +495,13 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 	}
 	/* As model_open: GGUF by its magic; with a config.json the bytes are
 	 * safetensors (as a file of that name would be), else llama2.c. */
+	unsigned char head[READER_SNIFF_BYTES];
+	size_t nhead = n < sizeof head ? n : sizeof head;
+	infile_read(f, 0, head, nhead, err, errlen);   /* memory: cannot fail */
 	const ReaderOps *r = &reader_llama2c;
-	if (reader_gguf.sniff(f->p, f->n))
+	if (reader_gguf.sniff(head, nhead, n))
 		r = &reader_gguf;
-	else if (config_json || reader_safetensors.sniff(f->p, f->n))
+	else if (config_json || reader_safetensors.sniff(head, nhead, n))
 		r = &reader_safetensors;
 	if (r == &reader_safetensors &&
 	    (!config_json ||
@@ -523,8 +547,10 @@ void model_close(Model *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->nfiles; i++)
-		mapfile_close(&m->files[i]);
+	for (size_t i = 0; i < m->nfiles; i++) {
+		infile_close(m->files[i]);
+		free(m->files[i]);
+	}
 	free(m->files);
 	tensor_table_free(&m->tt);
 	free(m);
@@ -536,12 +562,7 @@ void model_close(Model *m)
 static int read_range(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		      size_t errlen)
 {
-	if (!tensor_read(t, first, n, out)) {
-		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
-			 t->file, t->name, first, first + n, t->dtype_name);
-		return -1;
-	}
-	return 0;
+	return tensor_read(t, first, n, out, err, errlen);
 }
 
 static double *alloc_read(const TensorRef *t, char *err, size_t errlen)

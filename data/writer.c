@@ -866,7 +866,7 @@ static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size
 
 static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen)
 {
-	if (mapfile_open(&f->in, f->in_path, err, errlen))
+	if (infile_open(&f->in, f->in_path, err, errlen))
 		return -1;
 	qsort(f->seg, f->nseg, sizeof *f->seg, cmp_seg);
 	for (size_t i = 0; i < f->nseg; i++)
@@ -900,7 +900,7 @@ static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 			    : copy_range(in_fd, f->in_path, 0, f->in.n, f->fd, f->tmp_path, 0,
 					 buf, err, errlen);
 	close(in_fd);
-	/* The header is no longer needed; the mapping is (checks only). */
+	/* The header is no longer needed; the open input is (checks only). */
 	return rc;
 }
 
@@ -1232,7 +1232,7 @@ void writer_free(Writer *w)
 		free(f->header);
 		free(f->seg);
 		if (f->in.path)
-			mapfile_close(&f->in);
+			infile_close(&f->in);
 	}
 	for (size_t i = 0; i < w->naux; i++) {
 		free(w->aux[i].src);

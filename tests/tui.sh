@@ -302,5 +302,20 @@ else
 	not_ok ":export from layer 1 of the default model folds layer 1 only"
 fi
 
+# ---- files that change under the explorer --------------------------------------
+# A checkpoint truncated under the explorer: the next :layer re-reads it
+# and says what is wrong with it.
+mkdir "$WORK/tm"
+cp "${SRCDIR:-.}/data/default-model/config.json" "${SRCDIR:-.}/data/default-model/model.safetensors" "$WORK/tm/"
+start "'$ROPEFOLD' tui --model tm"
+check "truncated checkpoint: layer 0 shown first" "residual +yes +. holds"
+truncate -s 1000 "$WORK/tm/model.safetensors"
+keys ':layer 1' Enter
+check ":layer 1 after the truncation: the error names the file" "tm/model.safetensors: "
+keys ':load random' Enter
+check "... the explorer is still alive" "score +yes +. holds"
+keys q
+check "... and q quits" "EXIT=0"
+
 echo "1..$n"
 [ "$failed" = 0 ]

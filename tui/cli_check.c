@@ -12,6 +12,7 @@
 #include "data/model.h"
 #include "tui/cli_check.h"
 #include "tui/report_text.h"
+#include "tui/testhook.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -88,6 +89,7 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 	if (check_fits(o, &in->shape, o->input == INPUT_EMBED && o->tokens ? 1 : o->seq,
 		       "--model", err, errlen))
 		goto out;
+	testhook_stop("open");
 	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
 		goto out;
 	/* The checkpoint's layout is what its runtime applies: --rope does not

@@ -21,6 +21,7 @@
 #include "tui/cli_fold.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
+#include "tui/testhook.h"
 
 static void fold_help(void)
 {
@@ -775,6 +776,7 @@ static int run(FoldRun *r)
 	}
 	if (writer_start(r->w, r->err, sizeof r->err))
 		return -1;
+	testhook_stop("open");
 	bool tty = r->progress && isatty(2);
 	double t0 = now();
 	for (size_t k = 0; k < r->nlayers; k++) {

@@ -18,6 +18,7 @@
 #include "data/model.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
+#include "tui/testhook.h"
 
 static void verify_help(void)
 {
@@ -245,6 +246,7 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
+	testhook_stop("open");
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
 	bool chosen = o.layers && strcmp(o.layers, "all") != 0;
 	if (ia->n_layers != ib->n_layers && !chosen) {
