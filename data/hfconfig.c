@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/hfconfig.h"
+#include "data/jsonfile.h"
 
 /* A positive integer key, or 0 when absent or null. -1 when malformed. */
 static int get_size(json_t *c, const char *key, size_t *out)
@@ -203,12 +204,9 @@ out:
 
 int hfconfig_read(const char *path, Hparams *hp, char *err, size_t errlen)
 {
-	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
+	json_t *root;
+	if (jsonfile_load(path, JSONFILE_CONFIG_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
-	}
 	int rc = hfconfig_from_json(root, path, hp, err, errlen);
 	json_decref(root);
 	return rc;

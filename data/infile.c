@@ -247,3 +247,40 @@ void infile_head_free(InHead *h)
 	free(h->p);
 	memset(h, 0, sizeof *h);
 }
+
+int infile_slurp(const char *path, size_t max, char **text, size_t *len, char *err,
+		 size_t errlen)
+{
+	*text = NULL;
+	*len = 0;
+	InFile f;
+	memset(&f, 0, sizeof f);
+	size_t n;
+	int fd = infile_open_fd(path, &n, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (n > max) {
+		snprintf(err, errlen, "%s: %zu bytes: absurdly large for this file (at most %zu)",
+			 path, n, max);
+		close(fd);
+		return -1;
+	}
+	char *buf = malloc(n + 1);
+	f.path = (char *)path;
+	f.fd = fd;
+	f.n = n;
+	int rc = -1;
+	if (!buf)
+		snprintf(err, errlen, "%s: out of memory", path);
+	else
+		rc = infile_read(&f, 0, buf, n, err, errlen);
+	close(fd);
+	if (rc) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}

@@ -53,4 +53,10 @@ int infile_head_need(const InFile *f, InHead *h, size_t end, char *err, size_t e
 /* Release the buffer. */
 void infile_head_free(InHead *h);
 
+/* A whole small file (JSON beside a checkpoint) through infile_open_fd,
+ * at most max bytes (a larger one is refused as absurd), into a heap
+ * buffer of *len bytes plus a NUL (free it). Returns 0 or -1 with err. */
+int infile_slurp(const char *path, size_t max, char **text, size_t *len, char *err,
+		 size_t errlen);
+
 #endif

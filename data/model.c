@@ -11,6 +11,7 @@
 
 #include "data/families.h"
 #include "data/hfconfig.h"
+#include "data/jsonfile.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
@@ -75,22 +76,22 @@ static const InFile *last_file(const Model *m)
 	return m->files[m->nfiles - 1];
 }
 
-static bool is_file(const char *p)
+/* Something is at p: a file, a FIFO, a symlink (even a dangling one or a
+ * loop). What it is, and whether it will do, is for infile_open_fd to say:
+ * an index or a config.json that is a FIFO is refused, never skipped. */
+static bool exists(const char *p)
 {
 	struct stat st;
-	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+	return lstat(p, &st) == 0;
 }
 
 /* Open and parse every shard a model.safetensors.index.json names. */
 static int open_index(Model *m, const char *dir, const char *index, char *err,
 		      size_t errlen)
 {
-	json_error_t je;
-	json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", index, je.line, je.text);
+	json_t *root;
+	if (jsonfile_load(index, JSONFILE_INDEX_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
-	}
 	int rc = -1;
 	json_t *wm = json_object_get(root, "weight_map");
 	if (!json_is_object(wm) || json_object_size(wm) == 0) {
@@ -163,10 +164,10 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 {
 	char p[4096];
 	snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-	if (is_file(p))
+	if (exists(p))
 		return open_index(m, dir, p, err, errlen);
 	snprintf(p, sizeof p, "%s/model.safetensors", dir);
-	if (is_file(p))
+	if (exists(p))
 		return add_file(m, p, err, errlen) ||
 		       reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen) ? -1 : 0;
 	DIR *d = opendir(dir);
@@ -417,7 +418,7 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	if (r == &reader_safetensors) {
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-		if (!is_file(cfg)) {
+		if (!exists(cfg)) {
 			snprintf(err, errlen, "%s: no config.json beside this safetensors file (the "
 				 "head counts come from it)", path);
 			return -1;
@@ -446,7 +447,7 @@ int model_open(const char *path, Model **out, char *err, size_t errlen)
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", path);
 		m->format = MODEL_FMT_SAFETENSORS;
-		if (!is_file(cfg)) {
+		if (!exists(cfg)) {
 			snprintf(err, errlen, "%s: folder without config.json", path);
 			rc = -1;
 		} else {

@@ -9,6 +9,7 @@
 #include "core/plan_ops.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "data/jsonfile.h"
 #include "data/sidecar.h"
 
 /* A rotation rebuilt from its angles matches the drawn one to roundoff;
@@ -257,12 +258,9 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 		 size_t errlen)
 {
 	*out = NULL;
-	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
+	json_t *root;
+	if (jsonfile_load(path, JSONFILE_SIDECAR_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
-	}
 	json_t *sh = json_object_get(root, "shape"), *rp = json_object_get(root, "rope");
 	json_t *layers = json_object_get(root, "layers");
 	const char *tool = json_string_value(json_object_get(root, "tool"));

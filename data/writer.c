@@ -189,12 +189,11 @@ static int copy_range(int in_fd, const char *in_path, size_t from, size_t to, in
 	return 0;
 }
 
+/* A regular file only, opened without blocking (a FIFO is refused). */
 static int open_input(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	return fd;
+	size_t size;
+	return infile_open_fd(path, &size, err, errlen);
 }
 
 /* A whole file copied into an already created temporary. */
@@ -639,7 +638,8 @@ static int collect_aux_config(Writer *w, const char *in_path, char *err, size_t 
 	if (stat(src, &a) != 0)
 		return 0;
 	if (stat(dst, &b) == 0) {
-		if (same_inode(&a, &b) || files_equal(src, dst))
+		/* Only a regular file is compared: opening a FIFO would block. */
+		if (same_inode(&a, &b) || (S_ISREG(b.st_mode) && files_equal(src, dst)))
 			return 0;
 		if (!w->force) {
 			snprintf(err, errlen, "%s: exists and differs from %s (use --force to "

@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/fold.h"
 #include "core/plan_ops.h"
+#include "data/jsonfile.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/sidecar.h"
@@ -556,7 +557,11 @@ out:
  * the rotations, which is all an undo needs; the seed is for the report). */
 static void undo_seeds(FoldRun *r)
 {
-	json_t *root = json_load_file(r->o.undo, 0, NULL);
+	json_t *root = NULL;
+	char err[512];
+	/* sidecar_load read the file already; a failure here leaves the
+	 * seeds unknown, which the report says. */
+	jsonfile_load(r->o.undo, JSONFILE_SIDECAR_MAX, 0, &root, err, sizeof err);
 	json_t *layers = json_object_get(root, "layers");
 	for (size_t k = 0; k < r->nlayers; k++) {
 		json_t *l = json_array_get(layers, r->undo_index[k]);
