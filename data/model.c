@@ -344,6 +344,68 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
 }
 
+/* The output classifier when it is not tied to the embeddings: beside the
+ * layers' parent ("lm_head.weight" for "model.layers.", "output.weight"
+ * in GGUF and Meta files, "embed_out.weight" for GPT-NeoX), or NULL. */
+static const TensorRef *find_lm_head(const Model *m)
+{
+	static const struct {
+		const char *scheme, *name;
+	} heads[] = {{"gguf", "output.weight"}, {"meta", "output.weight"},
+		     {"hf", "lm_head.weight"}, {"hf-fused", "lm_head.weight"},
+		     {"gpt-neox", "embed_out.weight"}};
+	const char *pre = m->fam.prefix;
+	size_t n = strlen(pre);
+	/* the parent of "a.model.": "a." */
+	if (n && pre[n - 1] == '.')
+		n--;
+	while (n && pre[n - 1] != '.')
+		n--;
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+		if (strcmp(heads[i].scheme, m->fam.names->name))
+			continue;
+		char nm[320];
+		snprintf(nm, sizeof nm, "%.*s%s", (int)n, pre, heads[i].name);
+		return tensor_table_find(&m->tt, nm);
+	}
+	return NULL;
+}
+
+/* The token embeddings (read: a convertible dtype) and an untied
+ * classifier (never read: any dtype, a GGUF's is often Q6_K) against the
+ * stated vocabulary: rows = vocab_size, columns = D. */
+static int check_vocab(const Model *m, char *err, size_t errlen)
+{
+	const TensorRef *e = m->embed, *head = find_lm_head(m);
+	size_t D = m->fam.shape.d_model, vocab = m->hp.vocab;
+	const TensorRef *ts[2] = {e, head};
+	for (int k = 0; k < 2; k++) {
+		const TensorRef *t = ts[k];
+		if (!t)
+			continue;
+		if (vocab && t->ndim == 2 && t->shape[0] != vocab) {
+			snprintf(err, errlen, "%s: tensor %s: %zu rows, but %s gives vocab_size %zu",
+				 t->file, t->name, t->shape[0], m->hp.source, vocab);
+			return -1;
+		}
+		if (t->ndim != 2 || t->shape[1] != D) {
+			char got[96];
+			tensor_shape_str(t, got, sizeof got);
+			snprintf(err, errlen, "%s: tensor %s: shape %s, but %s gives [vocab, %zu]",
+				 t->file, t->name, got, m->hp.source, D);
+			return -1;
+		}
+	}
+	if (e && check_shape(m, e, e->shape[0], D, err, errlen))
+		return -1;
+	if (e && head && head->shape[0] != e->shape[0]) {
+		snprintf(err, errlen, "%s: tensor %s: %zu rows, but the embeddings %s have %zu",
+			 head->file, head->name, head->shape[0], e->name, e->shape[0]);
+		return -1;
+	}
+	return 0;
+}
+
 /* Resolve the family of the parsed files (already in m) and check it. */
 static int model_finish(Model *m, char *err, size_t errlen)
 {
@@ -361,8 +423,7 @@ static int model_finish(Model *m, char *err, size_t errlen)
 	char nm[320];
 	snprintf(nm, sizeof nm, "%s%s", m->fam.prefix, m->fam.names->embed);
 	m->embed = tensor_table_find(&m->tt, nm);
-	if (m->embed && check_shape(m, m->embed, m->embed->ndim == 2 ? m->embed->shape[0] : 0,
-				    m->fam.shape.d_model, err, errlen))
+	if (check_vocab(m, err, errlen))
 		return -1;
 	fill_info(m, &lt);
 	return 0;

@@ -21,7 +21,7 @@ bad() {
 	fi
 }
 
-echo "1..97"
+echo "1..98"
 expect 0 "default check holds"
 expect 0 "GQA with biases holds" --heads 8 --kv-heads 2 --with-bias --rope interleaved
 expect 0 "partial rotary holds" --head-dim 32 --rotary-dim 8
@@ -224,5 +224,17 @@ fi
 "$ROPEFOLD" </dev/null >"$tmp/out" 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -q 'residual' "$tmp/out" && ok "no args on a non-terminal prints a check report" ||
 	notok "no args on a non-terminal (exit $rc)"
+
+# ---- a vocab_size the embeddings disagree with: refused
+mkdir "$tmp/vocab"
+cp "$dm/model.safetensors" "$tmp/vocab/"
+sed 's/"vocab_size": [0-9]*/"vocab_size": 1000000000000/' "$dm/config.json" >"$tmp/vocab/config.json"
+"$ROPEFOLD" check --model "$tmp/vocab" >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+   grep -qF "tensor model.embed_tokens.weight: 128 rows, but config.json gives vocab_size 1000000000000" "$tmp/err"; then
+	ok "vocab_size 1e12 against a 128-row embedding: refused in one line"
+else
+	notok "vocab_size 1e12 against a 128-row embedding"; sed 's/^/# /' "$tmp/err"
+fi
 
 [ "$fails" -eq 0 ]
