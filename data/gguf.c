@@ -396,6 +396,22 @@ static bool arch_is_neox(const char *arch)
 	return false;
 }
 
+/* The NORM (interleaved) architectures of llama.cpp's rope type list: with
+ * the NEOX ones above, the archs whose layout is known rather than
+ * assumed. */
+static bool arch_is_norm(const char *arch)
+{
+	static const char *norm[] = {
+		"llama", "llama4", "mllama", "deci", "baichuan", "starcoder", "plamo", "orion",
+		"internlm2", "minicpm", "xverse", "command-r", "cohere2", "olmo", "arctic",
+		"deepseek", "deepseek2", "plm", "chatglm", "granite", "granitemoe", "chameleon",
+		"solar", "bailingmoe", "smollm3", "arcee",
+	};
+	for (size_t i = 0; i < sizeof norm / sizeof norm[0]; i++)
+		if (!strcmp(arch, norm[i]))
+			return true;
+	return false;
+}
 
 /* The rope scaling keys: type (string), factor, original context length,
  * and the older scale_linear. A present key with a wrong type or a
@@ -489,6 +505,7 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
+	hp->arch_known = arch_is_neox(ar) || arch_is_norm(ar);
 	if (!strncmp(ar, "gemma", 5))
 		hp->embed_scale_sqrt_d = true;  /* norms are stored as 1 + w already */
 	return 0;

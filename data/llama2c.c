@@ -141,6 +141,7 @@ static int l2c_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		return -1;
 	}
 	snprintf(hp->arch, sizeof hp->arch, "llama");
+	hp->arch_known = true;
 	snprintf(hp->source, sizeof hp->source, "llama2.c header");
 	hp->d_model = dim;
 	hp->n_layers = L;

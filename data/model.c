@@ -344,6 +344,30 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
 }
 
+/* An unknown family is read with the conventions of the scheme its
+ * tensor names follow: say which, in one line (info.note). */
+static void note_assumptions(Model *m)
+{
+	const Hparams *hp = &m->hp;
+	ModelInfo *in = &m->info;
+	if (hp->arch_known)
+		return;
+	char what[128];
+	bool gguf = m->format == MODEL_FMT_GGUF;
+	if (hp->arch[0])
+		snprintf(what, sizeof what, "%s '%s' is not a family ropefold knows",
+			 gguf ? "general.architecture" : "model_type", hp->arch);
+	else
+		snprintf(what, sizeof what, "no model_type");
+	snprintf(in->note, sizeof in->note, "%.200s: %s: %s; assumed: tensor names as in the '%s' "
+		 "scheme (%s), RoPE pairs %s (%s), theta %g%s, no Gemma-style norm offset or "
+		 "embedding scale: results hold only if these are its own", m->path, hp->source,
+		 what, m->fam.names->name, in->tensor_q,
+		 in->rope.layout == ROPE_HALF ? "half-split" : "interleaved",
+		 gguf ? "llama.cpp's NORM type" : "HF rotate_half", in->rope.theta,
+		 hp->theta > 0 ? "" : " (not given)");
+}
+
 /* The output classifier when it is not tied to the embeddings: beside the
  * layers' parent ("lm_head.weight" for "model.layers.", "output.weight"
  * in GGUF and Meta files, "embed_out.weight" for GPT-NeoX), or NULL. */
@@ -426,6 +450,7 @@ static int model_finish(Model *m, char *err, size_t errlen)
 	if (check_vocab(m, err, errlen))
 		return -1;
 	fill_info(m, &lt);
+	note_assumptions(m);
 	return 0;
 }
 

@@ -38,6 +38,8 @@ typedef struct {
 	char tensor_v[160];
 	char tensor_o[160];
 	bool fused_qkv;
+	char note[1024];          /* "" or one line: the model family is not one
+				   * ropefold knows, and what was assumed */
 } ModelInfo;
 
 typedef struct Model Model;

@@ -13,6 +13,8 @@
  * Zero means "not stated"; families.c fills the defaults. */
 typedef struct {
 	char arch[64];             /* GGUF general.architecture, config model_type */
+	bool arch_known;           /* a family whose conventions the reader knows;
+				    * else they are assumed (ModelInfo.note) */
 	char source[64];           /* where these came from: "config.json", "GGUF metadata" */
 	size_t n_layers;
 	size_t d_model;

@@ -105,6 +105,7 @@ static void test_llama_v3(void **state)
 	assert_int_equal(in->vocab, VOCAB);
 	assert_false(in->biases);
 	assert_string_equal(in->tensor_o, "blk.0.attn_output.weight");
+	assert_string_equal(in->note, "");
 	for (size_t i = 0; i < NL; i++) {
 		Layer l;
 		char err[256];
@@ -561,8 +562,9 @@ static void test_layers_and_overlap(void **state)
 }
 
 /* {arch}.vocab_size and an untied output.weight against token_embd
- * (llama.cpp: token_embd {n_embd, n_vocab}, output {n_embd, n_vocab}); */
-static void test_vocab(void **state)
+ * (llama.cpp: token_embd {n_embd, n_vocab}, output {n_embd, n_vocab}); an
+ * architecture llama.cpp does not list is read as NORM, with a note. */
+static void test_vocab_and_arch(void **state)
 {
 	(void)state;
 	FxKv kv[16];
@@ -591,6 +593,16 @@ static void test_vocab(void **state)
 	fx_free(&b);
 	free(out);
 
+	nkv = base_kv(kv, "zzz", keys);
+	fx_gguf(&b, 3, kv, nkv, t, k, 0);
+	Model *m = open_mem(&b);
+	const char *note = model_info(m)->note;
+	assert_non_null(strstr(note, "test.gguf: GGUF metadata: general.architecture 'zzz' is not "
+				     "a family ropefold knows"));
+	assert_non_null(strstr(note, "RoPE pairs interleaved (llama.cpp's NORM type)"));
+	assert_int_equal(model_info(m)->rope.layout, ROPE_INTERLEAVED);
+	model_close(m);
+	fx_free(&b);
 }
 
 int main(void)
@@ -604,7 +616,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_layers_and_overlap),
-		cmocka_unit_test(test_vocab),
+		cmocka_unit_test(test_vocab_and_arch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

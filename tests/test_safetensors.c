@@ -903,6 +903,31 @@ static void test_vocab_agrees(void **state)
 	free(head);
 }
 
+/* A model_type ropefold does not know is read as its tensor names say,
+ * with a note naming every assumption; a known one has no note. */
+static void test_unknown_model_type(void **state)
+{
+	Fx *f = *state;
+	write_llama(f, "F32", "");
+	Model *m = open_ok(f->dir);
+	assert_string_equal(model_info(m)->note, "");
+	model_close(m);
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "zzz", &SHAPE, NL, VOCAB, "");
+	write_folder(f, t, nt, cfg);
+	m = open_ok(f->dir);
+	const char *note = model_info(m)->note;
+	assert_non_null(strstr(note, "config.json: model_type 'zzz' is not a family ropefold knows"));
+	assert_non_null(strstr(note, "'hf' scheme (model.layers.0.self_attn.q_proj.weight)"));
+	assert_non_null(strstr(note, "RoPE pairs half-split (HF rotate_half)"));
+	assert_non_null(strstr(note, "theta 10000 (not given)"));
+	assert_null(strchr(note, '\n'));
+	assert_int_equal(model_info(m)->rope.layout, ROPE_HALF);
+	model_close(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -919,6 +944,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shards_agree, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_config_values, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_vocab_agrees, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_model_type, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

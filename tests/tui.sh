@@ -341,6 +341,17 @@ keys ':load random' Enter
 check "... the explorer is still alive" "score +yes +. holds"
 keys q
 check "... and q quits" "EXIT=0"
+# A model_type ropefold does not know: the info view says what was assumed.
+mkdir "$WORK/zzz"
+cp "${SRCDIR:-.}/data/default-model/model.safetensors" "$WORK/zzz/"
+sed 's/"model_type": "llama"/"model_type": "zzz"/' "${SRCDIR:-.}/data/default-model/config.json" \
+	>"$WORK/zzz/config.json"
+start "'$ROPEFOLD' tui --model zzz"
+check "unknown model_type: the explorer evaluates it" "residual +yes +. holds"
+keys 9
+check "... and its info view says the family was assumed" "assumed: the family is not one"
+keys q
+check "... and q quits" "EXIT=0"
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -11,6 +11,7 @@
 #include "data/default_model.h"
 #include "data/model.h"
 #include "tui/cli_check.h"
+#include "tui/cli_info.h"
 #include "tui/report_text.h"
 #include "tui/testhook.h"
 
@@ -77,6 +78,7 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 	if (model_open(path, &m, err, errlen))
 		return -1;
 	const ModelInfo *in = model_info(m);
+	snprintf(w->note, sizeof w->note, "%s", in->note);
 	int rc = -1;
 	size_t *tokens = NULL;
 	double *emb = NULL;
@@ -243,6 +245,7 @@ int cli_check(int argc, char **argv, bool use_default)
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
 	}
+	cli_model_note("check", w.note);
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);

@@ -20,6 +20,7 @@
 #include "data/sidecar.h"
 #include "data/writer.h"
 #include "tui/cli_fold.h"
+#include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
 #include "tui/testhook.h"
@@ -764,6 +765,8 @@ static int run(FoldRun *r)
 	if (model_open(o->model_path, &r->m, r->err, sizeof r->err))
 		return -1;
 	const ModelInfo *in = model_info(r->m);
+	if (r->progress)   /* a run that may talk on stderr: not the explorer's */
+		cli_model_note("fold", in->note);
 	if (o->undo && sidecar_load(o->undo, &in->shape, &r->undo, r->err, sizeof r->err))
 		return -1;
 	if (choose_layers(r) ||

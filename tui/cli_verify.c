@@ -16,6 +16,7 @@
 #include "core/rope.h"
 #include "core/verify.h"
 #include "data/model.h"
+#include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
 #include "tui/testhook.h"
@@ -246,6 +247,8 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
+	cli_model_note("verify", model_info(ma)->note);
+	cli_model_note("verify", model_info(mb)->note);
 	testhook_stop("open");
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
 	bool chosen = o.layers && strcmp(o.layers, "all") != 0;
