@@ -57,7 +57,7 @@ static void describe_kind(const char *path, mode_t m, char *err, size_t errlen)
 
 /* Why stat or open failed, in words for the two cases strerror words
  * badly (a loop, a symlink to nothing). */
-static void describe_errno(const char *path, int e, char *err, size_t errlen)
+void infile_why(const char *path, int e, char *err, size_t errlen)
 {
 	char to[256];
 	if (e == ELOOP) {
@@ -77,7 +77,7 @@ int infile_open_fd(const char *path, size_t *size, char *err, size_t errlen)
 	struct stat st;
 	/* stat first, so that a device is never opened (an open may act). */
 	if (stat(path, &st) != 0) {
-		describe_errno(path, errno, err, errlen);
+		infile_why(path, errno, err, errlen);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -88,7 +88,7 @@ int infile_open_fd(const char *path, size_t *size, char *err, size_t errlen)
 	 * open returns at once and the fstat below refuses it. */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		describe_errno(path, errno, err, errlen);
+		infile_why(path, errno, err, errlen);
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {

@@ -26,6 +26,11 @@ typedef struct {
  * caller closes it) and the size in *size, or -1. */
 int infile_open_fd(const char *path, size_t *size, char *err, size_t errlen);
 
+/* Why path cannot be used, after a call on it failed with errno e, as
+ * infile_open_fd words it ("is a symlink loop", "is a symlink to X, which
+ * does not exist", else strerror). */
+void infile_why(const char *path, int e, char *err, size_t errlen);
+
 /* Open path (through infile_open_fd). Empty files are refused. */
 int infile_open(InFile *f, const char *path, char *err, size_t errlen);
 /* Read memory the caller keeps alive (fuzzing, tests) through the same

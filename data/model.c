@@ -527,7 +527,7 @@ int model_open(const char *path, Model **out, char *err, size_t errlen)
 	struct stat st;
 	int rc;
 	if (stat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		infile_why(path, errno, err, errlen);
 		rc = -1;
 	} else if (S_ISDIR(st.st_mode)) {
 		char cfg[4200];

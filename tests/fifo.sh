@@ -47,12 +47,17 @@ every_mode() {
 	refused "$what" "$want" verify "$dm" "$path"
 }
 
-echo "1..40"
+echo "1..42"
 
 # ---- the checkpoint itself ------------------------------------------------------
 mkfifo "$tmp/fifo.bin"
 every_mode "FIFO checkpoint" "$tmp/fifo.bin: is a FIFO (named pipe), not a regular file" \
 	"$tmp/fifo.bin"
+ln -s loop.bin "$tmp/loop.bin"
+refused "symlink loop checkpoint" "$tmp/loop.bin: is a symlink loop" info "$tmp/loop.bin"
+ln -s gone.bin "$tmp/dangling.bin"
+refused "dangling symlink checkpoint" "$tmp/dangling.bin: is a symlink to gone.bin, which does not exist" \
+	check --model "$tmp/dangling.bin"
 
 # ---- a shard ----------------------------------------------------------------------
 model_dir "$tmp/shard"
