@@ -22,11 +22,18 @@ enum {
 #define GGUF_MAX_KV ((uint64_t)1 << 20)
 #define GGUF_MAX_NAME ((uint64_t)1 << 16)
 #define GGUF_MAX_DEPTH 3
+/* Headers (metadata and tensor infos) beyond this are refused as absurd:
+ * real ones, tokenizer included, are a few MB (llama.cpp too reads all of
+ * the metadata into memory). */
+#define GGUF_MAX_HEADER ((size_t)256 << 20)
 
-/* A bounds-checked cursor over the mapped file. */
+/* A bounds-checked cursor over the file's header, read on demand into h
+ * (shared by copies of a cursor). Positions are absolute; a pointer into
+ * h->p is valid only until the next read, so entries keep offsets. */
 typedef struct {
-	const unsigned char *p;
-	size_t n, pos;
+	const InFile *f;
+	InHead *h;
+	size_t n, pos;      /* n: the file size */
 	const char *file;
 	char *err;
 	size_t errlen;
@@ -48,7 +55,21 @@ static bool cur_need(Cur *c, size_t k)
 		cur_fail(c, "truncated (runs past the end of the file)");
 		return false;
 	}
+	if (c->pos + k > GGUF_MAX_HEADER) {
+		cur_fail(c, "header runs past 256 MiB: absurd");
+		return false;
+	}
+	if (infile_head_need(c->f, c->h, c->pos + k, c->err, c->errlen)) {
+		c->failed = 1;
+		return false;
+	}
 	return true;
+}
+
+/* The header bytes at absolute offset at (read already). */
+static const unsigned char *cur_at(const Cur *c, size_t at)
+{
+	return c->h->p + at;
 }
 
 static uint64_t cur_uint(Cur *c, size_t k)
@@ -57,12 +78,13 @@ static uint64_t cur_uint(Cur *c, size_t k)
 		return 0;
 	uint64_t v = 0;
 	for (size_t i = k; i-- > 0;)
-		v = v << 8 | c->p[c->pos + i];
+		v = v << 8 | cur_at(c, c->pos)[i];
 	c->pos += k;
 	return v;
 }
 
-/* A GGUF string: u64 length, bytes. Returns a pointer into the map. */
+/* A GGUF string: u64 length, bytes, read. Returns a pointer valid until
+ * the next read (its offset is the returned pointer minus cur_at(c, 0)). */
 static const char *cur_str(Cur *c, size_t *len, uint64_t maxlen)
 {
 	size_t at = c->pos;
@@ -74,7 +96,9 @@ static const char *cur_str(Cur *c, size_t *len, uint64_t maxlen)
 		cur_fail(c, "string length past the end of the file or absurd");
 		return NULL;
 	}
-	const char *s = (const char *)c->p + c->pos;
+	if (!cur_need(c, (size_t)l))
+		return NULL;
+	const char *s = (const char *)cur_at(c, c->pos);
 	c->pos += (size_t)l;
 	*len = (size_t)l;
 	return s;
@@ -123,9 +147,9 @@ static const size_t gv_size[GV_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8}
 
 /* One metadata value as the families need it. */
 typedef struct {
-	const char *key;
+	size_t key_at;      /* offset of the key's bytes */
 	size_t keylen;
-	size_t kat;         /* offset of the entry (its key) */
+	size_t kat;         /* offset of the entry (its key's length) */
 	unsigned type;
 	size_t at;          /* offset of the value */
 	unsigned arr_type;  /* arrays: element type and count */
@@ -212,12 +236,20 @@ static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *byt
 	return false;
 }
 
-static bool gguf_sniff(const unsigned char *p, size_t n)
+static bool gguf_sniff(const unsigned char *p, size_t n, size_t size)
 {
+	(void)size;
 	return n >= 4 && !memcmp(p, "GGUF", 4);
 }
 
-static const Kv *kv_find(const Kv *kv, size_t nkv, const char *arch, const char *suffix)
+/* The key of k, valid until the next read. */
+static const char *kv_key(const Cur *c, const Kv *k)
+{
+	return (const char *)cur_at(c, k->key_at);
+}
+
+static const Kv *kv_find(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+			 const char *suffix)
 {
 	char key[160];
 	if (arch)
@@ -226,7 +258,7 @@ static const Kv *kv_find(const Kv *kv, size_t nkv, const char *arch, const char 
 		snprintf(key, sizeof key, "%s", suffix);
 	size_t kl = strlen(key);
 	for (size_t i = 0; i < nkv; i++)
-		if (kv[i].keylen == kl && !memcmp(kv[i].key, key, kl))
+		if (kv[i].keylen == kl && !memcmp(kv_key(c, &kv[i]), key, kl))
 			return &kv[i];
 	return NULL;
 }
@@ -288,7 +320,7 @@ static int kv_bad(const Cur *c, const Kv *k, char *err, size_t errlen, const cha
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	snprintf(err, errlen, "%s: offset %zu: metadata %.*s: bad value %s", c->file, k->kat,
-		 (int)k->keylen, k->key, why);
+		 (int)k->keylen, kv_key(c, k), why);
 	return -1;
 }
 
@@ -317,7 +349,7 @@ static int kv_string(const Cur *c, const Kv *k, char *buf, size_t len, char *err
 static int kv_positive(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 		       const char *suffix, double *out, char *err, size_t errlen)
 {
-	const Kv *k = kv_find(kv, nkv, arch, suffix);
+	const Kv *k = kv_find(c, kv, nkv, arch, suffix);
 	double v;
 	if (!k)
 		return 0;
@@ -334,7 +366,7 @@ static int kv_positive(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 		   const char *suffix, size_t *out, char *err, size_t errlen)
 {
-	const Kv *k = kv_find(kv, nkv, arch, suffix);
+	const Kv *k = kv_find(c, kv, nkv, arch, suffix);
 	double v;
 	*out = 0;
 	if (!k)
@@ -364,6 +396,23 @@ static bool arch_is_neox(const char *arch)
 	return false;
 }
 
+/* The NORM (interleaved) architectures of llama.cpp's rope type list: with
+ * the NEOX ones above, the archs whose layout is known rather than
+ * assumed. */
+static bool arch_is_norm(const char *arch)
+{
+	static const char *norm[] = {
+		"llama", "llama4", "mllama", "deci", "baichuan", "starcoder", "plamo", "orion",
+		"internlm2", "minicpm", "xverse", "command-r", "cohere2", "olmo", "arctic",
+		"deepseek", "deepseek2", "plm", "chatglm", "granite", "granitemoe", "chameleon",
+		"solar", "bailingmoe", "smollm3", "arcee",
+	};
+	for (size_t i = 0; i < sizeof norm / sizeof norm[0]; i++)
+		if (!strcmp(arch, norm[i]))
+			return true;
+	return false;
+}
+
 /* The rope scaling keys: type (string), factor, original context length,
  * and the older scale_linear. A present key with a wrong type or a
  * non-positive value is an error, not a silent default. */
@@ -373,7 +422,7 @@ static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, 
 	const Kv *k;
 	char ty[64] = "";
 	double factor = 0, orig = 0, lin = 0;
-	if ((k = kv_find(kv, nkv, ar, "rope.scaling.type")) &&
+	if ((k = kv_find(c, kv, nkv, ar, "rope.scaling.type")) &&
 	    kv_string(c, k, ty, sizeof ty, err, errlen))
 		return -1;
 	if (kv_positive(c, kv, nkv, ar, "rope.scaling.factor", &factor, err, errlen) ||
@@ -391,7 +440,7 @@ static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, 
 		} else if (!strcmp(ty, "yarn")) {
 			hp->scaling.kind = ROPE_SCALING_YARN;
 		} else {
-			k = kv_find(kv, nkv, ar, "rope.scaling.type");
+			k = kv_find(c, kv, nkv, ar, "rope.scaling.type");
 			snprintf(err, errlen, "%s: offset %zu: metadata %s.rope.scaling.type '%s' is "
 				 "not supported (linear, yarn)", c->file, k ? k->kat : 0, ar, ty);
 			return -1;
@@ -405,7 +454,7 @@ static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, 
 static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, char *err,
 			size_t errlen)
 {
-	const Kv *a = kv_find(kv, nkv, NULL, "general.architecture");
+	const Kv *a = kv_find(c, kv, nkv, NULL, "general.architecture");
 	if (!a) {
 		snprintf(err, errlen, "%s: metadata general.architecture missing", c->file);
 		return -1;
@@ -456,14 +505,21 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
+	hp->arch_known = arch_is_neox(ar) || arch_is_norm(ar);
 	if (!strncmp(ar, "gemma", 5))
 		hp->embed_scale_sqrt_d = true;  /* norms are stored as 1 + w already */
 	return 0;
 }
 
+/* A key for sorting: its bytes (in the header read so far) and entry. */
+typedef struct {
+	const char *key;
+	size_t keylen, kat;
+} KeyRef;
+
 static int kv_cmp(const void *pa, const void *pb)
 {
-	const Kv *a = *(const Kv *const *)pa, *b = *(const Kv *const *)pb;
+	const KeyRef *a = pa, *b = pb;
 	size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
 	int d = memcmp(a->key, b->key, n);
 	if (d)
@@ -479,21 +535,20 @@ static int kv_check_unique(const Cur *c, const Kv *kv, size_t nkv)
 {
 	if (nkv < 2)
 		return 0;
-	const Kv **s = malloc(nkv * sizeof *s);
+	KeyRef *s = malloc(nkv * sizeof *s);
 	if (!s) {
 		snprintf(c->err, c->errlen, "%s: out of memory", c->file);
 		return -1;
 	}
 	for (size_t i = 0; i < nkv; i++)
-		s[i] = &kv[i];
+		s[i] = (KeyRef){kv_key(c, &kv[i]), kv[i].keylen, kv[i].kat};
 	qsort(s, nkv, sizeof *s, kv_cmp);
 	int rc = 0;
 	for (size_t i = 1; i < nkv && !rc; i++) {
-		if (s[i]->keylen == s[i - 1]->keylen &&
-		    !memcmp(s[i]->key, s[i - 1]->key, s[i]->keylen)) {
+		if (s[i].keylen == s[i - 1].keylen && !memcmp(s[i].key, s[i - 1].key, s[i].keylen)) {
 			snprintf(c->err, c->errlen, "%s: offset %zu: duplicate key %.*s (first at "
-				 "offset %zu)", c->file, s[i]->kat, (int)s[i]->keylen, s[i]->key,
-				 s[i - 1]->kat);
+				 "offset %zu)", c->file, s[i].kat, (int)s[i].keylen, s[i].key,
+				 s[i - 1].kat);
 			rc = -1;
 		}
 	}
@@ -511,7 +566,7 @@ static int ref_cmp(const void *pa, const void *pb)
 
 /* No two tensors of tt->v[first..] share a byte (a fold would rewrite
  * one through the other). Gaps are fine: alignment padding. */
-static int gguf_check_overlap(const MappedFile *f, const TensorTable *tt, size_t first,
+static int gguf_check_overlap(const InFile *f, const TensorTable *tt, size_t first,
 			      char *err, size_t errlen)
 {
 	size_t n = tt->n - first;
@@ -544,15 +599,17 @@ static int gguf_check_overlap(const MappedFile *f, const TensorTable *tt, size_t
 		goto fail;                 \
 	} while (0)
 
-static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
+static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		      size_t errlen)
 {
-	Cur c = {f->p, f->n, 0, f->path, err, errlen, 0};
+	InHead head = {0};
+	Cur c = {f, &head, f->n, 0, f->path, err, errlen, 0};
 	Kv *kv = NULL;
 	size_t first = tt->n;
-	if (f->n < 4 || memcmp(f->p, "GGUF", 4)) {
-		snprintf(err, errlen, "%s: offset 0: bad magic (not GGUF)", f->path);
-		return -1;
+	if (f->n < 4 || !cur_need(&c, 4) || memcmp(cur_at(&c, 0), "GGUF", 4)) {
+		if (!c.failed)
+			snprintf(err, errlen, "%s: offset 0: bad magic (not GGUF)", f->path);
+		goto fail_quiet;
 	}
 	c.pos = 4;
 	uint32_t version = (uint32_t)cur_uint(&c, 4);
@@ -579,11 +636,12 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 	size_t alignment = 32;
 	for (size_t i = 0; i < nkv; i++) {
 		kv[i].kat = c.pos;
-		kv[i].key = cur_str(&c, &kv[i].keylen, GGUF_MAX_NAME);
-		if (!c.failed && !gguf_text_ok(kv[i].key, kv[i].keylen)) {
+		const char *key = cur_str(&c, &kv[i].keylen, GGUF_MAX_NAME);
+		if (!c.failed && !gguf_text_ok(key, kv[i].keylen)) {
 			c.pos = kv[i].kat;
 			FAIL("metadata key is not UTF-8 text or holds a NUL byte");
 		}
+		kv[i].key_at = c.pos - kv[i].keylen;
 		kv[i].type = (unsigned)cur_uint(&c, 4);
 		kv[i].at = c.pos;
 		if (c.failed)
@@ -596,7 +654,7 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 		skip_value(&c, kv[i].type, 0);
 		if (c.failed)
 			goto fail;
-		if (kv[i].keylen == 17 && !memcmp(kv[i].key, "general.alignment", 17)) {
+		if (kv[i].keylen == 17 && !memcmp(kv_key(&c, &kv[i]), "general.alignment", 17)) {
 			double v;
 			if (!kv_number(&c, &kv[i], &v) || !(v >= 1 && v <= 65536) || v != floor(v) ||
 			    ((size_t)v & ((size_t)v - 1))) {
@@ -615,6 +673,7 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 			c.pos = at;
 			FAIL("tensor name is not UTF-8 text or holds a NUL byte");
 		}
+		size_t name_at = at + 8;  /* nm moves when the reads below grow the header */
 		uint32_t nd = (uint32_t)cur_uint(&c, 4);
 		if (c.failed)
 			goto fail;
@@ -648,7 +707,7 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 			c.pos = at;
 			FAIL("tensor row length not a multiple of its block size");
 		}
-		TensorRef *t = tensor_table_add(tt, nm, nl);
+		TensorRef *t = tensor_table_add(tt, (const char *)cur_at(&c, name_at), nl);
 		if (!t)
 			FAIL("out of memory");
 		if (tensor_table_find(tt, t->name) != t) {
@@ -666,6 +725,7 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 		t->nbytes = nbytes;
 		t->offset = (size_t)(off > SIZE_MAX ? SIZE_MAX : off);
 		t->file = f->path;
+		t->src = f;
 		if (off % alignment) {
 			snprintf(err, errlen, "%s: tensor %s: data offset %llu not a multiple of "
 				 "the alignment %zu", f->path, t->name, (unsigned long long)off,
@@ -690,7 +750,6 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 			goto fail_quiet;
 		}
 		t->offset = abs;
-		t->data = f->p + abs;
 	}
 	if (gguf_check_overlap(f, tt, first, err, errlen))
 		goto fail_quiet;
@@ -699,11 +758,13 @@ static int gguf_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *e
 	if (tensor_table_find(tt, "rope_freqs.weight"))
 		hp->llama3_freqs_tensor = true;
 	free(kv);
+	infile_head_free(&head);
 	return 0;
 fail:
 	(void)0;
 fail_quiet:
 	free(kv);
+	infile_head_free(&head);
 	return -1;
 }
 

@@ -15,21 +15,35 @@
 enum { GV_STRING = 8, GV_ARRAY = 9, GV_NTYPES = 13 };
 static const size_t gv_size[GV_NTYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
+/* A walk over the input's header, read on demand into h (a short read
+ * leaves its message in err). */
 typedef struct {
-	const unsigned char *p;
+	const InFile *f;
+	InHead *h;
 	size_t n, pos;
 	int bad;
+	char *err;
+	size_t errlen;
 } Walk;
+
+/* Bytes [pos, pos + k) read into h; false (bad) past the end or on error. */
+static bool need(Walk *w, size_t k)
+{
+	if (w->bad || k > w->n - w->pos ||
+	    infile_head_need(w->f, w->h, w->pos + k, w->err, w->errlen)) {
+		w->bad = w->bad ? w->bad : k > w->n - w->pos ? 1 : 2;
+		return false;
+	}
+	return true;
+}
 
 static uint64_t rd(Walk *w, size_t k)
 {
-	if (w->bad || k > w->n - w->pos) {
-		w->bad = 1;
+	if (!need(w, k))
 		return 0;
-	}
 	uint64_t v = 0;
 	for (size_t i = k; i-- > 0;)
-		v = v << 8 | w->p[w->pos + i];
+		v = v << 8 | w->h->p[w->pos + i];
 	w->pos += k;
 	return v;
 }
@@ -67,16 +81,19 @@ static void skip_value(Walk *w, unsigned t, int depth)
 
 int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 {
-	Walk w = {f->in.p, f->in.n, 4, 0};
+	InHead head = {0};
+	Walk w = {&f->in, &head, f->in.n, 4, 0, err, errlen};
 	rd(&w, 4);
 	uint64_t nt = rd(&w, 8), nkv = rd(&w, 8);
 	size_t align = 32;
 	for (uint64_t i = 0; i < nkv && !w.bad; i++) {
 		uint64_t kl = rd(&w, 8);
 		size_t key = w.pos;
+		if (kl == 17)
+			need(&w, 17);
 		skip(&w, kl);
 		unsigned t = (unsigned)rd(&w, 4);
-		if (!w.bad && kl == 17 && !memcmp(w.p + key, "general.alignment", 17) &&
+		if (!w.bad && kl == 17 && !memcmp(head.p + key, "general.alignment", 17) &&
 		    t < GV_NTYPES && t != GV_STRING && t != GV_ARRAY) {
 			Walk r = w;
 			uint64_t v = rd(&r, gv_size[t]);
@@ -88,6 +105,7 @@ int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 	for (uint64_t i = 0; i < nt && !w.bad; i++) {
 		uint64_t nl = rd(&w, 8);
 		size_t name = w.pos;
+		need(&w, nl);
 		skip(&w, nl);
 		uint32_t nd = (uint32_t)rd(&w, 4);
 		if (nd > 4)
@@ -97,14 +115,15 @@ int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 		skip(&w, 12);
 		for (size_t k = 0; k < f->nseg && !w.bad; k++) {
 			const char *tn = f->seg[k].t->name;
-			if (strlen(tn) == nl && !memcmp(w.p + name, tn, nl))
+			if (strlen(tn) == nl && !memcmp(head.p + name, tn, nl))
 				f->seg[k].info_pos = info;
 		}
 	}
-	if (w.bad) {
+	infile_head_free(&head);
+	if (w.bad == 1)
 		snprintf(err, errlen, "%s: offset %zu: GGUF header ends early", f->in_path, w.pos);
+	if (w.bad)
 		return -1;
-	}
 	for (size_t k = 0; k < f->nseg; k++) {
 		if (!f->seg[k].info_pos) {
 			snprintf(err, errlen, "%s: tensor %s: no tensor info", f->in_path,
@@ -142,7 +161,8 @@ int gguf_write_header(WFile *f, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", f->in_path);
 		return -1;
 	}
-	memcpy(f->header, f->in.p, f->data_in);
+	if (infile_read(&f->in, 0, f->header, f->data_in, err, errlen))
+		return -1;
 	for (size_t k = 0; k < f->nseg; k++) {
 		const WSeg *s = &f->seg[k];
 		if (s->replace)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/hfconfig.h"
+#include "data/jsonfile.h"
 
 /* A positive integer key, or 0 when absent or null. -1 when malformed. */
 static int get_size(json_t *c, const char *key, size_t *out)
@@ -127,6 +128,22 @@ static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
 	return 0;
 }
 
+/* The model_type values whose conventions ropefold knows: HF's
+ * rotate_half RoPE, the tensor names families.c finds, RMSNorm or
+ * LayerNorm as stored (Gemma's 1 + w below). Any other model_type is read
+ * the same way, and model.c notes what was assumed. */
+static bool known_model_type(const char *t)
+{
+	static const char *known[] = {
+		"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
+		"olmo", "olmo2", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "gpt_neox",
+	};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (!strcmp(t, known[i]))
+			return true;
+	return false;
+}
+
 static int hfconfig_from_json(json_t *root, const char *path, Hparams *hp, char *err,
 			      size_t errlen)
 {
@@ -146,6 +163,7 @@ static int hfconfig_from_json(json_t *root, const char *path, Hparams *hp, char 
 		mt = json_object_get(root, "model_type");
 	if (json_is_string(mt))
 		snprintf(hp->arch, sizeof hp->arch, "%s", json_string_value(mt));
+	hp->arch_known = known_model_type(hp->arch);
 
 	static const char *required[] = {"hidden_size", "num_attention_heads",
 					 "num_hidden_layers"};
@@ -203,12 +221,9 @@ out:
 
 int hfconfig_read(const char *path, Hparams *hp, char *err, size_t errlen)
 {
-	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
+	json_t *root;
+	if (jsonfile_load(path, JSONFILE_CONFIG_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
-	}
 	int rc = hfconfig_from_json(root, path, hp, err, errlen);
 	json_decref(root);
 	return rc;

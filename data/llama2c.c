@@ -29,14 +29,15 @@ static int32_t ld_i32(const unsigned char *p)
 
 /* Any file that is neither GGUF nor safetensors is tried as llama2.c; the
  * header checks in parse decide. */
-static bool l2c_sniff(const unsigned char *p, size_t n)
+static bool l2c_sniff(const unsigned char *p, size_t n, size_t size)
 {
 	(void)p;
-	return n >= 1;
+	(void)n;
+	return size >= 1;
 }
 
 /* Add one float32 tensor of shape [a][b] (b == 0: 1-D of length a). */
-static int add_f32(const MappedFile *f, TensorTable *tt, size_t *pos, const char *name,
+static int add_f32(const InFile *f, TensorTable *tt, size_t *pos, const char *name,
 		   size_t a, size_t b, char *err, size_t errlen)
 {
 	size_t nelem = a, nbytes, end;
@@ -60,25 +61,28 @@ static int add_f32(const MappedFile *f, TensorTable *tt, size_t *pos, const char
 	t->nelem = nelem;
 	t->nbytes = nbytes;
 	t->offset = *pos;
-	t->data = f->p + *pos;
+	t->src = f;
 	t->file = f->path;
 	*pos = end;
 	return 0;
 }
 
-static int l2c_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
+static int l2c_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		     size_t errlen)
 {
 	static const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads",
 				       "n_kv_heads", "vocab_size", "seq_len"};
 	int32_t h[7];
+	unsigned char hdr[L2C_HEADER];
 	if (f->n < L2C_HEADER) {
 		snprintf(err, errlen, "%s: %zu bytes: not GGUF or safetensors, and too short for "
 			 "a llama2.c header (28 bytes)", f->path, f->n);
 		return -1;
 	}
+	if (infile_read(f, 0, hdr, L2C_HEADER, err, errlen))
+		return -1;
 	for (int i = 0; i < 7; i++) {
-		h[i] = ld_i32(f->p + 4 * i);
+		h[i] = ld_i32(hdr + 4 * i);
 		int32_t v = i == 5 && h[i] < 0 && h[i] != INT32_MIN ? -h[i] : h[i];
 		if (v <= 0 || v > L2C_MAX) {
 			snprintf(err, errlen, "%s: offset %d: llama2.c header %s = %d is not a "
@@ -137,6 +141,7 @@ static int l2c_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *er
 		return -1;
 	}
 	snprintf(hp->arch, sizeof hp->arch, "llama");
+	hp->arch_known = true;
 	snprintf(hp->source, sizeof hp->source, "llama2.c header");
 	hp->d_model = dim;
 	hp->n_layers = L;

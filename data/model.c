@@ -11,6 +11,7 @@
 
 #include "data/families.h"
 #include "data/hfconfig.h"
+#include "data/jsonfile.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
@@ -19,7 +20,8 @@
 struct Model {
 	char path[4096];
 	ModelFormat format;       /* of the reader that parsed the files */
-	MappedFile *files;        /* every mapped file (shards) */
+	InFile **files;           /* every open file (shards); each allocated on
+				   * its own, as tensors point at them */
 	size_t nfiles;
 	TensorTable tt;
 	Hparams hp;
@@ -49,34 +51,47 @@ const char *model_format_name(ModelFormat f)
 
 static int add_file(Model *m, const char *path, char *err, size_t errlen)
 {
-	MappedFile *v = realloc(m->files, (m->nfiles + 1) * sizeof *v);
+	InFile **v = realloc(m->files, (m->nfiles + 1) * sizeof *v);
 	if (!v) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 	m->files = v;
-	if (mapfile_open(&m->files[m->nfiles], path, err, errlen))
+	InFile *f = malloc(sizeof *f);
+	if (!f) {
+		snprintf(err, errlen, "%s: out of memory", path);
 		return -1;
-	m->nfiles++;
+	}
+	if (infile_open(f, path, err, errlen)) {
+		free(f);
+		return -1;
+	}
+	m->files[m->nfiles++] = f;
 	return 0;
 }
 
-static bool is_file(const char *p)
+/* The last file added. */
+static const InFile *last_file(const Model *m)
 {
-	struct stat st;
-	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+	return m->files[m->nfiles - 1];
 }
 
-/* Map and parse every shard a model.safetensors.index.json names. */
+/* Something is at p: a file, a FIFO, a symlink (even a dangling one or a
+ * loop). What it is, and whether it will do, is for infile_open_fd to say:
+ * an index or a config.json that is a FIFO is refused, never skipped. */
+static bool exists(const char *p)
+{
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+/* Open and parse every shard a model.safetensors.index.json names. */
 static int open_index(Model *m, const char *dir, const char *index, char *err,
 		      size_t errlen)
 {
-	json_error_t je;
-	json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", index, je.line, je.text);
+	json_t *root;
+	if (jsonfile_load(index, JSONFILE_INDEX_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
-	}
 	int rc = -1;
 	json_t *wm = json_object_get(root, "weight_map");
 	if (!json_is_object(wm) || json_object_size(wm) == 0) {
@@ -101,11 +116,11 @@ static int open_index(Model *m, const char *dir, const char *index, char *err,
 		snprintf(path, sizeof path, "%s/%s", dir, shard);
 		bool seen = false;
 		for (size_t i = 0; i < m->nfiles && !seen; i++)
-			seen = !strcmp(m->files[i].path, path);
+			seen = !strcmp(m->files[i]->path, path);
 		if (seen)
 			continue;
 		if (add_file(m, path, err, errlen) ||
-		    reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen))
+		    reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen))
 			goto out;
 	}
 	/* The index and the shards must agree both ways: every listed tensor
@@ -149,12 +164,12 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 {
 	char p[4096];
 	snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-	if (is_file(p))
+	if (exists(p))
 		return open_index(m, dir, p, err, errlen);
 	snprintf(p, sizeof p, "%s/model.safetensors", dir);
-	if (is_file(p))
+	if (exists(p))
 		return add_file(m, p, err, errlen) ||
-		       reader_safetensors.parse(&m->files[0], &m->tt, &m->hp, err, errlen) ? -1 : 0;
+		       reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen) ? -1 : 0;
 	DIR *d = opendir(dir);
 	if (!d) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -188,8 +203,7 @@ static int open_folder(Model *m, const char *dir, char *err, size_t errlen)
 	for (size_t i = 0; i < n && !rc; i++) {
 		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
 		rc = add_file(m, p, err, errlen) ||
-		     reader_safetensors.parse(&m->files[m->nfiles - 1], &m->tt, &m->hp, err, errlen)
-			     ? -1 : 0;
+		     reader_safetensors.parse(last_file(m), &m->tt, &m->hp, err, errlen) ? -1 : 0;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -330,7 +344,93 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
 }
 
-/* Parse the mapped files (already in m) and resolve the family. */
+/* An unknown family is read with the conventions of the scheme its
+ * tensor names follow: say which, in one line (info.note). */
+static void note_assumptions(Model *m)
+{
+	const Hparams *hp = &m->hp;
+	ModelInfo *in = &m->info;
+	if (hp->arch_known)
+		return;
+	char what[128];
+	bool gguf = m->format == MODEL_FMT_GGUF;
+	if (hp->arch[0])
+		snprintf(what, sizeof what, "%s '%s' is not a family ropefold knows",
+			 gguf ? "general.architecture" : "model_type", hp->arch);
+	else
+		snprintf(what, sizeof what, "no model_type");
+	snprintf(in->note, sizeof in->note, "%.200s: %s: %s; assumed: tensor names as in the '%s' "
+		 "scheme (%s), RoPE pairs %s (%s), theta %g%s, no Gemma-style norm offset or "
+		 "embedding scale: results hold only if these are its own", m->path, hp->source,
+		 what, m->fam.names->name, in->tensor_q,
+		 in->rope.layout == ROPE_HALF ? "half-split" : "interleaved",
+		 gguf ? "llama.cpp's NORM type" : "HF rotate_half", in->rope.theta,
+		 hp->theta > 0 ? "" : " (not given)");
+}
+
+/* The output classifier when it is not tied to the embeddings: beside the
+ * layers' parent ("lm_head.weight" for "model.layers.", "output.weight"
+ * in GGUF and Meta files, "embed_out.weight" for GPT-NeoX), or NULL. */
+static const TensorRef *find_lm_head(const Model *m)
+{
+	static const struct {
+		const char *scheme, *name;
+	} heads[] = {{"gguf", "output.weight"}, {"meta", "output.weight"},
+		     {"hf", "lm_head.weight"}, {"hf-fused", "lm_head.weight"},
+		     {"gpt-neox", "embed_out.weight"}};
+	const char *pre = m->fam.prefix;
+	size_t n = strlen(pre);
+	/* the parent of "a.model.": "a." */
+	if (n && pre[n - 1] == '.')
+		n--;
+	while (n && pre[n - 1] != '.')
+		n--;
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+		if (strcmp(heads[i].scheme, m->fam.names->name))
+			continue;
+		char nm[320];
+		snprintf(nm, sizeof nm, "%.*s%s", (int)n, pre, heads[i].name);
+		return tensor_table_find(&m->tt, nm);
+	}
+	return NULL;
+}
+
+/* The token embeddings (read: a convertible dtype) and an untied
+ * classifier (never read: any dtype, a GGUF's is often Q6_K) against the
+ * stated vocabulary: rows = vocab_size, columns = D. */
+static int check_vocab(const Model *m, char *err, size_t errlen)
+{
+	const TensorRef *e = m->embed, *head = find_lm_head(m);
+	size_t D = m->fam.shape.d_model, vocab = m->hp.vocab;
+	const TensorRef *ts[2] = {e, head};
+	for (int k = 0; k < 2; k++) {
+		const TensorRef *t = ts[k];
+		if (!t)
+			continue;
+		if (vocab && t->ndim == 2 && t->shape[0] != vocab) {
+			snprintf(err, errlen, "%s: tensor %s: %zu rows, but %s gives vocab_size %zu",
+				 t->file, t->name, t->shape[0], m->hp.source, vocab);
+			return -1;
+		}
+		if (t->ndim != 2 || t->shape[1] != D) {
+			char got[96];
+			tensor_shape_str(t, got, sizeof got);
+			snprintf(err, errlen, "%s: tensor %s: shape %s, but %s gives [vocab, %zu]",
+				 t->file, t->name, got, m->hp.source, D);
+			return -1;
+		}
+	}
+	if (e && check_shape(m, e, e->shape[0], D, err, errlen))
+		return -1;
+	if (e && head && head->shape[0] != e->shape[0]) {
+		snprintf(err, errlen, "%s: tensor %s: %zu rows, but the embeddings %s have %zu",
+			 head->file, head->name, head->shape[0], e->name, e->shape[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolve the family of the parsed files (already in m) and check it. */
 static int model_finish(Model *m, char *err, size_t errlen)
 {
 	if (family_resolve(&m->tt, &m->hp, m->path, &m->fam, err, errlen))
@@ -347,10 +447,10 @@ static int model_finish(Model *m, char *err, size_t errlen)
 	char nm[320];
 	snprintf(nm, sizeof nm, "%s%s", m->fam.prefix, m->fam.names->embed);
 	m->embed = tensor_table_find(&m->tt, nm);
-	if (m->embed && check_shape(m, m->embed, m->embed->ndim == 2 ? m->embed->shape[0] : 0,
-				    m->fam.shape.d_model, err, errlen))
+	if (check_vocab(m, err, errlen))
 		return -1;
 	fill_info(m, &lt);
+	note_assumptions(m);
 	return 0;
 }
 
@@ -362,7 +462,7 @@ static int verify_files(const Model *m, char *err, size_t errlen)
 		if (ops[k]->format != m->format || !ops[k]->verify)
 			continue;
 		for (size_t i = 0; i < m->nfiles; i++)
-			if (ops[k]->verify(&m->files[i], &m->tt, err, errlen))
+			if (ops[k]->verify(m->files[i], &m->tt, err, errlen))
 				return -1;
 	}
 	return 0;
@@ -383,14 +483,19 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	}
 	if (add_file(m, path, err, errlen))
 		return -1;
-	const MappedFile *f = &m->files[0];
+	const InFile *f = m->files[0];
+	unsigned char head[READER_SNIFF_BYTES];
+	size_t nhead = f->n < sizeof head ? f->n : sizeof head;
+	if (infile_read(f, 0, head, nhead, err, errlen))
+		return -1;
 	/* The content decides; a file named *.safetensors that is not GGUF is
 	 * read as safetensors even when its header is broken, so that the
 	 * message is about its header and not about llama2.c. */
 	const ReaderOps *r = &reader_llama2c;
-	if (reader_gguf.sniff(f->p, f->n))
+	if (reader_gguf.sniff(head, nhead, f->n))
 		r = &reader_gguf;
-	else if (reader_safetensors.sniff(f->p, f->n) || path_has_suffix(path, ".safetensors"))
+	else if (reader_safetensors.sniff(head, nhead, f->n) ||
+		 path_has_suffix(path, ".safetensors"))
 		r = &reader_safetensors;
 	m->format = r->format;
 	/* The header first, so that a broken file is named as such. */
@@ -399,7 +504,7 @@ static int open_file(Model *m, const char *path, char *err, size_t errlen)
 	if (r == &reader_safetensors) {
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-		if (!is_file(cfg)) {
+		if (!exists(cfg)) {
 			snprintf(err, errlen, "%s: no config.json beside this safetensors file (the "
 				 "head counts come from it)", path);
 			return -1;
@@ -422,13 +527,13 @@ int model_open(const char *path, Model **out, char *err, size_t errlen)
 	struct stat st;
 	int rc;
 	if (stat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		infile_why(path, errno, err, errlen);
 		rc = -1;
 	} else if (S_ISDIR(st.st_mode)) {
 		char cfg[4200];
 		snprintf(cfg, sizeof cfg, "%s/config.json", path);
 		m->format = MODEL_FMT_SAFETENSORS;
-		if (!is_file(cfg)) {
+		if (!exists(cfg)) {
 			snprintf(err, errlen, "%s: folder without config.json", path);
 			rc = -1;
 		} else {
@@ -457,15 +562,18 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 {
 	*out = NULL;
 	Model *m = calloc(1, sizeof *m);
-	MappedFile *f = calloc(1, sizeof *f);
-	if (!m || !f || mapfile_wrap(f, name, p, n)) {
+	InFile **files = calloc(1, sizeof *files);
+	InFile *f = calloc(1, sizeof *f);
+	if (!m || !files || !f || infile_wrap(f, name, p, n)) {
 		free(m);
+		free(files);
 		free(f);
 		snprintf(err, errlen, "%s: out of memory", name);
 		return -1;
 	}
 	snprintf(m->path, sizeof m->path, "%s", name);
-	m->files = f;
+	files[0] = f;
+	m->files = files;
 	m->nfiles = 1;
 	if (n == 0) {
 		snprintf(err, errlen, "%s: empty file", name);
@@ -474,10 +582,13 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 	}
 	/* As model_open: GGUF by its magic; with a config.json the bytes are
 	 * safetensors (as a file of that name would be), else llama2.c. */
+	unsigned char head[READER_SNIFF_BYTES];
+	size_t nhead = n < sizeof head ? n : sizeof head;
+	infile_read(f, 0, head, nhead, err, errlen);   /* memory: cannot fail */
 	const ReaderOps *r = &reader_llama2c;
-	if (reader_gguf.sniff(f->p, f->n))
+	if (reader_gguf.sniff(head, nhead, n))
 		r = &reader_gguf;
-	else if (config_json || reader_safetensors.sniff(f->p, f->n))
+	else if (config_json || reader_safetensors.sniff(head, nhead, n))
 		r = &reader_safetensors;
 	if (r == &reader_safetensors &&
 	    (!config_json ||
@@ -523,8 +634,10 @@ void model_close(Model *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->nfiles; i++)
-		mapfile_close(&m->files[i]);
+	for (size_t i = 0; i < m->nfiles; i++) {
+		infile_close(m->files[i]);
+		free(m->files[i]);
+	}
 	free(m->files);
 	tensor_table_free(&m->tt);
 	free(m);
@@ -536,12 +649,7 @@ void model_close(Model *m)
 static int read_range(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		      size_t errlen)
 {
-	if (!tensor_read(t, first, n, out)) {
-		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
-			 t->file, t->name, first, first + n, t->dtype_name);
-		return -1;
-	}
-	return 0;
+	return tensor_read(t, first, n, out, err, errlen);
 }
 
 static double *alloc_read(const TensorRef *t, char *err, size_t errlen)

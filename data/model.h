@@ -6,8 +6,9 @@
 
 #include "core/layer.h"
 
-/* An open checkpoint of any supported format, read lazily through mmap:
- * opening touches only headers; model_load_layer() touches one layer.
+/* An open checkpoint of any supported format, read lazily with pread on
+ * its open files: opening reads only headers; model_load_layer() reads
+ * one layer.
  *
  * Call sequence: model_open, then model_info and any number of
  * model_load_layer / model_load_embeddings, then model_close. Every
@@ -37,6 +38,8 @@ typedef struct {
 	char tensor_v[160];
 	char tensor_o[160];
 	bool fused_qkv;
+	char note[1024];          /* "" or one line: the model family is not one
+				   * ropefold knows, and what was assumed */
 } ModelInfo;
 
 typedef struct Model Model;
@@ -55,7 +58,7 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen);
 /* Token embeddings of n token ids into out (n x D, row-major). */
 int model_load_embeddings(Model *m, const size_t *tokens, size_t n,
 			  double *out, char *err, size_t errlen);
-/* Close and unmap. */
+/* Close the files and release. */
 void model_close(Model *m);
 /* "safetensors", "gguf", "llama2c". */
 const char *model_format_name(ModelFormat f);

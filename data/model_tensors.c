@@ -78,8 +78,7 @@ int model_norm_permute(const TensorRef *t, size_t hpg, size_t head_dim, size_t n
 		snprintf(err, errlen, "%s: out of memory", t->name);
 		return -1;
 	}
-	if (!tensor_read(t, 0, t->nelem, v)) {
-		snprintf(err, errlen, "%s: tensor %s: cannot read its values", t->file, t->name);
+	if (tensor_read(t, 0, t->nelem, v, err, errlen)) {
 		free(v);
 		return -1;
 	}

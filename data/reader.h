@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
-#include "data/mapfile.h"
+#include "data/infile.h"
 #include "data/model.h"
 #include "data/tensor.h"
 
@@ -13,6 +13,8 @@
  * Zero means "not stated"; families.c fills the defaults. */
 typedef struct {
 	char arch[64];             /* GGUF general.architecture, config model_type */
+	bool arch_known;           /* a family whose conventions the reader knows;
+				    * else they are assumed (ModelInfo.note) */
 	char source[64];           /* where these came from: "config.json", "GGUF metadata" */
 	size_t n_layers;
 	size_t d_model;
@@ -38,13 +40,16 @@ typedef struct {
 
 /* One checkpoint format, ncdu dir_output style. model.c calls, per file:
  *
- *   1. sniff(first bytes)        does this content look like the format?
- *   2. parse(file, tt, hp, err)  read the header of one mapped file: append
- *                                its tensors to tt (every byte range checked
- *                                against the file size, no name twice in
- *                                tt) and fill what the file says about the
- *                                model into hp; a present key with a bad
- *                                value is an error, never a default.
+ *   1. sniff(head, nhead, size) do the first nhead bytes of a file of size
+ *                                bytes look like the format?
+ *   2. parse(file, tt, hp, err)  read the header of one file (infile_read:
+ *                                headers are read into the heap, never
+ *                                mapped): append its tensors to tt (every
+ *                                byte range checked against the file size,
+ *                                no name twice in tt) and fill what the file
+ *                                says about the model into hp; a present key
+ *                                with a bad value is an error, never a
+ *                                default.
  *   3. verify(file, tt, err)     optional: whole-file consistency, once the
  *                                family and every layer's tensors were
  *                                found (safetensors: the tensors tile the
@@ -53,15 +58,20 @@ typedef struct {
  * Sharded checkpoints call parse once per shard on the same table. After
  * the last parse, model.c resolves the family (families.c) from tt and hp
  * and checks every layer's attention tensors (names and shapes); tensors
- * are converted to double only when a layer is loaded (tensor_read). Readers keep no state of their own: everything lives in
- * the mapping, tt and hp, so there is nothing to close. */
+ * are read and converted to double only when a layer is loaded
+ * (tensor_read, through the tensor's file). Readers keep no state of their
+ * own: everything lives in the open file, tt and hp, so there is nothing
+ * to close. */
+/* How many first bytes sniff is given (fewer when the file is shorter). */
+#define READER_SNIFF_BYTES 4096
+
 typedef struct {
 	const char *name;
 	ModelFormat format;
-	bool (*sniff)(const unsigned char *p, size_t n);
-	int (*parse)(const MappedFile *f, TensorTable *tt, Hparams *hp,
+	bool (*sniff)(const unsigned char *head, size_t nhead, size_t size);
+	int (*parse)(const InFile *f, TensorTable *tt, Hparams *hp,
 		     char *err, size_t errlen);
-	int (*verify)(const MappedFile *f, const TensorTable *tt, char *err, size_t errlen);
+	int (*verify)(const InFile *f, const TensorTable *tt, char *err, size_t errlen);
 } ReaderOps;
 
 extern const ReaderOps reader_safetensors;

@@ -30,23 +30,26 @@ static uint64_t st_header_len(const unsigned char *p)
 }
 
 /* A header length that fits the file, and header bytes that open a JSON
- * object after optional whitespace (which JSON allows). A llama2.c file
+ * object after optional whitespace (which JSON allows; whitespace that
+ * runs past the sniffed bytes is left to the parser). A llama2.c file
  * cannot pass: its first 8 bytes are dim and hidden_dim, so the "length"
  * is at least 2^32 times hidden_dim, far beyond its size. Files named
  * *.safetensors and the files of an HF folder are read as safetensors
  * whatever this says (model.c), so that a broken one gets a safetensors
  * message. */
-static bool st_sniff(const unsigned char *p, size_t n)
+static bool st_sniff(const unsigned char *p, size_t n, size_t size)
 {
 	if (n < 10)
 		return false;
 	uint64_t len = st_header_len(p);
-	if (len < 2 || len > n - 8)
+	if (len < 2 || len > size - 8)
 		return false;
-	size_t i = 8, end = 8 + (size_t)len;
+	size_t i = 8, hend = 8 + (size_t)len, end = hend < n ? hend : n;
 	while (i < end && st_space(p[i]))
 		i++;
-	return i < end && p[i] == '{';
+	if (i < end)
+		return p[i] == '{';
+	return hend > n;  /* whitespace up to the sniffed bytes: parse decides */
 }
 
 static const struct {
@@ -83,7 +86,7 @@ static bool json_size(const json_t *j, size_t *out)
 	} while (0)
 
 /* Parse one tensor entry of the header. */
-static int st_entry(const MappedFile *f, TensorTable *tt, const char *key,
+static int st_entry(const InFile *f, TensorTable *tt, const char *key,
 		    json_t *val, size_t base, size_t buflen, char *err, size_t errlen)
 {
 	json_t *dt = json_object_get(val, "dtype");
@@ -154,7 +157,7 @@ static int st_entry(const MappedFile *f, TensorTable *tt, const char *key,
 	memcpy(t->shape, dims, nd * sizeof dims[0]);
 	t->nelem = nelem;
 	t->offset = base + b;
-	t->data = f->p + base + b;
+	t->src = f;
 	t->nbytes = e - b;
 	t->file = f->path;
 	return 0;
@@ -180,9 +183,12 @@ static int st_range_cmp(const void *pa, const void *pb)
  * wrong header length or a corrupt header). Run after the family and the
  * layers were checked, so that a tensor deleted from a header is reported
  * as missing rather than as the hole it leaves. */
-static int st_verify(const MappedFile *f, const TensorTable *tt, char *err, size_t errlen)
+static int st_verify(const InFile *f, const TensorTable *tt, char *err, size_t errlen)
 {
-	size_t base = 8 + (size_t)st_header_len(f->p), buflen = f->n - base, n = 0;
+	unsigned char len8[8];
+	if (infile_read(f, 0, len8, 8, err, errlen))
+		return -1;
+	size_t base = 8 + (size_t)st_header_len(len8), buflen = f->n - base, n = 0;
 	StRange *r = malloc((tt->n ? tt->n : 1) * sizeof *r);
 	if (!r) {
 		snprintf(err, errlen, "%s: out of memory", f->path);
@@ -190,7 +196,7 @@ static int st_verify(const MappedFile *f, const TensorTable *tt, char *err, size
 	}
 	for (size_t i = 0; i < tt->n; i++) {
 		const TensorRef *t = &tt->v[i];
-		if (t->file == f->path)
+		if (t->src == f)
 			r[n++] = (StRange){t->offset - base, t->offset - base + t->nbytes, t};
 	}
 	qsort(r, n, sizeof *r, st_range_cmp);
@@ -221,14 +227,18 @@ static int st_verify(const MappedFile *f, const TensorTable *tt, char *err, size
 	return rc;
 }
 
-static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err,
+static int st_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		    size_t errlen)
 {
 	json_t *root = NULL;
+	unsigned char *hdr = NULL;     /* the len header bytes after the length */
+	unsigned char len8[8];
 	(void)hp;
 	if (f->n < 8)
 		FAIL("%s: truncated: %zu bytes, a safetensors header length needs 8", f->path, f->n);
-	uint64_t len = st_header_len(f->p);
+	if (infile_read(f, 0, len8, 8, err, errlen))
+		goto fail;
+	uint64_t len = st_header_len(len8);
 	if (len > ST_MAX_HEADER)
 		FAIL("%s: offset 0: header length %llu is absurd (limit %zu)", f->path,
 		     (unsigned long long)len, ST_MAX_HEADER);
@@ -238,15 +248,21 @@ static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err
 	if (len < 2)
 		FAIL("%s: offset 0: header length %llu is too short for a JSON object", f->path,
 		     (unsigned long long)len);
+	hdr = malloc((size_t)len);
+	if (!hdr)
+		FAIL("%s: out of memory for a header of %llu bytes", f->path,
+		     (unsigned long long)len);
+	if (infile_read(f, 8, hdr, (size_t)len, err, errlen))
+		goto fail;
 	/* JSON allows whitespace before the object; anything else there is
 	 * not a safetensors header (an array, a string, a number). */
-	size_t at = 8;
-	while (at < 8 + (size_t)len && st_space(f->p[at]))
+	size_t at = 0;
+	while (at < (size_t)len && st_space(hdr[at]))
 		at++;
-	if (at == 8 + (size_t)len || f->p[at] != '{')
-		FAIL("%s: offset %zu: header is not a JSON object", f->path, at);
+	if (at == (size_t)len || hdr[at] != '{')
+		FAIL("%s: offset %zu: header is not a JSON object", f->path, 8 + at);
 	json_error_t je;
-	root = json_loadb((const char *)f->p + 8, (size_t)len, JSON_REJECT_DUPLICATES, &je);
+	root = json_loadb((const char *)hdr, (size_t)len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
 		FAIL("%s: offset %d: header is not JSON: %s", f->path, 8 + je.position, je.text);
 	if (!json_is_object(root))
@@ -261,9 +277,11 @@ static int st_parse(const MappedFile *f, TensorTable *tt, Hparams *hp, char *err
 			goto fail;
 	}
 	json_decref(root);
+	free(hdr);
 	return 0;
 fail:
 	json_decref(root);
+	free(hdr);
 	return -1;
 }
 

@@ -14,29 +14,51 @@
  * padded with spaces to a multiple of 8 bytes as the reference writer
  * does. */
 
-static size_t header_len(const WFile *f)
+/* The input's header length (its first 8 bytes, little-endian). */
+static int header_len(const WFile *f, size_t *len, char *err, size_t errlen)
 {
-	size_t len = 0;
+	unsigned char b[8];
+	if (f->in.n < 8 || infile_read(&f->in, 0, b, 8, err, errlen)) {
+		if (f->in.n < 8)
+			snprintf(err, errlen, "%s: offset 0: bad header length", f->in_path);
+		return -1;
+	}
+	uint64_t v = 0;
 	for (int i = 7; i >= 0; i--)
-		len = len << 8 | f->in.p[i];
-	return len;
+		v = v << 8 | b[i];
+	if (v > f->in.n - 8) {
+		snprintf(err, errlen, "%s: offset 0: bad header length", f->in_path);
+		return -1;
+	}
+	*len = (size_t)v;
+	return 0;
 }
 
 int st_write_prepare(WFile *f, char *err, size_t errlen)
 {
-	if (f->in.n < 8 || header_len(f) > f->in.n - 8) {
-		snprintf(err, errlen, "%s: offset 0: bad header length", f->in_path);
+	size_t len;
+	if (header_len(f, &len, err, errlen))
 		return -1;
-	}
-	f->data_in = 8 + header_len(f);
+	f->data_in = 8 + len;
 	f->align = 1;
 	return 0;
 }
 
 int st_write_header(WFile *f, char *err, size_t errlen)
 {
+	size_t len = f->data_in - 8;
+	char *text_in = malloc(len ? len : 1);
+	if (!text_in) {
+		snprintf(err, errlen, "%s: out of memory", f->in_path);
+		return -1;
+	}
+	if (infile_read(&f->in, 8, text_in, len, err, errlen)) {
+		free(text_in);
+		return -1;
+	}
 	json_error_t je;
-	json_t *root = json_loadb((const char *)f->in.p + 8, header_len(f), 0, &je);
+	json_t *root = json_loadb(text_in, len, 0, &je);
+	free(text_in);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		snprintf(err, errlen, "%s: offset 8: header is not a JSON object", f->in_path);

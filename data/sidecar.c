@@ -14,6 +14,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "data/checksum.h"
+#include "data/jsonfile.h"
 #include "data/sidecar.h"
 
 /* A rotation rebuilt from its angles matches the drawn one to roundoff;
@@ -361,41 +362,6 @@ static bool read_rotations(json_t *a, size_t n, const RopeSpec *rope, size_t d, 
 	return true;
 }
 
-static const char *file_kind(mode_t m)
-{
-	return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
-	     : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
-}
-
-/* The JSON of path. What cannot be a sidecar is refused before it is
- * read: a path that does not open, a FIFO (reading it would wait for a
- * writer), a device or a folder. */
-static json_t *load_json(const char *path, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: is %s, not a sidecar file", path, file_kind(st.st_mode));
-		close(fd);
-		return NULL;
-	}
-	json_error_t je;
-	json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
-	close(fd);
-	if (!root)
-		snprintf(err, errlen, "%s: line %d: not valid JSON: %s", path, je.line, je.text);
-	return root;
-}
-
 /* One entry of a layer's "tensors": its names, and both checksums when
  * the sidecar records them. */
 static bool tensor_entry_ok(json_t *e, bool checksums)
@@ -486,8 +452,8 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 		 size_t errlen)
 {
 	*out = NULL;
-	json_t *root = load_json(path, err, errlen);
-	if (!root)
+	json_t *root;
+	if (jsonfile_load(path, JSONFILE_SIDECAR_MAX, JSON_REJECT_DUPLICATES, &root, err, errlen))
 		return -1;
 	json_t *sh = json_object_get(root, "shape"), *rp = json_object_get(root, "rope");
 	json_t *layers = json_object_get(root, "layers");

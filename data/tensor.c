@@ -167,48 +167,125 @@ static double block_elem(TensorDtype t, const unsigned char *blk, size_t j)
 	return d * ((double)q - 8.0);
 }
 
-bool tensor_read(const TensorRef *t, size_t first, size_t n, double *out)
+/* Stored bytes of one element of the element-wise dtypes (0: blocks). */
+static size_t elem_bytes(TensorDtype t)
 {
-	size_t end;
-	if (!size_add(first, n, &end) || end > t->nelem)
-		return false;
-	const unsigned char *p = t->data;
-	switch (t->dtype) {
+	switch (t) {
+	case TDT_F64: return 8;
+	case TDT_F32: return 4;
+	case TDT_F16:
+	case TDT_BF16: return 2;
+	default: return 0;
+	}
+}
+
+/* n stored elements at raw into out, front to back, each element loaded
+ * before its double is stored: raw may lie inside out (see tensor_read). */
+static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, double *out)
+{
+	switch (t) {
 	case TDT_F64:
 		for (size_t i = 0; i < n; i++) {
-			uint64_t u = ld64(p + 8 * (first + i));
+			uint64_t u = ld64(raw + 8 * i);
 			memcpy(&out[i], &u, sizeof u);
 		}
-		return true;
+		break;
 	case TDT_F32:
 		for (size_t i = 0; i < n; i++) {
-			uint32_t u = ld32(p + 4 * (first + i));
+			uint32_t u = ld32(raw + 4 * i);
 			float f;
 			memcpy(&f, &u, sizeof f);
 			out[i] = f;
 		}
-		return true;
+		break;
 	case TDT_F16:
 		for (size_t i = 0; i < n; i++)
-			out[i] = tensor_f16_to_double(ld16(p + 2 * (first + i)));
-		return true;
+			out[i] = tensor_f16_to_double(ld16(raw + 2 * i));
+		break;
 	case TDT_BF16:
 		for (size_t i = 0; i < n; i++)
-			out[i] = tensor_bf16_to_double(ld16(p + 2 * (first + i)));
-		return true;
-	case TDT_Q8_0:
-	case TDT_Q4_0: {
-		size_t bsz = t->dtype == TDT_Q8_0 ? 34 : 18;
-		for (size_t i = 0; i < n; i++) {
-			size_t e = first + i;
-			out[i] = block_elem(t->dtype, p + (e / 32) * bsz, e % 32);
-		}
-		return true;
-	}
-	case TDT_UNSUPPORTED:
+			out[i] = tensor_bf16_to_double(ld16(raw + 2 * i));
+		break;
+	default:
 		break;
 	}
-	return false;
+}
+
+/* Elements converted per read call: 1 MiB of doubles, so that a chunk's
+ * stored bytes are still in cache when they are converted. */
+#define READ_CHUNK ((size_t)1 << 17)
+
+/* Q8_0 / Q4_0: blocks of 32 elements, bsz bytes each (an f16 scale and
+ * the quants). Runs of whole blocks are read like elements (tensor_read):
+ * into the end of their slot in out (a block of bsz <= 256 bytes becomes
+ * 32 doubles, 256 bytes), each block decoded whole before its slot is
+ * stored; a partial block at either end of the range is read on its own. */
+static int read_blocks(const TensorRef *t, size_t first, size_t n, double *out, char *err,
+		       size_t errlen)
+{
+	size_t bsz = t->dtype == TDT_Q8_0 ? 34 : 18;
+	size_t e = first, end = first + n;
+	while (e < end) {
+		size_t b = e / 32;
+		if (e % 32 || end - e < 32) {
+			unsigned char blk[34];
+			if (infile_read(t->src, t->offset + b * bsz, blk, bsz, err, errlen))
+				return -1;
+			size_t stop = (b + 1) * 32 < end ? (b + 1) * 32 : end;
+			for (; e < stop; e++)
+				*out++ = block_elem(t->dtype, blk, e % 32);
+			continue;
+		}
+		size_t nb = (end - e) / 32;
+		if (nb > READ_CHUNK / 32)
+			nb = READ_CHUNK / 32;
+		unsigned char *raw = (unsigned char *)out + nb * (256 - bsz);
+		if (infile_read(t->src, t->offset + b * bsz, raw, nb * bsz, err, errlen))
+			return -1;
+		/* Block k's slot ends where block k + 1's bytes begin at the
+		 * earliest: 256 (k + 1) <= nb (256 - bsz) + (k + 1) bsz. */
+		for (size_t k = 0; k < nb; k++) {
+			double v[32];
+			for (size_t i = 0; i < 32; i++)
+				v[i] = block_elem(t->dtype, raw + k * bsz, i);
+			memcpy(out + 32 * k, v, sizeof v);
+		}
+		out += 32 * nb;
+		e += 32 * nb;
+	}
+	return 0;
+}
+
+int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
+		size_t errlen)
+{
+	size_t end;
+	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == TDT_UNSUPPORTED) {
+		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
+			 t->file, t->name, first, first + n, t->dtype_name);
+		return -1;
+	}
+	if (t->dtype == TDT_Q8_0 || t->dtype == TDT_Q4_0)
+		return read_blocks(t, first, n, out, err, errlen);
+	size_t es = elem_bytes(t->dtype);
+	for (size_t done = 0; done < n;) {
+		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
+		/* The m stored elements are read into the end of their m
+		 * doubles' slot and converted front to back: element i is loaded
+		 * before out[i] is stored, and out[i] ends where element i + 1
+		 * begins at the earliest (es <= 8). */
+		unsigned char *raw = (unsigned char *)(out + done) + m * (8 - es);
+		if (infile_read(t->src, t->offset + (first + done) * es, raw, m * es, err, errlen))
+			return -1;
+		convert_elems(t->dtype, raw, m, out + done);
+		done += m;
+	}
+	return 0;
+}
+
+int tensor_read_bytes(const TensorRef *t, void *buf, char *err, size_t errlen)
+{
+	return infile_read(t->src, t->offset, buf, t->nbytes, err, errlen);
 }
 
 void tensor_shape_str(const TensorRef *t, char *buf, size_t len)

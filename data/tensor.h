@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/infile.h"
+
 /* Element types a checkpoint may store. Only the first group converts to
  * double; the others are known so that their byte ranges can be checked. */
 typedef enum {
@@ -19,7 +21,7 @@ typedef enum {
 
 #define TENSOR_MAX_DIMS 4
 
-/* One tensor inside a mapped file: nothing is copied until it is read. */
+/* One tensor inside a checkpoint file: nothing is read until it is. */
 typedef struct {
 	char *name;                      /* owned */
 	TensorDtype dtype;
@@ -27,10 +29,10 @@ typedef struct {
 	size_t ndim;
 	size_t shape[TENSOR_MAX_DIMS];   /* row-major: shape[0] outermost */
 	size_t nelem;
-	const unsigned char *data;       /* inside the mapping, nbytes long */
+	const InFile *src;               /* the file holding it (not owned) */
 	size_t nbytes;
-	size_t offset;                   /* absolute byte offset in its file */
-	const char *file;                /* the file holding it (not owned) */
+	size_t offset;                   /* absolute byte offset in src */
+	const char *file;                /* src->path, for messages */
 } TensorRef;
 
 /* All tensors of a checkpoint (of every shard), with a hash index on the
@@ -67,10 +69,16 @@ const TensorRef *tensor_table_find(const TensorTable *tt, const char *name);
 /* Release names, the array and the index. */
 void tensor_table_free(TensorTable *tt);
 
-/* Convert elements [first, first + n) of t to double. Returns false when the
- * range is outside the tensor or the dtype does not convert. Exact for every
- * convertible dtype. */
-bool tensor_read(const TensorRef *t, size_t first, size_t n, double *out);
+/* Convert elements [first, first + n) of t to double (exact for every
+ * convertible dtype), reading their bytes from t->src in large calls
+ * straight into out: no scratch buffer, nothing shared, so two threads
+ * may read tensors of one file at once. Returns 0, or -1 with one line
+ * in err: the range is outside the tensor, the dtype does not convert,
+ * or the file could not be read (it shrank since it was opened). */
+int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
+		size_t errlen);
+/* The t->nbytes stored bytes of t into buf. */
+int tensor_read_bytes(const TensorRef *t, void *buf, char *err, size_t errlen);
 
 /* IEEE half and bfloat16 bit patterns to double (exact). */
 double tensor_f16_to_double(uint16_t h);

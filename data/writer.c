@@ -203,12 +203,11 @@ static int copy_range(int in_fd, const char *in_path, size_t from, size_t to, in
 	return 0;
 }
 
+/* A regular file only, opened without blocking (a FIFO is refused). */
 static int open_input(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	return fd;
+	size_t size;
+	return infile_open_fd(path, &size, err, errlen);
 }
 
 /* A whole file copied into an already created temporary. */
@@ -678,7 +677,8 @@ static int collect_aux_config(Writer *w, const char *in_path, char *err, size_t 
 	if (stat(src, &a) != 0)
 		return 0;
 	if (stat(dst, &b) == 0) {
-		if (same_inode(&a, &b) || files_equal(src, dst))
+		/* Only a regular file is compared: opening a FIFO would block. */
+		if (same_inode(&a, &b) || (S_ISREG(b.st_mode) && files_equal(src, dst)))
 			return 0;
 		w->config_differs = true;  /* refused below unless force */
 	}
@@ -936,7 +936,7 @@ static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size
 
 static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen)
 {
-	if (mapfile_open(&f->in, f->in_path, err, errlen))
+	if (infile_open(&f->in, f->in_path, err, errlen))
 		return -1;
 	qsort(f->seg, f->nseg, sizeof *f->seg, cmp_seg);
 	for (size_t i = 0; i < f->nseg; i++)
@@ -970,7 +970,7 @@ static int start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 			    : copy_range(in_fd, f->in_path, 0, f->in.n, f->fd, f->tmp_path, 0,
 					 buf, err, errlen);
 	close(in_fd);
-	/* The header is no longer needed; the mapping is (checks only). */
+	/* The header is no longer needed; the open input is (checks only). */
 	return rc;
 }
 
@@ -1375,7 +1375,7 @@ void writer_free(Writer *w)
 		free(f->header);
 		free(f->seg);
 		if (f->in.path)
-			mapfile_close(&f->in);
+			infile_close(&f->in);
 	}
 	for (size_t i = 0; i < w->naux; i++) {
 		free(w->aux[i].src);

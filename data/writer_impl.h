@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "data/mapfile.h"
+#include "data/infile.h"
 #include "data/model.h"
 #include "data/tensor.h"
 
@@ -29,7 +29,7 @@ typedef struct {
 	char *final_path;         /* where it ends up (owned) */
 	char *tmp_path;           /* the temporary (owned), NULL until created */
 	int fd;
-	MappedFile in;
+	InFile in;                /* the input, read with infile_read */
 	ModelFormat format;
 	size_t data_in, data_out; /* starts of the data sections */
 	size_t align;             /* of tensor data (relative to data_out) */

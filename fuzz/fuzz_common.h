@@ -11,12 +11,10 @@
 
 #include "data/model.h"
 
-static inline void fuzz_one(const uint8_t *data, size_t size, const char *config_json)
+/* Read what an open model holds, as check and fold would. */
+static inline void fuzz_read_model(Model *m)
 {
-	Model *m;
 	char err[512];
-	if (model_open_memory(data, size, config_json, "fuzz", &m, err, sizeof err))
-		return;
 	const ModelInfo *in = model_info(m);
 	for (size_t i = 0; i < in->n_layers && i < 4; i++) {
 		Layer l;
@@ -30,6 +28,15 @@ static inline void fuzz_one(const uint8_t *data, size_t size, const char *config
 			model_load_embeddings(m, tok, 3, e, err, sizeof err);
 		free(e);
 	}
+}
+
+static inline void fuzz_one(const uint8_t *data, size_t size, const char *config_json)
+{
+	Model *m;
+	char err[512];
+	if (model_open_memory(data, size, config_json, "fuzz", &m, err, sizeof err))
+		return;
+	fuzz_read_model(m);
 	model_close(m);
 }
 

@@ -4,8 +4,9 @@
 #   fuzz/run.sh [SECONDS]     (default 15 seconds per target)
 #
 # Builds one libFuzzer target per reader (fuzz_gguf, fuzz_safetensors,
-# fuzz_llama2c) with clang -fsanitize=fuzzer,address,undefined straight from
-# the sources (outside automake), writes a seed corpus with the tests' own
+# fuzz_llama2c: bytes in memory) and fuzz_file (GGUF and llama2.c through a
+# real file, read with pread) with clang -fsanitize=fuzzer,address,undefined
+# straight from the sources (outside automake), writes a seed corpus with the tests' own
 # fixture writers (fuzz/make_seeds.c), and runs each target for SECONDS.
 # A crashing input is copied to tests/bad/ (replayed by make check) and the
 # script exits 1. Exit 77 when clang with libFuzzer is not available.
@@ -28,8 +29,8 @@ cat >"$work/include/config.h" <<'EOH'
 EOH
 jflags=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 srcs="core/layer.c core/rng.c core/status.c data/families.c data/gguf.c data/hfconfig.c
-      data/llama2c.c data/mapfile.c data/model.c data/path.c data/safetensors.c
-      data/tensor.c"
+      data/infile.c data/jsonfile.c data/llama2c.c data/model.c data/path.c
+      data/safetensors.c data/tensor.c"
 common="-std=c11 -g -O1 -fno-omit-frame-pointer -I$work/include -I$here"
 cd "$here" || exit 99
 if ! "$cc" $common -fsanitize=fuzzer-no-link,address,undefined -c -x c /dev/null \
@@ -47,14 +48,17 @@ done
 	core/layer.c core/rng.c core/status.c -o "$work/make_seeds" $jflags -lm || exit 99
 "$work/make_seeds" "$work/seeds" || exit 99
 status=0
-for t in gguf safetensors llama2c; do
+for t in gguf safetensors llama2c file; do
 	"$cc" $common -fsanitize=fuzzer,address,undefined "fuzz/fuzz_$t.c" $objs \
 		-o "$work/fuzz_$t" $jflags -lm || exit 99
 	mkdir -p "$work/corpus_$t"
+	# fuzz_file reads real files: seeded with the GGUF and llama2.c files
+	seeds="$work/seeds/$t"
+	[ "$t" = file ] && seeds="$work/seeds/gguf $work/seeds/llama2c"
 	echo "fuzz/run.sh: fuzz_$t for ${secs}s"
 	UBSAN_OPTIONS=halt_on_error=1 "$work/fuzz_$t" -max_total_time="$secs" -max_len=65536 \
 		-rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/artifacts/$t-" \
-		-print_final_stats=0 "$work/corpus_$t" "$work/seeds/$t" \
+		-print_final_stats=0 "$work/corpus_$t" $seeds \
 		>"$work/fuzz_$t.log" 2>&1
 	rc=$?
 	tail -n 3 "$work/fuzz_$t.log"

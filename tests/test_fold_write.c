@@ -180,8 +180,15 @@ static void assert_others_equal(const char *pa, const char *pb)
 		if (attn)
 			continue;
 		assert_int_equal(x->nbytes, y->nbytes);
-		if (memcmp(x->data, y->data, x->nbytes))
+		unsigned char *bx = malloc(x->nbytes), *by = malloc(y->nbytes);
+		char err[512];
+		assert_true(bx && by);
+		if (tensor_read_bytes(x, bx, err, sizeof err) || tensor_read_bytes(y, by, err, sizeof err))
+			fail_msg("%s", err);
+		if (memcmp(bx, by, x->nbytes))
 			fail_msg("%s: tensor %s changed", pb, x->name);
+		free(bx);
+		free(by);
 		kept++;
 	}
 	assert_true(kept > 0);
@@ -596,7 +603,8 @@ static void assert_pack_inverse(const char *path)
 				continue;
 			double *want = malloc(t->nelem * sizeof(double));
 			double *got = malloc(t->nelem * sizeof(double));
-			assert_true(tensor_read(t, 0, t->nelem, want));
+			if (tensor_read(t, 0, t->nelem, want, err, sizeof err))
+				fail_msg("%s", err);
 			assert_int_equal(model_tensor_pack(&l, lt.qkv_kind, (AttnTensor)a, got), 0);
 			if (memcmp(want, got, t->nelem * sizeof(double)))
 				fail_msg("%s: %s of layer %zu does not pack back", path,

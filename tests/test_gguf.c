@@ -105,6 +105,7 @@ static void test_llama_v3(void **state)
 	assert_int_equal(in->vocab, VOCAB);
 	assert_false(in->biases);
 	assert_string_equal(in->tensor_o, "blk.0.attn_output.weight");
+	assert_string_equal(in->note, "");
 	for (size_t i = 0; i < NL; i++) {
 		Layer l;
 		char err[256];
@@ -560,6 +561,50 @@ static void test_layers_and_overlap(void **state)
 	fx_free(&b);
 }
 
+/* {arch}.vocab_size and an untied output.weight against token_embd
+ * (llama.cpp: token_embd {n_embd, n_vocab}, output {n_embd, n_vocab}); an
+ * architecture llama.cpp does not list is read as NORM, with a note. */
+static void test_vocab_and_arch(void **state)
+{
+	(void)state;
+	FxKv kv[16];
+	char keys[8][64];
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(ref, NL, emb, VOCAB, "gguf", "F32", t), k = 0;
+	for (size_t i = 0; i < nt; i++)
+		if (!strstr(t[i].name, ".bias"))
+			t[k++] = t[i];
+	size_t nkv = base_kv(kv, "llama", keys);
+	kv[nkv++] = (FxKv){"llama.vocab_size", 'u', NULL, VOCAB + 1};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, kv, nkv, t, k, 0);
+	mem_fails(b.p, b.n, "test.gguf: tensor token_embd.weight: 40 rows, but GGUF metadata "
+			    "gives vocab_size 41");
+	fx_free(&b);
+	double *out = calloc((VOCAB + 1) * 32, sizeof(double));
+	t[k] = (FxTensor){"output.weight", "F32", 2, {VOCAB + 1, 32, 0, 0}, out};
+	fx_gguf(&b, 3, kv, nkv - 1, t, k + 1, 0);
+	mem_fails(b.p, b.n, "tensor output.weight: 41 rows, but the embeddings token_embd.weight "
+			    "have 40");
+	fx_free(&b);
+	t[k].shape[0] = VOCAB;
+	fx_gguf(&b, 3, kv, nkv - 1, t, k + 1, 0);
+	model_close(open_mem(&b));
+	fx_free(&b);
+	free(out);
+
+	nkv = base_kv(kv, "zzz", keys);
+	fx_gguf(&b, 3, kv, nkv, t, k, 0);
+	Model *m = open_mem(&b);
+	const char *note = model_info(m)->note;
+	assert_non_null(strstr(note, "test.gguf: GGUF metadata: general.architecture 'zzz' is not "
+				     "a family ropefold knows"));
+	assert_non_null(strstr(note, "RoPE pairs interleaved (llama.cpp's NORM type)"));
+	assert_int_equal(model_info(m)->rope.layout, ROPE_INTERLEAVED);
+	model_close(m);
+	fx_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_layers_and_overlap),
+		cmocka_unit_test(test_vocab_and_arch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -865,6 +865,69 @@ static void test_config_values(void **state)
 	model_close(m);
 }
 
+/* config.json's vocab_size against the embedding and an untied lm_head:
+ * HF's embedding is nn.Embedding(vocab_size, hidden_size) and lm_head
+ * nn.Linear(hidden_size, vocab_size), weight [vocab_size, hidden_size]. */
+static void test_vocab_agrees(void **state)
+{
+	Fx *f = *state;
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, 1000000000000, "");
+	write_folder(f, t, nt, cfg);
+	open_fails(f->dir, "tensor model.embed_tokens.weight: 40 rows, but config.json gives "
+			   "vocab_size 1000000000000");
+	/* an untied lm_head: right, too many rows, too few columns */
+	double *head = calloc((VOCAB + 1) * 32, sizeof(double));
+	t[nt] = (FxTensor){"lm_head.weight", "F32", 2, {VOCAB, 32, 0, 0}, head};
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	write_folder(f, t, nt + 1, cfg);
+	model_close(open_ok(f->dir));
+	t[nt].shape[0] = VOCAB + 1;
+	write_folder(f, t, nt + 1, cfg);
+	open_fails(f->dir, "tensor lm_head.weight: 41 rows, but config.json gives vocab_size 40");
+	t[nt].shape[0] = VOCAB;
+	t[nt].shape[1] = 16;
+	write_folder(f, t, nt + 1, cfg);
+	open_fails(f->dir, "tensor lm_head.weight: shape [40, 16], but config.json gives [vocab, 32]");
+	/* without vocab_size, the lm_head must match the embeddings */
+	t[nt].shape[0] = VOCAB + 1;
+	t[nt].shape[1] = 32;
+	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+	char *v = strstr(cfg, "\"vocab_size\"");
+	memmove(v, strchr(v, ',') + 2, strlen(strchr(v, ',') + 2) + 1);
+	write_folder(f, t, nt + 1, cfg);
+	open_fails(f->dir, "tensor lm_head.weight: 41 rows, but the embeddings "
+			   "model.embed_tokens.weight have 40");
+	free(head);
+}
+
+/* A model_type ropefold does not know is read as its tensor names say,
+ * with a note naming every assumption; a known one has no note. */
+static void test_unknown_model_type(void **state)
+{
+	Fx *f = *state;
+	write_llama(f, "F32", "");
+	Model *m = open_ok(f->dir);
+	assert_string_equal(model_info(m)->note, "");
+	model_close(m);
+	FxTensor t[64];
+	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", "F32", t);
+	char cfg[1024];
+	fx_hf_config(cfg, sizeof cfg, "zzz", &SHAPE, NL, VOCAB, "");
+	write_folder(f, t, nt, cfg);
+	m = open_ok(f->dir);
+	const char *note = model_info(m)->note;
+	assert_non_null(strstr(note, "config.json: model_type 'zzz' is not a family ropefold knows"));
+	assert_non_null(strstr(note, "'hf' scheme (model.layers.0.self_attn.q_proj.weight)"));
+	assert_non_null(strstr(note, "RoPE pairs half-split (HF rotate_half)"));
+	assert_non_null(strstr(note, "theta 10000 (not given)"));
+	assert_null(strchr(note, '\n'));
+	assert_int_equal(model_info(m)->rope.layout, ROPE_HALF);
+	model_close(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -880,6 +943,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_later_layers, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_shards_agree, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_config_values, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_vocab_agrees, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_model_type, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -325,5 +325,56 @@ else
 	not_ok ":export from layer 1 of the default model folds layer 1 only"
 fi
 
+# ---- files that are not what they seem -------------------------------------
+# A FIFO would block an open or a read for ever: :load and :verify answer
+# with a message and the explorer stays responsive.
+mkfifo "$WORK/fifo.bin"
+start "'$ROPEFOLD'"
+check "FIFO: the explorer starts on the default model" "default layer 0 "
+keys ':load fifo.bin' Enter
+check ":load fifo.bin: says it is a FIFO" "fifo.bin: is a FIFO"
+keys ':layer 1' Enter
+check "... the default model stays loaded" "default layer 1 "
+check_not "... and the message is gone" "is a FIFO"
+keys ':verify fifo.bin' Enter
+check ":verify fifo.bin: says it is a FIFO" "fifo.bin: is a FIFO"
+keys ':load random' Enter
+check "... a later :load still computes" "score +yes +. holds"
+keys q
+check "... and q quits" "EXIT=0"
+# A FIFO where the command history is kept: no history, and no hang.
+mkdir -p "$WORK/fstate/ropefold"
+mkfifo "$WORK/fstate/ropefold/history"
+start "XDG_STATE_HOME='$WORK/fstate' '$ROPEFOLD' tui"
+check "history file that is a FIFO: the explorer starts" "score +yes +. holds"
+keys ':drop commutes' Enter
+check "... and runs commands" "score +no +. breaks"
+keys q
+check "... and q quits" "EXIT=0"
+# A checkpoint truncated under the explorer: the next :layer re-reads it
+# and says what is wrong with it.
+mkdir "$WORK/tm"
+cp "${SRCDIR:-.}/data/default-model/config.json" "${SRCDIR:-.}/data/default-model/model.safetensors" "$WORK/tm/"
+start "'$ROPEFOLD' tui --model tm"
+check "truncated checkpoint: layer 0 shown first" "residual +yes +. holds"
+truncate -s 1000 "$WORK/tm/model.safetensors"
+keys ':layer 1' Enter
+check ":layer 1 after the truncation: the error names the file" "tm/model.safetensors: "
+keys ':load random' Enter
+check "... the explorer is still alive" "score +yes +. holds"
+keys q
+check "... and q quits" "EXIT=0"
+# A model_type ropefold does not know: the info view says what was assumed.
+mkdir "$WORK/zzz"
+cp "${SRCDIR:-.}/data/default-model/model.safetensors" "$WORK/zzz/"
+sed 's/"model_type": "llama"/"model_type": "zzz"/' "${SRCDIR:-.}/data/default-model/config.json" \
+	>"$WORK/zzz/config.json"
+start "'$ROPEFOLD' tui --model zzz"
+check "unknown model_type: the explorer evaluates it" "residual +yes +. holds"
+keys 9
+check "... and its info view says the family was assumed" "assumed: the family is not one"
+keys q
+check "... and q quits" "EXIT=0"
+
 echo "1..$n"
 [ "$failed" = 0 ]

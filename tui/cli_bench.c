@@ -11,6 +11,7 @@
 #include "core/inv.h"
 #include "tui/cli_bench.h"
 #include "tui/cli_check.h"
+#include "tui/cli_info.h"
 
 /* What the benchmark measures (all medians over --repeat runs, after a
  * warm-up, on one InvSession, with a monotonic clock):
@@ -181,6 +182,7 @@ int cli_bench(int argc, char **argv)
 		fprintf(stderr, "ropefold bench: %s\n", err);
 		return 2;
 	}
+	cli_model_note("bench", w.note);
 	bool f32 = o.precision == PREC_F32;
 	double dgemm = gemm_rate(false, BENCH_GEMM_N);
 	double sgemm = f32 ? gemm_rate(true, BENCH_GEMM_N) : 0;

@@ -11,8 +11,10 @@
 #include "data/default_model.h"
 #include "data/model.h"
 #include "tui/cli_check.h"
+#include "tui/cli_info.h"
 #include "tui/report_text.h"
 #include "tui/terminal.h"
+#include "tui/testhook.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -77,6 +79,7 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 	if (model_open(path, &m, err, errlen))
 		return -1;
 	const ModelInfo *in = model_info(m);
+	snprintf(w->note, sizeof w->note, "%s", in->note);
 	int rc = -1;
 	size_t *tokens = NULL;
 	double *emb = NULL;
@@ -89,6 +92,7 @@ static int workload_load(const RunOptions *o, const char *path, Workload *w,
 	if (check_fits(o, &in->shape, o->input == INPUT_EMBED && o->tokens ? 1 : o->seq,
 		       "--model", err, errlen))
 		goto out;
+	testhook_stop("open");
 	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
 		goto out;
 	/* The checkpoint's layout is what its runtime applies: --rope does not
@@ -245,6 +249,7 @@ int cli_check(int argc, char **argv, bool use_default)
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
 	}
+	cli_model_note("check", w.note);
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);

@@ -13,6 +13,7 @@ typedef struct {
 	char source[512];     /* "random", "default" or the path */
 	size_t layer_index;
 	bool default_model;
+	char note[1024];      /* the checkpoint's ModelInfo.note, "" when none */
 	/* --rope on a checkpoint: its runtime's layout stays the layer's, and
 	 * the fold is built for this one (a wrong one shows as a break) */
 	bool fold_layout_set;

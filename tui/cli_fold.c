@@ -20,8 +20,10 @@
 #include "data/sidecar.h"
 #include "data/writer.h"
 #include "tui/cli_fold.h"
+#include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
+#include "tui/testhook.h"
 
 static void fold_help(void)
 {
@@ -971,6 +973,8 @@ static int run(FoldRun *r)
 	if (model_open(o->model_path, &r->m, r->err, sizeof r->err))
 		return -1;
 	const ModelInfo *in = model_info(r->m);
+	if (r->progress)   /* a run that may talk on stderr: not the explorer's */
+		cli_model_note("fold", in->note);
 	if (!o->undo && opts_check_rope(o, in->shape.head_dim, o->model_path, r->err, sizeof r->err))
 		return -1;
 	if (o->undo && load_undo(r))
@@ -989,6 +993,7 @@ static int run(FoldRun *r)
 	}
 	if (writer_start(r->w, r->err, sizeof r->err))
 		return -1;
+	testhook_stop("open");
 	bool tty = r->progress && isatty(2);
 	double t0 = now();
 	for (size_t k = 0; k < r->nlayers; k++) {

@@ -100,6 +100,7 @@ int cli_info(int argc, char **argv)
 		return 2;
 	}
 	const ModelInfo *in = model_info(m);
+	cli_model_note("info", in->note);
 	if (o.json) {
 		json_t *doc = info_json(in);
 		if (!doc) {
@@ -117,4 +118,10 @@ int cli_info(int argc, char **argv)
 	}
 	model_close(m);
 	return 0;
+}
+
+void cli_model_note(const char *mode, const char *note)
+{
+	if (note[0])
+		fprintf(stderr, "ropefold %s: note: %s\n", mode, note);
 }

@@ -16,8 +16,10 @@
 #include "core/rope.h"
 #include "core/verify.h"
 #include "data/model.h"
+#include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
+#include "tui/testhook.h"
 
 static void verify_help(void)
 {
@@ -270,6 +272,9 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
+	cli_model_note("verify", model_info(ma)->note);
+	cli_model_note("verify", model_info(mb)->note);
+	testhook_stop("open");
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
 	bool chosen = o.layers && strcmp(o.layers, "all") != 0;
 	if (ia->n_layers != ib->n_layers && !chosen) {

@@ -152,8 +152,13 @@ static void history_setup(void)
 		hist_path[0] = 0;
 		return;
 	}
-	int fd = open(hist_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	/* A regular file only: readline opens it by name, and a FIFO there
+	 * would block that open (O_NONBLOCK keeps this one from blocking). */
+	int fd = open(hist_path, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
 		hist_path[0] = 0;
 		return;
 	}

@@ -96,6 +96,7 @@ static void fill_info(LayerInfo *li, const Workload *w)
 	li->seq = w->seq;
 	snprintf(li->source, sizeof li->source, "%s", w->source);
 	li->layer_index = w->layer_index;
+	li->family_assumed = w->note[0] != '\0';
 }
 
 /* Build what changed and evaluate; fills r. */

@@ -19,6 +19,8 @@ typedef struct {
 	size_t seq;
 	char source[512];     /* "default", "random" or the path */
 	size_t layer_index;
+	bool family_assumed;  /* a family ropefold does not know: its RoPE
+			       * layout and conventions were assumed */
 } LayerInfo;
 
 /* One finished evaluation, handed from the worker to the screen. */

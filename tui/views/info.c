@@ -39,6 +39,9 @@ static void info_draw(const ViewContext *c)
 	draw_textf(w, y++, 10, 0, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
 		   rope_layout_name(li->rope.layout), li->rope.rotary_dim,
 		   li->shape.head_dim, li->rope.theta, scal);
+	if (li->family_assumed)
+		draw_textf(w, y++, 10, 0, "assumed: the family is not one ropefold knows (%s, "
+			   "Llama's conventions)", rope_layout_name(li->rope.layout));
 	draw_textf(w, y++, 10, 0, "biases q/k/v %s, o %s; QK-norm %s; score scale %.4g",
 		   li->qkv_bias ? "yes" : "no", li->o_bias ? "yes" : "no",
 		   li->qk_norm ? "yes" : "no", li->score_scale);

@@ -1,0 +1,13 @@
+#ifndef ROPEFOLD_TUI_TESTHOOK_H
+#define ROPEFOLD_TUI_TESTHOOK_H
+
+/* Test hooks: read from the environment here, in tui/, and nowhere else.
+ *
+ * ROPEFOLD_TEST_STOP=open: the process stops itself (SIGSTOP) once its
+ * checkpoints are open (fold: and copied into the temporary output) and
+ * before it reads the first layer, so that a test can change the files
+ * under it (tests/truncate.sh truncates one), then continue it with
+ * SIGCONT: a real concurrent change, at a point the test chooses. */
+void testhook_stop(const char *point);
+
+#endif
