@@ -31,7 +31,10 @@ it (headers copied verbatim: the layout does not change; untouched tensor
 bytes copied by the kernel with copy_file_range, never through this
 process's memory; each shard fsynced), then renamed to O.
 
-Both print their wall time (also in --json: "seconds").
+read A [B ...]: read every attention tensor of each checkpoint once (into
+one reused buffer): the floor under any verify.
+
+All print their wall time (also in --json: "seconds").
 """
 import argparse
 import json
@@ -418,6 +421,39 @@ def cmd_fold(a):
     return 0
 
 
+def cmd_read(a):
+    """Read every attention tensor of each checkpoint once (the floor under
+    any verify): preadv of its byte range into one reused buffer."""
+    t0 = time.perf_counter()
+    total = 0
+    for path in a.checkpoints:
+        M = Checkpoint(path)
+        spans = []
+        for l in range(M.layers):
+            for part in ATTN:
+                n = M.name(l, part)
+                if n not in M.where:
+                    raise BadInput(f"{path}: no tensor {n}")
+                spans.append((M.where[n].path, *M.where[n].span(n)))
+        buf = bytearray(max(n for _, _, n in spans))
+        for fn, off, n in spans:
+            fd = os.open(fn, os.O_RDONLY)
+            try:
+                mv, done = memoryview(buf)[:n], 0
+                while done < n:
+                    k = os.preadv(fd, [mv[done:]], off + done)
+                    if k <= 0:
+                        raise BadInput(f"{fn}: offset {off + done}: short read")
+                    done += k
+            finally:
+                os.close(fd)
+            total += n
+    dt = time.perf_counter() - t0
+    print(json.dumps({"bytes": total, "seconds": dt}) if a.json else
+          f"numpy read: {total / 1e9:.2f} GB of attention tensors in {dt:.2f} s")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -433,9 +469,12 @@ def main():
     f.add_argument("--layers")
     f.add_argument("--break-layer", type=int)
     f.add_argument("--json", action="store_true")
+    r = sub.add_parser("read", help="read the attention tensors once")
+    r.add_argument("checkpoints", nargs="+")
+    r.add_argument("--json", action="store_true")
     a = p.parse_args()
     try:
-        return cmd_verify(a) if a.cmd == "verify" else cmd_fold(a)
+        return {"verify": cmd_verify, "fold": cmd_fold, "read": cmd_read}[a.cmd](a)
     except BadInput as e:
         print(f"model_numpy: {e}", file=sys.stderr)
         return 2
