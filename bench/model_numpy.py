@@ -74,14 +74,18 @@ class Shard:
             except ValueError as e:
                 raise BadInput(f"{path}: offset 8: header is not JSON ({e})")
         self.header_bytes = 8 + n
-        self.meta = hdr.pop("__metadata__", None)
         self.tensors = hdr
+        if not isinstance(hdr, dict):
+            raise BadInput(f"{path}: offset 8: the header is not a JSON object")
+        self.meta = hdr.pop("__metadata__", None)
         spans = []
         for name, t in hdr.items():
-            if not isinstance(t, dict) or "data_offsets" not in t:
-                raise BadInput(f"{path}: tensor {name}: no data_offsets")
-            b, e = t["data_offsets"]
-            spans.append((b, e, name))
+            try:
+                b, e = t["data_offsets"]
+                t["dtype"], list(t["shape"])
+                spans.append((int(b), int(e), name))
+            except (TypeError, KeyError, ValueError):
+                raise BadInput(f"{path}: tensor {name}: no dtype, shape and data_offsets [b, e]")
         spans.sort()
         end = 0
         for b, e, name in spans:
@@ -130,11 +134,17 @@ class Checkpoint:
             self.d = cfg.get("head_dim") or self.D // self.H
         except KeyError as e:
             raise BadInput(f"{path}/config.json: no {e}")
+        if self.H % self.G or self.d % 2:
+            raise BadInput(f"{path}/config.json: {self.H} heads over {self.G} kv heads of dim "
+                           f"{self.d}: not grouped query attention with even head dim")
         idx = os.path.join(path, "model.safetensors.index.json")
         if os.path.exists(idx):
-            with open(idx) as f:
-                wmap = json.load(f)["weight_map"]
-            files = sorted(set(wmap.values()))
+            try:
+                with open(idx) as f:
+                    wmap = json.load(f)["weight_map"]
+                files = sorted(set(wmap.values()))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise BadInput(f"{idx}: not a safetensors index ({e!r})")
         else:
             files, wmap = ["model.safetensors"], None
         self.shards = {fn: Shard(os.path.join(path, fn)) for fn in files}
@@ -151,10 +161,18 @@ class Checkpoint:
         return f"model.layers.{layer}.self_attn.{part}.weight"
 
     def bf16(self, layer, part):
+        """An attention tensor's bf16 bits, checked against config.json's shape."""
         n = self.name(layer, part)
         if n not in self.where:
             raise BadInput(f"{self.path}: no tensor {n}")
-        return self.where[n].bf16(n)
+        bits = self.where[n].bf16(n)
+        H, G, d, D = self.H, self.G, self.d, self.D
+        want = {"q_proj": (H * d, D), "k_proj": (G * d, D), "v_proj": (G * d, D),
+                "o_proj": (D, H * d)}[part]
+        if bits.shape != want:
+            raise BadInput(f"{self.path}: {n}: shape {list(bits.shape)}, config.json says "
+                           f"{list(want)}")
+        return bits
 
 
 def widen(bits):
@@ -266,7 +284,9 @@ def cmd_verify(a):
     A, B = Checkpoint(a.a), Checkpoint(a.b)
     out = {"a": a.a, "b": a.b, "layers": 0, "fold": True, "first_break": None}
     if (A.layers, A.D, A.H, A.G, A.d) != (B.layers, B.D, B.H, B.G, B.d):
-        out.update(fold=False, first_break={"check": "shapes differ"})
+        out.update(fold=False, first_break={
+            "check": "the config.json shapes (layers, D, H, G, d) differ: "
+                     f"{[A.layers, A.D, A.H, A.G, A.d]} and {[B.layers, B.D, B.H, B.G, B.d]}"})
     else:
         worst = {}
         for l in layer_list(a.layers, A.layers):
@@ -288,8 +308,8 @@ def cmd_verify(a):
         else:
             fb = out["first_break"]
             where = f"layer {fb['layer']}, kv group {fb['group']}: " if "layer" in fb else ""
-            extra = f" ({fb['value']:.3g} > {fb['bound']:.3g})" if "value" in fb else ""
-            print(f"numpy verify: not a fold: {where}{fb['check']} fails{extra}")
+            extra = f" fails ({fb['value']:.3g} > {fb['bound']:.3g})" if "value" in fb else ""
+            print(f"numpy verify: not a fold: {where}{fb['check']}{extra}")
         print(f"numpy verify: {out['seconds']:.2f} s")
     return 0 if out["fold"] else 1
 

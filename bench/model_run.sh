@@ -7,7 +7,8 @@
 # time), and the ratios issue 16 sets as targets.
 #
 # usage: bench/model_run.sh [ROPEFOLD [GEN_MODEL]] [--shape 8b|tiny] [--tiny]
-#                           [--repeat N] [--seed N]
+#                           [--repeat N] [--seed N] [--report]
+# (--report prints the last run's table again from its logs, running nothing.)
 # (make -C build bench-model runs it with the build's binaries.)
 #
 # Disk: the model is generated once (about 16 GB for the 8b shape, a few MB
@@ -25,12 +26,14 @@ GEN=
 SHAPE=8b
 REPEAT=1
 SEED=1
+REPORT=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--shape) SHAPE=$2; shift ;;
 	--tiny) SHAPE=tiny ;;
 	--repeat) REPEAT=$2; shift ;;
 	--seed) SEED=$2; shift ;;
+	--report) REPORT=1 ;;
 	-*) echo "model_run.sh: unknown option $1" >&2; exit 2 ;;
 	*) if [ -z "$ROPEFOLD" ]; then ROPEFOLD=$1; elif [ -z "$GEN" ]; then GEN=$1;
 	   else echo "model_run.sh: one ROPEFOLD and one GEN_MODEL, not $1" >&2; exit 2; fi ;;
@@ -61,10 +64,14 @@ for b in "$ROPEFOLD" "$GEN"; do
 done
 mkdir -p "$BENCH"
 LOGS=$MODEL.logs        # each command's stdout and stderr of the last run
-rm -rf "$LOGS"
-mkdir -p "$LOGS"
-RES=$LOGS/results       # lines: key seconds peak_rss_kb exit_status
-: >"$RES"
+RES=$LOGS/results       # lines: key seconds peak_rss_kb exit_status peak_anon_kb
+if [ "$REPORT" = 1 ]; then
+	[ -s "$RES" ] || { echo "model_run.sh: no earlier run's $RES to report" >&2; exit 2; }
+else
+	rm -rf "$LOGS"
+	mkdir -p "$LOGS"
+	: >"$RES"
+fi
 # the outputs, and the temporaries ropefold fold writes beside them (.NAME.tmp-*)
 cleanup() {
 	rm -rf "$OUT" "$OUT.partial" "$UNDONE" "$COPY" "$BENCH/.${OUT##*/}".tmp-* \
@@ -129,7 +136,9 @@ SIZE=$("$GEN" --shape "$SHAPE" --size)
 echo "model: $MODEL ($SHAPE shape, seed $SEED, $(gb "$SIZE") GB; $(gb "$(free_bytes)") GB free" \
 	"under $BENCH; a run needs the model and one copy of it, and a second copy while" \
 	"fold --undo runs)" >&2
-if grep -q '"complete": true' "$MODEL/bench-model.json" 2>/dev/null; then
+if [ "$REPORT" = 1 ]; then
+	:
+elif grep -q '"complete": true' "$MODEL/bench-model.json" 2>/dev/null; then
 	"$GEN" --shape "$SHAPE" --seed "$SEED" "$MODEL" || exit 2  # nothing to do, or another seed
 else
 	echo "generating it (once; kept for later runs)" >&2
@@ -180,7 +189,8 @@ fold_pair() {  # $1 = rf or np first
 	done
 }
 
-for round in $(seq 1 "$REPEAT"); do
+[ "$REPORT" = 1 ] && REPEAT=$(grep -c '^info ' "$RES")
+[ "$REPORT" = 1 ] || for round in $(seq 1 "$REPEAT"); do
 	echo "round $round of $REPEAT" >&2
 	timed info "$ROPEFOLD" info "$MODEL"
 	timed check_last "$ROPEFOLD" check --model "$MODEL" --layer "$LAST"
@@ -206,11 +216,12 @@ done
 summary() {
 	awk -v k="$1" '$1 == k { n++; t[n] = $2; if ($3 > m) m = $3; if ($5 > an) an = $5; rc[$4] = 1 }
 	END {
-		if (!n) { print "- - - -"; exit }
+		if (!n) { print "- - - - -"; exit }
 		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (t[j] < t[i]) { x = t[i]; t[i] = t[j]; t[j] = x }
 		med = n % 2 ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2
 		s = ""; for (r in rc) s = s (s == "" ? "" : ",") r
-		printf "%.2f %.0f %s %.0f\n", med, m / 1024, s, an / 1024
+		printf "%.2f %.0f %s %.0f %s\n", med, m / 1024, s, an / 1024,
+			(n > 1 ? sprintf("%.1f-%.1f", t[1], t[n]) : "-")
 	}' "$RES"
 }
 sec() { summary "$1" | cut -d' ' -f1; }
@@ -222,7 +233,7 @@ row() {  # row KEY LABEL
 		v=$(case $5 in 0) echo "fold" ;; 1) echo "not a fold" ;; *) echo "exit $5" ;; esac) ;;
 	*) v=$(case $5 in 0) echo "" ;; *) echo "exit $5" ;; esac) ;;
 	esac
-	printf '%-44s %9s %8s %8s  %s\n' "$2" "$3" "$4" "$6" "$v"
+	printf '%-44s %9s %13s %8s %8s  %s\n' "$2" "$3" "$7" "$4" "$6" "$v"
 }
 ratio() {  # ratio LABEL NUM_KEY DEN_KEY TARGET ("<= X")
 	a=$(sec "$2")
@@ -246,7 +257,7 @@ echo
 echo "machine: $cores cores, $cpu, ${ram} GB RAM, $(date -u +%Y-%m-%d), load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "model: $SHAPE shape ($LAYERS layers), $(gb "$SIZE") GB BF16, seed $SEED; $REPEAT round(s): median time; max peak RSS" \
 	"(GNU time, file pages mapped included) and anonymous memory (sampled)"
-printf '%-44s %9s %8s %8s  %s\n' work seconds RSS_MB anon_MB verdict
+printf '%-44s %9s %13s %8s %8s  %s\n' work seconds range RSS_MB anon_MB verdict
 row generate "generate the model (this run)"
 row info "ropefold info"
 row check_last "ropefold check --layer $LAST"
@@ -264,7 +275,8 @@ if [ "$HAVE_LOGITS" = 1 ]; then
 	row logits_64 "ropefold logits --seq 64"
 	row logits_512 "ropefold logits --seq 512"
 else
-	printf '%-44s %9s %8s %8s  %s\n' "ropefold logits --seq 64 / 512" - - - "no logits mode in this binary"
+	printf '%-44s %9s %13s %8s %8s  %s\n' "ropefold logits --seq 64 / 512" - - - - \
+		"no logits mode in this binary"
 fi
 echo
 echo "ratios (issue 16's targets):"
@@ -288,9 +300,10 @@ for k in rf_verify np_verify; do
 	rss=$(summary $k | cut -d' ' -f2)
 	anon=$(summary $k | cut -d' ' -f4)
 	[ "$rss" = - ] && continue
-	awk -v r="$rss" -v a="$anon" -v o="$one" -v k="$k" 'BEGIN {
-		printf "%-44s %9.1f   target for ropefold: about 2 layers (anonymous memory %.1f)\n",
-			k " peak RSS / one layer (A+B attn, f32)", r * 1048576 / o, a * 1048576 / o }'
+	awk -v r="$rss" -v a="$anon" -v o="$one" -v k="${k%_verify}" 'BEGIN {
+		printf "%-44s %9.1f   anonymous %.1f (ropefold'"'"'s target: about 2 layers)\n",
+			(k == "rf" ? "ropefold" : "numpy") " verify peak RSS / layer (A+B, f32)",
+			r * 1048576 / o, a * 1048576 / o }'
 done
 echo "notes: ropefold fold and the numpy fold fsync what they write, cp -r does not (sync is" \
 	"its flush); the page cache holds ${ram} GB against a ${SHAPE} model of $(gb "$SIZE") GB" \
