@@ -510,6 +510,89 @@ static int usage(void)
 	return 2;
 }
 
+/* Everything after the arguments: the size, or the folder's state, the
+ * disk check and the writing. 0 done, 1 an I/O failure, 2 a refusal. */
+static int generate(const Plan *p, const char *dir, int size_only)
+{
+	uint64_t need = 4096 * 3;  /* config, index, marker */
+	for (int k = 0; k < p->shards; k++)
+		need += shard_file_bytes(p, k);
+	if (size_only) {  /* bytes the complete folder takes */
+		printf("%llu\n", (unsigned long long)need);
+		return 0;
+	}
+	if (!dir)
+		return usage();
+	if (mkdir_p(dir) != 0) {
+		fprintf(stderr, "gen_model: %s: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	char why[8300];
+	DirState st = dir_state(p, dir, why, sizeof why);
+	if (st == DIR_FOREIGN) {
+		fprintf(stderr, "gen_model: %s; remove it or choose another folder\n", why);
+		return 2;
+	}
+	if (st == DIR_COMPLETE) {
+		fprintf(stderr, "gen_model: %s is complete (shape %s, seed %llu): nothing to do\n", dir,
+			p->shape->name, (unsigned long long)p->seed);
+		return 0;
+	}
+	for (int k = 0; k < p->shards; k++)
+		if (st == DIR_PARTIAL && shard_done(p, k, dir))
+			need -= shard_file_bytes(p, k);
+	struct statvfs vfs;
+	if (statvfs(dir, &vfs) != 0) {
+		fprintf(stderr, "gen_model: %s: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, margin = 1ULL << 30;
+	if (avail < need + margin) {
+		fprintf(stderr, "gen_model: %s: needs %.1f GB free (and 1 GB to spare), has %.1f GB\n",
+			dir, need / 1e9, avail / 1e9);
+		return 2;
+	}
+	fprintf(stderr, "gen_model: writing a %s-shaped BF16 checkpoint (seed %llu) into %s: "
+		"%.2f GB to write, %d shards; bench time only\n", p->shape->name,
+		(unsigned long long)p->seed, dir, need / 1e9, p->shards);
+	if (write_json(marker(p, 0), dir, MARKER, JSON_INDENT(2)) != 0)
+		return 1;
+	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	Writer *w = calloc(1, sizeof *w);
+	if (w)
+		w->chunk = malloc((size_t)CHUNK_BLOCKS * BLOCK * 2);
+	if (!w || !w->chunk) {
+		fprintf(stderr, "gen_model: out of memory\n");
+		free(w);
+		return 1;
+	}
+	w->threads = nproc < 1 ? 1 : nproc > MAX_THREADS ? MAX_THREADS : (int)nproc;
+	double t0 = now();
+	int written = 0;
+	for (int k = 0; k < p->shards; k++) {
+		if (shard_done(p, k, dir)) {
+			fprintf(stderr, "gen_model: shard %d of %d already written\n", k + 1, p->shards);
+			written++;
+			continue;
+		}
+		if (write_shard(w, p, k, dir) != 0)
+			break;
+		written++;
+	}
+	free(w->chunk);
+	free(w);
+	if (written < p->shards)
+		return 1;
+	size_t real = JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(8);
+	if (write_json(hf_config(p->shape), dir, "config.json", real) != 0 ||
+	    write_json(hf_index(p), dir, "model.safetensors.index.json",
+		       JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+	    write_json(marker(p, 1), dir, MARKER, JSON_INDENT(2)) != 0)
+		return 1;
+	fprintf(stderr, "gen_model: done in %.1f s\n", now() - t0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const Shape *shape = &SHAPES[0];
@@ -546,78 +629,10 @@ int main(int argc, char **argv)
 	Plan p;
 	if (plan_build(&p, shape, seed) != 0) {
 		fprintf(stderr, "gen_model: out of memory\n");
+		free(p.t);
 		return 1;
 	}
-	uint64_t need = 4096 * 3;  /* config, index, marker */
-	for (int k = 0; k < p.shards; k++)
-		need += shard_file_bytes(&p, k);
-	if (size_only) {  /* bytes the complete folder takes */
-		printf("%llu\n", (unsigned long long)need);
-		return 0;
-	}
-	if (!dir)
-		return usage();
-	if (mkdir_p(dir) != 0) {
-		fprintf(stderr, "gen_model: %s: %s\n", dir, strerror(errno));
-		return 2;
-	}
-	char why[8300];
-	DirState st = dir_state(&p, dir, why, sizeof why);
-	if (st == DIR_FOREIGN) {
-		fprintf(stderr, "gen_model: %s; remove it or choose another folder\n", why);
-		return 2;
-	}
-	if (st == DIR_COMPLETE) {
-		fprintf(stderr, "gen_model: %s is complete (shape %s, seed %llu): nothing to do\n", dir,
-			shape->name, (unsigned long long)seed);
-		return 0;
-	}
-	for (int k = 0; k < p.shards; k++)
-		if (st == DIR_PARTIAL && shard_done(&p, k, dir))
-			need -= shard_file_bytes(&p, k);
-	struct statvfs vfs;
-	if (statvfs(dir, &vfs) != 0) {
-		fprintf(stderr, "gen_model: %s: %s\n", dir, strerror(errno));
-		return 2;
-	}
-	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize, margin = 1ULL << 30;
-	if (avail < need + margin) {
-		fprintf(stderr, "gen_model: %s: needs %.1f GB free (and 1 GB to spare), has %.1f GB\n",
-			dir, need / 1e9, avail / 1e9);
-		return 2;
-	}
-	fprintf(stderr, "gen_model: writing a %s-shaped BF16 checkpoint (seed %llu) into %s: "
-		"%.2f GB to write, %d shards; bench time only\n", shape->name,
-		(unsigned long long)seed, dir, need / 1e9, p.shards);
-	if (write_json(marker(&p, 0), dir, MARKER, JSON_INDENT(2)) != 0)
-		return 1;
-	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	Writer *w = calloc(1, sizeof *w);
-	if (w)
-		w->chunk = malloc((size_t)CHUNK_BLOCKS * BLOCK * 2);
-	if (!w || !w->chunk) {
-		fprintf(stderr, "gen_model: out of memory\n");
-		return 1;
-	}
-	w->threads = nproc < 1 ? 1 : nproc > MAX_THREADS ? MAX_THREADS : (int)nproc;
-	double t0 = now();
-	for (int k = 0; k < p.shards; k++) {
-		if (shard_done(&p, k, dir)) {
-			fprintf(stderr, "gen_model: shard %d of %d already written\n", k + 1, p.shards);
-			continue;
-		}
-		if (write_shard(w, &p, k, dir) != 0)
-			return 1;
-	}
-	size_t real = JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(8);
-	if (write_json(hf_config(shape), dir, "config.json", real) != 0 ||
-	    write_json(hf_index(&p), dir, "model.safetensors.index.json",
-		       JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
-	    write_json(marker(&p, 1), dir, MARKER, JSON_INDENT(2)) != 0)
-		return 1;
-	fprintf(stderr, "gen_model: done in %.1f s\n", now() - t0);
-	free(w->chunk);
-	free(w);
+	int rc = generate(&p, dir, size_only);
 	free(p.t);
-	return 0;
+	return rc;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Whole-model verify and fold of an HF BF16 Llama checkpoint, in NumPy.
 
-The reference `make bench-model` times ropefold against (issue 16), as
+The reference `make bench-model` times ropefold against, as
 bench/numpy_check.py is for one layer. Written the way a competent engineer
 would: the shards memmapped (each safetensors header parsed with json and
 checked to tile its data exactly), bf16 widened to float32 by a bit shift,

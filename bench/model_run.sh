@@ -1,10 +1,10 @@
 #!/bin/sh
-# The whole-model table of issue 16: ropefold's info, check, verify, fold,
+# The whole-model performance table: ropefold's info, check, verify, fold,
 # fold --undo (and logits, when the binary has that mode) on a generated
 # Llama-3-8B-shaped BF16 checkpoint, beside a NumPy implementation of the
 # same verify and fold (bench/model_numpy.py), `cp -r` of the folder and the
 # time to just read the tensors once; wall time and peak RSS of each (GNU
-# time), and the ratios issue 16 sets as targets.
+# time), and the ratios the project sets as targets.
 #
 # usage: bench/model_run.sh [ROPEFOLD [GEN_MODEL]] [--shape 8b|tiny] [--tiny]
 #                           [--repeat N] [--seed N] [--report]
@@ -279,7 +279,7 @@ else
 		"no logits mode in this binary"
 fi
 echo
-echo "ratios (issue 16's targets):"
+echo "ratios (the targets):"
 ratio "verify / numpy verify" rf_verify np_verify "<= 0.5"
 ratio "verify / read attention tensors once" rf_verify read_attn "<= 2"
 ratio "fold / cp -r" rf_fold cp_r "<= 1.25"
