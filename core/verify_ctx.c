@@ -1,0 +1,107 @@
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core/procrustes.h"
+#include "core/verify_impl.h"
+
+/* The context of one comparison: the residual helpers every check uses. */
+
+double verify_frob_diff(const double *A, const double *B, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (A[i] - B[i]) * (A[i] - B[i]);
+	return sqrt(s);
+}
+
+void verify_break(VerifyVerdict *v, VerifyWhy why, LevelId level, size_t group,
+		  size_t head, const char *tensor, double err, const char *fmt, ...)
+{
+	if (v->why != VERIFY_WHY_NONE)
+		return;
+	v->why = why;
+	v->level = level;
+	v->group = group;
+	v->head = head;
+	v->err = err;
+	snprintf(v->tensor, sizeof v->tensor, "%s", tensor);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->why_text, sizeof v->why_text, fmt, ap);
+	va_end(ap);
+}
+
+/* X = R A (d x D rows, A with leading dimension D) into c->work. */
+static void rows_times(const VerifyCtx *c, const double *R, const double *A)
+{
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->d,
+		    (int)c->D, (int)c->d, 1.0, R, (int)c->d, A, (int)c->D, 0.0,
+		    c->work, (int)c->D);
+}
+
+double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
+		       const double *B)
+{
+	rows_times(c, R, A);
+	return procrustes_rel_diff(c->work, c->D, B, c->D, c->d, c->D);
+}
+
+/* rel diff of R a against b for d-vectors. */
+static double vec_err(const VerifyCtx *c, const double *R, const double *a,
+		      const double *b)
+{
+	double *y = c->work;
+	cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c->d, (int)c->d, 1.0, R,
+		    (int)c->d, a, 1, 0.0, y, 1);
+	return procrustes_rel_diff(y, c->d, b, c->d, 1, c->d);
+}
+
+void verify_note_direct(VerifyCtx *c, double e)
+{
+	if (e > c->direct)
+		c->direct = e;
+}
+
+double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
+		       const double *b, bool *left)
+{
+	double plain = procrustes_rel_diff(a, c->d, b, c->d, 1, c->d);
+	verify_note_direct(c, plain);
+	*left = plain <= c->tol;
+	return vec_err(c, R, a, b);
+}
+
+void verify_note_err(VerifyCtx *c, double e)
+{
+	if (e > c->v->max_err)
+		c->v->max_err = e;
+}
+
+void verify_heads_of(const VerifyCtx *c, size_t g, char *buf, size_t len)
+{
+	if (c->hpg == 1)
+		snprintf(buf, len, "query head %zu", g);
+	else
+		snprintf(buf, len, "query heads %zu-%zu", g * c->hpg,
+			 g * c->hpg + c->hpg - 1);
+}
+
+int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
+			 RfStatus *st)
+{
+	*st = procrustes_rotation(A, c->D, B, c->D, c->d, c->D, c->R2);
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+		return 0;
+	*st = procrustes_least_squares(A, c->D, B, c->D, c->d, c->D, c->R2);
+	if (*st == RF_ERR_NUMERIC) {
+		*st = RF_OK;
+		return 2;
+	}
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+		return 1;
+	return 2;
+}
