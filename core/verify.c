@@ -1,12 +1,9 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dtype.h"
 #include "core/layout_perm.h"
 #include "core/rope.h"
 #include "core/verify_impl.h"
@@ -53,15 +50,10 @@ static void verdict_reset(VerifyVerdict *v)
 	v->relation = VERIFY_REL_NONE;
 	v->rotated = v->heads_permuted = v->rounded = false;
 	v->vo_not_orthogonal = false;
-	v->relation_text[0] = 0;
 	v->max_err = 0;
 	v->why = VERIFY_WHY_NONE;
-	v->level = LEVEL_SCORE;
-	v->group = v->head = SIZE_MAX;
-	v->tensor[0] = 0;
-	v->err = 0;
+	v->brk = finding_make(FIND_NONE);
 	memset(&v->comm, 0, sizeof v->comm);
-	v->why_text[0] = 0;
 }
 
 RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a)
@@ -81,8 +73,9 @@ RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a)
 	v->npairs = np;
 	v->commuting = calloc(G, sizeof(bool));
 	v->angles = calloc(G * (np ? np : 1), sizeof(double));
+	v->freqs = calloc(np ? np : 1, sizeof(double));
 	if (!p->rq || !p->rk || !p->rv || !p->ro || !p->perm || !v->commuting ||
-	    !v->angles)
+	    !v->angles || !v->freqs)
 		return RF_ERR_NOMEM;
 	for (size_t h = 0; h < H; h++) {
 		set_identity(p->rq + h * dd, d);
@@ -93,7 +86,7 @@ RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a)
 		set_identity(p->rv + g * dd, d);
 		p->perm[g] = g;
 	}
-	return RF_OK;
+	return rope_frequencies(&a->rope, v->freqs);
 }
 
 void verify_verdict_free(VerifyVerdict *v)
@@ -101,8 +94,10 @@ void verify_verdict_free(VerifyVerdict *v)
 	fold_plan_free(&v->plan);
 	free(v->commuting);
 	free(v->angles);
+	free(v->freqs);
 	v->commuting = NULL;
 	v->angles = NULL;
+	v->freqs = NULL;
 }
 
 /* Compare a against b (already in a's layout) into v (allocated). */
@@ -129,20 +124,20 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 		v->relation = VERIFY_REL_IDENTICAL;
 		return RF_OK;
 	}
-	c.freqs = calloc(c.np ? c.np : 1, sizeof(double));
+	c.freqs = v->freqs;
 	c.work = malloc(c.dD * sizeof(double));
 	c.R = malloc(c.dd * sizeof(double));
 	c.R2 = malloc(c.dd * sizeof(double));
 	RfStatus st = RF_ERR_NOMEM;
-	if (!c.freqs || !c.work || !c.R || !c.R2)
+	if (!c.work || !c.R || !c.R2)
 		goto out;
-	st = rope_frequencies(&a->rope, c.freqs);
-	if (st != RF_OK)
-		goto out;
+	st = RF_OK;
 	const char *bad;
 	if (!layer_is_finite(a, &bad) || !layer_is_finite(b, &bad)) {
-		verify_break(v, VERIFY_WHY_UNEXPLAINED, LEVEL_SCORE, SIZE_MAX, SIZE_MAX,
-			  "", INFINITY, "the %s holds a value that is not finite", bad);
+		Finding f = verify_finding(FIND_NOT_FINITE, LEVEL_SCORE, FINDING_NONE,
+					   FINDING_NONE, "", INFINITY);
+		f.what = bad;
+		verify_break(v, VERIFY_WHY_UNEXPLAINED, &f);
 		goto out;
 	}
 	if (!verify_check_presence(&c))
@@ -172,9 +167,11 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 	if (!verify_check_plain(&c, a->bo, b->bo, c.D, "b_o", LEVEL_RESIDUAL))
 		goto out;
 	if (a->score_scale != b->score_scale) {
-		verify_break(v, VERIFY_WHY_SHAPE, LEVEL_SCORE, SIZE_MAX, SIZE_MAX,
-			  "", INFINITY, "the score scales differ (%g and %g)",
-			  layer_score_scale(a), layer_score_scale(b));
+		Finding f = verify_finding(FIND_SCORE_SCALES_DIFFER, LEVEL_SCORE,
+					   FINDING_NONE, FINDING_NONE, "", INFINITY);
+		f.value[0] = layer_score_scale(a);
+		f.value[1] = layer_score_scale(b);
+		verify_break(v, VERIFY_WHY_SHAPE, &f);
 		goto out;
 	}
 	v->equivalent = true;
@@ -187,7 +184,6 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 	if (v->heads_permuted)
 		v->relation = VERIFY_REL_HEADS_PERMUTED;
 out:
-	free(c.freqs);
 	free(c.work);
 	free(c.R);
 	free(c.R2);
@@ -214,48 +210,11 @@ bool verify_same_shape(const LayerShape *x, const LayerShape *y)
 	return x->d_model == y->d_model && x->n_heads == y->n_heads &&
 	       x->n_kv_heads == y->n_kv_heads && x->head_dim == y->head_dim;
 }
-/* The relation in plain words. */
-static void describe(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
+/* The relation, most specific first (the words are findings_text's). */
+static void settle_relation(VerifyVerdict *v)
 {
-	char *buf = v->relation_text;
-	size_t len = sizeof v->relation_text, n = 0;
-	if (!v->equivalent) {
-		snprintf(buf, len, "not equivalent");
-		return;
-	}
-	if (v->layout_converted) {
+	if (v->equivalent && v->layout_converted)
 		v->relation = VERIFY_REL_LAYOUT;
-		n += (size_t)snprintf(buf + n, len - n,
-				      "same model up to the layout conversion (%s -> %s)",
-				      rope_layout_name(a->rope.layout),
-				      rope_layout_name(b->rope.layout));
-		if (v->rotated)
-			n += (size_t)snprintf(buf + n, len - n,
-					      ", combined with a commuting fold");
-	} else if (v->rotated) {
-		n += (size_t)snprintf(buf + n, len - n, "commuting fold");
-	} else if (v->relation == VERIFY_REL_IDENTICAL) {
-		n += (size_t)snprintf(buf + n, len - n, "identical");
-	} else if (!v->heads_permuted) {
-		n += (size_t)snprintf(buf + n, len - n, "equal up to %s rounding",
-				      dtype_name_of_roundoff(u));
-	}
-	if (v->heads_permuted && n < len) {
-		n += (size_t)snprintf(buf + n, len - n, "%s",
-				      n ? " with heads permuted as [" :
-					  "heads permuted as [");
-		for (size_t g = 0; g < v->plan.n_kv_heads && n + 24 < len; g++)
-			n += (size_t)snprintf(buf + n, len - n, "%s%zu", g ? " " : "",
-					      v->plan.perm[g]);
-		if (n < len)
-			n += (size_t)snprintf(buf + n, len - n, "]");
-	}
-	if (v->rounded && v->relation != VERIFY_REL_ROUNDING && n < len)
-		n += (size_t)snprintf(buf + n, len - n, ", up to %s rounding",
-				      dtype_name_of_roundoff(u));
-	if (v->vo_not_orthogonal && n < len)
-		snprintf(buf + n, len - n,
-			 " (V/O by an invertible, non-orthogonal map)");
 }
 
 RfStatus verify_layers(const Layer *a, const Layer *b,
@@ -266,21 +225,18 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 	double u = opt && opt->unit_roundoff > 0 ? opt->unit_roundoff : 0x1p-53;
 	v->tol = opt && opt->tol > 0 ? opt->tol : 3.0 * u + 1e-12;
 	v->unit_roundoff = u;
+	v->shape_a = a->shape;
+	v->shape_b = b->shape;
+	v->rope_a = a->rope;
+	v->rope_b = b->rope;
 	if (layer_shape_check(&a->shape, NULL) != RF_OK ||
 	    rope_spec_check(&a->rope, a->shape.head_dim, NULL) != RF_OK)
 		return RF_ERR_ARG;
 	if (!verify_same_shape(&a->shape, &b->shape) ||
 	    !same_rope_params(&a->rope, &b->rope)) {
-		verify_break(v, VERIFY_WHY_SHAPE, LEVEL_SCORE, SIZE_MAX, SIZE_MAX, "",
-			  INFINITY,
-			  "the layers differ in shape or RoPE settings (D %zu/%zu, "
-			  "heads %zu/%zu, kv heads %zu/%zu, head dim %zu/%zu, "
-			  "rotary dim %zu/%zu, theta %g/%g)",
-			  a->shape.d_model, b->shape.d_model, a->shape.n_heads,
-			  b->shape.n_heads, a->shape.n_kv_heads, b->shape.n_kv_heads,
-			  a->shape.head_dim, b->shape.head_dim, a->rope.rotary_dim,
-			  b->rope.rotary_dim, a->rope.theta, b->rope.theta);
-		snprintf(v->relation_text, sizeof v->relation_text, "not equivalent");
+		Finding f = verify_finding(FIND_SHAPES_DIFFER, LEVEL_SCORE,
+					   FINDING_NONE, FINDING_NONE, "", INFINITY);
+		verify_break(v, VERIFY_WHY_SHAPE, &f);
 		return RF_OK;
 	}
 	RfStatus st = verify_verdict_alloc(v, a);
@@ -297,12 +253,12 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 	}
 	st = verify_analyse(a, bc, v->tol, v);
 	v->layout_converted = bc != b;
-	if (st == RF_OK && !v->equivalent && v->level == LEVEL_SCORE &&
+	if (st == RF_OK && !v->equivalent && v->brk.level == LEVEL_SCORE &&
 	    v->why != VERIFY_WHY_SHAPE)
 		st = verify_try_conversions(a, b, bc, v->tol, v);
 	if (bc != b)
 		layer_free(&conv);
 	if (st == RF_OK)
-		describe(a, b, u, v);
+		settle_relation(v);
 	return st;
 }

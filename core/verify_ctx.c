@@ -2,7 +2,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "core/procrustes.h"
@@ -18,21 +17,24 @@ double verify_frob_diff(const double *A, const double *B, size_t n)
 	return sqrt(s);
 }
 
-void verify_break(VerifyVerdict *v, VerifyWhy why, LevelId level, size_t group,
-		  size_t head, const char *tensor, double err, const char *fmt, ...)
+Finding verify_finding(FindingCode code, LevelId level, size_t group,
+		       size_t head, const char *tensor, double err)
+{
+	Finding f = finding_make(code);
+	f.level = level;
+	f.group = group;
+	f.head = head;
+	snprintf(f.tensor, sizeof f.tensor, "%s", tensor);
+	f.err = err;
+	return f;
+}
+
+void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f)
 {
 	if (v->why != VERIFY_WHY_NONE)
 		return;
 	v->why = why;
-	v->level = level;
-	v->group = group;
-	v->head = head;
-	v->err = err;
-	snprintf(v->tensor, sizeof v->tensor, "%s", tensor);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(v->why_text, sizeof v->why_text, fmt, ap);
-	va_end(ap);
+	v->brk = *f;
 }
 
 /* X = R A (d x D rows, A with leading dimension D) into c->work. */
@@ -79,15 +81,6 @@ void verify_note_err(VerifyCtx *c, double e)
 {
 	if (e > c->v->max_err)
 		c->v->max_err = e;
-}
-
-void verify_heads_of(const VerifyCtx *c, size_t g, char *buf, size_t len)
-{
-	if (c->hpg == 1)
-		snprintf(buf, len, "query head %zu", g);
-	else
-		snprintf(buf, len, "query heads %zu-%zu", g * c->hpg,
-			 g * c->hpg + c->hpg - 1);
 }
 
 int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,

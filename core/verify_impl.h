@@ -31,10 +31,13 @@ typedef struct {
 
 /* ||A - B||_F over n entries. */
 double verify_frob_diff(const double *A, const double *B, size_t n);
-/* Record the first break; later calls are ignored. */
-void verify_break(VerifyVerdict *v, VerifyWhy why, LevelId level, size_t group,
-		  size_t head, const char *tensor, double err, const char *fmt, ...)
-	__attribute__((format(printf, 8, 9)));
+/* A break at level, kv group and query head of B (FINDING_NONE: none),
+ * in tensor with relative error err; the caller adds the numbers its code
+ * quotes. */
+Finding verify_finding(FindingCode code, LevelId level, size_t group,
+		       size_t head, const char *tensor, double err);
+/* Record the first break, of class why; later calls are ignored. */
+void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f);
 /* rel diff of R A_rows against B_rows (d x D blocks); R A lands in c->work. */
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B);
@@ -51,8 +54,6 @@ double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
  * for those, with the fitted map in c->R2. */
 int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
 			 RfStatus *st);
-/* "query heads 2-3" or "query head 2". */
-void verify_heads_of(const VerifyCtx *c, size_t g, char *buf, size_t len);
 
 /* ---- the jobs ------------------------------------------------------------ */
 

@@ -1,10 +1,8 @@
 #include "config.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "core/layout_perm.h"
-#include "core/rope.h"
 #include "core/verify_impl.h"
 
 /* The layout-conversion search: when B's Q/K break, try the classic broken
@@ -16,7 +14,7 @@
  * what B would be had the conversion been done right. When it explains
  * B, the verdict becomes that named break. */
 static RfStatus try_candidate(const Layer *a, const Layer *cand, double tol,
-			      VerifyVerdict *v, VerifyWhy why, const char *text)
+			      VerifyVerdict *v, VerifyWhy why, FindingCode code)
 {
 	VerifyVerdict t;
 	memset(&t, 0, sizeof t);
@@ -34,8 +32,9 @@ static RfStatus try_candidate(const Layer *a, const Layer *cand, double tol,
 		t.plan = keep;
 		t.commuting = kc;
 		t.angles = ka;
+		Finding f = verify_finding(code, LEVEL_SCORE, 0, 0, "W_k", v->brk.err);
 		v->why = VERIFY_WHY_NONE;
-		verify_break(v, why, LEVEL_SCORE, 0, 0, "W_k", v->err, "%s", text);
+		verify_break(v, why, &f);
 		v->equivalent = false;
 		v->relation = VERIFY_REL_NONE;
 		v->heads_permuted = t.heads_permuted;
@@ -50,9 +49,6 @@ RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 {
 	RfStatus st = RF_OK;
 	Layer cand;
-	char text[512];
-	const char *la = rope_layout_name(a->rope.layout);
-	const char *lb = rope_layout_name(b->rope.layout);
 	if (b->rope.layout != a->rope.layout) {
 		/* K left as it was (Q converted). */
 		st = layer_copy(&cand, bc);
@@ -63,11 +59,8 @@ RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 		if (b->bk)
 			memcpy(cand.bk, b->bk, b->shape.n_kv_heads *
 					       b->shape.head_dim * sizeof(double));
-		snprintf(text, sizeof text,
-			 "a layout conversion (%s -> %s) that missed K: Q's rows "
-			 "are permuted between the layouts but K's are not, so "
-			 "every key is paired with the wrong frequencies", la, lb);
-		st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_MISSED_K, text);
+		st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_MISSED_K,
+				   FIND_CONV_MISSED_K);
 		layer_free(&cand);
 		if (st != RF_OK || v->why == VERIFY_WHY_CONV_MISSED_K)
 			return st;
@@ -84,17 +77,9 @@ RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 					memcpy(cand.bk, kw.bk, b->shape.n_kv_heads *
 							       b->shape.head_dim *
 							       sizeof(double));
-				snprintf(text, sizeof text,
-					 "a layout conversion (%s -> %s) that permuted K "
-					 "with the query head count (%zu) instead of the "
-					 "kv head count (%zu): K's rows moved in blocks of "
-					 "%zu, not %zu",
-					 la, lb, b->shape.n_heads, b->shape.n_kv_heads,
-					 b->shape.n_kv_heads * b->shape.head_dim /
-						 b->shape.n_heads,
-					 b->shape.head_dim);
 				st = try_candidate(a, &cand, tol, v,
-						   VERIFY_WHY_CONV_K_HEADS, text);
+						   VERIFY_WHY_CONV_K_HEADS,
+						   FIND_CONV_K_QUERY_HEADS);
 				layer_free(&cand);
 			}
 			layer_free(&kw);
@@ -106,10 +91,8 @@ RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 		if (st != RF_OK)
 			return st;
 		cand.rope.layout = a->rope.layout;
-		snprintf(text, sizeof text,
-			 "the RoPE layout changed (%s -> %s) but the Q/K rows were "
-			 "not permuted by the conversion", la, lb);
-		st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_MISSED_QK, text);
+		st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_MISSED_QK,
+				   FIND_CONV_MISSED_QK);
 		layer_free(&cand);
 		return st;
 	}
@@ -125,11 +108,8 @@ RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 	layer_free(&relabel);
 	if (st != RF_OK)
 		return st;
-	snprintf(text, sizeof text,
-		 "Q/K rows are permuted as by a layout conversion (%s -> %s) "
-		 "but the RoPE layout is still %s",
-		 la, rope_layout_name(other), lb);
-	st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_UNLABELLED, text);
+	st = try_candidate(a, &cand, tol, v, VERIFY_WHY_CONV_UNLABELLED,
+			   FIND_CONV_UNLABELLED);
 	layer_free(&cand);
 	return st;
 }

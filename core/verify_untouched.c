@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "core/procrustes.h"
@@ -22,11 +21,9 @@ bool verify_check_plain(VerifyCtx *c, const double *x, const double *y,
 		verify_note_err(c, e);
 		return true;
 	}
-	verify_break(c->v, VERIFY_WHY_UNEXPLAINED, level, SIZE_MAX, SIZE_MAX, name, e,
-		  (x && y) ? "%s differs from A's (relative difference %.3g); a "
-			     "fold leaves it alone"
-			   : "%s is present in only one of the two layers%.0f",
-		  name, (x && y) ? e : 0.0);
+	Finding f = verify_finding((x && y) ? FIND_UNTOUCHED_DIFFERS : FIND_ONE_SIDED,
+				   level, FINDING_NONE, FINDING_NONE, name, e);
+	verify_break(c->v, VERIFY_WHY_UNEXPLAINED, &f);
 	return false;
 }
 
@@ -37,16 +34,16 @@ bool verify_check_norm_weights(VerifyCtx *c, const size_t *perm)
 	size_t d = c->d;
 	if (!a->q_norm != !b->q_norm || !a->k_norm != !b->k_norm) {
 		const char *name = !a->q_norm != !b->q_norm ? "q_norm" : "k_norm";
-		verify_break(c->v, VERIFY_WHY_UNEXPLAINED, LEVEL_SCORE, SIZE_MAX,
-			  SIZE_MAX, name, INFINITY,
-			  "%s is present in only one of the two layers", name);
+		Finding f = verify_finding(FIND_ONE_SIDED, LEVEL_SCORE, FINDING_NONE,
+					   FINDING_NONE, name, INFINITY);
+		verify_break(c->v, VERIFY_WHY_UNEXPLAINED, &f);
 		return false;
 	}
 	if (a->qk_norm_per_head != b->qk_norm_per_head) {
-		verify_break(c->v, VERIFY_WHY_UNEXPLAINED, LEVEL_SCORE, SIZE_MAX,
-			  SIZE_MAX, "q_norm", INFINITY,
-			  "QK-norm weights are per head in one layer and per "
-			  "layer in the other");
+		Finding f = verify_finding(FIND_NORM_KINDS_DIFFER, LEVEL_SCORE,
+					   FINDING_NONE, FINDING_NONE, "q_norm",
+					   INFINITY);
+		verify_break(c->v, VERIFY_WHY_UNEXPLAINED, &f);
 		return false;
 	}
 	if (a->qk_norm_per_head)
@@ -79,10 +76,9 @@ bool verify_check_presence(VerifyCtx *c)
 	};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (!t[i].x != !t[i].y) {
-			verify_break(c->v, VERIFY_WHY_UNEXPLAINED, t[i].lv, SIZE_MAX,
-				  SIZE_MAX, t[i].name, INFINITY,
-				  "%s is present in only one of the two layers",
-				  t[i].name);
+			Finding f = verify_finding(FIND_ONE_SIDED, t[i].lv, FINDING_NONE,
+						   FINDING_NONE, t[i].name, INFINITY);
+			verify_break(c->v, VERIFY_WHY_UNEXPLAINED, &f);
 			return false;
 		}
 	return true;

@@ -17,8 +17,6 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	size_t d = c->d, dd = c->dd, dD = c->dD, D = c->D, Hd = c->H * d;
 	const double *av = a->wv + ga * dD, *bv = b->wv + gb * dD;
 	double *Rv = v->plan.rv + ga * dd;
-	char heads[48];
-	verify_heads_of(c, gb, heads, sizeof heads);
 	*ok = false;
 	verify_note_direct(c, procrustes_rel_diff(av, D, bv, D, d, D));
 	RfStatus st = procrustes_rotation(av, D, bv, D, d, D, Rv);
@@ -31,11 +29,10 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		if (st != RF_OK)
 			return st;
 		if (kind != 1) {
-			verify_break(v, VERIFY_WHY_UNEXPLAINED, LEVEL_HEAD, gb, gb * c->hpg,
-				  "W_v", ev,
-				  "kv group %zu (%s): W_v differs from A's in a way no "
-				  "rotation explains (relative residual %.3g, tolerance "
-				  "%.3g)", gb, heads, ev, c->tol);
+			Finding f = verify_finding(FIND_V_UNEXPLAINED, LEVEL_HEAD, gb,
+						   gb * c->hpg, "W_v", ev);
+			f.tol = c->tol;
+			verify_break(v, VERIFY_WHY_UNEXPLAINED, &f);
 			return RF_OK;
 		}
 		/* Any invertible map works for V if W_o absorbs its inverse. */
@@ -49,14 +46,11 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		bool left;
 		double e = verify_bias_err(c, Rv, va, vb, &left);
 		if (e > c->tol) {
+			Finding f = verify_finding(left ? FIND_BV_LEFT
+							: FIND_BV_UNEXPLAINED,
+						   LEVEL_HEAD, gb, gb * c->hpg, "b_v", e);
 			verify_break(v, left ? VERIFY_WHY_BIAS : VERIFY_WHY_UNEXPLAINED,
-				  LEVEL_HEAD, gb, gb * c->hpg, "b_v", e,
-				  left
-					  ? "kv group %zu (%s): b_v was left as it was while "
-					    "W_v was rotated"
-					  : "kv group %zu (%s): b_v differs in a way the "
-					    "group's V rotation does not explain",
-				  gb, heads);
+				     &f);
 			return RF_OK;
 		}
 		verify_note_err(c, e);
@@ -85,11 +79,9 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 			continue;
 		}
 		if (plain <= c->tol) {
-			verify_break(v, VERIFY_WHY_O_NOT_ABSORBING, LEVEL_HEAD, gb, hb, "W_o",
-				  eo,
-				  "query head %zu: O does not absorb V's rotation: the "
-				  "column block of W_o is unchanged while W_v of kv "
-				  "group %zu is rotated", hb, gb);
+			Finding f = verify_finding(FIND_O_UNCHANGED, LEVEL_HEAD, gb, hb,
+						   "W_o", eo);
+			verify_break(v, VERIFY_WHY_O_NOT_ABSORBING, &f);
 			return RF_OK;
 		}
 		st = procrustes_rotation_cols(ao, Hd, bo, Hd, D, d, c->R2);
@@ -98,18 +90,18 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)d,
 			    (int)d, 1.0, ao, (int)Hd, c->R2, (int)d, 0.0, c->work,
 			    (int)d);
-		if (procrustes_rel_diff(c->work, d, bo, Hd, D, d) <= c->tol)
-			verify_break(v, VERIFY_WHY_O_NOT_ABSORBING, LEVEL_HEAD, gb, hb, "W_o",
-				  eo,
-				  "query head %zu: O does not absorb V's rotation: its "
-				  "column block of W_o absorbs a different rotation "
-				  "(||R_o - R_v|| = %.3g)%s", hb, verify_frob_diff(c->R2, Rv, dd),
-				  orth ? "" : " (V's map is not orthogonal)");
-		else
-			verify_break(v, VERIFY_WHY_UNEXPLAINED, LEVEL_HEAD, gb, hb, "W_o", eo,
-				  "query head %zu: its column block of W_o differs from "
-				  "A's in a way no rotation explains (relative residual "
-				  "%.3g, tolerance %.3g)", hb, eo, c->tol);
+		/* O absorbs some rotation: another one, or none at all */
+		bool other = procrustes_rel_diff(c->work, d, bo, Hd, D, d) <= c->tol;
+		Finding f = verify_finding(other ? FIND_O_OTHER_ROTATION
+						 : FIND_O_UNEXPLAINED,
+					   LEVEL_HEAD, gb, hb, "W_o", eo);
+		f.tol = c->tol;
+		if (other) {
+			f.norm = verify_frob_diff(c->R2, Rv, dd);
+			f.flag = !orth;
+		}
+		verify_break(v, other ? VERIFY_WHY_O_NOT_ABSORBING
+				      : VERIFY_WHY_UNEXPLAINED, &f);
 		return RF_OK;
 	}
 	if (!orth)

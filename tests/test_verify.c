@@ -8,8 +8,25 @@
 #include "core/plan_ops.h"
 #include "core/rope.h"
 #include "core/verify.h"
+#include "tui/shared/findings_text.h"
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* The words of a verdict, for failure messages and the prose asserts. */
+static const char *why_text(const VerifyVerdict *v)
+{
+	static char buf[FINDINGS_WHY_MAX];
+	findings_verify_why(v, buf, sizeof buf);
+	return buf;
+}
+
+static const char *relation_text(const VerifyVerdict *v)
+{
+	static char buf[FINDINGS_RELATION_MAX];
+	findings_verify_relation(v, buf, sizeof buf);
+	return buf;
+}
+
 
 typedef struct {
 	size_t D, H, G, d, r;
@@ -64,7 +81,7 @@ static void assert_not_equivalent(const VerifyVerdict *v, VerifyWhy why)
 	if (v->equivalent || v->why != why)
 		fail_msg("expected break %s, got equivalent=%d why=%s: %s",
 			 verify_why_name(why), v->equivalent, verify_why_name(v->why),
-			 v->why_text);
+			 why_text(v));
 }
 
 static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
@@ -89,7 +106,7 @@ static void test_identical(void **state)
 	verify(&a, &b, 0, &v);
 	assert_true(v.equivalent);
 	assert_int_equal(v.relation, VERIFY_REL_IDENTICAL);
-	assert_string_equal(v.relation_text, "identical");
+	assert_string_equal(relation_text(&v), "identical");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -108,9 +125,9 @@ static void test_commuting_fold_recovered(void **state)
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		if (!v.equivalent)
-			fail_msg("shape %zu: %s", s, v.why_text);
+			fail_msg("shape %zu: %s", s, why_text(&v));
 		assert_int_equal(v.relation, VERIFY_REL_COMMUTING_FOLD);
-		assert_string_equal(v.relation_text, "commuting fold");
+		assert_string_equal(relation_text(&v), "commuting fold");
 		size_t d = a.shape.head_dim, dd = d * d;
 		for (size_t g = 0; g < a.shape.n_kv_heads; g++) {
 			assert_true(v.commuting[g]);
@@ -150,12 +167,12 @@ static void test_permute_heads(void **state)
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_true(v.heads_permuted);
 	assert_int_equal(v.relation, VERIFY_REL_HEADS_PERMUTED);
 	for (size_t g = 0; g < a.shape.n_kv_heads; g++)
 		assert_int_equal(v.plan.perm[g], plan.perm[g]);
-	assert_contains(v.relation_text, "commuting fold with heads permuted as [1 2 3 0]");
+	assert_contains(relation_text(&v), "commuting fold with heads permuted as [1 2 3 0]");
 	/* The recovered plan reproduces B. */
 	Layer c;
 	assert_int_equal(fold_apply(&a, &v.plan, &c), RF_OK);
@@ -195,9 +212,9 @@ static void test_drop_commutes(void **state)
 	for (size_t s = 0; s < NSHAPES; s++) {
 		run_drop(&shapes[s], ASSUME_COMMUTES, ROT_HAAR, PART_ALL, &v, &a, &b);
 		assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
-		assert_int_equal(v.level, LEVEL_SCORE);
-		assert_int_equal(v.group, 0);
-		assert_contains(v.why_text, "mixes frequency pairs");
+		assert_int_equal(v.brk.level, LEVEL_SCORE);
+		assert_int_equal(v.brk.group, 0);
+		assert_contains(why_text(&v), "mixes frequency pairs");
 		assert_true(v.comm.n_mixed > 0);
 		InvReport rep;
 		confirm(&a, &b, &v, &rep);
@@ -216,7 +233,7 @@ static void test_drop_commutes(void **state)
 			found01 = true;
 	assert_true(found01);
 	assert_int_equal(v.comm.n_mixed_total, 4);  /* 8 pairs: (0,1) .. (6,7) */
-	assert_contains(v.why_text, "pair 0 (w = 1) with pair 1");
+	assert_contains(why_text(&v), "pair 0 (w = 1) with pair 1");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -224,14 +241,14 @@ static void test_drop_commutes(void **state)
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_PAIR_REFLECT, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_REFLECTION);
 	assert_int_equal(v.comm.n_reflect_total, 4);
-	assert_contains(v.why_text, "reflection inside pair 0");
+	assert_contains(why_text(&v), "reflection inside pair 0");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* layout-mismatch: commuting, in the other layout. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_LAYOUT_MISMATCH, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
-	assert_contains(v.why_text, "would commute in the interleaved layout");
+	assert_contains(why_text(&v), "would commute in the interleaved layout");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -245,25 +262,25 @@ static void test_drop_others(void **state)
 	/* shared-qk: Q and K folded differently. */
 	run_drop(&shapes[1], ASSUME_SHARED_QK, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_QK_DIFFER);
-	assert_int_equal(v.head, 0);
-	assert_string_equal(v.tensor, "W_q");
-	assert_contains(v.why_text, "Q and K are folded differently");
+	assert_int_equal(v.brk.head, 0);
+	assert_string_equal(v.brk.tensor, "W_q");
+	assert_contains(why_text(&v), "Q and K are folded differently");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* gqa-consistent: the second query head of group 0 differs. */
 	run_drop(&shapes[1], ASSUME_GQA_CONSISTENT, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_GQA_DIFFER);
-	assert_int_equal(v.head, 1);
+	assert_int_equal(v.brk.head, 1);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* rotate qkv without o. */
 	run_drop(&shapes[2], 0, ROT_HAAR, PART_Q | PART_K | PART_V, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
-	assert_int_equal(v.level, LEVEL_HEAD);
-	assert_int_equal(v.head, 0);
-	assert_contains(v.why_text, "O does not absorb V's rotation");
+	assert_int_equal(v.brk.level, LEVEL_HEAD);
+	assert_int_equal(v.brk.head, 0);
+	assert_contains(why_text(&v), "O does not absorb V's rotation");
 	InvReport rep;
 	confirm(&a, &b, &v, &rep);
 	assert_true(rep.level[LEVEL_SCORE].holds);
@@ -281,7 +298,7 @@ static void test_drop_others(void **state)
 	/* bias left behind. */
 	run_drop(&shapes[1], ASSUME_BIAS, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
-	assert_string_equal(v.tensor, "b_k");
+	assert_string_equal(v.brk.tensor, "b_k");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -294,7 +311,7 @@ static void test_drop_others(void **state)
 	/* v-same dropped is still an exact fold (V needs no commutation). */
 	run_drop(&shapes[1], ASSUME_V_SAME | ASSUME_PER_HEAD, ROT_HAAR, PART_ALL, &v, &a, &b);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -330,12 +347,12 @@ static void test_tamper(void **state)
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
-		assert_string_equal(v.tensor, t);
-		assert_int_equal(v.group, cases[i].group);
-		assert_int_equal(v.level, cases[i].lv);
+		assert_string_equal(v.brk.tensor, t);
+		assert_int_equal(v.brk.group, cases[i].group);
+		assert_int_equal(v.brk.level, cases[i].lv);
 		if (!strcmp(t, "W_q") || !strcmp(t, "W_o"))
-			assert_int_equal(v.head, cases[i].head);
-		assert_contains(v.why_text, "no rotation explains");
+			assert_int_equal(v.brk.head, cases[i].head);
+		assert_contains(why_text(&v), "no rotation explains");
 		verify_verdict_free(&v);
 		layer_free(&a);
 		layer_free(&b);
@@ -348,8 +365,8 @@ static void test_tamper(void **state)
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
-	assert_string_equal(v.tensor, "b_o");
-	assert_int_equal(v.level, LEVEL_RESIDUAL);
+	assert_string_equal(v.brk.tensor, "b_o");
+	assert_int_equal(v.brk.level, LEVEL_RESIDUAL);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	Layer c;
@@ -390,9 +407,9 @@ static void test_layout_conversion(void **state)
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		if (!v.equivalent)
-			fail_msg("shape %zu: %s", s, v.why_text);
+			fail_msg("shape %zu: %s", s, why_text(&v));
 		assert_int_equal(v.relation, VERIFY_REL_LAYOUT);
-		assert_contains(v.relation_text, "same model up to the layout conversion");
+		assert_contains(relation_text(&v), "same model up to the layout conversion");
 		assert_false(v.rotated);
 		InvReport rep;
 		confirm(&a, &b, &v, &rep);
@@ -406,7 +423,7 @@ static void test_layout_conversion(void **state)
 		assert_int_equal(layout_convert(&f, other, &fb), RF_OK);
 		verify(&a, &fb, 0, &v);
 		assert_true(v.equivalent);
-		assert_contains(v.relation_text, "combined with a commuting fold");
+		assert_contains(relation_text(&v), "combined with a commuting fold");
 		verify_verdict_free(&v);
 		layer_free(&f);
 		layer_free(&fb);
@@ -431,7 +448,7 @@ static void test_broken_conversions(void **state)
 	memcpy(b.bk, hf.bk, sh.G * sh.d * sizeof(double));
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_MISSED_K);
-	assert_contains(v.why_text, "missed K");
+	assert_contains(why_text(&v), "missed K");
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* K permuted with n_head = H. */
@@ -442,7 +459,7 @@ static void test_broken_conversions(void **state)
 	layer_free(&a);
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_K_HEADS);
-	assert_contains(v.why_text, "query head count (8) instead of the kv head count (4)");
+	assert_contains(why_text(&v), "query head count (8) instead of the kv head count (4)");
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* Neither permuted, layout relabelled. */
@@ -516,9 +533,9 @@ static void test_bf16_rounding(void **state)
 	VerifyVerdict v;
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_int_equal(v.relation, VERIFY_REL_ROUNDING);
-	assert_string_equal(v.relation_text, "equal up to bf16 rounding");
+	assert_string_equal(relation_text(&v), "equal up to bf16 rounding");
 	verify_verdict_free(&v);
 	/* At float64's roundoff the same copy is not equal. */
 	verify(&a, &b, 0, &v);
@@ -532,9 +549,9 @@ static void test_bf16_rounding(void **state)
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_true(v.rotated);
-	assert_contains(v.relation_text, "commuting fold");
+	assert_contains(relation_text(&v), "commuting fold");
 	InvReport rep;
 	confirm(&a, &b, &v, &rep);
 	assert_true(report_ok(&rep));
