@@ -10,11 +10,39 @@ Finding finding_make(FindingCode code)
 	memset(&f, 0, sizeof f);
 	f.code = code;
 	f.group = f.head = f.other_head = FINDING_NONE;
+	f.pair_i = f.pair_j = FINDING_NONE;
 	return f;
 }
 
 static const char *const names[FIND_CODE_COUNT] = {
 	[FIND_NONE] = "none",
+	[FIND_NOTHING_ROTATED] = "nothing-rotated",
+	[FIND_EXACT_REWRITE] = "exact-rewrite",
+	[FIND_HOLDS_WITHIN_TOL] = "holds-within-tol",
+	[FIND_VERDICTS] = "verdicts",
+	[FIND_OVERFLOW] = "overflow",
+	[FIND_OVERFLOW_ALSO] = "overflow-also",
+	[FIND_OVERFLOW_UNCONFIRMED] = "overflow-unconfirmed",
+	[FIND_SCORES_WORST] = "scores-worst",
+	[FIND_DIAGONAL_SURVIVES] = "diagonal-survives",
+	[FIND_ONE_SIDE_ROTATED] = "one-side-rotated",
+	[FIND_FOLD_LAYOUT] = "fold-layout",
+	[FIND_R_NOT_ORTHOGONAL] = "r-not-orthogonal",
+	[FIND_QK_ROTATED_APART] = "qk-rotated-apart",
+	[FIND_GROUP_ROTATED_APART] = "group-rotated-apart",
+	[FIND_PAIR_NOT_ROTATION] = "pair-not-rotation",
+	[FIND_PAIRS_MIXED] = "pairs-mixed",
+	[FIND_QK_BIAS_UNROTATED] = "qk-bias-unrotated",
+	[FIND_QK_NORM_SPLITS_PAIR] = "qk-norm-splits-pair",
+	[FIND_HEADS_PERMUTED] = "heads-permuted",
+	[FIND_HEADS_WORST] = "heads-worst",
+	[FIND_V_WITHOUT_O] = "v-without-o",
+	[FIND_O_WITHOUT_V] = "o-without-v",
+	[FIND_VO_NOT_INVERSE] = "vo-not-inverse",
+	[FIND_V_BIAS_UNROTATED] = "v-bias-unrotated",
+	[FIND_SLOW_MIXING] = "slow-mixing",
+	[FIND_GUARANTEE_BROKEN] = "guarantee-broken",
+	[FIND_HOLDS_UNGUARANTEED] = "holds-unguaranteed",
 	[FIND_SHAPES_DIFFER] = "shapes-differ",
 	[FIND_SCORE_SCALES_DIFFER] = "score-scales-differ",
 	[FIND_NOT_FINITE] = "not-finite",

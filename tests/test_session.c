@@ -5,6 +5,7 @@
 #include "core/levels.h"
 #include "core/refold.h"
 #include "tests/testutil.h"
+#include "tui/shared/findings_text.h"
 
 /* A session's toggles reuse cached work; every evaluation must still be
  * exactly what a fresh evaluation of the same configuration reports. */
@@ -54,7 +55,10 @@ static void same_report(const InvReport *a, const InvReport *b, const char *what
 	same_array(a->head_rel_err, b->head_rel_err, a->n_heads, "head_rel_err");
 	same_array(a->score_rel_err, b->score_rel_err, a->n_heads, "score_rel_err");
 	same_array(a->heat, b->heat, a->n_heads * a->heat_bins * a->heat_bins, "heat");
-	assert_string_equal(a->explanation, b->explanation);
+	char ea[FINDINGS_EXPLAIN_MAX], eb[FINDINGS_EXPLAIN_MAX];
+	findings_explain(a, ea, sizeof ea);
+	findings_explain(b, eb, sizeof eb);
+	assert_string_equal(ea, eb);
 }
 
 static FoldConfig cfg_drop(unsigned drop)

@@ -1,10 +1,241 @@
 #include "config.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "core/dtype.h"
 #include "core/rope.h"
 #include "tui/shared/findings_text.h"
+
+/* ======================= check: the explanation ========================= */
+
+/* A growing sentence in buf (len bytes), clamped at the end. */
+typedef struct {
+	char *buf;
+	size_t len, cap;
+} Text;
+
+static void add(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(Text *t, const char *fmt, ...)
+{
+	va_list ap;
+	if (t->len + 1 >= t->cap)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len += (size_t)n < t->cap - t->len ? (size_t)n : t->cap - t->len - 1;
+}
+
+static const char *verdict(const Finding *f, LevelId id)
+{
+	unsigned bit = 1u << id;
+	return f->overflows & bit ? "overflows" : f->levels & bit ? "holds" : "breaks";
+}
+
+/* "pair 3" or "the non-rotary block". */
+static void group_name(size_t i, char *buf, size_t len)
+{
+	if (i == FINDING_NON_ROTARY)
+		snprintf(buf, len, "the non-rotary block");
+	else
+		snprintf(buf, len, "pair %zu", i);
+}
+
+/* Where a level's first overflow is. */
+static void overflow_place(const Finding *f, char *buf, size_t n)
+{
+	if (f->level == LEVEL_SCORE)
+		snprintf(buf, n, "head %zu, (m, n) = (%zu, %zu)", f->head, f->m, f->n);
+	else if (f->level == LEVEL_HEAD)
+		snprintf(buf, n, "head %zu, token %zu, coordinate %zu", f->head, f->m,
+			 f->coord);
+	else
+		snprintf(buf, n, "token %zu, coordinate %zu", f->m, f->coord);
+}
+
+static const char *overflow_side(unsigned bits)
+{
+	if ((bits & OVERFLOW_ORIGINAL) && (bits & OVERFLOW_FOLDED))
+		return "on both sides";
+	if (bits & OVERFLOW_ORIGINAL)
+		return "on the original side";
+	if (bits & OVERFLOW_FOLDED)
+		return "on the folded side";
+	return "in the difference of the two sides";
+}
+
+void findings_sentence(const Finding *f, char *buf, size_t len)
+{
+	static const char *const subject[LEVEL_COUNT] = {
+		"The scores overflow", "The head outputs overflow", "The residual overflows"};
+	static const char *const follows[LEVEL_COUNT] = {
+		"the scores", "the head outputs", "the residual"};
+	Text t = {buf, 0, len};
+	char a[96], b[32];
+	bool f32 = f->precision == PREC_F32;
+	if (!len)
+		return;
+	buf[0] = 0;
+	switch (f->code) {
+	case FIND_NOTHING_ROTATED:
+		add(&t, "Nothing is rotated: the folded layer is the original.");
+		break;
+	case FIND_EXACT_REWRITE:
+		add(&t, "All three levels hold: the fold is an exact rewrite (max relative "
+			"error %.2g, %.1f eps).", f->err, f->eps);
+		break;
+	case FIND_HOLDS_WITHIN_TOL:
+		add(&t, "All three levels hold within the tolerance %.2g, but not to "
+			"roundoff (max relative error %.2g, %.3g eps): equal only up to "
+			"that tolerance.", f->tol, f->err, f->eps);
+		break;
+	case FIND_VERDICTS:
+		add(&t, "Score %s, head %s, residual %s.", verdict(f, LEVEL_SCORE),
+		    verdict(f, LEVEL_HEAD), verdict(f, LEVEL_RESIDUAL));
+		break;
+	case FIND_OVERFLOW:
+		/* the way out first: the explorer shows two lines of this */
+		overflow_place(f, a, sizeof a);
+		add(&t, "%s %s at %s (%s): %s.",
+		    (unsigned)f->level < LEVEL_COUNT ? subject[f->level] : "?",
+		    f32 ? "float32" : "float64", a, overflow_side(f->side),
+		    f32 ? "use --precision f64" : "the layer's values are too large for float64");
+		break;
+	case FIND_OVERFLOW_ALSO: {
+		int more = 0;
+		for (int i = 0; i < LEVEL_COUNT; i++)
+			if (f->overflows & (1u << i))
+				add(&t, "%s %s", more++ ? " and" : i == LEVEL_RESIDUAL ? "So does" : "So do",
+				    follows[i]);
+		add(&t, ".");
+		break;
+	}
+	case FIND_OVERFLOW_UNCONFIRMED:
+		if (f32)
+			add(&t, "Float32 cannot hold these values, so %s.",
+			    f->flag ? "what the theorem guarantees cannot be confirmed here"
+				    : "this comparison shows nothing");
+		else
+			add(&t, "%s.", f->flag ? "What the theorem guarantees cannot be confirmed here"
+					       : "This comparison shows nothing");
+		break;
+	case FIND_SCORES_WORST:
+		add(&t, "Scores break worst at head %zu, (m, n) = (%zu, %zu), offset %zu.",
+		    f->head, f->m, f->n, f->offset);
+		break;
+	case FIND_DIAGONAL_SURVIVES:
+		add(&t, "The diagonal m = n survives (Theta_0 = I); off it the error depends "
+			"on the offset m - n.");
+		break;
+	case FIND_ONE_SIDE_ROTATED:
+		add(&t, "Only %c is rotated, so q.k sees R instead of R^T R = I.", f->part);
+		break;
+	case FIND_FOLD_LAYOUT:
+		add(&t, "The fold was built for the %s layout, but this layer's RoPE pairs "
+			"are %s (what its runtime applies): in these pairs the rotation "
+			"mixes frequencies.", rope_layout_name(f->layout[0]),
+		    rope_layout_name(f->layout[1]));
+		break;
+	case FIND_R_NOT_ORTHOGONAL:
+		add(&t, "R_%c of head %zu is not orthogonal (||R^T R - I|| = %.3g).", f->part,
+		    f->head, f->norm);
+		break;
+	case FIND_QK_ROTATED_APART:
+		add(&t, "Q and K are rotated differently (||R_q - R_k|| = %.3g at head %zu).",
+		    f->norm, f->head);
+		break;
+	case FIND_GROUP_ROTATED_APART:
+		add(&t, "Query heads of one kv group carry different rotations (head %zu), "
+			"but they share one k.", f->head);
+		break;
+	case FIND_PAIR_NOT_ROTATION:
+		group_name(f->pair_i, a, sizeof a);
+		add(&t, "R_q of head %zu does not commute with RoPE: inside %s it is not a "
+			"rotation (a reflection or a scale), so Theta_p turns into Theta_-p "
+			"there.", f->head, a);
+		break;
+	case FIND_PAIRS_MIXED:
+		group_name(f->pair_i, a, sizeof a);
+		group_name(f->pair_j, b, sizeof b);
+		add(&t, "R_q of head %zu does not commute with RoPE: it mixes %s and %s, "
+			"which turn at different frequencies.", f->head, a, b);
+		break;
+	case FIND_QK_BIAS_UNROTATED:
+		add(&t, "The q/k biases were left unrotated while their weights turned.");
+		break;
+	case FIND_QK_NORM_SPLITS_PAIR:
+		add(&t, "The learned QK-norm weight differs within a RoPE pair (by %.3g), so "
+			"the norm does not commute with the rotation.", f->norm);
+		break;
+	case FIND_HEADS_PERMUTED:
+		add(&t, "The fold permuted the kv groups (with their query heads): "
+			"head-by-head comparisons differ%s.",
+		    f->flag ? ", but the residual block sums over heads and does not" : "");
+		break;
+	case FIND_HEADS_WORST:
+		add(&t, "Head outputs break worst at head %zu, token %zu, coordinate %zu.",
+		    f->head, f->m, f->coord);
+		break;
+	case FIND_V_WITHOUT_O:
+		add(&t, "V is rotated but O does not absorb R_v^T.");
+		break;
+	case FIND_O_WITHOUT_V:
+		add(&t, "O absorbs R_v^T although V was not rotated.");
+		break;
+	case FIND_VO_NOT_INVERSE:
+		add(&t, "O's R_v^T does not undo R_v (||R_o^T R_v - I|| = %.3g at head %zu): "
+			"R_v is not orthogonal.", f->norm, f->head);
+		break;
+	case FIND_V_BIAS_UNROTATED:
+		add(&t, "The v bias was left unrotated.");
+		break;
+	case FIND_SLOW_MIXING:
+		add(&t, "R mixes frequencies, but too slowly to show at T = %zu: hypothesis "
+			"fails; the break would appear near offset %zu.", f->seq, f->offset);
+		break;
+	case FIND_GUARANTEE_BROKEN: {
+		/* "the score level, but it breaks", "the score, head levels, but
+		 * they break" */
+		char names[64] = "";
+		size_t n = 0, count = 0;
+		for (int i = 0; i < LEVEL_COUNT; i++)
+			if (f->levels & (1u << i)) {
+				n += (size_t)snprintf(names + n, sizeof names - n, "%s%s",
+						      n ? ", " : "", level_name((LevelId)i));
+				count++;
+			}
+		add(&t, "BUG: the theorem guarantees the %s level%s, but %s (relative error "
+			"up to %.3g > tolerance %.3g): the inputs or the tool are wrong.",
+		    names, count > 1 ? "s" : "", count > 1 ? "they break" : "it breaks", f->err,
+		    f->tol);
+		break;
+	}
+	case FIND_HOLDS_UNGUARANTEED:
+		add(&t, "The %s level holds although the theorem does not guarantee it%s.",
+		    level_name(f->level), f->seq == 1 ? " (T = 1: only offset 0 is compared)" : "");
+		break;
+	default:
+		add(&t, "%s", finding_code_name(f->code));
+		break;
+	}
+}
+
+void findings_explain(const InvReport *rep, char *buf, size_t len)
+{
+	Text t = {buf, 0, len};
+	char s[FINDINGS_EXPLAIN_MAX];
+	if (!len)
+		return;
+	buf[0] = 0;
+	for (size_t i = 0; rep->findings && i < rep->n_findings; i++) {
+		findings_sentence(&rep->findings[i], s, sizeof s);
+		add(&t, "%s%s", i ? " " : "", s);
+	}
+}
 
 /* ======================= verify: the relation ============================ */
 
