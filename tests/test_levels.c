@@ -6,6 +6,7 @@
 #include "core/levels.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "core/finding.h"
 #include "tests/testutil.h"
 #include "tui/shared/findings_text.h"
 
@@ -21,12 +22,32 @@ static const Case MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
 static const Case GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
 static const Case PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
 
-/* The words of a report's explanation. */
+/* The words of a report's explanation, for failure messages only: the
+ * tests assert on findings (tests/test_findings_text.c holds the words). */
 static const char *explain_text(const InvReport *rep)
 {
 	static char buf[FINDINGS_EXPLAIN_MAX];
 	findings_explain(rep, buf, sizeof buf);
 	return buf;
+}
+
+/* How many findings of code the explanation tells. */
+static size_t count_findings(const InvReport *rep, FindingCode code)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < rep->n_findings; i++)
+		n += rep->findings[i].code == code;
+	return n;
+}
+
+/* The first finding of code; fails when there is none. */
+static const Finding *expect_finding(const InvReport *rep, FindingCode code)
+{
+	for (size_t i = 0; i < rep->n_findings; i++)
+		if (rep->findings[i].code == code)
+			return &rep->findings[i];
+	fail_msg("no %s finding in: %s", finding_code_name(code), explain_text(rep));
+	return NULL;
 }
 
 static void make_layer(const Case *c, uint64_t seed, Layer *l)
@@ -213,8 +234,12 @@ static void test_diagonal_survives(void **state)
 	for (size_t off = 1; off < rep.seq; off++)
 		assert_gt(rep.by_offset[off], 1e-6 * rep.level[LEVEL_SCORE].ref_max);
 	assert_true(rep.level[LEVEL_SCORE].worst_m != rep.level[LEVEL_SCORE].worst_n);
-	assert_non_null(strstr(explain_text(&rep), "diagonal"));
-	assert_non_null(strstr(explain_text(&rep), "mixes"));
+	expect_finding(&rep, FIND_DIAGONAL_SURVIVES);
+	const Finding *f = expect_finding(&rep, FIND_SCORES_WORST);
+	assert_int_equal(f->m, rep.level[LEVEL_SCORE].worst_m);
+	assert_int_equal(f->offset, f->m - f->n);
+	f = expect_finding(&rep, FIND_PAIRS_MIXED);
+	assert_true(f->pair_i < f->pair_j);
 	report_done(&rep);
 }
 
@@ -230,7 +255,8 @@ static void test_permute_heads(void **state)
 	expect_levels(&rep, false, false, true, "permute-heads");
 	assert_le(rep.level[LEVEL_RESIDUAL].max_rel_err, 1e-12);
 	assert_true(rep.diag.heads_permuted);
-	assert_non_null(strstr(explain_text(&rep), "permuted"));
+	assert_true(expect_finding(&rep, FIND_HEADS_PERMUTED)->flag);  /* residual holds */
+	assert_int_equal(count_findings(&rep, FIND_GUARANTEE_BROKEN), 0);
 	assert_true(report_ok(&rep));
 	report_done(&rep);
 }
@@ -247,7 +273,10 @@ static void test_single_token(void **state)
 	run_case(&c, &cfg, &rep);
 	expect_guaranteed(&rep, false, false, false, "T=1");
 	expect_levels(&rep, true, true, true, "T=1");
-	assert_non_null(strstr(explain_text(&rep), "holds although"));
+	assert_int_equal(count_findings(&rep, FIND_HOLDS_UNGUARANTEED), 3);
+	for (size_t i = 0; i < rep.n_findings; i++)
+		if (rep.findings[i].code == FIND_HOLDS_UNGUARANTEED)
+			assert_int_equal(rep.findings[i].seq, 1);
 	report_done(&rep);
 }
 
@@ -260,7 +289,8 @@ static void test_raised_tolerance_not_exact(void **state)
 	InvReport rep;
 	FoldConfig exact = fold_config_default();
 	run_case(&GQA, &exact, &rep);
-	assert_non_null(strstr(explain_text(&rep), "exact rewrite"));
+	assert_int_equal(rep.findings[0].code, FIND_EXACT_REWRITE);
+	assert_le(rep.findings[0].eps, 1e4);
 	report_done(&rep);
 
 	Layer l;
@@ -271,16 +301,15 @@ static void test_raised_tolerance_not_exact(void **state)
 	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
 	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, &rep), RF_OK);
 	expect_levels(&rep, true, true, true, "tol 100");
-	assert_null(strstr(explain_text(&rep), "exact rewrite"));
-	assert_non_null(strstr(explain_text(&rep), "not to roundoff"));
-	char want[64];
+	assert_int_equal(count_findings(&rep, FIND_EXACT_REWRITE), 0);
+	const Finding *f = expect_finding(&rep, FIND_HOLDS_WITHIN_TOL);
 	double worst = rep.level[LEVEL_SCORE].max_rel_err;
 	for (int i = 1; i < LEVEL_COUNT; i++)
 		if (rep.level[i].max_rel_err > worst)
 			worst = rep.level[i].max_rel_err;
-	snprintf(want, sizeof want, "max relative error %.2g,", worst);
-	if (!strstr(explain_text(&rep), want))
-		fail_msg("'%s' not in: %s", want, explain_text(&rep));
+	assert_true(f->err == worst);
+	assert_gt(f->eps, 1e4);
+	assert_close(f->tol, 100, 0);
 	report_done(&rep);
 	free(x);
 	layer_free(&l);
@@ -305,10 +334,10 @@ static void test_o_must_absorb(void **state)
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	expect_levels(&rep, true, false, false, "rotate qkv");
-	const char *says = strstr(explain_text(&rep), "O does not absorb");
-	assert_non_null(says);
 	/* said once, though head and residual both break for it */
-	assert_null(strstr(says + 1, "O does not absorb"));
+	assert_int_equal(count_findings(&rep, FIND_V_WITHOUT_O), 1);
+	const Finding *f = expect_finding(&rep, FIND_HEADS_WORST);
+	assert_int_equal(f->head, rep.level[LEVEL_HEAD].worst_head);
 	/* not guaranteed, so no bug: exit status 0 */
 	assert_true(report_ok(&rep));
 	report_done(&rep);
@@ -349,7 +378,9 @@ static void test_fold_layout_override(void **state)
 	expect_guaranteed(&rep, false, false, false, "fold for the other layout");
 	assert_true(report_ok(&rep));
 	assert_gt(rep.diag.comm_max, 0.1);
-	assert_non_null(strstr(explain_text(&rep), "built for the"));
+	const Finding *f = expect_finding(&rep, FIND_FOLD_LAYOUT);
+	assert_int_equal(f->layout[0], cfg.layout);
+	assert_int_equal(f->layout[1], GQA.layout);
 	report_done(&rep);
 	cfg.layout = GQA.layout;
 	run_case(&GQA, &cfg, &rep);
@@ -455,7 +486,8 @@ static void test_qk_norm_pairs(void **state)
 	expect_guaranteed(&rep, false, false, false, "QK-norm split");
 	expect_levels(&rep, false, false, false, "QK-norm split");
 	assert_gt(rep.diag.qk_norm_pair_defect, 0.4);
-	assert_non_null(strstr(explain_text(&rep), "QK-norm"));
+	assert_true(expect_finding(&rep, FIND_QK_NORM_SPLITS_PAIR)->norm ==
+		    rep.diag.qk_norm_pair_defect);
 	report_done(&rep);
 }
 
@@ -551,33 +583,40 @@ static void test_diagnostics_name_causes(void **state)
 	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_SHARED_QK);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.qk_mismatch, 0.1);
-	assert_non_null(strstr(explain_text(&rep), "Q and K are rotated differently"));
+	const Finding *f = expect_finding(&rep, FIND_QK_ROTATED_APART);
+	assert_true(f->norm == rep.diag.qk_mismatch);
+	assert_int_equal(f->head, rep.diag.qk_mismatch_head);
 	report_done(&rep);
 
 	cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.gqa_mismatch, 0.1);
-	assert_non_null(strstr(explain_text(&rep), "kv group"));
+	f = expect_finding(&rep, FIND_GROUP_ROTATED_APART);
+	assert_int_equal(f->head, rep.diag.gqa_mismatch_head);
+	assert_true(f->head % (GQA.H / GQA.G) != 0);  /* not a group's first head */
 	report_done(&rep);
 
 	cfg = cfg_with(PART_ALL, ASSUME_ORTHOGONAL);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.ortho_defect, 0.1);
 	assert_gt(rep.diag.vo_mismatch, 0.1);
-	assert_non_null(strstr(explain_text(&rep), "not orthogonal"));
+	f = expect_finding(&rep, FIND_R_NOT_ORTHOGONAL);
+	assert_true(f->part == 'q' || f->part == 'k');
+	assert_gt(f->norm, 0.1);
 	report_done(&rep);
 
 	cfg = cfg_with(PART_ALL, ASSUME_BIAS);
 	run_case(&GQA, &cfg, &rep);
 	assert_true(rep.diag.qk_bias_unrotated);
 	assert_true(rep.diag.v_bias_unrotated);
-	assert_non_null(strstr(explain_text(&rep), "biases"));
+	expect_finding(&rep, FIND_QK_BIAS_UNROTATED);
 	report_done(&rep);
 
 	cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
 	cfg.kind = ROT_PAIR_REFLECT;
 	run_case(&GQA, &cfg, &rep);
-	assert_non_null(strstr(explain_text(&rep), "not a rotation"));
+	f = expect_finding(&rep, FIND_PAIR_NOT_ROTATION);
+	assert_true(f->pair_i < GQA.r / 2);  /* a reflection inside a rotary pair */
 	report_done(&rep);
 
 	cfg = cfg_with(PART_ALL, 0);
@@ -673,6 +712,17 @@ static void test_overflow_verdicts(void **state)
 	expect_overflows(&rep, true, true, true, "f32 scores");
 	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_ORIGINAL | OVERFLOW_FOLDED);
 	assert_false(report_ok(&rep));
+	/* told: where first, which levels follow, and that nothing is confirmed */
+	assert_int_equal(rep.n_findings, 3);
+	const Finding *f = &rep.findings[0];
+	assert_int_equal(f->code, FIND_OVERFLOW);
+	assert_int_equal(f->level, LEVEL_SCORE);
+	assert_int_equal(f->side, OVERFLOW_ORIGINAL | OVERFLOW_FOLDED);
+	assert_int_equal(f->precision, PREC_F32);
+	assert_int_equal(rep.findings[1].code, FIND_OVERFLOW_ALSO);
+	assert_int_equal(rep.findings[1].overflows, 1u << LEVEL_HEAD | 1u << LEVEL_RESIDUAL);
+	assert_int_equal(rep.findings[2].code, FIND_OVERFLOW_UNCONFIRMED);
+	assert_true(rep.findings[2].flag);  /* a guaranteed level */
 	report_done(&rep);
 	/* the same layer in float64: exact */
 	run_scaled(PREC_F64, 1e20, 1, &all, &rep);
@@ -684,12 +734,19 @@ static void test_overflow_verdicts(void **state)
 	expect_guaranteed(&rep, false, false, false, "f32 scores, commutes dropped");
 	expect_overflows(&rep, true, true, true, "f32 scores, commutes dropped");
 	assert_true(report_ok(&rep));
+	assert_false(expect_finding(&rep, FIND_OVERFLOW_UNCONFIRMED)->flag);
 	report_done(&rep);
 	/* v past float32: the scores hold, the outputs overflow */
 	run_scaled(PREC_F32, 1, 1e39, &all, &rep);
 	expect_overflows(&rep, false, true, true, "f32 values");
 	expect_levels(&rep, true, false, false, "f32 values");
 	assert_false(report_ok(&rep));
+	f = expect_finding(&rep, FIND_VERDICTS);
+	assert_int_equal(f->levels, 1u << LEVEL_SCORE);
+	assert_int_equal(f->overflows, 1u << LEVEL_HEAD | 1u << LEVEL_RESIDUAL);
+	assert_int_equal(expect_finding(&rep, FIND_OVERFLOW)->level, LEVEL_HEAD);
+	assert_int_equal(expect_finding(&rep, FIND_OVERFLOW_ALSO)->overflows,
+			 1u << LEVEL_RESIDUAL);
 	report_done(&rep);
 	/* float64 has its limit too */
 	run_scaled(PREC_F64, 1e160, 1, &all, &rep);
