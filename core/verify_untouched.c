@@ -7,7 +7,9 @@
 #include "core/verify_impl.h"
 
 /* The tensors a fold leaves alone (input norms, QK-norm weights, b_o) and
- * the optional tensors both sides must have; bit equality of two layers. */
+ * the optional tensors both sides must have; bit equality of two layers
+ * (their score scales included: the same weights under another scale
+ * compute other scores). */
 
 /* Tensors a fold leaves alone: equal up to the tolerance. */
 bool verify_check_plain(VerifyCtx *c, const double *x, const double *y,
@@ -97,7 +99,8 @@ bool verify_layers_identical(const VerifyCtx *c)
 	size_t D = c->D, H = c->H, G = c->G, d = c->d;
 	size_t nq = a->qk_norm_per_head ? d : H * d;
 	size_t nk = a->qk_norm_per_head ? d : G * d;
-	return bits_equal(a->wq, b->wq, H * d * D) &&
+	return a->score_scale == b->score_scale &&
+	       bits_equal(a->wq, b->wq, H * d * D) &&
 	       bits_equal(a->wk, b->wk, G * d * D) &&
 	       bits_equal(a->wv, b->wv, G * d * D) &&
 	       bits_equal(a->wo, b->wo, D * H * d) &&

@@ -446,6 +446,14 @@ static void test_more_breaks(void **state)
 	assert_close(v.brk.value[1], 0.5, 0);
 	verify_verdict_free(&v);
 	layer_free(&b);
+	/* the same weights under another scale are not identical */
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	b.score_scale = 0.5;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
+	assert_finding(&v, FIND_SCORE_SCALES_DIFFER);
+	verify_verdict_free(&v);
+	layer_free(&b);
 	/* a value that is not a number */
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	b.wq[3] = NAN;
