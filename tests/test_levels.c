@@ -2,25 +2,18 @@
 
 #include "core/attention.h"
 #include "core/diagnose.h"
+#include "core/finding.h"
 #include "core/inv.h"
 #include "core/levels.h"
 #include "core/rope.h"
 #include "core/rotation.h"
-#include "core/finding.h"
 #include "tests/testutil.h"
+#include "tests/layer_fixtures.h"
 #include "tui/shared/findings_text.h"
 
-/* One layer configuration under test. */
-typedef struct {
-	size_t D, H, G, d, r, T;
-	RopeLayout layout;
-	bool bias;
-	Precision prec;
-} Case;
-
-static const Case MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
-static const Case GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
-static const Case PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
+static const LayerCase MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
+static const LayerCase GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
+static const LayerCase PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
 
 /* The words of a report's explanation, for failure messages only: the
  * tests assert on findings (tests/test_findings_text.c holds the words). */
@@ -50,34 +43,10 @@ static const Finding *expect_finding(const InvReport *rep, FindingCode code)
 	return NULL;
 }
 
-static void make_layer(const Case *c, uint64_t seed, Layer *l)
+/* Evaluate cfg on a fresh layer and input of the case (seed 17). */
+static void run_case(const LayerCase *c, const FoldConfig *cfg, InvReport *rep)
 {
-	LayerShape s = {c->D, c->H, c->G, c->d};
-	RopeSpec r = rope_spec_default(c->d);
-	r.layout = c->layout;
-	r.rotary_dim = c->r;
-	assert_int_equal(layer_random(l, &s, &r, c->bias, seed), RF_OK);
-}
-
-/* Evaluate cfg on a fresh layer and input of the case. */
-static void run_case(const Case *c, const FoldConfig *cfg, InvReport *rep)
-{
-	Layer l;
-	make_layer(c, 17, &l);
-	double *x = malloc(c->T * c->D * sizeof(double));
-	layer_random_input(17, c->T, c->D, x);
-	EvalOptions eo = {.seq = c->T, .precision = c->prec, .tol = 0};
-	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
-	free(x);
-	layer_free(&l);
-}
-
-static FoldConfig cfg_with(unsigned rotate, unsigned dropped)
-{
-	FoldConfig c = fold_config_default();
-	c.rotate = rotate;
-	c.dropped = dropped;
-	return c;
+	lf_evaluate(c, 17, cfg, 0, rep);
 }
 
 /* The verdicts must follow the predictions for a generic random layer. */
@@ -104,9 +73,9 @@ static void expect_guaranteed(const InvReport *rep, bool s, bool h, bool r,
 
 /* ---- everything held ------------------------------------------------------ */
 
-static void check_all_hold(const Case *c, const char *what)
+static void check_all_hold(const LayerCase *c, const char *what)
 {
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	InvReport rep;
 	run_case(c, &cfg, &rep);
 	expect_guaranteed(&rep, true, true, true, what);
@@ -133,7 +102,7 @@ static void test_all_held_partial_rotary(void **state)
 {
 	(void)state;
 	check_all_hold(&PARTIAL, "partial rotary");
-	Case c = PARTIAL;
+	LayerCase c = PARTIAL;
 	c.layout = ROPE_INTERLEAVED;
 	c.r = 2;
 	check_all_hold(&c, "one rotary pair");
@@ -159,7 +128,7 @@ static void test_each_assumption(void **state)
 		{ASSUME_BIAS, false, false, false},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		FoldConfig cfg = cfg_with(PART_ALL, rows[i].drop);
+		FoldConfig cfg = lf_config(PART_ALL, rows[i].drop);
 		InvReport rep;
 		char what[64];
 		snprintf(what, sizeof what, "drop %s", fold_assumption_name(i));
@@ -174,7 +143,7 @@ static void test_each_assumption(void **state)
 static void test_assumptions_without_effect(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT | ASSUME_BIAS);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_GQA_CONSISTENT | ASSUME_BIAS);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	expect_guaranteed(&rep, true, true, true, "MHA, no bias");
@@ -187,7 +156,7 @@ static void test_every_kind_breaks(void **state)
 {
 	(void)state;
 	for (int k = ROT_HAAR; k < ROT_KIND_COUNT; k++) {
-		FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+		FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 		cfg.kind = (RotKind)k;
 		InvReport rep;
 		run_case(&GQA, &cfg, &rep);
@@ -202,13 +171,13 @@ static void test_every_kind_breaks(void **state)
 static void test_all_rotate_sets(void **state)
 {
 	(void)state;
-	const Case *cases[] = {&MHA, &GQA, &PARTIAL};
+	const LayerCase *cases[] = {&MHA, &GQA, &PARTIAL};
 	for (size_t ci = 0; ci < 3; ci++)
 		for (unsigned set = 0; set < 16; set++) {
 			bool q = set & PART_Q, k = set & PART_K;
 			bool v = set & PART_V, o = set & PART_O;
 			bool S = q == k, VO = v == o;
-			FoldConfig cfg = cfg_with(set, 0);
+			FoldConfig cfg = lf_config(set, 0);
 			InvReport rep;
 			char what[64], letters[8];
 			fold_rotate_format(set, letters, sizeof letters);
@@ -227,7 +196,7 @@ static void test_all_rotate_sets(void **state)
 static void test_diagonal_survives(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	assert_le(rep.by_offset[0], 1e-12 * rep.level[LEVEL_SCORE].ref_max);
@@ -247,7 +216,7 @@ static void test_diagonal_survives(void **state)
 static void test_permute_heads(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	cfg.permute_heads = true;
 	InvReport rep;
 	run_case(&GQA, &cfg, &rep);
@@ -266,9 +235,9 @@ static void test_permute_heads(void **state)
 static void test_single_token(void **state)
 {
 	(void)state;
-	Case c = GQA;
+	LayerCase c = GQA;
 	c.T = 1;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&c, &cfg, &rep);
 	expect_guaranteed(&rep, false, false, false, "T=1");
@@ -293,13 +262,8 @@ static void test_raised_tolerance_not_exact(void **state)
 	assert_le(rep.findings[0].eps, 1e4);
 	report_done(&rep);
 
-	Layer l;
-	make_layer(&GQA, 17, &l);
-	double *x = malloc(GQA.T * GQA.D * sizeof(double));
-	layer_random_input(17, GQA.T, GQA.D, x);
-	EvalOptions eo = {.seq = GQA.T, .precision = PREC_F64, .tol = 100};
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, &rep), RF_OK);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
+	lf_evaluate(&GQA, 17, &cfg, 100, &rep);
 	expect_levels(&rep, true, true, true, "tol 100");
 	assert_int_equal(count_findings(&rep, FIND_EXACT_REWRITE), 0);
 	const Finding *f = expect_finding(&rep, FIND_HOLDS_WITHIN_TOL);
@@ -311,15 +275,13 @@ static void test_raised_tolerance_not_exact(void **state)
 	assert_gt(f->eps, 1e4);
 	assert_close(f->tol, 100, 0);
 	report_done(&rep);
-	free(x);
-	layer_free(&l);
 }
 
 /* V needs no commutation: a Haar R_v absorbed by O is exact. */
 static void test_v_needs_no_commutation(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_V | PART_O, ASSUME_V_SAME | ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_V | PART_O, ASSUME_V_SAME | ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&GQA, &cfg, &rep);
 	expect_levels(&rep, true, true, true, "rotate vo, Haar");
@@ -330,7 +292,7 @@ static void test_v_needs_no_commutation(void **state)
 static void test_o_must_absorb(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_Q | PART_K | PART_V, 0);
+	FoldConfig cfg = lf_config(PART_Q | PART_K | PART_V, 0);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	expect_levels(&rep, true, false, false, "rotate qkv");
@@ -347,9 +309,9 @@ static void test_o_must_absorb(void **state)
 static void test_float32_floor(void **state)
 {
 	(void)state;
-	Case c = GQA;
+	LayerCase c = GQA;
 	c.prec = PREC_F32;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	InvReport rep;
 	run_case(&c, &cfg, &rep);
 	expect_levels(&rep, true, true, true, "f32");
@@ -369,7 +331,7 @@ static void test_float32_floor(void **state)
 static void test_fold_layout_override(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	cfg.layout_set = true;
 	cfg.layout = GQA.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
 	InvReport rep;
@@ -393,7 +355,7 @@ static void test_fold_layout_override(void **state)
 static void test_reproducible(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport a, b;
 	run_case(&GQA, &cfg, &a);
 	run_case(&GQA, &cfg, &b);
@@ -407,18 +369,15 @@ static void test_reproducible(void **state)
 static void test_forward_matches(void **state)
 {
 	(void)state;
-	const Case *c = &GQA;
+	const LayerCase *c = &GQA;
 	Layer l, f;
-	make_layer(c, 3, &l);
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	FoldPlan plan;
-	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
-	assert_int_equal(fold_apply(&l, &plan, &f), RF_OK);
+	lf_layer(c, 3, &l);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
+	lf_fold(&l, &cfg, &f, NULL);
 	size_t T = c->T, D = c->D;
-	double *x = malloc(T * D * sizeof(double));
+	double *x = lf_input(c, 3);
 	double *ya = malloc(T * D * sizeof(double)), *yb = malloc(T * D * sizeof(double));
 	double *sa = malloc(T * T * sizeof(double)), *sb = malloc(T * T * sizeof(double));
-	layer_random_input(3, T, D, x);
 	RopeTable tab;
 	rope_table_init(&tab, &l.rope, T);
 	attention_forward(&l, x, T, &tab, ya, 1, sa);
@@ -429,7 +388,6 @@ static void test_forward_matches(void **state)
 	assert_gt(tu_max_diff(l.wq, f.wq, 10), 1e-3);
 	free(x); free(ya); free(yb); free(sa); free(sb);
 	rope_table_done(&tab);
-	fold_plan_free(&plan);
 	layer_free(&l);
 	layer_free(&f);
 }
@@ -438,28 +396,22 @@ static void test_forward_matches(void **state)
 
 /* Evaluate the default fold on the case's layer with per-head QK-norm
  * weights qn, kn (d each). */
-static void run_with_norms(const Case *c, const double *qn, const double *kn,
+static void run_with_norms(const LayerCase *c, const double *qn, const double *kn,
 			   InvReport *rep)
 {
 	Layer l;
-	make_layer(c, 5, &l);
-	l.q_norm = malloc(c->d * sizeof(double));
-	l.k_norm = malloc(c->d * sizeof(double));
+	lf_layer(c, 5, &l);
+	lf_qk_norm(&l, true);
 	memcpy(l.q_norm, qn, c->d * sizeof(double));
 	memcpy(l.k_norm, kn, c->d * sizeof(double));
-	l.qk_norm_per_head = true;
-	double *x = malloc(c->T * c->D * sizeof(double));
-	layer_random_input(5, c->T, c->D, x);
-	EvalOptions eo = {.seq = c->T, .precision = PREC_F64};
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
-	free(x);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
+	lf_evaluate_layer(&l, c, 5, &cfg, 0, rep);
 	layer_free(&l);
 }
 
 static void run_qk_norm(bool split, InvReport *rep)
 {
-	Case c = MHA;
+	LayerCase c = MHA;
 	double qn[64], kn[64];
 	Rng rng;
 	rng_seed(&rng, 1, 9);
@@ -497,7 +449,7 @@ static void test_qk_norm_pairs(void **state)
  * guaranteed; a constant tail is fine. */
 static void run_qk_norm_tail(bool vary, InvReport *rep)
 {
-	Case c = PARTIAL;
+	LayerCase c = PARTIAL;
 	double qn[64], kn[64];
 	for (size_t j = 0; j < c.d; j++)
 		qn[j] = kn[j] = 1.0;
@@ -532,11 +484,11 @@ static void test_qk_norm_nonrotary(void **state)
 static void test_slow_pair_mixing(void **state)
 {
 	(void)state;
-	Case c = MHA;
+	LayerCase c = MHA;
 	Layer l;
-	make_layer(&c, 2, &l);
+	lf_layer(&c, 2, &l);
 	size_t d = c.d, np = c.r / 2;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	FoldPlan plan;
 	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
 	/* R: identity except a 45-degree turn of pair np-2 into pair np-1,
@@ -580,7 +532,7 @@ static void test_diagnostics_name_causes(void **state)
 {
 	(void)state;
 	InvReport rep;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_SHARED_QK);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_SHARED_QK);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.qk_mismatch, 0.1);
 	const Finding *f = expect_finding(&rep, FIND_QK_ROTATED_APART);
@@ -588,7 +540,7 @@ static void test_diagnostics_name_causes(void **state)
 	assert_int_equal(f->head, rep.diag.qk_mismatch_head);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT);
+	cfg = lf_config(PART_ALL, ASSUME_GQA_CONSISTENT);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.gqa_mismatch, 0.1);
 	f = expect_finding(&rep, FIND_GROUP_ROTATED_APART);
@@ -596,7 +548,7 @@ static void test_diagnostics_name_causes(void **state)
 	assert_true(f->head % (GQA.H / GQA.G) != 0);  /* not a group's first head */
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_ORTHOGONAL);
+	cfg = lf_config(PART_ALL, ASSUME_ORTHOGONAL);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.ortho_defect, 0.1);
 	assert_gt(rep.diag.vo_mismatch, 0.1);
@@ -605,21 +557,21 @@ static void test_diagnostics_name_causes(void **state)
 	assert_gt(f->norm, 0.1);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_BIAS);
+	cfg = lf_config(PART_ALL, ASSUME_BIAS);
 	run_case(&GQA, &cfg, &rep);
 	assert_true(rep.diag.qk_bias_unrotated);
 	assert_true(rep.diag.v_bias_unrotated);
 	expect_finding(&rep, FIND_QK_BIAS_UNROTATED);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	cfg.kind = ROT_PAIR_REFLECT;
 	run_case(&GQA, &cfg, &rep);
 	f = expect_finding(&rep, FIND_PAIR_NOT_ROTATION);
 	assert_true(f->pair_i < GQA.r / 2);  /* a reflection inside a rotary pair */
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, 0);
+	cfg = lf_config(PART_ALL, 0);
 	run_case(&GQA, &cfg, &rep);
 	assert_le(rep.diag.comm_max, 1e-12);
 	assert_le(rep.diag.ortho_defect, 1e-12);
@@ -634,12 +586,12 @@ static void test_prediction_table(void **state)
 {
 	(void)state;
 	Layer l;
-	make_layer(&GQA, 1, &l);
+	lf_layer(&GQA, 1, &l);
 	for (unsigned set = 0; set < 16; set++)
 		for (unsigned a = 0; a <= ASSUME_COUNT; a++)
 			for (int perm = 0; perm < 2; perm++) {
 				unsigned drop = a < ASSUME_COUNT ? 1u << a : 0;
-				FoldConfig cfg = cfg_with(set, drop);
+				FoldConfig cfg = lf_config(set, drop);
 				cfg.permute_heads = perm;
 				bool q = set & PART_Q, k = set & PART_K;
 				bool v = set & PART_V, o = set & PART_O;
@@ -668,10 +620,10 @@ static void test_prediction_table(void **state)
 static void run_scaled(Precision prec, double sqk, double sv, const FoldConfig *cfg,
 		       InvReport *rep)
 {
-	Case c = MHA;
+	LayerCase c = MHA;
 	c.prec = prec;
 	Layer l;
-	make_layer(&c, 17, &l);
+	lf_layer(&c, 17, &l);
 	size_t nq = c.H * c.d * c.D, nk = c.G * c.d * c.D;
 	for (size_t i = 0; i < nq; i++)
 		l.wq[i] *= sqk;
@@ -679,11 +631,7 @@ static void run_scaled(Precision prec, double sqk, double sv, const FoldConfig *
 		l.wk[i] *= sqk;
 		l.wv[i] *= sv;
 	}
-	double *x = malloc(c.T * c.D * sizeof(double));
-	layer_random_input(17, c.T, c.D, x);
-	EvalOptions eo = {.seq = c.T, .precision = prec, .tol = 0};
-	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
-	free(x);
+	lf_evaluate_layer(&l, &c, 17, cfg, 0, rep);
 	layer_free(&l);
 }
 
@@ -703,8 +651,8 @@ static void expect_overflows(const InvReport *rep, bool s, bool h, bool r,
 static void test_overflow_verdicts(void **state)
 {
 	(void)state;
-	FoldConfig all = cfg_with(PART_ALL, 0);
-	FoldConfig nc = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig all = lf_config(PART_ALL, 0);
+	FoldConfig nc = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	/* scores near 1e40: past float32 on both sides, everything after
 	 * them too; a guaranteed level affected: not ok */
@@ -761,7 +709,7 @@ static void test_overflow_judged(void **state)
 {
 	(void)state;
 	Layer l;
-	make_layer(&MHA, 1, &l);
+	lf_layer(&MHA, 1, &l);
 	InvReport rep;
 	assert_int_equal(report_init(&rep, 4, MHA.H, MHA.G, MHA.d, MHA.r), RF_OK);
 	rep.level[LEVEL_SCORE].max_abs_err = INFINITY;
@@ -771,7 +719,7 @@ static void test_overflow_judged(void **state)
 	rep.level[LEVEL_HEAD].overflow = OVERFLOW_FOLDED;
 	rep.level[LEVEL_RESIDUAL].max_abs_err = 1e-300;
 	rep.level[LEVEL_RESIDUAL].ref_max = 1;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	levels_judge(&rep, &l, &cfg, 1e6);
 	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_DIFFERENCE);
 	assert_int_equal(rep.level[LEVEL_HEAD].overflow, OVERFLOW_FOLDED);

@@ -8,6 +8,7 @@
 #include "core/plan_ops.h"
 #include "core/rope.h"
 #include "core/verify.h"
+#include "tests/layer_fixtures.h"
 #include "tui/shared/findings_text.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -21,42 +22,15 @@ static const char *why_text(const VerifyVerdict *v)
 	return buf;
 }
 
-
-typedef struct {
-	size_t D, H, G, d, r;
-	RopeLayout layout;
-	bool bias;
-} Shape;
-
-static const Shape shapes[] = {
-	{32, 4, 4, 8, 8, ROPE_HALF, false},         /* MHA */
-	{48, 8, 4, 16, 16, ROPE_INTERLEAVED, true}, /* GQA, biases */
-	{40, 6, 2, 12, 8, ROPE_HALF, true},         /* GQA, partial rotary */
-	{32, 4, 1, 8, 8, ROPE_INTERLEAVED, false},  /* MQA */
+/* The shapes under test (T and precision unused: verify compares weights,
+ * and confirm() below takes its own 24 tokens). */
+static const LayerCase shapes[] = {
+	{32, 4, 4, 8, 8, 24, ROPE_HALF, false, PREC_F64},         /* MHA */
+	{48, 8, 4, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64}, /* GQA, biases */
+	{40, 6, 2, 12, 8, 24, ROPE_HALF, true, PREC_F64},         /* GQA, partial rotary */
+	{32, 4, 1, 8, 8, 24, ROPE_INTERLEAVED, false, PREC_F64},  /* MQA */
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
-
-static void make_layer(const Shape *s, uint64_t seed, Layer *l)
-{
-	LayerShape sh = {s->D, s->H, s->G, s->d};
-	RopeSpec rope = rope_spec_default(s->d);
-	rope.layout = s->layout;
-	rope.rotary_dim = s->r;
-	assert_int_equal(layer_random(l, &sh, &rope, s->bias, seed), RF_OK);
-}
-
-/* Fold a by a configuration; the plan is returned too when wanted. */
-static void fold_by(const Layer *a, const FoldConfig *cfg, Layer *b,
-		    FoldPlan *plan_out)
-{
-	FoldPlan plan;
-	assert_int_equal(fold_plan_build(a, cfg, &plan), RF_OK);
-	assert_int_equal(fold_apply(a, &plan, b), RF_OK);
-	if (plan_out)
-		*plan_out = plan;
-	else
-		fold_plan_free(&plan);
-}
 
 static void verify(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
 {
@@ -96,7 +70,7 @@ static void test_identical(void **state)
 {
 	(void)state;
 	Layer a, b;
-	make_layer(&shapes[1], 1, &a);
+	lf_layer(&shapes[1], 1, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
@@ -115,10 +89,10 @@ static void test_commuting_fold_recovered(void **state)
 	for (size_t s = 0; s < NSHAPES; s++) {
 		Layer a, b;
 		FoldPlan plan;
-		make_layer(&shapes[s], 10 + s, &a);
+		lf_layer(&shapes[s], 10 + s, &a);
 		FoldConfig cfg = fold_config_default();
 		cfg.seed = 3 + s;
-		fold_by(&a, &cfg, &b, &plan);
+		lf_fold(&a, &cfg, &b, &plan);
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		if (!v.equivalent)
@@ -158,10 +132,10 @@ static void test_permute_heads(void **state)
 	(void)state;
 	Layer a, b;
 	FoldPlan plan;
-	make_layer(&shapes[1], 2, &a);
+	lf_layer(&shapes[1], 2, &a);
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = true;
-	fold_by(&a, &cfg, &b, &plan);
+	lf_fold(&a, &cfg, &b, &plan);
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	if (!v.equivalent)
@@ -193,15 +167,15 @@ static void test_permute_heads(void **state)
 
 /* ---- dropped assumptions ------------------------------------------------ */
 
-static void run_drop(const Shape *s, unsigned drop, RotKind kind, unsigned rotate,
+static void run_drop(const LayerCase *s, unsigned drop, RotKind kind, unsigned rotate,
 		     VerifyVerdict *v, Layer *a, Layer *b)
 {
-	make_layer(s, 7, a);
+	lf_layer(s, 7, a);
 	FoldConfig cfg = fold_config_default();
 	cfg.dropped = drop;
 	cfg.kind = kind;
 	cfg.rotate = rotate;
-	fold_by(a, &cfg, b, NULL);
+	lf_fold(a, &cfg, b, NULL);
 	verify(a, b, 0, v);
 }
 
@@ -342,7 +316,7 @@ static void test_drop_others(void **state)
 static void test_tamper(void **state)
 {
 	(void)state;
-	const Shape *s = &shapes[1];  /* H 8, G 4, d 16, D 48 */
+	const LayerCase *s = &shapes[1];  /* H 8, G 4, d 16, D 48 */
 	size_t D = s->D, d = s->d, Hd = s->H * s->d;
 	struct { const char *tensor; size_t head, group; LevelId lv; FindingCode code; } cases[] = {
 		{"W_q", 5, 2, LEVEL_SCORE, FIND_Q_UNEXPLAINED},
@@ -352,9 +326,9 @@ static void test_tamper(void **state)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		Layer a, b;
-		make_layer(s, 4, &a);
+		lf_layer(s, 4, &a);
 		FoldConfig cfg = fold_config_default();
-		fold_by(&a, &cfg, &b, NULL);
+		lf_fold(&a, &cfg, &b, NULL);
 		const char *t = cases[i].tensor;
 		if (!strcmp(t, "W_q"))
 			b.wq[(cases[i].head * d + 3) * D + 7] += 1e-3;
@@ -381,7 +355,7 @@ static void test_tamper(void **state)
 	}
 	/* b_o and a shape change. */
 	Layer a, b;
-	make_layer(&shapes[1], 4, &a);
+	lf_layer(&shapes[1], 4, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	b.bo[3] += 0.5;
 	VerifyVerdict v;
@@ -395,7 +369,7 @@ static void test_tamper(void **state)
 	verify_verdict_free(&v);
 	layer_free(&b);
 	Layer c;
-	make_layer(&shapes[0], 4, &c);
+	lf_layer(&shapes[0], 4, &c);
 	verify(&a, &c, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
 	assert_finding(&v, FIND_SHAPES_DIFFER);
@@ -410,13 +384,13 @@ static void test_tamper(void **state)
 static void test_more_breaks(void **state)
 {
 	(void)state;
-	const Shape *s = &shapes[1];  /* H 8, G 4, d 16, biases */
+	const LayerCase *s = &shapes[1];  /* H 8, G 4, d 16, biases */
 	Layer a, b;
 	VerifyVerdict v;
-	make_layer(s, 6, &a);
+	lf_layer(s, 6, &a);
 	/* b_q kept while W_q turned: the first query head of group 0 */
 	FoldConfig cfg = fold_config_default();
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	memcpy(b.bq, a.bq, s->H * s->d * sizeof(double));
 	verify(&a, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
@@ -437,7 +411,7 @@ static void test_more_breaks(void **state)
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* a fold with another score scale: 1/sqrt(d) = 0.25 against 0.5 */
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	b.score_scale = 0.5;
 	verify(&a, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
@@ -466,18 +440,13 @@ static void test_more_breaks(void **state)
 	layer_free(&a);
 	/* a per-head q-norm weight split within pair 0: the group's commuting
 	 * rotation does not commute with it */
-	Shape sn = shapes[0];
-	make_layer(&sn, 8, &a);
-	a.q_norm = malloc(sn.d * sizeof(double));
-	a.k_norm = malloc(sn.d * sizeof(double));
-	a.qk_norm_per_head = true;
-	a.qk_norm_eps = 1e-6;
-	for (size_t i = 0; i < sn.d; i++)
-		a.q_norm[i] = a.k_norm[i] = 1.0;
+	LayerCase sn = shapes[0];
+	lf_layer(&sn, 8, &a);
+	lf_qk_norm(&a, true);
 	size_t p0, p1;
 	rope_pair_coords(sn.layout, sn.r, 0, &p0, &p1);
 	a.q_norm[p1] = 1.5;
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	verify(&a, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_QK_NORM);
 	assert_finding(&v, FIND_QK_NORM_BLOCKS);
@@ -511,7 +480,7 @@ static void test_layout_conversion(void **state)
 	(void)state;
 	for (size_t s = 0; s < NSHAPES; s++) {
 		Layer a, b;
-		make_layer(&shapes[s], 20 + s, &a);
+		lf_layer(&shapes[s], 20 + s, &a);
 		RopeLayout other = a.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
 		assert_int_equal(layout_convert(&a, other, &b), RF_OK);
 		VerifyVerdict v;
@@ -530,7 +499,7 @@ static void test_layout_conversion(void **state)
 		/* A fold, then the conversion. */
 		Layer f, fb;
 		FoldConfig cfg = fold_config_default();
-		fold_by(&a, &cfg, &f, NULL);
+		lf_fold(&a, &cfg, &f, NULL);
 		assert_int_equal(layout_convert(&f, other, &fb), RF_OK);
 		verify(&a, &fb, 0, &v);
 		assert_true(v.equivalent);
@@ -547,12 +516,12 @@ static void test_layout_conversion(void **state)
 static void test_broken_conversions(void **state)
 {
 	(void)state;
-	const Shape *s = &shapes[1];  /* GQA, H 8, G 4, d 16 */
+	const LayerCase *s = &shapes[1];  /* GQA, H 8, G 4, d 16 */
 	Layer hf, a, b;
 	VerifyVerdict v;
-	Shape sh = *s;
+	LayerCase sh = *s;
 	sh.layout = ROPE_HALF;
-	make_layer(&sh, 30, &hf);
+	lf_layer(&sh, 30, &hf);
 	size_t nk = sh.G * sh.d * sh.D;
 	/* K left unpermuted. */
 	assert_int_equal(layout_convert(&hf, ROPE_INTERLEAVED, &b), RF_OK);
@@ -643,7 +612,7 @@ static void test_bf16_rounding(void **state)
 {
 	(void)state;
 	Layer a, b;
-	make_layer(&shapes[2], 40, &a);
+	lf_layer(&shapes[2], 40, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	round_layer(&b, STORE_BF16);
 	VerifyVerdict v;
@@ -662,7 +631,7 @@ static void test_bf16_rounding(void **state)
 	/* A bf16 checkpoint folded and stored back in bf16. */
 	round_layer(&a, STORE_BF16);
 	FoldConfig cfg = fold_config_default();
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	if (!v.equivalent)
@@ -677,7 +646,7 @@ static void test_bf16_rounding(void **state)
 	/* A Haar fold is still refused at bf16 tolerance. */
 	layer_free(&b);
 	cfg.dropped = ASSUME_COMMUTES;
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
@@ -693,11 +662,11 @@ static void test_plan_inverse(void **state)
 	(void)state;
 	Layer a, b, c;
 	FoldPlan plan, inv;
-	make_layer(&shapes[1], 50, &a);
+	lf_layer(&shapes[1], 50, &a);
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = true;
 	cfg.dropped = ASSUME_V_SAME;
-	fold_by(&a, &cfg, &b, &plan);
+	lf_fold(&a, &cfg, &b, &plan);
 	assert_int_equal(plan_inverse(&plan, &inv), RF_OK);
 	assert_int_equal(fold_apply(&b, &inv, &c), RF_OK);
 	size_t D = a.shape.d_model, H = a.shape.n_heads, G = a.shape.n_kv_heads;
