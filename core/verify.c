@@ -190,7 +190,7 @@ out:
 	return st;
 }
 
-/* ======================= the relation ================================== */
+/* ======================= the entry ===================================== */
 
 static bool same_rope_params(const RopeSpec *x, const RopeSpec *y)
 {
@@ -210,6 +210,7 @@ bool verify_same_shape(const LayerShape *x, const LayerShape *y)
 	return x->d_model == y->d_model && x->n_heads == y->n_heads &&
 	       x->n_kv_heads == y->n_kv_heads && x->head_dim == y->head_dim;
 }
+
 /* The relation, most specific first (the words are findings_text's). */
 static void settle_relation(VerifyVerdict *v)
 {

@@ -67,8 +67,8 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok);
 RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok);
 /* verify_untouched.c: tensors a fold leaves alone, equal up to the
  * tolerance (x, y: n entries, either may be NULL); false on a break. */
-bool verify_check_plain(VerifyCtx *c, const double *x, const double *y, size_t n,
-			const char *name, LevelId level);
+bool verify_check_plain(VerifyCtx *c, const double *x, const double *y,
+			size_t n, const char *name, LevelId level);
 /* Per-layer QK-norm weights move with their heads (perm: G). */
 bool verify_check_norm_weights(VerifyCtx *c, const size_t *perm);
 /* Optional tensors (biases) exist on both sides. */
@@ -78,8 +78,8 @@ bool verify_layers_identical(const VerifyCtx *c);
 /* verify_layout.c: after a Q/K break, test the classic broken conversions
  * of b (bc: b in a's layout); a hypothesis that explains B becomes the
  * verdict's break. */
-RfStatus verify_try_conversions(const Layer *a, const Layer *b, const Layer *bc,
-				double tol, VerifyVerdict *v);
+RfStatus verify_try_conversions(const Layer *a, const Layer *b,
+				const Layer *bc, double tol, VerifyVerdict *v);
 
 /* ---- verify.c ------------------------------------------------------------ */
 
