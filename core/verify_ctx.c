@@ -7,7 +7,14 @@
 #include "core/procrustes.h"
 #include "core/verify_impl.h"
 
-/* The context of one comparison: the residual helpers every check uses. */
+/* The helpers every file of verify uses: the shape test, the residuals of
+ * one comparison, and recording its first break. */
+
+bool verify_same_shape(const LayerShape *x, const LayerShape *y)
+{
+	return x->d_model == y->d_model && x->n_heads == y->n_heads &&
+	       x->n_kv_heads == y->n_kv_heads && x->head_dim == y->head_dim;
+}
 
 double verify_frob_diff(const double *A, const double *B, size_t n)
 {

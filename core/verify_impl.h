@@ -2,12 +2,13 @@
 #define ROPEFOLD_CORE_VERIFY_IMPL_H
 
 /* Internals shared by the files of verify (core/verify.h is the public
- * API): verify.c (the entry, the verdict, one comparison, the relation),
- * verify_ctx.c (the comparison's context and residual helpers),
- * verify_heads.c (matching kv groups), verify_qk.c (the Q/K side of a
- * group), verify_vo.c (its V/O side), verify_untouched.c (the tensors a
- * fold leaves alone), verify_layout.c (the broken conversions) and
- * verify_confirm.c (the three-level evaluation). */
+ * API): verify.c (the entry and the relation), verify_compare.c (one
+ * comparison and the verdict it fills), verify_ctx.c (the comparison's
+ * context and residual helpers), verify_heads.c (matching kv groups),
+ * verify_qk.c (the Q/K side of a group), verify_vo.c (its V/O side),
+ * verify_untouched.c (the tensors a fold leaves alone), verify_layout.c
+ * (the broken conversions) and verify_confirm.c (the three-level
+ * evaluation). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +30,8 @@ typedef struct {
 
 /* ---- verify_ctx.c -------------------------------------------------------- */
 
+/* The same four sizes. */
+bool verify_same_shape(const LayerShape *x, const LayerShape *y);
 /* ||A - B||_F over n entries. */
 double verify_frob_diff(const double *A, const double *B, size_t n);
 /* A break at level, kv group and query head of B (FINDING_NONE: none),
@@ -81,14 +84,15 @@ bool verify_layers_identical(const VerifyCtx *c);
 RfStatus verify_try_conversions(const Layer *a, const Layer *b,
 				const Layer *bc, double tol, VerifyVerdict *v);
 
-/* ---- verify.c ------------------------------------------------------------ */
+/* ---- verify_compare.c ---------------------------------------------------- */
 
-/* Allocate the recovered relation of v for a's shape (identities). */
+/* Clear the verdict's findings (its allocations stay). */
+void verify_verdict_reset(VerifyVerdict *v);
+/* Allocate the recovered relation of v for a's shape (identities) and
+ * a's pair frequencies. */
 RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a);
 /* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 			VerifyVerdict *v);
-/* The same four sizes. */
-bool verify_same_shape(const LayerShape *x, const LayerShape *y);
 
 #endif
