@@ -2,12 +2,11 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/diagnose.h"
+#include "core/finding.h"
 #include "core/parallel.h"
 #include "core/rope.h"
 
@@ -245,184 +244,139 @@ RfStatus diagnose_plan_threads(const Layer *l, const FoldConfig *cfg,
 
 /* ---- explanation --------------------------------------------------------- */
 
-typedef struct {
-	char *buf;
-	size_t len, cap;
-} Text;
-
-static void say(Text *t, const char *fmt, ...)
+/* The next finding of rep, of code, in the order they are told (the last
+ * slot is reused should the list ever fill: it cannot, see report.h). */
+static Finding *tell(InvReport *rep, FindingCode code)
 {
-	va_list ap;
-	if (t->len + 1 >= t->cap)
-		return;
-	va_start(ap, fmt);
-	int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		t->len += (size_t)n < t->cap - t->len ? (size_t)n : t->cap - t->len - 1;
+	size_t i = rep->n_findings;
+	if (i < REPORT_MAX_FINDINGS)
+		rep->n_findings++;
+	else
+		i = REPORT_MAX_FINDINGS - 1;
+	rep->findings[i] = finding_make(code);
+	return &rep->findings[i];
 }
 
-static void name_group(const Diagnostics *dg, size_t i, char *out, size_t n)
+/* A pair group of the diagnostics as a finding names it. */
+static size_t pair_of(const Diagnostics *dg, size_t i)
 {
-	if (i >= dg->npairs)
-		snprintf(out, n, "the non-rotary block");
-	else
-		snprintf(out, n, "pair %zu", i);
+	return i >= dg->npairs ? FINDING_NON_ROTARY : i;
 }
 
 /* Why the Q/K side breaks scores, most basic cause first. */
-static void why_scores(Text *t, const Layer *l, const FoldConfig *cfg,
-		       const InvReport *rep)
+static void why_scores(InvReport *rep, const Layer *l, const FoldConfig *cfg)
 {
 	const Diagnostics *dg = &rep->diag;
 	bool rq = cfg->rotate & PART_Q, rk = cfg->rotate & PART_K;
+	Finding *f;
 	if (rq != rk) {
-		say(t, " Only %s is rotated, so q.k sees R instead of R^T R = I.",
-		    rq ? "Q" : "K");
+		tell(rep, FIND_ONE_SIDE_ROTATED)->part = rq ? 'Q' : 'K';
 		return;
 	}
 	if (!rq)
 		return;
-	if (cfg->layout_set && cfg->layout != l->rope.layout)
-		say(t, " The fold was built for the %s layout, but this layer's RoPE "
-		       "pairs are %s (what its runtime applies): in these pairs the "
-		       "rotation mixes frequencies.", rope_layout_name(cfg->layout),
-		    rope_layout_name(l->rope.layout));
-	if (dg->ortho_defect > DIAG_ZERO && dg->ortho_part != 'v')
-		say(t, " R_%c of head %zu is not orthogonal (||R^T R - I|| = %.3g).",
-		    dg->ortho_part, dg->ortho_head, dg->ortho_defect);
-	if (dg->qk_mismatch > DIAG_ZERO)
-		say(t, " Q and K are rotated differently (||R_q - R_k|| = %.3g at head %zu).",
-		    dg->qk_mismatch, dg->qk_mismatch_head);
+	if (cfg->layout_set && cfg->layout != l->rope.layout) {
+		f = tell(rep, FIND_FOLD_LAYOUT);
+		f->layout[0] = cfg->layout;
+		f->layout[1] = l->rope.layout;
+	}
+	if (dg->ortho_defect > DIAG_ZERO && dg->ortho_part != 'v') {
+		f = tell(rep, FIND_R_NOT_ORTHOGONAL);
+		f->part = dg->ortho_part;
+		f->head = dg->ortho_head;
+		f->norm = dg->ortho_defect;
+	}
+	if (dg->qk_mismatch > DIAG_ZERO) {
+		f = tell(rep, FIND_QK_ROTATED_APART);
+		f->head = dg->qk_mismatch_head;
+		f->norm = dg->qk_mismatch;
+	}
 	if (dg->gqa_mismatch > DIAG_ZERO)
-		say(t, " Query heads of one kv group carry different rotations (head %zu), "
-		       "but they share one k.", dg->gqa_mismatch_head);
+		tell(rep, FIND_GROUP_ROTATED_APART)->head = dg->gqa_mismatch_head;
 	if (dg->mix_norm > DIAG_ZERO) {
-		char a[32], b[32];
-		name_group(dg, dg->mix_i, a, sizeof a);
-		name_group(dg, dg->mix_j, b, sizeof b);
-		if (dg->mix_i == dg->mix_j)
-			say(t, " R_q of head %zu does not commute with RoPE: inside %s it is "
-			       "not a rotation (a reflection or a scale), so Theta_p turns "
-			       "into Theta_-p there.", dg->mix_head, a);
-		else
-			say(t, " R_q of head %zu does not commute with RoPE: it mixes %s and "
-			       "%s, which turn at different frequencies.", dg->mix_head, a, b);
+		f = tell(rep, dg->mix_i == dg->mix_j ? FIND_PAIR_NOT_ROTATION
+						     : FIND_PAIRS_MIXED);
+		f->head = dg->mix_head;
+		f->pair_i = pair_of(dg, dg->mix_i);
+		if (dg->mix_i != dg->mix_j)
+			f->pair_j = pair_of(dg, dg->mix_j);
 	}
 	if (dg->qk_bias_unrotated)
-		say(t, " The q/k biases were left unrotated while their weights turned.");
+		tell(rep, FIND_QK_BIAS_UNROTATED);
 	if (dg->qk_norm_pair_defect > 0)
-		say(t, " The learned QK-norm weight differs within a RoPE pair (by %.3g), "
-		       "so the norm does not commute with the rotation.",
-		    dg->qk_norm_pair_defect);
-	(void)l;
+		tell(rep, FIND_QK_NORM_SPLITS_PAIR)->norm = dg->qk_norm_pair_defect;
 }
 
-static void why_vo(Text *t, const Layer *l, const FoldConfig *cfg,
-		   const InvReport *rep)
+/* Why the V/O side breaks the blocks. */
+static void why_vo(InvReport *rep, const FoldConfig *cfg)
 {
 	const Diagnostics *dg = &rep->diag;
 	bool rv = cfg->rotate & PART_V, ro = cfg->rotate & PART_O;
-	if (rv && !ro)
-		say(t, " V is rotated but O does not absorb R_v^T.");
-	else if (ro && !rv)
-		say(t, " O absorbs R_v^T although V was not rotated.");
-	else if (rv && dg->vo_mismatch > DIAG_ZERO)
-		say(t, " O's R_v^T does not undo R_v (||R_o^T R_v - I|| = %.3g at head %zu): "
-		       "R_v is not orthogonal.", dg->vo_mismatch, dg->vo_mismatch_head);
+	if (rv && !ro) {
+		tell(rep, FIND_V_WITHOUT_O);
+	} else if (ro && !rv) {
+		tell(rep, FIND_O_WITHOUT_V);
+	} else if (rv && dg->vo_mismatch > DIAG_ZERO) {
+		Finding *f = tell(rep, FIND_VO_NOT_INVERSE);
+		f->head = dg->vo_mismatch_head;
+		f->norm = dg->vo_mismatch;
+	}
 	if (dg->v_bias_unrotated)
-		say(t, " The v bias was left unrotated.");
-	(void)l;
+		tell(rep, FIND_V_BIAS_UNROTATED);
 }
 
 /* Beyond this many units of epsilon an error is no longer roundoff. */
 #define DIAG_ROUNDOFF_EPS 1e4
 
-static const char *verdict(const LevelResult *L)
-{
-	return L->overflow ? "overflows" : L->holds ? "holds" : "breaks";
-}
-
-/* Where a level's first overflow is, in words. */
-static void overflow_place(const LevelResult *L, LevelId id, char *buf, size_t n)
-{
-	if (id == LEVEL_SCORE)
-		snprintf(buf, n, "head %zu, (m, n) = (%zu, %zu)", L->worst_head,
-			 L->worst_m, L->worst_n);
-	else if (id == LEVEL_HEAD)
-		snprintf(buf, n, "head %zu, token %zu, coordinate %zu", L->worst_head,
-			 L->worst_m, L->worst_coord);
-	else
-		snprintf(buf, n, "token %zu, coordinate %zu", L->worst_m, L->worst_coord);
-}
-
-static const char *overflow_side(unsigned bits)
-{
-	if ((bits & OVERFLOW_ORIGINAL) && (bits & OVERFLOW_FOLDED))
-		return "on both sides";
-	if (bits & OVERFLOW_ORIGINAL)
-		return "on the original side";
-	if (bits & OVERFLOW_FOLDED)
-		return "on the folded side";
-	return "in the difference of the two sides";
-}
-
 /* Where the first (weakest) overflowing level overflows, which levels
- * follow, and what to do: a float32 overflow goes away in float64. */
-static void why_overflow(Text *t, const InvReport *rep)
+ * follow, and what that means. */
+static void why_overflow(InvReport *rep)
 {
 	int first = -1;
 	bool guaranteed = false;
+	unsigned more = 0;
 	for (int i = 0; i < LEVEL_COUNT; i++)
 		if (rep->level[i].overflow) {
 			if (first < 0)
 				first = i;
+			else
+				more |= 1u << i;
 			guaranteed |= rep->level[i].guaranteed;
 		}
 	if (first < 0)
 		return;
 	const LevelResult *L = &rep->level[first];
-	static const char *const subject[LEVEL_COUNT] = {
-		"The scores overflow", "The head outputs overflow", "The residual overflows"};
-	static const char *const follows[LEVEL_COUNT] = {
-		"the scores", "the head outputs", "the residual"};
-	char at[96];
-	overflow_place(L, (LevelId)first, at, sizeof at);
-	bool f32 = rep->precision == PREC_F32;
-	/* the way out first: the explorer shows two lines of this */
-	say(t, "%s%s %s at %s (%s): %s.", t->len ? " " : "", subject[first],
-	    f32 ? "float32" : "float64", at, overflow_side(L->overflow),
-	    f32 ? "use --precision f64" : "the layer's values are too large for float64");
-	int more = 0;
-	for (int i = first + 1; i < LEVEL_COUNT; i++)
-		if (rep->level[i].overflow)
-			say(t, "%s %s", more++ ? " and" : i == LEVEL_RESIDUAL ? " So does" : " So do",
-			    follows[i]);
+	Finding *f = tell(rep, FIND_OVERFLOW);
+	f->level = (LevelId)first;
+	f->head = L->worst_head;
+	f->m = L->worst_m;
+	f->n = L->worst_n;
+	f->coord = L->worst_coord;
+	f->side = L->overflow;
+	f->precision = rep->precision;
 	if (more)
-		say(t, ".");
-	if (f32)
-		say(t, " Float32 cannot hold these values, so %s.",
-		    guaranteed ? "what the theorem guarantees cannot be confirmed here"
-			       : "this comparison shows nothing");
-	else
-		say(t, " %s.", guaranteed ? "What the theorem guarantees cannot be confirmed here"
-					  : "This comparison shows nothing");
+		tell(rep, FIND_OVERFLOW_ALSO)->overflows = more;
+	f = tell(rep, FIND_OVERFLOW_UNCONFIRMED);
+	f->precision = rep->precision;
+	f->flag = guaranteed;
 }
 
 void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 {
-	Text t = {rep->explanation, 0, sizeof rep->explanation};
 	const LevelResult *ls = &rep->level[LEVEL_SCORE];
 	const LevelResult *lh = &rep->level[LEVEL_HEAD];
 	const LevelResult *lr = &rep->level[LEVEL_RESIDUAL];
 	const Diagnostics *dg = &rep->diag;
-	rep->explanation[0] = 0;
+	Finding *f;
+	rep->n_findings = 0;
+	if (!rep->findings)
+		return;
 
 	bool ovf = ls->overflow || lh->overflow || lr->overflow;
 	if (ls->holds && lh->holds && lr->holds) {
-		if (cfg->rotate == 0)
-			say(&t, "Nothing is rotated: the folded layer is the original.");
-		else {
+		if (cfg->rotate == 0) {
+			tell(rep, FIND_NOTHING_ROTATED);
+		} else {
 			/* the worst of the three levels; "exact" only while that
 			 * is plausibly roundoff (a raised --tol can let more hold) */
 			double rel = ls->max_rel_err, eps = ls->eps_units;
@@ -434,71 +388,78 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 				eps = lh->eps_units;
 			if (lr->eps_units > eps)
 				eps = lr->eps_units;
-			if (eps <= DIAG_ROUNDOFF_EPS)
-				say(&t, "All three levels hold: the fold is an exact rewrite "
-					"(max relative error %.2g, %.1f eps).", rel, eps);
-			else
-				say(&t, "All three levels hold within the tolerance %.2g, but "
-					"not to roundoff (max relative error %.2g, %.3g eps): "
-					"equal only up to that tolerance.", rep->tol, rel, eps);
+			f = tell(rep, eps <= DIAG_ROUNDOFF_EPS ? FIND_EXACT_REWRITE
+							       : FIND_HOLDS_WITHIN_TOL);
+			f->err = rel;
+			f->eps = eps;
+			f->tol = rep->tol;
 		}
 	} else if (!(ls->overflow && lh->overflow && lr->overflow)) {
-		say(&t, "Score %s, head %s, residual %s.", verdict(ls), verdict(lh),
-		    verdict(lr));
+		f = tell(rep, FIND_VERDICTS);
+		for (int i = 0; i < LEVEL_COUNT; i++) {
+			if (rep->level[i].holds)
+				f->levels |= 1u << i;
+			if (rep->level[i].overflow)
+				f->overflows |= 1u << i;
+		}
 	}
-	why_overflow(&t, rep);
+	why_overflow(rep);
 	if (!ls->holds && !ls->overflow) {
-		size_t off = ls->worst_m - ls->worst_n;
-		say(&t, " Scores break worst at head %zu, (m, n) = (%zu, %zu), offset %zu.",
-		    ls->worst_head, ls->worst_m, ls->worst_n, off);
+		f = tell(rep, FIND_SCORES_WORST);
+		f->level = LEVEL_SCORE;
+		f->head = ls->worst_head;
+		f->m = ls->worst_m;
+		f->n = ls->worst_n;
+		f->offset = ls->worst_m - ls->worst_n;
 		if (rep->by_offset_ref[0] > 0 &&
 		    rep->by_offset[0] <= rep->tol * ls->ref_max && rep->seq > 1)
-			say(&t, " The diagonal m = n survives (Theta_0 = I); off it the "
-				"error depends on the offset m - n.");
-		why_scores(&t, l, cfg, rep);
+			tell(rep, FIND_DIAGONAL_SURVIVES);
+		why_scores(rep, l, cfg);
 	}
 	if (dg->heads_permuted && !ovf && !(ls->holds && lh->holds))
-		say(&t, " The fold permuted the kv groups (with their query heads): "
-			"head-by-head comparisons differ%s.",
-		    lr->holds ? ", but the residual block sums over heads and does not" : "");
-	if (ls->holds && !lh->holds && !lh->overflow && !dg->heads_permuted) {
-		say(&t, " Head outputs break worst at head %zu, token %zu, coordinate %zu.",
-		    lh->worst_head, lh->worst_m, lh->worst_coord);
-		why_vo(&t, l, cfg, rep);
-	}
-	/* the residual's reason, unless the head level just gave it */
+		tell(rep, FIND_HEADS_PERMUTED)->flag = lr->holds;
+	/* the V/O reason once: for the head level, or else for the residual */
 	bool vo_told = ls->holds && !lh->holds && !lh->overflow && !dg->heads_permuted;
-	if (!lr->holds && !lr->overflow && ls->holds && !vo_told) {
-		why_vo(&t, l, cfg, rep);
+	if (vo_told) {
+		f = tell(rep, FIND_HEADS_WORST);
+		f->level = LEVEL_HEAD;
+		f->head = lh->worst_head;
+		f->m = lh->worst_m;
+		f->coord = lh->worst_coord;
+		why_vo(rep, cfg);
 	}
+	if (!lr->holds && !lr->overflow && ls->holds && !vo_told)
+		why_vo(rep, cfg);
 	/* The hypothesis fails but the break is too slow to show at this T. */
 	bool qk_rot = (cfg->rotate & PART_Q) && (cfg->rotate & PART_K);
-	if (ls->holds && qk_rot && dg->mix_norm > DIAG_ZERO && dg->break_offset)
-		say(&t, " R mixes frequencies, but too slowly to show at T = %zu: "
-			"hypothesis fails; the break would appear near offset %zu.",
-		    rep->seq, dg->break_offset);
-	/* One sentence for every guaranteed level that breaks. */
-	char bug[64] = "";
+	if (ls->holds && qk_rot && dg->mix_norm > DIAG_ZERO && dg->break_offset) {
+		f = tell(rep, FIND_SLOW_MIXING);
+		f->seq = rep->seq;
+		f->offset = dg->break_offset;
+	}
+	/* One finding for every guaranteed level that breaks. */
+	unsigned bug = 0;
 	double bug_err = 0;
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
 		if (!L->guaranteed || L->holds || L->overflow)
 			continue;
-		size_t n = strlen(bug);
-		snprintf(bug + n, sizeof bug - n, "%s%s", n ? ", " : "", level_name((LevelId)i));
+		bug |= 1u << i;
 		if (L->max_rel_err > bug_err || !isfinite(L->max_rel_err))
 			bug_err = L->max_rel_err;
 	}
-	if (*bug)
-		say(&t, " BUG: the theorem guarantees the %s level%s, but %s (relative "
-			"error up to %.3g > tolerance %.3g): the inputs or the tool are wrong.",
-		    bug, strchr(bug, ',') ? "s" : "", strchr(bug, ',') ? "they break" : "it breaks",
-		    bug_err, rep->tol);
+	if (bug) {
+		f = tell(rep, FIND_GUARANTEE_BROKEN);
+		f->levels = bug;
+		f->err = bug_err;
+		f->tol = rep->tol;
+	}
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep->level[i];
-		if (!L->guaranteed && L->holds && cfg->rotate)
-			say(&t, " The %s level holds although the theorem does not "
-				"guarantee it%s.", level_name((LevelId)i),
-			    rep->seq == 1 ? " (T = 1: only offset 0 is compared)" : "");
+		if (!L->guaranteed && L->holds && cfg->rotate) {
+			f = tell(rep, FIND_HOLDS_UNGUARANTEED);
+			f->level = (LevelId)i;
+			f->seq = rep->seq;
+		}
 	}
 }

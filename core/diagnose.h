@@ -17,8 +17,9 @@ RfStatus diagnose_plan_threads(const Layer *l, const FoldConfig *cfg,
 			       const FoldPlan *plan, size_t threads,
 			       InvReport *rep);
 
-/* Write rep->explanation: plain words on where and why each level breaks
- * (or holds against the prediction), from verdicts and diagnostics. */
+/* Fill rep->findings: where and why each level breaks (or holds against
+ * the prediction), from verdicts and diagnostics, in the order they are
+ * told (tui/shared/findings_text words them). */
 void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/finding.h"
 #include "core/report.h"
 
 RfStatus report_init(InvReport *r, size_t seq, size_t n_heads,
@@ -27,9 +28,11 @@ RfStatus report_init(InvReport *r, size_t seq, size_t n_heads,
 	r->diag.comm_k = calloc(n_kv_heads, sizeof(double));
 	r->diag.pair_map = calloc(n_heads * ms * ms + 1, sizeof(double));
 	r->diag.freqs = calloc(np + 1, sizeof(double));
+	r->findings = calloc(REPORT_MAX_FINDINGS, sizeof(Finding));
 	if (!r->by_offset || !r->by_offset_ref || !r->head_rel_err ||
 	    !r->score_rel_err || !r->heat || !r->diag.comm_q ||
-	    !r->diag.comm_k || !r->diag.pair_map || !r->diag.freqs) {
+	    !r->diag.comm_k || !r->diag.pair_map || !r->diag.freqs ||
+	    !r->findings) {
 		report_done(r);
 		return RF_ERR_NOMEM;
 	}
@@ -47,6 +50,7 @@ void report_done(InvReport *r)
 	free(r->diag.comm_k);
 	free(r->diag.pair_map);
 	free(r->diag.freqs);
+	free(r->findings);
 	memset(r, 0, sizeof *r);
 }
 

@@ -74,6 +74,11 @@ typedef struct {
 	bool heads_permuted;        /* the fold reordered kv groups */
 } Diagnostics;
 
+/* What diagnose_explain found, in order (core/finding.h): at most this
+ * many (it tells at most 22). */
+#define REPORT_MAX_FINDINGS 32
+typedef struct Finding Finding;
+
 /* Everything one evaluation found. */
 typedef struct {
 	size_t seq, n_heads, n_kv_heads;
@@ -88,7 +93,10 @@ typedef struct {
 	double *heat;             /* H x B x B: max |score error| per bin
 				   * (bin rows m, columns n); -1 where masked */
 	Diagnostics diag;
-	char explanation[2048];   /* plain words: where and why */
+	Finding *findings;        /* REPORT_MAX_FINDINGS: where and why each
+				   * level breaks or holds, in the order told
+				   * (tui/shared/findings_text words them) */
+	size_t n_findings;
 } InvReport;
 
 /* Allocate the arrays of a report for a shape; zero the rest. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/commutant.h"
+#include "core/finding.h"
 #include "core/fold.h"
 #include "core/layer.h"
 #include "core/report.h"
@@ -56,7 +57,8 @@ typedef struct {
 	double tol;            /* relative tolerance; <= 0: 3u + 1e-12 */
 } VerifyOptions;
 
-/* The verdict on one layer. */
+/* The verdict on one layer: data only (tui/shared/findings_text words the
+ * relation and the break). */
 typedef struct {
 	bool equivalent;
 	VerifyRelation relation;
@@ -65,21 +67,24 @@ typedef struct {
 	bool layout_converted;   /* B is in the other RoPE layout */
 	bool rounded;            /* equal only up to the tolerance */
 	bool vo_not_orthogonal;  /* V/O explained by an invertible map */
-	char relation_text[512]; /* plain words */
 	double tol;              /* of the weight checks */
 	double unit_roundoff;    /* of the coarser stored dtype */
 	double confirm_tol;      /* of verify_confirm's levels (set there) */
 	double max_err;          /* worst relative error under the relation */
 
-	/* The first break (why != NONE). */
+	/* What was compared (the words of the relation and of a break quote
+	 * them). */
+	LayerShape shape_a, shape_b;
+	RopeSpec rope_a, rope_b;
+
+	/* The first break (why != NONE): its class, and what exactly with
+	 * the numbers: brk.level (score for Q/K, head for V/O, residual for
+	 * b_o), brk.group (kv group of B, FINDING_NONE: layer-wide),
+	 * brk.head (query head of B, FINDING_NONE: none), brk.tensor
+	 * ("W_q", "W_k", "b_k", ...), brk.err (relative error there). */
 	VerifyWhy why;
-	LevelId level;           /* score (Q/K), head (V/O), residual (b_o) */
-	size_t group;            /* kv group of B; SIZE_MAX: layer-wide */
-	size_t head;             /* query head of B; SIZE_MAX: none */
-	char tensor[16];         /* "W_q", "W_k", "b_k", "W_v", "W_o", ... */
-	double err;              /* relative error at the break */
+	Finding brk;
 	CommutantInfo comm;      /* for MIXES_PAIRS / REFLECTION */
-	char why_text[1024];     /* plain words */
 
 	/* Recovered relation (A indexing, like FoldPlan): fold_apply(A, plan)
 	 * reproduces B (after the layout conversion, when there is one).
@@ -88,6 +93,7 @@ typedef struct {
 	size_t npairs;
 	bool *commuting;         /* G: R_k of A's group g commutes with RoPE */
 	double *angles;          /* G x npairs: pair angles of R_k (A groups) */
+	double *freqs;           /* npairs: A's RoPE frequencies (names pairs) */
 } VerifyVerdict;
 
 /* Decide whether b is an exact fold of a and fill v (release it with

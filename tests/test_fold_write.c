@@ -19,6 +19,7 @@
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/fold_actions.h"
+#include "tui/shared/findings_text.h"
 
 /* ropefold fold on checkpoints of every format written here from seeded
  * layers: the fold verifies as a commuting fold of its input, every byte
@@ -40,6 +41,21 @@ typedef struct {
 	char *dir;
 	char in[4300], out[4300], undo[4300];
 } Fx;
+
+/* The words of a verdict, for failure messages. */
+static const char *why_text(const VerifyVerdict *v)
+{
+	static char buf[FINDINGS_WHY_MAX];
+	findings_verify_why(v, buf, sizeof buf);
+	return buf;
+}
+
+static const char *relation_text(const VerifyVerdict *v)
+{
+	static char buf[FINDINGS_RELATION_MAX];
+	findings_verify_relation(v, buf, sizeof buf);
+	return buf;
+}
 
 static int setup(void **state)
 {
@@ -144,13 +160,13 @@ static void assert_relation(const char *pa, const char *pb, VerifyRelation want_
 		VerifyVerdict v;
 		assert_int_equal(verify_layers(&a, &b, &vo, &v), RF_OK);
 		if (!v.equivalent)
-			fail_msg("%s layer %zu: not equivalent: %s", pb, i, v.why_text);
+			fail_msg("%s layer %zu: not equivalent: %s", pb, i, why_text(&v));
 		VerifyRelation want = only_layer == SIZE_MAX || only_layer == i
 					      ? want_rel : VERIFY_REL_IDENTICAL;
 		if (v.relation != want)
 			fail_msg("%s layer %zu: relation %s, expected %s (%s)", pb, i,
 				 verify_relation_name(v.relation), verify_relation_name(want),
-				 v.relation_text);
+				 relation_text(&v));
 		verify_verdict_free(&v);
 		layer_free(&a);
 		layer_free(&b);
@@ -721,7 +737,7 @@ static void assert_heads_permuted(const char *pa, const char *pb)
 		VerifyVerdict v;
 		assert_int_equal(verify_layers(&a, &b, &vo, &v), RF_OK);
 		if (!v.equivalent)
-			fail_msg("%s layer %zu: not equivalent: %s", pb, i, v.why_text);
+			fail_msg("%s layer %zu: not equivalent: %s", pb, i, why_text(&v));
 		permuted += v.heads_permuted;
 		verify_verdict_free(&v);
 		layer_free(&a);

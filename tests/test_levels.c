@@ -2,52 +2,51 @@
 
 #include "core/attention.h"
 #include "core/diagnose.h"
+#include "core/finding.h"
 #include "core/inv.h"
 #include "core/levels.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tests/testutil.h"
+#include "tests/layer_fixtures.h"
+#include "tui/shared/findings_text.h"
 
-/* One layer configuration under test. */
-typedef struct {
-	size_t D, H, G, d, r, T;
-	RopeLayout layout;
-	bool bias;
-	Precision prec;
-} Case;
+static const LayerCase MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
+static const LayerCase GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
+static const LayerCase PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
 
-static const Case MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};
-static const Case GQA = {64, 6, 2, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64};
-static const Case PARTIAL = {40, 4, 2, 20, 12, 20, ROPE_HALF, true, PREC_F64};
-
-static void make_layer(const Case *c, uint64_t seed, Layer *l)
+/* The words of a report's explanation, for failure messages only: the
+ * tests assert on findings (tests/test_findings_text.c holds the words). */
+static const char *explain_text(const InvReport *rep)
 {
-	LayerShape s = {c->D, c->H, c->G, c->d};
-	RopeSpec r = rope_spec_default(c->d);
-	r.layout = c->layout;
-	r.rotary_dim = c->r;
-	assert_int_equal(layer_random(l, &s, &r, c->bias, seed), RF_OK);
+	static char buf[FINDINGS_EXPLAIN_MAX];
+	findings_explain(rep, buf, sizeof buf);
+	return buf;
 }
 
-/* Evaluate cfg on a fresh layer and input of the case. */
-static void run_case(const Case *c, const FoldConfig *cfg, InvReport *rep)
+/* How many findings of code the explanation tells. */
+static size_t count_findings(const InvReport *rep, FindingCode code)
 {
-	Layer l;
-	make_layer(c, 17, &l);
-	double *x = malloc(c->T * c->D * sizeof(double));
-	layer_random_input(17, c->T, c->D, x);
-	EvalOptions eo = {.seq = c->T, .precision = c->prec, .tol = 0};
-	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
-	free(x);
-	layer_free(&l);
+	size_t n = 0;
+	for (size_t i = 0; i < rep->n_findings; i++)
+		n += rep->findings[i].code == code;
+	return n;
 }
 
-static FoldConfig cfg_with(unsigned rotate, unsigned dropped)
+/* The first finding of code; fails when there is none. */
+static const Finding *expect_finding(const InvReport *rep, FindingCode code)
 {
-	FoldConfig c = fold_config_default();
-	c.rotate = rotate;
-	c.dropped = dropped;
-	return c;
+	for (size_t i = 0; i < rep->n_findings; i++)
+		if (rep->findings[i].code == code)
+			return &rep->findings[i];
+	fail_msg("no %s finding in: %s", finding_code_name(code), explain_text(rep));
+	return NULL;
+}
+
+/* Evaluate cfg on a fresh layer and input of the case (seed 17). */
+static void run_case(const LayerCase *c, const FoldConfig *cfg, InvReport *rep)
+{
+	lf_evaluate(c, 17, cfg, 0, rep);
 }
 
 /* The verdicts must follow the predictions for a generic random layer. */
@@ -74,9 +73,9 @@ static void expect_guaranteed(const InvReport *rep, bool s, bool h, bool r,
 
 /* ---- everything held ------------------------------------------------------ */
 
-static void check_all_hold(const Case *c, const char *what)
+static void check_all_hold(const LayerCase *c, const char *what)
 {
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	InvReport rep;
 	run_case(c, &cfg, &rep);
 	expect_guaranteed(&rep, true, true, true, what);
@@ -103,7 +102,7 @@ static void test_all_held_partial_rotary(void **state)
 {
 	(void)state;
 	check_all_hold(&PARTIAL, "partial rotary");
-	Case c = PARTIAL;
+	LayerCase c = PARTIAL;
 	c.layout = ROPE_INTERLEAVED;
 	c.r = 2;
 	check_all_hold(&c, "one rotary pair");
@@ -129,7 +128,7 @@ static void test_each_assumption(void **state)
 		{ASSUME_BIAS, false, false, false},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		FoldConfig cfg = cfg_with(PART_ALL, rows[i].drop);
+		FoldConfig cfg = lf_config(PART_ALL, rows[i].drop);
 		InvReport rep;
 		char what[64];
 		snprintf(what, sizeof what, "drop %s", fold_assumption_name(i));
@@ -144,7 +143,7 @@ static void test_each_assumption(void **state)
 static void test_assumptions_without_effect(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT | ASSUME_BIAS);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_GQA_CONSISTENT | ASSUME_BIAS);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	expect_guaranteed(&rep, true, true, true, "MHA, no bias");
@@ -157,7 +156,7 @@ static void test_every_kind_breaks(void **state)
 {
 	(void)state;
 	for (int k = ROT_HAAR; k < ROT_KIND_COUNT; k++) {
-		FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+		FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 		cfg.kind = (RotKind)k;
 		InvReport rep;
 		run_case(&GQA, &cfg, &rep);
@@ -172,13 +171,13 @@ static void test_every_kind_breaks(void **state)
 static void test_all_rotate_sets(void **state)
 {
 	(void)state;
-	const Case *cases[] = {&MHA, &GQA, &PARTIAL};
+	const LayerCase *cases[] = {&MHA, &GQA, &PARTIAL};
 	for (size_t ci = 0; ci < 3; ci++)
 		for (unsigned set = 0; set < 16; set++) {
 			bool q = set & PART_Q, k = set & PART_K;
 			bool v = set & PART_V, o = set & PART_O;
 			bool S = q == k, VO = v == o;
-			FoldConfig cfg = cfg_with(set, 0);
+			FoldConfig cfg = lf_config(set, 0);
 			InvReport rep;
 			char what[64], letters[8];
 			fold_rotate_format(set, letters, sizeof letters);
@@ -197,15 +196,19 @@ static void test_all_rotate_sets(void **state)
 static void test_diagonal_survives(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	assert_le(rep.by_offset[0], 1e-12 * rep.level[LEVEL_SCORE].ref_max);
 	for (size_t off = 1; off < rep.seq; off++)
 		assert_gt(rep.by_offset[off], 1e-6 * rep.level[LEVEL_SCORE].ref_max);
 	assert_true(rep.level[LEVEL_SCORE].worst_m != rep.level[LEVEL_SCORE].worst_n);
-	assert_non_null(strstr(rep.explanation, "diagonal"));
-	assert_non_null(strstr(rep.explanation, "mixes"));
+	expect_finding(&rep, FIND_DIAGONAL_SURVIVES);
+	const Finding *f = expect_finding(&rep, FIND_SCORES_WORST);
+	assert_int_equal(f->m, rep.level[LEVEL_SCORE].worst_m);
+	assert_int_equal(f->offset, f->m - f->n);
+	f = expect_finding(&rep, FIND_PAIRS_MIXED);
+	assert_true(f->pair_i < f->pair_j);
 	report_done(&rep);
 }
 
@@ -213,7 +216,7 @@ static void test_diagonal_survives(void **state)
 static void test_permute_heads(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	cfg.permute_heads = true;
 	InvReport rep;
 	run_case(&GQA, &cfg, &rep);
@@ -221,7 +224,8 @@ static void test_permute_heads(void **state)
 	expect_levels(&rep, false, false, true, "permute-heads");
 	assert_le(rep.level[LEVEL_RESIDUAL].max_rel_err, 1e-12);
 	assert_true(rep.diag.heads_permuted);
-	assert_non_null(strstr(rep.explanation, "permuted"));
+	assert_true(expect_finding(&rep, FIND_HEADS_PERMUTED)->flag);  /* residual holds */
+	assert_int_equal(count_findings(&rep, FIND_GUARANTEE_BROKEN), 0);
 	assert_true(report_ok(&rep));
 	report_done(&rep);
 }
@@ -231,14 +235,17 @@ static void test_permute_heads(void **state)
 static void test_single_token(void **state)
 {
 	(void)state;
-	Case c = GQA;
+	LayerCase c = GQA;
 	c.T = 1;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&c, &cfg, &rep);
 	expect_guaranteed(&rep, false, false, false, "T=1");
 	expect_levels(&rep, true, true, true, "T=1");
-	assert_non_null(strstr(rep.explanation, "holds although"));
+	assert_int_equal(count_findings(&rep, FIND_HOLDS_UNGUARANTEED), 3);
+	for (size_t i = 0; i < rep.n_findings; i++)
+		if (rep.findings[i].code == FIND_HOLDS_UNGUARANTEED)
+			assert_int_equal(rep.findings[i].seq, 1);
 	report_done(&rep);
 }
 
@@ -251,37 +258,30 @@ static void test_raised_tolerance_not_exact(void **state)
 	InvReport rep;
 	FoldConfig exact = fold_config_default();
 	run_case(&GQA, &exact, &rep);
-	assert_non_null(strstr(rep.explanation, "exact rewrite"));
+	assert_int_equal(rep.findings[0].code, FIND_EXACT_REWRITE);
+	assert_le(rep.findings[0].eps, 1e4);
 	report_done(&rep);
 
-	Layer l;
-	make_layer(&GQA, 17, &l);
-	double *x = malloc(GQA.T * GQA.D * sizeof(double));
-	layer_random_input(17, GQA.T, GQA.D, x);
-	EvalOptions eo = {.seq = GQA.T, .precision = PREC_F64, .tol = 100};
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, &rep), RF_OK);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
+	lf_evaluate(&GQA, 17, &cfg, 100, &rep);
 	expect_levels(&rep, true, true, true, "tol 100");
-	assert_null(strstr(rep.explanation, "exact rewrite"));
-	assert_non_null(strstr(rep.explanation, "not to roundoff"));
-	char want[64];
+	assert_int_equal(count_findings(&rep, FIND_EXACT_REWRITE), 0);
+	const Finding *f = expect_finding(&rep, FIND_HOLDS_WITHIN_TOL);
 	double worst = rep.level[LEVEL_SCORE].max_rel_err;
 	for (int i = 1; i < LEVEL_COUNT; i++)
 		if (rep.level[i].max_rel_err > worst)
 			worst = rep.level[i].max_rel_err;
-	snprintf(want, sizeof want, "max relative error %.2g,", worst);
-	if (!strstr(rep.explanation, want))
-		fail_msg("'%s' not in: %s", want, rep.explanation);
+	assert_true(f->err == worst);
+	assert_gt(f->eps, 1e4);
+	assert_close(f->tol, 100, 0);
 	report_done(&rep);
-	free(x);
-	layer_free(&l);
 }
 
 /* V needs no commutation: a Haar R_v absorbed by O is exact. */
 static void test_v_needs_no_commutation(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_V | PART_O, ASSUME_V_SAME | ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_V | PART_O, ASSUME_V_SAME | ASSUME_COMMUTES);
 	InvReport rep;
 	run_case(&GQA, &cfg, &rep);
 	expect_levels(&rep, true, true, true, "rotate vo, Haar");
@@ -292,14 +292,14 @@ static void test_v_needs_no_commutation(void **state)
 static void test_o_must_absorb(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_Q | PART_K | PART_V, 0);
+	FoldConfig cfg = lf_config(PART_Q | PART_K | PART_V, 0);
 	InvReport rep;
 	run_case(&MHA, &cfg, &rep);
 	expect_levels(&rep, true, false, false, "rotate qkv");
-	const char *says = strstr(rep.explanation, "O does not absorb");
-	assert_non_null(says);
 	/* said once, though head and residual both break for it */
-	assert_null(strstr(says + 1, "O does not absorb"));
+	assert_int_equal(count_findings(&rep, FIND_V_WITHOUT_O), 1);
+	const Finding *f = expect_finding(&rep, FIND_HEADS_WORST);
+	assert_int_equal(f->head, rep.level[LEVEL_HEAD].worst_head);
 	/* not guaranteed, so no bug: exit status 0 */
 	assert_true(report_ok(&rep));
 	report_done(&rep);
@@ -309,9 +309,9 @@ static void test_o_must_absorb(void **state)
 static void test_float32_floor(void **state)
 {
 	(void)state;
-	Case c = GQA;
+	LayerCase c = GQA;
 	c.prec = PREC_F32;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	InvReport rep;
 	run_case(&c, &cfg, &rep);
 	expect_levels(&rep, true, true, true, "f32");
@@ -331,7 +331,7 @@ static void test_float32_floor(void **state)
 static void test_fold_layout_override(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	cfg.layout_set = true;
 	cfg.layout = GQA.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
 	InvReport rep;
@@ -340,7 +340,9 @@ static void test_fold_layout_override(void **state)
 	expect_guaranteed(&rep, false, false, false, "fold for the other layout");
 	assert_true(report_ok(&rep));
 	assert_gt(rep.diag.comm_max, 0.1);
-	assert_non_null(strstr(rep.explanation, "built for the"));
+	const Finding *f = expect_finding(&rep, FIND_FOLD_LAYOUT);
+	assert_int_equal(f->layout[0], cfg.layout);
+	assert_int_equal(f->layout[1], GQA.layout);
 	report_done(&rep);
 	cfg.layout = GQA.layout;
 	run_case(&GQA, &cfg, &rep);
@@ -353,7 +355,7 @@ static void test_fold_layout_override(void **state)
 static void test_reproducible(void **state)
 {
 	(void)state;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport a, b;
 	run_case(&GQA, &cfg, &a);
 	run_case(&GQA, &cfg, &b);
@@ -367,18 +369,15 @@ static void test_reproducible(void **state)
 static void test_forward_matches(void **state)
 {
 	(void)state;
-	const Case *c = &GQA;
+	const LayerCase *c = &GQA;
 	Layer l, f;
-	make_layer(c, 3, &l);
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	FoldPlan plan;
-	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
-	assert_int_equal(fold_apply(&l, &plan, &f), RF_OK);
+	lf_layer(c, 3, &l);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
+	lf_fold(&l, &cfg, &f, NULL);
 	size_t T = c->T, D = c->D;
-	double *x = malloc(T * D * sizeof(double));
+	double *x = lf_input(c, 3);
 	double *ya = malloc(T * D * sizeof(double)), *yb = malloc(T * D * sizeof(double));
 	double *sa = malloc(T * T * sizeof(double)), *sb = malloc(T * T * sizeof(double));
-	layer_random_input(3, T, D, x);
 	RopeTable tab;
 	rope_table_init(&tab, &l.rope, T);
 	attention_forward(&l, x, T, &tab, ya, 1, sa);
@@ -389,7 +388,6 @@ static void test_forward_matches(void **state)
 	assert_gt(tu_max_diff(l.wq, f.wq, 10), 1e-3);
 	free(x); free(ya); free(yb); free(sa); free(sb);
 	rope_table_done(&tab);
-	fold_plan_free(&plan);
 	layer_free(&l);
 	layer_free(&f);
 }
@@ -398,28 +396,22 @@ static void test_forward_matches(void **state)
 
 /* Evaluate the default fold on the case's layer with per-head QK-norm
  * weights qn, kn (d each). */
-static void run_with_norms(const Case *c, const double *qn, const double *kn,
+static void run_with_norms(const LayerCase *c, const double *qn, const double *kn,
 			   InvReport *rep)
 {
 	Layer l;
-	make_layer(c, 5, &l);
-	l.q_norm = malloc(c->d * sizeof(double));
-	l.k_norm = malloc(c->d * sizeof(double));
+	lf_layer(c, 5, &l);
+	lf_qk_norm(&l, true);
 	memcpy(l.q_norm, qn, c->d * sizeof(double));
 	memcpy(l.k_norm, kn, c->d * sizeof(double));
-	l.qk_norm_per_head = true;
-	double *x = malloc(c->T * c->D * sizeof(double));
-	layer_random_input(5, c->T, c->D, x);
-	EvalOptions eo = {.seq = c->T, .precision = PREC_F64};
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
-	assert_int_equal(inv_evaluate(&l, x, &eo, &cfg, rep), RF_OK);
-	free(x);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
+	lf_evaluate_layer(&l, c, 5, &cfg, 0, rep);
 	layer_free(&l);
 }
 
 static void run_qk_norm(bool split, InvReport *rep)
 {
-	Case c = MHA;
+	LayerCase c = MHA;
 	double qn[64], kn[64];
 	Rng rng;
 	rng_seed(&rng, 1, 9);
@@ -446,7 +438,8 @@ static void test_qk_norm_pairs(void **state)
 	expect_guaranteed(&rep, false, false, false, "QK-norm split");
 	expect_levels(&rep, false, false, false, "QK-norm split");
 	assert_gt(rep.diag.qk_norm_pair_defect, 0.4);
-	assert_non_null(strstr(rep.explanation, "QK-norm"));
+	assert_true(expect_finding(&rep, FIND_QK_NORM_SPLITS_PAIR)->norm ==
+		    rep.diag.qk_norm_pair_defect);
 	report_done(&rep);
 }
 
@@ -456,7 +449,7 @@ static void test_qk_norm_pairs(void **state)
  * guaranteed; a constant tail is fine. */
 static void run_qk_norm_tail(bool vary, InvReport *rep)
 {
-	Case c = PARTIAL;
+	LayerCase c = PARTIAL;
 	double qn[64], kn[64];
 	for (size_t j = 0; j < c.d; j++)
 		qn[j] = kn[j] = 1.0;
@@ -491,11 +484,11 @@ static void test_qk_norm_nonrotary(void **state)
 static void test_slow_pair_mixing(void **state)
 {
 	(void)state;
-	Case c = MHA;
+	LayerCase c = MHA;
 	Layer l;
-	make_layer(&c, 2, &l);
+	lf_layer(&c, 2, &l);
 	size_t d = c.d, np = c.r / 2;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	FoldPlan plan;
 	assert_int_equal(fold_plan_build(&l, &cfg, &plan), RF_OK);
 	/* R: identity except a 45-degree turn of pair np-2 into pair np-1,
@@ -539,39 +532,46 @@ static void test_diagnostics_name_causes(void **state)
 {
 	(void)state;
 	InvReport rep;
-	FoldConfig cfg = cfg_with(PART_ALL, ASSUME_SHARED_QK);
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_SHARED_QK);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.qk_mismatch, 0.1);
-	assert_non_null(strstr(rep.explanation, "Q and K are rotated differently"));
+	const Finding *f = expect_finding(&rep, FIND_QK_ROTATED_APART);
+	assert_true(f->norm == rep.diag.qk_mismatch);
+	assert_int_equal(f->head, rep.diag.qk_mismatch_head);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_GQA_CONSISTENT);
+	cfg = lf_config(PART_ALL, ASSUME_GQA_CONSISTENT);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.gqa_mismatch, 0.1);
-	assert_non_null(strstr(rep.explanation, "kv group"));
+	f = expect_finding(&rep, FIND_GROUP_ROTATED_APART);
+	assert_int_equal(f->head, rep.diag.gqa_mismatch_head);
+	assert_true(f->head % (GQA.H / GQA.G) != 0);  /* not a group's first head */
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_ORTHOGONAL);
+	cfg = lf_config(PART_ALL, ASSUME_ORTHOGONAL);
 	run_case(&GQA, &cfg, &rep);
 	assert_gt(rep.diag.ortho_defect, 0.1);
 	assert_gt(rep.diag.vo_mismatch, 0.1);
-	assert_non_null(strstr(rep.explanation, "not orthogonal"));
+	f = expect_finding(&rep, FIND_R_NOT_ORTHOGONAL);
+	assert_true(f->part == 'q' || f->part == 'k');
+	assert_gt(f->norm, 0.1);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_BIAS);
+	cfg = lf_config(PART_ALL, ASSUME_BIAS);
 	run_case(&GQA, &cfg, &rep);
 	assert_true(rep.diag.qk_bias_unrotated);
 	assert_true(rep.diag.v_bias_unrotated);
-	assert_non_null(strstr(rep.explanation, "biases"));
+	expect_finding(&rep, FIND_QK_BIAS_UNROTATED);
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
 	cfg.kind = ROT_PAIR_REFLECT;
 	run_case(&GQA, &cfg, &rep);
-	assert_non_null(strstr(rep.explanation, "not a rotation"));
+	f = expect_finding(&rep, FIND_PAIR_NOT_ROTATION);
+	assert_true(f->pair_i < GQA.r / 2);  /* a reflection inside a rotary pair */
 	report_done(&rep);
 
-	cfg = cfg_with(PART_ALL, 0);
+	cfg = lf_config(PART_ALL, 0);
 	run_case(&GQA, &cfg, &rep);
 	assert_le(rep.diag.comm_max, 1e-12);
 	assert_le(rep.diag.ortho_defect, 1e-12);
@@ -586,12 +586,12 @@ static void test_prediction_table(void **state)
 {
 	(void)state;
 	Layer l;
-	make_layer(&GQA, 1, &l);
+	lf_layer(&GQA, 1, &l);
 	for (unsigned set = 0; set < 16; set++)
 		for (unsigned a = 0; a <= ASSUME_COUNT; a++)
 			for (int perm = 0; perm < 2; perm++) {
 				unsigned drop = a < ASSUME_COUNT ? 1u << a : 0;
-				FoldConfig cfg = cfg_with(set, drop);
+				FoldConfig cfg = lf_config(set, drop);
 				cfg.permute_heads = perm;
 				bool q = set & PART_Q, k = set & PART_K;
 				bool v = set & PART_V, o = set & PART_O;
@@ -620,10 +620,10 @@ static void test_prediction_table(void **state)
 static void run_scaled(Precision prec, double sqk, double sv, const FoldConfig *cfg,
 		       InvReport *rep)
 {
-	Case c = MHA;
+	LayerCase c = MHA;
 	c.prec = prec;
 	Layer l;
-	make_layer(&c, 17, &l);
+	lf_layer(&c, 17, &l);
 	size_t nq = c.H * c.d * c.D, nk = c.G * c.d * c.D;
 	for (size_t i = 0; i < nq; i++)
 		l.wq[i] *= sqk;
@@ -631,11 +631,7 @@ static void run_scaled(Precision prec, double sqk, double sv, const FoldConfig *
 		l.wk[i] *= sqk;
 		l.wv[i] *= sv;
 	}
-	double *x = malloc(c.T * c.D * sizeof(double));
-	layer_random_input(17, c.T, c.D, x);
-	EvalOptions eo = {.seq = c.T, .precision = prec, .tol = 0};
-	assert_int_equal(inv_evaluate(&l, x, &eo, cfg, rep), RF_OK);
-	free(x);
+	lf_evaluate_layer(&l, &c, 17, cfg, 0, rep);
 	layer_free(&l);
 }
 
@@ -655,8 +651,8 @@ static void expect_overflows(const InvReport *rep, bool s, bool h, bool r,
 static void test_overflow_verdicts(void **state)
 {
 	(void)state;
-	FoldConfig all = cfg_with(PART_ALL, 0);
-	FoldConfig nc = cfg_with(PART_ALL, ASSUME_COMMUTES);
+	FoldConfig all = lf_config(PART_ALL, 0);
+	FoldConfig nc = lf_config(PART_ALL, ASSUME_COMMUTES);
 	InvReport rep;
 	/* scores near 1e40: past float32 on both sides, everything after
 	 * them too; a guaranteed level affected: not ok */
@@ -664,6 +660,17 @@ static void test_overflow_verdicts(void **state)
 	expect_overflows(&rep, true, true, true, "f32 scores");
 	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_ORIGINAL | OVERFLOW_FOLDED);
 	assert_false(report_ok(&rep));
+	/* told: where first, which levels follow, and that nothing is confirmed */
+	assert_int_equal(rep.n_findings, 3);
+	const Finding *f = &rep.findings[0];
+	assert_int_equal(f->code, FIND_OVERFLOW);
+	assert_int_equal(f->level, LEVEL_SCORE);
+	assert_int_equal(f->side, OVERFLOW_ORIGINAL | OVERFLOW_FOLDED);
+	assert_int_equal(f->precision, PREC_F32);
+	assert_int_equal(rep.findings[1].code, FIND_OVERFLOW_ALSO);
+	assert_int_equal(rep.findings[1].overflows, 1u << LEVEL_HEAD | 1u << LEVEL_RESIDUAL);
+	assert_int_equal(rep.findings[2].code, FIND_OVERFLOW_UNCONFIRMED);
+	assert_true(rep.findings[2].flag);  /* a guaranteed level */
 	report_done(&rep);
 	/* the same layer in float64: exact */
 	run_scaled(PREC_F64, 1e20, 1, &all, &rep);
@@ -675,12 +682,19 @@ static void test_overflow_verdicts(void **state)
 	expect_guaranteed(&rep, false, false, false, "f32 scores, commutes dropped");
 	expect_overflows(&rep, true, true, true, "f32 scores, commutes dropped");
 	assert_true(report_ok(&rep));
+	assert_false(expect_finding(&rep, FIND_OVERFLOW_UNCONFIRMED)->flag);
 	report_done(&rep);
 	/* v past float32: the scores hold, the outputs overflow */
 	run_scaled(PREC_F32, 1, 1e39, &all, &rep);
 	expect_overflows(&rep, false, true, true, "f32 values");
 	expect_levels(&rep, true, false, false, "f32 values");
 	assert_false(report_ok(&rep));
+	f = expect_finding(&rep, FIND_VERDICTS);
+	assert_int_equal(f->levels, 1u << LEVEL_SCORE);
+	assert_int_equal(f->overflows, 1u << LEVEL_HEAD | 1u << LEVEL_RESIDUAL);
+	assert_int_equal(expect_finding(&rep, FIND_OVERFLOW)->level, LEVEL_HEAD);
+	assert_int_equal(expect_finding(&rep, FIND_OVERFLOW_ALSO)->overflows,
+			 1u << LEVEL_RESIDUAL);
 	report_done(&rep);
 	/* float64 has its limit too */
 	run_scaled(PREC_F64, 1e160, 1, &all, &rep);
@@ -695,7 +709,7 @@ static void test_overflow_judged(void **state)
 {
 	(void)state;
 	Layer l;
-	make_layer(&MHA, 1, &l);
+	lf_layer(&MHA, 1, &l);
 	InvReport rep;
 	assert_int_equal(report_init(&rep, 4, MHA.H, MHA.G, MHA.d, MHA.r), RF_OK);
 	rep.level[LEVEL_SCORE].max_abs_err = INFINITY;
@@ -705,7 +719,7 @@ static void test_overflow_judged(void **state)
 	rep.level[LEVEL_HEAD].overflow = OVERFLOW_FOLDED;
 	rep.level[LEVEL_RESIDUAL].max_abs_err = 1e-300;
 	rep.level[LEVEL_RESIDUAL].ref_max = 1;
-	FoldConfig cfg = cfg_with(PART_ALL, 0);
+	FoldConfig cfg = lf_config(PART_ALL, 0);
 	levels_judge(&rep, &l, &cfg, 1e6);
 	assert_int_equal(rep.level[LEVEL_SCORE].overflow, OVERFLOW_DIFFERENCE);
 	assert_int_equal(rep.level[LEVEL_HEAD].overflow, OVERFLOW_FOLDED);

@@ -4,27 +4,20 @@
 #include "core/inv.h"
 #include "core/levels.h"
 #include "core/refold.h"
+#include "core/finding.h"
 #include "tests/testutil.h"
+#include "tests/layer_fixtures.h"
 
 /* A session's toggles reuse cached work; every evaluation must still be
  * exactly what a fresh evaluation of the same configuration reports. */
 
-typedef struct {
-	size_t D, H, G, d, r, T;
-	bool bias;
-	Precision prec;
-} Shape;
+static const LayerCase GQA = {64, 6, 2, 16, 16, 37, ROPE_HALF, true, PREC_F64};
 
-static const Shape GQA = {64, 6, 2, 16, 16, 37, true, PREC_F64};
-
-static void make(const Shape *s, Layer *l, double **x)
+/* The case's layer and input, both from seed 23. */
+static void make(const LayerCase *s, Layer *l, double **x)
 {
-	LayerShape sh = {s->D, s->H, s->G, s->d};
-	RopeSpec r = rope_spec_default(s->d);
-	r.rotary_dim = s->r;
-	assert_int_equal(layer_random(l, &sh, &r, s->bias, 23), RF_OK);
-	*x = malloc(s->T * s->D * sizeof(double));
-	layer_random_input(23, s->T, s->D, *x);
+	lf_layer(s, 23, l);
+	*x = lf_input(s, 23);
 }
 
 static void same_array(const double *a, const double *b, size_t n, const char *what)
@@ -32,6 +25,31 @@ static void same_array(const double *a, const double *b, size_t n, const char *w
 	for (size_t i = 0; i < n; i++)
 		if (a[i] != b[i])
 			fail_msg("%s[%zu]: %.17g != %.17g", what, i, a[i], b[i]);
+}
+
+/* Two explanations: the same findings in the same order, every number
+ * to the last bit. */
+static void same_findings(const InvReport *a, const InvReport *b, const char *what)
+{
+	if (a->n_findings != b->n_findings)
+		fail_msg("%s: %zu findings vs %zu", what, a->n_findings, b->n_findings);
+	for (size_t i = 0; i < a->n_findings; i++) {
+		const Finding *x = &a->findings[i], *y = &b->findings[i];
+		double dx[6] = {x->err, x->tol, x->norm, x->value[0], x->value[1], x->eps};
+		double dy[6] = {y->err, y->tol, y->norm, y->value[0], y->value[1], y->eps};
+		size_t zx[10] = {x->group, x->head, x->other_head, x->m, x->n, x->coord,
+				 x->offset, x->pair_i, x->pair_j, x->seq};
+		size_t zy[10] = {y->group, y->head, y->other_head, y->m, y->n, y->coord,
+				 y->offset, y->pair_i, y->pair_j, y->seq};
+		if (x->code != y->code || x->level != y->level || x->part != y->part ||
+		    x->flag != y->flag || x->levels != y->levels ||
+		    x->overflows != y->overflows || x->side != y->side ||
+		    x->precision != y->precision || x->layout[0] != y->layout[0] ||
+		    x->layout[1] != y->layout[1] || strcmp(x->tensor, y->tensor) ||
+		    x->what != y->what || memcmp(dx, dy, sizeof dx) || memcmp(zx, zy, sizeof zx))
+			fail_msg("%s: finding %zu differs (%s vs %s)", what, i,
+				 finding_code_name(x->code), finding_code_name(y->code));
+	}
 }
 
 /* Two reports must agree to the last bit, field by field. */
@@ -54,18 +72,16 @@ static void same_report(const InvReport *a, const InvReport *b, const char *what
 	same_array(a->head_rel_err, b->head_rel_err, a->n_heads, "head_rel_err");
 	same_array(a->score_rel_err, b->score_rel_err, a->n_heads, "score_rel_err");
 	same_array(a->heat, b->heat, a->n_heads * a->heat_bins * a->heat_bins, "heat");
-	assert_string_equal(a->explanation, b->explanation);
+	same_findings(a, b, what);
 }
 
 static FoldConfig cfg_drop(unsigned drop)
 {
-	FoldConfig c = fold_config_default();
-	c.dropped = drop;
-	return c;
+	return lf_config(PART_ALL, drop);
 }
 
 /* A walk through toggles as a user makes them in the TUI. */
-static void walk(const Shape *s, size_t threads)
+static void walk(const LayerCase *s, size_t threads)
 {
 	Layer l;
 	double *x;
@@ -103,10 +119,8 @@ static void walk(const Shape *s, size_t threads)
 		assert_int_equal(inv_evaluate(&l, x, &fresh, &steps[i], &b), RF_OK);
 		same_report(&a, &b, what);
 		/* the folded layer is the one fold_apply builds */
-		FoldPlan plan;
 		Layer f;
-		assert_int_equal(fold_plan_build(&l, &steps[i], &plan), RF_OK);
-		assert_int_equal(fold_apply(&l, &plan, &f), RF_OK);
+		lf_fold(&l, &steps[i], &f, NULL);
 		const Layer *g = inv_session_folded(ses);
 		assert_non_null(g);
 		size_t D = s->D, H = s->H, G = s->G, d = s->d;
@@ -116,7 +130,6 @@ static void walk(const Shape *s, size_t threads)
 		assert_true(tu_max_diff(f.wo, g->wo, D * H * d) <= 1e-15);
 		assert_true(tu_max_diff(f.bq, g->bq, H * d) <= 1e-15);
 		layer_free(&f);
-		fold_plan_free(&plan);
 		report_done(&a);
 		report_done(&b);
 	}
@@ -144,7 +157,7 @@ static void test_toggles_f64(void **state)
 static void test_toggles_f32(void **state)
 {
 	(void)state;
-	Shape s = GQA;
+	LayerCase s = GQA;
 	s.prec = PREC_F32;
 	walk(&s, 2);
 }
@@ -154,18 +167,13 @@ static void test_toggles_f32(void **state)
 static void test_toggles_layer_qk_norm(void **state)
 {
 	(void)state;
-	Shape s = GQA;
+	LayerCase s = GQA;
 	Layer l;
 	double *x;
 	make(&s, &l, &x);
-	l.q_norm = malloc(s.H * s.d * sizeof(double));
-	l.k_norm = malloc(s.G * s.d * sizeof(double));
-	l.qk_norm_per_head = false;
-	l.qk_norm_eps = 1e-6;
+	lf_qk_norm(&l, false);
 	for (size_t i = 0; i < s.H * s.d; i++)
 		l.q_norm[i] = 1.0 + 0.01 * (double)(i % 3);
-	for (size_t i = 0; i < s.G * s.d; i++)
-		l.k_norm[i] = 1.0;
 	EvalOptions eo = {.seq = s.T, .precision = PREC_F64, .threads = 2};
 	InvSession *ses;
 	assert_int_equal(inv_session_new(&l, x, &eo, &ses), RF_OK);
@@ -189,7 +197,7 @@ static void test_toggles_layer_qk_norm(void **state)
 static void test_output_cache_sizes(void **state)
 {
 	(void)state;
-	Shape s = GQA;
+	LayerCase s = GQA;
 	Layer l;
 	double *x;
 	make(&s, &l, &x);
@@ -198,10 +206,8 @@ static void test_output_cache_sizes(void **state)
 	FoldConfig c0 = cfg_drop(0), c1 = cfg_drop(ASSUME_V_SAME);
 	FoldPlan p0, p1;
 	Layer f0, f1;
-	assert_int_equal(fold_plan_build(&l, &c0, &p0), RF_OK);
-	assert_int_equal(fold_plan_build(&l, &c1, &p1), RF_OK);
-	assert_int_equal(fold_apply(&l, &p0, &f0), RF_OK);
-	assert_int_equal(fold_apply(&l, &p1, &f1), RF_OK);
+	lf_fold(&l, &c0, &f0, &p0);
+	lf_fold(&l, &c1, &f1, &p1);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	size_t head_bytes = s.T * s.D * sizeof(double);
@@ -247,7 +253,7 @@ static void test_output_cache_sizes(void **state)
 static void test_engine_folds_like_fold_apply(void **state)
 {
 	(void)state;
-	Shape s = GQA;
+	LayerCase s = GQA;
 	Layer l;
 	double *x;
 	make(&s, &l, &x);
@@ -257,8 +263,7 @@ static void test_engine_folds_like_fold_apply(void **state)
 	c.permute_heads = true;
 	FoldPlan p;
 	Layer f;
-	assert_int_equal(fold_plan_build(&l, &c, &p), RF_OK);
-	assert_int_equal(fold_apply(&l, &p, &f), RF_OK);
+	lf_fold(&l, &c, &f, &p);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	InvReport r[2];
@@ -330,16 +335,16 @@ static void test_fused_kernel_matches_gemm(void **state)
 	(void)state;
 	if (!attention_kernel_fused())
 		print_message("no AVX-512 here: both runs take the GEMM path\n");
-	const Shape shapes[] = {
+	const LayerCase shapes[] = {
 		GQA,
-		{100, 5, 5, 20, 20, 13, false, PREC_F64},
-		{72, 4, 2, 8, 8, 9, true, PREC_F32},
-		{200, 8, 2, 24, 16, 70, true, PREC_F64},
+		{100, 5, 5, 20, 20, 13, ROPE_HALF, false, PREC_F64},
+		{72, 4, 2, 8, 8, 9, ROPE_HALF, true, PREC_F32},
+		{200, 8, 2, 24, 16, 70, ROPE_HALF, true, PREC_F64},
 	};
 	unsigned drops[] = {0, ASSUME_COMMUTES, ASSUME_V_SAME, ASSUME_PER_HEAD,
 			    ASSUME_ORTHOGONAL, 0};
 	for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-		const Shape *s = &shapes[si];
+		const LayerCase *s = &shapes[si];
 		Layer l;
 		double *x;
 		make(s, &l, &x);
@@ -424,7 +429,7 @@ static void expect_finite(const InvReport *rep, LevelId id, bool holds,
 static void test_overflow_is_a_verdict(void **state)
 {
 	(void)state;
-	const Shape s = {72, 4, 2, 8, 8, 9, true, PREC_F64};
+	const LayerCase s = {72, 4, 2, 8, 8, 9, ROPE_HALF, true, PREC_F64};
 	const char *kernels[2] = {"blas", NULL};
 	size_t D = s.D, nq = s.H * s.d, nk = s.G * s.d, c = 37;
 	for (int ki = 0; ki < 2; ki++) {
@@ -523,7 +528,7 @@ static void test_overflow_is_a_verdict(void **state)
 static void test_overflow_survives_toggles(void **state)
 {
 	(void)state;
-	const Shape s = {72, 4, 2, 8, 8, 9, true, PREC_F32};
+	const LayerCase s = {72, 4, 2, 8, 8, 9, ROPE_HALF, true, PREC_F32};
 	Layer l;
 	double *x;
 	make(&s, &l, &x);

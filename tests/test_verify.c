@@ -8,44 +8,29 @@
 #include "core/plan_ops.h"
 #include "core/rope.h"
 #include "core/verify.h"
+#include "tests/layer_fixtures.h"
+#include "tui/shared/findings_text.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-typedef struct {
-	size_t D, H, G, d, r;
-	RopeLayout layout;
-	bool bias;
-} Shape;
+/* The words of a break, for failure messages only: the tests assert on
+ * codes and numbers (tests/test_findings_text.c holds the words). */
+static const char *why_text(const VerifyVerdict *v)
+{
+	static char buf[FINDINGS_WHY_MAX];
+	findings_verify_why(v, buf, sizeof buf);
+	return buf;
+}
 
-static const Shape shapes[] = {
-	{32, 4, 4, 8, 8, ROPE_HALF, false},         /* MHA */
-	{48, 8, 4, 16, 16, ROPE_INTERLEAVED, true}, /* GQA, biases */
-	{40, 6, 2, 12, 8, ROPE_HALF, true},         /* GQA, partial rotary */
-	{32, 4, 1, 8, 8, ROPE_INTERLEAVED, false},  /* MQA */
+/* The shapes under test (T and precision unused: verify compares weights,
+ * and confirm() below takes its own 24 tokens). */
+static const LayerCase shapes[] = {
+	{32, 4, 4, 8, 8, 24, ROPE_HALF, false, PREC_F64},         /* MHA */
+	{48, 8, 4, 16, 16, 24, ROPE_INTERLEAVED, true, PREC_F64}, /* GQA, biases */
+	{40, 6, 2, 12, 8, 24, ROPE_HALF, true, PREC_F64},         /* GQA, partial rotary */
+	{32, 4, 1, 8, 8, 24, ROPE_INTERLEAVED, false, PREC_F64},  /* MQA */
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
-
-static void make_layer(const Shape *s, uint64_t seed, Layer *l)
-{
-	LayerShape sh = {s->D, s->H, s->G, s->d};
-	RopeSpec rope = rope_spec_default(s->d);
-	rope.layout = s->layout;
-	rope.rotary_dim = s->r;
-	assert_int_equal(layer_random(l, &sh, &rope, s->bias, seed), RF_OK);
-}
-
-/* Fold a by a configuration; the plan is returned too when wanted. */
-static void fold_by(const Layer *a, const FoldConfig *cfg, Layer *b,
-		    FoldPlan *plan_out)
-{
-	FoldPlan plan;
-	assert_int_equal(fold_plan_build(a, cfg, &plan), RF_OK);
-	assert_int_equal(fold_apply(a, &plan, b), RF_OK);
-	if (plan_out)
-		*plan_out = plan;
-	else
-		fold_plan_free(&plan);
-}
 
 static void verify(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
 {
@@ -53,18 +38,20 @@ static void verify(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
 	assert_int_equal(verify_layers(a, b, &o, v), RF_OK);
 }
 
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
-}
-
 static void assert_not_equivalent(const VerifyVerdict *v, VerifyWhy why)
 {
 	if (v->equivalent || v->why != why)
 		fail_msg("expected break %s, got equivalent=%d why=%s: %s",
 			 verify_why_name(why), v->equivalent, verify_why_name(v->why),
-			 v->why_text);
+			 why_text(v));
+}
+
+/* The break's finding is code (what the words are chosen by). */
+static void assert_finding(const VerifyVerdict *v, FindingCode code)
+{
+	if (v->brk.code != code)
+		fail_msg("expected finding %s, got %s: %s", finding_code_name(code),
+			 finding_code_name(v->brk.code), why_text(v));
 }
 
 static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
@@ -83,13 +70,14 @@ static void test_identical(void **state)
 {
 	(void)state;
 	Layer a, b;
-	make_layer(&shapes[1], 1, &a);
+	lf_layer(&shapes[1], 1, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	assert_true(v.equivalent);
 	assert_int_equal(v.relation, VERIFY_REL_IDENTICAL);
-	assert_string_equal(v.relation_text, "identical");
+	assert_false(v.rotated || v.heads_permuted || v.rounded || v.layout_converted);
+	assert_int_equal(v.brk.code, FIND_NONE);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -101,16 +89,17 @@ static void test_commuting_fold_recovered(void **state)
 	for (size_t s = 0; s < NSHAPES; s++) {
 		Layer a, b;
 		FoldPlan plan;
-		make_layer(&shapes[s], 10 + s, &a);
+		lf_layer(&shapes[s], 10 + s, &a);
 		FoldConfig cfg = fold_config_default();
 		cfg.seed = 3 + s;
-		fold_by(&a, &cfg, &b, &plan);
+		lf_fold(&a, &cfg, &b, &plan);
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		if (!v.equivalent)
-			fail_msg("shape %zu: %s", s, v.why_text);
+			fail_msg("shape %zu: %s", s, why_text(&v));
 		assert_int_equal(v.relation, VERIFY_REL_COMMUTING_FOLD);
-		assert_string_equal(v.relation_text, "commuting fold");
+		assert_true(v.rotated);
+		assert_false(v.heads_permuted || v.layout_converted || v.vo_not_orthogonal);
 		size_t d = a.shape.head_dim, dd = d * d;
 		for (size_t g = 0; g < a.shape.n_kv_heads; g++) {
 			assert_true(v.commuting[g]);
@@ -143,19 +132,22 @@ static void test_permute_heads(void **state)
 	(void)state;
 	Layer a, b;
 	FoldPlan plan;
-	make_layer(&shapes[1], 2, &a);
+	lf_layer(&shapes[1], 2, &a);
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = true;
-	fold_by(&a, &cfg, &b, &plan);
+	lf_fold(&a, &cfg, &b, &plan);
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_true(v.heads_permuted);
 	assert_int_equal(v.relation, VERIFY_REL_HEADS_PERMUTED);
 	for (size_t g = 0; g < a.shape.n_kv_heads; g++)
 		assert_int_equal(v.plan.perm[g], plan.perm[g]);
-	assert_contains(v.relation_text, "commuting fold with heads permuted as [1 2 3 0]");
+	assert_true(v.rotated);  /* a commuting fold with its groups moved */
+	const size_t moved[4] = {1, 2, 3, 0};
+	for (size_t g = 0; g < 4; g++)
+		assert_int_equal(v.plan.perm[g], moved[g]);
 	/* The recovered plan reproduces B. */
 	Layer c;
 	assert_int_equal(fold_apply(&a, &v.plan, &c), RF_OK);
@@ -175,15 +167,15 @@ static void test_permute_heads(void **state)
 
 /* ---- dropped assumptions ------------------------------------------------ */
 
-static void run_drop(const Shape *s, unsigned drop, RotKind kind, unsigned rotate,
+static void run_drop(const LayerCase *s, unsigned drop, RotKind kind, unsigned rotate,
 		     VerifyVerdict *v, Layer *a, Layer *b)
 {
-	make_layer(s, 7, a);
+	lf_layer(s, 7, a);
 	FoldConfig cfg = fold_config_default();
 	cfg.dropped = drop;
 	cfg.kind = kind;
 	cfg.rotate = rotate;
-	fold_by(a, &cfg, b, NULL);
+	lf_fold(a, &cfg, b, NULL);
 	verify(a, b, 0, v);
 }
 
@@ -195,9 +187,11 @@ static void test_drop_commutes(void **state)
 	for (size_t s = 0; s < NSHAPES; s++) {
 		run_drop(&shapes[s], ASSUME_COMMUTES, ROT_HAAR, PART_ALL, &v, &a, &b);
 		assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
-		assert_int_equal(v.level, LEVEL_SCORE);
-		assert_int_equal(v.group, 0);
-		assert_contains(v.why_text, "mixes frequency pairs");
+		assert_finding(&v, FIND_K_MIXES_PAIRS);
+		assert_int_equal(v.brk.level, LEVEL_SCORE);
+		assert_int_equal(v.brk.group, 0);
+		assert_int_equal(v.brk.head, 0);
+		assert_string_equal(v.brk.tensor, "W_k");
 		assert_true(v.comm.n_mixed > 0);
 		InvReport rep;
 		confirm(&a, &b, &v, &rep);
@@ -216,22 +210,29 @@ static void test_drop_commutes(void **state)
 			found01 = true;
 	assert_true(found01);
 	assert_int_equal(v.comm.n_mixed_total, 4);  /* 8 pairs: (0,1) .. (6,7) */
-	assert_contains(v.why_text, "pair 0 (w = 1) with pair 1");
+	/* the pairs are named with their frequencies: w_0 = theta^0 = 1 */
+	assert_int_equal(v.npairs, 8);
+	assert_close(v.freqs[0], 1.0, 0);
+	assert_close(v.freqs[1], pow(10000.0, -2.0 / 16), 1e-15);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* pair-reflect: a reflection in every pair. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_PAIR_REFLECT, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_REFLECTION);
+	assert_finding(&v, FIND_K_REFLECTS);
 	assert_int_equal(v.comm.n_reflect_total, 4);
-	assert_contains(v.why_text, "reflection inside pair 0");
+	assert_int_equal(v.comm.n_mixed, 0);
+	assert_int_equal(v.comm.reflect[0], 0);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* layout-mismatch: commuting, in the other layout. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_LAYOUT_MISMATCH, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
-	assert_contains(v.why_text, "would commute in the interleaved layout");
+	assert_finding(&v, FIND_K_MIXES_PAIRS);
+	assert_true(v.brk.flag);  /* it would commute in the other layout */
+	assert_int_equal(v.rope_a.layout, ROPE_HALF);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -245,25 +246,29 @@ static void test_drop_others(void **state)
 	/* shared-qk: Q and K folded differently. */
 	run_drop(&shapes[1], ASSUME_SHARED_QK, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_QK_DIFFER);
-	assert_int_equal(v.head, 0);
-	assert_string_equal(v.tensor, "W_q");
-	assert_contains(v.why_text, "Q and K are folded differently");
+	assert_int_equal(v.brk.head, 0);
+	assert_string_equal(v.brk.tensor, "W_q");
+	assert_finding(&v, FIND_QK_DIFFER);
+	assert_gt(v.brk.norm, 0.1);  /* ||R_q - R_k||: independent Haar draws */
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* gqa-consistent: the second query head of group 0 differs. */
 	run_drop(&shapes[1], ASSUME_GQA_CONSISTENT, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_GQA_DIFFER);
-	assert_int_equal(v.head, 1);
+	assert_finding(&v, FIND_Q_GROUP_DIFFERS);
+	assert_int_equal(v.brk.head, 1);
+	assert_int_equal(v.brk.other_head, 0);
+	assert_int_equal(v.brk.group, 0);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* rotate qkv without o. */
 	run_drop(&shapes[2], 0, ROT_HAAR, PART_Q | PART_K | PART_V, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
-	assert_int_equal(v.level, LEVEL_HEAD);
-	assert_int_equal(v.head, 0);
-	assert_contains(v.why_text, "O does not absorb V's rotation");
+	assert_int_equal(v.brk.level, LEVEL_HEAD);
+	assert_int_equal(v.brk.head, 0);
+	assert_finding(&v, FIND_O_UNCHANGED);  /* W_o as it was, W_v turned */
 	InvReport rep;
 	confirm(&a, &b, &v, &rep);
 	assert_true(rep.level[LEVEL_SCORE].holds);
@@ -275,26 +280,32 @@ static void test_drop_others(void **state)
 	/* o without v: O absorbs a rotation V does not carry. */
 	run_drop(&shapes[0], 0, ROT_HAAR, PART_Q | PART_K | PART_O, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
+	assert_finding(&v, FIND_O_OTHER_ROTATION);
+	assert_gt(v.brk.norm, 0.1);   /* ||R_o - R_v||, R_v = I */
+	assert_false(v.brk.flag);     /* V's map (I) is orthogonal */
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* bias left behind. */
 	run_drop(&shapes[1], ASSUME_BIAS, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
-	assert_string_equal(v.tensor, "b_k");
+	assert_finding(&v, FIND_BK_LEFT);
+	assert_string_equal(v.brk.tensor, "b_k");
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* not orthogonal. */
 	run_drop(&shapes[0], ASSUME_ORTHOGONAL, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_NOT_ORTHOGONAL);
+	assert_finding(&v, FIND_K_NOT_ORTHOGONAL);
+	assert_gt(v.brk.norm, 1e-3);  /* ||M^T M - I|| of the scaled rotation */
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
 	/* v-same dropped is still an exact fold (V needs no commutation). */
 	run_drop(&shapes[1], ASSUME_V_SAME | ASSUME_PER_HEAD, ROT_HAAR, PART_ALL, &v, &a, &b);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -305,19 +316,19 @@ static void test_drop_others(void **state)
 static void test_tamper(void **state)
 {
 	(void)state;
-	const Shape *s = &shapes[1];  /* H 8, G 4, d 16, D 48 */
+	const LayerCase *s = &shapes[1];  /* H 8, G 4, d 16, D 48 */
 	size_t D = s->D, d = s->d, Hd = s->H * s->d;
-	struct { const char *tensor; size_t head, group; LevelId lv; } cases[] = {
-		{"W_q", 5, 2, LEVEL_SCORE},
-		{"W_k", 2, 1, LEVEL_SCORE},
-		{"W_v", 6, 3, LEVEL_HEAD},
-		{"W_o", 3, 1, LEVEL_HEAD},
+	struct { const char *tensor; size_t head, group; LevelId lv; FindingCode code; } cases[] = {
+		{"W_q", 5, 2, LEVEL_SCORE, FIND_Q_UNEXPLAINED},
+		{"W_k", 2, 1, LEVEL_SCORE, FIND_K_UNEXPLAINED},
+		{"W_v", 6, 3, LEVEL_HEAD, FIND_V_UNEXPLAINED},
+		{"W_o", 3, 1, LEVEL_HEAD, FIND_O_UNEXPLAINED},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		Layer a, b;
-		make_layer(s, 4, &a);
+		lf_layer(s, 4, &a);
 		FoldConfig cfg = fold_config_default();
-		fold_by(&a, &cfg, &b, NULL);
+		lf_fold(&a, &cfg, &b, NULL);
 		const char *t = cases[i].tensor;
 		if (!strcmp(t, "W_q"))
 			b.wq[(cases[i].head * d + 3) * D + 7] += 1e-3;
@@ -330,35 +341,120 @@ static void test_tamper(void **state)
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
-		assert_string_equal(v.tensor, t);
-		assert_int_equal(v.group, cases[i].group);
-		assert_int_equal(v.level, cases[i].lv);
+		assert_string_equal(v.brk.tensor, t);
+		assert_int_equal(v.brk.group, cases[i].group);
+		assert_int_equal(v.brk.level, cases[i].lv);
 		if (!strcmp(t, "W_q") || !strcmp(t, "W_o"))
-			assert_int_equal(v.head, cases[i].head);
-		assert_contains(v.why_text, "no rotation explains");
+			assert_int_equal(v.brk.head, cases[i].head);
+		assert_finding(&v, cases[i].code);
+		assert_close(v.brk.tol, v.tol, 0);
+		assert_gt(v.brk.err, v.tol);
 		verify_verdict_free(&v);
 		layer_free(&a);
 		layer_free(&b);
 	}
 	/* b_o and a shape change. */
 	Layer a, b;
-	make_layer(&shapes[1], 4, &a);
+	lf_layer(&shapes[1], 4, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	b.bo[3] += 0.5;
 	VerifyVerdict v;
 	verify(&a, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
-	assert_string_equal(v.tensor, "b_o");
-	assert_int_equal(v.level, LEVEL_RESIDUAL);
+	assert_string_equal(v.brk.tensor, "b_o");
+	assert_int_equal(v.brk.level, LEVEL_RESIDUAL);
+	assert_finding(&v, FIND_UNTOUCHED_DIFFERS);
+	assert_int_equal(v.brk.group, FINDING_NONE);
+	assert_int_equal(v.brk.head, FINDING_NONE);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	Layer c;
-	make_layer(&shapes[0], 4, &c);
+	lf_layer(&shapes[0], 4, &c);
 	verify(&a, &c, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
+	assert_finding(&v, FIND_SHAPES_DIFFER);
+	assert_int_equal(v.shape_a.d_model, 48);
+	assert_int_equal(v.shape_b.d_model, 32);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&c);
+}
+
+/* The layer-wide breaks and the ones left behind by a hand-made B. */
+static void test_more_breaks(void **state)
+{
+	(void)state;
+	const LayerCase *s = &shapes[1];  /* H 8, G 4, d 16, biases */
+	Layer a, b;
+	VerifyVerdict v;
+	lf_layer(s, 6, &a);
+	/* b_q kept while W_q turned: the first query head of group 0 */
+	FoldConfig cfg = fold_config_default();
+	lf_fold(&a, &cfg, &b, NULL);
+	memcpy(b.bq, a.bq, s->H * s->d * sizeof(double));
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
+	assert_finding(&v, FIND_BQ_LEFT);
+	assert_int_equal(v.brk.head, 0);
+	assert_string_equal(v.brk.tensor, "b_q");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* b_o in only one of the two */
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	free(b.bo);
+	b.bo = NULL;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+	assert_finding(&v, FIND_ONE_SIDED);
+	assert_string_equal(v.brk.tensor, "b_o");
+	assert_int_equal(v.brk.level, LEVEL_RESIDUAL);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* a fold with another score scale: 1/sqrt(d) = 0.25 against 0.5 */
+	lf_fold(&a, &cfg, &b, NULL);
+	b.score_scale = 0.5;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
+	assert_finding(&v, FIND_SCORE_SCALES_DIFFER);
+	assert_close(v.brk.value[0], 0.25, 0);
+	assert_close(v.brk.value[1], 0.5, 0);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* the same weights under another scale are not identical */
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	b.score_scale = 0.5;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_SHAPE);
+	assert_finding(&v, FIND_SCORE_SCALES_DIFFER);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* a value that is not a number */
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	b.wq[3] = NAN;
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+	assert_finding(&v, FIND_NOT_FINITE);
+	assert_non_null(v.brk.what);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	layer_free(&a);
+	/* a per-head q-norm weight split within pair 0: the group's commuting
+	 * rotation does not commute with it */
+	LayerCase sn = shapes[0];
+	lf_layer(&sn, 8, &a);
+	lf_qk_norm(&a, true);
+	size_t p0, p1;
+	rope_pair_coords(sn.layout, sn.r, 0, &p0, &p1);
+	a.q_norm[p1] = 1.5;
+	lf_fold(&a, &cfg, &b, NULL);
+	verify(&a, &b, 0, &v);
+	assert_not_equivalent(&v, VERIFY_WHY_QK_NORM);
+	assert_finding(&v, FIND_QK_NORM_BLOCKS);
+	assert_int_equal(v.brk.part, 'q');
+	assert_int_equal(v.brk.group, 0);
+	verify_verdict_free(&v);
+	layer_free(&b);
+	layer_free(&a);
 }
 
 /* ---- layout conversions ------------------------------------------------- */
@@ -384,15 +480,16 @@ static void test_layout_conversion(void **state)
 	(void)state;
 	for (size_t s = 0; s < NSHAPES; s++) {
 		Layer a, b;
-		make_layer(&shapes[s], 20 + s, &a);
+		lf_layer(&shapes[s], 20 + s, &a);
 		RopeLayout other = a.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
 		assert_int_equal(layout_convert(&a, other, &b), RF_OK);
 		VerifyVerdict v;
 		verify(&a, &b, 0, &v);
 		if (!v.equivalent)
-			fail_msg("shape %zu: %s", s, v.why_text);
+			fail_msg("shape %zu: %s", s, why_text(&v));
 		assert_int_equal(v.relation, VERIFY_REL_LAYOUT);
-		assert_contains(v.relation_text, "same model up to the layout conversion");
+		assert_true(v.layout_converted);
+		assert_int_equal(v.rope_b.layout, other);
 		assert_false(v.rotated);
 		InvReport rep;
 		confirm(&a, &b, &v, &rep);
@@ -402,11 +499,12 @@ static void test_layout_conversion(void **state)
 		/* A fold, then the conversion. */
 		Layer f, fb;
 		FoldConfig cfg = fold_config_default();
-		fold_by(&a, &cfg, &f, NULL);
+		lf_fold(&a, &cfg, &f, NULL);
 		assert_int_equal(layout_convert(&f, other, &fb), RF_OK);
 		verify(&a, &fb, 0, &v);
 		assert_true(v.equivalent);
-		assert_contains(v.relation_text, "combined with a commuting fold");
+		assert_int_equal(v.relation, VERIFY_REL_LAYOUT);
+		assert_true(v.layout_converted && v.rotated);
 		verify_verdict_free(&v);
 		layer_free(&f);
 		layer_free(&fb);
@@ -418,12 +516,12 @@ static void test_layout_conversion(void **state)
 static void test_broken_conversions(void **state)
 {
 	(void)state;
-	const Shape *s = &shapes[1];  /* GQA, H 8, G 4, d 16 */
+	const LayerCase *s = &shapes[1];  /* GQA, H 8, G 4, d 16 */
 	Layer hf, a, b;
 	VerifyVerdict v;
-	Shape sh = *s;
+	LayerCase sh = *s;
 	sh.layout = ROPE_HALF;
-	make_layer(&sh, 30, &hf);
+	lf_layer(&sh, 30, &hf);
 	size_t nk = sh.G * sh.d * sh.D;
 	/* K left unpermuted. */
 	assert_int_equal(layout_convert(&hf, ROPE_INTERLEAVED, &b), RF_OK);
@@ -431,7 +529,7 @@ static void test_broken_conversions(void **state)
 	memcpy(b.bk, hf.bk, sh.G * sh.d * sizeof(double));
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_MISSED_K);
-	assert_contains(v.why_text, "missed K");
+	assert_finding(&v, FIND_CONV_MISSED_K);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* K permuted with n_head = H. */
@@ -442,7 +540,9 @@ static void test_broken_conversions(void **state)
 	layer_free(&a);
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_K_HEADS);
-	assert_contains(v.why_text, "query head count (8) instead of the kv head count (4)");
+	assert_finding(&v, FIND_CONV_K_QUERY_HEADS);
+	assert_int_equal(v.shape_b.n_heads, 8);
+	assert_int_equal(v.shape_b.n_kv_heads, 4);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* Neither permuted, layout relabelled. */
@@ -450,6 +550,7 @@ static void test_broken_conversions(void **state)
 	b.rope.layout = ROPE_INTERLEAVED;
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_MISSED_QK);
+	assert_finding(&v, FIND_CONV_MISSED_QK);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	/* Rows permuted, label left as it was. */
@@ -457,6 +558,7 @@ static void test_broken_conversions(void **state)
 	b.rope.layout = ROPE_HALF;
 	verify(&hf, &b, 0, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_CONV_UNLABELLED);
+	assert_finding(&v, FIND_CONV_UNLABELLED);
 	verify_verdict_free(&v);
 	layer_free(&b);
 	layer_free(&hf);
@@ -510,15 +612,16 @@ static void test_bf16_rounding(void **state)
 {
 	(void)state;
 	Layer a, b;
-	make_layer(&shapes[2], 40, &a);
+	lf_layer(&shapes[2], 40, &a);
 	assert_int_equal(layer_copy(&b, &a), RF_OK);
 	round_layer(&b, STORE_BF16);
 	VerifyVerdict v;
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_int_equal(v.relation, VERIFY_REL_ROUNDING);
-	assert_string_equal(v.relation_text, "equal up to bf16 rounding");
+	assert_true(v.rounded && !v.rotated);
+	assert_close(v.unit_roundoff, 0x1p-8, 0);
 	verify_verdict_free(&v);
 	/* At float64's roundoff the same copy is not equal. */
 	verify(&a, &b, 0, &v);
@@ -528,13 +631,13 @@ static void test_bf16_rounding(void **state)
 	/* A bf16 checkpoint folded and stored back in bf16. */
 	round_layer(&a, STORE_BF16);
 	FoldConfig cfg = fold_config_default();
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	if (!v.equivalent)
-		fail_msg("%s", v.why_text);
+		fail_msg("%s", why_text(&v));
 	assert_true(v.rotated);
-	assert_contains(v.relation_text, "commuting fold");
+	assert_int_equal(v.relation, VERIFY_REL_COMMUTING_FOLD);
 	InvReport rep;
 	confirm(&a, &b, &v, &rep);
 	assert_true(report_ok(&rep));
@@ -543,7 +646,7 @@ static void test_bf16_rounding(void **state)
 	/* A Haar fold is still refused at bf16 tolerance. */
 	layer_free(&b);
 	cfg.dropped = ASSUME_COMMUTES;
-	fold_by(&a, &cfg, &b, NULL);
+	lf_fold(&a, &cfg, &b, NULL);
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
@@ -559,11 +662,11 @@ static void test_plan_inverse(void **state)
 	(void)state;
 	Layer a, b, c;
 	FoldPlan plan, inv;
-	make_layer(&shapes[1], 50, &a);
+	lf_layer(&shapes[1], 50, &a);
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = true;
 	cfg.dropped = ASSUME_V_SAME;
-	fold_by(&a, &cfg, &b, &plan);
+	lf_fold(&a, &cfg, &b, &plan);
 	assert_int_equal(plan_inverse(&plan, &inv), RF_OK);
 	assert_int_equal(fold_apply(&b, &inv, &c), RF_OK);
 	size_t D = a.shape.d_model, H = a.shape.n_heads, G = a.shape.n_kv_heads;
@@ -628,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_drop_commutes),
 		cmocka_unit_test(test_drop_others),
 		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_more_breaks),
 		cmocka_unit_test(test_layout_perm_llama_cpp),
 		cmocka_unit_test(test_layout_conversion),
 		cmocka_unit_test(test_broken_conversions),

@@ -20,6 +20,7 @@
 #include "tui/cli_verify.h"
 #include "tui/options.h"
 #include "tui/testhook.h"
+#include "tui/shared/findings_text.h"
 
 static void verify_help(void)
 {
@@ -156,13 +157,16 @@ static json_t *break_json(const VerifyVerdict *v, size_t layer)
 {
 	if (v->equivalent)
 		return json_null();
+	const Finding *f = &v->brk;
+	char why[FINDINGS_WHY_MAX];
+	findings_verify_why(v, why, sizeof why);
 	json_t *b = json_pack("{s:I, s:s, s:s, s:s, s:s}", "layer", (json_int_t)layer,
-			      "why", verify_why_name(v->why), "level", level_name(v->level),
-			      "tensor", v->tensor, "explanation", v->why_text);
-	json_object_set_new(b, "group", v->group == SIZE_MAX ? json_null()
-							     : json_integer((json_int_t)v->group));
-	json_object_set_new(b, "head", v->head == SIZE_MAX ? json_null()
-							   : json_integer((json_int_t)v->head));
+			      "why", verify_why_name(v->why), "level", level_name(f->level),
+			      "tensor", f->tensor, "explanation", why);
+	json_object_set_new(b, "group", f->group == FINDING_NONE ? json_null()
+								 : json_integer((json_int_t)f->group));
+	json_object_set_new(b, "head", f->head == FINDING_NONE ? json_null()
+							       : json_integer((json_int_t)f->head));
 	if (v->why == VERIFY_WHY_MIXES_PAIRS) {
 		json_t *pairs = json_array();
 		for (size_t k = 0; k < v->comm.n_mixed; k++)
@@ -188,10 +192,12 @@ static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep
 						     (json_int_t)g, "commuting",
 						     v->commuting[g], "angles", angles));
 	}
+	char desc[FINDINGS_RELATION_MAX];
+	findings_verify_relation(v, desc, sizeof desc);
 	json_t *o = json_pack("{s:I, s:b, s:s, s:s, s:b, s:b, s:b, s:f, s:f}", "layer",
 			      (json_int_t)i, "equivalent", v->equivalent, "relation",
 			      verify_relation_name(v->relation), "description",
-			      v->relation_text, "rotated", v->rotated, "heads_permuted",
+			      desc, "rotated", v->rotated, "heads_permuted",
 			      v->heads_permuted, "layout_converted", v->layout_converted,
 			      "max_rel_err", isfinite(v->max_err) ? v->max_err : -1.0, "tol",
 			      v->tol);
@@ -206,17 +212,22 @@ static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep
 static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 {
 	if (v->equivalent) {
-		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g)", i,
-		       v->relation_text, v->max_err, v->tol);
+		char desc[FINDINGS_RELATION_MAX];
+		findings_verify_relation(v, desc, sizeof desc);
+		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g)", i, desc,
+		       v->max_err, v->tol);
 	} else {
-		printf("layer %zu: NOT equivalent at the %s level", i, level_name(v->level));
-		if (v->group != SIZE_MAX)
-			printf(", kv group %zu", v->group);
-		if (v->head != SIZE_MAX)
-			printf(", query head %zu", v->head);
-		if (v->tensor[0])
-			printf(", %s", v->tensor);
-		printf("\n  %s", v->why_text);
+		const Finding *f = &v->brk;
+		char why[FINDINGS_WHY_MAX];
+		findings_verify_why(v, why, sizeof why);
+		printf("layer %zu: NOT equivalent at the %s level", i, level_name(f->level));
+		if (f->group != FINDING_NONE)
+			printf(", kv group %zu", f->group);
+		if (f->head != FINDING_NONE)
+			printf(", query head %zu", f->head);
+		if (f->tensor[0])
+			printf(", %s", f->tensor);
+		printf("\n  %s", why);
 	}
 	if (rep) {
 		printf("\n  levels (tolerance %.2g):", v->confirm_tol);

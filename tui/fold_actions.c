@@ -10,6 +10,7 @@
 #include "tui/cli_fold.h"
 #include "tui/cli_verify.h"
 #include "tui/fold_actions.h"
+#include "tui/shared/findings_text.h"
 
 /* The checkpoint the explorer shows: the loaded one or the default. */
 static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, size_t len,
@@ -99,14 +100,17 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 		if (st != RF_OK) {
 			snprintf(msg, msglen, "verify: layer %zu: %s", i, rf_status_str(st));
 		} else if (!v.equivalent) {
+			const Finding *f = &v.brk;
+			char why[FINDINGS_WHY_MAX];
+			findings_verify_why(&v, why, sizeof why);
 			out->equivalent = false;
 			out->layer = i;
-			out->head = v.head != SIZE_MAX ? v.head
-				  : v.group != SIZE_MAX ? v.group * (a.shape.n_heads / a.shape.n_kv_heads)
+			out->head = f->head != FINDING_NONE ? f->head
+				  : f->group != FINDING_NONE ? f->group * (a.shape.n_heads / a.shape.n_kv_heads)
 				  : 0;
 			snprintf(msg, msglen, "verify: first break at layer %zu, head %zu, %s level%s%s: %s",
-				 i, out->head, level_name(v.level), v.tensor[0] ? ", " : "",
-				 v.tensor, v.why_text);
+				 i, out->head, level_name(f->level), f->tensor[0] ? ", " : "",
+				 f->tensor, why);
 		}
 		verify_verdict_free(&v);
 		layer_free(&a);

@@ -5,6 +5,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/report_json.h"
+#include "tui/shared/findings_text.h"
 
 /* JSON has no Inf or NaN: such values become null. */
 static json_t *num(double v)
@@ -162,7 +163,9 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(doc, "fold", fold);
 	json_object_set_new(doc, "levels", levels);
 	json_object_set_new(doc, "diagnostics", diag_json(rep));
-	json_object_set_new(doc, "explanation", json_string(rep->explanation));
+	char why[FINDINGS_EXPLAIN_MAX];
+	findings_explain(rep, why, sizeof why);
+	json_object_set_new(doc, "explanation", json_string(why));
 	json_object_set_new(doc, "ok", json_boolean(report_ok(rep)));
 	return doc;
 }

@@ -6,6 +6,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/report_text.h"
+#include "tui/shared/findings_text.h"
 
 #define C_RESET "\033[0m"
 #define C_GREEN "\033[32m"
@@ -136,8 +137,10 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		if (rep->seq > 1 && last != rep->seq - 1)
 			print_offset(f, rep->seq - 1, rep->by_offset[rep->seq - 1]);
 	}
+	char why[FINDINGS_EXPLAIN_MAX];
+	findings_explain(rep, why, sizeof why);
 	fprintf(f, "\n\n%s", color ? C_DIM : "");
-	print_wrapped(f, rep->explanation, 78, "");
+	print_wrapped(f, why, 78, "");
 	if (color)
 		fputs(C_RESET, f);
 }

@@ -7,6 +7,7 @@
 #include "core/rope.h"
 #include "tui/colors.h"
 #include "tui/keys.h"
+#include "tui/shared/findings_text.h"
 #include "tui/views/draw.h"
 #include "tui/views/panels.h"
 #include "tui/views/views.h"
@@ -192,8 +193,10 @@ void panels_explanation(WINDOW *w, const EvalResult *r)
 	if (!r)
 		return;
 	int maxy = getmaxy(w), maxx = getmaxx(w);
+	char why[FINDINGS_EXPLAIN_MAX];
+	findings_explain(&r->rep, why, sizeof why);
 	draw_text(w, 0, 1, colors_attr(CLR_PANEL), "why");
-	draw_wrap(w, 0, 5, maxx - 6, maxy, 0, r->rep.explanation);
+	draw_wrap(w, 0, 5, maxx - 6, maxy, 0, why);
 }
 
 void panels_view_frame(WINDOW *w, ViewId cur, int tab_x[VIEW_COUNT + 1])

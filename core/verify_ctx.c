@@ -1,0 +1,107 @@
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "core/procrustes.h"
+#include "core/verify_impl.h"
+
+/* The helpers every file of verify uses: the shape test, the residuals of
+ * one comparison, and recording its first break. */
+
+bool verify_same_shape(const LayerShape *x, const LayerShape *y)
+{
+	return x->d_model == y->d_model && x->n_heads == y->n_heads &&
+	       x->n_kv_heads == y->n_kv_heads && x->head_dim == y->head_dim;
+}
+
+double verify_frob_diff(const double *A, const double *B, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (A[i] - B[i]) * (A[i] - B[i]);
+	return sqrt(s);
+}
+
+Finding verify_finding(FindingCode code, LevelId level, size_t group,
+		       size_t head, const char *tensor, double err)
+{
+	Finding f = finding_make(code);
+	f.level = level;
+	f.group = group;
+	f.head = head;
+	snprintf(f.tensor, sizeof f.tensor, "%s", tensor);
+	f.err = err;
+	return f;
+}
+
+void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f)
+{
+	if (v->why != VERIFY_WHY_NONE)
+		return;
+	v->why = why;
+	v->brk = *f;
+}
+
+/* X = R A (d x D rows, A with leading dimension D) into c->work. */
+static void rows_times(const VerifyCtx *c, const double *R, const double *A)
+{
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->d,
+		    (int)c->D, (int)c->d, 1.0, R, (int)c->d, A, (int)c->D, 0.0,
+		    c->work, (int)c->D);
+}
+
+double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
+		       const double *B)
+{
+	rows_times(c, R, A);
+	return procrustes_rel_diff(c->work, c->D, B, c->D, c->d, c->D);
+}
+
+/* rel diff of R a against b for d-vectors. */
+static double vec_err(const VerifyCtx *c, const double *R, const double *a,
+		      const double *b)
+{
+	double *y = c->work;
+	cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c->d, (int)c->d, 1.0, R,
+		    (int)c->d, a, 1, 0.0, y, 1);
+	return procrustes_rel_diff(y, c->d, b, c->d, 1, c->d);
+}
+
+void verify_note_direct(VerifyCtx *c, double e)
+{
+	if (e > c->direct)
+		c->direct = e;
+}
+
+double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
+		       const double *b, bool *left)
+{
+	double plain = procrustes_rel_diff(a, c->d, b, c->d, 1, c->d);
+	verify_note_direct(c, plain);
+	*left = plain <= c->tol;
+	return vec_err(c, R, a, b);
+}
+
+void verify_note_err(VerifyCtx *c, double e)
+{
+	if (e > c->v->max_err)
+		c->v->max_err = e;
+}
+
+int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
+			 RfStatus *st)
+{
+	*st = procrustes_rotation(A, c->D, B, c->D, c->d, c->D, c->R2);
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+		return 0;
+	*st = procrustes_least_squares(A, c->D, B, c->D, c->d, c->D, c->R2);
+	if (*st == RF_ERR_NUMERIC) {
+		*st = RF_OK;
+		return 2;
+	}
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+		return 1;
+	return 2;
+}

@@ -1,0 +1,103 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/procrustes.h"
+#include "core/verify_impl.h"
+
+/* Head matching: a fold may reorder kv groups (with their query heads),
+ * so B's groups are matched to A's before anything is compared. */
+
+/* Singular values of W_k,g and W_v,g of every group (G x 2d): an
+ * orthogonal rotation of the rows keeps them. */
+static RfStatus group_signatures(const VerifyCtx *c, const Layer *l, double *sig)
+{
+	for (size_t g = 0; g < c->G; g++) {
+		double *s = sig + g * 2 * c->d;
+		RfStatus st = procrustes_singular_values(l->wk + g * c->dD, c->D,
+							 c->d, c->D, s);
+		if (st == RF_OK)
+			st = procrustes_singular_values(l->wv + g * c->dD, c->D,
+							c->d, c->D, s + c->d);
+		if (st != RF_OK)
+			return st;
+	}
+	return RF_OK;
+}
+
+/* Greedy matching of B's groups to A's by signature, confirmed by the
+ * Procrustes residuals of W_k and W_v; the identity when unconfirmed. */
+RfStatus verify_match_groups(VerifyCtx *c, size_t *perm)
+{
+	size_t G = c->G, n = 2 * c->d;
+	for (size_t g = 0; g < G; g++)
+		perm[g] = g;
+	if (G == 1)
+		return RF_OK;
+	double *sa = malloc(G * n * sizeof(double));
+	double *sb = malloc(G * n * sizeof(double));
+	double *cost = malloc(G * G * sizeof(double));
+	bool *used_a = calloc(G, sizeof(bool)), *used_b = calloc(G, sizeof(bool));
+	RfStatus st = RF_ERR_NOMEM;
+	if (!sa || !sb || !cost || !used_a || !used_b)
+		goto out;
+	st = group_signatures(c, c->a, sa);
+	if (st == RF_OK)
+		st = group_signatures(c, c->b, sb);
+	if (st != RF_OK)
+		goto out;
+	for (size_t gb = 0; gb < G; gb++)
+		for (size_t ga = 0; ga < G; ga++)
+			cost[gb * G + ga] =
+				verify_frob_diff(sb + gb * n, sa + ga * n, n);
+	for (size_t round = 0; round < G; round++) {
+		size_t bi = 0, bj = 0;
+		double best = INFINITY;
+		for (size_t gb = 0; gb < G; gb++)
+			for (size_t ga = 0; ga < G; ga++) {
+				double e = cost[gb * G + ga];
+				/* ties go to the identity */
+				if (!used_b[gb] && !used_a[ga] &&
+				    (e < best || (e == best && ga == gb))) {
+					best = e;
+					bi = gb;
+					bj = ga;
+				}
+			}
+		used_b[bi] = used_a[bj] = true;
+		perm[bi] = bj;
+	}
+	/* Confirm every moved group by its residuals. */
+	for (size_t gb = 0; gb < G && st == RF_OK; gb++) {
+		size_t ga = perm[gb];
+		if (ga == gb)
+			continue;
+		double ek = INFINITY, ev = INFINITY;
+		st = procrustes_rotation(c->a->wk + ga * c->dD, c->D,
+					 c->b->wk + gb * c->dD, c->D, c->d, c->D, c->R);
+		if (st == RF_OK)
+			ek = verify_rows_err(c, c->R, c->a->wk + ga * c->dD,
+					     c->b->wk + gb * c->dD);
+		if (st == RF_OK)
+			st = procrustes_rotation(c->a->wv + ga * c->dD, c->D,
+						 c->b->wv + gb * c->dD, c->D, c->d,
+						 c->D, c->R);
+		if (st == RF_OK)
+			ev = verify_rows_err(c, c->R, c->a->wv + ga * c->dD,
+					     c->b->wv + gb * c->dD);
+		if (st == RF_OK && (ek > c->tol || ev > c->tol)) {
+			for (size_t g = 0; g < G; g++)
+				perm[g] = g;
+			break;
+		}
+	}
+out:
+	free(sa);
+	free(sb);
+	free(cost);
+	free(used_a);
+	free(used_b);
+	return st;
+}
