@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/families.h"
+#include "data/ggml_quant.h"
 #include "data/hfconfig.h"
 #include "data/jsonfile.h"
 #include "data/model.h"
@@ -231,8 +232,10 @@ static int check_shape(const Model *m, const TensorRef *t, size_t a, size_t b, c
 		return -1;
 	}
 	if (t->dtype == TDT_UNSUPPORTED) {
+		char q[160];
+		ggml_quant_names(q, sizeof q);
 		snprintf(err, errlen, "%s: tensor %s: dtype %s is not supported (F64, F32, F16, "
-			 "BF16, Q8_0, Q4_0)", t->file, t->name, t->dtype_name);
+			 "BF16, %s)", t->file, t->name, t->dtype_name, q);
 		return -1;
 	}
 	return 0;
