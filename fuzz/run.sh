@@ -28,7 +28,7 @@ cat >"$work/include/config.h" <<'EOH'
 #define ABS_TOP_SRCDIR "/nonexistent"
 EOH
 jflags=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
-srcs="core/layer.c core/rng.c core/status.c data/families.c data/ggml_quant.c
+srcs="core/layer.c core/rng.c core/status.c data/dtype_mix.c data/families.c data/ggml_quant.c
       data/ggml_quantize.c data/gguf.c data/hfconfig.c
       data/infile.c data/jsonfile.c data/llama2c.c data/model.c data/path.c
       data/safetensors.c data/tensor.c"
