@@ -706,8 +706,11 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		size_t blk, bsz, nbytes;
 		const char *tname;
 		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
+			char why[80];
+			snprintf(why, sizeof why, "unknown tensor type %u (not a ggml type GGUF "
+				 "holds)", ty);
 			c.pos -= 12;
-			FAIL("unknown tensor type");
+			FAIL(why);
 		}
 		if (ne[0] % blk) {
 			char why[160];
