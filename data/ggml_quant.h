@@ -63,8 +63,8 @@ void ggml_quant_dequantize(GgmlQuant q, const unsigned char *blocks, size_t nblo
 /* Quantize nblocks * block finite floats into nblocks stored blocks as
  * llama.cpp's quantize does without an importance matrix (the _ref
  * quantizers; IQ4_NL: quantize_iq4_nl's search). Returns 0, or -1 when an
- * input is NaN or infinite, or a block's scale overflows f16 (inputs too
- * large for the format): nothing sensible to store. */
+ * input is NaN, infinite or beyond the largest value the type stores, or a
+ * block's scale overflows f16: nothing sensible to store. */
 int ggml_quant_quantize(GgmlQuant q, const float *x, size_t nblocks, unsigned char *out);
 
 /* The rounding cell of each of the nblocks * block stored values v: the

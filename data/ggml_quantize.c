@@ -610,11 +610,38 @@ static void quant_iq4(const float *x, int nsub, QFields *f)
 	}
 }
 
+/* The largest magnitude type t stores: f16's largest d (65504) times the
+ * largest sub-block scale level and the largest level, plus the largest
+ * min. Inputs beyond it have no block (and their squares, which the fits
+ * sum in float, could overflow). */
+static float input_limit(GgmlQuant t)
+{
+	const float h = 65504.f;
+	switch (t) {
+	case GQ_Q4_0: return h * 8;
+	case GQ_Q5_0: return h * 16;
+	case GQ_Q8_0: return h * 128;
+	case GQ_Q4_1: return h * 16;
+	case GQ_Q5_1: return h * 32;
+	case GQ_Q2_K: return h * 15 * 4;
+	case GQ_Q3_K: return h * 32 * 4;
+	case GQ_Q4_K: return h * 63 * 16;
+	case GQ_Q5_K: return h * 63 * 32;
+	case GQ_Q6_K: return h * 128 * 32;
+	case GQ_Q8_K: return 1e30f;
+	case GQ_IQ4_NL: return h * 127;
+	case GQ_IQ4_XS: return h * 32 * 127;
+	case GQ_COUNT: break;
+	}
+	return 0;
+}
+
 int ggml_quant_quantize(GgmlQuant t, const float *x, size_t nblocks, unsigned char *out)
 {
 	const GgmlQuantInfo *in = ggml_quant_info(t);
+	float limit = input_limit(t);
 	for (size_t i = 0; i < nblocks * in->block; i++)
-		if (!isfinite(x[i]))
+		if (!(fabsf(x[i]) <= limit))
 			return -1;
 	for (size_t k = 0; k < nblocks; k++) {
 		const float *xb = x + k * in->block;

@@ -46,7 +46,8 @@ for s in $srcs; do
 	objs="$objs $o"
 done
 "$cc" $common -fsanitize=address,undefined tests/ckpt_fixtures.c fuzz/make_seeds.c \
-	core/layer.c core/rng.c core/status.c -o "$work/make_seeds" $jflags -lm || exit 99
+	core/layer.c core/rng.c core/status.c data/ggml_quant.c data/ggml_quantize.c \
+	-o "$work/make_seeds" $jflags -lm || exit 99
 "$work/make_seeds" "$work/seeds" || exit 99
 status=0
 for t in gguf safetensors llama2c file; do
