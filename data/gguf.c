@@ -228,7 +228,7 @@ static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *byt
 		{26, "I32", TDT_UNSUPPORTED, 1, 4},     {27, "I64", TDT_UNSUPPORTED, 1, 8},
 		{28, "F64", TDT_F64, 1, 8},             {29, "IQ1_M", TDT_UNSUPPORTED, 256, 56},
 		{30, "BF16", TDT_BF16, 1, 2},           {34, "TQ1_0", TDT_UNSUPPORTED, 256, 54},
-		{35, "TQ2_0", TDT_UNSUPPORTED, 256, 66},
+		{35, "TQ2_0", TDT_UNSUPPORTED, 256, 66}, {39, "MXFP4", TDT_UNSUPPORTED, 32, 17},
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
 		if (tab[i].id == t) {
@@ -707,8 +707,8 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		const char *tname;
 		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
 			char why[80];
-			snprintf(why, sizeof why, "unknown tensor type %u (not a ggml type GGUF "
-				 "holds)", ty);
+			snprintf(why, sizeof why, "unknown tensor type %u (not a ggml type "
+				 "ropefold knows)", ty);
 			c.pos -= 12;
 			FAIL(why);
 		}
