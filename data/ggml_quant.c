@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -55,22 +56,23 @@ typedef struct {
 	int nmax;            /* largest |level| the quantizer fits a sub-block with */
 	bool f32_scale;      /* the quantizer rounds to the grid of its float scale,
 			      * then stores that scale rounded to f16 */
+	int d_at, m_at;      /* byte offsets of the f16 d and min (-1: none) */
 } TypeDesc;
 
 static const TypeDesc types[GQ_COUNT] = {
-	[GQ_Q4_0] = {{"Q4_0", 2, 32, 18}, 1, 4, 8, false, 0, 8, true},
-	[GQ_Q4_1] = {{"Q4_1", 3, 32, 20}, 1, 4, 0, false, 'm', 15, true},
-	[GQ_Q5_0] = {{"Q5_0", 6, 32, 22}, 1, 5, 16, false, 0, 16, true},
-	[GQ_Q5_1] = {{"Q5_1", 7, 32, 24}, 1, 5, 0, false, 'm', 31, true},
-	[GQ_Q8_0] = {{"Q8_0", 8, 32, 34}, 1, 8, 128, false, 0, 127, true},
-	[GQ_Q2_K] = {{"Q2_K", 10, 256, 84}, 16, 2, 0, false, 'k', 3, false},
-	[GQ_Q3_K] = {{"Q3_K", 11, 256, 110}, 16, 3, 4, false, 0, 4, false},
-	[GQ_Q4_K] = {{"Q4_K", 12, 256, 144}, 8, 4, 0, false, 'k', 15, false},
-	[GQ_Q5_K] = {{"Q5_K", 13, 256, 176}, 8, 5, 0, false, 'k', 31, false},
-	[GQ_Q6_K] = {{"Q6_K", 14, 256, 210}, 16, 6, 32, false, 0, 32, false},
-	[GQ_Q8_K] = {{"Q8_K", 15, 256, 292}, 1, 8, 128, false, 0, 127, false},
-	[GQ_IQ4_NL] = {{"IQ4_NL", 20, 32, 18}, 1, 4, 0, true, 0, 127, true},
-	[GQ_IQ4_XS] = {{"IQ4_XS", 23, 256, 136}, 8, 4, 0, true, 0, 127, true},
+	[GQ_Q4_0] = {{"Q4_0", 2, 32, 18}, 1, 4, 8, false, 0, 8, true, 0, -1},
+	[GQ_Q4_1] = {{"Q4_1", 3, 32, 20}, 1, 4, 0, false, 'm', 15, true, 0, 2},
+	[GQ_Q5_0] = {{"Q5_0", 6, 32, 22}, 1, 5, 16, false, 0, 16, true, 0, -1},
+	[GQ_Q5_1] = {{"Q5_1", 7, 32, 24}, 1, 5, 0, false, 'm', 31, true, 0, 2},
+	[GQ_Q8_0] = {{"Q8_0", 8, 32, 34}, 1, 8, 128, false, 0, 127, true, 0, -1},
+	[GQ_Q2_K] = {{"Q2_K", 10, 256, 84}, 16, 2, 0, false, 'k', 3, false, 80, 82},
+	[GQ_Q3_K] = {{"Q3_K", 11, 256, 110}, 16, 3, 4, false, 0, 4, false, 108, -1},
+	[GQ_Q4_K] = {{"Q4_K", 12, 256, 144}, 8, 4, 0, false, 'k', 15, false, 0, 2},
+	[GQ_Q5_K] = {{"Q5_K", 13, 256, 176}, 8, 5, 0, false, 'k', 31, false, 0, 2},
+	[GQ_Q6_K] = {{"Q6_K", 14, 256, 210}, 16, 6, 32, false, 0, 32, false, 208, -1},
+	[GQ_Q8_K] = {{"Q8_K", 15, 256, 292}, 1, 8, 128, false, 0, 127, false, -1, -1},
+	[GQ_IQ4_NL] = {{"IQ4_NL", 20, 32, 18}, 1, 4, 0, true, 0, 127, true, 0, -1},
+	[GQ_IQ4_XS] = {{"IQ4_XS", 23, 256, 136}, 8, 4, 0, true, 0, 127, true, 0, -1},
 };
 
 /* IQ4's non-linear levels (ggml's kvalues_iq4nl), ascending. */
@@ -212,8 +214,10 @@ static uint32_t fifth_put(const uint8_t *q)
  * bits): element 128 h + 32 k + l at bits 2k of byte 32 h + l. */
 static void crumbs_get(const unsigned char *qs, uint8_t *q)
 {
-	for (int e = 0; e < 256; e++)
-		q[e] = qs[32 * (e / 128) + e % 32] >> 2 * (e % 128 / 32) & 3;
+	for (int h = 0; h < 2; h++)
+		for (int k = 0; k < 4; k++)
+			for (int l = 0; l < 32; l++)
+				q[128 * h + 32 * k + l] = qs[32 * h + l] >> 2 * k & 3;
 }
 
 static void crumbs_put(const uint8_t *q, unsigned char *qs)
@@ -228,10 +232,11 @@ static void crumbs_put(const uint8_t *q, unsigned char *qs)
  * its high nibble. */
 static void knibbles_get(const unsigned char *qs, uint8_t *q)
 {
-	for (int e = 0; e < 256; e++) {
-		int c = e / 64, l = e % 64;
-		q[e] = l < 32 ? qs[32 * c + l] & 15 : qs[32 * c + l - 32] >> 4;
-	}
+	for (int c = 0; c < 4; c++)
+		for (int l = 0; l < 32; l++) {
+			q[64 * c + l] = qs[32 * c + l] & 15;
+			q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+		}
 }
 
 static void knibbles_put(const uint8_t *q, unsigned char *qs)
@@ -245,8 +250,9 @@ static void knibbles_put(const uint8_t *q, unsigned char *qs)
 /* Bit e / 32 of byte e % 32 of 32 bytes: Q3_K's hmask, Q5_K's qh. */
 static void highbit_get(const unsigned char *h, int shift, uint8_t *q)
 {
-	for (int e = 0; e < 256; e++)
-		q[e] |= (uint8_t)((h[e % 32] >> (e / 32) & 1) << shift);
+	for (int i = 0; i < 8; i++)
+		for (int l = 0; l < 32; l++)
+			q[32 * i + l] |= (uint8_t)((h[l] >> i & 1) << shift);
 }
 
 static void highbit_put(const uint8_t *q, int shift, unsigned char *h)
@@ -303,11 +309,13 @@ static void q3scales_put(const uint8_t *sc, unsigned char *s)
  * + 32 (k & 1)] >> 4 (k >> 1), its top 2 bits at qh[32 h + l] >> 2 k. */
 static void q6codes_get(const unsigned char *ql, const unsigned char *qh, uint8_t *q)
 {
-	for (int e = 0; e < 256; e++) {
-		int h = e / 128, k = e % 128 / 32, l = e % 32;
-		int lo = ql[64 * h + l + 32 * (k & 1)] >> 4 * (k >> 1) & 15;
-		q[e] = (uint8_t)(lo | (qh[32 * h + l] >> 2 * k & 3) << 4);
-	}
+	for (int h = 0; h < 2; h++)
+		for (int k = 0; k < 4; k++)
+			for (int l = 0; l < 32; l++) {
+				int lo = ql[64 * h + l + 32 * (k & 1)] >> 4 * (k >> 1) & 15;
+				q[128 * h + 32 * k + l] =
+					(uint8_t)(lo | (qh[32 * h + l] >> 2 * k & 3) << 4);
+			}
 }
 
 static void q6codes_put(const uint8_t *q, unsigned char *ql, unsigned char *qh)
@@ -321,33 +329,33 @@ static void q6codes_put(const uint8_t *q, unsigned char *ql, unsigned char *qh)
 	}
 }
 
-void gq_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
+void ggml_quant_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 {
-	memset(f, 0, sizeof *f);
+	const TypeDesc *td = &types[t];
+	/* Every case below sets all the block's codes before any |= into
+	 * them; the rest starts at zero. */
+	memset(f, 0, offsetof(QFields, q));
+	if (td->d_at >= 0)
+		f->d = ld16(b + td->d_at);
+	if (td->m_at >= 0)
+		f->m = ld16(b + td->m_at);
 	switch (t) {
 	case GQ_Q4_0:
 	case GQ_IQ4_NL:
-		f->d = ld16(b);
 		nibbles_get(b + 2, f->q);
 		break;
 	case GQ_Q4_1:
-		f->d = ld16(b);
-		f->m = ld16(b + 2);
 		nibbles_get(b + 4, f->q);
 		break;
 	case GQ_Q5_0:
-		f->d = ld16(b);
 		nibbles_get(b + 6, f->q);
 		fifth_get(ld32(b + 2), f->q);
 		break;
 	case GQ_Q5_1:
-		f->d = ld16(b);
-		f->m = ld16(b + 2);
 		nibbles_get(b + 8, f->q);
 		fifth_get(ld32(b + 4), f->q);
 		break;
 	case GQ_Q8_0:
-		f->d = ld16(b);
 		for (int j = 0; j < 32; j++)
 			f->q[j] = b[2 + j] ^ 0x80;
 		break;
@@ -357,19 +365,14 @@ void gq_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 			f->mn[j] = b[j] >> 4;
 		}
 		crumbs_get(b + 16, f->q);
-		f->d = ld16(b + 80);
-		f->m = ld16(b + 82);
 		break;
 	case GQ_Q3_K:
 		crumbs_get(b + 32, f->q);
 		highbit_get(b, 2, f->q);
 		q3scales_get(b + 96, f->sc);
-		f->d = ld16(b + 108);
 		break;
 	case GQ_Q4_K:
 	case GQ_Q5_K:
-		f->d = ld16(b);
-		f->m = ld16(b + 2);
 		kscales_get(b + 4, f->sc, f->mn);
 		if (t == GQ_Q4_K) {
 			knibbles_get(b + 16, f->q);
@@ -381,7 +384,6 @@ void gq_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 	case GQ_Q6_K:
 		q6codes_get(b, b + 128, f->q);
 		memcpy(f->sc, b + 192, 16);
-		f->d = ld16(b + 208);
 		break;
 	case GQ_Q8_K: {
 		uint32_t u = ld32(b);
@@ -391,7 +393,6 @@ void gq_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 		break;
 	}
 	case GQ_IQ4_XS: {
-		f->d = ld16(b);
 		uint16_t sh = ld16(b + 2);
 		for (int j = 0; j < 8; j++)
 			f->sc[j] = (uint8_t)((b[4 + j / 2] >> 4 * (j % 2) & 15) | (sh >> 2 * j & 3) << 4);
@@ -404,33 +405,31 @@ void gq_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 	}
 }
 
-void gq_pack(GgmlQuant t, const QFields *f, unsigned char *b)
+void ggml_quant_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 {
-	memset(b, 0, types[t].info.bytes);
+	const TypeDesc *td = &types[t];
+	memset(b, 0, td->info.bytes);
+	if (td->d_at >= 0)
+		st16(b + td->d_at, f->d);
+	if (td->m_at >= 0)
+		st16(b + td->m_at, f->m);
 	switch (t) {
 	case GQ_Q4_0:
 	case GQ_IQ4_NL:
-		st16(b, f->d);
 		nibbles_put(f->q, b + 2);
 		break;
 	case GQ_Q4_1:
-		st16(b, f->d);
-		st16(b + 2, f->m);
 		nibbles_put(f->q, b + 4);
 		break;
 	case GQ_Q5_0:
-		st16(b, f->d);
 		st32(b + 2, fifth_put(f->q));
 		nibbles_put(f->q, b + 6);
 		break;
 	case GQ_Q5_1:
-		st16(b, f->d);
-		st16(b + 2, f->m);
 		st32(b + 4, fifth_put(f->q));
 		nibbles_put(f->q, b + 8);
 		break;
 	case GQ_Q8_0:
-		st16(b, f->d);
 		for (int j = 0; j < 32; j++)
 			b[2 + j] = f->q[j] ^ 0x80;
 		break;
@@ -438,19 +437,14 @@ void gq_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 		for (int j = 0; j < 16; j++)
 			b[j] = (unsigned char)((f->sc[j] & 15) | (f->mn[j] & 15) << 4);
 		crumbs_put(f->q, b + 16);
-		st16(b + 80, f->d);
-		st16(b + 82, f->m);
 		break;
 	case GQ_Q3_K:
 		highbit_put(f->q, 2, b);
 		crumbs_put(f->q, b + 32);
 		q3scales_put(f->sc, b + 96);
-		st16(b + 108, f->d);
 		break;
 	case GQ_Q4_K:
 	case GQ_Q5_K:
-		st16(b, f->d);
-		st16(b + 2, f->m);
 		kscales_put(f->sc, f->mn, b + 4);
 		if (t == GQ_Q4_K) {
 			knibbles_put(f->q, b + 16);
@@ -462,7 +456,6 @@ void gq_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 	case GQ_Q6_K:
 		q6codes_put(f->q, b, b + 128);
 		memcpy(b + 192, f->sc, 16);
-		st16(b + 208, f->d);
 		break;
 	case GQ_Q8_K: {
 		uint32_t u;
@@ -479,7 +472,6 @@ void gq_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 		break;
 	}
 	case GQ_IQ4_XS: {
-		st16(b, f->d);
 		uint16_t sh = 0;
 		for (int j = 0; j < 8; j++) {
 			b[4 + j / 2] |= (unsigned char)((f->sc[j] & 15) << 4 * (j % 2));
@@ -555,28 +547,45 @@ void ggml_quant_dequantize(GgmlQuant t, const unsigned char *blocks, size_t nblo
 	const TypeDesc *td = &types[t];
 	size_t B = td->info.block, per = B / td->nsub;
 	float lev[256];
-	level_table(td, lev);
+	if (td->iq4)
+		level_table(td, lev);
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		gq_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
 		block_grid(t, &f, scale, offset);
 		float *y = out + k * B;
-		for (size_t e = 0; e < B; e++)
-			y[e] = grid_value(td, lev, scale[e / per], offset[e / per], f.q[e]);
+		const uint8_t *c = f.q;
+		/* grid_value's operations, the branches taken out of the loops. */
+		for (unsigned j = 0; j < td->nsub; j++, y += per, c += per) {
+			float s = scale[j], o = offset[j];
+			if (td->iq4) {
+				for (size_t e = 0; e < per; e++)
+					y[e] = s * lev[c[e]];
+			} else if (td->min) {
+				for (size_t e = 0; e < per; e++) {
+					float p = s * (float)(c[e] - td->bias);
+					y[e] = p + o;
+				}
+			} else {
+				for (size_t e = 0; e < per; e++)
+					y[e] = s * (float)(c[e] - td->bias);
+			}
+		}
 	}
 }
 
 const char *ggml_quant_bad_scale(GgmlQuant t, const unsigned char *block)
 {
-	QFields f;
-	gq_unpack(t, block, &f);
-	if (t == GQ_Q8_K)
-		return isfinite(f.d32) ? NULL : "d";
-	if ((f.d & 0x7c00) == 0x7c00)
+	const TypeDesc *td = &types[t];
+	if (t == GQ_Q8_K) {
+		uint32_t u = ld32(block);
+		return (u & 0x7f800000) == 0x7f800000 ? "d" : NULL;
+	}
+	if ((ld16(block + td->d_at) & 0x7c00) == 0x7c00)
 		return "d";
-	if (types[t].min && (f.m & 0x7c00) == 0x7c00)
-		return types[t].min == 'm' ? "m" : "dmin";
+	if (td->m_at >= 0 && (ld16(block + td->m_at) & 0x7c00) == 0x7c00)
+		return td->min == 'm' ? "m" : "dmin";
 	return NULL;
 }
 
@@ -646,7 +655,7 @@ void ggml_quant_cells(GgmlQuant t, const unsigned char *blocks, size_t nblocks, 
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		gq_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
 		block_grid(t, &f, scale, offset);
 		float dsup = t == GQ_Q8_K ? f.d32 : ggml_quant_f16_to_f32(f.d);
 		float dmin = ggml_quant_f16_to_f32(f.m);
@@ -691,7 +700,7 @@ double ggml_quant_max_step(GgmlQuant t, const unsigned char *blocks, size_t nblo
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		gq_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
 		block_grid(t, &f, scale, offset);
 		for (unsigned j = 0; j < td->nsub; j++)
 			step = fmax(step, fabs((double)scale[j]) * gap);

@@ -72,8 +72,9 @@ int ggml_quant_quantize(GgmlQuant q, const float *x, size_t nblocks, unsigned ch
  * round-to-nearest on the block's stored grid maps to v (an end of the
  * grid is open: below or above is INFINITY there, since inputs beyond it
  * are clipped to it), widened by what the reference quantizers add (see
- * the derivation per type in ggml_quant.c). Every x that
- * ggml_quant_quantize stored as v lies in v's cell. */
+ * the derivation per type in ggml_quant.c; for a K-quant sub-block whose
+ * scale is 0 the cell is an estimate). The tests hold the inputs of
+ * ggml_quant_quantize to their cells. */
 void ggml_quant_cells(GgmlQuant q, const unsigned char *blocks, size_t nblocks, double *below,
 		      double *above);
 

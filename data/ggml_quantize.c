@@ -11,7 +11,7 @@
  * for IQ4_NL, which the tool calls instead of its _ref). Each search is
  * ggml's, operation for operation in float (the same sums in the same
  * order, the same roundings), so that the stored bytes are ggml's. Every
- * function here quantizes one block of x into f (codes as gq_pack wants
+ * function here quantizes one block of x into f (codes as ggml_quant_pack wants
  * them). */
 
 /* Below this a group counts as all zero (ggml's GROUP_MAX_EPS). */
@@ -663,7 +663,7 @@ int ggml_quant_quantize(GgmlQuant t, const float *x, size_t nblocks, unsigned ch
 		case GQ_IQ4_XS: quant_iq4(xb, 8, &f); break;
 		case GQ_COUNT: return -1;
 		}
-		gq_pack(t, &f, out + k * in->bytes);
+		ggml_quant_pack(t, &f, out + k * in->bytes);
 		if (ggml_quant_bad_scale(t, out + k * in->bytes))
 			return -1;
 	}

@@ -181,8 +181,8 @@ static void test_layouts_round_trip(void **state)
 			for (size_t i = 0; i < qi->bytes; i++)
 				b[i] = (unsigned char)(rng_next(&r) >> 24);
 			QFields f;
-			gq_unpack((GgmlQuant)t, b, &f);
-			gq_pack((GgmlQuant)t, &f, c);
+			ggml_quant_unpack((GgmlQuant)t, b, &f);
+			ggml_quant_pack((GgmlQuant)t, &f, c);
 			size_t n = t == GQ_Q8_K ? 260 : qi->bytes;
 			if (memcmp(b, c, n))
 				fail_msg("%s: pack(unpack(b)) != b", qi->name);
