@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 		FxBuf b = {0};
 		fx_gguf(&b, 3, kv, 7, t, nt, 0);
 		char name[40];
-		snprintf(name, sizeof name, "seed-%s.gguf", mix ? "Q4_K_M" : qi->name);
+		snprintf(name, sizeof name, "seed-blocks-%s.gguf", mix ? "Q4_K_M" : qi->name);
 		put(out, "gguf", name, &b);
 		fx_free(&b);
 		layer_free(&ql[0]);
