@@ -214,15 +214,21 @@ static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *byt
 		size_t blk, bytes;
 	} tab[] = {
 		{0, "F32", TDT_F32, 1, 4},              {1, "F16", TDT_F16, 1, 2},
-		{2, "Q4_0", TDT_Q4_0, 32, 18},          {3, "Q4_1", TDT_UNSUPPORTED, 32, 20},
-		{6, "Q5_0", TDT_UNSUPPORTED, 32, 22},   {7, "Q5_1", TDT_UNSUPPORTED, 32, 24},
+		{2, "Q4_0", TDT_Q4_0, 32, 18},          {3, "Q4_1", TDT_Q4_1, 32, 20},
+		{6, "Q5_0", TDT_Q5_0, 32, 22},          {7, "Q5_1", TDT_Q5_1, 32, 24},
 		{8, "Q8_0", TDT_Q8_0, 32, 34},          {9, "Q8_1", TDT_UNSUPPORTED, 32, 36},
-		{10, "Q2_K", TDT_UNSUPPORTED, 256, 84}, {11, "Q3_K", TDT_UNSUPPORTED, 256, 110},
-		{12, "Q4_K", TDT_UNSUPPORTED, 256, 144}, {13, "Q5_K", TDT_UNSUPPORTED, 256, 176},
-		{14, "Q6_K", TDT_UNSUPPORTED, 256, 210}, {15, "Q8_K", TDT_UNSUPPORTED, 256, 292},
+		{10, "Q2_K", TDT_Q2_K, 256, 84},        {11, "Q3_K", TDT_Q3_K, 256, 110},
+		{12, "Q4_K", TDT_Q4_K, 256, 144},       {13, "Q5_K", TDT_Q5_K, 256, 176},
+		{14, "Q6_K", TDT_Q6_K, 256, 210},       {15, "Q8_K", TDT_Q8_K, 256, 292},
+		{16, "IQ2_XXS", TDT_UNSUPPORTED, 256, 66}, {17, "IQ2_XS", TDT_UNSUPPORTED, 256, 74},
+		{18, "IQ3_XXS", TDT_UNSUPPORTED, 256, 98}, {19, "IQ1_S", TDT_UNSUPPORTED, 256, 50},
+		{20, "IQ4_NL", TDT_IQ4_NL, 32, 18},     {21, "IQ3_S", TDT_UNSUPPORTED, 256, 110},
+		{22, "IQ2_S", TDT_UNSUPPORTED, 256, 82}, {23, "IQ4_XS", TDT_IQ4_XS, 256, 136},
 		{24, "I8", TDT_UNSUPPORTED, 1, 1},      {25, "I16", TDT_UNSUPPORTED, 1, 2},
 		{26, "I32", TDT_UNSUPPORTED, 1, 4},     {27, "I64", TDT_UNSUPPORTED, 1, 8},
-		{28, "F64", TDT_F64, 1, 8},             {30, "BF16", TDT_BF16, 1, 2},
+		{28, "F64", TDT_F64, 1, 8},             {29, "IQ1_M", TDT_UNSUPPORTED, 256, 56},
+		{30, "BF16", TDT_BF16, 1, 2},           {34, "TQ1_0", TDT_UNSUPPORTED, 256, 54},
+		{35, "TQ2_0", TDT_UNSUPPORTED, 256, 66}, {39, "MXFP4", TDT_UNSUPPORTED, 32, 17},
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
 		if (tab[i].id == t) {
@@ -700,12 +706,23 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		size_t blk, bsz, nbytes;
 		const char *tname;
 		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
+			char why[80];
+			snprintf(why, sizeof why, "unknown tensor type %u (not a ggml type "
+				 "ropefold knows)", ty);
 			c.pos -= 12;
-			FAIL("unknown tensor type");
+			FAIL(why);
 		}
-		if (ne[0] % blk || !size_mul(nelem / blk, bsz, &nbytes)) {
+		if (ne[0] % blk) {
+			char why[160];
+			snprintf(why, sizeof why, "tensor %.*s: row length %zu not a multiple of "
+				 "%s's block of %zu", (int)(nl < 80 ? nl : 80),
+				 (const char *)cur_at(&c, name_at), ne[0], tname, blk);
 			c.pos = at;
-			FAIL("tensor row length not a multiple of its block size");
+			FAIL(why);
+		}
+		if (!size_mul(nelem / blk, bsz, &nbytes)) {
+			c.pos = at;
+			FAIL("tensor size overflows");
 		}
 		TensorRef *t = tensor_table_add(tt, (const char *)cur_at(&c, name_at), nl);
 		if (!t)

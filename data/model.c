@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/families.h"
+#include "data/ggml_quant.h"
 #include "data/hfconfig.h"
 #include "data/jsonfile.h"
 #include "data/model.h"
@@ -231,8 +232,10 @@ static int check_shape(const Model *m, const TensorRef *t, size_t a, size_t b, c
 		return -1;
 	}
 	if (t->dtype == TDT_UNSUPPORTED) {
+		char q[160];
+		ggml_quant_names(q, sizeof q);
 		snprintf(err, errlen, "%s: tensor %s: dtype %s is not supported (F64, F32, F16, "
-			 "BF16, Q8_0, Q4_0)", t->file, t->name, t->dtype_name);
+			 "BF16, %s)", t->file, t->name, t->dtype_name, q);
 		return -1;
 	}
 	return 0;
@@ -344,6 +347,25 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
 }
 
+/* The dtype mixture: of every tensor, and of the attention weights of
+ * every layer (found and checked already). */
+static void count_dtypes(Model *m)
+{
+	ModelInfo *in = &m->info;
+	for (size_t i = 0; i < m->tt.n; i++)
+		dtype_mix_add(&in->dtypes, m->tt.v[i].dtype_name);
+	for (size_t i = 0; i < m->fam.n_layers; i++) {
+		LayerTensors lt;
+		char err[8];
+		if (layer_tensors(m, i, &lt, err, sizeof err))
+			continue;
+		const TensorRef *w[4] = {lt.qkv ? lt.qkv : lt.q, lt.k, lt.v, lt.o};
+		for (int k = 0; k < 4; k++)
+			if (w[k])
+				dtype_mix_add(&in->attn_dtypes[k], w[k]->dtype_name);
+	}
+}
+
 /* An unknown family is read with the conventions of the scheme its
  * tensor names follow: say which, in one line (info.note). */
 static void note_assumptions(Model *m)
@@ -450,6 +472,7 @@ static int model_finish(Model *m, char *err, size_t errlen)
 	if (check_vocab(m, err, errlen))
 		return -1;
 	fill_info(m, &lt);
+	count_dtypes(m);
 	note_assumptions(m);
 	return 0;
 }

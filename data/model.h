@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "data/dtype_mix.h"
 
 /* An open checkpoint of any supported format, read lazily with pread on
  * its open files: opening reads only headers; model_load_layer() reads
@@ -33,6 +34,9 @@ typedef struct {
 	bool o_bias;
 	bool qk_norm;
 	char dtype[16];           /* of the attention weights: "F32", "BF16", ... */
+	DtypeMix dtypes;          /* of every tensor of the checkpoint */
+	DtypeMix attn_dtypes[4];  /* of W_q, W_k, W_v, W_o of every layer (a
+				   * fused W_qkv is counted under W_q) */
 	char tensor_q[160];       /* attention tensor names of layer 0 */
 	char tensor_k[160];
 	char tensor_v[160];

@@ -5,15 +5,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/ggml_quant.h"
 #include "data/tensor.h"
+
+/* The ggml block quantization a dtype stores, if any. */
+static bool dtype_quant(TensorDtype t, GgmlQuant *q)
+{
+	static const struct {
+		TensorDtype dt;
+		GgmlQuant q;
+	} map[] = {
+		{TDT_Q8_0, GQ_Q8_0}, {TDT_Q4_0, GQ_Q4_0}, {TDT_Q4_1, GQ_Q4_1},
+		{TDT_Q5_0, GQ_Q5_0}, {TDT_Q5_1, GQ_Q5_1}, {TDT_Q2_K, GQ_Q2_K},
+		{TDT_Q3_K, GQ_Q3_K}, {TDT_Q4_K, GQ_Q4_K}, {TDT_Q5_K, GQ_Q5_K},
+		{TDT_Q6_K, GQ_Q6_K}, {TDT_Q8_K, GQ_Q8_K}, {TDT_IQ4_NL, GQ_IQ4_NL},
+		{TDT_IQ4_XS, GQ_IQ4_XS},
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (map[i].dt == t) {
+			*q = map[i].q;
+			return true;
+		}
+	return false;
+}
 
 size_t tensor_dtype_block(TensorDtype t)
 {
-	return (t == TDT_Q8_0 || t == TDT_Q4_0) ? 32 : 1;
+	GgmlQuant q;
+	return dtype_quant(t, &q) ? ggml_quant_info(q)->block : 1;
 }
 
 bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
 {
+	GgmlQuant q;
+	if (dtype_quant(t, &q)) {
+		const GgmlQuantInfo *qi = ggml_quant_info(q);
+		if (n % qi->block)
+			return false;
+		return size_mul(n / qi->block, qi->bytes, bytes);
+	}
 	switch (t) {
 	case TDT_F64:
 		return size_mul(n, 8, bytes);
@@ -22,15 +52,7 @@ bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
 	case TDT_F16:
 	case TDT_BF16:
 		return size_mul(n, 2, bytes);
-	case TDT_Q8_0:
-		if (n % 32)
-			return false;
-		return size_mul(n / 32, 34, bytes);
-	case TDT_Q4_0:
-		if (n % 32)
-			return false;
-		return size_mul(n / 32, 18, bytes);
-	case TDT_UNSUPPORTED:
+	default:
 		break;
 	}
 	return false;
@@ -157,16 +179,6 @@ static uint64_t ld64(const unsigned char *p)
 	return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
 }
 
-/* Element j of a 32-element quantized block. */
-static double block_elem(TensorDtype t, const unsigned char *blk, size_t j)
-{
-	double d = tensor_f16_to_double(ld16(blk));
-	if (t == TDT_Q8_0)
-		return d * (double)(int8_t)blk[2 + j];
-	unsigned q = j < 16 ? (blk[2 + j] & 0x0f) : (blk[2 + j - 16] >> 4);
-	return d * ((double)q - 8.0);
-}
-
 /* Stored bytes of one element of the element-wise dtypes (0: blocks). */
 static size_t elem_bytes(TensorDtype t)
 {
@@ -215,49 +227,82 @@ static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, dou
  * stored bytes are still in cache when they are converted. */
 #define READ_CHUNK ((size_t)1 << 17)
 
-/* Q8_0 / Q4_0: blocks of 32 elements, bsz bytes each (an f16 scale and
- * the quants). Runs of whole blocks are read like elements (tensor_read):
- * into the end of their slot in out (a block of bsz <= 256 bytes becomes
- * 32 doubles, 256 bytes), each block decoded whole before its slot is
- * stored; a partial block at either end of the range is read on its own. */
-static int read_blocks(const TensorRef *t, size_t first, size_t n, double *out, char *err,
-		       size_t errlen)
+/* n floats into dst as doubles (dbl) or floats. */
+static void put_values(const float *v, size_t n, unsigned char *dst, bool dbl)
 {
-	size_t bsz = t->dtype == TDT_Q8_0 ? 34 : 18;
+	if (!dbl) {
+		memcpy(dst, v, n * sizeof *v);
+		return;
+	}
+	double *d = (double *)(void *)dst;
+	for (size_t i = 0; i < n; i++)
+		d[i] = v[i];
+}
+
+/* Block k of t (at raw) decoded into v, refused when a scale is NaN or
+ * infinite (every weight of the block would be). */
+static int decode_block(const TensorRef *t, GgmlQuant q, size_t k, const unsigned char *raw,
+			float *v, char *err, size_t errlen)
+{
+	const char *bad = ggml_quant_bad_scale(q, raw);
+	if (bad) {
+		snprintf(err, errlen, "%s: tensor %s: %s block %zu (offset %zu) has a NaN or "
+			 "infinite scale %s: its weights are not numbers", t->file, t->name,
+			 t->dtype_name, k, t->offset + k * ggml_quant_info(q)->bytes, bad);
+		return -1;
+	}
+	ggml_quant_dequantize(q, raw, 1, v);
+	return 0;
+}
+
+/* ggml's block quantizations: blocks of B = 32 or 256 elements, bsz bytes
+ * each. Runs of whole blocks are read like elements (tensor_read): into
+ * the end of their slot in out (osz = 8 or 4 bytes per element: a block's
+ * slot of B osz bytes is larger than its bsz), each block decoded whole
+ * before its slot is stored; a partial block at either end of the range
+ * is read on its own. */
+static int read_blocks(const TensorRef *t, GgmlQuant q, size_t first, size_t n, void *out,
+		       bool dbl, char *err, size_t errlen)
+{
+	const GgmlQuantInfo *qi = ggml_quant_info(q);
+	size_t B = qi->block, bsz = qi->bytes, osz = dbl ? sizeof(double) : sizeof(float);
+	unsigned char *o = out;
 	size_t e = first, end = first + n;
+	float v[GQ_MAX_BLOCK];
 	while (e < end) {
-		size_t b = e / 32;
-		if (e % 32 || end - e < 32) {
-			unsigned char blk[34];
-			if (infile_read(t->src, t->offset + b * bsz, blk, bsz, err, errlen))
+		size_t b = e / B;
+		if (e % B || end - e < B) {
+			unsigned char blk[GQ_MAX_BYTES];
+			if (infile_read(t->src, t->offset + b * bsz, blk, bsz, err, errlen) ||
+			    decode_block(t, q, b, blk, v, err, errlen))
 				return -1;
-			size_t stop = (b + 1) * 32 < end ? (b + 1) * 32 : end;
-			for (; e < stop; e++)
-				*out++ = block_elem(t->dtype, blk, e % 32);
+			size_t stop = (b + 1) * B < end ? (b + 1) * B : end;
+			put_values(v + e % B, stop - e, o, dbl);
+			o += (stop - e) * osz;
+			e = stop;
 			continue;
 		}
-		size_t nb = (end - e) / 32;
-		if (nb > READ_CHUNK / 32)
-			nb = READ_CHUNK / 32;
-		unsigned char *raw = (unsigned char *)out + nb * (256 - bsz);
+		size_t nb = (end - e) / B;
+		if (nb > READ_CHUNK / B)
+			nb = READ_CHUNK / B;
+		unsigned char *raw = o + nb * (B * osz - bsz);
 		if (infile_read(t->src, t->offset + b * bsz, raw, nb * bsz, err, errlen))
 			return -1;
 		/* Block k's slot ends where block k + 1's bytes begin at the
-		 * earliest: 256 (k + 1) <= nb (256 - bsz) + (k + 1) bsz. */
+		 * earliest: B osz (k + 1) <= nb (B osz - bsz) + (k + 1) bsz. */
 		for (size_t k = 0; k < nb; k++) {
-			double v[32];
-			for (size_t i = 0; i < 32; i++)
-				v[i] = block_elem(t->dtype, raw + k * bsz, i);
-			memcpy(out + 32 * k, v, sizeof v);
+			if (decode_block(t, q, b + k, raw + k * bsz, v, err, errlen))
+				return -1;
+			put_values(v, B, o + k * B * osz, dbl);
 		}
-		out += 32 * nb;
-		e += 32 * nb;
+		o += nb * B * osz;
+		e += nb * B;
 	}
 	return 0;
 }
 
-int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
-		size_t errlen)
+/* The range [first, first + n) is inside t and t converts. */
+static int check_range(const TensorRef *t, size_t first, size_t n, char *err, size_t errlen)
 {
 	size_t end;
 	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == TDT_UNSUPPORTED) {
@@ -265,8 +310,17 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 			 t->file, t->name, first, first + n, t->dtype_name);
 		return -1;
 	}
-	if (t->dtype == TDT_Q8_0 || t->dtype == TDT_Q4_0)
-		return read_blocks(t, first, n, out, err, errlen);
+	return 0;
+}
+
+int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
+		size_t errlen)
+{
+	GgmlQuant q;
+	if (check_range(t, first, n, err, errlen))
+		return -1;
+	if (dtype_quant(t->dtype, &q))
+		return read_blocks(t, q, first, n, out, true, err, errlen);
 	size_t es = elem_bytes(t->dtype);
 	for (size_t done = 0; done < n;) {
 		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
@@ -278,6 +332,50 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 		if (infile_read(t->src, t->offset + (first + done) * es, raw, m * es, err, errlen))
 			return -1;
 		convert_elems(t->dtype, raw, m, out + done);
+		done += m;
+	}
+	return 0;
+}
+
+int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
+		      size_t errlen)
+{
+	GgmlQuant q;
+	if (check_range(t, first, n, err, errlen))
+		return -1;
+	if (dtype_quant(t->dtype, &q))
+		return read_blocks(t, q, first, n, out, false, err, errlen);
+	size_t es = elem_bytes(t->dtype);
+	if (es > sizeof(float)) {
+		/* F64: through a small buffer, rounded once. */
+		double buf[512];
+		for (size_t done = 0; done < n;) {
+			size_t m = n - done < 512 ? n - done : 512;
+			if (tensor_read(t, first + done, m, buf, err, errlen))
+				return -1;
+			for (size_t i = 0; i < m; i++)
+				out[done + i] = (float)buf[i];
+			done += m;
+		}
+		return 0;
+	}
+	for (size_t done = 0; done < n;) {
+		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
+		/* As in tensor_read, into the end of the m floats' slot (es <= 4). */
+		unsigned char *raw = (unsigned char *)(out + done) + m * (4 - es);
+		if (infile_read(t->src, t->offset + (first + done) * es, raw, m * es, err, errlen))
+			return -1;
+		for (size_t i = 0; i < m; i++) {
+			uint32_t u = es == 4 ? ld32(raw + 4 * i) : 0;
+			float f;
+			if (es == 4)
+				memcpy(&f, &u, sizeof f);
+			else if (t->dtype == TDT_F16)
+				f = ggml_quant_f16_to_f32(ld16(raw + 2 * i));
+			else
+				f = (float)tensor_bf16_to_double(ld16(raw + 2 * i));
+			out[done + i] = f;
+		}
 		done += m;
 	}
 	return 0;

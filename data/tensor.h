@@ -16,6 +16,17 @@ typedef enum {
 	TDT_BF16,
 	TDT_Q8_0,          /* GGUF: blocks of 32, f16 scale + 32 int8 */
 	TDT_Q4_0,          /* GGUF: blocks of 32, f16 scale + 16 bytes of nibbles */
+	TDT_Q4_1,          /* GGUF: ggml's other block quantizations (layouts in */
+	TDT_Q5_0,          /* data/ggml_quant.c) */
+	TDT_Q5_1,
+	TDT_Q2_K,
+	TDT_Q3_K,
+	TDT_Q4_K,
+	TDT_Q5_K,
+	TDT_Q6_K,
+	TDT_Q8_K,
+	TDT_IQ4_NL,
+	TDT_IQ4_XS,
 	TDT_UNSUPPORTED    /* known storage type that does not convert */
 } TensorDtype;
 
@@ -58,7 +69,7 @@ static inline bool size_add(size_t a, size_t b, size_t *out)
 /* Bytes of n elements of a dtype (n a multiple of the block size for the
  * quantized ones); false on overflow or a partial block. */
 bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes);
-/* Elements per block (32 for Q8_0/Q4_0, else 1). */
+/* Elements per block (32 or 256 for the quantized ones, else 1). */
 size_t tensor_dtype_block(TensorDtype t);
 
 /* Append a tensor (name copied); returns the new entry or NULL (no memory).
@@ -77,6 +88,10 @@ void tensor_table_free(TensorTable *tt);
  * or the file could not be read (it shrank since it was opened). */
 int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		size_t errlen);
+/* The same into float: the quantized dtypes, F32, F16 and BF16 exactly
+ * (the floats ggml computes), F64 rounded to nearest. */
+int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
+		      size_t errlen);
 /* The t->nbytes stored bytes of t into buf. */
 int tensor_read_bytes(const TensorRef *t, void *buf, char *err, size_t errlen);
 

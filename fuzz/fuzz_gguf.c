@@ -3,7 +3,7 @@
 #include "fuzz/fuzz_common.h"
 
 /* libFuzzer target: the GGUF reader (metadata, tensor infos, alignment,
- * F32/F16/BF16/Q8_0/Q4_0 conversion). */
+ * F32/F16/BF16 and every ggml block quantization's conversion). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,13 +2,15 @@
 
 /* Writes the fuzz seed corpus with the tests' own fixture writers:
  * OUT/gguf/, OUT/safetensors/, OUT/llama2c/, small valid files of each
- * format (several dtypes, biases, fused qkv) that the fuzzer mutates. */
+ * format (several dtypes, every ggml block quantization, biases, fused
+ * qkv) that the fuzzer mutates. */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data/ggml_quant.h"
 #include "tests/ckpt_fixtures.h"
 
 static void put(const char *out, const char *sub, const char *name, const FxBuf *b)
@@ -63,6 +65,49 @@ int main(int argc, char **argv)
 			put(out, "safetensors", name, &b);
 			fx_free(&b);
 		}
+	}
+	/* ggml's block quantizations, one seed per type: a 2-layer model with
+	 * its attention weights and embeddings in the type (D = 32 for the
+	 * 32-element blocks; D = 256, H = G = 1, d = 8 for the 256-element
+	 * ones, W_o in F16 as its rows are 8 long), and a Q4_K_M-style
+	 * mixture (q, k Q4_K; v, embeddings Q6_K). Small, for -max_len. */
+	for (int qt = 0; qt <= GQ_COUNT; qt++) {
+		bool mix = qt == GQ_COUNT;
+		const GgmlQuantInfo *qi = ggml_quant_info(mix ? GQ_Q4_K : (GgmlQuant)qt);
+		bool big = qi->block == 256;
+		LayerShape qs = big ? (LayerShape){256, 1, 1, 8} : s;
+		Layer ql[2];
+		static double qemb[4 * 256];
+		for (size_t i = 0; i < 4 * qs.d_model; i++)
+			qemb[i] = 0.01 * (double)(i % 89) - 0.4;
+		fx_layer(&ql[0], &qs, false, 3);
+		fx_layer(&ql[1], &qs, false, 4);
+		size_t nt = fx_llama_tensors(ql, 2, qemb, 4, "gguf", qi->name, t);
+		for (size_t k = 0; k < nt; k++) {
+			if (big && strstr(t[k].name, "attn_output"))
+				t[k].dtype = "F16";
+			if (mix && (strstr(t[k].name, "attn_v") || strstr(t[k].name, "token_embd")))
+				t[k].dtype = "Q6_K";
+		}
+		char a[4][64];
+		const char *keys[] = {"block_count", "embedding_length", "attention.head_count",
+				      "attention.head_count_kv"};
+		double vals[] = {2, (double)qs.d_model, (double)qs.n_heads, (double)qs.n_kv_heads};
+		FxKv kv[7] = {{"general.architecture", 's', "llama", 0}};
+		for (int k = 0; k < 4; k++) {
+			snprintf(a[k], sizeof a[k], "llama.%s", keys[k]);
+			kv[1 + k] = (FxKv){a[k], 'u', NULL, vals[k]};
+		}
+		kv[5] = (FxKv){"llama.rope.dimension_count", 'u', NULL, 8};
+		kv[6] = (FxKv){"llama.attention.key_length", 'u', NULL, 8};
+		FxBuf b = {0};
+		fx_gguf(&b, 3, kv, 7, t, nt, 0);
+		char name[40];
+		snprintf(name, sizeof name, "seed-blocks-%s.gguf", mix ? "Q4_K_M" : qi->name);
+		put(out, "gguf", name, &b);
+		fx_free(&b);
+		layer_free(&ql[0]);
+		layer_free(&ql[1]);
 	}
 	int32_t h1[7] = {16, 24, 2, 4, 2, 10, 6}, h2[7] = {8, 8, 1, 2, 2, -6, 2};
 	FxBuf b = {0};

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "data/ggml_quant.h"
 #include "tests/ckpt_fixtures.h"
 
 void fx_put(FxBuf *b, const void *p, size_t n)
@@ -106,6 +107,7 @@ void fx_round_bf16(double *v, size_t n)
 
 void fx_encode(FxBuf *b, const char *dt, const double *v, size_t n)
 {
+	GgmlQuant gq;
 	if (!strcmp(dt, "F32")) {
 		for (size_t i = 0; i < n; i++)
 			fx_f32(b, (float)v[i]);
@@ -148,6 +150,19 @@ void fx_encode(FxBuf *b, const char *dt, const double *v, size_t n)
 					pk[j] = (unsigned char)(qs[j] | qs[j + 16] << 4);
 				fx_put(b, pk, 16);
 			}
+		}
+	} else if (ggml_quant_parse(dt, &gq)) {
+		/* The other ggml types: llama.cpp's reference quantizers, per
+		 * block (values need not be representable). */
+		const GgmlQuantInfo *qi = ggml_quant_info(gq);
+		for (size_t i0 = 0; i0 + qi->block <= n; i0 += qi->block) {
+			float x[GQ_MAX_BLOCK];
+			unsigned char blk[GQ_MAX_BYTES];
+			for (size_t j = 0; j < qi->block; j++)
+				x[j] = (float)v[i0 + j];
+			if (ggml_quant_quantize(gq, x, 1, blk))
+				abort();
+			fx_put(b, blk, qi->bytes);
 		}
 	}
 }
@@ -197,15 +212,24 @@ static unsigned ggml_id(const char *dt)
 	static const struct {
 		const char *n;
 		unsigned id;
-	} m[] = {{"F32", 0}, {"F16", 1}, {"Q4_0", 2}, {"Q8_0", 8}, {"F64", 28}, {"BF16", 30}};
+	} m[] = {{"F32", 0}, {"F16", 1}, {"F64", 28}, {"BF16", 30}};
 	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
 		if (!strcmp(m[i].n, dt))
 			return m[i].id;
+	GgmlQuant q;
+	if (ggml_quant_parse(dt, &q))
+		return ggml_quant_info(q)->ggml_type;
 	return 999;
 }
 
 void fx_gguf(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv, const FxTensor *t,
 	     size_t nt, size_t alignment)
+{
+	fx_gguf_raw(out, version, kv, nkv, t, nt, alignment, NULL, 0);
+}
+
+void fx_gguf_raw(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv,
+		 const FxTensor *t, size_t nt, size_t alignment, const FxRaw *raw, size_t nraw)
 {
 	size_t al = alignment ? alignment : 32;
 	fx_put(out, "GGUF", 4);
@@ -258,7 +282,13 @@ void fx_gguf(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv, const FxT
 			fx_u64(out, t[i].shape[k]);
 		fx_u32(out, ggml_id(t[i].dtype));
 		fx_u64(out, data.n);
-		fx_encode(&data, t[i].dtype, t[i].v, nelem(&t[i]));
+		size_t r = 0;
+		while (r < nraw && strcmp(raw[r].name, t[i].name))
+			r++;
+		if (r < nraw)
+			fx_put(&data, raw[r].p, raw[r].n);
+		else
+			fx_encode(&data, t[i].dtype, t[i].v, nelem(&t[i]));
 	}
 	while (out->n % al)
 		fx_put(out, "", 1);
@@ -344,7 +374,8 @@ size_t fx_llama_tensors(const Layer *layers, size_t nl, const double *emb, size_
 	}
 	size_t n = 0;
 	/* Vectors stay F32 in quantized files, as llama.cpp writes them. */
-	const char *vdt = dtype[0] == 'Q' ? "F32" : dtype;
+	GgmlQuant q;
+	const char *vdt = ggml_quant_parse(dtype, &q) ? "F32" : dtype;
 	if (emb)
 		out[n++] = (FxTensor){en, dtype, 2, {vocab, D, 0, 0}, emb};
 	for (size_t i = 0; i < nl; i++) {

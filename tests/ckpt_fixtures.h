@@ -23,7 +23,8 @@ void fx_free(FxBuf *b);
 
 /* One tensor to write: values must be representable in dtype (F64, F32,
  * F16, BF16; Q8_0/Q4_0: blocks of 32 whose max |v| is 127 (resp. 8) times
- * a power-of-two scale). */
+ * a power-of-two scale); ggml's other block types are quantized as
+ * llama.cpp's reference quantizers do (GGUF only). */
 typedef struct {
 	const char *name;
 	const char *dtype;
@@ -31,6 +32,14 @@ typedef struct {
 	size_t shape[4];          /* row-major, outermost first */
 	const double *v;
 } FxTensor;
+
+/* Stored bytes to write for the tensor of that name instead of its
+ * values' encoding (GGUF: crafted blocks). */
+typedef struct {
+	const char *name;
+	const unsigned char *p;
+	size_t n;
+} FxRaw;
 
 /* Encode n values in a dtype. */
 void fx_encode(FxBuf *b, const char *dtype, const double *v, size_t n);
@@ -48,6 +57,9 @@ typedef struct {
 /* GGUF version 2 or 3 with the given alignment (0: none written, 32). */
 void fx_gguf(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv,
 	     const FxTensor *t, size_t nt, size_t alignment);
+/* The same with the stored bytes of some tensors given (raw[0..nraw)). */
+void fx_gguf_raw(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv,
+		 const FxTensor *t, size_t nt, size_t alignment, const FxRaw *raw, size_t nraw);
 
 /* A llama2.c .bin: the header hdr[7] then every float of the legacy
  * layout with value fx_l2c_value(k) for float number k. */

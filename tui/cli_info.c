@@ -15,11 +15,38 @@ static void info_help(void)
 	       "What a checkpoint holds: format, architecture, layers, heads, kv heads,\n"
 	       "head dim, the RoPE layout its runtime applies (HF safetensors: half-split;\n"
 	       "llama2.c: interleaved; GGUF: llama.cpp's rope type of the architecture),\n"
-	       "theta, rotary dim, scaling, biases, QK-norm, dtype and the attention\n"
-	       "tensor names of layer 0. PATH is a .safetensors file (with config.json\n"
-	       "beside it), an HF folder (sharded too), a .gguf file or a llama2.c .bin.\n"
+	       "theta, rotary dim, scaling, biases, QK-norm, dtype (of layer 0's W_q),\n"
+	       "the dtype mixture (tensors per dtype, of the whole file and of every\n"
+	       "layer's attention weights: a quantized GGUF keeps some at other types)\n"
+	       "and the attention tensor names of layer 0. PATH is a .safetensors file\n"
+	       "(with config.json beside it), an HF folder (sharded too), a .gguf file\n"
+	       "or a llama2.c .bin.\n"
 	       "Exit 0, or 2 when PATH is not a readable checkpoint.\n\n");
 	opts_print_help(stdout, OPT_JSON);
+}
+
+/* {"Q4_K": 190, "Q6_K": 33, ...}, most tensors first. */
+static json_t *mix_json(const DtypeMix *m)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < m->n; i++)
+		json_object_set_new(o, m->v[i].name, json_integer((json_int_t)m->v[i].count));
+	return o;
+}
+
+/* The attention weights' mixture by role: q, k, v, o (fused: qkv, o). */
+static json_t *attn_mix_json(const ModelInfo *in)
+{
+	json_t *o = json_object();
+	if (in->fused_qkv) {
+		json_object_set_new(o, "qkv", mix_json(&in->attn_dtypes[0]));
+	} else {
+		json_object_set_new(o, "q", mix_json(&in->attn_dtypes[0]));
+		json_object_set_new(o, "k", mix_json(&in->attn_dtypes[1]));
+		json_object_set_new(o, "v", mix_json(&in->attn_dtypes[2]));
+	}
+	json_object_set_new(o, "o", mix_json(&in->attn_dtypes[3]));
+	return o;
 }
 
 static json_t *info_json(const ModelInfo *in)
@@ -31,14 +58,15 @@ static json_t *info_json(const ModelInfo *in)
 				 "rotary_dim", (json_int_t)in->rope.rotary_dim, "scaling", scaling);
 	json_t *tensors = json_pack("{s:s, s:s, s:s, s:s}", "q", in->tensor_q, "k",
 				    in->tensor_k, "v", in->tensor_v, "o", in->tensor_o);
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:b, s:b, s:b, "
-			 "s:b, s:o}",
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:o, s:o, s:b, "
+			 "s:b, s:b, s:b, s:o}",
 			 "format", model_format_name(in->format), "arch", in->arch, "layers",
 			 (json_int_t)in->n_layers, "d_model", (json_int_t)in->shape.d_model,
 			 "heads", (json_int_t)in->shape.n_heads, "kv_heads",
 			 (json_int_t)in->shape.n_kv_heads, "head_dim",
 			 (json_int_t)in->shape.head_dim, "vocab", (json_int_t)in->vocab, "rope",
-			 rope, "dtype", in->dtype, "biases", in->biases, "o_bias", in->o_bias,
+			 rope, "dtype", in->dtype, "dtypes", mix_json(&in->dtypes),
+			 "attention_dtypes", attn_mix_json(in), "biases", in->biases, "o_bias", in->o_bias,
 			 "qk_norm", in->qk_norm, "fused_qkv", in->fused_qkv, "tensors", tensors);
 }
 
@@ -59,6 +87,16 @@ static void info_text(const char *path, const ModelInfo *in)
 	       rope_layout_name(in->rope.layout), in->rope.theta, in->rope.rotary_dim,
 	       in->rope.rotary_dim < in->shape.head_dim ? " (partial)" : "", scaling);
 	printf("dtype       %s\n", in->dtype);
+	char mix[4][256], all[512];
+	dtype_mix_format(&in->dtypes, all, sizeof all);
+	printf("dtypes      %s (%zu tensors)\n", all, in->dtypes.total);
+	for (int k = 0; k < 4; k++)
+		dtype_mix_format(&in->attn_dtypes[k], mix[k], sizeof mix[k]);
+	if (in->fused_qkv)
+		printf("            attention qkv %s; o %s\n", mix[0], mix[3]);
+	else
+		printf("            attention q %s; k %s; v %s; o %s\n", mix[0], mix[1], mix[2],
+		       mix[3]);
 	printf("biases      q/k/v %s, o %s\n", in->biases ? "yes" : "no", in->o_bias ? "yes" : "no");
 	printf("qk_norm     %s\n", in->qk_norm ? "yes" : "no");
 	if (in->vocab)
