@@ -35,7 +35,9 @@ typedef struct {
 	double factor;             /* longrope: max / original positions, for the
 				    * attention factor only; rope_freqs: 1 */
 	double original_max_pos;   /* yarn (4096), llama3 (8192); longrope: the
-				    * switch, long factors when T exceeds it */
+				    * switch, long factors when T exceeds it;
+				    * ntk: the length it stretches past (HF's
+				    * dynamic rule), 0 = at full stretch */
 	double low_freq_factor;    /* llama3 (1) */
 	double high_freq_factor;   /* llama3 (4) */
 	double beta_fast;          /* yarn (32) */

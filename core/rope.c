@@ -98,10 +98,17 @@ RfStatus rope_frequencies_at(const RopeSpec *spec, size_t seq, double *freqs)
 	bool table = s->kind == ROPE_SCALING_LONGROPE || s->kind == ROPE_SCALING_FREQ_FACTORS;
 	if (table && s->n_pairs != np)
 		return RF_ERR_ARG;
-	/* NTK-aware: the base grows by factor^(r/(r-2)) (HF's dynamic rule
-	 * at its full stretch); with r = 2 there is one pair and no change. */
-	if (s->kind == ROPE_SCALING_NTK && r > 2)
-		base *= pow(s->factor, (double)r / (double)(r - 2));
+	/* NTK-aware: the base grows by factor^(r/(r-2)), HF's dynamic rule at
+	 * its full stretch; with a trained length L (a checkpoint's
+	 * max_position_embeddings) HF's dynamic rule itself, which stretches
+	 * only past L: by (factor T / L - (factor - 1))^(r/(r-2)) for a pass
+	 * of T > L positions. With r = 2 there is one pair and no change. */
+	if (s->kind == ROPE_SCALING_NTK && r > 2) {
+		double L = s->original_max_pos, f = s->factor;
+		if (L > 0)
+			f = (double)seq > L ? s->factor * (double)seq / L - (s->factor - 1.0) : 1.0;
+		base *= pow(f, (double)r / (double)(r - 2));
+	}
 	for (size_t i = 0; i < np; i++)
 		freqs[i] = pow(base, -2.0 * (double)i / (double)r);
 	switch (s->kind) {

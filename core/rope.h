@@ -17,7 +17,7 @@ void rope_pair_coords(RopeLayout layout, size_t rotary_dim, size_t i,
  * longrope; llama.cpp's rope_freqs divisors), for a pass over positions
  * 0..seq-1: longrope divides by long_factors when seq exceeds its
  * original length (HF switches on max(position_ids) + 1), else by the
- * short ones. */
+ * short ones; ntk with a trained length stretches only past it. */
 RfStatus rope_frequencies_at(const RopeSpec *spec, size_t seq, double *freqs);
 /* The same at no particular length: longrope's short factors (HF's
  * inv_freq before a longer pass). */

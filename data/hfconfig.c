@@ -156,6 +156,10 @@ static int read_scaling(json_t *c, json_t *rs, const char *path, Hparams *hp, ch
 			return -1;
 	if (s->kind == ROPE_SCALING_LONGROPE)
 		return read_longrope(c, rs, &k, hp);
+	/* dynamic stretches past max_position_embeddings (HF's
+	 * _compute_dynamic_ntk_parameters ignores rope_scaling's original) */
+	if (s->kind == ROPE_SCALING_NTK)
+		s->original_max_pos = (double)hp->max_pos;
 	if (!(s->factor > 0)) {
 		snprintf(err, errlen, "%s: rope_scaling needs a positive numeric factor", path);
 		return -1;

@@ -259,6 +259,31 @@ static void test_frequencies_longrope(void **state)
 	assert_int_equal(rope_spec_check(&spec, 16, &why), RF_ERR_ARG);
 }
 
+/* HF's _compute_dynamic_ntk_parameters with max_position_embeddings L:
+ * the default frequencies while T <= L, then the base theta (factor T / L
+ * - (factor - 1))^(r / (r - 2)); without L (the --rope-scaling flag) the
+ * full stretch factor^(r / (r - 2)). Here theta 10^4, r = 8, factor 2,
+ * L = 16: at T = 32 the base is 10^4 3^(4/3). */
+static void test_frequencies_dynamic(void **state)
+{
+	(void)state;
+	RopeSpec spec = rope_spec_default(8);
+	spec.scaling.kind = ROPE_SCALING_NTK;
+	spec.scaling.factor = 2;
+	spec.scaling.original_max_pos = 16;
+	double f[4];
+	assert_int_equal(rope_frequencies_at(&spec, 16, f), RF_OK);
+	for (size_t i = 0; i < 4; i++)
+		assert_close(f[i], pow(10.0, -(double)i), 1e-17);
+	assert_int_equal(rope_frequencies_at(&spec, 32, f), RF_OK);
+	double base = 1e4 * pow(3.0, 4.0 / 3.0);
+	for (size_t i = 0; i < 4; i++)
+		assert_close(f[i], pow(base, -2.0 * (double)i / 8.0), 1e-16);
+	spec.scaling.original_max_pos = 0;
+	assert_int_equal(rope_frequencies_at(&spec, 8, f), RF_OK);
+	assert_close(f[1], pow(1e4 * pow(2.0, 4.0 / 3.0), -0.25), 1e-16);
+}
+
 /* llama.cpp's llama3 conversion stores, per pair, the factor f_i with
  * w_i / f_i equal to HF's llama3 frequency (convert_hf_to_gguf.py: 1 for
  * wavelengths below original / high_freq_factor, factor above
@@ -356,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_frequencies_yarn),
 		cmocka_unit_test(test_frequencies_longrope),
 		cmocka_unit_test(test_frequencies_rope_freqs),
+		cmocka_unit_test(test_frequencies_dynamic),
 		cmocka_unit_test(test_parsers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

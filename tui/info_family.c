@@ -69,6 +69,9 @@ static void text_rope_tables(FILE *f, const ModelInfo *in)
 			in->rope_table);
 		fprintf(f, "            check and the explorer use the factors of their --seq T, "
 			"as HF does for a pass of T positions\n");
+	} else if (s->kind == ROPE_SCALING_NTK && s->original_max_pos > 0) {
+		fprintf(f, "dynamic     the NTK base grows only for T > %g (HF's dynamic rule); check "
+			"and the explorer follow their --seq T\n", s->original_max_pos);
 	} else if (s->kind == ROPE_SCALING_FREQ_FACTORS) {
 		fprintf(f, "rope_freqs  %zu per-pair divisors [%g .. %g] of the frequencies (%s), "
 			"as llama.cpp applies them\n", s->n_pairs, lo, hi, in->rope_table);

@@ -95,6 +95,10 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		fprintf(f, "longrope %s factors at T = %zu (long when T > %g)\n",
 			rope_uses_long_factors(&l->rope, ctx->seq) ? "long" : "short", ctx->seq,
 			l->rope.scaling.original_max_pos);
+	if (l->rope.scaling.kind == ROPE_SCALING_NTK && l->rope.scaling.original_max_pos > 0)
+		fprintf(f, "dynamic %s at T = %zu (the base grows only when T > %g)\n",
+			(double)ctx->seq > l->rope.scaling.original_max_pos ? "stretched" : "unscaled",
+			ctx->seq, l->rope.scaling.original_max_pos);
 	if (l->sliding_window || l->attn_softcap > 0) {
 		char win[48] = "", cap[48] = "";
 		if (l->sliding_window)
