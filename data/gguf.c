@@ -379,6 +379,24 @@ static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 	return 0;
 }
 
+/* A count that may be 0 (none: a dense model's expert_count, Gemma 3's
+ * sliding_window): as kv_size otherwise. */
+static int kv_count(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+		    const char *suffix, size_t *out, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(c, kv, nkv, arch, suffix);
+	double v;
+	*out = 0;
+	if (!k)
+		return 0;
+	if (!kv_number(c, k, &v))
+		return kv_bad(c, k, err, errlen, "type %s (must be a count)", gv_name(k->type));
+	if (!isfinite(v) || v < 0 || v > 1e12 || v != floor(v))
+		return kv_bad(c, k, err, errlen, "%g (must be a whole number)", v);
+	*out = (size_t)v;
+	return 0;
+}
+
 /* A bool from arch.suffix: 0 and *out untouched when absent. */
 static int kv_bool(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 		   const char *suffix, bool *out, char *err, size_t errlen)
@@ -472,8 +490,11 @@ static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, 
 		snprintf(ty, sizeof ty, "linear");
 		factor = lin;
 	}
-	if (!strcmp(ty, "longrope"))
+	if (!strcmp(ty, "longrope")) {
 		hp->scaling.original_max_pos = orig;
+		/* a mark for read_rope_tables: the factors must follow */
+		snprintf(hp->scaling_table, sizeof hp->scaling_table, "rope.scaling.type");
+	}
 	if (ty[0] && strcmp(ty, "none") && strcmp(ty, "longrope") && factor > 0 && factor != 1.0) {
 		if (!strcmp(ty, "linear")) {
 			hp->scaling.kind = ROPE_SCALING_LINEAR;
@@ -559,9 +580,10 @@ static int read_family_keys(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp,
 	bool g2 = !strcmp(ar, "gemma2"), g3 = !strcmp(ar, "gemma3");
 	if (g2 || g3) {
 		size_t w = 0;
-		if (kv_size(c, kv, nkv, ar, "attention.sliding_window", &w, err, errlen))
+		const Kv *wk = kv_find(c, kv, nkv, ar, "attention.sliding_window");
+		if (kv_count(c, kv, nkv, ar, "attention.sliding_window", &w, err, errlen))
 			return -1;
-		hp->sliding_window = w ? w : g2 ? 4096 : 0;
+		hp->sliding_window = wk ? w : g2 ? 4096 : 0;
 		if (g2) {
 			hp->attn_softcap = 50.0;
 			hp->final_softcap = 30.0;
@@ -600,8 +622,8 @@ static int read_family_keys(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp,
 		for (int i = 0; i < 3; i++)
 			hp->mrope_section[i] = (size_t)v[i];
 	}
-	if (kv_size(c, kv, nkv, ar, "expert_count", &hp->n_experts, err, errlen) ||
-	    kv_size(c, kv, nkv, ar, "expert_used_count", &hp->experts_per_tok, err, errlen) ||
+	if (kv_count(c, kv, nkv, ar, "expert_count", &hp->n_experts, err, errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_used_count", &hp->experts_per_tok, err, errlen) ||
 	    kv_size(c, kv, nkv, ar, "expert_feed_forward_length", &hp->moe_ff, err, errlen) ||
 	    kv_size(c, kv, nkv, ar, "expert_shared_feed_forward_length", &hp->shared_expert_ff,
 		    err, errlen))
@@ -679,8 +701,15 @@ static int read_rope_tables(const Cur *c, const Kv *kv, size_t nkv, const Tensor
 		snprintf(hp->scaling_table, sizeof hp->scaling_table, "tensor rope_freqs.weight");
 		return 0;
 	}
-	if (!sh && !lo)
+	if (!sh && !lo) {
+		if (!strcmp(hp->scaling_table, "rope.scaling.type")) {
+			snprintf(err, errlen, "%s: metadata %s.rope.scaling.type 'longrope' without the "
+				 "tensors rope_factors_short.weight and rope_factors_long.weight", c->file,
+				 hp->arch);
+			return -1;
+		}
 		return 0;
+	}
 	if (!sh || !lo || s->kind != ROPE_SCALING_NONE) {
 		snprintf(err, errlen, "%s: tensor %s without %s, or with a %s rope scaling",
 			 c->file, sh ? sh->name : lo->name,

@@ -85,6 +85,10 @@ static int bad_whole(const HfKeys *k, const char *key, long idx, json_t *j, size
 	if (!json_is_integer(j)) {
 		snprintf(k->err, k->errlen, "%s: %s%s%s: bad value of type %s (must be a whole "
 			 "number)", k->path, k->prefix, key, where, hfkey_type_name(j));
+	} else if (max >= (size_t)1 << 40) {
+		snprintf(k->err, k->errlen, "%s: %s%s%s: bad value %lld (must be a whole number of at "
+			 "least %zu)", k->path, k->prefix, key, where,
+			 (long long)json_integer_value(j), min);
 	} else {
 		snprintf(k->err, k->errlen, "%s: %s%s%s: bad value %lld (must be a whole number from "
 			 "%zu to %zu)", k->path, k->prefix, key, where,

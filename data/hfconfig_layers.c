@@ -88,7 +88,7 @@ static int read_windows(json_t *c, const HfKeys *k, Hparams *hp, unsigned char *
 	bool use = false;
 	int rc = hfkey_whole(k, c, "sliding_window", 0, (size_t)1 << 40, &window);
 	if (rc < 0 || hfkey_bool(k, c, "use_sliding_window", &use) < 0 ||
-	    hfkey_whole(k, c, "max_window_layers", 0, L, &max_window) < 0)
+	    hfkey_whole(k, c, "max_window_layers", 0, (size_t)1 << 40, &max_window) < 0)
 		return -1;
 	if (rc == HFKEY_ABSENT && rule == SLIDE_PATTERN)
 		window = families[fi].window;

@@ -226,7 +226,7 @@ BAD = [
      "sliding_window_pattern"),
     ("qwen2-swa", lambda c: c.update(use_sliding_window="yes"),
      "use_sliding_window: bad value of type string (must be true or false)"),
-    ("qwen2-swa", lambda c: c.update(max_window_layers=5), "max_window_layers: bad value 5"),
+    ("qwen2-swa", lambda c: c.update(max_window_layers=-1), "max_window_layers: bad value -1"),
     ("qwen2-moe", lambda c: c.update(num_experts_per_tok=9), "num_experts_per_tok: bad value 9"),
     ("qwen2-moe", lambda c: pop(c, "num_experts_per_tok"), "num_experts_per_tok is missing"),
     ("qwen2-moe", lambda c: c.update(mlp_only_layers=[7]), "mlp_only_layers[0]: bad value 7"),
@@ -248,6 +248,42 @@ BAD = [
     ("qwen2-vl", lambda c: c["rope_scaling"].update(mrope_section=[2, -3, 3]),
      "rope_scaling.mrope_section[1]: bad value -3"),
 ]
+
+
+def nest_qwen2_vl(folder):
+    """Qwen2-VL as newer transformers save it: the text keys under
+    text_config (model_type qwen2_vl_text), the text tensors under
+    model.language_model."""
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    keep = ("architectures", "model_type", "vision_config", "torch_dtype",
+            "transformers_version", "vision_start_token_id", "vision_end_token_id",
+            "image_token_id", "video_token_id")
+    text = {k: v for k, v in cfg.items() if k not in keep}
+    text["model_type"] = "qwen2_vl_text"
+    top = {k: v for k, v in cfg.items() if k in keep}
+    top["text_config"] = text
+    with open(path, "w") as f:
+        json.dump(top, f, indent=2)
+    tensors, _ = rf.read_safetensors(os.path.join(folder, "model.safetensors"))
+    renamed = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k):
+               v.astype(np.float32) for k, v in tensors.items()}
+    ff.write_safetensors(os.path.join(folder, "model.safetensors"), renamed, "f32")
+
+
+def check_nested(work):
+    folder = os.path.join(work, "qwen2-vl-nested")
+    ff.make_fixture("qwen2-vl", folder)
+    nest_qwen2_vl(folder)
+    rc, doc, err = run_json("info", "--json", folder)
+    check("qwen2-vl nested under text_config: info", rc == 0 and doc is not None and err == ""
+          and doc["arch"] == "qwen2_vl_text" and doc["rope"]["mrope_section"] == [2, 3, 3]
+          and doc["tensors"]["q"] == "model.language_model.layers.0.self_attn.q_proj.weight",
+          err.strip() or str(doc and (doc["arch"], doc["rope"]["mrope_section"])))
+    m = reference_model(folder)
+    check_layers("qwen2-vl-nested", folder, m)
+    check_fold("qwen2-vl-nested", folder, work)
 
 
 def check_bad(work):
@@ -282,6 +318,7 @@ def main():
             check_layers(name, folder, m)
             if name in FOLDED:
                 check_fold(name, folder, work)
+        check_nested(work)
         check_bad(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -194,6 +194,9 @@ static void test_gguf_longrope(void **state)
 	gg_kv(&g, "phi3", "rope.scaling.original_context_length", 'u', NULL, 16);
 	gg_fails(&g, "tensor rope_factors_short.weight without rope_factors_long.weight");
 	gg_init(&g, "phi3");
+	gg_kv(&g, "phi3", "rope.scaling.type", 's', "longrope", 0);
+	gg_fails(&g, "metadata phi3.rope.scaling.type 'longrope' without the tensors");
+	gg_init(&g, "phi3");
 	gg_tensor(&g, "rope_factors_short.weight", "F32", 4, 0, sh);
 	gg_tensor(&g, "rope_factors_long.weight", "F32", 4, 0, lo);
 	gg_fails(&g, "phi3.rope.scaling.original_context_length missing");
@@ -311,6 +314,15 @@ static void test_gguf_gemma3(void **state)
 	model_close(m);
 	fx_free(&b);
 
+	/* a window of 0: none, as llama.cpp reads it */
+	gg_init(&g, "gemma3");
+	gg_kv(&g, "gemma3", "attention.sliding_window", 'u', NULL, 0);
+	m = gg_open(&g, &b);
+	const int zero[NL] = {0, 0, 0};
+	assert_windows(m, zero, 0);
+	model_close(m);
+	fx_free(&b);
+
 	/* no window: no local layers */
 	gg_init(&g, "gemma3");
 	m = gg_open(&g, &b);
@@ -410,6 +422,15 @@ static void test_gguf_experts(void **state)
 	gg_kv(&g, "llama", "expert_weights_norm", 'b', NULL, 0);
 	m = gg_open(&g, &b);
 	assert_false(model_info(m)->moe.norm_topk_prob);
+	model_close(m);
+	fx_free(&b);
+
+	/* expert_count 0, as some converters write for dense models */
+	gg_init(&g, "llama");
+	gg_kv(&g, "llama", "expert_count", 'u', NULL, 0);
+	gg_kv(&g, "llama", "expert_used_count", 'u', NULL, 0);
+	m = gg_open(&g, &b);
+	assert_int_equal(model_info(m)->moe.n_experts, 0);
 	model_close(m);
 	fx_free(&b);
 
