@@ -286,6 +286,23 @@ def check_nested(work):
     check_fold("qwen2-vl-nested", folder, work)
 
 
+def check_flags(work):
+    """Flags against what a family fixes: --rotary-dim against longrope's
+    table is refused naming the flag; --rope-scaling replaces the rule."""
+    folder = os.path.join(work, "phi3-longrope")
+    rc, out, err = run("check", "--model", folder, "--rotary-dim", "4")
+    check("longrope with --rotary-dim 4: exit 2, one line naming the flag",
+          rc == 2 and out == "" and err.count("\n") == 1
+          and "--rotary-dim: 4 does not fit" in err and "4 factors, for rotary dim 8" in err,
+          err.strip())
+    rc, doc, err = run_json("check", "--json", "--model", folder, "--rope-scaling", "linear:2")
+    want = list(rf.default_inv_freq(10000.0, 8) / 2)
+    check("longrope with --rope-scaling linear:2: the flag's rule",
+          rc == 0 and doc and doc["config"]["rope_scaling"] == "linear:2"
+          and close(doc["config"]["rope_frequencies"], want, 1e-5)
+          and doc["config"]["longrope_factors"] is None, err.strip())
+
+
 def check_bad(work):
     for i, (family, edit, want) in enumerate(BAD):
         folder = os.path.join(work, "bad%d" % i)
@@ -319,6 +336,7 @@ def main():
             if name in FOLDED:
                 check_fold(name, folder, work)
         check_nested(work)
+        check_flags(work)
         check_bad(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
