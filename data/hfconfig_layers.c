@@ -139,7 +139,7 @@ static int read_softcaps(json_t *c, const HfKeys *k, Hparams *hp)
  * Qwen-MoE: those not in mlp_only_layers with (l + 1) % step == 0). */
 static int read_experts(json_t *c, const HfKeys *k, Hparams *hp, unsigned char *bits)
 {
-	size_t L = hp->n_layers, E = 0, n;
+	size_t L = hp->n_layers, E = 0;
 	bool mixtral = !strcmp(hp->arch, "mixtral");
 	const char *ekey = json_object_get(c, "num_local_experts") ? "num_local_experts"
 								   : "num_experts";
@@ -173,7 +173,7 @@ static int read_experts(json_t *c, const HfKeys *k, Hparams *hp, unsigned char *
 		snprintf(k->err, k->errlen, "%s: out of memory", k->path);
 		return -1;
 	}
-	n = 0;
+	size_t n = 0;
 	rc = hfkey_wholes(k, c, "mlp_only_layers", L, 0, L - 1, dense, &n);
 	if (rc < 0) {
 		free(dense);
