@@ -141,7 +141,7 @@ RfStatus diagnose_plan_threads(const Layer *l, const FoldConfig *cfg,
 		return RF_ERR_NOMEM;
 	DiagJob job = {l, plan, dg, Th, Th + dd, Th + dd * (1 + nw), NULL, {0}};
 	job.vo = job.od + H + 2 * G;
-	rope_frequencies(&l->rope, dg->freqs);
+	rope_frequencies_at(&l->rope, rep->seq, dg->freqs);   /* longrope: at this T */
 	rope_theta_matrix(dg->freqs, l->rope.layout, l->rope.rotary_dim, d, 1.0, Th);
 	task_queue_init(&job.queue, H + G);
 	RfStatus st = parallel_run(nw, diag_worker, &job);

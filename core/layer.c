@@ -32,6 +32,24 @@ RfStatus layer_shape_check(const LayerShape *s, const char **why)
 	return w ? RF_ERR_ARG : RF_OK;
 }
 
+/* The per-pair tables of longrope and rope_freqs: one positive finite
+ * divisor per pair of the rotary dim, and longrope's switch point. */
+static const char *rope_tables_check(const RopeScaling *s, size_t rotary_dim)
+{
+	bool lr = s->kind == ROPE_SCALING_LONGROPE;
+	if (!lr && s->kind != ROPE_SCALING_FREQ_FACTORS)
+		return NULL;
+	if (s->n_pairs != rotary_dim / 2 || s->n_pairs > ROPE_MAX_TABLE_PAIRS)
+		return "the rope-scaling table must have one factor per pair of the rotary dim";
+	for (size_t i = 0; i < s->n_pairs; i++)
+		if (!(s->factors[i] > 0.0) || !isfinite(s->factors[i]) ||
+		    (lr && (!(s->long_factors[i] > 0.0) || !isfinite(s->long_factors[i]))))
+			return "rope-scaling table factors must be positive numbers";
+	if (lr && (!(s->original_max_pos >= 1.0) || !isfinite(s->original_max_pos)))
+		return "longrope needs its original context length";
+	return NULL;
+}
+
 RfStatus rope_spec_check(const RopeSpec *r, size_t head_dim, const char **why)
 {
 	const char *w = NULL;
@@ -44,6 +62,8 @@ RfStatus rope_spec_check(const RopeSpec *r, size_t head_dim, const char **why)
 	else if (r->scaling.kind != ROPE_SCALING_NONE &&
 		 (!(r->scaling.factor > 0.0) || !isfinite(r->scaling.factor)))
 		w = "rope-scaling factor must be a positive number";
+	else
+		w = rope_tables_check(&r->scaling, r->rotary_dim);
 	if (why)
 		*why = w;
 	return w ? RF_ERR_ARG : RF_OK;

@@ -18,20 +18,37 @@ typedef enum {
 	ROPE_SCALING_LINEAR,
 	ROPE_SCALING_NTK,
 	ROPE_SCALING_YARN,
-	ROPE_SCALING_LLAMA3
+	ROPE_SCALING_LLAMA3,
+	ROPE_SCALING_LONGROPE,     /* Phi-3: per-pair divisors, short or long set by T */
+	ROPE_SCALING_FREQ_FACTORS  /* GGUF rope_freqs: per-pair divisors (llama3 files) */
 } RopeScalingKind;
+
+/* The per-pair tables of longrope and rope_freqs hold at most this many
+ * pairs: rotary dim 512, twice the largest of published models (Phi-3
+ * longrope has 48 pairs, Llama 3.1's rope_freqs 64). */
+#define ROPE_MAX_TABLE_PAIRS 256
 
 /* A frequency scaling rule with the parameters HF's rope utilities use.
  * Zero fields take the documented defaults in rope_frequencies(). */
 typedef struct {
 	RopeScalingKind kind;
-	double factor;
-	double original_max_pos;   /* yarn (4096), llama3 (8192) */
+	double factor;             /* longrope: max / original positions, for the
+				    * attention factor only; rope_freqs: 1 */
+	double original_max_pos;   /* yarn (4096), llama3 (8192); longrope: the
+				    * switch, long factors when T exceeds it;
+				    * ntk: the length it stretches past (HF's
+				    * dynamic rule), 0 = at full stretch */
 	double low_freq_factor;    /* llama3 (1) */
 	double high_freq_factor;   /* llama3 (4) */
 	double beta_fast;          /* yarn (32) */
 	double beta_slow;          /* yarn (1) */
-	double attention_factor;   /* yarn cos/sin scale; 0 = 0.1 ln(factor) + 1 */
+	double attention_factor;   /* yarn, longrope cos/sin scale; 0 = the rule's
+				    * default (yarn 0.1 ln(factor) + 1, longrope
+				    * sqrt(1 + ln(factor) / ln(original))) */
+	size_t n_pairs;            /* longrope, rope_freqs: entries of the tables */
+	double factors[ROPE_MAX_TABLE_PAIRS];      /* w_i / factors[i]: rope_freqs,
+						    * longrope's short_factor */
+	double long_factors[ROPE_MAX_TABLE_PAIRS]; /* longrope's long_factor */
 } RopeScaling;
 
 typedef struct {
@@ -75,6 +92,12 @@ typedef struct {
 	NormKind attn_norm_kind;
 	double norm_eps;
 	double score_scale;     /* multiplies q.k; 0 = 1/sqrt(d) */
+	/* Carried for the evaluation engine, which does not apply them yet; a
+	 * commuting fold leaves every score unchanged, so neither changes a
+	 * verdict (masking or capping equal scores keeps them equal). */
+	size_t sliding_window;  /* query m sees keys m - W < n <= m; 0 = all n <= m */
+	double attn_softcap;    /* scores s become c tanh(s / c) before the mask
+				 * (Gemma 2); 0 = none */
 } Layer;
 
 /* Which optional tensors layer_alloc() creates. */

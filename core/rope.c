@@ -73,7 +73,18 @@ static void scale_llama3(const RopeSpec *spec, double *w, size_t np)
 	}
 }
 
+bool rope_uses_long_factors(const RopeSpec *spec, size_t seq)
+{
+	const RopeScaling *s = &spec->scaling;
+	return s->kind == ROPE_SCALING_LONGROPE && (double)seq > s->original_max_pos;
+}
+
 RfStatus rope_frequencies(const RopeSpec *spec, double *freqs)
+{
+	return rope_frequencies_at(spec, 0, freqs);
+}
+
+RfStatus rope_frequencies_at(const RopeSpec *spec, size_t seq, double *freqs)
 {
 	size_t r = spec->rotary_dim, np = r / 2;
 	double base = spec->theta;
@@ -84,10 +95,20 @@ RfStatus rope_frequencies(const RopeSpec *spec, double *freqs)
 		return RF_ERR_ARG;
 	if (s->kind != ROPE_SCALING_NONE && !(s->factor > 0))
 		return RF_ERR_ARG;
-	/* NTK-aware: the base grows by factor^(r/(r-2)) (HF's dynamic rule
-	 * at its full stretch); with r = 2 there is one pair and no change. */
-	if (s->kind == ROPE_SCALING_NTK && r > 2)
-		base *= pow(s->factor, (double)r / (double)(r - 2));
+	bool table = s->kind == ROPE_SCALING_LONGROPE || s->kind == ROPE_SCALING_FREQ_FACTORS;
+	if (table && s->n_pairs != np)
+		return RF_ERR_ARG;
+	/* NTK-aware: the base grows by factor^(r/(r-2)), HF's dynamic rule at
+	 * its full stretch; with a trained length L (a checkpoint's
+	 * max_position_embeddings) HF's dynamic rule itself, which stretches
+	 * only past L: by (factor T / L - (factor - 1))^(r/(r-2)) for a pass
+	 * of T > L positions. With r = 2 there is one pair and no change. */
+	if (s->kind == ROPE_SCALING_NTK && r > 2) {
+		double L = s->original_max_pos, f = s->factor;
+		if (L > 0)
+			f = (double)seq > L ? s->factor * (double)seq / L - (s->factor - 1.0) : 1.0;
+		base *= pow(f, (double)r / (double)(r - 2));
+	}
 	for (size_t i = 0; i < np; i++)
 		freqs[i] = pow(base, -2.0 * (double)i / (double)r);
 	switch (s->kind) {
@@ -101,6 +122,15 @@ RfStatus rope_frequencies(const RopeSpec *spec, double *freqs)
 	case ROPE_SCALING_LLAMA3:
 		scale_llama3(spec, freqs, np);
 		break;
+	case ROPE_SCALING_LONGROPE:
+	case ROPE_SCALING_FREQ_FACTORS: {
+		/* HF's longrope inv_freq = 1 / (ext * theta^(2i/r)); ggml's
+		 * rope_freqs divides the angle p w_i by its factor: the same */
+		const double *f = rope_uses_long_factors(spec, seq) ? s->long_factors : s->factors;
+		for (size_t i = 0; i < np; i++)
+			freqs[i] /= f[i];
+		break;
+	}
 	default:
 		break;
 	}
@@ -110,11 +140,18 @@ RfStatus rope_frequencies(const RopeSpec *spec, double *freqs)
 double rope_attention_factor(const RopeSpec *spec)
 {
 	const RopeScaling *s = &spec->scaling;
-	if (s->kind != ROPE_SCALING_YARN)
+	if (s->kind != ROPE_SCALING_YARN && s->kind != ROPE_SCALING_LONGROPE)
 		return 1.0;
 	if (s->attention_factor > 0)
 		return s->attention_factor;
-	return s->factor <= 1.0 ? 1.0 : 0.1 * log(s->factor) + 1.0;
+	if (s->factor <= 1.0)
+		return 1.0;
+	/* longrope (HF _compute_longrope_parameters): at every length, the
+	 * short factors' side too; an original length of 1 has no log */
+	if (s->kind == ROPE_SCALING_LONGROPE)
+		return s->original_max_pos > 1.0
+		       ? sqrt(1.0 + log(s->factor) / log(s->original_max_pos)) : 1.0;
+	return 0.1 * log(s->factor) + 1.0;
 }
 
 /* ---- tables ------------------------------------------------------------ */
@@ -139,7 +176,7 @@ RfStatus rope_table_init(RopeTable *t, const RopeSpec *spec, size_t seq)
 		rope_table_done(t);
 		return RF_ERR_NOMEM;
 	}
-	RfStatus st = rope_frequencies(spec, t->freqs);
+	RfStatus st = rope_frequencies_at(spec, seq, t->freqs);
 	if (st != RF_OK) {
 		rope_table_done(t);
 		return st;
@@ -300,8 +337,29 @@ int rope_scaling_parse(const char *s, RopeScaling *out)
 void rope_scaling_format(const RopeScaling *s, char *buf, size_t len)
 {
 	static const char *names[] = {"none", "linear", "ntk", "yarn", "llama3"};
-	if (s->kind == ROPE_SCALING_NONE || (size_t)s->kind >= 5)
+	if (s->kind == ROPE_SCALING_LONGROPE)
+		snprintf(buf, len, "longrope");
+	else if (s->kind == ROPE_SCALING_FREQ_FACTORS)
+		snprintf(buf, len, "rope_freqs");
+	else if (s->kind == ROPE_SCALING_NONE || (size_t)s->kind >= 5)
 		snprintf(buf, len, "none");
 	else
 		snprintf(buf, len, "%s:%g", names[s->kind], s->factor);
+}
+
+bool rope_spec_equal(const RopeSpec *x, const RopeSpec *y)
+{
+	const RopeScaling *a = &x->scaling, *b = &y->scaling;
+	if (x->layout != y->layout || x->rotary_dim != y->rotary_dim || x->theta != y->theta ||
+	    a->kind != b->kind || a->factor != b->factor ||
+	    a->original_max_pos != b->original_max_pos ||
+	    a->low_freq_factor != b->low_freq_factor ||
+	    a->high_freq_factor != b->high_freq_factor || a->beta_fast != b->beta_fast ||
+	    a->beta_slow != b->beta_slow || a->attention_factor != b->attention_factor ||
+	    a->n_pairs != b->n_pairs)
+		return false;
+	for (size_t i = 0; i < a->n_pairs && i < ROPE_MAX_TABLE_PAIRS; i++)
+		if (a->factors[i] != b->factors[i] || a->long_factors[i] != b->long_factors[i])
+			return false;
+	return true;
 }

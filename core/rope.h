@@ -1,6 +1,7 @@
 #ifndef ROPEFOLD_CORE_ROPE_H
 #define ROPEFOLD_CORE_ROPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/layer.h"
@@ -12,10 +13,20 @@ void rope_pair_coords(RopeLayout layout, size_t rotary_dim, size_t i,
 		      size_t *a, size_t *b);
 
 /* The r/2 angular frequencies w_i = theta^(-2i/r), after the scaling rule
- * (HF transformers' rope utilities: linear, NTK-aware, YaRN, llama3). */
+ * (HF transformers' rope utilities: linear, NTK-aware, YaRN, llama3,
+ * longrope; llama.cpp's rope_freqs divisors), for a pass over positions
+ * 0..seq-1: longrope divides by long_factors when seq exceeds its
+ * original length (HF switches on max(position_ids) + 1), else by the
+ * short ones; ntk with a trained length stretches only past it. */
+RfStatus rope_frequencies_at(const RopeSpec *spec, size_t seq, double *freqs);
+/* The same at no particular length: longrope's short factors (HF's
+ * inv_freq before a longer pass). */
 RfStatus rope_frequencies(const RopeSpec *spec, double *freqs);
+/* True when a pass of seq positions takes longrope's long factors. */
+bool rope_uses_long_factors(const RopeSpec *spec, size_t seq);
 
-/* The factor YaRN applies to cos and sin (1 for other rules). */
+/* The factor YaRN and longrope apply to cos and sin (1 for other rules):
+ * the rotated coordinates only, so q.k of them by its square. */
 double rope_attention_factor(const RopeSpec *spec);
 
 /* cos/sin of p * w_i for positions 0..seq-1, built once per evaluation. */
@@ -31,7 +42,8 @@ typedef struct {
 	float *sin_f;
 } RopeTable;
 
-/* Build the tables for positions 0..seq-1. */
+/* Build the tables for positions 0..seq-1 (frequencies as
+ * rope_frequencies_at(spec, seq)). */
 RfStatus rope_table_init(RopeTable *t, const RopeSpec *spec, size_t seq);
 /* Release the tables. */
 void rope_table_done(RopeTable *t);
@@ -75,7 +87,12 @@ int rope_layout_parse(const char *s, RopeLayout *out);
  * number in [ROPE_SCALING_FACTOR_MIN, ROPE_SCALING_FACTOR_MAX]: 0 on
  * success, -1 when s is not of that form, -2 when only F is bad. */
 int rope_scaling_parse(const char *s, RopeScaling *out);
-/* Format a scaling rule as the parser reads it. */
+/* Format a scaling rule as the parser reads it; the table rules, which
+ * come only from checkpoints, by name: "longrope", "rope_freqs". */
 void rope_scaling_format(const RopeScaling *s, char *buf, size_t len);
+
+/* True when two specs give the same frequencies at every length (tables
+ * included). */
+bool rope_spec_equal(const RopeSpec *x, const RopeSpec *y);
 
 #endif

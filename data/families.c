@@ -85,14 +85,86 @@ void family_tensor_name(const Family *fam, size_t layer, const char *suffix, cha
 		snprintf(buf, len, "%s%s%zu%s", fam->prefix, fam->names->layers, layer, suffix);
 }
 
+bool family_layer_sliding(const Family *fam, size_t i)
+{
+	return fam->layer_bits && i < fam->n_layers && (fam->layer_bits[i] & HP_LAYER_SLIDING);
+}
+
+size_t family_layer_window(const Family *fam, size_t i)
+{
+	return family_layer_sliding(fam, i) ? fam->sliding_window : 0;
+}
+
+bool family_layer_sparse(const Family *fam, size_t i)
+{
+	return fam->layer_bits && i < fam->n_layers && (fam->layer_bits[i] & HP_LAYER_SPARSE);
+}
+
 RopeSpec family_layer_rope(const Family *fam, size_t i)
 {
 	RopeSpec r = fam->rope;
-	if (fam->theta_local > 0 && fam->sliding_pattern && (i + 1) % fam->sliding_pattern) {
+	if (fam->theta_local > 0 && family_layer_sliding(fam, i)) {
 		r.theta = fam->theta_local;
 		memset(&r.scaling, 0, sizeof r.scaling);
 	}
 	return r;
+}
+
+const char *family_router_suffix(const Family *fam, const TensorTable *tt, size_t i)
+{
+	/* Qwen-MoE's mlp.gate, Mixtral's block_sparse_moe.gate, llama.cpp's */
+	static const char *hf[] = {".mlp.gate.weight", ".block_sparse_moe.gate.weight"};
+	static const char *gguf[] = {".ffn_gate_inp.weight"};
+	bool g = !strcmp(fam->names->name, "gguf");
+	const char **cand = g ? gguf : hf;
+	size_t n = g ? 1 : 2;
+	for (size_t k = 0; k < n; k++) {
+		char nm[320];
+		family_tensor_name(fam, i, cand[k], nm, sizeof nm);
+		if (tensor_table_find(tt, nm))
+			return cand[k];
+	}
+	return NULL;
+}
+
+/* The router of every sparse layer, [experts, D]: a config that says a
+ * layer has experts must come with them. */
+static int check_routers(const TensorTable *tt, const Hparams *hp, const char *where,
+			 const Family *fam, char *err, size_t errlen)
+{
+	const char *suffix = NULL;
+	for (size_t i = 0; i < fam->n_layers; i++) {
+		if (!family_layer_sparse(fam, i))
+			continue;
+		const char *s = suffix ? suffix : family_router_suffix(fam, tt, i);
+		char nm[320];
+		family_tensor_name(fam, i, s ? s : ".mlp.gate.weight", nm, sizeof nm);
+		const TensorRef *t = s ? tensor_table_find(tt, nm) : NULL;
+		if (!t) {
+			snprintf(err, errlen, "%s: layer %zu: %s gives %zu experts, but the router %s is "
+				 "missing", where, i, hp->source, hp->n_experts, nm);
+			return -1;
+		}
+		if (t->ndim != 2 || t->shape[0] != hp->n_experts || t->shape[1] != fam->shape.d_model) {
+			char got[96];
+			tensor_shape_str(t, got, sizeof got);
+			snprintf(err, errlen, "%s: tensor %s: shape %s, but %s gives [%zu, %zu] (experts, "
+				 "D)", t->file, t->name, got, hp->source, hp->n_experts,
+				 fam->shape.d_model);
+			return -1;
+		}
+		suffix = s;
+	}
+	return 0;
+}
+
+/* DeepSeek-V2/V3's multi-head latent attention: its tensors, named. */
+static bool has_mla(const TensorTable *tt)
+{
+	for (size_t i = 0; i < tt->n; i++)
+		if (strstr(tt->v[i].name, "kv_a_proj_with_mqa.") || strstr(tt->v[i].name, "attn_kv_a_mqa."))
+			return true;
+	return false;
 }
 
 /* "found: a, b, c (N tensors)" for the unknown-family message. */
@@ -105,11 +177,24 @@ static void list_found(const TensorTable *tt, char *buf, size_t len)
 		snprintf(buf + k, len - k, ", ...");
 }
 
+static bool fam_gguf(const Hparams *hp)
+{
+	return !strcmp(hp->source, "GGUF metadata");
+}
+
 int family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
 		   Family *fam, char *err, size_t errlen)
 {
 	memset(fam, 0, sizeof *fam);
 	bool fused = false;
+	if (has_mla(tt)) {
+		char found[400];
+		list_found(tt, found, sizeof found);
+		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention (MLA: "
+			 "kv_a_proj_with_mqa, kv_b_proj, q_a_proj/q_b_proj or q_proj; arch '%s') is not "
+			 "supported yet; %s", where, hp->arch[0] ? hp->arch : "?", found);
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0] && !fam->names; i++)
 		if (find_prefix(tt, &schemes[i], fam->prefix, sizeof fam->prefix, &fused))
 			fam->names = &schemes[i];
@@ -140,7 +225,7 @@ int family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
 			 where, hp->source, s->d_model, s->n_heads, s->n_kv_heads, s->head_dim, why);
 		return -1;
 	}
-	if (hp->n_layers == 0 || hp->n_layers > 100000) {
+	if (hp->n_layers == 0 || hp->n_layers > HP_MAX_LAYERS) {
 		snprintf(err, errlen, "%s: %s: bad layer count %zu", where, hp->source, hp->n_layers);
 		return -1;
 	}
@@ -156,15 +241,31 @@ int family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
 	else if (hp->partial_rotary > 0)
 		r->rotary_dim = (size_t)((double)s->head_dim * hp->partial_rotary) & ~(size_t)1;
 	r->scaling = hp->scaling;
+	bool table = r->scaling.kind == ROPE_SCALING_LONGROPE ||
+		     r->scaling.kind == ROPE_SCALING_FREQ_FACTORS;
+	if (table && r->scaling.n_pairs != r->rotary_dim / 2) {
+		snprintf(err, errlen, "%s: %s: %s: %zu factors, but rotary dim %zu has %zu pairs",
+			 where, hp->source, hp->scaling_table, r->scaling.n_pairs, r->rotary_dim,
+			 r->rotary_dim / 2);
+		return -1;
+	}
+	size_t msum = hp->mrope_section[0] + hp->mrope_section[1] + hp->mrope_section[2];
+	if (msum && msum != r->rotary_dim / 2) {
+		snprintf(err, errlen, "%s: %s: %s [%zu, %zu, %zu] sums to %zu pairs, but rotary dim "
+			 "%zu has %zu", where, hp->source, fam_gguf(hp) ? "rope.dimension_sections"
+			 : "rope_scaling.mrope_section", hp->mrope_section[0], hp->mrope_section[1],
+			 hp->mrope_section[2], msum, r->rotary_dim, r->rotary_dim / 2);
+		return -1;
+	}
 	if (rope_spec_check(r, s->head_dim, &why) != RF_OK) {
 		snprintf(err, errlen, "%s: %s: rotary dim %zu, theta %g: %s", where, hp->source,
 			 r->rotary_dim, r->theta, why);
 		return -1;
 	}
 	fam->theta_local = hp->theta_local;
-	fam->sliding_pattern = hp->sliding_pattern;
-	if (fam->theta_local > 0 && !fam->sliding_pattern && !strncmp(hp->arch, "gemma3", 6))
-		fam->sliding_pattern = 6;
+	fam->layer_bits = hp->layer_bits;
+	fam->sliding_window = hp->sliding_window;
+	fam->attn_softcap = hp->attn_softcap;
 	fam->score_scale = hp->query_pre_attn_scalar > 0 ? 1.0 / sqrt(hp->query_pre_attn_scalar)
 							 : 0.0;
 	fam->norm_eps = hp->norm_eps > 0 ? hp->norm_eps : 1e-5;
@@ -183,5 +284,5 @@ int family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
 			 "as heads (%zu vs %zu)", where, hp->source, s->n_kv_heads, s->n_heads);
 		return -1;
 	}
-	return 0;
+	return check_routers(tt, hp, where, fam, err, errlen);
 }

@@ -36,7 +36,9 @@ typedef struct {
 	LayerShape shape;
 	RopeSpec rope;            /* of a global layer */
 	double theta_local;       /* Gemma 3 sliding layers (0 = none) */
-	size_t sliding_pattern;
+	const unsigned char *layer_bits;  /* hp's HP_LAYER_* per layer, or NULL */
+	size_t sliding_window;    /* of the sliding layers, 0 = none */
+	double attn_softcap;      /* Gemma 2, 0 = none */
 	double score_scale;       /* 0 = 1/sqrt(d) */
 	double norm_eps, qk_norm_eps;
 	bool norm_plus_one;
@@ -55,5 +57,14 @@ void family_tensor_name(const Family *fam, size_t layer, const char *suffix,
 			char *buf, size_t len);
 /* The RoPE of layer i (Gemma 3 uses a local base on sliding layers). */
 RopeSpec family_layer_rope(const Family *fam, size_t i);
+/* Whether layer i is of the sliding kind, and the window it attends in
+ * (0 = every earlier key). */
+bool family_layer_sliding(const Family *fam, size_t i);
+size_t family_layer_window(const Family *fam, size_t i);
+/* Whether layer i has experts instead of a dense MLP. */
+bool family_layer_sparse(const Family *fam, size_t i);
+/* The router tensor suffix of a sparse layer of this scheme (found in tt
+ * for layer i), or NULL. */
+const char *family_router_suffix(const Family *fam, const TensorTable *tt, size_t i);
 
 #endif

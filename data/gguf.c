@@ -385,6 +385,62 @@ static int kv_size(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
 	return 0;
 }
 
+/* A count that may be 0 (none: a dense model's expert_count, Gemma 3's
+ * sliding_window): as kv_size otherwise. */
+static int kv_count(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+		    const char *suffix, size_t *out, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(c, kv, nkv, arch, suffix);
+	double v;
+	*out = 0;
+	if (!k)
+		return 0;
+	if (!kv_number(c, k, &v))
+		return kv_bad(c, k, err, errlen, "type %s (must be a count)", gv_name(k->type));
+	if (!isfinite(v) || v < 0 || v > 1e12 || v != floor(v))
+		return kv_bad(c, k, err, errlen, "%g (must be a whole number)", v);
+	*out = (size_t)v;
+	return 0;
+}
+
+/* A bool from arch.suffix: 0 and *out untouched when absent. */
+static int kv_bool(const Cur *c, const Kv *kv, size_t nkv, const char *arch,
+		   const char *suffix, bool *out, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(c, kv, nkv, arch, suffix);
+	if (!k)
+		return 0;
+	if (k->type != GV_BOOL)
+		return kv_bad(c, k, err, errlen, "type %s (must be a bool)", gv_name(k->type));
+	Cur r = *c;
+	r.pos = k->at;
+	*out = cur_uint(&r, 1) != 0;
+	return r.failed ? -1 : 0;
+}
+
+/* Element i of an array of integers or bools, as a whole number; -1 with
+ * err when the array holds anything else. */
+static int kv_array_whole(const Cur *c, const Kv *k, uint64_t i, uint64_t *out, char *err,
+			  size_t errlen)
+{
+	unsigned t = k->arr_type;
+	bool ok = t == GV_BOOL || t == GV_U8 || t == GV_I8 || t == GV_U16 || t == GV_I16 ||
+		  t == GV_U32 || t == GV_I32 || t == GV_U64 || t == GV_I64;
+	if (!ok)
+		return kv_bad(c, k, err, errlen, "array of %s (must be integers)", gv_name(t));
+	Cur r = *c;
+	r.pos = k->at + 12 + (size_t)i * gv_size[t];
+	uint64_t u = cur_uint(&r, gv_size[t]);
+	if (r.failed)
+		return -1;
+	bool neg = (t == GV_I8 && (int8_t)u < 0) || (t == GV_I16 && (int16_t)u < 0) ||
+		   (t == GV_I32 && (int32_t)u < 0) || (t == GV_I64 && (int64_t)u < 0);
+	if (neg)
+		return kv_bad(c, k, err, errlen, "(entry %llu is negative)", (unsigned long long)i);
+	*out = u;
+	return 0;
+}
+
 /* llama.cpp's rope type per architecture: these are NEOX (half-split);
  * the rest (llama and kin) are NORM (interleaved). */
 static bool arch_is_neox(const char *arch)
@@ -440,19 +496,276 @@ static int read_scaling(const Cur *c, const Kv *kv, size_t nkv, const char *ar, 
 		snprintf(ty, sizeof ty, "linear");
 		factor = lin;
 	}
-	if (ty[0] && strcmp(ty, "none") && factor > 0 && factor != 1.0) {
+	if (!strcmp(ty, "longrope")) {
+		hp->scaling.original_max_pos = orig;
+		/* a mark for read_rope_tables: the factors must follow */
+		snprintf(hp->scaling_table, sizeof hp->scaling_table, "rope.scaling.type");
+	}
+	if (ty[0] && strcmp(ty, "none") && strcmp(ty, "longrope") && factor > 0 && factor != 1.0) {
 		if (!strcmp(ty, "linear")) {
 			hp->scaling.kind = ROPE_SCALING_LINEAR;
 		} else if (!strcmp(ty, "yarn")) {
 			hp->scaling.kind = ROPE_SCALING_YARN;
+			if (kv_positive(c, kv, nkv, ar, "rope.scaling.yarn_beta_fast",
+					&hp->scaling.beta_fast, err, errlen) ||
+			    kv_positive(c, kv, nkv, ar, "rope.scaling.yarn_beta_slow",
+					&hp->scaling.beta_slow, err, errlen))
+				return -1;
+		} else if (!strcmp(ty, "longrope")) {
+			/* the factors are tensors: read_rope_tables */
 		} else {
 			k = kv_find(c, kv, nkv, ar, "rope.scaling.type");
 			snprintf(err, errlen, "%s: offset %zu: metadata %s.rope.scaling.type '%s' is "
-				 "not supported (linear, yarn)", c->file, k ? k->kat : 0, ar, ty);
+				 "not supported (linear, yarn, longrope)", c->file, k ? k->kat : 0, ar, ty);
 			return -1;
 		}
 		hp->scaling.factor = factor;
 		hp->scaling.original_max_pos = orig;
+	}
+	return 0;
+}
+
+/* hp->layer_bits, allocated zeroed for hp->n_layers layers. */
+static unsigned char *layer_bits(Hparams *hp, const char *file, char *err, size_t errlen)
+{
+	if (hp->n_layers > HP_MAX_LAYERS)
+		snprintf(err, errlen, "%s: metadata %s.block_count: bad value %zu (at most %zu layers)",
+			 file, hp->arch, hp->n_layers, HP_MAX_LAYERS);
+	else if (!hp->layer_bits && !(hp->layer_bits = calloc(hp->n_layers, 1)))
+		snprintf(err, errlen, "%s: out of memory", file);
+	return hp->n_layers > HP_MAX_LAYERS ? NULL : hp->layer_bits;
+}
+
+/* Which layers slide: arch.attention.sliding_window_pattern, a period n
+ * (layer l slides when l % n < n - 1; 0: every layer) or one entry per
+ * layer (nonzero: slides), else llama.cpp's period for the arch. */
+static int read_window_pattern(const Cur *c, const Kv *kv, size_t nkv, const char *ar,
+			       size_t period, Hparams *hp, char *err, size_t errlen)
+{
+	const Kv *k = kv_find(c, kv, nkv, ar, "attention.sliding_window_pattern");
+	unsigned char *bits = layer_bits(hp, c->file, err, errlen);
+	size_t L = hp->n_layers;
+	if (!bits)
+		return -1;
+	if (k && k->type == GV_ARRAY) {
+		if (k->arr_n != L)
+			return kv_bad(c, k, err, errlen, "(%llu entries, but block_count is %zu)",
+				      (unsigned long long)k->arr_n, L);
+		for (size_t l = 0; l < L; l++) {
+			uint64_t v;
+			if (kv_array_whole(c, k, l, &v, err, errlen))
+				return -1;
+			if (v)
+				bits[l] |= HP_LAYER_SLIDING;
+		}
+		return 0;
+	}
+	if (k) {
+		double v;
+		if (!kv_number(c, k, &v) || !(v >= 0) || v > 1e6 || v != floor(v))
+			return kv_bad(c, k, err, errlen, "(must be a period or one entry per layer)");
+		period = (size_t)v;
+	}
+	for (size_t l = 0; l < L; l++)
+		if (!period || l % period < period - 1)
+			bits[l] |= HP_LAYER_SLIDING;
+	return 0;
+}
+
+/* What llama.cpp's loader reads beyond the shape, per architecture:
+ * Gemma 2's window (default 4096, every other layer from layer 0) and
+ * soft-caps (defaults 50 and 30); Gemma 3's window (none when absent),
+ * layer period (6), local base rope.freq_base_swa (10000) and final
+ * soft-cap; both Gemmas' score scale, 1/sqrt(D/H) for the 27B shapes (46
+ * and 62 layers) and 1/sqrt(head_dim) otherwise; Qwen2-VL's
+ * rope.dimension_sections; the experts of any MoE arch. */
+static int read_family_keys(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, char *err,
+			    size_t errlen)
+{
+	const char *ar = hp->arch;
+	bool g2 = !strcmp(ar, "gemma2"), g3 = !strcmp(ar, "gemma3");
+	if (g2 || g3) {
+		size_t w = 0;
+		const Kv *wk = kv_find(c, kv, nkv, ar, "attention.sliding_window");
+		if (kv_count(c, kv, nkv, ar, "attention.sliding_window", &w, err, errlen))
+			return -1;
+		hp->sliding_window = wk ? w : g2 ? 4096 : 0;
+		if (g2) {
+			hp->attn_softcap = 50.0;
+			hp->final_softcap = 30.0;
+		}
+		if (kv_positive(c, kv, nkv, ar, "attn_logit_softcapping", &hp->attn_softcap, err,
+				errlen) ||
+		    kv_positive(c, kv, nkv, ar, "final_logit_softcapping", &hp->final_softcap, err,
+				errlen))
+			return -1;
+		if (g3) {
+			hp->theta_local = 10000.0;
+			if (kv_positive(c, kv, nkv, ar, "rope.freq_base_swa", &hp->theta_local, err,
+					errlen))
+				return -1;
+		}
+		if (hp->sliding_window &&
+		    read_window_pattern(c, kv, nkv, ar, g2 ? 2 : 6, hp, err, errlen))
+			return -1;
+		if (!(hp->query_pre_attn_scalar > 0) && hp->n_layers == (g2 ? 46u : 62u) &&
+		    hp->n_heads && hp->d_model % hp->n_heads == 0)
+			hp->query_pre_attn_scalar = (double)(hp->d_model / hp->n_heads);
+	}
+	const Kv *k = kv_find(c, kv, nkv, ar, "rope.dimension_sections");
+	if (k) {
+		uint64_t v[4] = {0, 0, 0, 0};
+		if (k->type != GV_ARRAY || (k->arr_n != 3 && k->arr_n != 4))
+			return kv_bad(c, k, err, errlen, "(must be an array of 3 or 4 section sizes)");
+		for (uint64_t i = 0; i < k->arr_n; i++)
+			if (kv_array_whole(c, k, i, &v[i], err, errlen))
+				return -1;
+		if (v[3] || !v[0] || !v[1] || !v[2] || v[0] + v[1] + v[2] > LAYER_MAX_HEAD_DIM)
+			return kv_bad(c, k, err, errlen, "[%llu, %llu, %llu, %llu] (must be three "
+				      "positive temporal, height, width sections)",
+				      (unsigned long long)v[0], (unsigned long long)v[1],
+				      (unsigned long long)v[2], (unsigned long long)v[3]);
+		for (int i = 0; i < 3; i++)
+			hp->mrope_section[i] = (size_t)v[i];
+	}
+	if (kv_count(c, kv, nkv, ar, "expert_count", &hp->n_experts, err, errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_used_count", &hp->experts_per_tok, err, errlen) ||
+	    kv_size(c, kv, nkv, ar, "expert_feed_forward_length", &hp->moe_ff, err, errlen) ||
+	    kv_size(c, kv, nkv, ar, "expert_shared_feed_forward_length", &hp->shared_expert_ff,
+		    err, errlen))
+		return -1;
+	if (hp->n_experts) {
+		/* llama.cpp's build_moe_ffn normalises for Mixtral (arch llama)
+		 * and Qwen3-MoE, not for Qwen2-MoE, unless the file says */
+		hp->norm_topk_prob = strcmp(ar, "qwen2moe") != 0;
+		if (kv_bool(c, kv, nkv, ar, "expert_weights_norm", &hp->norm_topk_prob, err, errlen))
+			return -1;
+		k = kv_find(c, kv, nkv, ar, "expert_used_count");
+		if (!hp->experts_per_tok || hp->experts_per_tok > hp->n_experts) {
+			if (k)
+				return kv_bad(c, k, err, errlen, "%zu (must be from 1 to expert_count %zu)",
+					      hp->experts_per_tok, hp->n_experts);
+			snprintf(err, errlen, "%s: metadata %s.expert_used_count missing (%s.expert_count "
+				 "is %zu)", c->file, ar, ar, hp->n_experts);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A per-pair factor tensor (F32 or F16, one dimension) into out; its
+ * count is checked against the rotary dim in families.c. */
+static int read_factor_tensor(const TensorRef *t, double *out, size_t *n, char *err,
+			      size_t errlen)
+{
+	if (t->ndim != 1 || t->nelem > ROPE_MAX_TABLE_PAIRS ||
+	    (t->dtype != TDT_F32 && t->dtype != TDT_F16)) {
+		char got[96];
+		tensor_shape_str(t, got, sizeof got);
+		snprintf(err, errlen, "%s: tensor %s: shape %s of %s (must be one F32 row of at "
+			 "most %d per-pair factors)", t->file, t->name, got, t->dtype_name,
+			 ROPE_MAX_TABLE_PAIRS);
+		return -1;
+	}
+	if (tensor_read(t, 0, t->nelem, out, err, errlen))
+		return -1;
+	for (size_t i = 0; i < t->nelem; i++) {
+		if (!(out[i] > 0) || !isfinite(out[i])) {
+			snprintf(err, errlen, "%s: tensor %s: entry %zu is %g (factors must be "
+				 "positive)", t->file, t->name, i, out[i]);
+			return -1;
+		}
+	}
+	*n = t->nelem;
+	return 0;
+}
+
+/* The RoPE factor tensors, applied as llama.cpp applies them: ggml
+ * divides pair i's angle by factor i. rope_freqs.weight (Llama 3.1
+ * conversions, every layer) is the llama3 rule written out;
+ * rope_factors_short/long.weight (Phi-3 longrope) switch as HF does, at
+ * T > rope.scaling.original_context_length (llama.cpp switches on its
+ * context size instead), with rope.scaling.attn_factor on cos and sin. */
+static int read_rope_tables(const Cur *c, const Kv *kv, size_t nkv, const TensorTable *tt,
+			    Hparams *hp, char *err, size_t errlen)
+{
+	RopeScaling *s = &hp->scaling;
+	const TensorRef *ff = tensor_table_find(tt, "rope_freqs.weight");
+	const TensorRef *sh = tensor_table_find(tt, "rope_factors_short.weight");
+	const TensorRef *lo = tensor_table_find(tt, "rope_factors_long.weight");
+	if (ff) {
+		if (s->kind != ROPE_SCALING_NONE) {
+			snprintf(err, errlen, "%s: tensor rope_freqs.weight and a %s rope scaling: "
+				 "ropefold applies one rule", c->file,
+				 s->kind == ROPE_SCALING_LINEAR ? "linear" : "yarn");
+			return -1;
+		}
+		if (read_factor_tensor(ff, s->factors, &s->n_pairs, err, errlen))
+			return -1;
+		s->kind = ROPE_SCALING_FREQ_FACTORS;
+		s->factor = 1.0;
+		snprintf(hp->scaling_table, sizeof hp->scaling_table, "tensor rope_freqs.weight");
+		return 0;
+	}
+	if (!sh && !lo) {
+		if (!strcmp(hp->scaling_table, "rope.scaling.type")) {
+			snprintf(err, errlen, "%s: metadata %s.rope.scaling.type 'longrope' without the "
+				 "tensors rope_factors_short.weight and rope_factors_long.weight", c->file,
+				 hp->arch);
+			return -1;
+		}
+		return 0;
+	}
+	if (!sh || !lo || s->kind != ROPE_SCALING_NONE) {
+		snprintf(err, errlen, "%s: tensor %s without %s, or with a %s rope scaling",
+			 c->file, sh ? sh->name : lo->name,
+			 sh ? "rope_factors_long.weight" : "rope_factors_short.weight",
+			 s->kind == ROPE_SCALING_NONE ? "(no)" : "linear or yarn");
+		return -1;
+	}
+	size_t nl;
+	if (read_factor_tensor(sh, s->factors, &s->n_pairs, err, errlen) ||
+	    read_factor_tensor(lo, s->long_factors, &nl, err, errlen))
+		return -1;
+	if (nl != s->n_pairs) {
+		snprintf(err, errlen, "%s: tensor %s: %zu factors, but %s has %zu", c->file, lo->name,
+			 nl, sh->name, s->n_pairs);
+		return -1;
+	}
+	double orig = s->original_max_pos, af = 0;
+	if (!(orig > 0) && kv_positive(c, kv, nkv, hp->arch, "rope.scaling.original_context_length",
+				       &orig, err, errlen))
+		return -1;
+	if (!(orig > 0)) {
+		snprintf(err, errlen, "%s: longrope factor tensors, but metadata "
+			 "%s.rope.scaling.original_context_length missing", c->file, hp->arch);
+		return -1;
+	}
+	if (kv_positive(c, kv, nkv, hp->arch, "rope.scaling.attn_factor", &af, err, errlen))
+		return -1;
+	s->kind = ROPE_SCALING_LONGROPE;
+	s->original_max_pos = orig;
+	s->factor = 1.0;
+	s->attention_factor = af > 0 ? af : 1.0;
+	snprintf(hp->scaling_table, sizeof hp->scaling_table, "tensor %s", sh->name);
+	return 0;
+}
+
+/* The sparse layers of an MoE arch: those with a router,
+ * blk.N.ffn_gate_inp.weight (llama.cpp's dense leading layers have
+ * none). */
+static int read_sparse_layers(const TensorTable *tt, Hparams *hp, char *err, size_t errlen)
+{
+	if (!hp->n_experts)
+		return 0;
+	unsigned char *bits = layer_bits(hp, hp->source, err, errlen);
+	if (!bits)
+		return -1;
+	for (size_t l = 0; l < hp->n_layers; l++) {
+		char nm[64];
+		snprintf(nm, sizeof nm, "blk.%zu.ffn_gate_inp.weight", l);
+		if (tensor_table_find(tt, nm))
+			bits[l] |= HP_LAYER_SPARSE;
 	}
 	return 0;
 }
@@ -508,6 +821,8 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 	if (read_scaling(c, kv, nkv, ar, hp, err, errlen) ||
 	    kv_positive(c, kv, nkv, ar, "attention.query_pre_attn_scalar",
 			&hp->query_pre_attn_scalar, err, errlen))
+		return -1;
+	if (read_family_keys(c, kv, nkv, hp, err, errlen))
 		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
@@ -770,10 +1085,10 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 	}
 	if (gguf_check_overlap(f, tt, first, err, errlen))
 		goto fail_quiet;
-	if (read_hparams(&c, kv, (size_t)nkv, hp, err, errlen))
+	if (read_hparams(&c, kv, (size_t)nkv, hp, err, errlen) ||
+	    read_rope_tables(&c, kv, (size_t)nkv, tt, hp, err, errlen) ||
+	    read_sparse_layers(tt, hp, err, errlen))
 		goto fail_quiet;
-	if (tensor_table_find(tt, "rope_freqs.weight"))
-		hp->llama3_freqs_tensor = true;
 	free(kv);
 	infile_head_free(&head);
 	return 0;

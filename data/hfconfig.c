@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "data/hfconfig.h"
+#include "data/hfconfig_keys.h"
+#include "data/hfconfig_layers.h"
 #include "data/jsonfile.h"
 
 /* A positive integer key, or 0 when absent or null. -1 when malformed. */
@@ -23,63 +25,99 @@ static int get_size(json_t *c, const char *key, size_t *out)
 	return 0;
 }
 
-static const char *json_type_name(const json_t *j)
+/* Qwen2-VL's M-RoPE sections: three counts of pairs (temporal, height,
+ * width), read whatever the rule's type ("mrope", or "default" as newer
+ * configs write it). */
+static int read_mrope(json_t *rs, const HfKeys *k, Hparams *hp)
 {
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL: return "real";
-	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
-/* What a number key must hold when it is present. */
-typedef enum {
-	NUM_POSITIVE,     /* > 0: bases, epsilons, factors, lengths */
-	NUM_FRACTION      /* in (0, 1]: partial rotary */
-} NumRule;
-
-/* A number key: 0 with *out untouched when absent or null, 0 with *out
- * set when it holds a finite number obeying rule, else -1 with
- * "PATH: PREFIXKEY: bad value ..." in err (a present key is never
- * silently replaced by its default). */
-static int get_num(json_t *c, const char *key, NumRule rule, double *out, const char *path,
-		   const char *prefix, char *err, size_t errlen)
-{
-	json_t *j = json_object_get(c, key);
-	if (!j || json_is_null(j))
-		return 0;
-	if (!json_is_number(j)) {
-		snprintf(err, errlen, "%s: %s%s: bad value of type %s (must be a number)", path,
-			 prefix, key, json_type_name(j));
+	size_t sec[3], n = 0;
+	int rc = hfkey_wholes(k, rs, "mrope_section", 3, 1, LAYER_MAX_HEAD_DIM / 2, sec, &n);
+	if (rc < 0)
+		return -1;
+	if (rc == HFKEY_SET && n != 3) {
+		snprintf(k->err, k->errlen, "%s: rope_scaling.mrope_section: %zu entries (must be "
+			 "three: temporal, height, width)", k->path, n);
 		return -1;
 	}
-	double v = json_number_value(j);
-	bool ok = isfinite(v) && v > 0 && (rule != NUM_FRACTION || v <= 1);
-	if (!ok) {
-		snprintf(err, errlen, "%s: %s%s: bad value %g (must be %s)", path, prefix, key, v,
-			 rule == NUM_FRACTION ? "in (0, 1]" : "a positive number");
-		return -1;
-	}
-	*out = v;
+	if (rc == HFKEY_SET)
+		memcpy(hp->mrope_section, sec, sizeof sec);
 	return 0;
 }
 
-static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
+/* Phi-3's longrope (HF _compute_longrope_parameters): short_factor and
+ * long_factor, one divisor per rotary pair (their count is checked
+ * against the rotary dim in families.c); the switch at
+ * original_max_position_embeddings (the top-level key, as Phi3Config
+ * holds it, else rope_scaling's, else max_position_embeddings); the
+ * attention factor's factor is max / original when the top-level key is
+ * there, else rope_scaling.factor. */
+static int read_longrope(json_t *c, json_t *rs, const HfKeys *k, Hparams *hp)
+{
+	RopeScaling *s = &hp->scaling;
+	static const char *keys[2] = {"short_factor", "long_factor"};
+	double *outs[2] = {s->factors, s->long_factors};
+	size_t n[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		int rc = hfkey_numbers(k, rs, keys[i], ROPE_MAX_TABLE_PAIRS, outs[i], &n[i]);
+		if (rc < 0)
+			return -1;
+		if (rc != HFKEY_SET || n[i] == 0) {
+			snprintf(k->err, k->errlen, "%s: rope_scaling.%s: %s (longrope needs one "
+				 "factor per rotary pair)", k->path, keys[i],
+				 rc == HFKEY_SET ? "empty" : "missing");
+			return -1;
+		}
+	}
+	if (n[1] != n[0]) {
+		snprintf(k->err, k->errlen, "%s: rope_scaling.long_factor: %zu entries, but "
+			 "short_factor has %zu", k->path, n[1], n[0]);
+		return -1;
+	}
+	s->n_pairs = n[0];
+	snprintf(hp->scaling_table, sizeof hp->scaling_table, "rope_scaling.short_factor");
+	HfKeys top = *k;
+	top.prefix = "";
+	double orig = 0;
+	int rc = hfkey_number(&top, c, "original_max_position_embeddings", NUM_POSITIVE, &orig);
+	if (rc < 0)
+		return -1;
+	bool top_orig = rc == HFKEY_SET;
+	if (!top_orig)
+		orig = s->original_max_pos;    /* rope_scaling's own, read already */
+	double maxpos = (double)hp->max_pos;
+	if (!(orig > 0))
+		orig = maxpos;
+	if (!(orig > 0)) {
+		snprintf(k->err, k->errlen, "%s: longrope needs original_max_position_embeddings or "
+			 "max_position_embeddings", k->path);
+		return -1;
+	}
+	s->original_max_pos = orig;
+	if (top_orig && maxpos > 0)
+		s->factor = maxpos / orig;
+	if (!(s->factor > 0) && s->attention_factor > 0)
+		s->factor = 1.0;     /* unused: the attention factor is given */
+	if (!(s->factor > 0)) {
+		snprintf(k->err, k->errlen, "%s: rope_scaling: longrope needs a factor, an "
+			 "attention_factor or original_max_position_embeddings", k->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_scaling(json_t *c, json_t *rs, const char *path, Hparams *hp, char *err,
 			size_t errlen)
 {
 	RopeScaling *s = &hp->scaling;
+	HfKeys k = {path, "rope_scaling.", err, errlen};
 	if (!rs || json_is_null(rs))
 		return 0;
 	if (!json_is_object(rs)) {
 		snprintf(err, errlen, "%s: rope_scaling is not an object", path);
 		return -1;
 	}
+	if (read_mrope(rs, &k, hp))
+		return -1;
 	json_t *t = json_object_get(rs, "rope_type");
 	if (!json_is_string(t))
 		t = json_object_get(rs, "type");
@@ -88,7 +126,9 @@ static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
 		return -1;
 	}
 	const char *ty = json_string_value(t);
-	if (!strcmp(ty, "default"))
+	/* "mrope" is the default rule on M-RoPE positions (Qwen2VLConfig);
+	 * "su" is longrope's old name (Phi3Config renames it). */
+	if (!strcmp(ty, "default") || !strcmp(ty, "mrope"))
 		return 0;
 	if (!strcmp(ty, "linear"))
 		s->kind = ROPE_SCALING_LINEAR;
@@ -98,9 +138,11 @@ static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
 		s->kind = ROPE_SCALING_YARN;
 	else if (!strcmp(ty, "llama3"))
 		s->kind = ROPE_SCALING_LLAMA3;
+	else if (!strcmp(ty, "longrope") || !strcmp(ty, "su"))
+		s->kind = ROPE_SCALING_LONGROPE;
 	else {
 		snprintf(err, errlen, "%s: rope_scaling type '%.40s' is not supported "
-			 "(linear, dynamic, yarn, llama3)", path, ty);
+			 "(linear, dynamic, yarn, llama3, longrope)", path, ty);
 		return -1;
 	}
 	static const char *keys[] = {"factor", "original_max_position_embeddings",
@@ -110,8 +152,14 @@ static int read_scaling(json_t *rs, const char *path, Hparams *hp, char *err,
 			  &s->high_freq_factor, &s->beta_fast, &s->beta_slow,
 			  &s->attention_factor};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		if (get_num(rs, keys[i], NUM_POSITIVE, outs[i], path, "rope_scaling.", err, errlen))
+		if (hfkey_number(&k, rs, keys[i], NUM_POSITIVE, outs[i]) < 0)
 			return -1;
+	if (s->kind == ROPE_SCALING_LONGROPE)
+		return read_longrope(c, rs, &k, hp);
+	/* dynamic stretches past max_position_embeddings (HF's
+	 * _compute_dynamic_ntk_parameters ignores rope_scaling's original) */
+	if (s->kind == ROPE_SCALING_NTK)
+		s->original_max_pos = (double)hp->max_pos;
 	if (!(s->factor > 0)) {
 		snprintf(err, errlen, "%s: rope_scaling needs a positive numeric factor", path);
 		return -1;
@@ -136,7 +184,8 @@ static bool known_model_type(const char *t)
 {
 	static const char *known[] = {
 		"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-		"olmo", "olmo2", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "gpt_neox",
+		"qwen2_vl", "qwen2_vl_text", "qwen2_5_vl", "qwen2_5_vl_text", "olmo", "olmo2",
+		"gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "gpt_neox",
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (!strcmp(t, known[i]))
@@ -196,16 +245,25 @@ static int hfconfig_from_json(json_t *root, const char *path, Hparams *hp, char 
 		{"rope_local_base_freq", NUM_POSITIVE},
 	};
 	double v[9] = {0};
+	HfKeys keys = {path, "", err, errlen};
 	for (size_t i = 0; i < 9; i++)
-		if (get_num(c, nums[i].key, nums[i].rule, &v[i], path, "", err, errlen))
+		if (hfkey_number(&keys, c, nums[i].key, nums[i].rule, &v[i]) < 0)
 			goto out;
+	if (hfkey_whole(&keys, c, "max_position_embeddings", 1, (size_t)1 << 40,
+			&hp->max_pos) < 0)
+		goto out;
 	hp->theta = v[0] > 0 ? v[0] : v[1];
 	hp->partial_rotary = v[2] > 0 ? v[2] : v[3];
 	hp->norm_eps = v[4] > 0 ? v[4] : v[5] > 0 ? v[5] : v[6];
 	hp->qk_norm_eps = hp->norm_eps;
 	hp->query_pre_attn_scalar = v[7];
+	/* Gemma2Config's and Gemma3TextConfig's default */
+	if (!(v[7] > 0) && (!strcmp(hp->arch, "gemma2") || !strncmp(hp->arch, "gemma3", 6)) &&
+	    !json_object_get(c, "query_pre_attn_scalar"))
+		hp->query_pre_attn_scalar = 256;
 	hp->theta_local = v[8];
-	if (read_scaling(json_object_get(c, "rope_scaling"), path, hp, err, errlen))
+	if (read_scaling(c, json_object_get(c, "rope_scaling"), path, hp, err, errlen) ||
+	    hfconfig_read_layers(c, &keys, hp))
 		goto out;
 	/* HF applies rotate_half in every family: pairs (i, i + r/2). */
 	hp->layout_set = true;

@@ -325,6 +325,35 @@ static int layer_tensors(const Model *m, size_t i, LayerTensors *lt, char *err,
 
 /* ---- open ------------------------------------------------------------------- */
 
+/* What the family adds: local RoPE, windows, soft-caps, M-RoPE, experts. */
+static void fill_family_info(const Model *m, ModelInfo *in)
+{
+	const Family *f = &m->fam;
+	const Hparams *hp = &m->hp;
+	in->sliding_window = f->sliding_window;
+	for (size_t i = 0; i < f->n_layers; i++) {
+		in->n_sliding += family_layer_sliding(f, i);
+		in->moe.n_sparse += family_layer_sparse(f, i);
+	}
+	in->theta_local = in->n_sliding ? f->theta_local : 0;
+	in->attn_softcap = f->attn_softcap;
+	in->final_softcap = hp->final_softcap;
+	memcpy(in->mrope_section, hp->mrope_section, sizeof in->mrope_section);
+	snprintf(in->rope_table, sizeof in->rope_table, "%s", hp->scaling_table);
+	ModelMoe *moe = &in->moe;
+	moe->n_experts = hp->n_experts;
+	moe->experts_per_tok = hp->experts_per_tok;
+	moe->norm_topk_prob = hp->norm_topk_prob;
+	moe->expert_ff = hp->moe_ff;
+	moe->shared_expert_ff = hp->shared_expert_ff;
+	moe->sparse_step = hp->sparse_step ? hp->sparse_step : 1;
+	for (size_t i = 0; i < f->n_layers && !moe->router[0]; i++) {
+		const char *r = family_layer_sparse(f, i) ? family_router_suffix(f, &m->tt, i) : NULL;
+		if (r)
+			snprintf(moe->router, sizeof moe->router, "%s", r);
+	}
+}
+
 static void fill_info(Model *m, const LayerTensors *lt)
 {
 	ModelInfo *in = &m->info;
@@ -345,6 +374,7 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	snprintf(in->tensor_k, sizeof in->tensor_k, "%s", lt->qkv ? lt->qkv->name : lt->k->name);
 	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", lt->qkv ? lt->qkv->name : lt->v->name);
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt->o->name);
+	fill_family_info(m, in);
 }
 
 /* The dtype mixture: of every tensor, and of the attention weights of
@@ -663,6 +693,7 @@ void model_close(Model *m)
 	}
 	free(m->files);
 	tensor_table_free(&m->tt);
+	free(m->hp.layer_bits);
 	free(m);
 }
 
@@ -755,6 +786,19 @@ static int load_tensors(const Model *m, const LayerTensors *lt, Layer *l, char *
 	return 0;
 }
 
+int model_layer_kind(const Model *m, size_t i, ModelLayerKind *out)
+{
+	memset(out, 0, sizeof *out);
+	if (i >= m->fam.n_layers)
+		return -1;
+	out->rope = family_layer_rope(&m->fam, i);
+	out->sliding = family_layer_sliding(&m->fam, i);
+	out->sliding_window = family_layer_window(&m->fam, i);
+	out->attn_softcap = m->fam.attn_softcap;
+	out->sparse = family_layer_sparse(&m->fam, i);
+	return 0;
+}
+
 int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
 {
 	LayerTensors lt;
@@ -773,6 +817,8 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
 		return -1;
 	}
 	out->rope = family_layer_rope(&m->fam, i);
+	out->sliding_window = family_layer_window(&m->fam, i);
+	out->attn_softcap = m->fam.attn_softcap;
 	out->score_scale = m->fam.score_scale;
 	out->norm_eps = m->fam.norm_eps;
 	out->qk_norm_eps = m->fam.qk_norm_eps;

@@ -22,6 +22,21 @@ typedef enum {
 	MODEL_FMT_LLAMA2C = 2
 } ModelFormat;
 
+/* A mixture of experts in place of the dense MLP (Mixtral, Qwen2-MoE,
+ * Qwen3-MoE), as the config or the GGUF metadata states it: read for the
+ * whole-model forward pass; attention is as in a dense model. */
+typedef struct {
+	size_t n_experts;         /* 0: a dense model */
+	size_t experts_per_tok;   /* the router's top k */
+	bool norm_topk_prob;      /* the k weights renormalised to sum 1 */
+	size_t expert_ff;         /* an expert's intermediate size, 0 = unstated */
+	size_t shared_expert_ff;  /* Qwen2-MoE's shared expert, 0 = none */
+	size_t sparse_step;       /* decoder_sparse_step (1 when unstated) */
+	size_t n_sparse;          /* layers with experts (the rest dense) */
+	char router[64];          /* per-layer router tensor suffix:
+				   * ".mlp.gate.weight", ".ffn_gate_inp.weight" */
+} ModelMoe;
+
 /* What a checkpoint holds (ropefold info). */
 typedef struct {
 	ModelFormat format;
@@ -44,7 +59,28 @@ typedef struct {
 	bool fused_qkv;
 	char note[1024];          /* "" or one line: the model family is not one
 				   * ropefold knows, and what was assumed */
+	/* What the family adds (zero when it adds nothing); per layer in
+	 * model_layer_kind(). */
+	double theta_local;       /* RoPE base of the sliding layers, no
+				   * scaling (Gemma 3); 0 = as rope */
+	size_t sliding_window;    /* tokens of the sliding layers, 0 = none */
+	size_t n_sliding;         /* layers of the sliding kind */
+	double attn_softcap;      /* scores c tanh(s / c) (Gemma 2), 0 = none */
+	double final_softcap;     /* logits likewise, 0 = none */
+	size_t mrope_section[3];  /* M-RoPE pairs per (t, h, w) (Qwen2-VL) */
+	char rope_table[64];      /* where longrope's or rope_freqs' factors
+				   * came from, "" without */
+	ModelMoe moe;
 } ModelInfo;
+
+/* What one layer is beyond its weights. */
+typedef struct {
+	RopeSpec rope;            /* its RoPE (longrope: both factor sets) */
+	bool sliding;             /* of the sliding kind (local, Gemma 3) */
+	size_t sliding_window;    /* keys it sees back, 0 = every earlier one */
+	double attn_softcap;      /* 0 = none */
+	bool sparse;              /* experts instead of a dense MLP */
+} ModelLayerKind;
 
 typedef struct Model Model;
 
@@ -57,6 +93,8 @@ int model_open_memory(const void *p, size_t n, const char *config_json, const ch
 		      Model **out, char *err, size_t errlen);
 /* What the checkpoint holds. */
 const ModelInfo *model_info(const Model *m);
+/* What layer i is beyond its weights (i < n_layers, else -1). */
+int model_layer_kind(const Model *m, size_t i, ModelLayerKind *out);
 /* Read layer i into a float64 Layer (allocated here; layer_free it). */
 int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen);
 /* Token embeddings of n token ids into out (n x D, row-major). */

@@ -30,13 +30,43 @@ typedef struct {
 	bool layout_set;           /* the format fixes the layout */
 	RopeLayout layout;
 	RopeScaling scaling;
+	char scaling_table[64];    /* where longrope's or rope_freqs' table came
+				    * from, for messages: "rope_scaling.short_factor" */
+	size_t max_pos;            /* max_position_embeddings, 0 = not stated */
+	size_t mrope_section[3];   /* Qwen2-VL M-RoPE pairs per (t, h, w), or 0s */
 	double norm_eps;
 	double qk_norm_eps;
 	double query_pre_attn_scalar;  /* Gemma 2/3 score scale, 0 = none */
 	bool norm_plus_one;        /* stored norm weight w means 1 + w (HF Gemma) */
 	bool embed_scale_sqrt_d;   /* embeddings times sqrt(D) (Gemma) */
-	bool llama3_freqs_tensor;  /* GGUF rope_freqs present (not applied) */
+	/* Per-layer kinds, resolved by the reader with the format's rules
+	 * (HF's config classes, llama.cpp's loader). */
+	size_t sliding_window;     /* tokens of the sliding layers, 0 = none */
+	unsigned char *layer_bits; /* n_layers entries of HP_LAYER_*, or NULL when
+				    * no layer slides nor is sparse; owned by
+				    * the model (freed in model_close) */
+	double attn_softcap;       /* Gemma 2 scores c tanh(s / c), 0 = none */
+	double final_softcap;      /* Gemma 2 logits likewise, 0 = none */
+	/* Mixture of experts (Mixtral, Qwen2/Qwen3-MoE): 0 experts = dense. */
+	size_t n_experts;
+	size_t experts_per_tok;
+	bool norm_topk_prob;       /* renormalise the top-k router weights */
+	size_t moe_ff;             /* each expert's intermediate size, 0 = unstated */
+	size_t shared_expert_ff;   /* Qwen2-MoE shared expert, 0 = none */
+	size_t sparse_step;        /* Qwen-MoE decoder_sparse_step, 0 = 1 */
 } Hparams;
+
+/* Layer counts beyond this are refused (families.c); per-layer tables
+ * are never allocated past it. */
+#define HP_MAX_LAYERS ((size_t)100000)
+
+/* The bits of Hparams.layer_bits. */
+enum {
+	HP_LAYER_SLIDING = 1u << 0,   /* of the sliding kind: attends within
+				       * sliding_window (if any); Gemma 3's
+				       * local RoPE */
+	HP_LAYER_SPARSE = 1u << 1     /* experts instead of a dense MLP */
+};
 
 /* One checkpoint format, ncdu dir_output style. model.c calls, per file:
  *

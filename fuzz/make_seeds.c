@@ -3,7 +3,7 @@
 /* Writes the fuzz seed corpus with the tests' own fixture writers:
  * OUT/gguf/, OUT/safetensors/, OUT/llama2c/, small valid files of each
  * format (several dtypes, every ggml block quantization, biases, fused
- * qkv) that the fuzzer mutates. */
+ * qkv, what the families add) that the fuzzer mutates. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +109,40 @@ int main(int argc, char **argv)
 		layer_free(&ql[0]);
 		layer_free(&ql[1]);
 	}
+	/* What the families add: Gemma 3's window, per-layer period and local
+	 * base with rope_freqs; Qwen2-MoE's experts and a router; Qwen2-VL's
+	 * sections (the arrays and tensors their readers walk). */
+	static const double ff[4] = {1, 2, 4, 8};
+	static double router[4 * 32];
+	size_t nt = fx_llama_tensors(ly, 2, emb, 40, "gguf", "F32", t);
+	t[nt++] = (FxTensor){"rope_freqs.weight", "F32", 1, {4, 0, 0, 0}, ff};
+	FxKv g3[] = {{"general.architecture", 's', "gemma3", 0},
+		     {"gemma3.block_count", 'u', NULL, 2},
+		     {"gemma3.embedding_length", 'u', NULL, 32},
+		     {"gemma3.attention.head_count", 'u', NULL, 4},
+		     {"gemma3.attention.head_count_kv", 'u', NULL, 2},
+		     {"gemma3.attention.sliding_window", 'u', NULL, 8},
+		     {"gemma3.attention.sliding_window_pattern", 'U', "1,0", 0},
+		     {"gemma3.rope.freq_base_swa", 'f', NULL, 1e4},
+		     {"gemma3.final_logit_softcapping", 'f', NULL, 30}};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, g3, sizeof g3 / sizeof g3[0], t, nt, 0);
+	put(out, "gguf", "seed-gemma3.gguf", &b);
+	fx_free(&b);
+	nt = fx_llama_tensors(ly, 2, emb, 40, "gguf", "F32", t);
+	t[nt++] = (FxTensor){"blk.1.ffn_gate_inp.weight", "F32", 2, {4, 32, 0, 0}, router};
+	FxKv moe[] = {{"general.architecture", 's', "qwen2moe", 0},
+		      {"qwen2moe.block_count", 'u', NULL, 2},
+		      {"qwen2moe.embedding_length", 'u', NULL, 32},
+		      {"qwen2moe.attention.head_count", 'u', NULL, 4},
+		      {"qwen2moe.attention.head_count_kv", 'u', NULL, 2},
+		      {"qwen2moe.expert_count", 'u', NULL, 4},
+		      {"qwen2moe.expert_used_count", 'u', NULL, 2},
+		      {"qwen2moe.expert_weights_norm", 'b', NULL, 1},
+		      {"qwen2moe.rope.dimension_sections", 'U', "1,1,2,0", 0}};
+	fx_gguf(&b, 3, moe, sizeof moe / sizeof moe[0], t, nt, 0);
+	put(out, "gguf", "seed-moe.gguf", &b);
+	fx_free(&b);
 	int32_t h1[7] = {16, 24, 2, 4, 2, 10, 6}, h2[7] = {8, 8, 1, 2, 2, -6, 2};
 	FxBuf b = {0};
 	fx_llama2c(&b, h1);

@@ -270,6 +270,26 @@ void fx_gguf_raw(FxBuf *out, unsigned version, const FxKv *kv, size_t nkv,
 			for (size_t k = 0; k < (size_t)kv[i].num; k++)
 				fx_u32(out, (uint32_t)kv[i].num);
 			break;
+		case 'b': {
+			unsigned char v = kv[i].num != 0;
+			fx_u32(out, 7);
+			fx_put(out, &v, 1);
+			break;
+		}
+		case 'U': {
+			size_t cnt = 1;
+			for (const char *p = kv[i].s; *p; p++)
+				cnt += *p == ',';
+			fx_u32(out, 9);
+			fx_u32(out, 4);
+			fx_u64(out, cnt);
+			for (const char *p = kv[i].s; *p;) {
+				char *end;
+				fx_u32(out, (uint32_t)strtoul(p, &end, 10));
+				p = *end == ',' ? end + 1 : end;
+			}
+			break;
+		}
 		}
 	}
 	FxBuf data = {0};

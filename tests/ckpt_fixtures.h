@@ -47,7 +47,8 @@ void fx_encode(FxBuf *b, const char *dtype, const double *v, size_t n);
 void fx_safetensors(FxBuf *out, const FxTensor *t, size_t nt);
 
 /* GGUF metadata entry: type 's' string, 'u' uint32, 'f' float32, 'A' array
- * of num copies of the string s, 'I' array of num int32 all equal to num. */
+ * of num copies of the string s, 'I' array of num int32 all equal to num,
+ * 'b' bool num, 'U' array of the uint32 values listed in s ("1,0,1"). */
 typedef struct {
 	const char *key;
 	char type;

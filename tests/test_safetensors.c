@@ -284,8 +284,14 @@ static void test_rope_scaling(void **state)
 			assert_close(in->rope.scaling.original_max_pos, 32768, 0);
 		model_close(m);
 	}
+	/* longrope is read (tests/families.sh, test_families.c); without its
+	 * factors it is named, as is a rule ropefold does not know */
 	write_llama(f, "F32", ", \"rope_scaling\": {\"type\": \"longrope\", \"factor\": 4}");
-	open_fails(f->dir, "longrope");
+	open_fails(f->dir, "config.json: rope_scaling.short_factor: missing (longrope needs one "
+			   "factor per rotary pair)");
+	write_llama(f, "F32", ", \"rope_scaling\": {\"type\": \"cubic\", \"factor\": 4}");
+	open_fails(f->dir, "rope_scaling type 'cubic' is not supported (linear, dynamic, yarn, "
+			   "llama3, longrope)");
 }
 
 /* Qwen2 biases, Qwen3 per-head QK-norm, OLMo2 full QK-norm, Gemma. */

@@ -376,5 +376,23 @@ check "... and its info view says the family was assumed" "assumed: the family i
 keys q
 check "... and q quits" "EXIT=0"
 
+# Phi-3 longrope: the info view names the factor set of the evaluation's
+# T, and :seq across original_max_position_embeddings (16) switches it, as
+# HF switches on the length of the pass.
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+	/usr/bin/python3 "${SRCDIR:-.}/tests/family_fixtures.py" --family phi3-longrope \
+		--out "$WORK/lr"
+	start "'$ROPEFOLD' tui --model lr --seq 8"
+	check "longrope: the explorer evaluates it" "residual +yes +. holds"
+	keys 9
+	check "... its info view: the short factors at T=8" "longrope: short factors at T=8 "
+	keys ':seq 20' Enter
+	check "... :seq 20 takes the long ones" "longrope: long factors at T=20 "
+	keys q
+	check "... and q quits" "EXIT=0"
+else
+	n=$((n + 1)); echo "ok $n - longrope in the explorer # SKIP no python3-numpy"
+fi
+
 echo "1..$n"
 [ "$failed" = 0 ]

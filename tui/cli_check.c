@@ -165,8 +165,15 @@ int workload_build(const RunOptions *o, bool use_default, Workload *w,
 	if (rope_spec_check(&w->layer.rope, w->layer.shape.head_dim, &why) != RF_OK) {
 		/* the flags were checked one by one: what is left is how
 		 * --rotary-dim meets the checkpoint's head dim */
-		if (!opts_check_rope(o, w->layer.shape.head_dim, w->source, err, errlen))
-			snprintf(err, errlen, "%s: %s", w->source, why);
+		const RopeScaling *sc = &w->layer.rope.scaling;
+		if (!opts_check_rope(o, w->layer.shape.head_dim, w->source, err, errlen)) {
+			if (o->rotary_set && sc->n_pairs && sc->n_pairs != w->layer.rope.rotary_dim / 2)
+				snprintf(err, errlen, "--rotary-dim: %zu does not fit %s's RoPE factor "
+					 "table (%zu factors, for rotary dim %zu)", o->rope.rotary_dim,
+					 w->source, sc->n_pairs, 2 * sc->n_pairs);
+			else
+				snprintf(err, errlen, "%s: %s", w->source, why);
+		}
 		workload_done(w);
 		return 2;
 	}

@@ -7,6 +7,7 @@
 #include "core/rope.h"
 #include "data/model.h"
 #include "tui/cli_info.h"
+#include "tui/info_family.h"
 #include "tui/options.h"
 
 static void info_help(void)
@@ -148,11 +149,13 @@ int cli_info(int argc, char **argv)
 			return 2;
 		}
 		json_object_set_new(doc, "path", json_string(path));
+		info_family_json(doc, m);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
 		info_text(path, in);
+		info_family_text(stdout, m);
 	}
 	model_close(m);
 	return 0;

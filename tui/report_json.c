@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/rope.h"
 #include "core/rotation.h"
@@ -140,6 +141,26 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(config, "precision",
 			    json_string(rep->precision == PREC_F32 ? "f32" : "f64"));
 	json_object_set_new(config, "tol", num(rep->tol));
+	/* the layer's RoPE at this T (longrope switches on it) */
+	size_t np = l->rope.rotary_dim / 2;
+	double *w = calloc(np ? np : 1, sizeof *w);
+	json_t *freqs = json_array();
+	if (w && rope_frequencies_at(&l->rope, ctx->seq, w) == RF_OK)
+		for (size_t i = 0; i < np; i++)
+			json_array_append_new(freqs, num(w[i]));
+	free(w);
+	json_object_set_new(config, "rope_frequencies", freqs);
+	json_object_set_new(config, "rope_attention_factor", num(rope_attention_factor(&l->rope)));
+	json_object_set_new(config, "longrope_factors",
+			    l->rope.scaling.kind != ROPE_SCALING_LONGROPE ? json_null()
+			    : json_string(rope_uses_long_factors(&l->rope, ctx->seq) ? "long"
+									 : "short"));
+	/* carried for the engine, which does not apply them yet */
+	json_object_set_new(config, "sliding_window", l->sliding_window
+				    ? json_integer((json_int_t)l->sliding_window) : json_null());
+	json_object_set_new(config, "attn_softcap", l->attn_softcap > 0 ? num(l->attn_softcap)
+								       : json_null());
+	json_object_set_new(config, "window_softcap_applied", json_false());
 
 	json_t *fold = json_object();
 	fold_rotate_format(cfg->rotate, buf, sizeof buf);

@@ -92,6 +92,24 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		rope_layout_name(l->rope.layout), l->rope.rotary_dim, l->rope.theta,
 		scal, (l->bq || l->bk || l->bv || l->bo) ? ", biases" : "",
 		(l->q_norm || l->k_norm) ? ", QK-norm" : "");
+	if (l->rope.scaling.kind == ROPE_SCALING_LONGROPE)
+		fprintf(f, "longrope %s factors at T = %zu (long when T > %g)\n",
+			rope_uses_long_factors(&l->rope, ctx->seq) ? "long" : "short", ctx->seq,
+			l->rope.scaling.original_max_pos);
+	if (l->rope.scaling.kind == ROPE_SCALING_NTK && l->rope.scaling.original_max_pos > 0)
+		fprintf(f, "dynamic %s at T = %zu (the base grows only when T > %g)\n",
+			(double)ctx->seq > l->rope.scaling.original_max_pos ? "stretched" : "unscaled",
+			ctx->seq, l->rope.scaling.original_max_pos);
+	if (l->sliding_window || l->attn_softcap > 0) {
+		char win[48] = "", cap[48] = "";
+		if (l->sliding_window)
+			snprintf(win, sizeof win, "sliding window %zu", l->sliding_window);
+		if (l->attn_softcap > 0)
+			snprintf(cap, sizeof cap, "%sscore soft-cap %g", *win ? ", " : "",
+				 l->attn_softcap);
+		fprintf(f, "attn    %s%s: carried, not applied here; a commuting fold leaves every "
+			"score equal, so windowed or capped scores stay equal too\n", win, cap);
+	}
 	fprintf(f, "fold    rotate %s, drop %s, kind %s%s", rot,
 		*drop ? drop : "none",
 		(cfg->dropped & ASSUME_COMMUTES) ? rotation_kind_name(cfg->kind) : "commuting",

@@ -92,6 +92,8 @@ static void fill_info(LayerInfo *li, const Workload *w)
 	li->qk_norm = l->q_norm || l->k_norm;
 	li->attn_norm = l->attn_norm != NULL;
 	li->score_scale = layer_score_scale(l);
+	li->sliding_window = l->sliding_window;
+	li->attn_softcap = l->attn_softcap;
 	li->bytes = layer_bytes(l);
 	li->seq = w->seq;
 	snprintf(li->source, sizeof li->source, "%s", w->source);

@@ -39,6 +39,13 @@ static void info_draw(const ViewContext *c)
 	draw_textf(w, y++, 10, 0, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
 		   rope_layout_name(li->rope.layout), li->rope.rotary_dim,
 		   li->shape.head_dim, li->rope.theta, scal);
+	if (li->rope.scaling.kind == ROPE_SCALING_LONGROPE)
+		draw_textf(w, y++, 10, 0, "longrope: %s factors at T=%zu (long when T > %g)",
+			   rope_uses_long_factors(&li->rope, rep->seq) ? "long" : "short", rep->seq,
+			   li->rope.scaling.original_max_pos);
+	if (li->sliding_window || li->attn_softcap > 0)
+		draw_textf(w, y++, 10, 0, "window %zu, soft-cap %g: carried, not applied (equal "
+			   "scores stay equal)", li->sliding_window, li->attn_softcap);
 	if (li->family_assumed)
 		draw_textf(w, y++, 10, 0, "assumed: the family is not one ropefold knows (%s, "
 			   "Llama's conventions)", rope_layout_name(li->rope.layout));
