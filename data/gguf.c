@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/ggml_types.h"
 #include "data/reader.h"
 
 /* GGUF v2/v3: "GGUF", u32 version, u64 tensor count, u64 metadata count,
@@ -200,40 +201,6 @@ static void skip_value(Cur *c, unsigned t, int depth)
 	}
 	for (uint64_t i = 0; i < n && !c->failed; i++)
 		skip_value(c, et, depth + 1);
-}
-
-/* ggml types that convert, plus the rest with their block geometry so
- * that byte ranges of unsupported tensors are still checked. */
-static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *bytes,
-			   const char **name)
-{
-	static const struct {
-		unsigned id;
-		const char *name;
-		TensorDtype dt;
-		size_t blk, bytes;
-	} tab[] = {
-		{0, "F32", TDT_F32, 1, 4},              {1, "F16", TDT_F16, 1, 2},
-		{2, "Q4_0", TDT_Q4_0, 32, 18},          {3, "Q4_1", TDT_UNSUPPORTED, 32, 20},
-		{6, "Q5_0", TDT_UNSUPPORTED, 32, 22},   {7, "Q5_1", TDT_UNSUPPORTED, 32, 24},
-		{8, "Q8_0", TDT_Q8_0, 32, 34},          {9, "Q8_1", TDT_UNSUPPORTED, 32, 36},
-		{10, "Q2_K", TDT_UNSUPPORTED, 256, 84}, {11, "Q3_K", TDT_UNSUPPORTED, 256, 110},
-		{12, "Q4_K", TDT_UNSUPPORTED, 256, 144}, {13, "Q5_K", TDT_UNSUPPORTED, 256, 176},
-		{14, "Q6_K", TDT_UNSUPPORTED, 256, 210}, {15, "Q8_K", TDT_UNSUPPORTED, 256, 292},
-		{24, "I8", TDT_UNSUPPORTED, 1, 1},      {25, "I16", TDT_UNSUPPORTED, 1, 2},
-		{26, "I32", TDT_UNSUPPORTED, 1, 4},     {27, "I64", TDT_UNSUPPORTED, 1, 8},
-		{28, "F64", TDT_F64, 1, 8},             {30, "BF16", TDT_BF16, 1, 2},
-	};
-	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
-		if (tab[i].id == t) {
-			*dt = tab[i].dt;
-			*blk = tab[i].blk;
-			*bytes = tab[i].bytes;
-			*name = tab[i].name;
-			return true;
-		}
-	}
-	return false;
 }
 
 static bool gguf_sniff(const unsigned char *p, size_t n, size_t size)
@@ -696,14 +663,13 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		uint64_t off = cur_uint(&c, 8);
 		if (c.failed)
 			goto fail;
-		TensorDtype dt;
-		size_t blk, bsz, nbytes;
-		const char *tname;
-		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
+		GgmlType gt;
+		size_t nbytes;
+		if (!ggml_type_of(ty, &gt)) {
 			c.pos -= 12;
 			FAIL("unknown tensor type");
 		}
-		if (ne[0] % blk || !size_mul(nelem / blk, bsz, &nbytes)) {
+		if (ne[0] % gt.block || !size_mul(nelem / gt.block, gt.block_bytes, &nbytes)) {
 			c.pos = at;
 			FAIL("tensor row length not a multiple of its block size");
 		}
@@ -716,8 +682,8 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 				 t->name);
 			goto fail_quiet;
 		}
-		t->dtype = dt;
-		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", tname);
+		t->dtype = gt.dtype;
+		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", gt.name);
 		t->ndim = nd;
 		for (uint32_t j = 0; j < nd; j++)
 			t->shape[j] = ne[nd - 1 - j];   /* ne0 is the innermost */

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/dtype.h"
 #include "core/layer.h"
 
 /* An open checkpoint of any supported format, read lazily with pread on
@@ -32,7 +33,8 @@ typedef struct {
 	bool biases;              /* q/k/v biases */
 	bool o_bias;
 	bool qk_norm;
-	char dtype[16];           /* of the attention weights: "F32", "BF16", ... */
+	StoreDtype dtype;         /* of the attention weights (every layer's
+				   * converts: model_open checked them) */
 	char tensor_q[160];       /* attention tensor names of layer 0 */
 	char tensor_k[160];
 	char tensor_v[160];

@@ -7,35 +7,6 @@
 
 #include "data/tensor.h"
 
-size_t tensor_dtype_block(TensorDtype t)
-{
-	return (t == TDT_Q8_0 || t == TDT_Q4_0) ? 32 : 1;
-}
-
-bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
-{
-	switch (t) {
-	case TDT_F64:
-		return size_mul(n, 8, bytes);
-	case TDT_F32:
-		return size_mul(n, 4, bytes);
-	case TDT_F16:
-	case TDT_BF16:
-		return size_mul(n, 2, bytes);
-	case TDT_Q8_0:
-		if (n % 32)
-			return false;
-		return size_mul(n / 32, 34, bytes);
-	case TDT_Q4_0:
-		if (n % 32)
-			return false;
-		return size_mul(n / 32, 18, bytes);
-	case TDT_UNSUPPORTED:
-		break;
-	}
-	return false;
-}
-
 /* FNV-1a over the name. */
 static size_t name_hash(const char *s)
 {
@@ -158,39 +129,27 @@ static uint64_t ld64(const unsigned char *p)
 }
 
 /* Element j of a 32-element quantized block. */
-static double block_elem(TensorDtype t, const unsigned char *blk, size_t j)
+static double block_elem(StoreDtype t, const unsigned char *blk, size_t j)
 {
 	double d = tensor_f16_to_double(ld16(blk));
-	if (t == TDT_Q8_0)
+	if (t == STORE_Q8_0)
 		return d * (double)(int8_t)blk[2 + j];
 	unsigned q = j < 16 ? (blk[2 + j] & 0x0f) : (blk[2 + j - 16] >> 4);
 	return d * ((double)q - 8.0);
 }
 
-/* Stored bytes of one element of the element-wise dtypes (0: blocks). */
-static size_t elem_bytes(TensorDtype t)
-{
-	switch (t) {
-	case TDT_F64: return 8;
-	case TDT_F32: return 4;
-	case TDT_F16:
-	case TDT_BF16: return 2;
-	default: return 0;
-	}
-}
-
 /* n stored elements at raw into out, front to back, each element loaded
  * before its double is stored: raw may lie inside out (see tensor_read). */
-static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, double *out)
+static void convert_elems(StoreDtype t, const unsigned char *raw, size_t n, double *out)
 {
 	switch (t) {
-	case TDT_F64:
+	case STORE_F64:
 		for (size_t i = 0; i < n; i++) {
 			uint64_t u = ld64(raw + 8 * i);
 			memcpy(&out[i], &u, sizeof u);
 		}
 		break;
-	case TDT_F32:
+	case STORE_F32:
 		for (size_t i = 0; i < n; i++) {
 			uint32_t u = ld32(raw + 4 * i);
 			float f;
@@ -198,11 +157,11 @@ static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, dou
 			out[i] = f;
 		}
 		break;
-	case TDT_F16:
+	case STORE_F16:
 		for (size_t i = 0; i < n; i++)
 			out[i] = tensor_f16_to_double(ld16(raw + 2 * i));
 		break;
-	case TDT_BF16:
+	case STORE_BF16:
 		for (size_t i = 0; i < n; i++)
 			out[i] = tensor_bf16_to_double(ld16(raw + 2 * i));
 		break;
@@ -223,7 +182,7 @@ static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, dou
 static int read_blocks(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		       size_t errlen)
 {
-	size_t bsz = t->dtype == TDT_Q8_0 ? 34 : 18;
+	size_t bsz = dtype_block_bytes(t->dtype);
 	size_t e = first, end = first + n;
 	while (e < end) {
 		size_t b = e / 32;
@@ -260,14 +219,14 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 		size_t errlen)
 {
 	size_t end;
-	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == TDT_UNSUPPORTED) {
+	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == STORE_UNSUPPORTED) {
 		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
 			 t->file, t->name, first, first + n, t->dtype_name);
 		return -1;
 	}
-	if (t->dtype == TDT_Q8_0 || t->dtype == TDT_Q4_0)
+	if (!dtype_is_float(t->dtype))
 		return read_blocks(t, first, n, out, err, errlen);
-	size_t es = elem_bytes(t->dtype);
+	size_t es = dtype_block_bytes(t->dtype);
 	for (size_t done = 0; done < n;) {
 		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
 		/* The m stored elements are read into the end of their m

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,39 +83,6 @@ static bool same_inode(const struct stat *a, const struct stat *b)
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-const char *writer_dtype_name(TensorDtype t)
-{
-	switch (t) {
-	case TDT_F64: return "F64";
-	case TDT_F32: return "F32";
-	case TDT_F16: return "F16";
-	case TDT_BF16: return "BF16";
-	default: return NULL;
-	}
-}
-
-int writer_dtype_parse(const char *s, TensorDtype *out)
-{
-	static const TensorDtype all[] = {TDT_F64, TDT_F32, TDT_F16, TDT_BF16};
-	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-		if (!strcasecmp(s, writer_dtype_name(all[i]))) {
-			*out = all[i];
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static StoreDtype store_of(TensorDtype t)
-{
-	switch (t) {
-	case TDT_F64: return STORE_F64;
-	case TDT_F16: return STORE_F16;
-	case TDT_BF16: return STORE_BF16;
-	default: return STORE_F32;
-	}
-}
-
 /* IEEE half bits of a double already representable as a half. */
 static uint16_t half_bits(double v)
 {
@@ -137,20 +103,20 @@ static uint16_t half_bits(double v)
 }
 
 /* Little-endian bytes of n values already rounded to dtype t. */
-static void encode(TensorDtype t, const double *v, size_t n, unsigned char *out)
+static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint64_t u = 0;
 		size_t k = 0;
-		if (t == TDT_F64) {
+		if (t == STORE_F64) {
 			memcpy(&u, &v[i], 8);
 			k = 8;
-		} else if (t == TDT_F32 || t == TDT_BF16) {
+		} else if (t == STORE_F32 || t == STORE_BF16) {
 			float f = (float)v[i];
 			uint32_t b;
 			memcpy(&b, &f, 4);
-			u = t == TDT_F32 ? b : b >> 16;
-			k = t == TDT_F32 ? 4 : 2;
+			u = t == STORE_F32 ? b : b >> 16;
+			k = t == STORE_F32 ? 4 : 2;
 		} else {
 			u = half_bits(v[i]);
 			k = 2;
@@ -816,7 +782,7 @@ static WSeg *find_seg(Writer *w, const TensorRef *t, WFile **file)
 	return NULL;
 }
 
-int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
+int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 		   size_t errlen)
 {
 	WSeg *s = find_seg(w, t, NULL);
@@ -825,19 +791,21 @@ int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
 			 t->name);
 		return -1;
 	}
-	if (!writer_dtype_name(dtype)) {
-		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s (F64, F32, F16, BF16)",
-			 t->file, t->name, t->dtype_name);
+	if (!dtype_is_float(dtype)) {
+		char floats[64];
+		dtype_list(floats, sizeof floats, true);
+		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s (%s)", t->file, t->name,
+			 t->dtype_name, floats);
 		return -1;
 	}
-	if (w->files[0].format == MODEL_FMT_LLAMA2C && dtype != TDT_F32) {
+	if (w->files[0].format == MODEL_FMT_LLAMA2C && dtype != STORE_F32) {
 		snprintf(err, errlen, "%s: tensor %s: llama2.c files hold only F32", t->file,
 			 t->name);
 		return -1;
 	}
 	s->replace = true;
 	s->out_dtype = dtype;
-	if (!tensor_dtype_bytes(dtype, t->nelem, &s->out_len)) {
+	if (!dtype_bytes(dtype, t->nelem, &s->out_len)) {
 		snprintf(err, errlen, "%s: tensor %s: too large", t->file, t->name);
 		return -1;
 	}
@@ -1085,7 +1053,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		return -1;
 	}
 	memcpy(v, values, n * sizeof(double));
-	dtype_round(store_of(s->out_dtype), v, n);
+	dtype_round(s->out_dtype, v, n);
 	WriterRounding rr = {0, 0, 0};
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
@@ -1103,7 +1071,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		*r = rr;
 	if (!rc && !isfinite(rr.max_abs_err)) {
 		snprintf(err, errlen, "%s: tensor %s: a rotated value overflows %s", w->out,
-			 t->name, writer_dtype_name(s->out_dtype));
+			 t->name, dtype_name(s->out_dtype));
 		return -1;
 	}
 	return rc;

@@ -18,7 +18,7 @@ typedef struct {
 	size_t out_off;           /* absolute in the output (relative to the
 				   * data section while the layout is built) */
 	size_t out_len;
-	TensorDtype out_dtype;
+	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
 } WSeg;

@@ -8,6 +8,7 @@
 
 #include "tests/testutil.h"
 
+#include "core/dtype.h"
 #include "core/verify.h"
 #include "data/default_model.h"
 #include "data/model.h"
@@ -132,8 +133,8 @@ static void assert_relation(const char *pa, const char *pb, VerifyRelation want_
 			    size_t only_layer)
 {
 	Model *ma = open_ok(pa), *mb = open_ok(pb);
-	double ua = cli_dtype_roundoff(model_info(ma)->dtype);
-	double ub = cli_dtype_roundoff(model_info(mb)->dtype);
+	double ua = dtype_unit_roundoff(model_info(ma)->dtype);
+	double ub = dtype_unit_roundoff(model_info(mb)->dtype);
 	VerifyOptions vo = {ua > ub ? ua : ub, 0};
 	char err[512];
 	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {
@@ -326,7 +327,7 @@ static void test_gguf(void **state)
 	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f64", "--force",
 				  NULL), 0);
 	Model *m = open_ok(f->out);
-	assert_string_equal(model_info(m)->dtype, "F64");
+	assert_string_equal(dtype_name(model_info(m)->dtype), "F64");
 	model_close(m);
 	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
 	assert_others_equal(f->in, f->out);
@@ -709,7 +710,7 @@ static void test_fused(void **state)
 static void assert_heads_permuted(const char *pa, const char *pb)
 {
 	Model *ma = open_ok(pa), *mb = open_ok(pb);
-	VerifyOptions vo = {cli_dtype_roundoff(model_info(ma)->dtype), 0};
+	VerifyOptions vo = {dtype_unit_roundoff(model_info(ma)->dtype), 0};
 	char err[512];
 	size_t permuted = 0;
 	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {

@@ -7,6 +7,7 @@
 #include "tests/testutil.h"
 
 #include "data/default_model.h"
+#include "core/dtype.h"
 #include "data/model.h"
 #include "tests/ckpt_fixtures.h"
 
@@ -237,7 +238,7 @@ static void test_shared_hf(void **state)
 	Model *m = open_shared(dir, "tiny_llama_hf");
 	const ModelInfo *in = model_info(m);
 	assert_int_equal(in->rope.layout, ROPE_HALF);
-	assert_string_equal(in->dtype, "BF16");
+	assert_string_equal(dtype_name(in->dtype), "BF16");
 	assert_int_equal(in->shape.d_model, 96);
 	assert_int_equal(in->shape.n_heads, 4);
 	assert_int_equal(in->shape.n_kv_heads, 2);

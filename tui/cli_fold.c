@@ -201,20 +201,27 @@ typedef struct {
 	char err[1024];
 } FoldRun;
 
+/* A float dtype's name (the sidecar's dtype_in) into *dt: -1 for any
+ * other name, which a fold never records. */
+static int parse_float(const char *name, StoreDtype *dt)
+{
+	return dtype_parse(name, dt) || !dtype_is_float(*dt) ? -1 : 0;
+}
+
 /* The dtype tensor t of the k-th layer is stored in. */
-static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, TensorDtype *dt)
+static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, StoreDtype *dt)
 {
 	if (r->undo) {
 		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
-		if (in && !writer_dtype_parse(in, dt))
+		if (in && !parse_float(in, dt))
 			return 0;
 	}
 	if (r->o.dtype && strcmp(r->o.dtype, "keep")) {
-		*dt = !strcmp(r->o.dtype, "f64") ? TDT_F64 : TDT_F32;
+		*dt = !strcmp(r->o.dtype, "f64") ? STORE_F64 : STORE_F32;
 		return 0;
 	}
 	*dt = t->dtype;
-	if (writer_dtype_name(t->dtype))
+	if (dtype_is_float(t->dtype))
 		return 0;
 	snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: rotated weights cannot be "
 		 "re-stored in a block quantization; use --dtype f32", t->file, t->name,
@@ -222,18 +229,12 @@ static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, TensorDtype *dt)
 	return -1;
 }
 
-static StoreDtype store_of(TensorDtype t)
-{
-	return t == TDT_F64 ? STORE_F64 : t == TDT_F16 ? STORE_F16
-		: t == TDT_BF16 ? STORE_BF16 : STORE_F32;
-}
-
 /* Whether the k-th layer's QK-norm weight t (over all heads) is rewritten:
  * it moves with its heads when the fold reorders the kv groups, and an
  * undo moves it back when the fold recorded it (a sidecar that does not
  * name it left it in place). It keeps its own dtype: nothing rounds it. */
 static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
-		       const TensorRef *t, TensorDtype *dt)
+		       const TensorRef *t, StoreDtype *dt)
 {
 	if (!t || !lt->qk_norm_all_heads)
 		return false;
@@ -245,7 +246,7 @@ static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
 	} else if (!r->o.fold.permute_heads || model_info(r->m)->shape.n_kv_heads < 2) {
 		return false;
 	}
-	if (!in || writer_dtype_parse(in, dt))
+	if (!in || parse_float(in, dt))
 		*dt = t->dtype;
 	return true;
 }
@@ -253,7 +254,7 @@ static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
 /* A tensor the k-th layer rewrites, and the dtype it is stored in. */
 typedef struct {
 	const TensorRef *t;
-	TensorDtype dt;
+	StoreDtype dt;
 	int q_norm;           /* -1 attention tensor, 0 q_norm, 1 k_norm */
 } Rewrite;
 
@@ -268,17 +269,17 @@ static int layer_rewrites(FoldRun *r, size_t k, const LayerTensorRefs *lt, Rewri
 	for (int a = 0; a < ATT_COUNT; a++) {
 		if (!lt->t[a] || !model_tensor_folded((AttnTensor)a))
 			continue;
-		out[*n] = (Rewrite){lt->t[a], TDT_F32, -1};
+		out[*n] = (Rewrite){lt->t[a], STORE_F32, -1};
 		if (out_dtype(r, k, lt->t[a], &out[*n].dt))
 			return -1;
 		++*n;
 	}
 	for (int q = 0; q < 2; q++) {
 		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
-		TensorDtype dt;
+		StoreDtype dt;
 		if (!norm_moves(r, k, lt, t, &dt))
 			continue;
-		if (!writer_dtype_name(dt)) {
+		if (!dtype_is_float(dt)) {
 			snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: its heads cannot be "
 				 "reordered in a block quantization", t->file, t->name, t->dtype_name);
 			return -1;
@@ -302,7 +303,7 @@ static int mark_tensors(FoldRun *r)
 		for (size_t i = 0; i < n; i++) {
 			if (writer_replace(r->w, rw[i].t, rw[i].dt, r->err, sizeof r->err))
 				return -1;
-			double u = dtype_unit_roundoff(store_of(rw[i].dt));
+			double u = dtype_unit_roundoff(rw[i].dt);
 			if (rw[i].q_norm < 0 && u > r->unit)
 				r->unit = u;
 		}
@@ -375,7 +376,7 @@ static int check_undo_input(FoldRun *r)
  * fold records it in the sidecar with the checksums of its stored bytes
  * before and after; an undo compares the bytes it wrote with those the
  * sidecar recorded of the original (*same stays true while they agree). */
-static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, TensorDtype dt,
+static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 			const double *v, WriterRounding *wr, bool *same)
 {
 	uint64_t before = 0;
@@ -389,7 +390,7 @@ static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, TensorDtype dt
 			st.sum_in == wr->checksum;
 		return 0;
 	}
-	SidecarTensor rec = {t->name, t->dtype_name, writer_dtype_name(dt), before,
+	SidecarTensor rec = {t->name, t->dtype_name, dtype_name(dt), before,
 			     wr->checksum};
 	if (sidecar_add_tensor(r->record, &rec)) {
 		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->o.out,
@@ -407,7 +408,7 @@ static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const Fold
 	const LayerShape *s = &model_info(r->m)->shape;
 	for (int q = 0; q < 2; q++) {
 		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
-		TensorDtype dt;
+		StoreDtype dt;
 		WriterRounding wr;
 		if (!norm_moves(r, k, lt, t, &dt))
 			continue;
@@ -459,33 +460,6 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 }
 
 /* ---- undo: is the restored checkpoint provably the original? ------------- */
-
-/* The gaps from g, a value of storage type t, to its neighbours above
- * and below (subnormals kept; a power of two has half the gap below it
- * in magnitude). */
-static void grid_gaps(StoreDtype t, double g, double *up, double *dn)
-{
-	int p = t == STORE_F64 ? 53 : t == STORE_F32 ? 24 : t == STORE_F16 ? 11 : 8;
-	int emin = t == STORE_F64 ? -1022 : t == STORE_F16 ? -14 : -126;
-	double a = fabs(g);
-	if (a == 0) {
-		*up = *dn = ldexp(1.0, emin - p + 1);
-		return;
-	}
-	int e = ilogb(a);
-	if (e < emin)
-		e = emin;
-	double away = ldexp(1.0, e - p + 1);
-	double toward = a == ldexp(1.0, e) && e > emin ? away / 2 : away;
-	*up = g > 0 ? away : toward;
-	*dn = g > 0 ? toward : away;
-}
-
-/* The four float storage types, which the certificate below knows. */
-static bool float_dtype(TensorDtype t)
-{
-	return t == TDT_F64 || t == TDT_F32 || t == TDT_F16 || t == TDT_BF16;
-}
 
 /* A copy of a plan with every rotation entry replaced by its magnitude:
  * folding a non-negative layer with it gives |R| x, the bound on how a
@@ -553,10 +527,10 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 		const TensorRef *tr = lt->t[t];
 		if (!tr || !model_tensor_folded((AttnTensor)t))
 			continue;
-		if (!float_dtype(tr->dtype))
+		if (!dtype_is_float(tr->dtype))
 			return 0;
-		if (dtype_unit_roundoff(store_of(tr->dtype)) > dtype_unit_roundoff(tout))
-			tout = store_of(tr->dtype);
+		if (dtype_unit_roundoff(tr->dtype) > dtype_unit_roundoff(tout))
+			tout = tr->dtype;
 	}
 	FoldPlan fwd, absf, absi;
 	Layer vabs, rv, e, bound;
@@ -595,7 +569,7 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 	for (size_t i = 0; i < m; i++)
 		for (size_t j = 0; j < len[i]; j++) {
 			double f = arr[i][j], up, dn;
-			grid_gaps(tout, f, &up, &dn);
+			dtype_gaps(tout, f, &up, &dn);
 			arr[i][j] = (up > dn ? up : dn) / 2 + gam * (2 * farr[i][j] + fabs(f));
 		}
 	layer_free(&rv);
@@ -607,10 +581,10 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 		const TensorRef *tr = lt->t[t];
 		if (!tr || !model_tensor_folded((AttnTensor)t))
 			continue;
-		TensorDtype dt, want;
+		StoreDtype dt, want;
 		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], tr->name);
-		if (out_dtype(r, k, tr, &dt) || !in || writer_dtype_parse(in, &want) || want != dt ||
-		    !float_dtype(dt)) {
+		if (out_dtype(r, k, tr, &dt) || !in || parse_float(in, &want) || want != dt ||
+		    !dtype_is_float(dt)) {
 			*exact = false;
 			break;
 		}
@@ -625,12 +599,12 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 			*exact = false;
 			break;
 		}
-		StoreDtype tin = store_of(dt);
+		StoreDtype tin = dt;
 		for (size_t j = 0; j < tr->nelem && *exact; j++) {
 			double v = vt[j], g = v, up, dn;
 			dtype_round(tin, &g, 1);
 			double bj = bt[j] * (1 + 1e-6), dx = v - g;
-			grid_gaps(tin, g, &up, &dn);
+			dtype_gaps(tin, g, &up, &dn);
 			*exact = isfinite(g) && isfinite(bj) && fabs(dx) <= bj &&
 				 up - dx > bj && dn + dx > bj;
 		}
@@ -688,7 +662,7 @@ static int fold_layer(FoldRun *r, size_t k)
 			continue;
 		double *v = malloc(tr->nelem * sizeof(double));
 		WriterRounding wr;
-		TensorDtype dt;
+		StoreDtype dt;
 		if (!v) {
 			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
 			goto out;

@@ -38,7 +38,7 @@ static json_t *info_json(const ModelInfo *in)
 			 "heads", (json_int_t)in->shape.n_heads, "kv_heads",
 			 (json_int_t)in->shape.n_kv_heads, "head_dim",
 			 (json_int_t)in->shape.head_dim, "vocab", (json_int_t)in->vocab, "rope",
-			 rope, "dtype", in->dtype, "biases", in->biases, "o_bias", in->o_bias,
+			 rope, "dtype", dtype_name(in->dtype), "biases", in->biases, "o_bias", in->o_bias,
 			 "qk_norm", in->qk_norm, "fused_qkv", in->fused_qkv, "tensors", tensors);
 }
 
@@ -58,7 +58,7 @@ static void info_text(const char *path, const ModelInfo *in)
 	printf("rope        %s, theta %g, rotary dim %zu%s, scaling %s\n",
 	       rope_layout_name(in->rope.layout), in->rope.theta, in->rope.rotary_dim,
 	       in->rope.rotary_dim < in->shape.head_dim ? " (partial)" : "", scaling);
-	printf("dtype       %s\n", in->dtype);
+	printf("dtype       %s\n", dtype_name(in->dtype));
 	printf("biases      q/k/v %s, o %s\n", in->biases ? "yes" : "no", in->o_bias ? "yes" : "no");
 	printf("qk_norm     %s\n", in->qk_norm ? "yes" : "no");
 	if (in->vocab)

@@ -100,18 +100,6 @@ int cli_parse_layers(const char *flag, const char *s, size_t n_layers, size_t *l
 	return 0;
 }
 
-double cli_dtype_roundoff(const char *dtype)
-{
-	if (!strcasecmp(dtype, "F64"))
-		return dtype_unit_roundoff(STORE_F64);
-	if (!strcasecmp(dtype, "F32"))
-		return dtype_unit_roundoff(STORE_F32);
-	if (!strcasecmp(dtype, "F16"))
-		return dtype_unit_roundoff(STORE_F16);
-	/* BF16, and 8-bit block quantizations at about the same step. */
-	return dtype_unit_roundoff(STORE_BF16);
-}
-
 /* Progress on a terminal: layer i of n, rate, time left. */
 static void progress(bool tty, size_t done, size_t total, double t0)
 {
@@ -303,7 +291,7 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}
-	double ua = cli_dtype_roundoff(ia->dtype), ub = cli_dtype_roundoff(ib->dtype);
+	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
 	VerifyOptions vo = {ua > ub ? ua : ub, o.tol};
 	size_t T = o.seq, D = ia->shape.d_model;
 	double *x = malloc(T * D * sizeof(double));

@@ -15,7 +15,4 @@ int cli_verify(int argc, char **argv);
 int cli_parse_layers(const char *flag, const char *s, size_t n_layers, size_t *lo,
 		     size_t *hi, char *err, size_t errlen);
 
-/* Unit roundoff of a checkpoint dtype name ("F32", "BF16", "Q8_0", ...). */
-double cli_dtype_roundoff(const char *dtype);
-
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/verify.h"
 #include "data/default_model.h"
 #include "data/model.h"
@@ -80,7 +81,7 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 			 path, ib->n_layers);
 		goto done;
 	}
-	double ua = cli_dtype_roundoff(ia->dtype), ub = cli_dtype_roundoff(ib->dtype);
+	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
 	VerifyOptions vo = {ua > ub ? ua : ub, 0};
 	out->equivalent = true;
 	for (size_t i = 0; i < ia->n_layers && out->equivalent; i++) {
