@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "core/inv.h"
+#include "core/timer.h"
 #include "tui/cli_bench.h"
 #include "tui/cli_check.h"
 #include "tui/cli_info.h"
@@ -31,13 +31,6 @@
  * cold time is also given by phase (inv_session_phase_seconds). */
 
 #define BENCH_GEMM_N 2048
-
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -68,7 +61,7 @@ static double gemm_rate(bool single, size_t n)
 	}
 	double best = 1e30;
 	for (int r = 0; r < 4; r++) {
-		double t = now_seconds();
+		double t = timer_now();
 		if (single) {
 			float *a = (float *)buf, *b = a + nn, *c = b + nn;
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
@@ -78,7 +71,7 @@ static double gemm_rate(bool single, size_t n)
 			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
 				    (int)n, (int)n, 1, a, (int)n, b, (int)n, 0, c, (int)n);
 		}
-		t = now_seconds() - t;
+		t = timer_now() - t;
 		if (t < best)
 			best = t;
 	}
@@ -98,9 +91,9 @@ static Timed timed_eval(InvSession *s, const FoldConfig *cfg, bool reset)
 	Timed r = {0};
 	if (reset)
 		inv_session_reset(s);
-	double t = now_seconds();
+	double t = timer_now();
 	RfStatus st = inv_session_evaluate(s, cfg, &rep);
-	r.seconds = now_seconds() - t;
+	r.seconds = timer_now() - t;
 	if (st != RF_OK) {
 		r.rc = (int)st;
 		return r;

@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/fold.h"
 #include "core/plan_ops.h"
+#include "core/timer.h"
 #include "data/checksum.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
@@ -149,18 +150,11 @@ static int test_before_publish(void *ctx, char *err, size_t errlen)
 	return -1;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress(bool tty, size_t done, size_t total, double t0)
 {
 	if (!tty)
 		return;
-	double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+	double el = timer_now() - t0, rate = el > 0 ? (double)done / el : 0;
 	double left = rate > 0 ? (double)(total - done) / rate : 0;
 	fprintf(stderr, "\rfold: layer %zu of %zu, %.1f layers/s, %.0fs left   ", done, total,
 		rate, left);
@@ -969,7 +963,7 @@ static int run(FoldRun *r)
 		return -1;
 	testhook_stop("open");
 	bool tty = r->progress && isatty(2);
-	double t0 = now();
+	double t0 = timer_now();
 	for (size_t k = 0; k < r->nlayers; k++) {
 		if (fold_layer(r, k) || test_hook(k + 1, r->err, sizeof r->err))
 			return -1;

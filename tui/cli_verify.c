@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
 #include "core/levels.h"
 #include "core/rope.h"
+#include "core/timer.h"
 #include "core/verify.h"
 #include "data/model.h"
 #include "tui/cli_info.h"
@@ -105,9 +105,7 @@ static void progress(bool tty, size_t done, size_t total, double t0)
 {
 	if (!tty)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double el = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+	double el = timer_now() - t0;
 	double rate = el > 0 ? (double)done / el : 0;
 	double left = rate > 0 ? (double)(total - done) / rate : 0;
 	fprintf(stderr, "\rverify: layer %zu of %zu, %.1f layers/s, %.0fs left   ",
@@ -115,13 +113,6 @@ static void progress(bool tty, size_t done, size_t total, double t0)
 	if (done == total)
 		fputs("\r\033[K", stderr);
 	fflush(stderr);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static json_t *levels_json(const InvReport *rep)
@@ -303,7 +294,7 @@ int cli_verify(int argc, char **argv)
 	json_t *doc = o.json ? json_object() : NULL, *arr = o.json ? json_array() : NULL;
 	json_t *first = NULL;
 	bool all_eq = true, tty = isatty(2);
-	double t0 = now();
+	double t0 = timer_now();
 	rc = 0;
 	for (size_t i = lo; i <= hi; i++) {
 		Layer a, b;

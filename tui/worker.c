@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/inv.h"
+#include "core/timer.h"
 #include "tui/cli_check.h"
 #include "tui/worker.h"
 
@@ -33,13 +34,6 @@ struct Worker {
 	Workload wl;
 	InvSession *session;
 };
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static bool same_scaling(const RopeScaling *a, const RopeScaling *b)
 {
@@ -102,7 +96,7 @@ static void fill_info(LayerInfo *li, const Workload *w)
 /* Build what changed and evaluate; fills r. */
 static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 {
-	double t0 = now_seconds();
+	double t0 = timer_now();
 	r->settings = *s;
 	bool rebuild = !w->built || !same_workload(s, &w->built_for);
 	bool resession = rebuild || !w->session ||
@@ -149,7 +143,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	}
 	fill_info(&r->info, &w->wl);
 	r->status = 0;
-	r->seconds = now_seconds() - t0;
+	r->seconds = timer_now() - t0;
 }
 
 static void *worker_main(void *arg)
