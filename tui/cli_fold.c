@@ -15,6 +15,7 @@
 #include "core/fold.h"
 #include "core/plan_ops.h"
 #include "core/timer.h"
+#include "core/undo_proof.h"
 #include "data/checksum.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
@@ -455,169 +456,45 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 
 /* ---- undo: is the restored checkpoint provably the original? ------------- */
 
-/* A copy of a plan with every rotation entry replaced by its magnitude:
- * folding a non-negative layer with it gives |R| x, the bound on how a
- * fold spreads errors x. */
-static int plan_abs(const FoldPlan *p, FoldPlan *out)
+/* The tensor holding rewritten array i (core/undo_proof.h) of a layer. */
+static const TensorRef *array_tensor(const LayerTensorRefs *lt, UndoArray i)
 {
-	size_t H = p->n_heads, G = p->n_kv_heads, dd = p->head_dim * p->head_dim;
-	*out = *p;
-	out->rq = malloc(H * dd * sizeof(double));
-	out->rk = malloc(G * dd * sizeof(double));
-	out->rv = malloc(G * dd * sizeof(double));
-	out->ro = malloc(H * dd * sizeof(double));
-	out->perm = malloc(G * sizeof(size_t));
-	if (!out->rq || !out->rk || !out->rv || !out->ro || !out->perm) {
-		fold_plan_free(out);
-		return -1;
-	}
-	for (size_t i = 0; i < H * dd; i++) {
-		out->rq[i] = fabs(p->rq[i]);
-		out->ro[i] = fabs(p->ro[i]);
-	}
-	for (size_t i = 0; i < G * dd; i++) {
-		out->rk[i] = fabs(p->rk[i]);
-		out->rv[i] = fabs(p->rv[i]);
-	}
-	memcpy(out->perm, p->perm, G * sizeof(size_t));
-	return 0;
-}
-
-/* The arrays of a layer a fold rewrites, with their lengths. */
-static size_t folded_arrays(Layer *l, double *arr[7], size_t len[7])
-{
-	const LayerShape *s = &l->shape;
-	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
-	double *a[7] = {l->wq, l->wk, l->wv, l->wo, l->bq, l->bk, l->bv};
-	size_t n[7] = {Hd * D, Gd * D, Gd * D, D * Hd, Hd, Gd, Gd};
-	size_t m = 0;
-	for (int i = 0; i < 7; i++)
-		if (a[i]) {
-			arr[m] = a[i];
-			len[m++] = n[i];
-		}
-	return m;
+	static const AttnTensor split[UNDO_ARRAYS] = {ATT_Q, ATT_K, ATT_V, ATT_O,
+						      ATT_BQ, ATT_BK, ATT_BV};
+	static const AttnTensor fused[UNDO_ARRAYS] = {ATT_QKV, ATT_QKV, ATT_QKV, ATT_O,
+						      ATT_BQKV, ATT_BQKV, ATT_BQKV};
+	return lt->t[split[i]] ? lt->t[split[i]] : lt->t[fused[i]];
 }
 
 /* Whether the undo of the k-th layer provably gives back, bit for bit, the
- * values stored before the fold. The folded values f are the original o
- * rotated (f = R o in float64) and rounded to the folded dtype; the undo
- * computes v = R^-1 f in float64 and rounds it to o's dtype. Each f is off
- * by at most half its spacing plus the fold's float64 error, so
- * |v - o| <= B = |R^-1| (that error) + the undo's float64 error,
- * elementwise. Where [v - B, v + B] holds a single value of o's dtype,
- * that value is o and rounding v stores it. A value too close to zero for
- * its spacing to outgrow B (the rotation spreads a head's errors over its
- * coordinates) leaves the tensor unproven, though it usually comes back
- * exact; a fold kept in the original's own dtype never proves out. a is
- * the folded layer, b = v, inv the undo's plan. Returns -1 on no memory. */
+ * values stored before the fold (core/undo_proof.h): a is the folded
+ * layer, b the undo's values before rounding, inv the undo's plan. A
+ * tensor stored back in a dtype other than the one the sidecar recorded
+ * for it is not proven. Returns -1 on no memory. */
 static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 		      const FoldPlan *inv, const LayerTensorRefs *lt, bool *exact)
 {
-	*exact = false;
-	/* the coarsest folded dtype bounds the folded values' rounding */
-	StoreDtype tout = STORE_F64;
-	for (int t = 0; t < ATT_COUNT; t++) {
-		const TensorRef *tr = lt->t[t];
-		if (!tr || !model_tensor_folded((AttnTensor)t))
-			continue;
-		if (!dtype_is_float(tr->dtype))
-			return 0;
-		if (dtype_unit_roundoff(tr->dtype) > dtype_unit_roundoff(tout))
-			tout = tr->dtype;
+	UndoStorage us;
+	for (int i = 0; i < UNDO_ARRAYS; i++) {
+		const TensorRef *tr = array_tensor(lt, (UndoArray)i);
+		StoreDtype dt, want;
+		const char *in = tr ? sidecar_tensor_dtype_in(r->undo, r->undo_index[k], tr->name)
+				    : NULL;
+		us.folded[i] = tr ? tr->dtype : STORE_UNSUPPORTED;
+		us.restored[i] = tr && !out_dtype(r, k, tr, &dt) && in && !parse_float(in, &want) &&
+					 want == dt ? dt : STORE_UNSUPPORTED;
 	}
-	FoldPlan fwd, absf, absi;
-	Layer vabs, rv, e, bound;
+	FoldPlan fwd;
 	size_t li;
-	memset(&fwd, 0, sizeof fwd);
-	memset(&absf, 0, sizeof absf);
-	memset(&absi, 0, sizeof absi);
-	memset(&vabs, 0, sizeof vabs);
-	memset(&rv, 0, sizeof rv);
-	memset(&e, 0, sizeof e);
-	memset(&bound, 0, sizeof bound);
-	int rc = -1;
-	double *vt = NULL, *bt = NULL;
 	if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &fwd, r->err, sizeof r->err))
 		return -1;
-	/* (each layer copy is freed once used: at most two live at a time) */
-	if (plan_abs(&fwd, &absf) || plan_abs(inv, &absi) || layer_copy(&vabs, b) != RF_OK)
-		goto nomem;
-	double *arr[7], *farr[7];
-	size_t len[7];
-	size_t m = folded_arrays(&vabs, arr, len);
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < len[i]; j++)
-			arr[i][j] = fabs(arr[i][j]);
-	/* |R| |v|: what the fold's float64 products summed (|o| ~ |v|) */
-	if (fold_apply(&vabs, &absf, &rv) != RF_OK)
-		goto nomem;
-	layer_free(&vabs);
-	if (layer_copy(&e, a) != RF_OK)
-		goto nomem;
-	/* a dot product of d terms is off by d u of its absolute terms; twice
-	 * that, and twice |R| |v| for |R| |o| */
-	double gam = 2.0 * (double)(a->shape.head_dim + 2) * ldexp(1.0, -53);
-	folded_arrays(&e, arr, len);
-	folded_arrays(&rv, farr, len);
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < len[i]; j++) {
-			double f = arr[i][j], up, dn;
-			dtype_gaps(tout, f, &up, &dn);
-			arr[i][j] = (up > dn ? up : dn) / 2 + gam * (2 * farr[i][j] + fabs(f));
-		}
-	layer_free(&rv);
-	if (fold_apply(&e, &absi, &bound) != RF_OK)
-		goto nomem;
-	layer_free(&e);
-	*exact = true;
-	for (int t = 0; t < ATT_COUNT && *exact; t++) {
-		const TensorRef *tr = lt->t[t];
-		if (!tr || !model_tensor_folded((AttnTensor)t))
-			continue;
-		StoreDtype dt, want;
-		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], tr->name);
-		if (out_dtype(r, k, tr, &dt) || !in || parse_float(in, &want) || want != dt ||
-		    !dtype_is_float(dt)) {
-			*exact = false;
-			break;
-		}
-		free(vt);
-		free(bt);
-		vt = malloc(tr->nelem * sizeof(double));
-		bt = malloc(tr->nelem * sizeof(double));
-		if (!vt || !bt)
-			goto nomem;
-		if (model_tensor_pack(b, lt->qkv_kind, (AttnTensor)t, vt) ||
-		    model_tensor_pack(&bound, lt->qkv_kind, (AttnTensor)t, bt)) {
-			*exact = false;
-			break;
-		}
-		StoreDtype tin = dt;
-		for (size_t j = 0; j < tr->nelem && *exact; j++) {
-			double v = vt[j], g = v, up, dn;
-			dtype_round(tin, &g, 1);
-			double bj = bt[j] * (1 + 1e-6), dx = v - g;
-			dtype_gaps(tin, g, &up, &dn);
-			*exact = isfinite(g) && isfinite(bj) && fabs(dx) <= bj &&
-				 up - dx > bj && dn + dx > bj;
-		}
-	}
-	rc = 0;
-	goto out;
-nomem:
-	snprintf(r->err, sizeof r->err, "layer %zu: out of memory", r->layers[k]);
-out:
-	free(vt);
-	free(bt);
+	RfStatus st = undo_proof_exact(a, b, &fwd, inv, &us, exact);
 	fold_plan_free(&fwd);
-	fold_plan_free(&absf);
-	fold_plan_free(&absi);
-	layer_free(&vabs);
-	layer_free(&rv);
-	layer_free(&e);
-	layer_free(&bound);
-	return rc;
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "layer %zu: out of memory", r->layers[k]);
+		return -1;
+	}
+	return 0;
 }
 
 /* Load, fold and store the k-th layer. */
