@@ -4,7 +4,7 @@
 
 #include "core/dtype.h"
 #include "core/fold.h"
-#include "core/plan_ops.h"
+#include "core/fold_inverse.h"
 #include "core/undo_proof.h"
 
 /* The bit-exactness certificate of an undo: a layer stored in dtype t_in,
@@ -67,7 +67,7 @@ static bool certify(StoreDtype t_in, StoreDtype t_out, bool bias, bool permute,
 	assert_int_equal(fold_plan_build(&o, &cfg, &fwd), RF_OK);
 	assert_int_equal(fold_apply(&o, &fwd, &f), RF_OK);
 	round_layer(&f, t_out);
-	assert_int_equal(plan_inverse(&fwd, &inv), RF_OK);
+	assert_int_equal(fold_inverse_plan(&fwd, &inv), RF_OK);
 	assert_int_equal(fold_apply(&f, &inv, &v), RF_OK);
 	UndoStorage us;
 	for (int i = 0; i < UNDO_ARRAYS; i++) {
@@ -126,7 +126,7 @@ static void test_not_float_unproven(void **state)
 	assert_int_equal(layer_random(&o, &shape, &rope, false, 9), RF_OK);
 	round_layer(&o, STORE_F32);
 	FoldPlan p;
-	assert_int_equal(plan_identity(shape.n_heads, shape.n_kv_heads, shape.head_dim, &p),
+	assert_int_equal(fold_identity_plan(shape.n_heads, shape.n_kv_heads, shape.head_dim, &p),
 			 RF_OK);
 	UndoStorage us;
 	for (int i = 0; i < UNDO_ARRAYS; i++) {

@@ -13,7 +13,7 @@
 
 #include "core/dtype.h"
 #include "core/fold.h"
-#include "core/plan_ops.h"
+#include "core/fold_inverse.h"
 #include "core/timer.h"
 #include "core/undo_proof.h"
 #include "data/checksum.h"
@@ -430,7 +430,7 @@ static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
 		size_t li;
 		if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &p, r->err, sizeof r->err))
 			return -1;
-		RfStatus st = plan_inverse(&p, plan);
+		RfStatus st = fold_inverse_plan(&p, plan);
 		fold_plan_free(&p);
 		if (st != RF_OK) {
 			snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot invert the recorded "

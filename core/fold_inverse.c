@@ -1,16 +1,14 @@
 #include "config.h"
 
 #include <lapacke.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/commutant.h"
-#include "core/plan_ops.h"
+#include "core/fold_inverse.h"
 #include "core/procrustes.h"
 
-RfStatus plan_identity(size_t n_heads, size_t n_kv_heads, size_t head_dim,
-		       FoldPlan *p)
+RfStatus fold_identity_plan(size_t n_heads, size_t n_kv_heads, size_t head_dim,
+			    FoldPlan *p)
 {
 	size_t H = n_heads, G = n_kv_heads, d = head_dim, dd = d * d;
 	memset(p, 0, sizeof *p);
@@ -62,11 +60,11 @@ static RfStatus invert(const double *R, size_t d, double *out)
 	return info == 0 ? RF_OK : RF_ERR_NUMERIC;
 }
 
-RfStatus plan_inverse(const FoldPlan *p, FoldPlan *inv)
+RfStatus fold_inverse_plan(const FoldPlan *p, FoldPlan *inv)
 {
 	size_t H = p->n_heads, G = p->n_kv_heads, d = p->head_dim, dd = d * d;
 	size_t hpg = H / G;
-	RfStatus st = plan_identity(H, G, d, inv);
+	RfStatus st = fold_identity_plan(H, G, d, inv);
 	if (st != RF_OK)
 		return st;
 	inv->rotate_bias = p->rotate_bias;
@@ -89,56 +87,4 @@ RfStatus plan_inverse(const FoldPlan *p, FoldPlan *inv)
 	if (st != RF_OK)
 		fold_plan_free(inv);
 	return st;
-}
-
-void plan_desc_free(RotationDesc *desc)
-{
-	free(desc->angles);
-	free(desc->tail);
-	free(desc->matrix);
-	memset(desc, 0, sizeof *desc);
-}
-
-void plan_build_rotation(const RotationDesc *desc, const RopeSpec *rope,
-			 size_t d, double *R)
-{
-	if (desc->commuting)
-		commutant_build(rope, d, desc->angles, desc->tail, R);
-	else
-		memcpy(R, desc->matrix, d * d * sizeof(double));
-}
-
-RfStatus plan_describe_rotation(const double *R, const RopeSpec *rope,
-				size_t d, double tol, RotationDesc *out)
-{
-	size_t r = rope->rotary_dim, np = r / 2, m = d - r;
-	memset(out, 0, sizeof *out);
-	out->angles = calloc(np ? np : 1, sizeof(double));
-	out->tail = m ? malloc(m * m * sizeof(double)) : NULL;
-	double *Rb = malloc(d * d * sizeof(double));
-	if (!out->angles || (m && !out->tail) || !Rb) {
-		free(Rb);
-		plan_desc_free(out);
-		return RF_ERR_NOMEM;
-	}
-	commutant_angles(R, rope, d, out->angles);
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < m; j++)
-			out->tail[i * m + j] = R[(r + i) * d + r + j];
-	out->commuting = true;
-	commutant_build(rope, d, out->angles, out->tail, Rb);
-	for (size_t i = 0; i < d * d; i++)
-		if (!(fabs(Rb[i] - R[i]) <= tol))
-			out->commuting = false;
-	free(Rb);
-	if (out->commuting)
-		return RF_OK;
-	free(out->angles);
-	free(out->tail);
-	out->angles = out->tail = NULL;
-	out->matrix = malloc(d * d * sizeof(double));
-	if (!out->matrix)
-		return RF_ERR_NOMEM;
-	memcpy(out->matrix, R, d * d * sizeof(double));
-	return RF_OK;
 }
