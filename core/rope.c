@@ -305,3 +305,15 @@ void rope_scaling_format(const RopeScaling *s, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%s:%g", names[s->kind], s->factor);
 }
+
+void rope_override_apply(const RopeOverride *o, RopeSpec *rope)
+{
+	if (o->layout)
+		rope->layout = o->spec.layout;
+	if (o->rotary_dim)
+		rope->rotary_dim = o->spec.rotary_dim;
+	if (o->theta)
+		rope->theta = o->spec.theta;
+	if (o->scaling)
+		rope->scaling = o->spec.scaling;
+}

@@ -78,4 +78,14 @@ int rope_scaling_parse(const char *s, RopeScaling *out);
 /* Format a scaling rule as the parser reads it. */
 void rope_scaling_format(const RopeScaling *s, char *buf, size_t len);
 
+/* RoPE settings a user gives: the whole spec of a random layer, and over a
+ * checkpoint's own spec only the fields that were given. */
+typedef struct {
+	RopeSpec spec;
+	bool layout, rotary_dim, theta, scaling;   /* which fields were given */
+} RopeOverride;
+
+/* Put the given fields of o onto rope. */
+void rope_override_apply(const RopeOverride *o, RopeSpec *rope);
+
 #endif

@@ -1120,7 +1120,7 @@ static void test_tui_export_default(void **state)
 	s.source = SOURCE_DEFAULT;
 	s.opts.layer = 1;
 	char msg[1024], out[4400], model[4096], err[512];
-	if (default_model_path(model, sizeof model, err, sizeof err))
+	if (default_model_path(getenv("ROPEFOLD_DATADIR"), model, sizeof model, err, sizeof err))
 		fail_msg("%s", err);
 	PJ(out, "%s/default-export", f->dir);
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);

@@ -120,10 +120,11 @@ static void test_default_model(void **state)
 	Layer l;
 	char err[512], path[4096];
 	setenv("ROPEFOLD_DATADIR", "/nonexistent", 1);
-	assert_int_equal(default_model_path(path, sizeof path, err, sizeof err), 0);
+	assert_int_equal(default_model_path(getenv("ROPEFOLD_DATADIR"), path, sizeof path, err,
+					    sizeof err), 0);
 	assert_non_null(strstr(path, "default-model"));
 	unsetenv("ROPEFOLD_DATADIR");
-	if (default_model_load(&l, err, sizeof err))
+	if (default_model_load(getenv("ROPEFOLD_DATADIR"), &l, err, sizeof err))
 		fail_msg("%s", err);
 	assert_int_equal(l.shape.d_model, 64);
 	assert_int_equal(l.shape.n_heads, 4);

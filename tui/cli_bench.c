@@ -10,8 +10,8 @@
 #include "core/inv.h"
 #include "core/timer.h"
 #include "tui/cli_bench.h"
-#include "tui/cli_check.h"
 #include "tui/cli_info.h"
+#include "tui/shared/environment.h"
 
 /* What the benchmark measures (all medians over --repeat runs, after a
  * warm-up, on one InvSession, with a monotonic clock):
@@ -171,7 +171,7 @@ int cli_bench(int argc, char **argv)
 	}
 	Workload w;
 	if (opts_check_random(&o, err, sizeof err) ||
-	    workload_build(&o, false, &w, err, sizeof err)) {
+	    env_workload(&o, false, &w, err, sizeof err)) {
 		fprintf(stderr, "ropefold bench: %s\n", err);
 		return 2;
 	}

@@ -25,7 +25,7 @@
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
-#include "tui/testhook.h"
+#include "tui/shared/testhook.h"
 
 static void fold_help(void)
 {

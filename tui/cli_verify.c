@@ -19,7 +19,7 @@
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
-#include "tui/testhook.h"
+#include "tui/shared/testhook.h"
 
 static void verify_help(void)
 {

@@ -6,11 +6,11 @@
 
 #include "core/dtype.h"
 #include "core/verify.h"
-#include "data/default_model.h"
 #include "data/model.h"
 #include "tui/cli_fold.h"
 #include "tui/cli_verify.h"
 #include "tui/fold_actions.h"
+#include "tui/shared/environment.h"
 
 /* The checkpoint the explorer shows: the loaded one or the default. */
 static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, size_t len,
@@ -22,7 +22,7 @@ static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, si
 	}
 	if (s->source == SOURCE_DEFAULT) {
 		char err[512];
-		if (default_model_path(buf, len, err, sizeof err)) {
+		if (env_default_model_path(buf, len, err, sizeof err)) {
 			snprintf(msg, msglen, "%s: %s", what, err);
 			return -1;
 		}

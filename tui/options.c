@@ -533,6 +533,27 @@ void opts_apply_rope(const RunOptions *o, RopeSpec *rope)
 		rope->scaling = o->rope.scaling;
 }
 
+RopeOverride opts_rope_override(const RunOptions *o)
+{
+	RopeOverride r = {o->rope, o->layout_set, o->rotary_set, o->theta_set, o->scaling_set};
+	return r;
+}
+
+void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec)
+{
+	memset(spec, 0, sizeof *spec);
+	spec->model_path = o->model_path;
+	spec->layer = o->layer;
+	spec->shape = o->shape;
+	spec->with_bias = o->with_bias;
+	spec->rope = opts_rope_override(o);
+	spec->seq = o->seq;
+	spec->seed = o->seed;
+	spec->embed = o->input == INPUT_EMBED;
+	spec->tokens = o->tokens;
+	spec->precision = o->precision;
+}
+
 void opts_print_help(void *stream, unsigned accept)
 {
 	FILE *f = stream;

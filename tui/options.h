@@ -8,6 +8,8 @@
 #include "core/fold.h"
 #include "core/layer.h"
 #include "core/report.h"
+#include "core/rope.h"
+#include "data/workload.h"
 
 /* Which flag groups a mode accepts. */
 enum {
@@ -84,6 +86,13 @@ int opts_check_rope(const RunOptions *o, size_t head_dim, const char *source,
 
 /* Apply the RoPE flags that were set onto a spec read from a file. */
 void opts_apply_rope(const RunOptions *o, RopeSpec *rope);
+
+/* The RoPE flags: the whole spec, and which of its fields were given. */
+RopeOverride opts_rope_override(const RunOptions *o);
+
+/* The workload the evaluation flags describe (model_path as o has it:
+ * the caller fills in the built-in default's path). */
+void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec);
 
 /* Print the flag groups of accept, with their defaults, to a stream
  * given as FILE * (void * keeps stdio out of this header). */

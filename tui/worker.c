@@ -12,7 +12,7 @@
 
 #include "core/inv.h"
 #include "core/timer.h"
-#include "tui/cli_check.h"
+#include "tui/shared/environment.h"
 #include "tui/worker.h"
 
 struct Worker {
@@ -106,7 +106,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		RunOptions o;
 		Workload nw;
 		commands_settings_options(s, &o);
-		if (workload_build(&o, s->source == SOURCE_DEFAULT, &nw, r->err, sizeof r->err)) {
+		if (env_workload(&o, s->source == SOURCE_DEFAULT, &nw, r->err, sizeof r->err)) {
 			r->status = 2;
 			return;
 		}

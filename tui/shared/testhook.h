@@ -1,5 +1,5 @@
-#ifndef ROPEFOLD_TUI_TESTHOOK_H
-#define ROPEFOLD_TUI_TESTHOOK_H
+#ifndef ROPEFOLD_TUI_SHARED_TESTHOOK_H
+#define ROPEFOLD_TUI_SHARED_TESTHOOK_H
 
 /* Test hooks: read from the environment here, in tui/, and nowhere else.
  *
@@ -9,5 +9,9 @@
  * under it (tests/truncate.sh truncates one), then continue it with
  * SIGCONT: a real concurrent change, at a point the test chooses. */
 void testhook_stop(const char *point);
+
+/* testhook_stop("open"), as the callback a job calls once its checkpoints
+ * are open (data/workload.h: WorkloadSpec.opened). */
+void testhook_open(void *unused);
 
 #endif
