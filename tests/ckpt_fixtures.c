@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/rng.h"
@@ -372,6 +373,83 @@ void fx_hf_config(char *buf, size_t len, const char *model_type, const LayerShap
 		 "\"vocab_size\": %zu, \"rms_norm_eps\": 1e-6%s}",
 		 model_type, s->d_model, s->n_heads, s->n_kv_heads, s->head_dim, layers, vocab,
 		 extra);
+}
+
+const LayerShape fx_fold_shape = {32, 4, 2, 8};
+
+void fx_fold_layers(Layer *l, bool bias, bool bf16)
+{
+	const LayerShape *s = &fx_fold_shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	for (size_t i = 0; i < FX_FOLD_LAYERS; i++) {
+		fx_layer(&l[i], s, bias, 40 + i);
+		if (!bf16)
+			continue;
+		fx_round_bf16(l[i].wq, Hd * D);
+		fx_round_bf16(l[i].wk, Gd * D);
+		fx_round_bf16(l[i].wv, Gd * D);
+		fx_round_bf16(l[i].wo, D * Hd);
+		fx_round_bf16(l[i].attn_norm, D);
+		if (bias) {
+			fx_round_bf16(l[i].bq, Hd);
+			fx_round_bf16(l[i].bk, Gd);
+			fx_round_bf16(l[i].bv, Gd);
+		}
+	}
+}
+
+static void free_fold_layers(Layer *l)
+{
+	for (size_t i = 0; i < FX_FOLD_LAYERS; i++)
+		layer_free(&l[i]);
+}
+
+void fx_fold_gguf(const char *dir, const char *name, const char *dtype, char *path,
+		  size_t len)
+{
+	Layer l[FX_FOLD_LAYERS];
+	fx_fold_layers(l, false, false);
+	double emb[8 * 32];
+	for (size_t i = 0; i < 8 * 32; i++)
+		emb[i] = (double)((int)(i % 13) - 6) / 8.0;
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, FX_FOLD_LAYERS, emb, 8, "gguf", dtype, t);
+	FxKv kv[] = {{"general.architecture", 's', "llama", 0},
+		     {"llama.block_count", 'u', NULL, FX_FOLD_LAYERS},
+		     {"llama.embedding_length", 'u', NULL, 32},
+		     {"llama.attention.head_count", 'u', NULL, 4},
+		     {"llama.attention.head_count_kv", 'u', NULL, 2}};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, kv, 5, t, nt, 32);
+	if (fx_write(dir, name, b.p, b.n))
+		abort();
+	fx_free(&b);
+	free_fold_layers(l);
+	if ((size_t)snprintf(path, len, "%s/%s", dir, name) >= len)
+		abort();
+}
+
+void fx_fold_hf(const char *dir, const char *sub, const char *dtype, bool bias, char *path,
+		size_t len)
+{
+	Layer l[FX_FOLD_LAYERS];
+	fx_fold_layers(l, bias, !strcmp(dtype, "BF16"));
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, FX_FOLD_LAYERS, NULL, 0, "hf", dtype, t);
+	char cfg[1024];
+	if ((size_t)snprintf(path, len, "%s/%s", dir, sub) >= len)
+		abort();
+	mkdir(path, 0755);
+	fx_hf_config(cfg, sizeof cfg, bias ? "qwen2" : "llama", &fx_fold_shape, FX_FOLD_LAYERS,
+		     8, "");
+	FxBuf b = {0};
+	fx_safetensors(&b, t, nt);
+	if (fx_write(path, "config.json", cfg, strlen(cfg)) ||
+	    fx_write(path, "tokenizer.json", "{}", 2) ||
+	    fx_write(path, "model.safetensors", b.p, b.n))
+		abort();
+	fx_free(&b);
+	free_fold_layers(l);
 }
 
 int fx_write(const char *dir, const char *name, const void *p, size_t n)

@@ -28,7 +28,7 @@
  * fused layouts are written back through the inverse of the reader's
  * split, and the path rules hold (exit 2, nothing left behind). */
 
-#define NL 2
+#define NL FX_FOLD_LAYERS
 
 /* snprintf into an array, failing the test when the path does not fit. */
 #define PJ(buf, ...)                                                         \
@@ -239,22 +239,7 @@ static const LayerShape shape = {32, 4, 2, 8};
 
 static void make_layers(Layer *l, bool bias, bool bf16)
 {
-	for (size_t i = 0; i < NL; i++) {
-		fx_layer(&l[i], &shape, bias, 40 + i);
-		if (bf16) {
-			size_t D = 32, Hd = 32, Gd = 16;
-			fx_round_bf16(l[i].wq, Hd * D);
-			fx_round_bf16(l[i].wk, Gd * D);
-			fx_round_bf16(l[i].wv, Gd * D);
-			fx_round_bf16(l[i].wo, D * Hd);
-			fx_round_bf16(l[i].attn_norm, D);
-			if (bias) {
-				fx_round_bf16(l[i].bq, Hd);
-				fx_round_bf16(l[i].bk, Gd);
-				fx_round_bf16(l[i].bv, Gd);
-			}
-		}
-	}
+	fx_fold_layers(l, bias, bf16);
 }
 
 static void free_layers(Layer *l)
@@ -265,44 +250,12 @@ static void free_layers(Layer *l)
 
 static void write_gguf(Fx *f, const char *name, const char *dtype)
 {
-	Layer l[NL];
-	make_layers(l, false, false);
-	double emb[8 * 32];
-	for (size_t i = 0; i < 8 * 32; i++)
-		emb[i] = (double)((int)(i % 13) - 6) / 8.0;
-	FxTensor t[32];
-	size_t nt = fx_llama_tensors(l, NL, emb, 8, "gguf", dtype, t);
-	FxKv kv[] = {{"general.architecture", 's', "llama", 0},
-		     {"llama.block_count", 'u', NULL, NL},
-		     {"llama.embedding_length", 'u', NULL, 32},
-		     {"llama.attention.head_count", 'u', NULL, 4},
-		     {"llama.attention.head_count_kv", 'u', NULL, 2}};
-	FxBuf b = {0};
-	fx_gguf(&b, 3, kv, 5, t, nt, 32);
-	fx_write(f->dir, name, b.p, b.n);
-	fx_free(&b);
-	free_layers(l);
-	PJ(f->in, "%s/%s", f->dir, name);
+	fx_fold_gguf(f->dir, name, dtype, f->in, sizeof f->in);
 }
 
 static void write_hf(Fx *f, const char *sub, const char *dtype, bool bias)
 {
-	Layer l[NL];
-	make_layers(l, bias, !strcmp(dtype, "BF16"));
-	FxTensor t[32];
-	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", dtype, t);
-	char dir[4300], cfg[1024];
-	PJ(dir, "%s/%s", f->dir, sub);
-	mkdir(dir, 0755);
-	fx_hf_config(cfg, sizeof cfg, bias ? "qwen2" : "llama", &shape, NL, 8, "");
-	fx_write(dir, "config.json", cfg, strlen(cfg));
-	fx_write(dir, "tokenizer.json", "{}", 2);
-	FxBuf b = {0};
-	fx_safetensors(&b, t, nt);
-	fx_write(dir, "model.safetensors", b.p, b.n);
-	fx_free(&b);
-	free_layers(l);
-	PJ(f->in, "%s", dir);
+	fx_fold_hf(f->dir, sub, dtype, bias, f->in, sizeof f->in);
 }
 
 /* ---- tests ---------------------------------------------------------------- */

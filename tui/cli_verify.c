@@ -15,6 +15,7 @@
 #include "core/rope.h"
 #include "core/timer.h"
 #include "core/verify.h"
+#include "data/layer_range.h"
 #include "data/model.h"
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
@@ -47,57 +48,6 @@ static void verify_help(void)
 	       "                           (default f64)\n"
 	       "  --json                   one JSON document on stdout\n"
 	       "  --help                   this help\n");
-}
-
-/* A layer index: digits only (no sign, space or hex), below 2^64. */
-static const char *layer_index(const char *s, unsigned long long *v)
-{
-	const char *p = s;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	if (p == s)
-		return NULL;
-	errno = 0;
-	*v = strtoull(s, NULL, 10);
-	return errno ? NULL : p;
-}
-
-int cli_parse_layers(const char *flag, const char *s, size_t n_layers, size_t *lo,
-		     size_t *hi, char *err, size_t errlen)
-{
-	if (!flag)
-		flag = "--layers";
-	if (!n_layers) {
-		snprintf(err, errlen, "%s: the checkpoint has no layers", flag);
-		return -1;
-	}
-	if (!s || !strcmp(s, "all")) {
-		*lo = 0;
-		*hi = n_layers - 1;
-		return 0;
-	}
-	unsigned long long a, b;
-	const char *end = layer_index(s, &a);
-	b = a;
-	if (end && !strncmp(end, "..", 2))
-		end = layer_index(end + 2, &b);
-	if (!end || *end) {
-		snprintf(err, errlen, "%s: '%s' is not all, N or N..M (layer indices, N <= M)",
-			 flag, s);
-		return -1;
-	}
-	if (a > b) {
-		snprintf(err, errlen, "%s: '%s' runs backwards: N..M needs N <= M", flag, s);
-		return -1;
-	}
-	if (b >= n_layers) {
-		snprintf(err, errlen, "%s: '%s' is outside the layers 0..%zu of the checkpoint",
-			 flag, s, n_layers - 1);
-		return -1;
-	}
-	*lo = (size_t)a;
-	*hi = (size_t)b;
-	return 0;
 }
 
 /* Progress on a terminal: layer i of n, rate, time left. */
@@ -278,7 +228,7 @@ int cli_verify(int argc, char **argv)
 	}
 	size_t lo, hi;
 	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
-	if (cli_parse_layers(o.layers_flag, o.layers, common, &lo, &hi, err, sizeof err)) {
+	if (layer_range_parse(o.layers_flag, o.layers, common, &lo, &hi, err, sizeof err)) {
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		goto out;
 	}

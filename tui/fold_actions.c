@@ -6,11 +6,12 @@
 
 #include "core/dtype.h"
 #include "core/verify.h"
+#include "data/fold_job.h"
 #include "data/model.h"
-#include "tui/cli_fold.h"
 #include "tui/cli_verify.h"
 #include "tui/fold_actions.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/testhook.h"
 
 /* The checkpoint the explorer shows: the loaded one or the default. */
 static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, size_t len,
@@ -39,27 +40,34 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 		return -1;
 	RunOptions o;
 	commands_settings_options(s, &o);
-	o.model_path = model;
-	o.out = path;
 	snprintf(layers, sizeof layers, "%zu", s->opts.layer);
-	o.layers = layers;
-	o.dtype = "keep";
-	o.undo = NULL;
-	o.force = s->action_force;
-	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
-	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
-	o.fold.qk_norm_exact = true;
 	char hint[1100];
 	snprintf(hint, sizeof hint, "':export! %s' replaces it", path);
-	FoldWriteOptions wo = {false, true, hint};
+	FoldJob j;
+	memset(&j, 0, sizeof j);
+	j.model_path = model;
+	j.out = path;
+	/* exactly the rotations the explorer shows: drawn from its seed */
+	j.fold = o.fold;
+	j.seed = o.seed;
+	j.seed_as_is = true;
+	j.rope = opts_rope_override(&o);
+	j.layers = layers;
+	j.force = s->action_force;
+	j.replace_hint = hint;
+	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
+	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
+	j.fold.qk_norm_exact = true;
+	testhook_fold_hooks(&j.hooks);
 	FoldOutcome res;
-	if (cli_fold_write(&o, &wo, &res, err, sizeof err)) {
+	int rc = fold_job_run(&j, &res, err, sizeof err);
+	if (rc)
 		snprintf(msg, msglen, "export: %s", err);
-		return -1;
-	}
-	snprintf(msg, msglen, "exported layer %s folded to %s (rounding %.2g); sidecar %s",
-		 layers, path, res.max_rel_rounding, res.sidecar);
-	return 0;
+	else
+		snprintf(msg, msglen, "exported layer %s folded to %s (rounding %.2g); sidecar %s",
+			 layers, path, res.max_rel_rounding, res.sidecar);
+	fold_outcome_done(&res);
+	return rc ? -1 : 0;
 }
 
 int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, char *msg,
