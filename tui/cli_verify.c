@@ -15,8 +15,8 @@
 #include "core/rope.h"
 #include "core/timer.h"
 #include "core/verify.h"
-#include "data/layer_range.h"
 #include "data/model.h"
+#include "data/verify_job.h"
 #include "tui/cli_info.h"
 #include "tui/cli_verify.h"
 #include "tui/options.h"
@@ -173,6 +173,59 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 	printf("\n");
 }
 
+/* What the run prints as it goes. */
+typedef struct {
+	const RunOptions *o;
+	json_t *layers, *first;   /* --json: the layers, the first break */
+	bool tty;
+	double t0;
+} Printer;
+
+static void on_opened(void *ctx, const ModelInfo *a, const ModelInfo *b)
+{
+	(void)ctx;
+	cli_model_note("verify", a->note);
+	cli_model_note("verify", b->note);
+	testhook_stop("open");
+}
+
+static int on_layer(void *ctx, const VerifyLayerResult *r)
+{
+	Printer *p = ctx;
+	const VerifyVerdict *v = r->verdict;
+	if (!v->equivalent && p->layers && !p->first)
+		p->first = break_json(v, r->layer);
+	if (p->tty)
+		fputs("\r\033[K", stderr);
+	if (p->layers)
+		json_array_append_new(p->layers, layer_json(r->layer, v, r->report));
+	else
+		layer_text(r->layer, v, r->report);
+	fflush(stdout);
+	progress(p->tty, r->done, r->total, p->t0);
+	return 0;
+}
+
+/* Two valid checkpoints of different layer counts, none chosen: one not a
+ * fold of the other. */
+static void print_layer_counts(const RunOptions *o, const VerifyOutcome *res)
+{
+	char why[256];
+	snprintf(why, sizeof why, "%s has %zu layers, %s has %zu", o->positional[0],
+		 res->layers_a, o->positional[1], res->layers_b);
+	if (o->json) {
+		json_t *doc = json_pack("{s:s, s:s, s:b, s:{s:n, s:s, s:s}, s:[]}", "a",
+					o->positional[0], "b", o->positional[1], "equivalent", 0,
+					"first_break", "layer", "why", "layers", "explanation", why,
+					"layers");
+		json_dumpf(doc, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(doc);
+	} else {
+		printf("%s (--layers picks layers both have)\nB is NOT equivalent to A\n", why);
+	}
+}
+
 int cli_verify(int argc, char **argv)
 {
 	RunOptions o;
@@ -194,138 +247,36 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: give two checkpoints A and B\n");
 		return 2;
 	}
-	Model *ma = NULL, *mb = NULL;
-	int rc = 2;
-	if (model_open(o.positional[0], &ma, err, sizeof err) ||
-	    model_open(o.positional[1], &mb, err, sizeof err)) {
+	Printer p = {&o, o.json ? json_array() : NULL, NULL, isatty(2), timer_now()};
+	VerifyJob j = {o.positional[0], o.positional[1], o.layers, o.layers_flag, o.tol, true,
+		       o.precision, o.seq, o.seed, &p, on_opened, on_layer};
+	VerifyOutcome res;
+	int rc = 0;
+	if (verify_job_run(&j, &res, err, sizeof err)) {
 		fprintf(stderr, "ropefold verify: %s\n", err);
-		goto out;
-	}
-	cli_model_note("verify", model_info(ma)->note);
-	cli_model_note("verify", model_info(mb)->note);
-	testhook_stop("open");
-	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
-	bool chosen = o.layers && strcmp(o.layers, "all") != 0;
-	if (ia->n_layers != ib->n_layers && !chosen) {
-		/* two valid checkpoints, one not a fold of the other: exit 1 */
-		char why[256];
-		snprintf(why, sizeof why, "%s has %zu layers, %s has %zu", o.positional[0],
-			 ia->n_layers, o.positional[1], ib->n_layers);
-		if (o.json) {
-			json_t *doc = json_pack("{s:s, s:s, s:b, s:{s:n, s:s, s:s}, s:[]}", "a",
-						o.positional[0], "b", o.positional[1],
-						"equivalent", 0, "first_break", "layer", "why",
-						"layers", "explanation", why, "layers");
-			json_dumpf(doc, stdout, JSON_INDENT(2));
+		rc = 2;
+	} else if (res.layer_counts_differ) {
+		print_layer_counts(&o, &res);
+		rc = 1;
+	} else {
+		rc = res.equivalent ? 0 : 1;
+		if (p.layers) {
+			json_t *doc = json_object();
+			json_object_set_new(doc, "a", json_string(o.positional[0]));
+			json_object_set_new(doc, "b", json_string(o.positional[1]));
+			json_object_set_new(doc, "equivalent", json_boolean(res.equivalent));
+			json_object_set_new(doc, "first_break", p.first ? p.first : json_null());
+			json_object_set_new(doc, "layers", p.layers);
+			p.layers = p.first = NULL;
+			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 			fputc('\n', stdout);
 			json_decref(doc);
 		} else {
-			printf("%s (--layers picks layers both have)\nB is NOT equivalent to A\n",
-			       why);
+			printf("%s\n", res.equivalent ? "B is equivalent to A in every chosen layer"
+						      : "B is NOT equivalent to A");
 		}
-		rc = 1;
-		goto out;
 	}
-	size_t lo, hi;
-	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
-	if (layer_range_parse(o.layers_flag, o.layers, common, &lo, &hi, err, sizeof err)) {
-		fprintf(stderr, "ropefold verify: %s\n", err);
-		goto out;
-	}
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, o.tol};
-	size_t T = o.seq, D = ia->shape.d_model;
-	double *x = malloc(T * D * sizeof(double));
-	if (!x) {
-		fprintf(stderr, "ropefold verify: out of memory\n");
-		goto out;
-	}
-	layer_random_input(o.seed, T, D, x);
-	json_t *doc = o.json ? json_object() : NULL, *arr = o.json ? json_array() : NULL;
-	json_t *first = NULL;
-	bool all_eq = true, tty = isatty(2);
-	double t0 = timer_now();
-	rc = 0;
-	for (size_t i = lo; i <= hi; i++) {
-		Layer a, b;
-		if (model_load_layer(ma, i, &a, err, sizeof err)) {
-			fprintf(stderr, "ropefold verify: %s\n", err);
-			rc = 2;
-			break;
-		}
-		if (model_load_layer(mb, i, &b, err, sizeof err)) {
-			fprintf(stderr, "ropefold verify: %s\n", err);
-			layer_free(&a);
-			rc = 2;
-			break;
-		}
-		VerifyVerdict v;
-		InvReport rep;
-		bool have_rep = false;
-		RfStatus st = verify_layers(&a, &b, &vo, &v);
-		if (st == RF_OK && v.why != VERIFY_WHY_SHAPE) {
-			st = verify_confirm(&a, &b, &v, x, T, o.precision,
-					    0, &rep);
-			have_rep = st == RF_OK;
-		}
-		if (st == RF_ERR_NUMERIC) {
-			/* the readers refuse NaN and Inf: products overflowed */
-			fprintf(stderr, "ropefold verify: layer %zu: the weights are too large "
-				"to compare: their products overflow float64\n", i);
-		} else if (st != RF_OK) {
-			fprintf(stderr, "ropefold verify: layer %zu: %s\n", i, rf_status_str(st));
-		}
-		if (st != RF_OK) {
-			verify_verdict_free(&v);
-			layer_free(&a);
-			layer_free(&b);
-			rc = 2;
-			break;
-		}
-		if (!v.equivalent && all_eq) {
-			all_eq = false;
-			if (doc)
-				first = break_json(&v, i);
-		}
-		if (tty)
-			fputs("\r\033[K", stderr);
-		if (doc)
-			json_array_append_new(arr, layer_json(i, &v, have_rep ? &rep : NULL));
-		else
-			layer_text(i, &v, have_rep ? &rep : NULL);
-		fflush(stdout);
-		if (have_rep)
-			report_done(&rep);
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
-		progress(tty, i - lo + 1, hi - lo + 1, t0);
-	}
-	if (rc == 0)
-		rc = all_eq ? 0 : 1;
-	if (doc) {
-		if (rc != 2) {
-			json_object_set_new(doc, "a", json_string(o.positional[0]));
-			json_object_set_new(doc, "b", json_string(o.positional[1]));
-			json_object_set_new(doc, "equivalent", json_boolean(all_eq));
-			json_object_set_new(doc, "first_break", first ? first : json_null());
-			json_object_set_new(doc, "layers", arr);
-			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-			fputc('\n', stdout);
-		} else {
-			json_decref(arr);
-			json_decref(first);
-		}
-		json_decref(doc);
-	} else if (rc != 2) {
-		printf("%s\n", all_eq ? "B is equivalent to A in every chosen layer"
-				      : "B is NOT equivalent to A");
-	}
-	free(x);
-out:
-	if (ma)
-		model_close(ma);
-	if (mb)
-		model_close(mb);
+	json_decref(p.layers);
+	json_decref(p.first);
 	return rc;
 }

@@ -4,11 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/dtype.h"
 #include "core/verify.h"
 #include "data/fold_job.h"
 #include "data/model.h"
-#include "tui/cli_verify.h"
+#include "data/verify_job.h"
 #include "tui/fold_actions.h"
 #include "tui/shared/environment.h"
 #include "tui/shared/testhook.h"
@@ -70,6 +69,31 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	return rc ? -1 : 0;
 }
 
+/* Stop at the first break, keeping where it is. */
+typedef struct {
+	FoldBreak *out;
+	char *msg;
+	size_t msglen;
+} FirstBreak;
+
+static int on_layer(void *ctx, const VerifyLayerResult *r)
+{
+	FirstBreak *fb = ctx;
+	const VerifyVerdict *v = r->verdict;
+	if (v->equivalent)
+		return 0;
+	const LayerShape *s = &r->a->shape;
+	fb->out->equivalent = false;
+	fb->out->layer = r->layer;
+	fb->out->head = v->head != SIZE_MAX ? v->head
+		      : v->group != SIZE_MAX ? v->group * (s->n_heads / s->n_kv_heads)
+		      : 0;
+	snprintf(fb->msg, fb->msglen, "verify: first break at layer %zu, head %zu, %s level%s%s: %s",
+		 r->layer, fb->out->head, level_name(v->level), v->tensor[0] ? ", " : "",
+		 v->tensor, v->why_text);
+	return 1;
+}
+
 int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, char *msg,
 		       size_t msglen)
 {
@@ -77,60 +101,21 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 	memset(out, 0, sizeof *out);
 	if (checkpoint_path(s, "verify", model, sizeof model, msg, msglen))
 		return -1;
-	Model *ma = NULL, *mb = NULL;
-	int rc = -1;
-	if (model_open(model, &ma, err, sizeof err) || model_open(path, &mb, err, sizeof err)) {
-		snprintf(msg, msglen, "verify: %s", err);
-		goto done;
-	}
-	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
-	if (ia->n_layers != ib->n_layers) {
-		snprintf(msg, msglen, "verify: %s has %zu layers, %s has %zu", model, ia->n_layers,
-			 path, ib->n_layers);
-		goto done;
-	}
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, 0};
 	out->equivalent = true;
-	for (size_t i = 0; i < ia->n_layers && out->equivalent; i++) {
-		Layer a, b;
-		if (model_load_layer(ma, i, &a, err, sizeof err)) {
-			snprintf(msg, msglen, "verify: %s", err);
-			goto done;
-		}
-		if (model_load_layer(mb, i, &b, err, sizeof err)) {
-			snprintf(msg, msglen, "verify: %s", err);
-			layer_free(&a);
-			goto done;
-		}
-		VerifyVerdict v;
-		RfStatus st = verify_layers(&a, &b, &vo, &v);
-		if (st != RF_OK) {
-			snprintf(msg, msglen, "verify: layer %zu: %s", i, rf_status_str(st));
-		} else if (!v.equivalent) {
-			out->equivalent = false;
-			out->layer = i;
-			out->head = v.head != SIZE_MAX ? v.head
-				  : v.group != SIZE_MAX ? v.group * (a.shape.n_heads / a.shape.n_kv_heads)
-				  : 0;
-			snprintf(msg, msglen, "verify: first break at layer %zu, head %zu, %s level%s%s: %s",
-				 i, out->head, level_name(v.level), v.tensor[0] ? ", " : "",
-				 v.tensor, v.why_text);
-		}
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
-		if (st != RF_OK)
-			goto done;
+	FirstBreak fb = {out, msg, msglen};
+	VerifyJob j = {model, path, NULL, NULL, 0, false, PREC_F64, 0, 0, &fb, NULL, on_layer};
+	VerifyOutcome res;
+	if (verify_job_run(&j, &res, err, sizeof err)) {
+		snprintf(msg, msglen, "verify: %s", err);
+		return -1;
+	}
+	if (res.layer_counts_differ) {
+		snprintf(msg, msglen, "verify: %s has %zu layers, %s has %zu", model, res.layers_a,
+			 path, res.layers_b);
+		return -1;
 	}
 	if (out->equivalent)
 		snprintf(msg, msglen, "verify: %s is an exact fold of %s in all %zu layers", path,
-			 model, ia->n_layers);
-	rc = 0;
-done:
-	if (ma)
-		model_close(ma);
-	if (mb)
-		model_close(mb);
-	return rc;
+			 model, res.layers_a);
+	return 0;
 }
