@@ -10,6 +10,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/commands.h"
+#include "tui/shared/names.h"
 
 /* ======================================================================
  * Settings
@@ -42,34 +43,42 @@ void commands_settings_options(const TuiSettings *s, RunOptions *out)
  * Toggles
  * ====================================================================== */
 
-static const char *const toggle_names[TOGGLE_COUNT + 1] = {
-	"q", "k", "v", "o",
-	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
-	"v-same", "bias",
-	"permute-heads", "kind", "rope", "precision", NULL
-};
-
-static const char *const toggle_labels[TOGGLE_COUNT] = {
-	"rotate Q", "rotate K", "rotate V", "rotate O",
-	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
-	"v-same", "bias",
+/* The parts' toggles, then the seven assumptions (named by core/fold.c),
+ * then these. */
+static const char *const part_names[4] = {"q", "k", "v", "o"};
+static const char *const part_labels[4] = {"rotate Q", "rotate K", "rotate V", "rotate O"};
+static const char *const other_names[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
 	"permute-heads", "kind", "rope", "precision",
 };
+_Static_assert(TOGGLE_PERMUTE - TOGGLE_ASSUME0 == ASSUME_COUNT,
+	       "one toggle per assumption");
 
 const char *commands_toggle_name(ToggleId t)
 {
-	return (unsigned)t < TOGGLE_COUNT ? toggle_names[t] : "?";
+	if ((unsigned)t >= TOGGLE_COUNT)
+		return "?";
+	if (t < TOGGLE_ASSUME0)
+		return part_names[t];
+	if (t < TOGGLE_PERMUTE)
+		return fold_assumption_name((unsigned)(t - TOGGLE_ASSUME0));
+	return other_names[t - TOGGLE_PERMUTE];
 }
 
 const char *commands_toggle_label(ToggleId t)
 {
-	return (unsigned)t < TOGGLE_COUNT ? toggle_labels[t] : "?";
+	return (unsigned)t < TOGGLE_ASSUME0 ? part_labels[t] : commands_toggle_name(t);
+}
+
+/* The toggle names as a list (names.h). */
+static const char *toggle_at(size_t i)
+{
+	return i < TOGGLE_COUNT ? commands_toggle_name((ToggleId)i) : NULL;
 }
 
 int commands_toggle_parse(const char *name)
 {
 	for (int i = 0; i < TOGGLE_COUNT; i++)
-		if (!strcasecmp(name, toggle_names[i]))
+		if (!strcasecmp(name, commands_toggle_name((ToggleId)i)))
 			return i;
 	return -1;
 }
@@ -116,7 +125,7 @@ unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
 	} else if (t < TOGGLE_PERMUTE) {
 		f->dropped ^= 1u << (t - TOGGLE_ASSUME0);
 		snprintf(msg, msglen, "%s %s", commands_toggle_on(s, t) ? "hold" : "drop",
-			 toggle_names[t]);
+			 commands_toggle_name(t));
 	} else if (t == TOGGLE_PERMUTE) {
 		f->permute_heads = !f->permute_heads;
 		snprintf(msg, msglen, "permute-heads %s", f->permute_heads ? "on" : "off");
@@ -151,6 +160,12 @@ const char *commands_view_name(ViewId v)
 	return (unsigned)v < VIEW_COUNT ? view_names[v] : "?";
 }
 
+/* The view names as a list (names.h). */
+static const char *view_at(size_t i)
+{
+	return i < VIEW_COUNT ? view_names[i] : NULL;
+}
+
 int commands_view_parse(const char *name)
 {
 	for (int i = 0; i < VIEW_COUNT; i++)
@@ -166,12 +181,26 @@ int commands_view_parse(const char *name)
 typedef unsigned (*CmdFn)(TuiSettings *s, const char *cmd, const char *arg,
 			  char *msg, size_t msglen);
 
+/* What completes a command's argument. */
+typedef enum {
+	ARG_NONE = 0,   /* nothing to offer */
+	ARG_PATH,       /* a file path: readline's filename completion */
+	ARG_WORDS       /* the words of CmdDef.words */
+} ArgKind;
+
+/* One command: name, help, what runs it and what completes its argument,
+ * so that parsing, the help screen and completion read the same row. */
 typedef struct {
 	const char *name;
+	const char *aliases;  /* other names it answers to, space-separated, or NULL */
 	const char *meta;     /* argument, or NULL */
-	const char *help;
+	const char *help;     /* a "{SEP}" in it lists `values` (names.h) */
 	CmdFn fn;
 	const char *flag;     /* the shared flag this command sets, if any */
+	bool random_only;     /* sets a random layer's shape */
+	ArgKind arg;
+	const char *const *(*words)(void);  /* ARG_WORDS: the completions */
+	NameAt values;        /* the names its help lists, or NULL */
 } CmdDef;
 
 #define ERR(...)                                          \
@@ -187,10 +216,7 @@ static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
 {
 	RunOptions o = s->opts;
 	char err[512];
-	char argbuf[256];
-	snprintf(argbuf, sizeof argbuf, "%s", arg);
-	char *argv[2] = {(char *)flag, argbuf};
-	if (opts_parse(2, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, &o, err, sizeof err)) {
+	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, flag, arg, err, sizeof err)) {
 		/* "--heads: ..." reads "heads: ..." on the command line. */
 		const char *e = err;
 		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')
@@ -207,13 +233,6 @@ static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
 
 static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
 			 char *msg, size_t msglen);
-
-static bool is_shape_cmd(const char *cmd)
-{
-	return !strcmp(cmd, "heads") || !strcmp(cmd, "kv-heads") ||
-	       !strcmp(cmd, "head-dim") || !strcmp(cmd, "d-model") ||
-	       !strcmp(cmd, "with-bias");
-}
 
 static int parse_onoff(const char *arg, bool cur, bool *out)
 {
@@ -256,9 +275,11 @@ static unsigned cmd_drop_hold(TuiSettings *s, const char *cmd, const char *arg,
 		ERR("%s: which assumptions? e.g. '%s commutes' (or 'all')", cmd, cmd);
 	if (!strcasecmp(arg, "all"))
 		bits = (1u << ASSUME_COUNT) - 1;
-	else if (fold_drop_parse(arg, &bits, &bad))
-		ERR("%s: unknown assumption '%s' (known: orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias)",
-		    cmd, bad ? bad : arg);
+	else if (fold_drop_parse(arg, &bits, &bad)) {
+		char known[160];
+		names_join(names_assumption, ", ", NULL, known, sizeof known);
+		ERR("%s: unknown assumption '%s' (known: %s)", cmd, bad ? bad : arg, known);
+	}
 	if (!strcmp(cmd, "drop"))
 		s->opts.fold.dropped |= bits;
 	else
@@ -288,9 +309,11 @@ static unsigned cmd_kind(TuiSettings *s, const char *cmd, const char *arg,
 			 char *msg, size_t msglen)
 {
 	RotKind k;
-	if (rotation_kind_parse(arg, &k) || k == ROT_COMMUTING)
-		ERR("%s: '%s' is not haar, hadamard, pair-swap, pair-reflect or layout-mismatch",
-		    cmd, arg);
+	if (rotation_kind_parse(arg, &k) || k == ROT_COMMUTING) {
+		char kinds[160];
+		names_join(names_kind, ", ", " or ", kinds, sizeof kinds);
+		ERR("%s: '%s' is not %s", cmd, arg, kinds);
+	}
 	s->opts.fold.kind = k;
 	snprintf(msg, msglen, "kind %s%s", rotation_kind_name(k),
 		 (s->opts.fold.dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
@@ -377,8 +400,11 @@ static unsigned cmd_view(TuiSettings *s, const char *cmd, const char *arg,
 			 char *msg, size_t msglen)
 {
 	int v = commands_view_parse(arg);
-	if (v < 0)
-		ERR("%s: '%s' is not heatmap, offset, heads, pairs or info", cmd, arg);
+	if (v < 0) {
+		char views[96];
+		names_join(view_at, ", ", " or ", views, sizeof views);
+		ERR("%s: '%s' is not %s", cmd, arg, views);
+	}
 	s->view = (ViewId)v;
 	snprintf(msg, msglen, "view %s", view_names[v]);
 	return CMD_REDRAW;
@@ -450,55 +476,138 @@ static unsigned cmd_set(TuiSettings *s, const char *cmd, const char *arg,
 	return commands_run(s, arg, msg, msglen);
 }
 
+/* ---- completion words ---------------------------------------------------- */
+
+static const char *const *assume_words(void)
+{
+	static const char *w[ASSUME_COUNT + 2];
+	if (!w[0])
+		names_words(names_assumption, "all", w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *toggle_words(void)
+{
+	static const char *w[TOGGLE_COUNT + 1];
+	if (!w[0])
+		names_words(toggle_at, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *kind_words(void)
+{
+	static const char *w[ROT_KIND_COUNT + 1];
+	if (!w[0])
+		names_words(names_kind, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *rope_words(void)
+{
+	static const char *w[3];
+	if (!w[0])
+		names_words(names_layout, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *view_words(void)
+{
+	static const char *w[VIEW_COUNT + 1];
+	if (!w[0])
+		names_words(view_at, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *onoff_words(void)
+{
+	static const char *const w[] = {"on", "off", NULL};
+	return w;
+}
+
+static const char *const *prec_words(void)
+{
+	static const char *const w[] = {"f64", "f32", NULL};
+	return w;
+}
+
+static const char *const *rotate_words(void)
+{
+	static const char *const w[] = {"qkvo", "qkv", "qk", "vo", "none", NULL};
+	return w;
+}
+
+static const char *const *scaling_words(void)
+{
+	static const char *const w[] = {"none", "linear:", "ntk:", "yarn:", "llama3:", NULL};
+	return w;
+}
+
+static const char *const *tol_words(void)
+{
+	static const char *const w[] = {"default", "1e-9", "1e-3", NULL};
+	return w;
+}
+
+/* ---- the commands ---------------------------------------------------------- */
+
+#define WORDS(f) ARG_WORDS, f
+#define NOARG ARG_NONE, NULL
+#define PATH ARG_PATH, NULL
+
 static const CmdDef cmds[] = {
-	{"rotate", "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL},
-	{"drop", "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL},
-	{"hold", "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL},
-	{"toggle", "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision", cmd_toggle, NULL},
-	{"kind", "K", "R_q/R_k kind when commutes is dropped: haar hadamard pair-swap pair-reflect layout-mismatch", cmd_kind, NULL},
-	{"permute-heads", "on|off", "also permute the kv groups with their heads", cmd_permute, NULL},
-	{"reset", NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL},
-	{"rope", "half|interleaved", "RoPE pair layout", cmd_flag, "--rope"},
-	{"rotary-dim", "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim"},
-	{"theta", "X", "RoPE base theta", cmd_flag, "--rope-theta"},
-	{"scaling", "RULE", "frequency scaling: none linear:F ntk:F yarn:F llama3:F", cmd_flag, "--rope-scaling"},
-	{"seq", "N", "sequence length T", cmd_flag, "--seq"},
-	{"seed", "N", "seed of the layer, input and rotations", cmd_flag, "--seed"},
-	{"heads", "N", "random layer: query heads H", cmd_flag, "--heads"},
-	{"kv-heads", "N", "random layer: key/value heads G", cmd_flag, "--kv-heads"},
-	{"head-dim", "N", "random layer: head dim d (even)", cmd_flag, "--head-dim"},
-	{"d-model", "N", "random layer: model width D", cmd_flag, "--d-model"},
-	{"with-bias", "on|off", "random layer: q/k/v/o biases", cmd_with_bias, NULL},
-	{"precision", "f64|f32", "compute precision", cmd_flag, "--precision"},
-	{"tol", "X", "relative tolerance (or default)", cmd_tol, "--tol"},
-	{"load", "PATH", "load a checkpoint (or default, random)", cmd_load, NULL},
-	{"layer", "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer"},
-	{"export", "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL},
-	{"export!", "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL},
-	{"verify", "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL},
-	{"view", "NAME", "main view: heatmap offset heads pairs info", cmd_view, NULL},
-	{"head", "N", "select a query head", cmd_head, NULL},
-	{"set", "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL},
-	{"tour", NULL, "the classroom tour", cmd_simple, NULL},
-	{"help", NULL, "the help screen", cmd_simple, NULL},
-	{"quit", NULL, "leave", cmd_simple, NULL},
+	{"rotate", NULL, "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL, false, WORDS(rotate_words), NULL},
+	{"drop", NULL, "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
+	{"hold", NULL, "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
+	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
+	{"kind", NULL, "K", "R_q/R_k kind when commutes is dropped: { }", cmd_kind, NULL, false, WORDS(kind_words), names_kind},
+	{"permute-heads", NULL, "on|off", "also permute the kv groups with their heads", cmd_permute, NULL, false, WORDS(onoff_words), NULL},
+	{"reset", NULL, NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL, false, NOARG, NULL},
+	{"rope", NULL, "half|interleaved", "RoPE pair layout", cmd_flag, "--rope", false, WORDS(rope_words), NULL},
+	{"rotary-dim", NULL, "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim", false, NOARG, NULL},
+	{"theta", "rope-theta", "X", "RoPE base theta", cmd_flag, "--rope-theta", false, NOARG, NULL},
+	{"scaling", "rope-scaling", "RULE", "frequency scaling: none linear:F ntk:F yarn:F llama3:F", cmd_flag, "--rope-scaling", false, WORDS(scaling_words), NULL},
+	{"seq", NULL, "N", "sequence length T", cmd_flag, "--seq", false, NOARG, NULL},
+	{"seed", NULL, "N", "seed of the layer, input and rotations", cmd_flag, "--seed", false, NOARG, NULL},
+	{"heads", NULL, "N", "random layer: query heads H", cmd_flag, "--heads", true, NOARG, NULL},
+	{"kv-heads", NULL, "N", "random layer: key/value heads G", cmd_flag, "--kv-heads", true, NOARG, NULL},
+	{"head-dim", NULL, "N", "random layer: head dim d (even)", cmd_flag, "--head-dim", true, NOARG, NULL},
+	{"d-model", NULL, "N", "random layer: model width D", cmd_flag, "--d-model", true, NOARG, NULL},
+	{"with-bias", NULL, "on|off", "random layer: q/k/v/o biases", cmd_with_bias, NULL, true, WORDS(onoff_words), NULL},
+	{"precision", NULL, "f64|f32", "compute precision", cmd_flag, "--precision", false, WORDS(prec_words), NULL},
+	{"tol", NULL, "X", "relative tolerance (or default)", cmd_tol, "--tol", false, WORDS(tol_words), NULL},
+	{"load", NULL, "PATH", "load a checkpoint (or default, random)", cmd_load, NULL, false, PATH, NULL},
+	{"layer", NULL, "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer", false, NOARG, NULL},
+	{"export", NULL, "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL, false, PATH, NULL},
+	{"export!", NULL, "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL, false, PATH, NULL},
+	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL, false, PATH, NULL},
+	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
+	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
+	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},
+	{"tour", NULL, NULL, "the classroom tour", cmd_simple, NULL, false, NOARG, NULL},
+	{"help", "? h", NULL, "the help screen", cmd_simple, NULL, false, NOARG, NULL},
+	{"quit", "q exit", NULL, "leave", cmd_simple, NULL, false, NOARG, NULL},
 };
 
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
+/* Whether name is one of the space-separated words of list. */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p;) {
+		size_t k = strcspn(p, " ");
+		if (k == n && !strncmp(p, name, n))
+			return true;
+		p += k + (p[k] == ' ');
+	}
+	return false;
+}
+
 static const CmdDef *find_cmd(const char *name)
 {
 	for (size_t i = 0; i < NCMDS; i++)
-		if (!strcmp(cmds[i].name, name))
+		if (!strcmp(cmds[i].name, name) || in_list(cmds[i].aliases, name))
 			return &cmds[i];
-	if (!strcmp(name, "q") || !strcmp(name, "exit"))
-		return find_cmd("quit");
-	if (!strcmp(name, "?") || !strcmp(name, "h"))
-		return find_cmd("help");
-	if (!strcmp(name, "rope-theta"))
-		return find_cmd("theta");
-	if (!strcmp(name, "rope-scaling"))
-		return find_cmd("scaling");
 	return NULL;
 }
 
@@ -511,7 +620,7 @@ static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
 	if (!*arg)
 		ERR("%s: missing value (%s)", cmd, d->meta);
 	LayerSource src = s->source;
-	if (is_shape_cmd(cmd)) {
+	if (d->random_only) {
 		if (src == SOURCE_FILE)
 			ERR("%s: the layer comes from %s; ':load random' first", cmd, s->model_path);
 		src = SOURCE_RANDOM;
@@ -578,26 +687,10 @@ unsigned commands_run(TuiSettings *s, const char *line, char *msg,
  * Completion and help
  * ====================================================================== */
 
-static const char *cmd_words[NCMDS + 1];
-static const char *const assume_words[] = {
-	"orthogonal", "commutes", "shared-qk", "per-head", "gqa-consistent",
-	"v-same", "bias", "all", NULL};
-static const char *const kind_words[] = {
-	"haar", "hadamard", "pair-swap", "pair-reflect", "layout-mismatch", NULL};
-static const char *const onoff_words[] = {"on", "off", NULL};
-static const char *const rope_words[] = {"half", "interleaved", NULL};
-static const char *const prec_words[] = {"f64", "f32", NULL};
-static const char *const view_words[] = {
-	"heatmap", "offset", "heads", "pairs", "info", NULL};
-static const char *const rotate_words[] = {
-	"qkvo", "qkv", "qk", "vo", "none", NULL};
-static const char *const scaling_words[] = {
-	"none", "linear:", "ntk:", "yarn:", "llama3:", NULL};
-static const char *const tol_words[] = {"default", "1e-9", "1e-3", NULL};
-static const char *const empty_words[] = {NULL};
-
 const char *const *commands_completions(const char *line, size_t start)
 {
+	static const char *cmd_words[NCMDS + 1];
+	static const char *const empty_words[] = {NULL};
 	if (!cmd_words[0])
 		for (size_t i = 0; i < NCMDS; i++)
 			cmd_words[i] = cmds[i].name;
@@ -626,42 +719,25 @@ const char *const *commands_completions(const char *line, size_t start)
 	}
 	if (!first[0])
 		return cmd_words;
-	if (!strcmp(first, "drop") || !strcmp(first, "hold"))
-		return assume_words;
-	if (!strcmp(first, "toggle"))
-		return toggle_names;
-	if (!strcmp(first, "kind"))
-		return kind_words;
-	if (!strcmp(first, "permute-heads") || !strcmp(first, "with-bias"))
-		return onoff_words;
-	if (!strcmp(first, "rope"))
-		return rope_words;
-	if (!strcmp(first, "precision"))
-		return prec_words;
-	if (!strcmp(first, "view"))
-		return view_words;
-	if (!strcmp(first, "rotate"))
-		return rotate_words;
-	if (!strcmp(first, "scaling"))
-		return scaling_words;
-	if (!strcmp(first, "tol"))
-		return tol_words;
-	if (!strcmp(first, "load") || !strcmp(first, "export") || !strcmp(first, "export!") ||
-	    !strcmp(first, "verify"))
+	const CmdDef *d = find_cmd(first);
+	if (d && d->arg == ARG_PATH)
 		return NULL;  /* a file path */
+	if (d && d->arg == ARG_WORDS)
+		return d->words();
 	return empty_words;
 }
 
 const char *const *commands_help_lines(void)
 {
-	static char lines[NCMDS][64];
+	static char lines[NCMDS][64], helps[NCMDS][160];
 	static const char *out[2 * NCMDS + 2];
 	if (!out[0]) {
 		for (size_t i = 0; i < NCMDS; i++) {
 			snprintf(lines[i], sizeof lines[i], ":%s%s%s", cmds[i].name,
 				 cmds[i].meta ? " " : "", cmds[i].meta ? cmds[i].meta : "");
+			names_expand(cmds[i].help, cmds[i].values, helps[i], sizeof helps[i]);
 			out[2 * i] = lines[i];
-			out[2 * i + 1] = cmds[i].help;
+			out[2 * i + 1] = helps[i];
 		}
 	}
 	return out;

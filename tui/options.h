@@ -27,7 +27,19 @@ enum {
 
 typedef enum { INPUT_RANDOM = 0, INPUT_EMBED = 1 } InputKind;
 
-/* Everything the command line says, shared by check, tui, fold, bench. */
+/* Room for this many flags in the table (options.c asserts that they
+ * fit): one bit each in a FlagSet. Raise it when the table grows. */
+#define OPTS_MAX_FLAGS 128
+
+/* A set of flags of the table, one bit per entry. */
+typedef struct {
+	uint64_t bits[OPTS_MAX_FLAGS / 64];
+} FlagSet;
+
+/* Everything the command line says: one flag table and one parse for
+ * every mode (each mode accepts its groups of flags and turns what it
+ * needs into the struct its job takes: data/workload.h, data/fold_job.h,
+ * data/verify_job.h). */
 typedef struct {
 	const char *model_path;   /* NULL: a random layer */
 	size_t layer;
@@ -53,7 +65,7 @@ typedef struct {
 	const char *undo;         /* fold: sidecar */
 	bool force;
 	bool help;
-	uint64_t given;           /* bit i: the i-th flag of the table was given */
+	FlagSet given;            /* the flags given in any parse into this */
 	const char *positional[4];
 	size_t n_positional;
 } RunOptions;
@@ -72,20 +84,17 @@ void opts_defaults(RunOptions *o);
 int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 	       char *err, size_t errlen);
 
+/* Set one flag (e.g. "--seq") to value onto o, as opts_parse of those two
+ * words: the same rules and messages (the explorer's `:seq 128`). */
+int opts_set(RunOptions *o, unsigned accept, const char *flag, const char *value, char *err,
+	     size_t errlen);
+
 /* Whether flag (e.g. "--layer") was given in any parse into o. */
 bool opts_given(const RunOptions *o, const char *flag);
 
 /* For a mode whose layer is random without --model: refuse --layer
  * there (a random layer has one). -1 with one line in err. */
 int opts_check_random(const RunOptions *o, char *err, size_t errlen);
-
-/* The RoPE flags against a checkpoint's head dim (source names it): -1
- * with one line in err when --rotary-dim exceeds it. */
-int opts_check_rope(const RunOptions *o, size_t head_dim, const char *source,
-		    char *err, size_t errlen);
-
-/* Apply the RoPE flags that were set onto a spec read from a file. */
-void opts_apply_rope(const RunOptions *o, RopeSpec *rope);
 
 /* The RoPE flags: the whole spec, and which of its fields were given. */
 RopeOverride opts_rope_override(const RunOptions *o);
