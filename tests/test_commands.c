@@ -4,8 +4,8 @@
 
 #include "core/fold.h"
 #include "core/rotation.h"
-#include "tui/commands.h"
-#include "tui/tour.h"
+#include "tui/explorer/commands.h"
+#include "tui/explorer/tour.h"
 
 /* The explorer's ':' commands and toggles are pure functions of the
  * settings: each test runs command strings and checks the fields. */

@@ -15,11 +15,11 @@
 #include "data/model_tensors.h"
 #include "data/writer.h"
 #include "tests/ckpt_fixtures.h"
-#include "tui/cli_check.h"
-#include "tui/cli_fold.h"
-#include "tui/cli_info.h"
-#include "tui/cli_verify.h"
-#include "tui/fold_actions.h"
+#include "tui/cli/check.h"
+#include "tui/cli/fold.h"
+#include "tui/cli/info.h"
+#include "tui/cli/verify.h"
+#include "tui/explorer/fold_actions.h"
 
 /* ropefold fold on checkpoints of every format written here from seeded
  * layers: the fold verifies as a commuting fold of its input, every byte

@@ -6,8 +6,8 @@
 
 #include "tests/testutil.h"
 
-#include "data/default_model.h"
 #include "core/dtype.h"
+#include "data/default_model.h"
 #include "data/model.h"
 #include "tests/ckpt_fixtures.h"
 

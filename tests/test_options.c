@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "tui/options.h"
+#include "tui/shared/options.h"
 #include "tests/testutil.h"
 
 #define CHECK_FLAGS (OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON)

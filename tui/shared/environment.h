@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "data/workload.h"
-#include "tui/options.h"
+#include "tui/shared/options.h"
 
 /* What the front ends take from the environment and pass down (data/ and
  * core/ read none of it). The explorer's own terminal variables (TERM,
