@@ -867,43 +867,6 @@ static void test_refusals(void **state)
 	assert_false(exists(f->out));
 }
 
-/* writer_new on its own: OUT's sidecar path may not be a file the run
- * reads when a sidecar is written (an undo writes none, and may name its
- * own sidecar so), OUT may not reach an input through a symlink, and a
- * trailing slash on a single file's OUT is refused. */
-static void test_writer_paths(void **state)
-{
-	Fx *f = *state;
-	write_gguf(f, "w.gguf", "F32");
-	Model *m = open_ok(f->in);
-	char sc[4500], link[4500], err[1024];
-	Writer *w = NULL;
-	PJ(f->out, "%s/w-out.gguf", f->dir);
-	PJ(sc, "%s.fold.json", f->out);
-	fx_write(f->dir, "w-out.gguf.fold.json", "{}", 2);
-	WriterOptions o = {true, true, sc, NULL, NULL, NULL};
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
-	assert_null(w);
-	assert_non_null(strstr(err, "sidecar's path"));
-	o.sidecar = false;
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), 0);
-	writer_free(w);
-	PJ(link, "%s/w-link.gguf", f->dir);
-	assert_int_equal(symlink(f->in, link), 0);
-	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "which this run reads"));
-	PJ(link, "%s/newdir/", f->dir);
-	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "trailing slash"));
-	/* Without force the hint given is the caller's. */
-	o.force = false;
-	o.replace_hint = "say please";
-	fx_write(f->dir, "w-out.gguf", "x", 1);
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "exists (say please)"));
-	model_close(m);
-}
-
 /* A JSON file (the test fails when it does not parse). */
 static json_t *load_json(const char *path)
 {
@@ -1162,7 +1125,6 @@ int main(void)
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_qk_norm_all_heads),
 		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_writer_paths),
 		cmocka_unit_test(test_undo_report),
 		cmocka_unit_test(test_tui_actions),
 		cmocka_unit_test(test_tui_export_default),
