@@ -28,9 +28,9 @@ cat >"$work/include/config.h" <<'EOH'
 #define ABS_TOP_SRCDIR "/nonexistent"
 EOH
 jflags=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
-srcs="core/layer.c core/rng.c core/status.c data/families.c data/gguf.c data/hfconfig.c
-      data/infile.c data/jsonfile.c data/llama2c.c data/model.c data/path.c
-      data/safetensors.c data/tensor.c"
+srcs="core/dtype.c core/layer.c core/rng.c core/status.c data/families.c data/ggml_types.c
+      data/gguf.c data/hfconfig.c data/infile.c data/jsonfile.c data/llama2c.c data/model.c
+      data/path.c data/safetensors.c data/tensor.c"
 common="-std=c11 -g -O1 -fno-omit-frame-pointer -I$work/include -I$here"
 cd "$here" || exit 99
 if ! "$cc" $common -fsanitize=fuzzer-no-link,address,undefined -c -x c /dev/null \
