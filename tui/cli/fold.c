@@ -261,28 +261,6 @@ static void print_notes(const FoldJob *j, const FoldOutcome *r)
 			"(llama.cpp) cannot run; F64 is for an exact --undo\n", j->out);
 }
 
-/* The job the flags describe. */
-static void job_of(const RunOptions *o, FoldJob *j)
-{
-	memset(j, 0, sizeof *j);
-	j->model_path = o->model_path;
-	j->out = o->out;
-	j->fold = o->fold;
-	j->seed = o->seed;
-	j->rope = opts_rope_override(o);
-	j->layers = o->layers;
-	j->layers_flag = o->layers_flag;
-	j->store_set = o->dtype && strcmp(o->dtype, "keep");
-	j->store = o->dtype && !strcmp(o->dtype, "f64") ? STORE_F64 : STORE_F32;
-	j->undo = o->undo;
-	j->force = o->force;
-	j->replace_hint = "use --force to replace it";
-	/* A written fold is an exact rewrite: angles a learned QK-norm does
-	 * not commute with are left out. (check and the explorer draw
-	 * arbitrary angles, what the theorem alone predicts.) */
-	j->fold.qk_norm_exact = true;
-}
-
 int cli_fold(int argc, char **argv)
 {
 	RunOptions o;
@@ -309,7 +287,8 @@ int cli_fold(int argc, char **argv)
 	install_signals();
 	FoldJob j;
 	Progress prog = {isatty(2), timer_now()};
-	job_of(&o, &j);
+	opts_fold_job(&o, &j);
+	j.replace_hint = "use --force to replace it";
 	j.hooks.ctx = &prog;
 	j.hooks.opened = on_opened;
 	j.hooks.layer_done = on_layer;

@@ -43,20 +43,14 @@ int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t
 	char hint[1100];
 	snprintf(hint, sizeof hint, "':export! %s' replaces it", path);
 	FoldJob j;
-	memset(&j, 0, sizeof j);
+	opts_fold_job(&o, &j);   /* as `fold` writes it: an exact rewrite */
 	j.model_path = model;
 	j.out = path;
 	/* exactly the rotations the explorer shows: drawn from its seed */
-	j.fold = o.fold;
-	j.seed = o.seed;
 	j.seed_as_is = true;
-	j.rope = opts_rope_override(&o);
 	j.layers = layers;
 	j.force = s->action_force;
 	j.replace_hint = hint;
-	/* as `fold` writes it: an exact rewrite, so pairs a learned QK-norm
-	 * splits keep to 0 or pi (the explorer's evaluation draws any angle) */
-	j.fold.qk_norm_exact = true;
 	testhook_fold_hooks(&j.hooks);
 	FoldOutcome res;
 	int rc = fold_job_run(&j, &res, err, sizeof err);

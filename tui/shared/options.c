@@ -689,6 +689,26 @@ RopeOverride opts_rope_override(const RunOptions *o)
 	return r;
 }
 
+void opts_fold_job(const RunOptions *o, FoldJob *j)
+{
+	memset(j, 0, sizeof *j);
+	j->model_path = o->model_path;
+	j->out = o->out;
+	j->fold = o->fold;
+	j->seed = o->seed;
+	j->rope = opts_rope_override(o);
+	j->layers = o->layers;
+	j->layers_flag = o->layers_flag;
+	j->store_set = o->dtype && strcmp(o->dtype, "keep");
+	j->store = o->dtype && !strcmp(o->dtype, "f64") ? STORE_F64 : STORE_F32;
+	j->undo = o->undo;
+	j->force = o->force;
+	/* A written fold is an exact rewrite: angles a learned QK-norm does
+	 * not commute with are left out. (check and the explorer's own
+	 * evaluation draw arbitrary angles, what the theorem alone predicts.) */
+	j->fold.qk_norm_exact = true;
+}
+
 void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec)
 {
 	memset(spec, 0, sizeof *spec);

@@ -9,6 +9,7 @@
 #include "core/layer.h"
 #include "core/report.h"
 #include "core/rope.h"
+#include "data/fold_job.h"
 #include "data/workload.h"
 
 /* Which flag groups a mode accepts. */
@@ -98,6 +99,10 @@ int opts_check_random(const RunOptions *o, char *err, size_t errlen);
 
 /* The RoPE flags: the whole spec, and which of its fields were given. */
 RopeOverride opts_rope_override(const RunOptions *o);
+
+/* The fold the flags describe (paths, fold, seed, RoPE, layers, dtype,
+ * undo, force), as `fold` writes it: an exact rewrite. No hooks. */
+void opts_fold_job(const RunOptions *o, FoldJob *job);
 
 /* The workload the evaluation flags describe (model_path as o has it:
  * the caller fills in the built-in default's path). */
