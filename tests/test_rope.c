@@ -1,7 +1,7 @@
 #include "config.h"
 
-#include "core/rng.h"
 #include "core/rope.h"
+#include "core/rng.h"
 #include "tests/testutil.h"
 
 /* (Theta_m q) . (Theta_n k) == q^T Theta_(n-m) k, through the table path
