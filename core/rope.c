@@ -363,3 +363,15 @@ bool rope_spec_equal(const RopeSpec *x, const RopeSpec *y)
 			return false;
 	return true;
 }
+
+void rope_override_apply(const RopeOverride *o, RopeSpec *rope)
+{
+	if (o->layout)
+		rope->layout = o->spec.layout;
+	if (o->rotary_dim)
+		rope->rotary_dim = o->spec.rotary_dim;
+	if (o->theta)
+		rope->theta = o->spec.theta;
+	if (o->scaling)
+		rope->scaling = o->spec.scaling;
+}

@@ -95,4 +95,14 @@ void rope_scaling_format(const RopeScaling *s, char *buf, size_t len);
  * included). */
 bool rope_spec_equal(const RopeSpec *x, const RopeSpec *y);
 
+/* RoPE settings a user gives: the whole spec of a random layer, and over a
+ * checkpoint's own spec only the fields that were given. */
+typedef struct {
+	RopeSpec spec;
+	bool layout, rotary_dim, theta, scaling;   /* which fields were given */
+} RopeOverride;
+
+/* Put the given fields of o onto rope. */
+void rope_override_apply(const RopeOverride *o, RopeSpec *rope);
+
 #endif

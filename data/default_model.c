@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include "data/default_model.h"
@@ -21,9 +20,9 @@ static int try_dir(const char *base, char *buf, size_t len)
 	return 0;
 }
 
-int default_model_path(char *buf, size_t len, char *err, size_t errlen)
+int default_model_path(const char *datadir, char *buf, size_t len, char *err, size_t errlen)
 {
-	const char *env = getenv("ROPEFOLD_DATADIR");
+	const char *env = datadir;
 	if (!try_dir(env, buf, len) || !try_dir(PKGDATADIR, buf, len) ||
 	    !try_dir(ABS_TOP_SRCDIR "/data", buf, len))
 		return 0;
@@ -33,11 +32,11 @@ int default_model_path(char *buf, size_t len, char *err, size_t errlen)
 	return -1;
 }
 
-int default_model_load(Layer *l, char *err, size_t errlen)
+int default_model_load(const char *datadir, Layer *l, char *err, size_t errlen)
 {
 	char path[4096];
 	Model *m;
-	if (default_model_path(path, sizeof path, err, errlen) ||
+	if (default_model_path(datadir, path, sizeof path, err, errlen) ||
 	    model_open(path, &m, err, errlen))
 		return -1;
 	int rc = model_load_layer(m, 0, l, err, errlen);

@@ -9,15 +9,16 @@
  * and model.safetensors: two layers, D 64, 4 heads, 2 kv heads, head dim
  * 16, half-split RoPE, 128 token embeddings), written by data/gen_default
  * (`make default-model` regenerates it in the source tree). It is looked
- * up in $ROPEFOLD_DATADIR, then the installed package data folder, then
- * the source tree's data/ folder. */
+ * up in datadir (the front ends pass $ROPEFOLD_DATADIR; NULL: none), then
+ * the installed package data folder, then the source tree's data/
+ * folder. */
 
 /* Path of the default model folder into buf. Returns 0, or -1 with err
  * naming the places searched. */
-int default_model_path(char *buf, size_t len, char *err, size_t errlen);
+int default_model_path(const char *datadir, char *buf, size_t len, char *err, size_t errlen);
 
 /* Load layer 0 of the built-in default model. Returns 0, or -1 with err
  * filled. */
-int default_model_load(Layer *l, char *err, size_t errlen);
+int default_model_load(const char *datadir, Layer *l, char *err, size_t errlen);
 
 #endif

@@ -2,9 +2,7 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "data/ggml_quant_impl.h"
 
@@ -45,9 +43,9 @@
  * hmask/qh[e % 32]. Sub-block j covers elements [16 j, 16 j + 16) (Q2_K,
  * Q3_K, Q6_K) or [32 j, 32 j + 32) (Q4_K, Q5_K, IQ4_XS). */
 
-/* Per type: the GGUF facts, the grid shape and what the cells need. */
+/* Per type: the grid shape and what the cells need (names, block size
+ * and bytes: core/dtype.c). */
 typedef struct {
-	GgmlQuantInfo info;
 	unsigned nsub;       /* sub-blocks with a scale of their own (1: one per block) */
 	unsigned bits;       /* bits per code */
 	int bias;            /* level = code - bias (IQ4: kvalues[code]) */
@@ -59,51 +57,26 @@ typedef struct {
 	int d_at, m_at;      /* byte offsets of the f16 d and min (-1: none) */
 } TypeDesc;
 
-static const TypeDesc types[GQ_COUNT] = {
-	[GQ_Q4_0] = {{"Q4_0", 2, 32, 18}, 1, 4, 8, false, 0, 8, true, 0, -1},
-	[GQ_Q4_1] = {{"Q4_1", 3, 32, 20}, 1, 4, 0, false, 'm', 15, true, 0, 2},
-	[GQ_Q5_0] = {{"Q5_0", 6, 32, 22}, 1, 5, 16, false, 0, 16, true, 0, -1},
-	[GQ_Q5_1] = {{"Q5_1", 7, 32, 24}, 1, 5, 0, false, 'm', 31, true, 0, 2},
-	[GQ_Q8_0] = {{"Q8_0", 8, 32, 34}, 1, 8, 128, false, 0, 127, true, 0, -1},
-	[GQ_Q2_K] = {{"Q2_K", 10, 256, 84}, 16, 2, 0, false, 'k', 3, false, 80, 82},
-	[GQ_Q3_K] = {{"Q3_K", 11, 256, 110}, 16, 3, 4, false, 0, 4, false, 108, -1},
-	[GQ_Q4_K] = {{"Q4_K", 12, 256, 144}, 8, 4, 0, false, 'k', 15, false, 0, 2},
-	[GQ_Q5_K] = {{"Q5_K", 13, 256, 176}, 8, 5, 0, false, 'k', 31, false, 0, 2},
-	[GQ_Q6_K] = {{"Q6_K", 14, 256, 210}, 16, 6, 32, false, 0, 32, false, 208, -1},
-	[GQ_Q8_K] = {{"Q8_K", 15, 256, 292}, 1, 8, 128, false, 0, 127, false, -1, -1},
-	[GQ_IQ4_NL] = {{"IQ4_NL", 20, 32, 18}, 1, 4, 0, true, 0, 127, true, 0, -1},
-	[GQ_IQ4_XS] = {{"IQ4_XS", 23, 256, 136}, 8, 4, 0, true, 0, 127, true, 0, -1},
+static const TypeDesc types[STORE_COUNT] = {
+	[STORE_Q4_0] = {1, 4, 8, false, 0, 8, true, 0, -1},
+	[STORE_Q4_1] = {1, 4, 0, false, 'm', 15, true, 0, 2},
+	[STORE_Q5_0] = {1, 5, 16, false, 0, 16, true, 0, -1},
+	[STORE_Q5_1] = {1, 5, 0, false, 'm', 31, true, 0, 2},
+	[STORE_Q8_0] = {1, 8, 128, false, 0, 127, true, 0, -1},
+	[STORE_Q2_K] = {16, 2, 0, false, 'k', 3, false, 80, 82},
+	[STORE_Q3_K] = {16, 3, 4, false, 0, 4, false, 108, -1},
+	[STORE_Q4_K] = {8, 4, 0, false, 'k', 15, false, 0, 2},
+	[STORE_Q5_K] = {8, 5, 0, false, 'k', 31, false, 0, 2},
+	[STORE_Q6_K] = {16, 6, 32, false, 0, 32, false, 208, -1},
+	[STORE_Q8_K] = {1, 8, 128, false, 0, 127, false, -1, -1},
+	[STORE_IQ4_NL] = {1, 4, 0, true, 0, 127, true, 0, -1},
+	[STORE_IQ4_XS] = {8, 4, 0, true, 0, 127, true, 0, -1},
 };
 
 /* IQ4's non-linear levels (ggml's kvalues_iq4nl), ascending. */
 static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
 				      1,    13,   25,  38,  53,  69,  89,  113};
 enum { IQ4_MAX_GAP = 24 };
-
-const GgmlQuantInfo *ggml_quant_info(GgmlQuant q)
-{
-	return &types[q].info;
-}
-
-bool ggml_quant_parse(const char *s, GgmlQuant *out)
-{
-	for (int t = 0; t < GQ_COUNT; t++)
-		if (!strcasecmp(s, types[t].info.name)) {
-			*out = (GgmlQuant)t;
-			return true;
-		}
-	return false;
-}
-
-void ggml_quant_names(char *buf, size_t len)
-{
-	size_t k = 0;
-	if (!len)
-		return;
-	buf[0] = '\0';
-	for (int t = 0; t < GQ_COUNT && k < len; t++)
-		k += (size_t)snprintf(buf + k, len - k, "%s%s", t ? ", " : "", types[t].info.name);
-}
 
 /* ---- half precision --------------------------------------------------------- */
 
@@ -329,7 +302,7 @@ static void q6codes_put(const uint8_t *q, unsigned char *ql, unsigned char *qh)
 	}
 }
 
-void ggml_quant_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
+void ggml_quant_unpack(StoreDtype t, const unsigned char *b, QFields *f)
 {
 	const TypeDesc *td = &types[t];
 	/* Every case below sets all the block's codes before any |= into
@@ -340,59 +313,59 @@ void ggml_quant_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 	if (td->m_at >= 0)
 		f->m = ld16(b + td->m_at);
 	switch (t) {
-	case GQ_Q4_0:
-	case GQ_IQ4_NL:
+	case STORE_Q4_0:
+	case STORE_IQ4_NL:
 		nibbles_get(b + 2, f->q);
 		break;
-	case GQ_Q4_1:
+	case STORE_Q4_1:
 		nibbles_get(b + 4, f->q);
 		break;
-	case GQ_Q5_0:
+	case STORE_Q5_0:
 		nibbles_get(b + 6, f->q);
 		fifth_get(ld32(b + 2), f->q);
 		break;
-	case GQ_Q5_1:
+	case STORE_Q5_1:
 		nibbles_get(b + 8, f->q);
 		fifth_get(ld32(b + 4), f->q);
 		break;
-	case GQ_Q8_0:
+	case STORE_Q8_0:
 		for (int j = 0; j < 32; j++)
 			f->q[j] = b[2 + j] ^ 0x80;
 		break;
-	case GQ_Q2_K:
+	case STORE_Q2_K:
 		for (int j = 0; j < 16; j++) {
 			f->sc[j] = b[j] & 15;
 			f->mn[j] = b[j] >> 4;
 		}
 		crumbs_get(b + 16, f->q);
 		break;
-	case GQ_Q3_K:
+	case STORE_Q3_K:
 		crumbs_get(b + 32, f->q);
 		highbit_get(b, 2, f->q);
 		q3scales_get(b + 96, f->sc);
 		break;
-	case GQ_Q4_K:
-	case GQ_Q5_K:
+	case STORE_Q4_K:
+	case STORE_Q5_K:
 		kscales_get(b + 4, f->sc, f->mn);
-		if (t == GQ_Q4_K) {
+		if (t == STORE_Q4_K) {
 			knibbles_get(b + 16, f->q);
 		} else {
 			knibbles_get(b + 48, f->q);
 			highbit_get(b + 16, 4, f->q);
 		}
 		break;
-	case GQ_Q6_K:
+	case STORE_Q6_K:
 		q6codes_get(b, b + 128, f->q);
 		memcpy(f->sc, b + 192, 16);
 		break;
-	case GQ_Q8_K: {
+	case STORE_Q8_K: {
 		uint32_t u = ld32(b);
 		memcpy(&f->d32, &u, sizeof u);
 		for (int j = 0; j < 256; j++)
 			f->q[j] = b[4 + j] ^ 0x80;
 		break;
 	}
-	case GQ_IQ4_XS: {
+	case STORE_IQ4_XS: {
 		uint16_t sh = ld16(b + 2);
 		for (int j = 0; j < 8; j++)
 			f->sc[j] = (uint8_t)((b[4 + j / 2] >> 4 * (j % 2) & 15) | (sh >> 2 * j & 3) << 4);
@@ -400,64 +373,64 @@ void ggml_quant_unpack(GgmlQuant t, const unsigned char *b, QFields *f)
 			nibbles_get(b + 8 + 16 * j, f->q + 32 * j);
 		break;
 	}
-	case GQ_COUNT:
+	default:
 		break;
 	}
 }
 
-void ggml_quant_pack(GgmlQuant t, const QFields *f, unsigned char *b)
+void ggml_quant_pack(StoreDtype t, const QFields *f, unsigned char *b)
 {
 	const TypeDesc *td = &types[t];
-	memset(b, 0, td->info.bytes);
+	memset(b, 0, dtype_block_bytes(t));
 	if (td->d_at >= 0)
 		st16(b + td->d_at, f->d);
 	if (td->m_at >= 0)
 		st16(b + td->m_at, f->m);
 	switch (t) {
-	case GQ_Q4_0:
-	case GQ_IQ4_NL:
+	case STORE_Q4_0:
+	case STORE_IQ4_NL:
 		nibbles_put(f->q, b + 2);
 		break;
-	case GQ_Q4_1:
+	case STORE_Q4_1:
 		nibbles_put(f->q, b + 4);
 		break;
-	case GQ_Q5_0:
+	case STORE_Q5_0:
 		st32(b + 2, fifth_put(f->q));
 		nibbles_put(f->q, b + 6);
 		break;
-	case GQ_Q5_1:
+	case STORE_Q5_1:
 		st32(b + 4, fifth_put(f->q));
 		nibbles_put(f->q, b + 8);
 		break;
-	case GQ_Q8_0:
+	case STORE_Q8_0:
 		for (int j = 0; j < 32; j++)
 			b[2 + j] = f->q[j] ^ 0x80;
 		break;
-	case GQ_Q2_K:
+	case STORE_Q2_K:
 		for (int j = 0; j < 16; j++)
 			b[j] = (unsigned char)((f->sc[j] & 15) | (f->mn[j] & 15) << 4);
 		crumbs_put(f->q, b + 16);
 		break;
-	case GQ_Q3_K:
+	case STORE_Q3_K:
 		highbit_put(f->q, 2, b);
 		crumbs_put(f->q, b + 32);
 		q3scales_put(f->sc, b + 96);
 		break;
-	case GQ_Q4_K:
-	case GQ_Q5_K:
+	case STORE_Q4_K:
+	case STORE_Q5_K:
 		kscales_put(f->sc, f->mn, b + 4);
-		if (t == GQ_Q4_K) {
+		if (t == STORE_Q4_K) {
 			knibbles_put(f->q, b + 16);
 		} else {
 			highbit_put(f->q, 4, b + 16);
 			knibbles_put(f->q, b + 48);
 		}
 		break;
-	case GQ_Q6_K:
+	case STORE_Q6_K:
 		q6codes_put(f->q, b, b + 128);
 		memcpy(b + 192, f->sc, 16);
 		break;
-	case GQ_Q8_K: {
+	case STORE_Q8_K: {
 		uint32_t u;
 		memcpy(&u, &f->d32, sizeof u);
 		st32(b, u);
@@ -471,7 +444,7 @@ void ggml_quant_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 		}
 		break;
 	}
-	case GQ_IQ4_XS: {
+	case STORE_IQ4_XS: {
 		uint16_t sh = 0;
 		for (int j = 0; j < 8; j++) {
 			b[4 + j / 2] |= (unsigned char)((f->sc[j] & 15) << 4 * (j % 2));
@@ -482,7 +455,7 @@ void ggml_quant_pack(GgmlQuant t, const QFields *f, unsigned char *b)
 			nibbles_put(f->q + 32 * j, b + 8 + 16 * j);
 		break;
 	}
-	case GQ_COUNT:
+	default:
 		break;
 	}
 }
@@ -500,27 +473,27 @@ static void level_table(const TypeDesc *td, float *lev)
  * to scale * level, in float as ggml forms them: d sc one product, the
  * min's product negated (ggml subtracts it; adding the negation is the
  * same IEEE operation). */
-static void block_grid(GgmlQuant t, const QFields *f, float *scale, float *offset)
+static void block_grid(StoreDtype t, const QFields *f, float *scale, float *offset)
 {
 	float d = ggml_quant_f16_to_f32(f->d), m = ggml_quant_f16_to_f32(f->m);
 	const TypeDesc *td = &types[t];
 	for (unsigned j = 0; j < td->nsub; j++) {
 		offset[j] = 0;
 		switch (t) {
-		case GQ_Q2_K:
-		case GQ_Q4_K:
-		case GQ_Q5_K:
+		case STORE_Q2_K:
+		case STORE_Q4_K:
+		case STORE_Q5_K:
 			scale[j] = d * (float)f->sc[j];
 			offset[j] = -(m * (float)f->mn[j]);
 			break;
-		case GQ_Q3_K:
-		case GQ_IQ4_XS:
+		case STORE_Q3_K:
+		case STORE_IQ4_XS:
 			scale[j] = d * (float)((int)f->sc[j] - 32);
 			break;
-		case GQ_Q6_K:
+		case STORE_Q6_K:
 			scale[j] = d * (float)(int8_t)f->sc[j];
 			break;
-		case GQ_Q8_K:
+		case STORE_Q8_K:
 			scale[j] = f->d32;
 			break;
 		default:
@@ -541,18 +514,18 @@ static float grid_value(const TypeDesc *td, const float *lev, float s, float o, 
 	return p + o;
 }
 
-void ggml_quant_dequantize(GgmlQuant t, const unsigned char *blocks, size_t nblocks,
+void ggml_quant_dequantize(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 			   float *out)
 {
 	const TypeDesc *td = &types[t];
-	size_t B = td->info.block, per = B / td->nsub;
+	size_t B = dtype_block(t), per = B / td->nsub;
 	float lev[256];
 	if (td->iq4)
 		level_table(td, lev);
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * dtype_block_bytes(t), &f);
 		block_grid(t, &f, scale, offset);
 		float *y = out + k * B;
 		const uint8_t *c = f.q;
@@ -575,10 +548,10 @@ void ggml_quant_dequantize(GgmlQuant t, const unsigned char *blocks, size_t nblo
 	}
 }
 
-const char *ggml_quant_bad_scale(GgmlQuant t, const unsigned char *block)
+const char *ggml_quant_bad_scale(StoreDtype t, const unsigned char *block)
 {
 	const TypeDesc *td = &types[t];
-	if (t == GQ_Q8_K) {
+	if (t == STORE_Q8_K) {
 		uint32_t u = ld32(block);
 		return (u & 0x7f800000) == 0x7f800000 ? "d" : NULL;
 	}
@@ -593,17 +566,17 @@ const char *ggml_quant_bad_scale(GgmlQuant t, const unsigned char *block)
 
 /* |level| of sub-block j's stored scale in units of the block's scale d
  * (1 when the block has only d). */
-static double sub_level(GgmlQuant t, const QFields *f, unsigned j)
+static double sub_level(StoreDtype t, const QFields *f, unsigned j)
 {
 	switch (t) {
-	case GQ_Q2_K:
-	case GQ_Q4_K:
-	case GQ_Q5_K:
+	case STORE_Q2_K:
+	case STORE_Q4_K:
+	case STORE_Q5_K:
 		return f->sc[j];
-	case GQ_Q3_K:
-	case GQ_IQ4_XS:
+	case STORE_Q3_K:
+	case STORE_IQ4_XS:
 		return fabs((double)f->sc[j] - 32);
-	case GQ_Q6_K:
+	case STORE_Q6_K:
 		return fabs((double)(int8_t)f->sc[j]);
 	default:
 		return 1;
@@ -643,11 +616,11 @@ static double sub_level(GgmlQuant t, const QFields *f, unsigned j)
  *   the tests on random, heavy-tailed, sparse and tiny inputs).
  * - Float roundoff of the quantizer's and the dequantizer's few operations
  *   (relative 2^-24 each): 2^-22 (|v| + |o| + step) on either side. */
-void ggml_quant_cells(GgmlQuant t, const unsigned char *blocks, size_t nblocks, double *below,
+void ggml_quant_cells(StoreDtype t, const unsigned char *blocks, size_t nblocks, double *below,
 		      double *above)
 {
 	const TypeDesc *td = &types[t];
-	size_t B = td->info.block, per = B / td->nsub;
+	size_t B = dtype_block(t), per = B / td->nsub;
 	int ncode = 1 << td->bits;
 	double gap = td->iq4 ? IQ4_MAX_GAP : 1;
 	float lev[256];
@@ -655,9 +628,9 @@ void ggml_quant_cells(GgmlQuant t, const unsigned char *blocks, size_t nblocks, 
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * dtype_block_bytes(t), &f);
 		block_grid(t, &f, scale, offset);
-		float dsup = t == GQ_Q8_K ? f.d32 : ggml_quant_f16_to_f32(f.d);
+		float dsup = t == STORE_Q8_K ? f.d32 : ggml_quant_f16_to_f32(f.d);
 		float dmin = ggml_quant_f16_to_f32(f.m);
 		double hd = f16_half_ulp(dsup), hm = td->min ? f16_half_ulp(dmin) : 0;
 		double unit = fabs((double)dsup) + hd, unit_min = fabs((double)dmin) + hm;
@@ -693,14 +666,14 @@ void ggml_quant_cells(GgmlQuant t, const unsigned char *blocks, size_t nblocks, 
 	}
 }
 
-double ggml_quant_max_step(GgmlQuant t, const unsigned char *blocks, size_t nblocks)
+double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nblocks)
 {
 	const TypeDesc *td = &types[t];
 	double step = 0, gap = td->iq4 ? IQ4_MAX_GAP : 1;
 	for (size_t k = 0; k < nblocks; k++) {
 		QFields f;
 		float scale[16], offset[16];
-		ggml_quant_unpack(t, blocks + k * td->info.bytes, &f);
+		ggml_quant_unpack(t, blocks + k * dtype_block_bytes(t), &f);
 		block_grid(t, &f, scale, offset);
 		for (unsigned j = 0; j < td->nsub; j++)
 			step = fmax(step, fabs((double)scale[j]) * gap);

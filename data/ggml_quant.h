@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
+
 /* ggml's block quantizations as GGUF stores them: the block layouts, the
  * dequantization ggml defines (ggml-common.h's block structs, ggml-quants.c's
  * dequantize_row_*), the quantizers llama.cpp's quantize tool runs without an
@@ -16,48 +18,23 @@
  * that a sum follows is its own statement), so that the float equals ggml's
  * result bit for bit; widening it to double is exact. */
 
-typedef enum {
-	GQ_Q4_0 = 0,
-	GQ_Q4_1,
-	GQ_Q5_0,
-	GQ_Q5_1,
-	GQ_Q8_0,
-	GQ_Q2_K,
-	GQ_Q3_K,
-	GQ_Q4_K,
-	GQ_Q5_K,
-	GQ_Q6_K,
-	GQ_Q8_K,
-	GQ_IQ4_NL,
-	GQ_IQ4_XS,
-	GQ_COUNT
-} GgmlQuant;
+/* The types are core/dtype's block types (every StoreDtype that is not a
+ * float: dtype_is_float false, STORE_UNSUPPORTED excluded), whose names,
+ * block sizes and block bytes core/dtype.c holds; their GGUF ids are in
+ * data/ggml_types.c. Every function below takes one of them. */
 
-/* The largest block of any type: elements and bytes. */
+/* The largest block of any type: elements (the K-quants') and bytes
+ * (Q8_K's). */
 #define GQ_MAX_BLOCK 256
 #define GQ_MAX_BYTES 292
-
-typedef struct {
-	const char *name;      /* as ggml spells it: "Q4_K" */
-	unsigned ggml_type;    /* its id in GGUF tensor infos (ggml_type) */
-	size_t block;          /* elements per block: 32 or 256 */
-	size_t bytes;          /* stored bytes per block */
-} GgmlQuantInfo;
-
-/* The facts of one type. */
-const GgmlQuantInfo *ggml_quant_info(GgmlQuant q);
-/* The type named s ("Q4_K", any case); false when there is none. */
-bool ggml_quant_parse(const char *s, GgmlQuant *out);
-/* "Q4_0, Q4_1, ..., IQ4_XS" into buf (for messages). */
-void ggml_quant_names(char *buf, size_t len);
 
 /* NULL when every scale of the block is finite, else the name of the
  * first that is NaN or infinite ("d", "m", "dmin"), as ggml's
  * ggml_validate_row_data refuses them: such a block holds no numbers. */
-const char *ggml_quant_bad_scale(GgmlQuant q, const unsigned char *block);
+const char *ggml_quant_bad_scale(StoreDtype q, const unsigned char *block);
 
 /* nblocks stored blocks to nblocks * block floats, ggml's values exactly. */
-void ggml_quant_dequantize(GgmlQuant q, const unsigned char *blocks, size_t nblocks,
+void ggml_quant_dequantize(StoreDtype q, const unsigned char *blocks, size_t nblocks,
 			   float *out);
 
 /* Quantize nblocks * block finite floats into nblocks stored blocks as
@@ -65,7 +42,7 @@ void ggml_quant_dequantize(GgmlQuant q, const unsigned char *blocks, size_t nblo
  * quantizers; IQ4_NL: quantize_iq4_nl's search). Returns 0, or -1 when an
  * input is NaN, infinite or beyond the largest value the type stores, or a
  * block's scale overflows f16: nothing sensible to store. */
-int ggml_quant_quantize(GgmlQuant q, const float *x, size_t nblocks, unsigned char *out);
+int ggml_quant_quantize(StoreDtype q, const float *x, size_t nblocks, unsigned char *out);
 
 /* The rounding cell of each of the nblocks * block stored values v: the
  * inputs x with v - below <= x <= v + above are those the format's
@@ -75,12 +52,12 @@ int ggml_quant_quantize(GgmlQuant q, const float *x, size_t nblocks, unsigned ch
  * the derivation per type in ggml_quant.c; for a K-quant sub-block whose
  * scale is 0 the cell is an estimate). The tests hold the inputs of
  * ggml_quant_quantize to their cells. */
-void ggml_quant_cells(GgmlQuant q, const unsigned char *blocks, size_t nblocks, double *below,
+void ggml_quant_cells(StoreDtype q, const unsigned char *blocks, size_t nblocks, double *below,
 		      double *above);
 
 /* The largest spacing between neighbouring values of the stored grids of
  * nblocks blocks (the step; round-to-nearest errs by half of it). */
-double ggml_quant_max_step(GgmlQuant q, const unsigned char *blocks, size_t nblocks);
+double ggml_quant_max_step(StoreDtype q, const unsigned char *blocks, size_t nblocks);
 
 /* IEEE half to float (exact), and float to the nearest half (ties to
  * even, overflow to infinity, NaN to a quiet NaN): ggml's conversions. */

@@ -22,7 +22,7 @@ typedef struct {
 
 /* Bytes of one block to its fields and back (pack(unpack(b)) == b, except
  * Q8_K's bsums, which pack computes from the codes). */
-void ggml_quant_unpack(GgmlQuant t, const unsigned char *b, QFields *f);
-void ggml_quant_pack(GgmlQuant t, const QFields *f, unsigned char *b);
+void ggml_quant_unpack(StoreDtype t, const unsigned char *b, QFields *f);
+void ggml_quant_pack(StoreDtype t, const QFields *f, unsigned char *b);
 
 #endif

@@ -614,57 +614,57 @@ static void quant_iq4(const float *x, int nsub, QFields *f)
  * largest sub-block scale level and the largest level, plus the largest
  * min. Inputs beyond it have no block (and their squares, which the fits
  * sum in float, could overflow). */
-static float input_limit(GgmlQuant t)
+static float input_limit(StoreDtype t)
 {
 	const float h = 65504.f;
 	switch (t) {
-	case GQ_Q4_0: return h * 8;
-	case GQ_Q5_0: return h * 16;
-	case GQ_Q8_0: return h * 128;
-	case GQ_Q4_1: return h * 16;
-	case GQ_Q5_1: return h * 32;
-	case GQ_Q2_K: return h * 15 * 4;
-	case GQ_Q3_K: return h * 32 * 4;
-	case GQ_Q4_K: return h * 63 * 16;
-	case GQ_Q5_K: return h * 63 * 32;
-	case GQ_Q6_K: return h * 128 * 32;
-	case GQ_Q8_K: return 1e30f;
-	case GQ_IQ4_NL: return h * 127;
-	case GQ_IQ4_XS: return h * 32 * 127;
-	case GQ_COUNT: break;
+	case STORE_Q4_0: return h * 8;
+	case STORE_Q5_0: return h * 16;
+	case STORE_Q8_0: return h * 128;
+	case STORE_Q4_1: return h * 16;
+	case STORE_Q5_1: return h * 32;
+	case STORE_Q2_K: return h * 15 * 4;
+	case STORE_Q3_K: return h * 32 * 4;
+	case STORE_Q4_K: return h * 63 * 16;
+	case STORE_Q5_K: return h * 63 * 32;
+	case STORE_Q6_K: return h * 128 * 32;
+	case STORE_Q8_K: return 1e30f;
+	case STORE_IQ4_NL: return h * 127;
+	case STORE_IQ4_XS: return h * 32 * 127;
+	default: break;
 	}
 	return 0;
 }
 
-int ggml_quant_quantize(GgmlQuant t, const float *x, size_t nblocks, unsigned char *out)
+int ggml_quant_quantize(StoreDtype t, const float *x, size_t nblocks, unsigned char *out)
 {
-	const GgmlQuantInfo *in = ggml_quant_info(t);
+	size_t B = dtype_block(t), bytes = dtype_block_bytes(t);
 	float limit = input_limit(t);
-	for (size_t i = 0; i < nblocks * in->block; i++)
+	for (size_t i = 0; i < nblocks * B; i++)
 		if (!(fabsf(x[i]) <= limit))
 			return -1;
 	for (size_t k = 0; k < nblocks; k++) {
-		const float *xb = x + k * in->block;
+		const float *xb = x + k * B;
 		QFields f;
 		memset(&f, 0, sizeof f);
 		switch (t) {
-		case GQ_Q4_0: quant_sym(xb, 8, &f); break;
-		case GQ_Q5_0: quant_sym(xb, 16, &f); break;
-		case GQ_Q4_1: quant_affine(xb, 15, &f); break;
-		case GQ_Q5_1: quant_affine(xb, 31, &f); break;
-		case GQ_Q8_0: quant_q8_0(xb, &f); break;
-		case GQ_Q2_K: quant_q2_k(xb, &f); break;
-		case GQ_Q3_K: quant_q3_k(xb, &f); break;
-		case GQ_Q4_K: quant_q45_k(xb, 15, &f); break;
-		case GQ_Q5_K: quant_q45_k(xb, 31, &f); break;
-		case GQ_Q6_K: quant_q6_k(xb, &f); break;
-		case GQ_Q8_K: quant_q8_k(xb, &f); break;
-		case GQ_IQ4_NL: quant_iq4(xb, 1, &f); break;
-		case GQ_IQ4_XS: quant_iq4(xb, 8, &f); break;
-		case GQ_COUNT: return -1;
+		case STORE_Q4_0: quant_sym(xb, 8, &f); break;
+		case STORE_Q5_0: quant_sym(xb, 16, &f); break;
+		case STORE_Q4_1: quant_affine(xb, 15, &f); break;
+		case STORE_Q5_1: quant_affine(xb, 31, &f); break;
+		case STORE_Q8_0: quant_q8_0(xb, &f); break;
+		case STORE_Q2_K: quant_q2_k(xb, &f); break;
+		case STORE_Q3_K: quant_q3_k(xb, &f); break;
+		case STORE_Q4_K: quant_q45_k(xb, 15, &f); break;
+		case STORE_Q5_K: quant_q45_k(xb, 31, &f); break;
+		case STORE_Q6_K: quant_q6_k(xb, &f); break;
+		case STORE_Q8_K: quant_q8_k(xb, &f); break;
+		case STORE_IQ4_NL: quant_iq4(xb, 1, &f); break;
+		case STORE_IQ4_XS: quant_iq4(xb, 8, &f); break;
+		default: return -1;
 		}
-		ggml_quant_pack(t, &f, out + k * in->bytes);
-		if (ggml_quant_bad_scale(t, out + k * in->bytes))
+		ggml_quant_pack(t, &f, out + k * bytes);
+		if (ggml_quant_bad_scale(t, out + k * bytes))
 			return -1;
 	}
 	return 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/ggml_types.h"
 #include "data/reader.h"
 
 /* GGUF v2/v3: "GGUF", u32 version, u64 tensor count, u64 metadata count,
@@ -200,46 +201,6 @@ static void skip_value(Cur *c, unsigned t, int depth)
 	}
 	for (uint64_t i = 0; i < n && !c->failed; i++)
 		skip_value(c, et, depth + 1);
-}
-
-/* ggml types that convert, plus the rest with their block geometry so
- * that byte ranges of unsupported tensors are still checked. */
-static bool ggml_type_info(unsigned t, TensorDtype *dt, size_t *blk, size_t *bytes,
-			   const char **name)
-{
-	static const struct {
-		unsigned id;
-		const char *name;
-		TensorDtype dt;
-		size_t blk, bytes;
-	} tab[] = {
-		{0, "F32", TDT_F32, 1, 4},              {1, "F16", TDT_F16, 1, 2},
-		{2, "Q4_0", TDT_Q4_0, 32, 18},          {3, "Q4_1", TDT_Q4_1, 32, 20},
-		{6, "Q5_0", TDT_Q5_0, 32, 22},          {7, "Q5_1", TDT_Q5_1, 32, 24},
-		{8, "Q8_0", TDT_Q8_0, 32, 34},          {9, "Q8_1", TDT_UNSUPPORTED, 32, 36},
-		{10, "Q2_K", TDT_Q2_K, 256, 84},        {11, "Q3_K", TDT_Q3_K, 256, 110},
-		{12, "Q4_K", TDT_Q4_K, 256, 144},       {13, "Q5_K", TDT_Q5_K, 256, 176},
-		{14, "Q6_K", TDT_Q6_K, 256, 210},       {15, "Q8_K", TDT_Q8_K, 256, 292},
-		{16, "IQ2_XXS", TDT_UNSUPPORTED, 256, 66}, {17, "IQ2_XS", TDT_UNSUPPORTED, 256, 74},
-		{18, "IQ3_XXS", TDT_UNSUPPORTED, 256, 98}, {19, "IQ1_S", TDT_UNSUPPORTED, 256, 50},
-		{20, "IQ4_NL", TDT_IQ4_NL, 32, 18},     {21, "IQ3_S", TDT_UNSUPPORTED, 256, 110},
-		{22, "IQ2_S", TDT_UNSUPPORTED, 256, 82}, {23, "IQ4_XS", TDT_IQ4_XS, 256, 136},
-		{24, "I8", TDT_UNSUPPORTED, 1, 1},      {25, "I16", TDT_UNSUPPORTED, 1, 2},
-		{26, "I32", TDT_UNSUPPORTED, 1, 4},     {27, "I64", TDT_UNSUPPORTED, 1, 8},
-		{28, "F64", TDT_F64, 1, 8},             {29, "IQ1_M", TDT_UNSUPPORTED, 256, 56},
-		{30, "BF16", TDT_BF16, 1, 2},           {34, "TQ1_0", TDT_UNSUPPORTED, 256, 54},
-		{35, "TQ2_0", TDT_UNSUPPORTED, 256, 66}, {39, "MXFP4", TDT_UNSUPPORTED, 32, 17},
-	};
-	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
-		if (tab[i].id == t) {
-			*dt = tab[i].dt;
-			*blk = tab[i].blk;
-			*bytes = tab[i].bytes;
-			*name = tab[i].name;
-			return true;
-		}
-	}
-	return false;
 }
 
 static bool gguf_sniff(const unsigned char *p, size_t n, size_t size)
@@ -659,7 +620,7 @@ static int read_factor_tensor(const TensorRef *t, double *out, size_t *n, char *
 			      size_t errlen)
 {
 	if (t->ndim != 1 || t->nelem > ROPE_MAX_TABLE_PAIRS ||
-	    (t->dtype != TDT_F32 && t->dtype != TDT_F16)) {
+	    (t->dtype != STORE_F32 && t->dtype != STORE_F16)) {
 		char got[96];
 		tensor_shape_str(t, got, sizeof got);
 		snprintf(err, errlen, "%s: tensor %s: shape %s of %s (must be one F32 row of at "
@@ -1017,25 +978,24 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 		uint64_t off = cur_uint(&c, 8);
 		if (c.failed)
 			goto fail;
-		TensorDtype dt;
-		size_t blk, bsz, nbytes;
-		const char *tname;
-		if (!ggml_type_info(ty, &dt, &blk, &bsz, &tname)) {
+		GgmlType gt;
+		size_t nbytes;
+		if (!ggml_type_of(ty, &gt)) {
 			char why[80];
 			snprintf(why, sizeof why, "unknown tensor type %u (not a ggml type "
 				 "ropefold knows)", ty);
 			c.pos -= 12;
 			FAIL(why);
 		}
-		if (ne[0] % blk) {
+		if (ne[0] % gt.block) {
 			char why[160];
 			snprintf(why, sizeof why, "tensor %.*s: row length %zu not a multiple of "
 				 "%s's block of %zu", (int)(nl < 80 ? nl : 80),
-				 (const char *)cur_at(&c, name_at), ne[0], tname, blk);
+				 (const char *)cur_at(&c, name_at), ne[0], gt.name, gt.block);
 			c.pos = at;
 			FAIL(why);
 		}
-		if (!size_mul(nelem / blk, bsz, &nbytes)) {
+		if (!size_mul(nelem / gt.block, gt.block_bytes, &nbytes)) {
 			c.pos = at;
 			FAIL("tensor size overflows");
 		}
@@ -1048,8 +1008,8 @@ static int gguf_parse(const InFile *f, TensorTable *tt, Hparams *hp, char *err,
 				 t->name);
 			goto fail_quiet;
 		}
-		t->dtype = dt;
-		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", tname);
+		t->dtype = gt.dtype;
+		snprintf(t->dtype_name, sizeof t->dtype_name, "%s", gt.name);
 		t->ndim = nd;
 		for (uint32_t j = 0; j < nd; j++)
 			t->shape[j] = ne[nd - 1 - j];   /* ne0 is the innermost */

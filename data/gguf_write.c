@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/ggml_types.h"
 #include "data/writer_impl.h"
 
 /* GGUF laid out again: the header (metadata, tensor infos) keeps its size;
@@ -138,14 +139,12 @@ int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 	return 0;
 }
 
-static uint32_t ggml_type(TensorDtype t)
+/* The ggml id of a dtype the writer stores (every one has an id). */
+static uint32_t ggml_type(StoreDtype t)
 {
-	switch (t) {
-	case TDT_F64: return 28;
-	case TDT_F16: return 1;
-	case TDT_BF16: return 30;
-	default: return 0;
-	}
+	unsigned id = 0;
+	ggml_type_id(t, &id);
+	return id;
 }
 
 static void put_le(unsigned char *p, uint64_t v, size_t k)

@@ -53,8 +53,8 @@ static int add_f32(const InFile *f, TensorTable *tt, size_t *pos, const char *na
 		snprintf(err, errlen, "%s: out of memory", f->path);
 		return -1;
 	}
-	t->dtype = TDT_F32;
-	snprintf(t->dtype_name, sizeof t->dtype_name, "F32");
+	t->dtype = STORE_F32;
+	snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dtype_name(STORE_F32));
 	t->ndim = b ? 2 : 1;
 	t->shape[0] = a;
 	t->shape[1] = b;

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 
 #include "data/families.h"
-#include "data/ggml_quant.h"
 #include "data/hfconfig.h"
 #include "data/jsonfile.h"
 #include "data/model.h"
@@ -231,11 +230,11 @@ static int check_shape(const Model *m, const TensorRef *t, size_t a, size_t b, c
 				 t->name, got, m->hp.source, a);
 		return -1;
 	}
-	if (t->dtype == TDT_UNSUPPORTED) {
-		char q[160];
-		ggml_quant_names(q, sizeof q);
-		snprintf(err, errlen, "%s: tensor %s: dtype %s is not supported (F64, F32, F16, "
-			 "BF16, %s)", t->file, t->name, t->dtype_name, q);
+	if (t->dtype == STORE_UNSUPPORTED) {
+		char known[192];
+		dtype_list(known, sizeof known, false);
+		snprintf(err, errlen, "%s: tensor %s: dtype %s is not supported (%s)", t->file,
+			 t->name, t->dtype_name, known);
 		return -1;
 	}
 	return 0;
@@ -369,7 +368,7 @@ static void fill_info(Model *m, const LayerTensors *lt)
 	in->qk_norm = lt->q_norm != NULL;
 	in->fused_qkv = lt->qkv != NULL;
 	const TensorRef *q = lt->qkv ? lt->qkv : lt->q;
-	snprintf(in->dtype, sizeof in->dtype, "%s", q->dtype_name);
+	in->dtype = q->dtype;
 	snprintf(in->tensor_q, sizeof in->tensor_q, "%s", q->name);
 	snprintf(in->tensor_k, sizeof in->tensor_k, "%s", lt->qkv ? lt->qkv->name : lt->k->name);
 	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", lt->qkv ? lt->qkv->name : lt->v->name);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/dtype.h"
 #include "core/layer.h"
 #include "data/dtype_mix.h"
 
@@ -48,7 +49,8 @@ typedef struct {
 	bool biases;              /* q/k/v biases */
 	bool o_bias;
 	bool qk_norm;
-	char dtype[16];           /* of the attention weights: "F32", "BF16", ... */
+	StoreDtype dtype;         /* of the attention weights (every layer's
+				   * converts: model_open checked them) */
 	DtypeMix dtypes;          /* of every tensor of the checkpoint */
 	DtypeMix attn_dtypes[4];  /* of W_q, W_k, W_v, W_o of every layer (a
 				   * fused W_qkv is counted under W_q) */

@@ -52,20 +52,36 @@ static bool st_sniff(const unsigned char *p, size_t n, size_t size)
 	return hend > n;  /* whitespace up to the sniffed bytes: parse decides */
 }
 
+/* safetensors' dtype names: those ropefold converts are spelled as
+ * core/dtype.c spells them; the others carry their element size. */
 static const struct {
 	const char *name;
-	TensorDtype dtype;
-	size_t size;    /* bytes per element, for the unsupported ones */
-} st_dtypes[] = {
-	{"F64", TDT_F64, 8},          {"F32", TDT_F32, 4},
-	{"F16", TDT_F16, 2},          {"BF16", TDT_BF16, 2},
-	{"I64", TDT_UNSUPPORTED, 8},  {"U64", TDT_UNSUPPORTED, 8},
-	{"I32", TDT_UNSUPPORTED, 4},  {"U32", TDT_UNSUPPORTED, 4},
-	{"I16", TDT_UNSUPPORTED, 2},  {"U16", TDT_UNSUPPORTED, 2},
-	{"I8", TDT_UNSUPPORTED, 1},   {"U8", TDT_UNSUPPORTED, 1},
-	{"BOOL", TDT_UNSUPPORTED, 1}, {"F8_E4M3", TDT_UNSUPPORTED, 1},
-	{"F8_E5M2", TDT_UNSUPPORTED, 1},
+	size_t size;    /* bytes per element */
+} st_unsupported[] = {
+	{"I64", 8}, {"U64", 8}, {"I32", 4}, {"U32", 4}, {"I16", 2}, {"U16", 2},
+	{"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
 };
+
+/* The storage type and element size of a dtype name; false when unknown. */
+static bool st_dtype(const char *name, StoreDtype *dt, size_t *size)
+{
+	static const StoreDtype floats[] = {STORE_F64, STORE_F32, STORE_F16, STORE_BF16};
+	for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+		if (!strcmp(name, dtype_name(floats[i]))) {
+			*dt = floats[i];
+			*size = dtype_block_bytes(floats[i]);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < sizeof st_unsupported / sizeof st_unsupported[0]; i++) {
+		if (!strcmp(name, st_unsupported[i].name)) {
+			*dt = STORE_UNSUPPORTED;
+			*size = st_unsupported[i].size;
+			return true;
+		}
+	}
+	return false;
+}
 
 /* A non-negative JSON integer as size_t. */
 static bool json_size(const json_t *j, size_t *out)
@@ -99,11 +115,9 @@ static int st_entry(const InFile *f, TensorTable *tt, const char *key,
 		return -1;
 	}
 	const char *dts = json_string_value(dt);
-	size_t k, ndt = sizeof st_dtypes / sizeof st_dtypes[0];
-	for (k = 0; k < ndt; k++)
-		if (!strcmp(dts, st_dtypes[k].name))
-			break;
-	if (k == ndt) {
+	StoreDtype sdt;
+	size_t esize;
+	if (!st_dtype(dts, &sdt, &esize)) {
 		snprintf(err, errlen, "%s: tensor %s: unknown dtype '%.20s'", f->path, key, dts);
 		return -1;
 	}
@@ -132,10 +146,10 @@ static int st_entry(const InFile *f, TensorTable *tt, const char *key,
 			 "data (%zu bytes at offset %zu)", f->path, key, e, buflen, base);
 		return -1;
 	}
-	if (!size_mul(nelem, st_dtypes[k].size, &need) || need != e - b) {
+	if (!size_mul(nelem, esize, &need) || need != e - b) {
 		snprintf(err, errlen, "%s: tensor %s: shape and dtype %s need %zu bytes, "
 			 "data_offsets give %zu", f->path, key, dts,
-			 size_mul(nelem, st_dtypes[k].size, &need) ? need : SIZE_MAX, e - b);
+			 size_mul(nelem, esize, &need) ? need : SIZE_MAX, e - b);
 		return -1;
 	}
 	const TensorRef *dup = tensor_table_find(tt, key);
@@ -151,7 +165,7 @@ static int st_entry(const InFile *f, TensorTable *tt, const char *key,
 		snprintf(err, errlen, "%s: out of memory", f->path);
 		return -1;
 	}
-	t->dtype = st_dtypes[k].dtype;
+	t->dtype = sdt;
 	snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dts);
 	t->ndim = nd;
 	memcpy(t->shape, dims, nd * sizeof dims[0]);

@@ -74,7 +74,7 @@ int st_write_header(WFile *f, char *err, size_t errlen)
 			rc = -1;
 			break;
 		}
-		const char *dt = s->replace ? writer_dtype_name(s->out_dtype) : NULL;
+		const char *dt = s->replace ? dtype_name(s->out_dtype) : NULL;
 		if (dt)
 			rc |= json_object_set_new(e, "dtype", json_string(dt));
 		rc |= json_object_set_new(e, "data_offsets",

@@ -10,9 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/plan_ops.h"
+#include "core/fold_inverse.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "core/rotation_desc.h"
 #include "data/checksum.h"
 #include "data/jsonfile.h"
 #include "data/sidecar.h"
@@ -101,7 +102,7 @@ static json_t *matrix_json(const double *m, size_t rows, size_t cols)
 static json_t *rotation_json(const double *R, const RopeSpec *rope, size_t d)
 {
 	RotationDesc desc;
-	if (plan_describe_rotation(R, rope, d, DESCRIBE_TOL, &desc) != RF_OK)
+	if (rotation_describe(R, rope, d, DESCRIBE_TOL, &desc) != RF_OK)
 		return NULL;
 	json_t *o = json_object();
 	if (desc.commuting) {
@@ -115,7 +116,7 @@ static json_t *rotation_json(const double *R, const RopeSpec *rope, size_t d)
 	} else {
 		json_object_set_new(o, "matrix", matrix_json(desc.matrix, d, d));
 	}
-	plan_desc_free(&desc);
+	rotation_desc_free(&desc);
 	return o;
 }
 
@@ -347,8 +348,8 @@ static bool read_rotation(json_t *o, const RopeSpec *rope, size_t d, double *R)
 	if (ok && m)
 		ok = read_matrix(json_object_get(o, "tail"), m, m, desc.tail);
 	if (ok)
-		plan_build_rotation(&desc, rope, d, R);
-	plan_desc_free(&desc);
+		rotation_rebuild(&desc, rope, d, R);
+	rotation_desc_free(&desc);
 	return ok;
 }
 
@@ -589,7 +590,7 @@ int sidecar_layer_plan(const Sidecar *s, size_t k, size_t *layer, FoldPlan *plan
 		snprintf(err, errlen, "sidecar: layers[%zu]: no layer index", k);
 		return -1;
 	}
-	if (plan_identity(H, G, d, plan) != RF_OK) {
+	if (fold_identity_plan(H, G, d, plan) != RF_OK) {
 		snprintf(err, errlen, "sidecar: layer %zu: out of memory", *layer);
 		return -1;
 	}

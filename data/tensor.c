@@ -8,56 +8,6 @@
 #include "data/ggml_quant.h"
 #include "data/tensor.h"
 
-/* The ggml block quantization a dtype stores, if any. */
-static bool dtype_quant(TensorDtype t, GgmlQuant *q)
-{
-	static const struct {
-		TensorDtype dt;
-		GgmlQuant q;
-	} map[] = {
-		{TDT_Q8_0, GQ_Q8_0}, {TDT_Q4_0, GQ_Q4_0}, {TDT_Q4_1, GQ_Q4_1},
-		{TDT_Q5_0, GQ_Q5_0}, {TDT_Q5_1, GQ_Q5_1}, {TDT_Q2_K, GQ_Q2_K},
-		{TDT_Q3_K, GQ_Q3_K}, {TDT_Q4_K, GQ_Q4_K}, {TDT_Q5_K, GQ_Q5_K},
-		{TDT_Q6_K, GQ_Q6_K}, {TDT_Q8_K, GQ_Q8_K}, {TDT_IQ4_NL, GQ_IQ4_NL},
-		{TDT_IQ4_XS, GQ_IQ4_XS},
-	};
-	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-		if (map[i].dt == t) {
-			*q = map[i].q;
-			return true;
-		}
-	return false;
-}
-
-size_t tensor_dtype_block(TensorDtype t)
-{
-	GgmlQuant q;
-	return dtype_quant(t, &q) ? ggml_quant_info(q)->block : 1;
-}
-
-bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes)
-{
-	GgmlQuant q;
-	if (dtype_quant(t, &q)) {
-		const GgmlQuantInfo *qi = ggml_quant_info(q);
-		if (n % qi->block)
-			return false;
-		return size_mul(n / qi->block, qi->bytes, bytes);
-	}
-	switch (t) {
-	case TDT_F64:
-		return size_mul(n, 8, bytes);
-	case TDT_F32:
-		return size_mul(n, 4, bytes);
-	case TDT_F16:
-	case TDT_BF16:
-		return size_mul(n, 2, bytes);
-	default:
-		break;
-	}
-	return false;
-}
-
 /* FNV-1a over the name. */
 static size_t name_hash(const char *s)
 {
@@ -179,30 +129,19 @@ static uint64_t ld64(const unsigned char *p)
 	return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
 }
 
-/* Stored bytes of one element of the element-wise dtypes (0: blocks). */
-static size_t elem_bytes(TensorDtype t)
-{
-	switch (t) {
-	case TDT_F64: return 8;
-	case TDT_F32: return 4;
-	case TDT_F16:
-	case TDT_BF16: return 2;
-	default: return 0;
-	}
-}
 
 /* n stored elements at raw into out, front to back, each element loaded
  * before its double is stored: raw may lie inside out (see tensor_read). */
-static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, double *out)
+static void convert_elems(StoreDtype t, const unsigned char *raw, size_t n, double *out)
 {
 	switch (t) {
-	case TDT_F64:
+	case STORE_F64:
 		for (size_t i = 0; i < n; i++) {
 			uint64_t u = ld64(raw + 8 * i);
 			memcpy(&out[i], &u, sizeof u);
 		}
 		break;
-	case TDT_F32:
+	case STORE_F32:
 		for (size_t i = 0; i < n; i++) {
 			uint32_t u = ld32(raw + 4 * i);
 			float f;
@@ -210,11 +149,11 @@ static void convert_elems(TensorDtype t, const unsigned char *raw, size_t n, dou
 			out[i] = f;
 		}
 		break;
-	case TDT_F16:
+	case STORE_F16:
 		for (size_t i = 0; i < n; i++)
 			out[i] = tensor_f16_to_double(ld16(raw + 2 * i));
 		break;
-	case TDT_BF16:
+	case STORE_BF16:
 		for (size_t i = 0; i < n; i++)
 			out[i] = tensor_bf16_to_double(ld16(raw + 2 * i));
 		break;
@@ -241,17 +180,17 @@ static void put_values(const float *v, size_t n, unsigned char *dst, bool dbl)
 
 /* Block k of t (at raw) decoded into v, refused when a scale is NaN or
  * infinite (every weight of the block would be). */
-static int decode_block(const TensorRef *t, GgmlQuant q, size_t k, const unsigned char *raw,
-			float *v, char *err, size_t errlen)
+static int decode_block(const TensorRef *t, size_t k, const unsigned char *raw, float *v,
+			char *err, size_t errlen)
 {
-	const char *bad = ggml_quant_bad_scale(q, raw);
+	const char *bad = ggml_quant_bad_scale(t->dtype, raw);
 	if (bad) {
 		snprintf(err, errlen, "%s: tensor %s: %s block %zu (offset %zu) has a NaN or "
 			 "infinite scale %s: its weights are not numbers", t->file, t->name,
-			 t->dtype_name, k, t->offset + k * ggml_quant_info(q)->bytes, bad);
+			 t->dtype_name, k, t->offset + k * dtype_block_bytes(t->dtype), bad);
 		return -1;
 	}
-	ggml_quant_dequantize(q, raw, 1, v);
+	ggml_quant_dequantize(t->dtype, raw, 1, v);
 	return 0;
 }
 
@@ -261,11 +200,11 @@ static int decode_block(const TensorRef *t, GgmlQuant q, size_t k, const unsigne
  * slot of B osz bytes is larger than its bsz), each block decoded whole
  * before its slot is stored; a partial block at either end of the range
  * is read on its own. */
-static int read_blocks(const TensorRef *t, GgmlQuant q, size_t first, size_t n, void *out,
-		       bool dbl, char *err, size_t errlen)
+static int read_blocks(const TensorRef *t, size_t first, size_t n, void *out, bool dbl,
+		       char *err, size_t errlen)
 {
-	const GgmlQuantInfo *qi = ggml_quant_info(q);
-	size_t B = qi->block, bsz = qi->bytes, osz = dbl ? sizeof(double) : sizeof(float);
+	size_t B = dtype_block(t->dtype), bsz = dtype_block_bytes(t->dtype);
+	size_t osz = dbl ? sizeof(double) : sizeof(float);
 	unsigned char *o = out;
 	size_t e = first, end = first + n;
 	float v[GQ_MAX_BLOCK];
@@ -274,7 +213,7 @@ static int read_blocks(const TensorRef *t, GgmlQuant q, size_t first, size_t n, 
 		if (e % B || end - e < B) {
 			unsigned char blk[GQ_MAX_BYTES];
 			if (infile_read(t->src, t->offset + b * bsz, blk, bsz, err, errlen) ||
-			    decode_block(t, q, b, blk, v, err, errlen))
+			    decode_block(t, b, blk, v, err, errlen))
 				return -1;
 			size_t stop = (b + 1) * B < end ? (b + 1) * B : end;
 			put_values(v + e % B, stop - e, o, dbl);
@@ -291,7 +230,7 @@ static int read_blocks(const TensorRef *t, GgmlQuant q, size_t first, size_t n, 
 		/* Block k's slot ends where block k + 1's bytes begin at the
 		 * earliest: B osz (k + 1) <= nb (B osz - bsz) + (k + 1) bsz. */
 		for (size_t k = 0; k < nb; k++) {
-			if (decode_block(t, q, b + k, raw + k * bsz, v, err, errlen))
+			if (decode_block(t, b + k, raw + k * bsz, v, err, errlen))
 				return -1;
 			put_values(v, B, o + k * B * osz, dbl);
 		}
@@ -305,7 +244,7 @@ static int read_blocks(const TensorRef *t, GgmlQuant q, size_t first, size_t n, 
 static int check_range(const TensorRef *t, size_t first, size_t n, char *err, size_t errlen)
 {
 	size_t end;
-	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == TDT_UNSUPPORTED) {
+	if (!size_add(first, n, &end) || end > t->nelem || t->dtype == STORE_UNSUPPORTED) {
 		snprintf(err, errlen, "%s: tensor %s: cannot convert elements %zu..%zu (%s)",
 			 t->file, t->name, first, first + n, t->dtype_name);
 		return -1;
@@ -316,12 +255,11 @@ static int check_range(const TensorRef *t, size_t first, size_t n, char *err, si
 int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		size_t errlen)
 {
-	GgmlQuant q;
 	if (check_range(t, first, n, err, errlen))
 		return -1;
-	if (dtype_quant(t->dtype, &q))
-		return read_blocks(t, q, first, n, out, true, err, errlen);
-	size_t es = elem_bytes(t->dtype);
+	if (!dtype_is_float(t->dtype))
+		return read_blocks(t, first, n, out, true, err, errlen);
+	size_t es = dtype_block_bytes(t->dtype);
 	for (size_t done = 0; done < n;) {
 		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
 		/* The m stored elements are read into the end of their m
@@ -340,12 +278,11 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
 		      size_t errlen)
 {
-	GgmlQuant q;
 	if (check_range(t, first, n, err, errlen))
 		return -1;
-	if (dtype_quant(t->dtype, &q))
-		return read_blocks(t, q, first, n, out, false, err, errlen);
-	size_t es = elem_bytes(t->dtype);
+	if (!dtype_is_float(t->dtype))
+		return read_blocks(t, first, n, out, false, err, errlen);
+	size_t es = dtype_block_bytes(t->dtype);
 	if (es > sizeof(float)) {
 		/* F64: through a small buffer, rounded once. */
 		double buf[512];
@@ -370,7 +307,7 @@ int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, ch
 			float f;
 			if (es == 4)
 				memcpy(&f, &u, sizeof f);
-			else if (t->dtype == TDT_F16)
+			else if (t->dtype == STORE_F16)
 				f = ggml_quant_f16_to_f32(ld16(raw + 2 * i));
 			else
 				f = (float)tensor_bf16_to_double(ld16(raw + 2 * i));

@@ -5,38 +5,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
 #include "data/infile.h"
-
-/* Element types a checkpoint may store. Only the first group converts to
- * double; the others are known so that their byte ranges can be checked. */
-typedef enum {
-	TDT_F64 = 0,
-	TDT_F32,
-	TDT_F16,
-	TDT_BF16,
-	TDT_Q8_0,          /* GGUF: blocks of 32, f16 scale + 32 int8 */
-	TDT_Q4_0,          /* GGUF: blocks of 32, f16 scale + 16 bytes of nibbles */
-	TDT_Q4_1,          /* GGUF: ggml's other block quantizations (layouts in */
-	TDT_Q5_0,          /* data/ggml_quant.c) */
-	TDT_Q5_1,
-	TDT_Q2_K,
-	TDT_Q3_K,
-	TDT_Q4_K,
-	TDT_Q5_K,
-	TDT_Q6_K,
-	TDT_Q8_K,
-	TDT_IQ4_NL,
-	TDT_IQ4_XS,
-	TDT_UNSUPPORTED    /* known storage type that does not convert */
-} TensorDtype;
 
 #define TENSOR_MAX_DIMS 4
 
 /* One tensor inside a checkpoint file: nothing is read until it is. */
 typedef struct {
 	char *name;                      /* owned */
-	TensorDtype dtype;
-	char dtype_name[16];             /* as the file spells it: "BF16", "Q8_0" */
+	StoreDtype dtype;                /* STORE_UNSUPPORTED: dtype_name says which */
+	char dtype_name[16];             /* as the file spells it: "BF16", "Q8_0", "I8" */
 	size_t ndim;
 	size_t shape[TENSOR_MAX_DIMS];   /* row-major: shape[0] outermost */
 	size_t nelem;
@@ -65,12 +43,6 @@ static inline bool size_add(size_t a, size_t b, size_t *out)
 {
 	return !__builtin_add_overflow(a, b, out);
 }
-
-/* Bytes of n elements of a dtype (n a multiple of the block size for the
- * quantized ones); false on overflow or a partial block. */
-bool tensor_dtype_bytes(TensorDtype t, size_t n, size_t *bytes);
-/* Elements per block (32 or 256 for the quantized ones, else 1). */
-size_t tensor_dtype_block(TensorDtype t);
 
 /* Append a tensor (name copied); returns the new entry or NULL (no memory).
  * Callers check tensor_table_find first: names are meant to be unique. */

@@ -77,7 +77,7 @@ typedef struct {
 int writer_new(const Model *m, const char *in_path, const char *out_path,
 	       const WriterOptions *o, Writer **out, char *err, size_t errlen);
 /* Replace tensor t (of m) with values stored as dtype (F64/F32/F16/BF16). */
-int writer_replace(Writer *w, const TensorRef *t, TensorDtype dtype, char *err,
+int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 		   size_t errlen);
 /* Create the temporaries and copy every byte that is not replaced. */
 int writer_start(Writer *w, char *err, size_t errlen);
@@ -96,9 +96,5 @@ size_t writer_stale_removed(const Writer *w);
 /* Remove every temporary of the writers alive now: async-signal-safe,
  * for a signal handler. */
 void writer_cleanup_signal(void);
-/* "F32" ... for the dtypes a writer stores; NULL for the others. */
-const char *writer_dtype_name(TensorDtype t);
-/* Parse "F64", "F32", "F16", "BF16" (any case); -1 when not one of them. */
-int writer_dtype_parse(const char *s, TensorDtype *out);
 
 #endif

@@ -1,15 +1,26 @@
 #ifndef ROPEFOLD_DATA_WRITER_IMPL_H
 #define ROPEFOLD_DATA_WRITER_IMPL_H
 
-/* Internals shared by writer.c and the per-format layout code
+/* Internals shared by the writer's files: writer.c (the lifecycle),
+ * writer_paths.c (writer_new's path rules), writer_layout.c (an output's
+ * layout and copy), writer_commit.c (publishing), writer_files.c
+ * (temporaries and copies), and the per-format layout code
  * (safetensors_write.c, gguf_write.c). */
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
+#include "data/fileset.h"
 #include "data/infile.h"
 #include "data/model.h"
 #include "data/tensor.h"
+#include "data/writer.h"
+
+/* Bytes per read and write of a copy. */
+#define COPY_CHUNK ((size_t)1 << 20)
 
 /* One tensor of an input file, and where it goes in the output. */
 typedef struct {
@@ -18,7 +29,7 @@ typedef struct {
 	size_t out_off;           /* absolute in the output (relative to the
 				   * data section while the layout is built) */
 	size_t out_len;
-	TensorDtype out_dtype;
+	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
 } WSeg;
@@ -38,6 +49,95 @@ typedef struct {
 	size_t nseg;
 	bool resized;             /* some tensor changes its byte size */
 } WFile;
+
+/* A file copied unchanged (config.json, tokenizer files, ...). */
+typedef struct {
+	char *src, *final_path, *tmp_path;
+	ino_t ino;                /* of the temporary */
+	bool published;           /* renamed into place by this commit */
+} AuxFile;
+
+struct Writer {
+	const Model *model;
+	WriterOptions opt;        /* also_read, replace_hint: borrowed;
+				   * opt.force is also force below */
+	char out[PATH_MAX];
+	char sidecar[PATH_MAX + 16];
+	char sidecar_tmp[PATH_MAX + 48];
+	ino_t sidecar_ino;
+	bool sidecar_published;   /* renamed into place by this commit */
+	FileSet inputs;           /* every file the run reads */
+	bool config_differs;      /* single safetensors: OUT's config.json exists
+				   * and is not the input's */
+	size_t stale_removed;
+	bool folder;              /* HF folder in, folder out */
+	char in_dir[PATH_MAX];    /* folder mode: the input folder */
+	char tmp_dir[PATH_MAX + 48];  /* folder mode: the temporary folder */
+	bool force, started, committed;
+	WFile *files;
+	size_t nfiles;
+	AuxFile *aux;
+	size_t naux;
+	/* folder mode: subfolders made inside tmp_dir for shards such as
+	 * "sub/a.safetensors", parents before children; capacity fixed in
+	 * writer_start so that the signal handler never sees a realloc */
+	char **subdirs;
+	size_t nsubdirs, cap_subdirs;
+	Writer *next;             /* the list the signal handler walks */
+};
+
+/* ---- writer_paths.c ---------------------------------------------------- */
+
+/* writer_new's checks: in folder or file, OUT and the sidecar's path, the
+ * files (and aux files) to write, and which existing ones may go. */
+int writer_check_paths(Writer *w, const char *in_path, const char *out_path, char *err,
+		       size_t errlen);
+/* " (HINT)" appended to a message about an output that exists. */
+void writer_add_hint(const Writer *w, char *err, size_t errlen);
+
+/* ---- writer_layout.c --------------------------------------------------- */
+
+/* Lay out one output file and copy every byte not replaced into its
+ * temporary (buf: COPY_CHUNK bytes of scratch). */
+int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen);
+
+/* ---- writer_commit.c --------------------------------------------------- */
+
+/* Take back what this commit published (async-signal-safe). */
+void writer_unpublish(Writer *w);
+/* Remove every temporary (async-signal-safe). */
+void writer_remove_temps(Writer *w);
+
+/* ---- writer_files.c ---------------------------------------------------- */
+
+/* The last component of path. */
+const char *writer_base_name(const char *path);
+bool writer_same_inode(const struct stat *a, const struct stat *b);
+/* Whether anything is at p (lstat). */
+bool writer_exists(const char *p);
+/* n bytes at offset at of fd, retried until done: -1 with one line. */
+int writer_write_all(int fd, const void *p, size_t n, size_t at, const char *path, char *err,
+		     size_t errlen);
+/* Copy [from, to) of the input fd to the output at out_at (buf: scratch
+ * of COPY_CHUNK bytes). */
+int writer_copy_range(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
+		      const char *out_path, size_t out_at, unsigned char *buf, char *err,
+		      size_t errlen);
+/* A regular file opened for reading without blocking: the fd, or -1. */
+int writer_open_input(const char *path, char *err, size_t errlen);
+/* A whole file copied into an already created temporary. */
+int writer_copy_file(const char *src, int out_fd, const char *out_path, char *err,
+		     size_t errlen);
+/* Whether two files hold the same bytes. */
+bool writer_files_equal(const char *a, const char *b);
+/* Folder mode: final_path relative to OUT. */
+const char *writer_out_rel(const Writer *w, const char *final_path);
+/* A temporary beside final_path (folder mode: inside the temporary
+ * folder): the fd, *tmp owned by the caller; -1 with one line. */
+int writer_make_temp(Writer *w, const char *final_path, char **tmp, char *err,
+		     size_t errlen);
+/* fsync a folder. */
+int writer_fsync_dir(const char *dir);
 
 /* safetensors: data_in and align of the input. */
 int st_write_prepare(WFile *f, char *err, size_t errlen);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/ggml_quant.h"
+#include "core/dtype.h"
 #include "tests/ckpt_fixtures.h"
 
 static void put(const char *out, const char *sub, const char *name, const FxBuf *b)
@@ -71,10 +71,12 @@ int main(int argc, char **argv)
 	 * 32-element blocks; D = 256, H = G = 1, d = 8 for the 256-element
 	 * ones, W_o in F16 as its rows are 8 long), and a Q4_K_M-style
 	 * mixture (q, k Q4_K; v, embeddings Q6_K). Small, for -max_len. */
-	for (int qt = 0; qt <= GQ_COUNT; qt++) {
-		bool mix = qt == GQ_COUNT;
-		const GgmlQuantInfo *qi = ggml_quant_info(mix ? GQ_Q4_K : (GgmlQuant)qt);
-		bool big = qi->block == 256;
+	for (int qt = 0; qt <= STORE_COUNT; qt++) {
+		bool mix = qt == STORE_COUNT;
+		StoreDtype q = mix ? STORE_Q4_K : (StoreDtype)qt;
+		if (!dtype_is_block(q))
+			continue;
+		bool big = dtype_block(q) == 256;
 		LayerShape qs = big ? (LayerShape){256, 1, 1, 8} : s;
 		Layer ql[2];
 		static double qemb[4 * 256];
@@ -82,7 +84,7 @@ int main(int argc, char **argv)
 			qemb[i] = 0.01 * (double)(i % 89) - 0.4;
 		fx_layer(&ql[0], &qs, false, 3);
 		fx_layer(&ql[1], &qs, false, 4);
-		size_t nt = fx_llama_tensors(ql, 2, qemb, 4, "gguf", qi->name, t);
+		size_t nt = fx_llama_tensors(ql, 2, qemb, 4, "gguf", dtype_name(q), t);
 		for (size_t k = 0; k < nt; k++) {
 			if (big && strstr(t[k].name, "attn_output"))
 				t[k].dtype = "F16";
@@ -103,7 +105,7 @@ int main(int argc, char **argv)
 		FxBuf b = {0};
 		fx_gguf(&b, 3, kv, 7, t, nt, 0);
 		char name[40];
-		snprintf(name, sizeof name, "seed-blocks-%s.gguf", mix ? "Q4_K_M" : qi->name);
+		snprintf(name, sizeof name, "seed-blocks-%s.gguf", mix ? "Q4_K_M" : dtype_name(q));
 		put(out, "gguf", name, &b);
 		fx_free(&b);
 		layer_free(&ql[0]);

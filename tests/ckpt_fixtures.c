@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/rng.h"
 #include "data/ggml_quant.h"
+#include "data/ggml_types.h"
 #include "tests/ckpt_fixtures.h"
 
 void fx_put(FxBuf *b, const void *p, size_t n)
@@ -105,9 +107,15 @@ void fx_round_bf16(double *v, size_t n)
 	}
 }
 
+/* A ggml block quantization's name into *q. */
+static bool block_type(const char *dt, StoreDtype *q)
+{
+	return !dtype_parse(dt, q) && dtype_is_block(*q);
+}
+
 void fx_encode(FxBuf *b, const char *dt, const double *v, size_t n)
 {
-	GgmlQuant gq;
+	StoreDtype gq;
 	if (!strcmp(dt, "F32")) {
 		for (size_t i = 0; i < n; i++)
 			fx_f32(b, (float)v[i]);
@@ -151,18 +159,18 @@ void fx_encode(FxBuf *b, const char *dt, const double *v, size_t n)
 				fx_put(b, pk, 16);
 			}
 		}
-	} else if (ggml_quant_parse(dt, &gq)) {
+	} else if (block_type(dt, &gq)) {
 		/* The other ggml types: llama.cpp's reference quantizers, per
 		 * block (values need not be representable). */
-		const GgmlQuantInfo *qi = ggml_quant_info(gq);
-		for (size_t i0 = 0; i0 + qi->block <= n; i0 += qi->block) {
+		size_t B = dtype_block(gq);
+		for (size_t i0 = 0; i0 + B <= n; i0 += B) {
 			float x[GQ_MAX_BLOCK];
 			unsigned char blk[GQ_MAX_BYTES];
-			for (size_t j = 0; j < qi->block; j++)
+			for (size_t j = 0; j < B; j++)
 				x[j] = (float)v[i0 + j];
 			if (ggml_quant_quantize(gq, x, 1, blk))
 				abort();
-			fx_put(b, blk, qi->bytes);
+			fx_put(b, blk, dtype_block_bytes(gq));
 		}
 	}
 }
@@ -216,9 +224,10 @@ static unsigned ggml_id(const char *dt)
 	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
 		if (!strcmp(m[i].n, dt))
 			return m[i].id;
-	GgmlQuant q;
-	if (ggml_quant_parse(dt, &q))
-		return ggml_quant_info(q)->ggml_type;
+	StoreDtype q;
+	unsigned id;
+	if (block_type(dt, &q) && ggml_type_id(q, &id))
+		return id;
 	return 999;
 }
 
@@ -394,8 +403,8 @@ size_t fx_llama_tensors(const Layer *layers, size_t nl, const double *emb, size_
 	}
 	size_t n = 0;
 	/* Vectors stay F32 in quantized files, as llama.cpp writes them. */
-	GgmlQuant q;
-	const char *vdt = ggml_quant_parse(dtype, &q) ? "F32" : dtype;
+	StoreDtype q;
+	const char *vdt = block_type(dtype, &q) ? "F32" : dtype;
 	if (emb)
 		out[n++] = (FxTensor){en, dtype, 2, {vocab, D, 0, 0}, emb};
 	for (size_t i = 0; i < nl; i++) {
@@ -423,6 +432,83 @@ void fx_hf_config(char *buf, size_t len, const char *model_type, const LayerShap
 		 "\"vocab_size\": %zu, \"rms_norm_eps\": 1e-6%s}",
 		 model_type, s->d_model, s->n_heads, s->n_kv_heads, s->head_dim, layers, vocab,
 		 extra);
+}
+
+const LayerShape fx_fold_shape = {32, 4, 2, 8};
+
+void fx_fold_layers(Layer *l, bool bias, bool bf16)
+{
+	const LayerShape *s = &fx_fold_shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	for (size_t i = 0; i < FX_FOLD_LAYERS; i++) {
+		fx_layer(&l[i], s, bias, 40 + i);
+		if (!bf16)
+			continue;
+		fx_round_bf16(l[i].wq, Hd * D);
+		fx_round_bf16(l[i].wk, Gd * D);
+		fx_round_bf16(l[i].wv, Gd * D);
+		fx_round_bf16(l[i].wo, D * Hd);
+		fx_round_bf16(l[i].attn_norm, D);
+		if (bias) {
+			fx_round_bf16(l[i].bq, Hd);
+			fx_round_bf16(l[i].bk, Gd);
+			fx_round_bf16(l[i].bv, Gd);
+		}
+	}
+}
+
+static void free_fold_layers(Layer *l)
+{
+	for (size_t i = 0; i < FX_FOLD_LAYERS; i++)
+		layer_free(&l[i]);
+}
+
+void fx_fold_gguf(const char *dir, const char *name, const char *dtype, char *path,
+		  size_t len)
+{
+	Layer l[FX_FOLD_LAYERS];
+	fx_fold_layers(l, false, false);
+	double emb[8 * 32];
+	for (size_t i = 0; i < 8 * 32; i++)
+		emb[i] = (double)((int)(i % 13) - 6) / 8.0;
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, FX_FOLD_LAYERS, emb, 8, "gguf", dtype, t);
+	FxKv kv[] = {{"general.architecture", 's', "llama", 0},
+		     {"llama.block_count", 'u', NULL, FX_FOLD_LAYERS},
+		     {"llama.embedding_length", 'u', NULL, 32},
+		     {"llama.attention.head_count", 'u', NULL, 4},
+		     {"llama.attention.head_count_kv", 'u', NULL, 2}};
+	FxBuf b = {0};
+	fx_gguf(&b, 3, kv, 5, t, nt, 32);
+	if (fx_write(dir, name, b.p, b.n))
+		abort();
+	fx_free(&b);
+	free_fold_layers(l);
+	if ((size_t)snprintf(path, len, "%s/%s", dir, name) >= len)
+		abort();
+}
+
+void fx_fold_hf(const char *dir, const char *sub, const char *dtype, bool bias, char *path,
+		size_t len)
+{
+	Layer l[FX_FOLD_LAYERS];
+	fx_fold_layers(l, bias, !strcmp(dtype, "BF16"));
+	FxTensor t[32];
+	size_t nt = fx_llama_tensors(l, FX_FOLD_LAYERS, NULL, 0, "hf", dtype, t);
+	char cfg[1024];
+	if ((size_t)snprintf(path, len, "%s/%s", dir, sub) >= len)
+		abort();
+	mkdir(path, 0755);
+	fx_hf_config(cfg, sizeof cfg, bias ? "qwen2" : "llama", &fx_fold_shape, FX_FOLD_LAYERS,
+		     8, "");
+	FxBuf b = {0};
+	fx_safetensors(&b, t, nt);
+	if (fx_write(path, "config.json", cfg, strlen(cfg)) ||
+	    fx_write(path, "tokenizer.json", "{}", 2) ||
+	    fx_write(path, "model.safetensors", b.p, b.n))
+		abort();
+	fx_free(&b);
+	free_fold_layers(l);
 }
 
 int fx_write(const char *dir, const char *name, const void *p, size_t n)

@@ -4,6 +4,7 @@
 /* Writers of small checkpoints in every supported format, for the reader
  * tests and the fuzz seed corpus. Everything is built in memory. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,20 @@ size_t fx_llama_tensors(const Layer *layers, size_t nl, const double *emb, size_
  * closing brace (may be "" or ", \"rope_scaling\": {...}"). */
 void fx_hf_config(char *buf, size_t len, const char *model_type, const LayerShape *s,
 		  size_t layers, size_t vocab, const char *extra);
+
+/* The layer stacks the fold and writer tests write: FX_FOLD_LAYERS layers
+ * of fx_fold_shape (D 32, 4 heads, 2 kv heads, head dim 8), seeded 40 +
+ * i; bf16: every weight and the input norm rounded to bf16. */
+#define FX_FOLD_LAYERS 2
+extern const LayerShape fx_fold_shape;
+void fx_fold_layers(Layer *l, bool bias, bool bf16);
+/* Those layers as a GGUF file dir/name (llama, 8 token embeddings), or an
+ * HF folder dir/sub (config.json, tokenizer.json, model.safetensors; with
+ * bias a Qwen2), in dtype; the checkpoint's path into path. */
+void fx_fold_gguf(const char *dir, const char *name, const char *dtype, char *path,
+		  size_t len);
+void fx_fold_hf(const char *dir, const char *sub, const char *dtype, bool bias, char *path,
+		size_t len);
 
 /* Write a buffer / string to dir/name; returns 0. */
 int fx_write(const char *dir, const char *name, const void *p, size_t n);

@@ -2,7 +2,7 @@
 # Every flag of every mode against bad values: exit 2, nothing on stdout,
 # one line on stderr that names the mode and the flag and says what a value
 # must be. The flags come from each mode's --help, so a flag added to the
-# table in tui/options.c is tested here from then on, and fails until it
+# table in tui/shared/options.c is tested here from then on, and fails until it
 # has a rule below. Prints TAP; needs $ROPEFOLD (set by make check).
 : "${ROPEFOLD:=./ropefold}"
 . "${SRCDIR:-.}/tests/tap.sh"

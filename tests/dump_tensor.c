@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 	const TensorTable *tt = model_tensor_table(m);
 	int rc = 0;
 	for (size_t i = 0; i < tt->n && rc != 2; i++)
-		if (tt->v[i].dtype != TDT_UNSUPPORTED) {
+		if (tt->v[i].dtype != STORE_UNSUPPORTED) {
 			int r = dump_one(&tt->v[i], argv[2]);
 			rc = r > rc ? r : rc;
 		}

@@ -4,8 +4,8 @@
 
 #include "core/fold.h"
 #include "core/rotation.h"
-#include "tui/commands.h"
-#include "tui/tour.h"
+#include "tui/explorer/commands.h"
+#include "tui/explorer/tour.h"
 
 /* The explorer's ':' commands and toggles are pure functions of the
  * settings: each test runs command strings and checks the fields. */
@@ -326,6 +326,51 @@ static void test_completion(void **state)
 	assert_true(bang);
 }
 
+/* Completion, help and parsing read one table: every assumption and kind
+ * core names is offered, listed and taken; aliases complete like their
+ * command; every command the help lists completes as a command. */
+static void test_one_table(void **state)
+{
+	(void)state;
+	char msg[512], line[64];
+	const char *const *h = commands_help_lines();
+	for (size_t i = 0; h[i]; i += 2) {
+		char name[64];
+		sscanf(h[i], ":%63s", name);
+		assert_true(has(commands_completions("", 0), name));
+	}
+	for (unsigned a = 0; fold_assumption_name(a); a++) {
+		const char *n = fold_assumption_name(a);
+		assert_true(has(commands_completions("drop ", 5), n));
+		assert_true(has(commands_completions("toggle ", 7), n));
+		TuiSettings s = fresh();
+		snprintf(line, sizeof line, "drop %s", n);
+		assert_int_equal(run(&s, line, msg), CMD_CHANGED);
+		assert_int_equal(s.opts.fold.dropped, 1u << a);
+	}
+	bool listed = false;
+	for (size_t i = 0; h[i]; i += 2)
+		listed = listed || (!strcmp(h[i], ":kind K") && strstr(h[i + 1], "layout-mismatch"));
+	assert_true(listed);
+	for (int k = ROT_HAAR; k < ROT_KIND_COUNT; k++) {
+		const char *n = rotation_kind_name((RotKind)k);
+		assert_true(has(commands_completions("kind ", 5), n));
+		TuiSettings s = fresh();
+		snprintf(line, sizeof line, "kind %s", n);
+		assert_int_equal(run(&s, line, msg), CMD_CHANGED);
+		assert_int_equal(s.opts.fold.kind, k);
+	}
+	assert_false(has(commands_completions("kind ", 5), "commuting"));
+	assert_true(has(commands_completions("rope-scaling ", 13), "yarn:"));
+	assert_true(has(commands_completions("set rope-scaling ", 17), "ntk:"));
+	TuiSettings s = fresh();
+	assert_int_equal(run(&s, "kind spin", msg), CMD_ERROR);
+	assert_string_equal(msg, "kind: 'spin' is not haar, hadamard, pair-swap, pair-reflect or "
+				 "layout-mismatch");
+	assert_int_equal(run(&s, "view nope", msg), CMD_ERROR);
+	assert_string_equal(msg, "view: 'nope' is not heatmap, offset, heads, pairs or info");
+}
+
 /* Every tour step's commands run cleanly, in order, from any state. */
 static void test_tour_commands(void **state)
 {
@@ -367,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_view_head_misc),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_completion),
+		cmocka_unit_test(test_one_table),
 		cmocka_unit_test(test_tour_commands),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,17 +8,18 @@
 
 #include "tests/testutil.h"
 
+#include "core/dtype.h"
 #include "core/verify.h"
 #include "data/default_model.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/writer.h"
 #include "tests/ckpt_fixtures.h"
-#include "tui/cli_check.h"
-#include "tui/cli_fold.h"
-#include "tui/cli_info.h"
-#include "tui/cli_verify.h"
-#include "tui/fold_actions.h"
+#include "tui/cli/check.h"
+#include "tui/cli/fold.h"
+#include "tui/cli/info.h"
+#include "tui/cli/verify.h"
+#include "tui/explorer/fold_actions.h"
 #include "tui/shared/findings_text.h"
 
 /* ropefold fold on checkpoints of every format written here from seeded
@@ -28,7 +29,7 @@
  * fused layouts are written back through the inverse of the reader's
  * split, and the path rules hold (exit 2, nothing left behind). */
 
-#define NL 2
+#define NL FX_FOLD_LAYERS
 
 /* snprintf into an array, failing the test when the path does not fit. */
 #define PJ(buf, ...)                                                         \
@@ -148,8 +149,8 @@ static void assert_relation(const char *pa, const char *pb, VerifyRelation want_
 			    size_t only_layer)
 {
 	Model *ma = open_ok(pa), *mb = open_ok(pb);
-	double ua = cli_dtype_roundoff(model_info(ma)->dtype);
-	double ub = cli_dtype_roundoff(model_info(mb)->dtype);
+	double ua = dtype_unit_roundoff(model_info(ma)->dtype);
+	double ub = dtype_unit_roundoff(model_info(mb)->dtype);
 	VerifyOptions vo = {ua > ub ? ua : ub, 0};
 	char err[512];
 	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {
@@ -254,22 +255,7 @@ static const LayerShape shape = {32, 4, 2, 8};
 
 static void make_layers(Layer *l, bool bias, bool bf16)
 {
-	for (size_t i = 0; i < NL; i++) {
-		fx_layer(&l[i], &shape, bias, 40 + i);
-		if (bf16) {
-			size_t D = 32, Hd = 32, Gd = 16;
-			fx_round_bf16(l[i].wq, Hd * D);
-			fx_round_bf16(l[i].wk, Gd * D);
-			fx_round_bf16(l[i].wv, Gd * D);
-			fx_round_bf16(l[i].wo, D * Hd);
-			fx_round_bf16(l[i].attn_norm, D);
-			if (bias) {
-				fx_round_bf16(l[i].bq, Hd);
-				fx_round_bf16(l[i].bk, Gd);
-				fx_round_bf16(l[i].bv, Gd);
-			}
-		}
-	}
+	fx_fold_layers(l, bias, bf16);
 }
 
 static void free_layers(Layer *l)
@@ -280,44 +266,12 @@ static void free_layers(Layer *l)
 
 static void write_gguf(Fx *f, const char *name, const char *dtype)
 {
-	Layer l[NL];
-	make_layers(l, false, false);
-	double emb[8 * 32];
-	for (size_t i = 0; i < 8 * 32; i++)
-		emb[i] = (double)((int)(i % 13) - 6) / 8.0;
-	FxTensor t[32];
-	size_t nt = fx_llama_tensors(l, NL, emb, 8, "gguf", dtype, t);
-	FxKv kv[] = {{"general.architecture", 's', "llama", 0},
-		     {"llama.block_count", 'u', NULL, NL},
-		     {"llama.embedding_length", 'u', NULL, 32},
-		     {"llama.attention.head_count", 'u', NULL, 4},
-		     {"llama.attention.head_count_kv", 'u', NULL, 2}};
-	FxBuf b = {0};
-	fx_gguf(&b, 3, kv, 5, t, nt, 32);
-	fx_write(f->dir, name, b.p, b.n);
-	fx_free(&b);
-	free_layers(l);
-	PJ(f->in, "%s/%s", f->dir, name);
+	fx_fold_gguf(f->dir, name, dtype, f->in, sizeof f->in);
 }
 
 static void write_hf(Fx *f, const char *sub, const char *dtype, bool bias)
 {
-	Layer l[NL];
-	make_layers(l, bias, !strcmp(dtype, "BF16"));
-	FxTensor t[32];
-	size_t nt = fx_llama_tensors(l, NL, NULL, 0, "hf", dtype, t);
-	char dir[4300], cfg[1024];
-	PJ(dir, "%s/%s", f->dir, sub);
-	mkdir(dir, 0755);
-	fx_hf_config(cfg, sizeof cfg, bias ? "qwen2" : "llama", &shape, NL, 8, "");
-	fx_write(dir, "config.json", cfg, strlen(cfg));
-	fx_write(dir, "tokenizer.json", "{}", 2);
-	FxBuf b = {0};
-	fx_safetensors(&b, t, nt);
-	fx_write(dir, "model.safetensors", b.p, b.n);
-	fx_free(&b);
-	free_layers(l);
-	PJ(f->in, "%s", dir);
+	fx_fold_hf(f->dir, sub, dtype, bias, f->in, sizeof f->in);
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -342,7 +296,7 @@ static void test_gguf(void **state)
 	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f64", "--force",
 				  NULL), 0);
 	Model *m = open_ok(f->out);
-	assert_string_equal(model_info(m)->dtype, "F64");
+	assert_string_equal(dtype_name(model_info(m)->dtype), "F64");
 	model_close(m);
 	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
 	assert_others_equal(f->in, f->out);
@@ -725,7 +679,7 @@ static void test_fused(void **state)
 static void assert_heads_permuted(const char *pa, const char *pb)
 {
 	Model *ma = open_ok(pa), *mb = open_ok(pb);
-	VerifyOptions vo = {cli_dtype_roundoff(model_info(ma)->dtype), 0};
+	VerifyOptions vo = {dtype_unit_roundoff(model_info(ma)->dtype), 0};
 	char err[512];
 	size_t permuted = 0;
 	for (size_t i = 0; i < model_info(ma)->n_layers; i++) {
@@ -929,43 +883,6 @@ static void test_refusals(void **state)
 	assert_false(exists(f->out));
 }
 
-/* writer_new on its own: OUT's sidecar path may not be a file the run
- * reads when a sidecar is written (an undo writes none, and may name its
- * own sidecar so), OUT may not reach an input through a symlink, and a
- * trailing slash on a single file's OUT is refused. */
-static void test_writer_paths(void **state)
-{
-	Fx *f = *state;
-	write_gguf(f, "w.gguf", "F32");
-	Model *m = open_ok(f->in);
-	char sc[4500], link[4500], err[1024];
-	Writer *w = NULL;
-	PJ(f->out, "%s/w-out.gguf", f->dir);
-	PJ(sc, "%s.fold.json", f->out);
-	fx_write(f->dir, "w-out.gguf.fold.json", "{}", 2);
-	WriterOptions o = {true, true, sc, NULL, NULL, NULL};
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
-	assert_null(w);
-	assert_non_null(strstr(err, "sidecar's path"));
-	o.sidecar = false;
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), 0);
-	writer_free(w);
-	PJ(link, "%s/w-link.gguf", f->dir);
-	assert_int_equal(symlink(f->in, link), 0);
-	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "which this run reads"));
-	PJ(link, "%s/newdir/", f->dir);
-	assert_int_equal(writer_new(m, f->in, link, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "trailing slash"));
-	/* Without force the hint given is the caller's. */
-	o.force = false;
-	o.replace_hint = "say please";
-	fx_write(f->dir, "w-out.gguf", "x", 1);
-	assert_int_equal(writer_new(m, f->in, f->out, &o, &w, err, sizeof err), -1);
-	assert_non_null(strstr(err, "exists (say please)"));
-	model_close(m);
-}
-
 /* A JSON file (the test fails when it does not parse). */
 static json_t *load_json(const char *path)
 {
@@ -1135,7 +1052,7 @@ static void test_tui_export_default(void **state)
 	s.source = SOURCE_DEFAULT;
 	s.opts.layer = 1;
 	char msg[1024], out[4400], model[4096], err[512];
-	if (default_model_path(model, sizeof model, err, sizeof err))
+	if (default_model_path(getenv("ROPEFOLD_DATADIR"), model, sizeof model, err, sizeof err))
 		fail_msg("%s", err);
 	PJ(out, "%s/default-export", f->dir);
 	assert_int_equal(fold_action_export(&s, out, msg, sizeof msg), 0);
@@ -1224,7 +1141,6 @@ int main(void)
 		cmocka_unit_test(test_fused),
 		cmocka_unit_test(test_qk_norm_all_heads),
 		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_writer_paths),
 		cmocka_unit_test(test_undo_report),
 		cmocka_unit_test(test_tui_actions),
 		cmocka_unit_test(test_tui_export_default),

@@ -24,7 +24,7 @@ static void put16(unsigned char *b, size_t at, uint16_t h)
 }
 
 /* Element e of one block of type t. */
-static double elem(GgmlQuant t, const unsigned char *b, size_t e)
+static double elem(StoreDtype t, const unsigned char *b, size_t e)
 {
 	float v[GQ_MAX_BLOCK];
 	ggml_quant_dequantize(t, b, 1, v);
@@ -46,7 +46,7 @@ static void test_blocks_by_hand(void **state)
 	memset(b, 0, sizeof b);
 	put16(b, 0, H_MHALF);
 	b[2 + 3] = 0x5a;
-	assert_true(elem(GQ_Q4_0, b, 3) == -1.0 && elem(GQ_Q4_0, b, 19) == 1.5);
+	assert_true(elem(STORE_Q4_0, b, 3) == -1.0 && elem(STORE_Q4_0, b, 19) == 1.5);
 
 	/* Q4_1 rounds in float: d = 2^-11 (1 + 2^-10) (f16 0x1001), m = 1024,
 	 * q = 15: 15 d = 15 2^-11 + 15 2^-21 is exact, but 1024 + 15 d needs
@@ -56,9 +56,9 @@ static void test_blocks_by_hand(void **state)
 	put16(b, 2, H_1024);
 	b[4] = 0x0f;
 	double exact = 1024.0 + 15 * ldexp(1, -11) + 15 * ldexp(1, -21);
-	assert_true(elem(GQ_Q4_1, b, 0) == 1024.0 + 60 * ldexp(1, -13));
-	assert_true(elem(GQ_Q4_1, b, 0) != exact);
-	assert_true(elem(GQ_Q4_1, b, 16) == 1024.0);
+	assert_true(elem(STORE_Q4_1, b, 0) == 1024.0 + 60 * ldexp(1, -13));
+	assert_true(elem(STORE_Q4_1, b, 0) != exact);
+	assert_true(elem(STORE_Q4_1, b, 16) == 1024.0);
 
 	/* Q5_0: d = 0.25; qh bit 20; qs[4] = 0x30: element 20 = (3 | 16) - 16
 	 * -> 0.75, element 4 = 0 - 16 -> -4. */
@@ -66,21 +66,21 @@ static void test_blocks_by_hand(void **state)
 	put16(b, 0, H_QUARTER);
 	b[2 + 2] = 0x10;           /* qh byte 2, bit 4: bit 20 */
 	b[6 + 4] = 0x30;
-	assert_true(elem(GQ_Q5_0, b, 20) == 0.75 && elem(GQ_Q5_0, b, 4) == -4.0);
+	assert_true(elem(STORE_Q5_0, b, 20) == 0.75 && elem(STORE_Q5_0, b, 4) == -4.0);
 
 	/* Q5_1: d = 1, m = -16, every bit set: q = 31 -> 15. */
 	memset(b, 0xff, sizeof b);
 	put16(b, 0, H_1);
 	put16(b, 2, H_M16);
 	for (size_t e = 0; e < 32; e++)
-		assert_true(elem(GQ_Q5_1, b, e) == 15.0);
+		assert_true(elem(STORE_Q5_1, b, e) == 15.0);
 
 	/* Q8_0: d = 2^-4; qs[31] = 127, qs[0] = -127. */
 	memset(b, 0, sizeof b);
 	put16(b, 0, H_16TH);
 	b[2 + 31] = 0x7f;
 	b[2] = 0x81;
-	assert_true(elem(GQ_Q8_0, b, 31) == 7.9375 && elem(GQ_Q8_0, b, 0) == -7.9375);
+	assert_true(elem(STORE_Q8_0, b, 31) == 7.9375 && elem(STORE_Q8_0, b, 0) == -7.9375);
 
 	/* Q2_K: element 229 = 128 + 3 * 32 + 5 takes bits 6-7 of qs[32 + 5]
 	 * and scales[229 / 16 = 14] = 0x5a (scale 10, min 5); d = 0.5, dmin
@@ -91,8 +91,8 @@ static void test_blocks_by_hand(void **state)
 	b[16 + 37] = 0xc0;
 	put16(b, 80, H_HALF);
 	put16(b, 82, H_QUARTER);
-	assert_true(elem(GQ_Q2_K, b, 229) == 13.75 && elem(GQ_Q2_K, b, 101) == 0.0);
-	assert_true(elem(GQ_Q2_K, b, 230) == -1.25);   /* code 0: - dmin * 5 */
+	assert_true(elem(STORE_Q2_K, b, 229) == 13.75 && elem(STORE_Q2_K, b, 101) == 0.0);
+	assert_true(elem(STORE_Q2_K, b, 230) == -1.25);   /* code 0: - dmin * 5 */
 
 	/* Q3_K: scale 13's low nibble is the high nibble of byte 5 (7), its
 	 * top bits bits 6-7 of byte 9 (2): 39, level 7. Element 210 = 128 + 2
@@ -104,7 +104,7 @@ static void test_blocks_by_hand(void **state)
 	b[32 + 50] = 0x20;
 	b[18] = 0x40;
 	put16(b, 108, H_HALF);
-	assert_true(elem(GQ_Q3_K, b, 210) == 7.0 && elem(GQ_Q3_K, b, 211) == -14.0);
+	assert_true(elem(STORE_Q3_K, b, 210) == 7.0 && elem(STORE_Q3_K, b, 211) == -14.0);
 
 	/* Q4_K: scale 6 = (s[10] & 15) | (s[2] >> 6) << 4 = 12 | 48 = 60, min
 	 * 6 = (s[10] >> 4) | (s[6] >> 6) << 4 = 3 | 16 = 19; element 200
@@ -118,7 +118,7 @@ static void test_blocks_by_hand(void **state)
 	b[4 + 2] = 0xc0;
 	b[4 + 6] = 0x40;
 	b[16 + 104] = 0x0b;
-	assert_true(elem(GQ_Q4_K, b, 200) == 155.5 && elem(GQ_Q4_K, b, 232) == 0.0);
+	assert_true(elem(STORE_Q4_K, b, 200) == 155.5 && elem(STORE_Q4_K, b, 232) == 0.0);
 
 	/* Q5_K: element 170 (sub-block 5) is the high nibble of qs[64 + 10]
 	 * (9) plus 16 from bit 5 of qh[10]; scale 5 = (s[9] & 15) | (s[1] >> 6)
@@ -130,7 +130,7 @@ static void test_blocks_by_hand(void **state)
 	b[4 + 1] = 0x40;
 	b[48 + 74] = 0x90;
 	b[16 + 10] = 0x20;
-	assert_true(elem(GQ_Q5_K, b, 170) == 421.0);
+	assert_true(elem(STORE_Q5_K, b, 170) == 421.0);
 
 	/* Q6_K: element 231 = 128 + 3 * 32 + 7: low nibble ql[64 + 7 + 32] >>
 	 * 4 (13), top bits qh[32 + 7] >> 6 (1): 29 - 32 = -3; scales[14] =
@@ -140,7 +140,7 @@ static void test_blocks_by_hand(void **state)
 	b[128 + 39] = 0x40;
 	b[192 + 14] = 100;
 	put16(b, 208, H_HALF);
-	assert_true(elem(GQ_Q6_K, b, 231) == -150.0);
+	assert_true(elem(STORE_Q6_K, b, 231) == -150.0);
 
 	/* Q8_K: d = 0.1f = 13421773 2^-27, q = 3: 40265319 2^-27 needs 26
 	 * bits, float rounds it to 40265320 2^-27. */
@@ -148,14 +148,14 @@ static void test_blocks_by_hand(void **state)
 	float d01 = 0.1f;
 	memcpy(b, &d01, 4);
 	b[4 + 9] = 3;
-	assert_true(elem(GQ_Q8_K, b, 9) == ldexp(40265320.0, -27));
+	assert_true(elem(STORE_Q8_K, b, 9) == ldexp(40265320.0, -27));
 
 	/* IQ4_NL: d = 2, qs[7] = 0x4b: element 7 = kvalues[11] = 38 -> 76,
 	 * element 23 = kvalues[4] = -49 -> -98. */
 	memset(b, 0, sizeof b);
 	put16(b, 0, H_2);
 	b[2 + 7] = 0x4b;
-	assert_true(elem(GQ_IQ4_NL, b, 7) == 76.0 && elem(GQ_IQ4_NL, b, 23) == -98.0);
+	assert_true(elem(STORE_IQ4_NL, b, 7) == 76.0 && elem(STORE_IQ4_NL, b, 23) == -98.0);
 
 	/* IQ4_XS: sub-block 7's scale = (scales_l[3] >> 4) | (scales_h >> 14)
 	 * << 4 = 63, level 31; d = 1/8: 3.875; element 241 = 224 + 16 + 1 is
@@ -165,7 +165,7 @@ static void test_blocks_by_hand(void **state)
 	put16(b, 2, 0xc000);
 	b[4 + 3] = 0xf0;
 	b[8 + 113] = 0xf0;
-	assert_true(elem(GQ_IQ4_XS, b, 241) == 3.875 * 113);
+	assert_true(elem(STORE_IQ4_XS, b, 241) == 3.875 * 113);
 }
 
 /* unpack then pack gives the bytes back (Q8_K's bsums: recomputed). */
@@ -174,25 +174,29 @@ static void test_layouts_round_trip(void **state)
 	(void)state;
 	Rng r;
 	rng_seed(&r, 5, 0);
-	for (int t = 0; t < GQ_COUNT; t++) {
-		const GgmlQuantInfo *qi = ggml_quant_info((GgmlQuant)t);
+	for (int t = 0; t < STORE_COUNT; t++) {
+		if (!dtype_is_block((StoreDtype)t))
+			continue;
+		StoreDtype q = (StoreDtype)t;
+		/* the decoder's block buffers hold every block type */
+		assert_true(dtype_block(q) <= GQ_MAX_BLOCK && dtype_block_bytes(q) <= GQ_MAX_BYTES);
 		for (int rep = 0; rep < 50; rep++) {
 			unsigned char b[GQ_MAX_BYTES], c[GQ_MAX_BYTES];
-			for (size_t i = 0; i < qi->bytes; i++)
+			for (size_t i = 0; i < dtype_block_bytes(q); i++)
 				b[i] = (unsigned char)(rng_next(&r) >> 24);
 			QFields f;
-			ggml_quant_unpack((GgmlQuant)t, b, &f);
-			ggml_quant_pack((GgmlQuant)t, &f, c);
-			size_t n = t == GQ_Q8_K ? 260 : qi->bytes;
+			ggml_quant_unpack(q, b, &f);
+			ggml_quant_pack(q, &f, c);
+			size_t n = t == STORE_Q8_K ? 260 : dtype_block_bytes(q);
 			if (memcmp(b, c, n))
-				fail_msg("%s: pack(unpack(b)) != b", qi->name);
+				fail_msg("%s: pack(unpack(b)) != b", dtype_name(q));
 		}
-		GgmlQuant back;
-		assert_true(ggml_quant_parse(qi->name, &back) && back == (GgmlQuant)t);
+		StoreDtype back;
+		assert_true(dtype_parse(dtype_name(q), &back) == 0 && back == q);
 	}
-	GgmlQuant q;
-	assert_true(ggml_quant_parse("q4_k", &q) && q == GQ_Q4_K);
-	assert_false(ggml_quant_parse("Q4_2", &q));
+	StoreDtype q;
+	assert_true(dtype_parse("q4_k", &q) == 0 && q == STORE_Q4_K);
+	assert_false(dtype_parse("Q4_2", &q) == 0);
 }
 
 static void test_f16(void **state)
@@ -247,26 +251,28 @@ static void test_quantize_round_trip(void **state)
 	(void)state;
 	enum { N = 4096 };
 	static float x[N], v[N];
-	static unsigned char q[N / 256 * GQ_MAX_BYTES];
+	static unsigned char qb[N / 256 * GQ_MAX_BYTES];
 	static double lo[N], hi[N];
 	Rng r;
 	rng_seed(&r, 11, 0);
-	for (int t = 0; t < GQ_COUNT; t++) {
-		const GgmlQuantInfo *qi = ggml_quant_info((GgmlQuant)t);
-		size_t nb = N / qi->block;
+	for (int t = 0; t < STORE_COUNT; t++) {
+		if (!dtype_is_block((StoreDtype)t))
+			continue;
+		StoreDtype q = (StoreDtype)t;
+		size_t nb = N / dtype_block(q);
 		double worst = 0;
 		for (int kind = 0; kind < 8; kind++) {
 			for (int rep = 0; rep < 3; rep++) {
 				inputs(&r, kind, x, N);
-				assert_int_equal(ggml_quant_quantize((GgmlQuant)t, x, nb, q), 0);
-				ggml_quant_dequantize((GgmlQuant)t, q, nb, v);
-				ggml_quant_cells((GgmlQuant)t, q, nb, lo, hi);
-				double step = ggml_quant_max_step((GgmlQuant)t, q, nb);
+				assert_int_equal(ggml_quant_quantize(q, x, nb, qb), 0);
+				ggml_quant_dequantize(q, qb, nb, v);
+				ggml_quant_cells(q, qb, nb, lo, hi);
+				double step = ggml_quant_max_step(q, qb, nb);
 				for (size_t i = 0; i < N; i++) {
 					double e = (double)x[i] - (double)v[i];
 					if (e < -lo[i] || e > hi[i])
 						fail_msg("%s, inputs %d: x %.9g stored as %.9g, outside [-%g, %g]",
-							 qi->name, kind, x[i], v[i], lo[i], hi[i]);
+							 dtype_name(q), kind, x[i], v[i], lo[i], hi[i]);
 					if (isfinite(lo[i]) && isfinite(hi[i]) && step > 0)
 						worst = fmax(worst, (lo[i] + hi[i]) / step);
 				}
@@ -279,20 +285,20 @@ static void test_quantize_round_trip(void **state)
 		 * be large beside a small step). The
 		 * K-quants' zero-step sub-blocks and IQ4's uneven table gaps
 		 * have wider cells. */
-		double allowed = t == GQ_Q4_1 || t == GQ_Q5_1 ? 1.25 : t == GQ_Q8_0 ? 1.13 : 1.1;
-		if (qi->block == 32 && t != GQ_IQ4_NL && worst > allowed)
-			fail_msg("%s: a cell %.3f steps wide (at most %.2f)", qi->name, worst, allowed);
+		double allowed = t == STORE_Q4_1 || t == STORE_Q5_1 ? 1.25 : t == STORE_Q8_0 ? 1.13 : 1.1;
+		if (dtype_block(q) == 32 && t != STORE_IQ4_NL && worst > allowed)
+			fail_msg("%s: a cell %.3f steps wide (at most %.2f)", dtype_name(q), worst, allowed);
 	}
 	/* Nothing sensible to store: NaN, infinity, a scale past f16. */
 	float bad[256] = {0};
 	unsigned char out[GQ_MAX_BYTES];
 	bad[7] = NAN;
-	assert_int_equal(ggml_quant_quantize(GQ_Q4_K, bad, 1, out), -1);
+	assert_int_equal(ggml_quant_quantize(STORE_Q4_K, bad, 1, out), -1);
 	bad[7] = INFINITY;
-	assert_int_equal(ggml_quant_quantize(GQ_Q8_0, bad, 1, out), -1);
+	assert_int_equal(ggml_quant_quantize(STORE_Q8_0, bad, 1, out), -1);
 	bad[7] = 1e30f;
-	assert_int_equal(ggml_quant_quantize(GQ_Q8_0, bad, 1, out), -1);
-	assert_int_equal(ggml_quant_quantize(GQ_Q6_K, bad, 1, out), -1);
+	assert_int_equal(ggml_quant_quantize(STORE_Q8_0, bad, 1, out), -1);
+	assert_int_equal(ggml_quant_quantize(STORE_Q6_K, bad, 1, out), -1);
 }
 
 /* A Q8_0 cell by hand: d = 0.5, q = 3 stored as 1.5; the quantizer's d
@@ -306,28 +312,26 @@ static void test_cells_by_hand(void **state)
 	b[3] = 0x81;   /* -127 */
 	b[4] = 0x80;   /* -128: the end of the grid */
 	double lo[32], hi[32];
-	ggml_quant_cells(GQ_Q8_0, b, 1, lo, hi);
+	ggml_quant_cells(STORE_Q8_0, b, 1, lo, hi);
 	double slack = (3 + 1) * ldexp(1, -12);
 	assert_close(lo[0], 0.25 + slack, 1e-6);
 	assert_close(hi[0], 0.25 + slack, 1e-6);
 	assert_true(isinf(lo[2]) && isfinite(hi[2]));
-	assert_close(ggml_quant_max_step(GQ_Q8_0, b, 1), 0.5, 0);
+	assert_close(ggml_quant_max_step(STORE_Q8_0, b, 1), 0.5, 0);
 }
 
 /* A TensorRef over memory holding nb blocks of type dt. */
-static void mem_tensor(TensorRef *t, InFile *f, const unsigned char *p, size_t nb, GgmlQuant q,
-		       TensorDtype dt)
+static void mem_tensor(TensorRef *t, InFile *f, const unsigned char *p, size_t nb, StoreDtype q)
 {
-	const GgmlQuantInfo *qi = ggml_quant_info(q);
-	assert_int_equal(infile_wrap(f, "mem.gguf", p, nb * qi->bytes), 0);
+	assert_int_equal(infile_wrap(f, "mem.gguf", p, nb * dtype_block_bytes(q)), 0);
 	memset(t, 0, sizeof *t);
 	t->name = (char *)"w";
-	t->dtype = dt;
-	snprintf(t->dtype_name, sizeof t->dtype_name, "%s", qi->name);
+	t->dtype = q;
+	snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dtype_name(q));
 	t->ndim = 1;
-	t->shape[0] = t->nelem = nb * qi->block;
+	t->shape[0] = t->nelem = nb * dtype_block(q);
 	t->src = f;
-	t->nbytes = nb * qi->bytes;
+	t->nbytes = nb * dtype_block_bytes(q);
 	t->file = f->path;
 }
 
@@ -343,7 +347,7 @@ static void test_tensor_read(void **state)
 	rng_seed(&r, 3, 0);
 	for (size_t i = 0; i < 512; i++)
 		x[i] = (float)rng_normal(&r);
-	assert_int_equal(ggml_quant_quantize(GQ_Q4_K, x, 2, p), 0);
+	assert_int_equal(ggml_quant_quantize(STORE_Q4_K, x, 2, p), 0);
 	memcpy(p + 2 * 144, p, 144);
 	memset(p + 144, 0, 144);       /* block 1: by hand */
 	put16(p + 144, 0, H_QUARTER);
@@ -354,11 +358,11 @@ static void test_tensor_read(void **state)
 	p[144 + 16 + 104] = 0x0b;
 	InFile f;
 	TensorRef t;
-	mem_tensor(&t, &f, p, 3, GQ_Q4_K, TDT_Q4_K);
-	assert_int_equal(tensor_dtype_block(TDT_Q4_K), 256);
+	mem_tensor(&t, &f, p, 3, STORE_Q4_K);
+	assert_int_equal(dtype_block(STORE_Q4_K), 256);
 	size_t bytes;
-	assert_true(tensor_dtype_bytes(TDT_Q4_K, 768, &bytes) && bytes == 3 * 144);
-	assert_false(tensor_dtype_bytes(TDT_Q4_K, 100, &bytes));
+	assert_true(dtype_bytes(STORE_Q4_K, 768, &bytes) && bytes == 3 * 144);
+	assert_false(dtype_bytes(STORE_Q4_K, 100, &bytes));
 	static double all[768], part[768];
 	static float fl[768];
 	char err[256];
@@ -432,7 +436,7 @@ static void test_gguf_layer(void **state)
 	if (open_mem(&b, &m, err, sizeof err))
 		fail_msg("%s", err);
 	const ModelInfo *in = model_info(m);
-	assert_string_equal(in->dtype, "Q4_K");
+	assert_int_equal(in->dtype, STORE_Q4_K);
 	assert_int_equal(in->dtypes.n, 3);
 	assert_string_equal(in->dtypes.v[0].name, "Q4_K");
 	assert_int_equal(in->dtypes.v[0].count, 3);
@@ -443,9 +447,9 @@ static void test_gguf_layer(void **state)
 		fail_msg("%s", err);
 	const double *want[] = {l.wq, l.wk, l.wv, l.wo}, *have[] = {got.wq, got.wk, got.wv, got.wo};
 	size_t n[] = {256 * 256, 128 * 256, 128 * 256, 256 * 256};
-	GgmlQuant ty[] = {GQ_Q4_K, GQ_Q4_K, GQ_Q6_K, GQ_Q4_K};
+	StoreDtype ty[] = {STORE_Q4_K, STORE_Q4_K, STORE_Q6_K, STORE_Q4_K};
 	for (int k = 0; k < 4; k++) {
-		size_t nb = n[k] / 256, bytes = ggml_quant_info(ty[k])->bytes;
+		size_t nb = n[k] / 256, bytes = dtype_block_bytes(ty[k]);
 		float *x = malloc(n[k] * sizeof *x), *v = malloc(n[k] * sizeof *v);
 		unsigned char *q = malloc(nb * bytes);
 		double *lo = malloc(n[k] * sizeof *lo), *hi = malloc(n[k] * sizeof *hi);
@@ -513,7 +517,7 @@ static void test_gguf_bad_input(void **state)
 	float *x = malloc(128 * 256 * sizeof *x);
 	for (size_t i = 0; i < 128 * 256; i++)
 		x[i] = (float)l.wk[i];
-	assert_int_equal(ggml_quant_quantize(GQ_Q4_K, x, 128, kraw), 0);
+	assert_int_equal(ggml_quant_quantize(STORE_Q4_K, x, 128, kraw), 0);
 	free(x);
 	put16(kraw, 2 * 144, 0x7c00);
 	FxRaw raw = {"blk.0.attn_k.weight", kraw, sizeof kraw};

@@ -2,6 +2,7 @@
 
 #include "tests/testutil.h"
 
+#include "core/dtype.h"
 #include "data/model.h"
 #include "tests/ckpt_fixtures.h"
 
@@ -215,7 +216,7 @@ static void test_dtypes_fused(void **state)
 		fx_gguf(&b, 3, kv, nkv, t, 3, 0);
 		Model *m = open_mem(&b);
 		const ModelInfo *in = model_info(m);
-		assert_string_equal(in->dtype, dts[d]);
+		assert_string_equal(dtype_name(in->dtype), dts[d]);
 		assert_true(in->fused_qkv);
 		assert_int_equal(in->rope.rotary_dim, 4);
 		assert_int_equal(in->rope.layout, ROPE_HALF);

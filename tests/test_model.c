@@ -6,6 +6,7 @@
 
 #include "tests/testutil.h"
 
+#include "core/dtype.h"
 #include "data/default_model.h"
 #include "data/model.h"
 #include "tests/ckpt_fixtures.h"
@@ -119,10 +120,11 @@ static void test_default_model(void **state)
 	Layer l;
 	char err[512], path[4096];
 	setenv("ROPEFOLD_DATADIR", "/nonexistent", 1);
-	assert_int_equal(default_model_path(path, sizeof path, err, sizeof err), 0);
+	assert_int_equal(default_model_path(getenv("ROPEFOLD_DATADIR"), path, sizeof path, err,
+					    sizeof err), 0);
 	assert_non_null(strstr(path, "default-model"));
 	unsetenv("ROPEFOLD_DATADIR");
-	if (default_model_load(&l, err, sizeof err))
+	if (default_model_load(getenv("ROPEFOLD_DATADIR"), &l, err, sizeof err))
 		fail_msg("%s", err);
 	assert_int_equal(l.shape.d_model, 64);
 	assert_int_equal(l.shape.n_heads, 4);
@@ -237,7 +239,7 @@ static void test_shared_hf(void **state)
 	Model *m = open_shared(dir, "tiny_llama_hf");
 	const ModelInfo *in = model_info(m);
 	assert_int_equal(in->rope.layout, ROPE_HALF);
-	assert_string_equal(in->dtype, "BF16");
+	assert_string_equal(dtype_name(in->dtype), "BF16");
 	assert_int_equal(in->shape.d_model, 96);
 	assert_int_equal(in->shape.n_heads, 4);
 	assert_int_equal(in->shape.n_kv_heads, 2);

@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "tui/options.h"
+#include "tui/shared/options.h"
 #include "tests/testutil.h"
 
 #define CHECK_FLAGS (OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON)
@@ -266,6 +266,47 @@ static void test_repeats(void **state)
 	assert_false(opts_given(&o, "--tol"));
 }
 
+/* One flag set by name, as the explorer's command line does, is the same
+ * parse as those two words: value rules, messages and the cross-flag
+ * rules against the current settings. */
+static void test_set_one(void **state)
+{
+	(void)state;
+	RunOptions a, b;
+	char ea[256], eb[256];
+	static const char *const cases[][2] = {
+		{"--seq", "5"},          {"--seq", "0"},         {"--heads", "8"},
+		{"--heads", "3"},        {"--kv-heads", "8"},    {"--rope", "interleaved"},
+		{"--rope", "sideways"},  {"--rotary-dim", "32"}, {"--rope-theta", "0x10"},
+		{"--rope-scaling", "yarn:0.5"}, {"--tol", "1e-3"}, {"--precision", "f16"},
+		{"--seed", "-1"},        {"--layer", "3"},       {"--json", "x"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char line[64];
+		snprintf(line, sizeof line, "%s %s", cases[i][0], cases[i][1]);
+		opts_defaults(&a);
+		opts_defaults(&b);
+		int ra = parse_onto(&a, ea, sizeof ea, CHECK_FLAGS & ~OPT_JSON, line);
+		int rb = opts_set(&b, CHECK_FLAGS & ~OPT_JSON, cases[i][0], cases[i][1], eb,
+				  sizeof eb);
+		assert_int_equal(ra, rb);
+		if (ra)
+			assert_string_equal(ea, eb);
+		else
+			assert_int_equal(memcmp(&a.shape, &b.shape, sizeof a.shape) ||
+					 a.seq != b.seq || a.rope.layout != b.rope.layout ||
+					 a.tol != b.tol, 0);
+	}
+	opts_defaults(&b);
+	assert_int_equal(opts_set(&b, CHECK_FLAGS, "--nope", "1", eb, sizeof eb), -1);
+	assert_non_null(strstr(eb, "--nope: unknown flag"));
+	assert_int_equal(opts_set(&b, CHECK_FLAGS, "--seq", "9", eb, sizeof eb), 0);
+	assert_true(opts_given(&b, "--seq"));
+	/* a switch ignores the value it is given */
+	assert_int_equal(opts_set(&b, CHECK_FLAGS, "--with-bias", NULL, eb, sizeof eb), 0);
+	assert_true(b.with_bias);
+}
+
 /* fold: --layer N is --layers N; the evaluation and random-layer flags
  * are refused with the reason; --undo takes no fold flags. */
 static void test_fold_flags(void **state)
@@ -418,6 +459,7 @@ int main(void)
 		cmocka_unit_test(test_model_refuses_shape),
 		cmocka_unit_test(test_tokens),
 		cmocka_unit_test(test_repeats),
+		cmocka_unit_test(test_set_one),
 		cmocka_unit_test(test_fold_flags),
 		cmocka_unit_test(test_check_random),
 		cmocka_unit_test(test_tour_and_help),

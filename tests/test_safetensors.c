@@ -6,6 +6,7 @@
 
 #include "tests/testutil.h"
 
+#include "core/dtype.h"
 #include "data/model.h"
 #include "tests/ckpt_fixtures.h"
 
@@ -117,7 +118,7 @@ static void test_folder_f32(void **state)
 	assert_int_equal(in->shape.n_kv_heads, 2);
 	assert_int_equal(in->rope.layout, ROPE_HALF);
 	assert_int_equal(in->vocab, VOCAB);
-	assert_string_equal(in->dtype, "F32");
+	assert_string_equal(dtype_name(in->dtype), "F32");
 	assert_string_equal(in->tensor_q, "model.layers.0.self_attn.q_proj.weight");
 	assert_false(in->biases);
 	for (size_t i = 0; i < NL; i++) {
@@ -181,7 +182,7 @@ static void test_dtypes_exact(void **state)
 		fx_hf_config(cfg, sizeof cfg, "mistral", &SHAPE, NL, VOCAB, "");
 		write_folder(f, t, nt, cfg);
 		Model *m = open_ok(f->dir);
-		assert_string_equal(model_info(m)->dtype, dts[k]);
+		assert_string_equal(dtype_name(model_info(m)->dtype), dts[k]);
 		Layer l;
 		char err[256];
 		assert_int_equal(model_load_layer(m, 1, &l, err, sizeof err), 0);

@@ -4,9 +4,10 @@
 
 #include "core/dtype.h"
 #include "core/fold.h"
+#include "core/fold_inverse.h"
 #include "core/layout_perm.h"
-#include "core/plan_ops.h"
 #include "core/rope.h"
+#include "core/rotation_desc.h"
 #include "core/verify.h"
 #include "tests/layer_fixtures.h"
 #include "tui/shared/findings_text.h"
@@ -667,7 +668,7 @@ static void test_plan_inverse(void **state)
 	cfg.permute_heads = true;
 	cfg.dropped = ASSUME_V_SAME;
 	lf_fold(&a, &cfg, &b, &plan);
-	assert_int_equal(plan_inverse(&plan, &inv), RF_OK);
+	assert_int_equal(fold_inverse_plan(&plan, &inv), RF_OK);
 	assert_int_equal(fold_apply(&b, &inv, &c), RF_OK);
 	size_t D = a.shape.d_model, H = a.shape.n_heads, G = a.shape.n_kv_heads;
 	size_t d = a.shape.head_dim;
@@ -706,20 +707,20 @@ static void test_rotation_desc(void **state)
 	double R[144], R2[144];
 	assert_int_equal(rotation_make(ROT_COMMUTING, &rope, 12, &rng, R), RF_OK);
 	RotationDesc desc;
-	assert_int_equal(plan_describe_rotation(R, &rope, 12, 1e-12, &desc), RF_OK);
+	assert_int_equal(rotation_describe(R, &rope, 12, 1e-12, &desc), RF_OK);
 	assert_true(desc.commuting);
 	assert_non_null(desc.angles);
 	assert_non_null(desc.tail);
-	plan_build_rotation(&desc, &rope, 12, R2);
+	rotation_rebuild(&desc, &rope, 12, R2);
 	assert_le(tu_max_diff(R, R2, 144), 1e-15);
-	plan_desc_free(&desc);
+	rotation_desc_free(&desc);
 	assert_int_equal(rotation_make(ROT_HAAR, &rope, 12, &rng, R), RF_OK);
-	assert_int_equal(plan_describe_rotation(R, &rope, 12, 1e-12, &desc), RF_OK);
+	assert_int_equal(rotation_describe(R, &rope, 12, 1e-12, &desc), RF_OK);
 	assert_false(desc.commuting);
 	assert_non_null(desc.matrix);
-	plan_build_rotation(&desc, &rope, 12, R2);
+	rotation_rebuild(&desc, &rope, 12, R2);
 	assert_le(tu_max_diff(R, R2, 144), 0);
-	plan_desc_free(&desc);
+	rotation_desc_free(&desc);
 }
 
 int main(void)

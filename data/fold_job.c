@@ -1,0 +1,646 @@
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/fold.h"
+#include "core/fold_inverse.h"
+#include "core/undo_proof.h"
+#include "data/checksum.h"
+#include "data/fold_job.h"
+#include "data/layer_range.h"
+#include "data/model.h"
+#include "data/model_tensors.h"
+#include "data/sidecar.h"
+#include "data/workload.h"
+#include "data/writer.h"
+
+/* Everything one run needs. */
+typedef struct {
+	const FoldJob *j;
+	Model *m;
+	Writer *w;
+	Sidecar *undo;        /* the sidecar undone, or NULL */
+	Sidecar *record;      /* the sidecar written */
+	size_t *layers;       /* the layers to rewrite, in order */
+	size_t nlayers;
+	size_t *undo_index;   /* per layer: its entry in the undone sidecar */
+	double *rel;          /* per layer: max relative rounding error */
+	uint64_t *seeds;      /* per layer: drawn, or (undo) as recorded */
+	bool *exact;          /* undo, per layer: provably bit for bit */
+	bool *seed_known;     /* undo, per layer: the sidecar records a seed */
+	bool all_exact;       /* undo: every layer provably bit for bit */
+	bool stale_removed;   /* undo: an old OUT.fold.json was removed */
+	double max_rel, unit;
+	size_t qk_pairs;      /* RoPE pairs held to 0 or pi for a QK-norm,
+			       * summed over layers (j->fold.qk_norm_exact) */
+	size_t qk_layers;     /* layers with such pairs or a held tail */
+	bool qk_tail;         /* some non-rotary block held to sign flips */
+	bool checked;         /* undo: the sidecar has checksums, so it was
+			       * checked against the folded file and "bit for
+			       * bit" is proven by them */
+	char err[1024];
+} FoldRun;
+
+/* A float dtype's name (the sidecar's dtype_in) into *dt: -1 for any
+ * other name, which a fold never records. */
+static int parse_float(const char *name, StoreDtype *dt)
+{
+	return dtype_parse(name, dt) || !dtype_is_float(*dt) ? -1 : 0;
+}
+
+/* The dtype tensor t of the k-th layer is stored in. */
+static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, StoreDtype *dt)
+{
+	if (r->undo) {
+		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
+		if (in && !parse_float(in, dt))
+			return 0;
+	}
+	if (r->j->store_set) {
+		*dt = r->j->store;
+		return 0;
+	}
+	*dt = t->dtype;
+	if (dtype_is_float(t->dtype))
+		return 0;
+	snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: rotated weights cannot be "
+		 "re-stored in a block quantization; use --dtype f32", t->file, t->name,
+		 t->dtype_name);
+	return -1;
+}
+
+/* Whether the k-th layer's QK-norm weight t (over all heads) is rewritten:
+ * it moves with its heads when the fold reorders the kv groups, and an
+ * undo moves it back when the fold recorded it (a sidecar that does not
+ * name it left it in place). It keeps its own dtype: nothing rounds it. */
+static bool norm_moves(const FoldRun *r, size_t k, const LayerTensorRefs *lt,
+		       const TensorRef *t, StoreDtype *dt)
+{
+	if (!t || !lt->qk_norm_all_heads)
+		return false;
+	const char *in = NULL;
+	if (r->undo) {
+		in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
+		if (!in)
+			return false;
+	} else if (!r->j->fold.permute_heads || model_info(r->m)->shape.n_kv_heads < 2) {
+		return false;
+	}
+	if (!in || parse_float(in, dt))
+		*dt = t->dtype;
+	return true;
+}
+
+/* A tensor the k-th layer rewrites, and the dtype it is stored in. */
+typedef struct {
+	const TensorRef *t;
+	StoreDtype dt;
+	int q_norm;           /* -1 attention tensor, 0 q_norm, 1 k_norm */
+} Rewrite;
+
+enum { MAX_REWRITES = ATT_COUNT + 2 };
+
+/* The tensors the k-th layer rewrites: the folded attention tensors, and
+ * the QK-norm weights that move with their heads. */
+static int layer_rewrites(FoldRun *r, size_t k, const LayerTensorRefs *lt, Rewrite *out,
+			  size_t *n)
+{
+	*n = 0;
+	for (int a = 0; a < ATT_COUNT; a++) {
+		if (!lt->t[a] || !model_tensor_folded((AttnTensor)a))
+			continue;
+		out[*n] = (Rewrite){lt->t[a], STORE_F32, -1};
+		if (out_dtype(r, k, lt->t[a], &out[*n].dt))
+			return -1;
+		++*n;
+	}
+	for (int q = 0; q < 2; q++) {
+		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
+		StoreDtype dt;
+		if (!norm_moves(r, k, lt, t, &dt))
+			continue;
+		if (!dtype_is_float(dt)) {
+			snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: its heads cannot be "
+				 "reordered in a block quantization", t->file, t->name, t->dtype_name);
+			return -1;
+		}
+		out[(*n)++] = (Rewrite){t, dt, q};
+	}
+	return 0;
+}
+
+/* Mark every tensor a fold changes in the chosen layers. */
+static int mark_tensors(FoldRun *r)
+{
+	r->unit = 0;
+	for (size_t k = 0; k < r->nlayers; k++) {
+		LayerTensorRefs lt;
+		Rewrite rw[MAX_REWRITES];
+		size_t n;
+		if (model_layer_tensors(r->m, r->layers[k], &lt, r->err, sizeof r->err) ||
+		    layer_rewrites(r, k, &lt, rw, &n))
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			if (writer_replace(r->w, rw[i].t, rw[i].dt, r->err, sizeof r->err))
+				return -1;
+			double u = dtype_unit_roundoff(rw[i].dt);
+			if (rw[i].q_norm < 0 && u > r->unit)
+				r->unit = u;
+		}
+	}
+	return 0;
+}
+
+/* ---- undo: does the sidecar describe the folded file? ----------------------- */
+
+/* The k-th layer's rewritten tensors against what the sidecar recorded:
+ * each recorded, each holding the bytes the fold wrote (checksum_out),
+ * and nothing recorded that the layer does not have. */
+static int check_undo_layer(FoldRun *r, size_t k)
+{
+	LayerTensorRefs lt;
+	Rewrite rw[MAX_REWRITES];
+	size_t n, li = r->layers[k], idx = r->undo_index[k];
+	if (model_layer_tensors(r->m, li, &lt, r->err, sizeof r->err) ||
+	    layer_rewrites(r, k, &lt, rw, &n))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		SidecarTensor st;
+		uint64_t h;
+		char got[17], want[17];
+		if (sidecar_tensor_find(r->undo, idx, rw[i].t->name, &st)) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records no tensor %s, which "
+				 "the fold rewrites; not the sidecar of %s", r->j->undo, li,
+				 rw[i].t->name, r->j->model_path);
+			return -1;
+		}
+		if (checksum_tensor(rw[i].t, &h, r->err, sizeof r->err))
+			return -1;
+		if (h != st.sum_out) {
+			checksum_format(h, got);
+			checksum_format(st.sum_out, want);
+			snprintf(r->err, sizeof r->err, "%s: tensor %s (layer %zu) is not what %s "
+				 "recorded (checksum %s, recorded %s): the sidecar belongs to another "
+				 "file", rw[i].t->file, rw[i].t->name, li, r->j->undo, got, want);
+			return -1;
+		}
+	}
+	for (size_t j = 0; j < sidecar_tensor_count(r->undo, idx); j++) {
+		SidecarTensor st;
+		bool found = false;
+		sidecar_tensor_get(r->undo, idx, j, &st);
+		for (size_t i = 0; i < n && !found; i++)
+			found = !strcmp(rw[i].t->name, st.name);
+		if (!found) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records tensor %s, which %s "
+				 "does not rewrite there; not its sidecar", r->j->undo, li, st.name,
+				 r->j->model_path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Refuse a sidecar that does not describe the folded checkpoint (older
+ * sidecars without checksums cannot be checked: r->checked says so). */
+static int check_undo_input(FoldRun *r)
+{
+	r->checked = sidecar_has_checksums(r->undo);
+	for (size_t k = 0; r->checked && k < r->nlayers; k++)
+		if (check_undo_layer(r, k))
+			return -1;
+	return 0;
+}
+
+/* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
+ * fold records it in the sidecar with the checksums of its stored bytes
+ * before and after; an undo compares the bytes it wrote with those the
+ * sidecar recorded of the original (*same stays true while they agree). */
+static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
+			const double *v, WriterRounding *wr, bool *same)
+{
+	uint64_t before = 0;
+	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
+		return -1;
+	if (writer_put(r->w, t, v, wr, r->err, sizeof r->err))
+		return -1;
+	if (r->undo) {
+		SidecarTensor st;
+		*same = *same && !sidecar_tensor_find(r->undo, r->undo_index[k], t->name, &st) &&
+			st.sum_in == wr->checksum;
+		return 0;
+	}
+	SidecarTensor rec = {t->name, t->dtype_name, dtype_name(dt), before,
+			     wr->checksum};
+	if (sidecar_add_tensor(r->record, &rec)) {
+		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->j->out,
+			 t->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Store the k-th layer's QK-norm weights over all heads in the order plan
+ * gives the heads (core's fold_apply moves them so in memory). */
+static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const FoldPlan *plan,
+		     bool *same)
+{
+	const LayerShape *s = &model_info(r->m)->shape;
+	for (int q = 0; q < 2; q++) {
+		const TensorRef *t = q ? lt->k_norm : lt->q_norm;
+		StoreDtype dt;
+		WriterRounding wr;
+		if (!norm_moves(r, k, lt, t, &dt))
+			continue;
+		double *v = malloc(t->nelem * sizeof(double));
+		if (!v) {
+			snprintf(r->err, sizeof r->err, "%s: out of memory", t->name);
+			return -1;
+		}
+		int bad = model_norm_permute(t, q ? 1 : s->n_heads / s->n_kv_heads, s->head_dim,
+					     s->n_kv_heads, plan->perm, v, r->err, sizeof r->err) ||
+			  store_tensor(r, k, t, dt, v, &wr, same);
+		free(v);
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
+/* The plan of the k-th layer: drawn, or the inverse of the recorded one. */
+static int layer_plan(FoldRun *r, size_t k, const Layer *a, FoldPlan *plan)
+{
+	if (r->undo) {
+		FoldPlan p;
+		size_t li;
+		if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &p, r->err, sizeof r->err))
+			return -1;
+		RfStatus st = fold_inverse_plan(&p, plan);
+		fold_plan_free(&p);
+		if (st != RF_OK) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot invert the recorded "
+				 "rotations: %s", r->j->undo, li, rf_status_str(st));
+			return -1;
+		}
+		return 0;
+	}
+	FoldConfig cfg = r->j->fold;
+	cfg.seed = r->seeds[k] = r->j->seed_as_is ? r->j->fold.seed
+						  : sidecar_layer_seed(r->j->seed, r->layers[k]);
+	RfStatus st = fold_plan_build(a, &cfg, plan);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, r->layers[k],
+			 rf_status_str(st));
+		return -1;
+	}
+	r->qk_pairs += plan->qk_norm_pinned;
+	r->qk_layers += plan->qk_norm_pinned || plan->qk_norm_tail_pinned;
+	r->qk_tail = r->qk_tail || plan->qk_norm_tail_pinned;
+	return 0;
+}
+
+/* ---- undo: is the restored checkpoint provably the original? ------------- */
+
+/* The tensor holding rewritten array i (core/undo_proof.h) of a layer. */
+static const TensorRef *array_tensor(const LayerTensorRefs *lt, UndoArray i)
+{
+	static const AttnTensor split[UNDO_ARRAYS] = {ATT_Q, ATT_K, ATT_V, ATT_O,
+						      ATT_BQ, ATT_BK, ATT_BV};
+	static const AttnTensor fused[UNDO_ARRAYS] = {ATT_QKV, ATT_QKV, ATT_QKV, ATT_O,
+						      ATT_BQKV, ATT_BQKV, ATT_BQKV};
+	return lt->t[split[i]] ? lt->t[split[i]] : lt->t[fused[i]];
+}
+
+/* Whether the undo of the k-th layer provably gives back, bit for bit, the
+ * values stored before the fold (core/undo_proof.h): a is the folded
+ * layer, b the undo's values before rounding, inv the undo's plan. A
+ * tensor stored back in a dtype other than the one the sidecar recorded
+ * for it is not proven. Returns -1 on no memory. */
+static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
+		      const FoldPlan *inv, const LayerTensorRefs *lt, bool *exact)
+{
+	UndoStorage us;
+	for (int i = 0; i < UNDO_ARRAYS; i++) {
+		const TensorRef *tr = array_tensor(lt, (UndoArray)i);
+		StoreDtype dt, want;
+		const char *in = tr ? sidecar_tensor_dtype_in(r->undo, r->undo_index[k], tr->name)
+				    : NULL;
+		us.folded[i] = tr ? tr->dtype : STORE_UNSUPPORTED;
+		us.restored[i] = tr && !out_dtype(r, k, tr, &dt) && in && !parse_float(in, &want) &&
+					 want == dt ? dt : STORE_UNSUPPORTED;
+	}
+	FoldPlan fwd;
+	size_t li;
+	if (sidecar_layer_plan(r->undo, r->undo_index[k], &li, &fwd, r->err, sizeof r->err))
+		return -1;
+	RfStatus st = undo_proof_exact(a, b, &fwd, inv, &us, exact);
+	fold_plan_free(&fwd);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "layer %zu: out of memory", r->layers[k]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Load, fold and store the k-th layer. */
+static int fold_layer(FoldRun *r, size_t k)
+{
+	size_t i = r->layers[k];
+	Layer a, b;
+	FoldPlan plan;
+	LayerTensorRefs lt;
+	memset(&b, 0, sizeof b);
+	memset(&plan, 0, sizeof plan);
+	if (model_load_layer(r->m, i, &a, r->err, sizeof r->err))
+		return -1;
+	int rc = -1;
+	if (!r->undo)
+		rope_override_apply(&r->j->rope, &a.rope);
+	if (layer_plan(r, k, &a, &plan) ||
+	    model_layer_tensors(r->m, i, &lt, r->err, sizeof r->err))
+		goto out;
+	RfStatus st = fold_apply(&a, &plan, &b);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, i,
+			 rf_status_str(st));
+		goto out;
+	}
+	if (sidecar_add_layer(r->record, i, r->seeds[k], &plan, &a.rope, 0) != 0) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot record the rotations",
+			 r->j->out, i);
+		goto out;
+	}
+	double rel = 0;
+	bool same = true;   /* undo: every tensor written is the original's */
+	for (int t = 0; t < ATT_COUNT; t++) {
+		const TensorRef *tr = lt.t[t];
+		if (!tr || !model_tensor_folded((AttnTensor)t))
+			continue;
+		double *v = malloc(tr->nelem * sizeof(double));
+		WriterRounding wr;
+		StoreDtype dt;
+		if (!v) {
+			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
+			goto out;
+		}
+		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
+			  out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, v, &wr, &same);
+		free(v);
+		if (bad)
+			goto out;
+		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
+		if (e > rel)
+			rel = e;
+	}
+	if (put_norms(r, k, &lt, &plan, &same))
+		goto out;
+	if (r->undo && r->checked) {
+		r->exact[k] = same;   /* proven either way by the checksums */
+		r->all_exact = r->all_exact && same;
+	} else if (r->undo) {
+		if (undo_exact(r, k, &a, &b, &plan, &lt, &r->exact[k]))
+			goto out;
+		r->all_exact = r->all_exact && r->exact[k];
+	}
+	sidecar_set_rounding(r->record, rel);
+	r->rel[k] = rel;
+	if (rel > r->max_rel)
+		r->max_rel = rel;
+	rc = 0;
+out:
+	fold_plan_free(&plan);
+	layer_free(&a);
+	layer_free(&b);
+	return rc;
+}
+
+/* The seed the undone sidecar records for each layer (for the report). */
+static void undo_seeds(FoldRun *r)
+{
+	for (size_t k = 0; k < r->nlayers; k++)
+		r->seed_known[k] = sidecar_layer_seed_of(r->undo, r->undo_index[k], &r->seeds[k]);
+}
+
+/* The layers to rewrite: --layers, or those the undone sidecar records. */
+static int choose_layers(FoldRun *r)
+{
+	const ModelInfo *in = model_info(r->m);
+	if (r->undo) {
+		size_t n = sidecar_layer_count(r->undo);
+		r->layers = calloc(n ? n : 1, sizeof *r->layers);
+		r->undo_index = calloc(n ? n : 1, sizeof *r->undo_index);
+		if (!r->layers || !r->undo_index)
+			goto nomem;
+		for (size_t k = 0; k < n; k++) {
+			FoldPlan p;
+			size_t li;
+			if (sidecar_layer_plan(r->undo, k, &li, &p, r->err, sizeof r->err))
+				return -1;
+			fold_plan_free(&p);
+			if (li >= in->n_layers) {
+				snprintf(r->err, sizeof r->err, "%s: layer %zu: the checkpoint has %zu "
+					 "layers", r->j->undo, li, in->n_layers);
+				return -1;
+			}
+			for (size_t j = 0; j < r->nlayers; j++) {
+				if (r->layers[j] == li) {
+					snprintf(r->err, sizeof r->err, "%s: layer %zu recorded twice",
+						 r->j->undo, li);
+					return -1;
+				}
+			}
+			r->undo_index[r->nlayers] = k;
+			r->layers[r->nlayers++] = li;
+		}
+	} else {
+		size_t lo, hi;
+		if (layer_range_parse(r->j->layers_flag, r->j->layers, in->n_layers, &lo, &hi, r->err,
+				     sizeof r->err))
+			return -1;
+		r->layers = calloc(hi - lo + 1, sizeof *r->layers);
+		if (!r->layers)
+			goto nomem;
+		for (size_t i = lo; i <= hi; i++)
+			r->layers[r->nlayers++] = i;
+	}
+	r->rel = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->rel);
+	r->seeds = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->seeds);
+	r->exact = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->exact);
+	r->seed_known = calloc(r->nlayers ? r->nlayers : 1, sizeof *r->seed_known);
+	if (!r->rel || !r->seeds || !r->exact || !r->seed_known)
+		goto nomem;
+	if (r->undo)
+		undo_seeds(r);
+	r->all_exact = r->undo != NULL;
+	return 0;
+nomem:
+	snprintf(r->err, sizeof r->err, "out of memory");
+	return -1;
+}
+
+static void fold_run_done(FoldRun *r)
+{
+	writer_free(r->w);
+	sidecar_free(r->undo);
+	sidecar_free(r->record);
+	if (r->m)
+		model_close(r->m);
+	free(r->layers);
+	free(r->undo_index);
+	free(r->rel);
+	free(r->seeds);
+	free(r->exact);
+	free(r->seed_known);
+}
+
+/* An undo written over an earlier OUT (--force) leaves no sidecar of that
+ * OUT beside it: OUT is now the original. (A folder OUT is replaced whole;
+ * the sidecar given to --undo itself is left alone.) */
+static void remove_stale_sidecar(FoldRun *r)
+{
+	const char *sc = writer_sidecar_path(r->w);
+	struct stat a, b;
+	if (stat(sc, &a) != 0 || !S_ISREG(a.st_mode))
+		return;
+	if (stat(r->j->undo, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return;
+	r->stale_removed = unlink(sc) == 0;
+}
+
+/* The sidecar to undo: loaded for this checkpoint's shape and format. */
+static int load_undo(FoldRun *r)
+{
+	const ModelInfo *in = model_info(r->m);
+	if (sidecar_load(r->j->undo, &in->shape, &r->undo, r->err, sizeof r->err))
+		return -1;
+	const char *f = sidecar_format(r->undo), *g = model_format_name(in->format);
+	if (strcmp(f, "?") && strcmp(f, g)) {
+		snprintf(r->err, sizeof r->err, "%s: records a fold of a %s checkpoint; %s is %s",
+			 r->j->undo, f, r->j->model_path, g);
+		return -1;
+	}
+	return 0;
+}
+
+/* The writer, with the caller's hook before publishing. */
+static int open_writer(FoldRun *r)
+{
+	const FoldJob *j = r->j;
+	WriterOptions wo = {j->force, !j->undo, j->undo, j->replace_hint,
+			    j->hooks.before_publish, j->hooks.publish_ctx};
+	return writer_new(r->m, j->model_path, j->out, &wo, &r->w, r->err, sizeof r->err);
+}
+
+static int run(FoldRun *r)
+{
+	const FoldJob *j = r->j;
+	const FoldHooks *hk = &j->hooks;
+	if (model_open(j->model_path, &r->m, r->err, sizeof r->err))
+		return -1;
+	const ModelInfo *in = model_info(r->m);
+	if (hk->opened)
+		hk->opened(hk->ctx, in);
+	if (!j->undo && workload_check_rope(&j->rope, in->shape.head_dim, j->model_path, r->err,
+					    sizeof r->err))
+		return -1;
+	if (j->undo && load_undo(r))
+		return -1;
+	if (choose_layers(r) || open_writer(r) || mark_tensors(r) ||
+	    (r->undo && check_undo_input(r)))
+		return -1;
+	SidecarHead h = {PACKAGE_VERSION, j->model_path, j->out,
+			 model_format_name(in->format), j->undo,
+			 j->store_set ? dtype_lower_name(j->store) : "keep",
+			 j->seed, &j->fold, in->shape, in->rope};
+	if (!j->undo)
+		rope_override_apply(&j->rope, &h.rope);
+	if (!(r->record = sidecar_new(&h))) {
+		snprintf(r->err, sizeof r->err, "out of memory");
+		return -1;
+	}
+	if (writer_start(r->w, r->err, sizeof r->err))
+		return -1;
+	if (hk->started)
+		hk->started(hk->ctx);
+	for (size_t k = 0; k < r->nlayers; k++) {
+		if (fold_layer(r, k) ||
+		    (hk->layer_done &&
+		     hk->layer_done(hk->ctx, k + 1, r->nlayers, r->err, sizeof r->err)))
+			return -1;
+	}
+	/* An undo's output is the original checkpoint: no sidecar, which
+	 * would describe the inverse fold and invite an undo of the undo. */
+	char *text = r->undo ? NULL : sidecar_dump(r->record);
+	if (!r->undo && !text) {
+		snprintf(r->err, sizeof r->err, "out of memory");
+		return -1;
+	}
+	int rc = writer_commit(r->w, text, r->err, sizeof r->err);
+	free(text);
+	if (!rc && r->undo)
+		remove_stale_sidecar(r);
+	return rc;
+}
+
+/* What the run did, as far as it got. */
+static int fill_outcome(const FoldRun *r, FoldOutcome *res)
+{
+	memset(res, 0, sizeof *res);
+	res->undo = r->j->undo != NULL;
+	res->format = r->m ? model_info(r->m)->format : MODEL_FMT_SAFETENSORS;
+	res->layers = calloc(r->nlayers ? r->nlayers : 1, sizeof *res->layers);
+	if (!res->layers)
+		return -1;
+	res->nlayers = r->nlayers;
+	for (size_t k = 0; k < r->nlayers; k++)
+		res->layers[k] = (FoldLayerOutcome){r->layers[k], r->seeds[k],
+						    r->seed_known[k], r->rel[k], r->exact[k]};
+	res->max_rel_rounding = r->max_rel;
+	res->unit_roundoff = r->unit;
+	res->bit_for_bit = r->all_exact;
+	res->checksums = r->checked;
+	res->qk_norm_pinned = r->qk_pairs;
+	res->qk_norm_layers = r->qk_layers;
+	res->qk_norm_tail = r->qk_tail;
+	if (r->w) {
+		res->stale_removed = writer_stale_removed(r->w);
+		snprintf(res->sidecar, sizeof res->sidecar, "%s", writer_sidecar_path(r->w));
+	}
+	res->sidecar_removed = r->stale_removed;
+	return 0;
+}
+
+int fold_job_run(const FoldJob *job, FoldOutcome *out, char *err, size_t errlen)
+{
+	FoldRun r;
+	memset(&r, 0, sizeof r);
+	r.j = job;
+	int rc = 0;
+	if (!job->model_path || !job->out) {
+		snprintf(r.err, sizeof r.err, "a checkpoint and an output path are needed");
+		rc = -1;
+	} else {
+		rc = run(&r);
+	}
+	if (fill_outcome(&r, out) && !rc) {
+		snprintf(r.err, sizeof r.err, "out of memory");
+		rc = -1;
+	}
+	if (rc)
+		snprintf(err, errlen, "%s", r.err);
+	fold_run_done(&r);
+	return rc;
+}
+
+void fold_outcome_done(FoldOutcome *out)
+{
+	free(out->layers);
+	out->layers = NULL;
+	out->nlayers = 0;
+}

@@ -1,0 +1,314 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+
+#include "core/dtype.h"
+#include "data/checksum.h"
+#include "data/model.h"
+#include "data/model_tensors.h"
+#include "data/writer.h"
+#include "tests/ckpt_fixtures.h"
+
+/* The checkpoint writer on its own: replaced tensors stored in their new
+ * dtype (bfloat16 by round-to-nearest-even on the float32 bits, the
+ * definition PyTorch and ml_dtypes use; F64 laid out again in a GGUF),
+ * the rounding and checksum it reports against the bytes it wrote, every
+ * other byte copied, the sidecar text published beside OUT, and nothing
+ * left behind by a writer that never commits or whose commit fails. */
+
+static char *dir;
+
+static int setup(void **state)
+{
+	(void)state;
+	dir = fx_tmpdir();
+	return dir ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fx_rmtree(dir);
+	free(dir);
+	return 0;
+}
+
+static Model *open_ok(const char *path)
+{
+	Model *m;
+	char err[512];
+	if (model_open(path, &m, err, sizeof err))
+		fail_msg("%s", err);
+	return m;
+}
+
+static const TensorRef *tensor(const Model *m, const char *name)
+{
+	const TensorRef *t = tensor_table_find(model_tensor_table(m), name);
+	if (!t)
+		fail_msg("no tensor %s", name);
+	return t;
+}
+
+static double *values(const TensorRef *t)
+{
+	char err[512];
+	double *v = malloc(t->nelem * sizeof(double));
+	assert_non_null(v);
+	if (tensor_read(t, 0, t->nelem, v, err, sizeof err))
+		fail_msg("%s", err);
+	return v;
+}
+
+/* bfloat16 of a float32 value: round to nearest even on its bits. */
+static double bf16_of(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	u += 0x7fffu + ((u >> 16) & 1u);
+	u &= 0xffff0000u;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static size_t entries(const char *d)
+{
+	DIR *p = opendir(d);
+	size_t n = 0;
+	struct dirent *e;
+	while (p && (e = readdir(p)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (p)
+		closedir(p);
+	return n;
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static char buf[4096];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* W_q re-stored as BF16 and W_k as F64 in a GGUF: the file is laid out
+ * again and reads back as written. */
+static void test_round_trip(void **state)
+{
+	(void)state;
+	char in[4300], out[4400], sc[4500], err[1024];
+	fx_fold_gguf(dir, "rt.gguf", "F32", in, sizeof in);
+	snprintf(out, sizeof out, "%s/rt-out.gguf", dir);
+	Model *m = open_ok(in);
+	const TensorRef *q = tensor(m, "blk.0.attn_q.weight"), *k = tensor(m, "blk.1.attn_k.weight");
+	double *vq = values(q), *vk = values(k);
+	double *ref = malloc(q->nelem * sizeof(double));
+	double max_err = 0, max_abs = 0;
+	for (size_t i = 0; i < q->nelem; i++) {
+		vq[i] = (float)(vq[i] * 1.37);
+		ref[i] = bf16_of((float)vq[i]);
+		if (fabs(ref[i] - vq[i]) > max_err)
+			max_err = fabs(ref[i] - vq[i]);
+		if (fabs(vq[i]) > max_abs)
+			max_abs = fabs(vq[i]);
+	}
+	for (size_t i = 0; i < k->nelem; i++)
+		vk[i] = vk[i] / 3.0;   /* exact in F64 only */
+	WriterOptions o = {false, true, NULL, NULL, NULL, NULL};
+	Writer *w;
+	WriterRounding rq, rk;
+	if (writer_new(m, in, out, &o, &w, err, sizeof err) ||
+	    writer_replace(w, q, STORE_BF16, err, sizeof err) ||
+	    writer_replace(w, k, STORE_F64, err, sizeof err) || writer_start(w, err, sizeof err) ||
+	    writer_put(w, k, vk, &rk, err, sizeof err) || writer_put(w, q, vq, &rq, err, sizeof err) ||
+	    writer_commit(w, "{\"sidecar\": true}", err, sizeof err))
+		fail_msg("%s", err);
+	snprintf(sc, sizeof sc, "%s.fold.json", out);
+	assert_string_equal(writer_sidecar_path(w), sc);
+	writer_free(w);
+	assert_close(rq.max_abs_err, max_err, 0);
+	assert_close(rq.max_abs, max_abs, 0);
+	assert_gt(max_err, 0);
+	assert_close(rk.max_abs_err, 0, 0);
+	assert_string_equal(read_all(sc), "{\"sidecar\": true}");
+
+	Model *b = open_ok(out);
+	const TensorRef *bq = tensor(b, "blk.0.attn_q.weight"), *bk = tensor(b, "blk.1.attn_k.weight");
+	assert_int_equal(bq->dtype, STORE_BF16);
+	assert_int_equal(bk->dtype, STORE_F64);
+	double *gq = values(bq), *gk = values(bk);
+	assert_le(tu_max_diff(gq, ref, q->nelem), 0);
+	assert_le(tu_max_diff(gk, vk, k->nelem), 0);
+	unsigned char *bytes = malloc(bq->nbytes);
+	assert_int_equal(tensor_read_bytes(bq, bytes, err, sizeof err), 0);
+	assert_true(checksum_bytes(bytes, bq->nbytes) == rq.checksum);
+	free(bytes);
+	/* every tensor not replaced: the same bytes */
+	const TensorTable *ta = model_tensor_table(m);
+	for (size_t i = 0; i < ta->n; i++) {
+		const TensorRef *x = &ta->v[i], *y = tensor(b, x->name);
+		if (x == q || x == k)
+			continue;
+		assert_int_equal(x->nbytes, y->nbytes);
+		unsigned char *bx = malloc(x->nbytes), *by = malloc(y->nbytes);
+		assert_int_equal(tensor_read_bytes(x, bx, err, sizeof err), 0);
+		assert_int_equal(tensor_read_bytes(y, by, err, sizeof err), 0);
+		assert_int_equal(memcmp(bx, by, x->nbytes), 0);
+		free(bx);
+		free(by);
+	}
+	free(gq);
+	free(gk);
+	free(vq);
+	free(vk);
+	free(ref);
+	model_close(b);
+	model_close(m);
+}
+
+static int refuse_publish(void *ctx, char *err, size_t errlen)
+{
+	(void)ctx;
+	snprintf(err, errlen, "held back");
+	return -1;
+}
+
+/* A writer freed before its commit, or whose commit fails before
+ * publishing, leaves the folder as it was. */
+static void test_nothing_left(void **state)
+{
+	(void)state;
+	char sub[4200], in[4300], out[4400], err[1024];
+	snprintf(sub, sizeof sub, "%s/left", dir);
+	mkdir(sub, 0755);
+	fx_fold_hf(sub, "hf", "F32", false, in, sizeof in);
+	snprintf(out, sizeof out, "%s/out", sub);
+	Model *m = open_ok(in);
+	const TensorRef *o = tensor(m, "model.layers.0.self_attn.o_proj.weight");
+	double *v = values(o);
+	WriterOptions opt = {false, true, NULL, NULL, NULL, NULL};
+	Writer *w;
+	if (writer_new(m, in, out, &opt, &w, err, sizeof err) ||
+	    writer_replace(w, o, STORE_F32, err, sizeof err) || writer_start(w, err, sizeof err) ||
+	    writer_put(w, o, v, NULL, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(entries(sub), 2);   /* hf/ and the temporary folder */
+	writer_free(w);
+	assert_int_equal(entries(sub), 1);
+	opt.before_publish = refuse_publish;
+	if (writer_new(m, in, out, &opt, &w, err, sizeof err) ||
+	    writer_replace(w, o, STORE_F32, err, sizeof err) || writer_start(w, err, sizeof err) ||
+	    writer_put(w, o, v, NULL, err, sizeof err))
+		fail_msg("%s", err);
+	assert_int_equal(writer_commit(w, "{}", err, sizeof err), -1);
+	assert_string_equal(err, "held back");
+	writer_free(w);
+	assert_int_equal(entries(sub), 1);
+	free(v);
+	model_close(m);
+}
+
+/* What the writer refuses, each with its one line. */
+static void test_refusals(void **state)
+{
+	(void)state;
+	char in[4300], out[4400], err[1024];
+	fx_fold_gguf(dir, "rf.gguf", "F32", in, sizeof in);
+	snprintf(out, sizeof out, "%s/rf-out.gguf", dir);
+	Model *m = open_ok(in);
+	const TensorRef *q = tensor(m, "blk.0.attn_q.weight"), *k = tensor(m, "blk.0.attn_k.weight");
+	WriterOptions o = {false, true, NULL, NULL, NULL, NULL};
+	Writer *w;
+	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), 0);
+	assert_int_equal(writer_replace(w, q, STORE_Q8_0, err, sizeof err), -1);
+	assert_non_null(strstr(err, "cannot store dtype"));
+	assert_non_null(strstr(err, "(F64, F32, F16, BF16)"));
+	assert_int_equal(writer_replace(w, q, STORE_F32, err, sizeof err), 0);
+	assert_int_equal(writer_start(w, err, sizeof err), 0);
+	assert_int_equal(writer_replace(w, k, STORE_F32, err, sizeof err), -1);
+	assert_int_equal(writer_start(w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "already started"));
+	double *v = values(k);
+	assert_int_equal(writer_put(w, k, v, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not marked for replacement"));
+	free(v);
+	v = values(q);
+	v[5] = 1e300;   /* beyond float32 */
+	assert_int_equal(writer_put(w, q, v, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "overflows F32"));
+	free(v);
+	writer_free(w);
+	assert_int_equal(access(out, F_OK), -1);
+	model_close(m);
+	/* llama2.c holds float32 only */
+	int32_t hdr[7] = {32, 24, 1, 4, 2, 8, 4};
+	FxBuf b = {0};
+	fx_llama2c(&b, hdr);
+	fx_write(dir, "l.bin", b.p, b.n);
+	fx_free(&b);
+	snprintf(in, sizeof in, "%s/l.bin", dir);
+	snprintf(out, sizeof out, "%s/l-out.bin", dir);
+	m = open_ok(in);
+	LayerTensorRefs lt;
+	assert_int_equal(model_layer_tensors(m, 0, &lt, err, sizeof err), 0);
+	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), 0);
+	assert_int_equal(writer_replace(w, lt.t[ATT_Q], STORE_F64, err, sizeof err), -1);
+	assert_non_null(strstr(err, "llama2.c files hold only F32"));
+	writer_free(w);
+	model_close(m);
+}
+
+/* writer_new on its own: OUT's sidecar path may not be a file the run
+ * reads when a sidecar is written (an undo writes none, and may name its
+ * own sidecar so), OUT may not reach an input through a symlink, and a
+ * trailing slash on a single file's OUT is refused. */
+static void test_writer_paths(void **state)
+{
+	(void)state;
+	char in[4300], out[4400], sc[4500], link[4500], err[1024];
+	fx_fold_gguf(dir, "w.gguf", "F32", in, sizeof in);
+	Model *m = open_ok(in);
+	Writer *w = NULL;
+	snprintf(out, sizeof out, "%s/w-out.gguf", dir);
+	snprintf(sc, sizeof sc, "%s.fold.json", out);
+	fx_write(dir, "w-out.gguf.fold.json", "{}", 2);
+	WriterOptions o = {true, true, sc, NULL, NULL, NULL};
+	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), -1);
+	assert_null(w);
+	assert_non_null(strstr(err, "sidecar's path"));
+	o.sidecar = false;
+	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), 0);
+	writer_free(w);
+	snprintf(link, sizeof link, "%s/w-link.gguf", dir);
+	assert_int_equal(symlink(in, link), 0);
+	assert_int_equal(writer_new(m, in, link, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "which this run reads"));
+	snprintf(link, sizeof link, "%s/newdir/", dir);
+	assert_int_equal(writer_new(m, in, link, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "trailing slash"));
+	/* Without force the hint given is the caller's. */
+	o.force = false;
+	o.replace_hint = "say please";
+	fx_write(dir, "w-out.gguf", "x", 1);
+	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), -1);
+	assert_non_null(strstr(err, "exists (say please)"));
+	model_close(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_nothing_left),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_writer_paths),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,23 @@
+#ifndef ROPEFOLD_TUI_CLI_REPORT_JSON_H
+#define ROPEFOLD_TUI_CLI_REPORT_JSON_H
+
+#include <jansson.h>
+
+#include "core/fold.h"
+#include "core/layer.h"
+#include "core/report.h"
+
+/* Describes where a layer came from, for the "config" object. */
+typedef struct {
+	const char *source;     /* "random", "default" or a path */
+	size_t layer_index;
+	size_t seq;
+	uint64_t seed;
+	const char *input;      /* "random" or "embed" */
+} ReportContext;
+
+/* The JSON document of SPEC 2.5 for one evaluation (new reference). */
+json_t *report_to_json(const InvReport *rep, const Layer *l,
+		       const FoldConfig *cfg, const ReportContext *ctx);
+
+#endif

@@ -1,0 +1,719 @@
+#include "config.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <limits.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "tui/explorer/app.h"
+#include "tui/explorer/cmdline.h"
+#include "tui/explorer/colors.h"
+#include "tui/explorer/commands.h"
+#include "tui/explorer/fold_actions.h"
+#include "tui/explorer/keys.h"
+#include "tui/explorer/tour.h"
+#include "tui/explorer/views/panels.h"
+#include "tui/explorer/views/views.h"
+#include "tui/explorer/worker.h"
+
+#define MIN_COLS 80
+#define MIN_LINES 24
+#define LEFT_W 26
+
+/* ======================================================================
+ * Signals: a self-pipe wakes the loop; nothing curses happens in a handler
+ * ====================================================================== */
+
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t got_signal;
+static struct termios saved_tio;
+static bool have_tio;
+static int saved_stderr = -1;
+
+static void on_signal(int sig)
+{
+	int e = errno;
+	got_signal = sig;
+	if (sig_pipe[1] >= 0) {
+		ssize_t n = write(sig_pipe[1], "s", 1);
+		(void)n;
+	}
+	errno = e;
+}
+
+/* A crash: put the terminal back with async-signal-safe calls only, then
+ * die of the same signal. */
+static void on_fatal(int sig)
+{
+	static const char seq[] = "\033[?1000l\033[?1002l\033[?1006l\033[?1049l\033[?25h\r\n";
+	if (have_tio)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+	ssize_t n = write(STDOUT_FILENO, seq, sizeof seq - 1);
+	(void)n;
+	if (saved_stderr >= 0)
+		dup2(saved_stderr, STDERR_FILENO);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int signals_install(void)
+{
+	if (pipe(sig_pipe))
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
+		fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = on_fatal;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGFPE, &sa, NULL);
+	sigaction(SIGILL, &sa, NULL);
+	sigaction(SIGABRT, &sa, NULL);
+	return 0;
+}
+
+static void signals_remove(void)
+{
+	int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		signal(sigs[i], SIG_DFL);
+	for (int i = 0; i < 2; i++)
+		if (sig_pipe[i] >= 0) {
+			close(sig_pipe[i]);
+			sig_pipe[i] = -1;
+		}
+}
+
+/* ======================================================================
+ * stderr: kept in a file while curses owns the screen, replayed after
+ * ====================================================================== */
+
+static FILE *err_file;
+
+static void stderr_redirect(void)
+{
+	fflush(stderr);
+	err_file = tmpfile();
+	if (!err_file)
+		return;
+	saved_stderr = dup(STDERR_FILENO);
+	if (saved_stderr < 0 || dup2(fileno(err_file), STDERR_FILENO) < 0) {
+		fclose(err_file);
+		err_file = NULL;
+	}
+}
+
+static void stderr_restore(void)
+{
+	if (!err_file)
+		return;
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+	rewind(err_file);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, err_file)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fclose(err_file);
+	err_file = NULL;
+}
+
+/* ======================================================================
+ * The explorer's state
+ * ====================================================================== */
+
+typedef struct {
+	TuiSettings set;          /* what the user asks for */
+	TuiSettings applied;      /* what the shown result was computed for */
+	EvalResult *res;          /* the shown result */
+	Worker *worker;
+	unsigned long gen;        /* last request */
+	unsigned long pending;    /* request still awaited, 0 when none */
+	bool submitted;           /* a request went out in this iteration */
+	int sel;                  /* toggle panel cursor */
+	char status[512];
+	bool status_err;
+	bool help;
+	int help_scroll;
+	bool tour;
+	size_t tour_i;
+	bool quit;
+	bool resized;
+	/* windows, rebuilt on resize */
+	bool small;
+	WINDOW *w_title, *w_left, *w_levels, *w_expl, *w_frame, *w_view,
+		*w_status, *w_bar, *w_help;
+	int left_y, frame_y, frame_x;
+	int row_of[TOGGLE_COUNT];
+	int tab_x[VIEW_COUNT + 1];
+} App;
+
+static void set_status(App *a, bool err, const char *msg)
+{
+	snprintf(a->status, sizeof a->status, "%s", msg);
+	a->status_err = err;
+}
+
+static void submit(App *a)
+{
+	a->gen++;
+	a->pending = a->gen;
+	a->submitted = true;
+	worker_submit(a->worker, &a->set, a->gen);
+}
+
+static size_t n_heads(const App *a)
+{
+	return a->res ? a->res->rep.n_heads : 1;
+}
+
+/* Take a finished evaluation: show it, or report its error and go back to
+ * the settings of what is shown. Stale answers are dropped. */
+static void take_result(App *a)
+{
+	EvalResult *r = worker_take(a->worker);
+	if (!r)
+		return;
+	if (r->gen != a->pending) {
+		worker_result_free(r);
+		return;
+	}
+	a->pending = 0;
+	if (r->status) {
+		set_status(a, true, r->err);
+		if (a->res) {
+			ViewId v = a->set.view;
+			size_t h = a->set.head;
+			a->set = a->applied;
+			a->set.view = v;
+			a->set.head = h;
+		}
+		worker_result_free(r);
+		return;
+	}
+	worker_result_free(a->res);
+	a->res = r;
+	a->applied = r->settings;
+	/* Show the layer's own layout on the toggle until the user sets one. */
+	if (!a->set.opts.layout_set)
+		a->set.opts.rope.layout = r->info.rope.layout;
+	if (!a->applied.opts.layout_set)
+		a->applied.opts.rope.layout = r->info.rope.layout;
+	if (a->set.head >= n_heads(a))
+		a->set.head = n_heads(a) - 1;
+}
+
+static void apply_bits(App *a, unsigned bits, const char *msg);
+
+static void tour_goto(App *a, size_t i)
+{
+	const TourStep *st = tour_step(i);
+	if (!st)
+		return;
+	a->tour = true;
+	a->tour_i = i;
+	unsigned all = 0;
+	char msg[512];
+	for (size_t k = 0; st->commands[k]; k++) {
+		unsigned b = commands_run(&a->set, st->commands[k], msg, sizeof msg);
+		if (b & CMD_ERROR) {
+			set_status(a, true, msg);
+			return;
+		}
+		all |= b;
+	}
+	if (all & CMD_CHANGED)
+		submit(a);
+	set_status(a, false, "");
+}
+
+static void run_command(App *a, const char *line)
+{
+	char msg[512];
+	unsigned bits = commands_run(&a->set, line, msg, sizeof msg);
+	apply_bits(a, bits, msg);
+}
+
+static void apply_bits(App *a, unsigned bits, const char *msg)
+{
+	if (bits & CMD_ERROR) {
+		set_status(a, true, msg);
+		return;
+	}
+	set_status(a, false, msg);
+	if (bits & CMD_CHANGED)
+		submit(a);
+	if (bits & CMD_QUIT)
+		a->quit = true;
+	if (bits & CMD_HELP) {
+		a->help = true;
+		a->help_scroll = 0;
+	}
+	if (bits & CMD_TOUR)
+		tour_goto(a, 0);
+	if (bits & CMD_EXPORT) {
+		char m[512];
+		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
+		set_status(a, rc != 0, m);
+	}
+	if (bits & CMD_VERIFY) {
+		char m[512];
+		FoldBreak br;
+		int rc = fold_action_verify(&a->set, a->set.action_path, &br, m, sizeof m);
+		set_status(a, rc != 0 || !br.equivalent, m);
+		if (rc == 0 && !br.equivalent) {
+			/* Jump to the first break. */
+			a->set.head = br.head;
+			if (a->set.source != SOURCE_RANDOM && a->set.opts.layer != br.layer) {
+				a->set.opts.layer = br.layer;
+				submit(a);
+			}
+		}
+	}
+}
+
+static void on_prompt_done(const char *line, void *ctx)
+{
+	App *a = ctx;
+	if (line)
+		run_command(a, line);
+}
+
+/* ======================================================================
+ * Layout and drawing
+ * ====================================================================== */
+
+static void layout_free(App *a)
+{
+	WINDOW **ws[] = {&a->w_view, &a->w_title, &a->w_left, &a->w_levels, &a->w_expl,
+			 &a->w_frame, &a->w_status, &a->w_bar, &a->w_help};
+	for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+		if (*ws[i]) {
+			delwin(*ws[i]);
+			*ws[i] = NULL;
+		}
+}
+
+/* Geometry from LINES and COLS: title, toggles on the left, levels and
+ * the explanation on the right, the main view below them, status and the
+ * function bar at the bottom. */
+static void layout_make(App *a)
+{
+	layout_free(a);
+	a->small = LINES < MIN_LINES || COLS < MIN_COLS;
+	if (a->small)
+		return;
+	int H = LINES, W = COLS;
+	int rw = W - LEFT_W;
+	int expl_h = 2 + (H - MIN_LINES) / 8;
+	if (expl_h > 4)
+		expl_h = 4;
+	a->w_title = newwin(1, W, 0, 0);
+	a->left_y = 1;
+	a->w_left = newwin(H - 3, LEFT_W, 1, 0);
+	a->w_levels = newwin(6, rw, 1, LEFT_W);
+	a->w_expl = newwin(expl_h, rw, 7, LEFT_W);
+	a->frame_y = 7 + expl_h;
+	a->frame_x = LEFT_W;
+	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, LEFT_W);
+	a->w_view = derwin(a->w_frame, H - 2 - a->frame_y - 2, rw - 2, 1, 1);
+	a->w_status = newwin(1, W, H - 2, 0);
+	a->w_bar = newwin(1, W, H - 1, 0);
+	a->w_help = newwin(H - 1, W, 0, 0);
+}
+
+static void draw_all(App *a)
+{
+	if (a->small) {
+		erase();
+		panels_too_small(stdscr);
+		wnoutrefresh(stdscr);
+		doupdate();
+		return;
+	}
+	WINDOW *all[] = {a->w_title, a->w_left, a->w_levels, a->w_expl, a->w_frame,
+			 a->w_status, a->w_bar};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		werase(all[i]);
+	bool computing = a->pending != 0;
+	panels_title(a->w_title, a->res, computing);
+	if (a->tour)
+		panels_tour(a->w_left, tour_step(a->tour_i), a->tour_i, tour_count(), &a->set);
+	else
+		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
+	panels_levels(a->w_levels, a->res);
+	panels_explanation(a->w_expl, a->res);
+	panels_view_frame(a->w_frame, a->set.view, a->tab_x);
+	if (a->res) {
+		ViewContext vc;
+		vc.win = a->w_view;
+		getmaxyx(a->w_view, vc.h, vc.w);
+		vc.res = a->res;
+		vc.set = &a->set;
+		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
+		views_get(a->set.view)->draw(&vc);
+	}
+	panels_bar(a->w_bar, cmdline_active(), cmdline_matches());
+	if (cmdline_active())
+		cmdline_draw(a->w_status, 0);
+	else
+		panels_status(a->w_status, a->status, a->status_err, a->res);
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		if (all[i] != a->w_status)
+			wnoutrefresh(all[i]);
+	if (a->help) {
+		/* over the status line too: its last row shows where one is */
+		panels_help(a->w_help, &a->help_scroll);
+		wnoutrefresh(a->w_help);
+	} else {
+		/* Last, so the cursor lands on the command line. */
+		wnoutrefresh(a->w_status);
+	}
+	doupdate();
+}
+
+/* ======================================================================
+ * Keys
+ * ====================================================================== */
+
+static void flip(App *a, int t)
+{
+	char msg[512];
+	unsigned bits = commands_toggle_flip(&a->set, (ToggleId)t, msg, sizeof msg);
+	apply_bits(a, bits, msg);
+}
+
+static void do_action(App *a, const KeyDef *k)
+{
+	size_t H = n_heads(a);
+	switch (k->action) {
+	case ACT_QUIT:
+		a->quit = true;
+		break;
+	case ACT_HELP:
+		a->help = true;
+		a->help_scroll = 0;
+		break;
+	case ACT_PROMPT:
+		set_status(a, false, "");
+		cmdline_open(on_prompt_done, a);
+		break;
+	case ACT_UP:
+		a->sel = (a->sel + TOGGLE_COUNT - 1) % TOGGLE_COUNT;
+		break;
+	case ACT_DOWN:
+		a->sel = (a->sel + 1) % TOGGLE_COUNT;
+		break;
+	case ACT_FLIP:
+		flip(a, a->sel);
+		break;
+	case ACT_TOGGLE:
+		a->sel = k->arg;
+		flip(a, k->arg);
+		break;
+	case ACT_VIEW:
+		a->set.view = (ViewId)k->arg;
+		break;
+	case ACT_VIEW_NEXT:
+		a->set.view = (ViewId)((a->set.view + 1) % VIEW_COUNT);
+		break;
+	case ACT_VIEW_PREV:
+		a->set.view = (ViewId)((a->set.view + VIEW_COUNT - 1) % VIEW_COUNT);
+		break;
+	case ACT_HEAD_PREV:
+		a->set.head = (a->set.head + H - 1) % H;
+		break;
+	case ACT_HEAD_NEXT:
+		a->set.head = (a->set.head + 1) % H;
+		break;
+	case ACT_TOUR:
+		tour_goto(a, 0);
+		break;
+	case ACT_RESET:
+		run_command(a, "reset");
+		break;
+	case ACT_REDRAW:
+		clearok(curscr, TRUE);
+		break;
+	case ACT_NONE:
+		break;
+	}
+}
+
+static void on_mouse(App *a)
+{
+	MEVENT ev;
+	if (getmouse(&ev) != OK || a->small)
+		return;
+	if (!(ev.bstate & (BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON1_RELEASED)))
+		return;
+	if (ev.bstate & BUTTON1_RELEASED && !(ev.bstate & BUTTON1_CLICKED))
+		return;
+	if (!a->tour && ev.x < LEFT_W) {
+		for (int t = 0; t < TOGGLE_COUNT; t++)
+			if (a->row_of[t] >= 0 && a->left_y + a->row_of[t] == ev.y) {
+				a->sel = t;
+				flip(a, t);
+				return;
+			}
+	}
+	if (ev.y == a->frame_y) {
+		int x = ev.x - a->frame_x;
+		for (int v = 0; v < VIEW_COUNT; v++)
+			if (x >= a->tab_x[v] && x < a->tab_x[v + 1] - 1)
+				a->set.view = (ViewId)v;
+	}
+}
+
+/* Tour keys first while the tour runs; returns true when used. */
+static bool tour_key(App *a, int ch)
+{
+	switch (ch) {
+	case ' ':
+	case 'n':
+	case '\n':
+	case KEY_ENTER:
+	case KEY_NPAGE:
+		if (a->tour_i + 1 < tour_count())
+			tour_goto(a, a->tour_i + 1);
+		else {
+			a->tour = false;
+			set_status(a, false, "tour finished");
+		}
+		return true;
+	case 'p':
+	case KEY_BACKSPACE:
+	case KEY_PPAGE:
+		if (a->tour_i > 0)
+			tour_goto(a, a->tour_i - 1);
+		return true;
+	case 27:
+		a->tour = false;
+		set_status(a, false, "left the tour");
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void on_key(App *a, int ch)
+{
+	if (ch == KEY_RESIZE) {
+		a->resized = true;
+		return;
+	}
+	if (cmdline_active()) {
+		if (ch == 27) {
+			int next = getch();
+			if (next == ERR) {
+				cmdline_cancel();
+				return;
+			}
+			cmdline_key(27);
+			ch = next;
+		}
+		cmdline_key(ch);
+		return;
+	}
+	if (a->help) {
+		int rows = LINES - 3;
+		if (ch == KEY_DOWN || ch == 'j')
+			a->help_scroll++;
+		else if (ch == KEY_UP || ch == 'k')
+			a->help_scroll--;
+		else if (ch == KEY_NPAGE || ch == ' ')
+			a->help_scroll += rows;
+		else if (ch == KEY_PPAGE)
+			a->help_scroll -= rows;
+		else if (ch == KEY_HOME || ch == 'g')
+			a->help_scroll = 0;
+		else if (ch == KEY_END || ch == 'G')
+			a->help_scroll = INT_MAX / 2;  /* the draw clamps it to the end */
+		else
+			a->help = false;
+		if (a->help_scroll < 0)
+			a->help_scroll = 0;
+		return;
+	}
+	if (a->small) {
+		if (ch == 'q')
+			a->quit = true;
+		return;
+	}
+	if (ch == KEY_MOUSE) {
+		on_mouse(a);
+		return;
+	}
+	if (a->tour && tour_key(a, ch))
+		return;
+	const KeyDef *k = keys_lookup(ch);
+	if (k) {
+		do_action(a, k);
+		return;
+	}
+	if (a->res) {
+		const View *v = views_get(a->set.view);
+		if (v->key) {
+			ViewContext vc = {a->w_view, 0, 0, a->res, &a->set, a->set.head};
+			getmaxyx(a->w_view, vc.h, vc.w);
+			if (v->key(&vc, ch) & KR_HANDLED)
+				return;
+		}
+	}
+	if (ch != 27 && ch != ERR)
+		set_status(a, false, "key not bound: '?' lists the keys");
+}
+
+/* ======================================================================
+ * The loop
+ * ====================================================================== */
+
+/* Wait for the worker's answer for up to ms milliseconds. */
+static void wait_result(App *a, int ms)
+{
+	struct pollfd p = {worker_fd(a->worker), POLLIN, 0};
+	if (poll(&p, 1, ms) > 0)
+		take_result(a);
+}
+
+static int loop(App *a)
+{
+	layout_make(a);
+	while (!a->quit) {
+		if (a->resized) {
+			a->resized = false;
+			layout_make(a);
+			clearok(curscr, TRUE);
+		}
+		draw_all(a);
+		struct pollfd p[3] = {
+			{STDIN_FILENO, POLLIN, 0},
+			{worker_fd(a->worker), POLLIN, 0},
+			{sig_pipe[0], POLLIN, 0},
+		};
+		int n = poll(p, 3, -1);
+		if (n < 0 && errno != EINTR)
+			return 2;
+		if (got_signal) {
+			a->quit = true;
+			break;
+		}
+		int ch;
+		while (!a->quit && (ch = getch()) != ERR)
+			on_key(a, ch);
+		if (a->submitted) {
+			/* The default layer answers in a few ms: show the answer
+			 * in the same frame rather than flash "computing". */
+			a->submitted = false;
+			wait_result(a, 60);
+		}
+		take_result(a);
+	}
+	return 0;
+}
+
+int app_run(const RunOptions *o, bool use_default, bool tour)
+{
+	App *a = calloc(1, sizeof *a);
+	if (!a) {
+		fprintf(stderr, "ropefold: out of memory\n");
+		return 2;
+	}
+	commands_settings_init(&a->set, o, use_default);
+	a->worker = worker_new();
+	if (!a->worker) {
+		fprintf(stderr, "ropefold: cannot start the evaluation thread\n");
+		free(a);
+		return 2;
+	}
+	/* The first evaluation runs before the screen is taken, so a bad
+	 * model or flag fails with a plain message. */
+	submit(a);
+	wait_result(a, 300);
+	if (a->pending) {
+		fprintf(stderr, "ropefold: building the layer...\n");
+		wait_result(a, -1);
+	}
+	if (!a->res) {
+		fprintf(stderr, "ropefold tui: %s\n", a->status);
+		worker_free(a->worker);
+		free(a);
+		return 2;
+	}
+	a->applied = a->res->settings;
+	set_status(a, false, "");
+
+	if (tcgetattr(STDIN_FILENO, &saved_tio) == 0)
+		have_tio = true;
+	if (signals_install()) {
+		fprintf(stderr, "ropefold: cannot set up signal handling\n");
+		worker_free(a->worker);
+		free(a);
+		return 2;
+	}
+	/* Line drawing as UTF-8 in a UTF-8 locale: terminals (and multiplexers)
+	 * that ignore the VT100 alternate character set still draw frames. */
+	const char *cs = nl_langinfo(CODESET);
+	if (cs && !strcmp(cs, "UTF-8"))
+		setenv("NCURSES_NO_UTF8_ACS", "1", 0);
+	stderr_redirect();
+	SCREEN *scr = newterm(NULL, stdout, stdin);
+	if (!scr) {
+		stderr_restore();
+		signals_remove();
+		fprintf(stderr, "ropefold: cannot use this terminal (TERM=%s)\n",
+			getenv("TERM") ? getenv("TERM") : "");
+		worker_result_free(a->res);
+		worker_free(a->worker);
+		free(a);
+		return 2;
+	}
+	cbreak();
+	noecho();
+	keypad(stdscr, TRUE);
+	nodelay(stdscr, TRUE);
+	set_escdelay(25);
+	curs_set(0);
+	mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED, NULL);
+	colors_init();
+	cmdline_init();
+	refresh();
+	if (tour)
+		tour_goto(a, 0);
+
+	int rc = loop(a);
+
+	cmdline_done();
+	layout_free(a);
+	endwin();
+	delscreen(scr);
+	stderr_restore();
+	signals_remove();
+	if (got_signal && got_signal != SIGINT)
+		rc = 128 + got_signal;
+	worker_result_free(a->res);
+	worker_free(a->worker);
+	free(a);
+	return rc;
+}

@@ -1,0 +1,744 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/fold.h"
+#include "core/rope.h"
+#include "core/rotation.h"
+#include "tui/explorer/commands.h"
+#include "tui/shared/names.h"
+
+/* ======================================================================
+ * Settings
+ * ====================================================================== */
+
+void commands_settings_init(TuiSettings *s, const RunOptions *o,
+			    bool use_default)
+{
+	memset(s, 0, sizeof *s);
+	s->opts = *o;
+	s->opts.model_path = NULL;
+	if (o->model_path) {
+		s->source = SOURCE_FILE;
+		snprintf(s->model_path, sizeof s->model_path, "%s", o->model_path);
+	} else {
+		s->source = use_default ? SOURCE_DEFAULT : SOURCE_RANDOM;
+	}
+	/* Positional arguments point into argv: they do not belong here. */
+	s->opts.n_positional = 0;
+	s->view = VIEW_HEATMAP;
+}
+
+void commands_settings_options(const TuiSettings *s, RunOptions *out)
+{
+	*out = s->opts;
+	out->model_path = s->source == SOURCE_FILE ? s->model_path : NULL;
+}
+
+/* ======================================================================
+ * Toggles
+ * ====================================================================== */
+
+/* The parts' toggles, then the seven assumptions (named by core/fold.c),
+ * then these. */
+static const char *const part_names[4] = {"q", "k", "v", "o"};
+static const char *const part_labels[4] = {"rotate Q", "rotate K", "rotate V", "rotate O"};
+static const char *const other_names[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
+	"permute-heads", "kind", "rope", "precision",
+};
+_Static_assert(TOGGLE_PERMUTE - TOGGLE_ASSUME0 == ASSUME_COUNT,
+	       "one toggle per assumption");
+
+const char *commands_toggle_name(ToggleId t)
+{
+	if ((unsigned)t >= TOGGLE_COUNT)
+		return "?";
+	if (t < TOGGLE_ASSUME0)
+		return part_names[t];
+	if (t < TOGGLE_PERMUTE)
+		return fold_assumption_name((unsigned)(t - TOGGLE_ASSUME0));
+	return other_names[t - TOGGLE_PERMUTE];
+}
+
+const char *commands_toggle_label(ToggleId t)
+{
+	return (unsigned)t < TOGGLE_ASSUME0 ? part_labels[t] : commands_toggle_name(t);
+}
+
+/* The toggle names as a list (names.h). */
+static const char *toggle_at(size_t i)
+{
+	return i < TOGGLE_COUNT ? commands_toggle_name((ToggleId)i) : NULL;
+}
+
+int commands_toggle_parse(const char *name)
+{
+	for (int i = 0; i < TOGGLE_COUNT; i++)
+		if (!strcasecmp(name, commands_toggle_name((ToggleId)i)))
+			return i;
+	return -1;
+}
+
+bool commands_toggle_on(const TuiSettings *s, ToggleId t)
+{
+	const FoldConfig *f = &s->opts.fold;
+	if (t <= TOGGLE_O)
+		return f->rotate & (1u << t);
+	if (t < TOGGLE_PERMUTE)
+		return !(f->dropped & (1u << (t - TOGGLE_ASSUME0)));
+	if (t == TOGGLE_PERMUTE)
+		return f->permute_heads;
+	return false;
+}
+
+const char *commands_toggle_value(const TuiSettings *s, ToggleId t)
+{
+	switch (t) {
+	case TOGGLE_KIND:
+		return rotation_kind_name(s->opts.fold.kind);
+	case TOGGLE_ROPE:
+		return rope_layout_name(s->opts.rope.layout);
+	case TOGGLE_PRECISION:
+		return s->opts.precision == PREC_F32 ? "f32" : "f64";
+	default:
+		return NULL;
+	}
+}
+
+unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
+			      size_t msglen)
+{
+	FoldConfig *f = &s->opts.fold;
+	if ((unsigned)t >= TOGGLE_COUNT) {
+		snprintf(msg, msglen, "toggle: no such toggle");
+		return CMD_ERROR;
+	}
+	if (t <= TOGGLE_O) {
+		f->rotate ^= 1u << t;
+		char buf[8];
+		fold_rotate_format(f->rotate, buf, sizeof buf);
+		snprintf(msg, msglen, "rotate %s", buf);
+	} else if (t < TOGGLE_PERMUTE) {
+		f->dropped ^= 1u << (t - TOGGLE_ASSUME0);
+		snprintf(msg, msglen, "%s %s", commands_toggle_on(s, t) ? "hold" : "drop",
+			 commands_toggle_name(t));
+	} else if (t == TOGGLE_PERMUTE) {
+		f->permute_heads = !f->permute_heads;
+		snprintf(msg, msglen, "permute-heads %s", f->permute_heads ? "on" : "off");
+	} else if (t == TOGGLE_KIND) {
+		int k = (int)f->kind + 1;
+		if (k >= ROT_KIND_COUNT || k <= ROT_COMMUTING)
+			k = ROT_HAAR;
+		f->kind = (RotKind)k;
+		snprintf(msg, msglen, "kind %s%s", rotation_kind_name(f->kind),
+			 (f->dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
+	} else if (t == TOGGLE_ROPE) {
+		s->opts.rope.layout = s->opts.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
+		s->opts.layout_set = true;
+		snprintf(msg, msglen, "rope %s", rope_layout_name(s->opts.rope.layout));
+	} else {
+		s->opts.precision = s->opts.precision == PREC_F32 ? PREC_F64 : PREC_F32;
+		snprintf(msg, msglen, "precision %s", commands_toggle_value(s, t));
+	}
+	return CMD_CHANGED;
+}
+
+/* ======================================================================
+ * Views
+ * ====================================================================== */
+
+static const char *const view_names[VIEW_COUNT] = {
+	"heatmap", "offset", "heads", "pairs", "info",
+};
+
+const char *commands_view_name(ViewId v)
+{
+	return (unsigned)v < VIEW_COUNT ? view_names[v] : "?";
+}
+
+/* The view names as a list (names.h). */
+static const char *view_at(size_t i)
+{
+	return i < VIEW_COUNT ? view_names[i] : NULL;
+}
+
+int commands_view_parse(const char *name)
+{
+	for (int i = 0; i < VIEW_COUNT; i++)
+		if (!strcasecmp(name, view_names[i]))
+			return i;
+	return -1;
+}
+
+/* ======================================================================
+ * Commands
+ * ====================================================================== */
+
+typedef unsigned (*CmdFn)(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen);
+
+/* What completes a command's argument. */
+typedef enum {
+	ARG_NONE = 0,   /* nothing to offer */
+	ARG_PATH,       /* a file path: readline's filename completion */
+	ARG_WORDS       /* the words of CmdDef.words */
+} ArgKind;
+
+/* One command: name, help, what runs it and what completes its argument,
+ * so that parsing, the help screen and completion read the same row. */
+typedef struct {
+	const char *name;
+	const char *aliases;  /* other names it answers to, space-separated, or NULL */
+	const char *meta;     /* argument, or NULL */
+	const char *help;     /* a "{SEP}" in it lists `values` (names.h) */
+	CmdFn fn;
+	const char *flag;     /* the shared flag this command sets, if any */
+	bool random_only;     /* sets a random layer's shape */
+	ArgKind arg;
+	const char *const *(*words)(void);  /* ARG_WORDS: the completions */
+	NameAt values;        /* the names its help lists, or NULL */
+} CmdDef;
+
+#define ERR(...)                                          \
+	do {                                              \
+		snprintf(msg, msglen, __VA_ARGS__);       \
+		return CMD_ERROR;                         \
+	} while (0)
+
+/* Shape and RoPE go through the same parser as the command line flags, so
+ * the values accepted and the messages are the same. */
+static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
+			    const char *arg, char *msg, size_t msglen)
+{
+	RunOptions o = s->opts;
+	char err[512];
+	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, flag, arg, err, sizeof err)) {
+		/* "--heads: ..." reads "heads: ..." on the command line. */
+		const char *e = err;
+		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')
+			snprintf(msg, msglen, "%s%s", cmd, e + strlen(flag));
+		else
+			snprintf(msg, msglen, "%s: %s", cmd, e[0] == '-' && e[1] == '-' ? e + 2 : e);
+		return CMD_ERROR;
+	}
+	o.n_positional = 0;
+	o.model_path = NULL;
+	s->opts = o;
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen);
+
+static int parse_onoff(const char *arg, bool cur, bool *out)
+{
+	if (!*arg || !strcasecmp(arg, "toggle"))
+		*out = !cur;
+	else if (!strcasecmp(arg, "on") || !strcasecmp(arg, "yes") || !strcmp(arg, "1") ||
+		 !strcasecmp(arg, "true"))
+		*out = true;
+	else if (!strcasecmp(arg, "off") || !strcasecmp(arg, "no") || !strcmp(arg, "0") ||
+		 !strcasecmp(arg, "false"))
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static unsigned cmd_rotate(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	unsigned bits;
+	if (!*arg)
+		ERR("%s: which parts? letters of qkvo, or none", cmd);
+	if (!strcasecmp(arg, "all"))
+		bits = PART_ALL;
+	else if (fold_rotate_parse(arg, &bits))
+		ERR("%s: '%s' is not a set of the letters q, k, v, o or 'none'", cmd, arg);
+	s->opts.fold.rotate = bits;
+	char buf[8];
+	fold_rotate_format(bits, buf, sizeof buf);
+	snprintf(msg, msglen, "rotate %s", buf);
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_drop_hold(TuiSettings *s, const char *cmd, const char *arg,
+			      char *msg, size_t msglen)
+{
+	unsigned bits;
+	const char *bad = NULL;
+	if (!*arg)
+		ERR("%s: which assumptions? e.g. '%s commutes' (or 'all')", cmd, cmd);
+	if (!strcasecmp(arg, "all"))
+		bits = (1u << ASSUME_COUNT) - 1;
+	else if (fold_drop_parse(arg, &bits, &bad)) {
+		char known[160];
+		names_join(names_assumption, ", ", NULL, known, sizeof known);
+		ERR("%s: unknown assumption '%s' (known: %s)", cmd, bad ? bad : arg, known);
+	}
+	if (!strcmp(cmd, "drop"))
+		s->opts.fold.dropped |= bits;
+	else
+		s->opts.fold.dropped &= ~bits;
+	char list[160] = "";
+	for (unsigned i = 0; i < ASSUME_COUNT; i++)
+		if (s->opts.fold.dropped & (1u << i)) {
+			if (*list)
+				strncat(list, ",", sizeof list - strlen(list) - 1);
+			strncat(list, fold_assumption_name(i), sizeof list - strlen(list) - 1);
+		}
+	snprintf(msg, msglen, "dropped: %s", *list ? list : "none");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_toggle(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	int t = commands_toggle_parse(arg);
+	if (t < 0)
+		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision)",
+		    cmd, arg);
+	return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
+}
+
+static unsigned cmd_kind(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	RotKind k;
+	if (rotation_kind_parse(arg, &k) || k == ROT_COMMUTING) {
+		char kinds[160];
+		names_join(names_kind, ", ", " or ", kinds, sizeof kinds);
+		ERR("%s: '%s' is not %s", cmd, arg, kinds);
+	}
+	s->opts.fold.kind = k;
+	snprintf(msg, msglen, "kind %s%s", rotation_kind_name(k),
+		 (s->opts.fold.dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_permute(TuiSettings *s, const char *cmd, const char *arg,
+			    char *msg, size_t msglen)
+{
+	bool v;
+	if (parse_onoff(arg, s->opts.fold.permute_heads, &v))
+		ERR("%s: '%s' is not on or off", cmd, arg);
+	s->opts.fold.permute_heads = v;
+	snprintf(msg, msglen, "permute-heads %s", v ? "on" : "off");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_with_bias(TuiSettings *s, const char *cmd, const char *arg,
+			      char *msg, size_t msglen)
+{
+	bool v;
+	if (parse_onoff(arg, s->opts.with_bias, &v))
+		ERR("%s: '%s' is not on or off", cmd, arg);
+	if (s->source == SOURCE_FILE)
+		ERR("%s: the layer comes from %s; ':load random' first", cmd, s->model_path);
+	s->opts.with_bias = v;
+	s->source = SOURCE_RANDOM;
+	snprintf(msg, msglen, "random layer %s biases", v ? "with" : "without");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_tol(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	if (!strcasecmp(arg, "default")) {
+		s->opts.tol = 0;
+		snprintf(msg, msglen, "tolerance: the precision's default");
+		return CMD_CHANGED;
+	}
+	unsigned r = cmd_flag(s, cmd, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		snprintf(msg, msglen, "tolerance %g", s->opts.tol);
+	return r;
+}
+
+static unsigned cmd_load(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	if (!*arg)
+		ERR("%s: which checkpoint? ':load PATH' (or 'default', 'random')", cmd);
+	if (!strcmp(arg, "default")) {
+		s->source = SOURCE_DEFAULT;
+		s->model_path[0] = 0;
+		s->opts.layer = 0;
+	} else if (!strcmp(arg, "random")) {
+		s->source = SOURCE_RANDOM;
+		s->model_path[0] = 0;
+		s->opts.layer = 0;
+	} else {
+		if (strlen(arg) >= sizeof s->model_path)
+			ERR("%s: path too long", cmd);
+		s->source = SOURCE_FILE;
+		snprintf(s->model_path, sizeof s->model_path, "%s", arg);
+		s->opts.layer = 0;
+	}
+	snprintf(msg, msglen, "loading %s", arg);
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_layer(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	/* The built-in default model is a checkpoint too: any of its layers. */
+	if (s->source == SOURCE_RANDOM)
+		ERR("%s: a random layer has no checkpoint; ':load PATH' or ':load default' first",
+		    cmd);
+	unsigned r = cmd_flag(s, cmd, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		snprintf(msg, msglen, "layer %zu", s->opts.layer);
+	return r;
+}
+
+static unsigned cmd_view(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	int v = commands_view_parse(arg);
+	if (v < 0) {
+		char views[96];
+		names_join(view_at, ", ", " or ", views, sizeof views);
+		ERR("%s: '%s' is not %s", cmd, arg, views);
+	}
+	s->view = (ViewId)v;
+	snprintf(msg, msglen, "view %s", view_names[v]);
+	return CMD_REDRAW;
+}
+
+static unsigned cmd_head(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	char *end;
+	if (!*arg || !isdigit((unsigned char)*arg))
+		ERR("%s: '%s' is not a head index", cmd, arg);
+	unsigned long v = strtoul(arg, &end, 10);
+	if (*end || v >= LAYER_MAX_HEADS)
+		ERR("%s: '%s' is not a head index", cmd, arg);
+	s->head = v;
+	snprintf(msg, msglen, "head %lu", v);
+	return CMD_REDRAW;
+}
+
+static unsigned cmd_reset(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	(void)cmd;
+	(void)arg;
+	uint64_t seed = s->opts.fold.seed;
+	s->opts.fold = fold_config_default();
+	s->opts.fold.seed = seed;
+	snprintf(msg, msglen, "fold reset: rotate qkvo, every assumption held");
+	return CMD_CHANGED;
+}
+
+static unsigned cmd_simple(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	(void)s;
+	if (*arg)
+		ERR("%s: takes no argument", cmd);
+	msg[0] = 0;
+	if (!strcmp(cmd, "quit") || !strcmp(cmd, "q"))
+		return CMD_QUIT;
+	if (!strcmp(cmd, "help"))
+		return CMD_HELP;
+	return CMD_TOUR;
+}
+
+/* :export PATH, :export! PATH (replacing PATH) and :verify PATH: the
+ * caller does the work. */
+static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	if (!*arg)
+		ERR("%s: which file? ':%s PATH'", cmd, cmd);
+	if (strlen(arg) >= sizeof s->action_path)
+		ERR("%s: path too long", cmd);
+	if (s->source == SOURCE_RANDOM)
+		ERR("%s: a random layer has no checkpoint; ':load PATH' first", cmd);
+	snprintf(s->action_path, sizeof s->action_path, "%s", arg);
+	s->action_force = !strcmp(cmd, "export!");
+	snprintf(msg, msglen, "%s %s", cmd, arg);
+	return strcmp(cmd, "verify") ? CMD_EXPORT : CMD_VERIFY;
+}
+
+static unsigned cmd_set(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	(void)cmd;
+	if (!*arg)
+		ERR("set: which setting? e.g. 'set tol 1e-9'");
+	return commands_run(s, arg, msg, msglen);
+}
+
+/* ---- completion words ---------------------------------------------------- */
+
+static const char *const *assume_words(void)
+{
+	static const char *w[ASSUME_COUNT + 2];
+	if (!w[0])
+		names_words(names_assumption, "all", w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *toggle_words(void)
+{
+	static const char *w[TOGGLE_COUNT + 1];
+	if (!w[0])
+		names_words(toggle_at, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *kind_words(void)
+{
+	static const char *w[ROT_KIND_COUNT + 1];
+	if (!w[0])
+		names_words(names_kind, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *rope_words(void)
+{
+	static const char *w[3];
+	if (!w[0])
+		names_words(names_layout, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *view_words(void)
+{
+	static const char *w[VIEW_COUNT + 1];
+	if (!w[0])
+		names_words(view_at, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *onoff_words(void)
+{
+	static const char *const w[] = {"on", "off", NULL};
+	return w;
+}
+
+static const char *const *prec_words(void)
+{
+	static const char *const w[] = {"f64", "f32", NULL};
+	return w;
+}
+
+static const char *const *rotate_words(void)
+{
+	static const char *const w[] = {"qkvo", "qkv", "qk", "vo", "none", NULL};
+	return w;
+}
+
+static const char *const *scaling_words(void)
+{
+	static const char *const w[] = {"none", "linear:", "ntk:", "yarn:", "llama3:", NULL};
+	return w;
+}
+
+static const char *const *tol_words(void)
+{
+	static const char *const w[] = {"default", "1e-9", "1e-3", NULL};
+	return w;
+}
+
+/* ---- the commands ---------------------------------------------------------- */
+
+#define WORDS(f) ARG_WORDS, f
+#define NOARG ARG_NONE, NULL
+#define PATH ARG_PATH, NULL
+
+static const CmdDef cmds[] = {
+	{"rotate", NULL, "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL, false, WORDS(rotate_words), NULL},
+	{"drop", NULL, "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
+	{"hold", NULL, "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
+	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
+	{"kind", NULL, "K", "R_q/R_k kind when commutes is dropped: { }", cmd_kind, NULL, false, WORDS(kind_words), names_kind},
+	{"permute-heads", NULL, "on|off", "also permute the kv groups with their heads", cmd_permute, NULL, false, WORDS(onoff_words), NULL},
+	{"reset", NULL, NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL, false, NOARG, NULL},
+	{"rope", NULL, "half|interleaved", "RoPE pair layout", cmd_flag, "--rope", false, WORDS(rope_words), NULL},
+	{"rotary-dim", NULL, "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim", false, NOARG, NULL},
+	{"theta", "rope-theta", "X", "RoPE base theta", cmd_flag, "--rope-theta", false, NOARG, NULL},
+	{"scaling", "rope-scaling", "RULE", "frequency scaling: none linear:F ntk:F yarn:F llama3:F", cmd_flag, "--rope-scaling", false, WORDS(scaling_words), NULL},
+	{"seq", NULL, "N", "sequence length T", cmd_flag, "--seq", false, NOARG, NULL},
+	{"seed", NULL, "N", "seed of the layer, input and rotations", cmd_flag, "--seed", false, NOARG, NULL},
+	{"heads", NULL, "N", "random layer: query heads H", cmd_flag, "--heads", true, NOARG, NULL},
+	{"kv-heads", NULL, "N", "random layer: key/value heads G", cmd_flag, "--kv-heads", true, NOARG, NULL},
+	{"head-dim", NULL, "N", "random layer: head dim d (even)", cmd_flag, "--head-dim", true, NOARG, NULL},
+	{"d-model", NULL, "N", "random layer: model width D", cmd_flag, "--d-model", true, NOARG, NULL},
+	{"with-bias", NULL, "on|off", "random layer: q/k/v/o biases", cmd_with_bias, NULL, true, WORDS(onoff_words), NULL},
+	{"precision", NULL, "f64|f32", "compute precision", cmd_flag, "--precision", false, WORDS(prec_words), NULL},
+	{"tol", NULL, "X", "relative tolerance (or default)", cmd_tol, "--tol", false, WORDS(tol_words), NULL},
+	{"load", NULL, "PATH", "load a checkpoint (or default, random)", cmd_load, NULL, false, PATH, NULL},
+	{"layer", NULL, "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer", false, NOARG, NULL},
+	{"export", NULL, "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL, false, PATH, NULL},
+	{"export!", NULL, "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL, false, PATH, NULL},
+	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL, false, PATH, NULL},
+	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
+	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
+	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},
+	{"tour", NULL, NULL, "the classroom tour", cmd_simple, NULL, false, NOARG, NULL},
+	{"help", "? h", NULL, "the help screen", cmd_simple, NULL, false, NOARG, NULL},
+	{"quit", "q exit", NULL, "leave", cmd_simple, NULL, false, NOARG, NULL},
+};
+
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+/* Whether name is one of the space-separated words of list. */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; p && *p;) {
+		size_t k = strcspn(p, " ");
+		if (k == n && !strncmp(p, name, n))
+			return true;
+		p += k + (p[k] == ' ');
+	}
+	return false;
+}
+
+static const CmdDef *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (!strcmp(cmds[i].name, name) || in_list(cmds[i].aliases, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static unsigned cmd_flag(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	const CmdDef *d = find_cmd(cmd);
+	if (!d || !d->flag)
+		ERR("%s: internal: no flag", cmd);
+	if (!*arg)
+		ERR("%s: missing value (%s)", cmd, d->meta);
+	LayerSource src = s->source;
+	if (d->random_only) {
+		if (src == SOURCE_FILE)
+			ERR("%s: the layer comes from %s; ':load random' first", cmd, s->model_path);
+		src = SOURCE_RANDOM;
+	}
+	unsigned r = set_by_flag(s, cmd, d->flag, arg, msg, msglen);
+	if (r & CMD_ERROR)
+		return r;
+	bool switched = s->source != src;
+	s->source = src;
+	snprintf(msg, msglen, "%s %s%s", cmd, arg,
+		 switched ? " (now a random layer)" : "");
+	return r;
+}
+
+unsigned commands_run(TuiSettings *s, const char *line, char *msg,
+		      size_t msglen)
+{
+	char buf[1200];
+	msg[0] = 0;
+	while (isspace((unsigned char)*line))
+		line++;
+	if (*line == ':')
+		line++;
+	while (isspace((unsigned char)*line))
+		line++;
+	if (!*line) {
+		return 0;
+	}
+	if (strlen(line) >= sizeof buf)
+		ERR("command too long");
+	snprintf(buf, sizeof buf, "%s", line);
+	/* trim the end */
+	size_t n = strlen(buf);
+	while (n && isspace((unsigned char)buf[n - 1]))
+		buf[--n] = 0;
+	char *cmd = buf;
+	char *arg = cmd;
+	while (*arg && !isspace((unsigned char)*arg))
+		arg++;
+	if (*arg) {
+		*arg++ = 0;
+		while (isspace((unsigned char)*arg))
+			arg++;
+	}
+	for (char *p = cmd; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	const CmdDef *d = find_cmd(cmd);
+	if (!d) {
+		/* A toggle name alone flips it: ':commutes', ':q' is quit. */
+		int t = commands_toggle_parse(cmd);
+		if (t >= 0 && !*arg)
+			return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
+		ERR("%s: unknown command (':help' lists them)", cmd);
+	}
+	/* Run on a copy so a failure leaves the settings untouched. */
+	TuiSettings tmp = *s;
+	unsigned r = d->fn(&tmp, d->name, arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		*s = tmp;
+	return r;
+}
+
+/* ======================================================================
+ * Completion and help
+ * ====================================================================== */
+
+const char *const *commands_completions(const char *line, size_t start)
+{
+	static const char *cmd_words[NCMDS + 1];
+	static const char *const empty_words[] = {NULL};
+	if (!cmd_words[0])
+		for (size_t i = 0; i < NCMDS; i++)
+			cmd_words[i] = cmds[i].name;
+	char first[64] = "";
+	size_t i = 0;
+	while (i < start && isspace((unsigned char)line[i]))
+		i++;
+	if (i < start && line[i] == ':')
+		i++;
+	/* skip "set" */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t j = i;
+		while (j < start && !isspace((unsigned char)line[j]))
+			j++;
+		if (j >= start)
+			break;  /* the word being completed is the command */
+		size_t len = j - i < sizeof first - 1 ? j - i : sizeof first - 1;
+		memcpy(first, line + i, len);
+		first[len] = 0;
+		i = j;
+		while (i < start && isspace((unsigned char)line[i]))
+			i++;
+		if (strcmp(first, "set"))
+			break;
+		first[0] = 0;
+	}
+	if (!first[0])
+		return cmd_words;
+	const CmdDef *d = find_cmd(first);
+	if (d && d->arg == ARG_PATH)
+		return NULL;  /* a file path */
+	if (d && d->arg == ARG_WORDS)
+		return d->words();
+	return empty_words;
+}
+
+const char *const *commands_help_lines(void)
+{
+	static char lines[NCMDS][64], helps[NCMDS][160];
+	static const char *out[2 * NCMDS + 2];
+	if (!out[0]) {
+		for (size_t i = 0; i < NCMDS; i++) {
+			snprintf(lines[i], sizeof lines[i], ":%s%s%s", cmds[i].name,
+				 cmds[i].meta ? " " : "", cmds[i].meta ? cmds[i].meta : "");
+			names_expand(cmds[i].help, cmds[i].values, helps[i], sizeof helps[i]);
+			out[2 * i] = lines[i];
+			out[2 * i + 1] = helps[i];
+		}
+	}
+	return out;
+}

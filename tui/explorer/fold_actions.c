@@ -1,0 +1,118 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/verify.h"
+#include "data/fold_job.h"
+#include "data/model.h"
+#include "data/verify_job.h"
+#include "tui/explorer/fold_actions.h"
+#include "tui/shared/environment.h"
+#include "tui/shared/findings_text.h"
+#include "tui/shared/testhook.h"
+
+/* The checkpoint the explorer shows: the loaded one or the default. */
+static int checkpoint_path(const TuiSettings *s, const char *what, char *buf, size_t len,
+			   char *msg, size_t msglen)
+{
+	if (s->source == SOURCE_FILE) {
+		snprintf(buf, len, "%s", s->model_path);
+		return 0;
+	}
+	if (s->source == SOURCE_DEFAULT) {
+		char err[512];
+		if (env_default_model_path(buf, len, err, sizeof err)) {
+			snprintf(msg, msglen, "%s: %s", what, err);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(msg, msglen, "%s: a random layer has no checkpoint; ':load PATH' first", what);
+	return -1;
+}
+
+int fold_action_export(const TuiSettings *s, const char *path, char *msg, size_t msglen)
+{
+	char model[4096], layers[32], err[1024];
+	if (checkpoint_path(s, "export", model, sizeof model, msg, msglen))
+		return -1;
+	RunOptions o;
+	commands_settings_options(s, &o);
+	snprintf(layers, sizeof layers, "%zu", s->opts.layer);
+	char hint[1100];
+	snprintf(hint, sizeof hint, "':export! %s' replaces it", path);
+	FoldJob j;
+	opts_fold_job(&o, &j);   /* as `fold` writes it: an exact rewrite */
+	j.model_path = model;
+	j.out = path;
+	/* exactly the rotations the explorer shows: drawn from its seed */
+	j.seed_as_is = true;
+	j.layers = layers;
+	j.force = s->action_force;
+	j.replace_hint = hint;
+	testhook_fold_hooks(&j.hooks);
+	FoldOutcome res;
+	int rc = fold_job_run(&j, &res, err, sizeof err);
+	if (rc)
+		snprintf(msg, msglen, "export: %s", err);
+	else
+		snprintf(msg, msglen, "exported layer %s folded to %s (rounding %.2g); sidecar %s",
+			 layers, path, res.max_rel_rounding, res.sidecar);
+	fold_outcome_done(&res);
+	return rc ? -1 : 0;
+}
+
+/* Stop at the first break, keeping where it is. */
+typedef struct {
+	FoldBreak *out;
+	char *msg;
+	size_t msglen;
+} FirstBreak;
+
+static int on_layer(void *ctx, const VerifyLayerResult *r)
+{
+	FirstBreak *fb = ctx;
+	const VerifyVerdict *v = r->verdict;
+	if (v->equivalent)
+		return 0;
+	const LayerShape *s = &r->a->shape;
+	const Finding *f = &v->brk;
+	char why[FINDINGS_WHY_MAX];
+	findings_verify_why(v, why, sizeof why);
+	fb->out->equivalent = false;
+	fb->out->layer = r->layer;
+	fb->out->head = f->head != FINDING_NONE ? f->head
+		      : f->group != FINDING_NONE ? f->group * (s->n_heads / s->n_kv_heads)
+		      : 0;
+	snprintf(fb->msg, fb->msglen, "verify: first break at layer %zu, head %zu, %s level%s%s: %s",
+		 r->layer, fb->out->head, level_name(f->level), f->tensor[0] ? ", " : "",
+		 f->tensor, why);
+	return 1;
+}
+
+int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, char *msg,
+		       size_t msglen)
+{
+	char model[4096], err[1024];
+	memset(out, 0, sizeof *out);
+	if (checkpoint_path(s, "verify", model, sizeof model, msg, msglen))
+		return -1;
+	out->equivalent = true;
+	FirstBreak fb = {out, msg, msglen};
+	VerifyJob j = {model, path, NULL, NULL, 0, false, PREC_F64, 0, 0, &fb, NULL, on_layer};
+	VerifyOutcome res;
+	if (verify_job_run(&j, &res, err, sizeof err)) {
+		snprintf(msg, msglen, "verify: %s", err);
+		return -1;
+	}
+	if (res.layer_counts_differ) {
+		snprintf(msg, msglen, "verify: %s has %zu layers, %s has %zu", model, res.layers_a,
+			 path, res.layers_b);
+		return -1;
+	}
+	if (out->equivalent)
+		snprintf(msg, msglen, "verify: %s is an exact fold of %s in all %zu layers", path,
+			 model, res.layers_a);
+	return 0;
+}
