@@ -146,7 +146,6 @@ int main(int argc, char **argv)
 	put(out, "gguf", "seed-moe.gguf", &b);
 	fx_free(&b);
 	int32_t h1[7] = {16, 24, 2, 4, 2, 10, 6}, h2[7] = {8, 8, 1, 2, 2, -6, 2};
-	FxBuf b = {0};
 	fx_llama2c(&b, h1);
 	put(out, "llama2c", "seed-tied.bin", &b);
 	fx_free(&b);
