@@ -1,0 +1,69 @@
+#ifndef ROPEFOLD_DATA_MODEL_WEIGHTS_H
+#define ROPEFOLD_DATA_MODEL_WEIGHTS_H
+
+#include <stddef.h>
+
+#include "core/forward.h"
+#include "core/rope.h"
+#include "data/model.h"
+
+/* A model-weights source for the whole-model forward pass: what the
+ * family's decoder is (block style, norms, MLP, head), and each layer's
+ * weights converted to the compute precision on request, one layer at a
+ * time (a layer's buffers live until the next layer is loaded or the
+ * source is closed).
+ *
+ * Call sequence: model_weights_open (after model_open), then
+ * model_weights_embed, model_weights_layer for each layer in order,
+ * model_weights_final_norm, model_weights_head for every block of head
+ * rows, then model_weights_close (before model_close). Failures return
+ * -1 with one line in err naming the file, tensor or token. */
+
+typedef struct ModelWeights ModelWeights;
+
+/* Resolve the family's decoder; a family whose forward is not
+ * implemented is refused naming what is missing. */
+int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *err,
+		       size_t errlen);
+/* The vocabulary size (rows of the head). */
+size_t model_weights_vocab(const ModelWeights *w);
+/* The family's name as the forward pass reads it ("llama", "gemma2", ...). */
+const char *model_weights_family(const ModelWeights *w);
+/* The scaled token embeddings of n ids (out: n x D float64); an id past
+ * the vocabulary is refused. */
+int model_weights_embed(ModelWeights *w, const size_t *tokens, size_t n, double *out,
+			char *err, size_t errlen);
+/* Put the given RoPE fields over every layer's own (a what-if: the wrong
+ * pairing of a broken conversion). */
+void model_weights_set_rope(ModelWeights *w, const RopeOverride *o);
+/* Layer i's weights, valid until the next call. */
+int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen);
+/* The final norm (valid until the next call). */
+int model_weights_final_norm(ModelWeights *w, FwdNorm *out, char *err, size_t errlen);
+/* Head rows [first, first + n) into rows (n x D, compute precision). */
+int model_weights_head(ModelWeights *w, size_t first, size_t n, void *rows, char *err,
+		       size_t errlen);
+/* The final soft-cap of the logits (Gemma 2), 0 = none. */
+double model_weights_final_softcap(const ModelWeights *w);
+/* Release the buffers. */
+void model_weights_close(ModelWeights *w);
+
+/* ---- the whole pass (data/model_weights_run.c) ---- */
+
+/* Called after each layer: layers done out of n. */
+typedef void (*ModelForwardProgress)(void *ctx, size_t done, size_t n);
+
+typedef struct {
+	FwdPrecision prec;
+	const RopeOverride *rope;      /* RoPE fields put over every layer's, or NULL */
+	size_t nthreads;               /* 0: parallel_default_threads() */
+	ModelForwardProgress progress; /* or NULL */
+	void *progress_ctx;
+} ModelForwardOpts;
+
+/* The teacher-forced logits of T tokens: *logits (T x V row-major, of the
+ * precision: float or double) allocated here (free it), *vocab = V. */
+int model_forward(Model *m, const ModelForwardOpts *o, const size_t *tokens, size_t T,
+		  void **logits, size_t *vocab, char *err, size_t errlen);
+
+#endif
