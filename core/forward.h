@@ -58,6 +58,7 @@ typedef struct {
 	const void *gate;      /* F x D, or NULL (plain MLP) */
 	const void *up;        /* F x D */
 	const void *down;      /* D x F */
+	const void *b_gate;    /* F, or NULL */
 	const void *b_up;      /* F, or NULL */
 	const void *b_down;    /* D, or NULL */
 } FwdMlp;

@@ -179,7 +179,7 @@ static void SUF(mlp_rows)(const FwdMlp *p, FwdAct act, const R *a, size_t n, siz
 	R *u = h, *gt = h + n * F;
 	SUF(linear)(a, D, n, D, p->up, F, p->b_up, u, F);
 	if (p->gate) {
-		SUF(linear)(a, D, n, D, p->gate, F, NULL, gt, F);
+		SUF(linear)(a, D, n, D, p->gate, F, p->b_gate, gt, F);
 		for (size_t i = 0; i < n * F; i++)
 			u[i] = SUF(act)(act, gt[i]) * u[i];
 	} else {

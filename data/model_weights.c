@@ -503,7 +503,9 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 	}
 	p->down = v;
 	const TensorRef *bu = find_t(w, i, up, e, ".bias"), *bd = find_t(w, i, down, e, ".bias");
-	if ((bu && !fused && load_t(w, bu, p->ff, &p->b_up, err, errlen)) ||
+	const TensorRef *bg = find_t(w, i, gate, e, ".bias");
+	if ((bg && !fused && load_t(w, bg, p->ff, &p->b_gate, err, errlen)) ||
+	    (bu && !fused && load_t(w, bu, p->ff, &p->b_up, err, errlen)) ||
 	    (bd && !fused && load_t(w, bd, D, &p->b_down, err, errlen)))
 		return -1;
 	return 0;

@@ -39,6 +39,8 @@ rule() {
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
 	--dtype) echo "'keep', 'f32' or 'f64'" ;;
+	--top) echo "a count from 1 to 1000" ;;
+	--generate) echo "a count from 0 to 100000" ;;
 	*) echo "" ;;
 	esac
 }
@@ -49,6 +51,7 @@ base() {
 	fold) echo "--model $dm --out $tmp/folded" ;;
 	verify) echo "$dm $dm" ;;
 	info) echo "$dm" ;;
+	logits) echo "--model $dm" ;;
 	*) echo "" ;;
 	esac
 }
@@ -75,7 +78,7 @@ refused() {
 # empty one: any other string is a file name, refused (or written) by the
 # mode with a line naming the file.
 set -- "" "-1" "5x" "nan" "inf" "1e308" "0x10" "18446744073709551616" " 5" "5 "
-for mode in check tui tour fold verify info bench; do
+for mode in check tui tour fold verify info bench logits; do
 	"$ROPEFOLD" "$mode" --help >"$tmp/help" 2>&1
 	# "  --flag META  help" takes a value, "  --flag  help" none
 	flags=$(sed -n 's/^  \(--[a-z0-9-]*\) [^ ].*/\1=/p; s/^  \(--[a-z0-9-]*\)  .*/\1/p' "$tmp/help")

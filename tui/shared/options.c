@@ -442,6 +442,10 @@ static const struct {
 	{"--tokens", "token ids, comma-separated: the teacher-forced input, T = their count"},
 	{"--precision", "compute precision of the forward pass (default f32)"},
 	{"--out", "write the T x V logits as a float32 NumPy .npy (format 1.0, C order)"},
+	{"--rope", "RoPE pair layout put over the checkpoint's own (default: its own)"},
+	{"--rotary-dim", "rotary dim r <= d, even, put over the checkpoint's own (default: its own)"},
+	{"--rope-theta", "RoPE base theta put over the checkpoint's own (default: its own)"},
+	{"--rope-scaling", "frequency scaling put over the checkpoint's own (default: its own)"},
 };
 
 static const char *logits_help(const char *name)

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""`ropefold logits` against the NumPy reference forward pass, as TAP.
+
+For every family of tests/family_fixtures.py (tied and untied heads, f32
+and bf16 storage): the logits `ropefold logits --out` writes, in float64
+and in float32, against tests/reference_forward.py's (written from the
+families' published definitions, never from ropefold). DeepSeek's MLA
+folders are refused in one line. Then the shared checkpoints when present
+(../shared/models or $ROPEFOLD_SHARED_MODELS): tiny_llama_hf's golden f32
+logits, stories260K's greedy text from BOS (run.c's, byte for byte), the
+.bin and the .gguf giving the same logits, and the half-split pairing
+departing from the story within 12 tokens. Last, bad input: exit 2, one
+line on stderr.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import family_fixtures as ff  # noqa: E402
+import reference_forward as rf  # noqa: E402
+
+ROPEFOLD = os.environ.get("ROPEFOLD", "./ropefold")
+results = []
+TOKENS = [3, 17, 0, 42, 9, 55, 1, 23, 8, 31, 12, 47, 5, 60, 2, 38, 19, 27, 44, 7]
+
+
+def check(what, good, detail=""):
+    results.append(bool(good))
+    print("%s %d - %s%s" % ("ok" if good else "not ok", len(results), what,
+                            " (%s)" % detail if detail else ""))
+    sys.stdout.flush()
+
+
+def skip(what, why):
+    results.append(True)
+    print("ok %d - %s # SKIP %s" % (len(results), what, why))
+
+
+def run(*args):
+    p = subprocess.run([ROPEFOLD] + [str(a) for a in args], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def one_line_exit2(rc, out, err):
+    return rc == 2 and not out and err.count("\n") == 1
+
+
+def ropefold_logits(folder, tokens, precision, out):
+    rc, _, err = run("logits", "--model", folder, "--tokens", ",".join(map(str, tokens)),
+                     "--precision", precision, "--out", out)
+    if rc != 0:
+        return None, err.strip()
+    return np.load(out).astype(np.float64), ""
+
+
+def check_families(tmp):
+    for family in ff.FAMILIES:
+        folder = os.path.join(tmp, family)
+        cfg = ff.make_fixture(family, folder)
+        V = cfg.get("vocab_size") or cfg.get("text_config", {}).get("vocab_size")
+        tokens = [t % V for t in TOKENS]
+        if family.startswith("deepseek"):
+            rc, out, err = run("logits", "--model", folder, "--tokens", "1,2,3")
+            check("%s: refused in one line naming MLA" % family,
+                  one_line_exit2(rc, out, err) and "MLA" in err, err.strip()[:120])
+            continue
+        m = rf.load_model(folder)
+        ref = rf.forward(m, tokens).astype(np.float64)
+        for prec, tol in (("f64", 1e-6), ("f32", 2e-5)):
+            got, why = ropefold_logits(folder, tokens, prec, os.path.join(tmp, "l.npy"))
+            if got is None:
+                check("%s %s: logits" % (family, prec), False, why[:200])
+                continue
+            err = rel(got, ref)
+            check("%s %s: logits against the reference" % (family, prec), err < tol,
+                  "rel %.1e, tol %.0e" % (err, tol))
+    # the other head and a 16-bit storage on a few families
+    for family, tied, dtype in (("llama", True, "bf16"), ("qwen2", False, "bf16"),
+                                ("gemma", True, "bf16"), ("gpt-neox", False, "f16"),
+                                ("phi3", True, "f32"), ("olmo2", True, "bf16")):
+        folder = os.path.join(tmp, "%s-%s-%s" % (family, tied, dtype))
+        cfg = ff.make_fixture(family, folder, dtype=dtype, tied=tied)
+        tokens = [t % cfg["vocab_size"] for t in TOKENS]
+        ref = rf.forward(rf.load_model(folder), tokens).astype(np.float64)
+        got, why = ropefold_logits(folder, tokens, "f64", os.path.join(tmp, "l.npy"))
+        err = rel(got, ref) if got is not None else float("inf")
+        check("%s %s %s head: logits against the reference" % (
+            family, dtype, "tied" if tied else "untied"), err < 1e-6, why or "rel %.1e" % err)
+
+
+def check_shared(models):
+    folder = os.path.join(models, "tiny_llama_hf")
+    if os.path.exists(os.path.join(folder, "golden_logits_f32_40x112.bin")):
+        meta = open(os.path.join(folder, "golden_meta.txt")).read()
+        tokens = [int(t) for t in meta.split("tokens=")[1].split(",")]
+        gold = np.fromfile(os.path.join(folder, "golden_logits_f32_40x112.bin"), "<f4")
+        gold = gold.reshape(len(tokens), -1).astype(np.float64)
+        for prec in ("f32", "f64"):
+            got, why = ropefold_logits(folder, tokens, prec, os.path.join(tmp, "g.npy"))
+            err = rel(got, gold) if got is not None else float("inf")
+            check("tiny_llama_hf golden logits in %s within 1e-5" % prec, err < 1e-5,
+                  why or "rel %.1e" % err)
+        rc, _, _ = run("logits", "--model", folder, "--tokens", ",".join(map(str, tokens)),
+                       "--rope", "interleaved", "--out", os.path.join(tmp, "gi.npy"))
+        err = rel(np.load(os.path.join(tmp, "gi.npy")).astype(np.float64), gold) if rc == 0 else 0
+        check("tiny_llama_hf with interleaved pairing misses the golden logits", err > 0.03,
+              "rel %.2f" % err)
+    else:
+        skip("tiny_llama_hf golden logits", "no tiny_llama_hf in %s" % models)
+    binf = os.path.join(models, "stories260K.bin")
+    if not os.path.exists(binf) or not os.path.exists(os.path.join(models, "tok512.bin")):
+        skip("stories260K greedy text", "no stories260K.bin and tok512.bin in %s" % models)
+        return
+    want = open(os.path.join(models, "stories260K_greedy200.txt"), "rb").read()
+    rc, out, err = run("logits", "--model", binf, "--tokens", "1", "--generate", "200", "--json")
+    got = json.loads(out)["generated"]["text"].encode() if rc == 0 else b""
+    check("stories260K greedy 200 steps from BOS reproduces run.c's text byte for byte",
+          got == want, "%d of %d bytes%s" % (len(got), len(want), err.strip()[:100]))
+    rc, out, err = run("logits", "--model", binf, "--tokens", "1", "--generate", "12",
+                       "--rope", "half", "--json")
+    got = json.loads(out)["generated"]["text"].encode() if rc == 0 else want
+    check("stories260K with half-split pairing departs within 12 tokens",
+          not want.startswith(got), repr(got[:60]))
+    gguf = os.path.join(models, "stories260K.gguf")
+    if os.path.exists(gguf):
+        ids = [1, 403, 407, 261, 378, 432, 383, 286]
+        a, why_a = ropefold_logits(binf, ids, "f32", os.path.join(tmp, "a.npy"))
+        b, why_b = ropefold_logits(gguf, ids, "f32", os.path.join(tmp, "b.npy"))
+        same = a is not None and b is not None and np.array_equal(a, b)
+        check("stories260K .bin and .gguf give the same logits", same, why_a or why_b)
+        rc, out, err = run("logits", "--model", gguf, "--tokens", "1", "--top", "1", "--json")
+        text = json.loads(out)["top"][0][0]["text"] if rc == 0 else None
+        check("stories260K.gguf shows its tokenizer.ggml.tokens text", text == "\u2581Once" or
+              text == " Once", repr(text))
+
+
+def check_bad_input(tmp):
+    folder = os.path.join(tmp, "llama")
+    V = json.load(open(os.path.join(folder, "config.json")))["vocab_size"]
+    rc, out, err = run("logits", "--model", folder, "--tokens", "1,%d" % V)
+    check("an id past the vocabulary: exit 2, one line naming it",
+          one_line_exit2(rc, out, err) and str(V) in err, err.strip())
+    rc, out, err = run("logits", "--model", folder, "--tokens", "1,2", "--generate", "3")
+    check("--generate without a vocabulary: exit 2, one line",
+          one_line_exit2(rc, out, err) and "vocabulary" in err, err.strip())
+    rc, out, err = run("logits", "--tokens", "1,2")
+    check("no --model: exit 2, one line", one_line_exit2(rc, out, err), err.strip())
+    out_path = os.path.join(tmp, "never.npy")
+    rc, out, err = run("logits", "--model", folder, "--tokens", "1,%d" % V, "--out", out_path)
+    check("a refused run leaves no .npy", rc == 2 and not os.path.exists(out_path), err.strip())
+    rc, out, _ = run("logits", "--model", folder, "--seq", "7", "--seed", "3", "--json")
+    doc = json.loads(out) if rc == 0 else {}
+    check("--seq 7: seven seeded ids below the vocabulary, top 5 each",
+          len(doc.get("tokens", [])) == 7 and all(0 <= t < V for t in doc["tokens"]) and
+          all(len(t) == 5 for t in doc["top"]) and doc["vocab"] == V, out[:100])
+
+
+models = os.path.abspath(os.environ.get("ROPEFOLD_SHARED_MODELS") or os.path.join(
+    os.environ.get("SRCDIR", os.path.join(HERE, "..")), "..", "shared", "models"))
+with tempfile.TemporaryDirectory() as tmp:
+    check_families(tmp)
+    check_shared(models)
+    check_bad_input(tmp)
+print("1..%d" % len(results))
+sys.exit(0 if all(results) else 1)
