@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/rng.h"
 #include "data/families.h"
 #include "data/jsonfile.h"
 #include "data/model_tensors.h"
@@ -106,7 +107,38 @@ struct ModelWeights {
 	FwdMlp *experts;         /* n_experts */
 	FwdMlp shared;
 	RopeOverride rope;       /* put over each layer's RoPE (nothing given: none) */
+	double perturb;          /* every weight times (1 + perturb r), r uniform in
+				  * [-1, 1]; 0 = as stored */
+	Rng rng;
 };
+
+/* ---- the rounding what-if ------------------------------------------------------ */
+
+static void perturb_d(ModelWeights *w, double *v, size_t n)
+{
+	for (size_t i = 0; w->perturb > 0 && v && i < n; i++)
+		v[i] *= 1.0 + w->perturb * (2.0 * rng_uniform(&w->rng) - 1.0);
+}
+
+/* n values of the compute precision at v. */
+static void perturb_p(ModelWeights *w, void *v, size_t n)
+{
+	if (w->perturb <= 0 || !v)
+		return;
+	if (w->prec == FWD_F64) {
+		perturb_d(w, v, n);
+		return;
+	}
+	float *f = v;
+	for (size_t i = 0; i < n; i++)
+		f[i] = (float)(f[i] * (1.0 + w->perturb * (2.0 * rng_uniform(&w->rng) - 1.0)));
+}
+
+void model_weights_set_perturb(ModelWeights *w, double u, uint64_t seed)
+{
+	w->perturb = u;
+	rng_seed(&w->rng, seed, 0x5eedu);
+}
 
 /* ---- buffers ------------------------------------------------------------------ */
 
@@ -151,12 +183,14 @@ static const void *as_prec(ModelWeights *w, const double *v, size_t n, bool *nom
 }
 
 /* Elements [first, first + n) of t in the compute precision into out. */
-static int read_prec(const ModelWeights *w, const TensorRef *t, size_t first, size_t n,
+static int read_prec(ModelWeights *w, const TensorRef *t, size_t first, size_t n,
 		     void *out, char *err, size_t errlen)
 {
-	if (w->prec == FWD_F32)
-		return tensor_read_float(t, first, n, out, err, errlen);
-	return tensor_read(t, first, n, out, err, errlen);
+	int rc = w->prec == FWD_F32 ? tensor_read_float(t, first, n, out, err, errlen)
+				    : tensor_read(t, first, n, out, err, errlen);
+	if (!rc)
+		perturb_p(w, out, n);
+	return rc;
 }
 
 /* suffix with its "%zu" (if any) replaced by e, into buf. */
@@ -391,6 +425,7 @@ int model_weights_embed(ModelWeights *w, const size_t *tokens, size_t n, double 
 		}
 		if (tensor_read(e, tokens[t] * D, D, out + t * D, err, errlen))
 			return -1;
+		perturb_d(w, out + t * D, D);
 		for (size_t j = 0; j < D; j++)
 			out[t * D + j] *= scale;
 	}
@@ -580,6 +615,19 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 	const LayerShape *s = &a->shape;
 	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
 	bool nomem = false;
+	size_t qn = a->qk_norm_per_head ? s->head_dim : Hd, kn = a->qk_norm_per_head ? s->head_dim : Gd;
+	perturb_d(w, a->wq, Hd * D);
+	perturb_d(w, a->wk, Gd * D);
+	perturb_d(w, a->wv, Gd * D);
+	perturb_d(w, a->wo, D * Hd);
+	perturb_d(w, a->bq, Hd);
+	perturb_d(w, a->bk, Gd);
+	perturb_d(w, a->bv, Gd);
+	perturb_d(w, a->bo, D);
+	perturb_d(w, a->q_norm, qn);
+	perturb_d(w, a->k_norm, kn);
+	perturb_d(w, a->attn_norm, D);
+	perturb_d(w, a->attn_norm_bias, D);
 	out->shape = *s;
 	out->rope = a->rope;
 	rope_override_apply(&w->rope, &out->rope);
@@ -601,8 +649,8 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 	out->bo = as_prec(w, a->bo, D, &nomem);
 	out->qk_norm_per_head = a->qk_norm_per_head;
 	out->qk_norm_eps = a->qk_norm_eps;
-	out->q_norm = as_prec(w, a->q_norm, a->qk_norm_per_head ? s->head_dim : Hd, &nomem);
-	out->k_norm = as_prec(w, a->k_norm, a->qk_norm_per_head ? s->head_dim : Gd, &nomem);
+	out->q_norm = as_prec(w, a->q_norm, qn, &nomem);
+	out->k_norm = as_prec(w, a->k_norm, kn, &nomem);
 	out->attn_norm.w = as_prec(w, a->attn_norm, D, &nomem);
 	out->attn_norm.b = as_prec(w, a->attn_norm_bias, D, &nomem);
 	out->attn_norm.kind = a->attn_norm_kind;

@@ -2,8 +2,10 @@
 #define ROPEFOLD_DATA_MODEL_WEIGHTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/forward.h"
+#include "core/logits.h"
 #include "core/rope.h"
 #include "data/model.h"
 
@@ -36,6 +38,10 @@ int model_weights_embed(ModelWeights *w, const size_t *tokens, size_t n, double 
 /* Put the given RoPE fields over every layer's own (a what-if: the wrong
  * pairing of a broken conversion). */
 void model_weights_set_rope(ModelWeights *w, const RopeOverride *o);
+/* Move every weight read from now on by up to u of itself, w (1 + u r)
+ * with r uniform in [-1, 1] from seed: the error a storage rounding of
+ * unit roundoff u alone causes (verify's model level). */
+void model_weights_set_perturb(ModelWeights *w, double u, uint64_t seed);
 /* Layer i's weights, valid until the next call. */
 int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen);
 /* The final norm (valid until the next call). */
@@ -56,6 +62,8 @@ typedef void (*ModelForwardProgress)(void *ctx, size_t done, size_t n);
 typedef struct {
 	FwdPrecision prec;
 	const RopeOverride *rope;      /* RoPE fields put over every layer's, or NULL */
+	double perturb;                /* model_weights_set_perturb's u (0: none) */
+	uint64_t perturb_seed;
 	size_t nthreads;               /* 0: parallel_default_threads() */
 	ModelForwardProgress progress; /* or NULL */
 	void *progress_ctx;
@@ -65,5 +73,30 @@ typedef struct {
  * precision: float or double) allocated here (free it), *vocab = V. */
 int model_forward(Model *m, const ModelForwardOpts *o, const size_t *tokens, size_t T,
 		  void **logits, size_t *vocab, char *err, size_t errlen);
+/* n seeded token ids below V into ids (--seq N --seed S). */
+void model_random_tokens(uint64_t seed, size_t V, size_t n, size_t *ids);
+
+/* ---- the model level of verify (data/model_weights_level.c) ---- */
+
+/* A and B's logits on the same tokens, judged against what the storage
+ * rounding alone does to A's. */
+typedef struct {
+	size_t T, V;
+	LogitsCompare ab;         /* A against B */
+	LogitsCompare floor;      /* A against A with every weight moved by up to
+				   * the unit roundoff of the coarsest stored dtype */
+	double unit_roundoff;     /* that roundoff */
+	double tol_rel;           /* max_rel_logit_err allowed: 4 x the floor's */
+	double tol_kl;            /* max_kl allowed: 16 x the floor's (KL grows
+				   * with the square of a small error) */
+	bool holds;               /* ab within both tolerances */
+} ModelLevel;
+
+/* Run A and B (paths) on T tokens (NULL: T seeded ids from seed) at prec,
+ * and A again with its weights moved by the rounding; 0, or -1 with err
+ * (a checkpoint that cannot be run, different vocabularies, an id past
+ * the vocabulary). */
+int model_level_run(const char *a, const char *b, const size_t *tokens, size_t T,
+		    uint64_t seed, FwdPrecision prec, ModelLevel *out, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/parallel.h"
+#include "core/rng.h"
 #include "data/model_tensors.h"
 #include "data/model_weights.h"
 
@@ -29,6 +30,8 @@ int model_forward(Model *m, const ModelForwardOpts *o, const size_t *tokens, siz
 		return -1;
 	if (o->rope)
 		model_weights_set_rope(w, o->rope);
+	if (o->perturb > 0)
+		model_weights_set_perturb(w, o->perturb, o->perturb_seed);
 	size_t V = model_weights_vocab(w), es = fwd_elem_size(o->prec);
 	size_t nt = o->nthreads ? o->nthreads : parallel_default_threads();
 	FwdState st;
@@ -83,4 +86,12 @@ done:
 	fwd_state_done(&st);
 	model_weights_close(w);
 	return rc;
+}
+
+void model_random_tokens(uint64_t seed, size_t V, size_t n, size_t *ids)
+{
+	Rng r;
+	rng_seed(&r, seed, 0x70c3u);
+	for (size_t t = 0; t < n; t++)
+		ids[t] = (size_t)(rng_next(&r) % V);
 }

@@ -166,11 +166,45 @@ def check_bad_input(tmp):
           all(len(t) == 5 for t in doc["top"]) and doc["vocab"] == V, out[:100])
 
 
+def check_verify(tmp):
+    """verify --logits: a fold holds at the model level (also stored in bf16,
+    judged by bf16's rounding), a non-commuting fold breaks there."""
+    for family, dtype in (("llama", "f32"), ("qwen3", "bf16"), ("gemma2", "f32")):
+        folder = os.path.join(tmp, "v-%s-%s" % (family, dtype))
+        ff.make_fixture(family, folder, dtype=dtype)
+        good, bad = folder + "-fold", folder + "-broken"
+        rc1, _, e1 = run("fold", "--model", folder, "--out", good)
+        rc2, _, e2 = run("fold", "--model", folder, "--out", bad, "--drop", "commutes")
+        if rc1 or rc2:
+            check("%s %s: fold for verify --logits" % (family, dtype), False, (e1 + e2)[:200])
+            continue
+        rc, out, err = run("verify", folder, good, "--logits", "--seq", "12", "--json")
+        ml = json.loads(out).get("model_level") if out else None
+        check("%s %s: verify --logits of a fold holds at the model level" % (family, dtype),
+              rc == 0 and ml and ml["holds"] and ml["top1_agreement"] == 1.0 and
+              ml["first_disagreement"] is None and ml["tokens"] == 12,
+              "rc %d, %s" % (rc, ml and {k: ml[k] for k in ("max_rel_logit_err", "tol_rel")}))
+        rc, out, err = run("verify", folder, bad, "--logits", "--tokens", "1,2,3,4,5,6,7,8",
+                           "--json")
+        ml = json.loads(out).get("model_level") if out else None
+        check("%s %s: a non-commuting fold breaks at the model level" % (family, dtype),
+              rc == 1 and ml and not ml["holds"] and ml["max_rel_logit_err"] > ml["tol_rel"],
+              "rc %d, %s" % (rc, ml and ml["max_rel_logit_err"]))
+    folder = os.path.join(tmp, "llama")
+    rc, out, err = run("verify", folder, folder, "--seq", "8")
+    check("verify --seq without --logits: exit 2, one line", one_line_exit2(rc, out, err),
+          err.strip())
+    rc, out, err = run("verify", folder, folder, "--json")
+    check("verify without --logits: model_level null",
+          rc == 0 and json.loads(out)["model_level"] is None, err.strip())
+
+
 models = os.path.abspath(os.environ.get("ROPEFOLD_SHARED_MODELS") or os.path.join(
     os.environ.get("SRCDIR", os.path.join(HERE, "..")), "..", "shared", "models"))
 with tempfile.TemporaryDirectory() as tmp:
     check_families(tmp)
     check_shared(models)
     check_bad_input(tmp)
+    check_verify(tmp)
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "core/logits.h"
-#include "core/rng.h"
 #include "core/timer.h"
 #include "data/model.h"
 #include "data/model_weights.h"
@@ -76,10 +75,7 @@ static size_t *make_tokens(const RunOptions *o, size_t V, size_t *T)
 				p++;
 		}
 	} else {
-		Rng r;
-		rng_seed(&r, o->seed, 0x70c3u);
-		for (size_t t = 0; t < n; t++)
-			ids[t] = (size_t)(rng_next(&r) % V);
+		model_random_tokens(o->seed, V, n, ids);
 	}
 	*T = n;
 	return ids;
@@ -242,7 +238,7 @@ int cli_logits(int argc, char **argv)
 										     : FWD_F32;
 	RopeOverride ro = opts_rope_override(&o);
 	Progress pr = {isatty(2), timer_now(), "forward"};
-	ModelForwardOpts fo = {prec, &ro, 0, on_progress, &pr};
+	ModelForwardOpts fo = {prec, &ro, 0, 0, 0, on_progress, &pr};
 	ModelWeights *w;
 	if (model_weights_open(m, prec, &w, err, sizeof err))
 		goto fail;
