@@ -24,6 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import family_fixtures as ff  # noqa: E402
 import reference_forward as rf  # noqa: E402
+import gguf_quant_fixtures as gq  # noqa: E402
+import reference_quant as rq  # noqa: E402
 
 ROPEFOLD = os.environ.get("ROPEFOLD", "./ropefold")
 results = []
@@ -166,6 +168,67 @@ def check_bad_input(tmp):
           all(len(t) == 5 for t in doc["top"]) and doc["vocab"] == V, out[:100])
 
 
+def gguf_as_hf(path, folder):
+    """A llama GGUF of tests/gguf_quant_fixtures.py as an HF folder: every
+    tensor dequantized by tests/reference_quant.py (float32, exact), HF's
+    names, and W_q/W_k rows taken back from llama.cpp's interleaved order
+    to HF's half-split one (the inverse of its converter's permute)."""
+    t = {name: rq.dequantize(dt, raw).reshape(shape)
+         for name, (dt, shape, raw) in rq.read_gguf(path).items()}
+    D, V = t["token_embd.weight"].shape[1], t["token_embd.weight"].shape[0]
+    L = 1 + max(int(n.split(".")[1]) for n in t if n.startswith("blk."))
+    H, G, hd = gq.H, gq.G, gq.HD
+
+    def unpermute(w, n):
+        return w.reshape(n, hd // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
+
+    out = {"model.embed_tokens.weight": t["token_embd.weight"],
+           "model.norm.weight": t["output_norm.weight"], "lm_head.weight": t["output.weight"]}
+    names = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj",
+             "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+             "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    for l in range(L):
+        for g, h in names.items():
+            w = t["blk.%d.%s.weight" % (l, g)]
+            if g == "attn_q":
+                w = unpermute(w, H)
+            if g == "attn_k":
+                w = unpermute(w, G)
+            out["model.layers.%d.%s.weight" % (l, h)] = w
+    os.makedirs(folder, exist_ok=True)
+    ff.write_safetensors(os.path.join(folder, "model.safetensors"),
+                         {k: np.asarray(v, np.float32) for k, v in out.items()}, "f32")
+    cfg = {"model_type": "llama", "hidden_size": D, "intermediate_size":
+           t["blk.0.ffn_gate.weight"].shape[0], "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": G, "vocab_size": V,
+           "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+           "tie_word_embeddings": False, "max_position_embeddings": 512}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return V
+
+
+def check_quantized(tmp):
+    """Quantized GGUF files: their logits against the reference run on the
+    dequantized values."""
+    for kind in ("q4_k_m", "zoo"):
+        path = os.path.join(tmp, "%s.gguf" % kind)
+        p = subprocess.run([sys.executable, os.path.join(HERE, "gguf_quant_fixtures.py"),
+                            "--kind", kind, "--out", path], stderr=subprocess.PIPE)
+        if p.returncode:
+            check("%s GGUF fixture" % kind, False, p.stderr.decode()[:200])
+            continue
+        V = gguf_as_hf(path, os.path.join(tmp, kind + "-hf"))
+        tokens = [t % V for t in TOKENS]
+        ref = rf.forward(rf.load_model(os.path.join(tmp, kind + "-hf")), tokens)
+        for prec, tol in (("f64", 1e-6), ("f32", 2e-5)):
+            got, why = ropefold_logits(path, tokens, prec, os.path.join(tmp, "q.npy"))
+            err = rel(got, ref) if got is not None else float("inf")
+            check("%s GGUF %s: logits against the reference on the dequantized weights" % (
+                kind, prec), err < tol, why or "rel %.1e" % err)
+
+
 def check_verify(tmp):
     """verify --logits: a fold holds at the model level (also stored in bf16,
     judged by bf16's rounding), a non-commuting fold breaks there."""
@@ -206,5 +269,6 @@ with tempfile.TemporaryDirectory() as tmp:
     check_shared(models)
     check_bad_input(tmp)
     check_verify(tmp)
+    check_quantized(tmp)
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)
