@@ -471,6 +471,11 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 	const TensorRef *tu = find_t(w, i, up, e, ".weight");
 	const TensorRef *td = find_t(w, i, down, e, ".weight");
 	const TensorRef *tgu = find_t(w, i, gate_up, e, ".weight");
+	if (!tgu && gate && !tg && tu && !fused && tu->ndim == 2 && tu->shape[0] % 2 == 0 &&
+	    !strcmp(w->plan->family, "phi3")) {
+		/* llama.cpp's Phi-3: ffn_up holds HF's gate_up_proj, rows [gate; up] */
+		tgu = tu;
+	}
 	if (!td)
 		return missing(w, i, down, e, err, errlen);
 	if (tgu) {
