@@ -161,6 +161,22 @@ def check_bad_input(tmp):
     out_path = os.path.join(tmp, "never.npy")
     rc, out, err = run("logits", "--model", folder, "--tokens", "1,%d" % V, "--out", out_path)
     check("a refused run leaves no .npy", rc == 2 and not os.path.exists(out_path), err.strip())
+    # an HF tokenizer.json beside the config: byte-level BPE pieces
+    tok = os.path.join(tmp, "llama-tok")
+    ff.make_fixture("llama", tok)
+    pieces = ["\u0120w%d" % i for i in range(V)]
+    with open(os.path.join(tok, "tokenizer.json"), "w") as f:
+        json.dump({"model": {"type": "BPE", "vocab": {p: i for i, p in enumerate(pieces)}},
+                   "added_tokens": [{"id": 0, "content": "<s>"}]}, f)
+    rc, out, err = run("logits", "--model", tok, "--tokens", "0,5", "--generate", "4", "--json")
+    doc = json.loads(out) if rc == 0 else {}
+    ids = doc.get("generated", {}).get("ids", [])
+    want = "".join(" w%d" % i if i else "<s>" for i in ids)
+    check("tokenizer.json: the continuation decoded from byte-level pieces",
+          rc == 0 and len(ids) == 4 and doc["generated"]["text"] == want and
+          doc["top"][1][0]["text"] == (" w%d" % doc["top"][1][0]["id"]
+                                       if doc["top"][1][0]["id"] else "<s>"),
+          (err or json.dumps(doc.get("generated")))[:160])
     rc, out, _ = run("logits", "--model", folder, "--seq", "7", "--seed", "3", "--json")
     doc = json.loads(out) if rc == 0 else {}
     check("--seq 7: seven seeded ids below the vocabulary, top 5 each",
