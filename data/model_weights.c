@@ -358,6 +358,10 @@ int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *er
 	for (size_t k = 0; k < sizeof mlp_names / sizeof mlp_names[0]; k++)
 		if (!strcmp(mlp_names[k].scheme, w->fam->names->name))
 			w->nm = &mlp_names[k];
+	/* GPT-NeoX's gelu is the exact erf form in HF and the tanh form in
+	 * llama.cpp: each file as its own runtime computes it */
+	if (info->format == MODEL_FMT_GGUF && w->act == FWD_ACT_GELU_ERF)
+		w->act = FWD_ACT_GELU_TANH;
 	int tied;
 	read_config_extras(w, &tied);
 	char nm[320];
