@@ -701,7 +701,9 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 		return missing(w, i, nm->pre_ffn_norm, 0, err, errlen);
 	if (family_layer_sparse(w->fam, i))
 		return load_moe(w, i, &out->moe, err, errlen);
-	return load_mlp(w, i, nm->gate, nm->up, nm->down, nm->gate_up, false, 0, &out->mlp, err,
+	/* GPT-NeoX's MLP has no gate: down(act(up x)) */
+	const char *gate = !strcmp(w->plan->family, "gpt_neox") ? NULL : nm->gate;
+	return load_mlp(w, i, gate, nm->up, nm->down, nm->gate_up, false, 0, &out->mlp, err,
 			errlen);
 }
 

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import family_fixtures as ff  # noqa: E402
 import reference_forward as rf  # noqa: E402
+import gguf_families as gf  # noqa: E402
 import gguf_quant_fixtures as gq  # noqa: E402
 import reference_quant as rq  # noqa: E402
 
@@ -245,6 +246,34 @@ def check_quantized(tmp):
                 kind, prec), err < tol, why or "rel %.1e" % err)
 
 
+def check_gguf_families(tmp):
+    """The families' fixtures converted to GGUF as llama.cpp's converter
+    lays them out (tests/gguf_families.py): their logits against the
+    reference run on the HF folder (for GPT-NeoX with the tanh GELU that
+    llama.cpp computes for it)."""
+    import shutil
+    for family in ("llama", "qwen2", "qwen3", "gemma", "olmo2", "phi3", "gpt-neox",
+                   "qwen2-moe"):
+        folder = os.path.join(tmp, "g-" + family)
+        cfg = ff.make_fixture(family, folder)
+        path = folder + ".gguf"
+        gf.write(path, *gf.convert(folder))
+        ref_folder = folder
+        if family == "gpt-neox":
+            ref_folder = folder + "-tanh"
+            shutil.copytree(folder, ref_folder)
+            cfg["hidden_act"] = "gelu_new"
+            with open(os.path.join(ref_folder, "config.json"), "w") as f:
+                json.dump(cfg, f)
+        # T below Phi-3's sliding window, which llama.cpp does not apply
+        tokens = [t % cfg["vocab_size"] for t in TOKENS[:10]]
+        ref = rf.forward(rf.load_model(ref_folder, embed_scale="exact"), tokens)
+        got, why = ropefold_logits(path, tokens, "f64", os.path.join(tmp, "gg.npy"))
+        err = rel(got, ref) if got is not None else float("inf")
+        check("%s as GGUF: logits against the reference" % family, err < 1e-6,
+              why or "rel %.1e" % err)
+
+
 def check_verify(tmp):
     """verify --logits: a fold holds at the model level (also stored in bf16,
     judged by bf16's rounding), a non-commuting fold breaks there."""
@@ -286,5 +315,6 @@ with tempfile.TemporaryDirectory() as tmp:
     check_bad_input(tmp)
     check_verify(tmp)
     check_quantized(tmp)
+    check_gguf_families(tmp)
 print("1..%d" % len(results))
 sys.exit(0 if all(results) else 1)
