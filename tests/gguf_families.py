@@ -2,7 +2,8 @@
 """HF fixture folders (tests/family_fixtures.py) written as GGUF files the
 way llama.cpp's converter writes them, for the families whose GGUF layout
 differs from HF's: tensor names, Q/K rows permuted to interleaved for the
-NORM architectures (llama), Gemma's norms stored as 1 + w, GPT-NeoX's
+NORM architectures (llama), Gemma's norms stored as 1 + w (Gemma 2/3's
+sandwich norms, windows, soft-caps and local RoPE base as metadata), GPT-NeoX's
 per-head query_key_value split into [q; k; v], Phi-3's gate_up_proj as
 ffn_up, experts stacked into [E, F, D] tensors. F32 throughout, so the
 values are exact. Written from llama.cpp's documented conventions
@@ -21,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import reference_forward as rf  # noqa: E402
 
-ARCH = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma",
+ARCH = {"gemma2": "gemma2", "gemma3_text": "gemma3", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma",
         "olmo2": "olmo2", "phi3": "phi3", "gpt_neox": "gptneox", "qwen2_moe": "qwen2moe"}
 
 
@@ -39,7 +40,7 @@ def convert(folder):
     G = cfg.get("num_key_value_heads") or H
     hd = cfg.get("head_dim") or cfg["hidden_size"] // H
     out = {}
-    plus = 1.0 if kind == "gemma" else 0.0
+    plus = 1.0 if kind.startswith("gemma") else 0.0
     if kind == "gpt_neox":
         pre, layers = "gpt_neox.", "gpt_neox.layers.%d."
         names = {"input_layernorm": "attn_norm", "attention.dense": "attn_output",
@@ -51,13 +52,15 @@ def convert(folder):
         out["output.weight"] = t["embed_out.weight"]
     else:
         pre, layers = "model.", "model.layers.%d."
-        post = "post_attention_norm" if kind == "olmo2" else "ffn_norm"
+        sandwich = kind in ("gemma2", "gemma3_text")
+        post = "post_attention_norm" if kind == "olmo2" or sandwich else "ffn_norm"
         names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
                  "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
                  "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
                  "self_attn.k_norm": "attn_k_norm", "self_attn.qkv_proj": "attn_qkv",
                  "post_attention_layernorm": post,
-                 "post_feedforward_layernorm": "post_ffw_norm", "mlp.gate_proj": "ffn_gate",
+                 "post_feedforward_layernorm": "post_ffw_norm",
+                 "pre_feedforward_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
                  "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
                  "mlp.gate_up_proj": "ffn_up", "mlp.gate": "ffn_gate_inp",
                  "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
@@ -111,6 +114,20 @@ def convert(folder):
         kv += [("rope.dimension_count", "u", int(hd * cfg.get("partial_rotary_factor", 1.0))),
                ("rope.freq_base", "f", cfg.get("rope_theta", 10000.0)),
                ("attention.layer_norm_rms_epsilon", "f", cfg.get("rms_norm_eps", 1e-6))]
+    scaling = cfg.get("rope_scaling") or {}
+    if scaling.get("rope_type", scaling.get("type")) == "linear":
+        kv += [("rope.scaling.type", "s", "linear"), ("rope.scaling.factor", "f", scaling["factor"])]
+    if kind in ("gemma2", "gemma3_text"):
+        kv += [("attention.query_pre_attn_scalar", "u", cfg.get("query_pre_attn_scalar", hd))]
+        if cfg.get("sliding_window"):
+            kv += [("attention.sliding_window", "u", cfg["sliding_window"])]
+        for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+            if cfg.get(key):
+                kv += [(key, "f", cfg[key])]
+        if kind == "gemma3_text" and cfg.get("sliding_window_pattern"):
+            kv += [("attention.sliding_window_pattern", "u", cfg["sliding_window_pattern"])]
+        if kind == "gemma3_text" and cfg.get("rope_local_base_freq"):
+            kv += [("rope.freq_base_swa", "f", cfg["rope_local_base_freq"])]
     if kind == "qwen2_moe":
         kv += [("expert_count", "u", cfg["num_experts"]),
                ("expert_used_count", "u", cfg["num_experts_per_tok"]),

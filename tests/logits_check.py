@@ -252,8 +252,8 @@ def check_gguf_families(tmp):
     reference run on the HF folder (for GPT-NeoX with the tanh GELU that
     llama.cpp computes for it)."""
     import shutil
-    for family in ("llama", "qwen2", "qwen3", "gemma", "olmo2", "phi3", "gpt-neox",
-                   "qwen2-moe"):
+    for family in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "olmo2", "phi3",
+                   "gpt-neox", "qwen2-moe"):
         folder = os.path.join(tmp, "g-" + family)
         cfg = ff.make_fixture(family, folder)
         path = folder + ".gguf"
