@@ -368,6 +368,13 @@ int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *er
 	snprintf(nm, sizeof nm, "%s%s", w->fam->prefix, w->fam->names->embed);
 	w->embed = tensor_table_find(w->tt, nm);
 	w->head = tied == 1 ? NULL : find_head(w);
+	if (!w->head && tied == 0 && w->embed) {
+		snprintf(err, errlen, "%s: config.json says tie_word_embeddings false, but the output "
+			 "head (%s) is missing", model_path(m),
+			 !strcmp(w->fam->names->name, "gpt-neox") ? "embed_out.weight" : "lm_head.weight");
+		free(w);
+		return -1;
+	}
 	if (!w->head)
 		w->head = w->embed;
 	if (!w->nm || !w->embed || !w->head) {

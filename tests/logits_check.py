@@ -162,6 +162,16 @@ def check_bad_input(tmp):
     out_path = os.path.join(tmp, "never.npy")
     rc, out, err = run("logits", "--model", folder, "--tokens", "1,%d" % V, "--out", out_path)
     check("a refused run leaves no .npy", rc == 2 and not os.path.exists(out_path), err.strip())
+    # an untied config whose file lost its lm_head: refused, never tied silently
+    nohead = os.path.join(tmp, "llama-nohead")
+    ff.make_fixture("llama", nohead, tied=False)
+    st = os.path.join(nohead, "model.safetensors")
+    tensors, _ = rf.read_safetensors(st)
+    del tensors["lm_head.weight"]
+    ff.write_safetensors(st, tensors, "f32")
+    rc, out, err = run("logits", "--model", nohead, "--tokens", "1,2")
+    check("tie_word_embeddings false without lm_head: exit 2, one line naming it",
+          one_line_exit2(rc, out, err) and "lm_head" in err, err.strip())
     # an HF tokenizer.json beside the config: byte-level BPE pieces
     tok = os.path.join(tmp, "llama-tok")
     ff.make_fixture("llama", tok)
