@@ -212,8 +212,9 @@ static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *o
 	R *rows = malloc(T * D * sizeof(R)), *y = malloc(T * D * sizeof(R));
 	R *h = malloc(2 * T * Fmax * sizeof(R));
 	size_t *idx = malloc(T * sizeof(size_t));
+	unsigned char *sel = calloc(T * E, 1);          /* T x E: expert e chosen for token t */
 	RfStatus rc = RF_ERR_NOMEM;
-	if (!logit || !wsel || !rows || !y || !h || !idx)
+	if (!logit || !wsel || !rows || !y || !h || !idx || !sel)
 		goto out;
 	SUF(linear)(a, D, T, D, moe->router, E, NULL, logit, E);
 	for (size_t t = 0; t < T; t++) {
@@ -227,12 +228,13 @@ static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *o
 		for (size_t k = 0; k < K && k < E; k++) {
 			size_t best = E;
 			for (size_t e = 0; e < E; e++)
-				if (w[e] == 0 && (best == E || z[e] > z[best]))
+				if (!sel[t * E + e] && (best == E || z[e] > z[best]))
 					best = e;
+			sel[t * E + best] = 1;
 			w[best] = (double)(R)(exp(z[best] - mx) / sum);
 			ksum += w[best];
 		}
-		if (moe->norm_topk)
+		if (moe->norm_topk && ksum > 0)
 			for (size_t e = 0; e < E; e++)
 				w[e] /= ksum;
 	}
@@ -240,7 +242,7 @@ static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *o
 	for (size_t e = 0; e < E; e++) {
 		size_t n = 0;
 		for (size_t t = 0; t < T; t++)
-			if (wsel[t * E + e] != 0) {
+			if (sel[t * E + e]) {
 				memcpy(rows + n * D, a + t * D, D * sizeof(R));
 				idx[n++] = t;
 			}
@@ -276,6 +278,7 @@ out:
 	free(y);
 	free(h);
 	free(idx);
+	free(sel);
 	return rc;
 }
 
