@@ -254,7 +254,7 @@ static int load_gguf(const char *file, Vocab *v, char *err, size_t errlen)
 		size_t at = s.pos;
 		unsigned et = (unsigned)scan_uint(&s, 4);
 		uint64_t n = scan_uint(&s, 8);
-		if (s.bad || et != 8 || n > VOCAB_MAX) {
+		if (s.bad || et != 8 || n > VOCAB_MAX || n > (want - s.pos) / 8) {
 			snprintf(err, errlen, "%s: offset %zu: tokenizer.ggml.tokens is not an array of "
 				 "strings", file, at);
 			goto out;
