@@ -64,6 +64,8 @@ void fwd_head_rows(const FwdState *s, const void *rows, size_t n, double softcap
 
 void fwd_state_done(FwdState *s)
 {
+	if (s->have_rope)
+		rope_table_done(&s->rope);
 	free(s->x);
 	memset(s, 0, sizeof *s);
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/rope.h"
 #include "core/status.h"
 
 /* The whole decoder, one layer at a time: the caller holds the hidden
@@ -102,6 +103,10 @@ typedef struct {
 	size_t T, D;
 	size_t nthreads;
 	void *x;                /* T x D hidden states */
+	RopeTable rope;         /* the last layer's cos/sin tables, kept while the
+				 * next layer's RoPE is the same (rope_spec_equal) */
+	RopeSpec rope_spec;
+	bool have_rope;
 } FwdState;
 
 /* Buffers for T positions of width D; nthreads workers for the heads. */

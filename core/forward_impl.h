@@ -119,7 +119,7 @@ static void SUF(attn_head)(void *arg, size_t worker)
 }
 
 /* out (T x D) = attention of the normed input a (T x D). */
-static RfStatus SUF(attention)(const FwdState *st, const FwdLayer *l, const R *a, R *out)
+static RfStatus SUF(attention)(FwdState *st, const FwdLayer *l, const R *a, R *out)
 {
 	const LayerShape *s = &l->shape;
 	size_t T = st->T, D = st->D, d = s->head_dim, H = s->n_heads, G = s->n_kv_heads;
@@ -131,8 +131,6 @@ static RfStatus SUF(attention)(const FwdState *st, const FwdLayer *l, const R *a
 	R *v = malloc(T * Gd * sizeof(R)), *ctx = malloc(T * Hd * sizeof(R));
 	R *sc = malloc(nw * T * T * sizeof(R));
 	RfStatus rc = RF_ERR_NOMEM;
-	RopeTable tab;
-	memset(&tab, 0, sizeof tab);
 	if (!q || !k || !v || !ctx || !sc)
 		goto out;
 	SUF(linear)(a, D, T, D, l->wq, Hd, l->bq, q, Hd);
@@ -144,11 +142,18 @@ static RfStatus SUF(attention)(const FwdState *st, const FwdLayer *l, const R *a
 		SUF(norm_rows)(k, k, T * Gd / wk, wk, l->k_norm, NULL, NORM_RMS, l->qk_norm_eps);
 	}
 	if (l->rope.rotary_dim) {
-		rc = rope_table_init(&tab, &l->rope, T);
-		if (rc != RF_OK)
-			goto out;
-		ROPE_ROWS(&tab, T, H, d, q, Hd);
-		ROPE_ROWS(&tab, T, G, d, k, Gd);
+		if (!st->have_rope || !rope_spec_equal(&st->rope_spec, &l->rope)) {
+			if (st->have_rope)
+				rope_table_done(&st->rope);
+			st->have_rope = false;
+			rc = rope_table_init(&st->rope, &l->rope, T);
+			if (rc != RF_OK)
+				goto out;
+			st->rope_spec = l->rope;
+			st->have_rope = true;
+		}
+		ROPE_ROWS(&st->rope, T, H, d, q, Hd);
+		ROPE_ROWS(&st->rope, T, G, d, k, Gd);
 	}
 	SUF(AttnJob) job = {.l = l, .T = T, .q = q, .k = k, .v = v, .ctx = ctx, .scores = sc,
 			    .scale = l->score_scale > 0 ? l->score_scale : 1.0 / sqrt((double)d)};
@@ -160,7 +165,6 @@ static RfStatus SUF(attention)(const FwdState *st, const FwdLayer *l, const R *a
 		goto out;
 	SUF(linear)(ctx, Hd, T, Hd, l->wo, D, l->bo, out, D);
 out:
-	rope_table_done(&tab);
 	free(q);
 	free(k);
 	free(v);
