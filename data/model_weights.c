@@ -102,8 +102,11 @@ struct ModelWeights {
 	size_t D, vocab;
 	double final_softcap;
 	Layer attn;              /* the current layer's attention, float64 */
-	void **pool;             /* the current layer's converted buffers */
-	size_t npool, cappool;
+	void **pool;             /* the converted buffers: the current layer's are
+				  * the first npool; all nslots are reused by the
+				  * next layer (fresh memory costs page faults) */
+	size_t *pool_bytes;      /* nslots: the size of each */
+	size_t npool, nslots, cappool;
 	FwdMlp *experts;         /* n_experts */
 	FwdMlp shared;
 	RopeOverride rope;       /* put over each layer's RoPE (nothing given: none) */
@@ -142,27 +145,39 @@ void model_weights_set_perturb(ModelWeights *w, double u, uint64_t seed)
 
 /* ---- buffers ------------------------------------------------------------------ */
 
+/* The current layer's buffers are given back for the next one to reuse. */
 static void pool_clear(ModelWeights *w)
 {
-	for (size_t i = 0; i < w->npool; i++)
-		free(w->pool[i]);
 	w->npool = 0;
 	layer_free(&w->attn);
 }
 
 static void *pool_alloc(ModelWeights *w, size_t nelem)
 {
-	if (w->npool == w->cappool) {
-		size_t cap = w->cappool ? 2 * w->cappool : 64;
-		void **p = realloc(w->pool, cap * sizeof *p);
-		if (!p)
-			return NULL;
-		w->pool = p;
-		w->cappool = cap;
+	size_t bytes = (nelem ? nelem : 1) * fwd_elem_size(w->prec);
+	if (w->npool < w->nslots && w->pool_bytes[w->npool] >= bytes)
+		return w->pool[w->npool++];
+	if (w->npool == w->nslots) {
+		if (w->nslots == w->cappool) {
+			size_t cap = w->cappool ? 2 * w->cappool : 64;
+			void **p = realloc(w->pool, cap * sizeof *p);
+			if (p)
+				w->pool = p;
+			size_t *b = p ? realloc(w->pool_bytes, cap * sizeof *b) : NULL;
+			if (!b)
+				return NULL;
+			w->pool_bytes = b;
+			w->cappool = cap;
+		}
+		w->pool[w->nslots] = NULL;
+		w->pool_bytes[w->nslots++] = 0;
 	}
-	void *v = malloc((nelem ? nelem : 1) * fwd_elem_size(w->prec));
+	free(w->pool[w->npool]);
+	void *v = malloc(bytes);
+	w->pool[w->npool] = v;
+	w->pool_bytes[w->npool] = v ? bytes : 0;
 	if (v)
-		w->pool[w->npool++] = v;
+		w->npool++;
 	return v;
 }
 
@@ -752,7 +767,10 @@ void model_weights_close(ModelWeights *w)
 	if (!w)
 		return;
 	pool_clear(w);
+	for (size_t i = 0; i < w->nslots; i++)
+		free(w->pool[i]);
 	free(w->pool);
+	free(w->pool_bytes);
 	free(w->experts);
 	free(w);
 }
