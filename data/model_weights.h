@@ -70,7 +70,9 @@ typedef struct {
 } ModelForwardOpts;
 
 /* The teacher-forced logits of T tokens: *logits (T x V row-major, of the
- * precision: float or double) allocated here (free it), *vocab = V. */
+ * precision: float or double) allocated here (free it), *vocab = V. The
+ * next layer is read and converted on a thread while the current one
+ * computes (two layers in memory). */
 int model_forward(Model *m, const ModelForwardOpts *o, const size_t *tokens, size_t T,
 		  void **logits, size_t *vocab, char *err, size_t errlen);
 /* n seeded token ids below V into ids (--seq N --seed S). */
