@@ -216,7 +216,8 @@ static void test_output_cache_sizes(void **state)
 	for (size_t bi = 0; bi < 4; bi++) {
 		AttnEngine *e;
 		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2,
-						      budgets[bi], &e), RF_OK);
+						      budgets[bi], ATTN_KERNEL_AUTO, &e),
+				 RF_OK);
 		for (int k = 0; k < 2; k++) {
 			InvReport r;
 			assert_int_equal(report_init(&r, s.T, s.H, s.G, s.d, s.r), RF_OK);
@@ -270,7 +271,7 @@ static void test_engine_folds_like_fold_apply(void **state)
 	for (int k = 0; k < 2; k++) {
 		AttnEngine *e;
 		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2, 0,
-						      &e), RF_OK);
+						      ATTN_KERNEL_AUTO, &e), RF_OK);
 		assert_int_equal(report_init(&r[k], s.T, s.H, s.G, s.d, s.r), RF_OK);
 		assert_int_equal(attention_engine_run(e, k ? &f : &l, k ? NULL : &p, &ch,
 						      &r[k]), RF_OK);
@@ -348,11 +349,11 @@ static void test_fused_kernel_matches_gemm(void **state)
 		Layer l;
 		double *x;
 		make(s, &l, &x);
-		EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = 2};
+		EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = 2,
+				  .kernel = ATTN_KERNEL_BLAS};
 		InvSession *ses[2];
-		assert_int_equal(setenv("ROPEFOLD_KERNEL", "blas", 1), 0);
 		assert_int_equal(inv_session_new(&l, x, &eo, &ses[0]), RF_OK);
-		assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+		eo.kernel = ATTN_KERNEL_AUTO;
 		assert_int_equal(inv_session_new(&l, x, &eo, &ses[1]), RF_OK);
 		double tol = s->prec == PREC_F32 ? 1e-5 : 1e-13;
 		for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
@@ -384,8 +385,8 @@ static void test_fused_kernel_matches_gemm(void **state)
  * from where the crafted weights put Inf, the sides from which layer has
  * them. */
 
-/* Compare a with b by kernel k ("blas" or the default) and judge. */
-static void compare_by(const char *k, const Layer *a, const Layer *b,
+/* Compare a with b by kernel k and judge. */
+static void compare_by(AttnKernel k, const Layer *a, const Layer *b,
 		       const double *x, size_t T, Precision prec, InvReport *rep)
 {
 	RopeTable rope;
@@ -393,10 +394,8 @@ static void compare_by(const char *k, const Layer *a, const Layer *b,
 	assert_int_equal(report_init(rep, T, a->shape.n_heads, a->shape.n_kv_heads,
 				     a->shape.head_dim, a->rope.rotary_dim), RF_OK);
 	rep->precision = prec;
-	if (k)
-		assert_int_equal(setenv("ROPEFOLD_KERNEL", k, 1), 0);
-	assert_int_equal(attention_compare(a, b, x, T, prec, &rope, rep), RF_OK);
-	assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+	assert_int_equal(attention_compare_kernel(a, b, x, T, prec, &rope, k, rep),
+			 RF_OK);
 	FoldConfig cfg = fold_config_default();
 	levels_judge(rep, a, &cfg, levels_default_tol(prec));
 	rope_table_done(&rope);
@@ -430,10 +429,10 @@ static void test_overflow_is_a_verdict(void **state)
 {
 	(void)state;
 	const LayerCase s = {72, 4, 2, 8, 8, 9, ROPE_HALF, true, PREC_F64};
-	const char *kernels[2] = {"blas", NULL};
+	const AttnKernel kernels[2] = {ATTN_KERNEL_BLAS, ATTN_KERNEL_AUTO};
 	size_t D = s.D, nq = s.H * s.d, nk = s.G * s.d, c = 37;
 	for (int ki = 0; ki < 2; ki++) {
-		const char *kn = kernels[ki] ? kernels[ki] : "fused";
+		const char *kn = ki == 0 ? "blas" : "fused";
 		char what[96];
 		Layer a, b;
 		double *x;
