@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 #include "core/fold.h"
+#include "core/fold_changes.h"
 #include "core/layer.h"
-#include "core/refold.h"
 #include "core/report.h"
 #include "core/rope.h"
 #include "core/status.h"

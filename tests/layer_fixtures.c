@@ -2,7 +2,7 @@
 
 #include "tests/testutil.h"
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "tests/layer_fixtures.h"
 
 void lf_layer(const LayerCase *c, uint64_t seed, Layer *l)

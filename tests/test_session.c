@@ -1,12 +1,12 @@
 #include "config.h"
 
 #include "core/attention.h"
-#include "core/inv.h"
-#include "core/levels.h"
-#include "core/refold.h"
 #include "core/finding.h"
-#include "tests/testutil.h"
+#include "core/fold_changes.h"
+#include "core/levels.h"
+#include "core/session.h"
 #include "tests/layer_fixtures.h"
+#include "tests/testutil.h"
 
 /* A session's toggles reuse cached work; every evaluation must still be
  * exactly what a fresh evaluation of the same configuration reports. */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/timer.h"
 #include "tui/cli/bench.h"
 #include "tui/cli/info.h"

@@ -2,8 +2,8 @@
 
 #include <stdio.h>
 
-#include "core/inv.h"
 #include "core/levels.h"
+#include "core/session.h"
 #include "tui/cli/check.h"
 #include "tui/cli/info.h"
 #include "tui/cli/report_text.h"

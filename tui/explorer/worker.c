@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/timer.h"
 #include "tui/explorer/worker.h"
 #include "tui/shared/environment.h"

@@ -5,11 +5,11 @@
 
 #include "core/attention.h"
 #include "core/diagnose.h"
-#include "core/inv.h"
+#include "core/fold_changes.h"
 #include "core/levels.h"
 #include "core/parallel.h"
-#include "core/refold.h"
 #include "core/rope.h"
+#include "core/session.h"
 #include "core/timer.h"
 
 /* The original side's per-head outputs are cached when they fit in this

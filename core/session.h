@@ -1,5 +1,5 @@
-#ifndef ROPEFOLD_CORE_INV_H
-#define ROPEFOLD_CORE_INV_H
+#ifndef ROPEFOLD_CORE_SESSION_H
+#define ROPEFOLD_CORE_SESSION_H
 
 #include <stddef.h>
 
