@@ -198,16 +198,13 @@ static void test_output_cache_sizes(void **state)
 {
 	(void)state;
 	LayerCase s = GQA;
-	Layer l;
-	double *x;
-	make(&s, &l, &x);
-	RopeTable rope;
-	assert_int_equal(rope_table_init(&rope, &l.rope, s.T), RF_OK);
+	LfSetup f;
+	lf_setup(&s, 23, &f);
 	FoldConfig c0 = cfg_drop(0), c1 = cfg_drop(ASSUME_V_SAME);
 	FoldPlan p0, p1;
 	Layer f0, f1;
-	lf_fold(&l, &c0, &f0, &p0);
-	lf_fold(&l, &c1, &f1, &p1);
+	lf_fold(&f.l, &c0, &f0, &p0);
+	lf_fold(&f.l, &c1, &f1, &p1);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	size_t head_bytes = s.T * s.D * sizeof(double);
@@ -215,14 +212,14 @@ static void test_output_cache_sizes(void **state)
 	InvReport ref[2];
 	for (size_t bi = 0; bi < 4; bi++) {
 		AttnEngine *e;
-		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2,
+		assert_int_equal(attention_engine_new(&f.l, f.x, s.T, PREC_F64, &f.rope, 2,
 						      budgets[bi], ATTN_KERNEL_AUTO, &e),
 				 RF_OK);
 		for (int k = 0; k < 2; k++) {
 			InvReport r;
-			assert_int_equal(report_init(&r, s.T, s.H, s.G, s.d, s.r), RF_OK);
-			fold_changes_diff(&ch, &l, k ? &p1 : &p0, k ? &p0 : NULL);
-			assert_int_equal(attention_engine_run(e, &l, k ? &p1 : &p0, &ch, &r), RF_OK);
+			lf_report(&s, &r);
+			fold_changes_diff(&ch, &f.l, k ? &p1 : &p0, k ? &p0 : NULL);
+			assert_int_equal(attention_engine_run(e, &f.l, k ? &p1 : &p0, &ch, &r), RF_OK);
 			if (bi == 0)
 				ref[k] = r;
 			else {
@@ -243,9 +240,7 @@ static void test_output_cache_sizes(void **state)
 	fold_plan_free(&p1);
 	layer_free(&f0);
 	layer_free(&f1);
-	rope_table_done(&rope);
-	free(x);
-	layer_free(&l);
+	lf_setup_done(&f);
 }
 
 /* The engine folds per head as it goes; evaluating the layer fold_apply
@@ -255,25 +250,22 @@ static void test_engine_folds_like_fold_apply(void **state)
 {
 	(void)state;
 	LayerCase s = GQA;
-	Layer l;
-	double *x;
-	make(&s, &l, &x);
-	RopeTable rope;
-	assert_int_equal(rope_table_init(&rope, &l.rope, s.T), RF_OK);
+	LfSetup f;
+	lf_setup(&s, 23, &f);
 	FoldConfig c = cfg_drop(ASSUME_COMMUTES);
 	c.permute_heads = true;
 	FoldPlan p;
-	Layer f;
-	lf_fold(&l, &c, &f, &p);
+	Layer g;
+	lf_fold(&f.l, &c, &g, &p);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	InvReport r[2];
 	for (int k = 0; k < 2; k++) {
 		AttnEngine *e;
-		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2, 0,
+		assert_int_equal(attention_engine_new(&f.l, f.x, s.T, PREC_F64, &f.rope, 2, 0,
 						      ATTN_KERNEL_AUTO, &e), RF_OK);
-		assert_int_equal(report_init(&r[k], s.T, s.H, s.G, s.d, s.r), RF_OK);
-		assert_int_equal(attention_engine_run(e, k ? &f : &l, k ? NULL : &p, &ch,
+		lf_report(&s, &r[k]);
+		assert_int_equal(attention_engine_run(e, k ? &g : &f.l, k ? NULL : &p, &ch,
 						      &r[k]), RF_OK);
 		attention_engine_free(e);
 	}
@@ -290,10 +282,8 @@ static void test_engine_folds_like_fold_apply(void **state)
 	report_done(&r[1]);
 	fold_changes_done(&ch);
 	fold_plan_free(&p);
-	layer_free(&f);
-	rope_table_done(&rope);
-	free(x);
-	layer_free(&l);
+	layer_free(&g);
+	lf_setup_done(&f);
 }
 
 /* Two reports of the same evaluation by different product orders: every
