@@ -256,4 +256,21 @@ static void head_task(Engine *e, Worker *w, size_t h)
 	softmax_context(e, w, sb, e->vb, h, e->cb + h * e->d, e->nq, !reuse);
 }
 
+/* Phase S's tasks: the heads whose contexts change (and on a first run
+ * the workers' score references cleared). Whether there are any. */
+static bool plan_heads(Engine *e, bool first)
+{
+	bool any = false;
+	e->n_heads_run = 0;
+	for (size_t h = 0; h < e->H; h++)
+		if (e->c_chg[h]) {
+			e->heads[e->n_heads_run++] = h;
+			any = true;
+		}
+	if (first)
+		for (size_t i = 0; i < e->nworkers; i++)
+			memset(e->w[i].boref, 0, e->T * sizeof(double));
+	return any;
+}
+
 #endif

@@ -118,6 +118,42 @@ static void plan_part(Engine *e, int side, int part,
 	}
 }
 
+/* Phase C's tasks: the weights of this run's src in the compute precision
+ * (float64: src's own), and on a first run a's (float32: converted). */
+static RfStatus plan_conversion(Engine *e, bool first)
+{
+	const Layer *b = e->b;
+	const double *wsrc[4] = {b->wq, b->wk, b->wv, b->wo};
+	RfStatus st = RF_OK;
+	e->n_ctask = 0;
+#if REAL_IS_DOUBLE
+	(void)first;
+	for (int i = 0; i < 4; i++)
+		e->ws[i] = wsrc[i];
+#else
+	if (first) {
+		const double *wa64[4] = {e->a->wq, e->a->wk, e->a->wv, e->a->wo};
+		for (int i = 0; i < 4; i++)
+			add_conv(e, wa64[i], e->wa_own[i], e->wsize[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		if (b == e->a) {
+			e->ws[i] = e->wa[i];
+			continue;
+		}
+		/* another layer than a (a one-shot comparison): its own copy */
+		if (!e->ws_own[i])
+			e->ws_own[i] = ws_alloc(e->wsize[i] * sizeof(REAL));
+		if (!e->ws_own[i])
+			st = RF_ERR_NOMEM;
+		else
+			add_conv(e, wsrc[i], e->ws_own[i], e->wsize[i]);
+		e->ws[i] = e->ws_own[i];
+	}
+#endif
+	return st;
+}
+
 /* R (d x d) of the plan in the compute precision: the plan's own matrix
  * in float64, a float copy in scratch in float32. */
 static const REAL *rot(const double *R, size_t d, REAL *scratch)
@@ -257,6 +293,34 @@ static void post_rows(Engine *e, size_t r0, size_t r1)
 		post_part(e, l, v, e->G, vf, l->bv ? sm->bv : NULL, NULL,
 			  NULL, false, r0, r1);
 	}
+}
+
+/* Phase P's tasks: the folded side's small tensors, and the projections
+ * of the flagged heads and groups (on a first run the original's too, in
+ * wide chunks). Whether bias/norm/RoPE rows have anything to do. */
+static bool plan_projections(Engine *e, bool first)
+{
+	size_t H = e->H, G = e->G;
+	small_fold(e);
+	e->n_ptask = 0;
+	if (first) {
+		small_fill(&e->sm_a, e->a, e->nq, e->nk, e->D, e->d);
+		bool *t = e->s_chg;  /* scratch: all true on a first run */
+		size_t wide = PROJ_CHUNK / e->d;
+		plan_part(e, 0, 0, t, H, wide);
+		plan_part(e, 0, 1, t, G, wide);
+		plan_part(e, 0, 2, t, G, wide);
+	}
+	size_t chunk = e->plan ? e->fold_heads : PROJ_CHUNK / e->d;
+	plan_part(e, 1, 0, e->q_chg, H, chunk);
+	plan_part(e, 1, 1, e->k_chg, G, chunk);
+	plan_part(e, 1, 2, e->v_chg, G, chunk);
+	bool any_post = first;
+	for (size_t h = 0; h < H; h++)
+		any_post |= e->q_chg[h];
+	for (size_t g = 0; g < G; g++)
+		any_post |= e->k_chg[g] || e->v_chg[g];
+	return any_post;
 }
 
 #endif

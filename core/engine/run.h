@@ -101,12 +101,15 @@ static void plan_run(Engine *e, const FoldChanges *c)
 	}
 }
 
+/* One run: what changed decides what is recomputed (plan_run), then the
+ * phases in order, each planned by its own file and run on the workers,
+ * the workers' results merged, and the report filled. */
 static RfStatus engine_run(Engine *e, const Layer *b,
 			   const FoldPlan *plan, const FoldChanges *c,
 			   InvReport *rep)
 {
-	size_t T = e->T, D = e->D, H = e->H, G = e->G;
-	RfStatus st = RF_OK;
+	size_t T = e->T;
+	RfStatus st;
 	e->b = b;
 	e->plan = plan;
 	e->flops = 0;
@@ -119,83 +122,31 @@ static RfStatus engine_run(Engine *e, const Layer *b,
 	int saved = parallel_blas_single();
 
 	/* ---- C: the weights in the compute precision ---------------------- */
-	const double *wsrc[4] = {b->wq, b->wk, b->wv, b->wo};
-	e->n_ctask = 0;
-#if REAL_IS_DOUBLE
-	for (int i = 0; i < 4; i++)
-		e->ws[i] = wsrc[i];
-#else
-	if (first) {
-		const double *wa64[4] = {e->a->wq, e->a->wk, e->a->wv, e->a->wo};
-		for (int i = 0; i < 4; i++)
-			add_conv(e, wa64[i], e->wa_own[i], e->wsize[i]);
-	}
-	for (int i = 0; i < 4; i++) {
-		if (b == e->a) {
-			e->ws[i] = e->wa[i];
-			continue;
-		}
-		/* another layer than a (a one-shot comparison): its own copy */
-		if (!e->ws_own[i])
-			e->ws_own[i] = ws_alloc(e->wsize[i] * sizeof(REAL));
-		if (!e->ws_own[i])
-			st = RF_ERR_NOMEM;
-		else
-			add_conv(e, wsrc[i], e->ws_own[i], e->wsize[i]);
-		e->ws[i] = e->ws_own[i];
-	}
-#endif
+	st = plan_conversion(e, first);
 	if (st == RF_OK)
 		st = run_phase(e, PH_CONV, e->n_ctask);
 
-	/* ---- P: projections -------------------------------------------- */
-	small_fold(e);
-	e->n_ptask = 0;
-	if (first) {
-		small_fill(&e->sm_a, e->a, e->nq, e->nk, D, e->d);
-		bool *t = e->s_chg;  /* scratch: all true on a first run */
-		size_t wide = PROJ_CHUNK / e->d;
-		plan_part(e, 0, 0, t, H, wide);
-		plan_part(e, 0, 1, t, G, wide);
-		plan_part(e, 0, 2, t, G, wide);
-	}
-	size_t chunk = plan ? e->fold_heads : PROJ_CHUNK / e->d;
-	plan_part(e, 1, 0, e->q_chg, H, chunk);
-	plan_part(e, 1, 1, e->k_chg, G, chunk);
-	plan_part(e, 1, 2, e->v_chg, G, chunk);
+	/* ---- P: projections, then bias, QK-norm and RoPE ------------------ */
+	bool any_post = plan_projections(e, first);
 	if (st == RF_OK)
 		st = run_phase(e, PH_PROJ, e->n_ptask);
-	bool any_post = first;
-	for (size_t h = 0; h < H; h++)
-		any_post |= e->q_chg[h];
-	for (size_t g = 0; g < G; g++)
-		any_post |= e->k_chg[g] || e->v_chg[g];
 	if (st == RF_OK && any_post)
 		st = run_phase(e, PH_POST, (T + POST_ROWS - 1) / POST_ROWS);
 
-	/* ---- S: heads ---------------------------------------------------- */
-	e->n_heads_run = 0;
-	bool any_ctx = false;
-	for (size_t h = 0; h < H; h++)
-		if (e->c_chg[h]) {
-			e->heads[e->n_heads_run++] = h;
-			any_ctx = true;
-		}
-	if (first)
-		for (size_t i = 0; i < e->nworkers; i++)
-			memset(e->w[i].boref, 0, T * sizeof(double));
+	/* ---- S: scores and contexts, per head ----------------------------- */
+	bool any_ctx = plan_heads(e, first);
 	if (st == RF_OK)
 		st = run_phase(e, PH_HEADS, e->n_heads_run);
 	if (st == RF_OK && first)
 		merge_score_ref(e);
 
-	/* ---- O: output tiles -------------------------------------------- */
+	/* ---- O: outputs and their comparison, per coordinate block -------- */
 	bool any_o = any_ctx || first;
-	for (size_t h = 0; h < H; h++)
+	for (size_t h = 0; h < e->H; h++)
 		any_o |= e->o_chg[h];
 	if (st == RF_OK && any_o) {
 		merge_clear_outputs(e);
-		e->n_cblocks = (D + e->nc - 1) / e->nc;
+		e->n_cblocks = (e->D + e->nc - 1) / e->nc;
 		st = run_phase(e, PH_OUT, e->n_cblocks);
 		if (st == RF_OK)
 			merge_outputs(e, first);
