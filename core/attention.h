@@ -54,7 +54,9 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
  * worker threads inside a run). */
 typedef struct AttnEngine AttnEngine;
 
-/* Start an engine; threads 0 means parallel_default_threads(). */
+/* Start an engine; threads 0 means parallel_default_threads(); kernel:
+ * how the per-head outputs are computed. The engine itself lives in
+ * core/engine/ (template.h walks through a run). */
 RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 			      Precision prec, const RopeTable *rope,
 			      size_t threads, size_t cache_bytes,
