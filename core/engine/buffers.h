@@ -3,6 +3,10 @@
 
 /* ======================= buffers ======================================= */
 
+/* Every buffer of an engine is allocated once, in engine_new, and kept
+ * for the engine's life (state.h gives their shapes); a worker's scratch
+ * is one arena that each phase carves its own way. */
+
 static void *zalloc(size_t n, size_t size, bool *ok)
 {
 	void *p = ws_calloc(n * size > 0 ? n * size : 1);
@@ -24,11 +28,13 @@ static size_t arena_entries(const Engine *e)
 	size_t proj = e->fold_heads * d * D + d * d;
 	size_t heads = 2 * T * T + (e->fused ? T * d : 0);
 	size_t out = d * nc + 2 * tb * nc + 2 * T * nc + d * d;
+#ifdef FUSED_KERNEL
 	if (e->fused) {
 		size_t k = 3 * d * FUSED_SUB + 2 * T * nc + d * d +
 			   fused_rows(d) * d;
 		out = out > k ? out : k;
 	}
+#endif
 	size_t n = proj > heads ? proj : heads;
 	return n > out ? n : out;
 }

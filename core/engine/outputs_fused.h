@@ -37,20 +37,20 @@ typedef int VZi __attribute__((vector_size(64)));
 #endif
 
 #define VZ_ABS(v) ((VZ)((VZi)(v) & ((VZi){0} + FUSED_ABSMASK)))
-#define VZ_MAX(m, e)                                                     \
-	do {                                                             \
-		VZi gt_ = (e) > (m);                                 \
-		m = (VZ)(((VZi)(e) & gt_) | ((VZi)(m) & ~gt_)); \
+#define VZ_MAX(m, e)                                                    \
+	do {                                                            \
+		VZi gt_ = (e) > (m);                                    \
+		m = (VZ)(((VZi)(e) & gt_) | ((VZi)(m) & ~gt_));         \
 	} while (0)
 #define VZ_LOAD(dst, p) memcpy(&(dst), (p), sizeof(VZ))
 /* acc += a x, fused (ISO C mode does not contract a * x + acc) */
 #if REAL_IS_DOUBLE
 #define VZ_STREAM(p, v) _mm512_stream_pd((p), (__m512d)(v))
-#define VZ_FMA(acc, a, x) \
+#define VZ_FMA(acc, a, x)                                               \
 	(acc = (VZ)_mm512_fmadd_pd(_mm512_set1_pd(a), (__m512d)(x), (__m512d)(acc)))
 #else
 #define VZ_STREAM(p, v) _mm512_stream_ps((p), (__m512)(v))
-#define VZ_FMA(acc, a, x) \
+#define VZ_FMA(acc, a, x)                                               \
 	(acc = (VZ)_mm512_fmadd_ps(_mm512_set1_ps(a), (__m512)(x), (__m512)(acc)))
 #endif
 #define VZ_STORE(p, src) memcpy((p), &(src), sizeof(VZ))

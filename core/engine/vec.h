@@ -14,25 +14,25 @@ typedef REAL V4 __attribute__((vector_size(VLANES * sizeof(REAL))));
 typedef double V4d __attribute__((vector_size(VLANES * 8)));
 typedef long long V4m __attribute__((vector_size(VLANES * 8)));
 #define VEC4 1
-#define V4_LOAD(dst, p)                                                  \
-	do {                                                             \
-		V4 t_;                                               \
-		memcpy(&t_, (p), sizeof t_);                             \
-		dst = __builtin_convertvector(t_, V4d);              \
+#define V4_LOAD(dst, p)                                                 \
+	do {                                                            \
+		V4 t_;                                                  \
+		memcpy(&t_, (p), sizeof t_);                            \
+		dst = __builtin_convertvector(t_, V4d);                 \
 	} while (0)
 #define V4_ABS(v) ((V4d)((V4m)(v) & ((V4m){0} + INT64_MAX)))
-#define V4_MAX(m, e)                                                     \
-	do {                                                             \
-		V4m gt_ = (e) > (m);                                 \
-		m = (V4d)(((V4m)(e) & gt_) | ((V4m)(m) & ~gt_)); \
+#define V4_MAX(m, e)                                                    \
+	do {                                                            \
+		V4m gt_ = (e) > (m);                                    \
+		m = (V4d)(((V4m)(e) & gt_) | ((V4m)(m) & ~gt_));        \
 	} while (0)
-#define V4_ADD_TO(u, b)                                                  \
-	do {                                                             \
-		V4 x_, y_;                                           \
-		memcpy(&x_, (u), sizeof x_);                             \
-		memcpy(&y_, (b), sizeof y_);                             \
-		x_ += y_;                                                \
-		memcpy((u), &x_, sizeof x_);                             \
+#define V4_ADD_TO(u, b)                                                 \
+	do {                                                            \
+		V4 x_, y_;                                              \
+		memcpy(&x_, (u), sizeof x_);                            \
+		memcpy(&y_, (b), sizeof y_);                            \
+		x_ += y_;                                               \
+		memcpy((u), &x_, sizeof x_);                            \
 	} while (0)
 #if defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
 #define HOT_CLONES __attribute__((target_clones("avx2", "default")))
