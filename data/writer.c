@@ -280,6 +280,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	encode(s->out_dtype, v, n, b);
 	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
+	s->written = rc == 0;
 	free(v);
 	free(b);
 	if (!rc && r)

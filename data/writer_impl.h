@@ -31,6 +31,8 @@ typedef struct {
 	size_t out_len;
 	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
+	bool written;             /* writer_put wrote them (the copy skips
+				   * a replaced tensor's bytes) */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
 } WSeg;
 
