@@ -162,7 +162,8 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
 	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, j->tol};
+	/* model_load_layer refuses NaN and Inf */
+	VerifyOptions vo = {ua > ub ? ua : ub, j->tol, true};
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
