@@ -86,6 +86,12 @@ struct Writer {
 	char **subdirs;
 	size_t nsubdirs, cap_subdirs;
 	Writer *next;             /* the list the signal handler walks */
+	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
+	 * per tensor): the rounded values and their stored bytes */
+	double *put_vals;
+	size_t put_nvals;
+	unsigned char *put_bytes;
+	size_t put_nbytes;
 };
 
 /* ---- writer_paths.c ---------------------------------------------------- */
