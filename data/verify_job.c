@@ -116,11 +116,17 @@ static void layer_worker(void *ctx, size_t worker)
 	layer_free(&w.b);
 }
 
+/* At most this many layers in flight: each worker holds both sides of a
+ * layer in float64 (0.64 GB at 8B scale), so the count bounds memory. */
+#define LAYER_WORKERS_MAX 4
+
 /* Layers lo..hi decided and reported in order; 0, 1 when the caller
  * stopped, -1 on an error (in err). */
 static int run_layers(LayerRun *r)
 {
 	size_t n = r->hi - r->lo + 1, nw = parallel_default_threads();
+	if (nw > LAYER_WORKERS_MAX)
+		nw = LAYER_WORKERS_MAX;
 	if (nw > n)
 		nw = n;
 	task_queue_init(&r->q, n);
