@@ -51,7 +51,8 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 		return -1;
 	RfStatus st = verify_layers(&w->a, &w->b, r->vo, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
-		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, 0, rep);
+		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
+				    rep);
 		*have_rep = st == RF_OK;
 	}
 	if (st == RF_ERR_NUMERIC) {
