@@ -680,3 +680,62 @@ double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nbl
 	}
 	return step;
 }
+
+/* ---- the quantization error bound --------------------------------------------- */
+
+/* How far from its stored value v = s l + o each input may have been, by
+ * the format alone (what verify tolerates, data/quant_bound.c):
+ *
+ * - half the sub-block's step |s| (IQ4: |s| times the widest gap of the
+ *   non-linear levels, 24), for round-to-nearest on the grid;
+ * - a whole step at an end of the grid (the lowest or highest code, or
+ *   |l| >= nmax), where the quantizers clamp (Q4_0's code 7 d takes inputs
+ *   up to 8 d, a fitted K-quant scale may leave a sub-block's extremes
+ *   outside);
+ * - for the types that round on the grid of their f32 scale and then
+ *   store it in f16 (Q4_0 .. Q8_0, IQ4_NL, IQ4_XS), |l| |d| 2^-11 more
+ *   (the stored d is within half an f16 ulp, |d| 2^-11, of the f32 one),
+ *   and |m| 2^-11 for a min;
+ * - a K-quant sub-block whose scale rounded to level 0 holds inputs of a
+ *   range below nmax half units of d: nmax |d| / 2 + |dmin| / 2.
+ * The sum of the squares and the largest go out (the caller adds blocks
+ * up, tensor by tensor). */
+void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
+		      double *sum_sq, double *max)
+{
+	const TypeDesc *td = &types[t];
+	size_t B = dtype_block(t), per = B / td->nsub;
+	int ncode = 1 << td->bits;
+	double gap = td->iq4 ? IQ4_MAX_GAP : 1;
+	float lev[256];
+	level_table(td, lev);
+	double ss = 0, mx = 0;
+	for (size_t k = 0; k < nblocks; k++) {
+		QFields f;
+		float scale[16], offset[16];
+		ggml_quant_unpack(t, blocks + k * dtype_block_bytes(t), &f);
+		block_grid(t, &f, scale, offset);
+		double d = t == STORE_Q8_K ? fabs((double)f.d32)
+					   : fabs((double)ggml_quant_f16_to_f32(f.d));
+		double m = td->min ? fabs((double)ggml_quant_f16_to_f32(f.m)) : 0;
+		for (size_t e = 0; e < B; e++) {
+			size_t j = e / per;
+			int c = f.q[e];
+			double step = fabs((double)scale[j]) * gap, l = fabs((double)lev[c]), h;
+			if (scale[j] == 0 && td->nsub > 1)
+				h = td->nmax * d / 2 + m / 2;
+			else if (c == 0 || c == ncode - 1 || l >= td->nmax)
+				h = step;
+			else
+				h = step / 2;
+			if (td->f32_scale)
+				h += l * sub_level(t, &f, j) * d * 0x1p-11 + m * 0x1p-11;
+			ss += h * h;
+			if (h > mx)
+				mx = h;
+		}
+	}
+	*sum_sq += ss;
+	if (mx > *max)
+		*max = mx;
+}

@@ -7,7 +7,49 @@
 
 #include "core/dtype.h"
 #include "data/layer_range.h"
+#include "data/model_tensors.h"
+#include "data/quant_bound.h"
 #include "data/verify_job.h"
+
+/* The tensor holding part p (core/verify.h's VerifyPart) of a layer. */
+static const TensorRef *part_tensor(const LayerTensorRefs *lt, int p)
+{
+	static const AttnTensor split[VERIFY_PARTS] = {ATT_Q, ATT_K, ATT_V, ATT_O};
+	return lt->t[split[p]] ? lt->t[split[p]] : p < VERIFY_O ? lt->t[ATT_QKV] : NULL;
+}
+
+/* Layer i's tolerances from the stored dtypes of A's and B's tensors, part
+ * by part: the coarser float's roundoff for the layer, and each part's
+ * quantization bound (data/quant_bound.h), A's and B's added. */
+static int layer_tolerances(Model *ma, Model *mb, size_t i, VerifyOptions *vo, char *err,
+			    size_t errlen)
+{
+	Model *m[2] = {ma, mb};
+	double u = 0;
+	for (int s = 0; s < 2; s++) {
+		LayerTensorRefs lt;
+		if (model_layer_tensors(m[s], i, &lt, err, errlen))
+			return -1;
+		for (int p = 0; p < VERIFY_PARTS; p++) {
+			const TensorRef *t = part_tensor(&lt, p);
+			QuantBound qb;
+			if (!t)
+				continue;
+			if (dtype_is_float(t->dtype)) {
+				double ut = dtype_unit_roundoff(t->dtype);
+				u = ut > u ? ut : u;
+				continue;
+			}
+			if (quant_bound_tensor(t, &qb, err, errlen))
+				return -1;
+			vo->quant[p] += qb.rel;
+			vo->quant_frob[p] += qb.rel_frob;
+			vo->quant_types |= 1u << t->dtype;
+		}
+	}
+	vo->unit_roundoff = u;
+	return 0;
+}
 
 /* Decide layer i of both (and confirm it when asked); 1 when the caller
  * stops, -1 on an error. */
@@ -25,7 +67,15 @@ static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t 
 	VerifyVerdict v;
 	InvReport rep;
 	bool have_rep = false;
-	RfStatus st = verify_layers(&a, &b, vo, &v);
+	VerifyOptions lo = *vo;
+	if (layer_tolerances(ma, mb, i, &lo, err, errlen)) {
+		layer_free(&a);
+		layer_free(&b);
+		return -1;
+	}
+	if (!(lo.unit_roundoff > 0))
+		lo.unit_roundoff = vo->unit_roundoff;
+	RfStatus st = verify_layers(&a, &b, &lo, &v);
 	if (st == RF_OK && j->confirm && v.why != VERIFY_WHY_SHAPE) {
 		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, 0, &rep);
 		have_rep = st == RF_OK;
@@ -83,8 +133,9 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, j->tol};
+	/* the floats' roundoff when no tensor of a layer is a float (each
+	 * layer's own dtypes decide, part by part: layer_tolerances) */
+	VerifyOptions vo = {0x1p-53, j->tol, {0}, {0}, 0};
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
