@@ -45,6 +45,7 @@ typedef struct {
 	size_t quant_f16;     /* block-quantized tensors stored as F16 (the default) */
 	unsigned quant_in;    /* bit 1u << t: block types of the rotated tensors' input */
 	StoreDtype quant_out; /* the block type they were quantized to (STORE_COUNT: none) */
+	unsigned quant_outs;  /* bit 1u << t: every block type quantized to */
 	double quant_added;   /* worst ||stored - rotated||_F / ||rotated||_F of those */
 	double quant_own;     /* worst relative bound of the input's own quantization */
 	bool checked;         /* undo: the sidecar has checksums, so it was
@@ -159,8 +160,10 @@ static int mark_tensors(FoldRun *r)
 				r->quant_in |= 1u << rw[i].t->dtype;
 				r->quant_f16 += rw[i].dt == STORE_F16 && !r->j->store_set;
 			}
-			if (rw[i].q_norm < 0 && dtype_is_block(rw[i].dt))
+			if (rw[i].q_norm < 0 && dtype_is_block(rw[i].dt)) {
 				r->quant_out = rw[i].dt;
+				r->quant_outs |= 1u << rw[i].dt;
+			}
 			double u = dtype_unit_roundoff(rw[i].dt);
 			if (rw[i].q_norm < 0 && u > r->unit)
 				r->unit = u;
@@ -650,6 +653,7 @@ static int fill_outcome(const FoldRun *r, FoldOutcome *res)
 	res->quant_as_f16 = r->quant_f16;
 	res->quant_types_in = r->quant_in;
 	res->quant_out = r->quant_out;
+	res->quant_types_out = r->quant_outs;
 	res->quant_added_rel = r->quant_added;
 	res->quant_own_rel = r->quant_own;
 	return 0;

@@ -92,6 +92,8 @@ typedef struct {
 	unsigned quant_types_in;    /* bit 1u << t: their block types */
 	StoreDtype quant_out;       /* --dtype's block type they were quantized
 				     * to, STORE_COUNT for none */
+	unsigned quant_types_out;   /* bit 1u << t: every block type quantized to
+				     * (an undo: the originals' types) */
 	double quant_added_rel;     /* worst relative (Frobenius) error that
 				     * quantizing them added */
 	double quant_own_rel;       /* worst relative (Frobenius) bound of the

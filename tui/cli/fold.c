@@ -227,6 +227,8 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		print_json(j, r, dt);
 		return;
 	}
+	char qo[128];
+	quant_names(r->quant_types_out, qo, sizeof qo);
 	printf("%s %zu layer%s of %s (%s) into %s\n", r->undo ? "undid the fold of" : "folded",
 	       r->nlayers, r->nlayers == 1 ? "" : "s", j->model_path,
 	       model_format_name(r->format), j->out);
@@ -255,14 +257,15 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		if (lo->seed_known)
 			snprintf(seed, sizeof seed, "seed %llu", (unsigned long long)lo->seed);
 		printf("  undid the fold of layer %zu (%s): %s%s%s\n", lo->layer, seed,
-		       lo->bit_for_bit ? "bit for bit" : "within ", lo->bit_for_bit ? "" : dt,
-		       lo->bit_for_bit ? "" : " rounding");
+		       lo->bit_for_bit ? "bit for bit" : "within ",
+		       lo->bit_for_bit ? "" : r->quant_types_out ? qo : dt,
+		       lo->bit_for_bit ? "" : r->quant_types_out ? " quantization" : " rounding");
 	}
-	if (r->quant_out != STORE_COUNT && !r->bit_for_bit)
-		printf("quantized again to %s (llama.cpp's reference quantizer): the original's "
+	if (r->quant_types_out && !r->bit_for_bit)
+		printf("quantized again to %s (llama.cpp's reference quantizers): the original's "
 		       "blocks cannot be recovered from rotated values, so the restored tensors "
-		       "hold the original's values within a %s quantization step, not its bytes\n",
-		       dtype_name(r->quant_out), dtype_name(r->quant_out));
+		       "hold the original's values within their %s quantization step, not its "
+		       "bytes\n", qo, qo);
 	if (r->bit_for_bit && r->checksums)
 		printf("restored bit for bit: every rewritten tensor holds the values stored "
 		       "before the fold (its checksum is the original's)\n");
@@ -270,8 +273,9 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		printf("restored bit for bit: every rewritten tensor holds the values stored "
 		       "before the fold (by the rounding bound; no checksums recorded)\n");
 	else if (r->checksums)
-		printf("restored within the stored dtype's rounding (%s), not bit for bit (the "
-		       "checksums differ from the original's)\n", dt);
+		printf("restored within the stored dtype's %s (%s), not bit for bit (the "
+		       "checksums differ from the original's)\n",
+		       r->quant_types_out ? "quantization" : "rounding", r->quant_types_out ? qo : dt);
 	else
 		printf("restored within the stored dtype's rounding (%s), not provably bit for "
 		       "bit, if the sidecar belongs to %s (it records no checksums to check "
