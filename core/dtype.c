@@ -30,9 +30,10 @@
  *   IQ4_NL d = max / -127, the non-linear levels kvalues_iq4nl, whose
  *   IQ4_XS widest gap is 24 (89 to 113)          24 amax / 127
  *
- * (the f16 or 6-bit rounding of the stored scales moves these by a few
- * per mille; the data-dependent bound of one tensor, from its stored
- * scales, is data/quant_bound.c's). Rounding to the nearest level errs by
+ * (the f16, 4-, 6- and 8-bit rounding of the stored scales moves these
+ * by up to 7%, and make_q3_quants' least-squares refinement Q3_K's by up
+ * to 25%, as tests/test_ggml_quant.c measures; the data-dependent bound
+ * of one tensor, from its stored scales, is data/quant_bound.c's). Rounding to the nearest level errs by
  * half a step: dtype_unit_roundoff. The quantizers clamp at the grid's
  * ends, where the error can reach a whole step (Q4_0's top code 7 d takes
  * inputs up to 8 d). */

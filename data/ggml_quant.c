@@ -693,11 +693,15 @@ double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nbl
  *   up to 8 d, a fitted K-quant scale may leave a sub-block's extremes
  *   outside);
  * - for the types that round on the grid of their f32 scale and then
- *   store it in f16 (Q4_0 .. Q8_0, IQ4_NL, IQ4_XS), |l| |d| 2^-11 more
- *   (the stored d is within half an f16 ulp, |d| 2^-11, of the f32 one),
- *   and |m| 2^-11 for a min;
- * - a K-quant sub-block whose scale rounded to level 0 holds inputs of a
- *   range below nmax half units of d: nmax |d| / 2 + |dmin| / 2.
+ *   store it in f16 (Q4_0 .. Q8_0, IQ4_NL, IQ4_XS), (|l| + gap) u more,
+ *   u = half an f16 ulp of d (2^-25 where d is subnormal or 0: a scale
+ *   that underflowed), since the stored d is within u of the f32 one (and
+ *   the input within half a step of the f32 grid), and half an ulp of
+ *   the min for Q4_1, Q5_1;
+ * - a K-quant sub-block whose scale rounded to level 0 (or whose d
+ *   underflowed f16) has step 0: its bound is the width the cells above
+ *   estimate, (nmax + 1) (|sc| + 1) U + (|mn| + 1) Umin, U = |d| and Umin
+ *   = |dmin| each plus half its f16 ulp.
  * The sum of the squares and the largest go out (the caller adds blocks
  * up, tensor by tensor). */
 void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
@@ -723,13 +727,18 @@ void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 			int c = f.q[e];
 			double step = fabs((double)scale[j]) * gap, l = fabs((double)lev[c]), h;
 			if (scale[j] == 0 && td->nsub > 1)
-				h = td->nmax * d / 2 + m / 2;
+				h = (td->nmax + 1) * (sub_level(t, &f, j) + 1) *
+					    (d + f16_half_ulp((float)d)) +
+				    (td->min == 'k' ? ((double)f.mn[j] + 1) *
+							      (m + f16_half_ulp((float)m))
+						    : 0);
 			else if (c == 0 || c == ncode - 1 || l >= td->nmax)
 				h = step;
 			else
 				h = step / 2;
 			if (td->f32_scale)
-				h += l * sub_level(t, &f, j) * d * 0x1p-11 + m * 0x1p-11;
+				h += (l + gap) * sub_level(t, &f, j) * f16_half_ulp((float)d) +
+				     (td->min ? f16_half_ulp((float)m) : 0);
 			ss += h * h;
 			if (h > mx)
 				mx = h;

@@ -12,9 +12,11 @@ errs by at most half a step |s|; at an end of the grid (the lowest or the
 highest code, or |l| at the quantizer's largest level nmax: 8 for Q4_0,
 127 for Q8_0, 15 for Q4_K, 32 for Q6_K) the quantizers clamp and the error
 can reach a whole step; Q4_0 and Q8_0 round on the grid of their f32 scale
-and store it as f16, which moves the value by |l| |d| 2^-11 more; a K-quant
-sub-block whose 6-bit scale is 0 holds inputs within nmax |d| / 2 (+ |dmin|
-/ 2 for Q4_K's min). Per tensor: frob = sqrt(sum h^2), max = max h, and the
+and store it as f16, which moves the value by (|l| + 1) u more, u half an
+f16 ulp of d (2^-25 where d is below 2^-14, subnormal or 0); a K-quant
+sub-block whose scale is 0 gets the width its rounding cell is estimated
+at, (nmax + 1) U (+ (mn + 1) Umin for Q4_K's min mn), U = |d| + u and Umin
+= |dmin| + its u. Per tensor: frob = sqrt(sum h^2), max = max h, and the
 relative bound rel = max(frob / ||w||_F, max / max|w|), in the measure
 ropefold verify compares tensors by.
 
@@ -53,6 +55,13 @@ def _f16(b, at):
     return u.view(np.float16).astype(F32).reshape(-1, 1)
 
 
+def _half_ulp(d):
+    """Half an ulp of the f16 |d| (2^-25 below 2^-14)."""
+    a = np.abs(d.astype(np.float64))
+    e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    return np.where(a < 2.0 ** -14, 2.0 ** -25, 2.0 ** (e - 11))
+
+
 def fields(name, raw):
     """Per stored value (rows: blocks): the sub-block's scale s (float32 as
     ggml forms it), the level l, the code's place (-1 lowest, 1 highest,
@@ -65,7 +74,7 @@ def fields(name, raw):
         lv = b[:, 2:34].view(np.int8).astype(np.int32)
         s = np.broadcast_to(d, lv.shape)
         end = np.where(lv <= -127, -1, np.where(lv >= 127, 1, 0))
-        extra = np.abs(lv) * np.abs(d.astype(np.float64)) * 2.0 ** -11
+        extra = (np.abs(lv) + 1) * _half_ulp(d)
         return s, lv, end, extra, None
     if name == "Q4_0":
         d = _f16(b, 0)
@@ -73,22 +82,24 @@ def fields(name, raw):
         lv = c - 8
         s = np.broadcast_to(d, lv.shape)
         end = np.where(c == 0, -1, np.where(c == 15, 1, 0))
-        extra = np.abs(lv) * np.abs(d.astype(np.float64)) * 2.0 ** -11
+        extra = (np.abs(lv) + 1) * _half_ulp(d)
         return s, lv, end, extra, None
     if name == "Q4_K":
         d, dmin, scl = _f16(b, 0), _f16(b, 2), b[:, 4:16]
         ql = b[:, 16:144].astype(np.int32)
-        s, lv = [], []
+        s, lv, zero = [], [], []
+        u = np.abs(d.astype(np.float64)) + _half_ulp(d)
+        um = np.abs(dmin.astype(np.float64)) + _half_ulp(dmin)
         for j in range(4):
             q = ql[:, 32 * j:32 * j + 32]
             for half, codes in ((0, q & 15), (1, q >> 4)):
-                sc, _ = rq._scale_min_k4(2 * j + half, scl)
+                sc, mn = rq._scale_min_k4(2 * j + half, scl)
                 s.append(np.broadcast_to(d * sc.astype(F32), codes.shape))
                 lv.append(codes)
+                zero.append(np.broadcast_to(16 * u + (mn + 1) * um, codes.shape))
         s, lv = np.concatenate(s, axis=1), np.concatenate(lv, axis=1)
         end = np.where(lv == 0, -1, np.where(lv == 15, 1, 0))
-        zero = 15 * np.abs(d.astype(np.float64)) / 2 + np.abs(dmin.astype(np.float64)) / 2
-        return s, lv, end, np.zeros(lv.shape), np.broadcast_to(zero, lv.shape)
+        return s, lv, end, np.zeros(lv.shape), np.concatenate(zero, axis=1)
     if name == "Q6_K":
         d = _f16(b, 208)
         sc = b[:, 192:208].view(np.int8).astype(np.int32)
@@ -108,7 +119,7 @@ def fields(name, raw):
                     lv[:, e] = q[k] - 32
                     s[:, e] = d[:, 0] * sc[:, 8 * n + isx + 2 * k].astype(F32)
         end = np.where(lv <= -32, -1, np.where(lv >= 31, 1, 0))
-        zero = 32 * np.abs(d.astype(np.float64)) / 2
+        zero = 33 * (np.abs(d.astype(np.float64)) + _half_ulp(d))
         return s, lv, end, np.zeros(lv.shape), np.broadcast_to(zero, lv.shape)
     raise KeyError(name)
 
