@@ -65,7 +65,8 @@ typedef struct {
 	 * measure the checks compare by, max of the Frobenius and the
 	 * largest-entry ratio) of A's and B's quantization added up, 0 where
 	 * neither side is quantized (data/quant_bound.h derives it from the
-	 * formats and the stored scales). */
+	 * formats and the stored scales). W_q's checks also take W_k's (the
+	 * rotation that explains W_q is recovered from W_k), W_o's W_v's. */
 	double quant[VERIFY_PARTS];
 	double quant_frob[VERIFY_PARTS];  /* its Frobenius ratio alone */
 	unsigned quant_types;  /* bit 1u << t for each block type t (StoreDtype)

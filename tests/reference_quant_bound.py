@@ -30,7 +30,9 @@ ropefold verify compares tensors by.
         grid's ends): an F16 model and its quantization.
     reference_quant_bound.py check-verify A B VERIFY.json
         TAP: each part's tolerance in `ropefold verify --json A B` is the
-        float tolerance plus the bounds of A's and B's tensors.
+        float tolerance plus the bounds of A's and B's tensors (W_q's plus
+        W_k's, since W_q is explained by the rotation recovered from W_k;
+        W_o's plus W_v's).
     reference_quant_bound.py check-added F16FOLD QFOLD FOLD.json
         TAP: the error `fold --dtype Q --json` reports quantizing added
         (quantization.added_rel_err) against QFOLD's values minus F16FOLD's
@@ -203,7 +205,9 @@ def check_verify(a, b, verify_json):
         for part, got in sorted(layer["part_tol"].items()):
             want = layer["tol"]
             names = []
-            for t in (ta[i][part], tb[i][part]):
+            # W_q is explained by the rotation W_k gives, W_o by W_v's
+            parts = {"q": "qk", "o": "ov"}.get(part, part)
+            for t in [x for p in parts for x in (ta[i][p], tb[i][p])]:
                 if t[0] in TYPES:
                     want += tensor_bound(t[0], t[1])["rel"]
                     names.append(t[0])

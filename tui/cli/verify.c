@@ -154,7 +154,10 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 		findings_verify_relation(v, desc, sizeof desc);
 		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g", i, desc,
 		       v->max_err, v->tol);
-		if (v->quant_types)
+		bool plus = false;
+		for (int k = 0; k < VERIFY_PARTS; k++)
+			plus |= v->part_tol[k] > v->tol;
+		if (plus)
 			printf(" plus the quantization bound: W_q %.3g, W_k %.3g, W_v %.3g, "
 			       "W_o %.3g", v->part_tol[VERIFY_Q] - v->tol,
 			       v->part_tol[VERIFY_K] - v->tol, v->part_tol[VERIFY_V] - v->tol,
