@@ -686,12 +686,13 @@ double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nbl
 /* How far from its stored value v = s l + o each input may have been, by
  * the format alone (what verify tolerates, data/quant_bound.c):
  *
- * - half the sub-block's step |s| (IQ4: |s| times the widest gap of the
- *   non-linear levels, 24), for round-to-nearest on the grid;
- * - a whole step at an end of the grid (the lowest or highest code, or
- *   |l| >= nmax), where the quantizers clamp (Q4_0's code 7 d takes inputs
- *   up to 8 d, a fitted K-quant scale may leave a sub-block's extremes
- *   outside);
+ * - half the sub-block's step |s| times the wider of the gaps from l to
+ *   its neighbouring levels (1 on the linear grids; IQ4's non-linear
+ *   levels have gaps from 11 to 24), for round-to-nearest on the grid;
+ * - at an end of the grid (the lowest or highest code, or |l| >= nmax),
+ *   where the quantizers clamp (Q4_0's code 7 d takes inputs up to 8 d, a
+ *   fitted K-quant scale may leave a sub-block's extremes outside), the
+ *   whole step to the inner neighbour;
  * - for the types that round on the grid of their f32 scale and then
  *   store it in f16 (Q4_0 .. Q8_0, IQ4_NL, IQ4_XS), (|l| + gap) u more,
  *   u = half an f16 ulp of d (2^-25 where d is subnormal or 0: a scale
@@ -725,7 +726,10 @@ void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 		for (size_t e = 0; e < B; e++) {
 			size_t j = e / per;
 			int c = f.q[e];
-			double step = fabs((double)scale[j]) * gap, l = fabs((double)lev[c]), h;
+			double as = fabs((double)scale[j]), l = fabs((double)lev[c]), h;
+			double glo = c > 0 ? (double)lev[c] - lev[c - 1] : 0;
+			double ghi = c < ncode - 1 ? (double)lev[c + 1] - lev[c] : 0;
+			bool low = c == 0 || (lev[c] < 0 && l >= td->nmax);
 			if (scale[j] == 0 && td->nsub > 1)
 				h = (td->nmax + 1) * (sub_level(t, &f, j) + 1) *
 					    (d + f16_half_ulp((float)d)) +
@@ -733,9 +737,9 @@ void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 							      (m + f16_half_ulp((float)m))
 						    : 0);
 			else if (c == 0 || c == ncode - 1 || l >= td->nmax)
-				h = step;
+				h = as * (low ? ghi : glo);
 			else
-				h = step / 2;
+				h = as * fmax(glo, ghi) / 2;
 			if (td->f32_scale)
 				h += (l + gap) * sub_level(t, &f, j) * f16_half_ulp((float)d) +
 				     (td->min ? f16_half_ulp((float)m) : 0);

@@ -139,6 +139,28 @@ jsonis "$tmp/out" "d['dtypes'] == json.load(open('$tmp/undo-info.json'))['dtypes
 run 0 "verify: the undo against the original" verify "$q" "$tmp/undo.gguf"
 has "layer 2: equal up to Q4_K/Q6_K quantization" "the undo equals the original up to quantization"
 
+# ---- a real checkpoint quantized by fold ---------------------------------------------
+# stories260K.gguf ($ROPEFOLD_SHARED_MODELS, else $SRCDIR/../shared/models): F32 real
+# weights, D = 64, so rows of whole 32-blocks but not of 256
+M=${ROPEFOLD_SHARED_MODELS:-$SRCDIR/../shared/models}
+s="$M/stories260K.gguf"
+if [ -f "$s" ]; then
+	for t in q8_0 q4_0 iq4_nl; do
+		run 0 "stories260K: fold --dtype $t" fold --model "$s" --out "$tmp/s-$t.gguf" --dtype $t
+		has "quantized to $(echo $t | tr a-z A-Z): relative error" "stories260K: $t's error reported"
+		run 0 "stories260K: verify the $t fold" verify "$s" "$tmp/s-$t.gguf"
+		has "layer 0: commuting fold, up to $(echo $t | tr a-z A-Z) quantization" \
+			"stories260K: a commuting fold up to $t quantization"
+	done
+	run 2 "stories260K: fold --dtype q4_k refused (rows of 64)" fold --model "$s" \
+		--out "$tmp/s-q4_k.gguf" --dtype q4_k
+	grep -qF "rows of 64 values are not whole Q4_K blocks of 256" "$tmp/err" &&
+		ok "the refusal names the row length and the block" ||
+		notok "the refusal names the row length and the block"
+else
+	skip "stories260K: fold --dtype q8_0, q4_0, iq4_nl and verify" "stories260K.gguf not in $M"
+fi
+
 # ---- refused -------------------------------------------------------------------------
 run 2 "fold --dtype q8_k (ggml's dot-product intermediate) refused" fold --model "$q" \
 	--out "$tmp/no.gguf" --dtype q8_k

@@ -239,11 +239,13 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 			       r->layers[k].max_rel_rounding);
 		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
 		       r->max_rel_rounding, eps_units(r), dt);
-		if (r->quant_out != STORE_COUNT)
+		if (r->quant_out != STORE_COUNT && r->quant_types_in)
 			printf("quantized to %s: added relative error %.3g (Frobenius), against "
 			       "the input's own %s quantization bound %.3g\n",
-			       dtype_name(r->quant_out), r->quant_added_rel, qn[0] ? qn : "(none)",
-			       r->quant_own_rel);
+			       dtype_name(r->quant_out), r->quant_added_rel, qn, r->quant_own_rel);
+		else if (r->quant_out != STORE_COUNT)
+			printf("quantized to %s: relative error %.3g (Frobenius; the input was "
+			       "not quantized)\n", dtype_name(r->quant_out), r->quant_added_rel);
 		else if (r->quant_types_in)
 			printf("%zu %s tensor%s stored as F16 (their own quantization bound %.3g "
 			       "relative, Frobenius)\n", r->quant_as_f16, qn,
