@@ -18,7 +18,8 @@ static RfStatus explain_noncommuting(VerifyCtx *c, const double *R, size_t gb,
 {
 	VerifyVerdict *v = c->v;
 	CommutantInfo ci;
-	double thr = 10.0 * c->tolp[VERIFY_K] + 1e-9;
+	/* the recovered R carries the quantization error of W_k (tolp - tol) */
+	double thr = 10.0 * c->tol + 2.0 * (c->tolp[VERIFY_K] - c->tol) + 1e-9;
 	RfStatus st = commutant_analyse(R, &c->a->rope, c->freqs, c->d, thr, &ci);
 	if (st != RF_OK)
 		return st;
