@@ -106,6 +106,7 @@ run 0 "fold --drop commutes of the Q4_K_M" fold --model "$q" --out "$tmp/broken.
 	--drop commutes
 run 1 "verify: the broken fold is not a fold" verify --json "$q" "$tmp/broken.gguf"
 jsonis "$tmp/out" 'd["first_break"]["why"]' mixes-pairs "the break: the rotation mixes pairs"
+jsonis "$tmp/out" 'len(d["first_break"]["mixed_pairs"]) > 0' True "the mixed pairs are listed"
 
 # ---- fold: quantized again ---------------------------------------------------------
 run 0 "fold --dtype q8_0 --json" fold --model "$q" --out "$tmp/fold8.gguf" --dtype q8_0 --json
