@@ -235,10 +235,11 @@ static int check_undo_input(FoldRun *r)
 
 /* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
  * fold records it in the sidecar with the checksums of its stored bytes
- * before and after; an undo compares the bytes it wrote with those the
- * sidecar recorded of the original (*same stays true while they agree). */
+ * before and after (and qb, the bound of its input's quantization, or
+ * NULL); an undo compares the bytes it wrote with those the sidecar
+ * recorded of the original (*same stays true while they agree). */
 static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
-			const double *v, WriterRounding *wr, bool *same)
+			const double *v, const QuantBound *qb, WriterRounding *wr, bool *same)
 {
 	uint64_t before = 0;
 	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
@@ -252,7 +253,7 @@ static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 		return 0;
 	}
 	SidecarTensor rec = {t->name, t->dtype_name, dtype_name(dt), before,
-			     wr->checksum};
+			     wr->checksum, qb ? qb->rel : 0, qb ? qb->rel_frob : 0};
 	if (sidecar_add_tensor(r->record, &rec)) {
 		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->j->out,
 			 t->name);
@@ -280,7 +281,7 @@ static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const Fold
 		}
 		int bad = model_norm_permute(t, q ? 1 : s->n_heads / s->n_kv_heads, s->head_dim,
 					     s->n_kv_heads, plan->perm, v, r->err, sizeof r->err) ||
-			  store_tensor(r, k, t, dt, v, &wr, same);
+			  store_tensor(r, k, t, dt, v, NULL, &wr, same);
 		free(v);
 		if (bad)
 			return -1;
@@ -363,23 +364,19 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 	return 0;
 }
 
-/* What storing a rotated tensor tr in dt did against the quantization of
+/* What storing a rotated tensor in dt did against the quantization of
  * the input: the error a requantization added (relative, Frobenius) and
- * the bound of the input's own quantization (data/quant_bound.h). */
-static int note_quantization(FoldRun *r, const TensorRef *tr, StoreDtype dt,
-			     const WriterRounding *wr)
+ * qb, the bound of the input's own quantization (data/quant_bound.h). */
+static void note_quantization(FoldRun *r, const QuantBound *qb, StoreDtype dt,
+			      const WriterRounding *wr)
 {
 	if (dtype_is_block(dt)) {
 		double e = wr->frob > 0 ? wr->frob_err / wr->frob : 0;
 		if (e > r->quant_added)
 			r->quant_added = e;
 	}
-	QuantBound qb;
-	if (quant_bound_tensor(tr, &qb, r->err, sizeof r->err))
-		return -1;
-	if (qb.rel_frob > r->quant_own)
-		r->quant_own = qb.rel_frob;
-	return 0;
+	if (qb->rel_frob > r->quant_own)
+		r->quant_own = qb->rel_frob;
 }
 
 /* Load, fold and store the k-th layer. */
@@ -423,17 +420,21 @@ static int fold_layer(FoldRun *r, size_t k)
 			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
 			goto out;
 		}
+		/* a block-quantized input's bound: recorded, and reported */
+		QuantBound qb;
 		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
-			  out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, v, &wr, &same);
+			  out_dtype(r, k, tr, &dt) ||
+			  (!r->undo && quant_bound_tensor(tr, &qb, r->err, sizeof r->err)) ||
+			  store_tensor(r, k, tr, dt, v, !r->undo && qb.quantized ? &qb : NULL,
+				       &wr, &same);
 		free(v);
 		if (bad)
 			goto out;
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
 		if (e > rel)
 			rel = e;
-		if (!r->undo && (dtype_is_block(dt) || dtype_is_block(tr->dtype)) &&
-		    note_quantization(r, tr, dt, &wr))
-			goto out;
+		if (!r->undo && (dtype_is_block(dt) || qb.quantized))
+			note_quantization(r, &qb, dt, &wr);
 	}
 	if (put_norms(r, k, &lt, &plan, &same))
 		goto out;

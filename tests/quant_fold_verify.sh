@@ -101,6 +101,19 @@ run 0 "verify: the F16 fold of the Q4_K_M" verify "$q" "$tmp/fold16.gguf"
 has "layer 0: commuting fold, up to Q4_K quantization" \
 	"a commuting fold, up to Q4_K quantization"
 
+# the F16 fold carries the Q4_K_M's quantization: its sidecar records the bound, so
+# against the F16 model it is a commuting fold within it; without the sidecar it is not
+grep -q '"quant_bound_in"' "$tmp/fold16.gguf.fold.json" &&
+	ok "the sidecar records the input's quantization bound" ||
+	notok "the sidecar records the input's quantization bound"
+run 0 "verify: the F16 model against the F16 fold of its Q4_K_M (sidecar beside it)" \
+	verify "$f16" "$tmp/fold16.gguf"
+has "layer 0: commuting fold, up to Q4_K quantization" \
+	"a commuting fold up to the quantization the sidecar records"
+mkdir "$tmp/bare" && cp "$tmp/fold16.gguf" "$tmp/bare/"
+run 1 "verify: the same fold without its sidecar is not equivalent" verify "$f16" \
+	"$tmp/bare/fold16.gguf"
+
 # a fold with a rotation that mixes frequency pairs is not passed off as quantization
 run 0 "fold --drop commutes of the Q4_K_M" fold --model "$q" --out "$tmp/broken.gguf" \
 	--drop commutes
@@ -124,6 +137,9 @@ cp "$tmp/out" "$tmp/v-fold8.json"
 jsonis "$tmp/v-fold8.json" 'd["layers"][0]["description"]' \
 	"commuting fold, up to Q8_0/Q4_K quantization" "a commuting fold, up to Q8_0/Q4_K quantization"
 relay "$PY" "$qb" check-verify "$q" "$tmp/fold8.gguf" "$tmp/v-fold8.json"
+run 0 "verify: the F16 model against the Q8_0 fold of its Q4_K_M" verify "$f16" "$tmp/fold8.gguf"
+has "layer 0: commuting fold, up to Q8_0/Q4_K quantization" \
+	"up to Q8_0 and the Q4_K the sidecar records"
 run 0 "fold --dtype q4_k" fold --model "$q" --out "$tmp/fold4.gguf" --dtype q4_k
 has "quantized to Q4_K: added relative error" "the summary names the added error"
 run 0 "verify: the Q4_K fold of the Q4_K_M" verify "$q" "$tmp/fold4.gguf"
