@@ -173,6 +173,10 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 	}
 	json_object_set_new(doc, "qk_norm_pinned_pairs",
 			    json_integer((json_int_t)r->qk_norm_pinned));
+	json_object_set_new(doc, "residual", r->residual == RES_NONE ? json_null()
+		: json_pack("{s:s, s:I, s:I}", "kind", residual_kind_name(r->residual),
+			    "fused_norms", (json_int_t)r->fused_norms, "tensors",
+			    (json_int_t)r->residual_tensors));
 	json_object_set_new(doc, "layers", layers);
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	fputc('\n', stdout);
@@ -194,6 +198,11 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 			printf("  layer %zu: seed %llu, relative rounding error %.3g\n",
 			       r->layers[k].layer, (unsigned long long)r->layers[k].seed,
 			       r->layers[k].max_rel_rounding);
+		if (r->residual != RES_NONE)
+			printf("residual stream rotated by R1 (%s): %zu norm%s fused into the "
+			       "linears reading them (set to 1), %zu tensors rewritten beyond "
+			       "attention's\n", residual_kind_name(r->residual), r->fused_norms,
+			       r->fused_norms == 1 ? "" : "s", r->residual_tensors);
 		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
 		       r->max_rel_rounding, eps_units(r), dt);
 		printf("sidecar %s\n", r->sidecar);
@@ -222,6 +231,10 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		       "bit, if the sidecar belongs to %s (it records no checksums to check "
 		       "that)\n", dt, j->model_path);
 	printf("no sidecar written: an undo's output is the original checkpoint\n");
+	if (r->residual != RES_NONE)
+		printf("undid the residual rotation R1 (%s): %zu norm%s restored\n",
+		       residual_kind_name(r->residual), r->fused_norms,
+		       r->fused_norms == 1 ? "" : "s");
 	if (r->sidecar_removed)
 		printf("removed %s, the sidecar of the OUT this replaced\n", r->sidecar);
 }

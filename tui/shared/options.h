@@ -64,6 +64,8 @@ typedef struct {
 				   * --layer (its one-layer form) */
 	const char *dtype;        /* fold: keep, f32 */
 	const char *undo;         /* fold: sidecar */
+	const char *residual;     /* fold: --residual hadamard|haar|none, or NULL */
+	const char *vo;           /* fold: --vo hadamard|haar|same, or NULL */
 	bool force;
 	bool help;
 	FlagSet given;            /* the flags given in any parse into this */
