@@ -1,0 +1,324 @@
+#!/usr/bin/python3
+"""`ropefold fold --residual` (R1, norms fused) and `--vo` (R2), as TAP.
+
+A residual rotation is an exact rewrite of a pre-norm RMSNorm decoder: the
+NumPy forward pass of tests/reference_forward.py (written from the
+families' published definitions, independently of ropefold) gives the same
+logits on the original and on the folded checkpoint, to the roundoff of the
+dtype the rewritten tensors are stored in. Checked on every pre-norm family
+of tests/family_fixtures.py and on the shared checkpoints of
+../shared/models (the HF folder; the GGUF, converted here to a llama2.c
+file for the reference; the llama2.c file with its tied classifier, which
+the fold unties). Also: the families where R1 does not commute with the
+block are refused with the reason and nothing is written; --undo gives back
+the original bytes when the fold was stored in f64; a fold stored in the
+original dtype differs from the original by rounding only, and so does its
+undo.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import family_fixtures as ff  # noqa: E402
+import reference_forward as rf  # noqa: E402
+
+ROPEFOLD = os.environ.get("ROPEFOLD", "./ropefold")
+MODELS = os.environ.get("ROPEFOLD_SHARED_MODELS",
+                        os.path.join(os.environ.get("SRCDIR", "."), "..", "shared", "models"))
+TOKENS = [(7 * i + 3) % 96 for i in range(24)]
+results = []
+
+# the families R1 applies to, and those it refuses with the words that say why
+REFUSED = {
+    "olmo2": "normalises each sublayer's output",
+    "gemma2": "sandwich norms",
+    "gemma3": "sandwich norms",
+    "gemma3-pattern": "sandwich norms",
+    "gpt-neox": "SliceGPT",
+    "gpt-neox-sequential": "SliceGPT",
+}
+# relative logit error allowed: exact up to f64 roundoff, or the stored dtype's
+TOL = {"f64": 1e-10, "f32": 2e-5, "bf16": 3e-2}
+
+
+def check(what, good, detail=""):
+    results.append(bool(good))
+    print("%s %d - %s%s" % ("ok" if good else "not ok", len(results), what,
+                            " (%s)" % detail if detail else ""))
+    sys.stdout.flush()
+
+
+def skip(what, why):
+    results.append(True)
+    print("ok %d - %s # SKIP %s" % (len(results), what, why))
+
+
+def run(*args):
+    p = subprocess.run([ROPEFOLD] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+
+
+def logits(path, tokens):
+    # Gemma's sqrt(D) embedding scale exactly: HF rounds it to the
+    # embeddings' dtype, which a fold stored in f64 changes
+    return rf.forward(rf.load_model(path, embed_scale="exact"), tokens)
+
+
+def compare(what, orig, folded, tokens, tol):
+    e = rel_err(logits(orig, tokens), logits(folded, tokens))
+    check(what, e < tol, "rel %.1e, tol %.0e" % (e, tol))
+
+
+# ---- GGUF (F32) to llama2.c, for the reference ---------------------------------
+
+GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                10: "<Q", 11: "<q", 12: "<d"}
+
+
+def gguf_read(path):
+    """{key: value}, {name: float32 array [out][in]} of a GGUF file of F32 tensors
+    (GGUF spec: ne0 is the innermost dimension)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    pos = [0]
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, blob, pos[0])[0]
+        pos[0] += struct.calcsize(fmt)
+        return v
+
+    def string():
+        n = take("<Q")
+        s = blob[pos[0]:pos[0] + n].decode()
+        pos[0] += n
+        return s
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("<I"), take("<Q")
+            return [value(et) for _ in range(n)]
+        return take(GGUF_SCALARS[t])
+
+    assert blob[:4] == b"GGUF"
+    pos[0] = 4
+    take("<I")
+    nt, nkv = take("<Q"), take("<Q")
+    kv = {}
+    for _ in range(nkv):
+        k = string()
+        kv[k] = value(take("<I"))
+    infos = []
+    for _ in range(nt):
+        name = string()
+        dims = [take("<Q") for _ in range(take("<I"))]
+        typ, off = take("<I"), take("<Q")
+        infos.append((name, dims, typ, off))
+    align = kv.get("general.alignment", 32)
+    data = (pos[0] + align - 1) // align * align
+    tensors = {}
+    for name, dims, typ, off in infos:
+        assert typ == 0, "F32 only"
+        n = int(np.prod(dims))
+        tensors[name] = np.frombuffer(blob, "<f4", n, data + off).reshape(dims[::-1])
+    return kv, tensors
+
+
+def gguf_to_llama2c(gguf, out):
+    """A llama2.c .bin with the weights of a llama GGUF (untied: output.weight
+    goes after the legacy RoPE tables, and the vocab size is negative)."""
+    kv, t = gguf_read(gguf)
+    L = kv["llama.block_count"]
+    D = kv["llama.embedding_length"]
+    H = kv["llama.attention.head_count"]
+    G = kv.get("llama.attention.head_count_kv", H)
+    ff_ = kv["llama.feed_forward_length"]
+    V, seq = t["token_embd.weight"].shape[0], kv["llama.context_length"]
+    hd = D // H
+    parts = [struct.pack("<7i", D, ff_, L, H, G, -V, seq), t["token_embd.weight"]]
+    for key in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                "ffn_gate", "ffn_down", "ffn_up"):
+        parts += [t["blk.%d.%s.weight" % (i, key)] for i in range(L)]
+    parts += [t["output_norm.weight"], np.zeros((seq, hd // 2), np.float32),
+              np.zeros((seq, hd // 2), np.float32), t["output.weight"]]
+    with open(out, "wb") as f:
+        for p in parts:
+            f.write(p if isinstance(p, bytes) else np.ascontiguousarray(p, "<f4").tobytes())
+
+
+# ---- the families ----------------------------------------------------------------
+
+def check_family(name, work):
+    folder = os.path.join(work, name)
+    ff.make_fixture(name, folder, tied=False)
+    out = os.path.join(work, name + "-r1")
+    if name in REFUSED:
+        rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard")
+        check("%s: --residual refused with the reason" % name,
+              rc == 2 and REFUSED[name] in err and not os.path.exists(out), err.strip()[-160:])
+        return
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
+                     "--vo", "same", "--dtype", "f64")
+    check("%s: fold --residual hadamard --vo same --dtype f64" % name, rc == 0,
+          err.strip()[-200:])
+    if rc == 0:
+        compare("%s: ... the reference's logits equal the original's" % name, folder, out,
+                TOKENS, TOL["f64"])
+    out2 = os.path.join(work, name + "-r1-haar")
+    rc, _, err = run("fold", "--model", folder, "--out", out2, "--residual", "haar",
+                     "--vo", "haar", "--seed", "9")
+    check("%s: fold --residual haar --vo haar (stored f32)" % name, rc == 0, err.strip()[-200:])
+    if rc == 0:
+        compare("%s: ... logits within f32 rounding" % name, folder, out2, TOKENS[:12],
+                TOL["f32"])
+
+
+def check_tied(work):
+    """A tied fixture: the head is untied into lm_head.weight (the head takes
+    the final norm, the embeddings do not) and config.json says so."""
+    folder = os.path.join(work, "llama-tied")
+    ff.make_fixture("llama", folder, tied=True)
+    out = os.path.join(work, "llama-tied-r1")
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
+                     "--dtype", "f64")
+    if rc == 2 and "untying" in err:
+        check("tied HF: refused with the reason", "cannot stay tied" in err, err.strip())
+        return
+    check("tied HF: fold --residual", rc == 0, err.strip()[-200:])
+    if rc:
+        return
+    with open(os.path.join(out, "config.json")) as f:
+        cfg = json.load(f)
+    check("tied HF: config.json unties", cfg.get("tie_word_embeddings") is False)
+    compare("tied HF: logits equal the original's", folder, out, TOKENS, TOL["f64"])
+
+
+def check_flags(work):
+    folder = os.path.join(work, "llama")
+    out = os.path.join(work, "flags-out")
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
+                     "--layers", "0")
+    check("--residual with --layers 0: refused", rc == 2 and "every layer" in err and
+          not os.path.exists(out), err.strip())
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamrd")
+    check("--residual hadamrd: refused naming the flag", rc == 2 and "--residual" in err,
+          err.strip())
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--vo", "diag")
+    check("--vo diag: refused naming the flag", rc == 2 and "--vo" in err, err.strip())
+
+
+def check_undo(name, src, work, dtype_flag, exact):
+    """Fold, then --undo: the original's bytes when stored in f64."""
+    out = os.path.join(work, name + "-u")
+    back = os.path.join(work, name + "-back")
+    args = ["fold", "--model", src, "--out", out, "--residual", "hadamard", "--vo", "hadamard"]
+    rc, _, err = run(*(args + dtype_flag))
+    if rc:
+        check("%s: fold for the undo" % name, False, err.strip()[-200:])
+        return
+    side = os.path.join(out, "fold.json") if os.path.isdir(out) else out + ".fold.json"
+    with open(side) as f:
+        rec = json.load(f)["residual"]
+    check("%s: the sidecar records R1, its seed and the fused norms" % name,
+          rec["kind"] == "hadamard" and isinstance(rec["seed"], int) and
+          len(rec["norms"]) > 0 and rec["vo"] == "hadamard")
+    rc, stdout, err = run("fold", "--model", out, "--out", back, "--undo", side)
+    check("%s: --undo" % name, rc == 0, err.strip()[-200:])
+    if rc:
+        return
+    if exact:
+        files = ["model.safetensors"] if os.path.isdir(src) else [""]
+        same = all(open(os.path.join(src, f) if f else src, "rb").read() ==
+                   open(os.path.join(back, f) if f else back, "rb").read() for f in files)
+        check("%s: --undo of an f64 fold gives back the original bytes" % name,
+              same and "restored bit for bit" in stdout)
+    else:
+        check("%s: --undo of a fold in the stored dtype: within its rounding" % name,
+              "within" in stdout or "bit for bit" in stdout, stdout.strip()[-200:])
+
+
+def check_shared(work):
+    hf = os.path.join(MODELS, "tiny_llama_hf")
+    if os.path.isdir(hf):
+        out = os.path.join(work, "tiny-r1")
+        rc, _, err = run("fold", "--model", hf, "--out", out, "--residual", "hadamard",
+                         "--vo", "same")
+        check("tiny_llama_hf: fold --residual hadamard (stored bf16)", rc == 0, err.strip())
+        if rc == 0:
+            compare("tiny_llama_hf: logits within bf16 rounding", hf, out, TOKENS, TOL["bf16"])
+        out = os.path.join(work, "tiny-r1-f64")
+        rc, _, err = run("fold", "--model", hf, "--out", out, "--residual", "haar", "--dtype",
+                         "f64")
+        check("tiny_llama_hf: fold --residual haar --dtype f64", rc == 0, err.strip())
+        if rc == 0:
+            compare("tiny_llama_hf: logits equal the original's", hf, out, TOKENS, TOL["f64"])
+        check_undo("tiny_llama_hf f64", hf, work, ["--dtype", "f64"], True)
+        check_undo("tiny_llama_hf bf16", hf, work, [], False)
+    else:
+        skip("tiny_llama_hf", "%s not present" % hf)
+    gguf = os.path.join(MODELS, "stories260K.gguf")
+    binf = os.path.join(MODELS, "stories260K.bin")
+    if os.path.exists(gguf) and os.path.exists(binf):
+        out = os.path.join(work, "stories-r1.gguf")
+        rc, _, err = run("fold", "--model", gguf, "--out", out, "--residual", "hadamard",
+                         "--vo", "hadamard")
+        check("stories260K.gguf: fold --residual hadamard --vo hadamard", rc == 0, err.strip())
+        if rc == 0:
+            conv = os.path.join(work, "stories-r1.bin")
+            gguf_to_llama2c(out, conv)
+            compare("stories260K.gguf: logits within f32 rounding", binf, conv, TOKENS,
+                    TOL["f32"])
+        check_undo("stories260K.gguf", gguf, work, ["--dtype", "f64"], True)
+    else:
+        skip("stories260K.gguf", "not present in %s" % MODELS)
+    if os.path.exists(binf):
+        out = os.path.join(work, "stories-r1-direct.bin")
+        rc, _, err = run("fold", "--model", binf, "--out", out, "--residual", "haar")
+        if rc == 2 and "untying" in err:
+            check("stories260K.bin (tied): refused with the reason", "cannot stay tied" in err,
+                  err.strip())
+        else:
+            check("stories260K.bin (tied): fold --residual unties", rc == 0, err.strip())
+            if rc == 0:
+                with open(out, "rb") as f:
+                    vocab = struct.unpack_from("<7i", f.read(28))[5]
+                check("stories260K.bin: the header's vocab size turns negative (untied)",
+                      vocab == -512, "vocab %d" % vocab)
+                compare("stories260K.bin: logits within f32 rounding", binf, out, TOKENS,
+                        TOL["f32"])
+    else:
+        skip("stories260K.bin", "not present in %s" % MODELS)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="ropefold-residual-")
+    try:
+        for name in ff.FAMILIES:
+            if name.startswith("deepseek"):
+                continue   # ropefold does not read MLA checkpoints yet
+            check_family(name, work)
+        check_tied(work)
+        check_flags(work)
+        check_shared(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
