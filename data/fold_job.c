@@ -49,6 +49,7 @@ typedef struct {
 			       * undo of one), or NULL */
 	size_t res_tensors;   /* tensors it rewrote beyond attention's fold */
 	size_t res_norms;     /* norms fused (or restored) */
+	bool untied;          /* the head was untied (by this fold, or the undone one) */
 	char err[1024];
 } FoldRun;
 
@@ -359,7 +360,8 @@ static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 {
 	uint64_t before = 0;
 	bool model = k == SIZE_MAX;   /* a model-level tensor (residual rotation) */
-	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
+	/* an added tensor (an untied head) has no stored bytes before */
+	if (!r->undo && t->src && checksum_tensor(t, &before, r->err, sizeof r->err))
 		return -1;
 	if (writer_put(r->w, t, v, wr, r->err, sizeof r->err))
 		return -1;
@@ -741,18 +743,12 @@ static int open_residual(FoldRun *r)
 			return -1;
 		}
 		seed = sr.seed;
+		r->untied = sr.untied;
 	} else if (kind == RES_NONE) {
 		return 0;
 	}
 	if (fold_residual_new(r->m, kind, seed, r->undo, &r->res, r->err, sizeof r->err))
 		return -1;
-	if (fold_residual_plan(r->res)->tied) {
-		snprintf(r->err, sizeof r->err, "%s: --residual: the output head is tied to the token "
-			 "embeddings, and the head must take the final norm's weight that the "
-			 "embeddings must not: they cannot stay tied, and untying this %s checkpoint "
-			 "is not supported", j->model_path, model_format_name(in->format));
-		return -1;
-	}
 	if (r->nlayers != in->n_layers) {
 		snprintf(r->err, sizeof r->err, "%s: --residual rotates the whole residual stream, so "
 			 "every layer: not with %s", r->undo ? j->undo : j->model_path,
@@ -760,6 +756,27 @@ static int open_residual(FoldRun *r)
 										    : "--layers");
 		return -1;
 	}
+	return 0;
+}
+
+/* A tied head cannot stay tied under R1 (it takes the final norm, the
+ * embeddings do not): untied in the output where the format allows. */
+static int untie_head(FoldRun *r)
+{
+	if (!r->res || r->undo)
+		return 0;
+	const ResPlan *p = fold_residual_plan(r->res);
+	StoreDtype dt = r->j->store_set ? r->j->store : p->embed ? p->embed->dtype : STORE_F32;
+	if (p->tied && !dtype_is_float(dt)) {
+		snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: an untied head cannot be "
+			 "stored in a block quantization; use --dtype f32", p->embed->file,
+			 p->embed->name, p->embed->dtype_name);
+		return -1;
+	}
+	if (fold_residual_untie(r->res, r->w, model_info(r->m)->format, dt, r->err,
+				sizeof r->err))
+		return -1;
+	r->untied = fold_residual_untied(r->res);
 	return 0;
 }
 
@@ -786,7 +803,8 @@ static int run(FoldRun *r)
 		return -1;
 	if (j->undo && load_undo(r))
 		return -1;
-	if (choose_layers(r) || open_residual(r) || open_writer(r) || mark_tensors(r) ||
+	if (choose_layers(r) || open_residual(r) || open_writer(r) || untie_head(r) ||
+	    mark_tensors(r) ||
 	    (r->undo && check_undo_input(r)))
 		return -1;
 	SidecarHead h = {PACKAGE_VERSION, j->model_path, j->out,
@@ -801,7 +819,8 @@ static int run(FoldRun *r)
 	}
 	if (r->res && !r->undo) {
 		SidecarResidual sr = {residual_kind_name(j->residual), j->seed, in->shape.d_model,
-				      fold_residual_plan(r->res)->plus_one, false, j->vo};
+				      fold_residual_plan(r->res)->plus_one,
+				      fold_residual_untied(r->res), j->vo};
 		if (sidecar_set_residual(r->record, &sr)) {
 			snprintf(r->err, sizeof r->err, "out of memory");
 			return -1;
@@ -869,6 +888,7 @@ static int fill_outcome(const FoldRun *r, FoldOutcome *res)
 	res->residual = r->res ? fold_residual_kind(r->res) : RES_NONE;
 	res->residual_tensors = r->res_tensors;
 	res->fused_norms = r->res_norms;
+	res->untied = r->untied;
 	return 0;
 }
 

@@ -93,6 +93,8 @@ typedef struct {
 	ResKind residual;           /* the residual rotation written or undone */
 	size_t residual_tensors;    /* tensors it rewrote beyond attention's fold */
 	size_t fused_norms;         /* norms fused into their readers (or restored) */
+	bool untied;                /* the fold untied the head (an undo leaves it
+				     * untied: a copy of the embeddings) */
 } FoldOutcome;
 
 /* Run the job. 0, or -1 with one line in err. out is filled either way. */

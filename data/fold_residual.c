@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "data/fold_residual.h"
 
 struct FoldResidual {
@@ -13,6 +15,7 @@ struct FoldResidual {
 	double *R;               /* D x D, row-major */
 	const Sidecar *undo;     /* the undone sidecar (its norms), or NULL */
 	double *w, *stored;      /* D each: scratch for a norm's weights */
+	bool untied;             /* a head was added */
 };
 
 int fold_residual_new(const Model *m, ResKind kind, uint64_t seed, const Sidecar *undo,
@@ -129,11 +132,95 @@ int fold_residual_values(FoldResidual *fr, const ResTensor *e, double **v, char 
 		snprintf(err, errlen, "%s: out of memory", e->t->name);
 		return -1;
 	}
-	if (tensor_read(e->t, 0, e->t->nelem, *v, err, errlen) ||
+	if (tensor_read(e->src ? e->src : e->t, 0, e->t->nelem, *v, err, errlen) ||
 	    fold_residual_transform(fr, e, *v, err, errlen)) {
 		free(*v);
 		*v = NULL;
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- untying a tied head --------------------------------------------------- */
+
+/* config.json with tie_word_embeddings false (also in a nested
+ * text_config that states it). */
+static int untie_config(Writer *w, char *err, size_t errlen)
+{
+	const char *src = writer_aux_src(w, "config.json");
+	if (!src) {
+		snprintf(err, errlen, "--residual: the head must be untied, and there is no "
+			 "config.json to say so");
+		return -1;
+	}
+	json_error_t je;
+	json_t *root = json_load_file(src, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(err, errlen, "%s: line %d: %s", src, je.line, je.text);
+		return -1;
+	}
+	json_object_set_new(root, "tie_word_embeddings", json_false());
+	json_t *tc = json_object_get(root, "text_config");
+	if (json_is_object(tc) && json_object_get(tc, "tie_word_embeddings"))
+		json_object_set_new(tc, "tie_word_embeddings", json_false());
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(root);
+	char *nl = text ? malloc(strlen(text) + 2) : NULL;
+	if (!nl) {
+		free(text);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sprintf(nl, "%s\n", text);
+	free(text);
+	int rc = writer_set_aux_text(w, "config.json", nl, err, errlen);
+	free(nl);
+	return rc;
+}
+
+int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDtype dtype,
+			char *err, size_t errlen)
+{
+	ResPlan *p = &fr->plan;
+	if (!p->tied)
+		return 0;
+	const TensorRef *e = p->embed, *head;
+	const char *name = format == MODEL_FMT_LLAMA2C ? "output.weight" : "lm_head.weight";
+	if (format == MODEL_FMT_GGUF) {
+		snprintf(err, errlen, "%s: --residual: the output head is tied to the token "
+			 "embeddings (no output.weight), and the head must take the final norm's "
+			 "weight that the embeddings must not; adding output.weight to a GGUF is "
+			 "not supported", e->file);
+		return -1;
+	}
+	if (writer_add_tensor(w, e, name, format == MODEL_FMT_LLAMA2C ? STORE_F32 : dtype, &head,
+			      err, errlen))
+		return -1;
+	if (format == MODEL_FMT_LLAMA2C) {
+		/* header: 7 int32, vocab_size the 6th; negative = own classifier */
+		int32_t v = -(int32_t)e->shape[0];
+		unsigned char b[4];
+		for (int i = 0; i < 4; i++)
+			b[i] = (unsigned char)((uint32_t)v >> (8 * i));
+		if (writer_patch(w, e, 20, b, 4, err, errlen))
+			return -1;
+	} else if (untie_config(w, err, errlen)) {
+		return -1;
+	}
+	ResTensor *nv = realloc(p->v, (p->n + 1) * sizeof *nv);
+	if (!nv) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	p->v = nv;
+	p->v[p->n++] = (ResTensor){head, RES_ROLE_READER, p->final_norm, RES_MODEL_LEVEL, 1, e};
+	p->tied = false;
+	fr->untied = true;
+	return 0;
+}
+
+bool fold_residual_untied(const FoldResidual *fr)
+{
+	return fr->untied;
 }

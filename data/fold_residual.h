@@ -10,6 +10,7 @@
 #include "data/residual_tensors.h"
 #include "data/sidecar.h"
 #include "data/tensor.h"
+#include "data/writer.h"
 
 /* The residual rotation of one fold or undo run (data/fold_job.c): R1,
  * the plan of which tensor takes which side, and the norm weights the
@@ -32,6 +33,16 @@ uint64_t fold_residual_seed(const FoldResidual *fr);
  * v (e->t->nelem doubles) in the tensor's stored layout. */
 int fold_residual_transform(FoldResidual *fr, const ResTensor *e, double *v, char *err,
 			    size_t errlen);
+/* Untie a tied head (the head takes the final norm, the embeddings do
+ * not): a new head tensor in w, of the embeddings' values and shape, as
+ * dtype: safetensors' lm_head.weight with tie_word_embeddings false in
+ * config.json; llama2.c's output.weight after the RoPE tables, with the
+ * header's vocab size negative. A GGUF is refused with the reason. A
+ * no-op when the head is not tied. */
+int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDtype dtype,
+			char *err, size_t errlen);
+/* Whether fold_residual_untie added a head. */
+bool fold_residual_untied(const FoldResidual *fr);
 /* The stored values of e's tensor read and transformed: *v allocated. */
 int fold_residual_values(FoldResidual *fr, const ResTensor *e, double **v, char *err,
 			 size_t errlen);

@@ -313,7 +313,7 @@ int residual_plan_build(const Model *m, ResPlan *p, char *err, size_t errlen)
 				*slot = t;
 				continue;
 			}
-			ResTensor e = {t, r->role, NULL, layer, 1};
+			ResTensor e = {t, r->role, NULL, layer, 1, NULL};
 			if (r->role == RES_ROLE_READER) {
 				e.norm = r->group == FINAL ? p->final_norm
 				       : r->group == ATTN ? ln[layer].attn : ln[layer].mlp;

@@ -23,6 +23,8 @@ typedef struct {
 	const TensorRef *norm;    /* reader: the norm whose weight it fuses */
 	size_t layer;             /* RES_MODEL_LEVEL: embeddings, final norm, head */
 	size_t batch;             /* writer: blocks of D rows (experts stacked) */
+	const TensorRef *src;     /* where its values are read, when not t
+				   * itself: an untied head's, the embeddings */
 } ResTensor;
 
 typedef struct {

@@ -237,7 +237,9 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		}
 		struct stat st;
 		a->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
-		rc = writer_copy_file(a->src, fd, a->tmp_path, err, errlen);
+		rc = a->text ? writer_write_all(fd, a->text, strlen(a->text), 0, a->tmp_path, err,
+						errlen)
+			     : writer_copy_file(a->src, fd, a->tmp_path, err, errlen);
 		if (!rc && fsync(fd)) {
 			snprintf(err, errlen, "%s: fsync: %s", a->tmp_path, strerror(errno));
 			rc = -1;
@@ -245,6 +247,11 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		close(fd);
 	}
 	free(buf);
+	for (size_t i = 0; i < w->npatch && !rc; i++) {
+		const WPatch *p = &w->patch[i];
+		WFile *f = &w->files[p->file];
+		rc = writer_write_all(f->fd, p->bytes, p->n, p->at, f->tmp_path, err, errlen);
+	}
 	return rc;
 }
 
@@ -328,7 +335,14 @@ void writer_free(Writer *w)
 		if (f->in.path)
 			infile_close(&f->in);
 	}
+	for (size_t i = 0; i < w->nadded; i++) {
+		free(w->added[i]->name);
+		free(w->added[i]);
+	}
+	free(w->added);
+	free(w->patch);
 	for (size_t i = 0; i < w->naux; i++) {
+		free(w->aux[i].text);
 		free(w->aux[i].src);
 		free(w->aux[i].final_path);
 		free(w->aux[i].tmp_path);

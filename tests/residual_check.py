@@ -187,24 +187,38 @@ def check_family(name, work):
                 TOL["f32"])
 
 
-def check_tied(work):
+def check_tied(work, name):
     """A tied fixture: the head is untied into lm_head.weight (the head takes
-    the final norm, the embeddings do not) and config.json says so."""
-    folder = os.path.join(work, "llama-tied")
-    ff.make_fixture("llama", folder, tied=True)
-    out = os.path.join(work, "llama-tied-r1")
-    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
-                     "--dtype", "f64")
-    if rc == 2 and "untying" in err:
-        check("tied HF: refused with the reason", "cannot stay tied" in err, err.strip())
-        return
-    check("tied HF: fold --residual", rc == 0, err.strip()[-200:])
+    the final norm, the embeddings do not) and config.json says so; Gemma's
+    (1 + w) norms are fused as 1 + w and stored as 0. An undo leaves the
+    head untied, a copy of the embeddings: the same logits."""
+    folder = os.path.join(work, name + "-tied")
+    ff.make_fixture(name, folder, tied=True)
+    out = os.path.join(work, name + "-tied-r1")
+    rc, stdout, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
+                          "--dtype", "f64")
+    check("tied %s: fold --residual unties the head" % name,
+          rc == 0 and "head untied" in stdout, err.strip()[-200:])
     if rc:
         return
     with open(os.path.join(out, "config.json")) as f:
         cfg = json.load(f)
-    check("tied HF: config.json unties", cfg.get("tie_word_embeddings") is False)
-    compare("tied HF: logits equal the original's", folder, out, TOKENS, TOL["f64"])
+    check("tied %s: config.json says tie_word_embeddings false" % name,
+          cfg.get("tie_word_embeddings") is False)
+    compare("tied %s: logits equal the original's" % name, folder, out, TOKENS, TOL["f64"])
+    if name == "gemma":
+        t, _ = rf.read_safetensors(os.path.join(out, "model.safetensors"))
+        norms = [v for k, v in t.items() if k.endswith("norm.weight")]
+        check("gemma: its (1 + w) norms are stored as 0", norms and
+              all(np.all(v == 0) for v in norms))
+    back = os.path.join(work, name + "-tied-back")
+    rc, stdout, err = run("fold", "--model", out, "--out", back, "--undo",
+                          os.path.join(out, "fold.json"))
+    check("tied %s: --undo leaves the head untied, the same model" % name,
+          rc == 0 and "stays untied" in stdout, err.strip()[-200:])
+    if rc == 0:
+        compare("tied %s: ... logits of the undo equal the original's" % name, folder, back,
+                TOKENS, TOL["f64"])
 
 
 def check_flags(work):
@@ -311,7 +325,8 @@ def main():
             if name.startswith("deepseek"):
                 continue   # ropefold does not read MLA checkpoints yet
             check_family(name, work)
-        check_tied(work)
+        check_tied(work, "llama")
+        check_tied(work, "gemma")
         check_flags(work)
         check_shared(work)
     finally:

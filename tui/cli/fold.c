@@ -174,9 +174,9 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 	json_object_set_new(doc, "qk_norm_pinned_pairs",
 			    json_integer((json_int_t)r->qk_norm_pinned));
 	json_object_set_new(doc, "residual", r->residual == RES_NONE ? json_null()
-		: json_pack("{s:s, s:I, s:I}", "kind", residual_kind_name(r->residual),
+		: json_pack("{s:s, s:I, s:I, s:b}", "kind", residual_kind_name(r->residual),
 			    "fused_norms", (json_int_t)r->fused_norms, "tensors",
-			    (json_int_t)r->residual_tensors));
+			    (json_int_t)r->residual_tensors, "untied", r->untied));
 	json_object_set_new(doc, "layers", layers);
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	fputc('\n', stdout);
@@ -203,6 +203,9 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 			       "linears reading them (set to 1), %zu tensors rewritten beyond "
 			       "attention's\n", residual_kind_name(r->residual), r->fused_norms,
 			       r->fused_norms == 1 ? "" : "s", r->residual_tensors);
+		if (r->untied)
+			printf("head untied from the token embeddings (it takes the final norm's "
+			       "weight, the embeddings do not)\n");
 		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
 		       r->max_rel_rounding, eps_units(r), dt);
 		printf("sidecar %s\n", r->sidecar);
@@ -235,6 +238,9 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		printf("undid the residual rotation R1 (%s): %zu norm%s restored\n",
 		       residual_kind_name(r->residual), r->fused_norms,
 		       r->fused_norms == 1 ? "" : "s");
+	if (r->untied)
+		printf("the head stays untied: a copy of the token embeddings, the same model "
+		       "(a fold's untying is not taken back)\n");
 	if (r->sidecar_removed)
 		printf("removed %s, the sidecar of the OUT this replaced\n", r->sidecar);
 }
