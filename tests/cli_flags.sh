@@ -39,6 +39,8 @@ rule() {
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
 	--dtype) echo "'keep', 'f32' or 'f64'" ;;
+	--residual) echo "'hadamard', 'haar' or 'none'" ;;
+	--vo) echo "'hadamard', 'haar' or 'same'" ;;
 	*) echo "" ;;
 	esac
 }

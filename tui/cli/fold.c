@@ -173,10 +173,12 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 	}
 	json_object_set_new(doc, "qk_norm_pinned_pairs",
 			    json_integer((json_int_t)r->qk_norm_pinned));
-	json_object_set_new(doc, "residual", r->residual == RES_NONE ? json_null()
-		: json_pack("{s:s, s:I, s:I, s:b}", "kind", residual_kind_name(r->residual),
-			    "fused_norms", (json_int_t)r->fused_norms, "tensors",
-			    (json_int_t)r->residual_tensors, "untied", r->untied));
+	if (r->residual != RES_NONE)   /* only then: other documents stay as they were */
+		json_object_set_new(doc, "residual",
+				    json_pack("{s:s, s:I, s:I, s:b}", "kind",
+					      residual_kind_name(r->residual), "fused_norms",
+					      (json_int_t)r->fused_norms, "tensors",
+					      (json_int_t)r->residual_tensors, "untied", r->untied));
 	json_object_set_new(doc, "layers", layers);
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	fputc('\n', stdout);
