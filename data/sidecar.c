@@ -278,8 +278,16 @@ void sidecar_set_rounding(Sidecar *s, double max_rel_rounding)
 				    json_real(isfinite(max_rel_rounding) ? max_rel_rounding : -1.0));
 }
 
+static uint64_t residual_checksum(json_t *r);
+
 char *sidecar_dump(const Sidecar *s)
 {
+	json_t *r = json_object_get(s->root, "residual");
+	if (json_is_object(r)) {
+		char hex[17];
+		checksum_format(residual_checksum(r), hex);
+		json_object_set_new(r, "checksum", json_string(hex));
+	}
 	return json_dumps(s->root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 }
 
@@ -435,6 +443,41 @@ static int check_plan_checksums(json_t *layers, const char *path, char *err, siz
 	return 0;
 }
 
+/* What the residual entry says about R1 and the fused norms (not its
+ * tensors, which carry their own checksums). */
+static uint64_t residual_checksum(json_t *r)
+{
+	static const char *const keys[] = {"kind", "seed", "d_model", "norm_plus_one", "untied",
+					   "vo", "norms"};
+	Checksum c;
+	checksum_init(&c);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(r, keys[i]);
+		unsigned char present = v != NULL;
+		checksum_update(&c, &present, 1);
+		if (v)
+			feed_json(&c, v);
+	}
+	return checksum_final(&c);
+}
+
+/* A residual entry, when there is one, against its checksum. */
+static int check_residual_checksum(json_t *root, const char *path, char *err, size_t errlen)
+{
+	json_t *r = json_object_get(root, "residual");
+	if (!r || json_is_null(r))
+		return 0;
+	const char *rec = json_string_value(json_object_get(r, "checksum"));
+	uint64_t want;
+	if (!json_is_object(r) || !rec || checksum_parse(rec, &want) ||
+	    residual_checksum(r) != want) {
+		snprintf(err, errlen, "%s: residual: the recorded rotation and norms do not match "
+			 "their checksum (the sidecar was changed after it was written)", path);
+		return -1;
+	}
+	return 0;
+}
+
 /* The "checksum" key: absent in an older sidecar, else the one we know. */
 static int read_checksum_kind(json_t *root, bool *checksums, const char *path, char *err,
 			      size_t errlen)
@@ -475,7 +518,8 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 	bool checksums;
 	if (read_checksum_kind(root, &checksums, path, err, errlen) ||
 	    check_tensor_lists(layers, checksums, path, err, errlen) ||
-	    (checksums && check_plan_checksums(layers, path, err, errlen))) {
+	    (checksums && check_plan_checksums(layers, path, err, errlen)) ||
+	    check_residual_checksum(root, path, err, errlen)) {
 		json_decref(root);
 		return -1;
 	}

@@ -111,7 +111,9 @@ uint64_t sidecar_layer_seed(uint64_t base, size_t layer);
  * "residual": {"kind": "hadamard"|"haar", "seed": N, "d_model": D,
  *              "norm_plus_one": b, "untied": b, "vo": "hadamard"|"haar"|null,
  *              "norms": [{"name", "values": [D, as stored before]}],
- *              "tensors": [model-level tensors, as a layer's]}
+ *              "tensors": [model-level tensors, as a layer's],
+ *              "checksum": C}     (of everything but "tensors": an edited
+ *                                  entry is refused when it loads)
  * R1 is drawn again from kind, seed and D (core/residual.h); the norms
  * record the weights fused into their readers, which the undo divides out
  * and stores back. Each layer's MLP tensors, norms and b_o are recorded in

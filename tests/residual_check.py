@@ -250,6 +250,18 @@ def check_undo(name, src, work, dtype_flag, exact):
     check("%s: the sidecar records R1, its seed and the fused norms" % name,
           rec["kind"] == "hadamard" and isinstance(rec["seed"], int) and
           len(rec["norms"]) > 0 and rec["vo"] == "hadamard")
+    edited = os.path.join(work, name + "-edited.json")
+    with open(side) as f:
+        doc = json.load(f)
+    doc["residual"]["seed"] += 1
+    with open(edited, "w") as f:
+        json.dump(doc, f)
+    rc, _, err = run("fold", "--model", out, "--out", back, "--undo", edited)
+    check("%s: --undo refuses a sidecar whose R1 seed was edited" % name,
+          rc == 2 and "checksum" in err and not os.path.exists(back), err.strip()[-200:])
+    rc, _, err = run("fold", "--model", src, "--out", back, "--undo", side)
+    check("%s: --undo refuses the unfolded original (not what the sidecar records)" % name,
+          rc == 2 and "recorded" in err and not os.path.exists(back), err.strip()[-200:])
     rc, stdout, err = run("fold", "--model", out, "--out", back, "--undo", side)
     check("%s: --undo" % name, rc == 0, err.strip()[-200:])
     if rc:
