@@ -186,14 +186,7 @@ int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDt
 	if (!p->tied)
 		return 0;
 	const TensorRef *e = p->embed, *head;
-	const char *name = format == MODEL_FMT_LLAMA2C ? "output.weight" : "lm_head.weight";
-	if (format == MODEL_FMT_GGUF) {
-		snprintf(err, errlen, "%s: --residual: the output head is tied to the token "
-			 "embeddings (no output.weight), and the head must take the final norm's "
-			 "weight that the embeddings must not; adding output.weight to a GGUF is "
-			 "not supported", e->file);
-		return -1;
-	}
+	const char *name = format == MODEL_FMT_SAFETENSORS ? "lm_head.weight" : "output.weight";
 	if (writer_add_tensor(w, e, name, format == MODEL_FMT_LLAMA2C ? STORE_F32 : dtype, &head,
 			      err, errlen))
 		return -1;
@@ -205,7 +198,7 @@ int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDt
 			b[i] = (unsigned char)((uint32_t)v >> (8 * i));
 		if (writer_patch(w, e, 20, b, 4, err, errlen))
 			return -1;
-	} else if (untie_config(w, err, errlen)) {
+	} else if (format == MODEL_FMT_SAFETENSORS && untie_config(w, err, errlen)) {
 		return -1;
 	}
 	ResTensor *nv = realloc(p->v, (p->n + 1) * sizeof *nv);

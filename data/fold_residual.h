@@ -37,8 +37,8 @@ int fold_residual_transform(FoldResidual *fr, const ResTensor *e, double *v, cha
  * not): a new head tensor in w, of the embeddings' values and shape, as
  * dtype: safetensors' lm_head.weight with tie_word_embeddings false in
  * config.json; llama2.c's output.weight after the RoPE tables, with the
- * header's vocab size negative. A GGUF is refused with the reason. A
- * no-op when the head is not tied. */
+ * header's vocab size negative; GGUF's output.weight (a new tensor info).
+ * A no-op when the head is not tied. */
 int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDtype dtype,
 			char *err, size_t errlen);
 /* Whether fold_residual_untie added a head. */

@@ -93,8 +93,9 @@ void writer_free(Writer *w);
  * writer_start: named name, of like's shape, in the file holding like,
  * stored as dtype after the last tensor; *out is the tensor to writer_put
  * (owned by the writer; its src is NULL: it has no stored bytes to read).
- * safetensors (a header entry) and llama2.c (appended; the caller patches
- * the header); a GGUF is refused. */
+ * safetensors (a header entry), GGUF (a tensor info after the last one,
+ * the tensor count raised) and llama2.c (appended; the caller patches the
+ * header). */
 int writer_add_tensor(Writer *w, const TensorRef *like, const char *name, StoreDtype dtype,
 		      const TensorRef **out, char *err, size_t errlen);
 /* Write n (<= 16) bytes at offset at of the output file that holds t,

@@ -51,6 +51,8 @@ typedef struct {
 	WSeg *seg;                /* sorted by in_off */
 	size_t nseg;
 	bool resized;             /* some tensor changes its byte size */
+	size_t infos_end;         /* GGUF: end of the tensor infos (before the
+				   * padding to the data), for added tensors */
 } WFile;
 
 /* A file copied unchanged (config.json, tokenizer files, ...). */

@@ -41,11 +41,6 @@ int writer_add_tensor(Writer *w, const TensorRef *like, const char *name, StoreD
 			 like->name);
 		return -1;
 	}
-	if (f->format == MODEL_FMT_GGUF) {
-		snprintf(err, errlen, "%s: adding tensor %s to a GGUF file is not supported", w->out,
-			 name);
-		return -1;
-	}
 	if ((f->format == MODEL_FMT_LLAMA2C && dtype != STORE_F32) || !dtype_is_float(dtype)) {
 		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s here", w->out, name,
 			 dtype_name(dtype));

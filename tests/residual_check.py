@@ -138,7 +138,56 @@ def gguf_read(path):
     return kv, tensors
 
 
-def gguf_to_llama2c(gguf, out):
+def gguf_drop(path, drop, out):
+    """path's GGUF without tensor drop's info (its bytes stay in the data
+    section, unreferenced): a GGUF whose head is tied, as llama.cpp's
+    converters write one for a tied model."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    pos = 24
+    nt, nkv = struct.unpack_from("<QQ", blob, 8)
+    align = 32
+
+    def skip_value(t):
+        nonlocal pos
+        if t == 8:
+            (n,) = struct.unpack_from("<Q", blob, pos)
+            pos += 8 + n
+        elif t == 9:
+            et, n = struct.unpack_from("<IQ", blob, pos)
+            pos += 12
+            for _ in range(n):
+                skip_value(et)
+        else:
+            pos += struct.calcsize(GGUF_SCALARS[t])
+
+    for _ in range(nkv):
+        (kl,) = struct.unpack_from("<Q", blob, pos)
+        key = blob[pos + 8:pos + 8 + kl].decode()
+        pos += 8 + kl
+        (t,) = struct.unpack_from("<I", blob, pos)
+        pos += 4
+        if key == "general.alignment":
+            (align,) = struct.unpack_from(GGUF_SCALARS[t], blob, pos)
+        skip_value(t)
+    infos_start, infos = pos, bytearray()
+    for _ in range(nt):
+        start = pos
+        (nl,) = struct.unpack_from("<Q", blob, pos)
+        name = blob[pos + 8:pos + 8 + nl].decode()
+        (nd,) = struct.unpack_from("<I", blob, pos + 8 + nl)
+        pos += 8 + nl + 4 + 8 * nd + 12
+        if name != drop:
+            infos += blob[start:pos]
+    data = (pos + align - 1) // align * align
+    head = bytearray(blob[:infos_start]) + infos
+    struct.pack_into("<Q", head, 8, nt - 1)
+    head += b"\0" * ((-len(head)) % align)
+    with open(out, "wb") as f:
+        f.write(bytes(head) + blob[data:])
+
+
+def gguf_to_llama2c(gguf, out, tied_head=False):
     """A llama2.c .bin with the weights of a llama GGUF (untied: output.weight
     goes after the legacy RoPE tables, and the vocab size is negative)."""
     kv, t = gguf_read(gguf)
@@ -153,8 +202,9 @@ def gguf_to_llama2c(gguf, out):
     for key in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
                 "ffn_gate", "ffn_down", "ffn_up"):
         parts += [t["blk.%d.%s.weight" % (i, key)] for i in range(L)]
+    head = t["token_embd.weight"] if tied_head else t["output.weight"]
     parts += [t["output_norm.weight"], np.zeros((seq, hd // 2), np.float32),
-              np.zeros((seq, hd // 2), np.float32), t["output.weight"]]
+              np.zeros((seq, hd // 2), np.float32), head]
     with open(out, "wb") as f:
         for p in parts:
             f.write(p if isinstance(p, bytes) else np.ascontiguousarray(p, "<f4").tobytes())
@@ -233,6 +283,10 @@ def check_flags(work):
           err.strip())
     rc, _, err = run("fold", "--model", folder, "--out", out, "--vo", "diag")
     check("--vo diag: refused naming the flag", rc == 2 and "--vo" in err, err.strip())
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--undo", "x.json", "--residual",
+                     "haar")
+    check("--residual with --undo: refused (the sidecar says)", rc == 2 and "--residual" in err
+          and "not with --undo" in err, err.strip())
 
 
 def check_undo(name, src, work, dtype_flag, exact):
@@ -309,6 +363,16 @@ def check_shared(work):
             compare("stories260K.gguf: logits within f32 rounding", binf, conv, TOKENS,
                     TOL["f32"])
         check_undo("stories260K.gguf", gguf, work, ["--dtype", "f64"], True)
+        tied = os.path.join(work, "stories-tied.gguf")
+        gguf_drop(gguf, "output.weight", tied)
+        out = os.path.join(work, "stories-tied-r1.gguf")
+        rc, stdout, err = run("fold", "--model", tied, "--out", out, "--residual", "hadamard")
+        check("tied GGUF: fold --residual adds output.weight", rc == 0 and
+              "head untied" in stdout and "output.weight" in gguf_read(out)[1], err.strip())
+        if rc == 0:
+            conv = os.path.join(work, "stories-tied-r1.bin")
+            gguf_to_llama2c(out, conv)
+            compare("tied GGUF: logits within f32 rounding", binf, conv, TOKENS, TOL["f32"])
     else:
         skip("stories260K.gguf", "not present in %s" % MODELS)
     if os.path.exists(binf):
