@@ -355,15 +355,63 @@ static int check_undo_input(FoldRun *r)
  * fold records it in the sidecar with the checksums of its stored bytes
  * before and after; an undo compares the bytes it wrote with those the
  * sidecar recorded of the original (*same stays true while they agree). */
+/* Elements a model-level tensor is rotated and stored by at once (whole
+ * rows): the embeddings and the head need not be held whole. */
+#define RES_PART_ELEMS ((size_t)1 << 21)
+
+/* Store model-level plan entry e a part of whole rows at a time: read,
+ * rotate, store; wr: the worst part's rounding, the checksum of all. */
+static int put_rows(FoldRun *r, const ResTensor *e, WriterRounding *wr)
+{
+	size_t D = fold_residual_plan(r->res)->D, n = e->t->nelem;
+	size_t part = RES_PART_ELEMS / D ? RES_PART_ELEMS / D * D : D;
+	double *v = malloc((part < n ? part : n) * sizeof(double));
+	if (!v) {
+		snprintf(r->err, sizeof r->err, "%s: out of memory", e->t->name);
+		return -1;
+	}
+	memset(wr, 0, sizeof *wr);
+	int rc = 0;
+	for (size_t first = 0; first < n && !rc; first += part) {
+		size_t m = n - first < part ? n - first : part;
+		WriterRounding pr;
+		rc = tensor_read(e->src ? e->src : e->t, first, m, v, r->err, sizeof r->err) ||
+		     fold_residual_transform_part(r->res, e, v, m, r->err, sizeof r->err) ||
+		     writer_put_part(r->w, e->t, first, m, v, &pr, r->err, sizeof r->err);
+		if (!rc) {
+			/* the relative figure of the worst part is kept together */
+			if (pr.max_abs > 0 && (wr->max_abs == 0 || pr.max_abs_err / pr.max_abs >
+								   wr->max_abs_err / wr->max_abs)) {
+				wr->max_abs_err = pr.max_abs_err;
+				wr->max_abs = pr.max_abs;
+			}
+			wr->checksum = pr.checksum;
+		}
+	}
+	free(v);
+	return rc ? -1 : 0;
+}
+
+/* store_tensor, the values given (v) or, for a model-level plan entry
+ * stored by rows (rows), read and rotated part by part. */
+static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
+			const double *v, const ResTensor *rows, WriterRounding *wr, bool *same);
+
 static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 			const double *v, WriterRounding *wr, bool *same)
+{
+	return store_values(r, k, t, dt, v, NULL, wr, same);
+}
+
+static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
+			const double *v, const ResTensor *rows, WriterRounding *wr, bool *same)
 {
 	uint64_t before = 0;
 	bool model = k == SIZE_MAX;   /* a model-level tensor (residual rotation) */
 	/* an added tensor (an untied head) has no stored bytes before */
 	if (!r->undo && t->src && checksum_tensor(t, &before, r->err, sizeof r->err))
 		return -1;
-	if (writer_put(r->w, t, v, wr, r->err, sizeof r->err))
+	if (rows ? put_rows(r, rows, wr) : writer_put(r->w, t, v, wr, r->err, sizeof r->err))
 		return -1;
 	if (r->undo) {
 		SidecarTensor st;
@@ -436,10 +484,12 @@ static int res_store(FoldRun *r, size_t k, const Rewrite *rw, size_t n, bool *sa
 				return -1;
 			}
 		}
+		bool by_rows = k == SIZE_MAX && fold_residual_by_rows(e);
+		v = NULL;
 		if (res_dtype(r, k, e, &dt) ||
-		    fold_residual_values(r->res, e, &v, r->err, sizeof r->err))
+		    (!by_rows && fold_residual_values(r->res, e, &v, r->err, sizeof r->err)))
 			return -1;
-		int bad = store_tensor(r, k, e->t, dt, v, &wr, same);
+		int bad = store_values(r, k, e->t, dt, v, by_rows ? e : NULL, &wr, same);
 		free(v);
 		if (bad)
 			return -1;

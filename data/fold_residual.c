@@ -95,8 +95,19 @@ static int norm_stored(FoldResidual *fr, const TensorRef *t, char *err, size_t e
 	return 0;
 }
 
+bool fold_residual_by_rows(const ResTensor *e)
+{
+	return e->role == RES_ROLE_EMBED || e->role == RES_ROLE_READER;
+}
+
 int fold_residual_transform(FoldResidual *fr, const ResTensor *e, double *v, char *err,
 			    size_t errlen)
+{
+	return fold_residual_transform_part(fr, e, v, e->t->nelem, err, errlen);
+}
+
+int fold_residual_transform_part(FoldResidual *fr, const ResTensor *e, double *v, size_t n,
+				 char *err, size_t errlen)
 {
 	size_t D = fr->plan.D;
 	const double *w = NULL;
@@ -111,10 +122,14 @@ int fold_residual_transform(FoldResidual *fr, const ResTensor *e, double *v, cha
 			w = fr->stored;
 		}
 	}
-	RfStatus st = fr->undo ? residual_unapply(e->role, fr->R, D, e->batch, w, v, e->t->nelem)
+	if (n != e->t->nelem && !fold_residual_by_rows(e)) {
+		snprintf(err, errlen, "%s: tensor %s: cannot be rotated in parts", e->t->file,
+			 e->t->name);
+		return -1;
+	}
+	RfStatus st = fr->undo ? residual_unapply(e->role, fr->R, D, e->batch, w, v, n)
 			       : residual_apply(e->role, fr->R, D, e->batch, w,
-						residual_norm_one(fr->plan.plus_one), v,
-						e->t->nelem);
+						residual_norm_one(fr->plan.plus_one), v, n);
 	if (st != RF_OK) {
 		snprintf(err, errlen, "%s: tensor %s: %s%s", e->t->file, e->t->name,
 			 rf_status_str(st), st == RF_ERR_NUMERIC ? " (a fused norm weight of 0 "

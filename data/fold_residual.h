@@ -33,6 +33,11 @@ uint64_t fold_residual_seed(const FoldResidual *fr);
  * v (e->t->nelem doubles) in the tensor's stored layout. */
 int fold_residual_transform(FoldResidual *fr, const ResTensor *e, double *v, char *err,
 			    size_t errlen);
+/* Whether e's rows of D may be rotated a part at a time (embeddings and
+ * readers), and the same for n values (whole rows) of it. */
+bool fold_residual_by_rows(const ResTensor *e);
+int fold_residual_transform_part(FoldResidual *fr, const ResTensor *e, double *v, size_t n,
+				 char *err, size_t errlen);
 /* Untie a tied head (the head takes the final norm, the embeddings do
  * not): a new head tensor in w, of the embeddings' values and shape, as
  * dtype: safetensors' lm_head.weight with tie_word_embeddings false in

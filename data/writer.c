@@ -299,6 +299,57 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	return rc;
 }
 
+int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const double *values,
+		    WriterRounding *r, char *err, size_t errlen)
+{
+	WFile *f = NULL;
+	WSeg *s = find_seg(w, t, &f);
+	if (!s || !s->replace || f->fd < 0 || first != s->put_next || n > t->nelem - first ||
+	    !t->nelem) {
+		snprintf(err, errlen, "%s: tensor %s: not marked for replacement, or its parts "
+			 "out of order", w->out, t->name);
+		return -1;
+	}
+	size_t esz = s->out_len / t->nelem;   /* float dtypes: whole bytes a value */
+	size_t nb = n * esz;
+	double *v = malloc((n ? n : 1) * sizeof(double));
+	unsigned char *b = malloc(nb ? nb : 1);
+	if (!v || !b) {
+		free(v);
+		free(b);
+		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+		return -1;
+	}
+	memcpy(v, values, n * sizeof(double));
+	dtype_round(s->out_dtype, v, n);
+	WriterRounding rr = {0, 0, 0};
+	for (size_t i = 0; i < n; i++) {
+		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
+		if (!(e <= rr.max_abs_err))
+			rr.max_abs_err = e;
+		if (a > rr.max_abs)
+			rr.max_abs = a;
+	}
+	encode(s->out_dtype, v, n, b);
+	if (first == 0)
+		checksum_init(&s->put_sum);
+	checksum_update(&s->put_sum, b, nb);
+	s->put_next = first + n;
+	if (s->put_next == t->nelem)
+		rr.checksum = checksum_final(&s->put_sum);
+	int rc = writer_write_all(f->fd, b, nb, s->out_off + first * esz, f->tmp_path, err, errlen);
+	free(v);
+	free(b);
+	if (!rc && r)
+		*r = rr;
+	if (!rc && !isfinite(rr.max_abs_err)) {
+		snprintf(err, errlen, "%s: tensor %s: a rotated value overflows %s", w->out,
+			 t->name, dtype_name(s->out_dtype));
+		return -1;
+	}
+	return rc;
+}
+
 void writer_cleanup_signal(void)
 {
 	for (Writer *w = live_writers; w; w = w->next) {

@@ -84,6 +84,12 @@ int writer_start(Writer *w, char *err, size_t errlen);
 /* Store t->nelem values of a replaced tensor (rounded to its dtype). */
 int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
 	       char *err, size_t errlen);
+/* Store values [first, first + n) of a replaced tensor (rounded to its
+ * dtype), the parts of one tensor in order from 0 to t->nelem, so that
+ * memory holds one part. r: this part's rounding; its checksum, once the
+ * last part is stored, that of all the tensor's bytes (0 before). */
+int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const double *values,
+		    WriterRounding *r, char *err, size_t errlen);
 /* Write the sidecar text, fsync and rename everything into place. */
 int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen);
 /* Release; removes the temporaries when not committed. */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "data/checksum.h"
 #include "data/fileset.h"
 #include "data/infile.h"
 #include "data/model.h"
@@ -32,6 +33,8 @@ typedef struct {
 	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
+	size_t put_next;          /* writer_put_part: the next element expected */
+	Checksum put_sum;         /* ... and the checksum of the bytes so far */
 	bool added;               /* not in the input: writer_add_tensor's, at
 				   * the end of the data (in_off = in_end =
 				   * the input's size) */
