@@ -261,6 +261,19 @@ def check_tied(work, name):
         norms = [v for k, v in t.items() if k.endswith("norm.weight")]
         check("gemma: its (1 + w) norms are stored as 0", norms and
               all(np.all(v == 0) for v in norms))
+    if name == "llama":
+        # a single safetensors file: its config.json beside the output unties
+        single = os.path.join(work, "single")
+        os.makedirs(single)
+        rc, _, err = run("fold", "--model", os.path.join(folder, "model.safetensors"), "--out",
+                         os.path.join(single, "model.safetensors"), "--residual", "haar")
+        with open(os.path.join(single, "config.json")) as f:
+            untied = json.load(f).get("tie_word_embeddings") is False
+        check("tied llama, one safetensors file: fold --residual, config.json beside unties",
+              rc == 0 and untied, err.strip()[-200:])
+        if rc == 0:
+            compare("tied llama, one safetensors file: logits within f32 rounding", folder,
+                    os.path.join(single, "model.safetensors"), TOKENS, TOL["f32"])
     back = os.path.join(work, name + "-tied-back")
     rc, stdout, err = run("fold", "--model", out, "--out", back, "--undo",
                           os.path.join(out, "fold.json"))
