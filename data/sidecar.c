@@ -50,8 +50,11 @@ static json_t *fold_json(const FoldConfig *c)
 	for (unsigned i = 0; i < ASSUME_COUNT; i++)
 		if (c->dropped & (1u << i))
 			json_array_append_new(drop, json_string(fold_assumption_name(i)));
-	return json_pack("{s:s, s:o, s:s, s:b}", "rotate", rot, "drop", drop, "kind",
-			 rotation_kind_name(c->kind), "permute_heads", c->permute_heads);
+	json_t *o = json_pack("{s:s, s:o, s:s, s:b}", "rotate", rot, "drop", drop, "kind",
+			      rotation_kind_name(c->kind), "permute_heads", c->permute_heads);
+	if (o && c->v_hadamard)   /* --vo hadamard (only then: older records stay as they were) */
+		json_object_set_new(o, "v_kind", json_string("hadamard"));
+	return o;
 }
 
 Sidecar *sidecar_new(const SidecarHead *h)

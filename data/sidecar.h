@@ -15,7 +15,8 @@
  *    "input": PATH, "output": PATH, "format": "gguf", "undo_of": PATH|null,
  *    "seed": N, "dtype": "keep"|"f32", "checksum": "siphash-2-4",
  *    "fold": {"rotate": "qkvo", "drop": [...], "kind": "haar",
- *             "permute_heads": false},
+ *             "permute_heads": false, "v_kind": "hadamard" (--vo hadamard
+ *             only)},
  *    "shape": {"d_model", "n_heads", "n_kv_heads", "head_dim"},
  *    "rope": {"layout": "half"|"interleaved", "rotary_dim": r},
  *    "layers": [{"layer": i, "seed": s, "rotate_bias": true,
