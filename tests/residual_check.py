@@ -302,6 +302,33 @@ def check_flags(work):
           and "not with --undo" in err, err.strip())
 
 
+def check_unknown(work):
+    """A tensor whose side of the stream cannot be told from its name is
+    refused by name, and nothing is written; --vo alone is exact."""
+    cfg, tensors = ff.build_fixture("llama", 1, False, "f32")
+    tensors["model.layers.0.mlp.adapter.weight"] = np.zeros((4, cfg["hidden_size"]))
+    folder = os.path.join(work, "llama-extra")
+    os.makedirs(folder)
+    ff.write_safetensors(os.path.join(folder, "model.safetensors"), tensors, "f32")
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    out = os.path.join(work, "llama-extra-r1")
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "haar")
+    check("an unknown tensor: refused by name, nothing written",
+          rc == 2 and "model.layers.0.mlp.adapter.weight" in err and "guessing" in err and
+          not os.path.exists(out), err.strip())
+    src = os.path.join(work, "llama")
+    out = os.path.join(work, "llama-vo")
+    rc, _, err = run("fold", "--model", src, "--out", out, "--vo", "hadamard", "--dtype", "f64")
+    check("--vo hadamard alone: fold", rc == 0, err.strip()[-200:])
+    if rc == 0:
+        with open(os.path.join(out, "fold.json")) as f:
+            rec = json.load(f)
+        check("--vo hadamard alone: the sidecar says so, and records no residual rotation",
+              rec["fold"].get("v_kind") == "hadamard" and "residual" not in rec)
+        compare("--vo hadamard alone: logits equal the original's", src, out, TOKENS, TOL["f64"])
+
+
 def check_undo(name, src, work, dtype_flag, exact):
     """Fold, then --undo: the original's bytes when stored in f64."""
     out = os.path.join(work, name + "-u")
@@ -417,6 +444,7 @@ def main():
         check_tied(work, "llama")
         check_tied(work, "gemma")
         check_flags(work)
+        check_unknown(work)
         check_shared(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
