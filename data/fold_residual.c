@@ -194,6 +194,34 @@ static int untie_config(Writer *w, char *err, size_t errlen)
 	return rc;
 }
 
+/* A sharded folder's index: the new head in the embeddings' shard. */
+static int untie_index(Writer *w, const char *embed, const char *head, char *err,
+		       size_t errlen)
+{
+	const char *src = writer_aux_src(w, "model.safetensors.index.json");
+	if (!src)
+		return 0;
+	json_error_t je;
+	json_t *root = json_load_file(src, JSON_REJECT_DUPLICATES, &je);
+	json_t *map = json_object_get(root, "weight_map");
+	json_t *shard = json_object_get(map, embed);
+	if (!json_is_object(map) || !json_is_string(shard)) {
+		json_decref(root);
+		snprintf(err, errlen, "%s: no weight_map entry for %s", src, embed);
+		return -1;
+	}
+	json_object_set_new(map, head, json_string(json_string_value(shard)));
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = writer_set_aux_text(w, "model.safetensors.index.json", text, err, errlen);
+	free(text);
+	return rc;
+}
+
 int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDtype dtype,
 			char *err, size_t errlen)
 {
@@ -213,7 +241,8 @@ int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDt
 			b[i] = (unsigned char)((uint32_t)v >> (8 * i));
 		if (writer_patch(w, e, 20, b, 4, err, errlen))
 			return -1;
-	} else if (format == MODEL_FMT_SAFETENSORS && untie_config(w, err, errlen)) {
+	} else if (format == MODEL_FMT_SAFETENSORS &&
+		   (untie_config(w, err, errlen) || untie_index(w, e->name, name, err, errlen))) {
 		return -1;
 	}
 	ResTensor *nv = realloc(p->v, (p->n + 1) * sizeof *nv);

@@ -284,6 +284,38 @@ def check_tied(work, name):
                 TOKENS, TOL["f64"])
 
 
+def check_sharded(work):
+    """A tied model in two shards with an index: the untied head goes into
+    the embeddings' shard, and the index names it there."""
+    cfg, tensors = ff.build_fixture("llama", 1, True, "f32")
+    folder = os.path.join(work, "llama-sharded")
+    os.makedirs(folder)
+    names = list(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[:len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    wmap = {}
+    for fname, ns in shards.items():
+        ff.write_safetensors(os.path.join(folder, fname), {n: tensors[n] for n in ns}, "f32")
+        wmap.update({n: fname for n in ns})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": wmap}, f)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    out = os.path.join(work, "llama-sharded-r1")
+    rc, _, err = run("fold", "--model", folder, "--out", out, "--residual", "hadamard",
+                     "--dtype", "f64")
+    check("sharded tied llama: fold --residual", rc == 0, err.strip()[-200:])
+    if rc:
+        return
+    with open(os.path.join(out, "model.safetensors.index.json")) as f:
+        got = json.load(f)["weight_map"]
+    embed_shard = wmap["model.embed_tokens.weight"]
+    head, _ = rf.read_safetensors(os.path.join(out, embed_shard))
+    check("sharded tied llama: lm_head.weight in the embeddings' shard, and the index says so",
+          got.get("lm_head.weight") == embed_shard and "lm_head.weight" in head)
+    compare("sharded tied llama: logits equal the original's", folder, out, TOKENS, TOL["f64"])
+
+
 def check_flags(work):
     folder = os.path.join(work, "llama")
     out = os.path.join(work, "flags-out")
@@ -445,6 +477,7 @@ def main():
         check_tied(work, "gemma")
         check_flags(work)
         check_unknown(work)
+        check_sharded(work)
         check_shared(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
