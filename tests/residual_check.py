@@ -61,9 +61,10 @@ def skip(what, why):
     print("ok %d - %s # SKIP %s" % (len(results), what, why))
 
 
-def run(*args):
+def run(*args, env=None):
     p = subprocess.run([ROPEFOLD] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, universal_newlines=True)
+                       stderr=subprocess.PIPE, universal_newlines=True,
+                       env=dict(os.environ, **(env or {})))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -316,6 +317,19 @@ def check_sharded(work):
     compare("sharded tied llama: logits equal the original's", folder, out, TOKENS, TOL["f64"])
 
 
+def check_interrupted(work):
+    """A residual fold that fails after a layer, or at the commit, leaves
+    nothing behind: no OUT, no sidecar, no temporary."""
+    src = os.path.join(work, "llama-tied")
+    for fail in ("layer:1", "commit"):
+        d = os.path.join(work, "interrupted-" + fail.replace(":", ""))
+        os.makedirs(d)
+        rc, _, err = run("fold", "--model", src, "--out", os.path.join(d, "out"), "--residual",
+                         "hadamard", env={"ROPEFOLD_TEST_FAIL": fail})
+        check("--residual, failing at %s: exit 2, nothing left in the output folder" % fail,
+              rc == 2 and os.listdir(d) == [], "%s; left %s" % (err.strip(), os.listdir(d)))
+
+
 def check_flags(work):
     folder = os.path.join(work, "llama")
     out = os.path.join(work, "flags-out")
@@ -478,6 +492,7 @@ def main():
         check_flags(work)
         check_unknown(work)
         check_sharded(work)
+        check_interrupted(work)
         check_shared(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
