@@ -351,10 +351,6 @@ static int check_undo_input(FoldRun *r)
 	return r->checked && r->res ? check_undo_res(r, SIZE_MAX, NULL, 0) : 0;
 }
 
-/* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
- * fold records it in the sidecar with the checksums of its stored bytes
- * before and after; an undo compares the bytes it wrote with those the
- * sidecar recorded of the original (*same stays true while they agree). */
 /* Elements a model-level tensor is rotated and stored by at once (whole
  * rows): the embeddings and the head need not be held whole. */
 #define RES_PART_ELEMS ((size_t)1 << 21)
@@ -392,8 +388,13 @@ static int put_rows(FoldRun *r, const ResTensor *e, WriterRounding *wr)
 	return rc ? -1 : 0;
 }
 
-/* store_tensor, the values given (v) or, for a model-level plan entry
- * stored by rows (rows), read and rotated part by part. */
+/* Store values (t->nelem) as tensor t of the k-th layer (SIZE_MAX: a
+ * model-level tensor of the residual rotation), in dtype dt: the values
+ * given (v) or, for a model-level plan entry stored by rows (rows), read
+ * and rotated part by part. A fold records it in the sidecar with the
+ * checksums of its stored bytes before and after; an undo compares the
+ * bytes it wrote with those the sidecar recorded of the original (*same
+ * stays true while they agree). */
 static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 			const double *v, const ResTensor *rows, WriterRounding *wr, bool *same);
 
@@ -790,6 +791,12 @@ static int open_residual(FoldRun *r)
 			snprintf(r->err, sizeof r->err, "%s: records a residual rotation (%s, D %zu) "
 				 "this ropefold cannot undo on %s (D %zu)", j->undo, sr.kind,
 				 sr.d_model, j->model_path, in->shape.d_model);
+			return -1;
+		}
+		if (!sidecar_has_checksums(r->undo)) {
+			/* every sidecar of a residual fold has them: this one was edited */
+			snprintf(r->err, sizeof r->err, "%s: records a residual rotation but no "
+				 "checksums; not a sidecar this ropefold wrote", j->undo);
 			return -1;
 		}
 		seed = sr.seed;
