@@ -8,12 +8,13 @@
 #include "core/dtype.h"
 #include "data/layer_range.h"
 #include "data/verify_job.h"
+#include "data/verify_residual_job.h"
 
 /* Decide layer i of both (and confirm it when asked); 1 when the caller
  * stops, -1 on an error. */
 static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
 		     size_t total, const VerifyOptions *vo, const double *x,
-		     VerifyOutcome *out, char *err, size_t errlen)
+		     VerifyOutcome *out, VerifyResidualJob *rj, char *err, size_t errlen)
 {
 	Layer a, b;
 	if (model_load_layer(ma, i, &a, err, errlen))
@@ -22,10 +23,19 @@ static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t 
 		layer_free(&a);
 		return -1;
 	}
+	/* a residual rotation: this layer's MLP judged, its attention brought
+	 * into one frame */
+	if (rj->r.active && verify_residual_layer(rj, i, &a, &b, err, errlen)) {
+		layer_free(&a);
+		layer_free(&b);
+		return -1;
+	}
 	VerifyVerdict v;
 	InvReport rep;
 	bool have_rep = false;
 	RfStatus st = verify_layers(&a, &b, vo, &v);
+	if (st == RF_OK && rj->r.active)
+		verify_residual_after_layer(rj, i, &v);
 	if (st == RF_OK && j->confirm && v.why != VERIFY_WHY_SHAPE) {
 		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, 0, &rep);
 		have_rep = st == RF_OK;
@@ -64,6 +74,8 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	Model *ma = NULL, *mb = NULL;
 	double *x = NULL;
 	int rc = -1;
+	VerifyResidualJob rj;
+	memset(&rj, 0, sizeof rj);
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
 		goto out;
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
@@ -94,11 +106,21 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		}
 		layer_random_input(j->seed, j->seq, D, x);
 	}
+	if (verify_residual_begin(ma, mb, &vo, &rj, err, errlen))
+		goto out;
 	rc = 0;
 	for (size_t i = lo; i <= hi && rc == 0; i++)
-		rc = one_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &vo, x, out, err, errlen);
+		rc = one_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &vo, x, out, &rj, err,
+			       errlen);
+	if (rc == 0 && rj.r.active && verify_residual_end(&rj, err, errlen))
+		rc = -1;
 	rc = rc < 0 ? -1 : 0;
+	out->residual = rj.r;
+	out->residual.R = NULL;
+	if (!rj.r.equivalent)
+		out->equivalent = false;
 out:
+	verify_residual_job_free(&rj);
 	free(x);
 	if (ma)
 		model_close(ma);

@@ -1,0 +1,437 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/procrustes.h"
+#include "core/residual.h"
+#include "data/model_tensors.h"
+#include "data/verify_residual_job.h"
+
+/* Up to this many embedding rows per model-level comparison (evenly
+ * spaced): enough to pin R1 down (more than D) and bounded memory. */
+#define ROWS_PER_D 2
+
+/* B's entry of the same name as A's entry e, or NULL. */
+static const ResTensor *b_entry(const VerifyResidualJob *j, const ResTensor *e)
+{
+	for (size_t i = 0; i < j->pb.n; i++)
+		if (!strcmp(j->pb.v[i].t->name, e->t->name))
+			return &j->pb.v[i];
+	return NULL;
+}
+
+/* Which norm: 'm' before the MLP, 'a' before attention. */
+static char norm_part(const TensorRef *t)
+{
+	const char *n = t->name;
+	return strstr(n, "post_attention") || strstr(n, "ffn_norm") ? 'm' : 'a';
+}
+
+/* A writer of the attention block (checked through verify_layers). */
+static bool attn_writer(const TensorRef *t)
+{
+	const char *n = t->name;
+	return strstr(n, "o_proj") || strstr(n, "attn_output") || strstr(n, "attention.wo");
+}
+
+static double *read_all(const TensorRef *t, char *err, size_t errlen)
+{
+	double *v = malloc((t->nelem ? t->nelem : 1) * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (tensor_read(t, 0, t->nelem, v, err, errlen)) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* The chosen rows (nrows x D) of t. */
+static double *read_rows(const VerifyResidualJob *j, const TensorRef *t, char *err,
+			 size_t errlen)
+{
+	size_t D = j->r.D;
+	double *v = malloc(j->nrows * D * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < j->nrows; i++)
+		if (tensor_read(t, j->rows[i] * D, D, v + i * D, err, errlen)) {
+			free(v);
+			return NULL;
+		}
+	return v;
+}
+
+/* The weight A's norm t fuses into its readers (D). */
+static double *fused_weight(const VerifyResidualJob *j, const TensorRef *t, char *err,
+			    size_t errlen)
+{
+	double *w = read_all(t, err, errlen);
+	if (w)
+		residual_fused_weight(w, j->r.D, j->pa.plus_one, w);
+	return w;
+}
+
+static void note_err(VerifyResidualJob *j, double e)
+{
+	if (e > j->r.max_err || !isfinite(e))
+		j->r.max_err = e;
+}
+
+int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
+			  VerifyResidualJob *j, char *err, size_t errlen)
+{
+	memset(j, 0, sizeof *j);
+	VerifyResidual *r = &j->r;
+	r->equivalent = true;
+	r->layer = VRES_MODEL;
+	r->brk = finding_make(FIND_NONE);
+	double u = vo->unit_roundoff > 0 ? vo->unit_roundoff : 0x1p-53;
+	r->tol = vo->tol > 0 ? vo->tol : 3 * u + 1e-12;
+	char why[512];
+	if (residual_plan_build(ma, &j->pa, why, sizeof why) ||
+	    residual_plan_build(mb, &j->pb, why, sizeof why))
+		return 0; /* not a checkpoint the residual frame applies to */
+	const TensorRef *ea = j->pa.embed, *eb = j->pb.embed;
+	size_t D = j->pa.D;
+	if (j->pb.D != D || ea->nelem != eb->nelem || ea->nelem % D)
+		return 0;
+	size_t V = ea->nelem / D;
+	j->nrows = V < ROWS_PER_D * D ? V : ROWS_PER_D * D;
+	j->rows = malloc((j->nrows ? j->nrows : 1) * sizeof *j->rows);
+	r->R = malloc(D * D * sizeof(double));
+	if (!j->rows || !r->R) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < j->nrows; i++)
+		j->rows[i] = i * V / j->nrows;
+	r->D = D;
+	double *EA = read_rows(j, ea, err, errlen);
+	double *EB = EA ? read_rows(j, eb, err, errlen) : NULL;
+	int rc = -1;
+	if (!EB)
+		goto out;
+	r->checked = true;
+	rc = 0;
+	if (procrustes_rel_diff(EB, D, EA, D, j->nrows, D) <= r->tol)
+		goto out; /* the same frame */
+	double e;
+	RfStatus st = verify_residual_fit(EA, EB, j->nrows, D, r->R, &e);
+	if (st != RF_OK) {
+		snprintf(err, errlen, "the embeddings: %s", rf_status_str(st));
+		rc = -1;
+		goto out;
+	}
+	if (!(e <= r->tol)) {
+		Finding f = finding_make(FIND_RES_EMBED_UNEXPLAINED);
+		f.err = e;
+		f.tol = r->tol;
+		snprintf(f.tensor, sizeof f.tensor, "embeddings");
+		verify_residual_break(r, VRES_MODEL, &f);
+		goto out;
+	}
+	r->active = true;
+	r->norms_fused = true;
+	note_err(j, e);
+	r->hadamard = verify_residual_is_hadamard(r->R, D, 0.05);
+out:
+	free(EA);
+	free(EB);
+	return rc;
+}
+
+/* B's norm t must be stored as one (zero for a (1 + w) norm). */
+static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, char part,
+		      char *err, size_t errlen)
+{
+	double *w = read_all(tb, err, errlen);
+	if (!w)
+		return -1;
+	double one = residual_norm_one(j->pb.plus_one), worst = 0;
+	for (size_t k = 0; k < tb->nelem; k++)
+		worst = fabs(w[k] - one) > worst || isnan(w[k]) ? fabs(w[k] - one) : worst;
+	free(w);
+	if (!(worst <= j->r.tol)) {
+		Finding f = finding_make(FIND_RES_NORM_NOT_FUSED);
+		f.part = part;
+		f.err = worst;
+		snprintf(f.tensor, sizeof f.tensor, "%s", part == 'a' ? "attn_norm"
+							   : part == 'm' ? "mlp_norm" : "final_norm");
+		verify_residual_break(&j->r, layer, &f);
+		j->r.norms_fused = false;
+	}
+	return 0;
+}
+
+/* One tensor of an MLP (reader, writer or writer bias): B against A under
+ * R1; a writer R1 does not explain is tried for an online R4. */
+static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
+			const ResTensor *eb, char *err, size_t errlen)
+{
+	size_t D = j->r.D, n = ea->t->nelem;
+	if (eb->t->nelem != n) {
+		Finding f = finding_make(ea->role == RES_ROLE_READER ? FIND_RES_READER
+								     : FIND_RES_WRITER);
+		f.err = INFINITY;
+		f.tol = j->r.tol;
+		snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
+		verify_residual_break(&j->r, layer, &f);
+		return 0;
+	}
+	double *A = read_all(ea->t, err, errlen);
+	double *B = A ? read_all(eb->t, err, errlen) : NULL;
+	double *w = NULL;
+	int rc = -1;
+	if (!B)
+		goto out;
+	if (ea->role == RES_ROLE_READER && !(w = fused_weight(j, ea->norm, err, errlen)))
+		goto out;
+	double *X = malloc(n * sizeof(double));
+	if (!X) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	memcpy(X, A, n * sizeof(double));
+	RfStatus st = residual_apply(ea->role, j->r.R, D, ea->batch, w, 1.0, X, n);
+	if (st != RF_OK) {
+		free(X);
+		snprintf(err, errlen, "%s: %s", ea->t->name, rf_status_str(st));
+		goto out;
+	}
+	double e = procrustes_rel_diff(B, n, X, n, 1, n);
+	rc = 0;
+	if (e <= j->r.tol) {
+		note_err(j, e);
+		free(X);
+		goto out;
+	}
+	Finding f = finding_make(ea->role == RES_ROLE_READER ? FIND_RES_READER : FIND_RES_WRITER);
+	f.err = e;
+	f.tol = j->r.tol;
+	/* the short name: the last two components ("down_proj.weight" -> "down_proj") */
+	const char *nm = ea->t->name, *dot = strrchr(nm, '.'), *p = dot;
+	while (p && p > nm && p[-1] != '.')
+		p--;
+	snprintf(f.tensor, sizeof f.tensor, "%.*s", dot && p ? (int)(dot - p) : 15, p ? p : nm);
+	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0) {
+		/* an online R4: R^T W_B = W_A M^T with M orthogonal (cols x cols) */
+		size_t cols = n / D;
+		double *Y = X, *M = malloc(cols * cols * sizeof(double));
+		if (!M) {
+			free(X);
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			goto out;
+		}
+		/* Y = R^T W_B (D x cols) */
+		for (size_t a = 0; a < D; a++)
+			for (size_t c = 0; c < cols; c++) {
+				double s = 0;
+				for (size_t k = 0; k < D; k++)
+					s += j->r.R[k * D + a] * B[k * cols + c];
+				Y[a * cols + c] = s;
+			}
+		double e4;
+		if (verify_residual_extra_cols(A, Y, D, cols, M, &e4) == RF_OK &&
+		    e4 <= j->r.tol) {
+			f.code = FIND_RES_ONLINE_R4;
+			f.err = e4;
+			f.flag = verify_residual_is_hadamard(M, cols, 0.05);
+		}
+		free(M);
+	}
+	free(X);
+	verify_residual_break(&j->r, layer, &f);
+out:
+	free(A);
+	free(B);
+	free(w);
+	return rc;
+}
+
+int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, char *err,
+			  size_t errlen)
+{
+	for (size_t k = 0; k < j->pa.n; k++) {
+		const ResTensor *ea = &j->pa.v[k];
+		if (ea->layer != i)
+			continue;
+		const ResTensor *eb = b_entry(j, ea);
+		if (!eb) {
+			Finding f = finding_make(FIND_RES_READER);
+			f.err = INFINITY;
+			f.tol = j->r.tol;
+			snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
+			verify_residual_break(&j->r, i, &f);
+			continue;
+		}
+		int rc = 0;
+		switch (ea->role) {
+		case RES_ROLE_NORM:
+			rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
+			break;
+		case RES_ROLE_READER:
+			if (norm_part(ea->norm) == 'm')
+				rc = check_tensor(j, i, ea, eb, err, errlen);
+			break;
+		case RES_ROLE_WRITER:
+		case RES_ROLE_WRITER_BIAS:
+			if (!attn_writer(ea->t))
+				rc = check_tensor(j, i, ea, eb, err, errlen);
+			break;
+		default:
+			break;
+		}
+		if (rc)
+			return -1;
+	}
+	if (a->shape.d_model != j->r.D || b->shape.d_model != j->r.D ||
+	    memcmp(&a->shape, &b->shape, sizeof a->shape))
+		return 0; /* verify_layers names the shapes */
+	RfStatus st = verify_residual_layer_frame(a, b, j->r.R);
+	if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+/* ||M - I||_F of a d x d block. */
+static double off_identity(const double *M, size_t d)
+{
+	double s = 0;
+	for (size_t r = 0; r < d; r++)
+		for (size_t c = 0; c < d; c++) {
+			double x = M[r * d + c] - (r == c);
+			s += x * x;
+		}
+	return sqrt(s);
+}
+
+void verify_residual_after_layer(VerifyResidualJob *j, size_t i, const VerifyVerdict *v)
+{
+	const FoldPlan *p = &v->plan;
+	size_t d = p->head_dim;
+	for (size_t g = 0; p->rk && p->rv && g < p->n_kv_heads; g++) {
+		if (off_identity(p->rk + g * d * d, d) > 0.1)
+			j->r.qk_rotated = true;
+		if (off_identity(p->rv + g * d * d, d) > 0.1)
+			j->r.vo_rotated = true;
+	}
+	if (v->equivalent)
+		return;
+	const Finding *b = &v->brk;
+	Finding f;
+	if (v->why == VERIFY_WHY_MIXES_PAIRS || v->why == VERIFY_WHY_REFLECTION) {
+		f = finding_make(FIND_RES_ONLINE_R3);
+		size_t g = b->group != FINDING_NONE ? b->group : 0;
+		if (p->perm && g < p->n_kv_heads)
+			g = p->perm[g];
+		f.group = b->group != FINDING_NONE ? b->group : 0;
+		f.flag = p->rk && g < p->n_kv_heads &&
+			 verify_residual_is_hadamard(p->rk + g * d * d, d, 0.05);
+	} else if (v->why == VERIFY_WHY_UNEXPLAINED || v->why == VERIFY_WHY_NOT_ORTHOGONAL ||
+		   v->why == VERIFY_WHY_O_NOT_ABSORBING) {
+		bool writer = b->tensor[0] && (strstr(b->tensor, "_o") != NULL);
+		f = finding_make(writer ? FIND_RES_WRITER : FIND_RES_READER);
+		f.err = b->err;
+		f.tol = j->r.tol;
+		snprintf(f.tensor, sizeof f.tensor, "%s", b->tensor[0] ? b->tensor : "W_q");
+	} else {
+		return; /* the layer's own break says it */
+	}
+	verify_residual_break(&j->r, i, &f);
+}
+
+int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
+{
+	VerifyResidual *r = &j->r;
+	size_t D = r->D;
+	if (check_norm(j, VRES_MODEL, j->pb.final_norm, 'f', err, errlen))
+		return -1;
+	/* A's head (its own tensor, or the embeddings it is tied to) */
+	const TensorRef *ha = j->pa.embed, *hb = NULL;
+	for (size_t k = 0; k < j->pa.n; k++)
+		if (j->pa.v[k].layer == RES_MODEL_LEVEL && j->pa.v[k].role == RES_ROLE_READER)
+			ha = j->pa.v[k].t;
+	for (size_t k = 0; k < j->pb.n; k++)
+		if (j->pb.v[k].layer == RES_MODEL_LEVEL && j->pb.v[k].role == RES_ROLE_READER)
+			hb = j->pb.v[k].t;
+	double *w = fused_weight(j, j->pa.final_norm, err, errlen);
+	if (!w)
+		return -1;
+	bool w_one = true;
+	for (size_t k = 0; k < D; k++)
+		w_one = w_one && fabs(w[k] - 1.0) <= r->tol;
+	int rc = -1;
+	double *HA = NULL, *HB = NULL;
+	Finding f;
+	if (!hb) {
+		/* B tied: its head is E_B = E_A R^T, right only when w is one */
+		rc = 0;
+		if (!w_one) {
+			f = finding_make(FIND_RES_TIED_HEAD);
+			snprintf(f.tensor, sizeof f.tensor, "head");
+			verify_residual_break(r, VRES_MODEL, &f);
+		}
+		goto out;
+	}
+	if (hb->nelem != ha->nelem)
+		goto mismatch;
+	HA = read_rows(j, ha, err, errlen);
+	HB = HA ? read_rows(j, hb, err, errlen) : NULL;
+	if (!HB)
+		goto out;
+	rc = 0;
+	size_t n = j->nrows * D;
+	if (residual_apply(RES_ROLE_READER, r->R, D, 1, w, 1.0, HA, n) != RF_OK)
+		goto mismatch;
+	double e = procrustes_rel_diff(HB, D, HA, D, j->nrows, D);
+	if (e <= r->tol) {
+		note_err(j, e);
+		goto out;
+	}
+	/* twice: H diag(w) R^T R^T */
+	if (residual_apply(RES_ROLE_READER, r->R, D, 1, NULL, 1.0, HA, n) == RF_OK &&
+	    procrustes_rel_diff(HB, D, HA, D, j->nrows, D) <= r->tol) {
+		f = finding_make(FIND_RES_HEAD_TWICE);
+		f.err = e;
+	} else {
+		f = finding_make(FIND_RES_READER);
+		f.err = e;
+		f.tol = r->tol;
+	}
+	snprintf(f.tensor, sizeof f.tensor, "head");
+	verify_residual_break(r, VRES_MODEL, &f);
+	goto out;
+mismatch:
+	rc = 0;
+	f = finding_make(FIND_RES_READER);
+	f.err = INFINITY;
+	f.tol = r->tol;
+	snprintf(f.tensor, sizeof f.tensor, "head");
+	verify_residual_break(r, VRES_MODEL, &f);
+out:
+	free(w);
+	free(HA);
+	free(HB);
+	return rc;
+}
+
+void verify_residual_job_free(VerifyResidualJob *j)
+{
+	residual_plan_free(&j->pa);
+	residual_plan_free(&j->pb);
+	free(j->rows);
+	j->rows = NULL;
+	free(j->r.R);
+	j->r.R = NULL;
+}
