@@ -68,6 +68,64 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 	return RF_OK;
 }
 
+/* H (n x n): Sylvester S_p (p the power of two dividing n) Kronecker the
+ * identity, S_p (x) I when outer, I (x) S_p otherwise; normalised. */
+static void kron_hadamard(size_t n, bool outer, double *H)
+{
+	size_t p = 1;
+	while (n % (2 * p) == 0)
+		p *= 2;
+	size_t m = n / p;
+	double c = 1.0 / sqrt((double)p);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			size_t pi = outer ? i / m : i % p, pj = outer ? j / m : j % p;
+			size_t mi = outer ? i % m : i / p, mj = outer ? j % m : j / p;
+			H[i * n + j] = mi == mj ? (__builtin_popcountll(pi & pj) & 1 ? -c : c) : 0;
+		}
+}
+
+/* Whether P D_s = Q (rows x cols) for column signs s, relative tol. */
+static bool signed_cols_match(const double *P, const double *Q, size_t rows, size_t cols,
+			      double tol, double *scratch)
+{
+	for (size_t j = 0; j < cols; j++) {
+		double dot = 0;
+		for (size_t i = 0; i < rows; i++)
+			dot += P[i * cols + j] * Q[i * cols + j];
+		double s = dot < 0 ? -1.0 : 1.0;
+		for (size_t i = 0; i < rows; i++)
+			scratch[i * cols + j] = s * P[i * cols + j];
+	}
+	return procrustes_rel_diff(scratch, cols, Q, cols, rows, cols) <= tol;
+}
+
+bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double tol)
+{
+	if ((double)rows * (double)cols * (double)cols > 1e10 || cols < 2)
+		return false;
+	double *H = malloc(cols * cols * sizeof(double));       /* cols x cols */
+	double *P = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	double *S = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	bool found = false;
+	for (int outer = 0; H && P && S && outer < 2 && !found; outer++) {
+		kron_hadamard(cols, outer, H);
+		/* M = H D_s: Y H = X D_s (H symmetric, H H = I) */
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+			    (int)cols, 1.0, Y, (int)cols, H, (int)cols, 0.0, P, (int)cols);
+		found = signed_cols_match(X, P, rows, cols, tol, S);
+		/* M = D_s H: Y = X H D_s */
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+			    (int)cols, 1.0, X, (int)cols, H, (int)cols, 0.0, P, (int)cols);
+		found = found || signed_cols_match(P, Y, rows, cols, tol, S);
+	}
+	free(H);
+	free(P);
+	free(S);
+	return found;
+}
+
 /* W (rows x D) becomes W R (in place, scratch rows x D). */
 static void right_mul(double *W, size_t rows, size_t D, const double *R, double *scratch)
 {

@@ -54,6 +54,14 @@ bool verify_residual_is_hadamard(const double *M, size_t d, double tol);
 RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t rows,
 				    size_t cols, double *M, double *err);
 
+/* Whether Y = X M^T for M a signed Hadamard of cols (Sylvester on the
+ * power of two dividing cols, Kronecker with the identity on either side;
+ * the random signs on either side of it) up to tol: what decides the kind
+ * when rows < cols leave M itself underdetermined. False when too large to
+ * try (rows * cols^2 beyond 1e10). */
+bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double tol);
+
 /* Bring a and b into one frame for verify_layers: a's attention norm
  * fused into W_q, W_k, W_v (then one); b's readers turned back by R
  * (W R), its writer by R^T (R^T W_o, R^T b_o), its norm weight one. */
