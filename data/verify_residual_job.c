@@ -10,9 +10,12 @@
 #include "data/model_tensors.h"
 #include "data/verify_residual_job.h"
 
-/* Up to this many embedding rows per model-level comparison (evenly
- * spaced): enough to pin R1 down (more than D) and bounded memory. */
-#define ROWS_PER_D 2
+/* The embedding (and head) rows compared, evenly spaced: D + EXTRA_ROWS
+ * (or all), enough to pin R1 down and bounded memory. */
+#define EXTRA_ROWS 256
+/* Widest down_proj input an online R4 is looked for on (its fit is an SVD
+ * of that size). */
+#define R4_MAX_COLS 4096
 
 /* B's entry of the same name as A's entry e, or NULL. */
 static const ResTensor *b_entry(const VerifyResidualJob *j, const ResTensor *e)
@@ -104,7 +107,7 @@ int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 	if (j->pb.D != D || ea->nelem != eb->nelem || ea->nelem % D)
 		return 0;
 	size_t V = ea->nelem / D;
-	j->nrows = V < ROWS_PER_D * D ? V : ROWS_PER_D * D;
+	j->nrows = V < D + EXTRA_ROWS ? V : D + EXTRA_ROWS;
 	j->rows = malloc((j->nrows ? j->nrows : 1) * sizeof *j->rows);
 	r->R = malloc(D * D * sizeof(double));
 	if (!j->rows || !r->R) {
@@ -221,7 +224,8 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 	while (p && p > nm && p[-1] != '.')
 		p--;
 	snprintf(f.tensor, sizeof f.tensor, "%.*s", dot && p ? (int)(dot - p) : 15, p ? p : nm);
-	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0) {
+	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0 &&
+	    n / D <= R4_MAX_COLS) {
 		/* an online R4: R^T W_B = W_A M^T with M orthogonal (cols x cols) */
 		size_t cols = n / D;
 		double *Y = X, *M = malloc(cols * cols * sizeof(double));
@@ -385,7 +389,7 @@ int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
 		}
 		goto out;
 	}
-	if (hb->nelem != ha->nelem)
+	if (hb->nelem != ha->nelem || ha->nelem != j->pa.embed->nelem)
 		goto mismatch;
 	HA = read_rows(j, ha, err, errlen);
 	HB = HA ? read_rows(j, hb, err, errlen) : NULL;

@@ -225,6 +225,16 @@ def shared(work):
             recognised("stories260K.gguf: verify recognises it", gguf, out, True)
     else:
         skip("stories260K.gguf", "not present in %s" % MODELS)
+    binf = os.path.join(MODELS, "stories260K.bin")
+    if os.path.exists(binf):
+        out = os.path.join(work, "stories-r1.bin")
+        rc, _, err = run("fold", "--model", binf, "--out", out, "--residual", "haar")
+        check("stories260K.bin: fold --residual haar (the head untied)", rc == 0,
+              err.strip()[-200:])
+        if rc == 0:
+            recognised("stories260K.bin: verify recognises it", binf, out, False)
+    else:
+        skip("stories260K.bin", "not present in %s" % MODELS)
 
 
 # mistake -> the finding code verify must name, and where (None: model level)
