@@ -151,7 +151,10 @@ def rotate(folder, out, kind="hadamard", seed=3, vo=True, mistake=None):
                 for h in range(n):
                     rows = slice(h * hd, (h + 1) * hd)
                     t[p + name][rows] = R3 @ t[p + name][rows]
-    if mistake == "tied":
+    if mistake == "tied-twice":
+        # one tied tensor rotated as the embeddings and again as the head
+        t["model.embed_tokens.weight"] = E * wf[None, :] @ R1.T @ R1.T
+    if mistake in ("tied", "tied-twice"):
         del t["lm_head.weight"]
         cfg["tie_word_embeddings"] = True
     else:
@@ -242,6 +245,7 @@ BREAKS = {
     "norm": ("residual-norm-not-fused", 1),
     "head-twice": ("residual-head-rotated-twice", None),
     "tied": ("residual-tied-head", None),
+    "tied-twice": ("residual-head-rotated-twice", None),
     "reader": ("residual-reader-unexplained", 0),
     "writer": ("residual-writer-unexplained", 1),
     "r4": ("residual-online-r4", 0),

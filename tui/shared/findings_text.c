@@ -549,7 +549,7 @@ bool findings_residual_sentence(const Finding *f, char *buf, size_t len)
 	case FIND_RES_HEAD_TWICE:
 		snprintf(buf, len, "the head is rotated twice (it carries R1^2, as when tied "
 			 "embeddings are rotated once as embeddings and once as the head; "
-			 "relative residual %.3g)", f->err);
+			 "relative residual under R1^2 %.3g)", f->err);
 		break;
 	case FIND_RES_TIED_HEAD:
 		snprintf(buf, len, "B ties the head to the rotated embeddings, so the final "
