@@ -84,8 +84,24 @@ static double *fused_weight(const VerifyResidualJob *j, const TensorRef *t, char
 
 static void note_err(VerifyResidualJob *j, double e)
 {
+	pthread_mutex_lock(&j->mu);
 	if (e > j->r.max_err || !isfinite(e))
 		j->r.max_err = e;
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Record a break at layer (the lowest layer's is kept; one found before
+ * the layers, at the model level, stays first). */
+static void rbreak(VerifyResidualJob *j, size_t layer, const Finding *f)
+{
+	pthread_mutex_lock(&j->mu);
+	VerifyResidual *r = &j->r;
+	if (r->brk.code != FIND_NONE && r->layer != VRES_MODEL && layer < r->layer)
+		r->brk.code = FIND_NONE;
+	verify_residual_break(r, layer, f);
+	if (f->code == FIND_RES_NORM_NOT_FUSED)
+		r->norms_fused = false;
+	pthread_mutex_unlock(&j->mu);
 }
 
 /* B tied: whether its one tensor carries R1 twice (rotated once as the
@@ -133,7 +149,7 @@ static int tied_twice(VerifyResidualJob *j, const double *EA, const double *EB, 
 			Finding f = finding_make(FIND_RES_HEAD_TWICE);
 			f.err = e2;
 			snprintf(f.tensor, sizeof f.tensor, "embeddings");
-			verify_residual_break(&j->r, VRES_MODEL, &f);
+			rbreak(j, VRES_MODEL, &f);
 			rc = 1;
 		}
 	}
@@ -151,6 +167,11 @@ int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 			  VerifyResidualJob *j, char *err, size_t errlen)
 {
 	memset(j, 0, sizeof *j);
+	if (pthread_mutex_init(&j->mu, NULL)) {
+		snprintf(err, errlen, "cannot create a mutex");
+		return -1;
+	}
+	j->mu_init = true;
 	VerifyResidual *r = &j->r;
 	r->equivalent = true;
 	r->layer = VRES_MODEL;
@@ -204,7 +225,7 @@ int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 		f.err = e;
 		f.tol = r->tol;
 		snprintf(f.tensor, sizeof f.tensor, "embeddings");
-		verify_residual_break(r, VRES_MODEL, &f);
+		rbreak(j, VRES_MODEL, &f);
 		goto out;
 	}
 	r->active = true;
@@ -234,8 +255,7 @@ static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, c
 		f.err = worst;
 		snprintf(f.tensor, sizeof f.tensor, "%s", part == 'a' ? "attn_norm"
 							   : part == 'm' ? "mlp_norm" : "final_norm");
-		verify_residual_break(&j->r, layer, &f);
-		j->r.norms_fused = false;
+		rbreak(j, layer, &f);
 	}
 	return 0;
 }
@@ -252,7 +272,7 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		f.err = INFINITY;
 		f.tol = j->r.tol;
 		snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
-		verify_residual_break(&j->r, layer, &f);
+		rbreak(j, layer, &f);
 		return 0;
 	}
 	double *A = read_all(ea->t, err, errlen);
@@ -320,7 +340,7 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		free(M);
 	}
 	free(X);
-	verify_residual_break(&j->r, layer, &f);
+	rbreak(j, layer, &f);
 out:
 	free(A);
 	free(B);
@@ -341,7 +361,7 @@ int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, ch
 			f.err = INFINITY;
 			f.tol = j->r.tol;
 			snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
-			verify_residual_break(&j->r, i, &f);
+			rbreak(j, i, &f);
 			continue;
 		}
 		int rc = 0;
@@ -391,12 +411,15 @@ void verify_residual_after_layer(VerifyResidualJob *j, size_t i, const VerifyVer
 {
 	const FoldPlan *p = &v->plan;
 	size_t d = p->head_dim;
+	bool qk = false, vo = false;
 	for (size_t g = 0; p->rk && p->rv && g < p->n_kv_heads; g++) {
-		if (off_identity(p->rk + g * d * d, d) > 0.1)
-			j->r.qk_rotated = true;
-		if (off_identity(p->rv + g * d * d, d) > 0.1)
-			j->r.vo_rotated = true;
+		qk = qk || off_identity(p->rk + g * d * d, d) > 0.1;
+		vo = vo || off_identity(p->rv + g * d * d, d) > 0.1;
 	}
+	pthread_mutex_lock(&j->mu);
+	j->r.qk_rotated |= qk;
+	j->r.vo_rotated |= vo;
+	pthread_mutex_unlock(&j->mu);
 	if (v->equivalent)
 		return;
 	const Finding *b = &v->brk;
@@ -419,7 +442,7 @@ void verify_residual_after_layer(VerifyResidualJob *j, size_t i, const VerifyVer
 	} else {
 		return; /* the layer's own break says it */
 	}
-	verify_residual_break(&j->r, i, &f);
+	rbreak(j, i, &f);
 }
 
 int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
@@ -451,7 +474,7 @@ int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
 		if (!w_one) {
 			f = finding_make(FIND_RES_TIED_HEAD);
 			snprintf(f.tensor, sizeof f.tensor, "head");
-			verify_residual_break(r, VRES_MODEL, &f);
+			rbreak(j, VRES_MODEL, &f);
 		}
 		goto out;
 	}
@@ -483,7 +506,7 @@ int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
 		f.tol = r->tol;
 	}
 	snprintf(f.tensor, sizeof f.tensor, "head");
-	verify_residual_break(r, VRES_MODEL, &f);
+	rbreak(j, VRES_MODEL, &f);
 	goto out;
 mismatch:
 	rc = 0;
@@ -491,7 +514,7 @@ mismatch:
 	f.err = INFINITY;
 	f.tol = r->tol;
 	snprintf(f.tensor, sizeof f.tensor, "head");
-	verify_residual_break(r, VRES_MODEL, &f);
+	rbreak(j, VRES_MODEL, &f);
 out:
 	free(w);
 	free(HA);
@@ -507,4 +530,7 @@ void verify_residual_job_free(VerifyResidualJob *j)
 	j->rows = NULL;
 	free(j->r.R);
 	j->r.R = NULL;
+	if (j->mu_init)
+		pthread_mutex_destroy(&j->mu);
+	j->mu_init = false;
 }

@@ -1,6 +1,8 @@
 #ifndef ROPEFOLD_DATA_VERIFY_RESIDUAL_JOB_H
 #define ROPEFOLD_DATA_VERIFY_RESIDUAL_JOB_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/layer.h"
@@ -21,13 +23,16 @@ typedef struct {
 	ResPlan pa, pb;
 	size_t *rows;       /* nrows: the embedding (and head) rows compared */
 	size_t nrows;
+	pthread_mutex_t mu;  /* guards r while layers are judged in parallel */
+	bool mu_init;
 } VerifyResidualJob;
 
 /* R1 from the embeddings; 0, or -1 with one line in err (a read failed). */
 int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 			  VerifyResidualJob *j, char *err, size_t errlen);
 /* Layer i (j->r.active only): its norms and MLP checked, then a and b
- * brought into one frame. */
+ * brought into one frame. Layers may be judged by several threads at once:
+ * the lowest layer's break is kept. */
 int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, char *err,
 			  size_t errlen);
 /* What verify_layers said about layer i's framed attention. */
