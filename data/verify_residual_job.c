@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/procrustes.h"
 #include "core/residual.h"
 #include "data/model_tensors.h"
+#include "data/quant_bound.h"
 #include "data/verify_residual_job.h"
 
 /* The embedding (and head) rows compared, evenly spaced: D + EXTRA_ROWS
@@ -82,6 +84,28 @@ static double *fused_weight(const VerifyResidualJob *j, const TensorRef *t, char
 	return w;
 }
 
+/* The tolerance of comparing A's tensor a with B's b: --tol, or 3 units of
+ * roundoff of the coarser float among them plus the quantization bound
+ * (data/quant_bound.h) of each block-quantized one. */
+static double ttol(const VerifyResidualJob *j, const TensorRef *a, const TensorRef *b)
+{
+	if (j->user_tol > 0)
+		return j->user_tol;
+	const TensorRef *t[2] = {a, b};
+	double u = 0, q = 0;
+	for (int s = 0; s < 2; s++) {
+		if (dtype_is_float(t[s]->dtype)) {
+			double ut = dtype_unit_roundoff(t[s]->dtype);
+			u = ut > u ? ut : u;
+			continue;
+		}
+		QuantBound qb;
+		char e[256];
+		q += quant_bound_tensor(t[s], &qb, e, sizeof e) ? 1.0 : qb.rel;
+	}
+	return 3 * u + q + 1e-12;
+}
+
 static void note_err(VerifyResidualJob *j, double e)
 {
 	pthread_mutex_lock(&j->mu);
@@ -136,7 +160,7 @@ static int tied_twice(VerifyResidualJob *j, const double *EA, const double *EB, 
 			X[r * D + c] *= w[c];
 	double e;
 	rc = 0;
-	if (verify_residual_fit(X, Y, rows, D, R, &e) != RF_OK || !(e <= j->r.tol))
+	if (verify_residual_fit(X, Y, rows, D, R, &e) != RF_OK || !(e <= ttol(j, ea->t, eb->t)))
 		goto out;
 	for (int fused = 0; fused < 2 && !rc; fused++) {
 		memcpy(P, EA, m * sizeof(double));
@@ -178,6 +202,7 @@ int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 	r->brk = finding_make(FIND_NONE);
 	double u = vo->unit_roundoff > 0 ? vo->unit_roundoff : 0x1p-53;
 	r->tol = vo->tol > 0 ? vo->tol : 3 * u + 1e-12;
+	j->user_tol = vo->tol;
 	char why[512];
 	if (residual_plan_build(ma, &j->pa, why, sizeof why) ||
 	    residual_plan_build(mb, &j->pb, why, sizeof why))
@@ -203,6 +228,7 @@ int verify_residual_begin(Model *ma, Model *mb, const VerifyOptions *vo,
 	if (!EB)
 		goto out;
 	r->checked = true;
+	r->tol = ttol(j, ea, eb);
 	rc = 0;
 	if (procrustes_rel_diff(EB, D, EA, D, j->nrows, D) <= r->tol)
 		goto out; /* the same frame */
@@ -295,16 +321,16 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		snprintf(err, errlen, "%s: %s", ea->t->name, rf_status_str(st));
 		goto out;
 	}
-	double e = procrustes_rel_diff(B, n, X, n, 1, n);
+	double e = procrustes_rel_diff(B, n, X, n, 1, n), tol = ttol(j, ea->t, eb->t);
 	rc = 0;
-	if (e <= j->r.tol) {
+	if (e <= tol) {
 		note_err(j, e);
 		free(X);
 		goto out;
 	}
 	Finding f = finding_make(ea->role == RES_ROLE_READER ? FIND_RES_READER : FIND_RES_WRITER);
 	f.err = e;
-	f.tol = j->r.tol;
+	f.tol = tol;
 	/* the short name: the last two components ("down_proj.weight" -> "down_proj") */
 	const char *nm = ea->t->name, *dot = strrchr(nm, '.'), *p = dot;
 	while (p && p > nm && p[-1] != '.')
@@ -331,11 +357,11 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 			}
 		double e4;
 		if (verify_residual_extra_cols(A, Y, D, cols, M, &e4) == RF_OK &&
-		    e4 <= j->r.tol) {
+		    e4 <= tol) {
 			f.code = FIND_RES_ONLINE_R4;
 			f.err = e4;
 			f.flag = verify_residual_is_hadamard(M, cols, 0.05) ||
-				 verify_residual_hadamard_cols(A, Y, D, cols, j->r.tol);
+				 verify_residual_hadamard_cols(A, Y, D, cols, tol);
 		}
 		free(M);
 	}
@@ -488,8 +514,8 @@ int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
 	size_t n = j->nrows * D;
 	if (residual_apply(RES_ROLE_READER, r->R, D, 1, w, 1.0, HA, n) != RF_OK)
 		goto mismatch;
-	double e = procrustes_rel_diff(HB, D, HA, D, j->nrows, D);
-	if (e <= r->tol) {
+	double e = procrustes_rel_diff(HB, D, HA, D, j->nrows, D), tol = ttol(j, ha, hb);
+	if (e <= tol) {
 		note_err(j, e);
 		goto out;
 	}
@@ -497,13 +523,13 @@ int verify_residual_end(VerifyResidualJob *j, char *err, size_t errlen)
 	double e2 = INFINITY;
 	if (residual_apply(RES_ROLE_READER, r->R, D, 1, NULL, 1.0, HA, n) == RF_OK)
 		e2 = procrustes_rel_diff(HB, D, HA, D, j->nrows, D);
-	if (e2 <= r->tol) {
+	if (e2 <= tol) {
 		f = finding_make(FIND_RES_HEAD_TWICE);
 		f.err = e2;
 	} else {
 		f = finding_make(FIND_RES_READER);
 		f.err = e;
-		f.tol = r->tol;
+		f.tol = tol;
 	}
 	snprintf(f.tensor, sizeof f.tensor, "head");
 	rbreak(j, VRES_MODEL, &f);

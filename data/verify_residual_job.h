@@ -23,6 +23,7 @@ typedef struct {
 	ResPlan pa, pb;
 	size_t *rows;       /* nrows: the embedding (and head) rows compared */
 	size_t nrows;
+	double user_tol;    /* --tol (<= 0: from the dtypes) */
 	pthread_mutex_t mu;  /* guards r while layers are judged in parallel */
 	bool mu_init;
 } VerifyResidualJob;
