@@ -32,6 +32,8 @@ typedef struct {
 	size_t out_len;
 	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
+	bool written;             /* writer_put wrote them (the copy skips
+				   * a replaced tensor's bytes) */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
 	size_t put_next;          /* writer_put_part: the next element expected */
 	Checksum put_sum;         /* ... and the checksum of the bytes so far */
@@ -105,6 +107,12 @@ struct Writer {
 	size_t nadded;
 	WPatch *patch;
 	size_t npatch;
+	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
+	 * per tensor): the rounded values and their stored bytes */
+	double *put_vals;
+	size_t put_nvals;
+	unsigned char *put_bytes;
+	size_t put_nbytes;
 };
 
 /* ---- writer_paths.c ---------------------------------------------------- */
