@@ -409,22 +409,22 @@ static int put_rows(FoldRun *r, const ResTensor *e, WriterRounding *wr)
  * model-level tensor of the residual rotation), in dtype dt: the values
  * given (v) or, for a model-level plan entry stored by rows (rows), read
  * and rotated part by part. A fold records it in the sidecar with the
- * checksums of its stored bytes before and after (and qb, the bound of its
- * input's quantization, or NULL); an undo compares the
- * bytes it wrote with those the sidecar recorded of the original (*same
- * stays true while they agree). */
+ * checksums of its stored bytes before and after (and qb, the bound of
+ * its input's quantization, or NULL); an undo compares the bytes it wrote
+ * with those the sidecar recorded of the original (*same stays true while
+ * they agree). */
 static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
-			const double *v, const ResTensor *rows, const QuantBound *qb,
+			const double *v, const QuantBound *qb, const ResTensor *rows,
 			WriterRounding *wr, bool *same);
 
 static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 			const double *v, const QuantBound *qb, WriterRounding *wr, bool *same)
 {
-	return store_values(r, k, t, dt, v, NULL, qb, wr, same);
+	return store_values(r, k, t, dt, v, qb, NULL, wr, same);
 }
 
 static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
-			const double *v, const ResTensor *rows, const QuantBound *qb,
+			const double *v, const QuantBound *qb, const ResTensor *rows,
 			WriterRounding *wr, bool *same)
 {
 	uint64_t before = 0;
@@ -505,12 +505,14 @@ static int res_store(FoldRun *r, size_t k, const Rewrite *rw, size_t n, bool *sa
 				return -1;
 			}
 		}
-		bool by_rows = k == SIZE_MAX && fold_residual_by_rows(e);
-		v = NULL;
-		if (res_dtype(r, k, e, &dt) ||
-		    (!by_rows && fold_residual_values(r->res, e, &v, r->err, sizeof r->err)))
+		if (res_dtype(r, k, e, &dt))
 			return -1;
-		int bad = store_values(r, k, e->t, dt, v, by_rows ? e : NULL, NULL, &wr, same);
+		/* a block quantization is stored whole */
+		bool by_rows = k == SIZE_MAX && fold_residual_by_rows(e) && dtype_is_float(dt);
+		v = NULL;
+		if (!by_rows && fold_residual_values(r->res, e, &v, r->err, sizeof r->err))
+			return -1;
+		int bad = store_values(r, k, e->t, dt, v, NULL, by_rows ? e : NULL, &wr, same);
 		free(v);
 		if (bad)
 			return -1;
@@ -655,10 +657,10 @@ static int fold_layer(FoldRun *r, size_t k)
 			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
 			goto out;
 		}
-		const ResTensor *re = r->res ? residual_plan_find(fold_residual_plan(r->res), tr)
-					      : NULL;
 		/* a block-quantized input's bound: recorded, and reported */
 		QuantBound qb;
+		const ResTensor *re = r->res ? residual_plan_find(fold_residual_plan(r->res), tr)
+					      : NULL;
 		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
 			  (re && fold_residual_transform(r->res, re, v, r->err, sizeof r->err)) ||
 			  out_dtype(r, k, tr, &dt) ||

@@ -364,9 +364,9 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 	WFile *f = NULL;
 	WSeg *s = find_seg(w, t, &f);
 	if (!s || !s->replace || f->fd < 0 || first != s->put_next || n > t->nelem - first ||
-	    !t->nelem) {
-		snprintf(err, errlen, "%s: tensor %s: not marked for replacement, or its parts "
-			 "out of order", w->out, t->name);
+	    !t->nelem || !dtype_is_float(s->out_dtype)) {
+		snprintf(err, errlen, "%s: tensor %s: not marked for replacement as a float "
+			 "dtype, or its parts out of order", w->out, t->name);
 		return -1;
 	}
 	size_t esz = s->out_len / t->nelem;   /* float dtypes: whole bytes a value */
@@ -383,7 +383,7 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 	dtype_round(s->out_dtype, v, n);
 	WriterRounding rr;
 	memset(&rr, 0, sizeof rr);
-	double se = 0;
+	double se = 0, sv = 0;
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
 		if (!(e <= rr.max_abs_err))
@@ -391,8 +391,10 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 		if (a > rr.max_abs)
 			rr.max_abs = a;
 		se += e * e;
+		sv += a * a;
 	}
 	rr.frob_err = sqrt(se);   /* of this part */
+	rr.frob = sqrt(sv);
 	encode(s->out_dtype, v, n, b);
 	if (first == 0)
 		checksum_init(&s->put_sum);
@@ -401,8 +403,7 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 	if (s->put_next == t->nelem)
 		rr.checksum = checksum_final(&s->put_sum);
 	int rc = writer_write_all(f->fd, b, nb, s->out_off + first * esz, f->tmp_path, err, errlen);
-	if (!rc && s->put_next == t->nelem)
-		s->written = true;   /* the last part is in */
+	s->written = rc == 0 && s->put_next == t->nelem;
 	free(v);
 	free(b);
 	if (!rc && r)
