@@ -41,6 +41,8 @@ rule() {
 	--dtype) echo "'keep', a float .* or a GGUF block quantization" ;;
 	--top) echo "a count from 1 to 1000" ;;
 	--generate) echo "a count from 0 to 100000" ;;
+	--residual) echo "'hadamard', 'haar' or 'none'" ;;
+	--vo) echo "'hadamard', 'haar' or 'same'" ;;
 	*) echo "" ;;
 	esac
 }

@@ -18,6 +18,7 @@
 #include "data/verify_job.h"
 #include "tui/cli/info.h"
 #include "tui/cli/verify.h"
+#include "tui/cli/verify_residual.h"
 #include "tui/shared/findings_text.h"
 #include "tui/shared/kernel_env.h"
 #include "tui/shared/options.h"
@@ -385,11 +386,13 @@ int cli_verify(int argc, char **argv)
 			json_object_set_new(doc, "first_break", p.first ? p.first : json_null());
 			json_object_set_new(doc, "layers", p.layers);
 			json_object_set_new(doc, "model_level", o.logits ? model_level_json(&ml) : json_null());
+			json_object_set_new(doc, "residual", verify_residual_json(&res.residual));
 			p.layers = p.first = NULL;
 			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 			fputc('\n', stdout);
 			json_decref(doc);
 		} else {
+			verify_residual_text(&res.residual);
 			printf("%s\n", res.equivalent ? "B is equivalent to A in every chosen layer"
 						      : "B is NOT equivalent to A");
 		}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/residual.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/shared/names.h"
@@ -346,6 +347,26 @@ static int set_dtype(RunOptions *o, const FlagDef *fd, const char *v, char *err,
 	return 0;
 }
 
+/* --residual: R1 of the whole residual stream. */
+static int set_residual(RunOptions *o, const FlagDef *fd, const char *v, char *err,
+			size_t errlen)
+{
+	ResKind k;
+	if (residual_kind_parse(v, &k))
+		return bad_value(fd, v, err, errlen);
+	o->residual = v;
+	return 0;
+}
+
+/* --vo: R2, V's rows and O's columns per kv group. */
+static int set_vo(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "hadamard") && strcmp(v, "haar") && strcmp(v, "same"))
+		return bad_value(fd, v, err, errlen);
+	o->vo = v;
+	return 0;
+}
+
 #define AT(member) offsetof(RunOptions, member)
 
 /* Every flag, once: its groups, help, rule and setter. */
@@ -432,6 +453,10 @@ static const FlagDef flags[] = {
 	 set_size, AT(generate), NULL},
 	{"--logits", OPT_VERIFY_LOGITS, CAT_OTHER, NULL, "also run both models and compare their logits", NULL, NULL, 0, 0,
 	 set_switch, AT(logits), NULL},
+	{"--residual", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|none", "rotate the whole residual stream (R1), norms fused (default none)", NULL, "'hadamard', 'haar' or 'none'", 0, 0,
+	 set_residual, 0, NULL},
+	{"--vo", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|same", "R2: V rows and O columns per kv group (same: --residual's kind)", NULL, "'hadamard', 'haar' or 'same'", 0, 0,
+	 set_vo, 0, NULL},
 	{"--help", ~0u, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0,
 	 set_switch, AT(help), NULL},
 };
@@ -563,7 +588,8 @@ static bool undo_refuses(const FlagDef *fd)
 	return ((fd->group & (OPT_FOLD | OPT_MODEL)) && strcmp(fd->name, "--model") &&
 		strcmp(fd->name, "--help")) ||
 	       !strcmp(fd->name, "--layer") || !strcmp(fd->name, "--layers") ||
-	       !strcmp(fd->name, "--dtype");
+	       !strcmp(fd->name, "--dtype") || !strcmp(fd->name, "--residual") ||
+	       !strcmp(fd->name, "--vo");
 }
 
 /* Take flag fd with value v (NULL for a switch) into o. */
@@ -727,6 +753,22 @@ RopeOverride opts_rope_override(const RunOptions *o)
 	return r;
 }
 
+/* --residual and --vo onto a fold job: R1's kind, and R2 as V and O
+ * rotations per kv group (same: the kind of R1; haar when R1 is none). */
+static void opts_fold_residual(const RunOptions *o, FoldJob *j)
+{
+	ResKind k = RES_NONE;
+	if (o->residual)
+		residual_kind_parse(o->residual, &k);
+	j->residual = k;
+	j->vo = o->vo;
+	if (!o->vo)
+		return;
+	j->fold.rotate |= PART_V | PART_O;
+	j->fold.v_hadamard = !strcmp(o->vo, "hadamard") ||
+			     (!strcmp(o->vo, "same") && k == RES_HADAMARD);
+}
+
 void opts_fold_job(const RunOptions *o, FoldJob *j)
 {
 	memset(j, 0, sizeof *j);
@@ -747,6 +789,7 @@ void opts_fold_job(const RunOptions *o, FoldJob *j)
 	 * not commute with are left out. (check and the explorer's own
 	 * evaluation draw arbitrary angles, what the theorem alone predicts.) */
 	j->fold.qk_norm_exact = true;
+	opts_fold_residual(o, j);
 }
 
 void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec)

@@ -67,6 +67,8 @@ typedef struct {
 				   * --layer (its one-layer form) */
 	const char *dtype;        /* fold: keep, f32 */
 	const char *undo;         /* fold: sidecar */
+	const char *residual;     /* fold: --residual hadamard|haar|none, or NULL */
+	const char *vo;           /* fold: --vo hadamard|haar|same, or NULL */
 	bool force;
 	size_t top;               /* logits: top K per position */
 	size_t generate;          /* logits: greedy continuation of N tokens */
