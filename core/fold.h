@@ -49,6 +49,7 @@ typedef struct {
 			       * rotations the norm commutes with, so the fold
 			       * stays exact (SPEC 1). Off: arbitrary angles,
 			       * what the theorem alone predicts (check, tui) */
+	double mix_eps;       /* kind pair-mix: the mixing angle EPS (radians) */
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */

@@ -72,6 +72,12 @@ typedef struct {
 	double qk_norm_pair_defect; /* max |w_a - w_b| within a pair of a
 				     * learned QK-norm weight */
 	bool heads_permuted;        /* the fold reordered kv groups */
+	double mix_eps;             /* a pair-mix fold of Q and K: its EPS;
+				     * 0 for every other fold */
+	size_t mix_break;           /* mix_eps > 0: the offset at which the
+				     * score error is predicted to pass the
+				     * tolerance (core/pair_mix.h); 0 when it
+				     * saturates below it */
 } Diagnostics;
 
 /* What diagnose_explain found, in order (core/finding.h): at most this

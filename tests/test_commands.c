@@ -365,8 +365,22 @@ static void test_one_table(void **state)
 	assert_true(has(commands_completions("set rope-scaling ", 17), "ntk:"));
 	TuiSettings s = fresh();
 	assert_int_equal(run(&s, "kind spin", msg), CMD_ERROR);
-	assert_string_equal(msg, "kind: 'spin' is not haar, hadamard, pair-swap, pair-reflect or "
-				 "layout-mismatch");
+	assert_string_equal(msg, "kind: 'spin' is not haar, hadamard, pair-swap, pair-reflect, "
+				 "layout-mismatch or pair-mix (pair-mix:EPS with 0 < EPS <= 1)");
+	assert_int_equal(run(&s, "kind pair-mix:1e-6", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-6, 0);
+	assert_int_equal(run(&s, "eps up", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-5, 0);
+	assert_true((s.opts.fold.dropped & ASSUME_COMMUTES) != 0);
+	assert_int_equal(run(&s, "eps down", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "eps down", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-7, 0);
+	assert_int_equal(run(&s, "eps 2", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "export-figure x.gif", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "export-figure x.svg", msg), CMD_FIGURE);
+	assert_int_equal(run(&s, "export-csv x.csv", msg), CMD_CSV);
+	assert_int_equal(run(&s, "source t.txt", msg), CMD_SOURCE);
+	s = fresh();
 	assert_int_equal(run(&s, "view nope", msg), CMD_ERROR);
 	assert_string_equal(msg, "view: 'nope' is not heatmap, offset, heads, pairs or info");
 }

@@ -160,6 +160,7 @@ typedef struct {
 	size_t tour_i;
 	bool quit;
 	bool resized;
+	bool zoom;                /* the main view over the whole screen */
 	/* windows, rebuilt on resize */
 	bool small;
 	WINDOW *w_title, *w_left, *w_levels, *w_expl, *w_frame, *w_view,
@@ -455,6 +456,14 @@ static void do_action(App *a, const KeyDef *k)
 		break;
 	case ACT_REDRAW:
 		clearok(curscr, TRUE);
+		break;
+	case ACT_EPS_UP:
+	case ACT_EPS_DOWN:
+		run_command(a, k->action == ACT_EPS_UP ? "eps up" : "eps down");
+		break;
+	case ACT_ZOOM:
+		a->zoom = !a->zoom;
+		a->resized = true;
 		break;
 	case ACT_NONE:
 		break;

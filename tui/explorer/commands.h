@@ -45,7 +45,11 @@ enum {
 	CMD_TOUR = 1u << 4,     /* start the tour */
 	CMD_ERROR = 1u << 5,    /* msg holds the reason; settings unchanged */
 	CMD_EXPORT = 1u << 6,   /* write action_path (tui/fold_actions.h) */
-	CMD_VERIFY = 1u << 7    /* verify action_path against the checkpoint */
+	CMD_VERIFY = 1u << 7,   /* verify action_path against the checkpoint */
+	CMD_FIGURE = 1u << 12,  /* write the current view to action_path as a
+				 * figure (tui/shared/figure.h) */
+	CMD_CSV = 1u << 13,     /* write the current view's numbers there */
+	CMD_SOURCE = 1u << 14   /* run the tour script action_path */
 };
 
 /* Fresh settings: the built-in default layer (use_default) or a random

@@ -317,7 +317,8 @@ static int set_drop(RunOptions *o, const FlagDef *fd, const char *v, char *err, 
 
 static int set_kind(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
 {
-	if (rotation_kind_parse(v, &o->fold.kind) || o->fold.kind == ROT_COMMUTING)
+	if (rotation_kind_parse_eps(v, &o->fold.kind, &o->fold.mix_eps) ||
+	    o->fold.kind == ROT_COMMUTING)
 		return bad_value(fd, v, err, errlen);
 	return 0;
 }
@@ -402,7 +403,7 @@ static const FlagDef flags[] = {
 	 "assumptions to drop: {,} (default none; repeats add up)", NULL, "a comma-separated list of {, }", 0, 0,
 	 set_drop, 0, names_assumption},
 	{"--kind", OPT_FOLD, CAT_OTHER, "K",
-	 "R_q/R_k kind, used only when commutes is dropped: {, } (default haar)", NULL, "{, | or }", 0, 0,
+	 "R_q/R_k kind, used only when commutes is dropped: {, } (default haar; pair-mix:EPS turns neighbouring pairs into each other by EPS radians, bare 1e-3)", NULL, "{, | or } (pair-mix:EPS with 0 < EPS <= 1)", 0, 0,
 	 set_kind, 0, names_kind},
 	{"--permute-heads", OPT_FOLD, CAT_OTHER, NULL, "also permute the kv groups with their query heads", NULL, NULL, 0, 0,
 	 set_switch, AT(fold.permute_heads), NULL},
