@@ -95,6 +95,7 @@ struct FN(Engine) {
 	double *byoff;              /* H x T */
 	double *byoff_ref;          /* T: max |score| of the original */
 	double *heat;               /* H x B x B */
+	double *heatd;              /* H x B: bin b's m = n entries alone */
 	double *h_err, *h_ref;      /* H */
 	size_t *h_idx;              /* H */
 	unsigned *h_ovf;            /* H */
@@ -227,6 +228,7 @@ static void FN(engine_free)(struct FN(Engine) *e)
 	ws_free(e->byoff, H * T * sizeof(double));
 	free(e->byoff_ref);
 	ws_free(e->heat, H * e->B * e->B * sizeof(double));
+	free(e->heatd);
 	free(e->h_err); free(e->h_ref); free(e->h_idx); free(e->h_ovf);
 	free(e->q_chg); free(e->k_chg); free(e->v_chg); free(e->o_chg);
 	free(e->s_chg); free(e->c_chg);
@@ -360,6 +362,8 @@ static RfStatus FN(engine_new)(const Layer *a, const double *x64, size_t T,
 	e->byoff = FN(zalloc)(H * T, sizeof(double), &ok);
 	e->byoff_ref = calloc(T, sizeof(double));
 	e->heat = FN(zalloc)(H * e->B * e->B, sizeof(double), &ok);
+	e->heatd = calloc(H * e->B + 1, sizeof(double));
+	ok = ok && e->heatd;
 	e->h_err = calloc(H, sizeof(double));
 	e->h_ref = calloc(H, sizeof(double));
 	e->h_idx = calloc(H, sizeof(size_t));
@@ -885,11 +889,16 @@ static void FN(score_compare)(struct FN(Engine) *e, FN(Worker) *w, size_t h,
 		byoff[i] = 0;
 	for (size_t i = 0; i < B * B; i++)
 		heat[i] = -1.0;
+	double *heatd = e->heatd + h * B;
+	for (size_t i = 0; i < B; i++)
+		heatd[i] = -1.0;
 	for (size_t m = 0; m < T; m++) {
 		const REAL *ra = Sa + m * T, *rb = Sb + m * T;
 		double *hrow = heat + (m * B / T) * B;
 		size_t n = m + 1;
 		double rmax = FN(row_diff)(ra, rb, n, ev, byoff + (T - 1 - m));
+		if (ev[m] > heatd[m * B / T])   /* the exact diagonal, apart */
+			heatd[m * B / T] = ev[m];
 		if (rmax > err) {
 			size_t j = 0;
 			while (j < n && ev[j] != rmax)
@@ -1625,6 +1634,8 @@ static RfStatus FN(engine_run)(struct FN(Engine) *e, const Layer *b,
 	}
 	if (rep->heat_bins == B)
 		memcpy(rep->heat, e->heat, H * B * B * sizeof(double));
+	if (rep->heat_bins == B && rep->heat_diag)
+		memcpy(rep->heat_diag, e->heatd, H * B * sizeof(double));
 	lr->max_abs_err = e->r_err;
 	lr->ref_max = e->r_ref;
 	lr->worst_m = e->r_idx / D;

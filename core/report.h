@@ -98,6 +98,9 @@ typedef struct {
 	size_t heat_bins;         /* B = min(T, 64) */
 	double *heat;             /* H x B x B: max |score error| per bin
 				   * (bin rows m, columns n); -1 where masked */
+	double *heat_diag;        /* H x B: max |score error| over the m = n
+				   * entries of bin b alone, so the exact
+				   * diagonal survives pooling; -1 when empty */
 	Diagnostics diag;
 	Finding *findings;        /* REPORT_MAX_FINDINGS: where and why each
 				   * level breaks or holds, in the order told

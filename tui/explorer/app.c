@@ -337,7 +337,12 @@ static void layout_make(App *a)
 	a->w_expl = newwin(expl_h, rw, 7, LEFT_W);
 	a->frame_y = 7 + expl_h;
 	a->frame_x = LEFT_W;
-	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, LEFT_W);
+	if (a->zoom) {  /* z: the view over everything but the title and status */
+		a->frame_y = 1;
+		a->frame_x = 0;
+		rw = W;
+	}
+	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, a->frame_x);
 	a->w_view = derwin(a->w_frame, H - 2 - a->frame_y - 2, rw - 2, 1, 1);
 	a->w_status = newwin(1, W, H - 2, 0);
 	a->w_bar = newwin(1, W, H - 1, 0);
@@ -363,8 +368,10 @@ static void draw_all(App *a)
 		panels_tour(a->w_left, tour_step(a->tour_i), a->tour_i, tour_count(), &a->set);
 	else
 		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
-	panels_levels(a->w_levels, a->res);
-	panels_explanation(a->w_expl, a->res);
+	if (!a->zoom) {
+		panels_levels(a->w_levels, a->res);
+		panels_explanation(a->w_expl, a->res);
+	}
 	panels_view_frame(a->w_frame, a->set.view, a->tab_x);
 	if (a->res) {
 		ViewContext vc;
@@ -381,7 +388,7 @@ static void draw_all(App *a)
 	else
 		panels_status(a->w_status, a->status, a->status_err, a->res);
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		if (all[i] != a->w_status)
+		if (all[i] != a->w_status && (!a->zoom || i < 1 || i > 3))
 			wnoutrefresh(all[i]);
 	if (a->help) {
 		/* over the status line too: its last row shows where one is */
@@ -461,6 +468,9 @@ static void do_action(App *a, const KeyDef *k)
 	case ACT_EPS_DOWN:
 		run_command(a, k->action == ACT_EPS_UP ? "eps up" : "eps down");
 		break;
+	case ACT_HEAT_SCALE:
+		run_command(a, "heat-scale toggle");
+		break;
 	case ACT_ZOOM:
 		a->zoom = !a->zoom;
 		a->resized = true;
@@ -479,7 +489,7 @@ static void on_mouse(App *a)
 		return;
 	if (ev.bstate & BUTTON1_RELEASED && !(ev.bstate & BUTTON1_CLICKED))
 		return;
-	if (!a->tour && ev.x < LEFT_W) {
+	if (!a->tour && !a->zoom && ev.x < LEFT_W) {
 		for (int t = 0; t < TOGGLE_COUNT; t++)
 			if (a->row_of[t] >= 0 && a->left_y + a->row_of[t] == ev.y) {
 				a->sel = t;

@@ -504,6 +504,22 @@ static unsigned cmd_eps(TuiSettings *s, const char *cmd, const char *arg,
 	return CMD_CHANGED;
 }
 
+/* :heat-scale log|linear|toggle: the heatmap's color scale (L). */
+static unsigned cmd_heat_scale(TuiSettings *s, const char *cmd, const char *arg,
+			       char *msg, size_t msglen)
+{
+	if (!strcmp(arg, "log"))
+		s->heat_linear = false;
+	else if (!strcmp(arg, "linear"))
+		s->heat_linear = true;
+	else if (!strcmp(arg, "toggle") || !*arg)
+		s->heat_linear = !s->heat_linear;
+	else
+		ERR("%s: '%s' is not log, linear or toggle", cmd, arg);
+	snprintf(msg, msglen, "heatmap color scale %s", s->heat_linear ? "linear" : "log");
+	return CMD_REDRAW;
+}
+
 /* :export-figure PATH, :export-csv PATH, :source FILE: the caller writes
  * or reads action_path (the figure's format from its extension). */
 static unsigned cmd_file(TuiSettings *s, const char *cmd, const char *arg,
@@ -600,6 +616,12 @@ static const char *const *scaling_words(void)
 	return w;
 }
 
+static const char *const *scale_words(void)
+{
+	static const char *const w[] = {"log", "linear", "toggle", NULL};
+	return w;
+}
+
 static const char *const *eps_words(void)
 {
 	static const char *const w[] = {"up", "down", "1e-3", "1e-6", "1e-9", NULL};
@@ -645,6 +667,7 @@ static const CmdDef cmds[] = {
 	{"export!", NULL, "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL, false, PATH, NULL},
 	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL, false, PATH, NULL},
 	{"eps", "mix-eps", "up|down|EPS", "pair-mix strength (radians; + and - keys: by decades); selects pair-mix", cmd_eps, NULL, false, WORDS(eps_words), NULL},
+	{"heat-scale", NULL, "log|linear", "the heatmap's color scale (L flips it)", cmd_heat_scale, NULL, false, WORDS(scale_words), NULL},
 	{"export-figure", "figure", "PATH", "write the current view as a figure: .svg, .png or .pdf", cmd_file, NULL, false, PATH, NULL},
 	{"export-csv", "csv", "PATH", "write the current view's numbers as CSV", cmd_file, NULL, false, PATH, NULL},
 	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},

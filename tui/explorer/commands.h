@@ -34,6 +34,7 @@ typedef struct {
 	bool action_force;        /* CMD_EXPORT: replace it (:export!) */
 	ViewId view;
 	size_t head;              /* selected query head (clamped on draw) */
+	bool heat_linear;         /* heatmap: a linear color scale, not log */
 } TuiSettings;
 
 /* What running a command asks of the caller (bits). */

@@ -53,6 +53,7 @@ static const KeyDef table[] = {
 	{'=', "=", "pair-mix: EPS ten times larger (selects pair-mix, drops commutes)", ACT_EPS_UP, 0, 0, NULL},
 	{'-', "-", "pair-mix: EPS ten times smaller (selects pair-mix, drops commutes)", ACT_EPS_DOWN, 0, 0, NULL},
 	{'z', "z", "zoom: the main view over the whole screen (for a projector), and back", ACT_ZOOM, 0, 0, NULL},
+	{'L', "L", "heatmap: linear or log color scale", ACT_HEAT_SCALE, 0, 0, NULL},
 	{CTRL('l'), "C-l", "redraw the screen", ACT_REDRAW, 0, 0, NULL},
 	{'q', "q", "quit", ACT_QUIT, 0, KEYF_BAR, "Quit"},
 };
