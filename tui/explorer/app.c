@@ -20,6 +20,7 @@
 #include "tui/explorer/commands.h"
 #include "tui/explorer/fold_actions.h"
 #include "tui/explorer/keys.h"
+#include "tui/explorer/figure_actions.h"
 #include "tui/explorer/tour.h"
 #include "tui/explorer/views/panels.h"
 #include "tui/explorer/views/views.h"
@@ -276,6 +277,12 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 	if (bits & CMD_EXPORT) {
 		char m[512];
 		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
+		set_status(a, rc != 0, m);
+	}
+	if (bits & (CMD_FIGURE | CMD_CSV)) {
+		char m[512];
+		int rc = figure_action_export(a->res, &a->set, (bits & CMD_CSV) != 0,
+					      a->set.action_path, m, sizeof m);
 		set_status(a, rc != 0, m);
 	}
 	if (bits & CMD_VERIFY) {

@@ -422,6 +422,9 @@ static const FlagDef flags[] = {
 	 set_path, AT(undo), NULL},
 	{"--force", OPT_FOLDIO, CAT_OTHER, NULL, "overwrite an existing output", NULL, NULL, 0, 0,
 	 set_switch, AT(force), NULL},
+	{"--plot", OPT_PLOT, CAT_OTHER, "PATH",
+	 "also draw the offset curve and the worst head's heatmap: .svg, .png or .pdf", NULL,
+	 "a path for the figure", 0, 0, set_path, AT(plot), NULL},
 	{"--help", ~0u, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0,
 	 set_switch, AT(help), NULL},
 };

@@ -23,6 +23,7 @@ enum {
 				  --layer as the one-layer form of --layers */
 	OPT_LAYER = 1u << 6,   /* --layer, the random shape, --seq, --input */
 	OPT_TOUR = 1u << 7,    /* the few flags the tour keeps: --seq --seed */
+	OPT_PLOT = 1u << 12,   /* check: --plot PATH */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -65,6 +66,7 @@ typedef struct {
 	const char *dtype;        /* fold: keep, f32 */
 	const char *undo;         /* fold: sidecar */
 	bool force;
+	const char *plot;         /* check: the figure to write */
 	bool help;
 	FlagSet given;            /* the flags given in any parse into this */
 	const char *positional[4];
