@@ -144,6 +144,10 @@ static void stderr_restore(void)
  * The explorer's state
  * ====================================================================== */
 
+/* File commands (:export-figure, ...) one tour stop may run. */
+#define TOUR_MAX_DEFERRED 16
+#define FILE_BITS (CMD_EXPORT | CMD_VERIFY | CMD_FIGURE | CMD_CSV)
+
 typedef struct {
 	TuiSettings set;          /* what the user asks for */
 	TuiSettings applied;      /* what the shown result was computed for */
@@ -159,6 +163,13 @@ typedef struct {
 	int help_scroll;
 	bool tour;
 	size_t tour_i;
+	Tour *tours;              /* the tour shown (built-in or :source), or NULL */
+	bool tours_builtin;
+	TuiSettings tour_base;    /* the settings the tour started from */
+	/* a stop's file commands, run once its evaluation arrives */
+	struct { unsigned bits; TuiSettings snap; } deferred[TOUR_MAX_DEFERRED];
+	size_t n_deferred;
+	unsigned long deferred_gen;
 	bool quit;
 	bool resized;
 	bool zoom;                /* the main view over the whole screen */
@@ -190,6 +201,8 @@ static size_t n_heads(const App *a)
 	return a->res ? a->res->rep.n_heads : 1;
 }
 
+static void run_deferred(App *a);
+
 /* Take a finished evaluation: show it, or report its error and go back to
  * the settings of what is shown. Stale answers are dropped. */
 static void take_result(App *a)
@@ -203,6 +216,8 @@ static void take_result(App *a)
 	}
 	a->pending = 0;
 	if (r->status) {
+		a->n_deferred = 0;
+		a->deferred_gen = 0;
 		set_status(a, true, r->err);
 		if (a->res) {
 			ViewId v = a->set.view;
@@ -217,6 +232,8 @@ static void take_result(App *a)
 	worker_result_free(a->res);
 	a->res = r;
 	a->applied = r->settings;
+	if (a->deferred_gen && r->gen == a->deferred_gen)
+		run_deferred(a);
 	/* Show the layer's own layout on the toggle until the user sets one. */
 	if (!a->set.opts.layout_set)
 		a->set.opts.rope.layout = r->info.rope.layout;
@@ -228,26 +245,102 @@ static void take_result(App *a)
 
 static void apply_bits(App *a, unsigned bits, const char *msg);
 
-static void tour_goto(App *a, size_t i)
+/* Run a stop's file commands against the evaluation that just arrived. */
+static void run_deferred(App *a)
 {
-	const TourStep *st = tour_step(i);
-	if (!st)
-		return;
-	a->tour = true;
-	a->tour_i = i;
-	unsigned all = 0;
+	for (size_t k = 0; k < a->n_deferred; k++) {
+		const TuiSettings *sn = &a->deferred[k].snap;
+		unsigned bits = a->deferred[k].bits;
+		char m[512];
+		int rc;
+		if (bits & (CMD_FIGURE | CMD_CSV)) {
+			rc = figure_action_export(a->res, sn, (bits & CMD_CSV) != 0, sn->action_path,
+						  m, sizeof m);
+		} else if (bits & CMD_EXPORT) {
+			rc = fold_action_export(sn, sn->action_path, m, sizeof m);
+		} else {
+			FoldBreak br;
+			rc = fold_action_verify(sn, sn->action_path, &br, m, sizeof m);
+			rc = rc || !br.equivalent;
+		}
+		set_status(a, rc != 0, m);
+		if (rc)
+			break;
+	}
+	a->n_deferred = 0;
+	a->deferred_gen = 0;
+}
+
+/* Run cmds on s; with live, keep their file commands for run_deferred.
+ * -1 with the status set on the first error. */
+static int run_list(App *a, const char *const *cmds, TuiSettings *s, bool live)
+{
 	char msg[512];
-	for (size_t k = 0; st->commands[k]; k++) {
-		unsigned b = commands_run(&a->set, st->commands[k], msg, sizeof msg);
+	for (size_t k = 0; cmds && cmds[k]; k++) {
+		unsigned b = commands_run(s, cmds[k], msg, sizeof msg);
 		if (b & CMD_ERROR) {
 			set_status(a, true, msg);
-			return;
+			return -1;
 		}
-		all |= b;
+		if (live && (b & FILE_BITS) && a->n_deferred < TOUR_MAX_DEFERRED) {
+			a->deferred[a->n_deferred].bits = b & FILE_BITS;
+			a->deferred[a->n_deferred].snap = *s;
+			a->n_deferred++;
+		}
 	}
-	if (all & CMD_CHANGED)
-		submit(a);
+	return 0;
+}
+
+/* Stop i of the tour: the starting settings after the script's first
+ * commands and every stop's up to i (see tour.h). start: the tour begins
+ * here, so the first commands' file commands run too. */
+static void tour_goto_from(App *a, size_t i, bool start)
+{
+	const TourStep *st = tour_step(a->tours, i);
+	if (!st && !(start && tour_count(a->tours) == 0))
+		return;
+	TuiSettings s = a->tour_base;
+	a->n_deferred = 0;
+	if (run_list(a, tour_setup(a->tours), &s, start && i == 0))
+		return;
+	for (size_t k = 0; k < i; k++)
+		if (run_list(a, tour_step(a->tours, k)->commands, &s, false))
+			return;
+	if (st && run_list(a, st->commands, &s, true))
+		return;
+	a->tour = st != NULL;
+	a->tour_i = i;
+	a->set = s;
 	set_status(a, false, "");
+	submit(a);
+	if (a->n_deferred)
+		a->deferred_gen = a->gen;
+}
+
+static void tour_goto(App *a, size_t i)
+{
+	tour_goto_from(a, i, false);
+}
+
+/* Start a tour: the built-in one (path NULL) or a script's. */
+static void tour_start(App *a, const char *path)
+{
+	char err[512];
+	if (!path && a->tours && a->tours_builtin) {
+		a->tour_base = a->set;
+		tour_goto_from(a, 0, true);
+		return;
+	}
+	Tour *t;
+	if (tour_open(path, &a->set, &t, err, sizeof err)) {
+		set_status(a, true, err);
+		return;
+	}
+	tour_free(a->tours);
+	a->tours = t;
+	a->tours_builtin = path == NULL;
+	a->tour_base = a->set;
+	tour_goto_from(a, 0, true);
 }
 
 static void run_command(App *a, const char *line)
@@ -273,7 +366,12 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 		a->help_scroll = 0;
 	}
 	if (bits & CMD_TOUR)
-		tour_goto(a, 0);
+		tour_start(a, NULL);
+	if (bits & CMD_SOURCE) {
+		char path[sizeof a->set.action_path];
+		snprintf(path, sizeof path, "%s", a->set.action_path);
+		tour_start(a, path);
+	}
 	if (bits & CMD_EXPORT) {
 		char m[512];
 		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
@@ -372,7 +470,8 @@ static void draw_all(App *a)
 	bool computing = a->pending != 0;
 	panels_title(a->w_title, a->res, computing);
 	if (a->tour)
-		panels_tour(a->w_left, tour_step(a->tour_i), a->tour_i, tour_count(), &a->set);
+		panels_tour(a->w_left, tour_step(a->tours, a->tour_i), a->tour_i,
+			    tour_count(a->tours), &a->set);
 	else
 		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
 	if (!a->zoom) {
@@ -463,7 +562,7 @@ static void do_action(App *a, const KeyDef *k)
 		a->set.head = (a->set.head + 1) % H;
 		break;
 	case ACT_TOUR:
-		tour_goto(a, 0);
+		tour_start(a, NULL);
 		break;
 	case ACT_RESET:
 		run_command(a, "reset");
@@ -521,7 +620,7 @@ static bool tour_key(App *a, int ch)
 	case '\n':
 	case KEY_ENTER:
 	case KEY_NPAGE:
-		if (a->tour_i + 1 < tour_count())
+		if (a->tour_i + 1 < tour_count(a->tours))
 			tour_goto(a, a->tour_i + 1);
 		else {
 			a->tour = false;
@@ -659,7 +758,7 @@ static int loop(App *a)
 	return 0;
 }
 
-int app_run(const RunOptions *o, bool use_default, bool tour)
+int app_run(const RunOptions *o, bool use_default, bool tour, const char *tour_file)
 {
 	App *a = calloc(1, sizeof *a);
 	if (!a) {
@@ -667,9 +766,22 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 		return 2;
 	}
 	commands_settings_init(&a->set, o, use_default);
+	/* A tour's script is read and checked before anything else, so a
+	 * bad line fails with a plain message. */
+	Tour *pre = NULL;
+	if (tour) {
+		char err[512];
+		if (tour_open(tour_file, &a->set, &pre, err, sizeof err)) {
+			fprintf(stderr, "ropefold tour: %s\n", err);
+			free(a);
+			return 2;
+		}
+	}
+	a->tours = pre;
 	a->worker = worker_new();
 	if (!a->worker) {
 		fprintf(stderr, "ropefold: cannot start the evaluation thread\n");
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -684,6 +796,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	if (!a->res) {
 		fprintf(stderr, "ropefold tui: %s\n", a->status);
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -695,6 +808,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	if (signals_install()) {
 		fprintf(stderr, "ropefold: cannot set up signal handling\n");
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -712,6 +826,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 			getenv("TERM") ? getenv("TERM") : "");
 		worker_result_free(a->res);
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -725,8 +840,11 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	colors_init();
 	cmdline_init();
 	refresh();
-	if (tour)
-		tour_goto(a, 0);
+	if (tour) {
+		a->tours_builtin = tour_file == NULL;
+		a->tour_base = a->set;
+		tour_goto_from(a, 0, true);
+	}
 
 	int rc = loop(a);
 
@@ -740,6 +858,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 		rc = 128 + got_signal;
 	worker_result_free(a->res);
 	worker_free(a->worker);
+	tour_free(a->tours);
 	free(a);
 	return rc;
 }
