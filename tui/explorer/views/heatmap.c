@@ -138,7 +138,7 @@ static void heatmap_draw(const ViewContext *c)
 	if (wi >= 0 && vmax > 0) {
 		char e[16];
 		draw_fmt_err(vmax, e, sizeof e);
-		draw_textf(w, c->h - 1, lx, colors_attr(CLR_DIM), "X worst %s", e);
+		draw_textf(w, c->h - 1, lx, colors_attr(CLR_DIM), "X max %s", e);
 	}
 }
 
