@@ -1,7 +1,9 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tui/explorer/colors.h"
@@ -62,9 +64,11 @@ static void heatmap_draw(const ViewContext *c)
 		return;
 	}
 	/* A square grid of S x S cells, each a block of bins, each cell ch
-	 * rows by cw columns (larger on a large screen). A cell on the
-	 * diagonal shows the exact m = n entries only (heat_diag), so the
-	 * diagonal's survival is not hidden by its off-diagonal neighbours. */
+	 * rows by cw columns (larger on a large screen); in a UTF-8 locale
+	 * with colors, when the bins outnumber the rows, cells are half a row
+	 * tall (an upper half block over a lower one) and one column wide. A
+	 * cell on the diagonal shows the exact m = n entries only (heat_diag),
+	 * so the diagonal's survival is not hidden by its neighbours. */
 	int S = (int)B < rows ? (int)B : rows;
 	if (S > avail)
 		S = avail;
@@ -76,40 +80,75 @@ static void heatmap_draw(const ViewContext *c)
 		cw--;
 	if (cw < 2 * ch && ch > 1)
 		ch = cw / 2 > 0 ? cw / 2 : 1;
+	bool halves = false;
+	if ((int)B > rows && colors_enabled() && colors_utf8() && colors_heat_halves(0, -1)) {
+		int Sh = (int)B < 2 * rows ? (int)B : 2 * rows;
+		if (Sh > avail)
+			Sh = avail;
+		if (Sh > S) {
+			halves = true;
+			S = Sh;
+			ch = 1;
+			cw = 1;
+		}
+	}
 	const double *heat = rep->heat + c->head * B * B;
 	const double *diag = rep->heat_diag ? rep->heat_diag + c->head * B : NULL;
-	/* pass 1: the values, their top (linear scale) and the worst cell */
+	/* val: S x S relative errors, -1 where masked (n > m or no bins) */
+	double *val = malloc((size_t)S * (size_t)S * sizeof(double));
+	if (!val) {
+		draw_text(w, 2, 0, 0, "(out of memory)");
+		return;
+	}
 	double vmax = 0;
 	int wi = -1, wj = -1;
-	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < S; i++) {
-			size_t b0 = (size_t)i * B / (size_t)S, b1 = (size_t)(i + 1) * B / (size_t)S;
-			for (int j = 0; j <= i; j++) {
-				size_t c0 = (size_t)j * B / (size_t)S, c1 = (size_t)(j + 1) * B / (size_t)S;
-				double v = -1;
-				for (size_t bi = b0; bi < b1; bi++)
-					for (size_t bj = c0; bj < c1; bj++) {
-						double e = heat[bi * B + bj];
-						if (i == j) {
-							if (bi != bj)
-								continue;
-							if (diag)
-								e = diag[bi];
-						}
-						if (e >= 0 && e > v)
-							v = e;
+	for (int i = 0; i < S; i++) {
+		size_t b0 = (size_t)i * B / (size_t)S, b1 = (size_t)(i + 1) * B / (size_t)S;
+		for (int j = 0; j < S; j++) {
+			size_t c0 = (size_t)j * B / (size_t)S, c1 = (size_t)(j + 1) * B / (size_t)S;
+			double v = -1;
+			for (size_t bi = b0; j <= i && bi < b1; bi++)
+				for (size_t bj = c0; bj < c1; bj++) {
+					double e = heat[bi * B + bj];
+					if (i == j) {
+						if (bi != bj)
+							continue;
+						if (diag)
+							e = diag[bi];
 					}
-				double rel = v < 0 ? v : (isinf(v) ? v : v / ref);
-				if (pass == 0) {
-					if (rel > vmax || (wi < 0 && rel >= 0)) {
-						vmax = rel > vmax ? rel : vmax;
-						wi = i;
-						wj = j;
-					}
-					continue;
+					if (e >= 0 && e > v)
+						v = e;
 				}
-				int k = rel < 0 ? -1 : linear ? linear_bucket(rel, vmax)
-						 : draw_heat_bucket(rel, rep->eps);
+			double rel = v < 0 ? v : (isinf(v) ? v : v / ref);
+			val[(size_t)i * S + j] = rel;
+			if (rel >= 0 && (rel > vmax || wi < 0)) {
+				vmax = rel > vmax ? rel : vmax;
+				wi = i;
+				wj = j;
+			}
+		}
+	}
+#define BUCKET(r) ((r) < 0 ? -1 : linear ? linear_bucket((r), vmax) : draw_heat_bucket((r), rep->eps))
+	int xattr = colors_enabled() ? A_REVERSE | A_BOLD : A_REVERSE | A_BOLD;
+	if (halves) {
+		for (int i = 0; i < S; i += 2)
+			for (int j = 0; j < S; j++) {
+				int kt = BUCKET(val[(size_t)i * S + j]);
+				int kb = i + 1 < S ? BUCKET(val[(size_t)(i + 1) * S + j]) : -1;
+				int y = top + i / 2, x = left + j;
+				if (kt < 0 && kb < 0)
+					draw_text(w, y, x, 0, " ");
+				else if (kt < 0)
+					draw_text(w, y, x, colors_heat_halves(kb, -1), "\u2584");
+				else
+					draw_text(w, y, x, colors_heat_halves(kt, kb), "\u2580");
+			}
+		if (wi >= 0 && vmax > 0)
+			draw_text(w, top + wi / 2, left + wj, xattr, "X");
+	} else {
+		for (int i = 0; i < S; i++)
+			for (int j = 0; j < S; j++) {
+				int k = BUCKET(val[(size_t)i * S + j]);
 				for (int y = 0; y < ch; y++)
 					draw_heat_cell(w, top + i * ch + y, left + j * cw, k, cw);
 				if (i == wi && j == wj && vmax > 0) {
@@ -119,8 +158,10 @@ static void heatmap_draw(const ViewContext *c)
 						  a, "X");
 				}
 			}
-		}
-	int R = S * ch, C = S * cw;
+	}
+#undef BUCKET
+	free(val);
+	int R = halves ? (S + 1) / 2 : S * ch, C = S * cw;
 	/* Token labels: m down the left, n along the bottom. */
 	draw_textf(w, top, 0, colors_attr(CLR_DIM), "%3d", 0);
 	draw_textf(w, top + R - 1, 0, colors_attr(CLR_DIM), "%3zu", T - 1);
