@@ -160,6 +160,16 @@ fi
 keys q
 check "C locale: exits 0" "EXIT=0"
 
+# a wide screen: the offset curve beside the heatmap
+COLS_=180 ROWS_=45 start C.UTF-8 "'$ROPEFOLD' tui --seq 64"
+check "180x45: the heatmap ..." "head 0/4: .score err"
+check "180x45: ... and the offset curve beside it, on one row" "across +.*max .score error. / max.score. by offset"
+keys z
+check "180x45 z: the view over the whole width" "^┌─ 5 heatmap"
+check_not "180x45 z: one view only" "across +.*by offset"
+keys z q
+check "180x45: exits 0" "EXIT=0"
+
 # a tour script: cards, commands, and its exports compared with check --json
 cat >"$WORK/lecture.txt" <<'TOUR'
 :load random

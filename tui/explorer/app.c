@@ -29,6 +29,7 @@
 #define MIN_COLS 80
 #define MIN_LINES 24
 #define LEFT_W 26
+#define WIDE_COLS 160   /* from here two views side by side */
 
 /* ======================================================================
  * Signals: a self-pipe wakes the loop; nothing curses happens in a handler
@@ -175,6 +176,7 @@ typedef struct {
 	bool zoom;                /* the main view over the whole screen */
 	/* windows, rebuilt on resize */
 	bool small;
+	WINDOW *w_frame2, *w_view2;   /* a wide screen: a second view beside */
 	WINDOW *w_title, *w_left, *w_levels, *w_expl, *w_frame, *w_view,
 		*w_status, *w_bar, *w_help;
 	int left_y, frame_y, frame_x;
@@ -412,7 +414,7 @@ static void on_prompt_done(const char *line, void *ctx)
 
 static void layout_free(App *a)
 {
-	WINDOW **ws[] = {&a->w_view, &a->w_title, &a->w_left, &a->w_levels, &a->w_expl,
+	WINDOW **ws[] = {&a->w_view2, &a->w_frame2, &a->w_view, &a->w_title, &a->w_left, &a->w_levels, &a->w_expl,
 			 &a->w_frame, &a->w_status, &a->w_bar, &a->w_help};
 	for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
 		if (*ws[i]) {
@@ -446,6 +448,13 @@ static void layout_make(App *a)
 		a->frame_y = 1;
 		a->frame_x = 0;
 		rw = W;
+	}
+	if (!a->zoom && W >= WIDE_COLS) {
+		/* side by side: the view asked for, and a companion beside it */
+		int w1 = rw * 11 / 20;
+		a->w_frame2 = newwin(H - 2 - a->frame_y, rw - w1, a->frame_y, a->frame_x + w1);
+		a->w_view2 = derwin(a->w_frame2, H - 2 - a->frame_y - 2, rw - w1 - 2, 1, 1);
+		rw = w1;
 	}
 	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, a->frame_x);
 	a->w_view = derwin(a->w_frame, H - 2 - a->frame_y - 2, rw - 2, 1, 1);
@@ -487,6 +496,20 @@ static void draw_all(App *a)
 		vc.set = &a->set;
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 		views_get(a->set.view)->draw(&vc);
+	}
+	if (a->w_frame2) {
+		/* the companion: the offset curve, or the heatmap beside it */
+		ViewId comp = a->set.view == VIEW_OFFSET ? VIEW_HEATMAP : VIEW_OFFSET;
+		int tabs[VIEW_COUNT + 1];
+		werase(a->w_frame2);
+		panels_view_frame(a->w_frame2, comp, tabs);
+		if (a->res) {
+			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0};
+			getmaxyx(a->w_view2, vc.h, vc.w);
+			vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
+			views_get(comp)->draw(&vc);
+		}
+		wnoutrefresh(a->w_frame2);
 	}
 	panels_bar(a->w_bar, cmdline_active(), cmdline_matches());
 	if (cmdline_active())
