@@ -158,6 +158,8 @@ int figure_write(const FigureInput *in, const FigureKind *kinds, size_t n,
 	if (st == CAIRO_STATUS_SUCCESS)
 		st = cairo_surface_status(s);
 	cairo_surface_destroy(s);
+	/* nothing of cairo outlives a figure: give back its font caches */
+	cairo_debug_reset_static_data();
 	int bad = fclose(f) != 0;
 	if (st != CAIRO_STATUS_SUCCESS || bad) {
 		snprintf(err, errlen, "%s: cannot write: %s", path,
