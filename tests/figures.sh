@@ -164,6 +164,14 @@ fi
 keys q
 check "C locale: exits 0" "EXIT=0"
 
+# T = 256: ten rows of pooled bins, the diagonal still reads exact
+start C NO_COLOR=1 "'$ROPEFOLD' tui --seq 256"
+check "T=256: starts" "score +yes +[+.] holds"
+keys c
+check "T=256, Haar: the pooled diagonal cells read exact, the rest broken" "255 (@@|X@|@X){8,}\.\."
+keys q
+check "T=256: exits 0" "EXIT=0"
+
 # a wide screen: the offset curve beside the heatmap
 COLS_=180 ROWS_=45 start C.UTF-8 "'$ROPEFOLD' tui --seq 64"
 check "180x45: the heatmap ..." "head 0/4: .score err"

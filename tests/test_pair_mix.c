@@ -10,7 +10,8 @@
 #include "tests/layer_fixtures.h"
 #include "tests/testutil.h"
 
-/* The pair-mix:EPS kind against its math. R = C M(EPS), C commuting and M
+/* The pair-mix:EPS kind against its math (and, last, the heatmap's
+ * diagonal kept apart, which the plots of the same issue rely on). R = C M(EPS), C commuting and M
  * turning pair 2k into pair 2k+1 by EPS. On the complex coordinates of
  * such a block Theta_p = diag(e^(i a), e^(i b)) with a = w_i p, b = w_j p,
  * M = [[c, -s], [s, c]] (real), and
@@ -242,6 +243,29 @@ static void test_engine_scores(void **state)
 	report_done(&rep);
 }
 
+/* The heatmap's pooling keeps the exact diagonal apart: at T = 256 a
+ * diagonal bin holds four tokens, and its m = n entries alone (heat_diag)
+ * are the diagonal's error (offset 0), while the whole bin is not. */
+static void test_heat_diagonal_apart(void **state)
+{
+	(void)state;
+	LayerCase c = {64, 4, 4, 16, 16, 256, ROPE_HALF, false, PREC_F64};
+	FoldConfig cfg = lf_config(PART_ALL, ASSUME_COMMUTES);   /* Haar */
+	InvReport rep;
+	lf_evaluate(&c, 3, &cfg, 0, &rep);
+	size_t B = rep.heat_bins;
+	assert_int_equal(B, 64);
+	double ref = rep.level[LEVEL_SCORE].ref_max;
+	for (size_t h = 0; h < c.H; h++)
+		for (size_t b = 0; b < B; b++) {
+			double d = rep.heat_diag[h * B + b], whole = rep.heat[(h * B + b) * B + b];
+			assert_le(d, rep.by_offset[0]);
+			assert_le(d / ref, 1e-13);
+			assert_gt(whole / ref, 1e-3);
+		}
+	report_done(&rep);
+}
+
 /* The name round-trips; bad strengths are refused. */
 static void test_parse(void **state)
 {
@@ -275,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_growth_linear_then_saturates),
 		cmocka_unit_test(test_break_offset),
 		cmocka_unit_test(test_engine_scores),
+		cmocka_unit_test(test_heat_diagonal_apart),
 		cmocka_unit_test(test_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
