@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "core/pair_mix.h"
 #include "tui/shared/figure_impl.h"
 
 /* ---- shared pieces ----------------------------------------------------- */
@@ -184,6 +185,32 @@ void figure_draw_offset(cairo_t *cr, const FigureInput *in, FigBox b)
 		char s[48];
 		snprintf(s, sizeof s, "predicted break %zu", dg->mix_break);
 		text(cr, XO(dg->mix_break) + 4, py + 14, 0, s);
+	}
+	/* pair-mix: the commutator's closed form beside the measured curve */
+	if (dg->mix_eps > 0 && dg->npairs > 1) {
+		rgb(cr, 0xe67e22);
+		dash(cr, 3);
+		cairo_set_line_width(cr, 1.2);
+		bool on = false;
+		for (size_t k = 1; k <= 400; k++) {
+			double o = xmax * (double)k / 400;
+			double g = pair_mix_growth(dg->freqs, dg->npairs, dg->mix_eps, o);
+			if (!(g > 0)) {
+				on = false;
+				continue;
+			}
+			double y = YV(g);
+			y = y < py ? py : (y > py + ph ? py + ph : y);
+			if (on)
+				cairo_line_to(cr, XO(o), y);
+			else
+				cairo_move_to(cr, XO(o), y);
+			on = true;
+		}
+		cairo_stroke(cr);
+		font(cr, 11, false);
+		text(cr, px + pw - 4, py + ph - 8, 1,
+		     "dashed: 2 sin(EPS) max |sin((w_i - w_j) p / 2)|, the commutator's norm");
 	}
 	dash(cr, 0);
 	/* the curve: zeros and overflows drawn on the frame, hollow */
