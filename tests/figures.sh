@@ -109,7 +109,7 @@ start C.UTF-8 "'$ROPEFOLD' tui"
 check "explorer starts" "score +yes +. holds"
 keys ':kind pair-mix:1e-9' Enter c 6
 check "pair-mix 1e-9: the score level breaks" "score +no +. breaks"
-check "offset view: the predicted break offset" "break predicted near offset 2"
+check "offset view: the predicted break offset" "break near offset 2"
 check "offset view: the tolerance on the fitted axis" "tol +-"
 check "offset view: the saturation 2 sin EPS" "2sinE"
 keys -

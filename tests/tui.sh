@@ -208,7 +208,7 @@ check "tour: pair-mix 1e-10 holds at the score level" "score +no +. holds"
 check "tour: pair-mix saturates below the tolerance" "saturates below tol"
 keys +
 check "tour: + makes EPS 1e-09 and the scores break" "score +no +. breaks"
-check "tour: ... at the predicted offset" "break predicted near offset 2"
+check "tour: ... at the predicted offset" "break near offset 2"
 keys Space
 check "tour: V and O with any rotation hold" "residual +yes +. holds"
 keys Space Space

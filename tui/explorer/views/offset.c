@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "core/pair_mix.h"
 #include "tui/explorer/colors.h"
 #include "tui/explorer/views/draw.h"
 #include "tui/explorer/views/views.h"
@@ -106,6 +107,19 @@ static void offset_draw(const ViewContext *c)
 				height = 1;
 		}
 		int k = draw_heat_bucket(rel, rep->eps);
+		/* pair-mix: where the commutator's closed form puts this column */
+		int pred_row = -1;
+		if (mix && dg->npairs > 1) {
+			double g = 0;
+			for (size_t o = o0; o < o1; o++) {
+				double x = pair_mix_growth(dg->freqs, dg->npairs, dg->mix_eps, (double)o);
+				g = x > g ? x : g;
+			}
+			if (g > 0)
+				pred_row = ph - (int)ceil((log10(g) - lo) / span);
+			if (pred_row < 0 || pred_row >= ph)
+				pred_row = -1;
+		}
 		for (int r = 0; r < ph; r++) {
 			int y = top + r;
 			int x = ylab + j * cw;
@@ -117,6 +131,8 @@ static void offset_draw(const ViewContext *c)
 						draw_text(w, y, x + i, a, " ");
 					else
 						draw_text(w, y, x + i, 0, colors_glyph(GLYPH_BAR));
+				} else if (r == pred_row && i == 0) {
+					draw_text(w, y, x + i, colors_attr(CLR_EXPECTED), "+");
 				} else if (r == tol_row) {
 					draw_text(w, y, x + i, colors_attr(CLR_TOL), "-");
 				} else if (r == sat_row) {
@@ -150,10 +166,10 @@ static void offset_draw(const ViewContext *c)
 	if (mix) {
 		char b[96];
 		if (dg->mix_break)
-			snprintf(b, sizeof b, "pair-mix %.0e: break predicted near offset %zu%s",
+			snprintf(b, sizeof b, "pair-mix %.0e: + predicted, break near offset %zu%s",
 				 dg->mix_eps, dg->mix_break, dg->mix_break >= T ? ", past T" : " (^)");
 		else
-			snprintf(b, sizeof b, "pair-mix %.0e: saturates below tol (2 sin EPS)",
+			snprintf(b, sizeof b, "pair-mix %.0e: + predicted, saturates below tol",
 				 dg->mix_eps);
 		draw_text(w, top + ph + 1, 0, colors_attr(CLR_EXPECTED), b);
 	}
