@@ -88,7 +88,7 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 			return st;
 		bc = &conv;
 	}
-	st = verify_analyse(a, bc, v->tol, v);
+	st = verify_analyse_finite(a, bc, v->tol, opt && opt->finite, v);
 	v->layout_converted = bc != b;
 	if (st == RF_OK && !v->equivalent && v->brk.level == LEVEL_SCORE &&
 	    v->why != VERIFY_WHY_SHAPE)

@@ -56,6 +56,9 @@ typedef struct {
 				* 2^-8 bf16, 2^-11 f16, 2^-24 f32, 2^-53 f64;
 				* 0 = f64 */
 	double tol;            /* relative tolerance; <= 0: 3u + 1e-12 */
+	bool finite;           /* the caller has checked that every value of
+				* both layers is finite (a reader that refuses
+				* NaN and Inf): not scanned again */
 } VerifyOptions;
 
 /* The verdict on one layer: data only (tui/shared/findings_text words the

@@ -94,5 +94,8 @@ RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a);
 /* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 			VerifyVerdict *v);
+/* The same; finite: both layers are known to hold no NaN or Inf. */
+RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
+			       bool finite, VerifyVerdict *v);
 
 #endif

@@ -44,6 +44,8 @@ typedef struct {
 	bool checked;         /* undo: the sidecar has checksums, so it was
 			       * checked against the folded file and "bit for
 			       * bit" is proven by them */
+	Layer in;             /* the layer being folded: its buffers are
+			       * reused from layer to layer */
 	char err[1024];
 } FoldRun;
 
@@ -352,13 +354,14 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 static int fold_layer(FoldRun *r, size_t k)
 {
 	size_t i = r->layers[k];
-	Layer a, b;
+	Layer b;
 	FoldPlan plan;
 	LayerTensorRefs lt;
 	memset(&b, 0, sizeof b);
 	memset(&plan, 0, sizeof plan);
-	if (model_load_layer(r->m, i, &a, r->err, sizeof r->err))
+	if (model_reload_layer(r->m, i, &r->in, r->err, sizeof r->err))
 		return -1;
+	Layer a = r->in;   /* a view: r->in keeps the buffers */
 	int rc = -1;
 	if (!r->undo)
 		rope_override_apply(&r->j->rope, &a.rope);
@@ -415,7 +418,6 @@ static int fold_layer(FoldRun *r, size_t k)
 	rc = 0;
 out:
 	fold_plan_free(&plan);
-	layer_free(&a);
 	layer_free(&b);
 	return rc;
 }
@@ -487,6 +489,7 @@ nomem:
 static void fold_run_done(FoldRun *r)
 {
 	writer_free(r->w);
+	layer_free(&r->in);
 	sidecar_free(r->undo);
 	sidecar_free(r->record);
 	if (r->m)

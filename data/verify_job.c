@@ -1,60 +1,144 @@
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/parallel.h"
 #include "data/layer_range.h"
 #include "data/verify_job.h"
 
-/* Decide layer i of both (and confirm it when asked); 1 when the caller
- * stops, -1 on an error. */
-static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
-		     size_t total, const VerifyOptions *vo, const double *x,
-		     VerifyOutcome *out, char *err, size_t errlen)
-{
+/* The layers are decided by a few workers at once, each on its own pair
+ * of layers whose buffers it reuses from layer to layer; the results are
+ * handed to layer_done strictly in layer order, so the caller sees what a
+ * loop over the layers would show (an error or a stop at layer i: every
+ * layer before it reported, none after). BLAS runs single-threaded
+ * meanwhile: each worker owns a core, and no idle BLAS thread spins. */
+
+typedef struct {
+	const VerifyJob *j;
+	Model *ma, *mb;
+	size_t lo, hi;
+	const VerifyOptions *vo;
+	const double *x;               /* seq x D confirmation input, or NULL */
+	VerifyOutcome *out;
+	TaskQueue q;                   /* tasks: layers lo + t */
+	pthread_mutex_t mu;
+	pthread_cond_t turn_cv;
+	size_t turn;                   /* the next task to report */
+	bool stop;                     /* stopped or failed: report nothing more */
+	int rc;                        /* 1 stopped, -1 failed */
+	char *err;
+	size_t errlen;
+} LayerRun;
+
+/* One worker's layers, kept from task to task. */
+typedef struct {
 	Layer a, b;
-	if (model_load_layer(ma, i, &a, err, errlen))
+} WorkerLayers;
+
+/* Decide layer i of both (and confirm it when asked) into v and rep
+ * (*have_rep when filled); 0, or -1 with one line in err. */
+static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvReport *rep,
+		  bool *have_rep, char *err, size_t errlen)
+{
+	const VerifyJob *j = r->j;
+	if (model_reload_layer(r->ma, i, &w->a, err, errlen) ||
+	    model_reload_layer(r->mb, i, &w->b, err, errlen))
 		return -1;
-	if (model_load_layer(mb, i, &b, err, errlen)) {
-		layer_free(&a);
-		return -1;
+	RfStatus st = verify_layers(&w->a, &w->b, r->vo, v);
+	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
+		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
+				    rep);
+		*have_rep = st == RF_OK;
 	}
-	VerifyVerdict v;
-	InvReport rep;
-	bool have_rep = false;
-	RfStatus st = verify_layers(&a, &b, vo, &v);
-	if (st == RF_OK && j->confirm && v.why != VERIFY_WHY_SHAPE) {
-		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, j->kernel, 0,
-				    &rep);
-		have_rep = st == RF_OK;
-	}
-	int rc = 0;
 	if (st == RF_ERR_NUMERIC) {
 		/* the readers refuse NaN and Inf: products overflowed */
 		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
 			 "products overflow float64", i);
-		rc = -1;
-	} else if (st != RF_OK) {
-		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
-		rc = -1;
-	} else {
-		out->compared++;
-		if (!v.equivalent && out->equivalent) {
-			out->equivalent = false;
-			out->first_break = i;
-		}
-		VerifyLayerResult r = {i, done, total, &a, &v, have_rep ? &rep : NULL};
-		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
+		return -1;
 	}
-	if (have_rep)
-		report_done(&rep);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
-	return rc;
+	if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+static void layer_worker(void *ctx, size_t worker)
+{
+	(void)worker;
+	LayerRun *r = ctx;
+	WorkerLayers w;
+	char err[1024];
+	memset(&w, 0, sizeof w);
+	for (size_t t; (t = task_queue_next(&r->q)) != (size_t)-1;) {
+		size_t i = r->lo + t;
+		VerifyVerdict v;
+		InvReport rep;
+		bool have_rep = false;
+		memset(&v, 0, sizeof v);
+		pthread_mutex_lock(&r->mu);
+		bool stopped = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		int bad = stopped ? 0 : decide(r, &w, i, &v, &rep, &have_rep, err, sizeof err);
+		pthread_mutex_lock(&r->mu);
+		while (r->turn != t)
+			pthread_cond_wait(&r->turn_cv, &r->mu);
+		if (!r->stop && bad) {
+			snprintf(r->err, r->errlen, "%s", err);
+			r->rc = -1;
+			r->stop = true;
+		} else if (!r->stop) {
+			VerifyOutcome *out = r->out;
+			out->compared++;
+			if (!v.equivalent && out->equivalent) {
+				out->equivalent = false;
+				out->first_break = i;
+			}
+			VerifyLayerResult res = {i, t + 1, r->hi - r->lo + 1, &w.a, &v,
+						 have_rep ? &rep : NULL};
+			if (r->j->layer_done && r->j->layer_done(r->j->ctx, &res)) {
+				r->rc = 1;
+				r->stop = true;
+			}
+		}
+		r->turn++;
+		pthread_cond_broadcast(&r->turn_cv);
+		pthread_mutex_unlock(&r->mu);
+		if (have_rep)
+			report_done(&rep);
+		verify_verdict_free(&v);
+	}
+	layer_free(&w.a);
+	layer_free(&w.b);
+}
+
+/* At most this many layers in flight: each worker holds both sides of a
+ * layer in float64 (0.64 GB at 8B scale), so the count bounds memory. */
+#define LAYER_WORKERS_MAX 4
+
+/* Layers lo..hi decided and reported in order; 0, 1 when the caller
+ * stopped, -1 on an error (in err). */
+static int run_layers(LayerRun *r)
+{
+	size_t n = r->hi - r->lo + 1, nw = parallel_default_threads();
+	if (nw > LAYER_WORKERS_MAX)
+		nw = LAYER_WORKERS_MAX;
+	if (nw > n)
+		nw = n;
+	task_queue_init(&r->q, n);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->turn_cv, NULL);
+	int saved = parallel_blas_single();
+	parallel_run(nw, layer_worker, r);
+	parallel_blas_restore(saved);
+	pthread_cond_destroy(&r->turn_cv);
+	pthread_mutex_destroy(&r->mu);
+	return r->rc;
 }
 
 int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t errlen)
@@ -85,7 +169,8 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
 	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, j->tol};
+	/* model_load_layer refuses NaN and Inf */
+	VerifyOptions vo = {ua > ub ? ua : ub, j->tol, true};
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
@@ -95,10 +180,9 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		}
 		layer_random_input(j->seed, j->seq, D, x);
 	}
-	rc = 0;
-	for (size_t i = lo; i <= hi && rc == 0; i++)
-		rc = one_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &vo, x, out, err, errlen);
-	rc = rc < 0 ? -1 : 0;
+	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .x = x,
+		       .out = out, .err = err, .errlen = errlen};
+	rc = run_layers(&lr) < 0 ? -1 : 0;
 out:
 	free(x);
 	if (ma)

@@ -259,14 +259,26 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		return -1;
 	}
 	size_t n = t->nelem;
-	double *v = malloc((n ? n : 1) * sizeof(double));
-	unsigned char *b = malloc(s->out_len ? s->out_len : 1);
-	if (!v || !b) {
-		free(v);
-		free(b);
-		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
-		return -1;
+	if (n > w->put_nvals || !w->put_vals) {
+		free(w->put_vals);
+		w->put_nvals = 0;
+		if (!(w->put_vals = malloc((n ? n : 1) * sizeof(double)))) {
+			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+			return -1;
+		}
+		w->put_nvals = n;
 	}
+	if (s->out_len > w->put_nbytes || !w->put_bytes) {
+		free(w->put_bytes);
+		w->put_nbytes = 0;
+		if (!(w->put_bytes = malloc(s->out_len ? s->out_len : 1))) {
+			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+			return -1;
+		}
+		w->put_nbytes = s->out_len;
+	}
+	double *v = w->put_vals;
+	unsigned char *b = w->put_bytes;
 	memcpy(v, values, n * sizeof(double));
 	dtype_round(s->out_dtype, v, n);
 	WriterRounding rr = {0, 0, 0};
@@ -280,8 +292,7 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	encode(s->out_dtype, v, n, b);
 	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
-	free(v);
-	free(b);
+	s->written = rc == 0;
 	if (!rc && r)
 		*r = rr;
 	if (!rc && !isfinite(rr.max_abs_err)) {
@@ -336,6 +347,8 @@ void writer_free(Writer *w)
 	for (size_t i = 0; i < w->nsubdirs; i++)
 		free(w->subdirs[i]);
 	free(w->subdirs);
+	free(w->put_vals);
+	free(w->put_bytes);
 	free(w->aux);
 	free(w->files);
 	fileset_free(&w->inputs);
