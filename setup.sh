@@ -8,7 +8,7 @@ set -e
 cd "$(dirname "$0")"
 
 PKGS="gcc make autoconf automake pkg-config libopenblas-dev liblapacke-dev
-libncurses-dev libreadline-dev libcmocka-dev libjansson-dev tmux jq python3-numpy"
+libncurses-dev libreadline-dev libcmocka-dev libjansson-dev libcairo2-dev tmux jq python3-numpy"
 
 missing=""
 for p in $PKGS; do

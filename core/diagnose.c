@@ -7,6 +7,7 @@
 
 #include "core/diagnose.h"
 #include "core/finding.h"
+#include "core/pair_mix.h"
 #include "core/parallel.h"
 #include "core/rope.h"
 
@@ -361,8 +362,24 @@ static void why_overflow(InvReport *rep)
 	f->flag = guaranteed;
 }
 
+/* A pair-mix fold of Q and K: where its score error is predicted to pass
+ * the tolerance (needs the tolerance, so it is set here, after judging). */
+static void predict_pair_mix(const FoldConfig *cfg, InvReport *rep)
+{
+	Diagnostics *dg = &rep->diag;
+	bool qk_rot = (cfg->rotate & PART_Q) && (cfg->rotate & PART_K);
+	dg->mix_eps = 0;
+	dg->mix_break = 0;
+	if (!qk_rot || !(cfg->dropped & ASSUME_COMMUTES) || cfg->kind != ROT_PAIR_MIX ||
+	    !(cfg->mix_eps > 0) || !dg->freqs)
+		return;
+	dg->mix_eps = cfg->mix_eps;
+	dg->mix_break = pair_mix_break_offset(dg->freqs, dg->npairs, cfg->mix_eps, rep->tol);
+}
+
 void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 {
+	predict_pair_mix(cfg, rep);
 	const LevelResult *ls = &rep->level[LEVEL_SCORE];
 	const LevelResult *lh = &rep->level[LEVEL_HEAD];
 	const LevelResult *lr = &rep->level[LEVEL_RESIDUAL];

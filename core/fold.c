@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fold.h"
+#include "core/pair_mix.h"
 #include "core/rng.h"
 #include "core/rope.h"
 
@@ -101,6 +102,7 @@ FoldConfig fold_config_default(void)
 	c.rotate = PART_ALL;
 	c.kind = ROT_HAAR;
 	c.seed = 1;
+	c.mix_eps = PAIR_MIX_EPS_DEFAULT;
 	return c;
 }
 
@@ -132,7 +134,7 @@ static RfStatus draw_qk(const Layer *l, const FoldConfig *cfg, Rng *rng,
 	if (cfg->layout_set)
 		rope.layout = cfg->layout;
 	RotKind kind = (cfg->dropped & ASSUME_COMMUTES) ? cfg->kind : ROT_COMMUTING;
-	RfStatus st = rotation_make(kind, &rope, l->shape.head_dim, rng, R);
+	RfStatus st = rotation_make_eps(kind, &rope, l->shape.head_dim, cfg->mix_eps, rng, R);
 	if (st == RF_OK && pin && kind == ROT_COMMUTING)
 		rotation_pin_pairs(rope.layout, rope.rotary_dim, l->shape.head_dim, pin,
 				   pin[rope.rotary_dim / 2], R);

@@ -52,6 +52,7 @@ typedef struct {
 	bool v_hadamard;      /* R_v drawn as a randomised Hadamard (Kronecker
 			       * construction for a head dim that is not a
 			       * power of two), not Haar: fold --vo hadamard */
+	double mix_eps;       /* kind pair-mix: the mixing angle EPS (radians) */
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */

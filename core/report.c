@@ -22,6 +22,7 @@ RfStatus report_init(InvReport *r, size_t seq, size_t n_heads,
 	r->head_rel_err = calloc(n_heads, sizeof(double));
 	r->score_rel_err = calloc(n_heads, sizeof(double));
 	r->heat = calloc(n_heads * B * B, sizeof(double));
+	r->heat_diag = calloc(n_heads * B + 1, sizeof(double));
 	r->diag.npairs = np;
 	r->diag.map_size = ms;
 	r->diag.comm_q = calloc(n_heads, sizeof(double));
@@ -30,7 +31,7 @@ RfStatus report_init(InvReport *r, size_t seq, size_t n_heads,
 	r->diag.freqs = calloc(np + 1, sizeof(double));
 	r->findings = calloc(REPORT_MAX_FINDINGS, sizeof(Finding));
 	if (!r->by_offset || !r->by_offset_ref || !r->head_rel_err ||
-	    !r->score_rel_err || !r->heat || !r->diag.comm_q ||
+	    !r->score_rel_err || !r->heat || !r->heat_diag || !r->diag.comm_q ||
 	    !r->diag.comm_k || !r->diag.pair_map || !r->diag.freqs ||
 	    !r->findings) {
 		report_done(r);
@@ -46,6 +47,7 @@ void report_done(InvReport *r)
 	free(r->head_rel_err);
 	free(r->score_rel_err);
 	free(r->heat);
+	free(r->heat_diag);
 	free(r->diag.comm_q);
 	free(r->diag.comm_k);
 	free(r->diag.pair_map);

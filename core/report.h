@@ -72,6 +72,12 @@ typedef struct {
 	double qk_norm_pair_defect; /* max |w_a - w_b| within a pair of a
 				     * learned QK-norm weight */
 	bool heads_permuted;        /* the fold reordered kv groups */
+	double mix_eps;             /* a pair-mix fold of Q and K: its EPS;
+				     * 0 for every other fold */
+	size_t mix_break;           /* mix_eps > 0: the offset at which the
+				     * score error is predicted to pass the
+				     * tolerance (core/pair_mix.h); 0 when it
+				     * saturates below it */
 } Diagnostics;
 
 /* What diagnose_explain found, in order (core/finding.h): at most this
@@ -92,6 +98,9 @@ typedef struct {
 	size_t heat_bins;         /* B = min(T, 64) */
 	double *heat;             /* H x B x B: max |score error| per bin
 				   * (bin rows m, columns n); -1 where masked */
+	double *heat_diag;        /* H x B: max |score error| over the m = n
+				   * entries of bin b alone, so the exact
+				   * diagonal survives pooling; -1 when empty */
 	Diagnostics diag;
 	Finding *findings;        /* REPORT_MAX_FINDINGS: where and why each
 				   * level breaks or holds, in the order told

@@ -2,15 +2,17 @@
 
 #include <lapacke.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pair_mix.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 
 static const char *const kind_names[ROT_KIND_COUNT] = {
 	"commuting", "haar", "hadamard", "pair-swap", "pair-reflect",
-	"layout-mismatch",
+	"layout-mismatch", "pair-mix",
 };
 
 const char *rotation_kind_name(RotKind kind)
@@ -27,6 +29,35 @@ int rotation_kind_parse(const char *s, RotKind *out)
 		}
 	}
 	return -1;
+}
+
+int rotation_kind_parse_eps(const char *s, RotKind *out, double *eps)
+{
+	const char *colon = strchr(s, ':');
+	if (!colon)
+		return rotation_kind_parse(s, out);
+	size_t n = (size_t)(colon - s);
+	if (n != strlen(kind_names[ROT_PAIR_MIX]) || strncmp(s, kind_names[ROT_PAIR_MIX], n))
+		return -1;
+	const char *v = colon + 1;
+	/* a plain decimal: digits, one point, an exponent; no hex, inf, nan */
+	if (!*v || strspn(v, "0123456789.eE+-") != strlen(v) || !strchr("0123456789.", *v))
+		return -1;
+	char *end;
+	double x = strtod(v, &end);
+	if (*end || !(x >= ROT_MIX_EPS_MIN) || !(x <= ROT_MIX_EPS_MAX))
+		return -1;
+	*out = ROT_PAIR_MIX;
+	*eps = x;
+	return 0;
+}
+
+void rotation_kind_format(RotKind kind, double eps, char *buf, size_t len)
+{
+	if (kind == ROT_PAIR_MIX)
+		snprintf(buf, len, "%s:%g", kind_names[kind], eps);
+	else
+		snprintf(buf, len, "%s", rotation_kind_name(kind));
 }
 
 RfStatus rotation_haar(size_t n, Rng *rng, double *Q)
@@ -159,6 +190,12 @@ static void make_pair_reflect(RopeLayout layout, size_t r, size_t d, Rng *rng,
 RfStatus rotation_make(RotKind kind, const RopeSpec *rope, size_t head_dim,
 		       Rng *rng, double *R)
 {
+	return rotation_make_eps(kind, rope, head_dim, PAIR_MIX_EPS_DEFAULT, rng, R);
+}
+
+RfStatus rotation_make_eps(RotKind kind, const RopeSpec *rope, size_t head_dim,
+			   double eps, Rng *rng, double *R)
+{
 	size_t d = head_dim, r = rope->rotary_dim;
 	if (r > d || r % 2)
 		return RF_ERR_ARG;
@@ -169,6 +206,12 @@ RfStatus rotation_make(RotKind kind, const RopeSpec *rope, size_t head_dim,
 		RopeLayout other = rope->layout == ROPE_HALF ? ROPE_INTERLEAVED
 							     : ROPE_HALF;
 		return make_commuting(other, r, d, rng, R);
+	}
+	case ROT_PAIR_MIX: {
+		RfStatus st = make_commuting(rope->layout, r, d, rng, R);
+		if (st == RF_OK)
+			pair_mix_apply(rope->layout, r, d, eps, R);
+		return st;
 	}
 	case ROT_HAAR:
 		return rotation_haar(d, rng, R);

@@ -16,6 +16,8 @@ typedef enum {
 	ROT_PAIR_SWAP,        /* swaps neighbouring frequency pairs */
 	ROT_PAIR_REFLECT,     /* a reflection inside every pair (det -1) */
 	ROT_LAYOUT_MISMATCH,  /* commuting, but built for the other layout */
+	ROT_PAIR_MIX,         /* commuting, then neighbouring pairs mixed by a
+			       * small angle EPS (core/pair_mix.h) */
 	ROT_KIND_COUNT
 } RotKind;
 
@@ -23,6 +25,11 @@ typedef enum {
  * of dim d under the RoPE spec. */
 RfStatus rotation_make(RotKind kind, const RopeSpec *rope, size_t head_dim,
 		       Rng *rng, double *R);
+
+/* The same with the strength of a kind that has one (ROT_PAIR_MIX: the
+ * mixing angle eps; rotation_make uses PAIR_MIX_EPS_DEFAULT). */
+RfStatus rotation_make_eps(RotKind kind, const RopeSpec *rope, size_t head_dim,
+			   double eps, Rng *rng, double *R);
 
 /* A d x d Haar-random orthogonal matrix. */
 RfStatus rotation_haar(size_t n, Rng *rng, double *Q);
@@ -53,5 +60,14 @@ double rotation_pair_angle(const double *R, RopeLayout layout,
 /* Name of a kind, and the parser (0 on success). */
 const char *rotation_kind_name(RotKind kind);
 int rotation_kind_parse(const char *s, RotKind *out);
+/* Parse a kind with its strength, "pair-mix:1e-3" (EPS a plain decimal,
+ * 0 < EPS <= 1 radian; a bare "pair-mix" leaves *eps as it was); other
+ * kinds take no ":EPS". 0 on success. */
+int rotation_kind_parse_eps(const char *s, RotKind *out, double *eps);
+/* Format a kind as it parses back: "haar", "pair-mix:0.001". */
+void rotation_kind_format(RotKind kind, double eps, char *buf, size_t len);
+/* The bounds of a pair-mix EPS. */
+#define ROT_MIX_EPS_MIN 1e-300
+#define ROT_MIX_EPS_MAX 1.0
 
 #endif

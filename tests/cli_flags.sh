@@ -18,7 +18,7 @@ cd "$tmp" || exit 99
 # that nobody wrote a rule for yet.
 rule() {
 	case $1 in
-	--model|--out|--undo) echo "a path (to a checkpoint|for the output|to a sidecar)" ;;
+	--model|--out|--undo|--plot) echo "a path (to a checkpoint|for the output|to a sidecar|for the figure)" ;;
 	--layer) echo "a layer index from 0 to [0-9]+" ;;
 	--d-model) echo "a size from 1 to 131072" ;;
 	--heads|--kv-heads) echo "a count from 1 to 4096" ;;
@@ -35,7 +35,7 @@ rule() {
 	--tol) echo "a decimal number above 0 and below 1e6" ;;
 	--rotate) echo "a set of the letters q, k, v, o \(each once\) or 'none'" ;;
 	--drop) echo "a comma-separated list of orthogonal, commutes, shared-qk, per-head, gqa-consistent, v-same, bias" ;;
-	--kind) echo "haar, hadamard, pair-swap, pair-reflect or layout-mismatch" ;;
+	--kind) echo "haar, hadamard, pair-swap, pair-reflect, layout-mismatch or pair-mix \(pair-mix:EPS with 0 < EPS <= 1\)" ;;
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
 	--dtype) echo "'keep', a float .* or a GGUF block quantization" ;;
@@ -99,7 +99,7 @@ for mode in check tui tour fold verify info bench logits; do
 			fi
 			bad=""
 			for v in "$@"; do
-				case $flag in --model|--out|--undo) [ -n "$v" ] && continue ;; esac
+				case $flag in --model|--out|--undo|--plot) [ -n "$v" ] && continue ;; esac
 				refused "$mode" "$flag" "$flag" "$v" || bad="$bad
 #   '$v': $why"
 			done

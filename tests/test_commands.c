@@ -1,11 +1,14 @@
 #include "config.h"
 
+#include <unistd.h>
+
 #include "tests/testutil.h"
 
 #include "core/fold.h"
 #include "core/rotation.h"
 #include "tui/explorer/commands.h"
 #include "tui/explorer/tour.h"
+#include "tui/shared/tour_script.h"
 
 /* The explorer's ':' commands and toggles are pure functions of the
  * settings: each test runs command strings and checks the fields. */
@@ -365,20 +368,39 @@ static void test_one_table(void **state)
 	assert_true(has(commands_completions("set rope-scaling ", 17), "ntk:"));
 	TuiSettings s = fresh();
 	assert_int_equal(run(&s, "kind spin", msg), CMD_ERROR);
-	assert_string_equal(msg, "kind: 'spin' is not haar, hadamard, pair-swap, pair-reflect or "
-				 "layout-mismatch");
+	assert_string_equal(msg, "kind: 'spin' is not haar, hadamard, pair-swap, pair-reflect, "
+				 "layout-mismatch or pair-mix (pair-mix:EPS with 0 < EPS <= 1)");
+	assert_int_equal(run(&s, "kind pair-mix:1e-6", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-6, 0);
+	assert_int_equal(run(&s, "eps up", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-5, 0);
+	assert_true((s.opts.fold.dropped & ASSUME_COMMUTES) != 0);
+	assert_int_equal(run(&s, "eps down", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "eps down", msg), CMD_CHANGED);
+	assert_close(s.opts.fold.mix_eps, 1e-7, 0);
+	assert_int_equal(run(&s, "eps 2", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "export-figure x.gif", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "export-figure x.svg", msg), CMD_FIGURE);
+	assert_int_equal(run(&s, "export-csv x.csv", msg), CMD_CSV);
+	assert_int_equal(run(&s, "source t.txt", msg), CMD_SOURCE);
+	s = fresh();
 	assert_int_equal(run(&s, "view nope", msg), CMD_ERROR);
 	assert_string_equal(msg, "view: 'nope' is not heatmap, offset, heads, pairs or info");
 }
 
-/* Every tour step's commands run cleanly, in order, from any state. */
+/* Every stop of the built-in tour (data/tour.txt) runs cleanly, in
+ * order, from any state. */
 static void test_tour_commands(void **state)
 {
 	(void)state;
-	assert_true(tour_count() >= 8);
 	TuiSettings s = fresh();
-	for (size_t i = 0; i < tour_count(); i++) {
-		const TourStep *t = tour_step(i);
+	Tour *tour;
+	char err[512];
+	if (tour_open(NULL, &s, &tour, err, sizeof err))
+		fail_msg("%s", err);
+	assert_true(tour_count(tour) >= 9);
+	for (size_t i = 0; i < tour_count(tour); i++) {
+		const TourStep *t = tour_step(tour, i);
 		assert_non_null(t->title);
 		assert_non_null(t->text);
 		for (size_t k = 0; t->commands[k]; k++) {
@@ -388,16 +410,76 @@ static void test_tour_commands(void **state)
 				fail_msg("tour step %zu: '%s': %s", i, t->commands[k], msg);
 		}
 	}
-	assert_null(tour_step(tour_count()));
+	assert_null(tour_step(tour, tour_count(tour)));
 	/* the drop-commutes step leaves exactly commutes dropped */
 	TuiSettings a = fresh();
-	const TourStep *t = tour_step(2);
+	const TourStep *t = tour_step(tour, 2);
 	for (size_t k = 0; t->commands[k]; k++) {
 		char msg[512];
 		run(&a, t->commands[k], msg);
 	}
 	assert_int_equal(a.opts.fold.dropped, ASSUME_COMMUTES);
 	assert_int_equal(a.opts.fold.rotate, PART_ALL);
+	/* the pair-mix stop: a gradual break of commutes */
+	bool mix = false;
+	for (size_t i = 0; i < tour_count(tour); i++) {
+		TuiSettings b = fresh();
+		const TourStep *u = tour_step(tour, i);
+		for (size_t k = 0; u->commands[k]; k++) {
+			char msg[512];
+			run(&b, u->commands[k], msg);
+		}
+		mix |= b.opts.fold.kind == ROT_PAIR_MIX && (b.opts.fold.dropped & ASSUME_COMMUTES);
+	}
+	assert_true(mix);
+	/* stop 4 no longer claims a Haar error rises over the offsets */
+	assert_null(strstr(tour_step(tour, 3)->text, "rises"));
+	tour_free(tour);
+}
+
+/* The script format: cards of '#' lines, ':' commands after them, the
+ * commands before the first card apart, errors with their line. */
+static void test_tour_script(void **state)
+{
+	(void)state;
+	TourScript sc;
+	char err[512];
+	const char *text = ":seq 16\n\n# First card\n# its text,\n#\n#   on two lines\n"
+			   ":drop commutes\n  :view offset  \n# Second\n\n# Third\n# words\n";
+	assert_int_equal(tour_script_parse(text, "t.txt", &sc, err, sizeof err), 0);
+	assert_int_equal(sc.setup.n_commands, 1);
+	assert_string_equal(sc.setup.commands[0], "seq 16");
+	assert_int_equal(sc.n_cards, 3);
+	assert_string_equal(sc.cards[0].title, "First card");
+	assert_string_equal(sc.cards[0].text, "its text, on two lines");
+	assert_int_equal(sc.cards[0].n_commands, 2);
+	assert_string_equal(sc.cards[0].commands[1], "view offset");
+	assert_int_equal(sc.cards[0].lines[1], 8);
+	assert_null(sc.cards[0].commands[2]);
+	assert_string_equal(sc.cards[1].title, "Second");
+	assert_string_equal(sc.cards[1].text, "");
+	assert_int_equal(sc.cards[1].n_commands, 0);
+	assert_non_null(sc.cards[1].commands);
+	assert_string_equal(sc.cards[2].title, "Third");
+	tour_script_free(&sc);
+	assert_int_equal(tour_script_parse("# ok\nplain words\n", "t.txt", &sc, err, sizeof err), -1);
+	assert_non_null(strstr(err, "t.txt:2:"));
+	assert_int_equal(tour_script_parse("# ok\n:\n", "t.txt", &sc, err, sizeof err), -1);
+	assert_non_null(strstr(err, "t.txt:2: an empty ':' command"));
+	/* a bad command is named by file and line before anything runs */
+	char path[] = "/tmp/ropefold-tour-test-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *bad = "# A card\n:drop commutes\n\n# Another\n:kind spin\n";
+	assert_int_equal(write(fd, bad, strlen(bad)), (int)strlen(bad));
+	close(fd);
+	TuiSettings s = fresh();
+	Tour *t;
+	assert_int_equal(tour_open(path, &s, &t, err, sizeof err), -1);
+	assert_non_null(strstr(err, ":5: kind: 'spin' is not"));
+	unlink(path);
+	assert_int_equal(tour_open("/nonexistent/tour.txt", &s, &t, err, sizeof err), -1);
+	assert_non_null(strstr(err, "/nonexistent/tour.txt: cannot open"));
 }
 
 int main(void)
@@ -414,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_completion),
 		cmocka_unit_test(test_one_table),
 		cmocka_unit_test(test_tour_commands),
+		cmocka_unit_test(test_tour_script),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

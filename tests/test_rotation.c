@@ -60,7 +60,8 @@ static void test_which_kinds_commute(void **state)
 			assert_true(commutator(R, &s, 16) < 1e-14);
 			for (int k = ROT_HAAR; k < ROT_KIND_COUNT; k++) {
 				rotation_make((RotKind)k, &s, 16, &rng, R);
-				if (commutator(R, &s, 16) < 1e-3)
+				/* pair-mix breaks by design only by its EPS */
+				if (commutator(R, &s, 16) < (k == ROT_PAIR_MIX ? 1e-5 : 1e-3))
 					fail_msg("kind %s commutes (layout %d, r %zu)",
 						 rotation_kind_name((RotKind)k), layout, r);
 			}

@@ -89,6 +89,7 @@ static void engine_free(Engine *e)
 	ws_free(e->byoff, H * T * sizeof(double));
 	free(e->byoff_ref);
 	ws_free(e->heat, H * e->B * e->B * sizeof(double));
+	free(e->heatd);
 	free(e->h_err); free(e->h_ref); free(e->h_idx); free(e->h_ovf);
 	free(e->q_chg); free(e->k_chg); free(e->v_chg); free(e->o_chg);
 	free(e->s_chg); free(e->c_chg);
@@ -223,6 +224,8 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 	e->byoff = zalloc(H * T, sizeof(double), &ok);
 	e->byoff_ref = calloc(T, sizeof(double));
 	e->heat = zalloc(H * e->B * e->B, sizeof(double), &ok);
+	e->heatd = calloc(H * e->B + 1, sizeof(double));
+	ok = ok && e->heatd;
 	e->h_err = calloc(H, sizeof(double));
 	e->h_ref = calloc(H, sizeof(double));
 	e->h_idx = calloc(H, sizeof(size_t));

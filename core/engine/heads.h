@@ -171,11 +171,16 @@ static void score_compare(Engine *e, Worker *w, size_t h,
 		byoff[i] = 0;
 	for (size_t i = 0; i < B * B; i++)
 		heat[i] = -1.0;
+	double *heatd = e->heatd + h * B;
+	for (size_t i = 0; i < B; i++)
+		heatd[i] = -1.0;
 	for (size_t m = 0; m < T; m++) {
 		const REAL *ra = Sa + m * T, *rb = Sb + m * T;
 		double *hrow = heat + (m * B / T) * B;
 		size_t n = m + 1;
 		double rmax = row_diff(ra, rb, n, ev, byoff + (T - 1 - m));
+		if (ev[m] > heatd[m * B / T])   /* the exact diagonal, apart */
+			heatd[m * B / T] = ev[m];
 		if (rmax > err) {
 			size_t j = 0;
 			while (j < n && ev[j] != rmax)

@@ -51,6 +51,8 @@ static void report_fill(const Engine *e, InvReport *rep)
 	}
 	if (rep->heat_bins == B)
 		memcpy(rep->heat, e->heat, H * B * B * sizeof(double));
+	if (rep->heat_bins == B && rep->heat_diag)
+		memcpy(rep->heat_diag, e->heatd, H * B * sizeof(double));
 	lr->max_abs_err = e->r_err;
 	lr->ref_max = e->r_ref;
 	lr->worst_m = e->r_idx / D;

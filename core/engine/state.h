@@ -73,6 +73,7 @@ struct Engine {
 	double *byoff;              /* H x T */
 	double *byoff_ref;          /* T: max |score| of the original */
 	double *heat;               /* H x B x B */
+	double *heatd;              /* H x B: bin b's m = n entries alone */
 	double *h_err, *h_ref;      /* H */
 	size_t *h_idx;              /* H */
 	unsigned *h_ovf;            /* H */

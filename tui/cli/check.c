@@ -9,6 +9,7 @@
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/figure.h"
 #include "tui/shared/kernel_env.h"
 #include "tui/shared/testhook.h"
 
@@ -25,14 +26,36 @@ ReportContext workload_context(const Workload *w, const RunOptions *o)
 
 static void check_help(void)
 {
-	printf("usage: ropefold check [model options] [fold options] [--json]\n\n"
+	printf("usage: ropefold check [model options] [fold options] [--json] [--plot PATH]\n\n"
 	       "Fold rotations into one attention layer and report whether the score,\n"
 	       "single-head block and residual multi-head levels stay invariant.\n"
 	       "The layer is random (shaped by the 'random layer only' flags) or,\n"
 	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
-	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_PLOT);
+}
+
+/* --plot: the offset curve and the heatmap of the head where the score
+ * error is worst, side by side. */
+static int write_plot(const RunOptions *o, const InvReport *rep, const Workload *w)
+{
+	char title[1200], kind[48], err[1024];
+	rotation_kind_format(o->fold.kind, o->fold.mix_eps, kind, sizeof kind);
+	char rot[8];
+	fold_rotate_format(o->fold.rotate, rot, sizeof rot);
+	snprintf(title, sizeof title, "%s layer %zu, T = %zu: rotate %s%s%s, %s, tol %.3g",
+		 w->source, w->layer_index, w->seq, rot,
+		 (o->fold.dropped & ASSUME_COMMUTES) ? ", commutes dropped, kind " : "",
+		 (o->fold.dropped & ASSUME_COMMUTES) ? kind : "",
+		 rep->precision == PREC_F32 ? "float32" : "float64", rep->tol);
+	FigureInput in = {rep, rep->level[LEVEL_SCORE].worst_head, false, title};
+	FigureKind kinds[2] = {FIG_OFFSET, FIG_HEATMAP};
+	if (figure_write(&in, kinds, 2, o->plot, err, sizeof err)) {
+		fprintf(stderr, "ropefold check: --plot: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 int cli_check(int argc, char **argv, bool use_default)
@@ -40,7 +63,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, &o,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_PLOT, &o,
 		       err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
@@ -51,6 +74,11 @@ int cli_check(int argc, char **argv, bool use_default)
 	}
 	if (o.n_positional) {
 		fprintf(stderr, "ropefold check: %s: unexpected argument\n", o.positional[0]);
+		return 2;
+	}
+	if (o.plot && figure_format_ok(o.plot)) {
+		fprintf(stderr, "ropefold check: --plot: '%s' does not end in .svg, .png or .pdf\n",
+			o.plot);
 		return 2;
 	}
 	Workload w;
@@ -80,6 +108,8 @@ int cli_check(int argc, char **argv, bool use_default)
 		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;
+	if (o.plot && write_plot(&o, &rep, &w))
+		rc = 2;
 	report_done(&rep);
 	workload_done(&w);
 	return rc;

@@ -107,6 +107,9 @@ static json_t *diag_json(const InvReport *rep)
 	json_object_set_new(o, "mixed_pairs", mixed);
 	json_object_set_new(o, "break_offset", dg->break_offset
 				? json_integer((json_int_t)dg->break_offset) : json_null());
+	json_object_set_new(o, "mix_eps", dg->mix_eps > 0 ? num(dg->mix_eps) : json_null());
+	json_object_set_new(o, "mix_break_offset", dg->mix_eps > 0 && dg->mix_break
+				? json_integer((json_int_t)dg->mix_break) : json_null());
 	json_object_set_new(o, "qk_mismatch", num(dg->qk_mismatch));
 	json_object_set_new(o, "gqa_mismatch", num(dg->gqa_mismatch));
 	json_object_set_new(o, "vo_mismatch", num(dg->vo_mismatch));
@@ -171,6 +174,8 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 			json_array_append_new(drop, json_string(fold_assumption_name(i)));
 	json_object_set_new(fold, "drop", drop);
 	json_object_set_new(fold, "kind", json_string(rotation_kind_name(cfg->kind)));
+	if (cfg->kind == ROT_PAIR_MIX)
+		json_object_set_new(fold, "eps", json_real(cfg->mix_eps));
 	json_object_set_new(fold, "permute_heads", json_boolean(cfg->permute_heads));
 	json_object_set_new(fold, "layout", json_string(rope_layout_name(
 				    cfg->layout_set ? cfg->layout : l->rope.layout)));

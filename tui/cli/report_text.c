@@ -110,9 +110,11 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		fprintf(f, "attn    %s%s: carried, not applied here; a commuting fold leaves every "
 			"score equal, so windowed or capped scores stay equal too\n", win, cap);
 	}
+	char kind[48];
+	rotation_kind_format(cfg->kind, cfg->mix_eps, kind, sizeof kind);
 	fprintf(f, "fold    rotate %s, drop %s, kind %s%s", rot,
 		*drop ? drop : "none",
-		(cfg->dropped & ASSUME_COMMUTES) ? rotation_kind_name(cfg->kind) : "commuting",
+		(cfg->dropped & ASSUME_COMMUTES) ? kind : "commuting",
 		cfg->permute_heads ? ", heads permuted" : "");
 	if (cfg->layout_set && cfg->layout != l->rope.layout)
 		fprintf(f, ", built for the %s layout", rope_layout_name(cfg->layout));
@@ -155,6 +157,14 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		if (rep->seq > 1 && last != rep->seq - 1)
 			print_offset(f, rep->seq - 1, rep->by_offset[rep->seq - 1]);
 	}
+	const Diagnostics *dg = &rep->diag;
+	if (dg->mix_eps > 0 && dg->mix_break)
+		fprintf(f, "\npair-mix EPS %g: the score error is predicted to pass the tolerance "
+			"near offset %zu%s", dg->mix_eps, dg->mix_break,
+			dg->mix_break >= rep->seq ? " (beyond this T)" : "");
+	else if (dg->mix_eps > 0)
+		fprintf(f, "\npair-mix EPS %g: the score error saturates below the tolerance "
+			"(2 sin EPS <= tol)", dg->mix_eps);
 	char why[FINDINGS_EXPLAIN_MAX];
 	findings_explain(rep, why, sizeof why);
 	fprintf(f, "\n\n%s", color ? C_DIM : "");

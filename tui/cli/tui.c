@@ -12,11 +12,14 @@
 static void tui_help(bool tour)
 {
 	if (tour)
-		printf("usage: ropefold tour [--seq N] [--seed N]\n\n"
+		printf("usage: ropefold tour [FILE] [--seq N] [--seed N]\n\n"
 		       "The classroom tour: the explorer steps through the canonical cases of\n"
 		       "the theorem (everything held; Q, K, V without O; dropping commutes;\n"
-		       "V and O with any rotation; GQA; permuted heads; float32), one short\n"
-		       "explanation each. Space advances, p goes back, Esc leaves the tour.\n"
+		       "breaking it gradually with pair-mix; V and O with any rotation; GQA;\n"
+		       "permuted heads; float32), one short explanation each. Space advances,\n"
+		       "p goes back, Esc leaves the tour. FILE runs a tour of your own: ':'\n"
+		       "commands with '# ...' text cards between them, as the built-in tour's\n"
+		       "tour.txt in ropefold's data folder is written.\n"
 		       "Each stop sets its own layer (the built-in one, or a random GQA\n"
 		       "layer), fold and precision; the tour keeps only these flags:\n\n");
 	else
@@ -48,8 +51,11 @@ int cli_tui(int argc, char **argv, bool tour)
 		tui_help(tour);
 		return 0;
 	}
-	if (o.n_positional) {
-		fprintf(stderr, "ropefold %s: %s: unexpected argument\n", mode, o.positional[0]);
+	/* ropefold tour FILE: a script of the user's */
+	const char *tour_file = tour && o.n_positional == 1 ? o.positional[0] : NULL;
+	if (o.n_positional > (tour ? 1u : 0u)) {
+		fprintf(stderr, "ropefold %s: %s: unexpected argument\n", mode,
+			o.positional[tour ? 1 : 0]);
 		return 2;
 	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
@@ -63,7 +69,7 @@ int cli_tui(int argc, char **argv, bool tour)
 	}
 	setlocale(LC_ALL, "");
 	/* `ropefold tour` shows the canonical cases on the built-in layer. */
-	return app_run(&o, tour && !o.model_path, tour);
+	return app_run(&o, tour && !o.model_path, tour, tour_file);
 }
 
 int cli_tui_default(void)
@@ -71,5 +77,5 @@ int cli_tui_default(void)
 	RunOptions o;
 	opts_defaults(&o);
 	setlocale(LC_ALL, "");
-	return app_run(&o, true, false);
+	return app_run(&o, true, false, NULL);
 }

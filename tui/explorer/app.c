@@ -20,6 +20,7 @@
 #include "tui/explorer/commands.h"
 #include "tui/explorer/fold_actions.h"
 #include "tui/explorer/keys.h"
+#include "tui/explorer/figure_actions.h"
 #include "tui/explorer/tour.h"
 #include "tui/explorer/views/panels.h"
 #include "tui/explorer/views/views.h"
@@ -28,6 +29,7 @@
 #define MIN_COLS 80
 #define MIN_LINES 24
 #define LEFT_W 26
+#define WIDE_COLS 160   /* from here two views side by side */
 
 /* ======================================================================
  * Signals: a self-pipe wakes the loop; nothing curses happens in a handler
@@ -143,6 +145,10 @@ static void stderr_restore(void)
  * The explorer's state
  * ====================================================================== */
 
+/* File commands (:export-figure, ...) one tour stop may run. */
+#define TOUR_MAX_DEFERRED 16
+#define FILE_BITS (CMD_EXPORT | CMD_VERIFY | CMD_FIGURE | CMD_CSV)
+
 typedef struct {
 	TuiSettings set;          /* what the user asks for */
 	TuiSettings applied;      /* what the shown result was computed for */
@@ -158,10 +164,19 @@ typedef struct {
 	int help_scroll;
 	bool tour;
 	size_t tour_i;
+	Tour *tours;              /* the tour shown (built-in or :source), or NULL */
+	bool tours_builtin;
+	TuiSettings tour_base;    /* the settings the tour started from */
+	/* a stop's file commands, run once its evaluation arrives */
+	struct { unsigned bits; TuiSettings snap; } deferred[TOUR_MAX_DEFERRED];
+	size_t n_deferred;
+	unsigned long deferred_gen;
 	bool quit;
 	bool resized;
+	bool zoom;                /* the main view over the whole screen */
 	/* windows, rebuilt on resize */
 	bool small;
+	WINDOW *w_frame2, *w_view2;   /* a wide screen: a second view beside */
 	WINDOW *w_title, *w_left, *w_levels, *w_expl, *w_frame, *w_view,
 		*w_status, *w_bar, *w_help;
 	int left_y, frame_y, frame_x;
@@ -188,6 +203,8 @@ static size_t n_heads(const App *a)
 	return a->res ? a->res->rep.n_heads : 1;
 }
 
+static void run_deferred(App *a);
+
 /* Take a finished evaluation: show it, or report its error and go back to
  * the settings of what is shown. Stale answers are dropped. */
 static void take_result(App *a)
@@ -201,6 +218,8 @@ static void take_result(App *a)
 	}
 	a->pending = 0;
 	if (r->status) {
+		a->n_deferred = 0;
+		a->deferred_gen = 0;
 		set_status(a, true, r->err);
 		if (a->res) {
 			ViewId v = a->set.view;
@@ -215,6 +234,8 @@ static void take_result(App *a)
 	worker_result_free(a->res);
 	a->res = r;
 	a->applied = r->settings;
+	if (a->deferred_gen && r->gen == a->deferred_gen)
+		run_deferred(a);
 	/* Show the layer's own layout on the toggle until the user sets one. */
 	if (!a->set.opts.layout_set)
 		a->set.opts.rope.layout = r->info.rope.layout;
@@ -226,26 +247,102 @@ static void take_result(App *a)
 
 static void apply_bits(App *a, unsigned bits, const char *msg);
 
-static void tour_goto(App *a, size_t i)
+/* Run a stop's file commands against the evaluation that just arrived. */
+static void run_deferred(App *a)
 {
-	const TourStep *st = tour_step(i);
-	if (!st)
-		return;
-	a->tour = true;
-	a->tour_i = i;
-	unsigned all = 0;
+	for (size_t k = 0; k < a->n_deferred; k++) {
+		const TuiSettings *sn = &a->deferred[k].snap;
+		unsigned bits = a->deferred[k].bits;
+		char m[512];
+		int rc;
+		if (bits & (CMD_FIGURE | CMD_CSV)) {
+			rc = figure_action_export(a->res, sn, (bits & CMD_CSV) != 0, sn->action_path,
+						  m, sizeof m);
+		} else if (bits & CMD_EXPORT) {
+			rc = fold_action_export(sn, sn->action_path, m, sizeof m);
+		} else {
+			FoldBreak br;
+			rc = fold_action_verify(sn, sn->action_path, &br, m, sizeof m);
+			rc = rc || !br.equivalent;
+		}
+		set_status(a, rc != 0, m);
+		if (rc)
+			break;
+	}
+	a->n_deferred = 0;
+	a->deferred_gen = 0;
+}
+
+/* Run cmds on s; with live, keep their file commands for run_deferred.
+ * -1 with the status set on the first error. */
+static int run_list(App *a, const char *const *cmds, TuiSettings *s, bool live)
+{
 	char msg[512];
-	for (size_t k = 0; st->commands[k]; k++) {
-		unsigned b = commands_run(&a->set, st->commands[k], msg, sizeof msg);
+	for (size_t k = 0; cmds && cmds[k]; k++) {
+		unsigned b = commands_run(s, cmds[k], msg, sizeof msg);
 		if (b & CMD_ERROR) {
 			set_status(a, true, msg);
-			return;
+			return -1;
 		}
-		all |= b;
+		if (live && (b & FILE_BITS) && a->n_deferred < TOUR_MAX_DEFERRED) {
+			a->deferred[a->n_deferred].bits = b & FILE_BITS;
+			a->deferred[a->n_deferred].snap = *s;
+			a->n_deferred++;
+		}
 	}
-	if (all & CMD_CHANGED)
-		submit(a);
+	return 0;
+}
+
+/* Stop i of the tour: the starting settings after the script's first
+ * commands and every stop's up to i (see tour.h). start: the tour begins
+ * here, so the first commands' file commands run too. */
+static void tour_goto_from(App *a, size_t i, bool start)
+{
+	const TourStep *st = tour_step(a->tours, i);
+	if (!st && !(start && tour_count(a->tours) == 0))
+		return;
+	TuiSettings s = a->tour_base;
+	a->n_deferred = 0;
+	if (run_list(a, tour_setup(a->tours), &s, start && i == 0))
+		return;
+	for (size_t k = 0; k < i; k++)
+		if (run_list(a, tour_step(a->tours, k)->commands, &s, false))
+			return;
+	if (st && run_list(a, st->commands, &s, true))
+		return;
+	a->tour = st != NULL;
+	a->tour_i = i;
+	a->set = s;
 	set_status(a, false, "");
+	submit(a);
+	if (a->n_deferred)
+		a->deferred_gen = a->gen;
+}
+
+static void tour_goto(App *a, size_t i)
+{
+	tour_goto_from(a, i, false);
+}
+
+/* Start a tour: the built-in one (path NULL) or a script's. */
+static void tour_start(App *a, const char *path)
+{
+	char err[512];
+	if (!path && a->tours && a->tours_builtin) {
+		a->tour_base = a->set;
+		tour_goto_from(a, 0, true);
+		return;
+	}
+	Tour *t;
+	if (tour_open(path, &a->set, &t, err, sizeof err)) {
+		set_status(a, true, err);
+		return;
+	}
+	tour_free(a->tours);
+	a->tours = t;
+	a->tours_builtin = path == NULL;
+	a->tour_base = a->set;
+	tour_goto_from(a, 0, true);
 }
 
 static void run_command(App *a, const char *line)
@@ -271,10 +368,21 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 		a->help_scroll = 0;
 	}
 	if (bits & CMD_TOUR)
-		tour_goto(a, 0);
+		tour_start(a, NULL);
+	if (bits & CMD_SOURCE) {
+		char path[sizeof a->set.action_path];
+		snprintf(path, sizeof path, "%s", a->set.action_path);
+		tour_start(a, path);
+	}
 	if (bits & CMD_EXPORT) {
 		char m[512];
 		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
+		set_status(a, rc != 0, m);
+	}
+	if (bits & (CMD_FIGURE | CMD_CSV)) {
+		char m[512];
+		int rc = figure_action_export(a->res, &a->set, (bits & CMD_CSV) != 0,
+					      a->set.action_path, m, sizeof m);
 		set_status(a, rc != 0, m);
 	}
 	if (bits & CMD_VERIFY) {
@@ -306,7 +414,7 @@ static void on_prompt_done(const char *line, void *ctx)
 
 static void layout_free(App *a)
 {
-	WINDOW **ws[] = {&a->w_view, &a->w_title, &a->w_left, &a->w_levels, &a->w_expl,
+	WINDOW **ws[] = {&a->w_view2, &a->w_frame2, &a->w_view, &a->w_title, &a->w_left, &a->w_levels, &a->w_expl,
 			 &a->w_frame, &a->w_status, &a->w_bar, &a->w_help};
 	for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
 		if (*ws[i]) {
@@ -336,7 +444,19 @@ static void layout_make(App *a)
 	a->w_expl = newwin(expl_h, rw, 7, LEFT_W);
 	a->frame_y = 7 + expl_h;
 	a->frame_x = LEFT_W;
-	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, LEFT_W);
+	if (a->zoom) {  /* z: the view over everything but the title and status */
+		a->frame_y = 1;
+		a->frame_x = 0;
+		rw = W;
+	}
+	if (!a->zoom && W >= WIDE_COLS) {
+		/* side by side: the view asked for, and a companion beside it */
+		int w1 = rw * 11 / 20;
+		a->w_frame2 = newwin(H - 2 - a->frame_y, rw - w1, a->frame_y, a->frame_x + w1);
+		a->w_view2 = derwin(a->w_frame2, H - 2 - a->frame_y - 2, rw - w1 - 2, 1, 1);
+		rw = w1;
+	}
+	a->w_frame = newwin(H - 2 - a->frame_y, rw, a->frame_y, a->frame_x);
 	a->w_view = derwin(a->w_frame, H - 2 - a->frame_y - 2, rw - 2, 1, 1);
 	a->w_status = newwin(1, W, H - 2, 0);
 	a->w_bar = newwin(1, W, H - 1, 0);
@@ -359,11 +479,14 @@ static void draw_all(App *a)
 	bool computing = a->pending != 0;
 	panels_title(a->w_title, a->res, computing);
 	if (a->tour)
-		panels_tour(a->w_left, tour_step(a->tour_i), a->tour_i, tour_count(), &a->set);
+		panels_tour(a->w_left, tour_step(a->tours, a->tour_i), a->tour_i,
+			    tour_count(a->tours), &a->set);
 	else
 		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
-	panels_levels(a->w_levels, a->res);
-	panels_explanation(a->w_expl, a->res);
+	if (!a->zoom) {
+		panels_levels(a->w_levels, a->res);
+		panels_explanation(a->w_expl, a->res);
+	}
 	panels_view_frame(a->w_frame, a->set.view, a->tab_x);
 	if (a->res) {
 		ViewContext vc;
@@ -374,13 +497,27 @@ static void draw_all(App *a)
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 		views_get(a->set.view)->draw(&vc);
 	}
+	if (a->w_frame2) {
+		/* the companion: the offset curve, or the heatmap beside it */
+		ViewId comp = a->set.view == VIEW_OFFSET ? VIEW_HEATMAP : VIEW_OFFSET;
+		int tabs[VIEW_COUNT + 1];
+		werase(a->w_frame2);
+		panels_view_frame(a->w_frame2, comp, tabs);
+		if (a->res) {
+			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0};
+			getmaxyx(a->w_view2, vc.h, vc.w);
+			vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
+			views_get(comp)->draw(&vc);
+		}
+		wnoutrefresh(a->w_frame2);
+	}
 	panels_bar(a->w_bar, cmdline_active(), cmdline_matches());
 	if (cmdline_active())
 		cmdline_draw(a->w_status, 0);
 	else
 		panels_status(a->w_status, a->status, a->status_err, a->res);
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		if (all[i] != a->w_status)
+		if (all[i] != a->w_status && (!a->zoom || i < 1 || i > 3))
 			wnoutrefresh(all[i]);
 	if (a->help) {
 		/* over the status line too: its last row shows where one is */
@@ -448,13 +585,24 @@ static void do_action(App *a, const KeyDef *k)
 		a->set.head = (a->set.head + 1) % H;
 		break;
 	case ACT_TOUR:
-		tour_goto(a, 0);
+		tour_start(a, NULL);
 		break;
 	case ACT_RESET:
 		run_command(a, "reset");
 		break;
 	case ACT_REDRAW:
 		clearok(curscr, TRUE);
+		break;
+	case ACT_EPS_UP:
+	case ACT_EPS_DOWN:
+		run_command(a, k->action == ACT_EPS_UP ? "eps up" : "eps down");
+		break;
+	case ACT_HEAT_SCALE:
+		run_command(a, "heat-scale toggle");
+		break;
+	case ACT_ZOOM:
+		a->zoom = !a->zoom;
+		a->resized = true;
 		break;
 	case ACT_NONE:
 		break;
@@ -470,7 +618,7 @@ static void on_mouse(App *a)
 		return;
 	if (ev.bstate & BUTTON1_RELEASED && !(ev.bstate & BUTTON1_CLICKED))
 		return;
-	if (!a->tour && ev.x < LEFT_W) {
+	if (!a->tour && !a->zoom && ev.x < LEFT_W) {
 		for (int t = 0; t < TOGGLE_COUNT; t++)
 			if (a->row_of[t] >= 0 && a->left_y + a->row_of[t] == ev.y) {
 				a->sel = t;
@@ -495,7 +643,7 @@ static bool tour_key(App *a, int ch)
 	case '\n':
 	case KEY_ENTER:
 	case KEY_NPAGE:
-		if (a->tour_i + 1 < tour_count())
+		if (a->tour_i + 1 < tour_count(a->tours))
 			tour_goto(a, a->tour_i + 1);
 		else {
 			a->tour = false;
@@ -633,7 +781,7 @@ static int loop(App *a)
 	return 0;
 }
 
-int app_run(const RunOptions *o, bool use_default, bool tour)
+int app_run(const RunOptions *o, bool use_default, bool tour, const char *tour_file)
 {
 	App *a = calloc(1, sizeof *a);
 	if (!a) {
@@ -641,9 +789,22 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 		return 2;
 	}
 	commands_settings_init(&a->set, o, use_default);
+	/* A tour's script is read and checked before anything else, so a
+	 * bad line fails with a plain message. */
+	Tour *pre = NULL;
+	if (tour) {
+		char err[512];
+		if (tour_open(tour_file, &a->set, &pre, err, sizeof err)) {
+			fprintf(stderr, "ropefold tour: %s\n", err);
+			free(a);
+			return 2;
+		}
+	}
+	a->tours = pre;
 	a->worker = worker_new();
 	if (!a->worker) {
 		fprintf(stderr, "ropefold: cannot start the evaluation thread\n");
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -658,6 +819,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	if (!a->res) {
 		fprintf(stderr, "ropefold tui: %s\n", a->status);
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -669,6 +831,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	if (signals_install()) {
 		fprintf(stderr, "ropefold: cannot set up signal handling\n");
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -686,6 +849,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 			getenv("TERM") ? getenv("TERM") : "");
 		worker_result_free(a->res);
 		worker_free(a->worker);
+		tour_free(a->tours);
 		free(a);
 		return 2;
 	}
@@ -699,8 +863,11 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 	colors_init();
 	cmdline_init();
 	refresh();
-	if (tour)
-		tour_goto(a, 0);
+	if (tour) {
+		a->tours_builtin = tour_file == NULL;
+		a->tour_base = a->set;
+		tour_goto_from(a, 0, true);
+	}
 
 	int rc = loop(a);
 
@@ -714,6 +881,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 		rc = 128 + got_signal;
 	worker_result_free(a->res);
 	worker_free(a->worker);
+	tour_free(a->tours);
 	free(a);
 	return rc;
 }

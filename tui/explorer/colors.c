@@ -114,3 +114,15 @@ char colors_heat_char(int i)
 		i = HEAT_LEVELS - 1;
 	return heat_ramp[i];
 }
+
+int colors_heat_halves(int top, int bottom)
+{
+	if (!use_colors || top < 0 || top >= HEAT_LEVELS || bottom < -1 || bottom >= HEAT_LEVELS)
+		return 0;
+	int idx = CLR_COUNT + top * (HEAT_LEVELS + 1) + bottom + 1;
+	if (idx >= COLOR_PAIRS)
+		return 0;
+	const short *ramp = COLORS >= 256 ? heat256 : heat8;
+	init_pair((short)idx, ramp[top], bottom < 0 ? -1 : ramp[bottom]);
+	return (int)COLOR_PAIR(idx);
+}

@@ -53,5 +53,10 @@ typedef enum {
 const char *colors_glyph(GlyphId g);
 /* The monochrome shading character of heat bucket i (0..HEAT_LEVELS-1). */
 char colors_heat_char(int i);
+/* The attribute that draws an upper half block (U+2580) in heat bucket
+ * top over heat bucket bottom (-1: the default background), for heat
+ * cells half a row tall; 0 when colors are off or the terminal has too
+ * few color pairs (then draw whole cells). */
+int colors_heat_halves(int top, int bottom);
 
 #endif

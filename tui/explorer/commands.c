@@ -1,12 +1,14 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/fold.h"
+#include "core/pair_mix.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/explorer/commands.h"
@@ -309,13 +311,17 @@ static unsigned cmd_kind(TuiSettings *s, const char *cmd, const char *arg,
 			 char *msg, size_t msglen)
 {
 	RotKind k;
-	if (rotation_kind_parse(arg, &k) || k == ROT_COMMUTING) {
+	double eps = s->opts.fold.mix_eps;
+	if (rotation_kind_parse_eps(arg, &k, &eps) || k == ROT_COMMUTING) {
 		char kinds[160];
 		names_join(names_kind, ", ", " or ", kinds, sizeof kinds);
-		ERR("%s: '%s' is not %s", cmd, arg, kinds);
+		ERR("%s: '%s' is not %s (pair-mix:EPS with 0 < EPS <= 1)", cmd, arg, kinds);
 	}
 	s->opts.fold.kind = k;
-	snprintf(msg, msglen, "kind %s%s", rotation_kind_name(k),
+	s->opts.fold.mix_eps = eps;
+	char name[48];
+	rotation_kind_format(k, eps, name, sizeof name);
+	snprintf(msg, msglen, "kind %s%s", name,
 		 (s->opts.fold.dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
 	return CMD_CHANGED;
 }
@@ -467,6 +473,74 @@ static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
 	return strcmp(cmd, "verify") ? CMD_EXPORT : CMD_VERIFY;
 }
 
+/* :eps up|down|EPS: the strength of the pair-mix kind, by decades with
+ * up and down (the + and - keys); it selects pair-mix and drops commutes,
+ * so the change shows at once. */
+static unsigned cmd_eps(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	FoldConfig *f = &s->opts.fold;
+	double eps = f->mix_eps > 0 ? f->mix_eps : PAIR_MIX_EPS_DEFAULT;
+	RotKind k;
+	if (!strcmp(arg, "up") || !strcmp(arg, "down")) {
+		int dir = !strcmp(arg, "up") ? 1 : -1;
+		double l = log10(eps), r = floor(l + 0.5);
+		eps = fabs(l - r) < 1e-9 ? pow(10.0, r + dir) : eps * pow(10.0, dir);
+		if (eps > ROT_MIX_EPS_MAX)
+			eps = ROT_MIX_EPS_MAX;
+		if (eps < 1e-20)
+			eps = 1e-20;
+	} else {
+		char spec[96];
+		snprintf(spec, sizeof spec, "pair-mix:%s", arg);
+		if (!*arg || rotation_kind_parse_eps(spec, &k, &eps))
+			ERR("%s: '%s' is not up, down or an angle 0 < EPS <= 1", cmd, arg);
+	}
+	f->kind = ROT_PAIR_MIX;
+	f->mix_eps = eps;
+	bool was_held = !(f->dropped & ASSUME_COMMUTES);
+	f->dropped |= ASSUME_COMMUTES;
+	snprintf(msg, msglen, "kind pair-mix:%g%s", eps, was_held ? " (commutes dropped)" : "");
+	return CMD_CHANGED;
+}
+
+/* :heat-scale log|linear|toggle: the heatmap's color scale (L). */
+static unsigned cmd_heat_scale(TuiSettings *s, const char *cmd, const char *arg,
+			       char *msg, size_t msglen)
+{
+	if (!strcmp(arg, "log"))
+		s->heat_linear = false;
+	else if (!strcmp(arg, "linear"))
+		s->heat_linear = true;
+	else if (!strcmp(arg, "toggle") || !*arg)
+		s->heat_linear = !s->heat_linear;
+	else
+		ERR("%s: '%s' is not log, linear or toggle", cmd, arg);
+	snprintf(msg, msglen, "heatmap color scale %s", s->heat_linear ? "linear" : "log");
+	return CMD_REDRAW;
+}
+
+/* :export-figure PATH, :export-csv PATH, :source FILE: the caller writes
+ * or reads action_path (the figure's format from its extension). */
+static unsigned cmd_file(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	if (!*arg)
+		ERR("%s: which file? ':%s PATH'", cmd, cmd);
+	if (strlen(arg) >= sizeof s->action_path)
+		ERR("%s: path too long", cmd);
+	if (!strcmp(cmd, "export-figure")) {
+		const char *dot = strrchr(arg, '.');
+		if (!dot || (strcasecmp(dot, ".svg") && strcasecmp(dot, ".png") &&
+			     strcasecmp(dot, ".pdf")))
+			ERR("%s: '%s' does not end in .svg, .png or .pdf", cmd, arg);
+	}
+	snprintf(s->action_path, sizeof s->action_path, "%s", arg);
+	snprintf(msg, msglen, "%s %s", cmd, arg);
+	return !strcmp(cmd, "export-figure") ? CMD_FIGURE
+	       : !strcmp(cmd, "export-csv") ? CMD_CSV : CMD_SOURCE;
+}
+
 static unsigned cmd_set(TuiSettings *s, const char *cmd, const char *arg,
 			char *msg, size_t msglen)
 {
@@ -542,6 +616,18 @@ static const char *const *scaling_words(void)
 	return w;
 }
 
+static const char *const *scale_words(void)
+{
+	static const char *const w[] = {"log", "linear", "toggle", NULL};
+	return w;
+}
+
+static const char *const *eps_words(void)
+{
+	static const char *const w[] = {"up", "down", "1e-3", "1e-6", "1e-9", NULL};
+	return w;
+}
+
 static const char *const *tol_words(void)
 {
 	static const char *const w[] = {"default", "1e-9", "1e-3", NULL};
@@ -580,6 +666,11 @@ static const CmdDef cmds[] = {
 	{"export", NULL, "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL, false, PATH, NULL},
 	{"export!", NULL, "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL, false, PATH, NULL},
 	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL, false, PATH, NULL},
+	{"eps", "mix-eps", "up|down|EPS", "pair-mix strength (radians; + and - keys: by decades); selects pair-mix", cmd_eps, NULL, false, WORDS(eps_words), NULL},
+	{"heat-scale", NULL, "log|linear", "the heatmap's color scale (L flips it)", cmd_heat_scale, NULL, false, WORDS(scale_words), NULL},
+	{"export-figure", "figure", "PATH", "write the current view as a figure: .svg, .png or .pdf", cmd_file, NULL, false, PATH, NULL},
+	{"export-csv", "csv", "PATH", "write the current view's numbers as CSV", cmd_file, NULL, false, PATH, NULL},
+	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},
 	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
 	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
 	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},

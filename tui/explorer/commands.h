@@ -34,6 +34,7 @@ typedef struct {
 	bool action_force;        /* CMD_EXPORT: replace it (:export!) */
 	ViewId view;
 	size_t head;              /* selected query head (clamped on draw) */
+	bool heat_linear;         /* heatmap: a linear color scale, not log */
 } TuiSettings;
 
 /* What running a command asks of the caller (bits). */
@@ -45,7 +46,11 @@ enum {
 	CMD_TOUR = 1u << 4,     /* start the tour */
 	CMD_ERROR = 1u << 5,    /* msg holds the reason; settings unchanged */
 	CMD_EXPORT = 1u << 6,   /* write action_path (tui/fold_actions.h) */
-	CMD_VERIFY = 1u << 7    /* verify action_path against the checkpoint */
+	CMD_VERIFY = 1u << 7,   /* verify action_path against the checkpoint */
+	CMD_FIGURE = 1u << 12,  /* write the current view to action_path as a
+				 * figure (tui/shared/figure.h) */
+	CMD_CSV = 1u << 13,     /* write the current view's numbers there */
+	CMD_SOURCE = 1u << 14   /* run the tour script action_path */
 };
 
 /* Fresh settings: the built-in default layer (use_default) or a random

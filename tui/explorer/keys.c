@@ -49,6 +49,11 @@ static const KeyDef table[] = {
 	{'9', "9", "view: model and layer info", ACT_VIEW, VIEW_INFO, 0, NULL},
 	{'0', "0", "reset the fold: rotate qkvo, every assumption held", ACT_RESET, 0, KEYF_BAR, "Reset"},
 	{'t', "t", "classroom tour", ACT_TOUR, 0, KEYF_BAR, "Tour"},
+	{'+', "+", "pair-mix: EPS ten times larger (selects pair-mix, drops commutes)", ACT_EPS_UP, 0, 0, NULL},
+	{'=', "=", "pair-mix: EPS ten times larger (selects pair-mix, drops commutes)", ACT_EPS_UP, 0, 0, NULL},
+	{'-', "-", "pair-mix: EPS ten times smaller (selects pair-mix, drops commutes)", ACT_EPS_DOWN, 0, 0, NULL},
+	{'z', "z", "zoom: the main view over the whole screen (for a projector), and back", ACT_ZOOM, 0, 0, NULL},
+	{'L', "L", "heatmap: linear or log color scale", ACT_HEAT_SCALE, 0, 0, NULL},
 	{CTRL('l'), "C-l", "redraw the screen", ACT_REDRAW, 0, 0, NULL},
 	{'q', "q", "quit", ACT_QUIT, 0, KEYF_BAR, "Quit"},
 };

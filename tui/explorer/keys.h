@@ -20,7 +20,11 @@ typedef enum {
 	ACT_HEAD_NEXT,
 	ACT_TOUR,
 	ACT_RESET,       /* fold back to the default */
-	ACT_REDRAW
+	ACT_REDRAW,
+	ACT_EPS_UP,      /* pair-mix EPS ten times larger (":eps up") */
+	ACT_EPS_DOWN,    /* ten times smaller */
+	ACT_ZOOM,        /* the main view over the whole screen, and back */
+	ACT_HEAT_SCALE   /* the heatmap's log or linear color scale */
 } KeyAction;
 
 enum {

@@ -1,68 +1,101 @@
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "tui/explorer/tour.h"
+#include "tui/shared/tour_script.h"
 
-/* Each stop starts from a known fold ("reset"), so stepping back works
- * by replaying one stop. Shapes are explicit for the same reason. */
-#define CMDS(...) (const char *const[]){__VA_ARGS__, NULL}
-
-static const TourStep steps[] = {
-	{"Everything held",
-	 "Q, K, V and O are rotated by commuting orthogonal rotations, every "
-	 "assumption held. The theorem guarantees all three levels, and all "
-	 "three hold to roundoff: a few machine epsilons.",
-	 CMDS("load default", "precision f64", "tol default", "reset", "view heatmap")},
-	{"Rotate Q, K and V, but not O",
-	 "Scores only see q and k, so the score level holds. The head's context "
-	 "is now R c, and W_o no longer absorbs R^T: the head and residual "
-	 "levels break.",
-	 CMDS("load default", "reset", "rotate qkv", "view heads")},
-	{"Drop 'commutes': the diagonal survives",
-	 "R_q = R_k is now a Haar-random orthogonal matrix that does not commute "
-	 "with RoPE. On the diagonal m = n the rotations cancel (Theta_0 = I), "
-	 "so the heatmap stays dark there; off it the score error appears.",
-	 CMDS("load default", "reset", "drop commutes", "view heatmap")},
-	{"... and the error lives off the diagonal",
-	 "The same fold, seen by relative offset m - n: zero offset is exact; "
-	 "within the first offsets the error rises as R Theta_(n-m) and "
-	 "Theta_(n-m) R drift apart, then stays at the scale of the scores.",
-	 CMDS("load default", "reset", "drop commutes", "view offset")},
-	{"V and O need no RoPE hypothesis",
-	 "Rotate only V and O, with the same non-commuting rotation. Still "
-	 "exact: W_o absorbs R^T whatever R is. Only Q and K need to commute "
-	 "with RoPE.",
-	 CMDS("load default", "reset", "rotate vo", "drop commutes", "view heads")},
-	{"GQA: heads of a group share one rotation",
-	 "Eight query heads read two kv heads. With gqa-consistent held, the "
-	 "four query heads of a group share R_g with their key: all levels hold.",
-	 CMDS("heads 8", "kv-heads 2", "reset", "view heads")},
-	{"GQA: one rotation per query head",
-	 "Drop gqa-consistent: each query head gets its own R_h, while K can "
-	 "carry only one (the first head's). Every other head of the group "
-	 "now breaks at the score level.",
-	 CMDS("heads 8", "kv-heads 2", "reset", "drop gqa-consistent", "view heads")},
-	{"permute-heads: the head level breaks, the residual holds",
-	 "The folded layer also swaps kv groups with their query heads. Head h "
-	 "now computes another head's scores and output, so the score and head "
-	 "levels break, yet W_o's column blocks move along: the residual holds.",
-	 CMDS("load default", "reset", "permute-heads on", "view heads")},
-	{"float32: the roundoff floor",
-	 "In float32 every level still holds, but at the float32 floor of "
-	 "about 1e-7 instead of 1e-16. 'Exact' always means equal up to the "
-	 "roundoff of the compute precision.",
-	 CMDS("load default", "reset", "precision f32", "view offset")},
-	{"End of the tour",
-	 "Everything stays as it is: go on exploring with the toggles on the "
-	 "left, ':' commands, or '?' for help. Space leaves the tour.",
-	 CMDS("precision f64", "reset", "view heatmap")},
+struct Tour {
+	TourScript script;
+	TourStep *steps;       /* script.n_cards */
+	char name[1024];       /* the file, for messages */
 };
 
-size_t tour_count(void)
+void tour_free(Tour *t)
 {
-	return sizeof steps / sizeof steps[0];
+	if (!t)
+		return;
+	tour_script_free(&t->script);
+	free(t->steps);
+	free(t);
 }
 
-const TourStep *tour_step(size_t i)
+size_t tour_count(const Tour *t)
 {
-	return i < tour_count() ? &steps[i] : NULL;
+	return t ? t->script.n_cards : 0;
+}
+
+const TourStep *tour_step(const Tour *t, size_t i)
+{
+	return t && i < t->script.n_cards ? &t->steps[i] : NULL;
+}
+
+const char *const *tour_setup(const Tour *t)
+{
+	return (const char *const *)t->script.setup.commands;
+}
+
+/* Run a card's commands on s; -1 with "FILE:LINE: message" on the first
+ * that fails. */
+static int dry_run(const Tour *t, const TourCard *c, TuiSettings *s, char *err, size_t errlen)
+{
+	for (size_t k = 0; k < c->n_commands; k++) {
+		char msg[512];
+		unsigned b = commands_run(s, c->commands[k], msg, sizeof msg);
+		if (b & CMD_ERROR) {
+			snprintf(err, errlen, "%s:%zu: %s", t->name, c->lines[k], msg);
+			return -1;
+		}
+		if (b & CMD_SOURCE) {
+			snprintf(err, errlen, "%s:%zu: a tour script cannot source another",
+				 t->name, c->lines[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int tour_open(const char *path, const TuiSettings *start, Tour **out, char *err,
+	      size_t errlen)
+{
+	*out = NULL;
+	Tour *t = calloc(1, sizeof *t);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (path)
+		snprintf(t->name, sizeof t->name, "%s", path);
+	else if (tour_script_builtin(getenv("ROPEFOLD_DATADIR"), t->name, sizeof t->name, err,
+				     errlen))
+		goto fail;
+	if (tour_script_load(t->name, &t->script, err, errlen))
+		goto fail;
+	if (t->script.n_cards == 0 && t->script.setup.n_commands == 0) {
+		snprintf(err, errlen, "%s: no '# ...' card and no ':' command in it", t->name);
+		goto fail;
+	}
+	t->steps = calloc(t->script.n_cards + 1, sizeof *t->steps);
+	if (!t->steps) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < t->script.n_cards; i++) {
+		const TourCard *c = &t->script.cards[i];
+		t->steps[i].title = c->title;
+		t->steps[i].text = c->text;
+		t->steps[i].commands = (const char *const *)c->commands;
+	}
+	TuiSettings s = *start;
+	if (dry_run(t, &t->script.setup, &s, err, errlen))
+		goto fail;
+	for (size_t i = 0; i < t->script.n_cards; i++)
+		if (dry_run(t, &t->script.cards[i], &s, err, errlen))
+			goto fail;
+	*out = t;
+	return 0;
+fail:
+	tour_free(t);
+	return -1;
 }

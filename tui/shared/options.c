@@ -319,7 +319,8 @@ static int set_drop(RunOptions *o, const FlagDef *fd, const char *v, char *err, 
 
 static int set_kind(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
 {
-	if (rotation_kind_parse(v, &o->fold.kind) || o->fold.kind == ROT_COMMUTING)
+	if (rotation_kind_parse_eps(v, &o->fold.kind, &o->fold.mix_eps) ||
+	    o->fold.kind == ROT_COMMUTING)
 		return bad_value(fd, v, err, errlen);
 	return 0;
 }
@@ -428,7 +429,7 @@ static const FlagDef flags[] = {
 	 "assumptions to drop: {,} (default none; repeats add up)", NULL, "a comma-separated list of {, }", 0, 0,
 	 set_drop, 0, names_assumption},
 	{"--kind", OPT_FOLD, CAT_OTHER, "K",
-	 "R_q/R_k kind, used only when commutes is dropped: {, } (default haar)", NULL, "{, | or }", 0, 0,
+	 "R_q/R_k kind, used only when commutes is dropped: {, } (default haar; pair-mix:EPS turns neighbouring pairs into each other by EPS radians, bare 1e-3)", NULL, "{, | or } (pair-mix:EPS with 0 < EPS <= 1)", 0, 0,
 	 set_kind, 0, names_kind},
 	{"--permute-heads", OPT_FOLD, CAT_OTHER, NULL, "also permute the kv groups with their query heads", NULL, NULL, 0, 0,
 	 set_switch, AT(fold.permute_heads), NULL},
@@ -457,6 +458,9 @@ static const FlagDef flags[] = {
 	 set_residual, 0, NULL},
 	{"--vo", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|same", "R2: V rows and O columns per kv group (same: --residual's kind)", NULL, "'hadamard', 'haar' or 'same'", 0, 0,
 	 set_vo, 0, NULL},
+	{"--plot", OPT_PLOT, CAT_OTHER, "PATH",
+	 "also draw the offset curve and the worst head's heatmap: .svg, .png or .pdf", NULL,
+	 "a path for the figure", 0, 0, set_path, AT(plot), NULL},
 	{"--help", ~0u, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0,
 	 set_switch, AT(help), NULL},
 };

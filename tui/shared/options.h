@@ -26,6 +26,7 @@ enum {
 	OPT_LOGITS = 1u << 8,  /* logits: --top --generate, and --out --precision */
 	OPT_RUN_INPUT = 1u << 9,   /* the tokens of a whole-model run: --tokens --seq */
 	OPT_VERIFY_LOGITS = 1u << 10,  /* verify --logits */
+	OPT_PLOT = 1u << 12,   /* check: --plot PATH */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -73,6 +74,7 @@ typedef struct {
 	size_t top;               /* logits: top K per position */
 	size_t generate;          /* logits: greedy continuation of N tokens */
 	bool logits;              /* verify: the model level too */
+	const char *plot;         /* check: the figure to write */
 	bool help;
 	FlagSet given;            /* the flags given in any parse into this */
 	const char *positional[4];
