@@ -5,6 +5,7 @@
 #include "core/inv.h"
 #include "core/levels.h"
 #include "tui/cli/check.h"
+#include "tui/cli/check_against.h"
 #include "tui/cli/info.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
@@ -22,6 +23,24 @@ ReportContext workload_context(const Workload *w, const RunOptions *o)
 	return c;
 }
 
+/* What compare mode refuses: a checkpoint is needed, and no fold is drawn. */
+static int against_refuses(const RunOptions *o, char *err, size_t errlen)
+{
+	static const char *const fold_flags[] = {"--rotate", "--drop", "--kind",
+						 "--permute-heads", NULL};
+	if (!o->model_path) {
+		snprintf(err, errlen, "--against: compares two checkpoints' layers; give --model A");
+		return -1;
+	}
+	for (size_t i = 0; fold_flags[i]; i++)
+		if (opts_given(o, fold_flags[i])) {
+			snprintf(err, errlen, "%s: with --against nothing is folded: B's stored "
+				 "layer takes the fold's place", fold_flags[i]);
+			return -1;
+		}
+	return 0;
+}
+
 static void check_help(void)
 {
 	printf("usage: ropefold check [model options] [fold options] [--json]\n\n"
@@ -31,7 +50,7 @@ static void check_help(void)
 	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
-	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST);
 }
 
 int cli_check(int argc, char **argv, bool use_default)
@@ -39,7 +58,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON, &o,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST, &o,
 		       err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
@@ -52,6 +71,10 @@ int cli_check(int argc, char **argv, bool use_default)
 		fprintf(stderr, "ropefold check: %s: unexpected argument\n", o.positional[0]);
 		return 2;
 	}
+	if (o.against_path && against_refuses(&o, err, sizeof err)) {
+		fprintf(stderr, "ropefold check: %s\n", err);
+		return 2;
+	}
 	Workload w;
 	if ((!use_default && opts_check_random(&o, err, sizeof err)) ||
 	    env_workload(&o, use_default, &w, err, sizeof err)) {
@@ -59,6 +82,11 @@ int cli_check(int argc, char **argv, bool use_default)
 		return 2;
 	}
 	cli_model_note("check", w.note);
+	if (o.against_path) {
+		int rc = cli_check_against(&o, &w);
+		workload_done(&w);
+		return rc;
+	}
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);

@@ -23,6 +23,7 @@ enum {
 				  --layer as the one-layer form of --layers */
 	OPT_LAYER = 1u << 6,   /* --layer, the random shape, --seq, --input */
 	OPT_TOUR = 1u << 7,    /* the few flags the tour keeps: --seq --seed */
+	OPT_AGAINST = 1u << 8, /* --against: compare mode (check, tui) */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -43,6 +44,8 @@ typedef struct {
  * data/verify_job.h). */
 typedef struct {
 	const char *model_path;   /* NULL: a random layer */
+	const char *against_path; /* --against B: compare the layer with B's
+				   * stored one (NULL: with a fold of it) */
 	size_t layer;
 	LayerShape shape;         /* random layer shape */
 	size_t seq;
