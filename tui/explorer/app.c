@@ -14,13 +14,19 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "core/rope.h"
+#include "core/verify.h"
 #include "tui/explorer/app.h"
 #include "tui/explorer/cmdline.h"
 #include "tui/explorer/colors.h"
 #include "tui/explorer/commands.h"
 #include "tui/explorer/fold_actions.h"
 #include "tui/explorer/keys.h"
+#include "tui/explorer/msglog.h"
 #include "tui/explorer/tour.h"
+#include "tui/explorer/views/compare_panel.h"
+#include "tui/explorer/views/draw.h"
+#include "tui/explorer/views/pager.h"
 #include "tui/explorer/views/panels.h"
 #include "tui/explorer/views/views.h"
 #include "tui/explorer/worker.h"
@@ -156,8 +162,14 @@ typedef struct {
 	bool status_err;
 	bool help;
 	int help_scroll;
+	/* a full-screen page: the message log, or the whole explanation */
+	bool pager, pager_log;
+	int pager_scroll;
+	char pager_text[4096];
+	MsgLog log;
 	bool tour;
 	size_t tour_i;
+	TuiSettings tour_set;     /* what the tour card's claim is for */
 	bool quit;
 	bool resized;
 	/* windows, rebuilt on resize */
@@ -171,8 +183,44 @@ typedef struct {
 
 static void set_status(App *a, bool err, const char *msg)
 {
-	snprintf(a->status, sizeof a->status, "%s", msg);
+	snprintf(a->status, sizeof a->status, "%.500s", msg);
 	a->status_err = err;
+	msglog_add(&a->log, err ? MSG_ERROR : MSG_INFO, msg);
+}
+
+/* An error of the layer's build names the flag ("--layer: ..."); here
+ * the same value came from a command (":layer ..."). */
+static void set_error_for_command(App *a, const char *err)
+{
+	char m[512];
+	if (!strncmp(err, "--", 2))
+		snprintf(m, sizeof m, ":%.500s", err + 2);
+	else
+		snprintf(m, sizeof m, "%.500s", err);
+	set_status(a, true, m);
+}
+
+/* One line saying what a finished request loaded or compared with. */
+static void say_loaded(App *a, const EvalResult *r, const TuiSettings *before)
+{
+	const TuiSettings *s = &r->settings;
+	const LayerInfo *li = &r->info;
+	char m[512];
+	bool loaded = s->source != before->source || strcmp(s->model_path, before->model_path) ||
+		      s->opts.layer != before->opts.layer;
+	bool against = strcmp(s->against_path, before->against_path) != 0;
+	if (against && r->cmp.on)
+		snprintf(m, sizeof m, "comparing layer %zu with %.300s: %s", li->layer_index,
+			 r->cmp.against,
+			 r->cmp.equivalent ? verify_relation_name(r->cmp.relation)
+					   : "NOT a fold of it");
+	else if (loaded)
+		snprintf(m, sizeof m, "loaded %.300s, layer %zu: D=%zu H=%zu G=%zu d=%zu, %s RoPE",
+			 li->source, li->layer_index, li->shape.d_model, li->shape.n_heads,
+			 li->shape.n_kv_heads, li->shape.head_dim, rope_layout_name(li->rope.layout));
+	else
+		return;
+	set_status(a, false, m);
 }
 
 static void submit(App *a)
@@ -201,7 +249,7 @@ static void take_result(App *a)
 	}
 	a->pending = 0;
 	if (r->status) {
-		set_status(a, true, r->err);
+		set_error_for_command(a, r->err);
 		if (a->res) {
 			ViewId v = a->set.view;
 			size_t h = a->set.head;
@@ -212,9 +260,16 @@ static void take_result(App *a)
 		worker_result_free(r);
 		return;
 	}
+	TuiSettings before = a->applied;
+	bool first = !a->res;
 	worker_result_free(a->res);
 	a->res = r;
 	a->applied = r->settings;
+	if (!first)
+		say_loaded(a, r, &before);
+	char why[4096];
+	panels_why_text(r, why, sizeof why);
+	msglog_add(&a->log, MSG_EXPLAIN, why);
 	/* Show the layer's own layout on the toggle until the user sets one. */
 	if (!a->set.opts.layout_set)
 		a->set.opts.rope.layout = r->info.rope.layout;
@@ -245,7 +300,27 @@ static void tour_goto(App *a, size_t i)
 	}
 	if (all & CMD_CHANGED)
 		submit(a);
+	a->tour_set = a->set;
 	set_status(a, false, "");
+}
+
+/* The tour card's claim holds for the settings its stop made. */
+static bool tour_changed(const App *a)
+{
+	const RunOptions *x = &a->set.opts, *y = &a->tour_set.opts;
+	return memcmp(&x->fold, &y->fold, sizeof x->fold) || x->precision != y->precision ||
+	       x->rope.layout != y->rope.layout || x->seq != y->seq || x->tol != y->tol ||
+	       a->set.source != a->tour_set.source || strcmp(a->set.against_path, a->tour_set.against_path);
+}
+
+static void open_pager(App *a, bool log)
+{
+	a->pager = true;
+	a->pager_log = log;
+	/* the log opens at its newest entry, the explanation at its start */
+	a->pager_scroll = log ? INT_MAX / 2 : 0;
+	if (!log)
+		panels_why_text(a->res, a->pager_text, sizeof a->pager_text);
 }
 
 static void run_command(App *a, const char *line)
@@ -272,23 +347,31 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 	}
 	if (bits & CMD_TOUR)
 		tour_goto(a, 0);
+	if (bits & CMD_LOG)
+		open_pager(a, true);
 	if (bits & CMD_EXPORT) {
 		char m[512];
 		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
 		set_status(a, rc != 0, m);
 	}
 	if (bits & CMD_VERIFY) {
-		char m[512];
+		char m[2048];
 		FoldBreak br;
 		int rc = fold_action_verify(&a->set, a->set.action_path, &br, m, sizeof m);
 		set_status(a, rc != 0 || !br.equivalent, m);
-		if (rc == 0 && !br.equivalent) {
-			/* Jump to the first break. */
-			a->set.head = br.head;
-			if (a->set.source != SOURCE_RANDOM && a->set.opts.layer != br.layer) {
-				a->set.opts.layer = br.layer;
-				submit(a);
+		msglog_add(&a->log, MSG_VERIFY, m);
+		if (rc == 0) {
+			/* Compare mode on the real difference, at the first break,
+			 * in the layers view. */
+			snprintf(a->set.against_path, sizeof a->set.against_path, "%s",
+				 a->set.action_path);
+			a->set.view = VIEW_LAYERS;
+			if (!br.equivalent) {
+				a->set.head = br.head;
+				if (a->set.source != SOURCE_RANDOM)
+					a->set.opts.layer = br.layer;
 			}
+			submit(a);
 		}
 	}
 }
@@ -358,10 +441,19 @@ static void draw_all(App *a)
 		werase(all[i]);
 	bool computing = a->pending != 0;
 	panels_title(a->w_title, a->res, computing);
-	if (a->tour)
+	if (a->tour) {
 		panels_tour(a->w_left, tour_step(a->tour_i), a->tour_i, tour_count(), &a->set);
-	else
+		if (tour_changed(a))
+			draw_wrap(a->w_left, getmaxy(a->w_left) - 6, 2, LEFT_W - 4, 2,
+				  colors_attr(CLR_EXPECTED),
+				  "changed: the card speaks of its own settings");
+	} else if (a->res && a->res->cmp.on && a->set.against_path[0]) {
+		panels_compare(a->w_left, a->res);
+		for (int t = 0; t < TOGGLE_COUNT; t++)
+			a->row_of[t] = -1;
+	} else {
 		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
+	}
 	panels_levels(a->w_levels, a->res);
 	panels_explanation(a->w_expl, a->res);
 	panels_view_frame(a->w_frame, a->set.view, a->tab_x);
@@ -374,6 +466,14 @@ static void draw_all(App *a)
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 		views_get(a->set.view)->draw(&vc);
 	}
+	if (computing) {
+		/* what is shown answers an older request: dimmed until the new
+		 * one arrives */
+		WINDOW *stale[] = {a->w_levels, a->w_expl, a->w_view};
+		for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+			for (int y = 0; y < getmaxy(stale[i]); y++)
+				mvwchgat(stale[i], y, 0, -1, A_DIM, 0, NULL);
+	}
 	panels_bar(a->w_bar, cmdline_active(), cmdline_matches());
 	if (cmdline_active())
 		cmdline_draw(a->w_status, 0);
@@ -385,6 +485,10 @@ static void draw_all(App *a)
 	if (a->help) {
 		/* over the status line too: its last row shows where one is */
 		panels_help(a->w_help, &a->help_scroll);
+		wnoutrefresh(a->w_help);
+	} else if (a->pager) {
+		pager_draw(a->w_help, a->pager_log ? "message log" : "why: the whole explanation",
+			   a->pager_log ? &a->log : NULL, a->pager_text, &a->pager_scroll);
 		wnoutrefresh(a->w_help);
 	} else {
 		/* Last, so the cursor lands on the command line. */
@@ -400,6 +504,10 @@ static void draw_all(App *a)
 static void flip(App *a, int t)
 {
 	char msg[512];
+	if (a->set.against_path[0]) {
+		set_status(a, true, "compare mode: nothing to toggle (':against off' folds again)");
+		return;
+	}
 	unsigned bits = commands_toggle_flip(&a->set, (ToggleId)t, msg, sizeof msg);
 	apply_bits(a, bits, msg);
 }
@@ -455,6 +563,12 @@ static void do_action(App *a, const KeyDef *k)
 		break;
 	case ACT_REDRAW:
 		clearok(curscr, TRUE);
+		break;
+	case ACT_EXPLAIN:
+		open_pager(a, false);
+		break;
+	case ACT_LOG:
+		open_pager(a, true);
 		break;
 	case ACT_NONE:
 		break;
@@ -554,6 +668,26 @@ static void on_key(App *a, int ch)
 			a->help = false;
 		if (a->help_scroll < 0)
 			a->help_scroll = 0;
+		return;
+	}
+	if (a->pager) {
+		int rows = LINES - 3;
+		if (ch == KEY_DOWN || ch == 'j')
+			a->pager_scroll++;
+		else if (ch == KEY_UP || ch == 'k')
+			a->pager_scroll--;
+		else if (ch == KEY_NPAGE || ch == ' ')
+			a->pager_scroll += rows;
+		else if (ch == KEY_PPAGE)
+			a->pager_scroll -= rows;
+		else if (ch == KEY_HOME || ch == 'g')
+			a->pager_scroll = 0;
+		else if (ch == KEY_END || ch == 'G')
+			a->pager_scroll = INT_MAX / 2;  /* the draw clamps it to the end */
+		else
+			a->pager = false;
+		if (a->pager_scroll < 0)
+			a->pager_scroll = 0;
 		return;
 	}
 	if (a->small) {
@@ -714,6 +848,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour)
 		rc = 128 + got_signal;
 	worker_result_free(a->res);
 	worker_free(a->worker);
+	msglog_clear(&a->log);
 	free(a);
 	return rc;
 }

@@ -20,7 +20,9 @@ typedef enum {
 	ACT_HEAD_NEXT,
 	ACT_TOUR,
 	ACT_RESET,       /* fold back to the default */
-	ACT_REDRAW
+	ACT_REDRAW,
+	ACT_EXPLAIN,     /* the whole explanation, scrollable */
+	ACT_LOG          /* the message log */
 } KeyAction;
 
 enum {
