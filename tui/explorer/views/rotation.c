@@ -43,8 +43,11 @@ static const char *shade(double v)
 static int draw_matrix(WINDOW *w, int y, int x, int rows, int cols, const double *R, size_t d,
 		       RopeLayout layout, size_t r, const char *title)
 {
+	/* square cells: rows and columns pooled alike */
 	int n = (int)d < rows ? (int)d : rows;
-	int m = (int)d < cols ? (int)d : cols;
+	if (cols < n)
+		n = cols;
+	int m = n;
 	draw_text(w, y - 1, x, A_BOLD | colors_attr(CLR_PANEL), title);
 	for (int i = 0; i < n; i++) {
 		size_t a0 = (size_t)i * d / (size_t)n, a1 = (size_t)(i + 1) * d / (size_t)n;
@@ -106,8 +109,18 @@ static void rotation_draw(const ViewContext *c)
 		draw_text(w, 1, 0, 0, "(no room for the matrix)");
 		return;
 	}
+	const double *mats[3] = {res->rq + h * d * d, res->rk + g * d * d, res->rv + g * d * d};
+	const char *names[3] = {"R_q", "R_k", "R_v"};
+	int avail = c->w - label_w - 12;
+	int per = part == 'a' ? (avail - 4) / 3 : avail;
+	if (part == 'a' && per < 8) {
+		part = 'q';
+		per = avail;
+	}
 	/* Pair labels: "p0 1", "p1 0.32", ... on the first row of each pair. */
 	int n = (int)d < rows ? (int)d : rows;
+	if (per < n)
+		n = per;
 	int last_pair = -1;
 	for (int i = 0; i < n; i++) {
 		size_t a = (size_t)i * d / (size_t)n;
@@ -125,21 +138,13 @@ static void rotation_draw(const ViewContext *c)
 		}
 		last_pair = p;
 	}
-	const double *mats[3] = {res->rq + h * d * d, res->rk + g * d * d, res->rv + g * d * d};
-	const char *names[3] = {"R_q", "R_k", "R_v"};
-	int avail = c->w - label_w - 12;
 	int x = label_w;
-	int per = part == 'a' ? (avail - 4) / 3 : avail;
-	if (part == 'a' && per < 8)
-		part = 'q';
-	if (part != 'a')
-		per = avail;
 	for (int k = 0; k < 3; k++) {
 		if (part != 'a' && names[k][2] != part)
 			continue;
 		char title[24];
 		snprintf(title, sizeof title, "%s", names[k]);
-		x += draw_matrix(w, top, x, rows, per, mats[k], d, li->rope.layout, r, title) + 2;
+		x += draw_matrix(w, top, x, rows, per, mats[k], d, li->rope.layout, r, title) + 3;
 	}
 	/* the shades, and what the marks mean */
 	int lx = c->w - 11;
