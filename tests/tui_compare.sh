@@ -134,6 +134,23 @@ check "w: the whole text, not cut" "Scores break worst at head"
 keys x q
 check "q" "EXIT=0"
 
+# ---- :verify of the same bits says identical; a changed tour card says so -----------
+start "'$ROPEFOLD' tui --model '$DM'"
+check "started on the default model" "score +yes +. holds"
+keys ':verify '"$DM" Enter
+check ":verify of the same checkpoint: compare mode" "compare ─+┐"
+keys M
+check "... verify's word: identical" "verify +verify: .* is identical to"
+keys x q
+check "q" "EXIT=0"
+start "'$ROPEFOLD' tour"
+check "tour: first stop" "tour 1/10"
+check_not "tour: an untouched card claims nothing extra" "changed: the card"
+keys c
+check "tour: a toggle changed: the card says its claim is for its own settings" "changed: the card"
+keys q
+check "tour q" "EXIT=0"
+
 # ---- monochrome ------------------------------------------------------------------
 start "env NO_COLOR=1 '$ROPEFOLD' tui --model '$DM' --against broken"
 check "NO_COLOR: compare mode" "compare ─+┐"
