@@ -5,6 +5,7 @@
 #include "core/fold.h"
 #include "core/rotation.h"
 #include "tui/explorer/commands.h"
+#include "tui/explorer/msglog.h"
 #include "tui/explorer/tour.h"
 
 /* The explorer's ':' commands and toggles are pure functions of the
@@ -449,6 +450,34 @@ static void test_compare_words(void **state)
 	assert_non_null(strstr(msg, "float32"));
 }
 
+/* The message log: oldest first, repeats and empty text skipped, the
+ * oldest dropped past MSGLOG_MAX. */
+static void test_msglog(void **state)
+{
+	(void)state;
+	static MsgLog l;
+	msglog_add(&l, MSG_INFO, "");
+	assert_int_equal(l.n, 0);
+	msglog_add(&l, MSG_EXPLAIN, "why one");
+	msglog_add(&l, MSG_EXPLAIN, "why one");
+	msglog_add(&l, MSG_ERROR, "bad");
+	assert_int_equal(l.n, 2);
+	assert_string_equal(msglog_get(&l, 0)->text, "why one");
+	assert_int_equal(msglog_get(&l, 1)->kind, MSG_ERROR);
+	assert_string_equal(msglog_kind_name(MSG_VERIFY), "verify");
+	char buf[32];
+	for (int i = 0; i < MSGLOG_MAX + 5; i++) {
+		snprintf(buf, sizeof buf, "m%d", i);
+		msglog_add(&l, MSG_INFO, buf);
+	}
+	assert_int_equal(l.n, MSGLOG_MAX);
+	assert_string_equal(msglog_get(&l, 0)->text, "m5");  /* 2 + MAX + 5 added, 7 dropped */
+	snprintf(buf, sizeof buf, "m%d", MSGLOG_MAX + 4);
+	assert_string_equal(msglog_get(&l, MSGLOG_MAX - 1)->text, buf);
+	msglog_clear(&l);
+	assert_int_equal(l.n, 0);
+}
+
 /* Every tour step's commands run cleanly, in order, from any state. */
 static void test_tour_commands(void **state)
 {
@@ -486,6 +515,7 @@ int main(void)
 		cmocka_unit_test(test_toggle),
 		cmocka_unit_test(test_kind_rope_precision),
 		cmocka_unit_test(test_compare_words),
+		cmocka_unit_test(test_msglog),
 		cmocka_unit_test(test_shape),
 		cmocka_unit_test(test_load_layer),
 		cmocka_unit_test(test_view_head_misc),
