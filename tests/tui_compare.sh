@@ -151,6 +151,27 @@ check "tour: a toggle changed: the card says its claim is for its own settings" 
 keys q
 check "tour q" "EXIT=0"
 
+# ---- stale results are dimmed while a slow evaluation computes -------------------
+start "'$ROPEFOLD' tui --d-model 4096 --heads 32 --kv-heads 8 --head-dim 128 --seq 512"
+check "8B layer: the first evaluation arrives" "residual +yes +. holds" 1200
+keys c
+dimmed=no
+i=0
+while [ "$i" -lt 200 ]; do
+	$TM capture-pane -e -p -t rf >"$WORK/screen" 2>/dev/null
+	if grep -q "computing" "$WORK/screen"; then
+		# the levels row of the old answer, in SGR 2 (dim), its frame intact
+		grep -a "score" "$WORK/screen" | grep -aq "$(printf '\033')\[2m│ score" && dimmed=yes
+		break
+	fi
+	sleep 0.05
+	i=$((i + 1))
+done
+if [ "$dimmed" = yes ]; then ok "8B layer: the old levels are dimmed under the computing mark"; else not_ok "8B layer: the old levels are dimmed under the computing mark"; fi
+check "8B layer: the new result arrives" "score +no +. breaks" 600
+keys q
+check "8B layer: exits" "EXIT=0" 100
+
 # ---- monochrome ------------------------------------------------------------------
 start "env NO_COLOR=1 '$ROPEFOLD' tui --model '$DM' --against broken"
 check "NO_COLOR: compare mode" "compare ─+┐"

@@ -426,6 +426,25 @@ static void layout_make(App *a)
 	a->w_help = newwin(H - 1, W, 0, 0);
 }
 
+/* Every cell of w dimmed, colors dropped; line-drawing cells stay
+ * line drawing. */
+static void dim_window(WINDOW *w)
+{
+	int h = getmaxy(w), wd = getmaxx(w);
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < wd; x++) {
+			cchar_t c;
+			wchar_t wc[CCHARW_MAX + 1];
+			attr_t at;
+			short pair;
+			if (mvwin_wch(w, y, x, &c) == ERR ||
+			    getcchar(&c, wc, &at, &pair, NULL) == ERR)
+				continue;
+			if (setcchar(&c, wc, (at & A_ALTCHARSET) | A_DIM, 0, NULL) == OK)
+				mvwadd_wch(w, y, x, &c);
+		}
+}
+
 static void draw_all(App *a)
 {
 	if (a->small) {
@@ -471,8 +490,7 @@ static void draw_all(App *a)
 		 * one arrives */
 		WINDOW *stale[] = {a->w_levels, a->w_expl, a->w_view};
 		for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
-			for (int y = 0; y < getmaxy(stale[i]); y++)
-				mvwchgat(stale[i], y, 0, -1, A_DIM, 0, NULL);
+			dim_window(stale[i]);
 	}
 	panels_bar(a->w_bar, cmdline_active(), cmdline_matches());
 	if (cmdline_active())
