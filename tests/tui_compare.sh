@@ -194,6 +194,15 @@ check "C locale: the rotation view's shades are ASCII" "R_k"
 check_not "C locale: no UTF-8 block" "█|▓|▒|░"
 keys q
 check "C locale: exits" "EXIT=0"
+# a partial rotary dim: the pairs labelled by frequency, the non-rotary block last
+start "'$ROPEFOLD' tui --head-dim 16 --rotary-dim 8"
+check "rotary dim 8 of 16: started" "score +yes"
+keys R
+check "rotation view: the pair rows carry their frequency" "\|p3 +1e-03 "
+check "... the non-rotary block is marked" "\|nr "
+check "... a commuting R_q: blocks on the diagonal, nothing off them, the non-rotary block apart" "\|p0 +1 [-:+#] {3},,,, "
+keys q
+check "rotary dim 8: exits" "EXIT=0"
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -32,7 +32,7 @@ static size_t coord_of(size_t k, RopeLayout layout, size_t r)
 /* A shade of |v| in [0, 1]. */
 static const char *shade(double v)
 {
-	static const char *const ascii[] = {" ", ".", ":", "+", "#"};
+	static const char *const ascii[] = {" ", "-", ":", "+", "#"};
 	static const char *const utf8[] = {" ", "\u2591", "\u2592", "\u2593", "\u2588"};
 	int i = v < 0.05 ? 0 : v < 0.25 ? 1 : v < 0.5 ? 2 : v < 0.75 ? 3 : 4;
 	return colors_utf8() ? utf8[i] : ascii[i];
