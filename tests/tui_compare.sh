@@ -71,8 +71,8 @@ check "... every level holds against B's stored layer" "residual +yes +. holds"
 check "... the why line quotes the relation" "B is equivalent to A: commuting"
 keys c
 check "a toggle key in compare mode: said that there is nothing to toggle" "compare mode: nothing to toggle"
-keys L
-check "L: the layers view lists every layer" "2 layers: B is a fold of A in every one"
+keys a
+check "a: the layers view lists every layer" "2 layers: B is a fold of A in every one"
 check "... with each kv group's status" "1 +commuting fold +g0. g1."
 keys R
 check "R: the rotation view of the recovered R_q" "recovered R by RoPE pair"
@@ -177,7 +177,7 @@ start "env NO_COLOR=1 '$ROPEFOLD' tui --model '$DM' --against broken"
 check "NO_COLOR: compare mode" "compare ─+┐"
 keys R
 check "NO_COLOR: the rotation view shades with glyphs" "R_q"
-keys L
+keys a
 check "NO_COLOR: the layers view" "mixes-pairs W_k +g0. g1"
 keys q
 check "NO_COLOR: exits" "EXIT=0"
@@ -187,7 +187,7 @@ LOC=C
 start "'$ROPEFOLD' tui --model '$DM' --against broken"
 check "C locale: ASCII frames around the compare panel" "^\+- compare -+\+\+- levels"
 check "C locale: ASCII verdict marks" "x mixes-pairs"
-keys L
+keys a
 check "C locale: the layers view in ASCII" "g0x g1\+"
 keys ':rotation k' Enter
 check "C locale: the rotation view's shades are ASCII" "R_k"

@@ -52,7 +52,7 @@ static const KeyDef table[] = {
 	{'t', "t", "classroom tour", ACT_TOUR, 0, KEYF_BAR, "Tour"},
 	{CTRL('l'), "C-l", "redraw the screen", ACT_REDRAW, 0, 0, NULL},
 	{'w', "w", "the whole explanation (why), scrollable", ACT_EXPLAIN, 0, 0, NULL},
-	{'L', "L", "view: every layer and kv group (compare mode)", ACT_VIEW, VIEW_LAYERS, 0, NULL},
+	{'a', "a", "view: all layers and kv groups (compare mode)", ACT_VIEW, VIEW_LAYERS, 0, NULL},
 	{'R', "R", "view: the rotations R_q, R_k, R_v of the selected head", ACT_VIEW, VIEW_ROTATION, 0, NULL},
 	{'M', "M", "the message log: explanations, verify results, errors", ACT_LOG, 0, 0, NULL},
 	{'q', "q", "quit", ACT_QUIT, 0, KEYF_BAR, "Quit"},
