@@ -200,7 +200,7 @@ check "rotary dim 8 of 16: started" "score +yes"
 keys R
 check "rotation view: the pair rows carry their frequency" "\|p3 +1e-03 "
 check "... the non-rotary block is marked" "\|nr "
-check "... a commuting R_q: blocks on the diagonal, nothing off them, the non-rotary block apart" "\|p0 +1 [-:+#] {3},,,, "
+check "... a commuting R_q: blocks on the diagonal, nothing off them, the non-rotary block apart" "\|p0 +1 ([-:+#]{1,2}) +,{4,8}  "
 keys q
 check "rotary dim 8: exits" "EXIT=0"
 

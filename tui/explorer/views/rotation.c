@@ -43,11 +43,13 @@ static const char *shade(double v)
 static int draw_matrix(WINDOW *w, int y, int x, int rows, int cols, const double *R, size_t d,
 		       RopeLayout layout, size_t r, const char *title)
 {
-	/* square cells: rows and columns pooled alike */
+	/* square cells: rows and columns pooled alike; two columns a cell
+	 * when they fit, so the blocks look square */
 	int n = (int)d < rows ? (int)d : rows;
 	if (cols < n)
 		n = cols;
 	int m = n;
+	int cw = 2 * m <= cols ? 2 : 1;
 	draw_text(w, y - 1, x, A_BOLD | colors_attr(CLR_PANEL), title);
 	for (int i = 0; i < n; i++) {
 		size_t a0 = (size_t)i * d / (size_t)n, a1 = (size_t)(i + 1) * d / (size_t)n;
@@ -76,10 +78,11 @@ static int draw_matrix(WINDOW *w, int y, int x, int rows, int cols, const double
 			} else if (!diag_block && !tail && v >= 0.05) {
 				attr = colors_attr(CLR_EXPECTED);  /* mixes two pairs */
 			}
-			draw_text(w, y + i, x + j, attr, s);
+			for (int k = 0; k < cw; k++)
+				draw_text(w, y + i, x + j * cw + k, attr, s);
 		}
 	}
-	return m;
+	return m * cw;
 }
 
 static void rotation_draw(const ViewContext *c)
