@@ -7,14 +7,14 @@
 #include "core/fold.h"
 
 RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vopt,
-			const double *x, size_t T, Precision prec, double tol,
-			Comparison *c)
+			const double *x, size_t T, Precision prec, AttnKernel kernel,
+			double tol, Comparison *c)
 {
 	memset(c, 0, sizeof *c);
 	RfStatus st = verify_layers(a, b, vopt, &c->verdict);
 	if (st != RF_OK || c->verdict.why == VERIFY_WHY_SHAPE)
 		return st;
-	st = verify_confirm(a, b, &c->verdict, x, T, prec, tol, &c->rep);
+	st = verify_confirm(a, b, &c->verdict, x, T, prec, kernel, tol, &c->rep);
 	if (st != RF_OK)
 		return st;
 	c->have_report = true;

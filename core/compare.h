@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/attention.h"
 #include "core/layer.h"
 #include "core/report.h"
 #include "core/status.h"
@@ -27,12 +28,13 @@ typedef struct {
 } Comparison;
 
 /* Compare layer b against layer a on input x (T x D, row-major) in
- * precision prec; vopt as verify_layers takes it; tol of the levels as
- * verify_confirm takes it (<= 0: its default). c is filled here; release
- * it with compare_done, also after an error. */
+ * precision prec with the engine's output kernel; vopt as verify_layers
+ * takes it; tol of the levels as verify_confirm takes it (<= 0: its
+ * default). c is filled here; release it with compare_done, also after an
+ * error. */
 RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vopt,
-			const double *x, size_t T, Precision prec, double tol,
-			Comparison *c);
+			const double *x, size_t T, Precision prec, AttnKernel kernel,
+			double tol, Comparison *c);
 /* Release a comparison. */
 void compare_done(Comparison *c);
 

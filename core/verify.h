@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/attention.h"
 #include "core/commutant.h"
 #include "core/finding.h"
 #include "core/fold.h"
@@ -110,11 +111,11 @@ void verify_verdict_free(VerifyVerdict *v);
  * coarser than float64, four times the error its rounding alone causes:
  * a against a with every weight moved by up to the unit roundoff); the
  * tolerance used goes to v->confirm_tol. The head level is not expected
- * to hold when heads are permuted. rep is initialised here (report_done
- * it). */
+ * to hold when heads are permuted. kernel: the engine's output kernel.
+ * rep is initialised here (report_done it). */
 RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
-			const double *x, size_t T, Precision prec, double tol,
-			InvReport *rep);
+			const double *x, size_t T, Precision prec,
+			AttnKernel kernel, double tol, InvReport *rep);
 
 /* Short names: "identical", "commuting fold", ... and "mixes-pairs", ... */
 const char *verify_relation_name(VerifyRelation r);

@@ -36,7 +36,8 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	have_b = true;
 	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
 	VerifyOptions vo = {ua > ub ? ua : ub, 0};
-	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->tol, &out->cmp);
+	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
+				     &out->cmp);
 	if (st == RF_ERR_NUMERIC) {
 		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
 			 "products overflow float64", j->layer);
@@ -109,7 +110,7 @@ int compare_scan_run(const char *a, const char *b, CompareLayerRow **rows, size_
 		     char *err, size_t errlen)
 {
 	Scan s = {0};
-	VerifyJob j = {a, b, NULL, NULL, 0, false, PREC_F64, 1, 1, &s, NULL, on_layer};
+	VerifyJob j = {a, b, NULL, NULL, 0, false, PREC_F64, 1, 1, &s, NULL, on_layer, 0};
 	VerifyOutcome res;
 	*rows = NULL;
 	*n = 0;

@@ -24,6 +24,8 @@ typedef struct {
 	size_t seq;
 	Precision precision;    /* of the evaluation */
 	double tol;             /* of the levels; <= 0: verify_confirm's default */
+	AttnKernel kernel;      /* of the evaluation (0: the fused kernel where the
+				 * CPU has it) */
 } CompareJob;
 
 /* What one run found. */

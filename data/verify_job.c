@@ -27,7 +27,8 @@ static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t 
 	bool have_rep = false;
 	RfStatus st = verify_layers(&a, &b, vo, &v);
 	if (st == RF_OK && j->confirm && v.why != VERIFY_WHY_SHAPE) {
-		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, 0, &rep);
+		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, j->kernel, 0,
+				    &rep);
 		have_rep = st == RF_OK;
 	}
 	int rc = 0;

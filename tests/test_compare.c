@@ -112,7 +112,7 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 static size_t agree(const char *a, const char *b)
 {
 	Verdicts said = {0};
-	VerifyJob vj = {a, b, NULL, NULL, 0, true, PREC_F64, SEQ, SEED, &said, NULL, on_layer};
+	VerifyJob vj = {a, b, NULL, NULL, 0, true, PREC_F64, SEQ, SEED, &said, NULL, on_layer, 0};
 	VerifyOutcome vo;
 	char err[1024];
 	if (verify_job_run(&vj, &vo, err, sizeof err))
@@ -128,7 +128,7 @@ static size_t agree(const char *a, const char *b)
 	layer_random_input(SEED, SEQ, D, x);
 	size_t equivalent = 0;
 	for (size_t i = 0; i < said.n; i++) {
-		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0};
+		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0, 0};
 		CompareOutcome out;
 		if (compare_job_run(&cj, &out, err, sizeof err))
 			fail_msg("compare layer %zu: %s", i, err);
@@ -182,7 +182,7 @@ static void test_crafted_broken(void **state)
 	double x[SEQ * 256];
 	assert_true(D <= 256);
 	layer_random_input(SEED, SEQ, D, x);
-	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0};
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
 	CompareOutcome o;
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
 	assert_int_equal(o.cmp.verdict.why, VERIFY_WHY_MIXES_PAIRS);
@@ -201,7 +201,7 @@ static void test_identical_is_identical(void **state)
 	agree(in, in);
 	double x[SEQ * 64];
 	layer_random_input(SEED, SEQ, 64, x);
-	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0};
+	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0, 0};
 	CompareOutcome o;
 	char err[512];
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);

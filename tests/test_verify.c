@@ -55,13 +55,22 @@ static void assert_finding(const VerifyVerdict *v, FindingCode code)
 			 finding_code_name(v->brk.code), why_text(v));
 }
 
+/* Release a verdict and the two layers it compared. */
+static void pair_done(VerifyVerdict *v, Layer *a, Layer *b)
+{
+	verify_verdict_free(v);
+	layer_free(a);
+	layer_free(b);
+}
+
 static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		    InvReport *rep)
 {
 	size_t T = 24;
 	double *x = malloc(T * a->shape.d_model * sizeof(double));
 	layer_random_input(5, T, a->shape.d_model, x);
-	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, 0, rep), RF_OK);
+	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, ATTN_KERNEL_AUTO, 0,
+					rep), RF_OK);
 	free(x);
 }
 
@@ -79,9 +88,7 @@ static void test_identical(void **state)
 	assert_int_equal(v.relation, VERIFY_REL_IDENTICAL);
 	assert_false(v.rotated || v.heads_permuted || v.rounded || v.layout_converted);
 	assert_int_equal(v.brk.code, FIND_NONE);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 static void test_commuting_fold_recovered(void **state)
@@ -121,10 +128,8 @@ static void test_commuting_fold_recovered(void **state)
 		for (int lv = 0; lv < LEVEL_COUNT; lv++)
 			assert_true(rep.level[lv].holds);
 		report_done(&rep);
-		verify_verdict_free(&v);
 		fold_plan_free(&plan);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 }
 
@@ -160,10 +165,8 @@ static void test_permute_heads(void **state)
 	assert_false(rep.level[LEVEL_HEAD].holds);  /* heads moved */
 	assert_true(report_ok(&rep));
 	report_done(&rep);
-	verify_verdict_free(&v);
 	fold_plan_free(&plan);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 /* ---- dropped assumptions ------------------------------------------------ */
@@ -198,9 +201,7 @@ static void test_drop_commutes(void **state)
 		confirm(&a, &b, &v, &rep);
 		assert_false(rep.level[LEVEL_SCORE].holds);
 		report_done(&rep);
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 	/* pair-swap mixes pair 0 with pair 1 (and 2 with 3, ...). */
 	run_drop(&shapes[1], ASSUME_COMMUTES, ROT_PAIR_SWAP, PART_ALL, &v, &a, &b);
@@ -215,9 +216,7 @@ static void test_drop_commutes(void **state)
 	assert_int_equal(v.npairs, 8);
 	assert_close(v.freqs[0], 1.0, 0);
 	assert_close(v.freqs[1], pow(10000.0, -2.0 / 16), 1e-15);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* pair-reflect: a reflection in every pair. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_PAIR_REFLECT, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_REFLECTION);
@@ -225,18 +224,14 @@ static void test_drop_commutes(void **state)
 	assert_int_equal(v.comm.n_reflect_total, 4);
 	assert_int_equal(v.comm.n_mixed, 0);
 	assert_int_equal(v.comm.reflect[0], 0);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* layout-mismatch: commuting, in the other layout. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_LAYOUT_MISMATCH, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
 	assert_finding(&v, FIND_K_MIXES_PAIRS);
 	assert_true(v.brk.flag);  /* it would commute in the other layout */
 	assert_int_equal(v.rope_a.layout, ROPE_HALF);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 static void test_drop_others(void **state)
@@ -251,9 +246,7 @@ static void test_drop_others(void **state)
 	assert_string_equal(v.brk.tensor, "W_q");
 	assert_finding(&v, FIND_QK_DIFFER);
 	assert_gt(v.brk.norm, 0.1);  /* ||R_q - R_k||: independent Haar draws */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* gqa-consistent: the second query head of group 0 differs. */
 	run_drop(&shapes[1], ASSUME_GQA_CONSISTENT, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_GQA_DIFFER);
@@ -261,9 +254,7 @@ static void test_drop_others(void **state)
 	assert_int_equal(v.brk.head, 1);
 	assert_int_equal(v.brk.other_head, 0);
 	assert_int_equal(v.brk.group, 0);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* rotate qkv without o. */
 	run_drop(&shapes[2], 0, ROT_HAAR, PART_Q | PART_K | PART_V, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
@@ -275,41 +266,31 @@ static void test_drop_others(void **state)
 	assert_true(rep.level[LEVEL_SCORE].holds);
 	assert_false(rep.level[LEVEL_HEAD].holds);
 	report_done(&rep);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* o without v: O absorbs a rotation V does not carry. */
 	run_drop(&shapes[0], 0, ROT_HAAR, PART_Q | PART_K | PART_O, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
 	assert_finding(&v, FIND_O_OTHER_ROTATION);
 	assert_gt(v.brk.norm, 0.1);   /* ||R_o - R_v||, R_v = I */
 	assert_false(v.brk.flag);     /* V's map (I) is orthogonal */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* bias left behind. */
 	run_drop(&shapes[1], ASSUME_BIAS, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
 	assert_finding(&v, FIND_BK_LEFT);
 	assert_string_equal(v.brk.tensor, "b_k");
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* not orthogonal. */
 	run_drop(&shapes[0], ASSUME_ORTHOGONAL, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_NOT_ORTHOGONAL);
 	assert_finding(&v, FIND_K_NOT_ORTHOGONAL);
 	assert_gt(v.brk.norm, 1e-3);  /* ||M^T M - I|| of the scaled rotation */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* v-same dropped is still an exact fold (V needs no commutation). */
 	run_drop(&shapes[1], ASSUME_V_SAME | ASSUME_PER_HEAD, ROT_HAAR, PART_ALL, &v, &a, &b);
 	if (!v.equivalent)
 		fail_msg("%s", why_text(&v));
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 /* ---- tampering ---------------------------------------------------------- */
@@ -350,9 +331,7 @@ static void test_tamper(void **state)
 		assert_finding(&v, cases[i].code);
 		assert_close(v.brk.tol, v.tol, 0);
 		assert_gt(v.brk.err, v.tol);
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 	/* b_o and a shape change. */
 	Layer a, b;
@@ -651,9 +630,7 @@ static void test_bf16_rounding(void **state)
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 /* ---- undo and descriptions ---------------------------------------------- */

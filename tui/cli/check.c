@@ -2,14 +2,15 @@
 
 #include <stdio.h>
 
-#include "core/inv.h"
 #include "core/levels.h"
+#include "core/session.h"
 #include "tui/cli/check.h"
 #include "tui/cli/check_against.h"
 #include "tui/cli/info.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/kernel_env.h"
 #include "tui/shared/testhook.h"
 
 ReportContext workload_context(const Workload *w, const RunOptions *o)
@@ -87,7 +88,8 @@ int cli_check(int argc, char **argv, bool use_default)
 		workload_done(&w);
 		return rc;
 	}
-	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
+	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol,
+			  .kernel = kernel_env()};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
 	RfStatus st = inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);

@@ -12,6 +12,7 @@
 #include "tui/cli/terminal.h"
 #include "tui/cli/verify.h"
 #include "tui/shared/findings_text.h"
+#include "tui/shared/kernel_env.h"
 
 #define C_RESET "\033[0m"
 #define C_GREEN "\033[32m"
@@ -111,7 +112,8 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 				"give --model A\n");
 		return 2;
 	}
-	CompareJob j = {a, o->against_path, w->layer_index, w->x, w->seq, o->precision, o->tol};
+	CompareJob j = {a, o->against_path, w->layer_index, w->x, w->seq, o->precision, o->tol,
+			kernel_env()};
 	CompareOutcome out;
 	if (compare_job_run(&j, &out, err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);

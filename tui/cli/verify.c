@@ -16,6 +16,7 @@
 #include "tui/cli/info.h"
 #include "tui/cli/verify.h"
 #include "tui/shared/findings_text.h"
+#include "tui/shared/kernel_env.h"
 #include "tui/shared/options.h"
 #include "tui/shared/testhook.h"
 
@@ -256,7 +257,8 @@ int cli_verify(int argc, char **argv)
 	}
 	Printer p = {&o, o.json ? json_array() : NULL, NULL, isatty(2), timer_now()};
 	VerifyJob j = {o.positional[0], o.positional[1], o.layers, o.layers_flag, o.tol, true,
-		       o.precision, o.seq, o.seed, &p, on_opened, on_layer};
+		       o.precision, o.seq, o.seed, &p, on_opened, on_layer,
+		       kernel_env()};
 	VerifyOutcome res;
 	int rc = 0;
 	if (verify_job_run(&j, &res, err, sizeof err)) {

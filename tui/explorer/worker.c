@@ -11,13 +11,14 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/timer.h"
 #include "data/compare_job.h"
 #include "data/model.h"
 #include "tui/explorer/worker.h"
 #include "tui/shared/environment.h"
 #include "tui/shared/findings_text.h"
+#include "tui/shared/kernel_env.h"
 
 struct Worker {
 	pthread_t thread;
@@ -166,7 +167,7 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		return;
 	}
 	CompareJob j = {a, s->against_path, w->wl.layer_index, w->wl.x, w->wl.seq,
-			s->opts.precision, s->opts.tol};
+			s->opts.precision, s->opts.tol, kernel_env()};
 	CompareOutcome out;
 	char err[768];
 	if (compare_job_run(&j, &out, err, sizeof err)) {
@@ -269,7 +270,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		inv_session_free(w->session);
 		w->session = NULL;
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
-				  .tol = s->opts.tol};
+				  .tol = s->opts.tol, .kernel = kernel_env()};
 		RfStatus st = inv_session_new(&w->wl.layer, w->wl.x, &eo, &w->session);
 		if (st != RF_OK) {
 			snprintf(r->err, sizeof r->err, "cannot evaluate this layer: %s",
