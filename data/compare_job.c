@@ -35,7 +35,7 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 		goto out;
 	have_b = true;
 	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, 0};
+	VerifyOptions vo = {.unit_roundoff = ua > ub ? ua : ub, .tol = 0, .finite = true};
 	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
 				     &out->cmp);
 	if (st == RF_ERR_NUMERIC) {
