@@ -326,8 +326,10 @@ static void why_vo(InvReport *rep, const FoldConfig *cfg)
 		tell(rep, FIND_V_BIAS_UNROTATED);
 }
 
-/* Beyond this many units of epsilon an error is no longer roundoff. */
-#define DIAG_ROUNDOFF_EPS 1e4
+/* Beyond this many units of epsilon an error is no longer roundoff (a
+ * fold of a layer a few thousand wide stays within tens of units; 1500
+ * units is what a loose tolerance lets through, not an exact rewrite). */
+#define DIAG_ROUNDOFF_EPS 256
 
 /* Where the first (weakest) overflowing level overflows, which levels
  * follow, and what that means. */
@@ -410,6 +412,8 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 			f->err = rel;
 			f->eps = eps;
 			f->tol = rep->tol;
+			/* "exact rewrite" only where the theorem promises it */
+			f->flag = ls->guaranteed && lh->guaranteed && lr->guaranteed;
 		}
 	} else if (!(ls->overflow && lh->overflow && lr->overflow)) {
 		f = tell(rep, FIND_VERDICTS);

@@ -18,7 +18,7 @@ cd "$tmp" || exit 99
 # that nobody wrote a rule for yet.
 rule() {
 	case $1 in
-	--model|--out|--undo|--plot) echo "a path (to a checkpoint|for the output|to a sidecar|for the figure)" ;;
+	--model|--out|--undo|--against|--plot) echo "a path (to a checkpoint|for the output|to a sidecar|for the figure)" ;;
 	--layer) echo "a layer index from 0 to [0-9]+" ;;
 	--d-model) echo "a size from 1 to 131072" ;;
 	--heads|--kv-heads) echo "a count from 1 to 4096" ;;
@@ -99,7 +99,7 @@ for mode in check tui tour fold verify info bench logits; do
 			fi
 			bad=""
 			for v in "$@"; do
-				case $flag in --model|--out|--undo|--plot) [ -n "$v" ] && continue ;; esac
+				case $flag in --model|--out|--undo|--against|--plot) [ -n "$v" ] && continue ;; esac
 				refused "$mode" "$flag" "$flag" "$v" || bad="$bad
 #   '$v': $why"
 			done

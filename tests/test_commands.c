@@ -7,6 +7,7 @@
 #include "core/fold.h"
 #include "core/rotation.h"
 #include "tui/explorer/commands.h"
+#include "tui/explorer/msglog.h"
 #include "tui/explorer/tour.h"
 #include "tui/shared/tour_script.h"
 
@@ -93,6 +94,13 @@ static void test_toggle(void **state)
 		const char *name = commands_toggle_name((ToggleId)t);
 		assert_int_equal(commands_toggle_parse(name), t);
 		unsigned b = commands_toggle_flip(&a, (ToggleId)t, msg, sizeof msg);
+		if (t == TOGGLE_ROPE) {
+			/* the default model's RoPE is its own: refused, the
+			 * fold-layout toggle names the fold's */
+			assert_int_equal(b, CMD_ERROR);
+			a.source = SOURCE_RANDOM;
+			b = commands_toggle_flip(&a, (ToggleId)t, msg, sizeof msg);
+		}
 		assert_int_equal(b, CMD_CHANGED);
 		TuiSettings d = fresh();
 		assert_true(memcmp(&a.opts.fold, &d.opts.fold, sizeof a.opts.fold) ||
@@ -116,9 +124,24 @@ static void test_kind_rope_precision(void **state)
 		commands_toggle_flip(&s, TOGGLE_KIND, msg, sizeof msg);
 		assert_int_not_equal(s.opts.fold.kind, ROT_COMMUTING);
 	}
+	/* on a checkpoint (the default model): the fold's layout */
+	assert_int_equal(run(&s, "rope interleaved", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.rope.layout, ROPE_HALF);
+	assert_true(s.opts.fold.layout_set);
+	assert_int_equal(s.opts.fold.layout, ROPE_INTERLEAVED);
+	assert_string_equal(commands_toggle_value(&s, TOGGLE_FOLD_LAYOUT), "interleaved");
+	assert_int_equal(run(&s, "fold-layout", msg), CMD_CHANGED);
+	assert_false(s.opts.fold.layout_set);
+	/* on a random layer: the layer's own RoPE */
+	assert_int_equal(run(&s, "load random", msg), CMD_CHANGED);
 	assert_int_equal(run(&s, "rope interleaved", msg), CMD_CHANGED);
 	assert_int_equal(s.opts.rope.layout, ROPE_INTERLEAVED);
 	assert_true(s.opts.layout_set);
+	/* ... and a :load forgets it */
+	assert_int_equal(run(&s, "load default", msg), CMD_CHANGED);
+	assert_false(s.opts.layout_set);
+	assert_false(s.opts.fold.layout_set);
+	assert_int_equal(run(&s, "load random", msg), CMD_CHANGED);
 	assert_int_equal(run(&s, "rope sideways", msg), CMD_ERROR);
 	assert_non_null(strstr(msg, "rope"));
 	assert_null(strstr(msg, "--rope"));
@@ -385,7 +408,91 @@ static void test_one_table(void **state)
 	assert_int_equal(run(&s, "source t.txt", msg), CMD_SOURCE);
 	s = fresh();
 	assert_int_equal(run(&s, "view nope", msg), CMD_ERROR);
-	assert_string_equal(msg, "view: 'nope' is not heatmap, offset, heads, pairs or info");
+	assert_string_equal(msg, "view: 'nope' is not heatmap, offset, heads, pairs, info, layers or "
+				 "rotation");
+}
+
+/* Compare mode, the rotation view, the log; one wording for a dropped
+ * assumption by key and by command; what reset keeps. */
+static void test_compare_words(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512], key[512];
+	assert_int_equal(run(&s, "against", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "against off", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "against other.gguf", msg), CMD_CHANGED);
+	assert_string_equal(s.against_path, "other.gguf");
+	assert_int_equal(run(&s, "view layers", msg), CMD_REDRAW);
+	assert_int_equal(s.view, VIEW_LAYERS);
+	assert_int_equal(run(&s, "against off", msg), CMD_CHANGED);
+	assert_string_equal(s.against_path, "");
+	assert_int_equal(s.view, VIEW_HEATMAP);
+	TuiSettings r = fresh();
+	assert_int_equal(run(&r, "load random", msg), CMD_CHANGED);
+	assert_int_equal(run(&r, "against other.gguf", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, ":load"));
+	/* --against on the command line starts in compare mode */
+	RunOptions o;
+	opts_defaults(&o);
+	o.model_path = "a.gguf";
+	o.against_path = "b.gguf";
+	TuiSettings c;
+	commands_settings_init(&c, &o, false);
+	assert_string_equal(c.against_path, "b.gguf");
+	assert_null(c.opts.against_path);
+
+	assert_int_equal(run(&s, "rotation k", msg), CMD_REDRAW);
+	assert_int_equal(s.rot_part, 'k');
+	assert_int_equal(s.view, VIEW_ROTATION);
+	assert_int_equal(run(&s, "rotation all", msg), CMD_REDRAW);
+	assert_int_equal(s.rot_part, 'a');
+	assert_int_equal(run(&s, "rotation w", msg), CMD_ERROR);
+	assert_int_equal(run(&s, "log", msg), CMD_LOG);
+	assert_int_equal(run(&s, "log now", msg), CMD_ERROR);
+
+	TuiSettings a = fresh(), b = fresh();
+	commands_toggle_flip(&a, TOGGLE_ASSUME0 + 1, key, sizeof key);
+	assert_int_equal(run(&b, "drop commutes", msg), CMD_CHANGED);
+	assert_string_equal(key, msg);
+	assert_string_equal(msg, "dropped commutes (dropped now: commutes)");
+
+	assert_int_equal(run(&a, "precision f32", msg), CMD_CHANGED);
+	assert_int_equal(run(&a, "fold-layout", msg), CMD_CHANGED);
+	assert_int_equal(run(&a, "reset", msg), CMD_CHANGED);
+	assert_false(a.opts.fold.layout_set);
+	assert_int_equal(a.opts.fold.dropped, 0);
+	assert_int_equal(a.opts.precision, PREC_F32);
+	assert_non_null(strstr(msg, "kept"));
+	assert_non_null(strstr(msg, "float32"));
+}
+
+/* The message log: oldest first, repeats and empty text skipped, the
+ * oldest dropped past MSGLOG_MAX. */
+static void test_msglog(void **state)
+{
+	(void)state;
+	static MsgLog l;
+	msglog_add(&l, MSG_INFO, "");
+	assert_int_equal(l.n, 0);
+	msglog_add(&l, MSG_EXPLAIN, "why one");
+	msglog_add(&l, MSG_EXPLAIN, "why one");
+	msglog_add(&l, MSG_ERROR, "bad");
+	assert_int_equal(l.n, 2);
+	assert_string_equal(msglog_get(&l, 0)->text, "why one");
+	assert_int_equal(msglog_get(&l, 1)->kind, MSG_ERROR);
+	assert_string_equal(msglog_kind_name(MSG_VERIFY), "verify");
+	char buf[32];
+	for (int i = 0; i < MSGLOG_MAX + 5; i++) {
+		snprintf(buf, sizeof buf, "m%d", i);
+		msglog_add(&l, MSG_INFO, buf);
+	}
+	assert_int_equal(l.n, MSGLOG_MAX);
+	assert_string_equal(msglog_get(&l, 0)->text, "m5");  /* 2 + MAX + 5 added, 7 dropped */
+	snprintf(buf, sizeof buf, "m%d", MSGLOG_MAX + 4);
+	assert_string_equal(msglog_get(&l, MSGLOG_MAX - 1)->text, buf);
+	msglog_clear(&l);
+	assert_int_equal(l.n, 0);
 }
 
 /* Every stop of the built-in tour (data/tour.txt) runs cleanly, in
@@ -489,6 +596,8 @@ int main(void)
 		cmocka_unit_test(test_drop_hold),
 		cmocka_unit_test(test_toggle),
 		cmocka_unit_test(test_kind_rope_precision),
+		cmocka_unit_test(test_compare_words),
+		cmocka_unit_test(test_msglog),
 		cmocka_unit_test(test_shape),
 		cmocka_unit_test(test_load_layer),
 		cmocka_unit_test(test_view_head_misc),

@@ -69,8 +69,12 @@ static void test_verdicts_and_holds(void **state)
 	f = finding_make(FIND_EXACT_REWRITE);
 	f.err = 2.2e-16;
 	f.eps = 1;
+	f.flag = true;
 	assert_string_equal(sentence(&f), "All three levels hold: the fold is an exact rewrite "
 					  "(max relative error 2.2e-16, 1.0 eps).");
+	/* not promised (a dropped assumption at T = 1): no "exact rewrite" */
+	f.flag = false;
+	assert_null(strstr(sentence(&f), "exact rewrite"));
 	f = finding_make(FIND_HOLDS_WITHIN_TOL);
 	f.tol = 100;
 	f.err = 1.3;
@@ -162,6 +166,10 @@ static void test_cause_sentences(void **state)
 	assert_string_equal(sentence(&f), "R mixes frequencies, but too slowly to show at T = 32: "
 					  "hypothesis fails; the break would appear near offset "
 					  "31416.");
+	/* at T = 1 the reason is the single offset, not slowness */
+	f.seq = 1;
+	assert_null(strstr(sentence(&f), "too slowly"));
+	assert_non_null(strstr(sentence(&f), "only offset is 0"));
 }
 
 /* Every code has words of its own (none falls back to its machine name). */

@@ -134,7 +134,7 @@ scroll_to() {
 }
 keys ?
 check "help: the first screen, scroll position shown" " 1-21 of [0-9]+ "
-if scroll_to "^│ {28}permute-heads, kind, rope, precision +│$"; then
+if scroll_to "^│ {28}permute-heads, kind, rope, precision, fold-layout +│$"; then
 	ok "help at 80 columns: a long command line ends on a line under its description"
 else
 	not_ok "help at 80 columns: a long command line ends on a line under its description"
@@ -317,7 +317,7 @@ check_not ":layer 1 on the default model: not refused" "no checkpoint|:load PATH
 keys 9
 check ":layer 1 on the default model: the info view names layer 1" "default model, layer 1"
 keys ':layer 2' Enter
-check ":layer 2 on the default model: out of range, said so" "--layer: layer 2 is out of range"
+check ":layer 2 on the default model: out of range, said so, as a command" ":layer: layer 2 is out of range"
 check "... and the explorer stays on layer 1" "default layer 1 "
 keys ':export out-default' Enter
 check ":export on the default model writes the layer shown" "exported layer 1 folded"

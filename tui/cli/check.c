@@ -5,6 +5,7 @@
 #include "core/levels.h"
 #include "core/session.h"
 #include "tui/cli/check.h"
+#include "tui/cli/check_against.h"
 #include "tui/cli/info.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
@@ -24,6 +25,24 @@ ReportContext workload_context(const Workload *w, const RunOptions *o)
 	return c;
 }
 
+/* What compare mode refuses: a checkpoint is needed, and no fold is drawn. */
+static int against_refuses(const RunOptions *o, char *err, size_t errlen)
+{
+	static const char *const fold_flags[] = {"--rotate", "--drop", "--kind",
+						 "--permute-heads", NULL};
+	if (!o->model_path) {
+		snprintf(err, errlen, "--against: compares two checkpoints' layers; give --model A");
+		return -1;
+	}
+	for (size_t i = 0; fold_flags[i]; i++)
+		if (opts_given(o, fold_flags[i])) {
+			snprintf(err, errlen, "%s: with --against nothing is folded: B's stored "
+				 "layer takes the fold's place", fold_flags[i]);
+			return -1;
+		}
+	return 0;
+}
+
 static void check_help(void)
 {
 	printf("usage: ropefold check [model options] [fold options] [--json] [--plot PATH]\n\n"
@@ -33,7 +52,7 @@ static void check_help(void)
 	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
-	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_PLOT);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT);
 }
 
 /* --plot: the offset curve and the heatmap of the head where the score
@@ -63,7 +82,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_PLOT, &o,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT, &o,
 		       err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
@@ -74,6 +93,10 @@ int cli_check(int argc, char **argv, bool use_default)
 	}
 	if (o.n_positional) {
 		fprintf(stderr, "ropefold check: %s: unexpected argument\n", o.positional[0]);
+		return 2;
+	}
+	if (o.against_path && against_refuses(&o, err, sizeof err)) {
+		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
 	}
 	if (o.plot && figure_format_ok(o.plot)) {
@@ -88,6 +111,11 @@ int cli_check(int argc, char **argv, bool use_default)
 		return 2;
 	}
 	cli_model_note("check", w.note);
+	if (o.against_path) {
+		int rc = cli_check_against(&o, &w);
+		workload_done(&w);
+		return rc;
+	}
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol,
 			  .kernel = kernel_env()};
 	InvReport rep;

@@ -121,7 +121,7 @@ static json_t *break_json(const VerifyVerdict *v, size_t layer)
 	return b;
 }
 
-static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep)
+json_t *verify_layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep)
 {
 	json_t *perm = json_array(), *rot = json_array();
 	for (size_t g = 0; v->plan.perm && g < v->plan.n_kv_heads; g++) {
@@ -243,7 +243,7 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	if (p->tty)
 		fputs("\r\033[K", stderr);
 	if (p->layers)
-		json_array_append_new(p->layers, layer_json(r->layer, v, r->report));
+		json_array_append_new(p->layers, verify_layer_json(r->layer, v, r->report));
 	else
 		layer_text(r->layer, v, r->report);
 	fflush(stdout);

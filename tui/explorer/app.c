@@ -14,14 +14,20 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "core/rope.h"
+#include "core/verify.h"
 #include "tui/explorer/app.h"
 #include "tui/explorer/cmdline.h"
 #include "tui/explorer/colors.h"
 #include "tui/explorer/commands.h"
 #include "tui/explorer/fold_actions.h"
 #include "tui/explorer/keys.h"
+#include "tui/explorer/msglog.h"
 #include "tui/explorer/figure_actions.h"
 #include "tui/explorer/tour.h"
+#include "tui/explorer/views/compare_panel.h"
+#include "tui/explorer/views/draw.h"
+#include "tui/explorer/views/pager.h"
 #include "tui/explorer/views/panels.h"
 #include "tui/explorer/views/views.h"
 #include "tui/explorer/worker.h"
@@ -162,8 +168,14 @@ typedef struct {
 	bool status_err;
 	bool help;
 	int help_scroll;
+	/* a full-screen page: the message log, or the whole explanation */
+	bool pager, pager_log;
+	int pager_scroll;
+	char pager_text[4096];
+	MsgLog log;
 	bool tour;
 	size_t tour_i;
+	TuiSettings tour_set;     /* what the tour card's claim is for */
 	Tour *tours;              /* the tour shown (built-in or :source), or NULL */
 	bool tours_builtin;
 	TuiSettings tour_base;    /* the settings the tour started from */
@@ -186,8 +198,44 @@ typedef struct {
 
 static void set_status(App *a, bool err, const char *msg)
 {
-	snprintf(a->status, sizeof a->status, "%s", msg);
+	snprintf(a->status, sizeof a->status, "%.500s", msg);
 	a->status_err = err;
+	msglog_add(&a->log, err ? MSG_ERROR : MSG_INFO, msg);
+}
+
+/* An error of the layer's build names the flag ("--layer: ..."); here
+ * the same value came from a command (":layer ..."). */
+static void set_error_for_command(App *a, const char *err)
+{
+	char m[512];
+	if (!strncmp(err, "--", 2))
+		snprintf(m, sizeof m, ":%.500s", err + 2);
+	else
+		snprintf(m, sizeof m, "%.500s", err);
+	set_status(a, true, m);
+}
+
+/* One line saying what a finished request loaded or compared with. */
+static void say_loaded(App *a, const EvalResult *r, const TuiSettings *before)
+{
+	const TuiSettings *s = &r->settings;
+	const LayerInfo *li = &r->info;
+	char m[512];
+	bool loaded = s->source != before->source || strcmp(s->model_path, before->model_path) ||
+		      s->opts.layer != before->opts.layer;
+	bool against = strcmp(s->against_path, before->against_path) != 0;
+	if (against && r->cmp.on)
+		snprintf(m, sizeof m, "comparing layer %zu with %.300s: %s", li->layer_index,
+			 r->cmp.against,
+			 r->cmp.equivalent ? verify_relation_name(r->cmp.relation)
+					   : "NOT a fold of it");
+	else if (loaded)
+		snprintf(m, sizeof m, "loaded %.300s, layer %zu: D=%zu H=%zu G=%zu d=%zu, %s RoPE",
+			 li->source, li->layer_index, li->shape.d_model, li->shape.n_heads,
+			 li->shape.n_kv_heads, li->shape.head_dim, rope_layout_name(li->rope.layout));
+	else
+		return;
+	set_status(a, false, m);
 }
 
 static void submit(App *a)
@@ -220,7 +268,7 @@ static void take_result(App *a)
 	if (r->status) {
 		a->n_deferred = 0;
 		a->deferred_gen = 0;
-		set_status(a, true, r->err);
+		set_error_for_command(a, r->err);
 		if (a->res) {
 			ViewId v = a->set.view;
 			size_t h = a->set.head;
@@ -231,9 +279,16 @@ static void take_result(App *a)
 		worker_result_free(r);
 		return;
 	}
+	TuiSettings before = a->applied;
+	bool first = !a->res;
 	worker_result_free(a->res);
 	a->res = r;
 	a->applied = r->settings;
+	if (!first)
+		say_loaded(a, r, &before);
+	char why[4096];
+	panels_why_text(r, why, sizeof why);
+	msglog_add(&a->log, MSG_EXPLAIN, why);
 	if (a->deferred_gen && r->gen == a->deferred_gen)
 		run_deferred(a);
 	/* Show the layer's own layout on the toggle until the user sets one. */
@@ -313,6 +368,7 @@ static void tour_goto_from(App *a, size_t i, bool start)
 	a->tour = st != NULL;
 	a->tour_i = i;
 	a->set = s;
+	a->tour_set = a->set;
 	set_status(a, false, "");
 	submit(a);
 	if (a->n_deferred)
@@ -345,6 +401,25 @@ static void tour_start(App *a, const char *path)
 	tour_goto_from(a, 0, true);
 }
 
+/* The tour card's claim holds for the settings its stop made. */
+static bool tour_changed(const App *a)
+{
+	const RunOptions *x = &a->set.opts, *y = &a->tour_set.opts;
+	return memcmp(&x->fold, &y->fold, sizeof x->fold) || x->precision != y->precision ||
+	       x->rope.layout != y->rope.layout || x->seq != y->seq || x->tol != y->tol ||
+	       a->set.source != a->tour_set.source || strcmp(a->set.against_path, a->tour_set.against_path);
+}
+
+static void open_pager(App *a, bool log)
+{
+	a->pager = true;
+	a->pager_log = log;
+	/* the log opens at its newest entry, the explanation at its start */
+	a->pager_scroll = log ? INT_MAX / 2 : 0;
+	if (!log)
+		panels_why_text(a->res, a->pager_text, sizeof a->pager_text);
+}
+
 static void run_command(App *a, const char *line)
 {
 	char msg[512];
@@ -374,6 +449,8 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 		snprintf(path, sizeof path, "%s", a->set.action_path);
 		tour_start(a, path);
 	}
+	if (bits & CMD_LOG)
+		open_pager(a, true);
 	if (bits & CMD_EXPORT) {
 		char m[512];
 		int rc = fold_action_export(&a->set, a->set.action_path, m, sizeof m);
@@ -386,17 +463,23 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 		set_status(a, rc != 0, m);
 	}
 	if (bits & CMD_VERIFY) {
-		char m[512];
+		char m[2048];
 		FoldBreak br;
 		int rc = fold_action_verify(&a->set, a->set.action_path, &br, m, sizeof m);
 		set_status(a, rc != 0 || !br.equivalent, m);
-		if (rc == 0 && !br.equivalent) {
-			/* Jump to the first break. */
-			a->set.head = br.head;
-			if (a->set.source != SOURCE_RANDOM && a->set.opts.layer != br.layer) {
-				a->set.opts.layer = br.layer;
-				submit(a);
+		msglog_add(&a->log, MSG_VERIFY, m);
+		if (rc == 0) {
+			/* Compare mode on the real difference, at the first break,
+			 * in the layers view. */
+			snprintf(a->set.against_path, sizeof a->set.against_path, "%s",
+				 a->set.action_path);
+			a->set.view = VIEW_LAYERS;
+			if (!br.equivalent) {
+				a->set.head = br.head;
+				if (a->set.source != SOURCE_RANDOM)
+					a->set.opts.layer = br.layer;
 			}
+			submit(a);
 		}
 	}
 }
@@ -463,6 +546,25 @@ static void layout_make(App *a)
 	a->w_help = newwin(H - 1, W, 0, 0);
 }
 
+/* Every cell of w dimmed, colors dropped; line-drawing cells stay
+ * line drawing. */
+static void dim_window(WINDOW *w)
+{
+	int h = getmaxy(w), wd = getmaxx(w);
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < wd; x++) {
+			cchar_t c;
+			wchar_t wc[CCHARW_MAX + 1];
+			attr_t at;
+			short pair;
+			if (mvwin_wch(w, y, x, &c) == ERR ||
+			    getcchar(&c, wc, &at, &pair, NULL) == ERR)
+				continue;
+			if (setcchar(&c, wc, (at & A_ALTCHARSET) | A_DIM, 0, NULL) == OK)
+				mvwadd_wch(w, y, x, &c);
+		}
+}
+
 static void draw_all(App *a)
 {
 	if (a->small) {
@@ -478,11 +580,20 @@ static void draw_all(App *a)
 		werase(all[i]);
 	bool computing = a->pending != 0;
 	panels_title(a->w_title, a->res, computing);
-	if (a->tour)
+	if (a->tour) {
 		panels_tour(a->w_left, tour_step(a->tours, a->tour_i), a->tour_i,
 			    tour_count(a->tours), &a->set);
-	else
+		if (tour_changed(a))
+			draw_wrap(a->w_left, getmaxy(a->w_left) - 6, 2, LEFT_W - 4, 2,
+				  colors_attr(CLR_EXPECTED),
+				  "changed: the card speaks of its own settings");
+	} else if (a->res && a->res->cmp.on && a->set.against_path[0]) {
+		panels_compare(a->w_left, a->res);
+		for (int t = 0; t < TOGGLE_COUNT; t++)
+			a->row_of[t] = -1;
+	} else {
 		panels_toggles(a->w_left, &a->set, a->sel, a->row_of);
+	}
 	if (!a->zoom) {
 		panels_levels(a->w_levels, a->res);
 		panels_explanation(a->w_expl, a->res);
@@ -496,6 +607,15 @@ static void draw_all(App *a)
 		vc.set = &a->set;
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 		views_get(a->set.view)->draw(&vc);
+	}
+	if (computing) {
+		/* what is shown answers an older request: dimmed until the new
+		 * one arrives */
+		WINDOW *stale[] = {a->zoom ? NULL : a->w_levels, a->zoom ? NULL : a->w_expl,
+				   a->w_view};
+		for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+			if (stale[i])
+				dim_window(stale[i]);
 	}
 	if (a->w_frame2) {
 		/* the companion: the offset curve, or the heatmap beside it */
@@ -523,6 +643,10 @@ static void draw_all(App *a)
 		/* over the status line too: its last row shows where one is */
 		panels_help(a->w_help, &a->help_scroll);
 		wnoutrefresh(a->w_help);
+	} else if (a->pager) {
+		pager_draw(a->w_help, a->pager_log ? "message log" : "why: the whole explanation",
+			   a->pager_log ? &a->log : NULL, a->pager_text, &a->pager_scroll);
+		wnoutrefresh(a->w_help);
 	} else {
 		/* Last, so the cursor lands on the command line. */
 		wnoutrefresh(a->w_status);
@@ -537,6 +661,10 @@ static void draw_all(App *a)
 static void flip(App *a, int t)
 {
 	char msg[512];
+	if (a->set.against_path[0]) {
+		set_status(a, true, "compare mode: nothing to toggle (':against off' folds again)");
+		return;
+	}
 	unsigned bits = commands_toggle_flip(&a->set, (ToggleId)t, msg, sizeof msg);
 	apply_bits(a, bits, msg);
 }
@@ -592,6 +720,12 @@ static void do_action(App *a, const KeyDef *k)
 		break;
 	case ACT_REDRAW:
 		clearok(curscr, TRUE);
+		break;
+	case ACT_EXPLAIN:
+		open_pager(a, false);
+		break;
+	case ACT_LOG:
+		open_pager(a, true);
 		break;
 	case ACT_EPS_UP:
 	case ACT_EPS_DOWN:
@@ -702,6 +836,26 @@ static void on_key(App *a, int ch)
 			a->help = false;
 		if (a->help_scroll < 0)
 			a->help_scroll = 0;
+		return;
+	}
+	if (a->pager) {
+		int rows = LINES - 3;
+		if (ch == KEY_DOWN || ch == 'j')
+			a->pager_scroll++;
+		else if (ch == KEY_UP || ch == 'k')
+			a->pager_scroll--;
+		else if (ch == KEY_NPAGE || ch == ' ')
+			a->pager_scroll += rows;
+		else if (ch == KEY_PPAGE)
+			a->pager_scroll -= rows;
+		else if (ch == KEY_HOME || ch == 'g')
+			a->pager_scroll = 0;
+		else if (ch == KEY_END || ch == 'G')
+			a->pager_scroll = INT_MAX / 2;  /* the draw clamps it to the end */
+		else
+			a->pager = false;
+		if (a->pager_scroll < 0)
+			a->pager_scroll = 0;
 		return;
 	}
 	if (a->small) {
@@ -881,6 +1035,7 @@ int app_run(const RunOptions *o, bool use_default, bool tour, const char *tour_f
 		rc = 128 + got_signal;
 	worker_result_free(a->res);
 	worker_free(a->worker);
+	msglog_clear(&a->log);
 	tour_free(a->tours);
 	free(a);
 	return rc;

@@ -33,6 +33,17 @@ void commands_settings_init(TuiSettings *s, const RunOptions *o,
 	/* Positional arguments point into argv: they do not belong here. */
 	s->opts.n_positional = 0;
 	s->view = VIEW_HEATMAP;
+	s->rot_part = 'q';
+	if (o->against_path)
+		snprintf(s->against_path, sizeof s->against_path, "%s", o->against_path);
+	s->opts.against_path = NULL;
+	/* --rope on a checkpoint names the layout the fold is built for: the
+	 * fold-layout toggle, not the layer's own RoPE */
+	if (s->source != SOURCE_RANDOM && o->layout_set) {
+		s->opts.fold.layout_set = true;
+		s->opts.fold.layout = o->rope.layout;
+		s->opts.layout_set = false;
+	}
 }
 
 void commands_settings_options(const TuiSettings *s, RunOptions *out)
@@ -50,10 +61,28 @@ void commands_settings_options(const TuiSettings *s, RunOptions *out)
 static const char *const part_names[4] = {"q", "k", "v", "o"};
 static const char *const part_labels[4] = {"rotate Q", "rotate K", "rotate V", "rotate O"};
 static const char *const other_names[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
-	"permute-heads", "kind", "rope", "precision",
+	"permute-heads", "kind", "rope", "precision", "fold-layout",
+};
+static const char *const other_labels[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
+	"permute-heads", "kind", "layer rope", "precision", "fold for",
 };
 _Static_assert(TOGGLE_PERMUTE - TOGGLE_ASSUME0 == ASSUME_COUNT,
 	       "one toggle per assumption");
+
+/* One wording for a dropped or held assumption, by key or command:
+ * "dropped commutes (dropped now: commutes)". */
+static void dropped_msg(const TuiSettings *s, const char *verb, const char *what, char *msg,
+			size_t msglen)
+{
+	char list[160] = "";
+	for (unsigned i = 0; i < ASSUME_COUNT; i++)
+		if (s->opts.fold.dropped & (1u << i)) {
+			if (*list)
+				strncat(list, ",", sizeof list - strlen(list) - 1);
+			strncat(list, fold_assumption_name(i), sizeof list - strlen(list) - 1);
+		}
+	snprintf(msg, msglen, "%s %s (dropped now: %s)", verb, what, *list ? list : "none");
+}
 
 const char *commands_toggle_name(ToggleId t)
 {
@@ -68,7 +97,11 @@ const char *commands_toggle_name(ToggleId t)
 
 const char *commands_toggle_label(ToggleId t)
 {
-	return (unsigned)t < TOGGLE_ASSUME0 ? part_labels[t] : commands_toggle_name(t);
+	if ((unsigned)t < TOGGLE_ASSUME0)
+		return part_labels[t];
+	if (t >= TOGGLE_PERMUTE && t < TOGGLE_COUNT)
+		return other_labels[t - TOGGLE_PERMUTE];
+	return commands_toggle_name(t);
 }
 
 /* The toggle names as a list (names.h). */
@@ -106,6 +139,8 @@ const char *commands_toggle_value(const TuiSettings *s, ToggleId t)
 		return rope_layout_name(s->opts.rope.layout);
 	case TOGGLE_PRECISION:
 		return s->opts.precision == PREC_F32 ? "f32" : "f64";
+	case TOGGLE_FOLD_LAYOUT:
+		return s->opts.fold.layout_set ? rope_layout_name(s->opts.fold.layout) : "own";
 	default:
 		return NULL;
 	}
@@ -126,8 +161,8 @@ unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
 		snprintf(msg, msglen, "rotate %s", buf);
 	} else if (t < TOGGLE_PERMUTE) {
 		f->dropped ^= 1u << (t - TOGGLE_ASSUME0);
-		snprintf(msg, msglen, "%s %s", commands_toggle_on(s, t) ? "hold" : "drop",
-			 commands_toggle_name(t));
+		dropped_msg(s, commands_toggle_on(s, t) ? "held" : "dropped", commands_toggle_name(t),
+			    msg, msglen);
 	} else if (t == TOGGLE_PERMUTE) {
 		f->permute_heads = !f->permute_heads;
 		snprintf(msg, msglen, "permute-heads %s", f->permute_heads ? "on" : "off");
@@ -139,9 +174,31 @@ unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
 		snprintf(msg, msglen, "kind %s%s", rotation_kind_name(f->kind),
 			 (f->dropped & ASSUME_COMMUTES) ? "" : " (used when commutes is dropped)");
 	} else if (t == TOGGLE_ROPE) {
+		if (s->source != SOURCE_RANDOM) {
+			snprintf(msg, msglen, "layer rope: a checkpoint's is its own (%s); "
+				 "y: the fold's layout",
+				 rope_layout_name(s->opts.rope.layout));
+			return CMD_ERROR;
+		}
 		s->opts.rope.layout = s->opts.rope.layout == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
 		s->opts.layout_set = true;
-		snprintf(msg, msglen, "rope %s", rope_layout_name(s->opts.rope.layout));
+		snprintf(msg, msglen, "layer rope %s (the fold follows it)",
+			 rope_layout_name(s->opts.rope.layout));
+	} else if (t == TOGGLE_FOLD_LAYOUT) {
+		/* own -> the other layout -> own: the other is the one whose
+		 * commuting rotations do not commute with the layer's RoPE */
+		RopeLayout own = s->opts.rope.layout;
+		if (s->opts.fold.layout_set) {
+			s->opts.fold.layout_set = false;
+			snprintf(msg, msglen, "fold built for the layer's own layout (%s)",
+				 rope_layout_name(own));
+		} else {
+			s->opts.fold.layout_set = true;
+			s->opts.fold.layout = own == ROPE_HALF ? ROPE_INTERLEAVED : ROPE_HALF;
+			snprintf(msg, msglen, "fold for %s, layer RoPE %s: a layout mismatch",
+				 rope_layout_name(s->opts.fold.layout),
+				 rope_layout_name(own));
+		}
 	} else {
 		s->opts.precision = s->opts.precision == PREC_F32 ? PREC_F64 : PREC_F32;
 		snprintf(msg, msglen, "precision %s", commands_toggle_value(s, t));
@@ -154,7 +211,7 @@ unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
  * ====================================================================== */
 
 static const char *const view_names[VIEW_COUNT] = {
-	"heatmap", "offset", "heads", "pairs", "info",
+	"heatmap", "offset", "heads", "pairs", "info", "layers", "rotation",
 };
 
 const char *commands_view_name(ViewId v)
@@ -286,14 +343,7 @@ static unsigned cmd_drop_hold(TuiSettings *s, const char *cmd, const char *arg,
 		s->opts.fold.dropped |= bits;
 	else
 		s->opts.fold.dropped &= ~bits;
-	char list[160] = "";
-	for (unsigned i = 0; i < ASSUME_COUNT; i++)
-		if (s->opts.fold.dropped & (1u << i)) {
-			if (*list)
-				strncat(list, ",", sizeof list - strlen(list) - 1);
-			strncat(list, fold_assumption_name(i), sizeof list - strlen(list) - 1);
-		}
-	snprintf(msg, msglen, "dropped: %s", *list ? list : "none");
+	dropped_msg(s, !strcmp(cmd, "drop") ? "dropped" : "held", arg, msg, msglen);
 	return CMD_CHANGED;
 }
 
@@ -302,7 +352,7 @@ static unsigned cmd_toggle(TuiSettings *s, const char *cmd, const char *arg,
 {
 	int t = commands_toggle_parse(arg);
 	if (t < 0)
-		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision)",
+		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision, fold-layout)",
 		    cmd, arg);
 	return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
 }
@@ -385,6 +435,9 @@ static unsigned cmd_load(TuiSettings *s, const char *cmd, const char *arg,
 		snprintf(s->model_path, sizeof s->model_path, "%s", arg);
 		s->opts.layer = 0;
 	}
+	/* a layout chosen for the old layer means nothing for the new one */
+	s->opts.layout_set = false;
+	s->opts.fold.layout_set = false;
 	snprintf(msg, msglen, "loading %s", arg);
 	return CMD_CHANGED;
 }
@@ -438,7 +491,10 @@ static unsigned cmd_reset(TuiSettings *s, const char *cmd, const char *arg,
 	uint64_t seed = s->opts.fold.seed;
 	s->opts.fold = fold_config_default();
 	s->opts.fold.seed = seed;
-	snprintf(msg, msglen, "fold reset: rotate qkvo, every assumption held");
+	/* every assumption held, built for the layer's own layout; the layer
+	 * and the precision are not the fold's and stay */
+	snprintf(msg, msglen, "fold reset: qkvo, all held, own layout (kept: the layer, %s)",
+		 s->opts.precision == PREC_F32 ? "float32" : "float64");
 	return CMD_CHANGED;
 }
 
@@ -471,6 +527,81 @@ static unsigned cmd_export(TuiSettings *s, const char *cmd, const char *arg,
 	s->action_force = !strcmp(cmd, "export!");
 	snprintf(msg, msglen, "%s %s", cmd, arg);
 	return strcmp(cmd, "verify") ? CMD_EXPORT : CMD_VERIFY;
+}
+
+/* :rope L: a random layer's own RoPE; on a checkpoint (whose RoPE is its
+ * runtime's) the layout the fold is built for, as --rope says there. */
+static unsigned cmd_rope(TuiSettings *s, const char *cmd, const char *arg,
+			 char *msg, size_t msglen)
+{
+	if (s->source == SOURCE_RANDOM)
+		return cmd_flag(s, cmd, arg, msg, msglen);
+	RopeLayout l;
+	if (!*arg)
+		ERR("%s: missing value (half|interleaved)", cmd);
+	if (rope_layout_parse(arg, &l))
+		ERR("%s: '%s' is not 'interleaved' or 'half'", cmd, arg);
+	s->opts.fold.layout_set = l != s->opts.rope.layout;
+	s->opts.fold.layout = l;
+	snprintf(msg, msglen, "fold for %s, layer RoPE %s (its own)%s", rope_layout_name(l),
+		 rope_layout_name(s->opts.rope.layout),
+		 s->opts.fold.layout_set ? ": a layout mismatch" : "");
+	return CMD_CHANGED;
+}
+
+/* :against PATH: compare mode, B's stored layer in the fold's place;
+ * :against off leaves it. */
+static unsigned cmd_against(TuiSettings *s, const char *cmd, const char *arg,
+			    char *msg, size_t msglen)
+{
+	if (!*arg)
+		ERR("%s: which checkpoint? ':%s PATH' (or 'off')", cmd, cmd);
+	if (!strcmp(arg, "off")) {
+		if (!s->against_path[0])
+			ERR("%s: not comparing", cmd);
+		s->against_path[0] = 0;
+		if (s->view == VIEW_LAYERS)
+			s->view = VIEW_HEATMAP;
+		snprintf(msg, msglen, "compare mode off: the fold again");
+		return CMD_CHANGED;
+	}
+	if (strlen(arg) >= sizeof s->against_path)
+		ERR("%s: path too long", cmd);
+	if (s->source == SOURCE_RANDOM)
+		ERR("%s: compares two checkpoints' layers; ':load PATH' or ':load default' first",
+		    cmd);
+	snprintf(s->against_path, sizeof s->against_path, "%s", arg);
+	snprintf(msg, msglen, "comparing with %s", arg);
+	return CMD_CHANGED;
+}
+
+/* :rotation q|k|v|all: which R the rotation view draws. */
+static unsigned cmd_rotation(TuiSettings *s, const char *cmd, const char *arg,
+			     char *msg, size_t msglen)
+{
+	char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
+		: (strlen(arg) == 1 && strchr("qkvQKV", arg[0])) ? (char)tolower((unsigned char)arg[0])
+		: 0;
+	if (!p)
+		ERR("%s: '%s' is not q, k, v or all", cmd, arg);
+	s->rot_part = p;
+	s->view = VIEW_ROTATION;
+	if (p == 'a')
+		snprintf(msg, msglen, "rotation view: R_q, R_k, R_v");
+	else
+		snprintf(msg, msglen, "rotation view: R_%c", p);
+	return CMD_REDRAW;
+}
+
+/* :log: the message log. */
+static unsigned cmd_log(TuiSettings *s, const char *cmd, const char *arg,
+			char *msg, size_t msglen)
+{
+	(void)s;
+	if (*arg)
+		ERR("%s: takes no argument", cmd);
+	msg[0] = 0;
+	return CMD_LOG;
 }
 
 /* :eps up|down|EPS: the strength of the pair-mix kind, by decades with
@@ -616,6 +747,12 @@ static const char *const *scaling_words(void)
 	return w;
 }
 
+static const char *const *part_words(void)
+{
+	static const char *const w[] = {"q", "k", "v", "all", NULL};
+	return w;
+}
+
 static const char *const *scale_words(void)
 {
 	static const char *const w[] = {"log", "linear", "toggle", NULL};
@@ -644,11 +781,11 @@ static const CmdDef cmds[] = {
 	{"rotate", NULL, "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL, false, WORDS(rotate_words), NULL},
 	{"drop", NULL, "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
 	{"hold", NULL, "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
-	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
+	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision, fold-layout", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
 	{"kind", NULL, "K", "R_q/R_k kind when commutes is dropped: { }", cmd_kind, NULL, false, WORDS(kind_words), names_kind},
 	{"permute-heads", NULL, "on|off", "also permute the kv groups with their heads", cmd_permute, NULL, false, WORDS(onoff_words), NULL},
 	{"reset", NULL, NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL, false, NOARG, NULL},
-	{"rope", NULL, "half|interleaved", "RoPE pair layout", cmd_flag, "--rope", false, WORDS(rope_words), NULL},
+	{"rope", NULL, "half|interleaved", "RoPE pair layout (a checkpoint's: the fold's layout)", cmd_rope, "--rope", false, WORDS(rope_words), NULL},
 	{"rotary-dim", NULL, "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim", false, NOARG, NULL},
 	{"theta", "rope-theta", "X", "RoPE base theta", cmd_flag, "--rope-theta", false, NOARG, NULL},
 	{"scaling", "rope-scaling", "RULE", "frequency scaling: none linear:F ntk:F yarn:F llama3:F", cmd_flag, "--rope-scaling", false, WORDS(scaling_words), NULL},
@@ -665,13 +802,16 @@ static const CmdDef cmds[] = {
 	{"layer", NULL, "N", "layer of the checkpoint (loaded or the built-in default)", cmd_layer, "--layer", false, NOARG, NULL},
 	{"export", NULL, "PATH", "write the checkpoint with this fold baked into this layer", cmd_export, NULL, false, PATH, NULL},
 	{"export!", NULL, "PATH", "the same, replacing PATH (and its sidecar) if it exists", cmd_export, NULL, false, PATH, NULL},
-	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? jump to the first break", cmd_export, NULL, false, PATH, NULL},
+	{"verify", NULL, "PATH", "is PATH a fold of the checkpoint? compare with it, at the first break", cmd_export, NULL, false, PATH, NULL},
 	{"eps", "mix-eps", "up|down|EPS", "pair-mix strength (radians; + and - keys: by decades); selects pair-mix", cmd_eps, NULL, false, WORDS(eps_words), NULL},
 	{"heat-scale", NULL, "log|linear", "the heatmap's color scale (L flips it)", cmd_heat_scale, NULL, false, WORDS(scale_words), NULL},
 	{"export-figure", "figure", "PATH", "write the current view as a figure: .svg, .png or .pdf", cmd_file, NULL, false, PATH, NULL},
 	{"export-csv", "csv", "PATH", "write the current view's numbers as CSV", cmd_file, NULL, false, PATH, NULL},
 	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},
 	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
+	{"against", NULL, "PATH", "compare mode: this layer against PATH's stored one (off: the fold again)", cmd_against, NULL, false, PATH, NULL},
+	{"rotation", NULL, "q|k|v|all", "the rotation view of R_q, R_k, R_v (all: side by side)", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"log", NULL, NULL, "the message log: every explanation, verify result and error", cmd_log, NULL, false, NOARG, NULL},
 	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
 	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},
 	{"tour", NULL, NULL, "the classroom tour", cmd_simple, NULL, false, NOARG, NULL},

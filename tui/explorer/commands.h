@@ -16,6 +16,8 @@ typedef enum {
 	VIEW_HEADS,         /* per-head bars */
 	VIEW_PAIRS,         /* commutator map per frequency pair */
 	VIEW_INFO,          /* model and layer info */
+	VIEW_LAYERS,        /* compare mode: every layer and kv group's status */
+	VIEW_ROTATION,      /* the selected head's R_q, R_k, R_v as matrices */
 	VIEW_COUNT
 } ViewId;
 
@@ -34,6 +36,9 @@ typedef struct {
 	bool action_force;        /* CMD_EXPORT: replace it (:export!) */
 	ViewId view;
 	size_t head;              /* selected query head (clamped on draw) */
+	char against_path[1024];  /* compare mode: the checkpoint B whose stored
+				   * layer takes the fold's place ("": off) */
+	char rot_part;            /* rotation view: 'q', 'k', 'v' or 'a' (all) */
 	bool heat_linear;         /* heatmap: a linear color scale, not log */
 } TuiSettings;
 
@@ -47,6 +52,7 @@ enum {
 	CMD_ERROR = 1u << 5,    /* msg holds the reason; settings unchanged */
 	CMD_EXPORT = 1u << 6,   /* write action_path (tui/fold_actions.h) */
 	CMD_VERIFY = 1u << 7,   /* verify action_path against the checkpoint */
+	CMD_LOG = 1u << 8,      /* open the message log */
 	CMD_FIGURE = 1u << 12,  /* write the current view to action_path as a
 				 * figure (tui/shared/figure.h) */
 	CMD_CSV = 1u << 13,     /* write the current view's numbers there */
@@ -73,8 +79,9 @@ typedef enum {
 	TOGGLE_ASSUME0,                      /* the seven assumptions follow */
 	TOGGLE_PERMUTE = TOGGLE_ASSUME0 + 7,
 	TOGGLE_KIND,
-	TOGGLE_ROPE,
+	TOGGLE_ROPE,        /* the layer's own RoPE layout (a random layer's) */
 	TOGGLE_PRECISION,
+	TOGGLE_FOLD_LAYOUT, /* the layout the fold is built for: own or other */
 	TOGGLE_COUNT
 } ToggleId;
 

@@ -70,12 +70,14 @@ typedef struct {
 	FoldBreak *out;
 	char *msg;
 	size_t msglen;
+	bool all_identical;    /* every layer so far bit for bit the same */
 } FirstBreak;
 
 static int on_layer(void *ctx, const VerifyLayerResult *r)
 {
 	FirstBreak *fb = ctx;
 	const VerifyVerdict *v = r->verdict;
+	fb->all_identical &= v->relation == VERIFY_REL_IDENTICAL;
 	if (v->equivalent)
 		return 0;
 	const LayerShape *s = &r->a->shape;
@@ -132,7 +134,7 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 	if (checkpoint_path(s, "verify", model, sizeof model, msg, msglen))
 		return -1;
 	out->equivalent = true;
-	FirstBreak fb = {out, msg, msglen};
+	FirstBreak fb = {out, msg, msglen, true};
 	VerifyJob j = {model, path, NULL, NULL, 0, false, PREC_F64, 0, 0, &fb, NULL, on_layer,
 		       kernel_env()};
 	VerifyOutcome res;
@@ -145,9 +147,13 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 			 path, res.layers_b);
 		return -1;
 	}
-	if (out->equivalent)
-		snprintf(msg, msglen, "verify: %s is an exact fold of %s in all %zu layers", path,
-			 model, res.layers_a);
+	/* verify's words: "identical" for the same bits, else a fold */
+	if (out->equivalent && fb.all_identical)
+		snprintf(msg, msglen, "verify: %s is identical to %s in all %zu layers", path, model,
+			 res.layers_a);
+	else if (out->equivalent)
+		snprintf(msg, msglen, "verify: %s is equivalent to %s in all %zu layers (a fold; "
+			 "the layers view says which)", path, model, res.layers_a);
 	model_level_note(model, path, out->equivalent, msg, msglen);
 	return 0;
 }

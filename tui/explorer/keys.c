@@ -38,7 +38,8 @@ static const KeyDef table[] = {
 	{'b', "b", "hold/drop bias", ACT_TOGGLE, TOGGLE_ASSUME0 + 6, 0, NULL},
 	{'x', "x", "permute heads on/off", ACT_TOGGLE, TOGGLE_PERMUTE, 0, NULL},
 	{'n', "n", "next rotation kind (used when commutes is dropped)", ACT_TOGGLE, TOGGLE_KIND, 0, NULL},
-	{'r', "r", "RoPE layout half/interleaved", ACT_TOGGLE, TOGGLE_ROPE, 0, NULL},
+	{'r', "r", "a random layer's own RoPE layout half/interleaved", ACT_TOGGLE, TOGGLE_ROPE, 0, NULL},
+	{'y', "y", "the layout the fold is built for: the layer's own, or the other (a mismatch)", ACT_TOGGLE, TOGGLE_FOLD_LAYOUT, 0, NULL},
 	{'f', "f", "precision f64/f32", ACT_TOGGLE, TOGGLE_PRECISION, 0, NULL},
 	{'\t', "Tab", "next view", ACT_VIEW_NEXT, 0, KEYF_BAR, "View"},
 	{KEY_BTAB, "S-Tab", "previous view", ACT_VIEW_PREV, 0, 0, NULL},
@@ -55,6 +56,10 @@ static const KeyDef table[] = {
 	{'z', "z", "zoom: the main view over the whole screen (for a projector), and back", ACT_ZOOM, 0, 0, NULL},
 	{'L', "L", "heatmap: linear or log color scale", ACT_HEAT_SCALE, 0, 0, NULL},
 	{CTRL('l'), "C-l", "redraw the screen", ACT_REDRAW, 0, 0, NULL},
+	{'w', "w", "the whole explanation (why), scrollable", ACT_EXPLAIN, 0, 0, NULL},
+	{'a', "a", "view: all layers and kv groups (compare mode)", ACT_VIEW, VIEW_LAYERS, 0, NULL},
+	{'R', "R", "view: the rotations R_q, R_k, R_v of the selected head", ACT_VIEW, VIEW_ROTATION, 0, NULL},
+	{'M', "M", "the message log: explanations, verify results, errors", ACT_LOG, 0, 0, NULL},
 	{'q', "q", "quit", ACT_QUIT, 0, KEYF_BAR, "Quit"},
 };
 

@@ -21,6 +21,8 @@ typedef enum {
 	ACT_TOUR,
 	ACT_RESET,       /* fold back to the default */
 	ACT_REDRAW,
+	ACT_EXPLAIN,     /* the whole explanation, scrollable */
+	ACT_LOG,         /* the message log */
 	ACT_EPS_UP,      /* pair-mix EPS ten times larger (":eps up") */
 	ACT_EPS_DOWN,    /* ten times smaller */
 	ACT_ZOOM,        /* the main view over the whole screen, and back */

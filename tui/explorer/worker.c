@@ -10,10 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "core/session.h"
 #include "core/timer.h"
+#include "data/compare_job.h"
+#include "data/model.h"
 #include "tui/explorer/worker.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/findings_text.h"
 #include "tui/shared/kernel_env.h"
 
 struct Worker {
@@ -33,7 +37,13 @@ struct Worker {
 	bool built;
 	TuiSettings built_for;
 	Workload wl;
+	char dtype[24];         /* of the checkpoint wl came from, or "" */
 	InvSession *session;
+	/* compare mode's layers scan, kept while A and B stay */
+	char scan_a[4096], scan_b[1024];
+	CompareLayerRow *scan_rows;
+	size_t scan_n;
+	char scan_err[512];
 };
 
 static bool same_scaling(const RopeScaling *a, const RopeScaling *b)
@@ -76,6 +86,23 @@ static bool same_workload(const TuiSettings *a, const TuiSettings *b)
 	return true;
 }
 
+/* The stored dtype of a checkpoint's attention weights, or "". */
+static void stored_dtype(const TuiSettings *s, char *buf, size_t len)
+{
+	char path[4096], err[512];
+	buf[0] = 0;
+	if (s->source == SOURCE_FILE)
+		snprintf(path, sizeof path, "%s", s->model_path);
+	else if (s->source != SOURCE_DEFAULT || env_default_model_path(path, sizeof path, err,
+								  sizeof err))
+		return;
+	Model *m;
+	if (model_open(path, &m, err, sizeof err))
+		return;
+	snprintf(buf, len, "%s", dtype_name(model_info(m)->dtype));
+	model_close(m);
+}
+
 static void fill_info(LayerInfo *li, const Workload *w)
 {
 	const Layer *l = &w->layer;
@@ -94,6 +121,124 @@ static void fill_info(LayerInfo *li, const Workload *w)
 	snprintf(li->source, sizeof li->source, "%s", w->source);
 	li->layer_index = w->layer_index;
 	li->family_assumed = w->note[0] != '\0';
+}
+
+/* A copy of n doubles, or NULL. */
+static double *dup_doubles(const double *p, size_t n)
+{
+	double *q = p ? malloc(n * sizeof *q) : NULL;
+	if (q)
+		memcpy(q, p, n * sizeof *q);
+	return q;
+}
+
+/* The rotations a plan applies, for the rotation view. */
+static void keep_rotations(EvalResult *r, const FoldPlan *p)
+{
+	if (!p)
+		return;
+	size_t dd = p->head_dim * p->head_dim;
+	r->rq = dup_doubles(p->rq, p->n_heads * dd);
+	r->rk = dup_doubles(p->rk, p->n_kv_heads * dd);
+	r->rv = dup_doubles(p->rv, p->n_kv_heads * dd);
+}
+
+/* The checkpoint A of compare mode, or -1 with the reason. */
+static int compare_a_path(const TuiSettings *s, char *buf, size_t len, char *err, size_t errlen)
+{
+	if (s->source == SOURCE_FILE) {
+		snprintf(buf, len, "%s", s->model_path);
+		return 0;
+	}
+	if (s->source == SOURCE_DEFAULT)
+		return env_default_model_path(buf, len, err, errlen);
+	snprintf(err, errlen, "against: compares two checkpoints' layers; ':load PATH' or "
+		 "':load default' first");
+	return -1;
+}
+
+/* Compare mode: A's layer against B's stored one (data/compare_job.h) on
+ * the workload's input; fills r (status 2 with err when it cannot). */
+static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
+{
+	char a[4096];
+	if (compare_a_path(s, a, sizeof a, r->err, sizeof r->err)) {
+		r->status = 2;
+		return;
+	}
+	CompareJob j = {a, s->against_path, w->wl.layer_index, w->wl.x, w->wl.seq,
+			s->opts.precision, s->opts.tol, kernel_env()};
+	CompareOutcome out;
+	char err[768];
+	if (compare_job_run(&j, &out, err, sizeof err)) {
+		snprintf(r->err, sizeof r->err, "against: %.480s", err);
+		r->status = 2;
+		return;
+	}
+	Comparison *c = &out.cmp;
+	VerifyVerdict *v = &c->verdict;
+	if (!c->have_report) {
+		char why[FINDINGS_WHY_MAX];
+		findings_verify_why(v, why, sizeof why);
+		snprintf(r->err, sizeof r->err, "against: %.480s", why);
+		r->status = 2;
+		compare_outcome_done(&out);
+		return;
+	}
+	/* the levels move into the result */
+	r->rep = c->rep;
+	c->have_report = false;
+	CompareInfo *ci = &r->cmp;
+	ci->on = true;
+	snprintf(ci->against, sizeof ci->against, "%s", s->against_path);
+	ci->equivalent = v->equivalent;
+	ci->relation = v->relation;
+	ci->why = v->why;
+	if (v->equivalent)
+		findings_verify_relation(v, ci->words, sizeof ci->words);
+	else
+		findings_verify_why(v, ci->words, sizeof ci->words);
+	ci->layout_converted = v->layout_converted;
+	ci->heads_permuted = v->heads_permuted;
+	ci->rotated = v->rotated;
+	ci->brk_group = v->brk.group;
+	snprintf(ci->brk_tensor, sizeof ci->brk_tensor, "%s", v->brk.tensor);
+	ci->max_err = v->max_err;
+	ci->tol = v->tol;
+	snprintf(ci->dtype_a, sizeof ci->dtype_a, "%s", dtype_name(out.dtype_a));
+	snprintf(ci->dtype_b, sizeof ci->dtype_b, "%s", dtype_name(out.dtype_b));
+	ci->groups = v->plan.n_kv_heads;
+	ci->npairs = v->npairs;
+	ci->commuting = malloc((ci->groups ? ci->groups : 1) * sizeof *ci->commuting);
+	ci->perm = malloc((ci->groups ? ci->groups : 1) * sizeof *ci->perm);
+	ci->angles = dup_doubles(v->angles, ci->groups * ci->npairs);
+	for (size_t g = 0; ci->commuting && ci->perm && g < ci->groups; g++) {
+		ci->commuting[g] = v->commuting && v->commuting[g];
+		ci->perm[g] = v->plan.perm ? v->plan.perm[g] : g;
+	}
+	keep_rotations(r, &v->plan);
+	/* every layer's verdict, once per pair */
+	if (strcmp(w->scan_a, a) || strcmp(w->scan_b, s->against_path)) {
+		free(w->scan_rows);
+		w->scan_rows = NULL;
+		w->scan_n = 0;
+		w->scan_err[0] = 0;
+		if (compare_scan_run(a, s->against_path, &w->scan_rows, &w->scan_n, w->scan_err,
+				     sizeof w->scan_err))
+			w->scan_n = 0;
+		snprintf(w->scan_a, sizeof w->scan_a, "%s", a);
+		snprintf(w->scan_b, sizeof w->scan_b, "%s", s->against_path);
+	}
+	if (w->scan_n) {
+		ci->rows = malloc(w->scan_n * sizeof *ci->rows);
+		if (ci->rows) {
+			memcpy(ci->rows, w->scan_rows, w->scan_n * sizeof *ci->rows);
+			ci->nrows = w->scan_n;
+		}
+	}
+	snprintf(ci->scan_err, sizeof ci->scan_err, "%s", w->scan_err);
+	compare_outcome_done(&out);
+	r->status = 0;
 }
 
 /* Build what changed and evaluate; fills r. */
@@ -119,6 +264,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 			workload_done(&w->wl);
 		w->wl = nw;
 		w->built = true;
+		stored_dtype(s, w->dtype, sizeof w->dtype);
 	}
 	if (resession) {
 		inv_session_free(w->session);
@@ -136,15 +282,28 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		}
 	}
 	w->built_for = *s;
+	if (s->against_path[0]) {
+		compare_evaluate(w, s, r);
+		if (r->status == 0) {
+			fill_info(&r->info, &w->wl);
+			snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
+			r->seconds = timer_now() - t0;
+		}
+		return;
+	}
 	FoldConfig cfg = s->opts.fold;
-	workload_fold_config(&w->wl, &cfg);
+	/* the fold-layout toggle, else a --rope override on a checkpoint */
+	if (!cfg.layout_set)
+		workload_fold_config(&w->wl, &cfg);
 	RfStatus st = inv_session_evaluate(w->session, &cfg, &r->rep);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "evaluation failed: %s", rf_status_str(st));
 		r->status = 2;
 		return;
 	}
+	keep_rotations(r, inv_session_plan(w->session));
 	fill_info(&r->info, &w->wl);
+	snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
 	r->status = 0;
 	r->seconds = timer_now() - t0;
 }
@@ -258,6 +417,13 @@ void worker_result_free(EvalResult *r)
 		return;
 	if (r->status == 0)
 		report_done(&r->rep);
+	free(r->rq);
+	free(r->rk);
+	free(r->rv);
+	free(r->cmp.commuting);
+	free(r->cmp.angles);
+	free(r->cmp.perm);
+	free(r->cmp.rows);
 	free(r);
 }
 
@@ -286,6 +452,7 @@ void worker_free(Worker *w)
 	pthread_join(w->thread, NULL);
 	worker_result_free(w->result);
 	inv_session_free(w->session);
+	free(w->scan_rows);
 	if (w->built)
 		workload_done(&w->wl);
 	close(w->pipe[0]);

@@ -6,6 +6,8 @@
 
 #include "core/layer.h"
 #include "core/report.h"
+#include "core/verify.h"
+#include "data/compare_job.h"
 #include "tui/explorer/commands.h"
 
 /* What the views show about the layer an evaluation ran on (a copy: the
@@ -21,9 +23,35 @@ typedef struct {
 	size_t seq;
 	char source[512];     /* "default", "random" or the path */
 	size_t layer_index;
+	char dtype[24];       /* the stored dtype of its attention weights
+			       * ("F32", "BF16", ...; "" for a random layer) */
 	bool family_assumed;  /* a family ropefold does not know: its RoPE
 			       * layout and conventions were assumed */
 } LayerInfo;
+
+/* What compare mode found (on: B's stored layer took the fold's place):
+ * verify's relation in words and the rotations it recovered, for the
+ * toggle panel, and every layer's verdict, for the layers view. */
+typedef struct {
+	bool on;
+	char against[1024];       /* B */
+	bool equivalent;
+	VerifyRelation relation;
+	VerifyWhy why;
+	char words[1024];         /* the relation, or why it is none */
+	bool layout_converted, heads_permuted, rotated;
+	size_t brk_group;         /* the first break's kv group (FINDING_NONE: layer-wide) */
+	char brk_tensor[16];      /* and its tensor ("W_k", ...) */
+	double max_err, tol;      /* of the weight checks */
+	char dtype_a[8], dtype_b[8];
+	size_t groups, npairs;
+	bool *commuting;          /* groups: R_k of A's group g commutes */
+	double *angles;           /* groups x npairs: its pair angles (radians) */
+	size_t *perm;             /* groups: B's group g holds A's perm[g] */
+	CompareLayerRow *rows;    /* nrows: every layer, decided from the weights */
+	size_t nrows;
+	char scan_err[512];       /* why there are no rows ("" when there are) */
+} CompareInfo;
 
 /* One finished evaluation, handed from the worker to the screen. */
 typedef struct {
@@ -34,6 +62,11 @@ typedef struct {
 	InvReport rep;        /* status 0 only */
 	LayerInfo info;
 	double seconds;       /* build + evaluation time */
+	/* The rotations applied (compare mode: recovered), in the original's
+	 * head order, for the rotation view; NULL when out of memory:
+	 * rq H x d x d, rk and rv G x d x d, each d x d row-major. */
+	double *rq, *rk, *rv;
+	CompareInfo cmp;
 } EvalResult;
 
 /* Evaluates off the input thread: the screen submits settings, the worker

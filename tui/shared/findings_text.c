@@ -85,8 +85,13 @@ void findings_sentence(const Finding *f, char *buf, size_t len)
 		add(&t, "Nothing is rotated: the folded layer is the original.");
 		break;
 	case FIND_EXACT_REWRITE:
-		add(&t, "All three levels hold: the fold is an exact rewrite (max relative "
-			"error %.2g, %.1f eps).", f->err, f->eps);
+		if (f->flag)
+			add(&t, "All three levels hold: the fold is an exact rewrite (max "
+				"relative error %.2g, %.1f eps).", f->err, f->eps);
+		else
+			add(&t, "All three levels hold to roundoff at this input (max relative "
+				"error %.2g, %.1f eps), though the theorem does not promise it.",
+			    f->err, f->eps);
 		break;
 	case FIND_HOLDS_WITHIN_TOL:
 		add(&t, "All three levels hold within the tolerance %.2g, but not to "
@@ -194,8 +199,14 @@ void findings_sentence(const Finding *f, char *buf, size_t len)
 		add(&t, "The v bias was left unrotated.");
 		break;
 	case FIND_SLOW_MIXING:
-		add(&t, "R mixes frequencies, but too slowly to show at T = %zu: hypothesis "
-			"fails; the break would appear near offset %zu.", f->seq, f->offset);
+		if (f->seq <= 1)
+			add(&t, "R mixes frequencies, but at T = %zu the only offset is 0, where "
+				"RoPE turns nothing, so no score can change: hypothesis fails; the "
+				"break would appear near offset %zu.", f->seq, f->offset);
+		else
+			add(&t, "R mixes frequencies, but too slowly to show at T = %zu: "
+				"hypothesis fails; the break would appear near offset %zu.",
+			    f->seq, f->offset);
 		break;
 	case FIND_GUARANTEE_BROKEN: {
 		/* "the score level, but it breaks", "the score, head levels, but

@@ -27,6 +27,7 @@ enum {
 	OPT_RUN_INPUT = 1u << 9,   /* the tokens of a whole-model run: --tokens --seq */
 	OPT_VERIFY_LOGITS = 1u << 10,  /* verify --logits */
 	OPT_PLOT = 1u << 12,   /* check: --plot PATH */
+	OPT_AGAINST = 1u << 13, /* --against: compare mode (check, tui) */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -47,6 +48,8 @@ typedef struct {
  * data/verify_job.h). */
 typedef struct {
 	const char *model_path;   /* NULL: a random layer */
+	const char *against_path; /* --against B: compare the layer with B's
+				   * stored one (NULL: with a fold of it) */
 	size_t layer;
 	LayerShape shape;         /* random layer shape */
 	size_t seq;

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,21 @@
 #include "tui/explorer/colors.h"
 #include "tui/explorer/views/draw.h"
 #include "tui/explorer/views/views.h"
+
+/* One line of the view from column 10, wrapped (not cut) under itself
+ * when it is wider than the view; *y moves past it. */
+static void __attribute__((format(printf, 3, 4)))
+info_line(const ViewContext *c, int *y, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (*y >= c->h)
+		return;
+	*y += draw_wrap(c->win, *y, 10, c->w - 10, c->h - *y, 0, buf);
+}
 
 /* Model and layer info, then the fold and the diagnostics behind the
  * explanation. */
@@ -26,34 +42,37 @@ static void info_draw(const ViewContext *c)
 	int k = colors_attr(CLR_PANEL);
 	draw_text(w, y, 0, k, "layer");
 	if (!strcmp(li->source, "random"))
-		draw_text(w, y++, 10, 0, "random layer");
+		info_line(c, &y, "random layer");
 	else if (!strcmp(li->source, "default"))
-		draw_textf(w, y++, 10, 0, "the built-in default model, layer %zu", li->layer_index);
+		info_line(c, &y, "the built-in default model, layer %zu", li->layer_index);
 	else
-		draw_textf(w, y++, 10, 0, "%s, layer %zu", li->source, li->layer_index);
-	draw_textf(w, y++, 10, 0, "D=%zu  H=%zu  G=%zu (%zu per group)  d=%zu  %.1f MiB f64",
+		info_line(c, &y, "%s, layer %zu", li->source, li->layer_index);
+	info_line(c, &y, "D=%zu  H=%zu  G=%zu (%zu per group)  d=%zu",
 		   li->shape.d_model, li->shape.n_heads, li->shape.n_kv_heads,
 		   li->shape.n_heads / (li->shape.n_kv_heads ? li->shape.n_kv_heads : 1),
-		   li->shape.head_dim, (double)li->bytes / (1024.0 * 1024.0));
+		   li->shape.head_dim);
+	info_line(c, &y, "stored %s; %.1f MiB as evaluated (f64)",
+		   li->dtype[0] ? li->dtype : "nowhere (drawn in f64)",
+		   (double)li->bytes / (1024.0 * 1024.0));
 	draw_text(w, y, 0, k, "rope");
-	draw_textf(w, y++, 10, 0, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
+	info_line(c, &y, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
 		   rope_layout_name(li->rope.layout), li->rope.rotary_dim,
 		   li->shape.head_dim, li->rope.theta, scal);
 	if (li->rope.scaling.kind == ROPE_SCALING_LONGROPE)
-		draw_textf(w, y++, 10, 0, "longrope: %s factors at T=%zu (long when T > %g)",
+		info_line(c, &y, "longrope: %s factors at T=%zu (long when T > %g)",
 			   rope_uses_long_factors(&li->rope, rep->seq) ? "long" : "short", rep->seq,
 			   li->rope.scaling.original_max_pos);
 	if (li->sliding_window || li->attn_softcap > 0)
-		draw_textf(w, y++, 10, 0, "window %zu, soft-cap %g: carried, not applied (equal "
+		info_line(c, &y, "window %zu, soft-cap %g: carried, not applied (equal "
 			   "scores stay equal)", li->sliding_window, li->attn_softcap);
 	if (li->family_assumed)
-		draw_textf(w, y++, 10, 0, "assumed: the family is not one ropefold knows (%s, "
+		info_line(c, &y, "assumed: the family is not one ropefold knows (%s, "
 			   "Llama's conventions)", rope_layout_name(li->rope.layout));
-	draw_textf(w, y++, 10, 0, "biases q/k/v %s, o %s; QK-norm %s; score scale %.4g",
+	info_line(c, &y, "biases q/k/v %s, o %s; QK-norm %s; score scale %.4g",
 		   li->qkv_bias ? "yes" : "no", li->o_bias ? "yes" : "no",
 		   li->qk_norm ? "yes" : "no", li->score_scale);
 	draw_text(w, y, 0, k, "eval");
-	draw_textf(w, y++, 10, 0, "T=%zu, seed %llu, %s, tol %g, eps %.3g, %.1f ms",
+	info_line(c, &y, "T=%zu, seed %llu, %s, tol %g, eps %.3g, %.1f ms",
 		   rep->seq, (unsigned long long)r->settings.opts.seed,
 		   rep->precision == PREC_F32 ? "float32" : "float64", rep->tol, rep->eps,
 		   r->seconds * 1e3);
@@ -65,32 +84,32 @@ static void info_draw(const ViewContext *c)
 				strncat(drop, ",", sizeof drop - strlen(drop) - 1);
 			strncat(drop, fold_assumption_name(i), sizeof drop - strlen(drop) - 1);
 		}
-	draw_textf(w, y++, 10, 0, "rotate %s, drop %s, kind %s%s", rot, *drop ? drop : "none",
+	info_line(c, &y, "rotate %s, drop %s, kind %s%s", rot, *drop ? drop : "none",
 		   rotation_kind_name(r->settings.opts.fold.kind),
 		   r->settings.opts.fold.permute_heads ? ", heads permuted" : "");
 	draw_text(w, y, 0, k, "diagnose");
 	draw_fmt_err(d->ortho_defect, a, sizeof a);
 	draw_fmt_err(d->comm_max, b, sizeof b);
-	draw_textf(w, y++, 10, 0, "||R^T R - I|| %s (R_%c, head %zu); commutator %s",
+	info_line(c, &y, "||R^T R - I|| %s (R_%c, head %zu); commutator %s",
 		   a, d->ortho_part ? d->ortho_part : 'q', d->ortho_head, b);
 	draw_fmt_err(d->qk_mismatch, a, sizeof a);
 	draw_fmt_err(d->gqa_mismatch, b, sizeof b);
 	draw_fmt_err(d->vo_mismatch, e, sizeof e);
-	draw_textf(w, y++, 10, 0, "Q/K mismatch %s, GQA %s, V/O %s", a, b, e);
+	info_line(c, &y, "Q/K mismatch %s, GQA %s, V/O %s", a, b, e);
 	if (d->mix_norm > 0) {
 		draw_fmt_err(d->mix_norm, a, sizeof a);
 		if (d->mix_i == d->mix_j)
-			draw_textf(w, y++, 10, 0, "worst block: head %zu, pair %zu alone (%s)",
+			info_line(c, &y, "worst block: head %zu, pair %zu alone (%s)",
 				   d->mix_head, d->mix_i, a);
 		else
-			draw_textf(w, y++, 10, 0, "worst block: head %zu mixes pairs %zu and %zu (%s)",
+			info_line(c, &y, "worst block: head %zu mixes pairs %zu and %zu (%s)",
 				   d->mix_head, d->mix_i, d->mix_j, a);
 	}
 	if (d->npairs && d->freqs)
-		draw_textf(w, y++, 10, 0, "frequencies w_0 = %.4g .. w_%zu = %.4g", d->freqs[0],
+		info_line(c, &y, "frequencies w_0 = %.4g .. w_%zu = %.4g", d->freqs[0],
 			   d->npairs - 1, d->freqs[d->npairs - 1]);
 	if (d->qk_bias_unrotated || d->v_bias_unrotated || d->heads_permuted)
-		draw_textf(w, y++, 10, 0, "%s%s%s", d->qk_bias_unrotated ? "q/k bias unrotated  " : "",
+		info_line(c, &y, "%s%s%s", d->qk_bias_unrotated ? "q/k bias unrotated  " : "",
 			   d->v_bias_unrotated ? "v bias unrotated  " : "",
 			   d->heads_permuted ? "kv groups permuted" : "");
 	(void)y;
@@ -105,6 +124,7 @@ const View *views_get(ViewId id)
 {
 	static const View *const all[VIEW_COUNT] = {
 		&view_heatmap, &view_offset, &view_heads, &view_pairs, &view_info,
+		&view_layers, &view_rotation,
 	};
 	return (unsigned)id < VIEW_COUNT ? all[id] : all[0];
 }

@@ -7,6 +7,7 @@
 #include "core/rope.h"
 #include "tui/explorer/colors.h"
 #include "tui/explorer/keys.h"
+#include "tui/explorer/views/compare_panel.h"
 #include "tui/explorer/views/draw.h"
 #include "tui/explorer/views/panels.h"
 #include "tui/explorer/views/views.h"
@@ -89,8 +90,14 @@ void panels_toggles(WINDOW *w, const TuiSettings *s, int sel,
 		if (t == sel)
 			mvwhline(w, y, 1, ' ' | (chtype)base, getmaxx(w) - 2);
 		draw_text(w, y, 2, base | colors_attr(CLR_KEY), key);
+		/* a fold built for the other layout breaks commutes itself */
+		bool mismatch = s->opts.fold.layout_set && s->opts.fold.layout != s->opts.rope.layout;
 		if (val) {
-			draw_textf(w, y, 4, base, "%s: %s", commands_toggle_label((ToggleId)t), val);
+			int va = t == TOGGLE_FOLD_LAYOUT && mismatch ? colors_attr(CLR_OFF) : 0;
+			draw_textf(w, y, 4, base | va, "%s: %s", commands_toggle_label((ToggleId)t), val);
+		} else if (t == TOGGLE_ASSUME0 + 1 && mismatch && commands_toggle_on(s, (ToggleId)t)) {
+			draw_text(w, y, 4, base | colors_attr(CLR_OFF), "[!]");
+			draw_text(w, y, 8, base | colors_attr(CLR_OFF), "commutes: no (y)");
 		} else {
 			bool on = commands_toggle_on(s, (ToggleId)t);
 			bool bad = !on && t >= TOGGLE_ASSUME0 && t < TOGGLE_PERMUTE;
@@ -193,20 +200,37 @@ void panels_explanation(WINDOW *w, const EvalResult *r)
 	if (!r)
 		return;
 	int maxy = getmaxy(w), maxx = getmaxx(w);
-	char why[FINDINGS_EXPLAIN_MAX];
-	findings_explain(&r->rep, why, sizeof why);
+	char why[FINDINGS_EXPLAIN_MAX + 1024];
+	panels_why_text(r, why, sizeof why);
 	draw_text(w, 0, 1, colors_attr(CLR_PANEL), "why");
 	draw_wrap(w, 0, 5, maxx - 6, maxy, 0, why);
+	/* cut: 'w' shows all of it */
+	int lines = 0;
+	for (const char *p = why, *next; *p && maxx > 6; p = next, lines++)
+		if (draw_wrap_span(p, maxx - 6, &next), next == p)
+			break;
+	if (lines > maxy && maxy > 1)
+		draw_text(w, 1, 1, colors_attr(CLR_KEY), "w");
 }
 
 void panels_view_frame(WINDOW *w, ViewId cur, int tab_x[VIEW_COUNT + 1])
 {
 	frame(w);
 	int x = 2;
+	/* every tab named when they fit, else only the current one (the
+	 * others by their key) */
+	int full = 2;
+	for (int v = 0; v < VIEW_COUNT; v++)
+		full += (int)strlen(keys_name_for(ACT_VIEW, v)) +
+			(int)strlen(views_get((ViewId)v)->title) + 4;
+	bool fits = full <= getmaxx(w) - 1;
 	for (int v = 0; v < VIEW_COUNT; v++) {
 		const char *key = keys_name_for(ACT_VIEW, v);
 		char lab[32];
-		snprintf(lab, sizeof lab, " %s %s ", key, views_get((ViewId)v)->title);
+		if (fits || v == (int)cur)
+			snprintf(lab, sizeof lab, " %s %s ", key, views_get((ViewId)v)->title);
+		else
+			snprintf(lab, sizeof lab, " %s ", key);
 		tab_x[v] = x;
 		int a = v == (int)cur ? (int)(colors_attr(CLR_SELECT) | A_BOLD) : colors_attr(CLR_PANEL);
 		x += draw_text(w, 0, x, a, lab) + 1;

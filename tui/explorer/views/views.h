@@ -46,5 +46,7 @@ extern const View view_offset;
 extern const View view_heads;
 extern const View view_pairs;
 extern const View view_info;
+extern const View view_layers;
+extern const View view_rotation;
 
 #endif

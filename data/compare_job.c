@@ -1,0 +1,135 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/finding.h"
+#include "data/compare_job.h"
+#include "data/model.h"
+#include "data/verify_job.h"
+
+int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	Model *ma = NULL, *mb = NULL;
+	Layer a, b;
+	bool have_a = false, have_b = false;
+	int rc = -1;
+	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
+		goto out;
+	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
+	out->dtype_a = ia->dtype;
+	out->dtype_b = ib->dtype;
+	out->layers_a = ia->n_layers;
+	out->layers_b = ib->n_layers;
+	if (j->layer >= ib->n_layers) {
+		snprintf(err, errlen, "%s: has %zu layers, no layer %zu to compare with", j->b,
+			 ib->n_layers, j->layer);
+		goto out;
+	}
+	if (model_load_layer(ma, j->layer, &a, err, errlen))
+		goto out;
+	have_a = true;
+	if (model_load_layer(mb, j->layer, &b, err, errlen))
+		goto out;
+	have_b = true;
+	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
+	VerifyOptions vo = {.unit_roundoff = ua > ub ? ua : ub, .tol = 0, .finite = true};
+	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
+				     &out->cmp);
+	if (st == RF_ERR_NUMERIC) {
+		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
+			 "products overflow float64", j->layer);
+		compare_done(&out->cmp);
+	} else if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: cannot compare: %s", j->layer, rf_status_str(st));
+		compare_done(&out->cmp);
+	} else {
+		rc = 0;
+	}
+out:
+	if (have_a)
+		layer_free(&a);
+	if (have_b)
+		layer_free(&b);
+	if (ma)
+		model_close(ma);
+	if (mb)
+		model_close(mb);
+	return rc;
+}
+
+void compare_outcome_done(CompareOutcome *out)
+{
+	compare_done(&out->cmp);
+}
+
+/* The rows as the scan collects them. */
+typedef struct {
+	CompareLayerRow *rows;
+	size_t n, cap;
+	bool nomem;
+} Scan;
+
+static int on_layer(void *ctx, const VerifyLayerResult *r)
+{
+	Scan *s = ctx;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		CompareLayerRow *p = realloc(s->rows, cap * sizeof *p);
+		if (!p) {
+			s->nomem = true;
+			return 1;
+		}
+		s->rows = p;
+		s->cap = cap;
+	}
+	const VerifyVerdict *v = r->verdict;
+	CompareLayerRow *row = &s->rows[s->n++];
+	memset(row, 0, sizeof *row);
+	row->layer = r->layer;
+	row->equivalent = v->equivalent;
+	row->relation = v->relation;
+	row->why = v->why;
+	row->level = v->brk.level;
+	row->group = v->brk.group;
+	row->head = v->brk.head;
+	snprintf(row->tensor, sizeof row->tensor, "%s", v->brk.tensor);
+	row->max_err = v->max_err;
+	size_t G = v->plan.n_kv_heads;
+	row->n_groups = G < COMPARE_MAX_GROUPS ? G : COMPARE_MAX_GROUPS;
+	for (size_t g = 0; g < row->n_groups; g++) {
+		row->commuting[g] = v->commuting && v->commuting[g];
+		row->perm[g] = v->plan.perm ? v->plan.perm[g] : g;
+	}
+	return 0;
+}
+
+int compare_scan_run(const char *a, const char *b, CompareLayerRow **rows, size_t *n,
+		     char *err, size_t errlen)
+{
+	Scan s = {0};
+	VerifyJob j = {a, b, NULL, NULL, 0, false, PREC_F64, 1, 1, &s, NULL, on_layer, 0};
+	VerifyOutcome res;
+	*rows = NULL;
+	*n = 0;
+	if (verify_job_run(&j, &res, err, errlen)) {
+		free(s.rows);
+		return -1;
+	}
+	if (s.nomem) {
+		free(s.rows);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (res.layer_counts_differ) {
+		free(s.rows);
+		snprintf(err, errlen, "%s has %zu layers, %s has %zu", a, res.layers_a, b,
+			 res.layers_b);
+		return -1;
+	}
+	*rows = s.rows;
+	*n = s.n;
+	return 0;
+}

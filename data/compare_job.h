@@ -1,0 +1,67 @@
+#ifndef ROPEFOLD_DATA_COMPARE_JOB_H
+#define ROPEFOLD_DATA_COMPARE_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/compare.h"
+#include "core/dtype.h"
+#include "core/layer.h"
+#include "core/report.h"
+#include "core/verify.h"
+
+/* Compare mode over two checkpoints on disk (core/compare.h): one layer of
+ * A against the same layer of B, judged at the coarser stored dtype's
+ * roundoff, on an input the caller built for A (`check --against`, the
+ * explorer's :against); and the scan of every layer that the explorer's
+ * layers view lists. Nothing is printed. */
+
+/* What to compare. */
+typedef struct {
+	const char *a, *b;      /* the checkpoints */
+	size_t layer;           /* of both */
+	const double *x;        /* seq x D of A: the input */
+	size_t seq;
+	Precision precision;    /* of the evaluation */
+	double tol;             /* of the levels; <= 0: verify_confirm's default */
+	AttnKernel kernel;      /* of the evaluation (0: the fused kernel where the
+				 * CPU has it) */
+} CompareJob;
+
+/* What one run found. */
+typedef struct {
+	Comparison cmp;         /* the verdict and the levels */
+	StoreDtype dtype_a, dtype_b;
+	size_t layers_a, layers_b;
+} CompareOutcome;
+
+/* Run the job: 0 (out filled; compare_outcome_done it), or -1 with one
+ * line in err naming the file or layer at fault (nothing to release). */
+int compare_job_run(const CompareJob *job, CompareOutcome *out, char *err, size_t errlen);
+/* Release an outcome. */
+void compare_outcome_done(CompareOutcome *out);
+
+/* One layer of the scan: its verdict, kept small. */
+typedef struct {
+	size_t layer;
+	bool equivalent;
+	VerifyRelation relation;
+	VerifyWhy why;
+	LevelId level;          /* of the break */
+	size_t group, head;     /* of the break (FINDING_NONE: none) */
+	char tensor[16];        /* of the break ("W_k", ...) */
+	double max_err;         /* under the relation */
+	size_t n_groups;        /* G, at most COMPARE_MAX_GROUPS are kept */
+	bool commuting[64];     /* per kv group of A: R_k commutes with RoPE */
+	size_t perm[64];        /* B's group g holds A's perm[g] */
+} CompareLayerRow;
+
+#define COMPARE_MAX_GROUPS 64
+
+/* Every layer both have, decided from the weights alone (no evaluation).
+ * *rows (allocated here, free() it) gets *n rows. 0, or -1 with one line
+ * in err. */
+int compare_scan_run(const char *a, const char *b, CompareLayerRow **rows, size_t *n,
+		     char *err, size_t errlen);
+
+#endif
