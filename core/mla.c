@@ -212,7 +212,6 @@ void mla_header(const MlaLayer *l, Layer *hdr)
 	hdr->shape.head_dim = mla_qk_dim(&l->shape);
 	hdr->rope = l->rope;
 	hdr->rope.rotary_dim = l->shape.qk_rope_dim;
-	hdr->attn_norm = l->attn_norm;
 	hdr->norm_eps = l->norm_eps;
 	hdr->score_scale = mla_score_scale(l);
 }

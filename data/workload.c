@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "data/model.h"
 #include "data/workload.h"
+#include "data/mla_workload.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -153,6 +154,9 @@ int workload_build(const WorkloadSpec *o, Workload *w, char *err, size_t errlen)
 		snprintf(w->source, sizeof w->source, "%s",
 			 o->default_model ? "default" : o->model_path);
 		w->default_model = o->default_model;
+	} else if (o->mla) {
+		if (workload_random_mla(o, w, err, errlen))
+			return -1;
 	} else {
 		RopeSpec rope = o->rope.spec;
 		if (check_fits(o, &o->shape, o->seq, "--d-model", err, errlen))
@@ -202,6 +206,8 @@ int workload_build(const WorkloadSpec *o, Workload *w, char *err, size_t errlen)
 void workload_done(Workload *w)
 {
 	layer_free(&w->layer);
+	mla_free(&w->mla);
+	w->is_mla = false;
 	free(w->x);
 	w->x = NULL;
 }

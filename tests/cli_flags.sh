@@ -39,6 +39,10 @@ rule() {
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
 	--dtype) echo "'keep', 'f32' or 'f64'" ;;
+	--kv-lora-rank) echo "a size from 1 to 131072" ;;
+	--q-lora-rank) echo "a size from 0 to 131072" ;;
+	--qk-nope-dim|--v-head-dim) echo "a size from 1 to 4096" ;;
+	--qk-rope-dim) echo "an even size from 2 to 4096" ;;
 	*) echo "" ;;
 	esac
 }

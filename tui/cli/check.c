@@ -4,8 +4,10 @@
 
 #include "core/inv.h"
 #include "core/levels.h"
+#include "core/mla_inv.h"
 #include "tui/cli/check.h"
 #include "tui/cli/info.h"
+#include "tui/cli/mla_report.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
 #include "tui/shared/environment.h"
@@ -62,7 +64,14 @@ int cli_check(int argc, char **argv, bool use_default)
 	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
-	RfStatus st = inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
+	if (w.is_mla && o.precision != PREC_F64) {
+		fprintf(stderr, "ropefold check: --precision: an MLA layer is evaluated in float64 "
+			"only\n");
+		workload_done(&w);
+		return 2;
+	}
+	RfStatus st = w.is_mla ? mla_evaluate(&w.mla, w.x, &eo, &o.fold, &rep)
+			       : inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
 	if (st != RF_OK) {
 		fprintf(stderr, "ropefold check: evaluation failed: %s\n", rf_status_str(st));
 		workload_done(&w);
@@ -71,10 +80,15 @@ int cli_check(int argc, char **argv, bool use_default)
 	ReportContext ctx = workload_context(&w, &o);
 	if (o.json) {
 		json_t *doc = report_to_json(&rep, &w.layer, &o.fold, &ctx);
+		if (w.is_mla)
+			json_object_set_new(json_object_get(doc, "config"), "mla",
+					    mla_dims_json(&w.mla.shape, mla_score_scale(&w.mla)));
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
+		if (w.is_mla)
+			mla_dims_text(stdout, "mla     ", &w.mla.shape, mla_score_scale(&w.mla));
 		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;
