@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 
+#include "data/mla_model.h"
 #include "data/mla_workload.h"
 
 int workload_random_mla(const WorkloadSpec *o, Workload *w, char *err, size_t errlen)
@@ -29,5 +30,20 @@ int workload_random_mla(const WorkloadSpec *o, Workload *w, char *err, size_t er
 	w->is_mla = true;
 	mla_header(&w->mla, &w->layer);
 	snprintf(w->source, sizeof w->source, "random");
+	return 0;
+}
+
+int workload_load_mla(const WorkloadSpec *o, Model *m, Workload *w, char *err, size_t errlen)
+{
+	const ModelInfo *in = model_info(m);
+	if (o->rope.rotary_dim) {
+		snprintf(err, errlen, "--rotary-dim: the rope part of this DeepSeek MLA layer is "
+			 "qk_rope_head_dim = %zu wide; leave --rotary-dim out", in->mla_shape.qk_rope_dim);
+		return -1;
+	}
+	if (model_load_mla_layer(m, o->layer, &w->mla, err, errlen))
+		return -1;
+	w->is_mla = true;
+	mla_header(&w->mla, &w->layer);
 	return 0;
 }

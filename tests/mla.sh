@@ -1,0 +1,106 @@
+#!/bin/sh
+# DeepSeek MLA checkpoints: tiny seeded HF folders and GGUF files from
+# tests/mla_fixtures.py, ropefold's attention on them (tests/mla_dump)
+# against the NumPy reference written from DeepSeek's definition
+# (tests/mla_reference.py), info's dims, check on a loaded layer, and the
+# refusals of broken or unsupported layouts. Prints TAP; skipped without
+# numpy. Needs $ROPEFOLD and $BUILDDIR (set by make check).
+: "${ROPEFOLD:=./ropefold}"
+: "${BUILDDIR:=.}"
+. "${SRCDIR:-.}/tests/tap.sh"
+PY=/usr/bin/python3
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+	echo "1..0 # SKIP python3-numpy is not installed"
+	exit 0
+fi
+FIX="$PY ${SRCDIR:-.}/tests/mla_fixtures.py"
+REF="$PY ${SRCDIR:-.}/tests/mla_reference.py"
+DUMP="$BUILDDIR/tests/mla_dump"
+
+$FIX --out "$tmp/hf" --seed 3
+$FIX --out "$tmp/hfq" --seed 4 --no-q-lora
+$FIX --out "$tmp/hfy" --seed 5 --yarn
+$FIX --out "$tmp/hfm" --seed 6 --yarn-mscale
+$FIX --out "$tmp/g.gguf" --format gguf --seed 5 --yarn
+$FIX --out "$tmp/gq.gguf" --format gguf --seed 4 --no-q-lora
+
+# ropefold's MLA against the reference, every fixture, both layers
+for m in hf hfq hfy hfm g.gguf gq.gguf; do
+	for l in 0 1; do
+		if "$DUMP" "$tmp/$m" $l 20 7 >"$tmp/dump.json" 2>"$tmp/err" &&
+		   $REF --model "$tmp/$m" --dump "$tmp/dump.json" --layer $l >"$tmp/out" 2>&1; then
+			ok "MLA attention of $m layer $l equals the reference ($(cat "$tmp/out"))"
+		else
+			notok "MLA attention of $m layer $l"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+		fi
+	done
+done
+# the same weights in both formats give the same attention
+"$DUMP" "$tmp/hfy" 1 16 2 >"$tmp/a.json" && "$DUMP" "$tmp/g.gguf" 1 16 2 >"$tmp/b.json"
+# (the GGUF stores yarn_log_multiplier = 0.1 mscale_all_dim as f32)
+if $REF --model "$tmp/hfy" --dump "$tmp/b.json" --layer 1 --tol 1e-6 >/dev/null; then
+	ok "GGUF deepseek2 and the HF folder of the same weights agree"
+else
+	notok "GGUF deepseek2 and HF disagree"
+fi
+
+# info: the dims under their HF names, text and JSON
+run 0 "info of a DeepSeek-V2 folder" info "$tmp/hf"
+if grep -q "kv_lora_rank 16, q_lora_rank 12, qk_nope_head_dim 8, qk_rope_head_dim 4" "$tmp/out"; then
+	ok "info text names the MLA dims"
+else
+	notok "info text MLA dims"; sed 's/^/# /' "$tmp/out"
+fi
+if command -v jq >/dev/null; then
+	for m in hfq gq.gguf; do
+		"$ROPEFOLD" info --json "$tmp/$m" >"$tmp/out"
+		if jq -e '.mla.kv_lora_rank == 16 and .mla.q_lora_rank == null and
+			.mla.qk_nope_head_dim == 8 and .mla.qk_rope_head_dim == 4 and
+			.mla.v_head_dim == 6 and .rope.layout == "interleaved" and .kv_heads == 1' \
+			"$tmp/out" >/dev/null; then
+			ok "info --json of $m: mla dims"
+		else
+			notok "info --json of $m"; sed 's/^/# /' "$tmp/out" | head -20
+		fi
+	done
+	# DeepSeek's yarn: softmax scale times mscale(4, 0.707)^2
+	"$ROPEFOLD" info --json "$tmp/hfy" >"$tmp/out"
+	if jq -e '(.mla.softmax_scale - (1 / (12 | sqrt)) * (0.1 * 0.707 * (4 | log) + 1) *
+		(0.1 * 0.707 * (4 | log) + 1)) | fabs < 1e-12' "$tmp/out" >/dev/null; then
+		ok "yarn mscale_all_dim in the softmax scale"
+	else
+		notok "yarn softmax scale"; jq -c .mla "$tmp/out" | sed 's/^/# /'
+	fi
+else
+	skip "info --json mla" "jq missing"
+fi
+
+# check on loaded MLA layers
+run 0 "check a DeepSeek-V2 layer" check --model "$tmp/hfy" --layer 1
+run 0 "check a deepseek2 GGUF layer with embedded tokens" check --model "$tmp/g.gguf" --input embed
+run 0 "check: a fold built for the wrong layout is not guaranteed" check --model "$tmp/hf" --rope half
+if grep -q "score     not guar.    breaks" "$tmp/out"; then ok "... and its scores break"; else notok "wrong layout scores"; fi
+run 2 "check: --rotary-dim on an MLA checkpoint is refused" check --model "$tmp/hf" --rotary-dim 2
+
+# refusals, one line naming what is wrong and what was found
+refused() {
+	what=$1; pat=$2; shift 2
+	"$ROPEFOLD" info "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q -- "$pat" "$tmp/err"; then
+		ok "$what is refused: $(cut -c1-100 "$tmp/err")"
+	else
+		notok "$what (exit $got)"; sed 's/^/# /' "$tmp/err"
+	fi
+}
+$FIX --out "$tmp/b1" --break missing-kv-b
+refused "a layer without kv_b_proj" "kv_b_proj.weight is missing.*layer 0 holds" "$tmp/b1"
+$FIX --out "$tmp/b2" --break no-rope-dim
+refused "a config without qk_rope_head_dim" "qk_rope_head_dim is missing" "$tmp/b2"
+$FIX --out "$tmp/b3" --break bad-kv-b
+refused "a kv_b_proj one row short" "kv_b_proj.weight: shape \[55, 16\], but the MLA dims" "$tmp/b3"
+$FIX --out "$tmp/b4.gguf" --format gguf --break absorbed
+refused "llama.cpp's absorbed attn_k_b/attn_v_b" "absorbed form.*attn_k_b" "$tmp/b4.gguf"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
