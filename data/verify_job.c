@@ -6,15 +6,60 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/mla_verify.h"
 #include "data/layer_range.h"
+#include "data/mla_model.h"
 #include "data/verify_job.h"
 
 /* Decide layer i of both (and confirm it when asked); 1 when the caller
  * stops, -1 on an error. */
+/* The same for DeepSeek MLA checkpoints (core/mla_verify.h); the result's
+ * layer is A's header, and no confirming evaluation runs yet. */
+static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
+			 size_t total, const VerifyOptions *vo, VerifyOutcome *out, char *err,
+			 size_t errlen)
+{
+	if (!model_mla(ma) || !model_mla(mb)) {
+		snprintf(err, errlen, "layer %zu: %s is DeepSeek MLA and %s is not", i,
+			 model_mla(ma) ? j->a : j->b, model_mla(ma) ? j->b : j->a);
+		return -1;
+	}
+	MlaLayer a, b;
+	if (model_load_mla_layer(ma, i, &a, err, errlen))
+		return -1;
+	if (model_load_mla_layer(mb, i, &b, err, errlen)) {
+		mla_free(&a);
+		return -1;
+	}
+	VerifyVerdict v;
+	RfStatus st = mla_verify_layers(&a, &b, vo, &v);
+	int rc = 0;
+	if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
+		rc = -1;
+	} else {
+		out->compared++;
+		if (!v.equivalent && out->equivalent) {
+			out->equivalent = false;
+			out->first_break = i;
+		}
+		Layer hdr;
+		mla_header(&a, &hdr);
+		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
+		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
+	}
+	verify_verdict_free(&v);
+	mla_free(&a);
+	mla_free(&b);
+	return rc;
+}
+
 static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
 		     size_t total, const VerifyOptions *vo, const double *x,
 		     VerifyOutcome *out, char *err, size_t errlen)
 {
+	if (model_mla(ma) || model_mla(mb))
+		return one_mla_layer(j, ma, mb, i, done, total, vo, out, err, errlen);
 	Layer a, b;
 	if (model_load_layer(ma, i, &a, err, errlen))
 		return -1;

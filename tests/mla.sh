@@ -82,6 +82,54 @@ run 0 "check: a fold built for the wrong layout is not guaranteed" check --model
 if grep -q "score     not guar.    breaks" "$tmp/out"; then ok "... and its scores break"; else notok "wrong layout scores"; fi
 run 2 "check: --rotary-dim on an MLA checkpoint is refused" check --model "$tmp/hf" --rotary-dim 2
 
+# fold, then verify: the folded attention equals the original's (the
+# reference on B's weights with A's output), and verify recovers the fold
+for m in hfy g.gguf hfq; do
+	out="$tmp/f-$m"
+	run 0 "fold $m" fold --model "$tmp/$m" --out "$out"
+	"$DUMP" "$tmp/$m" 1 16 9 >"$tmp/a.json"
+	if $REF --model "$out" --dump "$tmp/a.json" --layer 1 --tol 1e-6 >"$tmp/o" 2>&1; then
+		ok "the folded $m computes A's attention up to f32 storage ($(cat "$tmp/o"))"
+	else
+		notok "folded $m attention"; sed 's/^/# /' "$tmp/o"
+	fi
+	run 0 "verify $m against its fold" verify "$tmp/$m" "$out"
+	grep -q "commuting fold" "$tmp/out" && ok "... a commuting fold" || notok "verify relation"
+done
+run 0 "fold --dtype f64" fold --model "$tmp/hf" --out "$tmp/f64" --dtype f64
+"$DUMP" "$tmp/hf" 0 16 9 >"$tmp/a.json"
+if $REF --model "$tmp/f64" --dump "$tmp/a.json" --layer 0 >"$tmp/o" 2>&1; then
+	ok "the f64 fold computes A's attention to roundoff ($(cat "$tmp/o"))"
+else
+	notok "f64 fold attention"; sed 's/^/# /' "$tmp/o"
+fi
+run 0 "verify the f64 fold" verify "$tmp/hf" "$tmp/f64"
+run 0 "verify a checkpoint against itself" verify "$tmp/hf" "$tmp/hf"
+grep -q "identical" "$tmp/out" && ok "... identical" || notok "identical"
+# crafted breaks: folds that drop an assumption
+brk() {
+	what=$1; pat=$2; shift 2
+	rm -rf "$tmp/brk"
+	"$ROPEFOLD" fold --model "$tmp/hf" --out "$tmp/brk" "$@" >/dev/null 2>&1
+	"$ROPEFOLD" verify "$tmp/hf" "$tmp/brk" --layer 0 >"$tmp/out" 2>&1
+	got=$?
+	if [ "$got" -eq 1 ] && grep -q -- "$pat" "$tmp/out"; then
+		ok "verify names a fold $what: $(sed -n 2p "$tmp/out" | cut -c1-90)"
+	else
+		notok "verify of a fold $what (exit $got)"; sed 's/^/# /' "$tmp/out"
+	fi
+}
+brk "whose rope rotation mixes pairs" "mixes frequency pairs" --drop commutes --kind pair-swap
+brk "with q and k rotated apart" "Q and K are folded differently" --drop shared-qk
+brk "with per-head rope rotations" "query head 1: W_q is rotated by a different rotation" \
+	--drop gqa-consistent
+brk "that is not orthogonal" "no rotation explains" --drop orthogonal
+brk "that rotates V but not O" "column block" --rotate qkv
+rm -rf "$tmp/brk"
+run 0 "fold dropping per-head (one nope rotation) is a fold" fold --model "$tmp/hf" --out "$tmp/brk" --drop per-head,v-same
+run 0 "... and verify says so" verify "$tmp/hf" "$tmp/brk"
+run 2 "fold --undo of an MLA fold is refused" fold --model "$tmp/f-hfy" --out "$tmp/u" --undo "$tmp/f-hfy/fold.json"
+
 # refusals, one line naming what is wrong and what was found
 refused() {
 	what=$1; pat=$2; shift 2

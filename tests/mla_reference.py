@@ -126,7 +126,7 @@ def mla_attention(W, cfg, x):
     return ctx @ W["o_proj"].T
 
 
-# ---- reading the fixtures back (F32 only: what tests/mla_fixtures.py writes) --
+# ---- reading the fixtures back (F32, and F64 safetensors of a fold) ----------
 
 def read_safetensors(path):
     with open(path, "rb") as f:
@@ -137,9 +137,9 @@ def read_safetensors(path):
     for name, t in head.items():
         if name == "__metadata__":
             continue
-        assert t["dtype"] == "F32"
+        dt = {"F32": "<f4", "F64": "<f8"}[t["dtype"]]
         a, b = t["data_offsets"]
-        out[name] = np.frombuffer(data[a:b], dtype="<f4").astype(np.float64).reshape(t["shape"])
+        out[name] = np.frombuffer(data[a:b], dtype=dt).astype(np.float64).reshape(t["shape"])
     return out
 
 
