@@ -8,6 +8,7 @@
 #include "core/diagnose.h"
 #include "core/levels.h"
 #include "core/mla_inv.h"
+#include "core/rng.h"
 
 /* |a - b|, a NaN difference (an overflowed side) counting as infinite. */
 static double err_of(double a, double b)
@@ -267,5 +268,72 @@ RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt
 out_rep:
 	if (st != RF_OK)
 		report_done(rep);
+	return st;
+}
+
+RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size_t T,
+		     double tol, bool expect, InvReport *rep)
+{
+	memset(rep, 0, sizeof *rep);
+	if (!T || memcmp(&a->shape, &b->shape, sizeof a->shape))
+		return RF_ERR_ARG;
+	RfStatus st = report_init(rep, T, a->shape.n_heads, 1, a->shape.qk_rope_dim,
+				  a->shape.qk_rope_dim);
+	if (st != RF_OK)
+		return st;
+	rep->precision = PREC_F64;
+	MlaSide sa, sb;
+	memset(&sb, 0, sizeof sb);
+	st = mla_forward(a, x, T, &sa);
+	if (st == RF_OK)
+		st = mla_forward(b, x, T, &sb);
+	if (st == RF_OK) {
+		compare_scores(a, b, &sa, &sb, rep);
+		st = compare_blocks(a, b, &sa, &sb, rep);
+	}
+	mla_side_done(&sa);
+	mla_side_done(&sb);
+	if (st != RF_OK) {
+		report_done(rep);
+		return st;
+	}
+	/* the verdicts against tol; nothing folded, so predict by expect */
+	Layer hdr;
+	mla_header(a, &hdr);
+	FoldConfig none = fold_config_default();
+	none.rotate = 0;
+	levels_judge(rep, &hdr, &none, tol > 0 ? tol : levels_default_tol(PREC_F64));
+	for (int i = 0; i < LEVEL_COUNT; i++)
+		rep->level[i].guaranteed = expect;
+	return RF_OK;
+}
+
+RfStatus mla_rounding_noise(const MlaLayer *a, const double *x, size_t T, double u,
+			    double noise[LEVEL_COUNT])
+{
+	MlaLayer p;
+	RfStatus st = mla_copy(&p, a);
+	if (st != RF_OK)
+		return st;
+	Rng rng;
+	rng_seed(&rng, 0x5eed, 41);
+	double *t[] = {p.q_a, p.q_b, p.kv_a, p.kv_b, p.wo};
+	const MlaShape *s = &a->shape;
+	size_t D = s->d_model, H = s->n_heads, dq = mla_qk_dim(s);
+	size_t n[] = {s->q_lora_rank * D, H * dq * (s->q_lora_rank ? s->q_lora_rank : D),
+		      (s->kv_lora_rank + s->qk_rope_dim) * D,
+		      H * (s->qk_nope_dim + s->v_head_dim) * s->kv_lora_rank,
+		      D * H * s->v_head_dim};
+	for (size_t k = 0; k < 5; k++)
+		for (size_t i = 0; t[k] && i < n[k]; i++)
+			t[k][i] *= 1.0 + u * (2.0 * rng_uniform(&rng) - 1.0);
+	InvReport rep;
+	st = mla_compare(a, &p, x, T, 0, false, &rep);
+	if (st == RF_OK) {
+		for (int i = 0; i < LEVEL_COUNT; i++)
+			noise[i] = rep.level[i].max_rel_err;
+		report_done(&rep);
+	}
+	mla_free(&p);
 	return st;
 }

@@ -21,4 +21,17 @@
 RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep);
 
+/* Layer a against layer b directly on x (seq x D): both evaluated, the
+ * three levels compared as mla_evaluate does and judged at tol (<= 0: the
+ * float64 default), every level expected to hold when expect is set
+ * (verify's confirmation of a fold it found). rep is initialised here. */
+RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size_t seq,
+		     double tol, bool expect, InvReport *rep);
+
+/* The levels' errors that rounding alone causes: a against a copy of a
+ * with every weight moved by up to u relative (seeded, reproducible),
+ * into noise[LEVEL_COUNT] (relative errors). */
+RfStatus mla_rounding_noise(const MlaLayer *a, const double *x, size_t seq, double u,
+			    double noise[LEVEL_COUNT]);
+
 #endif

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/levels.h"
+#include "core/mla_inv.h"
 #include "core/mla_verify.h"
 #include "data/layer_range.h"
 #include "data/mla_model.h"
@@ -14,10 +16,12 @@
 /* Decide layer i of both (and confirm it when asked); 1 when the caller
  * stops, -1 on an error. */
 /* The same for DeepSeek MLA checkpoints (core/mla_verify.h); the result's
- * layer is A's header, and no confirming evaluation runs yet. */
+ * layer is A's header. The confirmation compares both layers' attention
+ * on x in float64 at four times the error the stored dtype's rounding
+ * alone causes (core/mla_inv.h). */
 static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
-			 size_t total, const VerifyOptions *vo, VerifyOutcome *out, char *err,
-			 size_t errlen)
+			 size_t total, const VerifyOptions *vo, const double *x,
+			 VerifyOutcome *out, char *err, size_t errlen)
 {
 	if (!model_mla(ma) || !model_mla(mb)) {
 		snprintf(err, errlen, "layer %zu: %s is DeepSeek MLA and %s is not", i,
@@ -32,7 +36,21 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		return -1;
 	}
 	VerifyVerdict v;
+	InvReport rep;
+	bool have_rep = false;
 	RfStatus st = mla_verify_layers(&a, &b, vo, &v);
+	if (st == RF_OK && j->confirm && x && v.why != VERIFY_WHY_SHAPE) {
+		double noise[LEVEL_COUNT] = {0}, tol = levels_default_tol(PREC_F64);
+		if (vo->unit_roundoff > 0)
+			st = mla_rounding_noise(&a, x, j->seq, vo->unit_roundoff, noise);
+		for (int l = 0; l < LEVEL_COUNT; l++)
+			if (4.0 * noise[l] > tol)
+				tol = 4.0 * noise[l];
+		if (st == RF_OK)
+			st = mla_compare(&a, &b, x, j->seq, tol, v.equivalent, &rep);
+		have_rep = st == RF_OK;
+		v.confirm_tol = tol;
+	}
 	int rc = 0;
 	if (st != RF_OK) {
 		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
@@ -45,9 +63,11 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		}
 		Layer hdr;
 		mla_header(&a, &hdr);
-		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
+		VerifyLayerResult r = {i, done, total, &hdr, &v, have_rep ? &rep : NULL};
 		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
 	}
+	if (have_rep)
+		report_done(&rep);
 	verify_verdict_free(&v);
 	mla_free(&a);
 	mla_free(&b);
@@ -59,7 +79,7 @@ static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t 
 		     VerifyOutcome *out, char *err, size_t errlen)
 {
 	if (model_mla(ma) || model_mla(mb))
-		return one_mla_layer(j, ma, mb, i, done, total, vo, out, err, errlen);
+		return one_mla_layer(j, ma, mb, i, done, total, vo, x, out, err, errlen);
 	Layer a, b;
 	if (model_load_layer(ma, i, &a, err, errlen))
 		return -1;

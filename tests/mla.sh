@@ -95,6 +95,8 @@ for m in hfy g.gguf hfq; do
 	fi
 	run 0 "verify $m against its fold" verify "$tmp/$m" "$out"
 	grep -q "commuting fold" "$tmp/out" && ok "... a commuting fold" || notok "verify relation"
+	grep -q "levels (tolerance .*): score holds .*, head holds .*, residual holds" "$tmp/out" &&
+		ok "... confirmed by the three levels" || notok "verify confirmation"
 done
 run 0 "fold --dtype f64" fold --model "$tmp/hf" --out "$tmp/f64" --dtype f64
 "$DUMP" "$tmp/hf" 0 16 9 >"$tmp/a.json"
@@ -121,6 +123,8 @@ brk() {
 }
 brk "whose rope rotation mixes pairs" "mixes frequency pairs" --drop commutes --kind pair-swap
 brk "with q and k rotated apart" "Q and K are folded differently" --drop shared-qk
+grep -q "score breaks .*residual breaks" "$tmp/out" && ok "... and its levels break" ||
+	notok "levels of a broken fold"
 brk "with per-head rope rotations" "query head 1: W_q is rotated by a different rotation" \
 	--drop gqa-consistent
 brk "that is not orthogonal" "no rotation explains" --drop orthogonal
