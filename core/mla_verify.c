@@ -132,15 +132,16 @@ static RfStatus check_kpe(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v
 
 /* Head h: q_pe turned by P, q_nope and k_nope by one A_h, v by B_h that
  * o_proj absorbs. */
-static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t h, const double *P,
-			   VerifyVerdict *v, double *R, double *R2, double *scr, bool *ok)
+static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size_t h,
+			   const double *P, VerifyVerdict *v, double *R, double *R2, double *scr,
+			   bool *ok)
 {
 	const MlaShape *s = &a->shape;
 	size_t D = s->d_model, H = s->n_heads, dn = s->qk_nope_dim, dr = s->qk_rope_dim;
 	size_t dv = s->v_head_dim, dq = dn + dr, Lkv = s->kv_lora_rank;
 	size_t qin = s->q_lora_rank ? s->q_lora_rank : D;
-	const double *aq = a->q_b + h * dq * qin, *bq = b->q_b + h * dq * qin;
-	const double *akv = a->kv_b + h * (dn + dv) * Lkv, *bkv = b->kv_b + h * (dn + dv) * Lkv;
+	const double *aq = a->q_b + ha * dq * qin, *bq = b->q_b + h * dq * qin;
+	const double *akv = a->kv_b + ha * (dn + dv) * Lkv, *bkv = b->kv_b + h * (dn + dv) * Lkv;
 	RfStatus st;
 	double e;
 	*ok = false;
@@ -211,7 +212,7 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t h, const
 		return RF_OK;
 	}
 	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)dv, (int)dv, 1.0,
-		    a->wo + h * dv, (int)(H * dv), R, (int)dv, 0.0, scr, (int)dv);
+		    a->wo + ha * dv, (int)(H * dv), R, (int)dv, 0.0, scr, (int)dv);
 	e = procrustes_rel_diff(scr, dv, b->wo + h * dv, H * dv, D, dv);
 	if (e > v->max_err)
 		v->max_err = e;
@@ -221,6 +222,77 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t h, const
 	}
 	v->rotated = v->rotated || dist_identity(R, dv) > v->tol;
 	*ok = true;
+	return RF_OK;
+}
+
+/* What a fold leaves of head h: the column norms of its q rows (nope and
+ * pe parts apart), of its k_nope and v rows, and the row norms of its
+ * o_proj block (left or right orthogonal factors keep them). sig holds
+ * 2 qin + 2 Lkv + D entries. */
+static void head_signature(const MlaLayer *l, size_t h, double *sig)
+{
+	const MlaShape *s = &l->shape;
+	size_t D = s->d_model, H = s->n_heads, dn = s->qk_nope_dim, dr = s->qk_rope_dim;
+	size_t dv = s->v_head_dim, Lkv = s->kv_lora_rank;
+	size_t qin = s->q_lora_rank ? s->q_lora_rank : D;
+	const double *q = l->q_b + h * (dn + dr) * qin, *kv = l->kv_b + h * (dn + dv) * Lkv;
+	struct { const double *m; size_t rows, cols; } part[4] = {
+		{q, dn, qin}, {q + dn * qin, dr, qin}, {kv, dn, Lkv}, {kv + dn * Lkv, dv, Lkv}};
+	size_t k = 0;
+	for (int p = 0; p < 4; p++)
+		for (size_t j = 0; j < part[p].cols; j++) {
+			double t = 0;
+			for (size_t i = 0; i < part[p].rows; i++)
+				t += part[p].m[i * part[p].cols + j] * part[p].m[i * part[p].cols + j];
+			sig[k++] = sqrt(t);
+		}
+	for (size_t r = 0; r < D; r++) {
+		double t = 0;
+		for (size_t j = 0; j < dv; j++)
+			t += l->wo[r * H * dv + h * dv + j] * l->wo[r * H * dv + h * dv + j];
+		sig[k++] = sqrt(t);
+	}
+}
+
+/* Which head of a each head of b is (perm[h]), matched by signature; the
+ * identity when the match is not one to one. */
+static RfStatus match_heads(const MlaLayer *a, const MlaLayer *b, size_t *perm)
+{
+	const MlaShape *s = &a->shape;
+	size_t H = s->n_heads, qin = s->q_lora_rank ? s->q_lora_rank : s->d_model;
+	size_t n = 2 * qin + 2 * s->kv_lora_rank + s->d_model;
+	double *sa = malloc(2 * H * n * sizeof(double));
+	bool *used = calloc(H, sizeof(bool));
+	if (!sa || !used) {
+		free(sa);
+		free(used);
+		return RF_ERR_NOMEM;
+	}
+	double *sb = sa + H * n;
+	for (size_t h = 0; h < H; h++) {
+		head_signature(a, h, sa + h * n);
+		head_signature(b, h, sb + h * n);
+	}
+	bool bijective = true;
+	for (size_t h = 0; h < H; h++) {
+		/* B's head h against A's same head first: the usual case */
+		double best = diff(sb + h * n, sa + h * n, n);
+		perm[h] = h;
+		for (size_t g = 0; g < H; g++) {
+			double d = diff(sb + h * n, sa + g * n, n);
+			if (d < best) {
+				best = d;
+				perm[h] = g;
+			}
+		}
+		bijective = bijective && !used[perm[h]];
+		used[perm[h]] = true;
+	}
+	if (!bijective)
+		for (size_t h = 0; h < H; h++)
+			perm[h] = h;
+	free(sa);
+	free(used);
 	return RF_OK;
 }
 
@@ -244,9 +316,10 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 	v->plan.n_heads = s->n_heads;
 	v->plan.n_kv_heads = 1;
 	v->plan.head_dim = s->qk_rope_dim;
-	v->plan.perm = calloc(1, sizeof(size_t));
-	v->commuting = calloc(1, sizeof(bool));
-	v->angles = calloc(np + 1, sizeof(double));
+	size_t H0 = s->n_heads;
+	v->plan.perm = calloc(H0, sizeof(size_t));
+	v->commuting = calloc(H0, sizeof(bool));
+	v->angles = calloc(H0 * np + 1, sizeof(double));
 	v->freqs = calloc(np + 1, sizeof(double));
 	if (!v->plan.perm || !v->commuting || !v->angles || !v->freqs)
 		return RF_ERR_NOMEM;
@@ -280,11 +353,27 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 		  untouched(v, a->attn_norm, b->attn_norm, 1, D, "input_layernorm");
 	if (ok)
 		st = check_kpe(a, b, v, P, scr, &ok);
+	if (ok && st == RF_OK)
+		st = match_heads(a, b, v->plan.perm);
 	for (size_t h = 0; h < H && ok && st == RF_OK; h++)
-		st = check_head(a, b, h, P, v, R, R2, scr, &ok);
+		st = check_head(a, b, v->plan.perm[h], h, P, v, R, R2, scr, &ok);
 	free(P);
 	if (st != RF_OK)
 		return st;
+	/* heads of B reordered against A's (each with its q rows, k_nope/v
+	 * rows and o_proj block): the residual block is unchanged, not the
+	 * heads; the verdict then lists one entry per head, each with the
+	 * layer's one rope rotation */
+	for (size_t h = 0; h < H; h++)
+		if (v->plan.perm[h] != h)
+			v->heads_permuted = true;
+	if (v->heads_permuted) {
+		v->plan.n_kv_heads = H;
+		for (size_t h = 1; h < H; h++) {
+			v->commuting[h] = v->commuting[0];
+			memcpy(v->angles + h * np, v->angles, np * sizeof(double));
+		}
+	}
 	/* bit for bit: every tensor (sizes as mla_alloc made them) */
 	bool same = true;
 	const double *ta[] = {a->q_a, a->q_a_norm, a->q_b, a->kv_a, a->kv_a_norm, a->kv_b, a->wo,
@@ -303,6 +392,8 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 		v->relation = VERIFY_REL_NONE;
 	else if (v->max_err == 0)
 		v->relation = VERIFY_REL_IDENTICAL;
+	else if (v->heads_permuted)
+		v->relation = VERIFY_REL_HEADS_PERMUTED;
 	else
 		v->relation = v->rotated ? VERIFY_REL_COMMUTING_FOLD : VERIFY_REL_ROUNDING;
 	return RF_OK;

@@ -14,7 +14,9 @@
  * from q's nope rows, which must turn the head's k_nope rows of kv_b_proj
  * too; the V rotation B_h from the v rows, which o_proj's column block
  * must absorb. The latents, their norms and q_a_proj must be unchanged.
- * Heads are not matched across a permutation. Everything is judged at
+ * B's heads may be a permutation of A's (matched by what a fold leaves of
+ * each: column norms of its q and kv_b rows, row norms of its o_proj
+ * block; plan.perm then has one entry per head). Everything is judged at
  * opt's tolerance relative to each block's own norm. Release v with
  * verify_verdict_free. */
 RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *opt,

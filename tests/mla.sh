@@ -132,6 +132,11 @@ brk "that rotates V but not O" "column block" --rotate qkv
 rm -rf "$tmp/brk"
 run 0 "fold dropping per-head (one nope rotation) is a fold" fold --model "$tmp/hf" --out "$tmp/brk" --drop per-head,v-same
 run 0 "... and verify says so" verify "$tmp/hf" "$tmp/brk"
+rm -rf "$tmp/brk"
+run 0 "fold --permute-heads" fold --model "$tmp/g.gguf" --out "$tmp/perm.gguf" --permute-heads
+run 0 "verify finds the heads permuted" verify "$tmp/g.gguf" "$tmp/perm.gguf"
+grep -q "heads permuted as \[1 2 3 0\]" "$tmp/out" && grep -q "residual holds" "$tmp/out" &&
+	ok "... as [1 2 3 0], the residual holding" || notok "permuted heads"
 run 2 "fold --undo of an MLA fold is refused" fold --model "$tmp/f-hfy" --out "$tmp/u" --undo "$tmp/f-hfy/fold.json"
 
 # refusals, one line naming what is wrong and what was found
