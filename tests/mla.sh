@@ -35,6 +35,25 @@ for m in hf hfq hfy hfm g.gguf gq.gguf; do
 		fi
 	done
 done
+# the DeepSeek family fixtures of tests/family_fixtures.py (V2, V2-Lite
+# without a q latent, V3 with mscale != mscale_all_dim), and their folds
+for fam in deepseek-v2 deepseek-v2-lite deepseek-v3; do
+	$PY "${SRCDIR:-.}/tests/family_fixtures.py" --family $fam --out "$tmp/$fam"
+	"$DUMP" "$tmp/$fam" 2 24 5 >"$tmp/dump.json" 2>"$tmp/err"
+	if $REF --model "$tmp/$fam" --dump "$tmp/dump.json" --layer 2 >"$tmp/out" 2>&1; then
+		ok "MLA attention of the $fam fixture equals the reference ($(cat "$tmp/out"))"
+	else
+		notok "MLA attention of $fam"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+	fi
+	"$ROPEFOLD" fold --model "$tmp/$fam" --out "$tmp/$fam-f" >/dev/null 2>"$tmp/err" &&
+		"$ROPEFOLD" verify "$tmp/$fam" "$tmp/$fam-f" >"$tmp/out" 2>>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(grep -c "commuting fold" "$tmp/out")" -eq 3 ]; then
+		ok "$fam: fold, then verify: a commuting fold in all 3 layers"
+	else
+		notok "$fam fold/verify"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+	fi
+done
+
 # the same weights in both formats give the same attention
 "$DUMP" "$tmp/hfy" 1 16 2 >"$tmp/a.json" && "$DUMP" "$tmp/g.gguf" 1 16 2 >"$tmp/b.json"
 # (the GGUF stores yarn_log_multiplier = 0.1 mscale_all_dim as f32)
