@@ -54,6 +54,13 @@ for fam in deepseek-v2 deepseek-v2-lite deepseek-v3; do
 	fi
 done
 
+# bf16 storage: the fold rounds to bf16, verify judges at its roundoff
+$PY "${SRCDIR:-.}/tests/family_fixtures.py" --family deepseek-v2 --dtype bf16 --out "$tmp/bf16"
+run 0 "fold a bf16 DeepSeek-V2" fold --model "$tmp/bf16" --out "$tmp/bf16-f"
+run 0 "verify it at bf16's roundoff" verify "$tmp/bf16" "$tmp/bf16-f"
+grep -q "commuting fold, up to bf16 rounding" "$tmp/out" && ok "... up to bf16 rounding" ||
+	notok "bf16 verify relation"
+
 # the same weights in both formats give the same attention
 "$DUMP" "$tmp/hfy" 1 16 2 >"$tmp/a.json" && "$DUMP" "$tmp/g.gguf" 1 16 2 >"$tmp/b.json"
 # (the GGUF stores yarn_log_multiplier = 0.1 mscale_all_dim as f32)
