@@ -49,6 +49,8 @@ check ":drop shared-qk: the score level breaks (nope part too)" "score +not guar
 keys s
 keys ':drop per-head' Enter
 check "shared-qk held again, per-head dropped: the score level holds" "score +guaranteed +. holds"
+keys 9
+check "the info view names the MLA dims" "mla +kv_lora 16  q_lora 0 \(q_proj\)  nope 16"
 keys q
 check "quits with status 0" "EXIT=0"
 echo "1..$n"

@@ -97,6 +97,11 @@ static void fill_info(LayerInfo *li, const Workload *w)
 	snprintf(li->source, sizeof li->source, "%s", w->source);
 	li->layer_index = w->layer_index;
 	li->family_assumed = w->note[0] != '\0';
+	li->mla = w->is_mla;
+	if (w->is_mla) {
+		li->mla_shape = w->mla.shape;
+		li->score_scale = mla_score_scale(&w->mla);
+	}
 }
 
 /* Build what changed and evaluate; fills r. */

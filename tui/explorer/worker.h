@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/mla.h"
 #include "core/report.h"
 #include "tui/explorer/commands.h"
 
@@ -23,6 +24,9 @@ typedef struct {
 	size_t layer_index;
 	bool family_assumed;  /* a family ropefold does not know: its RoPE
 			       * layout and conventions were assumed */
+	bool mla;             /* DeepSeek multi-head latent attention: shape is
+			       * its header, mla_shape its dims */
+	MlaShape mla_shape;
 } LayerInfo;
 
 /* One finished evaluation, handed from the worker to the screen. */

@@ -35,6 +35,13 @@ static void info_draw(const ViewContext *c)
 		   li->shape.d_model, li->shape.n_heads, li->shape.n_kv_heads,
 		   li->shape.n_heads / (li->shape.n_kv_heads ? li->shape.n_kv_heads : 1),
 		   li->shape.head_dim, (double)li->bytes / (1024.0 * 1024.0));
+	if (li->mla) {
+		const MlaShape *m = &li->mla_shape;
+		draw_text(w, y, 0, k, "mla");
+		draw_textf(w, y++, 10, 0, "kv_lora %zu  q_lora %zu%s  nope %zu  rope %zu (one k_pe)"
+			   "  v %zu", m->kv_lora_rank, m->q_lora_rank, m->q_lora_rank ? "" : " (q_proj)",
+			   m->qk_nope_dim, m->qk_rope_dim, m->v_head_dim);
+	}
 	draw_text(w, y, 0, k, "rope");
 	draw_textf(w, y++, 10, 0, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
 		   rope_layout_name(li->rope.layout), li->rope.rotary_dim,
