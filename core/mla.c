@@ -91,6 +91,7 @@ RfStatus mla_alloc(MlaLayer *l, const MlaShape *s, bool with_attn_norm)
 	l->shape = *s;
 	l->rope = rope_spec_default(s->qk_rope_dim);
 	l->norm_eps = 1e-6;
+	l->latent_eps = 1e-6;
 	size_t n[MLA_NT];
 	double **t[MLA_NT];
 	counts(s, with_attn_norm, n);
@@ -138,6 +139,7 @@ RfStatus mla_copy(MlaLayer *dst, const MlaLayer *src)
 			memcpy(*td[i], *ts[i], n[i] * sizeof(double));
 	dst->rope = src->rope;
 	dst->norm_eps = src->norm_eps;
+	dst->latent_eps = src->latent_eps;
 	dst->score_scale = src->score_scale;
 	return RF_OK;
 }

@@ -47,7 +47,11 @@ typedef struct {
 	double *kv_b;         /* H*(dn+dv) x Lkv: per head rows [k_nope; v] */
 	double *wo;           /* D x (H*dv) */
 	double *attn_norm;    /* D: the layer's input norm weight, or NULL */
-	double norm_eps;      /* of every RMSNorm (latents and input) */
+	double norm_eps;      /* of the input RMSNorm */
+	double latent_eps;    /* of q_a_layernorm and kv_a_layernorm: 1e-6 in
+			       * DeepSeek's code (its RMSNorm default, whatever
+			       * rms_norm_eps says), the file's RMS eps in
+			       * llama.cpp */
 	double score_scale;   /* multiplies q.k; 0 = 1/sqrt(dn+dr) */
 } MlaLayer;
 

@@ -77,14 +77,14 @@ RfStatus mla_forward(const MlaLayer *l, const double *x, size_t T, MlaSide *out)
 	/* q (T x H*dq) */
 	if (Lq) {
 		linear(x, l->q_a, T, D, Lq, qa);
-		rmsnorm_rows(qa, T, Lq, Lq, l->q_a_norm, l->norm_eps);
+		rmsnorm_rows(qa, T, Lq, Lq, l->q_a_norm, l->latent_eps);
 		linear(qa, l->q_b, T, Lq, H * dq, out->q);
 	} else {
 		linear(x, l->q_b, T, D, H * dq, out->q);
 	}
 	/* [c; k_pe] (T x la), the latent normed */
 	linear(x, l->kv_a, T, D, la, ca);
-	rmsnorm_rows(ca, T, Lkv, la, l->kv_a_norm, l->norm_eps);
+	rmsnorm_rows(ca, T, Lkv, la, l->kv_a_norm, l->latent_eps);
 	/* kv (T x H*dkv) from the normed latent, packed T x Lkv */
 	double *lat = malloc((T * Lkv + 1) * sizeof(double));
 	if (!lat) {

@@ -77,6 +77,13 @@ int mla_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp)
 			return -1;
 	if (!hp->kv_lora_rank)
 		return 0;
+	/* HF's DeepseekV3: rope_interleave (default true) permutes the stored
+	 * rope coordinates to half-split before rotate_half; false applies
+	 * rotate_half to them as stored */
+	bool inter = true;
+	if (hfkey_bool(k, c, "rope_interleave", &inter) < 0)
+		return -1;
+	hp->mla_rope_half = !inter;
 	json_t *rs = json_object_get(c, "rope_scaling");
 	if (!json_is_object(rs))
 		return 0;
@@ -305,10 +312,11 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 		snprintf(err, errlen, "%s: %zu layers", where, f->n_layers);
 		return -1;
 	}
-	/* RoPE of the rope part: interleaved as stored (see the header) */
+	/* RoPE of the rope part: interleaved as stored, unless HF's
+	 * rope_interleave is false (see the header) */
 	RopeSpec *r = &f->rope;
 	*r = rope_spec_default(f->shape.qk_rope_dim);
-	r->layout = ROPE_INTERLEAVED;
+	r->layout = hp->mla_rope_half ? ROPE_HALF : ROPE_INTERLEAVED;
 	r->theta = hp->theta > 0 ? hp->theta : 10000.0;
 	r->scaling = hp->scaling;
 	double dq = (double)mla_qk_dim(&f->shape);
@@ -340,6 +348,9 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 		return -1;
 	}
 	f->norm_eps = hp->norm_eps > 0 ? hp->norm_eps : 1e-6;
+	/* DeepSeek's code builds the latent RMSNorms with their default eps;
+	 * llama.cpp's deepseek2 graph gives them the file's */
+	f->latent_eps = gguf ? f->norm_eps : 1e-6;
 	/* every layer's tensors now, as model.c does for other families */
 	for (size_t i = 0; i < f->n_layers; i++) {
 		MlaLayerTensors lt;
@@ -381,6 +392,7 @@ int mla_read_layer(const TensorTable *tt, const MlaFamily *f, const char *where,
 	}
 	out->rope = f->rope;
 	out->norm_eps = f->norm_eps;
+	out->latent_eps = f->latent_eps;
 	out->score_scale = f->score_scale;
 	double *dst[MLA_T_COUNT] = {out->q_a, out->q_a_norm, out->q_b, out->kv_a,
 				    out->kv_a_norm, out->kv_b, out->wo, out->attn_norm};

@@ -21,7 +21,8 @@
  * interleaved (DeepSeek's HF code permutes q_pe and k_pe to half-split
  * before rotate_half, which is RoPE on pairs (2i, 2i+1) as stored;
  * llama.cpp's deepseek2 is a NORM-rope arch and its converter does not
- * permute), so the layout reported is interleaved for both. */
+ * permute), so the layout reported is interleaved for both; an HF config
+ * with rope_interleave false (HF's DeepseekV3 option) stores it half-split. */
 
 /* The tensors of one MLA layer. */
 typedef enum {
@@ -51,7 +52,8 @@ typedef struct {
 	MlaShape shape;
 	RopeSpec rope;            /* of the rope part (rotary_dim = dr) */
 	double score_scale;       /* softmax scale, yarn mscale included */
-	double norm_eps;
+	double norm_eps;          /* of the input norm */
+	double latent_eps;        /* of the latent norms (core/mla.h) */
 } MlaFamily;
 
 /* True when the tensors are MLA's (kv_a_proj_with_mqa, attn_kv_a_mqa). */

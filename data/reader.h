@@ -60,6 +60,8 @@ typedef struct {
 	double mla_mscale;         /* rope_scaling.mscale, 0 = not given */
 	double mla_mscale_all_dim; /* rope_scaling.mscale_all_dim, 0 = not given */
 	double yarn_log_mul;       /* GGUF rope.scaling.yarn_log_multiplier */
+	bool mla_rope_half;        /* HF rope_interleave false: the rope part
+				    * is stored half-split (HF's V3 code) */
 } Hparams;
 
 /* Layer counts beyond this are refused (families.c); per-layer tables

@@ -23,9 +23,12 @@ $FIX --out "$tmp/hfy" --seed 5 --yarn
 $FIX --out "$tmp/hfm" --seed 6 --yarn-mscale
 $FIX --out "$tmp/g.gguf" --format gguf --seed 5 --yarn
 $FIX --out "$tmp/gq.gguf" --format gguf --seed 4 --no-q-lora
+$FIX --out "$tmp/hfe" --seed 8 --rms-eps 1e-2
+$FIX --out "$tmp/ge.gguf" --format gguf --seed 8 --rms-eps 1e-2
+$FIX --out "$tmp/hfh" --seed 9 --rope-half --yarn
 
 # ropefold's MLA against the reference, every fixture, both layers
-for m in hf hfq hfy hfm g.gguf gq.gguf; do
+for m in hf hfq hfy hfm g.gguf gq.gguf hfe ge.gguf hfh; do
 	for l in 0 1; do
 		if "$DUMP" "$tmp/$m" $l 20 7 >"$tmp/dump.json" 2>"$tmp/err" &&
 		   $REF --model "$tmp/$m" --dump "$tmp/dump.json" --layer $l >"$tmp/out" 2>&1; then

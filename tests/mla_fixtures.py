@@ -16,6 +16,10 @@ attn_kv_a_norm, attn_kv_b, attn_output; deepseek2.attention.q_lora_rank,
 kv_lora_rank, key_length = nope + rope, value_length, rope.dimension_count =
 rope; rows as HF stores them: the converter does not permute). All F32.
 
+--rms-eps sets rms_norm_eps (DeepSeek's latent norms keep 1e-6; llama.cpp's
+take the file's); --rope-half writes a DeepSeek-V3 config with
+rope_interleave false (HF's option: rotate_half on the stored coordinates).
+
 --break: missing-kv-b (layer 1's kv_b_proj left out), no-rope-dim (the config
 without qk_rope_head_dim), absorbed (GGUF: attn_k_b and attn_v_b in place of
 attn_kv_b, llama.cpp's newer conversion), bad-kv-b (kv_b_proj one row short).
@@ -140,7 +144,7 @@ def write_gguf(path, ts, cfg, extra_kv=()):
           (a + "attention.kv_lora_rank", 4, struct.pack("<I", LKV)),
           (a + "rope.dimension_count", 4, struct.pack("<I", DR)),
           (a + "rope.freq_base", 6, struct.pack("<f", 10000.0)),
-          (a + "attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-6)),
+          (a + "attention.layer_norm_rms_epsilon", 6, struct.pack("<f", cfg["rms_norm_eps"])),
           (a + "vocab_size", 4, struct.pack("<I", V)),
           ("general.alignment", 4, struct.pack("<I", 32))]
     if cfg["q_lora_rank"]:
@@ -179,6 +183,9 @@ def main():
     ap.add_argument("--no-q-lora", action="store_true")
     ap.add_argument("--yarn", action="store_true")
     ap.add_argument("--yarn-mscale", action="store_true")
+    ap.add_argument("--rms-eps", type=float, default=1e-6)
+    ap.add_argument("--rope-half", action="store_true",
+                    help="rope_interleave false (HF DeepseekV3): the rope part half-split")
     ap.add_argument("--break", dest="brk", default=None,
                     choices=["missing-kv-b", "no-rope-dim", "absorbed", "bad-kv-b"])
     a = ap.parse_args()
@@ -186,6 +193,11 @@ def main():
     q_lora = not a.no_q_lora
     ts = weights(rng, q_lora)
     cfg = config(q_lora, "mscale" if a.yarn_mscale else a.yarn)
+    cfg["rms_norm_eps"] = a.rms_eps
+    if a.rope_half:
+        cfg["model_type"] = "deepseek_v3"
+        cfg["architectures"] = ["DeepseekV3ForCausalLM"]
+        cfg["rope_interleave"] = False
     if a.brk == "missing-kv-b":
         del ts["model.layers.1.self_attn.kv_b_proj.weight"]
     if a.brk == "bad-kv-b":

@@ -71,13 +71,15 @@ def rotate_half(x):
     return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
-def apply_rotary_pos_emb(q, k, cos, sin):
+def apply_rotary_pos_emb(q, k, cos, sin, interleave=True):
     """DeepSeek's: the stored (interleaved) coordinates are first permuted
-    to half-split: view(d/2, 2).transpose -> [x0, x2, ..., x1, x3, ...]."""
+    to half-split: view(d/2, 2).transpose -> [x0, x2, ..., x1, x3, ...].
+    HF's DeepseekV3 with rope_interleave false skips the permutation."""
     def perm(x):
         d = x.shape[-1]
         return x.reshape(x.shape[:-1] + (d // 2, 2)).swapaxes(-1, -2).reshape(x.shape)
-    q, k = perm(q), perm(k)
+    if interleave:
+        q, k = perm(q), perm(k)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
@@ -93,7 +95,9 @@ def mla_attention(W, cfg, x):
     H = cfg["num_attention_heads"]
     dn, dr, dv = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
     Lkv = cfg["kv_lora_rank"]
-    eps = cfg.get("rms_norm_eps", 1e-6)
+    # the latent norms: DeepseekV2RMSNorm(q_lora_rank) with its default eps
+    # (1e-6) in DeepSeek's code; llama.cpp gives them the file's RMS eps
+    eps = cfg.get("latent_norm_eps", 1e-6)
     dq = dn + dr
     if cfg.get("q_lora_rank"):
         q = rmsnorm(x @ W["q_a_proj"].T, W["q_a_layernorm"], eps) @ W["q_b_proj"].T
@@ -109,7 +113,7 @@ def mla_attention(W, cfg, x):
     k_nope, v = kv[..., :dn], kv[..., dn:]
     rs = cfg.get("rope_scaling")
     cos, sin = rope_cos_sin(dr, cfg.get("rope_theta", 10000.0), T, rs)
-    q_pe, k_pe = apply_rotary_pos_emb(q_pe, k_pe, cos, sin)
+    q_pe, k_pe = apply_rotary_pos_emb(q_pe, k_pe, cos, sin, cfg.get("rope_interleave", True))
     qs = np.concatenate([q_nope, q_pe], axis=-1)
     ks = np.concatenate([k_nope, np.broadcast_to(k_pe, (H, T, dr))], axis=-1)
     scale = dq ** -0.5
@@ -219,7 +223,7 @@ def load_layer(path, layer):
            "v_head_dim": meta[a + "attention.value_length"],
            "kv_lora_rank": meta[a + "attention.kv_lora_rank"],
            "q_lora_rank": meta.get(a + "attention.q_lora_rank", 0),
-           "rms_norm_eps": meta[a + "attention.layer_norm_rms_epsilon"],
+           "latent_norm_eps": meta[a + "attention.layer_norm_rms_epsilon"],
            "rope_theta": meta.get(a + "rope.freq_base", 10000.0)}
     if meta.get(a + "rope.scaling.type") == "yarn":
         # llama.cpp's deepseek2: mscale_all_dim = yarn_log_multiplier / 0.1,
