@@ -110,6 +110,18 @@ run 0 "check a deepseek2 GGUF layer with embedded tokens" check --model "$tmp/g.
 run 0 "check: a fold built for the wrong layout is not guaranteed" check --model "$tmp/hf" --rope half
 if grep -q "score     not guar.    breaks" "$tmp/out"; then ok "... and its scores break"; else notok "wrong layout scores"; fi
 run 2 "check: --rotary-dim on an MLA checkpoint is refused" check --model "$tmp/hf" --rotary-dim 2
+if command -v jq >/dev/null; then
+	"$ROPEFOLD" check --json --model "$tmp/hfy" --layer 1 --drop gqa-consistent >"$tmp/out"
+	if jq -e '.config.mla.kv_lora_rank == 16 and .config.source != "random" and
+		.levels.score.guaranteed == false and .levels.score.holds == false and
+		.diagnostics.gqa_mismatch > 0 and .ok == true' "$tmp/out" >/dev/null; then
+		ok "check --json on a checkpoint layer: config.mla, a per-head rope rotation breaks"
+	else
+		notok "check --json on an MLA checkpoint"; head -40 "$tmp/out" | sed 's/^/# /'
+	fi
+else
+	skip "check --json on an MLA checkpoint" "jq missing"
+fi
 
 # fold, then verify: the folded attention equals the original's (the
 # reference on B's weights with A's output), and verify recovers the fold
