@@ -24,9 +24,30 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 			 VerifyOutcome *out, char *err, size_t errlen)
 {
 	if (!model_mla(ma) || !model_mla(mb)) {
-		snprintf(err, errlen, "layer %zu: %s is DeepSeek MLA and %s is not", i,
-			 model_mla(ma) ? j->a : j->b, model_mla(ma) ? j->b : j->a);
-		return -1;
+		/* two valid checkpoints, one MLA and one not: not a fold */
+		const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
+		VerifyVerdict v;
+		memset(&v, 0, sizeof v);
+		v.relation = VERIFY_REL_NONE;
+		v.why = VERIFY_WHY_SHAPE;
+		v.brk = finding_make(FIND_SHAPES_DIFFER);
+		v.shape_a = ia->shape;
+		v.shape_b = ib->shape;
+		v.rope_a = ia->rope;
+		v.rope_b = ib->rope;
+		v.tol = vo->tol;
+		v.unit_roundoff = vo->unit_roundoff;
+		Layer hdr;
+		memset(&hdr, 0, sizeof hdr);
+		hdr.shape = ia->shape;
+		hdr.rope = ia->rope;
+		out->compared++;
+		if (out->equivalent) {
+			out->equivalent = false;
+			out->first_break = i;
+		}
+		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
+		return j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
 	}
 	MlaLayer a, b;
 	if (model_load_mla_layer(ma, i, &a, err, errlen))

@@ -178,6 +178,9 @@ run 0 "fold --permute-heads" fold --model "$tmp/g.gguf" --out "$tmp/perm.gguf" -
 run 0 "verify finds the heads permuted" verify "$tmp/g.gguf" "$tmp/perm.gguf"
 grep -q "heads permuted as \[1 2 3 0\]" "$tmp/out" && grep -q "residual holds" "$tmp/out" &&
 	ok "... as [1 2 3 0], the residual holding" || notok "permuted heads"
+run 1 "verify an MLA checkpoint against a standard one: not a fold" \
+	verify "$tmp/hf" "${SRCDIR:-.}/data/default-model"
+grep -q "differ in shape" "$tmp/out" && ok "... the shapes differ" || notok "MLA vs standard"
 run 2 "fold --undo of an MLA fold is refused" fold --model "$tmp/f-hfy" --out "$tmp/u" --undo "$tmp/f-hfy/fold.json"
 
 # refusals, one line naming what is wrong and what was found
