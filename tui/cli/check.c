@@ -31,6 +31,8 @@ static void check_help(void)
 	       "single-head block and residual multi-head levels stay invariant.\n"
 	       "The layer is random (shaped by the 'random layer only' flags) or,\n"
 	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
+	       "Any of the 'random MLA layer' flags makes the random layer DeepSeek\n"
+	       "multi-head latent attention (one RoPE key shared by all heads).\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON);
