@@ -3,48 +3,17 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include "core/attention.h"
+#include "core/engine/engine.h"
 #include "core/parallel.h"
-#include "core/timer.h"
-#include "core/workspace.h"
 
-/* Blocking of the engine (see attention_impl.h). */
-#define PROJ_CHUNK 2048   /* output columns of one projection task */
-#ifndef FOLD_COLS
-#define FOLD_COLS 512     /* folded weight rows of one projection task */
-#endif
-#define CONV_CHUNK ((size_t)1 << 20)  /* float: entries of one conversion */
-#define VLANES 4          /* entries per vector step of the compare loops */
-#define POST_ROWS 32      /* rows of one bias/norm/RoPE task */
-#define SCORE_BLOCK 128   /* causal row block of scores and contexts */
-#ifndef OUT_TB
-#define OUT_TB 256        /* outputs: tokens of one product */
-#endif
-#ifndef OUT_NC
-#define OUT_NC 1024       /* outputs: model coordinates of one task */
-#endif
-/* fused outputs: columns whose panels (both sides) fit a core's L2 */
-#ifndef OUTK_SUB_BYTES
-#define OUTK_SUB_BYTES 2048
-#endif
-#define OUTK_SUB (OUTK_SUB_BYTES / sizeof(REAL))
-
-/* Whether the engine computes its per-head outputs with the fused
- * AVX-512 kernel: when the CPU has it, unless ROPEFOLD_KERNEL=blas asks
- * for the library-GEMM path (the tests compare the two). */
+/* Whether this CPU runs the fused AVX-512 output kernel. */
 bool attention_kernel_fused(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	const char *k = getenv("ROPEFOLD_KERNEL");
-	if (k && strcmp(k, "blas") == 0)
-		return false;
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
 #else
@@ -52,47 +21,18 @@ bool attention_kernel_fused(void)
 #endif
 }
 
-/* ======================= float64 ======================================= */
-#define REAL double
-#define REAL_IS_DOUBLE 1
-#define GEMM cblas_dgemm
-#define FN(name) name##_f64
-#include "core/attention_impl.h"
-#undef REAL
-#undef REAL_IS_DOUBLE
-#undef GEMM
-#undef FN
-#undef OUTK_ABSMASK
-#undef VZ_FMA
-#undef VZ_STREAM
-#undef VEC4
-#undef V4_LOAD
-#undef V4_ABS
-#undef V4_MAX
-#undef V4_ADD_TO
-
-/* ======================= float32 ======================================= */
-#define REAL float
-#define REAL_IS_DOUBLE 0
-#define GEMM cblas_sgemm
-#define FN(name) name##_f32
-#include "core/attention_impl.h"
-#undef REAL
-#undef REAL_IS_DOUBLE
-#undef GEMM
-#undef FN
-
+/* The engine of one precision behind its table of entry points
+ * (core/engine/engine.h). */
 struct AttnEngine {
-	Precision prec;
-	struct Engine_f64 *e64;
-	struct Engine_f32 *e32;
+	const EngineOps *ops;
+	void *impl;
 	size_t threads;
 };
 
 RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 			      Precision prec, const RopeTable *rope,
 			      size_t threads, size_t cache_bytes,
-			      AttnEngine **out)
+			      AttnKernel kernel, AttnEngine **out)
 {
 	*out = NULL;
 	if (T == 0 || rope->seq < T)
@@ -100,11 +40,11 @@ RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 	AttnEngine *e = calloc(1, sizeof *e);
 	if (!e)
 		return RF_ERR_NOMEM;
-	e->prec = prec;
+	e->ops = prec == PREC_F32 ? &engine_ops_f32 : &engine_ops_f64;
 	e->threads = threads ? threads : parallel_default_threads();
-	RfStatus st = prec == PREC_F32
-		? engine_new_f32(a, x, T, rope, e->threads, cache_bytes, &e->e32)
-		: engine_new_f64(a, x, T, rope, e->threads, cache_bytes, &e->e64);
+	bool fused = kernel == ATTN_KERNEL_AUTO && attention_kernel_fused();
+	RfStatus st = e->ops->open(a, x, T, rope, e->threads, cache_bytes, fused,
+				   &e->impl);
 	if (st != RF_OK) {
 		free(e);
 		return st;
@@ -117,28 +57,22 @@ RfStatus attention_engine_run(AttnEngine *e, const Layer *src,
 			      const FoldPlan *plan, const FoldChanges *c,
 			      InvReport *rep)
 {
-	return e->prec == PREC_F32 ? engine_run_f32(e->e32, src, plan, c, rep)
-				   : engine_run_f64(e->e64, src, plan, c, rep);
+	return e->ops->run(e->impl, src, plan, c, rep);
 }
 
 void attention_engine_reset(AttnEngine *e)
 {
-	if (e->e64)
-		e->e64->orig_ready = e->e64->results_valid = false;
-	if (e->e32)
-		e->e32->orig_ready = e->e32->results_valid = false;
+	e->ops->reset(e->impl);
 }
 
 double attention_engine_flops(const AttnEngine *e)
 {
-	return e->e64 ? e->e64->flops : e->e32 ? e->e32->flops : 0;
+	return e->ops->flops(e->impl);
 }
 
 void attention_engine_seconds(const AttnEngine *e, double sec[ATTN_PHASE_COUNT])
 {
-	const double *s = e->e64 ? e->e64->sec : e->e32->sec;
-	for (int i = 0; i < ATTN_PHASE_COUNT; i++)
-		sec[i] = s[i];
+	e->ops->seconds(e->impl, sec);
 }
 
 size_t attention_engine_threads(const AttnEngine *e)
@@ -150,8 +84,7 @@ void attention_engine_free(AttnEngine *e)
 {
 	if (!e)
 		return;
-	engine_free_f64(e->e64);
-	engine_free_f32(e->e32);
+	e->ops->close(e->impl);
 	free(e);
 }
 
@@ -181,12 +114,21 @@ RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
 			   size_t T, Precision prec, const RopeTable *rope,
 			   InvReport *rep)
 {
+	return attention_compare_kernel(a, b, x, T, prec, rope, ATTN_KERNEL_AUTO,
+					rep);
+}
+
+RfStatus attention_compare_kernel(const Layer *a, const Layer *b,
+				  const double *x, size_t T, Precision prec,
+				  const RopeTable *rope, AttnKernel kernel,
+				  InvReport *rep)
+{
 	AttnEngine *e;
 	FoldChanges c;
 	RfStatus st = fold_changes_init(&c, a->shape.n_heads, a->shape.n_kv_heads);
 	if (st != RF_OK)
 		return st;
-	st = attention_engine_new(a, x, T, prec, rope, 0, 0, &e);
+	st = attention_engine_new(a, x, T, prec, rope, 0, 0, kernel, &e);
 	if (st == RF_OK) {
 		st = attention_engine_run(e, b, NULL, &c, rep);
 		attention_engine_free(e);

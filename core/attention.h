@@ -5,11 +5,20 @@
 #include <stddef.h>
 
 #include "core/fold.h"
+#include "core/fold_changes.h"
 #include "core/layer.h"
-#include "core/refold.h"
 #include "core/report.h"
 #include "core/rope.h"
 #include "core/status.h"
+
+/* How an engine computes the per-head outputs O_h = C_h W_o,h^T and
+ * their comparison. The choice is the caller's (a front end may read it
+ * from the environment); the results agree to rounding. */
+typedef enum {
+	ATTN_KERNEL_AUTO = 0,  /* the fused AVX-512 kernel where the CPU has
+				* it (attention_kernel_fused()), else BLAS */
+	ATTN_KERNEL_BLAS       /* library GEMMs, on every CPU */
+} AttnKernel;
 
 /* Evaluate the layers a (original) and b (folded) on the same input x
  * (T x D) in the given precision, one query head at a time, and fill the
@@ -19,6 +28,11 @@
 RfStatus attention_compare(const Layer *a, const Layer *b, const double *x,
 			   size_t T, Precision prec, const RopeTable *rope,
 			   InvReport *rep);
+/* attention_compare() with the output kernel chosen. */
+RfStatus attention_compare_kernel(const Layer *a, const Layer *b,
+				  const double *x, size_t T, Precision prec,
+				  const RopeTable *rope, AttnKernel kernel,
+				  InvReport *rep);
 
 /* One side alone: y = x + concat_h(C_h) W_o^T + b_o (T x D), and, when
  * scores is not NULL, head h's raw scores (T x T, zero above the
@@ -40,11 +54,13 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
  * worker threads inside a run). */
 typedef struct AttnEngine AttnEngine;
 
-/* Start an engine; threads 0 means parallel_default_threads(). */
+/* Start an engine; threads 0 means parallel_default_threads(); kernel:
+ * how the per-head outputs are computed. The engine itself lives in
+ * core/engine/ (template.h walks through a run). */
 RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 			      Precision prec, const RopeTable *rope,
 			      size_t threads, size_t cache_bytes,
-			      AttnEngine **out);
+			      AttnKernel kernel, AttnEngine **out);
 /* Compare a with src folded by plan (plan NULL: src as it is), in the
  * engine's precision (float32 folds in float32), recomputing what c
  * flags (the first run, and the first after a reset, recompute
@@ -74,9 +90,8 @@ size_t attention_engine_threads(const AttnEngine *e);
 /* End an engine. */
 void attention_engine_free(AttnEngine *e);
 
-/* Whether engines compute per-head outputs with the fused AVX-512 kernel
- * (else with library GEMMs); ROPEFOLD_KERNEL=blas in the environment
- * turns it off. */
+/* Whether this CPU runs the fused AVX-512 output kernel, which engines
+ * of ATTN_KERNEL_AUTO then use. */
 bool attention_kernel_fused(void);
 
 /* The products of one full fold and comparison of a layer shape at T

@@ -2,7 +2,7 @@
 #define ROPEFOLD_CORE_MLA_INV_H
 
 #include "core/fold.h"
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/mla.h"
 #include "core/mla_fold.h"
 #include "core/report.h"

@@ -75,9 +75,15 @@ void verify_verdict_free(VerifyVerdict *v)
 	v->freqs = NULL;
 }
 
-/* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 			VerifyVerdict *v)
+{
+	return verify_analyse_finite(a, b, tol, false, v);
+}
+
+/* Compare a against b (already in a's layout) into v (allocated). */
+RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
+			       bool finite, VerifyVerdict *v)
 {
 	VerifyCtx c;
 	memset(&c, 0, sizeof c);
@@ -92,6 +98,8 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 	c.dD = c.d * c.D;
 	c.np = a->rope.rotary_dim / 2;
 	c.tol = tol;
+	for (int p = 0; p < VERIFY_PARTS; p++)
+		c.tolp[p] = v->part_tol[p] > 0 ? v->part_tol[p] : tol;
 	c.v = v;
 	verify_verdict_reset(v);
 	if (verify_layers_identical(&c)) {
@@ -108,7 +116,7 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 		goto out;
 	st = RF_OK;
 	const char *bad;
-	if (!layer_is_finite(a, &bad) || !layer_is_finite(b, &bad)) {
+	if (!finite && (!layer_is_finite(a, &bad) || !layer_is_finite(b, &bad))) {
 		Finding f = verify_finding(FIND_NOT_FINITE, LEVEL_SCORE, FINDING_NONE,
 					   FINDING_NONE, "", INFINITY);
 		f.what = bad;
@@ -150,7 +158,7 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 		goto out;
 	}
 	v->equivalent = true;
-	v->rotated = c.direct > tol;
+	v->rotated = c.direct > 1;
 	v->rounded = !v->rotated && c.direct > 0;
 	if (v->rotated)
 		v->relation = VERIFY_REL_COMMUTING_FOLD;

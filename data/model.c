@@ -861,17 +861,55 @@ int model_load_mla_layer(Model *m, size_t i, MlaLayer *out, char *err, size_t er
 	return mla_read_layer(&m->tt, &m->mla, m->path, i, out, err, errlen);
 }
 
-int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
+/* Whether l's buffers are those layer_alloc gives shape s with flags. */
+static bool layer_fits(const Layer *l, const LayerShape *s, unsigned flags)
+{
+	return l->wq && l->shape.d_model == s->d_model && l->shape.n_heads == s->n_heads &&
+	       l->shape.n_kv_heads == s->n_kv_heads && l->shape.head_dim == s->head_dim &&
+	       !l->bq == !(flags & LAYER_WITH_QKV_BIAS) && !l->bo == !(flags & LAYER_WITH_O_BIAS) &&
+	       !l->attn_norm == !(flags & LAYER_WITH_ATTN_NORM);
+}
+
+/* l as layer_alloc(s, flags) leaves it, its big buffers kept (their values
+ * are all overwritten by load_tensors); the small tensors read with
+ * alloc_read are released. */
+static void layer_reset(Layer *l)
+{
+	Layer k = *l;
+	free(l->attn_norm_bias);
+	free(l->q_norm);
+	free(l->k_norm);
+	memset(l, 0, sizeof *l);
+	l->shape = k.shape;
+	l->rope = rope_spec_default(k.shape.head_dim);
+	l->norm_eps = 1e-5;
+	l->qk_norm_eps = 1e-6;
+	l->wq = k.wq;
+	l->wk = k.wk;
+	l->wv = k.wv;
+	l->wo = k.wo;
+	l->bq = k.bq;
+	l->bk = k.bk;
+	l->bv = k.bv;
+	l->bo = k.bo;
+	l->attn_norm = k.attn_norm;
+}
+
+static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, size_t errlen)
 {
 	LayerTensors lt;
-	memset(out, 0, sizeof *out);
 	if (m->is_mla) {
+		if (reuse)
+			layer_free(out);
 		snprintf(err, errlen, "%s: layer %zu is DeepSeek multi-head latent attention "
 			 "(MLA), which this mode does not read yet", m->path, i);
 		return -1;
 	}
-	if (layer_tensors(m, i, &lt, err, errlen))
+	if (layer_tensors(m, i, &lt, err, errlen)) {
+		if (reuse)
+			layer_free(out);
 		return -1;
+	}
 	unsigned flags = 0;
 	if (lt.bq || lt.bk || lt.bv || lt.bqkv)
 		flags |= LAYER_WITH_QKV_BIAS;
@@ -879,9 +917,15 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
 		flags |= LAYER_WITH_O_BIAS;
 	if (lt.norm)
 		flags |= LAYER_WITH_ATTN_NORM;
-	if (layer_alloc(out, &m->fam.shape, flags) != RF_OK) {
-		snprintf(err, errlen, "%s: layer %zu: out of memory", m->path, i);
-		return -1;
+	if (reuse && layer_fits(out, &m->fam.shape, flags)) {
+		layer_reset(out);
+	} else {
+		if (reuse)
+			layer_free(out);
+		if (layer_alloc(out, &m->fam.shape, flags) != RF_OK) {
+			snprintf(err, errlen, "%s: layer %zu: out of memory", m->path, i);
+			return -1;
+		}
 	}
 	out->rope = family_layer_rope(&m->fam, i);
 	out->sliding_window = family_layer_window(&m->fam, i);
@@ -901,6 +945,17 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	return load_layer(m, i, out, false, err, errlen);
+}
+
+int model_reload_layer(Model *m, size_t i, Layer *l, char *err, size_t errlen)
+{
+	return load_layer(m, i, l, true, err, errlen);
 }
 
 int model_load_embeddings(Model *m, const size_t *tokens, size_t n, double *out, char *err,

@@ -107,6 +107,11 @@ const ModelInfo *model_info(const Model *m);
 int model_layer_kind(const Model *m, size_t i, ModelLayerKind *out);
 /* Read layer i into a float64 Layer (allocated here; layer_free it). */
 int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen);
+/* The same into a Layer a model_load_layer of this model filled before
+ * (or zeroed): its weight buffers are reused when the layers hold the same
+ * tensors, so a loop over the layers touches no fresh pages; on failure
+ * *l is released. */
+int model_reload_layer(Model *m, size_t i, Layer *l, char *err, size_t errlen);
 /* Token embeddings of n token ids into out (n x D, row-major). */
 int model_load_embeddings(Model *m, const size_t *tokens, size_t n,
 			  double *out, char *err, size_t errlen);

@@ -1,21 +1,260 @@
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/parallel.h"
+#include "data/checksum.h"
 #include "core/levels.h"
 #include "core/mla_inv.h"
 #include "core/mla_verify.h"
 #include "data/layer_range.h"
 #include "data/mla_model.h"
+#include "data/model_tensors.h"
+#include "data/quant_bound.h"
+#include "data/sidecar.h"
 #include "data/verify_job.h"
 
-/* Decide layer i of both (and confirm it when asked); 1 when the caller
- * stops, -1 on an error. */
-/* The same for DeepSeek MLA checkpoints (core/mla_verify.h); the result's
+/* The layers are decided by a few workers at once, each on its own pair
+ * of layers whose buffers it reuses from layer to layer; the results are
+ * handed to layer_done strictly in layer order, so the caller sees what a
+ * loop over the layers would show (an error or a stop at layer i: every
+ * layer before it reported, none after). BLAS runs single-threaded
+ * meanwhile: each worker owns a core, and no idle BLAS thread spins. */
+
+typedef struct {
+	const VerifyJob *j;
+	Model *ma, *mb;
+	size_t lo, hi;
+	const VerifyOptions *vo;
+	Sidecar *const *sc;            /* A's and B's fold sidecars, or NULL */
+	const double *x;               /* seq x D confirmation input, or NULL */
+	VerifyOutcome *out;
+	TaskQueue q;                   /* tasks: layers lo + t */
+	pthread_mutex_t mu;
+	pthread_cond_t turn_cv;
+	size_t turn;                   /* the next task to report */
+	bool stop;                     /* stopped or failed: report nothing more */
+	int rc;                        /* 1 stopped, -1 failed */
+	char *err;
+	size_t errlen;
+} LayerRun;
+
+/* The tensor holding part p (core/verify.h's VerifyPart) of a layer. */
+static const TensorRef *part_tensor(const LayerTensorRefs *lt, int p)
+{
+	static const AttnTensor split[VERIFY_PARTS] = {ATT_Q, ATT_K, ATT_V, ATT_O};
+	return lt->t[split[p]] ? lt->t[split[p]] : p < VERIFY_O ? lt->t[ATT_QKV] : NULL;
+}
+
+/* The sidecar a fold wrote beside checkpoint path (path.fold.json, or
+ * fold.json inside a folder), when there is one that loads for m's shape;
+ * else NULL. */
+static Sidecar *fold_sidecar(const char *path, const Model *m)
+{
+	char sc[4200];
+	struct stat st;
+	bool dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	snprintf(sc, sizeof sc, dir ? "%s/fold.json" : "%s.fold.json", path);
+	Sidecar *s = NULL;
+	char err[256];
+	if (stat(sc, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    sidecar_load(sc, &model_info(m)->shape, &s, err, sizeof err))
+		return NULL;
+	return s;
+}
+
+/* The quantization a fold's rotated tensor t (of layer i) carries from its
+ * input, as the sidecar sc recorded it: 0 when sc records none, or t's
+ * bytes are not those the fold wrote (a sidecar of another file). */
+static void carried_bound(const Sidecar *sc, size_t i, const TensorRef *t, double *rel,
+			 double *frob, StoreDtype *dt)
+{
+	*rel = *frob = 0;
+	for (size_t k = 0; sc && k < sidecar_layer_count(sc); k++) {
+		size_t li;
+		SidecarTensor rec;
+		char err[256];
+		uint64_t h;
+		if (!sidecar_layer_index(sc, k, &li) || li != i ||
+		    sidecar_tensor_find(sc, k, t->name, &rec) || !(rec.quant_in > 0) ||
+		    dtype_parse(rec.dtype_in, dt) || !dtype_is_block(*dt))
+			continue;
+		if (checksum_tensor(t, &h, err, sizeof err) || h != rec.sum_out)
+			return;
+		*rel = rec.quant_in;
+		*frob = rec.quant_in_frob;
+		return;
+	}
+}
+
+/* Layer i's tolerances from the stored dtypes of A's and B's tensors, part
+ * by part: the coarser float's roundoff for the layer, and each part's
+ * quantization bound (data/quant_bound.h), A's and B's added; a side that
+ * is a fold of a quantized model (its sidecar records the bound of its
+ * input's quantization) adds that bound too. */
+static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i,
+			    VerifyOptions *vo, char *err, size_t errlen)
+{
+	Model *m[2] = {ma, mb};
+	LayerTensorRefs lt[2];
+	double u = 0;
+	for (int s = 0; s < 2; s++)
+		if (model_layer_tensors(m[s], i, &lt[s], err, errlen))
+			return -1;
+	for (int s = 0; s < 2; s++) {
+		for (int p = 0; p < VERIFY_PARTS; p++) {
+			const TensorRef *t = part_tensor(&lt[s], p);
+			const TensorRef *other = part_tensor(&lt[1 - s], p);
+			QuantBound qb;
+			if (!t)
+				continue;
+			/* a fold's carried quantization, unless the other side is
+			 * quantized itself (then most likely the fold's input,
+			 * whose bound is counted) */
+			double cr = 0, cf = 0;
+			StoreDtype cd = STORE_F32;
+			if (other && dtype_is_float(other->dtype))
+				carried_bound(sc[s], i, t, &cr, &cf, &cd);
+			if (cr > 0) {
+				vo->quant[p] += cr;
+				vo->quant_frob[p] += cf;
+				vo->quant_types |= 1u << cd;
+			}
+			if (dtype_is_float(t->dtype)) {
+				double ut = dtype_unit_roundoff(t->dtype);
+				u = ut > u ? ut : u;
+				continue;
+			}
+			if (quant_bound_tensor(t, &qb, err, errlen))
+				return -1;
+			vo->quant[p] += qb.rel;
+			vo->quant_frob[p] += qb.rel_frob;
+			vo->quant_types |= 1u << t->dtype;
+		}
+	}
+	vo->unit_roundoff = u;
+	return 0;
+}
+
+/* One worker's layers, kept from task to task. */
+typedef struct {
+	Layer a, b;
+} WorkerLayers;
+
+/* Decide layer i of both (and confirm it when asked) into v and rep
+ * (*have_rep when filled); 0, or -1 with one line in err. */
+static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvReport *rep,
+		  bool *have_rep, char *err, size_t errlen)
+{
+	const VerifyJob *j = r->j;
+	if (model_reload_layer(r->ma, i, &w->a, err, errlen) ||
+	    model_reload_layer(r->mb, i, &w->b, err, errlen))
+		return -1;
+	VerifyOptions lo = *r->vo;
+	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, err, errlen))
+		return -1;
+	if (!(lo.unit_roundoff > 0))
+		lo.unit_roundoff = r->vo->unit_roundoff;
+	RfStatus st = verify_layers(&w->a, &w->b, &lo, v);
+	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
+		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
+				    rep);
+		*have_rep = st == RF_OK;
+	}
+	if (st == RF_ERR_NUMERIC) {
+		/* the readers refuse NaN and Inf: products overflowed */
+		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
+			 "products overflow float64", i);
+		return -1;
+	}
+	if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+static void layer_worker(void *ctx, size_t worker)
+{
+	(void)worker;
+	LayerRun *r = ctx;
+	WorkerLayers w;
+	char err[1024];
+	memset(&w, 0, sizeof w);
+	for (size_t t; (t = task_queue_next(&r->q)) != (size_t)-1;) {
+		size_t i = r->lo + t;
+		VerifyVerdict v;
+		InvReport rep;
+		bool have_rep = false;
+		memset(&v, 0, sizeof v);
+		pthread_mutex_lock(&r->mu);
+		bool stopped = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		int bad = stopped ? 0 : decide(r, &w, i, &v, &rep, &have_rep, err, sizeof err);
+		pthread_mutex_lock(&r->mu);
+		while (r->turn != t)
+			pthread_cond_wait(&r->turn_cv, &r->mu);
+		if (!r->stop && bad) {
+			snprintf(r->err, r->errlen, "%s", err);
+			r->rc = -1;
+			r->stop = true;
+		} else if (!r->stop) {
+			VerifyOutcome *out = r->out;
+			out->compared++;
+			if (!v.equivalent && out->equivalent) {
+				out->equivalent = false;
+				out->first_break = i;
+			}
+			VerifyLayerResult res = {i, t + 1, r->hi - r->lo + 1, &w.a, &v,
+						 have_rep ? &rep : NULL};
+			if (r->j->layer_done && r->j->layer_done(r->j->ctx, &res)) {
+				r->rc = 1;
+				r->stop = true;
+			}
+		}
+		r->turn++;
+		pthread_cond_broadcast(&r->turn_cv);
+		pthread_mutex_unlock(&r->mu);
+		if (have_rep)
+			report_done(&rep);
+		verify_verdict_free(&v);
+	}
+	layer_free(&w.a);
+	layer_free(&w.b);
+}
+
+/* At most this many layers in flight: each worker holds both sides of a
+ * layer in float64 (0.64 GB at 8B scale), so the count bounds memory. */
+#define LAYER_WORKERS_MAX 4
+
+/* Layers lo..hi decided and reported in order; 0, 1 when the caller
+ * stopped, -1 on an error (in err). */
+static int run_layers(LayerRun *r)
+{
+	size_t n = r->hi - r->lo + 1, nw = parallel_default_threads();
+	if (nw > LAYER_WORKERS_MAX)
+		nw = LAYER_WORKERS_MAX;
+	if (nw > n)
+		nw = n;
+	task_queue_init(&r->q, n);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->turn_cv, NULL);
+	int saved = parallel_blas_single();
+	parallel_run(nw, layer_worker, r);
+	parallel_blas_restore(saved);
+	pthread_cond_destroy(&r->turn_cv);
+	pthread_mutex_destroy(&r->mu);
+	return r->rc;
+}
+
+/* Decide and report MLA layer i of both (core/mla_verify.h), one layer at a
+ * time; 1 when the caller stops, -1 on an error. The result's
  * layer is A's header. The confirmation compares both layers' attention
  * on x in float64 at four times the error the stored dtype's rounding
  * alone causes (core/mla_inv.h). */
@@ -98,59 +337,13 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 	return rc;
 }
 
-static int one_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
-		     size_t total, const VerifyOptions *vo, const double *x,
-		     VerifyOutcome *out, char *err, size_t errlen)
-{
-	if (model_mla(ma) || model_mla(mb))
-		return one_mla_layer(j, ma, mb, i, done, total, vo, x, out, err, errlen);
-	Layer a, b;
-	if (model_load_layer(ma, i, &a, err, errlen))
-		return -1;
-	if (model_load_layer(mb, i, &b, err, errlen)) {
-		layer_free(&a);
-		return -1;
-	}
-	VerifyVerdict v;
-	InvReport rep;
-	bool have_rep = false;
-	RfStatus st = verify_layers(&a, &b, vo, &v);
-	if (st == RF_OK && j->confirm && v.why != VERIFY_WHY_SHAPE) {
-		st = verify_confirm(&a, &b, &v, x, j->seq, j->precision, 0, &rep);
-		have_rep = st == RF_OK;
-	}
-	int rc = 0;
-	if (st == RF_ERR_NUMERIC) {
-		/* the readers refuse NaN and Inf: products overflowed */
-		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
-			 "products overflow float64", i);
-		rc = -1;
-	} else if (st != RF_OK) {
-		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
-		rc = -1;
-	} else {
-		out->compared++;
-		if (!v.equivalent && out->equivalent) {
-			out->equivalent = false;
-			out->first_break = i;
-		}
-		VerifyLayerResult r = {i, done, total, &a, &v, have_rep ? &rep : NULL};
-		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
-	}
-	if (have_rep)
-		report_done(&rep);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
-	return rc;
-}
-
 int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	out->equivalent = true;
 	out->first_break = SIZE_MAX;
 	Model *ma = NULL, *mb = NULL;
+	Sidecar *sc[2] = {NULL, NULL};
 	double *x = NULL;
 	int rc = -1;
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
@@ -172,8 +365,12 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {ua > ub ? ua : ub, j->tol};
+	/* the floats' roundoff when no tensor of a layer is a float (each
+	 * layer's own dtypes decide, part by part: layer_tolerances);
+	 * model_reload_layer refuses NaN and Inf */
+	VerifyOptions vo = {.unit_roundoff = 0x1p-53, .tol = j->tol, .finite = true};
+	sc[0] = fold_sidecar(j->a, ma);
+	sc[1] = fold_sidecar(j->b, mb);
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
@@ -183,11 +380,24 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		}
 		layer_random_input(j->seed, j->seq, D, x);
 	}
-	rc = 0;
-	for (size_t i = lo; i <= hi && rc == 0; i++)
-		rc = one_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &vo, x, out, err, errlen);
-	rc = rc < 0 ? -1 : 0;
+	if (model_mla(ma) || model_mla(mb)) {
+		/* DeepSeek MLA: at the coarser stored dtype's roundoff */
+		double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
+		VerifyOptions mvo = {.unit_roundoff = ua > ub ? ua : ub, .tol = j->tol,
+				     .finite = true};
+		rc = 0;
+		for (size_t i = lo; i <= hi && rc == 0; i++)
+			rc = one_mla_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &mvo, x, out, err,
+					   errlen);
+		rc = rc < 0 ? -1 : 0;
+		goto out;
+	}
+	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .sc = sc, .x = x,
+		       .out = out, .err = err, .errlen = errlen};
+	rc = run_layers(&lr) < 0 ? -1 : 0;
 out:
+	sidecar_free(sc[0]);
+	sidecar_free(sc[1]);
 	free(x);
 	if (ma)
 		model_close(ma);

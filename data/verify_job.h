@@ -42,6 +42,8 @@ typedef struct {
 	void (*opened)(void *ctx, const ModelInfo *a, const ModelInfo *b);
 	/* Each layer decided, in order (NULL for none): 0 goes on, 1 stops. */
 	int (*layer_done)(void *ctx, const VerifyLayerResult *r);
+	AttnKernel kernel;             /* of the confirming evaluation (0: the
+				        * fused kernel where the CPU has it) */
 } VerifyJob;
 
 /* What was compared. */

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/inv.h"
 #include "core/rng.h"
+#include "core/session.h"
 #include "data/mla_model.h"
 #include "data/model.h"
 #include "data/workload.h"

@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "data/checksum.h"
 #include "data/fileset.h"
+#include "data/ggml_quant.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
 #include "data/publish.h"
@@ -64,6 +65,26 @@ static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
 		for (size_t j = 0; j < k; j++)
 			out[i * k + j] = (unsigned char)(u >> (8 * j));
 	}
+}
+
+/* n values (whole blocks) quantized to block type t into out, and v
+ * replaced by what the blocks decode to (float, widened exactly). -1 when
+ * a value is beyond what t can store. */
+static int quantize(StoreDtype t, double *v, size_t n, unsigned char *out)
+{
+	float *x = malloc((n ? n : 1) * sizeof(float));
+	if (!x)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)v[i];
+	int rc = ggml_quant_quantize(t, x, n / dtype_block(t), out);
+	if (!rc) {
+		ggml_quant_dequantize(t, out, n / dtype_block(t), x);
+		for (size_t i = 0; i < n; i++)
+			v[i] = x[i];
+	}
+	free(x);
+	return rc;
 }
 
 int writer_new(const Model *m, const char *in_path, const char *out_path,
@@ -138,11 +159,23 @@ int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 			 t->name);
 		return -1;
 	}
-	if (!dtype_is_float(dtype)) {
+	bool block = dtype_is_block(dtype) && dtype != STORE_Q8_K;
+	if (!dtype_is_float(dtype) && !block) {
 		char floats[64];
 		dtype_list(floats, sizeof floats, true);
 		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s (%s)", t->file, t->name,
-			 t->dtype_name, floats);
+			 dtype_name(dtype), floats);
+		return -1;
+	}
+	if (block && w->files[0].format != MODEL_FMT_GGUF) {
+		snprintf(err, errlen, "%s: tensor %s: only a GGUF holds ggml's block quantizations "
+			 "such as %s", t->file, t->name, dtype_name(dtype));
+		return -1;
+	}
+	if (block && (t->ndim == 0 || t->shape[t->ndim - 1] % dtype_block(dtype))) {
+		snprintf(err, errlen, "%s: tensor %s: rows of %zu values are not whole %s blocks "
+			 "of %zu", t->file, t->name, t->ndim ? t->shape[t->ndim - 1] : 0,
+			 dtype_name(dtype), dtype_block(dtype));
 		return -1;
 	}
 	if (w->files[0].format == MODEL_FMT_LLAMA2C && dtype != STORE_F32) {
@@ -259,29 +292,55 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		return -1;
 	}
 	size_t n = t->nelem;
-	double *v = malloc((n ? n : 1) * sizeof(double));
-	unsigned char *b = malloc(s->out_len ? s->out_len : 1);
-	if (!v || !b) {
+	if (n > w->put_nvals || !w->put_vals) {
+		free(w->put_vals);
+		w->put_nvals = 0;
+		if (!(w->put_vals = malloc((n ? n : 1) * sizeof(double)))) {
+			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+			return -1;
+		}
+		w->put_nvals = n;
+	}
+	if (s->out_len > w->put_nbytes || !w->put_bytes) {
+		free(w->put_bytes);
+		w->put_nbytes = 0;
+		if (!(w->put_bytes = malloc(s->out_len ? s->out_len : 1))) {
+			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+			return -1;
+		}
+		w->put_nbytes = s->out_len;
+	}
+	double *v = w->put_vals;
+	unsigned char *b = w->put_bytes;
+	memcpy(v, values, n * sizeof(double));
+	bool block = dtype_is_block(s->out_dtype);
+	if (block && quantize(s->out_dtype, v, n, b)) {
 		free(v);
 		free(b);
-		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+		snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s", w->out,
+			 t->name, dtype_name(s->out_dtype));
 		return -1;
 	}
-	memcpy(v, values, n * sizeof(double));
-	dtype_round(s->out_dtype, v, n);
-	WriterRounding rr = {0, 0, 0};
+	if (!block)
+		dtype_round(s->out_dtype, v, n);
+	WriterRounding rr = {0, 0, 0, 0, 0};
+	double se = 0, sv = 0;
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
 		if (!(e <= rr.max_abs_err))
 			rr.max_abs_err = e;
 		if (a > rr.max_abs)
 			rr.max_abs = a;
+		se += e * e;
+		sv += a * a;
 	}
-	encode(s->out_dtype, v, n, b);
+	rr.frob_err = sqrt(se);
+	rr.frob = sqrt(sv);
+	if (!block)
+		encode(s->out_dtype, v, n, b);
 	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
-	free(v);
-	free(b);
+	s->written = rc == 0;
 	if (!rc && r)
 		*r = rr;
 	if (!rc && !isfinite(rr.max_abs_err)) {
@@ -336,6 +395,8 @@ void writer_free(Writer *w)
 	for (size_t i = 0; i < w->nsubdirs; i++)
 		free(w->subdirs[i]);
 	free(w->subdirs);
+	free(w->put_vals);
+	free(w->put_bytes);
 	free(w->aux);
 	free(w->files);
 	fileset_free(&w->inputs);

@@ -195,6 +195,13 @@ int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not started", w->out);
 		return -1;
 	}
+	for (size_t i = 0; i < w->nfiles; i++)
+		for (size_t k = 0; k < w->files[i].nseg; k++)
+			if (w->files[i].seg[k].replace && !w->files[i].seg[k].written) {
+				snprintf(err, errlen, "%s: tensor %s: marked for replacement but "
+					 "never written", w->out, w->files[i].seg[k].t->name);
+				return -1;
+			}
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];
 		if (fsync(f->fd)) {

@@ -55,11 +55,49 @@ int writer_write_all(int fd, const void *p, size_t n, size_t at, const char *pat
 	return 0;
 }
 
-/* Copy [from, to) of the input fd to the output at out_at. */
+/* As much of [*from, to) as the kernel copies itself (copy_file_range:
+ * the bytes never pass through user memory, and a filesystem that shares
+ * extents shares them), advancing *from and *out_at. 0 when it is done or
+ * the kernel cannot copy between these files (EXDEV, ENOSYS, EINVAL,
+ * EOPNOTSUPP...: the caller reads and writes the rest), -1 with one line
+ * on a real read or write error. */
+static int kernel_copy(int in_fd, const char *in_path, size_t *from, size_t to, int out_fd,
+		       const char *out_path, size_t *out_at, char *err, size_t errlen)
+{
+#ifdef HAVE_COPY_FILE_RANGE
+	while (*from < to) {
+		size_t n = to - *from < ((size_t)1 << 30) ? to - *from : (size_t)1 << 30;
+		off_t in_off = (off_t)*from, out_off = (off_t)*out_at;
+		ssize_t k = copy_file_range(in_fd, &in_off, out_fd, &out_off, n, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EIO || errno == ENOSPC || errno == EDQUOT ||
+			      errno == EFBIG || errno == ENOMEM)) {
+			snprintf(err, errlen, "%s: copy to %s at offset %zu: %s", in_path, out_path,
+				 *out_at, strerror(errno));
+			return -1;
+		}
+		if (k <= 0)
+			return 0;  /* not supported here, or the file shrank: the
+				    * read and write loop names it */
+		*from += (size_t)k;
+		*out_at += (size_t)k;
+	}
+#else
+	(void)in_fd, (void)in_path, (void)from, (void)to, (void)out_fd, (void)out_path,
+		(void)out_at, (void)err, (void)errlen;
+#endif
+	return 0;
+}
+
+/* Copy [from, to) of the input fd to the output at out_at: by the kernel
+ * when it can, else through buf. */
 int writer_copy_range(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
 		      const char *out_path, size_t out_at, unsigned char *buf, char *err,
 		      size_t errlen)
 {
+	if (kernel_copy(in_fd, in_path, &from, to, out_fd, out_path, &out_at, err, errlen))
+		return -1;
 	while (from < to) {
 		size_t n = to - from < COPY_CHUNK ? to - from : COPY_CHUNK;
 		ssize_t k = pread(in_fd, buf, n, (off_t)from);

@@ -31,6 +31,8 @@ typedef struct {
 	size_t out_len;
 	StoreDtype out_dtype;
 	bool replace;             /* the values come from writer_put */
+	bool written;             /* writer_put wrote them (the copy skips
+				   * a replaced tensor's bytes) */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
 } WSeg;
 
@@ -84,6 +86,12 @@ struct Writer {
 	char **subdirs;
 	size_t nsubdirs, cap_subdirs;
 	Writer *next;             /* the list the signal handler walks */
+	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
+	 * per tensor): the rounded values and their stored bytes */
+	double *put_vals;
+	size_t put_nvals;
+	unsigned char *put_bytes;
+	size_t put_nbytes;
 };
 
 /* ---- writer_paths.c ---------------------------------------------------- */

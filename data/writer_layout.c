@@ -101,6 +101,30 @@ static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size
 	return 0;
 }
 
+/* Same layout: every byte but the replaced tensors' copied in place (they
+ * are written by writer_put; until then the file has holes there). */
+static int copy_in_place(WFile *f, int in_fd, unsigned char *buf, char *err, size_t errlen)
+{
+	size_t in = 0;
+	for (size_t i = 0; i < f->nseg; i++) {
+		const WSeg *s = &f->seg[i];
+		if (!s->replace || s->in_off < in)
+			continue;
+		if (writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, in, buf,
+				      err, errlen))
+			return -1;
+		in = s->in_end;
+	}
+	if (writer_copy_range(in_fd, f->in_path, in, f->in.n, f->fd, f->tmp_path, in, buf, err,
+			      errlen))
+		return -1;
+	if (ftruncate(f->fd, (off_t)f->in.n)) {
+		snprintf(err, errlen, "%s: %s", f->tmp_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen)
 {
 	if (infile_open(&f->in, f->in_path, err, errlen))
@@ -134,8 +158,7 @@ int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 	if (in_fd < 0)
 		return -1;
 	int rc = f->resized ? copy_resized(f, in_fd, buf, err, errlen)
-			    : writer_copy_range(in_fd, f->in_path, 0, f->in.n, f->fd, f->tmp_path, 0,
-					 buf, err, errlen);
+			    : copy_in_place(f, in_fd, buf, err, errlen);
 	close(in_fd);
 	/* The header is no longer needed; the open input is (checks only). */
 	return rc;

@@ -2,7 +2,7 @@
 
 #include "tests/testutil.h"
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "tests/layer_fixtures.h"
 
 void lf_layer(const LayerCase *c, uint64_t seed, Layer *l)
@@ -55,6 +55,25 @@ void lf_fold(const Layer *a, const FoldConfig *cfg, Layer *b, FoldPlan *plan)
 		*plan = p;
 	else
 		fold_plan_free(&p);
+}
+
+void lf_setup(const LayerCase *c, uint64_t seed, LfSetup *f)
+{
+	lf_layer(c, seed, &f->l);
+	f->x = lf_input(c, seed);
+	assert_int_equal(rope_table_init(&f->rope, &f->l.rope, c->T), RF_OK);
+}
+
+void lf_setup_done(LfSetup *f)
+{
+	rope_table_done(&f->rope);
+	free(f->x);
+	layer_free(&f->l);
+}
+
+void lf_report(const LayerCase *c, InvReport *rep)
+{
+	assert_int_equal(report_init(rep, c->T, c->H, c->G, c->d, c->r), RF_OK);
 }
 
 void lf_evaluate_layer(const Layer *l, const LayerCase *c, uint64_t seed,

@@ -12,6 +12,7 @@
 #include "core/fold.h"
 #include "core/layer.h"
 #include "core/report.h"
+#include "core/rope.h"
 
 /* One layer configuration under test. */
 typedef struct {
@@ -34,6 +35,21 @@ FoldConfig lf_config(unsigned rotate, unsigned dropped);
 /* b = a folded by cfg (allocated here); the plan goes to plan when it is
  * not NULL (fold_plan_free it), else it is released. */
 void lf_fold(const Layer *a, const FoldConfig *cfg, Layer *b, FoldPlan *plan);
+/* What the engine tests start from: a case's layer and input, and the
+ * layer's RoPE table for the case's T. */
+typedef struct {
+	Layer l;
+	double *x;           /* T x D */
+	RopeTable rope;      /* T positions of l's RoPE */
+} LfSetup;
+
+/* The layer and input of seed, and the table. */
+void lf_setup(const LayerCase *c, uint64_t seed, LfSetup *f);
+/* Release them. */
+void lf_setup_done(LfSetup *f);
+/* An empty report of the case's shape at its T (report_done it). */
+void lf_report(const LayerCase *c, InvReport *rep);
+
 /* Evaluate cfg on l with the case's input of seed, T and precision, at
  * tol (<= 0: the precision's default). */
 void lf_evaluate_layer(const Layer *l, const LayerCase *c, uint64_t seed,

@@ -3,12 +3,12 @@
 #include "core/attention.h"
 #include "core/diagnose.h"
 #include "core/finding.h"
-#include "core/inv.h"
 #include "core/levels.h"
 #include "core/rope.h"
 #include "core/rotation.h"
-#include "tests/testutil.h"
+#include "core/session.h"
 #include "tests/layer_fixtures.h"
+#include "tests/testutil.h"
 #include "tui/shared/findings_text.h"
 
 static const LayerCase MHA = {48, 4, 4, 16, 16, 24, ROPE_HALF, false, PREC_F64};

@@ -2,9 +2,9 @@
 
 #include "core/attention.h"
 #include "core/fold.h"
-#include "core/inv.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "core/session.h"
 #include "tests/testutil.h"
 
 /* ||R Theta_1 - Theta_1 R||_max for the spec's frequencies. */

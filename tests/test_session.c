@@ -1,12 +1,12 @@
 #include "config.h"
 
 #include "core/attention.h"
-#include "core/inv.h"
-#include "core/levels.h"
-#include "core/refold.h"
 #include "core/finding.h"
-#include "tests/testutil.h"
+#include "core/fold_changes.h"
+#include "core/levels.h"
+#include "core/session.h"
 #include "tests/layer_fixtures.h"
+#include "tests/testutil.h"
 
 /* A session's toggles reuse cached work; every evaluation must still be
  * exactly what a fresh evaluation of the same configuration reports. */
@@ -198,16 +198,13 @@ static void test_output_cache_sizes(void **state)
 {
 	(void)state;
 	LayerCase s = GQA;
-	Layer l;
-	double *x;
-	make(&s, &l, &x);
-	RopeTable rope;
-	assert_int_equal(rope_table_init(&rope, &l.rope, s.T), RF_OK);
+	LfSetup f;
+	lf_setup(&s, 23, &f);
 	FoldConfig c0 = cfg_drop(0), c1 = cfg_drop(ASSUME_V_SAME);
 	FoldPlan p0, p1;
 	Layer f0, f1;
-	lf_fold(&l, &c0, &f0, &p0);
-	lf_fold(&l, &c1, &f1, &p1);
+	lf_fold(&f.l, &c0, &f0, &p0);
+	lf_fold(&f.l, &c1, &f1, &p1);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	size_t head_bytes = s.T * s.D * sizeof(double);
@@ -215,13 +212,14 @@ static void test_output_cache_sizes(void **state)
 	InvReport ref[2];
 	for (size_t bi = 0; bi < 4; bi++) {
 		AttnEngine *e;
-		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2,
-						      budgets[bi], &e), RF_OK);
+		assert_int_equal(attention_engine_new(&f.l, f.x, s.T, PREC_F64, &f.rope, 2,
+						      budgets[bi], ATTN_KERNEL_AUTO, &e),
+				 RF_OK);
 		for (int k = 0; k < 2; k++) {
 			InvReport r;
-			assert_int_equal(report_init(&r, s.T, s.H, s.G, s.d, s.r), RF_OK);
-			fold_changes_diff(&ch, &l, k ? &p1 : &p0, k ? &p0 : NULL);
-			assert_int_equal(attention_engine_run(e, &l, k ? &p1 : &p0, &ch, &r), RF_OK);
+			lf_report(&s, &r);
+			fold_changes_diff(&ch, &f.l, k ? &p1 : &p0, k ? &p0 : NULL);
+			assert_int_equal(attention_engine_run(e, &f.l, k ? &p1 : &p0, &ch, &r), RF_OK);
 			if (bi == 0)
 				ref[k] = r;
 			else {
@@ -242,9 +240,7 @@ static void test_output_cache_sizes(void **state)
 	fold_plan_free(&p1);
 	layer_free(&f0);
 	layer_free(&f1);
-	rope_table_done(&rope);
-	free(x);
-	layer_free(&l);
+	lf_setup_done(&f);
 }
 
 /* The engine folds per head as it goes; evaluating the layer fold_apply
@@ -254,25 +250,22 @@ static void test_engine_folds_like_fold_apply(void **state)
 {
 	(void)state;
 	LayerCase s = GQA;
-	Layer l;
-	double *x;
-	make(&s, &l, &x);
-	RopeTable rope;
-	assert_int_equal(rope_table_init(&rope, &l.rope, s.T), RF_OK);
+	LfSetup f;
+	lf_setup(&s, 23, &f);
 	FoldConfig c = cfg_drop(ASSUME_COMMUTES);
 	c.permute_heads = true;
 	FoldPlan p;
-	Layer f;
-	lf_fold(&l, &c, &f, &p);
+	Layer g;
+	lf_fold(&f.l, &c, &g, &p);
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	InvReport r[2];
 	for (int k = 0; k < 2; k++) {
 		AttnEngine *e;
-		assert_int_equal(attention_engine_new(&l, x, s.T, PREC_F64, &rope, 2, 0,
-						      &e), RF_OK);
-		assert_int_equal(report_init(&r[k], s.T, s.H, s.G, s.d, s.r), RF_OK);
-		assert_int_equal(attention_engine_run(e, k ? &f : &l, k ? NULL : &p, &ch,
+		assert_int_equal(attention_engine_new(&f.l, f.x, s.T, PREC_F64, &f.rope, 2, 0,
+						      ATTN_KERNEL_AUTO, &e), RF_OK);
+		lf_report(&s, &r[k]);
+		assert_int_equal(attention_engine_run(e, k ? &g : &f.l, k ? NULL : &p, &ch,
 						      &r[k]), RF_OK);
 		attention_engine_free(e);
 	}
@@ -289,10 +282,8 @@ static void test_engine_folds_like_fold_apply(void **state)
 	report_done(&r[1]);
 	fold_changes_done(&ch);
 	fold_plan_free(&p);
-	layer_free(&f);
-	rope_table_done(&rope);
-	free(x);
-	layer_free(&l);
+	layer_free(&g);
+	lf_setup_done(&f);
 }
 
 /* Two reports of the same evaluation by different product orders: every
@@ -348,11 +339,11 @@ static void test_fused_kernel_matches_gemm(void **state)
 		Layer l;
 		double *x;
 		make(s, &l, &x);
-		EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = 2};
+		EvalOptions eo = {.seq = s->T, .precision = s->prec, .threads = 2,
+				  .kernel = ATTN_KERNEL_BLAS};
 		InvSession *ses[2];
-		assert_int_equal(setenv("ROPEFOLD_KERNEL", "blas", 1), 0);
 		assert_int_equal(inv_session_new(&l, x, &eo, &ses[0]), RF_OK);
-		assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+		eo.kernel = ATTN_KERNEL_AUTO;
 		assert_int_equal(inv_session_new(&l, x, &eo, &ses[1]), RF_OK);
 		double tol = s->prec == PREC_F32 ? 1e-5 : 1e-13;
 		for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
@@ -384,8 +375,8 @@ static void test_fused_kernel_matches_gemm(void **state)
  * from where the crafted weights put Inf, the sides from which layer has
  * them. */
 
-/* Compare a with b by kernel k ("blas" or the default) and judge. */
-static void compare_by(const char *k, const Layer *a, const Layer *b,
+/* Compare a with b by kernel k and judge. */
+static void compare_by(AttnKernel k, const Layer *a, const Layer *b,
 		       const double *x, size_t T, Precision prec, InvReport *rep)
 {
 	RopeTable rope;
@@ -393,10 +384,8 @@ static void compare_by(const char *k, const Layer *a, const Layer *b,
 	assert_int_equal(report_init(rep, T, a->shape.n_heads, a->shape.n_kv_heads,
 				     a->shape.head_dim, a->rope.rotary_dim), RF_OK);
 	rep->precision = prec;
-	if (k)
-		assert_int_equal(setenv("ROPEFOLD_KERNEL", k, 1), 0);
-	assert_int_equal(attention_compare(a, b, x, T, prec, &rope, rep), RF_OK);
-	assert_int_equal(unsetenv("ROPEFOLD_KERNEL"), 0);
+	assert_int_equal(attention_compare_kernel(a, b, x, T, prec, &rope, k, rep),
+			 RF_OK);
 	FoldConfig cfg = fold_config_default();
 	levels_judge(rep, a, &cfg, levels_default_tol(prec));
 	rope_table_done(&rope);
@@ -430,10 +419,10 @@ static void test_overflow_is_a_verdict(void **state)
 {
 	(void)state;
 	const LayerCase s = {72, 4, 2, 8, 8, 9, ROPE_HALF, true, PREC_F64};
-	const char *kernels[2] = {"blas", NULL};
+	const AttnKernel kernels[2] = {ATTN_KERNEL_BLAS, ATTN_KERNEL_AUTO};
 	size_t D = s.D, nq = s.H * s.d, nk = s.G * s.d, c = 37;
 	for (int ki = 0; ki < 2; ki++) {
-		const char *kn = kernels[ki] ? kernels[ki] : "fused";
+		const char *kn = ki == 0 ? "blas" : "fused";
 		char what[96];
 		Layer a, b;
 		double *x;

@@ -6,6 +6,7 @@
 #include "core/fold.h"
 #include "core/fold_inverse.h"
 #include "core/layout_perm.h"
+#include "core/rng.h"
 #include "core/rope.h"
 #include "core/rotation_desc.h"
 #include "core/verify.h"
@@ -55,13 +56,22 @@ static void assert_finding(const VerifyVerdict *v, FindingCode code)
 			 finding_code_name(v->brk.code), why_text(v));
 }
 
+/* Release a verdict and the two layers it compared. */
+static void pair_done(VerifyVerdict *v, Layer *a, Layer *b)
+{
+	verify_verdict_free(v);
+	layer_free(a);
+	layer_free(b);
+}
+
 static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		    InvReport *rep)
 {
 	size_t T = 24;
 	double *x = malloc(T * a->shape.d_model * sizeof(double));
 	layer_random_input(5, T, a->shape.d_model, x);
-	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, 0, rep), RF_OK);
+	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, ATTN_KERNEL_AUTO, 0,
+					rep), RF_OK);
 	free(x);
 }
 
@@ -79,9 +89,7 @@ static void test_identical(void **state)
 	assert_int_equal(v.relation, VERIFY_REL_IDENTICAL);
 	assert_false(v.rotated || v.heads_permuted || v.rounded || v.layout_converted);
 	assert_int_equal(v.brk.code, FIND_NONE);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 static void test_commuting_fold_recovered(void **state)
@@ -121,10 +129,8 @@ static void test_commuting_fold_recovered(void **state)
 		for (int lv = 0; lv < LEVEL_COUNT; lv++)
 			assert_true(rep.level[lv].holds);
 		report_done(&rep);
-		verify_verdict_free(&v);
 		fold_plan_free(&plan);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 }
 
@@ -160,10 +166,8 @@ static void test_permute_heads(void **state)
 	assert_false(rep.level[LEVEL_HEAD].holds);  /* heads moved */
 	assert_true(report_ok(&rep));
 	report_done(&rep);
-	verify_verdict_free(&v);
 	fold_plan_free(&plan);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 /* ---- dropped assumptions ------------------------------------------------ */
@@ -198,9 +202,7 @@ static void test_drop_commutes(void **state)
 		confirm(&a, &b, &v, &rep);
 		assert_false(rep.level[LEVEL_SCORE].holds);
 		report_done(&rep);
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 	/* pair-swap mixes pair 0 with pair 1 (and 2 with 3, ...). */
 	run_drop(&shapes[1], ASSUME_COMMUTES, ROT_PAIR_SWAP, PART_ALL, &v, &a, &b);
@@ -215,9 +217,7 @@ static void test_drop_commutes(void **state)
 	assert_int_equal(v.npairs, 8);
 	assert_close(v.freqs[0], 1.0, 0);
 	assert_close(v.freqs[1], pow(10000.0, -2.0 / 16), 1e-15);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* pair-reflect: a reflection in every pair. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_PAIR_REFLECT, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_REFLECTION);
@@ -225,18 +225,14 @@ static void test_drop_commutes(void **state)
 	assert_int_equal(v.comm.n_reflect_total, 4);
 	assert_int_equal(v.comm.n_mixed, 0);
 	assert_int_equal(v.comm.reflect[0], 0);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* layout-mismatch: commuting, in the other layout. */
 	run_drop(&shapes[0], ASSUME_COMMUTES, ROT_LAYOUT_MISMATCH, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
 	assert_finding(&v, FIND_K_MIXES_PAIRS);
 	assert_true(v.brk.flag);  /* it would commute in the other layout */
 	assert_int_equal(v.rope_a.layout, ROPE_HALF);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 static void test_drop_others(void **state)
@@ -251,9 +247,7 @@ static void test_drop_others(void **state)
 	assert_string_equal(v.brk.tensor, "W_q");
 	assert_finding(&v, FIND_QK_DIFFER);
 	assert_gt(v.brk.norm, 0.1);  /* ||R_q - R_k||: independent Haar draws */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* gqa-consistent: the second query head of group 0 differs. */
 	run_drop(&shapes[1], ASSUME_GQA_CONSISTENT, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_GQA_DIFFER);
@@ -261,9 +255,7 @@ static void test_drop_others(void **state)
 	assert_int_equal(v.brk.head, 1);
 	assert_int_equal(v.brk.other_head, 0);
 	assert_int_equal(v.brk.group, 0);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* rotate qkv without o. */
 	run_drop(&shapes[2], 0, ROT_HAAR, PART_Q | PART_K | PART_V, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
@@ -275,41 +267,31 @@ static void test_drop_others(void **state)
 	assert_true(rep.level[LEVEL_SCORE].holds);
 	assert_false(rep.level[LEVEL_HEAD].holds);
 	report_done(&rep);
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* o without v: O absorbs a rotation V does not carry. */
 	run_drop(&shapes[0], 0, ROT_HAAR, PART_Q | PART_K | PART_O, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_O_NOT_ABSORBING);
 	assert_finding(&v, FIND_O_OTHER_ROTATION);
 	assert_gt(v.brk.norm, 0.1);   /* ||R_o - R_v||, R_v = I */
 	assert_false(v.brk.flag);     /* V's map (I) is orthogonal */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* bias left behind. */
 	run_drop(&shapes[1], ASSUME_BIAS, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_BIAS);
 	assert_finding(&v, FIND_BK_LEFT);
 	assert_string_equal(v.brk.tensor, "b_k");
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* not orthogonal. */
 	run_drop(&shapes[0], ASSUME_ORTHOGONAL, ROT_HAAR, PART_ALL, &v, &a, &b);
 	assert_not_equivalent(&v, VERIFY_WHY_NOT_ORTHOGONAL);
 	assert_finding(&v, FIND_K_NOT_ORTHOGONAL);
 	assert_gt(v.brk.norm, 1e-3);  /* ||M^T M - I|| of the scaled rotation */
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 	/* v-same dropped is still an exact fold (V needs no commutation). */
 	run_drop(&shapes[1], ASSUME_V_SAME | ASSUME_PER_HEAD, ROT_HAAR, PART_ALL, &v, &a, &b);
 	if (!v.equivalent)
 		fail_msg("%s", why_text(&v));
-	verify_verdict_free(&v);
-	layer_free(&a);
-	layer_free(&b);
+	pair_done(&v, &a, &b);
 }
 
 /* ---- tampering ---------------------------------------------------------- */
@@ -350,9 +332,7 @@ static void test_tamper(void **state)
 		assert_finding(&v, cases[i].code);
 		assert_close(v.brk.tol, v.tol, 0);
 		assert_gt(v.brk.err, v.tol);
-		verify_verdict_free(&v);
-		layer_free(&a);
-		layer_free(&b);
+		pair_done(&v, &a, &b);
 	}
 	/* b_o and a shape change. */
 	Layer a, b;
@@ -651,6 +631,67 @@ static void test_bf16_rounding(void **state)
 	round_layer(&b, STORE_BF16);
 	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+	pair_done(&v, &a, &b);
+}
+
+/* Move every entry of w (n) by a uniform amount of at most h times its rms,
+ * as round-to-nearest on a grid does. */
+static void quant_noise(double *w, size_t n, double h, uint64_t seed)
+{
+	Rng r;
+	double ss = 0;
+	rng_seed(&r, seed, 3);
+	for (size_t i = 0; i < n; i++)
+		ss += w[i] * w[i];
+	double a = h * sqrt(ss / (double)n);
+	for (size_t i = 0; i < n; i++)
+		w[i] += a * (2 * rng_uniform(&r) - 1);
+}
+
+/* Each part is judged at its own quantization bound: a commuting fold whose
+ * W_v carries a few percent of quantization noise is a fold when W_v's
+ * bound covers it, and not when the bound is another part's; a
+ * non-commuting fold breaks at any such bound. */
+static void test_quant_parts(void **state)
+{
+	(void)state;
+	Layer a, b;
+	lf_layer(&shapes[2], 41, &a);
+	FoldConfig cfg = fold_config_default();
+	lf_fold(&a, &cfg, &b, NULL);
+	size_t nk = b.shape.n_kv_heads * b.shape.head_dim * b.shape.d_model;
+	quant_noise(b.wv, nk, 0.04, 9);
+	VerifyOptions o = {0x1p-53, 0, {0, 0, 0.1, 0}, {0, 0, 0.04, 0}, 1u << STORE_Q4_K};
+	VerifyVerdict v;
+	assert_int_equal(verify_layers(&a, &b, &o, &v), RF_OK);
+	if (!v.equivalent)
+		fail_msg("%s", why_text(&v));
+	assert_true(v.rotated);
+	assert_true(v.part_tol[VERIFY_V] > 0.1 && v.part_tol[VERIFY_K] < 1e-9);
+	assert_true(v.max_err > 1e-3);
+	InvReport rep;
+	confirm(&a, &b, &v, &rep);
+	assert_true(report_ok(&rep));
+	assert_true(v.confirm_tol > 1e-3);
+	report_done(&rep);
+	char rel[FINDINGS_RELATION_MAX];
+	findings_verify_relation(&v, rel, sizeof rel);
+	assert_string_equal(rel, "commuting fold, up to Q4_K quantization");
+	verify_verdict_free(&v);
+	/* the same bound on W_k instead: W_v is unexplained */
+	VerifyOptions ok = {0x1p-53, 0, {0, 0.1, 0, 0}, {0, 0.04, 0, 0}, 1u << STORE_Q4_K};
+	assert_int_equal(verify_layers(&a, &b, &ok, &v), RF_OK);
+	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+	assert_string_equal(v.brk.tensor, "W_v");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* a rotation mixing pairs is no quantization */
+	cfg.dropped = ASSUME_COMMUTES;
+	lf_fold(&a, &cfg, &b, NULL);
+	VerifyOptions all = {0x1p-53, 0, {0.1, 0.1, 0.1, 0.1}, {0.04, 0.04, 0.04, 0.04},
+			     1u << STORE_Q4_K};
+	assert_int_equal(verify_layers(&a, &b, &all, &v), RF_OK);
+	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
 	verify_verdict_free(&v);
 	layer_free(&a);
 	layer_free(&b);
@@ -738,6 +779,7 @@ int main(void)
 		cmocka_unit_test(test_broken_conversions),
 		cmocka_unit_test(test_dtype_round),
 		cmocka_unit_test(test_bf16_rounding),
+		cmocka_unit_test(test_quant_parts),
 		cmocka_unit_test(test_plan_inverse),
 		cmocka_unit_test(test_rotation_desc),
 	};

@@ -7,11 +7,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/timer.h"
 #include "tui/cli/bench.h"
 #include "tui/cli/info.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/kernel_env.h"
 
 /* What the benchmark measures (all medians over --repeat runs, after a
  * warm-up, on one InvSession, with a monotonic clock):
@@ -187,7 +188,8 @@ int cli_bench(int argc, char **argv)
 	double sgemm = f32 ? gemm_rate(true, BENCH_GEMM_N) : 0;
 	double peak = f32 ? sgemm : dgemm;
 
-	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
+	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol,
+			  .kernel = kernel_env()};
 	InvSession *s;
 	RfStatus st = inv_session_new(&w.layer, w.x, &eo, &s);
 	if (st != RF_OK) {

@@ -2,15 +2,16 @@
 
 #include <stdio.h>
 
-#include "core/inv.h"
 #include "core/levels.h"
 #include "core/mla_inv.h"
+#include "core/session.h"
 #include "tui/cli/check.h"
 #include "tui/cli/info.h"
 #include "tui/cli/mla_report.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/kernel_env.h"
 #include "tui/shared/testhook.h"
 
 ReportContext workload_context(const Workload *w, const RunOptions *o)
@@ -63,7 +64,8 @@ int cli_check(int argc, char **argv, bool use_default)
 		return 2;
 	}
 	cli_model_note("check", w.note);
-	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol};
+	EvalOptions eo = {.seq = w.seq, .precision = o.precision, .tol = o.tol,
+			  .kernel = kernel_env()};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
 	if (w.is_mla && o.precision != PREC_F64) {

@@ -10,6 +10,7 @@
 #include "tui/explorer/fold_actions.h"
 #include "tui/shared/environment.h"
 #include "tui/shared/findings_text.h"
+#include "tui/shared/kernel_env.h"
 #include "tui/shared/testhook.h"
 
 /* The checkpoint the explorer shows: the loaded one or the default. */
@@ -100,7 +101,8 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 		return -1;
 	out->equivalent = true;
 	FirstBreak fb = {out, msg, msglen};
-	VerifyJob j = {model, path, NULL, NULL, 0, false, PREC_F64, 0, 0, &fb, NULL, on_layer};
+	VerifyJob j = {model, path, NULL, NULL, 0, false, PREC_F64, 0, 0, &fb, NULL, on_layer,
+		       kernel_env()};
 	VerifyOutcome res;
 	if (verify_job_run(&j, &res, err, sizeof err)) {
 		snprintf(msg, msglen, "verify: %s", err);

@@ -10,11 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/inv.h"
+#include "core/session.h"
 #include "core/mla_inv.h"
 #include "core/timer.h"
 #include "tui/explorer/worker.h"
 #include "tui/shared/environment.h"
+#include "tui/shared/kernel_env.h"
 
 struct Worker {
 	pthread_t thread;
@@ -152,7 +153,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		inv_session_free(w->session);
 		w->session = NULL;
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
-				  .tol = s->opts.tol};
+				  .tol = s->opts.tol, .kernel = kernel_env()};
 		RfStatus st = inv_session_new(&w->wl.layer, w->wl.x, &eo, &w->session);
 		if (st != RF_OK) {
 			snprintf(r->err, sizeof r->err, "cannot evaluate this layer: %s",

@@ -1,5 +1,9 @@
-/* The output phase's fused kernel, written once for both precisions and
- * included by attention_impl.h (REAL, FN, the engine and worker types).
+#ifndef ROPEFOLD_CORE_ENGINE_OUTPUTS_FUSED_H
+#define ROPEFOLD_CORE_ENGINE_OUTPUTS_FUSED_H
+
+/* The output phase's fused kernel, written once for both precisions in
+ * terms of REAL (template.h includes it; out_block_fused in outputs.h
+ * drives it).
  *
  * O_h = C_h W_o,h^T has an inner dimension of one head (d = 128 in most
  * models), where a library GEMM spends a third of its time packing and
@@ -11,78 +15,80 @@
  * tokens interleaved by phase S; W_o blocks are packed into column panels
  * here, one column sub-block (both sides' panels fit in L2) at a time.
  *
- * Compiled for AVX-512 with a target attribute and chosen at run time
- * (attention_kernel_avx512); elsewhere the engine keeps the GEMM path. */
+ * Compiled for AVX-512 with a target attribute. The caller chooses it
+ * through AttnKernel (core/attention.h); an engine takes it when
+ * attention_kernel_fused() says the CPU has AVX-512, else it keeps the
+ * GEMM path (outputs.h). */
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define OUTK 1
-#define OUTK_TARGET __attribute__((target("avx512f,avx512dq,fma")))
-#define OUTK_VL (64 / (int)sizeof(REAL))   /* entries of one vector */
-#define OUTK_PW (2 * OUTK_VL)              /* columns of one panel */
-#define OUTK_MR 4                          /* tokens of one A micro-panel */
+#define FUSED_KERNEL 1
+#define FUSED_TARGET __attribute__((target("avx512f,avx512dq,fma")))
+#define FUSED_VL (64 / (int)sizeof(REAL))   /* entries of one vector */
+#define FUSED_PW (2 * FUSED_VL)              /* columns of one panel */
+#define FUSED_MR 4                          /* tokens of one A micro-panel */
 
-typedef REAL FN(VZ) __attribute__((vector_size(64)));
+typedef REAL VZ __attribute__((vector_size(64)));
 #if REAL_IS_DOUBLE
-typedef long long FN(VZi) __attribute__((vector_size(64)));
-#define OUTK_ABSMASK INT64_MAX
+typedef long long VZi __attribute__((vector_size(64)));
+#define FUSED_ABSMASK INT64_MAX
 #else
-typedef int FN(VZi) __attribute__((vector_size(64)));
-#define OUTK_ABSMASK INT32_MAX
+typedef int VZi __attribute__((vector_size(64)));
+#define FUSED_ABSMASK INT32_MAX
 #endif
 
-#define VZ_ABS(v) ((FN(VZ))((FN(VZi))(v) & ((FN(VZi)){0} + OUTK_ABSMASK)))
-#define VZ_MAX(m, e)                                                     \
-	do {                                                             \
-		FN(VZi) gt_ = (e) > (m);                                 \
-		m = (FN(VZ))(((FN(VZi))(e) & gt_) | ((FN(VZi))(m) & ~gt_)); \
+#define VZ_ABS(v) ((VZ)((VZi)(v) & ((VZi){0} + FUSED_ABSMASK)))
+#define VZ_MAX(m, e)                                                    \
+	do {                                                            \
+		VZi gt_ = (e) > (m);                                    \
+		m = (VZ)(((VZi)(e) & gt_) | ((VZi)(m) & ~gt_));         \
 	} while (0)
-#define VZ_LOAD(dst, p) memcpy(&(dst), (p), sizeof(FN(VZ)))
+#define VZ_LOAD(dst, p) memcpy(&(dst), (p), sizeof(VZ))
 /* acc += a x, fused (ISO C mode does not contract a * x + acc) */
 #if REAL_IS_DOUBLE
 #define VZ_STREAM(p, v) _mm512_stream_pd((p), (__m512d)(v))
-#define VZ_FMA(acc, a, x) \
-	(acc = (FN(VZ))_mm512_fmadd_pd(_mm512_set1_pd(a), (__m512d)(x), (__m512d)(acc)))
+#define VZ_FMA(acc, a, x)                                               \
+	(acc = (VZ)_mm512_fmadd_pd(_mm512_set1_pd(a), (__m512d)(x), (__m512d)(acc)))
 #else
 #define VZ_STREAM(p, v) _mm512_stream_ps((p), (__m512)(v))
-#define VZ_FMA(acc, a, x) \
-	(acc = (FN(VZ))_mm512_fmadd_ps(_mm512_set1_ps(a), (__m512)(x), (__m512)(acc)))
+#define VZ_FMA(acc, a, x)                                               \
+	(acc = (VZ)_mm512_fmadd_ps(_mm512_set1_ps(a), (__m512)(x), (__m512)(acc)))
 #endif
-#define VZ_STORE(p, src) memcpy((p), &(src), sizeof(FN(VZ)))
+#define VZ_STORE(p, src) memcpy((p), &(src), sizeof(VZ))
 
 /* NaN lanes of an error vector become +Inf: an overflowed side wins every
  * max (as err_of does in the plain loops). */
-OUTK_TARGET
-static inline FN(VZ) FN(vz_nan_inf)(FN(VZ) e)
+FUSED_TARGET
+static inline VZ vz_nan_inf(VZ e)
 {
-	FN(VZi) num = e == e;
-	FN(VZ) inf = (FN(VZ)){0} + (REAL)INFINITY;
-	return (FN(VZ))(((FN(VZi))e & num) | ((FN(VZi))inf & ~num));
+	VZi num = e == e;
+	VZ inf = (VZ){0} + (REAL)INFINITY;
+	return (VZ)(((VZi)e & num) | ((VZi)inf & ~num));
 }
 
 /* Rows of a packed context buffer: T rounded up to two micro-panels. */
-static size_t FN(outk_rows)(size_t T)
+static size_t fused_rows(size_t T)
 {
-	return (T + 2 * OUTK_MR - 1) / (2 * OUTK_MR) * (2 * OUTK_MR);
+	return (T + 2 * FUSED_MR - 1) / (2 * FUSED_MR) * (2 * FUSED_MR);
 }
 
 /* Pack C_h (T x d, leading dimension ld) four tokens interleaved:
  * dst[(m/4) d 4 + k 4 + m%4] = C_h[m][k], zero past T. Plain C: phase S
  * calls it on every machine, while the rows are in cache. */
-static void FN(outk_pack_ctx)(REAL *dst, const REAL *c, size_t ld, size_t T,
-			      size_t d)
+static void fused_pack_ctx(REAL *dst, const REAL *c, size_t ld, size_t T,
+			   size_t d)
 {
-	size_t rows = FN(outk_rows)(T);
-	for (size_t m0 = 0; m0 < rows; m0 += OUTK_MR) {
+	size_t rows = fused_rows(T);
+	for (size_t m0 = 0; m0 < rows; m0 += FUSED_MR) {
 		REAL *o = dst + m0 * d;
-		for (size_t i = 0; i < OUTK_MR; i++) {
+		for (size_t i = 0; i < FUSED_MR; i++) {
 			size_t m = m0 + i;
 			const REAL *src = c + m * ld;
 			if (m < T)
 				for (size_t k = 0; k < d; k++)
-					o[k * OUTK_MR + i] = src[k];
+					o[k * FUSED_MR + i] = src[k];
 			else
 				for (size_t k = 0; k < d; k++)
-					o[k * OUTK_MR + i] = 0;
+					o[k * FUSED_MR + i] = 0;
 		}
 	}
 }
@@ -90,9 +96,9 @@ static void FN(outk_pack_ctx)(REAL *dst, const REAL *c, size_t ld, size_t T,
 #if REAL_IS_DOUBLE
 /* Eight rows of 8 doubles in, their eight columns out: row j of the
  * block is src + j ld, column k goes to dst + k ldd. */
-OUTK_TARGET
-static inline void FN(outk_t8x8)(double *dst, size_t ldd, const double *src,
-				 size_t ld)
+FUSED_TARGET
+static inline void fused_t8x8(double *dst, size_t ldd, const double *src,
+			      size_t ld)
 {
 	__m512d r0 = _mm512_loadu_pd(src), r1 = _mm512_loadu_pd(src + ld);
 	__m512d r2 = _mm512_loadu_pd(src + 2 * ld), r3 = _mm512_loadu_pd(src + 3 * ld);
@@ -127,52 +133,52 @@ static inline void FN(outk_t8x8)(double *dst, size_t ldd, const double *src,
 
 /* Panels of columns [j0, j0+n) of B^T where B is row-major with rows
  * j (ld ldb), d entries from column k0: dst[p][k][PW]; zero past n. */
-OUTK_TARGET
-static void FN(outk_pack_rows)(REAL *dst, const REAL *b, size_t ldb, size_t n,
-			       size_t d)
+FUSED_TARGET
+static void fused_pack_rows(REAL *dst, const REAL *b, size_t ldb, size_t n,
+			    size_t d)
 {
-	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
+	for (size_t p0 = 0; p0 < n; p0 += FUSED_PW) {
 		REAL *o = dst + p0 * d;
-		size_t pn = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
+		size_t pn = n - p0 < (size_t)FUSED_PW ? n - p0 : FUSED_PW;
 #if REAL_IS_DOUBLE
-		if (pn == (size_t)OUTK_PW && d % 8 == 0) {
+		if (pn == (size_t)FUSED_PW && d % 8 == 0) {
 			/* whole panel: 8 x 8 blocks through registers */
-			for (size_t j0 = 0; j0 < (size_t)OUTK_PW; j0 += 8)
+			for (size_t j0 = 0; j0 < (size_t)FUSED_PW; j0 += 8)
 				for (size_t k0 = 0; k0 < d; k0 += 8)
-					FN(outk_t8x8)(o + k0 * OUTK_PW + j0, OUTK_PW,
-						      b + (p0 + j0) * ldb + k0, ldb);
+					fused_t8x8(o + k0 * FUSED_PW + j0, FUSED_PW,
+						   b + (p0 + j0) * ldb + k0, ldb);
 			continue;
 		}
 #endif
-		for (size_t j = 0; j < (size_t)OUTK_PW; j++) {
+		for (size_t j = 0; j < (size_t)FUSED_PW; j++) {
 			if (j < pn) {
 				const REAL *src = b + (p0 + j) * ldb;
 				for (size_t k = 0; k < d; k++)
-					o[k * OUTK_PW + j] = src[k];
+					o[k * FUSED_PW + j] = src[k];
 			} else {
 				for (size_t k = 0; k < d; k++)
-					o[k * OUTK_PW + j] = 0;
+					o[k * FUSED_PW + j] = 0;
 			}
 		}
 	}
 }
 
 /* Both sides' 4 x PW tile: oa = A_a B_a, ob = A_b B_b over d. */
-OUTK_TARGET
-static void FN(outk_tile2)(const REAL *aa, const REAL *ab, const REAL *ba,
-			   const REAL *bb, size_t d, FN(VZ) oa[8], FN(VZ) ob[8])
+FUSED_TARGET
+static void fused_tile2(const REAL *aa, const REAL *ab, const REAL *ba,
+			const REAL *bb, size_t d, VZ oa[8], VZ ob[8])
 {
-	FN(VZ) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-	FN(VZ) a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
-	FN(VZ) b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
-	FN(VZ) b4 = {0}, b5 = {0}, b6 = {0}, b7 = {0};
+	VZ a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+	VZ a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+	VZ b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+	VZ b4 = {0}, b5 = {0}, b6 = {0}, b7 = {0};
 	for (size_t k = 0; k < d; k++) {
-		FN(VZ) x0, x1, y0, y1;
-		VZ_LOAD(x0, ba + k * OUTK_PW);
-		VZ_LOAD(x1, ba + k * OUTK_PW + OUTK_VL);
-		VZ_LOAD(y0, bb + k * OUTK_PW);
-		VZ_LOAD(y1, bb + k * OUTK_PW + OUTK_VL);
-		const REAL *p = aa + k * OUTK_MR, *q = ab + k * OUTK_MR;
+		VZ x0, x1, y0, y1;
+		VZ_LOAD(x0, ba + k * FUSED_PW);
+		VZ_LOAD(x1, ba + k * FUSED_PW + FUSED_VL);
+		VZ_LOAD(y0, bb + k * FUSED_PW);
+		VZ_LOAD(y1, bb + k * FUSED_PW + FUSED_VL);
+		const REAL *p = aa + k * FUSED_MR, *q = ab + k * FUSED_MR;
 		VZ_FMA(a0, p[0], x0); VZ_FMA(a1, p[0], x1);
 		VZ_FMA(a2, p[1], x0); VZ_FMA(a3, p[1], x1);
 		VZ_FMA(a4, p[2], x0); VZ_FMA(a5, p[2], x1);
@@ -189,19 +195,19 @@ static void FN(outk_tile2)(const REAL *aa, const REAL *ab, const REAL *ba,
 }
 
 /* One side's 8 x PW tile (two micro-panels a0, a1): o = A B over d. */
-OUTK_TARGET
-static void FN(outk_tile1)(const REAL *a0p, const REAL *a1p, const REAL *b,
-			   size_t d, FN(VZ) o[16])
+FUSED_TARGET
+static void fused_tile1(const REAL *a0p, const REAL *a1p, const REAL *b,
+			size_t d, VZ o[16])
 {
-	FN(VZ) c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-	FN(VZ) c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
-	FN(VZ) c8 = {0}, c9 = {0}, c10 = {0}, c11 = {0};
-	FN(VZ) c12 = {0}, c13 = {0}, c14 = {0}, c15 = {0};
+	VZ c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+	VZ c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
+	VZ c8 = {0}, c9 = {0}, c10 = {0}, c11 = {0};
+	VZ c12 = {0}, c13 = {0}, c14 = {0}, c15 = {0};
 	for (size_t k = 0; k < d; k++) {
-		FN(VZ) x0, x1;
-		VZ_LOAD(x0, b + k * OUTK_PW);
-		VZ_LOAD(x1, b + k * OUTK_PW + OUTK_VL);
-		const REAL *p = a0p + k * OUTK_MR, *q = a1p + k * OUTK_MR;
+		VZ x0, x1;
+		VZ_LOAD(x0, b + k * FUSED_PW);
+		VZ_LOAD(x1, b + k * FUSED_PW + FUSED_VL);
+		const REAL *p = a0p + k * FUSED_MR, *q = a1p + k * FUSED_MR;
 		VZ_FMA(c0, p[0], x0); VZ_FMA(c1, p[0], x1);
 		VZ_FMA(c2, p[1], x0); VZ_FMA(c3, p[1], x1);
 		VZ_FMA(c4, p[2], x0); VZ_FMA(c5, p[2], x1);
@@ -220,20 +226,20 @@ static void FN(outk_tile1)(const REAL *a0p, const REAL *a1p, const REAL *b,
 /* The folded side's panels of a sub-block: pb = R src, where src holds
  * the source head's W_o panels (columns of W_o,src^T) and rp is R packed
  * like a context (four rows interleaved, rows padded to eight). */
-OUTK_TARGET
-static void FN(outk_fold_panels)(REAL *pb, const REAL *rp, const REAL *src,
-				 size_t n, size_t d)
+FUSED_TARGET
+static void fused_fold_panels(REAL *pb, const REAL *rp, const REAL *src,
+			      size_t n, size_t d)
 {
-	FN(VZ) o[16];
-	for (size_t p0 = 0; p0 < n; p0 += OUTK_PW)
-		for (size_t k0 = 0; k0 < d; k0 += 2 * OUTK_MR) {
-			FN(outk_tile1)(rp + k0 * d, rp + (k0 + OUTK_MR) * d,
-				       src + p0 * d, d, o);
-			size_t rows = d - k0 < 2 * OUTK_MR ? d - k0 : 2 * OUTK_MR;
+	VZ o[16];
+	for (size_t p0 = 0; p0 < n; p0 += FUSED_PW)
+		for (size_t k0 = 0; k0 < d; k0 += 2 * FUSED_MR) {
+			fused_tile1(rp + k0 * d, rp + (k0 + FUSED_MR) * d,
+				    src + p0 * d, d, o);
+			size_t rows = d - k0 < 2 * FUSED_MR ? d - k0 : 2 * FUSED_MR;
 			for (size_t i = 0; i < rows; i++) {
-				REAL *row = pb + p0 * d + (k0 + i) * OUTK_PW;
+				REAL *row = pb + p0 * d + (k0 + i) * FUSED_PW;
 				VZ_STORE(row, o[2 * i]);
-				VZ_STORE(row + OUTK_VL, o[2 * i + 1]);
+				VZ_STORE(row + FUSED_VL, o[2 * i + 1]);
 			}
 		}
 }
@@ -243,9 +249,9 @@ static void FN(outk_fold_panels)(REAL *pb, const REAL *rp, const REAL *src,
  * taken again in double, as the plain loops take every difference (two
  * large finite floats may differ by more than FLT_MAX): *mx may come back
  * smaller. */
-static size_t FN(outk_find)(const REAL *oa, const REAL *ob, size_t rows,
-			    size_t cols, size_t m0, size_t c0, size_t D,
-			    double *mx, unsigned *ovf)
+static size_t fused_find(const REAL *oa, const REAL *ob, size_t rows,
+			 size_t cols, size_t m0, size_t c0, size_t D,
+			 double *mx, unsigned *ovf)
 {
 	bool exact = isinf(*mx);
 	*ovf = 0;
@@ -253,25 +259,25 @@ static size_t FN(outk_find)(const REAL *oa, const REAL *ob, size_t rows,
 		double m = 0;
 		for (size_t i = 0; i < rows; i++)
 			for (size_t j = 0; j < cols; j++) {
-				size_t at = i * OUTK_PW + j;
-				double v = FN(err_of)((double)oa[at], (double)ob[at]);
+				size_t at = i * FUSED_PW + j;
+				double v = err_of((double)oa[at], (double)ob[at]);
 				m = v > m ? v : m;
 			}
 		*mx = m;
 	}
 	for (size_t i = 0; i < rows; i++)
 		for (size_t j = 0; j < cols; j++) {
-			size_t at = i * OUTK_PW + j;
+			size_t at = i * FUSED_PW + j;
 			double v;
 			if (exact) {
-				v = FN(err_of)((double)oa[at], (double)ob[at]);
+				v = err_of((double)oa[at], (double)ob[at]);
 			} else {
 				REAL e = oa[at] - ob[at];  /* as the vectors did */
 				v = fabs((double)e);
 			}
 			if (v == *mx) {
 				if (isinf(v))
-					*ovf = FN(ovf_side)((double)oa[at], (double)ob[at]);
+					*ovf = ovf_side((double)oa[at], (double)ob[at]);
 				return (m0 + i) * D + c0 + j;
 			}
 		}
@@ -289,45 +295,45 @@ typedef struct {
 	double err, ref;           /* this head's worst so far */
 	size_t idx;
 	unsigned ovf;              /* OVERFLOW_* bits at idx (err +Inf) */
-} FN(OutkHead);
+} FusedHead;
 
 /* Tile rows m0 .. m0+rows-1, block columns j0 .. j0+cols-1 (cols <= PW):
  * compare, sum, store. ob holds rows x PW entries, row-major, and so
  * does oa unless the original comes from the cache (s->cached). */
-OUTK_TARGET
-static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
-			    size_t m0, size_t rows, size_t j0, size_t cols)
+FUSED_TARGET
+static void fused_finish(FusedHead *s, VZ *oa, const VZ *ob,
+			 size_t m0, size_t rows, size_t j0, size_t cols)
 {
 	size_t nc = s->nc;
-	FN(VZ) em = {0}, rm = {0};
-	if (s->cached && cols < (size_t)OUTK_PW)
+	VZ em = {0}, rm = {0};
+	if (s->cached && cols < (size_t)FUSED_PW)
 		for (size_t i = 0; i < rows; i++)
-			memcpy((REAL *)oa + i * OUTK_PW,
+			memcpy((REAL *)oa + i * FUSED_PW,
 			       s->cached + (m0 + i) * nc + j0, cols * sizeof(REAL));
-	if (cols == (size_t)OUTK_PW) {
+	if (cols == (size_t)FUSED_PW) {
 		for (size_t i = 0; i < rows; i++) {
 			size_t off = (m0 + i) * nc + j0;
 			for (int v = 0; v < 2; v++) {
-				FN(VZ) a, b = ob[2 * i + v], u;
+				VZ a, b = ob[2 * i + v], u;
 				if (s->cached)
-					VZ_LOAD(a, s->cached + off + v * OUTK_VL);
+					VZ_LOAD(a, s->cached + off + v * FUSED_VL);
 				else
 					a = oa[2 * i + v];
-				FN(VZ) e = FN(vz_nan_inf)(VZ_ABS(a - b));
+				VZ e = vz_nan_inf(VZ_ABS(a - b));
 				VZ_MAX(em, e);
-				VZ_LOAD(u, s->ub + off + v * OUTK_VL);
+				VZ_LOAD(u, s->ub + off + v * FUSED_VL);
 				u += b;
-				VZ_STORE(s->ub + off + v * OUTK_VL, u);
+				VZ_STORE(s->ub + off + v * FUSED_VL, u);
 				if (s->first) {
-					FN(VZ) r = VZ_ABS(a);
+					VZ r = VZ_ABS(a);
 					VZ_MAX(rm, r);
-					VZ_LOAD(u, s->ua + off + v * OUTK_VL);
+					VZ_LOAD(u, s->ua + off + v * FUSED_VL);
 					u += a;
-					VZ_STORE(s->ua + off + v * OUTK_VL, u);
+					VZ_STORE(s->ua + off + v * FUSED_VL, u);
 				}
 				if (s->store) {
 					/* around the caches: read by later runs only */
-					REAL *at = s->store + off + v * OUTK_VL;
+					REAL *at = s->store + off + v * FUSED_VL;
 					if ((uintptr_t)at % 64 == 0)
 						VZ_STREAM(at, a);
 					else
@@ -340,7 +346,7 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 		for (size_t i = 0; i < rows; i++) {
 			size_t off = (m0 + i) * nc + j0;
 			for (size_t j = 0; j < cols; j++) {
-				REAL a = pa[i * OUTK_PW + j], b = pb[i * OUTK_PW + j];
+				REAL a = pa[i * FUSED_PW + j], b = pb[i * FUSED_PW + j];
 				REAL e = a - b;
 				e = e < 0 ? -e : e;
 				if (e != e)
@@ -360,7 +366,7 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 		}
 	}
 	double mx = 0, rx = 0;
-	for (int l = 0; l < OUTK_VL; l++) {
+	for (int l = 0; l < FUSED_VL; l++) {
 		if ((double)em[l] > mx)
 			mx = (double)em[l];
 		if ((double)rm[l] > rx)
@@ -369,14 +375,14 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 	if (rx > s->ref)
 		s->ref = rx;
 	if (mx > 0 && mx >= s->err) {
-		if (s->cached && cols == (size_t)OUTK_PW)
+		if (s->cached && cols == (size_t)FUSED_PW)
 			for (size_t i = 0; i < rows; i++)
-				memcpy((REAL *)oa + i * OUTK_PW,
+				memcpy((REAL *)oa + i * FUSED_PW,
 				       s->cached + (m0 + i) * nc + j0,
 				       cols * sizeof(REAL));
 		unsigned ovf;
-		size_t at = FN(outk_find)((const REAL *)oa, (const REAL *)ob, rows,
-					  cols, m0, s->c0 + j0, s->D, &mx, &ovf);
+		size_t at = fused_find((const REAL *)oa, (const REAL *)ob, rows,
+				       cols, m0, s->c0 + j0, s->D, &mx, &ovf);
 		if (mx > s->err || (mx == s->err && mx > 0 && at < s->idx)) {
 			s->err = mx;
 			s->idx = at;
@@ -387,21 +393,21 @@ static void FN(outk_finish)(FN(OutkHead) *s, FN(VZ) *oa, const FN(VZ) *ob,
 
 /* Ask for a tile's rows of the update blocks (and of the cached O_a)
  * while the tile is computed: they come from L3, one head later. */
-OUTK_TARGET
-static void FN(outk_prefetch)(const FN(OutkHead) *s, size_t m0, size_t rows,
-			      size_t j)
+FUSED_TARGET
+static void fused_prefetch(const FusedHead *s, size_t m0, size_t rows,
+			   size_t j)
 {
 	for (size_t i = 0; i < rows; i++) {
 		size_t off = (m0 + i) * s->nc + j;
 		_mm_prefetch((const char *)(s->ub + off), _MM_HINT_T0);
-		_mm_prefetch((const char *)(s->ub + off + OUTK_VL), _MM_HINT_T0);
+		_mm_prefetch((const char *)(s->ub + off + FUSED_VL), _MM_HINT_T0);
 		if (s->first) {
 			_mm_prefetch((const char *)(s->ua + off), _MM_HINT_T0);
-			_mm_prefetch((const char *)(s->ua + off + OUTK_VL), _MM_HINT_T0);
+			_mm_prefetch((const char *)(s->ua + off + FUSED_VL), _MM_HINT_T0);
 		}
 		if (s->cached) {
 			_mm_prefetch((const char *)(s->cached + off), _MM_HINT_T0);
-			_mm_prefetch((const char *)(s->cached + off + OUTK_VL),
+			_mm_prefetch((const char *)(s->cached + off + FUSED_VL),
 				     _MM_HINT_T0);
 		}
 	}
@@ -410,37 +416,39 @@ static void FN(outk_prefetch)(const FN(OutkHead) *s, size_t m0, size_t rows,
 /* One head over columns [j0, j0+n) of the block, rows 0 .. T-1:
  * pa, pb the packed contexts, ba, bb the packed panels (ba unused when
  * the original comes from the cache). */
-OUTK_TARGET
-static void FN(outk_head_cols)(FN(OutkHead) *s, const REAL *pa, const REAL *pb,
-			       const REAL *ba, const REAL *bb, size_t j0,
-			       size_t n, size_t d)
+FUSED_TARGET
+static void fused_head_cols(FusedHead *s, const REAL *pa, const REAL *pb,
+			    const REAL *ba, const REAL *bb, size_t j0,
+			    size_t n, size_t d)
 {
 	size_t T = s->T;
-	FN(VZ) oa[16], ob[16];
+	VZ oa[16], ob[16];
 	if (s->cached) {
 		/* the original's tile from the cache, the folded side's
 		 * eight tokens at a time */
-		for (size_t m0 = 0; m0 < T; m0 += 2 * OUTK_MR) {
-			size_t rows = T - m0 < 2 * OUTK_MR ? T - m0 : 2 * OUTK_MR;
-			const REAL *a0 = pb + m0 * d, *a1 = a0 + OUTK_MR * d;
-			for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
-				size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
-				FN(outk_prefetch)(s, m0, rows, j0 + p0);
-				FN(outk_tile1)(a0, a1, bb + p0 * d, d, ob);
-				FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
+		for (size_t m0 = 0; m0 < T; m0 += 2 * FUSED_MR) {
+			size_t rows = T - m0 < 2 * FUSED_MR ? T - m0 : 2 * FUSED_MR;
+			const REAL *a0 = pb + m0 * d, *a1 = a0 + FUSED_MR * d;
+			for (size_t p0 = 0; p0 < n; p0 += FUSED_PW) {
+				size_t cols = n - p0 < (size_t)FUSED_PW ? n - p0 : FUSED_PW;
+				fused_prefetch(s, m0, rows, j0 + p0);
+				fused_tile1(a0, a1, bb + p0 * d, d, ob);
+				fused_finish(s, oa, ob, m0, rows, j0 + p0, cols);
 			}
 		}
 		return;
 	}
-	for (size_t m0 = 0; m0 < T; m0 += OUTK_MR) {
-		size_t rows = T - m0 < OUTK_MR ? T - m0 : OUTK_MR;
-		for (size_t p0 = 0; p0 < n; p0 += OUTK_PW) {
-			size_t cols = n - p0 < (size_t)OUTK_PW ? n - p0 : OUTK_PW;
-			FN(outk_prefetch)(s, m0, rows, j0 + p0);
-			FN(outk_tile2)(pa + m0 * d, pb + m0 * d, ba + p0 * d,
-				       bb + p0 * d, d, oa, ob);
-			FN(outk_finish)(s, oa, ob, m0, rows, j0 + p0, cols);
+	for (size_t m0 = 0; m0 < T; m0 += FUSED_MR) {
+		size_t rows = T - m0 < FUSED_MR ? T - m0 : FUSED_MR;
+		for (size_t p0 = 0; p0 < n; p0 += FUSED_PW) {
+			size_t cols = n - p0 < (size_t)FUSED_PW ? n - p0 : FUSED_PW;
+			fused_prefetch(s, m0, rows, j0 + p0);
+			fused_tile2(pa + m0 * d, pb + m0 * d, ba + p0 * d,
+				    bb + p0 * d, d, oa, ob);
+			fused_finish(s, oa, ob, m0, rows, j0 + p0, cols);
 		}
 	}
 }
 #endif /* x86-64 */
+
+#endif

@@ -5,11 +5,11 @@
 
 #include "core/attention.h"
 #include "core/diagnose.h"
-#include "core/inv.h"
+#include "core/fold_changes.h"
 #include "core/levels.h"
 #include "core/parallel.h"
-#include "core/refold.h"
 #include "core/rope.h"
+#include "core/session.h"
 #include "core/timer.h"
 
 /* The original side's per-head outputs are cached when they fit in this
@@ -62,8 +62,8 @@ static RfStatus session_new(const Layer *l, const double *x,
 				       l->shape.n_kv_heads);
 	if (st == RF_OK)
 		st = attention_engine_new(l, x, opt->seq, opt->precision, &s->rope,
-					  s->opt.threads,
-					  cache_bytes, &s->engine);
+					  s->opt.threads, cache_bytes,
+					  s->opt.kernel, &s->engine);
 	if (st != RF_OK) {
 		inv_session_free(s);
 		return st;

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fold_changes.h"
 #include "core/parallel.h"
-#include "core/refold.h"
 #include "core/workspace.h"
 
 RfStatus fold_changes_init(FoldChanges *c, size_t n_heads, size_t n_kv_heads)

@@ -1,8 +1,9 @@
-#ifndef ROPEFOLD_CORE_INV_H
-#define ROPEFOLD_CORE_INV_H
+#ifndef ROPEFOLD_CORE_SESSION_H
+#define ROPEFOLD_CORE_SESSION_H
 
 #include <stddef.h>
 
+#include "core/attention.h"
 #include "core/fold.h"
 #include "core/layer.h"
 #include "core/report.h"
@@ -14,6 +15,8 @@ typedef struct {
 	Precision precision;
 	double tol;           /* <= 0: levels_default_tol(precision) */
 	size_t threads;       /* worker threads; 0: parallel_default_threads() */
+	AttnKernel kernel;    /* of the per-head outputs; 0: the fused kernel
+			       * where the CPU has it */
 } EvalOptions;
 
 /* An evaluation session over one original layer and one input: it keeps

@@ -1,5 +1,5 @@
-#ifndef ROPEFOLD_CORE_REFOLD_H
-#define ROPEFOLD_CORE_REFOLD_H
+#ifndef ROPEFOLD_CORE_FOLD_CHANGES_H
+#define ROPEFOLD_CORE_FOLD_CHANGES_H
 
 #include <stdbool.h>
 #include <stddef.h>
