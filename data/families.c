@@ -158,15 +158,6 @@ static int check_routers(const TensorTable *tt, const Hparams *hp, const char *w
 	return 0;
 }
 
-/* DeepSeek-V2/V3's multi-head latent attention: its tensors, named. */
-static bool has_mla(const TensorTable *tt)
-{
-	for (size_t i = 0; i < tt->n; i++)
-		if (strstr(tt->v[i].name, "kv_a_proj_with_mqa.") || strstr(tt->v[i].name, "attn_kv_a_mqa."))
-			return true;
-	return false;
-}
-
 /* "found: a, b, c (N tensors)" for the unknown-family message. */
 static void list_found(const TensorTable *tt, char *buf, size_t len)
 {
@@ -187,14 +178,8 @@ int family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
 {
 	memset(fam, 0, sizeof *fam);
 	bool fused = false;
-	if (has_mla(tt)) {
-		char found[400];
-		list_found(tt, found, sizeof found);
-		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention (MLA: "
-			 "kv_a_proj_with_mqa, kv_b_proj, q_a_proj/q_b_proj or q_proj; arch '%s') is not "
-			 "supported yet; %s", where, hp->arch[0] ? hp->arch : "?", found);
-		return -1;
-	}
+	/* DeepSeek MLA checkpoints never get here: model.c hands them to
+	 * data/mla_model.c */
 	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0] && !fam->names; i++)
 		if (find_prefix(tt, &schemes[i], fam->prefix, sizeof fam->prefix, &fused))
 			fam->names = &schemes[i];

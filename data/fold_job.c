@@ -10,11 +10,13 @@
 #include "core/dtype.h"
 #include "core/fold.h"
 #include "core/fold_inverse.h"
+#include "core/mla_fold.h"
 #include "core/undo_proof.h"
 #include "data/checksum.h"
 #include "data/fold_job.h"
 #include "data/fold_residual.h"
 #include "data/layer_range.h"
+#include "data/mla_model.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/quant_bound.h"
@@ -216,10 +218,47 @@ static int res_mark(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
 	return 0;
 }
 
+/* ---- DeepSeek MLA: q_b_proj (q_proj), kv_a_proj_with_mqa, kv_b_proj and
+ * o_proj change (core/mla_fold.h); the latents' norms and q_a_proj stay ---- */
+
+static const MlaTensorId mla_rewritten[4] = {MLA_T_Q_B, MLA_T_KV_A, MLA_T_KV_B, MLA_T_O};
+
+static int mla_tensors(FoldRun *r, size_t k, MlaLayerTensors *lt)
+{
+	char e[700];
+	if (mla_layer_tensors(model_tensor_table(r->m), model_mla(r->m), r->layers[k], lt, e,
+			      sizeof e)) {
+		snprintf(r->err, sizeof r->err, "%s: %s", r->j->model_path, e);
+		return -1;
+	}
+	return 0;
+}
+
+static int mla_mark_tensors(FoldRun *r)
+{
+	for (size_t k = 0; k < r->nlayers; k++) {
+		MlaLayerTensors lt;
+		if (mla_tensors(r, k, &lt))
+			return -1;
+		for (int i = 0; i < 4; i++) {
+			const TensorRef *t = lt.t[mla_rewritten[i]];
+			StoreDtype dt;
+			if (out_dtype(r, k, t, &dt) || writer_replace(r->w, t, dt, r->err, sizeof r->err))
+				return -1;
+			double u = dtype_unit_roundoff(dt);
+			if (u > r->unit)
+				r->unit = u;
+		}
+	}
+	return 0;
+}
+
 /* Mark every tensor a fold changes in the chosen layers. */
 static int mark_tensors(FoldRun *r)
 {
 	r->unit = 0;
+	if (model_mla(r->m))
+		return mla_mark_tensors(r);
 	for (size_t k = 0; k < r->nlayers; k++) {
 		LayerTensorRefs lt;
 		Rewrite rw[MAX_REWRITES];
@@ -616,9 +655,71 @@ static void note_quantization(FoldRun *r, const QuantBound *qb, StoreDtype dt,
 }
 
 /* Load, fold and store the k-th layer. */
+/* Fold MLA layer k: the plan drawn from its seed, the four rewritten
+ * tensors stored (their values are row for row the file's). */
+static int mla_fold_layer(FoldRun *r, size_t k)
+{
+	size_t i = r->layers[k];
+	MlaLayer a, b;
+	MlaPlan plan;
+	MlaLayerTensors lt;
+	memset(&b, 0, sizeof b);
+	memset(&plan, 0, sizeof plan);
+	if (model_load_mla_layer(r->m, i, &a, r->err, sizeof r->err))
+		return -1;
+	int rc = -1;
+	FoldConfig cfg = r->j->fold;
+	cfg.seed = r->seeds[k] = r->j->seed_as_is ? r->j->fold.seed
+						  : sidecar_layer_seed(r->j->seed, i);
+	if (r->j->rope.layout) {
+		/* the fold built for the given layout (the file's is interleaved) */
+		cfg.layout_set = true;
+		cfg.layout = r->j->rope.spec.layout;
+	}
+	RfStatus st = mla_plan_build(&a, &cfg, &plan);
+	if (st == RF_OK)
+		st = mla_fold_apply(&a, &plan, &b);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, i,
+			 rf_status_str(st));
+		goto out;
+	}
+	if (mla_tensors(r, k, &lt))
+		goto out;
+	if (sidecar_add_mla_layer(r->record, i, r->seeds[k]) != 0) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot record the fold", r->j->out, i);
+		goto out;
+	}
+	const double *vals[4] = {b.q_b, b.kv_a, b.kv_b, b.wo};
+	double rel = 0;
+	bool same = true;
+	for (int t = 0; t < 4; t++) {
+		const TensorRef *tr = lt.t[mla_rewritten[t]];
+		WriterRounding wr;
+		StoreDtype dt;
+		if (out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, vals[t], NULL, &wr, &same))
+			goto out;
+		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
+		if (e > rel)
+			rel = e;
+	}
+	sidecar_set_rounding(r->record, rel);
+	r->rel[k] = rel;
+	if (rel > r->max_rel)
+		r->max_rel = rel;
+	rc = 0;
+out:
+	mla_plan_free(&plan);
+	mla_free(&a);
+	mla_free(&b);
+	return rc;
+}
+
 static int fold_layer(FoldRun *r, size_t k)
 {
 	size_t i = r->layers[k];
+	if (model_mla(r->m))
+		return mla_fold_layer(r, k);
 	Layer b;
 	FoldPlan plan;
 	LayerTensorRefs lt;
@@ -903,6 +1004,13 @@ static int run(FoldRun *r)
 	if (!j->undo && workload_check_rope(&j->rope, in->shape.head_dim, j->model_path, r->err,
 					    sizeof r->err))
 		return -1;
+	if (model_mla(r->m) && (j->undo || j->rope.rotary_dim)) {
+		snprintf(r->err, sizeof r->err, j->undo
+			 ? "--undo: %s is DeepSeek MLA, whose folds are not undone yet"
+			 : "--rotary-dim: %s is DeepSeek MLA, whose rope part is qk_rope_head_dim wide",
+			 j->model_path);
+		return -1;
+	}
 	if (j->undo && load_undo(r))
 		return -1;
 	if (choose_layers(r) || open_residual(r) || open_writer(r) || untie_head(r) ||

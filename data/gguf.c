@@ -785,6 +785,14 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 		return -1;
 	if (read_family_keys(c, kv, nkv, hp, err, errlen))
 		return -1;
+	/* DeepSeek-V2/V3 multi-head latent attention (data/mla_model.c) */
+	if (!strcmp(ar, "deepseek2") &&
+	    (kv_count(c, kv, nkv, ar, "attention.q_lora_rank", &hp->q_lora_rank, err, errlen) ||
+	     kv_size(c, kv, nkv, ar, "attention.kv_lora_rank", &hp->kv_lora_rank, err, errlen) ||
+	     kv_size(c, kv, nkv, ar, "attention.value_length", &hp->v_head_dim, err, errlen) ||
+	     kv_positive(c, kv, nkv, ar, "rope.scaling.yarn_log_multiplier", &hp->yarn_log_mul,
+			 err, errlen)))
+		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;
 	hp->arch_known = arch_is_neox(ar) || arch_is_norm(ar);

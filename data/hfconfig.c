@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data/hfconfig.h"
+#include "data/mla_model.h"
 #include "data/hfconfig_keys.h"
 #include "data/hfconfig_layers.h"
 #include "data/jsonfile.h"
@@ -263,7 +264,7 @@ static int hfconfig_from_json(json_t *root, const char *path, Hparams *hp, char 
 		hp->query_pre_attn_scalar = 256;
 	hp->theta_local = v[8];
 	if (read_scaling(c, json_object_get(c, "rope_scaling"), path, hp, err, errlen) ||
-	    hfconfig_read_layers(c, &keys, hp))
+	    hfconfig_read_layers(c, &keys, hp) || mla_hfconfig_read(c, &keys, hp))
 		goto out;
 	/* HF applies rotate_half in every family: pairs (i, i + r/2). */
 	hp->layout_set = true;

@@ -12,6 +12,7 @@
 #include "data/families.h"
 #include "data/hfconfig.h"
 #include "data/jsonfile.h"
+#include "data/mla_model.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
@@ -28,6 +29,8 @@ struct Model {
 	Family fam;
 	ModelInfo info;
 	const TensorRef *embed;   /* token embeddings, or NULL */
+	bool is_mla;              /* DeepSeek MLA: mla, not fam's attention */
+	MlaFamily mla;
 };
 
 /* The tensors of one layer, found and shape-checked but not yet read. */
@@ -481,9 +484,54 @@ static int check_vocab(const Model *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* An MLA checkpoint (data/mla_model.c): its family, every layer's
+ * tensors, the embeddings and the info. */
+static int model_finish_mla(Model *m, char *err, size_t errlen)
+{
+	if (mla_family_resolve(&m->tt, &m->hp, m->path, &m->mla, &m->fam, err, errlen))
+		return -1;
+	m->is_mla = true;
+	char nm[320];
+	snprintf(nm, sizeof nm, "%s%s", m->fam.prefix, m->fam.names->embed);
+	m->embed = tensor_table_find(&m->tt, nm);
+	if (check_vocab(m, err, errlen))
+		return -1;
+	ModelInfo *in = &m->info;
+	memset(in, 0, sizeof *in);
+	snprintf(in->arch, sizeof in->arch, "%s", m->hp.arch[0] ? m->hp.arch : "deepseek");
+	in->n_layers = m->fam.n_layers;
+	in->shape = m->fam.shape;
+	in->rope = m->fam.rope;
+	in->vocab = m->embed ? m->embed->shape[0] : 0;
+	in->mla = true;
+	in->mla_shape = m->mla.shape;
+	in->mla_score_scale = m->mla.score_scale;
+	MlaLayerTensors lt;
+	if (mla_layer_tensors(&m->tt, &m->mla, 0, &lt, err, errlen))
+		return -1;
+	in->dtype = lt.t[MLA_T_KV_A]->dtype;
+	snprintf(in->tensor_q, sizeof in->tensor_q, "%s", lt.t[MLA_T_Q_B]->name);
+	snprintf(in->tensor_k, sizeof in->tensor_k, "%s", lt.t[MLA_T_KV_A]->name);
+	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", lt.t[MLA_T_KV_B]->name);
+	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt.t[MLA_T_O]->name);
+	for (size_t i = 0; i < m->tt.n; i++)
+		dtype_mix_add(&in->dtypes, m->tt.v[i].dtype_name);
+	for (size_t i = 0; i < m->fam.n_layers; i++) {
+		if (mla_layer_tensors(&m->tt, &m->mla, i, &lt, err, errlen))
+			return -1;
+		const TensorRef *w[4] = {lt.t[MLA_T_Q_B], lt.t[MLA_T_KV_A], lt.t[MLA_T_KV_B],
+					 lt.t[MLA_T_O]};
+		for (int k = 0; k < 4; k++)
+			dtype_mix_add(&in->attn_dtypes[k], w[k]->dtype_name);
+	}
+	return 0;
+}
+
 /* Resolve the family of the parsed files (already in m) and check it. */
 static int model_finish(Model *m, char *err, size_t errlen)
 {
+	if (mla_model_detect(&m->tt))
+		return model_finish_mla(m, err, errlen);
 	if (family_resolve(&m->tt, &m->hp, m->path, &m->fam, err, errlen))
 		return -1;
 	/* Every layer's attention tensors, found and shape-checked now (names
@@ -798,6 +846,21 @@ int model_layer_kind(const Model *m, size_t i, ModelLayerKind *out)
 	return 0;
 }
 
+const MlaFamily *model_mla(const Model *m)
+{
+	return m->is_mla ? &m->mla : NULL;
+}
+
+int model_load_mla_layer(Model *m, size_t i, MlaLayer *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (!m->is_mla) {
+		snprintf(err, errlen, "%s: not a multi-head latent attention model", m->path);
+		return -1;
+	}
+	return mla_read_layer(&m->tt, &m->mla, m->path, i, out, err, errlen);
+}
+
 /* Whether l's buffers are those layer_alloc gives shape s with flags. */
 static bool layer_fits(const Layer *l, const LayerShape *s, unsigned flags)
 {
@@ -835,6 +898,13 @@ static void layer_reset(Layer *l)
 static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, size_t errlen)
 {
 	LayerTensors lt;
+	if (m->is_mla) {
+		if (reuse)
+			layer_free(out);
+		snprintf(err, errlen, "%s: layer %zu is DeepSeek multi-head latent attention "
+			 "(MLA), which this mode does not read yet", m->path, i);
+		return -1;
+	}
 	if (layer_tensors(m, i, &lt, err, errlen)) {
 		if (reuse)
 			layer_free(out);

@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "core/layer.h"
+#include "core/mla.h"
 #include "data/dtype_mix.h"
 
 /* An open checkpoint of any supported format, read lazily with pread on
@@ -73,6 +74,13 @@ typedef struct {
 	char rope_table[64];      /* where longrope's or rope_freqs' factors
 				   * came from, "" without */
 	ModelMoe moe;
+	/* DeepSeek multi-head latent attention (data/mla_model.h): shape
+	 * then holds D, H, one kv head (the shared k_pe) and head dim
+	 * dn + dr, rope the rope part's; layers are read with
+	 * model_load_mla_layer */
+	bool mla;
+	MlaShape mla_shape;
+	double mla_score_scale;   /* softmax scale, yarn mscale included */
 } ModelInfo;
 
 /* What one layer is beyond its weights. */

@@ -54,6 +54,14 @@ typedef struct {
 	size_t moe_ff;             /* each expert's intermediate size, 0 = unstated */
 	size_t shared_expert_ff;   /* Qwen2-MoE shared expert, 0 = none */
 	size_t sparse_step;        /* Qwen-MoE decoder_sparse_step, 0 = 1 */
+	/* DeepSeek-V2/V3 multi-head latent attention (0 = not stated):
+	 * config.json's keys, GGUF deepseek2.attention.* (data/mla_model.c) */
+	size_t q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim;
+	double mla_mscale;         /* rope_scaling.mscale, 0 = not given */
+	double mla_mscale_all_dim; /* rope_scaling.mscale_all_dim, 0 = not given */
+	double yarn_log_mul;       /* GGUF rope.scaling.yarn_log_multiplier */
+	bool mla_rope_half;        /* HF rope_interleave false: the rope part
+				    * is stored half-split (HF's V3 code) */
 } Hparams;
 
 /* Layer counts beyond this are refused (families.c); per-layer tables

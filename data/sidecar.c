@@ -258,6 +258,14 @@ int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *p
 	return json_array_append_new(s->layers, l);
 }
 
+int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed)
+{
+	json_t *l = json_pack("{s:I, s:I, s:s, s:[], s:f}", "layer", (json_int_t)layer, "seed",
+			      (json_int_t)seed, "attention", "mla", "tensors", "max_rel_rounding",
+			      -1.0);
+	return l ? json_array_append_new(s->layers, l) : -1;
+}
+
 int sidecar_add_tensor(Sidecar *s, const SidecarTensor *t)
 {
 	size_t n = json_array_size(s->layers);

@@ -65,6 +65,9 @@ typedef struct {
 
 /* Start a sidecar (NULL when out of memory). */
 Sidecar *sidecar_new(const SidecarHead *h);
+/* Append MLA layer i folded from seed (core/mla_fold.h draws the
+ * rotations again from it; they are not listed, and an undo refuses it). */
+int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed);
 /* Append layer i folded with plan (rotations described under rope). */
 int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *plan,
 		      const RopeSpec *rope, double max_rel_rounding);

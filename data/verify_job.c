@@ -10,7 +10,11 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "data/checksum.h"
+#include "core/levels.h"
+#include "core/mla_inv.h"
+#include "core/mla_verify.h"
 #include "data/layer_range.h"
+#include "data/mla_model.h"
 #include "data/model_tensors.h"
 #include "data/quant_bound.h"
 #include "data/sidecar.h"
@@ -257,6 +261,90 @@ static int run_layers(LayerRun *r)
 	return r->rc;
 }
 
+/* Decide and report MLA layer i of both (core/mla_verify.h), one layer at a
+ * time; 1 when the caller stops, -1 on an error. The result's
+ * layer is A's header. The confirmation compares both layers' attention
+ * on x in float64 at four times the error the stored dtype's rounding
+ * alone causes (core/mla_inv.h). */
+static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
+			 size_t total, const VerifyOptions *vo, const double *x,
+			 VerifyOutcome *out, char *err, size_t errlen)
+{
+	if (!model_mla(ma) || !model_mla(mb)) {
+		/* two valid checkpoints, one MLA and one not: not a fold */
+		const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
+		VerifyVerdict v;
+		memset(&v, 0, sizeof v);
+		v.relation = VERIFY_REL_NONE;
+		v.why = VERIFY_WHY_SHAPE;
+		v.brk = finding_make(FIND_SHAPES_DIFFER);
+		v.shape_a = ia->shape;
+		v.shape_b = ib->shape;
+		v.rope_a = ia->rope;
+		v.rope_b = ib->rope;
+		v.tol = vo->tol;
+		v.unit_roundoff = vo->unit_roundoff;
+		Layer hdr;
+		memset(&hdr, 0, sizeof hdr);
+		hdr.shape = ia->shape;
+		hdr.rope = ia->rope;
+		out->compared++;
+		if (out->equivalent) {
+			out->equivalent = false;
+			out->first_break = i;
+		}
+		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
+		return j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
+	}
+	MlaLayer a, b;
+	if (model_load_mla_layer(ma, i, &a, err, errlen))
+		return -1;
+	if (model_load_mla_layer(mb, i, &b, err, errlen)) {
+		mla_free(&a);
+		return -1;
+	}
+	VerifyVerdict v;
+	InvReport rep;
+	bool have_rep = false;
+	RfStatus st = mla_verify_layers(&a, &b, vo, &v);
+	if (st == RF_OK && j->confirm && x && v.why != VERIFY_WHY_SHAPE) {
+		double noise[LEVEL_COUNT] = {0}, tol = levels_default_tol(PREC_F64);
+		if (vo->unit_roundoff > 0)
+			st = mla_rounding_noise(&a, x, j->seq, vo->unit_roundoff, noise);
+		for (int l = 0; l < LEVEL_COUNT; l++)
+			if (4.0 * noise[l] > tol)
+				tol = 4.0 * noise[l];
+		if (st == RF_OK)
+			st = mla_compare(&a, &b, x, j->seq, tol, v.equivalent, &rep);
+		have_rep = st == RF_OK;
+		/* permuted heads: each head differs, the residual block not */
+		if (have_rep && v.heads_permuted)
+			rep.level[LEVEL_SCORE].guaranteed = rep.level[LEVEL_HEAD].guaranteed = false;
+		v.confirm_tol = tol;
+	}
+	int rc = 0;
+	if (st != RF_OK) {
+		snprintf(err, errlen, "layer %zu: %s", i, rf_status_str(st));
+		rc = -1;
+	} else {
+		out->compared++;
+		if (!v.equivalent && out->equivalent) {
+			out->equivalent = false;
+			out->first_break = i;
+		}
+		Layer hdr;
+		mla_header(&a, &hdr);
+		VerifyLayerResult r = {i, done, total, &hdr, &v, have_rep ? &rep : NULL};
+		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
+	}
+	if (have_rep)
+		report_done(&rep);
+	verify_verdict_free(&v);
+	mla_free(&a);
+	mla_free(&b);
+	return rc;
+}
+
 int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
@@ -301,6 +389,18 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 			goto out;
 		}
 		layer_random_input(j->seed, j->seq, D, x);
+	}
+	if (model_mla(ma) || model_mla(mb)) {
+		/* DeepSeek MLA: at the coarser stored dtype's roundoff */
+		double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
+		VerifyOptions mvo = {.unit_roundoff = ua > ub ? ua : ub, .tol = j->tol,
+				     .finite = true};
+		rc = 0;
+		for (size_t i = lo; i <= hi && rc == 0; i++)
+			rc = one_mla_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &mvo, x, out, err,
+					   errlen);
+		rc = rc < 0 ? -1 : 0;
+		goto out;
 	}
 	if (verify_residual_begin(ma, mb, &vo, &rj, err, errlen))
 		goto out;

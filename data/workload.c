@@ -7,8 +7,10 @@
 
 #include "core/rng.h"
 #include "core/session.h"
+#include "data/mla_model.h"
 #include "data/model.h"
 #include "data/workload.h"
+#include "data/mla_workload.h"
 
 /* The token ids of --input embed: --tokens, or a seeded sequence of
  * o->seq ids below vocab. tokens has room for LAYER_MAX_SEQ ids. */
@@ -88,7 +90,8 @@ static int workload_load(const WorkloadSpec *o, const char *path, Workload *w,
 		goto out;
 	if (o->opened)
 		o->opened(o->ctx);
-	if (model_load_layer(m, o->layer, &w->layer, err, errlen))
+	if (model_mla(m) ? workload_load_mla(o, m, w, err, errlen)
+			 : model_load_layer(m, o->layer, &w->layer, err, errlen))
 		goto out;
 	/* The checkpoint's layout is what its runtime applies: --rope does not
 	 * change it but says which layout to build the fold for. */
@@ -99,6 +102,8 @@ static int workload_load(const WorkloadSpec *o, const char *path, Workload *w,
 		w->fold_layout_set = true;
 		w->fold_layout = o->rope.spec.layout;
 	}
+	if (w->is_mla)
+		w->mla.rope = w->layer.rope;   /* its rope part's, as overridden */
 	if (o->embed) {
 		size_t D = in->shape.d_model, n;
 		if (!in->vocab) {
@@ -116,7 +121,12 @@ static int workload_load(const WorkloadSpec *o, const char *path, Workload *w,
 		}
 		if (model_load_embeddings(m, tokens, n, emb, err, errlen))
 			goto out;
+		/* an MLA header has no weights: its input norm is the layer's */
+		if (w->is_mla)
+			w->layer.attn_norm = w->mla.attn_norm;
 		layer_input_norm(&w->layer, emb, n, w->x);
+		if (w->is_mla)
+			w->layer.attn_norm = NULL;
 		w->seq = n;
 		if (check_fits(o, &in->shape, n, "--tokens", err, errlen))
 			goto out;
@@ -153,6 +163,9 @@ int workload_build(const WorkloadSpec *o, Workload *w, char *err, size_t errlen)
 		snprintf(w->source, sizeof w->source, "%s",
 			 o->default_model ? "default" : o->model_path);
 		w->default_model = o->default_model;
+	} else if (o->mla) {
+		if (workload_random_mla(o, w, err, errlen))
+			return -1;
 	} else {
 		RopeSpec rope = o->rope.spec;
 		if (check_fits(o, &o->shape, o->seq, "--d-model", err, errlen))
@@ -202,6 +215,8 @@ int workload_build(const WorkloadSpec *o, Workload *w, char *err, size_t errlen)
 void workload_done(Workload *w)
 {
 	layer_free(&w->layer);
+	mla_free(&w->mla);
+	w->is_mla = false;
 	free(w->x);
 	w->x = NULL;
 }

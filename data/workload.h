@@ -7,6 +7,7 @@
 
 #include "core/fold.h"
 #include "core/layer.h"
+#include "core/mla.h"
 #include "core/report.h"
 #include "core/rope.h"
 
@@ -30,6 +31,8 @@ typedef struct {
 	bool embed;               /* token embeddings, not N(0,1) rows */
 	const char *tokens;       /* embed: "1,5,9", or NULL for seeded ids */
 	Precision precision;      /* of the evaluation (its memory estimate) */
+	bool mla;                 /* the random layer is MLA, of mla_shape */
+	MlaShape mla_shape;
 	/* Called once the checkpoint is open, before its layer is read (a
 	 * test stops the process there); NULL for none. */
 	void (*opened)(void *ctx);
@@ -38,7 +41,11 @@ typedef struct {
 
 /* What an evaluation runs on. */
 typedef struct {
-	Layer layer;
+	Layer layer;          /* with is_mla: mla's header only (mla_header:
+			       * shape and RoPE, no weights) */
+	bool is_mla;          /* multi-head latent attention: evaluate mla
+			       * (core/mla_inv.h), not layer */
+	MlaLayer mla;
 	double *x;            /* seq x D */
 	size_t seq;
 	char source[512];     /* "random", "default" or the path */

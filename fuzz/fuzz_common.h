@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "data/mla_model.h"
 #include "data/model.h"
 
 /* Read what an open model holds, as check and fold would. */
@@ -18,8 +19,13 @@ static inline void fuzz_read_model(Model *m)
 	const ModelInfo *in = model_info(m);
 	for (size_t i = 0; i < in->n_layers && i < 4; i++) {
 		Layer l;
-		if (model_load_layer(m, i, &l, err, sizeof err) == 0)
+		MlaLayer ml;
+		if (model_mla(m)) {
+			if (model_load_mla_layer(m, i, &ml, err, sizeof err) == 0)
+				mla_free(&ml);
+		} else if (model_load_layer(m, i, &l, err, sizeof err) == 0) {
 			layer_free(&l);
+		}
 	}
 	if (in->vocab) {
 		size_t tok[3] = {0, in->vocab / 2, in->vocab - 1};

@@ -145,6 +145,28 @@ int main(int argc, char **argv)
 	fx_gguf(&b, 3, moe, sizeof moe / sizeof moe[0], t, nt, 0);
 	put(out, "gguf", "seed-moe.gguf", &b);
 	fx_free(&b);
+	/* DeepSeek MLA (deepseek2): q_proj, the shared k_pe, kv_b, one layer */
+	static double w[256];
+	for (size_t i = 0; i < 256; i++)
+		w[i] = (double)((i * 37) % 17) / 16.0 - 0.5;
+	FxTensor mt[] = {{"blk.0.attn_norm.weight", "F32", 1, {16, 0, 0, 0}, w},
+			 {"blk.0.attn_q.weight", "F32", 2, {12, 16, 0, 0}, w},
+			 {"blk.0.attn_kv_a_mqa.weight", "F32", 2, {10, 16, 0, 0}, w},
+			 {"blk.0.attn_kv_a_norm.weight", "F32", 1, {8, 0, 0, 0}, w},
+			 {"blk.0.attn_kv_b.weight", "F32", 2, {16, 8, 0, 0}, w},
+			 {"blk.0.attn_output.weight", "F32", 2, {16, 8, 0, 0}, w}};
+	FxKv mla[] = {{"general.architecture", 's', "deepseek2", 0},
+		      {"deepseek2.block_count", 'u', NULL, 1},
+		      {"deepseek2.embedding_length", 'u', NULL, 16},
+		      {"deepseek2.attention.head_count", 'u', NULL, 2},
+		      {"deepseek2.attention.head_count_kv", 'u', NULL, 2},
+		      {"deepseek2.attention.key_length", 'u', NULL, 6},
+		      {"deepseek2.attention.value_length", 'u', NULL, 4},
+		      {"deepseek2.rope.dimension_count", 'u', NULL, 2},
+		      {"deepseek2.attention.kv_lora_rank", 'u', NULL, 8}};
+	fx_gguf(&b, 3, mla, sizeof mla / sizeof mla[0], mt, sizeof mt / sizeof mt[0], 0);
+	put(out, "gguf", "seed-deepseek2.gguf", &b);
+	fx_free(&b);
 	int32_t h1[7] = {16, 24, 2, 4, 2, 10, 6}, h2[7] = {8, 8, 1, 2, 2, -6, 2};
 	fx_llama2c(&b, h1);
 	put(out, "llama2c", "seed-tied.bin", &b);

@@ -43,6 +43,10 @@ rule() {
 	--generate) echo "a count from 0 to 100000" ;;
 	--residual) echo "'hadamard', 'haar' or 'none'" ;;
 	--vo) echo "'hadamard', 'haar' or 'same'" ;;
+	--kv-lora-rank) echo "a size from 1 to 131072" ;;
+	--q-lora-rank) echo "a size from 0 to 131072" ;;
+	--qk-nope-dim|--v-head-dim) echo "a size from 1 to 4096" ;;
+	--qk-rope-dim) echo "an even size from 2 to 4096" ;;
 	*) echo "" ;;
 	esac
 }

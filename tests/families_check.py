@@ -7,8 +7,8 @@ tests/reference_forward.py builds from the config by the families' own HF
 rules), and `check --json` on every layer at T = 8 and T = 24 (and 16, 17: both
 sides of the phi3-longrope and llama-dynamic switch at 16): the layer's frequencies
 and attention factor against the reference's RoPE functions, written from
-HF's modeling_rope_utils.py, never from ropefold. DeepSeek's MLA folders are
-refused in one line that says so. Then `fold` on the families that add
+HF's modeling_rope_utils.py, never from ropefold. DeepSeek's MLA folders:
+info's MLA dims, and check on every layer. Then `fold` on the families that add
 something, with the reference's whole forward pass (which applies the
 windows, soft-caps, longrope at T and M-RoPE positions) equal on the
 original and the fold, and far from equal on a non-commuting fold. Last,
@@ -143,13 +143,20 @@ def check_layers(name, folder, m):
 
 
 def check_mla(name, folder):
-    for mode in (["info"], ["check", "--model"]):
-        rc, out, err = run(*(mode + [folder]))
-        lines = err.strip().split("\n")
-        check("%s: %s refuses MLA in one line" % (name, mode[0]),
-              rc == 2 and len(lines) == 1 and out == "" and folder in err
-              and "DeepSeek multi-head latent attention" in err and "not supported yet" in err
-              and "kv_a_proj_with_mqa" in err, err.strip()[:200])
+    """DeepSeek's MLA folders: info names the dims as config.json has them,
+    and check holds on every layer (tests/mla.sh compares ropefold's MLA
+    attention with a NumPy MLA written from DeepSeek's code)."""
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    keys = ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+    want = {k: cfg[k] for k in keys}
+    rc, doc, err = run_json("info", "--json", folder)
+    mla = (doc or {}).get("mla") or {}
+    got = {k: mla.get(k) for k in keys}
+    check("%s: info names the MLA dims" % name, rc == 0 and got == want,
+          err.strip()[:200] or "%s vs %s" % (got, want))
+    for l in range(cfg["num_hidden_layers"]):
+        rc, out, err = run("check", "--model", folder, "--layer", str(l), "--seq", "24")
+        check("%s layer %d: check holds on the MLA layer" % (name, l), rc == 0, err.strip()[:200])
 
 
 # ---- the fold, judged by the whole model -------------------------------------

@@ -180,6 +180,12 @@ int cli_bench(int argc, char **argv)
 		return 2;
 	}
 	cli_model_note("bench", w.note);
+	if (w.is_mla) {
+		fprintf(stderr, "ropefold bench: an MLA layer is evaluated by the plain reference "
+			"engine, not the timed one (use check)\n");
+		workload_done(&w);
+		return 2;
+	}
 	bool f32 = o.precision == PREC_F32;
 	double dgemm = gemm_rate(false, BENCH_GEMM_N);
 	double sgemm = f32 ? gemm_rate(true, BENCH_GEMM_N) : 0;

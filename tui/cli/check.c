@@ -3,10 +3,12 @@
 #include <stdio.h>
 
 #include "core/levels.h"
+#include "core/mla_inv.h"
 #include "core/session.h"
 #include "tui/cli/check.h"
 #include "tui/cli/check_against.h"
 #include "tui/cli/info.h"
+#include "tui/cli/mla_report.h"
 #include "tui/cli/report_text.h"
 #include "tui/cli/terminal.h"
 #include "tui/shared/environment.h"
@@ -50,6 +52,8 @@ static void check_help(void)
 	       "single-head block and residual multi-head levels stay invariant.\n"
 	       "The layer is random (shaped by the 'random layer only' flags) or,\n"
 	       "with --model, layer --layer of a checkpoint, which has its own shape.\n"
+	       "Any of the 'random MLA layer' flags makes the random layer DeepSeek\n"
+	       "multi-head latent attention (one RoPE key shared by all heads).\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT);
@@ -120,7 +124,14 @@ int cli_check(int argc, char **argv, bool use_default)
 			  .kernel = kernel_env()};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
-	RfStatus st = inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
+	if (w.is_mla && o.precision != PREC_F64) {
+		fprintf(stderr, "ropefold check: --precision: an MLA layer is evaluated in float64 "
+			"only\n");
+		workload_done(&w);
+		return 2;
+	}
+	RfStatus st = w.is_mla ? mla_evaluate(&w.mla, w.x, &eo, &o.fold, &rep)
+			       : inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
 	if (st != RF_OK) {
 		fprintf(stderr, "ropefold check: evaluation failed: %s\n", rf_status_str(st));
 		workload_done(&w);
@@ -129,10 +140,15 @@ int cli_check(int argc, char **argv, bool use_default)
 	ReportContext ctx = workload_context(&w, &o);
 	if (o.json) {
 		json_t *doc = report_to_json(&rep, &w.layer, &o.fold, &ctx);
+		if (w.is_mla)
+			json_object_set_new(json_object_get(doc, "config"), "mla",
+					    mla_dims_json(&w.mla.shape, mla_score_scale(&w.mla)));
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		fputc('\n', stdout);
 		json_decref(doc);
 	} else {
+		if (w.is_mla)
+			mla_dims_text(stdout, "mla     ", &w.mla.shape, mla_score_scale(&w.mla));
 		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;

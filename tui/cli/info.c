@@ -7,6 +7,7 @@
 #include "core/rope.h"
 #include "data/model.h"
 #include "tui/cli/info.h"
+#include "tui/cli/mla_report.h"
 #include "tui/cli/info_family.h"
 #include "tui/shared/options.h"
 
@@ -59,7 +60,7 @@ static json_t *info_json(const ModelInfo *in)
 				 "rotary_dim", (json_int_t)in->rope.rotary_dim, "scaling", scaling);
 	json_t *tensors = json_pack("{s:s, s:s, s:s, s:s}", "q", in->tensor_q, "k",
 				    in->tensor_k, "v", in->tensor_v, "o", in->tensor_o);
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:o, s:o, s:b, "
+	json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:s, s:o, s:o, s:b, "
 			 "s:b, s:b, s:b, s:o}",
 			 "format", model_format_name(in->format), "arch", in->arch, "layers",
 			 (json_int_t)in->n_layers, "d_model", (json_int_t)in->shape.d_model,
@@ -69,6 +70,10 @@ static json_t *info_json(const ModelInfo *in)
 			 rope, "dtype", dtype_name(in->dtype), "dtypes", mix_json(&in->dtypes),
 			 "attention_dtypes", attn_mix_json(in), "biases", in->biases, "o_bias", in->o_bias,
 			 "qk_norm", in->qk_norm, "fused_qkv", in->fused_qkv, "tensors", tensors);
+	/* DeepSeek MLA: its dims under their HF names (null without MLA) */
+	json_object_set_new(doc, "mla", in->mla ? mla_dims_json(&in->mla_shape, in->mla_score_scale)
+						: json_null());
+	return doc;
 }
 
 static void info_text(const char *path, const ModelInfo *in)
@@ -84,6 +89,8 @@ static void info_text(const char *path, const ModelInfo *in)
 	printf("heads       %zu query, %zu kv (%s)\n", H, G,
 	       G == H ? "MHA" : G == 1 ? "MQA" : "GQA");
 	printf("head_dim    %zu\n", in->shape.head_dim);
+	if (in->mla)
+		mla_dims_text(stdout, "mla         ", &in->mla_shape, in->mla_score_scale);
 	printf("rope        %s, theta %g, rotary dim %zu%s, scaling %s\n",
 	       rope_layout_name(in->rope.layout), in->rope.theta, in->rope.rotary_dim,
 	       in->rope.rotary_dim < in->shape.head_dim ? " (partial)" : "", scaling);

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/session.h"
+#include "core/mla_inv.h"
 #include "core/timer.h"
 #include "data/compare_job.h"
 #include "data/model.h"
@@ -69,6 +70,9 @@ static bool same_workload(const TuiSettings *a, const TuiSettings *b)
 	if (a->source == SOURCE_RANDOM &&
 	    (memcmp(&x->shape, &y->shape, sizeof x->shape) || x->with_bias != y->with_bias))
 		return false;
+	if (a->source == SOURCE_RANDOM &&
+	    (x->mla_set != y->mla_set || memcmp(&x->mla, &y->mla, sizeof x->mla)))
+		return false;
 	if (x->seq != y->seq || x->seed != y->seed || x->input != y->input)
 		return false;
 	if (x->layout_set != y->layout_set || x->rotary_set != y->rotary_set ||
@@ -121,6 +125,11 @@ static void fill_info(LayerInfo *li, const Workload *w)
 	snprintf(li->source, sizeof li->source, "%s", w->source);
 	li->layer_index = w->layer_index;
 	li->family_assumed = w->note[0] != '\0';
+	li->mla = w->is_mla;
+	if (w->is_mla) {
+		li->mla_shape = w->mla.shape;
+		li->score_scale = mla_score_scale(&w->mla);
+	}
 }
 
 /* A copy of n doubles, or NULL. */
@@ -265,6 +274,26 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		w->wl = nw;
 		w->built = true;
 		stored_dtype(s, w->dtype, sizeof w->dtype);
+	}
+	if (w->wl.is_mla) {
+		/* MLA: the plain engine, one evaluation per change (core/mla_inv.h) */
+		w->built_for = *s;
+		FoldConfig cfg = s->opts.fold;
+		workload_fold_config(&w->wl, &cfg);
+		EvalOptions eo = {.seq = w->wl.seq, .precision = PREC_F64, .tol = s->opts.tol};
+		RfStatus st = s->opts.precision == PREC_F64
+			? mla_evaluate(&w->wl.mla, w->wl.x, &eo, &cfg, &r->rep) : RF_ERR_ARG;
+		if (st != RF_OK) {
+			snprintf(r->err, sizeof r->err, st == RF_ERR_ARG
+				 ? "an MLA layer is evaluated in float64 only"
+				 : "evaluation failed: %s", rf_status_str(st));
+			r->status = 2;
+			return;
+		}
+		fill_info(&r->info, &w->wl);
+		r->status = 0;
+		r->seconds = timer_now() - t0;
+		return;
 	}
 	if (resession) {
 		inv_session_free(w->session);

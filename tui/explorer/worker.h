@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/mla.h"
 #include "core/report.h"
 #include "core/verify.h"
 #include "data/compare_job.h"
@@ -27,6 +28,9 @@ typedef struct {
 			       * ("F32", "BF16", ...; "" for a random layer) */
 	bool family_assumed;  /* a family ropefold does not know: its RoPE
 			       * layout and conventions were assumed */
+	bool mla;             /* DeepSeek multi-head latent attention: shape is
+			       * its header, mla_shape its dims */
+	MlaShape mla_shape;
 } LayerInfo;
 
 /* What compare mode found (on: B's stored layer took the fold's place):

@@ -26,6 +26,10 @@ void opts_defaults(RunOptions *o)
 	o->fold = fold_config_default();
 	o->repeat = 5;
 	o->top = 5;
+	o->mla.kv_lora_rank = 32;
+	o->mla.qk_nope_dim = 16;
+	o->mla.qk_rope_dim = 8;
+	o->mla.v_head_dim = 16;
 }
 
 /* Strict unsigned parse: digits only, within [lo, hi]. */
@@ -465,6 +469,16 @@ static const FlagDef flags[] = {
 	{"--plot", OPT_PLOT, CAT_OTHER, "PATH",
 	 "also draw the offset curve and the worst head's heatmap: .svg, .png or .pdf", NULL,
 	 "a path for the figure", 0, 0, set_path, AT(plot), NULL},
+	{"--kv-lora-rank", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: k/v latent rank (default 32)", NULL, "a size", 1, LAYER_MAX_DIM,
+	 set_size, AT(mla.kv_lora_rank), NULL},
+	{"--q-lora-rank", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: q latent rank, 0 none (default 0)", NULL, "a size", 0, LAYER_MAX_DIM,
+	 set_size, AT(mla.q_lora_rank), NULL},
+	{"--qk-nope-dim", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: q/k dims without RoPE (default 16)", NULL, "a size", 1, LAYER_MAX_HEAD_DIM,
+	 set_size, AT(mla.qk_nope_dim), NULL},
+	{"--qk-rope-dim", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: RoPE dims, even (default 8)", NULL, "an even size", 2, LAYER_MAX_HEAD_DIM,
+	 set_even, AT(mla.qk_rope_dim), NULL},
+	{"--v-head-dim", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: value dims per head (default 16)", NULL, "a size", 1, LAYER_MAX_HEAD_DIM,
+	 set_size, AT(mla.v_head_dim), NULL},
 	{"--help", ~0u, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0,
 	 set_switch, AT(help), NULL},
 };
@@ -623,6 +637,35 @@ static int take(RunOptions *o, unsigned accept, Parse *p, const FlagDef *fd, con
 	return 0;
 }
 
+/* A random MLA layer: which flags made it one, and the flags that shape
+ * only a standard layer (its rope part is --qk-rope-dim wide, its one RoPE
+ * key shared by every head, and it has no biases). */
+static int check_mla(RunOptions *o, char *err, size_t errlen)
+{
+	static const char *mla_flags[] = {"--kv-lora-rank", "--q-lora-rank", "--qk-nope-dim",
+					  "--qk-rope-dim", "--v-head-dim"};
+	static const char *std_flags[] = {"--kv-heads", "--head-dim", "--rotary-dim",
+					  "--with-bias"};
+	const char *by = NULL;
+	for (size_t i = 0; i < 5 && !by; i++)
+		if (opts_given(o, mla_flags[i]))
+			by = mla_flags[i];
+	o->mla_set = by != NULL;
+	if (!by)
+		return 0;
+	for (size_t i = 0; i < 4; i++)
+		if (opts_given(o, std_flags[i]))
+			FAIL("%s: not with %s: a random MLA layer has one RoPE key shared by all heads, "
+			     "rope dims from --qk-rope-dim and no biases", std_flags[i], by);
+	MlaShape ms = o->mla;
+	ms.d_model = o->shape.d_model;
+	ms.n_heads = o->shape.n_heads;
+	const char *why;
+	if (mla_shape_check(&ms, &why) != RF_OK)
+		FAIL("%s: a random MLA layer of this shape is refused: %s", by, why);
+	return 0;
+}
+
 /* The rules between flags, on what this parse gave. */
 static int check_cross(RunOptions *o, unsigned accept, const Parse *p, char *err,
 		       size_t errlen)
@@ -662,6 +705,10 @@ static int check_cross(RunOptions *o, unsigned accept, const Parse *p, char *err
 	if (!o->rotary_set)
 		o->rope.rotary_dim = o->shape.head_dim;
 	if (o->model_path)
+		return 0;
+	if (check_mla(o, err, errlen))
+		return -1;
+	if (o->mla_set)
 		return 0;
 	/* The random layer's shape. Name the flag this parse gave. */
 	size_t H = o->shape.n_heads, G = o->shape.n_kv_heads;
@@ -813,6 +860,10 @@ void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec)
 	spec->embed = o->input == INPUT_EMBED;
 	spec->tokens = o->tokens;
 	spec->precision = o->precision;
+	spec->mla = o->mla_set;
+	spec->mla_shape = o->mla;
+	spec->mla_shape.d_model = o->shape.d_model;
+	spec->mla_shape.n_heads = o->shape.n_heads;
 }
 
 void opts_print_help(void *stream, unsigned accept)

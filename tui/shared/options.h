@@ -7,6 +7,7 @@
 
 #include "core/fold.h"
 #include "core/layer.h"
+#include "core/mla.h"
 #include "core/report.h"
 #include "core/rope.h"
 #include "data/fold_job.h"
@@ -58,6 +59,11 @@ typedef struct {
 	bool layout_set, rotary_set, theta_set, scaling_set;
 	RopeSpec rope;
 	bool with_bias;
+	/* A random multi-head latent attention layer (DeepSeek-V2/V3): any of
+	 * --kv-lora-rank --q-lora-rank --qk-nope-dim --qk-rope-dim
+	 * --v-head-dim makes the random layer MLA (D and H from shape) */
+	MlaShape mla;
+	bool mla_set;
 	InputKind input;
 	const char *tokens;       /* --tokens 1,5,9 */
 	Precision precision;

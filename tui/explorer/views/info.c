@@ -54,6 +54,13 @@ static void info_draw(const ViewContext *c)
 	info_line(c, &y, "stored %s; %.1f MiB as evaluated (f64)",
 		   li->dtype[0] ? li->dtype : "nowhere (drawn in f64)",
 		   (double)li->bytes / (1024.0 * 1024.0));
+	if (li->mla) {
+		const MlaShape *m = &li->mla_shape;
+		draw_text(w, y, 0, k, "mla");
+		draw_textf(w, y++, 10, 0, "kv_lora %zu  q_lora %zu%s  nope %zu  rope %zu (one k_pe)"
+			   "  v %zu", m->kv_lora_rank, m->q_lora_rank, m->q_lora_rank ? "" : " (q_proj)",
+			   m->qk_nope_dim, m->qk_rope_dim, m->v_head_dim);
+	}
 	draw_text(w, y, 0, k, "rope");
 	info_line(c, &y, "%s, rotary dim %zu of %zu, theta %g, scaling %s",
 		   rope_layout_name(li->rope.layout), li->rope.rotary_dim,

@@ -1,0 +1,413 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rope.h"
+#include "data/mla_model.h"
+
+/* ---- names ---------------------------------------------------------------- */
+
+static const char *const hf_suffix[MLA_T_COUNT] = {
+	".self_attn.q_a_proj.weight", ".self_attn.q_a_layernorm.weight",
+	".self_attn.q_b_proj.weight", ".self_attn.kv_a_proj_with_mqa.weight",
+	".self_attn.kv_a_layernorm.weight", ".self_attn.kv_b_proj.weight",
+	".self_attn.o_proj.weight", ".input_layernorm.weight",
+};
+static const char *const gguf_suffix[MLA_T_COUNT] = {
+	".attn_q_a.weight", ".attn_q_a_norm.weight", ".attn_q_b.weight",
+	".attn_kv_a_mqa.weight", ".attn_kv_a_norm.weight", ".attn_kv_b.weight",
+	".attn_output.weight", ".attn_norm.weight",
+};
+
+/* What families.c and model.c read of a standard scheme: the embeddings and
+ * the output head (found by scheme name), the input norm. */
+static const FamilyNames hf_names = {
+	"hf", "layers.", NULL, NULL, NULL, NULL, ".self_attn.o_proj.weight", NULL, NULL, NULL,
+	NULL, NULL, NULL, NULL, ".input_layernorm.weight", NULL, "embed_tokens.weight",
+	QKV_SPLIT, NORM_RMS, false};
+static const FamilyNames gguf_names = {
+	"gguf", "blk.", NULL, NULL, NULL, NULL, ".attn_output.weight", NULL, NULL, NULL, NULL,
+	NULL, NULL, NULL, ".attn_norm.weight", NULL, "token_embd.weight", QKV_SPLIT, NORM_RMS,
+	false};
+
+static bool ends_with(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+	return n >= m && !memcmp(s + n - m, suf, m);
+}
+
+bool mla_model_detect(const TensorTable *tt)
+{
+	for (size_t i = 0; i < tt->n; i++)
+		if (ends_with(tt->v[i].name, "kv_a_proj_with_mqa.weight") ||
+		    ends_with(tt->v[i].name, "attn_kv_a_mqa.weight"))
+			return true;
+	return false;
+}
+
+/* ---- config.json ------------------------------------------------------------ */
+
+/* A number >= 0 under key of obj (absent or null: *out untouched). */
+static int nonneg(const HfKeys *k, json_t *obj, const char *key, double *out)
+{
+	json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	double x = json_number_value(v);
+	if (!json_is_number(v) || !isfinite(x) || x < 0) {
+		snprintf(k->err, k->errlen, "%s: %s%s: bad value (must be a number of at least 0)",
+			 k->path, k->prefix, key);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+int mla_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp)
+{
+	static const char *keys[] = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+				     "qk_rope_head_dim", "v_head_dim"};
+	size_t *out[] = {&hp->q_lora_rank, &hp->kv_lora_rank, &hp->qk_nope_dim,
+			 &hp->qk_rope_dim, &hp->v_head_dim};
+	for (size_t i = 0; i < 5; i++)
+		if (hfkey_whole(k, c, keys[i], 1, LAYER_MAX_DIM, out[i]) < 0)
+			return -1;
+	if (!hp->kv_lora_rank)
+		return 0;
+	/* HF's DeepseekV3: rope_interleave (default true) permutes the stored
+	 * rope coordinates to half-split before rotate_half; false applies
+	 * rotate_half to them as stored */
+	bool inter = true;
+	if (hfkey_bool(k, c, "rope_interleave", &inter) < 0)
+		return -1;
+	hp->mla_rope_half = !inter;
+	json_t *rs = json_object_get(c, "rope_scaling");
+	if (!json_is_object(rs))
+		return 0;
+	HfKeys kr = *k;
+	kr.prefix = "rope_scaling.";
+	if (nonneg(&kr, rs, "mscale", &hp->mla_mscale) ||
+	    nonneg(&kr, rs, "mscale_all_dim", &hp->mla_mscale_all_dim))
+		return -1;
+	return 0;
+}
+
+/* ---- resolving ----------------------------------------------------------------- */
+
+/* The full name of tensor id of layer i. */
+static void name_of(const MlaFamily *f, size_t i, const char *suffix, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%zu%s", f->prefix, f->layers, i, suffix);
+}
+
+/* "found: a, b, ..." of the layer-0 tensors, for messages. */
+static void list_layer0(const TensorTable *tt, const MlaFamily *f, char *buf, size_t len)
+{
+	char want[200];
+	snprintf(want, sizeof want, "%s%s0.", f->prefix, f->layers);
+	size_t k = (size_t)snprintf(buf, len, "layer 0 holds");
+	size_t shown = 0, wl = strlen(want);
+	for (size_t i = 0; i < tt->n && k < len; i++) {
+		const char *nm = tt->v[i].name;
+		if (strncmp(nm, want, wl))
+			continue;
+		if (shown++ == 10) {
+			snprintf(buf + k, len - k, ", ...");
+			return;
+		}
+		char shp[64];
+		tensor_shape_str(&tt->v[i], shp, sizeof shp);
+		k += (size_t)snprintf(buf + k, len - k, "%s %s %s", shown > 1 ? "," : "", nm + wl,
+				      shp);
+	}
+	if (!shown && k < len)
+		snprintf(buf + k, len - k, " nothing under %s", want);
+}
+
+static bool shape_is(const TensorRef *t, size_t a, size_t b)
+{
+	return b ? (t->ndim == 2 && t->shape[0] == a && t->shape[1] == b)
+		 : (t->ndim == 1 && t->shape[0] == a);
+}
+
+int mla_layer_tensors(const TensorTable *tt, const MlaFamily *f, size_t i, MlaLayerTensors *lt,
+		      char *err, size_t errlen)
+{
+	const MlaShape *s = &f->shape;
+	size_t D = s->d_model, H = s->n_heads, Lq = s->q_lora_rank, Lkv = s->kv_lora_rank;
+	size_t dq = mla_qk_dim(s), dr = s->qk_rope_dim;
+	memset(lt, 0, sizeof *lt);
+	if (i >= f->n_layers) {
+		snprintf(err, errlen, "layer %zu: the model has %zu layers (0..%zu)", i, f->n_layers,
+			 f->n_layers - 1);
+		return -1;
+	}
+	char nm[320];
+	for (int id = 0; id < MLA_T_COUNT; id++) {
+		const char *suf = f->suffix[id];
+		if (id == MLA_T_Q_B && !Lq)
+			suf = f->q_proj;
+		if ((id == MLA_T_Q_A || id == MLA_T_Q_A_NORM) && !Lq)
+			continue;
+		name_of(f, i, suf, nm, sizeof nm);
+		lt->t[id] = tensor_table_find(tt, nm);
+		if (!lt->t[id] && id != MLA_T_NORM) {
+			snprintf(err, errlen, "layer %zu: tensor %s is missing (%s)", i, nm,
+				 Lq ? "q_lora_rank is set: q goes through q_a_proj and q_b_proj"
+				    : "no q_lora_rank: q is one q_proj");
+			return -1;
+		}
+	}
+	struct {
+		int id;
+		size_t a, b;
+	} want[] = {
+		{MLA_T_Q_A, Lq, D}, {MLA_T_Q_A_NORM, Lq, 0}, {MLA_T_Q_B, H * dq, Lq ? Lq : D},
+		{MLA_T_KV_A, Lkv + dr, D}, {MLA_T_KV_A_NORM, Lkv, 0},
+		{MLA_T_KV_B, H * (s->qk_nope_dim + s->v_head_dim), Lkv},
+		{MLA_T_O, D, H * s->v_head_dim}, {MLA_T_NORM, D, 0},
+	};
+	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+		const TensorRef *t = lt->t[want[k].id];
+		if (!t)
+			continue;
+		if (!shape_is(t, want[k].a, want[k].b)) {
+			char got[96], exp[64];
+			tensor_shape_str(t, got, sizeof got);
+			if (want[k].b)
+				snprintf(exp, sizeof exp, "[%zu, %zu]", want[k].a, want[k].b);
+			else
+				snprintf(exp, sizeof exp, "[%zu]", want[k].a);
+			snprintf(err, errlen, "tensor %s: shape %s, but the MLA dims (D %zu, H %zu, "
+				 "q_lora_rank %zu, kv_lora_rank %zu, qk_nope_head_dim %zu, "
+				 "qk_rope_head_dim %zu, v_head_dim %zu) give %s", t->name, got, D, H,
+				 Lq, Lkv, s->qk_nope_dim, dr, s->v_head_dim, exp);
+			return -1;
+		}
+		if (t->dtype == STORE_UNSUPPORTED) {
+			snprintf(err, errlen, "tensor %s: dtype %s is not supported", t->name,
+				 t->dtype_name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The dims the file states, checked for presence: -1 naming the first
+ * missing one. */
+static int dims_of(const Hparams *hp, bool gguf, MlaShape *s, const char **missing)
+{
+	memset(s, 0, sizeof *s);
+	s->d_model = hp->d_model;
+	s->n_heads = hp->n_heads;
+	s->q_lora_rank = hp->q_lora_rank;
+	s->kv_lora_rank = hp->kv_lora_rank;
+	s->v_head_dim = hp->v_head_dim;
+	if (gguf) {
+		/* key_length = dn + dr, rope.dimension_count = dr */
+		s->qk_rope_dim = hp->rotary_dim;
+		if (!hp->kv_lora_rank)
+			*missing = "deepseek2.attention.kv_lora_rank";
+		else if (!hp->head_dim)
+			*missing = "deepseek2.attention.key_length";
+		else if (!hp->rotary_dim || hp->rotary_dim > hp->head_dim)
+			*missing = "deepseek2.rope.dimension_count (at most key_length)";
+		else if (!hp->v_head_dim)
+			*missing = "deepseek2.attention.value_length";
+		else
+			*missing = NULL;
+		if (!*missing)
+			s->qk_nope_dim = hp->head_dim - hp->rotary_dim;
+	} else {
+		s->qk_nope_dim = hp->qk_nope_dim;
+		s->qk_rope_dim = hp->qk_rope_dim;
+		*missing = !hp->kv_lora_rank ? "kv_lora_rank"
+			   : !hp->qk_nope_dim ? "qk_nope_head_dim"
+			   : !hp->qk_rope_dim ? "qk_rope_head_dim"
+			   : !hp->v_head_dim ? "v_head_dim" : NULL;
+	}
+	return *missing ? -1 : 0;
+}
+
+/* Find the scheme and prefix from layer 0's kv_a tensor. */
+static bool find_scheme(const TensorTable *tt, MlaFamily *f)
+{
+	struct {
+		const char *scheme, *layers;
+		const char *const *suffix;
+		const char *q_proj;
+	} sch[] = {{"hf", "layers.", hf_suffix, ".self_attn.q_proj.weight"},
+		   {"gguf", "blk.", gguf_suffix, ".attn_q.weight"}};
+	for (size_t k = 0; k < 2; k++) {
+		char want[160];
+		snprintf(want, sizeof want, "%s0%s", sch[k].layers, sch[k].suffix[MLA_T_KV_A]);
+		size_t wl = strlen(want), best = SIZE_MAX;
+		for (size_t i = 0; i < tt->n; i++) {
+			const char *nm = tt->v[i].name;
+			size_t n = strlen(nm);
+			if (n < wl || strcmp(nm + n - wl, want))
+				continue;
+			size_t pl = n - wl;
+			if ((pl && nm[pl - 1] != '.') || pl >= sizeof f->prefix || pl >= best)
+				continue;
+			best = pl;
+			memcpy(f->prefix, nm, pl);
+			f->prefix[pl] = 0;
+		}
+		if (best != SIZE_MAX) {
+			f->scheme = sch[k].scheme;
+			f->layers = sch[k].layers;
+			f->suffix = sch[k].suffix;
+			f->q_proj = sch[k].q_proj;
+			return true;
+		}
+	}
+	return false;
+}
+
+int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
+		       MlaFamily *f, Family *std, char *err, size_t errlen)
+{
+	memset(f, 0, sizeof *f);
+	memset(std, 0, sizeof *std);
+	bool gguf = !strcmp(hp->source, "GGUF metadata");
+	char found[900];
+	if (!find_scheme(tt, f)) {
+		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention (arch '%s'), but no "
+			 "layer-0 kv_a_proj_with_mqa or attn_kv_a_mqa tensor names the layers",
+			 where, hp->arch[0] ? hp->arch : "?");
+		return -1;
+	}
+	/* llama.cpp's newer conversions split attn_kv_b into the absorbed
+	 * attn_k_b / attn_v_b: another layout of the same weights */
+	char nm[320];
+	name_of(f, 0, ".attn_k_b.weight", nm, sizeof nm);
+	if (gguf && tensor_table_find(tt, nm)) {
+		name_of(f, 0, ".attn_kv_b.weight", nm, sizeof nm);
+		if (!tensor_table_find(tt, nm)) {
+			list_layer0(tt, f, found, sizeof found);
+			snprintf(err, errlen, "%s: DeepSeek MLA in llama.cpp's absorbed form (attn_k_b "
+				 "and attn_v_b instead of attn_kv_b) is not read yet; %s", where,
+				 found);
+			return -1;
+		}
+	}
+	const char *missing;
+	if (dims_of(hp, gguf, &f->shape, &missing)) {
+		list_layer0(tt, f, found, sizeof found);
+		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention: %s %s is missing; "
+			 "%s", where, gguf ? "metadata" : "config.json key", missing, found);
+		return -1;
+	}
+	const char *why;
+	if (mla_shape_check(&f->shape, &why) != RF_OK) {
+		snprintf(err, errlen, "%s: DeepSeek MLA dims refused: %s", where, why);
+		return -1;
+	}
+	f->n_layers = hp->n_layers;
+	if (!f->n_layers || f->n_layers > HP_MAX_LAYERS) {
+		snprintf(err, errlen, "%s: %zu layers", where, f->n_layers);
+		return -1;
+	}
+	/* RoPE of the rope part: interleaved as stored, unless HF's
+	 * rope_interleave is false (see the header) */
+	RopeSpec *r = &f->rope;
+	*r = rope_spec_default(f->shape.qk_rope_dim);
+	r->layout = hp->mla_rope_half ? ROPE_HALF : ROPE_INTERLEAVED;
+	r->theta = hp->theta > 0 ? hp->theta : 10000.0;
+	r->scaling = hp->scaling;
+	double dq = (double)mla_qk_dim(&f->shape);
+	f->score_scale = 1.0 / sqrt(dq);
+	double fac = r->scaling.factor;
+	if (r->scaling.kind == ROPE_SCALING_YARN && fac > 1) {
+		if (gguf) {
+			/* llama.cpp: kq_scale = mscale^2 / sqrt(dq) with mscale
+			 * 1 + yarn_log_multiplier ln(factor); cos and sin unscaled */
+			double ms = 1.0 + hp->yarn_log_mul * log(fac);
+			f->score_scale *= ms * ms;
+			r->scaling.attention_factor = 1.0;
+		} else {
+			/* DeepSeek's modelling code: cos and sin times
+			 * mscale(f, mscale) / mscale(f, mscale_all_dim) (defaults
+			 * 1 and 0), the softmax scale times mscale(f,
+			 * mscale_all_dim)^2 when mscale_all_dim is given */
+			double m = hp->mla_mscale > 0 ? hp->mla_mscale : 1.0;
+			double all = hp->mla_mscale_all_dim;
+			r->scaling.attention_factor = mla_yarn_mscale(fac, m) / mla_yarn_mscale(fac, all);
+			if (all > 0) {
+				double ms = mla_yarn_mscale(fac, all);
+				f->score_scale *= ms * ms;
+			}
+		}
+	}
+	if (rope_spec_check(r, f->shape.qk_rope_dim, &why) != RF_OK) {
+		snprintf(err, errlen, "%s: the rope part's RoPE: %s", where, why);
+		return -1;
+	}
+	f->norm_eps = hp->norm_eps > 0 ? hp->norm_eps : 1e-6;
+	/* DeepSeek's code builds the latent RMSNorms with their default eps;
+	 * llama.cpp's deepseek2 graph gives them the file's */
+	f->latent_eps = gguf ? f->norm_eps : 1e-6;
+	/* every layer's tensors now, as model.c does for other families */
+	for (size_t i = 0; i < f->n_layers; i++) {
+		MlaLayerTensors lt;
+		char e[600];
+		if (mla_layer_tensors(tt, f, i, &lt, e, sizeof e)) {
+			list_layer0(tt, f, found, sizeof found);
+			snprintf(err, errlen, "%s: DeepSeek MLA: %s; %s", where, e, found);
+			return -1;
+		}
+	}
+	std->names = gguf ? &gguf_names : &hf_names;
+	snprintf(std->prefix, sizeof std->prefix, "%s", f->prefix);
+	std->n_layers = f->n_layers;
+	std->shape.d_model = f->shape.d_model;
+	std->shape.n_heads = f->shape.n_heads;
+	std->shape.n_kv_heads = 1;
+	std->shape.head_dim = mla_qk_dim(&f->shape);
+	std->rope = f->rope;
+	std->score_scale = f->score_scale;
+	std->norm_eps = f->norm_eps;
+	std->norm_kind = NORM_RMS;
+	std->layer_bits = hp->layer_bits;
+	return 0;
+}
+
+int mla_read_layer(const TensorTable *tt, const MlaFamily *f, const char *where, size_t i,
+		   MlaLayer *out, char *err, size_t errlen)
+{
+	MlaLayerTensors lt;
+	char e[600];
+	memset(out, 0, sizeof *out);
+	if (mla_layer_tensors(tt, f, i, &lt, e, sizeof e)) {
+		snprintf(err, errlen, "%s: %s", where, e);
+		return -1;
+	}
+	if (mla_alloc(out, &f->shape, lt.t[MLA_T_NORM] != NULL) != RF_OK) {
+		snprintf(err, errlen, "%s: layer %zu: out of memory", where, i);
+		return -1;
+	}
+	out->rope = f->rope;
+	out->norm_eps = f->norm_eps;
+	out->latent_eps = f->latent_eps;
+	out->score_scale = f->score_scale;
+	double *dst[MLA_T_COUNT] = {out->q_a, out->q_a_norm, out->q_b, out->kv_a,
+				    out->kv_a_norm, out->kv_b, out->wo, out->attn_norm};
+	for (int id = 0; id < MLA_T_COUNT; id++) {
+		const TensorRef *t = lt.t[id];
+		if (t && tensor_read(t, 0, t->nelem, dst[id], err, errlen)) {
+			mla_free(out);
+			return -1;
+		}
+	}
+	const char *bad;
+	if (!mla_is_finite(out, &bad)) {
+		snprintf(err, errlen, "%s: layer %zu: NaN or Inf in the %s", where, i, bad);
+		mla_free(out);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,91 @@
+#ifndef ROPEFOLD_DATA_MLA_MODEL_H
+#define ROPEFOLD_DATA_MLA_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/mla.h"
+#include "data/families.h"
+#include "data/hfconfig_keys.h"
+#include "data/model.h"
+#include "data/reader.h"
+#include "data/tensor.h"
+
+/* DeepSeek-V2/V3 checkpoints (multi-head latent attention): HF
+ * DeepseekV2/V3 folders and GGUF `deepseek2`, as their own code reads them.
+ * model.c opens the files as usual; when their tensors are MLA's
+ * (mla_model_detect) it resolves the family here instead of families.c,
+ * and a layer is read with model_load_mla_layer() (model_load_layer()
+ * refuses it). Rows are never moved: both formats store the rope part
+ * interleaved (DeepSeek's HF code permutes q_pe and k_pe to half-split
+ * before rotate_half, which is RoPE on pairs (2i, 2i+1) as stored;
+ * llama.cpp's deepseek2 is a NORM-rope arch and its converter does not
+ * permute), so the layout reported is interleaved for both; an HF config
+ * with rope_interleave false (HF's DeepseekV3 option) stores it half-split. */
+
+/* The tensors of one MLA layer. */
+typedef enum {
+	MLA_T_Q_A = 0,     /* q_a_proj / attn_q_a, Lq x D (with a q latent) */
+	MLA_T_Q_A_NORM,    /* q_a_layernorm / attn_q_a_norm, Lq */
+	MLA_T_Q_B,         /* q_b_proj / attn_q_b, H*(dn+dr) x Lq; or q_proj / attn_q */
+	MLA_T_KV_A,        /* kv_a_proj_with_mqa / attn_kv_a_mqa, (Lkv+dr) x D */
+	MLA_T_KV_A_NORM,   /* kv_a_layernorm / attn_kv_a_norm, Lkv */
+	MLA_T_KV_B,        /* kv_b_proj / attn_kv_b, H*(dn+dv) x Lkv */
+	MLA_T_O,           /* o_proj / attn_output, D x (H*dv) */
+	MLA_T_NORM,        /* input_layernorm / attn_norm, D (optional) */
+	MLA_T_COUNT
+} MlaTensorId;
+
+typedef struct {
+	const TensorRef *t[MLA_T_COUNT];   /* NULL where the layer has none */
+} MlaLayerTensors;
+
+/* A resolved MLA checkpoint. */
+typedef struct {
+	const char *scheme;       /* "hf" or "gguf" */
+	char prefix[128];         /* before the layers word: "model.", "" */
+	const char *layers;       /* "layers." or "blk." */
+	const char *const *suffix;  /* MLA_T_COUNT suffixes (q_proj's below) */
+	const char *q_proj;       /* the suffix of q without a latent */
+	size_t n_layers;
+	MlaShape shape;
+	RopeSpec rope;            /* of the rope part (rotary_dim = dr) */
+	double score_scale;       /* softmax scale, yarn mscale included */
+	double norm_eps;          /* of the input norm */
+	double latent_eps;        /* of the latent norms (core/mla.h) */
+} MlaFamily;
+
+/* True when the tensors are MLA's (kv_a_proj_with_mqa, attn_kv_a_mqa). */
+bool mla_model_detect(const TensorTable *tt);
+
+/* The MLA keys of a config.json object c (q_lora_rank, kv_lora_rank,
+ * qk_nope_head_dim, qk_rope_head_dim, v_head_dim, rope_scaling's mscale
+ * and mscale_all_dim) into hp: 0, or -1 with err (a present key with a bad
+ * value). */
+int mla_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp);
+
+/* Resolve an MLA checkpoint: its scheme, dims (from hp, checked against
+ * every layer's tensors), RoPE and softmax scale, into fam; and the
+ * standard family std as far as the embeddings, output head and layer
+ * kinds need it. where names the checkpoint. 0, or -1 with one line in err
+ * (a DeepSeek checkpoint of an unknown shape lists what was found). */
+int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *where,
+		       MlaFamily *fam, Family *std, char *err, size_t errlen);
+
+/* The tensors of layer i (every one checked when the model opened). */
+int mla_layer_tensors(const TensorTable *tt, const MlaFamily *fam, size_t i,
+		      MlaLayerTensors *out, char *err, size_t errlen);
+
+/* Read layer i into out (allocated here; mla_free it). */
+int mla_read_layer(const TensorTable *tt, const MlaFamily *fam, const char *where, size_t i,
+		   MlaLayer *out, char *err, size_t errlen);
+
+/* ---- defined in model.c ---------------------------------------------------- */
+
+/* Whether an open checkpoint is MLA, and its family (NULL when not). */
+const MlaFamily *model_mla(const Model *m);
+/* Read MLA layer i of an open checkpoint (allocated here; mla_free it). */
+int model_load_mla_layer(Model *m, size_t i, MlaLayer *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,207 @@
+#!/bin/sh
+# DeepSeek MLA checkpoints: tiny seeded HF folders and GGUF files from
+# tests/mla_fixtures.py, ropefold's attention on them (tests/mla_dump)
+# against the NumPy reference written from DeepSeek's definition
+# (tests/mla_reference.py), info's dims, check on a loaded layer, and the
+# refusals of broken or unsupported layouts. Prints TAP; skipped without
+# numpy. Needs $ROPEFOLD and $BUILDDIR (set by make check).
+: "${ROPEFOLD:=./ropefold}"
+: "${BUILDDIR:=.}"
+. "${SRCDIR:-.}/tests/tap.sh"
+PY=/usr/bin/python3
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+	echo "1..0 # SKIP python3-numpy is not installed"
+	exit 0
+fi
+FIX="$PY ${SRCDIR:-.}/tests/mla_fixtures.py"
+REF="$PY ${SRCDIR:-.}/tests/mla_reference.py"
+DUMP="$BUILDDIR/tests/mla_dump"
+
+$FIX --out "$tmp/hf" --seed 3
+$FIX --out "$tmp/hfq" --seed 4 --no-q-lora
+$FIX --out "$tmp/hfy" --seed 5 --yarn
+$FIX --out "$tmp/hfm" --seed 6 --yarn-mscale
+$FIX --out "$tmp/g.gguf" --format gguf --seed 5 --yarn
+$FIX --out "$tmp/gq.gguf" --format gguf --seed 4 --no-q-lora
+$FIX --out "$tmp/hfe" --seed 8 --rms-eps 1e-2
+$FIX --out "$tmp/ge.gguf" --format gguf --seed 8 --rms-eps 1e-2
+$FIX --out "$tmp/hfh" --seed 9 --rope-half --yarn
+
+# ropefold's MLA against the reference, every fixture, both layers
+for m in hf hfq hfy hfm g.gguf gq.gguf hfe ge.gguf hfh; do
+	for l in 0 1; do
+		if "$DUMP" "$tmp/$m" $l 20 7 >"$tmp/dump.json" 2>"$tmp/err" &&
+		   $REF --model "$tmp/$m" --dump "$tmp/dump.json" --layer $l >"$tmp/out" 2>&1; then
+			ok "MLA attention of $m layer $l equals the reference ($(cat "$tmp/out"))"
+		else
+			notok "MLA attention of $m layer $l"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+		fi
+	done
+done
+# the DeepSeek family fixtures of tests/family_fixtures.py (V2, V2-Lite
+# without a q latent, V3 with mscale != mscale_all_dim), and their folds
+for fam in deepseek-v2 deepseek-v2-lite deepseek-v3; do
+	$PY "${SRCDIR:-.}/tests/family_fixtures.py" --family $fam --out "$tmp/$fam"
+	"$DUMP" "$tmp/$fam" 2 24 5 >"$tmp/dump.json" 2>"$tmp/err"
+	if $REF --model "$tmp/$fam" --dump "$tmp/dump.json" --layer 2 >"$tmp/out" 2>&1; then
+		ok "MLA attention of the $fam fixture equals the reference ($(cat "$tmp/out"))"
+	else
+		notok "MLA attention of $fam"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+	fi
+	"$ROPEFOLD" fold --model "$tmp/$fam" --out "$tmp/$fam-f" >/dev/null 2>"$tmp/err" &&
+		"$ROPEFOLD" verify "$tmp/$fam" "$tmp/$fam-f" >"$tmp/out" 2>>"$tmp/err"
+	if [ $? -eq 0 ] && [ "$(grep -c "commuting fold" "$tmp/out")" -eq 3 ]; then
+		ok "$fam: fold, then verify: a commuting fold in all 3 layers"
+	else
+		notok "$fam fold/verify"; sed 's/^/# /' "$tmp/err" "$tmp/out"
+	fi
+done
+
+# bf16 storage: the fold rounds to bf16, verify judges at its roundoff
+$PY "${SRCDIR:-.}/tests/family_fixtures.py" --family deepseek-v2 --dtype bf16 --out "$tmp/bf16"
+run 0 "fold a bf16 DeepSeek-V2" fold --model "$tmp/bf16" --out "$tmp/bf16-f"
+run 0 "verify it at bf16's roundoff" verify "$tmp/bf16" "$tmp/bf16-f"
+grep -q "commuting fold, up to bf16 rounding" "$tmp/out" && ok "... up to bf16 rounding" ||
+	notok "bf16 verify relation"
+
+# the same weights in both formats give the same attention
+"$DUMP" "$tmp/hfy" 1 16 2 >"$tmp/a.json" && "$DUMP" "$tmp/g.gguf" 1 16 2 >"$tmp/b.json"
+# (the GGUF stores yarn_log_multiplier = 0.1 mscale_all_dim as f32)
+if $REF --model "$tmp/hfy" --dump "$tmp/b.json" --layer 1 --tol 1e-6 >/dev/null; then
+	ok "GGUF deepseek2 and the HF folder of the same weights agree"
+else
+	notok "GGUF deepseek2 and HF disagree"
+fi
+
+# info: the dims under their HF names, text and JSON
+run 0 "info of a DeepSeek-V2 folder" info "$tmp/hf"
+if grep -q "kv_lora_rank 16, q_lora_rank 12, qk_nope_head_dim 8, qk_rope_head_dim 4" "$tmp/out"; then
+	ok "info text names the MLA dims"
+else
+	notok "info text MLA dims"; sed 's/^/# /' "$tmp/out"
+fi
+if command -v jq >/dev/null; then
+	for m in hfq gq.gguf; do
+		"$ROPEFOLD" info --json "$tmp/$m" >"$tmp/out"
+		if jq -e '.mla.kv_lora_rank == 16 and .mla.q_lora_rank == null and
+			.mla.qk_nope_head_dim == 8 and .mla.qk_rope_head_dim == 4 and
+			.mla.v_head_dim == 6 and .rope.layout == "interleaved" and .kv_heads == 1' \
+			"$tmp/out" >/dev/null; then
+			ok "info --json of $m: mla dims"
+		else
+			notok "info --json of $m"; sed 's/^/# /' "$tmp/out" | head -20
+		fi
+	done
+	# DeepSeek's yarn: softmax scale times mscale(4, 0.707)^2
+	"$ROPEFOLD" info --json "$tmp/hfy" >"$tmp/out"
+	if jq -e '(.mla.softmax_scale - (1 / (12 | sqrt)) * (0.1 * 0.707 * (4 | log) + 1) *
+		(0.1 * 0.707 * (4 | log) + 1)) | fabs < 1e-12' "$tmp/out" >/dev/null; then
+		ok "yarn mscale_all_dim in the softmax scale"
+	else
+		notok "yarn softmax scale"; jq -c .mla "$tmp/out" | sed 's/^/# /'
+	fi
+else
+	skip "info --json mla" "jq missing"
+fi
+
+# check on loaded MLA layers
+run 0 "check a DeepSeek-V2 layer" check --model "$tmp/hfy" --layer 1
+run 0 "check a deepseek2 GGUF layer with embedded tokens" check --model "$tmp/g.gguf" --input embed
+run 0 "check: a fold built for the wrong layout is not guaranteed" check --model "$tmp/hf" --rope half
+if grep -q "score     not guar.    breaks" "$tmp/out"; then ok "... and its scores break"; else notok "wrong layout scores"; fi
+run 2 "check: --rotary-dim on an MLA checkpoint is refused" check --model "$tmp/hf" --rotary-dim 2
+if command -v jq >/dev/null; then
+	"$ROPEFOLD" check --json --model "$tmp/hfy" --layer 1 --drop gqa-consistent >"$tmp/out"
+	if jq -e '.config.mla.kv_lora_rank == 16 and .config.source != "random" and
+		.levels.score.guaranteed == false and .levels.score.holds == false and
+		.diagnostics.gqa_mismatch > 0 and .ok == true' "$tmp/out" >/dev/null; then
+		ok "check --json on a checkpoint layer: config.mla, a per-head rope rotation breaks"
+	else
+		notok "check --json on an MLA checkpoint"; head -40 "$tmp/out" | sed 's/^/# /'
+	fi
+else
+	skip "check --json on an MLA checkpoint" "jq missing"
+fi
+
+# fold, then verify: the folded attention equals the original's (the
+# reference on B's weights with A's output), and verify recovers the fold
+for m in hfy g.gguf hfq; do
+	out="$tmp/f-$m"
+	run 0 "fold $m" fold --model "$tmp/$m" --out "$out"
+	"$DUMP" "$tmp/$m" 1 16 9 >"$tmp/a.json"
+	if $REF --model "$out" --dump "$tmp/a.json" --layer 1 --tol 1e-6 >"$tmp/o" 2>&1; then
+		ok "the folded $m computes A's attention up to f32 storage ($(cat "$tmp/o"))"
+	else
+		notok "folded $m attention"; sed 's/^/# /' "$tmp/o"
+	fi
+	run 0 "verify $m against its fold" verify "$tmp/$m" "$out"
+	grep -q "commuting fold" "$tmp/out" && ok "... a commuting fold" || notok "verify relation"
+	grep -q "levels (tolerance .*): score holds .*, head holds .*, residual holds" "$tmp/out" &&
+		ok "... confirmed by the three levels" || notok "verify confirmation"
+done
+run 0 "fold --dtype f64" fold --model "$tmp/hf" --out "$tmp/f64" --dtype f64
+"$DUMP" "$tmp/hf" 0 16 9 >"$tmp/a.json"
+if $REF --model "$tmp/f64" --dump "$tmp/a.json" --layer 0 >"$tmp/o" 2>&1; then
+	ok "the f64 fold computes A's attention to roundoff ($(cat "$tmp/o"))"
+else
+	notok "f64 fold attention"; sed 's/^/# /' "$tmp/o"
+fi
+run 0 "verify the f64 fold" verify "$tmp/hf" "$tmp/f64"
+run 0 "verify a checkpoint against itself" verify "$tmp/hf" "$tmp/hf"
+grep -q "identical" "$tmp/out" && ok "... identical" || notok "identical"
+# crafted breaks: folds that drop an assumption
+brk() {
+	what=$1; pat=$2; shift 2
+	rm -rf "$tmp/brk"
+	"$ROPEFOLD" fold --model "$tmp/hf" --out "$tmp/brk" "$@" >/dev/null 2>&1
+	"$ROPEFOLD" verify "$tmp/hf" "$tmp/brk" --layer 0 >"$tmp/out" 2>&1
+	got=$?
+	if [ "$got" -eq 1 ] && grep -q -- "$pat" "$tmp/out"; then
+		ok "verify names a fold $what: $(sed -n 2p "$tmp/out" | cut -c1-90)"
+	else
+		notok "verify of a fold $what (exit $got)"; sed 's/^/# /' "$tmp/out"
+	fi
+}
+brk "whose rope rotation mixes pairs" "mixes frequency pairs" --drop commutes --kind pair-swap
+brk "with q and k rotated apart" "Q and K are folded differently" --drop shared-qk
+grep -q "score breaks .*residual breaks" "$tmp/out" && ok "... and its levels break" ||
+	notok "levels of a broken fold"
+brk "with per-head rope rotations" "query head 1: W_q is rotated by a different rotation" \
+	--drop gqa-consistent
+brk "that is not orthogonal" "no rotation explains" --drop orthogonal
+brk "that rotates V but not O" "column block" --rotate qkv
+rm -rf "$tmp/brk"
+run 0 "fold dropping per-head (one nope rotation) is a fold" fold --model "$tmp/hf" --out "$tmp/brk" --drop per-head,v-same
+run 0 "... and verify says so" verify "$tmp/hf" "$tmp/brk"
+rm -rf "$tmp/brk"
+run 0 "fold --permute-heads" fold --model "$tmp/g.gguf" --out "$tmp/perm.gguf" --permute-heads
+run 0 "verify finds the heads permuted" verify "$tmp/g.gguf" "$tmp/perm.gguf"
+grep -q "heads permuted as \[1 2 3 0\]" "$tmp/out" && grep -q "residual holds" "$tmp/out" &&
+	ok "... as [1 2 3 0], the residual holding" || notok "permuted heads"
+run 1 "verify an MLA checkpoint against a standard one: not a fold" \
+	verify "$tmp/hf" "${SRCDIR:-.}/data/default-model"
+grep -q "differ in shape" "$tmp/out" && ok "... the shapes differ" || notok "MLA vs standard"
+run 2 "fold --undo of an MLA fold is refused" fold --model "$tmp/f-hfy" --out "$tmp/u" --undo "$tmp/f-hfy/fold.json"
+
+# refusals, one line naming what is wrong and what was found
+refused() {
+	what=$1; pat=$2; shift 2
+	"$ROPEFOLD" info "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q -- "$pat" "$tmp/err"; then
+		ok "$what is refused: $(cut -c1-100 "$tmp/err")"
+	else
+		notok "$what (exit $got)"; sed 's/^/# /' "$tmp/err"
+	fi
+}
+$FIX --out "$tmp/b1" --break missing-kv-b
+refused "a layer without kv_b_proj" "kv_b_proj.weight is missing.*layer 0 holds" "$tmp/b1"
+$FIX --out "$tmp/b2" --break no-rope-dim
+refused "a config without qk_rope_head_dim" "qk_rope_head_dim is missing" "$tmp/b2"
+$FIX --out "$tmp/b3" --break bad-kv-b
+refused "a kv_b_proj one row short" "kv_b_proj.weight: shape \[55, 16\], but the MLA dims" "$tmp/b3"
+$FIX --out "$tmp/b4.gguf" --format gguf --break absorbed
+refused "llama.cpp's absorbed attn_k_b/attn_v_b" "absorbed form.*attn_k_b" "$tmp/b4.gguf"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
