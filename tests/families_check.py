@@ -138,7 +138,7 @@ def check_layers(name, folder, m):
                       c["rope_frequencies"][:4], c["rope_attention_factor"], list(inv[:4]), att))
             check("%s layer %d T=%d: window %s, soft-cap %s" % (name, l, T, a["window"], a["cap"]),
                   c["sliding_window"] == a["window"] and c["attn_softcap"] == a["cap"]
-                  and c["window_softcap_applied"] is False,
+                  and c["window_softcap_applied"] is True,
                   "got %s, %s" % (c["sliding_window"], c["attn_softcap"]))
 
 

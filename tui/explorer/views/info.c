@@ -44,8 +44,8 @@ static void info_draw(const ViewContext *c)
 			   rope_uses_long_factors(&li->rope, rep->seq) ? "long" : "short", rep->seq,
 			   li->rope.scaling.original_max_pos);
 	if (li->sliding_window || li->attn_softcap > 0)
-		draw_textf(w, y++, 10, 0, "window %zu, soft-cap %g: carried, not applied (equal "
-			   "scores stay equal)", li->sliding_window, li->attn_softcap);
+		draw_textf(w, y++, 10, 0, "window %zu, soft-cap %g: applied (a fold keeps scores "
+			   "equal, so masked and capped ones too)", li->sliding_window, li->attn_softcap);
 	if (li->family_assumed)
 		draw_textf(w, y++, 10, 0, "assumed: the family is not one ropefold knows (%s, "
 			   "Llama's conventions)", rope_layout_name(li->rope.layout));
