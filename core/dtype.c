@@ -7,33 +7,61 @@
 #include "core/dtype.h"
 
 /* Every fact about a storage type, once. prec is the significand bits
- * with the implicit one (a float's unit roundoff is 2^-prec; a block
- * quantization's prec gives the step verify tolerates for it), emin and
- * emax the exponents of the smallest and largest normal float. */
+ * with the implicit one (a float's unit roundoff is 2^-prec), emin and
+ * emax the exponents of the smallest and largest normal float. step is a
+ * block quantization's largest grid step over the largest magnitude its
+ * block (or sub-block, for the K-quants and IQ4_XS) holds, as ggml's
+ * quantizers choose the scale (ggml-quants.c, quantize_row_*_ref):
+ *
+ *   Q4_0   d = max / -8, levels -8..7            step |d| = amax / 8
+ *   Q4_1   d = (max - min) / 15, levels 0..15    step <= 2 amax / 15
+ *   Q5_0   d = max / -16, levels -16..15         amax / 16
+ *   Q5_1   d = (max - min) / 31                  2 amax / 31
+ *   Q8_0   d = amax / 127, levels -127..127      amax / 127
+ *   Q2_K   sub-blocks of 16: a 4-bit scale and min, levels 0..3
+ *          (make_qkx2_quants: max - min over 3)  2 amax / 3
+ *   Q3_K   sub-blocks of 16: a 6-bit signed scale, levels -4..3
+ *          (make_q3_quants: amax / 4)            amax / 4
+ *   Q4_K   sub-blocks of 32: 6-bit scale and min, levels 0..15  2 amax / 15
+ *   Q5_K   the same with levels 0..31            2 amax / 31
+ *   Q6_K   sub-blocks of 16: an 8-bit scale, levels -32..31
+ *          (make_qx_quants: amax / 32)           amax / 32
+ *   Q8_K   d = amax / 127                        amax / 127
+ *   IQ4_NL d = max / -127, the non-linear levels kvalues_iq4nl, whose
+ *   IQ4_XS widest gap is 24 (89 to 113)          24 amax / 127
+ *
+ * (the f16, 4-, 6- and 8-bit rounding of the stored scales moves these
+ * by up to 7%, and make_q3_quants' least-squares refinement Q3_K's by up
+ * to 25%, as tests/test_ggml_quant.c measures; the data-dependent bound
+ * of one tensor, from its stored scales, is data/quant_bound.c's). Rounding to the nearest level errs by
+ * half a step: dtype_unit_roundoff. The quantizers clamp at the grid's
+ * ends, where the error can reach a whole step (Q4_0's top code 7 d takes
+ * inputs up to 8 d). */
 static const struct {
 	const char *name, *lower;
 	bool is_float;
 	size_t block, block_bytes;
 	int prec, emin, emax;
+	double step;
 } dtypes[STORE_COUNT] = {
 	[STORE_F64] = {"F64", "f64", true, 1, 8, 53, -1022, 1023},
 	[STORE_F32] = {"F32", "f32", true, 1, 4, 24, -126, 127},
 	[STORE_F16] = {"F16", "f16", true, 1, 2, 11, -14, 15},
 	[STORE_BF16] = {"BF16", "bf16", true, 1, 2, 8, -126, 127},
 	/* ggml-common.h's block structs: elements and bytes per block */
-	[STORE_Q4_0] = {"Q4_0", "q4_0", false, 32, 18, 8, 0, 0},
-	[STORE_Q4_1] = {"Q4_1", "q4_1", false, 32, 20, 8, 0, 0},
-	[STORE_Q5_0] = {"Q5_0", "q5_0", false, 32, 22, 8, 0, 0},
-	[STORE_Q5_1] = {"Q5_1", "q5_1", false, 32, 24, 8, 0, 0},
-	[STORE_Q8_0] = {"Q8_0", "q8_0", false, 32, 34, 8, 0, 0},
-	[STORE_Q2_K] = {"Q2_K", "q2_k", false, 256, 84, 8, 0, 0},
-	[STORE_Q3_K] = {"Q3_K", "q3_k", false, 256, 110, 8, 0, 0},
-	[STORE_Q4_K] = {"Q4_K", "q4_k", false, 256, 144, 8, 0, 0},
-	[STORE_Q5_K] = {"Q5_K", "q5_k", false, 256, 176, 8, 0, 0},
-	[STORE_Q6_K] = {"Q6_K", "q6_k", false, 256, 210, 8, 0, 0},
-	[STORE_Q8_K] = {"Q8_K", "q8_k", false, 256, 292, 8, 0, 0},
-	[STORE_IQ4_NL] = {"IQ4_NL", "iq4_nl", false, 32, 18, 8, 0, 0},
-	[STORE_IQ4_XS] = {"IQ4_XS", "iq4_xs", false, 256, 136, 8, 0, 0},
+	[STORE_Q4_0] = {"Q4_0", "q4_0", false, 32, 18, 0, 0, 0, 1.0 / 8},
+	[STORE_Q4_1] = {"Q4_1", "q4_1", false, 32, 20, 0, 0, 0, 2.0 / 15},
+	[STORE_Q5_0] = {"Q5_0", "q5_0", false, 32, 22, 0, 0, 0, 1.0 / 16},
+	[STORE_Q5_1] = {"Q5_1", "q5_1", false, 32, 24, 0, 0, 0, 2.0 / 31},
+	[STORE_Q8_0] = {"Q8_0", "q8_0", false, 32, 34, 0, 0, 0, 1.0 / 127},
+	[STORE_Q2_K] = {"Q2_K", "q2_k", false, 256, 84, 0, 0, 0, 2.0 / 3},
+	[STORE_Q3_K] = {"Q3_K", "q3_k", false, 256, 110, 0, 0, 0, 1.0 / 4},
+	[STORE_Q4_K] = {"Q4_K", "q4_k", false, 256, 144, 0, 0, 0, 2.0 / 15},
+	[STORE_Q5_K] = {"Q5_K", "q5_k", false, 256, 176, 0, 0, 0, 2.0 / 31},
+	[STORE_Q6_K] = {"Q6_K", "q6_k", false, 256, 210, 0, 0, 0, 1.0 / 32},
+	[STORE_Q8_K] = {"Q8_K", "q8_k", false, 256, 292, 0, 0, 0, 1.0 / 127},
+	[STORE_IQ4_NL] = {"IQ4_NL", "iq4_nl", false, 32, 18, 0, 0, 0, 24.0 / 127},
+	[STORE_IQ4_XS] = {"IQ4_XS", "iq4_xs", false, 256, 136, 0, 0, 0, 24.0 / 127},
 };
 
 static bool known(StoreDtype t)
@@ -103,8 +131,15 @@ bool dtype_bytes(StoreDtype t, size_t n, size_t *bytes)
 
 double dtype_unit_roundoff(StoreDtype t)
 {
-	/* a type ropefold cannot read: the coarsest step it tolerates */
+	if (known(t) && !dtypes[t].is_float)
+		return dtypes[t].step / 2;
+	/* a type ropefold cannot read: the coarsest float step it tolerates */
 	return ldexp(1.0, -(known(t) ? dtypes[t].prec : dtypes[STORE_BF16].prec));
+}
+
+double dtype_quant_step(StoreDtype t)
+{
+	return known(t) && !dtypes[t].is_float ? dtypes[t].step : 0;
 }
 
 const char *dtype_name_of_roundoff(double u)

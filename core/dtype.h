@@ -66,10 +66,14 @@ size_t dtype_block_bytes(StoreDtype t);
  * overflow, a partial block or STORE_UNSUPPORTED. */
 bool dtype_bytes(StoreDtype t, size_t n, size_t *bytes);
 
-/* Unit roundoff: 2^-53, 2^-24, 2^-11, 2^-8 for the floats; 2^-8 for
- * every block quantization, the step verify tolerates for them today
- * (SPEC 4.4's per-block step is not derived yet). */
+/* Unit roundoff: 2^-53, 2^-24, 2^-11, 2^-8 for the floats; for a block
+ * quantization half its grid step relative to the block's largest
+ * magnitude (1/254 for Q8_0, 1/15 for Q4_K: the table in core/dtype.c
+ * derives each from ggml's quantizers). */
 double dtype_unit_roundoff(StoreDtype t);
+/* A block quantization's largest grid step over its block's largest
+ * magnitude (0 for the floats). */
+double dtype_quant_step(StoreDtype t);
 /* The lower name of the float type whose unit roundoff is closest to u. */
 const char *dtype_name_of_roundoff(double u);
 

@@ -62,6 +62,16 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 	double u = opt && opt->unit_roundoff > 0 ? opt->unit_roundoff : 0x1p-53;
 	v->tol = opt && opt->tol > 0 ? opt->tol : 3.0 * u + 1e-12;
 	v->unit_roundoff = u;
+	for (int p = 0; p < VERIFY_PARTS; p++) {
+		/* W_q is explained by the rotation recovered from W_k, W_o by
+		 * the one from W_v: their errors carry over */
+		static const int from[VERIFY_PARTS] = {VERIFY_K, -1, -1, VERIFY_V};
+		double q = opt ? opt->quant[p] + (from[p] >= 0 ? opt->quant[from[p]] : 0) : 0;
+		/* a tolerance given is taken as it is */
+		v->part_tol[p] = q > 0 && !(opt->tol > 0) ? v->tol + q : v->tol;
+		v->quant_frob[p] = opt ? opt->quant_frob[p] : 0;
+	}
+	v->quant_types = opt ? opt->quant_types : 0;
 	v->shape_a = a->shape;
 	v->shape_b = b->shape;
 	v->rope_a = a->rope;

@@ -50,12 +50,28 @@ typedef enum {
 	VERIFY_WHY_UNEXPLAINED      /* a difference no rotation explains */
 } VerifyWhy;
 
+/* The parts of a layer, each judged at the tolerance of its own stored
+ * dtypes (a quantized GGUF mixes them: Q4_K_M keeps some W_v at Q6_K):
+ * W_q with b_q, W_k with b_k and the QK-norm test, W_v with b_v, W_o. */
+typedef enum { VERIFY_Q = 0, VERIFY_K, VERIFY_V, VERIFY_O, VERIFY_PARTS } VerifyPart;
+
 /* What verify_layers() is told. */
 typedef struct {
-	double unit_roundoff;  /* of the coarser stored dtype of A and B:
+	double unit_roundoff;  /* of the coarser stored float dtype of A and B:
 				* 2^-8 bf16, 2^-11 f16, 2^-24 f32, 2^-53 f64;
 				* 0 = f64 */
-	double tol;            /* relative tolerance; <= 0: 3u + 1e-12 */
+	double tol;            /* relative tolerance; <= 0: 3u + 1e-12 (plus
+				* quant below, part by part) */
+	/* A block quantization's error per part: the relative bound (in the
+	 * measure the checks compare by, max of the Frobenius and the
+	 * largest-entry ratio) of A's and B's quantization added up, 0 where
+	 * neither side is quantized (data/quant_bound.h derives it from the
+	 * formats and the stored scales). W_q's checks also take W_k's (the
+	 * rotation that explains W_q is recovered from W_k), W_o's W_v's. */
+	double quant[VERIFY_PARTS];
+	double quant_frob[VERIFY_PARTS];  /* its Frobenius ratio alone */
+	unsigned quant_types;  /* bit 1u << t for each block type t (StoreDtype)
+				* A or B stores the layer's attention weights in */
 	bool finite;           /* the caller has checked that every value of
 				* both layers is finite (a reader that refuses
 				* NaN and Inf): not scanned again */
@@ -73,6 +89,10 @@ typedef struct {
 	bool vo_not_orthogonal;  /* V/O explained by an invertible map */
 	double tol;              /* of the weight checks */
 	double unit_roundoff;    /* of the coarser stored dtype */
+	double part_tol[VERIFY_PARTS];    /* of each part's checks (tol plus its
+					   * quantization bound) */
+	double quant_frob[VERIFY_PARTS];  /* VerifyOptions' */
+	unsigned quant_types;    /* VerifyOptions': 0 when nothing is quantized */
 	double confirm_tol;      /* of verify_confirm's levels (set there) */
 	double max_err;          /* worst relative error under the relation */
 

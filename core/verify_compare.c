@@ -98,6 +98,8 @@ RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 	c.dD = c.d * c.D;
 	c.np = a->rope.rotary_dim / 2;
 	c.tol = tol;
+	for (int p = 0; p < VERIFY_PARTS; p++)
+		c.tolp[p] = v->part_tol[p] > 0 ? v->part_tol[p] : tol;
 	c.v = v;
 	verify_verdict_reset(v);
 	if (verify_layers_identical(&c)) {
@@ -156,7 +158,7 @@ RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 		goto out;
 	}
 	v->equivalent = true;
-	v->rotated = c.direct > tol;
+	v->rotated = c.direct > 1;
 	v->rounded = !v->rotated && c.direct > 0;
 	if (v->rotated)
 		v->relation = VERIFY_REL_COMMUTING_FOLD;

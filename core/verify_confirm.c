@@ -15,9 +15,12 @@
 
 /* The relative error, level by level, that storing a's weights in a
  * dtype of unit roundoff u causes by itself: a against a copy whose every
- * weight moved by a random relative amount of at most u (deterministic). */
-static RfStatus rounding_noise(const Layer *a, double u, const double *x,
-			       size_t T, Precision prec, AttnKernel kernel,
+ * weight moved by a random relative amount of at most u (deterministic).
+ * A quantized part (qf[p] > 0, the Frobenius ratio of its quantization
+ * bound) moves instead by a uniform amount of that part's rms bound, as
+ * round-to-nearest errs. */
+static RfStatus rounding_noise(const Layer *a, double u, const double *qf,
+			       const double *x, size_t T, Precision prec, AttnKernel kernel,
 			       const RopeTable *rope, double noise[LEVEL_COUNT])
 {
 	Layer p;
@@ -30,9 +33,19 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *x,
 	size_t n[4] = {nq * D, nk * D, nk * D, D * nq};
 	Rng rng;
 	rng_seed(&rng, 0x5eed, 7);
-	for (int i = 0; i < 4; i++)
-		for (size_t j = 0; j < n[i]; j++)
-			w[i][j] *= 1.0 + u * (2.0 * rng_uniform(&rng) - 1.0);
+	for (int i = 0; i < 4; i++) {
+		double rms = 0;
+		for (size_t j = 0; qf[i] > 0 && j < n[i]; j++)
+			rms += w[i][j] * w[i][j];
+		double h = qf[i] > 0 ? qf[i] * sqrt(rms / (double)n[i]) : 0;
+		for (size_t j = 0; j < n[i]; j++) {
+			double r = 2.0 * rng_uniform(&rng) - 1.0;
+			if (qf[i] > 0)
+				w[i][j] += h * r;
+			else
+				w[i][j] *= 1.0 + u * r;
+		}
+	}
 	InvReport r;
 	st = report_init(&r, T, a->shape.n_heads, a->shape.n_kv_heads, d,
 			 a->rope.rotary_dim);
@@ -75,9 +88,10 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		st = attention_compare_kernel(a, bc, x, T, prec, &rope, kernel, rep);
 		/* a dtype coarser than float64 moves the outputs by far more
 		 * than the compute precision: measure by how much */
-		if (st == RF_OK && !(tol > 0) && v->unit_roundoff > 0x1p-50)
-			st = rounding_noise(a, v->unit_roundoff, x, T, prec, kernel,
-					    &rope, noise);
+		if (st == RF_OK && !(tol > 0) &&
+		    (v->unit_roundoff > 0x1p-50 || v->quant_types))
+			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, x, T,
+					    prec, kernel, &rope, noise);
 		rope_table_done(&rope);
 	}
 	if (st != RF_OK) {

@@ -69,18 +69,18 @@ static double vec_err(const VerifyCtx *c, const double *R, const double *a,
 	return procrustes_rel_diff(y, c->d, b, c->d, 1, c->d);
 }
 
-void verify_note_direct(VerifyCtx *c, double e)
+void verify_note_direct(VerifyCtx *c, double e, double tol)
 {
-	if (e > c->direct)
-		c->direct = e;
+	if (e / tol > c->direct)
+		c->direct = e / tol;
 }
 
 double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
-		       const double *b, bool *left)
+		       const double *b, double tol, bool *left)
 {
 	double plain = procrustes_rel_diff(a, c->d, b, c->d, 1, c->d);
-	verify_note_direct(c, plain);
-	*left = plain <= c->tol;
+	verify_note_direct(c, plain, tol);
+	*left = plain <= tol;
 	return vec_err(c, R, a, b);
 }
 
@@ -91,17 +91,17 @@ void verify_note_err(VerifyCtx *c, double e)
 }
 
 int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
-			 RfStatus *st)
+			 double tol, RfStatus *st)
 {
 	*st = procrustes_rotation(A, c->D, B, c->D, c->d, c->D, c->R2);
-	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= tol)
 		return 0;
 	*st = procrustes_least_squares(A, c->D, B, c->D, c->d, c->D, c->R2);
 	if (*st == RF_ERR_NUMERIC) {
 		*st = RF_OK;
 		return 2;
 	}
-	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= c->tol)
+	if (*st == RF_OK && verify_rows_err(c, c->R2, A, B) <= tol)
 		return 1;
 	return 2;
 }

@@ -87,7 +87,7 @@ RfStatus verify_match_groups(VerifyCtx *c, size_t *perm)
 		if (st == RF_OK)
 			ev = verify_rows_err(c, c->R, c->a->wv + ga * c->dD,
 					     c->b->wv + gb * c->dD);
-		if (st == RF_OK && (ek > c->tol || ev > c->tol)) {
+		if (st == RF_OK && (ek > c->tolp[VERIFY_K] || ev > c->tolp[VERIFY_V])) {
 			for (size_t g = 0; g < G; g++)
 				perm[g] = g;
 			break;

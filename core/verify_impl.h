@@ -20,12 +20,14 @@
 typedef struct {
 	const Layer *a, *b;
 	size_t D, H, G, d, hpg, dd, dD, np;
-	double tol;
+	double tol;      /* of the tensors outside the parts (norms, b_o) */
+	double tolp[VERIFY_PARTS];   /* of each part (VerifyVerdict.part_tol) */
 	double *freqs;   /* np */
 	double *work;    /* D x d (also d x D) */
 	double *R, *R2;  /* d x d scratch */
 	VerifyVerdict *v;
-	double direct;   /* max plain difference of B against A (permuted) */
+	double direct;   /* max plain difference of B against A (permuted),
+			  * in units of the tolerance of its part */
 } VerifyCtx;
 
 /* ---- verify_ctx.c -------------------------------------------------------- */
@@ -44,19 +46,20 @@ void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f);
 /* rel diff of R A_rows against B_rows (d x D blocks); R A lands in c->work. */
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B);
-/* Raise the largest plain difference of B against A to e. */
-void verify_note_direct(VerifyCtx *c, double e);
+/* Raise the largest plain difference of B against A to e, a relative
+ * difference judged at tol. */
+void verify_note_direct(VerifyCtx *c, double e, double tol);
 /* Raise the verdict's worst error under the relation to e. */
 void verify_note_err(VerifyCtx *c, double e);
 /* A bias R should explain (d entries): its error under R, and in *left
  * whether B kept A's bias as it was (left behind while the weights turned). */
 double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
-		       const double *b, bool *left);
+		       const double *b, double tol, bool *left);
 /* A block B_rows that the group's rotation does not explain: an orthogonal
- * rotation of its own, a general linear map, or nothing. Returns 0, 1, 2
- * for those, with the fitted map in c->R2. */
+ * rotation of its own, a general linear map, or nothing (at tol). Returns
+ * 0, 1, 2 for those, with the fitted map in c->R2. */
 int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
-			 RfStatus *st);
+			 double tol, RfStatus *st);
 
 /* ---- the jobs ------------------------------------------------------------ */
 

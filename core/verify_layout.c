@@ -18,6 +18,7 @@ static RfStatus try_candidate(const Layer *a, const Layer *cand, double tol,
 {
 	VerifyVerdict t;
 	memset(&t, 0, sizeof t);
+	memcpy(t.part_tol, v->part_tol, sizeof t.part_tol);
 	RfStatus st = verify_verdict_alloc(&t, a);
 	if (st == RF_OK)
 		st = verify_analyse(a, cand, tol, &t);

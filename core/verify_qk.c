@@ -18,7 +18,8 @@ static RfStatus explain_noncommuting(VerifyCtx *c, const double *R, size_t gb,
 {
 	VerifyVerdict *v = c->v;
 	CommutantInfo ci;
-	double thr = 10.0 * c->tol + 1e-9;
+	/* the recovered R carries the quantization error of W_k (tolp - tol) */
+	double thr = 10.0 * c->tol + 2.0 * (c->tolp[VERIFY_K] - c->tol) + 1e-9;
 	RfStatus st = commutant_analyse(R, &c->a->rope, c->freqs, c->d, thr, &ci);
 	if (st != RF_OK)
 		return st;
@@ -37,7 +38,7 @@ static RfStatus explain_noncommuting(VerifyCtx *c, const double *R, size_t gb,
 	}
 	Finding f = verify_finding(FIND_K_MIXES_PAIRS, LEVEL_SCORE, gb, gb * c->hpg,
 				   "W_k", err);
-	f.flag = e_other <= c->tol && c->np > 1;
+	f.flag = e_other <= c->tolp[VERIFY_K] && c->np > 1;
 	verify_break(v, VERIFY_WHY_MIXES_PAIRS, &f);
 	return RF_OK;
 }
@@ -50,20 +51,21 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	size_t d = c->d, dd = c->dd, dD = c->dD;
 	const double *ak = a->wk + ga * dD, *bk = b->wk + gb * dD;
 	*ok = false;
-	verify_note_direct(c, procrustes_rel_diff(ak, c->D, bk, c->D, d, c->D));
+	verify_note_direct(c, procrustes_rel_diff(ak, c->D, bk, c->D, d, c->D),
+			   c->tolp[VERIFY_K]);
 	RfStatus st = procrustes_rotation(ak, c->D, bk, c->D, d, c->D, c->R);
 	if (st != RF_OK)
 		return st;
 	double ek = verify_rows_err(c, c->R, ak, bk);
-	if (ek > c->tol) {
-		int kind = verify_classify_rows(c, ak, bk, &st);
+	if (ek > c->tolp[VERIFY_K]) {
+		int kind = verify_classify_rows(c, ak, bk, c->tolp[VERIFY_K], &st);
 		if (st != RF_OK)
 			return st;
 		bool linear = kind == 1;
 		Finding f = verify_finding(linear ? FIND_K_NOT_ORTHOGONAL
 						  : FIND_K_UNEXPLAINED,
 					   LEVEL_SCORE, gb, gb * c->hpg, "W_k", ek);
-		f.tol = c->tol;
+		f.tol = c->tolp[VERIFY_K];
 		if (linear)
 			f.norm = procrustes_ortho_defect(c->R2, d);
 		verify_break(v, linear ? VERIFY_WHY_NOT_ORTHOGONAL
@@ -74,7 +76,7 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	double *Rk = v->plan.rk + ga * dd;
 	commutant_project(c->R, &a->rope, c->freqs, d, Rk);
 	double ec = verify_rows_err(c, Rk, ak, bk);
-	if (ec > c->tol) {
+	if (ec > c->tolp[VERIFY_K]) {
 		memcpy(Rk, c->R, dd * sizeof(double));
 		v->commuting[ga] = false;
 		return explain_noncommuting(c, c->R, gb, ga, ec);
@@ -84,8 +86,9 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	commutant_angles(Rk, &a->rope, d, v->angles + ga * c->np);
 	if (a->bk) {
 		bool left;
-		double e = verify_bias_err(c, Rk, a->bk + ga * d, b->bk + gb * d, &left);
-		if (e > c->tol) {
+		double e = verify_bias_err(c, Rk, a->bk + ga * d, b->bk + gb * d,
+					   c->tolp[VERIFY_K], &left);
+		if (e > c->tolp[VERIFY_K]) {
 			Finding f = verify_finding(left ? FIND_BK_LEFT
 							: FIND_BK_UNEXPLAINED,
 						   LEVEL_SCORE, gb, gb * c->hpg,
@@ -100,11 +103,12 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	for (size_t j = 0; j < c->hpg; j++) {
 		size_t ha = ga * c->hpg + j, hb = gb * c->hpg + j;
 		const double *aq = a->wq + ha * dD, *bq = b->wq + hb * dD;
-		verify_note_direct(c, procrustes_rel_diff(aq, c->D, bq, c->D, d, c->D));
+		verify_note_direct(c, procrustes_rel_diff(aq, c->D, bq, c->D, d, c->D),
+				   c->tolp[VERIFY_Q]);
 		double eq = verify_rows_err(c, Rk, aq, bq);
 		memcpy(v->plan.rq + ha * dd, Rk, dd * sizeof(double));
-		if (eq > c->tol) {
-			int kind = verify_classify_rows(c, aq, bq, &st);
+		if (eq > c->tolp[VERIFY_Q]) {
+			int kind = verify_classify_rows(c, aq, bq, c->tolp[VERIFY_Q], &st);
 			if (st != RF_OK)
 				return st;
 			memcpy(v->plan.rq + ha * dd, c->R2, dd * sizeof(double));
@@ -118,7 +122,7 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 				VERIFY_WHY_UNEXPLAINED};
 			Finding f = verify_finding(gqa ? FIND_Q_GROUP_DIFFERS : code[kind],
 						   LEVEL_SCORE, gb, hb, "W_q", eq);
-			f.tol = c->tol;
+			f.tol = c->tolp[VERIFY_Q];
 			f.other_head = gb * c->hpg;
 			f.norm = kind == 1 ? procrustes_ortho_defect(c->R2, d)
 					   : verify_frob_diff(c->R2, Rk, dd);
@@ -131,8 +135,8 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		if (a->bq) {
 			const double *qa = a->bq + ha * d, *qb = b->bq + hb * d;
 			bool left;
-			double e = verify_bias_err(c, Rk, qa, qb, &left);
-			if (e > c->tol) {
+			double e = verify_bias_err(c, Rk, qa, qb, c->tolp[VERIFY_Q], &left);
+			if (e > c->tolp[VERIFY_Q]) {
 				Finding f = verify_finding(left ? FIND_BQ_LEFT
 								: FIND_BQ_UNEXPLAINED,
 							   LEVEL_SCORE, gb, hb, "b_q", e);
@@ -159,7 +163,7 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 			}
 		}
 		double e = den > 0 ? sqrt(num / den) : sqrt(num);
-		if (e > c->tol) {
+		if (e > c->tolp[VERIFY_K]) {
 			Finding f = verify_finding(FIND_QK_NORM_BLOCKS, LEVEL_SCORE, gb,
 						   gb * c->hpg, t ? "k_norm" : "q_norm",
 						   e);

@@ -18,7 +18,7 @@ bool verify_check_plain(VerifyCtx *c, const double *x, const double *y,
 	if (!x && !y)
 		return true;
 	double e = (x && y) ? procrustes_rel_diff(y, n, x, n, 1, n) : INFINITY;
-	verify_note_direct(c, e);
+	verify_note_direct(c, e, c->tol);
 	if (e <= c->tol) {
 		verify_note_err(c, e);
 		return true;

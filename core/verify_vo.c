@@ -18,20 +18,20 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	const double *av = a->wv + ga * dD, *bv = b->wv + gb * dD;
 	double *Rv = v->plan.rv + ga * dd;
 	*ok = false;
-	verify_note_direct(c, procrustes_rel_diff(av, D, bv, D, d, D));
+	verify_note_direct(c, procrustes_rel_diff(av, D, bv, D, d, D), c->tolp[VERIFY_V]);
 	RfStatus st = procrustes_rotation(av, D, bv, D, d, D, Rv);
 	if (st != RF_OK)
 		return st;
 	bool orth = true;
 	double ev = verify_rows_err(c, Rv, av, bv);
-	if (ev > c->tol) {
-		int kind = verify_classify_rows(c, av, bv, &st);
+	if (ev > c->tolp[VERIFY_V]) {
+		int kind = verify_classify_rows(c, av, bv, c->tolp[VERIFY_V], &st);
 		if (st != RF_OK)
 			return st;
 		if (kind != 1) {
 			Finding f = verify_finding(FIND_V_UNEXPLAINED, LEVEL_HEAD, gb,
 						   gb * c->hpg, "W_v", ev);
-			f.tol = c->tol;
+			f.tol = c->tolp[VERIFY_V];
 			verify_break(v, VERIFY_WHY_UNEXPLAINED, &f);
 			return RF_OK;
 		}
@@ -44,8 +44,8 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	if (a->bv) {
 		const double *va = a->bv + ga * d, *vb = b->bv + gb * d;
 		bool left;
-		double e = verify_bias_err(c, Rv, va, vb, &left);
-		if (e > c->tol) {
+		double e = verify_bias_err(c, Rv, va, vb, c->tolp[VERIFY_V], &left);
+		if (e > c->tolp[VERIFY_V]) {
 			Finding f = verify_finding(left ? FIND_BV_LEFT
 							: FIND_BV_UNEXPLAINED,
 						   LEVEL_HEAD, gb, gb * c->hpg, "b_v", e);
@@ -59,7 +59,7 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		size_t ha = ga * c->hpg + j, hb = gb * c->hpg + j;
 		const double *ao = a->wo + ha * d, *bo = b->wo + hb * d;
 		double eo, plain = procrustes_rel_diff(ao, Hd, bo, Hd, D, d);
-		verify_note_direct(c, plain);
+		verify_note_direct(c, plain, c->tolp[VERIFY_O]);
 		memcpy(v->plan.ro + ha * dd, Rv, dd * sizeof(double));
 		if (orth) {
 			/* B_o,h == A_o,h R_v^T (D x d). */
@@ -74,11 +74,11 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 				    c->work, (int)d);
 			eo = procrustes_rel_diff(c->work, d, ao, Hd, D, d);
 		}
-		if (eo <= c->tol) {
+		if (eo <= c->tolp[VERIFY_O]) {
 			verify_note_err(c, eo);
 			continue;
 		}
-		if (plain <= c->tol) {
+		if (plain <= c->tolp[VERIFY_O]) {
 			Finding f = verify_finding(FIND_O_UNCHANGED, LEVEL_HEAD, gb, hb,
 						   "W_o", eo);
 			verify_break(v, VERIFY_WHY_O_NOT_ABSORBING, &f);
@@ -91,11 +91,11 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 			    (int)d, 1.0, ao, (int)Hd, c->R2, (int)d, 0.0, c->work,
 			    (int)d);
 		/* O absorbs some rotation: another one, or none at all */
-		bool other = procrustes_rel_diff(c->work, d, bo, Hd, D, d) <= c->tol;
+		bool other = procrustes_rel_diff(c->work, d, bo, Hd, D, d) <= c->tolp[VERIFY_O];
 		Finding f = verify_finding(other ? FIND_O_OTHER_ROTATION
 						 : FIND_O_UNEXPLAINED,
 					   LEVEL_HEAD, gb, hb, "W_o", eo);
-		f.tol = c->tol;
+		f.tol = c->tolp[VERIFY_O];
 		if (other) {
 			f.norm = verify_frob_diff(c->R2, Rv, dd);
 			f.flag = !orth;

@@ -16,6 +16,7 @@
 #include "data/layer_range.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
+#include "data/quant_bound.h"
 #include "data/sidecar.h"
 #include "data/workload.h"
 #include "data/writer.h"
@@ -41,6 +42,12 @@ typedef struct {
 			       * summed over layers (j->fold.qk_norm_exact) */
 	size_t qk_layers;     /* layers with such pairs or a held tail */
 	bool qk_tail;         /* some non-rotary block held to sign flips */
+	size_t quant_f16;     /* block-quantized tensors stored as F16 (the default) */
+	unsigned quant_in;    /* bit 1u << t: block types of the rotated tensors' input */
+	StoreDtype quant_out; /* the block type they were quantized to (STORE_COUNT: none) */
+	unsigned quant_outs;  /* bit 1u << t: every block type quantized to */
+	double quant_added;   /* worst ||stored - rotated||_F / ||rotated||_F of those */
+	double quant_own;     /* worst relative bound of the input's own quantization */
 	bool checked;         /* undo: the sidecar has checksums, so it was
 			       * checked against the folded file and "bit for
 			       * bit" is proven by them */
@@ -56,25 +63,25 @@ static int parse_float(const char *name, StoreDtype *dt)
 	return dtype_parse(name, dt) || !dtype_is_float(*dt) ? -1 : 0;
 }
 
-/* The dtype tensor t of the k-th layer is stored in. */
+/* The dtype tensor t of the k-th layer is stored in: an undo's is the one
+ * it had before the fold (a block quantization is quantized again: its
+ * blocks cannot be recovered from rotated values, so that undo is not bit
+ * for bit), else --dtype's, else its own; a block-quantized tensor's
+ * rotated values are no longer on its grid and go to F16 unless --dtype
+ * asks for a quantization. */
 static int out_dtype(FoldRun *r, size_t k, const TensorRef *t, StoreDtype *dt)
 {
 	if (r->undo) {
 		const char *in = sidecar_tensor_dtype_in(r->undo, r->undo_index[k], t->name);
-		if (in && !parse_float(in, dt))
+		if (in && !dtype_parse(in, dt) && (dtype_is_float(*dt) || dtype_is_block(*dt)))
 			return 0;
 	}
 	if (r->j->store_set) {
 		*dt = r->j->store;
 		return 0;
 	}
-	*dt = t->dtype;
-	if (dtype_is_float(t->dtype))
-		return 0;
-	snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: rotated weights cannot be "
-		 "re-stored in a block quantization; use --dtype f32", t->file, t->name,
-		 t->dtype_name);
-	return -1;
+	*dt = dtype_is_float(t->dtype) ? t->dtype : STORE_F16;
+	return 0;
 }
 
 /* Whether the k-th layer's QK-norm weight t (over all heads) is rewritten:
@@ -151,6 +158,14 @@ static int mark_tensors(FoldRun *r)
 		for (size_t i = 0; i < n; i++) {
 			if (writer_replace(r->w, rw[i].t, rw[i].dt, r->err, sizeof r->err))
 				return -1;
+			if (rw[i].q_norm < 0 && dtype_is_block(rw[i].t->dtype)) {
+				r->quant_in |= 1u << rw[i].t->dtype;
+				r->quant_f16 += rw[i].dt == STORE_F16 && !r->j->store_set;
+			}
+			if (rw[i].q_norm < 0 && dtype_is_block(rw[i].dt)) {
+				r->quant_out = rw[i].dt;
+				r->quant_outs |= 1u << rw[i].dt;
+			}
 			double u = dtype_unit_roundoff(rw[i].dt);
 			if (rw[i].q_norm < 0 && u > r->unit)
 				r->unit = u;
@@ -222,10 +237,11 @@ static int check_undo_input(FoldRun *r)
 
 /* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
  * fold records it in the sidecar with the checksums of its stored bytes
- * before and after; an undo compares the bytes it wrote with those the
- * sidecar recorded of the original (*same stays true while they agree). */
+ * before and after (and qb, the bound of its input's quantization, or
+ * NULL); an undo compares the bytes it wrote with those the sidecar
+ * recorded of the original (*same stays true while they agree). */
 static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
-			const double *v, WriterRounding *wr, bool *same)
+			const double *v, const QuantBound *qb, WriterRounding *wr, bool *same)
 {
 	uint64_t before = 0;
 	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
@@ -239,7 +255,7 @@ static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 		return 0;
 	}
 	SidecarTensor rec = {t->name, t->dtype_name, dtype_name(dt), before,
-			     wr->checksum};
+			     wr->checksum, qb ? qb->rel : 0, qb ? qb->rel_frob : 0};
 	if (sidecar_add_tensor(r->record, &rec)) {
 		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->j->out,
 			 t->name);
@@ -267,7 +283,7 @@ static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const Fold
 		}
 		int bad = model_norm_permute(t, q ? 1 : s->n_heads / s->n_kv_heads, s->head_dim,
 					     s->n_kv_heads, plan->perm, v, r->err, sizeof r->err) ||
-			  store_tensor(r, k, t, dt, v, &wr, same);
+			  store_tensor(r, k, t, dt, v, NULL, &wr, same);
 		free(v);
 		if (bad)
 			return -1;
@@ -350,6 +366,21 @@ static int undo_exact(FoldRun *r, size_t k, const Layer *a, const Layer *b,
 	return 0;
 }
 
+/* What storing a rotated tensor in dt did against the quantization of
+ * the input: the error a requantization added (relative, Frobenius) and
+ * qb, the bound of the input's own quantization (data/quant_bound.h). */
+static void note_quantization(FoldRun *r, const QuantBound *qb, StoreDtype dt,
+			      const WriterRounding *wr)
+{
+	if (dtype_is_block(dt)) {
+		double e = wr->frob > 0 ? wr->frob_err / wr->frob : 0;
+		if (e > r->quant_added)
+			r->quant_added = e;
+	}
+	if (qb->rel_frob > r->quant_own)
+		r->quant_own = qb->rel_frob;
+}
+
 /* Load, fold and store the k-th layer. */
 static int fold_layer(FoldRun *r, size_t k)
 {
@@ -392,14 +423,21 @@ static int fold_layer(FoldRun *r, size_t k)
 			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
 			goto out;
 		}
+		/* a block-quantized input's bound: recorded, and reported */
+		QuantBound qb;
 		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
-			  out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, v, &wr, &same);
+			  out_dtype(r, k, tr, &dt) ||
+			  (!r->undo && quant_bound_tensor(tr, &qb, r->err, sizeof r->err)) ||
+			  store_tensor(r, k, tr, dt, v, !r->undo && qb.quantized ? &qb : NULL,
+				       &wr, &same);
 		free(v);
 		if (bad)
 			goto out;
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
 		if (e > rel)
 			rel = e;
+		if (!r->undo && (dtype_is_block(dt) || qb.quantized))
+			note_quantization(r, &qb, dt, &wr);
 	}
 	if (put_norms(r, k, &lt, &plan, &same))
 		goto out;
@@ -616,6 +654,12 @@ static int fill_outcome(const FoldRun *r, FoldOutcome *res)
 		snprintf(res->sidecar, sizeof res->sidecar, "%s", writer_sidecar_path(r->w));
 	}
 	res->sidecar_removed = r->stale_removed;
+	res->quant_as_f16 = r->quant_f16;
+	res->quant_types_in = r->quant_in;
+	res->quant_out = r->quant_out;
+	res->quant_types_out = r->quant_outs;
+	res->quant_added_rel = r->quant_added;
+	res->quant_own_rel = r->quant_own;
 	return 0;
 }
 
@@ -624,6 +668,7 @@ int fold_job_run(const FoldJob *job, FoldOutcome *out, char *err, size_t errlen)
 	FoldRun r;
 	memset(&r, 0, sizeof r);
 	r.j = job;
+	r.quant_out = STORE_COUNT;
 	int rc = 0;
 	if (!job->model_path || !job->out) {
 		snprintf(r.err, sizeof r.err, "a checkpoint and an output path are needed");

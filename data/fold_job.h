@@ -47,8 +47,10 @@ typedef struct {
 	RopeOverride rope;          /* RoPE fields given: the fold is built for them */
 	const char *layers;         /* "all", "N" or "N..M" (NULL: all) */
 	const char *layers_flag;    /* the flag it came from, for messages (NULL: --layers) */
-	bool store_set;             /* store rotated tensors as store, not their own */
-	StoreDtype store;           /* STORE_F32 or STORE_F64 */
+	bool store_set;             /* store rotated tensors as store, not their own
+				     * (a block-quantized one's own is F16) */
+	StoreDtype store;           /* a float type, or a block quantization
+				     * (GGUF only; the rotated values quantized) */
 	const char *undo;           /* a sidecar whose fold to undo, or NULL */
 	bool force;                 /* replace an existing output */
 	const char *replace_hint;   /* how the caller asks for force, for the message
@@ -84,6 +86,18 @@ typedef struct {
 	size_t stale_removed;       /* temporaries of runs that died, removed */
 	char sidecar[4200];         /* where OUT's sidecar goes (written by a fold) */
 	bool sidecar_removed;       /* undo: OUT's old sidecar (above) was removed */
+	/* Block-quantized input (a fold): the rotated values are off the
+	 * blocks' grids. */
+	size_t quant_as_f16;        /* such tensors stored as F16 (no --dtype) */
+	unsigned quant_types_in;    /* bit 1u << t: their block types */
+	StoreDtype quant_out;       /* --dtype's block type they were quantized
+				     * to, STORE_COUNT for none */
+	unsigned quant_types_out;   /* bit 1u << t: every block type quantized to
+				     * (an undo: the originals' types) */
+	double quant_added_rel;     /* worst relative (Frobenius) error that
+				     * quantizing them added */
+	double quant_own_rel;       /* worst relative (Frobenius) bound of the
+				     * input's own quantization of them */
 } FoldOutcome;
 
 /* Run the job. 0, or -1 with one line in err. out is filled either way. */

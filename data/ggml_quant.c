@@ -680,3 +680,75 @@ double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nbl
 	}
 	return step;
 }
+
+/* ---- the quantization error bound --------------------------------------------- */
+
+/* How far from its stored value v = s l + o each input may have been, by
+ * the format alone (what verify tolerates, data/quant_bound.c):
+ *
+ * - half the sub-block's step |s| times the wider of the gaps from l to
+ *   its neighbouring levels (1 on the linear grids; IQ4's non-linear
+ *   levels have gaps from 11 to 24), for round-to-nearest on the grid;
+ * - at an end of the grid (the lowest or highest code, or |l| >= nmax),
+ *   where the quantizers clamp (Q4_0's code 7 d takes inputs up to 8 d, a
+ *   fitted K-quant scale may leave a sub-block's extremes outside), the
+ *   whole step to the inner neighbour;
+ * - for the types that round on the grid of their f32 scale and then
+ *   store it in f16 (Q4_0 .. Q8_0, IQ4_NL, IQ4_XS), (|l| + gap) u more,
+ *   u = half an f16 ulp of d (2^-25 where d is subnormal or 0: a scale
+ *   that underflowed), since the stored d is within u of the f32 one (and
+ *   the input within half a step of the f32 grid), and half an ulp of
+ *   the min for Q4_1, Q5_1;
+ * - a K-quant sub-block whose scale rounded to level 0 (or whose d
+ *   underflowed f16) has step 0: its bound is the width the cells above
+ *   estimate, (nmax + 1) (|sc| + 1) U + (|mn| + 1) Umin, U = |d| and Umin
+ *   = |dmin| each plus half its f16 ulp.
+ * The sum of the squares and the largest go out (the caller adds blocks
+ * up, tensor by tensor). */
+void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
+		      double *sum_sq, double *max)
+{
+	const TypeDesc *td = &types[t];
+	size_t B = dtype_block(t), per = B / td->nsub;
+	int ncode = 1 << td->bits;
+	double gap = td->iq4 ? IQ4_MAX_GAP : 1;
+	float lev[256];
+	level_table(td, lev);
+	double ss = 0, mx = 0;
+	for (size_t k = 0; k < nblocks; k++) {
+		QFields f;
+		float scale[16], offset[16];
+		ggml_quant_unpack(t, blocks + k * dtype_block_bytes(t), &f);
+		block_grid(t, &f, scale, offset);
+		double d = t == STORE_Q8_K ? fabs((double)f.d32)
+					   : fabs((double)ggml_quant_f16_to_f32(f.d));
+		double m = td->min ? fabs((double)ggml_quant_f16_to_f32(f.m)) : 0;
+		for (size_t e = 0; e < B; e++) {
+			size_t j = e / per;
+			int c = f.q[e];
+			double as = fabs((double)scale[j]), l = fabs((double)lev[c]), h;
+			double glo = c > 0 ? (double)lev[c] - lev[c - 1] : 0;
+			double ghi = c < ncode - 1 ? (double)lev[c + 1] - lev[c] : 0;
+			bool low = c == 0 || (lev[c] < 0 && l >= td->nmax);
+			if (scale[j] == 0 && td->nsub > 1)
+				h = (td->nmax + 1) * (sub_level(t, &f, j) + 1) *
+					    (d + f16_half_ulp((float)d)) +
+				    (td->min == 'k' ? ((double)f.mn[j] + 1) *
+							      (m + f16_half_ulp((float)m))
+						    : 0);
+			else if (c == 0 || c == ncode - 1 || l >= td->nmax)
+				h = as * (low ? ghi : glo);
+			else
+				h = as * fmax(glo, ghi) / 2;
+			if (td->f32_scale)
+				h += (l + gap) * sub_level(t, &f, j) * f16_half_ulp((float)d) +
+				     (td->min ? f16_half_ulp((float)m) : 0);
+			ss += h * h;
+			if (h > mx)
+				mx = h;
+		}
+	}
+	*sum_sq += ss;
+	if (mx > *max)
+		*max = mx;
+}

@@ -59,6 +59,14 @@ void ggml_quant_cells(StoreDtype q, const unsigned char *blocks, size_t nblocks,
  * nblocks blocks (the step; round-to-nearest errs by half of it). */
 double ggml_quant_max_step(StoreDtype q, const unsigned char *blocks, size_t nblocks);
 
+/* The format's bound on each stored value's distance from the input it
+ * stands for (half a step of its sub-block's grid, a whole step at the
+ * grid's ends where the quantizers clamp, plus the f16 rounding of an f32
+ * scale: the derivation is in ggml_quant.c), over nblocks blocks: the sum
+ * of the squares is added to *sum_sq, the largest raises *max. */
+void ggml_quant_bound(StoreDtype q, const unsigned char *blocks, size_t nblocks,
+		      double *sum_sq, double *max);
+
 /* IEEE half to float (exact), and float to the nearest half (ties to
  * even, overflow to infinity, NaN to a quiet NaN): ggml's conversions. */
 float ggml_quant_f16_to_f32(uint16_t h);

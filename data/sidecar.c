@@ -264,10 +264,14 @@ int sidecar_add_tensor(Sidecar *s, const SidecarTensor *t)
 	char in[17], out[17];
 	checksum_format(t->sum_in, in);
 	checksum_format(t->sum_out, out);
-	return json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", t->name,
-						  "dtype_in", t->dtype_in, "dtype_out",
-						  t->dtype_out, "checksum_in", in, "checksum_out",
-						  out));
+	json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", t->name, "dtype_in",
+			      t->dtype_in, "dtype_out", t->dtype_out, "checksum_in", in,
+			      "checksum_out", out);
+	if (e && t->quant_in > 0 && isfinite(t->quant_in)) {
+		json_object_set_new(e, "quant_bound_in", json_real(t->quant_in));
+		json_object_set_new(e, "quant_bound_in_frob", json_real(t->quant_in_frob));
+	}
+	return json_array_append_new(a, e);
 }
 
 void sidecar_set_rounding(Sidecar *s, double max_rel_rounding)
@@ -530,6 +534,15 @@ static void tensor_of(json_t *e, SidecarTensor *out)
 	out->dtype_in = json_string_value(json_object_get(e, "dtype_in"));
 	out->dtype_out = json_string_value(json_object_get(e, "dtype_out"));
 	out->sum_in = out->sum_out = 0;
+	/* optional; a number that is not positive and finite is none */
+	json_t *q = json_object_get(e, "quant_bound_in");
+	json_t *qf = json_object_get(e, "quant_bound_in_frob");
+	out->quant_in = json_is_number(q) ? json_number_value(q) : 0;
+	out->quant_in_frob = json_is_number(qf) ? json_number_value(qf) : 0;
+	if (!(out->quant_in > 0 && isfinite(out->quant_in)))
+		out->quant_in = 0;
+	if (!(out->quant_in_frob > 0 && isfinite(out->quant_in_frob)))
+		out->quant_in_frob = 0;
 	json_t *a = json_object_get(e, "checksum_in"), *b = json_object_get(e, "checksum_out");
 	if (a && b) {
 		checksum_parse(json_string_value(a), &out->sum_in);
@@ -564,6 +577,15 @@ bool sidecar_layer_seed_of(const Sidecar *s, size_t k, uint64_t *seed)
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return false;
 	*seed = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+bool sidecar_layer_index(const Sidecar *s, size_t k, size_t *layer)
+{
+	json_t *v = json_object_get(json_array_get(s->layers, k), "layer");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*layer = (size_t)json_integer_value(v);
 	return true;
 }
 

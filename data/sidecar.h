@@ -22,7 +22,8 @@
  *                "permutation": [perm of kv groups],
  *                "rotations": {"q": [H], "k": [G], "v": [G], "o": [H]},
  *                "tensors": [{"name", "dtype_in", "dtype_out",
- *                             "checksum_in", "checksum_out"}],
+ *                             "checksum_in", "checksum_out",
+ *                             "quant_bound_in", "quant_bound_in_frob"}],
  *                "max_rel_rounding": x, "checksum": C}, ...]}
  *
  * Each rotation is {"angles": [r/2 pair angles], "tail": [[...]]} when it
@@ -39,7 +40,13 @@
  * holds them (every number by its bits), so that a sidecar whose
  * rotations were edited is refused when it loads. A sidecar without the
  * "checksum" key was written by an older ropefold: it loads, and
- * sidecar_has_checksums() says that nothing can be checked. */
+ * sidecar_has_checksums() says that nothing can be checked.
+ *
+ * quant_bound_in and quant_bound_in_frob (only for a tensor whose dtype_in
+ * is a block quantization) are the relative bounds of its input's
+ * quantization (data/quant_bound.h: QuantBound's rel and rel_frob): the
+ * folded values carry that error, which verify of the folded file against
+ * the weights before quantization tolerates. */
 
 typedef struct Sidecar Sidecar;
 
@@ -65,6 +72,8 @@ typedef struct {
 	const char *name;
 	const char *dtype_in, *dtype_out;   /* "F32", "BF16", ... */
 	uint64_t sum_in, sum_out;           /* checksums of the stored bytes */
+	double quant_in, quant_in_frob;     /* dtype_in's quantization bound,
+					     * relative (0: none recorded) */
 } SidecarTensor;
 
 /* Record a rewritten tensor of the last layer added. */
@@ -95,6 +104,8 @@ void sidecar_tensor_get(const Sidecar *s, size_t k, size_t i, SidecarTensor *out
 int sidecar_tensor_find(const Sidecar *s, size_t k, const char *name, SidecarTensor *out);
 /* The seed recorded for the k-th layer: false when none is. */
 bool sidecar_layer_seed_of(const Sidecar *s, size_t k, uint64_t *seed);
+/* The layer index the k-th entry records: false when it records none. */
+bool sidecar_layer_index(const Sidecar *s, size_t k, size_t *layer);
 /* The plan of the k-th recorded layer (its layer index in *layer). */
 int sidecar_layer_plan(const Sidecar *s, size_t k, size_t *layer, FoldPlan *plan,
 		       char *err, size_t errlen);

@@ -2,13 +2,18 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "data/checksum.h"
 #include "data/layer_range.h"
+#include "data/model_tensors.h"
+#include "data/quant_bound.h"
+#include "data/sidecar.h"
 #include "data/verify_job.h"
 
 /* The layers are decided by a few workers at once, each on its own pair
@@ -23,6 +28,7 @@ typedef struct {
 	Model *ma, *mb;
 	size_t lo, hi;
 	const VerifyOptions *vo;
+	Sidecar *const *sc;            /* A's and B's fold sidecars, or NULL */
 	const double *x;               /* seq x D confirmation input, or NULL */
 	VerifyOutcome *out;
 	TaskQueue q;                   /* tasks: layers lo + t */
@@ -34,6 +40,103 @@ typedef struct {
 	char *err;
 	size_t errlen;
 } LayerRun;
+
+/* The tensor holding part p (core/verify.h's VerifyPart) of a layer. */
+static const TensorRef *part_tensor(const LayerTensorRefs *lt, int p)
+{
+	static const AttnTensor split[VERIFY_PARTS] = {ATT_Q, ATT_K, ATT_V, ATT_O};
+	return lt->t[split[p]] ? lt->t[split[p]] : p < VERIFY_O ? lt->t[ATT_QKV] : NULL;
+}
+
+/* The sidecar a fold wrote beside checkpoint path (path.fold.json, or
+ * fold.json inside a folder), when there is one that loads for m's shape;
+ * else NULL. */
+static Sidecar *fold_sidecar(const char *path, const Model *m)
+{
+	char sc[4200];
+	struct stat st;
+	bool dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	snprintf(sc, sizeof sc, dir ? "%s/fold.json" : "%s.fold.json", path);
+	Sidecar *s = NULL;
+	char err[256];
+	if (stat(sc, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    sidecar_load(sc, &model_info(m)->shape, &s, err, sizeof err))
+		return NULL;
+	return s;
+}
+
+/* The quantization a fold's rotated tensor t (of layer i) carries from its
+ * input, as the sidecar sc recorded it: 0 when sc records none, or t's
+ * bytes are not those the fold wrote (a sidecar of another file). */
+static void carried_bound(const Sidecar *sc, size_t i, const TensorRef *t, double *rel,
+			 double *frob, StoreDtype *dt)
+{
+	*rel = *frob = 0;
+	for (size_t k = 0; sc && k < sidecar_layer_count(sc); k++) {
+		size_t li;
+		SidecarTensor rec;
+		char err[256];
+		uint64_t h;
+		if (!sidecar_layer_index(sc, k, &li) || li != i ||
+		    sidecar_tensor_find(sc, k, t->name, &rec) || !(rec.quant_in > 0) ||
+		    dtype_parse(rec.dtype_in, dt) || !dtype_is_block(*dt))
+			continue;
+		if (checksum_tensor(t, &h, err, sizeof err) || h != rec.sum_out)
+			return;
+		*rel = rec.quant_in;
+		*frob = rec.quant_in_frob;
+		return;
+	}
+}
+
+/* Layer i's tolerances from the stored dtypes of A's and B's tensors, part
+ * by part: the coarser float's roundoff for the layer, and each part's
+ * quantization bound (data/quant_bound.h), A's and B's added; a side that
+ * is a fold of a quantized model (its sidecar records the bound of its
+ * input's quantization) adds that bound too. */
+static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i,
+			    VerifyOptions *vo, char *err, size_t errlen)
+{
+	Model *m[2] = {ma, mb};
+	LayerTensorRefs lt[2];
+	double u = 0;
+	for (int s = 0; s < 2; s++)
+		if (model_layer_tensors(m[s], i, &lt[s], err, errlen))
+			return -1;
+	for (int s = 0; s < 2; s++) {
+		for (int p = 0; p < VERIFY_PARTS; p++) {
+			const TensorRef *t = part_tensor(&lt[s], p);
+			const TensorRef *other = part_tensor(&lt[1 - s], p);
+			QuantBound qb;
+			if (!t)
+				continue;
+			/* a fold's carried quantization, unless the other side is
+			 * quantized itself (then most likely the fold's input,
+			 * whose bound is counted) */
+			double cr = 0, cf = 0;
+			StoreDtype cd = STORE_F32;
+			if (other && dtype_is_float(other->dtype))
+				carried_bound(sc[s], i, t, &cr, &cf, &cd);
+			if (cr > 0) {
+				vo->quant[p] += cr;
+				vo->quant_frob[p] += cf;
+				vo->quant_types |= 1u << cd;
+			}
+			if (dtype_is_float(t->dtype)) {
+				double ut = dtype_unit_roundoff(t->dtype);
+				u = ut > u ? ut : u;
+				continue;
+			}
+			if (quant_bound_tensor(t, &qb, err, errlen))
+				return -1;
+			vo->quant[p] += qb.rel;
+			vo->quant_frob[p] += qb.rel_frob;
+			vo->quant_types |= 1u << t->dtype;
+		}
+	}
+	vo->unit_roundoff = u;
+	return 0;
+}
 
 /* One worker's layers, kept from task to task. */
 typedef struct {
@@ -49,7 +152,12 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 	if (model_reload_layer(r->ma, i, &w->a, err, errlen) ||
 	    model_reload_layer(r->mb, i, &w->b, err, errlen))
 		return -1;
-	RfStatus st = verify_layers(&w->a, &w->b, r->vo, v);
+	VerifyOptions lo = *r->vo;
+	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, err, errlen))
+		return -1;
+	if (!(lo.unit_roundoff > 0))
+		lo.unit_roundoff = r->vo->unit_roundoff;
+	RfStatus st = verify_layers(&w->a, &w->b, &lo, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
 		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
 				    rep);
@@ -147,6 +255,7 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	out->equivalent = true;
 	out->first_break = SIZE_MAX;
 	Model *ma = NULL, *mb = NULL;
+	Sidecar *sc[2] = {NULL, NULL};
 	double *x = NULL;
 	int rc = -1;
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
@@ -168,9 +277,12 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	size_t common = ia->n_layers < ib->n_layers ? ia->n_layers : ib->n_layers;
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	/* model_load_layer refuses NaN and Inf */
-	VerifyOptions vo = {ua > ub ? ua : ub, j->tol, true};
+	/* the floats' roundoff when no tensor of a layer is a float (each
+	 * layer's own dtypes decide, part by part: layer_tolerances);
+	 * model_reload_layer refuses NaN and Inf */
+	VerifyOptions vo = {.unit_roundoff = 0x1p-53, .tol = j->tol, .finite = true};
+	sc[0] = fold_sidecar(j->a, ma);
+	sc[1] = fold_sidecar(j->b, mb);
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
@@ -180,10 +292,12 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		}
 		layer_random_input(j->seed, j->seq, D, x);
 	}
-	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .x = x,
+	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .sc = sc, .x = x,
 		       .out = out, .err = err, .errlen = errlen};
 	rc = run_layers(&lr) < 0 ? -1 : 0;
 out:
+	sidecar_free(sc[0]);
+	sidecar_free(sc[1]);
 	free(x);
 	if (ma)
 		model_close(ma);

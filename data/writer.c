@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "data/checksum.h"
 #include "data/fileset.h"
+#include "data/ggml_quant.h"
 #include "data/model_tensors.h"
 #include "data/path.h"
 #include "data/publish.h"
@@ -64,6 +65,26 @@ static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
 		for (size_t j = 0; j < k; j++)
 			out[i * k + j] = (unsigned char)(u >> (8 * j));
 	}
+}
+
+/* n values (whole blocks) quantized to block type t into out, and v
+ * replaced by what the blocks decode to (float, widened exactly). -1 when
+ * a value is beyond what t can store. */
+static int quantize(StoreDtype t, double *v, size_t n, unsigned char *out)
+{
+	float *x = malloc((n ? n : 1) * sizeof(float));
+	if (!x)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)v[i];
+	int rc = ggml_quant_quantize(t, x, n / dtype_block(t), out);
+	if (!rc) {
+		ggml_quant_dequantize(t, out, n / dtype_block(t), x);
+		for (size_t i = 0; i < n; i++)
+			v[i] = x[i];
+	}
+	free(x);
+	return rc;
 }
 
 int writer_new(const Model *m, const char *in_path, const char *out_path,
@@ -138,11 +159,23 @@ int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 			 t->name);
 		return -1;
 	}
-	if (!dtype_is_float(dtype)) {
+	bool block = dtype_is_block(dtype) && dtype != STORE_Q8_K;
+	if (!dtype_is_float(dtype) && !block) {
 		char floats[64];
 		dtype_list(floats, sizeof floats, true);
 		snprintf(err, errlen, "%s: tensor %s: cannot store dtype %s (%s)", t->file, t->name,
-			 t->dtype_name, floats);
+			 dtype_name(dtype), floats);
+		return -1;
+	}
+	if (block && w->files[0].format != MODEL_FMT_GGUF) {
+		snprintf(err, errlen, "%s: tensor %s: only a GGUF holds ggml's block quantizations "
+			 "such as %s", t->file, t->name, dtype_name(dtype));
+		return -1;
+	}
+	if (block && (t->ndim == 0 || t->shape[t->ndim - 1] % dtype_block(dtype))) {
+		snprintf(err, errlen, "%s: tensor %s: rows of %zu values are not whole %s blocks "
+			 "of %zu", t->file, t->name, t->ndim ? t->shape[t->ndim - 1] : 0,
+			 dtype_name(dtype), dtype_block(dtype));
 		return -1;
 	}
 	if (w->files[0].format == MODEL_FMT_LLAMA2C && dtype != STORE_F32) {
@@ -280,16 +313,31 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	double *v = w->put_vals;
 	unsigned char *b = w->put_bytes;
 	memcpy(v, values, n * sizeof(double));
-	dtype_round(s->out_dtype, v, n);
-	WriterRounding rr = {0, 0, 0};
+	bool block = dtype_is_block(s->out_dtype);
+	if (block && quantize(s->out_dtype, v, n, b)) {
+		free(v);
+		free(b);
+		snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s", w->out,
+			 t->name, dtype_name(s->out_dtype));
+		return -1;
+	}
+	if (!block)
+		dtype_round(s->out_dtype, v, n);
+	WriterRounding rr = {0, 0, 0, 0, 0};
+	double se = 0, sv = 0;
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
 		if (!(e <= rr.max_abs_err))
 			rr.max_abs_err = e;
 		if (a > rr.max_abs)
 			rr.max_abs = a;
+		se += e * e;
+		sv += a * a;
 	}
-	encode(s->out_dtype, v, n, b);
+	rr.frob_err = sqrt(se);
+	rr.frob = sqrt(sv);
+	if (!block)
+		encode(s->out_dtype, v, n, b);
 	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
 	s->written = rc == 0;

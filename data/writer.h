@@ -71,17 +71,23 @@ typedef struct {
 	double max_abs_err;   /* max |stored - given| */
 	double max_abs;       /* max |given| */
 	uint64_t checksum;    /* of the bytes stored (data/checksum.h) */
+	double frob_err;      /* ||stored - given||_F */
+	double frob;          /* ||given||_F */
 } WriterRounding;
 
 /* Prepare writing a folded copy of m (opened from in_path) to out_path. */
 int writer_new(const Model *m, const char *in_path, const char *out_path,
 	       const WriterOptions *o, Writer **out, char *err, size_t errlen);
-/* Replace tensor t (of m) with values stored as dtype (F64/F32/F16/BF16). */
+/* Replace tensor t (of m) with values stored as dtype: F64/F32/F16/BF16,
+ * or in a GGUF one of ggml's block quantizations but Q8_K (quantized as
+ * llama.cpp's quantize does without an importance matrix: data/ggml_quant.h;
+ * its rows must be whole blocks). */
 int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 		   size_t errlen);
 /* Create the temporaries and copy every byte that is not replaced. */
 int writer_start(Writer *w, char *err, size_t errlen);
-/* Store t->nelem values of a replaced tensor (rounded to its dtype). */
+/* Store t->nelem values of a replaced tensor (rounded to its dtype, or
+ * quantized). */
 int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
 	       char *err, size_t errlen);
 /* Write the sidecar text, fsync and rename everything into place. */

@@ -38,7 +38,7 @@ rule() {
 	--kind) echo "haar, hadamard, pair-swap, pair-reflect or layout-mismatch" ;;
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
-	--dtype) echo "'keep', 'f32' or 'f64'" ;;
+	--dtype) echo "'keep', a float .* or a GGUF block quantization" ;;
 	*) echo "" ;;
 	esac
 }

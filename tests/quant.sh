@@ -95,11 +95,15 @@ grep -qx "            attention q Q4_K 4; k Q4_K 4; v Q4_K 2, Q6_K 2; o Q4_K 4" 
 grep -qx "dtype       Q4_K" "$tmp/out" && ok "info keeps its dtype line" ||
 	notok "info keeps its dtype line"
 
-# fold cannot re-store rotated weights in a block quantization yet: refused
-# unless --dtype f32; the f32 fold verifies.
-refused "fold of Q4_K weights" "$f" "block quantization" fold --model "$f" --out "$tmp/folded.gguf"
-[ ! -e "$tmp/folded.gguf" ] && ok "the refused fold wrote nothing" ||
-	notok "the refused fold wrote something"
+# rotated weights cannot keep their blocks: stored as F16 by default (one
+# stderr line says so), as F32 with --dtype f32; both verify
+# (tests/quant_fold_verify.sh has the requantized folds and the tolerances).
+run 0 "fold of the Q4_K_M fixture: rotated tensors as F16" fold --model "$f" \
+	--out "$tmp/folded-f16.gguf"
+grep -q "16 rotated Q4_K/Q6_K tensors cannot keep their blocks.*stored as F16" "$tmp/err" &&
+	ok "fold says the rotated Q4_K/Q6_K tensors went to F16" ||
+	notok "fold says the rotated Q4_K/Q6_K tensors went to F16"
+run 0 "verify: the F16 fold of the Q4_K_M fixture is a fold" verify "$f" "$tmp/folded-f16.gguf"
 run 0 "fold --dtype f32 of the Q4_K_M fixture" fold --model "$f" --out "$tmp/folded.gguf" \
 	--dtype f32
 run 0 "verify: the f32 fold of the Q4_K_M fixture is a fold" verify "$f" "$tmp/folded.gguf"

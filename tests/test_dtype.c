@@ -137,8 +137,10 @@ static void test_roundoff(void **state)
 	assert_close(dtype_unit_roundoff(STORE_F32), FLT_EPSILON / 2, 0);
 	assert_close(dtype_unit_roundoff(STORE_F16), 0x1p-11, 0);
 	assert_close(dtype_unit_roundoff(STORE_BF16), 0x1p-8, 0);
-	assert_close(dtype_unit_roundoff(STORE_Q8_0), 0x1p-8, 0);
-	assert_close(dtype_unit_roundoff(STORE_Q4_K), 0x1p-8, 0);
+	assert_close(dtype_unit_roundoff(STORE_Q8_0), 1.0 / 254, 0);
+	assert_close(dtype_unit_roundoff(STORE_Q4_K), 1.0 / 15, 0);
+	assert_close(dtype_quant_step(STORE_Q6_K), 1.0 / 32, 0);
+	assert_close(dtype_quant_step(STORE_F16), 0, 0);
 	assert_string_equal(dtype_name_of_roundoff(0x1p-11), "f16");
 	assert_string_equal(dtype_name_of_roundoff(0x1p-53), "f64");
 }

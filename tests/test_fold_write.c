@@ -305,7 +305,8 @@ static void test_gguf(void **state)
 	assert_true(same_bytes(f->in, f->undo));
 }
 
-/* GGUF F16 (narrow) and Q8_0 (refused unless --dtype f32). */
+/* GGUF F16 (narrow) and Q8_0 (rotated tensors as F16 by default, F32 or
+ * quantized again with --dtype). */
 static void test_gguf_narrow(void **state)
 {
 	Fx *f = *state;
@@ -315,9 +316,21 @@ static void test_gguf_narrow(void **state)
 	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
 	write_gguf(f, "q.gguf", "Q8_0");
 	PJ(f->out, "%s/q-folded.gguf", f->dir);
-	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 2);
-	assert_false(exists(f->out));
-	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", NULL), 0);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, NULL), 0);
+	Model *m = open_ok(f->out);
+	assert_string_equal(model_info(m)->attn_dtypes[1].v[0].name, "F16");
+	model_close(m);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "f32", "--force",
+				  NULL), 0);
+	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
+	assert_others_equal(f->in, f->out);
+	assert_int_equal(run_fold("--model", f->in, "--out", f->out, "--dtype", "q8_0", "--force",
+				  NULL), 0);
+	m = open_ok(f->out);
+	assert_string_equal(model_info(m)->attn_dtypes[1].v[0].name, "Q8_0");
+	model_close(m);
 	assert_relation(f->in, f->out, VERIFY_REL_COMMUTING_FOLD, SIZE_MAX);
 	assert_others_equal(f->in, f->out);
 }

@@ -6,6 +6,7 @@
 #include "core/fold.h"
 #include "core/fold_inverse.h"
 #include "core/layout_perm.h"
+#include "core/rng.h"
 #include "core/rope.h"
 #include "core/rotation_desc.h"
 #include "core/verify.h"
@@ -633,6 +634,69 @@ static void test_bf16_rounding(void **state)
 	pair_done(&v, &a, &b);
 }
 
+/* Move every entry of w (n) by a uniform amount of at most h times its rms,
+ * as round-to-nearest on a grid does. */
+static void quant_noise(double *w, size_t n, double h, uint64_t seed)
+{
+	Rng r;
+	double ss = 0;
+	rng_seed(&r, seed, 3);
+	for (size_t i = 0; i < n; i++)
+		ss += w[i] * w[i];
+	double a = h * sqrt(ss / (double)n);
+	for (size_t i = 0; i < n; i++)
+		w[i] += a * (2 * rng_uniform(&r) - 1);
+}
+
+/* Each part is judged at its own quantization bound: a commuting fold whose
+ * W_v carries a few percent of quantization noise is a fold when W_v's
+ * bound covers it, and not when the bound is another part's; a
+ * non-commuting fold breaks at any such bound. */
+static void test_quant_parts(void **state)
+{
+	(void)state;
+	Layer a, b;
+	lf_layer(&shapes[2], 41, &a);
+	FoldConfig cfg = fold_config_default();
+	lf_fold(&a, &cfg, &b, NULL);
+	size_t nk = b.shape.n_kv_heads * b.shape.head_dim * b.shape.d_model;
+	quant_noise(b.wv, nk, 0.04, 9);
+	VerifyOptions o = {0x1p-53, 0, {0, 0, 0.1, 0}, {0, 0, 0.04, 0}, 1u << STORE_Q4_K};
+	VerifyVerdict v;
+	assert_int_equal(verify_layers(&a, &b, &o, &v), RF_OK);
+	if (!v.equivalent)
+		fail_msg("%s", why_text(&v));
+	assert_true(v.rotated);
+	assert_true(v.part_tol[VERIFY_V] > 0.1 && v.part_tol[VERIFY_K] < 1e-9);
+	assert_true(v.max_err > 1e-3);
+	InvReport rep;
+	confirm(&a, &b, &v, &rep);
+	assert_true(report_ok(&rep));
+	assert_true(v.confirm_tol > 1e-3);
+	report_done(&rep);
+	char rel[FINDINGS_RELATION_MAX];
+	findings_verify_relation(&v, rel, sizeof rel);
+	assert_string_equal(rel, "commuting fold, up to Q4_K quantization");
+	verify_verdict_free(&v);
+	/* the same bound on W_k instead: W_v is unexplained */
+	VerifyOptions ok = {0x1p-53, 0, {0, 0.1, 0, 0}, {0, 0.04, 0, 0}, 1u << STORE_Q4_K};
+	assert_int_equal(verify_layers(&a, &b, &ok, &v), RF_OK);
+	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
+	assert_string_equal(v.brk.tensor, "W_v");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	/* a rotation mixing pairs is no quantization */
+	cfg.dropped = ASSUME_COMMUTES;
+	lf_fold(&a, &cfg, &b, NULL);
+	VerifyOptions all = {0x1p-53, 0, {0.1, 0.1, 0.1, 0.1}, {0.04, 0.04, 0.04, 0.04},
+			     1u << STORE_Q4_K};
+	assert_int_equal(verify_layers(&a, &b, &all, &v), RF_OK);
+	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
+	verify_verdict_free(&v);
+	layer_free(&a);
+	layer_free(&b);
+}
+
 /* ---- undo and descriptions ---------------------------------------------- */
 
 static void test_plan_inverse(void **state)
@@ -715,6 +779,7 @@ int main(void)
 		cmocka_unit_test(test_broken_conversions),
 		cmocka_unit_test(test_dtype_round),
 		cmocka_unit_test(test_bf16_rounding),
+		cmocka_unit_test(test_quant_parts),
 		cmocka_unit_test(test_plan_inverse),
 		cmocka_unit_test(test_rotation_desc),
 	};

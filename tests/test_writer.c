@@ -227,7 +227,7 @@ static void test_refusals(void **state)
 	WriterOptions o = {false, true, NULL, NULL, NULL, NULL};
 	Writer *w;
 	assert_int_equal(writer_new(m, in, out, &o, &w, err, sizeof err), 0);
-	assert_int_equal(writer_replace(w, q, STORE_Q8_0, err, sizeof err), -1);
+	assert_int_equal(writer_replace(w, q, STORE_Q8_K, err, sizeof err), -1);
 	assert_non_null(strstr(err, "cannot store dtype"));
 	assert_non_null(strstr(err, "(F64, F32, F16, BF16)"));
 	assert_int_equal(writer_replace(w, q, STORE_F32, err, sizeof err), 0);

@@ -19,7 +19,8 @@
 static void fold_help(void)
 {
 	printf("usage: ropefold fold --model IN --out OUT [fold options] [--layers all|N|N..M]\n"
-	       "                     [--layer N] [--dtype keep|f32|f64] [--force] [--json]\n"
+	       "                     [--layer N] [--dtype keep|f32|f64|f16|bf16|q8_0|q4_k|...]\n"
+	       "                     [--force] [--json]\n"
 	       "       ropefold fold --model FOLDED --out OUT --undo SIDECAR [--force]\n\n"
 	       "Write a copy of checkpoint IN (same format: an HF folder, a safetensors\n"
 	       "file with its config.json, GGUF, llama2.c) with the fold of the fold\n"
@@ -35,6 +36,12 @@ static void fold_help(void)
 	       "error is reported), or as F32 / F64 with --dtype f32 / f64 (GGUF and\n"
 	       "safetensors; llama2.c holds F32 only). Runtimes cannot run F64 GGUF\n"
 	       "weights (llama.cpp has no F64 matrix product): F64 is for an exact undo.\n"
+	       "A block-quantized tensor (GGUF Q4_K, Q6_K, Q8_0, ...) cannot keep its\n"
+	       "blocks: its rotated values are off their grids, so it is stored as F16\n"
+	       "(one stderr line says so), or quantized again with --dtype q8_0, q4_k,\n"
+	       "... (llama.cpp's reference quantizers; the error this adds is reported\n"
+	       "against the bound of the input's own quantization). Untouched tensors\n"
+	       "are copied byte for byte.\n"
 	       "A sidecar JSON (OUT.fold.json, or fold.json inside an output folder)\n"
 	       "records the seed, every rotation and checksums (SipHash-2-4) of each\n"
 	       "rewritten tensor's bytes before and after. --undo SIDECAR refuses a\n"
@@ -43,7 +50,9 @@ static void fold_help(void)
 	       "rule bit for bit when the fold was stored wider than the original (bf16\n"
 	       "with --dtype f32, f32 with --dtype f64); a fold re-stored in the\n"
 	       "original's own dtype comes back within a unit of roundoff, not bit for\n"
-	       "bit (rounding the rotated weights loses information). An undo reports\n"
+	       "bit (rounding the rotated weights loses information); a block-quantized\n"
+	       "original is quantized again, its values within its quantization step,\n"
+	       "its bytes (as a rule) not the original's. An undo reports\n"
 	       "each layer with the seed its sidecar recorded, \"bit for bit\" where the\n"
 	       "restored bytes have the original's checksums, else \"within the stored\n"
 	       "dtype's rounding\"; it writes no sidecar (its output is the original\n"
@@ -138,6 +147,34 @@ static json_t *json_known(bool known, double v)
 	return known ? json_real(v) : json_null();
 }
 
+/* "Q4_K/Q6_K": the block types of mask (bit 1u << t), in ggml's order. */
+static void quant_names(unsigned mask, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = 0;
+	for (int t = 0; t < STORE_COUNT && n < len; t++)
+		if (mask & (1u << t))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "/" : "",
+					      dtype_name((StoreDtype)t));
+}
+
+/* A fold of block-quantized tensors: where they went and what it cost. */
+static json_t *quant_json(const FoldOutcome *r)
+{
+	if (!r->quant_types_in && r->quant_out == STORE_COUNT)
+		return json_null();
+	json_t *in = json_array();
+	for (int t = 0; t < STORE_COUNT; t++)
+		if (r->quant_types_in & (1u << t))
+			json_array_append_new(in, json_string(dtype_name((StoreDtype)t)));
+	bool q = r->quant_out != STORE_COUNT;
+	return json_pack("{s:o, s:I, s:o, s:o, s:o}", "input_types", in, "stored_as_f16",
+			 (json_int_t)r->quant_as_f16, "quantized_to",
+			 q ? json_string(dtype_lower_name(r->quant_out)) : json_null(),
+			 "added_rel_err", q && !r->undo ? json_real(r->quant_added_rel) : json_null(),
+			 "input_bound_rel", r->undo ? json_null() : json_real(r->quant_own_rel));
+}
+
 static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 {
 	bool undo = r->undo;
@@ -171,6 +208,7 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 		json_object_set_new(doc, "removed_sidecar", r->sidecar_removed
 				    ? json_string(r->sidecar) : json_null());
 	}
+	json_object_set_new(doc, "quantization", quant_json(r));
 	json_object_set_new(doc, "qk_norm_pinned_pairs",
 			    json_integer((json_int_t)r->qk_norm_pinned));
 	json_object_set_new(doc, "layers", layers);
@@ -181,11 +219,16 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 
 static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 {
-	const char *dt = dtype_name_of_roundoff(r->unit_roundoff);
+	const char *dt = r->quant_out != STORE_COUNT ? dtype_lower_name(r->quant_out)
+						     : dtype_name_of_roundoff(r->unit_roundoff);
+	char qn[128];
+	quant_names(r->quant_types_in, qn, sizeof qn);
 	if (json) {
 		print_json(j, r, dt);
 		return;
 	}
+	char qo[128];
+	quant_names(r->quant_types_out, qo, sizeof qo);
 	printf("%s %zu layer%s of %s (%s) into %s\n", r->undo ? "undid the fold of" : "folded",
 	       r->nlayers, r->nlayers == 1 ? "" : "s", j->model_path,
 	       model_format_name(r->format), j->out);
@@ -196,6 +239,17 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 			       r->layers[k].max_rel_rounding);
 		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
 		       r->max_rel_rounding, eps_units(r), dt);
+		if (r->quant_out != STORE_COUNT && r->quant_types_in)
+			printf("quantized to %s: added relative error %.3g (Frobenius), against "
+			       "the input's own %s quantization bound %.3g\n",
+			       dtype_name(r->quant_out), r->quant_added_rel, qn, r->quant_own_rel);
+		else if (r->quant_out != STORE_COUNT)
+			printf("quantized to %s: relative error %.3g (Frobenius; the input was "
+			       "not quantized)\n", dtype_name(r->quant_out), r->quant_added_rel);
+		else if (r->quant_types_in)
+			printf("%zu %s tensor%s stored as F16 (their own quantization bound %.3g "
+			       "relative, Frobenius)\n", r->quant_as_f16, qn,
+			       r->quant_as_f16 == 1 ? "" : "s", r->quant_own_rel);
 		printf("sidecar %s\n", r->sidecar);
 		return;
 	}
@@ -205,9 +259,15 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		if (lo->seed_known)
 			snprintf(seed, sizeof seed, "seed %llu", (unsigned long long)lo->seed);
 		printf("  undid the fold of layer %zu (%s): %s%s%s\n", lo->layer, seed,
-		       lo->bit_for_bit ? "bit for bit" : "within ", lo->bit_for_bit ? "" : dt,
-		       lo->bit_for_bit ? "" : " rounding");
+		       lo->bit_for_bit ? "bit for bit" : "within ",
+		       lo->bit_for_bit ? "" : r->quant_types_out ? qo : dt,
+		       lo->bit_for_bit ? "" : r->quant_types_out ? " quantization" : " rounding");
 	}
+	if (r->quant_types_out && !r->bit_for_bit)
+		printf("quantized again to %s (llama.cpp's reference quantizers): the original's "
+		       "blocks cannot be recovered from rotated values, so the restored tensors "
+		       "hold the original's values within their %s quantization step, not its "
+		       "bytes\n", qo, qo);
 	if (r->bit_for_bit && r->checksums)
 		printf("restored bit for bit: every rewritten tensor holds the values stored "
 		       "before the fold (its checksum is the original's)\n");
@@ -215,8 +275,9 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		printf("restored bit for bit: every rewritten tensor holds the values stored "
 		       "before the fold (by the rounding bound; no checksums recorded)\n");
 	else if (r->checksums)
-		printf("restored within the stored dtype's rounding (%s), not bit for bit (the "
-		       "checksums differ from the original's)\n", dt);
+		printf("restored within the stored dtype's %s (%s), not bit for bit (the "
+		       "checksums differ from the original's)\n",
+		       r->quant_types_out ? "quantization" : "rounding", r->quant_types_out ? qo : dt);
 	else
 		printf("restored within the stored dtype's rounding (%s), not provably bit for "
 		       "bit, if the sidecar belongs to %s (it records no checksums to check "
@@ -256,6 +317,14 @@ static void print_notes(const FoldJob *j, const FoldOutcome *r)
 		fprintf(stderr, "ropefold fold: note: %s records no checksums (written by an older "
 			"ropefold): nothing checked that it belongs to %s, and \"bit for bit\" "
 			"below rests on the rounding bound alone\n", j->undo, j->model_path);
+	if (!r->undo && r->quant_as_f16) {
+		char qn[128];
+		quant_names(r->quant_types_in, qn, sizeof qn);
+		fprintf(stderr, "ropefold fold: note: %zu rotated %s tensor%s cannot keep %s "
+			"blocks (the rotated values are off their grids): stored as F16; --dtype "
+			"q8_0, q4_k, ... quantizes them again\n", r->quant_as_f16, qn,
+			r->quant_as_f16 == 1 ? "" : "s", r->quant_as_f16 == 1 ? "its" : "their");
+	}
 	if (!r->undo && j->store_set && j->store == STORE_F64 && r->format == MODEL_FMT_GGUF)
 		fprintf(stderr, "ropefold fold: note: %s holds F64 weights, which GGUF runtimes "
 			"(llama.cpp) cannot run; F64 is for an exact --undo\n", j->out);

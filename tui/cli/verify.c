@@ -41,7 +41,10 @@ static void verify_help(void)
 	       "  --layer N                the same as --layers N\n"
 	       "  --tol X                  relative tolerance of the weight checks (default\n"
 	       "                           3 units of roundoff of the coarser stored dtype:\n"
-	       "                           1.2e-2 bf16, 1.5e-3 f16, 1.8e-7 f32, 3.3e-16 f64)\n"
+	       "                           1.2e-2 bf16, 1.5e-3 f16, 1.8e-7 f32, 3.3e-16 f64;\n"
+	       "                           a block-quantized tensor adds the bound its\n"
+	       "                           format and stored scales put on its error, a\n"
+	       "                           fold of one the bound its sidecar records)\n"
 	       "  --precision f64|f32      compute precision of the confirming evaluation\n"
 	       "                           (default f64)\n"
 	       "  --json                   one JSON document on stdout\n"
@@ -127,6 +130,17 @@ static json_t *layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep
 			      v->heads_permuted, "layout_converted", v->layout_converted,
 			      "max_rel_err", isfinite(v->max_err) ? v->max_err : -1.0, "tol",
 			      v->tol);
+	/* each part's tolerance: the quantization bound of its stored blocks
+	 * (A's and B's) on top of tol */
+	json_t *pt = json_object(), *qt = json_array();
+	static const char *part[VERIFY_PARTS] = {"q", "k", "v", "o"};
+	for (int k = 0; k < VERIFY_PARTS; k++)
+		json_object_set_new(pt, part[k], json_real(v->part_tol[k]));
+	for (int t = 0; t < STORE_COUNT; t++)
+		if (v->quant_types & (1u << t))
+			json_array_append_new(qt, json_string(dtype_name((StoreDtype)t)));
+	json_object_set_new(o, "part_tol", pt);
+	json_object_set_new(o, "quantization", qt);
 	json_object_set_new(o, "heads_permutation", perm);
 	json_object_set_new(o, "rotations", rot);
 	json_object_set_new(o, "levels", rep ? levels_json(rep) : json_null());
@@ -140,8 +154,17 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 	if (v->equivalent) {
 		char desc[FINDINGS_RELATION_MAX];
 		findings_verify_relation(v, desc, sizeof desc);
-		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g)", i, desc,
+		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g", i, desc,
 		       v->max_err, v->tol);
+		bool plus = false;
+		for (int k = 0; k < VERIFY_PARTS; k++)
+			plus |= v->part_tol[k] > v->tol;
+		if (plus)
+			printf(" plus the quantization bound: W_q %.3g, W_k %.3g, W_v %.3g, "
+			       "W_o %.3g", v->part_tol[VERIFY_Q] - v->tol,
+			       v->part_tol[VERIFY_K] - v->tol, v->part_tol[VERIFY_V] - v->tol,
+			       v->part_tol[VERIFY_O] - v->tol);
+		printf(")");
 	} else {
 		const Finding *f = &v->brk;
 		char why[FINDINGS_WHY_MAX];

@@ -252,10 +252,29 @@ void findings_explain(const InvReport *rep, char *buf, size_t len)
 
 /* ======================= verify: the relation ============================ */
 
+/* "bf16 rounding", or "Q4_K/Q6_K quantization" when a part of either side
+ * is block-quantized (its types in ggml's order). */
+static void rounding_words(const VerifyVerdict *v, char *buf, size_t len)
+{
+	if (!v->quant_types) {
+		snprintf(buf, len, "%s rounding", dtype_name_of_roundoff(v->unit_roundoff));
+		return;
+	}
+	size_t n = 0;
+	buf[0] = 0;
+	for (int t = 0; t < STORE_COUNT && n < len; t++)
+		if (v->quant_types & (1u << t))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "/" : "",
+					      dtype_name((StoreDtype)t));
+	if (n < len)
+		snprintf(buf + n, len - n, " quantization");
+}
+
 void findings_verify_relation(const VerifyVerdict *v, char *buf, size_t len)
 {
+	char rw[160];
+	rounding_words(v, rw, sizeof rw);
 	size_t n = 0;
-	double u = v->unit_roundoff;
 	if (!len)
 		return;
 	buf[0] = 0;
@@ -276,8 +295,7 @@ void findings_verify_relation(const VerifyVerdict *v, char *buf, size_t len)
 	} else if (v->relation == VERIFY_REL_IDENTICAL) {
 		n += (size_t)snprintf(buf + n, len - n, "identical");
 	} else if (!v->heads_permuted) {
-		n += (size_t)snprintf(buf + n, len - n, "equal up to %s rounding",
-				      dtype_name_of_roundoff(u));
+		n += (size_t)snprintf(buf + n, len - n, "equal up to %s", rw);
 	}
 	if (v->heads_permuted && n < len) {
 		n += (size_t)snprintf(buf + n, len - n, "%s",
@@ -289,9 +307,9 @@ void findings_verify_relation(const VerifyVerdict *v, char *buf, size_t len)
 		if (n < len)
 			n += (size_t)snprintf(buf + n, len - n, "]");
 	}
-	if (v->rounded && v->relation != VERIFY_REL_ROUNDING && n < len)
-		n += (size_t)snprintf(buf + n, len - n, ", up to %s rounding",
-				      dtype_name_of_roundoff(u));
+	if ((v->rounded || (v->quant_types && v->rotated)) &&
+	    v->relation != VERIFY_REL_ROUNDING && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ", up to %s", rw);
 	if (v->vo_not_orthogonal && n < len)
 		snprintf(buf + n, len - n, " (V/O by an invertible, non-orthogonal map)");
 }

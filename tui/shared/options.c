@@ -335,7 +335,11 @@ static int set_layers(RunOptions *o, const FlagDef *fd, const char *v, char *err
 
 static int set_dtype(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
 {
-	if (strcmp(v, "keep") && strcmp(v, "f32") && strcmp(v, "f64"))
+	StoreDtype t;
+	/* keep, a float, or a block quantization fold can quantize to (not
+	 * Q8_K, ggml's intermediate of dot products) */
+	if (strcmp(v, "keep") && (dtype_parse(v, &t) || t == STORE_Q8_K ||
+				  strcmp(v, dtype_lower_name(t))))
 		return bad_value(fd, v, err, errlen);
 	o->dtype = v;
 	return 0;
@@ -415,7 +419,7 @@ static const FlagDef flags[] = {
 	{"--layers", OPT_FOLDIO, CAT_OTHER, "all|N|N..M", "layers to fold or verify (default all)",
 	 "layers to fold (default all)", "all, N or N..M (layer indices, N <= M)", 0, 0,
 	 set_layers, 0, NULL},
-	{"--dtype", OPT_FOLDIO, CAT_OTHER, "keep|f32|f64", "stored dtype of folded tensors (default keep)", NULL, "'keep', 'f32' or 'f64'", 0, 0,
+	{"--dtype", OPT_FOLDIO, CAT_OTHER, "keep|f32|f64|f16|bf16|q8_0|q4_k|...", "stored dtype of folded tensors (default keep; a block-quantized tensor's keep is f16)", NULL, "'keep', a float (f64, f32, f16, bf16) or a GGUF block quantization (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs)", 0, 0,
 	 set_dtype, 0, NULL},
 	{"--undo", OPT_FOLDIO, CAT_OTHER, "SIDECAR", "undo the fold recorded in a sidecar JSON", NULL, "a path to a sidecar JSON", 0, 0,
 	 set_path, AT(undo), NULL},
@@ -700,7 +704,9 @@ void opts_fold_job(const RunOptions *o, FoldJob *j)
 	j->layers = o->layers;
 	j->layers_flag = o->layers_flag;
 	j->store_set = o->dtype && strcmp(o->dtype, "keep");
-	j->store = o->dtype && !strcmp(o->dtype, "f64") ? STORE_F64 : STORE_F32;
+	j->store = STORE_F32;
+	if (j->store_set)
+		dtype_parse(o->dtype, &j->store);
 	j->undo = o->undo;
 	j->force = o->force;
 	/* A written fold is an exact rewrite: angles a learned QK-norm does
