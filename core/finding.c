@@ -73,6 +73,14 @@ static const char *const names[FIND_CODE_COUNT] = {
 	[FIND_CONV_K_QUERY_HEADS] = "conversion-k-query-heads",
 	[FIND_CONV_MISSED_QK] = "conversion-missed-qk",
 	[FIND_CONV_UNLABELLED] = "conversion-unlabelled",
+	[FIND_RES_EMBED_UNEXPLAINED] = "residual-embeddings-unexplained",
+	[FIND_RES_NORM_NOT_FUSED] = "residual-norm-not-fused",
+	[FIND_RES_HEAD_TWICE] = "residual-head-rotated-twice",
+	[FIND_RES_TIED_HEAD] = "residual-tied-head",
+	[FIND_RES_READER] = "residual-reader-unexplained",
+	[FIND_RES_WRITER] = "residual-writer-unexplained",
+	[FIND_RES_ONLINE_R4] = "residual-online-r4",
+	[FIND_RES_ONLINE_R3] = "residual-online-r3",
 };
 
 const char *finding_code_name(FindingCode code)

@@ -113,6 +113,25 @@ typedef enum {
 	FIND_CONV_MISSED_QK,       /* the layout changed, the rows did not */
 	FIND_CONV_UNLABELLED,      /* the rows moved, the label did not */
 
+	/* ---- verify: the residual frame (core/verify_residual.h; the layer
+	 * is VerifyResidual.layer) --------------------------------------- */
+	FIND_RES_EMBED_UNEXPLAINED, /* err, tol: no orthogonal R1 explains E_B */
+	FIND_RES_NORM_NOT_FUSED,    /* part 'a' (attention), 'm' (MLP), 'f'
+				     * (final): B's norm weight is not one; err:
+				     * max |w_B - 1| */
+	FIND_RES_HEAD_TWICE,        /* err: the head carries R1 twice (a tied
+				     * head rotated as embeddings and head) */
+	FIND_RES_TIED_HEAD,         /* B ties its head to the rotated embeddings,
+				     * so the final norm cannot be fused */
+	FIND_RES_READER,            /* tensor, err, tol: a reader R1 does not
+				     * explain */
+	FIND_RES_WRITER,            /* tensor, err, tol: a writer R1 does not
+				     * explain */
+	FIND_RES_ONLINE_R4,         /* tensor, err; flag: the extra rotation of
+				     * down_proj's input columns is a Hadamard */
+	FIND_RES_ONLINE_R3,         /* group; flag: the non-commuting Q/K
+				     * rotation is a Hadamard */
+
 	FIND_CODE_COUNT
 } FindingCode;
 

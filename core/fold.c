@@ -235,11 +235,15 @@ static void count_pins(const unsigned char *pins, size_t G, size_t np,
 	}
 }
 
-/* An independent V rotation: Haar (V needs no commutation). */
+/* An independent V rotation: Haar, or a randomised Hadamard when asked
+ * (V needs no commutation). */
 static RfStatus draw_v(const Layer *l, const FoldConfig *cfg, Rng *rng,
 		       double *R)
 {
-	RfStatus st = rotation_haar(l->shape.head_dim, rng, R);
+	RopeSpec flat = l->rope;
+	flat.rotary_dim = 0;   /* a Hadamard of V ignores the RoPE pairs */
+	RfStatus st = cfg->v_hadamard ? rotation_make(ROT_HADAMARD, &flat, l->shape.head_dim, rng, R)
+				      : rotation_haar(l->shape.head_dim, rng, R);
 	if (st == RF_OK && (cfg->dropped & ASSUME_ORTHOGONAL))
 		rotation_scale_pairs(&l->rope, l->shape.head_dim, rng, R);
 	return st;

@@ -49,6 +49,9 @@ typedef struct {
 			       * rotations the norm commutes with, so the fold
 			       * stays exact (SPEC 1). Off: arbitrary angles,
 			       * what the theorem alone predicts (check, tui) */
+	bool v_hadamard;      /* R_v drawn as a randomised Hadamard (Kronecker
+			       * construction for a head dim that is not a
+			       * power of two), not Haar: fold --vo hadamard */
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */

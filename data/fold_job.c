@@ -13,6 +13,7 @@
 #include "core/undo_proof.h"
 #include "data/checksum.h"
 #include "data/fold_job.h"
+#include "data/fold_residual.h"
 #include "data/layer_range.h"
 #include "data/model.h"
 #include "data/model_tensors.h"
@@ -51,6 +52,11 @@ typedef struct {
 	bool checked;         /* undo: the sidecar has checksums, so it was
 			       * checked against the folded file and "bit for
 			       * bit" is proven by them */
+	FoldResidual *res;    /* the residual rotation (fold --residual, or an
+			       * undo of one), or NULL */
+	size_t res_tensors;   /* tensors it rewrote beyond attention's fold */
+	size_t res_norms;     /* norms fused (or restored) */
+	bool untied;          /* the head was untied (by this fold, or the undone one) */
 	Layer in;             /* the layer being folded: its buffers are
 			       * reused from layer to layer */
 	char err[1024];
@@ -144,6 +150,72 @@ static int layer_rewrites(FoldRun *r, size_t k, const LayerTensorRefs *lt, Rewri
 	return 0;
 }
 
+/* ---- the residual rotation beyond attention's tensors --------------------- */
+
+/* Whether t is among the n rewrites of a layer (attention's fold). */
+static bool in_rewrites(const Rewrite *rw, size_t n, const TensorRef *t)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rw[i].t == t)
+			return true;
+	return false;
+}
+
+/* Whether plan entry e is one the residual pass itself writes for the
+ * k-th layer (k SIZE_MAX: the model level), not attention's fold. */
+static bool res_owns(const ResTensor *e, const FoldRun *r, size_t k, const Rewrite *rw,
+		     size_t n)
+{
+	size_t li = k == SIZE_MAX ? RES_MODEL_LEVEL : r->layers[k];
+	return e->layer == li && !in_rewrites(rw, n, e->t);
+}
+
+/* The dtype plan entry e is stored in: a norm keeps its own (1 and 0 are
+ * exact in any), the rest as a fold stores any rotated tensor; an undo
+ * stores each back in the dtype recorded. k SIZE_MAX: model level. */
+static int res_dtype(FoldRun *r, size_t k, const ResTensor *e, StoreDtype *dt)
+{
+	const TensorRef *t = e->t;
+	if (r->undo && k == SIZE_MAX) {
+		SidecarTensor st;
+		if (!sidecar_model_tensor_find(r->undo, t->name, &st) && !parse_float(st.dtype_in, dt))
+			return 0;
+	}
+	if (e->role == RES_ROLE_NORM || k == SIZE_MAX) {
+		if (e->role != RES_ROLE_NORM && r->j->store_set && !r->undo) {
+			*dt = r->j->store;
+			return 0;
+		}
+		*dt = t->dtype;
+		if (dtype_is_float(t->dtype))
+			return 0;
+		snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: the residual rotation cannot "
+			 "re-store it in a block quantization; use --dtype f32", t->file, t->name,
+			 t->dtype_name);
+		return -1;
+	}
+	return out_dtype(r, k, t, dt);
+}
+
+/* Mark what the residual pass writes at the k-th layer (SIZE_MAX: model
+ * level) beyond the n rewrites of attention's fold. */
+static int res_mark(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
+{
+	const ResPlan *p = fold_residual_plan(r->res);
+	for (size_t i = 0; i < p->n; i++) {
+		const ResTensor *e = &p->v[i];
+		StoreDtype dt;
+		if (!res_owns(e, r, k, rw, n))
+			continue;
+		if (res_dtype(r, k, e, &dt) || writer_replace(r->w, e->t, dt, r->err, sizeof r->err))
+			return -1;
+		double u = dtype_unit_roundoff(dt);
+		if (e->role != RES_ROLE_NORM && u > r->unit)
+			r->unit = u;
+	}
+	return 0;
+}
+
 /* Mark every tensor a fold changes in the chosen layers. */
 static int mark_tensors(FoldRun *r)
 {
@@ -170,8 +242,10 @@ static int mark_tensors(FoldRun *r)
 			if (rw[i].q_norm < 0 && u > r->unit)
 				r->unit = u;
 		}
+		if (r->res && res_mark(r, k, rw, n))
+			return -1;
 	}
-	return 0;
+	return r->res ? res_mark(r, SIZE_MAX, NULL, 0) : 0;
 }
 
 /* ---- undo: does the sidecar describe the folded file? ----------------------- */
@@ -179,6 +253,72 @@ static int mark_tensors(FoldRun *r)
 /* The k-th layer's rewritten tensors against what the sidecar recorded:
  * each recorded, each holding the bytes the fold wrote (checksum_out),
  * and nothing recorded that the layer does not have. */
+/* Whether tensor t holds the bytes a sidecar recorded as written (st):
+ * -1 with the message when not. li: its layer, SIZE_MAX model level. */
+static int check_written(FoldRun *r, const TensorRef *t, const SidecarTensor *st, size_t li)
+{
+	uint64_t h;
+	char got[17], want[17], where[48] = "";
+	if (checksum_tensor(t, &h, r->err, sizeof r->err))
+		return -1;
+	if (h == st->sum_out)
+		return 0;
+	checksum_format(h, got);
+	checksum_format(st->sum_out, want);
+	if (li != SIZE_MAX)
+		snprintf(where, sizeof where, " (layer %zu)", li);
+	snprintf(r->err, sizeof r->err, "%s: tensor %s%s is not what %s recorded (checksum %s, "
+		 "recorded %s): the sidecar belongs to another file", t->file, t->name, where,
+		 r->j->undo, got, want);
+	return -1;
+}
+
+/* Whether the residual pass writes a tensor of that name at the k-th
+ * layer (SIZE_MAX: model level) beyond the n rewrites. */
+static bool res_writes(const FoldRun *r, size_t k, const Rewrite *rw, size_t n,
+		       const char *name)
+{
+	const ResPlan *p = r->res ? fold_residual_plan(r->res) : NULL;
+	for (size_t i = 0; p && i < p->n; i++)
+		if (res_owns(&p->v[i], r, k, rw, n) && !strcmp(p->v[i].t->name, name))
+			return true;
+	return false;
+}
+
+/* The residual pass's tensors of the k-th layer (SIZE_MAX: the model
+ * level) against the sidecar: each recorded, each as written. */
+static int check_undo_res(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
+{
+	const ResPlan *p = r->res ? fold_residual_plan(r->res) : NULL;
+	size_t li = k == SIZE_MAX ? SIZE_MAX : r->layers[k];
+	for (size_t i = 0; p && i < p->n; i++) {
+		const ResTensor *e = &p->v[i];
+		SidecarTensor st;
+		if (!res_owns(e, r, k, rw, n))
+			continue;
+		int miss = k == SIZE_MAX ? sidecar_model_tensor_find(r->undo, e->t->name, &st)
+					 : sidecar_tensor_find(r->undo, r->undo_index[k], e->t->name, &st);
+		if (miss) {
+			snprintf(r->err, sizeof r->err, "%s: records no tensor %s, which the residual "
+				 "rotation rewrites; not the sidecar of %s", r->j->undo, e->t->name,
+				 r->j->model_path);
+			return -1;
+		}
+		if (check_written(r, e->t, &st, li))
+			return -1;
+	}
+	for (size_t j = 0; k == SIZE_MAX && j < sidecar_model_tensor_count(r->undo); j++) {
+		SidecarTensor st;
+		sidecar_model_tensor_get(r->undo, j, &st);
+		if (!res_writes(r, k, NULL, 0, st.name)) {
+			snprintf(r->err, sizeof r->err, "%s: records tensor %s, which %s does not "
+				 "rewrite; not its sidecar", r->j->undo, st.name, r->j->model_path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_undo_layer(FoldRun *r, size_t k)
 {
 	LayerTensorRefs lt;
@@ -189,31 +329,24 @@ static int check_undo_layer(FoldRun *r, size_t k)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		SidecarTensor st;
-		uint64_t h;
-		char got[17], want[17];
 		if (sidecar_tensor_find(r->undo, idx, rw[i].t->name, &st)) {
 			snprintf(r->err, sizeof r->err, "%s: layer %zu: records no tensor %s, which "
 				 "the fold rewrites; not the sidecar of %s", r->j->undo, li,
 				 rw[i].t->name, r->j->model_path);
 			return -1;
 		}
-		if (checksum_tensor(rw[i].t, &h, r->err, sizeof r->err))
+		if (check_written(r, rw[i].t, &st, li))
 			return -1;
-		if (h != st.sum_out) {
-			checksum_format(h, got);
-			checksum_format(st.sum_out, want);
-			snprintf(r->err, sizeof r->err, "%s: tensor %s (layer %zu) is not what %s "
-				 "recorded (checksum %s, recorded %s): the sidecar belongs to another "
-				 "file", rw[i].t->file, rw[i].t->name, li, r->j->undo, got, want);
-			return -1;
-		}
 	}
+	if (check_undo_res(r, k, rw, n))
+		return -1;
 	for (size_t j = 0; j < sidecar_tensor_count(r->undo, idx); j++) {
 		SidecarTensor st;
 		bool found = false;
 		sidecar_tensor_get(r->undo, idx, j, &st);
 		for (size_t i = 0; i < n && !found; i++)
 			found = !strcmp(rw[i].t->name, st.name);
+		found = found || res_writes(r, k, rw, n, st.name);
 		if (!found) {
 			snprintf(r->err, sizeof r->err, "%s: layer %zu: records tensor %s, which %s "
 				 "does not rewrite there; not its sidecar", r->j->undo, li, st.name,
@@ -232,31 +365,85 @@ static int check_undo_input(FoldRun *r)
 	for (size_t k = 0; r->checked && k < r->nlayers; k++)
 		if (check_undo_layer(r, k))
 			return -1;
-	return 0;
+	return r->checked && r->res ? check_undo_res(r, SIZE_MAX, NULL, 0) : 0;
 }
 
-/* Store values (t->nelem) as tensor t of the k-th layer, in dtype dt. A
- * fold records it in the sidecar with the checksums of its stored bytes
- * before and after (and qb, the bound of its input's quantization, or
- * NULL); an undo compares the bytes it wrote with those the sidecar
- * recorded of the original (*same stays true while they agree). */
+/* Elements a model-level tensor is rotated and stored by at once (whole
+ * rows): the embeddings and the head need not be held whole. */
+#define RES_PART_ELEMS ((size_t)1 << 21)
+
+/* Store model-level plan entry e a part of whole rows at a time: read,
+ * rotate, store; wr: the worst part's rounding, the checksum of all. */
+static int put_rows(FoldRun *r, const ResTensor *e, WriterRounding *wr)
+{
+	size_t D = fold_residual_plan(r->res)->D, n = e->t->nelem;
+	size_t part = RES_PART_ELEMS / D ? RES_PART_ELEMS / D * D : D;
+	double *v = malloc((part < n ? part : n) * sizeof(double));
+	if (!v) {
+		snprintf(r->err, sizeof r->err, "%s: out of memory", e->t->name);
+		return -1;
+	}
+	memset(wr, 0, sizeof *wr);
+	int rc = 0;
+	for (size_t first = 0; first < n && !rc; first += part) {
+		size_t m = n - first < part ? n - first : part;
+		WriterRounding pr;
+		rc = tensor_read(e->src ? e->src : e->t, first, m, v, r->err, sizeof r->err) ||
+		     fold_residual_transform_part(r->res, e, v, m, r->err, sizeof r->err) ||
+		     writer_put_part(r->w, e->t, first, m, v, &pr, r->err, sizeof r->err);
+		if (!rc) {
+			/* the relative figure of the worst part is kept together */
+			if (pr.max_abs > 0 && (wr->max_abs == 0 || pr.max_abs_err / pr.max_abs >
+								   wr->max_abs_err / wr->max_abs)) {
+				wr->max_abs_err = pr.max_abs_err;
+				wr->max_abs = pr.max_abs;
+			}
+			wr->checksum = pr.checksum;
+		}
+	}
+	free(v);
+	return rc ? -1 : 0;
+}
+
+/* Store values (t->nelem) as tensor t of the k-th layer (SIZE_MAX: a
+ * model-level tensor of the residual rotation), in dtype dt: the values
+ * given (v) or, for a model-level plan entry stored by rows (rows), read
+ * and rotated part by part. A fold records it in the sidecar with the
+ * checksums of its stored bytes before and after (and qb, the bound of
+ * its input's quantization, or NULL); an undo compares the bytes it wrote
+ * with those the sidecar recorded of the original (*same stays true while
+ * they agree). */
+static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
+			const double *v, const QuantBound *qb, const ResTensor *rows,
+			WriterRounding *wr, bool *same);
+
 static int store_tensor(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 			const double *v, const QuantBound *qb, WriterRounding *wr, bool *same)
 {
+	return store_values(r, k, t, dt, v, qb, NULL, wr, same);
+}
+
+static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
+			const double *v, const QuantBound *qb, const ResTensor *rows,
+			WriterRounding *wr, bool *same)
+{
 	uint64_t before = 0;
-	if (!r->undo && checksum_tensor(t, &before, r->err, sizeof r->err))
+	bool model = k == SIZE_MAX;   /* a model-level tensor (residual rotation) */
+	/* an added tensor (an untied head) has no stored bytes before */
+	if (!r->undo && t->src && checksum_tensor(t, &before, r->err, sizeof r->err))
 		return -1;
-	if (writer_put(r->w, t, v, wr, r->err, sizeof r->err))
+	if (rows ? put_rows(r, rows, wr) : writer_put(r->w, t, v, wr, r->err, sizeof r->err))
 		return -1;
 	if (r->undo) {
 		SidecarTensor st;
-		*same = *same && !sidecar_tensor_find(r->undo, r->undo_index[k], t->name, &st) &&
-			st.sum_in == wr->checksum;
+		int miss = model ? sidecar_model_tensor_find(r->undo, t->name, &st)
+				 : sidecar_tensor_find(r->undo, r->undo_index[k], t->name, &st);
+		*same = *same && !miss && st.sum_in == wr->checksum;
 		return 0;
 	}
 	SidecarTensor rec = {t->name, t->dtype_name, dtype_name(dt), before,
 			     wr->checksum, qb ? qb->rel : 0, qb ? qb->rel_frob : 0};
-	if (sidecar_add_tensor(r->record, &rec)) {
+	if (model ? sidecar_add_model_tensor(r->record, &rec) : sidecar_add_tensor(r->record, &rec)) {
 		snprintf(r->err, sizeof r->err, "%s: tensor %s: cannot record it", r->j->out,
 			 t->name);
 		return -1;
@@ -287,6 +474,53 @@ static int put_norms(FoldRun *r, size_t k, const LayerTensorRefs *lt, const Fold
 		free(v);
 		if (bad)
 			return -1;
+	}
+	return 0;
+}
+
+/* Store what the residual pass owns at the k-th layer (SIZE_MAX: model
+ * level): read, rotate (or rotate back), store; a fold records each
+ * norm's stored values before it sets them to 1. *rel grows to the worst
+ * relative rounding. */
+static int res_store(FoldRun *r, size_t k, const Rewrite *rw, size_t n, bool *same,
+		     double *rel)
+{
+	const ResPlan *p = fold_residual_plan(r->res);
+	for (size_t i = 0; i < p->n; i++) {
+		const ResTensor *e = &p->v[i];
+		StoreDtype dt;
+		WriterRounding wr;
+		double *v;
+		if (!res_owns(e, r, k, rw, n))
+			continue;
+		if (e->role == RES_ROLE_NORM && !r->undo) {
+			double *orig = malloc(e->t->nelem * sizeof(double));
+			int bad = !orig ||
+				  tensor_read(e->t, 0, e->t->nelem, orig, r->err, sizeof r->err) ||
+				  sidecar_add_norm(r->record, e->t->name, orig, e->t->nelem);
+			free(orig);
+			if (bad) {
+				if (!orig)
+					snprintf(r->err, sizeof r->err, "%s: out of memory", e->t->name);
+				return -1;
+			}
+		}
+		if (res_dtype(r, k, e, &dt))
+			return -1;
+		/* a block quantization is stored whole */
+		bool by_rows = k == SIZE_MAX && fold_residual_by_rows(e) && dtype_is_float(dt);
+		v = NULL;
+		if (!by_rows && fold_residual_values(r->res, e, &v, r->err, sizeof r->err))
+			return -1;
+		int bad = store_values(r, k, e->t, dt, v, NULL, by_rows ? e : NULL, &wr, same);
+		free(v);
+		if (bad)
+			return -1;
+		r->res_tensors++;
+		r->res_norms += e->role == RES_ROLE_NORM;
+		double er = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
+		if (e->role != RES_ROLE_NORM && er > *rel)
+			*rel = er;
 	}
 	return 0;
 }
@@ -425,7 +659,10 @@ static int fold_layer(FoldRun *r, size_t k)
 		}
 		/* a block-quantized input's bound: recorded, and reported */
 		QuantBound qb;
+		const ResTensor *re = r->res ? residual_plan_find(fold_residual_plan(r->res), tr)
+					      : NULL;
 		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
+			  (re && fold_residual_transform(r->res, re, v, r->err, sizeof r->err)) ||
 			  out_dtype(r, k, tr, &dt) ||
 			  (!r->undo && quant_bound_tensor(tr, &qb, r->err, sizeof r->err)) ||
 			  store_tensor(r, k, tr, dt, v, !r->undo && qb.quantized ? &qb : NULL,
@@ -441,6 +678,12 @@ static int fold_layer(FoldRun *r, size_t k)
 	}
 	if (put_norms(r, k, &lt, &plan, &same))
 		goto out;
+	if (r->res) {
+		Rewrite rw[MAX_REWRITES];
+		size_t nrw;
+		if (layer_rewrites(r, k, &lt, rw, &nrw) || res_store(r, k, rw, nrw, &same, &rel))
+			goto out;
+	}
 	if (r->undo && r->checked) {
 		r->exact[k] = same;   /* proven either way by the checksums */
 		r->all_exact = r->all_exact && same;
@@ -527,6 +770,7 @@ nomem:
 static void fold_run_done(FoldRun *r)
 {
 	writer_free(r->w);
+	fold_residual_free(r->res);
 	layer_free(&r->in);
 	sidecar_free(r->undo);
 	sidecar_free(r->record);
@@ -569,6 +813,75 @@ static int load_undo(FoldRun *r)
 	return 0;
 }
 
+/* The residual rotation of the run: the job's (a fold), or the one the
+ * undone sidecar records; it rewrites the whole stream, so every layer. */
+static int open_residual(FoldRun *r)
+{
+	const FoldJob *j = r->j;
+	const ModelInfo *in = model_info(r->m);
+	ResKind kind = j->residual;
+	uint64_t seed = j->seed;
+	if (r->undo) {
+		SidecarResidual sr;
+		bool bad;
+		if (!sidecar_residual(r->undo, &sr, &bad)) {
+			if (!bad)
+				return 0;
+			snprintf(r->err, sizeof r->err, "%s: its residual entry is malformed",
+				 j->undo);
+			return -1;
+		}
+		if (residual_kind_parse(sr.kind, &kind) || kind == RES_NONE ||
+		    sr.d_model != in->shape.d_model) {
+			snprintf(r->err, sizeof r->err, "%s: records a residual rotation (%s, D %zu) "
+				 "this ropefold cannot undo on %s (D %zu)", j->undo, sr.kind,
+				 sr.d_model, j->model_path, in->shape.d_model);
+			return -1;
+		}
+		if (!sidecar_has_checksums(r->undo)) {
+			/* every sidecar of a residual fold has them: this one was edited */
+			snprintf(r->err, sizeof r->err, "%s: records a residual rotation but no "
+				 "checksums; not a sidecar this ropefold wrote", j->undo);
+			return -1;
+		}
+		seed = sr.seed;
+		r->untied = sr.untied;
+	} else if (kind == RES_NONE) {
+		return 0;
+	}
+	if (fold_residual_new(r->m, kind, seed, r->undo, &r->res, r->err, sizeof r->err))
+		return -1;
+	if (r->nlayers != in->n_layers) {
+		snprintf(r->err, sizeof r->err, "%s: --residual rotates the whole residual stream, so "
+			 "every layer: not with %s", r->undo ? j->undo : j->model_path,
+			 r->undo ? "a sidecar of some layers only" : j->layers_flag ? j->layers_flag
+										    : "--layers");
+		return -1;
+	}
+	return 0;
+}
+
+/* A tied head cannot stay tied under R1 (it takes the final norm, the
+ * embeddings do not): untied in the output where the format allows. */
+static int untie_head(FoldRun *r)
+{
+	if (!r->res || r->undo)
+		return 0;
+	const ResPlan *p = fold_residual_plan(r->res);
+	StoreDtype dt = r->j->store_set ? r->j->store : p->embed ? p->embed->dtype : STORE_F32;
+	if (p->tied && !dtype_is_float(dt)) {
+		snprintf(r->err, sizeof r->err, "%s: tensor %s is %s: an untied head cannot be "
+			 "stored in a block quantization; use --dtype f32", p->embed->file,
+			 p->embed->name, p->embed->dtype_name);
+		return -1;
+	}
+	if (fold_residual_untie(r->res, r->w, model_info(r->m)->format, dt, r->err,
+				sizeof r->err))
+		return -1;
+	r->untied = fold_residual_untied(r->res);
+	return 0;
+}
+
 /* The writer, with the caller's hook before publishing. */
 static int open_writer(FoldRun *r)
 {
@@ -592,7 +905,8 @@ static int run(FoldRun *r)
 		return -1;
 	if (j->undo && load_undo(r))
 		return -1;
-	if (choose_layers(r) || open_writer(r) || mark_tensors(r) ||
+	if (choose_layers(r) || open_residual(r) || open_writer(r) || untie_head(r) ||
+	    mark_tensors(r) ||
 	    (r->undo && check_undo_input(r)))
 		return -1;
 	SidecarHead h = {PACKAGE_VERSION, j->model_path, j->out,
@@ -605,6 +919,15 @@ static int run(FoldRun *r)
 		snprintf(r->err, sizeof r->err, "out of memory");
 		return -1;
 	}
+	if (r->res && !r->undo) {
+		SidecarResidual sr = {residual_kind_name(j->residual), j->seed, in->shape.d_model,
+				      fold_residual_plan(r->res)->plus_one,
+				      fold_residual_untied(r->res), j->vo};
+		if (sidecar_set_residual(r->record, &sr)) {
+			snprintf(r->err, sizeof r->err, "out of memory");
+			return -1;
+		}
+	}
 	if (writer_start(r->w, r->err, sizeof r->err))
 		return -1;
 	if (hk->started)
@@ -614,6 +937,16 @@ static int run(FoldRun *r)
 		    (hk->layer_done &&
 		     hk->layer_done(hk->ctx, k + 1, r->nlayers, r->err, sizeof r->err)))
 			return -1;
+	}
+	if (r->res) {
+		bool same = true;
+		double rel = 0;
+		if (res_store(r, SIZE_MAX, NULL, 0, &same, &rel))
+			return -1;
+		if (rel > r->max_rel)
+			r->max_rel = rel;
+		if (r->undo)
+			r->all_exact = r->all_exact && same && r->checked;
 	}
 	/* An undo's output is the original checkpoint: no sidecar, which
 	 * would describe the inverse fold and invite an undo of the undo. */
@@ -654,6 +987,10 @@ static int fill_outcome(const FoldRun *r, FoldOutcome *res)
 		snprintf(res->sidecar, sizeof res->sidecar, "%s", writer_sidecar_path(r->w));
 	}
 	res->sidecar_removed = r->stale_removed;
+	res->residual = r->res ? fold_residual_kind(r->res) : RES_NONE;
+	res->residual_tensors = r->res_tensors;
+	res->fused_norms = r->res_norms;
+	res->untied = r->untied;
 	res->quant_as_f16 = r->quant_f16;
 	res->quant_types_in = r->quant_in;
 	res->quant_out = r->quant_out;

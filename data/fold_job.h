@@ -7,6 +7,7 @@
 
 #include "core/dtype.h"
 #include "core/fold.h"
+#include "core/residual.h"
 #include "core/rope.h"
 #include "data/model.h"
 
@@ -56,6 +57,11 @@ typedef struct {
 	const char *replace_hint;   /* how the caller asks for force, for the message
 				     * refusing an existing output, or NULL */
 	FoldHooks hooks;
+	ResKind residual;           /* R1 of the whole residual stream, drawn from
+				     * seed, with the norms fused (core/residual.h);
+				     * RES_NONE: none. Every layer is rewritten. */
+	const char *vo;             /* --vo as given (fold.v_hadamard and the V/O
+				     * parts say what it does), for the record, or NULL */
 } FoldJob;
 
 /* One layer written. */
@@ -86,6 +92,11 @@ typedef struct {
 	size_t stale_removed;       /* temporaries of runs that died, removed */
 	char sidecar[4200];         /* where OUT's sidecar goes (written by a fold) */
 	bool sidecar_removed;       /* undo: OUT's old sidecar (above) was removed */
+	ResKind residual;           /* the residual rotation written or undone */
+	size_t residual_tensors;    /* tensors it rewrote beyond attention's fold */
+	size_t fused_norms;         /* norms fused into their readers (or restored) */
+	bool untied;                /* the fold untied the head (an undo leaves it
+				     * untied: a copy of the embeddings) */
 	/* Block-quantized input (a fold): the rotated values are off the
 	 * blocks' grids. */
 	size_t quant_as_f16;        /* such tensors stored as F16 (no --dtype) */

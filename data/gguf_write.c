@@ -116,6 +116,8 @@ int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 		skip(&w, 12);
 		for (size_t k = 0; k < f->nseg && !w.bad; k++) {
 			const char *tn = f->seg[k].t->name;
+			if (f->seg[k].added)
+				continue;
 			if (strlen(tn) == nl && !memcmp(head.p + name, tn, nl))
 				f->seg[k].info_pos = info;
 		}
@@ -125,8 +127,9 @@ int gguf_write_prepare(WFile *f, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: offset %zu: GGUF header ends early", f->in_path, w.pos);
 	if (w.bad)
 		return -1;
+	f->infos_end = w.pos;
 	for (size_t k = 0; k < f->nseg; k++) {
-		if (!f->seg[k].info_pos) {
+		if (!f->seg[k].info_pos && !f->seg[k].added) {
 			snprintf(err, errlen, "%s: tensor %s: no tensor info", f->in_path,
 				 f->seg[k].t->name);
 			return -1;
@@ -153,21 +156,58 @@ static void put_le(unsigned char *p, uint64_t v, size_t k)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
+/* Bytes of the tensor infos of the added tensors (writer_add_tensor):
+ * name, dims (ne0 first: the reverse of the row-major shape), type,
+ * offset; written at p when p is not NULL (each info_pos set from at). */
+static size_t added_infos(WFile *f, unsigned char *p, size_t at)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < f->nseg; k++) {
+		WSeg *s = &f->seg[k];
+		if (!s->added)
+			continue;
+		size_t nl = strlen(s->t->name), nd = s->t->ndim;
+		if (p) {
+			put_le(p + n, nl, 8);
+			memcpy(p + n + 8, s->t->name, nl);
+			put_le(p + n + 8 + nl, nd, 4);
+			for (size_t d = 0; d < nd; d++)
+				put_le(p + n + 12 + nl + 8 * d, s->t->shape[nd - 1 - d], 8);
+			s->info_pos = at + n + 12 + nl + 8 * nd;
+		}
+		n += 8 + nl + 4 + 8 * nd + 4 + 8;
+	}
+	return n;
+}
+
 int gguf_write_header(WFile *f, char *err, size_t errlen)
 {
-	f->header = malloc(f->data_in ? f->data_in : 1);
+	size_t extra = added_infos(f, NULL, 0), nadd = 0;
+	size_t head = extra ? f->infos_end + extra : f->data_in;
+	size_t out = head % f->align ? head + f->align - head % f->align : head;
+	f->header = calloc(out ? out : 1, 1);
 	if (!f->header) {
 		snprintf(err, errlen, "%s: out of memory", f->in_path);
 		return -1;
 	}
-	if (infile_read(&f->in, 0, f->header, f->data_in, err, errlen))
+	if (infile_read(&f->in, 0, f->header, extra ? f->infos_end : f->data_in, err, errlen))
 		return -1;
+	if (extra) {
+		/* the new infos after the last one; the tensor count (offset 8) grows */
+		added_infos(f, f->header + f->infos_end, f->infos_end);
+		for (size_t k = 0; k < f->nseg; k++)
+			nadd += f->seg[k].added;
+		uint64_t nt = 0;
+		for (int i = 7; i >= 0; i--)
+			nt = nt << 8 | f->header[8 + i];
+		put_le(f->header + 8, nt + nadd, 8);
+	}
 	for (size_t k = 0; k < f->nseg; k++) {
 		const WSeg *s = &f->seg[k];
 		if (s->replace)
 			put_le(f->header + s->info_pos, ggml_type(s->out_dtype), 4);
 		put_le(f->header + s->info_pos + 4, s->out_off, 8);
 	}
-	f->data_out = f->data_in;
+	f->data_out = out;
 	return 0;
 }

@@ -68,6 +68,13 @@ int st_write_header(WFile *f, char *err, size_t errlen)
 	for (size_t i = 0; i < f->nseg && !rc; i++) {
 		const WSeg *s = &f->seg[i];
 		json_t *e = json_object_get(root, s->t->name);
+		if (!e && s->added) {
+			json_t *shape = json_array();
+			for (size_t d = 0; d < s->t->ndim; d++)
+				json_array_append_new(shape, json_integer((json_int_t)s->t->shape[d]));
+			e = json_pack("{s:s, s:o}", "dtype", dtype_name(s->out_dtype), "shape", shape);
+			rc |= json_object_set_new(root, s->t->name, e);
+		}
 		if (!json_is_object(e)) {
 			snprintf(err, errlen, "%s: tensor %s: missing from the header", f->in_path,
 				 s->t->name);

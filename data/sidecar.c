@@ -50,8 +50,11 @@ static json_t *fold_json(const FoldConfig *c)
 	for (unsigned i = 0; i < ASSUME_COUNT; i++)
 		if (c->dropped & (1u << i))
 			json_array_append_new(drop, json_string(fold_assumption_name(i)));
-	return json_pack("{s:s, s:o, s:s, s:b}", "rotate", rot, "drop", drop, "kind",
-			 rotation_kind_name(c->kind), "permute_heads", c->permute_heads);
+	json_t *o = json_pack("{s:s, s:o, s:s, s:b}", "rotate", rot, "drop", drop, "kind",
+			      rotation_kind_name(c->kind), "permute_heads", c->permute_heads);
+	if (o && c->v_hadamard)   /* --vo hadamard (only then: older records stay as they were) */
+		json_object_set_new(o, "v_kind", json_string("hadamard"));
+	return o;
 }
 
 Sidecar *sidecar_new(const SidecarHead *h)
@@ -282,8 +285,16 @@ void sidecar_set_rounding(Sidecar *s, double max_rel_rounding)
 				    json_real(isfinite(max_rel_rounding) ? max_rel_rounding : -1.0));
 }
 
+static uint64_t residual_checksum(json_t *r);
+
 char *sidecar_dump(const Sidecar *s)
 {
+	json_t *r = json_object_get(s->root, "residual");
+	if (json_is_object(r)) {
+		char hex[17];
+		checksum_format(residual_checksum(r), hex);
+		json_object_set_new(r, "checksum", json_string(hex));
+	}
 	return json_dumps(s->root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 }
 
@@ -439,6 +450,41 @@ static int check_plan_checksums(json_t *layers, const char *path, char *err, siz
 	return 0;
 }
 
+/* What the residual entry says about R1 and the fused norms (not its
+ * tensors, which carry their own checksums). */
+static uint64_t residual_checksum(json_t *r)
+{
+	static const char *const keys[] = {"kind", "seed", "d_model", "norm_plus_one", "untied",
+					   "vo", "norms"};
+	Checksum c;
+	checksum_init(&c);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(r, keys[i]);
+		unsigned char present = v != NULL;
+		checksum_update(&c, &present, 1);
+		if (v)
+			feed_json(&c, v);
+	}
+	return checksum_final(&c);
+}
+
+/* A residual entry, when there is one, against its checksum. */
+static int check_residual_checksum(json_t *root, const char *path, char *err, size_t errlen)
+{
+	json_t *r = json_object_get(root, "residual");
+	if (!r || json_is_null(r))
+		return 0;
+	const char *rec = json_string_value(json_object_get(r, "checksum"));
+	uint64_t want;
+	if (!json_is_object(r) || !rec || checksum_parse(rec, &want) ||
+	    residual_checksum(r) != want) {
+		snprintf(err, errlen, "%s: residual: the recorded rotation and norms do not match "
+			 "their checksum (the sidecar was changed after it was written)", path);
+		return -1;
+	}
+	return 0;
+}
+
 /* The "checksum" key: absent in an older sidecar, else the one we know. */
 static int read_checksum_kind(json_t *root, bool *checksums, const char *path, char *err,
 			      size_t errlen)
@@ -479,7 +525,8 @@ int sidecar_load(const char *path, const LayerShape *shape, Sidecar **out, char 
 	bool checksums;
 	if (read_checksum_kind(root, &checksums, path, err, errlen) ||
 	    check_tensor_lists(layers, checksums, path, err, errlen) ||
-	    (checksums && check_plan_checksums(layers, path, err, errlen))) {
+	    (checksums && check_plan_checksums(layers, path, err, errlen)) ||
+	    check_residual_checksum(root, path, err, errlen)) {
 		json_decref(root);
 		return -1;
 	}
@@ -652,4 +699,113 @@ const char *sidecar_tensor_dtype_in(const Sidecar *s, size_t k, const char *name
 {
 	SidecarTensor t;
 	return sidecar_tensor_find(s, k, name, &t) ? NULL : t.dtype_in;
+}
+
+/* ---- the residual frame ------------------------------------------------------ */
+
+static json_t *residual_obj(const Sidecar *s)
+{
+	json_t *r = json_object_get(s->root, "residual");
+	return json_is_object(r) ? r : NULL;
+}
+
+int sidecar_set_residual(Sidecar *s, const SidecarResidual *r)
+{
+	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:b, s:o, s:[], s:[]}", "kind", r->kind,
+			      "seed", (json_int_t)r->seed, "d_model", (json_int_t)r->d_model,
+			      "norm_plus_one", r->plus_one, "untied", r->untied, "vo",
+			      r->vo ? json_string(r->vo) : json_null(), "norms", "tensors");
+	return o ? json_object_set_new(s->root, "residual", o) : -1;
+}
+
+int sidecar_add_norm(Sidecar *s, const char *name, const double *v, size_t n)
+{
+	json_t *r = residual_obj(s);
+	if (!r)
+		return -1;
+	json_t *vals = json_array();
+	for (size_t i = 0; vals && i < n; i++)
+		json_array_append_new(vals, json_real(v[i]));
+	return json_array_append_new(json_object_get(r, "norms"),
+				     json_pack("{s:s, s:o}", "name", name, "values", vals));
+}
+
+int sidecar_add_model_tensor(Sidecar *s, const SidecarTensor *t)
+{
+	json_t *r = residual_obj(s);
+	if (!r)
+		return -1;
+	char in[17], out[17];
+	checksum_format(t->sum_in, in);
+	checksum_format(t->sum_out, out);
+	return json_array_append_new(json_object_get(r, "tensors"),
+				     json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", t->name,
+					       "dtype_in", t->dtype_in, "dtype_out", t->dtype_out,
+					       "checksum_in", in, "checksum_out", out));
+}
+
+bool sidecar_residual(const Sidecar *s, SidecarResidual *out, bool *bad)
+{
+	*bad = false;
+	json_t *r = json_object_get(s->root, "residual");
+	if (!r || json_is_null(r))
+		return false;
+	bool ok = json_is_object(r);
+	json_t *vo = ok ? json_object_get(r, "vo") : NULL;
+	out->kind = json_string_value(json_object_get(r, "kind"));
+	out->seed = ok ? (uint64_t)json_integer_value(json_object_get(r, "seed")) : 0;
+	out->d_model = ok ? get_size(r, "d_model", &ok) : 0;
+	out->plus_one = json_is_true(json_object_get(r, "norm_plus_one"));
+	out->untied = json_is_true(json_object_get(r, "untied"));
+	out->vo = json_string_value(vo);
+	json_t *ts = json_object_get(r, "tensors");
+	ok = ok && out->kind && json_is_integer(json_object_get(r, "seed")) &&
+	     json_is_array(json_object_get(r, "norms")) && json_is_array(ts);
+	for (size_t i = 0; ok && i < json_array_size(ts); i++)
+		ok = tensor_entry_ok(json_array_get(ts, i), s->checksums);
+	*bad = !ok;
+	return ok;
+}
+
+int sidecar_norm_values(const Sidecar *s, const char *name, double *v, size_t n)
+{
+	json_t *r = residual_obj(s), *norms = r ? json_object_get(r, "norms") : NULL;
+	for (size_t i = 0; i < json_array_size(norms); i++) {
+		json_t *e = json_array_get(norms, i);
+		const char *nm = json_string_value(json_object_get(e, "name"));
+		json_t *vals = json_object_get(e, "values");
+		if (!nm || strcmp(nm, name))
+			continue;
+		if (json_array_size(vals) != n)
+			return -1;
+		for (size_t j = 0; j < n; j++) {
+			json_t *x = json_array_get(vals, j);
+			if (!json_is_number(x) || !isfinite(json_number_value(x)))
+				return -1;
+			v[j] = json_number_value(x);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+size_t sidecar_model_tensor_count(const Sidecar *s)
+{
+	json_t *r = residual_obj(s);
+	return r ? json_array_size(json_object_get(r, "tensors")) : 0;
+}
+
+void sidecar_model_tensor_get(const Sidecar *s, size_t i, SidecarTensor *out)
+{
+	tensor_of(json_array_get(json_object_get(residual_obj(s), "tensors"), i), out);
+}
+
+int sidecar_model_tensor_find(const Sidecar *s, const char *name, SidecarTensor *out)
+{
+	for (size_t i = 0; i < sidecar_model_tensor_count(s); i++) {
+		sidecar_model_tensor_get(s, i, out);
+		if (out->name && !strcmp(out->name, name))
+			return 0;
+	}
+	return -1;
 }

@@ -15,7 +15,8 @@
  *    "input": PATH, "output": PATH, "format": "gguf", "undo_of": PATH|null,
  *    "seed": N, "dtype": "keep"|"f32", "checksum": "siphash-2-4",
  *    "fold": {"rotate": "qkvo", "drop": [...], "kind": "haar",
- *             "permute_heads": false},
+ *             "permute_heads": false, "v_kind": "hadamard" (--vo hadamard
+ *             only)},
  *    "shape": {"d_model", "n_heads", "n_kv_heads", "head_dim"},
  *    "rope": {"layout": "half"|"interleaved", "rotary_dim": r},
  *    "layers": [{"layer": i, "seed": s, "rotate_bias": true,
@@ -117,5 +118,42 @@ const char *sidecar_format(const Sidecar *s);
 
 /* A distinct seed per layer, derived from the base seed (63 bits). */
 uint64_t sidecar_layer_seed(uint64_t base, size_t layer);
+
+/* ---- the residual frame (fold --residual) ----------------------------------
+ * "residual": {"kind": "hadamard"|"haar", "seed": N, "d_model": D,
+ *              "norm_plus_one": b, "untied": b, "vo": "hadamard"|"haar"|null,
+ *              "norms": [{"name", "values": [D, as stored before]}],
+ *              "tensors": [model-level tensors, as a layer's],
+ *              "checksum": C}     (of everything but "tensors": an edited
+ *                                  entry is refused when it loads)
+ * R1 is drawn again from kind, seed and D (core/residual.h); the norms
+ * record the weights fused into their readers, which the undo divides out
+ * and stores back. Each layer's MLP tensors, norms and b_o are recorded in
+ * the layer's own "tensors". */
+typedef struct {
+	const char *kind;           /* core's residual_kind_name */
+	uint64_t seed;
+	size_t d_model;
+	bool plus_one;
+	bool untied;
+	const char *vo;             /* --vo's kind, or NULL */
+} SidecarResidual;
+
+/* Record the residual rotation (once, before its norms and tensors). */
+int sidecar_set_residual(Sidecar *s, const SidecarResidual *r);
+/* Record the stored values (n) of a norm fused into its readers. */
+int sidecar_add_norm(Sidecar *s, const char *name, const double *v, size_t n);
+/* Record a rewritten model-level tensor (embeddings, final norm, head). */
+int sidecar_add_model_tensor(Sidecar *s, const SidecarTensor *t);
+/* The residual rotation recorded: false when the sidecar has none (or it
+ * is malformed: *bad is then set). Strings borrowed from s. */
+bool sidecar_residual(const Sidecar *s, SidecarResidual *out, bool *bad);
+/* The recorded values of norm name into v (n): 0, or -1 when not recorded
+ * with n finite values. */
+int sidecar_norm_values(const Sidecar *s, const char *name, double *v, size_t n);
+/* Model-level tensors recorded, the i-th, and the one named. */
+size_t sidecar_model_tensor_count(const Sidecar *s);
+void sidecar_model_tensor_get(const Sidecar *s, size_t i, SidecarTensor *out);
+int sidecar_model_tensor_find(const Sidecar *s, const char *name, SidecarTensor *out);
 
 #endif

@@ -15,6 +15,7 @@
 #include "data/quant_bound.h"
 #include "data/sidecar.h"
 #include "data/verify_job.h"
+#include "data/verify_residual_job.h"
 
 /* The layers are decided by a few workers at once, each on its own pair
  * of layers whose buffers it reuses from layer to layer; the results are
@@ -31,6 +32,7 @@ typedef struct {
 	Sidecar *const *sc;            /* A's and B's fold sidecars, or NULL */
 	const double *x;               /* seq x D confirmation input, or NULL */
 	VerifyOutcome *out;
+	VerifyResidualJob *rj;         /* the residual frame (rj->r.active: R1) */
 	TaskQueue q;                   /* tasks: layers lo + t */
 	pthread_mutex_t mu;
 	pthread_cond_t turn_cv;
@@ -152,12 +154,18 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 	if (model_reload_layer(r->ma, i, &w->a, err, errlen) ||
 	    model_reload_layer(r->mb, i, &w->b, err, errlen))
 		return -1;
+	/* a residual rotation: this layer's MLP judged, its attention brought
+	 * into one frame */
+	if (r->rj->r.active && verify_residual_layer(r->rj, i, &w->a, &w->b, err, errlen))
+		return -1;
 	VerifyOptions lo = *r->vo;
 	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, err, errlen))
 		return -1;
 	if (!(lo.unit_roundoff > 0))
 		lo.unit_roundoff = r->vo->unit_roundoff;
 	RfStatus st = verify_layers(&w->a, &w->b, &lo, v);
+	if (st == RF_OK && r->rj->r.active)
+		verify_residual_after_layer(r->rj, i, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
 		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
 				    rep);
@@ -258,6 +266,8 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	Sidecar *sc[2] = {NULL, NULL};
 	double *x = NULL;
 	int rc = -1;
+	VerifyResidualJob rj;
+	memset(&rj, 0, sizeof rj);
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
 		goto out;
 	const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
@@ -292,10 +302,20 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		}
 		layer_random_input(j->seed, j->seq, D, x);
 	}
+	if (verify_residual_begin(ma, mb, &vo, &rj, err, errlen))
+		goto out;
 	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .sc = sc, .x = x,
-		       .out = out, .err = err, .errlen = errlen};
-	rc = run_layers(&lr) < 0 ? -1 : 0;
+		       .out = out, .rj = &rj, .err = err, .errlen = errlen};
+	rc = run_layers(&lr);
+	if (rc == 0 && rj.r.active && verify_residual_end(&rj, err, errlen))
+		rc = -1;
+	rc = rc < 0 ? -1 : 0;
+	out->residual = rj.r;
+	out->residual.R = NULL;
+	if (!rj.r.equivalent)
+		out->equivalent = false;
 out:
+	verify_residual_job_free(&rj);
 	sidecar_free(sc[0]);
 	sidecar_free(sc[1]);
 	free(x);

@@ -8,6 +8,7 @@
 #include "core/layer.h"
 #include "core/report.h"
 #include "core/verify.h"
+#include "core/verify_residual.h"
 #include "data/model.h"
 
 /* Deciding, layer by layer, whether checkpoint B is an exact fold of A
@@ -54,6 +55,8 @@ typedef struct {
 	size_t compared;               /* layers decided */
 	bool equivalent;               /* every layer decided is equivalent */
 	size_t first_break;            /* the first that is not (SIZE_MAX: none) */
+	VerifyResidual residual;       /* the residual frame (R1): residual.R is
+				        * NULL once the run returns */
 } VerifyOutcome;
 
 /* Run the job. 0 (out filled, also when a layer_done stopped it or the

@@ -270,7 +270,9 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		}
 		struct stat st;
 		a->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
-		rc = writer_copy_file(a->src, fd, a->tmp_path, err, errlen);
+		rc = a->text ? writer_write_all(fd, a->text, strlen(a->text), 0, a->tmp_path, err,
+						errlen)
+			     : writer_copy_file(a->src, fd, a->tmp_path, err, errlen);
 		if (!rc && fsync(fd)) {
 			snprintf(err, errlen, "%s: fsync: %s", a->tmp_path, strerror(errno));
 			rc = -1;
@@ -278,6 +280,11 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		close(fd);
 	}
 	free(buf);
+	for (size_t i = 0; i < w->npatch && !rc; i++) {
+		const WPatch *p = &w->patch[i];
+		WFile *f = &w->files[p->file];
+		rc = writer_write_all(f->fd, p->bytes, p->n, p->at, f->tmp_path, err, errlen);
+	}
 	return rc;
 }
 
@@ -351,6 +358,64 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	return rc;
 }
 
+int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const double *values,
+		    WriterRounding *r, char *err, size_t errlen)
+{
+	WFile *f = NULL;
+	WSeg *s = find_seg(w, t, &f);
+	if (!s || !s->replace || f->fd < 0 || first != s->put_next || n > t->nelem - first ||
+	    !t->nelem || !dtype_is_float(s->out_dtype)) {
+		snprintf(err, errlen, "%s: tensor %s: not marked for replacement as a float "
+			 "dtype, or its parts out of order", w->out, t->name);
+		return -1;
+	}
+	size_t esz = s->out_len / t->nelem;   /* float dtypes: whole bytes a value */
+	size_t nb = n * esz;
+	double *v = malloc((n ? n : 1) * sizeof(double));
+	unsigned char *b = malloc(nb ? nb : 1);
+	if (!v || !b) {
+		free(v);
+		free(b);
+		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
+		return -1;
+	}
+	memcpy(v, values, n * sizeof(double));
+	dtype_round(s->out_dtype, v, n);
+	WriterRounding rr;
+	memset(&rr, 0, sizeof rr);
+	double se = 0, sv = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
+		if (!(e <= rr.max_abs_err))
+			rr.max_abs_err = e;
+		if (a > rr.max_abs)
+			rr.max_abs = a;
+		se += e * e;
+		sv += a * a;
+	}
+	rr.frob_err = sqrt(se);   /* of this part */
+	rr.frob = sqrt(sv);
+	encode(s->out_dtype, v, n, b);
+	if (first == 0)
+		checksum_init(&s->put_sum);
+	checksum_update(&s->put_sum, b, nb);
+	s->put_next = first + n;
+	if (s->put_next == t->nelem)
+		rr.checksum = checksum_final(&s->put_sum);
+	int rc = writer_write_all(f->fd, b, nb, s->out_off + first * esz, f->tmp_path, err, errlen);
+	s->written = rc == 0 && s->put_next == t->nelem;
+	free(v);
+	free(b);
+	if (!rc && r)
+		*r = rr;
+	if (!rc && !isfinite(rr.max_abs_err)) {
+		snprintf(err, errlen, "%s: tensor %s: a rotated value overflows %s", w->out,
+			 t->name, dtype_name(s->out_dtype));
+		return -1;
+	}
+	return rc;
+}
+
 void writer_cleanup_signal(void)
 {
 	for (Writer *w = live_writers; w; w = w->next) {
@@ -387,7 +452,14 @@ void writer_free(Writer *w)
 		if (f->in.path)
 			infile_close(&f->in);
 	}
+	for (size_t i = 0; i < w->nadded; i++) {
+		free(w->added[i]->name);
+		free(w->added[i]);
+	}
+	free(w->added);
+	free(w->patch);
 	for (size_t i = 0; i < w->naux; i++) {
+		free(w->aux[i].text);
 		free(w->aux[i].src);
 		free(w->aux[i].final_path);
 		free(w->aux[i].tmp_path);

@@ -90,10 +90,36 @@ int writer_start(Writer *w, char *err, size_t errlen);
  * quantized). */
 int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
 	       char *err, size_t errlen);
+/* Store values [first, first + n) of a replaced tensor (rounded to its
+ * dtype), the parts of one tensor in order from 0 to t->nelem, so that
+ * memory holds one part. r: this part's rounding; its checksum, once the
+ * last part is stored, that of all the tensor's bytes (0 before). */
+int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const double *values,
+		    WriterRounding *r, char *err, size_t errlen);
 /* Write the sidecar text, fsync and rename everything into place. */
 int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen);
 /* Release; removes the temporaries when not committed. */
 void writer_free(Writer *w);
+
+/* Add a tensor the input does not have (an untied head), before
+ * writer_start: named name, of like's shape, in the file holding like,
+ * stored as dtype after the last tensor; *out is the tensor to writer_put
+ * (owned by the writer; its src is NULL: it has no stored bytes to read).
+ * safetensors (a header entry), GGUF (a tensor info after the last one,
+ * the tensor count raised) and llama2.c (appended; the caller patches the
+ * header). */
+int writer_add_tensor(Writer *w, const TensorRef *like, const char *name, StoreDtype dtype,
+		      const TensorRef **out, char *err, size_t errlen);
+/* Write n (<= 16) bytes at offset at of the output file that holds t,
+ * over what was copied there (a header field). Before writer_start. */
+int writer_patch(Writer *w, const TensorRef *t, size_t at, const void *bytes, size_t n,
+		 char *err, size_t errlen);
+/* The input path of the aux file (copied unchanged) named base, such as
+ * "config.json", or NULL when the writer copies none. */
+const char *writer_aux_src(const Writer *w, const char *base);
+/* Write text as that aux file instead of a copy. Before writer_start. */
+int writer_set_aux_text(Writer *w, const char *base, const char *text, char *err,
+			size_t errlen);
 
 /* Where the sidecar goes (valid after writer_new). */
 const char *writer_sidecar_path(const Writer *w);

@@ -5,7 +5,7 @@
  * writer_paths.c (writer_new's path rules), writer_layout.c (an output's
  * layout and copy), writer_commit.c (publishing), writer_files.c
  * (temporaries and copies), and the per-format layout code
- * (safetensors_write.c, gguf_write.c). */
+ * (safetensors_write.c, gguf_write.c); writer_untie.c adds a tensor. */
 
 #include <limits.h>
 #include <stdbool.h>
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "data/checksum.h"
 #include "data/fileset.h"
 #include "data/infile.h"
 #include "data/model.h"
@@ -34,6 +35,11 @@ typedef struct {
 	bool written;             /* writer_put wrote them (the copy skips
 				   * a replaced tensor's bytes) */
 	size_t info_pos;          /* GGUF: offset of the tensor info's type */
+	size_t put_next;          /* writer_put_part: the next element expected */
+	Checksum put_sum;         /* ... and the checksum of the bytes so far */
+	bool added;               /* not in the input: writer_add_tensor's, at
+				   * the end of the data (in_off = in_end =
+				   * the input's size) */
 } WSeg;
 
 /* One input file and its output. */
@@ -50,6 +56,8 @@ typedef struct {
 	WSeg *seg;                /* sorted by in_off */
 	size_t nseg;
 	bool resized;             /* some tensor changes its byte size */
+	size_t infos_end;         /* GGUF: end of the tensor infos (before the
+				   * padding to the data), for added tensors */
 } WFile;
 
 /* A file copied unchanged (config.json, tokenizer files, ...). */
@@ -57,7 +65,16 @@ typedef struct {
 	char *src, *final_path, *tmp_path;
 	ino_t ino;                /* of the temporary */
 	bool published;           /* renamed into place by this commit */
+	char *text;               /* written instead of src's bytes, or NULL
+				   * (writer_set_aux_text) */
 } AuxFile;
+
+/* Bytes written over an output file after its copy (writer_patch). */
+typedef struct {
+	size_t file;              /* index in files */
+	size_t at, n;
+	unsigned char bytes[16];
+} WPatch;
 
 struct Writer {
 	const Model *model;
@@ -86,6 +103,10 @@ struct Writer {
 	char **subdirs;
 	size_t nsubdirs, cap_subdirs;
 	Writer *next;             /* the list the signal handler walks */
+	TensorRef **added;        /* writer_add_tensor's tensors (owned) */
+	size_t nadded;
+	WPatch *patch;
+	size_t npatch;
 	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
 	 * per tensor): the rounded values and their stored bytes */
 	double *put_vals;
@@ -156,5 +177,7 @@ int st_write_header(WFile *f, char *err, size_t errlen);
 int gguf_write_prepare(WFile *f, char *err, size_t errlen);
 /* GGUF: the input header with types and offsets of the segs updated. */
 int gguf_write_header(WFile *f, char *err, size_t errlen);
+/* llama2.c: no header to lay out again (writer_untie.c). */
+int llama2c_write_prepare(WFile *f);
 
 #endif

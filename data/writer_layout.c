@@ -136,13 +136,15 @@ int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 	if (check_overlaps(f, err, errlen))
 		return -1;
 	if (f->resized) {
-		int rc = f->format == MODEL_FMT_GGUF ? gguf_write_prepare(f, err, errlen)
-						     : st_write_prepare(f, err, errlen);
+		int rc = f->format == MODEL_FMT_GGUF      ? gguf_write_prepare(f, err, errlen)
+			 : f->format == MODEL_FMT_LLAMA2C ? llama2c_write_prepare(f)
+							  : st_write_prepare(f, err, errlen);
 		if (rc || check_overlaps(f, err, errlen))
 			return -1;
 		layout_relative(f);
-		rc = f->format == MODEL_FMT_GGUF ? gguf_write_header(f, err, errlen)
-						 : st_write_header(f, err, errlen);
+		rc = f->format == MODEL_FMT_GGUF      ? gguf_write_header(f, err, errlen)
+		     : f->format == MODEL_FMT_LLAMA2C ? 0
+						      : st_write_header(f, err, errlen);
 		if (rc)
 			return -1;
 		for (size_t i = 0; i < f->nseg; i++)

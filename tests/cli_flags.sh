@@ -39,6 +39,10 @@ rule() {
 	--repeat) echo "a count from 1 to 1000" ;;
 	--layers) echo "all, N or N\.\.M \(layer indices, N <= M\)" ;;
 	--dtype) echo "'keep', a float .* or a GGUF block quantization" ;;
+	--top) echo "a count from 1 to 1000" ;;
+	--generate) echo "a count from 0 to 100000" ;;
+	--residual) echo "'hadamard', 'haar' or 'none'" ;;
+	--vo) echo "'hadamard', 'haar' or 'same'" ;;
 	*) echo "" ;;
 	esac
 }
@@ -49,6 +53,7 @@ base() {
 	fold) echo "--model $dm --out $tmp/folded" ;;
 	verify) echo "$dm $dm" ;;
 	info) echo "$dm" ;;
+	logits) echo "--model $dm" ;;
 	*) echo "" ;;
 	esac
 }
@@ -75,7 +80,7 @@ refused() {
 # empty one: any other string is a file name, refused (or written) by the
 # mode with a line naming the file.
 set -- "" "-1" "5x" "nan" "inf" "1e308" "0x10" "18446744073709551616" " 5" "5 "
-for mode in check tui tour fold verify info bench; do
+for mode in check tui tour fold verify info bench logits; do
 	"$ROPEFOLD" "$mode" --help >"$tmp/help" 2>&1
 	# "  --flag META  help" takes a value, "  --flag  help" none
 	flags=$(sed -n 's/^  \(--[a-z0-9-]*\) [^ ].*/\1=/p; s/^  \(--[a-z0-9-]*\)  .*/\1/p' "$tmp/help")

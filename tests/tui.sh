@@ -394,5 +394,25 @@ else
 	n=$((n + 1)); echo "ok $n - longrope in the explorer # SKIP no python3-numpy"
 fi
 
+# :verify adds the model level: both whole models run on 16 tokens
+M=${ROPEFOLD_SHARED_MODELS:-${SRCDIR:-.}/../shared/models}
+if [ -f "$M/stories260K.bin" ]; then
+	cp "$M/stories260K.bin" "$WORK/st.bin"
+	start "'$ROPEFOLD' tui --model st.bin"
+	check "stories260K: the explorer evaluates it" "residual +yes +. holds"
+	keys ':export st-fold.bin' Enter
+	check "... :export writes the fold" "exported layer 0 folded"
+	keys ':verify st-fold.bin' Enter
+	check "... :verify of it: the model level holds" "verify: model level holds"
+	keys ':drop commutes' Enter ':export st-broken.bin' Enter
+	check "... a non-commuting fold exported" "exported layer 0 folded to st-broken"
+	keys ':verify st-broken.bin' Enter
+	check "... :verify of it: the layer break first" "verify: first break at layer 0"
+	keys q
+	check "... and q quits" "EXIT=0"
+else
+	n=$((n + 1)); echo "ok $n - :verify's model level # SKIP no stories260K.bin in $M"
+fi
+
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -10,6 +10,7 @@
 #include "core/session.h"
 #include "core/timer.h"
 #include "tui/cli/bench.h"
+#include "tui/cli/bench_forward.h"
 #include "tui/cli/info.h"
 #include "tui/shared/environment.h"
 #include "tui/shared/kernel_env.h"
@@ -113,7 +114,9 @@ static void bench_help(void)
 	       "cold (fold and evaluate everything), toggle (re-evaluate after v-same\n"
 	       "flips, as the TUI does) and rebuild (after commutes flips), with the\n"
 	       "GFLOP of the matrix products, GFLOP/s, and the machine's own GEMM rate\n"
-	       "measured first. Example, a Llama-3-8B-shaped layer:\n"
+	       "measured first; then one decoder layer of the whole-model forward pass\n"
+	       "(logits) on the same attention with a SwiGLU MLP of width 3.5 D.\n"
+	       "Example, a Llama-3-8B-shaped layer:\n"
 	       "  ropefold bench --d-model 4096 --heads 32 --kv-heads 8 --head-dim 128 --seq 512\n\n");
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH);
 }
@@ -225,6 +228,9 @@ int cli_bench(int argc, char **argv)
 	size_t threads = inv_session_threads(s);
 	inv_session_free(s);
 	free(ct);
+	BenchForward fw = {0};
+	if (!rc)
+		rc = bench_forward(&w.layer, w.x, w.seq, f32, n, &fw);
 	if (rc) {
 		fprintf(stderr, "ropefold bench: evaluation failed: %s\n",
 			rc > 0 ? rf_status_str((RfStatus)rc) : "out of memory");
@@ -269,6 +275,11 @@ int cli_bench(int argc, char **argv)
 			json_object_set_new(ph, inv_phase_name((InvPhase)p),
 					    json_real(tog_ph[p]));
 		json_object_set_new(j, "toggle_phase_seconds", ph);
+		json_object_set_new(j, "forward", json_pack("{s:I, s:f, s:f, s:f, s:f}", "ff",
+							    (json_int_t)fw.ff, "seconds", fw.seconds,
+							    "gflop", fw.gflop, "gflops",
+							    fw.gflop / fw.seconds, "peak_share",
+							    peak > 0 ? fw.gflop / fw.seconds / peak : 0.0));
 		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
 		fputc('\n', stdout);
 		json_decref(j);
@@ -298,6 +309,10 @@ int cli_bench(int argc, char **argv)
 		       reb_g, reb_s / cold_s);
 		printf("  first evaluation   %7.3f s  (allocates the session's buffers)\n",
 		       first.seconds);
+		printf("  forward layer      %7.3f s  %8.2f GFLOP  %6.1f GFLOP/s  %3.0f%% of %s "
+		       "(decoder layer of logits, MLP width %zu)\n", fw.seconds, fw.gflop,
+		       fw.gflop / fw.seconds, peak > 0 ? 100.0 * fw.gflop / fw.seconds / peak : 0.0,
+		       f32 ? "sgemm" : "dgemm", fw.ff);
 		printf("  peak memory        %7.0f MB (%.1fx the layer's float64 weights "
 		       "and input, %.0f MB)\n", rss_mb, rss_mb / layer_mb, layer_mb);
 	}

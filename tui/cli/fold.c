@@ -57,6 +57,11 @@ static void fold_help(void)
 	       "restored bytes have the original's checksums, else \"within the stored\n"
 	       "dtype's rounding\"; it writes no sidecar (its output is the original\n"
 	       "checkpoint) and, over an earlier OUT, removes that OUT's OUT.fold.json.\n"
+	       "--residual hadamard|haar rotates the whole residual stream by one R1\n"
+	       "(every layer), each RMSNorm weight fused into the linears reading it\n"
+	       "first; a tied head is untied in every format. --vo sets R2, V and\n"
+	       "O per kv group. Post-norm, sandwich-norm and LayerNorm families are\n"
+	       "refused with the reason; the sidecar records it all for --undo.\n"
 	       "Writing is atomic (a temporary in OUT's folder, fsync, rename). OUT may\n"
 	       "not be any file the run reads (by any path); an existing OUT is refused\n"
 	       "unless --force, also one another run creates meanwhile. OUT with a\n"
@@ -211,6 +216,12 @@ static void print_json(const FoldJob *j, const FoldOutcome *r, const char *dt)
 	json_object_set_new(doc, "quantization", quant_json(r));
 	json_object_set_new(doc, "qk_norm_pinned_pairs",
 			    json_integer((json_int_t)r->qk_norm_pinned));
+	if (r->residual != RES_NONE)   /* only then: other documents stay as they were */
+		json_object_set_new(doc, "residual",
+				    json_pack("{s:s, s:I, s:I, s:b}", "kind",
+					      residual_kind_name(r->residual), "fused_norms",
+					      (json_int_t)r->fused_norms, "tensors",
+					      (json_int_t)r->residual_tensors, "untied", r->untied));
 	json_object_set_new(doc, "layers", layers);
 	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	fputc('\n', stdout);
@@ -237,6 +248,14 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 			printf("  layer %zu: seed %llu, relative rounding error %.3g\n",
 			       r->layers[k].layer, (unsigned long long)r->layers[k].seed,
 			       r->layers[k].max_rel_rounding);
+		if (r->residual != RES_NONE)
+			printf("residual stream rotated by R1 (%s): %zu norm%s fused into the "
+			       "linears reading them (set to 1), %zu tensors rewritten beyond "
+			       "attention's\n", residual_kind_name(r->residual), r->fused_norms,
+			       r->fused_norms == 1 ? "" : "s", r->residual_tensors);
+		if (r->untied)
+			printf("head untied from the token embeddings (it takes the final norm's "
+			       "weight, the embeddings do not)\n");
 		printf("max relative rounding error %.3g (%.2f units of %s roundoff)\n",
 		       r->max_rel_rounding, eps_units(r), dt);
 		if (r->quant_out != STORE_COUNT && r->quant_types_in)
@@ -283,6 +302,13 @@ static void print_summary(const FoldJob *j, const FoldOutcome *r, bool json)
 		       "bit, if the sidecar belongs to %s (it records no checksums to check "
 		       "that)\n", dt, j->model_path);
 	printf("no sidecar written: an undo's output is the original checkpoint\n");
+	if (r->residual != RES_NONE)
+		printf("undid the residual rotation R1 (%s): %zu norm%s restored\n",
+		       residual_kind_name(r->residual), r->fused_norms,
+		       r->fused_norms == 1 ? "" : "s");
+	if (r->untied)
+		printf("the head stays untied: a copy of the token embeddings, the same model "
+		       "(a fold's untying is not taken back)\n");
 	if (r->sidecar_removed)
 		printf("removed %s, the sidecar of the OUT this replaced\n", r->sidecar);
 }

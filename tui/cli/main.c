@@ -8,6 +8,7 @@
 #include "tui/cli/check.h"
 #include "tui/cli/fold.h"
 #include "tui/cli/info.h"
+#include "tui/cli/logits.h"
 #include "tui/cli/terminal.h"
 #include "tui/cli/tui.h"
 #include "tui/cli/verify.h"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 		"  fold      write a folded checkpoint\n"
 		"  verify    decide whether checkpoint B is an exact fold of A\n"
 		"  info      what a checkpoint holds\n"
+		"  logits    the whole model's logits on token ids\n"
 		"  bench     timed evaluation with GFLOP/s\n\n"
 		"'ropefold MODE --help' lists a mode's flags. '--version' prints the\n"
 		"version.\n\n"
@@ -70,6 +72,8 @@ int main(int argc, char **argv)
 		return cli_verify(argc - 2, argv + 2);
 	if (!strcmp(mode, "fold"))
 		return cli_fold(argc - 2, argv + 2);
+	if (!strcmp(mode, "logits"))
+		return cli_logits(argc - 2, argv + 2);
 	if (!strcmp(mode, "bench"))
 		return cli_bench(argc - 2, argv + 2);
 	if (mode[0] == '-')

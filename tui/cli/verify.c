@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
@@ -12,9 +14,11 @@
 #include "core/timer.h"
 #include "core/verify.h"
 #include "data/model.h"
+#include "data/model_weights.h"
 #include "data/verify_job.h"
 #include "tui/cli/info.h"
 #include "tui/cli/verify.h"
+#include "tui/cli/verify_residual.h"
 #include "tui/shared/findings_text.h"
 #include "tui/shared/kernel_env.h"
 #include "tui/shared/options.h"
@@ -22,7 +26,8 @@
 
 static void verify_help(void)
 {
-	printf("usage: ropefold verify A B [--layers all|N|N..M] [--json] [--tol X]\n\n"
+	printf("usage: ropefold verify A B [--layers all|N|N..M] [--json] [--tol X]\n"
+	       "                      [--logits [--tokens IDS | --seq N --seed S]]\n\n"
 	       "Decide, layer by layer, whether checkpoint B computes the same residual\n"
 	       "attention block as checkpoint A: per kv group, recover the Q/K rotation\n"
 	       "from W_k and the V/O rotation from W_v (orthogonal Procrustes), check that\n"
@@ -47,6 +52,15 @@ static void verify_help(void)
 	       "                           fold of one the bound its sidecar records)\n"
 	       "  --precision f64|f32      compute precision of the confirming evaluation\n"
 	       "                           (default f64)\n"
+	       "  --logits                 then run both whole models and compare their\n"
+	       "                           logits (the model level): max relative logit\n"
+	       "                           error, max KL(A||B), top-1 agreement, the first\n"
+	       "                           position whose greedy tokens differ; judged at\n"
+	       "                           4x (KL 16x) what moving A's weights by the\n"
+	       "                           coarsest stored dtype's roundoff does; B is\n"
+	       "                           equivalent only if this level holds too\n"
+	       "  --tokens LIST            the token ids of the model level (with --logits)\n"
+	       "  --seq N                  or N seeded random ids (default 32)\n"
 	       "  --json                   one JSON document on stdout\n"
 	       "  --help                   this help\n");
 }
@@ -257,12 +271,63 @@ static void print_layer_counts(const RunOptions *o, const VerifyOutcome *res)
 	}
 }
 
+/* The model level: both whole models run on the same tokens. */
+static int model_level(const RunOptions *o, ModelLevel *ml, char *err, size_t errlen)
+{
+	size_t T = o->seq, *ids = NULL;
+	if (o->tokens) {
+		if (!(ids = malloc(T * sizeof *ids))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		const char *p = o->tokens;
+		for (size_t t = 0; t < T; t++) {
+			ids[t] = (size_t)strtoull(p, NULL, 10);
+			p += strcspn(p, ",");
+			p += *p == ',';
+		}
+	}
+	FwdPrecision prec = o->precision == PREC_F32 ? FWD_F32 : FWD_F64;
+	int rc = model_level_run(o->positional[0], o->positional[1], ids, T, o->seed, prec, ml, err,
+				 errlen);
+	free(ids);
+	return rc;
+}
+
+static json_t *model_level_json(const ModelLevel *ml)
+{
+	const LogitsCompare *c = &ml->ab;
+	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:o, s:f, s:f, s:f, s:f, s:f, s:b}", "tokens",
+			 (json_int_t)ml->T, "vocab", (json_int_t)ml->V, "max_rel_logit_err",
+			 c->max_rel_logit_err, "max_kl", c->max_kl, "top1_agreement",
+			 c->top1_agreement, "first_disagreement",
+			 c->first_disagreement == (size_t)-1
+				 ? json_null() : json_integer((json_int_t)c->first_disagreement),
+			 "unit_roundoff", ml->unit_roundoff, "rounding_rel_logit_err",
+			 ml->floor.max_rel_logit_err, "rounding_kl", ml->floor.max_kl, "tol_rel",
+			 ml->tol_rel, "tol_kl", ml->tol_kl, "holds", ml->holds);
+}
+
+static void model_level_text(const ModelLevel *ml)
+{
+	const LogitsCompare *c = &ml->ab;
+	printf("model level (%zu tokens): max relative logit error %.3g (tolerance %.3g), max KL "
+	       "%.3g (tolerance %.3g), top-1 agreement %.1f%%, ", ml->T, c->max_rel_logit_err,
+	       ml->tol_rel, c->max_kl, ml->tol_kl, 100 * c->top1_agreement);
+	if (c->first_disagreement == (size_t)-1)
+		printf("greedy tokens agree everywhere: %s\n", ml->holds ? "holds" : "breaks");
+	else
+		printf("greedy tokens first differ at position %zu: %s\n", c->first_disagreement,
+		       ml->holds ? "holds" : "breaks");
+}
+
 int cli_verify(int argc, char **argv)
 {
 	RunOptions o;
 	char err[768];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_JSON | OPT_EVAL | OPT_FOLDIO, &o, err, sizeof err)) {
+	if (opts_parse(argc, argv, OPT_JSON | OPT_EVAL | OPT_FOLDIO | OPT_RUN_INPUT | OPT_VERIFY_LOGITS,
+		       &o, err, sizeof err)) {
 		fprintf(stderr, "ropefold verify: %s\n", err);
 		return 2;
 	}
@@ -278,9 +343,19 @@ int cli_verify(int argc, char **argv)
 		fprintf(stderr, "ropefold verify: give two checkpoints A and B\n");
 		return 2;
 	}
+	const char *input = opts_given(&o, "--tokens") ? "--tokens" : opts_given(&o, "--seq") ? "--seq" : NULL;
+	if (input && !o.logits) {
+		fprintf(stderr, "ropefold verify: %s: the tokens of the model level; give --logits too\n",
+			input);
+		return 2;
+	}
+	RunOptions dflt;
+	opts_defaults(&dflt);
+	o.seq = input ? o.seq : dflt.seq;   /* the model level's T; the layers' confirming
+					     * evaluation keeps its own */
 	Printer p = {&o, o.json ? json_array() : NULL, NULL, isatty(2), timer_now()};
 	VerifyJob j = {o.positional[0], o.positional[1], o.layers, o.layers_flag, o.tol, true,
-		       o.precision, o.seq, o.seed, &p, on_opened, on_layer,
+		       o.precision, dflt.seq, o.seed, &p, on_opened, on_layer,
 		       kernel_env()};
 	VerifyOutcome res;
 	int rc = 0;
@@ -291,7 +366,18 @@ int cli_verify(int argc, char **argv)
 		print_layer_counts(&o, &res);
 		rc = 1;
 	} else {
+		ModelLevel ml;
+		if (o.logits && model_level(&o, &ml, err, sizeof err)) {
+			fprintf(stderr, "ropefold verify: %s\n", err);
+			json_decref(p.layers);
+			json_decref(p.first);
+			return 2;
+		}
+		if (o.logits)
+			res.equivalent = res.equivalent && ml.holds;
 		rc = res.equivalent ? 0 : 1;
+		if (o.logits && !p.layers)
+			model_level_text(&ml);
 		if (p.layers) {
 			json_t *doc = json_object();
 			json_object_set_new(doc, "a", json_string(o.positional[0]));
@@ -299,11 +385,14 @@ int cli_verify(int argc, char **argv)
 			json_object_set_new(doc, "equivalent", json_boolean(res.equivalent));
 			json_object_set_new(doc, "first_break", p.first ? p.first : json_null());
 			json_object_set_new(doc, "layers", p.layers);
+			json_object_set_new(doc, "model_level", o.logits ? model_level_json(&ml) : json_null());
+			json_object_set_new(doc, "residual", verify_residual_json(&res.residual));
 			p.layers = p.first = NULL;
 			json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
 			fputc('\n', stdout);
 			json_decref(doc);
 		} else {
+			verify_residual_text(&res.residual);
 			printf("%s\n", res.equivalent ? "B is equivalent to A in every chosen layer"
 						      : "B is NOT equivalent to A");
 		}

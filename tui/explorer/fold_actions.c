@@ -6,6 +6,7 @@
 #include "core/verify.h"
 #include "data/fold_job.h"
 #include "data/model.h"
+#include "data/model_weights.h"
 #include "data/verify_job.h"
 #include "tui/explorer/fold_actions.h"
 #include "tui/shared/environment.h"
@@ -92,6 +93,37 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	return 1;
 }
 
+/* The model level after the layers, as `verify --logits --seq 16` judges
+ * it: put before msg when every layer held (the status line shows its
+ * start), after it when a layer broke (the break comes first); nothing
+ * when the checkpoints cannot run whole (a single attention layer, as the
+ * built-in default is). */
+static void model_level_note(const char *a, const char *b, bool first, char *msg,
+			     size_t msglen)
+{
+	ModelLevel ml;
+	char err[512], note[256], rest[1024];
+	if (model_level_run(a, b, NULL, 16, 1, FWD_F64, &ml, err, sizeof err))
+		return;
+	const LogitsCompare *c = &ml.ab;
+	if (ml.holds)
+		snprintf(note, sizeof note, "model level holds (logits %.2g, KL %.2g, top-1 %.0f%%)",
+			 c->max_rel_logit_err, c->max_kl, 100 * c->top1_agreement);
+	else if (c->first_disagreement != (size_t)-1)
+		snprintf(note, sizeof note, "model level breaks (logits %.2g > %.2g, KL %.2g): greedy "
+			 "tokens differ from position %zu", c->max_rel_logit_err, ml.tol_rel, c->max_kl,
+			 c->first_disagreement);
+	else
+		snprintf(note, sizeof note, "model level breaks (logits %.2g > %.2g, KL %.2g), greedy "
+			 "tokens agree", c->max_rel_logit_err, ml.tol_rel, c->max_kl);
+	const char *tail = !strncmp(msg, "verify: ", 8) ? msg + 8 : msg;
+	snprintf(rest, sizeof rest, "%s", tail);
+	if (first)
+		snprintf(msg, msglen, "verify: %s; %s", note, rest);
+	else
+		snprintf(msg, msglen, "verify: %s; %s", rest, note);
+}
+
 int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, char *msg,
 		       size_t msglen)
 {
@@ -116,5 +148,6 @@ int fold_action_verify(const TuiSettings *s, const char *path, FoldBreak *out, c
 	if (out->equivalent)
 		snprintf(msg, msglen, "verify: %s is an exact fold of %s in all %zu layers", path,
 			 model, res.layers_a);
+	model_level_note(model, path, out->equivalent, msg, msglen);
 	return 0;
 }

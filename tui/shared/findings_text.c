@@ -549,7 +549,66 @@ void findings_verify_why(const VerifyVerdict *v, char *buf, size_t len)
 			 la, other_layout(v->rope_a.layout), lb);
 		break;
 	default:
-		snprintf(buf, len, "%s", finding_code_name(f->code));
+		if (!findings_residual_sentence(f, buf, len))
+			snprintf(buf, len, "%s", finding_code_name(f->code));
 		break;
 	}
+}
+
+/* ---- verify: the residual frame (R1) ------------------------------------- */
+
+static const char *norm_name(char part)
+{
+	return part == 'a' ? "the attention input norm"
+	       : part == 'm' ? "the MLP input norm"
+			     : "the final norm";
+}
+
+bool findings_residual_sentence(const Finding *f, char *buf, size_t len)
+{
+	switch (f->code) {
+	case FIND_RES_EMBED_UNEXPLAINED:
+		snprintf(buf, len, "the embeddings differ in a way no orthogonal rotation of the "
+			 "residual stream explains (relative residual %.3g, tolerance %.3g)",
+			 f->err, f->tol);
+		break;
+	case FIND_RES_NORM_NOT_FUSED:
+		snprintf(buf, len, "norm weights not fused before R1: %s of B is not one "
+			 "(max |w - 1| = %.3g), and a learned norm weight does not commute with a "
+			 "rotation of the residual stream", norm_name(f->part), f->err);
+		break;
+	case FIND_RES_HEAD_TWICE:
+		snprintf(buf, len, "the head is rotated twice (it carries R1^2, as when tied "
+			 "embeddings are rotated once as embeddings and once as the head; "
+			 "relative residual under R1^2 %.3g)", f->err);
+		break;
+	case FIND_RES_TIED_HEAD:
+		snprintf(buf, len, "B ties the head to the rotated embeddings, so the final "
+			 "norm's weight cannot be fused into the head (relative residual %.3g); "
+			 "the head must be untied", f->err);
+		break;
+	case FIND_RES_READER:
+		snprintf(buf, len, "%s reads the residual stream but R1 (with the norm "
+			 "fused) does not explain it (relative residual %.3g, tolerance %.3g)",
+			 f->tensor, f->err, f->tol);
+		break;
+	case FIND_RES_WRITER:
+		snprintf(buf, len, "%s writes the residual stream but R1 does not explain it "
+			 "(relative residual %.3g, tolerance %.3g)", f->tensor, f->err, f->tol);
+		break;
+	case FIND_RES_ONLINE_R4:
+		snprintf(buf, len, "%s's input columns carry an extra orthogonal matrix (%s) "
+			 "that no weight absorbs: an online R4 must run before it (relative "
+			 "residual after it %.3g)", f->tensor,
+			 f->flag ? "a Hadamard" : "not a Hadamard", f->err);
+		break;
+	case FIND_RES_ONLINE_R3:
+		snprintf(buf, len, "Q/K of kv group %zu carry a rotation (%s) that does not "
+			 "commute with RoPE: it needs an online R3 after RoPE, or it is a bug",
+			 f->group, f->flag ? "a Hadamard" : "not a Hadamard");
+		break;
+	default:
+		return false;
+	}
+	return true;
 }

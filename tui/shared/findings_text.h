@@ -1,6 +1,7 @@
 #ifndef ROPEFOLD_TUI_SHARED_FINDINGS_TEXT_H
 #define ROPEFOLD_TUI_SHARED_FINDINGS_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/finding.h"
@@ -29,5 +30,9 @@ void findings_verify_relation(const VerifyVerdict *v, char *buf, size_t len);
 /* Where and why B first breaks (v->brk, with the verdict's shapes,
  * layouts, pair frequencies and mixed pairs); "" when it does not. */
 void findings_verify_why(const VerifyVerdict *v, char *buf, size_t len);
+
+/* A residual-frame break (FIND_RES_*, core/verify_residual.h) as a
+ * sentence; false (buf untouched) for any other code. */
+bool findings_residual_sentence(const Finding *f, char *buf, size_t len);
 
 #endif

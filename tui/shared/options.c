@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/residual.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/shared/names.h"
@@ -24,6 +25,7 @@ void opts_defaults(RunOptions *o)
 	o->rope = rope_spec_default(16);
 	o->fold = fold_config_default();
 	o->repeat = 5;
+	o->top = 5;
 }
 
 /* Strict unsigned parse: digits only, within [lo, hi]. */
@@ -345,6 +347,26 @@ static int set_dtype(RunOptions *o, const FlagDef *fd, const char *v, char *err,
 	return 0;
 }
 
+/* --residual: R1 of the whole residual stream. */
+static int set_residual(RunOptions *o, const FlagDef *fd, const char *v, char *err,
+			size_t errlen)
+{
+	ResKind k;
+	if (residual_kind_parse(v, &k))
+		return bad_value(fd, v, err, errlen);
+	o->residual = v;
+	return 0;
+}
+
+/* --vo: R2, V's rows and O's columns per kv group. */
+static int set_vo(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "hadamard") && strcmp(v, "haar") && strcmp(v, "same"))
+		return bad_value(fd, v, err, errlen);
+	o->vo = v;
+	return 0;
+}
+
 #define AT(member) offsetof(RunOptions, member)
 
 /* Every flag, once: its groups, help, rule and setter. */
@@ -365,7 +387,7 @@ static const FlagDef flags[] = {
 	 set_size, AT(shape.n_kv_heads), NULL},
 	{"--head-dim", OPT_LAYER, CAT_SHAPE, "N", "random layer only: head dim d, even (default 16)", NULL, "an even size", 2, LAYER_MAX_HEAD_DIM,
 	 set_even, AT(shape.head_dim), NULL},
-	{"--seq", OPT_LAYER | OPT_TOUR, CAT_EVAL, "N",
+	{"--seq", OPT_LAYER | OPT_TOUR | OPT_RUN_INPUT, CAT_EVAL, "N",
 	 "sequence length T (default 32)", NULL, "a length", 1, LAYER_MAX_SEQ,
 	 set_size, AT(seq), NULL},
 	{"--seed", OPT_MODEL | OPT_TOUR, CAT_OTHER, "N",
@@ -393,10 +415,10 @@ static const FlagDef flags[] = {
 	{"--input", OPT_LAYER, CAT_EVAL, "random|embed",
 	 "activations: N(0,1) rows or a checkpoint's token embeddings (default random; embed with --tokens)", NULL, "'random' or 'embed'", 0, 0,
 	 set_input, 0, NULL},
-	{"--tokens", OPT_LAYER, CAT_EVAL, "LIST",
+	{"--tokens", OPT_LAYER | OPT_RUN_INPUT, CAT_EVAL, "LIST",
 	 "token ids of the input, comma-separated: implies --input embed, T = their count", NULL, "a comma-separated list of token ids, each a whole number from 0 to 4294967295", 0, 0,
 	 set_tokens, 0, NULL},
-	{"--precision", OPT_EVAL, CAT_EVAL, "f64|f32", "compute precision (default f64)", NULL, "'f64' or 'f32'", 0, 0,
+	{"--precision", OPT_EVAL | OPT_LOGITS, CAT_EVAL, "f64|f32", "compute precision (default f64)", NULL, "'f64' or 'f32'", 0, 0,
 	 set_precision, 0, NULL},
 	{"--tol", OPT_EVAL, CAT_EVAL, "X", "relative tolerance (default 1e-9 in f64, 1e-3 in f32)", NULL, "a decimal number above 0 and below 1e6", 0, 0,
 	 set_tol, 0, NULL},
@@ -414,7 +436,7 @@ static const FlagDef flags[] = {
 	 set_switch, AT(json), NULL},
 	{"--repeat", OPT_BENCH, CAT_EVAL, "N", "timed runs after a warm-up (default 5)", NULL, "a count", 1, 1000,
 	 set_size, AT(repeat), NULL},
-	{"--out", OPT_FOLDIO, CAT_OTHER, "PATH", "output checkpoint", "output checkpoint (required)", "a path for the output checkpoint", 0, 0,
+	{"--out", OPT_FOLDIO | OPT_LOGITS, CAT_OTHER, "PATH", "output checkpoint", "output checkpoint (required)", "a path for the output checkpoint", 0, 0,
 	 set_path, AT(out), NULL},
 	{"--layers", OPT_FOLDIO, CAT_OTHER, "all|N|N..M", "layers to fold or verify (default all)",
 	 "layers to fold (default all)", "all, N or N..M (layer indices, N <= M)", 0, 0,
@@ -425,9 +447,43 @@ static const FlagDef flags[] = {
 	 set_path, AT(undo), NULL},
 	{"--force", OPT_FOLDIO, CAT_OTHER, NULL, "overwrite an existing output", NULL, NULL, 0, 0,
 	 set_switch, AT(force), NULL},
+	{"--top", OPT_LOGITS, CAT_OTHER, "K", "the K most likely next tokens per position (default 5)", NULL, "a count", 1, 1000,
+	 set_size, AT(top), NULL},
+	{"--generate", OPT_LOGITS, CAT_OTHER, "N", "then continue greedily for N tokens and print them", NULL, "a count", 0, 100000,
+	 set_size, AT(generate), NULL},
+	{"--logits", OPT_VERIFY_LOGITS, CAT_OTHER, NULL, "also run both models and compare their logits", NULL, NULL, 0, 0,
+	 set_switch, AT(logits), NULL},
+	{"--residual", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|none", "rotate the whole residual stream (R1), norms fused (default none)", NULL, "'hadamard', 'haar' or 'none'", 0, 0,
+	 set_residual, 0, NULL},
+	{"--vo", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|same", "R2: V rows and O columns per kv group (same: --residual's kind)", NULL, "'hadamard', 'haar' or 'same'", 0, 0,
+	 set_vo, 0, NULL},
 	{"--help", ~0u, CAT_OTHER, NULL, "this help", NULL, NULL, 0, 0,
 	 set_switch, AT(help), NULL},
 };
+
+/* The help of a flag in logits, where it differs from the table's. */
+static const struct {
+	const char *name, *help;
+} logits_helps[] = {
+	{"--model", "the checkpoint to run, a file or folder (required)"},
+	{"--seq", "T seeded random token ids (default 32)"},
+	{"--seed", "seed of the random token ids of --seq (default 1)"},
+	{"--tokens", "token ids, comma-separated: the teacher-forced input, T = their count"},
+	{"--precision", "compute precision of the forward pass (default f32)"},
+	{"--out", "write the T x V logits as a float32 NumPy .npy (format 1.0, C order)"},
+	{"--rope", "RoPE pair layout put over the checkpoint's own (default: its own)"},
+	{"--rotary-dim", "rotary dim r <= d, even, put over the checkpoint's own (default: its own)"},
+	{"--rope-theta", "RoPE base theta put over the checkpoint's own (default: its own)"},
+	{"--rope-scaling", "frequency scaling put over the checkpoint's own (default: its own)"},
+};
+
+static const char *logits_help(const char *name)
+{
+	for (size_t i = 0; i < sizeof logits_helps / sizeof logits_helps[0]; i++)
+		if (!strcmp(logits_helps[i].name, name))
+			return logits_helps[i].help;
+	return NULL;
+}
 
 #define NFLAGS (sizeof flags / sizeof flags[0])
 _Static_assert(NFLAGS <= OPTS_MAX_FLAGS, "more flags than a FlagSet holds: raise OPTS_MAX_FLAGS");
@@ -487,6 +543,9 @@ static const char *refusal(const FlagDef *fd, unsigned accept)
 	bool fold = (accept & OPT_MODEL) && (accept & OPT_FOLDIO) && !(accept & OPT_LAYER);
 	if (accept == OPT_TOUR)
 		return "the tour sets this itself at each stop (ropefold tui takes it)";
+	if (accept & OPT_LOGITS)
+		return fd->cat == CAT_SHAPE ? "sets the shape of a random layer; logits runs a checkpoint"
+					    : "not a flag of logits (see --help)";
 	if (fd->cat == CAT_SHAPE)
 		return fold ? "sets the shape of a random layer; fold reads the shape from the checkpoint"
 			    : "sets the shape of a random layer, which this mode does not use";
@@ -529,7 +588,8 @@ static bool undo_refuses(const FlagDef *fd)
 	return ((fd->group & (OPT_FOLD | OPT_MODEL)) && strcmp(fd->name, "--model") &&
 		strcmp(fd->name, "--help")) ||
 	       !strcmp(fd->name, "--layer") || !strcmp(fd->name, "--layers") ||
-	       !strcmp(fd->name, "--dtype");
+	       !strcmp(fd->name, "--dtype") || !strcmp(fd->name, "--residual") ||
+	       !strcmp(fd->name, "--vo");
 }
 
 /* Take flag fd with value v (NULL for a switch) into o. */
@@ -586,7 +646,7 @@ static int check_cross(RunOptions *o, unsigned accept, const Parse *p, char *err
 		if (given_in(seen, "--seq") && o->seq != n)
 			FAIL("--seq: %zu disagrees with the %zu ids of --tokens (T is their count; leave --seq out)",
 			     o->seq, n);
-		if (!o->model_path)
+		if (!o->model_path && !(accept & OPT_VERIFY_LOGITS))
 			FAIL("--tokens: token ids pick a checkpoint's embeddings; give --model");
 		o->input = INPUT_EMBED;
 		o->seq = n;
@@ -693,6 +753,22 @@ RopeOverride opts_rope_override(const RunOptions *o)
 	return r;
 }
 
+/* --residual and --vo onto a fold job: R1's kind, and R2 as V and O
+ * rotations per kv group (same: the kind of R1; haar when R1 is none). */
+static void opts_fold_residual(const RunOptions *o, FoldJob *j)
+{
+	ResKind k = RES_NONE;
+	if (o->residual)
+		residual_kind_parse(o->residual, &k);
+	j->residual = k;
+	j->vo = o->vo;
+	if (!o->vo)
+		return;
+	j->fold.rotate |= PART_V | PART_O;
+	j->fold.v_hadamard = !strcmp(o->vo, "hadamard") ||
+			     (!strcmp(o->vo, "same") && k == RES_HADAMARD);
+}
+
 void opts_fold_job(const RunOptions *o, FoldJob *j)
 {
 	memset(j, 0, sizeof *j);
@@ -713,6 +789,7 @@ void opts_fold_job(const RunOptions *o, FoldJob *j)
 	 * not commute with are left out. (check and the explorer's own
 	 * evaluation draw arbitrary angles, what the theorem alone predicts.) */
 	j->fold.qk_norm_exact = true;
+	opts_fold_residual(o, j);
 }
 
 void opts_workload_spec(const RunOptions *o, WorkloadSpec *spec)
@@ -738,9 +815,11 @@ void opts_print_help(void *stream, unsigned accept)
 		if (!(flags[i].group & accept))
 			continue;
 		char help[512];
-		expand(&flags[i], (accept & OPT_FOLDIO) && flags[i].fold_help ? flags[i].fold_help
-									       : flags[i].help,
-		       help, sizeof help);
+		const char *h = (accept & OPT_FOLDIO) && flags[i].fold_help ? flags[i].fold_help
+									    : flags[i].help;
+		if ((accept & OPT_LOGITS) && logits_help(flags[i].name))
+			h = logits_help(flags[i].name);
+		expand(&flags[i], h, help, sizeof help);
 		char left[64];
 		snprintf(left, sizeof left, "%s%s%s", flags[i].name,
 			 flags[i].meta ? " " : "", flags[i].meta ? flags[i].meta : "");

@@ -23,6 +23,9 @@ enum {
 				  --layer as the one-layer form of --layers */
 	OPT_LAYER = 1u << 6,   /* --layer, the random shape, --seq, --input */
 	OPT_TOUR = 1u << 7,    /* the few flags the tour keeps: --seq --seed */
+	OPT_LOGITS = 1u << 8,  /* logits: --top --generate, and --out --precision */
+	OPT_RUN_INPUT = 1u << 9,   /* the tokens of a whole-model run: --tokens --seq */
+	OPT_VERIFY_LOGITS = 1u << 10,  /* verify --logits */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 
@@ -64,7 +67,12 @@ typedef struct {
 				   * --layer (its one-layer form) */
 	const char *dtype;        /* fold: keep, f32 */
 	const char *undo;         /* fold: sidecar */
+	const char *residual;     /* fold: --residual hadamard|haar|none, or NULL */
+	const char *vo;           /* fold: --vo hadamard|haar|same, or NULL */
 	bool force;
+	size_t top;               /* logits: top K per position */
+	size_t generate;          /* logits: greedy continuation of N tokens */
+	bool logits;              /* verify: the model level too */
 	bool help;
 	FlagSet given;            /* the flags given in any parse into this */
 	const char *positional[4];

@@ -1,0 +1,34 @@
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/forward.h"
+#include "core/forward_prec.h"
+#include "core/parallel.h"
+#include "core/rope.h"
+
+/* The decoder layer in float (core/forward_impl.h). */
+#define R float
+#define SUF(n) n##_f32
+#define GEMM cblas_sgemm
+#define ROPE_ROWS rope_apply_rows_f
+#include "core/forward_impl.h"
+
+RfStatus fwd_layer_apply_f32(FwdState *s, const FwdLayer *l)
+{
+	return layer_f32(s, l);
+}
+
+void fwd_final_norm_f32(FwdState *s, const FwdNorm *n)
+{
+	apply_norm_f32(n, s->x, s->T, s->D);
+}
+
+void fwd_head_rows_f32(const FwdState *s, const void *rows, size_t n, double softcap,
+		      void *out, size_t col, size_t V)
+{
+	head_f32(s, rows, n, softcap, out, col, V);
+}

@@ -1,0 +1,185 @@
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/procrustes.h"
+#include "core/verify_residual.h"
+
+RfStatus verify_residual_fit(const double *EA, const double *EB, size_t n, size_t D,
+			     double *R, double *err)
+{
+	RfStatus st = procrustes_rotation_cols(EA, D, EB, D, n, D, R);
+	if (st != RF_OK)
+		return st;
+	/* P = EA R^T (n x D) */
+	double *P = malloc(n * D * sizeof(double));
+	if (!P)
+		return RF_ERR_NOMEM;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)D, (int)D, 1.0, EA,
+		    (int)D, R, (int)D, 0.0, P, (int)D);
+	*err = procrustes_rel_diff(P, D, EB, D, n, D);
+	free(P);
+	return RF_OK;
+}
+
+bool verify_residual_is_hadamard(const double *M, size_t d, double tol)
+{
+	double c = 0;
+	for (size_t i = 0; i < d * d; i++)
+		c = fabs(M[i]) > c ? fabs(M[i]) : c;
+	if (c <= 0)
+		return false;
+	size_t per_row = 0;
+	for (size_t i = 0; i < d; i++) {
+		size_t nz = 0;
+		for (size_t j = 0; j < d; j++) {
+			double a = fabs(M[i * d + j]);
+			if (a > tol * c && fabs(a - c) > tol * c)
+				return false;
+			nz += a > tol * c;
+		}
+		if (i == 0)
+			per_row = nz;
+		else if (nz != per_row)
+			return false;
+	}
+	/* a permutation (one nonzero per row) is not a Hadamard */
+	return per_row > 1;
+}
+
+RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t rows,
+				    size_t cols, double *M, double *err)
+{
+	RfStatus st = procrustes_rotation_cols(X, cols, Y, cols, rows, cols, M);
+	if (st != RF_OK)
+		return st;
+	/* P = X M^T (rows x cols) */
+	double *P = malloc(rows * cols * sizeof(double));
+	if (!P)
+		return RF_ERR_NOMEM;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)cols,
+		    1.0, X, (int)cols, M, (int)cols, 0.0, P, (int)cols);
+	*err = procrustes_rel_diff(P, cols, Y, cols, rows, cols);
+	free(P);
+	return RF_OK;
+}
+
+/* H (n x n): Sylvester S_p (p the power of two dividing n) Kronecker the
+ * identity, S_p (x) I when outer, I (x) S_p otherwise; normalised. */
+static void kron_hadamard(size_t n, bool outer, double *H)
+{
+	size_t p = 1;
+	while (n % (2 * p) == 0)
+		p *= 2;
+	size_t m = n / p;
+	double c = 1.0 / sqrt((double)p);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			size_t pi = outer ? i / m : i % p, pj = outer ? j / m : j % p;
+			size_t mi = outer ? i % m : i / p, mj = outer ? j % m : j / p;
+			H[i * n + j] = mi == mj ? (__builtin_popcountll(pi & pj) & 1 ? -c : c) : 0;
+		}
+}
+
+/* Whether P D_s = Q (rows x cols) for column signs s, relative tol. */
+static bool signed_cols_match(const double *P, const double *Q, size_t rows, size_t cols,
+			      double tol, double *scratch)
+{
+	for (size_t j = 0; j < cols; j++) {
+		double dot = 0;
+		for (size_t i = 0; i < rows; i++)
+			dot += P[i * cols + j] * Q[i * cols + j];
+		double s = dot < 0 ? -1.0 : 1.0;
+		for (size_t i = 0; i < rows; i++)
+			scratch[i * cols + j] = s * P[i * cols + j];
+	}
+	return procrustes_rel_diff(scratch, cols, Q, cols, rows, cols) <= tol;
+}
+
+bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double tol)
+{
+	if ((double)rows * (double)cols * (double)cols > 1e10 || cols < 2)
+		return false;
+	double *H = malloc(cols * cols * sizeof(double));       /* cols x cols */
+	double *P = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	double *S = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	bool found = false;
+	for (int outer = 0; H && P && S && outer < 2 && !found; outer++) {
+		kron_hadamard(cols, outer, H);
+		/* M = H D_s: Y H = X D_s (H symmetric, H H = I) */
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+			    (int)cols, 1.0, Y, (int)cols, H, (int)cols, 0.0, P, (int)cols);
+		found = signed_cols_match(X, P, rows, cols, tol, S);
+		/* M = D_s H: Y = X H D_s */
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
+			    (int)cols, 1.0, X, (int)cols, H, (int)cols, 0.0, P, (int)cols);
+		found = found || signed_cols_match(P, Y, rows, cols, tol, S);
+	}
+	free(H);
+	free(P);
+	free(S);
+	return found;
+}
+
+/* W (rows x D) becomes W R (in place, scratch rows x D). */
+static void right_mul(double *W, size_t rows, size_t D, const double *R, double *scratch)
+{
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)D, 1.0, W,
+		    (int)D, R, (int)D, 0.0, scratch, (int)D);
+	memcpy(W, scratch, rows * D * sizeof(double));
+}
+
+RfStatus verify_residual_layer_frame(Layer *a, Layer *b, const double *R)
+{
+	const LayerShape *s = &b->shape;
+	size_t D = s->d_model, H = s->n_heads * s->head_dim, G = s->n_kv_heads * s->head_dim;
+	size_t big = H > G ? H : G;
+	double *scratch = malloc(big * D * sizeof(double)); /* big x D */
+	if (!scratch)
+		return RF_ERR_NOMEM;
+	if (a->attn_norm) {
+		const LayerShape *sa = &a->shape;
+		size_t ha = sa->n_heads * sa->head_dim, ga = sa->n_kv_heads * sa->head_dim;
+		for (size_t r = 0; r < ha; r++)
+			for (size_t j = 0; j < D; j++)
+				a->wq[r * D + j] *= a->attn_norm[j];
+		for (size_t r = 0; r < ga; r++)
+			for (size_t j = 0; j < D; j++) {
+				a->wk[r * D + j] *= a->attn_norm[j];
+				a->wv[r * D + j] *= a->attn_norm[j];
+			}
+		for (size_t j = 0; j < D; j++)
+			a->attn_norm[j] = 1.0;
+	}
+	right_mul(b->wq, H, D, R, scratch);
+	right_mul(b->wk, G, D, R, scratch);
+	right_mul(b->wv, G, D, R, scratch);
+	/* W_o (D x H) becomes R^T W_o */
+	cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)H, (int)D, 1.0, R,
+		    (int)D, b->wo, (int)H, 0.0, scratch, (int)H);
+	memcpy(b->wo, scratch, D * H * sizeof(double));
+	if (b->bo) {
+		cblas_dgemv(CblasRowMajor, CblasTrans, (int)D, (int)D, 1.0, R, (int)D, b->bo, 1,
+			    0.0, scratch, 1);
+		memcpy(b->bo, scratch, D * sizeof(double));
+	}
+	if (b->attn_norm)
+		for (size_t j = 0; j < D; j++)
+			b->attn_norm[j] = 1.0;
+	free(scratch);
+	return RF_OK;
+}
+
+void verify_residual_break(VerifyResidual *r, size_t layer, const Finding *f)
+{
+	if (r->brk.code != FIND_NONE)
+		return;
+	r->brk = *f;
+	r->layer = layer;
+	r->equivalent = false;
+}

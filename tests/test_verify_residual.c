@@ -1,0 +1,135 @@
+#include "config.h"
+
+#include "core/residual.h"
+#include "core/verify_residual.h"
+#include "tests/testutil.h"
+
+/* verify's residual-frame math on small matrices: R1 recovered from
+ * rotated rows, the Hadamard test on Sylvester, Kronecker and signed forms
+ * (and not on a Haar draw, a permutation or the identity), and an extra
+ * Hadamard on a wide writer's columns found when rows < columns leave the
+ * fit itself underdetermined. Hadamards are built here by Sylvester's
+ * doubling, not by ropefold. */
+
+static double frand(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return (double)(*s >> 11) / 9007199254740992.0 - 0.5;
+}
+
+/* n x n: (Sylvester of p, normalised) Kronecker I_(n/p), column signs. */
+static void hadamard(size_t n, size_t p, uint64_t *seed, double *H)
+{
+	size_t m = n / p;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			size_t a = i / m, b = j / m;
+			double v = __builtin_popcountll(a & b) & 1 ? -1.0 : 1.0;
+			H[i * n + j] = i % m == j % m ? v / sqrt((double)p) : 0;
+		}
+	for (size_t j = 0; seed && j < n; j++)
+		if (frand(seed) < 0)
+			for (size_t i = 0; i < n; i++)
+				H[i * n + j] = -H[i * n + j];
+}
+
+static void test_hadamard_kind(void **state)
+{
+	(void)state;
+	uint64_t s = 3;
+	double *H = malloc(96 * 96 * sizeof(double));
+	hadamard(64, 64, &s, H);
+	assert_true(verify_residual_is_hadamard(H, 64, 1e-9));
+	hadamard(96, 32, &s, H);
+	assert_true(verify_residual_is_hadamard(H, 96, 1e-9));
+	assert_int_equal(residual_rotation(RES_HAAR, 96, 5, H), RF_OK);
+	assert_false(verify_residual_is_hadamard(H, 96, 0.05));
+	memset(H, 0, 96 * 96 * sizeof(double));
+	for (size_t i = 0; i < 96; i++)
+		H[i * 96 + (i * 7) % 96] = i % 2 ? -1 : 1;
+	assert_false(verify_residual_is_hadamard(H, 96, 0.05));   /* a signed permutation */
+	free(H);
+}
+
+static void test_fit_recovers_r1(void **state)
+{
+	(void)state;
+	size_t n = 80, D = 48;
+	uint64_t s = 11;
+	double *E = malloc(n * D * sizeof(double)), *F = malloc(n * D * sizeof(double));
+	double *R = malloc(D * D * sizeof(double)), *Q = malloc(D * D * sizeof(double));
+	for (size_t i = 0; i < n * D; i++)
+		E[i] = frand(&s);
+	assert_int_equal(residual_rotation(RES_HAAR, D, 9, R), RF_OK);
+	/* F = E R^T */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < D; j++) {
+			double a = 0;
+			for (size_t k = 0; k < D; k++)
+				a += E[i * D + k] * R[j * D + k];
+			F[i * D + j] = a;
+		}
+	double err;
+	assert_int_equal(verify_residual_fit(E, F, n, D, Q, &err), RF_OK);
+	assert_le(err, 1e-12);
+	for (size_t i = 0; i < D * D; i++)
+		assert_le(fabs(Q[i] - R[i]), 1e-10);
+	/* a perturbed F is not explained */
+	F[5] += 0.5;
+	assert_int_equal(verify_residual_fit(E, F, n, D, Q, &err), RF_OK);
+	assert_true(err > 1e-3);
+	free(E);
+	free(F);
+	free(R);
+	free(Q);
+}
+
+static void test_extra_hadamard_columns(void **state)
+{
+	(void)state;
+	size_t rows = 16, cols = 48;
+	uint64_t s = 21;
+	double *X = malloc(rows * cols * sizeof(double)), *Y = malloc(rows * cols * sizeof(double));
+	double *H = malloc(cols * cols * sizeof(double)), *M = malloc(cols * cols * sizeof(double));
+	for (size_t i = 0; i < rows * cols; i++)
+		X[i] = frand(&s);
+	hadamard(cols, 16, &s, H);
+	/* Y = X H^T */
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++) {
+			double a = 0;
+			for (size_t k = 0; k < cols; k++)
+				a += X[i * cols + k] * H[j * cols + k];
+			Y[i * cols + j] = a;
+		}
+	double err;
+	assert_int_equal(verify_residual_extra_cols(X, Y, rows, cols, M, &err), RF_OK);
+	assert_le(err, 1e-10);
+	assert_true(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-9));
+	/* a Haar rotation of the columns is explained, but is not a Hadamard */
+	assert_int_equal(residual_rotation(RES_HAAR, cols, 4, H), RF_OK);
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++) {
+			double a = 0;
+			for (size_t k = 0; k < cols; k++)
+				a += X[i * cols + k] * H[j * cols + k];
+			Y[i * cols + j] = a;
+		}
+	assert_int_equal(verify_residual_extra_cols(X, Y, rows, cols, M, &err), RF_OK);
+	assert_le(err, 1e-10);
+	assert_false(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-6));
+	free(X);
+	free(Y);
+	free(H);
+	free(M);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hadamard_kind),
+		cmocka_unit_test(test_fit_recovers_r1),
+		cmocka_unit_test(test_extra_hadamard_columns),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
