@@ -200,12 +200,17 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			if (scores && hh == h)
 				for (size_t n = 0; n < T; n++)
 					scores[m * T + n] = n <= m ? row[n] : 0.0;
-			for (size_t n = 1; n <= m; n++)
+			/* the soft-cap, then the window: keys lo..m */
+			size_t lo = layer_first_key(l, m);
+			for (size_t n = lo; l->attn_softcap > 0 && n <= m; n++)
+				row[n] = l->attn_softcap * tanh(row[n] / l->attn_softcap);
+			mx = row[lo];
+			for (size_t n = lo + 1; n <= m; n++)
 				mx = row[n] > mx ? row[n] : mx;
-			for (size_t n = 0; n <= m; n++)
+			for (size_t n = lo; n <= m; n++)
 				sum += row[n] = exp(row[n] - mx);
 			for (size_t n = 0; n < T; n++)
-				row[n] = n <= m ? row[n] / sum : 0.0;
+				row[n] = n >= lo && n <= m ? row[n] / sum : 0.0;
 		}
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d,
 			    (int)T, 1, S, (int)T, v + g * d, (int)nk, 0, C + hh * d,

@@ -483,4 +483,11 @@ void diagnose_explain(const Layer *l, const FoldConfig *cfg, InvReport *rep)
 			f->seq = rep->seq;
 		}
 	}
+	/* The window and the cap act on scores the fold left equal. */
+	if (l && (l->sliding_window || l->attn_softcap > 0) && ls->holds && cfg->rotate) {
+		f = tell(rep, FIND_MASKED_SCORES);
+		f->value[0] = (double)l->sliding_window;
+		f->value[1] = l->attn_softcap;
+		f->seq = rep->seq;
+	}
 }

@@ -43,6 +43,7 @@ static const char *const names[FIND_CODE_COUNT] = {
 	[FIND_SLOW_MIXING] = "slow-mixing",
 	[FIND_GUARANTEE_BROKEN] = "guarantee-broken",
 	[FIND_HOLDS_UNGUARANTEED] = "holds-unguaranteed",
+	[FIND_MASKED_SCORES] = "masked-scores",
 	[FIND_SHAPES_DIFFER] = "shapes-differ",
 	[FIND_SCORE_SCALES_DIFFER] = "score-scales-differ",
 	[FIND_NOT_FINITE] = "not-finite",

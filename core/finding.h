@@ -68,6 +68,9 @@ typedef enum {
 	FIND_GUARANTEE_BROKEN,     /* levels: guaranteed ones that break; err
 				    * (the largest), tol */
 	FIND_HOLDS_UNGUARANTEED,   /* level, seq */
+	FIND_MASKED_SCORES,        /* the scores hold under the layer's sliding
+				    * window value[0] (0 = none) and soft-cap
+				    * value[1] (0 = none); seq */
 
 	/* ---- verify: layer-wide -------------------------------------------- */
 	FIND_SHAPES_DIFFER,        /* shapes or RoPE settings differ */

@@ -284,6 +284,12 @@ size_t layer_bytes(const Layer *l)
 	return (2 * H * d * D + 2 * G * d * D) * sizeof(double);
 }
 
+size_t layer_first_key(const Layer *l, size_t m)
+{
+	size_t W = l->sliding_window;
+	return W && m >= W ? m - W + 1 : 0;
+}
+
 double layer_score_scale(const Layer *l)
 {
 	if (l->score_scale > 0.0)

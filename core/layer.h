@@ -92,7 +92,7 @@ typedef struct {
 	NormKind attn_norm_kind;
 	double norm_eps;
 	double score_scale;     /* multiplies q.k; 0 = 1/sqrt(d) */
-	/* Carried for the evaluation engine, which does not apply them yet; a
+	/* Applied by the evaluation (engine and attention_forward); a
 	 * commuting fold leaves every score unchanged, so neither changes a
 	 * verdict (masking or capping equal scores keeps them equal). */
 	size_t sliding_window;  /* query m sees keys m - W < n <= m; 0 = all n <= m */
@@ -136,6 +136,9 @@ bool layer_is_finite(const Layer *l, const char **tensor);
 /* Bytes of the layer's float64 weights. */
 size_t layer_bytes(const Layer *l);
 /* The score scale actually used (score_scale, or 1/sqrt(d)). */
+/* The first key query m sees: m - W + 1 under a sliding window W (HF's
+ * Mistral and Gemma 2 masks: key n visible iff m - W < n <= m), else 0. */
+size_t layer_first_key(const Layer *l, size_t m);
 double layer_score_scale(const Layer *l);
 /* Query heads per kv group. */
 static inline size_t layer_group_size(const Layer *l)

@@ -95,23 +95,26 @@ static void plain_levels(const Layer *a, const Layer *b, const double *x,
 /* attention_compare's levels against plain_levels, for b a fold of the
  * case's layer by cfg, with the output kernel k; the levels of the bits
  * of breaks (1 << LevelId) must show a real error, the others rounding. */
-static void compare_case(const LayerCase *c, const FoldConfig *cfg, AttnKernel k,
-			 unsigned breaks)
+static void compare_masked(const LayerCase *c, const FoldConfig *cfg, AttnKernel k,
+			   unsigned breaks, size_t window, double cap)
 {
 	LfSetup f;
 	lf_setup(c, 41, &f);
+	f.l.sliding_window = window;
+	f.l.attn_softcap = cap;
 	Layer b;
 	lf_fold(&f.l, cfg, &b, NULL);
 	InvReport rep;
 	lf_report(c, &rep);
-	assert_int_equal(attention_compare_kernel(&f.l, &b, f.x, c->T, PREC_F64,
+	assert_int_equal(attention_compare_kernel(&f.l, &b, f.x, c->T, c->prec,
 						  &f.rope, k, &rep), RF_OK);
 	double err[LEVEL_COUNT], ref[LEVEL_COUNT];
 	plain_levels(&f.l, &b, f.x, &f.rope, c->T, err, ref);
 	for (int i = 0; i < LEVEL_COUNT; i++) {
 		const LevelResult *L = &rep.level[i];
-		/* both ways compute the same sums in other orders */
-		double tol = 1e-11 * (1 + ref[i]);
+		/* both ways compute the same sums in other orders (float32:
+		 * the engine's rounding against the plain float64 pass) */
+		double tol = (c->prec == PREC_F32 ? 1e-4 : 1e-11) * (1 + ref[i]);
 		if (fabs(L->max_abs_err - err[i]) > tol || fabs(L->ref_max - ref[i]) > tol)
 			fail_msg("%s level: engine %.17g (ref %.17g), plain %.17g (ref %.17g)",
 				 level_name((LevelId)i), L->max_abs_err, L->ref_max, err[i],
@@ -125,6 +128,12 @@ static void compare_case(const LayerCase *c, const FoldConfig *cfg, AttnKernel k
 	report_done(&rep);
 	layer_free(&b);
 	lf_setup_done(&f);
+}
+
+static void compare_case(const LayerCase *c, const FoldConfig *cfg, AttnKernel k,
+			 unsigned breaks)
+{
+	compare_masked(c, cfg, k, breaks, 0, 0);
 }
 
 /* An exact fold: every level's error is rounding (the residual's also
@@ -201,6 +210,99 @@ static void test_worst_locations(void **state)
 	lf_setup_done(&f);
 }
 
+/* A sliding window (shorter than T, with rows both inside and past it)
+ * and a score soft-cap: the engine, in both precisions and with both
+ * output kernels, against the plain pass; exact folds still hold. */
+static void test_window_softcap(void **state)
+{
+	(void)state;
+	LayerCase f32 = GQA;
+	f32.prec = PREC_F32;
+	const size_t windows[] = {1, 5, 0, 5};
+	const double caps[] = {0, 0, 2.5, 2.5};
+	for (size_t i = 0; i < 4; i++) {
+		FoldConfig cfg = lf_config(PART_ALL, 0);
+		compare_masked(&MHA, &cfg, ATTN_KERNEL_AUTO, 0, windows[i], caps[i]);
+		compare_masked(&GQA, &cfg, ATTN_KERNEL_BLAS, 0, windows[i], caps[i]);
+		compare_masked(&f32, &cfg, ATTN_KERNEL_AUTO, 0, windows[i], caps[i]);
+		cfg.permute_heads = true;
+		compare_masked(&GQA, &cfg, ATTN_KERNEL_AUTO,
+			       (1u << LEVEL_SCORE) | (1u << LEVEL_HEAD), windows[i], caps[i]);
+		/* non-commuting: the scores break; under a window of 1 each
+		 * token reads its own value only, so the outputs hold */
+		unsigned br = windows[i] == 1 ? 1u << LEVEL_SCORE : ALL_BREAK;
+		cfg = lf_config(PART_ALL, ASSUME_COMMUTES);
+		compare_masked(&GQA, &cfg, ATTN_KERNEL_BLAS, br, windows[i], caps[i]);
+		compare_masked(&f32, &cfg, ATTN_KERNEL_BLAS, br, windows[i], caps[i]);
+	}
+}
+
+/* attention_forward against the definitions written out here (HF's
+ * Mistral/Gemma 2 masks: key n visible from query m iff m - W < n <= m;
+ * Gemma 2's cap: s -> c tanh(s / c) before the mask and softmax), on a
+ * layer with identity weights and no rotation: y_m = x_m + sum_n P_mn x_n
+ * with s_mn = x_m . x_n / sqrt(d). */
+static void test_forward_definition(void **state)
+{
+	(void)state;
+	enum { D = 4, T = 7 };
+	LayerShape sh = {D, 1, 1, D};
+	Layer l;
+	assert_int_equal(layer_alloc(&l, &sh, 0), RF_OK);
+	l.rope = rope_spec_default(D);
+	l.rope.rotary_dim = 0;
+	for (size_t i = 0; i < D * D; i++)
+		l.wq[i] = l.wk[i] = l.wv[i] = l.wo[i] = i / D == i % D;
+	RopeTable rope;
+	assert_int_equal(rope_table_init(&rope, &l.rope, T), RF_OK);
+	double x[T * D], y[T * D], S[T * T];
+	for (size_t i = 0; i < T * D; i++)
+		x[i] = sin(1.7 * (double)i + 0.3) * 2.0;
+	const size_t windows[] = {0, 1, 3, T, T + 4};
+	const double caps[] = {0, 0.7, 30};
+	for (size_t wi = 0; wi < 5; wi++)
+		for (size_t ci = 0; ci < 3; ci++) {
+			size_t W = windows[wi];
+			double cap = caps[ci];
+			l.sliding_window = W;
+			l.attn_softcap = cap;
+			assert_int_equal(attention_forward(&l, x, T, &rope, y, 0, S), RF_OK);
+			for (size_t m = 0; m < T; m++) {
+				double p[T], sum = 0, mx = -INFINITY;
+				for (size_t n = 0; n < T; n++) {
+					double s = 0;
+					for (size_t c = 0; c < D; c++)
+						s += x[m * D + c] * x[n * D + c];
+					s /= sqrt((double)D);
+					/* the raw scores come back unmasked, uncapped */
+					if (n <= m)
+						assert_close(S[m * T + n], s, 1e-12);
+					if (cap > 0)
+						s = cap * tanh(s / cap);
+					bool seen = n <= m && (!W || (double)m - (double)W < (double)n);
+					p[n] = seen ? s : -INFINITY;
+					mx = seen && s > mx ? s : mx;
+				}
+				for (size_t n = 0; n < T; n++)
+					sum += p[n] = p[n] == -INFINITY ? 0 : exp(p[n] - mx);
+				for (size_t c = 0; c < D; c++) {
+					double want = x[m * D + c];
+					for (size_t n = 0; n < T; n++)
+						want += p[n] / sum * x[n * D + c];
+					assert_close(y[m * D + c], want, 1e-12);
+				}
+			}
+		}
+	/* window 1: each token sees itself only, y = 2 x */
+	l.sliding_window = 1;
+	l.attn_softcap = 0;
+	assert_int_equal(attention_forward(&l, x, T, &rope, y, 0, NULL), RF_OK);
+	for (size_t i = 0; i < T * D; i++)
+		assert_close(y[i], 2 * x[i], 1e-12);
+	rope_table_done(&rope);
+	layer_free(&l);
+}
+
 /* The flops of a first run: SPEC's products counted by hand for a tiny
  * shape, one score block (T <= 128). */
 static void test_cold_flops(void **state)
@@ -222,6 +324,8 @@ int main(void)
 		cmocka_unit_test(test_broken_folds),
 		cmocka_unit_test(test_worst_locations),
 		cmocka_unit_test(test_cold_flops),
+		cmocka_unit_test(test_window_softcap),
+		cmocka_unit_test(test_forward_definition),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

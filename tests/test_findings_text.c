@@ -170,6 +170,24 @@ static void test_cause_sentences(void **state)
 	f.seq = 1;
 	assert_null(strstr(sentence(&f), "too slowly"));
 	assert_non_null(strstr(sentence(&f), "only offset is 0"));
+	f = finding_make(FIND_MASKED_SCORES);
+	f.value[0] = 8;
+	f.value[1] = 50;
+	f.seq = 24;
+	assert_string_equal(sentence(&f), "The layer's sliding window of 8 tokens and the score "
+					  "soft-cap 50 act on the scores, which the fold leaves "
+					  "equal: masked or capped equal scores stay equal, so the "
+					  "theorem still holds.");
+	f.value[0] = 0;
+	assert_string_equal(sentence(&f), "The layer's score soft-cap 50 acts on the scores, which "
+					  "the fold leaves equal: masked or capped equal scores stay "
+					  "equal, so the theorem still holds.");
+	f.value[0] = 32;
+	f.value[1] = 0;
+	assert_string_equal(sentence(&f), "The layer's sliding window of 32 tokens (not shorter "
+					  "than T here) acts on the scores, which the fold leaves "
+					  "equal: masked or capped equal scores stay equal, so the "
+					  "theorem still holds.");
 }
 
 /* Every code has words of its own (none falls back to its machine name). */

@@ -62,19 +62,27 @@ static void softmax_row(REAL *row, size_t n)
 		row[j] *= inv;
 }
 
-/* Causal softmax of S in place (row m over n <= m, max subtracted, zeros
- * to the end of its row block), then C_h = P v_g (T x d, leading
- * dimension ldc), causal row blocks. */
-static void softmax_context(const Engine *e, Worker *w,
+/* Causal softmax of S in place, with l's soft-cap and sliding window:
+ * row m's visible keys lo..m (lo = layer_first_key(l, m)) capped, then
+ * softmaxed with the max subtracted, zeros before lo and after m to the
+ * end of its row block; then C_h = P v_g (T x d, leading dimension ldc),
+ * causal row blocks. */
+static void softmax_context(const Engine *e, Worker *w, const Layer *l,
 			    REAL *S, const REAL *v, size_t h, REAL *C,
 			    size_t ldc, bool softmax)
 {
 	size_t T = e->T, d = e->d, g = h / e->hpg;
+	double cap = l->attn_softcap;
 	for (size_t r0 = 0; r0 < T; r0 += SCORE_BLOCK) {
 		size_t r1 = r0 + SCORE_BLOCK < T ? r0 + SCORE_BLOCK : T;
 		for (size_t m = r0; softmax && m < r1; m++) {
 			REAL *row = S + m * T;
-			softmax_row(row, m + 1);
+			size_t lo = layer_first_key(l, m);
+			for (size_t n = lo; cap > 0 && n <= m; n++)
+				row[n] = (REAL)(cap * tanh((double)row[n] / cap));
+			softmax_row(row + lo, m + 1 - lo);
+			for (size_t n = 0; n < lo; n++)
+				row[n] = 0;
 			for (size_t n = m + 1; n < r1; n++)
 				row[n] = 0;
 		}
@@ -247,18 +255,18 @@ static void head_task(Engine *e, Worker *w, size_t h)
 		size_t d = e->d, cp = e->cp_rows * d;
 		REAL *ch = w->arena + 2 * TT;
 		if (first) {
-			softmax_context(e, w, sa, e->va, h, ch, d, true);
+			softmax_context(e, w, e->a, sa, e->va, h, ch, d, true);
 			fused_pack_ctx(e->cpa + h * cp, ch, d, e->T, d);
 		}
-		softmax_context(e, w, sb, e->vb, h, ch, d, !reuse);
+		softmax_context(e, w, e->b, sb, e->vb, h, ch, d, !reuse);
 		fused_pack_ctx(e->cpb + h * cp, ch, d, e->T, d);
 		return;
 	}
 #endif
 	if (first)
-		softmax_context(e, w, sa, e->va, h, e->ca + h * e->d, e->nq,
+		softmax_context(e, w, e->a, sa, e->va, h, e->ca + h * e->d, e->nq,
 				true);
-	softmax_context(e, w, sb, e->vb, h, e->cb + h * e->d, e->nq, !reuse);
+	softmax_context(e, w, e->b, sb, e->vb, h, e->cb + h * e->d, e->nq, !reuse);
 }
 
 /* Phase S's tasks: the heads whose contexts change (and on a first run

@@ -89,8 +89,8 @@ static void text_layers(FILE *f, const Model *m, const ModelInfo *in)
 			fprintf(f, "rope local  theta %g, no scaling, on the sliding layers (the rope "
 				"line holds for the full ones)\n", in->theta_local);
 		if (in->sliding_window)
-			fprintf(f, "window      %zu tokens on the sliding layers (carried; check "
-				"evaluates full causal attention)\n", in->sliding_window);
+			fprintf(f, "window      %zu tokens on the sliding layers (check and verify "
+				"mask them: query m sees keys m - W < n <= m)\n", in->sliding_window);
 		else
 			fprintf(f, "window      none given: the sliding layers attend to every earlier "
 				"token\n");

@@ -158,12 +158,12 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 			    l->rope.scaling.kind != ROPE_SCALING_LONGROPE ? json_null()
 			    : json_string(rope_uses_long_factors(&l->rope, ctx->seq) ? "long"
 									 : "short"));
-	/* carried for the engine, which does not apply them yet */
+	/* applied by the engine to both sides (true since the engine does) */
 	json_object_set_new(config, "sliding_window", l->sliding_window
 				    ? json_integer((json_int_t)l->sliding_window) : json_null());
 	json_object_set_new(config, "attn_softcap", l->attn_softcap > 0 ? num(l->attn_softcap)
 								       : json_null());
-	json_object_set_new(config, "window_softcap_applied", json_false());
+	json_object_set_new(config, "window_softcap_applied", json_true());
 
 	json_t *fold = json_object();
 	fold_rotate_format(cfg->rotate, buf, sizeof buf);

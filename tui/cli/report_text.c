@@ -107,7 +107,7 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		if (l->attn_softcap > 0)
 			snprintf(cap, sizeof cap, "%sscore soft-cap %g", *win ? ", " : "",
 				 l->attn_softcap);
-		fprintf(f, "attn    %s%s: carried, not applied here; a commuting fold leaves every "
+		fprintf(f, "attn    %s%s: applied to both sides; a commuting fold leaves every "
 			"score equal, so windowed or capped scores stay equal too\n", win, cap);
 	}
 	char kind[48];

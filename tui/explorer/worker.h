@@ -18,8 +18,8 @@ typedef struct {
 	RopeSpec rope;
 	bool qkv_bias, o_bias, qk_norm, attn_norm;
 	double score_scale;
-	size_t sliding_window;  /* carried, not applied; 0 = none */
-	double attn_softcap;    /* likewise; 0 = none */
+	size_t sliding_window;  /* applied to the scores; 0 = none */
+	double attn_softcap;    /* likewise (c tanh(s / c)); 0 = none */
 	size_t bytes;         /* float64 weights */
 	size_t seq;
 	char source[512];     /* "default", "random" or the path */

@@ -229,6 +229,19 @@ void findings_sentence(const Finding *f, char *buf, size_t len)
 		add(&t, "The %s level holds although the theorem does not guarantee it%s.",
 		    level_name(f->level), f->seq == 1 ? " (T = 1: only offset 0 is compared)" : "");
 		break;
+	case FIND_MASKED_SCORES: {
+		char w[80] = "", c[48] = "";
+		if (f->value[0] > 0)
+			snprintf(w, sizeof w, "sliding window of %.0f tokens%s", f->value[0],
+				 f->value[0] >= (double)f->seq ? " (not shorter than T here)" : "");
+		if (f->value[1] > 0)
+			snprintf(c, sizeof c, "%sscore soft-cap %g", *w ? " and the " : "",
+				 f->value[1]);
+		add(&t, "The layer's %s%s act%s on the scores, which the fold leaves equal: "
+			"masked or capped equal scores stay equal, so the theorem still holds.",
+		    w, c, *w && *c ? "" : "s");
+		break;
+	}
 	default:
 		add(&t, "%s", finding_code_name(f->code));
 		break;

@@ -70,8 +70,8 @@ static void info_draw(const ViewContext *c)
 			   rope_uses_long_factors(&li->rope, rep->seq) ? "long" : "short", rep->seq,
 			   li->rope.scaling.original_max_pos);
 	if (li->sliding_window || li->attn_softcap > 0)
-		info_line(c, &y, "window %zu, soft-cap %g: carried, not applied (equal "
-			   "scores stay equal)", li->sliding_window, li->attn_softcap);
+		info_line(c, &y, "window %zu, soft-cap %g: applied (a fold keeps scores "
+			   "equal, so masked and capped ones too)", li->sliding_window, li->attn_softcap);
 	if (li->family_assumed)
 		info_line(c, &y, "assumed: the family is not one ropefold knows (%s, "
 			   "Llama's conventions)", rope_layout_name(li->rope.layout));
