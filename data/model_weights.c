@@ -11,6 +11,7 @@
 #include "data/families.h"
 #include "data/jsonfile.h"
 #include "data/model_tensors.h"
+#include "data/mla_model.h"
 #include "data/model_weights.h"
 #include "data/path.h"
 
@@ -349,6 +350,12 @@ int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *er
 	for (size_t k = 0; k < sizeof arch_plans / sizeof arch_plans[0] && !plan; k++)
 		if (!strcmp(info->arch, arch_plans[k].arch))
 			plan = &arch_plans[k];
+	if (model_mla(m)) {
+		/* the readers open it for check, fold and verify (data/mla_model) */
+		snprintf(err, errlen, "%s: the forward pass of DeepSeek's multi-head latent attention "
+			 "(MLA, family '%s') is not implemented yet", model_path(m), info->arch);
+		return -1;
+	}
 	if (!plan) {
 		snprintf(err, errlen, "%s: the forward pass of family '%s' is not implemented (known: "
 			 "llama, mistral, mixtral, qwen2, qwen2_vl, qwen3, qwen2_moe, qwen3_moe, olmo2, "

@@ -237,7 +237,10 @@ static int load_gguf(const char *file, Vocab *v, char *err, size_t errlen)
 	size_t want = f.n < ((size_t)64 << 20) ? f.n : ((size_t)64 << 20);
 	if (infile_head_need(&f, &h, want, err, errlen))
 		goto out;
-	Scan s = {h.p, want, 8, false};
+	/* magic and version (model.c has checked them), read through the
+	 * bounds check: a file shorter than them is no vocabulary */
+	Scan s = {h.p, want, 0, false};
+	scan_uint(&s, 8);
 	scan_uint(&s, 8);   /* tensor count */
 	uint64_t nkv = scan_uint(&s, 8);
 	for (uint64_t k = 0; k < nkv && !s.bad; k++) {
