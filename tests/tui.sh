@@ -414,12 +414,18 @@ if [ -f "$M/stories260K.bin" ]; then
 	keys ':export st-fold.bin' Enter
 	check "... :export writes the fold" "exported layer 0 folded"
 	keys ':verify st-fold.bin' Enter
-	check "... :verify of it: the model level holds" "verify: model level holds"
+	check "... :verify of it opens compare mode" "comparing layer 0 with st-fold.bin"
+	keys M
+	check "... the message log: the model level holds" "verify: model level holds"
+	keys x ':against off' Enter
+	check "... compare mode off" "c \[x\] commutes"
 	keys ':drop commutes' Enter ':export st-broken.bin' Enter
 	check "... a non-commuting fold exported" "exported layer 0 folded to st-broken"
 	keys ':verify st-broken.bin' Enter
-	check "... :verify of it: the layer break first" "verify: first break at layer 0"
-	keys q
+	check "... :verify of it: the layer break first" "first break at layer 0"
+	keys M
+	check "... the message log: the model level after the break" "model level breaks"
+	keys x q
 	check "... and q quits" "EXIT=0"
 else
 	n=$((n + 1)); echo "ok $n - :verify's model level # SKIP no stories260K.bin in $M"
