@@ -73,6 +73,7 @@ bad() {
 bad --against --against "$tmp/good"
 bad --drop --model "$dm" --against "$tmp/good" --drop commutes
 bad --rotate --model "$dm" --against "$tmp/good" --rotate qk
+bad --plot --model "$dm" --against "$tmp/good" --plot "$tmp/fig.png"
 bad "$tmp/nothing" --model "$dm" --against "$tmp/nothing"
 bad --against --model "$dm" --against ""
 if "$ROPEFOLD" fold --model "$dm" --out "$tmp/x" --against "$tmp/good" >/dev/null 2>"$tmp/err"; then

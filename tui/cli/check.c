@@ -42,6 +42,12 @@ static int against_refuses(const RunOptions *o, char *err, size_t errlen)
 				 "layer takes the fold's place", fold_flags[i]);
 			return -1;
 		}
+	if (opts_given(o, "--plot")) {
+		/* the figures draw a fold's curve and heatmap, not a comparison */
+		snprintf(err, errlen, "--plot: draws the fold's figures; compare mode (--against) "
+			 "has none yet");
+		return -1;
+	}
 	return 0;
 }
 
