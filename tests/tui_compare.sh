@@ -140,7 +140,7 @@ check "started on the default model" "score +yes +. holds"
 keys ':verify '"$DM" Enter
 check ":verify of the same checkpoint: compare mode" "compare ─+┐"
 keys M
-check "... verify's word: identical" "verify +verify: .* is identical to"
+check "... verify's word: identical" "identical to"
 keys x q
 check "q" "EXIT=0"
 start "'$ROPEFOLD' tour"
