@@ -657,6 +657,17 @@ static void note_quantization(FoldRun *r, const QuantBound *qb, StoreDtype dt,
 /* Load, fold and store the k-th layer. */
 /* Fold MLA layer k: the plan drawn from its seed, the four rewritten
  * tensors stored (their values are row for row the file's). */
+/* The k-th layer's worst relative rounding rel, recorded in the sidecar's
+ * current layer, the per-layer summary and the run's maximum (the MLA and
+ * the standard layer fold end alike). */
+static void layer_rounding_done(FoldRun *r, size_t k, double rel)
+{
+	sidecar_set_rounding(r->record, rel);
+	r->rel[k] = rel;
+	if (rel > r->max_rel)
+		r->max_rel = rel;
+}
+
 static int mla_fold_layer(FoldRun *r, size_t k)
 {
 	size_t i = r->layers[k];
@@ -703,10 +714,7 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 		if (e > rel)
 			rel = e;
 	}
-	sidecar_set_rounding(r->record, rel);
-	r->rel[k] = rel;
-	if (rel > r->max_rel)
-		r->max_rel = rel;
+	layer_rounding_done(r, k, rel);
 	rc = 0;
 out:
 	mla_plan_free(&plan);
@@ -793,10 +801,7 @@ static int fold_layer(FoldRun *r, size_t k)
 			goto out;
 		r->all_exact = r->all_exact && r->exact[k];
 	}
-	sidecar_set_rounding(r->record, rel);
-	r->rel[k] = rel;
-	if (rel > r->max_rel)
-		r->max_rel = rel;
+	layer_rounding_done(r, k, rel);
 	rc = 0;
 out:
 	fold_plan_free(&plan);
