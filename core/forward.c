@@ -38,8 +38,17 @@ void fwd_state_embed(FwdState *s, const double *emb)
 
 RfStatus fwd_layer_apply(FwdState *s, const FwdLayer *l)
 {
-	if (l->shape.n_kv_heads == 0 || l->shape.n_heads % l->shape.n_kv_heads ||
-	    (l->moe.n_experts && (!l->moe.top_k || l->moe.top_k > l->moe.n_experts)))
+	const char *why;
+	if (l->mla && (mla_shape_check(&l->mla->shape, &why) != RF_OK ||
+		       l->mla->shape.d_model != s->D ||
+		       l->mla->rope.rotary_dim != l->mla->shape.qk_rope_dim))
+		return RF_ERR_ARG;
+	if (!l->mla && (l->shape.n_kv_heads == 0 || l->shape.n_heads % l->shape.n_kv_heads))
+		return RF_ERR_ARG;
+	if (l->moe.n_experts && (!l->moe.top_k || l->moe.top_k > l->moe.n_experts))
+		return RF_ERR_ARG;
+	if (l->moe.n_experts && l->moe.route &&
+	    moe_route_check(l->moe.route, l->moe.n_experts, l->moe.top_k, &why) != RF_OK)
 		return RF_ERR_ARG;
 	return s->prec == FWD_F32 ? fwd_layer_apply_f32(s, l) : fwd_layer_apply_f64(s, l);
 }

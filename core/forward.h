@@ -5,6 +5,8 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/mla.h"
+#include "core/moe_route.h"
 #include "core/rope.h"
 #include "core/status.h"
 
@@ -71,9 +73,29 @@ typedef struct {
 	bool norm_topk;        /* the k weights renormalised to sum 1 */
 	const void *router;    /* E x D */
 	const FwdMlp *experts; /* E */
-	const FwdMlp *shared;  /* Qwen2-MoE's shared expert, or NULL */
+	const FwdMlp *shared;  /* Qwen2-MoE's shared expert, DeepSeek's shared
+				* experts (one MLP), or NULL */
 	const void *shared_gate;  /* 1 x D: sigmoid(shared_gate x) scales it, or NULL */
+	const MoeRoute *route; /* DeepSeek's router (core/moe_route.h), or NULL:
+				* softmax top-k (Mixtral, Qwen-MoE) */
+	const void *score_bias;   /* E: DeepSeek-V3's e_score_correction_bias, or NULL */
 } FwdMoe;
+
+/* DeepSeek's multi-head latent attention in place of wq..wo (the formulas
+ * in core/mla.h); weights of the state's precision, row-major [out][in]. */
+typedef struct {
+	MlaShape shape;
+	RopeSpec rope;          /* of the rope part: rotary_dim = dr */
+	const void *q_a;        /* Lq x D, or NULL (q_b is q_proj) */
+	const void *q_a_norm;   /* Lq, or NULL */
+	const void *q_b;        /* H*(dn+dr) x Lq, or H*(dn+dr) x D */
+	const void *kv_a;       /* (Lkv + dr) x D: rows [latent; k_pe] */
+	const void *kv_a_norm;  /* Lkv */
+	const void *kv_b;       /* H*(dn+dv) x Lkv: per head rows [k_nope; v] */
+	const void *wo;         /* D x (H*dv) */
+	double latent_eps;      /* of q_a_norm and kv_a_norm */
+	double score_scale;     /* 0 = 1/sqrt(dn+dr) */
+} FwdMla;
 
 /* One decoder layer's weights and settings. */
 typedef struct {
@@ -95,6 +117,8 @@ typedef struct {
 	FwdAct act;
 	FwdMlp mlp;             /* the dense MLP (when moe.n_experts is 0) */
 	FwdMoe moe;
+	const FwdMla *mla;      /* DeepSeek MLA instead of wq..wo, rope, q/k norms
+				 * and window, or NULL */
 } FwdLayer;
 
 /* The hidden states of one pass and the buffers reused by every layer. */

@@ -68,6 +68,10 @@ static R SUF(act)(FwdAct a, R x)
 	return x;
 }
 
+/* ---- DeepSeek's multi-head latent attention -------------------------------- */
+
+#include "core/forward_mla_impl.h"
+
 /* ---- attention ------------------------------------------------------------ */
 
 typedef struct {
@@ -193,6 +197,39 @@ static void SUF(mlp_rows)(const FwdMlp *p, FwdAct act, const R *a, size_t n, siz
 	SUF(linear)(u, F, n, F, p->down, D, p->b_down, out, D);
 }
 
+/* DeepSeek's router (core/moe_route.h) on the T x E logits: wsel (T x E)
+ * the chosen experts' weights, sel (T x E) which are chosen. */
+static RfStatus SUF(route_deepseek)(const FwdMoe *moe, const R *logit, size_t T, double *wsel,
+				    unsigned char *sel)
+{
+	size_t E = moe->n_experts, K = moe->top_k;
+	const R *b = moe->score_bias;
+	/* z, bias (E each), the router's scratch (2 E + E: groups <= E), ids
+	 * and weights (K each) */
+	double *buf = malloc((5 * E + K) * sizeof(double));
+	size_t *ids = malloc(K * sizeof(size_t));
+	if (!buf || !ids) {
+		free(buf);
+		free(ids);
+		return RF_ERR_NOMEM;
+	}
+	double *z = buf, *bias = buf + E, *scr = buf + 2 * E, *w = buf + 5 * E;
+	for (size_t e = 0; e < E; e++)
+		bias[e] = b ? b[e] : 0.0;
+	for (size_t t = 0; t < T; t++) {
+		for (size_t e = 0; e < E; e++)
+			z[e] = logit[t * E + e];
+		moe_route_token(moe->route, z, b ? bias : NULL, E, K, ids, w, scr);
+		for (size_t k = 0; k < K; k++) {
+			sel[t * E + ids[k]] = 1;
+			wsel[t * E + ids[k]] = (double)(R)w[k];
+		}
+	}
+	free(buf);
+	free(ids);
+	return RF_OK;
+}
+
 static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *out)
 {
 	size_t T = st->T, D = st->D;
@@ -221,7 +258,12 @@ static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *o
 	if (!logit || !wsel || !rows || !y || !h || !idx || !sel)
 		goto out;
 	SUF(linear)(a, D, T, D, moe->router, E, NULL, logit, E);
-	for (size_t t = 0; t < T; t++) {
+	if (moe->route) {
+		rc = SUF(route_deepseek)(moe, logit, T, wsel, sel);
+		if (rc != RF_OK)
+			goto out;
+	}
+	for (size_t t = 0; t < T && !moe->route; t++) {
 		R *z = logit + t * E;
 		double mx = -INFINITY, sum = 0;
 		for (size_t e = 0; e < E; e++)
@@ -298,7 +340,8 @@ static RfStatus SUF(layer)(FwdState *st, const FwdLayer *l)
 		goto out;
 	memcpy(a, x, n * sizeof(R));
 	SUF(apply_norm)(&l->attn_norm, a, T, D);
-	if ((rc = SUF(attention)(st, l, a, att)) != RF_OK)
+	rc = l->mla ? SUF(mla_attention)(st, l->mla, a, att) : SUF(attention)(st, l, a, att);
+	if (rc != RF_OK)
 		goto out;
 	SUF(apply_norm)(&l->post_attn_norm, att, T, D);
 	if (l->block != FWD_BLOCK_PARALLEL)

@@ -731,6 +731,43 @@ static int read_sparse_layers(const TensorTable *tt, Hparams *hp, char *err, siz
 	return 0;
 }
 
+/* llama.cpp's deepseek2 experts: the dense leading layers, shared experts,
+ * the weights' scale and norm (default off), the gating function (1
+ * softmax, 2 sigmoid; absent: softmax, as V2 files have none) and the
+ * expert groups of newer files (groups ranked by their two best). */
+static int gguf_deepseek2_moe(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp,
+			      char *err, size_t errlen)
+{
+	const char *ar = hp->arch;
+	size_t gating = 0, groups = 0, used = 0;
+	MoeRoute *r = &hp->mla_route;
+	memset(r, 0, sizeof *r);
+	r->scale = 1.0;
+	hp->norm_topk_prob = false;
+	if (kv_count(c, kv, nkv, ar, "leading_dense_block_count", &hp->mla_dense_layers, err,
+		     errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_shared_count", &hp->mla_shared_experts, err,
+		     errlen) ||
+	    kv_positive(c, kv, nkv, ar, "expert_weights_scale", &r->scale, err, errlen) ||
+	    kv_bool(c, kv, nkv, ar, "expert_weights_norm", &hp->norm_topk_prob, err, errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_gating_func", &gating, err, errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_group_count", &groups, err, errlen) ||
+	    kv_count(c, kv, nkv, ar, "expert_group_used_count", &used, err, errlen))
+		return -1;
+	if (gating > 2)
+		return kv_bad(c, kv_find(c, kv, nkv, ar, "expert_gating_func"), err, errlen,
+			      "%zu (must be 1, softmax, or 2, sigmoid)", gating);
+	r->score = gating == 2 ? MOE_SCORE_SIGMOID : MOE_SCORE_SOFTMAX;
+	r->norm_topk = hp->norm_topk_prob;
+	if (groups > 1) {
+		r->method = MOE_TOPK_GROUP_TOP2;
+		r->n_group = groups;
+		r->topk_group = used;
+	}
+	hp->mla_moe_freq = 1;
+	return 0;
+}
+
 static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, char *err,
 			size_t errlen)
 {
@@ -791,7 +828,8 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 	     kv_size(c, kv, nkv, ar, "attention.kv_lora_rank", &hp->kv_lora_rank, err, errlen) ||
 	     kv_size(c, kv, nkv, ar, "attention.value_length", &hp->v_head_dim, err, errlen) ||
 	     kv_positive(c, kv, nkv, ar, "rope.scaling.yarn_log_multiplier", &hp->yarn_log_mul,
-			 err, errlen)))
+			 err, errlen) ||
+	     gguf_deepseek2_moe(c, kv, nkv, hp, err, errlen)))
 		return -1;
 	hp->layout_set = true;
 	hp->layout = arch_is_neox(ar) ? ROPE_HALF : ROPE_INTERLEAVED;

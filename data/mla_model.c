@@ -77,6 +77,8 @@ int mla_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp)
 			return -1;
 	if (!hp->kv_lora_rank)
 		return 0;
+	if (mla_moe_hfconfig_read(c, k, hp))
+		return -1;
 	/* HF's DeepseekV3: rope_interleave (default true) permutes the stored
 	 * rope coordinates to half-split before rotate_half; false applies
 	 * rotate_half to them as stored */
@@ -351,6 +353,8 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 	/* DeepSeek's code builds the latent RMSNorms with their default eps;
 	 * llama.cpp's deepseek2 graph gives them the file's */
 	f->latent_eps = gguf ? f->norm_eps : 1e-6;
+	if (mla_moe_resolve(hp, where, f, err, errlen))
+		return -1;
 	/* every layer's tensors now, as model.c does for other families */
 	for (size_t i = 0; i < f->n_layers; i++) {
 		MlaLayerTensors lt;

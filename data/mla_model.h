@@ -54,6 +54,14 @@ typedef struct {
 	double score_scale;       /* softmax scale, yarn mscale included */
 	double norm_eps;          /* of the input norm */
 	double latent_eps;        /* of the latent norms (core/mla.h) */
+	/* the experts (data/mla_moe.c): layer i is sparse when n_experts,
+	 * i >= dense_layers and i % moe_freq == 0 */
+	size_t n_experts;         /* routed experts, 0 = every MLP dense */
+	size_t experts_per_tok;
+	size_t dense_layers;
+	size_t moe_freq;
+	size_t shared_experts;    /* n_shared_experts (one MLP of that many) */
+	MoeRoute route;
 } MlaFamily;
 
 /* True when the tensors are MLA's (kv_a_proj_with_mqa, attn_kv_a_mqa). */
@@ -80,6 +88,23 @@ int mla_layer_tensors(const TensorTable *tt, const MlaFamily *fam, size_t i,
 /* Read layer i into out (allocated here; mla_free it). */
 int mla_read_layer(const TensorTable *tt, const MlaFamily *fam, const char *where, size_t i,
 		   MlaLayer *out, char *err, size_t errlen);
+
+/* ---- DeepSeek's experts (data/mla_moe.c) ---------------------------------- */
+
+/* The expert keys of a DeepSeek config.json (n_routed_experts,
+ * num_experts_per_tok, n_shared_experts, moe_intermediate_size,
+ * first_k_dense_replace, moe_layer_freq, norm_topk_prob,
+ * routed_scaling_factor, topk_method, n_group, topk_group, scoring_func)
+ * into hp, with DeepseekV2Config's or DeepseekV3Config's defaults by
+ * model_type: 0, or -1 with err. */
+int mla_moe_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp);
+/* The experts of hp into f (0; the router is checked by mla_moe_check). */
+int mla_moe_resolve(const Hparams *hp, const char *where, MlaFamily *f, char *err,
+		    size_t errlen);
+/* Whether the router's settings fit its experts: 0, or -1 with err. */
+int mla_moe_check(const MlaFamily *f, const char *where, char *err, size_t errlen);
+/* Whether layer i has experts. */
+bool mla_layer_sparse(const MlaFamily *f, size_t i);
 
 /* ---- defined in model.c ---------------------------------------------------- */
 

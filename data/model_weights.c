@@ -45,6 +45,9 @@ static const ArchPlan arch_plans[] = {
 	{"phi3", "phi3", FWD_BLOCK_PRE, FWD_ACT_SILU},
 	{"gpt_neox", "gpt_neox", FWD_BLOCK_PARALLEL, FWD_ACT_GELU_ERF},
 	{"gptneox", "gpt_neox", FWD_BLOCK_PARALLEL, FWD_ACT_GELU_ERF},
+	{"deepseek_v2", "deepseek_v2", FWD_BLOCK_PRE, FWD_ACT_SILU},
+	{"deepseek_v3", "deepseek_v3", FWD_BLOCK_PRE, FWD_ACT_SILU},
+	{"deepseek2", "deepseek2", FWD_BLOCK_PRE, FWD_ACT_SILU},
 };
 
 /* The tensor names of the MLP, the norms around it and the final norm, per
@@ -110,6 +113,9 @@ struct ModelWeights {
 	size_t npool, nslots, cappool;
 	FwdMlp *experts;         /* n_experts */
 	FwdMlp shared;
+	const MlaFamily *mla;    /* DeepSeek MLA (data/model_weights_mla.c), or NULL */
+	MlaLayer mla_layer;      /* the current layer's attention, float64 */
+	FwdMla fmla;             /* and in the compute precision */
 	RopeOverride rope;       /* put over each layer's RoPE (nothing given: none) */
 	double perturb;          /* every weight times (1 + perturb r), r uniform in
 				  * [-1, 1]; 0 = as stored */
@@ -151,6 +157,7 @@ static void pool_clear(ModelWeights *w)
 {
 	w->npool = 0;
 	layer_free(&w->attn);
+	mla_free(&w->mla_layer);
 }
 
 static void *pool_alloc(ModelWeights *w, size_t nelem)
@@ -350,16 +357,19 @@ int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *er
 	for (size_t k = 0; k < sizeof arch_plans / sizeof arch_plans[0] && !plan; k++)
 		if (!strcmp(info->arch, arch_plans[k].arch))
 			plan = &arch_plans[k];
-	if (model_mla(m)) {
-		/* the readers open it for check, fold and verify (data/mla_model) */
+	if (model_mla(m) && !plan) {
 		snprintf(err, errlen, "%s: the forward pass of DeepSeek's multi-head latent attention "
-			 "(MLA, family '%s') is not implemented yet", model_path(m), info->arch);
+			 "(MLA) reads families deepseek_v2, deepseek_v3 and GGUF deepseek2, not '%s'",
+			 model_path(m), info->arch);
 		return -1;
 	}
+	if (model_mla(m) && mla_moe_check(model_mla(m), model_path(m), err, errlen))
+		return -1;
 	if (!plan) {
 		snprintf(err, errlen, "%s: the forward pass of family '%s' is not implemented (known: "
 			 "llama, mistral, mixtral, qwen2, qwen2_vl, qwen3, qwen2_moe, qwen3_moe, olmo2, "
-			 "gemma, gemma2, gemma3, phi3, gpt_neox, llama2.c)", model_path(m), info->arch);
+			 "gemma, gemma2, gemma3, phi3, gpt_neox, deepseek_v2, deepseek_v3, deepseek2, "
+			 "llama2.c)", model_path(m), info->arch);
 		return -1;
 	}
 	ModelWeights *w = calloc(1, sizeof *w);
@@ -373,6 +383,7 @@ int model_weights_open(Model *m, FwdPrecision prec, ModelWeights **out, char *er
 	w->fam = model_family(m);
 	w->tt = model_tensor_table(m);
 	w->plan = plan;
+	w->mla = model_mla(m);
 	w->act = plan->act;
 	w->block = plan->block;
 	w->D = info->shape.d_model;
@@ -638,6 +649,9 @@ static int load_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, size_t er
 	return 0;
 }
 
+static int mla_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err,
+			     size_t errlen);
+
 void model_weights_set_rope(ModelWeights *w, const RopeOverride *o)
 {
 	w->rope = *o;
@@ -647,6 +661,8 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 {
 	memset(out, 0, sizeof *out);
 	pool_clear(w);
+	if (w->mla)
+		return mla_weights_layer(w, i, out, err, errlen);
 	Layer *a = &w->attn;
 	if (model_load_layer(w->m, i, a, err, errlen))
 		return -1;
@@ -780,4 +796,117 @@ void model_weights_close(ModelWeights *w)
 	free(w->pool_bytes);
 	free(w->experts);
 	free(w);
+}
+
+/* ---- DeepSeek's multi-head latent attention and experts --------------------- */
+
+/* The routed experts, router (and V3's score bias) and the shared experts
+ * of sparse layer i (HF mlp.gate, mlp.experts.N, mlp.shared_experts;
+ * GGUF ffn_gate_inp, exp_probs_b, ffn_*_exps, ffn_*_shexp). */
+static int mla_weights_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, size_t errlen)
+{
+	const MlaFamily *f = w->mla;
+	const MlpNames *nm = w->nm;
+	bool gguf = !strcmp(nm->scheme, "gguf");
+	size_t E = f->n_experts;
+	moe->n_experts = E;
+	moe->top_k = f->experts_per_tok;
+	moe->norm_topk = f->route.norm_topk;
+	moe->route = &f->route;
+	const char *rs = gguf ? ".ffn_gate_inp" : ".mlp.gate";
+	const TensorRef *router = find_t(w, i, rs, 0, ".weight");
+	if (!router)
+		return missing(w, i, rs, 0, err, errlen);
+	if (load_t(w, router, E * w->D, &moe->router, err, errlen))
+		return -1;
+	const TensorRef *bias = gguf ? find_t(w, i, ".exp_probs_b", 0, ".bias")
+				     : find_t(w, i, ".mlp.gate", 0, ".e_score_correction_bias");
+	if (bias && load_t(w, bias, E, &moe->score_bias, err, errlen))
+		return -1;
+	if (!w->experts && !(w->experts = calloc(E, sizeof *w->experts))) {
+		snprintf(err, errlen, "%s: out of memory", model_path(w->m));
+		return -1;
+	}
+	for (size_t e = 0; e < E; e++)
+		if (load_mlp(w, i, nm->e_gate, nm->e_up, nm->e_down, NULL, nm->e_fused, e,
+			     &w->experts[e], err, errlen))
+			return -1;
+	moe->experts = w->experts;
+	static const char *const hf_shared[3] = {".mlp.shared_experts.gate_proj",
+						 ".mlp.shared_experts.up_proj",
+						 ".mlp.shared_experts.down_proj"};
+	const char *sg = gguf ? nm->sh_gate : hf_shared[0], *su = gguf ? nm->sh_up : hf_shared[1];
+	const char *sd = gguf ? nm->sh_down : hf_shared[2];
+	if (f->shared_experts || find_t(w, i, su, 0, ".weight")) {
+		if (load_mlp(w, i, sg, su, sd, NULL, false, 0, &w->shared, err, errlen))
+			return -1;
+		moe->shared = &w->shared;
+	}
+	return 0;
+}
+
+/* Layer i of an MLA checkpoint: its attention read by data/mla_model.c
+ * (float64, moved by the rounding what-if, then converted), the norm
+ * before the MLP, and the dense MLP or the experts. */
+static int mla_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err,
+			     size_t errlen)
+{
+	MlaLayer *a = &w->mla_layer;
+	if (model_load_mla_layer(w->m, i, a, err, errlen))
+		return -1;
+	const MlaShape *s = &a->shape;
+	size_t D = s->d_model, H = s->n_heads, Lq = s->q_lora_rank, Lkv = s->kv_lora_rank;
+	size_t dq = mla_qk_dim(s), dr = s->qk_rope_dim, dkv = s->qk_nope_dim + s->v_head_dim;
+	double *t[8] = {a->q_a, a->q_a_norm, a->q_b, a->kv_a, a->kv_a_norm, a->kv_b, a->wo,
+			a->attn_norm};
+	size_t n[8] = {Lq * D, Lq, H * dq * (Lq ? Lq : D), (Lkv + dr) * D, Lkv, H * dkv * Lkv,
+		       D * H * s->v_head_dim, D};
+	const void **dst[8];
+	FwdMla *fm = &w->fmla;
+	memset(fm, 0, sizeof *fm);
+	dst[0] = &fm->q_a;
+	dst[1] = &fm->q_a_norm;
+	dst[2] = &fm->q_b;
+	dst[3] = &fm->kv_a;
+	dst[4] = &fm->kv_a_norm;
+	dst[5] = &fm->kv_b;
+	dst[6] = &fm->wo;
+	dst[7] = &out->attn_norm.w;
+	bool nomem = false;
+	for (int k = 0; k < 8; k++) {
+		perturb_d(w, t[k], n[k]);
+		*dst[k] = as_prec(w, t[k], n[k], &nomem);
+	}
+	if (nomem) {
+		snprintf(err, errlen, "%s: layer %zu: out of memory", model_path(w->m), i);
+		return -1;
+	}
+	fm->shape = *s;
+	fm->rope = a->rope;
+	rope_override_apply(&w->rope, &fm->rope);
+	const char *why;
+	if (rope_spec_check(&fm->rope, dr, &why) != RF_OK) {
+		snprintf(err, errlen, "%s: layer %zu: RoPE of the rope part: %s", model_path(w->m), i,
+			 why);
+		return -1;
+	}
+	fm->latent_eps = a->latent_eps;
+	fm->score_scale = a->score_scale;
+	out->mla = fm;
+	mla_header(a, &w->attn);
+	out->shape = w->attn.shape;
+	memset(&w->attn, 0, sizeof w->attn);
+	out->rope = fm->rope;
+	out->attn_norm.kind = NORM_RMS;
+	out->attn_norm.eps = a->norm_eps;
+	out->block = FWD_BLOCK_PRE;
+	out->act = w->act;
+	const MlpNames *nm = w->nm;
+	if (load_norm(w, i, nm->pre_ffn_norm, &out->ffn_norm, err, errlen))
+		return -1;
+	if (!out->ffn_norm.w)
+		return missing(w, i, nm->pre_ffn_norm, 0, err, errlen);
+	if (mla_layer_sparse(w->mla, i))
+		return mla_weights_moe(w, i, &out->moe, err, errlen);
+	return load_mlp(w, i, nm->gate, nm->up, nm->down, NULL, false, 0, &out->mlp, err, errlen);
 }

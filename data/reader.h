@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "core/layer.h"
+#include "core/moe_route.h"
 #include "data/infile.h"
 #include "data/model.h"
 #include "data/tensor.h"
@@ -62,6 +63,13 @@ typedef struct {
 	double yarn_log_mul;       /* GGUF rope.scaling.yarn_log_multiplier */
 	bool mla_rope_half;        /* HF rope_interleave false: the rope part
 				    * is stored half-split (HF's V3 code) */
+	/* DeepSeek's experts (data/mla_moe.c): n_experts, experts_per_tok,
+	 * norm_topk_prob and moe_ff above, and */
+	size_t mla_dense_layers;   /* first_k_dense_replace,
+				    * leading_dense_block_count */
+	size_t mla_moe_freq;       /* moe_layer_freq, 0 = 1 */
+	size_t mla_shared_experts; /* n_shared_experts, expert_shared_count */
+	MoeRoute mla_route;        /* scoring, top-k method, groups, scale */
 } Hparams;
 
 /* Layer counts beyond this are refused (families.c); per-layer tables
