@@ -11,6 +11,12 @@ one expert group. Each is held to 1e-10 relative in float64 and 1e-5 in
 float32 (the logits tests/mla_forward_dump writes in float64). Then
 `ropefold logits` on an MLA folder (text, JSON, .npy), `verify --logits`
 on an MLA fold (the model level holds) and on a tampered one (it does not).
+Last, the same weights as llama.cpp's deepseek2 GGUF stores them (names as
+its converter writes them, experts stacked [E, F, D], the dense leading
+layers, expert_weights_scale/norm, expert_gating_func, expert groups) give
+the HF folder's reference logits, where llama.cpp's graph and DeepSeek's
+code compute the same thing (no yarn: the two apply its mscale
+differently; V2-Lite's greedy top-k and V3's grouped sigmoid routing).
 """
 import json
 import os
@@ -24,6 +30,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import family_fixtures as ff  # noqa: E402
+import gguf_families as gf  # noqa: E402
 import reference_forward as rf  # noqa: E402
 
 ROPEFOLD = os.environ.get("ROPEFOLD", "./ropefold")
@@ -182,11 +189,86 @@ def write_safetensors(path, tensors):
         f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
 
 
+ATTN = {"q_a_proj": "attn_q_a", "q_a_layernorm": "attn_q_a_norm", "q_b_proj": "attn_q_b",
+        "q_proj": "attn_q", "kv_a_proj_with_mqa": "attn_kv_a_mqa",
+        "kv_a_layernorm": "attn_kv_a_norm", "kv_b_proj": "attn_kv_b", "o_proj": "attn_output"}
+
+
+def to_gguf(folder, path):
+    """The HF DeepSeek folder as llama.cpp's convert_hf_to_gguf.py writes deepseek2."""
+    cfg, t, _ = rf.read_hf_folder(folder)
+    L, E = cfg["num_hidden_layers"], cfg["n_routed_experts"]
+    out = {"token_embd.weight": t["model.embed_tokens.weight"],
+           "output_norm.weight": t["model.norm.weight"]}
+    if "lm_head.weight" in t:
+        out["output.weight"] = t["lm_head.weight"]
+    for l in range(L):
+        p, b = "model.layers.%d." % l, "blk.%d." % l
+        out[b + "attn_norm.weight"] = t[p + "input_layernorm.weight"]
+        out[b + "ffn_norm.weight"] = t[p + "post_attention_layernorm.weight"]
+        for hf, gg in ATTN.items():
+            if p + "self_attn." + hf + ".weight" in t:
+                out[b + gg + ".weight"] = t[p + "self_attn." + hf + ".weight"]
+        for g in ("gate", "up", "down"):
+            if p + "mlp.%s_proj.weight" % g in t:
+                out[b + "ffn_%s.weight" % g] = t[p + "mlp.%s_proj.weight" % g]
+                continue
+            out[b + "ffn_%s_exps.weight" % g] = np.stack(
+                [t[p + "mlp.experts.%d.%s_proj.weight" % (e, g)] for e in range(E)])
+            out[b + "ffn_%s_shexp.weight" % g] = t[p + "mlp.shared_experts.%s_proj.weight" % g]
+        if p + "mlp.gate.weight" in t:
+            out[b + "ffn_gate_inp.weight"] = t[p + "mlp.gate.weight"]
+        if p + "mlp.gate.e_score_correction_bias" in t:
+            out[b + "exp_probs_b.bias"] = t[p + "mlp.gate.e_score_correction_bias"]
+    v3 = cfg["model_type"] == "deepseek_v3"
+    kv = [("general.architecture", "s", "deepseek2"), ("block_count", "u", L),
+          ("context_length", "u", cfg["max_position_embeddings"]),
+          ("embedding_length", "u", cfg["hidden_size"]),
+          ("feed_forward_length", "u", cfg["intermediate_size"]),
+          ("attention.head_count", "u", cfg["num_attention_heads"]),
+          ("attention.head_count_kv", "u", cfg["num_attention_heads"]),
+          ("attention.key_length", "u", cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]),
+          ("attention.value_length", "u", cfg["v_head_dim"]),
+          ("attention.kv_lora_rank", "u", cfg["kv_lora_rank"]),
+          ("rope.dimension_count", "u", cfg["qk_rope_head_dim"]),
+          ("rope.freq_base", "f", cfg["rope_theta"]),
+          ("attention.layer_norm_rms_epsilon", "f", cfg["rms_norm_eps"]),
+          ("leading_dense_block_count", "u", cfg["first_k_dense_replace"]),
+          ("expert_count", "u", E), ("expert_used_count", "u", cfg["num_experts_per_tok"]),
+          ("expert_shared_count", "u", cfg["n_shared_experts"]),
+          ("expert_feed_forward_length", "u", cfg["moe_intermediate_size"]),
+          ("expert_weights_scale", "f", cfg["routed_scaling_factor"]),
+          ("expert_weights_norm", "b", cfg["norm_topk_prob"]),
+          ("expert_gating_func", "u", 2 if v3 else 1)]
+    if cfg.get("q_lora_rank"):
+        kv.append(("attention.q_lora_rank", "u", cfg["q_lora_rank"]))
+    if v3:
+        kv += [("expert_group_count", "u", cfg["n_group"]),
+               ("expert_group_used_count", "u", cfg["topk_group"])]
+    gf.write(path, "deepseek2", kv, out)
+
+
+def check_gguf(tmp):
+    for family in ("deepseek-v2-lite", "deepseek-v3"):
+        folder = os.path.join(tmp, "g-" + family)
+        ff.make_fixture(family, folder)
+        edit_config(folder, no_yarn)
+        path = folder + ".gguf"
+        to_gguf(folder, path)
+        ref = rf.forward(rf.load_model(folder), TOKENS).astype(np.float64)
+        for prec, tol in (("f64", 1e-10), ("f32", 1e-5)):
+            got, why = dump(path, prec, os.path.join(tmp, "z.bin"))
+            err = rel(got, ref) if got is not None else float("inf")
+            check("%s as GGUF deepseek2, %s: the HF folder's reference logits" % (family, prec),
+                  err <= tol, why[:200] or "rel %.1e, tol %.0e" % (err, tol))
+
+
 if __name__ == "__main__":
     tmp = tempfile.mkdtemp()
     try:
         check_variants(tmp)
         check_cli(tmp)
+        check_gguf(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("1..%d" % len(results))
