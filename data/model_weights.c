@@ -885,6 +885,12 @@ static int mla_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err
 	fm->rope = a->rope;
 	rope_override_apply(&w->rope, &fm->rope);
 	const char *why;
+	if (fm->rope.rotary_dim != dr) {
+		snprintf(err, errlen, "%s: layer %zu: MLA turns the whole rope part "
+			 "(qk_rope_head_dim %zu): --rotary-dim %zu does not apply", model_path(w->m), i,
+			 dr, fm->rope.rotary_dim);
+		return -1;
+	}
 	if (rope_spec_check(&fm->rope, dr, &why) != RF_OK) {
 		snprintf(err, errlen, "%s: layer %zu: RoPE of the rope part: %s", model_path(w->m), i,
 			 why);
