@@ -78,3 +78,22 @@ void fwd_state_done(FwdState *s)
 	free(s->x);
 	memset(s, 0, sizeof *s);
 }
+
+RfStatus fwd_mla_trace(FwdState *s, const FwdMla *m, FwdMlaTrace *out)
+{
+	const char *why;
+	memset(out, 0, sizeof *out);
+	if (mla_shape_check(&m->shape, &why) != RF_OK || m->shape.d_model != s->D)
+		return RF_ERR_ARG;
+	void *y = malloc(s->T * s->D * fwd_elem_size(s->prec));
+	if (!y)
+		return RF_ERR_NOMEM;
+	RfStatus rc = s->prec == FWD_F32 ? fwd_mla_trace_f32(s, m, y, out)
+					 : fwd_mla_trace_f64(s, m, y, out);
+	if (rc != RF_OK) {
+		free(y);
+		return rc;
+	}
+	out->y = y;
+	return RF_OK;
+}

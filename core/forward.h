@@ -148,6 +148,19 @@ void fwd_head_rows(const FwdState *s, const void *rows, size_t n, double softcap
 		   void *out, size_t col, size_t V);
 /* Release the buffers. */
 void fwd_state_done(FwdState *s);
+
+/* What one MLA attention computed, for the evaluation (core/mla_inv.c):
+ * buffers of the state's precision, allocated here, free()d by the caller. */
+typedef struct {
+	void *q, *k;            /* T x H x (dn+dr): per head [nope; Theta pe] */
+	void *v;                /* T x H x dv */
+	void *ctx;              /* T x (H*dv) */
+	void *y;                /* T x D: the attention update */
+} FwdMlaTrace;
+
+/* The MLA attention of the state's hidden states (no input norm), every
+ * intermediate kept; the hidden states are left alone. */
+RfStatus fwd_mla_trace(FwdState *s, const FwdMla *m, FwdMlaTrace *out);
 /* Bytes of one element in a precision. */
 size_t fwd_elem_size(FwdPrecision p);
 

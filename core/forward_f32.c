@@ -32,3 +32,8 @@ void fwd_head_rows_f32(const FwdState *s, const void *rows, size_t n, double sof
 {
 	head_f32(s, rows, n, softcap, out, col, V);
 }
+
+RfStatus fwd_mla_trace_f32(FwdState *s, const FwdMla *m, void *y, FwdMlaTrace *keep)
+{
+	return mla_attention_f32(s, m, s->x, y, keep);
+}

@@ -32,3 +32,8 @@ void fwd_head_rows_f64(const FwdState *s, const void *rows, size_t n, double sof
 {
 	head_f64(s, rows, n, softcap, out, col, V);
 }
+
+RfStatus fwd_mla_trace_f64(FwdState *s, const FwdMla *m, void *y, FwdMlaTrace *keep)
+{
+	return mla_attention_f64(s, m, s->x, y, keep);
+}

@@ -340,7 +340,7 @@ static RfStatus SUF(layer)(FwdState *st, const FwdLayer *l)
 		goto out;
 	memcpy(a, x, n * sizeof(R));
 	SUF(apply_norm)(&l->attn_norm, a, T, D);
-	rc = l->mla ? SUF(mla_attention)(st, l->mla, a, att) : SUF(attention)(st, l, a, att);
+	rc = l->mla ? SUF(mla_attention)(st, l->mla, a, att, NULL) : SUF(attention)(st, l, a, att);
 	if (rc != RF_OK)
 		goto out;
 	SUF(apply_norm)(&l->post_attn_norm, att, T, D);

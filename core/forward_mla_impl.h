@@ -63,8 +63,10 @@ static RfStatus SUF(mla_rope)(FwdState *st, const RopeSpec *r)
 	return RF_OK;
 }
 
-/* out (T x D) = MLA of the normed input a (T x D). */
-static RfStatus SUF(mla_attention)(FwdState *st, const FwdMla *m, const R *a, R *out)
+/* out (T x D) = MLA of the normed input a (T x D); keep (or NULL) takes
+ * q, k, v and ctx over instead of their release. */
+static RfStatus SUF(mla_attention)(FwdState *st, const FwdMla *m, const R *a, R *out,
+				   FwdMlaTrace *keep)
 {
 	const MlaShape *s = &m->shape;
 	size_t T = st->T, D = st->D, H = s->n_heads, Lq = s->q_lora_rank, Lkv = s->kv_lora_rank;
@@ -130,6 +132,13 @@ static RfStatus SUF(mla_attention)(FwdState *st, const FwdMla *m, const R *a, R 
 	parallel_blas_restore(saved);
 	if (rc == RF_OK)
 		SUF(linear)(ctx, H * dv, T, H * dv, m->wo, D, NULL, out, D);
+	if (rc == RF_OK && keep) {
+		keep->q = q;
+		keep->k = k;
+		keep->v = v;
+		keep->ctx = ctx;
+		q = k = v = ctx = NULL;
+	}
 out:
 	free(q);
 	free(k);

@@ -12,5 +12,7 @@ void fwd_head_rows_f64(const FwdState *s, const void *rows, size_t n, double sof
 		       void *out, size_t col, size_t V);
 void fwd_head_rows_f32(const FwdState *s, const void *rows, size_t n, double softcap,
 		       void *out, size_t col, size_t V);
+RfStatus fwd_mla_trace_f64(FwdState *s, const FwdMla *m, void *y, FwdMlaTrace *keep);
+RfStatus fwd_mla_trace_f32(FwdState *s, const FwdMla *m, void *y, FwdMlaTrace *keep);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/diagnose.h"
+#include "core/forward.h"
 #include "core/levels.h"
 #include "core/mla_inv.h"
 #include "core/rng.h"
@@ -221,19 +222,112 @@ static RfStatus diagnose(const MlaLayer *l, const FoldConfig *cfg, const MlaPlan
 	return RF_OK;
 }
 
+/* ---- one side in float32 ------------------------------------------------------ */
+
+/* n doubles as floats (NULL stays NULL); *bad on a failed allocation. */
+static float *to_float(const double *v, size_t n, bool *bad)
+{
+	if (!v)
+		return NULL;
+	float *f = malloc((n ? n : 1) * sizeof(float));
+	if (!f) {
+		*bad = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		f[i] = (float)v[i];
+	return f;
+}
+
+/* n floats as doubles into a fresh buffer. */
+static double *to_double(const void *v, size_t n)
+{
+	double *d = malloc((n ? n : 1) * sizeof(double));
+	for (size_t i = 0; d && i < n; i++)
+		d[i] = ((const float *)v)[i];
+	return d;
+}
+
+/* The side of mla_forward computed in float32 (the weights and x rounded
+ * to float, the whole attention in float as core/forward's MLA does),
+ * its buffers widened to double for the comparisons. */
+static RfStatus mla_forward_f32(const MlaLayer *l, const double *x, size_t T, MlaSide *out)
+{
+	const MlaShape *s = &l->shape;
+	size_t D = s->d_model, H = s->n_heads, Lq = s->q_lora_rank, Lkv = s->kv_lora_rank;
+	size_t dq = mla_qk_dim(s), dr = s->qk_rope_dim, dv = s->v_head_dim;
+	size_t dkv = s->qk_nope_dim + dv;
+	memset(out, 0, sizeof *out);
+	FwdMla m;
+	memset(&m, 0, sizeof m);
+	m.shape = *s;
+	m.rope = l->rope;
+	m.rope.rotary_dim = dr;
+	m.latent_eps = l->latent_eps;
+	m.score_scale = mla_score_scale(l);
+	bool bad = false;
+	float *w[7] = {to_float(l->q_a, Lq * D, &bad), to_float(l->q_a_norm, Lq, &bad),
+		       to_float(l->q_b, H * dq * (Lq ? Lq : D), &bad),
+		       to_float(l->kv_a, (Lkv + dr) * D, &bad), to_float(l->kv_a_norm, Lkv, &bad),
+		       to_float(l->kv_b, H * dkv * Lkv, &bad), to_float(l->wo, D * H * dv, &bad)};
+	m.q_a = w[0];
+	m.q_a_norm = w[1];
+	m.q_b = w[2];
+	m.kv_a = w[3];
+	m.kv_a_norm = w[4];
+	m.kv_b = w[5];
+	m.wo = w[6];
+	FwdState st;
+	FwdMlaTrace tr;
+	memset(&tr, 0, sizeof tr);
+	RfStatus rc = bad ? RF_ERR_NOMEM : fwd_state_init(&st, FWD_F32, T, D, 1);
+	if (rc == RF_OK) {
+		fwd_state_embed(&st, x);
+		rc = fwd_mla_trace(&st, &m, &tr);
+		fwd_state_done(&st);
+	}
+	if (rc == RF_OK) {
+		out->T = T;
+		out->q = to_double(tr.q, T * H * dq);
+		out->k = to_double(tr.k, T * H * dq);
+		out->v = to_double(tr.v, T * H * dv);
+		out->ctx = to_double(tr.ctx, T * H * dv);
+		out->y = to_double(tr.y, T * D);
+		if (!out->q || !out->k || !out->v || !out->ctx || !out->y) {
+			mla_side_done(out);
+			rc = RF_ERR_NOMEM;
+		}
+	}
+	free(tr.q);
+	free(tr.k);
+	free(tr.v);
+	free(tr.ctx);
+	free(tr.y);
+	for (int i = 0; i < 7; i++)
+		free(w[i]);
+	return rc;
+}
+
+/* One side at the evaluation's precision. */
+static RfStatus side(const MlaLayer *l, const double *x, size_t T, Precision p, MlaSide *out)
+{
+	return p == PREC_F32 ? mla_forward_f32(l, x, T, out) : mla_forward(l, x, T, out);
+}
+
 /* ---- the evaluation -------------------------------------------------------- */
 
 RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep)
 {
 	memset(rep, 0, sizeof *rep);
-	if (opt->precision != PREC_F64 || !opt->seq)
+	if ((opt->precision != PREC_F64 && opt->precision != PREC_F32) || !opt->seq)
 		return RF_ERR_ARG;
+	Precision prec = opt->precision;
 	size_t T = opt->seq, H = l->shape.n_heads, dr = l->shape.qk_rope_dim;
 	RfStatus st = report_init(rep, T, H, 1, dr, dr);
 	if (st != RF_OK)
 		return st;
-	rep->precision = PREC_F64;
+	rep->precision = prec;
 	MlaPlan plan;
 	MlaLayer folded;
 	MlaSide a, b;
@@ -245,9 +339,9 @@ RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt
 		goto out_rep;
 	st = mla_fold_apply(l, &plan, &folded);
 	if (st == RF_OK)
-		st = mla_forward(l, x, T, &a);
+		st = side(l, x, T, prec, &a);
 	if (st == RF_OK)
-		st = mla_forward(&folded, x, T, &b);
+		st = side(&folded, x, T, prec, &b);
 	if (st == RF_OK) {
 		compare_scores(l, &folded, &a, &b, rep);
 		st = compare_blocks(l, &folded, &a, &b, rep);
@@ -257,8 +351,7 @@ RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt
 	if (st == RF_OK) {
 		Layer hdr;
 		mla_header(l, &hdr);
-		levels_judge(rep, &hdr, cfg, opt->tol > 0 ? opt->tol
-							  : levels_default_tol(PREC_F64));
+		levels_judge(rep, &hdr, cfg, opt->tol > 0 ? opt->tol : levels_default_tol(prec));
 		diagnose_explain(&hdr, cfg, rep);
 	}
 	mla_side_done(&a);

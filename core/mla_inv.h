@@ -17,7 +17,8 @@
  * those of the rope part (commutators per frequency pair, as
  * diagnose_plan computes them) with the Q/K, orthogonality and V/O
  * mismatches of the nope part and V added, and the explanation
- * diagnose_explain's. opt->precision must be PREC_F64 (RF_ERR_ARG). */
+ * diagnose_explain's. opt->precision PREC_F64 (core/mla_attention.c) or
+ * PREC_F32 (each side in float, as core/forward's MLA computes it). */
 RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep);
 

@@ -71,7 +71,10 @@ run 2 "MLA with --head-dim is refused" check --kv-lora-rank 8 --head-dim 8
 run 2 "MLA with --kv-heads is refused" check --qk-rope-dim 4 --kv-heads 2
 run 2 "MLA with --with-bias is refused" check --v-head-dim 4 --with-bias
 run 2 "an odd --qk-rope-dim is refused" check --qk-rope-dim 5
-run 2 "MLA in float32 is refused" check --kv-lora-rank 8 --precision f32
+# float32: each side as the forward pass computes MLA, the same verdicts
+levels "t t t" --precision f32
+levels "f f f" --precision f32 --drop shared-qk
+levels "f f t" --precision f32 --permute-heads
 run 2 "MLA flags with --model are refused" check --kv-lora-rank 8 --model /nonexistent
 
 echo "1..$n"

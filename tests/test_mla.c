@@ -196,8 +196,24 @@ static void test_findings(void **state)
 	assert_true(mixed);
 	assert_gt(rep.diag.comm_max, 1e-3);
 	report_done(&rep);
+	/* float32: the same finding, and a fold that holds holds at float's
+	 * rounding (each side computed in float) */
 	eo.precision = PREC_F32;
-	assert_int_equal(mla_evaluate(&l, x, &eo, &c, &rep), RF_ERR_ARG);
+	assert_int_equal(mla_evaluate(&l, x, &eo, &c, &rep), RF_OK);
+	assert_int_equal(rep.precision, PREC_F32);
+	mixed = false;
+	for (size_t i = 0; i < rep.n_findings; i++)
+		mixed |= rep.findings[i].code == FIND_PAIRS_MIXED;
+	assert_true(mixed);
+	report_done(&rep);
+	c = fold_config_default();
+	assert_int_equal(mla_evaluate(&l, x, &eo, &c, &rep), RF_OK);
+	for (int i = 0; i < LEVEL_COUNT; i++) {
+		assert_true(rep.level[i].holds);
+		assert_le(rep.level[i].max_rel_err, 1e-5);
+		assert_gt(rep.level[i].max_rel_err, 1e-9);   /* float's rounding, not double's */
+	}
+	report_done(&rep);
 	mla_free(&l);
 	free(x);
 }

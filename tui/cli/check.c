@@ -130,12 +130,6 @@ int cli_check(int argc, char **argv, bool use_default)
 			  .kernel = kernel_env()};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
-	if (w.is_mla && o.precision != PREC_F64) {
-		fprintf(stderr, "ropefold check: --precision: an MLA layer is evaluated in float64 "
-			"only\n");
-		workload_done(&w);
-		return 2;
-	}
 	RfStatus st = w.is_mla ? mla_evaluate(&w.mla, w.x, &eo, &o.fold, &rep)
 			       : inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
 	if (st != RF_OK) {

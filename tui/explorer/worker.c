@@ -280,13 +280,11 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		w->built_for = *s;
 		FoldConfig cfg = s->opts.fold;
 		workload_fold_config(&w->wl, &cfg);
-		EvalOptions eo = {.seq = w->wl.seq, .precision = PREC_F64, .tol = s->opts.tol};
-		RfStatus st = s->opts.precision == PREC_F64
-			? mla_evaluate(&w->wl.mla, w->wl.x, &eo, &cfg, &r->rep) : RF_ERR_ARG;
+		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
+				  .tol = s->opts.tol};
+		RfStatus st = mla_evaluate(&w->wl.mla, w->wl.x, &eo, &cfg, &r->rep);
 		if (st != RF_OK) {
-			snprintf(r->err, sizeof r->err, st == RF_ERR_ARG
-				 ? "an MLA layer is evaluated in float64 only"
-				 : "evaluation failed: %s", rf_status_str(st));
+			snprintf(r->err, sizeof r->err, "evaluation failed: %s", rf_status_str(st));
 			r->status = 2;
 			return;
 		}
