@@ -105,6 +105,8 @@ int mla_moe_resolve(const Hparams *hp, const char *where, MlaFamily *f, char *er
 int mla_moe_check(const MlaFamily *f, const char *where, char *err, size_t errlen);
 /* Whether layer i has experts. */
 bool mla_layer_sparse(const MlaFamily *f, size_t i);
+/* What info shows of the experts of L layers (ModelInfo.moe). */
+void mla_moe_info(const MlaFamily *f, const Hparams *hp, size_t L, ModelMoe *out);
 
 /* ---- defined in model.c ---------------------------------------------------- */
 

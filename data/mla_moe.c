@@ -123,3 +123,22 @@ bool mla_layer_sparse(const MlaFamily *f, size_t i)
 {
 	return f->n_experts && i >= f->dense_layers && i % (f->moe_freq ? f->moe_freq : 1) == 0;
 }
+
+void mla_moe_info(const MlaFamily *f, const Hparams *hp, size_t L, ModelMoe *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!f->n_experts)
+		return;
+	bool gguf = !strcmp(f->scheme, "gguf");
+	out->n_experts = f->n_experts;
+	out->experts_per_tok = f->experts_per_tok;
+	out->norm_topk_prob = f->route.norm_topk;
+	out->expert_ff = hp->moe_ff;
+	out->shared_expert_ff = hp->shared_expert_ff ? hp->shared_expert_ff
+						     : f->shared_experts * hp->moe_ff;
+	out->sparse_step = f->moe_freq;
+	for (size_t i = 0; i < L; i++)
+		out->n_sparse += mla_layer_sparse(f, i);
+	snprintf(out->router, sizeof out->router, "%s",
+		 gguf ? ".ffn_gate_inp.weight" : ".mlp.gate.weight");
+}

@@ -506,6 +506,7 @@ static int model_finish_mla(Model *m, char *err, size_t errlen)
 	in->mla = true;
 	in->mla_shape = m->mla.shape;
 	in->mla_score_scale = m->mla.score_scale;
+	mla_moe_info(&m->mla, &m->hp, in->n_layers, &in->moe);
 	MlaLayerTensors lt;
 	if (mla_layer_tensors(&m->tt, &m->mla, 0, &lt, err, errlen))
 		return -1;
@@ -842,7 +843,7 @@ int model_layer_kind(const Model *m, size_t i, ModelLayerKind *out)
 	out->sliding = family_layer_sliding(&m->fam, i);
 	out->sliding_window = family_layer_window(&m->fam, i);
 	out->attn_softcap = m->fam.attn_softcap;
-	out->sparse = family_layer_sparse(&m->fam, i);
+	out->sparse = m->is_mla ? mla_layer_sparse(&m->mla, i) : family_layer_sparse(&m->fam, i);
 	return 0;
 }
 

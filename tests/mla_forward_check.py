@@ -9,7 +9,7 @@ with experts) and variants of their config.json: without yarn, with
 norm_topk_prob on V2 (renormalised, unscaled), V2's greedy top-k, V3 with
 one expert group. Each is held to 1e-10 relative in float64 and 1e-5 in
 float32 (the logits tests/mla_forward_dump writes in float64). Then
-`ropefold logits` on an MLA folder (text, JSON, .npy), `verify --logits`
+`info`'s experts and `ropefold logits` on an MLA folder (text, JSON, .npy), `verify --logits`
 on an MLA fold (the model level holds) and on a tampered one (it does not).
 Last, the same weights as llama.cpp's deepseek2 GGUF stores them (names as
 its converter writes them, experts stacked [E, F, D], the dense leading
@@ -121,6 +121,17 @@ def check_cli(tmp):
     folder = os.path.join(tmp, "cli")
     ff.make_fixture("deepseek-v3", folder)
     ids = ",".join(map(str, TOKENS[:8]))
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    rc, out, err = run(ROPEFOLD, "info", "--json", folder)
+    moe = (json.loads(out) if rc == 0 else {}).get("moe") or {}
+    want = {"experts": cfg["n_routed_experts"], "experts_per_tok": cfg["num_experts_per_tok"],
+            "sparse_layers": [l for l in range(cfg["num_hidden_layers"])
+                              if l >= cfg["first_k_dense_replace"]],
+            "expert_intermediate_size": cfg["moe_intermediate_size"]}
+    got = {k: moe.get(k) for k in want}
+    check("info --json names DeepSeek-V3's experts as config.json has them", got == want,
+          "" if got == want else "%s vs %s %s" % (got, want, err.strip()[:100]))
     rc, out, err = run(ROPEFOLD, "logits", "--model", folder, "--tokens", ids)
     check("logits on a DeepSeek-V3 folder prints the top tokens", rc == 0 and out.strip(),
           err.strip()[:160])
