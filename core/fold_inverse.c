@@ -40,8 +40,7 @@ RfStatus fold_identity_plan(size_t n_heads, size_t n_kv_heads, size_t head_dim,
 	return RF_OK;
 }
 
-/* out = R^-1: the transpose when R is orthogonal, else through LU. */
-static RfStatus invert(const double *R, size_t d, double *out)
+RfStatus fold_invert_matrix(const double *R, size_t d, double *out)
 {
 	for (size_t i = 0; i < d; i++)
 		for (size_t j = 0; j < d; j++)
@@ -74,14 +73,14 @@ RfStatus fold_inverse_plan(const FoldPlan *p, FoldPlan *inv)
 	for (size_t g = 0; g < G && st == RF_OK; g++) {
 		size_t og = p->perm[g];
 		inv->perm[og] = g;
-		st = invert(p->rk + og * dd, d, inv->rk + g * dd);
+		st = fold_invert_matrix(p->rk + og * dd, d, inv->rk + g * dd);
 		if (st == RF_OK)
-			st = invert(p->rv + og * dd, d, inv->rv + g * dd);
+			st = fold_invert_matrix(p->rv + og * dd, d, inv->rv + g * dd);
 		for (size_t j = 0; j < hpg && st == RF_OK; j++) {
 			size_t oh = og * hpg + j, h = g * hpg + j;
-			st = invert(p->rq + oh * dd, d, inv->rq + h * dd);
+			st = fold_invert_matrix(p->rq + oh * dd, d, inv->rq + h * dd);
 			if (st == RF_OK)
-				st = invert(p->ro + oh * dd, d, inv->ro + h * dd);
+				st = fold_invert_matrix(p->ro + oh * dd, d, inv->ro + h * dd);
 		}
 	}
 	if (st != RF_OK)

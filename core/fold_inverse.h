@@ -16,6 +16,10 @@
  * core/undo_proof.h). */
 RfStatus fold_inverse_plan(const FoldPlan *p, FoldPlan *inv);
 
+/* out (d x d) = R^-1: the transpose when R is orthogonal, else through
+ * LU (RF_ERR_NUMERIC when singular). */
+RfStatus fold_invert_matrix(const double *R, size_t d, double *out);
+
 /* A plan with every rotation the identity and no permutation. */
 RfStatus fold_identity_plan(size_t n_heads, size_t n_kv_heads, size_t head_dim,
 			    FoldPlan *p);

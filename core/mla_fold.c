@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fold_inverse.h"
 #include "core/mla_fold.h"
 #include "core/rng.h"
 #include "core/rotation.h"
@@ -190,4 +191,51 @@ RfStatus mla_fold_apply(const MlaLayer *src, const MlaPlan *p, MlaLayer *dst)
 	/* the shared k_pe rows of kv_a_proj_with_mqa */
 	rotate_rows(p->rk_pe, src->kv_a + Lkv * D, dst->kv_a + Lkv * D, dr, D, D);
 	return RF_OK;
+}
+
+/* Folded head h is R_h times original head perm[h]: the inverse reads the
+ * folded layer, so its head perm[h] comes from folded head h, undone by
+ * R_h^-1 (and o_proj's block by ro_h^-1, since W_o,h ro_h^T ro_h^-T). */
+RfStatus mla_plan_inverse(const MlaPlan *p, MlaPlan *inv)
+{
+	size_t H = p->n_heads, dn = p->nope, dr = p->rope, dv = p->v;
+	size_t nn = dn * dn, rr = dr * dr, vv = dv * dv;
+	memset(inv, 0, sizeof *inv);
+	inv->n_heads = H;
+	inv->nope = dn;
+	inv->rope = dr;
+	inv->v = dv;
+	inv->rq_nope = malloc((H * nn + 1) * sizeof(double));
+	inv->rk_nope = malloc((H * nn + 1) * sizeof(double));
+	inv->rq_pe = malloc((H * rr + 1) * sizeof(double));
+	inv->rk_pe = malloc((rr + 1) * sizeof(double));
+	inv->rv = malloc((H * vv + 1) * sizeof(double));
+	inv->ro = malloc((H * vv + 1) * sizeof(double));
+	inv->perm = malloc((H + 1) * sizeof(size_t));
+	if (!inv->rq_nope || !inv->rk_nope || !inv->rq_pe || !inv->rk_pe || !inv->rv ||
+	    !inv->ro || !inv->perm) {
+		mla_plan_free(inv);
+		return RF_ERR_NOMEM;
+	}
+	RfStatus st = fold_invert_matrix(p->rk_pe, dr, inv->rk_pe);
+	for (size_t h = 0; h < H && st == RF_OK; h++) {
+		size_t o = p->perm[h];
+		if (o >= H) {
+			st = RF_ERR_ARG;
+			break;
+		}
+		inv->perm[o] = h;
+		st = fold_invert_matrix(p->rq_nope + h * nn, dn, inv->rq_nope + o * nn);
+		if (st == RF_OK)
+			st = fold_invert_matrix(p->rq_pe + h * rr, dr, inv->rq_pe + o * rr);
+		if (st == RF_OK)
+			st = fold_invert_matrix(p->rk_nope + h * nn, dn, inv->rk_nope + o * nn);
+		if (st == RF_OK)
+			st = fold_invert_matrix(p->rv + h * vv, dv, inv->rv + o * vv);
+		if (st == RF_OK)
+			st = fold_invert_matrix(p->ro + h * vv, dv, inv->ro + o * vv);
+	}
+	if (st != RF_OK)
+		mla_plan_free(inv);
+	return st;
 }

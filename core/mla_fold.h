@@ -51,5 +51,10 @@ RfStatus mla_plan_build(const MlaLayer *l, const FoldConfig *cfg, MlaPlan *plan)
 void mla_plan_free(MlaPlan *plan);
 /* dst = src with the plan folded in (dst allocated here). */
 RfStatus mla_fold_apply(const MlaLayer *src, const MlaPlan *plan, MlaLayer *dst);
+/* The plan that undoes p (inv allocated here): mla_fold_apply of the
+ * folded layer with it gives the original back up to roundoff; rotations
+ * inverted (transposed when orthogonal), the head permutation inverted.
+ * RF_ERR_NUMERIC for a singular rotation, RF_ERR_ARG for a bad perm. */
+RfStatus mla_plan_inverse(const MlaPlan *p, MlaPlan *inv);
 
 #endif

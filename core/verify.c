@@ -72,6 +72,8 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 		v->quant_frob[p] = opt ? opt->quant_frob[p] : 0;
 	}
 	v->quant_types = opt ? opt->quant_types : 0;
+	/* per kv group bounds, unless a tolerance was given */
+	const double *qg = opt && !(opt->tol > 0) ? opt->quant_group : NULL;
 	v->shape_a = a->shape;
 	v->shape_b = b->shape;
 	v->rope_a = a->rope;
@@ -98,11 +100,13 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 			return st;
 		bc = &conv;
 	}
+	v->quant_group = qg;
 	st = verify_analyse_finite(a, bc, v->tol, opt && opt->finite, v);
 	v->layout_converted = bc != b;
 	if (st == RF_OK && !v->equivalent && v->brk.level == LEVEL_SCORE &&
 	    v->why != VERIFY_WHY_SHAPE)
 		st = verify_try_conversions(a, b, bc, v->tol, v);
+	v->quant_group = NULL;
 	if (bc != b)
 		layer_free(&conv);
 	if (st == RF_OK)

@@ -72,6 +72,13 @@ typedef struct {
 	double quant_frob[VERIFY_PARTS];  /* its Frobenius ratio alone */
 	unsigned quant_types;  /* bit 1u << t for each block type t (StoreDtype)
 				* A or B stores the layer's attention weights in */
+	/* The same bounds per kv group, or NULL (quant alone): at
+	 * [(p * 2 + s) * G + g] side s's (0 A, 1 B) bound of part p over the
+	 * rows (W_o: the columns) of its own kv group g, from that group's
+	 * blocks. Each group's checks are judged at A's and B's bounds of
+	 * the groups compared (W_q adding W_k's, W_o W_v's), so one group's
+	 * large steps loosen no other; quant stays the printed figure. */
+	const double *quant_group;
 	bool finite;           /* the caller has checked that every value of
 				* both layers is finite (a reader that refuses
 				* NaN and Inf): not scanned again */
@@ -93,6 +100,8 @@ typedef struct {
 					   * quantization bound) */
 	double quant_frob[VERIFY_PARTS];  /* VerifyOptions' */
 	unsigned quant_types;    /* VerifyOptions': 0 when nothing is quantized */
+	const double *quant_group;  /* VerifyOptions' while verify_layers runs
+				     * (borrowed; NULL after it returns) */
 	double confirm_tol;      /* of verify_confirm's levels (set there) */
 	double max_err;          /* worst relative error under the relation */
 

@@ -81,6 +81,21 @@ RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 	return verify_analyse_finite(a, b, tol, false, v);
 }
 
+/* Each part's tolerance at A's kv group ga and B's gb: the float
+ * tolerance plus the bounds of the two groups' own blocks (W_q adding
+ * W_k's, W_o W_v's: their rotations are recovered there). */
+static void group_tolerances(VerifyCtx *c, const double *qg, size_t ga, size_t gb)
+{
+	static const int from[VERIFY_PARTS] = {VERIFY_K, -1, -1, VERIFY_V};
+	size_t G = c->G;
+	for (int p = 0; p < VERIFY_PARTS; p++) {
+		double q = qg[(size_t)(p * 2) * G + ga] + qg[(size_t)(p * 2 + 1) * G + gb];
+		if (from[p] >= 0)
+			q += qg[(size_t)(from[p] * 2) * G + ga] + qg[(size_t)(from[p] * 2 + 1) * G + gb];
+		c->tolp[p] = c->tol + q;
+	}
+}
+
 /* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 			       bool finite, VerifyVerdict *v)
@@ -140,6 +155,8 @@ RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 	for (size_t gb = 0; gb < c.G; gb++) {
 		bool ok;
 		size_t ga = v->plan.perm[gb];
+		if (v->quant_group)
+			group_tolerances(&c, v->quant_group, ga, gb);
 		st = verify_check_qk(&c, gb, ga, &ok);
 		if (st != RF_OK || !ok)
 			goto out;

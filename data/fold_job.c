@@ -234,6 +234,35 @@ static int mla_tensors(FoldRun *r, size_t k, MlaLayerTensors *lt)
 	return 0;
 }
 
+/* The layer index the undone sidecar's k-th entry records: for an MLA
+ * checkpoint, 0 once each entry is an MLA fold this ropefold can draw
+ * again (else -1 with the message); 1 for a standard checkpoint (an MLA
+ * entry there is refused). */
+static int mla_undo_layer_index(FoldRun *r, size_t k, size_t *li)
+{
+	FoldConfig cfg;
+	uint64_t sum;
+	char e[512];
+	bool mla = sidecar_layer_is_mla(r->undo, k);
+	if (!model_mla(r->m) && !mla)
+		return 1;
+	if (!model_mla(r->m)) {
+		snprintf(r->err, sizeof r->err, "%s: layers[%zu] records an MLA fold; %s is not "
+			 "DeepSeek MLA", r->j->undo, k, r->j->model_path);
+		return -1;
+	}
+	if (!mla) {
+		snprintf(r->err, sizeof r->err, "%s: layers[%zu] records a fold of standard "
+			 "attention; %s is DeepSeek MLA", r->j->undo, k, r->j->model_path);
+		return -1;
+	}
+	if (sidecar_mla_config(r->undo, k, li, &cfg, &sum, e, sizeof e)) {
+		snprintf(r->err, sizeof r->err, "%s: %s", r->j->undo, e);
+		return -1;
+	}
+	return 0;
+}
+
 static int mla_mark_tensors(FoldRun *r)
 {
 	for (size_t k = 0; k < r->nlayers; k++) {
@@ -358,8 +387,46 @@ static int check_undo_res(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
 	return 0;
 }
 
+/* An MLA layer's four rewritten tensors against the sidecar: each
+ * recorded and as written, nothing else recorded. */
+static int mla_check_undo_layer(FoldRun *r, size_t k)
+{
+	MlaLayerTensors lt;
+	size_t li = r->layers[k], idx = r->undo_index[k];
+	if (mla_tensors(r, k, &lt))
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		const TensorRef *t = lt.t[mla_rewritten[i]];
+		SidecarTensor st;
+		if (sidecar_tensor_find(r->undo, idx, t->name, &st)) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records no tensor %s, which "
+				 "the fold rewrites; not the sidecar of %s", r->j->undo, li, t->name,
+				 r->j->model_path);
+			return -1;
+		}
+		if (check_written(r, t, &st, li))
+			return -1;
+	}
+	for (size_t j = 0; j < sidecar_tensor_count(r->undo, idx); j++) {
+		SidecarTensor st;
+		bool found = false;
+		sidecar_tensor_get(r->undo, idx, j, &st);
+		for (int i = 0; i < 4 && !found; i++)
+			found = !strcmp(lt.t[mla_rewritten[i]]->name, st.name);
+		if (!found) {
+			snprintf(r->err, sizeof r->err, "%s: layer %zu: records tensor %s, which %s "
+				 "does not rewrite there; not its sidecar", r->j->undo, li, st.name,
+				 r->j->model_path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_undo_layer(FoldRun *r, size_t k)
 {
+	if (model_mla(r->m))
+		return mla_check_undo_layer(r, k);
 	LayerTensorRefs lt;
 	Rewrite rw[MAX_REWRITES];
 	size_t n, li = r->layers[k], idx = r->undo_index[k];
@@ -668,28 +735,87 @@ static void layer_rounding_done(FoldRun *r, size_t k, double rel)
 		r->max_rel = rel;
 }
 
+/* The plan that undoes the k-th layer's recorded MLA fold: drawn again
+ * from the recorded configuration (l: the folded layer, whose shape and
+ * RoPE the draw reads), held to the recorded checksum, inverted. */
+static int mla_undo_plan(FoldRun *r, size_t k, const MlaLayer *l, MlaPlan *inv)
+{
+	FoldConfig cfg;
+	uint64_t want;
+	size_t li;
+	MlaPlan fwd;
+	char e[512];
+	if (sidecar_mla_config(r->undo, r->undo_index[k], &li, &cfg, &want, e, sizeof e)) {
+		snprintf(r->err, sizeof r->err, "%s: %s", r->j->undo, e);
+		return -1;
+	}
+	RfStatus st = mla_plan_build(l, &cfg, &fwd);
+	if (st == RF_OK && sidecar_mla_plan_sum(&fwd) != want) {
+		mla_plan_free(&fwd);
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: the rotations drawn again from seed "
+			 "%llu are not the ones the fold applied (their checksum differs: another "
+			 "ropefold or LAPACK drew them); cannot undo", r->j->undo, li,
+			 (unsigned long long)cfg.seed);
+		return -1;
+	}
+	if (st == RF_OK) {
+		st = mla_plan_inverse(&fwd, inv);
+		mla_plan_free(&fwd);
+	}
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot invert the recorded "
+			 "rotations: %s", r->j->undo, li, rf_status_str(st));
+		return -1;
+	}
+	return 0;
+}
+
+/* The plan of the k-th MLA layer drawn from its seed (cfg filled with what
+ * drew it, for the sidecar). */
+static int mla_fold_plan(FoldRun *r, size_t k, const MlaLayer *a, FoldConfig *cfg,
+			 MlaPlan *plan)
+{
+	size_t i = r->layers[k];
+	*cfg = r->j->fold;
+	cfg->seed = r->seeds[k] = r->j->seed_as_is ? r->j->fold.seed
+						   : sidecar_layer_seed(r->j->seed, i);
+	if (r->j->rope.layout) {
+		/* the fold built for the given layout (the file's is interleaved) */
+		cfg->layout_set = true;
+		cfg->layout = r->j->rope.spec.layout;
+	}
+	RfStatus st = mla_plan_build(a, cfg, plan);
+	if (st != RF_OK) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, i,
+			 rf_status_str(st));
+		return -1;
+	}
+	if (sidecar_add_mla_layer(r->record, i, r->seeds[k], cfg, plan) != 0) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot record the fold", r->j->out, i);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fold (or undo) MLA layer k: the plan drawn from its seed (an undo: the
+ * inverse of the recorded one), the four rewritten tensors stored (their
+ * values are row for row the file's); an undo is bit for bit when every
+ * tensor's checksum is the original's. */
 static int mla_fold_layer(FoldRun *r, size_t k)
 {
 	size_t i = r->layers[k];
 	MlaLayer a, b;
 	MlaPlan plan;
 	MlaLayerTensors lt;
+	FoldConfig cfg;
 	memset(&b, 0, sizeof b);
 	memset(&plan, 0, sizeof plan);
 	if (model_load_mla_layer(r->m, i, &a, r->err, sizeof r->err))
 		return -1;
 	int rc = -1;
-	FoldConfig cfg = r->j->fold;
-	cfg.seed = r->seeds[k] = r->j->seed_as_is ? r->j->fold.seed
-						  : sidecar_layer_seed(r->j->seed, i);
-	if (r->j->rope.layout) {
-		/* the fold built for the given layout (the file's is interleaved) */
-		cfg.layout_set = true;
-		cfg.layout = r->j->rope.spec.layout;
-	}
-	RfStatus st = mla_plan_build(&a, &cfg, &plan);
-	if (st == RF_OK)
-		st = mla_fold_apply(&a, &plan, &b);
+	if (r->undo ? mla_undo_plan(r, k, &a, &plan) : mla_fold_plan(r, k, &a, &cfg, &plan))
+		goto out;
+	RfStatus st = mla_fold_apply(&a, &plan, &b);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, i,
 			 rf_status_str(st));
@@ -697,13 +823,9 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 	}
 	if (mla_tensors(r, k, &lt))
 		goto out;
-	if (sidecar_add_mla_layer(r->record, i, r->seeds[k]) != 0) {
-		snprintf(r->err, sizeof r->err, "%s: layer %zu: cannot record the fold", r->j->out, i);
-		goto out;
-	}
 	const double *vals[4] = {b.q_b, b.kv_a, b.kv_b, b.wo};
 	double rel = 0;
-	bool same = true;
+	bool same = true;   /* undo: every tensor written is the original's */
 	for (int t = 0; t < 4; t++) {
 		const TensorRef *tr = lt.t[mla_rewritten[t]];
 		WriterRounding wr;
@@ -713,6 +835,10 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
 		if (e > rel)
 			rel = e;
+	}
+	if (r->undo) {
+		r->exact[k] = r->checked && same;
+		r->all_exact = r->all_exact && r->exact[k];
 	}
 	layer_rounding_done(r, k, rel);
 	rc = 0;
@@ -829,9 +955,13 @@ static int choose_layers(FoldRun *r)
 		for (size_t k = 0; k < n; k++) {
 			FoldPlan p;
 			size_t li;
-			if (sidecar_layer_plan(r->undo, k, &li, &p, r->err, sizeof r->err))
+			if (mla_undo_layer_index(r, k, &li) < 0)
 				return -1;
-			fold_plan_free(&p);
+			if (!model_mla(r->m) && sidecar_layer_plan(r->undo, k, &li, &p, r->err,
+								   sizeof r->err))
+				return -1;
+			if (!model_mla(r->m))
+				fold_plan_free(&p);
 			if (li >= in->n_layers) {
 				snprintf(r->err, sizeof r->err, "%s: layer %zu: the checkpoint has %zu "
 					 "layers", r->j->undo, li, in->n_layers);
@@ -1009,10 +1139,9 @@ static int run(FoldRun *r)
 	if (!j->undo && workload_check_rope(&j->rope, in->shape.head_dim, j->model_path, r->err,
 					    sizeof r->err))
 		return -1;
-	if (model_mla(r->m) && (j->undo || j->rope.rotary_dim)) {
-		snprintf(r->err, sizeof r->err, j->undo
-			 ? "--undo: %s is DeepSeek MLA, whose folds are not undone yet"
-			 : "--rotary-dim: %s is DeepSeek MLA, whose rope part is qk_rope_head_dim wide",
+	if (model_mla(r->m) && !j->undo && j->rope.rotary_dim) {
+		snprintf(r->err, sizeof r->err,
+			 "--rotary-dim: %s is DeepSeek MLA, whose rope part is qk_rope_head_dim wide",
 			 j->model_path);
 		return -1;
 	}

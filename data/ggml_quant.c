@@ -705,8 +705,26 @@ double ggml_quant_max_step(StoreDtype t, const unsigned char *blocks, size_t nbl
  *   = |dmin| each plus half its f16 ulp.
  * The sum of the squares and the largest go out (the caller adds blocks
  * up, tensor by tensor). */
+static void value_bounds(StoreDtype t, const unsigned char *blocks, size_t nblocks,
+			 double *hv, double *sum_sq, double *max);
+
 void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 		      double *sum_sq, double *max)
+{
+	value_bounds(t, blocks, nblocks, NULL, sum_sq, max);
+}
+
+void ggml_quant_value_bounds(StoreDtype t, const unsigned char *blocks, size_t nblocks,
+			     double *h)
+{
+	double ss = 0, mx = 0;
+	value_bounds(t, blocks, nblocks, h, &ss, &mx);
+}
+
+/* ggml_quant_bound's loop, each value's bound also into hv (nblocks x B)
+ * when it is not NULL. */
+static void value_bounds(StoreDtype t, const unsigned char *blocks, size_t nblocks,
+			 double *hv, double *sum_sq, double *max)
 {
 	const TypeDesc *td = &types[t];
 	size_t B = dtype_block(t), per = B / td->nsub;
@@ -746,6 +764,8 @@ void ggml_quant_bound(StoreDtype t, const unsigned char *blocks, size_t nblocks,
 			ss += h * h;
 			if (h > mx)
 				mx = h;
+			if (hv)
+				hv[k * B + e] = h;
 		}
 	}
 	*sum_sq += ss;

@@ -66,6 +66,9 @@ double ggml_quant_max_step(StoreDtype q, const unsigned char *blocks, size_t nbl
  * of the squares is added to *sum_sq, the largest raises *max. */
 void ggml_quant_bound(StoreDtype q, const unsigned char *blocks, size_t nblocks,
 		      double *sum_sq, double *max);
+/* The same bound of each value, into h (nblocks x the block's values). */
+void ggml_quant_value_bounds(StoreDtype q, const unsigned char *blocks, size_t nblocks,
+			     double *h);
 
 /* IEEE half to float (exact), and float to the nearest half (ties to
  * even, overflow to infinity, NaN to a quiet NaN): ggml's conversions. */

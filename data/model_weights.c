@@ -90,6 +90,10 @@ static const MlpNames mlp_names[] = {
 static const char *const mixtral_experts[3] = {".block_sparse_moe.experts.%zu.w1",
 					       ".block_sparse_moe.experts.%zu.w3",
 					       ".block_sparse_moe.experts.%zu.w2"};
+/* ... and in GGUF files of older converters (before the [E, F, D]
+ * ffn_*_exps tensors): one tensor per expert, blk.N.ffn_gate.E.weight. */
+static const char *const gguf_split_experts[3] = {".ffn_gate.%zu", ".ffn_up.%zu",
+						  ".ffn_down.%zu"};
 
 struct ModelWeights {
 	Model *m;
@@ -621,10 +625,18 @@ static int load_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, size_t er
 		return -1;
 	}
 	const char *g = nm->e_gate, *u = nm->e_up, *d = nm->e_down;
+	bool fused = nm->e_fused;
 	if (!nm->e_fused && find_t(w, i, mixtral_experts[0], 0, ".weight")) {
 		g = mixtral_experts[0];
 		u = mixtral_experts[1];
 		d = mixtral_experts[2];
+	}
+	if (fused && !find_t(w, i, g, 0, ".weight") &&
+	    find_t(w, i, gguf_split_experts[0], 0, ".weight")) {
+		g = gguf_split_experts[0];
+		u = gguf_split_experts[1];
+		d = gguf_split_experts[2];
+		fused = false;
 	}
 	if (!g) {
 		snprintf(err, errlen, "%s: layer %zu: experts in a '%s' file are not read by the "
@@ -632,7 +644,7 @@ static int load_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, size_t er
 		return -1;
 	}
 	for (size_t e = 0; e < E; e++)
-		if (load_mlp(w, i, g, u, d, NULL, nm->e_fused, e, &w->experts[e], err, errlen))
+		if (load_mlp(w, i, g, u, d, NULL, fused, e, &w->experts[e], err, errlen))
 			return -1;
 	moe->experts = w->experts;
 	moe->shared = NULL;

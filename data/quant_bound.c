@@ -52,3 +52,61 @@ int quant_bound_tensor(const TensorRef *t, QuantBound *out, char *err, size_t er
 	free(v);
 	return rc;
 }
+
+/* One group's running sums: squared bounds, largest bound, squared values,
+ * largest value. */
+typedef struct {
+	double ss, mx, nn, am;
+} GroupSums;
+
+int quant_bound_groups(const TensorRef *t, size_t ngroups, bool by_cols, double *rel,
+		       char *err, size_t errlen)
+{
+	for (size_t g = 0; g < ngroups; g++)
+		rel[g] = 0;
+	if (!dtype_is_block(t->dtype))
+		return 0;
+	size_t rows = t->ndim == 2 ? t->shape[0] : 0, cols = t->ndim == 2 ? t->shape[1] : 0;
+	size_t B = dtype_block(t->dtype);
+	size_t span = ngroups ? (by_cols ? cols : rows) / ngroups : 0;
+	if (!ngroups || !span || span * ngroups != (by_cols ? cols : rows) || cols % B) {
+		snprintf(err, errlen, "%s: tensor %s: cannot split it into %zu groups of %s",
+			 t->file, t->name, ngroups, by_cols ? "columns" : "rows");
+		return -1;
+	}
+	unsigned char *b = malloc(t->nbytes ? t->nbytes : 1);
+	double *v = malloc((t->nelem ? t->nelem : 1) * sizeof(double));
+	double *h = malloc((t->nelem ? t->nelem : 1) * sizeof(double));
+	GroupSums *gs = calloc(ngroups, sizeof *gs);
+	int rc = -1;
+	if (!b || !v || !h || !gs) {
+		snprintf(err, errlen, "%s: tensor %s: out of memory", t->file, t->name);
+		goto out;
+	}
+	if (tensor_read_bytes(t, b, err, errlen) || tensor_read(t, 0, t->nelem, v, err, errlen))
+		goto out;
+	/* each value's bound, then summed over the values of its group */
+	ggml_quant_value_bounds(t->dtype, b, t->nelem / B, h);
+	for (size_t e = 0; e < t->nelem; e++) {
+		size_t g = by_cols ? (e % cols) / span : e / cols / span;
+		gs[g].ss += h[e] * h[e];
+		if (h[e] > gs[g].mx)
+			gs[g].mx = h[e];
+		gs[g].nn += v[e] * v[e];
+		if (fabs(v[e]) > gs[g].am)
+			gs[g].am = fabs(v[e]);
+	}
+	for (size_t g = 0; g < ngroups; g++) {
+		double nf = sqrt(gs[g].nn), rf, rm;
+		rf = nf > 0 ? sqrt(gs[g].ss) / nf : (gs[g].ss > 0 ? INFINITY : 0);
+		rm = gs[g].am > 0 ? gs[g].mx / gs[g].am : (gs[g].mx > 0 ? INFINITY : 0);
+		rel[g] = rf > rm ? rf : rm;
+	}
+	rc = 0;
+out:
+	free(b);
+	free(v);
+	free(h);
+	free(gs);
+	return rc;
+}

@@ -33,5 +33,13 @@ int quant_bound_tensor(const TensorRef *t, QuantBound *out, char *err, size_t er
  * blocks; values: the n values they decode to). */
 void quant_bound_blocks(StoreDtype dt, const unsigned char *bytes, const double *values,
 			size_t n, QuantBound *out);
+/* The bound of tensor t (2-D, block-quantized) per group: its rows (or,
+ * by_cols, its columns) split into ngroups equal runs, each group's
+ * relative bound (rel above) over its own values, into rel (ngroups; 0
+ * for a float tensor), from each value's own bound. verify judges each kv group at its own blocks' steps, so that
+ * one group's large steps do not loosen another's. 0, or -1 with one line
+ * in err. */
+int quant_bound_groups(const TensorRef *t, size_t ngroups, bool by_cols, double *rel,
+		       char *err, size_t errlen);
 
 #endif

@@ -211,10 +211,15 @@ static uint64_t plan_checksum(json_t *l)
 {
 	static const char *const keys[] = {"layer", "seed", "rotate_bias", "permutation",
 					   "rotations"};
+	/* an MLA layer: what draws its rotations again (below) */
+	static const char *const mla_keys[] = {"layer", "seed", "attention", "mla"};
+	const char *a = json_string_value(json_object_get(l, "attention"));
+	bool mla = a && !strcmp(a, "mla");
+	size_t n = mla ? sizeof mla_keys / sizeof mla_keys[0] : sizeof keys / sizeof keys[0];
 	Checksum c;
 	checksum_init(&c);
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(l, keys[i]);
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_object_get(l, mla ? mla_keys[i] : keys[i]);
 		unsigned char present = v != NULL;
 		checksum_update(&c, &present, 1);
 		if (v)
@@ -258,12 +263,117 @@ int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *p
 	return json_array_append_new(s->layers, l);
 }
 
-int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed)
+/* ---- MLA layers ------------------------------------------------------------
+ * An MLA fold's rotations are H (2 dn^2 + dr^2 + 2 dv^2) numbers a layer (a
+ * million at DeepSeek-V2-Lite's size): the entry records what draws them
+ * again instead, the configuration and the seed, and the checksum of the
+ * plan drawn (every number by its bits), so that an undo that draws
+ * different rotations (another ropefold, another LAPACK) is refused. */
+
+static size_t get_size(json_t *o, const char *key, bool *ok);
+
+static void feed_doubles(Checksum *c, const double *v, size_t n)
 {
-	json_t *l = json_pack("{s:I, s:I, s:s, s:[], s:f}", "layer", (json_int_t)layer, "seed",
-			      (json_int_t)seed, "attention", "mla", "tensors", "max_rel_rounding",
-			      -1.0);
-	return l ? json_array_append_new(s->layers, l) : -1;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t u;
+		memcpy(&u, &v[i], 8);
+		feed_u64(c, u);
+	}
+}
+
+uint64_t sidecar_mla_plan_sum(const MlaPlan *p)
+{
+	size_t H = p->n_heads, nn = p->nope * p->nope, rr = p->rope * p->rope;
+	size_t vv = p->v * p->v;
+	Checksum c;
+	checksum_init(&c);
+	feed_u64(&c, H);
+	feed_u64(&c, p->nope);
+	feed_u64(&c, p->rope);
+	feed_u64(&c, p->v);
+	for (size_t h = 0; h < H; h++)
+		feed_u64(&c, p->perm[h]);
+	feed_doubles(&c, p->rq_nope, H * nn);
+	feed_doubles(&c, p->rk_nope, H * nn);
+	feed_doubles(&c, p->rq_pe, H * rr);
+	feed_doubles(&c, p->rk_pe, rr);
+	feed_doubles(&c, p->rv, H * vv);
+	feed_doubles(&c, p->ro, H * vv);
+	return checksum_final(&c);
+}
+
+int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldConfig *cfg,
+			  const MlaPlan *plan)
+{
+	char hex[17];
+	checksum_format(sidecar_mla_plan_sum(plan), hex);
+	json_t *m = fold_json(cfg);
+	if (!m)
+		return -1;
+	json_object_set_new(m, "layout", cfg->layout_set ? json_string(rope_layout_name(cfg->layout))
+							  : json_null());
+	json_object_set_new(m, "plan", json_string(hex));
+	json_t *l = json_pack("{s:I, s:I, s:s, s:o, s:[], s:f}", "layer", (json_int_t)layer, "seed",
+			      (json_int_t)seed, "attention", "mla", "mla", m, "tensors",
+			      "max_rel_rounding", -1.0);
+	if (!l)
+		return -1;
+	set_plan_checksum(l);
+	return json_array_append_new(s->layers, l);
+}
+
+bool sidecar_layer_is_mla(const Sidecar *s, size_t k)
+{
+	const char *a = json_string_value(json_object_get(json_array_get(s->layers, k),
+							  "attention"));
+	return a && !strcmp(a, "mla");
+}
+
+int sidecar_mla_config(const Sidecar *s, size_t k, size_t *layer, FoldConfig *cfg,
+		       uint64_t *plan_sum, char *err, size_t errlen)
+{
+	json_t *l = json_array_get(s->layers, k);
+	json_t *m = json_object_get(l, "mla");
+	bool ok = json_is_object(l);
+	*layer = ok ? get_size(l, "layer", &ok) : 0;
+	if (!ok) {
+		snprintf(err, errlen, "sidecar: layers[%zu]: no layer index", k);
+		return -1;
+	}
+	if (!sidecar_layer_is_mla(s, k) || !json_is_object(m)) {
+		snprintf(err, errlen, "sidecar: layer %zu: %s", *layer, sidecar_layer_is_mla(s, k)
+			 ? "an MLA fold recorded by its seed alone (an older ropefold): it cannot "
+			   "be undone" : "not an MLA fold");
+		return -1;
+	}
+	*cfg = fold_config_default();
+	uint64_t seed;
+	const char *rot = json_string_value(json_object_get(m, "rotate"));
+	const char *kind = json_string_value(json_object_get(m, "kind"));
+	const char *lay = json_string_value(json_object_get(m, "layout"));
+	const char *sum = json_string_value(json_object_get(m, "plan"));
+	json_t *drop = json_object_get(m, "drop"), *ph = json_object_get(m, "permute_heads");
+	ok = sidecar_layer_seed_of(s, k, &seed) && rot && !fold_rotate_parse(rot, &cfg->rotate) &&
+	     kind && !rotation_kind_parse(kind, &cfg->kind) && json_is_boolean(ph) &&
+	     json_is_array(drop) && sum && !checksum_parse(sum, plan_sum) &&
+	     (json_is_null(json_object_get(m, "layout")) ||
+	      (lay && !rope_layout_parse(lay, &cfg->layout)));
+	cfg->dropped = 0;
+	for (size_t i = 0; ok && i < json_array_size(drop); i++) {
+		const char *n = json_string_value(json_array_get(drop, i));
+		unsigned bit = n ? fold_assumption_parse(n) : 0;
+		ok = bit != 0;
+		cfg->dropped |= bit;
+	}
+	if (!ok) {
+		snprintf(err, errlen, "sidecar: layer %zu: its MLA fold entry is malformed (needs "
+			 "seed, rotate, drop, kind, permute_heads, layout and plan)", *layer);
+		return -1;
+	}
+	cfg->seed = seed;
+	cfg->permute_heads = json_is_true(ph);
+	cfg->layout_set = lay != NULL;
+	return 0;
 }
 
 int sidecar_add_tensor(Sidecar *s, const SidecarTensor *t)
@@ -444,6 +554,12 @@ static int check_plan_checksums(json_t *layers, const char *path, char *err, siz
 		json_t *l = json_array_get(layers, k);
 		const char *rec = json_string_value(json_object_get(l, "checksum"));
 		uint64_t want;
+		const char *a = json_string_value(json_object_get(l, "attention"));
+		if (!rec && a && !strcmp(a, "mla")) {
+			snprintf(err, errlen, "%s: layers[%zu]: an MLA fold recorded by its seed alone "
+				 "(an older ropefold): it cannot be undone", path, k);
+			return -1;
+		}
 		if (!rec || checksum_parse(rec, &want)) {
 			snprintf(err, errlen, "%s: layers[%zu]: no checksum of 16 hex digits", path, k);
 			return -1;

@@ -7,6 +7,7 @@
 
 #include "core/fold.h"
 #include "core/layer.h"
+#include "core/mla_fold.h"
 
 /* The small JSON written beside a folded checkpoint: what was folded and
  * how, so that the fold can be reproduced or undone (`fold --undo`).
@@ -65,9 +66,26 @@ typedef struct {
 
 /* Start a sidecar (NULL when out of memory). */
 Sidecar *sidecar_new(const SidecarHead *h);
-/* Append MLA layer i folded from seed (core/mla_fold.h draws the
- * rotations again from it; they are not listed, and an undo refuses it). */
-int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed);
+/* Append MLA layer i folded with plan, drawn by cfg (its seed the
+ * layer's): the entry records cfg and the plan's checksum, not the
+ * rotations, which mla_plan_build draws again from them:
+ *   {"layer": i, "seed": s, "attention": "mla",
+ *    "mla": {"rotate", "drop", "kind", "permute_heads",
+ *            "layout": name (the fold built for a layout given) | null,
+ *            "plan": checksum of the plan's numbers by their bits},
+ *    "tensors": [...], "max_rel_rounding": x, "checksum": C}
+ * C covers layer, seed, attention and mla. */
+int sidecar_add_mla_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldConfig *cfg,
+			  const MlaPlan *plan);
+/* The checksum of an MLA plan: its sizes, permutation and every number. */
+uint64_t sidecar_mla_plan_sum(const MlaPlan *plan);
+/* Whether the k-th recorded layer is an MLA fold. */
+bool sidecar_layer_is_mla(const Sidecar *s, size_t k);
+/* The configuration (seed included) that drew the k-th layer's MLA fold,
+ * its layer index and its plan's checksum; -1 with one line in err for a
+ * layer that is not an MLA fold or records only its seed. */
+int sidecar_mla_config(const Sidecar *s, size_t k, size_t *layer, FoldConfig *cfg,
+		       uint64_t *plan_sum, char *err, size_t errlen);
 /* Append layer i folded with plan (rotations described under rope). */
 int sidecar_add_layer(Sidecar *s, size_t layer, uint64_t seed, const FoldPlan *plan,
 		      const RopeSpec *rope, double max_rel_rounding);

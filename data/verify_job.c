@@ -100,12 +100,35 @@ static void carried_bound(const Sidecar *sc, size_t i, const TensorRef *t, doubl
  * quantization bound (data/quant_bound.h), A's and B's added; a side that
  * is a fold of a quantized model (its sidecar records the bound of its
  * input's quantization) adds that bound too. */
+/* Part p's bound per kv group of tensor t (G groups of rows, W_o's of
+ * columns) into qg (G), plus carried (a fold's input's, per tensor); a
+ * tensor that does not split so (a fused QKV) takes its whole bound rel
+ * in every group. */
+static int group_bounds(const TensorRef *t, int p, size_t G, bool fused, double rel,
+			double carried, double *qg, char *err, size_t errlen)
+{
+	if (fused || quant_bound_groups(t, G, p == VERIFY_O, qg, err, errlen))
+		for (size_t g = 0; g < G; g++)
+			qg[g] = rel;
+	for (size_t g = 0; g < G; g++)
+		qg[g] += carried;
+	return 0;
+}
+
 static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i,
-			    VerifyOptions *vo, char *err, size_t errlen)
+			    VerifyOptions *vo, double **qgp, char *err, size_t errlen)
 {
 	Model *m[2] = {ma, mb};
 	LayerTensorRefs lt[2];
 	double u = 0;
+	size_t G = model_info(ma)->shape.n_kv_heads;
+	double *qg = calloc(VERIFY_PARTS * 2 * (G ? G : 1), sizeof *qg);
+	bool any_block = false;
+	if (!qg) {
+		snprintf(err, errlen, "layer %zu: out of memory", i);
+		return -1;
+	}
+	*qgp = qg;
 	for (int s = 0; s < 2; s++)
 		if (model_layer_tensors(m[s], i, &lt[s], err, errlen))
 			return -1;
@@ -128,9 +151,12 @@ static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i
 				vo->quant_frob[p] += cf;
 				vo->quant_types |= 1u << cd;
 			}
+			double *q = qg + (size_t)(p * 2 + s) * G;
 			if (dtype_is_float(t->dtype)) {
 				double ut = dtype_unit_roundoff(t->dtype);
 				u = ut > u ? ut : u;
+				for (size_t g = 0; g < G; g++)
+					q[g] = cr;
 				continue;
 			}
 			if (quant_bound_tensor(t, &qb, err, errlen))
@@ -138,9 +164,14 @@ static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i
 			vo->quant[p] += qb.rel;
 			vo->quant_frob[p] += qb.rel_frob;
 			vo->quant_types |= 1u << t->dtype;
+			any_block = true;
+			if (group_bounds(t, p, G, t == lt[s].t[ATT_QKV], qb.rel, cr, q, err, errlen))
+				return -1;
 		}
 	}
 	vo->unit_roundoff = u;
+	/* per kv group only where a part is block-quantized */
+	vo->quant_group = any_block && G ? qg : NULL;
 	return 0;
 }
 
@@ -163,11 +194,16 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 	if (r->rj->r.active && verify_residual_layer(r->rj, i, &w->a, &w->b, err, errlen))
 		return -1;
 	VerifyOptions lo = *r->vo;
-	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, err, errlen))
+	double *qg = NULL;   /* lo.quant_group's storage */
+	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, &qg, err, errlen)) {
+		free(qg);
 		return -1;
+	}
 	if (!(lo.unit_roundoff > 0))
 		lo.unit_roundoff = r->vo->unit_roundoff;
 	RfStatus st = verify_layers(&w->a, &w->b, &lo, v);
+	free(qg);
+	lo.quant_group = NULL;
 	if (st == RF_OK && r->rj->r.active)
 		verify_residual_after_layer(r->rj, i, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {

@@ -76,6 +76,7 @@ static int workload_load(const WorkloadSpec *o, const char *path, Workload *w,
 		return -1;
 	const ModelInfo *in = model_info(m);
 	snprintf(w->note, sizeof w->note, "%s", in->note);
+	memcpy(w->mrope_section, in->mrope_section, sizeof w->mrope_section);
 	int rc = -1;
 	size_t *tokens = NULL;
 	double *emb = NULL;

@@ -56,6 +56,8 @@ typedef struct {
 	 * the fold is built for this one (a wrong one shows as a break) */
 	bool fold_layout_set;
 	RopeLayout fold_layout;
+	size_t mrope_section[3];  /* the checkpoint's M-RoPE pairs per (t, h, w)
+				   * section (Qwen2-VL), all 0 when none */
 } Workload;
 
 /* Build the workload spec describes. Returns 0, or -1 with one line in

@@ -5,11 +5,13 @@ differs from HF's: tensor names, Q/K rows permuted to interleaved for the
 NORM architectures (llama), Gemma's norms stored as 1 + w (Gemma 2/3's
 sandwich norms, windows, soft-caps and local RoPE base as metadata), GPT-NeoX's
 per-head query_key_value split into [q; k; v], Phi-3's gate_up_proj as
-ffn_up, experts stacked into [E, F, D] tensors. F32 throughout, so the
+ffn_up, experts stacked into [E, F, D] tensors (Mixtral, arch llama: also
+as older converters wrote them, one tensor per expert,
+blk.N.ffn_gate.E.weight, with old_experts). F32 throughout, so the
 values are exact. Written from llama.cpp's documented conventions
 (convert_hf_to_gguf.py, llama-arch), not from ropefold.
 
-    gguf_families.py FOLDER OUT.gguf
+    gguf_families.py FOLDER OUT.gguf [--old-experts]
 """
 import json
 import os
@@ -23,7 +25,8 @@ sys.path.insert(0, HERE)
 import reference_forward as rf  # noqa: E402
 
 ARCH = {"gemma2": "gemma2", "gemma3_text": "gemma3", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma",
-        "olmo2": "olmo2", "phi3": "phi3", "gpt_neox": "gptneox", "qwen2_moe": "qwen2moe"}
+        "olmo2": "olmo2", "phi3": "phi3", "gpt_neox": "gptneox", "qwen2_moe": "qwen2moe",
+        "mixtral": "llama"}
 
 
 def permute(w, n):
@@ -32,7 +35,7 @@ def permute(w, n):
     return w.reshape(n, 2, hd // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def convert(folder):
+def convert(folder, old_experts=False):
     cfg, t, _ = rf.read_hf_folder(folder)
     kind = cfg["model_type"]
     arch = ARCH[kind]
@@ -66,7 +69,8 @@ def convert(folder):
                  "mlp.shared_expert.gate_proj": "ffn_gate_shexp",
                  "mlp.shared_expert.up_proj": "ffn_up_shexp",
                  "mlp.shared_expert.down_proj": "ffn_down_shexp",
-                 "mlp.shared_expert_gate": "ffn_gate_inp_shexp"}
+                 "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+                 "block_sparse_moe.gate": "ffn_gate_inp"}
         out["token_embd.weight"] = t["model.embed_tokens.weight"]
         out["output_norm.weight"] = t["model.norm.weight"] + plus
         if not cfg.get("tie_word_embeddings") and "lm_head.weight" in t:
@@ -81,7 +85,7 @@ def convert(folder):
                 w = t[name]
                 if "norm" in hf and part == "weight":
                     w = w + plus
-                if kind == "llama" and g in ("attn_q", "attn_k"):
+                if arch == "llama" and g in ("attn_q", "attn_k"):
                     w = permute(w, H if g == "attn_q" else G)
                 if g == "ffn_gate_inp_shexp":
                     w = w.reshape(-1)
@@ -98,6 +102,16 @@ def convert(folder):
             for hf, g in (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")):
                 out["blk.%d.ffn_%s_exps.weight" % (l, g)] = np.stack(
                     [t[p + "mlp.experts.%d.%s.weight" % (e, hf)] for e in range(E)])
+        if kind == "mixtral":
+            # w1 gate, w3 up, w2 down
+            for hf, g in (("w1", "gate"), ("w3", "up"), ("w2", "down")):
+                ws = [t[p + "block_sparse_moe.experts.%d.%s.weight" % (e, hf)]
+                      for e in range(cfg["num_local_experts"])]
+                if old_experts:
+                    for e, w in enumerate(ws):
+                        out["blk.%d.ffn_%s.%d.weight" % (l, g, e)] = w
+                else:
+                    out["blk.%d.ffn_%s_exps.weight" % (l, g)] = np.stack(ws)
     kv = [("general.architecture", "s", arch), ("block_count", "u", cfg["num_hidden_layers"]),
           ("embedding_length", "u", cfg["hidden_size"]),
           ("feed_forward_length", "u", cfg["intermediate_size"]),
@@ -135,6 +149,9 @@ def convert(folder):
                ("expert_shared_feed_forward_length", "u",
                 cfg["shared_expert_intermediate_size"]),
                ("expert_weights_norm", "b", bool(cfg.get("norm_topk_prob")))]
+    if kind == "mixtral":
+        kv += [("expert_count", "u", cfg["num_local_experts"]),
+               ("expert_used_count", "u", cfg["num_experts_per_tok"])]
     return arch, kv, out
 
 
@@ -172,4 +189,4 @@ def write(path, arch, kv, tensors):
 
 
 if __name__ == "__main__":
-    write(sys.argv[2], *convert(sys.argv[1]))
+    write(sys.argv[2], *convert(sys.argv[1], "--old-experts" in sys.argv[3:]))

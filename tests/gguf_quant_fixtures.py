@@ -20,6 +20,11 @@ KIND:
     bad-type q4_k_m with blk.0.attn_q.weight's type id set to 31 (a type
              ggml removed from GGUF)
     truncated  q4_k_m cut in the middle of the last tensor's last block
+    scale-split  q4_k_m with blk.0.attn_k.weight in Q8_0, its kv group 0's
+             rows (0-63) blocks of one outlier code (+-127) among codes of
+             at most 2, at |d| 2^-4, group 1's rows codes over the whole
+             range at |d| 2^-9: group 0's relative step is far larger, and
+             it dominates the tensor's norm
 
 --expect writes the file's dtype mixture as info --json gives it
 ("dtypes", "attention_dtypes").
@@ -94,6 +99,24 @@ def blocks(rng, dt, n):
     return b.tobytes()
 
 
+def split_scales(rng):
+    """blk.0.attn_k.weight of kind scale-split, Q8_0 blocks (d f16, 32 int8)."""
+    per_row = D // 32
+    nb = G * HD * per_row
+    q = rng.integers(-127, 128, size=(nb, 32))
+    d = np.full(nb, 2.0 ** -9)
+    g0 = np.arange(nb) < HD * per_row      # kv group 0's rows
+    small = rng.integers(-2, 3, size=(nb, 32))
+    q[g0] = small[g0]
+    q[g0, rng.integers(0, 32, size=int(g0.sum()))] = 127
+    d[g0] = 2.0 ** -4
+    d *= rng.choice([-1.0, 1.0], nb)
+    b = np.zeros((nb, 34), np.uint8)
+    b[:, 0:2] = d.astype("<f2").view(np.uint8).reshape(nb, 2)
+    b[:, 2:34] = q.astype(np.int8).view(np.uint8)
+    return b.tobytes()
+
+
 def gguf(path, ts, data, bad_type=None):
     """A GGUF v3 file of the tensors ts with stored bytes data[name]."""
     def s(x):
@@ -143,13 +166,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kind", required=True,
                     choices=["q4_k_m", "zoo", "nan-scale", "inf-scale", "bad-row", "bad-type",
-                             "truncated"])
+                             "truncated", "scale-split"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--expect")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     ts = tensors("zoo" if a.kind == "zoo" else "q4_k_m")
+    if a.kind == "scale-split":
+        ts = [(n, "Q8_0" if n == "blk.0.attn_k.weight" else dt, sh) for n, dt, sh in ts]
     if a.kind == "bad-row":
         ts.append(("extra.weight", "Q4_K", [2, 288]))
     data = {}
@@ -159,6 +184,8 @@ def main():
             data[name] = bytes(144 * 2)       # what 512 elements would take
             continue
         data[name] = blocks(rng, dt, n)
+    if a.kind == "scale-split":
+        data["blk.0.attn_k.weight"] = split_scales(rng)
     if a.kind in ("nan-scale", "inf-scale"):
         raw = bytearray(data["blk.1.attn_k.weight"])
         h = 0x7e00 if a.kind == "nan-scale" else 0x7c00

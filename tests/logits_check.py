@@ -258,11 +258,18 @@ def check_gguf_families(tmp):
     llama.cpp computes for it)."""
     import shutil
     for family in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "olmo2", "phi3",
-                   "gpt-neox", "qwen2-moe"):
-        folder = os.path.join(tmp, "g-" + family)
+                   "gpt-neox", "qwen2-moe", "mixtral", "mixtral-old-experts"):
+        # Mixtral (arch llama) with its experts merged into ffn_*_exps, and
+        # as older converters wrote them, one blk.N.ffn_gate.E tensor each
+        old = family.endswith("-old-experts")
+        if old:
+            family = family[:-len("-old-experts")]
+        folder = os.path.join(tmp, "g-" + family + ("-old" if old else ""))
         cfg = ff.make_fixture(family, folder)
         path = folder + ".gguf"
-        gf.write(path, *gf.convert(folder))
+        gf.write(path, *gf.convert(folder, old_experts=old))
+        if old:
+            family += " (one tensor per expert)"
         ref_folder = folder
         if family == "gpt-neox":
             ref_folder = folder + "-tanh"

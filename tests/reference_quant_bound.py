@@ -37,6 +37,13 @@ ropefold verify compares tensors by.
         TAP: the error `fold --dtype Q --json` reports quantizing added
         (quantization.added_rel_err) against QFOLD's values minus F16FOLD's
         (the same fold stored as F16), and within QFOLD's own bound.
+    reference_quant_bound.py group-break Q.gguf OUT.gguf GROUP [SEED]
+        OUT: Q.gguf (kind scale-split) with every tensor stored as F32 at
+        its dequantized values, and blk.0.attn_k.weight's kv group GROUP
+        rows moved by a random perturbation of relative Frobenius size
+        eps, the geometric mean of group 1's own bound and the tensor's
+        (both relative, as above, group 1's over its rows alone); prints
+        {"eps", "group_bound": [g0, g1], "tensor_bound"}.
 """
 import json
 import os
@@ -237,6 +244,34 @@ def check_added(f16fold, qfold, fold_json):
     return _tap(lines)
 
 
+def group_break(path, out, group, seed):
+    rng = np.random.default_rng(seed)
+    src = rq.read_gguf(path)
+    name = "blk.0.attn_k.weight"
+    dt, shape, raw = src[name]
+    w = rq.dequantize(dt, raw).astype(np.float64).reshape(shape)
+    h = element_bounds(dt, raw).reshape(shape)
+    rows = shape[0] // gf.G
+
+    def rel(hh, ww):
+        return max(float(np.sqrt(np.sum(hh * hh)) / np.linalg.norm(ww)),
+                   float(hh.max() / np.abs(ww).max()))
+    gb = [rel(h[g * rows:(g + 1) * rows], w[g * rows:(g + 1) * rows]) for g in range(gf.G)]
+    tb = rel(h, w)
+    eps = float(np.sqrt(gb[1] * tb))
+    blk = w[group * rows:(group + 1) * rows]
+    p = rng.standard_normal(blk.shape)
+    w[group * rows:(group + 1) * rows] = blk + p * (eps * np.linalg.norm(blk) / np.linalg.norm(p))
+    ts, data = [], {}
+    for n, (d, sh, r) in src.items():
+        v = w if n == name else rq.dequantize(d, r).astype(np.float64)
+        ts.append((n, "F32", sh))
+        data[n] = np.asarray(v, "<f4").reshape(-1).tobytes()
+    gf.gguf(out, ts, data)
+    print(json.dumps({"eps": eps, "group_bound": gb, "tensor_bound": tb}))
+    return 0
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if len(a) == 2 and a[0] == "bound":
@@ -245,6 +280,8 @@ if __name__ == "__main__":
         sys.exit(near(a[1], a[2], int(a[3]) if len(a) == 4 else 1))
     if len(a) == 4 and a[0] == "check-verify":
         sys.exit(check_verify(a[1], a[2], a[3]))
+    if len(a) in (4, 5) and a[0] == "group-break":
+        sys.exit(group_break(a[1], a[2], int(a[3]), int(a[4]) if len(a) == 5 else 1))
     if len(a) == 4 and a[0] == "check-added":
         sys.exit(check_added(a[1], a[2], a[3]))
     sys.stderr.write(__doc__)

@@ -24,6 +24,7 @@ ReportContext workload_context(const Workload *w, const RunOptions *o)
 	c.seq = w->seq;
 	c.seed = o->seed;
 	c.input = o->input == INPUT_EMBED ? "embed" : "random";
+	c.mrope = w->mrope_section[0] ? w->mrope_section : NULL;
 	return c;
 }
 

@@ -164,6 +164,17 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(config, "attn_softcap", l->attn_softcap > 0 ? num(l->attn_softcap)
 								       : json_null());
 	json_object_set_new(config, "window_softcap_applied", json_true());
+	/* M-RoPE's sections, each pair range [first, last], at text positions */
+	json_t *mr = json_null();
+	if (ctx->mrope) {
+		const size_t *s = ctx->mrope;
+		mr = json_pack("{s:[I, I, I], s:[[I, I], [I, I], [I, I]], s:s}", "section",
+			       (json_int_t)s[0], (json_int_t)s[1], (json_int_t)s[2], "pairs",
+			       (json_int_t)0, (json_int_t)(s[0] - 1), (json_int_t)s[0],
+			       (json_int_t)(s[0] + s[1] - 1), (json_int_t)(s[0] + s[1]),
+			       (json_int_t)(s[0] + s[1] + s[2] - 1), "positions", "text");
+	}
+	json_object_set_new(config, "mrope", mr);
 
 	json_t *fold = json_object();
 	fold_rotate_format(cfg->rotate, buf, sizeof buf);

@@ -14,6 +14,8 @@ typedef struct {
 	size_t seq;
 	uint64_t seed;
 	const char *input;      /* "random" or "embed" */
+	const size_t *mrope;    /* M-RoPE pairs per (t, h, w) section (3), or
+				 * NULL: plain RoPE */
 } ReportContext;
 
 /* The JSON document of SPEC 2.5 for one evaluation (new reference). */

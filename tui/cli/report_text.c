@@ -92,6 +92,16 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 		rope_layout_name(l->rope.layout), l->rope.rotary_dim, l->rope.theta,
 		scal, (l->bq || l->bk || l->bv || l->bo) ? ", biases" : "",
 		(l->q_norm || l->k_norm) ? ", QK-norm" : "");
+	if (ctx->mrope) {
+		/* M-RoPE at text positions: every section turns by the one
+		 * position, so each pair is plain RoPE's, section by section */
+		const size_t *s = ctx->mrope;
+		fprintf(f, "mrope   sections t pairs 0-%zu, h %zu-%zu, w %zu-%zu; text tokens give "
+			"all three the token's position, so each section is plain RoPE on its pairs "
+			"and the commutant is one angle per pair in every section (a fold mixing "
+			"pairs across sections breaks as any pair mixing does)\n", s[0] - 1, s[0],
+			s[0] + s[1] - 1, s[0] + s[1], s[0] + s[1] + s[2] - 1);
+	}
 	if (l->rope.scaling.kind == ROPE_SCALING_LONGROPE)
 		fprintf(f, "longrope %s factors at T = %zu (long when T > %g)\n",
 			rope_uses_long_factors(&l->rope, ctx->seq) ? "long" : "short", ctx->seq,
