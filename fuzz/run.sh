@@ -28,11 +28,14 @@ cat >"$work/include/config.h" <<'EOH'
 #define ABS_TOP_SRCDIR "/nonexistent"
 EOH
 jflags=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
-srcs="core/dtype.c core/layer.c core/mla.c core/moe_route.c core/rng.c core/status.c data/dtype_mix.c data/families.c
-      data/ggml_quant.c data/ggml_quantize.c data/ggml_types.c data/gguf.c data/hfconfig.c
-      data/hfconfig_keys.c data/hfconfig_layers.c data/infile.c data/jsonfile.c data/llama2c.c
-      data/mla_model.c data/mla_moe.c data/model.c data/path.c data/safetensors.c data/tensor.c data/vocab.c"
-common="-std=c11 -g -O1 -fno-omit-frame-pointer -I$work/include -I$here"
+# The readers and everything they call: the core and data libraries'
+# sources as Makefile.am lists them (one list, so a new file cannot be
+# missed here).
+srcs=$(awk '/^lib(core|data)_a_SOURCES[ \t]*[+]?=/ { on = 1 }
+	on { for (i = 1; i <= NF; i++) if ($i ~ /[.]c$/) print $i; if ($0 !~ /\\$/) on = 0 }' \
+	"$here/Makefile.am")
+blas=$(pkg-config --cflags --libs openblas 2>/dev/null || echo -lopenblas)
+common="-std=c11 -g -O1 -fno-omit-frame-pointer -I$work/include -I$here $(pkg-config --cflags openblas 2>/dev/null)"
 cd "$here" || exit 99
 if ! "$cc" $common -fsanitize=fuzzer-no-link,address,undefined -c -x c /dev/null \
 	-o "$work/probe.o" 2>/dev/null; then
@@ -62,7 +65,7 @@ printf '\002\002\000\000\000\000\000\000\000\001\000\000\000a\000\000\200\077\00
 status=0
 for t in gguf safetensors llama2c file vocab; do
 	"$cc" $common -fsanitize=fuzzer,address,undefined "fuzz/fuzz_$t.c" $objs \
-		-o "$work/fuzz_$t" $jflags -lm || exit 99
+		-o "$work/fuzz_$t" $jflags -llapacke $blas -lm -lpthread || exit 99
 	mkdir -p "$work/corpus_$t"
 	# fuzz_file reads real files: seeded with the GGUF and llama2.c files
 	seeds="$work/seeds/$t"
