@@ -6,6 +6,7 @@
 
 #include "core/finding.h"
 #include "data/compare_job.h"
+#include "data/layer_tolerance.h"
 #include "data/model.h"
 #include "data/verify_job.h"
 
@@ -15,6 +16,7 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	Model *ma = NULL, *mb = NULL;
 	Layer a, b;
 	bool have_a = false, have_b = false;
+	LayerTolerance tl = {{NULL, NULL}, {NULL, NULL}};
 	int rc = -1;
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
 		goto out;
@@ -34,10 +36,18 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	if (model_load_layer(mb, j->layer, &b, err, errlen))
 		goto out;
 	have_b = true;
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {.unit_roundoff = ua > ub ? ua : ub, .tol = 0, .finite = true};
+	/* verify's tolerances (data/layer_tolerance.h): the same verdict as
+	 * `verify A B` on this layer; model_load_layer refuses NaN and Inf */
+	VerifyOptions vo = {.tol = 0, .finite = true};
+	double *qg = NULL;   /* vo.quant_group's storage */
+	layer_tolerance_open(&tl, j->a, ma, j->b, mb);
+	if (layer_tolerance_layer(&tl, j->layer, &vo, &qg, err, errlen)) {
+		free(qg);
+		goto out;
+	}
 	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
 				     &out->cmp);
+	free(qg);
 	if (st == RF_ERR_NUMERIC) {
 		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
 			 "products overflow float64", j->layer);
@@ -49,6 +59,7 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 		rc = 0;
 	}
 out:
+	layer_tolerance_done(&tl);
 	if (have_a)
 		layer_free(&a);
 	if (have_b)

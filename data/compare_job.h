@@ -11,9 +11,10 @@
 #include "core/verify.h"
 
 /* Compare mode over two checkpoints on disk (core/compare.h): one layer of
- * A against the same layer of B, judged at the coarser stored dtype's
- * roundoff, on an input the caller built for A (`check --against`, the
- * explorer's :against); and the scan of every layer that the explorer's
+ * A against the same layer of B, judged at verify's tolerances (the
+ * stored dtypes' rounding and quantization bounds, per part and kv group:
+ * data/layer_tolerance.h), on an input the caller built for A (`check
+ * --against`, the explorer's :against); and the scan of every layer that the explorer's
  * layers view lists. Nothing is printed. */
 
 /* What to compare. */
