@@ -51,17 +51,22 @@ static void print_text(const RunOptions *o, const Workload *w, const CompareOutc
 	       o->input == INPUT_EMBED ? "embed" : "random");
 	printf("against %s #%zu  (stored %s; A stored %s)\n", o->against_path, w->layer_index,
 	       dtype_name(out->dtype_b), dtype_name(out->dtype_a));
-	char desc[FINDINGS_RELATION_MAX];
+	char desc[FINDINGS_RELATION_MAX], tw[FINDINGS_TOLERANCE_MAX];
+	findings_verify_tolerance(v, tw, sizeof tw);
 	if (v->equivalent) {
 		findings_verify_relation(v, desc, sizeof desc);
-		printf("relation %s (max relative error %.3g, tolerance %.3g)\n", desc, v->max_err,
-		       v->tol);
+		printf("relation %s (max relative error %.3g, %s)\n", desc, v->max_err, tw);
 	} else {
 		char why[FINDINGS_WHY_MAX];
 		findings_verify_why(v, why, sizeof why);
 		printf("relation NOT equivalent (%s at the %s level)\n  %s\n",
 		       verify_why_name(v->why), level_name(v->brk.level), why);
 	}
+	/* verify's classes, at verify's tolerance (data/layer_tolerance.h) */
+	printf("judged  %s", verify_within_name(verify_verdict_within(v)));
+	if (!v->equivalent && v->why != VERIFY_WHY_SHAPE)
+		printf(" (%s)", tw);
+	printf("\n");
 	if (!c->have_report)
 		return;
 	const InvReport *rep = &c->rep;
