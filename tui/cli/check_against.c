@@ -156,6 +156,18 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 	} else {
 		print_text(o, w, &out, terminal_colors());
 	}
+	if (o->plot && !c->have_report) {
+		/* the shapes or RoPE settings differ: no level was evaluated */
+		fprintf(stderr, "ropefold check: --plot: %s and %s differ in shape: nothing was "
+			"evaluated to draw\n", a, o->against_path);
+		rc = 2;
+	} else if (o->plot) {
+		FigureTitle ft = {w->source, w->layer_index, w->seq, NULL, o->against_path,
+				  c->verdict.equivalent, c->verdict.relation, c->verdict.why,
+				  c->rep.precision == PREC_F32, c->rep.tol};
+		if (check_write_plot(o, &c->rep, &ft))
+			rc = 2;
+	}
 	compare_outcome_done(&out);
 	return rc;
 }
