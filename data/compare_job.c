@@ -9,6 +9,7 @@
 #include "data/layer_tolerance.h"
 #include "data/model.h"
 #include "data/verify_job.h"
+#include "data/verify_residual_job.h"
 
 int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t errlen)
 {
@@ -17,6 +18,8 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	Layer a, b;
 	bool have_a = false, have_b = false;
 	LayerTolerance tl = {{NULL, NULL}, {NULL, NULL}};
+	VerifyResidualJob rj;
+	memset(&rj, 0, sizeof rj);
 	int rc = -1;
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
 		goto out;
@@ -36,6 +39,14 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	if (model_load_layer(mb, j->layer, &b, err, errlen))
 		goto out;
 	have_b = true;
+	/* as verify does: B a residual rotation R1 of A (norms fused) has
+	 * this layer's attention brought into A's frame first */
+	VerifyOptions rvo = {.unit_roundoff = 0x1p-53, .tol = 0, .finite = true};
+	if (verify_residual_begin(ma, mb, &rvo, &rj, err, errlen))
+		goto out;
+	out->residual_frame = rj.r.active;
+	if (rj.r.active && verify_residual_layer(&rj, j->layer, &a, &b, err, errlen))
+		goto out;
 	/* verify's tolerances (data/layer_tolerance.h): the same verdict as
 	 * `verify A B` on this layer; model_load_layer refuses NaN and Inf */
 	VerifyOptions vo = {.tol = 0, .finite = true};
@@ -59,6 +70,7 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 		rc = 0;
 	}
 out:
+	verify_residual_job_free(&rj);
 	layer_tolerance_done(&tl);
 	if (have_a)
 		layer_free(&a);

@@ -34,6 +34,9 @@ typedef struct {
 	Comparison cmp;         /* the verdict and the levels */
 	StoreDtype dtype_a, dtype_b;
 	size_t layers_a, layers_b;
+	bool residual_frame;    /* B is A under a residual rotation R1 (verify's
+				 * residual frame): the layers were brought into
+				 * A's frame before they were compared */
 } CompareOutcome;
 
 /* Run the job: 0 (out filled; compare_outcome_done it), or -1 with one

@@ -216,12 +216,16 @@ def layer_diffs(v, c):
 
 def agree(vpath, cpaths):
     doc = json.load(open(vpath))
+    framed = bool(doc["residual"] and doc["residual"].get("rotated"))
     by_layer = {x["layer"]: x for x in doc["layers"]}
     fails = []
     first = None
     for p in cpaths:
         c = json.load(open(p))["relation"]
         li = c["layer"]
+        if c.get("residual_frame") != framed:
+            fails.append("layer %d: residual frame %s, verify's %s" % (
+                li, c.get("residual_frame"), framed))
         if first is None and not c["equivalent"]:
             first = li
         v = by_layer.get(li)

@@ -7,8 +7,9 @@
 # tensor, each group's permutation and whether its rotation commutes) and on
 # the first break layer (tests/compare_verify.py agree). The pairs: the
 # built-in default model and seeded fixtures, folded (a commuting fold, heads
-# permuted), dtype-converted (f32 -> bf16, f16), GGUF-quantized (q8_0, q4_k,
-# and the Q4_K_M fixture against the F16 model it quantizes), crafted breaks
+# permuted, a residual rotation R1), dtype-converted (f32 -> bf16, f16),
+# GGUF-quantized (q8_0, q4_k, and the Q4_K_M fixture against the F16 model
+# it quantizes), crafted breaks
 # (a non-commuting rotation at one layer, two query heads swapped, a scaled
 # W_k), and every shared real checkpoint (../shared/models) against itself,
 # its conversion and its folds. An independent NumPy judge (SPEC 1 and 4.4:
@@ -132,6 +133,14 @@ pair "a fold stored in bf16" "$dm" "$tmp/foldbf16"
 pair "a non-commuting rotation at layer 1" "$dm" "$tmp/nc1"
 want "first break at layer 1, pairs mixed" 'd["first_break"]["layer"] == 1 and d["first_break"]["why"] == "mixes-pairs" and d["layers"][0]["within"] == "holds"'
 pair "the other way round" "$tmp/nc1" "$dm"
+# a residual rotation R1 (norms fused): verify brings each layer into one frame, so does
+# compare mode
+mkfold "$tmp/r1" --model "$dm" --residual hadamard
+mkfold "$tmp/r1nc" --model "$dm" --residual haar --drop commutes
+pair "a residual rotation R1 (Hadamard)" "$dm" "$tmp/r1"
+want "in verify's residual frame, a commuting fold" 'd["residual"]["rotated"] and all(l["relation"] == "commuting fold" for l in d["layers"])'
+pair "R1 with a non-commuting Q/K rotation" "$dm" "$tmp/r1nc"
+want "breaks in every layer, pairs mixed" 'd["residual"]["rotated"] and all(l["break"]["why"] == "mixes-pairs" for l in d["layers"])'
 
 # crafted breaks (NumPy edits a copy)
 if [ "$numpy" -eq 1 ]; then

@@ -62,6 +62,9 @@ static void print_text(const RunOptions *o, const Workload *w, const CompareOutc
 		printf("relation NOT equivalent (%s at the %s level)\n  %s\n",
 		       verify_why_name(v->why), level_name(v->brk.level), why);
 	}
+	if (out->residual_frame)
+		printf("frame   B is A under a residual rotation R1 (norms fused): the layers are "
+		       "compared in A's frame, as verify compares them\n");
 	/* verify's classes, at verify's tolerance (data/layer_tolerance.h) */
 	printf("judged  %s", verify_within_name(verify_verdict_within(v)));
 	if (!v->equivalent && v->why != VERIFY_WHY_SHAPE)
@@ -143,6 +146,7 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 		json_object_set_new(rel, "against", json_string(o->against_path));
 		json_object_set_new(rel, "dtype_a", json_string(dtype_name(out.dtype_a)));
 		json_object_set_new(rel, "dtype_b", json_string(dtype_name(out.dtype_b)));
+		json_object_set_new(rel, "residual_frame", json_boolean(out.residual_frame));
 		json_object_set_new(doc, "relation", rel);
 		char words[FINDINGS_WHY_MAX];
 		if (c->verdict.equivalent)
