@@ -69,6 +69,8 @@ check "... and what verify recovered" "commuting fold"
 check "... per kv group the angles of the rotation" "g0 rot -?[0-9]+"
 check "... every level holds against B's stored layer" "residual +yes +. holds"
 check "... the why line quotes the relation" "B is equivalent to A: commuting"
+check "... verify's class of the layer" "│ +within dtype rounding"
+check "... and the tolerance the weights were judged at" "│ +tol 1.8e-07 "
 keys c
 check "a toggle key in compare mode: said that there is nothing to toggle" "compare mode: nothing to toggle"
 keys a
