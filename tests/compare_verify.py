@@ -9,9 +9,10 @@ the judge works from SPEC 1 and 4.4 alone.
         copy the safetensors folder DIR to OUT with TENSOR (F32) times FACTOR
     compare_verify.py swap-heads DIR OUT TENSOR HEAD_DIM H1 H2
         ... with the row blocks of heads H1 and H2 of TENSOR swapped
-    compare_verify.py judge A B
-        print the judge's verdict per layer as JSON (HF safetensors folders
-        stored in F32, F16 or BF16, the same RoPE layout, heads in order)
+    compare_verify.py judge A B [HEAD_DIM]
+        print the judge's verdict per layer as JSON: of two HF safetensors
+        folders stored in F32, F16 or BF16, or (HEAD_DIM given) two llama
+        GGUF files, floats or Q4_0/Q8_0/Q4_K/Q6_K blocks
     compare_verify.py agree VERIFY_JSON CHECK_JSON...
         exit 0 when every check --against document (one per layer) reaches
         verify's verdict on its layer, else print what differs and exit 1
@@ -25,6 +26,8 @@ import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # ---- safetensors -------------------------------------------------------------
 
@@ -123,24 +126,64 @@ def rel(x, ref):
     return np.linalg.norm(x - ref) / n if n > 0 else np.linalg.norm(x)
 
 
-def judge(a_dir, b_dir):
-    cfg = json.load(open(os.path.join(a_dir, "config.json")))
+def hf_layers(path):
+    """(shape, layout, [per layer {part: (dtype, values, bound)}]) of an HF
+    safetensors folder."""
+    cfg = json.load(open(os.path.join(path, "config.json")))
     D = cfg["hidden_size"]
     H = cfg["num_attention_heads"]
-    G = cfg.get("num_key_value_heads", H)
-    d = cfg.get("head_dim", D // H)
-    r = int(d * cfg.get("partial_rotary_factor", 1.0))
-    L = cfg["num_hidden_layers"]
-    layout = "half"  # HF's rotate_half
-    A = st_read(os.path.join(a_dir, "model.safetensors"))
-    B = st_read(os.path.join(b_dir, "model.safetensors"))
+    shape = (H, cfg.get("num_key_value_heads", H), cfg.get("head_dim", D // H))
+    st = st_read(os.path.join(path, "model.safetensors"))
+    layers = []
+    for li in range(cfg["num_hidden_layers"]):
+        layers.append({p: (st[0][n]["dtype"], st_tensor(*st, n), 0.0) for p, n in (
+            (p, "model.layers.%d.self_attn.%s_proj.weight" % (li, p)) for p in "qkvo")})
+    return shape, "half", layers   # HF's rotate_half
+
+
+def gguf_layers(path, d):
+    """The same of a llama GGUF with head dim d: interleaved pairs (ggml's
+    NORM mode), a block-quantized tensor's values dequantized as ggml
+    defines them and its relative bound (tests/reference_quant_bound.py)."""
+    import reference_quant as rq
+    import reference_quant_bound as qb
+    ts = rq.read_gguf(path)
+    role = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output"}
+    layers = []
+    while "blk.%d.attn_q.weight" % len(layers) in ts:
+        li = len(layers)
+        parts = {}
+        for p, r in role.items():
+            dt, shp, raw = ts["blk.%d.%s.weight" % (li, r)]
+            w = rq.dequantize(dt, raw).astype(np.float64).reshape(shp)
+            b = qb.tensor_bound(dt, raw)["rel"] if dt in qb.TYPES else 0.0
+            parts[p] = (dt if dt in UNIT else "Q", w, b)
+        layers.append(parts)
+    H, G = layers[0]["q"][1].shape[0] // d, layers[0]["k"][1].shape[0] // d
+    return (H, G, d), "interleaved", layers
+
+
+def judge(a_path, b_path, head_dim=None):
+    """Per layer: bit for bit, else per kv group of B the group of A a
+    rotation maps onto it, that rotation's distance from RoPE's commutant,
+    and the relative residuals of W_k, W_q, W_v, W_o under it, each against
+    SPEC 4.4's tolerance: 3 units of the coarser stored float's roundoff
+    plus the quantization bounds of A's and B's tensors of the part (W_q
+    adding W_k's, W_o W_v's: their rotations are recovered there)."""
+    load = (lambda p: gguf_layers(p, int(head_dim))) if head_dim else hf_layers
+    (H, G, d), layout, la = load(a_path)
+    _, _, lb = load(b_path)
+    r = d
     out = []
-    for li in range(L):
-        names = ["model.layers.%d.self_attn.%s_proj.weight" % (li, p) for p in "qkvo"]
-        u = max(UNIT[X[0][n]["dtype"]] for X in (A, B) for n in names)
+    for li, (A, B) in enumerate(zip(la, lb)):
+        us = [UNIT[X[p][0]] for X in (A, B) for p in "qkvo" if X[p][0] in UNIT]
+        u = max(us) if us else 2.0 ** -53
         tol = 3 * u + 1e-12
-        wa = [st_tensor(*A, n) for n in names]
-        wb = [st_tensor(*B, n) for n in names]
+        quant = {p: A[p][2] + B[p][2] for p in "qkvo"}
+        tolp = {"q": tol + quant["q"] + quant["k"], "k": tol + quant["k"],
+                "v": tol + quant["v"], "o": tol + quant["o"] + quant["v"]}
+        wa = [A[p][1] for p in "qkvo"]
+        wb = [B[p][1] for p in "qkvo"]
         row = {"layer": li, "break_group": None, "break_level": None, "commuting": []}
         if all(np.array_equal(x, y) for x, y in zip(wa, wb)):
             # bit for bit: nothing to recover (verify decides no group)
@@ -159,24 +202,29 @@ def judge(a_dir, b_dir):
             row["perm"].append(ga)
             ka = wa[1][ga * d:(ga + 1) * d]
             Rk = procrustes(ka, kb)
-            comm = commutant_defect(Rk, layout, r) <= 10 * tol
+            # a rotation off the commutant by more than the weights' own error
+            # (half of it at most: a mixing rotation is off by ~1)
+            comm = commutant_defect(Rk, layout, r) <= min(10 * tolp["k"], 0.5)
             row["commuting"].append(bool(comm))
             qa = [slice(h * d, (h + 1) * d) for h in range(ga * hpg, (ga + 1) * hpg)]
             qb = [slice(h * d, (h + 1) * d) for h in range(g * hpg, (g + 1) * hpg)]
-            eq = [rel(Rk @ ka, kb)] + [rel(Rk @ wa[0][x], wb[0][y]) for x, y in zip(qa, qb)]
+            ek = rel(Rk @ ka, kb)
+            eq = [rel(Rk @ wa[0][x], wb[0][y]) for x, y in zip(qa, qb)]
             va, vb = wa[2][ga * d:(ga + 1) * d], wb[2][g * d:(g + 1) * d]
             Rv = procrustes(va, vb)
-            ev = [rel(Rv @ va, vb)] + [rel(wa[3][:, x] @ Rv.T, wb[3][:, y])
-                                       for x, y in zip(qa, qb)]
-            if not comm or max(eq) > tol:
+            ev = rel(Rv @ va, vb)
+            eo = [rel(wa[3][:, x] @ Rv.T, wb[3][:, y]) for x, y in zip(qa, qb)]
+            if not comm or ek > tolp["k"] or max(eq) > tolp["q"]:
                 row["break_group"], row["break_level"] = g, "score"
                 break
-            if max(ev) > tol:
+            if ev > tolp["v"] or max(eo) > tolp["o"]:
                 row["break_group"], row["break_level"] = g, "head"
                 break
-            worst = max([worst] + eq + ev)
+            worst = max([worst, ek, ev] + eq + eo)
         if row["break_group"] is not None:
             row["within"] = "breaks"
+        elif worst > tol:
+            row["within"] = "within quantization"
         else:
             row["within"] = "holds" if worst <= 3 * 2.0 ** -53 + 1e-12 else "within dtype rounding"
         out.append(row)
@@ -285,7 +333,7 @@ def main():
     elif cmd == "swap-heads":
         craft(argv, swap_heads)
     elif cmd == "judge":
-        judge(argv[0], argv[1])
+        judge(*argv[:3])
     elif cmd == "agree":
         agree(argv[0], argv[1:])
     elif cmd == "judged":

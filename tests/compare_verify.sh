@@ -13,8 +13,9 @@
 # (a non-commuting rotation at one layer, two query heads swapped, a scaled
 # W_k), and every shared real checkpoint (../shared/models) against itself,
 # its conversion and its folds. An independent NumPy judge (SPEC 1 and 4.4:
-# Procrustes per kv group, the commutant, the dtype's roundoff) decides the
-# float safetensors cases itself and must agree with verify. Prints TAP;
+# Procrustes per kv group, the commutant, the dtype's roundoff, ggml's
+# quantization bounds from tests/reference_quant_bound.py) decides a dozen
+# of the cases itself and must agree with verify. Prints TAP;
 # the NumPy parts are skipped without numpy, the shared ones without the
 # models.
 : "${ROPEFOLD:=./ropefold}"
@@ -90,14 +91,15 @@ want() {
 	fi
 }
 
-# judge WHAT A B: the NumPy judge decides as verify does.
+# judge WHAT A B [HEAD_DIM]: the NumPy judge decides as verify does (GGUF
+# files: give their head dim).
 judge() {
 	if [ "$numpy" -eq 0 ]; then
 		skip "NumPy judge: $1" "python3-numpy is not installed"
 		return
 	fi
 	"$ROPEFOLD" verify --json "$2" "$3" >"$tmp/v.json" 2>/dev/null
-	if "$PY" "$C" judge "$2" "$3" >"$tmp/j.json" 2>"$tmp/j.err" &&
+	if "$PY" "$C" judge "$2" "$3" $4 >"$tmp/j.json" 2>"$tmp/j.err" &&
 		"$PY" "$C" judged "$tmp/j.json" "$tmp/v.json" >"$tmp/judged" 2>&1; then
 		ok "NumPy judge: $1 ($(summary))"
 	else
@@ -186,6 +188,11 @@ if [ "$numpy" -eq 1 ] &&
 		"$tmp/f16.gguf" "$tmp/f16q.gguf"
 	want "within quantization the sidecar records" 'all(l["within"] == "within quantization" for l in d["layers"])'
 	pair "the Q4_K_M against its F16 fold" "$tmp/q4km.gguf" "$tmp/f16q.gguf"
+	# the fixture's head dim is 64
+	judge "F16 -> Q4_K_M" "$tmp/f16.gguf" "$tmp/q4km.gguf" 64
+	judge "F16 -> Q8_0" "$tmp/f16.gguf" "$tmp/q8.gguf" 64
+	judge "a commuting fold stored in Q4_K" "$tmp/f16.gguf" "$tmp/fq4.gguf" 64
+	judge "Q4_K with a non-commuting rotation at layer 2" "$tmp/f16.gguf" "$tmp/bq4.gguf" 64
 else
 	skip "GGUF quantized pairs" "python3-numpy is not installed, or the fixtures could not be made"
 fi
@@ -221,6 +228,8 @@ if [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -d "$M/tiny_
 	pair "two models of other shapes (layers 0..1)" "$M/stories260K.bin" "$tl" --layers 0..1
 	want "the shapes differ" 'all(l["break"]["why"] == "shape" for l in d["layers"])'
 	if [ "$numpy" -eq 1 ]; then
+		judge "stories260K: a fold stored in Q8_0" "$s" "$tmp/s-q8.gguf" 8
+		judge "stories260K: a non-commuting rotation at layer 3" "$s" "$tmp/s-nc.gguf" 8
 		judge "tiny_llama_hf: a commuting fold" "$tl" "$tmp/t-fold"
 		judge "tiny_llama_hf: bf16 -> f16" "$tl" "$tmp/t-f16"
 		judge "tiny_llama_hf: a non-commuting rotation at layer 1" "$tl" "$tmp/t-nc"
