@@ -120,6 +120,7 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	row->head = v->brk.head;
 	snprintf(row->tensor, sizeof row->tensor, "%s", v->brk.tensor);
 	row->max_err = v->max_err;
+	row->within = verify_verdict_within(v);
 	size_t G = v->plan.n_kv_heads;
 	row->n_groups = G < COMPARE_MAX_GROUPS ? G : COMPARE_MAX_GROUPS;
 	for (size_t g = 0; g < row->n_groups; g++) {

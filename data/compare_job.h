@@ -55,6 +55,7 @@ typedef struct {
 	size_t group, head;     /* of the break (FINDING_NONE: none) */
 	char tensor[16];        /* of the break ("W_k", ...) */
 	double max_err;         /* under the relation */
+	VerifyWithin within;    /* what its tolerance had to allow for */
 	size_t n_groups;        /* G, at most COMPARE_MAX_GROUPS are kept */
 	bool commuting[64];     /* per kv group of A: R_k commutes with RoPE */
 	size_t perm[64];        /* B's group g holds A's perm[g] */

@@ -75,6 +75,7 @@ keys c
 check "a toggle key in compare mode: said that there is nothing to toggle" "compare mode: nothing to toggle"
 keys a
 check "a: the layers view lists every layer" "2 layers: B is a fold of A in every one"
+check "... and the loosest class of them" "every layer at most within dtype rounding"
 check "... with each kv group's status" "1 +commuting fold +g0. g1."
 keys R
 check "R: the rotation view of the recovered R_q" "recovered R by RoPE pair"
