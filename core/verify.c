@@ -32,6 +32,25 @@ const char *verify_why_name(VerifyWhy w)
 	return (unsigned)w <= VERIFY_WHY_UNEXPLAINED ? n[w] : "?";
 }
 
+const char *verify_within_name(VerifyWithin w)
+{
+	static const char *n[VERIFY_WITHIN_COUNT] = {
+		"holds", "within dtype rounding", "within quantization", "breaks",
+	};
+	return (unsigned)w < VERIFY_WITHIN_COUNT ? n[w] : "?";
+}
+
+VerifyWithin verify_verdict_within(const VerifyVerdict *v)
+{
+	/* verify_layers' default tolerance at float64's unit roundoff */
+	const double exact = 3.0 * 0x1p-53 + 1e-12;
+	if (!v->equivalent)
+		return VERIFY_WITHIN_BREAKS;
+	if (v->max_err > v->tol)
+		return VERIFY_WITHIN_QUANT;   /* only a part's quantization bound admits it */
+	return v->max_err > exact ? VERIFY_WITHIN_ROUNDING : VERIFY_WITHIN_EXACT;
+}
+
 /* ======================= the entry ===================================== */
 
 static bool same_rope_params(const RopeSpec *x, const RopeSpec *y)

@@ -149,8 +149,25 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec,
 			AttnKernel kernel, double tol, InvReport *rep);
 
-/* Short names: "identical", "commuting fold", ... and "mixes-pairs", ... */
+/* What the verdict's tolerance had to allow for, weakest first (SPEC 4.4:
+ * "equal" is judged up to the stored dtype's rounding and each block's
+ * quantization step): verify and compare mode report it per layer. */
+typedef enum {
+	VERIFY_WITHIN_EXACT = 0,    /* within float64's roundoff: holds exactly */
+	VERIFY_WITHIN_ROUNDING,     /* needs the stored float dtype's rounding */
+	VERIFY_WITHIN_QUANT,        /* needs the quantization bound on top */
+	VERIFY_WITHIN_BREAKS,       /* not equivalent */
+	VERIFY_WITHIN_COUNT
+} VerifyWithin;
+
+/* Which of those v is: its worst error against float64's default
+ * tolerance, against the float tolerance v->tol, and the verdict. */
+VerifyWithin verify_verdict_within(const VerifyVerdict *v);
+
+/* Short names: "identical", "commuting fold", ... and "mixes-pairs", ...,
+ * and "holds", "within dtype rounding", "within quantization", "breaks". */
 const char *verify_relation_name(VerifyRelation r);
 const char *verify_why_name(VerifyWhy w);
+const char *verify_within_name(VerifyWithin w);
 
 #endif

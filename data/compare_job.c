@@ -6,8 +6,10 @@
 
 #include "core/finding.h"
 #include "data/compare_job.h"
+#include "data/layer_tolerance.h"
 #include "data/model.h"
 #include "data/verify_job.h"
+#include "data/verify_residual_job.h"
 
 int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t errlen)
 {
@@ -15,6 +17,9 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	Model *ma = NULL, *mb = NULL;
 	Layer a, b;
 	bool have_a = false, have_b = false;
+	LayerTolerance tl = {{NULL, NULL}, {NULL, NULL}};
+	VerifyResidualJob rj;
+	memset(&rj, 0, sizeof rj);
 	int rc = -1;
 	if (model_open(j->a, &ma, err, errlen) || model_open(j->b, &mb, err, errlen))
 		goto out;
@@ -34,10 +39,26 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	if (model_load_layer(mb, j->layer, &b, err, errlen))
 		goto out;
 	have_b = true;
-	double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-	VerifyOptions vo = {.unit_roundoff = ua > ub ? ua : ub, .tol = 0, .finite = true};
+	/* as verify does: B a residual rotation R1 of A (norms fused) has
+	 * this layer's attention brought into A's frame first */
+	VerifyOptions rvo = {.unit_roundoff = 0x1p-53, .tol = 0, .finite = true};
+	if (verify_residual_begin(ma, mb, &rvo, &rj, err, errlen))
+		goto out;
+	out->residual_frame = rj.r.active;
+	if (rj.r.active && verify_residual_layer(&rj, j->layer, &a, &b, err, errlen))
+		goto out;
+	/* verify's tolerances (data/layer_tolerance.h): the same verdict as
+	 * `verify A B` on this layer; model_load_layer refuses NaN and Inf */
+	VerifyOptions vo = {.tol = 0, .finite = true};
+	double *qg = NULL;   /* vo.quant_group's storage */
+	layer_tolerance_open(&tl, j->a, ma, j->b, mb);
+	if (layer_tolerance_layer(&tl, j->layer, &vo, &qg, err, errlen)) {
+		free(qg);
+		goto out;
+	}
 	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
 				     &out->cmp);
+	free(qg);
 	if (st == RF_ERR_NUMERIC) {
 		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
 			 "products overflow float64", j->layer);
@@ -49,6 +70,8 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 		rc = 0;
 	}
 out:
+	verify_residual_job_free(&rj);
+	layer_tolerance_done(&tl);
 	if (have_a)
 		layer_free(&a);
 	if (have_b)
@@ -97,6 +120,7 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	row->head = v->brk.head;
 	snprintf(row->tensor, sizeof row->tensor, "%s", v->brk.tensor);
 	row->max_err = v->max_err;
+	row->within = verify_verdict_within(v);
 	size_t G = v->plan.n_kv_heads;
 	row->n_groups = G < COMPARE_MAX_GROUPS ? G : COMPARE_MAX_GROUPS;
 	for (size_t g = 0; g < row->n_groups; g++) {

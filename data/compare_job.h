@@ -11,9 +11,10 @@
 #include "core/verify.h"
 
 /* Compare mode over two checkpoints on disk (core/compare.h): one layer of
- * A against the same layer of B, judged at the coarser stored dtype's
- * roundoff, on an input the caller built for A (`check --against`, the
- * explorer's :against); and the scan of every layer that the explorer's
+ * A against the same layer of B, judged at verify's tolerances (the
+ * stored dtypes' rounding and quantization bounds, per part and kv group:
+ * data/layer_tolerance.h), on an input the caller built for A (`check
+ * --against`, the explorer's :against); and the scan of every layer that the explorer's
  * layers view lists. Nothing is printed. */
 
 /* What to compare. */
@@ -33,6 +34,9 @@ typedef struct {
 	Comparison cmp;         /* the verdict and the levels */
 	StoreDtype dtype_a, dtype_b;
 	size_t layers_a, layers_b;
+	bool residual_frame;    /* B is A under a residual rotation R1 (verify's
+				 * residual frame): the layers were brought into
+				 * A's frame before they were compared */
 } CompareOutcome;
 
 /* Run the job: 0 (out filled; compare_outcome_done it), or -1 with one
@@ -51,6 +55,7 @@ typedef struct {
 	size_t group, head;     /* of the break (FINDING_NONE: none) */
 	char tensor[16];        /* of the break ("W_k", ...) */
 	double max_err;         /* under the relation */
+	VerifyWithin within;    /* what its tolerance had to allow for */
 	size_t n_groups;        /* G, at most COMPARE_MAX_GROUPS are kept */
 	bool commuting[64];     /* per kv group of A: R_k commutes with RoPE */
 	size_t perm[64];        /* B's group g holds A's perm[g] */

@@ -2,22 +2,18 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
 #include "core/parallel.h"
-#include "data/checksum.h"
 #include "core/levels.h"
 #include "core/mla_inv.h"
 #include "core/mla_verify.h"
 #include "data/layer_range.h"
+#include "data/layer_tolerance.h"
 #include "data/mla_model.h"
-#include "data/model_tensors.h"
-#include "data/quant_bound.h"
-#include "data/sidecar.h"
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
 
@@ -33,7 +29,7 @@ typedef struct {
 	Model *ma, *mb;
 	size_t lo, hi;
 	const VerifyOptions *vo;
-	Sidecar *const *sc;            /* A's and B's fold sidecars, or NULL */
+	const LayerTolerance *tol;     /* each layer's tolerances */
 	const double *x;               /* seq x D confirmation input, or NULL */
 	VerifyOutcome *out;
 	VerifyResidualJob *rj;         /* the residual frame (rj->r.active: R1) */
@@ -46,134 +42,6 @@ typedef struct {
 	char *err;
 	size_t errlen;
 } LayerRun;
-
-/* The tensor holding part p (core/verify.h's VerifyPart) of a layer. */
-static const TensorRef *part_tensor(const LayerTensorRefs *lt, int p)
-{
-	static const AttnTensor split[VERIFY_PARTS] = {ATT_Q, ATT_K, ATT_V, ATT_O};
-	return lt->t[split[p]] ? lt->t[split[p]] : p < VERIFY_O ? lt->t[ATT_QKV] : NULL;
-}
-
-/* The sidecar a fold wrote beside checkpoint path (path.fold.json, or
- * fold.json inside a folder), when there is one that loads for m's shape;
- * else NULL. */
-static Sidecar *fold_sidecar(const char *path, const Model *m)
-{
-	char sc[4200];
-	struct stat st;
-	bool dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-	snprintf(sc, sizeof sc, dir ? "%s/fold.json" : "%s.fold.json", path);
-	Sidecar *s = NULL;
-	char err[256];
-	if (stat(sc, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    sidecar_load(sc, &model_info(m)->shape, &s, err, sizeof err))
-		return NULL;
-	return s;
-}
-
-/* The quantization a fold's rotated tensor t (of layer i) carries from its
- * input, as the sidecar sc recorded it: 0 when sc records none, or t's
- * bytes are not those the fold wrote (a sidecar of another file). */
-static void carried_bound(const Sidecar *sc, size_t i, const TensorRef *t, double *rel,
-			 double *frob, StoreDtype *dt)
-{
-	*rel = *frob = 0;
-	for (size_t k = 0; sc && k < sidecar_layer_count(sc); k++) {
-		size_t li;
-		SidecarTensor rec;
-		char err[256];
-		uint64_t h;
-		if (!sidecar_layer_index(sc, k, &li) || li != i ||
-		    sidecar_tensor_find(sc, k, t->name, &rec) || !(rec.quant_in > 0) ||
-		    dtype_parse(rec.dtype_in, dt) || !dtype_is_block(*dt))
-			continue;
-		if (checksum_tensor(t, &h, err, sizeof err) || h != rec.sum_out)
-			return;
-		*rel = rec.quant_in;
-		*frob = rec.quant_in_frob;
-		return;
-	}
-}
-
-/* Layer i's tolerances from the stored dtypes of A's and B's tensors, part
- * by part: the coarser float's roundoff for the layer, and each part's
- * quantization bound (data/quant_bound.h), A's and B's added; a side that
- * is a fold of a quantized model (its sidecar records the bound of its
- * input's quantization) adds that bound too. */
-/* Part p's bound per kv group of tensor t (G groups of rows, W_o's of
- * columns) into qg (G), plus carried (a fold's input's, per tensor); a
- * tensor that does not split so (a fused QKV) takes its whole bound rel
- * in every group. */
-static int group_bounds(const TensorRef *t, int p, size_t G, bool fused, double rel,
-			double carried, double *qg, char *err, size_t errlen)
-{
-	if (fused || quant_bound_groups(t, G, p == VERIFY_O, qg, err, errlen))
-		for (size_t g = 0; g < G; g++)
-			qg[g] = rel;
-	for (size_t g = 0; g < G; g++)
-		qg[g] += carried;
-	return 0;
-}
-
-static int layer_tolerances(Model *ma, Model *mb, Sidecar *const sc[2], size_t i,
-			    VerifyOptions *vo, double **qgp, char *err, size_t errlen)
-{
-	Model *m[2] = {ma, mb};
-	LayerTensorRefs lt[2];
-	double u = 0;
-	size_t G = model_info(ma)->shape.n_kv_heads;
-	double *qg = calloc(VERIFY_PARTS * 2 * (G ? G : 1), sizeof *qg);
-	bool any_block = false;
-	if (!qg) {
-		snprintf(err, errlen, "layer %zu: out of memory", i);
-		return -1;
-	}
-	*qgp = qg;
-	for (int s = 0; s < 2; s++)
-		if (model_layer_tensors(m[s], i, &lt[s], err, errlen))
-			return -1;
-	for (int s = 0; s < 2; s++) {
-		for (int p = 0; p < VERIFY_PARTS; p++) {
-			const TensorRef *t = part_tensor(&lt[s], p);
-			const TensorRef *other = part_tensor(&lt[1 - s], p);
-			QuantBound qb;
-			if (!t)
-				continue;
-			/* a fold's carried quantization, unless the other side is
-			 * quantized itself (then most likely the fold's input,
-			 * whose bound is counted) */
-			double cr = 0, cf = 0;
-			StoreDtype cd = STORE_F32;
-			if (other && dtype_is_float(other->dtype))
-				carried_bound(sc[s], i, t, &cr, &cf, &cd);
-			if (cr > 0) {
-				vo->quant[p] += cr;
-				vo->quant_frob[p] += cf;
-				vo->quant_types |= 1u << cd;
-			}
-			double *q = qg + (size_t)(p * 2 + s) * G;
-			if (dtype_is_float(t->dtype)) {
-				double ut = dtype_unit_roundoff(t->dtype);
-				u = ut > u ? ut : u;
-				for (size_t g = 0; g < G; g++)
-					q[g] = cr;
-				continue;
-			}
-			if (quant_bound_tensor(t, &qb, err, errlen))
-				return -1;
-			vo->quant[p] += qb.rel;
-			vo->quant_frob[p] += qb.rel_frob;
-			vo->quant_types |= 1u << t->dtype;
-			any_block = true;
-			if (group_bounds(t, p, G, t == lt[s].t[ATT_QKV], qb.rel, cr, q, err, errlen))
-				return -1;
-		}
-	}
-	vo->unit_roundoff = u;
-	/* per kv group only where a part is block-quantized */
-	vo->quant_group = any_block && G ? qg : NULL;
-	return 0;
-}
 
 /* One worker's layers, kept from task to task. */
 typedef struct {
@@ -195,12 +63,10 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 		return -1;
 	VerifyOptions lo = *r->vo;
 	double *qg = NULL;   /* lo.quant_group's storage */
-	if (layer_tolerances(r->ma, r->mb, r->sc, i, &lo, &qg, err, errlen)) {
+	if (layer_tolerance_layer(r->tol, i, &lo, &qg, err, errlen)) {
 		free(qg);
 		return -1;
 	}
-	if (!(lo.unit_roundoff > 0))
-		lo.unit_roundoff = r->vo->unit_roundoff;
 	RfStatus st = verify_layers(&w->a, &w->b, &lo, v);
 	free(qg);
 	lo.quant_group = NULL;
@@ -387,7 +253,7 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	out->equivalent = true;
 	out->first_break = SIZE_MAX;
 	Model *ma = NULL, *mb = NULL;
-	Sidecar *sc[2] = {NULL, NULL};
+	LayerTolerance tl = {{NULL, NULL}, {NULL, NULL}};
 	double *x = NULL;
 	int rc = -1;
 	VerifyResidualJob rj;
@@ -412,11 +278,10 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	if (layer_range_parse(j->layers_flag, j->layers, common, &lo, &hi, err, errlen))
 		goto out;
 	/* the floats' roundoff when no tensor of a layer is a float (each
-	 * layer's own dtypes decide, part by part: layer_tolerances);
+	 * layer's own dtypes decide, part by part: data/layer_tolerance.h);
 	 * model_reload_layer refuses NaN and Inf */
 	VerifyOptions vo = {.unit_roundoff = 0x1p-53, .tol = j->tol, .finite = true};
-	sc[0] = fold_sidecar(j->a, ma);
-	sc[1] = fold_sidecar(j->b, mb);
+	layer_tolerance_open(&tl, j->a, ma, j->b, mb);
 	if (j->confirm) {
 		size_t D = ia->shape.d_model;
 		x = malloc((j->seq ? j->seq : 1) * D * sizeof(double));
@@ -440,7 +305,7 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 	}
 	if (verify_residual_begin(ma, mb, &vo, &rj, err, errlen))
 		goto out;
-	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .sc = sc, .x = x,
+	LayerRun lr = {.j = j, .ma = ma, .mb = mb, .lo = lo, .hi = hi, .vo = &vo, .tol = &tl, .x = x,
 		       .out = out, .rj = &rj, .err = err, .errlen = errlen};
 	rc = run_layers(&lr);
 	if (rc == 0 && rj.r.active && verify_residual_end(&rj, err, errlen))
@@ -452,8 +317,7 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		out->equivalent = false;
 out:
 	verify_residual_job_free(&rj);
-	sidecar_free(sc[0]);
-	sidecar_free(sc[1]);
+	layer_tolerance_done(&tl);
 	free(x);
 	if (ma)
 		model_close(ma);

@@ -55,7 +55,8 @@ typedef struct {
 	unsigned char *header;    /* output bytes [0, data_out) when resized */
 	WSeg *seg;                /* sorted by in_off */
 	size_t nseg;
-	bool resized;             /* some tensor changes its byte size */
+	bool resized;             /* some tensor changes its byte size or its
+				   * dtype: a new header, a new layout */
 	size_t infos_end;         /* GGUF: end of the tensor infos (before the
 				   * padding to the data), for added tensors */
 } WFile;

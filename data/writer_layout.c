@@ -130,8 +130,12 @@ int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 	if (infile_open(&f->in, f->in_path, err, errlen))
 		return -1;
 	qsort(f->seg, f->nseg, sizeof *f->seg, cmp_seg);
+	/* a new header when a tensor changes size, or changes dtype at the same
+	 * width (BF16 <-> F16): the old header would label the new bytes with
+	 * the old dtype */
 	for (size_t i = 0; i < f->nseg; i++)
-		if (f->seg[i].out_len != f->seg[i].in_end - f->seg[i].in_off)
+		if (f->seg[i].out_len != f->seg[i].in_end - f->seg[i].in_off ||
+		    (f->seg[i].replace && f->seg[i].out_dtype != f->seg[i].t->dtype))
 			f->resized = true;
 	if (check_overlaps(f, err, errlen))
 		return -1;

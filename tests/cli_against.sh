@@ -1,6 +1,6 @@
 #!/bin/sh
 # End-to-end tests of compare mode in the CLI: `ropefold check --model A
-# --against B [--json]` on a commuting fold of the built-in default model
+# --against B [--json] [--plot]` on a commuting fold of the built-in default model
 # (every level holds), on a fold with commutes dropped (the score level
 # breaks, the relation names the reason), on B = A (identical), and its
 # flag rules. Prints TAP. Needs $ROPEFOLD (set by make check).
@@ -73,7 +73,6 @@ bad() {
 bad --against --against "$tmp/good"
 bad --drop --model "$dm" --against "$tmp/good" --drop commutes
 bad --rotate --model "$dm" --against "$tmp/good" --rotate qk
-bad --plot --model "$dm" --against "$tmp/good" --plot "$tmp/fig.png"
 bad "$tmp/nothing" --model "$dm" --against "$tmp/nothing"
 bad --against --model "$dm" --against ""
 if "$ROPEFOLD" fold --model "$dm" --out "$tmp/x" --against "$tmp/good" >/dev/null 2>"$tmp/err"; then
@@ -91,6 +90,14 @@ if [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -d "$M/tiny_
 	run 1 "two models of other shapes" check --model "$M/stories260K.bin" --against "$M/tiny_llama_hf"
 	has "$tmp/out" "^relation NOT equivalent \(shape" "... the relation says the shapes differ"
 	if grep -q "^score " "$tmp/out"; then notok "... and no levels are evaluated"; else ok "... and no levels are evaluated"; fi
+	run 2 "--plot of two models of other shapes" check --model "$M/stories260K.bin" \
+		--against "$M/tiny_llama_hf" --plot "$tmp/shapes.png"
+	if [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q -- "--plot: .* differ in shape: nothing was evaluated" "$tmp/err" &&
+		[ ! -e "$tmp/shapes.png" ]; then
+		ok "... one line naming --plot, no figure written"
+	else
+		notok "... one line naming --plot, no figure written"; sed 's/^/# /' "$tmp/err"
+	fi
 else
 	# left out of the plan, not skipped: a plain clone's skips stay those the README counts
 	echo "# no shared models at $M (\$ROPEFOLD_SHARED_MODELS, else \$SRCDIR/../shared/models): the conversion and shape cases are left out"

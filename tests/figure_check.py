@@ -9,9 +9,14 @@ namespace's svg element), PDF (a %PDF- header and an %%EOF trailer, ISO
   figure_check.py csv-offset CSV JSON    offsets' errors against check --json
   figure_check.py csv-heads CSV JSON     per-head errors against check --json
   figure_check.py csv-heat CSV JSON T    heatmap bins: masked half, diagonal
+  figure_check.py pdf-title PDF TEXT [NOT]  the document's /Title (ISO 32000
+                                         14.3.3: a literal string, or a hex one
+                                         in UTF-16BE after the FE FF mark)
+                                         holds TEXT (and not NOT)
 """
 import csv
 import json
+import re
 import struct
 import sys
 import xml.etree.ElementTree as ET
@@ -111,6 +116,24 @@ def csv_heat(path, jpath, T):
         fail(f"{path}: the bins do not cover tokens 0..{T - 1}")
 
 
+def pdf_title(path, want, unwanted=None):
+    data = open(path, "rb").read()
+    m = re.search(rb"/Title\s*(\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>)", data)
+    if not m:
+        fail(f"{path}: no /Title in the document")
+    raw = m.group(1)
+    if raw.startswith(b"<"):
+        b = bytes.fromhex(raw[1:-1].decode().replace(" ", ""))
+        title = b[2:].decode("utf-16-be") if b[:2] == b"\xfe\xff" else b.decode("latin-1")
+    else:
+        title = re.sub(rb"\\(.)", rb"\1", raw[1:-1]).decode("latin-1")
+    if want not in title:
+        fail(f"{path}: title {title!r} lacks {want!r}")
+    if unwanted and unwanted in title:
+        fail(f"{path}: title {title!r} holds {unwanted!r}")
+    print(title)
+
+
 def main(argv):
     kind = argv[1]
     if kind == "figure":
@@ -121,6 +144,8 @@ def main(argv):
         csv_heads(*argv[2:])
     elif kind == "csv-heat":
         csv_heat(*argv[2:])
+    elif kind == "pdf-title":
+        pdf_title(*argv[2:])
     else:
         fail("unknown check " + kind)
 

@@ -74,6 +74,41 @@ else
 	not_ok "--plot into a missing folder: exit $rc, $(cat err.txt)"
 fi
 if ls -a | grep -q '\.tmp-'; then not_ok "no temporary left behind"; else ok "no temporary left behind"; fi
+expect "a fold's PDF title names the fold" $CHECK pdf-title plot.pdf "rotate qkvo" " vs "
+
+# ---- compare mode: check --model A --against B --plot ------------------------
+dm="$SRCDIR/data/default-model"
+case $dm in /*) ;; *) dm="$OLDPWD/$dm" ;; esac
+"$ROPEFOLD" fold --model "$dm" --out good >/dev/null 2>&1
+"$ROPEFOLD" fold --model "$dm" --drop commutes --layers 1 --out broken >/dev/null 2>&1
+"$ROPEFOLD" check --model "$dm" --against good --plot cmp.pdf >out.txt 2>err.txt
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -s err.txt ] && grep -q "^relation commuting fold" out.txt; then
+	ok "check --against --plot cmp.pdf: exit 0, the comparison as usual"
+else
+	not_ok "check --against --plot cmp.pdf: exit $rc"
+fi
+expect "cmp.pdf: a one-page PDF" $CHECK figure cmp.pdf
+expect "cmp.pdf: titled 'A vs B (layer 0)', not with fold toggles" \
+	$CHECK pdf-title cmp.pdf "default-model vs good (layer 0), T = 32: commuting fold" "rotate"
+"$ROPEFOLD" check --model "$dm" --against broken --layer 1 --plot cmp.png >out.txt 2>err.txt
+rc=$?
+if [ "$rc" -eq 1 ] && [ ! -s err.txt ] && grep -Eq "^score +breaks" out.txt; then
+	ok "check --against a broken fold --plot cmp.png: exit 1, the score level breaks"
+else
+	not_ok "check --against broken --plot cmp.png: exit $rc, $(head -c 300 err.txt)"
+fi
+expect "cmp.png: a PNG of two panels, 2560x988 pixels" $CHECK figure cmp.png 2560 988
+"$ROPEFOLD" check --model "$dm" --against broken --layer 1 --plot cmpb.pdf >/dev/null 2>&1
+expect "cmpb.pdf: the title says why B is not equivalent" \
+	$CHECK pdf-title cmpb.pdf "vs broken (layer 1), T = 32: not equivalent, mixes-pairs"
+"$ROPEFOLD" check --model "$dm" --against broken --layer 1 --json --plot cmpj.svg >cmp.json 2>err.txt
+if python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["relation"]["against"]' cmp.json &&
+	$CHECK figure cmpj.svg 1280 >/dev/null; then
+	ok "check --against --json --plot: the JSON on stdout, the figure beside it"
+else
+	not_ok "check --against --json --plot"
+fi
 
 # ---- the explorer, in tmux ---------------------------------------------------
 if ! command -v tmux >/dev/null 2>&1; then
@@ -145,6 +180,20 @@ for v in heat offset heads pairs; do
 done
 keys q
 check "q: exits 0" "EXIT=0"
+
+# compare mode: :export-figure titles "A vs B (layer N)", the CSV is the comparison's
+start C.UTF-8 "'$ROPEFOLD' tui --model '$dm' --against broken --layer 1"
+check "compare mode: the explorer starts" "against \(B\)"
+keys 6 ':export-figure cmpx.pdf' Enter
+check ":export-figure cmpx.pdf in compare mode: written" "wrote cmpx.pdf"
+keys ':export-csv cmpx.csv' Enter
+check ":export-csv cmpx.csv in compare mode: written" "wrote cmpx.csv"
+keys q
+check "compare mode: exits" "EXIT=[01]"
+expect "cmpx.pdf: titled 'A vs B (layer 1)'" \
+	$CHECK pdf-title "$WORK/cmpx.pdf" "default-model vs broken (layer 1)" "rotate"
+expect "cmpx.csv: the offsets are check --against --json's" \
+	$CHECK csv-offset "$WORK/cmpx.csv" "$WORK/cmp.json"
 
 # monochrome, the C locale: the same keys, ASCII only
 start C NO_COLOR=1 "'$ROPEFOLD' tui"

@@ -57,8 +57,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* in folded into dir/name (commutes dropped when broken). */
-static void fold_into(const char *in, const char *name, bool broken, char *out, size_t len)
+/* in folded into dir/name (commutes dropped when broken), the rotated
+ * tensors stored as store (STORE_COUNT: their own dtype). */
+static void fold_store(const char *in, const char *name, bool broken, StoreDtype store,
+		       char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s", dir, name);
 	FoldJob j;
@@ -69,6 +71,8 @@ static void fold_into(const char *in, const char *name, bool broken, char *out, 
 	j.seed = 5;
 	if (broken)
 		j.fold.dropped = ASSUME_COMMUTES;
+	j.store_set = store != STORE_COUNT;
+	j.store = store;
 	FoldOutcome r;
 	char err[1024];
 	if (fold_job_run(&j, &r, err, sizeof err))
@@ -76,11 +80,20 @@ static void fold_into(const char *in, const char *name, bool broken, char *out, 
 	fold_outcome_done(&r);
 }
 
+static void fold_into(const char *in, const char *name, bool broken, char *out, size_t len)
+{
+	fold_store(in, name, broken, STORE_COUNT, out, len);
+}
+
 /* What verify said of one layer. */
 typedef struct {
 	bool equivalent;
 	VerifyRelation relation;
 	VerifyWhy why;
+	VerifyWithin within;
+	double tol, part_tol[VERIFY_PARTS], max_err;
+	unsigned quant_types;
+	size_t brk_group;
 	bool holds[LEVEL_COUNT];
 	double rel[LEVEL_COUNT];
 	bool have_rep;
@@ -99,6 +112,13 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	s->equivalent = r->verdict->equivalent;
 	s->relation = r->verdict->relation;
 	s->why = r->verdict->why;
+	s->within = verify_verdict_within(r->verdict);
+	s->tol = r->verdict->tol;
+	for (int p = 0; p < VERIFY_PARTS; p++)
+		s->part_tol[p] = r->verdict->part_tol[p];
+	s->max_err = r->verdict->max_err;
+	s->quant_types = r->verdict->quant_types;
+	s->brk_group = r->verdict->brk.group;
 	s->have_rep = r->report != NULL;
 	for (int l = 0; r->report && l < LEVEL_COUNT; l++) {
 		s->holds[l] = r->report->level[l].holds;
@@ -137,6 +157,14 @@ static size_t agree(const char *a, const char *b)
 		assert_int_equal(c->verdict.equivalent, s->equivalent);
 		assert_int_equal(c->verdict.relation, s->relation);
 		assert_int_equal(c->verdict.why, s->why);
+		/* judged at the same tolerance (data/layer_tolerance.h) */
+		assert_int_equal(verify_verdict_within(&c->verdict), s->within);
+		assert_true(c->verdict.tol == s->tol);
+		for (int p = 0; p < VERIFY_PARTS; p++)
+			assert_true(c->verdict.part_tol[p] == s->part_tol[p]);
+		assert_true(c->verdict.max_err == s->max_err);
+		assert_int_equal(c->verdict.quant_types, s->quant_types);
+		assert_int_equal(c->verdict.brk.group, s->brk_group);
 		assert_int_equal(c->have_report, s->have_rep);
 		for (int l = 0; c->have_report && l < LEVEL_COUNT; l++) {
 			assert_int_equal(c->rep.level[l].holds, s->holds[l]);
@@ -211,6 +239,30 @@ static void test_identical_is_identical(void **state)
 	compare_outcome_done(&o);
 }
 
+/* A fold stored in Q8_0: both judge each part at its quantization bound
+ * on top of the float tolerance, per kv group; every layer is a commuting
+ * fold within quantization. */
+static void test_quantized_fold(void **state)
+{
+	(void)state;
+	char in[4300], out[4300];
+	fx_fold_gguf(dir, "q.gguf", "F32", in, sizeof in);
+	fold_store(in, "q8.gguf", false, STORE_Q8_0, out, sizeof out);
+	assert_int_equal(agree(in, out), FX_FOLD_LAYERS);
+	double x[SEQ * 256];
+	layer_random_input(SEED, SEQ, 256, x);
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareOutcome o;
+	char err[512];
+	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
+	const VerifyVerdict *v = &o.cmp.verdict;
+	assert_int_equal(verify_verdict_within(v), VERIFY_WITHIN_QUANT);
+	assert_true(v->quant_types == 1u << STORE_Q8_0);
+	for (int p = 0; p < VERIFY_PARTS; p++)
+		assert_true(v->part_tol[p] > v->tol);
+	compare_outcome_done(&o);
+}
+
 static void test_scan_rows(void **state)
 {
 	(void)state;
@@ -246,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_default_model_fold),
 		cmocka_unit_test(test_crafted_broken),
 		cmocka_unit_test(test_identical_is_identical),
+		cmocka_unit_test(test_quantized_fold),
 		cmocka_unit_test(test_scan_rows),
 		cmocka_unit_test(test_shared_checkpoint),
 	};

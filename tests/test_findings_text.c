@@ -279,6 +279,27 @@ static void test_relations(void **state)
 					  "invertible, non-orthogonal map)");
 }
 
+/* The tolerance as verify's layers and compare mode print it. */
+static void test_tolerance_words(void **state)
+{
+	(void)state;
+	VerifyVerdict v = verdict();
+	char buf[FINDINGS_TOLERANCE_MAX];
+	v.tol = 3 * 0x1p-8 + 1e-12;
+	for (int p = 0; p < VERIFY_PARTS; p++)
+		v.part_tol[p] = v.tol;
+	findings_verify_tolerance(&v, buf, sizeof buf);
+	assert_string_equal(buf, "tolerance 0.0117");
+	v.tol = 1.79e-7;
+	v.part_tol[VERIFY_Q] = v.tol + 0.144;
+	v.part_tol[VERIFY_K] = v.tol + 0.0719;
+	v.part_tol[VERIFY_V] = v.tol + 0.0724;
+	v.part_tol[VERIFY_O] = v.tol + 0.142;
+	findings_verify_tolerance(&v, buf, sizeof buf);
+	assert_string_equal(buf, "tolerance 1.79e-07 plus the quantization bound: W_q 0.144, "
+				 "W_k 0.0719, W_v 0.0724, W_o 0.142");
+}
+
 static void test_breaks(void **state)
 {
 	(void)state;
@@ -353,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_cause_sentences),
 		cmocka_unit_test(test_every_code_has_words),
 		cmocka_unit_test(test_relations),
+		cmocka_unit_test(test_tolerance_words),
 		cmocka_unit_test(test_breaks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -697,6 +697,51 @@ static void test_quant_parts(void **state)
 	layer_free(&b);
 }
 
+/* The class a verdict reports (what its tolerance had to allow for): a
+ * copy and a float64 fold hold within float64's roundoff, a bf16 copy needs
+ * bf16's rounding, W_v's quantization noise its bound, a rotation mixing
+ * pairs breaks at any of them. */
+static void test_within(void **state)
+{
+	(void)state;
+	Layer a, b;
+	VerifyVerdict v;
+	lf_layer(&shapes[2], 42, &a);
+	assert_int_equal(layer_copy(&b, &a), RF_OK);
+	verify(&a, &b, 0, &v);
+	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_EXACT);
+	assert_string_equal(verify_within_name(verify_verdict_within(&v)), "holds");
+	verify_verdict_free(&v);
+	round_layer(&b, STORE_BF16);
+	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
+	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_ROUNDING);
+	assert_string_equal(verify_within_name(VERIFY_WITHIN_ROUNDING), "within dtype rounding");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	FoldConfig cfg = fold_config_default();
+	lf_fold(&a, &cfg, &b, NULL);
+	verify(&a, &b, 0, &v);
+	assert_true(v.rotated && v.max_err > 0);
+	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_EXACT);
+	verify_verdict_free(&v);
+	size_t nk = b.shape.n_kv_heads * b.shape.head_dim * b.shape.d_model;
+	quant_noise(b.wv, nk, 0.04, 9);
+	VerifyOptions o = {.unit_roundoff = 0x1p-53, .quant = {0, 0, 0.1, 0},
+			   .quant_frob = {0, 0, 0.04, 0}, .quant_types = 1u << STORE_Q4_K};
+	assert_int_equal(verify_layers(&a, &b, &o, &v), RF_OK);
+	assert_true(v.equivalent && v.max_err > v.tol);
+	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_QUANT);
+	assert_string_equal(verify_within_name(VERIFY_WITHIN_QUANT), "within quantization");
+	verify_verdict_free(&v);
+	layer_free(&b);
+	cfg.dropped = ASSUME_COMMUTES;
+	lf_fold(&a, &cfg, &b, NULL);
+	verify(&a, &b, dtype_unit_roundoff(STORE_BF16), &v);
+	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_BREAKS);
+	assert_string_equal(verify_within_name(VERIFY_WITHIN_BREAKS), "breaks");
+	pair_done(&v, &a, &b);
+}
+
 /* ---- undo and descriptions ---------------------------------------------- */
 
 static void test_plan_inverse(void **state)
@@ -780,6 +825,7 @@ int main(void)
 		cmocka_unit_test(test_dtype_round),
 		cmocka_unit_test(test_bf16_rounding),
 		cmocka_unit_test(test_quant_parts),
+		cmocka_unit_test(test_within),
 		cmocka_unit_test(test_plan_inverse),
 		cmocka_unit_test(test_rotation_desc),
 	};

@@ -69,10 +69,13 @@ check "... and what verify recovered" "commuting fold"
 check "... per kv group the angles of the rotation" "g0 rot -?[0-9]+"
 check "... every level holds against B's stored layer" "residual +yes +. holds"
 check "... the why line quotes the relation" "B is equivalent to A: commuting"
+check "... verify's class of the layer" "│ +within dtype rounding"
+check "... and the tolerance the weights were judged at" "│ +tol 1.8e-07 "
 keys c
 check "a toggle key in compare mode: said that there is nothing to toggle" "compare mode: nothing to toggle"
 keys a
 check "a: the layers view lists every layer" "2 layers: B is a fold of A in every one"
+check "... and the loosest class of them" "every layer at most within dtype rounding"
 check "... with each kv group's status" "1 +commuting fold +g0. g1."
 keys R
 check "R: the rotation view of the recovered R_q" "recovered R by RoPE pair"

@@ -43,12 +43,6 @@ static int against_refuses(const RunOptions *o, char *err, size_t errlen)
 				 "layer takes the fold's place", fold_flags[i]);
 			return -1;
 		}
-	if (opts_given(o, "--plot")) {
-		/* the figures draw a fold's curve and heatmap, not a comparison */
-		snprintf(err, errlen, "--plot: draws the fold's figures; compare mode (--against) "
-			 "has none yet");
-		return -1;
-	}
 	return 0;
 }
 
@@ -66,19 +60,10 @@ static void check_help(void)
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT);
 }
 
-/* --plot: the offset curve and the heatmap of the head where the score
- * error is worst, side by side. */
-static int write_plot(const RunOptions *o, const InvReport *rep, const Workload *w)
+int check_write_plot(const RunOptions *o, const InvReport *rep, const FigureTitle *t)
 {
-	char title[1200], kind[48], err[1024];
-	rotation_kind_format(o->fold.kind, o->fold.mix_eps, kind, sizeof kind);
-	char rot[8];
-	fold_rotate_format(o->fold.rotate, rot, sizeof rot);
-	snprintf(title, sizeof title, "%s layer %zu, T = %zu: rotate %s%s%s, %s, tol %.3g",
-		 w->source, w->layer_index, w->seq, rot,
-		 (o->fold.dropped & ASSUME_COMMUTES) ? ", commutes dropped, kind " : "",
-		 (o->fold.dropped & ASSUME_COMMUTES) ? kind : "",
-		 rep->precision == PREC_F32 ? "float32" : "float64", rep->tol);
+	char title[FIGURE_TITLE_MAX], err[1024];
+	figure_title_format(t, title, sizeof title);
 	FigureInput in = {rep, rep->level[LEVEL_SCORE].worst_head, false, title};
 	FigureKind kinds[2] = {FIG_OFFSET, FIG_HEATMAP};
 	if (figure_write(&in, kinds, 2, o->plot, err, sizeof err)) {
@@ -153,7 +138,9 @@ int cli_check(int argc, char **argv, bool use_default)
 		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
 	}
 	int rc = report_ok(&rep) ? 0 : 1;
-	if (o.plot && write_plot(&o, &rep, &w))
+	FigureTitle ft = {w.source, w.layer_index, w.seq, &o.fold, NULL, false, 0, 0,
+			  rep.precision == PREC_F32, rep.tol};
+	if (o.plot && check_write_plot(&o, &rep, &ft))
 		rc = 2;
 	report_done(&rep);
 	workload_done(&w);

@@ -51,17 +51,25 @@ static void print_text(const RunOptions *o, const Workload *w, const CompareOutc
 	       o->input == INPUT_EMBED ? "embed" : "random");
 	printf("against %s #%zu  (stored %s; A stored %s)\n", o->against_path, w->layer_index,
 	       dtype_name(out->dtype_b), dtype_name(out->dtype_a));
-	char desc[FINDINGS_RELATION_MAX];
+	char desc[FINDINGS_RELATION_MAX], tw[FINDINGS_TOLERANCE_MAX];
+	findings_verify_tolerance(v, tw, sizeof tw);
 	if (v->equivalent) {
 		findings_verify_relation(v, desc, sizeof desc);
-		printf("relation %s (max relative error %.3g, tolerance %.3g)\n", desc, v->max_err,
-		       v->tol);
+		printf("relation %s (max relative error %.3g, %s)\n", desc, v->max_err, tw);
 	} else {
 		char why[FINDINGS_WHY_MAX];
 		findings_verify_why(v, why, sizeof why);
 		printf("relation NOT equivalent (%s at the %s level)\n  %s\n",
 		       verify_why_name(v->why), level_name(v->brk.level), why);
 	}
+	if (out->residual_frame)
+		printf("frame   B is A under a residual rotation R1 (norms fused): the layers are "
+		       "compared in A's frame, as verify compares them\n");
+	/* verify's classes, at verify's tolerance (data/layer_tolerance.h) */
+	printf("judged  %s", verify_within_name(verify_verdict_within(v)));
+	if (!v->equivalent && v->why != VERIFY_WHY_SHAPE)
+		printf(" (%s)", tw);
+	printf("\n");
 	if (!c->have_report)
 		return;
 	const InvReport *rep = &c->rep;
@@ -138,6 +146,7 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 		json_object_set_new(rel, "against", json_string(o->against_path));
 		json_object_set_new(rel, "dtype_a", json_string(dtype_name(out.dtype_a)));
 		json_object_set_new(rel, "dtype_b", json_string(dtype_name(out.dtype_b)));
+		json_object_set_new(rel, "residual_frame", json_boolean(out.residual_frame));
 		json_object_set_new(doc, "relation", rel);
 		char words[FINDINGS_WHY_MAX];
 		if (c->verdict.equivalent)
@@ -150,6 +159,18 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 		json_decref(doc);
 	} else {
 		print_text(o, w, &out, terminal_colors());
+	}
+	if (o->plot && !c->have_report) {
+		/* the shapes or RoPE settings differ: no level was evaluated */
+		fprintf(stderr, "ropefold check: --plot: %s and %s differ in shape: nothing was "
+			"evaluated to draw\n", a, o->against_path);
+		rc = 2;
+	} else if (o->plot) {
+		FigureTitle ft = {w->source, w->layer_index, w->seq, NULL, o->against_path,
+				  c->verdict.equivalent, c->verdict.relation, c->verdict.why,
+				  c->rep.precision == PREC_F32, c->rep.tol};
+		if (check_write_plot(o, &c->rep, &ft))
+			rc = 2;
 	}
 	compare_outcome_done(&out);
 	return rc;

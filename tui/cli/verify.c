@@ -154,6 +154,7 @@ json_t *verify_layer_json(size_t i, const VerifyVerdict *v, const InvReport *rep
 		if (v->quant_types & (1u << t))
 			json_array_append_new(qt, json_string(dtype_name((StoreDtype)t)));
 	json_object_set_new(o, "part_tol", pt);
+	json_object_set_new(o, "within", json_string(verify_within_name(verify_verdict_within(v))));
 	json_object_set_new(o, "quantization", qt);
 	json_object_set_new(o, "heads_permutation", perm);
 	json_object_set_new(o, "rotations", rot);
@@ -168,17 +169,9 @@ static void layer_text(size_t i, const VerifyVerdict *v, const InvReport *rep)
 	if (v->equivalent) {
 		char desc[FINDINGS_RELATION_MAX];
 		findings_verify_relation(v, desc, sizeof desc);
-		printf("layer %zu: %s (max relative error %.3g, tolerance %.3g", i, desc,
-		       v->max_err, v->tol);
-		bool plus = false;
-		for (int k = 0; k < VERIFY_PARTS; k++)
-			plus |= v->part_tol[k] > v->tol;
-		if (plus)
-			printf(" plus the quantization bound: W_q %.3g, W_k %.3g, W_v %.3g, "
-			       "W_o %.3g", v->part_tol[VERIFY_Q] - v->tol,
-			       v->part_tol[VERIFY_K] - v->tol, v->part_tol[VERIFY_V] - v->tol,
-			       v->part_tol[VERIFY_O] - v->tol);
-		printf(")");
+		char tw[FINDINGS_TOLERANCE_MAX];
+		findings_verify_tolerance(v, tw, sizeof tw);
+		printf("layer %zu: %s (max relative error %.3g, %s)", i, desc, v->max_err, tw);
 	} else {
 		const Finding *f = &v->brk;
 		char why[FINDINGS_WHY_MAX];

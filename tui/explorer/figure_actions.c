@@ -2,10 +2,9 @@
 
 #include <stdio.h>
 
-#include "core/fold.h"
-#include "core/rotation.h"
 #include "tui/explorer/figure_actions.h"
 #include "tui/shared/figure.h"
+#include "tui/shared/figure_title.h"
 
 /* The figure of a view; -1 for a view that has none. */
 static int kind_of(ViewId v, FigureKind *k)
@@ -41,15 +40,14 @@ int figure_action_export(const EvalResult *res, const TuiSettings *set, bool csv
 			 "pairs view", csv ? "export-csv" : "export-figure", csv ? "numbers" : "figure");
 		return -1;
 	}
-	const FoldConfig *f = &res->settings.opts.fold;
-	char rot[8], kind[48], title[1200], err[1200];
-	fold_rotate_format(f->rotate, rot, sizeof rot);
-	rotation_kind_format(f->kind, f->mix_eps, kind, sizeof kind);
-	bool drop = f->dropped & ASSUME_COMMUTES;
-	snprintf(title, sizeof title, "%s layer %zu, T = %zu: rotate %s%s%s, %s, tol %.3g",
-		 res->info.source, res->info.layer_index, res->info.seq, rot,
-		 drop ? ", commutes dropped, kind " : "", drop ? kind : "",
-		 res->rep.precision == PREC_F32 ? "float32" : "float64", res->rep.tol);
+	/* compare mode: "A vs B (layer N)", B's stored layer in the fold's place */
+	const CompareInfo *ci = &res->cmp;
+	FigureTitle ft = {res->info.source, res->info.layer_index, res->info.seq,
+			  ci->on ? NULL : &res->settings.opts.fold, ci->on ? ci->against : NULL,
+			  ci->equivalent, ci->relation, ci->why, res->rep.precision == PREC_F32,
+			  res->rep.tol};
+	char title[FIGURE_TITLE_MAX], err[1200];
+	figure_title_format(&ft, title, sizeof title);
 	size_t head = set->head < res->rep.n_heads ? set->head : 0;
 	FigureInput in = {&res->rep, head, set->heat_linear, title};
 	int rc = csv ? figure_write_csv(&in, k, path, err, sizeof err)

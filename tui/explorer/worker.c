@@ -214,6 +214,8 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	snprintf(ci->brk_tensor, sizeof ci->brk_tensor, "%s", v->brk.tensor);
 	ci->max_err = v->max_err;
 	ci->tol = v->tol;
+	ci->within = verify_verdict_within(v);
+	findings_verify_tolerance(v, ci->tol_words, sizeof ci->tol_words);
 	snprintf(ci->dtype_a, sizeof ci->dtype_a, "%s", dtype_name(out.dtype_a));
 	snprintf(ci->dtype_b, sizeof ci->dtype_b, "%s", dtype_name(out.dtype_b));
 	ci->groups = v->plan.n_kv_heads;

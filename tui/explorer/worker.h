@@ -9,6 +9,7 @@
 #include "core/report.h"
 #include "core/verify.h"
 #include "data/compare_job.h"
+#include "tui/shared/findings_text.h"
 #include "tui/explorer/commands.h"
 
 /* What the views show about the layer an evaluation ran on (a copy: the
@@ -47,6 +48,9 @@ typedef struct {
 	size_t brk_group;         /* the first break's kv group (FINDING_NONE: layer-wide) */
 	char brk_tensor[16];      /* and its tensor ("W_k", ...) */
 	double max_err, tol;      /* of the weight checks */
+	VerifyWithin within;      /* what the tolerance had to allow for (verify's) */
+	char tol_words[FINDINGS_TOLERANCE_MAX];  /* the tolerance, with any
+						  * quantization bounds */
 	char dtype_a[8], dtype_b[8];
 	size_t groups, npairs;
 	bool *commuting;          /* groups: R_k of A's group g commutes */

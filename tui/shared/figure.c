@@ -142,9 +142,13 @@ int figure_write(const FigureInput *in, const FigureKind *kinds, size_t n,
 	cairo_surface_t *s;
 	if (fmt == FMT_SVG)
 		s = cairo_svg_surface_create_for_stream(to_file, f, W, H);
-	else if (fmt == FMT_PDF)
+	else if (fmt == FMT_PDF) {
 		s = cairo_pdf_surface_create_for_stream(to_file, f, W, H);
-	else   /* PNG: twice the points, for a projector */
+		/* the title also in the document's Info, where a reader (and a
+		 * test) finds it as text */
+		if (in->title)
+			cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_TITLE, in->title);
+	} else   /* PNG: twice the points, for a projector */
 		s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)(2 * W), (int)(2 * H));
 	cairo_t *cr = cairo_create(s);
 	if (fmt == FMT_PNG)

@@ -325,6 +325,20 @@ void findings_verify_relation(const VerifyVerdict *v, char *buf, size_t len)
 		snprintf(buf + n, len - n, " (V/O by an invertible, non-orthogonal map)");
 }
 
+void findings_verify_tolerance(const VerifyVerdict *v, char *buf, size_t len)
+{
+	bool plus = false;
+	for (int k = 0; k < VERIFY_PARTS; k++)
+		plus |= v->part_tol[k] > v->tol;
+	if (!plus)
+		snprintf(buf, len, "tolerance %.3g", v->tol);
+	else
+		snprintf(buf, len, "tolerance %.3g plus the quantization bound: W_q %.3g, "
+			 "W_k %.3g, W_v %.3g, W_o %.3g", v->tol, v->part_tol[VERIFY_Q] - v->tol,
+			 v->part_tol[VERIFY_K] - v->tol, v->part_tol[VERIFY_V] - v->tol,
+			 v->part_tol[VERIFY_O] - v->tol);
+}
+
 /* ======================= verify: the first break ========================= */
 
 /* "query heads 2-3" or "query head 2": the query heads of kv group g. */

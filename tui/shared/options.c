@@ -467,7 +467,7 @@ static const FlagDef flags[] = {
 	{"--vo", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|same", "R2: V rows and O columns per kv group (same: --residual's kind)", NULL, "'hadamard', 'haar' or 'same'", 0, 0,
 	 set_vo, 0, NULL},
 	{"--plot", OPT_PLOT, CAT_OTHER, "PATH",
-	 "also draw the offset curve and the worst head's heatmap: .svg, .png or .pdf", NULL,
+	 "also draw the offset curve and the worst head's heatmap (compare mode: A vs B): .svg, .png or .pdf", NULL,
 	 "a path for the figure", 0, 0, set_path, AT(plot), NULL},
 	{"--kv-lora-rank", OPT_LAYER, CAT_SHAPE, "N", "random MLA layer: k/v latent rank (default 32)", NULL, "a size", 1, LAYER_MAX_DIM,
 	 set_size, AT(mla.kv_lora_rank), NULL},

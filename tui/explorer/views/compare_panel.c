@@ -73,6 +73,10 @@ void panels_compare(WINDOW *w, const EvalResult *r)
 	else
 		draw_textf(w, y++, 2, colors_attr(CLR_BREAKS), "%s %s", colors_glyph(GLYPH_BREAKS),
 			   verify_why_name(ci->why));
+	draw_textf(w, y++, 2, colors_attr(ci->equivalent ? CLR_HOLDS : CLR_BREAKS), "%s",
+		   verify_within_name(ci->within));
+	draw_textf(w, y++, 2, 0, "tol %.2g%s", ci->tol,
+		   strstr(ci->tol_words, "plus") ? " + quant" : "");
 	draw_textf(w, y++, 2, 0, "layout: %s", ci->layout_converted ? "converted" : "same");
 	draw_textf(w, y++, 2, 0, "heads: %s", ci->heads_permuted ? "permuted" : "in order");
 	draw_text(w, y++, 1, colors_attr(CLR_DIM), "per kv group (deg)");
@@ -102,8 +106,8 @@ void panels_why_text(const EvalResult *r, char *buf, size_t n)
 	/* the levels are in the table above: the relation first */
 	const CompareInfo *ci = &r->cmp;
 	if (ci->equivalent)
-		snprintf(buf, n, "B is equivalent to A: %s (max relative error %.2g, tolerance %.2g).",
-			 ci->words, ci->max_err, ci->tol);
+		snprintf(buf, n, "B is equivalent to A: %s (%s: max relative error %.2g, %s).",
+			 ci->words, verify_within_name(ci->within), ci->max_err, ci->tol_words);
 	else
-		snprintf(buf, n, "B is not a fold of A: %s.", ci->words);
+		snprintf(buf, n, "B is not a fold of A: %s (%s).", ci->words, ci->tol_words);
 }

@@ -43,6 +43,11 @@ static void layers_draw(const ViewContext *c)
 			first = i;
 			break;
 		}
+	/* the loosest class of the layers (what their tolerance had to allow for) */
+	VerifyWithin loosest = VERIFY_WITHIN_EXACT;
+	for (size_t i = 0; i < ci->nrows; i++)
+		if (ci->rows[i].within > loosest)
+			loosest = ci->rows[i].within;
 	if (first == SIZE_MAX)
 		draw_textf(w, 0, 0, A_BOLD, "%zu layers: B is a fold of A in every one",
 			   ci->nrows);
@@ -54,9 +59,13 @@ static void layers_draw(const ViewContext *c)
 			  ci->scan_err[0] ? ci->scan_err : "no layer decided");
 		return;
 	}
-	int rows = c->h - 2;
+	int rows = c->h - 3;   /* below the two header lines, above the class line */
 	if (rows < 1)
 		return;
+	if (first == SIZE_MAX)
+		draw_textf(w, c->h - 1, 0, colors_attr(CLR_DIM), "every layer %s%s",
+			   loosest == VERIFY_WITHIN_EXACT ? "" : "at most ",
+			   verify_within_name(loosest));
 	size_t cur = c->res->info.layer_index;
 	size_t top = 0;
 	if (cur >= (size_t)rows)
