@@ -376,10 +376,17 @@ RfStatus frame_evaluate(const Layer *l, const double *x, size_t T, FrameR1 r1, F
 			uint64_t seed, double tol, FrameReport *rep)
 {
 	memset(rep, 0, sizeof *rep);
+	rep->tol = tol;
 	RfStatus st = frame_r1_evaluate(l, NULL, x, T, r1, seed, tol, &rep->r1);
 	if (st == RF_OK)
 		st = frame_r3_evaluate(l, x, T, r3, seed, tol, &rep->r3);
 	return st;
+}
+
+bool frame_report_ok(const FrameReport *rep)
+{
+	return !(rep->r1.mode && rep->r1.guaranteed && !rep->r1.holds) &&
+	       !(rep->r3.mode && rep->r3.guaranteed && !rep->r3.holds);
 }
 
 void frame_report_done(FrameReport *rep)

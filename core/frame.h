@@ -85,6 +85,7 @@ typedef struct {
 typedef struct {
 	FrameR1Result r1;
 	FrameR3Result r3;
+	double tol;           /* what both were judged at */
 } FrameReport;
 
 /* The norm weight of the demonstration (D): the layer's RMSNorm weight,
@@ -108,6 +109,8 @@ RfStatus frame_r3_evaluate(const Layer *l, const double *x, size_t T, FrameR3 mo
 /* Both (a mode NONE is skipped); rep is initialised here. */
 RfStatus frame_evaluate(const Layer *l, const double *x, size_t T, FrameR1 r1, FrameR3 r3,
 			uint64_t seed, double tol, FrameReport *rep);
+/* True unless a guaranteed setting breaks (a bug: exit 1). */
+bool frame_report_ok(const FrameReport *rep);
 /* Release a report's arrays. */
 void frame_report_done(FrameReport *rep);
 

@@ -275,7 +275,7 @@ static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
 {
 	RunOptions o = s->opts;
 	char err[512];
-	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, flag, arg, err, sizeof err)) {
+	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_FRAME, flag, arg, err, sizeof err)) {
 		/* "--heads: ..." reads "heads: ..." on the command line. */
 		const char *e = err;
 		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')
