@@ -383,6 +383,19 @@ RfStatus frame_evaluate(const Layer *l, const double *x, size_t T, FrameR1 r1, F
 	return st;
 }
 
+RfStatus frame_report_copy(FrameReport *dst, const FrameReport *src)
+{
+	*dst = *src;
+	dst->r3.by_offset = NULL;
+	if (!src->r3.by_offset)
+		return RF_OK;
+	dst->r3.by_offset = malloc(src->r3.seq * sizeof(double));
+	if (!dst->r3.by_offset)
+		return RF_ERR_NOMEM;
+	memcpy(dst->r3.by_offset, src->r3.by_offset, src->r3.seq * sizeof(double));
+	return RF_OK;
+}
+
 bool frame_report_ok(const FrameReport *rep)
 {
 	return !(rep->r1.mode && rep->r1.guaranteed && !rep->r1.holds) &&

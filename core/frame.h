@@ -109,6 +109,8 @@ RfStatus frame_r3_evaluate(const Layer *l, const double *x, size_t T, FrameR3 mo
 /* Both (a mode NONE is skipped); rep is initialised here. */
 RfStatus frame_evaluate(const Layer *l, const double *x, size_t T, FrameR1 r1, FrameR3 r3,
 			uint64_t seed, double tol, FrameReport *rep);
+/* A deep copy of src into dst (dst's arrays are allocated here). */
+RfStatus frame_report_copy(FrameReport *dst, const FrameReport *src);
 /* True unless a guaranteed setting breaks (a bug: exit 1). */
 bool frame_report_ok(const FrameReport *rep);
 /* Release a report's arrays. */

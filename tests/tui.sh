@@ -94,10 +94,10 @@ keys c
 check "key c holds it again" "score +yes +. holds"
 # a mouse click (SGR report, 1-based x;y) on the commutes toggle
 click() { $TM send-keys -t rf -l "$(printf '\033[<0;%d;%dM\033[<0;%d;%dm' "$1" "$2" "$1" "$2")"; }
-click 6 10
+click 6 9
 check "a click on a toggle flips it" "c \[ \] commutes"
 check "... and the score level breaks" "score +no +. breaks"
-click 6 10
+click 6 9
 check "a second click flips it back" "score +yes +. holds"
 keys k k k Space
 check "arrows and space flip the selected toggle" "3 \[ \] rotate V"
@@ -134,7 +134,7 @@ scroll_to() {
 }
 keys ?
 check "help: the first screen, scroll position shown" " 1-21 of [0-9]+ "
-if scroll_to "^│ {28}permute-heads, kind, rope, precision, fold-layout +│$"; then
+if scroll_to "^│ {28}fold-layout, r1, r3 +│$"; then
 	ok "help at 80 columns: a long command line ends on a line under its description"
 else
 	not_ok "help at 80 columns: a long command line ends on a line under its description"
@@ -430,6 +430,42 @@ if [ -f "$M/stories260K.bin" ]; then
 else
 	n=$((n + 1)); echo "ok $n - :verify's model level # SKIP no stories260K.bin in $M"
 fi
+
+# ---- QuaRot's R1 and R3 beside the fold: F and O cycle them, :r1 and :r3
+# set them; the panel shows the setting, the why line and the message log
+# the reason
+start "'$ROPEFOLD' tui --seq 32 --seed 1"
+check "R1, R3: off at the start" "F R1 norm: none"
+keys F
+check "F: R1 fused in the panel" "F R1 norm: fused"
+check "... the why line: R1 fused holds" "why R1 fused holds"
+keys F
+check "F again: R1 unfused, the status line says why it breaks" "R1 unfused: the norm keeps w"
+check "... the why line: R1 unfused breaks" "why R1 unfused breaks"
+keys F
+check "F a third time: R1 off" "F R1 norm: none"
+keys O
+check "O: R3 online in the panel" "O R3 q,k: online"
+check "... the why line: R3 online holds" "why R3 online holds"
+keys ':r3 folded' Enter
+check ":r3 folded: the panel shows it" "O R3 q,k: folded"
+check "... the why line: R3 must stay online" "why R3 must stay online: a"
+check "... the fold's own levels still hold" "residual +yes +. holds"
+keys w
+check "... w: the whole explanation names the commutator" "Hadamard does not commute with RoPE"
+keys x
+keys ':r1 sideways' Enter
+check ":r1 sideways: refused in the command's words" "r1: 'sideways' is not none, fused or unfused"
+keys ':reset' Enter
+check ":reset: R3 off again" "O R3 q,k: none"
+keys ':load default' Enter ':r1 unfused' Enter
+check "the default model: R1 unfused breaks on its own norm weight" "why R1 unfused breaks"
+keys q
+check "... and q quits" "EXIT=0"
+start "'$ROPEFOLD' tui --r1 unfused --r3 folded --kv-lora-rank 16"
+check "an MLA layer refuses --r1, --r3 with the reason" "shown on a standard attention layer"
+keys q
+check "... and q quits" "EXIT="
 
 echo "1..$n"
 [ "$failed" = 0 ]
