@@ -193,7 +193,7 @@ check_restored "SIGTERM" 143
 
 # ---- the tour ----------------------------------------------------------------
 start "'$ROPEFOLD' tour"
-check "tour: first stop" "tour 1/11"
+check "tour: first stop" "tour 1/12"
 check "tour: everything holds" "residual +yes +. holds"
 keys Space
 check "tour: Q K V without O: score holds" "score +yes +. holds"
@@ -203,7 +203,7 @@ check "tour: drop commutes: score breaks" "score +no +. breaks"
 keys Space
 check "tour: stop 4 says the Haar error is saturated from offset 1" "saturated at once"
 keys Space
-check "tour: pair-mix stop" "tour 5/11"
+check "tour: pair-mix stop" "tour 5/12"
 check "tour: pair-mix 1e-10 holds at the score level" "score +no +. holds"
 check "tour: pair-mix saturates below the tolerance" "saturates below tol"
 keys +
@@ -212,7 +212,7 @@ check "tour: ... at the predicted offset" "break near offset 2"
 keys Space
 check "tour: V and O with any rotation hold" "residual +yes +. holds"
 keys Space Space
-check "tour: per-head R_h under GQA breaks scores" "tour 8/11"
+check "tour: per-head R_h under GQA breaks scores" "tour 8/12"
 check "tour: ... the score level" "score +no +. breaks"
 keys Space
 check "tour: permute-heads: residual holds" "residual +yes +. holds"
@@ -220,9 +220,12 @@ check "tour: permute-heads: head breaks" "head +no +. breaks"
 keys Space
 check "tour: float32 holds" "levels: f32, tol 1e-03"
 keys Space
+check "tour: R1 and R3: unfused R1 breaks, in the why line" "why R1 unfused breaks"
+check "tour: ... the panel names R1 and R3" "R1 and R3|R1 needs norm fusion"
+keys Space
 check "tour: the last stop" "End of the tour"
 keys p
-check "tour: p goes back to float32" "levels: f32, tol 1e-03"
+check "tour: p goes back to R1 and R3" "why R1 unfused breaks"
 keys Space Space
 check "tour: Space at the end leaves the tour" "tour finished"
 keys q
