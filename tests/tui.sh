@@ -456,7 +456,9 @@ check "... the why line: R3 must stay online" "why R3 must stay online: a"
 check "... the fold's own levels still hold" "residual +yes +. holds"
 keys w
 check "... w: the whole explanation names the commutator" "Hadamard does not commute with RoPE"
-keys x
+keys x 9
+check "... the info view: R3's numbers first" "R3 +folded: breaks, rel err"
+keys 5
 keys ':r1 sideways' Enter
 check ":r1 sideways: refused in the command's words" "r1: 'sideways' is not none, fused or unfused"
 keys ':reset' Enter
