@@ -320,6 +320,7 @@ RfStatus frame_r3_evaluate(const Layer *l, const double *x, size_t T, FrameR3 mo
 	size_t nq = H * d, nk = G * d, hpg = H / G;
 	out->seq = T;
 	out->head_dim = d;
+	out->qk_norm = l->q_norm || l->k_norm;
 	out->by_offset = calloc(T, sizeof(double));
 	/* q0, q1 (T x nq), k0, k1 (T x nk), two T x T score blocks, and
 	 * T x d + 2 d x d scratch */

@@ -78,6 +78,10 @@ typedef struct {
 			       * over max |score| */
 	size_t break_offset;  /* the first offset past tol; 0 when none */
 	double commutator;    /* max over kv groups of ||H Theta_1 - Theta_1 H||_F */
+	bool qk_norm;         /* the layer's QK-norm sits between W_q, W_k and
+			       * RoPE: folded, H must pass it too (its weight
+			       * does not commute with H), so even offset 0
+			       * breaks */
 	size_t head_dim;
 } FrameR3Result;
 

@@ -17,6 +17,8 @@ static const char *refusal(const Workload *w, const FoldConfig *cfg, const char 
 	if (cfg->r1 == FRAME_R1_NONE)
 		return NULL;
 	*flag = "--r1";
+	if (w->r1_refusal[0])
+		return w->r1_refusal;   /* post-norms, sandwich norms, LayerNorm */
 	if (w->layer.attn_norm_kind != NORM_RMS)
 		return "the layer's input norm is a LayerNorm: its mean subtraction commutes only "
 		       "with rotations that fix the all-ones direction, so R1 does not apply";

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -254,10 +255,11 @@ def case(name, args):
            "%s: the explanation says why (--r1 %s, --r3 %s)" % (name, r1, r3))
 
 
-def refused(args, flag):
+def refused(args, flag, why=""):
     p = subprocess.run([ROPEFOLD] + args, capture_output=True, text=True)
     lines = p.stderr.strip().splitlines()
-    ok(p.returncode == 2 and len(lines) == 1 and (": %s: " % flag) in lines[0] and not p.stdout,
+    ok(p.returncode == 2 and len(lines) == 1 and (": %s: " % flag) in lines[0] and not p.stdout
+       and why in lines[0],
        "%s refused with exit 2 and one line naming %s" % (" ".join(args), flag),
        "exit %d: %s" % (p.returncode, p.stderr))
 
@@ -276,6 +278,21 @@ def main():
              ["--model", hf, "--layer", "1", "--tokens", "1,5,9,17,33,2,7,11,4,3"])
     else:
         skip("tiny_llama_hf", "../shared/models is missing")
+
+    # the families R1 does not apply to, as fold --residual refuses them;
+    # R3 runs on them
+    fix = os.path.join(SRCDIR, "tests", "family_fixtures.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fam, why in (("gpt-neox", "LayerNorm"), ("olmo2", "OLMo2 normalises each sublayer"),
+                         ("gemma2", "sandwich norms")):
+            out = os.path.join(tmp, fam)
+            subprocess.run([sys.executable, fix, "--family", fam, "--out", out], check=True,
+                           capture_output=True)
+            refused(["check", "--model", out, "--r1", "fused"], "--r1", why)
+            p = subprocess.run([ROPEFOLD, "check", "--model", out, "--r3", "folded", "--json"],
+                               capture_output=True, text=True)
+            ok(p.returncode == 0 and json.loads(p.stdout)["frame"]["r3"]["holds"] is False,
+               "%s: --r3 folded runs there and breaks" % fam, p.stderr)
 
     refused(["check", "--r1", "half"], "--r1")
     refused(["check", "--r3", "fused"], "--r3")

@@ -151,6 +151,37 @@ static void test_r3_folds_without_rope(void **state)
 	layer_free(&l);
 }
 
+/* A learned QK-norm sits between W_q, W_k and RoPE: folded, H must pass
+ * its weight too, so even offset 0 breaks; online (after RoPE) holds. */
+static void test_r3_qk_norm(void **state)
+{
+	(void)state;
+	Layer l;
+	size_t D = 32, T = 8, d = 8;
+	random_layer(&l, D, 2, 2, d, d, false, 4);
+	l.q_norm = malloc(d * sizeof(double));
+	l.k_norm = malloc(d * sizeof(double));
+	for (size_t i = 0; i < d; i++) {
+		l.q_norm[i] = 0.6 + 0.1 * (double)i;
+		l.k_norm[i] = 1.4 - 0.1 * (double)i;
+	}
+	l.qk_norm_per_head = true;
+	l.qk_norm_eps = 1e-6;
+	double *x = malloc(T * D * sizeof(double));
+	layer_random_input(5, T, D, x);
+	FrameR3Result r;
+	assert_int_equal(frame_r3_evaluate(&l, x, T, FRAME_R3_FOLDED, 1, 1e-9, &r), RF_OK);
+	assert_true(r.qk_norm && !r.holds);
+	assert_gt(r.by_offset[0], 1e-6);
+	free(r.by_offset);
+	assert_int_equal(frame_r3_evaluate(&l, x, T, FRAME_R3_ONLINE, 1, 1e-9, &r), RF_OK);
+	assert_true(r.holds);
+	assert_le(r.max_rel_err, 1e-13);
+	free(r.by_offset);
+	free(x);
+	layer_free(&l);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -173,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_r1_equal_weights_commute),
 		cmocka_unit_test(test_r3_online_holds_folded_breaks),
 		cmocka_unit_test(test_r3_folds_without_rope),
+		cmocka_unit_test(test_r3_qk_norm),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

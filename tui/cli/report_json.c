@@ -230,14 +230,14 @@ static json_t *frame_r3_json(const FrameR3Result *r)
 	json_t *bo = json_array();
 	for (size_t i = 0; i < r->seq; i++)
 		json_array_append_new(bo, num(r->by_offset[i]));
-	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o}",
+	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:b}",
 			 "mode", frame_r3_name(r->mode), "guaranteed", r->guaranteed, "holds",
 			 r->holds, "max_abs_err", num(r->max_abs_err), "max_rel_err",
 			 num(r->max_rel_err), "worst", "head", (json_int_t)r->worst_head, "m",
 			 (json_int_t)r->worst_m, "n", (json_int_t)r->worst_n, "offset",
 			 (json_int_t)(r->worst_m - r->worst_n), "by_offset", bo, "break_offset",
 			 r->break_offset ? json_integer((json_int_t)r->break_offset) : json_null(),
-			 "commutator", num(r->commutator));
+			 "commutator", num(r->commutator), "qk_norm", r->qk_norm);
 }
 
 json_t *report_frame_json(const FrameReport *rep)

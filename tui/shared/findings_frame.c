@@ -98,8 +98,15 @@ void findings_frame_r3(const FrameR3Result *r, double tol, char *buf, size_t len
 	}
 	add(buf, len, "R3 must stay online: a Hadamard does not commute with RoPE (%s). Folded "
 	    "into W_q, W_k, before RoPE, the score at offset p becomes q^T H^T Theta_p H k "
-	    "instead of q^T Theta_p k: exact at offset 0 (Theta_0 = I), growing with the "
-	    "offset (", comm);
+	    "instead of q^T Theta_p k: ", comm);
+	if (r->by_offset[0] <= tol)
+		add(buf, len, "exact at offset 0 (Theta_0 = I), growing with the offset (");
+	else if (r->qk_norm)
+		add(buf, len, "broken even at offset 0, where Theta_0 = I, since the layer's "
+		    "QK-norm between W_q, W_k and RoPE has a weight that does not commute with H "
+		    "either (");
+	else
+		add(buf, len, "broken even at offset 0 (");
 	offsets(r, buf, len);
 	add(buf, len, "); relative error %.2g, worst at head %zu, (m, n) = (%zu, %zu).",
 	    r->max_rel_err, r->worst_head, r->worst_m, r->worst_n);
