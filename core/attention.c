@@ -155,6 +155,47 @@ static void plain_qk_norm(double *x, size_t T, size_t nheads, size_t d,
 		}
 }
 
+/* q (T x H*d), k and v (T x G*d) of x as attention_forward computes
+ * them: projections, biases, QK-norm, and RoPE on q and k (v NULL: not
+ * computed). */
+static void project_qkv(const Layer *l, const double *x, size_t T, const RopeTable *rope,
+			double *q, double *k, double *v)
+{
+	size_t D = l->shape.d_model, H = l->shape.n_heads;
+	size_t G = l->shape.n_kv_heads, d = l->shape.head_dim;
+	size_t nq = H * d, nk = G * d;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nq,
+		    (int)D, 1, x, (int)D, l->wq, (int)D, 0, q, (int)nq);
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
+		    (int)D, 1, x, (int)D, l->wk, (int)D, 0, k, (int)nk);
+	if (v)
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
+			    (int)D, 1, x, (int)D, l->wv, (int)D, 0, v, (int)nk);
+	for (size_t t = 0; t < T; t++) {
+		for (size_t i = 0; l->bq && i < nq; i++)
+			q[t * nq + i] += l->bq[i];
+		for (size_t i = 0; l->bk && i < nk; i++)
+			k[t * nk + i] += l->bk[i];
+		for (size_t i = 0; v && l->bv && i < nk; i++)
+			v[t * nk + i] += l->bv[i];
+	}
+	if (l->q_norm)
+		plain_qk_norm(q, T, H, d, l->q_norm, l->qk_norm_per_head, l->qk_norm_eps);
+	if (l->k_norm)
+		plain_qk_norm(k, T, G, d, l->k_norm, l->qk_norm_per_head, l->qk_norm_eps);
+	rope_apply_rows(rope, T, H, d, q, nq);
+	rope_apply_rows(rope, T, G, d, k, nk);
+}
+
+RfStatus attention_forward_qk(const Layer *l, const double *x, size_t T,
+			      const RopeTable *rope, double *q, double *k)
+{
+	if (T == 0 || rope->seq < T)
+		return RF_ERR_ARG;
+	project_qkv(l, x, T, rope, q, k, NULL);
+	return RF_OK;
+}
+
 RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			   const RopeTable *rope, double *y, size_t h,
 			   double *scores)
@@ -169,26 +210,7 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 		return RF_ERR_NOMEM;
 	double *q = buf, *k = q + T * nq, *v = k + T * nk, *S = v + T * nk;
 	double *C = S + T * T;
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nq,
-		    (int)D, 1, x, (int)D, l->wq, (int)D, 0, q, (int)nq);
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
-		    (int)D, 1, x, (int)D, l->wk, (int)D, 0, k, (int)nk);
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nk,
-		    (int)D, 1, x, (int)D, l->wv, (int)D, 0, v, (int)nk);
-	for (size_t t = 0; t < T; t++) {
-		for (size_t i = 0; l->bq && i < nq; i++)
-			q[t * nq + i] += l->bq[i];
-		for (size_t i = 0; l->bk && i < nk; i++)
-			k[t * nk + i] += l->bk[i];
-		for (size_t i = 0; l->bv && i < nk; i++)
-			v[t * nk + i] += l->bv[i];
-	}
-	if (l->q_norm)
-		plain_qk_norm(q, T, H, d, l->q_norm, l->qk_norm_per_head, l->qk_norm_eps);
-	if (l->k_norm)
-		plain_qk_norm(k, T, G, d, l->k_norm, l->qk_norm_per_head, l->qk_norm_eps);
-	rope_apply_rows(rope, T, H, d, q, nq);
-	rope_apply_rows(rope, T, G, d, k, nk);
+	project_qkv(l, x, T, rope, q, k, v);
 	double scale = layer_score_scale(l);
 	for (size_t hh = 0; hh < H; hh++) {
 		size_t g = hh / hpg;

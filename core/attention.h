@@ -41,6 +41,11 @@ RfStatus attention_forward(const Layer *l, const double *x, size_t T,
 			   const RopeTable *rope, double *y, size_t h,
 			   double *scores);
 
+/* attention_forward's q (T x H*d) and k (T x G*d) before the scores:
+ * projected, biased, QK-normed and turned by RoPE (row t at position t). */
+RfStatus attention_forward_qk(const Layer *l, const double *x, size_t T,
+			      const RopeTable *rope, double *q, double *k);
+
 /* The engine behind attention_compare, for repeated comparisons of one
  * original layer a on one input x against its folds, which change a
  * little at a time (the TUI's toggles). The folded side is src (usually a

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/frame.h"
 #include "core/layer.h"
 #include "core/rotation.h"
 #include "core/status.h"
@@ -53,6 +54,11 @@ typedef struct {
 			       * construction for a head dim that is not a
 			       * power of two), not Haar: fold --vo hadamard */
 	double mix_eps;       /* kind pair-mix: the mixing angle EPS (radians) */
+	/* Shown beside the fold, never written by it (core/frame.h): R1 on
+	 * the layer's residual block, norm fused or not, and R3 after RoPE,
+	 * online or folded (check, the explorer) */
+	FrameR1 r1;
+	FrameR3 r3;
 } FoldConfig;
 
 /* The default: rotate Q K V O, every assumption held, Haar kind. */

@@ -159,32 +159,40 @@ static const Rule *find_rule(const Rule *rules, size_t n, const char *s)
 	return NULL;
 }
 
-/* Families the rotation does not apply to, and why. */
-static int refuse_family(const Model *m, char *err, size_t errlen)
+const char *residual_family_refusal(const Model *m, char *buf, size_t len)
 {
 	const ModelInfo *in = model_info(m);
 	const Family *f = model_family(m);
-	const char *a = in->arch, *p = model_path(m);
+	const char *a = in->arch;
 	if (!strncmp(a, "olmo2", 5)) {
-		snprintf(err, errlen, "%s: --residual: OLMo2 normalises each sublayer's output "
-			 "(a learned norm after attention and the MLP, before the add), which does "
-			 "not commute with a rotation of the residual stream", p);
-		return -1;
+		snprintf(buf, len, "OLMo2 normalises each sublayer's output (a learned norm after "
+			 "attention and the MLP, before the add), which does not commute with a "
+			 "rotation of the residual stream");
+		return buf;
 	}
 	if (!strcmp(a, "gemma2") || !strncmp(a, "gemma3", 6)) {
-		snprintf(err, errlen, "%s: --residual: %s has sandwich norms (a learned norm "
-			 "after each sublayer, before the add), which do not commute with a "
-			 "rotation of the residual stream", p, a);
-		return -1;
+		snprintf(buf, len, "%s has sandwich norms (a learned norm after each sublayer, "
+			 "before the add), which do not commute with a rotation of the residual "
+			 "stream", a);
+		return buf;
 	}
 	if (f->norm_kind != NORM_RMS) {
-		snprintf(err, errlen, "%s: --residual: %s normalises with LayerNorm, whose mean "
-			 "subtraction does not commute with a rotation of the residual stream "
-			 "(SliceGPT's mean-centering of the weights would be needed first)", p,
-			 a[0] ? a : "the model");
-		return -1;
+		snprintf(buf, len, "%s normalises with LayerNorm, whose mean subtraction does not "
+			 "commute with a rotation of the residual stream (SliceGPT's mean-centering "
+			 "of the weights would be needed first)", a[0] ? a : "the model");
+		return buf;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Families the rotation does not apply to, and why. */
+static int refuse_family(const Model *m, char *err, size_t errlen)
+{
+	char why[400];
+	if (!residual_family_refusal(m, why, sizeof why))
+		return 0;
+	snprintf(err, errlen, "%s: --residual: %s", model_path(m), why);
+	return -1;
 }
 
 /* Layer index and suffix of a per-layer name: true when name is

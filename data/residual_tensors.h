@@ -37,6 +37,10 @@ typedef struct {
 	const TensorRef *final_norm;
 } ResPlan;
 
+/* Why a rotation of m's residual stream does not apply to its family (a
+ * sentence naming it, into buf), or NULL when it does. */
+const char *residual_family_refusal(const Model *m, char *buf, size_t len);
+
 /* The plan of an open model. 0, or -1 with one line in err (the reason
  * the rotation does not apply). */
 int residual_plan_build(const Model *m, ResPlan *out, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include "core/session.h"
 #include "data/mla_model.h"
 #include "data/model.h"
+#include "data/residual_tensors.h"
 #include "data/workload.h"
 #include "data/mla_workload.h"
 
@@ -77,6 +78,8 @@ static int workload_load(const WorkloadSpec *o, const char *path, Workload *w,
 	const ModelInfo *in = model_info(m);
 	snprintf(w->note, sizeof w->note, "%s", in->note);
 	memcpy(w->mrope_section, in->mrope_section, sizeof w->mrope_section);
+	if (!residual_family_refusal(m, w->r1_refusal, sizeof w->r1_refusal))
+		w->r1_refusal[0] = '\0';
 	int rc = -1;
 	size_t *tokens = NULL;
 	double *emb = NULL;

@@ -58,6 +58,9 @@ typedef struct {
 	RopeLayout fold_layout;
 	size_t mrope_section[3];  /* the checkpoint's M-RoPE pairs per (t, h, w)
 				   * section (Qwen2-VL), all 0 when none */
+	char r1_refusal[400];     /* why R1 does not apply to the checkpoint's
+				   * family (data/residual_tensors.h), "" when
+				   * it does or the layer is random */
 } Workload;
 
 /* Build the workload spec describes. Returns 0, or -1 with one line in

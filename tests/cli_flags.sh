@@ -43,6 +43,8 @@ rule() {
 	--generate) echo "a count from 0 to 100000" ;;
 	--residual) echo "'hadamard', 'haar' or 'none'" ;;
 	--vo) echo "'hadamard', 'haar' or 'same'" ;;
+	--r1) echo "none, fused or unfused" ;;
+	--r3) echo "none, online or folded" ;;
 	--kv-lora-rank) echo "a size from 1 to 131072" ;;
 	--q-lora-rank) echo "a size from 0 to 131072" ;;
 	--qk-nope-dim|--v-head-dim) echo "a size from 1 to 4096" ;;

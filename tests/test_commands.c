@@ -323,6 +323,37 @@ static bool has(const char *const *list, const char *w)
 	return false;
 }
 
+/* :r1 and :r3 through the flag table, their toggles cycling every
+ * setting, their completions, and :reset turning them off. */
+static void test_frame(void **state)
+{
+	(void)state;
+	TuiSettings s = fresh();
+	char msg[512];
+	assert_int_equal(s.opts.fold.r1, FRAME_R1_NONE);
+	assert_int_equal(run(&s, "r1 unfused", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.r1, FRAME_R1_UNFUSED);
+	assert_non_null(strstr(msg, "does not commute"));
+	assert_int_equal(run(&s, "r1 folded", msg), CMD_ERROR);
+	assert_non_null(strstr(msg, "r1: 'folded' is not none, fused or unfused"));
+	assert_int_equal(s.opts.fold.r1, FRAME_R1_UNFUSED);
+	assert_int_equal(run(&s, "r3 folded", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.r3, FRAME_R3_FOLDED);
+	assert_string_equal(commands_toggle_value(&s, TOGGLE_R3), "folded");
+	/* alone, and the toggle: the next setting, round to none */
+	assert_int_equal(run(&s, "r1", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.r1, FRAME_R1_NONE);
+	for (int i = 0; i < FRAME_R3_COUNT; i++)
+		commands_toggle_flip(&s, TOGGLE_R3, msg, sizeof msg);
+	assert_int_equal(s.opts.fold.r3, FRAME_R3_FOLDED);
+	const char *const *w = commands_completions("r3 ", 3);
+	assert_true(has(w, "online") && has(w, "folded") && has(w, "none"));
+	assert_int_equal(run(&s, "r1 fused", msg), CMD_CHANGED);
+	assert_int_equal(run(&s, "reset", msg), CMD_CHANGED);
+	assert_int_equal(s.opts.fold.r1, FRAME_R1_NONE);
+	assert_int_equal(s.opts.fold.r3, FRAME_R3_NONE);
+}
+
 static void test_completion(void **state)
 {
 	(void)state;
@@ -598,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_kind_rope_precision),
 		cmocka_unit_test(test_compare_words),
 		cmocka_unit_test(test_msglog),
+		cmocka_unit_test(test_frame),
 		cmocka_unit_test(test_shape),
 		cmocka_unit_test(test_load_layer),
 		cmocka_unit_test(test_view_head_misc),

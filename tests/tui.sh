@@ -94,10 +94,10 @@ keys c
 check "key c holds it again" "score +yes +. holds"
 # a mouse click (SGR report, 1-based x;y) on the commutes toggle
 click() { $TM send-keys -t rf -l "$(printf '\033[<0;%d;%dM\033[<0;%d;%dm' "$1" "$2" "$1" "$2")"; }
-click 6 10
+click 6 9
 check "a click on a toggle flips it" "c \[ \] commutes"
 check "... and the score level breaks" "score +no +. breaks"
-click 6 10
+click 6 9
 check "a second click flips it back" "score +yes +. holds"
 keys k k k Space
 check "arrows and space flip the selected toggle" "3 \[ \] rotate V"
@@ -134,7 +134,7 @@ scroll_to() {
 }
 keys ?
 check "help: the first screen, scroll position shown" " 1-21 of [0-9]+ "
-if scroll_to "^│ {28}permute-heads, kind, rope, precision, fold-layout +│$"; then
+if scroll_to "^│ {28}fold-layout, r1, r3 +│$"; then
 	ok "help at 80 columns: a long command line ends on a line under its description"
 else
 	not_ok "help at 80 columns: a long command line ends on a line under its description"
@@ -193,7 +193,7 @@ check_restored "SIGTERM" 143
 
 # ---- the tour ----------------------------------------------------------------
 start "'$ROPEFOLD' tour"
-check "tour: first stop" "tour 1/11"
+check "tour: first stop" "tour 1/12"
 check "tour: everything holds" "residual +yes +. holds"
 keys Space
 check "tour: Q K V without O: score holds" "score +yes +. holds"
@@ -203,7 +203,7 @@ check "tour: drop commutes: score breaks" "score +no +. breaks"
 keys Space
 check "tour: stop 4 says the Haar error is saturated from offset 1" "saturated at once"
 keys Space
-check "tour: pair-mix stop" "tour 5/11"
+check "tour: pair-mix stop" "tour 5/12"
 check "tour: pair-mix 1e-10 holds at the score level" "score +no +. holds"
 check "tour: pair-mix saturates below the tolerance" "saturates below tol"
 keys +
@@ -212,7 +212,7 @@ check "tour: ... at the predicted offset" "break near offset 2"
 keys Space
 check "tour: V and O with any rotation hold" "residual +yes +. holds"
 keys Space Space
-check "tour: per-head R_h under GQA breaks scores" "tour 8/11"
+check "tour: per-head R_h under GQA breaks scores" "tour 8/12"
 check "tour: ... the score level" "score +no +. breaks"
 keys Space
 check "tour: permute-heads: residual holds" "residual +yes +. holds"
@@ -220,9 +220,12 @@ check "tour: permute-heads: head breaks" "head +no +. breaks"
 keys Space
 check "tour: float32 holds" "levels: f32, tol 1e-03"
 keys Space
+check "tour: R1 and R3: unfused R1 breaks, in the why line" "why R1 unfused breaks"
+check "tour: ... the panel names R1 and R3" "R1 and R3|R1 needs norm fusion"
+keys Space
 check "tour: the last stop" "End of the tour"
 keys p
-check "tour: p goes back to float32" "levels: f32, tol 1e-03"
+check "tour: p goes back to R1 and R3" "why R1 unfused breaks"
 keys Space Space
 check "tour: Space at the end leaves the tour" "tour finished"
 keys q
@@ -430,6 +433,44 @@ if [ -f "$M/stories260K.bin" ]; then
 else
 	n=$((n + 1)); echo "ok $n - :verify's model level # SKIP no stories260K.bin in $M"
 fi
+
+# ---- QuaRot's R1 and R3 beside the fold: F and O cycle them, :r1 and :r3
+# set them; the panel shows the setting, the why line and the message log
+# the reason
+start "'$ROPEFOLD' tui --seq 32 --seed 1"
+check "R1, R3: off at the start" "F R1 norm: none"
+keys F
+check "F: R1 fused in the panel" "F R1 norm: fused"
+check "... the why line: R1 fused holds" "why R1 fused holds"
+keys F
+check "F again: R1 unfused, the status line says why it breaks" "R1 unfused: the norm keeps w"
+check "... the why line: R1 unfused breaks" "why R1 unfused breaks"
+keys F
+check "F a third time: R1 off" "F R1 norm: none"
+keys O
+check "O: R3 online in the panel" "O R3 q,k: online"
+check "... the why line: R3 online holds" "why R3 online holds"
+keys ':r3 folded' Enter
+check ":r3 folded: the panel shows it" "O R3 q,k: folded"
+check "... the why line: R3 must stay online" "why R3 must stay online: a"
+check "... the fold's own levels still hold" "residual +yes +. holds"
+keys w
+check "... w: the whole explanation names the commutator" "Hadamard does not commute with RoPE"
+keys x 9
+check "... the info view: R3's numbers first" "R3 +folded: breaks, rel err"
+keys 5
+keys ':r1 sideways' Enter
+check ":r1 sideways: refused in the command's words" "r1: 'sideways' is not none, fused or unfused"
+keys ':reset' Enter
+check ":reset: R3 off again" "O R3 q,k: none"
+keys ':load default' Enter ':r1 unfused' Enter
+check "the default model: R1 unfused breaks on its own norm weight" "why R1 unfused breaks"
+keys q
+check "... and q quits" "EXIT=0"
+start "'$ROPEFOLD' tui --r1 unfused --r3 folded --kv-lora-rank 16"
+check "an MLA layer refuses --r1, --r3 with the reason" "shown on a standard attention layer"
+keys q
+check "... and q quits" "EXIT="
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -5,6 +5,7 @@
 #include "core/levels.h"
 #include "core/mla_inv.h"
 #include "core/session.h"
+#include "data/frame_job.h"
 #include "tui/cli/check.h"
 #include "tui/cli/check_against.h"
 #include "tui/cli/info.h"
@@ -32,7 +33,7 @@ ReportContext workload_context(const Workload *w, const RunOptions *o)
 static int against_refuses(const RunOptions *o, char *err, size_t errlen)
 {
 	static const char *const fold_flags[] = {"--rotate", "--drop", "--kind",
-						 "--permute-heads", NULL};
+						 "--permute-heads", "--r1", "--r3", NULL};
 	if (!o->model_path) {
 		snprintf(err, errlen, "--against: compares two checkpoints' layers; give --model A");
 		return -1;
@@ -57,7 +58,7 @@ static void check_help(void)
 	       "multi-head latent attention (one RoPE key shared by all heads).\n"
 	       "Exit 0: every guaranteed level holds; 1: a guaranteed level breaks;\n"
 	       "2: bad usage or input.\n\n");
-	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT);
+	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT | OPT_FRAME);
 }
 
 int check_write_plot(const RunOptions *o, const InvReport *rep, const FigureTitle *t)
@@ -78,7 +79,7 @@ int cli_check(int argc, char **argv, bool use_default)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT, &o,
+	if (opts_parse(argc, argv, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_AGAINST | OPT_PLOT | OPT_FRAME, &o,
 		       err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
 		return 2;
@@ -116,10 +117,18 @@ int cli_check(int argc, char **argv, bool use_default)
 			  .kernel = kernel_env()};
 	InvReport rep;
 	workload_fold_config(&w, &o.fold);
+	/* --r1, --r3: shown beside the fold, on the same layer and input */
+	FrameReport fr;
+	if (frame_job_run(&w, &o.fold, o.tol, &fr, err, sizeof err)) {
+		fprintf(stderr, "ropefold check: %s\n", err);
+		workload_done(&w);
+		return 2;
+	}
 	RfStatus st = w.is_mla ? mla_evaluate(&w.mla, w.x, &eo, &o.fold, &rep)
 			       : inv_evaluate(&w.layer, w.x, &eo, &o.fold, &rep);
 	if (st != RF_OK) {
 		fprintf(stderr, "ropefold check: evaluation failed: %s\n", rf_status_str(st));
+		frame_report_done(&fr);
 		workload_done(&w);
 		return 2;
 	}
@@ -129,6 +138,7 @@ int cli_check(int argc, char **argv, bool use_default)
 		if (w.is_mla)
 			json_object_set_new(json_object_get(doc, "config"), "mla",
 					    mla_dims_json(&w.mla.shape, mla_score_scale(&w.mla)));
+		json_object_set_new(doc, "frame", report_frame_json(&fr));
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 		fputc('\n', stdout);
 		json_decref(doc);
@@ -136,13 +146,15 @@ int cli_check(int argc, char **argv, bool use_default)
 		if (w.is_mla)
 			mla_dims_text(stdout, "mla     ", &w.mla.shape, mla_score_scale(&w.mla));
 		report_print_text(stdout, &rep, &w.layer, &o.fold, &ctx, terminal_colors());
+		report_print_frame(stdout, &fr, terminal_colors());
 	}
-	int rc = report_ok(&rep) ? 0 : 1;
+	int rc = report_ok(&rep) && frame_report_ok(&fr) ? 0 : 1;
 	FigureTitle ft = {w.source, w.layer_index, w.seq, &o.fold, NULL, false, 0, 0,
 			  rep.precision == PREC_F32, rep.tol};
 	if (o.plot && check_write_plot(&o, &rep, &ft))
 		rc = 2;
 	report_done(&rep);
+	frame_report_done(&fr);
 	workload_done(&w);
 	return rc;
 }

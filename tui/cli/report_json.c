@@ -6,6 +6,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/cli/report_json.h"
+#include "tui/shared/findings_frame.h"
 #include "tui/shared/findings_text.h"
 
 /* JSON has no Inf or NaN: such values become null. */
@@ -190,6 +191,8 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(fold, "permute_heads", json_boolean(cfg->permute_heads));
 	json_object_set_new(fold, "layout", json_string(rope_layout_name(
 				    cfg->layout_set ? cfg->layout : l->rope.layout)));
+	json_object_set_new(fold, "r1", json_string(frame_r1_name(cfg->r1)));
+	json_object_set_new(fold, "r3", json_string(frame_r3_name(cfg->r3)));
 
 	json_t *levels = json_object();
 	for (int i = 0; i < LEVEL_COUNT; i++)
@@ -205,4 +208,43 @@ json_t *report_to_json(const InvReport *rep, const Layer *l,
 	json_object_set_new(doc, "explanation", json_string(why));
 	json_object_set_new(doc, "ok", json_boolean(report_ok(rep)));
 	return doc;
+}
+
+static json_t *frame_r1_json(const FrameR1Result *r)
+{
+	if (!r->mode)
+		return json_null();
+	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:{s:I, s:I}, s:o, s:o, s:b, s:b, s:o, s:o}",
+			 "mode", frame_r1_name(r->mode), "guaranteed", r->guaranteed, "holds",
+			 r->holds, "max_abs_err", num(r->max_abs_err), "max_rel_err",
+			 num(r->max_rel_err), "worst", "token", (json_int_t)r->worst_token, "coord",
+			 (json_int_t)r->worst_coord, "commutator", num(r->commutator), "w_norm",
+			 num(r->w_norm), "w_drawn", r->w_drawn, "w_equal", r->w_equal, "w_min",
+			 num(r->w_min), "w_max", num(r->w_max));
+}
+
+static json_t *frame_r3_json(const FrameR3Result *r)
+{
+	if (!r->mode)
+		return json_null();
+	json_t *bo = json_array();
+	for (size_t i = 0; i < r->seq; i++)
+		json_array_append_new(bo, num(r->by_offset[i]));
+	return json_pack("{s:s, s:b, s:b, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:b}",
+			 "mode", frame_r3_name(r->mode), "guaranteed", r->guaranteed, "holds",
+			 r->holds, "max_abs_err", num(r->max_abs_err), "max_rel_err",
+			 num(r->max_rel_err), "worst", "head", (json_int_t)r->worst_head, "m",
+			 (json_int_t)r->worst_m, "n", (json_int_t)r->worst_n, "offset",
+			 (json_int_t)(r->worst_m - r->worst_n), "by_offset", bo, "break_offset",
+			 r->break_offset ? json_integer((json_int_t)r->break_offset) : json_null(),
+			 "commutator", num(r->commutator), "qk_norm", r->qk_norm);
+}
+
+json_t *report_frame_json(const FrameReport *rep)
+{
+	char why[FINDINGS_FRAME_MAX];
+	findings_frame_explain(rep, why, sizeof why);
+	return json_pack("{s:s, s:o, s:o, s:o, s:s, s:b}", "precision", "f64", "tol", num(rep->tol),
+			 "r1", frame_r1_json(&rep->r1), "r3", frame_r3_json(&rep->r3),
+			 "explanation", why, "ok", frame_report_ok(rep));
 }

@@ -4,6 +4,7 @@
 #include <jansson.h>
 
 #include "core/fold.h"
+#include "core/frame.h"
 #include "core/layer.h"
 #include "core/report.h"
 
@@ -21,5 +22,9 @@ typedef struct {
 /* The JSON document of SPEC 2.5 for one evaluation (new reference). */
 json_t *report_to_json(const InvReport *rep, const Layer *l,
 		       const FoldConfig *cfg, const ReportContext *ctx);
+
+/* The "frame" object of check --json: R1 and R3 (null when none), their
+ * tolerance and explanation. */
+json_t *report_frame_json(const FrameReport *rep);
 
 #endif

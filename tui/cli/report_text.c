@@ -6,6 +6,7 @@
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "tui/cli/report_text.h"
+#include "tui/shared/findings_frame.h"
 #include "tui/shared/findings_text.h"
 
 #define C_RESET "\033[0m"
@@ -178,6 +179,47 @@ void report_print_text(FILE *f, const InvReport *rep, const Layer *l,
 	char why[FINDINGS_EXPLAIN_MAX];
 	findings_explain(rep, why, sizeof why);
 	fprintf(f, "\n\n%s", color ? C_DIM : "");
+	print_wrapped(f, why, 78, "");
+	if (color)
+		fputs(C_RESET, f);
+}
+
+/* "holds (guaranteed)" with the verdict's color. */
+static void print_verdict(FILE *f, bool guaranteed, bool holds, bool color)
+{
+	const char *vc = !color ? "" : holds ? C_GREEN : guaranteed ? C_RED : C_YELLOW;
+	fprintf(f, "%s%s%s (%s)", vc, holds ? "holds" : "breaks", color ? C_RESET : "",
+		guaranteed ? "guaranteed" : "not guar.");
+}
+
+void report_print_frame(FILE *f, const FrameReport *rep, bool color)
+{
+	const FrameR1Result *a = &rep->r1;
+	const FrameR3Result *b = &rep->r3;
+	if (!a->mode && !b->mode)
+		return;
+	if (a->mode) {
+		fprintf(f, "\nr1      %s: ", frame_r1_name(a->mode));
+		print_verdict(f, a->guaranteed, a->holds, color);
+		fprintf(f, ", rel err %.3g, ||diag(w) R1 - R1 diag(w)|| %.3g (||diag(w)|| %.3g)",
+			a->max_rel_err, a->commutator, a->w_norm);
+	}
+	if (b->mode) {
+		fprintf(f, "\nr3      %s: ", frame_r3_name(b->mode));
+		print_verdict(f, b->guaranteed, b->holds, color);
+		fprintf(f, ", rel err %.3g, ||H Theta_1 - Theta_1 H|| %.3g\n        score error by offset:",
+			b->max_rel_err, b->commutator);
+		size_t shown = 0, last = 0;
+		for (size_t o = 0; o < b->seq && shown < 8; o = o ? o * 2 : 1, shown++) {
+			print_offset(f, o, b->by_offset[o]);
+			last = o;
+		}
+		if (b->seq > 1 && last != b->seq - 1)
+			print_offset(f, b->seq - 1, b->by_offset[b->seq - 1]);
+	}
+	fprintf(f, "\n        float64, tolerance %.3g (relative)\n\n%s", rep->tol, color ? C_DIM : "");
+	char why[FINDINGS_FRAME_MAX];
+	findings_frame_explain(rep, why, sizeof why);
 	print_wrapped(f, why, 78, "");
 	if (color)
 		fputs(C_RESET, f);

@@ -32,7 +32,7 @@ static void tui_help(bool tour)
 		       "The command line keeps its history in $XDG_STATE_HOME/ropefold/history\n"
 		       "(~/.local/state/ropefold/history when XDG_STATE_HOME is unset).\n"
 		       "NO_COLOR set: monochrome.\n\n");
-	opts_print_help(stdout, tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_AGAINST);
+	opts_print_help(stdout, tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_AGAINST | OPT_FRAME);
 }
 
 int cli_tui(int argc, char **argv, bool tour)
@@ -41,7 +41,7 @@ int cli_tui(int argc, char **argv, bool tour)
 	RunOptions o;
 	char err[512];
 	opts_defaults(&o);
-	unsigned accept = tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_AGAINST;
+	unsigned accept = tour ? OPT_TOUR : OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_AGAINST | OPT_FRAME;
 	if (opts_parse(argc, argv, accept, &o, err, sizeof err) ||
 	    (!o.help && !tour && opts_check_random(&o, err, sizeof err))) {
 		fprintf(stderr, "ropefold %s: %s\n", mode, err);

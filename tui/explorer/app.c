@@ -168,6 +168,9 @@ typedef struct {
 	bool status_err;
 	bool help;
 	int help_scroll;
+	int help_max;             /* the last scroll the help drew at its end, so
+				   * keys pressed faster than it redraws stop
+				   * there too ("k" after "j j j" moves at once) */
 	/* a full-screen page: the message log, or the whole explanation */
 	bool pager, pager_log;
 	int pager_scroll;
@@ -441,6 +444,7 @@ static void apply_bits(App *a, unsigned bits, const char *msg)
 	if (bits & CMD_HELP) {
 		a->help = true;
 		a->help_scroll = 0;
+		a->help_max = INT_MAX / 2;   /* until the help is drawn */
 	}
 	if (bits & CMD_TOUR)
 		tour_start(a, NULL);
@@ -641,7 +645,8 @@ static void draw_all(App *a)
 			wnoutrefresh(all[i]);
 	if (a->help) {
 		/* over the status line too: its last row shows where one is */
-		panels_help(a->w_help, &a->help_scroll);
+		int n = panels_help(a->w_help, &a->help_scroll);
+		a->help_max = n - (getmaxy(a->w_help) - 2);
 		wnoutrefresh(a->w_help);
 	} else if (a->pager) {
 		pager_draw(a->w_help, a->pager_log ? "message log" : "why: the whole explanation",
@@ -679,6 +684,7 @@ static void do_action(App *a, const KeyDef *k)
 	case ACT_HELP:
 		a->help = true;
 		a->help_scroll = 0;
+		a->help_max = INT_MAX / 2;   /* until the help is drawn */
 		break;
 	case ACT_PROMPT:
 		set_status(a, false, "");
@@ -834,6 +840,8 @@ static void on_key(App *a, int ch)
 			a->help_scroll = INT_MAX / 2;  /* the draw clamps it to the end */
 		else
 			a->help = false;
+		if (a->help_scroll > a->help_max)
+			a->help_scroll = a->help_max;
 		if (a->help_scroll < 0)
 			a->help_scroll = 0;
 		return;

@@ -61,10 +61,10 @@ void commands_settings_options(const TuiSettings *s, RunOptions *out)
 static const char *const part_names[4] = {"q", "k", "v", "o"};
 static const char *const part_labels[4] = {"rotate Q", "rotate K", "rotate V", "rotate O"};
 static const char *const other_names[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
-	"permute-heads", "kind", "rope", "precision", "fold-layout",
+	"permute-heads", "kind", "rope", "precision", "fold-layout", "r1", "r3",
 };
 static const char *const other_labels[TOGGLE_COUNT - TOGGLE_PERMUTE] = {
-	"permute-heads", "kind", "layer rope", "precision", "fold for",
+	"permute-heads", "kind", "layer rope", "precision", "fold for", "R1 norm", "R3 q,k",
 };
 _Static_assert(TOGGLE_PERMUTE - TOGGLE_ASSUME0 == ASSUME_COUNT,
 	       "one toggle per assumption");
@@ -82,6 +82,18 @@ static void dropped_msg(const TuiSettings *s, const char *verb, const char *what
 			strncat(list, fold_assumption_name(i), sizeof list - strlen(list) - 1);
 		}
 	snprintf(msg, msglen, "%s %s (dropped now: %s)", verb, what, *list ? list : "none");
+}
+
+/* What R1 or R3 (which: "r1", "r3") is set to now, in a line. */
+static void frame_msg(const FoldConfig *f, const char *which, char *msg, size_t msglen)
+{
+	static const char *const r1_words[FRAME_R1_COUNT] = {
+		"R1 off", "R1 fused: w folded into W_q, W_k, W_v, the norm set to 1 (holds)",
+		"R1 unfused: the norm keeps w, diag(w) does not commute with R1 (breaks)"};
+	static const char *const r3_words[FRAME_R3_COUNT] = {
+		"R3 off", "R3 online: H on q and k after RoPE (holds)",
+		"R3 folded into W_q, W_k: H does not commute with RoPE (breaks)"};
+	snprintf(msg, msglen, "%s", !strcmp(which, "r1") ? r1_words[f->r1] : r3_words[f->r3]);
 }
 
 const char *commands_toggle_name(ToggleId t)
@@ -141,6 +153,10 @@ const char *commands_toggle_value(const TuiSettings *s, ToggleId t)
 		return s->opts.precision == PREC_F32 ? "f32" : "f64";
 	case TOGGLE_FOLD_LAYOUT:
 		return s->opts.fold.layout_set ? rope_layout_name(s->opts.fold.layout) : "own";
+	case TOGGLE_R1:
+		return frame_r1_name(s->opts.fold.r1);
+	case TOGGLE_R3:
+		return frame_r3_name(s->opts.fold.r3);
 	default:
 		return NULL;
 	}
@@ -199,6 +215,12 @@ unsigned commands_toggle_flip(TuiSettings *s, ToggleId t, char *msg,
 				 rope_layout_name(s->opts.fold.layout),
 				 rope_layout_name(own));
 		}
+	} else if (t == TOGGLE_R1) {
+		f->r1 = (FrameR1)((f->r1 + 1) % FRAME_R1_COUNT);
+		frame_msg(f, "r1", msg, msglen);
+	} else if (t == TOGGLE_R3) {
+		f->r3 = (FrameR3)((f->r3 + 1) % FRAME_R3_COUNT);
+		frame_msg(f, "r3", msg, msglen);
 	} else {
 		s->opts.precision = s->opts.precision == PREC_F32 ? PREC_F64 : PREC_F32;
 		snprintf(msg, msglen, "precision %s", commands_toggle_value(s, t));
@@ -275,7 +297,7 @@ static unsigned set_by_flag(TuiSettings *s, const char *cmd, const char *flag,
 {
 	RunOptions o = s->opts;
 	char err[512];
-	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL, flag, arg, err, sizeof err)) {
+	if (opts_set(&o, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_FRAME, flag, arg, err, sizeof err)) {
 		/* "--heads: ..." reads "heads: ..." on the command line. */
 		const char *e = err;
 		if (!strncmp(e, flag, strlen(flag)) && e[strlen(flag)] == ':')
@@ -352,9 +374,23 @@ static unsigned cmd_toggle(TuiSettings *s, const char *cmd, const char *arg,
 {
 	int t = commands_toggle_parse(arg);
 	if (t < 0)
-		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision, fold-layout)",
+		ERR("%s: '%s' is not a toggle (q, k, v, o, an assumption, permute-heads, kind, rope, precision, fold-layout, r1, r3)",
 		    cmd, arg);
 	return commands_toggle_flip(s, (ToggleId)t, msg, msglen);
+}
+
+/* :r1 [none|fused|unfused], :r3 [none|online|folded]: set through the
+ * flag table; alone, the next setting (the toggle). */
+static unsigned cmd_frame(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	ToggleId t = !strcmp(cmd, "r1") ? TOGGLE_R1 : TOGGLE_R3;
+	if (!*arg)
+		return commands_toggle_flip(s, t, msg, msglen);
+	unsigned r = set_by_flag(s, cmd, t == TOGGLE_R1 ? "--r1" : "--r3", arg, msg, msglen);
+	if (!(r & CMD_ERROR))
+		frame_msg(&s->opts.fold, cmd, msg, msglen);
+	return r;
 }
 
 static unsigned cmd_kind(TuiSettings *s, const char *cmd, const char *arg,
@@ -765,6 +801,22 @@ static const char *const *eps_words(void)
 	return w;
 }
 
+static const char *const *r1_words(void)
+{
+	static const char *w[FRAME_R1_COUNT + 1];
+	if (!w[0])
+		names_words(names_frame_r1, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
+static const char *const *r3_words(void)
+{
+	static const char *w[FRAME_R3_COUNT + 1];
+	if (!w[0])
+		names_words(names_frame_r3, NULL, w, sizeof w / sizeof w[0]);
+	return w;
+}
+
 static const char *const *tol_words(void)
 {
 	static const char *const w[] = {"default", "1e-9", "1e-3", NULL};
@@ -781,9 +833,11 @@ static const CmdDef cmds[] = {
 	{"rotate", NULL, "SET", "parts to rotate: letters of qkvo, or none", cmd_rotate, NULL, false, WORDS(rotate_words), NULL},
 	{"drop", NULL, "LIST", "drop assumptions (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
 	{"hold", NULL, "LIST", "hold assumptions again (comma-separated, or all)", cmd_drop_hold, NULL, false, WORDS(assume_words), NULL},
-	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision, fold-layout", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
+	{"toggle", NULL, "NAME", "flip a toggle: q k v o, an assumption, permute-heads, kind, rope, precision, fold-layout, r1, r3", cmd_toggle, NULL, false, WORDS(toggle_words), NULL},
 	{"kind", NULL, "K", "R_q/R_k kind when commutes is dropped: { }", cmd_kind, NULL, false, WORDS(kind_words), names_kind},
 	{"permute-heads", NULL, "on|off", "also permute the kv groups with their heads", cmd_permute, NULL, false, WORDS(onoff_words), NULL},
+	{"r1", NULL, "none|fused|unfused", "R1 on the residual block beside the fold: w fused into the readers or not (alone: the next)", cmd_frame, "--r1", false, WORDS(r1_words), NULL},
+	{"r3", NULL, "none|online|folded", "R3, a Hadamard on q and k after RoPE: online, or folded into W_q, W_k (alone: the next)", cmd_frame, "--r3", false, WORDS(r3_words), NULL},
 	{"reset", NULL, NULL, "fold back to rotate qkvo with every assumption held", cmd_reset, NULL, false, NOARG, NULL},
 	{"rope", NULL, "half|interleaved", "RoPE pair layout (a checkpoint's: the fold's layout)", cmd_rope, "--rope", false, WORDS(rope_words), NULL},
 	{"rotary-dim", NULL, "N", "rotary dim r <= head dim", cmd_flag, "--rotary-dim", false, NOARG, NULL},

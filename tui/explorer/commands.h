@@ -82,6 +82,8 @@ typedef enum {
 	TOGGLE_ROPE,        /* the layer's own RoPE layout (a random layer's) */
 	TOGGLE_PRECISION,
 	TOGGLE_FOLD_LAYOUT, /* the layout the fold is built for: own or other */
+	TOGGLE_R1,          /* R1 beside the fold: none, fused, unfused */
+	TOGGLE_R3,          /* R3 beside the fold: none, online, folded */
 	TOGGLE_COUNT
 } ToggleId;
 

@@ -41,6 +41,8 @@ static const KeyDef table[] = {
 	{'r', "r", "a random layer's own RoPE layout half/interleaved", ACT_TOGGLE, TOGGLE_ROPE, 0, NULL},
 	{'y', "y", "the layout the fold is built for: the layer's own, or the other (a mismatch)", ACT_TOGGLE, TOGGLE_FOLD_LAYOUT, 0, NULL},
 	{'f', "f", "precision f64/f32", ACT_TOGGLE, TOGGLE_PRECISION, 0, NULL},
+	{'F', "F", "R1 beside the fold: none, fused (holds), unfused (breaks: the norm weight does not commute)", ACT_TOGGLE, TOGGLE_R1, 0, NULL},
+	{'O', "O", "R3 beside the fold: none, online (holds), folded (breaks: a Hadamard does not commute with RoPE)", ACT_TOGGLE, TOGGLE_R3, 0, NULL},
 	{'\t', "Tab", "next view", ACT_VIEW_NEXT, 0, KEYF_BAR, "View"},
 	{KEY_BTAB, "S-Tab", "previous view", ACT_VIEW_PREV, 0, 0, NULL},
 	{'5', "5", "view: score-error heatmap over (m, n)", ACT_VIEW, VIEW_HEATMAP, 0, NULL},

@@ -15,6 +15,7 @@
 #include "core/mla_inv.h"
 #include "core/timer.h"
 #include "data/compare_job.h"
+#include "data/frame_job.h"
 #include "data/model.h"
 #include "tui/explorer/worker.h"
 #include "tui/shared/environment.h"
@@ -45,6 +46,11 @@ struct Worker {
 	CompareLayerRow *scan_rows;
 	size_t scan_n;
 	char scan_err[512];
+	/* the last R1/R3 demonstration on wl, and what it was run for */
+	FrameReport frame;
+	bool frame_valid;
+	FoldConfig frame_for;
+	double frame_tol;
 };
 
 static bool same_scaling(const RopeScaling *a, const RopeScaling *b)
@@ -252,6 +258,34 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	r->status = 0;
 }
 
+/* R1 and R3 of cfg into r->frame, from the last run when only the fold
+ * changed since. 0, or -1 with r->err filled (r->status 2). */
+static int run_frame(Worker *w, const TuiSettings *s, const FoldConfig *cfg, EvalResult *r)
+{
+	memset(&r->frame, 0, sizeof r->frame);
+	if (!cfg->r1 && !cfg->r3)
+		return 0;
+	const FoldConfig *k = &w->frame_for;
+	if (!w->frame_valid || k->r1 != cfg->r1 || k->r3 != cfg->r3 || k->seed != cfg->seed ||
+	    w->frame_tol != s->opts.tol) {
+		frame_report_done(&w->frame);
+		w->frame_valid = false;
+		if (frame_job_run(&w->wl, cfg, s->opts.tol, &w->frame, r->err, sizeof r->err)) {
+			r->status = 2;
+			return -1;
+		}
+		w->frame_valid = true;
+		w->frame_for = *cfg;
+		w->frame_tol = s->opts.tol;
+	}
+	if (frame_report_copy(&r->frame, &w->frame) != RF_OK) {
+		snprintf(r->err, sizeof r->err, "R1/R3: out of memory");
+		r->status = 2;
+		return -1;
+	}
+	return 0;
+}
+
 /* Build what changed and evaluate; fills r. */
 static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 {
@@ -271,6 +305,8 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		}
 		inv_session_free(w->session);
 		w->session = NULL;
+		frame_report_done(&w->frame);
+		w->frame_valid = false;
 		if (w->built)
 			workload_done(&w->wl);
 		w->wl = nw;
@@ -282,6 +318,8 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		w->built_for = *s;
 		FoldConfig cfg = s->opts.fold;
 		workload_fold_config(&w->wl, &cfg);
+		if (run_frame(w, s, &cfg, r))
+			return;   /* refused: an MLA layer */
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
 				  .tol = s->opts.tol};
 		RfStatus st = mla_evaluate(&w->wl.mla, w->wl.x, &eo, &cfg, &r->rep);
@@ -324,6 +362,8 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	/* the fold-layout toggle, else a --rope override on a checkpoint */
 	if (!cfg.layout_set)
 		workload_fold_config(&w->wl, &cfg);
+	if (run_frame(w, s, &cfg, r))
+		return;
 	RfStatus st = inv_session_evaluate(w->session, &cfg, &r->rep);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "evaluation failed: %s", rf_status_str(st));
@@ -446,6 +486,7 @@ void worker_result_free(EvalResult *r)
 		return;
 	if (r->status == 0)
 		report_done(&r->rep);
+	frame_report_done(&r->frame);
 	free(r->rq);
 	free(r->rk);
 	free(r->rv);
@@ -481,6 +522,7 @@ void worker_free(Worker *w)
 	pthread_join(w->thread, NULL);
 	worker_result_free(w->result);
 	inv_session_free(w->session);
+	frame_report_done(&w->frame);
 	free(w->scan_rows);
 	if (w->built)
 		workload_done(&w->wl);

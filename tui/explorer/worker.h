@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/frame.h"
 #include "core/layer.h"
 #include "core/mla.h"
 #include "core/report.h"
@@ -68,6 +69,7 @@ typedef struct {
 	int status;           /* 0, or 2 with err filled (nothing changed) */
 	char err[512];
 	InvReport rep;        /* status 0 only */
+	FrameReport frame;    /* R1 and R3 beside the fold (modes none: off) */
 	LayerInfo info;
 	double seconds;       /* build + evaluation time */
 	/* The rotations applied (compare mode: recovered), in the original's

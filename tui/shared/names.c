@@ -26,6 +26,16 @@ const char *names_layout(size_t i)
 	return i < sizeof layouts / sizeof layouts[0] ? rope_layout_name(layouts[i]) : NULL;
 }
 
+const char *names_frame_r1(size_t i)
+{
+	return i < FRAME_R1_COUNT ? frame_r1_name((FrameR1)i) : NULL;
+}
+
+const char *names_frame_r3(size_t i)
+{
+	return i < FRAME_R3_COUNT ? frame_r3_name((FrameR3)i) : NULL;
+}
+
 void names_join(NameAt list, const char *sep, const char *last, char *buf, size_t len)
 {
 	size_t k = 0;

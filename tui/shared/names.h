@@ -19,6 +19,11 @@ const char *names_kind(size_t i);
 /* The RoPE layouts: half, interleaved. */
 const char *names_layout(size_t i);
 
+/* The settings of --r1 (none, fused, unfused) and --r3 (none, online,
+ * folded): core/frame.c's. */
+const char *names_frame_r1(size_t i);
+const char *names_frame_r3(size_t i);
+
 /* The names of a list joined into buf: sep between them, last (when not
  * NULL) instead of sep before the final one ("a, b or c"). */
 void names_join(NameAt list, const char *sep, const char *last, char *buf, size_t len);

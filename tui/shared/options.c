@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/frame.h"
 #include "core/residual.h"
 #include "core/rope.h"
 #include "core/rotation.h"
@@ -372,6 +373,18 @@ static int set_vo(RunOptions *o, const FlagDef *fd, const char *v, char *err, si
 	return 0;
 }
 
+/* --r1: R1 on the layer's residual block, its norm fused or not. */
+static int set_r1(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
+{
+	return frame_r1_parse(v, &o->fold.r1) ? bad_value(fd, v, err, errlen) : 0;
+}
+
+/* --r3: a Hadamard on q and k after RoPE, online or folded. */
+static int set_r3(RunOptions *o, const FlagDef *fd, const char *v, char *err, size_t errlen)
+{
+	return frame_r3_parse(v, &o->fold.r3) ? bad_value(fd, v, err, errlen) : 0;
+}
+
 #define AT(member) offsetof(RunOptions, member)
 
 /* Every flag, once: its groups, help, rule and setter. */
@@ -466,6 +479,12 @@ static const FlagDef flags[] = {
 	 set_residual, 0, NULL},
 	{"--vo", OPT_FOLDIO, CAT_OTHER, "hadamard|haar|same", "R2: V rows and O columns per kv group (same: --residual's kind)", NULL, "'hadamard', 'haar' or 'same'", 0, 0,
 	 set_vo, 0, NULL},
+	{"--r1", OPT_FRAME, CAT_OTHER, "none|fused|unfused",
+	 "also rotate the layer's residual block by R1 (a randomised Hadamard of width D), its RMSNorm weight fused into W_q, W_k, W_v or not (default none)", NULL,
+	 "{, | or }", 0, 0, set_r1, 0, names_frame_r1},
+	{"--r3", OPT_FRAME, CAT_OTHER, "none|online|folded",
+	 "also put a Hadamard on every head's q and k after RoPE (R3), applied at run time or folded into W_q, W_k (default none)", NULL,
+	 "{, | or }", 0, 0, set_r3, 0, names_frame_r3},
 	{"--plot", OPT_PLOT, CAT_OTHER, "PATH",
 	 "also draw the offset curve and the worst head's heatmap (compare mode: A vs B): .svg, .png or .pdf", NULL,
 	 "a path for the figure", 0, 0, set_path, AT(plot), NULL},
@@ -568,6 +587,10 @@ static const char *refusal(const FlagDef *fd, unsigned accept)
 	if (accept & OPT_LOGITS)
 		return fd->cat == CAT_SHAPE ? "sets the shape of a random layer; logits runs a checkpoint"
 					    : "not a flag of logits (see --help)";
+	if (fd->group == OPT_FRAME)
+		return fold ? "shows R1 or R3 beside an evaluation (check, tui); fold rotates the residual "
+			      "stream with --residual, and R3 cannot be folded"
+			    : "shows R1 or R3 beside an evaluation (check, tui)";
 	if (fd->cat == CAT_SHAPE)
 		return fold ? "sets the shape of a random layer; fold reads the shape from the checkpoint"
 			    : "sets the shape of a random layer, which this mode does not use";

@@ -29,6 +29,8 @@ enum {
 	OPT_VERIFY_LOGITS = 1u << 10,  /* verify --logits */
 	OPT_PLOT = 1u << 12,   /* check: --plot PATH */
 	OPT_AGAINST = 1u << 13, /* --against: compare mode (check, tui) */
+	OPT_FRAME = 1u << 14,  /* --r1 --r3: QuaRot's R1 and R3 shown on the
+				  layer (check, tui; core/frame.h) */
 	OPT_EVAL_MODEL = OPT_MODEL | OPT_LAYER  /* what an evaluation takes */
 };
 

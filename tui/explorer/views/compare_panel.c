@@ -8,6 +8,7 @@
 #include "tui/explorer/colors.h"
 #include "tui/explorer/views/compare_panel.h"
 #include "tui/explorer/views/draw.h"
+#include "tui/shared/findings_frame.h"
 #include "tui/shared/findings_text.h"
 
 static void box_title(WINDOW *w, const char *title)
@@ -100,7 +101,12 @@ void panels_why_text(const EvalResult *r, char *buf, size_t n)
 		return;
 	}
 	if (!r->cmp.on) {
-		findings_explain(&r->rep, buf, n);
+		/* R1 and R3 beside the fold first: what a flip of F or O
+		 * asks about, within the cut "why" line */
+		char fr[FINDINGS_FRAME_MAX], why[FINDINGS_EXPLAIN_MAX];
+		findings_frame_explain(&r->frame, fr, sizeof fr);
+		findings_explain(&r->rep, why, sizeof why);
+		snprintf(buf, n, "%s%s%s", fr, *fr ? " " : "", why);
 		return;
 	}
 	/* the levels are in the table above: the relation first */

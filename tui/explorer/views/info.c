@@ -26,6 +26,32 @@ info_line(const ViewContext *c, int *y, const char *fmt, ...)
 	*y += draw_wrap(c->win, *y, 10, c->w - 10, c->h - *y, 0, buf);
 }
 
+/* R1 and R3 beside the fold, when on: the verdict and the numbers
+ * behind it (the commutator; R3's error growing with the offset). */
+static void frame_lines(const ViewContext *c, int *y, const FrameReport *f)
+{
+	const FrameR1Result *a = &f->r1;
+	const FrameR3Result *b = &f->r3;
+	int k = colors_attr(CLR_PANEL);
+	if (a->mode && *y < c->h) {
+		draw_text(c->win, *y, 0, k, "R1");
+		info_line(c, y, "%s: %s, rel err %.3g; ||diag(w) R1 - R1 diag(w)|| %.3g of "
+			  "||diag(w)|| %.3g (w %s, %.3g to %.3g)", frame_r1_name(a->mode),
+			  a->holds ? "holds" : "breaks", a->max_rel_err, a->commutator, a->w_norm,
+			  a->w_drawn ? "drawn" : "the layer's", a->w_min, a->w_max);
+	}
+	if (b->mode && *y < c->h) {
+		char offs[160] = "";
+		for (size_t o = 0, n = 0; o < b->seq && n < 5; o = o ? o * 2 : 1, n++)
+			snprintf(offs + strlen(offs), sizeof offs - strlen(offs), " %zu:%.2g", o,
+				 b->by_offset[o]);
+		draw_text(c->win, *y, 0, k, "R3");
+		info_line(c, y, "%s: %s, rel err %.3g; ||H Theta_1 - Theta_1 H|| %.3g; by "
+			  "offset%s", frame_r3_name(b->mode), b->holds ? "holds" : "breaks",
+			  b->max_rel_err, b->commutator, offs);
+	}
+}
+
 /* Model and layer info, then the fold and the diagnostics behind the
  * explanation. */
 static void info_draw(const ViewContext *c)
@@ -40,6 +66,8 @@ static void info_draw(const ViewContext *c)
 	fold_rotate_format(r->settings.opts.fold.rotate, rot, sizeof rot);
 	int y = 0;
 	int k = colors_attr(CLR_PANEL);
+	/* R1 and R3 first when on: what the F and O keys asked about */
+	frame_lines(c, &y, &r->frame);
 	draw_text(w, y, 0, k, "layer");
 	if (!strcmp(li->source, "random"))
 		info_line(c, &y, "random layer");

@@ -70,16 +70,19 @@ void panels_toggles(WINDOW *w, const TuiSettings *s, int sel,
 	box_title(w, "fold");
 	int maxy = getmaxy(w);
 	int y = 1;
+	/* the group headings, in the order they give way when the panel is
+	 * short (at 80x24 only the first fits beside every toggle: what
+	 * [x] means for an assumption) */
+	static const struct {
+		int toggle;
+		const char *text;
+	} heads[] = {{TOGGLE_ASSUME0, "assumptions held"}, {TOGGLE_Q, "rotate"},
+		     {TOGGLE_PERMUTE, "also"}, {TOGGLE_R1, "QuaRot, beside"}};
+	int room = maxy - 2 - TOGGLE_COUNT;
 	for (int t = 0; t < TOGGLE_COUNT; t++) {
-		const char *head = NULL;
-		if (t == TOGGLE_Q)
-			head = "rotate";
-		else if (t == TOGGLE_ASSUME0)
-			head = "assumptions held";
-		else if (t == TOGGLE_PERMUTE)
-			head = "also";
-		if (head && y < maxy - 1 && maxy >= TOGGLE_COUNT + 5)
-			draw_text(w, y++, 1, colors_attr(CLR_DIM), head);
+		for (int i = 0; i < (int)(sizeof heads / sizeof heads[0]); i++)
+			if (heads[i].toggle == t && i < room && y < maxy - 1)
+				draw_text(w, y++, 1, colors_attr(CLR_DIM), heads[i].text);
 		row_of[t] = -1;
 		if (y >= maxy - 1)
 			continue;
@@ -93,7 +96,12 @@ void panels_toggles(WINDOW *w, const TuiSettings *s, int sel,
 		/* a fold built for the other layout breaks commutes itself */
 		bool mismatch = s->opts.fold.layout_set && s->opts.fold.layout != s->opts.rope.layout;
 		if (val) {
-			int va = t == TOGGLE_FOLD_LAYOUT && mismatch ? colors_attr(CLR_OFF) : 0;
+			/* a setting that breaks: a mismatched layout, R1 unfused,
+			 * R3 folded */
+			bool breaks = (t == TOGGLE_FOLD_LAYOUT && mismatch) ||
+				      (t == TOGGLE_R1 && s->opts.fold.r1 == FRAME_R1_UNFUSED) ||
+				      (t == TOGGLE_R3 && s->opts.fold.r3 == FRAME_R3_FOLDED);
+			int va = breaks ? colors_attr(CLR_OFF) : 0;
 			draw_textf(w, y, 4, base | va, "%s: %s", commands_toggle_label((ToggleId)t), val);
 		} else if (t == TOGGLE_ASSUME0 + 1 && mismatch && commands_toggle_on(s, (ToggleId)t)) {
 			draw_text(w, y, 4, base | colors_attr(CLR_OFF), "[!]");
