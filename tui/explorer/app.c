@@ -424,6 +424,8 @@ static void run_command(App *a, const char *line)
 {
 	char msg[512];
 	unsigned bits = commands_run(&a->set, line, msg, sizeof msg);
+	if (a->res)
+		commands_rotation_clamp(&a->set, a->res->info.shape.head_dim);
 	apply_bits(a, bits, msg);
 }
 
@@ -733,6 +735,9 @@ static void do_action(App *a, const KeyDef *k)
 		break;
 	case ACT_HEAT_SCALE:
 		run_command(a, "heat-scale toggle");
+		break;
+	case ACT_COMMAND:
+		run_command(a, k->command);
 		break;
 	case ACT_ZOOM:
 		a->zoom = !a->zoom;

@@ -576,20 +576,73 @@ static unsigned cmd_against(TuiSettings *s, const char *cmd, const char *arg,
 }
 
 /* :rotation q|k|v|all: which R the rotation view draws. */
+/* :rotation q|k|v|all, and its scale and scroll: fit (the whole matrix,
+ * pooled when it is larger than the view), full (one coordinate a cell),
+ * down and up (full, ROT_SCROLL coordinates on or back; PgDn and PgUp), home
+ * (back to fit). */
+#define ROT_SCROLL 8
 static unsigned cmd_rotation(TuiSettings *s, const char *cmd, const char *arg,
 			     char *msg, size_t msglen)
 {
-	char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
-		: (strlen(arg) == 1 && strchr("qkvQKV", arg[0])) ? (char)tolower((unsigned char)arg[0])
-		: 0;
-	if (!p)
-		ERR("%s: '%s' is not q, k, v or all", cmd, arg);
-	s->rot_part = p;
+	if (!strcmp(arg, "fit") || !strcmp(arg, "home")) {
+		s->rot_full = false;
+		s->rot_off = 0;
+	} else if (!strcmp(arg, "full")) {
+		s->rot_full = true;
+	} else if (!strcmp(arg, "down")) {
+		if (s->rot_full)
+			s->rot_off += ROT_SCROLL;
+		s->rot_full = true;
+	} else if (!strcmp(arg, "up")) {
+		s->rot_off = s->rot_off > ROT_SCROLL ? s->rot_off - ROT_SCROLL : 0;
+		s->rot_full = true;
+	} else {
+		char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
+			: (strlen(arg) == 1 && strchr("qkvQKV", arg[0]))
+			? (char)tolower((unsigned char)arg[0]) : 0;
+		if (!p)
+			ERR("%s: '%s' is not q, k, v, all, fit, full, down or up", cmd, arg);
+		s->rot_part = p;
+	}
 	s->view = VIEW_ROTATION;
-	if (p == 'a')
+	if (s->rot_full)
+		snprintf(msg, msglen, "rotation view: one coordinate a cell from %zu", s->rot_off);
+	else if (s->rot_part == 'a')
 		snprintf(msg, msglen, "rotation view: R_q, R_k, R_v");
 	else
-		snprintf(msg, msglen, "rotation view: R_%c", p);
+		snprintf(msg, msglen, "rotation view: R_%c", s->rot_part);
+	return CMD_REDRAW;
+}
+
+void commands_rotation_clamp(TuiSettings *s, size_t head_dim)
+{
+	if (s->rot_off >= head_dim)
+		s->rot_off = head_dim > ROT_SCROLL ? (head_dim - 1) / ROT_SCROLL * ROT_SCROLL : 0;
+}
+
+/* The cell styles' names, in CellStyle's order. */
+static const char *const cells_names[CELLS_COUNT] = {"auto", "ascii", "half", "braille"};
+
+const char *commands_cells_name(CellStyle c)
+{
+	return (unsigned)c < CELLS_COUNT ? cells_names[c] : "auto";
+}
+
+/* :cells auto|ascii|half|braille|next: the heatmap's and offset plot's
+ * cells (C cycles them). */
+static unsigned cmd_cells(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	int c = -1;
+	if (!strcmp(arg, "next") || !*arg)
+		c = (s->cells + 1) % CELLS_COUNT;
+	for (int i = 0; i < CELLS_COUNT && c < 0; i++)
+		if (!strcmp(arg, cells_names[i]))
+			c = i;
+	if (c < 0)
+		ERR("%s: '%s' is not auto, ascii, half, braille or next", cmd, arg);
+	s->cells = (CellStyle)c;
+	snprintf(msg, msglen, "cells %s", cells_names[c]);
 	return CMD_REDRAW;
 }
 
@@ -749,7 +802,18 @@ static const char *const *scaling_words(void)
 
 static const char *const *part_words(void)
 {
-	static const char *const w[] = {"q", "k", "v", "all", NULL};
+	static const char *const w[] = {"q", "k", "v", "all", "fit", "full", "down", "up", NULL};
+	return w;
+}
+
+static const char *const *cells_words(void)
+{
+	static const char *w[CELLS_COUNT + 2];
+	if (!w[0]) {
+		for (int i = 0; i < CELLS_COUNT; i++)
+			w[i] = cells_names[i];
+		w[CELLS_COUNT] = "next";
+	}
 	return w;
 }
 
@@ -810,7 +874,8 @@ static const CmdDef cmds[] = {
 	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},
 	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
 	{"against", NULL, "PATH", "compare mode: this layer against PATH's stored one (off: the fold again)", cmd_against, NULL, false, PATH, NULL},
-	{"rotation", NULL, "q|k|v|all", "the rotation view of R_q, R_k, R_v (all: side by side)", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"rotation", NULL, "q|k|v|all|fit|full|down|up", "the rotation view of R_q, R_k, R_v (all: side by side); fit: the whole matrix, full: a coordinate a cell, down/up: scroll (PgDn, PgUp)", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"cells", NULL, "auto|ascii|half|braille", "heatmap and offset plot cells: characters, half blocks or braille dots (UTF-8 only; C cycles)", cmd_cells, NULL, false, WORDS(cells_words), NULL},
 	{"log", NULL, NULL, "the message log: every explanation, verify result and error", cmd_log, NULL, false, NOARG, NULL},
 	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
 	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},

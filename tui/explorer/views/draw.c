@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,8 +56,23 @@ int draw_text(WINDOW *w, int y, int x, int attr, const char *s)
 			p++;
 		cols++;
 	}
+	/* Text that does not fit is not cut silently: its last column shows
+	 * the ellipsis, so a clipped label or number never reads as a
+	 * shorter one ("theta 100" for 10000). Trailing blanks may go. */
+	bool cut = false;
+	for (const char *q = p; *q; q++)
+		if (*q != ' ')
+			cut = true;
 	wattron(w, attr);
-	mvwaddnstr(w, y, x, s, (int)(p - s));
+	if (cut && cols > 1) {
+		const char *last = p - 1;  /* the start of the last character */
+		while (last > s && ((unsigned char)*last & 0xc0) == 0x80)
+			last--;
+		mvwaddnstr(w, y, x, s, (int)(last - s));
+		waddstr(w, colors_glyph(GLYPH_ELLIPSIS));
+	} else {
+		mvwaddnstr(w, y, x, s, (int)(p - s));
+	}
 	wattroff(w, attr);
 	return cols;
 }
@@ -118,12 +134,24 @@ int draw_wrap(WINDOW *w, int y, int x, int cols, int maxlines, int attr,
 			s++;
 		lines++;
 		if (*s && lines == maxlines) {
-			/* make room for the ellipsis */
-			size_t len = strlen(line);
+			/* make room for the ellipsis, at a word's end when the
+			 * line has one, so a number is not cut in two */
+			size_t len = strlen(line), whole = len;
 			while (len && draw_width(line) + 1 > (size_t)cols) {
 				line[--len] = 0;
 				while (len && ((unsigned char)line[len] & 0xc0) == 0x80)
 					line[--len] = 0;
+			}
+			char *sp = strrchr(line, ' ');
+			if (len < whole && sp && sp > line)
+				*sp = 0;
+			/* nor a tuple or an equation left open: "(466," */
+			for (len = strlen(line); len && strchr(",(=:", line[len - 1]);
+			     len = strlen(line)) {
+				sp = strrchr(line, ' ');
+				if (!sp || sp == line)
+					break;
+				*sp = 0;
 			}
 			strncat(line, colors_glyph(GLYPH_ELLIPSIS), sizeof line - strlen(line) - 1);
 		}

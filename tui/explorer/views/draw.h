@@ -7,7 +7,8 @@
 /* Drawing helpers shared by the views and panels: clipped text, wrapping,
  * number formats and the log-scaled heat buckets. */
 
-/* Text at (y, x) in attribute attr, clipped to the window's width. Each
+/* Text at (y, x) in attribute attr, clipped to the window's width, the
+ * last column an ellipsis when something other than blanks was cut. Each
  * UTF-8 character counts as one column (every glyph we draw is narrow).
  * Returns the columns drawn. */
 int draw_text(WINDOW *w, int y, int x, int attr, const char *s);

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/pair_mix.h"
 #include "tui/explorer/colors.h"
@@ -55,7 +56,16 @@ static void offset_draw(const ViewContext *c)
 	double ref = rep->level[LEVEL_SCORE].ref_max;
 	if (!(ref > 0))
 		ref = 1;
-	draw_text(w, 0, 0, A_BOLD, "max |score error| / max|score| by offset m - n (all heads)");
+	/* the title, shorter when the view is narrow (80 columns) */
+	static const char *const title[] = {
+		"max |score error| / max|score| by offset m - n (all heads)",
+		"|score err| / max|score| by offset m - n, all heads",
+		"|score err| by offset m - n",
+	};
+	int t = 0;
+	while (t < 2 && (int)strlen(title[t]) > c->w)
+		t++;
+	draw_text(w, 0, 0, A_BOLD, title[t]);
 	int ylab = 7, top = 1;
 	bool mix = dg->mix_eps > 0;
 	int ph = c->h - top - 1 - (mix ? 1 : 0);
