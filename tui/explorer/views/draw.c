@@ -160,6 +160,33 @@ int draw_wrap(WINDOW *w, int y, int x, int cols, int maxlines, int attr,
 	return lines;
 }
 
+CellStyle draw_cells(CellStyle asked)
+{
+	if ((asked == CELLS_HALF || asked == CELLS_BRAILLE) && !colors_utf8())
+		return CELLS_ASCII;
+	return asked;
+}
+
+unsigned draw_braille_dot(int row, int col)
+{
+	/* Unicode's dot numbering: 1 2 3 7 down the left, 4 5 6 8 down the
+	 * right; dot k is bit k - 1 */
+	static const unsigned bit[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+	return row >= 0 && row < 4 && col >= 0 && col < 2 ? bit[row][col] : 0;
+}
+
+const char *draw_braille(unsigned bits, char *buf, size_t n)
+{
+	unsigned cp = 0x2800 + (bits & 0xff);  /* U+2800..U+28FF: three bytes */
+	if (n < 4)
+		return "";
+	buf[0] = (char)(0xe0 | (cp >> 12));
+	buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	buf[2] = (char)(0x80 | (cp & 0x3f));
+	buf[3] = 0;
+	return buf;
+}
+
 void draw_fmt_err(double v, char *buf, size_t n)
 {
 	if (v == 0)
