@@ -45,14 +45,14 @@ wait_for() {
 	i=0
 	while [ "$i" -lt "${2:-100}" ]; do
 		capture
-		grep -Eq -- "$1" "$WORK/screen" && return 0
+		LC_ALL=C.UTF-8 grep -Eq -- "$1" "$WORK/screen" && return 0
 		sleep 0.1
 		i=$((i + 1))
 	done
 	return 1
 }
 check() { if wait_for "$2" "$3"; then ok "$1"; else not_ok "$1"; fi; }
-check_not() { capture; if grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; fi; }
+check_not() { capture; if LC_ALL=C.UTF-8 grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; fi; }
 keys() { $TM send-keys -t rf "$@"; }
 # start W H LOC TERM ENV CMD...: a new W x H session running CMD
 start() {
@@ -133,6 +133,116 @@ for size in ${TUI_VIEWS_SIZES:-80x24 100x30 200x60}; do
 			fi
 		done
 	done
+done
+
+# ---- the rotation view at 80x24: scaled, labelled, scrolled ------------------
+# The default model: d = 16, theta 10000, the half layout. Each pair's row
+# is labelled with its frequency theta^(-2i/d) (RoPE's definition), in at
+# most two significant digits.
+start 80 24 C.UTF-8 xterm-256color "" "'$ROPEFOLD' tui --model '$DM' --seq 32"
+check "rotation: the explorer starts" "residual +yes +. holds" 150
+keys R
+check "rotation at 80x24: 16 coordinates pooled two a cell (one pair), and said so" \
+	"all 16 coords, 2 a cell \(max\|R\|\)"
+pair=0  # not i: wait_for counts with that
+while [ "$pair" -lt 8 ]; do
+	f=$(python3 -c "w = 10000.0 ** (-2 * $pair / 16); print('%.2g' % w if w >= 0.01 else '%.0e' % w)")
+	check "rotation: pair $pair's row labelled with its frequency $f" "^│.{24}││p$pair +$f "
+	pair=$((pair + 1))
+done
+keys NPage
+check "PgDn: one coordinate a cell, the window said" "coords 0-7 of 16; PgUp/PgDn scroll"
+# a commuting fold is 2x2 blocks on the diagonal: coordinate 0's row has
+# its pair's two cells, then nothing (the six other coordinates of the
+# window, two columns each); coordinate 1's row the same
+check "... a commuting R is 2x2 blocks on the diagonal (row of coordinate 0)" "^│.{24}││p0 +1 [^ ]{4} {12} "
+check "... (row of coordinate 1)" "^│.{24}││ {9}[^ ]{4} {12} "
+check "... (pair 1 starts two cells on)" "^│.{24}││p1 +0.32 {5}[^ ]{4} {8} "
+keys NPage
+check "PgDn again: the next coordinates" "coords 8-15 of 16"
+check "... labelled with their pairs" "^│.{24}││p4 +0.01 "
+keys NPage
+check "PgDn at the end stays at the end" "coords 8-15 of 16"
+keys PPage
+check "PgUp: back by one step" "coords 0-7 of 16"
+# (the Home key's own sequence differs between terminals: its command)
+keys ':scroll home' Enter
+check ":scroll home (Home): the whole matrix again" "all 16 coords, 2 a cell"
+keys z
+check "z: over the whole screen, 16 coordinates one a cell" "all 16 coords, 1 a cell"
+check "... every pair's row there, the last too" "^│p7 3e-04 "
+keys z ':rotation all' Enter
+check ":rotation all: R_q, R_k, R_v side by side" "R_q.*R_k.*R_v"
+keys ':scroll sideways' Enter
+check ":scroll with a bad word: the command's message" "scroll: 'sideways' is not down, up or home"
+
+# ---- the info view scrolls ---------------------------------------------------
+keys 9
+check "info at 80x24: the lines shown and how to see the rest" "lines 1-[0-9]+ of [0-9]+: PgDn more"
+check "info: the stored dtype" "stored F32"
+check "info: theta and its value on one line" "theta 10000"
+keys NPage
+check "info: PgDn scrolls (five lines, or to the end)" "lines [2-6]-[0-9]+ of [0-9]+"
+check "info: ... to the diagnostics" "diagnose "
+keys ':scroll home' Enter
+check "info: :scroll home back to the top" "lines 1-[0-9]+ of"
+keys 5 ':scroll down' Enter
+check "the heatmap does not scroll, and says which views do" "heatmap view fits its box"
+
+# ---- cells: braille, half blocks, ASCII --------------------------------------
+keys ':drop commutes' Enter
+check "cells: scores break" "score +no +. breaks"
+keys ':cells braille' Enter
+check ":cells braille: the heatmap in braille dots, full where every bin breaks" "⣿{4}"
+check "... the legend says what a dot is" "⣿ rel > tol"
+keys 6
+check ":cells braille: the offset plot in braille" "⣿{8}"
+keys ':cells half' Enter
+check ":cells half: the offset plot's bars in half rows" "[▄█]{8}"
+keys 5
+check ":cells half: the heatmap in half blocks" "[▀▄]{4}"
+keys C
+check "C cycles the cell style" "cells braille"
+keys C C
+check "... to ascii" "cells ascii"
+check_not "... which draws no half block nor braille" "[▀▄⣿⣦⡀⣤]"
+keys q
+check "cells: q quits" "EXIT=0"
+start 80 24 C xterm-256color NO_COLOR=1 "'$ROPEFOLD' tui --model '$DM' --seq 32 --drop commutes"
+check "C locale: the explorer starts" "score +no"
+keys ':cells braille' Enter
+check "C locale: braille asked, the heatmap draws ASCII shades" "cells braille"
+check "... the ASCII legend" "\.\. < 1e-14"
+if LC_ALL=C grep -q "$(printf '[\200-\377]')" "$WORK/screen"; then
+	not_ok "... nothing beyond ASCII on the screen"
+else
+	ok "... nothing beyond ASCII on the screen"
+fi
+keys q
+
+# ---- the levels panel of a large layer: where, without running over ---------
+# h31 (511,510) does not fit 80 columns: fewer coordinates, each one true
+big="--d-model 1024 --heads 32 --kv-heads 8 --head-dim 32 --seq 512 --drop commutes"
+for size in 80x24 100x30; do
+	W=${size%x*}
+	H=${size#*x}
+	start "$W" "$H" C.UTF-8 xterm-256color "" "'$ROPEFOLD' tui $big"
+	if wait_for "score .* breaks" 900; then
+		if $CHECK "$W" "$H" "$WORK/screen" >"$WORK/faults"; then
+			ok "$size, T=512, H=32: the levels box is whole"
+		else
+			cat "$WORK/faults" "$WORK/screen" >"$WORK/report"
+			not_ok "$size, T=512, H=32: the levels box is whole" "$WORK/report"
+		fi
+		if [ "$W" = 80 ]; then
+			check "80x24: the score's worst place by head and query" "score .* h[0-9]+ m[0-9]+ +│"
+		else
+			check "100x30: the score's worst place whole" "score .* h[0-9]+ \([0-9]+,[0-9]+\) +│"
+		fi
+	else
+		not_ok "$size, T=512, H=32: the evaluation arrives"
+	fi
+	keys q
 done
 
 echo "1..$n"

@@ -608,7 +608,11 @@ static void draw_all(App *a)
 		vc.res = a->res;
 		vc.set = &a->set;
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
+		int smax = -1;
+		vc.scroll_max = &smax;
 		views_get(a->set.view)->draw(&vc);
+		if (smax >= 0 && a->set.view_scroll > smax)
+			a->set.view_scroll = smax;
 	}
 	if (computing) {
 		/* what is shown answers an older request: dimmed until the new
@@ -626,7 +630,7 @@ static void draw_all(App *a)
 		werase(a->w_frame2);
 		panels_view_frame(a->w_frame2, comp, tabs);
 		if (a->res) {
-			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0};
+			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0, NULL};
 			getmaxyx(a->w_view2, vc.h, vc.w);
 			vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 			views_get(comp)->draw(&vc);
@@ -882,7 +886,7 @@ static void on_key(App *a, int ch)
 	if (a->res) {
 		const View *v = views_get(a->set.view);
 		if (v->key) {
-			ViewContext vc = {a->w_view, 0, 0, a->res, &a->set, a->set.head};
+			ViewContext vc = {a->w_view, 0, 0, a->res, &a->set, a->set.head, NULL};
 			getmaxyx(a->w_view, vc.h, vc.w);
 			if (v->key(&vc, ch) & KR_HANDLED)
 				return;

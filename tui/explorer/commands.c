@@ -576,32 +576,24 @@ static unsigned cmd_against(TuiSettings *s, const char *cmd, const char *arg,
 }
 
 /* :rotation q|k|v|all: which R the rotation view draws. */
-/* :rotation q|k|v|all, and its scale and scroll: fit (the whole matrix,
- * pooled when it is larger than the view), full (one coordinate a cell),
- * down and up (full, ROT_SCROLL coordinates on or back; PgDn and PgUp), home
- * (back to fit). */
+/* :rotation q|k|v|all, and its scale: fit (the whole matrix, pooled
+ * when it is larger than the view) or full (one coordinate a cell, from
+ * rot_off on; :scroll moves it). */
 #define ROT_SCROLL 8
 static unsigned cmd_rotation(TuiSettings *s, const char *cmd, const char *arg,
 			     char *msg, size_t msglen)
 {
-	if (!strcmp(arg, "fit") || !strcmp(arg, "home")) {
+	if (!strcmp(arg, "fit")) {
 		s->rot_full = false;
 		s->rot_off = 0;
 	} else if (!strcmp(arg, "full")) {
-		s->rot_full = true;
-	} else if (!strcmp(arg, "down")) {
-		if (s->rot_full)
-			s->rot_off += ROT_SCROLL;
-		s->rot_full = true;
-	} else if (!strcmp(arg, "up")) {
-		s->rot_off = s->rot_off > ROT_SCROLL ? s->rot_off - ROT_SCROLL : 0;
 		s->rot_full = true;
 	} else {
 		char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
 			: (strlen(arg) == 1 && strchr("qkvQKV", arg[0]))
 			? (char)tolower((unsigned char)arg[0]) : 0;
 		if (!p)
-			ERR("%s: '%s' is not q, k, v, all, fit, full, down or up", cmd, arg);
+			ERR("%s: '%s' is not q, k, v, all, fit or full", cmd, arg);
 		s->rot_part = p;
 	}
 	s->view = VIEW_ROTATION;
@@ -612,6 +604,38 @@ static unsigned cmd_rotation(TuiSettings *s, const char *cmd, const char *arg,
 	else
 		snprintf(msg, msglen, "rotation view: R_%c", s->rot_part);
 	return CMD_REDRAW;
+}
+
+/* :scroll down|up|home: the views longer than their box (PgDn, PgUp,
+ * Home): the rotation view one coordinate a cell, ROT_SCROLL coordinates
+ * a step (home: the whole matrix again); the info view INFO_SCROLL lines
+ * a step. */
+#define INFO_SCROLL 5
+static unsigned cmd_scroll(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	int dir = !strcmp(arg, "down") ? 1 : !strcmp(arg, "up") ? -1 : !strcmp(arg, "home") ? 0 : 2;
+	if (dir == 2)
+		ERR("%s: '%s' is not down, up or home", cmd, arg);
+	if (s->view == VIEW_ROTATION) {
+		if (dir == 0)
+			return cmd_rotation(s, "rotation", "fit", msg, msglen);
+		if (dir > 0 && s->rot_full)
+			s->rot_off += ROT_SCROLL;
+		else if (dir < 0)
+			s->rot_off = s->rot_off > ROT_SCROLL ? s->rot_off - ROT_SCROLL : 0;
+		s->rot_full = true;
+		return cmd_rotation(s, "rotation", "full", msg, msglen);
+	}
+	if (s->view == VIEW_INFO) {
+		s->view_scroll = dir == 0 ? 0 : s->view_scroll + dir * INFO_SCROLL;
+		if (s->view_scroll < 0)
+			s->view_scroll = 0;
+		msg[0] = 0;
+		return CMD_REDRAW;
+	}
+	ERR("%s: the %s view fits its box (the rotation and info views scroll)", cmd,
+	    commands_view_name(s->view));
 }
 
 void commands_rotation_clamp(TuiSettings *s, size_t head_dim)
@@ -802,7 +826,13 @@ static const char *const *scaling_words(void)
 
 static const char *const *part_words(void)
 {
-	static const char *const w[] = {"q", "k", "v", "all", "fit", "full", "down", "up", NULL};
+	static const char *const w[] = {"q", "k", "v", "all", "fit", "full", NULL};
+	return w;
+}
+
+static const char *const *scroll_words(void)
+{
+	static const char *const w[] = {"down", "up", "home", NULL};
 	return w;
 }
 
@@ -874,7 +904,8 @@ static const CmdDef cmds[] = {
 	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},
 	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
 	{"against", NULL, "PATH", "compare mode: this layer against PATH's stored one (off: the fold again)", cmd_against, NULL, false, PATH, NULL},
-	{"rotation", NULL, "q|k|v|all|fit|full|down|up", "the rotation view of R_q, R_k, R_v (all: side by side); fit: the whole matrix, full: a coordinate a cell, down/up: scroll (PgDn, PgUp)", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"rotation", NULL, "q|k|v|all|fit|full", "the rotation view of R_q, R_k, R_v (all: side by side); fit: the whole matrix, full: one coordinate a cell", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"scroll", NULL, "down|up|home", "scroll the rotation view (one coordinate a cell) or the info view (PgDn, PgUp, Home)", cmd_scroll, NULL, false, WORDS(scroll_words), NULL},
 	{"cells", NULL, "auto|ascii|half|braille", "heatmap and offset plot cells: characters, half blocks or braille dots (UTF-8 only; C cycles)", cmd_cells, NULL, false, WORDS(cells_words), NULL},
 	{"log", NULL, NULL, "the message log: every explanation, verify result and error", cmd_log, NULL, false, NOARG, NULL},
 	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},

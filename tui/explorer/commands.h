@@ -57,6 +57,7 @@ typedef struct {
 				   * matrix pooled to fit */
 	size_t rot_off;           /* its first coordinate in pair order (even;
 				   * the view clamps it to the head dim) */
+	int view_scroll;          /* info view: its first line shown */
 	bool heat_linear;         /* heatmap: a linear color scale, not log */
 	CellStyle cells;          /* heatmap and offset plot: the cell glyphs */
 } TuiSettings;

@@ -60,9 +60,9 @@ static const KeyDef table[] = {
 	{'a', "a", "view: all layers and kv groups (compare mode)", ACT_VIEW, VIEW_LAYERS, 0, NULL, NULL},
 	{'R', "R", "view: the rotations R_q, R_k, R_v of the selected head", ACT_VIEW, VIEW_ROTATION, 0, NULL, NULL},
 	{'M', "M", "the message log: explanations, verify results, errors", ACT_LOG, 0, 0, NULL, NULL},
-	{KEY_NPAGE, "PgDn", "rotation view: one coordinate a cell, scrolled down", ACT_COMMAND, 0, 0, NULL, "rotation down"},
-	{KEY_PPAGE, "PgUp", "rotation view: one coordinate a cell, scrolled up", ACT_COMMAND, 0, 0, NULL, "rotation up"},
-	{KEY_HOME, "Home", "rotation view: the whole matrix, pooled to fit", ACT_COMMAND, 0, 0, NULL, "rotation fit"},
+	{KEY_NPAGE, "PgDn", "scroll down: the info view; the rotation view one coordinate a cell", ACT_COMMAND, 0, 0, NULL, "scroll down"},
+	{KEY_PPAGE, "PgUp", "scroll up (the info and rotation views)", ACT_COMMAND, 0, 0, NULL, "scroll up"},
+	{KEY_HOME, "Home", "back to the top; the rotation view's whole matrix, pooled to fit", ACT_COMMAND, 0, 0, NULL, "scroll home"},
 	{'C', "C", "heatmap and offset plot: the next cell style (ascii, half blocks, braille)", ACT_COMMAND, 0, 0, NULL, "cells next"},
 	{'q', "q", "quit", ACT_QUIT, 0, KEYF_BAR, "Quit", NULL},
 };
