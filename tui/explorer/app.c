@@ -423,9 +423,15 @@ static void open_pager(App *a, bool log)
 static void run_command(App *a, const char *line)
 {
 	char msg[512];
+	CellStyle cells = a->set.cells;
 	unsigned bits = commands_run(&a->set, line, msg, sizeof msg);
 	if (a->res)
 		commands_rotation_clamp(&a->set, a->res->info.shape.head_dim);
+	/* a style this locale cannot draw: say what is drawn instead */
+	if (a->set.cells != cells && draw_cells(a->set.cells) != a->set.cells) {
+		size_t n = strlen(msg);
+		snprintf(msg + n, sizeof msg - n, " (drawn in ASCII: the locale is not UTF-8)");
+	}
 	apply_bits(a, bits, msg);
 }
 
