@@ -479,6 +479,54 @@ static void test_compare_words(void **state)
 	assert_int_equal(run(&s, "rotation all", msg), CMD_REDRAW);
 	assert_int_equal(s.rot_part, 'a');
 	assert_int_equal(run(&s, "rotation w", msg), CMD_ERROR);
+	/* the rotation view's scale and scroll: fit pools the whole matrix,
+	 * full shows one coordinate a cell; :scroll moves it 8 coordinates a
+	 * step, never below 0, and the clamp keeps it inside the head */
+	assert_false(s.rot_full);
+	assert_int_equal(run(&s, "scroll up", msg), CMD_REDRAW);
+	assert_true(s.rot_full);
+	assert_int_equal(s.rot_off, 0);
+	assert_int_equal(run(&s, "scroll down", msg), CMD_REDRAW);
+	assert_int_equal(run(&s, "scroll down", msg), CMD_REDRAW);
+	assert_int_equal(s.rot_off, 16);
+	assert_string_equal(msg, "rotation view: one coordinate a cell from 16");
+	commands_rotation_clamp(&s, 16);
+	assert_int_equal(s.rot_off, 8);
+	commands_rotation_clamp(&s, 128);
+	assert_int_equal(s.rot_off, 8);
+	assert_int_equal(run(&s, "scroll home", msg), CMD_REDRAW);
+	assert_false(s.rot_full);
+	assert_int_equal(s.rot_off, 0);
+	assert_int_equal(run(&s, "rotation full", msg), CMD_REDRAW);
+	assert_true(s.rot_full);
+	assert_int_equal(run(&s, "rotation fit", msg), CMD_REDRAW);
+	assert_false(s.rot_full);
+	assert_int_equal(run(&s, "scroll sideways", msg), CMD_ERROR);
+	/* the info view scrolls by lines; the heatmap does not scroll */
+	assert_int_equal(run(&s, "view info", msg), CMD_REDRAW);
+	assert_int_equal(run(&s, "scroll down", msg), CMD_REDRAW);
+	assert_int_equal(s.view_scroll, 5);
+	assert_int_equal(run(&s, "scroll up", msg), CMD_REDRAW);
+	assert_int_equal(run(&s, "scroll up", msg), CMD_REDRAW);
+	assert_int_equal(s.view_scroll, 0);
+	assert_int_equal(run(&s, "view heatmap", msg), CMD_REDRAW);
+	assert_int_equal(run(&s, "scroll down", msg), CMD_ERROR);
+	assert_string_equal(msg, "scroll: the heatmap view fits its box (the rotation and info views scroll)");
+	/* the cell styles, by name and cycled (the C key) */
+	assert_int_equal(s.cells, CELLS_AUTO);
+	assert_int_equal(run(&s, "cells braille", msg), CMD_REDRAW);
+	assert_int_equal(s.cells, CELLS_BRAILLE);
+	assert_int_equal(run(&s, "set cells half", msg), CMD_REDRAW);
+	assert_int_equal(s.cells, CELLS_HALF);
+	assert_int_equal(run(&s, "cells next", msg), CMD_REDRAW);
+	assert_int_equal(s.cells, CELLS_BRAILLE);
+	assert_int_equal(run(&s, "cells next", msg), CMD_REDRAW);
+	assert_int_equal(s.cells, CELLS_AUTO);
+	assert_string_equal(msg, "cells auto");
+	assert_int_equal(run(&s, "cells ascii", msg), CMD_REDRAW);
+	assert_string_equal(commands_cells_name(s.cells), "ascii");
+	assert_int_equal(run(&s, "cells sixel", msg), CMD_ERROR);
+	assert_int_equal(s.cells, CELLS_ASCII);
 	assert_int_equal(run(&s, "log", msg), CMD_LOG);
 	assert_int_equal(run(&s, "log now", msg), CMD_ERROR);
 

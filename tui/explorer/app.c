@@ -426,7 +426,15 @@ static void open_pager(App *a, bool log)
 static void run_command(App *a, const char *line)
 {
 	char msg[512];
+	CellStyle cells = a->set.cells;
 	unsigned bits = commands_run(&a->set, line, msg, sizeof msg);
+	if (a->res)
+		commands_rotation_clamp(&a->set, a->res->info.shape.head_dim);
+	/* a style this locale cannot draw: say what is drawn instead */
+	if (a->set.cells != cells && draw_cells(a->set.cells) != a->set.cells) {
+		size_t n = strlen(msg);
+		snprintf(msg + n, sizeof msg - n, " (drawn in ASCII: the locale is not UTF-8)");
+	}
 	apply_bits(a, bits, msg);
 }
 
@@ -610,7 +618,11 @@ static void draw_all(App *a)
 		vc.res = a->res;
 		vc.set = &a->set;
 		vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
+		int smax = -1;
+		vc.scroll_max = &smax;
 		views_get(a->set.view)->draw(&vc);
+		if (smax >= 0 && a->set.view_scroll > smax)
+			a->set.view_scroll = smax;
 	}
 	if (computing) {
 		/* what is shown answers an older request: dimmed until the new
@@ -628,7 +640,7 @@ static void draw_all(App *a)
 		werase(a->w_frame2);
 		panels_view_frame(a->w_frame2, comp, tabs);
 		if (a->res) {
-			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0};
+			ViewContext vc = {a->w_view2, 0, 0, a->res, &a->set, 0, NULL};
 			getmaxyx(a->w_view2, vc.h, vc.w);
 			vc.head = a->set.head < a->res->rep.n_heads ? a->set.head : 0;
 			views_get(comp)->draw(&vc);
@@ -739,6 +751,9 @@ static void do_action(App *a, const KeyDef *k)
 		break;
 	case ACT_HEAT_SCALE:
 		run_command(a, "heat-scale toggle");
+		break;
+	case ACT_COMMAND:
+		run_command(a, k->command);
 		break;
 	case ACT_ZOOM:
 		a->zoom = !a->zoom;
@@ -885,7 +900,7 @@ static void on_key(App *a, int ch)
 	if (a->res) {
 		const View *v = views_get(a->set.view);
 		if (v->key) {
-			ViewContext vc = {a->w_view, 0, 0, a->res, &a->set, a->set.head};
+			ViewContext vc = {a->w_view, 0, 0, a->res, &a->set, a->set.head, NULL};
 			getmaxyx(a->w_view, vc.h, vc.w);
 			if (v->key(&vc, ch) & KR_HANDLED)
 				return;

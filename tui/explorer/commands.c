@@ -612,20 +612,97 @@ static unsigned cmd_against(TuiSettings *s, const char *cmd, const char *arg,
 }
 
 /* :rotation q|k|v|all: which R the rotation view draws. */
+/* :rotation q|k|v|all, and its scale: fit (the whole matrix, pooled
+ * when it is larger than the view) or full (one coordinate a cell, from
+ * rot_off on; :scroll moves it). */
+#define ROT_SCROLL 8
 static unsigned cmd_rotation(TuiSettings *s, const char *cmd, const char *arg,
 			     char *msg, size_t msglen)
 {
-	char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
-		: (strlen(arg) == 1 && strchr("qkvQKV", arg[0])) ? (char)tolower((unsigned char)arg[0])
-		: 0;
-	if (!p)
-		ERR("%s: '%s' is not q, k, v or all", cmd, arg);
-	s->rot_part = p;
+	if (!strcmp(arg, "fit")) {
+		s->rot_full = false;
+		s->rot_off = 0;
+	} else if (!strcmp(arg, "full")) {
+		s->rot_full = true;
+	} else {
+		char p = !*arg ? s->rot_part : !strcasecmp(arg, "all") ? 'a'
+			: (strlen(arg) == 1 && strchr("qkvQKV", arg[0]))
+			? (char)tolower((unsigned char)arg[0]) : 0;
+		if (!p)
+			ERR("%s: '%s' is not q, k, v, all, fit or full", cmd, arg);
+		s->rot_part = p;
+	}
 	s->view = VIEW_ROTATION;
-	if (p == 'a')
+	if (s->rot_full)
+		snprintf(msg, msglen, "rotation view: one coordinate a cell from %zu", s->rot_off);
+	else if (s->rot_part == 'a')
 		snprintf(msg, msglen, "rotation view: R_q, R_k, R_v");
 	else
-		snprintf(msg, msglen, "rotation view: R_%c", p);
+		snprintf(msg, msglen, "rotation view: R_%c", s->rot_part);
+	return CMD_REDRAW;
+}
+
+/* :scroll down|up|home: the views longer than their box (PgDn, PgUp,
+ * Home): the rotation view one coordinate a cell, ROT_SCROLL coordinates
+ * a step (home: the whole matrix again); the info view INFO_SCROLL lines
+ * a step. */
+#define INFO_SCROLL 5
+static unsigned cmd_scroll(TuiSettings *s, const char *cmd, const char *arg,
+			   char *msg, size_t msglen)
+{
+	int dir = !strcmp(arg, "down") ? 1 : !strcmp(arg, "up") ? -1 : !strcmp(arg, "home") ? 0 : 2;
+	if (dir == 2)
+		ERR("%s: '%s' is not down, up or home", cmd, arg);
+	if (s->view == VIEW_ROTATION) {
+		if (dir == 0)
+			return cmd_rotation(s, "rotation", "fit", msg, msglen);
+		if (dir > 0 && s->rot_full)
+			s->rot_off += ROT_SCROLL;
+		else if (dir < 0)
+			s->rot_off = s->rot_off > ROT_SCROLL ? s->rot_off - ROT_SCROLL : 0;
+		s->rot_full = true;
+		return cmd_rotation(s, "rotation", "full", msg, msglen);
+	}
+	if (s->view == VIEW_INFO) {
+		s->view_scroll = dir == 0 ? 0 : s->view_scroll + dir * INFO_SCROLL;
+		if (s->view_scroll < 0)
+			s->view_scroll = 0;
+		msg[0] = 0;
+		return CMD_REDRAW;
+	}
+	ERR("%s: the %s view fits its box (the rotation and info views scroll)", cmd,
+	    commands_view_name(s->view));
+}
+
+void commands_rotation_clamp(TuiSettings *s, size_t head_dim)
+{
+	if (s->rot_off >= head_dim)
+		s->rot_off = head_dim > ROT_SCROLL ? (head_dim - 1) / ROT_SCROLL * ROT_SCROLL : 0;
+}
+
+/* The cell styles' names, in CellStyle's order. */
+static const char *const cells_names[CELLS_COUNT] = {"auto", "ascii", "half", "braille"};
+
+const char *commands_cells_name(CellStyle c)
+{
+	return (unsigned)c < CELLS_COUNT ? cells_names[c] : "auto";
+}
+
+/* :cells auto|ascii|half|braille|next: the heatmap's and offset plot's
+ * cells (C cycles them). */
+static unsigned cmd_cells(TuiSettings *s, const char *cmd, const char *arg,
+			  char *msg, size_t msglen)
+{
+	int c = -1;
+	if (!strcmp(arg, "next") || !*arg)
+		c = (s->cells + 1) % CELLS_COUNT;
+	for (int i = 0; i < CELLS_COUNT && c < 0; i++)
+		if (!strcmp(arg, cells_names[i]))
+			c = i;
+	if (c < 0)
+		ERR("%s: '%s' is not auto, ascii, half, braille or next", cmd, arg);
+	s->cells = (CellStyle)c;
+	snprintf(msg, msglen, "cells %s", cells_names[c]);
 	return CMD_REDRAW;
 }
 
@@ -785,7 +862,24 @@ static const char *const *scaling_words(void)
 
 static const char *const *part_words(void)
 {
-	static const char *const w[] = {"q", "k", "v", "all", NULL};
+	static const char *const w[] = {"q", "k", "v", "all", "fit", "full", NULL};
+	return w;
+}
+
+static const char *const *scroll_words(void)
+{
+	static const char *const w[] = {"down", "up", "home", NULL};
+	return w;
+}
+
+static const char *const *cells_words(void)
+{
+	static const char *w[CELLS_COUNT + 2];
+	if (!w[0]) {
+		for (int i = 0; i < CELLS_COUNT; i++)
+			w[i] = cells_names[i];
+		w[CELLS_COUNT] = "next";
+	}
 	return w;
 }
 
@@ -864,7 +958,9 @@ static const CmdDef cmds[] = {
 	{"source", NULL, "FILE", "run a tour script: ':' commands and '# ...' text cards", cmd_file, NULL, false, PATH, NULL},
 	{"view", NULL, "NAME", "main view: { }", cmd_view, NULL, false, WORDS(view_words), view_at},
 	{"against", NULL, "PATH", "compare mode: this layer against PATH's stored one (off: the fold again)", cmd_against, NULL, false, PATH, NULL},
-	{"rotation", NULL, "q|k|v|all", "the rotation view of R_q, R_k, R_v (all: side by side)", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"rotation", NULL, "q|k|v|all|fit|full", "the rotation view of R_q, R_k, R_v (all: side by side); fit: the whole matrix, full: one coordinate a cell", cmd_rotation, NULL, false, WORDS(part_words), NULL},
+	{"scroll", NULL, "down|up|home", "scroll the rotation view (one coordinate a cell) or the info view (PgDn, PgUp, Home)", cmd_scroll, NULL, false, WORDS(scroll_words), NULL},
+	{"cells", NULL, "auto|ascii|half|braille", "heatmap and offset plot cells: characters, half blocks or braille dots (UTF-8 only; C cycles)", cmd_cells, NULL, false, WORDS(cells_words), NULL},
 	{"log", NULL, NULL, "the message log: every explanation, verify result and error", cmd_log, NULL, false, NOARG, NULL},
 	{"head", NULL, "N", "select a query head", cmd_head, NULL, false, NOARG, NULL},
 	{"set", NULL, "NAME VALUE", "the same as :NAME VALUE", cmd_set, NULL, false, NOARG, NULL},

@@ -21,6 +21,19 @@ typedef enum {
 	VIEW_COUNT
 } ViewId;
 
+/* How the heatmap and the offset plot draw their cells: whole character
+ * cells (shading characters, or colored blanks), upper/lower half blocks
+ * (two rows a character), or braille dots (U+2800 block: 2 x 4 dots a
+ * character). Half and braille need a UTF-8 locale; CELLS_AUTO picks
+ * half blocks there when colors are on, ASCII otherwise. */
+typedef enum {
+	CELLS_AUTO = 0,
+	CELLS_ASCII,
+	CELLS_HALF,
+	CELLS_BRAILLE,
+	CELLS_COUNT
+} CellStyle;
+
 typedef enum {
 	SOURCE_DEFAULT = 0, /* the built-in default layer */
 	SOURCE_RANDOM,      /* a seeded random layer of opts.shape */
@@ -39,7 +52,14 @@ typedef struct {
 	char against_path[1024];  /* compare mode: the checkpoint B whose stored
 				   * layer takes the fold's place ("": off) */
 	char rot_part;            /* rotation view: 'q', 'k', 'v' or 'a' (all) */
+	bool rot_full;            /* rotation view: one coordinate a cell from
+				   * rot_off on (scrolled), not the whole
+				   * matrix pooled to fit */
+	size_t rot_off;           /* its first coordinate in pair order (even;
+				   * the view clamps it to the head dim) */
+	int view_scroll;          /* info view: its first line shown */
 	bool heat_linear;         /* heatmap: a linear color scale, not log */
+	CellStyle cells;          /* heatmap and offset plot: the cell glyphs */
 } TuiSettings;
 
 /* What running a command asks of the caller (bits). */
@@ -103,6 +123,13 @@ bool commands_toggle_on(const TuiSettings *s, ToggleId t);
 const char *commands_toggle_value(const TuiSettings *s, ToggleId t);
 
 /* ---- names ------------------------------------------------------------ */
+
+/* Keep the rotation view's first coordinate inside a head of head_dim
+ * coordinates (a scroll past the end stops at the last step). */
+void commands_rotation_clamp(TuiSettings *s, size_t head_dim);
+
+/* The name of a cell style ("auto", "ascii", "half", "braille"). */
+const char *commands_cells_name(CellStyle c);
 
 /* The name of a view ("heatmap", ...), and its parser (-1 when unknown). */
 const char *commands_view_name(ViewId v);

@@ -26,7 +26,9 @@ typedef enum {
 	ACT_EPS_UP,      /* pair-mix EPS ten times larger (":eps up") */
 	ACT_EPS_DOWN,    /* ten times smaller */
 	ACT_ZOOM,        /* the main view over the whole screen, and back */
-	ACT_HEAT_SCALE   /* the heatmap's log or linear color scale */
+	ACT_HEAT_SCALE,  /* the heatmap's log or linear color scale */
+	ACT_COMMAND      /* run the ':' command named in the key's help
+			  * table row (KeyDef.command) */
 } KeyAction;
 
 enum {
@@ -43,6 +45,7 @@ typedef struct {
 	int arg;              /* ToggleId or ViewId */
 	unsigned flags;       /* KEYF_* */
 	const char *bar;      /* label in the function bar */
+	const char *command;  /* ACT_COMMAND: the command line it runs */
 } KeyDef;
 
 /* The table, and its length. */

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,8 +56,23 @@ int draw_text(WINDOW *w, int y, int x, int attr, const char *s)
 			p++;
 		cols++;
 	}
+	/* Text that does not fit is not cut silently: its last column shows
+	 * the ellipsis, so a clipped label or number never reads as a
+	 * shorter one ("theta 100" for 10000). Trailing blanks may go. */
+	bool cut = false;
+	for (const char *q = p; *q; q++)
+		if (*q != ' ')
+			cut = true;
 	wattron(w, attr);
-	mvwaddnstr(w, y, x, s, (int)(p - s));
+	if (cut && cols > 1) {
+		const char *last = p - 1;  /* the start of the last character */
+		while (last > s && ((unsigned char)*last & 0xc0) == 0x80)
+			last--;
+		mvwaddnstr(w, y, x, s, (int)(last - s));
+		waddstr(w, colors_glyph(GLYPH_ELLIPSIS));
+	} else {
+		mvwaddnstr(w, y, x, s, (int)(p - s));
+	}
 	wattroff(w, attr);
 	return cols;
 }
@@ -118,18 +134,57 @@ int draw_wrap(WINDOW *w, int y, int x, int cols, int maxlines, int attr,
 			s++;
 		lines++;
 		if (*s && lines == maxlines) {
-			/* make room for the ellipsis */
-			size_t len = strlen(line);
+			/* make room for the ellipsis, at a word's end when the
+			 * line has one, so a number is not cut in two */
+			size_t len = strlen(line), whole = len;
 			while (len && draw_width(line) + 1 > (size_t)cols) {
 				line[--len] = 0;
 				while (len && ((unsigned char)line[len] & 0xc0) == 0x80)
 					line[--len] = 0;
+			}
+			char *sp = strrchr(line, ' ');
+			if (len < whole && sp && sp > line)
+				*sp = 0;
+			/* nor a tuple or an equation left open: "(466," */
+			for (len = strlen(line); len && strchr(",(=:", line[len - 1]);
+			     len = strlen(line)) {
+				sp = strrchr(line, ' ');
+				if (!sp || sp == line)
+					break;
+				*sp = 0;
 			}
 			strncat(line, colors_glyph(GLYPH_ELLIPSIS), sizeof line - strlen(line) - 1);
 		}
 		draw_text(w, y + lines - 1, x, attr, line);
 	}
 	return lines;
+}
+
+CellStyle draw_cells(CellStyle asked)
+{
+	if ((asked == CELLS_HALF || asked == CELLS_BRAILLE) && !colors_utf8())
+		return CELLS_ASCII;
+	return asked;
+}
+
+unsigned draw_braille_dot(int row, int col)
+{
+	/* Unicode's dot numbering: 1 2 3 7 down the left, 4 5 6 8 down the
+	 * right; dot k is bit k - 1 */
+	static const unsigned bit[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+	return row >= 0 && row < 4 && col >= 0 && col < 2 ? bit[row][col] : 0;
+}
+
+const char *draw_braille(unsigned bits, char *buf, size_t n)
+{
+	unsigned cp = 0x2800 + (bits & 0xff);  /* U+2800..U+28FF: three bytes */
+	if (n < 4)
+		return "";
+	buf[0] = (char)(0xe0 | (cp >> 12));
+	buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	buf[2] = (char)(0x80 | (cp & 0x3f));
+	buf[3] = 0;
+	return buf;
 }
 
 void draw_fmt_err(double v, char *buf, size_t n)

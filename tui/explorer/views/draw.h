@@ -4,10 +4,13 @@
 #include <curses.h>
 #include <stddef.h>
 
+#include "tui/explorer/commands.h"
+
 /* Drawing helpers shared by the views and panels: clipped text, wrapping,
  * number formats and the log-scaled heat buckets. */
 
-/* Text at (y, x) in attribute attr, clipped to the window's width. Each
+/* Text at (y, x) in attribute attr, clipped to the window's width, the
+ * last column an ellipsis when something other than blanks was cut. Each
  * UTF-8 character counts as one column (every glyph we draw is narrow).
  * Returns the columns drawn. */
 int draw_text(WINDOW *w, int y, int x, int attr, const char *s);
@@ -25,6 +28,16 @@ int draw_wrap(WINDOW *w, int y, int x, int cols, int maxlines, int attr,
 size_t draw_wrap_span(const char *s, int cols, const char **next);
 /* Columns s takes (one per UTF-8 character). */
 size_t draw_width(const char *s);
+
+/* The cell style to draw with: half blocks and braille need a UTF-8
+ * locale (ASCII otherwise); auto stays auto (each plot decides). */
+CellStyle draw_cells(CellStyle asked);
+/* The bit of braille dot (row 0..3, column 0..1) in a character's
+ * pattern (U+2800 + bits: dots 1-3 and 7 down the left column, 4-6 and 8
+ * down the right). */
+unsigned draw_braille_dot(int row, int col);
+/* The UTF-8 of the braille character with dots bits, in buf (n >= 4). */
+const char *draw_braille(unsigned bits, char *buf, size_t n);
 
 /* A compact error: "5.2e-16", "0", "1.4". */
 void draw_fmt_err(double v, char *buf, size_t n);

@@ -80,8 +80,19 @@ static void heatmap_draw(const ViewContext *c)
 		cw--;
 	if (cw < 2 * ch && ch > 1)
 		ch = cw / 2 > 0 ? cw / 2 : 1;
-	bool halves = false;
-	if ((int)B > rows && colors_enabled() && colors_utf8() && colors_heat_halves(0, -1)) {
+	CellStyle cells = draw_cells(c->set->cells);
+	bool halves = false, dots = false;
+	if (cells == CELLS_BRAILLE) {
+		/* 2 x 4 dots a character: S x S dots */
+		int Sb = (int)B < 4 * rows ? (int)B : 4 * rows;
+		if (Sb > 2 * avail)
+			Sb = 2 * avail;
+		dots = true;
+		S = Sb;
+		ch = 1;
+		cw = 1;
+	} else if (cells == CELLS_HALF || ((int)B > rows && cells == CELLS_AUTO &&
+				     colors_enabled() && colors_heat_halves(0, -1))) {
 		int Sh = (int)B < 2 * rows ? (int)B : 2 * rows;
 		if (Sh > avail)
 			Sh = avail;
@@ -130,7 +141,39 @@ static void heatmap_draw(const ViewContext *c)
 	}
 #define BUCKET(r) ((r) < 0 ? -1 : linear ? linear_bucket((r), vmax) : draw_heat_bucket((r), rep->eps))
 	int xattr = colors_enabled() ? A_REVERSE | A_BOLD : A_REVERSE | A_BOLD;
-	if (halves) {
+	/* above the tolerance: a dot, or a half block in monochrome */
+#define OVER(r) ((r) >= 0 && (r) > rep->tol)
+	if (dots) {
+		for (int i = 0; i < S; i += 4)
+			for (int j = 0; j < S; j += 2) {
+				unsigned bits = 0;
+				int k = -1;
+				for (int di = 0; di < 4 && i + di < S; di++)
+					for (int dj = 0; dj < 2 && j + dj < S; dj++) {
+						double r = val[(size_t)(i + di) * S + j + dj];
+						int b = BUCKET(r);
+						k = b > k ? b : k;
+						if (OVER(r))
+							bits |= draw_braille_dot(di, dj);
+					}
+				char g[8];
+				int a = k >= 0 && colors_enabled() ? colors_heat_halves(k, -1) : 0;
+				draw_text(w, top + i / 4, left + j / 2, a,
+					  k < 0 ? " " : draw_braille(bits, g, sizeof g));
+			}
+		if (wi >= 0 && vmax > 0)
+			draw_text(w, top + wi / 4, left + wj / 2, xattr, "X");
+	} else if (halves && !colors_enabled()) {
+		for (int i = 0; i < S; i += 2)
+			for (int j = 0; j < S; j++) {
+				double rt = val[(size_t)i * S + j];
+				double rb = i + 1 < S ? val[(size_t)(i + 1) * S + j] : -1;
+				static const char *const g[4] = {" ", "\u2580", "\u2584", "\u2588"};
+				draw_text(w, top + i / 2, left + j, 0, g[OVER(rt) + 2 * OVER(rb)]);
+			}
+		if (wi >= 0 && vmax > 0)
+			draw_text(w, top + wi / 2, left + wj, xattr, "X");
+	} else if (halves) {
 		for (int i = 0; i < S; i += 2)
 			for (int j = 0; j < S; j++) {
 				int kt = BUCKET(val[(size_t)i * S + j]);
@@ -160,8 +203,10 @@ static void heatmap_draw(const ViewContext *c)
 			}
 	}
 #undef BUCKET
+#undef OVER
 	free(val);
-	int R = halves ? (S + 1) / 2 : S * ch, C = S * cw;
+	int R = dots ? (S + 3) / 4 : halves ? (S + 1) / 2 : S * ch;
+	int C = dots ? (S + 1) / 2 : S * cw;
 	/* Token labels: m down the left, n along the bottom. */
 	draw_textf(w, top, 0, colors_attr(CLR_DIM), "%3d", 0);
 	draw_textf(w, top + R - 1, 0, colors_attr(CLR_DIM), "%3zu", T - 1);
@@ -172,10 +217,20 @@ static void heatmap_draw(const ViewContext *c)
 		draw_textf(w, top + R, left + C - 3, colors_attr(CLR_DIM), "%3zu", T - 1);
 	}
 	int lx = c->w - legend_w + 1;
-	if (linear)
+	/* Dots and monochrome half blocks say only "over the tolerance":
+	 * their legend says so, and the colors (if any) keep theirs. */
+	bool binary = dots || (halves && !colors_enabled());
+	const char *unit = dots ? "\u28ff rel > tol" : binary ? "\u2588 rel > tol" : "rel err";
+	if (binary && !colors_enabled()) {
+		char t[24];
+		draw_text(w, top, lx, A_BOLD, unit);
+		snprintf(t, sizeof t, "tol %.0e", rep->tol);
+		draw_text(w, top + 1, lx, colors_attr(CLR_TOL), t);
+	} else if (linear) {
 		linear_legend(w, top, lx, c->h - top - 1, vmax, rep->tol);
-	else
-		draw_heat_legend(w, top, lx, c->h - top - 1, rep->eps, rep->tol, "rel err");
+	} else {
+		draw_heat_legend(w, top, lx, c->h - top - 1, rep->eps, rep->tol, unit);
+	}
 	if (wi >= 0 && vmax > 0) {
 		char e[16];
 		draw_fmt_err(vmax, e, sizeof e);

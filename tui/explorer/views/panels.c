@@ -147,15 +147,34 @@ void panels_tour(WINDOW *w, const TourStep *step, size_t i, size_t n,
 	draw_text(w, maxy - 2, 21, colors_attr(CLR_KEY), "Esc");
 }
 
-static void worst_str(const InvReport *rep, LevelId id, char *buf, size_t n)
+/* Where a level is worst, in at most room columns: the whole place when
+ * it fits, else fewer of its coordinates (each shown one true; the why
+ * line and check give the rest), never a number cut short. */
+static void worst_str(const InvReport *rep, LevelId id, int room, char *buf, size_t n)
 {
 	const LevelResult *L = &rep->level[id];
-	if (id == LEVEL_SCORE)
-		snprintf(buf, n, "h%zu (%zu,%zu)", L->worst_head, L->worst_m, L->worst_n);
-	else if (id == LEVEL_HEAD)
-		snprintf(buf, n, "h%zu t%zu c%zu", L->worst_head, L->worst_m, L->worst_coord);
-	else
-		snprintf(buf, n, "t%zu c%zu", L->worst_m, L->worst_coord);
+	char c[3][48];
+	if (id == LEVEL_SCORE) {
+		snprintf(c[0], sizeof c[0], "h%zu (%zu,%zu)", L->worst_head, L->worst_m, L->worst_n);
+		snprintf(c[1], sizeof c[1], "h%zu(%zu,%zu)", L->worst_head, L->worst_m, L->worst_n);
+		snprintf(c[2], sizeof c[2], "h%zu m%zu", L->worst_head, L->worst_m);
+	} else if (id == LEVEL_HEAD) {
+		snprintf(c[0], sizeof c[0], "h%zu t%zu c%zu", L->worst_head, L->worst_m, L->worst_coord);
+		snprintf(c[1], sizeof c[1], "h%zu t%zu", L->worst_head, L->worst_m);
+		snprintf(c[2], sizeof c[2], "h%zu", L->worst_head);
+	} else {
+		snprintf(c[0], sizeof c[0], "t%zu c%zu", L->worst_m, L->worst_coord);
+		snprintf(c[1], sizeof c[1], "t%zu", L->worst_m);
+		snprintf(c[2], sizeof c[2], "t%zu", L->worst_m);
+	}
+	int k = 0;
+	while (k < 2 && (int)strlen(c[k]) > room)
+		k++;
+	size_t len = (int)strlen(c[k]) <= room ? strlen(c[k]) : 0;
+	if (len >= n)
+		len = n - 1;
+	memcpy(buf, c[k], len);
+	buf[len] = 0;
 }
 
 void panels_levels(WINDOW *w, const EvalResult *r)
@@ -185,7 +204,9 @@ void panels_levels(WINDOW *w, const EvalResult *r)
 			snprintf(rel, sizeof rel, "-");
 			snprintf(eps, sizeof eps, "-");
 		}
-		worst_str(rep, (LevelId)i, worst, sizeof worst);
+		/* the columns left before the frame's right side */
+		int room = maxx - 1 - (11 + (wide ? 16 : 6) + 26);
+		worst_str(rep, (LevelId)i, room, worst, sizeof worst);
 		draw_textf(w, y, 2, A_BOLD, "%-9s", level_name((LevelId)i));
 		draw_textf(w, y, 11, 0, "%s", wide ? (L->guaranteed ? "guaranteed" : "not guaranteed")
 						 : (L->guaranteed ? "yes" : "no"));

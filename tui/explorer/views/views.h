@@ -16,6 +16,9 @@ typedef struct {
 	const EvalResult *res;    /* never NULL when a view is drawn */
 	const TuiSettings *set;
 	size_t head;              /* selected query head, < H */
+	int *scroll_max;          /* out (may be NULL): the largest
+				   * set->view_scroll a view that scrolls can
+				   * use, so the loop clamps it */
 } ViewContext;
 
 /* What a key handler asks of the event loop (bits). */
