@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 
+#include "core/fwht.h"
 #include "core/procrustes.h"
 #include "core/verify_residual.h"
 
@@ -68,26 +69,10 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 	return RF_OK;
 }
 
-/* H (n x n): Sylvester S_p (p the power of two dividing n) Kronecker the
- * identity, S_p (x) I when outer, I (x) S_p otherwise; normalised. */
-static void kron_hadamard(size_t n, bool outer, double *H)
-{
-	size_t p = 1;
-	while (n % (2 * p) == 0)
-		p *= 2;
-	size_t m = n / p;
-	double c = 1.0 / sqrt((double)p);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < n; j++) {
-			size_t pi = outer ? i / m : i % p, pj = outer ? j / m : j % p;
-			size_t mi = outer ? i % m : i / p, mj = outer ? j % m : j / p;
-			H[i * n + j] = mi == mj ? (__builtin_popcountll(pi & pj) & 1 ? -c : c) : 0;
-		}
-}
-
-/* Whether P D_s = Q (rows x cols) for column signs s, relative tol. */
+/* Whether P D_s = Q (rows x cols) for column signs s, relative tol; the
+ * relative error left in *err. */
 static bool signed_cols_match(const double *P, const double *Q, size_t rows, size_t cols,
-			      double tol, double *scratch)
+			      double tol, double *scratch, double *err)
 {
 	for (size_t j = 0; j < cols; j++) {
 		double dot = 0;
@@ -97,33 +82,63 @@ static bool signed_cols_match(const double *P, const double *Q, size_t rows, siz
 		for (size_t i = 0; i < rows; i++)
 			scratch[i * cols + j] = s * P[i * cols + j];
 	}
-	return procrustes_rel_diff(scratch, cols, Q, cols, rows, cols) <= tol;
+	double e = procrustes_rel_diff(scratch, cols, Q, cols, rows, cols);
+	if (e < *err)
+		*err = e;
+	return e <= tol;
 }
 
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
-				   double tol)
+				   double tol, double *err)
 {
-	if ((double)rows * (double)cols * (double)cols > 1e10 || cols < 2)
+	double worst = INFINITY;
+	if (err)
+		*err = worst;
+	if (cols < 2 || fwht_pow2_part(cols) < 2)
 		return false;
-	double *H = malloc(cols * cols * sizeof(double));       /* cols x cols */
-	double *P = malloc(rows * cols * sizeof(double));       /* rows x cols */
-	double *S = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	size_t n = rows * cols;
+	double *P = malloc(n * sizeof(double));       /* rows x cols */
+	double *S = malloc(n * sizeof(double));       /* rows x cols */
 	bool found = false;
-	for (int outer = 0; H && P && S && outer < 2 && !found; outer++) {
-		kron_hadamard(cols, outer, H);
+	for (int f = FWHT_INNER; P && S && f <= FWHT_OUTER && !found; f++) {
 		/* M = H D_s: Y H = X D_s (H symmetric, H H = I) */
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-			    (int)cols, 1.0, Y, (int)cols, H, (int)cols, 0.0, P, (int)cols);
-		found = signed_cols_match(X, P, rows, cols, tol, S);
+		memcpy(P, Y, n * sizeof(double));
+		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
+		found = signed_cols_match(X, P, rows, cols, tol, S, &worst);
 		/* M = D_s H: Y = X H D_s */
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-			    (int)cols, 1.0, X, (int)cols, H, (int)cols, 0.0, P, (int)cols);
-		found = found || signed_cols_match(P, Y, rows, cols, tol, S);
+		memcpy(P, X, n * sizeof(double));
+		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
+		found = signed_cols_match(P, Y, rows, cols, tol, S, &worst) || found;
 	}
-	free(H);
 	free(P);
 	free(S);
+	if (err)
+		*err = worst;
 	return found;
+}
+
+RfStatus verify_residual_gram_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double *err)
+{
+	double *G = malloc(2 * rows * rows * sizeof(double));   /* two rows x rows */
+	if (!G)
+		return RF_ERR_NOMEM;
+	cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rows, (int)cols, 1.0, X,
+		    (int)cols, 0.0, G, (int)rows);
+	cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rows, (int)cols, 1.0, Y,
+		    (int)cols, 0.0, G + rows * rows, (int)rows);
+	double d = 0, g = 0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = i; j < rows; j++) {
+			double x = G[i * rows + j], y = G[rows * rows + i * rows + j];
+			double w = i == j ? 1.0 : 2.0;   /* the lower half, by symmetry */
+			d += w * (x - y) * (x - y);
+			g += w * x * x;
+		}
+	free(G);
+	/* Y = X (M^T) with a relative error e moves the Gram by about 2 e */
+	*err = g > 0 ? sqrt(d / g) / 2 : (d > 0 ? INFINITY : 0);
+	return RF_OK;
 }
 
 /* W (rows x D) becomes W R (in place, scratch rows x D). */

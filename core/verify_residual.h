@@ -55,12 +55,22 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 				    size_t cols, double *M, double *err);
 
 /* Whether Y = X M^T for M a signed Hadamard of cols (Sylvester on the
- * power of two dividing cols, Kronecker with the identity on either side;
- * the random signs on either side of it) up to tol: what decides the kind
- * when rows < cols leave M itself underdetermined. False when too large to
- * try (rows * cols^2 beyond 1e10). */
+ * power of two dividing cols, Kronecker with the identity on either side,
+ * core/fwht.h; the random signs on either side of it) up to tol, the
+ * smallest relative error of the forms tried in *err (NULL: not wanted):
+ * what decides the kind when rows < cols leave M itself underdetermined.
+ * Applied by the fast Walsh-Hadamard transform (rows * cols * log cols),
+ * so any width is tried (Llama's 14336 and 11008). */
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
-				   double tol);
+				   double tol, double *err);
+
+/* Whether some orthogonal M (cols x cols) gives Y = X M^T, for rows <=
+ * cols (X, Y rows x cols): exactly when X X^T = Y Y^T. *err is half the
+ * relative difference of the two Grams (about the relative error of Y
+ * against X M^T): the test of an online R4 on a writer too wide for
+ * verify_residual_extra_cols' cols x cols fit. */
+RfStatus verify_residual_gram_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double *err);
 
 /* Bring a and b into one frame for verify_layers: a's attention norm
  * fused into W_q, W_k, W_v (then one); b's readers turned back by R

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "core/dtype.h"
 #include "core/procrustes.h"
 #include "core/residual.h"
@@ -15,17 +17,16 @@
 /* The embedding (and head) rows compared, evenly spaced: D + EXTRA_ROWS
  * (or all), enough to pin R1 down and bounded memory. */
 #define EXTRA_ROWS 256
-/* Widest down_proj input an online R4 is looked for on (its fit is an SVD
- * of that size). */
+/* Widest down_proj input an online R4 is fitted densely on (an SVD of
+ * that size); wider ones are tested by their Grams and the fast
+ * Walsh-Hadamard transform. */
 #define R4_MAX_COLS 4096
 
-/* B's entry of the same name as A's entry e, or NULL. */
+/* B's entry for A's entry e (in B's naming scheme, which may be another
+ * format's), or NULL. */
 static const ResTensor *b_entry(const VerifyResidualJob *j, const ResTensor *e)
 {
-	for (size_t i = 0; i < j->pb.n; i++)
-		if (!strcmp(j->pb.v[i].t->name, e->t->name))
-			return &j->pb.v[i];
-	return NULL;
+	return residual_plan_match(&j->pb, e);
 }
 
 /* Which norm: 'm' before the MLP, 'a' before attention. */
@@ -286,6 +287,40 @@ static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, c
 	return 0;
 }
 
+/* Whether Y = X M^T (D x cols) for an orthogonal M, an online R4 left in
+ * a writer: then f becomes FIND_RES_ONLINE_R4 with its error, flagged
+ * when M is a Hadamard. Up to R4_MAX_COLS the dense fit finds M; wider,
+ * the Grams say whether some M exists and the fast Walsh-Hadamard
+ * transform whether a Hadamard is one. 0, or -1 with err. */
+static int online_r4(const double *X, const double *Y, size_t D, size_t cols, double tol,
+		     Finding *f, char *err, size_t errlen)
+{
+	double e4 = INFINITY, eh;
+	bool had = verify_residual_hadamard_cols(X, Y, D, cols, tol, &eh);
+	if (had) {
+		e4 = eh;
+	} else if (cols <= R4_MAX_COLS) {
+		double *M = malloc(cols * cols * sizeof(double));   /* cols x cols */
+		if (!M) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (verify_residual_extra_cols(X, Y, D, cols, M, &e4) != RF_OK)
+			e4 = INFINITY;
+		had = e4 <= tol && verify_residual_is_hadamard(M, cols, 0.05);
+		free(M);
+	} else if (verify_residual_gram_cols(X, Y, D, cols, &e4) != RF_OK) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (e4 <= tol) {
+		f->code = FIND_RES_ONLINE_R4;
+		f->err = e4;
+		f->flag = had;
+	}
+	return 0;
+}
+
 /* One tensor of an MLP (reader, writer or writer bias): B against A under
  * R1; a writer R1 does not explain is tried for an online R4. */
 static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
@@ -336,34 +371,18 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 	while (p && p > nm && p[-1] != '.')
 		p--;
 	snprintf(f.tensor, sizeof f.tensor, "%.*s", dot && p ? (int)(dot - p) : 15, p ? p : nm);
-	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0 &&
-	    n / D <= R4_MAX_COLS) {
+	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0) {
 		/* an online R4: R^T W_B = W_A M^T with M orthogonal (cols x cols) */
 		size_t cols = n / D;
-		double *Y = X, *M = malloc(cols * cols * sizeof(double));
-		if (!M) {
+		double *Y = X;
+		/* Y = R^T W_B (D x cols) */
+		cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)cols, (int)D,
+			    1.0, j->r.R, (int)D, B, (int)cols, 0.0, Y, (int)cols);
+		if (online_r4(A, Y, D, cols, tol, &f, err, errlen)) {
 			free(X);
-			snprintf(err, errlen, "out of memory");
 			rc = -1;
 			goto out;
 		}
-		/* Y = R^T W_B (D x cols) */
-		for (size_t a = 0; a < D; a++)
-			for (size_t c = 0; c < cols; c++) {
-				double s = 0;
-				for (size_t k = 0; k < D; k++)
-					s += j->r.R[k * D + a] * B[k * cols + c];
-				Y[a * cols + c] = s;
-			}
-		double e4;
-		if (verify_residual_extra_cols(A, Y, D, cols, M, &e4) == RF_OK &&
-		    e4 <= tol) {
-			f.code = FIND_RES_ONLINE_R4;
-			f.err = e4;
-			f.flag = verify_residual_is_hadamard(M, cols, 0.05) ||
-				 verify_residual_hadamard_cols(A, Y, D, cols, tol);
-		}
-		free(M);
 	}
 	free(X);
 	rbreak(j, layer, &f);

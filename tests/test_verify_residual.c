@@ -105,7 +105,7 @@ static void test_extra_hadamard_columns(void **state)
 	double err;
 	assert_int_equal(verify_residual_extra_cols(X, Y, rows, cols, M, &err), RF_OK);
 	assert_le(err, 1e-10);
-	assert_true(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-9));
+	assert_true(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-9, NULL));
 	/* a Haar rotation of the columns is explained, but is not a Hadamard */
 	assert_int_equal(residual_rotation(RES_HAAR, cols, 4, H), RF_OK);
 	for (size_t i = 0; i < rows; i++)
@@ -117,11 +117,95 @@ static void test_extra_hadamard_columns(void **state)
 		}
 	assert_int_equal(verify_residual_extra_cols(X, Y, rows, cols, M, &err), RF_OK);
 	assert_le(err, 1e-10);
-	assert_false(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-6));
+	assert_false(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-6, NULL));
 	free(X);
 	free(Y);
 	free(H);
 	free(M);
+}
+
+/* Y = X M^T for M = H D_s (signs on H's columns) or D_s H, H the
+ * Kronecker Hadamard of the given side (outer: S_p (x) I_m) written from
+ * the definition, each entry summed directly (rows x cols x p: no dense
+ * cols x cols matrix at Llama's FFN widths). */
+static void wide_hadamard(const double *X, double *Y, size_t rows, size_t cols, bool outer,
+			  bool signs_after, uint64_t *seed)
+{
+	size_t p = 1;
+	while (cols % (2 * p) == 0)
+		p *= 2;
+	size_t m = cols / p;
+	double c = 1.0 / sqrt((double)p);
+	double *sg = malloc(cols * sizeof(double));
+	for (size_t j = 0; j < cols; j++)
+		sg[j] = frand(seed) < 0 ? -1.0 : 1.0;
+	/* (X M^T)[r][i] = sum_k X[r][k] M[i][k] */
+	for (size_t r = 0; r < rows; r++)
+		for (size_t i = 0; i < cols; i++) {
+			size_t ai = outer ? i / m : i % p, ci = outer ? i % m : i / p;
+			double a = 0;
+			for (size_t b = 0; b < p; b++) {
+				size_t k = outer ? b * m + ci : ci * p + b;
+				double h = __builtin_popcountll(ai & b) & 1 ? -c : c;
+				a += X[r * cols + k] * h * (signs_after ? sg[k] : sg[i]);
+			}
+			Y[r * cols + i] = a;
+		}
+	free(sg);
+}
+
+/* An online R4 at Llama's FFN widths: 14336 = 7 * 2048 (Llama-3-8B) and
+ * 11008 = 43 * 256 (Llama-2-7B), beyond the dense fit's reach: a Kronecker
+ * Hadamard is recognised by the fast transform, a non-Hadamard orthogonal
+ * M (a Householder reflection) by the Grams and not as a Hadamard, and a
+ * perturbed writer by neither. */
+static void test_wide_r4(void **state)
+{
+	(void)state;
+	static const size_t widths[] = {14336, 11008};
+	uint64_t s = 41;
+	for (size_t w = 0; w < 2; w++) {
+		size_t rows = 8, cols = widths[w];
+		double *X = malloc(rows * cols * sizeof(double));
+		double *Y = malloc(rows * cols * sizeof(double));
+		for (size_t i = 0; i < rows * cols; i++)
+			X[i] = frand(&s);
+		for (int outer = 0; outer < 2; outer++)
+			for (int after = 0; after < 2; after++) {
+				wide_hadamard(X, Y, rows, cols, outer, after, &s);
+				double e = 1;
+				assert_true(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-9, &e));
+				assert_le(e, 1e-12);
+				assert_int_equal(verify_residual_gram_cols(X, Y, rows, cols, &e), RF_OK);
+				assert_le(e, 1e-12);
+			}
+		/* a Householder reflection I - 2 u u^T: orthogonal, no Hadamard */
+		double *u = malloc(cols * sizeof(double)), nu = 0;
+		for (size_t j = 0; j < cols; j++) {
+			u[j] = frand(&s);
+			nu += u[j] * u[j];
+		}
+		for (size_t r = 0; r < rows; r++) {
+			double d = 0;
+			for (size_t j = 0; j < cols; j++)
+				d += X[r * cols + j] * u[j];
+			for (size_t j = 0; j < cols; j++)
+				Y[r * cols + j] = X[r * cols + j] - 2 * d / nu * u[j];
+		}
+		double e = 0;
+		assert_false(verify_residual_hadamard_cols(X, Y, rows, cols, 1e-6, &e));
+		assert_true(e > 1e-3);
+		assert_int_equal(verify_residual_gram_cols(X, Y, rows, cols, &e), RF_OK);
+		assert_le(e, 1e-12);
+		/* one row scaled: no orthogonal M explains it */
+		for (size_t j = 0; j < cols; j++)
+			Y[3 * cols + j] *= 1.01;
+		assert_int_equal(verify_residual_gram_cols(X, Y, rows, cols, &e), RF_OK);
+		assert_true(e > 1e-3);
+		free(u);
+		free(X);
+		free(Y);
+	}
 }
 
 int main(void)
@@ -130,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_hadamard_kind),
 		cmocka_unit_test(test_fit_recovers_r1),
 		cmocka_unit_test(test_extra_hadamard_columns),
+		cmocka_unit_test(test_wide_r4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
