@@ -234,8 +234,12 @@ static int check_shape(const ResPlan *p, ResTensor *e, char *err, size_t errlen)
 	e->batch = 1;
 	switch (e->role) {
 	case RES_ROLE_EMBED:
-	case RES_ROLE_READER:
 		ok = t->ndim >= 2 && last == D;
+		break;
+	case RES_ROLE_READER:
+		/* one row may be stored as a vector of D (llama.cpp's
+		 * ffn_gate_inp_shexp, Qwen2-MoE's shared-expert gate) */
+		ok = (t->ndim >= 2 || t->ndim == 1) && last == D;
 		break;
 	case RES_ROLE_WRITER:
 		ok = t->ndim >= 2 && t->shape[t->ndim - 2] == D;
