@@ -321,13 +321,75 @@ static int online_r4(const double *X, const double *Y, size_t D, size_t cols, do
 	return 0;
 }
 
+/* B's values of A's entry ea, laid out as A stores them (n values), in
+ * *out; *tb one of the B tensors they come from (for its dtype). Experts
+ * may be stored one tensor each on one side and stacked ([E, rows, cols],
+ * GGUF's *_exps) on the other: an expert is then a slice of the stacked
+ * tensor, a stacked tensor the experts one after another. 1 found, 0 B
+ * has no such tensor (or not of its size), -1 error. */
+static int b_values(const VerifyResidualJob *j, const ResTensor *ea, const TensorRef **tb,
+		    double **out, char *err, size_t errlen)
+{
+	size_t n = ea->t->nelem;
+	*out = NULL;
+	const ResTensor *eb = residual_plan_match(&j->pb, ea);
+	if (eb && eb->t->nelem == n) {
+		*tb = eb->t;
+		return (*out = read_all(eb->t, err, errlen)) ? 1 : -1;
+	}
+	if (eb)
+		return 0;
+	ResTensor key = *ea;
+	double *v = malloc((n ? n : 1) * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	if (ea->expert != RES_NO_EXPERT) {
+		/* one expert of A against its slice of B's stacked tensor */
+		key.expert = RES_NO_EXPERT;
+		eb = residual_plan_match(&j->pb, &key);
+		if (eb && eb->t->nelem >= (ea->expert + 1) * n) {
+			*tb = eb->t;
+			rc = tensor_read(eb->t, ea->expert * n, n, v, err, errlen) ? -1 : 1;
+		}
+	} else {
+		/* A stacked: B's experts 0, 1, ... one after another */
+		size_t at = 0;
+		for (key.expert = 0; at < n; key.expert++) {
+			eb = residual_plan_match(&j->pb, &key);
+			if (!eb || eb->t->nelem > n - at)
+				break;
+			*tb = eb->t;
+			if (tensor_read(eb->t, 0, eb->t->nelem, v + at, err, errlen)) {
+				rc = -1;
+				break;
+			}
+			at += eb->t->nelem;
+		}
+		if (rc == 0 && key.expert > 0 && at == n)
+			rc = 1;
+	}
+	if (rc == 1)
+		*out = v;
+	else
+		free(v);
+	return rc;
+}
+
 /* One tensor of an MLP (reader, writer or writer bias): B against A under
  * R1; a writer R1 does not explain is tried for an online R4. */
 static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
-			const ResTensor *eb, char *err, size_t errlen)
+			char *err, size_t errlen)
 {
 	size_t D = j->r.D, n = ea->t->nelem;
-	if (eb->t->nelem != n) {
+	const TensorRef *tb = NULL;
+	double *B = NULL;
+	int found = b_values(j, ea, &tb, &B, err, errlen);
+	if (found < 0)
+		return -1;
+	if (!found) {
 		Finding f = finding_make(ea->role == RES_ROLE_READER ? FIND_RES_READER
 								     : FIND_RES_WRITER);
 		f.err = INFINITY;
@@ -337,10 +399,9 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		return 0;
 	}
 	double *A = read_all(ea->t, err, errlen);
-	double *B = A ? read_all(eb->t, err, errlen) : NULL;
 	double *w = NULL;
 	int rc = -1;
-	if (!B)
+	if (!A)
 		goto out;
 	if (ea->role == RES_ROLE_READER && !(w = fused_weight(j, ea->norm, err, errlen)))
 		goto out;
@@ -356,7 +417,7 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		snprintf(err, errlen, "%s: %s", ea->t->name, rf_status_str(st));
 		goto out;
 	}
-	double e = procrustes_rel_diff(B, n, X, n, 1, n), tol = ttol(j, ea->t, eb->t);
+	double e = procrustes_rel_diff(B, n, X, n, 1, n), tol = ttol(j, ea->t, tb);
 	rc = 0;
 	if (e <= tol) {
 		note_err(j, e);
@@ -400,28 +461,28 @@ int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, ch
 		const ResTensor *ea = &j->pa.v[k];
 		if (ea->layer != i)
 			continue;
-		const ResTensor *eb = b_entry(j, ea);
-		if (!eb) {
+		int rc = 0;
+		const ResTensor *eb;
+		switch (ea->role) {
+		case RES_ROLE_NORM:
+			if ((eb = b_entry(j, ea))) {
+				rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
+				break;
+			}
 			Finding f = finding_make(FIND_RES_READER);
 			f.err = INFINITY;
 			f.tol = j->r.tol;
 			snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
 			rbreak(j, i, &f);
-			continue;
-		}
-		int rc = 0;
-		switch (ea->role) {
-		case RES_ROLE_NORM:
-			rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
 			break;
 		case RES_ROLE_READER:
 			if (norm_part(ea->norm) == 'm')
-				rc = check_tensor(j, i, ea, eb, err, errlen);
+				rc = check_tensor(j, i, ea, err, errlen);
 			break;
 		case RES_ROLE_WRITER:
 		case RES_ROLE_WRITER_BIAS:
 			if (!attn_writer(ea->t))
-				rc = check_tensor(j, i, ea, eb, err, errlen);
+				rc = check_tensor(j, i, ea, err, errlen);
 			break;
 		default:
 			break;
