@@ -27,9 +27,9 @@ void fwht_strided(double *v, size_t p, size_t stride)
 		v[k * stride] *= c;
 }
 
-void fwht_kron_rows(double *X, size_t rows, size_t n, FwhtForm f)
+void fwht_blocks(double *X, size_t rows, size_t n, size_t p, FwhtForm f)
 {
-	size_t p = fwht_pow2_part(n), m = n / p;
+	size_t m = n / p;
 	for (size_t r = 0; r < rows; r++) {
 		double *row = X + r * n;
 		for (size_t c = 0; c < m; c++) {
@@ -39,4 +39,9 @@ void fwht_kron_rows(double *X, size_t rows, size_t n, FwhtForm f)
 				fwht_strided(row + c, p, m);
 		}
 	}
+}
+
+void fwht_kron_rows(double *X, size_t rows, size_t n, FwhtForm f)
+{
+	fwht_blocks(X, rows, n, fwht_pow2_part(n), f);
 }

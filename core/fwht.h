@@ -19,6 +19,7 @@ typedef enum {
 	FWHT_OUTER        /* S_p (x) I_m: S_p across the m interleaved strides */
 } FwhtForm;
 
+
 /* The power of two dividing n (its largest). */
 size_t fwht_pow2_part(size_t n);
 
@@ -29,5 +30,9 @@ void fwht_strided(double *v, size_t p, size_t stride);
 /* Every row of X (rows x n, row-major) becomes row H, H the Kronecker
  * Hadamard of form f for n (H symmetric, so also H times the row). */
 void fwht_kron_rows(double *X, size_t rows, size_t n, FwhtForm f);
+
+/* The same with the Sylvester factor of p (a power of two dividing n), the
+ * identity of n / p: I (x) S_p (inner) or S_p (x) I (outer). */
+void fwht_blocks(double *X, size_t rows, size_t n, size_t p, FwhtForm f);
 
 #endif

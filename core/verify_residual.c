@@ -117,6 +117,77 @@ bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows
 	return found;
 }
 
+/* One factorisation: Z = Y with S_p undone ((rows * p) x k samples of A's
+ * coordinates, Zt), X alike (Xt); A from Zt A = Xt. */
+static bool kron_fit(const double *X, const double *Y, size_t rows, size_t cols, size_t p,
+		     FwhtForm f, double tol, double *Zt, double *Xt, double *R, bool *had,
+		     double *err)
+{
+	size_t k = cols / p, n = rows * cols;
+	/* A (x) S_p = (I (x) S_p)(A (x) I_p): Y (I (x) S_p) (A (x) I_p) = X, and
+	 * S_p (x) A = (S_p (x) I)(I_p (x) A) */
+	memcpy(Xt, Y, n * sizeof(double));
+	fwht_blocks(Xt, rows, cols, p, f);
+	/* rows (r, b) of k coordinates c: inner index c * p + b, outer b * k + c */
+	for (size_t r = 0; r < rows; r++)
+		for (size_t b = 0; b < p; b++)
+			for (size_t c = 0; c < k; c++) {
+				size_t i = f == FWHT_INNER ? c * p + b : b * k + c;
+				Zt[(r * p + b) * k + c] = Xt[r * cols + i];
+			}
+	for (size_t r = 0; r < rows; r++)
+		for (size_t b = 0; b < p; b++)
+			for (size_t c = 0; c < k; c++) {
+				size_t i = f == FWHT_INNER ? c * p + b : b * k + c;
+				Xt[(r * p + b) * k + c] = X[r * cols + i];
+			}
+	/* R with Zt R^T = Xt: A = R^T */
+	if (procrustes_rotation_cols(Zt, k, Xt, k, rows * p, k, R) != RF_OK)
+		return false;
+	double *P = malloc(n * sizeof(double));   /* (rows * p) x k */
+	if (!P)
+		return false;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(rows * p), (int)k, (int)k, 1.0,
+		    Zt, (int)k, R, (int)k, 0.0, P, (int)k);
+	double e = procrustes_rel_diff(P, k, Xt, k, rows * p, k);
+	free(P);
+	if (e < *err)
+		*err = e;
+	if (!(e <= tol))
+		return false;
+	*err = e;
+	*had = verify_residual_is_hadamard(R, k, 0.05);
+	return true;
+}
+
+bool verify_residual_kron_cols(const double *X, const double *Y, size_t rows, size_t cols,
+			       double tol, size_t *k, bool *hadamard, double *err)
+{
+	*err = INFINITY;
+	*hadamard = false;
+	*k = 0;
+	size_t n = rows * cols;
+	double *Zt = malloc(n * sizeof(double));   /* (rows * p) x k, any p */
+	double *Xt = malloc(n * sizeof(double));   /* the same */
+	double *R = malloc(VRES_KRON_MAX * VRES_KRON_MAX * sizeof(double));   /* k x k */
+	bool found = false;
+	for (size_t p = fwht_pow2_part(cols); Zt && Xt && R && p >= 2 && !found; p /= 2) {
+		size_t kk = cols / p;
+		if (kk < 2 || kk > VRES_KRON_MAX)
+			continue;
+		for (int f = FWHT_INNER; f <= FWHT_OUTER && !found; f++)
+			if (kron_fit(X, Y, rows, cols, p, (FwhtForm)f, tol, Zt, Xt, R, hadamard,
+				     err)) {
+				found = true;
+				*k = kk;
+			}
+	}
+	free(Zt);
+	free(Xt);
+	free(R);
+	return found;
+}
+
 RfStatus verify_residual_gram_cols(const double *X, const double *Y, size_t rows, size_t cols,
 				   double *err)
 {

@@ -64,6 +64,20 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
 				   double tol, double *err);
 
+/* Whether Y = X M^T for M = A (x) S_p or S_p (x) A, S_p the Sylvester
+ * Hadamard of a power of two p dividing cols and A any k x k orthogonal
+ * (k = cols / p, 2 <= k <= VRES_KRON_MAX): QuaRot's and SpinQuant's online
+ * Hadamards of widths that are not powers of two (had_28 (x) S_512 at
+ * 14336, had_172 (x) S_64 at 11008), whose H_k ropefold does not draw. S_p
+ * is undone by the fast transform, A fitted by Procrustes on the rows x p
+ * samples of its k coordinates; on success *k is its order, *hadamard
+ * whether A is a Hadamard (verify_residual_is_hadamard), *err the
+ * relative error left (else the smallest tried). */
+bool verify_residual_kron_cols(const double *X, const double *Y, size_t rows, size_t cols,
+			       double tol, size_t *k, bool *hadamard, double *err);
+
+#define VRES_KRON_MAX 256
+
 /* Whether some orthogonal M (cols x cols) gives Y = X M^T, for rows <=
  * cols (X, Y rows x cols): exactly when X X^T = Y Y^T. *err is half the
  * relative difference of the two Grams (about the relative error of Y

@@ -289,15 +289,20 @@ static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, c
 
 /* Whether Y = X M^T (D x cols) for an orthogonal M, an online R4 left in
  * a writer: then f becomes FIND_RES_ONLINE_R4 with its error, flagged
- * when M is a Hadamard. Up to R4_MAX_COLS the dense fit finds M; wider,
- * the Grams say whether some M exists and the fast Walsh-Hadamard
- * transform whether a Hadamard is one. 0, or -1 with err. */
+ * when M is a Hadamard. Tried in turn: the signed Kronecker Hadamards
+ * ropefold draws (fast Walsh-Hadamard transform), H_k (x) S_p for any
+ * orthogonal H_k of order up to VRES_KRON_MAX (QuaRot's had_K), then the
+ * dense fit up to R4_MAX_COLS, or wider the Grams (whether some M exists
+ * at all). 0, or -1 with err. */
 static int online_r4(const double *X, const double *Y, size_t D, size_t cols, double tol,
 		     Finding *f, char *err, size_t errlen)
 {
 	double e4 = INFINITY, eh;
+	size_t k;
 	bool had = verify_residual_hadamard_cols(X, Y, D, cols, tol, &eh);
 	if (had) {
+		e4 = eh;
+	} else if (verify_residual_kron_cols(X, Y, D, cols, tol, &k, &had, &eh)) {
 		e4 = eh;
 	} else if (cols <= R4_MAX_COLS) {
 		double *M = malloc(cols * cols * sizeof(double));   /* cols x cols */

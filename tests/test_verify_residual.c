@@ -208,6 +208,112 @@ static void test_wide_r4(void **state)
 	}
 }
 
+/* Paley's second construction of a Hadamard matrix of order 2 (q + 1),
+ * q = 13 (a prime, 1 mod 4): the conference matrix C = [0 1^T; 1 Q], Q
+ * the Jacobsthal matrix Q[i][j] = chi(j - i) (chi the quadratic character
+ * mod q), then H = C (x) [1 1; 1 -1] + I (x) [1 -1; -1 -1]; normalised.
+ * An H_28 as QuaRot's had_28 (x) S_512 needs at 14336, built here from
+ * the definition, not by ropefold. */
+static void paley28(double *H)
+{
+	enum { Q = 13, N = Q + 1 };
+	int chi[Q] = {0}, C[N][N] = {{0}};
+	for (int x = 1; x < Q; x++)
+		chi[(x * x) % Q] = 1;
+	for (int x = 1; x < Q; x++)
+		chi[x] = chi[x] ? 1 : -1;
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < N; j++)
+			C[i][j] = i == j ? 0 : !i || !j ? 1 : chi[((j - i) % Q + Q) % Q];
+	static const int K[2][2] = {{1, 1}, {1, -1}}, E[2][2] = {{1, -1}, {-1, -1}};
+	for (int i = 0; i < 2 * N; i++)
+		for (int j = 0; j < 2 * N; j++)
+			H[i * 2 * N + j] = (C[i / 2][j / 2] * K[i % 2][j % 2] +
+					    (i / 2 == j / 2) * E[i % 2][j % 2]) / sqrt(2.0 * N);
+}
+
+/* Y = X M^T for M = A (x) S_p (outer false: index a * p + b) or S_p (x) A
+ * (index b * k + a), A k x k, by separable sums from the definition. */
+static void kron_apply(const double *X, double *Y, size_t rows, size_t k, size_t p,
+		       const double *A, bool s_outer)
+{
+	size_t n = k * p;
+	double c = 1.0 / sqrt((double)p);
+	double *T = malloc(rows * n * sizeof(double));   /* rows x k x p */
+	for (size_t r = 0; r < rows; r++)
+		for (size_t a = 0; a < k; a++)
+			for (size_t b = 0; b < p; b++) {
+				double t = 0;
+				for (size_t d = 0; d < p; d++) {
+					size_t i = s_outer ? d * k + a : a * p + d;
+					t += X[r * n + i] * (__builtin_popcountll(b & d) & 1 ? -c : c);
+				}
+				T[(r * k + a) * p + b] = t;
+			}
+	for (size_t r = 0; r < rows; r++)
+		for (size_t a = 0; a < k; a++)
+			for (size_t b = 0; b < p; b++) {
+				double y = 0;
+				for (size_t e = 0; e < k; e++)
+					y += A[a * k + e] * T[(r * k + e) * p + b];
+				Y[r * n + (s_outer ? b * k + a : a * p + b)] = y;
+			}
+	free(T);
+}
+
+/* QuaRot's online Hadamards at Llama's widths: had_28 (x) S_512 at 14336
+ * (here Paley's H_28) recognised with its order and as a Hadamard, in
+ * either Kronecker order; a Haar A (x) S_64 at 11008 (the shape of
+ * had_172 (x) S_64) recognised as an orthogonal Kronecker factor but not
+ * a Hadamard; a perturbed writer by neither. */
+static void test_kron_r4(void **state)
+{
+	(void)state;
+	uint64_t s = 77;
+	size_t rows = 8;
+	double *A = malloc(172 * 172 * sizeof(double));
+	paley28(A);
+	for (size_t i = 0; i < 28; i++)   /* H H^T = I */
+		for (size_t j = 0; j < 28; j++) {
+			double d = 0;
+			for (size_t t = 0; t < 28; t++)
+				d += A[i * 28 + t] * A[j * 28 + t];
+			assert_le(fabs(d - (i == j)), 1e-12);
+		}
+	size_t n = 14336;
+	double *X = malloc(rows * n * sizeof(double)), *Y = malloc(rows * n * sizeof(double));
+	for (size_t i = 0; i < rows * n; i++)
+		X[i] = frand(&s);
+	for (int outer = 0; outer < 2; outer++) {
+		kron_apply(X, Y, rows, 28, 512, A, outer);
+		size_t k;
+		bool had;
+		double e;
+		assert_false(verify_residual_hadamard_cols(X, Y, rows, n, 1e-9, NULL));
+		assert_true(verify_residual_kron_cols(X, Y, rows, n, 1e-9, &k, &had, &e));
+		assert_int_equal(k, 28);
+		assert_true(had);
+		assert_le(e, 1e-12);
+	}
+	n = 11008;
+	assert_int_equal(residual_rotation(RES_HAAR, 172, 8, A), RF_OK);
+	kron_apply(X, Y, rows, 172, 64, A, false);
+	size_t k;
+	bool had;
+	double e;
+	assert_true(verify_residual_kron_cols(X, Y, rows, n, 1e-9, &k, &had, &e));
+	assert_int_equal(k, 172);
+	assert_false(had);
+	assert_le(e, 1e-12);
+	for (size_t j = 0; j < n; j++)
+		Y[2 * n + j] *= 1.01;
+	assert_false(verify_residual_kron_cols(X, Y, rows, n, 1e-6, &k, &had, &e));
+	assert_true(e > 1e-4);
+	free(A);
+	free(X);
+	free(Y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +321,7 @@ int main(void)
 		cmocka_unit_test(test_fit_recovers_r1),
 		cmocka_unit_test(test_extra_hadamard_columns),
 		cmocka_unit_test(test_wide_r4),
+		cmocka_unit_test(test_kron_r4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,8 +25,9 @@ Hadamard on Q/K that does not commute with RoPE; and ropefold's own fold
 with --drop commutes --kind hadamard) must fail at the model level with
 the residual frame's reason, and the NumPy logits must differ as much as
 verify says. Last, an online R4 at Llama's FFN widths (14336 = 7 * 2048,
-11008 = 43 * 256) on a small-D model: recognised, and said to be a
-Hadamard or not.
+11008 = 43 * 256) on a small-D model: ropefold's kind of Hadamard, QuaRot's
+kind (H_28 (x) S_512, Paley's H_28), a Haar factor (x) S_64 and a
+Householder reflection, each recognised and said to be a Hadamard or not.
 """
 import json
 import os
@@ -354,15 +355,38 @@ def sylvester(p):
     return h / np.sqrt(p)
 
 
+def paley2(q):
+    """Paley's second construction, order 2 (q + 1) for a prime q = 1 mod 4:
+    the conference matrix C = [0 1^T; 1 Q] (Q[i][j] the quadratic character
+    of j - i mod q), H = C kron [1 1; 1 -1] + I kron [1 -1; -1 -1];
+    normalised."""
+    res = {(x * x) % q for x in range(1, q)}
+    chi = np.array([0] + [1 if x in res else -1 for x in range(1, q)])
+    C = np.zeros((q + 1, q + 1))
+    C[0, 1:] = C[1:, 0] = 1
+    C[1:, 1:] = chi[(np.arange(q)[None, :] - np.arange(q)[:, None]) % q]
+    H = np.kron(C, [[1, 1], [1, -1]]) + np.kron(np.eye(q + 1), [[1, -1], [-1, -1]])
+    return H / np.sqrt(2 * (q + 1))
+
+
 def wide_r4(W, rng, kind):
     """W (D x n) M^T for M = (S_p kron I_m) diag(s) (the Sylvester factor
     outside, s random signs: tests/verify_residual_check.py's Hadamard at
-    any width, applied blockwise instead of as an n x n matrix), or a
+    any width, applied blockwise instead of as an n x n matrix); for
+    "kron-paley" M = H_28 kron S_(n/28) (QuaRot's had_28 (x) S_512 at
+    14336, with Paley's H_28); for "kron-haar" M = A kron S_p, A a Haar
+    rotation of order n/p (the shape of had_172 (x) S_64 at 11008); or a
     Householder reflection (orthogonal, no Hadamard)."""
     D, n = W.shape
     if kind == "householder":
         u = rng.standard_normal(n)
         return W - 2 * np.outer(W @ u, u) / (u @ u)
+    if kind.startswith("kron"):
+        k = 28 if kind == "kron-paley" else 172
+        A = paley2(13) if kind == "kron-paley" else vr.haar(k, rng)
+        p = n // k
+        # (W M^T)[r, a*p + b] = sum_{c,d} W[r, c*p + d] A[a, c] S[b, d]
+        return np.einsum("ac,bd,rcd->rab", A, sylvester(p), W.reshape(D, k, p)).reshape(D, n)
     p = 1
     while n % (2 * p) == 0:
         p *= 2
@@ -393,7 +417,8 @@ def wide(work):
         check("FFN %d (%s): fold --residual hadamard" % (width, what), ok, why)
         if ok:
             equivalent("FFN %d: the fold" % width, Side(folder), Side(out), "hadamard", "f32")
-        for kind, had in (("hadamard", True), ("householder", False)):
+        kron = ("kron-paley", True) if width == 14336 else ("kron-haar", False)
+        for kind, had in (("hadamard", True), kron, ("householder", False)):
             out = os.path.join(work, "wide-%d-%s" % (width, kind))
             vr.rotate(folder, out, "hadamard")
             bt, _ = rf.read_safetensors(os.path.join(out, "model.safetensors"))
