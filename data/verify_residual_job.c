@@ -466,32 +466,26 @@ int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, ch
 		const ResTensor *ea = &j->pa.v[k];
 		if (ea->layer != i)
 			continue;
-		int rc = 0;
-		const ResTensor *eb;
-		switch (ea->role) {
-		case RES_ROLE_NORM:
-			if ((eb = b_entry(j, ea))) {
-				rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
-				break;
-			}
+		/* the MLP's tensors are found by check_tensor (experts may be
+		 * stacked on one side only); every other one must be in B */
+		bool mlp = (ea->role == RES_ROLE_READER && norm_part(ea->norm) == 'm') ||
+			   ((ea->role == RES_ROLE_WRITER || ea->role == RES_ROLE_WRITER_BIAS) &&
+			    !attn_writer(ea->t));
+		const ResTensor *eb = mlp ? NULL : b_entry(j, ea);
+		if (!mlp && !eb) {
 			Finding f = finding_make(FIND_RES_READER);
 			f.err = INFINITY;
 			f.tol = j->r.tol;
 			snprintf(f.tensor, sizeof f.tensor, "%.15s", ea->t->name);
 			rbreak(j, i, &f);
-			break;
-		case RES_ROLE_READER:
-			if (norm_part(ea->norm) == 'm')
-				rc = check_tensor(j, i, ea, err, errlen);
-			break;
-		case RES_ROLE_WRITER:
-		case RES_ROLE_WRITER_BIAS:
-			if (!attn_writer(ea->t))
-				rc = check_tensor(j, i, ea, err, errlen);
-			break;
-		default:
-			break;
+			continue;
 		}
+		/* attention's own readers and writer: through verify_layers */
+		int rc = 0;
+		if (ea->role == RES_ROLE_NORM)
+			rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
+		else if (mlp)
+			rc = check_tensor(j, i, ea, err, errlen);
 		if (rc)
 			return -1;
 	}
