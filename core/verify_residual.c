@@ -117,6 +117,22 @@ bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows
 	return found;
 }
 
+double verify_residual_norm_gap(const double *X, const double *Y, size_t rows, size_t cols)
+{
+	double gap = 0, nx = 0, ny = 0;
+	for (size_t r = 0; r < rows; r++) {
+		double x = cblas_ddot((int)cols, X + r * cols, 1, X + r * cols, 1);
+		double y = cblas_ddot((int)cols, Y + r * cols, 1, Y + r * cols, 1);
+		gap += (sqrt(y) - sqrt(x)) * (sqrt(y) - sqrt(x));
+		nx += x;
+		ny += y;
+	}
+	double n = nx > ny ? nx : ny;
+	if (gap != gap)
+		return INFINITY;
+	return n > 0 ? sqrt(gap / n) : (gap > 0 ? INFINITY : 0);
+}
+
 /* One factorisation: Z = Y with S_p undone ((rows * p) x k samples of A's
  * coordinates, Zt), X alike (Xt); A from Zt A = Xt. */
 static bool kron_fit(const double *X, const double *Y, size_t rows, size_t cols, size_t p,

@@ -64,6 +64,12 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
 				   double tol, double *err);
 
+/* A lower bound on ||Y - X M^T||_F / ||X||_F over every orthogonal M
+ * (X, Y rows x cols): M keeps each row's norm, so the rows' norm gaps
+ * (sqrt of the sum of (||Y_r|| - ||X_r||)^2) cannot be fitted away. Above
+ * the tolerance no online R4 is worth looking for. */
+double verify_residual_norm_gap(const double *X, const double *Y, size_t rows, size_t cols);
+
 /* Whether Y = X M^T for M = A (x) S_p or S_p (x) A, S_p the Sylvester
  * Hadamard of a power of two p dividing cols and A any k x k orthogonal
  * (k = cols / p, 2 <= k <= VRES_KRON_MAX): QuaRot's and SpinQuant's online

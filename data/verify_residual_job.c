@@ -289,7 +289,8 @@ static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, c
 
 /* Whether Y = X M^T (D x cols) for an orthogonal M, an online R4 left in
  * a writer: then f becomes FIND_RES_ONLINE_R4 with its error, flagged
- * when M is a Hadamard. Tried in turn: the signed Kronecker Hadamards
+ * when M is a Hadamard. Rows whose norms differ rule it out at once (a
+ * plain broken writer costs no fit); else tried in turn: the signed Kronecker Hadamards
  * ropefold draws (fast Walsh-Hadamard transform), H_k (x) S_p for any
  * orthogonal H_k of order up to VRES_KRON_MAX (QuaRot's had_K), then the
  * dense fit up to R4_MAX_COLS, or wider the Grams (whether some M exists
@@ -299,6 +300,8 @@ static int online_r4(const double *X, const double *Y, size_t D, size_t cols, do
 {
 	double e4 = INFINITY, eh;
 	size_t k;
+	if (!(verify_residual_norm_gap(X, Y, D, cols) <= tol))
+		return 0;   /* no orthogonal M keeps the rows' norms: a plain break */
 	bool had = verify_residual_hadamard_cols(X, Y, D, cols, tol, &eh);
 	if (had) {
 		e4 = eh;

@@ -197,11 +197,15 @@ static void test_wide_r4(void **state)
 		assert_true(e > 1e-3);
 		assert_int_equal(verify_residual_gram_cols(X, Y, rows, cols, &e), RF_OK);
 		assert_le(e, 1e-12);
-		/* one row scaled: no orthogonal M explains it */
+		assert_le(verify_residual_norm_gap(X, Y, rows, cols), 1e-12);
+		/* one row scaled: no orthogonal M explains it, and the rows'
+		 * norms say so (1% of one row of eight: about 3.5e-3) */
 		for (size_t j = 0; j < cols; j++)
 			Y[3 * cols + j] *= 1.01;
 		assert_int_equal(verify_residual_gram_cols(X, Y, rows, cols, &e), RF_OK);
 		assert_true(e > 1e-3);
+		double gap = verify_residual_norm_gap(X, Y, rows, cols);
+		assert_true(gap > 3e-3 && gap < 4e-3);
 		free(u);
 		free(X);
 		free(Y);
