@@ -70,18 +70,21 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 }
 
 /* Whether P D_s = Q (rows x cols) for column signs s, relative tol; the
- * relative error left in *err. */
+ * relative error left in *err. Row by row (the rows are long: Llama's
+ * down_proj is 4096 x 14336), sign[] of cols scratch. */
 static bool signed_cols_match(const double *P, const double *Q, size_t rows, size_t cols,
-			      double tol, double *scratch, double *err)
+			      double tol, double *scratch, double *sign, double *err)
 {
-	for (size_t j = 0; j < cols; j++) {
-		double dot = 0;
-		for (size_t i = 0; i < rows; i++)
-			dot += P[i * cols + j] * Q[i * cols + j];
-		double s = dot < 0 ? -1.0 : 1.0;
-		for (size_t i = 0; i < rows; i++)
-			scratch[i * cols + j] = s * P[i * cols + j];
-	}
+	for (size_t j = 0; j < cols; j++)
+		sign[j] = 0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			sign[j] += P[i * cols + j] * Q[i * cols + j];
+	for (size_t j = 0; j < cols; j++)
+		sign[j] = sign[j] < 0 ? -1.0 : 1.0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			scratch[i * cols + j] = sign[j] * P[i * cols + j];
 	double e = procrustes_rel_diff(scratch, cols, Q, cols, rows, cols);
 	if (e < *err)
 		*err = e;
@@ -99,19 +102,21 @@ bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows
 	size_t n = rows * cols;
 	double *P = malloc(n * sizeof(double));       /* rows x cols */
 	double *S = malloc(n * sizeof(double));       /* rows x cols */
+	double *sg = malloc(cols * sizeof(double));   /* cols */
 	bool found = false;
-	for (int f = FWHT_INNER; P && S && f <= FWHT_OUTER && !found; f++) {
+	for (int f = FWHT_INNER; P && S && sg && f <= FWHT_OUTER && !found; f++) {
 		/* M = H D_s: Y H = X D_s (H symmetric, H H = I) */
 		memcpy(P, Y, n * sizeof(double));
 		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
-		found = signed_cols_match(X, P, rows, cols, tol, S, &worst);
+		found = signed_cols_match(X, P, rows, cols, tol, S, sg, &worst);
 		/* M = D_s H: Y = X H D_s */
 		memcpy(P, X, n * sizeof(double));
 		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
-		found = signed_cols_match(P, Y, rows, cols, tol, S, &worst) || found;
+		found = signed_cols_match(P, Y, rows, cols, tol, S, sg, &worst) || found;
 	}
 	free(P);
 	free(S);
+	free(sg);
 	if (err)
 		*err = worst;
 	return found;
