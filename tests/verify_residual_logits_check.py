@@ -20,10 +20,12 @@ shared checkpoints of ../shared/models (HF bf16, GGUF, llama2.c); folds
 stored in bf16, f16 and Q8_0 (--dtype), within that dtype's rounding; across
 formats, A an HF folder and B the GGUF of its fold, and the other way
 round (and the llama2.c file against the GGUF's fold). Crafted breaks
-(tests/verify_residual_check.py's NumPy rotator with one mistake: a norm
-not fused, the tied head rotated twice, an online R4 left in down_proj, a
-Hadamard on Q/K that does not commute with RoPE; and ropefold's own fold
-with --drop commutes --kind hadamard) must fail at the model level with
+(tests/verify_residual_check.py's NumPy rotator with each of its mistakes:
+a norm not fused, the head rotated twice (untied, and tied embeddings
+rotated as embeddings and as head), a head left tied, an online R4 left in
+down_proj, a Hadamard on Q/K that does not commute with RoPE, a reader, a
+writer or the embeddings off; and ropefold's own fold with --drop commutes
+--kind hadamard) must fail at the model level with
 the residual frame's reason, and the NumPy logits must differ as much as
 verify says. Last, an online R4 at Llama's FFN widths (14336 = 7 * 2048,
 11008 = 43 * 256) on a small-D model: ropefold's kind of Hadamard, QuaRot's
@@ -349,10 +351,10 @@ def breaks(work):
     folder = os.path.join(work, "brk-llama")
     cfg = ff.make_fixture("llama", folder, tied=False)
     a = Side(folder)
-    for mistake, code, layer, had in (("norm", "residual-norm-not-fused", 1, None),
-                                      ("tied-twice", "residual-head-rotated-twice", None, None),
-                                      ("r4", "residual-online-r4", 0, True),
-                                      ("r3", "residual-online-r3", 0, True)):
+    # every mistake tests/verify_residual_check.py crafts, and the code and
+    # layer verify names it by
+    for mistake, (code, layer) in vr.BREAKS.items():
+        had = True if mistake in ("r3", "r4") else None
         out = os.path.join(work, "brk-" + mistake)
         vr.rotate(folder, out, "hadamard", mistake=mistake)
         broken("crafted break %s (HF)" % mistake, a, Side(out), code, layer, had)
