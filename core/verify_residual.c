@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 
+#include "core/fwht.h"
 #include "core/procrustes.h"
 #include "core/verify_residual.h"
 
@@ -68,62 +69,168 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 	return RF_OK;
 }
 
-/* H (n x n): Sylvester S_p (p the power of two dividing n) Kronecker the
- * identity, S_p (x) I when outer, I (x) S_p otherwise; normalised. */
-static void kron_hadamard(size_t n, bool outer, double *H)
-{
-	size_t p = 1;
-	while (n % (2 * p) == 0)
-		p *= 2;
-	size_t m = n / p;
-	double c = 1.0 / sqrt((double)p);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < n; j++) {
-			size_t pi = outer ? i / m : i % p, pj = outer ? j / m : j % p;
-			size_t mi = outer ? i % m : i / p, mj = outer ? j % m : j / p;
-			H[i * n + j] = mi == mj ? (__builtin_popcountll(pi & pj) & 1 ? -c : c) : 0;
-		}
-}
-
-/* Whether P D_s = Q (rows x cols) for column signs s, relative tol. */
+/* Whether P D_s = Q (rows x cols) for column signs s, relative tol; the
+ * relative error left in *err. Row by row (the rows are long: Llama's
+ * down_proj is 4096 x 14336), sign[] of cols scratch. */
 static bool signed_cols_match(const double *P, const double *Q, size_t rows, size_t cols,
-			      double tol, double *scratch)
+			      double tol, double *scratch, double *sign, double *err)
 {
-	for (size_t j = 0; j < cols; j++) {
-		double dot = 0;
-		for (size_t i = 0; i < rows; i++)
-			dot += P[i * cols + j] * Q[i * cols + j];
-		double s = dot < 0 ? -1.0 : 1.0;
-		for (size_t i = 0; i < rows; i++)
-			scratch[i * cols + j] = s * P[i * cols + j];
-	}
-	return procrustes_rel_diff(scratch, cols, Q, cols, rows, cols) <= tol;
+	for (size_t j = 0; j < cols; j++)
+		sign[j] = 0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			sign[j] += P[i * cols + j] * Q[i * cols + j];
+	for (size_t j = 0; j < cols; j++)
+		sign[j] = sign[j] < 0 ? -1.0 : 1.0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			scratch[i * cols + j] = sign[j] * P[i * cols + j];
+	double e = procrustes_rel_diff(scratch, cols, Q, cols, rows, cols);
+	if (e < *err)
+		*err = e;
+	return e <= tol;
 }
 
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
-				   double tol)
+				   double tol, double *err)
 {
-	if ((double)rows * (double)cols * (double)cols > 1e10 || cols < 2)
+	double worst = INFINITY;
+	if (err)
+		*err = worst;
+	if (cols < 2 || fwht_pow2_part(cols) < 2)
 		return false;
-	double *H = malloc(cols * cols * sizeof(double));       /* cols x cols */
-	double *P = malloc(rows * cols * sizeof(double));       /* rows x cols */
-	double *S = malloc(rows * cols * sizeof(double));       /* rows x cols */
+	size_t n = rows * cols;
+	double *P = malloc(n * sizeof(double));       /* rows x cols */
+	double *S = malloc(n * sizeof(double));       /* rows x cols */
+	double *sg = malloc(cols * sizeof(double));   /* cols */
 	bool found = false;
-	for (int outer = 0; H && P && S && outer < 2 && !found; outer++) {
-		kron_hadamard(cols, outer, H);
+	for (int f = FWHT_INNER; P && S && sg && f <= FWHT_OUTER && !found; f++) {
 		/* M = H D_s: Y H = X D_s (H symmetric, H H = I) */
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-			    (int)cols, 1.0, Y, (int)cols, H, (int)cols, 0.0, P, (int)cols);
-		found = signed_cols_match(X, P, rows, cols, tol, S);
+		memcpy(P, Y, n * sizeof(double));
+		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
+		found = signed_cols_match(X, P, rows, cols, tol, S, sg, &worst);
 		/* M = D_s H: Y = X H D_s */
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols,
-			    (int)cols, 1.0, X, (int)cols, H, (int)cols, 0.0, P, (int)cols);
-		found = found || signed_cols_match(P, Y, rows, cols, tol, S);
+		memcpy(P, X, n * sizeof(double));
+		fwht_kron_rows(P, rows, cols, (FwhtForm)f);
+		found = signed_cols_match(P, Y, rows, cols, tol, S, sg, &worst) || found;
 	}
-	free(H);
 	free(P);
 	free(S);
+	free(sg);
+	if (err)
+		*err = worst;
 	return found;
+}
+
+double verify_residual_norm_gap(const double *X, const double *Y, size_t rows, size_t cols)
+{
+	double gap = 0, nx = 0, ny = 0;
+	for (size_t r = 0; r < rows; r++) {
+		double x = cblas_ddot((int)cols, X + r * cols, 1, X + r * cols, 1);
+		double y = cblas_ddot((int)cols, Y + r * cols, 1, Y + r * cols, 1);
+		gap += (sqrt(y) - sqrt(x)) * (sqrt(y) - sqrt(x));
+		nx += x;
+		ny += y;
+	}
+	double n = nx > ny ? nx : ny;
+	if (gap != gap)
+		return INFINITY;
+	return n > 0 ? sqrt(gap / n) : (gap > 0 ? INFINITY : 0);
+}
+
+/* One factorisation: Z = Y with S_p undone ((rows * p) x k samples of A's
+ * coordinates, Zt), X alike (Xt); A from Zt A = Xt. */
+static bool kron_fit(const double *X, const double *Y, size_t rows, size_t cols, size_t p,
+		     FwhtForm f, double tol, double *Zt, double *Xt, double *R, bool *had,
+		     double *err)
+{
+	size_t k = cols / p, n = rows * cols;
+	/* A (x) S_p = (I (x) S_p)(A (x) I_p): Y (I (x) S_p) (A (x) I_p) = X, and
+	 * S_p (x) A = (S_p (x) I)(I_p (x) A) */
+	memcpy(Xt, Y, n * sizeof(double));
+	fwht_blocks(Xt, rows, cols, p, f);
+	/* rows (r, b) of k coordinates c: inner index c * p + b, outer b * k + c */
+	for (size_t r = 0; r < rows; r++)
+		for (size_t b = 0; b < p; b++)
+			for (size_t c = 0; c < k; c++) {
+				size_t i = f == FWHT_INNER ? c * p + b : b * k + c;
+				Zt[(r * p + b) * k + c] = Xt[r * cols + i];
+			}
+	for (size_t r = 0; r < rows; r++)
+		for (size_t b = 0; b < p; b++)
+			for (size_t c = 0; c < k; c++) {
+				size_t i = f == FWHT_INNER ? c * p + b : b * k + c;
+				Xt[(r * p + b) * k + c] = X[r * cols + i];
+			}
+	/* R with Zt R^T = Xt: A = R^T */
+	if (procrustes_rotation_cols(Zt, k, Xt, k, rows * p, k, R) != RF_OK)
+		return false;
+	double *P = malloc(n * sizeof(double));   /* (rows * p) x k */
+	if (!P)
+		return false;
+	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(rows * p), (int)k, (int)k, 1.0,
+		    Zt, (int)k, R, (int)k, 0.0, P, (int)k);
+	double e = procrustes_rel_diff(P, k, Xt, k, rows * p, k);
+	free(P);
+	if (e < *err)
+		*err = e;
+	if (!(e <= tol))
+		return false;
+	*err = e;
+	*had = verify_residual_is_hadamard(R, k, 0.05);
+	return true;
+}
+
+bool verify_residual_kron_cols(const double *X, const double *Y, size_t rows, size_t cols,
+			       double tol, size_t *k, bool *hadamard, double *err)
+{
+	*err = INFINITY;
+	*hadamard = false;
+	*k = 0;
+	size_t n = rows * cols;
+	double *Zt = malloc(n * sizeof(double));   /* (rows * p) x k, any p */
+	double *Xt = malloc(n * sizeof(double));   /* the same */
+	double *R = malloc(VRES_KRON_MAX * VRES_KRON_MAX * sizeof(double));   /* k x k */
+	bool found = false;
+	for (size_t p = fwht_pow2_part(cols); Zt && Xt && R && p >= 2 && !found; p /= 2) {
+		size_t kk = cols / p;
+		if (kk < 2 || kk > VRES_KRON_MAX)
+			continue;
+		for (int f = FWHT_INNER; f <= FWHT_OUTER && !found; f++)
+			if (kron_fit(X, Y, rows, cols, p, (FwhtForm)f, tol, Zt, Xt, R, hadamard,
+				     err)) {
+				found = true;
+				*k = kk;
+			}
+	}
+	free(Zt);
+	free(Xt);
+	free(R);
+	return found;
+}
+
+RfStatus verify_residual_gram_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double *err)
+{
+	double *G = malloc(2 * rows * rows * sizeof(double));   /* two rows x rows */
+	if (!G)
+		return RF_ERR_NOMEM;
+	cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rows, (int)cols, 1.0, X,
+		    (int)cols, 0.0, G, (int)rows);
+	cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)rows, (int)cols, 1.0, Y,
+		    (int)cols, 0.0, G + rows * rows, (int)rows);
+	double d = 0, g = 0;
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = i; j < rows; j++) {
+			double x = G[i * rows + j], y = G[rows * rows + i * rows + j];
+			double w = i == j ? 1.0 : 2.0;   /* the lower half, by symmetry */
+			d += w * (x - y) * (x - y);
+			g += w * x * x;
+		}
+	free(G);
+	/* Y = X (M^T) with a relative error e moves the Gram by about 2 e */
+	*err = g > 0 ? sqrt(d / g) / 2 : (d > 0 ? INFINITY : 0);
+	return RF_OK;
 }
 
 /* W (rows x D) becomes W R (in place, scratch rows x D). */

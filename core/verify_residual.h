@@ -55,12 +55,42 @@ RfStatus verify_residual_extra_cols(const double *X, const double *Y, size_t row
 				    size_t cols, double *M, double *err);
 
 /* Whether Y = X M^T for M a signed Hadamard of cols (Sylvester on the
- * power of two dividing cols, Kronecker with the identity on either side;
- * the random signs on either side of it) up to tol: what decides the kind
- * when rows < cols leave M itself underdetermined. False when too large to
- * try (rows * cols^2 beyond 1e10). */
+ * power of two dividing cols, Kronecker with the identity on either side,
+ * core/fwht.h; the random signs on either side of it) up to tol, the
+ * smallest relative error of the forms tried in *err (NULL: not wanted):
+ * what decides the kind when rows < cols leave M itself underdetermined.
+ * Applied by the fast Walsh-Hadamard transform (rows * cols * log cols),
+ * so any width is tried (Llama's 14336 and 11008). */
 bool verify_residual_hadamard_cols(const double *X, const double *Y, size_t rows, size_t cols,
-				   double tol);
+				   double tol, double *err);
+
+/* A lower bound on ||Y - X M^T||_F / ||X||_F over every orthogonal M
+ * (X, Y rows x cols): M keeps each row's norm, so the rows' norm gaps
+ * (sqrt of the sum of (||Y_r|| - ||X_r||)^2) cannot be fitted away. Above
+ * the tolerance no online R4 is worth looking for. */
+double verify_residual_norm_gap(const double *X, const double *Y, size_t rows, size_t cols);
+
+/* Whether Y = X M^T for M = A (x) S_p or S_p (x) A, S_p the Sylvester
+ * Hadamard of a power of two p dividing cols and A any k x k orthogonal
+ * (k = cols / p, 2 <= k <= VRES_KRON_MAX): QuaRot's and SpinQuant's online
+ * Hadamards of widths that are not powers of two (had_28 (x) S_512 at
+ * 14336, had_172 (x) S_64 at 11008), whose H_k ropefold does not draw. S_p
+ * is undone by the fast transform, A fitted by Procrustes on the rows x p
+ * samples of its k coordinates; on success *k is its order, *hadamard
+ * whether A is a Hadamard (verify_residual_is_hadamard), *err the
+ * relative error left (else the smallest tried). */
+bool verify_residual_kron_cols(const double *X, const double *Y, size_t rows, size_t cols,
+			       double tol, size_t *k, bool *hadamard, double *err);
+
+#define VRES_KRON_MAX 256
+
+/* Whether some orthogonal M (cols x cols) gives Y = X M^T, for rows <=
+ * cols (X, Y rows x cols): exactly when X X^T = Y Y^T. *err is half the
+ * relative difference of the two Grams (about the relative error of Y
+ * against X M^T): the test of an online R4 on a writer too wide for
+ * verify_residual_extra_cols' cols x cols fit. */
+RfStatus verify_residual_gram_cols(const double *X, const double *Y, size_t rows, size_t cols,
+				   double *err);
 
 /* Bring a and b into one frame for verify_layers: a's attention norm
  * fused into W_q, W_k, W_v (then one); b's readers turned back by R

@@ -251,7 +251,8 @@ int fold_residual_untie(FoldResidual *fr, Writer *w, ModelFormat format, StoreDt
 		return -1;
 	}
 	p->v = nv;
-	p->v[p->n++] = (ResTensor){head, RES_ROLE_READER, p->final_norm, RES_MODEL_LEVEL, 1, e};
+	p->v[p->n++] = (ResTensor){head, RES_ROLE_READER, p->final_norm, RES_MODEL_LEVEL, 1, e,
+				    "head", RES_NO_EXPERT};
 	p->tied = false;
 	fr->untied = true;
 	return 0;

@@ -18,128 +18,132 @@ typedef struct {
 	const char *pat;
 	ResRole role;
 	NormGroup group;   /* readers: the norm they read; norms: which one */
+	const char *part;  /* the same tensor in every scheme (NULL: kept) */
 } Rule;
 
 /* Per layer, every scheme (HF, GGUF, Meta/llama2.c). */
 static const Rule layer_rules[] = {
 	/* the norms before attention and before the MLP */
-	{"input_layernorm.weight", RES_ROLE_NORM, ATTN},
-	{"attn_norm.weight", RES_ROLE_NORM, ATTN},
-	{"attention_norm.weight", RES_ROLE_NORM, ATTN},
-	{"post_attention_layernorm.weight", RES_ROLE_NORM, MLP},
-	{"ffn_norm.weight", RES_ROLE_NORM, MLP},
+	{"input_layernorm.weight", RES_ROLE_NORM, ATTN, "attn_norm"},
+	{"attn_norm.weight", RES_ROLE_NORM, ATTN, "attn_norm"},
+	{"attention_norm.weight", RES_ROLE_NORM, ATTN, "attn_norm"},
+	{"post_attention_layernorm.weight", RES_ROLE_NORM, MLP, "mlp_norm"},
+	{"ffn_norm.weight", RES_ROLE_NORM, MLP, "mlp_norm"},
 	/* attention reads the normed stream */
-	{"self_attn.q_proj.weight", RES_ROLE_READER, ATTN},
-	{"self_attn.k_proj.weight", RES_ROLE_READER, ATTN},
-	{"self_attn.v_proj.weight", RES_ROLE_READER, ATTN},
-	{"self_attn.qkv_proj.weight", RES_ROLE_READER, ATTN},
-	{"self_attn.q_a_proj.weight", RES_ROLE_READER, ATTN},
-	{"self_attn.kv_a_proj_with_mqa.weight", RES_ROLE_READER, ATTN},
-	{"attn_q.weight", RES_ROLE_READER, ATTN},
-	{"attn_k.weight", RES_ROLE_READER, ATTN},
-	{"attn_v.weight", RES_ROLE_READER, ATTN},
-	{"attn_qkv.weight", RES_ROLE_READER, ATTN},
-	{"attn_q_a.weight", RES_ROLE_READER, ATTN},
-	{"attn_kv_a_mqa.weight", RES_ROLE_READER, ATTN},
-	{"attention.wq.weight", RES_ROLE_READER, ATTN},
-	{"attention.wk.weight", RES_ROLE_READER, ATTN},
-	{"attention.wv.weight", RES_ROLE_READER, ATTN},
+	{"self_attn.q_proj.weight", RES_ROLE_READER, ATTN, "q"},
+	{"self_attn.k_proj.weight", RES_ROLE_READER, ATTN, "k"},
+	{"self_attn.v_proj.weight", RES_ROLE_READER, ATTN, "v"},
+	{"self_attn.qkv_proj.weight", RES_ROLE_READER, ATTN, "qkv"},
+	{"self_attn.q_a_proj.weight", RES_ROLE_READER, ATTN, "q_a"},
+	{"self_attn.kv_a_proj_with_mqa.weight", RES_ROLE_READER, ATTN, "kv_a"},
+	{"attn_q.weight", RES_ROLE_READER, ATTN, "q"},
+	{"attn_k.weight", RES_ROLE_READER, ATTN, "k"},
+	{"attn_v.weight", RES_ROLE_READER, ATTN, "v"},
+	{"attn_qkv.weight", RES_ROLE_READER, ATTN, "qkv"},
+	{"attn_q_a.weight", RES_ROLE_READER, ATTN, "q_a"},
+	{"attn_kv_a_mqa.weight", RES_ROLE_READER, ATTN, "kv_a"},
+	{"attention.wq.weight", RES_ROLE_READER, ATTN, "q"},
+	{"attention.wk.weight", RES_ROLE_READER, ATTN, "k"},
+	{"attention.wv.weight", RES_ROLE_READER, ATTN, "v"},
 	/* inside attention: off the stream */
-	{"self_attn.q_proj.bias", RES_ROLE_KEEP, NONE},
-	{"self_attn.k_proj.bias", RES_ROLE_KEEP, NONE},
-	{"self_attn.v_proj.bias", RES_ROLE_KEEP, NONE},
-	{"self_attn.qkv_proj.bias", RES_ROLE_KEEP, NONE},
-	{"self_attn.q_norm.weight", RES_ROLE_KEEP, NONE},
-	{"self_attn.k_norm.weight", RES_ROLE_KEEP, NONE},
-	{"self_attn.q_a_layernorm.weight", RES_ROLE_KEEP, NONE},
-	{"self_attn.kv_a_layernorm.weight", RES_ROLE_KEEP, NONE},
-	{"self_attn.q_b_proj.weight", RES_ROLE_KEEP, NONE},
-	{"self_attn.kv_b_proj.weight", RES_ROLE_KEEP, NONE},
-	{"attn_q.bias", RES_ROLE_KEEP, NONE},
-	{"attn_k.bias", RES_ROLE_KEEP, NONE},
-	{"attn_v.bias", RES_ROLE_KEEP, NONE},
-	{"attn_qkv.bias", RES_ROLE_KEEP, NONE},
-	{"attn_q_norm.weight", RES_ROLE_KEEP, NONE},
-	{"attn_k_norm.weight", RES_ROLE_KEEP, NONE},
-	{"attn_q_a_norm.weight", RES_ROLE_KEEP, NONE},
-	{"attn_kv_a_norm.weight", RES_ROLE_KEEP, NONE},
-	{"attn_q_b.weight", RES_ROLE_KEEP, NONE},
-	{"attn_kv_b.weight", RES_ROLE_KEEP, NONE},
-	{"attn_k_b.weight", RES_ROLE_KEEP, NONE},
-	{"attn_v_b.weight", RES_ROLE_KEEP, NONE},
-	{"attention.q_norm.weight", RES_ROLE_KEEP, NONE},
-	{"attention.k_norm.weight", RES_ROLE_KEEP, NONE},
+	{"self_attn.q_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.k_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.v_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.qkv_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.q_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.k_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.q_a_layernorm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.kv_a_layernorm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.q_b_proj.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"self_attn.kv_b_proj.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_q.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_k.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_v.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_qkv.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_q_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_k_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_q_a_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_kv_a_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_q_b.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_kv_b.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_k_b.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attn_v_b.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attention.q_norm.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"attention.k_norm.weight", RES_ROLE_KEEP, NONE, NULL},
 	/* attention writes the stream */
-	{"self_attn.o_proj.weight", RES_ROLE_WRITER, NONE},
-	{"self_attn.o_proj.bias", RES_ROLE_WRITER_BIAS, NONE},
-	{"attn_output.weight", RES_ROLE_WRITER, NONE},
-	{"attn_output.bias", RES_ROLE_WRITER_BIAS, NONE},
-	{"attention.wo.weight", RES_ROLE_WRITER, NONE},
+	{"self_attn.o_proj.weight", RES_ROLE_WRITER, NONE, "o"},
+	{"self_attn.o_proj.bias", RES_ROLE_WRITER_BIAS, NONE, "o_bias"},
+	{"attn_output.weight", RES_ROLE_WRITER, NONE, "o"},
+	{"attn_output.bias", RES_ROLE_WRITER_BIAS, NONE, "o_bias"},
+	{"attention.wo.weight", RES_ROLE_WRITER, NONE, "o"},
 	/* the MLP (dense, experts, shared experts, routers) */
-	{"mlp.gate_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.up_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.gate_up_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.gate_proj.bias", RES_ROLE_KEEP, NONE},
-	{"mlp.up_proj.bias", RES_ROLE_KEEP, NONE},
-	{"mlp.down_proj.weight", RES_ROLE_WRITER, NONE},
-	{"mlp.down_proj.bias", RES_ROLE_WRITER_BIAS, NONE},
-	{"mlp.gate.weight", RES_ROLE_READER, MLP},
-	{"mlp.gate.e_score_correction_bias", RES_ROLE_KEEP, NONE},
-	{"mlp.experts.*.gate_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.experts.*.up_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.experts.*.down_proj.weight", RES_ROLE_WRITER, NONE},
-	{"mlp.shared_expert.gate_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.shared_expert.up_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.shared_expert.down_proj.weight", RES_ROLE_WRITER, NONE},
-	{"mlp.shared_expert_gate.weight", RES_ROLE_READER, MLP},
-	{"mlp.shared_experts.gate_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.shared_experts.up_proj.weight", RES_ROLE_READER, MLP},
-	{"mlp.shared_experts.down_proj.weight", RES_ROLE_WRITER, NONE},
-	{"block_sparse_moe.gate.weight", RES_ROLE_READER, MLP},
-	{"block_sparse_moe.experts.*.w1.weight", RES_ROLE_READER, MLP},
-	{"block_sparse_moe.experts.*.w3.weight", RES_ROLE_READER, MLP},
-	{"block_sparse_moe.experts.*.w2.weight", RES_ROLE_WRITER, NONE},
-	{"ffn_gate.weight", RES_ROLE_READER, MLP},
-	{"ffn_up.weight", RES_ROLE_READER, MLP},
-	{"ffn_down.weight", RES_ROLE_WRITER, NONE},
-	{"ffn_down.bias", RES_ROLE_WRITER_BIAS, NONE},
-	{"ffn_gate_inp.weight", RES_ROLE_READER, MLP},
-	{"ffn_gate_exps.weight", RES_ROLE_READER, MLP},
-	{"ffn_up_exps.weight", RES_ROLE_READER, MLP},
-	{"ffn_down_exps.weight", RES_ROLE_WRITER, NONE},
-	{"ffn_gate_inp_shexp.weight", RES_ROLE_READER, MLP},
-	{"ffn_gate_shexp.weight", RES_ROLE_READER, MLP},
-	{"ffn_up_shexp.weight", RES_ROLE_READER, MLP},
-	{"ffn_down_shexp.weight", RES_ROLE_WRITER, NONE},
-	{"exp_probs_b.bias", RES_ROLE_KEEP, NONE},
-	{"feed_forward.w1.weight", RES_ROLE_READER, MLP},
-	{"feed_forward.w3.weight", RES_ROLE_READER, MLP},
-	{"feed_forward.w2.weight", RES_ROLE_WRITER, NONE},
+	{"mlp.gate_proj.weight", RES_ROLE_READER, MLP, "gate"},
+	{"mlp.up_proj.weight", RES_ROLE_READER, MLP, "up"},
+	{"mlp.gate_up_proj.weight", RES_ROLE_READER, MLP, "gate_up"},
+	{"mlp.gate_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"mlp.up_proj.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"mlp.down_proj.weight", RES_ROLE_WRITER, NONE, "down"},
+	{"mlp.down_proj.bias", RES_ROLE_WRITER_BIAS, NONE, "down_bias"},
+	{"mlp.gate.weight", RES_ROLE_READER, MLP, "router"},
+	{"mlp.gate.e_score_correction_bias", RES_ROLE_KEEP, NONE, NULL},
+	{"mlp.experts.*.gate_proj.weight", RES_ROLE_READER, MLP, "exp_gate"},
+	{"mlp.experts.*.up_proj.weight", RES_ROLE_READER, MLP, "exp_up"},
+	{"mlp.experts.*.down_proj.weight", RES_ROLE_WRITER, NONE, "exp_down"},
+	{"mlp.shared_expert.gate_proj.weight", RES_ROLE_READER, MLP, "sh_gate"},
+	{"mlp.shared_expert.up_proj.weight", RES_ROLE_READER, MLP, "sh_up"},
+	{"mlp.shared_expert.down_proj.weight", RES_ROLE_WRITER, NONE, "sh_down"},
+	{"mlp.shared_expert_gate.weight", RES_ROLE_READER, MLP, "sh_router"},
+	{"mlp.shared_experts.gate_proj.weight", RES_ROLE_READER, MLP, "sh_gate"},
+	{"mlp.shared_experts.up_proj.weight", RES_ROLE_READER, MLP, "sh_up"},
+	{"mlp.shared_experts.down_proj.weight", RES_ROLE_WRITER, NONE, "sh_down"},
+	{"block_sparse_moe.gate.weight", RES_ROLE_READER, MLP, "router"},
+	{"block_sparse_moe.experts.*.w1.weight", RES_ROLE_READER, MLP, "exp_gate"},
+	{"block_sparse_moe.experts.*.w3.weight", RES_ROLE_READER, MLP, "exp_up"},
+	{"block_sparse_moe.experts.*.w2.weight", RES_ROLE_WRITER, NONE, "exp_down"},
+	{"ffn_gate.weight", RES_ROLE_READER, MLP, "gate"},
+	{"ffn_up.weight", RES_ROLE_READER, MLP, "up"},
+	{"ffn_down.weight", RES_ROLE_WRITER, NONE, "down"},
+	{"ffn_down.bias", RES_ROLE_WRITER_BIAS, NONE, "down_bias"},
+	{"ffn_gate_inp.weight", RES_ROLE_READER, MLP, "router"},
+	{"ffn_gate_exps.weight", RES_ROLE_READER, MLP, "exp_gate"},
+	{"ffn_up_exps.weight", RES_ROLE_READER, MLP, "exp_up"},
+	{"ffn_down_exps.weight", RES_ROLE_WRITER, NONE, "exp_down"},
+	{"ffn_gate_inp_shexp.weight", RES_ROLE_READER, MLP, "sh_router"},
+	{"ffn_gate_shexp.weight", RES_ROLE_READER, MLP, "sh_gate"},
+	{"ffn_up_shexp.weight", RES_ROLE_READER, MLP, "sh_up"},
+	{"ffn_down_shexp.weight", RES_ROLE_WRITER, NONE, "sh_down"},
+	{"exp_probs_b.bias", RES_ROLE_KEEP, NONE, NULL},
+	{"feed_forward.w1.weight", RES_ROLE_READER, MLP, "gate"},
+	{"feed_forward.w3.weight", RES_ROLE_READER, MLP, "up"},
+	{"feed_forward.w2.weight", RES_ROLE_WRITER, NONE, "down"},
 };
 
 /* Model level, after the scheme's prefix (or the whole name). */
 static const Rule model_rules[] = {
-	{"embed_tokens.weight", RES_ROLE_EMBED, NONE},
-	{"token_embd.weight", RES_ROLE_EMBED, NONE},
-	{"tok_embeddings.weight", RES_ROLE_EMBED, NONE},
-	{"norm.weight", RES_ROLE_NORM, FINAL},
-	{"output_norm.weight", RES_ROLE_NORM, FINAL},
-	{"lm_head.weight", RES_ROLE_READER, FINAL},
-	{"output.weight", RES_ROLE_READER, FINAL},
-	{"freq_cis_real", RES_ROLE_KEEP, NONE},
-	{"freq_cis_imag", RES_ROLE_KEEP, NONE},
-	{"rope_freqs.weight", RES_ROLE_KEEP, NONE},
-	{"rope_factors_long.weight", RES_ROLE_KEEP, NONE},
-	{"rope_factors_short.weight", RES_ROLE_KEEP, NONE},
+	{"embed_tokens.weight", RES_ROLE_EMBED, NONE, "embed"},
+	{"token_embd.weight", RES_ROLE_EMBED, NONE, "embed"},
+	{"tok_embeddings.weight", RES_ROLE_EMBED, NONE, "embed"},
+	{"norm.weight", RES_ROLE_NORM, FINAL, "final_norm"},
+	{"output_norm.weight", RES_ROLE_NORM, FINAL, "final_norm"},
+	{"lm_head.weight", RES_ROLE_READER, FINAL, "head"},
+	{"output.weight", RES_ROLE_READER, FINAL, "head"},
+	{"freq_cis_real", RES_ROLE_KEEP, NONE, NULL},
+	{"freq_cis_imag", RES_ROLE_KEEP, NONE, NULL},
+	{"rope_freqs.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"rope_factors_long.weight", RES_ROLE_KEEP, NONE, NULL},
+	{"rope_factors_short.weight", RES_ROLE_KEEP, NONE, NULL},
 };
 
-/* Whether s matches pat ('*': one or more digits). */
-static bool match(const char *pat, const char *s)
+/* Whether s matches pat ('*': one or more digits, their value in *index
+ * when index is not NULL). */
+static bool match(const char *pat, const char *s, size_t *index)
 {
 	while (*pat) {
 		if (*pat == '*') {
 			if (!isdigit((unsigned char)*s))
 				return false;
+			if (index)
+				*index = (size_t)strtoull(s, NULL, 10);
 			while (isdigit((unsigned char)*s))
 				s++;
 			pat++;
@@ -154,7 +158,7 @@ static bool match(const char *pat, const char *s)
 static const Rule *find_rule(const Rule *rules, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
-		if (match(rules[i].pat, s))
+		if (match(rules[i].pat, s, NULL))
 			return &rules[i];
 	return NULL;
 }
@@ -238,8 +242,12 @@ static int check_shape(const ResPlan *p, ResTensor *e, char *err, size_t errlen)
 	e->batch = 1;
 	switch (e->role) {
 	case RES_ROLE_EMBED:
-	case RES_ROLE_READER:
 		ok = t->ndim >= 2 && last == D;
+		break;
+	case RES_ROLE_READER:
+		/* one row may be stored as a vector of D (llama.cpp's
+		 * ffn_gate_inp_shexp, Qwen2-MoE's shared-expert gate) */
+		ok = (t->ndim >= 2 || t->ndim == 1) && last == D;
 		break;
 	case RES_ROLE_WRITER:
 		ok = t->ndim >= 2 && t->shape[t->ndim - 2] == D;
@@ -321,7 +329,8 @@ int residual_plan_build(const Model *m, ResPlan *p, char *err, size_t errlen)
 				*slot = t;
 				continue;
 			}
-			ResTensor e = {t, r->role, NULL, layer, 1, NULL};
+			ResTensor e = {t, r->role, NULL, layer, 1, NULL, r->part, RES_NO_EXPERT};
+			match(r->pat, suf, &e.expert);
 			if (r->role == RES_ROLE_READER) {
 				e.norm = r->group == FINAL ? p->final_norm
 				       : r->group == ATTN ? ln[layer].attn : ln[layer].mlp;
@@ -358,6 +367,17 @@ fail:
 	free(ln);
 	residual_plan_free(p);
 	return -1;
+}
+
+const ResTensor *residual_plan_match(const ResPlan *p, const ResTensor *e)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		const ResTensor *c = &p->v[i];
+		if (c->layer == e->layer && c->expert == e->expert && c->part && e->part &&
+		    !strcmp(c->part, e->part))
+			return c;
+	}
+	return NULL;
 }
 
 const ResTensor *residual_plan_find(const ResPlan *p, const TensorRef *t)

@@ -25,7 +25,12 @@ typedef struct {
 	size_t batch;             /* writer: blocks of D rows (experts stacked) */
 	const TensorRef *src;     /* where its values are read, when not t
 				   * itself: an untied head's, the embeddings */
+	const char *part;         /* what it is in every naming scheme ("q",
+				   * "down", "mlp_norm", "head", ...) */
+	size_t expert;            /* its expert's index, or RES_NO_EXPERT */
 } ResTensor;
+
+#define RES_NO_EXPERT ((size_t)-1)
 
 typedef struct {
 	ResTensor *v;             /* every tensor on the stream, file order */
@@ -44,6 +49,9 @@ const char *residual_family_refusal(const Model *m, char *buf, size_t len);
 /* The plan of an open model. 0, or -1 with one line in err (the reason
  * the rotation does not apply). */
 int residual_plan_build(const Model *m, ResPlan *out, char *err, size_t errlen);
+/* The entry of p that is e's tensor in p's own naming scheme (the same
+ * layer, part and expert: an HF checkpoint's against its GGUF), or NULL. */
+const ResTensor *residual_plan_match(const ResPlan *p, const ResTensor *e);
 /* The plan's entry for tensor t, or NULL. */
 const ResTensor *residual_plan_find(const ResPlan *p, const TensorRef *t);
 /* Release. */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "core/dtype.h"
 #include "core/procrustes.h"
 #include "core/residual.h"
@@ -15,17 +17,16 @@
 /* The embedding (and head) rows compared, evenly spaced: D + EXTRA_ROWS
  * (or all), enough to pin R1 down and bounded memory. */
 #define EXTRA_ROWS 256
-/* Widest down_proj input an online R4 is looked for on (its fit is an SVD
- * of that size). */
+/* Widest down_proj input an online R4 is fitted densely on (an SVD of
+ * that size); wider ones are tested by their Grams and the fast
+ * Walsh-Hadamard transform. */
 #define R4_MAX_COLS 4096
 
-/* B's entry of the same name as A's entry e, or NULL. */
+/* B's entry for A's entry e (in B's naming scheme, which may be another
+ * format's), or NULL. */
 static const ResTensor *b_entry(const VerifyResidualJob *j, const ResTensor *e)
 {
-	for (size_t i = 0; i < j->pb.n; i++)
-		if (!strcmp(j->pb.v[i].t->name, e->t->name))
-			return &j->pb.v[i];
-	return NULL;
+	return residual_plan_match(&j->pb, e);
 }
 
 /* Which norm: 'm' before the MLP, 'a' before attention. */
@@ -290,13 +291,117 @@ static int check_norm(VerifyResidualJob *j, size_t layer, const TensorRef *tb, c
 	return 0;
 }
 
+/* Whether Y = X M^T (D x cols) for an orthogonal M, an online R4 left in
+ * a writer: then f becomes FIND_RES_ONLINE_R4 with its error, flagged
+ * when M is a Hadamard. Rows whose norms differ rule it out at once (a
+ * plain broken writer costs no fit); else tried in turn: the signed Kronecker Hadamards
+ * ropefold draws (fast Walsh-Hadamard transform), H_k (x) S_p for any
+ * orthogonal H_k of order up to VRES_KRON_MAX (QuaRot's had_K), then the
+ * dense fit up to R4_MAX_COLS, or wider the Grams (whether some M exists
+ * at all). 0, or -1 with err. */
+static int online_r4(const double *X, const double *Y, size_t D, size_t cols, double tol,
+		     Finding *f, char *err, size_t errlen)
+{
+	double e4 = INFINITY, eh;
+	size_t k;
+	if (!(verify_residual_norm_gap(X, Y, D, cols) <= tol))
+		return 0;   /* no orthogonal M keeps the rows' norms: a plain break */
+	bool had = verify_residual_hadamard_cols(X, Y, D, cols, tol, &eh);
+	if (had) {
+		e4 = eh;
+	} else if (verify_residual_kron_cols(X, Y, D, cols, tol, &k, &had, &eh)) {
+		e4 = eh;
+	} else if (cols <= R4_MAX_COLS) {
+		double *M = malloc(cols * cols * sizeof(double));   /* cols x cols */
+		if (!M) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		if (verify_residual_extra_cols(X, Y, D, cols, M, &e4) != RF_OK)
+			e4 = INFINITY;
+		had = e4 <= tol && verify_residual_is_hadamard(M, cols, 0.05);
+		free(M);
+	} else if (verify_residual_gram_cols(X, Y, D, cols, &e4) != RF_OK) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (e4 <= tol) {
+		f->code = FIND_RES_ONLINE_R4;
+		f->err = e4;
+		f->flag = had;
+	}
+	return 0;
+}
+
+/* B's values of A's entry ea, laid out as A stores them (n values), in
+ * *out; *tb one of the B tensors they come from (for its dtype). Experts
+ * may be stored one tensor each on one side and stacked ([E, rows, cols],
+ * GGUF's *_exps) on the other: an expert is then a slice of the stacked
+ * tensor, a stacked tensor the experts one after another. 1 found, 0 B
+ * has no such tensor (or not of its size), -1 error. */
+static int b_values(const VerifyResidualJob *j, const ResTensor *ea, const TensorRef **tb,
+		    double **out, char *err, size_t errlen)
+{
+	size_t n = ea->t->nelem;
+	*out = NULL;
+	const ResTensor *eb = residual_plan_match(&j->pb, ea);
+	if (eb && eb->t->nelem == n) {
+		*tb = eb->t;
+		return (*out = read_all(eb->t, err, errlen)) ? 1 : -1;
+	}
+	if (eb)
+		return 0;
+	ResTensor key = *ea;
+	double *v = malloc((n ? n : 1) * sizeof(double));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	if (ea->expert != RES_NO_EXPERT) {
+		/* one expert of A against its slice of B's stacked tensor */
+		key.expert = RES_NO_EXPERT;
+		eb = residual_plan_match(&j->pb, &key);
+		if (eb && eb->t->nelem >= (ea->expert + 1) * n) {
+			*tb = eb->t;
+			rc = tensor_read(eb->t, ea->expert * n, n, v, err, errlen) ? -1 : 1;
+		}
+	} else {
+		/* A stacked: B's experts 0, 1, ... one after another */
+		size_t at = 0;
+		for (key.expert = 0; at < n; key.expert++) {
+			eb = residual_plan_match(&j->pb, &key);
+			if (!eb || eb->t->nelem > n - at)
+				break;
+			*tb = eb->t;
+			if (tensor_read(eb->t, 0, eb->t->nelem, v + at, err, errlen)) {
+				rc = -1;
+				break;
+			}
+			at += eb->t->nelem;
+		}
+		if (rc == 0 && key.expert > 0 && at == n)
+			rc = 1;
+	}
+	if (rc == 1)
+		*out = v;
+	else
+		free(v);
+	return rc;
+}
+
 /* One tensor of an MLP (reader, writer or writer bias): B against A under
  * R1; a writer R1 does not explain is tried for an online R4. */
 static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
-			const ResTensor *eb, char *err, size_t errlen)
+			char *err, size_t errlen)
 {
 	size_t D = j->r.D, n = ea->t->nelem;
-	if (eb->t->nelem != n) {
+	const TensorRef *tb = NULL;
+	double *B = NULL;
+	int found = b_values(j, ea, &tb, &B, err, errlen);
+	if (found < 0)
+		return -1;
+	if (!found) {
 		Finding f = finding_make(ea->role == RES_ROLE_READER ? FIND_RES_READER
 								     : FIND_RES_WRITER);
 		f.err = INFINITY;
@@ -306,10 +411,9 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		return 0;
 	}
 	double *A = read_all(ea->t, err, errlen);
-	double *B = A ? read_all(eb->t, err, errlen) : NULL;
 	double *w = NULL;
 	int rc = -1;
-	if (!B)
+	if (!A)
 		goto out;
 	if (ea->role == RES_ROLE_READER && !(w = fused_weight(j, ea->norm, err, errlen)))
 		goto out;
@@ -325,7 +429,7 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 		snprintf(err, errlen, "%s: %s", ea->t->name, rf_status_str(st));
 		goto out;
 	}
-	double e = procrustes_rel_diff(B, n, X, n, 1, n), tol = ttol(j, ea->t, eb->t);
+	double e = procrustes_rel_diff(B, n, X, n, 1, n), tol = ttol(j, ea->t, tb);
 	rc = 0;
 	if (e <= tol) {
 		note_err(j, e);
@@ -340,34 +444,18 @@ static int check_tensor(VerifyResidualJob *j, size_t layer, const ResTensor *ea,
 	while (p && p > nm && p[-1] != '.')
 		p--;
 	snprintf(f.tensor, sizeof f.tensor, "%.*s", dot && p ? (int)(dot - p) : 15, p ? p : nm);
-	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0 &&
-	    n / D <= R4_MAX_COLS) {
+	if (ea->role == RES_ROLE_WRITER && ea->batch == 1 && n % D == 0) {
 		/* an online R4: R^T W_B = W_A M^T with M orthogonal (cols x cols) */
 		size_t cols = n / D;
-		double *Y = X, *M = malloc(cols * cols * sizeof(double));
-		if (!M) {
+		double *Y = X;
+		/* Y = R^T W_B (D x cols) */
+		cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)cols, (int)D,
+			    1.0, j->r.R, (int)D, B, (int)cols, 0.0, Y, (int)cols);
+		if (online_r4(A, Y, D, cols, tol, &f, err, errlen)) {
 			free(X);
-			snprintf(err, errlen, "out of memory");
 			rc = -1;
 			goto out;
 		}
-		/* Y = R^T W_B (D x cols) */
-		for (size_t a = 0; a < D; a++)
-			for (size_t c = 0; c < cols; c++) {
-				double s = 0;
-				for (size_t k = 0; k < D; k++)
-					s += j->r.R[k * D + a] * B[k * cols + c];
-				Y[a * cols + c] = s;
-			}
-		double e4;
-		if (verify_residual_extra_cols(A, Y, D, cols, M, &e4) == RF_OK &&
-		    e4 <= tol) {
-			f.code = FIND_RES_ONLINE_R4;
-			f.err = e4;
-			f.flag = verify_residual_is_hadamard(M, cols, 0.05) ||
-				 verify_residual_hadamard_cols(A, Y, D, cols, tol);
-		}
-		free(M);
 	}
 	free(X);
 	rbreak(j, layer, &f);
@@ -385,8 +473,13 @@ int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, ch
 		const ResTensor *ea = &j->pa.v[k];
 		if (ea->layer != i)
 			continue;
-		const ResTensor *eb = b_entry(j, ea);
-		if (!eb) {
+		/* the MLP's tensors are found by check_tensor (experts may be
+		 * stacked on one side only); every other one must be in B */
+		bool mlp = (ea->role == RES_ROLE_READER && norm_part(ea->norm) == 'm') ||
+			   ((ea->role == RES_ROLE_WRITER || ea->role == RES_ROLE_WRITER_BIAS) &&
+			    !attn_writer(ea->t));
+		const ResTensor *eb = mlp ? NULL : b_entry(j, ea);
+		if (!mlp && !eb) {
 			Finding f = finding_make(FIND_RES_READER);
 			f.err = INFINITY;
 			f.tol = j->r.tol;
@@ -394,23 +487,12 @@ int verify_residual_layer(VerifyResidualJob *j, size_t i, Layer *a, Layer *b, ch
 			rbreak(j, i, &f);
 			continue;
 		}
+		/* attention's own readers and writer: through verify_layers */
 		int rc = 0;
-		switch (ea->role) {
-		case RES_ROLE_NORM:
+		if (ea->role == RES_ROLE_NORM)
 			rc = check_norm(j, i, eb->t, norm_part(ea->t), err, errlen);
-			break;
-		case RES_ROLE_READER:
-			if (norm_part(ea->norm) == 'm')
-				rc = check_tensor(j, i, ea, eb, err, errlen);
-			break;
-		case RES_ROLE_WRITER:
-		case RES_ROLE_WRITER_BIAS:
-			if (!attn_writer(ea->t))
-				rc = check_tensor(j, i, ea, eb, err, errlen);
-			break;
-		default:
-			break;
-		}
+		else if (mlp)
+			rc = check_tensor(j, i, ea, err, errlen);
 		if (rc)
 			return -1;
 	}
