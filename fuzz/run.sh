@@ -31,7 +31,7 @@ jflags=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 srcs="core/dtype.c core/layer.c core/mla.c core/moe_route.c core/rng.c core/status.c data/dtype_mix.c data/families.c
       data/ggml_quant.c data/ggml_quantize.c data/ggml_types.c data/gguf.c data/hfconfig.c
       data/hfconfig_keys.c data/hfconfig_layers.c data/infile.c data/jsonfile.c data/llama2c.c
-      data/mla_model.c data/mla_moe.c data/model.c data/path.c data/safetensors.c data/tensor.c data/vocab.c"
+      data/mla_model.c data/mla_moe.c data/mla_split.c data/model.c data/path.c data/safetensors.c data/tensor.c data/vocab.c"
 common="-std=c11 -g -O1 -fno-omit-frame-pointer -I$work/include -I$here"
 cd "$here" || exit 99
 if ! "$cc" $common -fsanitize=fuzzer-no-link,address,undefined -c -x c /dev/null \

@@ -26,9 +26,13 @@ $FIX --out "$tmp/gq.gguf" --format gguf --seed 4 --no-q-lora
 $FIX --out "$tmp/hfe" --seed 8 --rms-eps 1e-2
 $FIX --out "$tmp/ge.gguf" --format gguf --seed 8 --rms-eps 1e-2
 $FIX --out "$tmp/hfh" --seed 9 --rope-half --yarn
+# llama.cpp's split kv_b (attn_k_b, attn_v_b; key_length_mla), and beside attn_kv_b
+$FIX --out "$tmp/gs.gguf" --format gguf --seed 5 --yarn --kv-b split
+$FIX --out "$tmp/gb.gguf" --format gguf --seed 5 --yarn --kv-b both
+$FIX --out "$tmp/gsq.gguf" --format gguf --seed 4 --no-q-lora --kv-b split
 
 # ropefold's MLA against the reference, every fixture, both layers
-for m in hf hfq hfy hfm g.gguf gq.gguf hfe ge.gguf hfh; do
+for m in hf hfq hfy hfm g.gguf gq.gguf hfe ge.gguf hfh gs.gguf gb.gguf gsq.gguf; do
 	for l in 0 1; do
 		if "$DUMP" "$tmp/$m" $l 20 7 >"$tmp/dump.json" 2>"$tmp/err" &&
 		   $REF --model "$tmp/$m" --dump "$tmp/dump.json" --layer $l >"$tmp/out" 2>&1; then
@@ -73,6 +77,20 @@ else
 	notok "GGUF deepseek2 and HF disagree"
 fi
 
+# the same weights with kv_b whole, split, or both: the same attention, to the bit
+for m in gs.gguf gb.gguf; do
+	"$DUMP" "$tmp/$m" 1 16 2 >"$tmp/c.json"
+	if cmp -s "$tmp/b.json" "$tmp/c.json"; then
+		ok "$m (kv_b $(echo "$m" | sed 's/gs.*/split/;s/gb.*/split beside attn_kv_b/')) computes g.gguf's attention bit for bit"
+	else
+		notok "$m and g.gguf differ"
+	fi
+done
+run 0 "info of a split-kv_b deepseek2 GGUF" info "$tmp/gs.gguf"
+grep -q "^mla kv_b .*attn_k_b (per head, k_nope rows transposed) and attn_v_b$" "$tmp/out" &&
+	grep -q "qk_nope_head_dim 8, .*v_head_dim 6" "$tmp/out" &&
+	ok "... names the split and the per-head dims of key_length_mla" || notok "info of split kv_b"
+
 # info: the dims under their HF names, text and JSON
 run 0 "info of a DeepSeek-V2 folder" info "$tmp/hf"
 if grep -q "kv_lora_rank 16, q_lora_rank 12, qk_nope_head_dim 8, qk_rope_head_dim 4" "$tmp/out"; then
@@ -90,6 +108,15 @@ if command -v jq >/dev/null; then
 			ok "info --json of $m: mla dims"
 		else
 			notok "info --json of $m"; sed 's/^/# /' "$tmp/out" | head -20
+		fi
+	done
+	for m in gq.gguf:kv_b gsq.gguf:k_b+v_b gb.gguf:kv_b+k_b+v_b; do
+		"$ROPEFOLD" info --json "$tmp/${m%%:*}" >"$tmp/out"
+		if jq -e --arg l "${m#*:}" '.mla.kv_b == $l and .mla.qk_nope_head_dim == 8' \
+			"$tmp/out" >/dev/null; then
+			ok "info --json of ${m%%:*}: mla.kv_b is ${m#*:}"
+		else
+			notok "info --json kv_b of ${m%%:*}"; jq -c .mla "$tmp/out" | sed 's/^/# /'
 		fi
 	done
 	# DeepSeek's yarn: softmax scale times mscale(4, 0.707)^2
@@ -125,7 +152,7 @@ fi
 
 # fold, then verify: the folded attention equals the original's (the
 # reference on B's weights with A's output), and verify recovers the fold
-for m in hfy g.gguf hfq; do
+for m in hfy g.gguf hfq gs.gguf gb.gguf gsq.gguf; do
 	out="$tmp/f-$m"
 	run 0 "fold $m" fold --model "$tmp/$m" --out "$out"
 	"$DUMP" "$tmp/$m" 1 16 9 >"$tmp/a.json"
@@ -138,6 +165,25 @@ for m in hfy g.gguf hfq; do
 	grep -q "commuting fold" "$tmp/out" && ok "... a commuting fold" || notok "verify relation"
 	grep -q "levels (tolerance .*): score holds .*, head holds .*, residual holds" "$tmp/out" &&
 		ok "... confirmed by the three levels" || notok "verify confirmation"
+done
+# the folds of the split layouts keep them (the reference read their attn_k_b
+# and attn_v_b above: each head's k_nope rows rotated through the transpose)
+for m in gs.gguf gb.gguf; do
+	"$ROPEFOLD" info --json "$tmp/$m" | jq -c .mla.kv_b >"$tmp/l1" 2>/dev/null
+	"$ROPEFOLD" info --json "$tmp/f-$m" | jq -c .mla.kv_b >"$tmp/l2" 2>/dev/null
+	if command -v jq >/dev/null && cmp -s "$tmp/l1" "$tmp/l2" && [ -s "$tmp/l1" ]; then
+		ok "the fold of $m keeps its kv_b layout $(cat "$tmp/l1")"
+	elif ! command -v jq >/dev/null; then
+		skip "kv_b layout of the fold of $m" "jq missing"
+	else
+		notok "fold of $m changed the kv_b layout: $(cat "$tmp/l1") -> $(cat "$tmp/l2")"
+	fi
+	run 0 "fold --undo of the $m fold" fold --model "$tmp/f-$m" --out "$tmp/u-$m" \
+		--undo "$tmp/f-$m.fold.json"
+	run 0 "... verify: the undo is A again" verify "$tmp/$m" "$tmp/u-$m"
+	grep -q "equal up to f32 rounding" "$tmp/out" && "$DUMP" "$tmp/u-$m" 1 16 9 >"$tmp/u.json" &&
+		$REF --model "$tmp/$m" --dump "$tmp/u.json" --layer 1 --tol 1e-6 >"$tmp/o" 2>&1 &&
+		ok "... and computes A's attention ($(cat "$tmp/o"))" || notok "undo of $m"
 done
 run 0 "fold --dtype f64" fold --model "$tmp/hf" --out "$tmp/f64" --dtype f64
 "$DUMP" "$tmp/hf" 0 16 9 >"$tmp/a.json"
@@ -200,8 +246,23 @@ $FIX --out "$tmp/b2" --break no-rope-dim
 refused "a config without qk_rope_head_dim" "qk_rope_head_dim is missing" "$tmp/b2"
 $FIX --out "$tmp/b3" --break bad-kv-b
 refused "a kv_b_proj one row short" "kv_b_proj.weight: shape \[55, 16\], but the MLA dims" "$tmp/b3"
-$FIX --out "$tmp/b4.gguf" --format gguf --break absorbed
-refused "llama.cpp's absorbed attn_k_b/attn_v_b" "absorbed form.*attn_k_b" "$tmp/b4.gguf"
+$FIX --out "$tmp/b4.gguf" --format gguf --kv-b split --break no-v-b
+refused "an attn_k_b without its attn_v_b" "blk.1.attn_v_b.weight is missing beside blk.1.attn_k_b.weight" "$tmp/b4.gguf"
+$FIX --out "$tmp/b5.gguf" --format gguf --kv-b split --break k-b-untransposed
+refused "an attn_k_b stored untransposed" "blk.1.attn_k_b.weight: shape \[4, 8, 16\], but the MLA dims.* give \[4, 16, 8\]" "$tmp/b5.gguf"
+$FIX --out "$tmp/b6.gguf" --format gguf --kv-b split --break k-b-short
+refused "an attn_k_b one head short" "blk.0.attn_k_b.weight: shape \[3, 16, 8\]" "$tmp/b6.gguf"
+$FIX --out "$tmp/b7.gguf" --format gguf --kv-b both --break split-differs
+for mode in "check --model $tmp/b7.gguf --layer 1" "fold --model $tmp/b7.gguf --out $tmp/b7f.gguf"; do
+	$ROPEFOLD $mode >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && [ ! -e "$tmp/b7f.gguf" ] &&
+	   grep -q "blk.1.attn_kv_b.weight: row 29 (head 2) differs from blk.1.attn_k_b.weight" "$tmp/err"; then
+		ok "${mode%% *}: an attn_k_b that is not attn_kv_b's rows is refused: $(cut -c1-100 "$tmp/err")"
+	else
+		notok "${mode%% *} of a disagreeing split pair (exit $got)"; sed 's/^/# /' "$tmp/err"
+	fi
+done
 
 echo "1..$n"
 [ "$fails" -eq 0 ]

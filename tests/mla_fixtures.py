@@ -2,7 +2,7 @@
 """Seeded tiny DeepSeek-V2-style checkpoints (multi-head latent attention).
 
     mla_fixtures.py --out PATH [--format hf|gguf] [--seed N] [--no-q-lora]
-                    [--yarn | --yarn-mscale] [--break KIND]
+                    [--yarn | --yarn-mscale] [--kv-b whole|split|both] [--break KIND]
 
 hf writes PATH/config.json (DeepseekV2Config's keys: q_lora_rank,
 kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim, rope_scaling
@@ -20,9 +20,22 @@ rope; rows as HF stores them: the converter does not permute). All F32.
 take the file's); --rope-half writes a DeepSeek-V3 config with
 rope_interleave false (HF's option: rotate_half on the stored coordinates).
 
+--kv-b (GGUF): whole writes attn_kv_b; split writes it as llama.cpp's
+convert_hf_to_gguf.py (DeepseekV2Model.modify_tensors, since 2025) does for its
+absorbed MLA graph: kv_b_proj viewed as [H, dn + dv, Lkv], cut into k_b
+[H, dn, Lkv] and v_b [H, dv, Lkv], k_b transposed to [H, Lkv, dn]; GGUF dims
+reversed, so attn_k_b ne {dn, Lkv, H} and attn_v_b ne {Lkv, dv, H}, as
+llama-model.cpp's deepseek2 creates them. With it the converter's keys:
+head_count_kv 1, key_length = kv_lora_rank + rope and value_length =
+kv_lora_rank (the cached latent's widths), key_length_mla = nope + rope and
+value_length_mla = v_head_dim. both writes attn_kv_b beside the pair (the
+conversions that kept it).
+
 --break: missing-kv-b (layer 1's kv_b_proj left out), no-rope-dim (the config
-without qk_rope_head_dim), absorbed (GGUF: attn_k_b and attn_v_b in place of
-attn_kv_b, llama.cpp's newer conversion), bad-kv-b (kv_b_proj one row short).
+without qk_rope_head_dim), bad-kv-b (kv_b_proj one row short); with --kv-b
+split: no-v-b (layer 1's attn_v_b left out), k-b-untransposed (layer 1's
+attn_k_b stored [H, dn, Lkv]), k-b-short (layer 0's attn_k_b one head short);
+with --kv-b both: split-differs (layer 1's attn_k_b not the attn_kv_b rows).
 """
 import argparse
 import json
@@ -127,7 +140,15 @@ def gguf_name(n):
     return "blk.%s.%s.weight" % (l, rest.replace(".", "_"))   # the MLP: any name
 
 
-def write_gguf(path, ts, cfg, extra_kv=()):
+def split_kv_b(kvb):
+    """kv_b_proj (H*(DN+DV) x LKV) as llama.cpp's converter cuts it: (k_b
+    [H, LKV, DN], v_b [H, DV, LKV])."""
+    kv = kvb.reshape(H, DN + DV, LKV)
+    return (np.ascontiguousarray(kv[:, :DN, :].transpose(0, 2, 1)),
+            np.ascontiguousarray(kv[:, DN:, :]))
+
+
+def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False):
     def s(x):
         x = x.encode()
         return struct.pack("<Q", len(x)) + x
@@ -138,15 +159,18 @@ def write_gguf(path, ts, cfg, extra_kv=()):
           (a + "embedding_length", 4, struct.pack("<I", D)),
           (a + "feed_forward_length", 4, struct.pack("<I", FF)),
           (a + "attention.head_count", 4, struct.pack("<I", H)),
-          (a + "attention.head_count_kv", 4, struct.pack("<I", H)),
-          (a + "attention.key_length", 4, struct.pack("<I", DN + DR)),
-          (a + "attention.value_length", 4, struct.pack("<I", DV)),
+          (a + "attention.head_count_kv", 4, struct.pack("<I", 1 if mla_keys else H)),
+          (a + "attention.key_length", 4, struct.pack("<I", LKV + DR if mla_keys else DN + DR)),
+          (a + "attention.value_length", 4, struct.pack("<I", LKV if mla_keys else DV)),
           (a + "attention.kv_lora_rank", 4, struct.pack("<I", LKV)),
           (a + "rope.dimension_count", 4, struct.pack("<I", DR)),
           (a + "rope.freq_base", 6, struct.pack("<f", 10000.0)),
           (a + "attention.layer_norm_rms_epsilon", 6, struct.pack("<f", cfg["rms_norm_eps"])),
           (a + "vocab_size", 4, struct.pack("<I", V)),
           ("general.alignment", 4, struct.pack("<I", 32))]
+    if mla_keys:
+        kv += [(a + "attention.key_length_mla", 4, struct.pack("<I", DN + DR)),
+               (a + "attention.value_length_mla", 4, struct.pack("<I", DV))]
     if cfg["q_lora_rank"]:
         kv.append((a + "attention.q_lora_rank", 4, struct.pack("<I", LQ)))
     rs = cfg["rope_scaling"]
@@ -186,8 +210,10 @@ def main():
     ap.add_argument("--rms-eps", type=float, default=1e-6)
     ap.add_argument("--rope-half", action="store_true",
                     help="rope_interleave false (HF DeepseekV3): the rope part half-split")
+    ap.add_argument("--kv-b", choices=["whole", "split", "both"], default="whole")
     ap.add_argument("--break", dest="brk", default=None,
-                    choices=["missing-kv-b", "no-rope-dim", "absorbed", "bad-kv-b"])
+                    choices=["missing-kv-b", "no-rope-dim", "bad-kv-b", "no-v-b",
+                             "k-b-untransposed", "k-b-short", "split-differs"])
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     q_lora = not a.no_q_lora
@@ -211,14 +237,32 @@ def main():
             json.dump(cfg, f, indent=2)
         write_safetensors(os.path.join(a.out, "model.safetensors"), ts, "f32")
         return 0
-    g = {gguf_name(n): v for n, v in ts.items()}
-    if a.brk == "absorbed":
-        for l in range(L):
-            kvb = g.pop("blk.%d.attn_kv_b.weight" % l).reshape(H, DN + DV, LKV)
-            g["blk.%d.attn_k_b.weight" % l] = np.ascontiguousarray(
-                kvb[:, :DN, :].transpose(0, 2, 1))
-            g["blk.%d.attn_v_b.weight" % l] = np.ascontiguousarray(kvb[:, DN:, :])
-    write_gguf(a.out, g, cfg)
+    g = {}
+    for n, v in ts.items():
+        name = gguf_name(n)
+        if not name.endswith("attn_kv_b.weight") or a.kv_b == "whole":
+            g[name] = v
+            continue
+        # the converter yields the pair where kv_b_proj was (and the
+        # conversions that kept attn_kv_b, it first)
+        if a.kv_b == "both":
+            g[name] = v
+        k_b, v_b = split_kv_b(v)
+        g[name.replace("attn_kv_b", "attn_k_b")] = k_b
+        g[name.replace("attn_kv_b", "attn_v_b")] = v_b
+    if a.brk == "no-v-b":
+        del g["blk.1.attn_v_b.weight"]
+    if a.brk == "k-b-untransposed":
+        k = "blk.1.attn_k_b.weight"
+        g[k] = np.ascontiguousarray(g[k].transpose(0, 2, 1))
+    if a.brk == "k-b-short":
+        k = "blk.0.attn_k_b.weight"
+        g[k] = g[k][:-1]
+    if a.brk == "split-differs":
+        k = "blk.1.attn_k_b.weight"
+        g[k] = g[k].copy()
+        g[k][2, 3, 1] += 0.25
+    write_gguf(a.out, g, cfg, mla_keys=a.kv_b != "whole")
     return 0
 
 
