@@ -205,8 +205,11 @@ ATTN = {"q_a_proj": "attn_q_a", "q_a_layernorm": "attn_q_a_norm", "q_b_proj": "a
         "kv_a_layernorm": "attn_kv_a_norm", "kv_b_proj": "attn_kv_b", "o_proj": "attn_output"}
 
 
-def to_gguf(folder, path):
-    """The HF DeepSeek folder as llama.cpp's convert_hf_to_gguf.py writes deepseek2."""
+def to_gguf(folder, path, kv_b="whole"):
+    """The HF DeepSeek folder as llama.cpp's convert_hf_to_gguf.py writes
+    deepseek2; kv_b "split" as its conversions since 2025 do (kv_b_proj cut
+    per head into attn_k_b, the k_nope rows transposed, and attn_v_b; the
+    _mla keys; head_count_kv 1), "both" with attn_kv_b kept beside them."""
     cfg, t, _ = rf.read_hf_folder(folder)
     L, E = cfg["num_hidden_layers"], cfg["n_routed_experts"]
     out = {"token_embd.weight": t["model.embed_tokens.weight"],
@@ -220,6 +223,12 @@ def to_gguf(folder, path):
         for hf, gg in ATTN.items():
             if p + "self_attn." + hf + ".weight" in t:
                 out[b + gg + ".weight"] = t[p + "self_attn." + hf + ".weight"]
+        if kv_b != "whole":
+            H, dn, dv = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]
+            w = out[b + "attn_kv_b.weight"] if kv_b == "both" else out.pop(b + "attn_kv_b.weight")
+            w = w.reshape(H, dn + dv, -1)
+            out[b + "attn_k_b.weight"] = np.ascontiguousarray(w[:, :dn, :].transpose(0, 2, 1))
+            out[b + "attn_v_b.weight"] = np.ascontiguousarray(w[:, dn:, :])
         for g in ("gate", "up", "down"):
             if p + "mlp.%s_proj.weight" % g in t:
                 out[b + "ffn_%s.weight" % g] = t[p + "mlp.%s_proj.weight" % g]
@@ -237,9 +246,7 @@ def to_gguf(folder, path):
           ("embedding_length", "u", cfg["hidden_size"]),
           ("feed_forward_length", "u", cfg["intermediate_size"]),
           ("attention.head_count", "u", cfg["num_attention_heads"]),
-          ("attention.head_count_kv", "u", cfg["num_attention_heads"]),
-          ("attention.key_length", "u", cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]),
-          ("attention.value_length", "u", cfg["v_head_dim"]),
+          ("attention.head_count_kv", "u", 1 if kv_b != "whole" else cfg["num_attention_heads"]),
           ("attention.kv_lora_rank", "u", cfg["kv_lora_rank"]),
           ("rope.dimension_count", "u", cfg["qk_rope_head_dim"]),
           ("rope.freq_base", "f", cfg["rope_theta"]),
@@ -251,6 +258,14 @@ def to_gguf(folder, path):
           ("expert_weights_scale", "f", cfg["routed_scaling_factor"]),
           ("expert_weights_norm", "b", cfg["norm_topk_prob"]),
           ("expert_gating_func", "u", 2 if v3 else 1)]
+    dk, dv = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    if kv_b == "whole":
+        kv += [("attention.key_length", "u", dk), ("attention.value_length", "u", dv)]
+    else:
+        lkv = cfg["kv_lora_rank"]
+        kv += [("attention.key_length", "u", lkv + cfg["qk_rope_head_dim"]),
+               ("attention.value_length", "u", lkv),
+               ("attention.key_length_mla", "u", dk), ("attention.value_length_mla", "u", dv)]
     if cfg.get("q_lora_rank"):
         kv.append(("attention.q_lora_rank", "u", cfg["q_lora_rank"]))
     if v3:
@@ -264,14 +279,37 @@ def check_gguf(tmp):
         folder = os.path.join(tmp, "g-" + family)
         ff.make_fixture(family, folder)
         edit_config(folder, no_yarn)
-        path = folder + ".gguf"
-        to_gguf(folder, path)
         ref = rf.forward(rf.load_model(folder), TOKENS).astype(np.float64)
-        for prec, tol in (("f64", 1e-10), ("f32", 1e-5)):
-            got, why = dump(path, prec, os.path.join(tmp, "z.bin"))
-            err = rel(got, ref) if got is not None else float("inf")
-            check("%s as GGUF deepseek2, %s: the HF folder's reference logits" % (family, prec),
-                  err <= tol, why[:200] or "rel %.1e, tol %.0e" % (err, tol))
+        whole = {}
+        for kv_b in ("whole", "split", "both"):
+            path = "%s-%s.gguf" % (folder, kv_b)
+            to_gguf(folder, path, kv_b)
+            for prec, tol in (("f64", 1e-10), ("f32", 1e-5)):
+                got, why = dump(path, prec, os.path.join(tmp, "z.bin"))
+                err = rel(got, ref) if got is not None else float("inf")
+                check("%s as GGUF deepseek2 (kv_b %s), %s: the HF folder's reference logits"
+                      % (family, kv_b, prec), err <= tol,
+                      why[:200] or "rel %.1e, tol %.0e" % (err, tol))
+                if kv_b == "whole":
+                    whole[prec] = got
+                elif got is not None and whole.get(prec) is not None:
+                    same = np.array_equal(got, whole[prec])
+                    check("%s, kv_b %s, %s: logits bit for bit those of attn_kv_b"
+                          % (family, kv_b, prec), same,
+                          "" if same else "rel %.1e" % rel(got, whole[prec]))
+        # fold the split file, then the model level of verify --logits
+        path, fold = folder + "-split.gguf", folder + "-split-fold.gguf"
+        rc, _, err = run(ROPEFOLD, "fold", "--model", path, "--out", fold)
+        rc2, out, err2 = run(ROPEFOLD, "verify", path, fold, "--logits", "--json") if rc == 0 \
+            else (rc, "", err)
+        level = None
+        try:
+            level = json.loads(out).get("model_level")
+        except (ValueError, AttributeError):
+            pass
+        good = rc2 == 0 and level is not None and level.get("holds") is True
+        check("%s, kv_b split: fold, then verify --logits: the model level holds" % family,
+              good, "" if good else (err2.strip() or out.strip())[:200])
 
 
 if __name__ == "__main__":
