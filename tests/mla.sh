@@ -193,6 +193,23 @@ else
 	notok "f64 fold attention"; sed 's/^/# /' "$tmp/o"
 fi
 run 0 "verify the f64 fold" verify "$tmp/hf" "$tmp/f64"
+# the confirmation in float32 (as the forward pass computes MLA): float's
+# rounding in the levels, where float64 sees the f64 fold's roundoff alone
+lv() { sed -n 's/.*score holds (\([^)]*\)).*/\1/p' "$tmp/out" | head -1; }
+run 0 "verify --precision f32 of the f64 fold" verify "$tmp/hf" "$tmp/f64" --precision f32
+e32=$(lv)
+run 0 "verify --precision f64 of the f64 fold" verify "$tmp/hf" "$tmp/f64" --precision f64
+e64=$(lv)
+if awk -v a="$e32" -v b="$e64" 'BEGIN { exit !(a > 1e-9 && a < 1e-4 && b < 1e-12) }'; then
+	ok "verify --precision f32 on MLA computes in float (score error $e32, f64 $e64)"
+else
+	notok "MLA verify precision: f32 $e32, f64 $e64"
+fi
+rm -rf "$tmp/brk"
+"$ROPEFOLD" fold --model "$tmp/gs.gguf" --out "$tmp/brk.gguf" --drop shared-qk >/dev/null 2>&1
+run 1 "verify --precision f32 of a split-kv_b fold with q and k apart" verify "$tmp/gs.gguf" "$tmp/brk.gguf" --precision f32
+grep -q "levels (tolerance 0.001): score breaks" "$tmp/out" && ok "... its float32 levels break" ||
+	notok "f32 levels of a broken MLA fold"
 run 0 "verify a checkpoint against itself" verify "$tmp/hf" "$tmp/hf"
 grep -q "identical" "$tmp/out" && ok "... identical" || notok "identical"
 # crafted breaks: folds that drop an assumption
