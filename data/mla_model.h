@@ -89,6 +89,8 @@ typedef struct {
 	size_t moe_freq;
 	size_t shared_experts;    /* n_shared_experts (one MLP of that many) */
 	MoeRoute route;
+	bool groups_default;      /* route's groups are DeepseekV3Config's
+				   * defaults, not config.json's */
 } MlaFamily;
 
 /* True when the tensors are MLA's (kv_a_proj_with_mqa, attn_kv_a_mqa). */

@@ -72,6 +72,9 @@ typedef struct {
 	size_t mla_moe_freq;       /* moe_layer_freq, 0 = 1 */
 	size_t mla_shared_experts; /* n_shared_experts, expert_shared_count */
 	MoeRoute mla_route;        /* scoring, top-k method, groups, scale */
+	bool mla_groups_default;   /* n_group or topk_group are
+				    * DeepseekV3Config's defaults (8, 4):
+				    * config.json states not both */
 } Hparams;
 
 /* Layer counts beyond this are refused (families.c); per-layer tables

@@ -81,6 +81,11 @@ def v3_one_group(c):
     c["topk_group"] = 1
 
 
+def v3_no_groups(c):
+    c.pop("n_group", None)
+    c.pop("topk_group", None)
+
+
 VARIANTS = [
     ("deepseek-v2", None, "V2: q latent, group-limited greedy, yarn"),
     ("deepseek-v2-lite", None, "V2-Lite: q_proj, greedy, yarn"),
@@ -274,6 +279,36 @@ def to_gguf(folder, path, kv_b="whole"):
     gf.write(path, "deepseek2", kv, out)
 
 
+def check_v3_default_groups(tmp):
+    """A V3 config.json without n_group and topk_group: DeepseekV3Config's 8
+    and 4, which HF's router (view(-1, n_group, E // n_group).topk(2)) cannot
+    run on the fixture's 8 experts; the reference, following it, refuses,
+    and so does ropefold, in one line naming the defaults, while attention
+    alone (info, check, fold) needs no router."""
+    folder = os.path.join(tmp, "v3-no-groups")
+    ff.make_fixture("deepseek-v3", folder)
+    edit_config(folder, v3_no_groups)
+    try:
+        rf.forward(rf.load_model(folder), TOKENS)
+        ref_refused = False
+    except ValueError:
+        ref_refused = True
+    rc, out, err = run(ROPEFOLD, "logits", "--model", folder, "--tokens", "1,2,3")
+    lines = err.strip().splitlines()
+    good = (ref_refused and rc == 2 and len(lines) == 1 and not out.strip() and
+            "8 groups, 4 kept" in err and "DeepseekV3Config's defaults" in err)
+    check("V3 without n_group/topk_group: DeepseekV3Config's 8 and 4 on 8 experts, refused "
+          "as HF's router cannot run them", good, err.strip()[:240])
+    rc, _, err = run(ROPEFOLD, "check", "--model", folder, "--layer", "1")
+    check("... while check of its attention runs", rc == 0, err.strip()[:160])
+    edit_config(folder, lambda c: c.update({"n_group": 4}))
+    ref = rf.forward(rf.load_model(folder), TOKENS).astype(np.float64)
+    got, why = dump(folder, "f64", os.path.join(tmp, "z.bin"))
+    err = rel(got, ref) if got is not None else float("inf")
+    check("V3 with n_group 4 and topk_group DeepseekV3Config's 4: the reference logits",
+          err <= 1e-10, why[:200] or "rel %.1e" % err)
+
+
 def check_gguf(tmp):
     for family in ("deepseek-v2-lite", "deepseek-v3"):
         folder = os.path.join(tmp, "g-" + family)
@@ -317,6 +352,7 @@ if __name__ == "__main__":
     try:
         check_variants(tmp)
         check_cli(tmp)
+        check_v3_default_groups(tmp)
         check_gguf(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
