@@ -86,6 +86,9 @@ for m in gs.gguf gb.gguf; do
 		notok "$m and g.gguf differ"
 	fi
 done
+run 0 "verify the attn_kv_b file against the split one" verify "$tmp/g.gguf" "$tmp/gs.gguf"
+[ "$(grep -c ": identical (max relative error 0," "$tmp/out")" -eq 2 ] &&
+	ok "... identical in both layers: one layer whatever the layout" || notok "verify across layouts"
 run 0 "info of a split-kv_b deepseek2 GGUF" info "$tmp/gs.gguf"
 grep -q "^mla kv_b .*attn_k_b (per head, k_nope rows transposed) and attn_v_b$" "$tmp/out" &&
 	grep -q "qk_nope_head_dim 8, .*v_head_dim 6" "$tmp/out" &&
@@ -178,6 +181,9 @@ for m in gs.gguf gb.gguf; do
 	else
 		notok "fold of $m changed the kv_b layout: $(cat "$tmp/l1") -> $(cat "$tmp/l2")"
 	fi
+	run 0 "verify the attn_kv_b file against the fold of $m" verify "$tmp/g.gguf" "$tmp/f-$m"
+	grep -q "commuting fold" "$tmp/out" && ok "... a commuting fold across layouts" ||
+		notok "verify g.gguf against the fold of $m"
 	run 0 "fold --undo of the $m fold" fold --model "$tmp/f-$m" --out "$tmp/u-$m" \
 		--undo "$tmp/f-$m.fold.json"
 	run 0 "... verify: the undo is A again" verify "$tmp/$m" "$tmp/u-$m"
