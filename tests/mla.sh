@@ -89,6 +89,13 @@ done
 run 0 "verify the attn_kv_b file against the split one" verify "$tmp/g.gguf" "$tmp/gs.gguf"
 [ "$(grep -c ": identical (max relative error 0," "$tmp/out")" -eq 2 ] &&
 	ok "... identical in both layers: one layer whatever the layout" || notok "verify across layouts"
+run 0 "check a split-kv_b layer" check --model "$tmp/gs.gguf" --layer 1 --input embed
+# (the whole forward pass across layouts: tests/mla_forward.sh, bit for bit)
+grep -v "^layer " "$tmp/out" >"$tmp/check-gs"
+"$ROPEFOLD" check --model "$tmp/g.gguf" --layer 1 --input embed 2>&1 | grep -v "^layer " >"$tmp/check-g"
+cmp -s "$tmp/check-gs" "$tmp/check-g" &&
+	ok "... its report is the attn_kv_b file's, line for line (but the file's name)" ||
+	notok "check of split and whole layouts differ"
 run 0 "info of a split-kv_b deepseek2 GGUF" info "$tmp/gs.gguf"
 grep -q "^mla kv_b .*attn_k_b (per head, k_nope rows transposed) and attn_v_b$" "$tmp/out" &&
 	grep -q "qk_nope_head_dim 8, .*v_head_dim 6" "$tmp/out" &&
