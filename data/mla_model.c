@@ -190,6 +190,16 @@ size_t mla_rewritten(const MlaLayerTensors *lt, MlaTensorId *ids)
 	return n;
 }
 
+double mla_rewritten_roundoff(const MlaLayerTensors *lt)
+{
+	MlaTensorId ids[MLA_REWRITTEN_MAX];
+	size_t n = mla_rewritten(lt, ids);
+	double u = 0;
+	for (size_t k = 0; k < n; k++)
+		u = fmax(u, dtype_unit_roundoff(lt->t[ids[k]]->dtype));
+	return u;
+}
+
 size_t mla_values_max(const MlaShape *s)
 {
 	size_t L = s->kv_lora_rank, dn = s->qk_nope_dim, dv = s->v_head_dim;

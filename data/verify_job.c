@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -333,6 +334,17 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
 		return j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
 	}
+	/* at the coarsest roundoff among both layers' rewritten tensors (a
+	 * split kv_b may be stored finer or coarser than kv_a) */
+	VerifyOptions lvo = *vo;
+	for (int s = 0; s < 2; s++) {
+		Model *m = s ? mb : ma;
+		MlaLayerTensors lt;
+		if (mla_layer_tensors(model_tensor_table(m), model_mla(m), i, &lt, err, errlen))
+			return -1;
+		lvo.unit_roundoff = fmax(lvo.unit_roundoff, mla_rewritten_roundoff(&lt));
+	}
+	vo = &lvo;
 	MlaLayer a, b;
 	if (model_load_mla_layer(ma, i, &a, err, errlen))
 		return -1;

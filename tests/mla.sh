@@ -259,6 +259,23 @@ run 1 "verify an MLA checkpoint against a standard one: not a fold" \
 grep -q "differ in shape" "$tmp/out" && ok "... the shapes differ" || notok "MLA vs standard"
 run 0 "fold --undo of an MLA fold (tests/mla_undo.sh has the rest)" fold --model "$tmp/f-hfy" --out "$tmp/u" --undo "$tmp/f-hfy/fold.json"
 
+# the split pair stored in F16 beside F32 tensors (a pair of another dtype than
+# kv_a): read exactly, folded and verified at f16's rounding; beside an F32
+# attn_kv_b, the two agree within that rounding
+$FIX --out "$tmp/s16.gguf" --format gguf --seed 7 --yarn --kv-b split --f16 attn_k_b.weight,attn_v_b.weight
+$FIX --out "$tmp/b16.gguf" --format gguf --seed 7 --yarn --kv-b both --f16 attn_k_b.weight,attn_v_b.weight
+"$DUMP" "$tmp/s16.gguf" 1 16 4 >"$tmp/a.json" 2>"$tmp/err" &&
+	$REF --model "$tmp/s16.gguf" --dump "$tmp/a.json" --layer 1 >"$tmp/o" 2>&1 &&
+	ok "an F16 split pair's attention equals the reference ($(cat "$tmp/o"))" ||
+	{ notok "F16 split pair attention"; sed 's/^/# /' "$tmp/err" "$tmp/o"; }
+run 0 "check the F32 attn_kv_b beside its F16 pair" check --model "$tmp/b16.gguf" --layer 1
+run 0 "fold the F16 split pair" fold --model "$tmp/s16.gguf" --out "$tmp/f16.gguf"
+run 0 "... verify: at f16's rounding" verify "$tmp/s16.gguf" "$tmp/f16.gguf"
+grep -q "layer 1: commuting fold, up to f16 rounding" "$tmp/out" && ok "... a commuting fold, up to f16 rounding" ||
+	notok "verify of the F16 split fold"
+"$ROPEFOLD" fold --model "$tmp/s16.gguf" --out "$tmp/brk16.gguf" --drop shared-qk >/dev/null 2>&1
+run 1 "... and a fold with q and k apart still breaks at that rounding" verify "$tmp/s16.gguf" "$tmp/brk16.gguf"
+
 # refusals, one line naming what is wrong and what was found
 refused() {
 	what=$1; pat=$2; shift 2

@@ -14,7 +14,8 @@ gives). gguf writes PATH as llama.cpp's `deepseek2` conversion stores the
 same weights (attn_q_a, attn_q_a_norm, attn_q_b, attn_kv_a_mqa,
 attn_kv_a_norm, attn_kv_b, attn_output; deepseek2.attention.q_lora_rank,
 kv_lora_rank, key_length = nope + rope, value_length, rope.dimension_count =
-rope; rows as HF stores them: the converter does not permute). All F32.
+rope; rows as HF stores them: the converter does not permute). All F32, but
+the tensors whose names end as --f16 lists (GGUF).
 
 --rms-eps sets rms_norm_eps (DeepSeek's latent norms keep 1e-6; llama.cpp's
 take the file's); --rope-half writes a DeepSeek-V3 config with
@@ -148,7 +149,7 @@ def split_kv_b(kvb):
             np.ascontiguousarray(kv[:, DN:, :]))
 
 
-def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False):
+def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False, f16=()):
     def s(x):
         x = x.encode()
         return struct.pack("<Q", len(x)) + x
@@ -187,10 +188,11 @@ def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False):
         head += s(k) + struct.pack("<I", t) + v
     body, off = b"", 0
     for name, arr in ts.items():
+        half = any(name.endswith(x) for x in f16)
         head += s(name) + struct.pack("<I", arr.ndim)
         head += b"".join(struct.pack("<Q", n) for n in reversed(arr.shape))
-        head += struct.pack("<IQ", 0, off)
-        raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        head += struct.pack("<IQ", 1 if half else 0, off)
+        raw = np.ascontiguousarray(arr, dtype="<f2" if half else "<f4").tobytes()
         pad = (-len(raw)) % 32
         body += raw + b"\0" * pad
         off += len(raw) + pad
@@ -211,6 +213,8 @@ def main():
     ap.add_argument("--rope-half", action="store_true",
                     help="rope_interleave false (HF DeepseekV3): the rope part half-split")
     ap.add_argument("--kv-b", choices=["whole", "split", "both"], default="whole")
+    ap.add_argument("--f16", default="",
+                    help="comma-separated tensor name endings stored as F16 (GGUF)")
     ap.add_argument("--break", dest="brk", default=None,
                     choices=["missing-kv-b", "no-rope-dim", "bad-kv-b", "no-v-b",
                              "k-b-untransposed", "k-b-short", "split-differs"])
@@ -262,7 +266,8 @@ def main():
         k = "blk.1.attn_k_b.weight"
         g[k] = g[k].copy()
         g[k][2, 3, 1] += 0.25
-    write_gguf(a.out, g, cfg, mla_keys=a.kv_b != "whole")
+    write_gguf(a.out, g, cfg, mla_keys=a.kv_b != "whole",
+               f16=tuple(x for x in a.f16.split(",") if x))
     return 0
 
 

@@ -165,7 +165,7 @@ def read_safetensors(path):
 
 
 def read_gguf(path):
-    """The metadata (numbers and strings) and F32 tensors of a GGUF v3 file."""
+    """The metadata (numbers and strings) and F32/F16 tensors of a GGUF v3 file."""
     buf = open(path, "rb").read()
     pos = [0]
 
@@ -210,9 +210,10 @@ def read_gguf(path):
     base = (pos[0] + align - 1) // align * align
     ts = {}
     for name, ne, ty, off in infos:
-        assert ty == 0
+        assert ty in (0, 1)
         n = int(np.prod(ne))
-        a = np.frombuffer(buf, dtype="<f4", count=n, offset=base + off).astype(np.float64)
+        a = np.frombuffer(buf, dtype="<f4" if ty == 0 else "<f2", count=n,
+                          offset=base + off).astype(np.float64)
         ts[name] = a.reshape(list(reversed(ne)))
     return meta, ts
 
