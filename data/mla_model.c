@@ -190,13 +190,17 @@ size_t mla_rewritten(const MlaLayerTensors *lt, MlaTensorId *ids)
 	return n;
 }
 
-double mla_rewritten_roundoff(const MlaLayerTensors *lt)
+double mla_rewritten_roundoff(const MlaLayerTensors *lt, unsigned *quant)
 {
 	MlaTensorId ids[MLA_REWRITTEN_MAX];
 	size_t n = mla_rewritten(lt, ids);
 	double u = 0;
-	for (size_t k = 0; k < n; k++)
-		u = fmax(u, dtype_unit_roundoff(lt->t[ids[k]]->dtype));
+	for (size_t k = 0; k < n; k++) {
+		StoreDtype t = lt->t[ids[k]]->dtype;
+		u = fmax(u, dtype_unit_roundoff(t));
+		if (dtype_is_block(t))
+			*quant |= 1u << t;
+	}
 	return u;
 }
 

@@ -63,8 +63,9 @@ const char *mla_kv_b_layout_name(MlaKvBLayout l);
 #define MLA_REWRITTEN_MAX 6
 size_t mla_rewritten(const MlaLayerTensors *lt, MlaTensorId *ids);
 /* The coarsest unit roundoff among the tensors a fold rewrites (the
- * stored dtypes of q_b, kv_a, kv_b in each form and o). */
-double mla_rewritten_roundoff(const MlaLayerTensors *lt);
+ * stored dtypes of q_b, kv_a, kv_b in each form and o; a block type's half
+ * step); their block types into *quant (bit 1u << StoreDtype). */
+double mla_rewritten_roundoff(const MlaLayerTensors *lt, unsigned *quant);
 /* Tensor id's values of layer l in its stored order, into buf (sized for
  * any of them: mla_values_max) or straight from l: the pointer to use. */
 const double *mla_values(const MlaLayer *l, MlaTensorId id, double *buf);

@@ -342,7 +342,8 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		MlaLayerTensors lt;
 		if (mla_layer_tensors(model_tensor_table(m), model_mla(m), i, &lt, err, errlen))
 			return -1;
-		lvo.unit_roundoff = fmax(lvo.unit_roundoff, mla_rewritten_roundoff(&lt));
+		lvo.unit_roundoff = fmax(lvo.unit_roundoff,
+					 mla_rewritten_roundoff(&lt, &lvo.quant_types));
 	}
 	vo = &lvo;
 	MlaLayer a, b;

@@ -276,6 +276,25 @@ grep -q "layer 1: commuting fold, up to f16 rounding" "$tmp/out" && ok "... a co
 "$ROPEFOLD" fold --model "$tmp/s16.gguf" --out "$tmp/brk16.gguf" --drop shared-qk >/dev/null 2>&1
 run 1 "... and a fold with q and k apart still breaks at that rounding" verify "$tmp/s16.gguf" "$tmp/brk16.gguf"
 
+# the pair in ggml's Q8_0 (whole blocks: --wide dims), as quantized files
+# carry it: read as ggml dequantizes it, folded (written F16, the fold's
+# default for quantized weights), verified at Q8_0's step
+$FIX --out "$tmp/q8.gguf" --format gguf --seed 8 --wide --kv-b split --q8 attn_k_b.weight,attn_v_b.weight
+"$DUMP" "$tmp/q8.gguf" 1 16 4 >"$tmp/a.json" 2>"$tmp/err" &&
+	$REF --model "$tmp/q8.gguf" --dump "$tmp/a.json" --layer 1 >"$tmp/o" 2>&1 &&
+	ok "a Q8_0 split pair's attention equals the reference ($(cat "$tmp/o"))" ||
+	{ notok "Q8_0 split pair attention"; sed 's/^/# /' "$tmp/err" "$tmp/o"; }
+run 0 "fold the Q8_0 split pair" fold --model "$tmp/q8.gguf" --out "$tmp/fq8.gguf"
+"$DUMP" "$tmp/q8.gguf" 1 16 9 >"$tmp/a.json"
+$REF --model "$tmp/fq8.gguf" --dump "$tmp/a.json" --layer 1 --tol 2e-3 >"$tmp/o" 2>&1 &&
+	ok "... the folded pair computes A's attention up to f16 storage ($(cat "$tmp/o"))" ||
+	{ notok "folded Q8_0 pair attention"; sed 's/^/# /' "$tmp/o"; }
+run 0 "... verify" verify "$tmp/q8.gguf" "$tmp/fq8.gguf"
+grep -q "layer 1: commuting fold, up to Q8_0 quantization" "$tmp/out" &&
+	ok "... a commuting fold, up to Q8_0 quantization" || notok "verify of the Q8_0 split fold"
+"$ROPEFOLD" fold --model "$tmp/q8.gguf" --out "$tmp/brkq8.gguf" --drop commutes --kind pair-swap >/dev/null 2>&1
+run 1 "... and one whose rope rotation mixes pairs breaks" verify "$tmp/q8.gguf" "$tmp/brkq8.gguf"
+
 # refusals, one line naming what is wrong and what was found
 refused() {
 	what=$1; pat=$2; shift 2

@@ -15,7 +15,9 @@ same weights (attn_q_a, attn_q_a_norm, attn_q_b, attn_kv_a_mqa,
 attn_kv_a_norm, attn_kv_b, attn_output; deepseek2.attention.q_lora_rank,
 kv_lora_rank, key_length = nope + rope, value_length, rope.dimension_count =
 rope; rows as HF stores them: the converter does not permute). All F32, but
-the tensors whose names end as --f16 lists (GGUF).
+the tensors whose names end as --f16 or --q8 list (GGUF: F16, ggml's Q8_0;
+--wide makes kv_lora_rank, qk_nope_head_dim and v_head_dim 32, whole Q8_0
+blocks, and q_lora_rank 48).
 
 --rms-eps sets rms_norm_eps (DeepSeek's latent norms keep 1e-6; llama.cpp's
 take the file's); --rope-half writes a DeepSeek-V3 config with
@@ -149,7 +151,21 @@ def split_kv_b(kvb):
             np.ascontiguousarray(kv[:, DN:, :]))
 
 
-def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False, f16=()):
+def q8_0(arr):
+    """arr's bytes as ggml's Q8_0 (block_q8_0: an f16 scale d = max|x| / 127,
+    then 32 int8 round(x / d)), rows along the innermost dim."""
+    x = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1, 32)
+    amax = np.max(np.abs(x), axis=1)
+    d = amax / 127.0
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0)
+    q = np.round(x * inv[:, None]).astype(np.int8)
+    out = bytearray()
+    for k in range(x.shape[0]):
+        out += np.float16(d[k]).tobytes() + q[k].tobytes()
+    return bytes(out)
+
+
+def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False, f16=(), q8=()):
     def s(x):
         x = x.encode()
         return struct.pack("<Q", len(x)) + x
@@ -189,10 +205,12 @@ def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False, f16=()):
     body, off = b"", 0
     for name, arr in ts.items():
         half = any(name.endswith(x) for x in f16)
+        quant = any(name.endswith(x) for x in q8)
         head += s(name) + struct.pack("<I", arr.ndim)
         head += b"".join(struct.pack("<Q", n) for n in reversed(arr.shape))
-        head += struct.pack("<IQ", 1 if half else 0, off)
-        raw = np.ascontiguousarray(arr, dtype="<f2" if half else "<f4").tobytes()
+        head += struct.pack("<IQ", 8 if quant else 1 if half else 0, off)
+        raw = q8_0(arr) if quant else \
+            np.ascontiguousarray(arr, dtype="<f2" if half else "<f4").tobytes()
         pad = (-len(raw)) % 32
         body += raw + b"\0" * pad
         off += len(raw) + pad
@@ -215,10 +233,19 @@ def main():
     ap.add_argument("--kv-b", choices=["whole", "split", "both"], default="whole")
     ap.add_argument("--f16", default="",
                     help="comma-separated tensor name endings stored as F16 (GGUF)")
+    ap.add_argument("--q8", default="",
+                    help="comma-separated tensor name endings stored as Q8_0 (GGUF)")
+    ap.add_argument("--wide", action="store_true",
+                    help="kv_lora_rank, qk_nope_head_dim, v_head_dim 32 (Q8_0 rows), q_lora_rank 48")
     ap.add_argument("--break", dest="brk", default=None,
                     choices=["missing-kv-b", "no-rope-dim", "bad-kv-b", "no-v-b",
                              "k-b-untransposed", "k-b-short", "split-differs"])
     a = ap.parse_args()
+    if a.wide:
+        # q_lora_rank past qk_nope_head_dim, as in DeepSeek's models: else
+        # q_nope's rows cannot determine a head's rotation
+        global LQ, LKV, DN, DV
+        LQ, LKV, DN, DV = 48, 32, 32, 32
     rng = np.random.default_rng(a.seed)
     q_lora = not a.no_q_lora
     ts = weights(rng, q_lora)
@@ -267,7 +294,8 @@ def main():
         g[k] = g[k].copy()
         g[k][2, 3, 1] += 0.25
     write_gguf(a.out, g, cfg, mla_keys=a.kv_b != "whole",
-               f16=tuple(x for x in a.f16.split(",") if x))
+               f16=tuple(x for x in a.f16.split(",") if x),
+               q8=tuple(x for x in a.q8.split(",") if x))
     return 0
 
 

@@ -165,7 +165,8 @@ def read_safetensors(path):
 
 
 def read_gguf(path):
-    """The metadata (numbers and strings) and F32/F16 tensors of a GGUF v3 file."""
+    """The metadata (numbers and strings) and F32, F16 and Q8_0 tensors of a GGUF v3
+    file."""
     buf = open(path, "rb").read()
     pos = [0]
 
@@ -210,10 +211,17 @@ def read_gguf(path):
     base = (pos[0] + align - 1) // align * align
     ts = {}
     for name, ne, ty, off in infos:
-        assert ty in (0, 1)
+        assert ty in (0, 1, 8)
         n = int(np.prod(ne))
-        a = np.frombuffer(buf, dtype="<f4" if ty == 0 else "<f2", count=n,
-                          offset=base + off).astype(np.float64)
+        if ty == 8:
+            # ggml's block_q8_0: an f16 scale d, then 32 int8 q; x = d q
+            blk = np.frombuffer(buf, dtype=np.uint8, count=n // 32 * 34,
+                                offset=base + off).reshape(-1, 34)
+            d = blk[:, :2].copy().view("<f2").astype(np.float64)
+            a = (blk[:, 2:].copy().view(np.int8).astype(np.float64) * d).reshape(-1)
+        else:
+            a = np.frombuffer(buf, dtype="<f4" if ty == 0 else "<f2", count=n,
+                              offset=base + off).astype(np.float64)
         ts[name] = a.reshape(list(reversed(ne)))
     return meta, ts
 
