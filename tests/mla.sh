@@ -198,6 +198,11 @@ for m in gs.gguf gb.gguf; do
 		$REF --model "$tmp/$m" --dump "$tmp/u.json" --layer 1 --tol 1e-6 >"$tmp/o" 2>&1 &&
 		ok "... and computes A's attention ($(cat "$tmp/o"))" || notok "undo of $m"
 done
+# an f64 fold of the split file, undone: the original file, byte for byte
+run 0 "fold --dtype f64 of the split file" fold --model "$tmp/gs.gguf" --out "$tmp/f64s.gguf" --dtype f64
+run 0 "... undone" fold --model "$tmp/f64s.gguf" --out "$tmp/u64s.gguf" --undo "$tmp/f64s.gguf.fold.json"
+grep -q "restored bit for bit" "$tmp/out" && cmp -s "$tmp/gs.gguf" "$tmp/u64s.gguf" &&
+	ok "... bit for bit: the split file again, byte for byte" || notok "f64 undo of the split file"
 run 0 "fold --dtype f64" fold --model "$tmp/hf" --out "$tmp/f64" --dtype f64
 "$DUMP" "$tmp/hf" 0 16 9 >"$tmp/a.json"
 if $REF --model "$tmp/f64" --dump "$tmp/a.json" --layer 0 >"$tmp/o" 2>&1; then
