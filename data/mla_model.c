@@ -289,10 +289,16 @@ int mla_layer_tensors(const TensorTable *tt, const MlaFamily *f, size_t i, MlaLa
 				snprintf(exp, sizeof exp, "[%zu, %zu]", want[k].a, want[k].b);
 			else
 				snprintf(exp, sizeof exp, "[%zu]", want[k].a);
+			/* a split kv_b without the _mla keys: its key_length and
+			 * value_length were taken as the heads' widths */
+			bool hint = lt->t[MLA_T_K_B] && !f->mla_keys;
 			snprintf(err, errlen, "tensor %s: shape %s, but the MLA dims (D %zu, H %zu, "
 				 "q_lora_rank %zu, kv_lora_rank %zu, qk_nope_head_dim %zu, "
-				 "qk_rope_head_dim %zu, v_head_dim %zu) give %s", t->name, got, D, H,
-				 Lq, Lkv, s->qk_nope_dim, dr, s->v_head_dim, exp);
+				 "qk_rope_head_dim %zu, v_head_dim %zu) give %s%s", t->name, got, D, H,
+				 Lq, Lkv, s->qk_nope_dim, dr, s->v_head_dim, exp,
+				 hint ? " (a split kv_b without attention.key_length_mla and "
+					"value_length_mla: key_length and value_length were read as "
+					"the heads' widths, not the cached latent's)" : "");
 			return -1;
 		}
 		if (t->dtype == STORE_UNSUPPORTED) {
@@ -399,6 +405,7 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 		return -1;
 	}
 	const char *missing;
+	f->mla_keys = gguf && (hp->mla_key_len || hp->mla_value_len);
 	if (dims_of(hp, gguf, &f->shape, &missing)) {
 		list_layer0(tt, f, found, sizeof found);
 		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention: %s %s is missing; "

@@ -85,6 +85,8 @@ typedef struct {
 	double score_scale;       /* softmax scale, yarn mscale included */
 	double norm_eps;          /* of the input norm */
 	double latent_eps;        /* of the latent norms (core/mla.h) */
+	bool mla_keys;            /* GGUF key_length_mla / value_length_mla
+				   * gave the heads' widths */
 	/* the experts (data/mla_moe.c): layer i is sparse when n_experts,
 	 * i >= dense_layers and i % moe_freq == 0 */
 	size_t n_experts;         /* routed experts, 0 = every MLP dense */

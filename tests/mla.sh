@@ -323,6 +323,8 @@ $FIX --out "$tmp/b5.gguf" --format gguf --kv-b split --break k-b-untransposed
 refused "an attn_k_b stored untransposed" "blk.1.attn_k_b.weight: shape \[4, 8, 16\], but the MLA dims.* give \[4, 16, 8\]" "$tmp/b5.gguf"
 $FIX --out "$tmp/b6.gguf" --format gguf --kv-b split --break k-b-short
 refused "an attn_k_b one head short" "blk.0.attn_k_b.weight: shape \[3, 16, 8\]" "$tmp/b6.gguf"
+$FIX --out "$tmp/b8.gguf" --format gguf --kv-b split --break no-mla-keys
+refused "a split kv_b without key_length_mla" "give \[80, 12\] (a split kv_b without attention.key_length_mla" "$tmp/b8.gguf"
 $FIX --out "$tmp/b7.gguf" --format gguf --kv-b both --break split-differs
 for mode in "check --model $tmp/b7.gguf --layer 1" "fold --model $tmp/b7.gguf --out $tmp/b7f.gguf"; do
 	$ROPEFOLD $mode >"$tmp/out" 2>"$tmp/err"

@@ -38,7 +38,8 @@ conversions that kept it).
 without qk_rope_head_dim), bad-kv-b (kv_b_proj one row short); with --kv-b
 split: no-v-b (layer 1's attn_v_b left out), k-b-untransposed (layer 1's
 attn_k_b stored [H, dn, Lkv]), k-b-short (layer 0's attn_k_b one head short);
-with --kv-b both: split-differs (layer 1's attn_k_b not the attn_kv_b rows).
+with --kv-b both: split-differs (layer 1's attn_k_b not the attn_kv_b rows); with
+either: no-mla-keys (key_length and value_length the latent's, but no _mla keys).
 """
 import argparse
 import json
@@ -185,7 +186,7 @@ def write_gguf(path, ts, cfg, extra_kv=(), mla_keys=False, f16=(), q8=()):
           (a + "attention.layer_norm_rms_epsilon", 6, struct.pack("<f", cfg["rms_norm_eps"])),
           (a + "vocab_size", 4, struct.pack("<I", V)),
           ("general.alignment", 4, struct.pack("<I", 32))]
-    if mla_keys:
+    if mla_keys and mla_keys != "latent-only":
         kv += [(a + "attention.key_length_mla", 4, struct.pack("<I", DN + DR)),
                (a + "attention.value_length_mla", 4, struct.pack("<I", DV))]
     if cfg["q_lora_rank"]:
@@ -239,7 +240,8 @@ def main():
                     help="kv_lora_rank, qk_nope_head_dim, v_head_dim 32 (Q8_0 rows), q_lora_rank 48")
     ap.add_argument("--break", dest="brk", default=None,
                     choices=["missing-kv-b", "no-rope-dim", "bad-kv-b", "no-v-b",
-                             "k-b-untransposed", "k-b-short", "split-differs"])
+                             "k-b-untransposed", "k-b-short", "split-differs",
+                             "no-mla-keys"])
     a = ap.parse_args()
     if a.wide:
         # q_lora_rank past qk_nope_head_dim, as in DeepSeek's models: else
@@ -293,7 +295,8 @@ def main():
         k = "blk.1.attn_k_b.weight"
         g[k] = g[k].copy()
         g[k][2, 3, 1] += 0.25
-    write_gguf(a.out, g, cfg, mla_keys=a.kv_b != "whole",
+    keys = a.kv_b != "whole" and ("latent-only" if a.brk == "no-mla-keys" else True)
+    write_gguf(a.out, g, cfg, mla_keys=keys,
                f16=tuple(x for x in a.f16.split(",") if x),
                q8=tuple(x for x in a.q8.split(",") if x))
     return 0
