@@ -495,11 +495,13 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 static int read_split_kv_b(const MlaLayerTensors *lt, MlaLayer *l, char *err, size_t errlen)
 {
 	const TensorRef *kb = lt->t[MLA_T_K_B], *vb = lt->t[MLA_T_V_B], *kv = lt->t[MLA_T_KV_B];
-	size_t nkv = kv ? kv->nelem : kb->nelem + vb->nelem;
+	size_t nkv = kv ? kv->nelem : 0;
+	/* k: H x Lkv x dn, v: H x dv x Lkv as stored; m: the pair merged,
+	 * to hold against attn_kv_b (only when it is stored too) */
 	double *k = malloc(kb->nelem * sizeof *k), *v = malloc(vb->nelem * sizeof *v);
-	double *m = malloc(nkv * sizeof *m);
+	double *m = kv ? malloc(nkv * sizeof *m) : NULL;
 	int rc = -1;
-	if (!k || !v || !m) {
+	if (!k || !v || (kv && !m)) {
 		snprintf(err, errlen, "%s: tensor %s: out of memory", kb->file, kb->name);
 		goto out;
 	}
