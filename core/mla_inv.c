@@ -365,21 +365,22 @@ out_rep:
 }
 
 RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size_t T,
-		     double tol, bool expect, InvReport *rep)
+		     Precision prec, double tol, bool expect, InvReport *rep)
 {
 	memset(rep, 0, sizeof *rep);
-	if (!T || memcmp(&a->shape, &b->shape, sizeof a->shape))
+	if (!T || memcmp(&a->shape, &b->shape, sizeof a->shape) ||
+	    (prec != PREC_F64 && prec != PREC_F32))
 		return RF_ERR_ARG;
 	RfStatus st = report_init(rep, T, a->shape.n_heads, 1, a->shape.qk_rope_dim,
 				  a->shape.qk_rope_dim);
 	if (st != RF_OK)
 		return st;
-	rep->precision = PREC_F64;
+	rep->precision = prec;
 	MlaSide sa, sb;
 	memset(&sb, 0, sizeof sb);
-	st = mla_forward(a, x, T, &sa);
+	st = side(a, x, T, prec, &sa);
 	if (st == RF_OK)
-		st = mla_forward(b, x, T, &sb);
+		st = side(b, x, T, prec, &sb);
 	if (st == RF_OK) {
 		compare_scores(a, b, &sa, &sb, rep);
 		st = compare_blocks(a, b, &sa, &sb, rep);
@@ -395,7 +396,7 @@ RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size
 	mla_header(a, &hdr);
 	FoldConfig none = fold_config_default();
 	none.rotate = 0;
-	levels_judge(rep, &hdr, &none, tol > 0 ? tol : levels_default_tol(PREC_F64));
+	levels_judge(rep, &hdr, &none, tol > 0 ? tol : levels_default_tol(prec));
 	for (int i = 0; i < LEVEL_COUNT; i++)
 		rep->level[i].guaranteed = expect;
 	return RF_OK;
@@ -421,7 +422,7 @@ RfStatus mla_rounding_noise(const MlaLayer *a, const double *x, size_t T, double
 		for (size_t i = 0; t[k] && i < n[k]; i++)
 			t[k][i] *= 1.0 + u * (2.0 * rng_uniform(&rng) - 1.0);
 	InvReport rep;
-	st = mla_compare(a, &p, x, T, 0, false, &rep);
+	st = mla_compare(a, &p, x, T, PREC_F64, 0, false, &rep);
 	if (st == RF_OK) {
 		for (int i = 0; i < LEVEL_COUNT; i++)
 			noise[i] = rep.level[i].max_rel_err;

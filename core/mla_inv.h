@@ -22,12 +22,13 @@
 RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt,
 		      const FoldConfig *cfg, InvReport *rep);
 
-/* Layer a against layer b directly on x (seq x D): both evaluated, the
- * three levels compared as mla_evaluate does and judged at tol (<= 0: the
- * float64 default), every level expected to hold when expect is set
+/* Layer a against layer b directly on x (seq x D): both evaluated at
+ * prec (PREC_F64, or PREC_F32 as core/forward's MLA computes it), the
+ * three levels compared as mla_evaluate does and judged at tol (<= 0:
+ * prec's default), every level expected to hold when expect is set
  * (verify's confirmation of a fold it found). rep is initialised here. */
 RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size_t seq,
-		     double tol, bool expect, InvReport *rep);
+		     Precision prec, double tol, bool expect, InvReport *rep);
 
 /* The levels' errors that rounding alone causes: a against a copy of a
  * with every weight moved by up to u relative (seeded, reproducible),

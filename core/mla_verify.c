@@ -301,6 +301,7 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 {
 	memset(v, 0, sizeof *v);
 	v->unit_roundoff = opt->unit_roundoff;
+	v->quant_types = opt->quant_types;   /* the words of the relation */
 	v->tol = opt->tol > 0 ? opt->tol : 3.0 * opt->unit_roundoff + 1e-12;
 	v->equivalent = true;
 	Layer ha, hb;

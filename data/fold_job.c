@@ -218,10 +218,9 @@ static int res_mark(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
 	return 0;
 }
 
-/* ---- DeepSeek MLA: q_b_proj (q_proj), kv_a_proj_with_mqa, kv_b_proj and
- * o_proj change (core/mla_fold.h); the latents' norms and q_a_proj stay ---- */
-
-static const MlaTensorId mla_rewritten[4] = {MLA_T_Q_B, MLA_T_KV_A, MLA_T_KV_B, MLA_T_O};
+/* ---- DeepSeek MLA: q_b_proj (q_proj), kv_a_proj_with_mqa, kv_b_proj (in
+ * each form the layer stores it: data/mla_split.h) and o_proj change
+ * (core/mla_fold.h); the latents' norms and q_a_proj stay ---- */
 
 static int mla_tensors(FoldRun *r, size_t k, MlaLayerTensors *lt)
 {
@@ -267,10 +266,12 @@ static int mla_mark_tensors(FoldRun *r)
 {
 	for (size_t k = 0; k < r->nlayers; k++) {
 		MlaLayerTensors lt;
+		MlaTensorId ids[MLA_REWRITTEN_MAX];
 		if (mla_tensors(r, k, &lt))
 			return -1;
-		for (int i = 0; i < 4; i++) {
-			const TensorRef *t = lt.t[mla_rewritten[i]];
+		size_t n = mla_rewritten(&lt, ids);
+		for (size_t i = 0; i < n; i++) {
+			const TensorRef *t = lt.t[ids[i]];
 			StoreDtype dt;
 			if (out_dtype(r, k, t, &dt) || writer_replace(r->w, t, dt, r->err, sizeof r->err))
 				return -1;
@@ -387,16 +388,18 @@ static int check_undo_res(FoldRun *r, size_t k, const Rewrite *rw, size_t n)
 	return 0;
 }
 
-/* An MLA layer's four rewritten tensors against the sidecar: each
+/* An MLA layer's rewritten tensors against the sidecar: each
  * recorded and as written, nothing else recorded. */
 static int mla_check_undo_layer(FoldRun *r, size_t k)
 {
 	MlaLayerTensors lt;
+	MlaTensorId ids[MLA_REWRITTEN_MAX];
 	size_t li = r->layers[k], idx = r->undo_index[k];
 	if (mla_tensors(r, k, &lt))
 		return -1;
-	for (int i = 0; i < 4; i++) {
-		const TensorRef *t = lt.t[mla_rewritten[i]];
+	size_t n = mla_rewritten(&lt, ids);
+	for (size_t i = 0; i < n; i++) {
+		const TensorRef *t = lt.t[ids[i]];
 		SidecarTensor st;
 		if (sidecar_tensor_find(r->undo, idx, t->name, &st)) {
 			snprintf(r->err, sizeof r->err, "%s: layer %zu: records no tensor %s, which "
@@ -411,8 +414,8 @@ static int mla_check_undo_layer(FoldRun *r, size_t k)
 		SidecarTensor st;
 		bool found = false;
 		sidecar_tensor_get(r->undo, idx, j, &st);
-		for (int i = 0; i < 4 && !found; i++)
-			found = !strcmp(lt.t[mla_rewritten[i]]->name, st.name);
+		for (size_t i = 0; i < n && !found; i++)
+			found = !strcmp(lt.t[ids[i]]->name, st.name);
 		if (!found) {
 			snprintf(r->err, sizeof r->err, "%s: layer %zu: records tensor %s, which %s "
 				 "does not rewrite there; not its sidecar", r->j->undo, li, st.name,
@@ -798,7 +801,7 @@ static int mla_fold_plan(FoldRun *r, size_t k, const MlaLayer *a, FoldConfig *cf
 }
 
 /* Fold (or undo) MLA layer k: the plan drawn from its seed (an undo: the
- * inverse of the recorded one), the four rewritten tensors stored (their
+ * inverse of the recorded one), the rewritten tensors stored (their
  * values are row for row the file's); an undo is bit for bit when every
  * tensor's checksum is the original's. */
 static int mla_fold_layer(FoldRun *r, size_t k)
@@ -808,6 +811,7 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 	MlaPlan plan;
 	MlaLayerTensors lt;
 	FoldConfig cfg;
+	double *split = NULL;
 	memset(&b, 0, sizeof b);
 	memset(&plan, 0, sizeof plan);
 	if (model_load_mla_layer(r->m, i, &a, r->err, sizeof r->err))
@@ -823,14 +827,23 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 	}
 	if (mla_tensors(r, k, &lt))
 		goto out;
-	const double *vals[4] = {b.q_b, b.kv_a, b.kv_b, b.wo};
+	MlaTensorId ids[MLA_REWRITTEN_MAX];
+	size_t n = mla_rewritten(&lt, ids);
+	/* the split kv_b's tensors cut from the folded kv_b (per head, k_b
+	 * transposed), so each form stores the same rotated rows */
+	split = malloc(mla_values_max(&b.shape) * sizeof *split);
+	if (!split) {
+		snprintf(r->err, sizeof r->err, "%s: layer %zu: out of memory", r->j->model_path, i);
+		goto out;
+	}
 	double rel = 0;
 	bool same = true;   /* undo: every tensor written is the original's */
-	for (int t = 0; t < 4; t++) {
-		const TensorRef *tr = lt.t[mla_rewritten[t]];
+	for (size_t t = 0; t < n; t++) {
+		const TensorRef *tr = lt.t[ids[t]];
+		const double *vals = mla_values(&b, ids[t], split);
 		WriterRounding wr;
 		StoreDtype dt;
-		if (out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, vals[t], NULL, &wr, &same))
+		if (out_dtype(r, k, tr, &dt) || store_tensor(r, k, tr, dt, vals, NULL, &wr, &same))
 			goto out;
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
 		if (e > rel)
@@ -843,6 +856,7 @@ static int mla_fold_layer(FoldRun *r, size_t k)
 	layer_rounding_done(r, k, rel);
 	rc = 0;
 out:
+	free(split);
 	mla_plan_free(&plan);
 	mla_free(&a);
 	mla_free(&b);

@@ -827,6 +827,9 @@ static int read_hparams(const Cur *c, const Kv *kv, size_t nkv, Hparams *hp, cha
 	    (kv_count(c, kv, nkv, ar, "attention.q_lora_rank", &hp->q_lora_rank, err, errlen) ||
 	     kv_size(c, kv, nkv, ar, "attention.kv_lora_rank", &hp->kv_lora_rank, err, errlen) ||
 	     kv_size(c, kv, nkv, ar, "attention.value_length", &hp->v_head_dim, err, errlen) ||
+	     kv_size(c, kv, nkv, ar, "attention.key_length_mla", &hp->mla_key_len, err, errlen) ||
+	     kv_size(c, kv, nkv, ar, "attention.value_length_mla", &hp->mla_value_len, err,
+		     errlen) ||
 	     kv_positive(c, kv, nkv, ar, "rope.scaling.yarn_log_multiplier", &hp->yarn_log_mul,
 			 err, errlen) ||
 	     gguf_deepseek2_moe(c, kv, nkv, hp, err, errlen)))

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/rope.h"
 #include "data/mla_model.h"
+#include "data/mla_split.h"
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -14,12 +16,12 @@ static const char *const hf_suffix[MLA_T_COUNT] = {
 	".self_attn.q_a_proj.weight", ".self_attn.q_a_layernorm.weight",
 	".self_attn.q_b_proj.weight", ".self_attn.kv_a_proj_with_mqa.weight",
 	".self_attn.kv_a_layernorm.weight", ".self_attn.kv_b_proj.weight",
-	".self_attn.o_proj.weight", ".input_layernorm.weight",
+	".self_attn.o_proj.weight", ".input_layernorm.weight", NULL, NULL,
 };
 static const char *const gguf_suffix[MLA_T_COUNT] = {
 	".attn_q_a.weight", ".attn_q_a_norm.weight", ".attn_q_b.weight",
 	".attn_kv_a_mqa.weight", ".attn_kv_a_norm.weight", ".attn_kv_b.weight",
-	".attn_output.weight", ".attn_norm.weight",
+	".attn_output.weight", ".attn_norm.weight", ".attn_k_b.weight", ".attn_v_b.weight",
 };
 
 /* What families.c and model.c read of a standard scheme: the embeddings and
@@ -129,10 +131,105 @@ static void list_layer0(const TensorTable *tt, const MlaFamily *f, char *buf, si
 		snprintf(buf + k, len - k, " nothing under %s", want);
 }
 
-static bool shape_is(const TensorRef *t, size_t a, size_t b)
+/* Whether t is [a], [a, b] or [a, b, c] (trailing zeros: fewer dims). */
+static bool shape_is(const TensorRef *t, size_t a, size_t b, size_t c)
 {
-	return b ? (t->ndim == 2 && t->shape[0] == a && t->shape[1] == b)
-		 : (t->ndim == 1 && t->shape[0] == a);
+	size_t want[3] = {a, b, c}, nd = c ? 3 : b ? 2 : 1;
+	if (t->ndim != nd)
+		return false;
+	for (size_t i = 0; i < nd; i++)
+		if (t->shape[i] != want[i])
+			return false;
+	return true;
+}
+
+/* kv_b in one of its forms (MlaKvBLayout): attn_kv_b, or attn_k_b with
+ * attn_v_b, or all three; one of the pair alone is refused. */
+static int mla_kv_b_tensors(const MlaFamily *f, size_t i, const MlaLayerTensors *lt, char *err,
+			    size_t errlen)
+{
+	const TensorRef *kb = lt->t[MLA_T_K_B], *vb = lt->t[MLA_T_V_B];
+	char nm[320];
+	if (!kb != !vb) {
+		name_of(f, i, f->suffix[kb ? MLA_T_V_B : MLA_T_K_B], nm, sizeof nm);
+		snprintf(err, errlen, "layer %zu: tensor %s is missing beside %s (llama.cpp's "
+			 "split kv_b is the pair attn_k_b and attn_v_b)", i, nm,
+			 (kb ? kb : vb)->name);
+		return -1;
+	}
+	if (!lt->t[MLA_T_KV_B] && !kb) {
+		name_of(f, i, f->suffix[MLA_T_KV_B], nm, sizeof nm);
+		snprintf(err, errlen, "layer %zu: tensor %s is missing%s", i, nm,
+			 f->suffix[MLA_T_K_B] ? " (nor the split attn_k_b and attn_v_b)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+MlaKvBLayout mla_kv_b_layout(const MlaLayerTensors *lt)
+{
+	if (!lt->t[MLA_T_K_B])
+		return MLA_KV_B_WHOLE;
+	return lt->t[MLA_T_KV_B] ? MLA_KV_B_BOTH : MLA_KV_B_SPLIT;
+}
+
+const char *mla_kv_b_layout_name(MlaKvBLayout l)
+{
+	static const char *const names[] = {"kv_b", "k_b+v_b", "kv_b+k_b+v_b"};
+	return names[l];
+}
+
+size_t mla_rewritten(const MlaLayerTensors *lt, MlaTensorId *ids)
+{
+	static const MlaTensorId all[] = {MLA_T_Q_B, MLA_T_KV_A, MLA_T_KV_B, MLA_T_K_B,
+					  MLA_T_V_B, MLA_T_O};
+	size_t n = 0;
+	for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+		if (lt->t[all[k]])
+			ids[n++] = all[k];
+	return n;
+}
+
+double mla_rewritten_roundoff(const MlaLayerTensors *lt, unsigned *quant)
+{
+	MlaTensorId ids[MLA_REWRITTEN_MAX];
+	size_t n = mla_rewritten(lt, ids);
+	double u = 0;
+	for (size_t k = 0; k < n; k++) {
+		StoreDtype t = lt->t[ids[k]]->dtype;
+		u = fmax(u, dtype_unit_roundoff(t));
+		if (dtype_is_block(t))
+			*quant |= 1u << t;
+	}
+	return u;
+}
+
+size_t mla_values_max(const MlaShape *s)
+{
+	size_t L = s->kv_lora_rank, dn = s->qk_nope_dim, dv = s->v_head_dim;
+	return s->n_heads * L * (dn > dv ? dn : dv);
+}
+
+const double *mla_values(const MlaLayer *l, MlaTensorId id, double *buf)
+{
+	switch (id) {
+	case MLA_T_Q_A: return l->q_a;
+	case MLA_T_Q_A_NORM: return l->q_a_norm;
+	case MLA_T_Q_B: return l->q_b;
+	case MLA_T_KV_A: return l->kv_a;
+	case MLA_T_KV_A_NORM: return l->kv_a_norm;
+	case MLA_T_KV_B: return l->kv_b;
+	case MLA_T_O: return l->wo;
+	case MLA_T_NORM: return l->attn_norm;
+	case MLA_T_K_B:
+		mla_split_k_b(&l->shape, l->kv_b, buf);
+		return buf;
+	case MLA_T_V_B:
+		mla_split_v_b(&l->shape, l->kv_b, buf);
+		return buf;
+	case MLA_T_COUNT: break;
+	}
+	return NULL;
 }
 
 int mla_layer_tensors(const TensorTable *tt, const MlaFamily *f, size_t i, MlaLayerTensors *lt,
@@ -152,41 +249,56 @@ int mla_layer_tensors(const TensorTable *tt, const MlaFamily *f, size_t i, MlaLa
 		const char *suf = f->suffix[id];
 		if (id == MLA_T_Q_B && !Lq)
 			suf = f->q_proj;
-		if ((id == MLA_T_Q_A || id == MLA_T_Q_A_NORM) && !Lq)
+		if (((id == MLA_T_Q_A || id == MLA_T_Q_A_NORM) && !Lq) || !suf)
 			continue;
 		name_of(f, i, suf, nm, sizeof nm);
 		lt->t[id] = tensor_table_find(tt, nm);
-		if (!lt->t[id] && id != MLA_T_NORM) {
+		/* optional: the input norm; kv_b in one of its forms (below) */
+		if (!lt->t[id] && id != MLA_T_NORM && id != MLA_T_KV_B && id != MLA_T_K_B &&
+		    id != MLA_T_V_B) {
 			snprintf(err, errlen, "layer %zu: tensor %s is missing (%s)", i, nm,
 				 Lq ? "q_lora_rank is set: q goes through q_a_proj and q_b_proj"
 				    : "no q_lora_rank: q is one q_proj");
 			return -1;
 		}
 	}
+	if (mla_kv_b_tensors(f, i, lt, err, errlen))
+		return -1;
+	size_t dn = s->qk_nope_dim, dv = s->v_head_dim;
 	struct {
 		int id;
-		size_t a, b;
+		size_t a, b, c;
 	} want[] = {
-		{MLA_T_Q_A, Lq, D}, {MLA_T_Q_A_NORM, Lq, 0}, {MLA_T_Q_B, H * dq, Lq ? Lq : D},
-		{MLA_T_KV_A, Lkv + dr, D}, {MLA_T_KV_A_NORM, Lkv, 0},
-		{MLA_T_KV_B, H * (s->qk_nope_dim + s->v_head_dim), Lkv},
-		{MLA_T_O, D, H * s->v_head_dim}, {MLA_T_NORM, D, 0},
+		{MLA_T_Q_A, Lq, D, 0}, {MLA_T_Q_A_NORM, Lq, 0, 0},
+		{MLA_T_Q_B, H * dq, Lq ? Lq : D, 0}, {MLA_T_KV_A, Lkv + dr, D, 0},
+		{MLA_T_KV_A_NORM, Lkv, 0, 0}, {MLA_T_KV_B, H * (dn + dv), Lkv, 0},
+		{MLA_T_O, D, H * dv, 0}, {MLA_T_NORM, D, 0, 0},
+		{MLA_T_K_B, H, Lkv, dn}, {MLA_T_V_B, H, dv, Lkv},
 	};
 	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
 		const TensorRef *t = lt->t[want[k].id];
 		if (!t)
 			continue;
-		if (!shape_is(t, want[k].a, want[k].b)) {
+		if (!shape_is(t, want[k].a, want[k].b, want[k].c)) {
 			char got[96], exp[64];
 			tensor_shape_str(t, got, sizeof got);
-			if (want[k].b)
+			if (want[k].c)
+				snprintf(exp, sizeof exp, "[%zu, %zu, %zu]", want[k].a, want[k].b,
+					 want[k].c);
+			else if (want[k].b)
 				snprintf(exp, sizeof exp, "[%zu, %zu]", want[k].a, want[k].b);
 			else
 				snprintf(exp, sizeof exp, "[%zu]", want[k].a);
+			/* a split kv_b without the _mla keys: its key_length and
+			 * value_length were taken as the heads' widths */
+			bool hint = lt->t[MLA_T_K_B] && !f->mla_keys;
 			snprintf(err, errlen, "tensor %s: shape %s, but the MLA dims (D %zu, H %zu, "
 				 "q_lora_rank %zu, kv_lora_rank %zu, qk_nope_head_dim %zu, "
-				 "qk_rope_head_dim %zu, v_head_dim %zu) give %s", t->name, got, D, H,
-				 Lq, Lkv, s->qk_nope_dim, dr, s->v_head_dim, exp);
+				 "qk_rope_head_dim %zu, v_head_dim %zu) give %s%s", t->name, got, D, H,
+				 Lq, Lkv, s->qk_nope_dim, dr, s->v_head_dim, exp,
+				 hint ? " (a split kv_b without attention.key_length_mla and "
+					"value_length_mla: key_length and value_length were read as "
+					"the heads' widths, not the cached latent's)" : "");
 			return -1;
 		}
 		if (t->dtype == STORE_UNSUPPORTED) {
@@ -209,20 +321,29 @@ static int dims_of(const Hparams *hp, bool gguf, MlaShape *s, const char **missi
 	s->kv_lora_rank = hp->kv_lora_rank;
 	s->v_head_dim = hp->v_head_dim;
 	if (gguf) {
-		/* key_length = dn + dr, rope.dimension_count = dr */
+		/* key_length = dn + dr, value_length = dv, rope.dimension_count
+		 * = dr; llama.cpp's MLA conversions instead give the per-head
+		 * widths as key_length_mla and value_length_mla (key_length and
+		 * value_length are then the cached latent's: Lkv + dr, Lkv) */
+		bool mla = hp->mla_key_len || hp->mla_value_len;
+		size_t dq = mla ? hp->mla_key_len : hp->head_dim;
+		s->v_head_dim = mla ? hp->mla_value_len : hp->v_head_dim;
 		s->qk_rope_dim = hp->rotary_dim;
 		if (!hp->kv_lora_rank)
 			*missing = "deepseek2.attention.kv_lora_rank";
-		else if (!hp->head_dim)
-			*missing = "deepseek2.attention.key_length";
-		else if (!hp->rotary_dim || hp->rotary_dim > hp->head_dim)
-			*missing = "deepseek2.rope.dimension_count (at most key_length)";
-		else if (!hp->v_head_dim)
-			*missing = "deepseek2.attention.value_length";
+		else if (!dq)
+			*missing = mla ? "deepseek2.attention.key_length_mla (beside value_length_mla)"
+				       : "deepseek2.attention.key_length";
+		else if (!hp->rotary_dim || hp->rotary_dim > dq)
+			*missing = mla ? "deepseek2.rope.dimension_count (at most key_length_mla)"
+				       : "deepseek2.rope.dimension_count (at most key_length)";
+		else if (!s->v_head_dim)
+			*missing = mla ? "deepseek2.attention.value_length_mla (beside key_length_mla)"
+				       : "deepseek2.attention.value_length";
 		else
 			*missing = NULL;
 		if (!*missing)
-			s->qk_nope_dim = hp->head_dim - hp->rotary_dim;
+			s->qk_nope_dim = dq - hp->rotary_dim;
 	} else {
 		s->qk_nope_dim = hp->qk_nope_dim;
 		s->qk_rope_dim = hp->qk_rope_dim;
@@ -283,21 +404,8 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 			 where, hp->arch[0] ? hp->arch : "?");
 		return -1;
 	}
-	/* llama.cpp's newer conversions split attn_kv_b into the absorbed
-	 * attn_k_b / attn_v_b: another layout of the same weights */
-	char nm[320];
-	name_of(f, 0, ".attn_k_b.weight", nm, sizeof nm);
-	if (gguf && tensor_table_find(tt, nm)) {
-		name_of(f, 0, ".attn_kv_b.weight", nm, sizeof nm);
-		if (!tensor_table_find(tt, nm)) {
-			list_layer0(tt, f, found, sizeof found);
-			snprintf(err, errlen, "%s: DeepSeek MLA in llama.cpp's absorbed form (attn_k_b "
-				 "and attn_v_b instead of attn_kv_b) is not read yet; %s", where,
-				 found);
-			return -1;
-		}
-	}
 	const char *missing;
+	f->mla_keys = gguf && (hp->mla_key_len || hp->mla_value_len);
 	if (dims_of(hp, gguf, &f->shape, &missing)) {
 		list_layer0(tt, f, found, sizeof found);
 		snprintf(err, errlen, "%s: DeepSeek multi-head latent attention: %s %s is missing; "
@@ -380,6 +488,57 @@ int mla_family_resolve(const TensorTable *tt, const Hparams *hp, const char *whe
 	return 0;
 }
 
+/* kv_b of a layer stored split (attn_k_b, attn_v_b) into l->kv_b; when
+ * attn_kv_b was stored too (already read into l->kv_b), the pair must
+ * hold its values, up to both tensors' rounding (a converter that quantized
+ * them apart), or the file is refused: a fold could not keep both. */
+static int read_split_kv_b(const MlaLayerTensors *lt, MlaLayer *l, char *err, size_t errlen)
+{
+	const TensorRef *kb = lt->t[MLA_T_K_B], *vb = lt->t[MLA_T_V_B], *kv = lt->t[MLA_T_KV_B];
+	size_t nkv = kv ? kv->nelem : 0;
+	/* k: H x Lkv x dn, v: H x dv x Lkv as stored; m: the pair merged,
+	 * to hold against attn_kv_b (only when it is stored too) */
+	double *k = malloc(kb->nelem * sizeof *k), *v = malloc(vb->nelem * sizeof *v);
+	double *m = kv ? malloc(nkv * sizeof *m) : NULL;
+	int rc = -1;
+	if (!k || !v || (kv && !m)) {
+		snprintf(err, errlen, "%s: tensor %s: out of memory", kb->file, kb->name);
+		goto out;
+	}
+	if (tensor_read(kb, 0, kb->nelem, k, err, errlen) ||
+	    tensor_read(vb, 0, vb->nelem, v, err, errlen))
+		goto out;
+	mla_merge_kv_b(&l->shape, k, v, kv ? m : l->kv_b);
+	if (kv) {
+		double mx = 0, worst = 0;
+		size_t at = 0;
+		for (size_t e = 0; e < nkv; e++) {
+			double d = fabs(m[e] - l->kv_b[e]);
+			mx = fmax(mx, fabs(l->kv_b[e]));
+			if (d > worst) {
+				worst = d;
+				at = e;
+			}
+		}
+		double u = dtype_unit_roundoff(kv->dtype) + dtype_unit_roundoff(kb->dtype) +
+			   dtype_unit_roundoff(vb->dtype);
+		if (worst > 2 * u * mx) {
+			size_t row = at / l->shape.kv_lora_rank, dkv = l->shape.qk_nope_dim +
+				     l->shape.v_head_dim;
+			snprintf(err, errlen, "%s: tensor %s: row %zu (head %zu) differs from %s and "
+				 "%s by %.3g (max |value| %.3g): the split pair is not this kv_b",
+				 kv->file, kv->name, row, row / dkv, kb->name, vb->name, worst, mx);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(k);
+	free(v);
+	free(m);
+	return rc;
+}
+
 int mla_read_layer(const TensorTable *tt, const MlaFamily *f, const char *where, size_t i,
 		   MlaLayer *out, char *err, size_t errlen)
 {
@@ -398,14 +557,18 @@ int mla_read_layer(const TensorTable *tt, const MlaFamily *f, const char *where,
 	out->norm_eps = f->norm_eps;
 	out->latent_eps = f->latent_eps;
 	out->score_scale = f->score_scale;
-	double *dst[MLA_T_COUNT] = {out->q_a, out->q_a_norm, out->q_b, out->kv_a,
-				    out->kv_a_norm, out->kv_b, out->wo, out->attn_norm};
-	for (int id = 0; id < MLA_T_COUNT; id++) {
+	double *dst[MLA_T_NORM + 1] = {out->q_a, out->q_a_norm, out->q_b, out->kv_a,
+				       out->kv_a_norm, out->kv_b, out->wo, out->attn_norm};
+	for (int id = 0; id <= MLA_T_NORM; id++) {
 		const TensorRef *t = lt.t[id];
 		if (t && tensor_read(t, 0, t->nelem, dst[id], err, errlen)) {
 			mla_free(out);
 			return -1;
 		}
+	}
+	if (lt.t[MLA_T_K_B] && read_split_kv_b(&lt, out, err, errlen)) {
+		mla_free(out);
+		return -1;
 	}
 	const char *bad;
 	if (!mla_is_finite(out, &bad)) {

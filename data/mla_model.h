@@ -31,15 +31,46 @@ typedef enum {
 	MLA_T_Q_B,         /* q_b_proj / attn_q_b, H*(dn+dr) x Lq; or q_proj / attn_q */
 	MLA_T_KV_A,        /* kv_a_proj_with_mqa / attn_kv_a_mqa, (Lkv+dr) x D */
 	MLA_T_KV_A_NORM,   /* kv_a_layernorm / attn_kv_a_norm, Lkv */
-	MLA_T_KV_B,        /* kv_b_proj / attn_kv_b, H*(dn+dv) x Lkv */
+	MLA_T_KV_B,        /* kv_b_proj / attn_kv_b, H*(dn+dv) x Lkv; GGUF:
+			    * absent when split (below) */
 	MLA_T_O,           /* o_proj / attn_output, D x (H*dv) */
 	MLA_T_NORM,        /* input_layernorm / attn_norm, D (optional) */
+	MLA_T_K_B,         /* GGUF attn_k_b, H x Lkv x dn (data/mla_split.h) */
+	MLA_T_V_B,         /* GGUF attn_v_b, H x dv x Lkv; both or neither */
 	MLA_T_COUNT
 } MlaTensorId;
 
 typedef struct {
 	const TensorRef *t[MLA_T_COUNT];   /* NULL where the layer has none */
 } MlaLayerTensors;
+
+/* How a layer stores kv_b_proj: as one tensor (HF, GGUF attn_kv_b), split
+ * as llama.cpp's newer conversions write it (attn_k_b and attn_v_b), or
+ * both (the conversions that kept attn_kv_b beside the split pair). */
+typedef enum {
+	MLA_KV_B_WHOLE = 0,
+	MLA_KV_B_SPLIT,
+	MLA_KV_B_BOTH
+} MlaKvBLayout;
+
+/* The layout of a layer's tensors. */
+MlaKvBLayout mla_kv_b_layout(const MlaLayerTensors *lt);
+/* Its name, for info: "kv_b", "k_b+v_b", "kv_b+k_b+v_b". */
+const char *mla_kv_b_layout_name(MlaKvBLayout l);
+/* The tensors a fold rewrites in a layer of these tensors, into ids (at
+ * most MLA_REWRITTEN_MAX): q_b (q_proj), kv_a, o, and kv_b in each form
+ * stored. Returns their count. */
+#define MLA_REWRITTEN_MAX 6
+size_t mla_rewritten(const MlaLayerTensors *lt, MlaTensorId *ids);
+/* The coarsest unit roundoff among the tensors a fold rewrites (the
+ * stored dtypes of q_b, kv_a, kv_b in each form and o; a block type's half
+ * step); their block types into *quant (bit 1u << StoreDtype). */
+double mla_rewritten_roundoff(const MlaLayerTensors *lt, unsigned *quant);
+/* Tensor id's values of layer l in its stored order, into buf (sized for
+ * any of them: mla_values_max) or straight from l: the pointer to use. */
+const double *mla_values(const MlaLayer *l, MlaTensorId id, double *buf);
+/* The element count mla_values' buf needs. */
+size_t mla_values_max(const MlaShape *s);
 
 /* A resolved MLA checkpoint. */
 typedef struct {
@@ -54,6 +85,8 @@ typedef struct {
 	double score_scale;       /* softmax scale, yarn mscale included */
 	double norm_eps;          /* of the input norm */
 	double latent_eps;        /* of the latent norms (core/mla.h) */
+	bool mla_keys;            /* GGUF key_length_mla / value_length_mla
+				   * gave the heads' widths */
 	/* the experts (data/mla_moe.c): layer i is sparse when n_experts,
 	 * i >= dense_layers and i % moe_freq == 0 */
 	size_t n_experts;         /* routed experts, 0 = every MLP dense */
@@ -62,6 +95,8 @@ typedef struct {
 	size_t moe_freq;
 	size_t shared_experts;    /* n_shared_experts (one MLP of that many) */
 	MoeRoute route;
+	bool groups_default;      /* route's groups are DeepseekV3Config's
+				   * defaults, not config.json's */
 } MlaFamily;
 
 /* True when the tensors are MLA's (kv_a_proj_with_mqa, attn_kv_a_mqa). */

@@ -65,6 +65,8 @@ int mla_moe_hfconfig_read(json_t *c, const HfKeys *k, Hparams *hp)
 	    one_of(k, c, "topk_method", methods, 3, &method) ||
 	    one_of(k, c, "scoring_func", scorings, 2, &scoring))
 		return -1;
+	json_t *ng = json_object_get(c, "n_group"), *tg = json_object_get(c, "topk_group");
+	hp->mla_groups_default = v3 && (!ng || json_is_null(ng) || !tg || json_is_null(tg));
 	hp->n_experts = E;
 	hp->experts_per_tok = topk;
 	hp->norm_topk_prob = norm;
@@ -98,6 +100,7 @@ int mla_moe_resolve(const Hparams *hp, const char *where, MlaFamily *f, char *er
 	f->moe_freq = hp->mla_moe_freq ? hp->mla_moe_freq : 1;
 	f->shared_experts = hp->mla_shared_experts;
 	f->route = hp->mla_route;
+	f->groups_default = hp->mla_groups_default;
 	/* the router is checked by the forward pass only (mla_moe_check):
 	 * attention alone needs none of it */
 	(void)where;
@@ -111,9 +114,17 @@ int mla_moe_check(const MlaFamily *f, const char *where, char *err, size_t errle
 	const char *why;
 	if (f->n_experts &&
 	    moe_route_check(&f->route, f->n_experts, f->experts_per_tok, &why) != RF_OK) {
+		/* HF's DeepseekV3 router views the choice scores as [n_group,
+		 * E / n_group] and sums each group's top two, whatever E is:
+		 * with its config's defaults on few experts it cannot run
+		 * either (a view or topk error), so the file must state them */
 		snprintf(err, errlen, "%s: DeepSeek's router (%zu experts, top %zu, %zu groups, %zu "
-			 "kept): %s", where, f->n_experts, f->experts_per_tok, f->route.n_group,
-			 f->route.topk_group, why);
+			 "kept): %s%s", where, f->n_experts, f->experts_per_tok, f->route.n_group,
+			 f->route.topk_group, why, f->groups_default
+			 ? "; n_group and topk_group are DeepseekV3Config's defaults (config.json "
+			   "states not both), on which HF's DeepseekV3 router cannot route these "
+			   "experts either: set them in config.json (1 and 1: no group limit)"
+			 : "");
 		return -1;
 	}
 	return 0;

@@ -513,17 +513,21 @@ static int model_finish_mla(Model *m, char *err, size_t errlen)
 	in->dtype = lt.t[MLA_T_KV_A]->dtype;
 	snprintf(in->tensor_q, sizeof in->tensor_q, "%s", lt.t[MLA_T_Q_B]->name);
 	snprintf(in->tensor_k, sizeof in->tensor_k, "%s", lt.t[MLA_T_KV_A]->name);
-	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", lt.t[MLA_T_KV_B]->name);
+	in->mla_kv_b = mla_kv_b_layout(&lt);
+	const TensorRef *v0 = lt.t[MLA_T_KV_B] ? lt.t[MLA_T_KV_B] : lt.t[MLA_T_V_B];
+	snprintf(in->tensor_v, sizeof in->tensor_v, "%s", v0->name);
 	snprintf(in->tensor_o, sizeof in->tensor_o, "%s", lt.t[MLA_T_O]->name);
 	for (size_t i = 0; i < m->tt.n; i++)
 		dtype_mix_add(&in->dtypes, m->tt.v[i].dtype_name);
 	for (size_t i = 0; i < m->fam.n_layers; i++) {
 		if (mla_layer_tensors(&m->tt, &m->mla, i, &lt, err, errlen))
 			return -1;
-		const TensorRef *w[4] = {lt.t[MLA_T_Q_B], lt.t[MLA_T_KV_A], lt.t[MLA_T_KV_B],
-					 lt.t[MLA_T_O]};
-		for (int k = 0; k < 4; k++)
-			dtype_mix_add(&in->attn_dtypes[k], w[k]->dtype_name);
+		/* q, k, v, o: kv_b (in every form stored) counts as v */
+		const TensorRef *w[6] = {lt.t[MLA_T_Q_B], lt.t[MLA_T_KV_A], lt.t[MLA_T_KV_B],
+					 lt.t[MLA_T_O], lt.t[MLA_T_K_B], lt.t[MLA_T_V_B]};
+		for (int k = 0; k < 6; k++)
+			if (w[k])
+				dtype_mix_add(&in->attn_dtypes[k < 4 ? k : 2], w[k]->dtype_name);
 	}
 	return 0;
 }

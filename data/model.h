@@ -81,6 +81,7 @@ typedef struct {
 	bool mla;
 	MlaShape mla_shape;
 	double mla_score_scale;   /* softmax scale, yarn mscale included */
+	int mla_kv_b;             /* how kv_b is stored (MlaKvBLayout) */
 } ModelInfo;
 
 /* What one layer is beyond its weights. */

@@ -58,6 +58,8 @@ typedef struct {
 	/* DeepSeek-V2/V3 multi-head latent attention (0 = not stated):
 	 * config.json's keys, GGUF deepseek2.attention.* (data/mla_model.c) */
 	size_t q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim;
+	size_t mla_key_len;        /* GGUF attention.key_length_mla (dn + dr) */
+	size_t mla_value_len;      /* GGUF attention.value_length_mla (dv) */
 	double mla_mscale;         /* rope_scaling.mscale, 0 = not given */
 	double mla_mscale_all_dim; /* rope_scaling.mscale_all_dim, 0 = not given */
 	double yarn_log_mul;       /* GGUF rope.scaling.yarn_log_multiplier */
@@ -70,6 +72,9 @@ typedef struct {
 	size_t mla_moe_freq;       /* moe_layer_freq, 0 = 1 */
 	size_t mla_shared_experts; /* n_shared_experts, expert_shared_count */
 	MoeRoute mla_route;        /* scoring, top-k method, groups, scale */
+	bool mla_groups_default;   /* n_group or topk_group are
+				    * DeepseekV3Config's defaults (8, 4):
+				    * config.json states not both */
 } Hparams;
 
 /* Layer counts beyond this are refused (families.c); per-layer tables

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "data/layer_range.h"
 #include "data/layer_tolerance.h"
 #include "data/mla_model.h"
+#include "data/model_tensors.h"
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
 
@@ -166,8 +168,9 @@ static int run_layers(LayerRun *r)
 /* Decide and report MLA layer i of both (core/mla_verify.h), one layer at a
  * time; 1 when the caller stops, -1 on an error. The result's
  * layer is A's header. The confirmation compares both layers' attention
- * on x in float64 at four times the error the stored dtype's rounding
- * alone causes (core/mla_inv.h). */
+ * on x at the job's precision (float64, or float32 as the forward pass
+ * computes MLA), at four times the error the stored dtype's rounding alone
+ * causes or the precision's tolerance if larger (core/mla_inv.h). */
 static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
 			 size_t total, const VerifyOptions *vo, const double *x,
 			 VerifyOutcome *out, char *err, size_t errlen)
@@ -198,6 +201,18 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
 		return j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
 	}
+	/* at the coarsest roundoff among both layers' rewritten tensors (a
+	 * split kv_b may be stored finer or coarser than kv_a) */
+	VerifyOptions lvo = *vo;
+	for (int s = 0; s < 2; s++) {
+		Model *m = s ? mb : ma;
+		MlaLayerTensors lt;
+		if (mla_layer_tensors(model_tensor_table(m), model_mla(m), i, &lt, err, errlen))
+			return -1;
+		lvo.unit_roundoff = fmax(lvo.unit_roundoff,
+					 mla_rewritten_roundoff(&lt, &lvo.quant_types));
+	}
+	vo = &lvo;
 	MlaLayer a, b;
 	if (model_load_mla_layer(ma, i, &a, err, errlen))
 		return -1;
@@ -210,14 +225,18 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 	bool have_rep = false;
 	RfStatus st = mla_verify_layers(&a, &b, vo, &v);
 	if (st == RF_OK && j->confirm && x && v.why != VERIFY_WHY_SHAPE) {
-		double noise[LEVEL_COUNT] = {0}, tol = levels_default_tol(PREC_F64);
+		/* at the chosen precision's tolerance, and never below four
+		 * times what the stored dtype's rounding alone moves (measured
+		 * in float64) */
+		Precision prec = j->precision == PREC_F32 ? PREC_F32 : PREC_F64;
+		double noise[LEVEL_COUNT] = {0}, tol = levels_default_tol(prec);
 		if (vo->unit_roundoff > 0)
 			st = mla_rounding_noise(&a, x, j->seq, vo->unit_roundoff, noise);
 		for (int l = 0; l < LEVEL_COUNT; l++)
 			if (4.0 * noise[l] > tol)
 				tol = 4.0 * noise[l];
 		if (st == RF_OK)
-			st = mla_compare(&a, &b, x, j->seq, tol, v.equivalent, &rep);
+			st = mla_compare(&a, &b, x, j->seq, prec, tol, v.equivalent, &rep);
 		have_rep = st == RF_OK;
 		/* permuted heads: each head differs, the residual block not */
 		if (have_rep && v.heads_permuted)

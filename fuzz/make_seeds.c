@@ -167,6 +167,26 @@ int main(int argc, char **argv)
 	fx_gguf(&b, 3, mla, sizeof mla / sizeof mla[0], mt, sizeof mt / sizeof mt[0], 0);
 	put(out, "gguf", "seed-deepseek2.gguf", &b);
 	fx_free(&b);
+	/* the same as llama.cpp's newer conversions write it: kv_b split into
+	 * attn_k_b [H, Lkv, dn] and attn_v_b [H, dv, Lkv], the _mla keys */
+	mt[4] = (FxTensor){"blk.0.attn_k_b.weight", "F32", 3, {2, 8, 4, 0}, w};
+	FxTensor ms[7];
+	memcpy(ms, mt, sizeof mt);
+	ms[6] = (FxTensor){"blk.0.attn_v_b.weight", "F32", 3, {2, 4, 8, 0}, w + 3};
+	FxKv mls[] = {{"general.architecture", 's', "deepseek2", 0},
+		      {"deepseek2.block_count", 'u', NULL, 1},
+		      {"deepseek2.embedding_length", 'u', NULL, 16},
+		      {"deepseek2.attention.head_count", 'u', NULL, 2},
+		      {"deepseek2.attention.head_count_kv", 'u', NULL, 1},
+		      {"deepseek2.attention.key_length", 'u', NULL, 10},
+		      {"deepseek2.attention.value_length", 'u', NULL, 8},
+		      {"deepseek2.attention.key_length_mla", 'u', NULL, 6},
+		      {"deepseek2.attention.value_length_mla", 'u', NULL, 4},
+		      {"deepseek2.rope.dimension_count", 'u', NULL, 2},
+		      {"deepseek2.attention.kv_lora_rank", 'u', NULL, 8}};
+	fx_gguf(&b, 3, mls, sizeof mls / sizeof mls[0], ms, 7, 0);
+	put(out, "gguf", "seed-deepseek2-split.gguf", &b);
+	fx_free(&b);
 	int32_t h1[7] = {16, 24, 2, 4, 2, 10, 6}, h2[7] = {8, 8, 1, 2, 2, -6, 2};
 	fx_llama2c(&b, h1);
 	put(out, "llama2c", "seed-tied.bin", &b);

@@ -77,5 +77,31 @@ levels "f f f" --precision f32 --drop shared-qk
 levels "f f t" --precision f32 --permute-heads
 run 2 "MLA flags with --model are refused" check --kv-lora-rank 8 --model /nonexistent
 
+# bench on an MLA layer: the plain engine's evaluation and the forward
+# pass's MLA decoder layer, timed; the products counted from the dims
+# (D 32, H 4, Lq 12, Lkv 16, dn 8, dr 4, dv 6, T 16; JSON keeps 5 digits)
+run 0 "bench on a random MLA layer" bench --kv-lora-rank 16 --q-lora-rank 12 --qk-nope-dim 8 \
+	--qk-rope-dim 4 --v-head-dim 6 --d-model 32 --heads 4 --seq 16 --repeat 3
+grep -q "^  forward layer .*MLA decoder layer of logits, MLP width 112" "$tmp/out" &&
+	grep -q "^  mla evaluation " "$tmp/out" && ok "... both rows printed" || notok "bench MLA rows"
+if command -v jq >/dev/null; then
+	"$ROPEFOLD" bench --json --kv-lora-rank 16 --q-lora-rank 12 --qk-nope-dim 8 --qk-rope-dim 4 \
+		--v-head-dim 6 --d-model 32 --heads 4 --seq 16 --repeat 3 --precision f32 >"$tmp/out"
+	# 2 T (D Lq + Lq H dq + D (Lkv + dr) + Lkv H (dn + dv) + H dv D) + 2 T^2 H (dq + dv)
+	# + 6 T D F, F = 3.5 D
+	want=$(awk 'BEGIN { T = 16; D = 32; H = 4; F = 112
+		a = 2 * T * (D * 12 + 12 * H * 12 + D * 20 + 16 * H * 14 + H * 6 * D)
+		print (a + 2 * T * T * H * 18 + 6 * T * D * F) * 1e-9 }')
+	if jq -e --argjson g "$want" '.precision == "f32" and .mla.kv_lora_rank == 16 and
+		.evaluation_seconds > 0 and .forward.seconds > 0 and
+		((.forward.gflop - $g) | fabs) < 1e-4 * $g' "$tmp/out" >/dev/null; then
+		ok "bench --json on MLA: the forward layer's $want GFLOP, timed"
+	else
+		notok "bench --json MLA"; head -30 "$tmp/out" | sed 's/^/# /'
+	fi
+else
+	skip "bench --json on MLA" "jq missing"
+fi
+
 echo "1..$n"
 [ "$fails" -eq 0 ]

@@ -81,6 +81,11 @@ def v3_one_group(c):
     c["topk_group"] = 1
 
 
+def v3_no_groups(c):
+    c.pop("n_group", None)
+    c.pop("topk_group", None)
+
+
 VARIANTS = [
     ("deepseek-v2", None, "V2: q latent, group-limited greedy, yarn"),
     ("deepseek-v2-lite", None, "V2-Lite: q_proj, greedy, yarn"),
@@ -205,8 +210,11 @@ ATTN = {"q_a_proj": "attn_q_a", "q_a_layernorm": "attn_q_a_norm", "q_b_proj": "a
         "kv_a_layernorm": "attn_kv_a_norm", "kv_b_proj": "attn_kv_b", "o_proj": "attn_output"}
 
 
-def to_gguf(folder, path):
-    """The HF DeepSeek folder as llama.cpp's convert_hf_to_gguf.py writes deepseek2."""
+def to_gguf(folder, path, kv_b="whole"):
+    """The HF DeepSeek folder as llama.cpp's convert_hf_to_gguf.py writes
+    deepseek2; kv_b "split" as its conversions since 2025 do (kv_b_proj cut
+    per head into attn_k_b, the k_nope rows transposed, and attn_v_b; the
+    _mla keys; head_count_kv 1), "both" with attn_kv_b kept beside them."""
     cfg, t, _ = rf.read_hf_folder(folder)
     L, E = cfg["num_hidden_layers"], cfg["n_routed_experts"]
     out = {"token_embd.weight": t["model.embed_tokens.weight"],
@@ -220,6 +228,12 @@ def to_gguf(folder, path):
         for hf, gg in ATTN.items():
             if p + "self_attn." + hf + ".weight" in t:
                 out[b + gg + ".weight"] = t[p + "self_attn." + hf + ".weight"]
+        if kv_b != "whole":
+            H, dn, dv = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]
+            w = out[b + "attn_kv_b.weight"] if kv_b == "both" else out.pop(b + "attn_kv_b.weight")
+            w = w.reshape(H, dn + dv, -1)
+            out[b + "attn_k_b.weight"] = np.ascontiguousarray(w[:, :dn, :].transpose(0, 2, 1))
+            out[b + "attn_v_b.weight"] = np.ascontiguousarray(w[:, dn:, :])
         for g in ("gate", "up", "down"):
             if p + "mlp.%s_proj.weight" % g in t:
                 out[b + "ffn_%s.weight" % g] = t[p + "mlp.%s_proj.weight" % g]
@@ -237,9 +251,7 @@ def to_gguf(folder, path):
           ("embedding_length", "u", cfg["hidden_size"]),
           ("feed_forward_length", "u", cfg["intermediate_size"]),
           ("attention.head_count", "u", cfg["num_attention_heads"]),
-          ("attention.head_count_kv", "u", cfg["num_attention_heads"]),
-          ("attention.key_length", "u", cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]),
-          ("attention.value_length", "u", cfg["v_head_dim"]),
+          ("attention.head_count_kv", "u", 1 if kv_b != "whole" else cfg["num_attention_heads"]),
           ("attention.kv_lora_rank", "u", cfg["kv_lora_rank"]),
           ("rope.dimension_count", "u", cfg["qk_rope_head_dim"]),
           ("rope.freq_base", "f", cfg["rope_theta"]),
@@ -251,6 +263,14 @@ def to_gguf(folder, path):
           ("expert_weights_scale", "f", cfg["routed_scaling_factor"]),
           ("expert_weights_norm", "b", cfg["norm_topk_prob"]),
           ("expert_gating_func", "u", 2 if v3 else 1)]
+    dk, dv = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    if kv_b == "whole":
+        kv += [("attention.key_length", "u", dk), ("attention.value_length", "u", dv)]
+    else:
+        lkv = cfg["kv_lora_rank"]
+        kv += [("attention.key_length", "u", lkv + cfg["qk_rope_head_dim"]),
+               ("attention.value_length", "u", lkv),
+               ("attention.key_length_mla", "u", dk), ("attention.value_length_mla", "u", dv)]
     if cfg.get("q_lora_rank"):
         kv.append(("attention.q_lora_rank", "u", cfg["q_lora_rank"]))
     if v3:
@@ -259,19 +279,72 @@ def to_gguf(folder, path):
     gf.write(path, "deepseek2", kv, out)
 
 
+def check_v3_default_groups(tmp):
+    """A V3 config.json without n_group and topk_group: DeepseekV3Config's 8
+    and 4, which HF's router (view(-1, n_group, E // n_group).topk(2)) cannot
+    run on the fixture's 8 experts; the reference, following it, refuses,
+    and so does ropefold, in one line naming the defaults, while attention
+    alone (info, check, fold) needs no router."""
+    folder = os.path.join(tmp, "v3-no-groups")
+    ff.make_fixture("deepseek-v3", folder)
+    edit_config(folder, v3_no_groups)
+    try:
+        rf.forward(rf.load_model(folder), TOKENS)
+        ref_refused = False
+    except ValueError:
+        ref_refused = True
+    rc, out, err = run(ROPEFOLD, "logits", "--model", folder, "--tokens", "1,2,3")
+    lines = err.strip().splitlines()
+    good = (ref_refused and rc == 2 and len(lines) == 1 and not out.strip() and
+            "8 groups, 4 kept" in err and "DeepseekV3Config's defaults" in err)
+    check("V3 without n_group/topk_group: DeepseekV3Config's 8 and 4 on 8 experts, refused "
+          "as HF's router cannot run them", good, err.strip()[:240])
+    rc, _, err = run(ROPEFOLD, "check", "--model", folder, "--layer", "1")
+    check("... while check of its attention runs", rc == 0, err.strip()[:160])
+    edit_config(folder, lambda c: c.update({"n_group": 4}))
+    ref = rf.forward(rf.load_model(folder), TOKENS).astype(np.float64)
+    got, why = dump(folder, "f64", os.path.join(tmp, "z.bin"))
+    err = rel(got, ref) if got is not None else float("inf")
+    check("V3 with n_group 4 and topk_group DeepseekV3Config's 4: the reference logits",
+          err <= 1e-10, why[:200] or "rel %.1e" % err)
+
+
 def check_gguf(tmp):
     for family in ("deepseek-v2-lite", "deepseek-v3"):
         folder = os.path.join(tmp, "g-" + family)
         ff.make_fixture(family, folder)
         edit_config(folder, no_yarn)
-        path = folder + ".gguf"
-        to_gguf(folder, path)
         ref = rf.forward(rf.load_model(folder), TOKENS).astype(np.float64)
-        for prec, tol in (("f64", 1e-10), ("f32", 1e-5)):
-            got, why = dump(path, prec, os.path.join(tmp, "z.bin"))
-            err = rel(got, ref) if got is not None else float("inf")
-            check("%s as GGUF deepseek2, %s: the HF folder's reference logits" % (family, prec),
-                  err <= tol, why[:200] or "rel %.1e, tol %.0e" % (err, tol))
+        whole = {}
+        for kv_b in ("whole", "split", "both"):
+            path = "%s-%s.gguf" % (folder, kv_b)
+            to_gguf(folder, path, kv_b)
+            for prec, tol in (("f64", 1e-10), ("f32", 1e-5)):
+                got, why = dump(path, prec, os.path.join(tmp, "z.bin"))
+                err = rel(got, ref) if got is not None else float("inf")
+                check("%s as GGUF deepseek2 (kv_b %s), %s: the HF folder's reference logits"
+                      % (family, kv_b, prec), err <= tol,
+                      why[:200] or "rel %.1e, tol %.0e" % (err, tol))
+                if kv_b == "whole":
+                    whole[prec] = got
+                elif got is not None and whole.get(prec) is not None:
+                    same = np.array_equal(got, whole[prec])
+                    check("%s, kv_b %s, %s: logits bit for bit those of attn_kv_b"
+                          % (family, kv_b, prec), same,
+                          "" if same else "rel %.1e" % rel(got, whole[prec]))
+        # fold the split file, then the model level of verify --logits
+        path, fold = folder + "-split.gguf", folder + "-split-fold.gguf"
+        rc, _, err = run(ROPEFOLD, "fold", "--model", path, "--out", fold)
+        rc2, out, err2 = run(ROPEFOLD, "verify", path, fold, "--logits", "--json") if rc == 0 \
+            else (rc, "", err)
+        level = None
+        try:
+            level = json.loads(out).get("model_level")
+        except (ValueError, AttributeError):
+            pass
+        good = rc2 == 0 and level is not None and level.get("holds") is True
+        check("%s, kv_b split: fold, then verify --logits: the model level holds" % family,
+              good, "" if good else (err2.strip() or out.strip())[:200])
 
 
 if __name__ == "__main__":
@@ -279,6 +352,7 @@ if __name__ == "__main__":
     try:
         check_variants(tmp)
         check_cli(tmp)
+        check_v3_default_groups(tmp)
         check_gguf(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

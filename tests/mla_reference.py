@@ -10,6 +10,13 @@ reads the weights of one layer with this file's own small safetensors and
 GGUF (F32) readers, takes x from the JSON that tests/mla_dump wrote (ropefold's
 input and its attention update y), computes y here and exits 1 when the two
 differ by more than tol relative to max |y|.
+
+A GGUF layer whose kv_b_proj llama.cpp's converter split into attn_k_b
+(per head W_uk,h transposed, [H, Lkv, dn]) and attn_v_b (W_uv,h, [H, dv, Lkv])
+is computed in the absorbed form those tensors exist for (DeepSeek-V2
+paper, section 2.1.2: W_uk folded into the query, W_uv after the softmax),
+straight from the pair: the nope score q_nope,h W_uk,h . c_n against the
+normed latent itself, the head's output (softmax . c_n) W_uv,h^T.
 """
 import argparse
 import json
@@ -108,22 +115,32 @@ def mla_attention(W, cfg, x):
     ckv = x @ W["kv_a_proj_with_mqa"].T                   # T x (Lkv + dr)
     c, k_pe = ckv[:, :Lkv], ckv[:, Lkv:]
     k_pe = k_pe.reshape(1, T, dr)                         # one head
-    kv = (rmsnorm(c, W["kv_a_layernorm"], eps) @ W["kv_b_proj"].T)
-    kv = kv.reshape(T, H, dn + dv).transpose(1, 0, 2)
-    k_nope, v = kv[..., :dn], kv[..., dn:]
+    c_n = rmsnorm(c, W["kv_a_layernorm"], eps)            # T x Lkv
     rs = cfg.get("rope_scaling")
     cos, sin = rope_cos_sin(dr, cfg.get("rope_theta", 10000.0), T, rs)
     q_pe, k_pe = apply_rotary_pos_emb(q_pe, k_pe, cos, sin, cfg.get("rope_interleave", True))
-    qs = np.concatenate([q_nope, q_pe], axis=-1)
-    ks = np.concatenate([k_nope, np.broadcast_to(k_pe, (H, T, dr))], axis=-1)
     scale = dq ** -0.5
     if rs:
         mall = rs.get("mscale_all_dim", 0)
         if mall:
             m = yarn_get_mscale(rs["factor"], mall)
             scale = scale * m * m
-    s = qs @ ks.transpose(0, 2, 1) * scale
-    s = s + np.triu(np.full((T, T), -np.inf), 1)
+    s_pe = q_pe @ np.broadcast_to(k_pe, (H, T, dr)).transpose(0, 2, 1)
+    mask = np.triu(np.full((T, T), -np.inf), 1)
+    if "k_b_proj" in W:
+        # absorbed: k_b[h] = W_uk,h^T (Lkv x dn), v_b[h] = W_uv,h (dv x Lkv)
+        k_b, v_b = W["k_b_proj"], W["v_b_proj"]
+        assert k_b.shape == (H, Lkv, dn) and v_b.shape == (H, dv, Lkv)
+        q_lat = q_nope @ k_b.transpose(0, 2, 1)           # H x T x Lkv
+        s = (q_lat @ c_n.T + s_pe) * scale + mask
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p = p / p.sum(axis=-1, keepdims=True)
+        out = (p @ c_n) @ v_b.transpose(0, 2, 1)          # H x T x dv
+        return out.transpose(1, 0, 2).reshape(T, H * dv) @ W["o_proj"].T
+    kv = (c_n @ W["kv_b_proj"].T)
+    kv = kv.reshape(T, H, dn + dv).transpose(1, 0, 2)
+    k_nope, v = kv[..., :dn], kv[..., dn:]
+    s = (q_nope @ k_nope.transpose(0, 2, 1) + s_pe) * scale + mask
     p = np.exp(s - s.max(axis=-1, keepdims=True))
     p = p / p.sum(axis=-1, keepdims=True)
     ctx = (p @ v).transpose(1, 0, 2).reshape(T, H * dv)
@@ -148,7 +165,8 @@ def read_safetensors(path):
 
 
 def read_gguf(path):
-    """The metadata (numbers and strings) and F32 tensors of a GGUF v3 file."""
+    """The metadata (numbers and strings) and F32, F16 and Q8_0 tensors of a GGUF v3
+    file."""
     buf = open(path, "rb").read()
     pos = [0]
 
@@ -193,9 +211,17 @@ def read_gguf(path):
     base = (pos[0] + align - 1) // align * align
     ts = {}
     for name, ne, ty, off in infos:
-        assert ty == 0
+        assert ty in (0, 1, 8)
         n = int(np.prod(ne))
-        a = np.frombuffer(buf, dtype="<f4", count=n, offset=base + off).astype(np.float64)
+        if ty == 8:
+            # ggml's block_q8_0: an f16 scale d, then 32 int8 q; x = d q
+            blk = np.frombuffer(buf, dtype=np.uint8, count=n // 32 * 34,
+                                offset=base + off).reshape(-1, 34)
+            d = blk[:, :2].copy().view("<f2").astype(np.float64)
+            a = (blk[:, 2:].copy().view(np.int8).astype(np.float64) * d).reshape(-1)
+        else:
+            a = np.frombuffer(buf, dtype="<f4" if ty == 0 else "<f2", count=n,
+                              offset=base + off).astype(np.float64)
         ts[name] = a.reshape(list(reversed(ne)))
     return meta, ts
 
@@ -203,7 +229,7 @@ def read_gguf(path):
 GGUF_TO_HF = {"attn_q_a": "q_a_proj", "attn_q_a_norm": "q_a_layernorm",
               "attn_q_b": "q_b_proj", "attn_q": "q_proj", "attn_kv_a_mqa": "kv_a_proj_with_mqa",
               "attn_kv_a_norm": "kv_a_layernorm", "attn_kv_b": "kv_b_proj",
-              "attn_output": "o_proj"}
+              "attn_output": "o_proj", "attn_k_b": "k_b_proj", "attn_v_b": "v_b_proj"}
 
 
 def load_layer(path, layer):
@@ -217,10 +243,15 @@ def load_layer(path, layer):
     meta, ts = read_gguf(path)
     a = "deepseek2."
     rope = meta[a + "rope.dimension_count"]
+    # llama.cpp's MLA conversions: the per-head widths under the _mla keys
+    # (key_length and value_length are then the cached latent's)
+    mla = a + "attention.key_length_mla" in meta
+    kl = meta[a + "attention.key_length_mla" if mla else a + "attention.key_length"]
+    vl = meta[a + "attention.value_length_mla" if mla else a + "attention.value_length"]
     cfg = {"num_attention_heads": meta[a + "attention.head_count"],
            "qk_rope_head_dim": rope,
-           "qk_nope_head_dim": meta[a + "attention.key_length"] - rope,
-           "v_head_dim": meta[a + "attention.value_length"],
+           "qk_nope_head_dim": kl - rope,
+           "v_head_dim": vl,
            "kv_lora_rank": meta[a + "attention.kv_lora_rank"],
            "q_lora_rank": meta.get(a + "attention.q_lora_rank", 0),
            "latent_norm_eps": meta[a + "attention.layer_norm_rms_epsilon"],

@@ -657,7 +657,10 @@ def deepseek_moe_layer(m, l, p):
             "gate": p + "mlp.gate", "experts": p + "mlp.experts.",
             "names": ("gate_proj", "up_proj", "down_proj"), "E": cfg["n_routed_experts"],
             "k": cfg["num_experts_per_tok"], "normalize": cfg.get("norm_topk_prob", False),
-            "n_group": cfg.get("n_group") or 1, "topk_group": cfg.get("topk_group") or 1,
+            # DeepseekV3Config's defaults are 8 groups, 4 kept (HF's V3
+            # router always groups); DeepSeek's V2 code groups only when asked
+            "n_group": cfg.get("n_group") or (8 if v3 else 1),
+            "topk_group": cfg.get("topk_group") or (4 if v3 else 1),
             "method": cfg.get("topk_method", "greedy"),
             "scaling": cfg.get("routed_scaling_factor", 1.0),
             "shared": {"prefix": p + "mlp.shared_experts.", "gate": None}
@@ -855,6 +858,10 @@ def route_deepseek_v3(logits, r, bias):
     routed_scaling_factor."""
     scores = sigmoid(logits)
     T, E = scores.shape
+    if E % r["n_group"] or E // r["n_group"] < 2:
+        # HF's view(-1, n_group, E // n_group).topk(2) cannot run on these
+        raise ValueError("DeepSeek-V3 routing: %d experts in %d groups (top two of each)"
+                         % (E, r["n_group"]))
     choice = scores + bias
     groups = np.sort(choice.reshape(T, r["n_group"], -1), axis=2)[:, :, -2:].sum(axis=2)
     choice = np.where(group_mask(groups, r["topk_group"], E), choice, 0.0)

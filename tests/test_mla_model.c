@@ -20,8 +20,13 @@ static void values(void)
 		w[i] = (double)((i * 37) % 29) / 16.0 - 0.75;   /* exact in F32 */
 }
 
+/* How the fixture stores kv_b: attn_kv_b; split as llama.cpp's converter
+ * does (attn_k_b [H, LKV, DN], attn_v_b [H, DV, LKV], the _mla keys); the
+ * pair flattened to 2-D (refused). */
+enum { KVB_WHOLE, KVB_SPLIT, KVB_FLAT };
+
 /* The layer-0 tensors of a deepseek2 GGUF; q_lora: through q_a/q_b. */
-static size_t gguf_tensors(FxTensor *t, bool q_lora, bool absorbed)
+static size_t gguf_tensors(FxTensor *t, bool q_lora, int absorbed)
 {
 	size_t n = 0;
 	t[n++] = (FxTensor){"blk.0.attn_norm.weight", "F32", 1, {D}, w};
@@ -34,7 +39,10 @@ static size_t gguf_tensors(FxTensor *t, bool q_lora, bool absorbed)
 	}
 	t[n++] = (FxTensor){"blk.0.attn_kv_a_mqa.weight", "F32", 2, {LKV + DR, D}, w + 5};
 	t[n++] = (FxTensor){"blk.0.attn_kv_a_norm.weight", "F32", 1, {LKV}, w + 11};
-	if (absorbed) {
+	if (absorbed == KVB_SPLIT) {
+		t[n++] = (FxTensor){"blk.0.attn_k_b.weight", "F32", 3, {H, LKV, DN}, w + 13};
+		t[n++] = (FxTensor){"blk.0.attn_v_b.weight", "F32", 3, {H, DV, LKV}, w + 19};
+	} else if (absorbed == KVB_FLAT) {
 		t[n++] = (FxTensor){"blk.0.attn_k_b.weight", "F32", 2, {H * LKV, DN}, w};
 		t[n++] = (FxTensor){"blk.0.attn_v_b.weight", "F32", 2, {H * DV, LKV}, w};
 	} else {
@@ -45,20 +53,27 @@ static size_t gguf_tensors(FxTensor *t, bool q_lora, bool absorbed)
 }
 
 /* The file in b (fx_free it after model_close: the model reads from it). */
-static int open_gguf(bool q_lora, bool absorbed, bool with_kv_lora, FxBuf *b, Model **m,
+static int open_gguf(bool q_lora, int absorbed, bool with_kv_lora, FxBuf *b, Model **m,
 		     char *err, size_t errlen)
 {
 	FxTensor t[12];
 	size_t nt = gguf_tensors(t, q_lora, absorbed);
-	FxKv kv[12] = {{"general.architecture", 's', "deepseek2", 0},
+	bool split = absorbed != KVB_WHOLE;
+	/* the split layout's converter: key_length and value_length are the
+	 * cached latent's (LKV + DR, LKV), the heads' under the _mla keys */
+	FxKv kv[14] = {{"general.architecture", 's', "deepseek2", 0},
 		       {"deepseek2.block_count", 'u', NULL, 1},
 		       {"deepseek2.embedding_length", 'u', NULL, D},
 		       {"deepseek2.attention.head_count", 'u', NULL, H},
-		       {"deepseek2.attention.head_count_kv", 'u', NULL, H},
-		       {"deepseek2.attention.key_length", 'u', NULL, DN + DR},
-		       {"deepseek2.attention.value_length", 'u', NULL, DV},
+		       {"deepseek2.attention.head_count_kv", 'u', NULL, split ? 1 : H},
+		       {"deepseek2.attention.key_length", 'u', NULL, split ? LKV + DR : DN + DR},
+		       {"deepseek2.attention.value_length", 'u', NULL, split ? LKV : DV},
 		       {"deepseek2.rope.dimension_count", 'u', NULL, DR}};
 	size_t nkv = 8;
+	if (split) {
+		kv[nkv++] = (FxKv){"deepseek2.attention.key_length_mla", 'u', NULL, DN + DR};
+		kv[nkv++] = (FxKv){"deepseek2.attention.value_length_mla", 'u', NULL, DV};
+	}
 	if (with_kv_lora)
 		kv[nkv++] = (FxKv){"deepseek2.attention.kv_lora_rank", 'u', NULL, LKV};
 	if (q_lora)
@@ -75,7 +90,7 @@ static void test_gguf_dims_and_values(void **state)
 		Model *m;
 		FxBuf b;
 		char err[1024];
-		if (open_gguf(ql, false, true, &b, &m, err, sizeof err))
+		if (open_gguf(ql, KVB_WHOLE, true, &b, &m, err, sizeof err))
 			fail_msg("open: %s", err);
 		const ModelInfo *in = model_info(m);
 		assert_true(in->mla);
@@ -111,13 +126,56 @@ static void test_gguf_refusals(void **state)
 	Model *m;
 	FxBuf b;
 	char err[1024];
-	assert_int_equal(open_gguf(true, false, false, &b, &m, err, sizeof err), -1);
+	assert_int_equal(open_gguf(true, KVB_WHOLE, false, &b, &m, err, sizeof err), -1);
 	assert_non_null(strstr(err, "deepseek2.attention.kv_lora_rank is missing"));
 	assert_non_null(strstr(err, "layer 0 holds"));
 	fx_free(&b);
-	assert_int_equal(open_gguf(true, true, true, &b, &m, err, sizeof err), -1);
-	assert_non_null(strstr(err, "absorbed form"));
-	assert_non_null(strstr(err, "attn_k_b.weight"));
+	/* the pair flattened to 2-D: not the converter's shapes */
+	assert_int_equal(open_gguf(true, KVB_FLAT, true, &b, &m, err, sizeof err), -1);
+	assert_non_null(strstr(err, "attn_k_b.weight: shape [16, 4], but the MLA dims"));
+	assert_non_null(strstr(err, "give [2, 8, 4]"));
+	fx_free(&b);
+}
+
+/* llama.cpp's split kv_b: kv_b rebuilt per head as the converter cut it
+ * (view [H, DN + DV, LKV], split at DN, k part transposed): kv_b row
+ * h*(DN+DV) + j, column c is k_b[h][c][j] for j < DN and v_b[h][j-DN][c]
+ * after; and cut again, the same tensors. */
+static void test_gguf_split_kv_b(void **state)
+{
+	(void)state;
+	Model *m;
+	FxBuf b;
+	char err[1024];
+	if (open_gguf(true, KVB_SPLIT, true, &b, &m, err, sizeof err))
+		fail_msg("open: %s", err);
+	const ModelInfo *in = model_info(m);
+	assert_int_equal(in->mla_shape.qk_nope_dim, DN);
+	assert_int_equal(in->mla_shape.v_head_dim, DV);
+	assert_int_equal(in->mla_kv_b, MLA_KV_B_SPLIT);
+	MlaLayer l;
+	if (model_load_mla_layer(m, 0, &l, err, sizeof err))
+		fail_msg("load: %s", err);
+	const double *kb = w + 13, *vb = w + 19;
+	for (size_t h = 0; h < H; h++)
+		for (size_t c = 0; c < LKV; c++) {
+			for (size_t j = 0; j < DN; j++)
+				assert_close(l.kv_b[(h * (DN + DV) + j) * LKV + c],
+					     kb[(h * LKV + c) * DN + j], 0);
+			for (size_t j = 0; j < DV; j++)
+				assert_close(l.kv_b[(h * (DN + DV) + DN + j) * LKV + c],
+					     vb[(h * DV + j) * LKV + c], 0);
+		}
+	double buf[H * LKV * DN];
+	assert_int_equal(mla_values_max(&l.shape), H * LKV * DN);
+	const double *k2 = mla_values(&l, MLA_T_K_B, buf);
+	for (size_t e = 0; e < H * LKV * DN; e++)
+		assert_close(k2[e], kb[e], 0);
+	const double *v2 = mla_values(&l, MLA_T_V_B, buf);
+	for (size_t e = 0; e < H * DV * LKV; e++)
+		assert_close(v2[e], vb[e], 0);
+	mla_free(&l);
+	model_close(m);
 	fx_free(&b);
 }
 
@@ -172,6 +230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gguf_dims_and_values),
 		cmocka_unit_test(test_gguf_refusals),
+		cmocka_unit_test(test_gguf_split_kv_b),
 		cmocka_unit_test(test_hf_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

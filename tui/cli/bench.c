@@ -7,11 +7,14 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/mla_inv.h"
+#include "core/parallel.h"
 #include "core/session.h"
 #include "core/timer.h"
 #include "tui/cli/bench.h"
 #include "tui/cli/bench_forward.h"
 #include "tui/cli/info.h"
+#include "tui/cli/mla_report.h"
 #include "tui/shared/environment.h"
 #include "tui/shared/kernel_env.h"
 
@@ -33,6 +36,9 @@
  * cold time is also given by phase (inv_session_phase_seconds). */
 
 #define BENCH_GEMM_N 2048
+
+static double median(double *v, size_t n);
+static double gemm_rate(bool single, size_t n);
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -116,6 +122,9 @@ static void bench_help(void)
 	       "GFLOP of the matrix products, GFLOP/s, and the machine's own GEMM rate\n"
 	       "measured first; then one decoder layer of the whole-model forward pass\n"
 	       "(logits) on the same attention with a SwiGLU MLP of width 3.5 D.\n"
+	       "An MLA layer (DeepSeek: a checkpoint's, or --kv-lora-rank and the other\n"
+	       "MLA flags) times its evaluation by the plain MLA engine whole, and the\n"
+	       "forward pass's MLA decoder layer.\n"
 	       "Example, a Llama-3-8B-shaped layer:\n"
 	       "  ropefold bench --d-model 4096 --heads 32 --kv-heads 8 --head-dim 128 --seq 512\n\n");
 	opts_print_help(stdout, OPT_EVAL_MODEL | OPT_FOLD | OPT_EVAL | OPT_JSON | OPT_BENCH);
@@ -155,6 +164,75 @@ static int run_alternating(InvSession *s, const FoldConfig *c0,
 	return rc;
 }
 
+/* An MLA layer (DeepSeek): its evaluation is the plain engine
+ * (core/mla_inv.c: mla_evaluate, both sides, the three levels), timed
+ * whole, and its decoder layer of the forward pass (bench_forward_mla);
+ * the session's phases and toggles are the standard engine's only. */
+static int bench_mla(const RunOptions *o, const Workload *w, bool f32)
+{
+	const MlaShape *ms = &w->mla.shape;
+	size_t n = o->repeat;
+	double peak = gemm_rate(f32, BENCH_GEMM_N);
+	EvalOptions eo = {.seq = w->seq, .precision = o->precision, .tol = o->tol};
+	FoldConfig cfg = o->fold;
+	double *t = calloc(n + 1, sizeof *t);
+	BenchForward fw = {0};
+	int rc = t ? 0 : -1;
+	for (size_t i = 0; i <= n && !rc; i++) {   /* run 0: the warm-up */
+		InvReport rep;
+		double t0 = timer_now();
+		RfStatus st = mla_evaluate(&w->mla, w->x, &eo, &cfg, &rep);
+		t[i] = timer_now() - t0;
+		if (st != RF_OK)
+			rc = (int)st;
+		else
+			report_done(&rep);
+	}
+	double eval_s = rc ? 0 : median(t + 1, n);
+	free(t);
+	if (!rc)
+		rc = bench_forward_mla(&w->mla, w->x, w->seq, f32, n, &fw);
+	if (rc) {
+		fprintf(stderr, "ropefold bench: evaluation failed: %s\n",
+			rc > 0 ? rf_status_str((RfStatus)rc) : "out of memory");
+		return 2;
+	}
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double rss_mb = (double)ru.ru_maxrss / 1024.0, fw_rate = fw.gflop / fw.seconds;
+	if (o->json) {
+		json_t *j = json_pack("{s:o,s:I,s:I,s:I,s:s,s:I,s:f,s:f,s:f,s:I,s:I}",
+			"mla", mla_dims_json(ms, mla_score_scale(&w->mla)),
+			"d_model", (json_int_t)ms->d_model, "heads", (json_int_t)ms->n_heads,
+			"seq", (json_int_t)w->seq, "precision", f32 ? "f32" : "f64",
+			"threads", (json_int_t)parallel_default_threads(),
+			"evaluation_seconds", eval_s, f32 ? "sgemm_gflops" : "dgemm_gflops", peak,
+			"peak_rss_mb", rss_mb, "repeat", (json_int_t)n,
+			"gemm_n", (json_int_t)BENCH_GEMM_N);
+		json_object_set_new(j, "forward", json_pack("{s:I, s:f, s:f, s:f, s:f}", "ff",
+							    (json_int_t)fw.ff, "seconds", fw.seconds,
+							    "gflop", fw.gflop, "gflops", fw_rate,
+							    "peak_share", peak > 0 ? fw_rate / peak : 0.0));
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
+		fputc('\n', stdout);
+		json_decref(j);
+		return 0;
+	}
+	printf("ropefold bench: DeepSeek MLA D=%zu H=%zu kv_lora_rank=%zu q_lora_rank=%zu "
+	       "nope=%zu rope=%zu v=%zu T=%zu, %s, median of %zu\n", ms->d_model, ms->n_heads,
+	       ms->kv_lora_rank, ms->q_lora_rank, ms->qk_nope_dim, ms->qk_rope_dim,
+	       ms->v_head_dim, w->seq, f32 ? "float32" : "float64", n);
+	printf("  machine %s      %7.1f GFLOP/s (%d^3, best of 4)\n", f32 ? "sgemm" : "dgemm",
+	       peak, BENCH_GEMM_N);
+	printf("  mla evaluation     %7.3f s  (the plain engine: fold, both sides, three levels)\n",
+	       eval_s);
+	printf("  forward layer      %7.3f s  %8.2f GFLOP  %6.1f GFLOP/s  %3.0f%% of %s "
+	       "(MLA decoder layer of logits, MLP width %zu)\n", fw.seconds, fw.gflop, fw_rate,
+	       peak > 0 ? 100.0 * fw_rate / peak : 0.0, f32 ? "sgemm" : "dgemm", fw.ff);
+	printf("  peak memory        %7.0f MB\n", rss_mb);
+	return 0;
+}
+
 int cli_bench(int argc, char **argv)
 {
 	RunOptions o;
@@ -180,13 +258,12 @@ int cli_bench(int argc, char **argv)
 		return 2;
 	}
 	cli_model_note("bench", w.note);
-	if (w.is_mla) {
-		fprintf(stderr, "ropefold bench: an MLA layer is evaluated by the plain reference "
-			"engine, not the timed one (use check)\n");
-		workload_done(&w);
-		return 2;
-	}
 	bool f32 = o.precision == PREC_F32;
+	if (w.is_mla) {
+		int rc = bench_mla(&o, &w, f32);
+		workload_done(&w);
+		return rc;
+	}
 	double dgemm = gemm_rate(false, BENCH_GEMM_N);
 	double sgemm = f32 ? gemm_rate(true, BENCH_GEMM_N) : 0;
 	double peak = f32 ? sgemm : dgemm;

@@ -34,6 +34,49 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The median of n timed runs of layer fl (after a warm-up) on x into
+ * out->seconds: 0, or -1 (out of memory, or the layer refused). */
+static int time_layer(const FwdLayer *fl, const double *x, size_t T, size_t D, bool f32,
+		      size_t n, BenchForward *out)
+{
+	double *t = calloc(n + 1, sizeof *t);
+	FwdState st;
+	int rc = -1;
+	memset(&st, 0, sizeof st);
+	if (!t || fwd_state_init(&st, f32 ? FWD_F32 : FWD_F64, T, D, parallel_default_threads()))
+		goto done;
+	for (size_t i = 0; i <= n; i++) {   /* run 0: the warm-up */
+		fwd_state_embed(&st, x);
+		double t0 = timer_now();
+		if (fwd_layer_apply(&st, fl) != RF_OK)
+			goto done;
+		t[i] = timer_now() - t0;
+	}
+	qsort(t + 1, n, sizeof *t, cmp_double);
+	out->seconds = n % 2 ? t[1 + n / 2] : 0.5 * (t[n / 2] + t[1 + n / 2]);
+	rc = 0;
+done:
+	free(t);
+	fwd_state_done(&st);
+	return rc;
+}
+
+/* The layer's norms (unit) and seeded SwiGLU MLP of width F into fl, from
+ * buf[0..4] (allocated here; NULL entries on failure). */
+static void mlp_part(FwdLayer *fl, size_t D, size_t F, bool f32, Rng *r, void **buf)
+{
+	buf[0] = weights(NULL, D, 0, f32, r);
+	buf[1] = weights(NULL, D, 0, f32, r);
+	buf[2] = weights(NULL, F * D, D, f32, r);
+	buf[3] = weights(NULL, F * D, D, f32, r);
+	buf[4] = weights(NULL, D * F, F, f32, r);
+	fl->block = FWD_BLOCK_PRE;
+	fl->attn_norm = (FwdNorm){buf[0], NULL, NORM_RMS, 1e-5};
+	fl->ffn_norm = (FwdNorm){buf[1], NULL, NORM_RMS, 1e-5};
+	fl->act = FWD_ACT_SILU;
+	fl->mlp = (FwdMlp){F, buf[2], buf[3], buf[4], NULL, NULL, NULL};
+}
+
 int bench_forward(const Layer *l, const double *x, size_t T, bool f32, size_t n,
 		  BenchForward *out)
 {
@@ -43,23 +86,16 @@ int bench_forward(const Layer *l, const double *x, size_t T, bool f32, size_t n,
 	memset(out, 0, sizeof *out);
 	Rng r;
 	rng_seed(&r, 7, 0xbe7cu);
-	void *buf[10] = {
+	void *buf[9] = {
 		weights(l->wq, Hd * D, 0, f32, &r), weights(l->wk, Gd * D, 0, f32, &r),
-		weights(l->wv, Gd * D, 0, f32, &r), weights(l->wo, D * Hd, 0, f32, &r),
-		weights(NULL, D, 0, f32, &r),       weights(NULL, D, 0, f32, &r),
-		weights(NULL, F * D, D, f32, &r),   weights(NULL, F * D, D, f32, &r),
-		weights(NULL, D * F, F, f32, &r),   NULL};
-	double *t = calloc(n + 1, sizeof *t);
-	FwdState st;
+		weights(l->wv, Gd * D, 0, f32, &r), weights(l->wo, D * Hd, 0, f32, &r)};
+	FwdLayer fl;
+	memset(&fl, 0, sizeof fl);
+	mlp_part(&fl, D, F, f32, &r, buf + 4);
 	int rc = -1;
-	memset(&st, 0, sizeof st);
 	for (int k = 0; k < 9; k++)
 		if (!buf[k])
 			goto done;
-	if (!t || fwd_state_init(&st, f32 ? FWD_F32 : FWD_F64, T, D, parallel_default_threads()))
-		goto done;
-	FwdLayer fl;
-	memset(&fl, 0, sizeof fl);
 	fl.shape = *s;
 	fl.rope = l->rope;
 	fl.score_scale = l->score_scale;
@@ -67,21 +103,9 @@ int bench_forward(const Layer *l, const double *x, size_t T, bool f32, size_t n,
 	fl.wk = buf[1];
 	fl.wv = buf[2];
 	fl.wo = buf[3];
-	fl.block = FWD_BLOCK_PRE;
-	fl.attn_norm = (FwdNorm){buf[4], NULL, NORM_RMS, 1e-5};
-	fl.ffn_norm = (FwdNorm){buf[5], NULL, NORM_RMS, 1e-5};
-	fl.act = FWD_ACT_SILU;
-	fl.mlp = (FwdMlp){F, buf[6], buf[7], buf[8], NULL, NULL, NULL};
-	for (size_t i = 0; i <= n; i++) {   /* run 0: the warm-up */
-		fwd_state_embed(&st, x);
-		double t0 = timer_now();
-		if (fwd_layer_apply(&st, &fl) != RF_OK)
-			goto done;
-		t[i] = timer_now() - t0;
-	}
-	qsort(t + 1, n, sizeof *t, cmp_double);
+	if (time_layer(&fl, x, T, D, f32, n, out))
+		goto done;
 	out->ff = F;
-	out->seconds = n % 2 ? t[1 + n / 2] : 0.5 * (t[n / 2] + t[1 + n / 2]);
 	double Td = (double)T;
 	out->gflop = (2 * Td * (double)D * (double)(Hd + 2 * Gd) + 2 * Td * (double)Hd * (double)D +
 		      4 * Td * Td * (double)d * (double)H + 6 * Td * (double)D * (double)F) * 1e-9;
@@ -89,7 +113,53 @@ int bench_forward(const Layer *l, const double *x, size_t T, bool f32, size_t n,
 done:
 	for (int k = 0; k < 9; k++)
 		free(buf[k]);
-	free(t);
-	fwd_state_done(&st);
+	return rc;
+}
+
+int bench_forward_mla(const MlaLayer *l, const double *x, size_t T, bool f32, size_t n,
+		      BenchForward *out)
+{
+	const MlaShape *s = &l->shape;
+	size_t D = s->d_model, H = s->n_heads, Lq = s->q_lora_rank, Lkv = s->kv_lora_rank;
+	size_t dq = mla_qk_dim(s), dr = s->qk_rope_dim, dv = s->v_head_dim;
+	size_t dkv = s->qk_nope_dim + dv, F = 7 * D / 2;
+	memset(out, 0, sizeof *out);
+	Rng r;
+	rng_seed(&r, 7, 0xbe7cu);
+	/* the layer's own MLA weights in the precision, then the MLP's */
+	void *buf[12] = {
+		Lq ? weights(l->q_a, Lq * D, 0, f32, &r) : NULL,
+		Lq ? weights(l->q_a_norm, Lq, 0, f32, &r) : NULL,
+		weights(l->q_b, H * dq * (Lq ? Lq : D), 0, f32, &r),
+		weights(l->kv_a, (Lkv + dr) * D, 0, f32, &r),
+		weights(l->kv_a_norm, Lkv, 0, f32, &r),
+		weights(l->kv_b, H * dkv * Lkv, 0, f32, &r),
+		weights(l->wo, D * H * dv, 0, f32, &r)};
+	FwdLayer fl;
+	memset(&fl, 0, sizeof fl);
+	mlp_part(&fl, D, F, f32, &r, buf + 7);
+	int rc = -1;
+	for (int k = Lq ? 0 : 2; k < 12; k++)
+		if (!buf[k])
+			goto done;
+	FwdMla m = {*s, l->rope, buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6],
+		    l->latent_eps, l->score_scale};
+	Layer hdr;   /* the header the forward pass runs MLA under */
+	mla_header(l, &hdr);
+	fl.shape = hdr.shape;
+	fl.rope = l->rope;
+	fl.mla = &m;
+	if (time_layer(&fl, x, T, D, f32, n, out))
+		goto done;
+	out->ff = F;
+	double Td = (double)T, q = Lq ? (double)(D * Lq + Lq * H * dq) : (double)(D * H * dq);
+	out->gflop = (2 * Td * (q + (double)(D * (Lkv + dr)) + (double)(Lkv * H * dkv) +
+			       (double)(H * dv * D)) +
+		      2 * Td * Td * (double)H * (double)(dq + dv) + 6 * Td * (double)D * (double)F) *
+		     1e-9;
+	rc = 0;
+done:
+	for (int k = 0; k < 12; k++)
+		free(buf[k]);
 	return rc;
 }

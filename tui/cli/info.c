@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/rope.h"
+#include "data/mla_model.h"
 #include "data/model.h"
 #include "tui/cli/info.h"
 #include "tui/cli/mla_report.h"
@@ -71,8 +72,10 @@ static json_t *info_json(const ModelInfo *in)
 			 "attention_dtypes", attn_mix_json(in), "biases", in->biases, "o_bias", in->o_bias,
 			 "qk_norm", in->qk_norm, "fused_qkv", in->fused_qkv, "tensors", tensors);
 	/* DeepSeek MLA: its dims under their HF names (null without MLA) */
-	json_object_set_new(doc, "mla", in->mla ? mla_dims_json(&in->mla_shape, in->mla_score_scale)
-						: json_null());
+	json_t *mla = in->mla ? mla_dims_json(&in->mla_shape, in->mla_score_scale) : json_null();
+	if (in->mla)
+		json_object_set_new(mla, "kv_b", json_string(mla_kv_b_layout_name(in->mla_kv_b)));
+	json_object_set_new(doc, "mla", mla);
 	return doc;
 }
 
@@ -91,6 +94,10 @@ static void info_text(const char *path, const ModelInfo *in)
 	printf("head_dim    %zu\n", in->shape.head_dim);
 	if (in->mla)
 		mla_dims_text(stdout, "mla         ", &in->mla_shape, in->mla_score_scale);
+	if (in->mla && in->mla_kv_b != MLA_KV_B_WHOLE)
+		printf("mla kv_b    split as llama.cpp writes it: attn_k_b (per head, k_nope rows "
+		       "transposed) and attn_v_b%s\n",
+		       in->mla_kv_b == MLA_KV_B_BOTH ? ", beside attn_kv_b" : "");
 	printf("rope        %s, theta %g, rotary dim %zu%s, scaling %s\n",
 	       rope_layout_name(in->rope.layout), in->rope.theta, in->rope.rotary_dim,
 	       in->rope.rotary_dim < in->shape.head_dim ? " (partial)" : "", scaling);
