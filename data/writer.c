@@ -253,14 +253,9 @@ int writer_start(Writer *w, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	unsigned char *buf = malloc(COPY_CHUNK);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", w->out);
-		return -1;
-	}
 	int rc = 0;
 	for (size_t i = 0; i < w->nfiles && !rc; i++)
-		rc = writer_start_file(w, &w->files[i], buf, err, errlen);
+		rc = writer_start_file(w, &w->files[i], err, errlen);
 	for (size_t i = 0; i < w->naux && !rc; i++) {
 		AuxFile *a = &w->aux[i];
 		int fd = writer_make_temp(w, a->final_path, &a->tmp_path, err, errlen);
@@ -278,12 +273,6 @@ int writer_start(Writer *w, char *err, size_t errlen)
 			rc = -1;
 		}
 		close(fd);
-	}
-	free(buf);
-	for (size_t i = 0; i < w->npatch && !rc; i++) {
-		const WPatch *p = &w->patch[i];
-		WFile *f = &w->files[p->file];
-		rc = writer_write_all(f->fd, p->bytes, p->n, p->at, f->tmp_path, err, errlen);
 	}
 	return rc;
 }

@@ -126,9 +126,13 @@ void writer_add_hint(const Writer *w, char *err, size_t errlen);
 
 /* ---- writer_layout.c --------------------------------------------------- */
 
-/* Lay out one output file and copy every byte not replaced into its
- * temporary (buf: COPY_CHUNK bytes of scratch). */
-int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen);
+/* Lay out one output file and create its temporary (the new header
+ * written when the layout changed). */
+int writer_start_file(Writer *w, WFile *f, char *err, size_t errlen);
+/* Copy every byte of the input file that writer_put does not write into
+ * the temporary, and give it its final size (buf: COPY_CHUNK bytes of
+ * scratch, for filesystems the kernel cannot copy between). */
+int writer_copy_rest(WFile *f, unsigned char *buf, char *err, size_t errlen);
 
 /* ---- writer_commit.c --------------------------------------------------- */
 
