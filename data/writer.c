@@ -292,6 +292,8 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		}
 		close(fd);
 	}
+	if (!rc)
+		writer_copy_start(w);
 	return rc;
 }
 
@@ -449,6 +451,7 @@ void writer_free(Writer *w)
 			break;
 		}
 	}
+	writer_copy_stop(w);
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];
 		if (f->fd >= 0)

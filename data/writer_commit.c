@@ -189,27 +189,6 @@ static int commit_file(Writer *w, bool sidecar, char *err, size_t errlen)
 	return 0;
 }
 
-/* Every byte writer_put did not write, copied from the inputs, then the
- * header fields writer_patch changed written over the copy. */
-static int copy_untouched(Writer *w, char *err, size_t errlen)
-{
-	unsigned char *buf = malloc(COPY_CHUNK);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", w->out);
-		return -1;
-	}
-	int rc = 0;
-	for (size_t i = 0; i < w->nfiles && !rc; i++)
-		rc = writer_copy_rest(&w->files[i], buf, err, errlen);
-	free(buf);
-	for (size_t i = 0; i < w->npatch && !rc; i++) {
-		const WPatch *p = &w->patch[i];
-		WFile *f = &w->files[p->file];
-		rc = writer_write_all(f->fd, p->bytes, p->n, p->at, f->tmp_path, err, errlen);
-	}
-	return rc;
-}
-
 int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 {
 	if (!w->started) {
@@ -223,7 +202,7 @@ int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 					 "never written", w->out, w->files[i].seg[k].t->name);
 				return -1;
 			}
-	if (copy_untouched(w, err, errlen))
+	if (writer_copy_wait(w, err, errlen))
 		return -1;
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];

@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,15 @@ static int check_overlaps(const WFile *f, char *err, size_t errlen)
 	return 0;
 }
 
+/* The writer gave up on this copy (writer_free before the commit). */
+static bool copy_stopped(const WFile *f, char *err, size_t errlen)
+{
+	if (!f->stop || !atomic_load(f->stop))
+		return false;
+	snprintf(err, errlen, "%s: copy stopped", f->tmp_path);
+	return true;
+}
+
 /* Copy the input to the output around the replaced tensors (writer_put
  * wrote them; the header was written by writer_start_file). */
 static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size_t errlen)
@@ -81,7 +92,8 @@ static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size
 	size_t in = f->data_in, out = f->data_out;
 	for (size_t i = 0; i < f->nseg; i++) {
 		WSeg *s = &f->seg[i];
-		if (writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, out, buf, err,
+		if (copy_stopped(f, err, errlen) ||
+		    writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, out, buf, err,
 			       errlen))
 			return -1;
 		out = s->out_off;
@@ -119,7 +131,8 @@ static int copy_in_place(WFile *f, int in_fd, unsigned char *buf, char *err, siz
 		const WSeg *s = &f->seg[i];
 		if (!s->replace || s->in_off < in)
 			continue;
-		if (writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, in, buf,
+		if (copy_stopped(f, err, errlen) ||
+		    writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, in, buf,
 				      err, errlen))
 			return -1;
 		in = s->in_end;
