@@ -1,7 +1,9 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 
 #include "core/dtype.h"
@@ -165,8 +167,26 @@ void dtype_round(StoreDtype t, double *v, size_t n)
 	int p = dtypes[t].prec, emin = dtypes[t].emin, emax = dtypes[t].emax;
 	/* Largest finite value: (2 - 2^(1-p)) 2^emax. */
 	double maxv = ldexp(2.0 - ldexp(1.0, 1 - p), emax);
+	/* A double whose exponent is at least emin rounds to p significant
+	 * bits on its bit pattern: add half the dropped part (less one, plus
+	 * the kept last bit: ties to even) and clear it; a carry moves into the
+	 * exponent as rounding up to the next power of two should. The same
+	 * value as the rint path below, without four libm calls a value. */
+	const int drop = 53 - p;
+	const uint64_t half = ((uint64_t)1 << (drop - 1)) - 1, keep = ~(((uint64_t)1 << drop) - 1);
+	const uint64_t emin_bits = (uint64_t)(emin + 1023) << 52;
 	for (size_t i = 0; i < n; i++) {
 		double x = v[i];
+		uint64_t u;
+		memcpy(&u, &x, sizeof u);
+		uint64_t mag = u & ~((uint64_t)1 << 63);
+		if (mag >= emin_bits && mag < ((uint64_t)0x7ff << 52)) {
+			u = (u + half + ((u >> drop) & 1)) & keep;
+			double r;
+			memcpy(&r, &u, sizeof r);
+			v[i] = fabs(r) > maxv ? copysign(INFINITY, x) : r;
+			continue;
+		}
 		if (x == 0.0 || !isfinite(x))
 			continue;
 		int e = ilogb(x);

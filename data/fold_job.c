@@ -61,6 +61,10 @@ typedef struct {
 	bool untied;          /* the head was untied (by this fold, or the undone one) */
 	Layer in;             /* the layer being folded: its buffers are
 			       * reused from layer to layer */
+	double *vals;         /* one folded tensor's values packed for the
+			       * writer (nvals), reused likewise: fresh pages
+			       * cost more than the rounding */
+	size_t nvals;
 	char err[1024];
 } FoldRun;
 
@@ -899,13 +903,18 @@ static int fold_layer(FoldRun *r, size_t k)
 		const TensorRef *tr = lt.t[t];
 		if (!tr || !model_tensor_folded((AttnTensor)t))
 			continue;
-		double *v = malloc(tr->nelem * sizeof(double));
+		if (tr->nelem > r->nvals) {
+			free(r->vals);
+			r->nvals = 0;
+			if (!(r->vals = malloc(tr->nelem * sizeof(double)))) {
+				snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
+				goto out;
+			}
+			r->nvals = tr->nelem;
+		}
+		double *v = r->vals;
 		WriterRounding wr;
 		StoreDtype dt;
-		if (!v) {
-			snprintf(r->err, sizeof r->err, "%s: out of memory", tr->name);
-			goto out;
-		}
 		/* a block-quantized input's bound: recorded, and reported */
 		QuantBound qb;
 		const ResTensor *re = r->res ? residual_plan_find(fold_residual_plan(r->res), tr)
@@ -916,7 +925,6 @@ static int fold_layer(FoldRun *r, size_t k)
 			  (!r->undo && quant_bound_tensor(tr, &qb, r->err, sizeof r->err)) ||
 			  store_tensor(r, k, tr, dt, v, !r->undo && qb.quantized ? &qb : NULL,
 				       &wr, &same);
-		free(v);
 		if (bad)
 			goto out;
 		double e = wr.max_abs > 0 ? wr.max_abs_err / wr.max_abs : 0;
@@ -1022,6 +1030,7 @@ static void fold_run_done(FoldRun *r)
 	writer_free(r->w);
 	fold_residual_free(r->res);
 	layer_free(&r->in);
+	free(r->vals);
 	sidecar_free(r->undo);
 	sidecar_free(r->record);
 	if (r->m)

@@ -43,9 +43,27 @@ static uint16_t half_bits(double v)
 	return sign | (uint16_t)((e - 1 + 15) << 10) | mant;
 }
 
+/* Values a float tensor's writer_put rounds, measures and encodes at a
+ * time: 512 KiB of doubles, which stay in the cache between the passes. */
+#define PUT_PART ((size_t)1 << 16)
+
 /* Little-endian bytes of n values already rounded to dtype t. */
 static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
 {
+	if (t == STORE_BF16 || t == STORE_F32) {
+		/* one loop without branches: the float's bits, or their top half */
+		int shift = t == STORE_BF16 ? 16 : 0;
+		size_t k = t == STORE_BF16 ? 2 : 4;
+		for (size_t i = 0; i < n; i++) {
+			float f = (float)v[i];
+			uint32_t b;
+			memcpy(&b, &f, 4);
+			b >>= shift;
+			for (size_t j = 0; j < k; j++)
+				out[i * k + j] = (unsigned char)(b >> (8 * j));
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		uint64_t u = 0;
 		size_t k = 0;
@@ -253,14 +271,9 @@ int writer_start(Writer *w, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	unsigned char *buf = malloc(COPY_CHUNK);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", w->out);
-		return -1;
-	}
 	int rc = 0;
 	for (size_t i = 0; i < w->nfiles && !rc; i++)
-		rc = writer_start_file(w, &w->files[i], buf, err, errlen);
+		rc = writer_start_file(w, &w->files[i], err, errlen);
 	for (size_t i = 0; i < w->naux && !rc; i++) {
 		AuxFile *a = &w->aux[i];
 		int fd = writer_make_temp(w, a->final_path, &a->tmp_path, err, errlen);
@@ -279,12 +292,8 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		}
 		close(fd);
 	}
-	free(buf);
-	for (size_t i = 0; i < w->npatch && !rc; i++) {
-		const WPatch *p = &w->patch[i];
-		WFile *f = &w->files[p->file];
-		rc = writer_write_all(f->fd, p->bytes, p->n, p->at, f->tmp_path, err, errlen);
-	}
+	if (!rc)
+		writer_copy_start(w);
 	return rc;
 }
 
@@ -299,14 +308,18 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		return -1;
 	}
 	size_t n = t->nelem;
-	if (n > w->put_nvals || !w->put_vals) {
+	bool block = dtype_is_block(s->out_dtype);
+	/* A float dtype is rounded, measured and encoded a cache-sized part
+	 * at a time; a block type is quantized whole. */
+	size_t nv = block || n < PUT_PART ? n : PUT_PART;
+	if (nv > w->put_nvals || !w->put_vals) {
 		free(w->put_vals);
 		w->put_nvals = 0;
-		if (!(w->put_vals = malloc((n ? n : 1) * sizeof(double)))) {
+		if (!(w->put_vals = malloc((nv ? nv : 1) * sizeof(double)))) {
 			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
 			return -1;
 		}
-		w->put_nvals = n;
+		w->put_nvals = nv;
 	}
 	if (s->out_len > w->put_nbytes || !w->put_bytes) {
 		free(w->put_bytes);
@@ -319,32 +332,34 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	}
 	double *v = w->put_vals;
 	unsigned char *b = w->put_bytes;
-	memcpy(v, values, n * sizeof(double));
-	bool block = dtype_is_block(s->out_dtype);
-	if (block && quantize(s->out_dtype, v, n, b)) {
-		free(v);
-		free(b);
-		snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s", w->out,
-			 t->name, dtype_name(s->out_dtype));
-		return -1;
-	}
-	if (!block)
-		dtype_round(s->out_dtype, v, n);
 	WriterRounding rr = {0, 0, 0, 0, 0};
 	double se = 0, sv = 0;
-	for (size_t i = 0; i < n; i++) {
-		double e = fabs(v[i] - values[i]), a = fabs(values[i]);
-		if (!(e <= rr.max_abs_err))
-			rr.max_abs_err = e;
-		if (a > rr.max_abs)
-			rr.max_abs = a;
-		se += e * e;
-		sv += a * a;
+	size_t esz = n ? s->out_len / n : 0;   /* float dtypes: whole bytes a value */
+	for (size_t first = 0; first < n; first += nv) {
+		size_t m = n - first < nv ? n - first : nv;
+		const double *x = values + first;
+		memcpy(v, x, m * sizeof(double));
+		if (block && quantize(s->out_dtype, v, n, b)) {
+			snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s",
+				 w->out, t->name, dtype_name(s->out_dtype));
+			return -1;
+		}
+		if (!block)
+			dtype_round(s->out_dtype, v, m);
+		for (size_t i = 0; i < m; i++) {
+			double e = fabs(v[i] - x[i]), a = fabs(x[i]);
+			if (!(e <= rr.max_abs_err))
+				rr.max_abs_err = e;
+			if (a > rr.max_abs)
+				rr.max_abs = a;
+			se += e * e;
+			sv += a * a;
+		}
+		if (!block)
+			encode(s->out_dtype, v, m, b + first * esz);
 	}
 	rr.frob_err = sqrt(se);
 	rr.frob = sqrt(sv);
-	if (!block)
-		encode(s->out_dtype, v, n, b);
 	rr.checksum = checksum_bytes(b, s->out_len);
 	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
 	s->written = rc == 0;
@@ -436,6 +451,7 @@ void writer_free(Writer *w)
 			break;
 		}
 	}
+	writer_copy_stop(w);
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];
 		if (f->fd >= 0)

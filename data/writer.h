@@ -19,10 +19,12 @@
  *                       reads, does not exist unless force, ...)
  *   writer_replace      for every tensor to be replaced, with its new dtype
  *   writer_start        stale temporaries of OUT removed; a temporary
- *                       file (or folder) in OUT's folder, every byte
- *                       copied, room left for the replaced tensors
+ *                       file (or folder) in OUT's folder, laid out
  *   writer_put          the values of each replaced tensor, any order
- *   writer_commit       sidecar text, fsync, rename into place
+ *   writer_commit       every byte not replaced copied (after the puts:
+ *                       the replaced tensors are read while they may
+ *                       still be in the page cache), sidecar text, one
+ *                       fsync per file, rename into place
  *   writer_free         removes the temporaries unless committed
  * Every function that can fail returns 0, or -1 with one line in err.
  *
@@ -84,7 +86,7 @@ int writer_new(const Model *m, const char *in_path, const char *out_path,
  * its rows must be whole blocks). */
 int writer_replace(Writer *w, const TensorRef *t, StoreDtype dtype, char *err,
 		   size_t errlen);
-/* Create the temporaries and copy every byte that is not replaced. */
+/* Create the temporaries (the bytes not replaced are copied at commit). */
 int writer_start(Writer *w, char *err, size_t errlen);
 /* Store t->nelem values of a replaced tensor (rounded to its dtype, or
  * quantized). */
@@ -96,7 +98,8 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
  * last part is stored, that of all the tensor's bytes (0 before). */
 int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const double *values,
 		    WriterRounding *r, char *err, size_t errlen);
-/* Write the sidecar text, fsync and rename everything into place. */
+/* Copy the bytes not replaced, write the sidecar text, fsync and rename
+ * everything into place. */
 int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen);
 /* Release; removes the temporaries when not committed. */
 void writer_free(Writer *w);
@@ -111,7 +114,8 @@ void writer_free(Writer *w);
 int writer_add_tensor(Writer *w, const TensorRef *like, const char *name, StoreDtype dtype,
 		      const TensorRef **out, char *err, size_t errlen);
 /* Write n (<= 16) bytes at offset at of the output file that holds t,
- * over what was copied there (a header field). Before writer_start. */
+ * over what is copied there (a header field; applied at commit, after the
+ * copy). Before writer_start. */
 int writer_patch(Writer *w, const TensorRef *t, size_t at, const void *bytes, size_t n,
 		 char *err, size_t errlen);
 /* The input path of the aux file (copied unchanged) named base, such as

@@ -90,14 +90,41 @@ static int kernel_copy(int in_fd, const char *in_path, size_t *from, size_t to, 
 	return 0;
 }
 
+static int copy_through(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
+			const char *out_path, size_t out_at, unsigned char *buf, char *err,
+			size_t errlen);
+
 /* Copy [from, to) of the input fd to the output at out_at: by the kernel
  * when it can, else through buf. */
 int writer_copy_range(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
 		      const char *out_path, size_t out_at, unsigned char *buf, char *err,
 		      size_t errlen)
 {
+	/* A range that starts inside a page makes the kernel's copy (a splice
+	 * through the page cache) write every page of it in two parts: two to
+	 * four times the system time of the same bytes page-aligned, measured
+	 * on ext4. When input and output agree within a page, the head up to
+	 * the next page boundary goes through buf and the kernel copies the
+	 * rest from there. */
+	const size_t page = 4096;
+	size_t head = from % page ? page - from % page : 0;
+	if (head && out_at % page == from % page && to - from > 4 * page) {
+		if (copy_through(in_fd, in_path, from, from + head, out_fd, out_path, out_at, buf,
+				 err, errlen))
+			return -1;
+		from += head;
+		out_at += head;
+	}
 	if (kernel_copy(in_fd, in_path, &from, to, out_fd, out_path, &out_at, err, errlen))
 		return -1;
+	return copy_through(in_fd, in_path, from, to, out_fd, out_path, out_at, buf, err, errlen);
+}
+
+/* Copy [from, to) through buf (COPY_CHUNK bytes). */
+static int copy_through(int in_fd, const char *in_path, size_t from, size_t to, int out_fd,
+			const char *out_path, size_t out_at, unsigned char *buf, char *err,
+			size_t errlen)
+{
 	while (from < to) {
 		size_t n = to - from < COPY_CHUNK ? to - from : COPY_CHUNK;
 		ssize_t k = pread(in_fd, buf, n, (off_t)from);

@@ -8,6 +8,8 @@
  * (safetensors_write.c, gguf_write.c); writer_untie.c adds a tensor. */
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -59,6 +61,7 @@ typedef struct {
 				   * dtype: a new header, a new layout */
 	size_t infos_end;         /* GGUF: end of the tensor infos (before the
 				   * padding to the data), for added tensors */
+	const atomic_bool *stop;  /* the copy is to stop (writer_copy.c), or NULL */
 } WFile;
 
 /* A file copied unchanged (config.json, tokenizer files, ...). */
@@ -108,6 +111,13 @@ struct Writer {
 	size_t nadded;
 	WPatch *patch;
 	size_t npatch;
+	/* writer_copy.c: the thread copying the untouched bytes while the
+	 * replaced tensors are written, its outcome and its stop flag */
+	pthread_t copier;
+	bool copying;             /* copier runs (or has run, not joined) */
+	atomic_bool copy_stop;
+	int copy_rc;
+	char copy_err[1024];
 	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
 	 * per tensor): the rounded values and their stored bytes */
 	double *put_vals;
@@ -127,9 +137,24 @@ void writer_add_hint(const Writer *w, char *err, size_t errlen);
 
 /* ---- writer_layout.c --------------------------------------------------- */
 
-/* Lay out one output file and copy every byte not replaced into its
- * temporary (buf: COPY_CHUNK bytes of scratch). */
-int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen);
+/* Lay out one output file and create its temporary (the new header
+ * written when the layout changed). */
+int writer_start_file(Writer *w, WFile *f, char *err, size_t errlen);
+/* Copy every byte of the input file that writer_put does not write into
+ * the temporary, and give it its final size (buf: COPY_CHUNK bytes of
+ * scratch, for filesystems the kernel cannot copy between). */
+int writer_copy_rest(WFile *f, unsigned char *buf, char *err, size_t errlen);
+
+/* ---- writer_copy.c ----------------------------------------------------- */
+
+/* Start copying every file's untouched bytes (writer_copy_rest) on a
+ * thread of its own; without a thread, writer_copy_wait copies them. */
+void writer_copy_start(Writer *w);
+/* The copy done (waited for, or done now) and writer_patch's fields
+ * written over it: 0, or -1 with the copy's error in err. */
+int writer_copy_wait(Writer *w, char *err, size_t errlen);
+/* Stop a copy still running and wait for it (writer_free). */
+void writer_copy_stop(Writer *w);
 
 /* ---- writer_commit.c --------------------------------------------------- */
 

@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,14 @@
 
 /* One output file laid out and copied: tensors keep their order; when a
  * replaced tensor changes its byte size the format's header is written
- * again (safetensors_write.c, gguf_write.c) and the data behind it moves. */
+ * again (safetensors_write.c, gguf_write.c) and the data behind it moves.
+ * writer_start_file lays the file out and creates its temporary (with the
+ * new header); writer_copy_rest, at commit, copies every byte writer_put
+ * did not write. The copy comes last so that the replaced tensors are read
+ * from the input before the untouched gigabytes stream through the page
+ * cache: on a machine whose cache cannot hold a model and its copy, a copy
+ * first sends the attention tensors back to the disk before they are
+ * read. */
 
 static int cmp_seg(const void *a, const void *b)
 {
@@ -67,20 +76,32 @@ static int check_overlaps(const WFile *f, char *err, size_t errlen)
 	return 0;
 }
 
-/* Copy the input to the output, leaving room for the replaced tensors. */
+/* The writer gave up on this copy (writer_free before the commit). */
+static bool copy_stopped(const WFile *f, char *err, size_t errlen)
+{
+	if (!f->stop || !atomic_load(f->stop))
+		return false;
+	snprintf(err, errlen, "%s: copy stopped", f->tmp_path);
+	return true;
+}
+
+/* Copy the input to the output around the replaced tensors (writer_put
+ * wrote them; the header was written by writer_start_file). */
 static int copy_resized(WFile *f, int in_fd, unsigned char *buf, char *err, size_t errlen)
 {
-	if (writer_write_all(f->fd, f->header, f->data_out, 0, f->tmp_path, err, errlen))
-		return -1;
 	size_t in = f->data_in, out = f->data_out;
 	for (size_t i = 0; i < f->nseg; i++) {
 		WSeg *s = &f->seg[i];
-		if (writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, out, buf, err,
+		if (copy_stopped(f, err, errlen) ||
+		    writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, out, buf, err,
 			       errlen))
 			return -1;
 		out = s->out_off;
 		if (s->out_len == s->in_end - s->in_off) {
-			in = s->in_off;
+			/* same size: copied unless writer_put wrote it */
+			in = s->replace ? s->in_end : s->in_off;
+			if (s->replace)
+				out += s->out_len;
 			continue;
 		}
 		/* Replaced and resized: leave room (filled by writer_put). */
@@ -110,7 +131,8 @@ static int copy_in_place(WFile *f, int in_fd, unsigned char *buf, char *err, siz
 		const WSeg *s = &f->seg[i];
 		if (!s->replace || s->in_off < in)
 			continue;
-		if (writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, in, buf,
+		if (copy_stopped(f, err, errlen) ||
+		    writer_copy_range(in_fd, f->in_path, in, s->in_off, f->fd, f->tmp_path, in, buf,
 				      err, errlen))
 			return -1;
 		in = s->in_end;
@@ -125,7 +147,7 @@ static int copy_in_place(WFile *f, int in_fd, unsigned char *buf, char *err, siz
 	return 0;
 }
 
-int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t errlen)
+int writer_start_file(Writer *w, WFile *f, char *err, size_t errlen)
 {
 	if (infile_open(&f->in, f->in_path, err, errlen))
 		return -1;
@@ -160,12 +182,19 @@ int writer_start_file(Writer *w, WFile *f, unsigned char *buf, char *err, size_t
 	f->fd = writer_make_temp(w, f->final_path, &f->tmp_path, err, errlen);
 	if (f->fd < 0)
 		return -1;
+	if (f->resized &&
+	    writer_write_all(f->fd, f->header, f->data_out, 0, f->tmp_path, err, errlen))
+		return -1;
+	return 0;
+}
+
+int writer_copy_rest(WFile *f, unsigned char *buf, char *err, size_t errlen)
+{
 	int in_fd = writer_open_input(f->in_path, err, errlen);
 	if (in_fd < 0)
 		return -1;
 	int rc = f->resized ? copy_resized(f, in_fd, buf, err, errlen)
 			    : copy_in_place(f, in_fd, buf, err, errlen);
 	close(in_fd);
-	/* The header is no longer needed; the open input is (checks only). */
 	return rc;
 }

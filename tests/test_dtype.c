@@ -174,6 +174,60 @@ static void test_gaps(void **state)
 	assert_close(v, 1.0 + 0x1p-7, 0);
 }
 
+/* Rounding to a float type against its definitions: for f32 and f16 the
+ * compiler's conversions (IEEE 754 round to nearest, ties to even, with
+ * subnormals and overflow to infinity); for bf16 (8 significant bits, f32's
+ * exponent range) the nearest multiple of the quantum 2^(e - 7), ties to
+ * even, written out here. Values spread over exponents from below f16's
+ * subnormals to above its largest, and the ties and overflows by hand. */
+static double bf16_ref(double x)
+{
+	if (x == 0 || !isfinite(x))
+		return x;
+	int e = ilogb(x) < -126 ? -126 : ilogb(x);
+	double q = ldexp(1.0, e - 7), r = nearbyint(x / q) * q;
+	return fabs(r) > 0x1.fep127 ? copysign(INFINITY, x) : r;
+}
+
+static void test_round_definitions(void **state)
+{
+	(void)state;
+	uint64_t s = 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < 200000; i++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		double m = 1.0 + (double)(s >> 11) * 0x1p-53;   /* [1, 2): every bit random */
+		int e = (int)((s >> 3) % 60) - 40;               /* 2^-40 .. 2^19 */
+		double x = ldexp((s & 1) ? -m : m, e);
+		if (i % 7 == 0)   /* a tie or near-tie for bf16: low bits cleared */
+			x = ldexp(ldexp(rint(ldexp(m, 8)), -8), e);
+		double f = x, h = x, b = x;
+		dtype_round(STORE_F32, &f, 1);
+		assert_true(f == (double)(float)x);
+		dtype_round(STORE_BF16, &b, 1);
+		assert_true(b == bf16_ref(x));
+		dtype_round(STORE_F16, &h, 1);
+#ifdef __FLT16_MAX__
+		assert_true(h == (double)(_Float16)x);
+#else
+		(void)h;
+#endif
+	}
+	double t[] = {1.0 + 0x1p-8, 1.0 + 3 * 0x1p-8, 0x1p128 * (1 - 0x1p-10), -0x1.ffp127,
+		      65519.0, 65520.0, 0x1p-25, 0x1.8p-24};
+	double want_bf[] = {1.0, 1.0 + 0x1p-6, INFINITY, -INFINITY};
+	for (int i = 0; i < 4; i++) {
+		double v = t[i];
+		dtype_round(STORE_BF16, &v, 1);
+		assert_true(v == want_bf[i]);
+	}
+	double want_h[] = {65504.0, INFINITY, 0.0, 0x1p-23};  /* 2^-25 ties to 0; 1.5 * 2^-24 to even 2^-23 */
+	for (int i = 0; i < 4; i++) {
+		double v = t[4 + i];
+		dtype_round(STORE_F16, &v, 1);
+		assert_true(v == want_h[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_ggml_ids),
 		cmocka_unit_test(test_roundoff),
 		cmocka_unit_test(test_gaps),
+		cmocka_unit_test(test_round_definitions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

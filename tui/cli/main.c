@@ -12,6 +12,7 @@
 #include "tui/cli/terminal.h"
 #include "tui/cli/tui.h"
 #include "tui/cli/verify.h"
+#include "tui/shared/blas_env.h"
 #include "tui/shared/options.h"
 
 static void usage(FILE *f)
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	blas_env_fix_core(argv);
 	if (argc < 2) {
 		/* The explorer on a terminal that can show it; else the check
 		 * report (said so on a terminal that cannot). */
