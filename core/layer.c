@@ -238,14 +238,42 @@ RfStatus layer_random(Layer *l, const LayerShape *s, const RopeSpec *rope,
 	return RF_OK;
 }
 
+enum { FINITE_BLOCK = 4096 };
+
+/* Nonzero when one of m values at v is NaN or Inf: a value is non-finite
+ * exactly when its 11 exponent bits are all ones. Branch-free, so that a
+ * whole block (a constant trip count, vectorized at -O2) costs a fraction
+ * of the early exit per value it replaces (that scan was 5-6% of a
+ * whole-model fold or verify). */
+static uint64_t nonfinite_in(const double *v, size_t m)
+{
+	/* the exponent e is 0..2047, so e + 1 reaches bit 11 only at 2047:
+	 * shifts, adds and ORs, no compare, which the vectorizer takes */
+	uint64_t any = 0;
+	for (size_t i = 0; i < m; i++) {
+		uint64_t b;
+		memcpy(&b, v + i, sizeof b);
+		any |= ((b >> 52) & 0x7ff) + 1;
+	}
+	return any >> 11 & 1;
+}
+
+static uint64_t nonfinite_in_block(const double *v)
+{
+	return nonfinite_in(v, FINITE_BLOCK);
+}
+
+/* Whether v[0..n) holds no NaN or Inf, stopping after the first block
+ * that has one. */
 static bool all_finite(const double *v, size_t n)
 {
 	if (!v)
 		return true;
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(v[i]))
+	size_t first = 0;
+	for (; first + FINITE_BLOCK <= n; first += FINITE_BLOCK)
+		if (nonfinite_in_block(v + first))
 			return false;
-	return true;
+	return !nonfinite_in(v + first, n - first);
 }
 
 bool layer_is_finite(const Layer *l, const char **tensor)

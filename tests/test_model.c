@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <float.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,6 +255,48 @@ static void test_shared_hf(void **state)
 	model_close(m);
 }
 
+/* layer_is_finite scans its tensors in blocks: a NaN or an Inf anywhere
+ * (first value, a block's last and next value, the last value, a bias
+ * shorter than a block) is found and its tensor named, while the largest
+ * and smallest finite doubles are not mistaken for one. */
+static void test_layer_is_finite(void **state)
+{
+	(void)state;
+	LayerShape s = {128, 4, 2, 32};        /* wq: 16384 values, 4 blocks */
+	RopeSpec r = rope_spec_default(32);
+	Layer l;
+	assert_int_equal(layer_random(&l, &s, &r, true, 11), RF_OK);
+	assert_true(layer_is_finite(&l, NULL));
+	size_t nq = 4 * 32 * 128, nk = 2 * 32 * 128;
+	struct {
+		double *t;
+		size_t at;
+		const char *name;
+	} cases[] = {
+		{l.wq, 0, "q weight"},      {l.wq, 4095, "q weight"},
+		{l.wq, 4096, "q weight"},   {l.wq, nq - 1, "q weight"},
+		{l.wk, nk / 2 + 7, "k weight"}, {l.wv, nk - 1, "v weight"},
+		{l.wo, 12345, "o weight"},  {l.bq, 127, "q bias"},
+		{l.bo, 0, "o bias"},
+	};
+	const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+			double keep = cases[i].t[cases[i].at];
+			cases[i].t[cases[i].at] = bad[k];
+			const char *name = NULL;
+			assert_false(layer_is_finite(&l, &name));
+			assert_string_equal(name, cases[i].name);
+			cases[i].t[cases[i].at] = keep;
+		}
+	const double fine[] = {DBL_MAX, -DBL_MAX, DBL_MIN, 4.9e-324, -0.0};
+	for (size_t k = 0; k < sizeof fine / sizeof fine[0]; k++) {
+		l.wq[4096] = fine[k];
+		assert_true(layer_is_finite(&l, NULL));
+	}
+	layer_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_memory_format),
 		cmocka_unit_test(test_default_model),
 		cmocka_unit_test(test_bad_regressions),
+		cmocka_unit_test(test_layer_is_finite),
 		cmocka_unit_test(test_shared_stories),
 		cmocka_unit_test(test_shared_hf),
 	};
