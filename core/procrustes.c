@@ -182,13 +182,23 @@ RfStatus procrustes_singular_values(const double *A, size_t lda, size_t d,
 
 double procrustes_ortho_defect(const double *R, size_t d)
 {
+	/* G = R^T R (d x d, upper triangle) by BLAS: the triple loop it
+	 * replaces read R by columns and was 13% of a whole-model undo,
+	 * which checks 80 head rotations a layer */
+	if (d == 0)
+		return 0;
+	double *G = malloc(d * d * sizeof(double));
+	if (!G)
+		return INFINITY;
+	cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)d, 1.0, R, (int)d,
+		    0.0, G, (int)d);
 	double s = 0;
-	for (size_t i = 0; i < d; i++)
-		for (size_t j = 0; j < d; j++) {
-			double v = i == j ? -1.0 : 0.0;
-			for (size_t k = 0; k < d; k++)
-				v += R[k * d + i] * R[k * d + j];
-			s += v * v;
-		}
+	for (size_t i = 0; i < d; i++) {
+		double v = G[i * d + i] - 1.0;
+		s += v * v;
+		for (size_t j = i + 1; j < d; j++)
+			s += 2.0 * G[i * d + j] * G[i * d + j];
+	}
+	free(G);
 	return sqrt(s);
 }

@@ -1,7 +1,10 @@
 #include "config.h"
 
+#include <math.h>
+
 #include "core/attention.h"
 #include "core/fold.h"
+#include "core/procrustes.h"
 #include "core/rope.h"
 #include "core/rotation.h"
 #include "core/session.h"
@@ -403,10 +406,37 @@ static void test_kind_names(void **state)
 	assert_int_equal(rotation_kind_parse("householder", &k), -1);
 }
 
+/* procrustes_ortho_defect, ||R^T R - I||_F, against closed forms: zero
+ * (to rounding) for a Haar draw of a head's size, |c^2 - 1| sqrt(d) for a
+ * multiple c R of a rotation, sqrt(2 a^2 + a^4) for the shear I + a e_0
+ * e_1^T (R^T R - I has a, a off the diagonal and a^2 on it), 0 at d = 0. */
+static void test_ortho_defect(void **state)
+{
+	(void)state;
+	enum { D = 128 };
+	static double R[D * D];
+	Rng rng;
+	rng_seed(&rng, 17, 0);
+	assert_int_equal(rotation_haar(D, &rng, R), RF_OK);
+	assert_true(procrustes_ortho_defect(R, D) < 1e-12);
+	assert_true(fabs(procrustes_ortho_defect(R, D) - tu_ortho_defect(R, D)) < 1e-12);
+	const double c = 1.001;
+	for (size_t i = 0; i < D * D; i++)
+		R[i] *= c;
+	double want = (c * c - 1.0) * sqrt((double)D);
+	assert_true(fabs(procrustes_ortho_defect(R, D) - want) < 1e-12 * want + 1e-13);
+	const double a = 0.3;
+	double S[9] = {1, a, 0, 0, 1, 0, 0, 0, 1};
+	want = sqrt(2 * a * a + a * a * a * a);
+	assert_true(fabs(procrustes_ortho_defect(S, 3) - want) < 1e-15);
+	assert_true(procrustes_ortho_defect(S, 0) == 0.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds_are_orthogonal),
+		cmocka_unit_test(test_ortho_defect),
 		cmocka_unit_test(test_which_kinds_commute),
 		cmocka_unit_test(test_layout_mismatch_commutes_elsewhere),
 		cmocka_unit_test(test_pair_reflect_blocks),
