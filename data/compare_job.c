@@ -7,9 +7,55 @@
 #include "core/finding.h"
 #include "data/compare_job.h"
 #include "data/layer_tolerance.h"
+#include "data/mla_model.h"
+#include "data/mla_pair.h"
 #include "data/model.h"
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
+
+/* st of an evaluation of layer i as err's words; 0 for RF_OK. */
+static int eval_error(RfStatus st, size_t i, char *err, size_t errlen)
+{
+	if (st == RF_ERR_NUMERIC)
+		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
+			 "products overflow float64", i);
+	else if (st != RF_OK)
+		snprintf(err, errlen, "layer %zu: cannot compare: %s", i, rf_status_str(st));
+	return st == RF_OK ? 0 : -1;
+}
+
+/* A pair of which one side at least is DeepSeek MLA: the verdict and
+ * levels verify reaches on the layer (data/mla_pair.h, at its
+ * tolerances; core/compare.h's compare_mla_layers), on the job's input. */
+static int run_mla(const CompareJob *j, Model *ma, Model *mb, CompareOutcome *out, char *err,
+		   size_t errlen)
+{
+	if (!model_mla(ma) || !model_mla(mb)) {
+		/* two valid checkpoints, one MLA and one not: not a fold */
+		Layer hdr;
+		mla_pair_shape_verdict(model_info(ma), model_info(mb), 0, &out->cmp.verdict, &hdr);
+		return 0;
+	}
+	VerifyOptions vo;
+	if (mla_pair_options(ma, mb, j->layer, 0, &vo, err, errlen))
+		return -1;
+	MlaLayer a, b;
+	if (model_load_mla_layer(ma, j->layer, &a, err, errlen))
+		return -1;
+	if (model_load_mla_layer(mb, j->layer, &b, err, errlen)) {
+		mla_free(&a);
+		return -1;
+	}
+	RfStatus st = compare_mla_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->tol,
+					 &out->cmp);
+	mla_free(&a);
+	mla_free(&b);
+	if (eval_error(st, j->layer, err, errlen)) {
+		compare_done(&out->cmp);
+		return -1;
+	}
+	return 0;
+}
 
 int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t errlen)
 {
@@ -31,6 +77,10 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	if (j->layer >= ib->n_layers) {
 		snprintf(err, errlen, "%s: has %zu layers, no layer %zu to compare with", j->b,
 			 ib->n_layers, j->layer);
+		goto out;
+	}
+	if (model_mla(ma) || model_mla(mb)) {
+		rc = run_mla(j, ma, mb, out, err, errlen);
 		goto out;
 	}
 	if (model_load_layer(ma, j->layer, &a, err, errlen))
@@ -59,16 +109,10 @@ int compare_job_run(const CompareJob *j, CompareOutcome *out, char *err, size_t 
 	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
 				     &out->cmp);
 	free(qg);
-	if (st == RF_ERR_NUMERIC) {
-		snprintf(err, errlen, "layer %zu: the weights are too large to compare: their "
-			 "products overflow float64", j->layer);
+	if (eval_error(st, j->layer, err, errlen))
 		compare_done(&out->cmp);
-	} else if (st != RF_OK) {
-		snprintf(err, errlen, "layer %zu: cannot compare: %s", j->layer, rf_status_str(st));
-		compare_done(&out->cmp);
-	} else {
+	else
 		rc = 0;
-	}
 out:
 	verify_residual_job_free(&rj);
 	layer_tolerance_done(&tl);
