@@ -357,6 +357,10 @@ RfStatus mla_verify_recover(const MlaLayer *a, const MlaLayer *b, const VerifyOp
 	v->freqs = calloc(np + 1, sizeof(double));
 	if (!v->plan.perm || !v->commuting || !v->angles || !v->freqs)
 		return RF_ERR_NOMEM;
+	/* heads in order until match_heads finds otherwise (a break before
+	 * it is no permutation) */
+	for (size_t h = 0; h < H0; h++)
+		v->plan.perm[h] = h;
 	if (!same_shape(a, b) || !a->q_a != !b->q_a) {
 		brk(v, VERIFY_WHY_SHAPE, FIND_SHAPES_DIFFER, LEVEL_SCORE, FINDING_NONE, FINDING_NONE,
 		    "", 0);

@@ -318,6 +318,16 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		w->built_for = *s;
 		FoldConfig cfg = s->opts.fold;
 		workload_fold_config(&w->wl, &cfg);
+		if (s->against_path[0]) {
+			/* compare mode: A's MLA layer against B's stored one */
+			compare_evaluate(w, s, r);
+			if (r->status == 0) {
+				fill_info(&r->info, &w->wl);
+				snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
+				r->seconds = timer_now() - t0;
+			}
+			return;
+		}
 		if (run_frame(w, s, &cfg, r))
 			return;   /* refused: an MLA layer */
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
