@@ -41,7 +41,9 @@ struct Worker {
 	Workload wl;
 	char dtype[24];         /* of the checkpoint wl came from, or "" */
 	InvSession *session;
-	/* compare mode's layers scan, kept while A and B stay */
+	/* compare mode's pair (its models, tolerances and residual frame,
+	 * found once) and its layers scan, kept while A and B stay */
+	ComparePair *pair;
 	char scan_a[4096], scan_b[1024];
 	CompareLayerRow *scan_rows;
 	size_t scan_n;
@@ -185,7 +187,18 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 			s->opts.precision, s->opts.tol, kernel_env()};
 	CompareOutcome out;
 	char err[768];
-	if (compare_job_run(&j, &out, err, sizeof err)) {
+	if (!compare_pair_is(w->pair, a, s->against_path)) {
+		/* another pair, or one replaced on disk: its scan goes too */
+		compare_pair_close(w->pair);
+		w->pair = NULL;
+		w->scan_a[0] = 0;
+		if (compare_pair_open(a, s->against_path, &w->pair, err, sizeof err)) {
+			snprintf(r->err, sizeof r->err, "against: %.480s", err);
+			r->status = 2;
+			return;
+		}
+	}
+	if (compare_pair_run(w->pair, &j, &out, err, sizeof err)) {
 		snprintf(r->err, sizeof r->err, "against: %.480s", err);
 		r->status = 2;
 		return;
@@ -291,6 +304,11 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 {
 	double t0 = timer_now();
 	r->settings = *s;
+	if (!s->against_path[0] && w->pair) {
+		/* compare mode left: the pair's files are let go */
+		compare_pair_close(w->pair);
+		w->pair = NULL;
+	}
 	bool rebuild = !w->built || !same_workload(s, &w->built_for);
 	bool resession = rebuild || !w->session ||
 			 s->opts.precision != w->built_for.opts.precision ||
@@ -343,7 +361,12 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		r->seconds = timer_now() - t0;
 		return;
 	}
-	if (resession) {
+	if (resession && s->against_path[0]) {
+		/* compare mode evaluates A against B, not a fold: the session
+		 * is built when it is left */
+		inv_session_free(w->session);
+		w->session = NULL;
+	} else if (resession) {
 		inv_session_free(w->session);
 		w->session = NULL;
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
@@ -534,6 +557,7 @@ void worker_free(Worker *w)
 	inv_session_free(w->session);
 	frame_report_done(&w->frame);
 	free(w->scan_rows);
+	compare_pair_close(w->pair);
 	if (w->built)
 		workload_done(&w->wl);
 	close(w->pipe[0]);
