@@ -133,6 +133,25 @@ pair "HF DeepseekV2, crafted: layer 1's kv_b_proj scaled by 1.01" "$tmp/hf" "$tm
 want "layer 1 breaks at kv_b, no rotation explains it" 'd["first_break"]["layer"] == 1 and d["first_break"]["tensor"].startswith("kv_b") and d["first_break"]["why"] == "unexplained"'
 pair "the other way round: the scaled kv_b against A" "$tmp/hf-kvb" "$tmp/hf"
 
+# the text, the figure and the exit codes of check --against on MLA
+run 0 "check --against on an MLA fold: exit 0" check --model "$tmp/hf" --against "$tmp/hf-fold" --layer 1
+grep -q "^mla     DeepSeek MLA: kv_lora_rank 16" "$tmp/out" && grep -q "^relation commuting fold" "$tmp/out" &&
+	ok "... the MLA dims and verify's relation in the text" || { notok "MLA compare text"; sed 's/^/# /' "$tmp/out"; }
+run 1 "check --against --plot on the crafted rope turn: exit 1 (it breaks)" \
+	check --model "$tmp/hf" --against "$tmp/hf-turn" --layer 1 --plot "$tmp/turn.pdf"
+if "$PY" "$SRCDIR/tests/figure_check.py" pdf-title "$tmp/turn.pdf" \
+	"/hf-turn (layer 1), T = 32: not equivalent, mixes-pairs" "rotate" >"$tmp/fig" 2>&1; then
+	ok "... the figure of A against B's stored MLA layer, titled 'A vs B (layer 1)' with the break"
+else
+	notok "MLA compare figure"; sed 's/^/# /' "$tmp/fig"
+fi
+run 1 "a standard checkpoint against an MLA one: exit 1 (the shapes differ)" \
+	check --model "$SRCDIR/data/default-model" --against "$tmp/hf"
+grep -q "relation NOT equivalent (shape" "$tmp/out" && ok "... said so" || notok "shape words"
+run 2 "... with --plot: nothing was evaluated to draw (exit 2)" \
+	check --model "$tmp/hf" --against "$SRCDIR/data/default-model" --plot "$tmp/none.svg"
+[ ! -e "$tmp/none.svg" ] && ok "... and no figure was written" || notok "a figure of nothing"
+
 # ---- DeepSeek-V3 (mscale) and a bf16 DeepSeek-V2 (family fixtures) ------------
 "$PY" "$SRCDIR/tests/family_fixtures.py" --family deepseek-v3 --out "$tmp/v3"
 "$PY" "$SRCDIR/tests/family_fixtures.py" --family deepseek-v2 --dtype bf16 --out "$tmp/v2bf"
