@@ -166,18 +166,27 @@ int compare_pair_run(ComparePair *p, const CompareJob *j, CompareOutcome *out, c
 	}
 	if (model_mla(ma) || model_mla(mb))
 		return run_mla(j, ma, mb, out, err, errlen);
-	if (model_load_layer(ma, j->layer, &a, err, errlen))
-		goto out;
-	have_a = true;
-	if (model_load_layer(mb, j->layer, &b, err, errlen))
-		goto out;
-	have_b = true;
 	/* as verify does: B a residual rotation R1 of A (norms fused) has
-	 * this layer's attention brought into A's frame first; R1 is found
-	 * once for the pair */
+	 * this layer's attention brought into A's frame first (a and b are
+	 * changed: the caller's A is copied then); R1 is found once for the
+	 * pair */
 	if (pair_frame(p, err, errlen))
 		goto out;
 	out->residual_frame = p->rj.r.active;
+	const Layer *la = &a;
+	if (j->layer_a && !p->rj.r.active)
+		la = j->layer_a;
+	else if (j->layer_a ? layer_copy(&a, j->layer_a) != RF_OK
+			    : model_load_layer(ma, j->layer, &a, err, errlen)) {
+		if (j->layer_a)
+			snprintf(err, errlen, "layer %zu: out of memory", j->layer);
+		goto out;
+	} else {
+		have_a = true;
+	}
+	if (model_load_layer(mb, j->layer, &b, err, errlen))
+		goto out;
+	have_b = true;
 	if (p->rj.r.active && verify_residual_layer(&p->rj, j->layer, &a, &b, err, errlen))
 		goto out;
 	/* verify's tolerances (data/layer_tolerance.h): the same verdict as
@@ -188,7 +197,7 @@ int compare_pair_run(ComparePair *p, const CompareJob *j, CompareOutcome *out, c
 		free(qg);
 		goto out;
 	}
-	RfStatus st = compare_layers(&a, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
+	RfStatus st = compare_layers(la, &b, &vo, j->x, j->seq, j->precision, j->kernel, j->tol,
 				     &out->cmp);
 	free(qg);
 	if (eval_error(st, j->layer, err, errlen))

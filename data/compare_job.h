@@ -27,6 +27,9 @@ typedef struct {
 	double tol;             /* of the levels; <= 0: verify_confirm's default */
 	AttnKernel kernel;      /* of the evaluation (0: the fused kernel where the
 				 * CPU has it) */
+	const Layer *layer_a;   /* A's layer as the caller read it from a (the
+				 * explorer's workload: not read twice), or NULL:
+				 * read here. Standard layers only; not changed */
 } CompareJob;
 
 /* What one run found. */

@@ -163,7 +163,7 @@ static size_t agree_on(const char *a, const char *b, bool one_pair)
 		fail_msg("compare pair: %s", err);
 	for (size_t k = 0; k < said.n; k++) {
 		size_t i = one_pair ? said.n - 1 - k : k;
-		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0, 0};
+		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0, 0, NULL};
 		CompareOutcome out;
 		if (one_pair ? compare_pair_run(pair, &cj, &out, err, sizeof err)
 			     : compare_job_run(&cj, &out, err, sizeof err))
@@ -233,7 +233,7 @@ static void test_crafted_broken(void **state)
 	double x[SEQ * 256];
 	assert_true(D <= 256);
 	layer_random_input(SEED, SEQ, D, x);
-	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
 	assert_int_equal(o.cmp.verdict.why, VERIFY_WHY_MIXES_PAIRS);
@@ -252,7 +252,7 @@ static void test_identical_is_identical(void **state)
 	agree(in, in);
 	double x[SEQ * 64];
 	layer_random_input(SEED, SEQ, 64, x);
-	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	char err[512];
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
@@ -274,7 +274,7 @@ static void test_quantized_fold(void **state)
 	assert_int_equal(agree(in, out), FX_FOLD_LAYERS);
 	double x[SEQ * 256];
 	layer_random_input(SEED, SEQ, 256, x);
-	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	char err[512];
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
@@ -307,16 +307,40 @@ static void test_pair_reused(void **state)
 	ComparePair *p;
 	double x[SEQ * 64];
 	layer_random_input(SEED, SEQ, 64, x);
-	CompareJob cj = {in, r1, L - 1, x, SEQ, PREC_F64, 0, 0};
-	CompareOutcome o;
-	assert_int_equal(compare_pair_open(in, r1, &p, err, sizeof err), 0);
-	for (int twice = 0; twice < 2; twice++) {
-		assert_int_equal(compare_pair_run(p, &cj, &o, err, sizeof err), 0);
-		assert_true(o.residual_frame);
-		assert_int_equal(o.cmp.verdict.relation, VERIFY_REL_COMMUTING_FOLD);
-		compare_outcome_done(&o);
+	CompareJob cj = {in, r1, L - 1, x, SEQ, PREC_F64, 0, 0, NULL};
+	CompareOutcome o, given;
+	/* A's layer handed in (the explorer's workload) is A's as read here,
+	 * left as it was also when R1 brings the layers into one frame */
+	Layer la, keep;
+	assert_int_equal(model_open(in, &m, err, sizeof err), 0);
+	assert_int_equal(model_load_layer(m, L - 1, &la, err, sizeof err), 0);
+	model_close(m);
+	assert_int_equal(layer_copy(&keep, &la), RF_OK);
+	const char *bs[2] = {r1, good};
+	for (int k = 0; k < 2; k++) {
+		cj.b = bs[k];
+		assert_int_equal(compare_pair_open(in, bs[k], &p, err, sizeof err), 0);
+		for (int twice = 0; twice < 2; twice++) {
+			cj.layer_a = NULL;
+			assert_int_equal(compare_pair_run(p, &cj, &o, err, sizeof err), 0);
+			assert_int_equal(o.residual_frame, k == 0);
+			assert_int_equal(o.cmp.verdict.relation, VERIFY_REL_COMMUTING_FOLD);
+			cj.layer_a = &la;
+			assert_int_equal(compare_pair_run(p, &cj, &given, err, sizeof err), 0);
+			assert_int_equal(given.residual_frame, k == 0);
+			assert_true(given.cmp.verdict.max_err == o.cmp.verdict.max_err);
+			for (int l = 0; l < LEVEL_COUNT; l++)
+				assert_true(given.cmp.rep.level[l].max_rel_err ==
+					    o.cmp.rep.level[l].max_rel_err);
+			compare_outcome_done(&o);
+			compare_outcome_done(&given);
+		}
+		compare_pair_close(p);
 	}
-	compare_pair_close(p);
+	assert_memory_equal(la.wq, keep.wq, 64 * 64 * sizeof(double));
+	assert_memory_equal(la.wo, keep.wo, 64 * 64 * sizeof(double));
+	layer_free(&la);
+	layer_free(&keep);
 	assert_int_equal(compare_pair_open(in, good, &p, err, sizeof err), 0);
 	assert_true(compare_pair_is(p, in, good));
 	assert_false(compare_pair_is(p, in, r1));

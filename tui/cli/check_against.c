@@ -124,7 +124,11 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 		return 2;
 	}
 	CompareJob j = {a, o->against_path, w->layer_index, w->x, w->seq, o->precision, o->tol,
-			kernel_env()};
+			kernel_env(), NULL};
+	/* the workload's layer is A's as stored unless a --rope override
+	 * changed it: not read twice then */
+	if (!w->is_mla && !o->layout_set && !o->rotary_set && !o->theta_set && !o->scaling_set)
+		j.layer_a = &w->layer;
 	CompareOutcome out;
 	if (compare_job_run(&j, &out, err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);

@@ -184,7 +184,13 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		return;
 	}
 	CompareJob j = {a, s->against_path, w->wl.layer_index, w->wl.x, w->wl.seq,
-			s->opts.precision, s->opts.tol, kernel_env()};
+			s->opts.precision, s->opts.tol, kernel_env(), NULL};
+	/* the workload's layer is A's as stored unless a --rope override
+	 * changed it: then compare mode reads its own */
+	const RunOptions *o = &s->opts;
+	if (s->source == SOURCE_FILE && !w->wl.is_mla && !o->layout_set && !o->rotary_set &&
+	    !o->theta_set && !o->scaling_set)
+		j.layer_a = &w->wl.layer;
 	CompareOutcome out;
 	char err[768];
 	if (!compare_pair_is(w->pair, a, s->against_path)) {
