@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "core/attention.h"
+#include "core/fold_changes.h"
 #include "core/layout_perm.h"
 #include "core/levels.h"
 #include "core/parallel.h"
@@ -58,9 +59,8 @@ static void noise_fill(void *ctx, size_t worker)
  * A quantized part (qf[p] > 0, the Frobenius ratio of its quantization
  * bound) moves instead by a uniform amount of that part's rms bound, as
  * round-to-nearest errs. */
-static RfStatus rounding_noise(const Layer *a, double u, const double *qf,
-			       const double *x, size_t T, Precision prec, AttnKernel kernel,
-			       const RopeTable *rope, double noise[LEVEL_COUNT])
+static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnEngine *e,
+			       FoldChanges *c, size_t T, double noise[LEVEL_COUNT])
 {
 	/* the small tensors copied, the four weights written moved in one
 	 * pass over a's (at 8B scale a copy first was a third of the
@@ -98,7 +98,9 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf,
 	st = report_init(&r, T, a->shape.n_heads, a->shape.n_kv_heads, d,
 			 a->rope.rotary_dim);
 	if (st == RF_OK) {
-		st = attention_compare_kernel(a, &p, x, T, prec, rope, kernel, &r);
+		/* a's side as the engine kept it from the comparison with b */
+		fold_changes_all(c);
+		st = attention_engine_run(e, &p, NULL, c, &r);
 		for (int l = 0; st == RF_OK && l < LEVEL_COUNT; l++)
 			noise[l] = r.level[l].ref_max > 0
 				? r.level[l].max_abs_err / r.level[l].ref_max
@@ -133,13 +135,25 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 	st = rope_table_init(&rope, &a->rope, T);
 	double noise[LEVEL_COUNT] = {0};
 	if (st == RF_OK) {
-		st = attention_compare_kernel(a, bc, x, T, prec, &rope, kernel, rep);
+		/* one engine: a's side computed once, for b and for the
+		 * rounding noise */
+		AttnEngine *e = NULL;
+		FoldChanges c;
+		bool have_c = false;
+		st = fold_changes_init(&c, a->shape.n_heads, a->shape.n_kv_heads);
+		have_c = st == RF_OK;
+		if (st == RF_OK)
+			st = attention_engine_new(a, x, T, prec, &rope, 0, 0, kernel, &e);
+		if (st == RF_OK)
+			st = attention_engine_run(e, bc, NULL, &c, rep);
 		/* a dtype coarser than float64 moves the outputs by far more
 		 * than the compute precision: measure by how much */
 		if (st == RF_OK && !(tol > 0) &&
 		    (v->unit_roundoff > 0x1p-50 || v->quant_types))
-			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, x, T,
-					    prec, kernel, &rope, noise);
+			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, noise);
+		attention_engine_free(e);
+		if (have_c)
+			fold_changes_done(&c);
 		rope_table_done(&rope);
 	}
 	if (st != RF_OK) {
