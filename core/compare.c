@@ -5,6 +5,8 @@
 #include "core/compare.h"
 #include "core/diagnose.h"
 #include "core/fold.h"
+#include "core/mla_inv.h"
+#include "core/mla_verify.h"
 
 RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vopt,
 			const double *x, size_t T, Precision prec, AttnKernel kernel,
@@ -23,6 +25,28 @@ RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vop
 	FoldConfig cfg = fold_config_default();
 	cfg.permute_heads = c->verdict.heads_permuted;
 	st = diagnose_plan(a, &cfg, &c->verdict.plan, &c->rep);
+	return st;
+}
+
+RfStatus compare_mla_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *vopt,
+			    const double *x, size_t T, Precision prec, double tol, Comparison *c)
+{
+	memset(c, 0, sizeof *c);
+	MlaPlan rec;
+	memset(&rec, 0, sizeof rec);
+	RfStatus st = mla_verify_recover(a, b, vopt, &c->verdict, &rec);
+	if (st == RF_OK && c->verdict.why != VERIFY_WHY_SHAPE) {
+		st = mla_confirm(a, b, &c->verdict, x, T, prec, tol, &c->rep);
+		c->have_report = st == RF_OK;
+	}
+	if (st == RF_OK && c->have_report) {
+		/* what verify recovered explains B as a fold explains its
+		 * layer: P's commutators per pair, the nope and V mismatches */
+		FoldConfig cfg = fold_config_default();
+		cfg.permute_heads = c->verdict.heads_permuted;
+		st = mla_diagnose_plan(a, &cfg, &rec, &c->rep);
+	}
+	mla_plan_free(&rec);
 	return st;
 }
 

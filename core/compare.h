@@ -6,6 +6,7 @@
 
 #include "core/attention.h"
 #include "core/layer.h"
+#include "core/mla.h"
 #include "core/report.h"
 #include "core/status.h"
 #include "core/verify.h"
@@ -35,6 +36,15 @@ typedef struct {
 RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vopt,
 			const double *x, size_t T, Precision prec, AttnKernel kernel,
 			double tol, Comparison *c);
+/* The same of two DeepSeek MLA layers (core/mla_verify.h,
+ * core/mla_inv.h): verify's MLA verdict on the weights, its confirmation
+ * on x (T x D) at prec and tol (<= 0: verify's, raised to what the stored
+ * dtypes' rounding at vopt->unit_roundoff moves), the levels on MLA's
+ * header (one kv group: the shared k_pe), and the diagnostics of the
+ * rotations verify recovered (the rope part's commuting P, per head the
+ * nope A_h and V B_h). Release c with compare_done, also after an error. */
+RfStatus compare_mla_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *vopt,
+			    const double *x, size_t T, Precision prec, double tol, Comparison *c);
 /* Release a comparison. */
 void compare_done(Comparison *c);
 

@@ -167,8 +167,8 @@ static void note_ortho(Diagnostics *dg, const double *R, size_t d, char part, si
 
 /* The rope part through diagnose_plan (a layer of head dim dr, one kv
  * head), then the nope part and V on top. */
-static RfStatus diagnose(const MlaLayer *l, const FoldConfig *cfg, const MlaPlan *p,
-			 InvReport *rep)
+RfStatus mla_diagnose_plan(const MlaLayer *l, const FoldConfig *cfg, const MlaPlan *p,
+			   InvReport *rep)
 {
 	size_t H = p->n_heads, dn = p->nope, dr = p->rope, dv = p->v;
 	size_t nn = dn * dn, vv = dv * dv, rr = dr * dr;
@@ -347,7 +347,7 @@ RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt
 		st = compare_blocks(l, &folded, &a, &b, rep);
 	}
 	if (st == RF_OK)
-		st = diagnose(l, cfg, &plan, rep);
+		st = mla_diagnose_plan(l, cfg, &plan, rep);
 	if (st == RF_OK) {
 		Layer hdr;
 		mla_header(l, &hdr);
@@ -430,4 +430,33 @@ RfStatus mla_rounding_noise(const MlaLayer *a, const double *x, size_t T, double
 	}
 	mla_free(&p);
 	return st;
+}
+
+RfStatus mla_confirm(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v, const double *x,
+		     size_t T, Precision prec, double tol, InvReport *rep)
+{
+	memset(rep, 0, sizeof *rep);
+	prec = prec == PREC_F32 ? PREC_F32 : PREC_F64;
+	if (tol <= 0) {
+		/* the precision's tolerance, and never below four times what the
+		 * stored dtype's rounding alone moves (measured in float64) */
+		double noise[LEVEL_COUNT] = {0};
+		tol = levels_default_tol(prec);
+		if (v->unit_roundoff > 0) {
+			RfStatus st = mla_rounding_noise(a, x, T, v->unit_roundoff, noise);
+			if (st != RF_OK)
+				return st;
+		}
+		for (int l = 0; l < LEVEL_COUNT; l++)
+			if (4.0 * noise[l] > tol)
+				tol = 4.0 * noise[l];
+	}
+	RfStatus st = mla_compare(a, b, x, T, prec, tol, v->equivalent, rep);
+	if (st != RF_OK)
+		return st;
+	/* permuted heads: each head differs, the residual block not */
+	if (v->heads_permuted)
+		rep->level[LEVEL_SCORE].guaranteed = rep->level[LEVEL_HEAD].guaranteed = false;
+	v->confirm_tol = tol;
+	return RF_OK;
 }

@@ -7,6 +7,7 @@
 #include "core/mla_fold.h"
 #include "core/report.h"
 #include "core/status.h"
+#include "core/verify.h"
 
 /* The three invariance levels of an MLA layer (SPEC 2.2, 4.3): fold by
  * cfg, evaluate both sides on x (opt->seq x D) in float64, compare the
@@ -29,6 +30,23 @@ RfStatus mla_evaluate(const MlaLayer *l, const double *x, const EvalOptions *opt
  * (verify's confirmation of a fold it found). rep is initialised here. */
 RfStatus mla_compare(const MlaLayer *a, const MlaLayer *b, const double *x, size_t seq,
 		     Precision prec, double tol, bool expect, InvReport *rep);
+
+/* verify's confirmation of its verdict v on MLA layers a and b:
+ * mla_compare on x (seq x D) at prec, every level expected to hold when v
+ * is equivalent (the score and head levels not when heads are permuted:
+ * each head differs, the residual block not), at tol, or (tol <= 0) the
+ * precision's default raised to four times the levels' error that
+ * rounding at v->unit_roundoff alone causes. Sets v->confirm_tol; rep is
+ * initialised here. */
+RfStatus mla_confirm(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v, const double *x,
+		     size_t seq, Precision prec, double tol, InvReport *rep);
+/* The diagnostics of plan on l into rep (report_init'ed for l's header):
+ * the rope part's commutators per frequency pair as diagnose_plan computes
+ * them, with the nope part's and V's orthogonality, Q/K and V/O mismatches
+ * on top; mla_evaluate's, and compare mode's on the rotations verify
+ * recovered. */
+RfStatus mla_diagnose_plan(const MlaLayer *l, const FoldConfig *cfg, const MlaPlan *plan,
+			   InvReport *rep);
 
 /* The levels' errors that rounding alone causes: a against a copy of a
  * with every weight moved by up to u relative (seeded, reproducible),

@@ -89,7 +89,7 @@ static bool same_shape(const MlaLayer *a, const MlaLayer *b)
 
 /* The rope rotation P from k_pe's rows; false on a break. */
 static RfStatus check_kpe(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v, double *P,
-			  double *scr, bool *ok)
+			  double *scr, MlaPlan *rec, bool *ok)
 {
 	const MlaShape *s = &a->shape;
 	size_t D = s->d_model, dr = s->qk_rope_dim, Lkv = s->kv_lora_rank;
@@ -98,6 +98,12 @@ static RfStatus check_kpe(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v
 	RfStatus st = procrustes_rotation(ak, D, bk, D, dr, D, P);
 	if (st != RF_OK)
 		return st;
+	if (rec) {
+		/* every head's q_pe takes it until a head shows otherwise */
+		memcpy(rec->rk_pe, P, dr * dr * sizeof(double));
+		for (size_t h = 0; h < s->n_heads; h++)
+			memcpy(rec->rq_pe + h * dr * dr, P, dr * dr * sizeof(double));
+	}
 	double e = fit_err(P, ak, bk, D, dr, D, scr);
 	if (e > v->max_err)
 		v->max_err = e;
@@ -134,7 +140,7 @@ static RfStatus check_kpe(const MlaLayer *a, const MlaLayer *b, VerifyVerdict *v
  * o_proj absorbs. */
 static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size_t h,
 			   const double *P, VerifyVerdict *v, double *R, double *R2, double *scr,
-			   bool *ok)
+			   MlaPlan *rec, bool *ok)
 {
 	const MlaShape *s = &a->shape;
 	size_t D = s->d_model, H = s->n_heads, dn = s->qk_nope_dim, dr = s->qk_rope_dim;
@@ -153,6 +159,8 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size
 		if ((st = procrustes_rotation(aq + dn * qin, qin, bq + dn * qin, qin, dr, qin, R)))
 			return st;
 		double e2 = fit_err(R, aq + dn * qin, bq + dn * qin, qin, dr, qin, scr);
+		if (rec)
+			memcpy(rec->rq_pe + h * dr * dr, R, dr * dr * sizeof(double));
 		if (e2 <= v->tol && h == 0) {
 			/* head 0 sets the group's rotation: P is K's alone */
 			brk(v, VERIFY_WHY_QK_DIFFER, FIND_QK_DIFFER, LEVEL_SCORE, 0, h, "q_b q_pe", e);
@@ -176,6 +184,10 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size
 		e = fit_err(R, aq, bq, qin, dn, qin, scr);
 		if (e > v->max_err)
 			v->max_err = e;
+		if (rec) {
+			memcpy(rec->rq_nope + h * dn * dn, R, dn * dn * sizeof(double));
+			memcpy(rec->rk_nope + h * dn * dn, R, dn * dn * sizeof(double));
+		}
 		if (e > v->tol) {
 			brk(v, VERIFY_WHY_UNEXPLAINED, FIND_Q_UNEXPLAINED, LEVEL_SCORE, h, h,
 			    "q_b q_nope", e);
@@ -189,6 +201,8 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size
 			if ((st = procrustes_rotation(akv, Lkv, bkv, Lkv, dn, Lkv, R2)))
 				return st;
 			double e2 = fit_err(R2, akv, bkv, Lkv, dn, Lkv, scr);
+			if (rec)
+				memcpy(rec->rk_nope + h * dn * dn, R2, dn * dn * sizeof(double));
 			if (e2 <= v->tol) {
 				brk(v, VERIFY_WHY_QK_DIFFER, FIND_QK_DIFFER, LEVEL_SCORE, h, h,
 				    "kv_b k_nope", e);
@@ -207,6 +221,11 @@ static RfStatus check_head(const MlaLayer *a, const MlaLayer *b, size_t ha, size
 	e = fit_err(R, akv + dn * Lkv, bkv + dn * Lkv, Lkv, dv, Lkv, scr);
 	if (e > v->max_err)
 		v->max_err = e;
+	if (rec) {
+		/* o_proj's block is judged against this B_h: the plan's ro too */
+		memcpy(rec->rv + h * dv * dv, R, dv * dv * sizeof(double));
+		memcpy(rec->ro + h * dv * dv, R, dv * dv * sizeof(double));
+	}
 	if (e > v->tol) {
 		brk(v, VERIFY_WHY_UNEXPLAINED, FIND_V_UNEXPLAINED, LEVEL_HEAD, h, h, "kv_b v", e);
 		return RF_OK;
@@ -299,7 +318,21 @@ static RfStatus match_heads(const MlaLayer *a, const MlaLayer *b, size_t *perm)
 RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *opt,
 			   VerifyVerdict *v)
 {
+	return mla_verify_recover(a, b, opt, v, NULL);
+}
+
+RfStatus mla_verify_recover(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *opt,
+			    VerifyVerdict *v, MlaPlan *rec)
+{
 	memset(v, 0, sizeof *v);
+	if (rec) {
+		/* the identity until a fit says otherwise */
+		FoldConfig none = fold_config_default();
+		none.rotate = 0;
+		RfStatus st = mla_plan_build(a, &none, rec);
+		if (st != RF_OK)
+			return st;
+	}
 	v->unit_roundoff = opt->unit_roundoff;
 	v->quant_types = opt->quant_types;   /* the words of the relation */
 	v->tol = opt->tol > 0 ? opt->tol : 3.0 * opt->unit_roundoff + 1e-12;
@@ -324,6 +357,10 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 	v->freqs = calloc(np + 1, sizeof(double));
 	if (!v->plan.perm || !v->commuting || !v->angles || !v->freqs)
 		return RF_ERR_NOMEM;
+	/* heads in order until match_heads finds otherwise (a break before
+	 * it is no permutation) */
+	for (size_t h = 0; h < H0; h++)
+		v->plan.perm[h] = h;
 	if (!same_shape(a, b) || !a->q_a != !b->q_a) {
 		brk(v, VERIFY_WHY_SHAPE, FIND_SHAPES_DIFFER, LEVEL_SCORE, FINDING_NONE, FINDING_NONE,
 		    "", 0);
@@ -353,14 +390,16 @@ RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOpt
 		  untouched(v, a->kv_a_norm, b->kv_a_norm, 1, Lkv, "kv_a_layernorm") &&
 		  untouched(v, a->attn_norm, b->attn_norm, 1, D, "input_layernorm");
 	if (ok)
-		st = check_kpe(a, b, v, P, scr, &ok);
+		st = check_kpe(a, b, v, P, scr, rec, &ok);
 	if (ok && st == RF_OK)
 		st = match_heads(a, b, v->plan.perm);
 	for (size_t h = 0; h < H && ok && st == RF_OK; h++)
-		st = check_head(a, b, v->plan.perm[h], h, P, v, R, R2, scr, &ok);
+		st = check_head(a, b, v->plan.perm[h], h, P, v, R, R2, scr, rec, &ok);
 	free(P);
 	if (st != RF_OK)
 		return st;
+	if (rec)
+		memcpy(rec->perm, v->plan.perm, H * sizeof(size_t));
 	/* heads of B reordered against A's (each with its q rows, k_nope/v
 	 * rows and o_proj block): the residual block is unchanged, not the
 	 * heads; the verdict then lists one entry per head, each with the

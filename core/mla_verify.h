@@ -2,6 +2,7 @@
 #define ROPEFOLD_CORE_MLA_VERIFY_H
 
 #include "core/mla.h"
+#include "core/mla_fold.h"
 #include "core/status.h"
 #include "core/verify.h"
 
@@ -21,5 +22,13 @@
  * verify_verdict_free. */
 RfStatus mla_verify_layers(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *opt,
 			   VerifyVerdict *v);
+/* mla_verify_layers, keeping the rotations it recovered as the plan that
+ * folds a into b (rec, built here; mla_plan_free it, also after an
+ * error): P in rk_pe and every head's rq_pe (a head whose q_pe P does not
+ * fit: its own fit), per head of b A_h in rq_nope and rk_nope (k_nope's
+ * own fit where A_h does not turn it), B_h in rv and ro, the head match in
+ * perm; the identity past the first break. Compare mode draws these. */
+RfStatus mla_verify_recover(const MlaLayer *a, const MlaLayer *b, const VerifyOptions *opt,
+			    VerifyVerdict *v, MlaPlan *rec);
 
 #endif

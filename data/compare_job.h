@@ -27,6 +27,9 @@ typedef struct {
 	double tol;             /* of the levels; <= 0: verify_confirm's default */
 	AttnKernel kernel;      /* of the evaluation (0: the fused kernel where the
 				 * CPU has it) */
+	const Layer *layer_a;   /* A's layer as the caller read it from a (the
+				 * explorer's workload: not read twice), or NULL:
+				 * read here. Standard layers only; not changed */
 } CompareJob;
 
 /* What one run found. */
@@ -44,6 +47,27 @@ typedef struct {
 int compare_job_run(const CompareJob *job, CompareOutcome *out, char *err, size_t errlen);
 /* Release an outcome. */
 void compare_outcome_done(CompareOutcome *out);
+
+/* Two checkpoints held open for compare mode, with what every evaluation
+ * of the pair shares found once: the models, their fold sidecars (the
+ * tolerances) and verify's residual frame (R1 from the embeddings, found
+ * at the first standard layer run). compare_job_run opens one per call;
+ * the explorer keeps one while A and B stay. Call sequence:
+ * compare_pair_open, compare_pair_run any number of times (one thread at
+ * a time), compare_pair_close. */
+typedef struct ComparePair ComparePair;
+
+/* Open checkpoints a and b: 0 (*p set), or -1 with one line in err. */
+int compare_pair_open(const char *a, const char *b, ComparePair **p, char *err,
+		      size_t errlen);
+/* Whether p holds a and b as they are on disk now (same paths, and
+ * neither replaced since it was opened). */
+bool compare_pair_is(const ComparePair *p, const char *a, const char *b);
+/* The job on p (its a and b are p's): as compare_job_run. */
+int compare_pair_run(ComparePair *p, const CompareJob *j, CompareOutcome *out, char *err,
+		     size_t errlen);
+/* Close p (NULL is fine). */
+void compare_pair_close(ComparePair *p);
 
 /* One layer of the scan: its verdict, kept small. */
 typedef struct {

@@ -15,6 +15,7 @@
 #include "data/layer_range.h"
 #include "data/layer_tolerance.h"
 #include "data/mla_model.h"
+#include "data/mla_pair.h"
 #include "data/model_tensors.h"
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
@@ -170,29 +171,17 @@ static int run_layers(LayerRun *r)
  * layer is A's header. The confirmation compares both layers' attention
  * on x at the job's precision (float64, or float32 as the forward pass
  * computes MLA), at four times the error the stored dtype's rounding alone
- * causes or the precision's tolerance if larger (core/mla_inv.h). */
+ * causes or the precision's tolerance if larger (core/mla_inv.h:
+ * mla_confirm, as compare mode confirms it). */
 static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, size_t done,
-			 size_t total, const VerifyOptions *vo, const double *x,
-			 VerifyOutcome *out, char *err, size_t errlen)
+			 size_t total, const double *x, VerifyOutcome *out, char *err,
+			 size_t errlen)
 {
+	VerifyVerdict v;
+	Layer hdr;
 	if (!model_mla(ma) || !model_mla(mb)) {
 		/* two valid checkpoints, one MLA and one not: not a fold */
-		const ModelInfo *ia = model_info(ma), *ib = model_info(mb);
-		VerifyVerdict v;
-		memset(&v, 0, sizeof v);
-		v.relation = VERIFY_REL_NONE;
-		v.why = VERIFY_WHY_SHAPE;
-		v.brk = finding_make(FIND_SHAPES_DIFFER);
-		v.shape_a = ia->shape;
-		v.shape_b = ib->shape;
-		v.rope_a = ia->rope;
-		v.rope_b = ib->rope;
-		v.tol = vo->tol;
-		v.unit_roundoff = vo->unit_roundoff;
-		Layer hdr;
-		memset(&hdr, 0, sizeof hdr);
-		hdr.shape = ia->shape;
-		hdr.rope = ia->rope;
+		mla_pair_shape_verdict(model_info(ma), model_info(mb), j->tol, &v, &hdr);
 		out->compared++;
 		if (out->equivalent) {
 			out->equivalent = false;
@@ -201,18 +190,9 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		VerifyLayerResult r = {i, done, total, &hdr, &v, NULL};
 		return j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
 	}
-	/* at the coarsest roundoff among both layers' rewritten tensors (a
-	 * split kv_b may be stored finer or coarser than kv_a) */
-	VerifyOptions lvo = *vo;
-	for (int s = 0; s < 2; s++) {
-		Model *m = s ? mb : ma;
-		MlaLayerTensors lt;
-		if (mla_layer_tensors(model_tensor_table(m), model_mla(m), i, &lt, err, errlen))
-			return -1;
-		lvo.unit_roundoff = fmax(lvo.unit_roundoff,
-					 mla_rewritten_roundoff(&lt, &lvo.quant_types));
-	}
-	vo = &lvo;
+	VerifyOptions vo;
+	if (mla_pair_options(ma, mb, i, j->tol, &vo, err, errlen))
+		return -1;
 	MlaLayer a, b;
 	if (model_load_mla_layer(ma, i, &a, err, errlen))
 		return -1;
@@ -220,28 +200,12 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 		mla_free(&a);
 		return -1;
 	}
-	VerifyVerdict v;
 	InvReport rep;
 	bool have_rep = false;
-	RfStatus st = mla_verify_layers(&a, &b, vo, &v);
+	RfStatus st = mla_verify_layers(&a, &b, &vo, &v);
 	if (st == RF_OK && j->confirm && x && v.why != VERIFY_WHY_SHAPE) {
-		/* at the chosen precision's tolerance, and never below four
-		 * times what the stored dtype's rounding alone moves (measured
-		 * in float64) */
-		Precision prec = j->precision == PREC_F32 ? PREC_F32 : PREC_F64;
-		double noise[LEVEL_COUNT] = {0}, tol = levels_default_tol(prec);
-		if (vo->unit_roundoff > 0)
-			st = mla_rounding_noise(&a, x, j->seq, vo->unit_roundoff, noise);
-		for (int l = 0; l < LEVEL_COUNT; l++)
-			if (4.0 * noise[l] > tol)
-				tol = 4.0 * noise[l];
-		if (st == RF_OK)
-			st = mla_compare(&a, &b, x, j->seq, prec, tol, v.equivalent, &rep);
+		st = mla_confirm(&a, &b, &v, x, j->seq, j->precision, 0, &rep);
 		have_rep = st == RF_OK;
-		/* permuted heads: each head differs, the residual block not */
-		if (have_rep && v.heads_permuted)
-			rep.level[LEVEL_SCORE].guaranteed = rep.level[LEVEL_HEAD].guaranteed = false;
-		v.confirm_tol = tol;
 	}
 	int rc = 0;
 	if (st != RF_OK) {
@@ -253,7 +217,6 @@ static int one_mla_layer(const VerifyJob *j, Model *ma, Model *mb, size_t i, siz
 			out->equivalent = false;
 			out->first_break = i;
 		}
-		Layer hdr;
 		mla_header(&a, &hdr);
 		VerifyLayerResult r = {i, done, total, &hdr, &v, have_rep ? &rep : NULL};
 		rc = j->layer_done && j->layer_done(j->ctx, &r) ? 1 : 0;
@@ -311,13 +274,11 @@ int verify_job_run(const VerifyJob *j, VerifyOutcome *out, char *err, size_t err
 		layer_random_input(j->seed, j->seq, D, x);
 	}
 	if (model_mla(ma) || model_mla(mb)) {
-		/* DeepSeek MLA: at the coarser stored dtype's roundoff */
-		double ua = dtype_unit_roundoff(ia->dtype), ub = dtype_unit_roundoff(ib->dtype);
-		VerifyOptions mvo = {.unit_roundoff = ua > ub ? ua : ub, .tol = j->tol,
-				     .finite = true};
+		/* DeepSeek MLA: at the coarser stored dtype's roundoff
+		 * (data/mla_pair.h) */
 		rc = 0;
 		for (size_t i = lo; i <= hi && rc == 0; i++)
-			rc = one_mla_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, &mvo, x, out, err,
+			rc = one_mla_layer(j, ma, mb, i, i - lo + 1, hi - lo + 1, x, out, err,
 					   errlen);
 		rc = rc < 0 ? -1 : 0;
 		goto out;

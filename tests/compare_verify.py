@@ -9,13 +9,27 @@ the judge works from SPEC 1 and 4.4 alone.
         copy the safetensors folder DIR to OUT with TENSOR (F32) times FACTOR
     compare_verify.py swap-heads DIR OUT TENSOR HEAD_DIM H1 H2
         ... with the row blocks of heads H1 and H2 of TENSOR swapped
+    compare_verify.py rope-turn DIR OUT LAYER ANGLE
+        copy the DeepSeek MLA folder DIR (F32) to OUT with layer LAYER's
+        rope part (k_pe's rows of kv_a_proj_with_mqa, every head's q_pe
+        rows) turned by one rotation of ANGLE radians in the plane of its
+        coordinates 0 and 2: the same on q and k, so that without RoPE the
+        scores would not change, but it mixes frequency pairs 0 and 1
+        (interleaved), so it does not commute with RoPE
+    compare_verify.py turn-commutator ANGLE ROPE_DIM THETA
+        print ||R Theta_1 - Theta_1 R||_F of rope-turn's rotation R with
+        RoPE's one-position rotation Theta_1 (interleaved pairs, frequency
+        THETA^(-2i/ROPE_DIM)): the commutator norm SPEC 1 says measures how
+        far R is from commuting
     compare_verify.py judge A B [HEAD_DIM]
         print the judge's verdict per layer as JSON: of two HF safetensors
         folders stored in F32, F16 or BF16, or (HEAD_DIM given) two llama
         GGUF files, floats or Q4_0/Q8_0/Q4_K/Q6_K blocks
-    compare_verify.py agree VERIFY_JSON CHECK_JSON...
+    compare_verify.py agree [--levels] VERIFY_JSON CHECK_JSON...
         exit 0 when every check --against document (one per layer) reaches
-        verify's verdict on its layer, else print what differs and exit 1
+        verify's verdict on its layer, else print what differs and exit 1;
+        --levels: their three levels too (verify's input is check's
+        default one: seed 1, 32 random tokens)
     compare_verify.py judged JUDGE_JSON VERIFY_JSON
         exit 0 when verify's verdict per layer is the judge's
 """
@@ -78,6 +92,63 @@ def craft(argv, how):
     w = np.frombuffer(bytes(raw[off + a:off + b]), "<f4").reshape(t["shape"]).copy()
     how(w, argv[3:])
     raw[off + a:off + b] = w.astype("<f4").tobytes()
+    open(path, "wb").write(bytes(raw))
+
+
+def turn_matrix(angle, dr):
+    """rope-turn's rotation: ANGLE radians in the plane of coordinates 0, 2."""
+    R = np.eye(dr)
+    c, s_ = np.cos(angle), np.sin(angle)
+    R[0, 0], R[0, 2], R[2, 0], R[2, 2] = c, -s_, s_, c
+    return R
+
+
+def turn_commutator(argv):
+    angle, dr, theta = float(argv[0]), int(argv[1]), float(argv[2])
+    R = turn_matrix(angle, dr)
+    th = np.zeros((dr, dr))
+    for i in range(dr // 2):
+        w = theta ** (-2.0 * i / dr)
+        th[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[np.cos(w), -np.sin(w)], [np.sin(w), np.cos(w)]]
+    print("%.9g" % np.linalg.norm(R @ th - th @ R))
+
+
+def rope_turn(argv):
+    src, out, layer, angle = argv[0], argv[1], int(argv[2]), float(argv[3])
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    shutil.copytree(src, out)
+    for f in os.listdir(out):
+        if f.endswith(".json") and f != "config.json":
+            os.remove(os.path.join(out, f))
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    H, dn, dr = cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"]
+    lkv = cfg["kv_lora_rank"]
+    assert dr >= 4, "rope-turn: needs two frequency pairs"
+    R = turn_matrix(angle, dr)
+    path = os.path.join(out, "model.safetensors")
+    hdr, off, raw = st_read(path)
+    pre = "model.layers.%d.self_attn." % layer
+    q = pre + ("q_b_proj.weight" if cfg.get("q_lora_rank") else "q_proj.weight")
+
+    def edit(name, turn):
+        t = hdr[name]
+        assert t["dtype"] == "F32", t
+        a, b = t["data_offsets"]
+        w = np.frombuffer(bytes(raw[off + a:off + b]), "<f4").reshape(t["shape"])
+        w = w.astype(np.float64)
+        turn(w)
+        raw[off + a:off + b] = w.astype("<f4").tobytes()
+
+    def kpe(w):
+        w[lkv:lkv + dr] = R @ w[lkv:lkv + dr]
+
+    def qpe(w):
+        for h in range(H):
+            r0 = h * (dn + dr) + dn
+            w[r0:r0 + dr] = R @ w[r0:r0 + dr]
+    edit(pre + "kv_a_proj_with_mqa.weight", kpe)
+    edit(q, qpe)
     open(path, "wb").write(bytes(raw))
 
 
@@ -245,6 +316,24 @@ def close(x, y):
     return abs(x - y) <= 1e-5 * max(abs(x), abs(y), 1e-300)
 
 
+def level_diffs(v, c):
+    """What differs between the levels of verify's layer v and compare
+    mode's c, evaluated on the same input."""
+    lv, lc = v.get("levels"), c.get("levels")
+    if (lv is None) != (lc is None):
+        return ["levels"]
+    if lv is None:
+        return []
+    bad = ["levels_tol"] if not close(v["levels_tol"], c["levels_tol"]) else []
+    for name in ("score", "head", "residual"):
+        a, b = lv[name], lc[name]
+        bad += ["levels.%s.%s" % (name, k) for k in ("expected", "holds", "overflow")
+                if a[k] != b[k]]
+        if not close(a["max_rel_err"], b["max_rel_err"]):
+            bad.append("levels.%s.max_rel_err" % name)
+    return bad
+
+
 def layer_diffs(v, c):
     """What differs between verify's layer v and compare mode's relation c."""
     bad = [k for k in KEYS if v.get(k) != c.get(k)]
@@ -262,7 +351,7 @@ def layer_diffs(v, c):
     return bad
 
 
-def agree(vpath, cpaths):
+def agree(vpath, cpaths, levels=False):
     doc = json.load(open(vpath))
     framed = bool(doc["residual"] and doc["residual"].get("rotated"))
     by_layer = {x["layer"]: x for x in doc["layers"]}
@@ -280,7 +369,7 @@ def agree(vpath, cpaths):
         if v is None:
             fails.append("layer %d: verify has no such layer" % li)
             continue
-        diff = layer_diffs(v, c)
+        diff = layer_diffs(v, c) + (level_diffs(v, c) if levels else [])
         if diff:
             fails.append("layer %d: %s differ (verify %s, compare %s)" % (
                 li, ", ".join(diff), v.get("within"), c.get("within")))
@@ -334,8 +423,14 @@ def main():
         craft(argv, swap_heads)
     elif cmd == "judge":
         judge(*argv[:3])
+    elif cmd == "agree" and argv[:1] == ["--levels"]:
+        agree(argv[1], argv[2:], levels=True)
     elif cmd == "agree":
         agree(argv[0], argv[1:])
+    elif cmd == "rope-turn":
+        rope_turn(argv)
+    elif cmd == "turn-commutator":
+        turn_commutator(argv)
     elif cmd == "judged":
         judged(argv[0], argv[1])
     else:

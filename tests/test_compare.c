@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -59,8 +60,8 @@ static int teardown(void **state)
 
 /* in folded into dir/name (commutes dropped when broken), the rotated
  * tensors stored as store (STORE_COUNT: their own dtype). */
-static void fold_store(const char *in, const char *name, bool broken, StoreDtype store,
-		       char *out, size_t len)
+static void fold_full(const char *in, const char *name, bool broken, StoreDtype store,
+		      ResKind residual, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s", dir, name);
 	FoldJob j;
@@ -73,11 +74,18 @@ static void fold_store(const char *in, const char *name, bool broken, StoreDtype
 		j.fold.dropped = ASSUME_COMMUTES;
 	j.store_set = store != STORE_COUNT;
 	j.store = store;
+	j.residual = residual;
 	FoldOutcome r;
 	char err[1024];
 	if (fold_job_run(&j, &r, err, sizeof err))
 		fail_msg("%s", err);
 	fold_outcome_done(&r);
+}
+
+static void fold_store(const char *in, const char *name, bool broken, StoreDtype store,
+		       char *out, size_t len)
+{
+	fold_full(in, name, broken, store, RES_NONE, out, len);
 }
 
 static void fold_into(const char *in, const char *name, bool broken, char *out, size_t len)
@@ -127,9 +135,12 @@ static int on_layer(void *ctx, const VerifyLayerResult *r)
 	return 0;
 }
 
-/* Compare mode on every layer of (a, b) says what verify says. Returns
- * how many layers were equivalent. */
-static size_t agree(const char *a, const char *b)
+/* Compare mode on every layer of (a, b) says what verify says, each
+ * layer by compare_job_run or, one_pair, all of them on one ComparePair
+ * from the last layer down (what the explorer's :layer does: the pair's
+ * residual frame found once, at the first layer run). Returns how many
+ * layers were equivalent. */
+static size_t agree_on(const char *a, const char *b, bool one_pair)
 {
 	Verdicts said = {0};
 	VerifyJob vj = {a, b, NULL, NULL, 0, true, PREC_F64, SEQ, SEED, &said, NULL, on_layer, 0};
@@ -147,11 +158,17 @@ static size_t agree(const char *a, const char *b)
 	assert_non_null(x);
 	layer_random_input(SEED, SEQ, D, x);
 	size_t equivalent = 0;
-	for (size_t i = 0; i < said.n; i++) {
-		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0, 0};
+	ComparePair *pair = NULL;
+	if (one_pair && compare_pair_open(a, b, &pair, err, sizeof err))
+		fail_msg("compare pair: %s", err);
+	for (size_t k = 0; k < said.n; k++) {
+		size_t i = one_pair ? said.n - 1 - k : k;
+		CompareJob cj = {a, b, i, x, SEQ, PREC_F64, 0, 0, NULL};
 		CompareOutcome out;
-		if (compare_job_run(&cj, &out, err, sizeof err))
+		if (one_pair ? compare_pair_run(pair, &cj, &out, err, sizeof err)
+			     : compare_job_run(&cj, &out, err, sizeof err))
 			fail_msg("compare layer %zu: %s", i, err);
+		assert_int_equal(out.residual_frame, vo.residual.active);
 		const Comparison *c = &out.cmp;
 		const Said *s = &said.layer[i];
 		assert_int_equal(c->verdict.equivalent, s->equivalent);
@@ -174,8 +191,14 @@ static size_t agree(const char *a, const char *b)
 		equivalent += s->equivalent;
 		compare_outcome_done(&out);
 	}
+	compare_pair_close(pair);
 	free(x);
 	return equivalent;
+}
+
+static size_t agree(const char *a, const char *b)
+{
+	return agree_on(a, b, false);
 }
 
 static void test_default_model_fold(void **state)
@@ -210,7 +233,7 @@ static void test_crafted_broken(void **state)
 	double x[SEQ * 256];
 	assert_true(D <= 256);
 	layer_random_input(SEED, SEQ, D, x);
-	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
 	assert_int_equal(o.cmp.verdict.why, VERIFY_WHY_MIXES_PAIRS);
@@ -229,7 +252,7 @@ static void test_identical_is_identical(void **state)
 	agree(in, in);
 	double x[SEQ * 64];
 	layer_random_input(SEED, SEQ, 64, x);
-	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, in, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	char err[512];
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
@@ -251,7 +274,7 @@ static void test_quantized_fold(void **state)
 	assert_int_equal(agree(in, out), FX_FOLD_LAYERS);
 	double x[SEQ * 256];
 	layer_random_input(SEED, SEQ, 256, x);
-	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0};
+	CompareJob cj = {in, out, 0, x, SEQ, PREC_F64, 0, 0, NULL};
 	CompareOutcome o;
 	char err[512];
 	assert_int_equal(compare_job_run(&cj, &o, err, sizeof err), 0);
@@ -261,6 +284,74 @@ static void test_quantized_fold(void **state)
 	for (int p = 0; p < VERIFY_PARTS; p++)
 		assert_true(v->part_tol[p] > v->tol);
 	compare_outcome_done(&o);
+}
+
+/* One pair for every layer (the explorer's): the residual frame of a fold
+ * with R1 found once and every layer still verify's; a commuting fold
+ * without R1 likewise. And a pair whose B is replaced on disk is not the
+ * pair any more. */
+static void test_pair_reused(void **state)
+{
+	(void)state;
+	char in[4200], r1[4300], good[4300], other[4300];
+	snprintf(in, sizeof in, "%s/data/default-model", srcdir());
+	fold_full(in, "pair_r1", false, STORE_COUNT, RES_HADAMARD, r1, sizeof r1);
+	fold_into(in, "pair_good", false, good, sizeof good);
+	Model *m;
+	char err[512];
+	assert_int_equal(model_open(in, &m, err, sizeof err), 0);
+	size_t L = model_info(m)->n_layers;
+	model_close(m);
+	assert_int_equal(agree_on(in, r1, true), L);
+	assert_int_equal(agree_on(in, good, true), L);
+	ComparePair *p;
+	double x[SEQ * 64];
+	layer_random_input(SEED, SEQ, 64, x);
+	CompareJob cj = {in, r1, L - 1, x, SEQ, PREC_F64, 0, 0, NULL};
+	CompareOutcome o, given;
+	/* A's layer handed in (the explorer's workload) is A's as read here,
+	 * left as it was also when R1 brings the layers into one frame */
+	Layer la, keep;
+	assert_int_equal(model_open(in, &m, err, sizeof err), 0);
+	assert_int_equal(model_load_layer(m, L - 1, &la, err, sizeof err), 0);
+	model_close(m);
+	assert_int_equal(layer_copy(&keep, &la), RF_OK);
+	const char *bs[2] = {r1, good};
+	for (int k = 0; k < 2; k++) {
+		cj.b = bs[k];
+		assert_int_equal(compare_pair_open(in, bs[k], &p, err, sizeof err), 0);
+		for (int twice = 0; twice < 2; twice++) {
+			cj.layer_a = NULL;
+			assert_int_equal(compare_pair_run(p, &cj, &o, err, sizeof err), 0);
+			assert_int_equal(o.residual_frame, k == 0);
+			assert_int_equal(o.cmp.verdict.relation, VERIFY_REL_COMMUTING_FOLD);
+			cj.layer_a = &la;
+			assert_int_equal(compare_pair_run(p, &cj, &given, err, sizeof err), 0);
+			assert_int_equal(given.residual_frame, k == 0);
+			assert_true(given.cmp.verdict.max_err == o.cmp.verdict.max_err);
+			for (int l = 0; l < LEVEL_COUNT; l++)
+				assert_true(given.cmp.rep.level[l].max_rel_err ==
+					    o.cmp.rep.level[l].max_rel_err);
+			compare_outcome_done(&o);
+			compare_outcome_done(&given);
+		}
+		compare_pair_close(p);
+	}
+	assert_memory_equal(la.wq, keep.wq, 64 * 64 * sizeof(double));
+	assert_memory_equal(la.wo, keep.wo, 64 * 64 * sizeof(double));
+	layer_free(&la);
+	layer_free(&keep);
+	assert_int_equal(compare_pair_open(in, good, &p, err, sizeof err), 0);
+	assert_true(compare_pair_is(p, in, good));
+	assert_false(compare_pair_is(p, in, r1));
+	/* fold publishes by rename: another folder now at good's path */
+	fold_into(in, "pair_other", true, other, sizeof other);
+	char old[4400];
+	snprintf(old, sizeof old, "%s.old", good);
+	assert_int_equal(rename(good, old), 0);
+	assert_int_equal(rename(other, good), 0);
+	assert_false(compare_pair_is(p, in, good));
+	compare_pair_close(p);
 }
 
 static void test_scan_rows(void **state)
@@ -299,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_crafted_broken),
 		cmocka_unit_test(test_identical_is_identical),
 		cmocka_unit_test(test_quantized_fold),
+		cmocka_unit_test(test_pair_reused),
 		cmocka_unit_test(test_scan_rows),
 		cmocka_unit_test(test_shared_checkpoint),
 	};

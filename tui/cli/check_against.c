@@ -9,6 +9,7 @@
 #include "data/compare_job.h"
 #include "tui/cli/check.h"
 #include "tui/cli/check_against.h"
+#include "tui/cli/mla_report.h"
 #include "tui/cli/terminal.h"
 #include "tui/cli/verify.h"
 #include "tui/shared/findings_text.h"
@@ -49,6 +50,8 @@ static void print_text(const RunOptions *o, const Workload *w, const CompareOutc
 	       w->source, w->layer_index, l->shape.d_model, l->shape.n_heads,
 	       l->shape.n_kv_heads, l->shape.head_dim, w->seq, (unsigned long long)o->seed,
 	       o->input == INPUT_EMBED ? "embed" : "random");
+	if (w->is_mla)
+		mla_dims_text(stdout, "mla     ", &w->mla.shape, mla_score_scale(&w->mla));
 	printf("against %s #%zu  (stored %s; A stored %s)\n", o->against_path, w->layer_index,
 	       dtype_name(out->dtype_b), dtype_name(out->dtype_a));
 	char desc[FINDINGS_RELATION_MAX], tw[FINDINGS_TOLERANCE_MAX];
@@ -121,7 +124,11 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 		return 2;
 	}
 	CompareJob j = {a, o->against_path, w->layer_index, w->x, w->seq, o->precision, o->tol,
-			kernel_env()};
+			kernel_env(), NULL};
+	/* the workload's layer is A's as stored unless a --rope override
+	 * changed it: not read twice then */
+	if (!w->is_mla && !o->layout_set && !o->rotary_set && !o->theta_set && !o->scaling_set)
+		j.layer_a = &w->layer;
 	CompareOutcome out;
 	if (compare_job_run(&j, &out, err, sizeof err)) {
 		fprintf(stderr, "ropefold check: %s\n", err);
@@ -138,6 +145,10 @@ int cli_check_against(const RunOptions *o, const Workload *w)
 			doc = report_to_json(&c->rep, &w->layer, &cfg, &ctx);
 			/* nothing was folded: B's stored layer took the fold's place */
 			json_object_set_new(doc, "fold", json_null());
+			if (w->is_mla)
+				json_object_set_new(json_object_get(doc, "config"), "mla",
+						    mla_dims_json(&w->mla.shape,
+								  mla_score_scale(&w->mla)));
 		} else {
 			doc = json_object();
 		}

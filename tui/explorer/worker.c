@@ -41,7 +41,9 @@ struct Worker {
 	Workload wl;
 	char dtype[24];         /* of the checkpoint wl came from, or "" */
 	InvSession *session;
-	/* compare mode's layers scan, kept while A and B stay */
+	/* compare mode's pair (its models, tolerances and residual frame,
+	 * found once) and its layers scan, kept while A and B stay */
+	ComparePair *pair;
 	char scan_a[4096], scan_b[1024];
 	CompareLayerRow *scan_rows;
 	size_t scan_n;
@@ -182,10 +184,27 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		return;
 	}
 	CompareJob j = {a, s->against_path, w->wl.layer_index, w->wl.x, w->wl.seq,
-			s->opts.precision, s->opts.tol, kernel_env()};
+			s->opts.precision, s->opts.tol, kernel_env(), NULL};
+	/* the workload's layer is A's as stored unless a --rope override
+	 * changed it: then compare mode reads its own */
+	const RunOptions *o = &s->opts;
+	if (s->source == SOURCE_FILE && !w->wl.is_mla && !o->layout_set && !o->rotary_set &&
+	    !o->theta_set && !o->scaling_set)
+		j.layer_a = &w->wl.layer;
 	CompareOutcome out;
 	char err[768];
-	if (compare_job_run(&j, &out, err, sizeof err)) {
+	if (!compare_pair_is(w->pair, a, s->against_path)) {
+		/* another pair, or one replaced on disk: its scan goes too */
+		compare_pair_close(w->pair);
+		w->pair = NULL;
+		w->scan_a[0] = 0;
+		if (compare_pair_open(a, s->against_path, &w->pair, err, sizeof err)) {
+			snprintf(r->err, sizeof r->err, "against: %.480s", err);
+			r->status = 2;
+			return;
+		}
+	}
+	if (compare_pair_run(w->pair, &j, &out, err, sizeof err)) {
 		snprintf(r->err, sizeof r->err, "against: %.480s", err);
 		r->status = 2;
 		return;
@@ -291,6 +310,11 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 {
 	double t0 = timer_now();
 	r->settings = *s;
+	if (!s->against_path[0] && w->pair) {
+		/* compare mode left: the pair's files are let go */
+		compare_pair_close(w->pair);
+		w->pair = NULL;
+	}
 	bool rebuild = !w->built || !same_workload(s, &w->built_for);
 	bool resession = rebuild || !w->session ||
 			 s->opts.precision != w->built_for.opts.precision ||
@@ -318,6 +342,16 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		w->built_for = *s;
 		FoldConfig cfg = s->opts.fold;
 		workload_fold_config(&w->wl, &cfg);
+		if (s->against_path[0]) {
+			/* compare mode: A's MLA layer against B's stored one */
+			compare_evaluate(w, s, r);
+			if (r->status == 0) {
+				fill_info(&r->info, &w->wl);
+				snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
+				r->seconds = timer_now() - t0;
+			}
+			return;
+		}
 		if (run_frame(w, s, &cfg, r))
 			return;   /* refused: an MLA layer */
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
@@ -333,7 +367,12 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		r->seconds = timer_now() - t0;
 		return;
 	}
-	if (resession) {
+	if (resession && s->against_path[0]) {
+		/* compare mode evaluates A against B, not a fold: the session
+		 * is built when it is left */
+		inv_session_free(w->session);
+		w->session = NULL;
+	} else if (resession) {
 		inv_session_free(w->session);
 		w->session = NULL;
 		EvalOptions eo = {.seq = w->wl.seq, .precision = s->opts.precision,
@@ -524,6 +563,7 @@ void worker_free(Worker *w)
 	inv_session_free(w->session);
 	frame_report_done(&w->frame);
 	free(w->scan_rows);
+	compare_pair_close(w->pair);
 	if (w->built)
 		workload_done(&w->wl);
 	close(w->pipe[0]);

@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/finding.h"
 #include "core/verify.h"
@@ -84,9 +85,16 @@ static void layers_draw(const ViewContext *c)
 		else
 			snprintf(verdict, sizeof verdict, "%s %s", verify_why_name(row->why),
 				 row->tensor);
-		draw_text(w, y, 7, base | (row->equivalent ? colors_attr(CLR_HOLDS)
-							   : colors_attr(CLR_BREAKS)),
-			  verdict);
+		/* 20 columns before the groups: a longer tensor name (MLA's "kv_a
+		 * k_pe") is cut, and marked so */
+		bool cut = strlen(verdict) > 20;
+		if (cut)
+			verdict[19] = 0;
+		int vx = 7 + draw_text(w, y, 7, base | (row->equivalent ? colors_attr(CLR_HOLDS)
+								       : colors_attr(CLR_BREAKS)),
+				       verdict);
+		if (cut)
+			draw_text(w, y, vx, base | colors_attr(CLR_DIM), colors_glyph(GLYPH_ELLIPSIS));
 		int x = 28;
 		for (size_t g = 0; g < row->n_groups && x < c->w - 4; g++)
 			x += group_cell(w, y, x, row, g);
