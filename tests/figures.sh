@@ -7,22 +7,14 @@
 ROPEFOLD=${ROPEFOLD:-./ropefold}
 SRCDIR=${SRCDIR:-.}
 CHECK="python3 $SRCDIR/tests/figure_check.py"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-fig.XXXXXX") || exit 99
-TM="tmux -L ropefold-fig-$$ -f /dev/null"
-cleanup() {
-	$TM kill-server >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-export XDG_STATE_HOME="$WORK/state"
+HARNESS=fig
+. "$SRCDIR/tests/tmux_harness.sh"
 # under LeakSanitizer: fontconfig's lifelong cache is not ours to free
 LSAN_OPTIONS="suppressions=$SRCDIR/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export LSAN_OPTIONS
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
+# a failure here may come from a file check (its output in why) before
+# any screen was captured
 not_ok() {
 	n=$((n + 1)); failed=$((failed + 1))
 	echo "not ok $n - $1"
@@ -116,20 +108,10 @@ if ! command -v tmux >/dev/null 2>&1; then
 	[ "$failed" -eq 0 ]
 	exit $?
 fi
-capture() { $TM capture-pane -p -t rf >"$WORK/screen" 2>/dev/null || : >"$WORK/screen"; }
-wait_for() {
-	i=0
-	while [ "$i" -lt "${2:-100}" ]; do
-		capture
-		grep -Eq -- "$1" "$WORK/screen" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
+# a passed screen is removed, so that a later file check's failure does
+# not show it
 check() { if wait_for "$2" "$3"; then ok "$1"; rm -f "$WORK/screen"; else not_ok "$1"; fi; }
-check_not() { capture; if grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; rm -f "$WORK/screen"; fi; }
-keys() { $TM send-keys -t rf "$@"; }
+check_not() { capture; if screen_has "$2"; then not_ok "$1"; else ok "$1"; rm -f "$WORK/screen"; fi; }
 # start LOCALE ENV... -- CMD...: an 80x24 session
 start() {
 	loc=$1; shift

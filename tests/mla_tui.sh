@@ -7,37 +7,8 @@ if ! command -v tmux >/dev/null 2>&1; then
 	exit 0
 fi
 ROPEFOLD=${ROPEFOLD:-./ropefold}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-mla-tui.XXXXXX")
-TM="tmux -L ropefold-mla-test-$$ -f /dev/null"
-cleanup() {
-	$TM kill-server >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-export XDG_STATE_HOME="$WORK/state"
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	sed 's/^/#   |/' "$WORK/screen"
-}
-capture() { $TM capture-pane -p -t rf >"$WORK/screen" 2>/dev/null || : >"$WORK/screen"; }
-# wait_for ERE: poll the screen until it matches (10 s at most)
-wait_for() {
-	i=0
-	while [ "$i" -lt 100 ]; do
-		capture
-		grep -Eq -- "$1" "$WORK/screen" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-check() { if wait_for "$2"; then ok "$1"; else not_ok "$1"; fi; }
-keys() { $TM send-keys -t rf "$@"; }
+HARNESS=mla-tui
+. "${SRCDIR:-.}/tests/tmux_harness.sh"
 
 $TM new-session -d -s keep -x 80 -y 24 "sleep 600"
 $TM new-session -d -s rf -x 100 -y 30 \

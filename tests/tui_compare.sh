@@ -14,39 +14,9 @@ fi
 ROPEFOLD=${ROPEFOLD:-./ropefold}
 case $ROPEFOLD in /*) ;; *) ROPEFOLD=$(pwd)/$ROPEFOLD ;; esac
 DM=$(cd "${SRCDIR:-.}/data/default-model" && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-tuic.XXXXXX")
-TM="tmux -L ropefold-cmp-$$ -f /dev/null"
-cleanup() {
-	$TM kill-server >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-export XDG_STATE_HOME="$WORK/state"
+HARNESS=tuic
+. "${SRCDIR:-.}/tests/tmux_harness.sh"
 LOC=C.UTF-8
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	sed 's/^/#   |/' "$WORK/screen"
-}
-capture() { $TM capture-pane -p -t rf >"$WORK/screen" 2>/dev/null || : >"$WORK/screen"; }
-wait_for() {
-	i=0
-	while [ "$i" -lt "${2:-100}" ]; do
-		capture
-		grep -Eq -- "$1" "$WORK/screen" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-check() { if wait_for "$2" "$3"; then ok "$1"; else not_ok "$1"; fi; }
-check_not() { capture; if grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; fi; }
-keys() { $TM send-keys -t rf "$@"; }
 start() {
 	$TM has-session -t keep 2>/dev/null || $TM new-session -d -s keep -x 80 -y 24 "sleep 3600"
 	$TM kill-session -t rf >/dev/null 2>&1

@@ -22,38 +22,9 @@ ROPEFOLD=${ROPEFOLD:-./ropefold}
 case $ROPEFOLD in /*) ;; *) ROPEFOLD=$(pwd)/$ROPEFOLD ;; esac
 CHECK="python3 ${SRCDIR:-.}/tests/screen_check.py"
 DM=$(cd "${SRCDIR:-.}/data/default-model" && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ropefold-tuiv.XXXXXX")
-TM="tmux -L ropefold-views-$$ -f /dev/null"
-cleanup() {
-	$TM kill-server >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-export XDG_STATE_HOME="$WORK/state"
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	sed 's/^/#   |/' "${2:-$WORK/screen}"
-}
-capture() { $TM capture-pane -p -t rf >"$WORK/screen" 2>/dev/null || : >"$WORK/screen"; }
-wait_for() {
-	i=0
-	while [ "$i" -lt "${2:-100}" ]; do
-		capture
-		LC_ALL=C.UTF-8 grep -Eq -- "$1" "$WORK/screen" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-check() { if wait_for "$2" "$3"; then ok "$1"; else not_ok "$1"; fi; }
-check_not() { capture; if LC_ALL=C.UTF-8 grep -Eq -- "$2" "$WORK/screen"; then not_ok "$1"; else ok "$1"; fi; }
-keys() { $TM send-keys -t rf "$@"; }
+HARNESS=tuiv
+SCREEN_LOCALE=C.UTF-8
+. "${SRCDIR:-.}/tests/tmux_harness.sh"
 # start W H LOC TERM ENV CMD...: a new W x H session running CMD
 start() {
 	w=$1 h=$2 loc=$3 term=$4 envs=$5
