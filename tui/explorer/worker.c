@@ -277,6 +277,18 @@ static void compare_evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	r->status = 0;
 }
 
+/* compare_evaluate, then the layer's info and the time since t0: how the
+ * worker ends a compare-mode evaluation, MLA or not. */
+static void compare_run(Worker *w, const TuiSettings *s, EvalResult *r, double t0)
+{
+	compare_evaluate(w, s, r);
+	if (r->status == 0) {
+		fill_info(&r->info, &w->wl);
+		snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
+		r->seconds = timer_now() - t0;
+	}
+}
+
 /* R1 and R3 of cfg into r->frame, from the last run when only the fold
  * changed since. 0, or -1 with r->err filled (r->status 2). */
 static int run_frame(Worker *w, const TuiSettings *s, const FoldConfig *cfg, EvalResult *r)
@@ -344,12 +356,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 		workload_fold_config(&w->wl, &cfg);
 		if (s->against_path[0]) {
 			/* compare mode: A's MLA layer against B's stored one */
-			compare_evaluate(w, s, r);
-			if (r->status == 0) {
-				fill_info(&r->info, &w->wl);
-				snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
-				r->seconds = timer_now() - t0;
-			}
+			compare_run(w, s, r, t0);
 			return;
 		}
 		if (run_frame(w, s, &cfg, r))
@@ -389,12 +396,7 @@ static void evaluate(Worker *w, const TuiSettings *s, EvalResult *r)
 	}
 	w->built_for = *s;
 	if (s->against_path[0]) {
-		compare_evaluate(w, s, r);
-		if (r->status == 0) {
-			fill_info(&r->info, &w->wl);
-			snprintf(r->info.dtype, sizeof r->info.dtype, "%s", w->dtype);
-			r->seconds = timer_now() - t0;
-		}
+		compare_run(w, s, r, t0);
 		return;
 	}
 	FoldConfig cfg = s->opts.fold;
