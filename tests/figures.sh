@@ -9,9 +9,8 @@ SRCDIR=${SRCDIR:-.}
 CHECK="python3 $SRCDIR/tests/figure_check.py"
 HARNESS=fig
 . "$SRCDIR/tests/tmux_harness.sh"
-# under LeakSanitizer: fontconfig's lifelong cache is not ours to free
-LSAN_OPTIONS="suppressions=$SRCDIR/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export LSAN_OPTIONS
+# under LeakSanitizer, fontconfig's lifelong cache is not ours to free:
+# make check's environment names tests/lsan.supp in LSAN_OPTIONS
 
 # a failure here may come from a file check (its output in why) before
 # any screen was captured

@@ -46,6 +46,22 @@ wait_for() {
 	done
 	return 1
 }
+# settle [TENTHS]: capture until two captures 0.1 s apart agree (default at
+# most 3 s), so that a screen a slow build is still drawing is not judged
+# half drawn
+settle() {
+	i=0
+	capture
+	cp "$WORK/screen" "$WORK/screen.prev"
+	while [ "$i" -lt "${1:-30}" ]; do
+		sleep 0.1
+		capture
+		cmp -s "$WORK/screen" "$WORK/screen.prev" && return 0
+		cp "$WORK/screen" "$WORK/screen.prev"
+		i=$((i + 1))
+	done
+	return 1
+}
 # check DESC ERE [TENTHS], check_not DESC ERE: TAP lines on the screen
 check() { if wait_for "$2" "$3"; then ok "$1"; else not_ok "$1"; fi; }
 check_not() { capture; if screen_has "$2"; then not_ok "$1"; else ok "$1"; fi; }

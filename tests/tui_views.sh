@@ -69,6 +69,7 @@ shots() {
 		fi
 		keys "$key"
 		if wait_for "$mark" 50; then
+			settle || :
 			cp "$WORK/screen" "$WORK/$tag-$name"
 		else
 			not_ok "$tag: view $name is drawn"
@@ -199,6 +200,7 @@ for size in 80x24 100x30; do
 	H=${size#*x}
 	start "$W" "$H" C.UTF-8 xterm-256color "" "'$ROPEFOLD' tui $big"
 	if wait_for "score .* breaks" 900; then
+		settle || :
 		if $CHECK "$W" "$H" "$WORK/screen" >"$WORK/faults"; then
 			ok "$size, T=512, H=32: the levels box is whole"
 		else
