@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fwht.h"
 #include "core/pair_mix.h"
 #include "core/rope.h"
 #include "core/rotation.h"
@@ -132,9 +133,7 @@ static RfStatus make_commuting(RopeLayout layout, size_t r, size_t d,
  * with the identity on the rest, times random signs on the columns. */
 static void make_hadamard(size_t d, Rng *rng, double *R)
 {
-	size_t p = 1;
-	while (d % (p * 2) == 0)
-		p *= 2;
+	size_t p = fwht_pow2_part(d);
 	size_t m = d / p;
 	double s = 1.0 / sqrt((double)p);
 	memset(R, 0, d * d * sizeof(double));
