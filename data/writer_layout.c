@@ -15,12 +15,12 @@
  * replaced tensor changes its byte size the format's header is written
  * again (safetensors_write.c, gguf_write.c) and the data behind it moves.
  * writer_start_file lays the file out and creates its temporary (with the
- * new header); writer_copy_rest, at commit, copies every byte writer_put
- * did not write. The copy comes last so that the replaced tensors are read
- * from the input before the untouched gigabytes stream through the page
- * cache: on a machine whose cache cannot hold a model and its copy, a copy
- * first sends the attention tensors back to the disk before they are
- * read. */
+ * new header); writer_copy_rest copies every byte writer_put does not
+ * write, on writer_copy.c's thread while the replaced tensors are folded
+ * and written (the two touch disjoint byte ranges), waited for at commit.
+ * It no longer comes before the fold: on a machine whose page cache cannot
+ * hold a model and its copy, a copy first sent the attention tensors back
+ * to the disk before they were read. */
 
 static int cmp_seg(const void *a, const void *b)
 {
