@@ -1,22 +1,18 @@
 #include "config.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dtype.h"
 #include "core/parallel.h"
-#include "core/levels.h"
 #include "core/mla_inv.h"
 #include "core/mla_verify.h"
 #include "data/layer_range.h"
 #include "data/layer_tolerance.h"
 #include "data/mla_model.h"
 #include "data/mla_pair.h"
-#include "data/model_tensors.h"
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
 
