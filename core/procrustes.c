@@ -153,33 +153,6 @@ double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 	return fr > mr ? fr : mr;
 }
 
-RfStatus procrustes_singular_values(const double *A, size_t lda, size_t d,
-				    size_t n, double *s)
-{
-	double *Gm = malloc(d * d * sizeof(double));
-	if (!Gm)
-		return RF_ERR_NOMEM;
-	/* Eigenvalues of A A^T are the squared singular values. */
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d,
-		    (int)n, 1.0, A, (int)lda, A, (int)lda, 0.0, Gm, (int)d);
-	RfStatus st = RF_OK;
-	if (!all_finite(Gm, d * d) ||
-	    LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)d, Gm,
-			  (lapack_int)d, s))
-		st = RF_ERR_NUMERIC;
-	if (st == RF_OK)
-		for (size_t i = 0; i < d / 2; i++) {
-			double t = s[i];
-			s[i] = s[d - 1 - i];
-			s[d - 1 - i] = t;
-		}
-	if (st == RF_OK)
-		for (size_t i = 0; i < d; i++)
-			s[i] = s[i] > 0 ? sqrt(s[i]) : 0;
-	free(Gm);
-	return st;
-}
-
 double procrustes_ortho_defect(const double *R, size_t d)
 {
 	/* G = R^T R (d x d, upper triangle) by BLAS: the triple loop it

@@ -29,10 +29,6 @@ RfStatus procrustes_rotation_cols(const double *A, size_t lda,
 double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 			   size_t ldy, size_t rows, size_t cols);
 
-/* Singular values (descending, d of them) of a d x n block (d <= n). */
-RfStatus procrustes_singular_values(const double *A, size_t lda, size_t d,
-				    size_t n, double *s);
-
 /* ||R^T R - I||_F of a d x d matrix. */
 double procrustes_ortho_defect(const double *R, size_t d);
 
