@@ -75,6 +75,11 @@ void verify_note_direct(VerifyCtx *c, double e, double tol)
 		c->direct = e / tol;
 }
 
+bool verify_direct_settled(const VerifyCtx *c)
+{
+	return c->direct > 1;
+}
+
 double verify_bias_err(VerifyCtx *c, const double *R, const double *a,
 		       const double *b, double tol, bool *left)
 {

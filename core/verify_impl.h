@@ -49,6 +49,10 @@ double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 /* Raise the largest plain difference of B against A to e, a relative
  * difference judged at tol. */
 void verify_note_direct(VerifyCtx *c, double e, double tol);
+/* Whether the plain differences have decided already that B is rotated
+ * (one beyond its tolerance): the rest need not be measured, which at 8B
+ * scale saves a pass over both layers' weights. */
+bool verify_direct_settled(const VerifyCtx *c);
 /* Raise the verdict's worst error under the relation to e. */
 void verify_note_err(VerifyCtx *c, double e);
 /* A bias R should explain (d entries): its error under R, and in *left
