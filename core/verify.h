@@ -136,6 +136,18 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 /* Release a verdict. */
 void verify_verdict_free(VerifyVerdict *v);
 
+/* What verify_confirm may keep between the layers of one run: the
+ * rounding noise's moved copy of A's four weights (W_q, W_k, W_v, W_o;
+ * w[i] holds n[i] doubles). A fresh 336 MB copy per 8B layer was a
+ * quarter of verify's time, in the kernel zeroing its new pages. Zero it
+ * before the first call; release it with verify_scratch_free. */
+typedef struct {
+	double *w[4];
+	size_t n[4];
+} VerifyScratch;
+
+void verify_scratch_free(VerifyScratch *s);
+
 /* The three-level evaluation of SPEC 2.2 comparing a and b directly on
  * input x (T x D): b is first brought into a's RoPE layout (an exact row
  * permutation) when the verdict found a conversion; the levels are judged
@@ -144,10 +156,12 @@ void verify_verdict_free(VerifyVerdict *v);
  * a against a with every weight moved by up to the unit roundoff); the
  * tolerance used goes to v->confirm_tol. The head level is not expected
  * to hold when heads are permuted. kernel: the engine's output kernel.
- * rep is initialised here (report_done it). */
+ * keep: buffers kept from call to call (NULL: allocated and released
+ * here). rep is initialised here (report_done it). */
 RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec,
-			AttnKernel kernel, double tol, InvReport *rep);
+			AttnKernel kernel, double tol, VerifyScratch *keep,
+			InvReport *rep);
 
 /* What the verdict's tolerance had to allow for, weakest first (SPEC 4.4:
  * "equal" is judged up to the stored dtype's rounding and each block's

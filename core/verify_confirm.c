@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/attention.h"
 #include "core/fold_changes.h"
@@ -20,6 +21,9 @@
  * drawn from its own stream: the same numbers whatever the thread count,
  * and the draws of an 8B layer (42 M) on every core. */
 #define NOISE_CHUNK ((size_t)1 << 20)
+/* drawn this many at a time into a buffer on the stack, the moves then
+ * applied in a loop that vectorises */
+#define NOISE_DRAWS 1024
 
 typedef struct {
 	const double *src[4];
@@ -46,11 +50,37 @@ static void noise_fill(void *ctx, size_t worker)
 		rng_seed(&rng, 0x5eed, 7 + k);
 		const double *v = f->src[i];
 		double *w = f->dst[i];
-		for (size_t j = lo; j < hi; j++) {
-			double r = 2.0 * rng_uniform(&rng) - 1.0;
-			w[j] = f->h[i] > 0 ? v[j] + f->h[i] * r : v[j] * (1.0 + f->u * r);
+		double h = f->h[i], u = f->u, r[NOISE_DRAWS];
+		for (size_t j = lo; j < hi; j += NOISE_DRAWS) {
+			size_t m = hi - j < NOISE_DRAWS ? hi - j : NOISE_DRAWS;
+			rng_uniform_fill(&rng, r, m);
+			if (h > 0)
+				for (size_t e = 0; e < m; e++)
+					w[j + e] = v[j + e] + h * (2.0 * r[e] - 1.0);
+			else
+				for (size_t e = 0; e < m; e++)
+					w[j + e] = v[j + e] * (1.0 + u * (2.0 * r[e] - 1.0));
 		}
 	}
+}
+
+void verify_scratch_free(VerifyScratch *s)
+{
+	for (int i = 0; i < 4; i++)
+		free(s->w[i]);
+	memset(s, 0, sizeof *s);
+}
+
+/* Buffer i of keep, of n doubles: the one it holds when that size, else
+ * a new one (NULL when out of memory). */
+static double *scratch_take(VerifyScratch *keep, int i, size_t n)
+{
+	if (keep->w[i] && keep->n[i] == n)
+		return keep->w[i];
+	free(keep->w[i]);
+	keep->w[i] = malloc((n ? n : 1) * sizeof(double));
+	keep->n[i] = keep->w[i] ? n : 0;
+	return keep->w[i];
 }
 
 /* The relative error, level by level, that storing a's weights in a
@@ -58,9 +88,10 @@ static void noise_fill(void *ctx, size_t worker)
  * weight moved by a random relative amount of at most u (deterministic).
  * A quantized part (qf[p] > 0, the Frobenius ratio of its quantization
  * bound) moves instead by a uniform amount of that part's rms bound, as
- * round-to-nearest errs. */
+ * round-to-nearest errs. The copy's four weights live in keep. */
 static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnEngine *e,
-			       FoldChanges *c, size_t T, double noise[LEVEL_COUNT])
+			       FoldChanges *c, size_t T, VerifyScratch *keep,
+			       double noise[LEVEL_COUNT])
 {
 	/* the small tensors copied, the four weights written moved in one
 	 * pass over a's (at 8B scale a copy first was a third of the
@@ -74,13 +105,11 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 	size_t nq = a->shape.n_heads * d, nk = a->shape.n_kv_heads * d;
 	NoiseFill f = {{a->wq, a->wk, a->wv, a->wo}, {NULL}, {nq * D, nk * D, nk * D, D * nq},
 		       {0}, u, {0}, {0}};
-	double **dst[4] = {&p.wq, &p.wk, &p.wv, &p.wo};
 	for (int i = 0; i < 4; i++) {
-		if (!(*dst[i] = malloc((f.n[i] ? f.n[i] : 1) * sizeof(double)))) {
+		if (!(f.dst[i] = scratch_take(keep, i, f.n[i]))) {
 			layer_free(&p);
 			return RF_ERR_NOMEM;
 		}
-		f.dst[i] = *dst[i];
 		double rms = 0;
 		for (size_t j = 0; qf[i] > 0 && j < f.n[i]; j++)
 			rms += f.src[i][j] * f.src[i][j];
@@ -94,6 +123,11 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 		layer_free(&p);
 		return st;
 	}
+	/* borrowed from keep while the engine runs */
+	p.wq = f.dst[0];
+	p.wk = f.dst[1];
+	p.wv = f.dst[2];
+	p.wo = f.dst[3];
 	InvReport r;
 	st = report_init(&r, T, a->shape.n_heads, a->shape.n_kv_heads, d,
 			 a->rope.rotary_dim);
@@ -107,14 +141,19 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 				: r.level[l].max_abs_err;
 		report_done(&r);
 	}
+	p.wq = p.wk = p.wv = p.wo = NULL;
 	layer_free(&p);
 	return st;
 }
 
 RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec,
-			AttnKernel kernel, double tol, InvReport *rep)
+			AttnKernel kernel, double tol, VerifyScratch *keep,
+			InvReport *rep)
 {
+	VerifyScratch own = {{NULL}, {0}};
+	if (!keep)
+		keep = &own;
 	if (!verify_same_shape(&a->shape, &b->shape) || T == 0 || T > LAYER_MAX_SEQ)
 		return RF_ERR_ARG;
 	Layer conv;
@@ -150,7 +189,8 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		 * than the compute precision: measure by how much */
 		if (st == RF_OK && !(tol > 0) &&
 		    (v->unit_roundoff > 0x1p-50 || v->quant_types))
-			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, noise);
+			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, keep,
+					    noise);
 		attention_engine_free(e);
 		if (have_c)
 			fold_changes_done(&c);
@@ -175,5 +215,6 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 out:
 	if (bc != b)
 		layer_free(&conv);
+	verify_scratch_free(&own);
 	return st;
 }

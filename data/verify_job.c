@@ -42,9 +42,11 @@ typedef struct {
 	size_t errlen;
 } LayerRun;
 
-/* One worker's layers, kept from task to task. */
+/* One worker's layers and the confirmation's buffers, kept from task to
+ * task. */
 typedef struct {
 	Layer a, b;
+	VerifyScratch keep;
 } WorkerLayers;
 
 /* Decide layer i of both (and confirm it when asked) into v and rep
@@ -73,7 +75,7 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 		verify_residual_after_layer(r->rj, i, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
 		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
-				    rep);
+				    &w->keep, rep);
 		*have_rep = st == RF_OK;
 	}
 	if (st == RF_ERR_NUMERIC) {
@@ -136,6 +138,7 @@ static void layer_worker(void *ctx, size_t worker)
 	}
 	layer_free(&w.a);
 	layer_free(&w.b);
+	verify_scratch_free(&w.keep);
 }
 
 /* At most this many layers in flight: each worker holds both sides of a

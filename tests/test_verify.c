@@ -71,7 +71,7 @@ static void confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 	double *x = malloc(T * a->shape.d_model * sizeof(double));
 	layer_random_input(5, T, a->shape.d_model, x);
 	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, ATTN_KERNEL_AUTO, 0,
-					rep), RF_OK);
+					NULL, rep), RF_OK);
 	free(x);
 }
 
