@@ -99,6 +99,12 @@ bool fold_norm_pins(const double *w, RopeLayout layout, size_t r, size_t d,
 		    unsigned char *pin);
 /* dst = src with the plan folded in (dst is allocated here). */
 RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst);
+/* The same into a dst that is zeroed or holds an earlier result: its four
+ * weight buffers are kept when src's have their sizes (a whole-model fold
+ * reuses them from layer to layer; a fresh 336 MB per 8B layer, copied
+ * from src before being overwritten, was a sixth of the fold). On an
+ * error dst is released. */
+RfStatus fold_apply_into(const Layer *src, const FoldPlan *plan, Layer *dst);
 
 /* Assumption names: "orthogonal", "commutes", ... (NULL past the end). */
 const char *fold_assumption_name(unsigned index);

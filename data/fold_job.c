@@ -60,8 +60,8 @@ typedef struct {
 	size_t res_tensors;   /* tensors it rewrote beyond attention's fold */
 	size_t res_norms;     /* norms fused (or restored) */
 	bool untied;          /* the head was untied (by this fold, or the undone one) */
-	Layer in;             /* the layer being folded: its buffers are
-			       * reused from layer to layer */
+	Layer in;             /* the layer being folded, and its fold: */
+	Layer folded;         /* their buffers are reused from layer to layer */
 	double *vals;         /* one folded tensor's values packed for the
 			       * writer (nvals), reused likewise: fresh pages
 			       * cost more than the rounding */
@@ -873,10 +873,9 @@ static int fold_layer(FoldRun *r, size_t k)
 	size_t i = r->layers[k];
 	if (model_mla(r->m))
 		return mla_fold_layer(r, k);
-	Layer b;
+	Layer *b = &r->folded;
 	FoldPlan plan;
 	LayerTensorRefs lt;
-	memset(&b, 0, sizeof b);
 	memset(&plan, 0, sizeof plan);
 	if (model_reload_layer(r->m, i, &r->in, r->err, sizeof r->err))
 		return -1;
@@ -887,7 +886,7 @@ static int fold_layer(FoldRun *r, size_t k)
 	if (layer_plan(r, k, &a, &plan) ||
 	    model_layer_tensors(r->m, i, &lt, r->err, sizeof r->err))
 		goto out;
-	RfStatus st = fold_apply(&a, &plan, &b);
+	RfStatus st = fold_apply_into(&a, &plan, b);
 	if (st != RF_OK) {
 		snprintf(r->err, sizeof r->err, "%s: layer %zu: %s", r->j->model_path, i,
 			 rf_status_str(st));
@@ -920,7 +919,7 @@ static int fold_layer(FoldRun *r, size_t k)
 		QuantBound qb;
 		const ResTensor *re = r->res ? residual_plan_find(fold_residual_plan(r->res), tr)
 					      : NULL;
-		int bad = model_tensor_pack(&b, lt.qkv_kind, (AttnTensor)t, v) ||
+		int bad = model_tensor_pack(b, lt.qkv_kind, (AttnTensor)t, v) ||
 			  (re && fold_residual_transform(r->res, re, v, r->err, sizeof r->err)) ||
 			  out_dtype(r, k, tr, &dt) ||
 			  (!r->undo && quant_bound_tensor(tr, &qb, r->err, sizeof r->err)) ||
@@ -946,7 +945,7 @@ static int fold_layer(FoldRun *r, size_t k)
 		r->exact[k] = same;   /* proven either way by the checksums */
 		r->all_exact = r->all_exact && same;
 	} else if (r->undo) {
-		if (undo_exact(r, k, &a, &b, &plan, &lt, &r->exact[k]))
+		if (undo_exact(r, k, &a, b, &plan, &lt, &r->exact[k]))
 			goto out;
 		r->all_exact = r->all_exact && r->exact[k];
 	}
@@ -954,7 +953,6 @@ static int fold_layer(FoldRun *r, size_t k)
 	rc = 0;
 out:
 	fold_plan_free(&plan);
-	layer_free(&b);
 	return rc;
 }
 
@@ -1031,6 +1029,7 @@ static void fold_run_done(FoldRun *r)
 	writer_free(r->w);
 	fold_residual_free(r->res);
 	layer_free(&r->in);
+	layer_free(&r->folded);
 	free(r->vals);
 	sidecar_free(r->undo);
 	sidecar_free(r->record);

@@ -171,6 +171,45 @@ static void test_apply_blocks(void **state)
 			}
 }
 
+/* fold_apply_into over one target, layer after layer, gives what
+ * fold_apply gives bit for bit: the buffers kept when the shape stays,
+ * replaced when it changes (and the biases and norms always src's). */
+static void test_apply_into_reuse(void **state)
+{
+	(void)state;
+	const LayerCase *cases[] = {&GQA, &GQA, &MHA, &GQA};
+	Layer dst;
+	memset(&dst, 0, sizeof dst);
+	const double *kept = NULL;
+	for (size_t i = 0; i < 4; i++) {
+		Layer a, want;
+		lf_layer(cases[i], 11 + i, &a);
+		FoldConfig cfg = lf_config(PART_ALL, 0);
+		cfg.permute_heads = i % 2;
+		FoldPlan p;
+		assert_int_equal(fold_plan_build(&a, &cfg, &p), RF_OK);
+		assert_int_equal(fold_apply(&a, &p, &want), RF_OK);
+		assert_int_equal(fold_apply_into(&a, &p, &dst), RF_OK);
+		const LayerCase *c = cases[i];
+		size_t nq = c->H * c->d * c->D, nk = c->G * c->d * c->D;
+		assert_memory_equal(dst.wq, want.wq, nq * sizeof(double));
+		assert_memory_equal(dst.wk, want.wk, nk * sizeof(double));
+		assert_memory_equal(dst.wv, want.wv, nk * sizeof(double));
+		assert_memory_equal(dst.wo, want.wo, nq * sizeof(double));
+		assert_int_equal(!dst.bq, !c->bias);
+		if (c->bias)
+			assert_memory_equal(dst.bq, want.bq, c->H * c->d * sizeof(double));
+		check_blocks(&a, &p, &dst);
+		if (i == 1)   /* same shape as before: the same buffer */
+			assert_ptr_equal(dst.wq, kept);
+		kept = dst.wq;
+		fold_plan_free(&p);
+		layer_free(&a);
+		layer_free(&want);
+	}
+	layer_free(&dst);
+}
+
 /* A bias vector as a fold treats it. */
 static void test_fold_bias(void **state)
 {
@@ -220,6 +259,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_plan),
 		cmocka_unit_test(test_apply_blocks),
+		cmocka_unit_test(test_apply_into_reuse),
 		cmocka_unit_test(test_fold_bias),
 		cmocka_unit_test(test_names),
 	};
