@@ -376,46 +376,6 @@ void fold_bias(const double *R, const double *in, double *out, size_t d,
 		memcpy(out, in, d * sizeof(double));
 }
 
-/* dst as a copy of src's small tensors, with four weight buffers of
- * src's sizes (their values left to the fold, which writes every one):
- * dst's own when they fit, else new ones. */
-static RfStatus fold_target(const Layer *src, Layer *dst)
-{
-	size_t D = src->shape.d_model, nq = src->shape.n_heads * src->shape.head_dim;
-	size_t nk = src->shape.n_kv_heads * src->shape.head_dim;
-	bool fits = dst->wq && dst->shape.d_model == src->shape.d_model &&
-		    dst->shape.n_heads == src->shape.n_heads &&
-		    dst->shape.n_kv_heads == src->shape.n_kv_heads &&
-		    dst->shape.head_dim == src->shape.head_dim;
-	double *w[4] = {dst->wq, dst->wk, dst->wv, dst->wo};
-	size_t n[4] = {nq * D, nk * D, nk * D, D * nq};
-	if (!fits) {
-		for (int i = 0; i < 4; i++) {
-			free(w[i]);
-			w[i] = NULL;
-		}
-	}
-	dst->wq = dst->wk = dst->wv = dst->wo = NULL;
-	layer_free(dst);
-	Layer shell = *src;
-	shell.wq = shell.wk = shell.wv = shell.wo = NULL;
-	RfStatus st = layer_copy(dst, &shell);
-	for (int i = 0; st == RF_OK && i < 4; i++)
-		if (!w[i] && !(w[i] = malloc((n[i] ? n[i] : 1) * sizeof(double))))
-			st = RF_ERR_NOMEM;
-	if (st != RF_OK) {
-		for (int i = 0; i < 4; i++)
-			free(w[i]);
-		layer_free(dst);
-		return st;
-	}
-	dst->wq = w[0];
-	dst->wk = w[1];
-	dst->wv = w[2];
-	dst->wo = w[3];
-	return RF_OK;
-}
-
 RfStatus fold_apply(const Layer *src, const FoldPlan *plan, Layer *dst)
 {
 	memset(dst, 0, sizeof *dst);
@@ -427,7 +387,7 @@ RfStatus fold_apply_into(const Layer *src, const FoldPlan *plan, Layer *dst)
 	size_t D = src->shape.d_model, H = src->shape.n_heads;
 	size_t G = src->shape.n_kv_heads, d = src->shape.head_dim;
 	size_t dd = d * d, hpg = H / G, dD = d * D;
-	RfStatus st = fold_target(src, dst);
+	RfStatus st = layer_shell_like(dst, src);
 	if (st != RF_OK)
 		return st;
 	for (size_t g = 0; g < G; g++) {

@@ -206,6 +206,43 @@ RfStatus layer_copy(Layer *dst, const Layer *src)
 	return RF_OK;
 }
 
+RfStatus layer_shell_like(Layer *dst, const Layer *src)
+{
+	size_t D = src->shape.d_model, nq = src->shape.n_heads * src->shape.head_dim;
+	size_t nk = src->shape.n_kv_heads * src->shape.head_dim;
+	bool fits = dst->wq && dst->shape.d_model == src->shape.d_model &&
+		    dst->shape.n_heads == src->shape.n_heads &&
+		    dst->shape.n_kv_heads == src->shape.n_kv_heads &&
+		    dst->shape.head_dim == src->shape.head_dim;
+	double *w[4] = {dst->wq, dst->wk, dst->wv, dst->wo};
+	size_t n[4] = {nq * D, nk * D, nk * D, D * nq};
+	if (!fits) {
+		for (int i = 0; i < 4; i++) {
+			free(w[i]);
+			w[i] = NULL;
+		}
+	}
+	dst->wq = dst->wk = dst->wv = dst->wo = NULL;
+	layer_free(dst);
+	Layer shell = *src;
+	shell.wq = shell.wk = shell.wv = shell.wo = NULL;
+	RfStatus st = layer_copy(dst, &shell);
+	for (int i = 0; st == RF_OK && i < 4; i++)
+		if (!w[i] && !(w[i] = malloc((n[i] ? n[i] : 1) * sizeof(double))))
+			st = RF_ERR_NOMEM;
+	if (st != RF_OK) {
+		for (int i = 0; i < 4; i++)
+			free(w[i]);
+		layer_free(dst);
+		return st;
+	}
+	dst->wq = w[0];
+	dst->wk = w[1];
+	dst->wv = w[2];
+	dst->wo = w[3];
+	return RF_OK;
+}
+
 static void fill_normal(Rng *rng, double *v, size_t n, double scale)
 {
 	for (size_t i = 0; i < n; i++)

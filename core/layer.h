@@ -128,6 +128,13 @@ RfStatus layer_alloc(Layer *l, const LayerShape *s, unsigned flags);
 void layer_free(Layer *l);
 /* Deep copy src into dst (dst is allocated here). */
 RfStatus layer_copy(Layer *dst, const Layer *src);
+/* dst as a copy of src's small tensors (norms, biases, settings) with
+ * four weight buffers of src's sizes whose values are left to the caller:
+ * dst's own when its shape is src's, else new ones. dst is zeroed or
+ * holds an earlier result; on an error it is released. Buffers kept from
+ * layer to layer spare the kernel zeroing fresh pages (336 MB per 8B
+ * layer). */
+RfStatus layer_shell_like(Layer *dst, const Layer *src);
 /* A seeded random layer: weights N(0, 1/D), biases N(0, 0.1^2). */
 RfStatus layer_random(Layer *l, const LayerShape *s, const RopeSpec *rope,
 		      bool with_bias, uint64_t seed);
