@@ -75,9 +75,14 @@ void verify_note_direct(VerifyCtx *c, double e, double tol)
 		c->direct = e / tol;
 }
 
-bool verify_direct_settled(const VerifyCtx *c)
+double verify_direct(VerifyCtx *c, const double *A, size_t lda, const double *B,
+		     size_t ldb, size_t rows, size_t cols, double tol)
 {
-	return c->direct > 1;
+	if (c->direct > 1)
+		return -1;
+	double e = procrustes_rel_diff(A, lda, B, ldb, rows, cols);
+	verify_note_direct(c, e, tol);
+	return e;
 }
 
 double verify_bias_err(VerifyCtx *c, const double *R, const double *a,

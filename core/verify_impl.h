@@ -49,10 +49,13 @@ double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 /* Raise the largest plain difference of B against A to e, a relative
  * difference judged at tol. */
 void verify_note_direct(VerifyCtx *c, double e, double tol);
-/* Whether the plain differences have decided already that B is rotated
- * (one beyond its tolerance): the rest need not be measured, which at 8B
- * scale saves a pass over both layers' weights. */
-bool verify_direct_settled(const VerifyCtx *c);
+/* The plain difference of B's block against A's (rows x cols, leading
+ * dimensions lda, ldb) noted at tol, while the plain differences have not
+ * yet shown B rotated (one beyond its tolerance); -1 once they have: the
+ * rest need not be measured, which at 8B scale saves a pass over both
+ * layers' weights. */
+double verify_direct(VerifyCtx *c, const double *A, size_t lda, const double *B,
+		     size_t ldb, size_t rows, size_t cols, double tol);
 /* Raise the verdict's worst error under the relation to e. */
 void verify_note_err(VerifyCtx *c, double e);
 /* A bias R should explain (d entries): its error under R, and in *left

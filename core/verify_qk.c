@@ -51,9 +51,7 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	size_t d = c->d, dd = c->dd, dD = c->dD;
 	const double *ak = a->wk + ga * dD, *bk = b->wk + gb * dD;
 	*ok = false;
-	if (!verify_direct_settled(c))
-		verify_note_direct(c, procrustes_rel_diff(ak, c->D, bk, c->D, d, c->D),
-				   c->tolp[VERIFY_K]);
+	verify_direct(c, ak, c->D, bk, c->D, d, c->D, c->tolp[VERIFY_K]);
 	RfStatus st = procrustes_rotation(ak, c->D, bk, c->D, d, c->D, c->R);
 	if (st != RF_OK)
 		return st;
@@ -104,9 +102,7 @@ RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	for (size_t j = 0; j < c->hpg; j++) {
 		size_t ha = ga * c->hpg + j, hb = gb * c->hpg + j;
 		const double *aq = a->wq + ha * dD, *bq = b->wq + hb * dD;
-		if (!verify_direct_settled(c))
-			verify_note_direct(c, procrustes_rel_diff(aq, c->D, bq, c->D, d, c->D),
-					   c->tolp[VERIFY_Q]);
+		verify_direct(c, aq, c->D, bq, c->D, d, c->D, c->tolp[VERIFY_Q]);
 		double eq = verify_rows_err(c, Rk, aq, bq);
 		memcpy(v->plan.rq + ha * dd, Rk, dd * sizeof(double));
 		if (eq > c->tolp[VERIFY_Q]) {

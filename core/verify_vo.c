@@ -18,9 +18,7 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 	const double *av = a->wv + ga * dD, *bv = b->wv + gb * dD;
 	double *Rv = v->plan.rv + ga * dd;
 	*ok = false;
-	if (!verify_direct_settled(c))
-		verify_note_direct(c, procrustes_rel_diff(av, D, bv, D, d, D),
-				   c->tolp[VERIFY_V]);
+	verify_direct(c, av, D, bv, D, d, D, c->tolp[VERIFY_V]);
 	RfStatus st = procrustes_rotation(av, D, bv, D, d, D, Rv);
 	if (st != RF_OK)
 		return st;
@@ -62,11 +60,7 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		const double *ao = a->wo + ha * d, *bo = b->wo + hb * d;
 		/* the plain difference, when still wanted (else measured
 		 * below, should O break) */
-		double eo, plain = -1;
-		if (!verify_direct_settled(c)) {
-			plain = procrustes_rel_diff(ao, Hd, bo, Hd, D, d);
-			verify_note_direct(c, plain, c->tolp[VERIFY_O]);
-		}
+		double eo, plain = verify_direct(c, ao, Hd, bo, Hd, D, d, c->tolp[VERIFY_O]);
 		memcpy(v->plan.ro + ha * dd, Rv, dd * sizeof(double));
 		if (orth) {
 			/* B_o,h == A_o,h R_v^T (D x d). */
