@@ -43,26 +43,6 @@ double rng_uniform(Rng *rng)
 	return (double)(rng_next(rng) >> 11) * 0x1.0p-53;
 }
 
-void rng_uniform_fill(Rng *rng, double *out, size_t n)
-{
-	uint64_t s0 = rng->s[0], s1 = rng->s[1], s2 = rng->s[2], s3 = rng->s[3];
-	for (size_t i = 0; i < n; i++) {
-		uint64_t result = rotl(s1 * 5, 7) * 9;
-		uint64_t t = s1 << 17;
-		s2 ^= s0;
-		s3 ^= s1;
-		s1 ^= s2;
-		s0 ^= s3;
-		s2 ^= t;
-		s3 = rotl(s3, 45);
-		out[i] = (double)(result >> 11) * 0x1.0p-53;
-	}
-	rng->s[0] = s0;
-	rng->s[1] = s1;
-	rng->s[2] = s2;
-	rng->s[3] = s3;
-}
-
 double rng_normal(Rng *rng)
 {
 	double u1 = 1.0 - rng_uniform(rng); /* (0, 1]: log is finite */

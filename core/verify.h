@@ -137,13 +137,12 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 void verify_verdict_free(VerifyVerdict *v);
 
 /* What verify_confirm may keep between the layers of one run: the
- * rounding noise's moved copy of A's four weights (W_q, W_k, W_v, W_o;
- * w[i] holds n[i] doubles). A fresh 336 MB copy per 8B layer was a
- * quarter of verify's time, in the kernel zeroing its new pages. Zero it
- * before the first call; release it with verify_scratch_free. */
+ * rounding noise's moved copy of A (layer_shell_like's). A fresh 336 MB
+ * copy per 8B layer was a quarter of verify's time, in the kernel zeroing
+ * its new pages. Zero it before the first call; release it with
+ * verify_scratch_free. */
 typedef struct {
-	double *w[4];
-	size_t n[4];
+	Layer noise;
 } VerifyScratch;
 
 void verify_scratch_free(VerifyScratch *s);

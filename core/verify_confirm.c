@@ -21,9 +21,6 @@
  * drawn from its own stream: the same numbers whatever the thread count,
  * and the draws of an 8B layer (42 M) on every core. */
 #define NOISE_CHUNK ((size_t)1 << 20)
-/* drawn this many at a time into a buffer on the stack, the moves then
- * applied in a loop that vectorises */
-#define NOISE_DRAWS 1024
 
 typedef struct {
 	const double *src[4];
@@ -50,37 +47,16 @@ static void noise_fill(void *ctx, size_t worker)
 		rng_seed(&rng, 0x5eed, 7 + k);
 		const double *v = f->src[i];
 		double *w = f->dst[i];
-		double h = f->h[i], u = f->u, r[NOISE_DRAWS];
-		for (size_t j = lo; j < hi; j += NOISE_DRAWS) {
-			size_t m = hi - j < NOISE_DRAWS ? hi - j : NOISE_DRAWS;
-			rng_uniform_fill(&rng, r, m);
-			if (h > 0)
-				for (size_t e = 0; e < m; e++)
-					w[j + e] = v[j + e] + h * (2.0 * r[e] - 1.0);
-			else
-				for (size_t e = 0; e < m; e++)
-					w[j + e] = v[j + e] * (1.0 + u * (2.0 * r[e] - 1.0));
+		for (size_t j = lo; j < hi; j++) {
+			double r = 2.0 * rng_uniform(&rng) - 1.0;
+			w[j] = f->h[i] > 0 ? v[j] + f->h[i] * r : v[j] * (1.0 + f->u * r);
 		}
 	}
 }
 
 void verify_scratch_free(VerifyScratch *s)
 {
-	for (int i = 0; i < 4; i++)
-		free(s->w[i]);
-	memset(s, 0, sizeof *s);
-}
-
-/* Buffer i of keep, of n doubles: the one it holds when that size, else
- * a new one (NULL when out of memory). */
-static double *scratch_take(VerifyScratch *keep, int i, size_t n)
-{
-	if (keep->w[i] && keep->n[i] == n)
-		return keep->w[i];
-	free(keep->w[i]);
-	keep->w[i] = malloc((n ? n : 1) * sizeof(double));
-	keep->n[i] = keep->w[i] ? n : 0;
-	return keep->w[i];
+	layer_free(&s->noise);
 }
 
 /* The relative error, level by level, that storing a's weights in a
@@ -88,7 +64,7 @@ static double *scratch_take(VerifyScratch *keep, int i, size_t n)
  * weight moved by a random relative amount of at most u (deterministic).
  * A quantized part (qf[p] > 0, the Frobenius ratio of its quantization
  * bound) moves instead by a uniform amount of that part's rms bound, as
- * round-to-nearest errs. The copy's four weights live in keep. */
+ * round-to-nearest errs. The copy lives in keep. */
 static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnEngine *e,
 			       FoldChanges *c, size_t T, VerifyScratch *keep,
 			       double noise[LEVEL_COUNT])
@@ -96,20 +72,15 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 	/* the small tensors copied, the four weights written moved in one
 	 * pass over a's (at 8B scale a copy first was a third of the
 	 * confirmation) */
-	Layer p, shell = *a;
-	shell.wq = shell.wk = shell.wv = shell.wo = NULL;
-	RfStatus st = layer_copy(&p, &shell);
+	Layer *p = &keep->noise;
+	RfStatus st = layer_shell_like(p, a);
 	if (st != RF_OK)
 		return st;
 	size_t D = a->shape.d_model, d = a->shape.head_dim;
 	size_t nq = a->shape.n_heads * d, nk = a->shape.n_kv_heads * d;
-	NoiseFill f = {{a->wq, a->wk, a->wv, a->wo}, {NULL}, {nq * D, nk * D, nk * D, D * nq},
-		       {0}, u, {0}, {0}};
+	NoiseFill f = {{a->wq, a->wk, a->wv, a->wo}, {p->wq, p->wk, p->wv, p->wo},
+		       {nq * D, nk * D, nk * D, D * nq}, {0}, u, {0}, {0}};
 	for (int i = 0; i < 4; i++) {
-		if (!(f.dst[i] = scratch_take(keep, i, f.n[i]))) {
-			layer_free(&p);
-			return RF_ERR_NOMEM;
-		}
 		double rms = 0;
 		for (size_t j = 0; qf[i] > 0 && j < f.n[i]; j++)
 			rms += f.src[i][j] * f.src[i][j];
@@ -119,30 +90,21 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 	task_queue_init(&f.q, f.first[4]);
 	size_t nw = parallel_default_threads();
 	st = parallel_run(nw < f.first[4] ? nw : f.first[4] ? f.first[4] : 1, noise_fill, &f);
-	if (st != RF_OK) {
-		layer_free(&p);
+	if (st != RF_OK)
 		return st;
-	}
-	/* borrowed from keep while the engine runs */
-	p.wq = f.dst[0];
-	p.wk = f.dst[1];
-	p.wv = f.dst[2];
-	p.wo = f.dst[3];
 	InvReport r;
 	st = report_init(&r, T, a->shape.n_heads, a->shape.n_kv_heads, d,
 			 a->rope.rotary_dim);
 	if (st == RF_OK) {
 		/* a's side as the engine kept it from the comparison with b */
 		fold_changes_all(c);
-		st = attention_engine_run(e, &p, NULL, c, &r);
+		st = attention_engine_run(e, p, NULL, c, &r);
 		for (int l = 0; st == RF_OK && l < LEVEL_COUNT; l++)
 			noise[l] = r.level[l].ref_max > 0
 				? r.level[l].max_abs_err / r.level[l].ref_max
 				: r.level[l].max_abs_err;
 		report_done(&r);
 	}
-	p.wq = p.wk = p.wv = p.wo = NULL;
-	layer_free(&p);
 	return st;
 }
 
@@ -151,7 +113,8 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			AttnKernel kernel, double tol, VerifyScratch *keep,
 			InvReport *rep)
 {
-	VerifyScratch own = {{NULL}, {0}};
+	VerifyScratch own;
+	memset(&own, 0, sizeof own);
 	if (!keep)
 		keep = &own;
 	if (!verify_same_shape(&a->shape, &b->shape) || T == 0 || T > LAYER_MAX_SEQ)

@@ -19,36 +19,10 @@ static void test_xoshiro_reference(void **state)
 		assert_true(rng_next(&r) == want[i]);
 }
 
-/* rng_uniform_fill gives what as many rng_uniform calls give, leaves the
- * state where they leave it, and touches nothing for n = 0. */
-static void test_uniform_fill(void **state)
-{
-	(void)state;
-	enum { N = 1000 };
-	static const size_t counts[] = {0, 1, 7, N};
-	for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
-		size_t n = counts[c];
-		Rng a, b;
-		rng_seed(&a, 0x5eed, 7 + c);
-		b = a;
-		double got[N + 1], want[N];
-		got[n] = -1.0;
-		rng_uniform_fill(&a, got, n);
-		for (size_t i = 0; i < n; i++) {
-			want[i] = rng_uniform(&b);
-			assert_true(got[i] == want[i]);
-			assert_true(got[i] >= 0.0 && got[i] < 1.0);
-		}
-		assert_true(got[n] == -1.0);
-		assert_true(rng_next(&a) == rng_next(&b));
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xoshiro_reference),
-		cmocka_unit_test(test_uniform_fill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
