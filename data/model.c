@@ -751,21 +751,22 @@ void model_close(Model *m)
 
 /* ---- loading --------------------------------------------------------------- */
 
-/* Convert elements [first, first + n) of t into out; a failure names t. */
-static int read_range(const TensorRef *t, size_t first, size_t n, double *out, char *err,
-		      size_t errlen)
+/* Convert elements [first, first + n) of t into out; a failure names t,
+ * and *fin is made false when a value is NaN or Inf. */
+static int read_range(const TensorRef *t, size_t first, size_t n, double *out, bool *fin,
+		      char *err, size_t errlen)
 {
-	return tensor_read(t, first, n, out, err, errlen);
+	return tensor_read_scan(t, first, n, out, fin, err, errlen);
 }
 
-static double *alloc_read(const TensorRef *t, char *err, size_t errlen)
+static double *alloc_read(const TensorRef *t, bool *fin, char *err, size_t errlen)
 {
 	double *v = malloc(t->nelem * sizeof(double));
 	if (!v) {
 		snprintf(err, errlen, "%s: tensor %s: out of memory", t->file, t->name);
 		return NULL;
 	}
-	if (read_range(t, 0, t->nelem, v, err, errlen)) {
+	if (read_range(t, 0, t->nelem, v, fin, err, errlen)) {
 		free(v);
 		return NULL;
 	}
@@ -774,56 +775,57 @@ static double *alloc_read(const TensorRef *t, char *err, size_t errlen)
 
 /* GPT-NeoX: split per-head [q_h; k_h; v_h] rows (each d x cols) into q, k, v. */
 static int read_per_head(const TensorRef *t, size_t H, size_t d, size_t cols, double *q,
-			 double *k, double *v, char *err, size_t errlen)
+			 double *k, double *v, bool *fin, char *err, size_t errlen)
 {
 	double *dst[3] = {q, k, v};
 	for (size_t h = 0; h < H; h++)
 		for (size_t j = 0; j < 3; j++)
 			if (read_range(t, (h * 3 + j) * d * cols, d * cols, dst[j] + h * d * cols,
-				       err, errlen))
+				       fin, err, errlen))
 				return -1;
 	return 0;
 }
 
-static int load_tensors(const Model *m, const LayerTensors *lt, Layer *l, char *err,
+/* *fin: false when a value read is NaN or Inf. */
+static int load_tensors(const Model *m, const LayerTensors *lt, Layer *l, bool *fin, char *err,
 			size_t errlen)
 {
 	const LayerShape *s = &l->shape;
 	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
 	if (m->fam.qkv_kind == QKV_FUSED_PER_HEAD) {
-		if (read_per_head(lt->qkv, s->n_heads, s->head_dim, D, l->wq, l->wk, l->wv, err,
+		if (read_per_head(lt->qkv, s->n_heads, s->head_dim, D, l->wq, l->wk, l->wv, fin, err,
 				  errlen) ||
 		    (lt->bqkv && read_per_head(lt->bqkv, s->n_heads, s->head_dim, 1, l->bq, l->bk,
-					       l->bv, err, errlen)))
+					       l->bv, fin, err, errlen)))
 			return -1;
 	} else if (lt->qkv) {
-		if (read_range(lt->qkv, 0, Hd * D, l->wq, err, errlen) ||
-		    read_range(lt->qkv, Hd * D, Gd * D, l->wk, err, errlen) ||
-		    read_range(lt->qkv, (Hd + Gd) * D, Gd * D, l->wv, err, errlen))
+		if (read_range(lt->qkv, 0, Hd * D, l->wq, fin, err, errlen) ||
+		    read_range(lt->qkv, Hd * D, Gd * D, l->wk, fin, err, errlen) ||
+		    read_range(lt->qkv, (Hd + Gd) * D, Gd * D, l->wv, fin, err, errlen))
 			return -1;
-		if (lt->bqkv && (read_range(lt->bqkv, 0, Hd, l->bq, err, errlen) ||
-				 read_range(lt->bqkv, Hd, Gd, l->bk, err, errlen) ||
-				 read_range(lt->bqkv, Hd + Gd, Gd, l->bv, err, errlen)))
+		if (lt->bqkv && (read_range(lt->bqkv, 0, Hd, l->bq, fin, err, errlen) ||
+				 read_range(lt->bqkv, Hd, Gd, l->bk, fin, err, errlen) ||
+				 read_range(lt->bqkv, Hd + Gd, Gd, l->bv, fin, err, errlen)))
 			return -1;
 	} else {
-		if (read_range(lt->q, 0, Hd * D, l->wq, err, errlen) ||
-		    read_range(lt->k, 0, Gd * D, l->wk, err, errlen) ||
-		    read_range(lt->v, 0, Gd * D, l->wv, err, errlen) ||
-		    (lt->bq && read_range(lt->bq, 0, Hd, l->bq, err, errlen)) ||
-		    (lt->bk && read_range(lt->bk, 0, Gd, l->bk, err, errlen)) ||
-		    (lt->bv && read_range(lt->bv, 0, Gd, l->bv, err, errlen)))
+		if (read_range(lt->q, 0, Hd * D, l->wq, fin, err, errlen) ||
+		    read_range(lt->k, 0, Gd * D, l->wk, fin, err, errlen) ||
+		    read_range(lt->v, 0, Gd * D, l->wv, fin, err, errlen) ||
+		    (lt->bq && read_range(lt->bq, 0, Hd, l->bq, fin, err, errlen)) ||
+		    (lt->bk && read_range(lt->bk, 0, Gd, l->bk, fin, err, errlen)) ||
+		    (lt->bv && read_range(lt->bv, 0, Gd, l->bv, fin, err, errlen)))
 			return -1;
 	}
-	if (read_range(lt->o, 0, D * Hd, l->wo, err, errlen) ||
-	    (lt->bo && read_range(lt->bo, 0, D, l->bo, err, errlen)) ||
-	    (lt->norm && read_range(lt->norm, 0, D, l->attn_norm, err, errlen)))
+	if (read_range(lt->o, 0, D * Hd, l->wo, fin, err, errlen) ||
+	    (lt->bo && read_range(lt->bo, 0, D, l->bo, fin, err, errlen)) ||
+	    (lt->norm && read_range(lt->norm, 0, D, l->attn_norm, fin, err, errlen)))
 		return -1;
-	if (lt->norm_bias && !(l->attn_norm_bias = alloc_read(lt->norm_bias, err, errlen)))
+	if (lt->norm_bias && !(l->attn_norm_bias = alloc_read(lt->norm_bias, fin, err, errlen)))
 		return -1;
 	if (lt->q_norm) {
 		l->qk_norm_per_head = lt->q_norm->nelem == s->head_dim;
-		if (!(l->q_norm = alloc_read(lt->q_norm, err, errlen)) ||
-		    !(l->k_norm = alloc_read(lt->k_norm, err, errlen)))
+		if (!(l->q_norm = alloc_read(lt->q_norm, fin, err, errlen)) ||
+		    !(l->k_norm = alloc_read(lt->k_norm, fin, err, errlen)))
 			return -1;
 	}
 	if (m->fam.norm_plus_one) {
@@ -939,12 +941,13 @@ static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, siz
 	out->norm_eps = m->fam.norm_eps;
 	out->qk_norm_eps = m->fam.qk_norm_eps;
 	out->attn_norm_kind = m->fam.norm_kind;
-	if (load_tensors(m, &lt, out, err, errlen)) {
+	bool finite = true;   /* told by the reads, which see every value */
+	if (load_tensors(m, &lt, out, &finite, err, errlen)) {
 		layer_free(out);
 		return -1;
 	}
 	const char *bad;
-	if (!layer_is_finite(out, &bad)) {
+	if (!finite && !layer_is_finite(out, &bad)) {
 		snprintf(err, errlen, "%s: layer %zu: NaN or Inf in the %s", m->path, i, bad);
 		layer_free(out);
 		return -1;
@@ -980,7 +983,7 @@ int model_load_embeddings(Model *m, const size_t *tokens, size_t n, double *out,
 				 tokens[t], e->shape[0]);
 			return -1;
 		}
-		if (read_range(e, tokens[t] * D, D, out + t * D, err, errlen))
+		if (tensor_read(e, tokens[t] * D, D, out + t * D, err, errlen))
 			return -1;
 		for (size_t j = 0; j < D; j++) {
 			if (!isfinite(out[t * D + j])) {

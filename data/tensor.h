@@ -60,6 +60,10 @@ void tensor_table_free(TensorTable *tt);
  * or the file could not be read (it shrank since it was opened). */
 int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *err,
 		size_t errlen);
+/* The same, and *finite made false when a value read is NaN or Inf (told
+ * in the conversion's own pass; left alone otherwise). */
+int tensor_read_scan(const TensorRef *t, size_t first, size_t n, double *out, bool *finite,
+		     char *err, size_t errlen);
 /* The same into float: the quantized dtypes, F32, F16 and BF16 exactly
  * (the floats ggml computes), F64 rounded to nearest. */
 int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,

@@ -61,11 +61,14 @@ void fx_free(FxBuf *b)
 	memset(b, 0, sizeof *b);
 }
 
-/* Nearest float16 bit pattern of v (normal and subnormal range). */
+/* Nearest float16 bit pattern of v (normal and subnormal range; beyond
+ * it infinity, and NaN the quiet NaN). */
 static uint16_t to_f16(double v)
 {
 	uint16_t sign = v < 0 ? 0x8000 : 0;
 	double a = fabs(v);
+	if (a != a)
+		return 0x7e00;   /* a quiet NaN */
 	if (a == 0)
 		return sign;
 	if (a >= 65520.0)

@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -191,6 +193,63 @@ static void test_dtypes_exact(void **state)
 		model_close(m);
 		for (size_t i = 0; i < NL; i++)
 			layer_free(&ref[i]);
+	}
+}
+
+/* The reader tells NaN and Inf by their stored bits, in each dtype's own
+ * exponent field (IEEE 754: all ones), while it converts: one in a large
+ * weight or a small norm is refused and named, and the largest finite
+ * value and the smallest subnormal of the dtype load as numbers. */
+static void test_nonfinite_dtypes(void **state)
+{
+	Fx *f = *state;
+	const char *dts[] = {"F64", "F32", "F16", "BF16"};
+	/* the largest finite value of each (IEEE 754 binary64/32/16 and
+	 * bfloat16: (2 - 2^-p) 2^emax), and its smallest subnormal */
+	const double big[] = {DBL_MAX, FLT_MAX, 65504.0, 0x1.fep127};
+	const double tiny[] = {0x1p-1074, 0x1p-149, 0x1p-24, 0x1p-133};
+	const double bad[] = {NAN, INFINITY, -INFINITY};
+	for (size_t k = 0; k < 4; k++) {
+		for (size_t b = 0; b < 4; b++) {
+			Layer l1;
+			layer_copy(&l1, &f->ref[1]);
+			const char *want = NULL;
+			if (b < 3) {
+				/* a weight's last value, or the input norm's */
+				if (b == 1) {
+					l1.attn_norm[3] = bad[b];
+					want = "layer 1: NaN or Inf in the input norm";
+				} else {
+					l1.wq[32 * 32 - 1] = bad[b];
+					want = "layer 1: NaN or Inf in the q weight";
+				}
+			} else {
+				l1.wo[5] = big[k];
+				l1.wo[6] = -big[k];
+				l1.wk[9] = tiny[k];
+			}
+			Layer pair[2] = {f->ref[0], l1};
+			FxTensor t[64];
+			size_t nt = fx_llama_tensors(pair, NL, f->emb, VOCAB, "hf", dts[k], t);
+			char cfg[1024];
+			fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
+			write_folder(f, t, nt, cfg);
+			Model *m = open_ok(f->dir);
+			Layer l;
+			char err[256];
+			int rc = model_load_layer(m, 1, &l, err, sizeof err);
+			if (want) {
+				assert_int_not_equal(rc, 0);
+				assert_non_null(strstr(err, want));
+			} else {
+				assert_int_equal(rc, 0);
+				assert_true(l.wo[5] == big[k] && l.wo[6] == -big[k]);
+				assert_true(l.wk[9] == tiny[k]);
+				layer_free(&l);
+			}
+			model_close(m);
+			layer_free(&l1);
+		}
 	}
 }
 
@@ -940,6 +999,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_folder_f32, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_dtypes_exact, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_nonfinite_dtypes, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sharded, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_rope_scaling, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_families, fx_setup, fx_teardown),
