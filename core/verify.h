@@ -140,9 +140,13 @@ void verify_verdict_free(VerifyVerdict *v);
  * rounding noise's moved copy of A (layer_shell_like's). A fresh 336 MB
  * copy per 8B layer was a quarter of verify's time, in the kernel zeroing
  * its new pages. Zero it before the first call; release it with
- * verify_scratch_free. */
+ * verify_scratch_free. spare, when set, is the caller's b, which it
+ * reloads before using it again: once b is evaluated the copy is made in
+ * its buffers instead, and noise is never allocated (a third of the
+ * memory of a worker of a whole-model verify). */
 typedef struct {
 	Layer noise;
+	Layer *spare;
 } VerifyScratch;
 
 void verify_scratch_free(VerifyScratch *s);

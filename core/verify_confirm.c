@@ -64,7 +64,8 @@ void verify_scratch_free(VerifyScratch *s)
  * weight moved by a random relative amount of at most u (deterministic).
  * A quantized part (qf[p] > 0, the Frobenius ratio of its quantization
  * bound) moves instead by a uniform amount of that part's rms bound, as
- * round-to-nearest errs. The copy lives in keep. */
+ * round-to-nearest errs. The copy lives in keep (its spare, which b
+ * evaluated no longer needs, or its own). */
 static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnEngine *e,
 			       FoldChanges *c, size_t T, VerifyScratch *keep,
 			       double noise[LEVEL_COUNT])
@@ -72,7 +73,7 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 	/* the small tensors copied, the four weights written moved in one
 	 * pass over a's (at 8B scale a copy first was a third of the
 	 * confirmation) */
-	Layer *p = &keep->noise;
+	Layer *p = keep->spare ? keep->spare : &keep->noise;
 	RfStatus st = layer_shell_like(p, a);
 	if (st != RF_OK)
 		return st;

@@ -43,7 +43,7 @@ typedef struct {
 } LayerRun;
 
 /* One worker's layers and the confirmation's buffers, kept from task to
- * task. */
+ * task (the confirmation's noise copy is made in b's). */
 typedef struct {
 	Layer a, b;
 	VerifyScratch keep;
@@ -74,6 +74,9 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 	if (st == RF_OK && r->rj->r.active)
 		verify_residual_after_layer(r->rj, i, v);
 	if (st == RF_OK && j->confirm && v->why != VERIFY_WHY_SHAPE) {
+		/* B is reloaded for the next layer: the noise copy may take
+		 * its buffers */
+		w->keep.spare = &w->b;
 		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
 				    &w->keep, rep);
 		*have_rep = st == RF_OK;
