@@ -12,35 +12,11 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
 void rng_seed(Rng *rng, uint64_t seed, uint64_t stream)
 {
 	uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
 	for (int i = 0; i < 4; i++)
 		rng->s[i] = splitmix64(&x);
-}
-
-uint64_t rng_next(Rng *rng)
-{
-	uint64_t *s = rng->s;
-	uint64_t result = rotl(s[1] * 5, 7) * 9;
-	uint64_t t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return result;
-}
-
-double rng_uniform(Rng *rng)
-{
-	return (double)(rng_next(rng) >> 11) * 0x1.0p-53;
 }
 
 double rng_normal(Rng *rng)
