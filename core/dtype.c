@@ -160,45 +160,47 @@ const char *dtype_name_of_roundoff(double u)
 	return dtypes[best].lower;
 }
 
+DtypeRounder dtype_rounder(StoreDtype t)
+{
+	DtypeRounder r;
+	memset(&r, 0, sizeof r);
+	if (!dtype_is_float(t) || t == STORE_F64)
+		return r;
+	r.round = true;
+	r.prec = dtypes[t].prec;
+	r.emin = dtypes[t].emin;
+	/* Largest finite value: (2 - 2^(1-p)) 2^emax. */
+	r.maxv = ldexp(2.0 - ldexp(1.0, 1 - r.prec), dtypes[t].emax);
+	/* A double whose exponent is at least emin rounds to p significant
+	 * bits on its bit pattern (dtype_rounder_apply): the same value as
+	 * the rint path of dtype_rounder_rest, without four libm calls. */
+	r.drop = 53 - r.prec;
+	r.half = ((uint64_t)1 << (r.drop - 1)) - 1;
+	r.keep = ~(((uint64_t)1 << r.drop) - 1);
+	r.emin_bits = (uint64_t)(r.emin + 1023) << 52;
+	return r;
+}
+
+double dtype_rounder_rest(const DtypeRounder *r, double x)
+{
+	if (x == 0.0 || !isfinite(x))
+		return x;
+	int e = ilogb(x);
+	if (e < r->emin)
+		e = r->emin;  /* subnormal: fixed quantum 2^(emin - p + 1) */
+	/* x / quantum is exact in double; rint rounds ties to even. */
+	double q = rint(ldexp(x, r->prec - 1 - e));
+	double y = ldexp(q, e - (r->prec - 1));
+	return fabs(y) > r->maxv ? copysign(INFINITY, x) : y;
+}
+
 void dtype_round(StoreDtype t, double *v, size_t n)
 {
-	if (!dtype_is_float(t) || t == STORE_F64)
+	DtypeRounder r = dtype_rounder(t);
+	if (!r.round)
 		return;
-	int p = dtypes[t].prec, emin = dtypes[t].emin, emax = dtypes[t].emax;
-	/* Largest finite value: (2 - 2^(1-p)) 2^emax. */
-	double maxv = ldexp(2.0 - ldexp(1.0, 1 - p), emax);
-	/* A double whose exponent is at least emin rounds to p significant
-	 * bits on its bit pattern: add half the dropped part (less one, plus
-	 * the kept last bit: ties to even) and clear it; a carry moves into the
-	 * exponent as rounding up to the next power of two should. The same
-	 * value as the rint path below, without four libm calls a value. */
-	const int drop = 53 - p;
-	const uint64_t half = ((uint64_t)1 << (drop - 1)) - 1, keep = ~(((uint64_t)1 << drop) - 1);
-	const uint64_t emin_bits = (uint64_t)(emin + 1023) << 52;
-	for (size_t i = 0; i < n; i++) {
-		double x = v[i];
-		uint64_t u;
-		memcpy(&u, &x, sizeof u);
-		uint64_t mag = u & ~((uint64_t)1 << 63);
-		if (mag >= emin_bits && mag < ((uint64_t)0x7ff << 52)) {
-			u = (u + half + ((u >> drop) & 1)) & keep;
-			double r;
-			memcpy(&r, &u, sizeof r);
-			v[i] = fabs(r) > maxv ? copysign(INFINITY, x) : r;
-			continue;
-		}
-		if (x == 0.0 || !isfinite(x))
-			continue;
-		int e = ilogb(x);
-		if (e < emin)
-			e = emin;  /* subnormal: fixed quantum 2^(emin - p + 1) */
-		/* x / quantum is exact in double; rint rounds ties to even. */
-		double q = rint(ldexp(x, p - 1 - e));
-		double r = ldexp(q, e - (p - 1));
-		if (fabs(r) > maxv)
-			r = copysign(INFINITY, x);
-		v[i] = r;
-	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = dtype_rounder_apply(&r, v[i]);
 }
 
 void dtype_gaps(StoreDtype t, double g, double *up, double *dn)

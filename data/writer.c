@@ -24,86 +24,10 @@
 /* Every writer alive, for the signal handler's cleanup. */
 static Writer *live_writers;
 
-/* IEEE half bits of a double already representable as a half. */
-static uint16_t half_bits(double v)
-{
-	uint16_t sign = signbit(v) ? 0x8000 : 0;
-	double a = fabs(v);
-	if (a == 0)
-		return sign;
-	if (isinf(a))
-		return sign | 0x7c00;
-	if (isnan(a))
-		return 0x7e00;
-	int e;
-	frexp(a, &e);  /* a = m 2^e, m in [0.5, 1) */
-	if (e - 1 < -14)
-		return sign | (uint16_t)ldexp(a, 24);   /* subnormal: a / 2^-24 */
-	uint16_t mant = (uint16_t)(ldexp(a, -(e - 1)) * 1024.0 - 1024.0);
-	return sign | (uint16_t)((e - 1 + 15) << 10) | mant;
-}
-
 /* Values a float tensor's writer_put rounds, measures and encodes at a
- * time: 512 KiB of doubles, which stay in the cache between the passes. */
+ * time (writer_round_floats): 512 KiB of doubles, which stay in the cache
+ * for the checksum's pass. */
 #define PUT_PART ((size_t)1 << 16)
-
-/* Little-endian bytes of n values already rounded to dtype t. */
-static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
-{
-	if (t == STORE_BF16 || t == STORE_F32) {
-		/* one loop without branches: the float's bits, or their top half */
-		int shift = t == STORE_BF16 ? 16 : 0;
-		size_t k = t == STORE_BF16 ? 2 : 4;
-		for (size_t i = 0; i < n; i++) {
-			float f = (float)v[i];
-			uint32_t b;
-			memcpy(&b, &f, 4);
-			b >>= shift;
-			for (size_t j = 0; j < k; j++)
-				out[i * k + j] = (unsigned char)(b >> (8 * j));
-		}
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint64_t u = 0;
-		size_t k = 0;
-		if (t == STORE_F64) {
-			memcpy(&u, &v[i], 8);
-			k = 8;
-		} else if (t == STORE_F32 || t == STORE_BF16) {
-			float f = (float)v[i];
-			uint32_t b;
-			memcpy(&b, &f, 4);
-			u = t == STORE_F32 ? b : b >> 16;
-			k = t == STORE_F32 ? 4 : 2;
-		} else {
-			u = half_bits(v[i]);
-			k = 2;
-		}
-		for (size_t j = 0; j < k; j++)
-			out[i * k + j] = (unsigned char)(u >> (8 * j));
-	}
-}
-
-/* n values (whole blocks) quantized to block type t into out, and v
- * replaced by what the blocks decode to (float, widened exactly). -1 when
- * a value is beyond what t can store. */
-static int quantize(StoreDtype t, double *v, size_t n, unsigned char *out)
-{
-	float *x = malloc((n ? n : 1) * sizeof(float));
-	if (!x)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		x[i] = (float)v[i];
-	int rc = ggml_quant_quantize(t, x, n / dtype_block(t), out);
-	if (!rc) {
-		ggml_quant_dequantize(t, out, n / dtype_block(t), x);
-		for (size_t i = 0; i < n; i++)
-			v[i] = x[i];
-	}
-	free(x);
-	return rc;
-}
 
 int writer_new(const Model *m, const char *in_path, const char *out_path,
 	       const WriterOptions *o, Writer **out, char *err, size_t errlen)
@@ -297,45 +221,6 @@ int writer_start(Writer *w, char *err, size_t errlen)
 	return rc;
 }
 
-/* The rounding of m values x stored as v, added to rr (maxima) and to the
- * sums of squares se (errors) and sv (values) its Frobenius norms come
- * from. Eight independent lanes, combined at the end, so the loop is not
- * one chain of dependent adds (it was 13% of a whole-model fold); an
- * overflow's infinite error is kept by the maximum (`e <= max` fails
- * only for a larger e). */
-enum { ROUND_LANES = 8 };
-
-static void rounding_add(WriterRounding *rr, double *se, double *sv, const double *v,
-			 const double *x, size_t m)
-{
-	double me[ROUND_LANES] = {0}, ma[ROUND_LANES] = {0};
-	double s1[ROUND_LANES] = {0}, s2[ROUND_LANES] = {0};
-	size_t i = 0;
-	for (; i + ROUND_LANES <= m; i += ROUND_LANES)
-		for (size_t k = 0; k < ROUND_LANES; k++) {
-			double e = fabs(v[i + k] - x[i + k]), a = fabs(x[i + k]);
-			me[k] = e <= me[k] ? me[k] : e;
-			ma[k] = a > ma[k] ? a : ma[k];
-			s1[k] += e * e;
-			s2[k] += a * a;
-		}
-	for (; i < m; i++) {
-		double e = fabs(v[i] - x[i]), a = fabs(x[i]);
-		me[0] = e <= me[0] ? me[0] : e;
-		ma[0] = a > ma[0] ? a : ma[0];
-		s1[0] += e * e;
-		s2[0] += a * a;
-	}
-	for (size_t k = 0; k < ROUND_LANES; k++) {
-		if (!(me[k] <= rr->max_abs_err))
-			rr->max_abs_err = me[k];
-		if (ma[k] > rr->max_abs)
-			rr->max_abs = ma[k];
-		*se += s1[k];
-		*sv += s2[k];
-	}
-}
-
 int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRounding *r,
 	       char *err, size_t errlen)
 {
@@ -377,17 +262,13 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	for (size_t first = 0; first < n; first += nv) {
 		size_t m = n - first < nv ? n - first : nv;
 		const double *x = values + first;
-		memcpy(v, x, m * sizeof(double));
-		if (block && quantize(s->out_dtype, v, n, b)) {
+		if (!block) {
+			writer_round_floats(s->out_dtype, x, m, v, b + first * esz, &rr, &se, &sv);
+		} else if (writer_round_blocks(s->out_dtype, x, n, v, b, &rr, &se, &sv)) {
 			snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s",
 				 w->out, t->name, dtype_name(s->out_dtype));
 			return -1;
 		}
-		if (!block)
-			dtype_round(s->out_dtype, v, m);
-		rounding_add(&rr, &se, &sv, v, x, m);
-		if (!block)
-			encode(s->out_dtype, v, m, b + first * esz);
 	}
 	rr.frob_err = sqrt(se);
 	rr.frob = sqrt(sv);
@@ -425,15 +306,12 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
 		return -1;
 	}
-	memcpy(v, values, n * sizeof(double));
-	dtype_round(s->out_dtype, v, n);
 	WriterRounding rr;
 	memset(&rr, 0, sizeof rr);
 	double se = 0, sv = 0;
-	rounding_add(&rr, &se, &sv, v, values, n);
+	writer_round_floats(s->out_dtype, values, n, v, b, &rr, &se, &sv);
 	rr.frob_err = sqrt(se);   /* of this part */
 	rr.frob = sqrt(sv);
-	encode(s->out_dtype, v, n, b);
 	if (first == 0)
 		checksum_init(&s->put_sum);
 	checksum_update(&s->put_sum, b, nb);

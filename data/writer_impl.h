@@ -5,7 +5,8 @@
  * writer_paths.c (writer_new's path rules), writer_layout.c (an output's
  * layout and copy), writer_commit.c (publishing), writer_files.c
  * (temporaries and copies), and the per-format layout code
- * (safetensors_write.c, gguf_write.c); writer_untie.c adds a tensor. */
+ * (safetensors_write.c, gguf_write.c); writer_untie.c adds a tensor;
+ * writer_round.c turns values into stored bytes. */
 
 #include <limits.h>
 #include <pthread.h>
@@ -125,6 +126,20 @@ struct Writer {
 	unsigned char *put_bytes;
 	size_t put_nbytes;
 };
+
+/* ---- writer_round.c ---------------------------------------------------- */
+
+/* m values x of a float dtype t rounded to it, the rounding added to rr
+ * (its maxima) and to the sums of squares se (errors) and sv (values),
+ * and their stored bytes written at out (m times t's size); v: m doubles
+ * of scratch. */
+void writer_round_floats(StoreDtype t, const double *x, size_t m, double *v,
+			 unsigned char *out, WriterRounding *rr, double *se, double *sv);
+/* The same for n values (whole blocks) quantized to block type t, v
+ * left holding what the blocks decode to; -1 when a value is beyond what
+ * t can store (or memory ran out). */
+int writer_round_blocks(StoreDtype t, const double *x, size_t n, double *v,
+			unsigned char *out, WriterRounding *rr, double *se, double *sv);
 
 /* ---- writer_paths.c ---------------------------------------------------- */
 

@@ -173,6 +173,95 @@ static void test_round_trip(void **state)
 	model_close(m);
 }
 
+/* The nearest value of p significant bits to x, ties to even, with
+ * exponents below emin on emin's fixed quantum (IEEE 754's rounding to
+ * a binary format: BF16 p = 8, F32 p = 24, both emin = -126). */
+static double round_ref(double x, int p)
+{
+	if (x == 0)
+		return x;
+	int e = ilogb(x) < -126 ? -126 : ilogb(x);
+	double q = ldexp(1.0, e - (p - 1));
+	return nearbyint(x / q) * q;
+}
+
+/* Doubles that are no float stored as BF16 and F32: every value rounded
+ * once, from the double (no double rounding through float), the
+ * subnormals and signed zeros of the format kept, a carry into the
+ * exponent taken; the rounding reported is the one the bytes hold. */
+static void test_round_doubles(void **state)
+{
+	(void)state;
+	const StoreDtype dts[] = {STORE_BF16, STORE_F32};
+	const int prec[] = {8, 24};
+	for (int k = 0; k < 2; k++) {
+		char in[4300], out[4400], err[1024];
+		fx_fold_gguf(dir, "rd.gguf", "F32", in, sizeof in);
+		snprintf(out, sizeof out, "%s/rd-out-%d.gguf", dir, k);
+		Model *m = open_ok(in);
+		const TensorRef *q = tensor(m, "blk.0.attn_q.weight");
+		double *v = values(q), *ref = malloc(q->nelem * sizeof(double));
+		int p = prec[k];
+		double max_err = 0, max_abs = 0, se = 0;
+		uint64_t s = 0x243f6a8885a308d3ULL;
+		for (size_t i = 0; i < q->nelem; i++) {
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			double mnt = 1.0 + (double)(s >> 11) * 0x1p-53;
+			double x = ldexp((s & 1) ? -mnt : mnt, (int)(s >> 4) % 20 - 10);
+			switch (i % 8) {
+			case 1:   /* a tie of the format: half a last place */
+				x = ldexp(1.0 + ldexp(2 * (double)(i % 5) + 1, -p), (int)(i % 7));
+				break;
+			case 2:   /* just above a tie: no double rounding */
+				x = ldexp(1.0 + ldexp(1.0, -p) + 0x1p-50, 3);
+				break;
+			case 3:   /* rounds up into the next exponent */
+				x = -(2.0 - ldexp(1.0, -p - 1) + 0x1p-45);
+				break;
+			case 4:   /* the format's subnormals, and below */
+				x = ldexp(mnt, -126 - (int)(i % 30));
+				break;
+			case 5:
+				x = (i & 8) ? -0.0 : 0.0;
+				break;
+			default:
+				break;
+			}
+			v[i] = x;
+			ref[i] = round_ref(x, p);
+			double e = fabs(ref[i] - x);
+			max_err = e > max_err ? e : max_err;
+			max_abs = fabs(x) > max_abs ? fabs(x) : max_abs;
+			se += e * e;
+		}
+		WriterOptions o = {false, true, NULL, NULL, NULL, NULL};
+		Writer *w;
+		WriterRounding r;
+		if (writer_new(m, in, out, &o, &w, err, sizeof err) ||
+		    writer_replace(w, q, dts[k], err, sizeof err) || writer_start(w, err, sizeof err) ||
+		    writer_put(w, q, v, &r, err, sizeof err) ||
+		    writer_commit(w, "{}", err, sizeof err))
+			fail_msg("%s", err);
+		writer_free(w);
+		assert_true(r.max_abs_err == max_err);
+		assert_true(r.max_abs == max_abs);
+		assert_close(r.frob_err, sqrt(se), 1e-12);
+		Model *b = open_ok(out);
+		const TensorRef *bq = tensor(b, "blk.0.attn_q.weight");
+		assert_int_equal(bq->dtype, dts[k]);
+		double *g = values(bq);
+		for (size_t i = 0; i < q->nelem; i++)
+			if (!(g[i] == ref[i] && signbit(g[i]) == signbit(ref[i])))
+				fail_msg("%s: value %zu: %a stored as %a, not %a",
+					 dtype_name(dts[k]), i, v[i], g[i], ref[i]);
+		free(g);
+		free(v);
+		free(ref);
+		model_close(b);
+		model_close(m);
+	}
+}
+
 static int refuse_publish(void *ctx, char *err, size_t errlen)
 {
 	(void)ctx;
@@ -305,6 +394,7 @@ static void test_writer_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_doubles),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_nothing_left),
 		cmocka_unit_test(test_refusals),
