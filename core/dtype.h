@@ -1,11 +1,8 @@
 #ifndef ROPEFOLD_CORE_DTYPE_H
 #define ROPEFOLD_CORE_DTYPE_H
 
-#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <string.h>
 
 /* The storage types a checkpoint's tensors come in: one enum, and one
  * table (core/dtype.c) holding each type's names, block geometry and
@@ -84,42 +81,8 @@ const char *dtype_name_of_roundoff(double u);
  * even, subnormals kept, overflow to infinity): one rounding, no double
  * rounding through float. Other types are left unchanged. */
 void dtype_round(StoreDtype t, double *v, size_t n);
-
-/* The same rounding one value at a time, for a loop that does more with
- * each value (the writer rounds, measures and encodes in one pass over
- * them): dtype_rounder(t) once, then dtype_rounder_apply per value. The
- * common case (a result in t's normal range) is inline, on the double's
- * bit pattern; the rest goes to dtype_rounder_rest. */
-typedef struct {
-	bool round;           /* false for F64 and the non-float types: unchanged */
-	int drop;             /* 53 - p: the significand bits dropped */
-	uint64_t half, keep;  /* half the dropped part less one; the kept bits */
-	uint64_t emin_bits;   /* the bit pattern of 2^emin: t's smallest normal */
-	double maxv;          /* t's largest finite value */
-	int prec, emin;
-} DtypeRounder;
-
-DtypeRounder dtype_rounder(StoreDtype t);
-/* x outside the inline case: zero, a subnormal of t, NaN or infinity. */
-double dtype_rounder_rest(const DtypeRounder *r, double x);
-
-static inline double dtype_rounder_apply(const DtypeRounder *r, double x)
-{
-	if (!r->round)
-		return x;
-	uint64_t u;
-	memcpy(&u, &x, sizeof u);
-	uint64_t mag = u & ~((uint64_t)1 << 63);
-	if (mag < r->emin_bits || mag >= (uint64_t)0x7ff << 52)
-		return dtype_rounder_rest(r, x);
-	/* add half the dropped part (less one, plus the kept last bit: ties
-	 * to even) and clear it; a carry moves into the exponent as rounding
-	 * up to the next power of two should */
-	u = (u + r->half + ((u >> r->drop) & 1)) & r->keep;
-	double y;
-	memcpy(&y, &u, sizeof y);
-	return fabs(y) > r->maxv ? copysign(INFINITY, x) : y;
-}
+/* The same from x into out (n values; out may be x). */
+void dtype_round_into(StoreDtype t, const double *x, size_t n, double *out);
 /* The gaps from g, a value of float type t, to its neighbours above (*up)
  * and below (*dn): subnormals kept; a power of two has half the gap on
  * its side towards zero. */

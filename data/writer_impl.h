@@ -131,8 +131,8 @@ struct Writer {
 
 /* m values x of a float dtype t rounded to it, the rounding added to rr
  * (its maxima) and to the sums of squares se (errors) and sv (values),
- * and their stored bytes written at out (m times t's size); v: m doubles
- * of scratch. */
+ * and their stored bytes written at out (m times t's size); v: scratch
+ * of m doubles (or 512, when m is larger). */
 void writer_round_floats(StoreDtype t, const double *x, size_t m, double *v,
 			 unsigned char *out, WriterRounding *rr, double *se, double *sv);
 /* The same for n values (whole blocks) quantized to block type t, v

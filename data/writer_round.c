@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <endian.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,26 +32,24 @@ static uint16_t half_bits(double v)
 	return sign | (uint16_t)((e - 1 + 15) << 10) | mant;
 }
 
-/* The k = 2 or 4 little-endian bytes of v (a value of BF16 or F32) at out:
- * its float's bits, shifted down by 16 for BF16. */
-static inline void put_float_bits(unsigned char *out, double v, int shift, size_t k)
-{
-	float f = (float)v;
-	uint32_t b;
-	memcpy(&b, &f, 4);
-	b >>= shift;
-	for (size_t j = 0; j < k; j++)
-		out[j] = (unsigned char)(b >> (8 * j));
-}
-
 /* Little-endian bytes of n values already rounded to dtype t. */
 static void encode(StoreDtype t, const double *v, size_t n, unsigned char *out)
 {
 	if (t == STORE_BF16 || t == STORE_F32) {
-		int shift = t == STORE_BF16 ? 16 : 0;
-		size_t k = t == STORE_BF16 ? 2 : 4;
-		for (size_t i = 0; i < n; i++)
-			put_float_bits(out + i * k, v[i], shift, k);
+		/* the float's bits, or their top half: one loop each, without
+		 * branches */
+		for (size_t i = 0; i < n; i++) {
+			float f = (float)v[i];
+			uint32_t b;
+			memcpy(&b, &f, 4);
+			if (t == STORE_BF16) {
+				uint16_t h = htole16((uint16_t)(b >> 16));
+				memcpy(out + 2 * i, &h, 2);
+			} else {
+				b = htole32(b);
+				memcpy(out + 4 * i, &b, 4);
+			}
+		}
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -89,6 +88,21 @@ static inline void lane_add(Lanes *l, size_t k, double r, double x)
 	l->s2[k] += a * a;
 }
 
+/* Values x stored as v (n of them, n a multiple of eight unless it ends
+ * the run), into the lanes: kept in locals meanwhile, which the compiler
+ * holds in registers. */
+static void lanes_add(Lanes *lanes, const double *v, const double *x, size_t n)
+{
+	Lanes l = *lanes;
+	size_t i = 0;
+	for (; i + ROUND_LANES <= n; i += ROUND_LANES)
+		for (size_t k = 0; k < ROUND_LANES; k++)
+			lane_add(&l, k, v[i + k], x[i + k]);
+	for (; i < n; i++)
+		lane_add(&l, 0, v[i], x[i]);
+	*lanes = l;
+}
+
 /* The lanes into rr (maxima) and the sums of squares se (errors) and sv
  * (values) its Frobenius norms come from. */
 static void lanes_done(const Lanes *l, WriterRounding *rr, double *se, double *sv)
@@ -103,59 +117,24 @@ static void lanes_done(const Lanes *l, WriterRounding *rr, double *se, double *s
 	}
 }
 
-/* The rounding of m values x stored as v, added to rr, se and sv. */
-static void rounding_add(WriterRounding *rr, double *se, double *sv, const double *v,
-			 const double *x, size_t m)
-{
-	Lanes l;
-	memset(&l, 0, sizeof l);
-	size_t i = 0;
-	for (; i + ROUND_LANES <= m; i += ROUND_LANES)
-		for (size_t k = 0; k < ROUND_LANES; k++)
-			lane_add(&l, k, v[i + k], x[i + k]);
-	for (; i < m; i++)
-		lane_add(&l, 0, v[i], x[i]);
-	lanes_done(&l, rr, se, sv);
-}
-
-/* BF16 and F32 in one pass over the values: each rounded (as dtype_round
- * does), measured (as rounding_add) and encoded (as encode) while it is
- * in a register. The four passes this replaces (a copy, the rounding,
- * the measure, the encoding) were a fifth of a whole-model fold. */
-static void round_float_bits(StoreDtype t, const double *x, size_t m, unsigned char *out,
-			     WriterRounding *rr, double *se, double *sv)
-{
-	DtypeRounder rd = dtype_rounder(t);
-	int shift = t == STORE_BF16 ? 16 : 0;
-	size_t k = t == STORE_BF16 ? 2 : 4;
-	Lanes l;
-	memset(&l, 0, sizeof l);
-	size_t i = 0;
-	for (; i + ROUND_LANES <= m; i += ROUND_LANES)
-		for (size_t j = 0; j < ROUND_LANES; j++) {
-			double r = dtype_rounder_apply(&rd, x[i + j]);
-			lane_add(&l, j, r, x[i + j]);
-			put_float_bits(out + (i + j) * k, r, shift, k);
-		}
-	for (; i < m; i++) {
-		double r = dtype_rounder_apply(&rd, x[i]);
-		lane_add(&l, 0, r, x[i]);
-		put_float_bits(out + i * k, r, shift, k);
-	}
-	lanes_done(&l, rr, se, sv);
-}
+/* Values rounded, measured and encoded a block at a time, the block's
+ * doubles staying in the L1 cache between the three passes: one loop
+ * doing all three per value spilled its registers and was slower. */
+enum { PASS_BLOCK = 512 };
 
 void writer_round_floats(StoreDtype t, const double *x, size_t m, double *v,
 			 unsigned char *out, WriterRounding *rr, double *se, double *sv)
 {
-	if (t == STORE_BF16 || t == STORE_F32) {
-		round_float_bits(t, x, m, out, rr, se, sv);
-		return;
+	Lanes l;
+	memset(&l, 0, sizeof l);
+	size_t esz = dtype_block_bytes(t);
+	for (size_t i0 = 0; i0 < m; i0 += PASS_BLOCK) {
+		size_t n = m - i0 < PASS_BLOCK ? m - i0 : PASS_BLOCK;
+		dtype_round_into(t, x + i0, n, v);
+		lanes_add(&l, v, x + i0, n);
+		encode(t, v, n, out + i0 * esz);
 	}
-	memcpy(v, x, m * sizeof(double));
-	dtype_round(t, v, m);
-	rounding_add(rr, se, sv, v, x, m);
-	encode(t, v, m, out);
+	lanes_done(&l, rr, se, sv);
 }
 
 int writer_round_blocks(StoreDtype t, const double *x, size_t n, double *v,
@@ -171,7 +150,10 @@ int writer_round_blocks(StoreDtype t, const double *x, size_t n, double *v,
 		ggml_quant_dequantize(t, out, n / dtype_block(t), f);
 		for (size_t i = 0; i < n; i++)
 			v[i] = f[i];
-		rounding_add(rr, se, sv, v, x, n);
+		Lanes l;
+		memset(&l, 0, sizeof l);
+		lanes_add(&l, v, x, n);
+		lanes_done(&l, rr, se, sv);
 	}
 	free(f);
 	return rc;
