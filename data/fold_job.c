@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/undo_proof.h"
 #include "data/checksum.h"
+#include "data/checksum_ahead.h"
 #include "data/fold_job.h"
 #include "data/fold_residual.h"
 #include "data/layer_range.h"
@@ -66,6 +67,8 @@ typedef struct {
 			       * writer (nvals), reused likewise: fresh pages
 			       * cost more than the rounding */
 	size_t nvals;
+	ChecksumAhead *ahead; /* the rewritten attention tensors' input
+			       * checksums, computed on a thread of their own */
 	char err[1024];
 } FoldRun;
 
@@ -544,7 +547,7 @@ static int store_values(FoldRun *r, size_t k, const TensorRef *t, StoreDtype dt,
 	uint64_t before = 0;
 	bool model = k == SIZE_MAX;   /* a model-level tensor (residual rotation) */
 	/* an added tensor (an untied head) has no stored bytes before */
-	if (!r->undo && t->src && checksum_tensor(t, &before, r->err, sizeof r->err))
+	if (!r->undo && t->src && checksum_ahead_get(r->ahead, t, &before, r->err, sizeof r->err))
 		return -1;
 	if (rows ? put_rows(r, rows, wr) : writer_put(r->w, t, v, wr, r->err, sizeof r->err))
 		return -1;
@@ -1026,6 +1029,7 @@ nomem:
 
 static void fold_run_done(FoldRun *r)
 {
+	checksum_ahead_free(r->ahead);   /* before the model its tensors are in */
 	writer_free(r->w);
 	fold_residual_free(r->res);
 	layer_free(&r->in);
@@ -1150,6 +1154,32 @@ static int open_writer(FoldRun *r)
 	return writer_new(r->m, j->model_path, j->out, &wo, &r->w, r->err, sizeof r->err);
 }
 
+/* The input checksums a fold records of the attention tensors it
+ * rewrites, started on a thread of their own in the order fold_layer asks
+ * for them. Without the thread (or for MLA's tensors, and a layer whose
+ * tensors are not found, which fold_layer reports) each is computed when
+ * asked. */
+static void start_checksums(FoldRun *r)
+{
+	if (r->undo || model_mla(r->m))
+		return;
+	const TensorRef **t = malloc((r->nlayers * ATT_COUNT + 1) * sizeof *t);
+	if (!t)
+		return;
+	size_t n = 0;
+	for (size_t k = 0; k < r->nlayers; k++) {
+		LayerTensorRefs lt;
+		char err[256];
+		if (model_layer_tensors(r->m, r->layers[k], &lt, err, sizeof err))
+			continue;
+		for (int a = 0; a < ATT_COUNT; a++)
+			if (lt.t[a] && lt.t[a]->src && model_tensor_folded((AttnTensor)a))
+				t[n++] = lt.t[a];
+	}
+	r->ahead = checksum_ahead_start(t, n);
+	free(t);
+}
+
 static int run(FoldRun *r)
 {
 	const FoldJob *j = r->j;
@@ -1200,6 +1230,7 @@ static int run(FoldRun *r)
 	/* The untouched bytes are being copied on a thread of their own
 	 * meanwhile: BLAS threads beside it would only spin for a core
 	 * (sched_yield was 5% of a whole-model fold on two cores). */
+	start_checksums(r);
 	int blas = parallel_blas_single();
 	for (size_t k = 0; k < r->nlayers; k++) {
 		if (fold_layer(r, k) ||

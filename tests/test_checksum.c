@@ -6,11 +6,12 @@
 #include "tests/testutil.h"
 
 #include "data/checksum.h"
+#include "data/checksum_ahead.h"
 
 /* SipHash-2-4 against the reference vectors published with it (the
  * authors' vectors.h: key 00 01 ... 0f, message 00 01 ... of length i),
- * fed whole and in every split; the hex form; and a tensor's bytes read
- * from its file. */
+ * fed whole and in every split; the hex form; a tensor's bytes read
+ * from its file; and the same checksums computed ahead on a thread. */
 
 static const struct {
 	size_t len;
@@ -99,12 +100,74 @@ static void test_tensor(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/* Checksums computed ahead on their own thread are those of the
+ * reference vectors, asked for in order, out of order, twice, or not
+ * listed at all; a tensor that cannot be read is an error naming its
+ * file, and the rest still arrive. A helper stopped before anything was
+ * asked for, and none at all, are fine. */
+static void test_ahead(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/ropefold-ahead-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unsigned char buf[100];
+	for (int i = 0; i < 100; i++)
+		buf[i] = (unsigned char)(i < 20 ? 0xee : i - 20);
+	assert_int_equal(write(fd, buf, 100), 100);
+	close(fd);
+	enum { NV = sizeof vectors / sizeof vectors[0] };
+	TensorRef t[NV + 2];
+	const TensorRef *list[NV + 1];
+	memset(t, 0, sizeof t);
+	for (size_t i = 0; i < NV + 2; i++) {
+		t[i].name = (char *)"w";
+		t[i].file = path;
+		t[i].offset = 20;
+		t[i].nbytes = i < NV ? vectors[i].len : i == NV ? 81 : 63;
+	}
+	/* the unreadable one (81 bytes from 20) in the middle of the list */
+	size_t n = 0;
+	for (size_t i = 0; i < NV; i++) {
+		if (i == NV / 2)
+			list[n++] = &t[NV];
+		list[n++] = &t[i];
+	}
+	char err[256];
+	uint64_t h;
+	for (int round = 0; round < 2; round++) {
+		ChecksumAhead *c = round ? checksum_ahead_start(list, n) : NULL;
+		assert_true(!round || c);
+		/* the last first, then in order with the first asked twice */
+		assert_int_equal(checksum_ahead_get(c, &t[NV - 1], &h, err, sizeof err), 0);
+		assert_true(h == vectors[NV - 1].want);
+		for (size_t i = 0; i < NV; i++) {
+			assert_int_equal(checksum_ahead_get(c, &t[i], &h, err, sizeof err), 0);
+			assert_true(h == vectors[i].want);
+		}
+		assert_int_equal(checksum_ahead_get(c, &t[0], &h, err, sizeof err), 0);
+		assert_true(h == vectors[0].want);
+		/* not listed: computed when asked */
+		assert_int_equal(checksum_ahead_get(c, &t[NV + 1], &h, err, sizeof err), 0);
+		assert_true(h == 0x958a324ceb064572ull);
+		err[0] = 0;
+		assert_int_equal(checksum_ahead_get(c, &t[NV], &h, err, sizeof err), -1);
+		assert_non_null(strstr(err, path));
+		assert_non_null(strstr(err, "shorter"));
+		checksum_ahead_free(c);
+	}
+	checksum_ahead_free(checksum_ahead_start(list, n));
+	checksum_ahead_free(NULL);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reference_vectors),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_tensor),
+		cmocka_unit_test(test_ahead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
