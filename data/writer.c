@@ -216,8 +216,10 @@ int writer_start(Writer *w, char *err, size_t errlen)
 		}
 		close(fd);
 	}
-	if (!rc)
+	if (!rc) {
 		writer_copy_start(w);
+		writer_async_start(w);
+	}
 	return rc;
 }
 
@@ -245,17 +247,10 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 		}
 		w->put_nvals = nv;
 	}
-	if (s->out_len > w->put_nbytes || !w->put_bytes) {
-		free(w->put_bytes);
-		w->put_nbytes = 0;
-		if (!(w->put_bytes = malloc(s->out_len ? s->out_len : 1))) {
-			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
-			return -1;
-		}
-		w->put_nbytes = s->out_len;
-	}
+	unsigned char *b = writer_async_buffer(w, s->out_len, err, errlen);
+	if (!b)
+		return -1;
 	double *v = w->put_vals;
-	unsigned char *b = w->put_bytes;
 	WriterRounding rr = {0, 0, 0, 0, 0};
 	double se = 0, sv = 0;
 	size_t esz = n ? s->out_len / n : 0;   /* float dtypes: whole bytes a value */
@@ -273,15 +268,15 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	rr.frob_err = sqrt(se);
 	rr.frob = sqrt(sv);
 	rr.checksum = checksum_bytes(b, s->out_len);
-	int rc = writer_write_all(f->fd, b, s->out_len, s->out_off, f->tmp_path, err, errlen);
-	s->written = rc == 0;
-	if (!rc && r)
-		*r = rr;
-	if (!rc && !isfinite(rr.max_abs_err)) {
+	if (!isfinite(rr.max_abs_err)) {
 		snprintf(err, errlen, "%s: tensor %s: a rotated value overflows %s", w->out,
 			 t->name, dtype_name(s->out_dtype));
 		return -1;
 	}
+	int rc = writer_async_write(w, f->fd, s->out_len, s->out_off, f->tmp_path, err, errlen);
+	s->written = rc == 0;
+	if (!rc && r)
+		*r = rr;
 	return rc;
 }
 
@@ -353,6 +348,7 @@ void writer_free(Writer *w)
 		}
 	}
 	writer_copy_stop(w);
+	writer_async_stop(w);
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];
 		if (f->fd >= 0)
@@ -385,7 +381,6 @@ void writer_free(Writer *w)
 		free(w->subdirs[i]);
 	free(w->subdirs);
 	free(w->put_vals);
-	free(w->put_bytes);
 	free(w->aux);
 	free(w->files);
 	fileset_free(&w->inputs);

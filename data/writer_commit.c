@@ -202,7 +202,7 @@ int writer_commit(Writer *w, const char *sidecar, char *err, size_t errlen)
 					 "never written", w->out, w->files[i].seg[k].t->name);
 				return -1;
 			}
-	if (writer_copy_wait(w, err, errlen))
+	if (writer_async_wait(w, err, errlen) || writer_copy_wait(w, err, errlen))
 		return -1;
 	for (size_t i = 0; i < w->nfiles; i++) {
 		WFile *f = &w->files[i];

@@ -65,6 +65,16 @@ typedef struct {
 	const atomic_bool *stop;  /* the copy is to stop (writer_copy.c), or NULL */
 } WFile;
 
+/* One of writer_put's byte buffers, and the write it waits for. */
+typedef struct {
+	unsigned char *p;
+	size_t cap;
+	bool busy;                /* handed to the thread, not yet written */
+	int fd;                   /* the write: n bytes at offset at of fd */
+	size_t n, at;
+	const char *path;         /* fd's, for the error */
+} WPutBuf;
+
 /* A file copied unchanged (config.json, tokenizer files, ...). */
 typedef struct {
 	char *src, *final_path, *tmp_path;
@@ -120,12 +130,38 @@ struct Writer {
 	int copy_rc;
 	char copy_err[1024];
 	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
-	 * per tensor): the rounded values and their stored bytes */
+	 * per tensor): the rounded values */
 	double *put_vals;
 	size_t put_nvals;
-	unsigned char *put_bytes;
-	size_t put_nbytes;
+	/* writer_async.c: the thread writing writer_put's stored bytes, from
+	 * two buffers that take turns (kept likewise) */
+	pthread_t putter;
+	bool putting;             /* putter runs */
+	bool put_sync;            /* put_mu and put_cv are initialised */
+	pthread_mutex_t put_mu;
+	pthread_cond_t put_cv;    /* a buffer was handed over or written */
+	WPutBuf put_buf[2];
+	int put_turn;             /* the buffer writer_put fills next */
+	bool put_quit;
+	int put_rc;               /* the first failed write, and its line */
+	char put_err[1024];
 };
+
+/* ---- writer_async.c ---------------------------------------------------- */
+
+/* Start the thread (without one the writes are made by the caller). */
+void writer_async_start(Writer *w);
+/* The buffer writer_put fills next, of at least n bytes, once its last
+ * write is done; NULL with one line in err on a failed write or memory. */
+unsigned char *writer_async_buffer(Writer *w, size_t n, char *err, size_t errlen);
+/* Hand that buffer's first n bytes over, to be written at offset at of
+ * fd (path names it); 0, or -1 with one line in err. */
+int writer_async_write(Writer *w, int fd, size_t n, size_t at, const char *path, char *err,
+		       size_t errlen);
+/* Every write handed over done: 0, or -1 with the first failure in err. */
+int writer_async_wait(Writer *w, char *err, size_t errlen);
+/* Stop the thread after its writes and release the buffers. */
+void writer_async_stop(Writer *w);
 
 /* ---- writer_round.c ---------------------------------------------------- */
 

@@ -1,6 +1,9 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -262,6 +265,55 @@ static void test_round_doubles(void **state)
 	}
 }
 
+/* A write of a replaced tensor that fails (here: beyond the file size
+ * limit, EFBIG) fails the commit with its line, which names the
+ * temporary, even though writer_put handed the bytes to the writing
+ * thread and returned; nothing is published and nothing left behind.
+ * The tensor is the file's last, kept in its dtype, so the limit at its
+ * offset lets the copy of every other byte through. */
+static void test_write_fails(void **state)
+{
+	(void)state;
+	char sub[4200], in[4300], out[4400], err[1024];
+	snprintf(sub, sizeof sub, "%s/efbig", dir);
+	mkdir(sub, 0755);
+	fx_fold_hf(sub, "hf", "F32", false, in, sizeof in);
+	snprintf(out, sizeof out, "%s/out", sub);
+	Model *m = open_ok(in);
+	const TensorTable *tt = model_tensor_table(m);
+	const TensorRef *last = &tt->v[0];
+	for (size_t i = 0; i < tt->n; i++)
+		if (!strcmp(tt->v[i].file, last->file) && tt->v[i].offset > last->offset)
+			last = &tt->v[i];
+	double *v = values(last);
+	WriterOptions opt = {false, true, NULL, NULL, NULL, NULL};
+	Writer *w;
+	if (writer_new(m, in, out, &opt, &w, err, sizeof err) ||
+	    writer_replace(w, last, STORE_F32, err, sizeof err) || writer_start(w, err, sizeof err))
+		fail_msg("%s", err);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = last->offset;
+	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	int rc = writer_put(w, last, v, NULL, err, sizeof err);
+	if (!rc)
+		rc = writer_commit(w, "{}", err, sizeof err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, was);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, strerror(EFBIG)));
+	assert_non_null(strstr(err, sub));
+	assert_non_null(strstr(err, "write at offset"));
+	writer_free(w);
+	assert_int_equal(entries(sub), 1);
+	struct stat st;
+	assert_int_not_equal(lstat(out, &st), 0);
+	free(v);
+	model_close(m);
+}
+
 static int refuse_publish(void *ctx, char *err, size_t errlen)
 {
 	(void)ctx;
@@ -397,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_round_doubles),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_nothing_left),
+		cmocka_unit_test(test_write_fails),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_writer_paths),
 	};
