@@ -9,6 +9,7 @@
 #include "core/pair_mix.h"
 #include "core/rng.h"
 #include "core/rope.h"
+#include "core/rows_rotate.h"
 
 static const char *const assumption_names[ASSUME_COUNT] = {
 	"orthogonal", "commutes", "shared-qk", "per-head",
@@ -362,8 +363,7 @@ RfStatus fold_plan_build(const Layer *l, const FoldConfig *cfg, FoldPlan *plan)
 static void rotate_rows(const double *R, const double *in, double *out,
 			size_t d, size_t D)
 {
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)D,
-		    (int)d, 1.0, R, (int)d, in, (int)D, 0.0, out, (int)D);
+	rows_rotate(R, d, in, D, D, out, D);
 }
 
 void fold_bias(const double *R, const double *in, double *out, size_t d,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "core/procrustes.h"
+#include "core/rows_rotate.h"
 #include "core/verify_impl.h"
 
 /* The helpers every file of verify uses: the shape test, the residuals of
@@ -47,9 +48,7 @@ void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f)
 /* X = R A (d x D rows, A with leading dimension D) into c->work. */
 static void rows_times(const VerifyCtx *c, const double *R, const double *A)
 {
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->d,
-		    (int)c->D, (int)c->d, 1.0, R, (int)c->d, A, (int)c->D, 0.0,
-		    c->work, (int)c->D);
+	rows_rotate(R, c->d, A, c->D, c->D, c->work, c->D);
 }
 
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,

@@ -7,6 +7,7 @@
 #include "core/procrustes.h"
 #include "core/rope.h"
 #include "core/rotation.h"
+#include "core/rows_rotate.h"
 #include "core/session.h"
 #include "tests/testutil.h"
 
@@ -432,10 +433,57 @@ static void test_ortho_defect(void **state)
 	assert_true(procrustes_ortho_defect(S, 0) == 0.0);
 }
 
+/* rows_rotate is the product R in, by its definition (the sum over k of
+ * R[i][k] in[k][c], summed here in long double): for the rotations a
+ * fold draws (commuting: two nonzeros a row; pair swaps; a sparse R of
+ * one, three and four nonzeros a row; Haar and Hadamard, dense, to BLAS),
+ * on blocks whose leading dimensions exceed their width. */
+static void test_rows_rotate(void **state)
+{
+	(void)state;
+	const size_t d = 16, n = 37, ldi = 41, ldo = 39;
+	double R[16 * 16], in[16 * 41], out[16 * 39];
+	Rng rng;
+	rng_seed(&rng, 77, 0);
+	for (size_t i = 0; i < d * ldi; i++)
+		in[i] = rng_normal(&rng);
+	RopeSpec rope = rope_spec_default(d);
+	for (int kind = 0; kind < 8; kind++) {
+		if (kind < 4) {
+			static const RotKind k[] = {ROT_COMMUTING, ROT_PAIR_SWAP, ROT_HAAR,
+						    ROT_HADAMARD};
+			assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
+		} else {
+			/* kind - 3 nonzeros in row i (1..4), zero rows for 5 */
+			size_t m = kind < 7 ? (size_t)kind - 3 : 0;
+			for (size_t i = 0; i < d * d; i++)
+				R[i] = 0;
+			for (size_t i = 0; i < d; i++)
+				for (size_t k = 0; k < m; k++)
+					R[i * d + (i + 5 * k) % d] = rng_normal(&rng);
+		}
+		for (size_t i = 0; i < d * ldo; i++)
+			out[i] = NAN;
+		rows_rotate(R, d, in, ldi, n, out, ldo);
+		for (size_t i = 0; i < d; i++)
+			for (size_t c = 0; c < ldo; c++) {
+				if (c >= n) {
+					assert_true(isnan(out[i * ldo + c]));   /* untouched */
+					continue;
+				}
+				long double s = 0;
+				for (size_t k = 0; k < d; k++)
+					s += (long double)R[i * d + k] * in[k * ldi + c];
+				assert_close(out[i * ldo + c], (double)s, 1e-14);
+			}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds_are_orthogonal),
+		cmocka_unit_test(test_rows_rotate),
 		cmocka_unit_test(test_ortho_defect),
 		cmocka_unit_test(test_which_kinds_commute),
 		cmocka_unit_test(test_layout_mismatch_commutes_elsewhere),

@@ -1,0 +1,17 @@
+#ifndef ROPEFOLD_CORE_ROWS_ROTATE_H
+#define ROPEFOLD_CORE_ROWS_ROTATE_H
+
+#include <stddef.h>
+
+/* out (d x n, leading dimension ldo) = R (d x d, row-major) in (d x n,
+ * leading dimension ldi): the product fold and verify take of every
+ * head's weight rows. A rotation that commutes with RoPE is 2 x 2 blocks
+ * on the pairs, two nonzeros a row: for an R whose rows have at most four,
+ * each output row is that many scaled input rows added, which reads the
+ * block once instead of multiplying by its zeros (d = 128: 64 times fewer
+ * flops, and memory-bound); any other R goes to BLAS. The same values up
+ * to the last bit of the sums' rounding. */
+void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		 double *out, size_t ldo);
+
+#endif
