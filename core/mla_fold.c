@@ -8,6 +8,7 @@
 #include "core/mla_fold.h"
 #include "core/rng.h"
 #include "core/rotation.h"
+#include "core/rows_rotate.h"
 
 void mla_plan_free(MlaPlan *p)
 {
@@ -156,8 +157,7 @@ static void rotate_rows(const double *R, const double *in, double *out, size_t d
 {
 	if (!d || !n)
 		return;
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)n, (int)d, 1.0, R,
-		    (int)d, in, (int)ld, 0.0, out, (int)ld);
+	rows_rotate(R, d, in, ld, n, out, ld);
 }
 
 RfStatus mla_fold_apply(const MlaLayer *src, const MlaPlan *p, MlaLayer *dst)

@@ -9,6 +9,7 @@
 #include "core/mla_verify.h"
 #include "core/procrustes.h"
 #include "core/rope.h"
+#include "core/rows_rotate.h"
 
 /* A break of code at level on tensor, the first one kept. */
 static void brk(VerifyVerdict *v, VerifyWhy why, FindingCode code, LevelId level, size_t group,
@@ -31,8 +32,8 @@ static void brk(VerifyVerdict *v, VerifyWhy why, FindingCode code, LevelId level
 /* out (d x n) = R (d x d) in (d x n, ld). */
 static void turn(const double *R, const double *in, size_t ld, size_t d, size_t n, double *out)
 {
-	cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)n, (int)d, 1.0, R,
-		    (int)d, in, (int)ld, 0.0, out, (int)n);
+	if (d && n)
+		rows_rotate(R, d, in, ld, n, out, n);
 }
 
 /* ||R A - B|| relative to B (rows d x n of leading dimension ld). */
