@@ -40,6 +40,15 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
+/* Release c's memory (its thread done or never started). */
+static void ahead_release(ChecksumAhead *c)
+{
+	free(c->t);
+	free(c->sum);
+	free(c->state);
+	free(c);
+}
+
 ChecksumAhead *checksum_ahead_start(const TensorRef *const *t, size_t n)
 {
 	ChecksumAhead *c = calloc(1, sizeof *c);
@@ -50,10 +59,7 @@ ChecksumAhead *checksum_ahead_start(const TensorRef *const *t, size_t n)
 	c->sum = calloc(n ? n : 1, sizeof *c->sum);
 	c->state = calloc(n ? n : 1, 1);
 	if (!c->t || !c->sum || !c->state) {
-		free(c->t);
-		free(c->sum);
-		free(c->state);
-		free(c);
+		ahead_release(c);
 		return NULL;
 	}
 	memcpy(c->t, t, n * sizeof *t);
@@ -63,10 +69,7 @@ ChecksumAhead *checksum_ahead_start(const TensorRef *const *t, size_t n)
 	if (pthread_create(&c->thread, NULL, ahead_main, c)) {
 		pthread_cond_destroy(&c->cv);
 		pthread_mutex_destroy(&c->mu);
-		free(c->t);
-		free(c->sum);
-		free(c->state);
-		free(c);
+		ahead_release(c);
 		return NULL;
 	}
 	return c;
@@ -111,8 +114,5 @@ void checksum_ahead_free(ChecksumAhead *c)
 	pthread_join(c->thread, NULL);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
-	free(c->t);
-	free(c->sum);
-	free(c->state);
-	free(c);
+	ahead_release(c);
 }

@@ -68,12 +68,10 @@ static void test_hex(void **state)
 		assert_int_equal(checksum_parse(bad[i], &h), -1);
 }
 
-/* A tensor's bytes are read from its file at its offset; a file shorter
- * than the tensor is an error naming it. */
-static void test_tensor(void **state)
+/* A file (path: a mkstemp template) of 20 bytes 0xee, then the reference
+ * message 00 01 ... 4f. */
+static void write_message_file(char *path)
 {
-	(void)state;
-	char path[] = "/tmp/ropefold-checksum-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	unsigned char buf[100];
@@ -81,6 +79,15 @@ static void test_tensor(void **state)
 		buf[i] = (unsigned char)(i < 20 ? 0xee : i - 20);
 	assert_int_equal(write(fd, buf, 100), 100);
 	close(fd);
+}
+
+/* A tensor's bytes are read from its file at its offset; a file shorter
+ * than the tensor is an error naming it. */
+static void test_tensor(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/ropefold-checksum-XXXXXX";
+	write_message_file(path);
 	TensorRef t;
 	memset(&t, 0, sizeof t);
 	t.name = (char *)"w";
@@ -109,13 +116,7 @@ static void test_ahead(void **state)
 {
 	(void)state;
 	char path[] = "/tmp/ropefold-ahead-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	unsigned char buf[100];
-	for (int i = 0; i < 100; i++)
-		buf[i] = (unsigned char)(i < 20 ? 0xee : i - 20);
-	assert_int_equal(write(fd, buf, 100), 100);
-	close(fd);
+	write_message_file(path);
 	enum { NV = sizeof vectors / sizeof vectors[0] };
 	TensorRef t[NV + 2];
 	const TensorRef *list[NV + 1];
