@@ -407,10 +407,8 @@ RfStatus fold_apply_into(const Layer *src, const FoldPlan *plan, Layer *dst)
 				fold_bias(plan->rq + oh * dd, src->bq + oh * d, dst->bq + h * d,
 					  d, plan->rotate_bias);
 			/* W_o,h' = W_o,oh ro^T: D x d times (d x d)^T. */
-			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D,
-				    (int)d, (int)d, 1.0, src->wo + oh * d, (int)(H * d),
-				    plan->ro + oh * dd, (int)d, 0.0, dst->wo + h * d,
-				    (int)(H * d));
+			cols_rotate(plan->ro + oh * dd, d, src->wo + oh * d, H * d, D,
+				    dst->wo + h * d, H * d);
 		}
 	}
 	/* Per-layer QK-norm weights over all heads move with their heads. */

@@ -56,11 +56,12 @@ static void scaled_sum(const double *const *a, const double *v, size_t m, size_t
 	}
 }
 
+/* d is a head dim (at most a few hundred): the tables fit the stack */
+enum { D_MAX = 512 };
+
 void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo)
 {
-	/* d is a head dim (at most a few hundred): the tables fit the stack */
-	enum { D_MAX = 512 };
 	size_t col[D_MAX * ROWS_SPARSE], cnt[D_MAX];
 	double val[D_MAX * ROWS_SPARSE];
 	if (d > D_MAX || !sparse_rows(R, d, col, val, cnt)) {
@@ -73,5 +74,32 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 		for (size_t k = 0; k < cnt[i]; k++)
 			a[k] = in + col[i * ROWS_SPARSE + k] * ldi;
 		scaled_sum(a, val + i * ROWS_SPARSE, cnt[i], n, out + i * ldo);
+	}
+}
+
+void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		 double *out, size_t ldo)
+{
+	size_t col[D_MAX * ROWS_SPARSE], cnt[D_MAX];
+	double val[D_MAX * ROWS_SPARSE];
+	if (d > D_MAX || !sparse_rows(R, d, col, val, cnt)) {
+		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d, (int)d,
+			    1.0, in, (int)ldi, R, (int)d, 0.0, out, (int)ldo);
+		return;
+	}
+	/* out[r][j] = the sum over R's row j's nonzeros of R[j][k] in[r][k] */
+	for (size_t r = 0; r < n; r++) {
+		const double *x = in + r * ldi;
+		double *o = out + r * ldo;
+		for (size_t j = 0; j < d; j++) {
+			const size_t *c = col + j * ROWS_SPARSE;
+			const double *v = val + j * ROWS_SPARSE;
+			double s = 0;
+			if (cnt[j])
+				s = v[0] * x[c[0]];
+			for (size_t k = 1; k < cnt[j]; k++)
+				s += v[k] * x[c[k]];
+			o[j] = s;
+		}
 	}
 }

@@ -13,5 +13,11 @@
  * to the last bit of the sums' rounding. */
 void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo);
+/* The columns' turn: out (n x d, leading dimension ldo) = in (n x d,
+ * leading dimension ldi) R^T, as W_o's head block absorbs R (each output
+ * column the sum of R's row's few nonzeros times their input columns, or
+ * BLAS). */
+void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		 double *out, size_t ldo);
 
 #endif

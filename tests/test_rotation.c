@@ -433,9 +433,9 @@ static void test_ortho_defect(void **state)
 	assert_true(procrustes_ortho_defect(S, 0) == 0.0);
 }
 
-/* rows_rotate is the product R in, by its definition (the sum over k of
- * R[i][k] in[k][c], summed here in long double): for the rotations a
- * fold draws (commuting: two nonzeros a row; pair swaps; a sparse R of
+/* rows_rotate is the product R in, and cols_rotate in R^T, by their
+ * definition (sums over k of R[i][k] in[k][c], or of in[r][k] R[j][k],
+ * taken here in long double): for the rotations a fold draws (commuting: two nonzeros a row; pair swaps; a sparse R of
  * one, three and four nonzeros a row; Haar and Hadamard, dense, to BLAS),
  * on blocks whose leading dimensions exceed their width. */
 static void test_rows_rotate(void **state)
@@ -475,6 +475,23 @@ static void test_rows_rotate(void **state)
 				for (size_t k = 0; k < d; k++)
 					s += (long double)R[i * d + k] * in[k * ldi + c];
 				assert_close(out[i * ldo + c], (double)s, 1e-14);
+			}
+		/* the columns: out (2 x d, ld ldc) = in (2 x d, ld ldc) R^T */
+		const size_t ldc = 19;
+		double oc[2 * 19];
+		for (size_t i = 0; i < 2 * ldc; i++)
+			oc[i] = NAN;
+		cols_rotate(R, d, in, ldc, 2, oc, ldc);
+		for (size_t r = 0; r < 2; r++)
+			for (size_t j = 0; j < ldc; j++) {
+				if (j >= d) {
+					assert_true(isnan(oc[r * ldc + j]));
+					continue;
+				}
+				long double s = 0;
+				for (size_t k = 0; k < d; k++)
+					s += (long double)in[r * ldc + k] * R[j * d + k];
+				assert_close(oc[r * ldc + j], (double)s, 1e-14);
 			}
 	}
 }
