@@ -77,6 +77,55 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 	}
 }
 
+/* The partner of coordinate j in RoPE's pairing: j + d/2 mod d (the half
+ * layout) or j ^ 1 (interleaved). */
+static size_t partner(size_t j, size_t d, bool half)
+{
+	return half ? (j + d / 2) % d : j ^ 1;
+}
+
+/* cols_rotate for an R whose every row j holds nonzeros only at j and at
+ * j's partner in one layout's pairing (a rotation commuting with RoPE):
+ * out[r][j] = R[j][j] in[r][j] + R[j][p(j)] in[r][p(j)], loops over
+ * contiguous coordinates that vectorize, where the general sums gather.
+ * False (nothing written) for any other R. */
+static bool pairs_cols(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		       double *out, size_t ldo)
+{
+	double dg[D_MAX], off[D_MAX];
+	bool half = true;
+	for (int pass = 0; pass < 2; pass++, half = false) {
+		bool fits = true;
+		for (size_t j = 0; j < d && fits; j++) {
+			size_t p = partner(j, d, half);
+			for (size_t k = 0; k < d && fits; k++)
+				fits = R[j * d + k] == 0 || k == j || k == p;
+			dg[j] = R[j * d + j];
+			off[j] = R[j * d + p];
+		}
+		if (!fits)
+			continue;
+		size_t h = d / 2;
+		for (size_t r = 0; r < n; r++) {
+			const double *x = in + r * ldi;
+			double *o = out + r * ldo;
+			if (half) {
+				for (size_t j = 0; j < h; j++)
+					o[j] = dg[j] * x[j] + off[j] * x[j + h];
+				for (size_t j = h; j < d; j++)
+					o[j] = dg[j] * x[j] + off[j] * x[j - h];
+			} else {
+				for (size_t j = 0; j < d; j += 2) {
+					o[j] = dg[j] * x[j] + off[j] * x[j + 1];
+					o[j + 1] = dg[j + 1] * x[j + 1] + off[j + 1] * x[j];
+				}
+			}
+		}
+		return true;
+	}
+	return false;
+}
+
 void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo)
 {
@@ -87,6 +136,8 @@ void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 			    1.0, in, (int)ldi, R, (int)d, 0.0, out, (int)ldo);
 		return;
 	}
+	if (d % 2 == 0 && pairs_cols(R, d, in, ldi, n, out, ldo))
+		return;
 	/* out[r][j] = the sum over R's row j's nonzeros of R[j][k] in[r][k] */
 	for (size_t r = 0; r < n; r++) {
 		const double *x = in + r * ldi;

@@ -435,9 +435,10 @@ static void test_ortho_defect(void **state)
 
 /* rows_rotate is the product R in, and cols_rotate in R^T, by their
  * definition (sums over k of R[i][k] in[k][c], or of in[r][k] R[j][k],
- * taken here in long double): for the rotations a fold draws (commuting: two nonzeros a row; pair swaps; a sparse R of
- * one, three and four nonzeros a row; Haar and Hadamard, dense, to BLAS),
- * on blocks whose leading dimensions exceed their width. */
+ * taken here in long double): for the rotations a fold draws (commuting
+ * in either layout: two nonzeros a row, the pair loops; pair swaps; a
+ * sparse R of one to four nonzeros a row; Haar and Hadamard, dense, to
+ * BLAS), on blocks whose leading dimensions exceed their width. */
 static void test_rows_rotate(void **state)
 {
 	(void)state;
@@ -448,14 +449,16 @@ static void test_rows_rotate(void **state)
 	for (size_t i = 0; i < d * ldi; i++)
 		in[i] = rng_normal(&rng);
 	RopeSpec rope = rope_spec_default(d);
-	for (int kind = 0; kind < 8; kind++) {
-		if (kind < 4) {
-			static const RotKind k[] = {ROT_COMMUTING, ROT_PAIR_SWAP, ROT_HAAR,
-						    ROT_HADAMARD};
+	for (int kind = 0; kind < 9; kind++) {
+		if (kind < 5) {
+			/* commuting in the half layout and (mismatched) in the
+			 * interleaved one: the pair loops of both */
+			static const RotKind k[] = {ROT_COMMUTING, ROT_LAYOUT_MISMATCH,
+						    ROT_PAIR_SWAP, ROT_HAAR, ROT_HADAMARD};
 			assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
 		} else {
-			/* kind - 3 nonzeros in row i (1..4), zero rows for 5 */
-			size_t m = kind < 7 ? (size_t)kind - 3 : 0;
+			/* kind - 4 nonzeros in row i (1..4), zero rows for 8 */
+			size_t m = kind < 8 ? (size_t)kind - 4 : 0;
 			for (size_t i = 0; i < d * d; i++)
 				R[i] = 0;
 			for (size_t i = 0; i < d; i++)
