@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/clones.h"
 #include "core/dtype.h"
 
 /* Every fact about a storage type, once. prec is the significand bits
@@ -200,6 +201,14 @@ static inline uint64_t round_bits(const Rounder *r, uint64_t u)
 	return (u + r->half + ((u >> r->drop) & 1)) & r->keep;
 }
 
+/* Whether u, a double's bits, is in round_bits' range: a magnitude from
+ * 2^emin to maxv (one unsigned compare, no branch). */
+static inline bool in_bit_range(const Rounder *r, uint64_t u)
+{
+	uint64_t mag = u & ~((uint64_t)1 << 63);
+	return mag - r->lo <= r->hi - r->lo;
+}
+
 /* Any other value: zero, a subnormal of t, beyond maxv, NaN, infinity. */
 static double round_rest(const Rounder *r, double x)
 {
@@ -221,18 +230,12 @@ static double round_rest(const Rounder *r, double x)
  * per value. */
 enum { ROUND_BLOCK = 256 };
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ROUND_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ROUND_CLONES
-#endif
 
 /* A whole block: nonzero when a value lies outside the bit pattern's range
  * (then nothing is stored), else every value rounded into o. A constant
- * trip count, and x86-64's baseline lacks the 64-bit compare the check
- * needs, so an AVX2 clone is chosen at load time where the CPU has it
- * (GCC's function multiversioning): 2.5 times the speed. */
-ROUND_CLONES
+ * trip count, and an AVX2 clone (core/clones.h: the baseline lacks the
+ * 64-bit compare the check needs): 2.5 times the speed. */
+HOT_CLONES
 static uint64_t round_whole_block(const Rounder *rp, const double *x, double *o)
 {
 	const Rounder r = *rp;
@@ -240,8 +243,7 @@ static uint64_t round_whole_block(const Rounder *rp, const double *x, double *o)
 	for (size_t i = 0; i < ROUND_BLOCK; i++) {
 		uint64_t u;
 		memcpy(&u, &x[i], sizeof u);
-		uint64_t mag = u & ~((uint64_t)1 << 63);
-		outside |= (uint64_t)(mag - r.lo > r.hi - r.lo);
+		outside |= (uint64_t)!in_bit_range(&r, u);
 	}
 	if (outside)
 		return outside;
@@ -273,13 +275,12 @@ void dtype_round_into(StoreDtype t, const double *x, size_t n, double *out)
 			double v = xb[i];
 			uint64_t u;
 			memcpy(&u, &v, sizeof u);
-			uint64_t mag = u & ~((uint64_t)1 << 63);
-			if (mag - r.lo > r.hi - r.lo) {
+			if (!in_bit_range(&r, u)) {
 				ob[i] = round_rest(&r, v);
-			} else {
-				u = round_bits(&r, u);
-				memcpy(&ob[i], &u, sizeof u);
+				continue;
 			}
+			u = round_bits(&r, u);
+			memcpy(&ob[i], &u, sizeof u);
 		}
 	}
 }

@@ -3,15 +3,25 @@
 #include <cblas.h>
 #include <stdbool.h>
 
+#include "core/clones.h"
 #include "core/rows_rotate.h"
 
-/* Nonzeros a row of R may have for the sums. */
-enum { ROWS_SPARSE = 4 };
+/* Nonzeros a row of R may have for the sums; d is a head dim (at most a
+ * few hundred), so the table fits the stack. */
+enum { ROWS_SPARSE = 4, D_MAX = 512 };
 
-/* Each row's nonzeros (column and value) into col and val (d x
- * ROWS_SPARSE) and their count into cnt (d); false when a row has more. */
-static bool sparse_rows(const double *R, size_t d, size_t *col, double *val, size_t *cnt)
+/* R's nonzeros, row by row: row i's cnt[i] columns and values. */
+typedef struct {
+	size_t col[D_MAX][ROWS_SPARSE], cnt[D_MAX];
+	double val[D_MAX][ROWS_SPARSE];
+} SparseRows;
+
+/* R (d x d) into s; false when d is beyond D_MAX or a row has more than
+ * ROWS_SPARSE nonzeros (then BLAS multiplies). */
+static bool sparse_rows(const double *R, size_t d, SparseRows *s)
 {
+	if (d > D_MAX)
+		return false;
 	for (size_t i = 0; i < d; i++) {
 		size_t c = 0;
 		for (size_t j = 0; j < d; j++) {
@@ -20,28 +30,22 @@ static bool sparse_rows(const double *R, size_t d, size_t *col, double *val, siz
 				continue;
 			if (c == ROWS_SPARSE)
 				return false;
-			col[i * ROWS_SPARSE + c] = j;
-			val[i * ROWS_SPARSE + c] = r;
+			s->col[i][c] = j;
+			s->val[i][c] = r;
 			c++;
 		}
-		cnt[i] = c;
+		s->cnt[i] = c;
 	}
 	return true;
 }
 
 /* The loops below go eight values at a time, a constant trip count the
- * vectorizer takes at -O2, and have an AVX2 clone chosen at load time
- * where the CPU has it (GCC's function multiversioning); scalar code
- * made the sums half of what they replaced at 8B scale. */
+ * vectorizer takes at -O2, with an AVX2 clone (core/clones.h); scalar
+ * code made the sums half of what they replaced at 8B scale. */
 enum { ROW_CHUNK = 8 };
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define ROWS_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ROWS_CLONES
-#endif
 
 /* o[0..n) = x[0..n) y + z[0..n) w: two scaled rows added. */
-ROWS_CLONES
+HOT_CLONES
 static void two_rows(const double *x, double y, const double *z, double w, size_t n, double *o)
 {
 	size_t c = 0;
@@ -78,24 +82,20 @@ static void scaled_sum(const double *const *a, const double *v, size_t m, size_t
 	}
 }
 
-/* d is a head dim (at most a few hundred): the tables fit the stack */
-enum { D_MAX = 512 };
-
 void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo)
 {
-	size_t col[D_MAX * ROWS_SPARSE], cnt[D_MAX];
-	double val[D_MAX * ROWS_SPARSE];
-	if (d > D_MAX || !sparse_rows(R, d, col, val, cnt)) {
+	SparseRows s;
+	if (!sparse_rows(R, d, &s)) {
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)n, (int)d,
 			    1.0, R, (int)d, in, (int)ldi, 0.0, out, (int)ldo);
 		return;
 	}
 	for (size_t i = 0; i < d; i++) {
 		const double *a[ROWS_SPARSE];
-		for (size_t k = 0; k < cnt[i]; k++)
-			a[k] = in + col[i * ROWS_SPARSE + k] * ldi;
-		scaled_sum(a, val + i * ROWS_SPARSE, cnt[i], n, out + i * ldo);
+		for (size_t k = 0; k < s.cnt[i]; k++)
+			a[k] = in + s.col[i][k] * ldi;
+		scaled_sum(a, s.val[i], s.cnt[i], n, out + i * ldo);
 	}
 }
 
@@ -119,7 +119,7 @@ static inline void pair_half(const double *dg, const double *off, const double *
 }
 
 /* The pair loops of pairs_cols over every row r < n. */
-ROWS_CLONES
+HOT_CLONES
 static void pairs_cols_apply(const double *dg, const double *off, size_t d, bool half,
 			     const double *in, size_t ldi, size_t n, double *out, size_t ldo)
 {
@@ -140,23 +140,31 @@ static void pairs_cols_apply(const double *dg, const double *off, size_t d, bool
 }
 
 /* cols_rotate for an R whose every row j holds nonzeros only at j and at
- * j's partner in one layout's pairing (a rotation commuting with RoPE):
- * out[r][j] = R[j][j] in[r][j] + R[j][p(j)] in[r][p(j)], loops over
- * contiguous coordinates that vectorize, where the general sums gather.
- * False (nothing written) for any other R. */
-static bool pairs_cols(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+ * j's partner in one layout's pairing (a rotation commuting with RoPE),
+ * as s lists them: out[r][j] = R[j][j] in[r][j] + R[j][p(j)] in[r][p(j)],
+ * loops over contiguous coordinates that vectorize, where the general
+ * sums gather. False (nothing written) for any other R. */
+static bool pairs_cols(const SparseRows *s, size_t d, const double *in, size_t ldi, size_t n,
 		       double *out, size_t ldo)
 {
+	if (d % 2)
+		return false;
 	double dg[D_MAX], off[D_MAX];
 	bool half = true;
 	for (int pass = 0; pass < 2; pass++, half = false) {
 		bool fits = true;
 		for (size_t j = 0; j < d && fits; j++) {
 			size_t p = partner(j, d, half);
-			for (size_t k = 0; k < d && fits; k++)
-				fits = R[j * d + k] == 0 || k == j || k == p;
-			dg[j] = R[j * d + j];
-			off[j] = R[j * d + p];
+			dg[j] = off[j] = 0;
+			for (size_t k = 0; k < s->cnt[j] && fits; k++) {
+				size_t c = s->col[j][k];
+				if (c == j)
+					dg[j] = s->val[j][k];
+				else if (c == p)
+					off[j] = s->val[j][k];
+				else
+					fits = false;
+			}
 		}
 		if (!fits)
 			continue;
@@ -169,28 +177,25 @@ static bool pairs_cols(const double *R, size_t d, const double *in, size_t ldi, 
 void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo)
 {
-	size_t col[D_MAX * ROWS_SPARSE], cnt[D_MAX];
-	double val[D_MAX * ROWS_SPARSE];
-	if (d > D_MAX || !sparse_rows(R, d, col, val, cnt)) {
+	SparseRows s;
+	if (!sparse_rows(R, d, &s)) {
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d, (int)d,
 			    1.0, in, (int)ldi, R, (int)d, 0.0, out, (int)ldo);
 		return;
 	}
-	if (d % 2 == 0 && pairs_cols(R, d, in, ldi, n, out, ldo))
+	if (pairs_cols(&s, d, in, ldi, n, out, ldo))
 		return;
 	/* out[r][j] = the sum over R's row j's nonzeros of R[j][k] in[r][k] */
 	for (size_t r = 0; r < n; r++) {
 		const double *x = in + r * ldi;
 		double *o = out + r * ldo;
 		for (size_t j = 0; j < d; j++) {
-			const size_t *c = col + j * ROWS_SPARSE;
-			const double *v = val + j * ROWS_SPARSE;
-			double s = 0;
-			if (cnt[j])
-				s = v[0] * x[c[0]];
-			for (size_t k = 1; k < cnt[j]; k++)
-				s += v[k] * x[c[k]];
-			o[j] = s;
+			double sum = 0;
+			if (s.cnt[j])
+				sum = s.val[j][0] * x[s.col[j][0]];
+			for (size_t k = 1; k < s.cnt[j]; k++)
+				sum += s.val[j][k] * x[s.col[j][k]];
+			o[j] = sum;
 		}
 	}
 }

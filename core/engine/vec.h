@@ -1,6 +1,8 @@
 #ifndef ROPEFOLD_CORE_ENGINE_VEC_H
 #define ROPEFOLD_CORE_ENGINE_VEC_H
 
+#include "core/clones.h"
+
 /* ======================= vector helpers ================================== */
 
 /* The hot loops of the comparison, VLANES entries at a time with GCC/clang
@@ -34,12 +36,6 @@ typedef long long V4m __attribute__((vector_size(VLANES * 8)));
 		x_ += y_;                                               \
 		memcpy((u), &x_, sizeof x_);                            \
 	} while (0)
-#if defined(__x86_64__) && !defined(__clang__) && defined(__linux__)
-#define HOT_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef HOT_CLONES
-#define HOT_CLONES
 #endif
 
 #ifdef VEC4
