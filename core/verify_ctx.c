@@ -58,6 +58,14 @@ double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 	return procrustes_rel_diff(c->work, c->D, B, c->D, c->d, c->D);
 }
 
+double verify_cols_err(const VerifyCtx *c, const double *R, const double *A,
+		       const double *B)
+{
+	size_t Hd = c->H * c->d;
+	cols_rotate(R, c->d, A, Hd, c->D, c->work, c->d);
+	return procrustes_rel_diff(c->work, c->d, B, Hd, c->D, c->d);
+}
+
 /* rel diff of R a against b for d-vectors. */
 static double vec_err(const VerifyCtx *c, const double *R, const double *a,
 		      const double *b)

@@ -46,6 +46,10 @@ void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f);
 /* rel diff of R A_rows against B_rows (d x D blocks); R A lands in c->work. */
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B);
+/* The same for a head's W_o column block (D x d, leading dimension H d):
+ * A_cols R^T against B_cols, A R^T in c->work. */
+double verify_cols_err(const VerifyCtx *c, const double *R, const double *A,
+		       const double *B);
 /* Raise the largest plain difference of B against A to e, a relative
  * difference judged at tol. */
 void verify_note_direct(VerifyCtx *c, double e, double tol);

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "core/procrustes.h"
-#include "core/rows_rotate.h"
 #include "core/verify_impl.h"
 
 /* The V/O side of one kv group: R_v recovered from W_v (any invertible map
@@ -40,8 +39,7 @@ static bool vo_by(VerifyCtx *c, const double *R, size_t gb, size_t ga, double *w
 	for (size_t j = 0; j < c->hpg; j++) {
 		const double *ao = a->wo + (ga * c->hpg + j) * d, *bo = b->wo + (gb * c->hpg + j) * d;
 		verify_direct(c, ao, Hd, bo, Hd, D, d, c->tolp[VERIFY_O]);
-		cols_rotate(R, d, ao, Hd, D, c->work, d);
-		e = procrustes_rel_diff(c->work, d, bo, Hd, D, d);
+		e = verify_cols_err(c, R, ao, bo);
 		if (!(e <= c->tolp[VERIFY_O]))
 			return false;
 		*worst = e > *worst ? e : *worst;
@@ -112,8 +110,7 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		memcpy(v->plan.ro + ha * dd, Rv, dd * sizeof(double));
 		if (orth) {
 			/* B_o,h == A_o,h R_v^T (D x d). */
-			cols_rotate(Rv, d, ao, Hd, D, c->work, d);
-			eo = procrustes_rel_diff(c->work, d, bo, Hd, D, d);
+			eo = verify_cols_err(c, Rv, ao, bo);
 		} else {
 			/* B_o,h M == A_o,h: O holds M's inverse. */
 			cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)D,
@@ -136,11 +133,8 @@ RfStatus verify_check_vo(VerifyCtx *c, size_t gb, size_t ga, bool *ok)
 		st = procrustes_rotation_cols(ao, Hd, bo, Hd, D, d, c->R2);
 		if (st != RF_OK)
 			return st;
-		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)d,
-			    (int)d, 1.0, ao, (int)Hd, c->R2, (int)d, 0.0, c->work,
-			    (int)d);
 		/* O absorbs some rotation: another one, or none at all */
-		bool other = procrustes_rel_diff(c->work, d, bo, Hd, D, d) <= c->tolp[VERIFY_O];
+		bool other = verify_cols_err(c, c->R2, ao, bo) <= c->tolp[VERIFY_O];
 		Finding f = verify_finding(other ? FIND_O_OTHER_ROTATION
 						 : FIND_O_UNEXPLAINED,
 					   LEVEL_HEAD, gb, hb, "W_o", eo);
