@@ -474,20 +474,26 @@ static int check_undo_layer(FoldRun *r, size_t k)
 	return 0;
 }
 
-/* Refuse a sidecar that does not describe the folded checkpoint (older
- * sidecars without checksums cannot be checked: r->checked says so). */
-/* Every other tensor the check below reads, checksummed ahead on a
- * thread of its own while this one checksums the rest: the check reads
- * every rewritten tensor before anything is written, and on one thread
- * it was an eighth of an 8B undo. (The residual rotation's tensors and
- * MLA's are read as the check comes to them.) */
-static void start_undo_checksums(FoldRun *r)
+/* The stored checksums a run reads of the tensors its layers rewrite
+ * (layer_rewrites'), started on a thread of their own in the order they
+ * are asked for: each step-th one, from the step-th. A fold records them
+ * all (step 1); an undo's check below reads them before anything is
+ * written, and on one thread that was an eighth of an 8B undo, so the
+ * helper takes every other one (step 2) while the check reads the rest.
+ * A tensor not listed (the residual rotation's, MLA's, a layer whose
+ * tensors are not found, which the run reports) is read when asked, as
+ * it is without the thread. */
+static void start_checksums(FoldRun *r, size_t step)
 {
 	if (model_mla(r->m))
 		return;
 	const TensorRef **t = malloc((r->nlayers * MAX_REWRITES + 1) * sizeof *t);
 	if (!t)
 		return;
+	/* layer_rewrites words a refusal in r->err: the run says it later,
+	 * or (a plain fold's norms) checks the same again */
+	char keep[sizeof r->err];
+	memcpy(keep, r->err, sizeof keep);
 	size_t n = 0, seen = 0;
 	for (size_t k = 0; k < r->nlayers; k++) {
 		LayerTensorRefs lt;
@@ -496,20 +502,23 @@ static void start_undo_checksums(FoldRun *r)
 		char err[256];
 		if (model_layer_tensors(r->m, r->layers[k], &lt, err, sizeof err) ||
 		    layer_rewrites(r, k, &lt, rw, &nrw))
-			continue;   /* the check reports it */
+			continue;
 		for (size_t i = 0; i < nrw; i++)
-			if (seen++ % 2)
+			if (rw[i].t->src && ++seen % step == 0)
 				t[n++] = rw[i].t;
 	}
+	memcpy(r->err, keep, sizeof keep);
 	r->ahead = checksum_ahead_start(t, n);
 	free(t);
 }
 
+/* Refuse a sidecar that does not describe the folded checkpoint (older
+ * sidecars without checksums cannot be checked: r->checked says so). */
 static int check_undo_input(FoldRun *r)
 {
 	r->checked = sidecar_has_checksums(r->undo);
 	if (r->checked)
-		start_undo_checksums(r);
+		start_checksums(r, 2);
 	int rc = 0;
 	for (size_t k = 0; r->checked && k < r->nlayers && !rc; k++)
 		rc = check_undo_layer(r, k);
@@ -1189,32 +1198,6 @@ static int open_writer(FoldRun *r)
 	return writer_new(r->m, j->model_path, j->out, &wo, &r->w, r->err, sizeof r->err);
 }
 
-/* The input checksums a fold records of the attention tensors it
- * rewrites, started on a thread of their own in the order fold_layer asks
- * for them. Without the thread (or for MLA's tensors, and a layer whose
- * tensors are not found, which fold_layer reports) each is computed when
- * asked. */
-static void start_checksums(FoldRun *r)
-{
-	if (r->undo || model_mla(r->m))
-		return;
-	const TensorRef **t = malloc((r->nlayers * ATT_COUNT + 1) * sizeof *t);
-	if (!t)
-		return;
-	size_t n = 0;
-	for (size_t k = 0; k < r->nlayers; k++) {
-		LayerTensorRefs lt;
-		char err[256];
-		if (model_layer_tensors(r->m, r->layers[k], &lt, err, sizeof err))
-			continue;
-		for (int a = 0; a < ATT_COUNT; a++)
-			if (lt.t[a] && lt.t[a]->src && model_tensor_folded((AttnTensor)a))
-				t[n++] = lt.t[a];
-	}
-	r->ahead = checksum_ahead_start(t, n);
-	free(t);
-}
-
 static int run(FoldRun *r)
 {
 	const FoldJob *j = r->j;
@@ -1265,7 +1248,8 @@ static int run(FoldRun *r)
 	/* The untouched bytes are being copied on a thread of their own
 	 * meanwhile: BLAS threads beside it would only spin for a core
 	 * (sched_yield was 5% of a whole-model fold on two cores). */
-	start_checksums(r);
+	if (!r->undo)
+		start_checksums(r, 1);
 	int blas = parallel_blas_single();
 	for (size_t k = 0; k < r->nlayers; k++) {
 		if (fold_layer(r, k) ||
