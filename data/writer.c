@@ -24,10 +24,6 @@
 /* Every writer alive, for the signal handler's cleanup. */
 static Writer *live_writers;
 
-/* Values a float tensor's writer_put rounds, measures and encodes at a
- * time (writer_round_floats): 512 KiB of doubles, which stay in the cache
- * for the checksum's pass. */
-#define PUT_PART ((size_t)1 << 16)
 
 int writer_new(const Model *m, const char *in_path, const char *out_path,
 	       const WriterOptions *o, Writer **out, char *err, size_t errlen)
@@ -235,35 +231,27 @@ int writer_put(Writer *w, const TensorRef *t, const double *values, WriterRoundi
 	}
 	size_t n = t->nelem;
 	bool block = dtype_is_block(s->out_dtype);
-	/* A float dtype is rounded, measured and encoded a cache-sized part
-	 * at a time; a block type is quantized whole. */
-	size_t nv = block || n < PUT_PART ? n : PUT_PART;
-	if (nv > w->put_nvals || !w->put_vals) {
+	/* a block type is quantized whole, its decoded values kept here */
+	if (block && (n > w->put_nvals || !w->put_vals)) {
 		free(w->put_vals);
 		w->put_nvals = 0;
-		if (!(w->put_vals = malloc((nv ? nv : 1) * sizeof(double)))) {
+		if (!(w->put_vals = malloc((n ? n : 1) * sizeof(double)))) {
 			snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
 			return -1;
 		}
-		w->put_nvals = nv;
+		w->put_nvals = n;
 	}
 	unsigned char *b = writer_async_buffer(w, s->out_len, err, errlen);
 	if (!b)
 		return -1;
-	double *v = w->put_vals;
 	WriterRounding rr = {0, 0, 0, 0, 0};
 	double se = 0, sv = 0;
-	size_t esz = n ? s->out_len / n : 0;   /* float dtypes: whole bytes a value */
-	for (size_t first = 0; first < n; first += nv) {
-		size_t m = n - first < nv ? n - first : nv;
-		const double *x = values + first;
-		if (!block) {
-			writer_round_floats(s->out_dtype, x, m, v, b + first * esz, &rr, &se, &sv);
-		} else if (writer_round_blocks(s->out_dtype, x, n, v, b, &rr, &se, &sv)) {
-			snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s",
-				 w->out, t->name, dtype_name(s->out_dtype));
-			return -1;
-		}
+	if (!block) {
+		writer_round_floats(s->out_dtype, values, n, b, &rr, &se, &sv);
+	} else if (writer_round_blocks(s->out_dtype, values, n, w->put_vals, b, &rr, &se, &sv)) {
+		snprintf(err, errlen, "%s: tensor %s: a rotated value is too large for %s",
+			 w->out, t->name, dtype_name(s->out_dtype));
+		return -1;
 	}
 	rr.frob_err = sqrt(se);
 	rr.frob = sqrt(sv);
@@ -293,18 +281,15 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 	}
 	size_t esz = s->out_len / t->nelem;   /* float dtypes: whole bytes a value */
 	size_t nb = n * esz;
-	double *v = malloc((n ? n : 1) * sizeof(double));
 	unsigned char *b = malloc(nb ? nb : 1);
-	if (!v || !b) {
-		free(v);
-		free(b);
+	if (!b) {
 		snprintf(err, errlen, "%s: tensor %s: out of memory", w->out, t->name);
 		return -1;
 	}
 	WriterRounding rr;
 	memset(&rr, 0, sizeof rr);
 	double se = 0, sv = 0;
-	writer_round_floats(s->out_dtype, values, n, v, b, &rr, &se, &sv);
+	writer_round_floats(s->out_dtype, values, n, b, &rr, &se, &sv);
 	rr.frob_err = sqrt(se);   /* of this part */
 	rr.frob = sqrt(sv);
 	if (first == 0)
@@ -315,7 +300,6 @@ int writer_put_part(Writer *w, const TensorRef *t, size_t first, size_t n, const
 		rr.checksum = checksum_final(&s->put_sum);
 	int rc = writer_write_all(f->fd, b, nb, s->out_off + first * esz, f->tmp_path, err, errlen);
 	s->written = rc == 0 && s->put_next == t->nelem;
-	free(v);
 	free(b);
 	if (!rc && r)
 		*r = rr;

@@ -130,7 +130,7 @@ struct Writer {
 	int copy_rc;
 	char copy_err[1024];
 	/* writer_put's scratch, kept from tensor to tensor (no fresh pages
-	 * per tensor): the rounded values */
+	 * per tensor): a block type's decoded values */
 	double *put_vals;
 	size_t put_nvals;
 	/* writer_async.c: the thread writing writer_put's stored bytes, from
@@ -167,10 +167,9 @@ void writer_async_stop(Writer *w);
 
 /* m values x of a float dtype t rounded to it, the rounding added to rr
  * (its maxima) and to the sums of squares se (errors) and sv (values),
- * and their stored bytes written at out (m times t's size); v: scratch
- * of m doubles (or 512, when m is larger). */
-void writer_round_floats(StoreDtype t, const double *x, size_t m, double *v,
-			 unsigned char *out, WriterRounding *rr, double *se, double *sv);
+ * and their stored bytes written at out (m times t's size). */
+void writer_round_floats(StoreDtype t, const double *x, size_t m, unsigned char *out,
+			 WriterRounding *rr, double *se, double *sv);
 /* The same for n values (whole blocks) quantized to block type t, v
  * left holding what the blocks decode to; -1 when a value is beyond what
  * t can store (or memory ran out). */

@@ -122,9 +122,10 @@ static void lanes_done(const Lanes *l, WriterRounding *rr, double *se, double *s
  * doing all three per value spilled its registers and was slower. */
 enum { PASS_BLOCK = 512 };
 
-void writer_round_floats(StoreDtype t, const double *x, size_t m, double *v,
-			 unsigned char *out, WriterRounding *rr, double *se, double *sv)
+void writer_round_floats(StoreDtype t, const double *x, size_t m, unsigned char *out,
+			 WriterRounding *rr, double *se, double *sv)
 {
+	double v[PASS_BLOCK];   /* one block's rounded values */
 	Lanes l;
 	memset(&l, 0, sizeof l);
 	size_t esz = dtype_block_bytes(t);
