@@ -176,6 +176,17 @@ static void test_round_trip(void **state)
 	model_close(m);
 }
 
+/* A folder dir/name (into sub, 4200 bytes) holding an F32 HF fixture
+ * (its path into in, 4300), opened; out (4400): sub/out, for the output. */
+static Model *hf_in_folder(const char *name, char *sub, char *in, char *out)
+{
+	snprintf(sub, 4200, "%s/%s", dir, name);
+	mkdir(sub, 0755);
+	fx_fold_hf(sub, "hf", "F32", false, in, 4300);
+	snprintf(out, 4400, "%s/out", sub);
+	return open_ok(in);
+}
+
 /* The nearest value of p significant bits to x, ties to even, with
  * exponents below emin on emin's fixed quantum (IEEE 754's rounding to
  * a binary format: BF16 p = 8, F32 p = 24, both emin = -126). */
@@ -275,11 +286,7 @@ static void test_write_fails(void **state)
 {
 	(void)state;
 	char sub[4200], in[4300], out[4400], err[1024];
-	snprintf(sub, sizeof sub, "%s/efbig", dir);
-	mkdir(sub, 0755);
-	fx_fold_hf(sub, "hf", "F32", false, in, sizeof in);
-	snprintf(out, sizeof out, "%s/out", sub);
-	Model *m = open_ok(in);
+	Model *m = hf_in_folder("efbig", sub, in, out);
 	const TensorTable *tt = model_tensor_table(m);
 	const TensorRef *last = &tt->v[0];
 	for (size_t i = 0; i < tt->n; i++)
@@ -327,11 +334,7 @@ static void test_nothing_left(void **state)
 {
 	(void)state;
 	char sub[4200], in[4300], out[4400], err[1024];
-	snprintf(sub, sizeof sub, "%s/left", dir);
-	mkdir(sub, 0755);
-	fx_fold_hf(sub, "hf", "F32", false, in, sizeof in);
-	snprintf(out, sizeof out, "%s/out", sub);
-	Model *m = open_ok(in);
+	Model *m = hf_in_folder("left", sub, in, out);
 	const TensorRef *o = tensor(m, "model.layers.0.self_attn.o_proj.weight");
 	double *v = values(o);
 	WriterOptions opt = {false, true, NULL, NULL, NULL, NULL};
