@@ -58,13 +58,21 @@ static void write_folder(Fx *f, const FxTensor *t, size_t nt, const char *config
 	assert_int_equal(fx_write(f->dir, "config.json", config, strlen(config)), 0);
 }
 
-static void write_llama(Fx *f, const char *dtype, const char *extra)
+/* The NL layers l (and f's embeddings) as an HF folder of model type
+ * arch, stored in dtype, config.json given extra keys. */
+static void write_layers(Fx *f, const Layer *l, const char *arch, const char *dtype,
+			 const char *extra)
 {
 	FxTensor t[64];
-	size_t nt = fx_llama_tensors(f->ref, NL, f->emb, VOCAB, "hf", dtype, t);
+	size_t nt = fx_llama_tensors(l, NL, f->emb, VOCAB, "hf", dtype, t);
 	char cfg[1024];
-	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, extra);
+	fx_hf_config(cfg, sizeof cfg, arch, &SHAPE, NL, VOCAB, extra);
 	write_folder(f, t, nt, cfg);
+}
+
+static void write_llama(Fx *f, const char *dtype, const char *extra)
+{
+	write_layers(f, f->ref, "llama", dtype, extra);
 }
 
 static Model *open_ok(const char *path)
@@ -178,11 +186,7 @@ static void test_dtypes_exact(void **state)
 				fx_round_bf16(ref[i].wv, 16 * D);
 			}
 		}
-		FxTensor t[64];
-		size_t nt = fx_llama_tensors(ref, NL, f->emb, VOCAB, "hf", dts[k], t);
-		char cfg[1024];
-		fx_hf_config(cfg, sizeof cfg, "mistral", &SHAPE, NL, VOCAB, "");
-		write_folder(f, t, nt, cfg);
+		write_layers(f, ref, "mistral", dts[k], "");
 		Model *m = open_ok(f->dir);
 		assert_string_equal(dtype_name(model_info(m)->dtype), dts[k]);
 		Layer l;
@@ -229,11 +233,7 @@ static void test_nonfinite_dtypes(void **state)
 				l1.wk[9] = tiny[k];
 			}
 			Layer pair[2] = {f->ref[0], l1};
-			FxTensor t[64];
-			size_t nt = fx_llama_tensors(pair, NL, f->emb, VOCAB, "hf", dts[k], t);
-			char cfg[1024];
-			fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
-			write_folder(f, t, nt, cfg);
+			write_layers(f, pair, "llama", dts[k], "");
 			Model *m = open_ok(f->dir);
 			Layer l;
 			char err[256];
@@ -578,9 +578,7 @@ static void test_bad_input(void **state)
 	layer_copy(&bad, &f->ref[1]);
 	bad.wv[7] = NAN;
 	Layer pair[2] = {f->ref[0], bad};
-	nt = fx_llama_tensors(pair, NL, f->emb, VOCAB, "hf", "F32", t);
-	fx_hf_config(cfg, sizeof cfg, "llama", &SHAPE, NL, VOCAB, "");
-	write_folder(f, t, nt, cfg);
+	write_layers(f, pair, "llama", "F32", "");
 	Model *m = open_ok(f->dir);
 	Layer l;
 	char err[256];
