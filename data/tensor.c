@@ -306,16 +306,106 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 	return tensor_read_scan(t, first, n, out, &finite, err, errlen);
 }
 
-int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
-		      size_t errlen)
+/* k (<= 64) 16-bit values at p, from the file's little-endian order. */
+static void ld16_block(const unsigned char *p, size_t k, uint16_t *h)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(h, p, 2 * k);
+#else
+	for (size_t i = 0; i < k; i++)
+		h[i] = ld16(p + 2 * i);
+#endif
+}
+
+/* Whether float bits u are NaN or Inf: the exponent all ones. */
+static unsigned float_bits_bad(uint32_t u)
+{
+	return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* 64 BF16 values as floats: a BF16 is a float's top 16 bits, so this is
+ * exact, NaN and Inf included. The constant count lets -O2 vectorise it.
+ * Returns nonzero when one of them is NaN or Inf. */
+static unsigned bf16_block_to_float(const uint16_t *h, float *o)
+{
+	unsigned bad = 0;
+	for (size_t i = 0; i < 64; i++) {
+		uint32_t u = (uint32_t)h[i] << 16;
+		bad |= float_bits_bad(u);
+		memcpy(o + i, &u, sizeof u);
+	}
+	return bad;
+}
+
+/* Nonzero when one of the n floats is NaN or Inf. */
+static unsigned floats_bad(const float *f, size_t n)
+{
+	unsigned bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, f + i, sizeof u);
+		bad |= float_bits_bad(u);
+	}
+	return bad;
+}
+
+/* m stored values at raw (es bytes each: F32, F16 or BF16) as floats into
+ * out, where raw sits in the last m * es bytes of out's m floats. A block
+ * of 64 is copied out of raw before its floats are written: a block's
+ * floats end before the bytes of the next block still to read, and the
+ * loop over the local copy has no alias to fear. Returns nonzero when a
+ * value is NaN or Inf, told while the block is in L1. */
+static unsigned float_from_raw(StoreDtype dt, size_t es, const unsigned char *raw, size_t m,
+			       float *out)
+{
+	enum { B = 64 };
+	unsigned bad = 0;
+	for (size_t b = 0; b < m; b += B) {
+		size_t k = m - b < B ? m - b : B;
+		float *o = out + b;
+		if (es == 4) {
+			unsigned char tmp[B * 4];
+			memcpy(tmp, raw + b * 4, k * 4);
+			for (size_t i = 0; i < k; i++) {
+				uint32_t u = ld32(tmp + 4 * i);
+				memcpy(o + i, &u, sizeof u);
+			}
+			bad |= floats_bad(o, k);
+			continue;
+		}
+		uint16_t h[B];
+		ld16_block(raw + b * 2, k, h);
+		if (dt == STORE_F16) {
+			for (size_t i = 0; i < k; i++)
+				o[i] = ggml_quant_f16_to_f32(h[i]);
+			bad |= floats_bad(o, k);
+		} else if (k == B) {
+			bad |= bf16_block_to_float(h, o);
+		} else {
+			for (size_t i = 0; i < k; i++) {
+				uint32_t u = (uint32_t)h[i] << 16;
+				memcpy(o + i, &u, sizeof u);
+			}
+			bad |= floats_bad(o, k);
+		}
+	}
+	return bad;
+}
+
+int tensor_read_float_scan(const TensorRef *t, size_t first, size_t n, float *out,
+			   bool *finite, char *err, size_t errlen)
 {
 	if (check_range(t, first, n, err, errlen))
 		return -1;
-	if (!dtype_is_float(t->dtype))
-		return read_blocks(t, first, n, out, false, err, errlen);
+	unsigned bad = 0;
 	size_t es = dtype_block_bytes(t->dtype);
-	if (es > sizeof(float)) {
-		/* F64: through a small buffer, rounded once. */
+	if (!dtype_is_float(t->dtype)) {
+		if (read_blocks(t, first, n, out, false, err, errlen))
+			return -1;
+		bad = floats_bad(out, n);
+	} else if (es > sizeof(float)) {
+		/* F64: through a small buffer, rounded once (a finite double
+		 * past float's range becomes Inf, and is told as one) */
 		double buf[512];
 		for (size_t done = 0; done < n;) {
 			size_t m = n - done < 512 ? n - done : 512;
@@ -323,30 +413,32 @@ int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, ch
 				return -1;
 			for (size_t i = 0; i < m; i++)
 				out[done + i] = (float)buf[i];
+			bad |= floats_bad(out + done, m);
 			done += m;
 		}
-		return 0;
-	}
-	for (size_t done = 0; done < n;) {
-		size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
-		/* As in tensor_read, into the end of the m floats' slot (es <= 4). */
-		unsigned char *raw = (unsigned char *)(out + done) + m * (4 - es);
-		if (infile_read(t->src, t->offset + (first + done) * es, raw, m * es, err, errlen))
-			return -1;
-		for (size_t i = 0; i < m; i++) {
-			uint32_t u = es == 4 ? ld32(raw + 4 * i) : 0;
-			float f;
-			if (es == 4)
-				memcpy(&f, &u, sizeof f);
-			else if (t->dtype == STORE_F16)
-				f = ggml_quant_f16_to_f32(ld16(raw + 2 * i));
-			else
-				f = (float)tensor_bf16_to_double(ld16(raw + 2 * i));
-			out[done + i] = f;
+	} else {
+		for (size_t done = 0; done < n;) {
+			size_t m = n - done < READ_CHUNK ? n - done : READ_CHUNK;
+			/* As in tensor_read, into the end of the m floats' slot
+			 * (es <= 4). */
+			unsigned char *raw = (unsigned char *)(out + done) + m * (4 - es);
+			if (infile_read(t->src, t->offset + (first + done) * es, raw, m * es, err,
+					errlen))
+				return -1;
+			bad |= float_from_raw(t->dtype, es, raw, m, out + done);
+			done += m;
 		}
-		done += m;
 	}
+	if (bad)
+		*finite = false;
 	return 0;
+}
+
+int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
+		      size_t errlen)
+{
+	bool finite = true;
+	return tensor_read_float_scan(t, first, n, out, &finite, err, errlen);
 }
 
 int tensor_read_bytes(const TensorRef *t, void *buf, char *err, size_t errlen)

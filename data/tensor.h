@@ -68,6 +68,10 @@ int tensor_read_scan(const TensorRef *t, size_t first, size_t n, double *out, bo
  * (the floats ggml computes), F64 rounded to nearest. */
 int tensor_read_float(const TensorRef *t, size_t first, size_t n, float *out, char *err,
 		      size_t errlen);
+/* The same, and *finite made false when a float read is NaN or Inf (told
+ * while converting; left alone when all are finite). */
+int tensor_read_float_scan(const TensorRef *t, size_t first, size_t n, float *out,
+			   bool *finite, char *err, size_t errlen);
 /* The t->nbytes stored bytes of t into buf. */
 int tensor_read_bytes(const TensorRef *t, void *buf, char *err, size_t errlen);
 
