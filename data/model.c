@@ -751,91 +751,117 @@ void model_close(Model *m)
 
 /* ---- loading --------------------------------------------------------------- */
 
-/* Convert elements [first, first + n) of t into out; a failure names t,
- * and *fin is made false when a value is NaN or Inf. */
-static int read_range(const TensorRef *t, size_t first, size_t n, double *out, bool *fin,
-		      char *err, size_t errlen)
+/* Where load_tensors puts a layer's attention: in float64 or in float32,
+ * each buffer in a Layer's shape. The big ones are the caller's; the small
+ * norm tensors get theirs from alloc (float32: the caller's to keep) or
+ * malloc (float64: the Layer's). */
+typedef struct {
+	bool f32;
+	void *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *attn_norm;
+	void *attn_norm_bias, *q_norm, *k_norm;   /* set by the load, or NULL */
+	bool qk_norm_per_head;
+	float *(*alloc)(void *ctx, size_t n);
+	void *ctx;
+} AttnDst;
+
+/* Convert elements [first, first + n) of t into out + at elements of the
+ * destination's precision; a failure names t, and *fin is made false when
+ * a value is NaN or Inf. */
+static int read_range(const TensorRef *t, size_t first, size_t n, const AttnDst *b, void *out,
+		      size_t at, bool *fin, char *err, size_t errlen)
 {
-	return tensor_read_scan(t, first, n, out, fin, err, errlen);
+	if (b->f32)
+		return tensor_read_float_scan(t, first, n, (float *)out + at, fin, err, errlen);
+	return tensor_read_scan(t, first, n, (double *)out + at, fin, err, errlen);
 }
 
-static double *alloc_read(const TensorRef *t, bool *fin, char *err, size_t errlen)
+static void *alloc_read(const TensorRef *t, const AttnDst *b, bool *fin, char *err,
+			size_t errlen)
 {
-	double *v = malloc(t->nelem * sizeof(double));
+	void *v = b->f32 ? (void *)b->alloc(b->ctx, t->nelem) : malloc(t->nelem * sizeof(double));
 	if (!v) {
 		snprintf(err, errlen, "%s: tensor %s: out of memory", t->file, t->name);
 		return NULL;
 	}
-	if (read_range(t, 0, t->nelem, v, fin, err, errlen)) {
-		free(v);
+	if (read_range(t, 0, t->nelem, b, v, 0, fin, err, errlen)) {
+		if (!b->f32)
+			free(v);
 		return NULL;
 	}
 	return v;
 }
 
 /* GPT-NeoX: split per-head [q_h; k_h; v_h] rows (each d x cols) into q, k, v. */
-static int read_per_head(const TensorRef *t, size_t H, size_t d, size_t cols, double *q,
-			 double *k, double *v, bool *fin, char *err, size_t errlen)
+static int read_per_head(const TensorRef *t, size_t H, size_t d, size_t cols, const AttnDst *b,
+			 void *q, void *k, void *v, bool *fin, char *err, size_t errlen)
 {
-	double *dst[3] = {q, k, v};
+	void *dst[3] = {q, k, v};
 	for (size_t h = 0; h < H; h++)
 		for (size_t j = 0; j < 3; j++)
-			if (read_range(t, (h * 3 + j) * d * cols, d * cols, dst[j] + h * d * cols,
+			if (read_range(t, (h * 3 + j) * d * cols, d * cols, b, dst[j], h * d * cols,
 				       fin, err, errlen))
 				return -1;
 	return 0;
 }
 
-/* *fin: false when a value read is NaN or Inf. */
-static int load_tensors(const Model *m, const LayerTensors *lt, Layer *l, bool *fin, char *err,
-			size_t errlen)
+/* n values at v plus one, in b's precision. */
+static void add_one(const AttnDst *b, void *v, size_t n)
 {
-	const LayerShape *s = &l->shape;
+	for (size_t i = 0; v && i < n; i++) {
+		if (b->f32)
+			((float *)v)[i] += 1.0f;
+		else
+			((double *)v)[i] += 1.0;
+	}
+}
+
+/* *fin: false when a value read is NaN or Inf. On failure the small
+ * tensors read so far stay in b for the caller to release. */
+static int load_tensors(const Model *m, const LayerTensors *lt, const LayerShape *s, AttnDst *b,
+			bool *fin, char *err, size_t errlen)
+{
 	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
 	if (m->fam.qkv_kind == QKV_FUSED_PER_HEAD) {
-		if (read_per_head(lt->qkv, s->n_heads, s->head_dim, D, l->wq, l->wk, l->wv, fin, err,
-				  errlen) ||
-		    (lt->bqkv && read_per_head(lt->bqkv, s->n_heads, s->head_dim, 1, l->bq, l->bk,
-					       l->bv, fin, err, errlen)))
+		if (read_per_head(lt->qkv, s->n_heads, s->head_dim, D, b, b->wq, b->wk, b->wv, fin,
+				  err, errlen) ||
+		    (lt->bqkv && read_per_head(lt->bqkv, s->n_heads, s->head_dim, 1, b, b->bq, b->bk,
+					       b->bv, fin, err, errlen)))
 			return -1;
 	} else if (lt->qkv) {
-		if (read_range(lt->qkv, 0, Hd * D, l->wq, fin, err, errlen) ||
-		    read_range(lt->qkv, Hd * D, Gd * D, l->wk, fin, err, errlen) ||
-		    read_range(lt->qkv, (Hd + Gd) * D, Gd * D, l->wv, fin, err, errlen))
+		if (read_range(lt->qkv, 0, Hd * D, b, b->wq, 0, fin, err, errlen) ||
+		    read_range(lt->qkv, Hd * D, Gd * D, b, b->wk, 0, fin, err, errlen) ||
+		    read_range(lt->qkv, (Hd + Gd) * D, Gd * D, b, b->wv, 0, fin, err, errlen))
 			return -1;
-		if (lt->bqkv && (read_range(lt->bqkv, 0, Hd, l->bq, fin, err, errlen) ||
-				 read_range(lt->bqkv, Hd, Gd, l->bk, fin, err, errlen) ||
-				 read_range(lt->bqkv, Hd + Gd, Gd, l->bv, fin, err, errlen)))
+		if (lt->bqkv && (read_range(lt->bqkv, 0, Hd, b, b->bq, 0, fin, err, errlen) ||
+				 read_range(lt->bqkv, Hd, Gd, b, b->bk, 0, fin, err, errlen) ||
+				 read_range(lt->bqkv, Hd + Gd, Gd, b, b->bv, 0, fin, err, errlen)))
 			return -1;
 	} else {
-		if (read_range(lt->q, 0, Hd * D, l->wq, fin, err, errlen) ||
-		    read_range(lt->k, 0, Gd * D, l->wk, fin, err, errlen) ||
-		    read_range(lt->v, 0, Gd * D, l->wv, fin, err, errlen) ||
-		    (lt->bq && read_range(lt->bq, 0, Hd, l->bq, fin, err, errlen)) ||
-		    (lt->bk && read_range(lt->bk, 0, Gd, l->bk, fin, err, errlen)) ||
-		    (lt->bv && read_range(lt->bv, 0, Gd, l->bv, fin, err, errlen)))
+		if (read_range(lt->q, 0, Hd * D, b, b->wq, 0, fin, err, errlen) ||
+		    read_range(lt->k, 0, Gd * D, b, b->wk, 0, fin, err, errlen) ||
+		    read_range(lt->v, 0, Gd * D, b, b->wv, 0, fin, err, errlen) ||
+		    (lt->bq && read_range(lt->bq, 0, Hd, b, b->bq, 0, fin, err, errlen)) ||
+		    (lt->bk && read_range(lt->bk, 0, Gd, b, b->bk, 0, fin, err, errlen)) ||
+		    (lt->bv && read_range(lt->bv, 0, Gd, b, b->bv, 0, fin, err, errlen)))
 			return -1;
 	}
-	if (read_range(lt->o, 0, D * Hd, l->wo, fin, err, errlen) ||
-	    (lt->bo && read_range(lt->bo, 0, D, l->bo, fin, err, errlen)) ||
-	    (lt->norm && read_range(lt->norm, 0, D, l->attn_norm, fin, err, errlen)))
+	if (read_range(lt->o, 0, D * Hd, b, b->wo, 0, fin, err, errlen) ||
+	    (lt->bo && read_range(lt->bo, 0, D, b, b->bo, 0, fin, err, errlen)) ||
+	    (lt->norm && read_range(lt->norm, 0, D, b, b->attn_norm, 0, fin, err, errlen)))
 		return -1;
-	if (lt->norm_bias && !(l->attn_norm_bias = alloc_read(lt->norm_bias, fin, err, errlen)))
+	if (lt->norm_bias && !(b->attn_norm_bias = alloc_read(lt->norm_bias, b, fin, err, errlen)))
 		return -1;
 	if (lt->q_norm) {
-		l->qk_norm_per_head = lt->q_norm->nelem == s->head_dim;
-		if (!(l->q_norm = alloc_read(lt->q_norm, fin, err, errlen)) ||
-		    !(l->k_norm = alloc_read(lt->k_norm, fin, err, errlen)))
+		b->qk_norm_per_head = lt->q_norm->nelem == s->head_dim;
+		if (!(b->q_norm = alloc_read(lt->q_norm, b, fin, err, errlen)) ||
+		    !(b->k_norm = alloc_read(lt->k_norm, b, fin, err, errlen)))
 			return -1;
 	}
 	if (m->fam.norm_plus_one) {
 		/* Gemma's RMSNorm multiplies by (1 + w): keep the effective weight. */
-		for (size_t i = 0; l->attn_norm && i < D; i++)
-			l->attn_norm[i] += 1.0;
-		for (size_t i = 0; l->q_norm && i < lt->q_norm->nelem; i++)
-			l->q_norm[i] += 1.0;
-		for (size_t i = 0; l->k_norm && i < lt->k_norm->nelem; i++)
-			l->k_norm[i] += 1.0;
+		add_one(b, b->attn_norm, D);
+		add_one(b, b->q_norm, lt->q_norm ? lt->q_norm->nelem : 0);
+		add_one(b, b->k_norm, lt->k_norm ? lt->k_norm->nelem : 0);
 	}
 	return 0;
 }
@@ -902,6 +928,18 @@ static void layer_reset(Layer *l)
 	l->attn_norm = k.attn_norm;
 }
 
+/* Layer i's settings, all but its shape and weights, into l. */
+static void layer_header(const Model *m, size_t i, Layer *l)
+{
+	l->rope = family_layer_rope(&m->fam, i);
+	l->sliding_window = family_layer_window(&m->fam, i);
+	l->attn_softcap = m->fam.attn_softcap;
+	l->score_scale = m->fam.score_scale;
+	l->norm_eps = m->fam.norm_eps;
+	l->qk_norm_eps = m->fam.qk_norm_eps;
+	l->attn_norm_kind = m->fam.norm_kind;
+}
+
 static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, size_t errlen)
 {
 	LayerTensors lt;
@@ -934,15 +972,16 @@ static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, siz
 			return -1;
 		}
 	}
-	out->rope = family_layer_rope(&m->fam, i);
-	out->sliding_window = family_layer_window(&m->fam, i);
-	out->attn_softcap = m->fam.attn_softcap;
-	out->score_scale = m->fam.score_scale;
-	out->norm_eps = m->fam.norm_eps;
-	out->qk_norm_eps = m->fam.qk_norm_eps;
-	out->attn_norm_kind = m->fam.norm_kind;
+	layer_header(m, i, out);
 	bool finite = true;   /* told by the reads, which see every value */
-	if (load_tensors(m, &lt, out, &finite, err, errlen)) {
+	AttnDst b = {false, out->wq, out->wk, out->wv, out->wo, out->bq, out->bk, out->bv, out->bo,
+		     out->attn_norm, NULL, NULL, NULL, false, NULL, NULL};
+	int rc = load_tensors(m, &lt, &out->shape, &b, &finite, err, errlen);
+	out->attn_norm_bias = b.attn_norm_bias;
+	out->q_norm = b.q_norm;
+	out->k_norm = b.k_norm;
+	out->qk_norm_per_head = b.qk_norm_per_head;
+	if (rc) {
 		layer_free(out);
 		return -1;
 	}
@@ -964,6 +1003,58 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen)
 int model_reload_layer(Model *m, size_t i, Layer *l, char *err, size_t errlen)
 {
 	return load_layer(m, i, l, true, err, errlen);
+}
+
+int model_load_layer_float(Model *m, size_t i, Layer *hdr, LayerFloats *out,
+			   float *(*alloc)(void *ctx, size_t n), void *ctx, char *err, size_t errlen)
+{
+	memset(hdr, 0, sizeof *hdr);
+	memset(out, 0, sizeof *out);
+	LayerTensors lt;
+	if (m->is_mla || layer_tensors(m, i, &lt, err, errlen)) {
+		if (m->is_mla)
+			return load_layer(m, i, hdr, false, err, errlen);   /* its refusal */
+		return -1;
+	}
+	const LayerShape *s = &m->fam.shape;
+	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
+	hdr->shape = *s;
+	layer_header(m, i, hdr);
+	bool bias = lt.bq || lt.bk || lt.bv || lt.bqkv;
+	AttnDst b = {true, alloc(ctx, Hd * D), alloc(ctx, Gd * D), alloc(ctx, Gd * D),
+		     alloc(ctx, D * Hd), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		     false, alloc, ctx};
+	bool nomem = !b.wq || !b.wk || !b.wv || !b.wo;
+	if (bias) {
+		b.bq = alloc(ctx, Hd);
+		b.bk = alloc(ctx, Gd);
+		b.bv = alloc(ctx, Gd);
+		nomem |= !b.bq || !b.bk || !b.bv;
+	}
+	if (lt.bo)
+		nomem |= !(b.bo = alloc(ctx, D));
+	if (lt.norm)
+		nomem |= !(b.attn_norm = alloc(ctx, D));
+	if (nomem) {
+		snprintf(err, errlen, "%s: layer %zu: out of memory", m->path, i);
+		return -1;
+	}
+	bool finite = true;
+	if (load_tensors(m, &lt, s, &b, &finite, err, errlen))
+		return -1;
+	if (!finite) {
+		/* rare: the float64 load names the tensor, as every mode does */
+		Layer l;
+		if (model_load_layer(m, i, &l, err, errlen))
+			return -1;
+		layer_free(&l);
+		snprintf(err, errlen, "%s: layer %zu: an attention weight is past float32's range",
+			 m->path, i);
+		return -1;
+	}
+	*out = (LayerFloats){b.wq, b.wk, b.wv, b.wo, b.bq, b.bk, b.bv, b.bo, b.q_norm, b.k_norm,
+			     b.attn_norm, b.attn_norm_bias, b.qk_norm_per_head};
+	return 0;
 }
 
 int model_load_embeddings(Model *m, const size_t *tokens, size_t n, double *out, char *err,

@@ -113,6 +113,19 @@ int model_load_layer(Model *m, size_t i, Layer *out, char *err, size_t errlen);
  * tensors, so a loop over the layers touches no fresh pages; on failure
  * *l is released. */
 int model_reload_layer(Model *m, size_t i, Layer *l, char *err, size_t errlen);
+
+/* Layer i's attention weights in float32, for the float32 forward pass,
+ * each in a Layer's shape (NULL where the Layer's is NULL). */
+typedef struct {
+	float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *q_norm, *k_norm, *attn_norm, *attn_norm_bias;
+	bool qk_norm_per_head;
+} LayerFloats;
+/* Layer i read straight to float32 (no float64 copy): *hdr gets what
+ * model_load_layer gives but the weights (its pointers NULL), *out the
+ * weights, in buffers alloc(ctx, n) gives (n floats, the caller's to keep
+ * and release). NaN or Inf is refused with model_load_layer's words. */
+int model_load_layer_float(Model *m, size_t i, Layer *hdr, LayerFloats *out,
+			   float *(*alloc)(void *ctx, size_t n), void *ctx, char *err, size_t errlen);
 /* Token embeddings of n token ids into out (n x D, row-major). */
 int model_load_embeddings(Model *m, const size_t *tokens, size_t n,
 			  double *out, char *err, size_t errlen);

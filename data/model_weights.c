@@ -156,11 +156,12 @@ void model_weights_set_perturb(ModelWeights *w, double u, uint64_t seed)
 
 /* ---- buffers ------------------------------------------------------------------ */
 
-/* The current layer's buffers are given back for the next one to reuse. */
+/* The current layer's buffers are given back for the next one to reuse
+ * (the float64 attention Layer keeps its buffers: model_reload_layer
+ * refills them, so no layer after the first touches fresh pages). */
 static void pool_clear(ModelWeights *w)
 {
 	w->npool = 0;
-	layer_free(&w->attn);
 	mla_free(&w->mla_layer);
 }
 
@@ -669,31 +670,27 @@ void model_weights_set_rope(ModelWeights *w, const RopeOverride *o)
 	w->rope = *o;
 }
 
-int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen)
+/* Pool buffers for model_load_layer_float. */
+static float *pool_floats(void *ctx, size_t n)
 {
-	memset(out, 0, sizeof *out);
-	pool_clear(w);
-	if (w->mla)
-		return mla_weights_layer(w, i, out, err, errlen);
+	return pool_alloc(ctx, n);
+}
+
+/* Layer i's attention into out: float32 straight from the file, or
+ * float64 through w->attn (its buffers reused layer after layer); the
+ * rounding what-if on the weights as stored. */
+static int attn_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen)
+{
 	Layer *a = &w->attn;
-	if (model_load_layer(w->m, i, a, err, errlen))
+	LayerFloats f;
+	bool f32 = w->prec == FWD_F32;
+	if (f32 ? model_load_layer_float(w->m, i, a, &f, pool_floats, w, err, errlen)
+		: model_reload_layer(w->m, i, a, err, errlen))
 		return -1;
 	const LayerShape *s = &a->shape;
 	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
-	bool nomem = false;
-	size_t qn = a->qk_norm_per_head ? s->head_dim : Hd, kn = a->qk_norm_per_head ? s->head_dim : Gd;
-	perturb_d(w, a->wq, Hd * D);
-	perturb_d(w, a->wk, Gd * D);
-	perturb_d(w, a->wv, Gd * D);
-	perturb_d(w, a->wo, D * Hd);
-	perturb_d(w, a->bq, Hd);
-	perturb_d(w, a->bk, Gd);
-	perturb_d(w, a->bv, Gd);
-	perturb_d(w, a->bo, D);
-	perturb_d(w, a->q_norm, qn);
-	perturb_d(w, a->k_norm, kn);
-	perturb_d(w, a->attn_norm, D);
-	perturb_d(w, a->attn_norm_bias, D);
+	bool per_head = f32 ? f.qk_norm_per_head : a->qk_norm_per_head;
+	size_t qn = per_head ? s->head_dim : Hd, kn = per_head ? s->head_dim : Gd;
 	out->shape = *s;
 	out->rope = a->rope;
 	rope_override_apply(&w->rope, &out->rope);
@@ -705,26 +702,55 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 	out->window = a->sliding_window;
 	out->attn_softcap = a->attn_softcap;
 	out->score_scale = a->score_scale;
-	out->wq = as_prec(w, a->wq, Hd * D, &nomem);
-	out->wk = as_prec(w, a->wk, Gd * D, &nomem);
-	out->wv = as_prec(w, a->wv, Gd * D, &nomem);
-	out->wo = as_prec(w, a->wo, D * Hd, &nomem);
-	out->bq = as_prec(w, a->bq, Hd, &nomem);
-	out->bk = as_prec(w, a->bk, Gd, &nomem);
-	out->bv = as_prec(w, a->bv, Gd, &nomem);
-	out->bo = as_prec(w, a->bo, D, &nomem);
-	out->qk_norm_per_head = a->qk_norm_per_head;
+	out->qk_norm_per_head = per_head;
 	out->qk_norm_eps = a->qk_norm_eps;
-	out->q_norm = as_prec(w, a->q_norm, qn, &nomem);
-	out->k_norm = as_prec(w, a->k_norm, kn, &nomem);
-	out->attn_norm.w = as_prec(w, a->attn_norm, D, &nomem);
-	out->attn_norm.b = as_prec(w, a->attn_norm_bias, D, &nomem);
 	out->attn_norm.kind = a->attn_norm_kind;
 	out->attn_norm.eps = a->norm_eps;
-	if (nomem) {
-		snprintf(err, errlen, "%s: layer %zu: out of memory", model_path(w->m), i);
-		return -1;
+	if (f32) {
+		/* the what-if draws in the order the float64 path draws */
+		const struct {
+			float *v;
+			size_t n;
+			const void **to;
+		} t[] = {{f.wq, Hd * D, &out->wq}, {f.wk, Gd * D, &out->wk},
+			 {f.wv, Gd * D, &out->wv}, {f.wo, D * Hd, &out->wo},
+			 {f.bq, Hd, &out->bq},     {f.bk, Gd, &out->bk},
+			 {f.bv, Gd, &out->bv},     {f.bo, D, &out->bo},
+			 {f.q_norm, qn, &out->q_norm}, {f.k_norm, kn, &out->k_norm},
+			 {f.attn_norm, D, &out->attn_norm.w},
+			 {f.attn_norm_bias, D, &out->attn_norm.b}};
+		for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+			perturb_p(w, t[k].v, t[k].n);
+			*t[k].to = t[k].v;
+		}
+		return 0;
 	}
+	const struct {
+		double *v;
+		size_t n;
+		const void **to;
+	} t[] = {{a->wq, Hd * D, &out->wq}, {a->wk, Gd * D, &out->wk},
+		 {a->wv, Gd * D, &out->wv}, {a->wo, D * Hd, &out->wo},
+		 {a->bq, Hd, &out->bq},     {a->bk, Gd, &out->bk},
+		 {a->bv, Gd, &out->bv},     {a->bo, D, &out->bo},
+		 {a->q_norm, qn, &out->q_norm}, {a->k_norm, kn, &out->k_norm},
+		 {a->attn_norm, D, &out->attn_norm.w},
+		 {a->attn_norm_bias, D, &out->attn_norm.b}};
+	for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+		perturb_d(w, t[k].v, t[k].n);
+		*t[k].to = t[k].v;
+	}
+	return 0;
+}
+
+int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	pool_clear(w);
+	if (w->mla)
+		return mla_weights_layer(w, i, out, err, errlen);
+	if (attn_layer(w, i, out, err, errlen))
+		return -1;
 	out->block = w->block;
 	out->act = w->act;
 	const MlpNames *nm = w->nm;
@@ -802,6 +828,7 @@ void model_weights_close(ModelWeights *w)
 	if (!w)
 		return;
 	pool_clear(w);
+	layer_free(&w->attn);
 	for (size_t i = 0; i < w->nslots; i++)
 		free(w->pool[i]);
 	free(w->pool);
