@@ -146,6 +146,8 @@ if /usr/bin/time --version 2>&1 | grep -q GNU; then
 	has "$tmp/table" "^ropefold verify M M_folded .* fold$" "its table has ropefold's verdict"
 	has "$tmp/table" "^numpy verify M M_folded .* fold$" "its table has numpy's verdict"
 	has "$tmp/table" "^fold / cp -r " "its table has the fold / cp -r ratio"
+	has "$tmp/table" "^logits T=512 / the sgemm rate  *[0-9][0-9.]*   target >= 0.6: " \
+		"its table has logits' share of the sgemm rate"
 	if [ "$(ls "$tmp/bench")" = "$(printf 'llama3-tiny-shaped\nllama3-tiny-shaped.logs')" ]
 	then ok "it removes its outputs and keeps the model"
 	else notok "it removes its outputs and keeps the model"; ls "$tmp/bench" | sed 's/^/# /'; fi
