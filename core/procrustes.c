@@ -105,16 +105,22 @@ RfStatus procrustes_least_squares(const double *A, size_t lda,
 	return st;
 }
 
-/* Four independent lanes of sums and maxima per row, so that the loop
- * vectorises and pipelines; a NaN anywhere reaches the sum of squares
- * and is reported once at the end. */
-#define REL_LANES 4
-
-double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
-			   size_t ldy, size_t rows, size_t cols)
+/* Four independent lanes (REL_LANES) of sums and maxima per row, so that
+ * the loop vectorises and pipelines; a NaN anywhere reaches the sum of
+ * squares and is reported once at the end. */
+void rel_diff_start(RelDiff *r)
 {
-	double dnl[REL_LANES] = {0}, ynl[REL_LANES] = {0};
-	double dml[REL_LANES] = {0}, yml[REL_LANES] = {0};
+	memset(r, 0, sizeof *r);
+}
+
+void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size_t ldy,
+		  size_t rows, size_t cols)
+{
+	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
+	memcpy(dnl, r->dn, sizeof dnl);
+	memcpy(ynl, r->yn, sizeof ynl);
+	memcpy(dml, r->dm, sizeof dml);
+	memcpy(yml, r->ym, sizeof yml);
 	for (size_t i = 0; i < rows; i++) {
 		const double *x = X + i * ldx, *y = Y + i * ldy;
 		size_t j = 0;
@@ -136,12 +142,20 @@ double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 			yml[0] = ay > yml[0] ? ay : yml[0];
 		}
 	}
+	memcpy(r->dn, dnl, sizeof dnl);
+	memcpy(r->yn, ynl, sizeof ynl);
+	memcpy(r->dm, dml, sizeof dml);
+	memcpy(r->ym, yml, sizeof yml);
+}
+
+double rel_diff_result(const RelDiff *r)
+{
 	double dn = 0, yn = 0, dm = 0, ym = 0;
 	for (size_t k = 0; k < REL_LANES; k++) {
-		dn += dnl[k];
-		yn += ynl[k];
-		dm = dml[k] > dm ? dml[k] : dm;
-		ym = yml[k] > ym ? yml[k] : ym;
+		dn += r->dn[k];
+		yn += r->yn[k];
+		dm = r->dm[k] > dm ? r->dm[k] : dm;
+		ym = r->ym[k] > ym ? r->ym[k] : ym;
 	}
 	if (dn != dn)
 		return INFINITY;
@@ -151,6 +165,15 @@ double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 		return INFINITY;
 	double fr = sqrt(dn / yn), mr = dm / ym;
 	return fr > mr ? fr : mr;
+}
+
+double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
+			   size_t ldy, size_t rows, size_t cols)
+{
+	RelDiff r;
+	rel_diff_start(&r);
+	rel_diff_add(&r, X, ldx, Y, ldy, rows, cols);
+	return rel_diff_result(&r);
 }
 
 double procrustes_ortho_defect(const double *R, size_t d)

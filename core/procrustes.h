@@ -29,6 +29,19 @@ RfStatus procrustes_rotation_cols(const double *A, size_t lda,
 double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 			   size_t ldy, size_t rows, size_t cols);
 
+/* The same over rows given a block at a time (a product made row by row
+ * and compared while in cache, never stored whole): start, add the
+ * blocks in row order, then the result, the very value procrustes_rel_diff
+ * gives on all the rows at once. */
+#define REL_LANES 4
+typedef struct {
+	double dn[REL_LANES], yn[REL_LANES], dm[REL_LANES], ym[REL_LANES];
+} RelDiff;
+void rel_diff_start(RelDiff *r);
+void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size_t ldy,
+		  size_t rows, size_t cols);
+double rel_diff_result(const RelDiff *r);
+
 /* ||R^T R - I||_F of a d x d matrix. */
 double procrustes_ortho_defect(const double *R, size_t d);
 

@@ -99,6 +99,24 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 	}
 }
 
+void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      double *scratch, RowsSink sink, void *ctx)
+{
+	SparseRows s;
+	if (!sparse_rows(R, d, &s)) {
+		rows_rotate(R, d, in, ldi, n, scratch, n);
+		sink(ctx, 0, d, n, scratch, n);
+		return;
+	}
+	for (size_t i = 0; i < d; i++) {
+		const double *a[ROWS_SPARSE];
+		for (size_t k = 0; k < s.cnt[i]; k++)
+			a[k] = in + s.col[i][k] * ldi;
+		scaled_sum(a, s.val[i], s.cnt[i], n, scratch);
+		sink(ctx, i, 1, n, scratch, n);
+	}
+}
+
 /* The partner of coordinate j in RoPE's pairing: j + d/2 mod d (the half
  * layout) or j ^ 1 (interleaved). */
 static size_t partner(size_t j, size_t d, bool half)
@@ -139,63 +157,103 @@ static void pairs_cols_apply(const double *dg, const double *off, size_t d, bool
 	}
 }
 
-/* cols_rotate for an R whose every row j holds nonzeros only at j and at
- * j's partner in one layout's pairing (a rotation commuting with RoPE),
- * as s lists them: out[r][j] = R[j][j] in[r][j] + R[j][p(j)] in[r][p(j)],
- * loops over contiguous coordinates that vectorize, where the general
- * sums gather. False (nothing written) for any other R. */
-static bool pairs_cols(const SparseRows *s, size_t d, const double *in, size_t ldi, size_t n,
-		       double *out, size_t ldo)
-{
-	if (d % 2)
-		return false;
+/* How cols_rotate turns by an R: BLAS, the pair loops (dg, off in the
+ * half or interleaved layout) or the general sums over s. */
+typedef struct {
+	enum { COLS_BLAS, COLS_PAIRS, COLS_SUMS } how;
+	SparseRows s;
 	double dg[D_MAX], off[D_MAX];
+	bool half;
+} ColsPlan;
+
+/* The pair loops suit an R whose every row j holds nonzeros only at j and
+ * at j's partner in one layout's pairing (a rotation commuting with
+ * RoPE): out[r][j] = R[j][j] in[r][j] + R[j][p(j)] in[r][p(j)], loops over
+ * contiguous coordinates that vectorize, where the general sums gather. */
+static void cols_plan(const double *R, size_t d, ColsPlan *p)
+{
+	p->how = COLS_BLAS;
+	if (!sparse_rows(R, d, &p->s))
+		return;
+	p->how = COLS_SUMS;
+	if (d % 2)
+		return;
 	bool half = true;
 	for (int pass = 0; pass < 2; pass++, half = false) {
 		bool fits = true;
 		for (size_t j = 0; j < d && fits; j++) {
-			size_t p = partner(j, d, half);
-			dg[j] = off[j] = 0;
-			for (size_t k = 0; k < s->cnt[j] && fits; k++) {
-				size_t c = s->col[j][k];
+			size_t q = partner(j, d, half);
+			p->dg[j] = p->off[j] = 0;
+			for (size_t k = 0; k < p->s.cnt[j] && fits; k++) {
+				size_t c = p->s.col[j][k];
 				if (c == j)
-					dg[j] = s->val[j][k];
-				else if (c == p)
-					off[j] = s->val[j][k];
+					p->dg[j] = p->s.val[j][k];
+				else if (c == q)
+					p->off[j] = p->s.val[j][k];
 				else
 					fits = false;
 			}
 		}
-		if (!fits)
-			continue;
-		pairs_cols_apply(dg, off, d, half, in, ldi, n, out, ldo);
-		return true;
+		if (fits) {
+			p->how = COLS_PAIRS;
+			p->half = half;
+			return;
+		}
 	}
-	return false;
 }
 
-void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
-		 double *out, size_t ldo)
+/* Rows [0, n) of in R^T into out by plan p. */
+static void cols_apply(const ColsPlan *p, const double *R, size_t d, const double *in,
+		       size_t ldi, size_t n, double *out, size_t ldo)
 {
-	SparseRows s;
-	if (!sparse_rows(R, d, &s)) {
+	if (p->how == COLS_BLAS) {
 		cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d, (int)d,
 			    1.0, in, (int)ldi, R, (int)d, 0.0, out, (int)ldo);
 		return;
 	}
-	if (pairs_cols(&s, d, in, ldi, n, out, ldo))
+	if (p->how == COLS_PAIRS) {
+		pairs_cols_apply(p->dg, p->off, d, p->half, in, ldi, n, out, ldo);
 		return;
+	}
 	/* out[r][j] = the sum over R's row j's nonzeros of R[j][k] in[r][k] */
+	const SparseRows *s = &p->s;
 	for (size_t r = 0; r < n; r++) {
 		const double *x = in + r * ldi;
 		double *o = out + r * ldo;
 		for (size_t j = 0; j < d; j++) {
 			double sum = 0;
-			if (s.cnt[j])
-				sum = s.val[j][0] * x[s.col[j][0]];
-			for (size_t k = 1; k < s.cnt[j]; k++)
-				sum += s.val[j][k] * x[s.col[j][k]];
+			if (s->cnt[j])
+				sum = s->val[j][0] * x[s->col[j][0]];
+			for (size_t k = 1; k < s->cnt[j]; k++)
+				sum += s->val[j][k] * x[s->col[j][k]];
 			o[j] = sum;
 		}
+	}
+}
+
+void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		 double *out, size_t ldo)
+{
+	ColsPlan p;
+	cols_plan(R, d, &p);
+	cols_apply(&p, R, d, in, ldi, n, out, ldo);
+}
+
+void cols_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      double *scratch, RowsSink sink, void *ctx)
+{
+	ColsPlan p;
+	cols_plan(R, d, &p);
+	if (p.how == COLS_BLAS) {
+		cols_apply(&p, R, d, in, ldi, n, scratch, d);
+		sink(ctx, 0, n, d, scratch, d);
+		return;
+	}
+	/* blocks of rows small enough for L1 (32 x 128 doubles) */
+	enum { BLOCK = 32 };
+	for (size_t r = 0; r < n; r += BLOCK) {
+		size_t m = n - r < BLOCK ? n - r : BLOCK;
+		cols_apply(&p, R, d, in + r * ldi, ldi, m, scratch, d);
+		sink(ctx, r, m, d, scratch, d);
 	}
 }

@@ -20,4 +20,18 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo);
 
+/* The same products handed over as they are made, never stored whole:
+ * sink gets rows [first, first + m) of the product, each of cols values,
+ * at block (leading dimension ld), in row order. scratch holds d x n
+ * (rows_rotate_each) or n x d (cols_rotate_each) doubles; the sums use a
+ * row or a few of it, so what the sink reads is still in cache (verify
+ * compares R A against B so, and the product's round trip through memory
+ * goes). The rows are rows_rotate's and cols_rotate's to the bit. */
+typedef void (*RowsSink)(void *ctx, size_t first, size_t m, size_t cols, const double *block,
+			 size_t ld);
+void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      double *scratch, RowsSink sink, void *ctx);
+void cols_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      double *scratch, RowsSink sink, void *ctx);
+
 #endif

@@ -43,11 +43,12 @@ Finding verify_finding(FindingCode code, LevelId level, size_t group,
 		       size_t head, const char *tensor, double err);
 /* Record the first break, of class why; later calls are ignored. */
 void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f);
-/* rel diff of R A_rows against B_rows (d x D blocks); R A lands in c->work. */
+/* rel diff of R A_rows against B_rows (d x D blocks), each row of R A
+ * compared as it is made (c->work the scratch). */
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B);
 /* The same for a head's W_o column block (D x d, leading dimension H d):
- * A_cols R^T against B_cols, A R^T in c->work. */
+ * A_cols R^T against B_cols. */
 double verify_cols_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B);
 /* Raise the largest plain difference of B against A to e, a relative

@@ -499,11 +499,95 @@ static void test_rows_rotate(void **state)
 	}
 }
 
+/* What rows_rotate_each and cols_rotate_each hand over: the product's
+ * rows in order, each once, as the definition makes them. */
+typedef struct {
+	double *got;        /* the rows, stored at their place (ld cols) */
+	size_t next, cols;  /* the row expected next */
+	RelDiff acc;        /* against ref, block by block */
+	const double *ref;
+} Collect;
+
+static void collect(void *ctx, size_t first, size_t m, size_t cols, const double *block,
+		    size_t ld)
+{
+	Collect *c = ctx;
+	assert_int_equal(first, c->next);
+	assert_int_equal(cols, c->cols);
+	for (size_t i = 0; i < m; i++)
+		for (size_t j = 0; j < cols; j++)
+			c->got[(first + i) * cols + j] = block[i * ld + j];
+	rel_diff_add(&c->acc, block, ld, c->ref + first * cols, cols, m, cols);
+	c->next = first + m;
+}
+
+/* The larger of ||X - Y||_F / ||Y||_F and max|X - Y| / max|Y|, by its
+ * definition in long double. */
+static double rel_diff_def(const double *X, const double *Y, size_t n)
+{
+	long double dn = 0, yn = 0, dm = 0, ym = 0;
+	for (size_t i = 0; i < n; i++) {
+		long double e = (long double)X[i] - Y[i];
+		dn += e * e;
+		yn += (long double)Y[i] * Y[i];
+		dm = fabsl(e) > dm ? fabsl(e) : dm;
+		ym = fabsl((long double)Y[i]) > ym ? fabsl((long double)Y[i]) : ym;
+	}
+	long double fr = sqrtl(dn / yn), mr = dm / ym;
+	return (double)(fr > mr ? fr : mr);
+}
+
+static void test_rotate_each(void **state)
+{
+	(void)state;
+	/* rows: d x n of in (ld ldi); cols: nc x d rows (ld ldi), more than
+	 * one block of the column sums */
+	enum { d = 16, n = 37, ldi = 41, nc = 70 };
+	static double in[nc * ldi], R[d * d], ref[nc * d], want[nc * d], got[nc * d],
+		scratch[nc * ldi];
+	Rng rng;
+	rng_seed(&rng, 78, 0);
+	for (size_t i = 0; i < nc * ldi; i++)
+		in[i] = rng_normal(&rng);
+	RopeSpec rope = rope_spec_default(d);
+	static const RotKind k[] = {ROT_COMMUTING, ROT_LAYOUT_MISMATCH, ROT_PAIR_SWAP, ROT_HAAR,
+				    ROT_HADAMARD};
+	for (size_t kind = 0; kind < sizeof k / sizeof k[0]; kind++) {
+		assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
+		for (int cols = 0; cols < 2; cols++) {
+			size_t rows = cols ? nc : d, w = cols ? d : n;
+			for (size_t r = 0; r < rows; r++)
+				for (size_t c = 0; c < w; c++) {
+					long double s = 0;
+					for (size_t j = 0; j < d; j++)
+						s += cols ? (long double)in[r * ldi + j] * R[c * d + j]
+							  : (long double)R[r * d + j] * in[j * ldi + c];
+					want[r * w + c] = (double)s;
+					ref[r * w + c] = (double)s + 1e-3 * rng_normal(&rng);
+				}
+			Collect col = {got, 0, w, {{0}}, ref};
+			rel_diff_start(&col.acc);
+			if (cols)
+				cols_rotate_each(R, d, in, ldi, nc, scratch, collect, &col);
+			else
+				rows_rotate_each(R, d, in, ldi, n, scratch, collect, &col);
+			assert_int_equal(col.next, rows);
+			for (size_t i = 0; i < rows * w; i++)
+				assert_close(got[i], want[i], 1e-14);
+			double e = rel_diff_result(&col.acc);
+			assert_close(e, rel_diff_def(got, ref, rows * w), 1e-12);
+			/* the blocks' sums are the whole product's, to the bit */
+			assert_true(e == procrustes_rel_diff(got, w, ref, w, rows, w));
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds_are_orthogonal),
 		cmocka_unit_test(test_rows_rotate),
+		cmocka_unit_test(test_rotate_each),
 		cmocka_unit_test(test_ortho_defect),
 		cmocka_unit_test(test_which_kinds_commute),
 		cmocka_unit_test(test_layout_mismatch_commutes_elsewhere),
