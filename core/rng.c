@@ -25,3 +25,13 @@ double rng_normal(Rng *rng)
 	double u2 = rng_uniform(rng);
 	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
+
+void rng_lanes_seed(RngLanes *r, uint64_t seed, uint64_t stream)
+{
+	for (size_t k = 0; k < RNG_LANES; k++) {
+		Rng one;
+		rng_seed(&one, seed, stream * RNG_LANES + k);
+		for (int w = 0; w < 4; w++)
+			r->s[w][k] = one.s[w];
+	}
+}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/attention.h"
+#include "core/clones.h"
 #include "core/fold_changes.h"
 #include "core/layout_perm.h"
 #include "core/levels.h"
@@ -32,6 +33,28 @@ typedef struct {
 	TaskQueue q;
 } NoiseFill;
 
+/* w[j] = v[j] moved by r: v[j] + h r (h > 0: a quantized part's rms
+ * bound) or v[j] (1 + u r), r uniform in [-1, 1) from g, eight at a time. */
+HOT_CLONES
+static void noise_apply(const double *v, double *w, size_t n, double h, double u, RngLanes *g)
+{
+	double r[RNG_LANES];
+	for (size_t j = 0; j < n; j += RNG_LANES) {
+		rng_lanes_signed(g, r);
+		size_t m = n - j < RNG_LANES ? n - j : RNG_LANES;
+		if (m < RNG_LANES) {
+			for (size_t k = 0; k < m; k++)
+				w[j + k] = h > 0 ? v[j + k] + h * r[k] : v[j + k] * (1.0 + u * r[k]);
+		} else if (h > 0) {
+			for (size_t k = 0; k < RNG_LANES; k++)
+				w[j + k] = v[j + k] + h * r[k];
+		} else {
+			for (size_t k = 0; k < RNG_LANES; k++)
+				w[j + k] = v[j + k] * (1.0 + u * r[k]);
+		}
+	}
+}
+
 static void noise_fill(void *ctx, size_t worker)
 {
 	(void)worker;
@@ -43,14 +66,9 @@ static void noise_fill(void *ctx, size_t worker)
 		size_t lo = (k - f->first[i]) * NOISE_CHUNK, hi = lo + NOISE_CHUNK;
 		if (hi > f->n[i])
 			hi = f->n[i];
-		Rng rng;
-		rng_seed(&rng, 0x5eed, 7 + k);
-		const double *v = f->src[i];
-		double *w = f->dst[i];
-		for (size_t j = lo; j < hi; j++) {
-			double r = 2.0 * rng_uniform(&rng) - 1.0;
-			w[j] = f->h[i] > 0 ? v[j] + f->h[i] * r : v[j] * (1.0 + f->u * r);
-		}
+		RngLanes g;
+		rng_lanes_seed(&g, 0x5eed, 7 + k);
+		noise_apply(f->src[i] + lo, f->dst[i] + lo, hi - lo, f->h[i], f->u, &g);
 	}
 }
 
