@@ -76,6 +76,7 @@ void fwd_state_done(FwdState *s)
 	if (s->have_rope)
 		rope_table_done(&s->rope);
 	free(s->x);
+	free(s->mlp_h);
 	memset(s, 0, sizeof *s);
 }
 

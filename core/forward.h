@@ -131,6 +131,11 @@ typedef struct {
 				 * next layer's RoPE is the same (rope_spec_equal) */
 	RopeSpec rope_spec;
 	bool have_rope;
+	void *mlp_h;            /* the MLP's hidden activations (2 T F values),
+				 * kept from layer to layer: at 8B scale they pass
+				 * malloc's mmap threshold, and a fresh mapping
+				 * each layer is pages zeroed again */
+	size_t mlp_h_bytes;
 } FwdState;
 
 /* Buffers for T positions of width D; nthreads workers for the heads. */

@@ -230,16 +230,26 @@ static RfStatus SUF(route_deepseek)(const FwdMoe *moe, const R *logit, size_t T,
 	return RF_OK;
 }
 
-static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *out)
+/* n values of st's MLP scratch (grown, never shrunk), or NULL. */
+static R *SUF(mlp_scratch)(FwdState *st, size_t n)
+{
+	if (st->mlp_h_bytes < n * sizeof(R)) {
+		free(st->mlp_h);
+		st->mlp_h = malloc(n * sizeof(R));
+		st->mlp_h_bytes = st->mlp_h ? n * sizeof(R) : 0;
+	}
+	return st->mlp_h;
+}
+
+static RfStatus SUF(mlp)(FwdState *st, const FwdLayer *l, const R *a, R *out)
 {
 	size_t T = st->T, D = st->D;
 	const FwdMoe *moe = &l->moe;
 	if (!moe->n_experts) {
-		R *h = malloc(2 * T * l->mlp.ff * sizeof(R));
+		R *h = SUF(mlp_scratch)(st, 2 * T * l->mlp.ff);
 		if (!h)
 			return RF_ERR_NOMEM;
 		SUF(mlp_rows)(&l->mlp, l->act, a, T, D, h, out);
-		free(h);
 		return RF_OK;
 	}
 	size_t E = moe->n_experts, K = moe->top_k, Fmax = 0;
@@ -251,7 +261,7 @@ static RfStatus SUF(mlp)(const FwdState *st, const FwdLayer *l, const R *a, R *o
 	R *logit = malloc(T * E * sizeof(R));
 	double *wsel = calloc(T * E, sizeof(double));   /* T x E: a token's weight for expert e */
 	R *rows = malloc(T * D * sizeof(R)), *y = malloc(T * D * sizeof(R));
-	R *h = malloc(2 * T * Fmax * sizeof(R));
+	R *h = SUF(mlp_scratch)(st, 2 * T * Fmax);
 	size_t *idx = malloc(T * sizeof(size_t));
 	unsigned char *sel = calloc(T * E, 1);          /* T x E: expert e chosen for token t */
 	RfStatus rc = RF_ERR_NOMEM;
@@ -322,7 +332,6 @@ out:
 	free(wsel);
 	free(rows);
 	free(y);
-	free(h);
 	free(idx);
 	free(sel);
 	return rc;
