@@ -97,6 +97,20 @@ typedef struct {
 	double score_scale;     /* 0 = 1/sqrt(dn+dr) */
 } FwdMla;
 
+/* A dense MLP's matrices may arrive one at a time: the whole-model pass
+ * reads the next while the current one multiplies, so memory holds two
+ * matrices in turn rather than two whole layers. need gives part p's
+ * weights once read (NULL: the read failed, and the layer stops with
+ * RF_ERR_SOURCE); done says the pass is through with them. The parts are
+ * asked for in the order up, gate (when gated), down. */
+typedef enum { FWD_PART_UP, FWD_PART_GATE, FWD_PART_DOWN } FwdPart;
+typedef struct {
+	const void *(*need)(void *ctx, FwdPart p);
+	void (*done)(void *ctx, FwdPart p);
+	void *ctx;
+	bool gated;             /* a gate matrix comes between up and down */
+} FwdParts;
+
 /* One decoder layer's weights and settings. */
 typedef struct {
 	LayerShape shape;
@@ -116,6 +130,8 @@ typedef struct {
 	FwdNorm post_ffn_norm;  /* on the MLP's output (POST, SANDWICH) */
 	FwdAct act;
 	FwdMlp mlp;             /* the dense MLP (when moe.n_experts is 0) */
+	const FwdParts *parts;  /* or NULL; else mlp's gate, up and down are NULL
+				 * and come through it */
 	FwdMoe moe;
 	const FwdMla *mla;      /* DeepSeek MLA instead of wq..wo, rope, q/k norms
 				 * and window, or NULL */

@@ -180,21 +180,46 @@ out:
 /* ---- MLP and experts ------------------------------------------------------ */
 
 /* out (n x D) = mlp(a (n x D)); h is n x 2F scratch. */
-static void SUF(mlp_rows)(const FwdMlp *p, FwdAct act, const R *a, size_t n, size_t D, R *h,
-			  R *out)
+/* Part q of the MLP: p's own matrix m, or the one parts gives. */
+static const R *SUF(part)(const FwdParts *parts, FwdPart q, const void *m)
+{
+	return parts ? parts->need(parts->ctx, q) : m;
+}
+
+static void SUF(part_done)(const FwdParts *parts, FwdPart q)
+{
+	if (parts)
+		parts->done(parts->ctx, q);
+}
+
+/* down(act(gate a) * up a) or down(act(up a)) on n rows; h holds 2 n F.
+ * The matrices come from parts when it is given. */
+static RfStatus SUF(mlp_rows)(const FwdMlp *p, const FwdParts *parts, FwdAct act, const R *a,
+			      size_t n, size_t D, R *h, R *out)
 {
 	size_t F = p->ff;
 	R *u = h, *gt = h + n * F;
-	SUF(linear)(a, D, n, D, p->up, F, p->b_up, u, F);
-	if (p->gate) {
-		SUF(linear)(a, D, n, D, p->gate, F, p->b_gate, gt, F);
+	const R *w = SUF(part)(parts, FWD_PART_UP, p->up);
+	if (!w)
+		return RF_ERR_SOURCE;
+	SUF(linear)(a, D, n, D, w, F, p->b_up, u, F);
+	SUF(part_done)(parts, FWD_PART_UP);
+	if (parts ? parts->gated : p->gate != NULL) {
+		if (!(w = SUF(part)(parts, FWD_PART_GATE, p->gate)))
+			return RF_ERR_SOURCE;
+		SUF(linear)(a, D, n, D, w, F, p->b_gate, gt, F);
+		SUF(part_done)(parts, FWD_PART_GATE);
 		for (size_t i = 0; i < n * F; i++)
 			u[i] = SUF(act)(act, gt[i]) * u[i];
 	} else {
 		for (size_t i = 0; i < n * F; i++)
 			u[i] = SUF(act)(act, u[i]);
 	}
-	SUF(linear)(u, F, n, F, p->down, D, p->b_down, out, D);
+	if (!(w = SUF(part)(parts, FWD_PART_DOWN, p->down)))
+		return RF_ERR_SOURCE;
+	SUF(linear)(u, F, n, F, w, D, p->b_down, out, D);
+	SUF(part_done)(parts, FWD_PART_DOWN);
+	return RF_OK;
 }
 
 /* DeepSeek's router (core/moe_route.h) on the T x E logits: wsel (T x E)
@@ -249,8 +274,7 @@ static RfStatus SUF(mlp)(FwdState *st, const FwdLayer *l, const R *a, R *out)
 		R *h = SUF(mlp_scratch)(st, 2 * T * l->mlp.ff);
 		if (!h)
 			return RF_ERR_NOMEM;
-		SUF(mlp_rows)(&l->mlp, l->act, a, T, D, h, out);
-		return RF_OK;
+		return SUF(mlp_rows)(&l->mlp, l->parts, l->act, a, T, D, h, out);
 	}
 	size_t E = moe->n_experts, K = moe->top_k, Fmax = 0;
 	for (size_t e = 0; e < E; e++)
@@ -304,7 +328,7 @@ static RfStatus SUF(mlp)(FwdState *st, const FwdLayer *l, const R *a, R *out)
 			}
 		if (!n)
 			continue;
-		SUF(mlp_rows)(&moe->experts[e], l->act, rows, n, D, h, y);
+		SUF(mlp_rows)(&moe->experts[e], NULL, l->act, rows, n, D, h, y);
 		for (size_t i = 0; i < n; i++) {
 			R w = (R)wsel[idx[i] * E + e];
 			for (size_t j = 0; j < D; j++)
@@ -312,7 +336,7 @@ static RfStatus SUF(mlp)(FwdState *st, const FwdLayer *l, const R *a, R *out)
 		}
 	}
 	if (moe->shared) {
-		SUF(mlp_rows)(moe->shared, l->act, a, T, D, h, y);
+		SUF(mlp_rows)(moe->shared, NULL, l->act, a, T, D, h, y);
 		for (size_t t = 0; t < T; t++) {
 			R gate = 1;
 			if (moe->shared_gate) {

@@ -10,6 +10,7 @@ const char *rf_status_str(RfStatus st)
 	case RF_ERR_NOMEM: return "out of memory";
 	case RF_ERR_LAPACK: return "LAPACK routine failed";
 	case RF_ERR_NUMERIC: return "non-finite number";
+	case RF_ERR_SOURCE: return "the weights could not be read";
 	}
 	return "unknown error";
 }

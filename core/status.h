@@ -7,7 +7,8 @@ typedef enum {
 	RF_ERR_ARG,     /* an argument is out of range or inconsistent */
 	RF_ERR_NOMEM,   /* an allocation failed */
 	RF_ERR_LAPACK,  /* a LAPACK routine reported failure */
-	RF_ERR_NUMERIC  /* NaN or Inf where finite numbers are required */
+	RF_ERR_NUMERIC, /* NaN or Inf where finite numbers are required */
+	RF_ERR_SOURCE   /* a caller's source of weights failed (it says why) */
 } RfStatus;
 
 /* A short English phrase for a status. */
