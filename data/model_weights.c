@@ -124,6 +124,11 @@ struct ModelWeights {
 	double perturb;          /* every weight times (1 + perturb r), r uniform in
 				  * [-1, 1]; 0 = as stored */
 	Rng rng;
+	bool defer;              /* a dense layer's MLP matrices left unread */
+	struct {
+		const TensorRef *t;  /* NULL: none */
+		size_t first, n;
+	} part[3];               /* the last layer's, in FwdPart order */
 };
 
 /* ---- the rounding what-if ------------------------------------------------------ */
@@ -508,11 +513,36 @@ static int load_norm(ModelWeights *w, size_t i, const char *suffix, FwdNorm *out
 	return 0;
 }
 
+/* Elements [first, first + n) of t as MLP matrix q into *dst: read into
+ * the pool or, deferring, recorded for model_weights_read_part (*dst
+ * NULL). */
+static int mlp_matrix(ModelWeights *w, bool defer, FwdPart q, const TensorRef *t, size_t first,
+		      size_t n, const void **dst, char *err, size_t errlen)
+{
+	*dst = NULL;
+	if (defer) {
+		w->part[q].t = t;
+		w->part[q].first = first;
+		w->part[q].n = n;
+		return 0;
+	}
+	void *v = pool_alloc(w, n);
+	if (!v) {
+		snprintf(err, errlen, "%s: out of memory", t->file);
+		return -1;
+	}
+	if (read_prec(w, t, first, n, v, err, errlen))
+		return -1;
+	*dst = v;
+	return 0;
+}
+
 /* An MLP (one expert, or dense) of layer i from its gate/up/down names;
- * fused gate_up rows [gate; up]; experts e of fused [E, F, D] tensors. */
+ * fused gate_up rows [gate; up]; experts e of fused [E, F, D] tensors.
+ * defer: its three matrices recorded, not read. */
 static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
-		    const char *down, const char *gate_up, bool fused, size_t e, FwdMlp *p,
-		    char *err, size_t errlen)
+		    const char *down, const char *gate_up, bool fused, size_t e, bool defer,
+		    FwdMlp *p, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof *p);
 	size_t D = w->D;
@@ -533,16 +563,10 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 			return -1;
 		}
 		p->ff = tgu->shape[0] / 2;
-		void *g = pool_alloc(w, p->ff * D), *u = pool_alloc(w, p->ff * D);
-		if (!g || !u) {
-			snprintf(err, errlen, "%s: out of memory", tgu->file);
+		size_t n = p->ff * D;
+		if (mlp_matrix(w, defer, FWD_PART_GATE, tgu, 0, n, &p->gate, err, errlen) ||
+		    mlp_matrix(w, defer, FWD_PART_UP, tgu, n, n, &p->up, err, errlen))
 			return -1;
-		}
-		if (read_prec(w, tgu, 0, p->ff * D, g, err, errlen) ||
-		    read_prec(w, tgu, p->ff * D, p->ff * D, u, err, errlen))
-			return -1;
-		p->gate = g;
-		p->up = u;
 	} else {
 		if (!tu)
 			return missing(w, i, up, e, err, errlen);
@@ -561,6 +585,7 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 		size_t n = p->ff * D, first = fused ? e * n : 0;
 		const TensorRef *ts[2] = {tg, tu};
 		const void **dst[2] = {&p->gate, &p->up};
+		const FwdPart q[2] = {FWD_PART_GATE, FWD_PART_UP};
 		for (int k = 0; k < 2; k++) {
 			if (!ts[k])
 				continue;
@@ -569,13 +594,8 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 					 ts[k]->name, ts[k]->nelem, first + n);
 				return -1;
 			}
-			void *v = pool_alloc(w, n);
-			if (!v || read_prec(w, ts[k], first, n, v, err, errlen)) {
-				if (!v)
-					snprintf(err, errlen, "%s: out of memory", ts[k]->file);
+			if (mlp_matrix(w, defer, q[k], ts[k], first, n, dst[k], err, errlen))
 				return -1;
-			}
-			*dst[k] = v;
 		}
 	}
 	size_t n = p->ff * D, first = fused ? e * n : 0;
@@ -584,13 +604,8 @@ static int load_mlp(ModelWeights *w, size_t i, const char *gate, const char *up,
 			 td->nelem, D, p->ff);
 		return -1;
 	}
-	void *v = pool_alloc(w, n);
-	if (!v || read_prec(w, td, first, n, v, err, errlen)) {
-		if (!v)
-			snprintf(err, errlen, "%s: out of memory", td->file);
+	if (mlp_matrix(w, defer, FWD_PART_DOWN, td, first, n, &p->down, err, errlen))
 		return -1;
-	}
-	p->down = v;
 	const TensorRef *bu = find_t(w, i, up, e, ".bias"), *bd = find_t(w, i, down, e, ".bias");
 	const TensorRef *bg = find_t(w, i, gate, e, ".bias");
 	if ((bg && !fused && load_t(w, bg, p->ff, &p->b_gate, err, errlen)) ||
@@ -645,13 +660,13 @@ static int load_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, size_t er
 		return -1;
 	}
 	for (size_t e = 0; e < E; e++)
-		if (load_mlp(w, i, g, u, d, NULL, fused, e, &w->experts[e], err, errlen))
+		if (load_mlp(w, i, g, u, d, NULL, fused, e, false, &w->experts[e], err, errlen))
 			return -1;
 	moe->experts = w->experts;
 	moe->shared = NULL;
 	moe->shared_gate = NULL;
 	if (nm->sh_up && find_t(w, i, nm->sh_up, 0, ".weight")) {
-		if (load_mlp(w, i, nm->sh_gate, nm->sh_up, nm->sh_down, NULL, false, 0, &w->shared,
+		if (load_mlp(w, i, nm->sh_gate, nm->sh_up, nm->sh_down, NULL, false, 0, false, &w->shared,
 			     err, errlen))
 			return -1;
 		moe->shared = &w->shared;
@@ -743,9 +758,33 @@ static int attn_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_
 	return 0;
 }
 
+void model_weights_defer_mlp(ModelWeights *w, bool on)
+{
+	w->defer = on;
+}
+
+size_t model_weights_part_size(const ModelWeights *w, FwdPart p)
+{
+	return w->part[p].t ? w->part[p].n : 0;
+}
+
+int model_weights_read_part(const ModelWeights *w, FwdPart p, void *buf, char *err,
+			    size_t errlen)
+{
+	const TensorRef *t = w->part[p].t;
+	size_t first = w->part[p].first, n = w->part[p].n;
+	if (!t) {
+		snprintf(err, errlen, "%s: no MLP matrix %d left to read", model_path(w->m), (int)p);
+		return -1;
+	}
+	return w->prec == FWD_F32 ? tensor_read_float(t, first, n, buf, err, errlen)
+				  : tensor_read(t, first, n, buf, err, errlen);
+}
+
 int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
+	memset(w->part, 0, sizeof w->part);
 	pool_clear(w);
 	if (w->mla)
 		return mla_weights_layer(w, i, out, err, errlen);
@@ -786,8 +825,8 @@ int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, siz
 		return load_moe(w, i, &out->moe, err, errlen);
 	/* GPT-NeoX's MLP has no gate: down(act(up x)) */
 	const char *gate = !strcmp(w->plan->family, "gpt_neox") ? NULL : nm->gate;
-	return load_mlp(w, i, gate, nm->up, nm->down, nm->gate_up, false, 0, &out->mlp, err,
-			errlen);
+	return load_mlp(w, i, gate, nm->up, nm->down, nm->gate_up, false, 0,
+			w->defer && w->perturb <= 0, &out->mlp, err, errlen);
 }
 
 int model_weights_final_norm(ModelWeights *w, FwdNorm *out, char *err, size_t errlen)
@@ -867,7 +906,7 @@ static int mla_weights_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, si
 		return -1;
 	}
 	for (size_t e = 0; e < E; e++)
-		if (load_mlp(w, i, nm->e_gate, nm->e_up, nm->e_down, NULL, nm->e_fused, e,
+		if (load_mlp(w, i, nm->e_gate, nm->e_up, nm->e_down, NULL, nm->e_fused, e, false,
 			     &w->experts[e], err, errlen))
 			return -1;
 	moe->experts = w->experts;
@@ -877,7 +916,7 @@ static int mla_weights_moe(ModelWeights *w, size_t i, FwdMoe *moe, char *err, si
 	const char *sg = gguf ? nm->sh_gate : hf_shared[0], *su = gguf ? nm->sh_up : hf_shared[1];
 	const char *sd = gguf ? nm->sh_down : hf_shared[2];
 	if (f->shared_experts || find_t(w, i, su, 0, ".weight")) {
-		if (load_mlp(w, i, sg, su, sd, NULL, false, 0, &w->shared, err, errlen))
+		if (load_mlp(w, i, sg, su, sd, NULL, false, 0, false, &w->shared, err, errlen))
 			return -1;
 		moe->shared = &w->shared;
 	}
@@ -953,5 +992,6 @@ static int mla_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err
 		return missing(w, i, nm->pre_ffn_norm, 0, err, errlen);
 	if (mla_layer_sparse(w->mla, i))
 		return mla_weights_moe(w, i, &out->moe, err, errlen);
-	return load_mlp(w, i, nm->gate, nm->up, nm->down, NULL, false, 0, &out->mlp, err, errlen);
+	return load_mlp(w, i, nm->gate, nm->up, nm->down, NULL, false, 0, false, &out->mlp, err,
+			errlen);
 }

@@ -42,6 +42,18 @@ void model_weights_set_rope(ModelWeights *w, const RopeOverride *o);
  * with r uniform in [-1, 1] from seed: the error a storage rounding of
  * unit roundoff u alone causes (verify's model level). */
 void model_weights_set_perturb(ModelWeights *w, double u, uint64_t seed);
+/* From now on (on: true) a dense layer's three MLP matrices are left
+ * unread by model_weights_layer (its FwdMlp's gate, up and down NULL),
+ * for model_weights_read_part to read one at a time. Not under the
+ * rounding what-if, whose draws go in the order of the reads. */
+void model_weights_defer_mlp(ModelWeights *w, bool on);
+/* Values of MLP matrix p the last model_weights_layer left unread (0: it
+ * read them all, or the layer has none such: experts, MLA). */
+size_t model_weights_part_size(const ModelWeights *w, FwdPart p);
+/* Read it into buf (that many values of the compute precision); it may
+ * run on another thread than the layer's, until the next layer. */
+int model_weights_read_part(const ModelWeights *w, FwdPart p, void *buf, char *err,
+			    size_t errlen);
 /* Layer i's weights, valid until the next call. */
 int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen);
 /* The final norm (valid until the next call). */

@@ -68,7 +68,7 @@ no_temp() {
 	else notok "$2: $left left behind"; fi
 }
 
-echo "1..13"
+echo "1..15"
 
 # ---- an HF folder (the built-in default model: 2 layers) --------------------
 dm="$SRCDIR/data/default-model"
@@ -104,6 +104,66 @@ for f in stories260K.bin stories260K.gguf; do
 	fi
 done
 no_temp "$tmp/o" "fold of the shared files"
+
+# ---- logits: an MLP matrix truncated while the pass waits for it -------------
+# The forward pass reads a dense layer's MLP matrices one at a time, on its
+# reading thread, after the rest of the layer. A tiny Llama written with its
+# last layer's down_proj at the end of the file, cut where that matrix
+# begins: every other read succeeds, and that one fails on the reading
+# thread while the pass waits for it.
+if [ -x "$PY" ]; then
+	mkdir -p "$tmp/mlp"
+	cutat=$("$PY" - "$tmp/mlp" <<'EOF'
+import array, json, random, struct, sys
+out = sys.argv[1]
+D, H, d, F, L, V = 64, 4, 16, 128, 2, 32
+rng = random.Random(2)
+def mat(r, c):
+    return array.array("f", [rng.gauss(0, 0.1) for _ in range(r * c)]).tobytes()
+t = [("model.embed_tokens.weight", [V, D])]
+for i in range(L):
+    p = "model.layers.%d." % i
+    t += [(p + "input_layernorm.weight", [D]), (p + "post_attention_layernorm.weight", [D])]
+    t += [(p + "self_attn.%s_proj.weight" % n, [D, D]) for n in "qkvo"]
+t += [("model.norm.weight", [D]), ("lm_head.weight", [V, D])]
+for i in range(L):
+    p = "model.layers.%d.mlp." % i
+    t += [(p + "gate_proj.weight", [F, D]), (p + "up_proj.weight", [F, D]),
+          (p + "down_proj.weight", [D, F])]
+hdr, off, blobs = {}, 0, []
+for name, shape in t:
+    if len(shape) == 1:
+        b = array.array("f", [1.0] * shape[0]).tobytes()
+    else:
+        b = mat(shape[0], shape[1])
+    hdr[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(b)]}
+    off += len(b)
+    blobs.append(b)
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+with open(out + "/model.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h)
+    for b in blobs:
+        f.write(b)
+json.dump({"model_type": "llama", "hidden_size": D, "num_attention_heads": H,
+           "num_key_value_heads": H, "head_dim": d, "num_hidden_layers": L,
+           "intermediate_size": F, "vocab_size": V, "rms_norm_eps": 1e-5,
+           "tie_word_embeddings": False}, open(out + "/config.json", "w"))
+print(8 + len(h) + hdr["model.layers.%d.mlp.down_proj.weight" % (L - 1)]["data_offsets"][0])
+EOF
+)
+	if "$ROPEFOLD" logits --model "$tmp/mlp" --seq 4 >/dev/null 2>"$tmp/err"; then
+		ok "logits on the whole tiny Llama"
+	else
+		notok "logits on the whole tiny Llama"
+		sed 's/^/#   /' "$tmp/err" | head -5
+	fi
+	stopped "logits, an MLP matrix cut while the pass waits" "$tmp/mlp/model.safetensors" \
+		"$cutat" logits --model "$tmp/mlp" --seq 4
+else
+	skip "logits on the whole tiny Llama" "no $PY"
+	skip "logits, an MLP matrix cut while the pass waits" "no $PY"
+fi
 
 # ---- the race as a user meets it -----------------------------------------------
 # A D=2048 layer (64 MB of F32, about a second of fold), truncated 0.3 s

@@ -15,6 +15,7 @@
 #include "tui/cli/info.h"
 #include "tui/cli/logits.h"
 #include "tui/shared/options.h"
+#include "tui/shared/testhook.h"
 
 #define LOGITS_ACCEPT (OPT_MODEL | OPT_LOGITS | OPT_RUN_INPUT | OPT_JSON)
 
@@ -224,6 +225,7 @@ int cli_logits(int argc, char **argv)
 		fprintf(stderr, "ropefold logits: %s\n", err);
 		return 2;
 	}
+	testhook_stop("open");
 	int rc = 2;
 	Vocab vocab;
 	memset(&vocab, 0, sizeof vocab);
