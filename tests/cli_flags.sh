@@ -111,6 +111,11 @@ for mode in check tui tour fold verify info bench logits; do
 			done
 			refused "$mode" "$flag" "$flag" || bad="$bad
 #   (no value at the end of argv): $why"
+			# the value forgotten before the next flag ("--undo --model X"):
+			# refused naming that flag, not taken as a path or a value
+			refused "$mode" "$flag" "$flag" --help && grep -q "before the flag --help" "$tmp/err" ||
+				bad="$bad
+#   (the next flag where the value belongs): $why"
 			if [ -z "$bad" ]; then
 				ok "$mode $flag: every bad value refused in one line with the rule"
 			else

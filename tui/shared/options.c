@@ -796,6 +796,13 @@ int opts_parse(int argc, char **argv, unsigned accept, RunOptions *o,
 			if (i + 1 >= argc)
 				FAIL("%s: missing value (%s: %s)", fd->name, fd->meta,
 				     rule_text(fd, rule, sizeof rule));
+			/* "--undo --model X": the value forgotten, not a path
+			 * called --model (write ./--model or --undo=--model) */
+			const char *n = argv[i + 1], *neq = strchr(n, '=');
+			if (n[0] == '-' && n[1] == '-' &&
+			    find_flag(n, neq ? (size_t)(neq - n) : strlen(n)))
+				FAIL("%s: missing value (%s: %s) before the flag %s", fd->name,
+				     fd->meta, rule_text(fd, rule, sizeof rule), n);
 			v = argv[++i];
 		}
 		if (take(o, accept, &p, fd, v, err, errlen))
