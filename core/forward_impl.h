@@ -8,12 +8,52 @@
 
 /* ---- small pieces -------------------------------------------------------- */
 
-/* y (T x N) = x (T x K, ld ldx) W^T (W: N x K) + b (N, or NULL). */
+/* One product of linear, its rows of W split over threads: part w of
+ * parts takes a block of W's rows (a multiple of 16, the kernels' width)
+ * and writes those columns of y. */
+typedef struct {
+	const R *x, *W;
+	R *y;
+	size_t ldx, T, K, N, ldy, parts;
+} SUF(LinearJob);
+
+static void SUF(linear_part)(void *ctx, size_t w)
+{
+	SUF(LinearJob) *j = ctx;
+	size_t per = (j->N / j->parts + 15) / 16 * 16, lo = w * per;
+	if (lo >= j->N)
+		return;
+	size_t n = j->N - lo < per ? j->N - lo : per;
+	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)n, (int)j->K, 1, j->x,
+	     (int)j->ldx, j->W + lo * j->K, (int)j->K, 0, j->y + lo, (int)j->ldy);
+}
+
+/* Products from this many multiply-adds on are split over the threads. */
+#define LINEAR_SPLIT_MIN ((size_t)1 << 24)
+
+/* y (T x N) = x (T x K, ld ldx) W^T (W: N x K) + b (N, or NULL).
+ *
+ * A big product runs as one single-threaded GEMM per thread on a block
+ * of W's rows rather than as OpenBLAS's own threaded one: OpenBLAS's
+ * threads spin (sched_yield) for a while after each call, and in the
+ * whole-model pass, where the next layer is read on a thread of its own,
+ * they took that thread's core whenever the pass waited for it (8B,
+ * T = 64: a quarter of the system time). The sums of each output are the
+ * same, so are the values. Inside a region already single-threaded
+ * (parallel_blas_single) parallel_default_threads is 1: no split. */
 static void SUF(linear)(const R *x, size_t ldx, size_t T, size_t K, const R *W, size_t N,
 			const R *b, R *y, size_t ldy)
 {
-	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1, x, (int)ldx, W,
-	     (int)K, 0, y, (int)ldy);
+	size_t nt = parallel_default_threads();
+	if (nt > 1 && N >= 16 * nt && T * N * K >= LINEAR_SPLIT_MIN) {
+		SUF(LinearJob) j = {x, W, y, ldx, T, K, N, ldy, nt};
+		int saved = parallel_blas_single();
+		parallel_run(nt, SUF(linear_part), &j);
+		parallel_blas_restore(saved);
+	} else {
+		GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1, x,
+		     (int)ldx, W, (int)K, 0, y, (int)ldy);
+	}
 	if (b)
 		for (size_t t = 0; t < T; t++)
 			for (size_t j = 0; j < N; j++)
@@ -398,8 +438,7 @@ static void SUF(head)(const FwdState *st, const R *rows, size_t n, double cap, R
 		      size_t col, size_t V)
 {
 	size_t T = st->T, D = st->D;
-	GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)D, 1, st->x, (int)D,
-	     rows, (int)D, 0, out + col, (int)V);
+	SUF(linear)(st->x, D, T, D, rows, n, NULL, out + col, V);
 	if (cap > 0)
 		for (size_t t = 0; t < T; t++)
 			for (size_t j = 0; j < n; j++)
