@@ -82,6 +82,16 @@ static void scaled_sum(const double *const *a, const double *v, size_t m, size_t
 	}
 }
 
+/* Row i of R in (in: d x n, leading dimension ldi) into o[0..n), by s. */
+static void sparse_row(const SparseRows *s, size_t i, const double *in, size_t ldi, size_t n,
+		       double *o)
+{
+	const double *a[ROWS_SPARSE];
+	for (size_t k = 0; k < s->cnt[i]; k++)
+		a[k] = in + s->col[i][k] * ldi;
+	scaled_sum(a, s->val[i], s->cnt[i], n, o);
+}
+
 void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo)
 {
@@ -91,12 +101,8 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 			    1.0, R, (int)d, in, (int)ldi, 0.0, out, (int)ldo);
 		return;
 	}
-	for (size_t i = 0; i < d; i++) {
-		const double *a[ROWS_SPARSE];
-		for (size_t k = 0; k < s.cnt[i]; k++)
-			a[k] = in + s.col[i][k] * ldi;
-		scaled_sum(a, s.val[i], s.cnt[i], n, out + i * ldo);
-	}
+	for (size_t i = 0; i < d; i++)
+		sparse_row(&s, i, in, ldi, n, out + i * ldo);
 }
 
 void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
@@ -109,10 +115,7 @@ void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, s
 		return;
 	}
 	for (size_t i = 0; i < d; i++) {
-		const double *a[ROWS_SPARSE];
-		for (size_t k = 0; k < s.cnt[i]; k++)
-			a[k] = in + s.col[i][k] * ldi;
-		scaled_sum(a, s.val[i], s.cnt[i], n, scratch);
+		sparse_row(&s, i, in, ldi, n, scratch);
 		sink(ctx, i, 1, n, scratch, n);
 	}
 }

@@ -130,6 +130,17 @@ static uint64_t ld64(const unsigned char *p)
 }
 
 
+/* k (<= 64) 16-bit values at p, from the file's little-endian order. */
+static void ld16_block(const unsigned char *p, size_t k, uint16_t *h)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(h, p, 2 * k);
+#else
+	for (size_t i = 0; i < k; i++)
+		h[i] = ld16(p + 2 * i);
+#endif
+}
+
 /* n BF16 values at raw into out as doubles, raw inside out as
  * convert_elems allows: 64 at a time through a local copy (a block's
  * doubles end before the stored bytes still to read), so that the loop
@@ -142,12 +153,7 @@ static unsigned bf16_to_doubles(const unsigned char *raw, size_t n, double *out)
 	size_t b = 0;
 	for (; b + B <= n; b += B) {
 		uint16_t h[B];
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		memcpy(h, raw + 2 * b, sizeof h);
-#else
-		for (size_t i = 0; i < B; i++)
-			h[i] = ld16(raw + 2 * (b + i));
-#endif
+		ld16_block(raw + 2 * b, B, h);
 		for (size_t i = 0; i < B; i++) {
 			uint32_t u = (uint32_t)h[i] << 16;
 			float f;
@@ -333,17 +339,6 @@ int tensor_read(const TensorRef *t, size_t first, size_t n, double *out, char *e
 {
 	bool finite = true;
 	return tensor_read_scan(t, first, n, out, &finite, err, errlen);
-}
-
-/* k (<= 64) 16-bit values at p, from the file's little-endian order. */
-static void ld16_block(const unsigned char *p, size_t k, uint16_t *h)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(h, p, 2 * k);
-#else
-	for (size_t i = 0; i < k; i++)
-		h[i] = ld16(p + 2 * i);
-#endif
 }
 
 /* Whether float bits u are NaN or Inf: the exponent all ones. */
