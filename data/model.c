@@ -928,6 +928,19 @@ static void layer_reset(Layer *l)
 	l->attn_norm = k.attn_norm;
 }
 
+/* The optional tensors lt has, as layer_alloc's flags. */
+static unsigned layer_flags(const LayerTensors *lt)
+{
+	unsigned flags = 0;
+	if (lt->bq || lt->bk || lt->bv || lt->bqkv)
+		flags |= LAYER_WITH_QKV_BIAS;
+	if (lt->bo)
+		flags |= LAYER_WITH_O_BIAS;
+	if (lt->norm)
+		flags |= LAYER_WITH_ATTN_NORM;
+	return flags;
+}
+
 /* Layer i's settings, all but its shape and weights, into l. */
 static void layer_header(const Model *m, size_t i, Layer *l)
 {
@@ -955,13 +968,7 @@ static int load_layer(Model *m, size_t i, Layer *out, bool reuse, char *err, siz
 			layer_free(out);
 		return -1;
 	}
-	unsigned flags = 0;
-	if (lt.bq || lt.bk || lt.bv || lt.bqkv)
-		flags |= LAYER_WITH_QKV_BIAS;
-	if (lt.bo)
-		flags |= LAYER_WITH_O_BIAS;
-	if (lt.norm)
-		flags |= LAYER_WITH_ATTN_NORM;
+	unsigned flags = layer_flags(&lt);
 	if (reuse && layer_fits(out, &m->fam.shape, flags)) {
 		layer_reset(out);
 	} else {
@@ -1010,30 +1017,29 @@ int model_load_layer_float(Model *m, size_t i, Layer *hdr, LayerFloats *out,
 {
 	memset(hdr, 0, sizeof *hdr);
 	memset(out, 0, sizeof *out);
+	if (m->is_mla)
+		return load_layer(m, i, hdr, false, err, errlen);   /* its refusal */
 	LayerTensors lt;
-	if (m->is_mla || layer_tensors(m, i, &lt, err, errlen)) {
-		if (m->is_mla)
-			return load_layer(m, i, hdr, false, err, errlen);   /* its refusal */
+	if (layer_tensors(m, i, &lt, err, errlen))
 		return -1;
-	}
 	const LayerShape *s = &m->fam.shape;
 	size_t D = s->d_model, Hd = s->n_heads * s->head_dim, Gd = s->n_kv_heads * s->head_dim;
 	hdr->shape = *s;
 	layer_header(m, i, hdr);
-	bool bias = lt.bq || lt.bk || lt.bv || lt.bqkv;
+	unsigned flags = layer_flags(&lt);
 	AttnDst b = {true, alloc(ctx, Hd * D), alloc(ctx, Gd * D), alloc(ctx, Gd * D),
 		     alloc(ctx, D * Hd), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 		     false, alloc, ctx};
 	bool nomem = !b.wq || !b.wk || !b.wv || !b.wo;
-	if (bias) {
+	if (flags & LAYER_WITH_QKV_BIAS) {
 		b.bq = alloc(ctx, Hd);
 		b.bk = alloc(ctx, Gd);
 		b.bv = alloc(ctx, Gd);
 		nomem |= !b.bq || !b.bk || !b.bv;
 	}
-	if (lt.bo)
+	if (flags & LAYER_WITH_O_BIAS)
 		nomem |= !(b.bo = alloc(ctx, D));
-	if (lt.norm)
+	if (flags & LAYER_WITH_ATTN_NORM)
 		nomem |= !(b.attn_norm = alloc(ctx, D));
 	if (nomem) {
 		snprintf(err, errlen, "%s: layer %zu: out of memory", m->path, i);

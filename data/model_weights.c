@@ -215,12 +215,20 @@ static const void *as_prec(ModelWeights *w, const double *v, size_t n, bool *nom
 	return f;
 }
 
-/* Elements [first, first + n) of t in the compute precision into out. */
+/* Elements [first, first + n) of t in the compute precision into out, as
+ * stored. */
+static int read_stored(const ModelWeights *w, const TensorRef *t, size_t first, size_t n,
+		       void *out, char *err, size_t errlen)
+{
+	return w->prec == FWD_F32 ? tensor_read_float(t, first, n, out, err, errlen)
+				  : tensor_read(t, first, n, out, err, errlen);
+}
+
+/* The same, with the rounding what-if. */
 static int read_prec(ModelWeights *w, const TensorRef *t, size_t first, size_t n,
 		     void *out, char *err, size_t errlen)
 {
-	int rc = w->prec == FWD_F32 ? tensor_read_float(t, first, n, out, err, errlen)
-				    : tensor_read(t, first, n, out, err, errlen);
+	int rc = read_stored(w, t, first, n, out, err, errlen);
 	if (!rc)
 		perturb_p(w, out, n);
 	return rc;
@@ -721,38 +729,23 @@ static int attn_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_
 	out->qk_norm_eps = a->qk_norm_eps;
 	out->attn_norm.kind = a->attn_norm_kind;
 	out->attn_norm.eps = a->norm_eps;
-	if (f32) {
-		/* the what-if draws in the order the float64 path draws */
-		const struct {
-			float *v;
-			size_t n;
-			const void **to;
-		} t[] = {{f.wq, Hd * D, &out->wq}, {f.wk, Gd * D, &out->wk},
-			 {f.wv, Gd * D, &out->wv}, {f.wo, D * Hd, &out->wo},
-			 {f.bq, Hd, &out->bq},     {f.bk, Gd, &out->bk},
-			 {f.bv, Gd, &out->bv},     {f.bo, D, &out->bo},
-			 {f.q_norm, qn, &out->q_norm}, {f.k_norm, kn, &out->k_norm},
-			 {f.attn_norm, D, &out->attn_norm.w},
-			 {f.attn_norm_bias, D, &out->attn_norm.b}};
-		for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
-			perturb_p(w, t[k].v, t[k].n);
-			*t[k].to = t[k].v;
-		}
-		return 0;
-	}
+	/* each weight from its precision's source, moved by the what-if in
+	 * one order for both */
+#define PICK(x) (f32 ? (void *)f.x : (void *)a->x)
 	const struct {
-		double *v;
+		void *v;
 		size_t n;
 		const void **to;
-	} t[] = {{a->wq, Hd * D, &out->wq}, {a->wk, Gd * D, &out->wk},
-		 {a->wv, Gd * D, &out->wv}, {a->wo, D * Hd, &out->wo},
-		 {a->bq, Hd, &out->bq},     {a->bk, Gd, &out->bk},
-		 {a->bv, Gd, &out->bv},     {a->bo, D, &out->bo},
-		 {a->q_norm, qn, &out->q_norm}, {a->k_norm, kn, &out->k_norm},
-		 {a->attn_norm, D, &out->attn_norm.w},
-		 {a->attn_norm_bias, D, &out->attn_norm.b}};
+	} t[] = {{PICK(wq), Hd * D, &out->wq}, {PICK(wk), Gd * D, &out->wk},
+		 {PICK(wv), Gd * D, &out->wv}, {PICK(wo), D * Hd, &out->wo},
+		 {PICK(bq), Hd, &out->bq},     {PICK(bk), Gd, &out->bk},
+		 {PICK(bv), Gd, &out->bv},     {PICK(bo), D, &out->bo},
+		 {PICK(q_norm), qn, &out->q_norm}, {PICK(k_norm), kn, &out->k_norm},
+		 {PICK(attn_norm), D, &out->attn_norm.w},
+		 {PICK(attn_norm_bias), D, &out->attn_norm.b}};
+#undef PICK
 	for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
-		perturb_d(w, t[k].v, t[k].n);
+		perturb_p(w, t[k].v, t[k].n);
 		*t[k].to = t[k].v;
 	}
 	return 0;
@@ -777,8 +770,7 @@ int model_weights_read_part(const ModelWeights *w, FwdPart p, void *buf, char *e
 		snprintf(err, errlen, "%s: no MLP matrix %d left to read", model_path(w->m), (int)p);
 		return -1;
 	}
-	return w->prec == FWD_F32 ? tensor_read_float(t, first, n, buf, err, errlen)
-				  : tensor_read(t, first, n, buf, err, errlen);
+	return read_stored(w, t, first, n, buf, err, errlen);
 }
 
 int model_weights_layer(ModelWeights *w, size_t i, FwdLayer *out, char *err, size_t errlen)

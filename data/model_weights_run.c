@@ -75,9 +75,11 @@ static bool read_parts(Prefetch *p, ModelWeights *w)
 			p->buf[k] = malloc(n * p->es);
 			p->buf_bytes[k] = p->buf[k] ? n * p->es : 0;
 		}
-		int rc = p->buf[k] ? model_weights_read_part(w, q, p->buf[k], e, sizeof e) : -1;
+		int rc = -1;
 		if (!p->buf[k])
 			snprintf(e, sizeof e, "out of memory for an MLP matrix");
+		else
+			rc = model_weights_read_part(w, q, p->buf[k], e, sizeof e);
 		pthread_mutex_lock(&p->mu);
 		if (rc)
 			prefetch_fail(p, e);
