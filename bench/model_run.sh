@@ -64,7 +64,7 @@ for b in "$ROPEFOLD" "$GEN"; do
 done
 mkdir -p "$BENCH"
 LOGS=$MODEL.logs        # each command's stdout and stderr of the last run
-RES=$LOGS/results       # lines: key seconds peak_rss_kb exit_status peak_anon_kb
+RES=$LOGS/results       # lines: key seconds peak_rss_kb exit_status peak_anon_kb user_s sys_s
 if [ "$REPORT" = 1 ]; then
 	[ -s "$RES" ] || { echo "model_run.sh: no earlier run's $RES to report" >&2; exit 2; }
 else
@@ -97,7 +97,7 @@ anon_kb() {
 }
 
 # timed KEY CMD...: CMD under GNU time; one line "KEY seconds rss_kb status
-# anon_kb" in $RES. GNU time's peak RSS counts the file pages a process has
+# anon_kb user_s sys_s" in $RES. GNU time's peak RSS counts the file pages a process has
 # mapped (a memmapped or mmapped checkpoint's touched tensors), so the peak
 # of its anonymous memory (RssAnon, sampled every 0.2 s) is kept beside it.
 timed() {
@@ -105,7 +105,7 @@ timed() {
 	shift
 	: >"$LOGS/$key.time"
 	set +e
-	/usr/bin/time -f '%e %M' -o "$LOGS/$key.time" "$@" >"$LOGS/$key.out" 2>"$LOGS/$key.err" &
+	/usr/bin/time -f '%e %M %U %S' -o "$LOGS/$key.time" "$@" >"$LOGS/$key.out" 2>"$LOGS/$key.err" &
 	tpid=$!
 	peak=0
 	while [ ! -s "$LOGS/$key.time" ] && kill -0 "$tpid" 2>/dev/null; do
@@ -120,11 +120,11 @@ timed() {
 	wait "$tpid"
 	rc=$?
 	set -e
-	t=$(tail -n 1 "$LOGS/$key.time")
-	echo "$key $t $rc $peak" >>"$RES"
-	printf '  %-16s %8.2f s %7.0f MB RSS %7.0f MB anon  exit %s\n' "$key" "${t% *}" \
-		"$(awk -v k="${t#* }" 'BEGIN { print k / 1024 }')" \
-		"$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$rc" >&2
+	set -- $(tail -n 1 "$LOGS/$key.time")  # seconds rss_kb user_s sys_s
+	echo "$key $1 $2 $rc $peak $3 $4" >>"$RES"
+	printf '  %-16s %8.2f s %7.0f MB RSS %7.0f MB anon %7.2f s user %7.2f s sys  exit %s\n' \
+		"$key" "$1" "$(awk -v k="$2" 'BEGIN { print k / 1024 }')" \
+		"$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$3" "$4" "$rc" >&2
 	if [ "$rc" -gt 1 ]; then
 		printf '  %-14s %s\n' "" "$(tail -n 1 "$LOGS/$key.err")" >&2
 	fi
@@ -216,16 +216,24 @@ fold_pair() {  # $1 = rf or np first
 done
 
 # ---- the table ---------------------------------------------------------------------
-# median seconds, max RSS (MB), the exit statuses seen, per key
+# per key: median seconds, max RSS (MB), the exit statuses seen, max
+# anonymous MB, the range of seconds, median user and system CPU seconds
+# ("-" in a results file of a run before they were kept)
 summary() {
-	awk -v k="$1" '$1 == k { n++; t[n] = $2; if ($3 > m) m = $3; if ($5 > an) an = $5; rc[$4] = 1 }
+	awk -v k="$1" '
+	function median(a, n,   i, j, x) {
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	$1 == k { n++; t[n] = $2; u[n] = $6; y[n] = $7; if (NF < 7) old = 1
+		  if ($3 > m) m = $3; if ($5 > an) an = $5; rc[$4] = 1 }
 	END {
-		if (!n) { print "- - - - -"; exit }
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (t[j] < t[i]) { x = t[i]; t[i] = t[j]; t[j] = x }
-		med = n % 2 ? t[(n + 1) / 2] : (t[n / 2] + t[n / 2 + 1]) / 2
+		if (!n) { print "- - - - - - -"; exit }
 		s = ""; for (r in rc) s = s (s == "" ? "" : ",") r
-		printf "%.2f %.0f %s %.0f %s\n", med, m / 1024, s, an / 1024,
-			(n > 1 ? sprintf("%.1f-%.1f", t[1], t[n]) : "-")
+		med = median(t, n)
+		printf "%.2f %.0f %s %.0f %s %s %s\n", med, m / 1024, s, an / 1024,
+			(n > 1 ? sprintf("%.1f-%.1f", t[1], t[n]) : "-"),
+			(old ? "-" : sprintf("%.1f", median(u, n))), (old ? "-" : sprintf("%.1f", median(y, n)))
 	}' "$RES"
 }
 sec() { summary "$1" | cut -d' ' -f1; }
@@ -237,7 +245,7 @@ row() {  # row KEY LABEL
 		v=$(case $5 in 0) echo "fold" ;; 1) echo "not a fold" ;; *) echo "exit $5" ;; esac) ;;
 	*) v=$(case $5 in 0) echo "" ;; *) echo "exit $5" ;; esac) ;;
 	esac
-	printf '%-44s %9s %13s %8s %8s  %s\n' "$2" "$3" "$7" "$4" "$6" "$v"
+	printf '%-44s %9s %13s %8s %8s %6s %6s  %s\n' "$2" "$3" "$7" "$4" "$6" "$8" "$9" "$v"
 }
 ratio() {  # ratio LABEL NUM_KEY DEN_KEY TARGET ("<= X")
 	a=$(sec "$2")
@@ -260,8 +268,9 @@ ram=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 echo
 echo "machine: $cores cores, $cpu, ${ram} GB RAM, $(date -u +%Y-%m-%d), load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "model: $SHAPE shape ($LAYERS layers), $(gb "$SIZE") GB BF16, seed $SEED; $REPEAT round(s): median time; max peak RSS" \
-	"(GNU time, file pages mapped included) and anonymous memory (sampled)"
-printf '%-44s %9s %13s %8s %8s  %s\n' work seconds range RSS_MB anon_MB verdict
+	"(GNU time, file pages mapped included) and anonymous memory (sampled); median user and" \
+	"system CPU seconds (sys holds the kernel's copies and its zeroing of fresh pages)"
+printf '%-44s %9s %13s %8s %8s %6s %6s  %s\n' work seconds range RSS_MB anon_MB user sys verdict
 row generate "generate the model (this run)"
 row info "ropefold info"
 row check_last "ropefold check --layer $LAST"
@@ -279,7 +288,7 @@ if [ "$HAVE_LOGITS" = 1 ]; then
 	row logits_64 "ropefold logits --seq 64"
 	row logits_512 "ropefold logits --seq 512"
 else
-	printf '%-44s %9s %13s %8s %8s  %s\n' "ropefold logits --seq 64 / 512" - - - - \
+	printf '%-44s %9s %13s %8s %8s %6s %6s  %s\n' "ropefold logits --seq 64 / 512" - - - - - - \
 		"no logits mode in this binary"
 fi
 echo
@@ -335,4 +344,7 @@ for k in rf_verify np_verify; do
 done
 echo "notes: ropefold fold and the numpy fold fsync what they write, cp -r does not (sync is" \
 	"its flush); the page cache holds ${ram} GB against a ${SHAPE} model of $(gb "$SIZE") GB" \
-	"plus its copy. Logs: $LOGS"
+	"plus its copy. On a virtual machine that hands freed memory back to its host each page" \
+	"costs again at its first touch: there a wide range with a high sys time is the memory," \
+	"not the work (whatever first writes into memory freed a while ago runs slow)." \
+	"Logs: $LOGS"
