@@ -16,7 +16,7 @@ RfStatus compare_layers(const Layer *a, const Layer *b, const VerifyOptions *vop
 	RfStatus st = verify_layers(a, b, vopt, &c->verdict);
 	if (st != RF_OK || c->verdict.why == VERIFY_WHY_SHAPE)
 		return st;
-	st = verify_confirm(a, b, &c->verdict, x, T, prec, kernel, tol, NULL, &c->rep);
+	st = verify_confirm(a, b, &c->verdict, x, T, prec, kernel, 0, tol, NULL, &c->rep);
 	if (st != RF_OK)
 		return st;
 	c->have_report = true;

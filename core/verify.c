@@ -120,7 +120,7 @@ RfStatus verify_layers(const Layer *a, const Layer *b,
 		bc = &conv;
 	}
 	v->quant_group = qg;
-	st = verify_analyse_finite(a, bc, v->tol, opt && opt->finite, v);
+	st = verify_analyse_finite(a, bc, v->tol, opt && opt->finite, opt ? opt->threads : 1, v);
 	v->layout_converted = bc != b;
 	if (st == RF_OK && !v->equivalent && v->brk.level == LEVEL_SCORE &&
 	    v->why != VERIFY_WHY_SHAPE)

@@ -82,6 +82,11 @@ typedef struct {
 	bool finite;           /* the caller has checked that every value of
 				* both layers is finite (a reader that refuses
 				* NaN and Inf): not scanned again */
+	size_t threads;        /* workers deciding the kv groups at once (0 or
+				* 1: the calling thread alone); the caller
+				* makes BLAS single-threaded meanwhile
+				* (parallel_blas_single). The verdict is the
+				* same for any count. */
 } VerifyOptions;
 
 /* The verdict on one layer: data only (tui/shared/findings_text words the
@@ -158,12 +163,13 @@ void verify_scratch_free(VerifyScratch *s);
  * coarser than float64, four times the error its rounding alone causes:
  * a against a with every weight moved by up to the unit roundoff); the
  * tolerance used goes to v->confirm_tol. The head level is not expected
- * to hold when heads are permuted. kernel: the engine's output kernel.
- * keep: buffers kept from call to call (NULL: allocated and released
- * here). rep is initialised here (report_done it). */
+ * to hold when heads are permuted. kernel: the engine's output kernel;
+ * threads: its workers and the rounding noise's (0: as many as BLAS
+ * has). keep: buffers kept from call to call (NULL: allocated and
+ * released here). rep is initialised here (report_done it). */
 RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec,
-			AttnKernel kernel, double tol, VerifyScratch *keep,
+			AttnKernel kernel, size_t threads, double tol, VerifyScratch *keep,
 			InvReport *rep);
 
 /* What the verdict's tolerance had to allow for, weakest first (SPEC 4.4:

@@ -78,27 +78,12 @@ void verify_verdict_free(VerifyVerdict *v)
 RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 			VerifyVerdict *v)
 {
-	return verify_analyse_finite(a, b, tol, false, v);
-}
-
-/* Each part's tolerance at A's kv group ga and B's gb: the float
- * tolerance plus the bounds of the two groups' own blocks (W_q adding
- * W_k's, W_o W_v's: their rotations are recovered there). */
-static void group_tolerances(VerifyCtx *c, const double *qg, size_t ga, size_t gb)
-{
-	static const int from[VERIFY_PARTS] = {VERIFY_K, -1, -1, VERIFY_V};
-	size_t G = c->G;
-	for (int p = 0; p < VERIFY_PARTS; p++) {
-		double q = qg[(size_t)(p * 2) * G + ga] + qg[(size_t)(p * 2 + 1) * G + gb];
-		if (from[p] >= 0)
-			q += qg[(size_t)(from[p] * 2) * G + ga] + qg[(size_t)(from[p] * 2 + 1) * G + gb];
-		c->tolp[p] = c->tol + q;
-	}
+	return verify_analyse_finite(a, b, tol, false, 1, v);
 }
 
 /* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
-			       bool finite, VerifyVerdict *v)
+			       bool finite, size_t threads, VerifyVerdict *v)
 {
 	VerifyCtx c;
 	memset(&c, 0, sizeof c);
@@ -113,6 +98,7 @@ RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 	c.dD = c.d * c.D;
 	c.np = a->rope.rotary_dim / 2;
 	c.tol = tol;
+	c.threads = threads < 1 ? 1 : threads;
 	for (int p = 0; p < VERIFY_PARTS; p++)
 		c.tolp[p] = v->part_tol[p] > 0 ? v->part_tol[p] : tol;
 	c.v = v;
@@ -152,18 +138,10 @@ RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
 				"attn_norm_bias", LEVEL_SCORE) ||
 	    !verify_check_norm_weights(&c, v->plan.perm))
 		goto out;
-	for (size_t gb = 0; gb < c.G; gb++) {
-		bool ok;
-		size_t ga = v->plan.perm[gb];
-		if (v->quant_group)
-			group_tolerances(&c, v->quant_group, ga, gb);
-		st = verify_check_qk(&c, gb, ga, &ok);
-		if (st != RF_OK || !ok)
-			goto out;
-		st = verify_check_vo(&c, gb, ga, &ok);
-		if (st != RF_OK || !ok)
-			goto out;
-	}
+	bool ok;
+	st = verify_check_groups(&c, &ok);
+	if (st != RF_OK || !ok)
+		goto out;
 	if (!verify_check_plain(&c, a->bo, b->bo, c.D, "b_o", LEVEL_RESIDUAL))
 		goto out;
 	if (a->score_scale != b->score_scale) {

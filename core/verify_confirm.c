@@ -85,7 +85,7 @@ void verify_scratch_free(VerifyScratch *s)
  * round-to-nearest errs. The copy lives in keep (its spare, which b
  * evaluated no longer needs, or its own). */
 static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnEngine *e,
-			       FoldChanges *c, size_t T, VerifyScratch *keep,
+			       FoldChanges *c, size_t T, size_t nw, VerifyScratch *keep,
 			       double noise[LEVEL_COUNT])
 {
 	/* the small tensors copied, the four weights written moved in one
@@ -107,7 +107,6 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 		f.first[i + 1] = f.first[i] + (f.n[i] + NOISE_CHUNK - 1) / NOISE_CHUNK;
 	}
 	task_queue_init(&f.q, f.first[4]);
-	size_t nw = parallel_default_threads();
 	st = parallel_run(nw < f.first[4] ? nw : f.first[4] ? f.first[4] : 1, noise_fill, &f);
 	if (st != RF_OK)
 		return st;
@@ -129,9 +128,11 @@ static RfStatus rounding_noise(const Layer *a, double u, const double *qf, AttnE
 
 RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 			const double *x, size_t T, Precision prec,
-			AttnKernel kernel, double tol, VerifyScratch *keep,
+			AttnKernel kernel, size_t threads, double tol, VerifyScratch *keep,
 			InvReport *rep)
 {
+	if (!threads)
+		threads = parallel_default_threads();
 	VerifyScratch own;
 	memset(&own, 0, sizeof own);
 	if (!keep)
@@ -164,15 +165,15 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		st = fold_changes_init(&c, a->shape.n_heads, a->shape.n_kv_heads);
 		have_c = st == RF_OK;
 		if (st == RF_OK)
-			st = attention_engine_new(a, x, T, prec, &rope, 0, 0, kernel, &e);
+			st = attention_engine_new(a, x, T, prec, &rope, threads, 0, kernel, &e);
 		if (st == RF_OK)
 			st = attention_engine_run(e, bc, NULL, &c, rep);
 		/* a dtype coarser than float64 moves the outputs by far more
 		 * than the compute precision: measure by how much */
 		if (st == RF_OK && !(tol > 0) &&
 		    (v->unit_roundoff > 0x1p-50 || v->quant_types))
-			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, keep,
-					    noise);
+			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, threads,
+					    keep, noise);
 		attention_engine_free(e);
 		if (have_c)
 			fold_changes_done(&c);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "core/parallel.h"
 #include "core/procrustes.h"
 #include "core/verify_impl.h"
 
@@ -38,6 +39,21 @@ static void group_signatures(const VerifyCtx *c, const Layer *l, double *sig)
 	}
 }
 
+/* A's signatures (task 0) and B's (task 1), side by side. */
+typedef struct {
+	const VerifyCtx *c;
+	double *sig[2];
+	TaskQueue q;
+} Signatures;
+
+static void signatures_one(void *ctx, size_t worker)
+{
+	(void)worker;
+	Signatures *s = ctx;
+	for (size_t t; (t = task_queue_next(&s->q)) != (size_t)-1;)
+		group_signatures(s->c, t ? s->c->b : s->c->a, s->sig[t]);
+}
+
 /* Greedy matching of B's groups to A's by signature, confirmed by the
  * Procrustes residuals of W_k and W_v; the identity when unconfirmed. */
 RfStatus verify_match_groups(VerifyCtx *c, size_t *perm)
@@ -54,9 +70,9 @@ RfStatus verify_match_groups(VerifyCtx *c, size_t *perm)
 	RfStatus st = RF_ERR_NOMEM;
 	if (!sa || !sb || !cost || !used_a || !used_b)
 		goto out;
-	group_signatures(c, c->a, sa);
-	group_signatures(c, c->b, sb);
-	st = RF_OK;
+	Signatures sg = {c, {sa, sb}, {0}};
+	task_queue_init(&sg.q, 2);
+	st = parallel_run(c->threads < 2 ? 1 : 2, signatures_one, &sg);
 	for (size_t gb = 0; gb < G; gb++)
 		for (size_t ga = 0; ga < G; ga++)
 			cost[gb * G + ga] =

@@ -28,6 +28,8 @@ typedef struct {
 	VerifyVerdict *v;
 	double direct;   /* max plain difference of B against A (permuted),
 			  * in units of the tolerance of its part */
+	size_t threads;  /* workers the comparison may use (>= 1; BLAS
+			  * single-threaded meanwhile when > 1) */
 } VerifyCtx;
 
 /* ---- verify_ctx.c -------------------------------------------------------- */
@@ -78,6 +80,10 @@ int verify_classify_rows(VerifyCtx *c, const double *A, const double *B,
 /* verify_heads.c: which of A's kv groups each of B's holds (perm: G),
  * the identity unless the Procrustes residuals confirm a move. */
 RfStatus verify_match_groups(VerifyCtx *c, size_t *perm);
+/* verify_groups.c: every kv group's Q/K and V/O sides (B's groups in
+ * order, over c->threads workers), the verdict as the loop over them
+ * would leave it; *ok false on a break. */
+RfStatus verify_check_groups(VerifyCtx *c, bool *ok);
 /* verify_qk.c: the Q/K side of kv group gb (A's group ga); *ok false on
  * a break (recorded in c->v). */
 RfStatus verify_check_qk(VerifyCtx *c, size_t gb, size_t ga, bool *ok);
@@ -109,8 +115,9 @@ RfStatus verify_verdict_alloc(VerifyVerdict *v, const Layer *a);
 /* Compare a against b (already in a's layout) into v (allocated). */
 RfStatus verify_analyse(const Layer *a, const Layer *b, double tol,
 			VerifyVerdict *v);
-/* The same; finite: both layers are known to hold no NaN or Inf. */
+/* The same; finite: both layers are known to hold no NaN or Inf;
+ * threads: workers for the kv groups (verify_check_groups). */
 RfStatus verify_analyse_finite(const Layer *a, const Layer *b, double tol,
-			       bool finite, VerifyVerdict *v);
+			       bool finite, size_t threads, VerifyVerdict *v);
 
 #endif

@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,53 +15,75 @@
 #include "data/verify_job.h"
 #include "data/verify_residual_job.h"
 
-/* The layers are decided by a few workers at once, each on its own pair
- * of layers whose buffers it reuses from layer to layer; the results are
- * handed to layer_done strictly in layer order, so the caller sees what a
- * loop over the layers would show (an error or a stop at layer i: every
- * layer before it reported, none after). BLAS runs single-threaded
- * meanwhile: each worker owns a core, and no idle BLAS thread spins. */
+/* One layer in flight, on every core: A's and B's layer read side by side,
+ * then its kv groups decided over the cores (core/verify_groups.c), then
+ * the confirmation's evaluation and rounding noise, each over the cores.
+ * A layer of each side in float64 is the memory (0.67 GB at 8B scale, a
+ * worker per layer in flight held twice that and paid again for the fresh
+ * pages), and the buffers are kept from layer to layer. BLAS runs
+ * single-threaded meanwhile: every worker owns a core, and no idle BLAS
+ * thread spins. */
 
 typedef struct {
 	const VerifyJob *j;
 	Model *ma, *mb;
 	size_t lo, hi;
+	size_t threads;                /* the cores */
 	const VerifyOptions *vo;
 	const LayerTolerance *tol;     /* each layer's tolerances */
 	const double *x;               /* seq x D confirmation input, or NULL */
 	VerifyOutcome *out;
 	VerifyResidualJob *rj;         /* the residual frame (rj->r.active: R1) */
-	TaskQueue q;                   /* tasks: layers lo + t */
-	pthread_mutex_t mu;
-	pthread_cond_t turn_cv;
-	size_t turn;                   /* the next task to report */
-	bool stop;                     /* stopped or failed: report nothing more */
-	int rc;                        /* 1 stopped, -1 failed */
 	char *err;
 	size_t errlen;
 } LayerRun;
 
-/* One worker's layers and the confirmation's buffers, kept from task to
- * task (the confirmation's noise copy is made in b's). */
+/* The layers and the confirmation's buffers, kept from layer to layer
+ * (the confirmation's noise copy is made in b's). */
 typedef struct {
 	Layer a, b;
 	VerifyScratch keep;
-} WorkerLayers;
+} RunLayers;
+
+/* Layer i of A (task 0) and of B (task 1), read at once. */
+typedef struct {
+	LayerRun *r;
+	RunLayers *w;
+	size_t i;
+	TaskQueue q;
+	int rc[2];
+	char err[2][1024];
+} PairRead;
+
+static void pair_read(void *ctx, size_t worker)
+{
+	(void)worker;
+	PairRead *p = ctx;
+	for (size_t t; (t = task_queue_next(&p->q)) != (size_t)-1;)
+		p->rc[t] = model_reload_layer(t ? p->r->mb : p->r->ma, p->i, t ? &p->w->b : &p->w->a,
+					      p->err[t], sizeof p->err[t]);
+}
 
 /* Decide layer i of both (and confirm it when asked) into v and rep
  * (*have_rep when filled); 0, or -1 with one line in err. */
-static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvReport *rep,
+static int decide(LayerRun *r, RunLayers *w, size_t i, VerifyVerdict *v, InvReport *rep,
 		  bool *have_rep, char *err, size_t errlen)
 {
 	const VerifyJob *j = r->j;
-	if (model_reload_layer(r->ma, i, &w->a, err, errlen) ||
-	    model_reload_layer(r->mb, i, &w->b, err, errlen))
-		return -1;
+	PairRead pr = {.r = r, .w = w, .i = i};
+	task_queue_init(&pr.q, 2);
+	parallel_run(r->threads < 2 ? 1 : 2, pair_read, &pr);
+	for (int t = 0; t < 2; t++)
+		if (pr.rc[t]) {   /* A's error first, as a loop would meet them */
+			snprintf(err, errlen, "%s", pr.err[t]);
+			return -1;
+		}
 	/* a residual rotation: this layer's MLP judged, its attention brought
 	 * into one frame */
 	if (r->rj->r.active && verify_residual_layer(r->rj, i, &w->a, &w->b, err, errlen))
 		return -1;
 	VerifyOptions lo = *r->vo;
+	lo.threads = r->threads;
 	double *qg = NULL;   /* lo.quant_group's storage */
 	if (layer_tolerance_layer(r->tol, i, &lo, &qg, err, errlen)) {
 		free(qg);
@@ -77,8 +98,8 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 		/* B is reloaded for the next layer: the noise copy may take
 		 * its buffers */
 		w->keep.spare = &w->b;
-		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel, 0,
-				    &w->keep, rep);
+		st = verify_confirm(&w->a, &w->b, v, r->x, j->seq, j->precision, j->kernel,
+				    r->threads, 0, &w->keep, rep);
 		*have_rep = st == RF_OK;
 	}
 	if (st == RF_ERR_NUMERIC) {
@@ -94,78 +115,43 @@ static int decide(LayerRun *r, WorkerLayers *w, size_t i, VerifyVerdict *v, InvR
 	return 0;
 }
 
-static void layer_worker(void *ctx, size_t worker)
+/* Layers lo..hi decided and reported in order; 0, 1 when the caller
+ * stopped, -1 on an error (in err). */
+static int run_layers(LayerRun *r)
 {
-	(void)worker;
-	LayerRun *r = ctx;
-	WorkerLayers w;
-	char err[1024];
+	RunLayers w;
 	memset(&w, 0, sizeof w);
-	for (size_t t; (t = task_queue_next(&r->q)) != (size_t)-1;) {
-		size_t i = r->lo + t;
+	r->threads = parallel_default_threads();
+	int saved = parallel_blas_single();
+	int rc = 0;
+	for (size_t i = r->lo; i <= r->hi && rc == 0; i++) {
 		VerifyVerdict v;
 		InvReport rep;
 		bool have_rep = false;
 		memset(&v, 0, sizeof v);
-		pthread_mutex_lock(&r->mu);
-		bool stopped = r->stop;
-		pthread_mutex_unlock(&r->mu);
-		int bad = stopped ? 0 : decide(r, &w, i, &v, &rep, &have_rep, err, sizeof err);
-		pthread_mutex_lock(&r->mu);
-		while (r->turn != t)
-			pthread_cond_wait(&r->turn_cv, &r->mu);
-		if (!r->stop && bad) {
-			snprintf(r->err, r->errlen, "%s", err);
-			r->rc = -1;
-			r->stop = true;
-		} else if (!r->stop) {
+		if (decide(r, &w, i, &v, &rep, &have_rep, r->err, r->errlen)) {
+			rc = -1;
+		} else {
 			VerifyOutcome *out = r->out;
 			out->compared++;
 			if (!v.equivalent && out->equivalent) {
 				out->equivalent = false;
 				out->first_break = i;
 			}
-			VerifyLayerResult res = {i, t + 1, r->hi - r->lo + 1, &w.a, &v,
+			VerifyLayerResult res = {i, i - r->lo + 1, r->hi - r->lo + 1, &w.a, &v,
 						 have_rep ? &rep : NULL};
-			if (r->j->layer_done && r->j->layer_done(r->j->ctx, &res)) {
-				r->rc = 1;
-				r->stop = true;
-			}
+			if (r->j->layer_done && r->j->layer_done(r->j->ctx, &res))
+				rc = 1;
 		}
-		r->turn++;
-		pthread_cond_broadcast(&r->turn_cv);
-		pthread_mutex_unlock(&r->mu);
 		if (have_rep)
 			report_done(&rep);
 		verify_verdict_free(&v);
 	}
+	parallel_blas_restore(saved);
 	layer_free(&w.a);
 	layer_free(&w.b);
 	verify_scratch_free(&w.keep);
-}
-
-/* At most this many layers in flight: each worker holds both sides of a
- * layer in float64 (0.64 GB at 8B scale), so the count bounds memory. */
-#define LAYER_WORKERS_MAX 4
-
-/* Layers lo..hi decided and reported in order; 0, 1 when the caller
- * stopped, -1 on an error (in err). */
-static int run_layers(LayerRun *r)
-{
-	size_t n = r->hi - r->lo + 1, nw = parallel_default_threads();
-	if (nw > LAYER_WORKERS_MAX)
-		nw = LAYER_WORKERS_MAX;
-	if (nw > n)
-		nw = n;
-	task_queue_init(&r->q, n);
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->turn_cv, NULL);
-	int saved = parallel_blas_single();
-	parallel_run(nw, layer_worker, r);
-	parallel_blas_restore(saved);
-	pthread_cond_destroy(&r->turn_cv);
-	pthread_mutex_destroy(&r->mu);
-	return r->rc;
+	return rc;
 }
 
 /* Decide and report MLA layer i of both (core/mla_verify.h), one layer at a

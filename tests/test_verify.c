@@ -6,6 +6,7 @@
 #include "core/fold.h"
 #include "core/fold_inverse.h"
 #include "core/layout_perm.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/rope.h"
 #include "core/rotation_desc.h"
@@ -34,10 +35,71 @@ static const LayerCase shapes[] = {
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
+/* x and y hold the same n doubles bit for bit (both NULL or neither). */
+static bool same_doubles(const double *x, const double *y, size_t n)
+{
+	return (!x && !y) || (x && y && memcmp(x, y, n * sizeof *x) == 0);
+}
+
+/* Whether two verdicts on the same pair agree on everything a reader of
+ * them sees: the relation, the break with its numbers, the worst error
+ * and the recovered relation. */
+static bool same_verdict(const VerifyVerdict *x, const VerifyVerdict *y, const Layer *a)
+{
+	const Finding *f = &x->brk, *g = &y->brk;
+	size_t H = a->shape.n_heads, G = a->shape.n_kv_heads, dd = a->shape.head_dim * a->shape.head_dim;
+	bool plans = x->plan.rq && y->plan.rq;
+	return x->equivalent == y->equivalent && x->relation == y->relation &&
+	       x->rotated == y->rotated && x->heads_permuted == y->heads_permuted &&
+	       x->layout_converted == y->layout_converted && x->rounded == y->rounded &&
+	       x->vo_not_orthogonal == y->vo_not_orthogonal && x->max_err == y->max_err &&
+	       x->why == y->why && f->code == g->code && f->level == g->level &&
+	       f->group == g->group && f->head == g->head && f->other_head == g->other_head &&
+	       !strcmp(f->tensor, g->tensor) && f->what == g->what && same_doubles(&f->err, &g->err, 1) &&
+	       same_doubles(&f->tol, &g->tol, 1) && same_doubles(&f->norm, &g->norm, 1) &&
+	       same_doubles(f->value, g->value, 2) && f->part == g->part && f->flag == g->flag &&
+	       x->comm.n_mixed == y->comm.n_mixed && x->comm.n_reflect == y->comm.n_reflect &&
+	       same_doubles(&x->comm.defect, &y->comm.defect, 1) &&
+	       (!plans || (same_doubles(x->plan.rq, y->plan.rq, H * dd) &&
+			   same_doubles(x->plan.rk, y->plan.rk, G * dd) &&
+			   same_doubles(x->plan.rv, y->plan.rv, G * dd) &&
+			   same_doubles(x->plan.ro, y->plan.ro, H * dd) &&
+			   !memcmp(x->plan.perm, y->plan.perm, G * sizeof *x->plan.perm) &&
+			   !memcmp(x->commuting, y->commuting, G * sizeof *x->commuting) &&
+			   same_doubles(x->angles, y->angles, G * x->npairs)));
+}
+
+/* verify_layers on (a, b) with o, into v; then again with the kv groups
+ * decided by 2, 3 and 8 workers, each of which must give v exactly
+ * (core/verify.h: the verdict is the same for any count). BLAS is
+ * single-threaded throughout, as the option asks. */
+static void verify_opts(const Layer *a, const Layer *b, const VerifyOptions *o, VerifyVerdict *v)
+{
+	int saved = parallel_blas_single();
+	VerifyOptions one = *o;
+	one.threads = 1;
+	assert_int_equal(verify_layers(a, b, &one, v), RF_OK);
+	static const size_t counts[] = {2, 3, 8};
+	for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+		VerifyOptions many = *o;
+		many.threads = counts[k];
+		VerifyVerdict w;
+		assert_int_equal(verify_layers(a, b, &many, &w), RF_OK);
+		if (!same_verdict(v, &w, a))
+			fail_msg("%zu workers: equivalent=%d why=%s group=%zu head=%zu max_err=%.17g; "
+				 "one: equivalent=%d why=%s group=%zu head=%zu max_err=%.17g",
+				 counts[k], w.equivalent, verify_why_name(w.why), w.brk.group,
+				 w.brk.head, w.max_err, v->equivalent, verify_why_name(v->why),
+				 v->brk.group, v->brk.head, v->max_err);
+		verify_verdict_free(&w);
+	}
+	parallel_blas_restore(saved);
+}
+
 static void verify(const Layer *a, const Layer *b, double u, VerifyVerdict *v)
 {
 	VerifyOptions o = {u, 0};
-	assert_int_equal(verify_layers(a, b, &o, v), RF_OK);
+	verify_opts(a, b, &o, v);
 }
 
 static void assert_not_equivalent(const VerifyVerdict *v, VerifyWhy why)
@@ -71,7 +133,7 @@ static void confirm_keep(const Layer *a, const Layer *b, VerifyVerdict *v,
 	size_t T = 24;
 	double *x = malloc(T * a->shape.d_model * sizeof(double));
 	layer_random_input(5, T, a->shape.d_model, x);
-	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, ATTN_KERNEL_AUTO, 0,
+	assert_int_equal(verify_confirm(a, b, v, x, T, PREC_F64, ATTN_KERNEL_AUTO, 0, 0,
 					keep, rep), RF_OK);
 	free(x);
 }
@@ -701,7 +763,7 @@ static void test_quant_parts(void **state)
 	quant_noise(b.wv, nk, 0.04, 9);
 	VerifyOptions o = {0x1p-53, 0, {0, 0, 0.1, 0}, {0, 0, 0.04, 0}, 1u << STORE_Q4_K};
 	VerifyVerdict v;
-	assert_int_equal(verify_layers(&a, &b, &o, &v), RF_OK);
+	verify_opts(&a, &b, &o, &v);
 	if (!v.equivalent)
 		fail_msg("%s", why_text(&v));
 	assert_true(v.rotated);
@@ -718,7 +780,7 @@ static void test_quant_parts(void **state)
 	verify_verdict_free(&v);
 	/* the same bound on W_k instead: W_v is unexplained */
 	VerifyOptions ok = {0x1p-53, 0, {0, 0.1, 0, 0}, {0, 0.04, 0, 0}, 1u << STORE_Q4_K};
-	assert_int_equal(verify_layers(&a, &b, &ok, &v), RF_OK);
+	verify_opts(&a, &b, &ok, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_UNEXPLAINED);
 	assert_string_equal(v.brk.tensor, "W_v");
 	verify_verdict_free(&v);
@@ -728,7 +790,7 @@ static void test_quant_parts(void **state)
 	lf_fold(&a, &cfg, &b, NULL);
 	VerifyOptions all = {0x1p-53, 0, {0.1, 0.1, 0.1, 0.1}, {0.04, 0.04, 0.04, 0.04},
 			     1u << STORE_Q4_K};
-	assert_int_equal(verify_layers(&a, &b, &all, &v), RF_OK);
+	verify_opts(&a, &b, &all, &v);
 	assert_not_equivalent(&v, VERIFY_WHY_MIXES_PAIRS);
 	verify_verdict_free(&v);
 	layer_free(&a);
@@ -766,7 +828,7 @@ static void test_within(void **state)
 	quant_noise(b.wv, nk, 0.04, 9);
 	VerifyOptions o = {.unit_roundoff = 0x1p-53, .quant = {0, 0, 0.1, 0},
 			   .quant_frob = {0, 0, 0.04, 0}, .quant_types = 1u << STORE_Q4_K};
-	assert_int_equal(verify_layers(&a, &b, &o, &v), RF_OK);
+	verify_opts(&a, &b, &o, &v);
 	assert_true(v.equivalent && v.max_err > v.tol);
 	assert_int_equal(verify_verdict_within(&v), VERIFY_WITHIN_QUANT);
 	assert_string_equal(verify_within_name(VERIFY_WITHIN_QUANT), "within quantization");
