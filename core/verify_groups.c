@@ -34,9 +34,9 @@ typedef struct {
 } GroupOutcome;
 
 typedef struct {
-	const VerifyCtx *c;      /* the comparison (its scratch unused here) */
+	const VerifyCtx *c;      /* the comparison (its scratch worker 0's alone) */
 	GroupOutcome *out;       /* G */
-	double *scratch;         /* per worker: work (dD), R, R2 (dd each) */
+	double *scratch;         /* per worker past 0: work (dD), R, R2 (dd each) */
 	bool save;               /* a later group may run before an earlier
 				  * one breaks: keep its slots */
 	TaskQueue q;             /* tasks: B's groups in order */
@@ -119,24 +119,43 @@ static void group_worker(void *ctx, size_t worker)
 {
 	GroupRun *g = ctx;
 	VerifyCtx c = *g->c;
-	c.work = g->scratch + worker * (c.dD + 2 * c.dd);
-	c.R = c.work + c.dD;
-	c.R2 = c.R + c.dd;
+	if (worker > 0) {
+		c.work = g->scratch + (worker - 1) * (c.dD + 2 * c.dd);
+		c.R = c.work + c.dD;
+		c.R2 = c.R + c.dd;
+	}
 	/* the tasks come in order: one past a break is not needed */
 	for (size_t gb; (gb = task_queue_next(&g->q)) != (size_t)-1;)
 		if (gb < atomic_load(&g->first_bad))
 			group_decide(g, &c, gb);
 }
 
+/* Whether perm (G) names every group once: the groups' slots are then
+ * disjoint (a matching of non-finite signatures need not be). */
+static bool is_permutation(const size_t *perm, size_t G)
+{
+	for (size_t i = 0; i < G; i++) {
+		if (perm[i] >= G)
+			return false;
+		for (size_t j = i + 1; j < G; j++)
+			if (perm[i] == perm[j])
+				return false;
+	}
+	return true;
+}
+
 RfStatus verify_check_groups(VerifyCtx *c, bool *ok)
 {
 	size_t G = c->G, nw = c->threads < 1 ? 1 : c->threads > G ? G : c->threads;
 	VerifyVerdict *v = c->v;
+	if (!is_permutation(v->plan.perm, G))
+		nw = 1;
 	GroupRun g = {c, calloc(G, sizeof(GroupOutcome)),
-		      malloc(nw * (c->dD + 2 * c->dd) * sizeof(double)), nw > 1, {0}, G};
+		      nw > 1 ? malloc((nw - 1) * (c->dD + 2 * c->dd) * sizeof(double)) : NULL,
+		      nw > 1, {0}, G};
 	double *saved = g.save ? malloc(G * slot_count(c) * sizeof(double)) : NULL;
 	*ok = false;
-	if (!g.out || !g.scratch || (g.save && !saved)) {
+	if (!g.out || (g.save && (!g.scratch || !saved))) {
 		free(g.out);
 		free(g.scratch);
 		free(saved);

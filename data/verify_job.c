@@ -29,6 +29,7 @@ typedef struct {
 	Model *ma, *mb;
 	size_t lo, hi;
 	size_t threads;                /* the cores */
+	int blas;                      /* BLAS's own thread count, saved */
 	const VerifyOptions *vo;
 	const LayerTolerance *tol;     /* each layer's tolerances */
 	const double *x;               /* seq x D confirmation input, or NULL */
@@ -79,9 +80,15 @@ static int decide(LayerRun *r, RunLayers *w, size_t i, VerifyVerdict *v, InvRepo
 			return -1;
 		}
 	/* a residual rotation: this layer's MLP judged, its attention brought
-	 * into one frame */
-	if (r->rj->r.active && verify_residual_layer(r->rj, i, &w->a, &w->b, err, errlen))
-		return -1;
+	 * into one frame, by D x D products over the MLP's matrices that
+	 * BLAS spreads over its own threads */
+	if (r->rj->r.active) {
+		parallel_blas_restore(r->blas);
+		int bad = verify_residual_layer(r->rj, i, &w->a, &w->b, err, errlen);
+		parallel_blas_single();
+		if (bad)
+			return -1;
+	}
 	VerifyOptions lo = *r->vo;
 	lo.threads = r->threads;
 	double *qg = NULL;   /* lo.quant_group's storage */
@@ -122,7 +129,7 @@ static int run_layers(LayerRun *r)
 	RunLayers w;
 	memset(&w, 0, sizeof w);
 	r->threads = parallel_default_threads();
-	int saved = parallel_blas_single();
+	r->blas = parallel_blas_single();
 	int rc = 0;
 	for (size_t i = r->lo; i <= r->hi && rc == 0; i++) {
 		VerifyVerdict v;
@@ -147,7 +154,7 @@ static int run_layers(LayerRun *r)
 			report_done(&rep);
 		verify_verdict_free(&v);
 	}
-	parallel_blas_restore(saved);
+	parallel_blas_restore(r->blas);
 	layer_free(&w.a);
 	layer_free(&w.b);
 	verify_scratch_free(&w.keep);

@@ -58,8 +58,7 @@ static bool same_verdict(const VerifyVerdict *x, const VerifyVerdict *y, const L
 	       !strcmp(f->tensor, g->tensor) && f->what == g->what && same_doubles(&f->err, &g->err, 1) &&
 	       same_doubles(&f->tol, &g->tol, 1) && same_doubles(&f->norm, &g->norm, 1) &&
 	       same_doubles(f->value, g->value, 2) && f->part == g->part && f->flag == g->flag &&
-	       x->comm.n_mixed == y->comm.n_mixed && x->comm.n_reflect == y->comm.n_reflect &&
-	       same_doubles(&x->comm.defect, &y->comm.defect, 1) &&
+	       !memcmp(&x->comm, &y->comm, sizeof x->comm) &&
 	       (!plans || (same_doubles(x->plan.rq, y->plan.rq, H * dd) &&
 			   same_doubles(x->plan.rk, y->plan.rk, G * dd) &&
 			   same_doubles(x->plan.rv, y->plan.rv, G * dd) &&
@@ -842,6 +841,43 @@ static void test_within(void **state)
 	pair_done(&v, &a, &b);
 }
 
+/* Each kv group is judged at its own quantization bound (VerifyOptions.
+ * quant_group): a commuting fold whose group 2 carries 4% of W_v noise is
+ * a fold when group 2's bound covers it, and breaks at group 2, in W_v,
+ * when the bound is group 1's; decided by 1 to 8 workers alike
+ * (verify_opts). */
+static void test_quant_groups(void **state)
+{
+	(void)state;
+	const LayerCase *s = &shapes[1];   /* G = 4 */
+	size_t G = s->G, d = s->d, D = s->D;
+	Layer a, b;
+	VerifyVerdict v;
+	lf_layer(s, 43, &a);
+	FoldConfig cfg = fold_config_default();
+	lf_fold(&a, &cfg, &b, NULL);
+	quant_noise(b.wv + 2 * d * D, d * D, 0.04, 11);
+	double qg[VERIFY_PARTS * 2 * G];
+	for (size_t covered = 1; covered <= 2; covered++) {
+		memset(qg, 0, sizeof qg);
+		qg[(VERIFY_V * 2 + 1) * G + covered] = 0.1;   /* B's W_v bound of one group */
+		VerifyOptions o = {.unit_roundoff = 0x1p-53, .quant = {0, 0, 0.1, 0},
+				   .quant_frob = {0, 0, 0.04, 0}, .quant_types = 1u << STORE_Q4_K,
+				   .quant_group = qg};
+		verify_opts(&a, &b, &o, &v);
+		if (covered == 2) {
+			assert_true(v.equivalent && v.max_err > v.tol);
+		} else {
+			assert_false(v.equivalent);
+			assert_int_equal(v.brk.group, 2);
+			assert_string_equal(v.brk.tensor, "W_v");
+		}
+		verify_verdict_free(&v);
+	}
+	layer_free(&a);
+	layer_free(&b);
+}
+
 /* ---- undo and descriptions ---------------------------------------------- */
 
 static void test_plan_inverse(void **state)
@@ -926,6 +962,7 @@ int main(void)
 		cmocka_unit_test(test_bf16_rounding),
 		cmocka_unit_test(test_quant_parts),
 		cmocka_unit_test(test_within),
+		cmocka_unit_test(test_quant_groups),
 		cmocka_unit_test(test_plan_inverse),
 		cmocka_unit_test(test_rotation_desc),
 	};
