@@ -29,10 +29,11 @@ struct AttnEngine {
 	size_t threads;
 };
 
-RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
-			      Precision prec, const RopeTable *rope,
-			      size_t threads, size_t cache_bytes,
-			      AttnKernel kernel, AttnEngine **out)
+/* A new engine into *out, taking over prev's big buffers when prev is of
+ * the same precision (prev is not closed here). */
+static RfStatus engine_open(const Layer *a, const double *x, size_t T, Precision prec,
+			    const RopeTable *rope, size_t threads, size_t cache_bytes,
+			    AttnKernel kernel, AttnEngine *prev, AttnEngine **out)
 {
 	*out = NULL;
 	if (T == 0 || rope->seq < T)
@@ -44,13 +45,32 @@ RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 	e->threads = threads ? threads : parallel_default_threads();
 	bool fused = kernel == ATTN_KERNEL_AUTO && attention_kernel_fused();
 	RfStatus st = e->ops->open(a, x, T, rope, e->threads, cache_bytes, fused,
-				   &e->impl);
+				   prev && prev->ops == e->ops ? prev->impl : NULL, &e->impl);
 	if (st != RF_OK) {
 		free(e);
 		return st;
 	}
 	*out = e;
 	return RF_OK;
+}
+
+RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
+			      Precision prec, const RopeTable *rope,
+			      size_t threads, size_t cache_bytes,
+			      AttnKernel kernel, AttnEngine **out)
+{
+	return engine_open(a, x, T, prec, rope, threads, cache_bytes, kernel, NULL, out);
+}
+
+RfStatus attention_engine_renew(AttnEngine **e, const Layer *a, const double *x, size_t T,
+				Precision prec, const RopeTable *rope, size_t threads,
+				size_t cache_bytes, AttnKernel kernel)
+{
+	AttnEngine *next;
+	RfStatus st = engine_open(a, x, T, prec, rope, threads, cache_bytes, kernel, *e, &next);
+	attention_engine_free(*e);
+	*e = next;
+	return st;
 }
 
 RfStatus attention_engine_run(AttnEngine *e, const Layer *src,

@@ -66,6 +66,15 @@ RfStatus attention_engine_new(const Layer *a, const double *x, size_t T,
 			      Precision prec, const RopeTable *rope,
 			      size_t threads, size_t cache_bytes,
 			      AttnKernel kernel, AttnEngine **out);
+/* The same in place of *e (NULL: none), which is ended: an engine of the
+ * same precision hands over its big buffers of the same sizes (at 8B
+ * scale a float32 engine's weight copies are 336 MB a layer, whose first
+ * touch a VM charges again each time). Only *e's buffers are used, not
+ * its layer, input or RoPE table, which may be gone. *e is NULL after a
+ * failure. */
+RfStatus attention_engine_renew(AttnEngine **e, const Layer *a, const double *x, size_t T,
+				Precision prec, const RopeTable *rope, size_t threads,
+				size_t cache_bytes, AttnKernel kernel);
 /* Compare a with src folded by plan (plan NULL: src as it is), in the
  * engine's precision (float32 folds in float32), recomputing what c
  * flags (the first run, and the first after a reset, recompute

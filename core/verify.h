@@ -148,10 +148,14 @@ void verify_verdict_free(VerifyVerdict *v);
  * verify_scratch_free. spare, when set, is the caller's b, which it
  * reloads before using it again: once b is evaluated the copy is made in
  * its buffers instead, and noise is never allocated (a third of the
- * memory of a worker of a whole-model verify). */
+ * memory of a worker of a whole-model verify). engine is the last
+ * call's evaluation engine, whose buffers the next call takes over (a
+ * float32 engine's weight copies: 336 MB a layer at 8B scale); it is not
+ * run again, as its layer may be gone. */
 typedef struct {
 	Layer noise;
 	Layer *spare;
+	AttnEngine *engine;
 } VerifyScratch;
 
 void verify_scratch_free(VerifyScratch *s);

@@ -75,6 +75,8 @@ static void noise_fill(void *ctx, size_t worker)
 void verify_scratch_free(VerifyScratch *s)
 {
 	layer_free(&s->noise);
+	attention_engine_free(s->engine);
+	s->engine = NULL;
 }
 
 /* The relative error, level by level, that storing a's weights in a
@@ -158,14 +160,15 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 	double noise[LEVEL_COUNT] = {0};
 	if (st == RF_OK) {
 		/* one engine: a's side computed once, for b and for the
-		 * rounding noise */
-		AttnEngine *e = NULL;
+		 * rounding noise; kept in keep for the next layer's buffers */
 		FoldChanges c;
 		bool have_c = false;
 		st = fold_changes_init(&c, a->shape.n_heads, a->shape.n_kv_heads);
 		have_c = st == RF_OK;
 		if (st == RF_OK)
-			st = attention_engine_new(a, x, T, prec, &rope, threads, 0, kernel, &e);
+			st = attention_engine_renew(&keep->engine, a, x, T, prec, &rope, threads, 0,
+						    kernel);
+		AttnEngine *e = keep->engine;
 		if (st == RF_OK)
 			st = attention_engine_run(e, bc, NULL, &c, rep);
 		/* a dtype coarser than float64 moves the outputs by far more
@@ -174,7 +177,6 @@ RfStatus verify_confirm(const Layer *a, const Layer *b, VerifyVerdict *v,
 		    (v->unit_roundoff > 0x1p-50 || v->quant_types))
 			st = rounding_noise(a, v->unit_roundoff, v->quant_frob, e, &c, T, threads,
 					    keep, noise);
-		attention_engine_free(e);
 		if (have_c)
 			fold_changes_done(&c);
 		rope_table_done(&rope);

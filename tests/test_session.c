@@ -243,6 +243,63 @@ static void test_output_cache_sizes(void **state)
 	lf_setup_done(&f);
 }
 
+/* An engine renewed for another layer (attention_engine_renew, taking
+ * over the last engine's buffers, which still hold that layer's float
+ * copies) reports exactly what a fresh engine on that layer does, in
+ * either precision, and also from an engine of the other precision. */
+static void test_engine_renew(void **state)
+{
+	(void)state;
+	LayerCase s = GQA;
+	LfSetup f1, f2;
+	lf_setup(&s, 23, &f1);
+	lf_setup(&s, 24, &f2);
+	FoldConfig c = cfg_drop(ASSUME_COMMUTES);   /* every level breaks: errors to compare */
+	Layer g1, g2;
+	lf_fold(&f1.l, &c, &g1, NULL);
+	lf_fold(&f2.l, &c, &g2, NULL);
+	FoldChanges ch;
+	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
+	static const Precision precs[] = {PREC_F32, PREC_F64};
+	for (int pi = 0; pi < 2; pi++)
+		for (int from = 0; from < 2; from++) {
+			Precision p = precs[pi], q = precs[pi ^ from];   /* q: the engine renewed */
+			AttnEngine *fresh, *e;
+			InvReport ref, r;
+			assert_int_equal(attention_engine_new(&f2.l, f2.x, s.T, p, &f2.rope, 2, 0,
+							      ATTN_KERNEL_AUTO, &fresh), RF_OK);
+			lf_report(&s, &ref);
+			fold_changes_all(&ch);
+			assert_int_equal(attention_engine_run(fresh, &g2, NULL, &ch, &ref), RF_OK);
+			attention_engine_free(fresh);
+			assert_int_equal(attention_engine_new(&f1.l, f1.x, s.T, q, &f1.rope, 2, 0,
+							      ATTN_KERNEL_AUTO, &e), RF_OK);
+			lf_report(&s, &r);
+			fold_changes_all(&ch);
+			assert_int_equal(attention_engine_run(e, &g1, NULL, &ch, &r), RF_OK);
+			report_done(&r);
+			assert_int_equal(attention_engine_renew(&e, &f2.l, f2.x, s.T, p, &f2.rope, 2, 0,
+								ATTN_KERNEL_AUTO), RF_OK);
+			lf_report(&s, &r);
+			fold_changes_all(&ch);
+			assert_int_equal(attention_engine_run(e, &g2, NULL, &ch, &r), RF_OK);
+			assert_true(ref.level[0].max_abs_err > 1e-3);
+			for (int l = 0; l < LEVEL_COUNT; l++) {
+				same_array(&r.level[l].max_abs_err, &ref.level[l].max_abs_err, 1, "level");
+				same_array(&r.level[l].ref_max, &ref.level[l].ref_max, 1, "ref_max");
+			}
+			same_array(r.head_rel_err, ref.head_rel_err, s.H, "head_rel_err");
+			report_done(&r);
+			report_done(&ref);
+			attention_engine_free(e);
+		}
+	fold_changes_done(&ch);
+	layer_free(&g1);
+	layer_free(&g2);
+	lf_setup_done(&f1);
+	lf_setup_done(&f2);
+}
+
 /* The engine folds per head as it goes; evaluating the layer fold_apply
  * built as it is must agree to rounding (float64: the products differ
  * only in the order of their sums). */
@@ -560,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_fused_kernel_matches_gemm),
 		cmocka_unit_test(test_overflow_is_a_verdict),
 		cmocka_unit_test(test_overflow_survives_toggles),
+		cmocka_unit_test(test_engine_renew),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,9 +109,24 @@ static size_t pick_nc(size_t D, size_t nworkers)
 	return nc;
 }
 
+#if !REAL_IS_DOUBLE
+/* prev's float copy *slot of n entries, taken over (prev's slot emptied),
+ * or NULL when prev has none of that size. Its old values are all
+ * overwritten before they are read: a's by the first run's conversion,
+ * the other side's by each run's. */
+static REAL *take_copy(Engine *prev, REAL **slot, size_t n, size_t have)
+{
+	if (!prev || !*slot || have != n)
+		return NULL;
+	REAL *p = *slot;
+	*slot = NULL;
+	return p;
+}
+#endif
+
 static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 			   const RopeTable *rope, size_t nworkers,
-			   size_t ocache_bytes, bool fused, Engine **out)
+			   size_t ocache_bytes, bool fused, Engine *prev, Engine **out)
 {
 	Engine *e = calloc(1, sizeof *e);
 	bool ok = e != NULL;
@@ -136,6 +151,7 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 	e->wsize[1] = e->wsize[2] = nk * D;
 	e->wsize[3] = D * nq;
 #if REAL_IS_DOUBLE
+	(void)prev;   /* a float64 engine reads a's weights in place */
 	e->x = x64;
 	e->wa[0] = a->wq; e->wa[1] = a->wk; e->wa[2] = a->wv; e->wa[3] = a->wo;
 #else
@@ -145,8 +161,15 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 			e->x_own[i] = (REAL)x64[i];
 	e->x = e->x_own;
 	for (int i = 0; i < 4; i++) {
-		e->wa_own[i] = zalloc(e->wsize[i], sizeof(REAL), &ok);
+		/* at 8B scale a layer's copies are 336 MB: reused, not mapped
+		 * and touched afresh for every layer of a verify */
+		e->wa_own[i] = prev ? take_copy(prev, &prev->wa_own[i], e->wsize[i], prev->wsize[i])
+				    : NULL;
+		if (!e->wa_own[i])
+			e->wa_own[i] = zalloc(e->wsize[i], sizeof(REAL), &ok);
 		e->wa[i] = e->wa_own[i];
+		if (prev)
+			e->ws_own[i] = take_copy(prev, &prev->ws_own[i], e->wsize[i], prev->wsize[i]);
 	}
 #endif
 	Small *sm[2] = {&e->sm_a, &e->sm_b};

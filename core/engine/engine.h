@@ -19,10 +19,13 @@
 /* One precision's engine; impl is that precision's private state. */
 typedef struct {
 	/* Buffers for comparing a on x (T x D); fused: the per-head outputs
-	 * by the fused AVX-512 kernel (the caller checked the CPU has it). */
+	 * by the fused AVX-512 kernel (the caller checked the CPU has it).
+	 * prev, an engine of this table about to be closed, or NULL: its
+	 * big buffers of the same sizes are taken over instead of mapped
+	 * afresh. */
 	RfStatus (*open)(const Layer *a, const double *x, size_t T,
 			 const RopeTable *rope, size_t threads,
-			 size_t cache_bytes, bool fused, void **impl);
+			 size_t cache_bytes, bool fused, void *prev, void **impl);
 	/* One comparison, as attention_engine_run(). */
 	RfStatus (*run)(void *impl, const Layer *src, const FoldPlan *plan,
 			const FoldChanges *c, InvReport *rep);

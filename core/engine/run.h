@@ -168,10 +168,10 @@ static RfStatus engine_run(Engine *e, const Layer *b,
 
 static RfStatus ops_open(const Layer *a, const double *x, size_t T,
 			 const RopeTable *rope, size_t threads,
-			 size_t cache_bytes, bool fused, void **impl)
+			 size_t cache_bytes, bool fused, void *prev, void **impl)
 {
 	Engine *e;
-	RfStatus st = engine_new(a, x, T, rope, threads, cache_bytes, fused, &e);
+	RfStatus st = engine_new(a, x, T, rope, threads, cache_bytes, fused, prev, &e);
 	*impl = NULL;
 	if (st != RF_OK)
 		return st;
