@@ -28,7 +28,7 @@ typedef struct {
 	const VerifyJob *j;
 	Model *ma, *mb;
 	size_t lo, hi;
-	size_t threads;                /* the cores */
+	size_t threads;                /* workers: as many as BLAS would use */
 	int blas;                      /* BLAS's own thread count, saved */
 	const VerifyOptions *vo;
 	const LayerTolerance *tol;     /* each layer's tolerances */
@@ -44,12 +44,12 @@ typedef struct {
 typedef struct {
 	Layer a, b;
 	VerifyScratch keep;
-} RunLayers;
+} LayerBuffers;
 
 /* Layer i of A (task 0) and of B (task 1), read at once. */
 typedef struct {
 	LayerRun *r;
-	RunLayers *w;
+	LayerBuffers *w;
 	size_t i;
 	TaskQueue q;
 	int rc[2];
@@ -67,7 +67,7 @@ static void pair_read(void *ctx, size_t worker)
 
 /* Decide layer i of both (and confirm it when asked) into v and rep
  * (*have_rep when filled); 0, or -1 with one line in err. */
-static int decide(LayerRun *r, RunLayers *w, size_t i, VerifyVerdict *v, InvReport *rep,
+static int decide(LayerRun *r, LayerBuffers *w, size_t i, VerifyVerdict *v, InvReport *rep,
 		  bool *have_rep, char *err, size_t errlen)
 {
 	const VerifyJob *j = r->j;
@@ -126,7 +126,7 @@ static int decide(LayerRun *r, RunLayers *w, size_t i, VerifyVerdict *v, InvRepo
  * stopped, -1 on an error (in err). */
 static int run_layers(LayerRun *r)
 {
-	RunLayers w;
+	LayerBuffers w;
 	memset(&w, 0, sizeof w);
 	r->threads = parallel_default_threads();
 	r->blas = parallel_blas_single();
