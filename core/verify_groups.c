@@ -146,7 +146,7 @@ static bool is_permutation(const size_t *perm, size_t G)
 
 RfStatus verify_check_groups(VerifyCtx *c, bool *ok)
 {
-	size_t G = c->G, nw = c->threads < 1 ? 1 : c->threads > G ? G : c->threads;
+	size_t G = c->G, nw = c->threads > G ? G : c->threads;   /* c->threads >= 1 */
 	VerifyVerdict *v = c->v;
 	if (!is_permutation(v->plan.perm, G))
 		nw = 1;
