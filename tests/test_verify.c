@@ -48,7 +48,7 @@ static bool same_verdict(const VerifyVerdict *x, const VerifyVerdict *y, const L
 {
 	const Finding *f = &x->brk, *g = &y->brk;
 	size_t H = a->shape.n_heads, G = a->shape.n_kv_heads, dd = a->shape.head_dim * a->shape.head_dim;
-	bool plans = x->plan.rq && y->plan.rq;
+	bool plans = x->plan.rq && y->plan.rq;   /* both or neither must hold one */
 	return x->equivalent == y->equivalent && x->relation == y->relation &&
 	       x->rotated == y->rotated && x->heads_permuted == y->heads_permuted &&
 	       x->layout_converted == y->layout_converted && x->rounded == y->rounded &&
@@ -59,7 +59,7 @@ static bool same_verdict(const VerifyVerdict *x, const VerifyVerdict *y, const L
 	       same_doubles(&f->tol, &g->tol, 1) && same_doubles(&f->norm, &g->norm, 1) &&
 	       same_doubles(f->value, g->value, 2) && f->part == g->part && f->flag == g->flag &&
 	       !memcmp(&x->comm, &y->comm, sizeof x->comm) &&
-	       (!plans || (same_doubles(x->plan.rq, y->plan.rq, H * dd) &&
+	       !x->plan.rq == !y->plan.rq && (!plans || (same_doubles(x->plan.rq, y->plan.rq, H * dd) &&
 			   same_doubles(x->plan.rk, y->plan.rk, G * dd) &&
 			   same_doubles(x->plan.rv, y->plan.rv, G * dd) &&
 			   same_doubles(x->plan.ro, y->plan.ro, H * dd) &&
