@@ -245,8 +245,11 @@ static void test_output_cache_sizes(void **state)
 
 /* An engine renewed for another layer (attention_engine_renew, taking
  * over the last engine's buffers, which still hold that layer's float
- * copies) reports exactly what a fresh engine on that layer does, in
- * either precision, and also from an engine of the other precision. */
+ * copies, per-head outputs and scratch) reports exactly what a fresh
+ * engine without an output cache on that layer does, over two runs (the
+ * second one reads the original's outputs from the cache when there is
+ * one), in either precision, and also from an engine of the other
+ * precision. */
 static void test_engine_renew(void **state)
 {
 	(void)state;
@@ -255,47 +258,68 @@ static void test_engine_renew(void **state)
 	lf_setup(&s, 23, &f1);
 	lf_setup(&s, 24, &f2);
 	FoldConfig c = cfg_drop(ASSUME_COMMUTES);   /* every level breaks: errors to compare */
-	Layer g1, g2;
+	FoldConfig c3 = lf_config(PART_Q | PART_K | PART_O, ASSUME_COMMUTES);
+	Layer g1, g2, g3;
 	lf_fold(&f1.l, &c, &g1, NULL);
 	lf_fold(&f2.l, &c, &g2, NULL);
+	lf_fold(&f2.l, &c3, &g3, NULL);
+	const Layer *runs[2] = {&g2, &g3};
 	FoldChanges ch;
 	assert_int_equal(fold_changes_init(&ch, s.H, s.G), RF_OK);
 	static const Precision precs[] = {PREC_F32, PREC_F64};
+	/* no cache, and every head's O_h (float64's size holds float32's) */
+	size_t caches[2] = {0, s.H * s.T * s.D * sizeof(double)};
 	for (int pi = 0; pi < 2; pi++)
-		for (int from = 0; from < 2; from++) {
-			Precision p = precs[pi], q = precs[pi ^ from];   /* q: the engine renewed */
-			AttnEngine *fresh, *e;
-			InvReport ref, r;
-			assert_int_equal(attention_engine_new(&f2.l, f2.x, s.T, p, &f2.rope, 2, 0,
-							      ATTN_KERNEL_AUTO, &fresh), RF_OK);
-			lf_report(&s, &ref);
-			fold_changes_all(&ch);
-			assert_int_equal(attention_engine_run(fresh, &g2, NULL, &ch, &ref), RF_OK);
-			attention_engine_free(fresh);
-			assert_int_equal(attention_engine_new(&f1.l, f1.x, s.T, q, &f1.rope, 2, 0,
-							      ATTN_KERNEL_AUTO, &e), RF_OK);
-			lf_report(&s, &r);
-			fold_changes_all(&ch);
-			assert_int_equal(attention_engine_run(e, &g1, NULL, &ch, &r), RF_OK);
-			report_done(&r);
-			assert_int_equal(attention_engine_renew(&e, &f2.l, f2.x, s.T, p, &f2.rope, 2, 0,
-								ATTN_KERNEL_AUTO), RF_OK);
-			lf_report(&s, &r);
-			fold_changes_all(&ch);
-			assert_int_equal(attention_engine_run(e, &g2, NULL, &ch, &r), RF_OK);
-			assert_true(ref.level[0].max_abs_err > 1e-3);
-			for (int l = 0; l < LEVEL_COUNT; l++) {
-				same_array(&r.level[l].max_abs_err, &ref.level[l].max_abs_err, 1, "level");
-				same_array(&r.level[l].ref_max, &ref.level[l].ref_max, 1, "ref_max");
+		for (int from = 0; from < 2; from++)
+			for (int ci = 0; ci < 2; ci++) {
+				Precision p = precs[pi], q = precs[pi ^ from];   /* q: the engine renewed */
+				AttnEngine *fresh, *e;
+				InvReport ref[2], r;
+				assert_int_equal(attention_engine_new(&f2.l, f2.x, s.T, p, &f2.rope, 2, 0,
+								      ATTN_KERNEL_AUTO, &fresh), RF_OK);
+				for (int k = 0; k < 2; k++) {
+					lf_report(&s, &ref[k]);
+					fold_changes_all(&ch);
+					assert_int_equal(attention_engine_run(fresh, runs[k], NULL, &ch,
+									      &ref[k]), RF_OK);
+				}
+				attention_engine_free(fresh);
+				assert_int_equal(attention_engine_new(&f1.l, f1.x, s.T, q, &f1.rope, 2,
+								      caches[ci], ATTN_KERNEL_AUTO, &e),
+						 RF_OK);
+				for (int k = 0; k < 2; k++) {   /* the cache filled with layer 1's */
+					lf_report(&s, &r);
+					fold_changes_all(&ch);
+					assert_int_equal(attention_engine_run(e, k ? &f1.l : &g1, NULL, &ch,
+									      &r), RF_OK);
+					report_done(&r);
+				}
+				assert_int_equal(attention_engine_renew(&e, &f2.l, f2.x, s.T, p, &f2.rope,
+									2, caches[ci], ATTN_KERNEL_AUTO),
+						 RF_OK);
+				for (int k = 0; k < 2; k++) {
+					lf_report(&s, &r);
+					fold_changes_all(&ch);
+					assert_int_equal(attention_engine_run(e, runs[k], NULL, &ch, &r),
+							 RF_OK);
+					assert_true(ref[k].level[0].max_abs_err > 1e-3);
+					for (int l = 0; l < LEVEL_COUNT; l++) {
+						same_array(&r.level[l].max_abs_err,
+							   &ref[k].level[l].max_abs_err, 1, "level");
+						same_array(&r.level[l].ref_max, &ref[k].level[l].ref_max,
+							   1, "ref_max");
+					}
+					same_array(r.head_rel_err, ref[k].head_rel_err, s.H,
+						   "head_rel_err");
+					report_done(&r);
+					report_done(&ref[k]);
+				}
+				attention_engine_free(e);
 			}
-			same_array(r.head_rel_err, ref.head_rel_err, s.H, "head_rel_err");
-			report_done(&r);
-			report_done(&ref);
-			attention_engine_free(e);
-		}
 	fold_changes_done(&ch);
 	layer_free(&g1);
 	layer_free(&g2);
+	layer_free(&g3);
 	lf_setup_done(&f1);
 	lf_setup_done(&f2);
 }

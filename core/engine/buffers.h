@@ -109,11 +109,12 @@ static size_t pick_nc(size_t D, size_t nworkers)
 	return nc;
 }
 
-#if !REAL_IS_DOUBLE
-/* prev's float copy *slot of n entries, taken over (prev's slot emptied),
- * or NULL when prev has none of that size. Its old values are all
- * overwritten before they are read: a's by the first run's conversion,
- * the other side's by each run's. */
+/* prev's buffer *slot of have entries, taken over (prev's slot emptied)
+ * when it holds n, else NULL. Only buffers whose old values are all
+ * overwritten before they are read are taken: the float copies (a's by
+ * the first run's conversion, the other side's by each run's), the
+ * output cache (by the first run) and the workers' arenas (each phase
+ * writes its carving before reading it). */
 static REAL *take_copy(Engine *prev, REAL **slot, size_t n, size_t have)
 {
 	if (!prev || !*slot || have != n)
@@ -122,7 +123,6 @@ static REAL *take_copy(Engine *prev, REAL **slot, size_t n, size_t have)
 	*slot = NULL;
 	return p;
 }
-#endif
 
 static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 			   const RopeTable *rope, size_t nworkers,
@@ -151,7 +151,7 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 	e->wsize[1] = e->wsize[2] = nk * D;
 	e->wsize[3] = D * nq;
 #if REAL_IS_DOUBLE
-	(void)prev;   /* a float64 engine reads a's weights in place */
+	/* a float64 engine reads a's weights in place */
 	e->x = x64;
 	e->wa[0] = a->wq; e->wa[1] = a->wk; e->wa[2] = a->wv; e->wa[3] = a->wo;
 #else
@@ -211,7 +211,12 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 	if (e->n_ocache > H)
 		e->n_ocache = H;
 	if (e->n_ocache) {
-		e->ocache = ws_alloc(e->n_ocache * per_head);
+		/* at 8B scale 32 MB, which verify renews every layer */
+		if (prev)
+			e->ocache = take_copy(prev, &prev->ocache, e->n_ocache * T * D,
+					      prev->n_ocache * prev->T * prev->D);
+		if (!e->ocache)
+			e->ocache = ws_alloc(e->n_ocache * per_head);
 		if (!e->ocache)
 			e->n_ocache = 0;  /* no cache: recompute instead */
 	}
@@ -227,7 +232,10 @@ static RfStatus engine_new(const Layer *a, const double *x64, size_t T,
 	size_t arena = arena_entries(e);
 	for (size_t i = 0; ok && i < e->nworkers; i++) {
 		Worker *w = &e->w[i];
-		w->arena = ws_alloc(arena * sizeof(REAL));
+		Worker *pw = prev && i < prev->nworkers ? &prev->w[i] : NULL;
+		w->arena = pw ? take_copy(prev, &pw->arena, arena, pw->arena_n) : NULL;
+		if (!w->arena)
+			w->arena = ws_alloc(arena * sizeof(REAL));
 		w->arena_n = arena;
 		w->h_err = calloc(H, sizeof(double));
 		w->h_ref = calloc(H, sizeof(double));
