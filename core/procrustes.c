@@ -129,23 +129,33 @@ void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size
 		const double *x = X + i * ldx, *y = Y + i * ldy;
 		size_t j = 0;
 		for (; j + REL_LANES <= cols; j += REL_LANES)
-			for (size_t k = 0; k < REL_LANES; k++) {
-				double yv = y[j + k], e = x[j + k] - yv;
-				double ae = fabs(e), ay = fabs(yv);
-				dnl[k] += e * e;
-				ynl[k] += yv * yv;
-				dml[k] = ae > dml[k] ? ae : dml[k];
-				yml[k] = ay > yml[k] ? ay : yml[k];
-			}
-		for (; j < cols; j++) {
-			double yv = y[j], e = x[j] - yv;
-			double ae = fabs(e), ay = fabs(yv);
-			dnl[0] += e * e;
-			ynl[0] += yv * yv;
-			dml[0] = ae > dml[0] ? ae : dml[0];
-			yml[0] = ay > yml[0] ? ay : yml[0];
-		}
+			for (size_t k = 0; k < REL_LANES; k++)
+				rel_diff_step(dnl + k, ynl + k, dml + k, yml + k, x[j + k], y[j + k]);
+		for (; j < cols; j++)
+			rel_diff_step(dnl, ynl, dml, yml, x[j], y[j]);
 	}
+	memcpy(r->dn, dnl, sizeof dnl);
+	memcpy(r->yn, ynl, sizeof ynl);
+	memcpy(r->dm, dml, sizeof dml);
+	memcpy(r->ym, yml, sizeof yml);
+}
+
+HOT_CLONES
+void rel_diff_add_pair(RelDiff *r, const double *x, double a, const double *z, double b,
+		       const double *y, size_t cols)
+{
+	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
+	memcpy(dnl, r->dn, sizeof dnl);
+	memcpy(ynl, r->yn, sizeof ynl);
+	memcpy(dml, r->dm, sizeof dml);
+	memcpy(yml, r->ym, sizeof yml);
+	size_t j = 0;
+	for (; j + REL_LANES <= cols; j += REL_LANES)
+		for (size_t k = 0; k < REL_LANES; k++)
+			rel_diff_step(dnl + k, ynl + k, dml + k, yml + k,
+				      a * x[j + k] + b * z[j + k], y[j + k]);
+	for (; j < cols; j++)
+		rel_diff_step(dnl, ynl, dml, yml, a * x[j] + b * z[j], y[j]);
 	memcpy(r->dn, dnl, sizeof dnl);
 	memcpy(r->yn, ynl, sizeof ynl);
 	memcpy(r->dm, dml, sizeof dml);

@@ -1,6 +1,7 @@
 #ifndef ROPEFOLD_CORE_PROCRUSTES_H
 #define ROPEFOLD_CORE_PROCRUSTES_H
 
+#include <math.h>
 #include <stddef.h>
 
 #include "core/status.h"
@@ -37,10 +38,26 @@ double procrustes_rel_diff(const double *X, size_t ldx, const double *Y,
 typedef struct {
 	double dn[REL_LANES], yn[REL_LANES], dm[REL_LANES], ym[REL_LANES];
 } RelDiff;
+/* One value x against its reference y into lane sums dn, yn and maxima
+ * dm, ym: the step every RelDiff loop takes. */
+static inline void rel_diff_step(double *dn, double *yn, double *dm, double *ym, double x,
+				 double y)
+{
+	double e = x - y, ae = fabs(e), ay = fabs(y);
+	*dn += e * e;
+	*yn += y * y;
+	*dm = ae > *dm ? ae : *dm;
+	*ym = ay > *ym ? ay : *ym;
+}
 void rel_diff_start(RelDiff *r);
 void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size_t ldy,
 		  size_t rows, size_t cols);
 double rel_diff_result(const RelDiff *r);
+/* One row a x + b z (cols values; x, z, y rows of cols) compared with y,
+ * added to r exactly as rel_diff_add adds that row made first: the row of
+ * a rotation by pairs (two nonzeros) is never stored. */
+void rel_diff_add_pair(RelDiff *r, const double *x, double a, const double *z, double b,
+		       const double *y, size_t cols);
 
 /* ||R^T R - I||_F of a d x d matrix. */
 double procrustes_ortho_defect(const double *R, size_t d);

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "core/clones.h"
 #include "core/rows_rotate.h"
@@ -105,18 +106,23 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 		sparse_row(&s, i, in, ldi, n, out + i * ldo);
 }
 
-void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
-		      double *scratch, RowsSink sink, void *ctx)
+void rows_rotate_diff(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      const double *B, size_t ldb, double *scratch, RelDiff *acc)
 {
 	SparseRows s;
 	if (!sparse_rows(R, d, &s)) {
 		rows_rotate(R, d, in, ldi, n, scratch, n);
-		sink(ctx, 0, d, n, scratch, n);
+		rel_diff_add(acc, scratch, n, B, ldb, d, n);
 		return;
 	}
 	for (size_t i = 0; i < d; i++) {
+		if (s.cnt[i] == 2) {
+			rel_diff_add_pair(acc, in + s.col[i][0] * ldi, s.val[i][0],
+					  in + s.col[i][1] * ldi, s.val[i][1], B + i * ldb, n);
+			continue;
+		}
 		sparse_row(&s, i, in, ldi, n, scratch);
-		sink(ctx, i, 1, n, scratch, n);
+		rel_diff_add(acc, scratch, n, B + i * ldb, ldb, 1, n);
 	}
 }
 
@@ -242,21 +248,65 @@ void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 	cols_apply(&p, R, d, in, ldi, n, out, ldo);
 }
 
-void cols_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
-		      double *scratch, RowsSink sink, void *ctx)
+/* The pair loops' rows [0, n) compared with B's (ld ldb) into acc, lane
+ * by lane as rel_diff_add takes each row of d (d % 8 == 0: in the half
+ * layout each half is whole chunks of the lanes, so chunk j's values
+ * come from x[j..] and x[j+-h..] alike). */
+HOT_CLONES
+static void pairs_cols_diff(const double *dg, const double *off, size_t d, bool half,
+			    const double *in, size_t ldi, size_t n, const double *B, size_t ldb,
+			    RelDiff *acc)
+{
+	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
+	memcpy(dnl, acc->dn, sizeof dnl);
+	memcpy(ynl, acc->yn, sizeof ynl);
+	memcpy(dml, acc->dm, sizeof dml);
+	memcpy(yml, acc->ym, sizeof yml);
+	size_t h = d / 2;
+	for (size_t r = 0; r < n; r++) {
+		const double *x = in + r * ldi, *y = B + r * ldb;
+		if (half) {
+			/* the first half's partners are h on, the second's h back */
+			for (size_t j = 0; j < d; j += REL_LANES) {
+				const double *xs = j < h ? x + h : x - h;
+				for (size_t k = 0; k < REL_LANES; k++)
+					rel_diff_step(dnl + k, ynl + k, dml + k, yml + k,
+						      dg[j + k] * x[j + k] + off[j + k] * xs[j + k],
+						      y[j + k]);
+			}
+		} else {
+			for (size_t j = 0; j < d; j += REL_LANES)
+				for (size_t k = 0; k < REL_LANES; k++)
+					rel_diff_step(dnl + k, ynl + k, dml + k, yml + k,
+						      dg[j + k] * x[j + k] +
+							      off[j + k] * x[(j + k) ^ 1],
+						      y[j + k]);
+		}
+	}
+	memcpy(acc->dn, dnl, sizeof dnl);
+	memcpy(acc->yn, ynl, sizeof ynl);
+	memcpy(acc->dm, dml, sizeof dml);
+	memcpy(acc->ym, yml, sizeof yml);
+}
+
+void cols_rotate_diff(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      const double *B, size_t ldb, double *scratch, RelDiff *acc)
 {
 	ColsPlan p;
 	cols_plan(R, d, &p);
-	if (p.how == COLS_BLAS) {
-		cols_apply(&p, R, d, in, ldi, n, scratch, d);
-		sink(ctx, 0, n, d, scratch, d);
+	if (p.how == COLS_PAIRS && d % 8 == 0) {
+		pairs_cols_diff(p.dg, p.off, d, p.half, in, ldi, n, B, ldb, acc);
 		return;
 	}
-	/* blocks of rows small enough for L1 (32 x 128 doubles) */
+	if (p.how == COLS_BLAS) {
+		cols_apply(&p, R, d, in, ldi, n, scratch, d);
+		rel_diff_add(acc, scratch, d, B, ldb, n, d);
+		return;
+	}
 	enum { BLOCK = 32 };
 	for (size_t r = 0; r < n; r += BLOCK) {
 		size_t m = n - r < BLOCK ? n - r : BLOCK;
 		cols_apply(&p, R, d, in + r * ldi, ldi, m, scratch, d);
-		sink(ctx, r, m, d, scratch, d);
+		rel_diff_add(acc, scratch, d, B + r * ldb, ldb, m, d);
 	}
 }

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "core/procrustes.h"
+
 /* out (d x n, leading dimension ldo) = R (d x d, row-major) in (d x n,
  * leading dimension ldi): the product fold and verify take of every
  * head's weight rows. A rotation that commutes with RoPE is 2 x 2 blocks
@@ -20,18 +22,19 @@ void rows_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t
 void cols_rotate(const double *R, size_t d, const double *in, size_t ldi, size_t n,
 		 double *out, size_t ldo);
 
-/* The same products handed over as they are made, never stored whole:
- * sink gets rows [first, first + m) of the product, each of cols values,
- * at block (leading dimension ld), in row order. scratch holds d x n
- * (rows_rotate_each) or n x d (cols_rotate_each) doubles; the sums use a
- * row or a few of it, so what the sink reads is still in cache (verify
- * compares R A against B so, and the product's round trip through memory
- * goes). The rows are rows_rotate's and cols_rotate's to the bit. */
-typedef void (*RowsSink)(void *ctx, size_t first, size_t m, size_t cols, const double *block,
-			 size_t ld);
-void rows_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
-		      double *scratch, RowsSink sink, void *ctx);
-void cols_rotate_each(const double *R, size_t d, const double *in, size_t ldi, size_t n,
-		      double *scratch, RowsSink sink, void *ctx);
+/* The residual of R in against B (d x n, leading dimension ldb) added to
+ * acc, the very sums rel_diff_add takes of rows_rotate's product against
+ * B: a row of two nonzeros (a commuting rotation's) is made and compared
+ * in one pass and never stored (at 8B scale a third faster than storing
+ * each row and reading it back); any other goes through scratch (d x n
+ * doubles). verify's residuals are these. */
+void rows_rotate_diff(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      const double *B, size_t ldb, double *scratch, RelDiff *acc);
+/* The same for the columns: the residual of cols_rotate's in R^T (n x d)
+ * against B (n x d, ld ldb), to the bit (a commuting rotation's pair
+ * loops compare as they go when d % 8 == 0; scratch: n x d doubles for
+ * BLAS, 32 x d else). */
+void cols_rotate_diff(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      const double *B, size_t ldb, double *scratch, RelDiff *acc);
 
 #endif

@@ -45,38 +45,23 @@ void verify_break(VerifyVerdict *v, VerifyWhy why, const Finding *f)
 	v->brk = *f;
 }
 
-/* The product's rows against B's as they are made (B's row i at
- * B + i ldb). */
-typedef struct {
-	RelDiff acc;
-	const double *B;
-	size_t ldb;
-} RowsDiff;
-
-static void rows_diff(void *ctx, size_t first, size_t m, size_t cols, const double *block,
-		      size_t ld)
-{
-	RowsDiff *r = ctx;
-	rel_diff_add(&r->acc, block, ld, r->B + first * r->ldb, r->ldb, m, cols);
-}
-
 double verify_rows_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B)
 {
-	RowsDiff r = {.B = B, .ldb = c->D};
-	rel_diff_start(&r.acc);
-	rows_rotate_each(R, c->d, A, c->D, c->D, c->work, rows_diff, &r);
-	return rel_diff_result(&r.acc);
+	RelDiff acc;
+	rel_diff_start(&acc);
+	rows_rotate_diff(R, c->d, A, c->D, c->D, B, c->D, c->work, &acc);
+	return rel_diff_result(&acc);
 }
 
 double verify_cols_err(const VerifyCtx *c, const double *R, const double *A,
 		       const double *B)
 {
 	size_t Hd = c->H * c->d;
-	RowsDiff r = {.B = B, .ldb = Hd};
-	rel_diff_start(&r.acc);
-	cols_rotate_each(R, c->d, A, Hd, c->D, c->work, rows_diff, &r);
-	return rel_diff_result(&r.acc);
+	RelDiff acc;
+	rel_diff_start(&acc);
+	cols_rotate_diff(R, c->d, A, Hd, c->D, B, Hd, c->work, &acc);
+	return rel_diff_result(&acc);
 }
 
 /* rel diff of R a against b for d-vectors. */

@@ -499,28 +499,6 @@ static void test_rows_rotate(void **state)
 	}
 }
 
-/* What rows_rotate_each and cols_rotate_each hand over: the product's
- * rows in order, each once, as the definition makes them. */
-typedef struct {
-	double *got;        /* the rows, stored at their place (ld cols) */
-	size_t next, cols;  /* the row expected next */
-	RelDiff acc;        /* against ref, block by block */
-	const double *ref;
-} Collect;
-
-static void collect(void *ctx, size_t first, size_t m, size_t cols, const double *block,
-		    size_t ld)
-{
-	Collect *c = ctx;
-	assert_int_equal(first, c->next);
-	assert_int_equal(cols, c->cols);
-	for (size_t i = 0; i < m; i++)
-		for (size_t j = 0; j < cols; j++)
-			c->got[(first + i) * cols + j] = block[i * ld + j];
-	rel_diff_add(&c->acc, block, ld, c->ref + first * cols, cols, m, cols);
-	c->next = first + m;
-}
-
 /* The larger of ||X - Y||_F / ||Y||_F and max|X - Y| / max|Y|, by its
  * definition in long double. */
 static double rel_diff_def(const double *X, const double *Y, size_t n)
@@ -537,49 +515,106 @@ static double rel_diff_def(const double *X, const double *Y, size_t n)
 	return (double)(fr > mr ? fr : mr);
 }
 
-static void test_rotate_each(void **state)
+/* rows_rotate_diff: the residual of R in against B, made row by row and
+ * never stored, is the definition's (long double) and, to the bit, the
+ * one of the product rows_rotate stores: for the rotations a fold draws
+ * (commuting: rows of two nonzeros, made and compared in one pass; dense
+ * ones to BLAS), sparse rows of one to four nonzeros, zero rows, and B
+ * with a leading dimension past its width. */
+static void test_rotate_diff(void **state)
 {
 	(void)state;
-	/* rows: d x n of in (ld ldi); cols: nc x d rows (ld ldi), more than
-	 * one block of the column sums */
-	enum { d = 16, n = 37, ldi = 41, nc = 70 };
-	static double in[nc * ldi], R[d * d], ref[nc * d], want[nc * d], got[nc * d],
-		scratch[nc * ldi];
+	enum { d = 16, n = 37, ldi = 41, ldb = 43 };
+	static double in[d * ldi], R[d * d], prod[d * n], B[d * ldb], Bd[d * n],
+		scratch[d * n];
 	Rng rng;
-	rng_seed(&rng, 78, 0);
-	for (size_t i = 0; i < nc * ldi; i++)
+	rng_seed(&rng, 79, 0);
+	for (size_t i = 0; i < d * ldi; i++)
 		in[i] = rng_normal(&rng);
 	RopeSpec rope = rope_spec_default(d);
 	static const RotKind k[] = {ROT_COMMUTING, ROT_LAYOUT_MISMATCH, ROT_PAIR_SWAP, ROT_HAAR,
 				    ROT_HADAMARD};
-	for (size_t kind = 0; kind < sizeof k / sizeof k[0]; kind++) {
-		assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
-		for (int cols = 0; cols < 2; cols++) {
-			size_t rows = cols ? nc : d, w = cols ? d : n;
-			for (size_t r = 0; r < rows; r++)
-				for (size_t c = 0; c < w; c++) {
-					long double s = 0;
-					for (size_t j = 0; j < d; j++)
-						s += cols ? (long double)in[r * ldi + j] * R[c * d + j]
-							  : (long double)R[r * d + j] * in[j * ldi + c];
-					want[r * w + c] = (double)s;
-					ref[r * w + c] = (double)s + 1e-3 * rng_normal(&rng);
-				}
-			Collect col = {got, 0, w, {{0}}, ref};
-			rel_diff_start(&col.acc);
-			if (cols)
-				cols_rotate_each(R, d, in, ldi, nc, scratch, collect, &col);
-			else
-				rows_rotate_each(R, d, in, ldi, n, scratch, collect, &col);
-			assert_int_equal(col.next, rows);
-			for (size_t i = 0; i < rows * w; i++)
-				assert_close(got[i], want[i], 1e-14);
-			double e = rel_diff_result(&col.acc);
-			assert_close(e, rel_diff_def(got, ref, rows * w), 1e-12);
-			/* the blocks' sums are the whole product's, to the bit */
-			assert_true(e == procrustes_rel_diff(got, w, ref, w, rows, w));
+	for (int kind = 0; kind < 9; kind++) {
+		if (kind < 5) {
+			assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
+		} else {
+			size_t m = kind < 8 ? (size_t)kind - 4 : 0;   /* 1..3, then zero rows */
+			for (size_t i = 0; i < d * d; i++)
+				R[i] = 0;
+			for (size_t i = 0; i < d; i++)
+				for (size_t j = 0; j < (i % 2 ? m : m + 1); j++)
+					R[i * d + (i + 5 * j) % d] = rng_normal(&rng);
 		}
+		for (size_t i = 0; i < d; i++)
+			for (size_t c = 0; c < ldb; c++) {
+				long double sum = 0;
+				for (size_t j = 0; j < d && c < n; j++)
+					sum += (long double)R[i * d + j] * in[j * ldi + c];
+				B[i * ldb + c] = c < n ? (double)sum + 1e-3 * rng_normal(&rng) : NAN;
+				if (c < n) {
+					Bd[i * n + c] = B[i * ldb + c];
+					prod[i * n + c] = (double)sum;
+				}
+			}
+		RelDiff acc;
+		rel_diff_start(&acc);
+		rows_rotate_diff(R, d, in, ldi, n, B, ldb, scratch, &acc);
+		double e = rel_diff_result(&acc);
+		assert_close(e, rel_diff_def(prod, Bd, d * n), 1e-12);
+		rows_rotate(R, d, in, ldi, n, scratch, n);
+		assert_true(e == procrustes_rel_diff(scratch, n, B, ldb, d, n));
 	}
+}
+
+/* cols_rotate_diff: the residual of in R^T against B likewise, for head
+ * dims whose halves are whole chunks of the sums' lanes (16: the pair
+ * loops compare as they go) and not (12: through scratch), in both RoPE
+ * layouts, sparse and dense R, more rows than one block. */
+static void cols_diff_case(size_t d, RopeLayout layout, uint64_t seed)
+{
+	enum { DMAX = 16, nc = 70, ldi = 21, ldb = 23 };
+	static double in[nc * ldi], R[DMAX * DMAX], prod[nc * DMAX], B[nc * ldb],
+		Bd[nc * DMAX], scratch[nc * DMAX];
+	Rng rng;
+	rng_seed(&rng, seed, 0);
+	for (size_t i = 0; i < nc * ldi; i++)
+		in[i] = rng_normal(&rng);
+	RopeSpec rope = rope_spec_default(d);
+	rope.layout = layout;
+	static const RotKind k[] = {ROT_COMMUTING, ROT_LAYOUT_MISMATCH, ROT_PAIR_SWAP, ROT_HAAR,
+				    ROT_HADAMARD};
+	for (size_t kind = 0; kind < sizeof k / sizeof k[0]; kind++) {
+		if (k[kind] == ROT_HADAMARD && (d & (d - 1)))
+			continue;   /* a power of two only */
+		assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
+		for (size_t r = 0; r < nc; r++)
+			for (size_t j = 0; j < ldb; j++) {
+				long double sum = 0;
+				for (size_t q = 0; q < d && j < d; q++)
+					sum += (long double)in[r * ldi + q] * R[j * d + q];
+				B[r * ldb + j] = j < d ? (double)sum + 1e-3 * rng_normal(&rng) : NAN;
+				if (j < d) {
+					Bd[r * d + j] = B[r * ldb + j];
+					prod[r * d + j] = (double)sum;
+				}
+			}
+		RelDiff acc;
+		rel_diff_start(&acc);
+		cols_rotate_diff(R, d, in, ldi, nc, B, ldb, scratch, &acc);
+		double e = rel_diff_result(&acc);
+		assert_close(e, rel_diff_def(prod, Bd, nc * d), 1e-12);
+		cols_rotate(R, d, in, ldi, nc, scratch, d);
+		assert_true(e == procrustes_rel_diff(scratch, d, B, ldb, nc, d));
+	}
+}
+
+static void test_cols_rotate_diff(void **state)
+{
+	(void)state;
+	cols_diff_case(16, ROPE_HALF, 80);
+	cols_diff_case(16, ROPE_INTERLEAVED, 81);
+	cols_diff_case(12, ROPE_HALF, 82);
+	cols_diff_case(12, ROPE_INTERLEAVED, 83);
 }
 
 int main(void)
@@ -587,7 +622,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds_are_orthogonal),
 		cmocka_unit_test(test_rows_rotate),
-		cmocka_unit_test(test_rotate_each),
+		cmocka_unit_test(test_rotate_diff),
+		cmocka_unit_test(test_cols_rotate_diff),
 		cmocka_unit_test(test_ortho_defect),
 		cmocka_unit_test(test_which_kinds_commute),
 		cmocka_unit_test(test_layout_mismatch_commutes_elsewhere),
