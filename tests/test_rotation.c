@@ -515,6 +515,52 @@ static double rel_diff_def(const double *X, const double *Y, size_t n)
 	return (double)(fr > mr ? fr : mr);
 }
 
+/* The reference a residual is taken against: the product prod (rows x
+ * w) moved by 1e-3 normal noise, into B (ld ldb, NaN past w, which no
+ * residual may read) and Bd (the same values, ld w). */
+static void moved_reference(const double *prod, size_t rows, size_t w, size_t ldb, Rng *rng,
+			    double *B, double *Bd)
+{
+	for (size_t r = 0; r < rows; r++)
+		for (size_t c = 0; c < ldb; c++) {
+			B[r * ldb + c] = c < w ? prod[r * w + c] + 1e-3 * rng_normal(rng) : NAN;
+			if (c < w)
+				Bd[r * w + c] = B[r * ldb + c];
+		}
+}
+
+/* One residual case: R (d x d) applied to in (ld ldi; n its product's
+ * rows_rotate/cols_rotate count), the definition's product prod (rows x
+ * w), and B, Bd, scratch as moved_reference and the residual take them. */
+typedef struct {
+	const double *R;
+	size_t d;
+	const double *in;
+	size_t ldi, n;
+	const double *prod;
+	size_t rows, w, ldb;
+	double *B, *Bd, *scratch;
+} DiffCase;
+
+typedef void (*DiffFn)(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		       const double *B, size_t ldb, double *scratch, RelDiff *acc);
+typedef void (*RotFn)(const double *R, size_t d, const double *in, size_t ldi, size_t n,
+		      double *out, size_t ldo);
+
+/* diff's residual against prod moved is the definition's (long double)
+ * and, to the bit, the one of rot's stored product. */
+static void residual_agrees(const DiffCase *c, DiffFn diff, RotFn rot, Rng *rng)
+{
+	moved_reference(c->prod, c->rows, c->w, c->ldb, rng, c->B, c->Bd);
+	RelDiff acc;
+	rel_diff_start(&acc);
+	diff(c->R, c->d, c->in, c->ldi, c->n, c->B, c->ldb, c->scratch, &acc);
+	double e = rel_diff_result(&acc);
+	assert_close(e, rel_diff_def(c->prod, c->Bd, c->rows * c->w), 1e-12);
+	rot(c->R, c->d, c->in, c->ldi, c->n, c->scratch, c->w);
+	assert_true(e == procrustes_rel_diff(c->scratch, c->w, c->B, c->ldb, c->rows, c->w));
+}
+
 /* rows_rotate_diff: the residual of R in against B, made row by row and
  * never stored, is the definition's (long double) and, to the bit, the
  * one of the product rows_rotate stores: for the rotations a fold draws
@@ -546,23 +592,14 @@ static void test_rotate_diff(void **state)
 					R[i * d + (i + 5 * j) % d] = rng_normal(&rng);
 		}
 		for (size_t i = 0; i < d; i++)
-			for (size_t c = 0; c < ldb; c++) {
+			for (size_t c = 0; c < n; c++) {
 				long double sum = 0;
-				for (size_t j = 0; j < d && c < n; j++)
+				for (size_t j = 0; j < d; j++)
 					sum += (long double)R[i * d + j] * in[j * ldi + c];
-				B[i * ldb + c] = c < n ? (double)sum + 1e-3 * rng_normal(&rng) : NAN;
-				if (c < n) {
-					Bd[i * n + c] = B[i * ldb + c];
-					prod[i * n + c] = (double)sum;
-				}
+				prod[i * n + c] = (double)sum;
 			}
-		RelDiff acc;
-		rel_diff_start(&acc);
-		rows_rotate_diff(R, d, in, ldi, n, B, ldb, scratch, &acc);
-		double e = rel_diff_result(&acc);
-		assert_close(e, rel_diff_def(prod, Bd, d * n), 1e-12);
-		rows_rotate(R, d, in, ldi, n, scratch, n);
-		assert_true(e == procrustes_rel_diff(scratch, n, B, ldb, d, n));
+		DiffCase c = {R, d, in, ldi, n, prod, d, n, ldb, B, Bd, scratch};
+		residual_agrees(&c, rows_rotate_diff, rows_rotate, &rng);
 	}
 }
 
@@ -588,23 +625,14 @@ static void cols_diff_case(size_t d, RopeLayout layout, uint64_t seed)
 			continue;   /* a power of two only */
 		assert_int_equal(rotation_make(k[kind], &rope, d, &rng, R), RF_OK);
 		for (size_t r = 0; r < nc; r++)
-			for (size_t j = 0; j < ldb; j++) {
+			for (size_t j = 0; j < d; j++) {
 				long double sum = 0;
-				for (size_t q = 0; q < d && j < d; q++)
+				for (size_t q = 0; q < d; q++)
 					sum += (long double)in[r * ldi + q] * R[j * d + q];
-				B[r * ldb + j] = j < d ? (double)sum + 1e-3 * rng_normal(&rng) : NAN;
-				if (j < d) {
-					Bd[r * d + j] = B[r * ldb + j];
-					prod[r * d + j] = (double)sum;
-				}
+				prod[r * d + j] = (double)sum;
 			}
-		RelDiff acc;
-		rel_diff_start(&acc);
-		cols_rotate_diff(R, d, in, ldi, nc, B, ldb, scratch, &acc);
-		double e = rel_diff_result(&acc);
-		assert_close(e, rel_diff_def(prod, Bd, nc * d), 1e-12);
-		cols_rotate(R, d, in, ldi, nc, scratch, d);
-		assert_true(e == procrustes_rel_diff(scratch, d, B, ldb, nc, d));
+		DiffCase c = {R, d, in, ldi, nc, prod, nc, d, ldb, B, Bd, scratch};
+		residual_agrees(&c, cols_rotate_diff, cols_rotate, &rng);
 	}
 }
 
