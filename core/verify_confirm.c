@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +12,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/rope.h"
+#include "core/stream_store.h"
 #include "core/verify_impl.h"
 
 /* Confirmation by evaluation: the three levels of SPEC 2.2 comparing A
@@ -34,42 +34,14 @@ typedef struct {
 	TaskQueue q;
 } NoiseFill;
 
-/* Eight moved weights stored past the caches where SSE2 can (x86-64:
- * always; w is 16-byte aligned, as malloc's are): the copy is written
- * once and read back by the engine's packing much later, and a plain
- * store first reads every line it writes. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-static inline void noise_store(double *w, const double o[RNG_LANES])
-{
-	if (((uintptr_t)w & 15) == 0) {
-		for (size_t k = 0; k < RNG_LANES; k += 2)
-			_mm_stream_pd(w + k, _mm_loadu_pd(o + k));
-	} else {
-		memcpy(w, o, RNG_LANES * sizeof *w);
-	}
-}
-/* the streamed stores made visible before the workers join */
-static inline void noise_fence(void)
-{
-	_mm_sfence();
-}
-#else
-static inline void noise_store(double *w, const double o[RNG_LANES])
-{
-	memcpy(w, o, RNG_LANES * sizeof *w);
-}
-static inline void noise_fence(void)
-{
-}
-#endif
-
 /* w[j] = v[j] moved by r: v[j] + h r (h > 0: a quantized part's rms
  * bound) or v[j] (1 + u r), r uniform in [-1, 1) from g, eight at a time.
  * The state lives in a local copy and each branch has its own loop, so
  * that the clone keeps the lanes in registers and stores whole vectors
  * (through *g and one loop for both, every draw went through memory and
- * every weight was moved one at a time: a tenth of an 8B verify). */
+ * every weight was moved one at a time: a tenth of an 8B verify); the
+ * copy is streamed past the caches, read back only by the engine's
+ * packing. */
 HOT_CLONES
 static void noise_apply(const double *restrict v, double *restrict w, size_t n, double h,
 			double u, RngLanes *g)
@@ -83,7 +55,7 @@ static void noise_apply(const double *restrict v, double *restrict w, size_t n, 
 			double o[RNG_LANES];
 			for (size_t k = 0; k < RNG_LANES; k++)
 				o[k] = v[j + k] + h * r[k];
-			noise_store(w + j, o);
+			stream_doubles(w + j, o, RNG_LANES);
 		}
 	} else {
 		for (; j < whole; j += RNG_LANES) {
@@ -91,10 +63,10 @@ static void noise_apply(const double *restrict v, double *restrict w, size_t n, 
 			double o[RNG_LANES];
 			for (size_t k = 0; k < RNG_LANES; k++)
 				o[k] = v[j + k] * (1.0 + u * r[k]);
-			noise_store(w + j, o);
+			stream_doubles(w + j, o, RNG_LANES);
 		}
 	}
-	noise_fence();
+	stream_fence();
 	if (j < n) {
 		rng_lanes_signed(&s, r);
 		for (size_t k = 0; j + k < n; k++)

@@ -1,11 +1,11 @@
 #include "config.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/stream_store.h"
 #include "data/ggml_quant.h"
 #include "data/tensor.h"
 
@@ -142,38 +142,6 @@ static void ld16_block(const unsigned char *p, size_t k, uint16_t *h)
 #endif
 }
 
-/* k doubles stored past the caches where SSE2 can and out is 16-byte
- * aligned (a layer's buffers are malloc's): a layer is far larger than
- * the caches and read again only by the checks, and a plain store first
- * reads every line it writes (a third of the conversion's traffic). Only
- * bytes this call stores are written, so stored elements still to
- * convert that share a line stay as they are. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-static inline void doubles_store(double *out, const double *o, size_t k)
-{
-	if (((uintptr_t)out & 15) || k % 2) {
-		memcpy(out, o, k * sizeof *out);
-		return;
-	}
-	for (size_t i = 0; i < k; i += 2)
-		_mm_stream_pd(out + i, _mm_loadu_pd(o + i));
-}
-/* the streamed stores ordered before whatever reads the buffer next */
-static inline void doubles_fence(void)
-{
-	_mm_sfence();
-}
-#else
-static inline void doubles_store(double *out, const double *o, size_t k)
-{
-	memcpy(out, o, k * sizeof *out);
-}
-static inline void doubles_fence(void)
-{
-}
-#endif
-
 /* n BF16 values at raw into out as doubles, raw inside out as
  * convert_elems allows: 64 at a time through a local copy (a block's
  * doubles end before the stored bytes still to read), so that the loop
@@ -195,9 +163,9 @@ static unsigned bf16_to_doubles(const unsigned char *raw, size_t n, double *out)
 			memcpy(&f, &u, sizeof f);
 			o[i] = f;
 		}
-		doubles_store(out + b, o, B);
+		stream_doubles(out + b, o, B);
 	}
-	doubles_fence();
+	stream_fence();
 	for (; b < n; b++) {
 		uint16_t h = ld16(raw + 2 * b);
 		any |= ((uint32_t)(h >> 7) & 0xff) + 1;
