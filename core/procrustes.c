@@ -120,11 +120,9 @@ HOT_CLONES
 void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size_t ldy,
 		  size_t rows, size_t cols)
 {
-	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
-	memcpy(dnl, r->dn, sizeof dnl);
-	memcpy(ynl, r->yn, sizeof ynl);
-	memcpy(dml, r->dm, sizeof dml);
-	memcpy(yml, r->ym, sizeof yml);
+	/* the lanes in a local copy, kept in registers by the loops */
+	RelDiff l = *r;
+	double *dnl = l.dn, *ynl = l.yn, *dml = l.dm, *yml = l.ym;
 	for (size_t i = 0; i < rows; i++) {
 		const double *x = X + i * ldx, *y = Y + i * ldy;
 		size_t j = 0;
@@ -134,21 +132,16 @@ void rel_diff_add(RelDiff *r, const double *X, size_t ldx, const double *Y, size
 		for (; j < cols; j++)
 			rel_diff_step(dnl, ynl, dml, yml, x[j], y[j]);
 	}
-	memcpy(r->dn, dnl, sizeof dnl);
-	memcpy(r->yn, ynl, sizeof ynl);
-	memcpy(r->dm, dml, sizeof dml);
-	memcpy(r->ym, yml, sizeof yml);
+	*r = l;
 }
 
 HOT_CLONES
 void rel_diff_add_pair(RelDiff *r, const double *x, double a, const double *z, double b,
 		       const double *y, size_t cols)
 {
-	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
-	memcpy(dnl, r->dn, sizeof dnl);
-	memcpy(ynl, r->yn, sizeof ynl);
-	memcpy(dml, r->dm, sizeof dml);
-	memcpy(yml, r->ym, sizeof yml);
+	/* the lanes in a local copy, kept in registers by the loops */
+	RelDiff l = *r;
+	double *dnl = l.dn, *ynl = l.yn, *dml = l.dm, *yml = l.ym;
 	size_t j = 0;
 	for (; j + REL_LANES <= cols; j += REL_LANES)
 		for (size_t k = 0; k < REL_LANES; k++)
@@ -156,10 +149,7 @@ void rel_diff_add_pair(RelDiff *r, const double *x, double a, const double *z, d
 				      a * x[j + k] + b * z[j + k], y[j + k]);
 	for (; j < cols; j++)
 		rel_diff_step(dnl, ynl, dml, yml, a * x[j] + b * z[j], y[j]);
-	memcpy(r->dn, dnl, sizeof dnl);
-	memcpy(r->yn, ynl, sizeof ynl);
-	memcpy(r->dm, dml, sizeof dml);
-	memcpy(r->ym, yml, sizeof yml);
+	*r = l;
 }
 
 double rel_diff_result(const RelDiff *r)

@@ -257,11 +257,9 @@ static void pairs_cols_diff(const double *dg, const double *off, size_t d, bool 
 			    const double *in, size_t ldi, size_t n, const double *B, size_t ldb,
 			    RelDiff *acc)
 {
-	double dnl[REL_LANES], ynl[REL_LANES], dml[REL_LANES], yml[REL_LANES];
-	memcpy(dnl, acc->dn, sizeof dnl);
-	memcpy(ynl, acc->yn, sizeof ynl);
-	memcpy(dml, acc->dm, sizeof dml);
-	memcpy(yml, acc->ym, sizeof yml);
+	/* the lanes in a local copy, kept in registers by the loops */
+	RelDiff l = *acc;
+	double *dnl = l.dn, *ynl = l.yn, *dml = l.dm, *yml = l.ym;
 	size_t h = d / 2;
 	for (size_t r = 0; r < n; r++) {
 		const double *x = in + r * ldi, *y = B + r * ldb;
@@ -283,10 +281,7 @@ static void pairs_cols_diff(const double *dg, const double *off, size_t d, bool 
 						      y[j + k]);
 		}
 	}
-	memcpy(acc->dn, dnl, sizeof dnl);
-	memcpy(acc->yn, ynl, sizeof ynl);
-	memcpy(acc->dm, dml, sizeof dml);
-	memcpy(acc->ym, yml, sizeof yml);
+	*acc = l;
 }
 
 void cols_rotate_diff(const double *R, size_t d, const double *in, size_t ldi, size_t n,
